@@ -1,0 +1,160 @@
+// One error class for the whole library. Every failure carries a stable `code` a program can
+// branch on, whether retrying can help (`isRetryable`), and a message that says what to do.
+// Errors cross Web Worker and HTTP boundaries as plain JSON and come back as the same class.
+
+export type ErrorCode =
+  | 'invalid_argument'
+  | 'tokenizer_invalid'
+  | 'template_failed'
+  | 'model_invalid'
+  | 'model_not_found'
+  | 'integrity_failed'
+  | 'download_failed'
+  | 'storage_quota_exceeded'
+  | 'context_length_exceeded'
+  | 'backend_unavailable'
+  | 'backend_failed'
+  | 'aborted'
+  | 'edge_unavailable'
+  | 'edge_failed'
+  | 'unauthorized'
+  | 'rate_limited'
+  | 'overloaded'
+  | 'not_found'
+  | 'payload_too_large'
+  | 'unsupported'
+  | 'internal'
+
+export interface SerializedError {
+  readonly name: string
+  readonly code: ErrorCode
+  readonly message: string
+  readonly isRetryable: boolean
+  /** The request field at fault (for invalid_argument), as a dotted path like `messages.0.content`. */
+  readonly param?: string
+  /** Seconds to wait before retrying (rate_limited / overloaded). */
+  readonly retryAfterSeconds?: number
+  /** Earlier failures that led here (a fallback chain lists every attempt). */
+  readonly attempts?: readonly SerializedError[]
+}
+
+export interface OndeviceErrorOptions {
+  readonly isRetryable?: boolean
+  readonly param?: string
+  readonly retryAfterSeconds?: number
+  readonly attempts?: readonly OndeviceError[]
+  readonly cause?: unknown
+}
+
+export class OndeviceError extends Error {
+  override readonly name: string = 'OndeviceError'
+  readonly code: ErrorCode
+  readonly isRetryable: boolean
+  readonly param: string | undefined
+  readonly retryAfterSeconds: number | undefined
+  readonly attempts: readonly OndeviceError[]
+
+  constructor(code: ErrorCode, message: string, options: OndeviceErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.isRetryable = options.isRetryable ?? false
+    this.param = options.param
+    this.retryAfterSeconds = options.retryAfterSeconds
+    this.attempts = options.attempts ?? []
+  }
+
+  toJSON(): SerializedError {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      isRetryable: this.isRetryable,
+      ...(this.param === undefined ? {} : { param: this.param }),
+      ...(this.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: this.retryAfterSeconds }),
+      ...(this.attempts.length === 0 ? {} : { attempts: this.attempts.map((a) => a.toJSON()) }),
+    }
+  }
+}
+
+/** A caller passed something wrong; `param` names it and the message says how to fix it. */
+export class InvalidArgumentError extends OndeviceError {
+  override readonly name: string = 'InvalidArgumentError'
+  constructor(param: string, message: string, options: Omit<OndeviceErrorOptions, 'param'> = {}) {
+    super('invalid_argument', message, { ...options, param })
+  }
+}
+
+/** The model package (or one of its files) is missing, malformed or fails its checks. */
+export class ModelError extends OndeviceError {
+  override readonly name: string = 'ModelError'
+}
+
+/** Downloading, storing or verifying package files failed. */
+export class StoreError extends OndeviceError {
+  override readonly name: string = 'StoreError'
+}
+
+/** The inference backend could not start or failed while running (the SDK hands off to the edge). */
+export class BackendError extends OndeviceError {
+  override readonly name: string = 'BackendError'
+}
+
+/** The prompt (plus the requested output) does not fit the model's context window. */
+export class ContextLengthError extends OndeviceError {
+  override readonly name: string = 'ContextLengthError'
+  constructor(message: string, options: OndeviceErrorOptions = {}) {
+    super('context_length_exceeded', message, options)
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class AbortedError extends OndeviceError {
+  override readonly name: string = 'AbortedError'
+  constructor(message = 'The request was aborted by its AbortSignal.', options: OndeviceErrorOptions = {}) {
+    super('aborted', message, options)
+  }
+}
+
+/** The edge worker refused or failed the request (carries the HTTP status where there was one). */
+export class EdgeError extends OndeviceError {
+  override readonly name: string = 'EdgeError'
+}
+
+const constructors: Record<string, (s: SerializedError) => OndeviceError> = {
+  InvalidArgumentError: (s) => new InvalidArgumentError(s.param ?? '', s.message, options(s)),
+  ModelError: (s) => new ModelError(s.code, s.message, options(s)),
+  StoreError: (s) => new StoreError(s.code, s.message, options(s)),
+  BackendError: (s) => new BackendError(s.code, s.message, options(s)),
+  ContextLengthError: (s) => new ContextLengthError(s.message, options(s)),
+  AbortedError: (s) => new AbortedError(s.message, options(s)),
+  EdgeError: (s) => new EdgeError(s.code, s.message, options(s)),
+}
+
+function options(s: SerializedError): OndeviceErrorOptions {
+  return {
+    isRetryable: s.isRetryable,
+    ...(s.param === undefined ? {} : { param: s.param }),
+    ...(s.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: s.retryAfterSeconds }),
+    attempts: (s.attempts ?? []).map(deserializeError),
+  }
+}
+
+/** Rebuilds the error class from its JSON form (what `toJSON` or `serializeError` produced). */
+export function deserializeError(serialized: SerializedError): OndeviceError {
+  const make = constructors[serialized.name]
+  return make ? make(serialized) : new OndeviceError(serialized.code, serialized.message, options(serialized))
+}
+
+/** Any thrown value as JSON; foreign errors become `internal` with their message kept. */
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof OndeviceError) return error.toJSON()
+  const message = error instanceof Error ? error.message : String(error)
+  return { name: 'OndeviceError', code: 'internal', message, isRetryable: false }
+}
+
+/** Wraps a foreign error so callers see one class; OndeviceErrors pass through unchanged. */
+export function toOndeviceError(error: unknown, code: ErrorCode = 'internal', isRetryable = false): OndeviceError {
+  if (error instanceof OndeviceError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new OndeviceError(code, message, { isRetryable, cause: error })
+}

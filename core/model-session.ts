@@ -1,0 +1,41 @@
+// The one interface between the shared generation loop and whatever runs the model: ONNX
+// Runtime (web or node), a test double, or anything else. A session owns its cache (KV and, for
+// Qwen3.5, conv/recurrent state) and always knows which token ids that cache holds.
+
+export interface ModelSessionInfo {
+  /** Model id (package name), for usage reports and fingerprints. */
+  readonly modelId: string
+  /** Length of every logits vector this session returns. */
+  readonly vocabularySize: number
+  /** Most tokens the cache may hold (prompt + output). */
+  readonly contextLength: number
+  /** Where it runs: 'wasm' | 'webgpu' | 'native' | 'test' | ... */
+  readonly backend: string
+  /** Weight format that was loaded: 'fp32' | 'fp16' | 'q4' | 'q4f16' | 'q8' | ... */
+  readonly dtype: string
+}
+
+export interface RunOptions {
+  readonly signal?: AbortSignal
+}
+
+export interface ModelSession {
+  readonly info: ModelSessionInfo
+  /** The token ids the cache holds now, oldest first. */
+  readonly tokens: readonly number[]
+  /**
+   * Appends `tokenIds` (at least one) to the cache and returns the logits for the position after
+   * the last of them: a Float32Array of `info.vocabularySize` that the caller may modify.
+   * Prefill of many tokens and decode of one are the same call.
+   */
+  append(tokenIds: readonly number[], options?: RunOptions): Promise<Float32Array>
+  /**
+   * Drops the cache back to its first `length` tokens. Returns false when the session cannot
+   * (a recurrent state with no checkpoint at that length); the caller then resets and re-feeds.
+   */
+  rewind(length: number): Promise<boolean>
+  /** Empties the cache. */
+  reset(): Promise<void>
+  /** Frees the backend resources. The session is unusable afterwards. */
+  dispose(): Promise<void>
+}

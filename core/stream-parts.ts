@@ -1,0 +1,67 @@
+// What a generation yields, as a typed union (the Vercel AI SDK's stream-part shape). The core
+// loop produces text-delta and finish; the SDK adds route, handoff and error around them.
+import type { SerializedError } from './errors.ts'
+
+export type FinishReason = 'stop' | 'length' | 'abort' | 'error'
+
+export type Route = 'device' | 'edge' | 'device+edge'
+
+export interface Usage {
+  readonly promptTokens: number
+  readonly completionTokens: number
+  /** Milliseconds from the request to the first generated token. */
+  readonly timeToFirstTokenMs: number
+  readonly prefillTokensPerSecond: number
+  readonly decodeTokensPerSecond: number
+  /** Where it ran: 'wasm' | 'webgpu' | 'native' | ... (ModelSessionInfo.backend). */
+  readonly backend?: string
+  /** Weight format used (ModelSessionInfo.dtype). */
+  readonly dtype?: string
+  readonly route?: Route
+  /** Why it ran there, in words a person can read. */
+  readonly routeReason?: string
+}
+
+export interface TextDeltaPart {
+  readonly type: 'text-delta'
+  /** Complete UTF-8 characters only; never a half character, never a stop string. */
+  readonly text: string
+  /** The token ids this delta came from (may be empty when text was held back earlier). */
+  readonly tokenIds: readonly number[]
+}
+
+export interface FinishPart {
+  readonly type: 'finish'
+  readonly finishReason: FinishReason
+  /** Every generated token id, in order (for continuation/handoff). */
+  readonly tokenIds: readonly number[]
+  /** The full generated text, after stop-string trimming. */
+  readonly text: string
+  /** Index of the next sampler draw: resuming generation elsewhere starts at this step. */
+  readonly nextStep: number
+  readonly usage: Usage
+}
+
+export interface RoutePart {
+  readonly type: 'route'
+  readonly route: Route
+  readonly reason: string
+}
+
+export interface HandoffPart {
+  readonly type: 'handoff'
+  readonly reason: string
+  /** Tokens already produced on the device when the edge took over. */
+  readonly completedTokens: number
+}
+
+export interface ErrorPart {
+  readonly type: 'error'
+  readonly error: SerializedError
+}
+
+/** What core's `generate()` yields. */
+export type GenerationPart = TextDeltaPart | FinishPart
+
+/** What the SDK's `stream()` yields. */
+export type StreamPart = GenerationPart | RoutePart | HandoffPart | ErrorPart

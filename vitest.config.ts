@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config'
+
+// One config for the whole suite. Unit tests sit next to the code (x.test.ts); what crosses
+// folders lives in test/. Servers that tests need (wrangler dev, ondevice serve, a static server
+// for Chromium) are started by the tests themselves on 127.0.0.1 and stopped by PID.
+export default defineConfig({
+  test: {
+    include: ['**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**', '**/.wrangler/**'],
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    // Two cores in CI: model tests are CPU-bound, so more parallel files only thrash.
+    maxWorkers: 2,
+  },
+})
