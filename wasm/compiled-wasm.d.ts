@@ -1,0 +1,6 @@
+// wrangler's CompiledWasm rule turns a `.wasm` import into a precompiled WebAssembly.Module
+// (Workers forbid compiling WebAssembly from bytes at run time).
+declare module 'onnxruntime-web/ort-wasm-simd-threaded.wasm' {
+  const compiledModule: WebAssembly.Module
+  export default compiledModule
+}
