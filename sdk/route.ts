@@ -1,0 +1,331 @@
+// Where the next request runs, and why. A pure function of what the device can do, what the
+// package needs, the developer's policy and thresholds, and whether an edge exists: no I/O, so
+// every decision is reproducible in a table test and its reason can be shown to a person.
+import { InvalidArgumentError } from '../core/errors.ts'
+
+export type RoutePolicy = 'prefer-device' | 'device-only' | 'edge-only' | 'prefer-edge'
+
+export const routePolicies: readonly RoutePolicy[] = ['prefer-device', 'device-only', 'edge-only', 'prefer-edge']
+
+export type DeviceBackend = 'webgpu' | 'wasm' | 'native'
+
+/** What the device can do, as the runtime's capability probe reports it (every field optional but the flags). */
+export interface DeviceCapabilities {
+  /** WebGPU: whether an adapter was found, its features and the limits that bound weight buffers. */
+  readonly webgpu?: {
+    readonly available: boolean
+    readonly features?: readonly string[]
+    readonly maxBufferSize?: number
+    readonly maxStorageBufferBindingSize?: number
+    /** Why no adapter, when there is none (e.g. "navigator.gpu missing"). */
+    readonly reason?: string
+  }
+  /** WebAssembly can run ORT here (true in every current browser, Node and workerd). */
+  readonly wasm: boolean
+  /** onnxruntime-node is usable (Node only). */
+  readonly native?: boolean
+  /** Memory the device has, in bytes (navigator.deviceMemory × 2³⁰ in browsers, os.totalmem() in Node). */
+  readonly deviceMemoryBytes?: number
+  /** Logical CPU cores (navigator.hardwareConcurrency / os.availableParallelism()). */
+  readonly cores?: number
+  /** Storage estimate (navigator.storage.estimate() / the cache folder's file system). */
+  readonly storage?: { readonly quotaBytes: number; readonly usageBytes: number }
+  readonly online: boolean
+  /** The user asked to save data (navigator.connection.saveData). */
+  readonly saveData?: boolean
+  /** The connection is metered (cellular), where known. */
+  readonly metered?: boolean
+  /** Decode speed measured by a short probe run on the loaded model, when one ran. */
+  readonly probeTokensPerSecond?: number
+}
+
+/** What running the package on this device takes. */
+export interface PackageInfo {
+  /** A short name for messages, e.g. "Qwen3.5-0.8B q4". */
+  readonly name: string
+  readonly dtype?: string
+  /** Bytes still to download for the chosen dtype (0 when cached). */
+  readonly downloadBytes: number
+  /** Memory needed to run it (weights + cache), from the manifest's estimate. */
+  readonly estimatedMemoryBytes?: number
+  /** Every file of the chosen dtype is stored and verified. */
+  readonly cached: boolean
+  /** Weights stored as fp16 need the WebGPU shader-f16 feature to run on WebGPU. */
+  readonly requiresShaderF16?: boolean
+  /** The largest single weight tensor, which has to fit one GPU buffer. */
+  readonly largestTensorBytes?: number
+}
+
+export interface RouteThresholds {
+  /** Below this probe decode speed the device is too slow (and, during a stream, triggers a handoff). */
+  readonly minDeviceTokensPerSecond: number
+  /** Never download a package larger than this. */
+  readonly maxDownloadBytes: number
+  /** Download on a metered connection or with saveData on. */
+  readonly allowMeteredDownload: boolean
+  /** Part of the device's memory the model may take (browsers get only a share of it). */
+  readonly maxMemoryFraction: number
+  /** A stream slower than minDeviceTokensPerSecond over this many tokens hands off to the edge. */
+  readonly slowDecodeWindowTokens: number
+}
+
+export const defaultThresholds: RouteThresholds = {
+  minDeviceTokensPerSecond: 8,
+  maxDownloadBytes: 2 * 1024 ** 3,
+  allowMeteredDownload: false,
+  maxMemoryFraction: 0.5,
+  slowDecodeWindowTokens: 16,
+}
+
+export interface EdgeAvailability {
+  /** The developer gave an edge URL. */
+  readonly configured: boolean
+  /** False once a request to it failed to connect (unknown = assume reachable). */
+  readonly reachable?: boolean
+}
+
+export interface RouteDecision {
+  /** 'none' when neither side can answer: `reason` says why. */
+  readonly route: 'device' | 'edge' | 'none'
+  readonly reason: string
+  /** Answer from the edge now and download the package meanwhile; the device takes over once verified. */
+  readonly backgroundDownload?: boolean
+  /** The device route must download the package first (no edge to answer meanwhile). */
+  readonly downloadFirst?: boolean
+  /** The device backend to use when route is 'device' (or when a background download is planned). */
+  readonly backend?: DeviceBackend
+  /** Where to go if the chosen route fails (before or during an answer). */
+  readonly fallback?: 'device' | 'edge'
+}
+
+const gib = 1024 ** 3
+
+/** Bytes as a person reads them: "1.1 GB", "350 MB". */
+export function formatBytes(bytes: number): string {
+  if (bytes >= gib) return `${trim(bytes / gib)} GB`
+  if (bytes >= 1024 ** 2) return `${trim(bytes / 1024 ** 2)} MB`
+  if (bytes >= 1024) return `${trim(bytes / 1024)} KB`
+  return `${bytes} B`
+}
+
+function trim(value: number): string {
+  return value >= 10 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, '')
+}
+
+interface DeviceAssessment {
+  /** The device can run the package (ignoring whether it may download it now). */
+  readonly canRun: boolean
+  readonly backend: DeviceBackend | undefined
+  /** Why it can't, or notes on how it would run. */
+  readonly problems: readonly string[]
+  readonly facts: readonly string[]
+  /** Download state when not cached: 'ok' | blocked for a reason. */
+  readonly download: { readonly possible: boolean; readonly soft: boolean; readonly why?: string }
+}
+
+function assessDevice(
+  capabilities: DeviceCapabilities,
+  packageInfo: PackageInfo,
+  thresholds: RouteThresholds,
+): DeviceAssessment {
+  const problems: string[] = []
+  const facts: string[] = []
+  const needs = packageInfo.estimatedMemoryBytes
+
+  // Backend: WebGPU when its adapter can hold the package, else native (Node), else WASM.
+  let backend: DeviceBackend | undefined
+  const gpu = capabilities.webgpu
+  let gpuProblem: string | undefined
+  if (gpu?.available) {
+    const features = gpu.features ?? []
+    const maxBuffer = Math.min(gpu.maxBufferSize ?? Infinity, gpu.maxStorageBufferBindingSize ?? Infinity)
+    if (packageInfo.requiresShaderF16 && !features.includes('shader-f16')) {
+      gpuProblem = 'WebGPU without shader-f16 (the package stores fp16 weights)'
+    } else if (packageInfo.largestTensorBytes !== undefined && packageInfo.largestTensorBytes > maxBuffer) {
+      gpuProblem = `WebGPU buffers limited to ${formatBytes(maxBuffer)} (largest tensor ${formatBytes(packageInfo.largestTensorBytes)})`
+    } else {
+      backend = 'webgpu'
+    }
+  } else {
+    gpuProblem = gpu?.reason ? `no WebGPU (${gpu.reason})` : 'no WebGPU'
+  }
+  if (backend === undefined && capabilities.native) backend = 'native'
+  if (backend === undefined && capabilities.wasm) backend = 'wasm'
+  if (backend === undefined) {
+    problems.push(`${gpuProblem ?? 'no WebGPU'} and no WebAssembly`)
+  } else if (backend !== 'webgpu' && gpuProblem && capabilities.webgpu !== undefined) {
+    facts.push(gpuProblem)
+  }
+
+  // Memory: the estimate against the share of device memory a page may take; WASM also has a 4 GB heap.
+  if (needs !== undefined && capabilities.deviceMemoryBytes !== undefined) {
+    const allowed = capabilities.deviceMemoryBytes * thresholds.maxMemoryFraction
+    if (needs > allowed) {
+      problems.push(
+        `${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory: the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
+      )
+    } else {
+      facts.push(`${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory fits ~${formatBytes(needs)}`)
+    }
+  }
+  if (backend === 'wasm' && needs !== undefined && needs > 4 * gib) {
+    problems.push(`the WASM heap is limited to 4 GB and the ${packageInfo.name} package needs ~${formatBytes(needs)}`)
+  }
+
+  // Speed: only a run on this device says; capability flags don't predict it.
+  if (capabilities.probeTokensPerSecond !== undefined) {
+    const rate = capabilities.probeTokensPerSecond
+    const min = thresholds.minDeviceTokensPerSecond
+    if (rate < min) problems.push(`probe ran at ${rate.toFixed(1)} tok/s < ${min} tok/s`)
+    else facts.push(`probe ran at ${rate.toFixed(1)} tok/s ≥ ${min} tok/s`)
+  }
+
+  // Download: hard limits (offline, too big, no room) and the soft one (metered / saveData).
+  let download: DeviceAssessment['download'] = { possible: true, soft: false }
+  if (!packageInfo.cached) {
+    const bytes = packageInfo.downloadBytes
+    const free = capabilities.storage ? capabilities.storage.quotaBytes - capabilities.storage.usageBytes : undefined
+    if (!capabilities.online) {
+      download = { possible: false, soft: false, why: 'offline and the package is not cached' }
+    } else if (bytes > thresholds.maxDownloadBytes) {
+      download = {
+        possible: false,
+        soft: false,
+        why: `the download (${formatBytes(bytes)}) exceeds maxDownloadBytes (${formatBytes(thresholds.maxDownloadBytes)})`,
+      }
+    } else if (free !== undefined && free < bytes) {
+      download = {
+        possible: false,
+        soft: false,
+        why: `${formatBytes(Math.max(0, free))} of storage free, the package needs ${formatBytes(bytes)}`,
+      }
+    } else if ((capabilities.saveData || capabilities.metered) && !thresholds.allowMeteredDownload) {
+      const what = capabilities.saveData ? 'saveData is on' : 'the connection is metered'
+      download = { possible: false, soft: true, why: `${what} and allowMeteredDownload is false` }
+    }
+  }
+  return { canRun: problems.length === 0, backend, problems, facts, download }
+}
+
+function validatePolicy(policy: unknown): asserts policy is RoutePolicy {
+  if (!routePolicies.includes(policy as RoutePolicy)) {
+    throw new InvalidArgumentError(
+      'policy',
+      `Unknown policy ${JSON.stringify(policy)}: use one of ${routePolicies.map((p) => `'${p}'`).join(', ')}.`,
+    )
+  }
+}
+
+/**
+ * Decides where the next request runs. Every decision carries a reason a person can read, e.g.
+ * "no WebGPU and 2 GB deviceMemory: the Qwen3.5-0.8B q4 package needs ~1.1 GB; probe ran at 3.2 tok/s < 8 tok/s".
+ */
+export function decideRoute(
+  capabilities: DeviceCapabilities,
+  packageInfo: PackageInfo,
+  policy: RoutePolicy = 'prefer-device',
+  thresholds: Partial<RouteThresholds> = {},
+  edge: EdgeAvailability = { configured: true },
+): RouteDecision {
+  validatePolicy(policy)
+  const limits: RouteThresholds = { ...defaultThresholds, ...thresholds }
+  const device = assessDevice(capabilities, packageInfo, limits)
+  const edgeUsable = edge.configured && capabilities.online && edge.reachable !== false
+  const edgeWhy = !edge.configured
+    ? 'no edge is configured'
+    : !capabilities.online
+      ? 'offline'
+      : edge.reachable === false
+        ? 'the edge is unreachable'
+        : 'the edge is available'
+
+  // Why the device can't, as one clause: the missing backend first, then memory, then speed.
+  const deviceWhyNot = device.problems.length > 0 ? joinClauses(device.problems, device.facts) : undefined
+  const running = device.backend ? ` on ${device.backend}` : ''
+  const cachedWhy = packageInfo.cached ? 'the package is cached' : `the package (${formatBytes(packageInfo.downloadBytes)}) is not cached`
+  const factsSuffix = device.facts.length > 0 ? ` (${device.facts.join('; ')})` : ''
+
+  const deviceNow = (prefix: string, fallback?: 'edge'): RouteDecision => ({
+    route: 'device',
+    reason: `${prefix}${cachedWhy}${running ? `; running${running}` : ''}${factsSuffix}${capabilities.online ? '' : '; offline: no network needed'}`,
+    ...(device.backend ? { backend: device.backend } : {}),
+    ...(fallback ? { fallback } : {}),
+  })
+  const deviceAfterDownload = (prefix: string, fallback?: 'edge'): RouteDecision => ({
+    route: 'device',
+    reason: `${prefix}${cachedWhy}: downloading it first, then running${running}${factsSuffix}${
+      device.download.soft ? ` (${device.download.why}, but there is no other way to answer)` : ''
+    }`,
+    downloadFirst: true,
+    ...(device.backend ? { backend: device.backend } : {}),
+    ...(fallback ? { fallback } : {}),
+  })
+  const none = (reason: string): RouteDecision => ({ route: 'none', reason })
+
+  switch (policy) {
+    case 'edge-only':
+      return edgeUsable
+        ? { route: 'edge', reason: 'policy edge-only' }
+        : none(`policy edge-only but ${edgeWhy}: configure edge.url or choose another policy`)
+
+    case 'device-only': {
+      if (deviceWhyNot) return none(`policy device-only but the device can't run the package: ${deviceWhyNot}`)
+      if (packageInfo.cached) return deviceNow('policy device-only: ')
+      if (!device.download.possible && !device.download.soft) {
+        return none(`policy device-only but ${device.download.why}`)
+      }
+      return deviceAfterDownload('policy device-only: ')
+    }
+
+    case 'prefer-edge': {
+      const deviceFallback = !deviceWhyNot && (packageInfo.cached || device.download.possible || device.download.soft)
+      if (edgeUsable) {
+        return {
+          route: 'edge',
+          reason: 'policy prefer-edge: the edge is available',
+          ...(deviceFallback ? { fallback: 'device' as const } : {}),
+        }
+      }
+      if (deviceWhyNot) return none(`policy prefer-edge: ${edgeWhy} and the device can't run the package: ${deviceWhyNot}`)
+      if (packageInfo.cached) return deviceNow(`policy prefer-edge but ${edgeWhy}, falling back to the device: `)
+      if (!device.download.possible && !device.download.soft) {
+        return none(`policy prefer-edge: ${edgeWhy} and ${device.download.why}`)
+      }
+      return deviceAfterDownload(`policy prefer-edge but ${edgeWhy}, falling back to the device: `)
+    }
+
+    default: {
+      // prefer-device: the device when it can, the edge while it can't yet, the edge as the safety net.
+      const fallback = edgeUsable ? ('edge' as const) : undefined
+      if (deviceWhyNot) {
+        return edgeUsable
+          ? { route: 'edge', reason: `${deviceWhyNot}: answering from the edge` }
+          : none(`the device can't run the package (${deviceWhyNot}) and ${edgeWhy}`)
+      }
+      if (packageInfo.cached) return deviceNow('', fallback)
+      if (device.download.possible) {
+        // Never make the user wait for a download while an edge can answer.
+        return edgeUsable
+          ? {
+              route: 'edge',
+              reason: `${cachedWhy}: answering from the edge while it downloads in the background`,
+              backgroundDownload: true,
+              ...(device.backend ? { backend: device.backend } : {}),
+              fallback: 'device',
+            }
+          : deviceAfterDownload(`${edgeWhy}: `)
+      }
+      if (edgeUsable) return { route: 'edge', reason: `${cachedWhy} and ${device.download.why}: answering from the edge` }
+      if (device.download.soft) return deviceAfterDownload(`${edgeWhy}: `)
+      return none(`${cachedWhy}, ${device.download.why}, and ${edgeWhy}`)
+    }
+  }
+}
+
+function joinClauses(problems: readonly string[], facts: readonly string[]): string {
+  // "no WebGPU and 2 GB deviceMemory: ..." reads better than two sentences when the GPU note leads.
+  const gpuFact = facts.find((fact) => fact.startsWith('no WebGPU') || fact.startsWith('WebGPU'))
+  const [first, ...rest] = problems
+  const head = gpuFact ? `${gpuFact} and ${first}` : first
+  return [head, ...rest].join(', ')
+}
