@@ -120,7 +120,25 @@ export class EdgeError extends OndeviceError {
   override readonly name: string = 'EdgeError'
 }
 
+/** A tokenizer file is missing, is not JSON, or describes a tokenizer we cannot build. */
+export class TokenizerError extends OndeviceError {
+  override readonly name: string = 'TokenizerError'
+  constructor(message: string, options: OndeviceErrorOptions = {}) {
+    super('tokenizer_invalid', message, options)
+  }
+}
+
+/** The chat template failed to parse or render (the message names the template's own complaint). */
+export class TemplateError extends OndeviceError {
+  override readonly name: string = 'TemplateError'
+  constructor(message: string, options: OndeviceErrorOptions = {}) {
+    super('template_failed', message, options)
+  }
+}
+
 const constructors: Record<string, (s: SerializedError) => OndeviceError> = {
+  TokenizerError: (s) => new TokenizerError(s.message, options(s)),
+  TemplateError: (s) => new TemplateError(s.message, options(s)),
   InvalidArgumentError: (s) => new InvalidArgumentError(s.param ?? '', s.message, options(s)),
   ModelError: (s) => new ModelError(s.code, s.message, options(s)),
   StoreError: (s) => new StoreError(s.code, s.message, options(s)),

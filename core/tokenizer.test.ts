@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest'
+import { qwen3Tokenizer, qwen3TokenizerFiles } from '../test/support/qwen3-tokenizer.ts'
+import { InvalidArgumentError, TokenizerError } from './errors.ts'
+import { Tokenizer } from './tokenizer.ts'
+
+// Lone surrogates cannot be UTF-8: they come back as U+FFFD, like TextEncoder does.
+function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+}
+
+const hardCases = [
+  'Hello, my dog is cute. 你好世界 1234',
+  '日本語のテキストと한국어 문장, 中文标点：“引号”。',
+  'Emoji 😀 and ZWJ families 👨‍👩‍👧‍👦 👩🏽‍💻 flags 🇫🇷🇯🇵 keycap 1️⃣',
+  'Combining marks: e\u0301 a\u0308 n\u0303 \u0915\u094D\u0937 Z\u0351\u0357\u0300a\u0316l\u0489g\u0353o',
+  'Decomposed café (cafe\u0301) and Angstrom \u212B and ﬁ ligature',
+  'function f(x) {\n\treturn x => x ** 2 // comment\n}\n\n\n    indented    spaces\t\ttabs',
+  '   leading and trailing   \n\n\r\n \u00A0nbsp\u2003em space\u200Bzero width ',
+  'Arabic مرحبا بالعالم and Hebrew שלום עולם, Thai สวัสดีชาวโลก, Devanagari नमस्ते दुनिया',
+  'Math ∑∫√∞ ≠ ≤ ≥ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟘𝟙𝟚 and old Italic 𐌀𐌁𐌂',
+  'Invalid surrogates: \uD800 alone, \uDC00 alone, reversed \uDC00\uD800 end\uD83D',
+  '<|im_start|>user\nspecial tokens inline<|im_end|>',
+  '',
+]
+
+describe('Tokenizer (real Qwen3 tokenizer.json)', () => {
+  const tokenizer = qwen3Tokenizer()
+
+  it('encodes the reference sentence to the published ids', () => {
+    expect(tokenizer.encode('Hello, my dog is cute. 你好世界 1234')).toEqual([
+      9707, 11, 847, 5562, 374, 18838, 13, 220, 108386, 99489, 220, 16, 17, 18, 19,
+    ])
+  })
+
+  it('knows the special tokens, EOS ids and vocabulary size', () => {
+    expect(tokenizer.tokenToId('<|im_start|>')).toBe(151644)
+    expect(tokenizer.tokenToId('<|im_end|>')).toBe(151645)
+    expect(tokenizer.idToToken(151644)).toBe('<|im_start|>')
+    expect(tokenizer.encode('<|im_start|>user\nhi<|im_end|>')).toEqual([151644, 872, 198, 6023, 151645])
+    expect(tokenizer.eosTokenIds).toEqual([151645, 151643])
+    expect(tokenizer.vocabularySize).toBe(151669)
+    expect(tokenizer.isSpecialToken(151644)).toBe(true)
+    expect(tokenizer.isSpecialToken(9707)).toBe(false)
+    expect(tokenizer.decode([151644, 872], { skipSpecialTokens: true })).toBe('user')
+  })
+
+  it('takes EOS from tokenizer_config.json when no generation config is given', () => {
+    const { tokenizerJson, tokenizerConfigJson } = qwen3TokenizerFiles()
+    const plain = Tokenizer.fromFiles({
+      tokenizerJson,
+      ...(tokenizerConfigJson === undefined ? {} : { tokenizerConfigJson }),
+    })
+    expect(plain.eosTokenIds).toEqual([151645])
+    expect(plain.bosTokenId).toBeUndefined()
+  })
+
+  it.each(hardCases.map((text) => [JSON.stringify(text).slice(0, 40), text]))(
+    'round-trips %s to its NFC form',
+    (_label, text) => {
+      const ids = tokenizer.encode(text)
+      expect(tokenizer.decode(ids)).toBe(wellFormed(text).normalize('NFC'))
+    },
+  )
+
+  it('returns ids with their vocabulary pieces', () => {
+    const { ids, pieces } = tokenizer.tokenize('Hello world')
+    expect(ids).toEqual([9707, 1879])
+    expect(pieces).toEqual(['Hello', 'Ġworld'])
+  })
+
+  it('rejects bad input with errors that name the field', () => {
+    expect(() => Tokenizer.fromFiles({ tokenizerJson: '{ not json' })).toThrow(TokenizerError)
+    expect(() => Tokenizer.fromFiles({ tokenizerJson: '{ not json' })).toThrow(/tokenizerJson is not valid JSON/)
+    expect(() => Tokenizer.fromFiles({ tokenizerJson: '{}' })).toThrow(/no "model" section/)
+    expect(() => Tokenizer.fromFiles({ tokenizerJson: '[1]' })).toThrow(/must hold a JSON object/)
+    expect(() => tokenizer.decode([1, -3])).toThrow(InvalidArgumentError)
+    expect(() => tokenizer.decode([1, 999_999])).toThrow(/ids\.1|not in this tokenizer/)
+    expect(() => tokenizer.encode(42 as unknown as string)).toThrow(/takes a string/)
+  })
+})

@@ -1,0 +1,225 @@
+// The model's own tokenizer, loaded from Hugging Face files (tokenizer.json and friends) through
+// @huggingface/tokenizers, plus what generation needs around it: EOS ids from the configs, the
+// BOS token, the chat template, and a vocabulary size to check ids against.
+import { Tokenizer as HuggingFaceTokenizer } from '@huggingface/tokenizers'
+import { type ChatMessage, type ChatTool, renderChatTemplate } from './chat-template.ts'
+import { InvalidArgumentError, TokenizerError } from './errors.ts'
+
+/** The files of a model package that describe its tokenizer, as text or already parsed. */
+export interface TokenizerFiles {
+  readonly tokenizerJson: string | object
+  readonly tokenizerConfigJson?: string | object
+  readonly configJson?: string | object
+  readonly generationConfigJson?: string | object
+  /** chat_template.jinja, which wins over tokenizer_config.json's `chat_template`. */
+  readonly chatTemplate?: string
+}
+
+export interface EncodeOptions {
+  /** Add BOS/EOS as the tokenizer's post-processor says (Hugging Face's default: true). */
+  readonly addSpecialTokens?: boolean
+}
+
+export interface DecodeOptions {
+  /** Drop special tokens (`<|im_end|>`, `<s>`, ...) from the text. Default false. */
+  readonly skipSpecialTokens?: boolean
+}
+
+export interface ApplyChatTemplateOptions {
+  /** Append the opening of an assistant turn. Default true. */
+  readonly addGenerationPrompt?: boolean
+  readonly enableThinking?: boolean
+  readonly tools?: readonly ChatTool[]
+  readonly extraVariables?: Readonly<Record<string, unknown>>
+}
+
+type JsonObject = Record<string, unknown>
+
+export class Tokenizer {
+  readonly eosTokenIds: readonly number[]
+  readonly bosTokenId: number | undefined
+  /** One past the largest token id the tokenizer knows (the model's logits may be longer: padding). */
+  readonly vocabularySize: number
+  readonly chatTemplate: string | undefined
+  readonly bosToken: string | undefined
+  readonly eosToken: string | undefined
+  readonly #tokenizer: HuggingFaceTokenizer
+  readonly #specialTokenIds: ReadonlySet<number>
+
+  private constructor(tokenizerJson: JsonObject, files: TokenizerFiles) {
+    const tokenizerConfig = parseJsonFile(files.tokenizerConfigJson, 'tokenizerConfigJson') ?? {}
+    const config = parseJsonFile(files.configJson, 'configJson') ?? {}
+    const generationConfig = parseJsonFile(files.generationConfigJson, 'generationConfigJson') ?? {}
+    if (typeof tokenizerJson['model'] !== 'object' || tokenizerJson['model'] === null) {
+      throw new TokenizerError(
+        'tokenizer.json has no "model" section: this is not a Hugging Face tokenizer.json. Export it with `tokenizer.save_pretrained()`.',
+      )
+    }
+    try {
+      this.#tokenizer = new HuggingFaceTokenizer(tokenizerJson, tokenizerConfig)
+    } catch (error) {
+      throw new TokenizerError(
+        `tokenizer.json could not be loaded (${error instanceof Error ? error.message : String(error)}). Check that it comes from a Hugging Face tokenizer.`,
+        { cause: error },
+      )
+    }
+    const vocabulary = this.#tokenizer.get_vocab(true)
+    let largest = -1
+    for (const id of vocabulary.values()) if (id > largest) largest = id
+    this.vocabularySize = largest + 1
+
+    const special = new Set<number>()
+    for (const [id, token] of this.#tokenizer.get_added_tokens_decoder()) if (token.special) special.add(id)
+    this.#specialTokenIds = special
+
+    this.bosToken = tokenText(tokenizerConfig['bos_token'])
+    this.eosToken = tokenText(tokenizerConfig['eos_token'])
+    const bosFromConfig = firstId(generationConfig['bos_token_id']) ?? firstId(config['bos_token_id'])
+    this.bosTokenId = bosFromConfig ?? (this.bosToken === undefined ? undefined : this.tokenToId(this.bosToken))
+
+    // EOS: every id any config names (generation_config lists all of Qwen's stop ids).
+    const eos: number[] = []
+    const add = (id: number | undefined): void => {
+      if (id !== undefined && !eos.includes(id)) eos.push(id)
+    }
+    for (const id of allIds(generationConfig['eos_token_id'])) add(id)
+    for (const id of allIds(config['eos_token_id'])) add(id)
+    if (this.eosToken !== undefined) add(this.tokenToId(this.eosToken))
+    this.eosTokenIds = eos
+
+    const template = files.chatTemplate ?? tokenizerConfig['chat_template']
+    this.chatTemplate = typeof template === 'string' && template.length > 0 ? template : undefined
+  }
+
+  /** Builds a tokenizer from a package's files; throws TokenizerError naming the file that is wrong. */
+  static fromFiles(files: TokenizerFiles): Tokenizer {
+    if (typeof files !== 'object' || files === null) {
+      throw new InvalidArgumentError('files', 'Pass { tokenizerJson, tokenizerConfigJson?, ... } to Tokenizer.fromFiles.')
+    }
+    const tokenizerJson = parseJsonFile(files.tokenizerJson, 'tokenizerJson')
+    if (tokenizerJson === undefined) {
+      throw new InvalidArgumentError('tokenizerJson', 'tokenizerJson is required: pass the text of tokenizer.json.')
+    }
+    if (files.chatTemplate !== undefined && typeof files.chatTemplate !== 'string') {
+      throw new InvalidArgumentError('chatTemplate', 'chatTemplate must be the text of chat_template.jinja.')
+    }
+    return new Tokenizer(tokenizerJson, files)
+  }
+
+  /** Text to token ids. Lone surrogates become U+FFFD (UTF-8 cannot carry them). */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (typeof text !== 'string') {
+      throw new InvalidArgumentError('text', `encode() takes a string (got ${typeof text}).`)
+    }
+    return this.#tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids
+  }
+
+  /** Token ids and their vocabulary pieces (as stored, e.g. `Ġworld`), for inspection. */
+  tokenize(text: string, options: EncodeOptions = {}): { ids: number[]; pieces: string[] } {
+    if (typeof text !== 'string') {
+      throw new InvalidArgumentError('text', `tokenize() takes a string (got ${typeof text}).`)
+    }
+    const encoding = this.#tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true })
+    return { ids: encoding.ids, pieces: encoding.tokens }
+  }
+
+  /** Token ids to text. Incomplete UTF-8 at the end shows as U+FFFD (see TextStream for streaming). */
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    if (!Array.isArray(ids)) throw new InvalidArgumentError('ids', 'decode() takes an array of token ids.')
+    for (let index = 0; index < ids.length; index++) {
+      const id = ids[index]!
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabularySize) {
+        throw new InvalidArgumentError(
+          `ids.${index}`,
+          `Token id ${id} is not in this tokenizer's vocabulary (0..${this.vocabularySize - 1}).`,
+        )
+      }
+    }
+    if (ids.length === 0) return ''
+    return this.#tokenizer.decode(ids as number[], {
+      skip_special_tokens: options.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: false,
+    })
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.#tokenizer.token_to_id(token)
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.#tokenizer.id_to_token(id)
+  }
+
+  isSpecialToken(id: number): boolean {
+    return this.#specialTokenIds.has(id)
+  }
+
+  /** The model's chat template rendered for `messages` (throws when the model has none). */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): string {
+    if (this.chatTemplate === undefined) {
+      throw new InvalidArgumentError(
+        'messages',
+        'This tokenizer has no chat template (no chat_template in tokenizer_config.json or chat_template.jinja): use a plain text prompt, or add a template to the package.',
+      )
+    }
+    return renderChatTemplate(this.chatTemplate, {
+      messages,
+      addGenerationPrompt: options.addGenerationPrompt ?? true,
+      ...(options.enableThinking === undefined ? {} : { enableThinking: options.enableThinking }),
+      ...(options.tools === undefined ? {} : { tools: options.tools }),
+      ...(options.extraVariables === undefined ? {} : { extraVariables: options.extraVariables }),
+      ...(this.bosToken === undefined ? {} : { bosToken: this.bosToken }),
+      ...(this.eosToken === undefined ? {} : { eosToken: this.eosToken }),
+    })
+  }
+
+  /**
+   * The prompt token ids for a chat: the template rendered, then encoded without adding special
+   * tokens again (the template already wrote BOS where the model wants it).
+   */
+  encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
+  }
+}
+
+function parseJsonFile(value: string | object | undefined, field: string): JsonObject | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value === 'string') {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(value)
+    } catch (error) {
+      throw new TokenizerError(
+        `${field} is not valid JSON (${error instanceof Error ? error.message : String(error)}). Pass the file's text unchanged, or the parsed object.`,
+        { param: field, cause: error },
+      )
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new TokenizerError(`${field} must hold a JSON object.`, { param: field })
+    }
+    return parsed as JsonObject
+  }
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidArgumentError(field, `${field} must be the file's text or its parsed JSON object.`)
+  }
+  return value as JsonObject
+}
+
+// tokenizer_config.json writes special tokens as "<s>" or as { content: "<s>", ... }.
+function tokenText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value
+  if (typeof value === 'object' && value !== null && typeof (value as JsonObject)['content'] === 'string') {
+    return (value as { content: string }).content
+  }
+  return undefined
+}
+
+function allIds(value: unknown): number[] {
+  if (typeof value === 'number' && Number.isInteger(value)) return [value]
+  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === 'number' && Number.isInteger(v))
+  return []
+}
+
+function firstId(value: unknown): number | undefined {
+  return allIds(value)[0]
+}
