@@ -1,0 +1,490 @@
+// The model store on Node: a package is a local folder (read in place) or a URL prefix
+// (downloaded into a cache folder, `~/.cache/ondevice` unless configured). Every file named in
+// manifest.json is checked against its sha256 before first use; a verified file is remembered by
+// size and mtime (verified.json) so it is not hashed again on every run. Downloads resume with
+// HTTP Range, land under a `.partial` name until verified, and concurrent loads of the same file
+// share one download.
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join, resolve, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
+import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
+import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoredPackage, StoreManifest } from './types.ts'
+
+export interface NodeStoreOptions {
+  /** Where downloaded packages and the verification memo live. Default: `defaultCacheDir()`. */
+  readonly cacheDir?: string
+  /** Most bytes the cache folder may hold; a download that would pass it fails with storage_quota_exceeded. */
+  readonly quotaBytes?: number
+  /** Receives warnings (e.g. a package without manifest.json). Default: console.warn. */
+  readonly onWarning?: (message: string) => void
+}
+
+/** `$ONDEVICE_CACHE_DIR`, else `$XDG_CACHE_HOME/ondevice`, else `~/.cache/ondevice`. */
+export function defaultCacheDir(): string {
+  if (process.env.ONDEVICE_CACHE_DIR) return resolve(process.env.ONDEVICE_CACHE_DIR)
+  if (process.env.XDG_CACHE_HOME) return join(process.env.XDG_CACHE_HOME, 'ondevice')
+  return join(homedir(), '.cache', 'ondevice')
+}
+
+export function isUrlSource(source: string): boolean {
+  return /^https?:\/\//i.test(source)
+}
+
+interface VerifiedEntry {
+  readonly size: number
+  readonly mtimeMs: number
+  readonly sha256: string
+}
+
+/** Work in flight per absolute local file path, shared by every store in this process. */
+const inFlight = new Map<string, Promise<void>>()
+
+export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
+  const cacheDir = resolve(options.cacheDir ?? defaultCacheDir())
+  if (options.quotaBytes !== undefined && (!Number.isFinite(options.quotaBytes) || options.quotaBytes <= 0)) {
+    throw new InvalidArgumentError('quotaBytes', 'quotaBytes must be a positive number of bytes.')
+  }
+  const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
+  const memoPath = join(cacheDir, 'verified.json')
+  let memo: Promise<Map<string, VerifiedEntry>> | undefined
+  let memoWrite: Promise<void> = Promise.resolve()
+
+  function loadMemo(): Promise<Map<string, VerifiedEntry>> {
+    memo ??= readFile(memoPath, 'utf8')
+      .then((text) => new Map(Object.entries(JSON.parse(text) as Record<string, VerifiedEntry>)))
+      .catch(() => new Map<string, VerifiedEntry>())
+    return memo
+  }
+
+  async function remember(path: string, entry: VerifiedEntry | undefined): Promise<void> {
+    const map = await loadMemo()
+    if (entry) map.set(path, entry)
+    else map.delete(path)
+    // Serialised and atomic (write then rename) so a crash never leaves half a memo.
+    memoWrite = memoWrite.then(async () => {
+      await mkdir(cacheDir, { recursive: true })
+      const temporary = `${memoPath}.${process.pid}.tmp`
+      await writeFile(temporary, JSON.stringify(Object.fromEntries(map)))
+      await rename(temporary, memoPath)
+    })
+    await memoWrite
+  }
+
+  /** Hashes `path` unless the memo says this exact size+mtime already had `sha256`. */
+  async function verifyFile(path: string, expected: { bytes: number; sha256: string }, label: string): Promise<boolean> {
+    const info = await stat(path)
+    if (info.size !== expected.bytes) return false
+    const known = (await loadMemo()).get(path)
+    if (known && known.size === info.size && known.mtimeMs === info.mtimeMs && known.sha256 === expected.sha256) return true
+    const actual = await sha256File(path)
+    if (actual !== expected.sha256) {
+      await remember(path, undefined)
+      return false
+    }
+    await remember(path, { size: info.size, mtimeMs: info.mtimeMs, sha256: actual })
+    void label
+    return true
+  }
+
+  function packageDirFor(prefix: string): string {
+    const url = new URL(prefix)
+    const slug = `${url.host}${url.pathname}`.replace(/[^a-zA-Z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 80)
+    const hash = createHash('sha256').update(prefix).digest('hex').slice(0, 12)
+    return join(cacheDir, 'packages', `${slug}-${hash}`)
+  }
+
+  async function usageBytes(): Promise<number> {
+    return folderBytes(join(cacheDir, 'packages'))
+  }
+
+  async function estimate(): Promise<StorageEstimate> {
+    await mkdir(cacheDir, { recursive: true })
+    const disk = await statfs(cacheDir)
+    const diskFree = Number(disk.bavail) * Number(disk.bsize)
+    const usage = await usageBytes()
+    const quotaLeft = options.quotaBytes === undefined ? Number.POSITIVE_INFINITY : options.quotaBytes - usage
+    return {
+      availableBytes: Math.max(0, Math.min(diskFree, quotaLeft)),
+      usageBytes: usage,
+      quotaBytes: options.quotaBytes ?? usage + diskFree,
+    }
+  }
+
+  async function openFolder(folder: string): Promise<StoredPackage> {
+    let info: Awaited<ReturnType<typeof stat>>
+    try {
+      info = await stat(folder)
+    } catch {
+      throw new ModelError('model_not_found', `No model package at ${folder}: the path does not exist. Pass a package folder (config.json, tokenizer.json, onnx/) or a URL prefix.`)
+    }
+    if (!info.isDirectory()) throw new ModelError('model_invalid', `${folder} is a file, not a model package folder. Pass the folder that holds config.json.`)
+    const manifestText = await readFile(join(folder, 'manifest.json'), 'utf8').catch(() => undefined)
+    const manifest = manifestText === undefined ? undefined : parseManifest(manifestText, folder)
+    const hasConfig = await stat(join(folder, 'config.json')).then(() => true, () => false)
+    if (!hasConfig) {
+      throw new ModelError('model_invalid', `${folder} is not a model package: it has no config.json. Point --model at a folder written by 'ondevice convert' / 'ondevice fixture', or an onnx-community model folder.`)
+    }
+    const warnings: string[] = []
+    if (!manifest) {
+      warnings.push(`${folder} has no manifest.json: its files are used without an integrity check.`)
+      warn(warnings[0] as string)
+    }
+    const verified = new Set<string>()
+    const local = (path: string): string => {
+      assertPackagePath(path)
+      return join(folder, ...path.split('/'))
+    }
+    const ensure = async (paths: readonly string[], ensureOptions: EnsureOptions = {}): Promise<void> => {
+      const total = paths.reduce<number | undefined>((sum, path) => {
+        const bytes = manifestEntry(manifest, path)?.bytes
+        return sum === undefined || bytes === undefined ? undefined : sum + bytes
+      }, 0)
+      let loaded = 0
+      for (const path of paths) {
+        ensureOptions.signal?.throwIfAborted()
+        const file = local(path)
+        const size = await stat(file).then((s) => s.size, () => undefined)
+        if (size === undefined) throw new ModelError('model_not_found', `The package ${folder} has no file ${path}. Rebuild or re-copy the package.`)
+        const entry = manifestEntry(manifest, path)
+        if (manifest && !entry) throw new ModelError('model_invalid', `${path} is not listed in ${folder}/manifest.json, so it cannot be verified. Rebuild the package so its manifest lists every file.`)
+        if (entry && !verified.has(path)) {
+          await shared(file, async () => {
+            if (!(await verifyFile(file, entry, path))) {
+              throw new StoreError('integrity_failed', `${join(folder, path)} does not match the sha256/size in manifest.json: the file is corrupted or was changed. Rebuild or re-copy the package.`)
+            }
+          })
+          verified.add(path)
+        }
+        loaded += size
+        ensureOptions.onProgress?.({ phase: 'cached', file: path, fileLoaded: size, fileTotal: size, loaded, total })
+      }
+    }
+    return {
+      source: folder,
+      kind: 'folder',
+      manifest,
+      warnings,
+      directory: folder,
+      ensure,
+      exists: async (path) => (manifest ? manifestEntry(manifest, path) !== undefined : stat(local(path)).then(() => true, () => false)),
+      size: async (path) => manifestEntry(manifest, path)?.bytes ?? stat(local(path)).then((s) => s.size, () => undefined),
+      readText: async (path) => {
+        await ensure([path])
+        return readFile(local(path), 'utf8')
+      },
+      readBytes: async (path) => {
+        await ensure([path])
+        return new Uint8Array(await readFile(local(path)))
+      },
+      localPath: (path) => local(path),
+    }
+  }
+
+  async function openUrl(prefix: string, openOptions: EnsureOptions): Promise<StoredPackage> {
+    const directory = packageDirFor(prefix)
+    const warnings: string[] = []
+    let manifest: StoreManifest | undefined
+    let offline = false
+    const manifestResponse = await fetch(new URL('manifest.json', prefix), { signal: openOptions.signal ?? null }).catch((error: unknown) => {
+      if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
+      offline = true
+      return undefined
+    })
+    if (manifestResponse?.ok) {
+      const text = await manifestResponse.text()
+      manifest = parseManifest(text, prefix)
+      await mkdir(directory, { recursive: true })
+      await writeFile(join(directory, 'manifest.json'), text)
+      await writeFile(join(directory, 'source.json'), JSON.stringify({ source: prefix }))
+    } else if (offline || (manifestResponse && manifestResponse.status >= 500)) {
+      // No network (or a failing server): a previously stored manifest keeps the package usable offline.
+      const cached = await readFile(join(directory, 'manifest.json'), 'utf8').catch(() => undefined)
+      if (cached !== undefined) manifest = parseManifest(cached, prefix)
+      else if (!(await stat(join(directory, 'config.json')).then(() => true, () => false))) {
+        throw new StoreError('download_failed', `Could not reach ${prefix} (${manifestResponse ? `HTTP ${manifestResponse.status}` : 'network error'}) and nothing of it is cached. Check the URL and the network.`, { isRetryable: true })
+      }
+    } else {
+      await manifestResponse?.body?.cancel()
+      const config = await fetch(new URL('config.json', prefix), { method: 'HEAD', signal: openOptions.signal ?? null }).catch(() => undefined)
+      if (!config?.ok) {
+        throw new ModelError('model_not_found', `No model package at ${prefix}: manifest.json gave HTTP ${manifestResponse?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}. Check the URL prefix (it should end where config.json lives).`)
+      }
+      await mkdir(directory, { recursive: true })
+      await writeFile(join(directory, 'source.json'), JSON.stringify({ source: prefix }))
+    }
+    if (!manifest) {
+      warnings.push(`${prefix} has no manifest.json: its files are used without an integrity check.`)
+      warn(warnings[0] as string)
+    }
+
+    const local = (path: string): string => {
+      assertPackagePath(path)
+      return join(directory, ...path.split('/'))
+    }
+    const remoteSizes = new Map<string, number | undefined>()
+    const headSize = async (path: string): Promise<number | undefined> => {
+      if (remoteSizes.has(path)) return remoteSizes.get(path)
+      const response = await fetch(new URL(path, prefix), { method: 'HEAD' }).catch(() => undefined)
+      const size = response?.ok ? Number(response.headers.get('content-length') ?? Number.NaN) : undefined
+      const known = size !== undefined && Number.isFinite(size) ? size : response?.ok ? -1 : undefined
+      remoteSizes.set(path, known)
+      return known
+    }
+
+    const ensure = async (paths: readonly string[], ensureOptions: EnsureOptions = {}): Promise<void> => {
+      for (const path of paths) assertPackagePath(path)
+      const entries = paths.map((path) => {
+        const entry = manifestEntry(manifest, path)
+        if (manifest && !entry) throw new ModelError('model_invalid', `${path} is not listed in ${prefix}manifest.json, so it cannot be verified.`)
+        return entry
+      })
+      const total = entries.reduce<number | undefined>((sum, entry) => (sum === undefined || entry === undefined ? undefined : sum + entry.bytes), 0)
+      // Check room for what is missing before starting, so a full disk fails fast and clean.
+      if (total !== undefined) {
+        let missing = 0
+        for (const [index, path] of paths.entries()) {
+          const have = await stat(local(path)).then((s) => s.size, () => 0)
+          if (have !== entries[index]?.bytes) missing += entries[index]?.bytes ?? 0
+        }
+        const room = (await estimate()).availableBytes
+        if (missing > 0 && room !== undefined && missing > room) {
+          throw new StoreError('storage_quota_exceeded', `Not enough storage for ${prefix}: ${formatBytes(missing)} to download, ${formatBytes(room)} available in ${cacheDir}. Free space, raise the quota, or pick a smaller dtype.`)
+        }
+      }
+      const fileLoaded = new Map<string, number>()
+      const report = (progress: Omit<DownloadProgress, 'loaded' | 'total'>): void => {
+        fileLoaded.set(progress.file, progress.fileLoaded)
+        let loaded = 0
+        for (const value of fileLoaded.values()) loaded += value
+        ensureOptions.onProgress?.({ ...progress, loaded, total })
+      }
+      await Promise.all(
+        paths.map((path, index) =>
+          shared(local(path), () => fetchFile(path, entries[index], report, ensureOptions.signal)).then(async () => {
+            const size = (await stat(local(path))).size
+            report({ phase: 'done', file: path, fileLoaded: size, fileTotal: size })
+          }),
+        ),
+      )
+    }
+
+    const fetchFile = async (
+      path: string,
+      entry: { bytes: number; sha256: string } | undefined,
+      report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+      signal: AbortSignal | undefined,
+    ): Promise<void> => {
+      const file = local(path)
+      const existing = await stat(file).then((s) => s, () => undefined)
+      if (existing) {
+        if (!entry) return
+        report({ phase: 'verify', file: path, fileLoaded: existing.size, fileTotal: entry.bytes })
+        if (await verifyFile(file, entry, path)) {
+          report({ phase: 'cached', file: path, fileLoaded: existing.size, fileTotal: entry.bytes })
+          return
+        }
+        await rm(file, { force: true })
+      }
+      if (offline) throw new StoreError('download_failed', `${path} of ${prefix} is not cached and the network is unreachable. Connect once to download it.`, { isRetryable: true })
+      for (let attempt = 0; ; attempt++) {
+        const resumed = await download(path, file, entry?.bytes, report, signal)
+        if (!entry) {
+          await rename(`${file}.partial`, file)
+          return
+        }
+        report({ phase: 'verify', file: path, fileLoaded: entry.bytes, fileTotal: entry.bytes })
+        const actual = await sha256File(`${file}.partial`)
+        if (actual === entry.sha256) {
+          await rename(`${file}.partial`, file)
+          const info = await stat(file)
+          await remember(file, { size: info.size, mtimeMs: info.mtimeMs, sha256: actual })
+          return
+        }
+        // Never keep bytes that failed their check. A resumed file may have been spliced from two
+        // versions of the file, so that case gets one clean retry from byte 0.
+        await rm(`${file}.partial`, { force: true })
+        if (!resumed || attempt > 0) {
+          throw new StoreError('integrity_failed', `${new URL(path, prefix).href} failed its sha256 check (expected ${entry.sha256}, got ${actual}): the server sent different bytes than manifest.json promises. Nothing was kept; rebuild or re-upload the package.`)
+        }
+      }
+    }
+
+    /** Streams the file into `<file>.partial`, resuming from its current length. Returns whether it resumed. */
+    const download = async (
+      path: string,
+      file: string,
+      expectedBytes: number | undefined,
+      report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+      signal: AbortSignal | undefined,
+    ): Promise<boolean> => {
+      const partial = `${file}.partial`
+      await mkdir(dirname(file), { recursive: true })
+      let offset = await stat(partial).then((s) => s.size, () => 0)
+      if (expectedBytes !== undefined && offset > expectedBytes) {
+        await rm(partial, { force: true })
+        offset = 0
+      }
+      const url = new URL(path, prefix)
+      let response: Response
+      try {
+        response = await fetch(url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: signal ?? null })
+      } catch (error) {
+        if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        throw new StoreError('download_failed', `Downloading ${url.href} failed: ${(error as Error).message}. Check the network; the next try resumes where this one stopped.`, { isRetryable: true, cause: error })
+      }
+      if (response.status === 404) {
+        await response.body?.cancel()
+        throw new ModelError('model_not_found', `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`)
+      }
+      if (response.status === 416 && expectedBytes !== undefined && offset === expectedBytes) {
+        await response.body?.cancel()
+        return true
+      }
+      if (!response.ok || !response.body) {
+        await response.body?.cancel()
+        throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}. Try again later.`, { isRetryable: response.status >= 500 || response.status === 429 })
+      }
+      const resumed = response.status === 206
+      if (!resumed) offset = 0
+      const lengthHeader = Number(response.headers.get('content-length') ?? Number.NaN)
+      const fileTotal = expectedBytes ?? (Number.isFinite(lengthHeader) ? lengthHeader + offset : undefined)
+      const handle = await open(partial, resumed ? 'a' : 'w')
+      let written = offset
+      const quotaLeft = options.quotaBytes === undefined ? Number.POSITIVE_INFINITY : options.quotaBytes - (await usageBytes())
+      try {
+        report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          if (written - offset + chunk.byteLength > quotaLeft) {
+            throw Object.assign(new Error('quota'), { code: 'EDQUOT' })
+          }
+          await handle.write(chunk)
+          written += chunk.byteLength
+          report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
+        }
+      } catch (error) {
+        await handle.close()
+        const code = (error as { code?: string }).code
+        if (code === 'ENOSPC' || code === 'EDQUOT') {
+          // Leave nothing half-stored: the package folder goes as a whole.
+          await rm(directory, { recursive: true, force: true })
+          throw new StoreError('storage_quota_exceeded', `Storage ran out while downloading ${path} of ${prefix} into ${cacheDir}. Nothing was kept; free space or raise the quota, then retry.`, { cause: error })
+        }
+        if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        throw new StoreError('download_failed', `Downloading ${url.href} broke off after ${written} bytes: ${(error as Error).message}. The next try resumes from there.`, { isRetryable: true, cause: error })
+      }
+      await handle.close()
+      if (expectedBytes !== undefined && written !== expectedBytes) {
+        throw new StoreError('download_failed', `Downloading ${url.href} ended after ${written} of ${expectedBytes} bytes. The next try resumes from there.`, { isRetryable: true })
+      }
+      return resumed
+    }
+
+    return {
+      source: prefix,
+      kind: 'url',
+      manifest,
+      warnings,
+      directory,
+      ensure,
+      exists: async (path) => {
+        if (manifest) return manifestEntry(manifest, path) !== undefined
+        if (await stat(local(path)).then(() => true, () => false)) return true
+        return (await headSize(path)) !== undefined
+      },
+      size: async (path) => {
+        const known = manifestEntry(manifest, path)?.bytes
+        if (known !== undefined) return known
+        const size = await headSize(path)
+        return size === undefined || size < 0 ? undefined : size
+      },
+      readText: async (path) => {
+        await ensure([path])
+        return readFile(local(path), 'utf8')
+      },
+      readBytes: async (path) => {
+        await ensure([path])
+        return new Uint8Array(await readFile(local(path)))
+      },
+      localPath: (path) => local(path),
+    }
+  }
+
+  return {
+    open: async (source, openOptions = {}) => {
+      if (typeof source !== 'string' || source.trim() === '') {
+        throw new InvalidArgumentError('model', 'model must be a package folder path or a URL prefix (http:// or https://).')
+      }
+      if (isUrlSource(source)) return openUrl(source.endsWith('/') ? source : `${source}/`, openOptions)
+      return openFolder(resolve(source.startsWith('file:') ? fileURLToPath(source) : source))
+    },
+    isCached: async (source, paths) => {
+      if (!isUrlSource(source)) {
+        const folder = resolve(source.startsWith('file:') ? fileURLToPath(source) : source)
+        return stat(join(folder, 'config.json')).then(() => true, () => false)
+      }
+      const directory = packageDirFor(source.endsWith('/') ? source : `${source}/`)
+      const manifestText = await readFile(join(directory, 'manifest.json'), 'utf8').catch(() => undefined)
+      const manifest = manifestText === undefined ? undefined : parseManifest(manifestText, source)
+      const wanted = paths ?? manifest?.files.map((file) => file.path) ?? []
+      if (wanted.length === 0) return false
+      for (const path of wanted) {
+        assertPackagePath(path)
+        const size = await stat(join(directory, ...path.split('/'))).then((s) => s.size, () => undefined)
+        if (size === undefined) return false
+        const entry = manifestEntry(manifest, path)
+        if (entry && entry.bytes !== size) return false
+      }
+      return true
+    },
+    delete: async (source) => {
+      if (!isUrlSource(source)) {
+        throw new InvalidArgumentError('source', `delete() removes downloaded packages only; ${source} is a local folder, which the store never owns. Remove it yourself if you mean to.`)
+      }
+      const directory = packageDirFor(source.endsWith('/') ? source : `${source}/`)
+      const map = await loadMemo()
+      for (const key of [...map.keys()]) if (key.startsWith(directory + sep)) await remember(key, undefined)
+      await rm(directory, { recursive: true, force: true })
+    },
+    estimate,
+  }
+}
+
+/** One piece of work per key at a time; concurrent callers await the same promise. */
+function shared(key: string, work: () => Promise<void>): Promise<void> {
+  const running = inFlight.get(key)
+  if (running) return running
+  const started = work().finally(() => inFlight.delete(key))
+  inFlight.set(key, started)
+  return started
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+async function folderBytes(folder: string): Promise<number> {
+  const entries = await readdir(folder, { withFileTypes: true, recursive: true }).catch(() => [])
+  let total = 0
+  for (const entry of entries) {
+    if (entry.isFile()) total += await stat(join(entry.parentPath, entry.name)).then((s) => s.size, () => 0)
+  }
+  return total
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
+}
