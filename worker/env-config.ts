@@ -1,0 +1,74 @@
+// Reads the app's settings from environment variables (wrangler.toml `[vars]` and secrets on
+// Workers, process.env for the Node entry), so both entries are configured the same way. Every
+// bad value is an error naming the variable and the fix, raised before the first request runs.
+import { InvalidArgumentError } from '../core/errors.ts'
+import { parseApiKeys } from './auth.ts'
+import type { Limits } from './options.ts'
+
+export type EnvValues = Readonly<Record<string, unknown>>
+
+export interface EnvSettings {
+  readonly apiKeys: readonly string[]
+  readonly allowedOrigins: readonly string[]
+  readonly limits: Partial<Limits>
+  /** In-isolate limiter: requests per key per minute (0 / absent: none unless a binding is set). */
+  readonly rateLimitPerMinute: number | undefined
+  /** The rate-limiting binding's period (seconds), used for Retry-After. */
+  readonly rateLimitPeriodSeconds: number
+  readonly modelId: string | undefined
+  readonly modelAliases: readonly string[]
+  readonly modelDtype: string | undefined
+  readonly requireManifest: boolean
+}
+
+function text(env: EnvValues, name: string): string | undefined {
+  const value = env[name]
+  if (value === undefined || value === null || value === '') return undefined
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (typeof value !== 'string') throw new InvalidArgumentError(name, `${name} must be a string (a wrangler var or an environment variable).`)
+  return value.trim()
+}
+
+function integer(env: EnvValues, name: string, minimum: number): number | undefined {
+  const raw = text(env, name)
+  if (raw === undefined) return undefined
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < minimum) {
+    throw new InvalidArgumentError(name, `${name} must be an integer >= ${minimum}, got '${raw}'.`)
+  }
+  return value
+}
+
+function list(env: EnvValues, name: string): string[] {
+  return (text(env, name) ?? '')
+    .split(/[\s,]+/)
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)
+}
+
+export function settingsFromEnv(env: EnvValues): EnvSettings {
+  const requireManifest = text(env, 'MODEL_REQUIRE_MANIFEST')
+  if (requireManifest !== undefined && requireManifest !== 'true' && requireManifest !== 'false') {
+    throw new InvalidArgumentError('MODEL_REQUIRE_MANIFEST', `MODEL_REQUIRE_MANIFEST must be 'true' or 'false', got '${requireManifest}'.`)
+  }
+  const limits: Partial<Limits> = {
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1),
+    maxMessages: integer(env, 'MAX_MESSAGES', 1),
+    maxPromptTokens: integer(env, 'MAX_PROMPT_TOKENS', 1),
+    maxTokens: integer(env, 'MAX_TOKENS', 1),
+    maxConcurrent: integer(env, 'MAX_CONCURRENT', 1),
+    maxQueue: integer(env, 'MAX_QUEUE', 0),
+    queueTimeoutMs: integer(env, 'QUEUE_TIMEOUT_MS', 1),
+  }
+  return {
+    apiKeys: parseApiKeys(text(env, 'API_KEYS')),
+    allowedOrigins: list(env, 'ALLOWED_ORIGINS'),
+    limits,
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 0) || undefined,
+    rateLimitPeriodSeconds: integer(env, 'RATE_LIMIT_PERIOD_SECONDS', 1) ?? 60,
+    modelId: text(env, 'MODEL_ID'),
+    modelAliases: list(env, 'MODEL_ALIASES'),
+    modelDtype: text(env, 'MODEL_DTYPE'),
+    requireManifest: requireManifest !== 'false',
+  }
+}

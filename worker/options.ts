@@ -1,0 +1,79 @@
+// What `createApp` takes, its defaults, and their validation. Every limit has a default that is
+// safe for a public endpoint; a deployment raises them deliberately.
+import { InvalidArgumentError } from '../core/errors.ts'
+import type { ModelHost } from './model-host.ts'
+import type { RateLimiter } from './rate-limit.ts'
+import type { RequestLogLine } from './request-log.ts'
+
+export interface Limits {
+  /** Largest request body, in bytes (413 above it). Default 1 MiB. */
+  readonly maxBodyBytes: number
+  /** Most messages in one request (400 above it). Default 256. */
+  readonly maxMessages: number
+  /** Most prompt tokens (after the chat template, plus continuation tokens); 422 above it. Default: the model's context. */
+  readonly maxPromptTokens: number | undefined
+  /** Largest `max_tokens` a request may ask for (400 above it), and the default when it asks for none. Default 2048. */
+  readonly maxTokens: number
+  /** Generations running at once in this isolate / process. Default 1 (one model session). */
+  readonly maxConcurrent: number
+  /** Requests that may wait for a slot; beyond it they get 429 at once. Default 16. */
+  readonly maxQueue: number
+  /** How long a request waits for a slot before 429. Default 30 s. */
+  readonly queueTimeoutMs: number
+}
+
+export const defaultLimits: Limits = {
+  maxBodyBytes: 1024 * 1024,
+  maxMessages: 256,
+  maxPromptTokens: undefined,
+  maxTokens: 2048,
+  maxConcurrent: 1,
+  maxQueue: 16,
+  queueTimeoutMs: 30_000,
+}
+
+export interface AppOptions {
+  readonly modelHost: ModelHost
+  /** Bearer keys accepted (from secrets). Empty or absent: no authentication (local use only). */
+  readonly apiKeys?: readonly string[]
+  /**
+   * Origins allowed to call the API from a browser (exact `https://app.example` strings, or `*`).
+   * Empty or absent: no CORS headers, so browsers on other origins are refused.
+   */
+  readonly allowedOrigins?: readonly string[]
+  /** Per-key rate limit. Absent: none (put one in front, or pass `createMemoryRateLimiter`). */
+  readonly rateLimiter?: RateLimiter
+  readonly limits?: Partial<Limits>
+  /** Reported by /healthz and in `system_fingerprint`. */
+  readonly version?: string
+  /** Receives one line per request. Default: `console.log(JSON.stringify(line))`. */
+  readonly log?: (line: RequestLogLine) => void
+  /** Also accept these ids in `model` (e.g. a short alias the SDK sends). */
+  readonly modelAliases?: readonly string[]
+}
+
+const positiveInteger = (name: keyof Limits, value: unknown, allowZero = false): void => {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new InvalidArgumentError(
+      `limits.${name}`,
+      `limits.${name} must be an integer ${allowZero ? '>= 0' : '>= 1'}, got ${String(value)}.`,
+    )
+  }
+}
+
+/** Fills in defaults and checks every limit, naming the bad field. */
+export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
+  const resolved: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
+  positiveInteger('maxBodyBytes', resolved.maxBodyBytes)
+  positiveInteger('maxMessages', resolved.maxMessages)
+  if (resolved.maxPromptTokens !== undefined) positiveInteger('maxPromptTokens', resolved.maxPromptTokens)
+  positiveInteger('maxTokens', resolved.maxTokens)
+  positiveInteger('maxConcurrent', resolved.maxConcurrent)
+  positiveInteger('maxQueue', resolved.maxQueue, true)
+  positiveInteger('queueTimeoutMs', resolved.queueTimeoutMs)
+  return resolved
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>
+}

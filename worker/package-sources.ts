@@ -1,0 +1,156 @@
+// Where an edge deployment gets its model package: an R2 bucket, the Worker's static assets
+// (files up to 25 MiB each), or any URL prefix. Each is a PackageReader; `verifyPackage` wraps one
+// so every file is checked against manifest.json (size and SHA-256 through WebCrypto) before the
+// runtime sees a byte, so a corrupted or swapped upload fails loudly instead of answering garbage.
+import { ModelError, StoreError } from '../core/errors.ts'
+import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../client-runtime/store/manifest.ts'
+import type { StoreManifest } from '../client-runtime/store/types.ts'
+
+/** Reads files of one package by package-relative path (`config.json`, `onnx/model.onnx`). */
+export interface PackageReader {
+  readText(path: string): Promise<string>
+  readBytes(path: string): Promise<Uint8Array>
+}
+
+/** The slice of Workers' R2Bucket this needs (structural, so Node code type-checks without workers-types). */
+export interface R2BucketLike {
+  get(key: string): Promise<{ arrayBuffer(): Promise<ArrayBuffer> } | null>
+}
+
+/** The slice of a Workers `Fetcher` (the ASSETS binding) this needs. */
+export interface FetcherLike {
+  fetch(request: Request): Promise<Response>
+}
+
+function joinPrefix(prefix: string, path: string): string {
+  assertPackagePath(path)
+  const clean = prefix.replace(/^\/+|\/+$/g, '')
+  return clean === '' ? path : `${clean}/${path}`
+}
+
+function missing(path: string, where: string): ModelError {
+  return new ModelError('model_not_found', `${path} is not in the model package at ${where}. Upload the whole package folder there.`)
+}
+
+function readerFromBytes(readBytes: (path: string) => Promise<Uint8Array>): PackageReader {
+  return {
+    readBytes,
+    async readText(path) {
+      return new TextDecoder().decode(await readBytes(path))
+    },
+  }
+}
+
+/** Package files stored in R2 under `prefix` (e.g. `qwen3-0.6b/` holding config.json, onnx/...). */
+export function r2PackageReader(bucket: R2BucketLike, prefix: string): PackageReader {
+  const where = `R2 prefix '${prefix}'`
+  return readerFromBytes(async (path) => {
+    const object = await bucket.get(joinPrefix(prefix, path))
+    if (object === null) throw missing(path, where)
+    return new Uint8Array(await object.arrayBuffer())
+  })
+}
+
+/** Package files deployed as static assets under `prefix` (each file at most 25 MiB on Workers). */
+export function assetsPackageReader(assets: FetcherLike, prefix: string): PackageReader {
+  const where = `static assets path '/${prefix.replace(/^\/+/, '')}'`
+  return readerFromBytes(async (path) => {
+    // The host part is ignored by the assets binding; only the path selects the file.
+    const response = await assets.fetch(new Request(`https://assets.invalid/${joinPrefix(prefix, path)}`))
+    if (response.status === 404) throw missing(path, where)
+    if (!response.ok) throw new StoreError('download_failed', `Reading ${path} from ${where} failed with HTTP ${response.status}.`, { isRetryable: true })
+    return new Uint8Array(await response.arrayBuffer())
+  })
+}
+
+/** Package files under an http(s) URL prefix. */
+export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fetch = fetch): PackageReader {
+  let base: URL
+  try {
+    base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`)
+  } catch {
+    throw new ModelError('model_invalid', `MODEL_URL '${baseUrl}' is not a URL: set it to the http(s) prefix that holds config.json.`)
+  }
+  if (base.protocol !== 'https:' && base.protocol !== 'http:') {
+    throw new ModelError('model_invalid', `MODEL_URL '${baseUrl}' must be an http(s) URL.`)
+  }
+  return readerFromBytes(async (path) => {
+    assertPackagePath(path)
+    let response: Response
+    try {
+      response = await fetchImplementation(new URL(path, base))
+    } catch (cause) {
+      throw new StoreError('download_failed', `Fetching ${path} from ${base.href} failed: ${String(cause)}.`, { isRetryable: true, cause })
+    }
+    if (response.status === 404) throw missing(path, base.href)
+    if (!response.ok) throw new StoreError('download_failed', `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`, { isRetryable: true })
+    return new Uint8Array(await response.arrayBuffer())
+  })
+}
+
+export interface VerifiedPackage {
+  readonly reader: PackageReader
+  readonly manifest: StoreManifest | undefined
+  /** Things worth a log line that do not stop the load (e.g. no manifest). */
+  readonly warnings: readonly string[]
+}
+
+export interface VerifyOptions {
+  /** Refuse a package without manifest.json (default true at the edge: nothing unverified runs). */
+  readonly requireManifest?: boolean
+  /** Names the source in messages. */
+  readonly source: string
+}
+
+/**
+ * Reads manifest.json and returns a reader that checks every file against it. With a manifest,
+ * files it does not list are refused as absent (so nothing unverified reaches the runtime).
+ */
+export async function verifyPackage(reader: PackageReader, options: VerifyOptions): Promise<VerifiedPackage> {
+  const { source } = options
+  let manifest: StoreManifest | undefined
+  const warnings: string[] = []
+  try {
+    manifest = parseManifest(await reader.readText('manifest.json'), source)
+  } catch (error) {
+    if (!(error instanceof ModelError && error.code === 'model_not_found')) throw error
+    if (options.requireManifest ?? true) {
+      throw new ModelError(
+        'model_invalid',
+        `The package at ${source} has no manifest.json, so its files cannot be verified. Build it with \`ondevice convert\` / \`ondevice fixture\`, or set MODEL_REQUIRE_MANIFEST=false to run it unverified.`,
+      )
+    }
+    warnings.push(`The package at ${source} has no manifest.json: its files are not verified.`)
+  }
+  if (!manifest) return { reader, manifest, warnings }
+  const known = manifest
+  const readBytes = async (path: string): Promise<Uint8Array> => {
+    const entry = manifestEntry(known, path)
+    if (!entry) throw new ModelError('model_not_found', `${path} is not listed in manifest.json of ${source}.`)
+    const bytes = await reader.readBytes(path)
+    if (bytes.byteLength !== entry.bytes) {
+      throw new StoreError(
+        'integrity_failed',
+        `${path} of ${source} is ${bytes.byteLength} bytes; manifest.json says ${entry.bytes}. Upload the package again.`,
+      )
+    }
+    const digest = toHex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
+    if (digest !== entry.sha256) {
+      throw new StoreError(
+        'integrity_failed',
+        `${path} of ${source} has SHA-256 ${digest}; manifest.json says ${entry.sha256}. The file is corrupted or was replaced: upload the package again.`,
+      )
+    }
+    return bytes
+  }
+  return {
+    manifest,
+    warnings,
+    reader: {
+      readBytes,
+      async readText(path) {
+        return path === 'manifest.json' ? reader.readText(path) : new TextDecoder().decode(await readBytes(path))
+      },
+    },
+  }
+}

@@ -1,0 +1,50 @@
+// Reads a JSON request body without ever holding more than the cap in memory: the declared
+// Content-Length is checked first, and a chunked body is counted as it streams in, so a client
+// cannot make the isolate buffer a huge body before it is refused.
+import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+
+function tooLarge(maxBytes: number): OndeviceError {
+  return new OndeviceError(
+    'payload_too_large',
+    `The request body is larger than this server accepts (${maxBytes} bytes). Send fewer or shorter messages.`,
+  )
+}
+
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const declared = request.headers.get('content-length')
+  if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes)
+  if (request.body === null) {
+    throw new InvalidArgumentError('body', 'The request has no body: send a JSON chat completion request.')
+  }
+  const reader = request.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined)
+      throw tooLarge(maxBytes)
+    }
+    chunks.push(value)
+  }
+  const bytes = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new InvalidArgumentError('body', 'The request body is not valid UTF-8: send JSON encoded as UTF-8.')
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error)
+    throw new InvalidArgumentError('body', `The request body is not valid JSON (${detail}). Send a JSON object.`)
+  }
+}
