@@ -10,6 +10,7 @@
 // onnxruntime-web 1.30 (WASM) both run (see DESIGN.md §2 and qwen3-5-graph.test.ts).
 
 import { GraphBuilder, type TensorData, tensor } from '../onnx/index.ts'
+import { quantizeBlockwise4 } from '../quantize/quantize.ts'
 import { convDim, mropeRowPerFrequency, type Qwen35Config, rotaryDim } from './qwen3-5-config.ts'
 import type { Qwen35Weights } from './qwen3-5-reference.ts'
 
@@ -43,50 +44,20 @@ function weight(weights: Qwen35Weights, name: string): Float32Array {
 /** [rows, columns] row-major → [columns, rows]. */
 function transpose(data: Float32Array, rows: number, columns: number): Float32Array {
   const out = new Float32Array(data.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) out[c * rows + r] = data[r * columns + c] as number
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < columns; c++) out[c * rows + r] = data[r * columns + c] as number
   return out
 }
 
 function lazyFloat32(make: () => Float32Array, dims: readonly number[]): TensorData {
-  return { type: 'float32', dims, data: () => { const values = make(); return new Uint8Array(values.buffer, values.byteOffset, values.byteLength) } }
-}
-
-/**
- * Block-wise 4-bit quantization in com.microsoft MatMulNBits' layout: for weight [N, K] (HF
- * [out, in]), per row n and block of 32 along K: asymmetric uint4 with a per-block scale and
- * zero point. B: uint8 [N, K/32, 16] (low nibble first), scales: float [N · K/32], zero points:
- * uint8 [N · ceil(K/32 / 2)] (low nibble first).
- */
-export function quantizeMatMulNBits(data: Float32Array, rows: number, columns: number, blockSize = 32): { packed: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array; blocks: number } {
-  const blocks = Math.ceil(columns / blockSize)
-  const packed = new Uint8Array(rows * blocks * (blockSize / 2))
-  const scales = new Float32Array(rows * blocks)
-  const zeroBytesPerRow = Math.ceil(blocks / 2)
-  const zeroPoints = new Uint8Array(rows * zeroBytesPerRow)
-  for (let n = 0; n < rows; n++) {
-    for (let b = 0; b < blocks; b++) {
-      let min = 0
-      let max = 0
-      for (let k = b * blockSize; k < Math.min(columns, (b + 1) * blockSize); k++) {
-        const v = data[n * columns + k] as number
-        if (v < min) min = v
-        if (v > max) max = v
-      }
-      const scale = (max - min) / 15 || 1
-      const zero = Math.min(15, Math.max(0, Math.round(-min / scale)))
-      scales[n * blocks + b] = scale
-      const zeroIndex = n * zeroBytesPerRow + (b >> 1)
-      zeroPoints[zeroIndex] = (zeroPoints[zeroIndex] as number) | (zero << ((b & 1) * 4))
-      for (let i = 0; i < blockSize; i++) {
-        const k = b * blockSize + i
-        const v = k < columns ? (data[n * columns + k] as number) : 0
-        const q = Math.min(15, Math.max(0, Math.round(v / scale) + zero))
-        const byteIndex = (n * blocks + b) * (blockSize / 2) + (i >> 1)
-        packed[byteIndex] = (packed[byteIndex] as number) | (q << ((i & 1) * 4))
-      }
-    }
+  return {
+    type: 'float32',
+    dims,
+    data: () => {
+      const values = make()
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+    },
   }
-  return { packed, scales, zeroPoints, blocks }
 }
 
 class DecoderWriter {
@@ -126,25 +97,54 @@ class DecoderWriter {
   linear(x: string, name: string, out: number, inFeatures: number): string {
     const data = weight(this.weights, name)
     if (this.format === 'q4' && inFeatures % 32 === 0) {
-      const quantized = quantizeMatMulNBits(data, out, inFeatures)
-      const b = this.g.initializer(`${name}.q4`, { type: 'uint8', dims: [out, quantized.blocks, 16], data: quantized.packed })
-      const scales = this.g.initializer(`${name}.scales`, tensor.float32(quantized.scales, [out * quantized.blocks]))
-      const zeros = this.g.initializer(`${name}.zero_points`, { type: 'uint8', dims: [quantized.zeroPoints.length], data: quantized.zeroPoints })
-      return this.g.node('MatMulNBits', [x, b, scales, zeros], { K: inFeatures, N: out, bits: 4, block_size: 32 }, { ...microsoft, name })
+      // Block-wise int4 (block 32) for com.microsoft MatMulNBits: fast on onnxruntime-node and WebGPU.
+      const quantized = quantizeBlockwise4({ rows: out, cols: inFeatures, data })
+      const b = this.g.initializer(`${name}.q4`, {
+        type: 'uint8',
+        dims: [out, quantized.blocks, 16],
+        data: quantized.data,
+      })
+      const scales = this.g.initializer(
+        `${name}.scales`,
+        tensor.float32(quantized.scales, [out * quantized.blocks]),
+      )
+      const zeros = this.g.initializer(`${name}.zero_points`, {
+        type: 'uint8',
+        dims: [quantized.zeroPoints.length],
+        data: quantized.zeroPoints,
+      })
+      return this.g.node(
+        'MatMulNBits',
+        [x, b, scales, zeros],
+        { K: inFeatures, N: out, bits: 4, block_size: 32 },
+        { ...microsoft, name },
+      )
     }
-    const w = this.g.initializer(name, lazyFloat32(() => transpose(data, out, inFeatures), [inFeatures, out]))
+    const w = this.g.initializer(
+      name,
+      lazyFloat32(() => transpose(data, out, inFeatures), [inFeatures, out]),
+    )
     return this.g.node('MatMul', [x, w], {}, { name })
   }
 
   /** RMSNorm on the last axis with weight `scale` (already 1 + w for the zero-centred norms). */
   rmsNorm(x: string, scale: Float32Array, label: string): string {
     const w = this.g.initializer(`${label}.scale`, tensor.float32(scale, [scale.length]))
-    return this.g.node('SimplifiedLayerNormalization', [x, w], { axis: -1, epsilon: this.config.rmsNormEps, stash_type: 1 }, { name: label })
+    return this.g.node(
+      'SimplifiedLayerNormalization',
+      [x, w],
+      { axis: -1, epsilon: this.config.rmsNormEps, stash_type: 1 },
+      { name: label },
+    )
   }
 
   zeroCentredNorm(x: string, name: string): string {
     const w = weight(this.weights, name)
-    return this.rmsNorm(x, Float32Array.from(w, (v) => 1 + v), name)
+    return this.rmsNorm(
+      x,
+      Float32Array.from(w, (v) => 1 + v),
+      name,
+    )
   }
 
   silu(x: string): string {
@@ -153,7 +153,11 @@ class DecoderWriter {
 }
 
 /** Builds the decoder graph (`decoder_model_merged*.onnx`). */
-export function buildQwen35Decoder(config: Qwen35Config, weights: Qwen35Weights, options: Qwen35GraphOptions = {}): GraphBuilder {
+export function buildQwen35Decoder(
+  config: Qwen35Config,
+  weights: Qwen35Weights,
+  options: Qwen35GraphOptions = {},
+): GraphBuilder {
   const w = new DecoderWriter(config, weights, options.weightFormat ?? 'fp32')
   const g = w.g
   const hidden = config.hiddenSize
@@ -166,30 +170,58 @@ export function buildQwen35Decoder(config: Qwen35Config, weights: Qwen35Weights,
   const channels = convDim(config)
   for (let i = 0; i < config.numHiddenLayers; i++) {
     if (config.layerTypes[i] === 'full_attention') {
-      g.input(qwen35Names.pastKey(i), 'float32', ['batch_size', config.numKeyValueHeads, 'past_sequence_length', d])
-      g.input(qwen35Names.pastValue(i), 'float32', ['batch_size', config.numKeyValueHeads, 'past_sequence_length', d])
+      g.input(qwen35Names.pastKey(i), 'float32', [
+        'batch_size',
+        config.numKeyValueHeads,
+        'past_sequence_length',
+        d,
+      ])
+      g.input(qwen35Names.pastValue(i), 'float32', [
+        'batch_size',
+        config.numKeyValueHeads,
+        'past_sequence_length',
+        d,
+      ])
     } else {
       g.input(qwen35Names.pastConv(i), 'float32', ['batch_size', channels, kernelState])
-      g.input(qwen35Names.pastRecurrent(i), 'float32', ['batch_size', config.linearNumValueHeads, config.linearKeyHeadDim, config.linearValueHeadDim])
+      g.input(qwen35Names.pastRecurrent(i), 'float32', [
+        'batch_size',
+        config.linearNumValueHeads,
+        config.linearKeyHeadDim,
+        config.linearValueHeadDim,
+      ])
     }
   }
 
   // Sequence length S, and the current tokens' slice of the mask (linear layers zero padding).
   const embedsShape = g.node('Shape', [inputsEmbeds])
   const sequenceLength = g.node('Gather', [embedsShape, w.int64([1])], { axis: 0 }) // [1]
-  const currentMask = g.node('Slice', [attentionMask, g.node('Neg', [sequenceLength]), w.int64([Number.MAX_SAFE_INTEGER]), w.int64([1])])
+  const currentMask = g.node('Slice', [
+    attentionMask,
+    g.node('Neg', [sequenceLength]),
+    w.int64([Number.MAX_SAFE_INTEGER]),
+    w.int64([1]),
+  ])
   const currentMaskFloat = g.node('Unsqueeze', [g.node('Cast', [currentMask], { to: 1 }), w.int64([2])]) // [B,S,1]
 
   // RoPE: per frequency j the angle uses position row T, H or W (interleaved M-RoPE).
   const rotary = rotaryDim(config)
   const half = rotary / 2
-  const inverseFrequencies = Array.from({ length: half }, (_, j) => Math.fround(1 / config.ropeTheta ** ((2 * j) / rotary)))
+  const inverseFrequencies = Array.from({ length: half }, (_, j) =>
+    Math.fround(1 / config.ropeTheta ** ((2 * j) / rotary)),
+  )
   const rows = mropeRowPerFrequency(config)
   const rowSelect = new Float32Array(3 * half)
-  rows.forEach((row, j) => { rowSelect[row * half + j] = 1 })
+  rows.forEach((row, j) => {
+    rowSelect[row * half + j] = 1
+  })
   const positionsFloat = g.node('Unsqueeze', [g.node('Cast', [positionIds], { to: 1 }), w.int64([3])]) // [3,B,S,1]
   const angles3 = g.node('Mul', [positionsFloat, w.float(inverseFrequencies, [half])]) // [3,B,S,half]
-  const angles = g.node('ReduceSum', [g.node('Mul', [angles3, w.float(Array.from(rowSelect), [3, 1, 1, half])]), w.int64([0])], { keepdims: 0 }) // [B,S,half]
+  const angles = g.node(
+    'ReduceSum',
+    [g.node('Mul', [angles3, w.float(Array.from(rowSelect), [3, 1, 1, half])]), w.int64([0])],
+    { keepdims: 0 },
+  ) // [B,S,half]
   const cosHalf = g.node('Cos', [angles])
   const sinHalf = g.node('Sin', [angles])
   const cos = g.node('Unsqueeze', [g.node('Concat', [cosHalf, cosHalf], { axis: -1 }), w.int64([1])]) // [B,1,S,rot]
@@ -203,7 +235,10 @@ export function buildQwen35Decoder(config: Qwen35Config, weights: Qwen35Weights,
     const totalLength = g.node('Add', [pastLength, sequenceLength])
     const scalar = (x: string) => g.node('Squeeze', [x, w.int64([0])])
     const keyPositions = g.node('Range', [w.int64([0], true), scalar(totalLength), w.int64([1], true)]) // [T]
-    const queryPositions = g.node('Unsqueeze', [g.node('Range', [scalar(pastLength), scalar(totalLength), w.int64([1], true)]), w.int64([1])]) // [S,1]
+    const queryPositions = g.node('Unsqueeze', [
+      g.node('Range', [scalar(pastLength), scalar(totalLength), w.int64([1], true)]),
+      w.int64([1]),
+    ]) // [S,1]
     const causal = g.node('LessOrEqual', [keyPositions, queryPositions]) // [S,T]
     const unpadded = g.node('Unsqueeze', [g.node('Cast', [attentionMask], { to: 9 }), w.int64([1, 2, 3])]) // [B,1,1,1,T]
     const visible = g.node('And', [causal, unpadded]) // [B,1,1,S,T]
@@ -214,14 +249,20 @@ export function buildQwen35Decoder(config: Qwen35Config, weights: Qwen35Weights,
   for (let i = 0; i < config.numHiddenLayers; i++) {
     const p = `model.layers.${i}`
     const normed = w.zeroCentredNorm(x, `${p}.input_layernorm.weight`)
-    const mixed = config.layerTypes[i] === 'full_attention'
-      ? gatedAttention(w, i, normed, cos, sin, attentionBias)
-      : gatedDeltaNet(w, i, g.node('Mul', [normed, currentMaskFloat]))
+    const mixed =
+      config.layerTypes[i] === 'full_attention'
+        ? gatedAttention(w, i, normed, cos, sin, attentionBias)
+        : gatedDeltaNet(w, i, g.node('Mul', [normed, currentMaskFloat]))
     x = g.node('Add', [x, mixed])
     const normed2 = w.zeroCentredNorm(x, `${p}.post_attention_layernorm.weight`)
     const gate = w.linear(normed2, `${p}.mlp.gate_proj.weight`, config.intermediateSize, hidden)
     const up = w.linear(normed2, `${p}.mlp.up_proj.weight`, config.intermediateSize, hidden)
-    const down = w.linear(g.node('Mul', [w.silu(gate), up]), `${p}.mlp.down_proj.weight`, hidden, config.intermediateSize)
+    const down = w.linear(
+      g.node('Mul', [w.silu(gate), up]),
+      `${p}.mlp.down_proj.weight`,
+      hidden,
+      config.intermediateSize,
+    )
     x = g.node('Add', [x, down])
   }
   const final = w.zeroCentredNorm(x, 'model.norm.weight')
@@ -231,17 +272,39 @@ export function buildQwen35Decoder(config: Qwen35Config, weights: Qwen35Weights,
   g.output('logits', 'float32', ['batch_size', 'sequence_length', config.vocabSize])
   for (let i = 0; i < config.numHiddenLayers; i++) {
     if (config.layerTypes[i] === 'full_attention') {
-      g.output(qwen35Names.presentKey(i), 'float32', ['batch_size', config.numKeyValueHeads, 'total_sequence_length', d])
-      g.output(qwen35Names.presentValue(i), 'float32', ['batch_size', config.numKeyValueHeads, 'total_sequence_length', d])
+      g.output(qwen35Names.presentKey(i), 'float32', [
+        'batch_size',
+        config.numKeyValueHeads,
+        'total_sequence_length',
+        d,
+      ])
+      g.output(qwen35Names.presentValue(i), 'float32', [
+        'batch_size',
+        config.numKeyValueHeads,
+        'total_sequence_length',
+        d,
+      ])
     } else {
       g.output(qwen35Names.presentConv(i), 'float32', ['batch_size', channels, 'conv_state_length'])
-      g.output(qwen35Names.presentRecurrent(i), 'float32', ['batch_size', config.linearNumValueHeads, 'key_head_dim', 'value_head_dim'])
+      g.output(qwen35Names.presentRecurrent(i), 'float32', [
+        'batch_size',
+        config.linearNumValueHeads,
+        'key_head_dim',
+        'value_head_dim',
+      ])
     }
   }
   return g
 }
 
-function gatedAttention(w: DecoderWriter, layer: number, x: string, cos: string, sin: string, bias: string): string {
+function gatedAttention(
+  w: DecoderWriter,
+  layer: number,
+  x: string,
+  cos: string,
+  sin: string,
+  bias: string,
+): string {
   const { g, config } = w
   const a = `model.layers.${layer}.self_attn`
   const heads = config.numAttentionHeads
@@ -249,33 +312,68 @@ function gatedAttention(w: DecoderWriter, layer: number, x: string, cos: string,
   const d = config.headDim
   const hidden = config.hiddenSize
   // q_proj → per head [query | gate].
-  const projected = g.node('Reshape', [w.linear(x, `${a}.q_proj.weight`, 2 * heads * d, hidden), w.int64([0, 0, heads, 2 * d])])
+  const projected = g.node('Reshape', [
+    w.linear(x, `${a}.q_proj.weight`, 2 * heads * d, hidden),
+    w.int64([0, 0, heads, 2 * d]),
+  ])
   const [queryHeads, gateHeads] = g.nodeOutputs('Split', [projected, w.int64([d, d])], 2, { axis: 3 })
   const gate = g.node('Reshape', [gateHeads as string, w.int64([0, 0, heads * d])])
-  const query = g.node('Transpose', [w.zeroCentredNorm(queryHeads as string, `${a}.q_norm.weight`)], { perm: [0, 2, 1, 3] }) // [B,H,S,D]
-  const keyHeads = g.node('Reshape', [w.linear(x, `${a}.k_proj.weight`, kvHeads * d, hidden), w.int64([0, 0, kvHeads, d])])
+  const query = g.node('Transpose', [w.zeroCentredNorm(queryHeads as string, `${a}.q_norm.weight`)], {
+    perm: [0, 2, 1, 3],
+  }) // [B,H,S,D]
+  const keyHeads = g.node('Reshape', [
+    w.linear(x, `${a}.k_proj.weight`, kvHeads * d, hidden),
+    w.int64([0, 0, kvHeads, d]),
+  ])
   const key = g.node('Transpose', [w.zeroCentredNorm(keyHeads, `${a}.k_norm.weight`)], { perm: [0, 2, 1, 3] })
-  const valueHeads = g.node('Reshape', [w.linear(x, `${a}.v_proj.weight`, kvHeads * d, hidden), w.int64([0, 0, kvHeads, d])])
+  const valueHeads = g.node('Reshape', [
+    w.linear(x, `${a}.v_proj.weight`, kvHeads * d, hidden),
+    w.int64([0, 0, kvHeads, d]),
+  ])
   const value = g.node('Transpose', [valueHeads], { perm: [0, 2, 1, 3] })
   const rotary = rotaryDim(config)
   const rope = (input: string): string => {
-    const [rotated, passed] = rotary < d ? g.nodeOutputs('Split', [input, w.int64([rotary, d - rotary])], 2, { axis: -1 }) : [input, '']
-    const [x1, x2] = g.nodeOutputs('Split', [rotated as string, w.int64([rotary / 2, rotary / 2])], 2, { axis: -1 })
+    const [rotated, passed] =
+      rotary < d
+        ? g.nodeOutputs('Split', [input, w.int64([rotary, d - rotary])], 2, { axis: -1 })
+        : [input, '']
+    const [x1, x2] = g.nodeOutputs('Split', [rotated as string, w.int64([rotary / 2, rotary / 2])], 2, {
+      axis: -1,
+    })
     const rotatedHalf = g.node('Concat', [g.node('Neg', [x2 as string]), x1 as string], { axis: -1 })
-    const embedded = g.node('Add', [g.node('Mul', [rotated as string, cos]), g.node('Mul', [rotatedHalf, sin])])
+    const embedded = g.node('Add', [
+      g.node('Mul', [rotated as string, cos]),
+      g.node('Mul', [rotatedHalf, sin]),
+    ])
     return passed ? g.node('Concat', [embedded, passed], { axis: -1 }) : embedded
   }
-  const presentKey = g.node('Concat', [qwen35Names.pastKey(layer), rope(key)], { axis: 2 }, { outputs: [qwen35Names.presentKey(layer)] })
-  const presentValue = g.node('Concat', [qwen35Names.pastValue(layer), value], { axis: 2 }, { outputs: [qwen35Names.presentValue(layer)] })
+  const presentKey = g.node(
+    'Concat',
+    [qwen35Names.pastKey(layer), rope(key)],
+    { axis: 2 },
+    { outputs: [qwen35Names.presentKey(layer)] },
+  )
+  const presentValue = g.node(
+    'Concat',
+    [qwen35Names.pastValue(layer), value],
+    { axis: 2 },
+    { outputs: [qwen35Names.presentValue(layer)] },
+  )
   // GQA without copies: queries grouped [B, kv, group, S, D] against keys [B, kv, 1, T, D].
   const group = heads / kvHeads
   const groupedQuery = g.node('Reshape', [rope(query), w.int64([0, kvHeads, group, -1, d])])
   const keys5 = g.node('Unsqueeze', [presentKey, w.int64([2])])
   const values5 = g.node('Unsqueeze', [presentValue, w.int64([2])])
-  const scores = g.node('Mul', [g.node('MatMul', [groupedQuery, g.node('Transpose', [keys5], { perm: [0, 1, 2, 4, 3] })]), w.float([1 / Math.sqrt(d)], [])])
+  const scores = g.node('Mul', [
+    g.node('MatMul', [groupedQuery, g.node('Transpose', [keys5], { perm: [0, 1, 2, 4, 3] })]),
+    w.float([1 / Math.sqrt(d)], []),
+  ])
   const probabilities = g.node('Softmax', [g.node('Add', [scores, bias])], { axis: -1 })
   const attended = g.node('Reshape', [g.node('MatMul', [probabilities, values5]), w.int64([0, heads, -1, d])]) // [B,H,S,D]
-  const merged = g.node('Reshape', [g.node('Transpose', [attended], { perm: [0, 2, 1, 3] }), w.int64([0, 0, heads * d])])
+  const merged = g.node('Reshape', [
+    g.node('Transpose', [attended], { perm: [0, 2, 1, 3] }),
+    w.int64([0, 0, heads * d]),
+  ])
   const gated = g.node('Mul', [merged, g.node('Sigmoid', [gate])])
   return w.linear(gated, `${a}.o_proj.weight`, hidden, heads * d)
 }
@@ -292,13 +390,20 @@ function gatedDeltaNet(w: DecoderWriter, layer: number, x: string): string {
   const valueDim = valueHeads * dv
   const channels = convDim(config)
   const mixed = w.linear(x, `${l}.in_proj_qkv.weight`, channels, hidden) // [B,S,C]
-  const convWeight = g.initializer(`${l}.conv1d.weight`, tensor.float32(weight(w.weights, `${l}.conv1d.weight`), [channels, 1, config.linearConvKernelDim]))
+  const convWeight = g.initializer(
+    `${l}.conv1d.weight`,
+    tensor.float32(weight(w.weights, `${l}.conv1d.weight`), [channels, 1, config.linearConvKernelDim]),
+  )
   const [convolved] = g.nodeOutputs(
     'CausalConvWithState',
     [g.node('Transpose', [mixed], { perm: [0, 2, 1] }), convWeight, '', qwen35Names.pastConv(layer)],
     2,
     { activation: 'silu' },
-    { ...microsoft, name: `${l}.conv1d`, outputs: [g.uniqueName(`${l}.conv_out`), qwen35Names.presentConv(layer)] },
+    {
+      ...microsoft,
+      name: `${l}.conv1d`,
+      outputs: [g.uniqueName(`${l}.conv_out`), qwen35Names.presentConv(layer)],
+    },
   )
   const activated = g.node('Transpose', [convolved as string], { perm: [0, 2, 1] }) // [B,S,C]
   const [q, k, v] = g.nodeOutputs('Split', [activated, w.int64([keyDim, keyDim, valueDim])], 3, { axis: 2 })
@@ -307,24 +412,49 @@ function gatedDeltaNet(w: DecoderWriter, layer: number, x: string): string {
   const prepare = (input: string): string => {
     const heads = g.node('Reshape', [input, w.int64([0, 0, keyHeads, dk])])
     const sumSquares = g.node('ReduceSum', [g.node('Mul', [heads, heads]), w.int64([-1])], { keepdims: 1 })
-    const normalized = g.node('Div', [heads, g.node('Sqrt', [g.node('Add', [sumSquares, w.float([1e-6], [])])])])
-    const expanded = repeat > 1 ? g.node('Expand', [g.node('Unsqueeze', [normalized, w.int64([3])]), w.int64([1, 1, 1, repeat, 1])]) : normalized
+    const normalized = g.node('Div', [
+      heads,
+      g.node('Sqrt', [g.node('Add', [sumSquares, w.float([1e-6], [])])]),
+    ])
+    const expanded =
+      repeat > 1
+        ? g.node('Expand', [g.node('Unsqueeze', [normalized, w.int64([3])]), w.int64([1, 1, 1, repeat, 1])])
+        : normalized
     return g.node('Reshape', [expanded, w.int64([0, 0, valueHeads * dk])])
   }
   const beta = g.node('Sigmoid', [w.linear(x, `${l}.in_proj_b.weight`, valueHeads, hidden)])
   const negativeA = Float32Array.from(weight(w.weights, `${l}.A_log`), (v) => -Math.exp(v))
-  const dtBias = g.initializer(`${l}.dt_bias`, tensor.float32(weight(w.weights, `${l}.dt_bias`), [valueHeads]))
+  const dtBias = g.initializer(
+    `${l}.dt_bias`,
+    tensor.float32(weight(w.weights, `${l}.dt_bias`), [valueHeads]),
+  )
   const aProjected = w.linear(x, `${l}.in_proj_a.weight`, valueHeads, hidden)
-  const decay = g.node('Mul', [g.node('Softplus', [g.node('Add', [aProjected, dtBias])]), g.initializer(`${l}.neg_exp_A_log`, tensor.float32(negativeA, [valueHeads]))])
+  const decay = g.node('Mul', [
+    g.node('Softplus', [g.node('Add', [aProjected, dtBias])]),
+    g.initializer(`${l}.neg_exp_A_log`, tensor.float32(negativeA, [valueHeads])),
+  ])
   const [attention] = g.nodeOutputs(
     'LinearAttention',
     [prepare(q as string), prepare(k as string), v as string, qwen35Names.pastRecurrent(layer), decay, beta],
     2,
-    { update_rule: 'gated_delta', q_num_heads: valueHeads, kv_num_heads: valueHeads, scale: 1 / Math.sqrt(dk), chunk_size: 64 },
-    { ...microsoft, name: `${l}.delta_rule`, outputs: [g.uniqueName(`${l}.core_out`), qwen35Names.presentRecurrent(layer)] },
+    {
+      update_rule: 'gated_delta',
+      q_num_heads: valueHeads,
+      kv_num_heads: valueHeads,
+      scale: 1 / Math.sqrt(dk),
+      chunk_size: 64,
+    },
+    {
+      ...microsoft,
+      name: `${l}.delta_rule`,
+      outputs: [g.uniqueName(`${l}.core_out`), qwen35Names.presentRecurrent(layer)],
+    },
   )
   const core = g.node('Reshape', [attention as string, w.int64([0, 0, valueHeads, dv])])
-  const z = g.node('Reshape', [w.linear(x, `${l}.in_proj_z.weight`, valueDim, hidden), w.int64([0, 0, valueHeads, dv])])
+  const z = g.node('Reshape', [
+    w.linear(x, `${l}.in_proj_z.weight`, valueDim, hidden),
+    w.int64([0, 0, valueHeads, dv]),
+  ])
   const normed = w.rmsNorm(core, weight(w.weights, `${l}.norm.weight`), `${l}.norm`)
   const gated = g.node('Reshape', [g.node('Mul', [normed, w.silu(z)]), w.int64([0, 0, valueDim])])
   return w.linear(gated, `${l}.out_proj.weight`, hidden, valueDim)
@@ -334,7 +464,10 @@ function gatedDeltaNet(w: DecoderWriter, layer: number, x: string): string {
 export function buildQwen35Embedding(config: Qwen35Config, weights: Qwen35Weights): GraphBuilder {
   const g = new GraphBuilder('qwen3_5_embed_tokens')
   const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length'])
-  const table = g.initializer('model.embed_tokens.weight', tensor.float32(weight(weights, 'model.embed_tokens.weight'), [config.vocabSize, config.hiddenSize]))
+  const table = g.initializer(
+    'model.embed_tokens.weight',
+    tensor.float32(weight(weights, 'model.embed_tokens.weight'), [config.vocabSize, config.hiddenSize]),
+  )
   g.node('Gather', [table, ids], { axis: 0 }, { outputs: ['inputs_embeds'] })
   g.output('inputs_embeds', 'float32', ['batch_size', 'sequence_length', config.hiddenSize])
   return g

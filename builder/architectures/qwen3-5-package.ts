@@ -1,0 +1,148 @@
+// Writes a Qwen3.5 model package in the onnx-community layout: config.json (qwen3_5_text, HF field
+// names), generation_config.json, tokenizer files, onnx/embed_tokens{suffix}.onnx +
+// onnx/decoder_model_merged{suffix}.onnx (with .onnx_data), and manifest.json.
+
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { ModelDtype, PackageManifest } from '../../core/model-package.ts'
+import { GraphBuilder, tensor, writeModelFile } from '../onnx/index.ts'
+import { convDim, type Qwen35Config, qwen35ConfigJson } from './qwen3-5-config.ts'
+import { buildQwen35Decoder, buildQwen35Embedding } from './qwen3-5-graph.ts'
+import { type Qwen35Weights, validateQwen35Weights } from './qwen3-5-reference.ts'
+
+/** The dtypes this writer produces: fp32 everywhere, or 4-bit MatMulNBits linear layers. */
+export type Qwen35PackageDtype = 'fp32' | 'q4'
+
+export interface Qwen35TokenizerFiles {
+  /** tokenizer.json contents. */
+  readonly tokenizerJson: string
+  /** tokenizer_config.json contents (carries the chat template). */
+  readonly tokenizerConfigJson?: string
+}
+
+export interface WriteQwen35PackageOptions {
+  readonly outDir: string
+  readonly config: Qwen35Config
+  readonly weights: Qwen35Weights
+  /** Default ['fp32']. */
+  readonly dtypes?: readonly Qwen35PackageDtype[]
+  readonly tokenizer?: Qwen35TokenizerFiles
+  /** Package name for the manifest. */
+  readonly name?: string
+  /** Extra generation_config.json fields (eos_token_id defaults to the config's). */
+  readonly generationConfig?: Readonly<Record<string, unknown>>
+  /** Context length the memory estimate assumes (default min(4096, max_position_embeddings)). */
+  readonly contextLength?: number
+}
+
+const suffixes: Record<Qwen35PackageDtype, string> = { fp32: '', q4: '_q4' }
+const opsets = { '': 17, 'com.microsoft': 1 }
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/** Embedding graph with an fp16 table (half the bytes; ORT widens the gathered rows). */
+function buildHalfEmbedding(config: Qwen35Config, weights: Qwen35Weights): GraphBuilder {
+  const g = new GraphBuilder('qwen3_5_embed_tokens')
+  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length'])
+  const source = weights.get('model.embed_tokens.weight')
+  if (!source) throw new Error('Qwen3.5 weights: "model.embed_tokens.weight" is missing')
+  const table = g.initializer(
+    'model.embed_tokens.weight',
+    tensor.float16(source.data, [config.vocabSize, config.hiddenSize]),
+  )
+  const gathered = g.node('Gather', [table, ids], { axis: 0 })
+  g.node('Cast', [gathered], { to: 1 }, { outputs: ['inputs_embeds'] })
+  g.output('inputs_embeds', 'float32', ['batch_size', 'sequence_length', config.hiddenSize])
+  return g
+}
+
+/** Bytes of cache per token (full-attention K and V) and of fixed state (conv + recurrent), fp32. */
+export function qwen35CacheBytes(config: Qwen35Config): { perToken: number; fixed: number } {
+  let perToken = 0
+  let fixed = 0
+  for (const type of config.layerTypes) {
+    if (type === 'full_attention') perToken += 2 * config.numKeyValueHeads * config.headDim * 4
+    else
+      fixed +=
+        (convDim(config) * (config.linearConvKernelDim - 1) +
+          config.linearNumValueHeads * config.linearKeyHeadDim * config.linearValueHeadDim) *
+        4
+  }
+  return { perToken, fixed }
+}
+
+/** Writes the package; returns its manifest. */
+export async function writeQwen35Package(options: WriteQwen35PackageOptions): Promise<PackageManifest> {
+  const { outDir, config, weights } = options
+  const dtypes = options.dtypes ?? ['fp32']
+  if (dtypes.length === 0) throw new Error('writeQwen35Package: "dtypes" must list at least one of fp32, q4')
+  for (const dtype of dtypes)
+    if (!(dtype in suffixes))
+      throw new Error(`writeQwen35Package: dtype "${dtype}" is not supported: use fp32 or q4`)
+  validateQwen35Weights(config, weights)
+  await mkdir(join(outDir, 'onnx'), { recursive: true })
+  const files: string[] = ['config.json', 'generation_config.json']
+  await writeFile(join(outDir, 'config.json'), `${JSON.stringify(qwen35ConfigJson(config), null, 2)}\n`)
+  await writeFile(
+    join(outDir, 'generation_config.json'),
+    `${JSON.stringify({ ...(config.eosTokenId !== undefined ? { eos_token_id: config.eosTokenId } : {}), ...(config.bosTokenId !== undefined ? { bos_token_id: config.bosTokenId } : {}), ...options.generationConfig }, null, 2)}\n`,
+  )
+  if (options.tokenizer) {
+    await writeFile(join(outDir, 'tokenizer.json'), options.tokenizer.tokenizerJson)
+    files.push('tokenizer.json')
+    if (options.tokenizer.tokenizerConfigJson !== undefined) {
+      await writeFile(join(outDir, 'tokenizer_config.json'), options.tokenizer.tokenizerConfigJson)
+      files.push('tokenizer_config.json')
+    }
+  }
+  const contextLength = options.contextLength ?? Math.min(4096, config.maxPositionEmbeddings)
+  const cache = qwen35CacheBytes(config)
+  const estimatedMemoryBytes: Partial<Record<ModelDtype, number>> = {}
+  for (const dtype of dtypes) {
+    const suffix = suffixes[dtype]
+    let weightBytes = 0
+    const embedPath = `onnx/embed_tokens${suffix}.onnx`
+    const embedGraph =
+      dtype === 'fp32' ? buildQwen35Embedding(config, weights) : buildHalfEmbedding(config, weights)
+    const embed = writeModelFile(embedGraph, join(outDir, embedPath), { opsets })
+    const decoderPath = `onnx/decoder_model_merged${suffix}.onnx`
+    const decoder = writeModelFile(
+      buildQwen35Decoder(config, weights, { weightFormat: dtype }),
+      join(outDir, decoderPath),
+      { opsets },
+    )
+    for (const written of [embed, decoder]) {
+      weightBytes += written.modelBytes + written.dataBytes
+    }
+    files.push(embedPath, decoderPath)
+    if (embed.dataPath) files.push(`${embedPath}_data`)
+    if (decoder.dataPath) files.push(`${decoderPath}_data`)
+    // External data: ORT's heap grows to ~1.14× the stored bytes (DESIGN.md §2); plus caches and
+    // a working set for one prefill chunk of logits.
+    estimatedMemoryBytes[dtype] = Math.ceil(
+      weightBytes * 1.15 + cache.fixed + cache.perToken * contextLength + 64 * config.vocabSize * 4,
+    )
+  }
+  const entries = []
+  for (const path of files) {
+    const full = join(outDir, path)
+    entries.push({ path, bytes: (await stat(full)).size, sha256: await sha256OfFile(full) })
+  }
+  const manifest: PackageManifest = {
+    format: 'ondevice-package/1',
+    modelType: 'qwen3_5_text',
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    files: entries,
+    dtypes: [...dtypes],
+    estimatedMemoryBytes,
+    contextLength,
+  }
+  await writeFile(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
+  return manifest
+}

@@ -1,0 +1,100 @@
+// Weight quantization for the two formats that run fast where they are used (DESIGN.md §2,
+// "Speed trap on WASM"):
+// - q4: block-wise asymmetric int4 for com.microsoft MatMulNBits (block 32, fp32 scales, packed
+//   4-bit zero points): fast on onnxruntime-node and WebGPU.
+// - q8: symmetric int8 with one fp32 scale per output column for com.microsoft
+//   DynamicQuantizeMatMul: the fastest measured WASM format under ~1.2 bytes per parameter.
+
+import type { Matrix } from '../architectures/weights.ts'
+
+export interface Blockwise4Bit {
+  /** N × blocks × (blockSize / 2) bytes; element 2j in the low nibble, 2j+1 in the high one. */
+  readonly data: Uint8Array
+  /** N × blocks. */
+  readonly scales: Float32Array
+  /** N × ceil(blocks / 2) bytes, two 4-bit zero points per byte (low nibble first). */
+  readonly zeroPoints: Uint8Array
+  readonly blocks: number
+  readonly blockSize: number
+}
+
+/** Quantizes W (N = rows = output features, K = cols) block-wise along K. */
+export function quantizeBlockwise4(w: Matrix, blockSize = 32): Blockwise4Bit {
+  const n = w.rows
+  const k = w.cols
+  const blocks = Math.ceil(k / blockSize)
+  const blobSize = blockSize / 2
+  const zeroPointBytes = Math.ceil(blocks / 2)
+  const data = new Uint8Array(n * blocks * blobSize)
+  const scales = new Float32Array(n * blocks)
+  const zeroPoints = new Uint8Array(n * zeroPointBytes)
+  const codes = new Uint8Array(blockSize)
+  for (let row = 0; row < n; row++) {
+    for (let block = 0; block < blocks; block++) {
+      const start = block * blockSize
+      const end = Math.min(k, start + blockSize)
+      // The range always includes 0 so that zero padding (K not a multiple of the block) is exact.
+      let min = 0
+      let max = 0
+      for (let c = start; c < end; c++) {
+        const v = w.data[row * k + c]!
+        if (v < min) min = v
+        if (v > max) max = v
+      }
+      const scale = Math.fround((max - min) / 15)
+      const zeroPoint = scale === 0 ? 8 : Math.min(15, Math.max(0, Math.round(-min / scale)))
+      codes.fill(zeroPoint)
+      if (scale !== 0)
+        for (let c = start; c < end; c++)
+          codes[c - start] = Math.min(15, Math.max(0, Math.round(w.data[row * k + c]! / scale) + zeroPoint))
+      const base = (row * blocks + block) * blobSize
+      for (let j = 0; j < blobSize; j++) data[base + j] = codes[2 * j]! | (codes[2 * j + 1]! << 4)
+      scales[row * blocks + block] = scale === 0 ? 1 : scale
+      const zpIndex = row * zeroPointBytes + (block >> 1)
+      zeroPoints[zpIndex] = zeroPoints[zpIndex]! | (block & 1 ? zeroPoint << 4 : zeroPoint)
+    }
+  }
+  return { data, scales, zeroPoints, blocks, blockSize }
+}
+
+/** What MatMulNBits computes with: the dequantized W (N × K), for error checks. */
+export function dequantizeBlockwise4(q: Blockwise4Bit, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols)
+  const blobSize = q.blockSize / 2
+  const zeroPointBytes = Math.ceil(q.blocks / 2)
+  for (let row = 0; row < rows; row++)
+    for (let c = 0; c < cols; c++) {
+      const block = Math.floor(c / q.blockSize)
+      const within = c % q.blockSize
+      const byte = q.data[(row * q.blocks + block) * blobSize + (within >> 1)]!
+      const code = within & 1 ? byte >> 4 : byte & 15
+      const zpByte = q.zeroPoints[row * zeroPointBytes + (block >> 1)]!
+      const zeroPoint = block & 1 ? zpByte >> 4 : zpByte & 15
+      out[row * cols + c] = (code - zeroPoint) * q.scales[row * q.blocks + block]!
+    }
+  return out
+}
+
+export interface ColumnwiseInt8 {
+  /** K × N (input features × output features), as DynamicQuantizeMatMul's B. */
+  readonly data: Int8Array
+  /** N scales, one per output column. */
+  readonly scales: Float32Array
+}
+
+/** Symmetric int8 per output column; W is N × K (HF layout), the result is transposed to K × N. */
+export function quantizeColumnwiseInt8(w: Matrix): ColumnwiseInt8 {
+  const n = w.rows
+  const k = w.cols
+  const data = new Int8Array(k * n)
+  const scales = new Float32Array(n)
+  for (let row = 0; row < n; row++) {
+    let maxAbs = 0
+    for (let c = 0; c < k; c++) maxAbs = Math.max(maxAbs, Math.abs(w.data[row * k + c]!))
+    const scale = maxAbs === 0 ? 1 : Math.fround(maxAbs / 127)
+    scales[row] = scale
+    for (let c = 0; c < k; c++)
+      data[c * n + row] = Math.max(-127, Math.min(127, Math.round(w.data[row * k + c]! / scale)))
+  }
+  return { data, scales }
+}

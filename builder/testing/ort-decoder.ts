@@ -1,0 +1,121 @@
+// A minimal KV-cached runner for the Llama/Qwen3 graphs, over whichever ONNX Runtime the caller
+// passes in (onnxruntime-node or onnxruntime-web): enough for parity tests, agreement figures and
+// `ondevice logits`. The full ModelSession lives in client-runtime/. The ORT module is described
+// structurally so builder/ does not depend on a runtime package.
+
+export interface OrtTensorLike {
+  readonly data: unknown
+  readonly dims: readonly number[]
+  readonly type: string
+}
+
+export interface OrtSessionLike {
+  readonly inputNames: readonly string[]
+  readonly outputNames: readonly string[]
+  run(feeds: Record<string, OrtTensorLike>): Promise<Record<string, OrtTensorLike>>
+  release(): Promise<void>
+}
+
+export interface OrtModuleLike {
+  readonly Tensor: new (
+    type: 'int64' | 'float32',
+    data: BigInt64Array | Float32Array,
+    dims: readonly number[],
+  ) => OrtTensorLike
+  readonly InferenceSession: {
+    create(pathOrBytes: string | Uint8Array, options?: Record<string, unknown>): Promise<OrtSessionLike>
+  }
+}
+
+export class OrtDecoder {
+  readonly #ort: OrtModuleLike
+  readonly #session: OrtSessionLike
+  readonly #layers: number
+  readonly kvHeads: number
+  readonly headDim: number
+  #past: Record<string, OrtTensorLike> = {}
+  #length = 0
+
+  private constructor(ort: OrtModuleLike, session: OrtSessionLike, kvHeads: number, headDim: number) {
+    this.#ort = ort
+    this.#session = session
+    this.#layers = session.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n)).length
+    this.kvHeads = kvHeads
+    this.headDim = headDim
+    this.reset()
+  }
+
+  /** Opens `modelPath` (an .onnx file; its `_data` file sits beside it). */
+  static async create(
+    ort: OrtModuleLike,
+    modelPath: string,
+    shape: { kvHeads: number; headDim: number },
+    options: Record<string, unknown> = {},
+  ): Promise<OrtDecoder> {
+    const session = await ort.InferenceSession.create(modelPath, options)
+    return new OrtDecoder(ort, session, shape.kvHeads, shape.headDim)
+  }
+
+  get length(): number {
+    return this.#length
+  }
+
+  reset(): void {
+    this.#length = 0
+    this.#past = {}
+    const empty = new Float32Array(0)
+    for (let i = 0; i < this.#layers; i++)
+      for (const part of ['key', 'value'])
+        this.#past[`past_key_values.${i}.${part}`] = new this.#ort.Tensor('float32', empty, [
+          1,
+          this.kvHeads,
+          0,
+          this.headDim,
+        ])
+  }
+
+  /** Feeds tokens (one call, any count); returns the logits of every new position. */
+  async append(tokenIds: readonly number[]): Promise<Float32Array[]> {
+    const s = tokenIds.length
+    const total = this.#length + s
+    const ids = new this.#ort.Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, s])
+    const mask = new this.#ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total])
+    const positions = new this.#ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: s }, (_, i) => BigInt(this.#length + i)),
+      [1, s],
+    )
+    const result = await this.#session.run({
+      input_ids: ids,
+      attention_mask: mask,
+      position_ids: positions,
+      ...this.#past,
+    })
+    for (let i = 0; i < this.#layers; i++) {
+      this.#past[`past_key_values.${i}.key`] = result[`present.${i}.key`]!
+      this.#past[`past_key_values.${i}.value`] = result[`present.${i}.value`]!
+    }
+    this.#length = total
+    const logits = result.logits!
+    const vocab = logits.dims[2]!
+    const data = logits.data as Float32Array
+    return Array.from({ length: s }, (_, i) => data.slice(i * vocab, (i + 1) * vocab))
+  }
+
+  async release(): Promise<void> {
+    await this.#session.release()
+  }
+}
+
+export function argmax(values: Float32Array): number {
+  let best = 0
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i
+  return best
+}
+
+export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`)
+  let max = 0
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!))
+  return max
+}
