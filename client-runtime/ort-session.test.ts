@@ -1,0 +1,86 @@
+// The ORT ModelSession on a Qwen3.5 (split layout, KV + conv + recurrent state) package against
+// the builder's plain TypeScript reference, on onnxruntime-node and onnxruntime-web (WASM).
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as ortNode from 'onnxruntime-node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeQwen35Package } from '../builder/architectures/qwen3-5-package.ts'
+import { createQwen35State, qwen35Forward } from '../builder/architectures/qwen3-5-reference.ts'
+import { randomQwen35Weights, tinyQwen35Config } from '../builder/architectures/qwen3-5-weights.ts'
+import { loadOrtWebForNode } from '../wasm/node.ts'
+import type { Backend } from './dtype.ts'
+import { createOrtSession, type OrtModule } from './ort-session.ts'
+import { storedPackageReader } from './package-reader.ts'
+import { createNodeStore } from './store/node-store.ts'
+
+const vocabularySize = 300
+const config = tinyQwen35Config(vocabularySize)
+const weights = randomQwen35Weights(config, 3)
+let folder: string
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-ort-session-'))
+  await writeQwen35Package({ outDir: join(folder, 'pkg'), config, weights, dtypes: ['fp32'] })
+})
+afterAll(async () => {
+  await rm(folder, { recursive: true, force: true })
+})
+
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  let max = 0
+  for (let index = 0; index < a.length; index++) max = Math.max(max, Math.abs((a[index] as number) - (b[index] as number)))
+  return max
+}
+
+const hosts: [Backend, () => Promise<OrtModule>][] = [
+  ['native', async () => ortNode],
+  ['wasm', async () => (await loadOrtWebForNode()).ort],
+]
+
+describe.each(hosts)('ORT session, Qwen3.5 layout, %s', (backend, loadOrt) => {
+  async function open() {
+    const store = createNodeStore({ cacheDir: join(folder, 'cache') })
+    const pkg = await store.open(join(folder, 'pkg'))
+    return createOrtSession(await loadOrt(), storedPackageReader(pkg), { backend, dtype: 'fp32', modelId: 'tiny-qwen3.5' })
+  }
+
+  it('matches the reference across prefill and decode, and rewinds to a checkpoint', async () => {
+    const session = await open()
+    expect(session.info).toMatchObject({ backend, dtype: 'fp32', vocabularySize, modelId: 'tiny-qwen3.5' })
+    expect(session.inputNames).toContain('past_recurrent.0')
+    const prompt = [5, 17, 250, 3, 99, 42, 7]
+    const state = createQwen35State(config)
+    const reference = qwen35Forward({ config, weights }, prompt, state, { logits: 'last' }).at(-1) as Float32Array
+    const logits = await session.append(prompt)
+    expect(logits).toHaveLength(vocabularySize)
+    expect(maxDifference(logits, reference)).toBeLessThan(1e-3)
+    const decoded: Float32Array[] = []
+    for (const token of [11, 12, 13]) {
+      const expected = qwen35Forward({ config, weights }, [token], state, { logits: 'last' }).at(-1) as Float32Array
+      const actual = await session.append([token])
+      expect(maxDifference(actual, expected)).toBeLessThan(1e-3)
+      decoded.push(actual)
+    }
+    expect(session.tokens).toEqual([...prompt, 11, 12, 13])
+    // Recurrent state: only a checkpoint (end of the prompt) can be rewound to.
+    expect(await session.rewind(prompt.length + 1)).toBe(false)
+    expect(await session.rewind(prompt.length)).toBe(true)
+    expect(session.tokens).toEqual(prompt)
+    expect(maxDifference(await session.append([11]), decoded[0] as Float32Array)).toBeLessThan(1e-5)
+    await session.reset()
+    expect(session.tokens).toEqual([])
+    expect(maxDifference(await session.append(prompt), logits)).toBeLessThan(1e-5)
+    await session.dispose()
+  })
+
+  it('refuses a prompt longer than the context and a token outside the vocabulary', async () => {
+    const store = createNodeStore({ cacheDir: join(folder, 'cache') })
+    const pkg = await store.open(join(folder, 'pkg'))
+    const session = await createOrtSession(await loadOrt(), storedPackageReader(pkg), { backend, dtype: 'fp32', contextLength: 8 })
+    await expect(session.append(Array.from({ length: 9 }, () => 1))).rejects.toMatchObject({ code: 'context_length_exceeded' })
+    await expect(session.append([vocabularySize])).rejects.toMatchObject({ code: 'invalid_argument', param: 'tokenIds' })
+    expect(session.tokens).toEqual([])
+    await session.dispose()
+  })
+})

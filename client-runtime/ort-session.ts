@@ -1,0 +1,499 @@
+// A core ModelSession over ONNX Runtime (onnxruntime-web on WASM or WebGPU, onnxruntime-node on
+// the CPU). Every cache tensor is built from the graph's own `inputMetadata` (never hard-coded
+// shapes), `present*` outputs are fed back as the next step's `past*` inputs, and the attention
+// mask and position ids always cover exactly the tokens the cache holds. Both package layouts
+// run here: one `model*.onnx` (Llama, Qwen3) and `embed_tokens` + `decoder_model_merged`
+// (Qwen3.5, with conv and recurrent state next to the KV cache on its full-attention layers).
+import type * as Ort from 'onnxruntime-web'
+import { AbortedError, BackendError, ContextLengthError, InvalidArgumentError, ModelError, toOndeviceError } from '../core/errors.ts'
+import type { ModelSession, ModelSessionInfo, RunOptions } from '../core/model-session.ts'
+import { type Backend, backends, type OnnxLayout, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
+import { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
+import type { PackageReader } from './package-reader.ts'
+
+/** The parts of onnxruntime-web / onnxruntime-node this file uses (both modules satisfy it). */
+export interface OrtModule {
+  readonly InferenceSession: typeof Ort.InferenceSession
+  readonly Tensor: typeof Ort.Tensor
+}
+
+export interface OrtSessionOptions {
+  readonly backend: Backend
+  /** Weight format to load ('q4', 'q8', 'fp32', ...); picks the ONNX file names. */
+  readonly dtype: string
+  /** Shown in usage reports; default: config.json's `_name_or_path` or 'model'. */
+  readonly modelId?: string
+  /** Caps the context below config.json's max_position_embeddings (to bound cache memory). */
+  readonly contextLength?: number
+  /** Overrides the ONNX file names derived from model_type and dtype. */
+  readonly layout?: OnnxLayout
+  /** Extra ORT session options (merged over ours). */
+  readonly sessionOptions?: Ort.InferenceSession.SessionOptions
+  /** WebGPU: keep outputs (the cache) in GPU buffers between steps. Default true; false copies to the CPU each step. */
+  readonly keepCacheOnGpu?: boolean
+  /** Recurrent-state checkpoints kept for rewind (Qwen3.5). Default 2. */
+  readonly maxCheckpoints?: number
+}
+
+export interface OrtModelSession extends ModelSession {
+  readonly config: RuntimeModelConfig
+  readonly layout: OnnxLayout
+  /** The decoder graph's input names, as published (for diagnostics). */
+  readonly inputNames: readonly string[]
+}
+
+type StateKind = 'key_value' | 'conv' | 'recurrent'
+
+interface StateInput {
+  readonly input: string
+  readonly output: string
+  readonly kind: StateKind
+  readonly layer: number
+  readonly type: Ort.Tensor.Type
+  /** Shape of the empty state (batch 1, sequence 0 for key/value). */
+  readonly emptyDims: readonly number[]
+}
+
+interface Checkpoint {
+  readonly length: number
+  readonly states: ReadonlyMap<string, { readonly type: Ort.Tensor.Type; readonly dims: readonly number[]; readonly data: Ort.Tensor.DataType }>
+}
+
+const executionProvidersByBackend: Record<Backend, readonly string[]> = {
+  wasm: ['wasm'],
+  // ORT falls back to WASM inside the session for any op WebGPU lacks.
+  webgpu: ['webgpu', 'wasm'],
+  native: ['cpu'],
+}
+
+/** Builds a ModelSession from a package's files. `ort` is onnxruntime-web (wasm/webgpu) or onnxruntime-node (native). */
+export async function createOrtSession(ort: OrtModule, reader: PackageReader, options: OrtSessionOptions): Promise<OrtModelSession> {
+  if (!options || !backends.includes(options.backend)) {
+    throw new InvalidArgumentError('backend', `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options?.backend)}.`)
+  }
+  const dtype = normalizeDtype(options.dtype)
+  let configJson: unknown
+  try {
+    configJson = JSON.parse(await reader.readText('config.json'))
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new ModelError('model_invalid', `config.json is not valid JSON: ${error.message}.`, { cause: error })
+    throw error
+  }
+  const config = readRuntimeConfig(configJson, 'the package')
+  if (options.contextLength !== undefined && (!Number.isInteger(options.contextLength) || options.contextLength < 1)) {
+    throw new InvalidArgumentError('contextLength', 'contextLength must be a positive integer.')
+  }
+  const contextLength = Math.min(config.contextLength, options.contextLength ?? Number.POSITIVE_INFINITY)
+  const layout = options.layout ?? onnxLayout(config.modelType, dtype)
+  const modelId = options.modelId ?? (typeof (configJson as { _name_or_path?: unknown })._name_or_path === 'string' ? ((configJson as { _name_or_path: string })._name_or_path) : 'model')
+
+  const sessions: Ort.InferenceSession[] = []
+  try {
+    const embed = layout.kind === 'split' ? await openGraph(ort, reader, layout.embedTokens, options) : undefined
+    if (embed) sessions.push(embed)
+    const decoder = await openGraph(ort, reader, layout.kind === 'split' ? layout.decoder : layout.model, options)
+    sessions.push(decoder)
+    const plan = planInputs(decoder, config, layout)
+    return new OrtSessionImpl(ort, { embed, decoder, plan, config, layout, backend: options.backend, dtype, modelId, contextLength, maxCheckpoints: options.maxCheckpoints ?? 2 })
+  } catch (error) {
+    await Promise.all(sessions.map((session) => session.release().catch(() => undefined)))
+    throw error
+  }
+}
+
+async function openGraph(ort: OrtModule, reader: PackageReader, path: string, options: OrtSessionOptions): Promise<Ort.InferenceSession> {
+  const shards = await findExternalData(reader, path)
+  const sessionOptions: Ort.InferenceSession.SessionOptions = {
+    executionProviders: [...executionProvidersByBackend[options.backend]],
+    graphOptimizationLevel: 'all',
+    ...options.sessionOptions,
+  }
+  try {
+    const local = options.backend === 'native' ? reader.localPath?.(path) : undefined
+    if (local !== undefined) {
+      // From a path, onnxruntime-node maps the weights and finds `.onnx_data` next to the file.
+      await reader.readBytes(path).then(() => undefined) // verifies the file before native code reads it
+      return await ort.InferenceSession.create(local, sessionOptions)
+    }
+    if (options.backend === 'native' && shards.length > 0) {
+      throw new ModelError('model_invalid', `${path} keeps its weights in ${shards.join(', ')}; onnxruntime-node loads external data only from files, so give the reader a localPath().`)
+    }
+    const bytes = await reader.readBytes(path)
+    if (shards.length > 0) {
+      const externalData = await Promise.all(shards.map(async (shard) => ({ path: shard.slice(shard.lastIndexOf('/') + 1), data: await reader.readBytes(shard) })))
+      ;(sessionOptions as { externalData?: unknown }).externalData = externalData
+    }
+    if (options.backend === 'webgpu' && (options.keepCacheOnGpu ?? true) && options.sessionOptions?.preferredOutputLocation === undefined) {
+      // Keep every output (the present.* caches above all) on the GPU so the next step feeds
+      // them back without a round trip through the CPU; only the last logits row is read back.
+      sessionOptions.preferredOutputLocation = 'gpu-buffer'
+    }
+    return await ort.InferenceSession.create(bytes, sessionOptions)
+  } catch (error) {
+    if (error instanceof ModelError || (error as { code?: string }).code === 'model_not_found') throw error
+    const wrapped = toOndeviceError(error)
+    if (wrapped.code !== 'internal') throw wrapped
+    throw new BackendError('backend_failed', `ONNX Runtime (${options.backend}) could not load ${path}: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+/** `x.onnx_data`, `x.onnx_data_1`, ... as far as they exist. */
+async function findExternalData(reader: PackageReader, path: string): Promise<string[]> {
+  const shards: string[] = []
+  for (let index = 0; index < 64; index++) {
+    const candidate = index === 0 ? `${path}_data` : `${path}_data_${index}`
+    const exists = reader.exists
+      ? await reader.exists(candidate)
+      : await reader.readBytes(candidate).then(() => true, () => false)
+    if (!exists) break
+    shards.push(candidate)
+  }
+  return shards
+}
+
+interface InputPlan {
+  readonly tokenInput: 'input_ids' | 'inputs_embeds'
+  readonly states: readonly StateInput[]
+  readonly positionRank: 2 | 3
+  readonly others: ReadonlySet<string>
+  readonly logitsOutput: string
+  readonly embedOutput?: string
+}
+
+const stateName = /^(?:past_key_values\.(\d+)\.(key|value)|past_conv\.(\d+)|past_recurrent\.(\d+))$/
+
+/** Maps each decoder input to what feeds it, and checks the graph against config.json. */
+function planInputs(decoder: Ort.InferenceSession, config: RuntimeModelConfig, layout: OnnxLayout): InputPlan {
+  const states: StateInput[] = []
+  const others = new Set<string>()
+  let tokenInput: InputPlan['tokenInput'] | undefined
+  let positionRank: 2 | 3 = 2
+  const metadata = new Map(decoder.inputMetadata.map((entry) => [entry.name, entry]))
+  for (const name of decoder.inputNames) {
+    const meta = metadata.get(name)
+    const shape = meta && meta.isTensor ? meta.shape : []
+    const type = (meta && meta.isTensor ? meta.type : 'float32') as Ort.Tensor.Type
+    const match = stateName.exec(name)
+    if (match) {
+      const kind: StateKind = match[1] !== undefined ? 'key_value' : match[3] !== undefined ? 'conv' : 'recurrent'
+      const layer = Number(match[1] ?? match[3] ?? match[4])
+      const output = name.startsWith('past_key_values.') ? `present.${name.slice('past_key_values.'.length)}` : name.replace(/^past_/, 'present_')
+      if (!decoder.outputNames.includes(output)) {
+        throw new ModelError('model_invalid', `The decoder has input ${name} but no output ${output} to carry it to the next step. Rebuild the package.`)
+      }
+      const emptyDims = shape.map((dimension, axis) => {
+        if (axis === 0) return 1
+        if (kind === 'key_value' && axis === 2) return 0
+        if (typeof dimension !== 'number') {
+          throw new ModelError('model_invalid', `Input ${name} has a symbolic dimension ${JSON.stringify(dimension)} at axis ${axis}; ondevice needs the cache's head and width dimensions fixed in the graph.`)
+        }
+        return dimension
+      })
+      states.push({ input: name, output, kind, layer, type, emptyDims })
+      continue
+    }
+    switch (name) {
+      case 'input_ids':
+      case 'inputs_embeds':
+        tokenInput = name
+        break
+      case 'position_ids':
+        positionRank = shape.length === 3 ? 3 : 2
+        others.add(name)
+        break
+      case 'attention_mask':
+      case 'num_logits_to_keep':
+      case 'logits_to_keep':
+      case 'use_cache_branch':
+        others.add(name)
+        break
+      default:
+        throw new ModelError('model_invalid', `The decoder has an input ondevice does not know how to feed: ${name}. Supported: input_ids or inputs_embeds, attention_mask, position_ids, past_key_values.N.key/value, past_conv.N, past_recurrent.N.`)
+    }
+  }
+  if (!tokenInput) throw new ModelError('model_invalid', 'The decoder has neither input_ids nor inputs_embeds.')
+  if (layout.kind === 'split' && tokenInput !== 'inputs_embeds') throw new ModelError('model_invalid', 'A split (embed_tokens + decoder) package needs a decoder that takes inputs_embeds.')
+  if (layout.kind === 'single' && tokenInput !== 'input_ids') throw new ModelError('model_invalid', 'A single-graph package needs a model that takes input_ids.')
+
+  // The graph must carry exactly the caches config.json's layers call for.
+  const expectLayers = (kind: StateKind, layerType: string): void => {
+    const wanted = config.layerTypes.flatMap((type, index) => (type === layerType ? [index] : []))
+    const have = [...new Set(states.filter((state) => state.kind === kind).map((state) => state.layer))].sort((a, b) => a - b)
+    if (wanted.join(',') !== have.join(',')) {
+      throw new ModelError(
+        'model_invalid',
+        `The ONNX inputs do not match config.json: config.json (${config.modelType}, ${config.numHiddenLayers} layers) calls for ${kind} cache inputs on layers [${wanted.join(', ')}], the graph has them on [${have.join(', ')}]. The package's config.json and ONNX files come from different models.`,
+      )
+    }
+  }
+  expectLayers('key_value', 'full_attention')
+  expectLayers('conv', 'linear_attention')
+  expectLayers('recurrent', 'linear_attention')
+  const logitsOutput = decoder.outputNames.includes('logits') ? 'logits' : undefined
+  if (!logitsOutput) throw new ModelError('model_invalid', `The decoder has no 'logits' output (outputs: ${decoder.outputNames.join(', ')}).`)
+  const logitsMeta = decoder.outputMetadata.find((entry) => entry.name === logitsOutput)
+  const vocabulary = logitsMeta?.isTensor ? logitsMeta.shape.at(-1) : undefined
+  if (typeof vocabulary === 'number' && vocabulary !== config.vocabularySize) {
+    throw new ModelError('model_invalid', `The ONNX logits have ${vocabulary} entries but config.json says vocab_size ${config.vocabularySize}. The package's config.json and ONNX files come from different models.`)
+  }
+  return { tokenInput, states, positionRank, others, logitsOutput }
+}
+
+interface SessionParts {
+  readonly embed: Ort.InferenceSession | undefined
+  readonly decoder: Ort.InferenceSession
+  readonly plan: InputPlan
+  readonly config: RuntimeModelConfig
+  readonly layout: OnnxLayout
+  readonly backend: Backend
+  readonly dtype: string
+  readonly modelId: string
+  readonly contextLength: number
+  readonly maxCheckpoints: number
+}
+
+class OrtSessionImpl implements OrtModelSession {
+  readonly info: ModelSessionInfo
+  readonly config: RuntimeModelConfig
+  readonly layout: OnnxLayout
+  readonly inputNames: readonly string[]
+  readonly #ort: OrtModule
+  readonly #parts: SessionParts
+  readonly #hasRecurrent: boolean
+  #tokens: number[] = []
+  #state = new Map<string, Ort.Tensor>()
+  #checkpoints: Checkpoint[] = []
+  #queue: Promise<unknown> = Promise.resolve()
+  #disposed = false
+
+  constructor(ort: OrtModule, parts: SessionParts) {
+    this.#ort = ort
+    this.#parts = parts
+    this.config = parts.config
+    this.layout = parts.layout
+    this.inputNames = parts.decoder.inputNames
+    this.#hasRecurrent = parts.plan.states.some((state) => state.kind !== 'key_value')
+    this.info = {
+      modelId: parts.modelId,
+      vocabularySize: parts.config.vocabularySize,
+      contextLength: parts.contextLength,
+      backend: parts.backend,
+      dtype: parts.dtype,
+    }
+    this.#resetState()
+  }
+
+  get tokens(): readonly number[] {
+    return this.#tokens
+  }
+
+  append(tokenIds: readonly number[], options: RunOptions = {}): Promise<Float32Array> {
+    return this.#serial(() => this.#append(tokenIds, options))
+  }
+
+  rewind(length: number): Promise<boolean> {
+    return this.#serial(() => this.#rewind(length))
+  }
+
+  reset(): Promise<void> {
+    return this.#serial(async () => {
+      this.#checkDisposed()
+      this.#resetState()
+      this.#checkpoints = []
+    })
+  }
+
+  dispose(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#disposed) return
+      this.#disposed = true
+      this.#disposeState(this.#state)
+      await Promise.all([this.#parts.embed?.release(), this.#parts.decoder.release()])
+    })
+  }
+
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(work, work)
+    this.#queue = next.catch(() => undefined)
+    return next
+  }
+
+  #checkDisposed(): void {
+    if (this.#disposed) throw new BackendError('backend_failed', 'This model session was disposed; load the model again.')
+  }
+
+  #resetState(): void {
+    this.#disposeState(this.#state)
+    this.#tokens = []
+    this.#state = new Map(
+      this.#parts.plan.states.map((state) => [state.input, new this.#ort.Tensor(state.type as 'float32', zeros(state.type, product(state.emptyDims)) as Float32Array, state.emptyDims)]),
+    )
+  }
+
+  #disposeState(state: Map<string, Ort.Tensor>): void {
+    for (const tensor of state.values()) if (tensor.location !== 'cpu') tensor.dispose()
+  }
+
+  async #append(tokenIds: readonly number[], options: RunOptions): Promise<Float32Array> {
+    this.#checkDisposed()
+    if (!Array.isArray(tokenIds) || tokenIds.length === 0) throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
+    for (const id of tokenIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.info.vocabularySize) {
+        throw new InvalidArgumentError('tokenIds', `Token id ${id} is outside the vocabulary (0..${this.info.vocabularySize - 1}).`)
+      }
+    }
+    const past = this.#tokens.length
+    const total = past + tokenIds.length
+    if (total > this.info.contextLength) {
+      throw new ContextLengthError(`The cache would hold ${total} tokens but the context is ${this.info.contextLength}: shorten the prompt or the conversation, or lower max tokens.`)
+    }
+    if (options.signal?.aborted) throw new AbortedError()
+    const { Tensor } = this.#ort
+    const { plan } = this.#parts
+    const ids = new Tensor('int64', BigInt64Array.from(tokenIds, (id) => BigInt(id)), [1, tokenIds.length])
+    const feeds: Record<string, Ort.Tensor> = {}
+    try {
+      if (plan.tokenInput === 'inputs_embeds') {
+        const embedded = await (this.#parts.embed as Ort.InferenceSession).run({ input_ids: ids })
+        feeds.inputs_embeds = embedded.inputs_embeds ?? (Object.values(embedded)[0] as Ort.Tensor)
+        if (options.signal?.aborted) throw new AbortedError()
+      } else {
+        feeds.input_ids = ids
+      }
+      if (plan.others.has('attention_mask')) feeds.attention_mask = new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total])
+      if (plan.others.has('position_ids')) {
+        const positions = BigInt64Array.from(tokenIds, (_, index) => BigInt(past + index))
+        feeds.position_ids =
+          plan.positionRank === 3
+            ? new Tensor('int64', BigInt64Array.from({ length: 3 * tokenIds.length }, (_, index) => positions[index % tokenIds.length] as bigint), [3, 1, tokenIds.length])
+            : new Tensor('int64', positions, [1, tokenIds.length])
+      }
+      for (const name of ['num_logits_to_keep', 'logits_to_keep']) {
+        if (plan.others.has(name)) feeds[name] = new Tensor('int64', BigInt64Array.of(1n), [])
+      }
+      if (plan.others.has('use_cache_branch')) feeds.use_cache_branch = new Tensor('bool', Uint8Array.of(past > 0 ? 1 : 0), [1])
+      for (const state of plan.states) feeds[state.input] = this.#state.get(state.input) as Ort.Tensor
+
+      const outputs = await this.#parts.decoder.run(feeds)
+      const logitsTensor = outputs[plan.logitsOutput] as Ort.Tensor
+      const logits = await lastRow(logitsTensor, this.info.vocabularySize)
+      const next = new Map<string, Ort.Tensor>()
+      for (const state of plan.states) next.set(state.input, outputs[state.output] as Ort.Tensor)
+      this.#disposeState(this.#state)
+      this.#state = next
+      const kept = new Set(next.values())
+      for (const tensor of Object.values(outputs)) if (!kept.has(tensor) && tensor.location !== 'cpu') tensor.dispose()
+      if (feeds.inputs_embeds && feeds.inputs_embeds.location !== 'cpu') feeds.inputs_embeds.dispose()
+      this.#tokens.push(...tokenIds)
+      // A multi-token append is a prompt or a new turn: remember the recurrent state there so a
+      // later conversation that diverges after this point can rewind instead of re-feeding.
+      if (this.#hasRecurrent && tokenIds.length > 1) await this.#checkpoint()
+      return logits
+    } catch (error) {
+      if (error instanceof AbortedError || error instanceof InvalidArgumentError) throw error
+      if (error instanceof Error && 'code' in error) throw error
+      throw new BackendError('backend_failed', `ONNX Runtime (${this.info.backend}) failed while running the model: ${(error as Error).message}`, { cause: error, isRetryable: false })
+    }
+  }
+
+  async #checkpoint(): Promise<void> {
+    const states = new Map<string, { type: Ort.Tensor.Type; dims: readonly number[]; data: Ort.Tensor.DataType }>()
+    for (const state of this.#parts.plan.states) {
+      if (state.kind === 'key_value') continue
+      const tensor = this.#state.get(state.input) as Ort.Tensor
+      states.set(state.input, { type: tensor.type, dims: tensor.dims, data: copyData(await tensor.getData()) })
+    }
+    this.#checkpoints = [...this.#checkpoints.filter((checkpoint) => checkpoint.length !== this.#tokens.length), { length: this.#tokens.length, states }].slice(-this.#parts.maxCheckpoints)
+  }
+
+  async #rewind(length: number): Promise<boolean> {
+    this.#checkDisposed()
+    if (!Number.isInteger(length) || length < 0 || length > this.#tokens.length) {
+      throw new InvalidArgumentError('length', `rewind() needs an integer from 0 to ${this.#tokens.length} (the tokens in the cache), got ${length}.`)
+    }
+    if (length === this.#tokens.length) return true
+    if (length === 0) {
+      this.#resetState()
+      this.#checkpoints = []
+      return true
+    }
+    let checkpoint: Checkpoint | undefined
+    if (this.#hasRecurrent) {
+      checkpoint = this.#checkpoints.find((candidate) => candidate.length === length)
+      if (!checkpoint) return false
+    }
+    const { Tensor } = this.#ort
+    const next = new Map<string, Ort.Tensor>()
+    for (const state of this.#parts.plan.states) {
+      const tensor = this.#state.get(state.input) as Ort.Tensor
+      if (state.kind === 'key_value') {
+        next.set(state.input, new Tensor(tensor.type as 'float32', sliceSequence(await tensor.getData(), tensor.dims, length) as Float32Array, [tensor.dims[0] as number, tensor.dims[1] as number, length, tensor.dims[3] as number]))
+      } else {
+        const saved = checkpoint?.states.get(state.input)
+        if (!saved) return false
+        next.set(state.input, new Tensor(saved.type as 'float32', copyData(saved.data) as Float32Array, saved.dims))
+      }
+    }
+    this.#disposeState(this.#state)
+    this.#state = next
+    this.#tokens = this.#tokens.slice(0, length)
+    this.#checkpoints = this.#checkpoints.filter((candidate) => candidate.length <= length)
+    return true
+  }
+}
+
+function product(dims: readonly number[]): number {
+  return dims.reduce((total, dimension) => total * dimension, 1)
+}
+
+function zeros(type: Ort.Tensor.Type, length: number): Ort.Tensor.DataType {
+  switch (type) {
+    case 'float32':
+      return new Float32Array(length)
+    case 'float16':
+      // Float16 zeros are all-zero bits; ORT takes them as Uint16Array.
+      return new Uint16Array(length)
+    default:
+      throw new ModelError('model_invalid', `Cache tensors of type ${type} are not supported (float32 or float16).`)
+  }
+}
+
+function copyData(data: Ort.Tensor.DataType): Ort.Tensor.DataType {
+  return (data as Float32Array).slice() as Ort.Tensor.DataType
+}
+
+/** [B, H, P, D] → [B, H, length, D]. */
+function sliceSequence(data: Ort.Tensor.DataType, dims: readonly number[], length: number): Ort.Tensor.DataType {
+  const [batch, heads, sequence, width] = dims as [number, number, number, number]
+  const source = data as Float32Array
+  const out = new (source.constructor as Float32ArrayConstructor)(batch * heads * length * width)
+  for (let row = 0; row < batch * heads; row++) {
+    out.set(source.subarray(row * sequence * width, row * sequence * width + length * width), row * length * width)
+  }
+  return out as Ort.Tensor.DataType
+}
+
+/** The logits of the last position, as a fresh Float32Array the caller may modify. */
+async function lastRow(logits: Ort.Tensor, vocabulary: number): Promise<Float32Array> {
+  const data = logits.location === 'cpu' ? logits.data : await logits.getData()
+  const start = data.length - vocabulary
+  if (logits.type === 'float32') return (data as Float32Array).slice(start)
+  if (logits.type === 'float16') {
+    const half = data as Uint16Array
+    const out = new Float32Array(vocabulary)
+    for (let index = 0; index < vocabulary; index++) out[index] = halfToFloat(half[start + index] as number)
+    return out
+  }
+  throw new ModelError('model_invalid', `Logits of type ${logits.type} are not supported.`)
+}
+
+function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1
+  const exponent = (bits >> 10) & 0x1f
+  const fraction = bits & 0x3ff
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024)
+  if (exponent === 31) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024)
+}
+
+export { layoutFiles }

@@ -1,0 +1,23 @@
+// How a session gets a package's bytes. Hosts that bring their own storage (workerd: R2 or static
+// assets; a test: memory) implement this; loadModel adapts the model store to it.
+
+export interface PackageReader {
+  readText(path: string): Promise<string>
+  readBytes(path: string): Promise<Uint8Array>
+  /** Whether a file exists; used to find `.onnx_data` shards. Without it, reads are attempted. */
+  exists?(path: string): Promise<boolean>
+  /** A local file path, for backends that load from disk (onnxruntime-node needs it for external data). */
+  localPath?(path: string): string | undefined
+}
+
+import type { StoredPackage } from './store/types.ts'
+
+/** A PackageReader over a store's package: every read is verified against manifest.json first. */
+export function storedPackageReader(pkg: StoredPackage): PackageReader {
+  return {
+    readText: (path) => pkg.readText(path),
+    readBytes: (path) => pkg.readBytes(path),
+    exists: (path) => pkg.exists(path),
+    localPath: (path) => pkg.localPath(path),
+  }
+}
