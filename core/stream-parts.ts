@@ -39,6 +39,8 @@ export interface FinishPart {
   readonly text: string
   /** Index of the next sampler draw: resuming generation elsewhere starts at this step. */
   readonly nextStep: number
+  /** The sampler seed used (a random one when none was given): a continuation elsewhere needs it. */
+  readonly seed?: number
   readonly usage: Usage
 }
 

@@ -1,0 +1,207 @@
+import { describe, expect, it } from 'vitest'
+import { createTestSession } from '../test/support/test-session.ts'
+import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { BackendError, ContextLengthError, InvalidArgumentError } from './errors.ts'
+import { type GenerateRequest, generate, generateText } from './generate.ts'
+import type { ModelSession } from './model-session.ts'
+import type { SamplingOptions } from './sampler.ts'
+import type { FinishPart, GenerationPart } from './stream-parts.ts'
+
+const tokenizer = qwen3Tokenizer()
+const vocabularySize = tokenizer.vocabularySize
+const prompt = tokenizer.encodeChat([{ role: 'user', content: 'Tell me a story.' }], { enableThinking: false })
+
+async function collect(session: ModelSession, request: GenerateRequest) {
+  const parts: GenerationPart[] = []
+  let error: unknown
+  try {
+    for await (const part of generate(session, tokenizer, request)) parts.push(part)
+  } catch (caught) {
+    error = caught
+  }
+  const deltas = parts.filter((part) => part.type === 'text-delta')
+  const finish = parts.find((part): part is FinishPart => part.type === 'finish')
+  return {
+    parts,
+    error,
+    finish,
+    text: deltas.map((part) => part.text).join(''),
+    tokenIds: deltas.flatMap((part) => part.tokenIds),
+  }
+}
+
+// Scripts a session to say `answer` (then anything) after the prompt.
+function scripted(answer: string, extra: Parameters<typeof createTestSession>[0] = {}) {
+  const ids = tokenizer.encode(answer, { addSpecialTokens: false })
+  return {
+    ids,
+    session: createTestSession({
+      vocabularySize,
+      favor: (tokens) => ids[tokens.length - prompt.length],
+      ...extra,
+    }),
+  }
+}
+
+describe('generate', () => {
+  it('streams text deltas that add up to the finish part, with usage', async () => {
+    const result = await collect(createTestSession({ vocabularySize }), {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      maxTokens: 20,
+    })
+    expect(result.error).toBeUndefined()
+    const finish = result.finish!
+    expect(finish.finishReason).toBe('length')
+    expect(finish.tokenIds).toHaveLength(20)
+    expect(result.tokenIds).toEqual(finish.tokenIds)
+    expect(result.text).toBe(finish.text)
+    expect(finish.text).toBe(tokenizer.decode(finish.tokenIds))
+    expect(finish.nextStep).toBe(20)
+    expect(finish.usage).toMatchObject({ promptTokens: prompt.length, completionTokens: 20, backend: 'test', dtype: 'fp32' })
+    expect(finish.usage.timeToFirstTokenMs).toBeGreaterThan(0)
+    expect(finish.usage.prefillTokensPerSecond).toBeGreaterThan(0)
+    expect(finish.usage.decodeTokensPerSecond).toBeGreaterThan(0)
+    expect(result.parts.at(-1)).toBe(finish)
+  })
+
+  it('stops at EOS and leaves it out of the text', async () => {
+    const eos = tokenizer.tokenToId('<|im_end|>')!
+    const { session } = scripted('Once upon a time there was a fox.', { eos: { tokenId: eos, atLength: prompt.length + 4 } })
+    const { finish, text } = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 } })
+    expect(finish!.finishReason).toBe('stop')
+    expect(finish!.tokenIds).toHaveLength(5)
+    expect(finish!.tokenIds.at(-1)).toBe(eos)
+    expect(text).toBe('Once upon a time')
+    // EOS is sampled but never fed: the cache holds the prompt and the 4 shown tokens.
+    expect(session.tokens).toHaveLength(prompt.length + 4)
+  })
+
+  it('stops on a stop string split across tokens and never shows any of it', async () => {
+    const { ids, session } = scripted('The answer is 42.\n\nUser: and more text after')
+    const result = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 }, stop: ['\n\nUser:', 'zzz'] })
+    expect(result.finish!.finishReason).toBe('stop')
+    expect(result.text).toBe('The answer is 42.')
+    expect(result.finish!.text).toBe('The answer is 42.')
+    expect(result.parts.some((part) => part.type === 'text-delta' && /User|\n/.test(part.text))).toBe(false)
+    expect(ids.length).toBeGreaterThan(result.finish!.tokenIds.length)
+  })
+
+  it('releases text that only looked like the start of a stop string', async () => {
+    const { session } = scripted('Use the <b>bold</b> tag')
+    const result = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 }, stop: ['<b>x'], maxTokens: 7 })
+    expect(result.finish!.finishReason).toBe('length')
+    expect(result.text).toBe(tokenizer.decode(result.finish!.tokenIds))
+    expect(result.text.startsWith('Use the <b>bold')).toBe(true)
+  })
+
+  it('never shows half a character when a character spans tokens', async () => {
+    const answer = '😀👨‍👩‍👧 é 你好'
+    const { ids, session } = scripted(answer)
+    const result = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 }, maxTokens: ids.length })
+    const deltas = result.parts.filter((part) => part.type === 'text-delta')
+    expect(deltas.length).toBe(ids.length)
+    for (const part of deltas) expect(part.text).not.toContain('\uFFFD')
+    expect(deltas.some((part) => part.text === '')).toBe(true)
+    expect(result.text).toBe(answer)
+  })
+
+  const samplings: [string, SamplingOptions][] = [
+    ['greedy', { temperature: 0 }],
+    ['seeded', { temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1, frequencyPenalty: 0.2, seed: 11 }],
+  ]
+  it.each(samplings)('continues on another session so the joined answer equals an uninterrupted one (%s)', async (_label, sampling) => {
+    const maxTokens = 24
+    const stop = ['never appears in this text']
+    const whole = await collect(createTestSession({ vocabularySize }), { promptTokenIds: prompt, sampling, maxTokens, stop })
+    expect(whole.finish!.tokenIds).toHaveLength(maxTokens)
+    for (const k of [0, 1, 5, 13, 23]) {
+      const device = await collect(createTestSession({ vocabularySize, failAtToken: k }), {
+        promptTokenIds: prompt,
+        sampling,
+        maxTokens,
+        stop,
+      })
+      expect(device.error).toBeInstanceOf(BackendError)
+      expect((device.error as BackendError).isRetryable).toBe(true)
+      expect(device.tokenIds).toHaveLength(k)
+      const edge = await collect(createTestSession({ vocabularySize }), {
+        promptTokenIds: prompt,
+        sampling,
+        maxTokens,
+        stop,
+        continuation: { tokenIds: device.tokenIds, step: k },
+      })
+      expect([...device.tokenIds, ...edge.finish!.tokenIds]).toEqual(whole.finish!.tokenIds)
+      expect(device.text + edge.text).toBe(whole.text)
+      expect(edge.finish!.finishReason).toBe('length')
+      expect(edge.finish!.nextStep).toBe(maxTokens)
+      expect(edge.finish!.usage.completionTokens).toBe(maxTokens - k)
+    }
+  })
+
+  it('reuses the cached prefix on the next turn and rewinds when the history diverges', async () => {
+    const session = createTestSession({ vocabularySize })
+    const first = await generateText(session, tokenizer, { promptTokenIds: prompt, sampling: { temperature: 0 }, maxTokens: 6 })
+    const secondPrompt = [...prompt, ...first.tokenIds, ...tokenizer.encode('<|im_end|>\n<|im_start|>user\nMore.<|im_end|>\n<|im_start|>assistant\n')]
+    const callsBefore = session.appendCalls.length
+    const second = await generateText(session, tokenizer, { promptTokenIds: secondPrompt, sampling: { temperature: 0 }, maxTokens: 6 })
+    // The second prefill only fed what the cache lacked: the last answer token and the new turn.
+    expect(session.appendCalls[callsBefore]).toBe(secondPrompt.length - (prompt.length + first.tokenIds.length - 1))
+    const fresh = await generateText(createTestSession({ vocabularySize }), tokenizer, {
+      promptTokenIds: secondPrompt,
+      sampling: { temperature: 0 },
+      maxTokens: 6,
+    })
+    expect(second.tokenIds).toEqual(fresh.tokenIds)
+    // A different conversation with a shared system prefix: rewind, then the same answer as fresh.
+    const other = tokenizer.encodeChat([{ role: 'user', content: 'Tell me a joke.' }], { enableThinking: false })
+    const rewound = await generateText(session, tokenizer, { promptTokenIds: other, sampling: { temperature: 0 }, maxTokens: 6 })
+    const unrewindable = createTestSession({ vocabularySize, rewindable: false })
+    await generateText(unrewindable, tokenizer, { promptTokenIds: prompt, maxTokens: 3 })
+    const reset = await generateText(unrewindable, tokenizer, { promptTokenIds: other, sampling: { temperature: 0 }, maxTokens: 6 })
+    expect(rewound.tokenIds).toEqual(reset.tokenIds)
+    expect(unrewindable.tokens.slice(0, other.length)).toEqual(other)
+  })
+
+  it('stops with finish reason abort when the signal fires, between or during steps', async () => {
+    const controller = new AbortController()
+    const parts: GenerationPart[] = []
+    for await (const part of generate(createTestSession({ vocabularySize }), tokenizer, {
+      promptTokenIds: prompt,
+      signal: controller.signal,
+      maxTokens: 50,
+    })) {
+      parts.push(part)
+      if (parts.length === 3) controller.abort()
+    }
+    const finish = parts.at(-1) as FinishPart
+    expect(finish.finishReason).toBe('abort')
+    expect(finish.tokenIds).toHaveLength(3)
+
+    const slow = new AbortController()
+    setTimeout(() => slow.abort(), 60)
+    const started = performance.now()
+    const slowResult = await generateText(createTestSession({ vocabularySize, delayMs: 1000 }), tokenizer, {
+      promptTokenIds: prompt,
+      signal: slow.signal,
+    })
+    expect(slowResult.finishReason).toBe('abort')
+    expect(performance.now() - started).toBeLessThan(900)
+  })
+
+  it('rejects bad requests with the field and the fix', async () => {
+    const session = createTestSession({ vocabularySize: 100, contextLength: 10 })
+    const attempt = (request: GenerateRequest) => generateText(session, tokenizer, request)
+    await expect(attempt({ promptTokenIds: [] })).rejects.toThrow(/promptTokenIds is empty/)
+    await expect(attempt({ promptTokenIds: [1, 500] })).rejects.toMatchObject({ param: 'promptTokenIds.1' })
+    await expect(attempt({ promptTokenIds: [1], maxTokens: 0 })).rejects.toThrow(/maxTokens must be a whole number/)
+    await expect(attempt({ promptTokenIds: [1], stop: [''] })).rejects.toThrow(InvalidArgumentError)
+    await expect(attempt({ promptTokenIds: [1], sampling: { topP: 2 } })).rejects.toThrow(/topP/)
+    await expect(attempt({ promptTokenIds: [1], continuation: { tokenIds: [1], step: -1 } })).rejects.toThrow(/continuation.step/)
+    await expect(attempt({ promptTokenIds: new Array(10).fill(1) })).rejects.toThrow(ContextLengthError)
+    const full = await attempt({ promptTokenIds: new Array(7).fill(1), sampling: { temperature: 0 } })
+    expect(full.finishReason).toBe('length')
+    expect(full.tokenIds).toHaveLength(3)
+  })
+})
