@@ -30,13 +30,20 @@ const decodeTokens = [17, 301, 5, 499]
 function maxDifference(expected: readonly Float32Array[], actual: Float32Array): number {
   let max = 0
   expected.forEach((row, t) => {
-    for (let j = 0; j < row.length; j++) max = Math.max(max, Math.abs((row[j] as number) - (actual[t * row.length + j] as number)))
+    for (let j = 0; j < row.length; j++)
+      max = Math.max(max, Math.abs((row[j] as number) - (actual[t * row.length + j] as number)))
   })
   return max
 }
 
 beforeAll(async () => {
-  await writeQwen35Package({ outDir: folder, config, weights, dtypes: ['fp32', 'q4'], name: 'qwen3-5-parity' })
+  await writeQwen35Package({
+    outDir: folder,
+    config,
+    weights,
+    dtypes: ['fp32', 'q4'],
+    name: 'qwen3-5-parity',
+  })
 })
 afterAll(() => rmSync(folder, { recursive: true, force: true }))
 
@@ -44,14 +51,30 @@ describe('Qwen3.5 package', () => {
   it('writes the onnx-community layout with a config the core parser reads', () => {
     const parsed = parseModelConfig(readFileSync(join(folder, 'config.json'), 'utf8'))
     expect(parsed.modelType).toBe('qwen3_5_text')
-    expect(parsed.layerTypes).toEqual(['linear_attention', 'linear_attention', 'linear_attention', 'full_attention'])
-    expect(parsed.linearAttention).toEqual({ convKernelDim: 4, keyHeadDim: 16, valueHeadDim: 16, numKeyHeads: 2, numValueHeads: 4 })
+    expect(parsed.layerTypes).toEqual([
+      'linear_attention',
+      'linear_attention',
+      'linear_attention',
+      'full_attention',
+    ])
+    expect(parsed.linearAttention).toEqual({
+      convKernelDim: 4,
+      keyHeadDim: 16,
+      valueHeadDim: 16,
+      numKeyHeads: 2,
+      numValueHeads: 4,
+    })
     expect(parsed.partialRotaryFactor).toBe(0.5)
     // Our own config reader gives back the same model.
     expect(parseQwen35Config(JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')))).toEqual(config)
     const manifest = parsePackageManifest(readFileSync(join(folder, 'manifest.json'), 'utf8'))
     expect(manifest.files.map((f) => f.path)).toEqual(
-      expect.arrayContaining(['onnx/embed_tokens.onnx', 'onnx/decoder_model_merged.onnx', 'onnx/decoder_model_merged.onnx_data', 'onnx/decoder_model_merged_q4.onnx']),
+      expect.arrayContaining([
+        'onnx/embed_tokens.onnx',
+        'onnx/decoder_model_merged.onnx',
+        'onnx/decoder_model_merged.onnx_data',
+        'onnx/decoder_model_merged_q4.onnx',
+      ]),
     )
     expect(manifest.dtypes).toEqual(['fp32', 'q4'])
   })
@@ -59,18 +82,32 @@ describe('Qwen3.5 package', () => {
   it('declares the published decoder I/O names, dtypes and state shapes', async () => {
     const runner = await Qwen35OrtRunner.open(ortNode, folder)
     try {
-      const inputs = Object.fromEntries(runner.decoder.inputMetadata.map((m) => [m.name, m.isTensor ? { type: m.type, shape: m.shape } : undefined]))
+      const inputs = Object.fromEntries(
+        runner.decoder.inputMetadata.map((m) => [
+          m.name,
+          m.isTensor ? { type: m.type, shape: m.shape } : undefined,
+        ]),
+      )
       expect(inputs.inputs_embeds).toEqual({ type: 'float32', shape: ['batch_size', 'sequence_length', 64] })
       expect(inputs.attention_mask).toEqual({ type: 'int64', shape: ['batch_size', 'total_sequence_length'] })
       expect(inputs.position_ids).toEqual({ type: 'int64', shape: [3, 'batch_size', 'sequence_length'] })
       expect(inputs['past_conv.0']).toEqual({ type: 'float32', shape: ['batch_size', 128, 3] })
       expect(inputs['past_recurrent.0']).toEqual({ type: 'float32', shape: ['batch_size', 4, 16, 16] })
-      expect(inputs['past_key_values.3.key']).toEqual({ type: 'float32', shape: ['batch_size', 2, 'past_sequence_length', 32] })
+      expect(inputs['past_key_values.3.key']).toEqual({
+        type: 'float32',
+        shape: ['batch_size', 2, 'past_sequence_length', 32],
+      })
       expect(Object.keys(inputs)).not.toContain('past_key_values.0.key')
       expect(runner.decoder.outputNames).toEqual([
         'logits',
-        'present_conv.0', 'present_recurrent.0', 'present_conv.1', 'present_recurrent.1', 'present_conv.2', 'present_recurrent.2',
-        'present.3.key', 'present.3.value',
+        'present_conv.0',
+        'present_recurrent.0',
+        'present_conv.1',
+        'present_recurrent.1',
+        'present_conv.2',
+        'present_recurrent.2',
+        'present.3.key',
+        'present.3.value',
       ])
     } finally {
       await runner.release()
@@ -80,7 +117,10 @@ describe('Qwen3.5 package', () => {
 
 describe.each([
   ['onnxruntime-node', async () => ortNode],
-  ['onnxruntime-web (WASM)', async () => (await loadOrtWebForNode({ numThreads: 1 })).ort as unknown as typeof ortNode],
+  [
+    'onnxruntime-web (WASM)',
+    async () => (await loadOrtWebForNode({ numThreads: 1 })).ort as unknown as typeof ortNode,
+  ],
 ])('Qwen3.5 fp32 graph on %s matches the reference', (_label, loadOrt) => {
   let runner: Qwen35OrtRunner
   beforeAll(async () => {
@@ -120,7 +160,8 @@ describe.each([
       const other = stepState[name] as Float32Array
       expect(other.length, name).toBe(values.length)
       let max = 0
-      for (let i = 0; i < values.length; i++) max = Math.max(max, Math.abs((values[i] as number) - (other[i] as number)))
+      for (let i = 0; i < values.length; i++)
+        max = Math.max(max, Math.abs((values[i] as number) - (other[i] as number)))
       expect(max, name).toBeLessThan(1e-5)
     }
     // And the reference's recurrent state agrees with the graph's.
@@ -131,11 +172,15 @@ describe.each([
     if (layer0?.kind !== 'linear') throw new Error('layer 0 should be linear attention')
     let max = 0
     const graphState = wholeState['past_recurrent.0'] as Float32Array
-    layer0.recurrent.forEach((v, i) => { max = Math.max(max, Math.abs(v - (graphState[i] as number))) })
+    layer0.recurrent.forEach((v, i) => {
+      max = Math.max(max, Math.abs(v - (graphState[i] as number)))
+    })
     expect(max).toBeLessThan(1e-5)
     max = 0
     const graphConv = wholeState['past_conv.0'] as Float32Array
-    layer0.conv.forEach((v, i) => { max = Math.max(max, Math.abs(v - (graphConv[i] as number))) })
+    layer0.conv.forEach((v, i) => {
+      max = Math.max(max, Math.abs(v - (graphConv[i] as number)))
+    })
     expect(max).toBeLessThan(1e-5)
   })
 })
@@ -145,16 +190,31 @@ describe('Qwen3.5 q4 graph', () => {
     // What the q4 package holds: every linear weight block-wise int4 (MatMulNBits), the tied
     // lm_head quantized the same way, and an fp16 embedding table.
     const dequantized = new Map(weights)
-    const quantizedNames = [...weights.keys()].filter((name) => /(proj|proj_qkv|proj_[zab])\.weight$/.test(name))
+    const quantizedNames = [...weights.keys()].filter((name) =>
+      /(proj|proj_qkv|proj_[zab])\.weight$/.test(name),
+    )
     for (const name of quantizedNames) {
       const tensor = weights.get(name)!
       const [rows, cols] = tensor.shape as [number, number]
-      dequantized.set(name, { shape: tensor.shape, data: dequantizeBlockwise4(quantizeBlockwise4({ rows, cols, data: tensor.data }), rows, cols) })
+      dequantized.set(name, {
+        shape: tensor.shape,
+        data: dequantizeBlockwise4(quantizeBlockwise4({ rows, cols, data: tensor.data }), rows, cols),
+      })
     }
     const embed = weights.get('model.embed_tokens.weight')!
     const [vocab, hidden] = embed.shape as [number, number]
-    dequantized.set('model.embed_tokens.weight', { shape: embed.shape, data: fromFloat16(toFloat16(embed.data)) })
-    dequantized.set('lm_head.weight', { shape: embed.shape, data: dequantizeBlockwise4(quantizeBlockwise4({ rows: vocab, cols: hidden, data: embed.data }), vocab, hidden) })
+    dequantized.set('model.embed_tokens.weight', {
+      shape: embed.shape,
+      data: fromFloat16(toFloat16(embed.data)),
+    })
+    dequantized.set('lm_head.weight', {
+      shape: embed.shape,
+      data: dequantizeBlockwise4(
+        quantizeBlockwise4({ rows: vocab, cols: hidden, data: embed.data }),
+        vocab,
+        hidden,
+      ),
+    })
     const untied = { config: { ...config, tieWordEmbeddings: false }, weights: dequantized }
     const q4 = await Qwen35OrtRunner.open(ortNode, folder, '_q4')
     const fp32 = await Qwen35OrtRunner.open(ortNode, folder)
@@ -166,7 +226,8 @@ describe('Qwen3.5 q4 graph', () => {
       // Top-1 agreement with fp32 (random weights have flat logits: a floor, not a real-model figure).
       const reference = await fp32.run(tokens)
       let agree = 0
-      for (let t = 0; t < tokens.length; t++) if (argmaxAt(result.logits, t) === argmaxAt(reference.logits, t)) agree++
+      for (let t = 0; t < tokens.length; t++)
+        if (argmaxAt(result.logits, t) === argmaxAt(reference.logits, t)) agree++
       console.log(`qwen3.5 tiny q4 vs fp32 top-1 agreement: ${agree}/${tokens.length}`)
       expect(agree).toBeGreaterThan(0)
     } finally {
