@@ -128,7 +128,7 @@ describe('generate', () => {
       const edge = await collect(createTestSession({ vocabularySize }), {
         promptTokenIds: prompt,
         sampling,
-        maxTokens,
+        maxTokens: maxTokens - k,
         stop,
         continuation: { tokenIds: device.tokenIds, step: k },
       })

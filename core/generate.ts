@@ -28,7 +28,10 @@ export interface Continuation {
 export interface GenerateRequest {
   readonly promptTokenIds: readonly number[]
   readonly sampling?: SamplingOptions
-  /** Most tokens in the answer, continuation tokens included (default: until the context is full). */
+  /**
+   * Most tokens this call generates (continuation tokens not counted: a handoff sends what is left
+   * of the caller's limit). Default: until the context is full.
+   */
   readonly maxTokens?: number
   readonly stop?: readonly string[]
   readonly signal?: AbortSignal
@@ -105,8 +108,8 @@ export async function* generate(
       `The prompt has ${input.length} tokens but the model's context holds ${contextLength}, with room needed for the answer. Shorten the conversation.`,
     )
   }
-  // The answer may grow until the cache is full (the last sampled token is never fed).
-  const answerLimit = Math.min(maxTokens ?? Number.POSITIVE_INFINITY, contextLength - prompt.length)
+  // New tokens may come until prompt + answer fill the context.
+  const answerLimit = Math.min(maxTokens ?? Number.POSITIVE_INFINITY, contextLength - input.length)
 
   const stream = new TextStream(tokenizer)
   const matcher = new StopStringMatcher(stops)
@@ -154,12 +157,6 @@ export async function* generate(
   }
   if (matcher.stopped) {
     yield finish('stop')
-    return
-  }
-  if (continuationIds.length >= answerLimit) {
-    const rest = release()
-    if (rest.length > 0) yield delta(rest, [])
-    yield finish('length')
     return
   }
 
@@ -230,7 +227,7 @@ export async function* generate(
       yield finish('stop')
       return
     }
-    if (continuationIds.length + newTokens.length >= answerLimit) {
+    if (newTokens.length >= answerLimit) {
       yield delta(shown.text + release(), [id])
       yield finish('length')
       return
