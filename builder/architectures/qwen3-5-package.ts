@@ -35,6 +35,8 @@ export interface WriteQwen35PackageOptions {
   readonly generationConfig?: Readonly<Record<string, unknown>>
   /** Context length the memory estimate assumes (default min(4096, max_position_embeddings)). */
   readonly contextLength?: number
+  /** Other files to carry (e.g. `chat_template.jinja`), by package path. */
+  readonly extraFiles?: Readonly<Record<string, string>>
 }
 
 const suffixes: Record<Qwen35PackageDtype, string> = { fp32: '', q4: '_q4' }
@@ -100,6 +102,11 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
       await writeFile(join(outDir, 'tokenizer_config.json'), options.tokenizer.tokenizerConfigJson)
       files.push('tokenizer_config.json')
     }
+  }
+  for (const [path, contents] of Object.entries(options.extraFiles ?? {})) {
+    if (path.includes('..') || path.startsWith('/')) throw new Error(`writeQwen35Package: extra file "${path}" must be a relative path inside the package`)
+    await writeFile(join(outDir, path), contents)
+    files.push(path)
   }
   const contextLength = options.contextLength ?? Math.min(4096, config.maxPositionEmbeddings)
   const cache = qwen35CacheBytes(config)

@@ -1,0 +1,121 @@
+// Hugging Face Qwen3.5 checkpoint → ondevice package. Reads `config.json` (the multimodal
+// `qwen3_5` one with `text_config`, or a flat `qwen3_5_text`) and `model.safetensors` (or the
+// shards named by `model.safetensors.index.json`); takes the language model's tensors with or
+// without the `model.language_model.` prefix and leaves out the vision tower (`model.visual.*`)
+// and the multi-token-prediction head (`mtp.*`). F32, F16 and BF16 tensors are widened to fp32.
+
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { PackageManifest } from '../../core/model-package.ts'
+import { fromBfloat16, fromFloat16 } from '../onnx/index.ts'
+import { parseQwen35Config, type Qwen35Config } from '../architectures/qwen3-5-config.ts'
+import { type Qwen35PackageDtype, writeQwen35Package } from '../architectures/qwen3-5-package.ts'
+import { type Qwen35Tensor, qwen35WeightShapes, validateQwen35Weights } from '../architectures/qwen3-5-reference.ts'
+
+interface SafetensorsEntry {
+  readonly dtype: string
+  readonly shape: number[]
+  readonly data_offsets: [number, number]
+}
+
+/** Tensors of one .safetensors file: name → header entry, plus the bytes after the header. */
+export function parseSafetensors(bytes: Uint8Array): { entries: Map<string, SafetensorsEntry>; data: Uint8Array } {
+  if (bytes.byteLength < 8) throw new Error('safetensors: file is shorter than its 8-byte header length')
+  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true))
+  if (headerLength > bytes.byteLength - 8) throw new Error(`safetensors: header length ${headerLength} runs past the end of the file`)
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, unknown>
+  const data = bytes.subarray(8 + headerLength)
+  const entries = new Map<string, SafetensorsEntry>()
+  for (const [name, value] of Object.entries(header)) {
+    if (name === '__metadata__') continue
+    const entry = value as SafetensorsEntry
+    const [start, end] = entry.data_offsets
+    if (!(start >= 0 && end >= start && end <= data.byteLength)) throw new Error(`safetensors: tensor "${name}" has offsets [${start}, ${end}] outside the data`)
+    entries.set(name, entry)
+  }
+  return { entries, data }
+}
+
+function toFloat32(name: string, entry: SafetensorsEntry, data: Uint8Array): Float32Array {
+  const [start, end] = entry.data_offsets
+  const raw = data.slice(start, end) // copy: aligned and independent of the file buffer
+  switch (entry.dtype) {
+    case 'F32':
+      return new Float32Array(raw.buffer, 0, raw.byteLength / 4)
+    case 'F16':
+      return fromFloat16(new Uint16Array(raw.buffer, 0, raw.byteLength / 2))
+    case 'BF16':
+      return fromBfloat16(new Uint16Array(raw.buffer, 0, raw.byteLength / 2))
+    default:
+      throw new Error(`safetensors: tensor "${name}" is ${entry.dtype}; only F32, F16 and BF16 checkpoints can be converted`)
+  }
+}
+
+/** The text model's name for a checkpoint tensor, or undefined for tensors that are not part of it. */
+export function qwen35TextTensorName(name: string): string | undefined {
+  if (name.startsWith('model.visual.') || name.startsWith('visual.') || name.startsWith('mtp.') || name.startsWith('model.mtp.')) return undefined
+  if (name.startsWith('model.language_model.')) return `model.${name.slice('model.language_model.'.length)}`
+  if (name.startsWith('language_model.model.')) return `model.${name.slice('language_model.model.'.length)}`
+  if (name === 'language_model.lm_head.weight') return 'lm_head.weight'
+  return name
+}
+
+export interface Qwen35Checkpoint {
+  readonly config: Qwen35Config
+  readonly weights: Map<string, Qwen35Tensor>
+}
+
+/** Reads a Hugging Face Qwen3.5 checkpoint folder into the config and fp32 weights by text-model name. */
+export async function readQwen35Checkpoint(folder: string): Promise<Qwen35Checkpoint> {
+  const config = parseQwen35Config(JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as unknown)
+  let files = ['model.safetensors']
+  try {
+    const index = JSON.parse(await readFile(join(folder, 'model.safetensors.index.json'), 'utf8')) as { weight_map?: Record<string, string> }
+    if (index.weight_map) files = [...new Set(Object.values(index.weight_map))]
+  } catch {
+    // No index: a single model.safetensors.
+  }
+  const wanted = qwen35WeightShapes(config)
+  const weights = new Map<string, Qwen35Tensor>()
+  for (const file of files) {
+    const { entries, data } = parseSafetensors(new Uint8Array(await readFile(join(folder, file))))
+    for (const [name, entry] of entries) {
+      const textName = qwen35TextTensorName(name)
+      if (!textName || !wanted.has(textName)) continue
+      weights.set(textName, { shape: entry.shape, data: toFloat32(name, entry, data) })
+    }
+  }
+  validateQwen35Weights(config, weights)
+  return { config, weights }
+}
+
+export interface ConvertQwen35Options {
+  /** Folder with config.json and model.safetensors (or shards). */
+  readonly checkpointDir: string
+  readonly outDir: string
+  /** Default ['q4']. */
+  readonly dtypes?: readonly Qwen35PackageDtype[]
+  readonly name?: string
+}
+
+/** Converts a checkpoint folder to a package; tokenizer files present in the checkpoint are carried over. */
+export async function convertQwen35Checkpoint(options: ConvertQwen35Options): Promise<PackageManifest> {
+  const { config, weights } = await readQwen35Checkpoint(options.checkpointDir)
+  const exists = async (name: string) => stat(join(options.checkpointDir, name)).then(() => true, () => false)
+  const tokenizerJson = (await exists('tokenizer.json')) ? await readFile(join(options.checkpointDir, 'tokenizer.json'), 'utf8') : undefined
+  const tokenizerConfigJson = (await exists('tokenizer_config.json')) ? await readFile(join(options.checkpointDir, 'tokenizer_config.json'), 'utf8') : undefined
+  let generationConfig: Record<string, unknown> | undefined
+  if (await exists('generation_config.json')) generationConfig = JSON.parse(await readFile(join(options.checkpointDir, 'generation_config.json'), 'utf8')) as Record<string, unknown>
+  const manifest = await writeQwen35Package({
+    outDir: options.outDir,
+    config,
+    weights,
+    dtypes: options.dtypes ?? ['q4'],
+    ...(tokenizerJson !== undefined ? { tokenizer: { tokenizerJson, ...(tokenizerConfigJson !== undefined ? { tokenizerConfigJson } : {}) } } : {}),
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(generationConfig ? { generationConfig } : {}),
+    // A separate chat template file travels as is (newer checkpoints keep it out of tokenizer_config.json).
+    ...((await exists('chat_template.jinja')) ? { extraFiles: { 'chat_template.jinja': await readFile(join(options.checkpointDir, 'chat_template.jinja'), 'utf8') } } : {}),
+  })
+  return manifest
+}
