@@ -15,7 +15,12 @@ const gb = 1024 ** 3
 const mb = 1024 ** 2
 
 const laptop: DeviceCapabilities = {
-  webgpu: { available: true, features: ['shader-f16'], maxBufferSize: 2 * gb, maxStorageBufferBindingSize: 2 * gb },
+  webgpu: {
+    available: true,
+    features: ['shader-f16'],
+    maxBufferSize: 2 * gb,
+    maxStorageBufferBindingSize: 2 * gb,
+  },
   wasm: true,
   deviceMemoryBytes: 8 * gb,
   cores: 8,

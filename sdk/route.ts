@@ -5,7 +5,12 @@ import { InvalidArgumentError } from '../core/errors.ts'
 
 export type RoutePolicy = 'prefer-device' | 'device-only' | 'edge-only' | 'prefer-edge'
 
-export const routePolicies: readonly RoutePolicy[] = ['prefer-device', 'device-only', 'edge-only', 'prefer-edge']
+export const routePolicies: readonly RoutePolicy[] = [
+  'prefer-device',
+  'device-only',
+  'edge-only',
+  'prefer-edge',
+]
 
 export type DeviceBackend = 'webgpu' | 'wasm' | 'native'
 
@@ -169,7 +174,9 @@ function assessDevice(
     }
   }
   if (backend === 'wasm' && needs !== undefined && needs > 4 * gib) {
-    problems.push(`the WASM heap is limited to 4 GB and the ${packageInfo.name} package needs ~${formatBytes(needs)}`)
+    problems.push(
+      `the WASM heap is limited to 4 GB and the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
+    )
   }
 
   // Speed: only a run on this device says; capability flags don't predict it.
@@ -184,7 +191,9 @@ function assessDevice(
   let download: DeviceAssessment['download'] = { possible: true, soft: false }
   if (!packageInfo.cached) {
     const bytes = packageInfo.downloadBytes
-    const free = capabilities.storage ? capabilities.storage.quotaBytes - capabilities.storage.usageBytes : undefined
+    const free = capabilities.storage
+      ? capabilities.storage.quotaBytes - capabilities.storage.usageBytes
+      : undefined
     if (!capabilities.online) {
       download = { possible: false, soft: false, why: 'offline and the package is not cached' }
     } else if (bytes > thresholds.maxDownloadBytes) {
@@ -242,7 +251,9 @@ export function decideRoute(
   // Why the device can't, as one clause: the missing backend first, then memory, then speed.
   const deviceWhyNot = device.problems.length > 0 ? joinClauses(device.problems, device.facts) : undefined
   const running = device.backend ? ` on ${device.backend}` : ''
-  const cachedWhy = packageInfo.cached ? 'the package is cached' : `the package (${formatBytes(packageInfo.downloadBytes)}) is not cached`
+  const cachedWhy = packageInfo.cached
+    ? 'the package is cached'
+    : `the package (${formatBytes(packageInfo.downloadBytes)}) is not cached`
   const factsSuffix = device.facts.length > 0 ? ` (${device.facts.join('; ')})` : ''
 
   const deviceNow = (prefix: string, fallback?: 'edge'): RouteDecision => ({
@@ -269,7 +280,8 @@ export function decideRoute(
         : none(`policy edge-only but ${edgeWhy}: configure edge.url or choose another policy`)
 
     case 'device-only': {
-      if (deviceWhyNot) return none(`policy device-only but the device can't run the package: ${deviceWhyNot}`)
+      if (deviceWhyNot)
+        return none(`policy device-only but the device can't run the package: ${deviceWhyNot}`)
       if (packageInfo.cached) return deviceNow('policy device-only: ')
       if (!device.download.possible && !device.download.soft) {
         return none(`policy device-only but ${device.download.why}`)
@@ -278,7 +290,8 @@ export function decideRoute(
     }
 
     case 'prefer-edge': {
-      const deviceFallback = !deviceWhyNot && (packageInfo.cached || device.download.possible || device.download.soft)
+      const deviceFallback =
+        !deviceWhyNot && (packageInfo.cached || device.download.possible || device.download.soft)
       if (edgeUsable) {
         return {
           route: 'edge',
@@ -286,8 +299,10 @@ export function decideRoute(
           ...(deviceFallback ? { fallback: 'device' as const } : {}),
         }
       }
-      if (deviceWhyNot) return none(`policy prefer-edge: ${edgeWhy} and the device can't run the package: ${deviceWhyNot}`)
-      if (packageInfo.cached) return deviceNow(`policy prefer-edge but ${edgeWhy}, falling back to the device: `)
+      if (deviceWhyNot)
+        return none(`policy prefer-edge: ${edgeWhy} and the device can't run the package: ${deviceWhyNot}`)
+      if (packageInfo.cached)
+        return deviceNow(`policy prefer-edge but ${edgeWhy}, falling back to the device: `)
       if (!device.download.possible && !device.download.soft) {
         return none(`policy prefer-edge: ${edgeWhy} and ${device.download.why}`)
       }
@@ -315,7 +330,8 @@ export function decideRoute(
             }
           : deviceAfterDownload(`${edgeWhy}: `)
       }
-      if (edgeUsable) return { route: 'edge', reason: `${cachedWhy} and ${device.download.why}: answering from the edge` }
+      if (edgeUsable)
+        return { route: 'edge', reason: `${cachedWhy} and ${device.download.why}: answering from the edge` }
       if (device.download.soft) return deviceAfterDownload(`${edgeWhy}: `)
       return none(`${cachedWhy}, ${device.download.why}, and ${edgeWhy}`)
     }

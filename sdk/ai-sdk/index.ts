@@ -1,0 +1,291 @@
+// `ondevice/ai-sdk`: a Vercel AI SDK provider. It implements the language-model specification
+// of the installed @ai-sdk/provider (LanguageModelV3, used by `ai` 6: generateText, streamText),
+// so an app written against the AI SDK runs its model on the device, with the edge behind it.
+//
+//   import { createOndevice } from 'ondevice/ai-sdk'
+//   const ondevice = createOndevice({ model: '/models/qwen3', edge: { url } })
+//   const { textStream } = streamText({ model: ondevice(), prompt: 'Hi' })
+//
+// Where an answer ran (device, edge or device+edge) and why comes back in providerMetadata.ondevice.
+import type {
+  JSONObject,
+  LanguageModelV3,
+  LanguageModelV3CallOptions,
+  LanguageModelV3FinishReason,
+  LanguageModelV3GenerateResult,
+  LanguageModelV3Prompt,
+  LanguageModelV3StreamPart,
+  LanguageModelV3StreamResult,
+  LanguageModelV3Usage,
+  SharedV3ProviderMetadata,
+  SharedV3Warning,
+} from '@ai-sdk/provider'
+import type { ChatMessage } from '../../core/chat-template.ts'
+import { deserializeError, InvalidArgumentError } from '../../core/errors.ts'
+import type { FinishPart, FinishReason, HandoffPart, RoutePart } from '../../core/stream-parts.ts'
+import { type ClientInternals, createClient, type OndeviceClient } from '../client.ts'
+import type { ChatRequest, ClientOptions } from '../options.ts'
+
+export interface OndeviceProviderSettings extends ClientOptions {
+  /** Use this client instead of creating one from the options. */
+  readonly client?: OndeviceClient
+}
+
+/** Per-call settings, as `providerOptions: { ondevice: { ... } }`. */
+export interface OndeviceCallOptions {
+  readonly minP?: number
+  readonly repetitionPenalty?: number
+}
+
+export interface OndeviceProvider {
+  (modelId?: string): LanguageModelV3
+  languageModel(modelId?: string): LanguageModelV3
+  /** The client behind the provider (status(), prepare(), events). */
+  readonly client: OndeviceClient
+}
+
+interface Converted {
+  readonly messages: ChatMessage[]
+  readonly warnings: SharedV3Warning[]
+}
+
+/** The AI SDK's prompt as chat messages; what the model can't take becomes a warning or an error. */
+export function convertPrompt(prompt: LanguageModelV3Prompt): Converted {
+  const messages: ChatMessage[] = []
+  const warnings: SharedV3Warning[] = []
+  for (const message of prompt) {
+    switch (message.role) {
+      case 'system':
+        messages.push({ role: 'system', content: message.content })
+        break
+      case 'user': {
+        const texts: string[] = []
+        for (const part of message.content) {
+          if (part.type === 'text') texts.push(part.text)
+          else {
+            throw new InvalidArgumentError(
+              'prompt',
+              `This model reads text only: a user message holds a ${part.mediaType} file. Remove the file or describe it in text.`,
+            )
+          }
+        }
+        messages.push({ role: 'user', content: texts.join('') })
+        break
+      }
+      case 'assistant': {
+        const texts: string[] = []
+        let reasoning = ''
+        for (const part of message.content) {
+          if (part.type === 'text') texts.push(part.text)
+          else if (part.type === 'reasoning') reasoning += part.text
+          else
+            warnings.push({
+              type: 'other',
+              message: `An assistant ${part.type} part was dropped: tools are not supported.`,
+            })
+        }
+        messages.push({
+          role: 'assistant',
+          content: texts.join(''),
+          ...(reasoning ? { reasoningContent: reasoning } : {}),
+        })
+        break
+      }
+      case 'tool':
+        warnings.push({ type: 'other', message: 'A tool message was dropped: tools are not supported.' })
+        break
+    }
+  }
+  return { messages, warnings }
+}
+
+function finishReasonOf(reason: FinishReason): LanguageModelV3FinishReason {
+  if (reason === 'length') return { unified: 'length', raw: 'length' }
+  if (reason === 'error') return { unified: 'error', raw: 'error' }
+  if (reason === 'abort') return { unified: 'other', raw: 'abort' }
+  return { unified: 'stop', raw: 'stop' }
+}
+
+function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
+  const usage = finish?.usage
+  return {
+    inputTokens: {
+      total: usage?.promptTokens,
+      noCache: usage?.promptTokens,
+      cacheRead: undefined,
+      cacheWrite: undefined,
+    },
+    outputTokens: { total: usage?.completionTokens, text: usage?.completionTokens, reasoning: undefined },
+    ...(usage ? { raw: JSON.parse(JSON.stringify(usage)) as JSONObject } : {}),
+  }
+}
+
+function metadataOf(
+  route: RoutePart | undefined,
+  handoff: HandoffPart | undefined,
+  finish: FinishPart | undefined,
+): SharedV3ProviderMetadata {
+  const usage = finish?.usage
+  const ondevice: JSONObject = {
+    route: usage?.route ?? route?.route ?? null,
+    routeReason: usage?.routeReason ?? route?.reason ?? null,
+    handoff: handoff ? { reason: handoff.reason, completedTokens: handoff.completedTokens } : null,
+    timeToFirstTokenMs: usage?.timeToFirstTokenMs ?? null,
+    prefillTokensPerSecond: usage?.prefillTokensPerSecond ?? null,
+    decodeTokensPerSecond: usage?.decodeTokensPerSecond ?? null,
+    backend: usage?.backend ?? null,
+    dtype: usage?.dtype ?? null,
+  }
+  return { ondevice }
+}
+
+class OndeviceLanguageModel implements LanguageModelV3 {
+  readonly specificationVersion = 'v3' as const
+  readonly provider = 'ondevice'
+  readonly modelId: string
+  // The model reads text only; no URL is fetched by the model itself.
+  readonly supportedUrls: Record<string, RegExp[]> = {}
+  readonly #client: OndeviceClient
+
+  constructor(modelId: string, client: OndeviceClient) {
+    this.modelId = modelId
+    this.#client = client
+  }
+
+  #request(options: LanguageModelV3CallOptions): { request: ChatRequest; warnings: SharedV3Warning[] } {
+    const { messages, warnings } = convertPrompt(options.prompt)
+    if (options.tools && options.tools.length > 0) warnings.push({ type: 'unsupported', feature: 'tools' })
+    if (options.toolChoice !== undefined) warnings.push({ type: 'unsupported', feature: 'toolChoice' })
+    if (options.responseFormat?.type === 'json') {
+      warnings.push({
+        type: 'unsupported',
+        feature: 'responseFormat',
+        details: 'JSON output is not enforced: the model answers in free text.',
+      })
+    }
+    const extra = (options.providerOptions?.['ondevice'] ?? {}) as OndeviceCallOptions
+    const request: ChatRequest = {
+      messages,
+      ...(options.maxOutputTokens === undefined ? {} : { maxTokens: options.maxOutputTokens }),
+      ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+      ...(options.topP === undefined ? {} : { topP: options.topP }),
+      ...(options.topK === undefined ? {} : { topK: options.topK }),
+      ...(options.presencePenalty === undefined ? {} : { presencePenalty: options.presencePenalty }),
+      ...(options.frequencyPenalty === undefined ? {} : { frequencyPenalty: options.frequencyPenalty }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      ...(options.stopSequences && options.stopSequences.length > 0 ? { stop: options.stopSequences } : {}),
+      ...(extra.minP === undefined ? {} : { minP: extra.minP }),
+      ...(extra.repetitionPenalty === undefined ? {} : { repetitionPenalty: extra.repetitionPenalty }),
+      ...(options.abortSignal ? { signal: options.abortSignal } : {}),
+    }
+    return { request, warnings }
+  }
+
+  async doGenerate(options: LanguageModelV3CallOptions): Promise<LanguageModelV3GenerateResult> {
+    const { request, warnings } = this.#request(options)
+    let route: RoutePart | undefined
+    let handoff: HandoffPart | undefined
+    let finish: FinishPart | undefined
+    for await (const part of this.#client.stream(request)) {
+      if (part.type === 'route') route = part
+      else if (part.type === 'handoff') handoff = part
+      else if (part.type === 'error') throw deserializeError(part.error)
+      else if (part.type === 'finish') finish = part
+    }
+    if (options.abortSignal?.aborted)
+      throw options.abortSignal.reason ?? new DOMException('Aborted', 'AbortError')
+    return {
+      content: finish && finish.text !== '' ? [{ type: 'text', text: finish.text }] : [],
+      finishReason: finishReasonOf(finish?.finishReason ?? 'error'),
+      usage: usageOf(finish),
+      providerMetadata: metadataOf(route, handoff, finish),
+      request: { body: { messages: request.messages } },
+      response: { modelId: this.modelId, timestamp: new Date() },
+      warnings,
+    }
+  }
+
+  async doStream(options: LanguageModelV3CallOptions): Promise<LanguageModelV3StreamResult> {
+    const { request, warnings } = this.#request(options)
+    const parts = this.#client.stream(request)[Symbol.asyncIterator]()
+    const textId = 'text-0'
+    const modelId = this.modelId
+    let route: RoutePart | undefined
+    let handoff: HandoffPart | undefined
+    let textStarted = false
+    let started = false
+    const stream = new ReadableStream<LanguageModelV3StreamPart>({
+      async pull(controller) {
+        if (!started) {
+          started = true
+          controller.enqueue({ type: 'stream-start', warnings })
+          controller.enqueue({ type: 'response-metadata', modelId, timestamp: new Date() })
+        }
+        try {
+          while (true) {
+            const { value: part, done } = await parts.next()
+            if (done) {
+              controller.close()
+              return
+            }
+            if (options.includeRawChunks) controller.enqueue({ type: 'raw', rawValue: part })
+            if (part.type === 'route') {
+              route = part
+            } else if (part.type === 'handoff') {
+              handoff = part
+            } else if (part.type === 'text-delta') {
+              if (part.text === '') continue
+              if (!textStarted) {
+                textStarted = true
+                controller.enqueue({ type: 'text-start', id: textId })
+              }
+              controller.enqueue({ type: 'text-delta', id: textId, delta: part.text })
+              return
+            } else if (part.type === 'error') {
+              controller.enqueue({ type: 'error', error: deserializeError(part.error) })
+              controller.close()
+              return
+            } else if (part.type === 'finish') {
+              if (part.finishReason === 'abort' && options.abortSignal?.aborted) {
+                // The AI SDK recognises an AbortError and reports the call as aborted.
+                controller.error(options.abortSignal.reason ?? new DOMException('Aborted', 'AbortError'))
+                return
+              }
+              if (textStarted) controller.enqueue({ type: 'text-end', id: textId })
+              controller.enqueue({
+                type: 'finish',
+                finishReason: finishReasonOf(part.finishReason),
+                usage: usageOf(part),
+                providerMetadata: metadataOf(route, handoff, part),
+              })
+              controller.close()
+              return
+            }
+          }
+        } catch (error) {
+          controller.error(error)
+        }
+      },
+      async cancel() {
+        await parts.return?.()
+      },
+    })
+    return { stream, request: { body: { messages: request.messages } } }
+  }
+}
+
+/** Creates the provider: `ondevice()` (or `ondevice.languageModel()`) is the LanguageModelV3 to pass to the AI SDK. */
+export function createOndevice(
+  settings: OndeviceProviderSettings = {},
+  internals: ClientInternals = {},
+): OndeviceProvider {
+  const { client: given, ...options } = settings
+  const client = given ?? createClient(options, internals)
+  const modelName = settings.model ?? 'ondevice-default'
+  const languageModel = (modelId?: string): LanguageModelV3 =>
+    new OndeviceLanguageModel(modelId ?? modelName, client)
+  const provider = ((modelId?: string) => languageModel(modelId)) as OndeviceProvider
+  Object.assign(provider, { languageModel })
+  Object.defineProperty(provider, 'client', { value: client, enumerable: true })
+  return provider
+}

@@ -1,0 +1,203 @@
+// The client without an edge: the device path, option validation, aborts and the errors a
+// developer sees. The device is core's deterministic test session behind the DeviceHost
+// interface with the real Qwen3 tokenizer; the edge cases live in client-edge.test.ts.
+import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+import type { StreamPart } from '../core/stream-parts.ts'
+import { createClient } from './client.ts'
+import { createTestDeviceHost } from './test-device-host.ts'
+
+const messages = [{ role: 'user' as const, content: 'Say something.' }]
+
+async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const out: StreamPart[] = []
+  for await (const part of parts) out.push(part)
+  return out
+}
+
+describe('createClient: options', () => {
+  const bad: [string, unknown, string][] = [
+    ['unknown policy', { policy: 'device-first' }, 'policy'],
+    ['empty model', { model: '' }, 'model'],
+    ['model not a string', { model: 42 }, 'model'],
+    ['edge-only without edge', { policy: 'edge-only' }, 'edge'],
+    ['edge without url', { edge: {} }, 'edge.url'],
+    ['edge url not a URL', { edge: { url: 'not a url' } }, 'edge.url'],
+    ['unknown option', { modle: 'x' }, 'modle'],
+    [
+      'negative threshold',
+      { thresholds: { minDeviceTokensPerSecond: -1 } },
+      'thresholds.minDeviceTokensPerSecond',
+    ],
+    ['unknown threshold', { thresholds: { minSpeed: 3 } }, 'thresholds.minSpeed'],
+    ['bad default temperature', { defaults: { temperature: -0.5 } }, 'defaults.temperature'],
+    ['bad backend', { backend: 'cuda' }, 'backend'],
+  ]
+  it.each(bad)('%s: InvalidArgumentError naming %s', (_name, options, param) => {
+    let caught: unknown
+    try {
+      createClient(options as never, { deviceHost: createTestDeviceHost() })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError)
+    expect((caught as InvalidArgumentError).param).toBe(param)
+    expect((caught as Error).message.length).toBeGreaterThan(20)
+  })
+
+  const badRequests: [string, unknown, string][] = [
+    ['no messages', {}, 'messages'],
+    ['empty messages', { messages: [] }, 'messages'],
+    ['bad role', { messages: [{ role: 'robot', content: 'x' }] }, 'messages.0.role'],
+    ['temperature NaN', { messages, temperature: Number.NaN }, 'temperature'],
+    ['topP above 1', { messages, topP: 1.5 }, 'topP'],
+    ['topK fractional', { messages, topK: 2.5 }, 'topK'],
+    ['maxTokens 0', { messages, maxTokens: 0 }, 'maxTokens'],
+    ['seed fractional', { messages, seed: 1.5 }, 'seed'],
+    ['stop not strings', { messages, stop: [1] }, 'stop'],
+    ['unknown field', { messages, temprature: 1 }, 'temprature'],
+    ['signal not a signal', { messages, signal: {} }, 'signal'],
+  ]
+  it.each(badRequests)(
+    'request with %s: InvalidArgumentError naming %s, thrown by stream() itself',
+    (_name, request, param) => {
+      const client = createClient({}, { deviceHost: createTestDeviceHost() })
+      let caught: unknown
+      try {
+        client.stream(request as never)
+      } catch (error) {
+        caught = error
+      }
+      expect(caught).toBeInstanceOf(InvalidArgumentError)
+      expect((caught as InvalidArgumentError).param).toBe(param)
+    },
+  )
+
+  it('chat() rejects bad requests the same way', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost() })
+    await expect(client.chat({ messages, minP: 2 })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'minP',
+    })
+  })
+})
+
+describe('createClient: device path (no edge)', () => {
+  it('answers on the device, with route, reason and timings in the result', async () => {
+    const host = createTestDeviceHost()
+    const client = createClient({ policy: 'device-only' }, { deviceHost: host })
+    const result = await client.chat({ messages, maxTokens: 12, seed: 7, temperature: 0.8 })
+    expect(result.route).toBe('device')
+    expect(result.routeReason).toContain('policy device-only')
+    expect(result.tokenIds).toHaveLength(12)
+    expect(result.finishReason).toBe('length')
+    expect(result.text.length).toBeGreaterThan(0)
+    expect(result.usage).toMatchObject({ route: 'device', completionTokens: 12, backend: 'test' })
+    expect(result.usage.promptTokens).toBeGreaterThan(5)
+    expect(result.usage.timeToFirstTokenMs).toBeGreaterThan(0)
+    expect(host.loads).toBe(1)
+    // Same seed, same device: the same answer (the model stays loaded).
+    const again = await client.chat({ messages, maxTokens: 12, seed: 7, temperature: 0.8 })
+    expect(again.tokenIds).toEqual(result.tokenIds)
+    expect(host.loads).toBe(1)
+    await client.dispose()
+  })
+
+  it('streams route, text deltas that add up to the text, then finish', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost() })
+    const parts = await collect(client.stream({ messages, maxTokens: 8, seed: 3 }))
+    expect(parts[0]).toMatchObject({ type: 'route', route: 'device' })
+    const finish = parts.at(-1)
+    expect(finish?.type).toBe('finish')
+    const deltas = parts.filter((p) => p.type === 'text-delta')
+    expect(deltas.map((p) => p.text).join('')).toBe(finish?.type === 'finish' ? finish.text : undefined)
+    expect(deltas.flatMap((p) => p.tokenIds)).toEqual(finish?.type === 'finish' ? finish.tokenIds : undefined)
+    await client.dispose()
+  })
+
+  it('no edge configured: downloads first, reports progress, then answers on the device', async () => {
+    const host = createTestDeviceHost({ cached: false })
+    const client = createClient({}, { deviceHost: host })
+    const before = await client.status()
+    expect(before).toMatchObject({ route: 'device', cached: false, loaded: false })
+    expect(before.reason).toContain('no edge is configured')
+    expect(before.reason).toContain('downloading it first')
+    const progress: number[] = []
+    client.on('progress', (event) => progress.push(event.loadedBytes))
+    const result = await client.chat({ messages, maxTokens: 4 })
+    expect(result.route).toBe('device')
+    expect(progress).toEqual([1_000_000, 2_000_000, 3_000_000, 4_000_000])
+    expect(await client.status()).toMatchObject({ cached: true, loaded: true })
+    await client.dispose()
+  })
+
+  it('prepare() downloads and probes ahead of time, with onProgress', async () => {
+    const host = createTestDeviceHost({ cached: false })
+    const client = createClient({ policy: 'device-only' }, { deviceHost: host })
+    const seen: number[] = []
+    const status = await client.prepare({ onProgress: (event) => seen.push(event.loadedBytes) })
+    expect(seen).toHaveLength(4)
+    expect(status).toMatchObject({ route: 'device', cached: true, loaded: true })
+    expect(status.probeTokensPerSecond).toBeGreaterThan(0)
+    await client.dispose()
+  })
+
+  it('no edge and a device that cannot run the package: a clear error, not a hang', async () => {
+    const host = createTestDeviceHost({
+      capabilities: { wasm: false, native: false, webgpu: { available: false } },
+    })
+    const client = createClient({}, { deviceHost: host })
+    const status = await client.status()
+    expect(status.route).toBe('none')
+    let caught: unknown
+    try {
+      await client.chat({ messages })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(OndeviceError)
+    expect((caught as OndeviceError).code).toBe('backend_unavailable')
+    expect((caught as Error).message).toContain('no WebGPU and no WebAssembly')
+    expect((caught as Error).message).toContain('no edge is configured')
+  })
+
+  it('offline with a cached package: answers on the device', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost({ capabilities: { online: false } }) })
+    const result = await client.chat({ messages, maxTokens: 3 })
+    expect(result.route).toBe('device')
+    expect(result.routeReason).toContain('offline: no network needed')
+    await client.dispose()
+  })
+
+  it('a device failure with no edge rejects with the device error', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost({ failAtToken: 3 }) })
+    await expect(client.chat({ messages, maxTokens: 10 })).rejects.toMatchObject({ code: 'backend_failed' })
+    await client.dispose()
+  })
+
+  it('abort mid-stream on the device: finish with reason abort, chat() rejects with AbortedError', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost({ session: { delayMs: 5 } }) })
+    const controller = new AbortController()
+    const parts: StreamPart[] = []
+    for await (const part of client.stream({ messages, maxTokens: 200, signal: controller.signal })) {
+      parts.push(part)
+      if (parts.filter((p) => p.type === 'text-delta').length === 3) controller.abort()
+    }
+    const finish = parts.at(-1)
+    expect(finish).toMatchObject({ type: 'finish', finishReason: 'abort' })
+    expect(finish?.type === 'finish' && finish.tokenIds.length).toBeLessThan(6)
+    const second = new AbortController()
+    setTimeout(() => second.abort(), 30)
+    await expect(client.chat({ messages, maxTokens: 500, signal: second.signal })).rejects.toMatchObject({
+      code: 'aborted',
+    })
+    await client.dispose()
+  })
+
+  it('dispose() frees the model and refuses later calls', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost() })
+    await client.chat({ messages, maxTokens: 2 })
+    await client.dispose()
+    expect(() => client.stream({ messages })).toThrow(/disposed/)
+  })
+})
