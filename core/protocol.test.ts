@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest'
+import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { InvalidArgumentError, OndeviceError } from './errors.ts'
+import {
+  encodeChatPrompt,
+  fromUsage,
+  toFinishReason,
+  toGenerateRequest,
+  toUsage,
+  validateChatCompletionRequest,
+} from './protocol.ts'
+
+const minimal = { model: 'qwen3', messages: [{ role: 'user', content: 'Hi' }] }
+
+function rejection(body: unknown): { param: string | undefined; message: string; code: string } {
+  try {
+    validateChatCompletionRequest(body)
+  } catch (error) {
+    if (error instanceof OndeviceError) return { param: error.param, message: error.message, code: error.code }
+    throw error
+  }
+  throw new Error('expected the request to be rejected')
+}
+
+describe('validateChatCompletionRequest', () => {
+  it('accepts what OpenAI clients send, extensions included', () => {
+    const body = {
+      ...minimal,
+      messages: [
+        { role: 'developer', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'Hello ' }, { type: 'text', text: 'there' }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+        { role: 'tool', content: '42', tool_call_id: 'c1' },
+      ],
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 64,
+      temperature: 0.7,
+      top_p: 0.9,
+      top_k: 50,
+      min_p: 0.05,
+      repetition_penalty: 1.1,
+      presence_penalty: 0.5,
+      frequency_penalty: -0.5,
+      logit_bias: { '42': -100 },
+      seed: 7,
+      stop: '\n\n',
+      n: 1,
+      store: false,
+      parallel_tool_calls: true,
+      chat_template_kwargs: { enable_thinking: false },
+      ondevice_continuation: { token_ids: [1, 2, 3], step: 3 },
+    }
+    expect(validateChatCompletionRequest(body)).toBe(body)
+  })
+
+  const bad: [string, unknown, string, RegExp][] = [
+    ['a non-object body', [1], 'body', /must be a JSON object/],
+    ['a missing model', { messages: minimal.messages }, 'model', /model is required/],
+    ['empty messages', { model: 'm', messages: [] }, 'messages', /messages is empty/],
+    ['a bad role', { model: 'm', messages: [{ role: 'bot', content: 'x' }] }, 'messages.0.role', /use 'system'/],
+    ['missing user content', { model: 'm', messages: [{ role: 'user' }] }, 'messages.0.content', /needs text content/],
+    ['an image part', { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }, 'messages.0.content.0.type', /text-only model/],
+    ['a tool message without id', { model: 'm', messages: [{ role: 'tool', content: 'x' }] }, 'messages.0.tool_call_id', /tool_call_id is required/],
+    ['top_p 0', { ...minimal, top_p: 0 }, 'top_p', /\(0, 1\]/],
+    ['top_p above 1', { ...minimal, top_p: 1.5 }, 'top_p', /\(0, 1\]/],
+    ['a negative temperature', { ...minimal, temperature: -1 }, 'temperature', /\[0, 2\]/],
+    ['a string temperature', { ...minimal, temperature: 'hot' }, 'temperature', /finite number/],
+    ['fractional max_tokens', { ...minimal, max_tokens: 1.5 }, 'max_tokens', /whole number ≥ 1/],
+    ['negative top_k', { ...minimal, top_k: -1 }, 'top_k', /whole number ≥ 0/],
+    ['n = 2', { ...minimal, n: 2 }, 'n', /one choice per request/],
+    ['a bad logit_bias key', { ...minimal, logit_bias: { abc: 1 } }, 'logit_bias.abc', /token ids/],
+    ['a logit_bias out of range', { ...minimal, logit_bias: { '5': 200 } }, 'logit_bias.5', /\[-100, 100\]/],
+    ['an empty stop string', { ...minimal, stop: ['a', ''] }, 'stop.1', /non-empty string/],
+    ['a camelCase field', { ...minimal, topP: 0.5 }, 'topP', /did you mean "top_p"/],
+    ['an unknown field', { ...minimal, banana: 1 }, 'banana', /Unknown field "banana"/],
+    ['a bad continuation step', { ...minimal, ondevice_continuation: { token_ids: [1], step: -2 } }, 'ondevice_continuation.step', /whole number ≥ 0/],
+    ['a bad continuation id', { ...minimal, ondevice_continuation: { token_ids: [1.5], step: 1 } }, 'ondevice_continuation.token_ids.0', /whole numbers/],
+    ['a non-boolean enable_thinking', { ...minimal, chat_template_kwargs: { enable_thinking: 'no' } }, 'chat_template_kwargs.enable_thinking', /true or false/],
+  ]
+  it.each(bad)('rejects %s, naming the field and the fix', (_label, body, param, message) => {
+    const error = rejection(body)
+    expect(error.code).toBe('invalid_argument')
+    expect(error.param).toBe(param)
+    expect(error.message).toMatch(message)
+  })
+
+  it('refuses unsupported features with code unsupported', () => {
+    expect(rejection({ ...minimal, logprobs: true })).toMatchObject({ code: 'unsupported', param: 'logprobs' })
+    expect(rejection({ ...minimal, response_format: { type: 'json_object' } })).toMatchObject({ code: 'unsupported' })
+    expect(() => validateChatCompletionRequest({ ...minimal, top_p: 0 })).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('conversions', () => {
+  it('encodes the prompt with the model template and kwargs, and maps sampling fields', () => {
+    const request = validateChatCompletionRequest({
+      model: 'm',
+      messages: [
+        { role: 'developer', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'Hi' }] },
+      ],
+      chat_template_kwargs: { enable_thinking: false },
+      temperature: 0.5,
+      top_k: 10,
+      logit_bias: { '7': -100 },
+      stop: 'END',
+      max_tokens: 9,
+      ondevice_continuation: { token_ids: [5, 6], step: 2 },
+    })
+    const tokenizer = qwen3Tokenizer()
+    const ids = encodeChatPrompt(tokenizer, request)
+    expect(tokenizer.decode(ids)).toBe(
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
+    )
+    expect(toGenerateRequest(request, { promptTokenIds: ids })).toEqual({
+      promptTokenIds: ids,
+      sampling: { temperature: 0.5, topK: 10, logitBias: { 7: -100 } },
+      maxTokens: 9,
+      stop: ['END'],
+      continuation: { tokenIds: [5, 6], step: 2 },
+    })
+    expect(toGenerateRequest(request, { promptTokenIds: ids, maxTokens: 3 }).maxTokens).toBe(3)
+  })
+
+  it('maps usage and finish reasons both ways', () => {
+    const usage = {
+      promptTokens: 10,
+      completionTokens: 5,
+      timeToFirstTokenMs: 12,
+      prefillTokensPerSecond: 800,
+      decodeTokensPerSecond: 40,
+      backend: 'wasm',
+      dtype: 'q8',
+      route: 'edge' as const,
+      routeReason: 'no WebGPU',
+    }
+    const wire = toUsage(usage)
+    expect(wire).toMatchObject({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, route_reason: 'no WebGPU' })
+    expect(fromUsage(wire)).toEqual(usage)
+    expect(toFinishReason('length')).toBe('length')
+    expect(toFinishReason('stop')).toBe('stop')
+    expect(toFinishReason('abort')).toBe('stop')
+  })
+})
