@@ -97,6 +97,7 @@ describe('Qwen3.5 package', () => {
         type: 'float32',
         shape: ['batch_size', 2, 'past_sequence_length', 32],
       })
+      expect(inputs.num_logits_to_keep).toEqual({ type: 'int64', shape: [] })
       expect(Object.keys(inputs)).not.toContain('past_key_values.0.key')
       expect(runner.decoder.outputNames).toEqual([
         'logits',
@@ -143,6 +144,16 @@ describe.each([
       const step = await runner.run([token])
       expect(maxDifference(expectedStep, step.logits)).toBeLessThan(1e-4)
     }
+  })
+
+  it('num_logits_to_keep = 1 returns only the last position, the same numbers', async () => {
+    const tokens = prompt.slice(0, 40)
+    runner.reset()
+    const all = await runner.run(tokens)
+    runner.reset()
+    const last = await runner.run(tokens, 1)
+    expect(last.sequenceLength).toBe(1)
+    expect(Array.from(last.logits)).toEqual(Array.from(all.logits.subarray(39 * vocabularySize)))
   })
 
   it('whole-prompt prefill equals token-by-token prefill (logits and states)', async () => {

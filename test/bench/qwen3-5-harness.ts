@@ -13,8 +13,9 @@ type Session = OrtNode.InferenceSession
 type Tensor = OrtNode.Tensor
 
 export interface Qwen35RunResult {
-  /** [S, vocab] row-major. */
+  /** [positions, vocab] row-major: every input position, or the last `logitsToKeep`. */
   readonly logits: Float32Array
+  /** Positions that got logits. */
   readonly sequenceLength: number
   readonly vocabularySize: number
 }
@@ -63,7 +64,8 @@ export class Qwen35OrtRunner {
     }
   }
 
-  async run(tokenIds: readonly number[]): Promise<Qwen35RunResult> {
+  /** Runs `tokenIds`; `logitsToKeep` = how many final positions get logits (0 = all, the default). */
+  async run(tokenIds: readonly number[], logitsToKeep = 0): Promise<Qwen35RunResult> {
     const { Tensor } = this.ort
     const length = tokenIds.length
     const embedded = await this.embed.run({ input_ids: new Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, length]) })
@@ -75,6 +77,7 @@ export class Qwen35OrtRunner {
       inputs_embeds: embedded.inputs_embeds as Tensor,
       attention_mask: new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
       position_ids: new Tensor('int64', positions, [3, 1, length]),
+      ...(this.decoder.inputNames.includes('num_logits_to_keep') ? { num_logits_to_keep: new Tensor('int64', BigInt64Array.from([BigInt(logitsToKeep)]), []) } : {}),
     })
     const next: Record<string, Tensor> = {}
     for (const [name, value] of Object.entries(outputs)) {
@@ -91,7 +94,7 @@ export class Qwen35OrtRunner {
     this.position = total
     const logits = outputs.logits as Tensor
     const vocabularySize = logits.dims[2] as number
-    return { logits: logits.data as Float32Array, sequenceLength: length, vocabularySize }
+    return { logits: logits.data as Float32Array, sequenceLength: logits.dims[1] as number, vocabularySize }
   }
 
   /** Current state tensors by past_* name (copies). */
