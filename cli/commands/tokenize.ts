@@ -1,0 +1,84 @@
+// `ondevice tokenize --tokenizer DIR --text "..." [--json]`: shows how a model package's tokenizer
+// splits a text, so prompts and stop strings can be checked without loading the model.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { InvalidArgumentError } from '../../core/errors.ts'
+import { Tokenizer } from '../../core/tokenizer.ts'
+
+const help = `Usage: ondevice tokenize --tokenizer DIR (--text TEXT | --file PATH) [--json] [--no-special]
+
+Prints the token ids of TEXT and, per token, its vocabulary piece and the text it decodes to.
+
+Options:
+  --tokenizer DIR  A model package folder (tokenizer.json, tokenizer_config.json, ...)
+  --text TEXT      The text to tokenize
+  --file PATH      Read the text from a file instead ('-' for standard input)
+  --json           Print { count, ids, pieces, texts } as JSON
+  --no-special     Do not add the special tokens the tokenizer's post-processor adds (e.g. BOS)
+  --help, -h       Show this help`
+
+/** Reads a package folder's tokenizer files (tokenizer.json required, the rest when present). */
+export function loadTokenizerFromDirectory(directory: string): Tokenizer {
+  const tokenizerPath = join(directory, 'tokenizer.json')
+  if (!existsSync(tokenizerPath)) {
+    throw new InvalidArgumentError('--tokenizer', `${tokenizerPath} does not exist: pass a model package folder that has tokenizer.json.`)
+  }
+  const optional = (name: string): string | undefined => {
+    const path = join(directory, name)
+    return existsSync(path) ? readFileSync(path, 'utf8') : undefined
+  }
+  const tokenizerConfigJson = optional('tokenizer_config.json')
+  const configJson = optional('config.json')
+  const generationConfigJson = optional('generation_config.json')
+  const chatTemplate = optional('chat_template.jinja')
+  return Tokenizer.fromFiles({
+    tokenizerJson: readFileSync(tokenizerPath, 'utf8'),
+    ...(tokenizerConfigJson === undefined ? {} : { tokenizerConfigJson }),
+    ...(configJson === undefined ? {} : { configJson }),
+    ...(generationConfigJson === undefined ? {} : { generationConfigJson }),
+    ...(chatTemplate === undefined ? {} : { chatTemplate }),
+  })
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      tokenizer: { type: 'string' },
+      text: { type: 'string' },
+      file: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      special: { type: 'boolean', default: true },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    allowNegative: true,
+    strict: true,
+  })
+  if (values.help) {
+    process.stdout.write(`${help}\n`)
+    return 0
+  }
+  if (values.tokenizer === undefined) {
+    throw new InvalidArgumentError('--tokenizer', '--tokenizer DIR is required: the model package folder holding tokenizer.json.')
+  }
+  if ((values.text === undefined) === (values.file === undefined)) {
+    throw new InvalidArgumentError('--text', 'Pass exactly one of --text TEXT or --file PATH.')
+  }
+  const text = values.text ?? readFileSync(values.file === '-' ? 0 : values.file!, 'utf8')
+  const tokenizer = loadTokenizerFromDirectory(values.tokenizer)
+  const { ids, pieces } = tokenizer.tokenize(text, { addSpecialTokens: values.special })
+  const texts = ids.map((id) => tokenizer.decode([id]))
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ count: ids.length, ids, pieces, texts })}\n`)
+    return 0
+  }
+  const lines = [`${ids.length} tokens`, ids.join(' '), '']
+  const width = Math.max(2, ...ids.map((id) => String(id).length))
+  lines.push(`${'id'.padStart(width)}  piece → text`)
+  ids.forEach((id, index) => {
+    lines.push(`${String(id).padStart(width)}  ${JSON.stringify(pieces[index])} → ${JSON.stringify(texts[index])}`)
+  })
+  process.stdout.write(`${lines.join('\n')}\n`)
+  return 0
+}

@@ -1,0 +1,90 @@
+// The `ondevice` command: one file per subcommand in cli/commands/<name>.ts exporting
+// `run(argv): Promise<number>` (the exit code). Commands load lazily, so `ondevice --help` is fast
+// and a command that needs heavy modules (ONNX Runtime, wrangler) costs nothing to the others.
+import { readFileSync, realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { OndeviceError } from '../core/errors.ts'
+
+export interface CommandModule {
+  run(argv: string[]): Promise<number>
+}
+
+interface CommandEntry {
+  readonly summary: string
+  readonly load: () => Promise<CommandModule>
+}
+
+// One line per command (each engineer adds theirs).
+export const commands: Readonly<Record<string, CommandEntry>> = {
+  tokenize: { summary: 'Print the token ids and pieces of a text', load: () => import('./commands/tokenize.ts') },
+}
+
+export function version(): string {
+  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return packageJson.version
+}
+
+export function usage(): string {
+  const names = Object.keys(commands).sort()
+  const width = Math.max(...names.map((name) => name.length))
+  return [
+    'Usage: ondevice <command> [options]',
+    '',
+    'Commands:',
+    ...names.map((name) => `  ${name.padEnd(width)}  ${commands[name]!.summary}`),
+    '',
+    'Options:',
+    '  --help, -h     Show this help (or `ondevice <command> --help` for a command)',
+    '  --version, -v  Print the version',
+  ].join('\n')
+}
+
+/** Runs the command line `argv` (without node and the script) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(`${usage()}\n`)
+    return first === undefined ? 1 : 0
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`${version()}\n`)
+    return 0
+  }
+  const command = Object.hasOwn(commands, first) ? commands[first] : undefined
+  if (command === undefined) {
+    process.stderr.write(`ondevice: unknown command '${first}'.\n\n${usage()}\n`)
+    return 2
+  }
+  try {
+    const module = await command.load()
+    return await module.run(rest)
+  } catch (error) {
+    if (error instanceof OndeviceError) {
+      process.stderr.write(`ondevice ${first}: ${error.message}\n`)
+      return error.code === 'invalid_argument' ? 2 : 1
+    }
+    // Node's parseArgs reports bad flags with a code; show its message, not a stack.
+    if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`ondevice ${first}: ${error.message}\nRun 'ondevice ${first} --help' for its options.\n`)
+      return 2
+    }
+    process.stderr.write(`ondevice ${first} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    return 1
+  }
+}
+
+function isEntryPoint(): boolean {
+  if (import.meta.main) return true
+  // Through the published bin (cli/bin.js, maybe behind a node_modules/.bin symlink).
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return realpathSync(script) === fileURLToPath(new URL('./bin.js', import.meta.url))
+  } catch {
+    return false
+  }
+}
+
+if (isEntryPoint()) {
+  process.exitCode = await main(process.argv.slice(2))
+}
