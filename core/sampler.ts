@@ -220,25 +220,25 @@ function argmax(logits: Float32Array): number {
 /**
  * The `count` largest entries, sorted descending (ties: lower id first), by one pass with a
  * min-heap of size `count`: most entries cost a single comparison with the heap's minimum.
+ * NaN entries are set to -Infinity on the way (they can never be chosen).
  */
 export function selectTop(logits: Float32Array, count: number): Int32Array {
   const size = logits.length
-  const k = Math.min(count, size)
+  const k = Math.max(1, Math.min(count, size))
   const heap = new Int32Array(k)
-  let filled = 0
-  // "a ranks below b": smaller logit, or equal logit and higher id. NaN never enters (callers map it away).
+  // "a ranks below b": smaller logit, or equal logit and higher id.
   const below = (a: number, b: number): boolean => {
     const la = logits[a]!
     const lb = logits[b]!
     return la < lb || (la === lb && a > b)
   }
-  const siftDown = (start: number, length: number): void => {
-    let parent = start
+  const siftDown = (): void => {
+    let parent = 0
     for (;;) {
       const left = 2 * parent + 1
-      if (left >= length) return
+      if (left >= k) return
       const right = left + 1
-      const smallest = right < length && below(heap[right]!, heap[left]!) ? right : left
+      const smallest = right < k && below(heap[right]!, heap[left]!) ? right : left
       if (!below(heap[smallest]!, heap[parent]!)) return
       const swap = heap[parent]!
       heap[parent] = heap[smallest]!
@@ -246,24 +246,31 @@ export function selectTop(logits: Float32Array, count: number): Int32Array {
       parent = smallest
     }
   }
-  for (let id = 0; id < size; id++) {
-    if (filled < k) {
-      heap[filled] = id
-      let child = filled++
-      while (child > 0) {
-        const parent = (child - 1) >> 1
-        if (!below(heap[child]!, heap[parent]!)) break
-        const swap = heap[parent]!
-        heap[parent] = heap[child]!
-        heap[child] = swap
-        child = parent
-      }
+  for (let id = 0; id < k; id++) {
+    if (logits[id] !== logits[id]) logits[id] = Number.NEGATIVE_INFINITY
+    heap[id] = id
+    let child = id
+    while (child > 0) {
+      const parent = (child - 1) >> 1
+      if (!below(heap[child]!, heap[parent]!)) break
+      const swap = heap[parent]!
+      heap[parent] = heap[child]!
+      heap[child] = swap
+      child = parent
+    }
+  }
+  // The hot loop: one load and one comparison per entry. Scanning in id order, an equal logit has
+  // the higher id and so ranks below the heap's minimum: skipped, like NaN (no comparison holds).
+  let threshold = logits[heap[0]!]!
+  for (let id = k; id < size; id++) {
+    const value = logits[id]!
+    if (!(value > threshold)) {
+      if (value !== value) logits[id] = Number.NEGATIVE_INFINITY
       continue
     }
-    // Scanning in id order, an equal logit has the higher id and so ranks below: skip it.
-    if (logits[id]! <= logits[heap[0]!]!) continue
     heap[0] = id
-    siftDown(0, k)
+    siftDown()
+    threshold = logits[heap[0]!]!
   }
   const sorted = Array.from(heap).sort((a, b) => logits[b]! - logits[a]! || a - b)
   return Int32Array.from(sorted)
@@ -271,6 +278,7 @@ export function selectTop(logits: Float32Array, count: number): Int32Array {
 
 export class Sampler {
   readonly options: ResolvedSamplingOptions
+  #weights: Float64Array | undefined
 
   constructor(options: SamplingOptions = {}) {
     this.options = resolveSamplingOptions(options)
@@ -296,13 +304,23 @@ export class Sampler {
     applyLogitProcessors(logits, options, previousTokenIds, promptLength)
     const size = logits.length
 
-    // NaN logits can never be chosen; a +Infinity logit (overflow) is certain. Both get a defined result.
-    let max = Number.NEGATIVE_INFINITY
-    let sawNaN = false
-    for (let id = 0; id < size; id++) {
-      const value = logits[id]!
-      if (value > max) max = value
-      else if (value !== value) sawNaN = true
+    // NaN logits can never be chosen (they become -Infinity); a +Infinity logit (overflow) is
+    // certain. Both get a defined result, and a vector with nothing usable is a backend failure.
+    const k = options.topK > 0 ? Math.min(options.topK, size) : size
+    const greedy = options.temperature === 0
+    let candidates: Int32Array | undefined
+    let max: number
+    if (!greedy && k < size) {
+      // Top-k's selection pass finds the maximum too: one pass over the vocabulary in all.
+      candidates = selectTop(logits, k)
+      max = logits[candidates[0]!]!
+    } else {
+      max = Number.NEGATIVE_INFINITY
+      for (let id = 0; id < size; id++) {
+        const value = logits[id]!
+        if (value > max) max = value
+        else if (value !== value) logits[id] = Number.NEGATIVE_INFINITY
+      }
     }
     if (max === Number.NEGATIVE_INFINITY) {
       throw new BackendError(
@@ -311,25 +329,27 @@ export class Sampler {
         { isRetryable: true },
       )
     }
-    if (sawNaN) {
-      for (let id = 0; id < size; id++) if (logits[id] !== logits[id]) logits[id] = Number.NEGATIVE_INFINITY
-    }
-    if (options.temperature === 0 || max === Number.POSITIVE_INFINITY) {
+    if (greedy || max === Number.POSITIVE_INFINITY) {
       // Greedy; and with +Infinity present, the first +Infinity entry is the only sane pick.
-      return argmax(logits)
+      return candidates === undefined ? argmax(logits) : candidates[0]!
     }
     const temperature = options.temperature
     const weight = (id: number): number => Math.exp((logits[id]! - max) / temperature)
 
-    // Candidates in descending order (only when a filter needs the order), and their total weight.
-    let candidates: Int32Array | undefined
+    // The candidates' total weight (in descending order for top-k, id order for the whole vocabulary).
     let total = 0
-    const k = options.topK > 0 ? Math.min(options.topK, size) : size
-    if (k < size) {
-      candidates = selectTop(logits, k)
+    let weights: Float64Array | undefined
+    if (candidates !== undefined) {
       for (let i = 0; i < candidates.length; i++) total += weight(candidates[i]!)
     } else {
-      for (let id = 0; id < size; id++) total += weight(id)
+      // Kept for the draw, so each exp runs once; the buffer is reused across steps.
+      if (this.#weights === undefined || this.#weights.length !== size) this.#weights = new Float64Array(size)
+      weights = this.#weights
+      for (let id = 0; id < size; id++) {
+        const w = Math.exp((logits[id]! - max) / temperature)
+        weights[id] = w
+        total += w
+      }
     }
 
     let kept: Int32Array | undefined
@@ -378,7 +398,7 @@ export class Sampler {
       let running = 0
       let last = -1
       for (let id = 0; id < size; id++) {
-        const w = weight(id)
+        const w = weights![id]!
         if (w === 0) continue
         running += w
         last = id
