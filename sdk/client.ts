@@ -243,8 +243,8 @@ class Client implements OndeviceClient {
       const packageInfo: PackageInfo = { name: 'the model', downloadBytes: 0, cached: false }
       const decision =
         policy === 'edge-only'
-          ? decideRoute(capabilities, packageInfo, policy, this.#thresholds, edge)
-          : edge.configured && edge.reachable
+          ? decideRoute(capabilities, packageInfo, policy, this.#thresholds, { configured: edge.configured })
+          : edge.configured
             ? {
                 route: 'edge' as const,
                 reason:
@@ -278,7 +278,11 @@ class Client implements OndeviceClient {
       }
     }
     if (this.#loadedModel) packageInfo = { ...packageInfo, cached: true, downloadBytes: 0 }
-    const decision = decideRoute(capabilities, packageInfo, policy, this.#thresholds, edge)
+    let decision = decideRoute(capabilities, packageInfo, policy, this.#thresholds, edge)
+    // An edge remembered as unreachable is still tried when nothing else could answer.
+    if (decision.route === 'none' && edge.configured && !edge.reachable) {
+      decision = decideRoute(capabilities, packageInfo, policy, this.#thresholds, { configured: true })
+    }
     return { decision, capabilities, packageInfo }
   }
 
@@ -454,39 +458,32 @@ class Client implements OndeviceClient {
       return
     }
     if (plan.deviceError) attempts.push(plan.deviceError)
-    const { decision } = plan
-    if (decision.route === 'none') {
+    const planned = plan.decision
+    if (planned.route === 'none') {
       const code = this.#edge ? 'edge_unavailable' : 'backend_unavailable'
       attempts.push(
-        new OndeviceError(code, `Nowhere to run this request: ${decision.reason}.`, {
+        new OndeviceError(code, `Nowhere to run this request: ${planned.reason}.`, {
           isRetryable: code === 'edge_unavailable',
         }),
       )
       yield fail()
       return
     }
-    const routePart: RoutePart = { type: 'route', route: decision.route, reason: decision.reason }
-    this.#events.emit('route', routePart)
-    yield routePart
-    if (decision.backgroundDownload) this.#startBackgroundDownload()
-
+    let decision: RouteDecision & { readonly route: Route } = { ...planned, route: planned.route }
+    // The device route loads (downloading first if it must) and probes before the route is
+    // announced: a probe slower than the threshold, or a load failure, turns it into the edge.
+    let model: DeviceModel | undefined
     if (decision.route === 'device') {
-      let model: DeviceModel
+      const probedBefore = this.#probeRate !== undefined
       try {
         model = await this.#loadModel(undefined, request.signal)
-        // The first load's probe may say this device is too slow: decide again with the figure.
-        if (decision.fallback === 'edge' && this.#probeRate !== undefined) {
+        if (!probedBefore && decision.fallback === 'edge') {
           const again = await this.#plan()
-          if (again.decision.route === 'edge') {
-            const part: RoutePart = { type: 'route', route: 'edge', reason: again.decision.reason }
-            this.#events.emit('route', part)
-            yield part
-            yield* this.#runEdge(request, again.decision.reason, startedAt, attempts, undefined)
-            return
-          }
+          if (again.decision.route === 'edge') decision = { ...again.decision, route: 'edge' }
         }
       } catch (error) {
         if (isAbort(error, request.signal)) {
+          yield { type: 'route', route: decision.route, reason: decision.reason }
           yield this.#abortFinish('', [], 0, decision.route, decision.reason, startedAt)
           return
         }
@@ -496,13 +493,18 @@ class Client implements OndeviceClient {
           yield fail()
           return
         }
-        const reason = `the device could not load the model (${loadError.message}): answering from the edge`
-        const part: RoutePart = { type: 'route', route: 'edge', reason }
-        this.#events.emit('route', part)
-        yield part
-        yield* this.#runEdge(request, reason, startedAt, attempts, undefined)
-        return
+        decision = {
+          route: 'edge',
+          reason: `the device could not load the model (${loadError.message}): answering from the edge`,
+        }
       }
+    }
+    const routePart: RoutePart = { type: 'route', route: decision.route, reason: decision.reason }
+    this.#events.emit('route', routePart)
+    yield routePart
+    if (decision.backgroundDownload) this.#startBackgroundDownload()
+
+    if (decision.route === 'device' && model) {
       const outcome = yield* this.#runDevice(model, request, decision, startedAt)
       if (outcome.kind === 'finished') return
       attempts.push(outcome.error)
@@ -550,9 +552,9 @@ class Client implements OndeviceClient {
     const part: RoutePart = { type: 'route', route: 'device', reason }
     this.#events.emit('route', part)
     yield part
-    let model: DeviceModel
+    let fallbackModel: DeviceModel
     try {
-      model = await this.#loadModel(undefined, request.signal)
+      fallbackModel = await this.#loadModel(undefined, request.signal)
     } catch (error) {
       if (isAbort(error, request.signal)) {
         yield this.#abortFinish('', [], 0, 'device', reason, startedAt)
@@ -562,7 +564,7 @@ class Client implements OndeviceClient {
       yield fail()
       return
     }
-    const outcome = yield* this.#runDevice(model, request, { reason }, startedAt)
+    const outcome = yield* this.#runDevice(fallbackModel, request, { reason }, startedAt)
     if (outcome.kind === 'failed') {
       attempts.push(outcome.error)
       yield fail()

@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   OndeviceError,
 } from '../core/errors.ts'
+import { type ChatCompletionRequest, fromFinishReason } from '../core/protocol.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import { parseServerSentEvents } from './sse.ts'
 
@@ -148,12 +149,6 @@ export function edgeErrorFrom(
   }
   if (code === 'context_length_exceeded') return new ContextLengthError(message, options)
   return new EdgeError(code, message, options)
-}
-
-function mapFinishReason(reason: unknown): FinishReason {
-  if (reason === 'length') return 'length'
-  if (reason === 'stop' || reason === 'eos') return 'stop'
-  return 'stop'
 }
 
 interface ChunkUsage {
@@ -303,35 +298,43 @@ export class EdgeClient {
   }
 
   /** The request body this client sends for `request` (exported for tests and logs). */
-  async body(request: EdgeChatRequest): Promise<Record<string, unknown>> {
+  async body(request: EdgeChatRequest): Promise<ChatCompletionRequest> {
     const sampling = request.sampling ?? {}
-    const body: Record<string, unknown> = {
+    const optional = <K extends string, V>(key: K, value: V | undefined) =>
+      (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>
+    return {
       model: await this.model(request.signal),
-      messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+      // Every field the chat template reads, so the edge renders the very prompt the device did.
+      messages: request.messages.map((message) => ({
+        role: message.role,
+        content: message.content,
+        ...optional('reasoning_content', message.reasoningContent),
+        ...optional('tool_calls', message.toolCalls),
+        ...optional('tool_call_id', message.toolCallId),
+        ...optional('name', message.name),
+      })),
       stream: true,
       stream_options: { include_usage: true },
+      ...optional('max_tokens', request.maxTokens),
+      ...optional('temperature', sampling.temperature),
+      ...optional('top_p', sampling.topP),
+      ...optional('top_k', sampling.topK),
+      ...optional('min_p', sampling.minP),
+      ...optional('repetition_penalty', sampling.repetitionPenalty),
+      ...optional('presence_penalty', sampling.presencePenalty),
+      ...optional('frequency_penalty', sampling.frequencyPenalty),
+      ...optional('logit_bias', sampling.logitBias as Readonly<Record<string, number>> | undefined),
+      ...optional('seed', sampling.seed),
+      ...(request.stop && request.stop.length > 0 ? { stop: [...request.stop] } : {}),
+      ...(request.continuation
+        ? {
+            ondevice_continuation: {
+              token_ids: [...request.continuation.tokenIds],
+              step: request.continuation.step,
+            },
+          }
+        : {}),
     }
-    const set = (key: string, value: unknown) => {
-      if (value !== undefined) body[key] = value
-    }
-    set('max_tokens', request.maxTokens)
-    set('temperature', sampling.temperature)
-    set('top_p', sampling.topP)
-    set('top_k', sampling.topK)
-    set('min_p', sampling.minP)
-    set('repetition_penalty', sampling.repetitionPenalty)
-    set('presence_penalty', sampling.presencePenalty)
-    set('frequency_penalty', sampling.frequencyPenalty)
-    set('logit_bias', sampling.logitBias)
-    set('seed', sampling.seed)
-    if (request.stop && request.stop.length > 0) body['stop'] = [...request.stop]
-    if (request.continuation) {
-      body['ondevice_continuation'] = {
-        token_ids: [...request.continuation.tokenIds],
-        step: request.continuation.step,
-      }
-    }
-    return body
   }
 
   /**
@@ -403,7 +406,8 @@ export class EdgeClient {
             completionTokens += ids.length
             yield { type: 'text-delta', text: content, tokenIds: ids }
           }
-          if (choice['finish_reason'] != null) finishReason = mapFinishReason(choice['finish_reason'])
+          if (choice['finish_reason'] != null)
+            finishReason = fromFinishReason(String(choice['finish_reason']))
         }
         // Our extension on the final chunk: every token the edge generated and the next sampler step.
         const extension = chunk['ondevice']
