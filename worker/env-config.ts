@@ -18,6 +18,8 @@ export interface EnvSettings {
   readonly modelId: string | undefined
   readonly modelAliases: readonly string[]
   readonly modelDtype: string | undefined
+  /** Caps the model's context (bounds the cache's memory). */
+  readonly contextLength: number | undefined
   readonly requireManifest: boolean
 }
 
@@ -69,6 +71,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     modelId: text(env, 'MODEL_ID'),
     modelAliases: list(env, 'MODEL_ALIASES'),
     modelDtype: text(env, 'MODEL_DTYPE'),
+    contextLength: integer(env, 'MODEL_CONTEXT_LENGTH', 1),
     requireManifest: requireManifest !== 'false',
   }
 }

@@ -4,13 +4,10 @@
 // runtime sees a byte, so a corrupted or swapped upload fails loudly instead of answering garbage.
 import { ModelError, StoreError } from '../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../client-runtime/store/manifest.ts'
+import type { PackageReader } from '../client-runtime/package-reader.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
 
-/** Reads files of one package by package-relative path (`config.json`, `onnx/model.onnx`). */
-export interface PackageReader {
-  readText(path: string): Promise<string>
-  readBytes(path: string): Promise<Uint8Array>
-}
+export type { PackageReader }
 
 /** The slice of Workers' R2Bucket this needs (structural, so Node code type-checks without workers-types). */
 export interface R2BucketLike {
@@ -148,6 +145,8 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
     warnings,
     reader: {
       readBytes,
+      // The manifest is the package's table of contents: no round trip to ask whether a file exists.
+      exists: async (path) => path === 'manifest.json' || manifestEntry(known, path) !== undefined,
       async readText(path) {
         return path === 'manifest.json' ? reader.readText(path) : new TextDecoder().decode(await readBytes(path))
       },

@@ -1,0 +1,245 @@
+// The Hono app in Node, over core's deterministic test session and the real Qwen3 tokenizer:
+// the OpenAI shapes (JSON and SSE), continuation, every error status, auth, CORS, limits, the
+// request log. workerd runs the same app in test/workerd/ (with a real ONNX model).
+import { describe, expect, it } from 'vitest'
+import type { ChatCompletionChunk, ChatCompletionResponse } from '../core/protocol.ts'
+import { createApp } from './app.ts'
+import type { AppOptions } from './options.ts'
+import { createMemoryRateLimiter } from './rate-limit.ts'
+import type { RequestLogLine } from './request-log.ts'
+import { createTestHost } from './test-host.ts'
+
+const apiKey = 'test-key-0123456789abcdef'
+const messages = [{ role: 'user', content: 'Tell me a story about a secret garden.' }]
+
+function setup(options: Partial<AppOptions> & { host?: ReturnType<typeof createTestHost> } = {}) {
+  const host = options.host ?? createTestHost()
+  const logs: RequestLogLine[] = []
+  const app = createApp({ modelHost: host, apiKeys: [apiKey], log: (line) => logs.push(line), ...options })
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    })
+  return { app, host, logs, post }
+}
+
+async function readEvents(response: Response): Promise<string[]> {
+  const text = await response.text()
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice('data: '.length))
+}
+
+function chunksOf(events: string[]): ChatCompletionChunk[] {
+  return events.filter((data) => data !== '[DONE]').map((data) => JSON.parse(data) as ChatCompletionChunk)
+}
+
+describe('POST /v1/chat/completions', () => {
+  it('answers in the OpenAI JSON shape with usage timings, a fingerprint and the token ids', async () => {
+    const { post, logs } = setup()
+    const response = await post({ model: 'test-model', messages, max_tokens: 12, temperature: 0 })
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as ChatCompletionResponse
+    expect(body.object).toBe('chat.completion')
+    expect(body.id).toMatch(/^chatcmpl-/)
+    expect(body.system_fingerprint).toBe('ondevice-0.1.0:test-model:fp32:test')
+    expect(body.choices[0]?.message.role).toBe('assistant')
+    expect(body.choices[0]?.finish_reason).toBe('length')
+    expect(body.usage.completion_tokens).toBe(12)
+    expect(body.usage.prompt_tokens).toBeGreaterThan(5)
+    expect(body.usage.total_tokens).toBe(body.usage.prompt_tokens + 12)
+    expect(body.usage.backend).toBe('test')
+    expect(typeof body.usage.time_to_first_token_ms).toBe('number')
+    expect(body.ondevice?.token_ids).toHaveLength(12)
+    expect(body.ondevice?.next_step).toBe(12)
+    // One log line, with counts and timings but no prompt text and no key.
+    expect(logs).toHaveLength(1)
+    expect(logs[0]).toMatchObject({ status: 200, path: '/v1/chat/completions', completionTokens: 12, model: 'test-model', stream: false })
+    expect(JSON.stringify(logs[0])).not.toContain('garden')
+    expect(JSON.stringify(logs[0])).not.toContain(apiKey)
+  })
+
+  it('streams server-sent events ending in [DONE] whose text equals the JSON answer', async () => {
+    const { post, logs } = setup()
+    const request = { model: 'test-model', messages, max_tokens: 20, temperature: 0.8, seed: 7 }
+    const json = (await (await post(request)).json()) as ChatCompletionResponse
+    const response = await post({ ...request, stream: true, stream_options: { include_usage: true } })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const events = await readEvents(response)
+    expect(events.at(-1)).toBe('[DONE]')
+    const chunks = chunksOf(events)
+    expect(chunks[0]?.choices[0]?.delta).toEqual({ role: 'assistant', content: '' })
+    const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')
+    const ids = chunks.flatMap((chunk) => chunk.choices[0]?.delta.token_ids ?? [])
+    expect(text).toBe(json.choices[0]?.message.content)
+    expect(ids).toEqual(json.ondevice?.token_ids)
+    const finish = chunks.find((chunk) => chunk.choices[0]?.finish_reason)
+    expect(finish?.choices[0]?.finish_reason).toBe('length')
+    expect(finish?.ondevice?.next_step).toBe(20)
+    const usageChunk = chunks.at(-1)
+    expect(usageChunk?.choices).toEqual([])
+    expect(usageChunk?.usage?.completion_tokens).toBe(20)
+    expect(logs.at(-1)).toMatchObject({ status: 200, stream: true, completionTokens: 20 })
+  })
+
+  it('continues an answer split at token k exactly (greedy and seeded)', async () => {
+    const { post } = setup()
+    for (const sampling of [{ temperature: 0 }, { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 1234 }]) {
+      const whole = (await (await post({ model: 'test-model', messages, max_tokens: 16, ...sampling })).json()) as ChatCompletionResponse
+      const wholeIds = whole.ondevice?.token_ids ?? []
+      expect(wholeIds).toHaveLength(16)
+      for (const k of [1, 5, 11]) {
+        const rest = (await (
+          await post({
+            model: 'test-model',
+            messages,
+            max_tokens: 16 - k,
+            ...sampling,
+            ondevice_continuation: { token_ids: wholeIds.slice(0, k), step: k },
+          })
+        ).json()) as ChatCompletionResponse
+        expect([...wholeIds.slice(0, k), ...(rest.ondevice?.token_ids ?? [])], `k=${k} ${JSON.stringify(sampling)}`).toEqual(wholeIds)
+        expect(rest.ondevice?.next_step).toBe(16)
+        expect(rest.usage.completion_tokens).toBe(16 - k)
+      }
+    }
+  })
+})
+
+describe('errors', () => {
+  const bad = async (post: ReturnType<typeof setup>['post'], body: unknown, headers?: Record<string, string>) => {
+    const response = await post(body, headers)
+    const json = (await response.json()) as { error: { message: string; type: string; param: string | null; code: string } }
+    expect(Object.keys(json.error).sort()).toEqual(['code', 'message', 'param', 'type'])
+    expect(json.error.message).not.toMatch(/\n\s+at /) // never a stack
+    return { status: response.status, error: json.error, headers: response.headers }
+  }
+
+  it('400 for malformed JSON, wrong types, NaN, n > 1 and too many messages; 404 for an unknown model', async () => {
+    const { post } = setup({ limits: { maxMessages: 4 } })
+    expect(await bad(post, '{"model": "test-model", "messages": [')).toMatchObject({ status: 400, error: { param: 'body', code: 'invalid_argument' } })
+    expect(await bad(post, '{"model":"test-model","messages":[{"role":"user","content":"hi"}],"temperature":NaN}')).toMatchObject({ status: 400 })
+    expect(await bad(post, { model: 'test-model', messages: 'hi' })).toMatchObject({ status: 400, error: { param: 'messages' } })
+    expect(await bad(post, { model: 'test-model', messages, temperature: 'hot' })).toMatchObject({ status: 400, error: { param: 'temperature' } })
+    expect(await bad(post, { model: 'test-model', messages, max_tokens: -1 })).toMatchObject({ status: 400, error: { param: 'max_tokens' } })
+    expect(await bad(post, { model: 'test-model', messages, n: 2 })).toMatchObject({ status: 400, error: { param: 'n' } })
+    expect(await bad(post, { model: 'test-model', messages, ondevice_continuation: { token_ids: [1.5], step: 0 } })).toMatchObject({ status: 400 })
+    expect(await bad(post, { model: 'test-model', messages, ondevice_continuation: { token_ids: [10_000_000], step: 1 } })).toMatchObject({
+      status: 400,
+      error: { param: 'ondevice_continuation.token_ids.0' },
+    })
+    const many = Array.from({ length: 5 }, () => ({ role: 'user', content: 'hi' }))
+    expect(await bad(post, { model: 'test-model', messages: many })).toMatchObject({ status: 400, error: { param: 'messages' } })
+    expect(await bad(post, { model: 'gpt-4o', messages })).toMatchObject({ status: 404, error: { code: 'model_not_found', param: 'model' } })
+    expect(await bad(post, { model: 'test-model', messages, max_tokens: 5000 })).toMatchObject({ status: 400, error: { param: 'max_tokens' } })
+  })
+
+  it('413 for a body over the cap (declared or streamed), 422 for a prompt or answer that does not fit', async () => {
+    const { post, app } = setup({ limits: { maxBodyBytes: 4096, maxPromptTokens: 200 } })
+    const huge = 'x'.repeat(10_000)
+    expect(await bad(post, { model: 'test-model', messages: [{ role: 'user', content: huge }] })).toMatchObject({ status: 413, error: { code: 'payload_too_large' } })
+    // A chunked body without Content-Length is counted as it arrives.
+    const chunked = await app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}` },
+      body: new ReadableStream({
+        start(controller) {
+          for (let index = 0; index < 10; index++) controller.enqueue(new TextEncoder().encode(huge.slice(0, 1000)))
+          controller.close()
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit)
+    expect(chunked.status).toBe(413)
+    const long = 'word '.repeat(300)
+    expect(await bad(post, { model: 'test-model', messages: [{ role: 'user', content: long }] })).toMatchObject({
+      status: 422,
+      error: { code: 'context_length_exceeded' },
+    })
+    const { post: postSmall } = setup({ host: createTestHost({ session: { contextLength: 64 } }) })
+    expect(await bad(postSmall, { model: 'test-model', messages, max_tokens: 60 })).toMatchObject({ status: 422, error: { param: 'max_tokens' } })
+  })
+
+  it('401 without or with a wrong key; /healthz stays open', async () => {
+    const { post, app } = setup()
+    expect(await bad(post, { model: 'test-model', messages }, { authorization: '' })).toMatchObject({ status: 401, error: { code: 'unauthorized' } })
+    expect(await bad(post, { model: 'test-model', messages }, { authorization: 'Bearer wrong-key-0123456789' })).toMatchObject({ status: 401 })
+    expect((await app.request('/v1/models')).status).toBe(401)
+    const health = await app.request('/healthz')
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({ status: 'ok', model: 'test-model', loaded: false, version: '0.1.0' })
+  })
+
+  it('429 with Retry-After when a key is over its rate limit', async () => {
+    const { post } = setup({ rateLimiter: createMemoryRateLimiter({ limit: 2, periodSeconds: 60 }) })
+    expect((await post({ model: 'test-model', messages, max_tokens: 1 })).status).toBe(200)
+    expect((await post({ model: 'test-model', messages, max_tokens: 1 })).status).toBe(200)
+    const limited = await bad(post, { model: 'test-model', messages, max_tokens: 1 })
+    expect(limited).toMatchObject({ status: 429, error: { code: 'rate_limited', type: 'rate_limit_error' } })
+    expect(Number(limited.headers.get('retry-after'))).toBe(30)
+  })
+
+  it('429 with Retry-After when every slot and the queue are taken', async () => {
+    const { post } = setup({ host: createTestHost({ session: { delayMs: 30 } }), limits: { maxConcurrent: 1, maxQueue: 1 } })
+    const running = post({ model: 'test-model', messages, max_tokens: 5 })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const queued = post({ model: 'test-model', messages, max_tokens: 5 })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const refused = await bad(post, { model: 'test-model', messages, max_tokens: 5 })
+    expect(refused).toMatchObject({ status: 429, error: { code: 'overloaded' } })
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect((await running).status).toBe(200)
+    expect((await queued).status).toBe(200)
+  })
+
+  it('503 with Retry-After when the model cannot load; 404 for an unknown route', async () => {
+    const { post, app } = setup({ host: createTestHost({ failLoad: 'manifest.json says 7 bytes' }) })
+    const failed = await bad(post, { model: 'test-model', messages })
+    expect(failed).toMatchObject({ status: 503, error: { code: 'edge_unavailable', type: 'server_error' } })
+    expect(failed.error.message).toContain('manifest.json says 7 bytes')
+    expect(Number(failed.headers.get('retry-after'))).toBe(60)
+    expect((await app.request('/healthz')).status).toBe(503)
+    const missing = await app.request('/v1/embeddings', { headers: { authorization: `Bearer ${apiKey}` } })
+    expect(missing.status).toBe(404)
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('not_found')
+  })
+})
+
+describe('model host, models, CORS', () => {
+  it('concurrent first requests share one load', async () => {
+    const host = createTestHost({ loadDelayMs: 50 })
+    const { post } = setup({ host, limits: { maxConcurrent: 4 } })
+    const responses = await Promise.all(Array.from({ length: 4 }, () => post({ model: 'test-model', messages, max_tokens: 2 })))
+    expect(responses.map((response) => response.status)).toEqual([200, 200, 200, 200])
+    expect(host.loads).toBe(1)
+  })
+
+  it('lists the model and its aliases', async () => {
+    const { app } = setup({ modelAliases: ['ondevice'] })
+    const list = await app.request('/v1/models', { headers: { authorization: `Bearer ${apiKey}` } })
+    expect(await list.json()).toEqual({
+      object: 'list',
+      data: [
+        { id: 'test-model', object: 'model', created: 0, owned_by: 'ondevice' },
+        { id: 'ondevice', object: 'model', created: 0, owned_by: 'ondevice' },
+      ],
+    })
+  })
+
+  it('answers CORS only for allowed origins, preflight included', async () => {
+    const { app } = setup({ allowedOrigins: ['https://app.example'] })
+    const preflight = await app.request('/v1/chat/completions', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    })
+    expect(preflight.status).toBe(204)
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i)
+    const other = await app.request('/healthz', { headers: { origin: 'https://evil.example' } })
+    expect(other.headers.get('access-control-allow-origin')).toBeNull()
+  })
+})

@@ -1,0 +1,189 @@
+// The OpenAI-compatible Hono app. The same app runs in a Cloudflare Worker (worker/index.ts) and
+// on Node (worker/node.ts, `ondevice serve`); everything host-specific (where the weights come
+// from, which ONNX Runtime) lives behind the `modelHost` it is given.
+import { Hono } from 'hono'
+import type { Context } from 'hono'
+import { cors } from 'hono/cors'
+import { HTTPException } from 'hono/http-exception'
+import { type ErrorCode, OndeviceError } from '../core/errors.ts'
+import { createKeyChecker } from './auth.ts'
+import { type ChatRuntime, handleChatCompletion } from './chat-completions.ts'
+import { createGenerationSlots } from './generation-slots.ts'
+import { toHttpError } from './http-errors.ts'
+import type { HostedModel } from './model-host.ts'
+import { type AppOptions, resolveLimits } from './options.ts'
+import { defaultLog, type RequestLogFields } from './request-log.ts'
+import { createSessionPool, type SessionPool } from './session-pool.ts'
+
+export const serverVersion = '0.1.0'
+
+export interface RequestState {
+  readonly requestId: string
+  readonly startedAt: number
+  readonly fields: RequestLogFields
+  /** Set by a streaming handler: it writes the log line itself when the stream ends. */
+  deferred: boolean
+}
+
+export type AppEnv = { Variables: { request: RequestState; keyId: string } }
+
+export type OndeviceApp = Hono<AppEnv>
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12))
+  let hex = ''
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, '0')
+  return hex
+}
+
+/** Builds the app. Throws InvalidArgumentError (naming the field) on bad options. */
+export function createApp(options: AppOptions): OndeviceApp {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('createApp(options): pass an options object with at least `modelHost`.')
+  }
+  const { modelHost } = options
+  if (typeof modelHost?.load !== 'function' || typeof modelHost.status !== 'function') {
+    throw new TypeError('createApp: `modelHost` must be a ModelHost (see createModelHost in worker/model-host.ts).')
+  }
+  const limits = resolveLimits(options.limits)
+  const keys = createKeyChecker(options.apiKeys ?? [])
+  const version = options.version ?? serverVersion
+  const log = options.log ?? defaultLog
+  const modelIds = new Set([modelHost.modelId, ...(options.modelAliases ?? [])])
+  const slots = createGenerationSlots(limits)
+  const pools = new WeakMap<HostedModel, SessionPool>()
+  const runtime: ChatRuntime = {
+    modelHost,
+    modelIds,
+    limits,
+    slots,
+    version,
+    poolFor(model) {
+      let pool = pools.get(model)
+      if (!pool) {
+        pool = createSessionPool(model)
+        pools.set(model, pool)
+      }
+      return pool
+    },
+    writeLog(c, status) {
+      const state = c.get('request')
+      log({
+        time: new Date(state.startedAt).toISOString(),
+        requestId: state.requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        durationMs: Date.now() - state.startedAt,
+        ...state.fields,
+      })
+    },
+  }
+
+  const app = new Hono<AppEnv>()
+
+  app.use('*', async (c, next) => {
+    const state: RequestState = { requestId: randomId(), startedAt: Date.now(), fields: {}, deferred: false }
+    c.set('request', state)
+    await next()
+    c.header('x-request-id', state.requestId)
+    if (!state.deferred) runtime.writeLog(c, c.res.status)
+  })
+
+  const allowedOrigins = options.allowedOrigins ?? []
+  if (allowedOrigins.length > 0) {
+    const any = allowedOrigins.includes('*')
+    app.use(
+      '*',
+      cors({
+        origin: (origin) => (any ? '*' : allowedOrigins.includes(origin) ? origin : null),
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+        exposeHeaders: ['Retry-After', 'X-Request-Id'],
+        maxAge: 600,
+      }),
+    )
+  }
+
+  // /healthz stays open (load balancers and uptime checks carry no key); /v1 needs one.
+  app.use('/v1/*', async (c, next) => {
+    const keyId = await keys.check(c.req.header('authorization'))
+    c.set('keyId', keyId)
+    c.get('request').fields.keyId = keyId
+    if (options.rateLimiter && c.req.method !== 'OPTIONS') {
+      // Without keys every caller is "anonymous" to us; Cloudflare names the client's address.
+      const subject = keys.enabled ? keyId : (c.req.header('cf-connecting-ip') ?? 'anonymous')
+      const outcome = await options.rateLimiter.limit(subject)
+      if (!outcome.allowed) {
+        throw new OndeviceError(
+          'rate_limited',
+          `Rate limit reached for this API key. Retry after ${outcome.retryAfterSeconds} s.`,
+          { isRetryable: true, retryAfterSeconds: outcome.retryAfterSeconds },
+        )
+      }
+    }
+    await next()
+  })
+
+  app.get('/healthz', (c) => {
+    const status = modelHost.status()
+    const body = {
+      status: status.state === 'failed' ? 'error' : 'ok',
+      version,
+      model: modelHost.modelId,
+      loaded: status.state === 'ready',
+      state: status.state,
+      ...(status.state === 'ready'
+        ? { backend: status.info.backend, dtype: status.info.dtype, context_length: status.info.contextLength, load_ms: status.loadMs }
+        : {}),
+      ...(status.state === 'failed' ? { error: status.error.message } : {}),
+      generations: { active: slots.active, queued: slots.queued, max_concurrent: limits.maxConcurrent },
+    }
+    return c.json(body, status.state === 'failed' ? 503 : 200)
+  })
+
+  app.get('/v1/models', (c) =>
+    c.json({
+      object: 'list',
+      data: [...modelIds].map((id) => ({ id, object: 'model', created: 0, owned_by: 'ondevice' })),
+    }),
+  )
+
+  app.get('/v1/models/:id', (c) => {
+    const id = c.req.param('id')
+    if (!modelIds.has(id)) {
+      throw new OndeviceError('model_not_found', `The model '${id}' does not exist here. GET /v1/models lists the served models.`, {
+        param: 'model',
+      })
+    }
+    return c.json({ id, object: 'model', created: 0, owned_by: 'ondevice' })
+  })
+
+  app.post('/v1/chat/completions', (c) => handleChatCompletion(c, runtime))
+
+  app.notFound((c) => {
+    throw new OndeviceError('not_found', `No route for ${c.req.method} ${c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.`)
+  })
+
+  app.onError((error, c) => errorResponse(c, error))
+
+  return app
+}
+
+/** The single place an error becomes a response. */
+export function errorResponse(c: Context<AppEnv>, error: unknown): Response {
+  const state = c.get('request')
+  const requestId = state?.requestId ?? 'unknown'
+  let mapped = toHttpError(error, requestId)
+  if (error instanceof HTTPException && !(error instanceof OndeviceError)) {
+    // Hono's own HTTP errors (e.g. a malformed header) keep their status.
+    const code: ErrorCode = error.status === 413 ? 'payload_too_large' : error.status === 401 ? 'unauthorized' : 'invalid_argument'
+    mapped = toHttpError(new OndeviceError(code, error.message || 'Bad request.'), requestId)
+  }
+  if (state) state.fields.errorCode = mapped.code
+  if (mapped.code === 'internal') {
+    // The detail goes to the server log only (the response carries just the request id).
+    console.error(JSON.stringify({ level: 'error', message: 'unhandled error', requestId, error: error instanceof Error ? error.message : String(error) }))
+  }
+  return c.json(mapped.body, mapped.status as 400, { ...mapped.headers, 'x-request-id': requestId })
+}

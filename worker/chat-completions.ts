@@ -1,0 +1,313 @@
+// POST /v1/chat/completions: validate, template and tokenize, check the limits, wait for a
+// generation slot, run core's generation loop on a pooled session, and answer as JSON or as
+// server-sent events. A client that goes away aborts the loop and frees the slot at once.
+import type { Context } from 'hono'
+import { ContextLengthError, InvalidArgumentError, OndeviceError, toOndeviceError } from '../core/errors.ts'
+import { generate } from '../core/generate.ts'
+import type { ModelSession } from '../core/model-session.ts'
+import {
+  type ChatCompletionChunk,
+  type ChatCompletionRequest,
+  type ChatCompletionResponse,
+  type ChatCompletionUsage,
+  encodeChatPrompt,
+  toFinishReason,
+  toGenerateRequest,
+  toUsage,
+  validateChatCompletionRequest,
+} from '../core/protocol.ts'
+import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
+import type { AppEnv } from './app.ts'
+import type { GenerationSlots } from './generation-slots.ts'
+import { toHttpError } from './http-errors.ts'
+import type { HostedModel, ModelHost } from './model-host.ts'
+import type { Limits } from './options.ts'
+import { readJsonBody } from './read-body.ts'
+import type { RequestLogFields } from './request-log.ts'
+import type { SessionPool } from './session-pool.ts'
+
+export interface ChatRuntime {
+  readonly modelHost: ModelHost
+  readonly modelIds: ReadonlySet<string>
+  readonly limits: Limits
+  readonly slots: GenerationSlots
+  readonly version: string
+  poolFor(model: HostedModel): SessionPool
+  writeLog(c: Context<AppEnv>, status: number): void
+}
+
+function completionId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12))
+  let hex = ''
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, '0')
+  return `chatcmpl-${hex}`
+}
+
+/** Names the model, its weight format and the backend, so a client can tell which one answered. */
+export function systemFingerprint(model: HostedModel, version: string): string {
+  const { modelId, dtype, backend } = model.info
+  return `ondevice-${version}:${modelId}:${dtype}:${backend}`
+}
+
+/** Refuses an oversized message list before the (costlier) full validation walks it. */
+function checkMessageCount(body: unknown, maxMessages: number): void {
+  if (typeof body !== 'object' || body === null) return
+  const messages = (body as { messages?: unknown }).messages
+  if (Array.isArray(messages) && messages.length > maxMessages) {
+    throw new InvalidArgumentError(
+      'messages',
+      `messages has ${messages.length} entries; this server accepts at most ${maxMessages}. Drop older turns or summarize them.`,
+    )
+  }
+}
+
+interface Plan {
+  readonly request: ChatCompletionRequest
+  readonly model: HostedModel
+  readonly promptTokenIds: readonly number[]
+  readonly continuationTokenIds: readonly number[]
+  readonly maxTokens: number
+}
+
+async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
+  const { limits } = runtime
+  const body = await readJsonBody(c.req.raw, limits.maxBodyBytes)
+  checkMessageCount(body, limits.maxMessages)
+  const request = validateChatCompletionRequest(body)
+  const fields = c.get('request').fields
+  fields.model = request.model
+  fields.stream = request.stream === true
+  if (!runtime.modelIds.has(request.model)) {
+    throw new OndeviceError(
+      'model_not_found',
+      `The model '${request.model}' is not served here. GET /v1/models lists the served models (${[...runtime.modelIds].join(', ')}).`,
+      { param: 'model' },
+    )
+  }
+  const model = await runtime.modelHost.load()
+  const promptTokenIds = encodeChatPrompt(model.tokenizer, request)
+  const continuationTokenIds = request.ondevice_continuation?.token_ids ?? []
+  for (const [index, id] of continuationTokenIds.entries()) {
+    if (id >= model.tokenizer.vocabularySize) {
+      throw new InvalidArgumentError(
+        `ondevice_continuation.token_ids.${index}`,
+        `Token id ${id} is outside this model's vocabulary (${model.tokenizer.vocabularySize}): the continuation must come from the same model.`,
+      )
+    }
+  }
+  const contextLength = model.info.contextLength
+  const usedTokens = promptTokenIds.length + continuationTokenIds.length
+  const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
+  fields.promptTokens = promptTokenIds.length
+  fields.continuationTokens = continuationTokenIds.length
+  if (usedTokens > maxPromptTokens) {
+    throw new ContextLengthError(
+      `The prompt is ${usedTokens} tokens${continuationTokenIds.length > 0 ? ` (with ${continuationTokenIds.length} continuation tokens)` : ''}; this server accepts at most ${maxPromptTokens}. Shorten the conversation.`,
+      { param: 'messages' },
+    )
+  }
+  const requested = request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const param = request.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens'
+  if (requested !== undefined && requested > limits.maxTokens) {
+    throw new InvalidArgumentError(param, `${param} is ${requested}; this server allows at most ${limits.maxTokens}.`)
+  }
+  const room = contextLength - usedTokens
+  if (requested !== undefined && requested > room) {
+    throw new ContextLengthError(
+      `The prompt (${usedTokens} tokens) plus ${param} (${requested}) exceeds the model's context of ${contextLength} tokens. Lower ${param} to at most ${room} or shorten the prompt.`,
+      { param },
+    )
+  }
+  // With a continuation, max_tokens counts only the tokens generated here (the SDK sends what is
+  // left of the caller's limit after the device's share).
+  const maxTokens = requested ?? Math.min(limits.maxTokens, room)
+  return { request, model, promptTokenIds, continuationTokenIds, maxTokens }
+}
+
+export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Response> {
+  const { request, model, promptTokenIds, maxTokens } = await plan(c, runtime)
+  const state = c.get('request')
+  const abort = new AbortController()
+  const clientSignal = c.req.raw.signal
+  const onClientGone = () => abort.abort(clientSignal.reason)
+  if (clientSignal.aborted) onClientGone()
+  else clientSignal.addEventListener('abort', onClientGone, { once: true })
+
+  const queuedAt = Date.now()
+  let release: () => void
+  try {
+    release = await runtime.slots.acquire(abort.signal)
+  } catch (error) {
+    clientSignal.removeEventListener('abort', onClientGone)
+    throw error
+  }
+  state.fields.queuedMs = Date.now() - queuedAt
+
+  const pool = runtime.poolFor(model)
+  let session: ModelSession
+  try {
+    session = await pool.take(promptTokenIds)
+  } catch (error) {
+    release()
+    clientSignal.removeEventListener('abort', onClientGone)
+    throw toOndeviceError(error, 'backend_unavailable', true)
+  }
+
+  let finished = false
+  let healthy = true
+  const finish = () => {
+    if (finished) return
+    finished = true
+    clientSignal.removeEventListener('abort', onClientGone)
+    void pool.give(session, healthy).finally(release)
+  }
+
+  const parts = generate(session, model.tokenizer, {
+    ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
+    signal: abort.signal,
+  })
+  const id = completionId()
+  const created = Math.floor(Date.now() / 1000)
+  const fingerprint = systemFingerprint(model, runtime.version)
+
+  if (request.stream !== true) {
+    try {
+      let last: FinishPart | undefined
+      for await (const part of parts) if (part.type === 'finish') last = part
+      if (!last) throw new OndeviceError('internal', 'The generation ended without a result.')
+      recordFinish(state.fields, last)
+      const response: ChatCompletionResponse = {
+        id,
+        object: 'chat.completion',
+        created,
+        model: request.model,
+        system_fingerprint: fingerprint,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: last.text, refusal: null },
+            logprobs: null,
+            finish_reason: toFinishReason(last.finishReason),
+          },
+        ],
+        usage: toUsage(last.usage),
+        ondevice: { token_ids: [...last.tokenIds], next_step: last.nextStep, ...seedOf(last) },
+      }
+      return c.json(response)
+    } catch (error) {
+      healthy = isCleanStop(error)
+      throw error
+    } finally {
+      finish()
+    }
+  }
+
+  state.deferred = true
+  const includeUsage = request.stream_options?.include_usage === true
+  const encoder = new TextEncoder()
+  const event = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`)
+  const chunk = (
+    delta: ChatCompletionChunk['choices'][number]['delta'],
+    finishReason: ChatCompletionChunk['choices'][number]['finish_reason'],
+    extra: Partial<ChatCompletionChunk> = {},
+  ): ChatCompletionChunk => ({
+    id,
+    object: 'chat.completion.chunk',
+    created,
+    model: request.model,
+    system_fingerprint: fingerprint,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    ...(includeUsage ? { usage: null } : {}),
+    ...extra,
+  })
+
+  let status = 200
+  const iterator: AsyncIterator<GenerationPart> = parts[Symbol.asyncIterator]()
+  let started = false
+  let done = false
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (done) return
+      if (!started) {
+        started = true
+        controller.enqueue(event(chunk({ role: 'assistant', content: '' }, null)))
+        return
+      }
+      try {
+        const next = await iterator.next()
+        if (next.done) throw new OndeviceError('internal', 'The generation ended without a result.')
+        const part = next.value
+        if (part.type === 'text-delta') {
+          // token_ids (our extension) travel with the text so a client can hand the answer off
+          // again; a delta whose text is held back (half a character) still carries its ids.
+          if (part.text.length > 0 || part.tokenIds.length > 0) {
+            controller.enqueue(event(chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)))
+          }
+          return
+        }
+        recordFinish(state.fields, part)
+        controller.enqueue(
+          event(chunk({}, toFinishReason(part.finishReason), { ondevice: { token_ids: [...part.tokenIds], next_step: part.nextStep, ...seedOf(part) } })),
+        )
+        if (includeUsage) {
+          const usage: ChatCompletionUsage = toUsage(part.usage)
+          controller.enqueue(event({ ...chunk({}, null), choices: [], usage }))
+        }
+        controller.enqueue(encoder.encode('data: [DONE]\n\n'))
+        done = true
+        controller.close()
+        finish()
+        runtime.writeLog(c, status)
+      } catch (error) {
+        // The status line is gone already: report the failure as an OpenAI error event (what
+        // OpenAI's own clients understand mid-stream), then end the stream.
+        healthy = isCleanStop(error)
+        const mapped = toHttpError(error, state.requestId)
+        status = mapped.status
+        state.fields.errorCode = mapped.code
+        done = true
+        if (!abort.signal.aborted) {
+          controller.enqueue(event(mapped.body))
+          controller.close()
+        } else {
+          controller.error(error)
+        }
+        finish()
+        runtime.writeLog(c, status)
+      }
+    },
+    async cancel(reason) {
+      // The client went away: stop generating now, free the slot, record it.
+      done = true
+      abort.abort(reason)
+      await iterator.return?.(undefined).catch(() => undefined)
+      state.fields.errorCode = 'aborted'
+      finish()
+      runtime.writeLog(c, 499)
+    },
+  })
+  return new Response(stream, {
+    headers: {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      'x-request-id': state.requestId,
+    },
+  })
+}
+
+function isCleanStop(error: unknown): boolean {
+  return error instanceof OndeviceError && (error.code === 'aborted' || error.code === 'invalid_argument')
+}
+
+function recordFinish(fields: RequestLogFields, part: FinishPart): void {
+  fields.completionTokens = part.usage.completionTokens
+  fields.promptTokens = part.usage.promptTokens
+  fields.timeToFirstTokenMs = Math.round(part.usage.timeToFirstTokenMs)
+  fields.decodeTokensPerSecond = Math.round(part.usage.decodeTokensPerSecond * 10) / 10
+  fields.finishReason = part.finishReason
+}
+
+function seedOf(part: FinishPart): { seed?: number } {
+  return part.seed === undefined ? {} : { seed: part.seed }
+}

@@ -1,0 +1,137 @@
+// The Cloudflare Workers entry (wrangler.toml `main`). It reads its settings from the Worker's
+// env (vars, secrets, bindings), builds the app once per isolate, and loads the model on the first
+// request that needs it, from R2, the static assets or a URL, verified against manifest.json.
+// ONNX Runtime runs as WebAssembly on one thread (wasm/workerd.ts has the recipe).
+//
+// This module imports ORT's .wasm through wrangler's CompiledWasm rule, so it only loads in a
+// Workers bundle; Node code uses worker/app.ts and worker/node.ts.
+import type { ExecutionContext } from 'hono'
+import { OndeviceError } from '../core/errors.ts'
+import { loadOrtWebForWorkerd } from '../wasm/workerd.ts'
+import { createApp, type OndeviceApp } from './app.ts'
+import { loadEdgeModel } from './edge-model.ts'
+import { type EnvValues, settingsFromEnv } from './env-config.ts'
+import { toHttpError } from './http-errors.ts'
+import { createModelHost } from './model-host.ts'
+import {
+  assetsPackageReader,
+  type FetcherLike,
+  type PackageReader,
+  type R2BucketLike,
+  r2PackageReader,
+  urlPackageReader,
+  verifyPackage,
+} from './package-sources.ts'
+import { createMemoryRateLimiter, type RateLimiter, type WorkersRateLimitBinding, workersRateLimiter } from './rate-limit.ts'
+
+export { createApp, type OndeviceApp } from './app.ts'
+export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
+export type { AppOptions, Limits } from './options.ts'
+
+/** The bindings and vars this Worker reads (all optional; wrangler.toml documents each). */
+export interface WorkerEnv {
+  /** R2 bucket holding the package under MODEL_PREFIX. */
+  readonly MODEL_BUCKET?: R2BucketLike
+  /** Static assets (the `[assets]` binding) holding the package under MODEL_PREFIX. */
+  readonly ASSETS?: FetcherLike
+  /** Workers rate-limiting binding (`[[ratelimits]]`). */
+  readonly RATE_LIMITER?: WorkersRateLimitBinding
+  /** 'r2' | 'assets' | 'url'. Default: url when MODEL_URL is set, else r2 when bound, else assets. */
+  readonly MODEL_SOURCE?: string
+  readonly MODEL_PREFIX?: string
+  readonly MODEL_URL?: string
+  readonly [name: string]: unknown
+}
+
+
+type Source = { readonly kind: 'r2' | 'assets' | 'url'; readonly reader: PackageReader; readonly where: string }
+
+function resolveSource(env: WorkerEnv): Source {
+  const prefix = typeof env.MODEL_PREFIX === 'string' ? env.MODEL_PREFIX : 'model/'
+  const url = typeof env.MODEL_URL === 'string' && env.MODEL_URL !== '' ? env.MODEL_URL : undefined
+  const kind = env.MODEL_SOURCE ?? (url ? 'url' : env.MODEL_BUCKET ? 'r2' : env.ASSETS ? 'assets' : undefined)
+  if (kind === 'url') {
+    if (!url) throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "url" but MODEL_URL is not set.', { param: 'MODEL_URL' })
+    return { kind, reader: urlPackageReader(url), where: url }
+  }
+  if (kind === 'r2') {
+    if (!env.MODEL_BUCKET) throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "r2" but no MODEL_BUCKET R2 binding is configured in wrangler.toml.', { param: 'MODEL_BUCKET' })
+    return { kind, reader: r2PackageReader(env.MODEL_BUCKET, prefix), where: `r2:${prefix}` }
+  }
+  if (kind === 'assets') {
+    if (!env.ASSETS) throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "assets" but no ASSETS binding is configured in wrangler.toml.', { param: 'ASSETS' })
+    return { kind, reader: assetsPackageReader(env.ASSETS, prefix), where: `assets:/${prefix}` }
+  }
+  throw new OndeviceError(
+    'invalid_argument',
+    kind === undefined
+      ? 'No model source: set MODEL_URL, or bind an R2 bucket as MODEL_BUCKET, or deploy the package as static assets (ASSETS).'
+      : `MODEL_SOURCE must be 'r2', 'assets' or 'url', got '${String(kind)}'.`,
+    { param: 'MODEL_SOURCE' },
+  )
+}
+
+/** `qwen3-0.6b` from `models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b`. */
+function idFromLocation(location: string): string | undefined {
+  const segments = location.split(/[/:]/).filter((segment) => segment !== '')
+  return segments.at(-1)
+}
+
+/** Builds the app from a Worker env; exported so tests and custom entries can reuse it. */
+export function createWorkerApp(env: WorkerEnv): OndeviceApp {
+  const settings = settingsFromEnv(env as EnvValues)
+  const source = resolveSource(env)
+  const modelId = settings.modelId ?? idFromLocation(source.where) ?? 'ondevice-model'
+  const modelHost = createModelHost({
+    modelId,
+    load: async () => {
+      const verified = await verifyPackage(source.reader, { source: source.where, requireManifest: settings.requireManifest })
+      for (const warning of verified.warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
+      const { ort } = loadOrtWebForWorkerd()
+      return loadEdgeModel({
+        ort,
+        reader: verified.reader,
+        modelId,
+        backend: 'wasm',
+        dtype: settings.modelDtype,
+        availableDtypes: verified.manifest?.dtypes,
+        contextLength: settings.contextLength,
+      })
+    },
+  })
+  let rateLimiter: RateLimiter | undefined
+  if (env.RATE_LIMITER) rateLimiter = workersRateLimiter(env.RATE_LIMITER, settings.rateLimitPeriodSeconds)
+  else if (settings.rateLimitPerMinute) rateLimiter = createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 })
+  return createApp({
+    modelHost,
+    apiKeys: settings.apiKeys,
+    allowedOrigins: settings.allowedOrigins,
+    limits: settings.limits,
+    modelAliases: settings.modelAliases,
+    ...(rateLimiter ? { rateLimiter } : {}),
+  })
+}
+
+// One app (and so one model) per isolate. The env of an isolate does not change between
+// requests, so the first one builds it.
+let built: { app: OndeviceApp } | { error: unknown } | undefined
+
+export default {
+  fetch(request: Request, env: WorkerEnv, context: ExecutionContext): Response | Promise<Response> {
+    if (!built) {
+      try {
+        built = { app: createWorkerApp(env) }
+      } catch (error) {
+        built = { error }
+      }
+    }
+    if ('error' in built) {
+      // A configuration mistake: say so in OpenAI's shape (503: the operator must fix it).
+      const cause = built.error
+      const reason = cause instanceof Error ? cause.message : String(cause)
+      const mapped = toHttpError(new OndeviceError('edge_unavailable', `This Worker is misconfigured: ${reason}`), 'config')
+      return Response.json(mapped.body, { status: 503, headers: mapped.headers })
+    }
+    return built.app.fetch(request, env, context)
+  },
+}
