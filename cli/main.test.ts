@@ -15,7 +15,9 @@ function ondevice(args: string[], script = bin) {
 
 describe('ondevice CLI', () => {
   it('prints its version from package.json and its help', () => {
-    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string
+    }
     expect(ondevice(['--version'])).toMatchObject({ code: 0, stdout: `${version}\n` })
     const help = ondevice(['--help'], main)
     expect(help.code).toBe(0)
@@ -34,11 +36,18 @@ describe('ondevice CLI', () => {
     const text = 'Hello, my dog is cute. 你好世界 1234'
     const table = ondevice(['tokenize', '--tokenizer', directory, '--text', text])
     expect(table.code).toBe(0)
-    expect(table.stdout).toContain('15 tokens\n9707 11 847 5562 374 18838 13 220 108386 99489 220 16 17 18 19\n')
+    expect(table.stdout).toContain(
+      '15 tokens\n9707 11 847 5562 374 18838 13 220 108386 99489 220 16 17 18 19\n',
+    )
     expect(table.stdout).toContain('108386  "ä½łå¥½" → "你好"')
     const json = ondevice(['tokenize', '--tokenizer', directory, '--text', text, '--json'])
     expect(json.code).toBe(0)
-    const parsed = JSON.parse(json.stdout) as { count: number; ids: number[]; pieces: string[]; texts: string[] }
+    const parsed = JSON.parse(json.stdout) as {
+      count: number
+      ids: number[]
+      pieces: string[]
+      texts: string[]
+    }
     expect(parsed.count).toBe(15)
     expect(parsed.ids.slice(0, 3)).toEqual([9707, 11, 847])
     expect(parsed.texts.join('')).toBe(text)

@@ -16,11 +16,24 @@ interface CommandEntry {
 
 // One line per command (each engineer adds theirs).
 export const commands: Readonly<Record<string, CommandEntry>> = {
-  tokenize: { summary: 'Print the token ids and pieces of a text', load: () => import('./commands/tokenize.ts') },
+  tokenize: {
+    summary: 'Print the token ids and pieces of a text',
+    load: () => import('./commands/tokenize.ts'),
+  },
+  generate: {
+    summary: 'Generate an answer with a model on this machine',
+    load: () => import('./commands/generate.ts'),
+  },
+  chat: {
+    summary: 'Chat with a model on this machine in the terminal',
+    load: () => import('./commands/chat.ts'),
+  },
 }
 
 export function version(): string {
-  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
   return packageJson.version
 }
 
@@ -65,10 +78,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     // Node's parseArgs reports bad flags with a code; show its message, not a stack.
     if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`ondevice ${first}: ${error.message}\nRun 'ondevice ${first} --help' for its options.\n`)
+      process.stderr.write(
+        `ondevice ${first}: ${error.message}\nRun 'ondevice ${first} --help' for its options.\n`,
+      )
       return 2
     }
-    process.stderr.write(`ondevice ${first} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.stderr.write(
+      `ondevice ${first} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    )
     return 1
   }
 }

@@ -17,7 +17,8 @@ describe('chat template (Qwen3 template from tokenizer_config.json)', () => {
   })
 
   it('leaves the think block to the model when thinking is on or unset', () => {
-    const expected = '<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n'
+    const expected =
+      '<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n'
     expect(tokenizer.applyChatTemplate(messages, { enableThinking: true })).toBe(expected)
     expect(tokenizer.applyChatTemplate(messages)).toBe(expected)
     expect(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false })).toBe(
@@ -35,23 +36,27 @@ describe('chat template (Qwen3 template from tokenizer_config.json)', () => {
       { tools: [{ type: 'function', function: { name: 'get_time', parameters: {} } }] },
     )
     expect(text).toContain('<|im_start|>assistant\nb<|im_end|>\n')
-    expect(text).toContain('<tools>\n{"type": "function", "function": {"name": "get_time", "parameters": {}}}\n</tools>')
+    expect(text).toContain(
+      '<tools>\n{"type": "function", "function": {"name": "get_time", "parameters": {}}}\n</tools>',
+    )
   })
 
   it('encodes a chat without adding special tokens twice', () => {
     const ids = tokenizer.encodeChat([{ role: 'user', content: 'Hi!' }], { enableThinking: false })
     expect(ids[0]).toBe(151644)
-    expect(tokenizer.decode(ids)).toBe('<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n')
+    expect(tokenizer.decode(ids)).toBe(
+      '<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
+    )
   })
 
   it('rejects bad messages and templates with precise errors', () => {
     expect(() => tokenizer.applyChatTemplate([])).toThrow(/messages is empty/)
-    expect(() => tokenizer.applyChatTemplate([{ role: 'robot', content: 'x' } as unknown as ChatMessage])).toThrow(
-      expect.objectContaining({ param: 'messages.0.role' }),
-    )
-    expect(() => tokenizer.applyChatTemplate([{ role: 'user', content: 5 } as unknown as ChatMessage])).toThrow(
-      InvalidArgumentError,
-    )
+    expect(() =>
+      tokenizer.applyChatTemplate([{ role: 'robot', content: 'x' } as unknown as ChatMessage]),
+    ).toThrow(expect.objectContaining({ param: 'messages.0.role' }))
+    expect(() =>
+      tokenizer.applyChatTemplate([{ role: 'user', content: 5 } as unknown as ChatMessage]),
+    ).toThrow(InvalidArgumentError)
     expect(() => renderChatTemplate('{% for %}', { messages })).toThrow(TemplateError)
     expect(() => renderChatTemplate("{{ raise_exception('only user turns') }}", { messages })).toThrow(
       /only user turns/,

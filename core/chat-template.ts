@@ -49,7 +49,10 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
     throw new InvalidArgumentError(param, `${param} must be an array of { role, content } objects.`)
   }
   if (messages.length === 0) {
-    throw new InvalidArgumentError(param, `${param} is empty: pass at least one message, e.g. { role: 'user', content: 'Hi' }.`)
+    throw new InvalidArgumentError(
+      param,
+      `${param} is empty: pass at least one message, e.g. { role: 'user', content: 'Hi' }.`,
+    )
   }
   messages.forEach((message: unknown, index) => {
     const at = `${param}.${index}`
@@ -64,7 +67,10 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
       )
     }
     if (typeof content !== 'string') {
-      throw new InvalidArgumentError(`${at}.content`, `${at}.content must be a string (got ${typeof content}).`)
+      throw new InvalidArgumentError(
+        `${at}.content`,
+        `${at}.content must be a string (got ${typeof content}).`,
+      )
     }
   })
   return messages as readonly ChatMessage[]

@@ -8,8 +8,8 @@ import {
   InvalidArgumentError,
   ModelError,
   OndeviceError,
-  serializeError,
   StoreError,
+  serializeError,
   TemplateError,
   TokenizerError,
   toOndeviceError,
@@ -34,17 +34,20 @@ describe('errors', () => {
     new OndeviceError('unsupported', 'No.'),
   ]
 
-  it.each(samples.map((error) => [error.name, error] as const))('%s survives serialize → JSON → deserialize', (_name, error) => {
-    const back = crossBoundary(error)
-    expect(back).toBeInstanceOf(error.constructor)
-    expect(back).toBeInstanceOf(OndeviceError)
-    expect(back.name).toBe(error.name)
-    expect(back.code).toBe(error.code)
-    expect(back.message).toBe(error.message)
-    expect(back.isRetryable).toBe(error.isRetryable)
-    expect(back.param).toBe(error.param)
-    expect(back.retryAfterSeconds).toBe(error.retryAfterSeconds)
-  })
+  it.each(samples.map((error) => [error.name, error] as const))(
+    '%s survives serialize → JSON → deserialize',
+    (_name, error) => {
+      const back = crossBoundary(error)
+      expect(back).toBeInstanceOf(error.constructor)
+      expect(back).toBeInstanceOf(OndeviceError)
+      expect(back.name).toBe(error.name)
+      expect(back.code).toBe(error.code)
+      expect(back.message).toBe(error.message)
+      expect(back.isRetryable).toBe(error.isRetryable)
+      expect(back.param).toBe(error.param)
+      expect(back.retryAfterSeconds).toBe(error.retryAfterSeconds)
+    },
+  )
 
   it('keeps the chain of earlier attempts', () => {
     const error = new EdgeError('edge_unavailable', 'Device and edge both failed.', {
@@ -73,7 +76,12 @@ describe('errors', () => {
   })
 
   it('rebuilds an unknown error class as the base class with its code', () => {
-    const back = deserializeError({ name: 'FutureError', code: 'overloaded', message: 'Busy.', isRetryable: true })
+    const back = deserializeError({
+      name: 'FutureError',
+      code: 'overloaded',
+      message: 'Busy.',
+      isRetryable: true,
+    })
     expect(back).toBeInstanceOf(OndeviceError)
     expect(back.code).toBe('overloaded')
   })

@@ -171,7 +171,11 @@ export function serializeError(error: unknown): SerializedError {
 }
 
 /** Wraps a foreign error so callers see one class; OndeviceErrors pass through unchanged. */
-export function toOndeviceError(error: unknown, code: ErrorCode = 'internal', isRetryable = false): OndeviceError {
+export function toOndeviceError(
+  error: unknown,
+  code: ErrorCode = 'internal',
+  isRetryable = false,
+): OndeviceError {
   if (error instanceof OndeviceError) return error
   const message = error instanceof Error ? error.message : String(error)
   return new OndeviceError(code, message, { isRetryable, cause: error })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createTestSession } from '../test/support/test-session.ts'
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { createTestSession } from '../test/support/test-session.ts'
 import { BackendError, ContextLengthError, InvalidArgumentError } from './errors.ts'
 import { type GenerateRequest, generate, generateText } from './generate.ts'
 import type { ModelSession } from './model-session.ts'
@@ -9,7 +9,9 @@ import type { FinishPart, GenerationPart } from './stream-parts.ts'
 
 const tokenizer = qwen3Tokenizer()
 const vocabularySize = tokenizer.vocabularySize
-const prompt = tokenizer.encodeChat([{ role: 'user', content: 'Tell me a story.' }], { enableThinking: false })
+const prompt = tokenizer.encodeChat([{ role: 'user', content: 'Tell me a story.' }], {
+  enableThinking: false,
+})
 
 async function collect(session: ModelSession, request: GenerateRequest) {
   const parts: GenerationPart[] = []
@@ -58,7 +60,12 @@ describe('generate', () => {
     expect(result.text).toBe(finish.text)
     expect(finish.text).toBe(tokenizer.decode(finish.tokenIds))
     expect(finish.nextStep).toBe(20)
-    expect(finish.usage).toMatchObject({ promptTokens: prompt.length, completionTokens: 20, backend: 'test', dtype: 'fp32' })
+    expect(finish.usage).toMatchObject({
+      promptTokens: prompt.length,
+      completionTokens: 20,
+      backend: 'test',
+      dtype: 'fp32',
+    })
     expect(finish.usage.timeToFirstTokenMs).toBeGreaterThan(0)
     expect(finish.usage.prefillTokensPerSecond).toBeGreaterThan(0)
     expect(finish.usage.decodeTokensPerSecond).toBeGreaterThan(0)
@@ -67,7 +74,9 @@ describe('generate', () => {
 
   it('stops at EOS and leaves it out of the text', async () => {
     const eos = tokenizer.tokenToId('<|im_end|>')!
-    const { session } = scripted('Once upon a time there was a fox.', { eos: { tokenId: eos, atLength: prompt.length + 4 } })
+    const { session } = scripted('Once upon a time there was a fox.', {
+      eos: { tokenId: eos, atLength: prompt.length + 4 },
+    })
     const { finish, text } = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 } })
     expect(finish!.finishReason).toBe('stop')
     expect(finish!.tokenIds).toHaveLength(5)
@@ -79,7 +88,11 @@ describe('generate', () => {
 
   it('stops on a stop string split across tokens and never shows any of it', async () => {
     const { ids, session } = scripted('The answer is 42.\n\nUser: and more text after')
-    const result = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 }, stop: ['\n\nUser:', 'zzz'] })
+    const result = await collect(session, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      stop: ['\n\nUser:', 'zzz'],
+    })
     expect(result.finish!.finishReason).toBe('stop')
     expect(result.text).toBe('The answer is 42.')
     expect(result.finish!.text).toBe('The answer is 42.')
@@ -89,7 +102,12 @@ describe('generate', () => {
 
   it('releases text that only looked like the start of a stop string', async () => {
     const { session } = scripted('Use the <b>bold</b> tag')
-    const result = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 }, stop: ['<b>x'], maxTokens: 7 })
+    const result = await collect(session, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      stop: ['<b>x'],
+      maxTokens: 7,
+    })
     expect(result.finish!.finishReason).toBe('length')
     expect(result.text).toBe(tokenizer.decode(result.finish!.tokenIds))
     expect(result.text.startsWith('Use the <b>bold')).toBe(true)
@@ -98,7 +116,11 @@ describe('generate', () => {
   it('never shows half a character when a character spans tokens', async () => {
     const answer = '😀👨‍👩‍👧 é 你好'
     const { ids, session } = scripted(answer)
-    const result = await collect(session, { promptTokenIds: prompt, sampling: { temperature: 0 }, maxTokens: ids.length })
+    const result = await collect(session, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      maxTokens: ids.length,
+    })
     const deltas = result.parts.filter((part) => part.type === 'text-delta')
     expect(deltas.length).toBe(ids.length)
     for (const part of deltas) expect(part.text).not.toContain('\uFFFD')
@@ -108,46 +130,71 @@ describe('generate', () => {
 
   const samplings: [string, SamplingOptions][] = [
     ['greedy', { temperature: 0 }],
-    ['seeded', { temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1, frequencyPenalty: 0.2, seed: 11 }],
+    [
+      'seeded',
+      { temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1, frequencyPenalty: 0.2, seed: 11 },
+    ],
   ]
-  it.each(samplings)('continues on another session so the joined answer equals an uninterrupted one (%s)', async (_label, sampling) => {
-    const maxTokens = 24
-    const stop = ['never appears in this text']
-    const whole = await collect(createTestSession({ vocabularySize }), { promptTokenIds: prompt, sampling, maxTokens, stop })
-    expect(whole.finish!.tokenIds).toHaveLength(maxTokens)
-    for (const k of [0, 1, 5, 13, 23]) {
-      const device = await collect(createTestSession({ vocabularySize, failAtToken: k }), {
+  it.each(samplings)(
+    'continues on another session so the joined answer equals an uninterrupted one (%s)',
+    async (_label, sampling) => {
+      const maxTokens = 24
+      const stop = ['never appears in this text']
+      const whole = await collect(createTestSession({ vocabularySize }), {
         promptTokenIds: prompt,
         sampling,
         maxTokens,
         stop,
       })
-      expect(device.error).toBeInstanceOf(BackendError)
-      expect((device.error as BackendError).isRetryable).toBe(true)
-      expect(device.tokenIds).toHaveLength(k)
-      const edge = await collect(createTestSession({ vocabularySize }), {
-        promptTokenIds: prompt,
-        sampling,
-        maxTokens: maxTokens - k,
-        stop,
-        continuation: { tokenIds: device.tokenIds, step: k },
-      })
-      expect([...device.tokenIds, ...edge.finish!.tokenIds]).toEqual(whole.finish!.tokenIds)
-      expect(device.text + edge.text).toBe(whole.text)
-      expect(edge.finish!.finishReason).toBe('length')
-      expect(edge.finish!.nextStep).toBe(maxTokens)
-      expect(edge.finish!.usage.completionTokens).toBe(maxTokens - k)
-    }
-  })
+      expect(whole.finish!.tokenIds).toHaveLength(maxTokens)
+      for (const k of [0, 1, 5, 13, 23]) {
+        const device = await collect(createTestSession({ vocabularySize, failAtToken: k }), {
+          promptTokenIds: prompt,
+          sampling,
+          maxTokens,
+          stop,
+        })
+        expect(device.error).toBeInstanceOf(BackendError)
+        expect((device.error as BackendError).isRetryable).toBe(true)
+        expect(device.tokenIds).toHaveLength(k)
+        const edge = await collect(createTestSession({ vocabularySize }), {
+          promptTokenIds: prompt,
+          sampling,
+          maxTokens: maxTokens - k,
+          stop,
+          continuation: { tokenIds: device.tokenIds, step: k },
+        })
+        expect([...device.tokenIds, ...edge.finish!.tokenIds]).toEqual(whole.finish!.tokenIds)
+        expect(device.text + edge.text).toBe(whole.text)
+        expect(edge.finish!.finishReason).toBe('length')
+        expect(edge.finish!.nextStep).toBe(maxTokens)
+        expect(edge.finish!.usage.completionTokens).toBe(maxTokens - k)
+      }
+    },
+  )
 
   it('reuses the cached prefix on the next turn and rewinds when the history diverges', async () => {
     const session = createTestSession({ vocabularySize })
-    const first = await generateText(session, tokenizer, { promptTokenIds: prompt, sampling: { temperature: 0 }, maxTokens: 6 })
-    const secondPrompt = [...prompt, ...first.tokenIds, ...tokenizer.encode('<|im_end|>\n<|im_start|>user\nMore.<|im_end|>\n<|im_start|>assistant\n')]
+    const first = await generateText(session, tokenizer, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      maxTokens: 6,
+    })
+    const secondPrompt = [
+      ...prompt,
+      ...first.tokenIds,
+      ...tokenizer.encode('<|im_end|>\n<|im_start|>user\nMore.<|im_end|>\n<|im_start|>assistant\n'),
+    ]
     const callsBefore = session.appendCalls.length
-    const second = await generateText(session, tokenizer, { promptTokenIds: secondPrompt, sampling: { temperature: 0 }, maxTokens: 6 })
+    const second = await generateText(session, tokenizer, {
+      promptTokenIds: secondPrompt,
+      sampling: { temperature: 0 },
+      maxTokens: 6,
+    })
     // The second prefill only fed what the cache lacked: the last answer token and the new turn.
-    expect(session.appendCalls[callsBefore]).toBe(secondPrompt.length - (prompt.length + first.tokenIds.length - 1))
+    expect(session.appendCalls[callsBefore]).toBe(
+      secondPrompt.length - (prompt.length + first.tokenIds.length - 1),
+    )
     const fresh = await generateText(createTestSession({ vocabularySize }), tokenizer, {
       promptTokenIds: secondPrompt,
       sampling: { temperature: 0 },
@@ -155,11 +202,21 @@ describe('generate', () => {
     })
     expect(second.tokenIds).toEqual(fresh.tokenIds)
     // A different conversation with a shared system prefix: rewind, then the same answer as fresh.
-    const other = tokenizer.encodeChat([{ role: 'user', content: 'Tell me a joke.' }], { enableThinking: false })
-    const rewound = await generateText(session, tokenizer, { promptTokenIds: other, sampling: { temperature: 0 }, maxTokens: 6 })
+    const other = tokenizer.encodeChat([{ role: 'user', content: 'Tell me a joke.' }], {
+      enableThinking: false,
+    })
+    const rewound = await generateText(session, tokenizer, {
+      promptTokenIds: other,
+      sampling: { temperature: 0 },
+      maxTokens: 6,
+    })
     const unrewindable = createTestSession({ vocabularySize, rewindable: false })
     await generateText(unrewindable, tokenizer, { promptTokenIds: prompt, maxTokens: 3 })
-    const reset = await generateText(unrewindable, tokenizer, { promptTokenIds: other, sampling: { temperature: 0 }, maxTokens: 6 })
+    const reset = await generateText(unrewindable, tokenizer, {
+      promptTokenIds: other,
+      sampling: { temperature: 0 },
+      maxTokens: 6,
+    })
     expect(rewound.tokenIds).toEqual(reset.tokenIds)
     expect(unrewindable.tokens.slice(0, other.length)).toEqual(other)
   })
@@ -195,10 +252,14 @@ describe('generate', () => {
     const attempt = (request: GenerateRequest) => generateText(session, tokenizer, request)
     await expect(attempt({ promptTokenIds: [] })).rejects.toThrow(/promptTokenIds is empty/)
     await expect(attempt({ promptTokenIds: [1, 500] })).rejects.toMatchObject({ param: 'promptTokenIds.1' })
-    await expect(attempt({ promptTokenIds: [1], maxTokens: 0 })).rejects.toThrow(/maxTokens must be a whole number/)
+    await expect(attempt({ promptTokenIds: [1], maxTokens: 0 })).rejects.toThrow(
+      /maxTokens must be a whole number/,
+    )
     await expect(attempt({ promptTokenIds: [1], stop: [''] })).rejects.toThrow(InvalidArgumentError)
     await expect(attempt({ promptTokenIds: [1], sampling: { topP: 2 } })).rejects.toThrow(/topP/)
-    await expect(attempt({ promptTokenIds: [1], continuation: { tokenIds: [1], step: -1 } })).rejects.toThrow(/continuation.step/)
+    await expect(attempt({ promptTokenIds: [1], continuation: { tokenIds: [1], step: -1 } })).rejects.toThrow(
+      /continuation.step/,
+    )
     await expect(attempt({ promptTokenIds: new Array(10).fill(1) })).rejects.toThrow(ContextLengthError)
     const full = await attempt({ promptTokenIds: new Array(7).fill(1), sampling: { temperature: 0 } })
     expect(full.finishReason).toBe('length')

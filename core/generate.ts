@@ -6,7 +6,13 @@
 // session runs it, and draw k uses step k. When a session fails mid-answer, the tokens yielded so
 // far plus `step = continuation.step + their count` let another machine continue with
 // `continuation`, and the joined answer equals an uninterrupted one.
-import { AbortedError, BackendError, ContextLengthError, InvalidArgumentError, OndeviceError } from './errors.ts'
+import {
+  AbortedError,
+  BackendError,
+  ContextLengthError,
+  InvalidArgumentError,
+  OndeviceError,
+} from './errors.ts'
 import type { ModelSession } from './model-session.ts'
 import { Sampler, type SamplingOptions } from './sampler.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
@@ -40,10 +46,18 @@ export interface GenerateRequest {
   readonly stopTokenIds?: readonly number[]
 }
 
-function checkTokenIds(value: unknown, param: string, vocabularySize: number, allowEmpty: boolean): readonly number[] {
+function checkTokenIds(
+  value: unknown,
+  param: string,
+  vocabularySize: number,
+  allowEmpty: boolean,
+): readonly number[] {
   if (!Array.isArray(value)) throw new InvalidArgumentError(param, `${param} must be an array of token ids.`)
   if (!allowEmpty && value.length === 0) {
-    throw new InvalidArgumentError(param, `${param} is empty: the prompt needs at least one token (e.g. BOS).`)
+    throw new InvalidArgumentError(
+      param,
+      `${param} is empty: the prompt needs at least one token (e.g. BOS).`,
+    )
   }
   for (let index = 0; index < value.length; index++) {
     const id: unknown = value[index]
@@ -94,11 +108,15 @@ export async function* generate(
   }
   const maxTokens = request.maxTokens
   if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 1)) {
-    throw new InvalidArgumentError('maxTokens', `maxTokens must be a whole number ≥ 1; got ${String(maxTokens)}.`)
+    throw new InvalidArgumentError(
+      'maxTokens',
+      `maxTokens must be a whole number ≥ 1; got ${String(maxTokens)}.`,
+    )
   }
   const stops = validateStopStrings(request.stop)
   const stopTokenIds = new Set<number>(tokenizer.eosTokenIds)
-  for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true)) stopTokenIds.add(id)
+  for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true))
+    stopTokenIds.add(id)
   const sampler = new Sampler(request.sampling ?? {})
   const signal = request.signal
 
@@ -126,7 +144,9 @@ export async function* generate(
     timeToFirstTokenMs: firstTokenAt === 0 ? 0 : firstTokenAt - started,
     prefillTokensPerSecond: prefillSeconds > 0 ? prefilledTokens / prefillSeconds : 0,
     decodeTokensPerSecond:
-      newTokens.length > 1 && lastTokenAt > firstTokenAt ? ((newTokens.length - 1) * 1000) / (lastTokenAt - firstTokenAt) : 0,
+      newTokens.length > 1 && lastTokenAt > firstTokenAt
+        ? ((newTokens.length - 1) * 1000) / (lastTokenAt - firstTokenAt)
+        : 0,
     backend: session.info.backend,
     dtype: session.info.dtype,
   })
@@ -173,10 +193,14 @@ export async function* generate(
     } catch (error) {
       if (signal?.aborted) return undefined
       if (error instanceof OndeviceError) throw error
-      throw new BackendError('backend_failed', `The model failed while running: ${error instanceof Error ? error.message : String(error)}`, {
-        isRetryable: true,
-        cause: error,
-      })
+      throw new BackendError(
+        'backend_failed',
+        `The model failed while running: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          isRetryable: true,
+          cause: error,
+        },
+      )
     }
   }
 

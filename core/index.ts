@@ -33,8 +33,8 @@ export {
   generate,
   generateText,
 } from './generate.ts'
-export type { ModelSession, ModelSessionInfo, RunOptions } from './model-session.ts'
 export * from './model-package.ts'
+export type { ModelSession, ModelSessionInfo, RunOptions } from './model-session.ts'
 export {
   type ChatCompletionChunk,
   type ChatCompletionChunkDelta,

@@ -16,7 +16,8 @@ function rejection(body: unknown): { param: string | undefined; message: string;
   try {
     validateChatCompletionRequest(body)
   } catch (error) {
-    if (error instanceof OndeviceError) return { param: error.param, message: error.message, code: error.code }
+    if (error instanceof OndeviceError)
+      return { param: error.param, message: error.message, code: error.code }
     throw error
   }
   throw new Error('expected the request to be rejected')
@@ -28,8 +29,18 @@ describe('validateChatCompletionRequest', () => {
       ...minimal,
       messages: [
         { role: 'developer', content: 'Be brief.' },
-        { role: 'user', content: [{ type: 'text', text: 'Hello ' }, { type: 'text', text: 'there' }] },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Hello ' },
+            { type: 'text', text: 'there' },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }],
+        },
         { role: 'tool', content: '42', tool_call_id: 'c1' },
       ],
       stream: true,
@@ -58,10 +69,30 @@ describe('validateChatCompletionRequest', () => {
     ['a non-object body', [1], 'body', /must be a JSON object/],
     ['a missing model', { messages: minimal.messages }, 'model', /model is required/],
     ['empty messages', { model: 'm', messages: [] }, 'messages', /messages is empty/],
-    ['a bad role', { model: 'm', messages: [{ role: 'bot', content: 'x' }] }, 'messages.0.role', /use 'system'/],
-    ['missing user content', { model: 'm', messages: [{ role: 'user' }] }, 'messages.0.content', /needs text content/],
-    ['an image part', { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }, 'messages.0.content.0.type', /text-only model/],
-    ['a tool message without id', { model: 'm', messages: [{ role: 'tool', content: 'x' }] }, 'messages.0.tool_call_id', /tool_call_id is required/],
+    [
+      'a bad role',
+      { model: 'm', messages: [{ role: 'bot', content: 'x' }] },
+      'messages.0.role',
+      /use 'system'/,
+    ],
+    [
+      'missing user content',
+      { model: 'm', messages: [{ role: 'user' }] },
+      'messages.0.content',
+      /needs text content/,
+    ],
+    [
+      'an image part',
+      { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] },
+      'messages.0.content.0.type',
+      /text-only model/,
+    ],
+    [
+      'a tool message without id',
+      { model: 'm', messages: [{ role: 'tool', content: 'x' }] },
+      'messages.0.tool_call_id',
+      /tool_call_id is required/,
+    ],
     ['top_p 0', { ...minimal, top_p: 0 }, 'top_p', /\(0, 1\]/],
     ['top_p above 1', { ...minimal, top_p: 1.5 }, 'top_p', /\(0, 1\]/],
     ['a negative temperature', { ...minimal, temperature: -1 }, 'temperature', /\[0, 2\]/],
@@ -74,9 +105,24 @@ describe('validateChatCompletionRequest', () => {
     ['an empty stop string', { ...minimal, stop: ['a', ''] }, 'stop.1', /non-empty string/],
     ['a camelCase field', { ...minimal, topP: 0.5 }, 'topP', /did you mean "top_p"/],
     ['an unknown field', { ...minimal, banana: 1 }, 'banana', /Unknown field "banana"/],
-    ['a bad continuation step', { ...minimal, ondevice_continuation: { token_ids: [1], step: -2 } }, 'ondevice_continuation.step', /whole number ≥ 0/],
-    ['a bad continuation id', { ...minimal, ondevice_continuation: { token_ids: [1.5], step: 1 } }, 'ondevice_continuation.token_ids.0', /whole numbers/],
-    ['a non-boolean enable_thinking', { ...minimal, chat_template_kwargs: { enable_thinking: 'no' } }, 'chat_template_kwargs.enable_thinking', /true or false/],
+    [
+      'a bad continuation step',
+      { ...minimal, ondevice_continuation: { token_ids: [1], step: -2 } },
+      'ondevice_continuation.step',
+      /whole number ≥ 0/,
+    ],
+    [
+      'a bad continuation id',
+      { ...minimal, ondevice_continuation: { token_ids: [1.5], step: 1 } },
+      'ondevice_continuation.token_ids.0',
+      /whole numbers/,
+    ],
+    [
+      'a non-boolean enable_thinking',
+      { ...minimal, chat_template_kwargs: { enable_thinking: 'no' } },
+      'chat_template_kwargs.enable_thinking',
+      /true or false/,
+    ],
   ]
   it.each(bad)('rejects %s, naming the field and the fix', (_label, body, param, message) => {
     const error = rejection(body)
@@ -86,8 +132,13 @@ describe('validateChatCompletionRequest', () => {
   })
 
   it('refuses unsupported features with code unsupported', () => {
-    expect(rejection({ ...minimal, logprobs: true })).toMatchObject({ code: 'unsupported', param: 'logprobs' })
-    expect(rejection({ ...minimal, response_format: { type: 'json_object' } })).toMatchObject({ code: 'unsupported' })
+    expect(rejection({ ...minimal, logprobs: true })).toMatchObject({
+      code: 'unsupported',
+      param: 'logprobs',
+    })
+    expect(rejection({ ...minimal, response_format: { type: 'json_object' } })).toMatchObject({
+      code: 'unsupported',
+    })
     expect(() => validateChatCompletionRequest({ ...minimal, top_p: 0 })).toThrow(InvalidArgumentError)
   })
 })
@@ -136,7 +187,12 @@ describe('conversions', () => {
       routeReason: 'no WebGPU',
     }
     const wire = toUsage(usage)
-    expect(wire).toMatchObject({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, route_reason: 'no WebGPU' })
+    expect(wire).toMatchObject({
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      total_tokens: 15,
+      route_reason: 'no WebGPU',
+    })
     expect(fromUsage(wire)).toEqual(usage)
     expect(toFinishReason('length')).toBe('length')
     expect(toFinishReason('stop')).toBe('stop')

@@ -59,7 +59,11 @@ export interface ChatCompletionRequest {
   readonly stop?: string | readonly string[] | null
   readonly n?: number | null
   readonly tools?: readonly ChatCompletionTool[]
-  readonly tool_choice?: 'none' | 'auto' | 'required' | { readonly type: 'function'; readonly function: { readonly name: string } }
+  readonly tool_choice?:
+    | 'none'
+    | 'auto'
+    | 'required'
+    | { readonly type: 'function'; readonly function: { readonly name: string } }
   readonly response_format?: { readonly type: 'text' }
   readonly user?: string
   // Extensions (vLLM's names).
@@ -148,7 +152,12 @@ export interface OpenAIErrorBody {
 
 export interface ModelListResponse {
   readonly object: 'list'
-  readonly data: readonly { readonly id: string; readonly object: 'model'; readonly created: number; readonly owned_by: string }[]
+  readonly data: readonly {
+    readonly id: string
+    readonly object: 'model'
+    readonly created: number
+    readonly owned_by: string
+  }[]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,11 +238,13 @@ function optionalNumber(body: JsonObject, field: string, check: (value: number) 
 }
 
 const range = (minimum: number, maximum: number, note = ''): ((value: number) => string | undefined) => {
-  return (value) => (value < minimum || value > maximum ? `use a value in [${minimum}, ${maximum}]${note}.` : undefined)
+  return (value) =>
+    value < minimum || value > maximum ? `use a value in [${minimum}, ${maximum}]${note}.` : undefined
 }
 
 const wholeAtLeast = (minimum: number, note = ''): ((value: number) => string | undefined) => {
-  return (value) => (!Number.isInteger(value) || value < minimum ? `use a whole number ≥ ${minimum}${note}.` : undefined)
+  return (value) =>
+    !Number.isInteger(value) || value < minimum ? `use a whole number ≥ ${minimum}${note}.` : undefined
 }
 
 function validateContent(value: unknown, param: string, role: string): void {
@@ -242,10 +253,12 @@ function validateContent(value: unknown, param: string, role: string): void {
     if (role === 'assistant') return
     fail(param, `${param} is missing: every ${role} message needs text content.`)
   }
-  if (!Array.isArray(value)) fail(param, `${param} must be a string or an array of { type: 'text', text } parts.`)
+  if (!Array.isArray(value))
+    fail(param, `${param} must be a string or an array of { type: 'text', text } parts.`)
   value.forEach((part: unknown, index) => {
     const at = `${param}.${index}`
-    if (typeof part !== 'object' || part === null) fail(at, `${at} must be an object like { type: 'text', text: '...' }.`)
+    if (typeof part !== 'object' || part === null)
+      fail(at, `${at} must be an object like { type: 'text', text: '...' }.`)
     const { type, text } = part as JsonObject
     if (type !== 'text') {
       fail(
@@ -259,30 +272,52 @@ function validateContent(value: unknown, param: string, role: string): void {
 
 function validateMessages(value: unknown): void {
   if (!Array.isArray(value)) fail('messages', 'messages must be an array of { role, content } objects.')
-  if (value.length === 0) fail('messages', "messages is empty: send at least one message, e.g. { role: 'user', content: 'Hi' }.")
+  if (value.length === 0)
+    fail('messages', "messages is empty: send at least one message, e.g. { role: 'user', content: 'Hi' }.")
   value.forEach((message: unknown, index) => {
     const at = `messages.${index}`
     if (typeof message !== 'object' || message === null || Array.isArray(message)) {
       fail(at, `${at} must be an object like { role: 'user', content: '...' }.`)
     }
     const { role, content, tool_calls: toolCalls, tool_call_id: toolCallId, name } = message as JsonObject
-    if (role !== 'system' && role !== 'developer' && role !== 'user' && role !== 'assistant' && role !== 'tool') {
-      fail(`${at}.role`, `${at}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`)
+    if (
+      role !== 'system' &&
+      role !== 'developer' &&
+      role !== 'user' &&
+      role !== 'assistant' &&
+      role !== 'tool'
+    ) {
+      fail(
+        `${at}.role`,
+        `${at}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
+      )
     }
     validateContent(content, `${at}.content`, role)
     if (name !== undefined && typeof name !== 'string') fail(`${at}.name`, `${at}.name must be a string.`)
     if (toolCalls !== undefined && toolCalls !== null) {
-      if (role !== 'assistant') fail(`${at}.tool_calls`, `${at}.tool_calls is only allowed on assistant messages.`)
+      if (role !== 'assistant')
+        fail(`${at}.tool_calls`, `${at}.tool_calls is only allowed on assistant messages.`)
       if (!Array.isArray(toolCalls)) fail(`${at}.tool_calls`, `${at}.tool_calls must be an array.`)
       toolCalls.forEach((call: unknown, callIndex) => {
-        const function_ = typeof call === 'object' && call !== null ? (call as JsonObject)['function'] : undefined
-        if (typeof function_ !== 'object' || function_ === null || typeof (function_ as JsonObject)['name'] !== 'string') {
-          fail(`${at}.tool_calls.${callIndex}.function`, `${at}.tool_calls.${callIndex}.function must be { name, arguments }.`)
+        const function_ =
+          typeof call === 'object' && call !== null ? (call as JsonObject)['function'] : undefined
+        if (
+          typeof function_ !== 'object' ||
+          function_ === null ||
+          typeof (function_ as JsonObject)['name'] !== 'string'
+        ) {
+          fail(
+            `${at}.tool_calls.${callIndex}.function`,
+            `${at}.tool_calls.${callIndex}.function must be { name, arguments }.`,
+          )
         }
       })
     }
     if (role === 'tool' && typeof toolCallId !== 'string') {
-      fail(`${at}.tool_call_id`, `${at}.tool_call_id is required on tool messages: the id of the call this result answers.`)
+      fail(
+        `${at}.tool_call_id`,
+        `${at}.tool_call_id is required on tool messages: the id of the call this result answers.`,
+      )
     }
   })
 }
@@ -293,14 +328,21 @@ function validateContinuation(value: unknown): void {
     fail(param, `${param} must be { token_ids: number[], step: number }.`)
   }
   const { token_ids: tokenIds, step } = value as JsonObject
-  if (!Array.isArray(tokenIds)) fail(`${param}.token_ids`, `${param}.token_ids must be an array of token ids.`)
+  if (!Array.isArray(tokenIds))
+    fail(`${param}.token_ids`, `${param}.token_ids must be an array of token ids.`)
   tokenIds.forEach((id: unknown, index) => {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      fail(`${param}.token_ids.${index}`, `${param}.token_ids.${index} is ${JSON.stringify(id)}; token ids are whole numbers ≥ 0.`)
+      fail(
+        `${param}.token_ids.${index}`,
+        `${param}.token_ids.${index} is ${JSON.stringify(id)}; token ids are whole numbers ≥ 0.`,
+      )
     }
   })
   if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) {
-    fail(`${param}.step`, `${param}.step must be a whole number ≥ 0 (the sampler step to resume at, usually token_ids.length).`)
+    fail(
+      `${param}.step`,
+      `${param}.step must be a whole number ≥ 0 (the sampler step to resume at, usually token_ids.length).`,
+    )
   }
 }
 
@@ -316,7 +358,12 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   for (const key of Object.keys(request)) {
     if (requestFields.has(key) || ignoredFields.has(key)) continue
     const hint = suggestions[key]
-    fail(key, hint ? `Unknown field "${key}": did you mean "${hint}"?` : `Unknown field "${key}": remove it (see the OpenAI chat-completions reference for the fields).`)
+    fail(
+      key,
+      hint
+        ? `Unknown field "${key}": did you mean "${hint}"?`
+        : `Unknown field "${key}": remove it (see the OpenAI chat-completions reference for the fields).`,
+    )
   }
   if (typeof request['model'] !== 'string' || request['model'].length === 0) {
     fail('model', 'model is required: the id of a served model (GET /v1/models lists them).')
@@ -329,7 +376,8 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   }
   const streamOptions = request['stream_options']
   if (streamOptions !== undefined && streamOptions !== null) {
-    if (typeof streamOptions !== 'object' || Array.isArray(streamOptions)) fail('stream_options', 'stream_options must be an object like { include_usage: true }.')
+    if (typeof streamOptions !== 'object' || Array.isArray(streamOptions))
+      fail('stream_options', 'stream_options must be an object like { include_usage: true }.')
     const includeUsage = (streamOptions as JsonObject)['include_usage']
     if (includeUsage !== undefined && typeof includeUsage !== 'boolean') {
       fail('stream_options.include_usage', 'stream_options.include_usage must be true or false.')
@@ -338,19 +386,29 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   optionalNumber(request, 'max_tokens', wholeAtLeast(1))
   optionalNumber(request, 'max_completion_tokens', wholeAtLeast(1))
   optionalNumber(request, 'temperature', range(0, 2, ' (0 = greedy)'))
-  optionalNumber(request, 'top_p', (value) => (value > 0 && value <= 1 ? undefined : 'use a value in (0, 1] (1 = off).'))
+  optionalNumber(request, 'top_p', (value) =>
+    value > 0 && value <= 1 ? undefined : 'use a value in (0, 1] (1 = off).',
+  )
   optionalNumber(request, 'top_k', wholeAtLeast(0, ' (0 = off)'))
   optionalNumber(request, 'min_p', range(0, 1, ' (0 = off)'))
-  optionalNumber(request, 'repetition_penalty', (value) => (value > 0 ? undefined : 'use a value > 0 (1 = off).'))
+  optionalNumber(request, 'repetition_penalty', (value) =>
+    value > 0 ? undefined : 'use a value > 0 (1 = off).',
+  )
   optionalNumber(request, 'presence_penalty', range(-2, 2))
   optionalNumber(request, 'frequency_penalty', range(-2, 2))
-  optionalNumber(request, 'seed', (value) => (Number.isSafeInteger(value) ? undefined : 'use a whole number.'))
-  optionalNumber(request, 'n', (value) => (value === 1 ? undefined : 'this server returns one choice per request; send n: 1 or leave it out.'))
+  optionalNumber(request, 'seed', (value) =>
+    Number.isSafeInteger(value) ? undefined : 'use a whole number.',
+  )
+  optionalNumber(request, 'n', (value) =>
+    value === 1 ? undefined : 'this server returns one choice per request; send n: 1 or leave it out.',
+  )
   const logitBias = request['logit_bias']
   if (logitBias !== undefined && logitBias !== null) {
-    if (typeof logitBias !== 'object' || Array.isArray(logitBias)) fail('logit_bias', 'logit_bias must map token ids to numbers, e.g. { "42": -100 }.')
+    if (typeof logitBias !== 'object' || Array.isArray(logitBias))
+      fail('logit_bias', 'logit_bias must map token ids to numbers, e.g. { "42": -100 }.')
     for (const [key, value] of Object.entries(logitBias as JsonObject)) {
-      if (!/^(0|[1-9][0-9]*)$/.test(key)) fail(`logit_bias.${key}`, `logit_bias keys must be token ids; "${key}" is not one.`)
+      if (!/^(0|[1-9][0-9]*)$/.test(key))
+        fail(`logit_bias.${key}`, `logit_bias keys must be token ids; "${key}" is not one.`)
       if (typeof value !== 'number' || !Number.isFinite(value) || value < -100 || value > 100) {
         fail(`logit_bias.${key}`, `logit_bias.${key} must be a number in [-100, 100].`)
       }
@@ -360,34 +418,54 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   if (stop !== undefined && stop !== null) {
     const list = typeof stop === 'string' ? [stop] : stop
     if (!Array.isArray(list)) fail('stop', 'stop must be a string or an array of strings.')
-    if (list.length > maximumStopStrings) fail('stop', `stop has ${list.length} strings; send at most ${maximumStopStrings}.`)
+    if (list.length > maximumStopStrings)
+      fail('stop', `stop has ${list.length} strings; send at most ${maximumStopStrings}.`)
     list.forEach((value: unknown, index) => {
-      if (typeof value !== 'string' || value.length === 0) fail(`stop.${index}`, `stop.${index} must be a non-empty string.`)
+      if (typeof value !== 'string' || value.length === 0)
+        fail(`stop.${index}`, `stop.${index} must be a non-empty string.`)
     })
   }
-  if (request['logprobs'] === true || (request['top_logprobs'] !== undefined && request['top_logprobs'] !== null)) {
-    throw new OndeviceError('unsupported', 'logprobs are not supported by this server; leave logprobs and top_logprobs out.', {
-      param: request['logprobs'] === true ? 'logprobs' : 'top_logprobs',
-    })
+  if (
+    request['logprobs'] === true ||
+    (request['top_logprobs'] !== undefined && request['top_logprobs'] !== null)
+  ) {
+    throw new OndeviceError(
+      'unsupported',
+      'logprobs are not supported by this server; leave logprobs and top_logprobs out.',
+      {
+        param: request['logprobs'] === true ? 'logprobs' : 'top_logprobs',
+      },
+    )
   }
   const tools = request['tools']
   if (tools !== undefined && tools !== null) {
-    if (!Array.isArray(tools)) fail('tools', 'tools must be an array of { type: "function", function: { name, parameters } }.')
+    if (!Array.isArray(tools))
+      fail('tools', 'tools must be an array of { type: "function", function: { name, parameters } }.')
     tools.forEach((tool: unknown, index) => {
-      const function_ = typeof tool === 'object' && tool !== null ? (tool as JsonObject)['function'] : undefined
-      if ((tool as JsonObject | null)?.['type'] !== 'function' || typeof function_ !== 'object' || function_ === null) {
+      const function_ =
+        typeof tool === 'object' && tool !== null ? (tool as JsonObject)['function'] : undefined
+      if (
+        (tool as JsonObject | null)?.['type'] !== 'function' ||
+        typeof function_ !== 'object' ||
+        function_ === null
+      ) {
         fail(`tools.${index}`, `tools.${index} must be { type: "function", function: { name, parameters } }.`)
       }
-      if (typeof (function_ as JsonObject)['name'] !== 'string') fail(`tools.${index}.function.name`, `tools.${index}.function.name must be a string.`)
+      if (typeof (function_ as JsonObject)['name'] !== 'string')
+        fail(`tools.${index}.function.name`, `tools.${index}.function.name must be a string.`)
     })
   }
   const responseFormat = request['response_format']
   if (responseFormat !== undefined && responseFormat !== null) {
     const type = typeof responseFormat === 'object' ? (responseFormat as JsonObject)['type'] : undefined
     if (type !== 'text') {
-      throw new OndeviceError('unsupported', `response_format ${JSON.stringify(type)} is not supported: only { type: "text" }. Ask for JSON in the prompt instead.`, {
-        param: 'response_format.type',
-      })
+      throw new OndeviceError(
+        'unsupported',
+        `response_format ${JSON.stringify(type)} is not supported: only { type: "text" }. Ask for JSON in the prompt instead.`,
+        {
+          param: 'response_format.type',
+        },
+      )
     }
   }
   const kwargs = request['chat_template_kwargs']
@@ -396,10 +474,12 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   }
   if (kwargs !== undefined) {
     const thinking = (kwargs as JsonObject)['enable_thinking']
-    if (thinking !== undefined && typeof thinking !== 'boolean') fail('chat_template_kwargs.enable_thinking', 'enable_thinking must be true or false.')
+    if (thinking !== undefined && typeof thinking !== 'boolean')
+      fail('chat_template_kwargs.enable_thinking', 'enable_thinking must be true or false.')
   }
   if (request['ondevice_continuation'] !== undefined) validateContinuation(request['ondevice_continuation'])
-  if (request['user'] !== undefined && typeof request['user'] !== 'string') fail('user', 'user must be a string.')
+  if (request['user'] !== undefined && typeof request['user'] !== 'string')
+    fail('user', 'user must be a string.')
   return request as unknown as ChatCompletionRequest
 }
 
@@ -418,7 +498,9 @@ export function toChatMessages(request: ChatCompletionRequest): ChatMessage[] {
     role: message.role === 'developer' ? 'system' : message.role,
     content: contentText(message.content),
     ...(message.reasoning_content === undefined ? {} : { reasoningContent: message.reasoning_content }),
-    ...(message.tool_calls === undefined || message.tool_calls === null ? {} : { toolCalls: message.tool_calls }),
+    ...(message.tool_calls === undefined || message.tool_calls === null
+      ? {}
+      : { toolCalls: message.tool_calls }),
     ...(message.tool_call_id === undefined ? {} : { toolCallId: message.tool_call_id }),
     ...(message.name === undefined ? {} : { name: message.name }),
   }))
@@ -488,7 +570,9 @@ export function toGenerateRequest(
     sampling: toSamplingOptions(request),
     ...(maxTokens === undefined || maxTokens === null ? {} : { maxTokens }),
     ...(stop.length > 0 ? { stop } : {}),
-    ...(continuation === undefined ? {} : { continuation: { tokenIds: continuation.token_ids, step: continuation.step } }),
+    ...(continuation === undefined
+      ? {}
+      : { continuation: { tokenIds: continuation.token_ids, step: continuation.step } }),
   }
 }
 

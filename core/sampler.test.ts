@@ -20,7 +20,11 @@ describe('counter-based randomness', () => {
     expect(counterUniform(42, 1)).not.toBe(counterUniform(42, 0))
     expect(counterUniform(43, 0)).not.toBe(counterUniform(42, 0))
     // Golden values: changing the hash breaks device ↔ edge resumption, so it must be deliberate.
-    expect([counterUniform(0, 0), counterUniform(42, 7), counterUniform(2 ** 40 + 5, 123456)].map((x) => x.toFixed(12))).toMatchInlineSnapshot(`
+    expect(
+      [counterUniform(0, 0), counterUniform(42, 7), counterUniform(2 ** 40 + 5, 123456)].map((x) =>
+        x.toFixed(12),
+      ),
+    ).toMatchInlineSnapshot(`
       [
         "0.261728512970",
         "0.228451123888",
@@ -49,8 +53,12 @@ describe('Sampler', () => {
   it('draws the same token for the same (seed, step) on a fresh sampler (resumable)', () => {
     const logits = randomLogits(5000, 1)
     const options: SamplingOptions = { temperature: 0.8, topK: 40, topP: 0.9, seed: 1234 }
-    const first = Array.from({ length: 50 }, (_, step) => new Sampler(options).sample(logits.slice(), [], step))
-    const resumed = Array.from({ length: 25 }, (_, i) => new Sampler(options).sample(logits.slice(), [], i + 25))
+    const first = Array.from({ length: 50 }, (_, step) =>
+      new Sampler(options).sample(logits.slice(), [], step),
+    )
+    const resumed = Array.from({ length: 25 }, (_, i) =>
+      new Sampler(options).sample(logits.slice(), [], i + 25),
+    )
     expect(resumed).toEqual(first.slice(25))
     expect(new Set(first).size).toBeGreaterThan(3)
   })
@@ -68,7 +76,14 @@ describe('Sampler', () => {
     { temperature: 1, minP: 0.05 },
     { temperature: 0.6, topK: 20, minP: 0.2 },
     { temperature: 1, topK: 1 },
-    { temperature: 2, topP: 0.95, minP: 0.01, presencePenalty: 0.5, frequencyPenalty: 0.3, logitBias: { 7: 5, 9: -100 } },
+    {
+      temperature: 2,
+      topP: 0.95,
+      minP: 0.01,
+      presencePenalty: 0.5,
+      frequencyPenalty: 0.3,
+      logitBias: { 7: 5, 9: -100 },
+    },
   ]
   it.each(configurations.map((options) => [JSON.stringify(options), options] as const))(
     'matches the full-sort reference token for token: %s',
@@ -85,8 +100,13 @@ describe('Sampler', () => {
 
   it('handles a 248,320-entry vocabulary, top-p alone included, like the reference', () => {
     const logits = randomLogits(248_320, 5)
-    for (const options of [{ temperature: 0.7, topK: 50, topP: 0.9, repetitionPenalty: 1.1, seed: 3 }, { topP: 0.3, seed: 4 }]) {
-      expect(new Sampler(options).sample(logits.slice(), [1, 2, 3], 9)).toBe(referenceSample(logits, options, [1, 2, 3], 9))
+    for (const options of [
+      { temperature: 0.7, topK: 50, topP: 0.9, repetitionPenalty: 1.1, seed: 3 },
+      { topP: 0.3, seed: 4 },
+    ]) {
+      expect(new Sampler(options).sample(logits.slice(), [1, 2, 3], 9)).toBe(
+        referenceSample(logits, options, [1, 2, 3], 9),
+      )
     }
   })
 
@@ -95,12 +115,18 @@ describe('Sampler', () => {
     const sampler = new Sampler({ temperature: 1, seed: 5 })
     const counts = [0, 0, 0, 0]
     for (let step = 0; step < 20_000; step++) counts[sampler.sample(logits.slice(), [], step)]!++
-    counts.forEach((count, id) => expect(Math.abs(count / 20_000 - (id + 1) / 10)).toBeLessThan(0.015))
+    for (const [id, count] of counts.entries())
+      expect(Math.abs(count / 20_000 - (id + 1) / 10)).toBeLessThan(0.015)
   })
 
   it('applies penalties: repetition on every previous token, presence/frequency only on generated ones', () => {
     const greedy = (options: SamplingOptions, previous: number[], promptLength = 0): number =>
-      new Sampler({ temperature: 0, ...options }).sample(Float32Array.from([2, 1.9, -1, -1.05]), previous, 0, promptLength)
+      new Sampler({ temperature: 0, ...options }).sample(
+        Float32Array.from([2, 1.9, -1, -1.05]),
+        previous,
+        0,
+        promptLength,
+      )
     expect(greedy({ repetitionPenalty: 1.2 }, [0])).toBe(1)
     // Applied once per distinct token, and negative logits are multiplied (pushed further down).
     expect(greedy({ repetitionPenalty: 1.2 }, [0, 0, 1, 1])).toBe(0)
@@ -189,7 +215,9 @@ describe('Sampler', () => {
     }
     const sampler = new Sampler({ temperature: 0, repetitionPenalty: 1.1, logitBias: { 10: 1 } })
     expect(() => sampler.sample(new Float32Array(4), [], 0)).toThrow(/logitBias names token 10/)
-    expect(() => new Sampler({ repetitionPenalty: 1.1 }).sample(new Float32Array(4), [9], 0)).toThrow(/outside the logits/)
+    expect(() => new Sampler({ repetitionPenalty: 1.1 }).sample(new Float32Array(4), [9], 0)).toThrow(
+      /outside the logits/,
+    )
     expect(() => sampler.sample(new Float32Array(4), [], -1)).toThrow(/step must be a whole number/)
     expect(() => sampler.sample(new Float32Array(0), [], 0)).toThrow(/non-empty Float32Array/)
   })

@@ -71,7 +71,10 @@ function finiteNumber(options: SamplingOptions, field: keyof SamplingOptions, fa
 /** Checks sampling options and fills defaults; every error names the field and the allowed range. */
 export function resolveSamplingOptions(options: SamplingOptions = {}): ResolvedSamplingOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError('sampling', 'Sampling options must be an object like { temperature: 0.7 }.')
+    throw new InvalidArgumentError(
+      'sampling',
+      'Sampling options must be an object like { temperature: 0.7 }.',
+    )
   }
   for (const key of Object.keys(options)) {
     if (!knownOptions.has(key)) {
@@ -92,31 +95,54 @@ export function resolveSamplingOptions(options: SamplingOptions = {}): ResolvedS
     throw new InvalidArgumentError('topP', `topP must be in (0, 1] (1 = off); got ${topP}.`)
   }
   const minP = finiteNumber(options, 'minP', 0)
-  if (!(minP >= 0 && minP <= 1)) throw new InvalidArgumentError('minP', `minP must be in [0, 1] (0 = off); got ${minP}.`)
+  if (!(minP >= 0 && minP <= 1))
+    throw new InvalidArgumentError('minP', `minP must be in [0, 1] (0 = off); got ${minP}.`)
   const repetitionPenalty = finiteNumber(options, 'repetitionPenalty', 1)
   if (!(repetitionPenalty > 0)) {
-    throw new InvalidArgumentError('repetitionPenalty', `repetitionPenalty must be > 0 (1 = off); got ${repetitionPenalty}.`)
+    throw new InvalidArgumentError(
+      'repetitionPenalty',
+      `repetitionPenalty must be > 0 (1 = off); got ${repetitionPenalty}.`,
+    )
   }
   const presencePenalty = finiteNumber(options, 'presencePenalty', 0)
   if (presencePenalty < -2 || presencePenalty > 2) {
-    throw new InvalidArgumentError('presencePenalty', `presencePenalty must be in [-2, 2]; got ${presencePenalty}.`)
+    throw new InvalidArgumentError(
+      'presencePenalty',
+      `presencePenalty must be in [-2, 2]; got ${presencePenalty}.`,
+    )
   }
   const frequencyPenalty = finiteNumber(options, 'frequencyPenalty', 0)
   if (frequencyPenalty < -2 || frequencyPenalty > 2) {
-    throw new InvalidArgumentError('frequencyPenalty', `frequencyPenalty must be in [-2, 2]; got ${frequencyPenalty}.`)
+    throw new InvalidArgumentError(
+      'frequencyPenalty',
+      `frequencyPenalty must be in [-2, 2]; got ${frequencyPenalty}.`,
+    )
   }
   const logitBias = new Map<number, number>()
   if (options.logitBias !== undefined) {
-    if (typeof options.logitBias !== 'object' || options.logitBias === null || Array.isArray(options.logitBias)) {
-      throw new InvalidArgumentError('logitBias', 'logitBias must be an object mapping token ids to numbers, e.g. { "42": -100 }.')
+    if (
+      typeof options.logitBias !== 'object' ||
+      options.logitBias === null ||
+      Array.isArray(options.logitBias)
+    ) {
+      throw new InvalidArgumentError(
+        'logitBias',
+        'logitBias must be an object mapping token ids to numbers, e.g. { "42": -100 }.',
+      )
     }
     for (const [key, bias] of Object.entries(options.logitBias)) {
       const id = Number(key)
       if (!Number.isInteger(id) || id < 0 || String(id) !== key) {
-        throw new InvalidArgumentError(`logitBias.${key}`, `logitBias keys must be token ids (whole numbers ≥ 0); got "${key}".`)
+        throw new InvalidArgumentError(
+          `logitBias.${key}`,
+          `logitBias keys must be token ids (whole numbers ≥ 0); got "${key}".`,
+        )
       }
       if (typeof bias !== 'number' || !Number.isFinite(bias) || bias < -100 || bias > 100) {
-        throw new InvalidArgumentError(`logitBias.${key}`, `logitBias values must be numbers in [-100, 100]; got ${String(bias)}.`)
+        throw new InvalidArgumentError(
+          `logitBias.${key}`,
+          `logitBias values must be numbers in [-100, 100]; got ${String(bias)}.`,
+        )
       }
       logitBias.set(id, bias)
     }
@@ -127,10 +153,23 @@ export function resolveSamplingOptions(options: SamplingOptions = {}): ResolvedS
   } else {
     seed = options.seed
     if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
-      throw new InvalidArgumentError('seed', `seed must be a whole number (a safe integer); got ${String(seed)}.`)
+      throw new InvalidArgumentError(
+        'seed',
+        `seed must be a whole number (a safe integer); got ${String(seed)}.`,
+      )
     }
   }
-  return { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, logitBias, seed }
+  return {
+    temperature,
+    topK,
+    topP,
+    minP,
+    repetitionPenalty,
+    presencePenalty,
+    frequencyPenalty,
+    logitBias,
+    seed,
+  }
 }
 
 // A 32-bit avalanche mix (Murmur3's finalizer): integer-only, so every JS engine agrees bit for bit.
@@ -175,7 +214,10 @@ export function applyLogitProcessors(
   const size = logits.length
   for (const [id, bias] of options.logitBias) {
     if (id >= size) {
-      throw new InvalidArgumentError(`logitBias.${id}`, `logitBias names token ${id}, but the vocabulary has ${size} tokens.`)
+      throw new InvalidArgumentError(
+        `logitBias.${id}`,
+        `logitBias names token ${id}, but the vocabulary has ${size} tokens.`,
+      )
     }
     logits[id]! += bias
   }
@@ -247,7 +289,7 @@ export function selectTop(logits: Float32Array, count: number): Int32Array {
     }
   }
   for (let id = 0; id < k; id++) {
-    if (logits[id] !== logits[id]) logits[id] = Number.NEGATIVE_INFINITY
+    if (Number.isNaN(logits[id])) logits[id] = Number.NEGATIVE_INFINITY
     heap[id] = id
     let child = id
     while (child > 0) {
@@ -265,7 +307,7 @@ export function selectTop(logits: Float32Array, count: number): Int32Array {
   for (let id = k; id < size; id++) {
     const value = logits[id]!
     if (!(value > threshold)) {
-      if (value !== value) logits[id] = Number.NEGATIVE_INFINITY
+      if (Number.isNaN(value)) logits[id] = Number.NEGATIVE_INFINITY
       continue
     }
     heap[0] = id
@@ -298,7 +340,10 @@ export class Sampler {
       throw new InvalidArgumentError('logits', 'logits must be a non-empty Float32Array.')
     }
     if (!Number.isSafeInteger(step) || step < 0) {
-      throw new InvalidArgumentError('step', `step must be a whole number ≥ 0 (the draw counter); got ${step}.`)
+      throw new InvalidArgumentError(
+        'step',
+        `step must be a whole number ≥ 0 (the draw counter); got ${step}.`,
+      )
     }
     const options = this.options
     applyLogitProcessors(logits, options, previousTokenIds, promptLength)
@@ -319,7 +364,7 @@ export class Sampler {
       for (let id = 0; id < size; id++) {
         const value = logits[id]!
         if (value > max) max = value
-        else if (value !== value) logits[id] = Number.NEGATIVE_INFINITY
+        else if (Number.isNaN(value)) logits[id] = Number.NEGATIVE_INFINITY
       }
     }
     if (max === Number.NEGATIVE_INFINITY) {

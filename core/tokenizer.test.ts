@@ -70,7 +70,9 @@ describe('Tokenizer (real Qwen3 tokenizer.json)', () => {
 
   it('rejects bad input with errors that name the field', () => {
     expect(() => Tokenizer.fromFiles({ tokenizerJson: '{ not json' })).toThrow(TokenizerError)
-    expect(() => Tokenizer.fromFiles({ tokenizerJson: '{ not json' })).toThrow(/tokenizerJson is not valid JSON/)
+    expect(() => Tokenizer.fromFiles({ tokenizerJson: '{ not json' })).toThrow(
+      /tokenizerJson is not valid JSON/,
+    )
     expect(() => Tokenizer.fromFiles({ tokenizerJson: '{}' })).toThrow(/no "model" section/)
     expect(() => Tokenizer.fromFiles({ tokenizerJson: '[1]' })).toThrow(/must hold a JSON object/)
     expect(() => tokenizer.decode([1, -3])).toThrow(InvalidArgumentError)

@@ -75,7 +75,8 @@ export class Tokenizer {
     this.bosToken = tokenText(tokenizerConfig['bos_token'])
     this.eosToken = tokenText(tokenizerConfig['eos_token'])
     const bosFromConfig = firstId(generationConfig['bos_token_id']) ?? firstId(config['bos_token_id'])
-    this.bosTokenId = bosFromConfig ?? (this.bosToken === undefined ? undefined : this.tokenToId(this.bosToken))
+    this.bosTokenId =
+      bosFromConfig ?? (this.bosToken === undefined ? undefined : this.tokenToId(this.bosToken))
 
     // EOS: every id any config names (generation_config lists all of Qwen's stop ids).
     const eos: number[] = []
@@ -94,11 +95,17 @@ export class Tokenizer {
   /** Builds a tokenizer from a package's files; throws TokenizerError naming the file that is wrong. */
   static fromFiles(files: TokenizerFiles): Tokenizer {
     if (typeof files !== 'object' || files === null) {
-      throw new InvalidArgumentError('files', 'Pass { tokenizerJson, tokenizerConfigJson?, ... } to Tokenizer.fromFiles.')
+      throw new InvalidArgumentError(
+        'files',
+        'Pass { tokenizerJson, tokenizerConfigJson?, ... } to Tokenizer.fromFiles.',
+      )
     }
     const tokenizerJson = parseJsonFile(files.tokenizerJson, 'tokenizerJson')
     if (tokenizerJson === undefined) {
-      throw new InvalidArgumentError('tokenizerJson', 'tokenizerJson is required: pass the text of tokenizer.json.')
+      throw new InvalidArgumentError(
+        'tokenizerJson',
+        'tokenizerJson is required: pass the text of tokenizer.json.',
+      )
     }
     if (files.chatTemplate !== undefined && typeof files.chatTemplate !== 'string') {
       throw new InvalidArgumentError('chatTemplate', 'chatTemplate must be the text of chat_template.jinja.')
@@ -216,7 +223,8 @@ function tokenText(value: unknown): string | undefined {
 
 function allIds(value: unknown): number[] {
   if (typeof value === 'number' && Number.isInteger(value)) return [value]
-  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === 'number' && Number.isInteger(v))
+  if (Array.isArray(value))
+    return value.filter((v): v is number => typeof v === 'number' && Number.isInteger(v))
   return []
 }
 

@@ -22,7 +22,10 @@ Options:
 export function loadTokenizerFromDirectory(directory: string): Tokenizer {
   const tokenizerPath = join(directory, 'tokenizer.json')
   if (!existsSync(tokenizerPath)) {
-    throw new InvalidArgumentError('--tokenizer', `${tokenizerPath} does not exist: pass a model package folder that has tokenizer.json.`)
+    throw new InvalidArgumentError(
+      '--tokenizer',
+      `${tokenizerPath} does not exist: pass a model package folder that has tokenizer.json.`,
+    )
   }
   const optional = (name: string): string | undefined => {
     const path = join(directory, name)
@@ -60,7 +63,10 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   if (values.tokenizer === undefined) {
-    throw new InvalidArgumentError('--tokenizer', '--tokenizer DIR is required: the model package folder holding tokenizer.json.')
+    throw new InvalidArgumentError(
+      '--tokenizer',
+      '--tokenizer DIR is required: the model package folder holding tokenizer.json.',
+    )
   }
   if ((values.text === undefined) === (values.file === undefined)) {
     throw new InvalidArgumentError('--text', 'Pass exactly one of --text TEXT or --file PATH.')
@@ -77,7 +83,9 @@ export async function run(argv: string[]): Promise<number> {
   const width = Math.max(2, ...ids.map((id) => String(id).length))
   lines.push(`${'id'.padStart(width)}  piece → text`)
   ids.forEach((id, index) => {
-    lines.push(`${String(id).padStart(width)}  ${JSON.stringify(pieces[index])} → ${JSON.stringify(texts[index])}`)
+    lines.push(
+      `${String(id).padStart(width)}  ${JSON.stringify(pieces[index])} → ${JSON.stringify(texts[index])}`,
+    )
   })
   process.stdout.write(`${lines.join('\n')}\n`)
   return 0

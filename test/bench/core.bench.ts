@@ -28,7 +28,10 @@ const history = Array.from({ length: 512 }, (_, index) => (index * 7919) % vocab
 const steps = 60
 const inputs = Array.from({ length: steps }, (_, step) => logitsFor(step))
 
-function timeSteps(sample: (logits: Float32Array, step: number) => number): { medianMs: number; tokens: number[] } {
+function timeSteps(sample: (logits: Float32Array, step: number) => number): {
+  medianMs: number
+  tokens: number[]
+} {
   const times: number[] = []
   const tokens: number[] = []
   for (let step = 0; step < steps; step++) {
@@ -50,11 +53,17 @@ const fast = timeSteps((logits, step) => sampler.sample(logits, history, step, 0
 const reference = timeSteps((logits, step) => referenceSample(logits, options, history, step, 0))
 const agree = fast.tokens.every((token, index) => token === reference.tokens[index])
 
-console.log(`Sampling step, ${vocabularySize.toLocaleString('en-US')} logits, ${JSON.stringify(options)}, ${history.length} previous tokens`)
+console.log(
+  `Sampling step, ${vocabularySize.toLocaleString('en-US')} logits, ${JSON.stringify(options)}, ${history.length} previous tokens`,
+)
 console.log(`  ondevice Sampler (heap top-k):  ${fast.medianMs.toFixed(3)} ms median per step`)
 console.log(`  full-sort reference:            ${reference.medianMs.toFixed(3)} ms median per step`)
-console.log(`  speed-up: ${(reference.medianMs / fast.medianMs).toFixed(1)}x; same tokens in all ${steps} steps: ${agree ? 'yes' : 'NO'}`)
-console.log(`  targets (>= 10x, < 2 ms): ${reference.medianMs / fast.medianMs >= 10 && fast.medianMs < 2 ? 'met' : 'NOT met'}`)
+console.log(
+  `  speed-up: ${(reference.medianMs / fast.medianMs).toFixed(1)}x; same tokens in all ${steps} steps: ${agree ? 'yes' : 'NO'}`,
+)
+console.log(
+  `  targets (>= 10x, < 2 ms): ${reference.medianMs / fast.medianMs >= 10 && fast.medianMs < 2 ? 'met' : 'NOT met'}`,
+)
 
 // Tokenizer encode throughput on mixed-language text.
 const paragraph = [
@@ -63,7 +72,7 @@ const paragraph = [
   '素早い茶色の狐がのろまな犬を飛び越え、モデルはトークンごとに答えを流します。',
   'Быстрая коричневая лиса перепрыгивает через ленивую собаку. ',
   'الثعلب البني السريع يقفز فوق الكلب الكسول. ',
-  'function greet(name: string): string {\n  return `Hello, ${name}! 👋`\n}\n',
+  'function greet(name: string): string {\n  return "Hello, " + name + "! 👋"\n}\n',
   'Emoji and symbols: 😀 👨‍👩‍👧 ∑ √ ∞ → ✓ 1234567890\n\n',
 ].join('')
 const tokenizer = qwen3Tokenizer()
@@ -79,4 +88,6 @@ for (let run = 0; run < 3; run++) {
 }
 const seconds = median(runs)
 console.log(`Tokenizer encode (Qwen3 tokenizer.json), ${(bytes / 1e6).toFixed(2)} MB of mixed-language text`)
-console.log(`  ${(bytes / 1e6 / seconds).toFixed(2)} MB/s, ${Math.round(tokenCount / seconds).toLocaleString('en-US')} tokens/s (median of ${runs.length})`)
+console.log(
+  `  ${(bytes / 1e6 / seconds).toFixed(2)} MB/s, ${Math.round(tokenCount / seconds).toLocaleString('en-US')} tokens/s (median of ${runs.length})`,
+)

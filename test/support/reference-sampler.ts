@@ -1,7 +1,12 @@
 // A straightforward implementation of core's sampling spec that sorts the whole vocabulary every
 // step. Tests check the fast Sampler against it token for token; the core benchmark times both.
 import { BackendError } from '../../core/errors.ts'
-import { applyLogitProcessors, counterUniform, resolveSamplingOptions, type SamplingOptions } from '../../core/sampler.ts'
+import {
+  applyLogitProcessors,
+  counterUniform,
+  resolveSamplingOptions,
+  type SamplingOptions,
+} from '../../core/sampler.ts'
 
 export function referenceSample(
   input: Float32Array,

@@ -96,7 +96,8 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
     }
     const favored = options.favor?.(tokens)
     if (favored !== undefined && favored >= 0 && favored < vocabularySize) logits[favored]! += 50
-    if (options.eos !== undefined && tokens.length >= options.eos.atLength) logits[options.eos.tokenId]! += 100
+    if (options.eos !== undefined && tokens.length >= options.eos.atLength)
+      logits[options.eos.tokenId]! += 100
     return logits
   }
 
@@ -112,7 +113,8 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
       return disposed
     },
     async append(tokenIds: readonly number[], runOptions: RunOptions = {}): Promise<Float32Array> {
-      if (disposed) throw new BackendError('backend_failed', 'This test session was disposed; create a new one.')
+      if (disposed)
+        throw new BackendError('backend_failed', 'This test session was disposed; create a new one.')
       if (!Array.isArray(tokenIds) || tokenIds.length === 0) {
         throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
       }
@@ -121,17 +123,27 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
       if (options.delayMs !== undefined && options.delayMs > 0) await wait(options.delayMs, runOptions.signal)
       if (runOptions.signal?.aborted) throw new AbortedError()
       if (options.failAtToken !== undefined && call >= options.failAtToken) {
-        throw new BackendError('backend_failed', `The test session failed on purpose at append call ${call}.`, {
-          isRetryable: true,
-        })
+        throw new BackendError(
+          'backend_failed',
+          `The test session failed on purpose at append call ${call}.`,
+          {
+            isRetryable: true,
+          },
+        )
       }
       for (const id of tokenIds) {
         if (!Number.isInteger(id) || id < 0 || id >= vocabularySize) {
-          throw new InvalidArgumentError('tokenIds', `Token id ${id} is outside the vocabulary (0..${vocabularySize - 1}).`)
+          throw new InvalidArgumentError(
+            'tokenIds',
+            `Token id ${id} is outside the vocabulary (0..${vocabularySize - 1}).`,
+          )
         }
       }
       if (tokens.length + tokenIds.length > contextLength) {
-        throw new BackendError('context_length_exceeded', `The cache would hold more than ${contextLength} tokens.`)
+        throw new BackendError(
+          'context_length_exceeded',
+          `The cache would hold more than ${contextLength} tokens.`,
+        )
       }
       for (const id of tokenIds) {
         const previous = hashes.length === 0 ? 0x12345678 : hashes[hashes.length - 1]!
@@ -142,7 +154,10 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
     },
     async rewind(length: number): Promise<boolean> {
       if (!Number.isInteger(length) || length < 0 || length > tokens.length) {
-        throw new InvalidArgumentError('length', `rewind() takes a length in 0..${tokens.length}; got ${length}.`)
+        throw new InvalidArgumentError(
+          'length',
+          `rewind() takes a length in 0..${tokens.length}; got ${length}.`,
+        )
       }
       if (options.rewindable === false && length !== tokens.length) return false
       tokens.length = length
