@@ -1,0 +1,222 @@
+// `ondevice generate`: one answer from a model on this machine (onnxruntime-node or
+// onnxruntime-web's WASM), streamed to stdout; `--json` prints one object with the text, the
+// token ids and usage instead. Without --model it runs the embedded default package.
+import { parseArgs } from 'node:util'
+import type { ChatMessage } from '../../core/chat-template.ts'
+import { InvalidArgumentError } from '../../core/errors.ts'
+import { generate } from '../../core/generate.ts'
+import type { SamplingOptions } from '../../core/sampler.ts'
+import type { FinishPart } from '../../core/stream-parts.ts'
+import { type Backend, type DownloadProgress, type LoadedModel, loadModel } from '../../client-runtime/index.ts'
+import { defaultModelDescription, defaultModelPackage } from '../../client-runtime/default-model.ts'
+import { formatBytes } from '../../client-runtime/store/node-store.ts'
+
+const help = `Usage: ondevice generate [--model DIR|URL] --prompt TEXT [options]
+
+Runs a model on this machine and streams its answer to stdout.
+
+Options:
+  --model DIR|URL      A model package folder or URL prefix (where config.json lives). Without it,
+                       the embedded default: a tiny random-weight Qwen3.5 package whose text is not
+                       meaningful. For real text, point at a published onnx-community package, e.g.
+                       --model https://huggingface.co/onnx-community/Qwen3-0.6B-ONNX/resolve/main/
+                       or a converted checkpoint: ondevice convert (stories260K gives real stories).
+  --prompt TEXT        The user message (or, with --raw, the text to continue)
+  --system TEXT        A system message (chat template only)
+  --raw                Skip the chat template: continue the prompt as plain text
+  --max-tokens N       Most tokens to generate (default 256)
+  --temperature T      0 = greedy (default 0.7; 0 for models without a chat template)
+  --top-k K  --top-p P  --min-p P
+  --seed S             Sampling seed (same seed, same tokens)
+  --stop STR           Stop string (repeatable)
+  --backend B          native (onnxruntime-node, default) or wasm (onnxruntime-web)
+  --dtype D            Weight format (default: the fastest this backend has: q4 native, q8 wasm)
+  --threads N          WASM threads
+  --json               Print one JSON object: { text, token_ids, finish_reason, usage }
+  --help, -h           Show this help
+
+Download progress goes to stderr; files are kept in ~/.cache/ondevice (ONDEVICE_CACHE_DIR).`
+
+export const modelOptions = {
+  model: { type: 'string' },
+  backend: { type: 'string' },
+  dtype: { type: 'string' },
+  threads: { type: 'string' },
+  system: { type: 'string' },
+  raw: { type: 'boolean' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+type ModelFlagValues = { [K in keyof typeof modelOptions]?: (typeof modelOptions)[K] extends { multiple: true } ? string[] : (typeof modelOptions)[K] extends { type: 'boolean' } ? boolean : string }
+
+export function numberFlag(values: Record<string, unknown>, name: string, check: (value: number) => boolean, rule: string): number | undefined {
+  const text = values[name]
+  if (text === undefined) return undefined
+  const value = Number(text)
+  if (typeof text !== 'string' || text.trim() === '' || !Number.isFinite(value) || !check(value)) {
+    throw new InvalidArgumentError(`--${name}`, `--${name} must be ${rule}, got ${JSON.stringify(text)}.`)
+  }
+  return value
+}
+
+export function samplingFromFlags(values: ModelFlagValues, defaultTemperature: number): SamplingOptions {
+  const temperature = numberFlag(values, 'temperature', (v) => v >= 0 && v <= 10, 'a number from 0 to 10') ?? defaultTemperature
+  const topK = numberFlag(values, 'top-k', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0')
+  const topP = numberFlag(values, 'top-p', (v) => v > 0 && v <= 1, 'a number in (0, 1]')
+  const minP = numberFlag(values, 'min-p', (v) => v >= 0 && v <= 1, 'a number in [0, 1]')
+  const seed = numberFlag(values, 'seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a whole number ≥ 0')
+  return {
+    temperature,
+    ...(topK === undefined ? {} : { topK }),
+    ...(topP === undefined ? {} : { topP }),
+    ...(minP === undefined ? {} : { minP }),
+    ...(seed === undefined ? {} : { seed }),
+  }
+}
+
+/** Download progress on stderr: a redrawn bar on a terminal, one line per finished file otherwise. */
+export function progressReporter(stderr: NodeJS.WriteStream = process.stderr): { onProgress: (progress: DownloadProgress) => void; done: () => void } {
+  let drawn = false
+  let lastDraw = 0
+  return {
+    onProgress: (progress) => {
+      if (progress.phase === 'cached') return
+      if (!stderr.isTTY) {
+        if (progress.phase === 'done') stderr.write(`ondevice: downloaded ${progress.file} (${formatBytes(progress.fileLoaded)})\n`)
+        return
+      }
+      const now = Date.now()
+      if (progress.phase === 'download' && now - lastDraw < 100) return
+      lastDraw = now
+      const total = progress.total ?? 0
+      const fraction = total > 0 ? Math.min(1, progress.loaded / total) : 0
+      const width = 30
+      const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '-')
+      const amount = total > 0 ? `${formatBytes(progress.loaded)}/${formatBytes(total)}` : formatBytes(progress.loaded)
+      stderr.write(`\r\x1b[2K[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${amount} ${progress.phase} ${progress.file}`)
+      drawn = true
+    },
+    done: () => {
+      if (drawn) stderr.write('\r\x1b[2K')
+      drawn = false
+    },
+  }
+}
+
+let toldAboutDefault = false
+
+/** Loads --model (or the embedded default, saying once that its text is not meaningful). */
+export async function loadModelFromFlags(values: ModelFlagValues): Promise<LoadedModel> {
+  const backend = values.backend ?? 'native'
+  if (backend !== 'native' && backend !== 'wasm') {
+    throw new InvalidArgumentError('--backend', `--backend must be native or wasm on the command line, got ${JSON.stringify(backend)}.`)
+  }
+  const threads = numberFlag(values, 'threads', (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number from 1 to 64')
+  let model = values.model
+  if (model === undefined) {
+    if (!toldAboutDefault) {
+      process.stderr.write(`ondevice: no --model given, using ${defaultModelDescription}. Pass --model DIR|URL for a real model (see --help).\n`)
+      toldAboutDefault = true
+    }
+    model = await defaultModelPackage()
+  }
+  const progress = progressReporter()
+  try {
+    const loaded = await loadModel({
+      model,
+      backend: backend as Backend,
+      ...(values.dtype === undefined ? {} : { dtype: values.dtype }),
+      ...(threads === undefined ? {} : { numThreads: threads }),
+      onProgress: progress.onProgress,
+    })
+    return loaded
+  } finally {
+    progress.done()
+  }
+}
+
+export function usageJson(finish: FinishPart): Record<string, unknown> {
+  const { usage } = finish
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    time_to_first_token_ms: usage.timeToFirstTokenMs,
+    prefill_tokens_per_second: usage.prefillTokensPerSecond,
+    decode_tokens_per_second: usage.decodeTokensPerSecond,
+    backend: usage.backend,
+    dtype: usage.dtype,
+  }
+}
+
+/** Prompt token ids: the chat template over the messages, or (raw) the text as is. */
+export function promptTokens(loaded: LoadedModel, messages: readonly ChatMessage[], raw: boolean): number[] {
+  const { tokenizer } = loaded
+  if (raw) {
+    const text = messages.map((message) => message.content).join('\n')
+    const ids = tokenizer.encode(text)
+    if (ids.length === 0 && tokenizer.bosTokenId !== undefined) return [tokenizer.bosTokenId]
+    if (ids.length === 0) throw new InvalidArgumentError('--prompt', 'The prompt encodes to no tokens and the model has no BOS token: give some text.')
+    return ids
+  }
+  return tokenizer.encodeChat(messages, { addGenerationPrompt: true })
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...modelOptions, prompt: { type: 'string' }, json: { type: 'boolean' } }, strict: true })
+  if (values.help) {
+    process.stdout.write(`${help}\n`)
+    return 0
+  }
+  if (values.prompt === undefined) throw new InvalidArgumentError('--prompt', '--prompt is required: the message to answer (or with --raw, the text to continue).')
+  const maxTokens = numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 256
+  const loaded = await loadModelFromFlags(values)
+  try {
+    let raw = values.raw ?? false
+    if (!raw && loaded.tokenizer.chatTemplate === undefined) {
+      process.stderr.write('ondevice: this model has no chat template; continuing the prompt as plain text (as --raw does).\n')
+      raw = true
+    }
+    if (raw && values.system !== undefined) throw new InvalidArgumentError('--system', '--system needs the chat template; drop --raw (or --system).')
+    const messages: ChatMessage[] = [
+      ...(values.system === undefined ? [] : [{ role: 'system' as const, content: values.system }]),
+      { role: 'user', content: values.prompt },
+    ]
+    const promptTokenIds = promptTokens(loaded, messages, raw)
+    const sampling = samplingFromFlags(values, raw ? 0 : 0.7)
+    const controller = new AbortController()
+    const onSignal = () => controller.abort()
+    process.once('SIGINT', onSignal)
+    let finish: FinishPart | undefined
+    try {
+      for await (const part of generate(loaded.session, loaded.tokenizer, {
+        promptTokenIds,
+        sampling,
+        maxTokens,
+        signal: controller.signal,
+        ...(values.stop ? { stop: values.stop } : {}),
+      })) {
+        if (part.type === 'text-delta') {
+          if (!values.json) process.stdout.write(part.text)
+        } else finish = part
+      }
+    } finally {
+      process.off('SIGINT', onSignal)
+    }
+    if (!finish) return 1
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ text: finish.text, token_ids: finish.tokenIds, finish_reason: finish.finishReason, usage: usageJson(finish) })}\n`)
+    } else {
+      process.stdout.write('\n')
+    }
+    return finish.finishReason === 'abort' ? 130 : 0
+  } finally {
+    await loaded.dispose()
+  }
+}

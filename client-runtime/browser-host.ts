@@ -1,0 +1,26 @@
+// The browser (page or Web Worker) host: packages in OPFS / the Cache API, ORT from the app's own
+// origin, WebGPU when an adapter exists, else WASM.
+import { BackendError } from '../core/errors.ts'
+import { loadOrtWebForBrowser } from '../wasm/browser.ts'
+import type { Backend } from './dtype.ts'
+import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
+import { probeCapabilities } from './probe.ts'
+import { createBrowserStore } from './store/browser-store.ts'
+
+let capabilities: ReturnType<typeof probeCapabilities> | undefined
+const probeOnce = () => (capabilities ??= probeCapabilities())
+
+export const browserHost: RuntimeHost = {
+  defaultStore: () => createBrowserStore(),
+  defaultBackend: async () => ((await probeOnce()).webgpu.available ? 'webgpu' : 'wasm'),
+  shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
+  loadOrt: async (backend: Backend, options: LoadModelOptions) => {
+    if (backend === 'native') throw new BackendError('backend_unavailable', "The 'native' backend (onnxruntime-node) exists only in Node; use 'webgpu' or 'wasm' in a browser.")
+    const { ort, setup } = await loadOrtWebForBrowser({
+      wasmBaseUrl: options.wasmBaseUrl ?? '/ort/',
+      flavor: backend === 'webgpu' ? 'webgpu' : 'wasm',
+      ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
+    })
+    return { ort, setup: { ...setup } }
+  },
+}

@@ -1,0 +1,48 @@
+// ondevice/runtime: the on-device side. loadModel() picks the host (Node or browser) itself;
+// hosts that bring their own bytes (workerd) use createOrtSession with a PackageReader.
+import type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts'
+import { loadModelWith } from './load-model.ts'
+
+export { type Backend, backends, dtypeOfFile, knownDtypes, layoutFiles, normalizeDtype, type OnnxLayout, onnxLayout, preferredDtypes } from './dtype.ts'
+export type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts'
+export { loadModelWith } from './load-model.ts'
+export { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
+export { createOrtSession, type OrtModelSession, type OrtModule, type OrtSessionOptions } from './ort-session.ts'
+export { type PackageReader, storedPackageReader } from './package-reader.ts'
+export { type Capabilities, type DecodeSpeed, measureDecodeSpeed, type ProbeOptions, probeCapabilities, type WebGpuReport } from './probe.ts'
+export { inspectPackage, type PackageSummary } from './inspect.ts'
+export type { DownloadProgress, EnsureOptions, ModelStore, PackageFileEntry, ProgressPhase, StorageEstimate, StoredPackage, StoreManifest } from './store/types.ts'
+
+function isNode(): boolean {
+  return typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
+}
+
+let host: Promise<RuntimeHost> | undefined
+
+/** The host for this environment. The Node host is imported by a computed name so browser bundlers never pull it in. */
+export function defaultHost(): Promise<RuntimeHost> {
+  const nodeHostModule = './node-host.ts'
+  host ??= isNode()
+    ? import(/* @vite-ignore */ nodeHostModule).then((module: { nodeHost: RuntimeHost }) => module.nodeHost)
+    : import('./browser-host.ts').then((module) => module.browserHost)
+  return host
+}
+
+/**
+ * Loads a model package (folder or URL prefix) onto this device: picks the backend and the
+ * fastest weight format for it, downloads and verifies what is missing, and returns a ready
+ * session and tokenizer.
+ */
+export async function loadModel(options: LoadModelOptions): Promise<LoadedModel> {
+  return loadModelWith(await defaultHost(), options)
+}
+
+/**
+ * Node only: the folder of the embedded default package (a tiny Qwen3.5 fixture, text not
+ * meaningful), built on first use into the cache folder. Imported lazily (it needs the builder).
+ */
+export async function defaultModelPackage(options: { cacheDir?: string } = {}): Promise<string> {
+  const name = './default-model.ts'
+  const module = (await import(/* @vite-ignore */ name)) as typeof import('./default-model.ts')
+  return module.defaultModelPackage(options)
+}

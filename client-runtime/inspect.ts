@@ -1,0 +1,68 @@
+// What running a package here would take, without downloading weights: the dtype the backend
+// would pick, the files and bytes it needs, how much is still missing, and the memory estimate
+// from manifest.json. The SDK's router compares this with the probe (storage, memory, WebGPU).
+import { InvalidArgumentError } from '../core/errors.ts'
+import { parseModelConfig } from '../core/model-package.ts'
+import { type Backend, layoutFiles, normalizeDtype, onnxLayout, preferredDtypes } from './dtype.ts'
+import type { ModelStore } from './store/types.ts'
+
+/** Field names match the SDK's PackageInfo (sdk/route.ts), plus the file list. */
+export interface PackageSummary {
+  readonly name: string
+  readonly dtype: string
+  readonly backend: Backend
+  /** Bytes of the files this dtype needs (metadata, tokenizer, ONNX + external data). */
+  readonly totalBytes: number | undefined
+  /** Of those, bytes not stored yet (0 when cached). */
+  readonly downloadBytes: number
+  readonly estimatedMemoryBytes?: number
+  readonly cached: boolean
+  readonly requiresShaderF16: boolean
+  readonly files: readonly string[]
+}
+
+export async function inspectPackage(options: { model: string; backend: Backend; dtype?: string; store: ModelStore; shaderF16?: boolean }): Promise<PackageSummary> {
+  if (typeof options?.model !== 'string' || options.model === '') throw new InvalidArgumentError('model', 'model must be a package folder or URL prefix.')
+  const pkg = await options.store.open(options.model)
+  const config = parseModelConfig(await pkg.readText('config.json'))
+  let dtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
+  if (!dtype) {
+    const available = pkg.manifest?.dtypes ? [...pkg.manifest.dtypes] : []
+    for (const candidate of preferredDtypes(options.backend, { shaderF16: options.shaderF16 ?? false })) {
+      if (available.length > 0 ? available.includes(candidate) : (await Promise.all(layoutFiles(onnxLayout(config.modelType, candidate)).map((file) => pkg.exists(file)))).every(Boolean)) {
+        dtype = candidate
+        break
+      }
+    }
+  }
+  dtype ??= 'fp32'
+  const files: string[] = []
+  for (const path of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) if (await pkg.exists(path)) files.push(path)
+  for (const file of layoutFiles(onnxLayout(config.modelType, dtype))) {
+    files.push(file)
+    for (let index = 0; index < 64; index++) {
+      const shard = index === 0 ? `${file}_data` : `${file}_data_${index}`
+      if (!(await pkg.exists(shard))) break
+      files.push(shard)
+    }
+  }
+  let totalBytes: number | undefined = 0
+  for (const file of files) {
+    const size = await pkg.size(file)
+    totalBytes = size === undefined || totalBytes === undefined ? undefined : totalBytes + size
+  }
+  const cached = pkg.kind === 'folder' || (await options.store.isCached(pkg.source, files))
+  const estimate = pkg.manifest?.estimatedMemoryBytes?.[dtype]
+  const name = (pkg.manifest as { name?: unknown } | undefined)?.name
+  return {
+    name: `${typeof name === 'string' ? name : pkg.source.replace(/\/+$/, '').split('/').at(-1)} ${dtype}`,
+    dtype,
+    backend: options.backend,
+    totalBytes,
+    downloadBytes: cached ? 0 : (totalBytes ?? 0),
+    ...(estimate === undefined ? {} : { estimatedMemoryBytes: estimate }),
+    cached,
+    requiresShaderF16: dtype === 'fp16' || dtype === 'q4f16',
+    files,
+  }
+}

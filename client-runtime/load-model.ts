@@ -1,0 +1,166 @@
+// loadModel: one call from a package source (folder or URL prefix) to a ready session and
+// tokenizer. Picks the backend's fastest weight format the package carries (or the caller's),
+// makes only those files available through the store (download, resume, verify), then builds the
+// ORT session and the tokenizer. Host specifics (which store, how to get ORT) come in a RuntimeHost
+// so this file runs in browsers, workers and Node alike.
+import { InvalidArgumentError, ModelError } from '../core/errors.ts'
+import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
+import type { ModelSession } from '../core/model-session.ts'
+import { Tokenizer } from '../core/tokenizer.ts'
+import { type Backend, backends, type OnnxLayout, layoutFiles, normalizeDtype, onnxLayout, preferredDtypes } from './dtype.ts'
+import { createOrtSession, type OrtModule } from './ort-session.ts'
+import { storedPackageReader } from './package-reader.ts'
+import type { DownloadProgress, ModelStore, StoredPackage, StoreManifest } from './store/types.ts'
+
+export interface LoadModelOptions {
+  /** A package folder (Node) or URL prefix (where config.json lives). */
+  readonly model: string
+  /** Default: 'native' on Node, 'webgpu' in a browser with a WebGPU adapter, else 'wasm'. */
+  readonly backend?: Backend
+  /** Weight format; default: the fastest on this backend that the package carries. */
+  readonly dtype?: string
+  /** Where packages are kept; default: the host's (cache folder on Node, OPFS / Cache API in browsers). */
+  readonly store?: ModelStore
+  readonly onProgress?: (progress: DownloadProgress) => void
+  readonly signal?: AbortSignal
+  /** Caps the context (cache memory) below the model's. */
+  readonly contextLength?: number
+  /** Browser only: where the app serves onnxruntime-web's .wasm files (default '/ort/'). */
+  readonly wasmBaseUrl?: string
+  /** WASM threads (Node; browsers use threads only when cross-origin isolated). */
+  readonly numThreads?: number
+}
+
+export interface LoadedModel {
+  readonly session: ModelSession
+  readonly tokenizer: Tokenizer
+  readonly manifest: StoreManifest | undefined
+  readonly config: ModelConfig
+  readonly dtype: string
+  readonly backend: Backend
+  /** The package source, normalised. */
+  readonly source: string
+  /** Things a person should know that did not stop the load (no manifest, thread fallback, ...). */
+  readonly warnings: readonly string[]
+  /** How the backend was set up (threads and why, wasm source), when the host reports it. */
+  readonly backendSetup: Readonly<Record<string, unknown>> | undefined
+  dispose(): Promise<void>
+}
+
+/** What differs between hosts. */
+export interface RuntimeHost {
+  defaultStore(): ModelStore
+  defaultBackend(): Promise<Backend>
+  /** ORT for the backend plus a description of its setup. */
+  loadOrt(backend: Backend, options: LoadModelOptions): Promise<{ ort: OrtModule; setup?: Readonly<Record<string, unknown>> }>
+  /** Whether the WebGPU adapter runs f16 shaders (picks q4f16 over q4). */
+  shaderF16?(): Promise<boolean>
+}
+
+const packageTextFiles = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'] as const
+
+export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions): Promise<LoadedModel> {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', "loadModel() needs an options object like { model: './my-model' }.")
+  if (typeof options.model !== 'string' || options.model.trim() === '') {
+    throw new InvalidArgumentError('model', 'model must be a package folder path or a URL prefix (where config.json lives).')
+  }
+  if (options.backend !== undefined && !backends.includes(options.backend)) {
+    throw new InvalidArgumentError('backend', `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options.backend)}.`)
+  }
+  const requestedDtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
+  const backend = options.backend ?? (await host.defaultBackend())
+  const store = options.store ?? host.defaultStore()
+  const pkg = await store.open(options.model, { ...(options.signal ? { signal: options.signal } : {}) })
+  const warnings = [...pkg.warnings]
+
+  const present = new Map<string, boolean>()
+  for (const path of packageTextFiles) present.set(path, await pkg.exists(path))
+  if (!present.get('config.json')) throw new ModelError('model_invalid', `${pkg.source} is not a model package: it has no config.json.`)
+  if (!present.get('tokenizer.json')) throw new ModelError('model_invalid', `${pkg.source} has no tokenizer.json; ondevice needs the model's Hugging Face tokenizer next to config.json.`)
+  const config = parseModelConfig(await pkg.readText('config.json'))
+
+  const dtype = requestedDtype ?? (await pickDtype(pkg, config.modelType, backend, (await host.shaderF16?.()) ?? false))
+  const layout = onnxLayout(config.modelType, dtype)
+  const onnxFiles = await filesWithExternalData(pkg, layout)
+  if (onnxFiles.missing.length > 0) {
+    throw new ModelError('model_not_found', `${pkg.source} has no ${dtype} weights (${onnxFiles.missing.join(', ')} missing)${requestedDtype ? '; pick a dtype the package carries' : ''}. Available: ${(await availableDtypes(pkg, config.modelType)).join(', ') || 'none'}.`)
+  }
+  const wanted = [...packageTextFiles.filter((path) => present.get(path)), ...onnxFiles.files]
+  await pkg.ensure(wanted, { ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(options.signal ? { signal: options.signal } : {}) })
+
+  const text = async (path: string): Promise<string | undefined> => (present.get(path) ? pkg.readText(path) : undefined)
+  const tokenizerConfigJson = await text('tokenizer_config.json')
+  const generationConfigJson = await text('generation_config.json')
+  const chatTemplate = await text('chat_template.jinja')
+  const tokenizer = Tokenizer.fromFiles({
+    tokenizerJson: (await text('tokenizer.json')) as string,
+    configJson: await pkg.readText('config.json'),
+    ...(tokenizerConfigJson !== undefined ? { tokenizerConfigJson } : {}),
+    ...(generationConfigJson !== undefined ? { generationConfigJson } : {}),
+    ...(chatTemplate !== undefined ? { chatTemplate } : {}),
+  })
+
+  const { ort, setup } = await host.loadOrt(backend, options)
+  const manifestName = (pkg.manifest as { name?: unknown } | undefined)?.name
+  const session = await createOrtSession(ort, storedPackageReader(pkg), {
+    backend,
+    dtype,
+    layout,
+    modelId: typeof manifestName === 'string' ? manifestName : modelIdFromSource(pkg.source),
+    ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
+  })
+  return {
+    session,
+    tokenizer,
+    manifest: pkg.manifest,
+    config,
+    dtype,
+    backend,
+    source: pkg.source,
+    warnings,
+    backendSetup: setup,
+    dispose: () => session.dispose(),
+  }
+}
+
+function modelIdFromSource(source: string): string {
+  const trimmed = source.replace(/\/+$/, '')
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1) || 'model'
+}
+
+async function availableDtypes(pkg: StoredPackage, modelType: string): Promise<string[]> {
+  if (pkg.manifest?.dtypes) return [...pkg.manifest.dtypes]
+  const found: string[] = []
+  for (const dtype of ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']) {
+    const files = layoutFiles(onnxLayout(modelType, dtype))
+    if ((await Promise.all(files.map((file) => pkg.exists(file)))).every(Boolean)) found.push(dtype)
+  }
+  return found
+}
+
+async function pickDtype(pkg: StoredPackage, modelType: string, backend: Backend, shaderF16: boolean): Promise<string> {
+  const available = await availableDtypes(pkg, modelType)
+  const choice = preferredDtypes(backend, { shaderF16 }).find((dtype) => available.includes(dtype))
+  if (!choice) {
+    throw new ModelError('model_invalid', `${pkg.source} carries no ONNX weights ${backend} can run (found: ${available.join(', ') || 'none'}; expected e.g. ${layoutFiles(onnxLayout(modelType, preferredDtypes(backend)[0] as string)).join(' + ')}).`)
+  }
+  return choice
+}
+
+async function filesWithExternalData(pkg: StoredPackage, layout: OnnxLayout): Promise<{ files: string[]; missing: string[] }> {
+  const files: string[] = []
+  const missing: string[] = []
+  for (const file of layoutFiles(layout)) {
+    if (!(await pkg.exists(file))) {
+      missing.push(file)
+      continue
+    }
+    files.push(file)
+    for (let index = 0; index < 64; index++) {
+      const shard = index === 0 ? `${file}_data` : `${file}_data_${index}`
+      if (!(await pkg.exists(shard))) break
+      files.push(shard)
+    }
+  }
+  return { files, missing }
+}
