@@ -1,0 +1,67 @@
+// `ondevice`: the public API. createClient answers chats on the device when it can and on the
+// edge when it can't; decideRoute is the router it uses, exported so an app can show (or test)
+// its decisions; EdgeClient talks to the edge worker directly.
+
+export type { ChatMessage } from '../core/chat-template.ts'
+// The errors every call may throw, and the stream part types, so apps need only this import.
+export {
+  AbortedError,
+  BackendError,
+  ContextLengthError,
+  EdgeError,
+  InvalidArgumentError,
+  ModelError,
+  OndeviceError,
+  StoreError,
+} from '../core/errors.ts'
+export type {
+  ErrorPart,
+  FinishPart,
+  FinishReason,
+  HandoffPart,
+  Route,
+  RoutePart,
+  StreamPart,
+  TextDeltaPart,
+  Usage,
+} from '../core/stream-parts.ts'
+export {
+  type ChatResult,
+  type ClientEvents,
+  type ClientInternals,
+  type ClientStatus,
+  createClient,
+  type OndeviceClient,
+  type PrepareOptions,
+} from './client.ts'
+export type {
+  DeviceGenerateRequest,
+  DeviceHost,
+  DeviceLoadOptions,
+  DeviceModel,
+  DownloadProgress,
+} from './device.ts'
+export { createDeviceModel, type DeviceModelParts } from './device-model.ts'
+export {
+  type EdgeChatRequest,
+  EdgeClient,
+  type EdgeOptions,
+  type EdgeSampling,
+  edgeErrorFrom,
+  parseRetryAfter,
+} from './edge-client.ts'
+export type { ChatRequest, ClientOptions, DeviceBackendChoice, SamplingRequest } from './options.ts'
+export {
+  type DeviceBackend,
+  type DeviceCapabilities,
+  decideRoute,
+  defaultThresholds,
+  type EdgeAvailability,
+  formatBytes,
+  type PackageInfo,
+  type RouteDecision,
+  type RoutePolicy,
+  type RouteThresholds,
+  routePolicies,
+} from './route.ts'
+export { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
