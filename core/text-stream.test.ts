@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { TextStream } from './text-stream.ts'
+import { Tokenizer } from './tokenizer.ts'
 
 describe('TextStream', () => {
   const tokenizer = qwen3Tokenizer()
@@ -29,5 +30,100 @@ describe('TextStream', () => {
     const stubborn = new TextStream(tokenizer)
     const shown = Array.from({ length: 8 }, () => stubborn.push(leadByte)).join('')
     expect(shown.length).toBeGreaterThan(0)
+  })
+})
+
+// A tiny SentencePiece-style tokenizer.json (the shape Llama checkpoints and our llama2.c importer
+// use): '▁' for spaces, byte fallback for characters without a piece, and a decoder that strips
+// the first leading space. Streaming must keep every later leading space and fuse byte tokens.
+function sentencePieceTokenizer(): Tokenizer {
+  const pieces = [
+    '▁',
+    'O',
+    'n',
+    'c',
+    'e',
+    'u',
+    'p',
+    'o',
+    'a',
+    '▁O',
+    '▁On',
+    '▁Onc',
+    '▁Once',
+    '▁u',
+    '▁up',
+    '▁upo',
+    '▁upon',
+    '▁a',
+  ]
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 }
+  for (let byte = 0; byte < 256; byte++)
+    vocab[`<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`] = byte + 3
+  for (const piece of pieces) vocab[piece] = Object.keys(vocab).length
+  const merges = [
+    ['▁', 'O'],
+    ['▁O', 'n'],
+    ['▁On', 'c'],
+    ['▁Onc', 'e'],
+    ['▁', 'u'],
+    ['▁u', 'p'],
+    ['▁up', 'o'],
+    ['▁upo', 'n'],
+    ['▁', 'a'],
+  ]
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  })
+  return Tokenizer.fromFiles({
+    tokenizerJson: {
+      version: '1.0',
+      added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [
+          { type: 'Prepend', prepend: '▁' },
+          { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+        ],
+      },
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: {
+        type: 'Sequence',
+        decoders: [
+          { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+          { type: 'ByteFallback' },
+          { type: 'Fuse' },
+          { type: 'Strip', content: ' ', start: 1, stop: 0 },
+        ],
+      },
+      model: { type: 'BPE', unk_token: '<unk>', fuse_unk: true, byte_fallback: true, vocab, merges },
+    },
+    tokenizerConfigJson: { bos_token: '<s>', eos_token: '</s>' },
+  })
+}
+
+describe('TextStream on a SentencePiece tokenizer with byte fallback', () => {
+  it('keeps later leading spaces, fuses byte tokens, and matches the full decode', () => {
+    const tokenizer = sentencePieceTokenizer()
+    const text = 'Once upon a 😀 é upon'
+    const ids = tokenizer.encode(text, { addSpecialTokens: false })
+    // The emoji has no piece: four byte tokens.
+    expect(ids.filter((id) => id >= 3 && id < 259).length).toBeGreaterThanOrEqual(4)
+    expect(tokenizer.decode(ids)).toBe(text)
+    const stream = new TextStream(tokenizer)
+    const deltas = ids.map((id) => stream.push(id))
+    expect(deltas[0]).toBe('Once')
+    expect(deltas[1]).toBe(' upon')
+    for (const delta of deltas) expect(delta).not.toContain('\uFFFD')
+    expect(deltas.join('') + stream.flush()).toBe(text)
+    expect(tokenizer.eosTokenIds).toEqual([2])
+    expect(tokenizer.bosTokenId).toBe(1)
   })
 })
