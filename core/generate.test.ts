@@ -173,6 +173,37 @@ describe('generate', () => {
     },
   )
 
+  it('joins exactly when the split falls inside a character or a possible stop string', async () => {
+    const answer = 'Hi 😀 <b>ok</b> 你好 👨‍👩‍👧 end of the answer'
+    const stop = ['<b>x', 'ZZZ']
+    const ids = tokenizer.encode(answer, { addSpecialTokens: false })
+    const maxTokens = ids.length
+    const whole = await collect(scripted(answer).session, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      maxTokens,
+      stop,
+    })
+    expect(whole.text).toBe(answer)
+    for (let k = 0; k < ids.length; k++) {
+      const device = await collect(scripted(answer, { failAtToken: k }).session, {
+        promptTokenIds: prompt,
+        sampling: { temperature: 0 },
+        maxTokens,
+        stop,
+      })
+      const edge = await collect(scripted(answer).session, {
+        promptTokenIds: prompt,
+        sampling: { temperature: 0 },
+        maxTokens: maxTokens - k,
+        stop,
+        continuation: { tokenIds: device.tokenIds, step: k },
+      })
+      expect(device.text + edge.text).toBe(answer)
+      expect(device.text).not.toContain('\uFFFD')
+    }
+  })
+
   it('reuses the cached prefix on the next turn and rewinds when the history diverges', async () => {
     const session = createTestSession({ vocabularySize })
     const first = await generateText(session, tokenizer, {
