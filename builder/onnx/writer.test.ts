@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
-import { attribute, GraphBuilder, readModelSummary, tensor, writeModelFile } from './index.ts'
+import {
+  attribute,
+  float16Bits,
+  float16ToNumber,
+  GraphBuilder,
+  readModelSummary,
+  tensor,
+  toFloat16,
+  writeModelFile,
+} from './index.ts'
 
 const folder = mkdtempSync(join(tmpdir(), 'ondevice-onnx-writer-'))
 afterAll(() => rmSync(folder, { recursive: true, force: true }))
@@ -74,5 +83,30 @@ describe('ONNX writer', () => {
     expect(() => g.initializer('bad', { type: 'float32', dims: [3], data: new Uint8Array(4) })).toThrow(
       /"bad" has 4 bytes; float32\[3\] needs 12/,
     )
+  })
+
+  it('converts to float16 with round-to-nearest-even, the same by hand and natively', () => {
+    const values = new Float32Array([
+      0,
+      -0,
+      1,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      65504,
+      65520,
+      1e-8,
+      6e-8,
+      -2.5,
+      2 ** -24,
+      Number.NaN,
+    ])
+    const random = new Float32Array(2000).map((_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 12) - 8))
+    const all = new Float32Array([...values, ...random])
+    const converted = toFloat16(all)
+    for (let i = 0; i < all.length; i++) expect(converted[i], String(all[i])).toBe(float16Bits(all[i]!))
+    expect(float16Bits(1 + 2 ** -11)).toBe(0x3c00) // tie → even
+    expect(float16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02)
+    expect(float16Bits(65520)).toBe(0x7c00)
+    expect(float16ToNumber(float16Bits(-2.5))).toBe(-2.5)
   })
 })

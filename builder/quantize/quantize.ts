@@ -28,27 +28,37 @@ export function quantizeBlockwise4(w: Matrix, blockSize = 32): Blockwise4Bit {
   const data = new Uint8Array(n * blocks * blobSize)
   const scales = new Float32Array(n * blocks)
   const zeroPoints = new Uint8Array(n * zeroPointBytes)
-  const codes = new Uint8Array(blockSize)
+  const source = w.data
   for (let row = 0; row < n; row++) {
+    const rowBase = row * k
     for (let block = 0; block < blocks; block++) {
-      const start = block * blockSize
-      const end = Math.min(k, start + blockSize)
+      const start = rowBase + block * blockSize
+      const end = rowBase + Math.min(k, (block + 1) * blockSize)
       // The range always includes 0 so that zero padding (K not a multiple of the block) is exact.
       let min = 0
       let max = 0
-      for (let c = start; c < end; c++) {
-        const v = w.data[row * k + c]!
+      for (let i = start; i < end; i++) {
+        const v = source[i]!
         if (v < min) min = v
-        if (v > max) max = v
+        else if (v > max) max = v
       }
       const scale = Math.fround((max - min) / 15)
-      const zeroPoint = scale === 0 ? 8 : Math.min(15, Math.max(0, Math.round(-min / scale)))
-      codes.fill(zeroPoint)
-      if (scale !== 0)
-        for (let c = start; c < end; c++)
-          codes[c - start] = Math.min(15, Math.max(0, Math.round(w.data[row * k + c]! / scale) + zeroPoint))
+      let zeroPoint = 8
+      let inverse = 0
+      if (scale !== 0) {
+        zeroPoint = Math.round(-min / scale)
+        zeroPoint = zeroPoint < 0 ? 0 : Math.min(zeroPoint, 15)
+        inverse = 1 / scale
+      }
       const base = (row * blocks + block) * blobSize
-      for (let j = 0; j < blobSize; j++) data[base + j] = codes[2 * j]! | (codes[2 * j + 1]! << 4)
+      for (let j = 0; j < blobSize; j++) {
+        const i0 = start + 2 * j
+        let q0 = i0 < end ? Math.round(source[i0]! * inverse) + zeroPoint : zeroPoint
+        let q1 = i0 + 1 < end ? Math.round(source[i0 + 1]! * inverse) + zeroPoint : zeroPoint
+        q0 = q0 < 0 ? 0 : Math.min(q0, 15)
+        q1 = q1 < 0 ? 0 : Math.min(q1, 15)
+        data[base + j] = q0 | (q1 << 4)
+      }
       scales[row * blocks + block] = scale === 0 ? 1 : scale
       const zpIndex = row * zeroPointBytes + (block >> 1)
       zeroPoints[zpIndex] = zeroPoints[zpIndex]! | (block & 1 ? zeroPoint << 4 : zeroPoint)
@@ -91,10 +101,17 @@ export function quantizeColumnwiseInt8(w: Matrix): ColumnwiseInt8 {
   for (let row = 0; row < n; row++) {
     let maxAbs = 0
     for (let c = 0; c < k; c++) maxAbs = Math.max(maxAbs, Math.abs(w.data[row * k + c]!))
-    const scale = maxAbs === 0 ? 1 : Math.fround(maxAbs / 127)
-    scales[row] = scale
+    scales[row] = maxAbs === 0 ? 1 : Math.fround(maxAbs / 127)
+  }
+  // Transpose in tiles of 64 rows so both the reads and the writes stay in cache.
+  const tile = 64
+  for (let start = 0; start < n; start += tile) {
+    const end = Math.min(n, start + tile)
     for (let c = 0; c < k; c++)
-      data[c * n + row] = Math.max(-127, Math.min(127, Math.round(w.data[row * k + c]! / scale)))
+      for (let row = start; row < end; row++) {
+        const q = Math.round(w.data[row * k + c]! / scales[row]!)
+        data[c * n + row] = q > 127 ? 127 : Math.max(q, -127)
+      }
   }
   return { data, scales }
 }

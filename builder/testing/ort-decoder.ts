@@ -52,7 +52,12 @@ export class OrtDecoder {
     shape: { kvHeads: number; headDim: number },
     options: Record<string, unknown> = {},
   ): Promise<OrtDecoder> {
-    const session = await ort.InferenceSession.create(modelPath, options)
+    // One thread by default: tests run two files at once on two cores, and tiny graphs gain nothing.
+    const session = await ort.InferenceSession.create(modelPath, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      ...options,
+    })
     return new OrtDecoder(ort, session, shape.kvHeads, shape.headDim)
   }
 
@@ -118,4 +123,31 @@ export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
   let max = 0
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!))
   return max
+}
+
+/**
+ * Top-1 agreement of `other` with `baseline`: the baseline decodes greedily for `steps` tokens
+ * after `prompt`; `other` is fed the same tokens (teacher forcing) and each of its argmaxes is
+ * compared with the baseline's. Both decoders are reset first.
+ */
+export async function topOneAgreement(
+  baseline: OrtDecoder,
+  other: OrtDecoder,
+  prompt: readonly number[],
+  steps: number,
+): Promise<{ agreement: number; tokens: number[] }> {
+  baseline.reset()
+  other.reset()
+  let a = (await baseline.append(prompt)).at(-1)!
+  let b = (await other.append(prompt)).at(-1)!
+  let agree = 0
+  const tokens: number[] = []
+  for (let i = 0; i < steps; i++) {
+    const token = argmax(a)
+    tokens.push(token)
+    if (argmax(b) === token) agree++
+    ;[a] = (await baseline.append([token])) as [Float32Array]
+    ;[b] = (await other.append([token])) as [Float32Array]
+  }
+  return { agreement: agree / steps, tokens }
 }
