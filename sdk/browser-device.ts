@@ -1,7 +1,9 @@
-// The device side in a browser: the runtime's Web Worker proxy (filled in when the runtime lands).
-import { OndeviceError } from '../core/errors.ts'
+// The device side in a browser page: the runtime's browser host (OPFS / Cache API store,
+// onnxruntime-web with WebGPU or WASM). It runs on the page's thread until the runtime's Web
+// Worker proxy is wired in here; the DeviceHost interface stays the same.
 import type { DeviceHost } from './device.ts'
+import { createRuntimeDeviceHost } from './runtime-device.ts'
 
 export async function createBrowserDeviceHost(): Promise<DeviceHost> {
-  throw new OndeviceError('backend_unavailable', 'The browser device host is not wired to the runtime yet.')
+  return createRuntimeDeviceHost()
 }

@@ -1,0 +1,350 @@
+// The client against a real edge: worker/createApp served over HTTP on 127.0.0.1, its model
+// core's deterministic test session with the real Qwen3 tokenizer, the device the same session
+// behind the DeviceHost interface. Same logits on both sides, so any lost, repeated or
+// re-drawn token during a handoff shows up as a different answer.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { OndeviceError } from '../core/errors.ts'
+import type { StreamPart } from '../core/stream-parts.ts'
+import { createClient } from './client.ts'
+import { EdgeClient } from './edge-client.ts'
+import { createTestDeviceHost } from './test-device-host.ts'
+import { startTestEdge, type TestEdge, unusedUrl } from './test-edge.ts'
+
+const messages = [
+  { role: 'system' as const, content: 'You are terse.' },
+  { role: 'user' as const, content: 'Tell me a story about a dragon.' },
+]
+const sampling = { temperature: 0.9, topP: 0.95, topK: 40, seed: 1234, maxTokens: 24 }
+
+let edge: TestEdge
+
+beforeAll(async () => {
+  edge = await startTestEdge()
+})
+afterAll(async () => {
+  await edge.close()
+})
+
+async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const out: StreamPart[] = []
+  for await (const part of parts) out.push(part)
+  return out
+}
+
+/** The answer the device gives uninterrupted: the reference every split must reproduce. */
+async function uninterrupted(): Promise<{ text: string; tokenIds: readonly number[] }> {
+  const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+  const result = await client.chat({ messages, ...sampling })
+  await client.dispose()
+  return result
+}
+
+describe('edge path', () => {
+  it('edge-only answers from the edge, identical to the device for the same seed (same model, same sampler)', async () => {
+    const reference = await uninterrupted()
+    const client = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    const result = await client.chat({ messages, ...sampling })
+    expect(result.route).toBe('edge')
+    expect(result.routeReason).toBe('policy edge-only')
+    expect(result.text).toBe(reference.text)
+    expect(result.tokenIds).toEqual(reference.tokenIds)
+    expect(result.usage).toMatchObject({ route: 'edge', completionTokens: 24, backend: 'test' })
+    expect(result.usage.promptTokens).toBeGreaterThan(10)
+    await client.dispose()
+  })
+
+  it('prefer-device with a capable, cached device never calls the edge', async () => {
+    const before = edge.chatBodies.length
+    const client = createClient({ edge: { url: edge.url } }, { deviceHost: createTestDeviceHost() })
+    const result = await client.chat({ messages, ...sampling })
+    expect(result.route).toBe('device')
+    expect(result.routeReason).toContain('the package is cached')
+    expect(edge.chatBodies.length).toBe(before)
+    await client.dispose()
+  })
+
+  it('not cached: the edge answers while the package downloads; the next request runs on the device', async () => {
+    const host = createTestDeviceHost({ cached: false, downloadStepMs: 20 })
+    const client = createClient({ edge: { url: edge.url } }, { deviceHost: host })
+    const routes: string[] = []
+    let ready = false
+    client.on('route', (part) => routes.push(part.route))
+    client.on('ready', () => {
+      ready = true
+    })
+    const first = await client.chat({ messages, ...sampling })
+    expect(first.route).toBe('edge')
+    expect(first.routeReason).toContain('downloads in the background')
+    const prepared = await client.prepare()
+    expect(ready).toBe(true)
+    expect(host.progress).toHaveLength(4)
+    expect(prepared).toMatchObject({ route: 'device', cached: true, loaded: true, downloading: false })
+    const second = await client.chat({ messages, ...sampling })
+    expect(second.route).toBe('device')
+    expect(second.text).toBe(first.text)
+    expect(routes).toEqual(['edge', 'device'])
+    expect(host.loads).toBe(1)
+    await client.dispose()
+  })
+
+  it('saveData on and not cached: edge, with no background download', async () => {
+    const host = createTestDeviceHost({ cached: false, capabilities: { saveData: true } })
+    const client = createClient({ edge: { url: edge.url } }, { deviceHost: host })
+    const result = await client.chat({ messages, maxTokens: 3 })
+    expect(result.route).toBe('edge')
+    expect(result.routeReason).toContain('saveData is on')
+    expect(host.loads).toBe(0)
+    await client.dispose()
+  })
+
+  it('a probe slower than the threshold sends the request to the edge', async () => {
+    const host = createTestDeviceHost({ session: { delayMs: 15 } })
+    const client = createClient(
+      { edge: { url: edge.url }, thresholds: { minDeviceTokensPerSecond: 200 } },
+      { deviceHost: host },
+    )
+    const parts = await collect(client.stream({ messages, maxTokens: 3 }))
+    expect(parts[0]).toMatchObject({ type: 'route', route: 'edge' })
+    expect(parts[0]?.type === 'route' && parts[0].reason).toMatch(/probe ran at [\d.]+ tok\/s < 200 tok\/s/)
+    expect((await client.status()).probeTokensPerSecond).toBeLessThan(200)
+    await client.dispose()
+  })
+})
+
+describe('handoff', () => {
+  it.each([1, 2, 5, 11, 23])(
+    'the device fails after %i tokens: one stream, a handoff part, the same answer token for token',
+    async (k) => {
+      const reference = await uninterrupted()
+      const client = createClient(
+        { edge: { url: edge.url } },
+        { deviceHost: createTestDeviceHost({ failAtToken: k }) },
+      )
+      const handoffs: number[] = []
+      client.on('handoff', (part) => handoffs.push(part.completedTokens))
+      const bodiesBefore = edge.chatBodies.length
+      const parts = await collect(client.stream({ messages, ...sampling }))
+      const types = parts.map((part) => part.type)
+      expect(types[0]).toBe('route')
+      expect(types.filter((type) => type === 'handoff')).toHaveLength(1)
+      expect(types.at(-1)).toBe('finish')
+      const handoff = parts.find((part) => part.type === 'handoff')
+      expect(handoff).toMatchObject({ completedTokens: k })
+      expect(handoff?.type === 'handoff' && handoff.reason).toContain('failed on purpose')
+      expect(handoffs).toEqual([k])
+      // What the caller saw, delta by delta, is the uninterrupted answer: nothing lost or repeated.
+      const shown = parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : [])).join('')
+      expect(shown).toBe(reference.text)
+      const finish = parts.at(-1)
+      if (finish?.type !== 'finish') throw new Error('no finish')
+      expect(finish.text).toBe(reference.text)
+      expect(finish.tokenIds).toEqual(reference.tokenIds)
+      expect(finish.usage).toMatchObject({ route: 'device+edge', completionTokens: 24 })
+      expect(finish.usage.routeReason).toContain(`handed off to the edge after ${k} tokens`)
+      // The edge got the device's tokens and the sampler step to resume at.
+      const body = edge.chatBodies[bodiesBefore]
+      expect(body?.['ondevice_continuation']).toEqual({ token_ids: reference.tokenIds.slice(0, k), step: k })
+      expect(body?.['seed']).toBe(1234)
+      expect(body?.['max_tokens']).toBe(24 - k)
+      await client.dispose()
+    },
+  )
+
+  it('the device fails before the first token: prefer-device answers from the edge, no handoff part', async () => {
+    const reference = await uninterrupted()
+    const client = createClient(
+      { edge: { url: edge.url } },
+      { deviceHost: createTestDeviceHost({ failAtToken: 0 }) },
+    )
+    const parts = await collect(client.stream({ messages, ...sampling }))
+    const routes = parts.filter((part) => part.type === 'route')
+    expect(routes.map((part) => part.route)).toEqual(['device', 'edge'])
+    expect(routes[1]?.reason).toContain('the device failed before the first token')
+    expect(parts.some((part) => part.type === 'handoff')).toBe(false)
+    const finish = parts.at(-1)
+    expect(finish?.type === 'finish' && finish.text).toBe(reference.text)
+    expect(finish?.type === 'finish' && finish.usage.route).toBe('edge')
+    await client.dispose()
+  })
+
+  it('a device that turns slow mid-answer hands off, and the answer is still the same', async () => {
+    const reference = await uninterrupted()
+    const host = createTestDeviceHost({ slowAfterCalls: 6, slowDelayMs: 40 })
+    const client = createClient(
+      { edge: { url: edge.url }, thresholds: { minDeviceTokensPerSecond: 50, slowDecodeWindowTokens: 3 } },
+      { deviceHost: host },
+    )
+    const parts = await collect(client.stream({ messages, ...sampling }))
+    const handoff = parts.find((part) => part.type === 'handoff')
+    expect(handoff?.type === 'handoff' && handoff.reason).toMatch(
+      /decode ran at [\d.]+ tok\/s < 50 tok\/s over the last 3 tokens/,
+    )
+    const finish = parts.at(-1)
+    if (finish?.type !== 'finish') throw new Error('no finish')
+    expect(finish.tokenIds).toEqual(reference.tokenIds)
+    expect(parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : [])).join('')).toBe(
+      reference.text,
+    )
+    expect(finish.usage.route).toBe('device+edge')
+    await client.dispose()
+  })
+
+  it('device-only never hands off: the device error comes back as is', async () => {
+    const client = createClient(
+      { policy: 'device-only', edge: { url: edge.url } },
+      { deviceHost: createTestDeviceHost({ failAtToken: 3 }) },
+    )
+    const before = edge.chatBodies.length
+    await expect(client.chat({ messages, ...sampling })).rejects.toMatchObject({ code: 'backend_failed' })
+    expect(edge.chatBodies.length).toBe(before)
+    await client.dispose()
+  })
+})
+
+describe('edge down', () => {
+  it('device fails mid-answer and the edge is down: the error lists both attempts', async () => {
+    const client = createClient(
+      { edge: { url: await unusedUrl() } },
+      { deviceHost: createTestDeviceHost({ failAtToken: 4 }) },
+    )
+    let caught: unknown
+    try {
+      await client.chat({ messages, ...sampling })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(OndeviceError)
+    const error = caught as OndeviceError
+    expect(error.code).toBe('edge_unavailable')
+    expect(error.isRetryable).toBe(true)
+    expect(error.attempts.map((attempt) => attempt.code)).toEqual(['backend_failed', 'edge_unavailable'])
+    expect(error.message).toContain('Every route failed')
+    expect(error.message).toContain('Could not reach the edge')
+    await client.dispose()
+  })
+
+  it('edge-only with the edge down: a retryable edge_unavailable error naming the URL', async () => {
+    const url = await unusedUrl()
+    const client = createClient({ policy: 'edge-only', edge: { url } })
+    await expect(client.chat({ messages })).rejects.toMatchObject({
+      code: 'edge_unavailable',
+      isRetryable: true,
+    })
+    await expect(client.chat({ messages })).rejects.toThrow(url)
+    await client.dispose()
+  })
+
+  it('prefer-edge with the edge down: falls back to the device, then goes straight to the device', async () => {
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url: await unusedUrl() } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    const reference = await uninterrupted()
+    const parts = await collect(client.stream({ messages, ...sampling }))
+    const routes = parts.filter((part) => part.type === 'route')
+    expect(routes.map((part) => part.route)).toEqual(['edge', 'device'])
+    expect(routes[1]?.reason).toContain('the edge failed')
+    const finish = parts.at(-1)
+    expect(finish?.type === 'finish' && finish.text).toBe(reference.text)
+    // The unreachable edge is remembered: the next request goes to the device first.
+    const status = await client.status()
+    expect(status).toMatchObject({ route: 'device', edge: { configured: true, reachable: false } })
+    expect(status.reason).toContain('the edge is unreachable')
+    await client.dispose()
+  })
+
+  it('prefer-edge with the edge up answers from the edge', async () => {
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url: edge.url } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    const result = await client.chat({ messages, maxTokens: 4 })
+    expect(result.route).toBe('edge')
+    await client.dispose()
+  })
+})
+
+describe('abort and edge errors', () => {
+  it('abort mid-stream on the edge: finish with reason abort, the edge stops', async () => {
+    const slowEdge = await startTestEdge({ session: { delayMs: 20 } })
+    try {
+      const client = createClient({ policy: 'edge-only', edge: { url: slowEdge.url } })
+      const controller = new AbortController()
+      const parts: StreamPart[] = []
+      const started = performance.now()
+      for await (const part of client.stream({ messages, maxTokens: 500, signal: controller.signal })) {
+        parts.push(part)
+        if (parts.filter((p) => p.type === 'text-delta').length === 3) controller.abort()
+      }
+      expect(parts.at(-1)).toMatchObject({ type: 'finish', finishReason: 'abort' })
+      expect(performance.now() - started).toBeLessThan(2000)
+      await expect(
+        client.chat({ messages, maxTokens: 500, signal: AbortSignal.timeout(100) }),
+      ).rejects.toMatchObject({ code: 'aborted' })
+      await client.dispose()
+    } finally {
+      await slowEdge.close()
+    }
+  })
+
+  it('a wrong API key: unauthorized, not retryable; the right key works', async () => {
+    const keyed = await startTestEdge({ apiKeys: ['secret-key-0123456789'] })
+    try {
+      const wrong = createClient({
+        policy: 'edge-only',
+        edge: { url: keyed.url, apiKey: 'nope', model: 'test-model' },
+      })
+      await expect(wrong.chat({ messages })).rejects.toMatchObject({
+        code: 'unauthorized',
+        isRetryable: false,
+      })
+      const right = createClient({
+        policy: 'edge-only',
+        edge: { url: keyed.url, apiKey: 'secret-key-0123456789' },
+      })
+      expect((await right.chat({ messages, maxTokens: 2 })).route).toBe('edge')
+    } finally {
+      await keyed.close()
+    }
+  })
+
+  it('a full edge: 429 with Retry-After becomes a retryable error with retryAfterSeconds', async () => {
+    const busy = await startTestEdge({ session: { delayMs: 30 }, limits: { maxConcurrent: 1, maxQueue: 0 } })
+    try {
+      const client = new EdgeClient({ url: busy.url })
+      const controller = new AbortController()
+      const first = client
+        .stream({ messages, maxTokens: 100, signal: controller.signal })
+        [Symbol.asyncIterator]()
+      await first.next()
+      let caught: unknown
+      try {
+        for await (const _ of client.stream({ messages, maxTokens: 2 })) {
+          // drain
+        }
+      } catch (error) {
+        caught = error
+      }
+      controller.abort()
+      await first.return?.(undefined)
+      expect(caught).toMatchObject({ isRetryable: true })
+      expect(['rate_limited', 'overloaded']).toContain((caught as OndeviceError).code)
+      expect((caught as OndeviceError).retryAfterSeconds).toBeGreaterThanOrEqual(1)
+    } finally {
+      await busy.close()
+    }
+  })
+
+  it('an edge request error keeps the field the edge named', async () => {
+    const client = new EdgeClient({ url: edge.url })
+    let caught: unknown
+    try {
+      for await (const _ of client.stream({ messages, continuation: { tokenIds: [999_999_999], step: 1 } })) {
+        // drain
+      }
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toMatchObject({ code: 'invalid_argument', param: 'ondevice_continuation.token_ids.0' })
+  })
+})
