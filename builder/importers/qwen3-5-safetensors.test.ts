@@ -14,35 +14,25 @@ import { createQwen35State, type Qwen35Tensor, qwen35Forward } from '../architec
 import { randomQwen35Weights, tinyQwen35Config } from '../architectures/qwen3-5-weights.ts'
 import { fromBfloat16 } from '../onnx/index.ts'
 import { convertQwen35Checkpoint, qwen35TextTensorName, readQwen35Checkpoint } from './qwen3-5-safetensors.ts'
+import { writeSafetensors } from './safetensors.ts'
 
 const folder = mkdtempSync(join(tmpdir(), 'ondevice-qwen3-5-import-'))
 afterAll(() => rmSync(folder, { recursive: true, force: true }))
 
 type Dtype = 'F32' | 'BF16'
 
-/** Writes a .safetensors file (header JSON padded to 8 bytes, then the tensors back to back). */
-function writeSafetensors(path: string, tensors: [string, Qwen35Tensor, Dtype][]): void {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } }
-  const chunks: Uint8Array[] = []
-  let offset = 0
-  for (const [name, tensor, dtype] of tensors) {
-    let bytes: Uint8Array
-    if (dtype === 'F32') bytes = new Uint8Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength))
-    else {
-      // bfloat16: the top 16 bits of the fp32 pattern (truncation is fine for a test: the
-      // expected values are computed from the same bf16 numbers).
+/** Writes a .safetensors file from fp32 tensors, each stored as F32 or (truncated) BF16. */
+function writeCheckpointFile(path: string, tensors: [string, Qwen35Tensor, Dtype][]): void {
+  writeSafetensors(
+    path,
+    tensors.map(([name, tensor, dtype]) => {
       const words = new Uint32Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength))
-      bytes = new Uint8Array(Uint16Array.from(words, (w) => w >>> 16).buffer)
-    }
-    header[name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes.byteLength] }
-    chunks.push(bytes)
-    offset += bytes.byteLength
-  }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - (json.length % 8)) % 8)
-  const length = new Uint8Array(8)
-  new DataView(length.buffer).setBigUint64(0, BigInt(json.length), true)
-  writeFileSync(path, Buffer.concat([length, new TextEncoder().encode(json), ...chunks]))
+      // bfloat16: the top 16 bits of the fp32 pattern (the expected model uses the same numbers).
+      const data = dtype === 'F32' ? new Uint8Array(words.buffer) : new Uint8Array(Uint16Array.from(words, (w) => w >>> 16).buffer)
+      return { name, dtype, shape: tensor.shape, data }
+    }),
+    { format: 'pt' },
+  )
 }
 
 const vocabularySize = 384
@@ -77,8 +67,8 @@ describe('Qwen3.5 safetensors importer', () => {
     const checkpoint = join(folder, 'multimodal')
     mkdirSync(checkpoint, { recursive: true })
     // Two shards and an index, as large checkpoints are published.
-    writeSafetensors(join(checkpoint, 'model-00001-of-00002.safetensors'), tensors.slice(0, 20))
-    writeSafetensors(join(checkpoint, 'model-00002-of-00002.safetensors'), tensors.slice(20))
+    writeCheckpointFile(join(checkpoint, 'model-00001-of-00002.safetensors'), tensors.slice(0, 20))
+    writeCheckpointFile(join(checkpoint, 'model-00002-of-00002.safetensors'), tensors.slice(20))
     writeFileSync(
       join(checkpoint, 'model.safetensors.index.json'),
       JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(tensors.map(([name], i) => [name, i < 20 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors'])) }),
@@ -114,7 +104,7 @@ describe('Qwen3.5 safetensors importer', () => {
     const weights = randomQwen35Weights(config, 12)
     const checkpoint = join(folder, 'text')
     mkdirSync(checkpoint, { recursive: true })
-    writeSafetensors(join(checkpoint, 'model.safetensors'), [...weights].map(([name, tensor]) => [name, tensor, 'F32']))
+    writeCheckpointFile(join(checkpoint, 'model.safetensors'), [...weights].map(([name, tensor]) => [name, tensor, 'F32']))
     writeFileSync(join(checkpoint, 'config.json'), JSON.stringify(qwen35ConfigJson(config)))
     const outDir = join(folder, 'text-package')
     await convertQwen35Checkpoint({ checkpointDir: checkpoint, outDir, dtypes: ['fp32'] })
@@ -136,7 +126,7 @@ describe('Qwen3.5 safetensors importer', () => {
     const weights = randomQwen35Weights(config, 13)
     const checkpoint = join(folder, 'broken')
     mkdirSync(checkpoint, { recursive: true })
-    writeSafetensors(join(checkpoint, 'model.safetensors'), [...weights].filter(([name]) => !name.endsWith('layers.1.linear_attn.A_log')).map(([name, tensor]) => [name, tensor, 'F32']))
+    writeCheckpointFile(join(checkpoint, 'model.safetensors'), [...weights].filter(([name]) => !name.endsWith('layers.1.linear_attn.A_log')).map(([name, tensor]) => [name, tensor, 'F32']))
     writeFileSync(join(checkpoint, 'config.json'), JSON.stringify(qwen35ConfigJson(config)))
     await expect(readQwen35Checkpoint(checkpoint)).rejects.toThrow(/"model\.layers\.1\.linear_attn\.A_log" is missing/)
   })

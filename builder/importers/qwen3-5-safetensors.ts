@@ -7,49 +7,10 @@
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PackageManifest } from '../../core/model-package.ts'
-import { fromBfloat16, fromFloat16 } from '../onnx/index.ts'
 import { parseQwen35Config, type Qwen35Config } from '../architectures/qwen3-5-config.ts'
 import { type Qwen35PackageDtype, writeQwen35Package } from '../architectures/qwen3-5-package.ts'
 import { type Qwen35Tensor, qwen35WeightShapes, validateQwen35Weights } from '../architectures/qwen3-5-reference.ts'
-
-interface SafetensorsEntry {
-  readonly dtype: string
-  readonly shape: number[]
-  readonly data_offsets: [number, number]
-}
-
-/** Tensors of one .safetensors file: name → header entry, plus the bytes after the header. */
-export function parseSafetensors(bytes: Uint8Array): { entries: Map<string, SafetensorsEntry>; data: Uint8Array } {
-  if (bytes.byteLength < 8) throw new Error('safetensors: file is shorter than its 8-byte header length')
-  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true))
-  if (headerLength > bytes.byteLength - 8) throw new Error(`safetensors: header length ${headerLength} runs past the end of the file`)
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, unknown>
-  const data = bytes.subarray(8 + headerLength)
-  const entries = new Map<string, SafetensorsEntry>()
-  for (const [name, value] of Object.entries(header)) {
-    if (name === '__metadata__') continue
-    const entry = value as SafetensorsEntry
-    const [start, end] = entry.data_offsets
-    if (!(start >= 0 && end >= start && end <= data.byteLength)) throw new Error(`safetensors: tensor "${name}" has offsets [${start}, ${end}] outside the data`)
-    entries.set(name, entry)
-  }
-  return { entries, data }
-}
-
-function toFloat32(name: string, entry: SafetensorsEntry, data: Uint8Array): Float32Array {
-  const [start, end] = entry.data_offsets
-  const raw = data.slice(start, end) // copy: aligned and independent of the file buffer
-  switch (entry.dtype) {
-    case 'F32':
-      return new Float32Array(raw.buffer, 0, raw.byteLength / 4)
-    case 'F16':
-      return fromFloat16(new Uint16Array(raw.buffer, 0, raw.byteLength / 2))
-    case 'BF16':
-      return fromBfloat16(new Uint16Array(raw.buffer, 0, raw.byteLength / 2))
-    default:
-      throw new Error(`safetensors: tensor "${name}" is ${entry.dtype}; only F32, F16 and BF16 checkpoints can be converted`)
-  }
-}
+import { SafetensorsFile } from './safetensors.ts'
 
 /** The text model's name for a checkpoint tensor, or undefined for tensors that are not part of it. */
 export function qwen35TextTensorName(name: string): string | undefined {
@@ -78,11 +39,16 @@ export async function readQwen35Checkpoint(folder: string): Promise<Qwen35Checkp
   const wanted = qwen35WeightShapes(config)
   const weights = new Map<string, Qwen35Tensor>()
   for (const file of files) {
-    const { entries, data } = parseSafetensors(new Uint8Array(await readFile(join(folder, file))))
-    for (const [name, entry] of entries) {
-      const textName = qwen35TextTensorName(name)
-      if (!textName || !wanted.has(textName)) continue
-      weights.set(textName, { shape: entry.shape, data: toFloat32(name, entry, data) })
+    // One tensor at a time from disk: multi-GB shards never sit in memory whole.
+    const shard = new SafetensorsFile(join(folder, file))
+    try {
+      for (const [name, info] of shard.tensors) {
+        const textName = qwen35TextTensorName(name)
+        if (!textName || !wanted.has(textName)) continue
+        weights.set(textName, { shape: info.shape, data: shard.readFloat32(name) })
+      }
+    } finally {
+      shard.close()
     }
   }
   validateQwen35Weights(config, weights)
