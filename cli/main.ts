@@ -28,6 +28,10 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
     summary: 'Chat with a model on this machine in the terminal',
     load: () => import('./commands/chat.ts'),
   },
+  fixture: { summary: 'Write a seeded random-weight model package (llama, qwen3, qwen3_5)', load: () => import('./commands/fixture.ts') },
+  convert: { summary: 'Convert a llama2.c or Hugging Face safetensors checkpoint to a package', load: () => import('./commands/convert.ts') },
+  inspect: { summary: "Show a package's architecture, dtypes, files and ONNX inputs/outputs", load: () => import('./commands/inspect.ts') },
+  logits: { summary: "Print the last position's logits for token ids (check a conversion)", load: () => import('./commands/logits.ts') },
 }
 
 export function version(): string {

@@ -1,0 +1,68 @@
+// `ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [--seed N] [--dtype ...] [--size ...]`:
+// writes a seeded random-weight package with the real Qwen3 tokenizer (tests, demos, benchmarks).
+import { parseArgs } from 'node:util'
+import { formatSize, parseDtypes, progressBar } from '../../builder/cli-options.ts'
+import { type FixtureArchitecture, fixtureSizes, writeFixture } from '../../builder/fixtures/fixture.ts'
+import { InvalidArgumentError } from '../../core/errors.ts'
+
+const help = `Usage: ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [options]
+
+Writes a model package with seeded random weights (same seed, same bytes) and the real Qwen3
+tokenizer. The text it generates is not meaningful; the shapes, I/O and speed are real.
+
+Options:
+  --arch A        llama, qwen3 or qwen3_5
+  --out DIR       Package folder to create
+  --seed N        Weight seed (default 1)
+  --dtype D       fp32, q4, q8, fp16 (repeat or comma-separate; default fp32; qwen3_5: fp32, q4)
+  --size S        ${Object.entries(fixtureSizes)
+    .map(([name, entry]) => `${name} (${entry.arch.join('/')})`)
+    .join(', ')}; qwen3_5: tiny, 0.8b
+                  (default tiny)
+  --force         Replace DIR if it exists
+  --help, -h      Show this help`
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      arch: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      dtype: { type: 'string', multiple: true },
+      size: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    process.stdout.write(`${help}\n`)
+    return 0
+  }
+  const arch = values.arch
+  if (arch !== 'llama' && arch !== 'qwen3' && arch !== 'qwen3_5')
+    throw new InvalidArgumentError(
+      '--arch',
+      `Pass --arch llama, qwen3 or qwen3_5 (got ${JSON.stringify(arch)}).`,
+    )
+  if (!values.out) throw new InvalidArgumentError('--out', 'Pass --out DIR, the package folder to create.')
+  const seed = values.seed === undefined ? 1 : Number(values.seed)
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new InvalidArgumentError('--seed', `--seed must be a non-negative integer (got ${values.seed}).`)
+  const dtypes = parseDtypes(values.dtype, ['fp32'])
+  const manifest = await writeFixture({
+    arch: arch as FixtureArchitecture,
+    outDir: values.out,
+    seed,
+    dtype: dtypes,
+    ...(values.size === undefined ? {} : { size: values.size }),
+    overwrite: values.force ?? false,
+    onProgress: progressBar('fixture'),
+  })
+  const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0)
+  process.stdout.write(
+    `${values.out}: ${manifest.modelType} fixture, dtypes ${manifest.dtypes.join(', ')}, ${manifest.files.length} files, ${formatSize(total)}\n`,
+  )
+  return 0
+}
