@@ -40,7 +40,7 @@ export function testVocabularySize(): number {
   return qwen3Tokenizer().vocabularySize
 }
 
-interface Faults {
+export interface Faults {
   readonly failAtToken?: number
   readonly slowAfterCalls?: number
   readonly slowDelayMs?: number
@@ -50,7 +50,7 @@ interface Faults {
  * Wraps a session so faults count the answer's append calls only: the load-time probe (which
  * ends with reset()) runs clean, then call 0 is the prompt's prefill, call k feeds token k.
  */
-function withFaults(session: ModelSession, faults: Faults): ModelSession {
+export function withFaults(session: ModelSession, faults: Faults): ModelSession {
   let probing = true
   let calls = 0
   return {

@@ -1,0 +1,117 @@
+// The whole stack on a real model package: a seeded Qwen3 fixture (the builder's, real Qwen3
+// tokenizer) run by the runtime on onnxruntime-web WASM on the "device", and by the worker app
+// (createApp + the edge model over the runtime's createOrtSession, WASM too) served over HTTP
+// on 127.0.0.1. Same file, same backend, same seed: a handoff at any token must give the very
+// answer the device alone gives. Faults are injected by wrapping the real ORT session.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../builder/fixtures/fixture.ts'
+import type { OrtModule } from '../client-runtime/ort-session.ts'
+import { storedPackageReader } from '../client-runtime/package-reader.ts'
+import { createNodeStore } from '../client-runtime/store/node-store.ts'
+import type { StreamPart } from '../core/stream-parts.ts'
+import { loadOrtWebForNode } from '../wasm/node.ts'
+import { createApp } from '../worker/app.ts'
+import { loadEdgeModel } from '../worker/edge-model.ts'
+import { createModelHost } from '../worker/model-host.ts'
+import { createClient } from './client.ts'
+import { createRuntimeDeviceHost } from './runtime-device.ts'
+import { type Faults, withFaults } from './test-device-host.ts'
+import { serveApp, type TestEdge } from './test-edge.ts'
+
+const messages = [{ role: 'user' as const, content: 'Write a haiku about rivers.' }]
+const request = { messages, temperature: 0.8, topK: 40, topP: 0.95, seed: 42, maxTokens: 16 }
+
+let workDir: string
+let packageDir: string
+let edge: TestEdge
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'ondevice-sdk-'))
+  packageDir = join(workDir, 'qwen3-tiny')
+  await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'fp32' })
+  const { ort } = await loadOrtWebForNode()
+  const store = createNodeStore({ cacheDir: join(workDir, 'edge-cache') })
+  const modelHost = createModelHost({
+    modelId: 'qwen3-tiny',
+    load: async () =>
+      loadEdgeModel({
+        ort: ort as unknown as OrtModule,
+        reader: storedPackageReader(await store.open(packageDir)),
+        modelId: 'qwen3-tiny',
+        backend: 'wasm',
+      }),
+  })
+  const app = createApp({ modelHost, log: () => {} })
+  edge = await serveApp(app.fetch, 'qwen3-tiny')
+})
+
+afterAll(async () => {
+  await edge?.close()
+  if (workDir) await rm(workDir, { recursive: true, force: true })
+})
+
+function deviceClient(faults: Faults = {}, policy: 'prefer-device' | 'device-only' = 'prefer-device') {
+  const deviceHost = createRuntimeDeviceHost({
+    store: createNodeStore({ cacheDir: join(workDir, 'device-cache') }),
+    wrapSession: (session) => withFaults(session, faults),
+  })
+  return createClient(
+    {
+      model: packageDir,
+      backend: 'wasm',
+      policy,
+      // A 2-core CI box runs this tiny fixture slowly; the probe must not send it to the edge.
+      thresholds: { minDeviceTokensPerSecond: 1 },
+      ...(policy === 'device-only' ? {} : { edge: { url: edge.url } }),
+    },
+    { deviceHost },
+  )
+}
+
+async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const out: StreamPart[] = []
+  for await (const part of parts) out.push(part)
+  return out
+}
+
+describe('a real model on WASM, device and edge', () => {
+  let reference: { text: string; tokenIds: readonly number[] }
+
+  beforeAll(async () => {
+    const client = deviceClient({}, 'device-only')
+    const result = await client.chat(request)
+    expect(result.route).toBe('device')
+    expect(result.usage).toMatchObject({ backend: 'wasm', dtype: 'fp32', completionTokens: 16 })
+    reference = result
+    await client.dispose()
+  })
+
+  it('the edge alone gives the device answer (same file, same backend, same seed)', async () => {
+    const client = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    const result = await client.chat(request)
+    expect(result.route).toBe('edge')
+    expect(result.usage.backend).toBe('wasm')
+    expect(result.tokenIds).toEqual(reference.tokenIds)
+    expect(result.text).toBe(reference.text)
+  })
+
+  it.each([1, 6, 13])('device fails at token %i: handed off, identical answer', async (k) => {
+    const client = deviceClient({ failAtToken: k })
+    const parts = await collect(client.stream(request))
+    const handoff = parts.find((part) => part.type === 'handoff')
+    expect(handoff).toMatchObject({ type: 'handoff', completedTokens: k })
+    const finish = parts.at(-1)
+    if (finish?.type !== 'finish') throw new Error(`no finish: ${JSON.stringify(finish)}`)
+    expect(finish.tokenIds).toEqual(reference.tokenIds)
+    expect(finish.text).toBe(reference.text)
+    expect(parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : [])).join('')).toBe(
+      reference.text,
+    )
+    expect(finish.usage.route).toBe('device+edge')
+    expect(finish.usage.backend).toBe('wasm+wasm')
+    await client.dispose()
+  })
+})
