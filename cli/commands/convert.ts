@@ -6,7 +6,7 @@ import { formatSize, parseDtypes, progressBar } from '../../builder/cli-options.
 import { convertLlama2c } from '../../builder/importers/convert-llama2c.ts'
 import { convertHfCheckpoint } from '../../builder/importers/hf-decoder.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
-import { parseModelConfig } from '../../core/model-package.ts'
+import { type PackageManifest, parseModelConfig } from '../../core/model-package.ts'
 
 const help = `Usage:
   ondevice convert --from llama2c --checkpoint FILE --tokenizer FILE --out DIR [--dtype D] [--force]
@@ -51,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   const dtypes = parseDtypes(values.dtype, ['fp32', 'q4', 'q8'])
   const overwrite = values.force ?? false
   const onProgress = progressBar('convert')
-  let manifest
+  let manifest: PackageManifest
   if (values.from === 'llama2c') {
     for (const [flag, value] of [
       ['--checkpoint', values.checkpoint],
