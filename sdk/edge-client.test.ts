@@ -1,0 +1,176 @@
+// The parts of the edge client that are pure functions of bytes and headers: SSE framing split
+// at every possible byte boundary, OpenAI error bodies to error classes, Retry-After, option
+// validation. (The client against a real edge is in client-edge.test.ts.)
+import { describe, expect, it } from 'vitest'
+import { ContextLengthError, EdgeError, InvalidArgumentError } from '../core/errors.ts'
+import { EdgeClient, edgeErrorFrom, parseRetryAfter } from './edge-client.ts'
+import { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
+
+function streamOf(chunks: readonly string[]): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  return new ReadableStream({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(encoder.encode(chunk))
+      controller.close()
+    },
+  })
+}
+
+async function events(chunks: readonly string[]): Promise<ServerSentEvent[]> {
+  const out: ServerSentEvent[] = []
+  for await (const event of parseServerSentEvents(streamOf(chunks))) out.push(event)
+  return out
+}
+
+describe('parseServerSentEvents', () => {
+  const body =
+    ': keep-alive\r\n' +
+    'data: {"a":1}\r\n\r\n' +
+    'event: note\ndata: line one\ndata: line two\n\n' +
+    'data:no-space\r\r' +
+    'data: 你好🙂\n\n' +
+    'data: [DONE]\n\n' +
+    'data: cut off at the end'
+  const expected: ServerSentEvent[] = [
+    { event: 'message', data: '{"a":1}' },
+    { event: 'note', data: 'line one\nline two' },
+    { event: 'message', data: 'no-space' },
+    { event: 'message', data: '你好🙂' },
+    { event: 'message', data: '[DONE]' },
+  ]
+
+  it('parses comments, CRLF / CR / LF, multi-line data, event names, UTF-8; drops an unfinished event', async () => {
+    expect(await events([body])).toEqual(expected)
+  })
+
+  it('gives the same events however the bytes are split (every split point, even inside a character)', async () => {
+    const bytes = new TextEncoder().encode(body)
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(bytes.slice(0, cut))
+          controller.enqueue(bytes.slice(cut))
+          controller.close()
+        },
+      })
+      const out: ServerSentEvent[] = []
+      for await (const event of parseServerSentEvents(stream)) out.push(event)
+      expect(out, `split at byte ${cut}`).toEqual(expected)
+    }
+  })
+
+  it('one byte at a time', async () => {
+    const bytes = new TextEncoder().encode(body)
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const byte of bytes) controller.enqueue(new Uint8Array([byte]))
+        controller.close()
+      },
+    })
+    const out: ServerSentEvent[] = []
+    for await (const event of parseServerSentEvents(stream)) out.push(event)
+    expect(out).toEqual(expected)
+  })
+})
+
+describe('edge errors', () => {
+  it('maps OpenAI error bodies to the library classes, keeping param, code and retryability', () => {
+    const invalid = edgeErrorFrom(400, {
+      error: {
+        message: 'temperature must be ≥ 0',
+        type: 'invalid_request_error',
+        param: 'temperature',
+        code: 'invalid_argument',
+      },
+    })
+    expect(invalid).toBeInstanceOf(InvalidArgumentError)
+    expect(invalid).toMatchObject({ param: 'temperature', isRetryable: false })
+    expect(invalid.message).toBe('The edge answered HTTP 400: temperature must be ≥ 0')
+
+    const tooLong = edgeErrorFrom(422, {
+      error: {
+        message: 'prompt too long',
+        type: 'invalid_request_error',
+        param: 'messages',
+        code: 'context_length_exceeded',
+      },
+    })
+    expect(tooLong).toBeInstanceOf(ContextLengthError)
+
+    const limited = edgeErrorFrom(
+      429,
+      { error: { message: 'slow down', type: 'rate_limit_error', param: null, code: 'rate_limited' } },
+      7,
+    )
+    expect(limited).toBeInstanceOf(EdgeError)
+    expect(limited).toMatchObject({ code: 'rate_limited', isRetryable: true, retryAfterSeconds: 7 })
+
+    expect(edgeErrorFrom(401, {})).toMatchObject({ code: 'unauthorized', isRetryable: false })
+    expect(edgeErrorFrom(502, 'Bad Gateway')).toMatchObject({ code: 'edge_failed', isRetryable: true })
+    expect(edgeErrorFrom(503, { error: { message: 'loading', code: 'something_else' } })).toMatchObject({
+      code: 'edge_unavailable',
+      isRetryable: true,
+    })
+    // A mid-stream error event has no status: its code decides.
+    expect(
+      edgeErrorFrom(undefined, { error: { message: 'device lost', code: 'backend_failed' } }),
+    ).toMatchObject({
+      code: 'backend_failed',
+      isRetryable: true,
+    })
+  })
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    expect(parseRetryAfter('3')).toBe(3)
+    expect(parseRetryAfter(null)).toBeUndefined()
+    expect(parseRetryAfter('soon')).toBeUndefined()
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10)
+  })
+
+  it('validates its options, naming the field', () => {
+    expect(() => new EdgeClient({ url: 'ftp://x' })).toThrow(/edge.url must be http/)
+    expect(() => new EdgeClient({ url: 'http://x', apiKey: '' })).toThrow(InvalidArgumentError)
+    expect(() => new EdgeClient({ url: 'http://x', connectTimeoutMs: -1 })).toThrow(/connectTimeoutMs/)
+    expect(new EdgeClient({ url: 'https://ai.example.com/base/' }).url).toBe('https://ai.example.com/base')
+  })
+
+  it('sends the OpenAI body with our extensions and every field the chat template reads', async () => {
+    const client = new EdgeClient({ url: 'http://127.0.0.1:9', model: 'm' })
+    const body = await client.body({
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'ok', reasoningContent: 'thinking' },
+      ],
+      sampling: {
+        temperature: 0.5,
+        topK: 3,
+        minP: 0.1,
+        repetitionPenalty: 1.1,
+        seed: 9,
+        logitBias: { 5: -100 },
+      },
+      maxTokens: 7,
+      stop: ['\n\n'],
+      continuation: { tokenIds: [1, 2], step: 2 },
+    })
+    expect(body).toEqual({
+      model: 'm',
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'ok', reasoning_content: 'thinking' },
+      ],
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 7,
+      temperature: 0.5,
+      top_k: 3,
+      min_p: 0.1,
+      repetition_penalty: 1.1,
+      logit_bias: { 5: -100 },
+      seed: 9,
+      stop: ['\n\n'],
+      ondevice_continuation: { token_ids: [1, 2], step: 2 },
+    })
+  })
+})
