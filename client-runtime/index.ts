@@ -46,3 +46,19 @@ export async function defaultModelPackage(options: { cacheDir?: string } = {}): 
   const module = (await import(/* @vite-ignore */ name)) as typeof import('./default-model.ts')
   return module.defaultModelPackage(options)
 }
+
+export {
+  createModelWorkerProxy,
+  type LoadedModelInfo,
+  type MessageEndpoint,
+  type ModelWorkerProxy,
+  startWorkerHost,
+  type WorkerGenerateRequest,
+  type WorkerHost,
+  type WorkerHostOptions,
+  type WorkerLoadOptions,
+  type WorkerRequest,
+  type WorkerResponse,
+  type WorkerResults,
+} from './web-worker/index.ts'
+export { type BrowserStoreOptions, createBrowserStore } from './store/browser-store.ts'

@@ -1,0 +1,123 @@
+// The page side: a typed client for the model worker (host.ts). Requests are promises, generation
+// is an async iterable of core's GenerationParts, and errors come back as the same OndeviceError
+// classes with the same codes they had in the worker.
+import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
+import type { ChatMessage } from '../../core/chat-template.ts'
+import { AbortedError, deserializeError } from '../../core/errors.ts'
+import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { Backend } from '../dtype.ts'
+import type { PackageSummary } from '../inspect.ts'
+import type { Capabilities, DecodeSpeed } from '../probe.ts'
+import type { DownloadProgress } from '../store/types.ts'
+import type { LoadedModelInfo, MessageEndpoint, WorkerGenerateRequest, WorkerLoadOptions, WorkerRequest, WorkerResponse, WorkerResults } from './protocol.ts'
+
+type RequestBody = WorkerRequest extends infer Request ? (Request extends { id: number } ? Omit<Request, 'id'> : never) : never
+
+interface Pending {
+  resolve(value: unknown): void
+  reject(error: unknown): void
+  onProgress?: (progress: DownloadProgress) => void
+  onPart?: (part: GenerationPart) => void
+}
+
+export interface ModelWorkerProxy {
+  load(options: WorkerLoadOptions, extra?: { onProgress?: (progress: DownloadProgress) => void; signal?: AbortSignal }): Promise<LoadedModelInfo>
+  generate(request: WorkerGenerateRequest, extra?: { signal?: AbortSignal }): AsyncIterable<GenerationPart>
+  encodeChat(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): Promise<number[]>
+  encode(text: string, options?: { addSpecialTokens?: boolean }): Promise<number[]>
+  decode(tokenIds: readonly number[], options?: { skipSpecialTokens?: boolean }): Promise<string>
+  measureDecodeSpeed(tokens?: number): Promise<DecodeSpeed>
+  capabilities(): Promise<Capabilities>
+  inspect(model: string, backend: Backend, dtype?: string): Promise<PackageSummary>
+  unload(): Promise<void>
+  /** Stops listening; pending requests fail with an AbortedError. */
+  close(): void
+}
+
+export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerProxy {
+  let nextId = 1
+  const pending = new Map<number, Pending>()
+
+  const listener = (event: { readonly data: unknown }): void => {
+    const message = event.data as WorkerResponse
+    const entry = typeof message === 'object' && message !== null ? pending.get(message.id) : undefined
+    if (!entry) return
+    switch (message.type) {
+      case 'progress':
+        entry.onProgress?.(message.progress)
+        break
+      case 'part':
+        entry.onPart?.(message.part)
+        break
+      case 'result':
+        pending.delete(message.id)
+        entry.resolve(message.value)
+        break
+      case 'error':
+        pending.delete(message.id)
+        entry.reject(deserializeError(message.error))
+        break
+    }
+  }
+  endpoint.addEventListener('message', listener)
+
+  function call<K extends keyof WorkerResults>(body: RequestBody & { type: K }, hooks: Omit<Pending, 'resolve' | 'reject'> = {}, signal?: AbortSignal): Promise<WorkerResults[K]> {
+    const id = nextId++
+    return new Promise<WorkerResults[K]>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new AbortedError())
+        return
+      }
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject, ...hooks })
+      signal?.addEventListener('abort', () => endpoint.postMessage({ type: 'abort', id: nextId++, target: id } satisfies WorkerRequest), { once: true })
+      endpoint.postMessage({ ...body, id } as WorkerRequest)
+    })
+  }
+
+  return {
+    load: (options, extra = {}) => call({ type: 'load', options }, extra.onProgress ? { onProgress: extra.onProgress } : {}, extra.signal),
+    generate: (request, extra = {}) => ({
+      [Symbol.asyncIterator]: () => {
+        // Parts arrive as messages; buffer them and hand them out in order.
+        const buffered: GenerationPart[] = []
+        let wake: (() => void) | undefined
+        let finished = false
+        let failure: unknown
+        call({ type: 'generate', request }, { onPart: (part) => (buffered.push(part), wake?.()) }, extra.signal).then(
+          () => ((finished = true), wake?.()),
+          (error: unknown) => ((failure = error), (finished = true), wake?.()),
+        )
+        return {
+          async next(): Promise<IteratorResult<GenerationPart>> {
+            for (;;) {
+              const part = buffered.shift()
+              if (part) return { value: part, done: false }
+              if (finished) {
+                if (failure !== undefined) throw failure
+                return { value: undefined, done: true }
+              }
+              await new Promise<void>((resolve) => {
+                wake = resolve
+              })
+              wake = undefined
+            }
+          },
+        }
+      },
+    }),
+    encodeChat: (messages, options) => call({ type: 'encode-chat', messages, ...(options ? { options } : {}) }),
+    encode: (text, options = {}) => call({ type: 'encode', text, ...(options.addSpecialTokens === undefined ? {} : { addSpecialTokens: options.addSpecialTokens }) }),
+    decode: (tokenIds, options = {}) => call({ type: 'decode', tokenIds, ...(options.skipSpecialTokens === undefined ? {} : { skipSpecialTokens: options.skipSpecialTokens }) }),
+    measureDecodeSpeed: (tokens) => call({ type: 'measure-speed', ...(tokens === undefined ? {} : { tokens }) }),
+    capabilities: () => call({ type: 'capabilities' }),
+    inspect: (model, backend, dtype) => call({ type: 'inspect', model, backend, ...(dtype === undefined ? {} : { dtype }) }),
+    unload: async () => {
+      await call({ type: 'unload' })
+    },
+    close: () => {
+      endpoint.removeEventListener('message', listener)
+      for (const entry of pending.values()) entry.reject(new AbortedError('The model worker proxy was closed.'))
+      pending.clear()
+    },
+  }
+}
