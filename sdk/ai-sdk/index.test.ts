@@ -4,6 +4,7 @@ import { generateText, jsonSchema, streamText, tool } from 'ai'
 import { describe, expect, it } from 'vitest'
 import { createClient } from '../client.ts'
 import { createTestDeviceHost } from '../test-device-host.ts'
+import { startTestEdge } from '../test-edge.ts'
 import { convertPrompt, createOndevice } from './index.ts'
 
 describe('ondevice/ai-sdk with the real ai package', () => {
@@ -101,5 +102,37 @@ describe('ondevice/ai-sdk with the real ai package', () => {
         { role: 'user', content: [{ type: 'file', data: new Uint8Array([1]), mediaType: 'image/png' }] },
       ]),
     ).toThrow(/text only.*image\/png/)
+  })
+
+  it('a handoff mid-stream stays one text stream; metadata says device+edge and why', async () => {
+    const edge = await startTestEdge()
+    try {
+      const reference = await generateText({
+        model: createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })(),
+        prompt: 'Tell a story.',
+        maxOutputTokens: 12,
+        seed: 3,
+      })
+      const ondevice = createOndevice(
+        { edge: { url: edge.url } },
+        { deviceHost: createTestDeviceHost({ failAtToken: 5 }) },
+      )
+      const result = streamText({ model: ondevice(), prompt: 'Tell a story.', maxOutputTokens: 12, seed: 3 })
+      let text = ''
+      for await (const chunk of result.textStream) text += chunk
+      expect(text).toBe(reference.text)
+      expect((await result.usage).outputTokens).toBe(12)
+      const metadata = (await result.providerMetadata)?.['ondevice']
+      expect(metadata).toMatchObject({ route: 'device+edge', handoff: { completedTokens: 5 } })
+    } finally {
+      await edge.close()
+    }
+  })
+
+  it('an edge that fails surfaces as an error the AI SDK reports', async () => {
+    const ondevice = createOndevice({ policy: 'edge-only', edge: { url: 'http://127.0.0.1:9', model: 'x' } })
+    await expect(generateText({ model: ondevice(), prompt: 'Hi', maxRetries: 0 })).rejects.toThrow(
+      /Could not reach the edge/,
+    )
   })
 })
