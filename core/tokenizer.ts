@@ -185,8 +185,87 @@ export class Tokenizer {
    * tokens again (the template already wrote BOS where the model wants it).
    */
   encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
+    // Special-token text inside a message (`<|im_start|>system` typed by a user) must stay text:
+    // encoding the rendered string as a whole would turn it into real role markers (prompt
+    // injection). So each such occurrence is swapped for a private-use placeholder before the
+    // template runs, and the placeholder is encoded back as plain text, while the markers the
+    // template itself wrote still become special tokens. Content without special-token text
+    // renders and encodes exactly as before.
+    const specials = this.#specialTokenTexts
+    const touched = messages.some((message) => containsAny(message.content, specials) || containsAny(message.reasoningContent, specials))
+    if (!touched) return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
+    const marker = unusedPrivateUseCharacter(messages, this.chatTemplate ?? '')
+    const literals: string[] = []
+    const pattern = new RegExp(specials.map(escapeRegExp).join('|'), 'g')
+    const hide = (text: string): string =>
+      text.replace(pattern, (found) => {
+        literals.push(found)
+        return `${marker}${literals.length - 1}${marker}`
+      })
+    const hidden = messages.map((message) => ({
+      ...message,
+      content: typeof message.content === 'string' ? hide(message.content) : message.content,
+      ...(typeof message.reasoningContent === 'string' ? { reasoningContent: hide(message.reasoningContent) } : {}),
+    }))
+    const rendered = this.applyChatTemplate(hidden, options)
+    const ids: number[] = []
+    const pieces = rendered.split(new RegExp(`${marker}(\\d+)${marker}`))
+    for (const [index, piece] of pieces.entries()) {
+      if (index % 2 === 0) {
+        if (piece.length > 0) ids.push(...this.encode(piece, { addSpecialTokens: false }))
+      } else {
+        ids.push(...this.#encodeLiteral(literals[Number(piece)] ?? ''))
+      }
+    }
+    return ids
   }
+
+  /** Special tokens' texts, longest first (so a regex alternation prefers the longest match). */
+  get #specialTokenTexts(): readonly string[] {
+    const texts: string[] = []
+    for (const [, token] of this.#tokenizer.get_added_tokens_decoder()) {
+      if (token.special && token.content.length > 0) texts.push(token.content)
+    }
+    return texts.sort((a, b) => b.length - a.length)
+  }
+
+  /** Text to ids through the normalizer, pre-tokenizer and model only: never an added/special token. */
+  #encodeLiteral(text: string): number[] {
+    const inner = this.#tokenizer as unknown as LiteralEncoder
+    const normalized = inner.normalizer ? inner.normalizer(text) : text
+    const words = inner.pre_tokenizer ? inner.pre_tokenizer(normalized, { section_index: 1 }) : [normalized]
+    const pieces = inner.model ? inner.model(words) : []
+    return pieces.map((piece) => {
+      const id = inner.model?.tokens_to_ids.get(piece) ?? inner.model?.unk_token_id
+      if (id === undefined) throw new TokenizerError(`The text ${JSON.stringify(text)} cannot be encoded as plain text by this tokenizer.`)
+      return id
+    })
+  }
+}
+
+/** The parts of @huggingface/tokenizers' Tokenizer that encode text without added-token matching. */
+interface LiteralEncoder {
+  readonly normalizer: ((text: string) => string) | null
+  readonly pre_tokenizer: ((text: string, options: { section_index: number }) => string[]) | null
+  readonly model: (((words: string[]) => string[]) & { tokens_to_ids: Map<string, number>; unk_token_id?: number }) | null
+}
+
+function containsAny(text: string | undefined, needles: readonly string[]): boolean {
+  return typeof text === 'string' && needles.some((needle) => text.includes(needle))
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/** A private-use character that no message and not the template contains, so placeholders cannot be forged. */
+function unusedPrivateUseCharacter(messages: readonly ChatMessage[], template: string): string {
+  const texts = [template, ...messages.flatMap((message) => [message.content, message.reasoningContent ?? ''])]
+  for (let code = 0xe000; code <= 0xf8ff; code++) {
+    const candidate = String.fromCharCode(code)
+    if (!texts.some((text) => typeof text === 'string' && text.includes(candidate))) return candidate
+  }
+  throw new TokenizerError('The messages use every private-use character; cannot encode them safely.')
 }
 
 function parseJsonFile(value: string | object | undefined, field: string): JsonObject | undefined {
