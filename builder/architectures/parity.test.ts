@@ -79,3 +79,51 @@ describe.each(Object.entries(configs))('%s ONNX graph vs the TypeScript referenc
     expect(spread).toBeGreaterThan(2)
   })
 })
+
+describe('batched, left-padded input (attention_mask zeros)', () => {
+  it('gives each row the logits it gets alone, in prefill and in decode', async () => {
+    const config = configs.qwen3
+    const weights = randomDecoderWeights(config, 8)
+    const path = join(folder, 'batched.onnx')
+    writeModelFile(architectureFor(weights).buildGraph('fp32'), path)
+    const session = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 })
+    const int64 = (values: number[], dims: number[]) =>
+      new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
+    const empty = new ort.Tensor('float32', new Float32Array(0), [2, 2, 0, 32])
+    const pasts: Record<string, ort.Tensor> = {}
+    for (let i = 0; i < 2; i++) {
+      pasts[`past_key_values.${i}.key`] = empty
+      pasts[`past_key_values.${i}.value`] = empty
+    }
+    // Row 0: two pads then [7, 8, 9]; row 1: [1, 2, 3, 4, 5].
+    const prefill = await session.run({
+      input_ids: int64([0, 0, 7, 8, 9, 1, 2, 3, 4, 5], [2, 5]),
+      attention_mask: int64([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], [2, 5]),
+      position_ids: int64([0, 0, 0, 1, 2, 0, 1, 2, 3, 4], [2, 5]),
+      ...pasts,
+    })
+    const next: Record<string, ort.Tensor> = {}
+    for (let i = 0; i < 2; i++) {
+      next[`past_key_values.${i}.key`] = prefill[`present.${i}.key`] as ort.Tensor
+      next[`past_key_values.${i}.value`] = prefill[`present.${i}.value`] as ort.Tensor
+    }
+    const decode = await session.run({
+      input_ids: int64([10, 6], [2, 1]),
+      attention_mask: int64([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [2, 6]),
+      position_ids: int64([3, 5], [2, 1]),
+      ...next,
+    })
+    await session.release()
+    const vocab = config.vocabSize
+    const row = (tensor: ort.OnnxValue, b: number, s: number, length: number) =>
+      (tensor.data as Float32Array).slice((b * length + s) * vocab, (b * length + s + 1) * vocab)
+    const alone0 = new ReferenceModel(weights).forward([7, 8, 9, 10])
+    const alone1 = new ReferenceModel(weights).forward([1, 2, 3, 4, 5, 6])
+    expect(maxAbsDifference(row(prefill.logits!, 0, 4, 5), alone0[2]!)).toBeLessThanOrEqual(1e-4)
+    expect(maxAbsDifference(row(prefill.logits!, 1, 4, 5), alone1[4]!)).toBeLessThanOrEqual(1e-4)
+    expect(maxAbsDifference(row(decode.logits!, 0, 0, 1), alone0[3]!)).toBeLessThanOrEqual(1e-4)
+    expect(maxAbsDifference(row(decode.logits!, 1, 0, 1), alone1[5]!)).toBeLessThanOrEqual(1e-4)
+    // Fully padded query rows must not produce NaN (masked with finfo.min, not -inf).
+    expect(Number.isNaN((prefill.logits!.data as Float32Array)[0]!)).toBe(false)
+  })
+})

@@ -61,6 +61,23 @@ export class OrtDecoder {
     return new OrtDecoder(ort, session, shape.kvHeads, shape.headDim)
   }
 
+  /**
+   * Opens an .onnx file from its bytes, handing its `_data` file (if any) to ORT as external data:
+   * the way onnxruntime-web loads models, which cannot read a path's neighbours itself.
+   */
+  static async createFromBytes(
+    ort: OrtModuleLike,
+    files: { model: Uint8Array; externalData?: { path: string; data: Uint8Array } },
+    shape: { kvHeads: number; headDim: number },
+    options: Record<string, unknown> = {},
+  ): Promise<OrtDecoder> {
+    const session = await ort.InferenceSession.create(files.model, {
+      ...(files.externalData ? { externalData: [files.externalData] } : {}),
+      ...options,
+    })
+    return new OrtDecoder(ort, session, shape.kvHeads, shape.headDim)
+  }
+
   get length(): number {
     return this.#length
   }
