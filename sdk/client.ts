@@ -198,6 +198,7 @@ class Client implements OndeviceClient {
   #probeRate: number | undefined
   #downloading: Promise<DeviceModel> | undefined
   #edgeUnreachableUntil = 0
+  #cachedPackage: PackageInfo | undefined
   #disposed = false
   readonly #lifetime = new AbortController()
 
@@ -260,10 +261,15 @@ class Client implements OndeviceClient {
     if (this.#probeRate !== undefined)
       capabilities = { ...capabilities, probeTokensPerSecond: this.#probeRate }
     // device-only answers however slow the device is: the probe only informs, it never vetoes.
-    if (policy === 'device-only') capabilities = { ...capabilities, probeTokensPerSecond: undefined }
+    if (policy === 'device-only' && capabilities.probeTokensPerSecond !== undefined) {
+      const { probeTokensPerSecond: _ignored, ...rest } = capabilities
+      capabilities = rest
+    }
     let packageInfo: PackageInfo
     try {
-      packageInfo = await host.inspect(this.#options.model, this.#deviceOptions())
+      // Once cached, a package stays cached: no need to ask the store (for a URL, the network) again.
+      packageInfo = this.#cachedPackage ?? (await host.inspect(this.#options.model, this.#deviceOptions()))
+      if (packageInfo.cached) this.#cachedPackage = packageInfo
     } catch (error) {
       const deviceError = toOndeviceError(error, 'model_invalid')
       if (policy === 'device-only' || !edge.configured || !capabilities.online || !edge.reachable)
@@ -277,7 +283,10 @@ class Client implements OndeviceClient {
         deviceError,
       }
     }
-    if (this.#loadedModel) packageInfo = { ...packageInfo, cached: true, downloadBytes: 0 }
+    if (this.#loadedModel && !packageInfo.cached) {
+      packageInfo = { ...packageInfo, cached: true, downloadBytes: 0 }
+      this.#cachedPackage = packageInfo
+    }
     let decision = decideRoute(capabilities, packageInfo, policy, this.#thresholds, edge)
     // An edge remembered as unreachable is still tried when nothing else could answer.
     if (decision.route === 'none' && edge.configured && !edge.reachable) {

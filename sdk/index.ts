@@ -25,6 +25,10 @@ export type {
   TextDeltaPart,
   Usage,
 } from '../core/stream-parts.ts'
+// The default device host in a browser page or Web Worker (the runtime: OPFS / Cache API store,
+// onnxruntime-web on WebGPU or WASM), for apps that wrap it (ClientInternals.deviceHost) or run
+// the client inside their own Web Worker.
+export { createBrowserDeviceHost } from './browser-device.ts'
 export {
   type ChatResult,
   type ClientEvents,

@@ -12,6 +12,7 @@ import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { startStaticServer } from '../demo/static-server.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
@@ -19,7 +20,7 @@ import { createModelHost } from '../worker/model-host.ts'
 import { createClient } from './client.ts'
 import { createRuntimeDeviceHost } from './runtime-device.ts'
 import { type Faults, withFaults } from './test-device-host.ts'
-import { serveApp, type TestEdge } from './test-edge.ts'
+import { serveApp, type TestEdge, unusedUrl } from './test-edge.ts'
 
 const messages = [{ role: 'user' as const, content: 'Write a haiku about rivers.' }]
 const request = { messages, temperature: 0.8, topK: 40, topP: 0.95, seed: 42, maxTokens: 16 }
@@ -113,5 +114,37 @@ describe('a real model on WASM, device and edge', () => {
     expect(finish.usage.route).toBe('device+edge')
     expect(finish.usage.backend).toBe('wasm+wasm')
     await client.dispose()
+  })
+
+  it('a URL package: the edge answers while it downloads; later, with no network at all, the device answers', async () => {
+    const server = await startStaticServer({
+      mounts: [{ prefix: '/models/qwen3-tiny/', directory: packageDir }],
+    })
+    const cacheDir = join(workDir, 'url-cache')
+    const model = `${server.url}/models/qwen3-tiny/`
+    const thresholds = { minDeviceTokensPerSecond: 1 }
+    try {
+      const online = createClient(
+        { model, backend: 'wasm', edge: { url: edge.url }, thresholds },
+        { deviceHost: createRuntimeDeviceHost({ store: createNodeStore({ cacheDir }) }) },
+      )
+      const first = await online.chat(request)
+      expect(first.route).toBe('edge')
+      expect(first.routeReason).toContain('downloads in the background')
+      expect(first.tokenIds).toEqual(reference.tokenIds)
+      expect(await online.prepare()).toMatchObject({ route: 'device', cached: true, loaded: true })
+      await online.dispose()
+    } finally {
+      await server.close()
+    }
+    // The package server and the edge are gone: only the verified cache is left.
+    const offline = createClient(
+      { model, backend: 'wasm', edge: { url: await unusedUrl() }, thresholds },
+      { deviceHost: createRuntimeDeviceHost({ store: createNodeStore({ cacheDir }) }) },
+    )
+    const again = await offline.chat(request)
+    expect(again.route).toBe('device')
+    expect(again.tokenIds).toEqual(reference.tokenIds)
+    await offline.dispose()
   })
 })
