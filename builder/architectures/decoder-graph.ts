@@ -10,7 +10,12 @@
 import type { ModelConfig, ModelDtype } from '../../core/model-package.ts'
 import { attribute, GraphBuilder } from '../onnx/graph.ts'
 import { bytesOf, type TensorData, tensor, toFloat16 } from '../onnx/tensor.ts'
-import { quantizeBlockwise4, quantizeColumnwiseInt8 } from '../quantize/quantize.ts'
+import {
+  type Blockwise4Bit,
+  quantizeBlockwise4,
+  quantizeBlockwise8,
+  quantizeColumnwiseInt8,
+} from '../quantize/quantize.ts'
 import {
   type DecoderLayerWeights,
   type DecoderWeights,
@@ -67,6 +72,15 @@ function once<T>(make: () => T): () => T {
   }
 }
 
+export interface DecoderGraphOptions {
+  /**
+   * Token embeddings for q4 / q8: 'quantized' (default) stores them block-quantized and reads them
+   * with com.microsoft GatherBlockQuantized (q4: the same 4-bit bytes as the tied lm_head's
+   * MatMulNBits weight, stored once; q8: 8-bit blocks); 'fp16' keeps an fp16 table + Cast.
+   */
+  readonly embeddings?: 'quantized' | 'fp16'
+}
+
 /** Graph writer for Llama; Qwen3Architecture overrides the per-head normalization. */
 export class LlamaArchitecture {
   readonly modelType: string = 'llama'
@@ -80,10 +94,10 @@ export class LlamaArchitecture {
   }
 
   /** Builds the whole decoder graph for one weight format. */
-  buildGraph(dtype: BuilderDtype): GraphBuilder {
+  buildGraph(dtype: BuilderDtype, options: DecoderGraphOptions = {}): GraphBuilder {
     if (!(builderDtypes as readonly string[]).includes(dtype))
       throw new Error(`dtype "${dtype}" is not one the builder writes (${builderDtypes.join(', ')})`)
-    return new DecoderGraph(this, dtype).build()
+    return new DecoderGraph(this, dtype, options).build()
   }
 
   /** Per-head q/k normalization before RoPE: none for Llama. q, k are [B, S, heads, head_dim]. */
@@ -131,10 +145,15 @@ export class DecoderGraph {
   readonly config: ModelConfig
   readonly #constants = new Map<string, string>()
 
-  constructor(architecture: LlamaArchitecture, dtype: BuilderDtype) {
+  readonly options: DecoderGraphOptions
+  /** The tied q4 weight shared by the embedding gather and the lm_head (when shared). */
+  #sharedQ4: { data: string; quantized: () => Blockwise4Bit } | undefined
+
+  constructor(architecture: LlamaArchitecture, dtype: BuilderDtype, options: DecoderGraphOptions = {}) {
     this.architecture = architecture
     this.dtype = dtype
     this.config = architecture.config
+    this.options = options
   }
 
   int64(values: readonly number[]): string {
@@ -235,20 +254,125 @@ export class DecoderGraph {
     }
   }
 
-  /** Token embeddings: fp32 for fp32 graphs, else an fp16 table widened after the Gather. */
-  #embeddingTable(): { table: string; isFloat16: boolean } {
+  /**
+   * Token embeddings → [B, S, hidden] float32. fp32 graphs gather fp32 rows; fp16 an fp16 table
+   * widened after the Gather; q4 / q8 (by default) block-quantized rows through GatherBlockQuantized,
+   * which DESIGN.md §2 found on every backend (onnxruntime-node, WASM in Node and Chromium).
+   */
+  #embed(inputIds: string): { hidden: string; fpTable?: string } {
+    const g = this.g
     const e = this.architecture.weights.embedTokens
-    if (this.dtype === 'fp32')
+    const c = this.config
+    if (this.dtype === 'fp32') {
+      const table = g.initializer('model.embed_tokens.weight', tensor.float32(e.data, [e.rows, e.cols]))
       return {
-        table: this.g.initializer('model.embed_tokens.weight', tensor.float32(e.data, [e.rows, e.cols])),
-        isFloat16: false,
+        hidden: g.node('Gather', [table, inputIds], { axis: 0 }, { name: '/model/embed_tokens/Gather' }),
+        fpTable: table,
       }
+    }
+    const quantizable = c.hiddenSize % 32 === 0 && this.options.embeddings !== 'fp16'
+    if (this.dtype === 'q4' && quantizable) {
+      // One copy of the 4-bit bytes, shaped [V, blocks, 16] as MatMulNBits wants; the gather reads
+      // it with per-block scales / zero points of shape [V, blocks, 1] and returns [B, S, blocks, 32].
+      const quantized = once(() => quantizeBlockwise4(e, 32))
+      const blocks = c.hiddenSize / 32
+      const data = g.initializer('model.embed_tokens.weight_Q4', {
+        type: 'uint8',
+        dims: [e.rows, blocks, 16],
+        data: () => quantized().data,
+      })
+      const scales = g.initializer('model.embed_tokens.weight_scales_gather', {
+        type: 'float32',
+        dims: [e.rows, blocks, 1],
+        data: () => bytesOf(quantized().scales),
+      })
+      const zeroPoints = g.initializer('model.embed_tokens.weight_zp_gather', {
+        type: 'uint8',
+        dims: [e.rows, blocks, 1],
+        data: () => {
+          const q = quantized()
+          const packedPerRow = Math.ceil(blocks / 2)
+          const out = new Uint8Array(e.rows * blocks)
+          for (let r = 0; r < e.rows; r++)
+            for (let b = 0; b < blocks; b++) {
+              const byte = q.zeroPoints[r * packedPerRow + (b >> 1)]!
+              out[r * blocks + b] = b & 1 ? byte >> 4 : byte & 15
+            }
+          return out
+        },
+      })
+      if (!this.architecture.weights.lmHead) this.#sharedQ4 = { data, quantized }
+      const gathered = g.node(
+        'GatherBlockQuantized',
+        [data, inputIds, scales, zeroPoints],
+        { gather_axis: 0, quantize_axis: 2, block_size: 32, bits: 4 },
+        { domain: 'com.microsoft', name: '/model/embed_tokens/GatherBlockQuantized' },
+      )
+      return { hidden: g.node('Reshape', [gathered, this.int64([0, 0, c.hiddenSize])]) }
+    }
+    if (this.dtype === 'q8' && quantizable) {
+      const quantized = once(() => quantizeBlockwise8(e, 32))
+      const blocks = c.hiddenSize / 32
+      const data = g.initializer('model.embed_tokens.weight_quantized', {
+        type: 'uint8',
+        dims: [e.rows, e.cols],
+        data: () => quantized().data,
+      })
+      const scales = g.initializer('model.embed_tokens.weight_scales', {
+        type: 'float32',
+        dims: [e.rows, blocks],
+        data: () => bytesOf(quantized().scales),
+      })
+      const zeroPoints = g.initializer('model.embed_tokens.weight_zp', {
+        type: 'uint8',
+        dims: [e.rows, blocks],
+        data: () => quantized().zeroPoints,
+      })
+      return {
+        hidden: g.node(
+          'GatherBlockQuantized',
+          [data, inputIds, scales, zeroPoints],
+          { gather_axis: 0, quantize_axis: 1, block_size: 32, bits: 8 },
+          { domain: 'com.microsoft', name: '/model/embed_tokens/GatherBlockQuantized' },
+        ),
+      }
+    }
     const data: TensorData = {
       type: 'float16',
       dims: [e.rows, e.cols],
       data: () => bytesOf(toFloat16(e.data)),
     }
-    return { table: this.g.initializer('model.embed_tokens.weight', data), isFloat16: true }
+    const table = g.initializer('model.embed_tokens.weight', data)
+    const gathered = g.node('Gather', [table, inputIds], { axis: 0 }, { name: '/model/embed_tokens/Gather' })
+    return {
+      hidden: g.node('Cast', [gathered], { to: FLOAT }, { name: '/model/embed_tokens/Cast' }),
+      fpTable: table,
+    }
+  }
+
+  /** lm_head for q4 when tied: MatMulNBits over the embedding's own 4-bit bytes. */
+  #sharedQ4LmHead(x: string): string | undefined {
+    const shared = this.#sharedQ4
+    if (!shared) return undefined
+    const g = this.g
+    const e = this.architecture.weights.embedTokens
+    const blocks = Math.ceil(e.cols / 32)
+    const scales = g.initializer('lm_head.weight_scales', {
+      type: 'float32',
+      dims: [e.rows, blocks],
+      data: () => bytesOf(shared.quantized().scales),
+    })
+    const zeroPoints = g.initializer('lm_head.weight_zp', {
+      type: 'uint8',
+      dims: [e.rows, Math.ceil(blocks / 2)],
+      data: () => shared.quantized().zeroPoints,
+    })
+    return g.node(
+      'MatMulNBits',
+      [x, shared.data, scales, zeroPoints],
+      { K: e.cols, N: e.rows, bits: 4, block_size: 32 },
+      { domain: 'com.microsoft', name: 'lm_head/MatMulNBits' },
+    )
   }
 
   build(): GraphBuilder {
@@ -276,9 +400,8 @@ export class DecoderGraph {
     }))
 
     // Embeddings.
-    const { table, isFloat16 } = this.#embeddingTable()
-    let hidden = g.node('Gather', [table, inputIds], { axis: 0 }, { name: '/model/embed_tokens/Gather' })
-    if (isFloat16) hidden = g.node('Cast', [hidden], { to: FLOAT }, { name: '/model/embed_tokens/Cast' })
+    const embedded = this.#embed(inputIds)
+    let hidden = embedded.hidden
 
     // Attention bias [B, 1, S, T]: causal over absolute positions (past + new) and the padding mask.
     const total = g.node('Shape', [attentionMask], { start: 1, end: 2 }, { name: '/model/mask/total' })
@@ -396,8 +519,11 @@ export class DecoderGraph {
 
     const finalNorm = this.rmsNorm(hidden, w.norm, 'model.norm')
     const V = c.vocabSize
-    if ((this.dtype === 'fp32' || this.dtype === 'fp16') && !w.lmHead) {
+    const sharedLmHead = this.#sharedQ4LmHead(finalNorm)
+    if (sharedLmHead) g.node('Identity', [sharedLmHead], {}, { outputs: ['logits'] })
+    else if ((this.dtype === 'fp32' || this.dtype === 'fp16') && !w.lmHead && embedded.fpTable) {
       // Tied fp embeddings: Gemm with transB reads the (vocab, hidden) table as is, no second copy on disk.
+      const table = embedded.fpTable
       const embedding = this.dtype === 'fp32' ? table : g.node('Cast', [table], { to: FLOAT })
       const flat = g.node('Reshape', [finalNorm, this.int64([-1, c.hiddenSize])])
       const product = g.node('Gemm', [flat, embedding], { transB: 1 }, { name: '/lm_head/Gemm' })

@@ -64,6 +64,11 @@ describe('tiny qwen3 fixture package (fp32, q4, q8, fp16)', () => {
     ])
     expect(summary.outputs[1]!.dims).toEqual(['batch_size', 2, 'total_sequence_length', 32])
     expect(summary.nodes.filter((n) => n.opType === 'MatMulNBits').length).toBe(2 * 7 + 1)
+    // Tied q4 embeddings: one copy of the 4-bit bytes, read by the gather and the lm_head.
+    const readers = summary.nodes
+      .filter((n) => n.inputs.includes('model.embed_tokens.weight_Q4'))
+      .map((n) => n.opType)
+    expect(readers.sort()).toEqual(['GatherBlockQuantized', 'MatMulNBits'])
     const q8 = readModelSummary(new Uint8Array(readFileSync(join(outDir, 'onnx/model_quantized.onnx'))))
     expect(q8.nodes.filter((n) => n.opType === 'DynamicQuantizeMatMul').length).toBe(2 * 7 + 1)
     expect(q8.nodes.some((n) => n.opType === 'DequantizeLinear')).toBe(false)

@@ -115,3 +115,44 @@ export function quantizeColumnwiseInt8(w: Matrix): ColumnwiseInt8 {
   }
   return { data, scales }
 }
+
+export interface Blockwise8Bit {
+  /** N × K codes (uint8, asymmetric). */
+  readonly data: Uint8Array
+  /** N × blocks. */
+  readonly scales: Float32Array
+  /** N × blocks, one uint8 zero point per block. */
+  readonly zeroPoints: Uint8Array
+  readonly blocks: number
+}
+
+/** Block-wise asymmetric uint8 along K (for GatherBlockQuantized bits=8 embeddings); K % blockSize == 0. */
+export function quantizeBlockwise8(w: Matrix, blockSize = 32): Blockwise8Bit {
+  const n = w.rows
+  const k = w.cols
+  if (k % blockSize !== 0) throw new Error(`quantizeBlockwise8: K ${k} is not a multiple of ${blockSize}`)
+  const blocks = k / blockSize
+  const data = new Uint8Array(n * k)
+  const scales = new Float32Array(n * blocks)
+  const zeroPoints = new Uint8Array(n * blocks)
+  const source = w.data
+  for (let row = 0; row < n; row++)
+    for (let block = 0; block < blocks; block++) {
+      const start = row * k + block * blockSize
+      let min = 0
+      let max = 0
+      for (let i = start; i < start + blockSize; i++) {
+        const v = source[i]!
+        if (v < min) min = v
+        else if (v > max) max = v
+      }
+      const scale = Math.fround((max - min) / 255)
+      const zeroPoint = scale === 0 ? 128 : Math.min(255, Math.max(0, Math.round(-min / scale)))
+      const inverse = scale === 0 ? 0 : 1 / scale
+      for (let i = start; i < start + blockSize; i++)
+        data[i] = Math.min(255, Math.max(0, Math.round(source[i]! * inverse) + zeroPoint))
+      scales[row * blocks + block] = scale === 0 ? 1 : scale
+      zeroPoints[row * blocks + block] = zeroPoint
+    }
+  return { data, scales, zeroPoints, blocks }
+}
