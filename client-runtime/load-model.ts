@@ -29,6 +29,8 @@ export interface LoadModelOptions {
   readonly wasmBaseUrl?: string
   /** WASM threads (Node; browsers use threads only when cross-origin isolated). */
   readonly numThreads?: number
+  /** WebGPU: keep the cache in GPU buffers between steps (default true); false copies it through the CPU each step. */
+  readonly keepCacheOnGpu?: boolean
 }
 
 export interface LoadedModel {
@@ -108,6 +110,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     layout,
     modelId: typeof manifestName === 'string' ? manifestName : modelIdFromSource(pkg.source),
     ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
+    ...(options.keepCacheOnGpu !== undefined ? { keepCacheOnGpu: options.keepCacheOnGpu } : {}),
   })
   return {
     session,

@@ -66,10 +66,13 @@ export async function probeCapabilities(options: ProbeOptions = {}): Promise<Cap
   let native: boolean | undefined
   let storage: Capabilities['storage']
   if (isNode) {
-    const os = await import('node:os')
+    // Computed specifiers: browser bundlers must not follow these Node-only imports.
+    const osModule = 'node:os'
+    const nativeModule = 'onnxruntime-node'
+    const os = (await import(/* @vite-ignore */ osModule)) as typeof import('node:os')
     deviceMemoryBytes = os.totalmem()
     cores = os.availableParallelism()
-    native = await import('onnxruntime-node').then(() => true, () => false)
+    native = await import(/* @vite-ignore */ nativeModule).then(() => true, () => false)
   } else {
     deviceMemoryBytes = navigator?.deviceMemory === undefined ? undefined : navigator.deviceMemory * 2 ** 30
     cores = navigator?.hardwareConcurrency

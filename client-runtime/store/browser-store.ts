@@ -281,6 +281,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         }
         try {
           await files.commit(fileKey)
+          report({ phase: 'done', file: path, fileLoaded: written, fileTotal: written })
         } catch (error) {
           if (isQuotaError(error)) {
             await files.removePrefix(`${key}/`)
