@@ -26,6 +26,24 @@ const configs = {
     rope_theta: 10000,
     tie_word_embeddings: false,
   }),
+  'llama (llama3 rope scaling)': parseModelConfig({
+    model_type: 'llama',
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 1,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    vocab_size: 300,
+    rope_theta: 500000,
+    rope_scaling: {
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 64,
+    },
+    tie_word_embeddings: true,
+  }),
   qwen3: parseModelConfig({
     model_type: 'qwen3',
     hidden_size: 64,
@@ -46,7 +64,7 @@ const tokens = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 300)
 describe.each(Object.entries(configs))('%s ONNX graph vs the TypeScript reference (fp32)', (name, config) => {
   it('matches for full prefills and prefill + token-by-token decode at several lengths', async () => {
     const weights = randomDecoderWeights(config, 7)
-    const path = join(folder, `${name}.onnx`)
+    const path = join(folder, `${name.replace(/\W+/g, '-')}.onnx`)
     writeModelFile(architectureFor(weights).buildGraph('fp32'), path)
     const decoder = await OrtDecoder.create(ort, path, {
       kvHeads: config.numKeyValueHeads,
