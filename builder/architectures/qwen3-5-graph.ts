@@ -10,12 +10,12 @@
 // onnxruntime-web 1.30 (WASM) both run (see DESIGN.md §2 and qwen3-5-graph.test.ts).
 
 import { GraphBuilder, type TensorData, tensor } from '../onnx/index.ts'
-import { quantizeBlockwise4 } from '../quantize/quantize.ts'
+import { quantizeBlockwise4, quantizeColumnwiseInt8 } from '../quantize/quantize.ts'
 import { convDim, mropeRowPerFrequency, type Qwen35Config, rotaryDim } from './qwen3-5-config.ts'
 import type { Qwen35Weights } from './qwen3-5-reference.ts'
 
 /** How linear-layer weights are stored in the graph. */
-export type Qwen35WeightFormat = 'fp32' | 'q4'
+export type Qwen35WeightFormat = 'fp32' | 'q4' | 'q8'
 
 export interface Qwen35GraphOptions {
   readonly weightFormat?: Qwen35WeightFormat
@@ -119,6 +119,18 @@ class DecoderWriter {
         { K: inFeatures, N: out, bits: 4, block_size: 32 },
         { ...microsoft, name },
       )
+    }
+    if (this.format === 'q8') {
+      // Symmetric int8 per output column for com.microsoft DynamicQuantizeMatMul: the fastest
+      // measured WASM format under ~1.2 bytes per parameter (DESIGN.md §2).
+      const quantized = quantizeColumnwiseInt8({ rows: out, cols: inFeatures, data })
+      const b = this.g.initializer(`${name}.int8`, {
+        type: 'int8',
+        dims: [inFeatures, out],
+        data: new Uint8Array(quantized.data.buffer, quantized.data.byteOffset, quantized.data.byteLength),
+      })
+      const scales = this.g.initializer(`${name}.scale`, tensor.float32(quantized.scales, [out]))
+      return this.g.node('DynamicQuantizeMatMul', [x, b, scales], {}, { ...microsoft, name })
     }
     const w = this.g.initializer(
       name,

@@ -12,8 +12,12 @@ import { convDim, type Qwen35Config, qwen35ConfigJson } from './qwen3-5-config.t
 import { buildQwen35Decoder, buildQwen35Embedding } from './qwen3-5-graph.ts'
 import { type Qwen35Weights, validateQwen35Weights } from './qwen3-5-reference.ts'
 
-/** The dtypes this writer produces: fp32 everywhere, or 4-bit MatMulNBits linear layers. */
-export type Qwen35PackageDtype = 'fp32' | 'q4'
+/**
+ * The dtypes this writer produces: fp32 everywhere; q4 = 4-bit MatMulNBits linear layers (fast on
+ * onnxruntime-node and WebGPU); q8 (`_quantized`) = int8 DynamicQuantizeMatMul (fast on WASM).
+ * q4 and q8 keep an fp16 embedding table.
+ */
+export type Qwen35PackageDtype = 'fp32' | 'q4' | 'q8'
 
 export interface Qwen35TokenizerFiles {
   /** tokenizer.json contents. */
@@ -39,7 +43,7 @@ export interface WriteQwen35PackageOptions {
   readonly extraFiles?: Readonly<Record<string, string>>
 }
 
-const suffixes: Record<Qwen35PackageDtype, string> = { fp32: '', q4: '_q4' }
+const suffixes: Record<Qwen35PackageDtype, string> = { fp32: '', q4: '_q4', q8: '_quantized' }
 const opsets = { '': 17, 'com.microsoft': 1 }
 
 async function sha256OfFile(path: string): Promise<string> {
@@ -83,10 +87,10 @@ export function qwen35CacheBytes(config: Qwen35Config): { perToken: number; fixe
 export async function writeQwen35Package(options: WriteQwen35PackageOptions): Promise<PackageManifest> {
   const { outDir, config, weights } = options
   const dtypes = options.dtypes ?? ['fp32']
-  if (dtypes.length === 0) throw new Error('writeQwen35Package: "dtypes" must list at least one of fp32, q4')
+  if (dtypes.length === 0) throw new Error('writeQwen35Package: "dtypes" must list at least one of fp32, q4, q8')
   for (const dtype of dtypes)
     if (!(dtype in suffixes))
-      throw new Error(`writeQwen35Package: dtype "${dtype}" is not supported: use fp32 or q4`)
+      throw new Error(`writeQwen35Package: dtype "${dtype}" is not supported: use fp32, q4 or q8`)
   validateQwen35Weights(config, weights)
   await mkdir(join(outDir, 'onnx'), { recursive: true })
   const files: string[] = ['config.json', 'generation_config.json']

@@ -79,9 +79,9 @@ export async function run(argv: string[]): Promise<number> {
     const config = parseModelConfig(readFileSync(join(values.in, 'config.json'), 'utf8'))
     if (config.modelType === 'qwen3_5' || config.modelType === 'qwen3_5_text') {
       const { convertQwen35Checkpoint } = await import('../../builder/importers/qwen3-5-safetensors.ts')
-      const qwen35Dtypes = dtypes.filter((d) => d === 'fp32' || d === 'q4')
+      const qwen35Dtypes = dtypes.filter((d) => d === 'fp32' || d === 'q4' || d === 'q8')
       if (qwen35Dtypes.length === 0)
-        throw new InvalidArgumentError('--dtype', 'Qwen3.5 packages are written as fp32 or q4.')
+        throw new InvalidArgumentError('--dtype', 'Qwen3.5 packages are written as fp32, q4 or q8.')
       if (overwrite) (await import('node:fs')).rmSync(values.out, { recursive: true, force: true })
       onProgress({ step: 'converting Qwen3.5', done: 0, total: 1 })
       manifest = await convertQwen35Checkpoint({

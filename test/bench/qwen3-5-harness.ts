@@ -4,7 +4,7 @@
 // position's logits. Used by the parity tests and the prefill benchmark; the product's session
 // code lives in client-runtime/.
 
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type * as OrtNode from 'onnxruntime-node'
 
@@ -40,6 +40,9 @@ export class Qwen35OrtRunner {
   static async open(ort: Ort, folder: string, suffix = '', options: OrtNode.InferenceSession.SessionOptions = {}): Promise<Qwen35OrtRunner> {
     const load = async (name: string): Promise<Session> => {
       const path = join(folder, 'onnx', `${name}${suffix}.onnx`)
+      // Over 2 GiB of weights cannot be one Node buffer: let onnxruntime-node read the files itself.
+      const dataBytes = await stat(`${path}_data`).then((s) => s.size, () => 0)
+      if (dataBytes >= 2 ** 31 - 1) return ort.InferenceSession.create(path, options)
       const model = new Uint8Array(await readFile(path))
       let externalData: { path: string; data: Uint8Array }[] = []
       try {

@@ -3,7 +3,7 @@
 // what a per-position export costs), on the same package. Also q4 vs fp32 top-1 agreement.
 //
 //   npx node test/bench/qwen3-5-prefill.bench.ts [--size 0.8b|tiny] [--tokens 512] [--backend node|wasm]
-//     [--dtype q4|fp32] [--step-tokens N] [--threads N] [--agreement] [--dir <cache folder>]
+//     [--dtype q4|fp32] [--step-tokens N] [--threads N] [--agreement | --agreement-only] [--dir <cache folder>]
 //
 // The 0.8B-shaped package (random weights, q4) is built on first use into the cache folder
 // (default: $TMPDIR/ondevice-bench/qwen3_5-<size>-seed1) and reused afterwards.
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     'step-tokens': { type: 'string' },
     threads: { type: 'string' },
     agreement: { type: 'boolean', default: false },
+    'agreement-only': { type: 'boolean', default: false },
     dir: { type: 'string' },
     dtype: { type: 'string', default: 'q4' },
   },
@@ -37,9 +38,13 @@ const threads = values.threads ? Number(values.threads) : undefined
 const folder = values.dir ?? join(tmpdir(), 'ondevice-bench', `qwen3_5-${size}-seed1`)
 const dtype = values.dtype === 'fp32' ? 'fp32' : 'q4'
 const suffix = dtype === 'q4' ? '_q4' : ''
-const dtypes: ('q4' | 'fp32')[] = values.agreement ? ['q4', 'fp32'] : [dtype]
+const dtypes: ('q4' | 'fp32')[] = values.agreement || values['agreement-only'] ? ['q4', 'fp32'] : [dtype]
 
-if (!dtypes.every((dtype) => existsSync(join(folder, 'onnx', `decoder_model_merged${dtype === 'q4' ? '_q4' : ''}.onnx`)))) {
+if (
+  !dtypes.every((dtype) =>
+    existsSync(join(folder, 'onnx', `decoder_model_merged${dtype === 'q4' ? '_q4' : ''}.onnx`)),
+  )
+) {
   const started = performance.now()
   console.log(`building the ${size} package (${dtypes.join(' + ')}) in ${folder} ...`)
   await writeQwen35Fixture({ outDir: folder, size, seed: 1, dtypes: [...dtypes] })
@@ -54,36 +59,47 @@ const sessionOptions = values.backend === 'wasm' || !threads ? {} : { intraOpNum
 const random = seededRandom(5)
 const prompt = Array.from({ length: tokenCount }, () => Math.floor(random() * 150_000))
 
-const runner = await Qwen35OrtRunner.open(ort, folder, suffix, sessionOptions)
-console.log(`backend ${values.backend}${threads ? `, ${threads} thread(s)` : ''}; package ${folder} (${dtype})`)
+if (!values['agreement-only']) {
+  const runner = await Qwen35OrtRunner.open(ort, folder, suffix, sessionOptions)
+  console.log(
+    `backend ${values.backend}${threads ? `, ${threads} thread(s)` : ''}; package ${folder} (${dtype})`,
+  )
 
-// Warm-up: one short run so session start-up costs stay out of the figures.
-await runner.run(prompt.slice(0, 8), 1)
+  // Warm-up: one short run so session start-up costs stay out of the figures.
+  await runner.run(prompt.slice(0, 8), 1)
 
-runner.reset()
-let started = performance.now()
-const whole = await runner.run(prompt, 1)
-const wholeSeconds = (performance.now() - started) / 1000
-console.log(`one-run prefill: ${tokenCount} tokens in ${wholeSeconds.toFixed(2)} s = ${(tokenCount / wholeSeconds).toFixed(1)} tokens/s`)
+  runner.reset()
+  let started = performance.now()
+  const whole = await runner.run(prompt, 1)
+  const wholeSeconds = (performance.now() - started) / 1000
+  console.log(
+    `one-run prefill: ${tokenCount} tokens in ${wholeSeconds.toFixed(2)} s = ${(tokenCount / wholeSeconds).toFixed(1)} tokens/s`,
+  )
 
-runner.reset()
-started = performance.now()
-let last: Float32Array = new Float32Array(0)
-for (const token of prompt.slice(0, stepTokens)) last = (await runner.run([token], 1)).logits
-const stepSeconds = (performance.now() - started) / 1000
-console.log(
-  `token-by-token prefill: ${stepTokens} tokens in ${stepSeconds.toFixed(2)} s = ${(stepTokens / stepSeconds).toFixed(1)} tokens/s` +
-    (stepTokens === tokenCount ? '' : ` (extrapolated to ${tokenCount}: ${((stepSeconds * tokenCount) / stepTokens).toFixed(1)} s)`),
-)
-console.log(`speed-up of one-run prefill: ${((stepSeconds * tokenCount) / stepTokens / wholeSeconds).toFixed(1)}x`)
-if (stepTokens === tokenCount) {
-  let max = 0
-  for (let j = 0; j < last.length; j++) max = Math.max(max, Math.abs((last[j] as number) - (whole.logits[j] as number)))
-  console.log(`last-position logits, one run vs token by token: max |diff| = ${max.toExponential(2)}`)
+  runner.reset()
+  started = performance.now()
+  let last: Float32Array = new Float32Array(0)
+  for (const token of prompt.slice(0, stepTokens)) last = (await runner.run([token], 1)).logits
+  const stepSeconds = (performance.now() - started) / 1000
+  console.log(
+    `token-by-token prefill: ${stepTokens} tokens in ${stepSeconds.toFixed(2)} s = ${(stepTokens / stepSeconds).toFixed(1)} tokens/s` +
+      (stepTokens === tokenCount
+        ? ''
+        : ` (extrapolated to ${tokenCount}: ${((stepSeconds * tokenCount) / stepTokens).toFixed(1)} s)`),
+  )
+  console.log(
+    `speed-up of one-run prefill: ${((stepSeconds * tokenCount) / stepTokens / wholeSeconds).toFixed(1)}x`,
+  )
+  if (stepTokens === tokenCount) {
+    let max = 0
+    for (let j = 0; j < last.length; j++)
+      max = Math.max(max, Math.abs((last[j] as number) - (whole.logits[j] as number)))
+    console.log(`last-position logits, one run vs token by token: max |diff| = ${max.toExponential(2)}`)
+  }
+  await runner.release()
 }
-await runner.release()
 
-if (values.agreement) {
+if (values.agreement || values['agreement-only']) {
   // q4 vs fp32 next-token agreement over every position of the prompt (random weights: see report).
   const positions = Math.min(tokenCount, 128)
   const q4 = await Qwen35OrtRunner.open(ort, folder, '_q4', sessionOptions)
@@ -98,11 +114,16 @@ if (values.agreement) {
   for (let t = 0; t < positions; t++) {
     const rowA = a.logits.subarray(t * vocabulary, (t + 1) * vocabulary)
     const rowB = b.logits.subarray(t * vocabulary, (t + 1) * vocabulary)
-    const order = (row: Float32Array) => Array.from(row.keys()).sort((x, y) => (row[y] as number) - (row[x] as number)).slice(0, 5)
+    const order = (row: Float32Array) =>
+      Array.from(row.keys())
+        .sort((x, y) => (row[y] as number) - (row[x] as number))
+        .slice(0, 5)
     const topA = order(rowA)
     const topB = order(rowB)
     if (topA[0] === topB[0]) agree++
     if (topB.includes(topA[0] as number)) top5++
   }
-  console.log(`q4 vs fp32 top-1 agreement: ${agree}/${positions} (${((100 * agree) / positions).toFixed(1)} %); q4 top-1 within fp32 top-5: ${top5}/${positions}`)
+  console.log(
+    `q4 vs fp32 top-1 agreement: ${agree}/${positions} (${((100 * agree) / positions).toFixed(1)} %); q4 top-1 within fp32 top-5: ${top5}/${positions}`,
+  )
 }
