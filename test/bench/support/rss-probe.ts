@@ -1,0 +1,29 @@
+// Child process for one engine's peak memory: loads the package, runs one long prompt and a few
+// tokens, and prints {loadMs, baselineRssBytes, peakRssBytes} as its last line. A fresh process per
+// engine, because two engines in one process can't be told apart in its RSS.
+import { openOurs, openTransformers } from './engines.ts'
+
+interface ProbeRequest {
+  readonly engine: 'ours' | 'transformers'
+  readonly folder: string
+  readonly dtype: string
+  readonly cacheFolder: string
+  readonly promptTokenIds: readonly number[]
+  readonly maxTokens: number
+}
+
+const request = JSON.parse(process.argv[2] ?? '{}') as ProbeRequest
+const baselineRssBytes = process.resourceUsage().maxRSS * 1024
+const engine =
+  request.engine === 'ours'
+    ? await openOurs({
+        folder: request.folder,
+        dtype: request.dtype,
+        backend: 'native',
+        cacheFolder: request.cacheFolder,
+      })
+    : await openTransformers({ folder: request.folder, dtype: request.dtype })
+await engine.run(request.promptTokenIds, request.maxTokens)
+const peakRssBytes = process.resourceUsage().maxRSS * 1024
+await engine.dispose()
+console.log(JSON.stringify({ loadMs: engine.loadMs, baselineRssBytes, peakRssBytes }))
