@@ -1,7 +1,7 @@
 // Reads a JSON request body without ever holding more than the cap in memory: the declared
 // Content-Length is checked first, and a chunked body is counted as it streams in, so a client
 // cannot make the isolate buffer a huge body before it is refused.
-import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 
 function tooLarge(maxBytes: number): OndeviceError {
   return new OndeviceError(
@@ -20,7 +20,15 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   const chunks: Uint8Array[] = []
   let total = 0
   for (;;) {
-    const { done, value } = await reader.read()
+    let next: ReadableStreamReadResult<Uint8Array>
+    try {
+      next = await reader.read()
+    } catch (error) {
+      // The client hung up mid-body (Node's request stream errors with "aborted"): a client
+      // event, not a server failure, so it is logged as such and not as a 500.
+      throw new AbortedError('The client closed the connection before the request body arrived in full.', { cause: error })
+    }
+    const { done, value } = next
     if (done) break
     total += value.byteLength
     if (total > maxBytes) {
