@@ -15,6 +15,9 @@ const messages = [
   { role: 'user' as const, content: 'Tell me a story about a dragon.' },
 ]
 const sampling = { temperature: 0.9, topP: 0.95, topK: 40, seed: 1234, maxTokens: 24 }
+// Where speed is not the subject, a loaded CI box must not make the probe or the stall watch
+// send the request elsewhere.
+const relaxed = { minDeviceTokensPerSecond: 1 }
 
 let edge: TestEdge
 
@@ -55,7 +58,10 @@ describe('edge path', () => {
 
   it('prefer-device with a capable, cached device never calls the edge', async () => {
     const before = edge.chatBodies.length
-    const client = createClient({ edge: { url: edge.url } }, { deviceHost: createTestDeviceHost() })
+    const client = createClient(
+      { edge: { url: edge.url }, thresholds: relaxed },
+      { deviceHost: createTestDeviceHost() },
+    )
     const result = await client.chat({ messages, ...sampling })
     expect(result.route).toBe('device')
     expect(result.routeReason).toContain('the package is cached')
@@ -65,7 +71,7 @@ describe('edge path', () => {
 
   it('not cached: the edge answers while the package downloads; the next request runs on the device', async () => {
     const host = createTestDeviceHost({ cached: false, downloadStepMs: 20 })
-    const client = createClient({ edge: { url: edge.url } }, { deviceHost: host })
+    const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
     const routes: string[] = []
     let ready = false
     client.on('route', (part) => routes.push(part.route))
@@ -89,7 +95,7 @@ describe('edge path', () => {
 
   it('saveData on and not cached: edge, with no background download', async () => {
     const host = createTestDeviceHost({ cached: false, capabilities: { saveData: true } })
-    const client = createClient({ edge: { url: edge.url } }, { deviceHost: host })
+    const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
     const result = await client.chat({ messages, maxTokens: 3 })
     expect(result.route).toBe('edge')
     expect(result.routeReason).toContain('saveData is on')
@@ -117,7 +123,7 @@ describe('handoff', () => {
     async (k) => {
       const reference = await uninterrupted()
       const client = createClient(
-        { edge: { url: edge.url } },
+        { edge: { url: edge.url }, thresholds: relaxed },
         { deviceHost: createTestDeviceHost({ failAtToken: k }) },
       )
       const handoffs: number[] = []
@@ -153,7 +159,7 @@ describe('handoff', () => {
   it('the device fails before the first token: prefer-device answers from the edge, no handoff part', async () => {
     const reference = await uninterrupted()
     const client = createClient(
-      { edge: { url: edge.url } },
+      { edge: { url: edge.url }, thresholds: relaxed },
       { deviceHost: createTestDeviceHost({ failAtToken: 0 }) },
     )
     const parts = await collect(client.stream({ messages, ...sampling }))
@@ -169,15 +175,15 @@ describe('handoff', () => {
 
   it('a device that turns slow mid-answer hands off, and the answer is still the same', async () => {
     const reference = await uninterrupted()
-    const host = createTestDeviceHost({ slowAfterCalls: 6, slowDelayMs: 40 })
+    const host = createTestDeviceHost({ slowAfterCalls: 6, slowDelayMs: 400 })
     const client = createClient(
-      { edge: { url: edge.url }, thresholds: { minDeviceTokensPerSecond: 50, slowDecodeWindowTokens: 3 } },
+      { edge: { url: edge.url }, thresholds: { minDeviceTokensPerSecond: 5, slowDecodeWindowTokens: 3 } },
       { deviceHost: host },
     )
     const parts = await collect(client.stream({ messages, ...sampling }))
     const handoff = parts.find((part) => part.type === 'handoff')
     expect(handoff?.type === 'handoff' && handoff.reason).toMatch(
-      /decode ran at [\d.]+ tok\/s < 50 tok\/s over the last 3 tokens/,
+      /decode ran at [\d.]+ tok\/s < 5 tok\/s over the last 3 tokens/,
     )
     const finish = parts.at(-1)
     if (finish?.type !== 'finish') throw new Error('no finish')
@@ -204,7 +210,7 @@ describe('handoff', () => {
 describe('edge down', () => {
   it('device fails mid-answer and the edge is down: the error lists both attempts', async () => {
     const client = createClient(
-      { edge: { url: await unusedUrl() } },
+      { edge: { url: await unusedUrl() }, thresholds: relaxed },
       { deviceHost: createTestDeviceHost({ failAtToken: 4 }) },
     )
     let caught: unknown
@@ -236,7 +242,7 @@ describe('edge down', () => {
 
   it('prefer-edge with the edge down: falls back to the device, then goes straight to the device', async () => {
     const client = createClient(
-      { policy: 'prefer-edge', edge: { url: await unusedUrl() } },
+      { policy: 'prefer-edge', edge: { url: await unusedUrl() }, thresholds: relaxed },
       { deviceHost: createTestDeviceHost() },
     )
     const reference = await uninterrupted()
@@ -255,7 +261,7 @@ describe('edge down', () => {
 
   it('prefer-edge with the edge up answers from the edge', async () => {
     const client = createClient(
-      { policy: 'prefer-edge', edge: { url: edge.url } },
+      { policy: 'prefer-edge', edge: { url: edge.url }, thresholds: relaxed },
       { deviceHost: createTestDeviceHost() },
     )
     const result = await client.chat({ messages, maxTokens: 4 })

@@ -119,7 +119,10 @@ function trim(value: number): string {
 
 interface DeviceAssessment {
   /** The device can run the package (ignoring whether it may download it now). */
+  /** Nothing but speed stands in the way (see `slow`). */
   readonly canRun: boolean
+  /** The probe ran slower than the threshold: in words. */
+  readonly slow?: string
   readonly backend: DeviceBackend | undefined
   /** Why it can't, or notes on how it would run. */
   readonly problems: readonly string[]
@@ -179,11 +182,13 @@ function assessDevice(
     )
   }
 
-  // Speed: only a run on this device says; capability flags don't predict it.
+  // Speed: only a run on this device says; capability flags don't predict it. Slow is not
+  // broken: it sends requests elsewhere only when there is an elsewhere.
+  let slow: string | undefined
   if (capabilities.probeTokensPerSecond !== undefined) {
     const rate = capabilities.probeTokensPerSecond
     const min = thresholds.minDeviceTokensPerSecond
-    if (rate < min) problems.push(`probe ran at ${rate.toFixed(1)} tok/s < ${min} tok/s`)
+    if (rate < min) slow = `probe ran at ${rate.toFixed(1)} tok/s < ${min} tok/s`
     else facts.push(`probe ran at ${rate.toFixed(1)} tok/s ≥ ${min} tok/s`)
   }
 
@@ -213,7 +218,7 @@ function assessDevice(
       download = { possible: false, soft: true, why: `${what} and allowMeteredDownload is false` }
     }
   }
-  return { canRun: problems.length === 0, backend, problems, facts, download }
+  return { canRun: problems.length === 0, backend, problems, facts, download, ...(slow ? { slow } : {}) }
 }
 
 function validatePolicy(policy: unknown): asserts policy is RoutePolicy {
@@ -248,13 +253,17 @@ export function decideRoute(
         ? 'the edge is unreachable'
         : 'the edge is available'
 
-  // Why the device can't, as one clause: the missing backend first, then memory, then speed.
-  const deviceWhyNot = device.problems.length > 0 ? joinClauses(device.problems, device.facts) : undefined
+  // Why the device can't, as one clause (the missing backend first, then memory, then speed);
+  // `deviceCannot` only for what rules it out, `deviceWhyNot` also when it is merely slow.
+  const allProblems = device.slow ? [...device.problems, device.slow] : device.problems
+  const deviceCannot = device.problems.length > 0 ? joinClauses(allProblems, device.facts) : undefined
+  const deviceWhyNot = allProblems.length > 0 ? joinClauses(allProblems, device.facts) : undefined
   const running = device.backend ? ` on ${device.backend}` : ''
   const cachedWhy = packageInfo.cached
     ? 'the package is cached'
     : `the package (${formatBytes(packageInfo.downloadBytes)}) is not cached`
-  const factsSuffix = device.facts.length > 0 ? ` (${device.facts.join('; ')})` : ''
+  const notes = device.slow ? [...device.facts, device.slow] : device.facts
+  const factsSuffix = notes.length > 0 ? ` (${notes.join('; ')})` : ''
 
   const deviceNow = (prefix: string, fallback?: 'edge'): RouteDecision => ({
     route: 'device',
@@ -280,8 +289,8 @@ export function decideRoute(
         : none(`policy edge-only but ${edgeWhy}: configure edge.url or choose another policy`)
 
     case 'device-only': {
-      if (deviceWhyNot)
-        return none(`policy device-only but the device can't run the package: ${deviceWhyNot}`)
+      if (deviceCannot)
+        return none(`policy device-only but the device can't run the package: ${deviceCannot}`)
       if (packageInfo.cached) return deviceNow('policy device-only: ')
       if (!device.download.possible && !device.download.soft) {
         return none(`policy device-only but ${device.download.why}`)
@@ -291,7 +300,7 @@ export function decideRoute(
 
     case 'prefer-edge': {
       const deviceFallback =
-        !deviceWhyNot && (packageInfo.cached || device.download.possible || device.download.soft)
+        !deviceCannot && (packageInfo.cached || device.download.possible || device.download.soft)
       if (edgeUsable) {
         return {
           route: 'edge',
@@ -299,8 +308,8 @@ export function decideRoute(
           ...(deviceFallback ? { fallback: 'device' as const } : {}),
         }
       }
-      if (deviceWhyNot)
-        return none(`policy prefer-edge: ${edgeWhy} and the device can't run the package: ${deviceWhyNot}`)
+      if (deviceCannot)
+        return none(`policy prefer-edge: ${edgeWhy} and the device can't run the package: ${deviceCannot}`)
       if (packageInfo.cached)
         return deviceNow(`policy prefer-edge but ${edgeWhy}, falling back to the device: `)
       if (!device.download.possible && !device.download.soft) {
@@ -312,12 +321,12 @@ export function decideRoute(
     default: {
       // prefer-device: the device when it can, the edge while it can't yet, the edge as the safety net.
       const fallback = edgeUsable ? ('edge' as const) : undefined
-      if (deviceWhyNot) {
-        return edgeUsable
-          ? { route: 'edge', reason: `${deviceWhyNot}: answering from the edge` }
-          : none(`the device can't run the package (${deviceWhyNot}) and ${edgeWhy}`)
-      }
-      if (packageInfo.cached) return deviceNow('', fallback)
+      if (deviceWhyNot && edgeUsable)
+        return { route: 'edge', reason: `${deviceWhyNot}: answering from the edge` }
+      if (deviceCannot) return none(`the device can't run the package (${deviceCannot}) and ${edgeWhy}`)
+      // Slow but working, and nowhere else to go: the device it is (the reason says it is slow).
+      const prefix = device.slow ? `${edgeWhy}, so the device answers even though it is slow: ` : ''
+      if (packageInfo.cached) return deviceNow(prefix, fallback)
       if (device.download.possible) {
         // Never make the user wait for a download while an edge can answer.
         return edgeUsable
