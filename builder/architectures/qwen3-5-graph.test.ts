@@ -271,7 +271,8 @@ describe('Qwen3.5 q8 graph (int8 DynamicQuantizeMatMul, the WASM format)', () =>
       // model amplifies any perturbation, so this is a figure, not a bound.
       const reference = await fp32.run(tokens)
       let agree = 0
-      for (let t = 0; t < tokens.length; t++) if (argmaxAt(a.logits, t) === argmaxAt(reference.logits, t)) agree++
+      for (let t = 0; t < tokens.length; t++)
+        if (argmaxAt(a.logits, t) === argmaxAt(reference.logits, t)) agree++
       console.log(`qwen3.5 tiny q8 (WASM) vs fp32 top-1 agreement: ${agree}/${tokens.length}`)
     } finally {
       await onWasm.release()

@@ -281,7 +281,12 @@ export function buildQwen35Decoder(
   // positions only, 0 = all. A prefill that feeds 1 skips the [S, vocab] head matmul it would
   // throw away (130 GFLOP for 512 tokens at the 0.8B shape).
   const keep = g.input('num_logits_to_keep', 'int64', [])
-  const kept = g.node('Slice', [x, g.node('Neg', [g.node('Reshape', [keep, w.int64([1])])]), w.int64([Number.MAX_SAFE_INTEGER]), w.int64([1])])
+  const kept = g.node('Slice', [
+    x,
+    g.node('Neg', [g.node('Reshape', [keep, w.int64([1])])]),
+    w.int64([Number.MAX_SAFE_INTEGER]),
+    w.int64([1]),
+  ])
   const final = w.zeroCentredNorm(kept, 'model.norm.weight')
   const headName = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'
   const logits = w.linear(final, headName, config.vocabSize, hidden)

@@ -87,7 +87,8 @@ export function qwen35CacheBytes(config: Qwen35Config): { perToken: number; fixe
 export async function writeQwen35Package(options: WriteQwen35PackageOptions): Promise<PackageManifest> {
   const { outDir, config, weights } = options
   const dtypes = options.dtypes ?? ['fp32']
-  if (dtypes.length === 0) throw new Error('writeQwen35Package: "dtypes" must list at least one of fp32, q4, q8')
+  if (dtypes.length === 0)
+    throw new Error('writeQwen35Package: "dtypes" must list at least one of fp32, q4, q8')
   for (const dtype of dtypes)
     if (!(dtype in suffixes))
       throw new Error(`writeQwen35Package: dtype "${dtype}" is not supported: use fp32, q4 or q8`)
@@ -108,7 +109,8 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     }
   }
   for (const [path, contents] of Object.entries(options.extraFiles ?? {})) {
-    if (path.includes('..') || path.startsWith('/')) throw new Error(`writeQwen35Package: extra file "${path}" must be a relative path inside the package`)
+    if (path.includes('..') || path.startsWith('/'))
+      throw new Error(`writeQwen35Package: extra file "${path}" must be a relative path inside the package`)
     await writeFile(join(outDir, path), contents)
     files.push(path)
   }

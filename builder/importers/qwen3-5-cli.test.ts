@@ -32,13 +32,25 @@ function ondevice(args: string[]) {
 const ids = [151644, 872, 198, 9707, 0, 11, 1246, 30, 151645]
 
 function expectReferenceLogits(packageDir: string, model: Qwen35Model): void {
-  const printed = ondevice(['logits', '--model', packageDir, '--ids', ids.join(','), '--dtype', 'fp32', '--json'])
+  const printed = ondevice([
+    'logits',
+    '--model',
+    packageDir,
+    '--ids',
+    ids.join(','),
+    '--dtype',
+    'fp32',
+    '--json',
+  ])
   expect(printed.code, printed.stderr).toBe(0)
   const result = JSON.parse(printed.stdout) as { logits: number[]; vocabularySize: number }
-  const expected = qwen35Forward(model, ids, createQwen35State(model.config), { logits: 'last' })[0] as Float32Array
+  const expected = qwen35Forward(model, ids, createQwen35State(model.config), {
+    logits: 'last',
+  })[0] as Float32Array
   expect(result.vocabularySize).toBe(expected.length)
   let worst = 0
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs((result.logits[i] as number) - (expected[i] as number)))
+  for (let i = 0; i < expected.length; i++)
+    worst = Math.max(worst, Math.abs((result.logits[i] as number) - (expected[i] as number)))
   expect(worst).toBeLessThan(1e-4)
 }
 
@@ -66,12 +78,29 @@ describe('ondevice with Qwen3.5', () => {
       })),
     )
     const { architectures: _, ...textConfig } = qwen35ConfigJson(config)
-    writeFileSync(join(checkpoint, 'config.json'), JSON.stringify({ architectures: ['Qwen3_5ForConditionalGeneration'], model_type: 'qwen3_5', text_config: textConfig }))
+    writeFileSync(
+      join(checkpoint, 'config.json'),
+      JSON.stringify({
+        architectures: ['Qwen3_5ForConditionalGeneration'],
+        model_type: 'qwen3_5',
+        text_config: textConfig,
+      }),
+    )
     const tokenizer = await readQwen3TokenizerFiles()
     writeFileSync(join(checkpoint, 'tokenizer.json'), tokenizer.tokenizerJson)
     writeFileSync(join(checkpoint, 'tokenizer_config.json'), tokenizer.tokenizerConfigJson)
     const out = join(root, 'converted')
-    const converted = ondevice(['convert', '--from', 'safetensors', '--in', checkpoint, '--out', out, '--dtype', 'fp32'])
+    const converted = ondevice([
+      'convert',
+      '--from',
+      'safetensors',
+      '--in',
+      checkpoint,
+      '--out',
+      out,
+      '--dtype',
+      'fp32',
+    ])
     expect(converted.code, converted.stderr).toBe(0)
     expectReferenceLogits(out, { config, weights })
   })

@@ -26,9 +26,14 @@ function writeCheckpointFile(path: string, tensors: [string, Qwen35Tensor, Dtype
   writeSafetensors(
     path,
     tensors.map(([name, tensor, dtype]) => {
-      const words = new Uint32Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength))
+      const words = new Uint32Array(
+        tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength),
+      )
       // bfloat16: the top 16 bits of the fp32 pattern (the expected model uses the same numbers).
-      const data = dtype === 'F32' ? new Uint8Array(words.buffer) : new Uint8Array(Uint16Array.from(words, (w) => w >>> 16).buffer)
+      const data =
+        dtype === 'F32'
+          ? new Uint8Array(words.buffer)
+          : new Uint8Array(Uint16Array.from(words, (w) => w >>> 16).buffer)
       return { name, dtype, shape: tensor.shape, data }
     }),
     { format: 'pt' },
@@ -40,9 +45,13 @@ const tokens = [3, 77, 120, 5, 301, 42, 42, 9, 250, 1, 17, 383]
 
 describe('Qwen3.5 safetensors importer', () => {
   it('maps checkpoint names to the text model and drops the vision tower and MTP head', () => {
-    expect(qwen35TextTensorName('model.language_model.layers.0.linear_attn.A_log')).toBe('model.layers.0.linear_attn.A_log')
+    expect(qwen35TextTensorName('model.language_model.layers.0.linear_attn.A_log')).toBe(
+      'model.layers.0.linear_attn.A_log',
+    )
     expect(qwen35TextTensorName('model.language_model.embed_tokens.weight')).toBe('model.embed_tokens.weight')
-    expect(qwen35TextTensorName('model.layers.3.self_attn.q_proj.weight')).toBe('model.layers.3.self_attn.q_proj.weight')
+    expect(qwen35TextTensorName('model.layers.3.self_attn.q_proj.weight')).toBe(
+      'model.layers.3.self_attn.q_proj.weight',
+    )
     expect(qwen35TextTensorName('lm_head.weight')).toBe('lm_head.weight')
     expect(qwen35TextTensorName('model.visual.blocks.0.attn.qkv.weight')).toBeUndefined()
     expect(qwen35TextTensorName('mtp.fc.weight')).toBeUndefined()
@@ -57,12 +66,25 @@ describe('Qwen3.5 safetensors importer', () => {
     for (const [name, tensor] of weights) {
       const dtype: Dtype = name.endsWith('norm.weight') ? 'BF16' : 'F32'
       if (dtype === 'BF16') {
-        const words = new Uint32Array(tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength))
-        expectedWeights.set(name, { shape: tensor.shape, data: fromBfloat16(Uint16Array.from(words, (w) => w >>> 16)) })
+        const words = new Uint32Array(
+          tensor.data.buffer.slice(tensor.data.byteOffset, tensor.data.byteOffset + tensor.data.byteLength),
+        )
+        expectedWeights.set(name, {
+          shape: tensor.shape,
+          data: fromBfloat16(Uint16Array.from(words, (w) => w >>> 16)),
+        })
       }
-      tensors.push([name === 'lm_head.weight' ? name : name.replace(/^model\./, 'model.language_model.'), tensor, dtype])
+      tensors.push([
+        name === 'lm_head.weight' ? name : name.replace(/^model\./, 'model.language_model.'),
+        tensor,
+        dtype,
+      ])
     }
-    tensors.push(['model.visual.blocks.0.attn.qkv.weight', { shape: [4, 4], data: new Float32Array(16) }, 'F32'])
+    tensors.push([
+      'model.visual.blocks.0.attn.qkv.weight',
+      { shape: [4, 4], data: new Float32Array(16) },
+      'F32',
+    ])
     tensors.push(['mtp.fc.weight', { shape: [2, 2], data: new Float32Array(4) }, 'F32'])
     const checkpoint = join(folder, 'multimodal')
     mkdirSync(checkpoint, { recursive: true })
@@ -71,12 +93,26 @@ describe('Qwen3.5 safetensors importer', () => {
     writeCheckpointFile(join(checkpoint, 'model-00002-of-00002.safetensors'), tensors.slice(20))
     writeFileSync(
       join(checkpoint, 'model.safetensors.index.json'),
-      JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(tensors.map(([name], i) => [name, i < 20 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors'])) }),
+      JSON.stringify({
+        metadata: {},
+        weight_map: Object.fromEntries(
+          tensors.map(([name], i) => [
+            name,
+            i < 20 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors',
+          ]),
+        ),
+      }),
     )
     const { architectures: _, ...textConfig } = qwen35ConfigJson(config)
     writeFileSync(
       join(checkpoint, 'config.json'),
-      JSON.stringify({ architectures: ['Qwen3_5ForConditionalGeneration'], model_type: 'qwen3_5', tie_word_embeddings: false, text_config: textConfig, vision_config: { depth: 1 } }),
+      JSON.stringify({
+        architectures: ['Qwen3_5ForConditionalGeneration'],
+        model_type: 'qwen3_5',
+        tie_word_embeddings: false,
+        text_config: textConfig,
+        vision_config: { depth: 1 },
+      }),
     )
     writeFileSync(join(checkpoint, 'chat_template.jinja'), '{{ messages[0].content }}')
 
@@ -92,7 +128,11 @@ describe('Qwen3.5 safetensors importer', () => {
       const expected = qwen35Forward({ config, weights: expectedWeights }, tokens, createQwen35State(config))
       const result = await runner.run(tokens)
       let max = 0
-      expected.forEach((row, t) => row.forEach((v, j) => { max = Math.max(max, Math.abs(v - (result.logits[t * vocabularySize + j] as number))) }))
+      expected.forEach((row, t) => {
+        row.forEach((v, j) => {
+          max = Math.max(max, Math.abs(v - (result.logits[t * vocabularySize + j] as number)))
+        })
+      })
       expect(max).toBeLessThan(1e-4)
     } finally {
       await runner.release()
@@ -104,17 +144,24 @@ describe('Qwen3.5 safetensors importer', () => {
     const weights = randomQwen35Weights(config, 12)
     const checkpoint = join(folder, 'text')
     mkdirSync(checkpoint, { recursive: true })
-    writeCheckpointFile(join(checkpoint, 'model.safetensors'), [...weights].map(([name, tensor]) => [name, tensor, 'F32']))
+    writeCheckpointFile(
+      join(checkpoint, 'model.safetensors'),
+      [...weights].map(([name, tensor]) => [name, tensor, 'F32']),
+    )
     writeFileSync(join(checkpoint, 'config.json'), JSON.stringify(qwen35ConfigJson(config)))
     const outDir = join(folder, 'text-package')
     await convertQwen35Checkpoint({ checkpointDir: checkpoint, outDir, dtypes: ['fp32'] })
     const runner = await Qwen35OrtRunner.open(ortNode, outDir)
     try {
-      const expected = qwen35Forward({ config, weights }, tokens, createQwen35State(config), { logits: 'last' })[0] as Float32Array
+      const expected = qwen35Forward({ config, weights }, tokens, createQwen35State(config), {
+        logits: 'last',
+      })[0] as Float32Array
       const result = await runner.run(tokens)
       const last = result.logits.subarray((tokens.length - 1) * vocabularySize)
       let max = 0
-      expected.forEach((v, j) => { max = Math.max(max, Math.abs(v - (last[j] as number))) })
+      expected.forEach((v, j) => {
+        max = Math.max(max, Math.abs(v - (last[j] as number)))
+      })
       expect(max).toBeLessThan(1e-4)
     } finally {
       await runner.release()
@@ -126,8 +173,15 @@ describe('Qwen3.5 safetensors importer', () => {
     const weights = randomQwen35Weights(config, 13)
     const checkpoint = join(folder, 'broken')
     mkdirSync(checkpoint, { recursive: true })
-    writeCheckpointFile(join(checkpoint, 'model.safetensors'), [...weights].filter(([name]) => !name.endsWith('layers.1.linear_attn.A_log')).map(([name, tensor]) => [name, tensor, 'F32']))
+    writeCheckpointFile(
+      join(checkpoint, 'model.safetensors'),
+      [...weights]
+        .filter(([name]) => !name.endsWith('layers.1.linear_attn.A_log'))
+        .map(([name, tensor]) => [name, tensor, 'F32']),
+    )
     writeFileSync(join(checkpoint, 'config.json'), JSON.stringify(qwen35ConfigJson(config)))
-    await expect(readQwen35Checkpoint(checkpoint)).rejects.toThrow(/"model\.layers\.1\.linear_attn\.A_log" is missing/)
+    await expect(readQwen35Checkpoint(checkpoint)).rejects.toThrow(
+      /"model\.layers\.1\.linear_attn\.A_log" is missing/,
+    )
   })
 })

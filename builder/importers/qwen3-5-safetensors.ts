@@ -9,12 +9,22 @@ import { join } from 'node:path'
 import type { PackageManifest } from '../../core/model-package.ts'
 import { parseQwen35Config, type Qwen35Config } from '../architectures/qwen3-5-config.ts'
 import { type Qwen35PackageDtype, writeQwen35Package } from '../architectures/qwen3-5-package.ts'
-import { type Qwen35Tensor, qwen35WeightShapes, validateQwen35Weights } from '../architectures/qwen3-5-reference.ts'
+import {
+  type Qwen35Tensor,
+  qwen35WeightShapes,
+  validateQwen35Weights,
+} from '../architectures/qwen3-5-reference.ts'
 import { SafetensorsFile } from './safetensors.ts'
 
 /** The text model's name for a checkpoint tensor, or undefined for tensors that are not part of it. */
 export function qwen35TextTensorName(name: string): string | undefined {
-  if (name.startsWith('model.visual.') || name.startsWith('visual.') || name.startsWith('mtp.') || name.startsWith('model.mtp.')) return undefined
+  if (
+    name.startsWith('model.visual.') ||
+    name.startsWith('visual.') ||
+    name.startsWith('mtp.') ||
+    name.startsWith('model.mtp.')
+  )
+    return undefined
   if (name.startsWith('model.language_model.')) return `model.${name.slice('model.language_model.'.length)}`
   if (name.startsWith('language_model.model.')) return `model.${name.slice('language_model.model.'.length)}`
   if (name === 'language_model.lm_head.weight') return 'lm_head.weight'
@@ -31,7 +41,9 @@ export async function readQwen35Checkpoint(folder: string): Promise<Qwen35Checkp
   const config = parseQwen35Config(JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as unknown)
   let files = ['model.safetensors']
   try {
-    const index = JSON.parse(await readFile(join(folder, 'model.safetensors.index.json'), 'utf8')) as { weight_map?: Record<string, string> }
+    const index = JSON.parse(await readFile(join(folder, 'model.safetensors.index.json'), 'utf8')) as {
+      weight_map?: Record<string, string>
+    }
     if (index.weight_map) files = [...new Set(Object.values(index.weight_map))]
   } catch {
     // No index: a single model.safetensors.
@@ -67,21 +79,42 @@ export interface ConvertQwen35Options {
 /** Converts a checkpoint folder to a package; tokenizer files present in the checkpoint are carried over. */
 export async function convertQwen35Checkpoint(options: ConvertQwen35Options): Promise<PackageManifest> {
   const { config, weights } = await readQwen35Checkpoint(options.checkpointDir)
-  const exists = async (name: string) => stat(join(options.checkpointDir, name)).then(() => true, () => false)
-  const tokenizerJson = (await exists('tokenizer.json')) ? await readFile(join(options.checkpointDir, 'tokenizer.json'), 'utf8') : undefined
-  const tokenizerConfigJson = (await exists('tokenizer_config.json')) ? await readFile(join(options.checkpointDir, 'tokenizer_config.json'), 'utf8') : undefined
+  const exists = async (name: string) =>
+    stat(join(options.checkpointDir, name)).then(
+      () => true,
+      () => false,
+    )
+  const tokenizerJson = (await exists('tokenizer.json'))
+    ? await readFile(join(options.checkpointDir, 'tokenizer.json'), 'utf8')
+    : undefined
+  const tokenizerConfigJson = (await exists('tokenizer_config.json'))
+    ? await readFile(join(options.checkpointDir, 'tokenizer_config.json'), 'utf8')
+    : undefined
   let generationConfig: Record<string, unknown> | undefined
-  if (await exists('generation_config.json')) generationConfig = JSON.parse(await readFile(join(options.checkpointDir, 'generation_config.json'), 'utf8')) as Record<string, unknown>
+  if (await exists('generation_config.json'))
+    generationConfig = JSON.parse(
+      await readFile(join(options.checkpointDir, 'generation_config.json'), 'utf8'),
+    ) as Record<string, unknown>
   const manifest = await writeQwen35Package({
     outDir: options.outDir,
     config,
     weights,
     dtypes: options.dtypes ?? ['q4'],
-    ...(tokenizerJson !== undefined ? { tokenizer: { tokenizerJson, ...(tokenizerConfigJson !== undefined ? { tokenizerConfigJson } : {}) } } : {}),
+    ...(tokenizerJson !== undefined
+      ? {
+          tokenizer: { tokenizerJson, ...(tokenizerConfigJson !== undefined ? { tokenizerConfigJson } : {}) },
+        }
+      : {}),
     ...(options.name !== undefined ? { name: options.name } : {}),
     ...(generationConfig ? { generationConfig } : {}),
     // A separate chat template file travels as is (newer checkpoints keep it out of tokenizer_config.json).
-    ...((await exists('chat_template.jinja')) ? { extraFiles: { 'chat_template.jinja': await readFile(join(options.checkpointDir, 'chat_template.jinja'), 'utf8') } } : {}),
+    ...((await exists('chat_template.jinja'))
+      ? {
+          extraFiles: {
+            'chat_template.jinja': await readFile(join(options.checkpointDir, 'chat_template.jinja'), 'utf8'),
+          },
+        }
+      : {}),
   })
   return manifest
 }

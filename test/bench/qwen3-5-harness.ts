@@ -37,16 +37,26 @@ export class Qwen35OrtRunner {
   }
 
   /** Opens `onnx/embed_tokens{suffix}.onnx` and `onnx/decoder_model_merged{suffix}.onnx` of a package folder. */
-  static async open(ort: Ort, folder: string, suffix = '', options: OrtNode.InferenceSession.SessionOptions = {}): Promise<Qwen35OrtRunner> {
+  static async open(
+    ort: Ort,
+    folder: string,
+    suffix = '',
+    options: OrtNode.InferenceSession.SessionOptions = {},
+  ): Promise<Qwen35OrtRunner> {
     const load = async (name: string): Promise<Session> => {
       const path = join(folder, 'onnx', `${name}${suffix}.onnx`)
       // Over 2 GiB of weights cannot be one Node buffer: let onnxruntime-node read the files itself.
-      const dataBytes = await stat(`${path}_data`).then((s) => s.size, () => 0)
+      const dataBytes = await stat(`${path}_data`).then(
+        (s) => s.size,
+        () => 0,
+      )
       if (dataBytes >= 2 ** 31 - 1) return ort.InferenceSession.create(path, options)
       const model = new Uint8Array(await readFile(path))
       let externalData: { path: string; data: Uint8Array }[] = []
       try {
-        externalData = [{ path: `${name}${suffix}.onnx_data`, data: new Uint8Array(await readFile(`${path}_data`)) }]
+        externalData = [
+          { path: `${name}${suffix}.onnx_data`, data: new Uint8Array(await readFile(`${path}_data`)) },
+        ]
       } catch {
         // No external data: every weight is inline.
       }
@@ -61,7 +71,9 @@ export class Qwen35OrtRunner {
     this.position = 0
     for (const meta of this.decoder.inputMetadata) {
       if (!meta.isTensor || !/^past_/.test(meta.name)) continue
-      const dims = meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : /batch/.test(String(d)) ? 1 : 0))
+      const dims = meta.shape.map((d) =>
+        typeof d === 'number' && d >= 0 ? d : /batch/.test(String(d)) ? 1 : 0,
+      )
       const size = dims.reduce((a, b) => a * b, 1)
       this.past[meta.name] = new this.ort.Tensor('float32', new Float32Array(size), dims)
     }
@@ -71,16 +83,21 @@ export class Qwen35OrtRunner {
   async run(tokenIds: readonly number[], logitsToKeep = 0): Promise<Qwen35RunResult> {
     const { Tensor } = this.ort
     const length = tokenIds.length
-    const embedded = await this.embed.run({ input_ids: new Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, length]) })
+    const embedded = await this.embed.run({
+      input_ids: new Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, length]),
+    })
     const total = this.position + length
     const positions = new BigInt64Array(3 * length)
-    for (let row = 0; row < 3; row++) for (let t = 0; t < length; t++) positions[row * length + t] = BigInt(this.position + t)
+    for (let row = 0; row < 3; row++)
+      for (let t = 0; t < length; t++) positions[row * length + t] = BigInt(this.position + t)
     const outputs = await this.decoder.run({
       ...this.past,
       inputs_embeds: embedded.inputs_embeds as Tensor,
       attention_mask: new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
       position_ids: new Tensor('int64', positions, [3, 1, length]),
-      ...(this.decoder.inputNames.includes('num_logits_to_keep') ? { num_logits_to_keep: new Tensor('int64', BigInt64Array.from([BigInt(logitsToKeep)]), []) } : {}),
+      ...(this.decoder.inputNames.includes('num_logits_to_keep')
+        ? { num_logits_to_keep: new Tensor('int64', BigInt64Array.from([BigInt(logitsToKeep)]), []) }
+        : {}),
     })
     const next: Record<string, Tensor> = {}
     for (const [name, value] of Object.entries(outputs)) {
@@ -102,7 +119,9 @@ export class Qwen35OrtRunner {
 
   /** Current state tensors by past_* name (copies). */
   stateSnapshot(): Record<string, Float32Array> {
-    return Object.fromEntries(Object.entries(this.past).map(([name, value]) => [name, (value.data as Float32Array).slice()]))
+    return Object.fromEntries(
+      Object.entries(this.past).map(([name, value]) => [name, (value.data as Float32Array).slice()]),
+    )
   }
 
   async release(): Promise<void> {
