@@ -32,6 +32,7 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
   convert: { summary: 'Convert a llama2.c or Hugging Face safetensors checkpoint to a package', load: () => import('./commands/convert.ts') },
   inspect: { summary: "Show a package's architecture, dtypes, files and ONNX inputs/outputs", load: () => import('./commands/inspect.ts') },
   logits: { summary: "Print the last position's logits for token ids (check a conversion)", load: () => import('./commands/logits.ts') },
+  serve: { summary: 'Serve a model behind an OpenAI-compatible API on Node (the edge worker app)', load: () => import('./commands/serve.ts') },
 }
 
 export function version(): string {

@@ -2,7 +2,7 @@
 // generation slot, run core's generation loop on a pooled session, and answer as JSON or as
 // server-sent events. A client that goes away aborts the loop and frees the slot at once.
 import type { Context } from 'hono'
-import { ContextLengthError, InvalidArgumentError, OndeviceError, toOndeviceError } from '../core/errors.ts'
+import { AbortedError, ContextLengthError, InvalidArgumentError, OndeviceError, toOndeviceError } from '../core/errors.ts'
 import { generate } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import {
@@ -18,7 +18,7 @@ import {
 } from '../core/protocol.ts'
 import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
 import type { AppEnv } from './app.ts'
-import type { GenerationSlots } from './generation-slots.ts'
+import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import type { HostedModel, ModelHost } from './model-host.ts'
 import type { Limits } from './options.ts'
@@ -134,9 +134,26 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   else clientSignal.addEventListener('abort', onClientGone, { once: true })
 
   const queuedAt = Date.now()
-  let release: () => void
+  let finished = false
+  let session: ModelSession | undefined
+  let lease: SlotLease
   try {
-    release = await runtime.slots.acquire(abort.signal)
+    lease = await runtime.slots.acquire(abort.signal, () => {
+      // This generation stalled (on Workers: its request was cancelled and none of its code runs
+      // again). Its session may hold a half-run step, so it is dropped, not pooled.
+      if (finished) return
+      finished = true
+      state.fields.errorCode = 'stalled'
+      runtime.writeLog(c, 499)
+      void session?.dispose().catch(() => undefined)
+      try {
+        // Stops it if it is merely slow (Node). On Workers the signal belongs to the dead
+        // request, and touching it from another request throws.
+        abort.abort()
+      } catch {
+        // nothing more to stop
+      }
+    })
   } catch (error) {
     clientSignal.removeEventListener('abort', onClientGone)
     throw error
@@ -144,28 +161,33 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   state.fields.queuedMs = Date.now() - queuedAt
 
   const pool = runtime.poolFor(model)
-  let session: ModelSession
   try {
     session = await pool.take(promptTokenIds)
   } catch (error) {
-    release()
+    lease.release()
     clientSignal.removeEventListener('abort', onClientGone)
     throw toOndeviceError(error, 'backend_unavailable', true)
   }
+  const taken = session
 
-  let finished = false
   let healthy = true
+  let markSettled: () => void = () => undefined
+  const settled = new Promise<void>((resolve) => (markSettled = resolve))
+  keepAliveUntil(c, settled)
   const finish = () => {
     if (finished) return
     finished = true
     clientSignal.removeEventListener('abort', onClientGone)
-    void pool.give(session, healthy).finally(release)
+    void pool
+      .give(taken, healthy)
+      .finally(() => lease.release())
+      .finally(markSettled)
   }
 
-  const parts = generate(session, model.tokenizer, {
+  const parts = touching(lease, generate(taken, model.tokenizer, {
     ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
     signal: abort.signal,
-  })
+  }))
   const id = completionId()
   const created = Math.floor(Date.now() / 1000)
   const fingerprint = systemFingerprint(model, runtime.version)
@@ -175,6 +197,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       let last: FinishPart | undefined
       for await (const part of parts) if (part.type === 'finish') last = part
       if (!last) throw new OndeviceError('internal', 'The generation ended without a result.')
+      if (last.finishReason === 'abort') throw new AbortedError('The client disconnected; generation stopped.')
       recordFinish(state.fields, last)
       const response: ChatCompletionResponse = {
         id,
@@ -221,13 +244,35 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     ...extra,
   })
 
-  let status = 200
   const iterator: AsyncIterator<GenerationPart> = parts[Symbol.asyncIterator]()
   let started = false
-  let done = false
+  // Set once the stream has ended or was abandoned: nothing is enqueued after it, and the slot
+  // and log line are settled exactly once.
+  let closed = false
+  const settle = (status: number) => {
+    finish()
+    runtime.writeLog(c, status)
+  }
+  const abandon = () => {
+    if (closed) return
+    closed = true
+    state.fields.errorCode = 'aborted'
+    if (!abort.signal.aborted) abort.abort()
+    // A model step may be running: the session goes back to the pool only once the generator has
+    // really stopped (return() waits for a pending next() to settle first).
+    void Promise.resolve(iterator.return?.(undefined))
+      .catch(() => undefined)
+      .then(() => settle(499))
+  }
+  // The client went away (request signal on Node and on workerd with enable_request_signal, or
+  // the response stream cancelled): stop generating now and free the slot.
+  // It may have gone already (during the model load or the queue wait), before this listener.
+  if (abort.signal.aborted) abandon()
+  else abort.signal.addEventListener('abort', abandon, { once: true })
+
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (done) return
+      if (closed) return
       if (!started) {
         started = true
         controller.enqueue(event(chunk({ role: 'assistant', content: '' }, null)))
@@ -235,6 +280,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       }
       try {
         const next = await iterator.next()
+        if (closed) return
         if (next.done) throw new OndeviceError('internal', 'The generation ended without a result.')
         const part = next.value
         if (part.type === 'text-delta') {
@@ -245,6 +291,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
           }
           return
         }
+        closed = true
         recordFinish(state.fields, part)
         controller.enqueue(
           event(chunk({}, toFinishReason(part.finishReason), { ondevice: { token_ids: [...part.tokenIds], next_step: part.nextStep, ...seedOf(part) } })),
@@ -254,36 +301,27 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
           controller.enqueue(event({ ...chunk({}, null), choices: [], usage }))
         }
         controller.enqueue(encoder.encode('data: [DONE]\n\n'))
-        done = true
         controller.close()
-        finish()
-        runtime.writeLog(c, status)
+        settle(200)
       } catch (error) {
+        if (closed) return
+        closed = true
         // The status line is gone already: report the failure as an OpenAI error event (what
         // OpenAI's own clients understand mid-stream), then end the stream.
         healthy = isCleanStop(error)
         const mapped = toHttpError(error, state.requestId)
-        status = mapped.status
         state.fields.errorCode = mapped.code
-        done = true
-        if (!abort.signal.aborted) {
+        try {
           controller.enqueue(event(mapped.body))
           controller.close()
-        } else {
-          controller.error(error)
+        } catch {
+          // The stream is already gone; the log line still records the failure.
         }
-        finish()
-        runtime.writeLog(c, status)
+        settle(mapped.status)
       }
     },
-    async cancel(reason) {
-      // The client went away: stop generating now, free the slot, record it.
-      done = true
-      abort.abort(reason)
-      await iterator.return?.(undefined).catch(() => undefined)
-      state.fields.errorCode = 'aborted'
-      finish()
-      runtime.writeLog(c, 499)
+    cancel() {
+      abandon()
     },
   })
   return new Response(stream, {
@@ -310,4 +348,32 @@ function recordFinish(fields: RequestLogFields, part: FinishPart): void {
 
 function seedOf(part: FinishPart): { seed?: number } {
   return part.seed === undefined ? {} : { seed: part.seed }
+}
+
+/**
+ * Keeps the generation alive until it has released its slot and session. On Workers, a client
+ * disconnect cancels every task of its request, which would drop a model step mid-flight and
+ * leak the slot and session; `waitUntil` lets the loop see the abort and clean up. Node has no
+ * execution context and cancels nothing.
+ */
+function keepAliveUntil(c: Context<AppEnv>, settled: Promise<void>): void {
+  let context: { waitUntil(promise: Promise<unknown>): void } | undefined
+  try {
+    context = c.executionCtx
+  } catch {
+    return
+  }
+  context.waitUntil(settled)
+}
+
+/** Passes the parts through, marking the lease alive at every step. */
+async function* touching(lease: SlotLease, parts: AsyncGenerator<GenerationPart>): AsyncGenerator<GenerationPart> {
+  try {
+    for await (const part of parts) {
+      lease.touch()
+      yield part
+    }
+  } finally {
+    lease.touch()
+  }
 }

@@ -61,6 +61,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     maxConcurrent: integer(env, 'MAX_CONCURRENT', 1),
     maxQueue: integer(env, 'MAX_QUEUE', 0),
     queueTimeoutMs: integer(env, 'QUEUE_TIMEOUT_MS', 1),
+    stallTimeoutMs: integer(env, 'STALL_TIMEOUT_MS', 1),
   }
   return {
     apiKeys: parseApiKeys(text(env, 'API_KEYS')),

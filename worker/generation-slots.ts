@@ -2,6 +2,12 @@
 // session holds its own cache, so the isolate allows `maxConcurrent` generations, lets up to
 // `maxQueue` more wait their turn (first come, first served), and refuses the rest at once with
 // 429 rather than letting memory and latency grow without bound.
+//
+// A slot is a lease that its generation touches on every step. Workers may cancel a request
+// outright (client gone before its stream was read, CPU limit, the runtime judging it hung), and
+// then none of its code runs again, not even `finally`: its slot would be lost for the life of
+// the isolate. So a lease untouched for `stallTimeoutMs` is reclaimed by the next request that
+// needs a slot, and its owner is told (to discard the session it held).
 import { AbortedError, OndeviceError } from '../core/errors.ts'
 
 export interface GenerationSlotsOptions {
@@ -9,34 +15,91 @@ export interface GenerationSlotsOptions {
   readonly maxQueue: number
   /** How long a request may wait in the queue before it is refused (429). */
   readonly queueTimeoutMs: number
+  /** A lease untouched this long is considered dead and reclaimed. Default 60 s. */
+  readonly stallTimeoutMs?: number
+  readonly now?: () => number
+}
+
+export interface SlotLease {
+  /** Gives the slot back (idempotent; a no-op once reclaimed). */
+  release(): void
+  /** Marks progress, so the lease is not taken for a dead one. */
+  touch(): void
+  /** True once the slot was taken back because the lease stalled. */
+  readonly reclaimed: boolean
 }
 
 export interface GenerationSlots {
-  /** Resolves with a release function once a slot is free; throws `overloaded` or `aborted`. */
-  acquire(signal?: AbortSignal): Promise<() => void>
+  /**
+   * Resolves with a lease once a slot is free; throws `overloaded` (queue full or waited too
+   * long) or `aborted`. `onReclaim` runs if the lease is ever reclaimed as stalled.
+   */
+  acquire(signal?: AbortSignal, onReclaim?: () => void): Promise<SlotLease>
   readonly active: number
   readonly queued: number
 }
 
 interface Waiter {
-  grant(): void
+  grant(lease: Lease): void
+}
+
+interface Lease extends SlotLease {
+  lastActivity: number
+  onReclaim: (() => void) | undefined
+  reclaim(): void
 }
 
 export function createGenerationSlots(options: GenerationSlotsOptions): GenerationSlots {
   const { maxConcurrent, maxQueue, queueTimeoutMs } = options
-  let active = 0
+  const stallTimeoutMs = options.stallTimeoutMs ?? 60_000
+  const now = options.now ?? (() => Date.now())
+  const leases = new Set<Lease>()
   const waiters: Waiter[] = []
 
-  const makeRelease = () => {
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      const next = waiters.shift()
-      // Hand the slot straight to the next waiter so a newcomer cannot overtake the queue.
-      if (next) next.grant()
-      else active--
+  // Hands a freed slot straight to the next waiter, so a newcomer cannot overtake the queue.
+  const handOver = () => {
+    const next = waiters.shift()
+    if (next) next.grant(createLease())
+  }
+
+  function createLease(): Lease {
+    let done = false
+    let reclaimed = false
+    const lease: Lease = {
+      lastActivity: now(),
+      onReclaim: undefined,
+      get reclaimed() {
+        return reclaimed
+      },
+      touch() {
+        lease.lastActivity = now()
+      },
+      release() {
+        if (done) return
+        done = true
+        leases.delete(lease)
+        handOver()
+      },
+      reclaim() {
+        if (done) return
+        done = true
+        reclaimed = true
+        leases.delete(lease)
+        try {
+          lease.onReclaim?.()
+        } catch {
+          // The owner's cleanup is best effort; the slot is free either way.
+        }
+        handOver()
+      },
     }
+    leases.add(lease)
+    return lease
+  }
+
+  const reclaimStalled = () => {
+    const limit = now() - stallTimeoutMs
+    for (const lease of [...leases]) if (lease.lastActivity < limit) lease.reclaim()
   }
 
   const overloaded = (message: string) =>
@@ -45,24 +108,25 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
       retryAfterSeconds: Math.max(1, Math.ceil(queueTimeoutMs / 1000 / 2)),
     })
 
+  const withOwner = (lease: Lease, onReclaim: (() => void) | undefined): SlotLease => {
+    lease.onReclaim = onReclaim
+    return lease
+  }
+
   return {
     get active() {
-      return active
+      return leases.size
     },
     get queued() {
       return waiters.length
     },
-    acquire(signal) {
+    acquire(signal, onReclaim) {
       if (signal?.aborted) return Promise.reject(new AbortedError('The client disconnected before generation started.'))
-      if (active < maxConcurrent) {
-        active++
-        return Promise.resolve(makeRelease())
-      }
+      if (leases.size >= maxConcurrent) reclaimStalled()
+      if (leases.size < maxConcurrent) return Promise.resolve(withOwner(createLease(), onReclaim))
       if (waiters.length >= maxQueue) {
         return Promise.reject(
-          overloaded(
-            `The server is busy (${active} generations running, ${waiters.length} queued). Retry after the Retry-After delay.`,
-          ),
+          overloaded(`The server is busy (${leases.size} generations running, ${waiters.length} queued). Retry after the Retry-After delay.`),
         )
       }
       return new Promise((resolve, reject) => {
@@ -70,12 +134,18 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
           const index = waiters.indexOf(waiter)
           if (index >= 0) waiters.splice(index, 1)
           clearTimeout(timer)
+          clearInterval(poll)
           signal?.removeEventListener('abort', onAbort)
         }
         const waiter: Waiter = {
-          grant() {
+          grant(lease) {
             leave()
-            resolve(makeRelease())
+            if (signal?.aborted) {
+              lease.release()
+              reject(new AbortedError('The client disconnected while waiting for a generation slot.'))
+              return
+            }
+            resolve(withOwner(lease, onReclaim))
           },
         }
         const onAbort = () => {
@@ -86,6 +156,8 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
           leave()
           reject(overloaded(`Waited ${queueTimeoutMs} ms for a generation slot without getting one. Retry later.`))
         }, queueTimeoutMs)
+        // Waiters run in live requests, so they are the ones that notice a dead lease.
+        const poll = setInterval(reclaimStalled, Math.min(1000, stallTimeoutMs))
         signal?.addEventListener('abort', onAbort, { once: true })
         waiters.push(waiter)
       })

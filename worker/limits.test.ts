@@ -58,31 +58,31 @@ describe('in-isolate rate limiter', () => {
 describe('generation slots', () => {
   it('runs maxConcurrent, queues maxQueue in order, refuses the rest with overloaded', async () => {
     const slots = createGenerationSlots({ maxConcurrent: 1, maxQueue: 2, queueTimeoutMs: 10_000 })
-    const releaseFirst = await slots.acquire()
+    const first = await slots.acquire()
     const order: number[] = []
-    const second = slots.acquire().then((release) => {
+    const second = slots.acquire().then((lease) => {
       order.push(2)
-      return release
+      return lease
     })
-    const third = slots.acquire().then((release) => {
+    const third = slots.acquire().then((lease) => {
       order.push(3)
-      return release
+      return lease
     })
     const refused = await slots.acquire().catch((error: unknown) => error)
     expect((refused as OndeviceError).code).toBe('overloaded')
     expect((refused as OndeviceError).retryAfterSeconds).toBeGreaterThan(0)
     expect(slots.queued).toBe(2)
-    releaseFirst()
-    releaseFirst() // a second release of the same slot is ignored
-    ;(await second)()
-    ;(await third)()
+    first.release()
+    first.release() // a second release of the same slot is ignored
+    ;(await second).release()
+    ;(await third).release()
     expect(order).toEqual([2, 3])
     expect(slots.active).toBe(0)
   })
 
   it('lets a waiter leave on abort or timeout without taking a slot', async () => {
     const slots = createGenerationSlots({ maxConcurrent: 1, maxQueue: 4, queueTimeoutMs: 50 })
-    const release = await slots.acquire()
+    const lease = await slots.acquire()
     const controller = new AbortController()
     const aborted = slots.acquire(controller.signal).catch((error: unknown) => error)
     controller.abort()
@@ -90,7 +90,27 @@ describe('generation slots', () => {
     const timedOut = await slots.acquire().catch((error: unknown) => error)
     expect((timedOut as OndeviceError).code).toBe('overloaded')
     expect(slots.queued).toBe(0)
-    release()
+    lease.release()
+    expect(slots.active).toBe(0)
+  })
+
+  it('reclaims a lease that stopped making progress and tells its owner', async () => {
+    let now = 0
+    const slots = createGenerationSlots({ maxConcurrent: 1, maxQueue: 0, queueTimeoutMs: 1000, stallTimeoutMs: 5000, now: () => now })
+    let reclaimed = 0
+    const dead = await slots.acquire(undefined, () => reclaimed++)
+    now = 4000
+    dead.touch()
+    now = 8000
+    // Touched 4 s ago: still alive, so the newcomer is refused.
+    expect(((await slots.acquire().catch((error: unknown) => error)) as OndeviceError).code).toBe('overloaded')
+    now = 9500
+    const next = await slots.acquire()
+    expect(reclaimed).toBe(1)
+    expect(dead.reclaimed).toBe(true)
+    dead.release() // the dead owner's late release changes nothing
+    expect(slots.active).toBe(1)
+    next.release()
     expect(slots.active).toBe(0)
   })
 })

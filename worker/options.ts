@@ -20,6 +20,11 @@ export interface Limits {
   readonly maxQueue: number
   /** How long a request waits for a slot before 429. Default 30 s. */
   readonly queueTimeoutMs: number
+  /**
+   * A generation that makes no progress this long is presumed dead and its slot reclaimed (Workers
+   * can cancel a request without running any of its cleanup). Default 60 s.
+   */
+  readonly stallTimeoutMs: number
 }
 
 export const defaultLimits: Limits = {
@@ -30,6 +35,7 @@ export const defaultLimits: Limits = {
   maxConcurrent: 1,
   maxQueue: 16,
   queueTimeoutMs: 30_000,
+  stallTimeoutMs: 60_000,
 }
 
 export interface AppOptions {
@@ -71,6 +77,7 @@ export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   positiveInteger('maxConcurrent', resolved.maxConcurrent)
   positiveInteger('maxQueue', resolved.maxQueue, true)
   positiveInteger('queueTimeoutMs', resolved.queueTimeoutMs)
+  positiveInteger('stallTimeoutMs', resolved.stallTimeoutMs)
   return resolved
 }
 

@@ -48,15 +48,54 @@ export function r2PackageReader(bucket: R2BucketLike, prefix: string): PackageRe
   })
 }
 
-/** Package files deployed as static assets under `prefix` (each file at most 25 MiB on Workers). */
+/** Written next to a file too large for one static asset: how to put its chunks back together. */
+export interface ChunkIndex {
+  readonly bytes: number
+  readonly chunks: readonly { readonly path: string; readonly bytes: number }[]
+}
+
+/** `onnx/model.onnx_data` → `onnx/model.onnx_data.chunks.json` (and `.chunk-0`, `.chunk-1`, ...). */
+export const chunkIndexPath = (path: string): string => `${path}.chunks.json`
+
+/**
+ * Package files deployed as static assets under `prefix`. Workers cap one asset at 25 MiB, so
+ * `prepareAssetsPackage` (worker/prepare-assets.ts) splits larger files into chunks with an index;
+ * this reader joins them back, and verification then checks the whole file against the manifest.
+ */
 export function assetsPackageReader(assets: FetcherLike, prefix: string): PackageReader {
   const where = `static assets path '/${prefix.replace(/^\/+/, '')}'`
-  return readerFromBytes(async (path) => {
+  const get = async (path: string): Promise<Response> => {
     // The host part is ignored by the assets binding; only the path selects the file.
     const response = await assets.fetch(new Request(`https://assets.invalid/${joinPrefix(prefix, path)}`))
-    if (response.status === 404) throw missing(path, where)
-    if (!response.ok) throw new StoreError('download_failed', `Reading ${path} from ${where} failed with HTTP ${response.status}.`, { isRetryable: true })
-    return new Uint8Array(await response.arrayBuffer())
+    if (!response.ok && response.status !== 404) {
+      throw new StoreError('download_failed', `Reading ${path} from ${where} failed with HTTP ${response.status}.`, { isRetryable: true })
+    }
+    return response
+  }
+  return readerFromBytes(async (path) => {
+    const whole = await get(path)
+    if (whole.ok) return new Uint8Array(await whole.arrayBuffer())
+    const indexResponse = await get(chunkIndexPath(path))
+    if (!indexResponse.ok) throw missing(path, where)
+    const index = (await indexResponse.json()) as ChunkIndex
+    if (!Array.isArray(index.chunks) || typeof index.bytes !== 'number') {
+      throw new ModelError('model_invalid', `${chunkIndexPath(path)} in ${where} is not a chunk index; prepare the assets again.`)
+    }
+    const bytes = new Uint8Array(index.bytes)
+    let offset = 0
+    // One chunk at a time: only the joined file and one chunk are in memory at once.
+    for (const chunk of index.chunks) {
+      const response = await get(chunk.path)
+      if (!response.ok) throw missing(chunk.path, where)
+      const part = new Uint8Array(await response.arrayBuffer())
+      if (part.byteLength !== chunk.bytes || offset + part.byteLength > bytes.byteLength) {
+        throw new StoreError('integrity_failed', `${chunk.path} in ${where} has ${part.byteLength} bytes; its index says ${chunk.bytes}. Prepare the assets again.`)
+      }
+      bytes.set(part, offset)
+      offset += part.byteLength
+    }
+    if (offset !== bytes.byteLength) throw new StoreError('integrity_failed', `The chunks of ${path} in ${where} add up to ${offset} bytes, not ${bytes.byteLength}.`)
+    return bytes
   })
 }
 

@@ -1,0 +1,116 @@
+// `ondevice serve`: the edge worker's OpenAI-compatible app on Node (@hono/node-server), for a
+// container or a self-hosted box, and for packages too large for a Worker isolate. Settings other
+// than the flags come from the same environment variables as the Worker (API_KEYS,
+// ALLOWED_ORIGINS, MAX_* limits, RATE_LIMIT_PER_MINUTE): docs/worker.md lists them.
+import { parseArgs } from 'node:util'
+import { InvalidArgumentError } from '../../core/errors.ts'
+import type { Backend } from '../../client-runtime/dtype.ts'
+import { defaultModelDescription, defaultModelPackage } from '../../client-runtime/default-model.ts'
+import { createApp } from '../../worker/app.ts'
+import { settingsFromEnv } from '../../worker/env-config.ts'
+import { createNodeModelHost, serveApp } from '../../worker/node.ts'
+import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
+
+const help = `Usage: ondevice serve [--model DIR|URL] [--port P] [--host ADDRESS] [options]
+
+Serves a model behind an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models,
+GET /healthz): the same app as the Cloudflare Worker, on Node.
+
+Options:
+  --model DIR|URL   A model package folder or URL prefix. Without it, the embedded default
+                    (a tiny random-weight package: its text is not meaningful).
+  --model-id ID     The id clients send as "model" (default: the folder's name)
+  --port P          Port (default 8787; 0 picks a free one)
+  --host ADDRESS    Address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
+  --backend B       native (onnxruntime-node, default) or wasm (onnxruntime-web)
+  --dtype D         Weight format (default: the fastest this backend has)
+  --context N       Cap the context length (bounds cache memory)
+  --threads N       WASM threads
+  --no-preload      Load the model on the first request instead of at start
+  --help, -h        Show this help
+
+Environment: API_KEYS (comma-separated bearer keys; none = open, local use only),
+ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
+MAX_TOKENS, MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
+
+function integerFlag(value: string | undefined, name: string, minimum: number, maximum: number): number | undefined {
+  if (value === undefined) return undefined
+  const number = Number(value)
+  if (!Number.isInteger(number) || number < minimum || number > maximum) {
+    throw new InvalidArgumentError(name, `--${name} must be an integer from ${minimum} to ${maximum}, got '${value}'.`)
+  }
+  return number
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      'model-id': { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      backend: { type: 'string' },
+      dtype: { type: 'string' },
+      context: { type: 'string' },
+      threads: { type: 'string' },
+      'no-preload': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    process.stdout.write(`${help}\n`)
+    return 0
+  }
+  const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
+  const backend = values.backend ?? 'native'
+  if (backend !== 'native' && backend !== 'wasm') {
+    throw new InvalidArgumentError('backend', `--backend must be native or wasm, got '${backend}'.`)
+  }
+  const contextLength = integerFlag(values.context, 'context', 1, 10_000_000)
+  const numThreads = integerFlag(values.threads, 'threads', 1, 64)
+  const settings = settingsFromEnv(process.env)
+
+  let model = values.model
+  if (model === undefined) {
+    process.stderr.write(`No --model: serving ${defaultModelDescription}.\n`)
+    model = await defaultModelPackage()
+  }
+  const modelHost = createNodeModelHost({
+    model,
+    backend: backend as Backend,
+    ...(values['model-id'] === undefined ? (settings.modelId ? { modelId: settings.modelId } : {}) : { modelId: values['model-id'] }),
+    ...(values.dtype === undefined ? (settings.modelDtype ? { dtype: settings.modelDtype } : {}) : { dtype: values.dtype }),
+    ...(contextLength === undefined ? {} : { contextLength }),
+    ...(numThreads === undefined ? {} : { numThreads }),
+  })
+  if (values['no-preload'] !== true) {
+    const loaded = await modelHost.load()
+    process.stderr.write(`Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`)
+  }
+  if (settings.apiKeys.length === 0) {
+    process.stderr.write('No API_KEYS set: the API is open to anyone who can reach this address.\n')
+  }
+  const app = createApp({
+    modelHost,
+    apiKeys: settings.apiKeys,
+    allowedOrigins: settings.allowedOrigins,
+    limits: settings.limits,
+    modelAliases: settings.modelAliases,
+    ...(settings.rateLimitPerMinute ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) } : {}),
+  })
+  const server = await serveApp({ app, port, host: values.host ?? '127.0.0.1' })
+  // One line on stdout that scripts (and tests) can wait for.
+  process.stdout.write(`Listening on ${server.url} (model ${modelHost.modelId})\n`)
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      void server.close().then(resolve)
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  return 0
+}

@@ -1,0 +1,109 @@
+// The Node entry: the same app on @hono/node-server, for a container or a self-hosted box, and
+// for packages larger than a Worker isolate's 128 MB. The model comes from a folder or URL prefix
+// through the runtime's loadModel (model store: download, resume, sha256 against manifest.json),
+// on onnxruntime-node ('native', the default) or onnxruntime-web ('wasm').
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { InvalidArgumentError } from '../core/errors.ts'
+import type { Backend } from '../client-runtime/dtype.ts'
+import { loadModel } from '../client-runtime/index.ts'
+import type { LoadModelOptions } from '../client-runtime/load-model.ts'
+import type { OndeviceApp } from './app.ts'
+import { createModelHost, type ModelHost } from './model-host.ts'
+
+export { createApp, type OndeviceApp } from './app.ts'
+export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
+
+export interface NodeModelHostOptions {
+  /** Package folder or URL prefix. */
+  readonly model: string
+  /** The id clients send as `model`; default: the folder's (or URL's) last segment. */
+  readonly modelId?: string
+  /** Default 'native' (onnxruntime-node). */
+  readonly backend?: Backend
+  readonly dtype?: string
+  readonly contextLength?: number
+  readonly numThreads?: number
+  readonly onProgress?: LoadModelOptions['onProgress']
+}
+
+/** `qwen3-0.6b` from `/models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b/`. */
+export function modelIdFromSource(source: string): string {
+  const segments = source.split(/[\\/]/).filter((segment) => segment !== '' && !segment.endsWith(':'))
+  return segments.at(-1) ?? 'model'
+}
+
+/** A model host that loads the package once (on first use, or call `load()` to preload). */
+export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
+  if (typeof options?.model !== 'string' || options.model.trim() === '') {
+    throw new InvalidArgumentError('model', 'model must be a package folder or a URL prefix (where config.json lives).')
+  }
+  const modelId = options.modelId ?? modelIdFromSource(options.model)
+  const loadOptions: LoadModelOptions = {
+    model: options.model,
+    backend: options.backend ?? 'native',
+    ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
+    ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
+    ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
+  }
+  return createModelHost({
+    modelId,
+    load: async () => {
+      const first = await loadModel({ ...loadOptions, ...(options.onProgress ? { onProgress: options.onProgress } : {}) })
+      for (const warning of first.warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
+      let spare: typeof first | undefined = first
+      return {
+        info: { modelId, backend: first.backend, dtype: first.dtype, contextLength: first.session.info.contextLength },
+        tokenizer: first.tokenizer,
+        async createSession() {
+          if (spare) {
+            const { session } = spare
+            spare = undefined
+            return session
+          }
+          // More concurrent generations: one more session over the same (cached, verified) files.
+          return (await loadModel({ ...loadOptions, dtype: first.dtype })).session
+        },
+      }
+    },
+  })
+}
+
+export interface ServeOptions {
+  readonly app: OndeviceApp
+  /** 0 picks a free port. */
+  readonly port: number
+  /** Default 127.0.0.1 (use 0.0.0.0 in a container). */
+  readonly host?: string
+}
+
+export interface RunningServer {
+  readonly url: string
+  readonly port: number
+  close(): Promise<void>
+}
+
+/** Serves the app over HTTP until `close()`. */
+export function serveApp(options: ServeOptions): Promise<RunningServer> {
+  const { app, port } = options
+  const host = options.host ?? '127.0.0.1'
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError('port', `port must be an integer from 0 to 65535, got ${String(port)}.`)
+  }
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname: host }, (info: AddressInfo) => {
+      const shownHost = host.includes(':') ? `[${host}]` : host
+      resolve({
+        url: `http://${shownHost}:${info.port}`,
+        port: info.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done())
+            // Open keep-alive and streaming connections would hold close() forever.
+            ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
+          }),
+      })
+    })
+    server.once('error', reject)
+  })
+}
