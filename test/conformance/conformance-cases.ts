@@ -37,8 +37,8 @@ export interface ConformanceCase {
   run(harness: ConformanceHarness, fixture: ConformanceFixture): Promise<ConformanceResult>
 }
 
-/** Token ids valid in the Qwen3 vocabulary every fixture uses ("Hello, world! Once upon a time"). */
-export const conformancePrompt: readonly number[] = [9707, 11, 1879, 0, 9646, 5193, 264, 882]
+/** Token ids below 512, so they are valid in every fixture (full Qwen3 vocabulary or a small test one). */
+export const conformancePrompt: readonly number[] = [9, 101, 7, 199, 3, 88, 401, 56]
 
 export class ConformanceFailure extends Error {
   override readonly name = 'ConformanceFailure'
@@ -135,7 +135,7 @@ export const conformanceCases: readonly ConformanceCase[] = [
       await session.reset()
       const sampling = { temperature: 0 }
       const first = await generateText(session, tokenizer, { promptTokenIds: conformancePrompt, maxTokens: 4, sampling })
-      const secondPrompt = [...conformancePrompt, ...first.tokenIds, 13, 9707]
+      const secondPrompt = [...conformancePrompt, ...first.tokenIds, 13, 42]
       const continued = await generateText(session, tokenizer, { promptTokenIds: secondPrompt, maxTokens: 4, sampling })
       await session.reset()
       const fresh = await generateText(session, tokenizer, { promptTokenIds: secondPrompt, maxTokens: 4, sampling })
