@@ -15,6 +15,14 @@ export interface RuntimeModelConfig {
 
 const supported = ['llama', 'qwen3', 'qwen3_5', 'qwen3_5_text']
 
+/** Upper bounds for config sizes (far above any model ondevice can run). */
+const sanityLimits: Readonly<Record<string, number>> = {
+  num_hidden_layers: 1024,
+  full_attention_interval: 1024,
+  vocab_size: 16_777_216,
+  max_position_embeddings: 16_777_216,
+}
+
 export function readRuntimeConfig(json: unknown, source: string): RuntimeModelConfig {
   if (typeof json !== 'object' || json === null) throw new ModelError('model_invalid', `config.json of ${source} must be a JSON object.`)
   const top = json as Record<string, unknown>
@@ -27,6 +35,12 @@ export function readRuntimeConfig(json: unknown, source: string): RuntimeModelCo
     const value = text[field] ?? top[field] ?? fallback
     if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
       throw new ModelError('model_invalid', `config.json of ${source}: "${field}" must be a positive integer, got ${JSON.stringify(value)}.`)
+    }
+    // A hostile or corrupt config must not make us allocate per layer / per position before any
+    // weight is read (1e9 layers would abort the process): refuse sizes no real model has.
+    const maximum = sanityLimits[field] ?? 16_777_216
+    if (value > maximum) {
+      throw new ModelError('model_invalid', `config.json of ${source}: "${field}" is ${value}, above the sane limit ${maximum}: the file is corrupt or not a supported model.`)
     }
     return value
   }

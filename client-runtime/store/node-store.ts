@@ -194,6 +194,12 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       offline = true
       return undefined
     })
+    if (manifestResponse?.redirected && new URL(manifestResponse.url).origin !== new URL(prefix).origin) {
+      // manifest.json is what every file is checked against: it must come from the origin the
+      // app named, not from wherever a redirect points (a hijacked route would vouch for anything).
+      await manifestResponse.body?.cancel()
+      throw new ModelError('model_invalid', `${prefix}manifest.json redirected to another origin (${new URL(manifestResponse.url).origin}); refusing it. Serve manifest.json from the package's own origin.`)
+    }
     if (manifestResponse?.ok) {
       const text = await manifestResponse.text()
       manifest = parseManifest(text, prefix)
@@ -344,6 +350,12 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         await response.body?.cancel()
         return true
       }
+      if (response.status === 416 && expectedBytes !== undefined) {
+        // The server's file is shorter than what we hold: it is not the file manifest.json describes.
+        await response.body?.cancel()
+        await rm(partial, { force: true })
+        throw new StoreError('integrity_failed', `${url.href} is shorter than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`)
+      }
       if (!response.ok || !response.body) {
         await response.body?.cancel()
         throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}. Try again later.`, { isRetryable: response.status >= 500 || response.status === 429 })
@@ -361,6 +373,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           if (written - offset + chunk.byteLength > quotaLeft) {
             throw Object.assign(new Error('quota'), { code: 'EDQUOT' })
           }
+          if (expectedBytes !== undefined && written + chunk.byteLength > expectedBytes) {
+            // More bytes than manifest.json promises: stop storing them at once.
+            throw Object.assign(new Error('oversized'), { code: 'EOVERSIZED' })
+          }
           await handle.write(chunk)
           written += chunk.byteLength
           report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
@@ -373,12 +389,19 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           await rm(directory, { recursive: true, force: true })
           throw new StoreError('storage_quota_exceeded', `Storage ran out while downloading ${path} of ${prefix} into ${cacheDir}. Nothing was kept; free space or raise the quota, then retry.`, { cause: error })
         }
+        if (code === 'EOVERSIZED') {
+          await rm(partial, { force: true })
+          throw new StoreError('integrity_failed', `${url.href} is larger than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`)
+        }
         if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
         throw new StoreError('download_failed', `Downloading ${url.href} broke off after ${written} bytes: ${(error as Error).message}. The next try resumes from there.`, { isRetryable: true, cause: error })
       }
       await handle.close()
       if (expectedBytes !== undefined && written !== expectedBytes) {
-        throw new StoreError('download_failed', `Downloading ${url.href} ended after ${written} of ${expectedBytes} bytes. The next try resumes from there.`, { isRetryable: true })
+        // The body ended cleanly (a cut connection throws above), so the server's file is shorter
+        // than manifest.json says: keeping it for a resume would only fail again.
+        await rm(partial, { force: true })
+        throw new StoreError('integrity_failed', `${url.href} ended after ${written} of the ${expectedBytes} bytes manifest.json promises: the server's file is not the one the manifest describes. Nothing was kept; rebuild or re-upload the package.`)
       }
       return resumed
     }

@@ -1,0 +1,118 @@
+// A static HTTP server for a model package folder on 127.0.0.1, with the faults the reliability
+// suites inject: per-path byte overrides (tampering), redirects, responses cut after N bytes, and
+// HTTP Range support so downloads can resume. Stopped by close().
+import { readFile } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+
+export interface PackageServer {
+  readonly url: string
+  readonly origin: string
+  /** Replace what a path serves (bytes), or serve nothing there (null = 404). */
+  override(path: string, bytes: Uint8Array | null): void
+  /** Answer a path with a 302 to this absolute URL. */
+  redirect(path: string, location: string): void
+  /** Cut the next response body of `path` after `bytes` bytes (the socket is destroyed). */
+  cutNext(path: string, bytes: number): void
+  /** Ignore Range headers (a server that always sends the whole file). */
+  ignoreRange(value: boolean): void
+  /** Forget overrides, redirects and cuts. */
+  clear(): void
+  /** Requests seen, as "METHOD path range". */
+  readonly requests: string[]
+  close(): Promise<void>
+}
+
+export async function startPackageServer(folder: string): Promise<PackageServer> {
+  const overrides = new Map<string, Uint8Array | null>()
+  const redirects = new Map<string, string>()
+  const cuts = new Map<string, number>()
+  const requests: string[] = []
+  let rangeIgnored = false
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname).replace(/^\/+/, '')
+    requests.push(`${request.method} ${path} ${request.headers.range ?? ''}`.trim())
+    const location = redirects.get(path)
+    if (location) {
+      response.writeHead(302, { location })
+      response.end()
+      return
+    }
+    let bytes: Uint8Array | null | undefined = overrides.get(path)
+    if (bytes === undefined) {
+      // Never serve outside the folder, whatever the path says.
+      if (path.split('/').includes('..')) bytes = null
+      else bytes = await readFile(join(folder, path)).catch(() => null)
+    }
+    if (bytes === null) {
+      response.writeHead(404, { 'content-type': 'text/plain' })
+      response.end('not found')
+      return
+    }
+    let start = 0
+    let status = 200
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' }
+    const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '')
+    if (range && !rangeIgnored) {
+      start = Number(range[1])
+      if (start >= bytes.length) {
+        response.writeHead(416, { 'content-range': `bytes */${bytes.length}` })
+        response.end()
+        return
+      }
+      status = 206
+      headers['content-range'] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`
+    }
+    const body = bytes.subarray(start)
+    headers['content-length'] = String(body.length)
+    response.writeHead(status, headers)
+    if (request.method === 'HEAD') {
+      response.end()
+      return
+    }
+    const cut = cuts.get(path)
+    if (cut !== undefined) {
+      cuts.delete(path)
+      const sent = Math.min(cut, body.length)
+      response.write(body.subarray(0, sent), () => {
+        // Give the bytes a moment to leave, then break the connection mid-body.
+        setTimeout(() => response.socket?.destroy(), 5)
+      })
+      return
+    }
+    response.end(body)
+  }
+
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch(() => {
+      if (!response.headersSent) response.writeHead(500)
+      response.end()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    url: `${origin}/`,
+    origin,
+    override: (path, bytes) => overrides.set(path, bytes),
+    redirect: (path, location) => redirects.set(path, location),
+    cutNext: (path, bytes) => cuts.set(path, bytes),
+    ignoreRange: (value) => {
+      rangeIgnored = value
+    },
+    clear: () => {
+      overrides.clear()
+      redirects.clear()
+      cuts.clear()
+      rangeIgnored = false
+    },
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
