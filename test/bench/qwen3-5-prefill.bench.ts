@@ -3,7 +3,7 @@
 // what a per-position export costs), on the same package. Also q4 vs fp32 top-1 agreement.
 //
 //   npx node test/bench/qwen3-5-prefill.bench.ts [--size 0.8b|tiny] [--tokens 512] [--backend node|wasm]
-//     [--dtype q4|fp32] [--step-tokens N] [--threads N] [--agreement | --agreement-only] [--dir <cache folder>]
+//     [--dtype q4|q8|fp32] [--step-tokens N] [--threads N] [--agreement | --agreement-only] [--dir <cache folder>]
 //
 // The 0.8B-shaped package (random weights, q4) is built on first use into the cache folder
 // (default: $TMPDIR/ondevice-bench/qwen3_5-<size>-seed1) and reused afterwards.
@@ -36,14 +36,14 @@ const tokenCount = Number(values.tokens)
 const stepTokens = Number(values['step-tokens'] ?? tokenCount)
 const threads = values.threads ? Number(values.threads) : undefined
 const folder = values.dir ?? join(tmpdir(), 'ondevice-bench', `qwen3_5-${size}-seed1`)
-const dtype = values.dtype === 'fp32' ? 'fp32' : 'q4'
-const suffix = dtype === 'q4' ? '_q4' : ''
-const dtypes: ('q4' | 'fp32')[] = values.agreement || values['agreement-only'] ? ['q4', 'fp32'] : [dtype]
+const suffixes = { fp32: '', q4: '_q4', q8: '_quantized' } as const
+const dtype = values.dtype === 'fp32' || values.dtype === 'q8' ? values.dtype : 'q4'
+const suffix = suffixes[dtype]
+const dtypes: (keyof typeof suffixes)[] =
+  values.agreement || values['agreement-only'] ? ['q4', 'fp32'] : [dtype]
 
 if (
-  !dtypes.every((dtype) =>
-    existsSync(join(folder, 'onnx', `decoder_model_merged${dtype === 'q4' ? '_q4' : ''}.onnx`)),
-  )
+  !dtypes.every((dtype) => existsSync(join(folder, 'onnx', `decoder_model_merged${suffixes[dtype]}.onnx`)))
 ) {
   const started = performance.now()
   console.log(`building the ${size} package (${dtypes.join(' + ')}) in ${folder} ...`)
