@@ -56,7 +56,9 @@ describe('startStaticServer', () => {
     expect(tail.headers.get('content-range')).toBe('bytes 4-9/10')
     expect(await tail.text()).toBe('456789')
 
-    const middle = await fetch(`${server.url}/models/tiny/onnx/model.onnx`, { headers: { Range: 'bytes=2-3' } })
+    const middle = await fetch(`${server.url}/models/tiny/onnx/model.onnx`, {
+      headers: { Range: 'bytes=2-3' },
+    })
     expect(await middle.text()).toBe('23')
 
     const past = await fetch(`${server.url}/models/tiny/onnx/model.onnx`, { headers: { Range: 'bytes=10-' } })
@@ -73,7 +75,11 @@ describe('startStaticServer', () => {
     const head = await fetch(`${server.url}/models/tiny/onnx/model.onnx`, { method: 'HEAD' })
     expect(head.headers.get('content-length')).toBe('10')
     expect(server.requests.map((request) => request.status)).toEqual([404, 404, 404, 404, 200])
-    expect(server.requests.at(-1)).toMatchObject({ method: 'HEAD', path: '/models/tiny/onnx/model.onnx', bytes: 0 })
+    expect(server.requests.at(-1)).toMatchObject({
+      method: 'HEAD',
+      path: '/models/tiny/onnx/model.onnx',
+      bytes: 0,
+    })
   })
 
   it('rejects a bad mount with an error naming the field', async () => {

@@ -107,6 +107,11 @@ export async function startStaticServer(options: StaticServerOptions): Promise<S
       },
     )
   })
+  // Keep idle connections open longer than clients do: a client (workerd's fetch, a browser)
+  // that reuses a socket the server has just closed sees "Network connection lost". Node's
+  // default is 5 s, shorter than the pauses of a client that hashes one file before the next.
+  server.keepAliveTimeout = 120_000
+  server.headersTimeout = 125_000
   const host = options.host ?? '127.0.0.1'
   await new Promise<void>((resolveListen, rejectListen) => {
     server.once('error', rejectListen)

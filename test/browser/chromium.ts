@@ -69,10 +69,7 @@ export async function launchChromium(options: LaunchOptions): Promise<LaunchedCh
   const browser = await chromium.launch({
     executablePath,
     headless: true,
-    args: [
-      ...quietFlags,
-      ...(options.webgpu ? webgpuFlags : noGpuFlags),
-    ],
+    args: [...quietFlags, ...(options.webgpu ? webgpuFlags : noGpuFlags)],
     timeout: 60_000,
   })
   return {

@@ -1,0 +1,28 @@
+// Builds the demo page with Vite (used by `npm start` and the browser tests). The output is a
+// static folder: index.html, its assets, and the model Web Worker's chunk. ORT's .wasm files and
+// the model package are not copied in: the static server mounts them beside it.
+import { fileURLToPath } from 'node:url'
+import { build } from 'vite'
+
+export const demoDirectory = fileURLToPath(new URL('.', import.meta.url))
+export const defaultDemoOutDirectory = fileURLToPath(new URL('./dist/', import.meta.url))
+/** onnxruntime-web's dist folder, served at `/ort/` next to the page. */
+export const ortDistDirectory = fileURLToPath(
+  new URL('../node_modules/onnxruntime-web/dist/', import.meta.url),
+)
+
+export interface BuildDemoOptions {
+  /** Where the built page goes (default demo/dist). Tests build into a temporary folder. */
+  readonly outDir?: string
+}
+
+/** Builds the page and returns the folder it went to. */
+export async function buildDemo(options: BuildDemoOptions = {}): Promise<string> {
+  const outDir = options.outDir ?? defaultDemoOutDirectory
+  await build({
+    configFile: fileURLToPath(new URL('./vite.config.ts', import.meta.url)),
+    logLevel: 'warn',
+    build: { outDir, emptyOutDir: true },
+  })
+  return outDir
+}

@@ -1,0 +1,128 @@
+// `npm start`: builds the demo page, serves it on 127.0.0.1 (COOP/COEP, with ORT's wasm files and
+// the embedded default model package beside it), starts the edge worker with `wrangler dev`
+// (offline) on the same package, and prints the URL. Ctrl-C stops both.
+//
+//   npm start                      default ports (5173 for the page, 8787 for the worker)
+//   npm start -- --port 8080 --edge-port 9000 --model ./my-package
+import { writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { defaultModelPackage } from '../client-runtime/index.ts'
+import { buildDemo, ortDistDirectory } from './build.ts'
+import { type EdgeWorker, startEdgeWorker } from './edge-worker.ts'
+import { type StaticServer, startStaticServer } from './static-server.ts'
+
+const usage = `Usage: npm start [-- --port N] [--edge-port N] [--model FOLDER] [--no-edge]
+
+Builds the demo page and serves it on http://127.0.0.1:<port>/ with the model package at
+/models/default/, and starts the edge worker (wrangler dev, offline) on the same package.
+  --port N        port of the page (default 5173; 0 picks a free one)
+  --edge-port N   port of the edge worker (default 8787; 0 picks a free one)
+  --model FOLDER  a model package folder instead of the embedded default
+  --no-edge       serve the page only (every answer then runs on the device)`
+
+async function main(argv: readonly string[]): Promise<number> {
+  let values: { port?: string; 'edge-port'?: string; model?: string; 'no-edge'?: boolean; help?: boolean }
+  try {
+    ;({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        port: { type: 'string' },
+        'edge-port': { type: 'string' },
+        model: { type: 'string' },
+        'no-edge': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }))
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${usage}`)
+    return 2
+  }
+  if (values.help) {
+    console.log(usage)
+    return 0
+  }
+  const port = parsePort('--port', values.port, 5173)
+  const edgePort = parsePort('--edge-port', values['edge-port'], 8787)
+  if (port === undefined || edgePort === undefined) return 2
+
+  const startedAt = Date.now()
+  console.log('Building the demo page…')
+  const outDir = await buildDemo()
+  let packageDirectory: string
+  if (values.model !== undefined) {
+    packageDirectory = resolve(values.model)
+  } else {
+    console.log('Preparing the embedded default model package (built once, then cached)…')
+    packageDirectory = await defaultModelPackage()
+  }
+
+  let server: StaticServer | undefined
+  let edge: EdgeWorker | undefined
+  let stopping = false
+  const stop = async (code: number) => {
+    if (stopping) return
+    stopping = true
+    await Promise.allSettled([edge?.stop(), server?.close()])
+    process.exit(code)
+  }
+  process.on('SIGINT', () => void stop(0))
+  process.on('SIGTERM', () => void stop(0))
+
+  try {
+    server = await startStaticServer({
+      port,
+      mounts: [
+        { prefix: '/', directory: outDir },
+        { prefix: '/ort/', directory: ortDistDirectory },
+        { prefix: '/models/default/', directory: packageDirectory },
+      ],
+    })
+    const modelUrl = `${server.url}/models/default/`
+    if (!values['no-edge']) {
+      console.log('Starting the edge worker (wrangler dev, offline)…')
+      edge = await startEdgeWorker({
+        modelUrl,
+        // The page may be opened as localhost too.
+        allowedOrigins: [server.url, server.url.replace('127.0.0.1', 'localhost')],
+        port: edgePort,
+      })
+    }
+    await writeFile(
+      join(outDir, 'demo-config.json'),
+      JSON.stringify({ model: '/models/default/', edge: edge?.url ?? '' }),
+    )
+    console.log('')
+    console.log(`  ondevice demo   ${server.url}/`)
+    console.log(`  model package   ${modelUrl}  (${packageDirectory})`)
+    console.log(
+      `  edge worker     ${edge === undefined ? 'off (--no-edge)' : `${edge.url}/v1/chat/completions`}`,
+    )
+    if (values.model === undefined) {
+      console.log('')
+      console.log("  The embedded default is a tiny test model: its text is not meaningful. Point the page's")
+      console.log('  "Model package URL" at a real package (README: running a real model) for real answers.')
+    }
+    console.log('')
+    console.log(`Ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s. Ctrl-C stops both.`)
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error))
+    await stop(1)
+    return 1
+  }
+  return new Promise<number>(() => {
+    // Runs until Ctrl-C.
+  })
+}
+
+function parsePort(flag: string, value: string | undefined, fallback: number): number | undefined {
+  if (value === undefined) return fallback
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`${flag} must be a port number from 0 to 65535 (got ${JSON.stringify(value)}).`)
+    return undefined
+  }
+  return port
+}
+
+process.exitCode = await main(process.argv.slice(2))

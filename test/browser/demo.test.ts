@@ -1,0 +1,203 @@
+// The demo page in real Chromium (headless, no GPU, so the device runs WASM), with the real edge
+// worker (`wrangler dev`, workerd) on the same embedded default package. One browser for the
+// whole file; each scenario gets its own context (its own storage) where it must start cold.
+//
+// Both sides load the q4 weights: the edge worker's 128 MB isolate serves q4, and a handed-off
+// answer can only equal the uninterrupted one when both sides run the same weights.
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import type { BrowserContext } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defaultModelPackage } from '../../client-runtime/index.ts'
+import { type EdgeWorker, startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
+import { type LaunchedChromium, launchChromium } from './chromium.ts'
+import { ask, describeFailure, gotoDemo, type OpenedDemo, openDemo } from './demo-page.ts'
+import { type DemoSite, startDemoSite } from './demo-site.ts'
+import { nodeReferenceAnswers, type ReferenceAnswer } from './node-reference.ts'
+
+const resultsDirectory = fileURLToPath(new URL('../../test-results/browser/', import.meta.url))
+const dtype = 'q4'
+const prompt = 'Hello'
+const maxTokens = 8
+// Handoff: a seeded, sampled answer; the device fails after `failAt` tokens and the edge finishes it.
+const handoff = { temperature: 0.8, seed: 7, failAt: 3 }
+// The device must not be vetoed for speed here (the tiny default model decodes slowly on 2 cores).
+const deviceQuery = { dtype, maxTokens, minTokensPerSecond: 0.01 }
+
+let chromium: LaunchedChromium
+let site: DemoSite
+let edge: EdgeWorker
+let greedy: ReferenceAnswer
+let sampled: ReferenceAnswer
+let warm: BrowserContext
+let warmDemo: OpenedDemo
+
+beforeAll(async () => {
+  const packageDirectory = await defaultModelPackage()
+  const [launched, started] = await Promise.all([
+    launchChromium({ webgpu: false }),
+    startDemoSite({ packageDirectory }),
+  ])
+  chromium = launched
+  site = started
+  edge = await startEdgeWorker({
+    modelUrl: site.modelUrl,
+    allowedOrigins: [site.server.url],
+    variables: { MODEL_DTYPE: dtype },
+  })
+  await site.setEdgeUrl(edge.url)
+  // Load the edge's model while Node computes the reference answers.
+  const [references] = await Promise.all([
+    nodeReferenceAnswers(packageDirectory, dtype, [
+      { messages: [{ role: 'user', content: prompt }], maxTokens, sampling: { temperature: 0 } },
+      {
+        messages: [{ role: 'user', content: prompt }],
+        maxTokens,
+        sampling: { temperature: handoff.temperature, seed: handoff.seed },
+      },
+    ]),
+    warmEdgeWorker(edge.url),
+  ])
+  ;[greedy, sampled] = references as [ReferenceAnswer, ReferenceAnswer]
+  await mkdir(resultsDirectory, { recursive: true })
+}, 300_000)
+
+afterAll(async () => {
+  await chromium?.close()
+  await edge?.stop()
+  await site?.close()
+})
+
+describe('the demo page in Chromium', () => {
+  it('answers on the device with WASM, streaming, equal to the Node runtime (greedy)', async () => {
+    warm = await chromium.newContext()
+    site.server.clearRequests()
+    warmDemo = await openDemo(warm, site.url, deviceQuery)
+    // Cold with an edge configured, the first answer would come from the edge while the package
+    // downloads: "Download now" fetches it first, with the progress bar, so this one runs on the device.
+    await warmDemo.page.click('#prepare')
+    await warmDemo.page.waitForSelector('#download:not([hidden])', { timeout: 30_000 })
+    await warmDemo.page.waitForSelector('#next-route[data-route="device"]', { timeout: 150_000 })
+    const answer = await ask(warmDemo.page, prompt, { timeoutMs: 150_000 })
+    const failure = describeFailure(answer, warmDemo.log)
+    expect(answer.state, failure).toBe('done')
+    expect(answer.route, failure).toBe('device')
+    expect(answer.backend, failure).toBe('wasm')
+    expect(answer.badge).toBe('device · WASM')
+    expect(answer.tokenIds, failure).toEqual(greedy.tokenIds)
+    expect(answer.text).toBe(greedy.text)
+    expect(answer.snapshots, 'the answer should appear piece by piece').toBeGreaterThan(1)
+    expect(answer.reason).toContain('cached')
+    expect(answer.timeToFirstTokenMs).toBeGreaterThan(0)
+    expect(answer.tokensPerSecond).toBeGreaterThan(0)
+    // The first load downloaded the package with progress: each weight file of the q4 set once.
+    const weights = site.packageRequests().filter((request) => request.path.endsWith('.onnx_data'))
+    expect(weights.map((request) => request.path).sort(), failure).toEqual([
+      'onnx/decoder_model_merged_q4.onnx_data',
+      'onnx/embed_tokens_q4.onnx_data',
+    ])
+    expect(Number(await warmDemo.page.getAttribute('#download', 'data-total'))).toBeGreaterThan(0)
+  }, 180_000)
+
+  it('saves a screenshot of the page after an answer, wide and phone-sized', async () => {
+    await warmDemo.page.screenshot({ path: `${resultsDirectory}demo-answer.png`, fullPage: true })
+    const phone = await chromium.newContext({ viewport: { width: 390, height: 844 } })
+    try {
+      const opened = await openDemo(phone, site.url, { ...deviceQuery, policy: 'edge-only' })
+      const answer = await ask(opened.page, prompt, { timeoutMs: 60_000 })
+      expect(answer.state, `${describeFailure(answer, opened.log)}\nedge:\n${edge.output()}`).toBe('done')
+      expect(answer.route).toBe('edge')
+      // Nothing sticks out sideways on a phone.
+      const overflow = await opened.page.evaluate(
+        () => document.documentElement.scrollWidth - window.innerWidth,
+      )
+      expect(overflow).toBeLessThanOrEqual(0)
+      await opened.page.screenshot({ path: `${resultsDirectory}demo-phone.png`, fullPage: true })
+    } finally {
+      await phone.close()
+    }
+  }, 90_000)
+
+  it('hands off to the edge when the device fails at token k, and the answer equals the uninterrupted one', async () => {
+    const opened = await openDemo(warm, site.url, {
+      ...deviceQuery,
+      temperature: handoff.temperature,
+      seed: handoff.seed,
+      failAtToken: handoff.failAt,
+    })
+    const answer = await ask(opened.page, prompt, { timeoutMs: 150_000 })
+    const failure = `${describeFailure(answer, opened.log)}\nedge:\n${edge.output()}`
+    expect(answer.state, failure).toBe('done')
+    expect(answer.route, failure).toBe('device+edge')
+    expect(answer.handoffAfter, failure).toBe(handoff.failAt)
+    expect(answer.tokenIds, failure).toEqual(sampled.tokenIds)
+    expect(answer.text).toBe(sampled.text)
+    expect(answer.reason).toContain(`failAtToken=${handoff.failAt}`)
+    expect(answer.badge).toBe('device + edge (handoff)')
+    await opened.page.close()
+  }, 180_000)
+
+  it('answers from the edge, saying why, when the device is not capable (probe under the threshold)', async () => {
+    const cold = await chromium.newContext()
+    try {
+      const opened = await openDemo(cold, site.url, { dtype, maxTokens, minTokensPerSecond: 100_000 })
+      // Cold: not cached, so the edge answers while the package downloads in the background.
+      const first = await ask(opened.page, prompt, { timeoutMs: 90_000 })
+      expect(first.state, describeFailure(first, opened.log)).toBe('done')
+      expect(first.route, describeFailure(first, opened.log)).toBe('edge')
+      expect(first.badge).toBe('edge')
+      expect(first.tokenIds).toEqual(greedy.tokenIds)
+      // Once downloaded and probed, the device is measured too slow: still the edge, and the reason says so.
+      await opened.page.waitForFunction(
+        () => document.getElementById('next-route-reason')?.textContent?.includes('tok/s'),
+        undefined,
+        { timeout: 150_000 },
+      )
+      const second = await ask(opened.page, prompt, { timeoutMs: 90_000 })
+      expect(second.route, describeFailure(second, opened.log)).toBe('edge')
+      expect(second.reason).toMatch(/tok\/s/)
+      expect(second.reason).toMatch(/WebGPU/)
+    } finally {
+      await cold.close()
+    }
+  }, 300_000)
+
+  it('does not download the package again after a reload (cached, size-checked against the manifest)', async () => {
+    site.server.clearRequests()
+    await gotoDemo(warmDemo.page, site.url, deviceQuery)
+    const answer = await ask(warmDemo.page, prompt, { timeoutMs: 120_000 })
+    const failure = describeFailure(answer, warmDemo.log)
+    expect(answer.route, failure).toBe('device')
+    expect(answer.reason, failure).toContain('cached')
+    expect(answer.tokenIds).toEqual(greedy.tokenIds)
+    // Only the manifest is fetched again (to learn of a new version); no package file is.
+    const fetched = site.packageRequests().map((request) => request.path)
+    expect(
+      fetched.filter((path) => path !== 'manifest.json'),
+      failure,
+    ).toEqual([])
+  }, 150_000)
+
+  it('answers on the device with no network at all once the package is cached (edge stopped, context offline)', async () => {
+    await edge.stop()
+    await warm.setOffline(true)
+    try {
+      // A new client in the worker (the settings' Apply button) loads the model from storage only.
+      await warmDemo.page.click('#apply')
+      await warmDemo.page.waitForFunction(
+        () => document.getElementById('next-route')?.dataset['route'] === 'device',
+        undefined,
+        {
+          timeout: 60_000,
+        },
+      )
+      const answer = await ask(warmDemo.page, prompt, { timeoutMs: 120_000 })
+      const failure = describeFailure(answer, warmDemo.log)
+      expect(answer.state, failure).toBe('done')
+      expect(answer.route, failure).toBe('device')
+      expect(answer.tokenIds).toEqual(greedy.tokenIds)
+    } finally {
+      await warm.setOffline(false)
+    }
+  }, 150_000)
+})

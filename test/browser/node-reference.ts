@@ -1,0 +1,46 @@
+// The answer the Node runtime gives for a chat (onnxruntime-web's WASM in Node, the same kernels
+// as Chromium's WASM): what the browser's device answer and a handed-off answer must equal.
+import { loadModel } from '../../client-runtime/index.ts'
+import type { ChatMessage } from '../../core/chat-template.ts'
+import { generate } from '../../core/generate.ts'
+import type { SamplingOptions } from '../../core/sampler.ts'
+
+export interface ReferenceRequest {
+  readonly messages: readonly ChatMessage[]
+  readonly maxTokens: number
+  readonly sampling: SamplingOptions
+}
+
+export interface ReferenceAnswer {
+  readonly text: string
+  readonly tokenIds: readonly number[]
+}
+
+/** Loads the package once on Node WASM and answers each request from a fresh cache. */
+export async function nodeReferenceAnswers(
+  packageDirectory: string,
+  dtype: string,
+  requests: readonly ReferenceRequest[],
+): Promise<ReferenceAnswer[]> {
+  const model = await loadModel({ model: packageDirectory, backend: 'wasm', dtype })
+  try {
+    const answers: ReferenceAnswer[] = []
+    for (const request of requests) {
+      await model.session.reset()
+      const promptTokenIds = model.tokenizer.encodeChat(request.messages, { addGenerationPrompt: true })
+      let answer: ReferenceAnswer | undefined
+      for await (const part of generate(model.session, model.tokenizer, {
+        promptTokenIds,
+        sampling: request.sampling,
+        maxTokens: request.maxTokens,
+      })) {
+        if (part.type === 'finish') answer = { text: part.text, tokenIds: part.tokenIds }
+      }
+      if (answer === undefined) throw new Error('The Node reference run ended without a finish part.')
+      answers.push(answer)
+    }
+    return answers
+  } finally {
+    await model.dispose()
+  }
+}
