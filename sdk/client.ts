@@ -173,6 +173,33 @@ function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true || (error instanceof OndeviceError && error.code === 'aborted')
 }
 
+/** Iterates `parts` until `signal` aborts, then stops at once (and tells the source to stop). */
+async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = parts[Symbol.asyncIterator]()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted')
+    if (signal.aborted) resolve('aborted')
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  let finished = false
+  try {
+    while (true) {
+      const next = await Promise.race([iterator.next(), aborted])
+      if (next === 'aborted') return
+      if (next.done) {
+        finished = true
+        return
+      }
+      yield next.value
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+    // An async generator that is mid-step settles its return() after that step: don't wait for it.
+    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {})
+  }
+}
+
 async function defaultDeviceHost(): Promise<DeviceHost | undefined> {
   // Node: the runtime in this process. Browsers: the runtime's Web Worker proxy. Workers: none (edge only).
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string'
@@ -630,13 +657,13 @@ class Client implements OndeviceClient {
     let firstTokenAt: number | undefined
     let stallReason: string | undefined
     let promptTokens = 0
-    const failed = (error: OndeviceError, reason: string, step = tokenIds.length): DeviceOutcome => ({
+    const failed = (error: OndeviceError, reason: string): DeviceOutcome => ({
       kind: 'failed',
       error,
       reason,
       tokenIds: [...tokenIds],
       text,
-      step,
+      step: tokenIds.length,
       firstTokenAt,
       backend: model.backend,
       dtype: model.dtype,
@@ -652,12 +679,10 @@ class Client implements OndeviceClient {
         ...(request.stop === undefined ? {} : { stop: request.stop }),
         signal: stop.signal,
       })
-      for await (const part of parts) {
+      // Stop reading the moment the caller aborts or the device stalls, whatever the device
+      // does with its own abort (a worker busy in a long step answers it late).
+      for await (const part of untilAborted(parts, stop.signal)) {
         if (part.type === 'text-delta') {
-          // After a stall abort the loop releases held-back text (a half character, a possible
-          // stop-string start) in a delta with no tokens: the edge's replay holds that text back
-          // too and shows it when due, so showing it now would repeat or garble it.
-          if (stallReason !== undefined && part.tokenIds.length === 0) continue
           const now = performance.now()
           firstTokenAt ??= now
           for (const id of part.tokenIds) {
@@ -667,7 +692,7 @@ class Client implements OndeviceClient {
           text += part.text
           yield part
           // A device that decodes slower than the threshold over the last `window` tokens stalls the answer.
-          if (watchSpeed && stallReason === undefined && tokenTimes.length > window) {
+          if (watchSpeed && tokenTimes.length > window) {
             const span = tokenTimes[tokenTimes.length - 1]! - tokenTimes[tokenTimes.length - 1 - window]!
             const rate = span > 0 ? (window * 1000) / span : Infinity
             if (rate < minRate) {
@@ -676,16 +701,7 @@ class Client implements OndeviceClient {
             }
           }
         } else if (part.type === 'finish') {
-          if (stallReason !== undefined && part.finishReason === 'abort' && !request.signal?.aborted) {
-            // The loop's record is authoritative for tokens and the next step (text is what we showed).
-            tokenIds.length = 0
-            tokenIds.push(...part.tokenIds)
-            return failed(
-              new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
-              stallReason,
-              part.nextStep,
-            )
-          }
+          if (part.finishReason === 'abort') break
           const usage: Usage = {
             ...part.usage,
             backend: part.usage.backend ?? model.backend,
@@ -696,6 +712,18 @@ class Client implements OndeviceClient {
           yield { ...part, usage }
           return { kind: 'finished' }
         }
+      }
+      if (request.signal?.aborted) {
+        yield this.#abortFinish(text, tokenIds, promptTokens, 'device', decision.reason, startedAt)
+        return { kind: 'finished' }
+      }
+      // Every token yielded so far was shown with exactly the text it released, and draw k used
+      // step k: the edge resumes at step = tokens shown (held-back text stays held back there).
+      if (stallReason !== undefined) {
+        return failed(
+          new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
+          stallReason,
+        )
       }
       throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
     } catch (error) {

@@ -6,11 +6,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { MessageChannel, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
 import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
+import { createModelWorkerProxy, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { startStaticServer } from '../demo/static-server.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
@@ -21,6 +23,7 @@ import { createClient } from './client.ts'
 import { createRuntimeDeviceHost } from './runtime-device.ts'
 import { type Faults, withFaults } from './test-device-host.ts'
 import { serveApp, type TestEdge, unusedUrl } from './test-edge.ts'
+import { createWorkerDeviceHost } from './worker-device.ts'
 
 const messages = [{ role: 'user' as const, content: 'Write a haiku about rivers.' }]
 const request = { messages, temperature: 0.8, topK: 40, topP: 0.95, seed: 42, maxTokens: 16 }
@@ -146,5 +149,43 @@ describe('a real model on WASM, device and edge', () => {
     expect(again.route).toBe('device')
     expect(again.tokenIds).toEqual(reference.tokenIds)
     await offline.dispose()
+  })
+
+  it("the device in a worker thread (the runtime's Web Worker host and proxy): the same answer; abort stops it", async () => {
+    const { port1, port2 } = new MessageChannel()
+    const worker = new Worker(new URL('../client-runtime/web-worker/node-test-worker.ts', import.meta.url), {
+      workerData: { port: port2 },
+      transferList: [port2],
+      env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, 'worker-cache') },
+    })
+    port1.start()
+    const proxy = createModelWorkerProxy(port1 as unknown as MessageEndpoint)
+    try {
+      const client = createClient(
+        {
+          model: packageDir,
+          backend: 'wasm',
+          edge: { url: edge.url },
+          thresholds: { minDeviceTokensPerSecond: 1 },
+        },
+        { deviceHost: createWorkerDeviceHost(proxy) },
+      )
+      const result = await client.chat(request)
+      expect(result.route).toBe('device')
+      expect(result.usage.backend).toBe('wasm')
+      expect(result.tokenIds).toEqual(reference.tokenIds)
+      const controller = new AbortController()
+      const parts: StreamPart[] = []
+      for await (const part of client.stream({ ...request, maxTokens: 200, signal: controller.signal })) {
+        parts.push(part)
+        if (parts.filter((p) => p.type === 'text-delta').length === 2) controller.abort()
+      }
+      expect(parts.at(-1)).toMatchObject({ type: 'finish', finishReason: 'abort' })
+      expect(parts.filter((p) => p.type === 'text-delta').length).toBeLessThan(6)
+      await client.dispose()
+    } finally {
+      proxy.close()
+      await worker.terminate()
+    }
   })
 })
