@@ -1,0 +1,66 @@
+// `ondevice generate` and `ondevice chat` as a user runs them (a child process per command): the
+// embedded default package is built on first use into the cache folder and announced once as not
+// meaningful; --json has the documented shape on both Node backends; chat keeps a conversation
+// from piped input; bad flags are clear errors. (stories260K's golden text through the CLI is in
+// test/conformance/stories260k.test.ts.)
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const cli = join(import.meta.dirname, '../main.ts')
+let cacheDir: string
+
+beforeAll(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), 'ondevice-cli-'))
+})
+afterAll(async () => {
+  await rm(cacheDir, { recursive: true, force: true })
+})
+
+function ondevice(args: string[], input?: string): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [cli, ...args], { env: { ...process.env, ONDEVICE_CACHE_DIR: cacheDir } }, (error, stdout, stderr) => {
+      resolve({ stdout, stderr, code: error ? ((error as { code?: number }).code ?? 1) : 0 })
+    })
+    if (input !== undefined) child.stdin?.end(input)
+  })
+}
+
+describe('ondevice generate / chat on the embedded default model', () => {
+  it('builds the default once, says its text is not meaningful, and prints --json on both backends', async () => {
+    for (const backend of ['native', 'wasm']) {
+      const result = await ondevice(['generate', '--prompt', 'Hello', '--max-tokens', '5', '--seed', '7', '--backend', backend, '--json'])
+      expect(result.code, result.stderr).toBe(0)
+      expect(result.stderr.match(/not meaningful/g)).toHaveLength(1)
+      const answer = JSON.parse(result.stdout) as { text: string; token_ids: number[]; usage: Record<string, unknown> }
+      expect(answer.token_ids).toHaveLength(5)
+      expect(typeof answer.text).toBe('string')
+      expect(answer.usage).toMatchObject({ completion_tokens: 5, backend, prompt_tokens: expect.any(Number), time_to_first_token_ms: expect.any(Number), prefill_tokens_per_second: expect.any(Number), decode_tokens_per_second: expect.any(Number) })
+      expect(answer.usage.dtype).toBe(backend === 'native' ? 'q4' : 'fp32')
+    }
+    expect(existsSync(join(cacheDir, 'default', 'qwen3_5-tiny-seed1-v1', 'manifest.json'))).toBe(true)
+  })
+
+  it('chat keeps the conversation across piped lines', async () => {
+    const result = await ondevice(['chat', '--max-tokens', '3', '--temperature', '0', '--stats'], 'Hi\nAnd again\n/exit\n')
+    expect(result.code, result.stderr).toBe(0)
+    const stats = [...result.stderr.matchAll(/\((\d+) prompt \+ (\d+) tokens/g)].map((match) => Number(match[1]))
+    expect(stats).toHaveLength(2)
+    // The second turn's prompt holds the first turn too.
+    expect(stats[1]).toBeGreaterThan((stats[0] as number) + 3)
+  })
+
+  it('rejects bad flags with a clear message and exit code 2', async () => {
+    const bad = await ondevice(['generate', '--prompt', 'x', '--backend', 'webgpu'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--backend must be native or wasm/)
+    const missing = await ondevice(['generate', '--model', join(cacheDir, 'nope'), '--prompt', 'x'])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/does not exist/)
+    const noPrompt = await ondevice(['generate'])
+    expect(noPrompt.stderr).toMatch(/--prompt is required/)
+  })
+})
