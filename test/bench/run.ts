@@ -35,6 +35,10 @@ const groups: Record<number, GroupEntry> = {
     title: 'sampler and tokenizer (core benchmark)',
     run: async (context) => (await import('./groups/core-bench.ts')).coreBench(context),
   },
+  5: {
+    title: 'edge under load: wrangler dev and ondevice serve',
+    run: async (context) => (await import('./groups/edge-load.ts')).edgeLoad(context),
+  },
 }
 
 function parseArguments(argv: readonly string[]): {

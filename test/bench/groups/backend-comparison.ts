@@ -24,6 +24,7 @@ const cases: readonly { id: PackageId; dtype: string }[] = [
   { id: 'stories260K', dtype: 'q4' },
   { id: 'qwen3_5-tiny', dtype: 'fp32' },
   { id: 'qwen3_5-tiny', dtype: 'q4' },
+  { id: 'qwen3_5-tiny', dtype: 'q8' },
   { id: 'qwen3-0.6b', dtype: 'q4' },
   { id: 'qwen3-0.6b', dtype: 'q8' },
   { id: 'qwen3_5-0.8b', dtype: 'q4' },

@@ -72,10 +72,10 @@ const recipes: Record<PackageId, Recipe> = {
   },
   'qwen3_5-tiny': {
     label: 'Qwen3.5 tiny fixture (random)',
-    dtypes: ['fp32', 'q4'],
+    dtypes: ['fp32', 'q4', 'q8'],
     split: true,
     large: false,
-    build: (outDir) => writeQwen35Fixture({ outDir, size: 'tiny', dtypes: ['fp32', 'q4'] }),
+    build: (outDir) => writeQwen35Fixture({ outDir, size: 'tiny', dtypes: ['fp32', 'q4', 'q8'] }),
   },
   'qwen3-0.6b': {
     label: 'Qwen3-0.6B shape (random)',

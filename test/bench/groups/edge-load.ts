@@ -1,0 +1,404 @@
+// Group 5: the edge under load. N concurrent streaming clients (N = 1, 4, 16) against the worker
+// under `wrangler dev` (workerd) and against `ondevice serve` (the same app on Node), both serving
+// the tiny Qwen3.5 fixture on 127.0.0.1: requests/s, tokens/s overall, p50/p99 time to first
+// token, errors. Each level runs for a fixed time and stops by itself; servers are stopped by PID.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import type { BenchContext, GroupResult } from '../support/context.ts'
+import { ensurePackage, repositoryRoot } from '../support/packages.ts'
+import { formatNumber, median, percentile, type Table } from '../support/stats.ts'
+
+const offlineWrangler = {
+  WRANGLER_SEND_METRICS: 'false',
+  WRANGLER_HIDE_BANNER: 'true',
+  WRANGLER_SEND_ERROR_REPORTS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  NO_UPDATE_NOTIFIER: '1',
+}
+
+interface Server {
+  readonly url: string
+  readonly modelId: string
+  stop(): Promise<void>
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, rejectPort) => {
+    const server = createServer()
+    server.once('error', rejectPort)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
+/** Spawns a server in its own process group and waits for /healthz; stop() ends the group by its PID. */
+async function spawnServer(
+  command: string[],
+  url: string,
+  modelId: string,
+  timeoutMs: number,
+  extraEnv: Record<string, string> = {},
+): Promise<Server> {
+  const child: ChildProcess = spawn(process.execPath, command, {
+    cwd: repositoryRoot,
+    env: { ...process.env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
+  let output = ''
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-8000)
+  }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()))
+  const pid = child.pid as number
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    try {
+      process.kill(-pid, 'SIGTERM')
+    } catch {
+      return
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }, 5000)
+    await exited
+    clearTimeout(timer)
+  }
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}): ${output.slice(-1500)}`)
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })
+      await response.body?.cancel()
+      if (response.ok) break
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop()
+      throw new Error(`no /healthz answer within ${timeoutMs / 1000} s: ${output.slice(-1500)}`)
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 300))
+  }
+  // The id the server answers to (ondevice serve names it after the package).
+  let id = modelId
+  try {
+    const models = (await (
+      await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(10_000) })
+    ).json()) as { data?: { id?: string }[] }
+    id = models.data?.[0]?.id ?? modelId
+  } catch {
+    // keep the configured id
+  }
+  return { url, modelId: id, stop }
+}
+
+/** A static file server for the package (the worker reads it as MODEL_SOURCE=url). */
+async function servePackage(folder: string): Promise<{ url: string; close(): Promise<void> }> {
+  const { startStaticServer } = await import('../../../demo/static-server.ts')
+  const server = await startStaticServer({ mounts: [{ prefix: '/', directory: folder }] })
+  return { url: server.url, close: () => server.close() }
+}
+
+async function startWrangler(context: BenchContext, packageUrl: string, dtype: string): Promise<Server> {
+  const folder = join(context.cacheFolder, 'wrangler')
+  mkdirSync(folder, { recursive: true })
+  const config = {
+    name: 'ondevice-edge-bench',
+    main: join(repositoryRoot, 'worker/index.ts'),
+    compatibility_date: '2025-09-01',
+    compatibility_flags: ['enable_request_signal'],
+    rules: [{ type: 'CompiledWasm', globs: ['**/*.wasm'], fallthrough: true }],
+    vars: {
+      MODEL_SOURCE: 'url',
+      MODEL_URL: `${packageUrl}/`,
+      MODEL_ID: 'bench',
+      MODEL_DTYPE: dtype,
+      MODEL_REQUIRE_MANIFEST: 'true',
+      MAX_CONCURRENT: '1',
+      MAX_QUEUE: '16',
+      QUEUE_TIMEOUT_MS: '30000',
+    },
+  }
+  const configPath = join(folder, 'wrangler.json')
+  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`)
+  const port = await freePort()
+  const inspectorPort = await freePort()
+  const wrangler = join(repositoryRoot, 'node_modules/wrangler/bin/wrangler.js')
+  return spawnServer(
+    [
+      wrangler,
+      'dev',
+      '-c',
+      configPath,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--inspector-port',
+      String(inspectorPort),
+      '--local',
+      '--persist-to',
+      join(folder, 'state'),
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+    ],
+    `http://127.0.0.1:${port}`,
+    'bench',
+    120_000,
+    { ...offlineWrangler, CI: 'true', NO_COLOR: '1' },
+  )
+}
+
+async function startNodeServe(packageFolder: string, dtype: string): Promise<Server> {
+  const port = await freePort()
+  return spawnServer(
+    [
+      join(repositoryRoot, 'cli/main.ts'),
+      'serve',
+      '--model',
+      packageFolder,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+    ],
+    `http://127.0.0.1:${port}`,
+    'bench',
+    120_000,
+  )
+}
+
+interface LevelResult {
+  clients: number
+  seconds: number
+  completed: number
+  errors: number
+  errorKinds: Record<string, number>
+  tokens: number
+  ttftMs: number[]
+}
+
+/** One streaming chat completion; resolves with its first-token time and token count. */
+async function streamOnce(
+  server: Server,
+  maxTokens: number,
+  signal: AbortSignal,
+): Promise<{ ttftMs: number; tokens: number }> {
+  const started = performance.now()
+  const response = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: server.modelId,
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: maxTokens,
+      temperature: 0,
+      messages: [{ role: 'user', content: 'Tell me a short story about a boat.' }],
+    }),
+    signal,
+  })
+  if (!response.ok || !response.body) {
+    const body = await response.text().catch(() => '')
+    let reason = ''
+    try {
+      reason = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error?.code ?? ''
+    } catch {
+      reason = body.slice(0, 40)
+    }
+    throw new Error(`HTTP ${response.status}${reason ? ` ${reason}` : ''}`)
+  }
+  const decoder = new TextDecoder()
+  let buffer = ''
+  let ttftMs = Number.NaN
+  let contentChunks = 0
+  let usageTokens: number | undefined
+  const reader = response.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    buffer += decoder.decode(value, { stream: true })
+    let newline = buffer.indexOf('\n')
+    while (newline >= 0) {
+      const line = buffer.slice(0, newline).trim()
+      buffer = buffer.slice(newline + 1)
+      newline = buffer.indexOf('\n')
+      if (!line.startsWith('data:')) continue
+      const data = line.slice(5).trim()
+      if (data === '[DONE]') continue
+      const parsed = JSON.parse(data) as {
+        choices?: { delta?: { content?: string } }[]
+        usage?: { completion_tokens?: number }
+        error?: { message?: string }
+      }
+      if (parsed.error) throw new Error(`stream error: ${parsed.error.message}`)
+      if (parsed.choices?.[0]?.delta?.content) {
+        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started
+        contentChunks++
+      }
+      if (parsed.usage?.completion_tokens !== undefined) usageTokens = parsed.usage.completion_tokens
+    }
+  }
+  return { ttftMs, tokens: usageTokens ?? contentChunks }
+}
+
+async function runLevel(
+  server: Server,
+  clients: number,
+  seconds: number,
+  maxTokens: number,
+): Promise<LevelResult> {
+  const stopAt = performance.now() + seconds * 1000
+  const result: LevelResult = {
+    clients,
+    seconds: 0,
+    completed: 0,
+    errors: 0,
+    errorKinds: {},
+    tokens: 0,
+    ttftMs: [],
+  }
+  const started = performance.now()
+  // A hard stop well past the window, so a stuck request can't hold the run.
+  const hardStop = AbortSignal.timeout((seconds + 120) * 1000)
+  const client = async (): Promise<void> => {
+    while (performance.now() < stopAt && !hardStop.aborted) {
+      try {
+        const { ttftMs, tokens } = await streamOnce(server, maxTokens, hardStop)
+        result.completed++
+        result.tokens += tokens
+        if (Number.isFinite(ttftMs)) result.ttftMs.push(ttftMs)
+      } catch (error) {
+        result.errors++
+        const kind = (error as Error).message.slice(0, 60)
+        result.errorKinds[kind] = (result.errorKinds[kind] ?? 0) + 1
+        // Back off as a real client would after a 429/503.
+        await new Promise((resolveWait) => setTimeout(resolveWait, 250))
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: clients }, client))
+  return { ...result, seconds: (performance.now() - started) / 1000 }
+}
+
+async function measureServer(
+  context: BenchContext,
+  name: string,
+  server: Server,
+  levels: readonly number[],
+  seconds: number,
+  maxTokens: number,
+  rows: string[][],
+  data: unknown[],
+): Promise<void> {
+  const target = { name }
+  // Warm-up: the first request loads the model into the isolate / process.
+  const warm = performance.now()
+  await streamOnce(server, 4, AbortSignal.timeout(180_000))
+  context.log(
+    `  ${target.name}: model loaded and first answer in ${((performance.now() - warm) / 1000).toFixed(1)} s`,
+  )
+  for (const clients of levels) {
+    const level = await runLevel(server, clients, seconds, maxTokens)
+    context.log(`  ${target.name} N=${clients}: ${level.completed} requests, ${level.errors} errors`)
+    rows.push([
+      target.name,
+      String(clients),
+      formatNumber(level.completed / level.seconds),
+      formatNumber(level.tokens / level.seconds),
+      formatNumber(percentile(level.ttftMs, 50)),
+      formatNumber(percentile(level.ttftMs, 99)),
+      String(level.completed),
+      level.errors === 0
+        ? '0'
+        : `${level.errors} (${Object.entries(level.errorKinds)
+            .map(([kind, count]) => `${count}× ${kind}`)
+            .join('; ')})`,
+    ])
+    data.push({ server: target.name, ...level, medianTtftMs: median(level.ttftMs) })
+  }
+}
+
+export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
+  const title = 'Edge under load (tiny Qwen3.5 fixture, loopback)'
+  const levels = context.quick ? [1, 4] : [1, 4, 16]
+  const seconds = context.quick ? 5 : 15
+  const maxTokens = 32
+  const dtype = 'q8'
+  const pkg = await ensurePackage('qwen3_5-tiny', context.cacheFolder, context.log)
+  const packageServer = await servePackage(pkg.folder)
+  const rows: string[][] = []
+  const data: unknown[] = []
+  const targets: { name: string; start: () => Promise<Server>; missing?: string }[] = [
+    { name: 'wrangler dev (workerd, WASM)', start: () => startWrangler(context, packageServer.url, dtype) },
+    {
+      name: 'ondevice serve (Node)',
+      start: () => startNodeServe(pkg.folder, dtype),
+      ...(existsSync(join(repositoryRoot, 'cli/commands/serve.ts'))
+        ? {}
+        : { missing: '`ondevice serve` has not landed (cli/commands/serve.ts missing)' }),
+    },
+  ]
+  try {
+    for (const target of targets) {
+      if (target.missing) {
+        rows.push([target.name, '—', '—', '—', '—', '—', '—', `not run: ${target.missing}`])
+        data.push({ server: target.name, skipped: target.missing })
+        continue
+      }
+      context.log(`group 5: starting ${target.name}`)
+      let server: Server
+      try {
+        server = await target.start()
+      } catch (error) {
+        const message = (error as Error).message.split('\n')[0] ?? ''
+        rows.push([target.name, '—', '—', '—', '—', '—', '—', `failed to start: ${message.slice(0, 200)}`])
+        data.push({ server: target.name, error: (error as Error).message })
+        continue
+      }
+      try {
+        await measureServer(context, target.name, server, levels, seconds, maxTokens, rows, data)
+      } catch (error) {
+        const message = (error as Error).message.split('\n')[0] ?? ''
+        rows.push([target.name, '—', '—', '—', '—', '—', '—', `failed: ${message.slice(0, 200)}`])
+        data.push({ server: target.name, error: (error as Error).message })
+      } finally {
+        await server.stop()
+      }
+    }
+  } finally {
+    await packageServer.close()
+  }
+  const table: Table = {
+    title: `Group 5: ${title}`,
+    columns: [
+      'server',
+      'clients',
+      'requests/s',
+      'tokens/s overall',
+      'TTFT p50 ms',
+      'TTFT p99 ms',
+      'completed',
+      'errors',
+    ],
+    rows,
+    notes: [
+      `Each level: N clients each streaming chat completions back to back for ${seconds} s (max_tokens ${maxTokens}, temperature 0, one short user message), after one warm-up request; ${dtype} weights; the worker's defaults of 1 generation at a time and a queue of 16.`,
+      'TTFT: from sending the request to the first content chunk (queueing included). Errors: HTTP errors (429/503 when the queue is full) and stream errors; a client backs off 250 ms after one.',
+    ],
+  }
+  return { group: 5, title, tables: [table], data }
+}
