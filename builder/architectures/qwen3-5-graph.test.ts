@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseModelConfig, parsePackageManifest } from '../../core/model-package.ts'
 import { Qwen35OrtRunner } from '../../test/bench/qwen3-5-harness.ts'
 import { loadOrtWebForNode } from '../../wasm/node.ts'
-import { fromFloat16, toFloat16 } from '../onnx/index.ts'
 import { dequantizeBlockwise4, quantizeBlockwise4 } from '../quantize/quantize.ts'
 import { parseQwen35Config } from './qwen3-5-config.ts'
 import { writeQwen35Package } from './qwen3-5-package.ts'
@@ -206,7 +205,7 @@ describe.each([
 describe('Qwen3.5 q4 graph', () => {
   it('computes the model with its 4-bit weights (reference on the dequantized weights)', async () => {
     // What the q4 package holds: every linear weight block-wise int4 (MatMulNBits), the tied
-    // lm_head quantized the same way, and an fp16 embedding table.
+    // lm_head quantized the same way, and a 4-bit embedding table (GatherBlockQuantized).
     const dequantized = new Map(weights)
     const quantizedNames = [...weights.keys()].filter((name) =>
       /(proj|proj_qkv|proj_[zab])\.weight$/.test(name),
@@ -221,18 +220,17 @@ describe('Qwen3.5 q4 graph', () => {
     }
     const embed = weights.get('model.embed_tokens.weight')!
     const [vocab, hidden] = embed.shape as [number, number]
-    dequantized.set('model.embed_tokens.weight', {
-      shape: embed.shape,
-      data: fromFloat16(toFloat16(embed.data)),
-    })
-    dequantized.set('lm_head.weight', {
+    // The input table (GatherBlockQuantized) and the tied head (MatMulNBits) share one 4-bit form.
+    const fourBitEmbed = {
       shape: embed.shape,
       data: dequantizeBlockwise4(
         quantizeBlockwise4({ rows: vocab, cols: hidden, data: embed.data }),
         vocab,
         hidden,
       ),
-    })
+    }
+    dequantized.set('model.embed_tokens.weight', fourBitEmbed)
+    dequantized.set('lm_head.weight', fourBitEmbed)
     const untied = { config: { ...config, tieWordEmbeddings: false }, weights: dequantized }
     const q4 = await Qwen35OrtRunner.open(ortNode, folder, '_q4')
     const fp32 = await Qwen35OrtRunner.open(ortNode, folder)
