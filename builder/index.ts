@@ -6,6 +6,7 @@ export {
   type BuilderDtype,
   builderDtypes,
   DecoderGraph,
+  type DecoderGraphOptions,
   LlamaArchitecture,
   Qwen3Architecture,
   ropeInverseFrequencies,

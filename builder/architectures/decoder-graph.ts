@@ -28,6 +28,7 @@ export type BuilderDtype = (typeof builderDtypes)[number]
 
 const FLOAT = 1
 const BOOL = 9
+const INT32 = 6
 /** torch.finfo(float32).min, what transformers uses for masked positions (avoids NaN on empty rows). */
 const MASKED = -3.4028234663852886e38
 
@@ -79,6 +80,14 @@ export interface DecoderGraphOptions {
    * MatMulNBits weight, stored once; q8: 8-bit blocks); 'fp16' keeps an fp16 table + Cast.
    */
   readonly embeddings?: 'quantized' | 'fp16'
+  /**
+   * 'plain' (default): attention from standard ops (MatMul, Softmax, a causal + padding bias);
+   * runs on every backend and head size and honours left padding. 'gqa': com.microsoft
+   * GroupQueryAttention (one fused node per layer, as onnx-community exports do; fewer kernel
+   * launches on WebGPU). GQA derives causality from the mask's row sums, so rows must be
+   * right-aligned (no left padding); single-sequence generation is unaffected.
+   */
+  readonly attention?: 'plain' | 'gqa'
 }
 
 /** Graph writer for Llama; Qwen3Architecture overrides the per-head normalization. */
@@ -375,6 +384,16 @@ export class DecoderGraph {
     )
   }
 
+  /** Post-attention RMSNorm, SwiGLU MLP and the residual add. */
+  #mlp(hidden: string, layer: DecoderLayerWeights, prefix: string): string {
+    const g = this.g
+    const mlpIn = this.rmsNorm(hidden, layer.postAttentionLayernorm, `${prefix}.post_attention_layernorm`)
+    const gate = this.linear(mlpIn, layer.gateProj, `${prefix}.mlp.gate_proj`)
+    const up = this.linear(mlpIn, layer.upProj, `${prefix}.mlp.up_proj`)
+    const activated = g.node('Mul', [g.node('Mul', [gate, g.node('Sigmoid', [gate])]), up])
+    return g.node('Add', [hidden, this.linear(activated, layer.downProj, `${prefix}.mlp.down_proj`)])
+  }
+
   build(): GraphBuilder {
     const g = this.g
     const c = this.config
@@ -403,29 +422,44 @@ export class DecoderGraph {
     const embedded = this.#embed(inputIds)
     let hidden = embedded.hidden
 
-    // Attention bias [B, 1, S, T]: causal over absolute positions (past + new) and the padding mask.
-    const total = g.node('Shape', [attentionMask], { start: 1, end: 2 }, { name: '/model/mask/total' })
-    const sequence = g.node('Shape', [inputIds], { start: 1, end: 2 }, { name: '/model/mask/sequence' })
-    const past = g.node('Sub', [total, sequence])
+    const useGqa = this.options.attention === 'gqa'
     const zero = this.int64([0])
-    const totalScalar = g.node('Squeeze', [total, zero])
-    const pastScalar = g.node('Squeeze', [past, zero])
-    const oneScalar = g.initializer('/const/one_scalar', tensor.int64([1], []))
-    const zeroScalar = g.initializer('/const/zero_scalar', tensor.int64([0], []))
-    const keyIndex = g.node('Range', [zeroScalar, totalScalar, oneScalar])
-    const queryIndex = g.node('Range', [pastScalar, totalScalar, oneScalar])
-    const causal = g.node('LessOrEqual', [
-      g.node('Unsqueeze', [keyIndex, zero]),
-      g.node('Unsqueeze', [queryIndex, this.int64([1])]),
-    ])
-    const padding = g.node('Unsqueeze', [g.node('Cast', [attentionMask], { to: BOOL }), this.int64([1, 2])])
-    const allowed = g.node('And', [causal, padding])
-    const bias = g.node(
-      'Where',
-      [allowed, this.float(0), this.float(MASKED)],
-      {},
-      { name: '/model/mask/bias' },
-    )
+    // Attention bias [B, 1, S, T]: causal over absolute positions (past + new) and the padding mask.
+    const plainBias = once(() => {
+      const total = g.node('Shape', [attentionMask], { start: 1, end: 2 }, { name: '/model/mask/total' })
+      const sequence = g.node('Shape', [inputIds], { start: 1, end: 2 }, { name: '/model/mask/sequence' })
+      const past = g.node('Sub', [total, sequence])
+      const totalScalar = g.node('Squeeze', [total, zero])
+      const pastScalar = g.node('Squeeze', [past, zero])
+      const oneScalar = g.initializer('/const/one_scalar', tensor.int64([1], []))
+      const zeroScalar = g.initializer('/const/zero_scalar', tensor.int64([0], []))
+      const keyIndex = g.node('Range', [zeroScalar, totalScalar, oneScalar])
+      const queryIndex = g.node('Range', [pastScalar, totalScalar, oneScalar])
+      const causal = g.node('LessOrEqual', [
+        g.node('Unsqueeze', [keyIndex, zero]),
+        g.node('Unsqueeze', [queryIndex, this.int64([1])]),
+      ])
+      const padding = g.node('Unsqueeze', [g.node('Cast', [attentionMask], { to: BOOL }), this.int64([1, 2])])
+      const allowed = g.node('And', [causal, padding])
+      const bias = g.node(
+        'Where',
+        [allowed, this.float(0), this.float(MASKED)],
+        {},
+        { name: '/model/mask/bias' },
+      )
+      return bias
+    })
+    // GroupQueryAttention's inputs: per-row valid length - 1 (int32 [B]) and the total length (int32 scalar).
+    const gqaLengths = once(() => {
+      const summed = g.node('ReduceSum', [attentionMask, this.int64([1])], { keepdims: 0 })
+      const seqlensK = g.node('Cast', [g.node('Sub', [summed, this.int64([1])])], { to: INT32 })
+      const totalLength = g.node(
+        'Cast',
+        [g.node('Squeeze', [g.node('Shape', [attentionMask], { start: 1, end: 2 }), zero])],
+        { to: INT32 },
+      )
+      return { seqlensK, totalLength }
+    })
 
     // RoPE tables from position_ids: cos/sin [B, 1, S, D] (rotate_half layout: freqs repeated twice).
     const inverse = g.initializer(
@@ -435,15 +469,17 @@ export class DecoderGraph {
     const positions = g.node('Unsqueeze', [g.node('Cast', [positionIds], { to: FLOAT }), this.int64([2])])
     const freqs = g.node('Mul', [positions, inverse])
     const angles = g.node('Concat', [freqs, freqs], { axis: -1 })
+    // [B, 1, S, D] for heads-first tensors (plain attention), [B, S, 1, D] for GQA's [B, S, H, D].
+    const ropeAxis = useGqa ? 2 : 1
     const cos = g.node(
       'Unsqueeze',
-      [g.node('Cos', [angles]), this.int64([1])],
+      [g.node('Cos', [angles]), this.int64([ropeAxis])],
       {},
       { name: '/model/rotary_emb/cos' },
     )
     const sin = g.node(
       'Unsqueeze',
-      [g.node('Sin', [angles]), this.int64([1])],
+      [g.node('Sin', [angles]), this.int64([ropeAxis])],
       {},
       { name: '/model/rotary_emb/sin' },
     )
@@ -456,7 +492,6 @@ export class DecoderGraph {
 
     const heads = c.numAttentionHeads
     const kvHeads = c.numKeyValueHeads
-    const scale = this.float(1 / Math.sqrt(D))
     w.layers.forEach((layer, i) => {
       const prefix = `model.layers.${i}`
       const normed = this.rmsNorm(hidden, layer.inputLayernorm, `${prefix}.input_layernorm`)
@@ -473,6 +508,31 @@ export class DecoderGraph {
         this.int64([0, 0, kvHeads, D]),
       ])
       const normedHeads = this.architecture.normalizeHeads(this, q, k, layer, prefix)
+      if (useGqa) {
+        const { seqlensK, totalLength } = gqaLengths()
+        const [attention] = g.nodeOutputs(
+          'GroupQueryAttention',
+          [
+            g.node('Reshape', [rope(normedHeads.q), this.int64([0, 0, heads * D])]),
+            g.node('Reshape', [rope(normedHeads.k), this.int64([0, 0, kvHeads * D])]),
+            g.node('Reshape', [v, this.int64([0, 0, kvHeads * D])]),
+            pasts[i]!.key,
+            pasts[i]!.value,
+            seqlensK,
+            totalLength,
+          ],
+          3,
+          { num_heads: heads, kv_num_heads: kvHeads, scale: attribute.float(1 / Math.sqrt(D)) },
+          {
+            domain: 'com.microsoft',
+            name: `${prefix}/attn/GroupQueryAttention`,
+            outputs: [g.uniqueName(`/${prefix}/attn/output`), `present.${i}.key`, `present.${i}.value`],
+          },
+        )
+        hidden = g.node('Add', [hidden, this.linear(attention!, layer.oProj, `${prefix}.self_attn.o_proj`)])
+        hidden = this.#mlp(hidden, layer, prefix)
+        return
+      }
       const toHeads = (x: string) => g.node('Transpose', [x], { perm: [0, 2, 1, 3] })
       const qRotated = rope(toHeads(normedHeads.q))
       const kRotated = rope(toHeads(normedHeads.k))
@@ -491,11 +551,15 @@ export class DecoderGraph {
       // Grouped-query attention without repeating K/V: fold each group's query heads into the
       // sequence axis ([B, kv, groups·S, D]), so one MatMul serves all heads that share a KV head.
       const qGrouped = g.node('Reshape', [qRotated, this.int64([0, kvHeads, -1, D])])
+      const scale = this.float(1 / Math.sqrt(D))
       const scores = g.node('Mul', [
         g.node('MatMul', [qGrouped, g.node('Transpose', [presentKey], { perm: [0, 1, 3, 2] })]),
         scale,
       ])
-      const scoresPerHead = g.node('Add', [g.node('Reshape', [scores, this.int64([0, heads, -1, 0])]), bias])
+      const scoresPerHead = g.node('Add', [
+        g.node('Reshape', [scores, this.int64([0, heads, -1, 0])]),
+        plainBias(),
+      ])
       const probabilities = g.node('Softmax', [scoresPerHead], { axis: -1 })
       const context = g.node('MatMul', [
         g.node('Reshape', [probabilities, this.int64([0, kvHeads, -1, 0])]),
@@ -509,12 +573,7 @@ export class DecoderGraph {
       ])
       const attentionOut = this.linear(merged, layer.oProj, `${prefix}.self_attn.o_proj`)
       hidden = g.node('Add', [hidden, attentionOut])
-
-      const mlpIn = this.rmsNorm(hidden, layer.postAttentionLayernorm, `${prefix}.post_attention_layernorm`)
-      const gate = this.linear(mlpIn, layer.gateProj, `${prefix}.mlp.gate_proj`)
-      const up = this.linear(mlpIn, layer.upProj, `${prefix}.mlp.up_proj`)
-      const activated = g.node('Mul', [g.node('Mul', [gate, g.node('Sigmoid', [gate])]), up])
-      hidden = g.node('Add', [hidden, this.linear(activated, layer.downProj, `${prefix}.mlp.down_proj`)])
+      hidden = this.#mlp(hidden, layer, prefix)
     })
 
     const finalNorm = this.rmsNorm(hidden, w.norm, 'model.norm')

@@ -61,42 +61,52 @@ const configs = {
 
 const tokens = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 300)
 
-describe.each(Object.entries(configs))('%s ONNX graph vs the TypeScript reference (fp32)', (name, config) => {
-  it('matches for full prefills and prefill + token-by-token decode at several lengths', async () => {
-    const weights = randomDecoderWeights(config, 7)
-    const path = join(folder, `${name.replace(/\W+/g, '-')}.onnx`)
-    writeModelFile(architectureFor(weights).buildGraph('fp32'), path)
-    const decoder = await OrtDecoder.create(ort, path, {
-      kvHeads: config.numKeyValueHeads,
-      headDim: config.headDim,
-    })
-    const reference = new ReferenceModel(weights)
-    const expected = reference.forward(tokens)
-    let worst = 0
-    try {
-      for (const length of [1, 5, 17, 40]) {
-        decoder.reset()
-        const prefill = await decoder.append(tokens.slice(0, length))
-        for (let i = 0; i < length; i++) worst = Math.max(worst, maxAbsDifference(prefill[i]!, expected[i]!))
-      }
-      for (const prefillLength of [1, 3, 12]) {
-        decoder.reset()
-        await decoder.append(tokens.slice(0, prefillLength))
-        for (let i = prefillLength; i < prefillLength + 14; i++) {
-          const [logits] = await decoder.append([tokens[i]!])
-          worst = Math.max(worst, maxAbsDifference(logits!, expected[i]!))
+const cases = Object.entries(configs).flatMap(([name, config]) =>
+  (['plain', 'gqa'] as const).map((attention) => [name, attention, config] as const),
+)
+
+describe.each(cases)(
+  '%s ONNX graph (%s attention) vs the TypeScript reference (fp32)',
+  (name, attention, config) => {
+    it('matches for full prefills and prefill + token-by-token decode at several lengths', async () => {
+      const weights = randomDecoderWeights(config, 7)
+      const path = join(folder, `${name.replace(/\W+/g, '-')}-${attention}.onnx`)
+      writeModelFile(architectureFor(weights).buildGraph('fp32', { attention }), path)
+      const decoder = await OrtDecoder.create(ort, path, {
+        kvHeads: config.numKeyValueHeads,
+        headDim: config.headDim,
+      })
+      const reference = new ReferenceModel(weights)
+      const expected = reference.forward(tokens)
+      let worst = 0
+      try {
+        for (const length of [1, 5, 17, 40]) {
+          decoder.reset()
+          const prefill = await decoder.append(tokens.slice(0, length))
+          for (let i = 0; i < length; i++)
+            worst = Math.max(worst, maxAbsDifference(prefill[i]!, expected[i]!))
         }
+        for (const prefillLength of [1, 3, 12]) {
+          decoder.reset()
+          await decoder.append(tokens.slice(0, prefillLength))
+          for (let i = prefillLength; i < prefillLength + 14; i++) {
+            const [logits] = await decoder.append([tokens[i]!])
+            worst = Math.max(worst, maxAbsDifference(logits!, expected[i]!))
+          }
+        }
+      } finally {
+        await decoder.release()
       }
-    } finally {
-      await decoder.release()
-    }
-    console.log(`${name} fp32 parity: max abs logit difference ${worst.toExponential(2)}`)
-    expect(worst).toBeLessThanOrEqual(1e-4)
-    // Logits spread a few units, so the comparison is not trivially small numbers.
-    const spread = Math.max(...expected[5]!) - Math.min(...expected[5]!)
-    expect(spread).toBeGreaterThan(2)
-  })
-})
+      console.log(
+        `${name} (${attention} attention) fp32 parity: max abs logit difference ${worst.toExponential(2)}`,
+      )
+      expect(worst).toBeLessThanOrEqual(1e-4)
+      // Logits spread a few units, so the comparison is not trivially small numbers.
+      const spread = Math.max(...expected[5]!) - Math.min(...expected[5]!)
+      expect(spread).toBeGreaterThan(2)
+    })
+  },
+)
 
 describe('batched, left-padded input (attention_mask zeros)', () => {
   it('gives each row the logits it gets alone, in prefill and in decode', async () => {

@@ -22,10 +22,10 @@ describe.skipIf(!present)('stories260K graphs on onnxruntime-web (WASM)', () => 
   const weights = present
     ? readLlama2cCheckpoint(new Uint8Array(readFileSync(join(stories, 'stories260K.bin'))))
     : undefined
-  const open = async (dtype: BuilderDtype) => {
+  const open = async (dtype: BuilderDtype, attention: 'plain' | 'gqa' = 'plain') => {
     const ort = (await loadOrtWebForNode({ numThreads: 1 })).ort as unknown as OrtModuleLike
-    const path = join(folder, `${dtype}.onnx`)
-    const written = writeModelFile(architectureFor(weights!).buildGraph(dtype), path)
+    const path = join(folder, `${dtype}-${attention}.onnx`)
+    const written = writeModelFile(architectureFor(weights!).buildGraph(dtype, { attention }), path)
     return OrtDecoder.createFromBytes(
       ort,
       {
@@ -33,7 +33,7 @@ describe.skipIf(!present)('stories260K graphs on onnxruntime-web (WASM)', () => 
         ...(written.dataPath
           ? {
               externalData: {
-                path: `${dtype}.onnx_data`,
+                path: `${dtype}-${attention}.onnx_data`,
                 data: new Uint8Array(readFileSync(written.dataPath)),
               },
             }
@@ -43,21 +43,26 @@ describe.skipIf(!present)('stories260K graphs on onnxruntime-web (WASM)', () => 
     )
   }
 
-  it('fp32 matches the reference for a prefill and token-by-token decode', async () => {
-    const decoder = await open('fp32')
-    const tokens = [1, 403, 407, 261, 378, 11, 345, 300, 290, 281, 265, 330]
-    const expected = new ReferenceModel(weights!).forward(tokens)
-    let worst = 0
-    const prefill = await decoder.append(tokens.slice(0, 7))
-    for (let i = 0; i < 7; i++) worst = Math.max(worst, maxAbsDifference(prefill[i]!, expected[i]!))
-    for (let i = 7; i < tokens.length; i++) {
-      const [logits] = await decoder.append([tokens[i]!])
-      worst = Math.max(worst, maxAbsDifference(logits!, expected[i]!))
-    }
-    await decoder.release()
-    console.log(`stories260K fp32 on WASM: max abs logit difference ${worst.toExponential(2)}`)
-    expect(worst).toBeLessThanOrEqual(1e-4)
-  })
+  it.each(['plain', 'gqa'] as const)(
+    'fp32 (%s attention) matches the reference for a prefill and token-by-token decode',
+    async (attention) => {
+      const decoder = await open('fp32', attention)
+      const tokens = [1, 403, 407, 261, 378, 11, 345, 300, 290, 281, 265, 330]
+      const expected = new ReferenceModel(weights!).forward(tokens)
+      let worst = 0
+      const prefill = await decoder.append(tokens.slice(0, 7))
+      for (let i = 0; i < 7; i++) worst = Math.max(worst, maxAbsDifference(prefill[i]!, expected[i]!))
+      for (let i = 7; i < tokens.length; i++) {
+        const [logits] = await decoder.append([tokens[i]!])
+        worst = Math.max(worst, maxAbsDifference(logits!, expected[i]!))
+      }
+      await decoder.release()
+      console.log(
+        `stories260K fp32 (${attention} attention) on WASM: max abs logit difference ${worst.toExponential(2)}`,
+      )
+      expect(worst).toBeLessThanOrEqual(1e-4)
+    },
+  )
 
   it.each(['q8', 'q4'] as const)('%s decodes greedily like fp32 does on WASM', async (dtype) => {
     const run = async (d: BuilderDtype) => {

@@ -15,6 +15,8 @@ export interface ConvertLlama2cOptions {
   readonly dtypes?: readonly BuilderDtype[]
   readonly name?: string
   readonly overwrite?: boolean
+  /** 'gqa' writes com.microsoft GroupQueryAttention (see DecoderGraphOptions.attention). */
+  readonly attention?: 'plain' | 'gqa'
   readonly onProgress?: (event: { step: string; done: number; total: number }) => void
 }
 
@@ -38,6 +40,7 @@ export async function convertLlama2c(options: ConvertLlama2cOptions): Promise<Pa
     // llama2.c ends a story when the model emits BOS (id 1); </s> (2) ends it too.
     generationConfig: { bos_token_id: 1, eos_token_id: [1, 2] },
     ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
+    ...(options.attention ? { graph: { attention: options.attention } } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   })
 }

@@ -144,6 +144,8 @@ export interface ConvertHfOptions {
   readonly outDir: string
   readonly dtypes?: readonly BuilderDtype[]
   readonly overwrite?: boolean
+  /** 'gqa' writes com.microsoft GroupQueryAttention (see DecoderGraphOptions.attention). */
+  readonly attention?: 'plain' | 'gqa'
   readonly onProgress?: (event: { step: string; done: number; total: number }) => void
 }
 
@@ -182,6 +184,7 @@ export async function convertHfCheckpoint(options: ConvertHfOptions): Promise<Pa
     dtypes: options.dtypes ?? ['fp32'],
     generationConfig,
     ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
+    ...(options.attention ? { graph: { attention: options.attention } } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   })
 }

@@ -26,7 +26,12 @@ import {
   onnxFileNames,
   type PackageManifest,
 } from '../../core/model-package.ts'
-import { architectureFor, type BuilderDtype, builderDtypes } from '../architectures/decoder-graph.ts'
+import {
+  architectureFor,
+  type BuilderDtype,
+  builderDtypes,
+  type DecoderGraphOptions,
+} from '../architectures/decoder-graph.ts'
 import type { DecoderWeights } from '../architectures/weights.ts'
 import { writeModelFile } from '../onnx/model-file.ts'
 
@@ -49,6 +54,8 @@ export interface WritePackageOptions {
   readonly overwrite?: boolean
   /** Context length the memory estimate assumes (default min(max_position_embeddings, 4096)). */
   readonly contextLength?: number
+  /** Graph choices (attention kind, embedding format); defaults suit every backend. */
+  readonly graph?: DecoderGraphOptions
   /** Called as each file is written (for progress bars). */
   readonly onProgress?: (event: { step: string; done: number; total: number }) => void
 }
@@ -172,9 +179,13 @@ export async function writeModelPackage(options: WritePackageOptions): Promise<P
       const file = onnxFileNames(config.modelType, dtype).model
       progress(`writing ${file}`)
       // Graphs are built per dtype and dropped after writing, so only one is alive at a time.
-      const written = writeModelFile(architecture.buildGraph(dtype), join(temporary, file), {
+      const written = writeModelFile(architecture.buildGraph(dtype, options.graph), join(temporary, file), {
         producerVersion: '0.1.0',
-        metadata: { 'ondevice.dtype': dtype, 'ondevice.model_type': config.modelType },
+        metadata: {
+          'ondevice.dtype': dtype,
+          'ondevice.model_type': config.modelType,
+          'ondevice.attention': options.graph?.attention ?? 'plain',
+        },
       })
       if (written.dataPath) externalFiles.push(basename(file))
       storedBytes[dtype] = written.modelBytes + written.dataBytes

@@ -23,6 +23,8 @@ Options:
   --in DIR          Hugging Face model folder
   --out DIR         Package folder to create
   --dtype D         fp32, q4, q8, fp16 (repeat or comma-separate; default fp32,q4,q8)
+  --attention A   plain (default: standard ops, any backend) or gqa (com.microsoft
+                  GroupQueryAttention: one fused node per layer; no left padding)
   --force           Replace DIR if it exists
   --help, -h        Show this help
 
@@ -39,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
       out: { type: 'string' },
       dtype: { type: 'string', multiple: true },
       force: { type: 'boolean' },
+      attention: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -48,6 +51,12 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   if (!values.out) throw new InvalidArgumentError('--out', 'Pass --out DIR, the package folder to create.')
+  const attention = values.attention
+  if (attention !== undefined && attention !== 'plain' && attention !== 'gqa')
+    throw new InvalidArgumentError(
+      '--attention',
+      `--attention must be plain or gqa (got ${JSON.stringify(attention)}).`,
+    )
   const dtypes = parseDtypes(values.dtype, ['fp32', 'q4', 'q8'])
   const overwrite = values.force ?? false
   const onProgress = progressBar('convert')
@@ -69,6 +78,7 @@ export async function run(argv: string[]): Promise<number> {
       dtypes,
       overwrite,
       onProgress,
+      ...(attention ? { attention } : {}),
     })
   } else if (values.from === 'safetensors') {
     if (!values.in || !existsSync(join(values.in, 'config.json')))

@@ -19,6 +19,8 @@ Options:
     .map(([name, entry]) => `${name} (${entry.arch.join('/')})`)
     .join(', ')}; qwen3_5: tiny, 0.8b
                   (default tiny)
+  --attention A   plain (default: standard ops, any backend) or gqa (com.microsoft
+                  GroupQueryAttention: one fused node per layer; no left padding)
   --force         Replace DIR if it exists
   --help, -h      Show this help`
 
@@ -32,6 +34,7 @@ export async function run(argv: string[]): Promise<number> {
       dtype: { type: 'string', multiple: true },
       size: { type: 'string' },
       force: { type: 'boolean' },
+      attention: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -50,6 +53,12 @@ export async function run(argv: string[]): Promise<number> {
   const seed = values.seed === undefined ? 1 : Number(values.seed)
   if (!Number.isInteger(seed) || seed < 0)
     throw new InvalidArgumentError('--seed', `--seed must be a non-negative integer (got ${values.seed}).`)
+  const attention = values.attention
+  if (attention !== undefined && attention !== 'plain' && attention !== 'gqa')
+    throw new InvalidArgumentError(
+      '--attention',
+      `--attention must be plain or gqa (got ${JSON.stringify(attention)}).`,
+    )
   const dtypes = parseDtypes(values.dtype, ['fp32'])
   const manifest = await writeFixture({
     arch: arch as FixtureArchitecture,
@@ -58,6 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     dtype: dtypes,
     ...(values.size === undefined ? {} : { size: values.size }),
     overwrite: values.force ?? false,
+    ...(attention ? { attention } : {}),
     onProgress: progressBar('fixture'),
   })
   const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0)
