@@ -15,7 +15,11 @@ export const browserHost: RuntimeHost = {
   defaultBackend: async () => ((await probeOnce()).webgpu.available ? 'webgpu' : 'wasm'),
   shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
-    if (backend === 'native') throw new BackendError('backend_unavailable', "The 'native' backend (onnxruntime-node) exists only in Node; use 'webgpu' or 'wasm' in a browser.")
+    if (backend === 'native')
+      throw new BackendError(
+        'backend_unavailable',
+        "The 'native' backend (onnxruntime-node) exists only in Node; use 'webgpu' or 'wasm' in a browser.",
+      )
     const { ort, setup } = await loadOrtWebForBrowser({
       wasmBaseUrl: options.wasmBaseUrl ?? '/ort/',
       flavor: backend === 'webgpu' ? 'webgpu' : 'wasm',

@@ -18,7 +18,13 @@ let building: Promise<string> | undefined
 export function defaultModelPackage(options: { cacheDir?: string } = {}): Promise<string> {
   const folder = join(options.cacheDir ?? defaultCacheDir(), 'default', defaultModelName)
   building ??= (async () => {
-    if (await stat(join(folder, 'manifest.json')).then(() => true, () => false)) return folder
+    if (
+      await stat(join(folder, 'manifest.json')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return folder
     // Build beside the final folder and rename, so a crash never leaves a half-written package
     // where the next run would find it.
     const temporary = `${folder}.tmp-${process.pid}`
@@ -27,7 +33,13 @@ export function defaultModelPackage(options: { cacheDir?: string } = {}): Promis
       await writeQwen35Fixture({ outDir: temporary, seed: 1, size: 'tiny', dtypes: ['fp32', 'q4'] })
       await rename(temporary, folder).catch(async (error: unknown) => {
         // Another process finished first: use its copy.
-        if (await stat(join(folder, 'manifest.json')).then(() => true, () => false)) return
+        if (
+          await stat(join(folder, 'manifest.json')).then(
+            () => true,
+            () => false,
+          )
+        )
+          return
         throw error
       })
     } finally {

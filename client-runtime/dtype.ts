@@ -26,7 +26,10 @@ export const knownDtypes: readonly string[] = Object.keys(suffixByDtype)
 export function normalizeDtype(dtype: string, param = 'dtype'): string {
   const name = dtype === 'quantized' ? 'q8' : dtype
   if (!(name in suffixByDtype)) {
-    throw new InvalidArgumentError(param, `Unknown dtype ${JSON.stringify(dtype)}; use one of ${knownDtypes.join(', ')} (or 'quantized' for q8).`)
+    throw new InvalidArgumentError(
+      param,
+      `Unknown dtype ${JSON.stringify(dtype)}; use one of ${knownDtypes.join(', ')} (or 'quantized' for q8).`,
+    )
   }
   return name
 }
@@ -61,7 +64,11 @@ export function isSplitLayout(modelType: string): boolean {
 export function onnxLayout(modelType: string, dtype: string): OnnxLayout {
   const suffix = dtypeSuffix(dtype)
   return isSplitLayout(modelType)
-    ? { kind: 'split', embedTokens: `onnx/embed_tokens${suffix}.onnx`, decoder: `onnx/decoder_model_merged${suffix}.onnx` }
+    ? {
+        kind: 'split',
+        embedTokens: `onnx/embed_tokens${suffix}.onnx`,
+        decoder: `onnx/decoder_model_merged${suffix}.onnx`,
+      }
     : { kind: 'single', model: `onnx/model${suffix}.onnx` }
 }
 

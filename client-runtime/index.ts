@@ -3,18 +3,51 @@
 import type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts'
 import { loadModelWith } from './load-model.ts'
 
-export { type Backend, backends, dtypeOfFile, knownDtypes, layoutFiles, normalizeDtype, type OnnxLayout, onnxLayout, preferredDtypes } from './dtype.ts'
+export {
+  type Backend,
+  backends,
+  dtypeOfFile,
+  knownDtypes,
+  layoutFiles,
+  normalizeDtype,
+  type OnnxLayout,
+  onnxLayout,
+  preferredDtypes,
+} from './dtype.ts'
+export { inspectPackage, type PackageSummary } from './inspect.ts'
 export type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts'
 export { loadModelWith } from './load-model.ts'
 export { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
-export { createOrtSession, type OrtModelSession, type OrtModule, type OrtSessionOptions } from './ort-session.ts'
+export {
+  createOrtSession,
+  type OrtModelSession,
+  type OrtModule,
+  type OrtSessionOptions,
+} from './ort-session.ts'
 export { type PackageReader, storedPackageReader } from './package-reader.ts'
-export { type Capabilities, type DecodeSpeed, measureDecodeSpeed, type ProbeOptions, probeCapabilities, type WebGpuReport } from './probe.ts'
-export { inspectPackage, type PackageSummary } from './inspect.ts'
-export type { DownloadProgress, EnsureOptions, ModelStore, PackageFileEntry, ProgressPhase, StorageEstimate, StoredPackage, StoreManifest } from './store/types.ts'
+export {
+  type Capabilities,
+  type DecodeSpeed,
+  measureDecodeSpeed,
+  type ProbeOptions,
+  probeCapabilities,
+  type WebGpuReport,
+} from './probe.ts'
+export type {
+  DownloadProgress,
+  EnsureOptions,
+  ModelStore,
+  PackageFileEntry,
+  ProgressPhase,
+  StorageEstimate,
+  StoredPackage,
+  StoreManifest,
+} from './store/types.ts'
 
 function isNode(): boolean {
-  return typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
+  return (
+    typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
+  )
 }
 
 let host: Promise<RuntimeHost> | undefined
@@ -47,6 +80,7 @@ export async function defaultModelPackage(options: { cacheDir?: string } = {}): 
   return module.defaultModelPackage(options)
 }
 
+export { type BrowserStoreOptions, createBrowserStore } from './store/browser-store.ts'
 export {
   createModelWorkerProxy,
   type LoadedModelInfo,
@@ -61,4 +95,3 @@ export {
   type WorkerResponse,
   type WorkerResults,
 } from './web-worker/index.ts'
-export { type BrowserStoreOptions, createBrowserStore } from './store/browser-store.ts'

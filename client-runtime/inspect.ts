@@ -21,15 +21,30 @@ export interface PackageSummary {
   readonly files: readonly string[]
 }
 
-export async function inspectPackage(options: { model: string; backend: Backend; dtype?: string; store: ModelStore; shaderF16?: boolean }): Promise<PackageSummary> {
-  if (typeof options?.model !== 'string' || options.model === '') throw new InvalidArgumentError('model', 'model must be a package folder or URL prefix.')
+export async function inspectPackage(options: {
+  model: string
+  backend: Backend
+  dtype?: string
+  store: ModelStore
+  shaderF16?: boolean
+}): Promise<PackageSummary> {
+  if (typeof options?.model !== 'string' || options.model === '')
+    throw new InvalidArgumentError('model', 'model must be a package folder or URL prefix.')
   const pkg = await options.store.open(options.model)
   const config = parseModelConfig(await pkg.readText('config.json'))
   let dtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   if (!dtype) {
     const available = pkg.manifest?.dtypes ? [...pkg.manifest.dtypes] : []
     for (const candidate of preferredDtypes(options.backend, { shaderF16: options.shaderF16 ?? false })) {
-      if (available.length > 0 ? available.includes(candidate) : (await Promise.all(layoutFiles(onnxLayout(config.modelType, candidate)).map((file) => pkg.exists(file)))).every(Boolean)) {
+      if (
+        available.length > 0
+          ? available.includes(candidate)
+          : (
+              await Promise.all(
+                layoutFiles(onnxLayout(config.modelType, candidate)).map((file) => pkg.exists(file)),
+              )
+            ).every(Boolean)
+      ) {
         dtype = candidate
         break
       }
@@ -37,7 +52,14 @@ export async function inspectPackage(options: { model: string; backend: Backend;
   }
   dtype ??= 'fp32'
   const files: string[] = []
-  for (const path of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) if (await pkg.exists(path)) files.push(path)
+  for (const path of [
+    'config.json',
+    'generation_config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'chat_template.jinja',
+  ])
+    if (await pkg.exists(path)) files.push(path)
   for (const file of layoutFiles(onnxLayout(config.modelType, dtype))) {
     files.push(file)
     for (let index = 0; index < 64; index++) {

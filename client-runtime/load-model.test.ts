@@ -25,7 +25,10 @@ beforeAll(async () => {
     config,
     weights: randomQwen35Weights(config, 5),
     dtypes: ['fp32', 'q4'],
-    tokenizer: { tokenizerJson: tokenizer.tokenizerJson as string, tokenizerConfigJson: tokenizer.tokenizerConfigJson as string },
+    tokenizer: {
+      tokenizerJson: tokenizer.tokenizerJson as string,
+      tokenizerConfigJson: tokenizer.tokenizerConfigJson as string,
+    },
     name: 'tiny-qwen3.5',
   })
 })
@@ -36,7 +39,11 @@ afterAll(async () => {
 describe('loadModel', () => {
   it('picks the fastest weight format per backend, honours an override, and reports it', async () => {
     const native = await loadModel({ model: packageDir, backend: 'native', store: store() })
-    expect([native.dtype, native.session.info.dtype, native.session.info.modelId]).toEqual(['q4', 'q4', 'tiny-qwen3.5'])
+    expect([native.dtype, native.session.info.dtype, native.session.info.modelId]).toEqual([
+      'q4',
+      'q4',
+      'tiny-qwen3.5',
+    ])
     const speed = await measureDecodeSpeed(native.session, { tokens: 4 })
     expect(speed.tokensPerSecond).toBeGreaterThan(0)
     expect(native.session.tokens).toEqual([])
@@ -52,26 +59,48 @@ describe('loadModel', () => {
   })
 
   it('gives clear errors for bad input', async () => {
-    await expect(loadModel({ model: join(folder, 'nowhere'), backend: 'native', store: store() })).rejects.toMatchObject({ code: 'model_not_found', message: expect.stringMatching(/does not exist/) })
+    await expect(
+      loadModel({ model: join(folder, 'nowhere'), backend: 'native', store: store() }),
+    ).rejects.toMatchObject({ code: 'model_not_found', message: expect.stringMatching(/does not exist/) })
     const notPackage = join(folder, 'not-a-package')
     await mkdir(notPackage, { recursive: true })
     await writeFile(join(notPackage, 'notes.txt'), 'hello')
-    await expect(loadModel({ model: notPackage, backend: 'native', store: store() })).rejects.toMatchObject({ code: 'model_invalid', message: expect.stringMatching(/not a model package/) })
-    await expect(loadModel({ model: packageDir, backend: 'native', dtype: 'q8', store: store() })).rejects.toMatchObject({ code: 'model_not_found', message: expect.stringMatching(/no q8 weights.*Available: fp32, q4/) })
-    await expect(loadModel({ model: packageDir, backend: 'cuda' as never, store: store() })).rejects.toMatchObject({ code: 'invalid_argument', param: 'backend' })
-    await expect(loadModel({ model: packageDir, backend: 'native', dtype: 'int3', store: store() })).rejects.toMatchObject({ code: 'invalid_argument', param: 'dtype' })
-    await expect(loadModel({ model: '', store: store() })).rejects.toMatchObject({ code: 'invalid_argument', param: 'model' })
+    await expect(loadModel({ model: notPackage, backend: 'native', store: store() })).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(/not a model package/),
+    })
+    await expect(
+      loadModel({ model: packageDir, backend: 'native', dtype: 'q8', store: store() }),
+    ).rejects.toMatchObject({
+      code: 'model_not_found',
+      message: expect.stringMatching(/no q8 weights.*Available: fp32, q4/),
+    })
+    await expect(
+      loadModel({ model: packageDir, backend: 'cuda' as never, store: store() }),
+    ).rejects.toMatchObject({ code: 'invalid_argument', param: 'backend' })
+    await expect(
+      loadModel({ model: packageDir, backend: 'native', dtype: 'int3', store: store() }),
+    ).rejects.toMatchObject({ code: 'invalid_argument', param: 'dtype' })
+    await expect(loadModel({ model: '', store: store() })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'model',
+    })
   })
 
   it('refuses a package whose ONNX inputs do not match its config.json', async () => {
     const mismatched = join(folder, 'mismatched')
     await cp(packageDir, mismatched, { recursive: true })
     await rm(join(mismatched, 'manifest.json'))
-    const json = JSON.parse(await readFile(join(mismatched, 'config.json'), 'utf8')) as Record<string, unknown>
+    const json = JSON.parse(await readFile(join(mismatched, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
     // Full attention on layer 0 instead of 3: the graph carries its KV cache on layer 3.
     json.layer_types = ['full_attention', 'linear_attention', 'linear_attention', 'linear_attention']
     await writeFile(join(mismatched, 'config.json'), JSON.stringify(json))
-    await expect(loadModel({ model: mismatched, backend: 'native', dtype: 'fp32', store: store() })).rejects.toMatchObject({
+    await expect(
+      loadModel({ model: mismatched, backend: 'native', dtype: 'fp32', store: store() }),
+    ).rejects.toMatchObject({
       code: 'model_invalid',
       message: expect.stringMatching(/ONNX inputs do not match config\.json.*layers \[0\].*\[3\]/),
     })
@@ -79,8 +108,20 @@ describe('loadModel', () => {
 
   it('inspects a package without loading it', async () => {
     const summary = await inspectPackage({ model: packageDir, backend: 'native', store: store() })
-    expect(summary).toMatchObject({ dtype: 'q4', cached: true, downloadBytes: 0, requiresShaderF16: false, name: 'tiny-qwen3.5 q4' })
-    expect(summary.files).toEqual(expect.arrayContaining(['onnx/decoder_model_merged_q4.onnx', 'onnx/decoder_model_merged_q4.onnx_data', 'tokenizer.json']))
+    expect(summary).toMatchObject({
+      dtype: 'q4',
+      cached: true,
+      downloadBytes: 0,
+      requiresShaderF16: false,
+      name: 'tiny-qwen3.5 q4',
+    })
+    expect(summary.files).toEqual(
+      expect.arrayContaining([
+        'onnx/decoder_model_merged_q4.onnx',
+        'onnx/decoder_model_merged_q4.onnx_data',
+        'tokenizer.json',
+      ]),
+    )
     expect(summary.estimatedMemoryBytes).toBeGreaterThan(0)
   })
 })
@@ -88,7 +129,13 @@ describe('loadModel', () => {
 describe('probeCapabilities on Node', () => {
   it('reports cores, memory, WASM, onnxruntime-node and no WebGPU, with a reason', async () => {
     const capabilities = await probeCapabilities({ estimate: () => store().estimate() })
-    expect(capabilities).toMatchObject({ host: 'node', wasm: true, native: true, online: true, webgpu: { available: false, reason: expect.any(String) } })
+    expect(capabilities).toMatchObject({
+      host: 'node',
+      wasm: true,
+      native: true,
+      online: true,
+      webgpu: { available: false, reason: expect.any(String) },
+    })
     expect(capabilities.cores).toBeGreaterThan(0)
     expect(capabilities.deviceMemoryBytes).toBeGreaterThan(0)
     expect(capabilities.storage?.quotaBytes).toBeGreaterThan(0)

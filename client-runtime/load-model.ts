@@ -7,7 +7,15 @@ import { InvalidArgumentError, ModelError } from '../core/errors.ts'
 import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { Tokenizer } from '../core/tokenizer.ts'
-import { type Backend, backends, type OnnxLayout, layoutFiles, normalizeDtype, onnxLayout, preferredDtypes } from './dtype.ts'
+import {
+  type Backend,
+  backends,
+  layoutFiles,
+  normalizeDtype,
+  type OnnxLayout,
+  onnxLayout,
+  preferredDtypes,
+} from './dtype.ts'
 import { createOrtSession, type OrtModule } from './ort-session.ts'
 import { storedPackageReader } from './package-reader.ts'
 import type { DownloadProgress, ModelStore, StoredPackage, StoreManifest } from './store/types.ts'
@@ -54,20 +62,39 @@ export interface RuntimeHost {
   defaultStore(): ModelStore
   defaultBackend(): Promise<Backend>
   /** ORT for the backend plus a description of its setup. */
-  loadOrt(backend: Backend, options: LoadModelOptions): Promise<{ ort: OrtModule; setup?: Readonly<Record<string, unknown>> }>
+  loadOrt(
+    backend: Backend,
+    options: LoadModelOptions,
+  ): Promise<{ ort: OrtModule; setup?: Readonly<Record<string, unknown>> }>
   /** Whether the WebGPU adapter runs f16 shaders (picks q4f16 over q4). */
   shaderF16?(): Promise<boolean>
 }
 
-const packageTextFiles = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'] as const
+const packageTextFiles = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'chat_template.jinja',
+] as const
 
 export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions): Promise<LoadedModel> {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', "loadModel() needs an options object like { model: './my-model' }.")
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidArgumentError(
+      'options',
+      "loadModel() needs an options object like { model: './my-model' }.",
+    )
   if (typeof options.model !== 'string' || options.model.trim() === '') {
-    throw new InvalidArgumentError('model', 'model must be a package folder path or a URL prefix (where config.json lives).')
+    throw new InvalidArgumentError(
+      'model',
+      'model must be a package folder path or a URL prefix (where config.json lives).',
+    )
   }
   if (options.backend !== undefined && !backends.includes(options.backend)) {
-    throw new InvalidArgumentError('backend', `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options.backend)}.`)
+    throw new InvalidArgumentError(
+      'backend',
+      `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options.backend)}.`,
+    )
   }
   const requestedDtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   const backend = options.backend ?? (await host.defaultBackend())
@@ -77,20 +104,33 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
 
   const present = new Map<string, boolean>()
   for (const path of packageTextFiles) present.set(path, await pkg.exists(path))
-  if (!present.get('config.json')) throw new ModelError('model_invalid', `${pkg.source} is not a model package: it has no config.json.`)
-  if (!present.get('tokenizer.json')) throw new ModelError('model_invalid', `${pkg.source} has no tokenizer.json; ondevice needs the model's Hugging Face tokenizer next to config.json.`)
+  if (!present.get('config.json'))
+    throw new ModelError('model_invalid', `${pkg.source} is not a model package: it has no config.json.`)
+  if (!present.get('tokenizer.json'))
+    throw new ModelError(
+      'model_invalid',
+      `${pkg.source} has no tokenizer.json; ondevice needs the model's Hugging Face tokenizer next to config.json.`,
+    )
   const config = parseModelConfig(await pkg.readText('config.json'))
 
-  const dtype = requestedDtype ?? (await pickDtype(pkg, config.modelType, backend, (await host.shaderF16?.()) ?? false))
+  const dtype =
+    requestedDtype ?? (await pickDtype(pkg, config.modelType, backend, (await host.shaderF16?.()) ?? false))
   const layout = onnxLayout(config.modelType, dtype)
   const onnxFiles = await filesWithExternalData(pkg, layout)
   if (onnxFiles.missing.length > 0) {
-    throw new ModelError('model_not_found', `${pkg.source} has no ${dtype} weights (${onnxFiles.missing.join(', ')} missing)${requestedDtype ? '; pick a dtype the package carries' : ''}. Available: ${(await availableDtypes(pkg, config.modelType)).join(', ') || 'none'}.`)
+    throw new ModelError(
+      'model_not_found',
+      `${pkg.source} has no ${dtype} weights (${onnxFiles.missing.join(', ')} missing)${requestedDtype ? '; pick a dtype the package carries' : ''}. Available: ${(await availableDtypes(pkg, config.modelType)).join(', ') || 'none'}.`,
+    )
   }
   const wanted = [...packageTextFiles.filter((path) => present.get(path)), ...onnxFiles.files]
-  await pkg.ensure(wanted, { ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(options.signal ? { signal: options.signal } : {}) })
+  await pkg.ensure(wanted, {
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  })
 
-  const text = async (path: string): Promise<string | undefined> => (present.get(path) ? pkg.readText(path) : undefined)
+  const text = async (path: string): Promise<string | undefined> =>
+    present.get(path) ? pkg.readText(path) : undefined
   const tokenizerConfigJson = await text('tokenizer_config.json')
   const generationConfigJson = await text('generation_config.json')
   const chatTemplate = await text('chat_template.jinja')
@@ -141,16 +181,27 @@ async function availableDtypes(pkg: StoredPackage, modelType: string): Promise<s
   return found
 }
 
-async function pickDtype(pkg: StoredPackage, modelType: string, backend: Backend, shaderF16: boolean): Promise<string> {
+async function pickDtype(
+  pkg: StoredPackage,
+  modelType: string,
+  backend: Backend,
+  shaderF16: boolean,
+): Promise<string> {
   const available = await availableDtypes(pkg, modelType)
   const choice = preferredDtypes(backend, { shaderF16 }).find((dtype) => available.includes(dtype))
   if (!choice) {
-    throw new ModelError('model_invalid', `${pkg.source} carries no ONNX weights ${backend} can run (found: ${available.join(', ') || 'none'}; expected e.g. ${layoutFiles(onnxLayout(modelType, preferredDtypes(backend)[0] as string)).join(' + ')}).`)
+    throw new ModelError(
+      'model_invalid',
+      `${pkg.source} carries no ONNX weights ${backend} can run (found: ${available.join(', ') || 'none'}; expected e.g. ${layoutFiles(onnxLayout(modelType, preferredDtypes(backend)[0] as string)).join(' + ')}).`,
+    )
   }
   return choice
 }
 
-async function filesWithExternalData(pkg: StoredPackage, layout: OnnxLayout): Promise<{ files: string[]; missing: string[] }> {
+async function filesWithExternalData(
+  pkg: StoredPackage,
+  layout: OnnxLayout,
+): Promise<{ files: string[]; missing: string[] }> {
   const files: string[] = []
   const missing: string[] = []
   for (const file of layoutFiles(layout)) {

@@ -24,23 +24,35 @@ const sanityLimits: Readonly<Record<string, number>> = {
 }
 
 export function readRuntimeConfig(json: unknown, source: string): RuntimeModelConfig {
-  if (typeof json !== 'object' || json === null) throw new ModelError('model_invalid', `config.json of ${source} must be a JSON object.`)
+  if (typeof json !== 'object' || json === null)
+    throw new ModelError('model_invalid', `config.json of ${source} must be a JSON object.`)
   const top = json as Record<string, unknown>
-  const text = (typeof top.text_config === 'object' && top.text_config !== null ? top.text_config : top) as Record<string, unknown>
+  const text = (
+    typeof top.text_config === 'object' && top.text_config !== null ? top.text_config : top
+  ) as Record<string, unknown>
   const modelType = top.model_type
   if (typeof modelType !== 'string' || !supported.includes(modelType)) {
-    throw new ModelError('model_invalid', `config.json of ${source} has model_type ${JSON.stringify(modelType)}; ondevice runs ${supported.join(', ')}.`)
+    throw new ModelError(
+      'model_invalid',
+      `config.json of ${source} has model_type ${JSON.stringify(modelType)}; ondevice runs ${supported.join(', ')}.`,
+    )
   }
   const integer = (field: string, fallback?: number): number => {
     const value = text[field] ?? top[field] ?? fallback
     if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new ModelError('model_invalid', `config.json of ${source}: "${field}" must be a positive integer, got ${JSON.stringify(value)}.`)
+      throw new ModelError(
+        'model_invalid',
+        `config.json of ${source}: "${field}" must be a positive integer, got ${JSON.stringify(value)}.`,
+      )
     }
     // A hostile or corrupt config must not make us allocate per layer / per position before any
     // weight is read (1e9 layers would abort the process): refuse sizes no real model has.
     const maximum = sanityLimits[field] ?? 16_777_216
     if (value > maximum) {
-      throw new ModelError('model_invalid', `config.json of ${source}: "${field}" is ${value}, above the sane limit ${maximum}: the file is corrupt or not a supported model.`)
+      throw new ModelError(
+        'model_invalid',
+        `config.json of ${source}: "${field}" is ${value}, above the sane limit ${maximum}: the file is corrupt or not a supported model.`,
+      )
     }
     return value
   }
@@ -49,16 +61,23 @@ export function readRuntimeConfig(json: unknown, source: string): RuntimeModelCo
   if (Array.isArray(text.layer_types)) {
     layerTypes = text.layer_types.map(String)
     if (layerTypes.length !== numHiddenLayers) {
-      throw new ModelError('model_invalid', `config.json of ${source}: layer_types has ${layerTypes.length} entries for ${numHiddenLayers} layers.`)
+      throw new ModelError(
+        'model_invalid',
+        `config.json of ${source}: layer_types has ${layerTypes.length} entries for ${numHiddenLayers} layers.`,
+      )
     }
   } else if (modelType.startsWith('qwen3_5')) {
     const interval = integer('full_attention_interval', 4)
-    layerTypes = Array.from({ length: numHiddenLayers }, (_, index) => ((index + 1) % interval === 0 ? 'full_attention' : 'linear_attention'))
+    layerTypes = Array.from({ length: numHiddenLayers }, (_, index) =>
+      (index + 1) % interval === 0 ? 'full_attention' : 'linear_attention',
+    )
   } else {
     layerTypes = Array.from({ length: numHiddenLayers }, () => 'full_attention')
   }
   const eos = text.eos_token_id ?? top.eos_token_id
-  const eosTokenIds = (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]).filter((id): id is number => typeof id === 'number')
+  const eosTokenIds = (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]).filter(
+    (id): id is number => typeof id === 'number',
+  )
   const bos = text.bos_token_id ?? top.bos_token_id
   return {
     modelType,

@@ -1,9 +1,10 @@
 // The Node host: packages in a cache folder, ORT as onnxruntime-node ('native', the default) or
 // onnxruntime-web on WASM. onnxruntime-node is imported lazily so WASM-only users never load it.
-import { loadOrtWebForNode } from '../wasm/node.ts'
+
 import { BackendError } from '../core/errors.ts'
-import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
+import { loadOrtWebForNode } from '../wasm/node.ts'
 import type { Backend } from './dtype.ts'
+import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
 import type { OrtModule } from './ort-session.ts'
 import { createNodeStore } from './store/node-store.ts'
 
@@ -12,7 +13,9 @@ export const nodeHost: RuntimeHost = {
   defaultBackend: async () => 'native',
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
     if (backend === 'wasm') {
-      const { ort, setup } = await loadOrtWebForNode(options.numThreads === undefined ? {} : { numThreads: options.numThreads })
+      const { ort, setup } = await loadOrtWebForNode(
+        options.numThreads === undefined ? {} : { numThreads: options.numThreads },
+      )
       return { ort, setup: { ...setup } }
     }
     if (backend === 'native') {
@@ -20,9 +23,16 @@ export const nodeHost: RuntimeHost = {
         const ort = (await import('onnxruntime-node')) as unknown as OrtModule
         return { ort, setup: { host: 'node', runtime: 'onnxruntime-node', provider: 'cpu' } }
       } catch (error) {
-        throw new BackendError('backend_unavailable', `onnxruntime-node could not be loaded (${(error as Error).message}); use backend 'wasm' or reinstall onnxruntime-node.`, { cause: error })
+        throw new BackendError(
+          'backend_unavailable',
+          `onnxruntime-node could not be loaded (${(error as Error).message}); use backend 'wasm' or reinstall onnxruntime-node.`,
+          { cause: error },
+        )
       }
     }
-    throw new BackendError('backend_unavailable', "WebGPU is not available in Node; use backend 'native' or 'wasm'.")
+    throw new BackendError(
+      'backend_unavailable',
+      "WebGPU is not available in Node; use backend 'native' or 'wasm'.",
+    )
   },
 }

@@ -29,7 +29,8 @@ afterAll(async () => {
 
 function maxDifference(a: Float32Array, b: Float32Array): number {
   let max = 0
-  for (let index = 0; index < a.length; index++) max = Math.max(max, Math.abs((a[index] as number) - (b[index] as number)))
+  for (let index = 0; index < a.length; index++)
+    max = Math.max(max, Math.abs((a[index] as number) - (b[index] as number)))
   return max
 }
 
@@ -42,7 +43,11 @@ describe.each(hosts)('ORT session, Qwen3.5 layout, %s', (backend, loadOrt) => {
   async function open() {
     const store = createNodeStore({ cacheDir: join(folder, 'cache') })
     const pkg = await store.open(join(folder, 'pkg'))
-    return createOrtSession(await loadOrt(), storedPackageReader(pkg), { backend, dtype: 'fp32', modelId: 'tiny-qwen3.5' })
+    return createOrtSession(await loadOrt(), storedPackageReader(pkg), {
+      backend,
+      dtype: 'fp32',
+      modelId: 'tiny-qwen3.5',
+    })
   }
 
   it('matches the reference across prefill and decode, and rewinds to a checkpoint', async () => {
@@ -51,13 +56,17 @@ describe.each(hosts)('ORT session, Qwen3.5 layout, %s', (backend, loadOrt) => {
     expect(session.inputNames).toContain('past_recurrent.0')
     const prompt = [5, 17, 250, 3, 99, 42, 7]
     const state = createQwen35State(config)
-    const reference = qwen35Forward({ config, weights }, prompt, state, { logits: 'last' }).at(-1) as Float32Array
+    const reference = qwen35Forward({ config, weights }, prompt, state, { logits: 'last' }).at(
+      -1,
+    ) as Float32Array
     const logits = await session.append(prompt)
     expect(logits).toHaveLength(vocabularySize)
     expect(maxDifference(logits, reference)).toBeLessThan(1e-3)
     const decoded: Float32Array[] = []
     for (const token of [11, 12, 13]) {
-      const expected = qwen35Forward({ config, weights }, [token], state, { logits: 'last' }).at(-1) as Float32Array
+      const expected = qwen35Forward({ config, weights }, [token], state, { logits: 'last' }).at(
+        -1,
+      ) as Float32Array
       const actual = await session.append([token])
       expect(maxDifference(actual, expected)).toBeLessThan(1e-3)
       decoded.push(actual)
@@ -77,9 +86,18 @@ describe.each(hosts)('ORT session, Qwen3.5 layout, %s', (backend, loadOrt) => {
   it('refuses a prompt longer than the context and a token outside the vocabulary', async () => {
     const store = createNodeStore({ cacheDir: join(folder, 'cache') })
     const pkg = await store.open(join(folder, 'pkg'))
-    const session = await createOrtSession(await loadOrt(), storedPackageReader(pkg), { backend, dtype: 'fp32', contextLength: 8 })
-    await expect(session.append(Array.from({ length: 9 }, () => 1))).rejects.toMatchObject({ code: 'context_length_exceeded' })
-    await expect(session.append([vocabularySize])).rejects.toMatchObject({ code: 'invalid_argument', param: 'tokenIds' })
+    const session = await createOrtSession(await loadOrt(), storedPackageReader(pkg), {
+      backend,
+      dtype: 'fp32',
+      contextLength: 8,
+    })
+    await expect(session.append(Array.from({ length: 9 }, () => 1))).rejects.toMatchObject({
+      code: 'context_length_exceeded',
+    })
+    await expect(session.append([vocabularySize])).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'tokenIds',
+    })
     expect(session.tokens).toEqual([])
     await session.dispose()
   })

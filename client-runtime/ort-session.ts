@@ -5,9 +5,16 @@
 // run here: one `model*.onnx` (Llama, Qwen3) and `embed_tokens` + `decoder_model_merged`
 // (Qwen3.5, with conv and recurrent state next to the KV cache on its full-attention layers).
 import type * as Ort from 'onnxruntime-web'
-import { AbortedError, BackendError, ContextLengthError, InvalidArgumentError, ModelError, toOndeviceError } from '../core/errors.ts'
+import {
+  AbortedError,
+  BackendError,
+  ContextLengthError,
+  InvalidArgumentError,
+  ModelError,
+  toOndeviceError,
+} from '../core/errors.ts'
 import type { ModelSession, ModelSessionInfo, RunOptions } from '../core/model-session.ts'
-import { type Backend, backends, type OnnxLayout, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
+import { type Backend, backends, layoutFiles, normalizeDtype, type OnnxLayout, onnxLayout } from './dtype.ts'
 import { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
 import type { PackageReader } from './package-reader.ts'
 
@@ -56,7 +63,10 @@ interface StateInput {
 
 interface Checkpoint {
   readonly length: number
-  readonly states: ReadonlyMap<string, { readonly type: Ort.Tensor.Type; readonly dims: readonly number[]; readonly data: Ort.Tensor.DataType }>
+  readonly states: ReadonlyMap<
+    string,
+    { readonly type: Ort.Tensor.Type; readonly dims: readonly number[]; readonly data: Ort.Tensor.DataType }
+  >
 }
 
 const executionProvidersByBackend: Record<Backend, readonly string[]> = {
@@ -67,41 +77,80 @@ const executionProvidersByBackend: Record<Backend, readonly string[]> = {
 }
 
 /** Builds a ModelSession from a package's files. `ort` is onnxruntime-web (wasm/webgpu) or onnxruntime-node (native). */
-export async function createOrtSession(ort: OrtModule, reader: PackageReader, options: OrtSessionOptions): Promise<OrtModelSession> {
+export async function createOrtSession(
+  ort: OrtModule,
+  reader: PackageReader,
+  options: OrtSessionOptions,
+): Promise<OrtModelSession> {
   if (!options || !backends.includes(options.backend)) {
-    throw new InvalidArgumentError('backend', `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options?.backend)}.`)
+    throw new InvalidArgumentError(
+      'backend',
+      `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options?.backend)}.`,
+    )
   }
   const dtype = normalizeDtype(options.dtype)
   let configJson: unknown
   try {
     configJson = JSON.parse(await reader.readText('config.json'))
   } catch (error) {
-    if (error instanceof SyntaxError) throw new ModelError('model_invalid', `config.json is not valid JSON: ${error.message}.`, { cause: error })
+    if (error instanceof SyntaxError)
+      throw new ModelError('model_invalid', `config.json is not valid JSON: ${error.message}.`, {
+        cause: error,
+      })
     throw error
   }
   const config = readRuntimeConfig(configJson, 'the package')
-  if (options.contextLength !== undefined && (!Number.isInteger(options.contextLength) || options.contextLength < 1)) {
+  if (
+    options.contextLength !== undefined &&
+    (!Number.isInteger(options.contextLength) || options.contextLength < 1)
+  ) {
     throw new InvalidArgumentError('contextLength', 'contextLength must be a positive integer.')
   }
   const contextLength = Math.min(config.contextLength, options.contextLength ?? Number.POSITIVE_INFINITY)
   const layout = options.layout ?? onnxLayout(config.modelType, dtype)
-  const modelId = options.modelId ?? (typeof (configJson as { _name_or_path?: unknown })._name_or_path === 'string' ? ((configJson as { _name_or_path: string })._name_or_path) : 'model')
+  const modelId =
+    options.modelId ??
+    (typeof (configJson as { _name_or_path?: unknown })._name_or_path === 'string'
+      ? (configJson as { _name_or_path: string })._name_or_path
+      : 'model')
 
   const sessions: Ort.InferenceSession[] = []
   try {
-    const embed = layout.kind === 'split' ? await openGraph(ort, reader, layout.embedTokens, options) : undefined
+    const embed =
+      layout.kind === 'split' ? await openGraph(ort, reader, layout.embedTokens, options) : undefined
     if (embed) sessions.push(embed)
-    const decoder = await openGraph(ort, reader, layout.kind === 'split' ? layout.decoder : layout.model, options)
+    const decoder = await openGraph(
+      ort,
+      reader,
+      layout.kind === 'split' ? layout.decoder : layout.model,
+      options,
+    )
     sessions.push(decoder)
     const plan = planInputs(decoder, config, layout)
-    return new OrtSessionImpl(ort, { embed, decoder, plan, config, layout, backend: options.backend, dtype, modelId, contextLength, maxCheckpoints: options.maxCheckpoints ?? 2 })
+    return new OrtSessionImpl(ort, {
+      embed,
+      decoder,
+      plan,
+      config,
+      layout,
+      backend: options.backend,
+      dtype,
+      modelId,
+      contextLength,
+      maxCheckpoints: options.maxCheckpoints ?? 2,
+    })
   } catch (error) {
     await Promise.all(sessions.map((session) => session.release().catch(() => undefined)))
     throw error
   }
 }
 
-async function openGraph(ort: OrtModule, reader: PackageReader, path: string, options: OrtSessionOptions): Promise<Ort.InferenceSession> {
+async function openGraph(
+  ort: OrtModule,
+  reader: PackageReader,
+  path: string,
+  options: OrtSessionOptions,
+): Promise<Ort.InferenceSession> {
   const shards = await findExternalData(reader, path)
   const sessionOptions: Ort.InferenceSession.SessionOptions = {
     executionProviders: [...executionProvidersByBackend[options.backend]],
@@ -116,14 +165,26 @@ async function openGraph(ort: OrtModule, reader: PackageReader, path: string, op
       return await ort.InferenceSession.create(local, sessionOptions)
     }
     if (options.backend === 'native' && shards.length > 0) {
-      throw new ModelError('model_invalid', `${path} keeps its weights in ${shards.join(', ')}; onnxruntime-node loads external data only from files, so give the reader a localPath().`)
+      throw new ModelError(
+        'model_invalid',
+        `${path} keeps its weights in ${shards.join(', ')}; onnxruntime-node loads external data only from files, so give the reader a localPath().`,
+      )
     }
     const bytes = await reader.readBytes(path)
     if (shards.length > 0) {
-      const externalData = await Promise.all(shards.map(async (shard) => ({ path: shard.slice(shard.lastIndexOf('/') + 1), data: await reader.readBytes(shard) })))
+      const externalData = await Promise.all(
+        shards.map(async (shard) => ({
+          path: shard.slice(shard.lastIndexOf('/') + 1),
+          data: await reader.readBytes(shard),
+        })),
+      )
       ;(sessionOptions as { externalData?: unknown }).externalData = externalData
     }
-    if (options.backend === 'webgpu' && (options.keepCacheOnGpu ?? true) && options.sessionOptions?.preferredOutputLocation === undefined) {
+    if (
+      options.backend === 'webgpu' &&
+      (options.keepCacheOnGpu ?? true) &&
+      options.sessionOptions?.preferredOutputLocation === undefined
+    ) {
       // Keep every output (the present.* caches above all) on the GPU so the next step feeds
       // them back without a round trip through the CPU; only the last logits row is read back.
       sessionOptions.preferredOutputLocation = 'gpu-buffer'
@@ -133,7 +194,11 @@ async function openGraph(ort: OrtModule, reader: PackageReader, path: string, op
     if (error instanceof ModelError || (error as { code?: string }).code === 'model_not_found') throw error
     const wrapped = toOndeviceError(error)
     if (wrapped.code !== 'internal') throw wrapped
-    throw new BackendError('backend_failed', `ONNX Runtime (${options.backend}) could not load ${path}: ${(error as Error).message}`, { cause: error })
+    throw new BackendError(
+      'backend_failed',
+      `ONNX Runtime (${options.backend}) could not load ${path}: ${(error as Error).message}`,
+      { cause: error },
+    )
   }
 }
 
@@ -144,7 +209,10 @@ async function findExternalData(reader: PackageReader, path: string): Promise<st
     const candidate = index === 0 ? `${path}_data` : `${path}_data_${index}`
     const exists = reader.exists
       ? await reader.exists(candidate)
-      : await reader.readBytes(candidate).then(() => true, () => false)
+      : await reader.readBytes(candidate).then(
+          () => true,
+          () => false,
+        )
     if (!exists) break
     shards.push(candidate)
   }
@@ -163,7 +231,11 @@ interface InputPlan {
 const stateName = /^(?:past_key_values\.(\d+)\.(key|value)|past_conv\.(\d+)|past_recurrent\.(\d+))$/
 
 /** Maps each decoder input to what feeds it, and checks the graph against config.json. */
-function planInputs(decoder: Ort.InferenceSession, config: RuntimeModelConfig, layout: OnnxLayout): InputPlan {
+function planInputs(
+  decoder: Ort.InferenceSession,
+  config: RuntimeModelConfig,
+  layout: OnnxLayout,
+): InputPlan {
   const states: StateInput[] = []
   const others = new Set<string>()
   let tokenInput: InputPlan['tokenInput'] | undefined
@@ -171,21 +243,30 @@ function planInputs(decoder: Ort.InferenceSession, config: RuntimeModelConfig, l
   const metadata = new Map(decoder.inputMetadata.map((entry) => [entry.name, entry]))
   for (const name of decoder.inputNames) {
     const meta = metadata.get(name)
-    const shape = meta && meta.isTensor ? meta.shape : []
-    const type = (meta && meta.isTensor ? meta.type : 'float32') as Ort.Tensor.Type
+    const shape = meta?.isTensor ? meta.shape : []
+    const type = (meta?.isTensor ? meta.type : 'float32') as Ort.Tensor.Type
     const match = stateName.exec(name)
     if (match) {
-      const kind: StateKind = match[1] !== undefined ? 'key_value' : match[3] !== undefined ? 'conv' : 'recurrent'
+      const kind: StateKind =
+        match[1] !== undefined ? 'key_value' : match[3] !== undefined ? 'conv' : 'recurrent'
       const layer = Number(match[1] ?? match[3] ?? match[4])
-      const output = name.startsWith('past_key_values.') ? `present.${name.slice('past_key_values.'.length)}` : name.replace(/^past_/, 'present_')
+      const output = name.startsWith('past_key_values.')
+        ? `present.${name.slice('past_key_values.'.length)}`
+        : name.replace(/^past_/, 'present_')
       if (!decoder.outputNames.includes(output)) {
-        throw new ModelError('model_invalid', `The decoder has input ${name} but no output ${output} to carry it to the next step. Rebuild the package.`)
+        throw new ModelError(
+          'model_invalid',
+          `The decoder has input ${name} but no output ${output} to carry it to the next step. Rebuild the package.`,
+        )
       }
       const emptyDims = shape.map((dimension, axis) => {
         if (axis === 0) return 1
         if (kind === 'key_value' && axis === 2) return 0
         if (typeof dimension !== 'number') {
-          throw new ModelError('model_invalid', `Input ${name} has a symbolic dimension ${JSON.stringify(dimension)} at axis ${axis}; ondevice needs the cache's head and width dimensions fixed in the graph.`)
+          throw new ModelError(
+            'model_invalid',
+            `Input ${name} has a symbolic dimension ${JSON.stringify(dimension)} at axis ${axis}; ondevice needs the cache's head and width dimensions fixed in the graph.`,
+          )
         }
         return dimension
       })
@@ -208,17 +289,28 @@ function planInputs(decoder: Ort.InferenceSession, config: RuntimeModelConfig, l
         others.add(name)
         break
       default:
-        throw new ModelError('model_invalid', `The decoder has an input ondevice does not know how to feed: ${name}. Supported: input_ids or inputs_embeds, attention_mask, position_ids, past_key_values.N.key/value, past_conv.N, past_recurrent.N.`)
+        throw new ModelError(
+          'model_invalid',
+          `The decoder has an input ondevice does not know how to feed: ${name}. Supported: input_ids or inputs_embeds, attention_mask, position_ids, past_key_values.N.key/value, past_conv.N, past_recurrent.N.`,
+        )
     }
   }
-  if (!tokenInput) throw new ModelError('model_invalid', 'The decoder has neither input_ids nor inputs_embeds.')
-  if (layout.kind === 'split' && tokenInput !== 'inputs_embeds') throw new ModelError('model_invalid', 'A split (embed_tokens + decoder) package needs a decoder that takes inputs_embeds.')
-  if (layout.kind === 'single' && tokenInput !== 'input_ids') throw new ModelError('model_invalid', 'A single-graph package needs a model that takes input_ids.')
+  if (!tokenInput)
+    throw new ModelError('model_invalid', 'The decoder has neither input_ids nor inputs_embeds.')
+  if (layout.kind === 'split' && tokenInput !== 'inputs_embeds')
+    throw new ModelError(
+      'model_invalid',
+      'A split (embed_tokens + decoder) package needs a decoder that takes inputs_embeds.',
+    )
+  if (layout.kind === 'single' && tokenInput !== 'input_ids')
+    throw new ModelError('model_invalid', 'A single-graph package needs a model that takes input_ids.')
 
   // The graph must carry exactly the caches config.json's layers call for.
   const expectLayers = (kind: StateKind, layerType: string): void => {
     const wanted = config.layerTypes.flatMap((type, index) => (type === layerType ? [index] : []))
-    const have = [...new Set(states.filter((state) => state.kind === kind).map((state) => state.layer))].sort((a, b) => a - b)
+    const have = [...new Set(states.filter((state) => state.kind === kind).map((state) => state.layer))].sort(
+      (a, b) => a - b,
+    )
     if (wanted.join(',') !== have.join(',')) {
       throw new ModelError(
         'model_invalid',
@@ -230,11 +322,18 @@ function planInputs(decoder: Ort.InferenceSession, config: RuntimeModelConfig, l
   expectLayers('conv', 'linear_attention')
   expectLayers('recurrent', 'linear_attention')
   const logitsOutput = decoder.outputNames.includes('logits') ? 'logits' : undefined
-  if (!logitsOutput) throw new ModelError('model_invalid', `The decoder has no 'logits' output (outputs: ${decoder.outputNames.join(', ')}).`)
+  if (!logitsOutput)
+    throw new ModelError(
+      'model_invalid',
+      `The decoder has no 'logits' output (outputs: ${decoder.outputNames.join(', ')}).`,
+    )
   const logitsMeta = decoder.outputMetadata.find((entry) => entry.name === logitsOutput)
   const vocabulary = logitsMeta?.isTensor ? logitsMeta.shape.at(-1) : undefined
   if (typeof vocabulary === 'number' && vocabulary !== config.vocabularySize) {
-    throw new ModelError('model_invalid', `The ONNX logits have ${vocabulary} entries but config.json says vocab_size ${config.vocabularySize}. The package's config.json and ONNX files come from different models.`)
+    throw new ModelError(
+      'model_invalid',
+      `The ONNX logits have ${vocabulary} entries but config.json says vocab_size ${config.vocabularySize}. The package's config.json and ONNX files come from different models.`,
+    )
   }
   return { tokenInput, states, positionRank, others, logitsOutput }
 }
@@ -319,14 +418,22 @@ class OrtSessionImpl implements OrtModelSession {
   }
 
   #checkDisposed(): void {
-    if (this.#disposed) throw new BackendError('backend_failed', 'This model session was disposed; load the model again.')
+    if (this.#disposed)
+      throw new BackendError('backend_failed', 'This model session was disposed; load the model again.')
   }
 
   #resetState(): void {
     this.#disposeState(this.#state)
     this.#tokens = []
     this.#state = new Map(
-      this.#parts.plan.states.map((state) => [state.input, new this.#ort.Tensor(state.type as 'float32', zeros(state.type, product(state.emptyDims)) as Float32Array, state.emptyDims)]),
+      this.#parts.plan.states.map((state) => [
+        state.input,
+        new this.#ort.Tensor(
+          state.type as 'float32',
+          zeros(state.type, product(state.emptyDims)) as Float32Array,
+          state.emptyDims,
+        ),
+      ]),
     )
   }
 
@@ -336,21 +443,31 @@ class OrtSessionImpl implements OrtModelSession {
 
   async #append(tokenIds: readonly number[], options: RunOptions): Promise<Float32Array> {
     this.#checkDisposed()
-    if (!Array.isArray(tokenIds) || tokenIds.length === 0) throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
+    if (!Array.isArray(tokenIds) || tokenIds.length === 0)
+      throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
     for (const id of tokenIds) {
       if (!Number.isInteger(id) || id < 0 || id >= this.info.vocabularySize) {
-        throw new InvalidArgumentError('tokenIds', `Token id ${id} is outside the vocabulary (0..${this.info.vocabularySize - 1}).`)
+        throw new InvalidArgumentError(
+          'tokenIds',
+          `Token id ${id} is outside the vocabulary (0..${this.info.vocabularySize - 1}).`,
+        )
       }
     }
     const past = this.#tokens.length
     const total = past + tokenIds.length
     if (total > this.info.contextLength) {
-      throw new ContextLengthError(`The cache would hold ${total} tokens but the context is ${this.info.contextLength}: shorten the prompt or the conversation, or lower max tokens.`)
+      throw new ContextLengthError(
+        `The cache would hold ${total} tokens but the context is ${this.info.contextLength}: shorten the prompt or the conversation, or lower max tokens.`,
+      )
     }
     if (options.signal?.aborted) throw new AbortedError()
     const { Tensor } = this.#ort
     const { plan } = this.#parts
-    const ids = new Tensor('int64', BigInt64Array.from(tokenIds, (id) => BigInt(id)), [1, tokenIds.length])
+    const ids = new Tensor(
+      'int64',
+      BigInt64Array.from(tokenIds, (id) => BigInt(id)),
+      [1, tokenIds.length],
+    )
     const feeds: Record<string, Ort.Tensor> = {}
     try {
       if (plan.tokenInput === 'inputs_embeds') {
@@ -360,18 +477,27 @@ class OrtSessionImpl implements OrtModelSession {
       } else {
         feeds.input_ids = ids
       }
-      if (plan.others.has('attention_mask')) feeds.attention_mask = new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total])
+      if (plan.others.has('attention_mask'))
+        feeds.attention_mask = new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total])
       if (plan.others.has('position_ids')) {
         const positions = BigInt64Array.from(tokenIds, (_, index) => BigInt(past + index))
         feeds.position_ids =
           plan.positionRank === 3
-            ? new Tensor('int64', BigInt64Array.from({ length: 3 * tokenIds.length }, (_, index) => positions[index % tokenIds.length] as bigint), [3, 1, tokenIds.length])
+            ? new Tensor(
+                'int64',
+                BigInt64Array.from(
+                  { length: 3 * tokenIds.length },
+                  (_, index) => positions[index % tokenIds.length] as bigint,
+                ),
+                [3, 1, tokenIds.length],
+              )
             : new Tensor('int64', positions, [1, tokenIds.length])
       }
       for (const name of ['num_logits_to_keep', 'logits_to_keep']) {
         if (plan.others.has(name)) feeds[name] = new Tensor('int64', BigInt64Array.of(1n), [])
       }
-      if (plan.others.has('use_cache_branch')) feeds.use_cache_branch = new Tensor('bool', Uint8Array.of(past > 0 ? 1 : 0), [1])
+      if (plan.others.has('use_cache_branch'))
+        feeds.use_cache_branch = new Tensor('bool', Uint8Array.of(past > 0 ? 1 : 0), [1])
       for (const state of plan.states) feeds[state.input] = this.#state.get(state.input) as Ort.Tensor
 
       const outputs = await this.#parts.decoder.run(feeds)
@@ -382,7 +508,8 @@ class OrtSessionImpl implements OrtModelSession {
       this.#disposeState(this.#state)
       this.#state = next
       const kept = new Set(next.values())
-      for (const tensor of Object.values(outputs)) if (!kept.has(tensor) && tensor.location !== 'cpu') tensor.dispose()
+      for (const tensor of Object.values(outputs))
+        if (!kept.has(tensor) && tensor.location !== 'cpu') tensor.dispose()
       if (feeds.inputs_embeds && feeds.inputs_embeds.location !== 'cpu') feeds.inputs_embeds.dispose()
       this.#tokens.push(...tokenIds)
       // A multi-token append is a prompt or a new turn: remember the recurrent state there so a
@@ -392,24 +519,41 @@ class OrtSessionImpl implements OrtModelSession {
     } catch (error) {
       if (error instanceof AbortedError || error instanceof InvalidArgumentError) throw error
       if (error instanceof Error && 'code' in error) throw error
-      throw new BackendError('backend_failed', `ONNX Runtime (${this.info.backend}) failed while running the model: ${(error as Error).message}`, { cause: error, isRetryable: false })
+      throw new BackendError(
+        'backend_failed',
+        `ONNX Runtime (${this.info.backend}) failed while running the model: ${(error as Error).message}`,
+        { cause: error, isRetryable: false },
+      )
     }
   }
 
   async #checkpoint(): Promise<void> {
-    const states = new Map<string, { type: Ort.Tensor.Type; dims: readonly number[]; data: Ort.Tensor.DataType }>()
+    const states = new Map<
+      string,
+      { type: Ort.Tensor.Type; dims: readonly number[]; data: Ort.Tensor.DataType }
+    >()
     for (const state of this.#parts.plan.states) {
       if (state.kind === 'key_value') continue
       const tensor = this.#state.get(state.input) as Ort.Tensor
-      states.set(state.input, { type: tensor.type, dims: tensor.dims, data: copyData(await tensor.getData()) })
+      states.set(state.input, {
+        type: tensor.type,
+        dims: tensor.dims,
+        data: copyData(await tensor.getData()),
+      })
     }
-    this.#checkpoints = [...this.#checkpoints.filter((checkpoint) => checkpoint.length !== this.#tokens.length), { length: this.#tokens.length, states }].slice(-this.#parts.maxCheckpoints)
+    this.#checkpoints = [
+      ...this.#checkpoints.filter((checkpoint) => checkpoint.length !== this.#tokens.length),
+      { length: this.#tokens.length, states },
+    ].slice(-this.#parts.maxCheckpoints)
   }
 
   async #rewind(length: number): Promise<boolean> {
     this.#checkDisposed()
     if (!Number.isInteger(length) || length < 0 || length > this.#tokens.length) {
-      throw new InvalidArgumentError('length', `rewind() needs an integer from 0 to ${this.#tokens.length} (the tokens in the cache), got ${length}.`)
+      throw new InvalidArgumentError(
+        'length',
+        `rewind() needs an integer from 0 to ${this.#tokens.length} (the tokens in the cache), got ${length}.`,
+      )
     }
     if (length === this.#tokens.length) return true
     if (length === 0) {
@@ -427,11 +571,21 @@ class OrtSessionImpl implements OrtModelSession {
     for (const state of this.#parts.plan.states) {
       const tensor = this.#state.get(state.input) as Ort.Tensor
       if (state.kind === 'key_value') {
-        next.set(state.input, new Tensor(tensor.type as 'float32', sliceSequence(await tensor.getData(), tensor.dims, length) as Float32Array, [tensor.dims[0] as number, tensor.dims[1] as number, length, tensor.dims[3] as number]))
+        next.set(
+          state.input,
+          new Tensor(
+            tensor.type as 'float32',
+            sliceSequence(await tensor.getData(), tensor.dims, length) as Float32Array,
+            [tensor.dims[0] as number, tensor.dims[1] as number, length, tensor.dims[3] as number],
+          ),
+        )
       } else {
         const saved = checkpoint?.states.get(state.input)
         if (!saved) return false
-        next.set(state.input, new Tensor(saved.type as 'float32', copyData(saved.data) as Float32Array, saved.dims))
+        next.set(
+          state.input,
+          new Tensor(saved.type as 'float32', copyData(saved.data) as Float32Array, saved.dims),
+        )
       }
     }
     this.#disposeState(this.#state)
@@ -454,7 +608,10 @@ function zeros(type: Ort.Tensor.Type, length: number): Ort.Tensor.DataType {
       // Float16 zeros are all-zero bits; ORT takes them as Uint16Array.
       return new Uint16Array(length)
     default:
-      throw new ModelError('model_invalid', `Cache tensors of type ${type} are not supported (float32 or float16).`)
+      throw new ModelError(
+        'model_invalid',
+        `Cache tensors of type ${type} are not supported (float32 or float16).`,
+      )
   }
 }
 
@@ -463,12 +620,19 @@ function copyData(data: Ort.Tensor.DataType): Ort.Tensor.DataType {
 }
 
 /** [B, H, P, D] → [B, H, length, D]. */
-function sliceSequence(data: Ort.Tensor.DataType, dims: readonly number[], length: number): Ort.Tensor.DataType {
+function sliceSequence(
+  data: Ort.Tensor.DataType,
+  dims: readonly number[],
+  length: number,
+): Ort.Tensor.DataType {
   const [batch, heads, sequence, width] = dims as [number, number, number, number]
   const source = data as Float32Array
   const out = new (source.constructor as Float32ArrayConstructor)(batch * heads * length * width)
   for (let row = 0; row < batch * heads; row++) {
-    out.set(source.subarray(row * sequence * width, row * sequence * width + length * width), row * length * width)
+    out.set(
+      source.subarray(row * sequence * width, row * sequence * width + length * width),
+      row * length * width,
+    )
   }
   return out as Ort.Tensor.DataType
 }

@@ -11,7 +11,11 @@ export interface WebGpuReport {
   readonly features?: readonly string[]
   readonly maxBufferSize?: number
   readonly maxStorageBufferBindingSize?: number
-  readonly adapter?: { readonly vendor?: string; readonly architecture?: string; readonly description?: string }
+  readonly adapter?: {
+    readonly vendor?: string
+    readonly architecture?: string
+    readonly description?: string
+  }
   /** Why there is no adapter, in words. */
   readonly reason?: string
 }
@@ -56,11 +60,25 @@ interface AdapterLike {
 }
 
 export async function probeCapabilities(options: ProbeOptions = {}): Promise<Capabilities> {
-  const globals = globalThis as { navigator?: NavigatorLike; process?: { versions?: { node?: string } }; document?: unknown; crossOriginIsolated?: boolean; WebAssembly?: unknown }
+  const globals = globalThis as {
+    navigator?: NavigatorLike
+    process?: { versions?: { node?: string } }
+    document?: unknown
+    crossOriginIsolated?: boolean
+    WebAssembly?: unknown
+  }
   const isNode = typeof globals.process?.versions?.node === 'string'
-  const host: Capabilities['host'] = isNode ? 'node' : globals.document !== undefined ? 'browser' : globals.navigator ? 'worker' : 'other'
+  const host: Capabilities['host'] = isNode
+    ? 'node'
+    : globals.document !== undefined
+      ? 'browser'
+      : globals.navigator
+        ? 'worker'
+        : 'other'
   const navigator = globals.navigator
-  const webgpu = options.skipWebGpu ? { available: false, reason: 'not probed' } : await probeWebGpu(navigator, isNode)
+  const webgpu = options.skipWebGpu
+    ? { available: false, reason: 'not probed' }
+    : await probeWebGpu(navigator, isNode)
   let deviceMemoryBytes: number | undefined
   let cores: number | undefined
   let native: boolean | undefined
@@ -72,7 +90,10 @@ export async function probeCapabilities(options: ProbeOptions = {}): Promise<Cap
     const os = (await import(/* @vite-ignore */ osModule)) as typeof import('node:os')
     deviceMemoryBytes = os.totalmem()
     cores = os.availableParallelism()
-    native = await import(/* @vite-ignore */ nativeModule).then(() => true, () => false)
+    native = await import(/* @vite-ignore */ nativeModule).then(
+      () => true,
+      () => false,
+    )
   } else {
     deviceMemoryBytes = navigator?.deviceMemory === undefined ? undefined : navigator.deviceMemory * 2 ** 30
     cores = navigator?.hardwareConcurrency
@@ -96,13 +117,25 @@ export async function probeCapabilities(options: ProbeOptions = {}): Promise<Cap
     // Node has no onLine flag; a process that runs is assumed connected (a fetch says otherwise).
     online: navigator?.onLine ?? true,
     ...(connection?.saveData === undefined ? {} : { saveData: connection.saveData }),
-    ...(connection?.metered !== undefined ? { metered: connection.metered } : connection?.type === 'cellular' ? { metered: true } : {}),
-    ...(globals.crossOriginIsolated === undefined ? {} : { crossOriginIsolated: globals.crossOriginIsolated }),
+    ...(connection?.metered !== undefined
+      ? { metered: connection.metered }
+      : connection?.type === 'cellular'
+        ? { metered: true }
+        : {}),
+    ...(globals.crossOriginIsolated === undefined
+      ? {}
+      : { crossOriginIsolated: globals.crossOriginIsolated }),
   }
 }
 
 async function probeWebGpu(navigator: NavigatorLike | undefined, isNode: boolean): Promise<WebGpuReport> {
-  if (!navigator?.gpu) return { available: false, reason: isNode ? 'Node has no WebGPU' : 'navigator.gpu is missing (browser without WebGPU, or not a secure context)' }
+  if (!navigator?.gpu)
+    return {
+      available: false,
+      reason: isNode
+        ? 'Node has no WebGPU'
+        : 'navigator.gpu is missing (browser without WebGPU, or not a secure context)',
+    }
   try {
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' })
     if (!adapter) return { available: false, reason: 'no WebGPU adapter (blocklisted GPU or disabled)' }
@@ -111,8 +144,12 @@ async function probeWebGpu(navigator: NavigatorLike | undefined, isNode: boolean
       available: true,
       features: [...adapter.features].sort(),
       ...(adapter.limits.maxBufferSize === undefined ? {} : { maxBufferSize: adapter.limits.maxBufferSize }),
-      ...(adapter.limits.maxStorageBufferBindingSize === undefined ? {} : { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize }),
-      ...(info ? { adapter: { vendor: info.vendor, architecture: info.architecture, description: info.description } } : {}),
+      ...(adapter.limits.maxStorageBufferBindingSize === undefined
+        ? {}
+        : { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize }),
+      ...(info
+        ? { adapter: { vendor: info.vendor, architecture: info.architecture, description: info.description } }
+        : {}),
     }
   } catch (error) {
     return { available: false, reason: `requestAdapter failed: ${(error as Error).message}` }
@@ -130,9 +167,13 @@ export interface DecodeSpeed {
  * A short real run: a small prefill, then `tokens` greedy decode steps, timed. The session is
  * reset before and after, so it leaves no trace in the cache.
  */
-export async function measureDecodeSpeed(session: ModelSession, options: { tokens?: number; signal?: AbortSignal } = {}): Promise<DecodeSpeed> {
+export async function measureDecodeSpeed(
+  session: ModelSession,
+  options: { tokens?: number; signal?: AbortSignal } = {},
+): Promise<DecodeSpeed> {
   const tokens = options.tokens ?? 16
-  if (!Number.isInteger(tokens) || tokens < 2 || tokens > 512) throw new InvalidArgumentError('tokens', 'tokens must be an integer from 2 to 512.')
+  if (!Number.isInteger(tokens) || tokens < 2 || tokens > 512)
+    throw new InvalidArgumentError('tokens', 'tokens must be an integer from 2 to 512.')
   await session.reset()
   try {
     const prompt = [0, 1, 2, 3].map((id) => id % session.info.vocabularySize)
@@ -144,7 +185,12 @@ export async function measureDecodeSpeed(session: ModelSession, options: { token
     const decodeStarted = performance.now()
     for (let step = 1; step < tokens; step++) logits = await session.append([argmax(logits)], options)
     const seconds = (performance.now() - decodeStarted) / 1000
-    return { tokensPerSecond: (tokens - 1) / Math.max(seconds, 1e-6), decodeTokens: tokens - 1, prefillMs, backend: session.info.backend }
+    return {
+      tokensPerSecond: (tokens - 1) / Math.max(seconds, 1e-6),
+      decodeTokens: tokens - 1,
+      prefillMs,
+      backend: session.info.backend,
+    }
   } finally {
     await session.reset()
   }
@@ -152,6 +198,7 @@ export async function measureDecodeSpeed(session: ModelSession, options: { token
 
 function argmax(values: Float32Array): number {
   let best = 0
-  for (let index = 1; index < values.length; index++) if ((values[index] as number) > (values[best] as number)) best = index
+  for (let index = 1; index < values.length; index++)
+    if ((values[index] as number) > (values[best] as number)) best = index
   return best
 }

@@ -54,7 +54,10 @@ export function loadOrtWebForBrowser(options: BrowserWasmOptions): Promise<Confi
 
 function resolveSameOriginBase(wasmBaseUrl: string): string {
   if (typeof wasmBaseUrl !== 'string' || wasmBaseUrl === '') {
-    throw new InvalidArgumentError('wasmBaseUrl', "wasmBaseUrl is required: the path where your app serves onnxruntime-web's dist/*.wasm files, e.g. '/ort/'.")
+    throw new InvalidArgumentError(
+      'wasmBaseUrl',
+      "wasmBaseUrl is required: the path where your app serves onnxruntime-web's dist/*.wasm files, e.g. '/ort/'.",
+    )
   }
   const page = (globalThis as BrowserGlobals).location
   const url = page ? new URL(wasmBaseUrl, page.href) : new URL(wasmBaseUrl)
@@ -67,8 +70,13 @@ function resolveSameOriginBase(wasmBaseUrl: string): string {
   return url.href.endsWith('/') ? url.href : `${url.href}/`
 }
 
-async function configure(flavor: BrowserOrtFlavor, baseUrl: string, options: BrowserWasmOptions): Promise<ConfiguredOrt> {
-  const imported = flavor === 'webgpu' ? await import('onnxruntime-web') : await import('onnxruntime-web/wasm')
+async function configure(
+  flavor: BrowserOrtFlavor,
+  baseUrl: string,
+  options: BrowserWasmOptions,
+): Promise<ConfiguredOrt> {
+  const imported =
+    flavor === 'webgpu' ? await import('onnxruntime-web') : await import('onnxruntime-web/wasm')
   const ort = ((imported as { default?: OrtWebModule }).default ?? imported) as OrtWebModule
   const globals = globalThis as BrowserGlobals
   const isolated = globals.crossOriginIsolated === true
@@ -92,7 +100,13 @@ async function configure(flavor: BrowserOrtFlavor, baseUrl: string, options: Bro
   }
   return {
     ort,
-    setup: { host: 'browser', threads, threadsReason, wasmSource, ortVersion: ort.env.versions.web ?? 'unknown' },
+    setup: {
+      host: 'browser',
+      threads,
+      threadsReason,
+      wasmSource,
+      ortVersion: ort.env.versions.web ?? 'unknown',
+    },
   }
 }
 
@@ -105,13 +119,22 @@ async function fetchThroughCache(caches: CacheStorage, cacheName: string, url: s
   try {
     response = await fetch(url, { credentials: 'same-origin' })
   } catch (error) {
-    throw new BackendError('backend_unavailable', `Could not fetch ${url} (offline and not cached yet?). Serve onnxruntime-web's dist files under wasmBaseUrl.`, { cause: error, isRetryable: true })
+    throw new BackendError(
+      'backend_unavailable',
+      `Could not fetch ${url} (offline and not cached yet?). Serve onnxruntime-web's dist files under wasmBaseUrl.`,
+      { cause: error, isRetryable: true },
+    )
   }
   if (!response.ok) {
-    throw new BackendError('backend_unavailable', `Fetching ${url} gave HTTP ${response.status}: copy node_modules/onnxruntime-web/dist/*.wasm to where wasmBaseUrl points.`)
+    throw new BackendError(
+      'backend_unavailable',
+      `Fetching ${url} gave HTTP ${response.status}: copy node_modules/onnxruntime-web/dist/*.wasm to where wasmBaseUrl points.`,
+    )
   }
   const bytes = new Uint8Array(await response.arrayBuffer())
   // A failed put (quota) only costs a re-download next time.
-  await cache.put(url, new Response(bytes, { headers: { 'content-type': 'application/wasm' } })).catch(() => undefined)
+  await cache
+    .put(url, new Response(bytes, { headers: { 'content-type': 'application/wasm' } }))
+    .catch(() => undefined)
   return bytes
 }

@@ -15,7 +15,10 @@ describe('wasm/node', () => {
 
   it('rejects a conflicting thread count once configured, naming the field', async () => {
     await loadOrtWebForNode({ numThreads: 1 })
-    await expect(loadOrtWebForNode({ numThreads: 2 })).rejects.toMatchObject({ code: 'invalid_argument', param: 'numThreads' })
+    await expect(loadOrtWebForNode({ numThreads: 2 })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'numThreads',
+    })
     expect(() => loadOrtWebForNode({ numThreads: 0 })).toThrow(/numThreads/)
   })
 })

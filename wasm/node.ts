@@ -19,7 +19,10 @@ let configured: Promise<ConfiguredOrt> | undefined
 export function loadOrtWebForNode(options: NodeWasmOptions = {}): Promise<ConfiguredOrt> {
   const requested = options.numThreads
   if (requested !== undefined && (!Number.isInteger(requested) || requested < 1 || requested > 64)) {
-    throw new InvalidArgumentError('numThreads', `numThreads must be an integer from 1 to 64, got ${String(requested)}.`)
+    throw new InvalidArgumentError(
+      'numThreads',
+      `numThreads must be an integer from 1 to 64, got ${String(requested)}.`,
+    )
   }
   configured ??= configure(requested)
   return configured.then((result) => {
@@ -46,7 +49,8 @@ async function configure(requested: number | undefined): Promise<ConfiguredOrt> 
     setup: {
       host: 'node',
       threads,
-      threadsReason: requested === undefined ? `default for ${availableParallelism()} cores` : 'requested by the caller',
+      threadsReason:
+        requested === undefined ? `default for ${availableParallelism()} cores` : 'requested by the caller',
       wasmSource: wasmPath,
       ortVersion: ort.env.versions.web ?? 'unknown',
     },

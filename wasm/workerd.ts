@@ -6,8 +6,9 @@
 // `WebAssembly.instantiate` is wrapped so that exactly that marker instantiates the precompiled
 // module. One thread, no proxy worker: an isolate has neither threads nor Workers to spare.
 // Pinned to onnxruntime-web 1.30.0 (package.json); the workerd test in worker/ guards it.
-import ort from 'onnxruntime-web/wasm'
+
 import precompiledOrtWasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm'
+import ort from 'onnxruntime-web/wasm'
 import type { ConfiguredOrt } from './types.ts'
 
 /** Not a valid wasm file on purpose: if it ever reaches the real compiler it fails loudly. */
@@ -17,7 +18,8 @@ function isMarker(source: unknown): boolean {
   let bytes: Uint8Array
   if (source instanceof Uint8Array) bytes = source
   else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source)
-  else if (ArrayBuffer.isView(source)) bytes = new Uint8Array(source.buffer, source.byteOffset, source.byteLength)
+  else if (ArrayBuffer.isView(source))
+    bytes = new Uint8Array(source.buffer, source.byteOffset, source.byteLength)
   else return false
   return bytes.length === marker.length && bytes.every((value, index) => value === marker[index])
 }

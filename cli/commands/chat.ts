@@ -19,28 +19,47 @@ Options: the same as 'ondevice generate' (--model, --system, --backend, --dtype,
   --stats    Print tokens and speed after each answer (on stderr)`
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...modelOptions, stats: { type: 'boolean' } }, strict: true })
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...modelOptions, stats: { type: 'boolean' } },
+    strict: true,
+  })
   if (values.help) {
     process.stdout.write(`${help}\n`)
     return 0
   }
-  if (values.raw) throw new InvalidArgumentError('--raw', "chat always uses the model's chat template; use 'ondevice generate --raw' to continue plain text.")
-  const maxTokens = numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 512
+  if (values.raw)
+    throw new InvalidArgumentError(
+      '--raw',
+      "chat always uses the model's chat template; use 'ondevice generate --raw' to continue plain text.",
+    )
+  const maxTokens =
+    numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 512
   const sampling = samplingFromFlags(values, 0.7)
   const loaded = await loadModelFromFlags(values)
   if (loaded.tokenizer.chatTemplate === undefined) {
     await loaded.dispose()
-    throw new InvalidArgumentError('--model', "This model has no chat template, so it cannot chat; use 'ondevice generate --raw --prompt ...' to continue text with it.")
+    throw new InvalidArgumentError(
+      '--model',
+      "This model has no chat template, so it cannot chat; use 'ondevice generate --raw --prompt ...' to continue text with it.",
+    )
   }
-  const system: ChatMessage[] = values.system === undefined ? [] : [{ role: 'system', content: values.system }]
+  const system: ChatMessage[] =
+    values.system === undefined ? [] : [{ role: 'system', content: values.system }]
   let messages: ChatMessage[] = [...system]
-  const terminal = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY === true })
+  const terminal = createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: process.stdin.isTTY === true,
+  })
   let answering: AbortController | undefined
   terminal.on('SIGINT', () => {
     if (answering) answering.abort()
     else terminal.close()
   })
-  process.stderr.write(`ondevice chat: ${loaded.session.info.modelId} on ${loaded.backend} (${loaded.dtype}). /reset starts over, /exit quits.\n`)
+  process.stderr.write(
+    `ondevice chat: ${loaded.session.info.modelId} on ${loaded.backend} (${loaded.dtype}). /reset starts over, /exit quits.\n`,
+  )
   // The line iterator buffers input, so piped lines typed ahead of an answer are not lost.
   const lines = terminal[Symbol.asyncIterator]()
   const prompt = () => {
@@ -87,7 +106,9 @@ export async function run(argv: string[]): Promise<number> {
         messages.push({ role: 'assistant', content: finish.text })
         if (values.stats) {
           const { usage } = finish
-          process.stderr.write(`(${usage.promptTokens} prompt + ${usage.completionTokens} tokens, ${usage.decodeTokensPerSecond.toFixed(1)} tokens/s, first token ${usage.timeToFirstTokenMs.toFixed(0)} ms, ${finish.finishReason})\n`)
+          process.stderr.write(
+            `(${usage.promptTokens} prompt + ${usage.completionTokens} tokens, ${usage.decodeTokensPerSecond.toFixed(1)} tokens/s, first token ${usage.timeToFirstTokenMs.toFixed(0)} ms, ${finish.finishReason})\n`,
+          )
         }
       }
     }

@@ -22,9 +22,14 @@ afterAll(async () => {
 
 function ondevice(args: string[], input?: string): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [cli, ...args], { env: { ...process.env, ONDEVICE_CACHE_DIR: cacheDir } }, (error, stdout, stderr) => {
-      resolve({ stdout, stderr, code: error ? ((error as { code?: number }).code ?? 1) : 0 })
-    })
+    const child = execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: { ...process.env, ONDEVICE_CACHE_DIR: cacheDir } },
+      (error, stdout, stderr) => {
+        resolve({ stdout, stderr, code: error ? ((error as { code?: number }).code ?? 1) : 0 })
+      },
+    )
     if (input !== undefined) child.stdin?.end(input)
   })
 }
@@ -32,22 +37,49 @@ function ondevice(args: string[], input?: string): Promise<{ stdout: string; std
 describe('ondevice generate / chat on the embedded default model', () => {
   it('builds the default once, says its text is not meaningful, and prints --json on both backends', async () => {
     for (const backend of ['native', 'wasm']) {
-      const result = await ondevice(['generate', '--prompt', 'Hello', '--max-tokens', '5', '--seed', '7', '--backend', backend, '--json'])
+      const result = await ondevice([
+        'generate',
+        '--prompt',
+        'Hello',
+        '--max-tokens',
+        '5',
+        '--seed',
+        '7',
+        '--backend',
+        backend,
+        '--json',
+      ])
       expect(result.code, result.stderr).toBe(0)
       expect(result.stderr.match(/not meaningful/g)).toHaveLength(1)
-      const answer = JSON.parse(result.stdout) as { text: string; token_ids: number[]; usage: Record<string, unknown> }
+      const answer = JSON.parse(result.stdout) as {
+        text: string
+        token_ids: number[]
+        usage: Record<string, unknown>
+      }
       expect(answer.token_ids).toHaveLength(5)
       expect(typeof answer.text).toBe('string')
-      expect(answer.usage).toMatchObject({ completion_tokens: 5, backend, prompt_tokens: expect.any(Number), time_to_first_token_ms: expect.any(Number), prefill_tokens_per_second: expect.any(Number), decode_tokens_per_second: expect.any(Number) })
+      expect(answer.usage).toMatchObject({
+        completion_tokens: 5,
+        backend,
+        prompt_tokens: expect.any(Number),
+        time_to_first_token_ms: expect.any(Number),
+        prefill_tokens_per_second: expect.any(Number),
+        decode_tokens_per_second: expect.any(Number),
+      })
       expect(answer.usage.dtype).toBe(backend === 'native' ? 'q4' : 'fp32')
     }
     expect(existsSync(join(cacheDir, 'default', 'qwen3_5-tiny-seed1-v1', 'manifest.json'))).toBe(true)
   })
 
   it('chat keeps the conversation across piped lines', async () => {
-    const result = await ondevice(['chat', '--max-tokens', '3', '--temperature', '0', '--stats'], 'Hi\nAnd again\n/exit\n')
+    const result = await ondevice(
+      ['chat', '--max-tokens', '3', '--temperature', '0', '--stats'],
+      'Hi\nAnd again\n/exit\n',
+    )
     expect(result.code, result.stderr).toBe(0)
-    const stats = [...result.stderr.matchAll(/\((\d+) prompt \+ (\d+) tokens/g)].map((match) => Number(match[1]))
+    const stats = [...result.stderr.matchAll(/\((\d+) prompt \+ (\d+) tokens/g)].map((match) =>
+      Number(match[1]),
+    )
     expect(stats).toHaveLength(2)
     // The second turn's prompt holds the first turn too.
     expect(stats[1]).toBeGreaterThan((stats[0] as number) + 3)

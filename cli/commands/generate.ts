@@ -2,14 +2,19 @@
 // onnxruntime-web's WASM), streamed to stdout; `--json` prints one object with the text, the
 // token ids and usage instead. Without --model it runs the embedded default package.
 import { parseArgs } from 'node:util'
+import { defaultModelDescription, defaultModelPackage } from '../../client-runtime/default-model.ts'
+import {
+  type Backend,
+  type DownloadProgress,
+  type LoadedModel,
+  loadModel,
+} from '../../client-runtime/index.ts'
+import { formatBytes } from '../../client-runtime/store/node-store.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { SamplingOptions } from '../../core/sampler.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
-import { type Backend, type DownloadProgress, type LoadedModel, loadModel } from '../../client-runtime/index.ts'
-import { defaultModelDescription, defaultModelPackage } from '../../client-runtime/default-model.ts'
-import { formatBytes } from '../../client-runtime/store/node-store.ts'
 
 const help = `Usage: ondevice generate [--model DIR|URL] --prompt TEXT [options]
 
@@ -54,9 +59,20 @@ export const modelOptions = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-type ModelFlagValues = { [K in keyof typeof modelOptions]?: (typeof modelOptions)[K] extends { multiple: true } ? string[] : (typeof modelOptions)[K] extends { type: 'boolean' } ? boolean : string }
+type ModelFlagValues = {
+  [K in keyof typeof modelOptions]?: (typeof modelOptions)[K] extends { multiple: true }
+    ? string[]
+    : (typeof modelOptions)[K] extends { type: 'boolean' }
+      ? boolean
+      : string
+}
 
-export function numberFlag(values: Record<string, unknown>, name: string, check: (value: number) => boolean, rule: string): number | undefined {
+export function numberFlag(
+  values: Record<string, unknown>,
+  name: string,
+  check: (value: number) => boolean,
+  rule: string,
+): number | undefined {
   const text = values[name]
   if (text === undefined) return undefined
   const value = Number(text)
@@ -67,7 +83,8 @@ export function numberFlag(values: Record<string, unknown>, name: string, check:
 }
 
 export function samplingFromFlags(values: ModelFlagValues, defaultTemperature: number): SamplingOptions {
-  const temperature = numberFlag(values, 'temperature', (v) => v >= 0 && v <= 10, 'a number from 0 to 10') ?? defaultTemperature
+  const temperature =
+    numberFlag(values, 'temperature', (v) => v >= 0 && v <= 10, 'a number from 0 to 10') ?? defaultTemperature
   const topK = numberFlag(values, 'top-k', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0')
   const topP = numberFlag(values, 'top-p', (v) => v > 0 && v <= 1, 'a number in (0, 1]')
   const minP = numberFlag(values, 'min-p', (v) => v >= 0 && v <= 1, 'a number in [0, 1]')
@@ -82,14 +99,18 @@ export function samplingFromFlags(values: ModelFlagValues, defaultTemperature: n
 }
 
 /** Download progress on stderr: a redrawn bar on a terminal, one line per finished file otherwise. */
-export function progressReporter(stderr: NodeJS.WriteStream = process.stderr): { onProgress: (progress: DownloadProgress) => void; done: () => void } {
+export function progressReporter(stderr: NodeJS.WriteStream = process.stderr): {
+  onProgress: (progress: DownloadProgress) => void
+  done: () => void
+} {
   let drawn = false
   let lastDraw = 0
   return {
     onProgress: (progress) => {
       if (progress.phase === 'cached') return
       if (!stderr.isTTY) {
-        if (progress.phase === 'done') stderr.write(`ondevice: downloaded ${progress.file} (${formatBytes(progress.fileLoaded)})\n`)
+        if (progress.phase === 'done')
+          stderr.write(`ondevice: downloaded ${progress.file} (${formatBytes(progress.fileLoaded)})\n`)
         return
       }
       const now = Date.now()
@@ -99,8 +120,11 @@ export function progressReporter(stderr: NodeJS.WriteStream = process.stderr): {
       const fraction = total > 0 ? Math.min(1, progress.loaded / total) : 0
       const width = 30
       const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '-')
-      const amount = total > 0 ? `${formatBytes(progress.loaded)}/${formatBytes(total)}` : formatBytes(progress.loaded)
-      stderr.write(`\r\x1b[2K[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${amount} ${progress.phase} ${progress.file}`)
+      const amount =
+        total > 0 ? `${formatBytes(progress.loaded)}/${formatBytes(total)}` : formatBytes(progress.loaded)
+      stderr.write(
+        `\r\x1b[2K[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${amount} ${progress.phase} ${progress.file}`,
+      )
       drawn = true
     },
     done: () => {
@@ -116,13 +140,23 @@ let toldAboutDefault = false
 export async function loadModelFromFlags(values: ModelFlagValues): Promise<LoadedModel> {
   const backend = values.backend ?? 'native'
   if (backend !== 'native' && backend !== 'wasm') {
-    throw new InvalidArgumentError('--backend', `--backend must be native or wasm on the command line, got ${JSON.stringify(backend)}.`)
+    throw new InvalidArgumentError(
+      '--backend',
+      `--backend must be native or wasm on the command line, got ${JSON.stringify(backend)}.`,
+    )
   }
-  const threads = numberFlag(values, 'threads', (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number from 1 to 64')
+  const threads = numberFlag(
+    values,
+    'threads',
+    (v) => Number.isInteger(v) && v >= 1 && v <= 64,
+    'a whole number from 1 to 64',
+  )
   let model = values.model
   if (model === undefined) {
     if (!toldAboutDefault) {
-      process.stderr.write(`ondevice: no --model given, using ${defaultModelDescription}. Pass --model DIR|URL for a real model (see --help).\n`)
+      process.stderr.write(
+        `ondevice: no --model given, using ${defaultModelDescription}. Pass --model DIR|URL for a real model (see --help).\n`,
+      )
       toldAboutDefault = true
     }
     model = await defaultModelPackage()
@@ -162,28 +196,47 @@ export function promptTokens(loaded: LoadedModel, messages: readonly ChatMessage
     const text = messages.map((message) => message.content).join('\n')
     const ids = tokenizer.encode(text)
     if (ids.length === 0 && tokenizer.bosTokenId !== undefined) return [tokenizer.bosTokenId]
-    if (ids.length === 0) throw new InvalidArgumentError('--prompt', 'The prompt encodes to no tokens and the model has no BOS token: give some text.')
+    if (ids.length === 0)
+      throw new InvalidArgumentError(
+        '--prompt',
+        'The prompt encodes to no tokens and the model has no BOS token: give some text.',
+      )
     return ids
   }
   return tokenizer.encodeChat(messages, { addGenerationPrompt: true })
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...modelOptions, prompt: { type: 'string' }, json: { type: 'boolean' } }, strict: true })
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...modelOptions, prompt: { type: 'string' }, json: { type: 'boolean' } },
+    strict: true,
+  })
   if (values.help) {
     process.stdout.write(`${help}\n`)
     return 0
   }
-  if (values.prompt === undefined) throw new InvalidArgumentError('--prompt', '--prompt is required: the message to answer (or with --raw, the text to continue).')
-  const maxTokens = numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 256
+  if (values.prompt === undefined)
+    throw new InvalidArgumentError(
+      '--prompt',
+      '--prompt is required: the message to answer (or with --raw, the text to continue).',
+    )
+  const maxTokens =
+    numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 256
   const loaded = await loadModelFromFlags(values)
   try {
     let raw = values.raw ?? false
     if (!raw && loaded.tokenizer.chatTemplate === undefined) {
-      process.stderr.write('ondevice: this model has no chat template; continuing the prompt as plain text (as --raw does).\n')
+      process.stderr.write(
+        'ondevice: this model has no chat template; continuing the prompt as plain text (as --raw does).\n',
+      )
       raw = true
     }
-    if (raw && values.system !== undefined) throw new InvalidArgumentError('--system', '--system needs the chat template; drop --raw (or --system).')
+    if (raw && values.system !== undefined)
+      throw new InvalidArgumentError(
+        '--system',
+        '--system needs the chat template; drop --raw (or --system).',
+      )
     const messages: ChatMessage[] = [
       ...(values.system === undefined ? [] : [{ role: 'system' as const, content: values.system }]),
       { role: 'user', content: values.prompt },
@@ -211,7 +264,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (!finish) return 1
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ text: finish.text, token_ids: finish.tokenIds, finish_reason: finish.finishReason, usage: usageJson(finish) })}\n`)
+      process.stdout.write(
+        `${JSON.stringify({ text: finish.text, token_ids: finish.tokenIds, finish_reason: finish.finishReason, usage: usageJson(finish) })}\n`,
+      )
     } else {
       process.stdout.write('\n')
     }

@@ -5,7 +5,13 @@
 // entry entirely, so nothing half-stored is ever used.
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
-import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoredPackage, StoreManifest } from './types.ts'
+import type {
+  DownloadProgress,
+  EnsureOptions,
+  ModelStore,
+  StorageEstimate,
+  StoreManifest,
+} from './types.ts'
 
 export interface BrowserStoreOptions {
   /** 'opfs' (default where available) or 'cache' (Cache API). */
@@ -20,7 +26,10 @@ interface FileArea {
   read(key: string): Promise<Blob | undefined>
   size(key: string): Promise<number | undefined>
   /** Appends (resume) or starts a `.partial` file; returns a writer. */
-  openPartial(key: string, resume: boolean): Promise<{ offset: number; write(chunk: Uint8Array): Promise<void>; close(): Promise<void> }>
+  openPartial(
+    key: string,
+    resume: boolean,
+  ): Promise<{ offset: number; write(chunk: Uint8Array): Promise<void>; close(): Promise<void> }>
   partialBlob(key: string): Promise<Blob | undefined>
   commit(key: string): Promise<void>
   remove(key: string): Promise<void>
@@ -43,10 +52,15 @@ function isQuotaError(error: unknown): boolean {
 }
 
 async function opfsArea(name: string): Promise<FileArea> {
-  const root = await (navigator.storage as StorageManager & { getDirectory(): Promise<FileSystemDirectoryHandle> }).getDirectory()
+  const root = await (
+    navigator.storage as StorageManager & { getDirectory(): Promise<FileSystemDirectoryHandle> }
+  ).getDirectory()
   const top = await root.getDirectoryHandle(name, { create: true })
   // Keys are '<package-key>/<path>'; OPFS folders mirror them.
-  const locate = async (key: string, create: boolean): Promise<{ folder: FileSystemDirectoryHandle; file: string } | undefined> => {
+  const locate = async (
+    key: string,
+    create: boolean,
+  ): Promise<{ folder: FileSystemDirectoryHandle; file: string } | undefined> => {
     const parts = key.split('/')
     let folder = top
     try {
@@ -71,13 +85,20 @@ async function opfsArea(name: string): Promise<FileArea> {
     size: async (key) => (await fileOf(key))?.size,
     partialBlob: (key) => fileOf(`${key}.partial`),
     openPartial: async (key, resume) => {
-      const where = (await locate(`${key}.partial`, true)) as { folder: FileSystemDirectoryHandle; file: string }
+      const where = (await locate(`${key}.partial`, true)) as {
+        folder: FileSystemDirectoryHandle
+        file: string
+      }
       const handle = await where.folder.getFileHandle(where.file, { create: true })
       const offset = resume ? (await handle.getFile()).size : 0
       const writable = await handle.createWritable({ keepExistingData: resume })
       if (resume) await writable.seek(offset)
       else await writable.truncate(0)
-      return { offset, write: (chunk) => writable.write(chunk as unknown as ArrayBuffer), close: () => writable.close() }
+      return {
+        offset,
+        write: (chunk) => writable.write(chunk as unknown as ArrayBuffer),
+        close: () => writable.close(),
+      }
     },
     commit: async (key) => {
       const where = (await locate(key, true)) as { folder: FileSystemDirectoryHandle; file: string }
@@ -117,7 +138,11 @@ async function cacheArea(name: string): Promise<FileArea> {
     openPartial: async (key) => {
       const chunks: Uint8Array[] = []
       pending.set(key, chunks)
-      return { offset: 0, write: async (chunk) => void chunks.push(chunk.slice()), close: async () => undefined }
+      return {
+        offset: 0,
+        write: async (chunk) => void chunks.push(chunk.slice()),
+        close: async () => undefined,
+      }
     },
     commit: async (key) => {
       const chunks = pending.get(key) ?? []
@@ -129,7 +154,8 @@ async function cacheArea(name: string): Promise<FileArea> {
       await cache.delete(url(key))
     },
     removePrefix: async (prefix) => {
-      for (const request of await cache.keys()) if (request.url.startsWith(url(prefix))) await cache.delete(request)
+      for (const request of await cache.keys())
+        if (request.url.startsWith(url(prefix))) await cache.delete(request)
     },
   }
 }
@@ -140,21 +166,31 @@ async function sha256Blob(blob: Blob): Promise<string> {
 
 async function packageKey(prefix: string): Promise<string> {
   const digest = toHex(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(prefix))).slice(0, 16)
-  const slug = new URL(prefix).pathname.replace(/[^a-zA-Z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(-60)
+  const slug = new URL(prefix).pathname
+    .replace(/[^a-zA-Z0-9._-]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(-60)
   return `${slug || 'package'}-${digest}`
 }
 
 export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStore {
   const name = options.name ?? 'ondevice-models'
   const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
-  const hasOpfs = typeof navigator !== 'undefined' && typeof (navigator.storage as { getDirectory?: unknown } | undefined)?.getDirectory === 'function'
+  const hasOpfs =
+    typeof navigator !== 'undefined' &&
+    typeof (navigator.storage as { getDirectory?: unknown } | undefined)?.getDirectory === 'function'
   const kind = options.backend ?? (hasOpfs ? 'opfs' : 'cache')
-  if (kind === 'opfs' && !hasOpfs) throw new InvalidArgumentError('backend', "This browser has no Origin Private File System; use backend 'cache'.")
+  if (kind === 'opfs' && !hasOpfs)
+    throw new InvalidArgumentError(
+      'backend',
+      "This browser has no Origin Private File System; use backend 'cache'.",
+    )
   let area: Promise<FileArea> | undefined
   const getArea = () => (area ??= kind === 'opfs' ? opfsArea(name) : cacheArea(name))
 
   const normalise = (source: string): string => {
-    if (typeof source !== 'string' || source.trim() === '') throw new InvalidArgumentError('model', 'model must be a URL prefix (where config.json lives).')
+    if (typeof source !== 'string' || source.trim() === '')
+      throw new InvalidArgumentError('model', 'model must be a URL prefix (where config.json lives).')
     const base = typeof location === 'undefined' ? undefined : location.href
     const url = new URL(source, base)
     return url.href.endsWith('/') ? url.href : `${url.href}/`
@@ -164,7 +200,11 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
     const result = (await navigator.storage?.estimate?.()) ?? {}
     const usage = result.usage
     const quota = result.quota
-    return { usageBytes: usage, quotaBytes: quota, availableBytes: usage !== undefined && quota !== undefined ? Math.max(0, quota - usage) : undefined }
+    return {
+      usageBytes: usage,
+      quotaBytes: quota,
+      availableBytes: usage !== undefined && quota !== undefined ? Math.max(0, quota - usage) : undefined,
+    }
   }
 
   return {
@@ -180,7 +220,11 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       for (const path of wanted) {
         assertPackagePath(path)
         const size = await files.size(`${key}/${path}`)
-        if (size === undefined || (manifestEntry(manifest, path) && manifestEntry(manifest, path)?.bytes !== size)) return false
+        if (
+          size === undefined ||
+          (manifestEntry(manifest, path) && manifestEntry(manifest, path)?.bytes !== size)
+        )
+          return false
       }
       return true
     },
@@ -195,7 +239,9 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       const warnings: string[] = []
       let manifest: StoreManifest | undefined
       let offline = false
-      const response = await fetch(new URL('manifest.json', prefix), { signal: openOptions.signal ?? null }).catch(() => {
+      const response = await fetch(new URL('manifest.json', prefix), {
+        signal: openOptions.signal ?? null,
+      }).catch(() => {
         if (openOptions.signal?.aborted) throw new AbortedError()
         offline = true
         return undefined
@@ -211,18 +257,30 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         const cached = await files.read(`${key}/manifest.json`)
         if (cached) manifest = parseManifest(await cached.text(), prefix)
         else if (!(await files.size(`${key}/config.json`))) {
-          throw new StoreError('download_failed', `Could not reach ${prefix} and nothing of it is stored. Check the URL and the network.`, { isRetryable: true })
+          throw new StoreError(
+            'download_failed',
+            `Could not reach ${prefix} and nothing of it is stored. Check the URL and the network.`,
+            { isRetryable: true },
+          )
         }
       } else {
         const config = await fetch(new URL('config.json', prefix), { method: 'HEAD' }).catch(() => undefined)
-        if (!config?.ok) throw new ModelError('model_not_found', `No model package at ${prefix}: manifest.json gave HTTP ${response?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}.`)
+        if (!config?.ok)
+          throw new ModelError(
+            'model_not_found',
+            `No model package at ${prefix}: manifest.json gave HTTP ${response?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}.`,
+          )
       }
       if (!manifest) {
         warnings.push(`${prefix} has no manifest.json: its files are used without an integrity check.`)
         warn(warnings[0] as string)
       }
 
-      const fetchFile = async (path: string, report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void, signal: AbortSignal | undefined): Promise<void> => {
+      const fetchFile = async (
+        path: string,
+        report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+        signal: AbortSignal | undefined,
+      ): Promise<void> => {
         const entry = manifestEntry(manifest, path)
         const fileKey = `${key}/${path}`
         const existing = await files.read(fileKey)
@@ -234,19 +292,38 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           }
           await files.remove(fileKey)
         }
-        if (offline) throw new StoreError('download_failed', `${path} of ${prefix} is not stored and the network is unreachable.`, { isRetryable: true })
+        if (offline)
+          throw new StoreError(
+            'download_failed',
+            `${path} of ${prefix} is not stored and the network is unreachable.`,
+            { isRetryable: true },
+          )
         const partialSize = files.supportsResume ? ((await files.partialBlob(fileKey))?.size ?? 0) : 0
         const resume = partialSize > 0 && (entry === undefined || partialSize < entry.bytes)
         const url = new URL(path, prefix)
         let response: Response
         try {
-          response = await fetch(url, { headers: resume ? { range: `bytes=${partialSize}-` } : {}, signal: signal ?? null })
+          response = await fetch(url, {
+            headers: resume ? { range: `bytes=${partialSize}-` } : {},
+            signal: signal ?? null,
+          })
         } catch (error) {
           if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
-          throw new StoreError('download_failed', `Downloading ${url.href} failed: ${(error as Error).message}. The next try resumes.`, { isRetryable: true, cause: error })
+          throw new StoreError(
+            'download_failed',
+            `Downloading ${url.href} failed: ${(error as Error).message}. The next try resumes.`,
+            { isRetryable: true, cause: error },
+          )
         }
-        if (response.status === 404) throw new ModelError('model_not_found', `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`)
-        if (!response.ok || !response.body) throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}.`, { isRetryable: response.status >= 500 })
+        if (response.status === 404)
+          throw new ModelError(
+            'model_not_found',
+            `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`,
+          )
+        if (!response.ok || !response.body)
+          throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}.`, {
+            isRetryable: response.status >= 500,
+          })
         const writer = await files.openPartial(fileKey, resume && response.status === 206)
         let written = writer.offset
         const length = Number(response.headers.get('content-length') ?? Number.NaN)
@@ -265,10 +342,18 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           await writer.close().catch(() => undefined)
           if (isQuotaError(error)) {
             await files.removePrefix(`${key}/`)
-            throw new StoreError('storage_quota_exceeded', `The browser's storage quota ran out while storing ${path} of ${prefix}. Nothing was kept; free space (delete other models) and retry.`, { cause: error })
+            throw new StoreError(
+              'storage_quota_exceeded',
+              `The browser's storage quota ran out while storing ${path} of ${prefix}. Nothing was kept; free space (delete other models) and retry.`,
+              { cause: error },
+            )
           }
           if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
-          throw new StoreError('download_failed', `Downloading ${url.href} broke off after ${written} bytes. The next try resumes.`, { isRetryable: true, cause: error })
+          throw new StoreError(
+            'download_failed',
+            `Downloading ${url.href} broke off after ${written} bytes. The next try resumes.`,
+            { isRetryable: true, cause: error },
+          )
         }
         if (entry) {
           report({ phase: 'verify', file: path, fileLoaded: written, fileTotal })
@@ -276,7 +361,10 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           const actual = await sha256Blob(blob)
           if (actual !== entry.sha256 || blob.size !== entry.bytes) {
             await files.remove(`${fileKey}.partial`)
-            throw new StoreError('integrity_failed', `${url.href} failed its sha256 check (expected ${entry.sha256}, got ${actual}). Nothing was kept.`)
+            throw new StoreError(
+              'integrity_failed',
+              `${url.href} failed its sha256 check (expected ${entry.sha256}, got ${actual}). Nothing was kept.`,
+            )
           }
         }
         try {
@@ -285,7 +373,11 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         } catch (error) {
           if (isQuotaError(error)) {
             await files.removePrefix(`${key}/`)
-            throw new StoreError('storage_quota_exceeded', `The browser's storage quota ran out while storing ${path} of ${prefix}. Nothing was kept.`, { cause: error })
+            throw new StoreError(
+              'storage_quota_exceeded',
+              `The browser's storage quota ran out while storing ${path} of ${prefix}. Nothing was kept.`,
+              { cause: error },
+            )
           }
           throw error
         }
@@ -294,7 +386,11 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       const ensure = async (paths: readonly string[], ensureOptions: EnsureOptions = {}): Promise<void> => {
         for (const path of paths) {
           assertPackagePath(path)
-          if (manifest && !manifestEntry(manifest, path)) throw new ModelError('model_invalid', `${path} is not listed in ${prefix}manifest.json, so it cannot be verified.`)
+          if (manifest && !manifestEntry(manifest, path))
+            throw new ModelError(
+              'model_invalid',
+              `${path} is not listed in ${prefix}manifest.json, so it cannot be verified.`,
+            )
         }
         const total = paths.reduce<number | undefined>((sum, path) => {
           const bytes = manifestEntry(manifest, path)?.bytes
@@ -303,9 +399,14 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         if (total !== undefined) {
           const room = (await estimate()).availableBytes
           let missing = 0
-          for (const path of paths) if ((await files.size(`${key}/${path}`)) === undefined) missing += manifestEntry(manifest, path)?.bytes ?? 0
+          for (const path of paths)
+            if ((await files.size(`${key}/${path}`)) === undefined)
+              missing += manifestEntry(manifest, path)?.bytes ?? 0
           if (room !== undefined && missing > room) {
-            throw new StoreError('storage_quota_exceeded', `Not enough browser storage for ${prefix}: ${missing} bytes to store, ${room} available. Free space or pick a smaller model.`)
+            throw new StoreError(
+              'storage_quota_exceeded',
+              `Not enough browser storage for ${prefix}: ${missing} bytes to store, ${room} available. Free space or pick a smaller model.`,
+            )
           }
         }
         const loadedByFile = new Map<string, number>()
@@ -315,7 +416,11 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           for (const value of loadedByFile.values()) loaded += value
           ensureOptions.onProgress?.({ ...progress, loaded, total })
         }
-        await Promise.all(paths.map((path) => shared(`${name}/${key}/${path}`, () => fetchFile(path, report, ensureOptions.signal))))
+        await Promise.all(
+          paths.map((path) =>
+            shared(`${name}/${key}/${path}`, () => fetchFile(path, report, ensureOptions.signal)),
+          ),
+        )
       }
       const readBlob = async (path: string): Promise<Blob> => {
         await ensure([path])

@@ -16,7 +16,10 @@ export function assertPackagePath(path: string, where = 'package path'): void {
     /^[a-zA-Z]:/.test(path) ||
     path.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')
   if (bad) {
-    throw new ModelError('model_invalid', `Unsafe ${where} ${JSON.stringify(path)}: package paths must be relative, use '/', and may not contain '..', '.' or empty segments.`)
+    throw new ModelError(
+      'model_invalid',
+      `Unsafe ${where} ${JSON.stringify(path)}: package paths must be relative, use '/', and may not contain '..', '.' or empty segments.`,
+    )
   }
 }
 
@@ -25,33 +28,53 @@ export function parseManifest(text: string, source: string): StoreManifest {
   try {
     json = JSON.parse(text)
   } catch (error) {
-    throw new ModelError('model_invalid', `manifest.json of ${source} is not valid JSON: ${(error as Error).message}. Rebuild the package.`, { cause: error })
+    throw new ModelError(
+      'model_invalid',
+      `manifest.json of ${source} is not valid JSON: ${(error as Error).message}. Rebuild the package.`,
+      { cause: error },
+    )
   }
-  if (typeof json !== 'object' || json === null) throw new ModelError('model_invalid', `manifest.json of ${source} must be a JSON object.`)
+  if (typeof json !== 'object' || json === null)
+    throw new ModelError('model_invalid', `manifest.json of ${source} must be a JSON object.`)
   const record = json as Record<string, unknown>
   if (typeof record.format !== 'string' || !record.format.startsWith('ondevice-package/')) {
-    throw new ModelError('model_invalid', `manifest.json of ${source} has format ${JSON.stringify(record.format)}; expected 'ondevice-package/1'.`)
+    throw new ModelError(
+      'model_invalid',
+      `manifest.json of ${source} has format ${JSON.stringify(record.format)}; expected 'ondevice-package/1'.`,
+    )
   }
-  if (!Array.isArray(record.files)) throw new ModelError('model_invalid', `manifest.json of ${source} has no 'files' array.`)
+  if (!Array.isArray(record.files))
+    throw new ModelError('model_invalid', `manifest.json of ${source} has no 'files' array.`)
   const seen = new Set<string>()
   const files: PackageFileEntry[] = record.files.map((entry: unknown, index: number) => {
     const file = entry as Record<string, unknown>
-    if (typeof file !== 'object' || file === null) throw new ModelError('model_invalid', `manifest.json files[${index}] of ${source} must be an object.`)
+    if (typeof file !== 'object' || file === null)
+      throw new ModelError('model_invalid', `manifest.json files[${index}] of ${source} must be an object.`)
     assertPackagePath(file.path as string, `manifest.json files[${index}].path`)
     if (typeof file.bytes !== 'number' || !Number.isSafeInteger(file.bytes) || file.bytes < 0) {
-      throw new ModelError('model_invalid', `manifest.json files[${index}].bytes of ${source} must be a non-negative integer.`)
+      throw new ModelError(
+        'model_invalid',
+        `manifest.json files[${index}].bytes of ${source} must be a non-negative integer.`,
+      )
     }
     if (typeof file.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(file.sha256)) {
-      throw new ModelError('model_invalid', `manifest.json files[${index}].sha256 of ${source} must be 64 lowercase hex digits.`)
+      throw new ModelError(
+        'model_invalid',
+        `manifest.json files[${index}].sha256 of ${source} must be 64 lowercase hex digits.`,
+      )
     }
-    if (seen.has(file.path as string)) throw new ModelError('model_invalid', `manifest.json of ${source} lists ${file.path as string} twice.`)
+    if (seen.has(file.path as string))
+      throw new ModelError('model_invalid', `manifest.json of ${source} lists ${file.path as string} twice.`)
     seen.add(file.path as string)
     return { path: file.path as string, bytes: file.bytes, sha256: file.sha256 }
   })
   return { ...(record as object), format: record.format, files } as StoreManifest
 }
 
-export function manifestEntry(manifest: StoreManifest | undefined, path: string): PackageFileEntry | undefined {
+export function manifestEntry(
+  manifest: StoreManifest | undefined,
+  path: string,
+): PackageFileEntry | undefined {
   return manifest?.files.find((file) => file.path === path)
 }
 

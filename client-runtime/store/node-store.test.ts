@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { mkdtemp, mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises'
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -51,7 +51,10 @@ async function startServer(): Promise<TestServer & { server: Server }> {
   })
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
   state.server = server
-  return Object.assign(state, { prefix: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg/`, server })
+  return Object.assign(state, {
+    prefix: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg/`,
+    server,
+  })
 }
 
 let server: Awaited<ReturnType<typeof startServer>>
@@ -87,10 +90,20 @@ describe('node store over HTTP', () => {
     const last = events.at(-1)
     expect(last?.total).toBe(weights.length + files['config.json']!.length)
     expect(last?.loaded).toBe(last?.total)
-    expect(events.some((event) => event.phase === 'download' && event.file === 'onnx/model.onnx' && event.fileTotal === weights.length)).toBe(true)
+    expect(
+      events.some(
+        (event) =>
+          event.phase === 'download' &&
+          event.file === 'onnx/model.onnx' &&
+          event.fileTotal === weights.length,
+      ),
+    ).toBe(true)
     expect(await store.isCached(server.prefix)).toBe(true)
     // Offline reopen: the stored manifest and files serve without the network.
-    server.behaviour = (_request, response) => (response.socket?.destroy(), true)
+    server.behaviour = (_request, response) => {
+      response.socket?.destroy()
+      return true
+    }
     const offline = await createNodeStore({ cacheDir, onWarning: () => undefined }).open(server.prefix)
     expect(await offline.readText('config.json')).toBe(config)
     server.behaviour = undefined
@@ -110,7 +123,10 @@ describe('node store over HTTP', () => {
       return true
     }
     const pkg = await store.open(server.prefix)
-    await expect(pkg.ensure(['onnx/model.onnx'])).rejects.toMatchObject({ code: 'download_failed', isRetryable: true })
+    await expect(pkg.ensure(['onnx/model.onnx'])).rejects.toMatchObject({
+      code: 'download_failed',
+      isRetryable: true,
+    })
     await pkg.ensure(['onnx/model.onnx'])
     expect(onnxGets().map((r) => r.range)).toEqual([undefined, 'bytes=100000-'])
     expect(await pkg.readBytes('onnx/model.onnx')).toEqual(weights)
@@ -126,7 +142,10 @@ describe('node store over HTTP', () => {
       return true
     }
     const pkg = await store.open(server.prefix)
-    await expect(pkg.readBytes('onnx/model.onnx')).rejects.toMatchObject({ name: 'StoreError', code: 'integrity_failed' })
+    await expect(pkg.readBytes('onnx/model.onnx')).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'integrity_failed',
+    })
     const left = await readdir(join(pkg.directory!, 'onnx')).catch(() => [])
     expect(left).toEqual([])
     expect(await store.isCached(server.prefix, ['onnx/model.onnx'])).toBe(false)
@@ -134,9 +153,16 @@ describe('node store over HTTP', () => {
 
   it('gives a clear error for a missing file and for a URL with no package', async () => {
     const store = await newStore()
-    server.behaviour = (_request, response, path) => (path === 'onnx/model.onnx' ? (response.writeHead(404).end(), true) : false)
+    server.behaviour = (_request, response, path) => {
+      if (path !== 'onnx/model.onnx') return false
+      response.writeHead(404).end()
+      return true
+    }
     const pkg = await store.open(server.prefix)
-    await expect(pkg.ensure(['onnx/model.onnx'])).rejects.toMatchObject({ code: 'model_not_found', message: expect.stringMatching(/HTTP 404.*onnx\/model\.onnx/) })
+    await expect(pkg.ensure(['onnx/model.onnx'])).rejects.toMatchObject({
+      code: 'model_not_found',
+      message: expect.stringMatching(/HTTP 404.*onnx\/model\.onnx/),
+    })
     server.behaviour = undefined
     await expect(store.open(server.prefix.replace('/pkg/', '/nothing-here/'))).rejects.toMatchObject({
       code: 'model_not_found',
@@ -166,10 +192,18 @@ describe('node store over HTTP', () => {
     const store = await newStore()
     server.behaviour = (_request, response, path) => {
       if (path !== 'manifest.json') return false
-      response.writeHead(200).end(JSON.stringify({ format: 'ondevice-package/1', files: [{ path: '../../evil', bytes: 1, sha256: '0'.repeat(64) }] }))
+      response.writeHead(200).end(
+        JSON.stringify({
+          format: 'ondevice-package/1',
+          files: [{ path: '../../evil', bytes: 1, sha256: '0'.repeat(64) }],
+        }),
+      )
       return true
     }
-    await expect(store.open(server.prefix)).rejects.toMatchObject({ code: 'model_invalid', message: expect.stringMatching(/Unsafe .*\.\.\/\.\.\/evil/) })
+    await expect(store.open(server.prefix)).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(/Unsafe .*\.\.\/\.\.\/evil/),
+    })
   })
 })
 
@@ -184,7 +218,9 @@ describe('node store over a local folder', () => {
     const fixedTime = new Date(1_700_000_000_000)
     await utimes(join(folder, 'onnx', 'model.onnx'), fixedTime, fixedTime)
     await (await store.open(folder)).ensure(['onnx/model.onnx'])
-    const memo = JSON.parse(await (await import('node:fs/promises')).readFile(join(cacheDir, 'verified.json'), 'utf8')) as Record<string, { sha256: string }>
+    const memo = JSON.parse(
+      await (await import('node:fs/promises')).readFile(join(cacheDir, 'verified.json'), 'utf8'),
+    ) as Record<string, { sha256: string }>
     expect(memo[join(folder, 'onnx', 'model.onnx')]?.sha256).toBe(sha256(weights))
     // Same size and mtime but different bytes: the memo trusts it (that is the point of the memo).
     const tampered = weights.slice()
@@ -194,7 +230,9 @@ describe('node store over a local folder', () => {
     await (await createNodeStore({ cacheDir }).open(folder)).ensure(['onnx/model.onnx'])
     // A new mtime makes it hash again, and the change is caught.
     await utimes(join(folder, 'onnx', 'model.onnx'), new Date(), new Date())
-    await expect((await createNodeStore({ cacheDir }).open(folder)).ensure(['onnx/model.onnx'])).rejects.toMatchObject({ code: 'integrity_failed' })
+    await expect(
+      (await createNodeStore({ cacheDir }).open(folder)).ensure(['onnx/model.onnx']),
+    ).rejects.toMatchObject({ code: 'integrity_failed' })
   })
 
   it('loads a folder without manifest with a warning; rejects a missing path and a non-package folder', async () => {
@@ -203,11 +241,17 @@ describe('node store over a local folder', () => {
     const store = createNodeStore({ cacheDir, onWarning: (message) => warnings.push(message) })
     const folder = join(cacheDir, 'bare')
     await mkdir(folder)
-    await expect(store.open(folder)).rejects.toMatchObject({ code: 'model_invalid', message: expect.stringMatching(/not a model package.*config\.json/) })
+    await expect(store.open(folder)).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(/not a model package.*config\.json/),
+    })
     await writeFile(join(folder, 'config.json'), config)
     const pkg = await store.open(folder)
     expect(warnings[0]).toMatch(/no manifest\.json/)
     expect(await pkg.readText('config.json')).toBe(config)
-    await expect(store.open(join(folder, 'missing'))).rejects.toMatchObject({ code: 'model_not_found', message: expect.stringMatching(/does not exist/) })
+    await expect(store.open(join(folder, 'missing'))).rejects.toMatchObject({
+      code: 'model_not_found',
+      message: expect.stringMatching(/does not exist/),
+    })
   })
 })

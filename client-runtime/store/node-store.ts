@@ -6,13 +6,20 @@
 // share one download.
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
-import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoredPackage, StoreManifest } from './types.ts'
+import type {
+  DownloadProgress,
+  EnsureOptions,
+  ModelStore,
+  StorageEstimate,
+  StoredPackage,
+  StoreManifest,
+} from './types.ts'
 
 export interface NodeStoreOptions {
   /** Where downloaded packages and the verification memo live. Default: `defaultCacheDir()`. */
@@ -75,11 +82,21 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
   }
 
   /** Hashes `path` unless the memo says this exact size+mtime already had `sha256`. */
-  async function verifyFile(path: string, expected: { bytes: number; sha256: string }, label: string): Promise<boolean> {
+  async function verifyFile(
+    path: string,
+    expected: { bytes: number; sha256: string },
+    label: string,
+  ): Promise<boolean> {
     const info = await stat(path)
     if (info.size !== expected.bytes) return false
     const known = (await loadMemo()).get(path)
-    if (known && known.size === info.size && known.mtimeMs === info.mtimeMs && known.sha256 === expected.sha256) return true
+    if (
+      known &&
+      known.size === info.size &&
+      known.mtimeMs === info.mtimeMs &&
+      known.sha256 === expected.sha256
+    )
+      return true
     const actual = await sha256File(path)
     if (actual !== expected.sha256) {
       await remember(path, undefined)
@@ -92,7 +109,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
 
   function packageDirFor(prefix: string): string {
     const url = new URL(prefix)
-    const slug = `${url.host}${url.pathname}`.replace(/[^a-zA-Z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 80)
+    const slug = `${url.host}${url.pathname}`
+      .replace(/[^a-zA-Z0-9._-]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(0, 80)
     const hash = createHash('sha256').update(prefix).digest('hex').slice(0, 12)
     return join(cacheDir, 'packages', `${slug}-${hash}`)
   }
@@ -119,14 +139,27 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     try {
       info = await stat(folder)
     } catch {
-      throw new ModelError('model_not_found', `No model package at ${folder}: the path does not exist. Pass a package folder (config.json, tokenizer.json, onnx/) or a URL prefix.`)
+      throw new ModelError(
+        'model_not_found',
+        `No model package at ${folder}: the path does not exist. Pass a package folder (config.json, tokenizer.json, onnx/) or a URL prefix.`,
+      )
     }
-    if (!info.isDirectory()) throw new ModelError('model_invalid', `${folder} is a file, not a model package folder. Pass the folder that holds config.json.`)
+    if (!info.isDirectory())
+      throw new ModelError(
+        'model_invalid',
+        `${folder} is a file, not a model package folder. Pass the folder that holds config.json.`,
+      )
     const manifestText = await readFile(join(folder, 'manifest.json'), 'utf8').catch(() => undefined)
     const manifest = manifestText === undefined ? undefined : parseManifest(manifestText, folder)
-    const hasConfig = await stat(join(folder, 'config.json')).then(() => true, () => false)
+    const hasConfig = await stat(join(folder, 'config.json')).then(
+      () => true,
+      () => false,
+    )
     if (!hasConfig) {
-      throw new ModelError('model_invalid', `${folder} is not a model package: it has no config.json. Point --model at a folder written by 'ondevice convert' / 'ondevice fixture', or an onnx-community model folder.`)
+      throw new ModelError(
+        'model_invalid',
+        `${folder} is not a model package: it has no config.json. Point --model at a folder written by 'ondevice convert' / 'ondevice fixture', or an onnx-community model folder.`,
+      )
     }
     const warnings: string[] = []
     if (!manifest) {
@@ -147,20 +180,41 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       for (const path of paths) {
         ensureOptions.signal?.throwIfAborted()
         const file = local(path)
-        const size = await stat(file).then((s) => s.size, () => undefined)
-        if (size === undefined) throw new ModelError('model_not_found', `The package ${folder} has no file ${path}. Rebuild or re-copy the package.`)
+        const size = await stat(file).then(
+          (s) => s.size,
+          () => undefined,
+        )
+        if (size === undefined)
+          throw new ModelError(
+            'model_not_found',
+            `The package ${folder} has no file ${path}. Rebuild or re-copy the package.`,
+          )
         const entry = manifestEntry(manifest, path)
-        if (manifest && !entry) throw new ModelError('model_invalid', `${path} is not listed in ${folder}/manifest.json, so it cannot be verified. Rebuild the package so its manifest lists every file.`)
+        if (manifest && !entry)
+          throw new ModelError(
+            'model_invalid',
+            `${path} is not listed in ${folder}/manifest.json, so it cannot be verified. Rebuild the package so its manifest lists every file.`,
+          )
         if (entry && !verified.has(path)) {
           await shared(file, async () => {
             if (!(await verifyFile(file, entry, path))) {
-              throw new StoreError('integrity_failed', `${join(folder, path)} does not match the sha256/size in manifest.json: the file is corrupted or was changed. Rebuild or re-copy the package.`)
+              throw new StoreError(
+                'integrity_failed',
+                `${join(folder, path)} does not match the sha256/size in manifest.json: the file is corrupted or was changed. Rebuild or re-copy the package.`,
+              )
             }
           })
           verified.add(path)
         }
         loaded += size
-        ensureOptions.onProgress?.({ phase: 'cached', file: path, fileLoaded: size, fileTotal: size, loaded, total })
+        ensureOptions.onProgress?.({
+          phase: 'cached',
+          file: path,
+          fileLoaded: size,
+          fileTotal: size,
+          loaded,
+          total,
+        })
       }
     }
     return {
@@ -170,8 +224,19 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       warnings,
       directory: folder,
       ensure,
-      exists: async (path) => (manifest ? manifestEntry(manifest, path) !== undefined : stat(local(path)).then(() => true, () => false)),
-      size: async (path) => manifestEntry(manifest, path)?.bytes ?? stat(local(path)).then((s) => s.size, () => undefined),
+      exists: async (path) =>
+        manifest
+          ? manifestEntry(manifest, path) !== undefined
+          : stat(local(path)).then(
+              () => true,
+              () => false,
+            ),
+      size: async (path) =>
+        manifestEntry(manifest, path)?.bytes ??
+        stat(local(path)).then(
+          (s) => s.size,
+          () => undefined,
+        ),
       readText: async (path) => {
         await ensure([path])
         return readFile(local(path), 'utf8')
@@ -189,7 +254,9 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     const warnings: string[] = []
     let manifest: StoreManifest | undefined
     let offline = false
-    const manifestResponse = await fetch(new URL('manifest.json', prefix), { signal: openOptions.signal ?? null }).catch((error: unknown) => {
+    const manifestResponse = await fetch(new URL('manifest.json', prefix), {
+      signal: openOptions.signal ?? null,
+    }).catch((error: unknown) => {
       if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
       offline = true
       return undefined
@@ -198,7 +265,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       // manifest.json is what every file is checked against: it must come from the origin the
       // app named, not from wherever a redirect points (a hijacked route would vouch for anything).
       await manifestResponse.body?.cancel()
-      throw new ModelError('model_invalid', `${prefix}manifest.json redirected to another origin (${new URL(manifestResponse.url).origin}); refusing it. Serve manifest.json from the package's own origin.`)
+      throw new ModelError(
+        'model_invalid',
+        `${prefix}manifest.json redirected to another origin (${new URL(manifestResponse.url).origin}); refusing it. Serve manifest.json from the package's own origin.`,
+      )
     }
     if (manifestResponse?.ok) {
       const text = await manifestResponse.text()
@@ -210,14 +280,29 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       // No network (or a failing server): a previously stored manifest keeps the package usable offline.
       const cached = await readFile(join(directory, 'manifest.json'), 'utf8').catch(() => undefined)
       if (cached !== undefined) manifest = parseManifest(cached, prefix)
-      else if (!(await stat(join(directory, 'config.json')).then(() => true, () => false))) {
-        throw new StoreError('download_failed', `Could not reach ${prefix} (${manifestResponse ? `HTTP ${manifestResponse.status}` : 'network error'}) and nothing of it is cached. Check the URL and the network.`, { isRetryable: true })
+      else if (
+        !(await stat(join(directory, 'config.json')).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        throw new StoreError(
+          'download_failed',
+          `Could not reach ${prefix} (${manifestResponse ? `HTTP ${manifestResponse.status}` : 'network error'}) and nothing of it is cached. Check the URL and the network.`,
+          { isRetryable: true },
+        )
       }
     } else {
       await manifestResponse?.body?.cancel()
-      const config = await fetch(new URL('config.json', prefix), { method: 'HEAD', signal: openOptions.signal ?? null }).catch(() => undefined)
+      const config = await fetch(new URL('config.json', prefix), {
+        method: 'HEAD',
+        signal: openOptions.signal ?? null,
+      }).catch(() => undefined)
       if (!config?.ok) {
-        throw new ModelError('model_not_found', `No model package at ${prefix}: manifest.json gave HTTP ${manifestResponse?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}. Check the URL prefix (it should end where config.json lives).`)
+        throw new ModelError(
+          'model_not_found',
+          `No model package at ${prefix}: manifest.json gave HTTP ${manifestResponse?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}. Check the URL prefix (it should end where config.json lives).`,
+        )
       }
       await mkdir(directory, { recursive: true })
       await writeFile(join(directory, 'source.json'), JSON.stringify({ source: prefix }))
@@ -245,20 +330,33 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       for (const path of paths) assertPackagePath(path)
       const entries = paths.map((path) => {
         const entry = manifestEntry(manifest, path)
-        if (manifest && !entry) throw new ModelError('model_invalid', `${path} is not listed in ${prefix}manifest.json, so it cannot be verified.`)
+        if (manifest && !entry)
+          throw new ModelError(
+            'model_invalid',
+            `${path} is not listed in ${prefix}manifest.json, so it cannot be verified.`,
+          )
         return entry
       })
-      const total = entries.reduce<number | undefined>((sum, entry) => (sum === undefined || entry === undefined ? undefined : sum + entry.bytes), 0)
+      const total = entries.reduce<number | undefined>(
+        (sum, entry) => (sum === undefined || entry === undefined ? undefined : sum + entry.bytes),
+        0,
+      )
       // Check room for what is missing before starting, so a full disk fails fast and clean.
       if (total !== undefined) {
         let missing = 0
         for (const [index, path] of paths.entries()) {
-          const have = await stat(local(path)).then((s) => s.size, () => 0)
+          const have = await stat(local(path)).then(
+            (s) => s.size,
+            () => 0,
+          )
           if (have !== entries[index]?.bytes) missing += entries[index]?.bytes ?? 0
         }
         const room = (await estimate()).availableBytes
         if (missing > 0 && room !== undefined && missing > room) {
-          throw new StoreError('storage_quota_exceeded', `Not enough storage for ${prefix}: ${formatBytes(missing)} to download, ${formatBytes(room)} available in ${cacheDir}. Free space, raise the quota, or pick a smaller dtype.`)
+          throw new StoreError(
+            'storage_quota_exceeded',
+            `Not enough storage for ${prefix}: ${formatBytes(missing)} to download, ${formatBytes(room)} available in ${cacheDir}. Free space, raise the quota, or pick a smaller dtype.`,
+          )
         }
       }
       const fileLoaded = new Map<string, number>()
@@ -270,10 +368,12 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       }
       await Promise.all(
         paths.map((path, index) =>
-          shared(local(path), () => fetchFile(path, entries[index], report, ensureOptions.signal)).then(async () => {
-            const size = (await stat(local(path))).size
-            report({ phase: 'done', file: path, fileLoaded: size, fileTotal: size })
-          }),
+          shared(local(path), () => fetchFile(path, entries[index], report, ensureOptions.signal)).then(
+            async () => {
+              const size = (await stat(local(path))).size
+              report({ phase: 'done', file: path, fileLoaded: size, fileTotal: size })
+            },
+          ),
         ),
       )
     }
@@ -285,7 +385,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       signal: AbortSignal | undefined,
     ): Promise<void> => {
       const file = local(path)
-      const existing = await stat(file).then((s) => s, () => undefined)
+      const existing = await stat(file).then(
+        (s) => s,
+        () => undefined,
+      )
       if (existing) {
         if (!entry) return
         report({ phase: 'verify', file: path, fileLoaded: existing.size, fileTotal: entry.bytes })
@@ -295,7 +398,12 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         }
         await rm(file, { force: true })
       }
-      if (offline) throw new StoreError('download_failed', `${path} of ${prefix} is not cached and the network is unreachable. Connect once to download it.`, { isRetryable: true })
+      if (offline)
+        throw new StoreError(
+          'download_failed',
+          `${path} of ${prefix} is not cached and the network is unreachable. Connect once to download it.`,
+          { isRetryable: true },
+        )
       for (let attempt = 0; ; attempt++) {
         const resumed = await download(path, file, entry?.bytes, report, signal)
         if (!entry) {
@@ -314,7 +422,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         // versions of the file, so that case gets one clean retry from byte 0.
         await rm(`${file}.partial`, { force: true })
         if (!resumed || attempt > 0) {
-          throw new StoreError('integrity_failed', `${new URL(path, prefix).href} failed its sha256 check (expected ${entry.sha256}, got ${actual}): the server sent different bytes than manifest.json promises. Nothing was kept; rebuild or re-upload the package.`)
+          throw new StoreError(
+            'integrity_failed',
+            `${new URL(path, prefix).href} failed its sha256 check (expected ${entry.sha256}, got ${actual}): the server sent different bytes than manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
+          )
         }
       }
     }
@@ -329,7 +440,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     ): Promise<boolean> => {
       const partial = `${file}.partial`
       await mkdir(dirname(file), { recursive: true })
-      let offset = await stat(partial).then((s) => s.size, () => 0)
+      let offset = await stat(partial).then(
+        (s) => s.size,
+        () => 0,
+      )
       if (expectedBytes !== undefined && offset > expectedBytes) {
         await rm(partial, { force: true })
         offset = 0
@@ -337,14 +451,24 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       const url = new URL(path, prefix)
       let response: Response
       try {
-        response = await fetch(url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: signal ?? null })
+        response = await fetch(url, {
+          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+          signal: signal ?? null,
+        })
       } catch (error) {
         if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
-        throw new StoreError('download_failed', `Downloading ${url.href} failed: ${(error as Error).message}. Check the network; the next try resumes where this one stopped.`, { isRetryable: true, cause: error })
+        throw new StoreError(
+          'download_failed',
+          `Downloading ${url.href} failed: ${(error as Error).message}. Check the network; the next try resumes where this one stopped.`,
+          { isRetryable: true, cause: error },
+        )
       }
       if (response.status === 404) {
         await response.body?.cancel()
-        throw new ModelError('model_not_found', `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`)
+        throw new ModelError(
+          'model_not_found',
+          `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`,
+        )
       }
       if (response.status === 416 && expectedBytes !== undefined && offset === expectedBytes) {
         await response.body?.cancel()
@@ -354,11 +478,18 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         // The server's file is shorter than what we hold: it is not the file manifest.json describes.
         await response.body?.cancel()
         await rm(partial, { force: true })
-        throw new StoreError('integrity_failed', `${url.href} is shorter than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`)
+        throw new StoreError(
+          'integrity_failed',
+          `${url.href} is shorter than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
+        )
       }
       if (!response.ok || !response.body) {
         await response.body?.cancel()
-        throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}. Try again later.`, { isRetryable: response.status >= 500 || response.status === 429 })
+        throw new StoreError(
+          'download_failed',
+          `Downloading ${url.href} gave HTTP ${response.status}. Try again later.`,
+          { isRetryable: response.status >= 500 || response.status === 429 },
+        )
       }
       const resumed = response.status === 206
       if (!resumed) offset = 0
@@ -366,7 +497,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       const fileTotal = expectedBytes ?? (Number.isFinite(lengthHeader) ? lengthHeader + offset : undefined)
       const handle = await open(partial, resumed ? 'a' : 'w')
       let written = offset
-      const quotaLeft = options.quotaBytes === undefined ? Number.POSITIVE_INFINITY : options.quotaBytes - (await usageBytes())
+      const quotaLeft =
+        options.quotaBytes === undefined
+          ? Number.POSITIVE_INFINITY
+          : options.quotaBytes - (await usageBytes())
       try {
         report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
         for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
@@ -387,21 +521,35 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         if (code === 'ENOSPC' || code === 'EDQUOT') {
           // Leave nothing half-stored: the package folder goes as a whole.
           await rm(directory, { recursive: true, force: true })
-          throw new StoreError('storage_quota_exceeded', `Storage ran out while downloading ${path} of ${prefix} into ${cacheDir}. Nothing was kept; free space or raise the quota, then retry.`, { cause: error })
+          throw new StoreError(
+            'storage_quota_exceeded',
+            `Storage ran out while downloading ${path} of ${prefix} into ${cacheDir}. Nothing was kept; free space or raise the quota, then retry.`,
+            { cause: error },
+          )
         }
         if (code === 'EOVERSIZED') {
           await rm(partial, { force: true })
-          throw new StoreError('integrity_failed', `${url.href} is larger than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`)
+          throw new StoreError(
+            'integrity_failed',
+            `${url.href} is larger than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
+          )
         }
         if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
-        throw new StoreError('download_failed', `Downloading ${url.href} broke off after ${written} bytes: ${(error as Error).message}. The next try resumes from there.`, { isRetryable: true, cause: error })
+        throw new StoreError(
+          'download_failed',
+          `Downloading ${url.href} broke off after ${written} bytes: ${(error as Error).message}. The next try resumes from there.`,
+          { isRetryable: true, cause: error },
+        )
       }
       await handle.close()
       if (expectedBytes !== undefined && written !== expectedBytes) {
         // The body ended cleanly (a cut connection throws above), so the server's file is shorter
         // than manifest.json says: keeping it for a resume would only fail again.
         await rm(partial, { force: true })
-        throw new StoreError('integrity_failed', `${url.href} ended after ${written} of the ${expectedBytes} bytes manifest.json promises: the server's file is not the one the manifest describes. Nothing was kept; rebuild or re-upload the package.`)
+        throw new StoreError(
+          'integrity_failed',
+          `${url.href} ended after ${written} of the ${expectedBytes} bytes manifest.json promises: the server's file is not the one the manifest describes. Nothing was kept; rebuild or re-upload the package.`,
+        )
       }
       return resumed
     }
@@ -415,7 +563,13 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       ensure,
       exists: async (path) => {
         if (manifest) return manifestEntry(manifest, path) !== undefined
-        if (await stat(local(path)).then(() => true, () => false)) return true
+        if (
+          await stat(local(path)).then(
+            () => true,
+            () => false,
+          )
+        )
+          return true
         return (await headSize(path)) !== undefined
       },
       size: async (path) => {
@@ -439,7 +593,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
   return {
     open: async (source, openOptions = {}) => {
       if (typeof source !== 'string' || source.trim() === '') {
-        throw new InvalidArgumentError('model', 'model must be a package folder path or a URL prefix (http:// or https://).')
+        throw new InvalidArgumentError(
+          'model',
+          'model must be a package folder path or a URL prefix (http:// or https://).',
+        )
       }
       if (isUrlSource(source)) return openUrl(source.endsWith('/') ? source : `${source}/`, openOptions)
       return openFolder(resolve(source.startsWith('file:') ? fileURLToPath(source) : source))
@@ -447,7 +604,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     isCached: async (source, paths) => {
       if (!isUrlSource(source)) {
         const folder = resolve(source.startsWith('file:') ? fileURLToPath(source) : source)
-        return stat(join(folder, 'config.json')).then(() => true, () => false)
+        return stat(join(folder, 'config.json')).then(
+          () => true,
+          () => false,
+        )
       }
       const directory = packageDirFor(source.endsWith('/') ? source : `${source}/`)
       const manifestText = await readFile(join(directory, 'manifest.json'), 'utf8').catch(() => undefined)
@@ -456,7 +616,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       if (wanted.length === 0) return false
       for (const path of wanted) {
         assertPackagePath(path)
-        const size = await stat(join(directory, ...path.split('/'))).then((s) => s.size, () => undefined)
+        const size = await stat(join(directory, ...path.split('/'))).then(
+          (s) => s.size,
+          () => undefined,
+        )
         if (size === undefined) return false
         const entry = manifestEntry(manifest, path)
         if (entry && entry.bytes !== size) return false
@@ -465,7 +628,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     },
     delete: async (source) => {
       if (!isUrlSource(source)) {
-        throw new InvalidArgumentError('source', `delete() removes downloaded packages only; ${source} is a local folder, which the store never owns. Remove it yourself if you mean to.`)
+        throw new InvalidArgumentError(
+          'source',
+          `delete() removes downloaded packages only; ${source} is a local folder, which the store never owns. Remove it yourself if you mean to.`,
+        )
       }
       const directory = packageDirFor(source.endsWith('/') ? source : `${source}/`)
       const map = await loadMemo()
@@ -495,7 +661,11 @@ async function folderBytes(folder: string): Promise<number> {
   const entries = await readdir(folder, { withFileTypes: true, recursive: true }).catch(() => [])
   let total = 0
   for (const entry of entries) {
-    if (entry.isFile()) total += await stat(join(entry.parentPath, entry.name)).then((s) => s.size, () => 0)
+    if (entry.isFile())
+      total += await stat(join(entry.parentPath, entry.name)).then(
+        (s) => s.size,
+        () => 0,
+      )
   }
   return total
 }

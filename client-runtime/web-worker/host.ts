@@ -6,7 +6,13 @@ import { generate } from '../../core/generate.ts'
 import { inspectPackage } from '../inspect.ts'
 import { type LoadedModel, loadModelWith, type RuntimeHost } from '../load-model.ts'
 import { measureDecodeSpeed, probeCapabilities } from '../probe.ts'
-import type { LoadedModelInfo, MessageEndpoint, WorkerRequest, WorkerResponse, WorkerResults } from './protocol.ts'
+import type {
+  LoadedModelInfo,
+  MessageEndpoint,
+  WorkerRequest,
+  WorkerResponse,
+  WorkerResults,
+} from './protocol.ts'
 
 export interface WorkerHostOptions {
   /** The runtime host (default: the browser host). */
@@ -20,7 +26,10 @@ export interface WorkerHost {
 
 export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOptions = {}): WorkerHost {
   let runtimeHost: Promise<RuntimeHost> | undefined
-  const getHost = () => (runtimeHost ??= options.host ? Promise.resolve(options.host) : import('../browser-host.ts').then((module) => module.browserHost))
+  const getHost = () =>
+    (runtimeHost ??= options.host
+      ? Promise.resolve(options.host)
+      : import('../browser-host.ts').then((module) => module.browserHost))
   let model: LoadedModel | undefined
   let loading: Promise<unknown> = Promise.resolve()
   let generating: Promise<unknown> = Promise.resolve()
@@ -28,7 +37,11 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
 
   const send = (message: WorkerResponse) => endpoint.postMessage(message)
   const requireModel = (): LoadedModel => {
-    if (!model) throw new BackendError('backend_unavailable', "No model is loaded in the worker yet: send 'load' first.")
+    if (!model)
+      throw new BackendError(
+        'backend_unavailable',
+        "No model is loaded in the worker yet: send 'load' first.",
+      )
     return model
   }
 
@@ -41,7 +54,11 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
         const previous = model
         model = undefined
         await previous?.dispose()
-        const next = loadModelWith(host, { ...request.options, signal: controller.signal, onProgress: (progress) => send({ type: 'progress', id: request.id, progress }) })
+        const next = loadModelWith(host, {
+          ...request.options,
+          signal: controller.signal,
+          onProgress: (progress) => send({ type: 'progress', id: request.id, progress }),
+        })
         loading = next.catch(() => undefined)
         model = await next
         const info: LoadedModelInfo = {
@@ -64,7 +81,10 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
           await loading
           const { session, tokenizer } = requireModel()
           if (controller.signal.aborted) throw new AbortedError()
-          for await (const part of generate(session, tokenizer, { ...request.request, signal: controller.signal })) {
+          for await (const part of generate(session, tokenizer, {
+            ...request.request,
+            signal: controller.signal,
+          })) {
             send({ type: 'part', id: request.id, part })
           }
           return null
@@ -76,21 +96,37 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
         controllers.get(request.target)?.abort()
         return null
       case 'encode-chat':
-        return requireModel().tokenizer.encodeChat(request.messages, request.options ?? { addGenerationPrompt: true })
+        return requireModel().tokenizer.encodeChat(
+          request.messages,
+          request.options ?? { addGenerationPrompt: true },
+        )
       case 'encode':
-        return requireModel().tokenizer.encode(request.text, request.addSpecialTokens === undefined ? {} : { addSpecialTokens: request.addSpecialTokens })
+        return requireModel().tokenizer.encode(
+          request.text,
+          request.addSpecialTokens === undefined ? {} : { addSpecialTokens: request.addSpecialTokens },
+        )
       case 'decode':
-        return requireModel().tokenizer.decode(request.tokenIds, request.skipSpecialTokens === undefined ? {} : { skipSpecialTokens: request.skipSpecialTokens })
+        return requireModel().tokenizer.decode(
+          request.tokenIds,
+          request.skipSpecialTokens === undefined ? {} : { skipSpecialTokens: request.skipSpecialTokens },
+        )
       case 'measure-speed': {
         const { session } = requireModel()
-        const run = generating.then(() => measureDecodeSpeed(session, request.tokens === undefined ? {} : { tokens: request.tokens }))
+        const run = generating.then(() =>
+          measureDecodeSpeed(session, request.tokens === undefined ? {} : { tokens: request.tokens }),
+        )
         generating = run.catch(() => undefined)
         return run
       }
       case 'capabilities':
         return probeCapabilities({ estimate: async () => (await getHost()).defaultStore().estimate() })
       case 'inspect':
-        return inspectPackage({ model: request.model, backend: request.backend, ...(request.dtype === undefined ? {} : { dtype: request.dtype }), store: (await getHost()).defaultStore() })
+        return inspectPackage({
+          model: request.model,
+          backend: request.backend,
+          ...(request.dtype === undefined ? {} : { dtype: request.dtype }),
+          store: (await getHost()).defaultStore(),
+        })
       case 'unload': {
         const previous = model
         model = undefined
@@ -98,17 +134,22 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
         return null
       }
       default:
-        throw new InvalidArgumentError('type', `Unknown worker request type ${JSON.stringify((request as { type?: unknown }).type)}.`)
+        throw new InvalidArgumentError(
+          'type',
+          `Unknown worker request type ${JSON.stringify((request as { type?: unknown }).type)}.`,
+        )
     }
   }
 
   const listener = (event: { readonly data: unknown }): void => {
     const request = event.data as WorkerRequest
     if (typeof request !== 'object' || request === null || typeof request.id !== 'number') return
-    handle(request).then(
-      (value) => send({ type: 'result', id: request.id, value }),
-      (error: unknown) => send({ type: 'error', id: request.id, error: serializeError(error) }),
-    ).finally(() => controllers.delete(request.id))
+    handle(request)
+      .then(
+        (value) => send({ type: 'result', id: request.id, value }),
+        (error: unknown) => send({ type: 'error', id: request.id, error: serializeError(error) }),
+      )
+      .finally(() => controllers.delete(request.id))
   }
   endpoint.addEventListener('message', listener)
   return {

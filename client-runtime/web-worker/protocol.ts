@@ -2,11 +2,12 @@
 // request carries an id; the worker answers with progress / part messages for that id and ends
 // with exactly one `result` or `error`. Errors travel as core's SerializedError and come back as
 // the same class with the same code.
-import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
+
 import type { ChatMessage } from '../../core/chat-template.ts'
 import type { SerializedError } from '../../core/errors.ts'
 import type { GenerateRequest } from '../../core/generate.ts'
 import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
 import type { Backend } from '../dtype.ts'
 import type { PackageSummary } from '../inspect.ts'
 import type { Capabilities, DecodeSpeed } from '../probe.ts'
@@ -41,12 +42,33 @@ export type WorkerRequest =
   | { readonly type: 'load'; readonly id: number; readonly options: WorkerLoadOptions }
   | { readonly type: 'generate'; readonly id: number; readonly request: WorkerGenerateRequest }
   | { readonly type: 'abort'; readonly id: number; readonly target: number }
-  | { readonly type: 'encode-chat'; readonly id: number; readonly messages: readonly ChatMessage[]; readonly options?: ApplyChatTemplateOptions }
-  | { readonly type: 'encode'; readonly id: number; readonly text: string; readonly addSpecialTokens?: boolean }
-  | { readonly type: 'decode'; readonly id: number; readonly tokenIds: readonly number[]; readonly skipSpecialTokens?: boolean }
+  | {
+      readonly type: 'encode-chat'
+      readonly id: number
+      readonly messages: readonly ChatMessage[]
+      readonly options?: ApplyChatTemplateOptions
+    }
+  | {
+      readonly type: 'encode'
+      readonly id: number
+      readonly text: string
+      readonly addSpecialTokens?: boolean
+    }
+  | {
+      readonly type: 'decode'
+      readonly id: number
+      readonly tokenIds: readonly number[]
+      readonly skipSpecialTokens?: boolean
+    }
   | { readonly type: 'measure-speed'; readonly id: number; readonly tokens?: number }
   | { readonly type: 'capabilities'; readonly id: number }
-  | { readonly type: 'inspect'; readonly id: number; readonly model: string; readonly backend: Backend; readonly dtype?: string }
+  | {
+      readonly type: 'inspect'
+      readonly id: number
+      readonly model: string
+      readonly backend: Backend
+      readonly dtype?: string
+    }
   | { readonly type: 'unload'; readonly id: number }
 
 /** What each request resolves to. */

@@ -1,17 +1,30 @@
 // The page side: a typed client for the model worker (host.ts). Requests are promises, generation
 // is an async iterable of core's GenerationParts, and errors come back as the same OndeviceError
 // classes with the same codes they had in the worker.
-import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
+
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { AbortedError, deserializeError } from '../../core/errors.ts'
 import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
 import type { Backend } from '../dtype.ts'
 import type { PackageSummary } from '../inspect.ts'
 import type { Capabilities, DecodeSpeed } from '../probe.ts'
 import type { DownloadProgress } from '../store/types.ts'
-import type { LoadedModelInfo, MessageEndpoint, WorkerGenerateRequest, WorkerLoadOptions, WorkerRequest, WorkerResponse, WorkerResults } from './protocol.ts'
+import type {
+  LoadedModelInfo,
+  MessageEndpoint,
+  WorkerGenerateRequest,
+  WorkerLoadOptions,
+  WorkerRequest,
+  WorkerResponse,
+  WorkerResults,
+} from './protocol.ts'
 
-type RequestBody = WorkerRequest extends infer Request ? (Request extends { id: number } ? Omit<Request, 'id'> : never) : never
+type RequestBody = WorkerRequest extends infer Request
+  ? Request extends { id: number }
+    ? Omit<Request, 'id'>
+    : never
+  : never
 
 interface Pending {
   resolve(value: unknown): void
@@ -21,7 +34,10 @@ interface Pending {
 }
 
 export interface ModelWorkerProxy {
-  load(options: WorkerLoadOptions, extra?: { onProgress?: (progress: DownloadProgress) => void; signal?: AbortSignal }): Promise<LoadedModelInfo>
+  load(
+    options: WorkerLoadOptions,
+    extra?: { onProgress?: (progress: DownloadProgress) => void; signal?: AbortSignal },
+  ): Promise<LoadedModelInfo>
   generate(request: WorkerGenerateRequest, extra?: { signal?: AbortSignal }): AsyncIterable<GenerationPart>
   encodeChat(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): Promise<number[]>
   encode(text: string, options?: { addSpecialTokens?: boolean }): Promise<number[]>
@@ -61,7 +77,11 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
   }
   endpoint.addEventListener('message', listener)
 
-  function call<K extends keyof WorkerResults>(body: RequestBody & { type: K }, hooks: Omit<Pending, 'resolve' | 'reject'> = {}, signal?: AbortSignal): Promise<WorkerResults[K]> {
+  function call<K extends keyof WorkerResults>(
+    body: RequestBody & { type: K },
+    hooks: Omit<Pending, 'resolve' | 'reject'> = {},
+    signal?: AbortSignal,
+  ): Promise<WorkerResults[K]> {
     const id = nextId++
     return new Promise<WorkerResults[K]>((resolve, reject) => {
       if (signal?.aborted) {
@@ -69,13 +89,18 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
         return
       }
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject, ...hooks })
-      signal?.addEventListener('abort', () => endpoint.postMessage({ type: 'abort', id: nextId++, target: id } satisfies WorkerRequest), { once: true })
+      signal?.addEventListener(
+        'abort',
+        () => endpoint.postMessage({ type: 'abort', id: nextId++, target: id } satisfies WorkerRequest),
+        { once: true },
+      )
       endpoint.postMessage({ ...body, id } as WorkerRequest)
     })
   }
 
   return {
-    load: (options, extra = {}) => call({ type: 'load', options }, extra.onProgress ? { onProgress: extra.onProgress } : {}, extra.signal),
+    load: (options, extra = {}) =>
+      call({ type: 'load', options }, extra.onProgress ? { onProgress: extra.onProgress } : {}, extra.signal),
     generate: (request, extra = {}) => ({
       [Symbol.asyncIterator]: () => {
         // Parts arrive as messages; buffer them and hand them out in order.
@@ -83,9 +108,25 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
         let wake: (() => void) | undefined
         let finished = false
         let failure: unknown
-        call({ type: 'generate', request }, { onPart: (part) => (buffered.push(part), wake?.()) }, extra.signal).then(
-          () => ((finished = true), wake?.()),
-          (error: unknown) => ((failure = error), (finished = true), wake?.()),
+        call(
+          { type: 'generate', request },
+          {
+            onPart: (part) => {
+              buffered.push(part)
+              wake?.()
+            },
+          },
+          extra.signal,
+        ).then(
+          () => {
+            finished = true
+            wake?.()
+          },
+          (error: unknown) => {
+            failure = error
+            finished = true
+            wake?.()
+          },
         )
         return {
           async next(): Promise<IteratorResult<GenerationPart>> {
@@ -105,18 +146,32 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
         }
       },
     }),
-    encodeChat: (messages, options) => call({ type: 'encode-chat', messages, ...(options ? { options } : {}) }),
-    encode: (text, options = {}) => call({ type: 'encode', text, ...(options.addSpecialTokens === undefined ? {} : { addSpecialTokens: options.addSpecialTokens }) }),
-    decode: (tokenIds, options = {}) => call({ type: 'decode', tokenIds, ...(options.skipSpecialTokens === undefined ? {} : { skipSpecialTokens: options.skipSpecialTokens }) }),
-    measureDecodeSpeed: (tokens) => call({ type: 'measure-speed', ...(tokens === undefined ? {} : { tokens }) }),
+    encodeChat: (messages, options) =>
+      call({ type: 'encode-chat', messages, ...(options ? { options } : {}) }),
+    encode: (text, options = {}) =>
+      call({
+        type: 'encode',
+        text,
+        ...(options.addSpecialTokens === undefined ? {} : { addSpecialTokens: options.addSpecialTokens }),
+      }),
+    decode: (tokenIds, options = {}) =>
+      call({
+        type: 'decode',
+        tokenIds,
+        ...(options.skipSpecialTokens === undefined ? {} : { skipSpecialTokens: options.skipSpecialTokens }),
+      }),
+    measureDecodeSpeed: (tokens) =>
+      call({ type: 'measure-speed', ...(tokens === undefined ? {} : { tokens }) }),
     capabilities: () => call({ type: 'capabilities' }),
-    inspect: (model, backend, dtype) => call({ type: 'inspect', model, backend, ...(dtype === undefined ? {} : { dtype }) }),
+    inspect: (model, backend, dtype) =>
+      call({ type: 'inspect', model, backend, ...(dtype === undefined ? {} : { dtype }) }),
     unload: async () => {
       await call({ type: 'unload' })
     },
     close: () => {
       endpoint.removeEventListener('message', listener)
-      for (const entry of pending.values()) entry.reject(new AbortedError('The model worker proxy was closed.'))
+      for (const entry of pending.values())
+        entry.reject(new AbortedError('The model worker proxy was closed.'))
       pending.clear()
     },
   }

@@ -33,7 +33,10 @@ beforeAll(async () => {
     config,
     weights: randomQwen35Weights(config, 9),
     dtypes: ['fp32'],
-    tokenizer: { tokenizerJson: tokenizer.tokenizerJson as string, tokenizerConfigJson: tokenizer.tokenizerConfigJson as string },
+    tokenizer: {
+      tokenizerJson: tokenizer.tokenizerJson as string,
+      tokenizerConfigJson: tokenizer.tokenizerConfigJson as string,
+    },
   })
   const { port1, port2 } = new MessageChannel()
   worker = new Worker(new URL('./node-test-worker.ts', import.meta.url), {
@@ -62,27 +65,53 @@ describe('model worker host + proxy', () => {
 
   it('loads with progress, streams the same tokens as this thread, and aborts', async () => {
     const progress: DownloadProgress[] = []
-    const info = await proxy.load({ model: packageDir, backend: 'native' }, { onProgress: (event) => progress.push(event) })
-    expect(info).toMatchObject({ backend: 'native', dtype: 'fp32', vocabularySize: 300, hasChatTemplate: true })
+    const info = await proxy.load(
+      { model: packageDir, backend: 'native' },
+      { onProgress: (event) => progress.push(event) },
+    )
+    expect(info).toMatchObject({
+      backend: 'native',
+      dtype: 'fp32',
+      vocabularySize: 300,
+      hasChatTemplate: true,
+    })
     expect(progress.at(-1)?.loaded).toBe(progress.at(-1)?.total)
 
     // Token ids under 300 (the tiny model's vocabulary), so the prompt is raw ids, not the template.
     const promptTokenIds = [12, 40, 7, 199, 3]
     const parts: GenerationPart[] = []
-    for await (const part of proxy.generate({ promptTokenIds, maxTokens: 6, sampling: { temperature: 0 } })) parts.push(part)
+    for await (const part of proxy.generate({ promptTokenIds, maxTokens: 6, sampling: { temperature: 0 } }))
+      parts.push(part)
     const finish = parts.at(-1)
     expect(finish?.type).toBe('finish')
-    const local = await loadModel({ model: packageDir, backend: 'native', store: createNodeStore({ cacheDir: join(folder, 'local-cache') }) })
-    const expected = await generateText(local.session, local.tokenizer, { promptTokenIds, maxTokens: 6, sampling: { temperature: 0 } })
+    const local = await loadModel({
+      model: packageDir,
+      backend: 'native',
+      store: createNodeStore({ cacheDir: join(folder, 'local-cache') }),
+    })
+    const expected = await generateText(local.session, local.tokenizer, {
+      promptTokenIds,
+      maxTokens: 6,
+      sampling: { temperature: 0 },
+    })
     await local.dispose()
     expect(finish?.type === 'finish' && finish.tokenIds).toEqual(expected.tokenIds)
-    expect(parts.filter((part) => part.type === 'text-delta').flatMap((part) => (part.type === 'text-delta' ? part.tokenIds : []))).toEqual(expected.tokenIds)
-    expect(await proxy.encodeChat([{ role: 'user', content: 'Hello' }])).toEqual(local.tokenizer.encodeChat([{ role: 'user', content: 'Hello' }], { addGenerationPrompt: true }))
+    expect(
+      parts
+        .filter((part) => part.type === 'text-delta')
+        .flatMap((part) => (part.type === 'text-delta' ? part.tokenIds : [])),
+    ).toEqual(expected.tokenIds)
+    expect(await proxy.encodeChat([{ role: 'user', content: 'Hello' }])).toEqual(
+      local.tokenizer.encodeChat([{ role: 'user', content: 'Hello' }], { addGenerationPrompt: true }),
+    )
 
     const controller = new AbortController()
     let seen = 0
     let last: GenerationPart | undefined
-    for await (const part of proxy.generate({ promptTokenIds, maxTokens: 250, sampling: { temperature: 0 } }, { signal: controller.signal })) {
+    for await (const part of proxy.generate(
+      { promptTokenIds, maxTokens: 250, sampling: { temperature: 0 } },
+      { signal: controller.signal },
+    )) {
       if (part.type === 'text-delta' && ++seen === 2) controller.abort()
       last = part
     }

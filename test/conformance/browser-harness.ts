@@ -4,7 +4,13 @@
 //   const harness = browserConformanceHarness({ backend: 'webgpu', packages: { llama: '/fixtures/llama/', ... } })
 //   for (const testCase of conformanceCases) for (const fixture of fixtures) await testCase.run(harness, fixture)
 // WebGPU compares logits with a 1e-3 tolerance (float rounding differs from the CPU kernels).
-import { type Backend, createBrowserStore, type LoadedModel, loadModel, type ModelStore } from '../../client-runtime/index.ts'
+import {
+  type Backend,
+  createBrowserStore,
+  type LoadedModel,
+  loadModel,
+  type ModelStore,
+} from '../../client-runtime/index.ts'
 import type { ConformanceFixture, ConformanceHarness } from './conformance-cases.ts'
 
 export interface BrowserConformanceOptions {
@@ -16,7 +22,9 @@ export interface BrowserConformanceOptions {
   readonly store?: ModelStore
 }
 
-export function browserConformanceHarness(options: BrowserConformanceOptions): ConformanceHarness & { dispose(): Promise<void> } {
+export function browserConformanceHarness(
+  options: BrowserConformanceOptions,
+): ConformanceHarness & { dispose(): Promise<void> } {
   const store = options.store ?? createBrowserStore()
   const loaded = new Map<ConformanceFixture, Promise<LoadedModel>>()
   return {
@@ -27,7 +35,13 @@ export function browserConformanceHarness(options: BrowserConformanceOptions): C
       if (!model) {
         const url = options.packages[fixture]
         if (!url) throw new Error(`browserConformanceHarness: no package URL for fixture ${fixture}`)
-        model = loadModel({ model: url, backend: options.backend, dtype: 'fp32', store, wasmBaseUrl: options.wasmBaseUrl ?? '/ort/' })
+        model = loadModel({
+          model: url,
+          backend: options.backend,
+          dtype: 'fp32',
+          store,
+          wasmBaseUrl: options.wasmBaseUrl ?? '/ort/',
+        })
         loaded.set(fixture, model)
       }
       return model

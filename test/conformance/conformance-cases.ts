@@ -50,17 +50,19 @@ function check(condition: boolean, message: string): void {
 
 function argmax(values: Float32Array): number {
   let best = 0
-  for (let index = 1; index < values.length; index++) if ((values[index] as number) > (values[best] as number)) best = index
+  for (let index = 1; index < values.length; index++)
+    if ((values[index] as number) > (values[best] as number)) best = index
   return best
 }
 
 export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0
-  for (let index = 0; index < Math.max(a.length, b.length); index++) max = Math.max(max, Math.abs((a[index] ?? Number.NaN) - (b[index] ?? Number.NaN)))
+  for (let index = 0; index < Math.max(a.length, b.length); index++)
+    max = Math.max(max, Math.abs((a[index] ?? Number.NaN) - (b[index] ?? Number.NaN)))
   return Number.isNaN(max) ? Number.POSITIVE_INFINITY : max
 }
 
-function isFinite(values: Float32Array): boolean {
+function allFinite(values: Float32Array): boolean {
   for (const value of values) if (!Number.isFinite(value)) return false
   return true
 }
@@ -72,8 +74,11 @@ export const conformanceCases: readonly ConformanceCase[] = [
       const { session } = await harness.load(fixture)
       await session.reset()
       let logits = await session.append(conformancePrompt)
-      check(logits.length === session.info.vocabularySize, `logits have ${logits.length} entries, expected ${session.info.vocabularySize}`)
-      check(isFinite(logits), 'prompt logits contain NaN or Infinity')
+      check(
+        logits.length === session.info.vocabularySize,
+        `logits have ${logits.length} entries, expected ${session.info.vocabularySize}`,
+      )
+      check(allFinite(logits), 'prompt logits contain NaN or Infinity')
       const promptLogitsHead = Array.from(logits.subarray(0, 64))
       const greedyTokens: number[] = []
       for (let step = 0; step < 12; step++) {
@@ -81,8 +86,14 @@ export const conformanceCases: readonly ConformanceCase[] = [
         greedyTokens.push(token)
         logits = await session.append([token])
       }
-      check(session.tokens.length === conformancePrompt.length + 12, `session.tokens has ${session.tokens.length} ids after prompt + 12 steps`)
-      check(session.tokens.slice(0, conformancePrompt.length).join() === conformancePrompt.join(), 'session.tokens does not start with the prompt')
+      check(
+        session.tokens.length === conformancePrompt.length + 12,
+        `session.tokens has ${session.tokens.length} ids after prompt + 12 steps`,
+      )
+      check(
+        session.tokens.slice(0, conformancePrompt.length).join() === conformancePrompt.join(),
+        'session.tokens does not start with the prompt',
+      )
       return { greedyTokens, promptLogitsHead }
     },
   },
@@ -96,13 +107,19 @@ export const conformanceCases: readonly ConformanceCase[] = [
       let stepwise: Float32Array = new Float32Array(0)
       for (const token of conformancePrompt) stepwise = await session.append([token])
       const difference = maxAbsDifference(whole, stepwise)
-      check(difference < Math.max(harness.tolerance, 1e-3), `prefill vs token-by-token logits differ by ${difference}`)
+      check(
+        difference < Math.max(harness.tolerance, 1e-3),
+        `prefill vs token-by-token logits differ by ${difference}`,
+      )
       // Two chunks (prefill, then a multi-token append with a non-empty cache) agree as well.
       await session.reset()
       await session.append(conformancePrompt.slice(0, 3))
       const chunked = await session.append(conformancePrompt.slice(3))
       const chunkDifference = maxAbsDifference(whole, chunked)
-      check(chunkDifference < Math.max(harness.tolerance, 1e-3), `prefill vs two chunks differ by ${chunkDifference}`)
+      check(
+        chunkDifference < Math.max(harness.tolerance, 1e-3),
+        `prefill vs two chunks differ by ${chunkDifference}`,
+      )
       return {}
     },
   },
@@ -118,9 +135,18 @@ export const conformanceCases: readonly ConformanceCase[] = [
       const recurrent = fixture === 'qwen3_5'
       const middle = conformancePrompt.length + 1
       const rewoundMiddle = await session.rewind(middle)
-      check(rewoundMiddle === !recurrent, `rewind(${middle}) returned ${rewoundMiddle}; expected ${!recurrent} (${recurrent ? 'no checkpoint there' : 'KV cache slices'})`)
-      check(await session.rewind(conformancePrompt.length), 'rewind to the end of the prompt (a checkpoint) failed')
-      check(session.tokens.length === conformancePrompt.length, `after rewind session.tokens has ${session.tokens.length} ids`)
+      check(
+        rewoundMiddle === !recurrent,
+        `rewind(${middle}) returned ${rewoundMiddle}; expected ${!recurrent} (${recurrent ? 'no checkpoint there' : 'KV cache slices'})`,
+      )
+      check(
+        await session.rewind(conformancePrompt.length),
+        'rewind to the end of the prompt (a checkpoint) failed',
+      )
+      check(
+        session.tokens.length === conformancePrompt.length,
+        `after rewind session.tokens has ${session.tokens.length} ids`,
+      )
       const again = await session.append([first])
       const difference = maxAbsDifference(again, afterFirst)
       check(difference < harness.tolerance, `logits after rewind + re-append differ by ${difference}`)
@@ -134,12 +160,27 @@ export const conformanceCases: readonly ConformanceCase[] = [
       const { session, tokenizer } = await harness.load(fixture)
       await session.reset()
       const sampling = { temperature: 0 }
-      const first = await generateText(session, tokenizer, { promptTokenIds: conformancePrompt, maxTokens: 4, sampling })
+      const first = await generateText(session, tokenizer, {
+        promptTokenIds: conformancePrompt,
+        maxTokens: 4,
+        sampling,
+      })
       const secondPrompt = [...conformancePrompt, ...first.tokenIds, 13, 42]
-      const continued = await generateText(session, tokenizer, { promptTokenIds: secondPrompt, maxTokens: 4, sampling })
+      const continued = await generateText(session, tokenizer, {
+        promptTokenIds: secondPrompt,
+        maxTokens: 4,
+        sampling,
+      })
       await session.reset()
-      const fresh = await generateText(session, tokenizer, { promptTokenIds: secondPrompt, maxTokens: 4, sampling })
-      check(continued.tokenIds.join() === fresh.tokenIds.join(), `second turn gave ${continued.tokenIds} with the cache, ${fresh.tokenIds} fresh`)
+      const fresh = await generateText(session, tokenizer, {
+        promptTokenIds: secondPrompt,
+        maxTokens: 4,
+        sampling,
+      })
+      check(
+        continued.tokenIds.join() === fresh.tokenIds.join(),
+        `second turn gave ${continued.tokenIds} with the cache, ${fresh.tokenIds} fresh`,
+      )
       return {}
     },
   },
@@ -151,7 +192,12 @@ export const conformanceCases: readonly ConformanceCase[] = [
       let error: unknown
       try {
         // Checked before anything runs, so this costs nothing even for a long context.
-        await session.append(Array.from({ length: session.info.contextLength + 1 }, (_, index) => conformancePrompt[index % conformancePrompt.length] as number))
+        await session.append(
+          Array.from(
+            { length: session.info.contextLength + 1 },
+            (_, index) => conformancePrompt[index % conformancePrompt.length] as number,
+          ),
+        )
       } catch (caught) {
         error = caught
       }

@@ -11,9 +11,9 @@ import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectur
 import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
 import { fixtureConfig, qwen3TokenizerFiles } from '../../builder/fixtures/fixture.ts'
 import { writeModelPackage } from '../../builder/package/package-writer.ts'
-import { parseModelConfig } from '../../core/model-package.ts'
 import { type Backend, type LoadedModel, loadModel } from '../../client-runtime/index.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
+import { parseModelConfig } from '../../core/model-package.ts'
 import {
   type ConformanceFixture,
   type ConformanceHarness,
@@ -35,11 +35,24 @@ async function writeConformanceFixture(fixture: ConformanceFixture, outDir: stri
   const tokenizer = qwen3TokenizerFiles()
   if (fixture === 'qwen3_5') {
     const config = tinyQwen35Config(vocabularySize)
-    await writeQwen35Package({ outDir, config, weights: randomQwen35Weights(config, 1), dtypes: ['fp32'], tokenizer, name: `conformance-${fixture}` })
+    await writeQwen35Package({
+      outDir,
+      config,
+      weights: randomQwen35Weights(config, 1),
+      dtypes: ['fp32'],
+      tokenizer,
+      name: `conformance-${fixture}`,
+    })
     return
   }
   const config = parseModelConfig({ ...fixtureConfig(fixture).raw, vocab_size: vocabularySize })
-  await writeModelPackage({ outDir, weights: randomDecoderWeights(config, 1), tokenizer, dtypes: ['fp32'], name: `conformance-${fixture}` })
+  await writeModelPackage({
+    outDir,
+    weights: randomDecoderWeights(config, 1),
+    tokenizer,
+    dtypes: ['fp32'],
+    name: `conformance-${fixture}`,
+  })
 }
 
 const vocabularySize = 512
@@ -70,7 +83,10 @@ function nodeHarness(backend: Backend): ConformanceHarness {
         backend,
         dtype: 'fp32',
         store: createNodeStore({ cacheDir: join(folder, 'cache') }),
-      }).then((model) => (opened.push(model), model))
+      }).then((model) => {
+        opened.push(model)
+        return model
+      })
       cache.set(fixture, loaded)
     }
     return loaded
@@ -96,12 +112,17 @@ for (const backend of cpuBackends) {
 }
 
 describe('conformance across CPU backends', () => {
-  it.each(conformanceFixtures)('%s: native and wasm give the same greedy tokens and logits within 1e-3', (fixture) => {
-    const name = conformanceCases[0]?.name
-    const native = results.get(`native/${fixture}/${name}`)
-    const wasm = results.get(`wasm/${fixture}/${name}`)
-    expect(native?.greedyTokens).toHaveLength(12)
-    expect(wasm?.greedyTokens).toEqual(native?.greedyTokens)
-    expect(maxAbsDifference(native?.promptLogitsHead ?? [], wasm?.promptLogitsHead ?? [])).toBeLessThan(1e-3)
-  })
+  it.each(conformanceFixtures)(
+    '%s: native and wasm give the same greedy tokens and logits within 1e-3',
+    (fixture) => {
+      const name = conformanceCases[0]?.name
+      const native = results.get(`native/${fixture}/${name}`)
+      const wasm = results.get(`wasm/${fixture}/${name}`)
+      expect(native?.greedyTokens).toHaveLength(12)
+      expect(wasm?.greedyTokens).toEqual(native?.greedyTokens)
+      expect(maxAbsDifference(native?.promptLogitsHead ?? [], wasm?.promptLogitsHead ?? [])).toBeLessThan(
+        1e-3,
+      )
+    },
+  )
 })
