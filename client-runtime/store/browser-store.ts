@@ -5,13 +5,7 @@
 // entry entirely, so nothing half-stored is ever used.
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
-import type {
-  DownloadProgress,
-  EnsureOptions,
-  ModelStore,
-  StorageEstimate,
-  StoreManifest,
-} from './types.ts'
+import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoreManifest } from './types.ts'
 
 export interface BrowserStoreOptions {
   /** 'opfs' (default where available) or 'cache' (Cache API). */
