@@ -201,15 +201,26 @@ async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): A
 }
 
 async function defaultDeviceHost(): Promise<DeviceHost | undefined> {
-  // Node: the runtime in this process. Browsers: the runtime's Web Worker proxy. Workers: none (edge only).
+  // Node: the runtime in this process. Pages: the model in a dedicated Web Worker. Edge runtimes: none.
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string'
   if (isNode) {
     const { createNodeDeviceHost } = await import('./node-device.ts')
     return createNodeDeviceHost()
   }
-  if (typeof document !== 'undefined' && typeof Worker !== 'undefined') {
+  const globals = globalThis as {
+    document?: unknown
+    Worker?: unknown
+    WorkerGlobalScope?: unknown
+    navigator?: { userAgent?: string }
+  }
+  if (globals.document !== undefined && globals.Worker !== undefined) {
     const { createBrowserDeviceHost } = await import('./browser-device.ts')
     return createBrowserDeviceHost()
+  }
+  // Inside an app's own Web Worker: run the model right here. (Cloudflare Workers are no device.)
+  if (globals.WorkerGlobalScope !== undefined && globals.navigator?.userAgent !== 'Cloudflare-Workers') {
+    const { createRuntimeDeviceHost } = await import('./runtime-device.ts')
+    return createRuntimeDeviceHost()
   }
   return undefined
 }

@@ -25,9 +25,9 @@ export type {
   TextDeltaPart,
   Usage,
 } from '../core/stream-parts.ts'
-// The default device host in a browser page or Web Worker (the runtime: OPFS / Cache API store,
-// onnxruntime-web on WebGPU or WASM), for apps that wrap it (ClientInternals.deviceHost) or run
-// the client inside their own Web Worker.
+// Device hosts, for apps that wrap them (ClientInternals.deviceHost): the browser default (the
+// model in a dedicated Web Worker: OPFS / Cache API store, onnxruntime-web on WebGPU or WASM),
+// one over any worker endpoint, and the runtime in this thread (Node, or inside an app's worker).
 export { createBrowserDeviceHost } from './browser-device.ts'
 export {
   type ChatResult,
@@ -68,4 +68,6 @@ export {
   type RouteThresholds,
   routePolicies,
 } from './route.ts'
+export { createRuntimeDeviceHost, type RuntimeDeviceHostOptions } from './runtime-device.ts'
 export { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
+export { createWorkerDeviceHost, type WorkerDeviceHostOptions } from './worker-device.ts'
