@@ -188,6 +188,24 @@ describe('node store over HTTP', () => {
     expect((await store.estimate()).availableBytes).toBeLessThanOrEqual(100_000)
   })
 
+  it('loads a URL package without manifest.json with a warning, sizes from HTTP', async () => {
+    cacheDir = await mkdtemp(join(tmpdir(), 'ondevice-store-'))
+    const warnings: string[] = []
+    const store = createNodeStore({ cacheDir, onWarning: (message) => warnings.push(message) })
+    server.behaviour = (_request, response, path) => {
+      if (path !== 'manifest.json') return false
+      response.writeHead(404).end()
+      return true
+    }
+    const pkg = await store.open(server.prefix)
+    expect(pkg.manifest).toBeUndefined()
+    expect(warnings).toEqual([expect.stringMatching(/no manifest\.json.*without an integrity check/)])
+    const events: DownloadProgress[] = []
+    await pkg.ensure(['onnx/model.onnx'], { onProgress: (event) => events.push(event) })
+    expect(events.at(-1)).toMatchObject({ phase: 'done', loaded: weights.length, total: weights.length })
+    expect(await pkg.readBytes('onnx/model.onnx')).toEqual(weights)
+  })
+
   it('rejects manifest paths that climb out of the package', async () => {
     const store = await newStore()
     server.behaviour = (_request, response, path) => {

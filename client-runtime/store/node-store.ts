@@ -337,10 +337,25 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           )
         return entry
       })
-      const total = entries.reduce<number | undefined>(
+      let total = entries.reduce<number | undefined>(
         (sum, entry) => (sum === undefined || entry === undefined ? undefined : sum + entry.bytes),
         0,
       )
+      if (!manifest) {
+        // No manifest: sizes from the files already stored, else from HTTP HEAD, so progress has a total.
+        const sizes = await Promise.all(
+          paths.map(
+            async (path) =>
+              (await stat(local(path)).then(
+                (s) => s.size,
+                () => undefined,
+              )) ?? (await headSize(path)),
+          ),
+        )
+        total = sizes.every((size) => size !== undefined && size >= 0)
+          ? sizes.reduce<number>((sum, size) => sum + (size as number), 0)
+          : undefined
+      }
       // Check room for what is missing before starting, so a full disk fails fast and clean.
       if (total !== undefined) {
         let missing = 0
