@@ -50,10 +50,17 @@ beforeAll(async () => {
   const r2State = join(folder, 'state-r2')
   await seedLocalR2(configPath, r2State, packageDir, 'fixture/')
   await mkdir(join(folder, 'state-assets'))
-  ;[fromR2, fromAssets] = await Promise.all([
+  const started = await Promise.allSettled([
     startWranglerDev({ configPath, stateDir: r2State, vars: { MODEL_SOURCE: 'r2' } }),
     startWranglerDev({ configPath, stateDir: join(folder, 'state-assets'), vars: { MODEL_SOURCE: 'assets' } }),
   ])
+  // If one failed to start, the other is stopped too (no wrangler left behind).
+  const failed = started.find((result) => result.status === 'rejected')
+  if (failed) {
+    await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.stop() : undefined)))
+    throw failed.reason
+  }
+  ;[fromR2, fromAssets] = started.map((result) => (result as PromiseFulfilledResult<RunningWorker>).value) as [RunningWorker, RunningWorker]
   // The same package through the same code on Node's onnxruntime-web (WASM, one thread like workerd).
   const reader = {
     readBytes: async (path: string) => new Uint8Array(await readFile(join(packageDir, path))),
