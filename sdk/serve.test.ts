@@ -1,0 +1,98 @@
+// The README snippet as a developer runs it: `ondevice serve` (the real CLI, a child process on
+// 127.0.0.1, the embedded default package on onnxruntime-node) as the edge, and createClient with
+// no model (the same default package on the same backend in this process) as the device. The
+// device answers; the edge alone gives the same answer; a device failure mid-answer is finished
+// by the edge, token for token.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createClient } from './client.ts'
+import { createRuntimeDeviceHost } from './runtime-device.ts'
+import { withFaults } from './test-device-host.ts'
+
+const apiKey = 'sdk-serve-test-key-0123456789'
+const bin = fileURLToPath(new URL('../cli/bin.js', import.meta.url))
+const messages = [
+  { role: 'system' as const, content: 'You are a helpful assistant.' },
+  { role: 'user' as const, content: 'What is the capital of France?' },
+]
+const request = { messages, maxTokens: 12, temperature: 0.7, seed: 1 }
+// A shared 2-core CI box must not make the probe send the device's requests to the edge.
+const thresholds = { minDeviceTokensPerSecond: 1 }
+
+let child: ChildProcess
+let url: string
+let output = ''
+
+beforeAll(async () => {
+  child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--host', '127.0.0.1'], {
+    env: { ...process.env, API_KEYS: apiKey },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ondevice serve did not start:\n${output}`)), 170_000)
+    const onData = (data: Buffer) => {
+      output += data.toString()
+      const match = /Listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      if (match?.[1]) {
+        clearTimeout(timer)
+        resolve(match[1])
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`ondevice serve exited with ${code}:\n${output}`)))
+  })
+}, 180_000)
+
+afterAll(async () => {
+  if (child && child.exitCode === null && child.pid !== undefined) {
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    process.kill(child.pid, 'SIGTERM')
+    await exited
+  }
+})
+
+describe('createClient against ondevice serve', () => {
+  let device: { text: string; tokenIds: readonly number[] }
+
+  it('the snippet: prefer-device answers on the device, with where and why', async () => {
+    const ai = createClient({ edge: { url, apiKey }, policy: 'prefer-device', thresholds })
+    const { text, usage, route, routeReason, tokenIds } = await ai.chat(request)
+    expect(route).toBe('device')
+    expect(routeReason).toContain('the package is cached')
+    expect(usage).toMatchObject({ route: 'device', backend: 'native', completionTokens: 12 })
+    expect(text.length).toBeGreaterThan(0)
+    device = { text, tokenIds }
+    await ai.dispose()
+  })
+
+  it('edge-only gets the same answer from ondevice serve (same package, same backend, same seed)', async () => {
+    const ai = createClient({ edge: { url, apiKey }, policy: 'edge-only' })
+    const result = await ai.chat(request)
+    expect(result.route).toBe('edge')
+    expect(result.usage.backend).toBe('native')
+    expect(result.tokenIds).toEqual(device.tokenIds)
+    expect(result.text).toBe(device.text)
+  })
+
+  it('the device fails after 4 tokens: ondevice serve finishes the answer, identical', async () => {
+    const ai = createClient(
+      { edge: { url, apiKey }, thresholds },
+      {
+        deviceHost: createRuntimeDeviceHost({
+          wrapSession: (session) => withFaults(session, { failAtToken: 4 }),
+        }),
+      },
+    )
+    const handoffs: number[] = []
+    ai.on('handoff', (part) => handoffs.push(part.completedTokens))
+    const result = await ai.chat(request)
+    expect(handoffs).toEqual([4])
+    expect(result.handoff?.completedTokens).toBe(4)
+    expect(result.route).toBe('device+edge')
+    expect(result.tokenIds).toEqual(device.tokenIds)
+    expect(result.text).toBe(device.text)
+    await ai.dispose()
+  })
+})
