@@ -5,7 +5,6 @@
 import { parseArgs } from 'node:util'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import type { Backend } from '../../client-runtime/dtype.ts'
-import { defaultModelDescription, defaultModelPackage } from '../../client-runtime/default-model.ts'
 import { createApp } from '../../worker/app.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
 import { createNodeModelHost, serveApp } from '../../worker/node.ts'
@@ -74,8 +73,11 @@ export async function run(argv: string[]): Promise<number> {
 
   let model = values.model
   if (model === undefined) {
-    process.stderr.write(`No --model: serving ${defaultModelDescription}.\n`)
-    model = await defaultModelPackage()
+    // Imported only here: building the default package needs the builder and its tokenizer
+    // files, which a production image (npm ci --omit=dev) serving its own package does not ship.
+    const defaults = await import('../../client-runtime/default-model.ts')
+    process.stderr.write(`No --model: serving ${defaults.defaultModelDescription}.\n`)
+    model = await defaults.defaultModelPackage()
   }
   const modelHost = createNodeModelHost({
     model,
