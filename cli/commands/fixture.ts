@@ -14,7 +14,7 @@ Options:
   --arch A        llama, qwen3 or qwen3_5
   --out DIR       Package folder to create
   --seed N        Weight seed (default 1)
-  --dtype D       fp32, q4, q8, fp16 (repeat or comma-separate; default fp32; qwen3_5: fp32, q4)
+  --dtype D       fp32, q4, q8, fp16 (repeat or comma-separate; default fp32; qwen3_5: fp32, q4, q8)
   --size S        ${Object.entries(fixtureSizes)
     .map(([name, entry]) => `${name} (${entry.arch.join('/')})`)
     .join(', ')}; qwen3_5: tiny, 0.8b
