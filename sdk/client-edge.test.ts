@@ -2,11 +2,14 @@
 // core's deterministic test session with the real Qwen3 tokenizer, the device the same session
 // behind the DeviceHost interface. Same logits on both sides, so any lost, repeated or
 // re-drawn token during a handoff shows up as a different answer.
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createClient } from './client.ts'
 import { EdgeClient } from './edge-client.ts'
+import { createRuntimeDeviceHost } from './runtime-device.ts'
 import { createTestDeviceHost } from './test-device-host.ts'
 import { startTestEdge, type TestEdge, unusedUrl } from './test-edge.ts'
 
@@ -352,5 +355,50 @@ describe('abort and edge errors', () => {
       caught = error
     }
     expect(caught).toMatchObject({ code: 'invalid_argument', param: 'ondevice_continuation.token_ids.0' })
+  })
+})
+
+describe('device problems before the answer', () => {
+  it('a package the device cannot open: prefer-device answers from the edge and says why; device-only fails clearly', async () => {
+    const missing = join(tmpdir(), 'ondevice-no-such-package')
+    const preferDevice = createClient(
+      { model: missing, edge: { url: edge.url } },
+      { deviceHost: createRuntimeDeviceHost() },
+    )
+    const result = await preferDevice.chat({ messages, maxTokens: 3 })
+    expect(result.route).toBe('edge')
+    expect(result.routeReason).toMatch(/the device can't use the package \(.*ondevice-no-such-package/)
+    const deviceOnly = createClient(
+      { model: missing, policy: 'device-only' },
+      { deviceHost: createRuntimeDeviceHost() },
+    )
+    await expect(deviceOnly.chat({ messages })).rejects.toMatchObject({ code: 'model_not_found' })
+  })
+
+  it('a load that fails: prefer-device answers from the edge, the attempt is kept', async () => {
+    const host = createTestDeviceHost({ loadError: new Error('out of memory while creating the session') })
+    const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
+    const parts = await collect(client.stream({ messages, maxTokens: 3 }))
+    expect(parts[0]).toMatchObject({ type: 'route', route: 'edge' })
+    expect(parts[0]?.type === 'route' && parts[0].reason).toContain('could not load the model (out of memory')
+    expect(parts.at(-1)).toMatchObject({ type: 'finish', usage: { route: 'edge' } })
+  })
+
+  it('a background download that fails: a download-error event, and the edge keeps answering', async () => {
+    const host = createTestDeviceHost({ cached: false, loadError: new Error('HTTP 404 for onnx/model.onnx') })
+    const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
+    const failed = new Promise<string>((resolve) =>
+      client.on('download-error', ({ error }) => resolve(error.message)),
+    )
+    expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
+    expect(await failed).toContain('HTTP 404')
+    expect(await client.status()).toMatchObject({
+      route: 'edge',
+      backgroundDownload: true,
+      downloading: false,
+    })
+    expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
+    // It does not retry on every request: the next attempt waits a minute.
+    expect(host.loads).toBe(1)
   })
 })

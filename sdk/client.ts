@@ -134,6 +134,7 @@ type DeviceOutcome =
     }
 
 const edgeRetryDelayMs = 30_000
+const backgroundRetryDelayMs = 60_000
 
 function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 31)
@@ -237,6 +238,7 @@ class Client implements OndeviceClient {
   #downloading: Promise<DeviceModel> | undefined
   #edgeUnreachableUntil = 0
   #cachedPackage: PackageInfo | undefined
+  #backgroundRetryAt = 0
   #disposed = false
   readonly #lifetime = new AbortController()
 
@@ -402,8 +404,10 @@ class Client implements OndeviceClient {
   }
 
   #startBackgroundDownload(): void {
-    if (this.#model) return
+    // A failed background download waits a while before the next request tries again.
+    if (this.#model || Date.now() < this.#backgroundRetryAt) return
     this.#loadModel().catch((error: unknown) => {
+      this.#backgroundRetryAt = Date.now() + backgroundRetryDelayMs
       this.#events.emit('download-error', { error: toOndeviceError(error, 'download_failed') })
     })
   }
