@@ -57,7 +57,13 @@ describe('POST /v1/chat/completions', () => {
     expect(body.ondevice?.next_step).toBe(12)
     // One log line, with counts and timings but no prompt text and no key.
     expect(logs).toHaveLength(1)
-    expect(logs[0]).toMatchObject({ status: 200, path: '/v1/chat/completions', completionTokens: 12, model: 'test-model', stream: false })
+    expect(logs[0]).toMatchObject({
+      status: 200,
+      path: '/v1/chat/completions',
+      completionTokens: 12,
+      model: 'test-model',
+      stream: false,
+    })
     expect(JSON.stringify(logs[0])).not.toContain('garden')
     expect(JSON.stringify(logs[0])).not.toContain(apiKey)
   })
@@ -89,7 +95,9 @@ describe('POST /v1/chat/completions', () => {
   it('continues an answer split at token k exactly (greedy and seeded)', async () => {
     const { post } = setup()
     for (const sampling of [{ temperature: 0 }, { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 1234 }]) {
-      const whole = (await (await post({ model: 'test-model', messages, max_tokens: 16, ...sampling })).json()) as ChatCompletionResponse
+      const whole = (await (
+        await post({ model: 'test-model', messages, max_tokens: 16, ...sampling })
+      ).json()) as ChatCompletionResponse
       const wholeIds = whole.ondevice?.token_ids ?? []
       expect(wholeIds).toHaveLength(16)
       for (const k of [1, 5, 11]) {
@@ -102,7 +110,10 @@ describe('POST /v1/chat/completions', () => {
             ondevice_continuation: { token_ids: wholeIds.slice(0, k), step: k },
           })
         ).json()) as ChatCompletionResponse
-        expect([...wholeIds.slice(0, k), ...(rest.ondevice?.token_ids ?? [])], `k=${k} ${JSON.stringify(sampling)}`).toEqual(wholeIds)
+        expect(
+          [...wholeIds.slice(0, k), ...(rest.ondevice?.token_ids ?? [])],
+          `k=${k} ${JSON.stringify(sampling)}`,
+        ).toEqual(wholeIds)
         expect(rest.ondevice?.next_step).toBe(16)
         expect(rest.usage.completion_tokens).toBe(16 - k)
       }
@@ -111,9 +122,15 @@ describe('POST /v1/chat/completions', () => {
 })
 
 describe('errors', () => {
-  const bad = async (post: ReturnType<typeof setup>['post'], body: unknown, headers?: Record<string, string>) => {
+  const bad = async (
+    post: ReturnType<typeof setup>['post'],
+    body: unknown,
+    headers?: Record<string, string>,
+  ) => {
     const response = await post(body, headers)
-    const json = (await response.json()) as { error: { message: string; type: string; param: string | null; code: string } }
+    const json = (await response.json()) as {
+      error: { message: string; type: string; param: string | null; code: string }
+    }
     expect(Object.keys(json.error).sort()).toEqual(['code', 'message', 'param', 'type'])
     expect(json.error.message).not.toMatch(/\n\s+at /) // never a stack
     return { status: response.status, error: json.error, headers: response.headers }
@@ -121,34 +138,75 @@ describe('errors', () => {
 
   it('400 for malformed JSON, wrong types, NaN, n > 1 and too many messages; 404 for an unknown model', async () => {
     const { post } = setup({ limits: { maxMessages: 4 } })
-    expect(await bad(post, '{"model": "test-model", "messages": [')).toMatchObject({ status: 400, error: { param: 'body', code: 'invalid_argument' } })
-    expect(await bad(post, '{"model":"test-model","messages":[{"role":"user","content":"hi"}],"temperature":NaN}')).toMatchObject({ status: 400 })
-    expect(await bad(post, { model: 'test-model', messages: 'hi' })).toMatchObject({ status: 400, error: { param: 'messages' } })
-    expect(await bad(post, { model: 'test-model', messages, temperature: 'hot' })).toMatchObject({ status: 400, error: { param: 'temperature' } })
-    expect(await bad(post, { model: 'test-model', messages, max_tokens: -1 })).toMatchObject({ status: 400, error: { param: 'max_tokens' } })
-    expect(await bad(post, { model: 'test-model', messages, n: 2 })).toMatchObject({ status: 400, error: { param: 'n' } })
-    expect(await bad(post, { model: 'test-model', messages, ondevice_continuation: { token_ids: [1.5], step: 0 } })).toMatchObject({ status: 400 })
-    expect(await bad(post, { model: 'test-model', messages, ondevice_continuation: { token_ids: [10_000_000], step: 1 } })).toMatchObject({
+    expect(await bad(post, '{"model": "test-model", "messages": [')).toMatchObject({
+      status: 400,
+      error: { param: 'body', code: 'invalid_argument' },
+    })
+    expect(
+      await bad(post, '{"model":"test-model","messages":[{"role":"user","content":"hi"}],"temperature":NaN}'),
+    ).toMatchObject({ status: 400 })
+    expect(await bad(post, { model: 'test-model', messages: 'hi' })).toMatchObject({
+      status: 400,
+      error: { param: 'messages' },
+    })
+    expect(await bad(post, { model: 'test-model', messages, temperature: 'hot' })).toMatchObject({
+      status: 400,
+      error: { param: 'temperature' },
+    })
+    expect(await bad(post, { model: 'test-model', messages, max_tokens: -1 })).toMatchObject({
+      status: 400,
+      error: { param: 'max_tokens' },
+    })
+    expect(await bad(post, { model: 'test-model', messages, n: 2 })).toMatchObject({
+      status: 400,
+      error: { param: 'n' },
+    })
+    expect(
+      await bad(post, {
+        model: 'test-model',
+        messages,
+        ondevice_continuation: { token_ids: [1.5], step: 0 },
+      }),
+    ).toMatchObject({ status: 400 })
+    expect(
+      await bad(post, {
+        model: 'test-model',
+        messages,
+        ondevice_continuation: { token_ids: [10_000_000], step: 1 },
+      }),
+    ).toMatchObject({
       status: 400,
       error: { param: 'ondevice_continuation.token_ids.0' },
     })
     const many = Array.from({ length: 5 }, () => ({ role: 'user', content: 'hi' }))
-    expect(await bad(post, { model: 'test-model', messages: many })).toMatchObject({ status: 400, error: { param: 'messages' } })
-    expect(await bad(post, { model: 'gpt-4o', messages })).toMatchObject({ status: 404, error: { code: 'model_not_found', param: 'model' } })
-    expect(await bad(post, { model: 'test-model', messages, max_tokens: 5000 })).toMatchObject({ status: 400, error: { param: 'max_tokens' } })
+    expect(await bad(post, { model: 'test-model', messages: many })).toMatchObject({
+      status: 400,
+      error: { param: 'messages' },
+    })
+    expect(await bad(post, { model: 'gpt-4o', messages })).toMatchObject({
+      status: 404,
+      error: { code: 'model_not_found', param: 'model' },
+    })
+    expect(await bad(post, { model: 'test-model', messages, max_tokens: 5000 })).toMatchObject({
+      status: 400,
+      error: { param: 'max_tokens' },
+    })
   })
 
   it('413 for a body over the cap (declared or streamed), 422 for a prompt or answer that does not fit', async () => {
     const { post, app } = setup({ limits: { maxBodyBytes: 4096, maxPromptTokens: 200 } })
     const huge = 'x'.repeat(10_000)
-    expect(await bad(post, { model: 'test-model', messages: [{ role: 'user', content: huge }] })).toMatchObject({ status: 413, error: { code: 'payload_too_large' } })
+    expect(
+      await bad(post, { model: 'test-model', messages: [{ role: 'user', content: huge }] }),
+    ).toMatchObject({ status: 413, error: { code: 'payload_too_large' } })
     // A chunked body without Content-Length is counted as it arrives.
     const chunked = await app.request('/v1/chat/completions', {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}` },
       body: new ReadableStream({
         start(controller) {
-          for (let index = 0; index < 10; index++) controller.enqueue(new TextEncoder().encode(huge.slice(0, 1000)))
+          for (let index = 0; index < 10; index++)
+            controller.enqueue(new TextEncoder().encode(huge.slice(0, 1000)))
           controller.close()
         },
       }),
@@ -156,22 +214,37 @@ describe('errors', () => {
     } as RequestInit)
     expect(chunked.status).toBe(413)
     const long = 'word '.repeat(300)
-    expect(await bad(post, { model: 'test-model', messages: [{ role: 'user', content: long }] })).toMatchObject({
+    expect(
+      await bad(post, { model: 'test-model', messages: [{ role: 'user', content: long }] }),
+    ).toMatchObject({
       status: 422,
       error: { code: 'context_length_exceeded' },
     })
     const { post: postSmall } = setup({ host: createTestHost({ session: { contextLength: 64 } }) })
-    expect(await bad(postSmall, { model: 'test-model', messages, max_tokens: 60 })).toMatchObject({ status: 422, error: { param: 'max_tokens' } })
+    expect(await bad(postSmall, { model: 'test-model', messages, max_tokens: 60 })).toMatchObject({
+      status: 422,
+      error: { param: 'max_tokens' },
+    })
   })
 
   it('401 without or with a wrong key; /healthz stays open', async () => {
     const { post, app } = setup()
-    expect(await bad(post, { model: 'test-model', messages }, { authorization: '' })).toMatchObject({ status: 401, error: { code: 'unauthorized' } })
-    expect(await bad(post, { model: 'test-model', messages }, { authorization: 'Bearer wrong-key-0123456789' })).toMatchObject({ status: 401 })
+    expect(await bad(post, { model: 'test-model', messages }, { authorization: '' })).toMatchObject({
+      status: 401,
+      error: { code: 'unauthorized' },
+    })
+    expect(
+      await bad(post, { model: 'test-model', messages }, { authorization: 'Bearer wrong-key-0123456789' }),
+    ).toMatchObject({ status: 401 })
     expect((await app.request('/v1/models')).status).toBe(401)
     const health = await app.request('/healthz')
     expect(health.status).toBe(200)
-    expect(await health.json()).toMatchObject({ status: 'ok', model: 'test-model', loaded: false, version: '0.1.0' })
+    expect(await health.json()).toMatchObject({
+      status: 'ok',
+      model: 'test-model',
+      loaded: false,
+      version: '0.1.0',
+    })
   })
 
   it('429 with Retry-After when a key is over its rate limit', async () => {
@@ -184,7 +257,10 @@ describe('errors', () => {
   })
 
   it('429 with Retry-After when every slot and the queue are taken', async () => {
-    const { post } = setup({ host: createTestHost({ session: { delayMs: 30 } }), limits: { maxConcurrent: 1, maxQueue: 1 } })
+    const { post } = setup({
+      host: createTestHost({ session: { delayMs: 30 } }),
+      limits: { maxConcurrent: 1, maxQueue: 1 },
+    })
     const running = post({ model: 'test-model', messages, max_tokens: 5 })
     await new Promise((resolve) => setTimeout(resolve, 20))
     const queued = post({ model: 'test-model', messages, max_tokens: 5 })
@@ -213,7 +289,9 @@ describe('model host, models, CORS', () => {
   it('concurrent first requests share one load', async () => {
     const host = createTestHost({ loadDelayMs: 50 })
     const { post } = setup({ host, limits: { maxConcurrent: 4 } })
-    const responses = await Promise.all(Array.from({ length: 4 }, () => post({ model: 'test-model', messages, max_tokens: 2 })))
+    const responses = await Promise.all(
+      Array.from({ length: 4 }, () => post({ model: 'test-model', messages, max_tokens: 2 })),
+    )
     expect(responses.map((response) => response.status)).toEqual([200, 200, 200, 200])
     expect(host.loads).toBe(1)
   })
@@ -234,7 +312,11 @@ describe('model host, models, CORS', () => {
     const { app } = setup({ allowedOrigins: ['https://app.example'] })
     const preflight = await app.request('/v1/chat/completions', {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
     })
     expect(preflight.status).toBe(204)
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example')

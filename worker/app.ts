@@ -1,8 +1,9 @@
 // The OpenAI-compatible Hono app. The same app runs in a Cloudflare Worker (worker/index.ts) and
 // on Node (worker/node.ts, `ondevice serve`); everything host-specific (where the weights come
 // from, which ONNX Runtime) lives behind the `modelHost` it is given.
-import { Hono } from 'hono'
+
 import type { Context } from 'hono'
+import { Hono } from 'hono'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
 import { type ErrorCode, OndeviceError } from '../core/errors.ts'
@@ -43,7 +44,9 @@ export function createApp(options: AppOptions): OndeviceApp {
   }
   const { modelHost } = options
   if (typeof modelHost?.load !== 'function' || typeof modelHost.status !== 'function') {
-    throw new TypeError('createApp: `modelHost` must be a ModelHost (see createModelHost in worker/model-host.ts).')
+    throw new TypeError(
+      'createApp: `modelHost` must be a ModelHost (see createModelHost in worker/model-host.ts).',
+    )
   }
   const limits = resolveLimits(options.limits)
   const keys = createKeyChecker(options.apiKeys ?? [])
@@ -134,7 +137,12 @@ export function createApp(options: AppOptions): OndeviceApp {
       loaded: status.state === 'ready',
       state: status.state,
       ...(status.state === 'ready'
-        ? { backend: status.info.backend, dtype: status.info.dtype, context_length: status.info.contextLength, load_ms: status.loadMs }
+        ? {
+            backend: status.info.backend,
+            dtype: status.info.dtype,
+            context_length: status.info.contextLength,
+            load_ms: status.loadMs,
+          }
         : {}),
       ...(status.state === 'failed' ? { error: status.error.message } : {}),
       generations: { active: slots.active, queued: slots.queued, max_concurrent: limits.maxConcurrent },
@@ -152,9 +160,13 @@ export function createApp(options: AppOptions): OndeviceApp {
   app.get('/v1/models/:id', (c) => {
     const id = c.req.param('id')
     if (!modelIds.has(id)) {
-      throw new OndeviceError('model_not_found', `The model '${id}' does not exist here. GET /v1/models lists the served models.`, {
-        param: 'model',
-      })
+      throw new OndeviceError(
+        'model_not_found',
+        `The model '${id}' does not exist here. GET /v1/models lists the served models.`,
+        {
+          param: 'model',
+        },
+      )
     }
     return c.json({ id, object: 'model', created: 0, owned_by: 'ondevice' })
   })
@@ -162,7 +174,10 @@ export function createApp(options: AppOptions): OndeviceApp {
   app.post('/v1/chat/completions', (c) => handleChatCompletion(c, runtime))
 
   app.notFound((c) => {
-    throw new OndeviceError('not_found', `No route for ${c.req.method} ${c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.`)
+    throw new OndeviceError(
+      'not_found',
+      `No route for ${c.req.method} ${c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.`,
+    )
   })
 
   app.onError((error, c) => errorResponse(c, error))
@@ -177,13 +192,21 @@ export function errorResponse(c: Context<AppEnv>, error: unknown): Response {
   let mapped = toHttpError(error, requestId)
   if (error instanceof HTTPException && !(error instanceof OndeviceError)) {
     // Hono's own HTTP errors (e.g. a malformed header) keep their status.
-    const code: ErrorCode = error.status === 413 ? 'payload_too_large' : error.status === 401 ? 'unauthorized' : 'invalid_argument'
+    const code: ErrorCode =
+      error.status === 413 ? 'payload_too_large' : error.status === 401 ? 'unauthorized' : 'invalid_argument'
     mapped = toHttpError(new OndeviceError(code, error.message || 'Bad request.'), requestId)
   }
   if (state) state.fields.errorCode = mapped.code
   if (mapped.code === 'internal') {
     // The detail goes to the server log only (the response carries just the request id).
-    console.error(JSON.stringify({ level: 'error', message: 'unhandled error', requestId, error: error instanceof Error ? error.message : String(error) }))
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        message: 'unhandled error',
+        requestId,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    )
   }
   return c.json(mapped.body, mapped.status as 400, { ...mapped.headers, 'x-request-id': requestId })
 }

@@ -51,16 +51,19 @@ export function createKeyChecker(keys: readonly string[]): KeyChecker {
         throw unauthorized('Missing API key: send it as `Authorization: Bearer <key>`.')
       }
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-      if (!match?.[1]) throw unauthorized('Malformed Authorization header: use `Authorization: Bearer <key>`.')
+      if (!match?.[1])
+        throw unauthorized('Malformed Authorization header: use `Authorization: Bearer <key>`.')
       const presented = await sha256(match[1])
       let found: Uint8Array | undefined
       for (const digest of await digests) {
         let difference = 0
-        for (let index = 0; index < digest.length; index++) difference |= (digest[index] ?? 0) ^ (presented[index] ?? 0)
+        for (let index = 0; index < digest.length; index++)
+          difference |= (digest[index] ?? 0) ^ (presented[index] ?? 0)
         // No early exit: every configured key is compared whatever the outcome.
         if (difference === 0) found = digest
       }
-      if (!found) throw unauthorized('Invalid API key: check the key you were given by the operator of this endpoint.')
+      if (!found)
+        throw unauthorized('Invalid API key: check the key you were given by the operator of this endpoint.')
       return `key-${toHex(found.subarray(0, 6))}`
     },
   }

@@ -2,7 +2,13 @@
 // generation slot, run core's generation loop on a pooled session, and answer as JSON or as
 // server-sent events. A client that goes away aborts the loop and frees the slot at once.
 import type { Context } from 'hono'
-import { AbortedError, ContextLengthError, InvalidArgumentError, OndeviceError, toOndeviceError } from '../core/errors.ts'
+import {
+  AbortedError,
+  ContextLengthError,
+  InvalidArgumentError,
+  OndeviceError,
+  toOndeviceError,
+} from '../core/errors.ts'
 import { generate } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import {
@@ -109,7 +115,10 @@ async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
   const requested = request.max_completion_tokens ?? request.max_tokens ?? undefined
   const param = request.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens'
   if (requested !== undefined && requested > limits.maxTokens) {
-    throw new InvalidArgumentError(param, `${param} is ${requested}; this server allows at most ${limits.maxTokens}.`)
+    throw new InvalidArgumentError(
+      param,
+      `${param} is ${requested}; this server allows at most ${limits.maxTokens}.`,
+    )
   }
   const room = contextLength - usedTokens
   if (requested !== undefined && requested > room) {
@@ -125,7 +134,7 @@ async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
 }
 
 export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Response> {
-  const { request, model, promptTokenIds, maxTokens } = await plan(c, runtime)
+  const { request, model, promptTokenIds, continuationTokenIds, maxTokens } = await plan(c, runtime)
   const state = c.get('request')
   const abort = new AbortController()
   const clientSignal = c.req.raw.signal
@@ -184,10 +193,15 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       .finally(markSettled)
   }
 
-  const parts = touching(lease, generate(taken, model.tokenizer, {
-    ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
-    signal: abort.signal,
-  }))
+  const parts = touching(
+    lease,
+    replayingContinuation(taken, promptTokenIds, continuationTokenIds, abort.signal, lease, () =>
+      generate(taken, model.tokenizer, {
+        ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
+        signal: abort.signal,
+      }),
+    ),
+  )
   const id = completionId()
   const created = Math.floor(Date.now() / 1000)
   const fingerprint = systemFingerprint(model, runtime.version)
@@ -197,7 +211,8 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       let last: FinishPart | undefined
       for await (const part of parts) if (part.type === 'finish') last = part
       if (!last) throw new OndeviceError('internal', 'The generation ended without a result.')
-      if (last.finishReason === 'abort') throw new AbortedError('The client disconnected; generation stopped.')
+      if (last.finishReason === 'abort')
+        throw new AbortedError('The client disconnected; generation stopped.')
       recordFinish(state.fields, last)
       const response: ChatCompletionResponse = {
         id,
@@ -294,7 +309,11 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
         closed = true
         recordFinish(state.fields, part)
         controller.enqueue(
-          event(chunk({}, toFinishReason(part.finishReason), { ondevice: { token_ids: [...part.tokenIds], next_step: part.nextStep, ...seedOf(part) } })),
+          event(
+            chunk({}, toFinishReason(part.finishReason), {
+              ondevice: { token_ids: [...part.tokenIds], next_step: part.nextStep, ...seedOf(part) },
+            }),
+          ),
         )
         if (includeUsage) {
           const usage: ChatCompletionUsage = toUsage(part.usage)
@@ -367,7 +386,10 @@ function keepAliveUntil(c: Context<AppEnv>, settled: Promise<void>): void {
 }
 
 /** Passes the parts through, marking the lease alive at every step. */
-async function* touching(lease: SlotLease, parts: AsyncGenerator<GenerationPart>): AsyncGenerator<GenerationPart> {
+async function* touching(
+  lease: SlotLease,
+  parts: AsyncGenerator<GenerationPart>,
+): AsyncGenerator<GenerationPart> {
   try {
     for await (const part of parts) {
       lease.touch()
@@ -376,4 +398,39 @@ async function* touching(lease: SlotLease, parts: AsyncGenerator<GenerationPart>
   } finally {
     lease.touch()
   }
+}
+
+/**
+ * Rebuilds the cache of a handed-off answer the way the device computed it: the prompt in one
+ * run, then each continuation token in a run of its own; generate() then feeds the last one and
+ * samples step k. Prefilling the continuation in one batch gives slightly different numbers
+ * (q8's DynamicQuantizeMatMul scales activations per run, and float sums change order), enough
+ * for a seeded draw to land on another token; replaying the device's runs keeps the joined answer
+ * equal to an uninterrupted one.
+ */
+async function* replayingContinuation(
+  session: ModelSession,
+  promptTokenIds: readonly number[],
+  continuationTokenIds: readonly number[],
+  signal: AbortSignal,
+  lease: SlotLease,
+  run: () => AsyncGenerator<GenerationPart>,
+): AsyncGenerator<GenerationPart> {
+  if (continuationTokenIds.length > 0) {
+    try {
+      await session.reset()
+      await session.append(promptTokenIds, { signal })
+      lease.touch()
+      for (const id of continuationTokenIds.slice(0, -1)) {
+        signal.throwIfAborted()
+        await session.append([id], { signal })
+        lease.touch()
+      }
+    } catch (error) {
+      if (signal.aborted)
+        throw new AbortedError('The client disconnected while the continuation was being replayed.')
+      throw toOndeviceError(error, 'backend_failed', true)
+    }
+  }
+  yield* run()
 }

@@ -1,11 +1,12 @@
 // Turns a package reader into the HostedModel the app serves: core's Tokenizer from the package's
 // tokenizer files, and ORT sessions from the runtime's createOrtSession (the same session code the
 // device runs, so edge and device produce the same tokens from the same file and backend family).
-import { ModelError } from '../core/errors.ts'
-import { Tokenizer } from '../core/tokenizer.ts'
+
 import { type Backend, dtypeOfFile, preferredDtypes } from '../client-runtime/dtype.ts'
 import { createOrtSession, type OrtModule } from '../client-runtime/ort-session.ts'
 import type { PackageReader } from '../client-runtime/package-reader.ts'
+import { ModelError } from '../core/errors.ts'
+import { Tokenizer } from '../core/tokenizer.ts'
 import type { HostedModel } from './model-host.ts'
 
 export interface EdgeModelOptions {
@@ -33,13 +34,14 @@ async function optionalText(reader: PackageReader, path: string): Promise<string
 
 /** Loads the tokenizer files a package has (tokenizer.json is required, the rest optional). */
 export async function loadPackageTokenizer(reader: PackageReader): Promise<Tokenizer> {
-  const [tokenizerJson, tokenizerConfigJson, configJson, generationConfigJson, chatTemplate] = await Promise.all([
-    reader.readText('tokenizer.json'),
-    optionalText(reader, 'tokenizer_config.json'),
-    optionalText(reader, 'config.json'),
-    optionalText(reader, 'generation_config.json'),
-    optionalText(reader, 'chat_template.jinja'),
-  ])
+  const [tokenizerJson, tokenizerConfigJson, configJson, generationConfigJson, chatTemplate] =
+    await Promise.all([
+      reader.readText('tokenizer.json'),
+      optionalText(reader, 'tokenizer_config.json'),
+      optionalText(reader, 'config.json'),
+      optionalText(reader, 'generation_config.json'),
+      optionalText(reader, 'chat_template.jinja'),
+    ])
   return Tokenizer.fromFiles({
     tokenizerJson,
     ...(tokenizerConfigJson === undefined ? {} : { tokenizerConfigJson }),
@@ -58,7 +60,14 @@ async function chooseDtype(options: EdgeModelOptions): Promise<string> {
   }
   // No manifest: look for the graph files themselves.
   if (options.reader.exists) {
-    for (const path of ['onnx/model_quantized.onnx', 'onnx/model.onnx', 'onnx/model_q4.onnx', 'onnx/decoder_model_merged_quantized.onnx', 'onnx/decoder_model_merged.onnx', 'onnx/decoder_model_merged_q4.onnx']) {
+    for (const path of [
+      'onnx/model_quantized.onnx',
+      'onnx/model.onnx',
+      'onnx/model_q4.onnx',
+      'onnx/decoder_model_merged_quantized.onnx',
+      'onnx/decoder_model_merged.onnx',
+      'onnx/decoder_model_merged_q4.onnx',
+    ]) {
       if (await options.reader.exists(path)) return dtypeOfFile(path) ?? 'fp32'
     }
   }

@@ -27,7 +27,11 @@ function text(env: EnvValues, name: string): string | undefined {
   const value = env[name]
   if (value === undefined || value === null || value === '') return undefined
   if (typeof value === 'number' || typeof value === 'boolean') return String(value)
-  if (typeof value !== 'string') throw new InvalidArgumentError(name, `${name} must be a string (a wrangler var or an environment variable).`)
+  if (typeof value !== 'string')
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be a string (a wrangler var or an environment variable).`,
+    )
   return value.trim()
 }
 
@@ -51,7 +55,10 @@ function list(env: EnvValues, name: string): string[] {
 export function settingsFromEnv(env: EnvValues): EnvSettings {
   const requireManifest = text(env, 'MODEL_REQUIRE_MANIFEST')
   if (requireManifest !== undefined && requireManifest !== 'true' && requireManifest !== 'false') {
-    throw new InvalidArgumentError('MODEL_REQUIRE_MANIFEST', `MODEL_REQUIRE_MANIFEST must be 'true' or 'false', got '${requireManifest}'.`)
+    throw new InvalidArgumentError(
+      'MODEL_REQUIRE_MANIFEST',
+      `MODEL_REQUIRE_MANIFEST must be 'true' or 'false', got '${requireManifest}'.`,
+    )
   }
   const limits: Partial<Limits> = {
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1),

@@ -121,12 +121,15 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
       return waiters.length
     },
     acquire(signal, onReclaim) {
-      if (signal?.aborted) return Promise.reject(new AbortedError('The client disconnected before generation started.'))
+      if (signal?.aborted)
+        return Promise.reject(new AbortedError('The client disconnected before generation started.'))
       if (leases.size >= maxConcurrent) reclaimStalled()
       if (leases.size < maxConcurrent) return Promise.resolve(withOwner(createLease(), onReclaim))
       if (waiters.length >= maxQueue) {
         return Promise.reject(
-          overloaded(`The server is busy (${leases.size} generations running, ${waiters.length} queued). Retry after the Retry-After delay.`),
+          overloaded(
+            `The server is busy (${leases.size} generations running, ${waiters.length} queued). Retry after the Retry-After delay.`,
+          ),
         )
       }
       return new Promise((resolve, reject) => {
@@ -154,7 +157,9 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
         }
         const timer = setTimeout(() => {
           leave()
-          reject(overloaded(`Waited ${queueTimeoutMs} ms for a generation slot without getting one. Retry later.`))
+          reject(
+            overloaded(`Waited ${queueTimeoutMs} ms for a generation slot without getting one. Retry later.`),
+          )
         }, queueTimeoutMs)
         // Waiters run in live requests, so they are the ones that notice a dead lease.
         const poll = setInterval(reclaimStalled, Math.min(1000, stallTimeoutMs))

@@ -22,7 +22,12 @@ import {
   urlPackageReader,
   verifyPackage,
 } from './package-sources.ts'
-import { createMemoryRateLimiter, type RateLimiter, type WorkersRateLimitBinding, workersRateLimiter } from './rate-limit.ts'
+import {
+  createMemoryRateLimiter,
+  type RateLimiter,
+  type WorkersRateLimitBinding,
+  workersRateLimiter,
+} from './rate-limit.ts'
 
 export { createApp, type OndeviceApp } from './app.ts'
 export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
@@ -43,23 +48,39 @@ export interface WorkerEnv {
   readonly [name: string]: unknown
 }
 
-
-type Source = { readonly kind: 'r2' | 'assets' | 'url'; readonly reader: PackageReader; readonly where: string }
+type Source = {
+  readonly kind: 'r2' | 'assets' | 'url'
+  readonly reader: PackageReader
+  readonly where: string
+}
 
 function resolveSource(env: WorkerEnv): Source {
   const prefix = typeof env.MODEL_PREFIX === 'string' ? env.MODEL_PREFIX : 'model/'
   const url = typeof env.MODEL_URL === 'string' && env.MODEL_URL !== '' ? env.MODEL_URL : undefined
   const kind = env.MODEL_SOURCE ?? (url ? 'url' : env.MODEL_BUCKET ? 'r2' : env.ASSETS ? 'assets' : undefined)
   if (kind === 'url') {
-    if (!url) throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "url" but MODEL_URL is not set.', { param: 'MODEL_URL' })
+    if (!url)
+      throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "url" but MODEL_URL is not set.', {
+        param: 'MODEL_URL',
+      })
     return { kind, reader: urlPackageReader(url), where: url }
   }
   if (kind === 'r2') {
-    if (!env.MODEL_BUCKET) throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "r2" but no MODEL_BUCKET R2 binding is configured in wrangler.toml.', { param: 'MODEL_BUCKET' })
+    if (!env.MODEL_BUCKET)
+      throw new OndeviceError(
+        'invalid_argument',
+        'MODEL_SOURCE is "r2" but no MODEL_BUCKET R2 binding is configured in wrangler.toml.',
+        { param: 'MODEL_BUCKET' },
+      )
     return { kind, reader: r2PackageReader(env.MODEL_BUCKET, prefix), where: `r2:${prefix}` }
   }
   if (kind === 'assets') {
-    if (!env.ASSETS) throw new OndeviceError('invalid_argument', 'MODEL_SOURCE is "assets" but no ASSETS binding is configured in wrangler.toml.', { param: 'ASSETS' })
+    if (!env.ASSETS)
+      throw new OndeviceError(
+        'invalid_argument',
+        'MODEL_SOURCE is "assets" but no ASSETS binding is configured in wrangler.toml.',
+        { param: 'ASSETS' },
+      )
     return { kind, reader: assetsPackageReader(env.ASSETS, prefix), where: `assets:/${prefix}` }
   }
   throw new OndeviceError(
@@ -85,8 +106,12 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
   const modelHost = createModelHost({
     modelId,
     load: async () => {
-      const verified = await verifyPackage(source.reader, { source: source.where, requireManifest: settings.requireManifest })
-      for (const warning of verified.warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
+      const verified = await verifyPackage(source.reader, {
+        source: source.where,
+        requireManifest: settings.requireManifest,
+      })
+      for (const warning of verified.warnings)
+        console.warn(JSON.stringify({ level: 'warn', message: warning }))
       const { ort } = loadOrtWebForWorkerd()
       return loadEdgeModel({
         ort,
@@ -101,7 +126,8 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
   })
   let rateLimiter: RateLimiter | undefined
   if (env.RATE_LIMITER) rateLimiter = workersRateLimiter(env.RATE_LIMITER, settings.rateLimitPeriodSeconds)
-  else if (settings.rateLimitPerMinute) rateLimiter = createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 })
+  else if (settings.rateLimitPerMinute)
+    rateLimiter = createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 })
   return createApp({
     modelHost,
     apiKeys: settings.apiKeys,
@@ -129,7 +155,10 @@ export default {
       // A configuration mistake: say so in OpenAI's shape (503: the operator must fix it).
       const cause = built.error
       const reason = cause instanceof Error ? cause.message : String(cause)
-      const mapped = toHttpError(new OndeviceError('edge_unavailable', `This Worker is misconfigured: ${reason}`), 'config')
+      const mapped = toHttpError(
+        new OndeviceError('edge_unavailable', `This Worker is misconfigured: ${reason}`),
+        'config',
+      )
       return Response.json(mapped.body, { status: 503, headers: mapped.headers })
     }
     return built.app.fetch(request, env, context)

@@ -96,14 +96,22 @@ describe('generation slots', () => {
 
   it('reclaims a lease that stopped making progress and tells its owner', async () => {
     let now = 0
-    const slots = createGenerationSlots({ maxConcurrent: 1, maxQueue: 0, queueTimeoutMs: 1000, stallTimeoutMs: 5000, now: () => now })
+    const slots = createGenerationSlots({
+      maxConcurrent: 1,
+      maxQueue: 0,
+      queueTimeoutMs: 1000,
+      stallTimeoutMs: 5000,
+      now: () => now,
+    })
     let reclaimed = 0
     const dead = await slots.acquire(undefined, () => reclaimed++)
     now = 4000
     dead.touch()
     now = 8000
     // Touched 4 s ago: still alive, so the newcomer is refused.
-    expect(((await slots.acquire().catch((error: unknown) => error)) as OndeviceError).code).toBe('overloaded')
+    expect(((await slots.acquire().catch((error: unknown) => error)) as OndeviceError).code).toBe(
+      'overloaded',
+    )
     now = 9500
     const next = await slots.acquire()
     expect(reclaimed).toBe(1)

@@ -50,7 +50,9 @@ export interface ModelHostOptions {
 /** Wraps a loader so that it runs at most once at a time and its result is kept. */
 export function createModelHost(options: ModelHostOptions): ModelHost {
   if (typeof options.modelId !== 'string' || options.modelId.length === 0) {
-    throw new TypeError('createModelHost: `modelId` must be a non-empty string (the id clients send as `model`).')
+    throw new TypeError(
+      'createModelHost: `modelId` must be a non-empty string (the id clients send as `model`).',
+    )
   }
   const retryAfterMs = options.retryAfterMs ?? 30_000
   const now = options.now ?? (() => Date.now())

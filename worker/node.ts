@@ -4,10 +4,10 @@
 // on onnxruntime-node ('native', the default) or onnxruntime-web ('wasm').
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
-import { InvalidArgumentError } from '../core/errors.ts'
 import type { Backend } from '../client-runtime/dtype.ts'
 import { loadModel } from '../client-runtime/index.ts'
 import type { LoadModelOptions } from '../client-runtime/load-model.ts'
+import { InvalidArgumentError } from '../core/errors.ts'
 import type { OndeviceApp } from './app.ts'
 import { createModelHost, type ModelHost } from './model-host.ts'
 
@@ -36,7 +36,10 @@ export function modelIdFromSource(source: string): string {
 /** A model host that loads the package once (on first use, or call `load()` to preload). */
 export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
   if (typeof options?.model !== 'string' || options.model.trim() === '') {
-    throw new InvalidArgumentError('model', 'model must be a package folder or a URL prefix (where config.json lives).')
+    throw new InvalidArgumentError(
+      'model',
+      'model must be a package folder or a URL prefix (where config.json lives).',
+    )
   }
   const modelId = options.modelId ?? modelIdFromSource(options.model)
   const loadOptions: LoadModelOptions = {
@@ -49,11 +52,19 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
   return createModelHost({
     modelId,
     load: async () => {
-      const first = await loadModel({ ...loadOptions, ...(options.onProgress ? { onProgress: options.onProgress } : {}) })
+      const first = await loadModel({
+        ...loadOptions,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      })
       for (const warning of first.warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
       let spare: typeof first | undefined = first
       return {
-        info: { modelId, backend: first.backend, dtype: first.dtype, contextLength: first.session.info.contextLength },
+        info: {
+          modelId,
+          backend: first.backend,
+          dtype: first.dtype,
+          contextLength: first.session.info.contextLength,
+        },
         tokenizer: first.tokenizer,
         async createSession() {
           if (spare) {

@@ -13,22 +13,37 @@ let folder: string
 let server: Server
 let base: string
 
-async function writePackage(root: string, files: Record<string, string>, tamper: Record<string, string> = {}): Promise<void> {
+async function writePackage(
+  root: string,
+  files: Record<string, string>,
+  tamper: Record<string, string> = {},
+): Promise<void> {
   await mkdir(join(root, 'onnx'), { recursive: true })
   const entries = Object.entries(files).map(([path, content]) => ({
     path,
     bytes: Buffer.byteLength(content),
     sha256: createHash('sha256').update(content).digest('hex'),
   }))
-  const manifest = { format: 'ondevice-package/1', modelType: 'qwen3', files: entries, dtypes: ['fp32'], estimatedMemoryBytes: {} }
+  const manifest = {
+    format: 'ondevice-package/1',
+    modelType: 'qwen3',
+    files: entries,
+    dtypes: ['fp32'],
+    estimatedMemoryBytes: {},
+  }
   await writeFile(join(root, 'manifest.json'), JSON.stringify(manifest))
-  for (const [path, content] of Object.entries({ ...files, ...tamper })) await writeFile(join(root, path), content)
+  for (const [path, content] of Object.entries({ ...files, ...tamper }))
+    await writeFile(join(root, path), content)
 }
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-sources-'))
   await writePackage(join(folder, 'good'), { 'config.json': '{"a":1}', 'onnx/model.onnx': 'weights' })
-  await writePackage(join(folder, 'tampered'), { 'config.json': '{"a":1}', 'onnx/model.onnx': 'weights' }, { 'onnx/model.onnx': 'wEights' })
+  await writePackage(
+    join(folder, 'tampered'),
+    { 'config.json': '{"a":1}', 'onnx/model.onnx': 'weights' },
+    { 'onnx/model.onnx': 'wEights' },
+  )
   await writePackage(join(folder, 'resized'), { 'config.json': '{"a":1}' }, { 'config.json': '{"a":12}' })
   await mkdir(join(folder, 'bare'), { recursive: true })
   await writeFile(join(folder, 'bare', 'config.json'), '{}')
@@ -65,22 +80,37 @@ describe('verifyPackage over a URL reader', () => {
 
   it('refuses a file whose bytes or size differ from the manifest, and files it does not list', async () => {
     const tampered = await verifyPackage(urlPackageReader(`${base}/tampered`), { source: 'tampered' })
-    expect(codeOf(await tampered.reader.readBytes('onnx/model.onnx').catch((e: unknown) => e))).toBe('integrity_failed')
+    expect(codeOf(await tampered.reader.readBytes('onnx/model.onnx').catch((e: unknown) => e))).toBe(
+      'integrity_failed',
+    )
     const resized = await verifyPackage(urlPackageReader(`${base}/resized`), { source: 'resized' })
-    expect(String(await resized.reader.readText('config.json').catch((e: unknown) => e))).toMatch(/8 bytes; manifest.json says 7/)
+    expect(String(await resized.reader.readText('config.json').catch((e: unknown) => e))).toMatch(
+      /8 bytes; manifest.json says 7/,
+    )
     const good = await verifyPackage(urlPackageReader(`${base}/good`), { source: 'good' })
-    expect(codeOf(await good.reader.readText('tokenizer.json').catch((e: unknown) => e))).toBe('model_not_found')
+    expect(codeOf(await good.reader.readText('tokenizer.json').catch((e: unknown) => e))).toBe(
+      'model_not_found',
+    )
   })
 
   it('refuses a package without manifest.json unless told to run it unverified', async () => {
-    expect(codeOf(await verifyPackage(urlPackageReader(`${base}/bare`), { source: 'bare' }).catch((e: unknown) => e))).toBe('model_invalid')
-    const loose = await verifyPackage(urlPackageReader(`${base}/bare`), { source: 'bare', requireManifest: false })
+    expect(
+      codeOf(
+        await verifyPackage(urlPackageReader(`${base}/bare`), { source: 'bare' }).catch((e: unknown) => e),
+      ),
+    ).toBe('model_invalid')
+    const loose = await verifyPackage(urlPackageReader(`${base}/bare`), {
+      source: 'bare',
+      requireManifest: false,
+    })
     expect(loose.warnings[0]).toMatch(/not verified/)
     expect(await loose.reader.readText('config.json')).toBe('{}')
   })
 
   it('refuses paths that climb out of the package', async () => {
     const reader = urlPackageReader(`${base}/good`)
-    expect(codeOf(await reader.readText('../bare/config.json').catch((e: unknown) => e))).toBe('model_invalid')
+    expect(codeOf(await reader.readText('../bare/config.json').catch((e: unknown) => e))).toBe(
+      'model_invalid',
+    )
   })
 })

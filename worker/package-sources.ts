@@ -2,10 +2,11 @@
 // (files up to 25 MiB each), or any URL prefix. Each is a PackageReader; `verifyPackage` wraps one
 // so every file is checked against manifest.json (size and SHA-256 through WebCrypto) before the
 // runtime sees a byte, so a corrupted or swapped upload fails loudly instead of answering garbage.
-import { ModelError, StoreError } from '../core/errors.ts'
-import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../client-runtime/store/manifest.ts'
+
 import type { PackageReader } from '../client-runtime/package-reader.ts'
+import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../client-runtime/store/manifest.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
+import { ModelError, StoreError } from '../core/errors.ts'
 
 export type { PackageReader }
 
@@ -26,7 +27,10 @@ function joinPrefix(prefix: string, path: string): string {
 }
 
 function missing(path: string, where: string): ModelError {
-  return new ModelError('model_not_found', `${path} is not in the model package at ${where}. Upload the whole package folder there.`)
+  return new ModelError(
+    'model_not_found',
+    `${path} is not in the model package at ${where}. Upload the whole package folder there.`,
+  )
 }
 
 function readerFromBytes(readBytes: (path: string) => Promise<Uint8Array>): PackageReader {
@@ -68,7 +72,11 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
     // The host part is ignored by the assets binding; only the path selects the file.
     const response = await assets.fetch(new Request(`https://assets.invalid/${joinPrefix(prefix, path)}`))
     if (!response.ok && response.status !== 404) {
-      throw new StoreError('download_failed', `Reading ${path} from ${where} failed with HTTP ${response.status}.`, { isRetryable: true })
+      throw new StoreError(
+        'download_failed',
+        `Reading ${path} from ${where} failed with HTTP ${response.status}.`,
+        { isRetryable: true },
+      )
     }
     return response
   }
@@ -79,7 +87,10 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
     if (!indexResponse.ok) throw missing(path, where)
     const index = (await indexResponse.json()) as ChunkIndex
     if (!Array.isArray(index.chunks) || typeof index.bytes !== 'number') {
-      throw new ModelError('model_invalid', `${chunkIndexPath(path)} in ${where} is not a chunk index; prepare the assets again.`)
+      throw new ModelError(
+        'model_invalid',
+        `${chunkIndexPath(path)} in ${where} is not a chunk index; prepare the assets again.`,
+      )
     }
     const bytes = new Uint8Array(index.bytes)
     let offset = 0
@@ -89,12 +100,19 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
       if (!response.ok) throw missing(chunk.path, where)
       const part = new Uint8Array(await response.arrayBuffer())
       if (part.byteLength !== chunk.bytes || offset + part.byteLength > bytes.byteLength) {
-        throw new StoreError('integrity_failed', `${chunk.path} in ${where} has ${part.byteLength} bytes; its index says ${chunk.bytes}. Prepare the assets again.`)
+        throw new StoreError(
+          'integrity_failed',
+          `${chunk.path} in ${where} has ${part.byteLength} bytes; its index says ${chunk.bytes}. Prepare the assets again.`,
+        )
       }
       bytes.set(part, offset)
       offset += part.byteLength
     }
-    if (offset !== bytes.byteLength) throw new StoreError('integrity_failed', `The chunks of ${path} in ${where} add up to ${offset} bytes, not ${bytes.byteLength}.`)
+    if (offset !== bytes.byteLength)
+      throw new StoreError(
+        'integrity_failed',
+        `The chunks of ${path} in ${where} add up to ${offset} bytes, not ${bytes.byteLength}.`,
+      )
     return bytes
   })
 }
@@ -105,7 +123,10 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
   try {
     base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`)
   } catch {
-    throw new ModelError('model_invalid', `MODEL_URL '${baseUrl}' is not a URL: set it to the http(s) prefix that holds config.json.`)
+    throw new ModelError(
+      'model_invalid',
+      `MODEL_URL '${baseUrl}' is not a URL: set it to the http(s) prefix that holds config.json.`,
+    )
   }
   if (base.protocol !== 'https:' && base.protocol !== 'http:') {
     throw new ModelError('model_invalid', `MODEL_URL '${baseUrl}' must be an http(s) URL.`)
@@ -116,10 +137,19 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
     try {
       response = await fetchImplementation(new URL(path, base))
     } catch (cause) {
-      throw new StoreError('download_failed', `Fetching ${path} from ${base.href} failed: ${String(cause)}.`, { isRetryable: true, cause })
+      throw new StoreError(
+        'download_failed',
+        `Fetching ${path} from ${base.href} failed: ${String(cause)}.`,
+        { isRetryable: true, cause },
+      )
     }
     if (response.status === 404) throw missing(path, base.href)
-    if (!response.ok) throw new StoreError('download_failed', `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`, { isRetryable: true })
+    if (!response.ok)
+      throw new StoreError(
+        'download_failed',
+        `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`,
+        { isRetryable: true },
+      )
     return new Uint8Array(await response.arrayBuffer())
   })
 }
@@ -162,7 +192,8 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
   const known = manifest
   const readBytes = async (path: string): Promise<Uint8Array> => {
     const entry = manifestEntry(known, path)
-    if (!entry) throw new ModelError('model_not_found', `${path} is not listed in manifest.json of ${source}.`)
+    if (!entry)
+      throw new ModelError('model_not_found', `${path} is not listed in manifest.json of ${source}.`)
     const bytes = await reader.readBytes(path)
     if (bytes.byteLength !== entry.bytes) {
       throw new StoreError(
@@ -187,7 +218,9 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
       // The manifest is the package's table of contents: no round trip to ask whether a file exists.
       exists: async (path) => path === 'manifest.json' || manifestEntry(known, path) !== undefined,
       async readText(path) {
-        return path === 'manifest.json' ? reader.readText(path) : new TextDecoder().decode(await readBytes(path))
+        return path === 'manifest.json'
+          ? reader.readText(path)
+          : new TextDecoder().decode(await readBytes(path))
       },
     },
   }

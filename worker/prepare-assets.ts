@@ -34,13 +34,22 @@ export async function prepareAssetsPackage(
 ): Promise<PrepareAssetsResult> {
   const chunkBytes = options.chunkBytes ?? defaultChunkBytes
   if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > 25 * 1024 * 1024) {
-    throw new InvalidArgumentError('chunkBytes', 'chunkBytes must be an integer from 1 to 25 MiB (the Workers asset limit).')
+    throw new InvalidArgumentError(
+      'chunkBytes',
+      'chunkBytes must be an integer from 1 to 25 MiB (the Workers asset limit).',
+    )
   }
   const files = await listFiles(packageDir).catch((cause: unknown) => {
-    throw new InvalidArgumentError('packageDir', `Cannot read the package folder ${packageDir}: ${String(cause)}.`)
+    throw new InvalidArgumentError(
+      'packageDir',
+      `Cannot read the package folder ${packageDir}: ${String(cause)}.`,
+    )
   })
   if (!files.includes('config.json')) {
-    throw new InvalidArgumentError('packageDir', `${packageDir} has no config.json: point at a model package folder.`)
+    throw new InvalidArgumentError(
+      'packageDir',
+      `${packageDir} has no config.json: point at a model package folder.`,
+    )
   }
   await rm(outDir, { recursive: true, force: true })
   const chunkedFiles: string[] = []
@@ -80,5 +89,7 @@ if (import.meta.main) {
     process.exit(2)
   }
   const result = await prepareAssetsPackage(packageDir, outDir)
-  console.log(`Wrote ${result.files} files to ${outDir}${result.chunkedFiles.length > 0 ? ` (chunked: ${result.chunkedFiles.join(', ')})` : ''}.`)
+  console.log(
+    `Wrote ${result.files} files to ${outDir}${result.chunkedFiles.length > 0 ? ` (chunked: ${result.chunkedFiles.join(', ')})` : ''}.`,
+  )
 }

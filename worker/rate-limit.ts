@@ -35,7 +35,8 @@ interface Bucket {
 export function createMemoryRateLimiter(options: MemoryRateLimiterOptions): RateLimiter {
   const { limit, periodSeconds } = options
   if (!Number.isFinite(limit) || limit < 1) throw new RangeError('rate limit: `limit` must be a number >= 1')
-  if (!Number.isFinite(periodSeconds) || periodSeconds <= 0) throw new RangeError('rate limit: `periodSeconds` must be > 0')
+  if (!Number.isFinite(periodSeconds) || periodSeconds <= 0)
+    throw new RangeError('rate limit: `periodSeconds` must be > 0')
   const now = options.now ?? (() => Date.now())
   const maxKeys = options.maxKeys ?? 10_000
   const perMillisecond = limit / (periodSeconds * 1000)
@@ -70,7 +71,10 @@ export function createMemoryRateLimiter(options: MemoryRateLimiterOptions): Rate
         bucket.tokens -= 1
         return { allowed: true, retryAfterSeconds: 0 }
       }
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / perMillisecond / 1000)) }
+      return {
+        allowed: false,
+        retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / perMillisecond / 1000)),
+      }
     },
   }
 }

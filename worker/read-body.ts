@@ -26,7 +26,9 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     } catch (error) {
       // The client hung up mid-body (Node's request stream errors with "aborted"): a client
       // event, not a server failure, so it is logged as such and not as a 500.
-      throw new AbortedError('The client closed the connection before the request body arrived in full.', { cause: error })
+      throw new AbortedError('The client closed the connection before the request body arrived in full.', {
+        cause: error,
+      })
     }
     const { done, value } = next
     if (done) break
@@ -53,6 +55,9 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     return JSON.parse(text) as unknown
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error)
-    throw new InvalidArgumentError('body', `The request body is not valid JSON (${detail}). Send a JSON object.`)
+    throw new InvalidArgumentError(
+      'body',
+      `The request body is not valid JSON (${detail}). Send a JSON object.`,
+    )
   }
 }

@@ -1,8 +1,9 @@
 // A model host over core's deterministic test session and the real Qwen3 tokenizer, for tests of
 // the app that need no ONNX model. Every session it makes computes the same logits for the same
 // tokens, as two isolates running the same weights do.
-import { createTestSession, type TestSession, type TestSessionOptions } from '../test/support/test-session.ts'
+
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { createTestSession, type TestSession, type TestSessionOptions } from '../test/support/test-session.ts'
 import { createModelHost, type ModelHost } from './model-host.ts'
 
 export interface TestHost extends ModelHost {
@@ -13,7 +14,11 @@ export interface TestHost extends ModelHost {
 }
 
 export function createTestHost(
-  options: { readonly session?: Omit<TestSessionOptions, 'vocabularySize'>; readonly loadDelayMs?: number; readonly failLoad?: string } = {},
+  options: {
+    readonly session?: Omit<TestSessionOptions, 'vocabularySize'>
+    readonly loadDelayMs?: number
+    readonly failLoad?: string
+  } = {},
 ): TestHost {
   const sessions: TestSession[] = []
   let loads = 0
@@ -25,9 +30,18 @@ export function createTestHost(
       if (options.loadDelayMs) await new Promise((resolve) => setTimeout(resolve, options.loadDelayMs))
       if (options.failLoad) throw new Error(options.failLoad)
       const tokenizer = qwen3Tokenizer()
-      const sessionOptions = { contextLength: 4096, ...options.session, vocabularySize: tokenizer.vocabularySize }
+      const sessionOptions = {
+        contextLength: 4096,
+        ...options.session,
+        vocabularySize: tokenizer.vocabularySize,
+      }
       return {
-        info: { modelId: 'test-model', backend: 'test', dtype: 'fp32', contextLength: sessionOptions.contextLength },
+        info: {
+          modelId: 'test-model',
+          backend: 'test',
+          dtype: 'fp32',
+          contextLength: sessionOptions.contextLength,
+        },
         tokenizer,
         async createSession() {
           const session = createTestSession(sessionOptions)

@@ -48,14 +48,22 @@ describe('ondevice serve', () => {
     expect(output).toMatch(/No --model: serving the embedded default model/)
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey })
     expect((await client.models.list()).data.map((entry) => entry.id)).toEqual([model])
-    const request = { model, messages: [{ role: 'user' as const, content: 'Say hello.' }], max_tokens: 12, temperature: 0 }
+    const request = {
+      model,
+      messages: [{ role: 'user' as const, content: 'Say hello.' }],
+      max_tokens: 12,
+      temperature: 0,
+    }
     const whole = await client.chat.completions.create(request)
     expect(whole.system_fingerprint).toMatch(/:native$/)
     expect(whole.usage?.completion_tokens).toBe(12)
     let text = ''
-    for await (const chunk of await client.chat.completions.create({ ...request, stream: true })) text += chunk.choices[0]?.delta.content ?? ''
+    for await (const chunk of await client.chat.completions.create({ ...request, stream: true }))
+      text += chunk.choices[0]?.delta.content ?? ''
     expect(text).toBe(whole.choices[0]?.message.content)
-    await expect(new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong-key-0123456789' }).models.list()).rejects.toMatchObject({ status: 401 })
+    await expect(
+      new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong-key-0123456789' }).models.list(),
+    ).rejects.toMatchObject({ status: 401 })
   })
 
   it('stops generating and frees the slot at once when the client hangs up mid-stream', async () => {
@@ -63,7 +71,13 @@ describe('ondevice serve', () => {
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Go on forever.' }], max_tokens: 2000, temperature: 0, stream: true }),
+      body: JSON.stringify({
+        model,
+        messages: [{ role: 'user', content: 'Go on forever.' }],
+        max_tokens: 2000,
+        temperature: 0,
+        stream: true,
+      }),
       signal: controller.signal,
     })
     const reader = response.body!.getReader()

@@ -3,8 +3,8 @@
 // than the flags come from the same environment variables as the Worker (API_KEYS,
 // ALLOWED_ORIGINS, MAX_* limits, RATE_LIMIT_PER_MINUTE): docs/worker.md lists them.
 import { parseArgs } from 'node:util'
-import { InvalidArgumentError } from '../../core/errors.ts'
 import type { Backend } from '../../client-runtime/dtype.ts'
+import { InvalidArgumentError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
 import { createNodeModelHost, serveApp } from '../../worker/node.ts'
@@ -32,11 +32,19 @@ Environment: API_KEYS (comma-separated bearer keys; none = open, local use only)
 ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
 MAX_TOKENS, MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
 
-function integerFlag(value: string | undefined, name: string, minimum: number, maximum: number): number | undefined {
+function integerFlag(
+  value: string | undefined,
+  name: string,
+  minimum: number,
+  maximum: number,
+): number | undefined {
   if (value === undefined) return undefined
   const number = Number(value)
   if (!Number.isInteger(number) || number < minimum || number > maximum) {
-    throw new InvalidArgumentError(name, `--${name} must be an integer from ${minimum} to ${maximum}, got '${value}'.`)
+    throw new InvalidArgumentError(
+      name,
+      `--${name} must be an integer from ${minimum} to ${maximum}, got '${value}'.`,
+    )
   }
   return number
 }
@@ -82,14 +90,24 @@ export async function run(argv: string[]): Promise<number> {
   const modelHost = createNodeModelHost({
     model,
     backend: backend as Backend,
-    ...(values['model-id'] === undefined ? (settings.modelId ? { modelId: settings.modelId } : {}) : { modelId: values['model-id'] }),
-    ...(values.dtype === undefined ? (settings.modelDtype ? { dtype: settings.modelDtype } : {}) : { dtype: values.dtype }),
+    ...(values['model-id'] === undefined
+      ? settings.modelId
+        ? { modelId: settings.modelId }
+        : {}
+      : { modelId: values['model-id'] }),
+    ...(values.dtype === undefined
+      ? settings.modelDtype
+        ? { dtype: settings.modelDtype }
+        : {}
+      : { dtype: values.dtype }),
     ...(contextLength === undefined ? {} : { contextLength }),
     ...(numThreads === undefined ? {} : { numThreads }),
   })
   if (values['no-preload'] !== true) {
     const loaded = await modelHost.load()
-    process.stderr.write(`Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`)
+    process.stderr.write(
+      `Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`,
+    )
   }
   if (settings.apiKeys.length === 0) {
     process.stderr.write('No API_KEYS set: the API is open to anyone who can reach this address.\n')
@@ -100,7 +118,9 @@ export async function run(argv: string[]): Promise<number> {
     allowedOrigins: settings.allowedOrigins,
     limits: settings.limits,
     modelAliases: settings.modelAliases,
-    ...(settings.rateLimitPerMinute ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) } : {}),
+    ...(settings.rateLimitPerMinute
+      ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) }
+      : {}),
   })
   const server = await serveApp({ app, port, host: values.host ?? '127.0.0.1' })
   // One line on stdout that scripts (and tests) can wait for.

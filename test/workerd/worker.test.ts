@@ -29,7 +29,12 @@ let fromAssets: RunningWorker
 let nodeApp: OndeviceApp
 
 async function post(base: string, body: unknown, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(body), ...init })
+  return fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify(body),
+    ...init,
+  })
 }
 
 async function complete(base: string, body: Record<string, unknown>): Promise<ChatCompletionResponse> {
@@ -45,22 +50,43 @@ beforeAll(async () => {
   // The q8 external data is ~30 MB: over the 25 MiB asset limit, so it goes up in chunks.
   const prepared = await prepareAssetsPackage(packageDir, join(folder, 'assets', 'fixture'))
   expect(prepared.chunkedFiles).toContain('onnx/model_quantized.onnx_data')
-  const vars = { MODEL_PREFIX: 'fixture/', MODEL_ID: 'fixture', API_KEYS: apiKey, MAX_BODY_BYTES: '65536', MAX_PROMPT_TOKENS: '512', MAX_CONCURRENT: '1', MAX_QUEUE: '0', STALL_TIMEOUT_MS: '5000' }
-  const configPath = await writeWorkerConfig({ directory: folder, assetsDirectory: join(folder, 'assets'), vars })
+  const vars = {
+    MODEL_PREFIX: 'fixture/',
+    MODEL_ID: 'fixture',
+    API_KEYS: apiKey,
+    MAX_BODY_BYTES: '65536',
+    MAX_PROMPT_TOKENS: '512',
+    MAX_CONCURRENT: '1',
+    MAX_QUEUE: '0',
+    STALL_TIMEOUT_MS: '5000',
+  }
+  const configPath = await writeWorkerConfig({
+    directory: folder,
+    assetsDirectory: join(folder, 'assets'),
+    vars,
+  })
   const r2State = join(folder, 'state-r2')
   await seedLocalR2(configPath, r2State, packageDir, 'fixture/')
   await mkdir(join(folder, 'state-assets'))
   const started = await Promise.allSettled([
     startWranglerDev({ configPath, stateDir: r2State, vars: { MODEL_SOURCE: 'r2' } }),
-    startWranglerDev({ configPath, stateDir: join(folder, 'state-assets'), vars: { MODEL_SOURCE: 'assets' } }),
+    startWranglerDev({
+      configPath,
+      stateDir: join(folder, 'state-assets'),
+      vars: { MODEL_SOURCE: 'assets' },
+    }),
   ])
   // If one failed to start, the other is stopped too (no wrangler left behind).
   const failed = started.find((result) => result.status === 'rejected')
   if (failed) {
-    await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.stop() : undefined)))
+    await Promise.all(
+      started.map((result) => (result.status === 'fulfilled' ? result.value.stop() : undefined)),
+    )
     throw failed.reason
   }
-  ;[fromR2, fromAssets] = started.map((result) => (result as PromiseFulfilledResult<RunningWorker>).value) as [RunningWorker, RunningWorker]
+  ;[fromR2, fromAssets] = started.map(
+    (result) => (result as PromiseFulfilledResult<RunningWorker>).value,
+  ) as [RunningWorker, RunningWorker]
   // The same package through the same code on Node's onnxruntime-web (WASM, one thread like workerd).
   const reader = {
     readBytes: async (path: string) => new Uint8Array(await readFile(join(packageDir, path))),
@@ -73,7 +99,13 @@ beforeAll(async () => {
       modelId: 'fixture',
       load: async () => {
         const verified = await verifyPackage(reader, { source: packageDir })
-        return loadEdgeModel({ ort, reader: verified.reader, modelId: 'fixture', backend: 'wasm', availableDtypes: verified.manifest?.dtypes })
+        return loadEdgeModel({
+          ort,
+          reader: verified.reader,
+          modelId: 'fixture',
+          backend: 'wasm',
+          availableDtypes: verified.manifest?.dtypes,
+        })
       },
     }),
   })
@@ -88,7 +120,10 @@ describe('edge worker in workerd', () => {
   it('answers from R2 with the same greedy tokens as the Node runtime, JSON and SSE', async () => {
     const request = { model: 'fixture', messages, max_tokens: 24, temperature: 0 }
     const edge = await complete(fromR2.url, request)
-    const nodeResponse = await nodeApp.request('/v1/chat/completions', { method: 'POST', body: JSON.stringify(request) })
+    const nodeResponse = await nodeApp.request('/v1/chat/completions', {
+      method: 'POST',
+      body: JSON.stringify(request),
+    })
     const node = (await nodeResponse.json()) as ChatCompletionResponse
     expect(edge.ondevice?.token_ids).toHaveLength(24)
     expect(edge.ondevice?.token_ids).toEqual(node.ondevice?.token_ids)
@@ -96,22 +131,46 @@ describe('edge worker in workerd', () => {
     expect(edge.system_fingerprint).toBe('ondevice-0.1.0:fixture:q8:wasm')
     expect(edge.usage).toMatchObject({ completion_tokens: 24, backend: 'wasm', dtype: 'q8' })
 
-    const streamed = await post(fromR2.url, { ...request, stream: true, stream_options: { include_usage: true } })
+    const streamed = await post(fromR2.url, {
+      ...request,
+      stream: true,
+      stream_options: { include_usage: true },
+    })
     expect(streamed.headers.get('content-type')).toMatch(/^text\/event-stream/)
     const events = (await streamed.text()).split('\n\n').filter((block) => block.startsWith('data: '))
     expect(events.at(-1)).toBe('data: [DONE]')
-    const chunks = events.slice(0, -1).map((block) => JSON.parse(block.slice(6)) as { choices: { delta: { content?: string; token_ids?: number[] } }[]; usage?: { completion_tokens: number } | null })
-    expect(chunks.flatMap((chunk) => chunk.choices[0]?.delta.token_ids ?? [])).toEqual(edge.ondevice?.token_ids)
+    const chunks = events.slice(0, -1).map(
+      (block) =>
+        JSON.parse(block.slice(6)) as {
+          choices: { delta: { content?: string; token_ids?: number[] } }[]
+          usage?: { completion_tokens: number } | null
+        },
+    )
+    expect(chunks.flatMap((chunk) => chunk.choices[0]?.delta.token_ids ?? [])).toEqual(
+      edge.ondevice?.token_ids,
+    )
     expect(chunks.at(-1)?.usage?.completion_tokens).toBe(24)
 
     const health = (await (await fetch(`${fromR2.url}/healthz`)).json()) as Record<string, unknown>
-    expect(health).toMatchObject({ status: 'ok', loaded: true, backend: 'wasm', dtype: 'q8', model: 'fixture' })
+    expect(health).toMatchObject({
+      status: 'ok',
+      loaded: true,
+      backend: 'wasm',
+      dtype: 'q8',
+      model: 'fixture',
+    })
   })
 
   it('serves the same package from static assets (chunked) to the official openai client, streaming and not', async () => {
     const client = new OpenAI({ baseURL: `${fromAssets.url}/v1`, apiKey })
     const greedy = await complete(fromR2.url, { max_tokens: 16, temperature: 0 })
-    const stream = await client.chat.completions.create({ model: 'fixture', messages, max_tokens: 16, temperature: 0, stream: true })
+    const stream = await client.chat.completions.create({
+      model: 'fixture',
+      messages,
+      max_tokens: 16,
+      temperature: 0,
+      stream: true,
+    })
     let text = ''
     let finish: string | null = null
     for await (const chunk of stream) {
@@ -120,7 +179,12 @@ describe('edge worker in workerd', () => {
     }
     expect(text).toBe(greedy.choices[0]?.message.content)
     expect(finish).toBe('length')
-    const whole = await client.chat.completions.create({ model: 'fixture', messages, max_tokens: 16, temperature: 0 })
+    const whole = await client.chat.completions.create({
+      model: 'fixture',
+      messages,
+      max_tokens: 16,
+      temperature: 0,
+    })
     expect(whole.choices[0]?.message.content).toBe(text)
     expect(whole.usage?.completion_tokens).toBe(16)
     const models = await client.models.list()
@@ -133,8 +197,15 @@ describe('edge worker in workerd', () => {
       const ids = whole.ondevice?.token_ids ?? []
       expect(ids).toHaveLength(12)
       for (const k of [1, 5, 9]) {
-        const rest = await complete(fromR2.url, { max_tokens: 12 - k, ...sampling, ondevice_continuation: { token_ids: ids.slice(0, k), step: k } })
-        expect([...ids.slice(0, k), ...(rest.ondevice?.token_ids ?? [])], `k=${k} ${JSON.stringify(sampling)}`).toEqual(ids)
+        const rest = await complete(fromR2.url, {
+          max_tokens: 12 - k,
+          ...sampling,
+          ondevice_continuation: { token_ids: ids.slice(0, k), step: k },
+        })
+        expect(
+          [...ids.slice(0, k), ...(rest.ondevice?.token_ids ?? [])],
+          `k=${k} ${JSON.stringify(sampling)}`,
+        ).toEqual(ids)
       }
     }
   })
@@ -146,12 +217,30 @@ describe('edge worker in workerd', () => {
       return [answer.status, body.error.code]
     }
     const base = fromR2.url
-    expect(await status(fetch(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' }))).toEqual([401, 'unauthorized'])
-    expect(await status(fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: auth, body: '{"model": ' }))).toEqual([400, 'invalid_argument'])
-    expect(await status(post(base, { model: 'fixture', messages, temperature: 'warm' }))).toEqual([400, 'invalid_argument'])
+    expect(await status(fetch(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' }))).toEqual([
+      401,
+      'unauthorized',
+    ])
+    expect(
+      await status(
+        fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: auth, body: '{"model": ' }),
+      ),
+    ).toEqual([400, 'invalid_argument'])
+    expect(await status(post(base, { model: 'fixture', messages, temperature: 'warm' }))).toEqual([
+      400,
+      'invalid_argument',
+    ])
     expect(await status(post(base, { model: 'other', messages }))).toEqual([404, 'model_not_found'])
-    expect(await status(post(base, { model: 'fixture', messages: [{ role: 'user', content: 'x'.repeat(70_000) }] }))).toEqual([413, 'payload_too_large'])
-    expect(await status(post(base, { model: 'fixture', messages: [{ role: 'user', content: 'hello '.repeat(600) }] }))).toEqual([422, 'context_length_exceeded'])
+    expect(
+      await status(
+        post(base, { model: 'fixture', messages: [{ role: 'user', content: 'x'.repeat(70_000) }] }),
+      ),
+    ).toEqual([413, 'payload_too_large'])
+    expect(
+      await status(
+        post(base, { model: 'fixture', messages: [{ role: 'user', content: 'hello '.repeat(600) }] }),
+      ),
+    ).toEqual([422, 'context_length_exceeded'])
   })
 
   // On Workers a client that hangs up mid-stream gets its request cancelled by the runtime: none
@@ -159,7 +248,11 @@ describe('edge worker in workerd', () => {
   // the next request that needs it reclaims it and logs the dead one as 499.
   it('frees the slot after the client disconnects mid-stream', async () => {
     const controller = new AbortController()
-    const response = await post(fromR2.url, { model: 'fixture', messages, max_tokens: 1500, temperature: 0, stream: true }, { signal: controller.signal })
+    const response = await post(
+      fromR2.url,
+      { model: 'fixture', messages, max_tokens: 1500, temperature: 0, stream: true },
+      { signal: controller.signal },
+    )
     const reader = response.body!.getReader()
     let received = ''
     while (!received.includes('token_ids')) received += new TextDecoder().decode((await reader.read()).value)
@@ -174,10 +267,15 @@ describe('edge worker in workerd', () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     expect(answer.status).toBe(200)
-    const health = (await (await fetch(`${fromR2.url}/healthz`)).json()) as { generations: { active: number } }
+    const health = (await (await fetch(`${fromR2.url}/healthz`)).json()) as {
+      generations: { active: number }
+    }
     expect(health.generations.active).toBe(0)
     // The log line of the abandoned stream says so (status 499: aborted, or stalled when reclaimed).
-    const line = fromR2.output().split('\n').find((text) => text.includes('"status":499'))
+    const line = fromR2
+      .output()
+      .split('\n')
+      .find((text) => text.includes('"status":499'))
     expect(line, fromR2.output()).toMatch(/"errorCode":"(aborted|stalled)"/)
   })
 })

@@ -65,17 +65,27 @@ async function listFiles(root: string, folder = root): Promise<string[]> {
 }
 
 /** Puts every file of `packageDir` into local R2 under `prefix`, where `wrangler dev --persist-to stateDir` reads it. */
-export async function seedLocalR2(configPath: string, stateDir: string, packageDir: string, prefix: string): Promise<void> {
+export async function seedLocalR2(
+  configPath: string,
+  stateDir: string,
+  packageDir: string,
+  prefix: string,
+): Promise<void> {
   Object.assign(process.env, offlineWranglerEnv)
   const { getPlatformProxy } = await import('wrangler')
   // wrangler dev --persist-to X keeps its state in X/v3; getPlatformProxy takes that folder itself.
-  const proxy = await getPlatformProxy<{ MODEL_BUCKET: { put(key: string, value: Uint8Array): Promise<unknown> } }>({
+  const proxy = await getPlatformProxy<{
+    MODEL_BUCKET: { put(key: string, value: Uint8Array): Promise<unknown> }
+  }>({
     configPath,
     persist: { path: join(stateDir, 'v3') },
   })
   try {
     for (const file of await listFiles(packageDir)) {
-      await proxy.env.MODEL_BUCKET.put(`${prefix}${file}`, new Uint8Array(await readFile(join(packageDir, file))))
+      await proxy.env.MODEL_BUCKET.put(
+        `${prefix}${file}`,
+        new Uint8Array(await readFile(join(packageDir, file))),
+      )
     }
   } finally {
     await proxy.dispose()
@@ -99,7 +109,20 @@ export async function startWranglerDev(options: {
   const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js')
   // An explicit inspector port too: the default (9229, then 9230) collides when tests run side by side.
   const inspectorPort = await freePort()
-  const args = [wrangler, 'dev', '-c', options.configPath, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', options.stateDir]
+  const args = [
+    wrangler,
+    'dev',
+    '-c',
+    options.configPath,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--inspector-port',
+    String(inspectorPort),
+    '--persist-to',
+    options.stateDir,
+  ]
   for (const [name, value] of Object.entries(options.vars ?? {})) args.push('--var', `${name}:${value}`)
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: repositoryRoot,
@@ -131,7 +154,9 @@ export async function startWranglerDev(options: {
     }
     if (Date.now() > deadline) {
       await stop()
-      throw new Error(`wrangler dev did not answer /healthz within ${options.timeoutMs ?? 60_000} ms:\n${output}`)
+      throw new Error(
+        `wrangler dev did not answer /healthz within ${options.timeoutMs ?? 60_000} ms:\n${output}`,
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
