@@ -1,8 +1,10 @@
 // Builds the demo page with Vite (used by `npm start` and the browser tests). The output is a
 // static folder: index.html, its assets, and the model Web Worker's chunk. ORT's .wasm files and
 // the model package are not copied in: the static server mounts them beside it.
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'vite'
+import type { StaticMount } from './static-server.ts'
 
 export const demoDirectory = fileURLToPath(new URL('.', import.meta.url))
 export const defaultDemoOutDirectory = fileURLToPath(new URL('./dist/', import.meta.url))
@@ -25,4 +27,25 @@ export async function buildDemo(options: BuildDemoOptions = {}): Promise<string>
     build: { outDir, emptyOutDir: true },
   })
   return outDir
+}
+
+/** Where the page finds the model package (demo-config.json's `model`). */
+export const demoModelPath = '/models/default/'
+
+/**
+ * What the static server serves for the demo: the page (revalidated), its content-hashed assets
+ * (cached for good, so the page and the SDK's model worker start offline once loaded), ORT's
+ * dist files, and the model package (never HTTP-cached: the SDK's store keeps it).
+ */
+export function demoMounts(outDir: string, packageDirectory: string): StaticMount[] {
+  return [
+    { prefix: '/', directory: outDir, cacheControl: 'no-cache' },
+    {
+      prefix: '/assets/',
+      directory: join(outDir, 'assets'),
+      cacheControl: 'public, max-age=31536000, immutable',
+    },
+    { prefix: '/ort/', directory: ortDistDirectory, cacheControl: 'public, max-age=86400' },
+    { prefix: demoModelPath, directory: packageDirectory },
+  ]
 }

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultModelPackage } from '../client-runtime/index.ts'
-import { buildDemo, ortDistDirectory } from './build.ts'
+import { buildDemo, demoModelPath, demoMounts } from './build.ts'
 import { type EdgeWorker, startEdgeWorker } from './edge-worker.ts'
 import { type StaticServer, startStaticServer } from './static-server.ts'
 
@@ -70,15 +70,8 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', () => void stop(0))
 
   try {
-    server = await startStaticServer({
-      port,
-      mounts: [
-        { prefix: '/', directory: outDir },
-        { prefix: '/ort/', directory: ortDistDirectory },
-        { prefix: '/models/default/', directory: packageDirectory },
-      ],
-    })
-    const modelUrl = `${server.url}/models/default/`
+    server = await startStaticServer({ port, mounts: demoMounts(outDir, packageDirectory) })
+    const modelUrl = `${server.url}${demoModelPath}`
     if (!values['no-edge']) {
       console.log('Starting the edge worker (wrangler dev, offline)…')
       edge = await startEdgeWorker({
@@ -90,7 +83,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     await writeFile(
       join(outDir, 'demo-config.json'),
-      JSON.stringify({ model: '/models/default/', edge: edge?.url ?? '' }),
+      JSON.stringify({ model: demoModelPath, edge: edge?.url ?? '' }),
     )
     console.log('')
     console.log(`  ondevice demo   ${server.url}/`)

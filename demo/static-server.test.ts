@@ -22,6 +22,7 @@ describe('startStaticServer', () => {
       mounts: [
         { prefix: '/', directory: join(root, 'site') },
         { prefix: '/models/tiny/', directory: join(root, 'models') },
+        { prefix: '/cached/', directory: join(root, 'site'), cacheControl: 'public, max-age=60' },
       ],
     })
   })
@@ -42,6 +43,10 @@ describe('startStaticServer', () => {
     const script = await fetch(`${server.url}/app.js`)
     expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
     expect(script.headers.get('cross-origin-resource-policy')).toBe('cross-origin')
+    // Never HTTP-cached unless the mount says so.
+    expect(script.headers.get('cache-control')).toBe('no-store')
+    const cached = await fetch(`${server.url}/cached/app.js`)
+    expect(cached.headers.get('cache-control')).toBe('public, max-age=60')
   })
 
   it('serves the longest matching mount and answers Range requests with 206', async () => {

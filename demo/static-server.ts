@@ -15,6 +15,12 @@ export interface StaticMount {
   readonly prefix: string
   /** Folder whose files are served under the prefix. */
   readonly directory: string
+  /**
+   * Cache-Control for its files. Default 'no-store': the SDK's own store (not the HTTP cache) must
+   * avoid second downloads, and the request log must see every fetch. Content-hashed build
+   * output can say 'public, max-age=31536000, immutable' (a page then starts offline).
+   */
+  readonly cacheControl?: string
 }
 
 export interface StaticServerOptions {
@@ -84,7 +90,7 @@ export async function startStaticServer(options: StaticServerOptions): Promise<S
       const directory = await realpath(resolve(mount.directory)).catch(() => {
         throw new InvalidArgumentError(`mounts.${index}.directory`, `No such folder: ${mount.directory}`)
       })
-      return { prefix: mount.prefix, directory }
+      return { prefix: mount.prefix, directory, cacheControl: mount.cacheControl ?? 'no-store' }
     }),
   )
   // Longest prefix first, so '/models/x/' wins over '/'.
@@ -136,7 +142,7 @@ export async function startStaticServer(options: StaticServerOptions): Promise<S
 async function handle(
   request: IncomingMessage,
   response: ServerResponse,
-  mounts: readonly { prefix: string; directory: string }[],
+  mounts: readonly ResolvedMount[],
 ): Promise<ServedRequest> {
   const method = request.method ?? 'GET'
   const url = new URL(request.url ?? '/', 'http://localhost')
@@ -171,9 +177,7 @@ async function handle(
   const size = file.size
   headers['Content-Type'] = contentTypes[extname(file.path).toLowerCase()] ?? 'application/octet-stream'
   headers['Accept-Ranges'] = 'bytes'
-  // No HTTP caching: the SDK's own store (Cache API) is what must avoid a second download, and
-  // the request log must see every fetch the page makes.
-  headers['Cache-Control'] = 'no-store'
+  headers['Cache-Control'] = file.cacheControl
   headers['Access-Control-Allow-Origin'] = '*'
   headers['Access-Control-Expose-Headers'] = 'Content-Length, Content-Range, Accept-Ranges'
 
@@ -222,10 +226,16 @@ async function handle(
   return done(status, length)
 }
 
+interface ResolvedMount {
+  readonly prefix: string
+  readonly directory: string
+  readonly cacheControl: string
+}
+
 async function resolveFile(
   path: string,
-  mounts: readonly { prefix: string; directory: string }[],
-): Promise<{ path: string; size: number } | undefined> {
+  mounts: readonly ResolvedMount[],
+): Promise<{ path: string; size: number; cacheControl: string } | undefined> {
   const mount = mounts.find((m) => path.startsWith(m.prefix))
   if (mount === undefined) return undefined
   let relative = path.slice(mount.prefix.length)
@@ -240,9 +250,9 @@ async function resolveFile(
     if (info.isDirectory()) {
       const index = join(real, 'index.html')
       const indexInfo = await stat(index)
-      return { path: index, size: indexInfo.size }
+      return { path: index, size: indexInfo.size, cacheControl: mount.cacheControl }
     }
-    return info.isFile() ? { path: real, size: info.size } : undefined
+    return info.isFile() ? { path: real, size: info.size, cacheControl: mount.cacheControl } : undefined
   } catch {
     return undefined
   }

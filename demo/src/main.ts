@@ -139,7 +139,14 @@ async function configure(): Promise<void> {
       model: new URL(settings.model, location.href).href,
       policy: settings.policy,
       ...(settings.dtype === '' ? {} : { dtype: settings.dtype }),
-      ...(settings.edge === '' ? {} : { edge: { url: settings.edge } }),
+      ...(settings.edge === ''
+        ? {}
+        : {
+            edge: {
+              url: settings.edge,
+              ...(settings.edgeTimeoutMs === undefined ? {} : { connectTimeoutMs: settings.edgeTimeoutMs }),
+            },
+          }),
       ...(settings.minTokensPerSecond === undefined
         ? {}
         : { thresholds: { minDeviceTokensPerSecond: settings.minTokensPerSecond } }),
@@ -286,6 +293,8 @@ view.prepare.addEventListener('click', () => {
 })
 
 async function start(): Promise<void> {
+  // On a phone the chat matters more than the settings: start with them folded.
+  if (window.matchMedia('(max-width: 520px)').matches) byId<HTMLDetailsElement>('settings').open = false
   settings = await loadSettings(location)
   fillForm()
   await configure()

@@ -9,6 +9,8 @@ export interface DemoSettings {
   policy: DemoPolicy
   /** Edge worker base URL, or '' for none. */
   edge: string
+  /** How long to wait for the edge's first response bytes (the SDK's default when absent). */
+  edgeTimeoutMs: number | undefined
   maxTokens: number
   temperature: number
   seed: number
@@ -28,6 +30,7 @@ const builtIn: DemoSettings = {
   model: '/models/default/',
   policy: 'prefer-device',
   edge: '',
+  edgeTimeoutMs: undefined,
   maxTokens: 48,
   temperature: 0,
   seed: 1,
@@ -75,6 +78,7 @@ function apply(settings: DemoSettings, values: Record<string, unknown>): void {
   settings.maxTokens = number('maxTokens') ?? settings.maxTokens
   settings.temperature = number('temperature') ?? settings.temperature
   settings.seed = number('seed') ?? settings.seed
+  settings.edgeTimeoutMs = number('edgeTimeoutMs') ?? settings.edgeTimeoutMs
   settings.minTokensPerSecond = number('minTokensPerSecond') ?? settings.minTokensPerSecond
   settings.failAtToken = number('failAtToken') ?? settings.failAtToken
   const disableWebgpu = values['disableWebgpu']

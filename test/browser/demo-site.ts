@@ -1,13 +1,14 @@
-// The demo page as the browser tests (and `npm start`) serve it: the built page at '/', ORT's
-// dist files at '/ort/', a model package at '/models/default/', and a `demo-config.json` that
-// tells the page where the edge worker is. One static server, 127.0.0.1, COOP/COEP.
+// The demo page as the browser tests serve it (the same mounts as `npm start`): the built page at
+// '/', ORT's dist files at '/ort/', a model package at '/models/default/', and a
+// `demo-config.json` that tells the page where the edge worker is. One static server, 127.0.0.1,
+// COOP/COEP.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildDemo, ortDistDirectory } from '../../demo/build.ts'
+import { buildDemo, demoModelPath, demoMounts } from '../../demo/build.ts'
 import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
 
-export const modelPath = '/models/default/'
+const modelPath = demoModelPath
 
 export interface DemoSite {
   readonly server: StaticServer
@@ -34,13 +35,7 @@ export async function startDemoSite(options: DemoSiteOptions): Promise<DemoSite>
   const writeConfig = (edgeUrl: string | undefined) =>
     writeFile(join(outDir, 'demo-config.json'), JSON.stringify({ model: modelPath, edge: edgeUrl ?? '' }))
   await writeConfig(options.edgeUrl)
-  const server = await startStaticServer({
-    mounts: [
-      { prefix: '/', directory: outDir },
-      { prefix: '/ort/', directory: ortDistDirectory },
-      { prefix: modelPath, directory: options.packageDirectory },
-    ],
-  })
+  const server = await startStaticServer({ mounts: demoMounts(outDir, options.packageDirectory) })
   return {
     server,
     url: `${server.url}/`,

@@ -21,8 +21,10 @@ const prompt = 'Hello'
 const maxTokens = 8
 // Handoff: a seeded, sampled answer; the device fails after `failAt` tokens and the edge finishes it.
 const handoff = { temperature: 0.8, seed: 7, failAt: 3 }
+// A loaded 2-core machine can take longer than the SDK's 15 s default for the edge's first bytes.
+const edgeTimeoutMs = 120_000
 // The device must not be vetoed for speed here (the tiny default model decodes slowly on 2 cores).
-const deviceQuery = { dtype, maxTokens, minTokensPerSecond: 0.01 }
+const deviceQuery = { dtype, maxTokens, minTokensPerSecond: 0.01, edgeTimeoutMs }
 
 let chromium: LaunchedChromium
 let site: DemoSite
@@ -104,7 +106,7 @@ describe('the demo page in Chromium', () => {
     const phone = await chromium.newContext({ viewport: { width: 390, height: 844 } })
     try {
       const opened = await openDemo(phone, site.url, { ...deviceQuery, policy: 'edge-only' })
-      const answer = await ask(opened.page, prompt, { timeoutMs: 60_000 })
+      const answer = await ask(opened.page, prompt, { timeoutMs: 150_000 })
       expect(answer.state, `${describeFailure(answer, opened.log)}\nedge:\n${edge.output()}`).toBe('done')
       expect(answer.route).toBe('edge')
       // Nothing sticks out sideways on a phone.
@@ -116,7 +118,7 @@ describe('the demo page in Chromium', () => {
     } finally {
       await phone.close()
     }
-  }, 90_000)
+  }, 180_000)
 
   it('hands off to the edge when the device fails at token k, and the answer equals the uninterrupted one', async () => {
     const opened = await openDemo(warm, site.url, {
@@ -140,9 +142,14 @@ describe('the demo page in Chromium', () => {
   it('answers from the edge, saying why, when the device is not capable (probe under the threshold)', async () => {
     const cold = await chromium.newContext()
     try {
-      const opened = await openDemo(cold, site.url, { dtype, maxTokens, minTokensPerSecond: 100_000 })
+      const opened = await openDemo(cold, site.url, {
+        dtype,
+        maxTokens,
+        minTokensPerSecond: 100_000,
+        edgeTimeoutMs,
+      })
       // Cold: not cached, so the edge answers while the package downloads in the background.
-      const first = await ask(opened.page, prompt, { timeoutMs: 90_000 })
+      const first = await ask(opened.page, prompt, { timeoutMs: 150_000 })
       expect(first.state, describeFailure(first, opened.log)).toBe('done')
       expect(first.route, describeFailure(first, opened.log)).toBe('edge')
       expect(first.badge).toBe('edge')
@@ -153,14 +160,14 @@ describe('the demo page in Chromium', () => {
         undefined,
         { timeout: 150_000 },
       )
-      const second = await ask(opened.page, prompt, { timeoutMs: 90_000 })
+      const second = await ask(opened.page, prompt, { timeoutMs: 150_000 })
       expect(second.route, describeFailure(second, opened.log)).toBe('edge')
       expect(second.reason).toMatch(/tok\/s/)
       expect(second.reason).toMatch(/WebGPU/)
     } finally {
       await cold.close()
     }
-  }, 300_000)
+  }, 420_000)
 
   it('does not download the package again after a reload (cached, size-checked against the manifest)', async () => {
     site.server.clearRequests()
@@ -182,15 +189,21 @@ describe('the demo page in Chromium', () => {
     await edge.stop()
     await warm.setOffline(true)
     try {
-      // A new client in the worker (the settings' Apply button) loads the model from storage only.
+      // A new client (the settings' Apply button), with a new model worker, loads the model from
+      // the browser's storage only: the worker's script and ORT's .wasm come from the caches.
       await warmDemo.page.click('#apply')
-      await warmDemo.page.waitForFunction(
-        () => document.getElementById('next-route')?.dataset['route'] === 'device',
-        undefined,
-        {
-          timeout: 60_000,
-        },
-      )
+      await warmDemo.page
+        .waitForSelector('#next-route[data-route="device"]', { timeout: 60_000 })
+        .catch(async (error: unknown) => {
+          const shown = await warmDemo.page.evaluate(() => ({
+            route: document.getElementById('next-route')?.textContent,
+            reason: document.getElementById('next-route-reason')?.textContent,
+            error: document.getElementById('error')?.textContent,
+          }))
+          throw new Error(
+            `${String(error)}\npage: ${JSON.stringify(shown)}\n${warmDemo.log.slice(-20).join('\n')}`,
+          )
+        })
       const answer = await ask(warmDemo.page, prompt, { timeoutMs: 120_000 })
       const failure = describeFailure(answer, warmDemo.log)
       expect(answer.state, failure).toBe('done')

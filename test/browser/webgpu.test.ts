@@ -1,10 +1,13 @@
-// The demo page on WebGPU: Chromium with --enable-unsafe-webgpu and no GPU gets SwiftShader's
-// software adapter, so the device answers on the webgpu backend. SwiftShader is slow, so the
-// answer is short. One browser for the file.
+// WebGPU and the runtime's conformance body in Chromium. With --enable-unsafe-webgpu and no GPU,
+// Chromium gets SwiftShader's software adapter, so the demo's device answers on the webgpu
+// backend (slowly: the answer is short), and the conformance cases run on webgpu and on wasm
+// against Node's WASM results. One browser for the file.
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defaultModelPackage } from '../../client-runtime/index.ts'
+import { maxAbsDifference } from '../conformance/conformance-cases.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
+import { type ConformanceSite, runConformanceInPage, startConformanceSite } from './conformance.ts'
 import { ask, describeFailure, openDemo } from './demo-page.ts'
 import { type DemoSite, startDemoSite } from './demo-site.ts'
 import { nodeReferenceAnswers, type ReferenceAnswer } from './node-reference.ts'
@@ -18,24 +21,28 @@ const dtype = 'fp32'
 let chromium: LaunchedChromium
 let site: DemoSite
 let reference: ReferenceAnswer
+let conformance: ConformanceSite
 
 beforeAll(async () => {
   const packageDirectory = await defaultModelPackage()
-  const [launched, started, answers] = await Promise.all([
+  const [launched, started, answers, conformanceSite] = await Promise.all([
     launchChromium({ webgpu: true }),
     startDemoSite({ packageDirectory }),
     nodeReferenceAnswers(packageDirectory, dtype, [
       { messages: [{ role: 'user', content: prompt }], maxTokens, sampling: { temperature: 0 } },
     ]),
+    startConformanceSite(),
   ])
   chromium = launched
   site = started
   reference = answers[0] as ReferenceAnswer
+  conformance = conformanceSite
 }, 240_000)
 
 afterAll(async () => {
   await chromium?.close()
   await site?.close()
+  await conformance?.close()
 })
 
 describe('the demo page on WebGPU (SwiftShader)', () => {
@@ -65,4 +72,32 @@ describe('the demo page on WebGPU (SwiftShader)', () => {
       await context.close()
     }
   }, 300_000)
+})
+
+describe('the backend conformance body in Chromium', () => {
+  for (const [backend, tolerance] of [
+    ['wasm', 1e-4],
+    ['webgpu', 1e-3],
+  ] as const) {
+    it(`passes every case on ${backend}, with Node WASM's greedy tokens and logits within ${tolerance}`, async () => {
+      const context = await chromium.newContext()
+      try {
+        const outcomes = await runConformanceInPage(await context.newPage(), conformance, backend)
+        expect(outcomes.length).toBe(conformance.nodeResults.size)
+        for (const outcome of outcomes) {
+          const label = `${backend} ${outcome.fixture}: ${outcome.name}`
+          expect(outcome.error, label).toBeUndefined()
+          const node = conformance.nodeResults.get(`${outcome.fixture}/${outcome.name}`)
+          if (node?.greedyTokens !== undefined)
+            expect(outcome.result?.greedyTokens, label).toEqual(node.greedyTokens)
+          if (node?.promptLogitsHead !== undefined) {
+            const difference = maxAbsDifference(node.promptLogitsHead, outcome.result?.promptLogitsHead ?? [])
+            expect(difference, label).toBeLessThan(tolerance)
+          }
+        }
+      } finally {
+        await context.close()
+      }
+    }, 240_000)
+  }
 })

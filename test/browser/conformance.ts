@@ -1,0 +1,140 @@
+// The runtime's backend conformance body (test/conformance/conformance-cases.ts) in Chromium:
+// the builder writes the same small-vocabulary fp32 fixtures the Node run uses, a static server
+// gives them and a page built around browserConformanceHarness to the browser, and the page
+// reports each case's result. Node runs the same cases on onnxruntime-web WASM to compare with.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Page } from 'playwright-core'
+import { build } from 'vite'
+import { writeQwen35Package } from '../../builder/architectures/qwen3-5-package.ts'
+import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectures/qwen3-5-weights.ts'
+import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
+import { fixtureConfig, qwen3TokenizerFiles } from '../../builder/fixtures/fixture.ts'
+import { writeModelPackage } from '../../builder/package/package-writer.ts'
+import { type LoadedModel, loadModel } from '../../client-runtime/index.ts'
+import { createNodeStore } from '../../client-runtime/store/node-store.ts'
+import { parseModelConfig } from '../../core/model-package.ts'
+import { ortDistDirectory } from '../../demo/build.ts'
+import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
+import {
+  type ConformanceFixture,
+  type ConformanceResult,
+  conformanceCases,
+  conformanceFixtures,
+} from '../conformance/conformance-cases.ts'
+import type { PageConformanceOutcome } from './conformance-page/main.ts'
+
+/** The vocabulary the Node conformance run uses for its fixtures (see test/conformance/node.test.ts). */
+const vocabularySize = 512
+
+/** The same recipe as test/conformance/node.test.ts: builder shapes and seeds, 512-token vocabulary. */
+async function writeConformanceFixture(fixture: ConformanceFixture, outDir: string): Promise<void> {
+  const tokenizer = qwen3TokenizerFiles()
+  if (fixture === 'qwen3_5') {
+    const config = tinyQwen35Config(vocabularySize)
+    await writeQwen35Package({
+      outDir,
+      config,
+      weights: randomQwen35Weights(config, 1),
+      dtypes: ['fp32'],
+      tokenizer,
+      name: `conformance-${fixture}`,
+    })
+    return
+  }
+  const config = parseModelConfig({ ...fixtureConfig(fixture).raw, vocab_size: vocabularySize })
+  await writeModelPackage({
+    outDir,
+    weights: randomDecoderWeights(config, 1),
+    tokenizer,
+    dtypes: ['fp32'],
+    name: `conformance-${fixture}`,
+  })
+}
+
+export interface ConformanceSite {
+  readonly url: string
+  readonly packages: Record<ConformanceFixture, string>
+  /** Each fixture's cases on Node WASM, keyed `${fixture}/${case name}`. */
+  readonly nodeResults: ReadonlyMap<string, ConformanceResult>
+  close(): Promise<void>
+}
+
+export async function startConformanceSite(): Promise<ConformanceSite> {
+  const folder = await mkdtemp(join(tmpdir(), 'ondevice-browser-conformance-'))
+  const outDir = join(folder, 'page')
+  await build({
+    configFile: false,
+    root: fileURLToPath(new URL('./conformance-page/', import.meta.url)),
+    base: './',
+    logLevel: 'error',
+    publicDir: false,
+    optimizeDeps: { exclude: ['onnxruntime-web'] },
+    build: { outDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
+  })
+  for (const fixture of conformanceFixtures) await writeConformanceFixture(fixture, join(folder, fixture))
+  const nodeResults = new Map<string, ConformanceResult>()
+  const opened: LoadedModel[] = []
+  try {
+    for (const fixture of conformanceFixtures) {
+      const model = loadModel({
+        model: join(folder, fixture),
+        backend: 'wasm',
+        dtype: 'fp32',
+        store: createNodeStore({ cacheDir: join(folder, 'cache') }),
+      }).then((loaded) => {
+        opened.push(loaded)
+        return loaded
+      })
+      const harness = { backend: 'wasm', tolerance: 1e-4, load: () => model }
+      for (const testCase of conformanceCases) {
+        nodeResults.set(`${fixture}/${testCase.name}`, await testCase.run(harness, fixture))
+      }
+    }
+  } finally {
+    for (const model of opened) await model.dispose()
+  }
+  const server: StaticServer = await startStaticServer({
+    mounts: [
+      { prefix: '/', directory: outDir },
+      { prefix: '/ort/', directory: ortDistDirectory },
+      ...conformanceFixtures.map((fixture) => ({
+        prefix: `/fixtures/${fixture}/`,
+        directory: join(folder, fixture),
+      })),
+    ],
+  })
+  const packages = Object.fromEntries(
+    conformanceFixtures.map((fixture) => [fixture, `${server.url}/fixtures/${fixture}/`]),
+  ) as Record<ConformanceFixture, string>
+  return {
+    url: `${server.url}/`,
+    packages,
+    nodeResults,
+    close: async () => {
+      await server.close()
+      await rm(folder, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Opens the conformance page and runs every case for every fixture on `backend`. */
+export async function runConformanceInPage(
+  page: Page,
+  site: ConformanceSite,
+  backend: 'wasm' | 'webgpu',
+): Promise<PageConformanceOutcome[]> {
+  await page.goto(site.url)
+  await page.waitForSelector('body[data-ready="true"]')
+  return page.evaluate(
+    (options) =>
+      (
+        window as unknown as {
+          runConformance(o: typeof options): Promise<PageConformanceOutcome[]>
+        }
+      ).runConformance(options),
+    { backend, packages: site.packages },
+  )
+}
