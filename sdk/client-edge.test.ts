@@ -159,6 +159,36 @@ describe('handoff', () => {
     },
   )
 
+  it('a stop string after the handoff point: the joined answer stops exactly where the uninterrupted one does', async () => {
+    const reference = await uninterrupted()
+    const stop = reference.text.slice(-6, -3)
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const stopped = await device.chat({ messages, ...sampling, stop: [stop] })
+    expect(stopped.finishReason).toBe('stop')
+    expect(stopped.text.includes(stop)).toBe(false)
+    const client = createClient(
+      { edge: { url: edge.url }, thresholds: relaxed },
+      { deviceHost: createTestDeviceHost({ failAtToken: 3 }) },
+    )
+    const result = await client.chat({ messages, ...sampling, stop: [stop] })
+    expect(result.route).toBe('device+edge')
+    expect(result.finishReason).toBe('stop')
+    expect(result.text).toBe(stopped.text)
+    expect(result.tokenIds).toEqual(stopped.tokenIds)
+  })
+
+  it('a prompt too long for the context: no pointless fallback, the error says so', async () => {
+    const client = createClient(
+      { edge: { url: edge.url }, thresholds: relaxed },
+      { deviceHost: createTestDeviceHost({ session: { contextLength: 8 } }) },
+    )
+    const before = edge.chatBodies.length
+    await expect(client.chat({ messages, maxTokens: 4 })).rejects.toMatchObject({
+      code: 'context_length_exceeded',
+    })
+    expect(edge.chatBodies.length).toBe(before)
+  })
+
   it('the device fails before the first token: prefer-device answers from the edge, no handoff part', async () => {
     const reference = await uninterrupted()
     const client = createClient(

@@ -559,8 +559,11 @@ class Client implements OndeviceClient {
       const outcome = yield* this.#runDevice(model, request, decision, startedAt)
       if (outcome.kind === 'finished') return
       attempts.push(outcome.error)
-      if (outcome.error.code !== 'aborted') await this.#dropModel()
-      if (decision.fallback !== 'edge' || !this.#edge) {
+      // The caller's own mistakes (a prompt too long, a bad argument) would fail on the edge too.
+      const callersFault =
+        outcome.error.code === 'invalid_argument' || outcome.error.code === 'context_length_exceeded'
+      if (!callersFault) await this.#dropModel()
+      if (decision.fallback !== 'edge' || !this.#edge || callersFault) {
         yield fail()
         return
       }
