@@ -219,7 +219,15 @@ export async function* generate(
   }
   const prefillStarted = performance.now()
   prefilledTokens = input.length - reuse
-  let logits = await run(input.slice(reuse))
+  // The prompt goes in as one chunk; continuation tokens one at a time, as they were produced.
+  // With dynamic int8 (q8: activations quantized per tensor) logits depend on how tokens were
+  // chunked, so this is what makes a continued answer equal the uninterrupted one.
+  const promptEnd = Math.max(reuse, prompt.length)
+  let logits = promptEnd > reuse ? await run(input.slice(reuse, promptEnd)) : undefined
+  for (let index = promptEnd; index < input.length; index++) {
+    if (index > reuse && logits === undefined) break
+    logits = await run([input[index] as number])
+  }
   prefillSeconds = (performance.now() - prefillStarted) / 1000
   if (logits === undefined) {
     yield finish('abort')
