@@ -66,15 +66,29 @@ beforeAll(async () => {
     vars,
   })
   const r2State = join(folder, 'state-r2')
-  await seedLocalR2(configPath, r2State, packageDir, 'fixture/')
   await mkdir(join(folder, 'state-assets'))
+  // Seeding R2 and starting the assets worker overlap; each worker is started (and its model
+  // loaded by a first request) in parallel, so the two ORT loads share the wall time.
+  const warm = async (worker: RunningWorker) => {
+    try {
+      const response = await post(worker.url, { model: 'fixture', messages, max_tokens: 1 })
+      expect(response.status, await response.clone().text()).toBe(200)
+      await response.body?.cancel()
+      return worker
+    } catch (error) {
+      await worker.stop()
+      throw error
+    }
+  }
   const started = await Promise.allSettled([
-    startWranglerDev({ configPath, stateDir: r2State, vars: { MODEL_SOURCE: 'r2' } }),
+    seedLocalR2(configPath, r2State, packageDir, 'fixture/')
+      .then(() => startWranglerDev({ configPath, stateDir: r2State, vars: { MODEL_SOURCE: 'r2' } }))
+      .then(warm),
     startWranglerDev({
       configPath,
       stateDir: join(folder, 'state-assets'),
       vars: { MODEL_SOURCE: 'assets' },
-    }),
+    }).then(warm),
   ])
   // If one failed to start, the other is stopped too (no wrangler left behind).
   const failed = started.find((result) => result.status === 'rejected')
