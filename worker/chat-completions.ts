@@ -171,7 +171,9 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   const pool = runtime.poolFor(model)
   try {
-    session = await pool.take(promptTokenIds)
+    // A handed-off answer starts from a clean cache, as the device did: the prompt in one run
+    // (core then feeds the continuation tokens one at a time), so the numbers match exactly.
+    session = await pool.take(promptTokenIds, { fresh: continuationTokenIds.length > 0 })
   } catch (error) {
     lease.release()
     clientSignal.removeEventListener('abort', onClientGone)
@@ -195,12 +197,10 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   const parts = touching(
     lease,
-    replayingContinuation(taken, promptTokenIds, continuationTokenIds, abort.signal, lease, () =>
-      generate(taken, model.tokenizer, {
-        ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
-        signal: abort.signal,
-      }),
-    ),
+    generate(taken, model.tokenizer, {
+      ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
+      signal: abort.signal,
+    }),
   )
   const id = completionId()
   const created = Math.floor(Date.now() / 1000)
@@ -398,39 +398,4 @@ async function* touching(
   } finally {
     lease.touch()
   }
-}
-
-/**
- * Rebuilds the cache of a handed-off answer the way the device computed it: the prompt in one
- * run, then each continuation token in a run of its own; generate() then feeds the last one and
- * samples step k. Prefilling the continuation in one batch gives slightly different numbers
- * (q8's DynamicQuantizeMatMul scales activations per run, and float sums change order), enough
- * for a seeded draw to land on another token; replaying the device's runs keeps the joined answer
- * equal to an uninterrupted one.
- */
-async function* replayingContinuation(
-  session: ModelSession,
-  promptTokenIds: readonly number[],
-  continuationTokenIds: readonly number[],
-  signal: AbortSignal,
-  lease: SlotLease,
-  run: () => AsyncGenerator<GenerationPart>,
-): AsyncGenerator<GenerationPart> {
-  if (continuationTokenIds.length > 0) {
-    try {
-      await session.reset()
-      await session.append(promptTokenIds, { signal })
-      lease.touch()
-      for (const id of continuationTokenIds.slice(0, -1)) {
-        signal.throwIfAborted()
-        await session.append([id], { signal })
-        lease.touch()
-      }
-    } catch (error) {
-      if (signal.aborted)
-        throw new AbortedError('The client disconnected while the continuation was being replayed.')
-      throw toOndeviceError(error, 'backend_failed', true)
-    }
-  }
-  yield* run()
 }

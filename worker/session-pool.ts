@@ -3,15 +3,17 @@
 // session whose cache is the longest strict prefix of its prompt (the next turn of a chat that
 // extends the cached tokens skips most of its prefill); any other session is reset first.
 //
-// Why never rewind: on onnxruntime-web in workerd, a KV cache rewound and then extended by one
-// token gave different greedy tokens from a fresh prefill a few steps later (the same sequence is
-// exact on Node), so the edge only ever extends a cache or starts clean. A clean prefill costs
-// one prompt-length run; a wrong answer costs the handoff guarantee.
+// Why never rewind: with q8 weights (DynamicQuantizeMatMul quantizes activations per run) the
+// logits depend on how the tokens were chunked into runs. Rewinding to the prompt minus one token
+// and re-feeding that token alone made workerd's greedy answer to a repeated request diverge from
+// the first one after a few tokens. Extending a cache (a chat's next turn) keeps the earlier runs
+// as they were; anything else starts clean, so the same request gets the same answer.
 import type { ModelSession } from '../core/model-session.ts'
 import type { HostedModel } from './model-host.ts'
 
 export interface SessionPool {
-  take(promptTokenIds: readonly number[]): Promise<ModelSession>
+  /** `fresh`: hand back an empty cache (no reuse at all). */
+  take(promptTokenIds: readonly number[], options?: { readonly fresh?: boolean }): Promise<ModelSession>
   /** Returns a session; one that failed mid-run is reset so a half-written cache is never reused. */
   give(session: ModelSession, healthy: boolean): Promise<void>
 }
@@ -26,7 +28,7 @@ function extendablePrefix(cached: readonly number[], prompt: readonly number[]):
 export function createSessionPool(model: HostedModel): SessionPool {
   const idle: ModelSession[] = []
   return {
-    async take(promptTokenIds) {
+    async take(promptTokenIds, options = {}) {
       if (idle.length === 0) return model.createSession()
       let best = 0
       let bestLength = -1
@@ -39,7 +41,7 @@ export function createSessionPool(model: HostedModel): SessionPool {
       }
       const [session] = idle.splice(best, 1)
       if (!session) return model.createSession()
-      if (bestLength < 0) await session.reset()
+      if (bestLength < 0 || (options.fresh === true && session.tokens.length > 0)) await session.reset()
       return session
     },
     async give(session, healthy) {
