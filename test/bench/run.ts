@@ -39,6 +39,10 @@ const groups: Record<number, GroupEntry> = {
     title: 'edge under load: wrangler dev and ondevice serve',
     run: async (context) => (await import('./groups/edge-load.ts')).edgeLoad(context),
   },
+  6: {
+    title: 'browser: headless Chromium WASM (1 and 2 threads) and WebGPU on SwiftShader',
+    run: async (context) => (await import('./groups/browser.ts')).browserBench(context),
+  },
 }
 
 function parseArguments(argv: readonly string[]): {

@@ -57,7 +57,7 @@ export async function backendComparison(
     }
     const pkg = await ensurePackage(id, context.cacheFolder, context.log)
     context.log(`group 1 (backends): ${id} ${dtype}`)
-    const rounds = context.quick || pkg.large ? 1 : 3
+    const rounds = context.quick || pkg.large ? 1 : 2
     const decodeTokens = context.quick ? 8 : pkg.large ? 16 : 64
     const opened: {
       name: string
