@@ -218,8 +218,16 @@ export class EdgeClient {
     }
   }
 
-  /** One HTTP request with the connect timeout and abort handling; non-2xx becomes an error. */
-  private async request(path: string, init: RequestInit, signal?: AbortSignal): Promise<Response> {
+  /**
+   * One HTTP request with the connect timeout and abort handling; non-2xx becomes an error. The
+   * caller's signal stays wired to the body download until `done()` (so a long-lived signal does
+   * not collect one listener per request).
+   */
+  private async request(
+    path: string,
+    init: RequestInit,
+    signal?: AbortSignal,
+  ): Promise<{ response: Response; done: () => void }> {
     if (signal?.aborted) throw new AbortedError()
     const controller = new AbortController()
     const onAbort = () => controller.abort()
@@ -235,6 +243,7 @@ export class EdgeClient {
     try {
       response = await doFetch(`${this.url}${path}`, { ...init, signal: controller.signal })
     } catch (error) {
+      signal?.removeEventListener('abort', onAbort)
       if (signal?.aborted) throw new AbortedError()
       const why = timedOut
         ? `no answer within ${timeoutMs} ms`
@@ -252,7 +261,6 @@ export class EdgeClient {
     } finally {
       clearTimeout(timer)
     }
-    // Keep the caller's signal wired to the body download; the listener goes when the signal does.
     if (!response.ok) {
       signal?.removeEventListener('abort', onAbort)
       const text = await response.text().catch(() => '')
@@ -264,19 +272,19 @@ export class EdgeClient {
       }
       throw edgeErrorFrom(response.status, body, parseRetryAfter(response.headers.get('retry-after')))
     }
-    return response
+    return { response, done: () => signal?.removeEventListener('abort', onAbort) }
   }
 
   /** The model id to send: the configured one, else the first the edge lists. */
   async model(signal?: AbortSignal): Promise<string> {
     if (this.options.model) return this.options.model
     this.modelId ??= (async () => {
-      const response = await this.request(
+      const { response, done } = await this.request(
         '/v1/models',
         { method: 'GET', headers: this.headers(false) },
         signal,
       )
-      const body = (await response.json()) as { data?: { id?: unknown }[] }
+      const body = (await response.json().finally(done)) as { data?: { id?: unknown }[] }
       const id = body.data?.[0]?.id
       if (typeof id !== 'string') {
         throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
@@ -293,8 +301,12 @@ export class EdgeClient {
 
   /** GET /healthz; resolves to its JSON, rejects when the edge is unreachable or unhealthy. */
   async health(signal?: AbortSignal): Promise<unknown> {
-    const response = await this.request('/healthz', { method: 'GET', headers: this.headers(false) }, signal)
-    return response.json()
+    const { response, done } = await this.request(
+      '/healthz',
+      { method: 'GET', headers: this.headers(false) },
+      signal,
+    )
+    return response.json().finally(done)
   }
 
   /** The request body this client sends for `request` (exported for tests and logs). */
@@ -347,13 +359,15 @@ export class EdgeClient {
   ): AsyncGenerator<GenerationPart> {
     const started = performance.now()
     const body = await this.body(request)
-    const response = await this.request(
+    const { response, done } = await this.request(
       '/v1/chat/completions',
       { method: 'POST', headers: this.headers(true), body: JSON.stringify(body) },
       request.signal,
     )
-    if (!response.body)
+    if (!response.body) {
+      done()
       throw new EdgeError('edge_failed', 'The edge answered with an empty body.', { isRetryable: true })
+    }
     let text = ''
     const tokenIds: number[] = []
     let finishReason: FinishReason | undefined
@@ -430,6 +444,8 @@ export class EdgeClient {
           cause: error,
         },
       )
+    } finally {
+      done()
     }
     if (request.signal?.aborted) throw new AbortedError()
     if (!sawDone && finishReason === undefined) {
