@@ -4,13 +4,14 @@
 //   npm run bench -- --group 1,3       some groups
 //   npm run bench -- --quick           one round, short answers (checks the script, figures noisy)
 //   npm run bench -- --packages stories260K,qwen3_5-tiny   only these packages
+//   npm run bench -- --keep-packages   reuse built packages even if the builder changed since
 //   npm run bench -- --cache <folder>  where built packages live (default .cache/bench, or ONDEVICE_BENCH_CACHE)
 // Packages are built on first use into the cache folder and reused while the builder is unchanged.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { BenchContext, GroupResult } from './support/context.ts'
-import { defaultCacheFolder, packageIds, repositoryRoot } from './support/packages.ts'
+import { defaultCacheFolder, packageIds, repositoryRoot, setKeepPackages } from './support/packages.ts'
 import { markdownTable } from './support/stats.ts'
 
 interface GroupEntry {
@@ -51,9 +52,11 @@ function parseArguments(argv: readonly string[]): {
   cacheFolder: string
   help: boolean
   packages: Set<string> | undefined
+  keepPackages: boolean
 } {
   let selected: number[] | undefined
   let packages: Set<string> | undefined
+  let keepPackages = false
   let quick = false
   let help = false
   let cacheFolder = defaultCacheFolder()
@@ -74,6 +77,7 @@ function parseArguments(argv: readonly string[]): {
     } else if (argument.startsWith('--group=')) {
       selected = argument.slice('--group='.length).split(',').map(Number)
     } else if (argument === '--quick') quick = true
+    else if (argument === '--keep-packages') keepPackages = true
     else if (argument === '--cache') cacheFolder = resolve(value())
     else if (argument === '--packages') {
       packages = new Set(
@@ -87,7 +91,14 @@ function parseArguments(argv: readonly string[]): {
     } else if (argument === '--help' || argument === '-h') help = true
     else throw new Error(`Unknown option ${argument}; try --help.`)
   }
-  return { groups: selected ?? Object.keys(groups).map(Number), quick, cacheFolder, help, packages }
+  return {
+    groups: selected ?? Object.keys(groups).map(Number),
+    quick,
+    cacheFolder,
+    help,
+    packages,
+    keepPackages,
+  }
 }
 
 async function main(): Promise<number> {
@@ -95,7 +106,7 @@ async function main(): Promise<number> {
   if (options.help) {
     console.log(
       [
-        'npm run bench [-- --group N[,M]] [--quick] [--packages ID[,ID]] [--cache FOLDER]',
+        'npm run bench [-- --group N[,M]] [--quick] [--packages ID[,ID]] [--keep-packages] [--cache FOLDER]',
         `packages: ${packageIds.join(', ')}`,
         '',
         ...Object.entries(groups).map(([number, entry]) => `  group ${number}: ${entry.title}`),
@@ -118,9 +129,11 @@ async function main(): Promise<number> {
       `[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`,
     )
   }
+  setKeepPackages(options.keepPackages)
   const context: BenchContext = {
     cacheFolder: options.cacheFolder,
     quick: options.quick,
+    keepPackages: options.keepPackages,
     packages: options.packages,
     log,
     results: new Map(),

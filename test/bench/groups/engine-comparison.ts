@@ -84,7 +84,7 @@ async function probeMemory(
 
 async function measureCase(context: BenchContext, pkg: BenchPackage, dtype: string): Promise<ComparisonRow> {
   const rounds = context.quick ? 1 : pkg.large ? 2 : 3
-  const decodeTokens = context.quick ? 16 : 128
+  const decodeTokens = context.quick ? 16 : pkg.large ? 32 : 128
   const longPrompt = Math.min(512, pkg.contextLength - 1)
   const base = {
     packageId: pkg.id,

@@ -6,6 +6,8 @@ export interface BenchContext {
   /** Fewer repetitions and tokens: a smoke run of the script itself. */
   readonly quick: boolean
   readonly log: (line: string) => void
+  /** Reuse built packages even when the builder changed since (faster; the JSON says so). */
+  readonly keepPackages: boolean
   /** When set, only these packages run (ids as in support/packages.ts). */
   readonly packages: ReadonlySet<string> | undefined
   /** Results of groups that already ran in this process (group 2 reads group 1's decode rates). */

@@ -126,12 +126,20 @@ export function defaultCacheFolder(): string {
 }
 
 let fingerprint: string | undefined
+let keepPackages = false
+const keptNotices = new Set<string>()
+
+/** --keep-packages: reuse complete packages even when built by older builder code. */
+export function setKeepPackages(keep: boolean): void {
+  keepPackages = keep
+}
 
 /** The package's folder, built now when it is missing or was built by different builder code. */
 export async function ensurePackage(
   id: PackageId,
   cacheFolder: string,
   log: (line: string) => void,
+  keep = keepPackages,
 ): Promise<BenchPackage> {
   const recipe = recipes[id]
   const missing = recipe.available?.()
@@ -142,7 +150,12 @@ export async function ensurePackage(
   const stamp = existsSync(stampPath)
     ? (JSON.parse(readFileSync(stampPath, 'utf8')) as { fingerprint?: string })
     : undefined
-  if (stamp?.fingerprint !== fingerprint || !existsSync(join(folder, 'manifest.json'))) {
+  const complete = existsSync(join(folder, 'manifest.json'))
+  if (keep && complete && stamp?.fingerprint !== fingerprint && !keptNotices.has(id)) {
+    keptNotices.add(id)
+    log(`keeping ${id} although the builder changed since it was built (--keep-packages)`)
+  }
+  if (!(keep && complete) && (stamp?.fingerprint !== fingerprint || !complete)) {
     log(`building ${id} into ${folder} (${stamp ? 'builder changed since the last build' : 'first use'})...`)
     mkdirSync(join(cacheFolder, 'packages'), { recursive: true })
     rmSync(folder, { recursive: true, force: true })
