@@ -115,7 +115,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
 
   const dtype =
     requestedDtype ?? (await pickDtype(pkg, config.modelType, backend, (await host.shaderF16?.()) ?? false))
-  const layout = onnxLayout(config.modelType, dtype)
+  const layout = await withAvailableEmbedding(pkg, onnxLayout(config.modelType, dtype))
   const onnxFiles = await filesWithExternalData(pkg, layout)
   if (onnxFiles.missing.length > 0) {
     throw new ModelError(
@@ -217,4 +217,19 @@ async function filesWithExternalData(
     }
   }
   return { files, missing }
+}
+
+/**
+ * Published Qwen3.5 packages don't always ship an embedding graph per decoder dtype; when the
+ * matching one is missing, use another the package has (the embedding is a table lookup, cheap in
+ * any format).
+ */
+async function withAvailableEmbedding(pkg: StoredPackage, layout: OnnxLayout): Promise<OnnxLayout> {
+  if (layout.kind !== 'split' || (await pkg.exists(layout.embedTokens))) return layout
+  for (const dtype of ['q8', 'fp16', 'fp32', 'q4', 'q4f16', 'int8', 'uint8']) {
+    const candidate = onnxLayout('qwen3_5', dtype)
+    if (candidate.kind === 'split' && (await pkg.exists(candidate.embedTokens)))
+      return { ...layout, embedTokens: candidate.embedTokens }
+  }
+  return layout
 }

@@ -225,7 +225,8 @@ interface InputPlan {
   readonly positionRank: 2 | 3
   readonly others: ReadonlySet<string>
   readonly logitsOutput: string
-  readonly embedOutput?: string
+  /** Shape of num_logits_to_keep as the graph declares it: a scalar ([]) or [1]. */
+  readonly logitsToKeepDims: readonly number[]
 }
 
 const stateName = /^(?:past_key_values\.(\d+)\.(key|value)|past_conv\.(\d+)|past_recurrent\.(\d+))$/
@@ -240,6 +241,7 @@ function planInputs(
   const others = new Set<string>()
   let tokenInput: InputPlan['tokenInput'] | undefined
   let positionRank: 2 | 3 = 2
+  let logitsToKeepDims: number[] = []
   const metadata = new Map(decoder.inputMetadata.map((entry) => [entry.name, entry]))
   for (const name of decoder.inputNames) {
     const meta = metadata.get(name)
@@ -282,9 +284,12 @@ function planInputs(
         positionRank = shape.length === 3 ? 3 : 2
         others.add(name)
         break
-      case 'attention_mask':
       case 'num_logits_to_keep':
       case 'logits_to_keep':
+        logitsToKeepDims = shape.length === 0 ? [] : [1]
+        others.add(name)
+        break
+      case 'attention_mask':
       case 'use_cache_branch':
         others.add(name)
         break
@@ -335,7 +340,7 @@ function planInputs(
       `The ONNX logits have ${vocabulary} entries but config.json says vocab_size ${config.vocabularySize}. The package's config.json and ONNX files come from different models.`,
     )
   }
-  return { tokenInput, states, positionRank, others, logitsOutput }
+  return { tokenInput, states, positionRank, others, logitsOutput, logitsToKeepDims }
 }
 
 interface SessionParts {
@@ -494,7 +499,8 @@ class OrtSessionImpl implements OrtModelSession {
             : new Tensor('int64', positions, [1, tokenIds.length])
       }
       for (const name of ['num_logits_to_keep', 'logits_to_keep']) {
-        if (plan.others.has(name)) feeds[name] = new Tensor('int64', BigInt64Array.of(1n), [])
+        if (plan.others.has(name))
+          feeds[name] = new Tensor('int64', BigInt64Array.of(1n), plan.logitsToKeepDims)
       }
       if (plan.others.has('use_cache_branch'))
         feeds.use_cache_branch = new Tensor('bool', Uint8Array.of(past > 0 ? 1 : 0), [1])
