@@ -9,20 +9,29 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultModelPackage } from '../client-runtime/index.ts'
 import { buildDemo, demoModelPath, demoMounts } from './build.ts'
-import { type EdgeWorker, startEdgeWorker } from './edge-worker.ts'
+import { type EdgeWorker, startEdgeWorker, warmEdgeWorker } from './edge-worker.ts'
 import { type StaticServer, startStaticServer } from './static-server.ts'
 
-const usage = `Usage: npm start [-- --port N] [--edge-port N] [--model FOLDER] [--no-edge]
+const usage = `Usage: npm start [-- --port N] [--edge-port N] [--model FOLDER] [--dtype D] [--no-edge]
 
 Builds the demo page and serves it on http://127.0.0.1:<port>/ with the model package at
 /models/default/, and starts the edge worker (wrangler dev, offline) on the same package.
   --port N        port of the page (default 5173; 0 picks a free one)
   --edge-port N   port of the edge worker (default 8787; 0 picks a free one)
   --model FOLDER  a model package folder instead of the embedded default
+  --dtype D       weight format both sides load (default q4 for the embedded default, which fits
+                  a Worker isolate; the runtime's choice for --model)
   --no-edge       serve the page only (every answer then runs on the device)`
 
 async function main(argv: readonly string[]): Promise<number> {
-  let values: { port?: string; 'edge-port'?: string; model?: string; 'no-edge'?: boolean; help?: boolean }
+  let values: {
+    port?: string
+    'edge-port'?: string
+    model?: string
+    dtype?: string
+    'no-edge'?: boolean
+    help?: boolean
+  }
   try {
     ;({ values } = parseArgs({
       args: [...argv],
@@ -30,6 +39,7 @@ async function main(argv: readonly string[]): Promise<number> {
         port: { type: 'string' },
         'edge-port': { type: 'string' },
         model: { type: 'string' },
+        dtype: { type: 'string' },
         'no-edge': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -46,6 +56,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const edgePort = parsePort('--edge-port', values['edge-port'], 8787)
   if (port === undefined || edgePort === undefined) return 2
 
+  // Device and edge must load the same weights for a handoff to continue the same answer.
+  const dtype = values.dtype ?? (values.model === undefined ? 'q4' : undefined)
   const startedAt = Date.now()
   console.log('Building the demo page…')
   const outDir = await buildDemo()
@@ -98,6 +110,18 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     console.log('')
     console.log(`Ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s. Ctrl-C stops both.`)
+    if (edge !== undefined) {
+      // A cold isolate loads the model on its first request: do it now, not on the first answer.
+      const edgeUrl = edge.url
+      warmEdgeWorker(edgeUrl).then(
+        (milliseconds) =>
+          console.log(`The edge worker loaded the model in ${(milliseconds / 1000).toFixed(1)} s.`),
+        (error: unknown) =>
+          console.error(
+            `The edge worker could not load the model: ${error instanceof Error ? error.message : String(error)}`,
+          ),
+      )
+    }
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error))
     await stop(1)

@@ -185,6 +185,31 @@ describe('the demo page in Chromium', () => {
     ).toEqual([])
   }, 150_000)
 
+  it('hands the running answer to the edge when the "Hand off" button is pressed', async () => {
+    // Longer than the reference answer so there is time to press the button while it streams.
+    await gotoDemo(warmDemo.page, site.url, { ...deviceQuery, maxTokens: 2 * maxTokens })
+    const answer = await ask(warmDemo.page, prompt, {
+      timeoutMs: 150_000,
+      whileStreaming: async (page) => {
+        await page.waitForSelector('#handoff:not([disabled])', { timeout: 120_000 })
+        await page.waitForFunction(
+          () => (document.querySelector('.message.assistant:last-of-type .bubble')?.textContent ?? '') !== '',
+          undefined,
+          { timeout: 120_000, polling: 20 },
+        )
+        await page.click('#handoff')
+      },
+    })
+    const failure = `${describeFailure(answer, warmDemo.log)}\nedge:\n${edge.output()}`
+    expect(answer.state, failure).toBe('done')
+    expect(answer.route, failure).toBe('device+edge')
+    expect(answer.handoffAfter, failure).toBeGreaterThan(0)
+    expect(answer.reason).toContain('You pressed "Hand off"')
+    // Greedy: the handed-off answer continues exactly where the device stopped.
+    expect(answer.tokenIds).toHaveLength(2 * maxTokens)
+    expect(answer.tokenIds.slice(0, maxTokens)).toEqual(greedy.tokenIds)
+  }, 180_000)
+
   it('answers on the device with no network at all once the package is cached (edge stopped, context offline)', async () => {
     await edge.stop()
     await warm.setOffline(true)

@@ -91,8 +91,12 @@ describe('the backend conformance body in Chromium', () => {
           if (node?.greedyTokens !== undefined)
             expect(outcome.result?.greedyTokens, label).toEqual(node.greedyTokens)
           if (node?.promptLogitsHead !== undefined) {
-            const difference = maxAbsDifference(node.promptLogitsHead, outcome.result?.promptLogitsHead ?? [])
-            expect(difference, label).toBeLessThan(tolerance)
+            const head = outcome.result?.promptLogitsHead ?? []
+            expect(head.length, label).toBe(node.promptLogitsHead.length)
+            // Relative to the logits' size: GPU float32 kernels round differently from the CPU's
+            // (measured: 1.3e-3 absolute on the llama fixture, whose logits reach several units).
+            const scale = Math.max(1, ...node.promptLogitsHead.map(Math.abs))
+            expect(maxAbsDifference(node.promptLogitsHead, head) / scale, label).toBeLessThan(tolerance)
           }
         }
       } finally {
