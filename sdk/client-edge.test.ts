@@ -405,6 +405,16 @@ describe('device problems before the answer', () => {
     await expect(deviceOnly.chat({ messages })).rejects.toMatchObject({ code: 'model_not_found' })
   })
 
+  it('a device runtime that cannot start: prefer-device answers from the edge; device-only says why', async () => {
+    const broken = () => Promise.reject(new Error('WebAssembly is blocked by the Content-Security-Policy'))
+    const client = createClient({ edge: { url: edge.url } }, { deviceHost: broken() })
+    const result = await client.chat({ messages, maxTokens: 3 })
+    expect(result.route).toBe('edge')
+    expect(result.routeReason).toContain('the on-device runtime failed to start (WebAssembly is blocked')
+    const deviceOnly = createClient({ policy: 'device-only' }, { deviceHost: broken() })
+    await expect(deviceOnly.chat({ messages })).rejects.toThrow(/Content-Security-Policy/)
+  })
+
   it('a load that fails: prefer-device answers from the edge, the attempt is kept', async () => {
     const host = createTestDeviceHost({ loadError: new Error('out of memory while creating the session') })
     const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })

@@ -105,7 +105,7 @@ export interface OndeviceClient {
 /** Advanced: how the client reaches the device (tests, custom hosts). */
 export interface ClientInternals {
   /** Replaces the default device host (the runtime in Node, its Web Worker proxy in a browser). */
-  readonly deviceHost?: DeviceHost
+  readonly deviceHost?: DeviceHost | Promise<DeviceHost>
 }
 
 interface Plan {
@@ -276,26 +276,25 @@ class Client implements OndeviceClient {
   async #plan(): Promise<Plan> {
     const policy = this.#options.policy
     const edge = { configured: this.#edge !== undefined, reachable: this.#edgeReachable() }
+    let hostError: OndeviceError | undefined
     const host = await this.#hostPromise.catch((error: unknown) => {
-      throw toOndeviceError(error, 'backend_unavailable')
+      hostError = toOndeviceError(error, 'backend_unavailable')
+      return undefined
     })
     if (!host) {
+      if (hostError && (policy === 'device-only' || !edge.configured)) throw hostError
       const capabilities: DeviceCapabilities = { wasm: false, online: true }
       const packageInfo: PackageInfo = { name: 'the model', downloadBytes: 0, cached: false }
-      const decision =
+      const why = hostError
+        ? `the on-device runtime failed to start (${hostError.message})`
+        : 'no on-device runtime in this environment (a Worker or server)'
+      const decision: RouteDecision =
         policy === 'edge-only'
           ? decideRoute(capabilities, packageInfo, policy, this.#thresholds, { configured: edge.configured })
           : edge.configured
-            ? {
-                route: 'edge' as const,
-                reason:
-                  'no on-device runtime in this environment (a Worker or server): answering from the edge',
-              }
-            : {
-                route: 'none' as const,
-                reason: `no on-device runtime in this environment and ${edge.configured ? 'the edge is unreachable' : 'no edge is configured'}`,
-              }
-      return { decision }
+            ? { route: 'edge', reason: `${why}: answering from the edge` }
+            : { route: 'none', reason: `${why} and no edge is configured` }
+      return { decision, ...(hostError ? { deviceError: hostError } : {}) }
     }
     let capabilities = await host.capabilities()
     if (this.#probeRate !== undefined)
