@@ -102,7 +102,7 @@ describe('a real model on WASM, device and edge', () => {
     expect(result.text).toBe(reference.text)
   })
 
-  it.each([1, 6, 13])('device fails at token %i: handed off, identical answer', async (k) => {
+  it.each([1, 9])('device fails at token %i: handed off, identical answer', async (k) => {
     const client = deviceClient({ failAtToken: k })
     const parts = await collect(client.stream(request))
     const handoff = parts.find((part) => part.type === 'handoff')
