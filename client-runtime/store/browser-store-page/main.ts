@@ -1,0 +1,64 @@
+// The page the browser store test drives: runs the store against packages served by the test's
+// static server and reports plain results (errors as name + code) back to Node.
+import { createBrowserStore } from '../browser-store.ts'
+import type { DownloadProgress } from '../types.ts'
+
+export type StoreCheck = Record<string, unknown>
+
+async function outcome<T>(
+  work: () => Promise<T>,
+): Promise<T | { error: { name: string; code: string | undefined; message: string } }> {
+  try {
+    return await work()
+  } catch (error) {
+    return {
+      error: {
+        name: (error as Error).name,
+        code: (error as { code?: string }).code,
+        message: (error as Error).message,
+      },
+    }
+  }
+}
+
+async function check(backend: 'opfs' | 'cache'): Promise<StoreCheck> {
+  const store = createBrowserStore({ backend, name: `test-${backend}`, onWarning: () => undefined })
+  const good = new URL('/pkg/', location.href).href
+  const bad = new URL('/bad/', location.href).href
+  const progress: DownloadProgress[] = []
+  const pkg = await store.open(good)
+  const stored = ['config.json', 'onnx/model.onnx']
+  const before = await store.isCached(good, stored)
+  await pkg.ensure(['config.json', 'onnx/model.onnx'], { onProgress: (event) => progress.push(event) })
+  const bytes = await pkg.readBytes('onnx/model.onnx')
+  const after = await store.isCached(good, stored)
+  // Reading again comes from storage (no second download).
+  const again = await (await store.open(good)).readText('config.json')
+  await store.delete(good)
+  const afterDelete = await store.isCached(good, stored)
+  const badPackage = await store.open(bad)
+  const corrupted = await outcome(() => badPackage.ensure(['onnx/model.onnx']))
+  const corruptedKept = await store.isCached(bad, ['onnx/model.onnx'])
+  const missing = await outcome(() => badPackage.ensure(['onnx/missing.onnx']))
+  const noPackage = await outcome(() => store.open(new URL('/nothing/', location.href).href))
+  return {
+    before,
+    after,
+    afterDelete,
+    length: bytes.length,
+    checksum: bytes.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0),
+    again,
+    last: progress.at(-1),
+    downloads: progress.filter((event) => event.phase === 'download').length,
+    corrupted,
+    corruptedKept,
+    missing,
+    noPackage,
+  }
+}
+
+;(globalThis as { runStoreChecks?: () => Promise<Record<string, StoreCheck>> }).runStoreChecks =
+  async () => ({
+    opfs: await check('opfs'),
+    cache: await check('cache'),
+  })

@@ -1,0 +1,103 @@
+// The browser model store in Chromium (OPFS and the Cache API), against a real static server on
+// 127.0.0.1: download with progress and sha256 check, isCached / delete, a corrupted file rejected
+// and not kept, a missing file and a missing package as clear errors. (Interrupted-download
+// resume is covered on Node in node-store.test.ts.)
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { build } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
+import { type LaunchedChromium, launchChromium } from '../../test/browser/chromium.ts'
+import type { StoreCheck } from './browser-store-page/main.ts'
+
+const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex')
+const weights = new Uint8Array(200_000).map((_, index) => (index * 7919) % 251)
+const config = JSON.stringify({ model_type: 'llama' })
+
+async function writePackage(folder: string, served: Uint8Array): Promise<void> {
+  await mkdir(join(folder, 'onnx'), { recursive: true })
+  await writeFile(join(folder, 'config.json'), config)
+  await writeFile(join(folder, 'onnx', 'model.onnx'), served)
+  const files = [
+    { path: 'config.json', bytes: config.length, sha256: sha256(config) },
+    { path: 'onnx/model.onnx', bytes: weights.length, sha256: sha256(weights) },
+    { path: 'onnx/missing.onnx', bytes: 3, sha256: sha256('abc') },
+  ]
+  await writeFile(join(folder, 'manifest.json'), JSON.stringify({ format: 'ondevice-package/1', files }))
+}
+
+let folder: string
+let server: StaticServer
+let chromium: LaunchedChromium
+let results: Record<string, StoreCheck>
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-browser-store-'))
+  await writePackage(join(folder, 'pkg'), weights)
+  const corrupted = weights.slice()
+  corrupted[777] = (corrupted[777] as number) ^ 1
+  await writePackage(join(folder, 'bad'), corrupted)
+  await build({
+    root: fileURLToPath(new URL('./browser-store-page/', import.meta.url)),
+    logLevel: 'warn',
+    configFile: false,
+    base: './',
+    build: { outDir: join(folder, 'page'), emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
+  })
+  server = await startStaticServer({
+    mounts: [
+      { prefix: '/pkg/', directory: join(folder, 'pkg') },
+      { prefix: '/bad/', directory: join(folder, 'bad') },
+      { prefix: '/', directory: join(folder, 'page') },
+    ],
+  })
+  chromium = await launchChromium({ webgpu: false })
+  const page = await (await chromium.newContext()).newPage()
+  await page.goto(`${server.url}/index.html`)
+  await page.waitForFunction(() => 'runStoreChecks' in globalThis)
+  results = await page.evaluate(() =>
+    (globalThis as unknown as { runStoreChecks: () => Promise<Record<string, StoreCheck>> }).runStoreChecks(),
+  )
+}, 120_000)
+
+afterAll(async () => {
+  await chromium?.close()
+  await server?.close()
+  await rm(folder, { recursive: true, force: true })
+})
+
+describe.each(['opfs', 'cache'])('browser store on %s', (backend) => {
+  it('downloads with progress, verifies, stores, and deletes', () => {
+    const result = results[backend] as StoreCheck
+    const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
+    expect(result).toMatchObject({
+      before: false,
+      after: true,
+      afterDelete: false,
+      length: weights.length,
+      checksum,
+      again: config,
+    })
+    expect(result.last).toMatchObject({
+      phase: 'done',
+      loaded: weights.length + config.length,
+      total: weights.length + config.length,
+    })
+    expect(result.downloads).toBeGreaterThan(0)
+  })
+
+  it('rejects a corrupted file without keeping it; missing file and missing package are clear errors', () => {
+    const result = results[backend] as StoreCheck
+    expect(result.corrupted).toMatchObject({ error: { name: 'StoreError', code: 'integrity_failed' } })
+    expect(result.corruptedKept).toBe(false)
+    expect(result.missing).toMatchObject({
+      error: { code: 'model_not_found', message: expect.stringMatching(/HTTP 404/) },
+    })
+    expect(result.noPackage).toMatchObject({
+      error: { code: 'model_not_found', message: expect.stringMatching(/No model package/) },
+    })
+  })
+})
