@@ -106,7 +106,7 @@ export async function physicalLimit(context: BenchContext): Promise<GroupResult>
   const data: unknown[] = []
   for (const rate of rates) {
     const pkg = await ensurePackage(rate.packageId, context.cacheFolder, context.log)
-    const bytes = decoderWeightBytes(pkg, rate.dtype)
+    const { perToken: bytes, stored } = decoderWeightBytes(pkg, rate.dtype)
     const implied = bytes * rate.tokensPerSecond
     const singleThread = rate.engine.includes('1 thread')
     const ceiling = singleThread ? bandwidth.singleThread : bandwidth.allCores
@@ -142,7 +142,7 @@ export async function physicalLimit(context: BenchContext): Promise<GroupResult>
     rows,
     notes: [
       `Measured read bandwidth here (memcmp over ${formatBytes(bandwidth.bufferBytes)} buffers, best of several): ${formatNumber(bandwidth.singleThread / 1e9)} GB/s on one thread, ${formatNumber(bandwidth.allCores / 1e9)} GB/s on ${bandwidth.threads} threads.`,
-      'Weight bytes per token: the decoder graph and its external data as stored (a q4 package keeps its embedding / tied lm_head at the precision the builder wrote). Small models fit in cache, so their share can pass 100 % or mean nothing: they are bound by per-step overhead, not memory.',
+      'Weight bytes per token: every initializer of the decoder graph once, except an embedding table that only a Gather reads (one row per token); a tied lm_head that multiplies by the table reads it whole. Small models fit in cache, so their share means little: they are bound by per-step overhead, not memory.',
       fromGroupOne
         ? 'Decode rates: group 1 of this run.'
         : 'Decode rates: a short ondevice native run here (group 1 was not selected).',

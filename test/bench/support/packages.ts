@@ -3,12 +3,13 @@
 // weights, from ../shared when present), the tiny Qwen3.5 fixture, and random-weight packages in
 // the full shapes of Qwen3-0.6B and Qwen3.5-0.8B.
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { writeQwen35Fixture } from '../../../builder/architectures/qwen3-5-fixture.ts'
 import { writeFixture } from '../../../builder/fixtures/fixture.ts'
 import { readLlama2cCheckpoint, readLlama2cTokenizer } from '../../../builder/importers/llama2c.ts'
 import { convertLlama2cTokenizer } from '../../../builder/importers/llama2c-tokenizer.ts'
+import { readModelSummary } from '../../../builder/onnx/model-reader.ts'
 import { writeModelPackage } from '../../../builder/package/package-writer.ts'
 
 export const repositoryRoot = resolve(import.meta.dirname, '../../..')
@@ -184,14 +185,36 @@ export async function ensurePackage(
   }
 }
 
-/** Bytes of the ONNX files (graph + external data) that one dtype's decoder reads per token. */
-export function decoderWeightBytes(pkg: BenchPackage, dtype: string): number {
+/**
+ * Bytes of weights one decode step reads from the decoder graph of one dtype: every initializer
+ * once, except tables that only an embedding lookup (Gather / GatherBlockQuantized) reads, which
+ * cost one row per token. A tied lm_head that reads the table as a matrix counts it whole.
+ */
+export function decoderWeightBytes(pkg: BenchPackage, dtype: string): { perToken: number; stored: number } {
   const suffix = dtype === 'fp32' ? '' : dtype === 'q8' ? '_quantized' : `_${dtype}`
-  const stem = pkg.split ? `decoder_model_merged${suffix}.onnx` : `model${suffix}.onnx`
-  let bytes = 0
-  for (const name of [stem, `${stem}_data`]) {
-    const path = join(pkg.folder, 'onnx', name)
-    if (existsSync(path)) bytes += statSync(path).size
+  const path = join(
+    pkg.folder,
+    'onnx',
+    pkg.split ? `decoder_model_merged${suffix}.onnx` : `model${suffix}.onnx`,
+  )
+  const summary = readModelSummary(new Uint8Array(readFileSync(path)))
+  const lookupOnly = new Map<string, boolean>()
+  for (const node of summary.nodes) {
+    node.inputs.forEach((input, index) => {
+      const lookup =
+        (node.opType === 'Gather' && index === 0) || (node.opType === 'GatherBlockQuantized' && index !== 1)
+      lookupOnly.set(input, (lookupOnly.get(input) ?? true) && lookup)
+    })
   }
-  return bytes
+  let perToken = 0
+  let stored = 0
+  for (const initializer of summary.initializers) {
+    const bytes = initializer.external?.length ?? initializer.inlineBytes
+    stored += bytes
+    perToken +=
+      lookupOnly.get(initializer.name) && (initializer.dims[0] ?? 0) > 0
+        ? bytes / (initializer.dims[0] as number)
+        : bytes
+  }
+  return { perToken, stored }
 }
