@@ -23,7 +23,8 @@ export async function buildDemo(options: BuildDemoOptions = {}): Promise<string>
   const outDir = options.outDir ?? defaultDemoOutDirectory
   await build({
     configFile: fileURLToPath(new URL('./vite.config.ts', import.meta.url)),
-    logLevel: 'warn',
+    // Errors only: the bundler's notes on ORT's size and plugin timings say nothing a user must act on.
+    logLevel: 'error',
     build: { outDir, emptyOutDir: true },
   })
   return outDir

@@ -159,19 +159,25 @@ export async function warmEdgeWorker(
   options: { modelId?: string; timeoutMs?: number } = {},
 ): Promise<number> {
   const startedAt = Date.now()
-  const response = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: options.modelId ?? 'ondevice-default',
-      messages: [{ role: 'user', content: 'Hi' }],
-      max_tokens: 1,
-      temperature: 0,
-    }),
-    signal: AbortSignal.timeout(options.timeoutMs ?? 180_000),
-  })
-  const body = await response.text()
-  if (!response.ok)
-    throw new Error(`The edge worker at ${url} could not answer (HTTP ${response.status}): ${body}`)
-  return Date.now() - startedAt
+  const deadline = startedAt + (options.timeoutMs ?? 180_000)
+  // wrangler dev rebuilds and restarts the worker when a source file changes under it (503,
+  // "restarted mid-request"): try again then, as a person reloading the page would.
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: options.modelId ?? 'ondevice-default',
+        messages: [{ role: 'user', content: 'Hi' }],
+        max_tokens: 1,
+        temperature: 0,
+      }),
+      signal: AbortSignal.timeout(Math.max(1000, deadline - Date.now())),
+    })
+    const body = await response.text()
+    if (response.ok) return Date.now() - startedAt
+    if (response.status !== 503 || attempt >= 3 || Date.now() >= deadline) {
+      throw new Error(`The edge worker at ${url} could not answer (HTTP ${response.status}): ${body}`)
+    }
+  }
 }

@@ -187,8 +187,8 @@ describe('the demo page in Chromium', () => {
 
   it('hands the running answer to the edge when the "Hand off" button is pressed', async () => {
     // Longer than the reference answer so there is time to press the button while it streams.
-    await gotoDemo(warmDemo.page, site.url, { ...deviceQuery, maxTokens: 2 * maxTokens })
-    const answer = await ask(warmDemo.page, prompt, {
+    const opened = await openDemo(warm, site.url, { ...deviceQuery, maxTokens: 2 * maxTokens })
+    const answer = await ask(opened.page, prompt, {
       timeoutMs: 150_000,
       whileStreaming: async (page) => {
         await page.waitForSelector('#handoff:not([disabled])', { timeout: 120_000 })
@@ -200,7 +200,8 @@ describe('the demo page in Chromium', () => {
         await page.click('#handoff')
       },
     })
-    const failure = `${describeFailure(answer, warmDemo.log)}\nedge:\n${edge.output()}`
+    await opened.page.close()
+    const failure = `${describeFailure(answer, opened.log)}\nedge:\n${edge.output()}`
     expect(answer.state, failure).toBe('done')
     expect(answer.route, failure).toBe('device+edge')
     expect(answer.handoffAfter, failure).toBeGreaterThan(0)
