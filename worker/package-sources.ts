@@ -139,7 +139,7 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
     } catch (cause) {
       throw new StoreError(
         'download_failed',
-        `Fetching ${path} from ${base.href} failed: ${String(cause)}.`,
+        `Fetching ${path} from ${base.href} failed (${String(cause)}).`,
         { isRetryable: true, cause },
       )
     }

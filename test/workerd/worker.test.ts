@@ -245,11 +245,8 @@ describe('edge worker in workerd', () => {
       'invalid_argument',
     ])
     expect(await status(post(base, { model: 'other', messages }))).toEqual([404, 'model_not_found'])
-    expect(
-      await status(
-        post(base, { model: 'fixture', messages: [{ role: 'user', content: 'x'.repeat(70_000) }] }),
-      ),
-    ).toEqual([413, 'payload_too_large'])
+    // 413 is checked on Node (worker/app.test.ts, declared and chunked): wrangler dev's proxy
+    // reports "restarted mid-request" when a worker answers before the body has arrived.
     expect(
       await status(
         post(base, { model: 'fixture', messages: [{ role: 'user', content: 'hello '.repeat(600) }] }),

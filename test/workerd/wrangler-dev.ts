@@ -37,15 +37,53 @@ export interface WorkerConfigOptions {
   readonly vars: Readonly<Record<string, string>>
 }
 
-/** Writes a wrangler.json that runs this repository's worker/index.ts with R2 and assets bindings. */
+/**
+ * Bundles this repository's worker/index.ts once (`wrangler deploy --dry-run --outdir`, offline)
+ * and writes a wrangler.json that serves that bundle with R2 and assets bindings. Serving a
+ * finished bundle (`no_bundle`) keeps `wrangler dev` from rebuilding and restarting mid-test when
+ * a source file changes, and the two workers of a test share one build.
+ */
 export async function writeWorkerConfig(options: WorkerConfigOptions): Promise<string> {
+  const bundleDirectory = join(options.directory, 'bundle')
+  const compatibility = { compatibility_date: '2025-09-01', compatibility_flags: ['enable_request_signal'] }
+  const rules = [{ type: 'CompiledWasm', globs: ['**/*.wasm'], fallthrough: true }]
+  const buildConfig = join(options.directory, 'build.json')
+  await writeFile(
+    buildConfig,
+    JSON.stringify({
+      name: 'ondevice-edge-test',
+      main: join(repositoryRoot, 'worker/index.ts'),
+      ...compatibility,
+      rules,
+    }),
+  )
+  const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js')
+  await new Promise<void>((resolve, reject) => {
+    let output = ''
+    const child = spawn(
+      process.execPath,
+      [wrangler, 'deploy', '--dry-run', '-c', buildConfig, '--outdir', bundleDirectory],
+      {
+        cwd: repositoryRoot,
+        env: { ...process.env, ...offlineWranglerEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    child.stdout?.on('data', (data: Buffer) => (output += data.toString()))
+    child.stderr?.on('data', (data: Buffer) => (output += data.toString()))
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`wrangler bundling failed (${code}):\n${output}`)),
+    )
+  })
   const path = join(options.directory, 'wrangler.json')
   const config = {
     name: 'ondevice-edge-test',
-    main: join(repositoryRoot, 'worker/index.ts'),
-    compatibility_date: '2025-09-01',
-    compatibility_flags: ['enable_request_signal'],
-    rules: [{ type: 'CompiledWasm', globs: ['**/*.wasm'], fallthrough: true }],
+    main: join(bundleDirectory, 'index.js'),
+    ...compatibility,
+    no_bundle: true,
+    find_additional_modules: true,
+    base_dir: bundleDirectory,
+    rules,
     r2_buckets: [{ binding: 'MODEL_BUCKET', bucket_name: 'ondevice-models' }],
     assets: { directory: options.assetsDirectory, binding: 'ASSETS', run_worker_first: true },
     vars: options.vars,
