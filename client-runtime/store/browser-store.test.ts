@@ -3,7 +3,9 @@
 // and not kept, a missing file and a missing package as clear errors. (Interrupted-download
 // resume is covered on Node in node-store.test.ts.)
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,6 +35,47 @@ let folder: string
 let server: StaticServer
 let chromium: LaunchedChromium
 let results: Record<string, StoreCheck>
+let flakyServer: Server | undefined
+const rangeHeaders: (string | undefined)[] = []
+let resumeResult: StoreCheck
+
+/**
+ * Serves the built page and a package whose first weights download breaks off after 80 KB (the
+ * static server always answers whole), on one origin so the page needs no CORS.
+ */
+async function startFlakyServer(pageDir: string, packageDir: string): Promise<Server> {
+  let broken = false
+  const flaky = createServer(async (request, response) => {
+    const path = new URL(request.url ?? '/', 'http://x').pathname
+    const isWeights = path === '/flaky/onnx/model.onnx'
+    const file = path.startsWith('/flaky/')
+      ? join(packageDir, ...path.slice('/flaky/'.length).split('/'))
+      : join(pageDir, path === '/' ? 'index.html' : path)
+    const body = await readFile(file).catch(() => undefined)
+    if (!body) {
+      response.writeHead(404).end()
+      return
+    }
+    if (isWeights) rangeHeaders.push(request.headers.range)
+    if (isWeights && !broken) {
+      broken = true
+      response.writeHead(200, { 'content-length': body.length })
+      response.write(body.subarray(0, 80_000), () => setTimeout(() => request.socket.destroy(), 100))
+      return
+    }
+    const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '')
+    const start = range ? Number(range[1]) : 0
+    const type = file.endsWith('.html')
+      ? 'text/html'
+      : file.endsWith('.js')
+        ? 'text/javascript'
+        : 'application/octet-stream'
+    response.writeHead(range ? 206 : 200, { 'content-length': body.length - start, 'content-type': type })
+    response.end(body.subarray(start))
+  })
+  await new Promise<void>((done) => flaky.listen(0, '127.0.0.1', done))
+  return flaky
+}
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-browser-store-'))
@@ -61,9 +104,22 @@ beforeAll(async () => {
   results = await page.evaluate(() =>
     (globalThis as unknown as { runStoreChecks: () => Promise<Record<string, StoreCheck>> }).runStoreChecks(),
   )
+
+  flakyServer = await startFlakyServer(join(folder, 'page'), join(folder, 'pkg'))
+  const flakyPage = await (await chromium.newContext()).newPage()
+  await flakyPage.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
+  await flakyPage.waitForFunction(() => 'runResumeCheck' in globalThis)
+  resumeResult = await flakyPage.evaluate(() =>
+    (globalThis as unknown as { runResumeCheck: () => Promise<StoreCheck> }).runResumeCheck(),
+  )
 }, 120_000)
 
 afterAll(async () => {
+  if (flakyServer) {
+    const running = flakyServer
+    running.closeAllConnections()
+    await new Promise((done) => running.close(done))
+  }
   await chromium?.close()
   await server?.close()
   await rm(folder, { recursive: true, force: true })
@@ -99,5 +155,15 @@ describe.each(['opfs', 'cache'])('browser store on %s', (backend) => {
     expect(result.noPackage).toMatchObject({
       error: { code: 'model_not_found', message: expect.stringMatching(/No model package/) },
     })
+  })
+})
+
+describe('browser store resume (OPFS)', () => {
+  it('resumes an interrupted download with an HTTP Range request', () => {
+    expect(resumeResult.first).toMatchObject({ error: { code: 'download_failed' } })
+    expect(rangeHeaders[0]).toBeUndefined()
+    expect(Number(/^bytes=(\d+)-$/.exec(rangeHeaders[1] ?? '')?.[1])).toBeGreaterThan(0)
+    const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
+    expect(resumeResult).toMatchObject({ length: weights.length, checksum })
   })
 })

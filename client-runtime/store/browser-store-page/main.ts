@@ -57,6 +57,21 @@ async function check(backend: 'opfs' | 'cache'): Promise<StoreCheck> {
   }
 }
 
+/** Against /flaky/, whose first download of the weights breaks off midway: the retry resumes. */
+async function resume(): Promise<StoreCheck> {
+  const store = createBrowserStore({ backend: 'opfs', name: 'test-resume', onWarning: () => undefined })
+  const pkg = await store.open(new URL('/flaky/', location.href).href)
+  const first = await outcome(() => pkg.ensure(['onnx/model.onnx']))
+  await pkg.ensure(['onnx/model.onnx'])
+  const bytes = await pkg.readBytes('onnx/model.onnx')
+  return {
+    first,
+    length: bytes.length,
+    checksum: bytes.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0),
+  }
+}
+
+;(globalThis as { runResumeCheck?: () => Promise<StoreCheck> }).runResumeCheck = resume
 ;(globalThis as { runStoreChecks?: () => Promise<Record<string, StoreCheck>> }).runStoreChecks =
   async () => ({
     opfs: await check('opfs'),
