@@ -139,7 +139,7 @@ export function rawRequest(modelId: string): fc.Arbitrary<FuzzRequest> {
       headers: jsonHeaders,
       body: `{"model":"nope","model":${JSON.stringify(modelId)},"messages":[],"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"max_tokens":1,"stream":true,"stream":false}`,
     }),
-    fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', '', 'application/xml').map((type) => ({
+    fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', '', 'application/xml').map((type): FuzzRequest => ({
       label: 'content type',
       headers: type ? { 'content-type': type } : {},
       body: type.startsWith('application/x-www') ? 'model=x&messages=y' : valid,

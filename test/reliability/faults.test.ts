@@ -94,7 +94,7 @@ describe('downloads', () => {
     figures.downloadCuts = cutsInjected
     figures.downloadRounds = rounds
     figures.bytesEqual = 'yes'
-  })
+  }, 240_000)
 
   it('storage quota exhausted: storage_quota_exceeded before writing, or mid-download with nothing partial kept', async () => {
     server.clear()

@@ -33,6 +33,8 @@ export interface LoadReport {
   otherStatuses: string[]
   maxQueueWaitMs: number
   tokens: number
+  /** Connections reset before any response (a reused keep-alive socket the server had closed, on an overloaded box). */
+  transportErrors: string[]
 }
 
 export function chatBody(model: string, seed: number, maxTokens: number, stream: boolean): string {
@@ -94,7 +96,7 @@ async function readStream(response: Response, abort: AbortController, stopAfterC
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
-  const report: LoadReport = { started: 0, completed: 0, disconnected: 0, mismatched: [], rejected429: 0, retryAfterMissing: 0, serverErrors: [], otherStatuses: [], maxQueueWaitMs: 0, tokens: 0 }
+  const report: LoadReport = { started: 0, completed: 0, disconnected: 0, mismatched: [], rejected429: 0, retryAfterMissing: 0, serverErrors: [], otherStatuses: [], maxQueueWaitMs: 0, tokens: 0, transportErrors: [] }
   const deadline = Date.now() + options.seconds * 1000
   const client = async (index: number) => {
     let round = 0
@@ -145,7 +147,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         }
       } catch (error) {
         abort.abort()
-        report.serverErrors.push(`client ${index}: ${error instanceof Error ? error.message : String(error)}`)
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause
+        if (error instanceof TypeError && error.message === 'fetch failed') {
+          report.transportErrors.push(`client ${index}: ${cause?.code ?? ''} ${cause?.message ?? ''}`)
+          continue
+        }
+        report.serverErrors.push(`client ${index}: ${error instanceof Error ? error.message : String(error)}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`)
       }
     }
   }

@@ -1,0 +1,115 @@
+// The edge worker in real workerd (`wrangler dev`, offline, a seeded Qwen3 q8 package in local R2):
+// a batch of the API fuzzing cases, then a small load run with clients hanging up mid-stream.
+// One wrangler instance for both (each pays ~15 s to load ORT's wasm).
+//
+// Found here: under `wrangler dev`, a client that hangs up mid-stream is not always noticed, and
+// its generation (no longer pulled) keeps the slot until the stall timeout reclaims it (60 s by
+// default, and only when another request needs a slot). This run sets STALL_TIMEOUT_MS=5000, the
+// mitigation a deployment can apply, and checks that the slots then come back.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import { type RunningWorker, seedLocalR2, startWranglerDev, writeWorkerConfig } from '../workerd/wrangler-dev.ts'
+import { type CheckedResponse, chatBody, checkResponse, type FuzzRequest, plausibleChatBody, rawRequest, withDeadline } from './api-fuzz.ts'
+import { type Answer, referenceAnswer, runLoad } from './load-client.ts'
+import { fuzzSeed, reportFigures, scale } from './summary.ts'
+
+const apiKey = 'workerd-reliability-key-0123456789'
+const modelId = 'fixture'
+const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
+let folder: string
+let worker: RunningWorker
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-reliability-workerd-'))
+  const packageDir = join(folder, 'package')
+  await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'q8', seed: 2 })
+  const vars = { MODEL_PREFIX: 'fixture/', MODEL_ID: modelId, API_KEYS: apiKey, MAX_TOKENS: '8', MAX_CONCURRENT: '1', MAX_QUEUE: '2', QUEUE_TIMEOUT_MS: '8000', MODEL_SOURCE: 'r2', STALL_TIMEOUT_MS: '5000' }
+  await mkdir(join(folder, 'assets'))
+  const configPath = await writeWorkerConfig({ directory: folder, assetsDirectory: join(folder, 'assets'), vars })
+  const state = join(folder, 'state')
+  await seedLocalR2(configPath, state, packageDir, 'fixture/')
+  worker = await startWranglerDev({ configPath, stateDir: state, timeoutMs: 120_000 })
+  // Load the model once before the clock starts.
+  await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens: 1 }, 0)
+}, 240_000)
+
+afterAll(async () => {
+  await worker?.stop()
+  if (folder) await rm(folder, { recursive: true, force: true })
+})
+
+describe('edge worker in workerd under hostile input and load', () => {
+  it('fuzzed requests: a valid answer or an OpenAI error, never a 5xx or a hang; still serving after', async () => {
+    const statuses = new Map<number, number>()
+    let cases = 0
+    const either = fc.oneof(
+      { weight: 2, arbitrary: chatBody(modelId).map((body): FuzzRequest => ({ label: 'chat body', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })) },
+      { weight: 1, arbitrary: plausibleChatBody(modelId).map((body): FuzzRequest => ({ label: 'plausible', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, max_tokens: Math.min(Number(body.max_tokens ?? 2), 2) }) })) },
+      { weight: 2, arbitrary: rawRequest(modelId) },
+    )
+    await fc.assert(
+      fc.asyncProperty(either, async (request) => {
+        const response = await withDeadline(
+          fetch(`${worker.url}${request.path ?? '/v1/chat/completions'}`, {
+            method: request.method ?? 'POST',
+            headers: { authorization: `Bearer ${apiKey}`, ...request.headers },
+            ...(request.body === undefined ? {} : { body: request.body as BodyInit }),
+          }),
+          30_000,
+          `for ${request.label}`,
+        )
+        const checked: CheckedResponse = await checkResponse(response, 30_000)
+        cases++
+        statuses.set(checked.status, (statuses.get(checked.status) ?? 0) + 1)
+      }),
+      { seed: fuzzSeed(801), numRuns: scale(100) },
+    )
+    const again = await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens: 2 }, 1)
+    expect(again.text.length).toBeGreaterThan(0)
+    reportFigures('api-fuzz-workerd', {
+      cases,
+      statuses: [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}:${n}`).join(','),
+    })
+  }, 300_000)
+
+  it('8 streaming clients for 20 s, a quarter hanging up: every finished answer equals the single-client one, the cap says 429 with Retry-After, nothing stays active', async () => {
+    const seeds = 4
+    const maxTokens = 6
+    const references = new Map<number, Answer>()
+    for (let seed = 0; seed < seeds; seed++) references.set(seed, await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens }, seed))
+    const seconds = Number(process.env.RELIABILITY_WORKERD_LOAD_SECONDS ?? 20)
+    const report = await runLoad({ url: worker.url, headers, model: modelId, clients: 8, seconds, seeds, maxTokens, disconnectEvery: 4, references, requestDeadlineMs: 60_000 })
+    let health = (await (await fetch(`${worker.url}/healthz`)).json()) as { generations: { active: number; queued: number } }
+    // workerd notices a hang-up late (the generation runs on until it next writes), so allow 30 s.
+    for (let wait = 0; wait < 150 && (health.generations.active > 0 || health.generations.queued > 0); wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      health = (await (await fetch(`${worker.url}/healthz`)).json()) as { generations: { active: number; queued: number } }
+    }
+    reportFigures('load-workerd', {
+      seconds,
+      clients: 8,
+      requests: report.started,
+      completed: report.completed,
+      disconnectedMidStream: report.disconnected,
+      mismatched: report.mismatched.length,
+      rejected429: report.rejected429,
+      serverErrors: report.serverErrors.length,
+      transportErrors: report.transportErrors.length,
+      activeAfter: health.generations.active,
+      queuedAfter: health.generations.queued,
+    })
+    expect(report.serverErrors).toEqual([])
+    expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(Math.max(3, report.started / 10))
+    expect(report.otherStatuses).toEqual([])
+    expect(report.mismatched).toEqual([])
+    expect(report.rejected429).toBeGreaterThan(0)
+    expect(report.retryAfterMissing).toBe(0)
+    expect(health.generations).toMatchObject({ active: 0, queued: 0 })
+    expect(await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens }, 2)).toEqual(references.get(2))
+  }, 240_000)
+
+})
