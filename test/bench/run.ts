@@ -5,9 +5,10 @@
 //   npm run bench -- --quick           one round, short answers (checks the script, figures noisy)
 //   npm run bench -- --packages stories260K,qwen3_5-tiny   only these packages
 //   npm run bench -- --keep-packages   reuse built packages even if the builder changed since
+//   npm run bench -- --group 2 --results-from bench-results/x.json   group 2 on an earlier run's group 1 rates
 //   npm run bench -- --cache <folder>  where built packages live (default .cache/bench, or ONDEVICE_BENCH_CACHE)
 // Packages are built on first use into the cache folder and reused while the builder is unchanged.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { BenchContext, GroupResult } from './support/context.ts'
@@ -53,10 +54,12 @@ function parseArguments(argv: readonly string[]): {
   help: boolean
   packages: Set<string> | undefined
   keepPackages: boolean
+  resultsFrom: string[]
 } {
   let selected: number[] | undefined
   let packages: Set<string> | undefined
   let keepPackages = false
+  const resultsFrom: string[] = []
   let quick = false
   let help = false
   let cacheFolder = defaultCacheFolder()
@@ -78,6 +81,7 @@ function parseArguments(argv: readonly string[]): {
       selected = argument.slice('--group='.length).split(',').map(Number)
     } else if (argument === '--quick') quick = true
     else if (argument === '--keep-packages') keepPackages = true
+    else if (argument === '--results-from') resultsFrom.push(resolve(value()))
     else if (argument === '--cache') cacheFolder = resolve(value())
     else if (argument === '--packages') {
       packages = new Set(
@@ -98,6 +102,7 @@ function parseArguments(argv: readonly string[]): {
     help,
     packages,
     keepPackages,
+    resultsFrom,
   }
 }
 
@@ -106,7 +111,7 @@ async function main(): Promise<number> {
   if (options.help) {
     console.log(
       [
-        'npm run bench [-- --group N[,M]] [--quick] [--packages ID[,ID]] [--keep-packages] [--cache FOLDER]',
+        'npm run bench [-- --group N[,M]] [--quick] [--packages ID[,ID]] [--keep-packages] [--results-from FILE.json] [--cache FOLDER]',
         `packages: ${packageIds.join(', ')}`,
         '',
         ...Object.entries(groups).map(([number, entry]) => `  group ${number}: ${entry.title}`),
@@ -137,6 +142,12 @@ async function main(): Promise<number> {
     packages: options.packages,
     log,
     results: new Map(),
+  }
+  // Earlier runs' results (group 2 takes its decode rates from group 1) when this run skips them.
+  for (const file of options.resultsFrom) {
+    const earlier = JSON.parse(readFileSync(file, 'utf8')) as { groups: GroupResult[] }
+    for (const result of earlier.groups)
+      if (!options.groups.includes(result.group)) context.results.set(result.group, result)
   }
   const results: GroupResult[] = []
   for (const group of options.groups) {
