@@ -187,10 +187,11 @@ async function main(): Promise<number> {
   console.log(summary)
   const folder = join(repositoryRoot, 'bench-results')
   mkdirSync(folder, { recursive: true })
-  const stamp = startedAt
+  // The process id keeps runs started in the same second apart.
+  const stamp = `${startedAt
     .toISOString()
     .replaceAll(':', '-')
-    .replace(/\.\d+Z$/, 'Z')
+    .replace(/\.\d+Z$/, 'Z')}-${process.pid}`
   const json = {
     command,
     startedAt: startedAt.toISOString(),
