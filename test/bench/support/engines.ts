@@ -38,6 +38,19 @@ function decodeRate(count: number, firstAt: number, lastAt: number): number {
   return count > 1 && lastAt > firstAt ? ((count - 1) * 1000) / (lastAt - firstAt) : Number.NaN
 }
 
+/**
+ * What generate() gets as its tokenizer: no EOS ids (every run produces the tokens asked for), and
+ * ids past the tokenizer's vocabulary dropped from the text (the Qwen3.5-0.8B-shaped fixture has
+ * 248,320 logits but ships the 151,669-token Qwen3 tokenizer; its text means nothing anyway).
+ */
+export function decodingView(tokenizer: Tokenizer): {
+  eosTokenIds: number[]
+  decode(ids: readonly number[], options?: { readonly skipSpecialTokens?: boolean }): string
+} {
+  const size = tokenizer.vocabularySize
+  return { eosTokenIds: [], decode: (ids, options) => tokenizer.decode(ids.filter((id) => id < size), options) }
+}
+
 /** Core's generate() on a session, EOS ignored (a tokenizer view with no EOS ids). */
 export async function runOurs(
   session: ModelSession,
@@ -46,11 +59,7 @@ export async function runOurs(
   maxTokens: number,
 ): Promise<GenerationRun> {
   await session.reset()
-  const view = {
-    eosTokenIds: [] as number[],
-    decode: (ids: readonly number[], options?: { readonly skipSpecialTokens?: boolean }) =>
-      tokenizer.decode(ids, options),
-  }
+  const view = decodingView(tokenizer)
   const tokens: number[] = []
   const started = performance.now()
   let firstAt = 0
