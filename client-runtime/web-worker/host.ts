@@ -24,6 +24,18 @@ export interface WorkerHost {
   close(): Promise<void>
 }
 
+// A macrotask turn without setTimeout's 4 ms clamp: a message to ourselves on a fresh channel.
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel()
+    channel.port1.onmessage = () => {
+      channel.port1.close()
+      resolve()
+    }
+    channel.port2.postMessage(null)
+  })
+}
+
 export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOptions = {}): WorkerHost {
   let runtimeHost: Promise<RuntimeHost> | undefined
   const getHost = () =>
@@ -86,6 +98,10 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
             signal: controller.signal,
           })) {
             send({ type: 'part', id: request.id, part })
+            // Let the abort message in: with a backend whose run settles through promises only
+            // (onnxruntime-web on WASM), the loop would otherwise never leave the microtask
+            // queue, and the abort would be read after the last token.
+            if (part.type === 'text-delta') await nextMacrotask()
           }
           return null
         })

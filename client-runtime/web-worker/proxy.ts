@@ -4,7 +4,7 @@
 
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { AbortedError, deserializeError } from '../../core/errors.ts'
-import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { FinishPart, GenerationPart } from '../../core/stream-parts.ts'
 import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
 import type { Backend } from '../dtype.ts'
 import type { PackageSummary } from '../inspect.ts'
@@ -98,53 +98,125 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
     })
   }
 
+  // Parts arrive as messages and are buffered, so the worker may run ahead of the reader. An
+  // abort (the signal, or the reader leaving the loop: return()/throw()) posts the abort message
+  // at once; the reader then gets core's ending: a finish 'abort' holding exactly the tokens it
+  // was handed (not the ones the worker produced past them), so a handoff continues from there.
+  function generateIterator(
+    request: WorkerGenerateRequest,
+    signal: AbortSignal | undefined,
+  ): AsyncIterator<GenerationPart> {
+    const buffered: GenerationPart[] = []
+    let wake: (() => void) | undefined
+    let settled = false
+    let failure: unknown
+    let workerFinish: FinishPart | undefined
+    let aborted = false
+    let done = false
+    const deliveredTokenIds: number[] = []
+    let deliveredText = ''
+    const notify = () => {
+      const resolve = wake
+      wake = undefined
+      resolve?.()
+    }
+    const id = nextId++
+    const abort = () => {
+      if (aborted) return
+      aborted = true
+      if (!settled) endpoint.postMessage({ type: 'abort', id: nextId++, target: id } satisfies WorkerRequest)
+      notify()
+    }
+    if (signal?.aborted) {
+      aborted = true
+      settled = true
+      failure = new AbortedError()
+    } else {
+      signal?.addEventListener('abort', abort, { once: true })
+      new Promise<unknown>((resolve, reject) => {
+        pending.set(id, {
+          resolve,
+          reject,
+          onPart: (part) => {
+            if (part.type === 'finish') workerFinish = part
+            else buffered.push(part)
+            notify()
+          },
+        })
+        endpoint.postMessage({ type: 'generate', id, request } satisfies WorkerRequest)
+      }).then(
+        () => {
+          settled = true
+          notify()
+        },
+        (error: unknown) => {
+          failure = error
+          settled = true
+          notify()
+        },
+      )
+    }
+    const release = () => {
+      done = true
+      buffered.length = 0
+      signal?.removeEventListener('abort', abort)
+    }
+    // Core's abort ending, trimmed to what this reader saw.
+    const abortFinish = (finish: FinishPart): FinishPart => {
+      const unseen = finish.tokenIds.length - deliveredTokenIds.length
+      return {
+        ...finish,
+        finishReason: 'abort',
+        tokenIds: deliveredTokenIds,
+        text: deliveredText,
+        nextStep: finish.nextStep - Math.max(0, unseen),
+        usage: { ...finish.usage, completionTokens: deliveredTokenIds.length },
+      }
+    }
+    return {
+      async next(): Promise<IteratorResult<GenerationPart>> {
+        for (;;) {
+          if (done) return { value: undefined, done: true }
+          if (!aborted) {
+            const part = buffered.shift()
+            if (part) {
+              if (part.type === 'text-delta') {
+                deliveredTokenIds.push(...part.tokenIds)
+                deliveredText += part.text
+              }
+              return { value: part, done: false }
+            }
+          }
+          if (settled) {
+            release()
+            if (failure !== undefined) throw failure
+            if (workerFinish === undefined) return { value: undefined, done: true }
+            return { value: aborted ? abortFinish(workerFinish) : workerFinish, done: false }
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve
+          })
+        }
+      },
+      async return(): Promise<IteratorResult<GenerationPart>> {
+        // The reader left (break in for-await): stop the worker now; its late parts are dropped.
+        abort()
+        release()
+        return { value: undefined, done: true }
+      },
+      async throw(error: unknown): Promise<IteratorResult<GenerationPart>> {
+        abort()
+        release()
+        throw error
+      },
+    }
+  }
+
   return {
     load: (options, extra = {}) =>
       call({ type: 'load', options }, extra.onProgress ? { onProgress: extra.onProgress } : {}, extra.signal),
     generate: (request, extra = {}) => ({
-      [Symbol.asyncIterator]: () => {
-        // Parts arrive as messages; buffer them and hand them out in order.
-        const buffered: GenerationPart[] = []
-        let wake: (() => void) | undefined
-        let finished = false
-        let failure: unknown
-        call(
-          { type: 'generate', request },
-          {
-            onPart: (part) => {
-              buffered.push(part)
-              wake?.()
-            },
-          },
-          extra.signal,
-        ).then(
-          () => {
-            finished = true
-            wake?.()
-          },
-          (error: unknown) => {
-            failure = error
-            finished = true
-            wake?.()
-          },
-        )
-        return {
-          async next(): Promise<IteratorResult<GenerationPart>> {
-            for (;;) {
-              const part = buffered.shift()
-              if (part) return { value: part, done: false }
-              if (finished) {
-                if (failure !== undefined) throw failure
-                return { value: undefined, done: true }
-              }
-              await new Promise<void>((resolve) => {
-                wake = resolve
-              })
-              wake = undefined
-            }
-          },
-        }
-      },
+      [Symbol.asyncIterator]: () => generateIterator(request, extra.signal),
     }),
     encodeChat: (messages, options) =>
       call({ type: 'encode-chat', messages, ...(options ? { options } : {}) }),

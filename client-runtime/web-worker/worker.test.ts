@@ -10,18 +10,19 @@ import { writeQwen35Package } from '../../builder/architectures/qwen3-5-package.
 import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectures/qwen3-5-weights.ts'
 import { BackendError, ModelError } from '../../core/errors.ts'
 import { generateText } from '../../core/generate.ts'
-import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { FinishPart, GenerationPart } from '../../core/stream-parts.ts'
 import { qwen3TokenizerFiles } from '../../test/support/qwen3-tokenizer.ts'
 import { loadModel } from '../index.ts'
 import { createNodeStore } from '../store/node-store.ts'
 import type { DownloadProgress } from '../store/types.ts'
-import type { MessageEndpoint } from './protocol.ts'
+import type { MessageEndpoint, WorkerResponse } from './protocol.ts'
 import { createModelWorkerProxy, type ModelWorkerProxy } from './proxy.ts'
 
 let folder: string
 let packageDir: string
 let worker: Worker
 let proxy: ModelWorkerProxy
+let channelPort: MessageEndpoint
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-worker-'))
@@ -39,6 +40,7 @@ beforeAll(async () => {
     },
   })
   const { port1, port2 } = new MessageChannel()
+  channelPort = port1 as unknown as MessageEndpoint
   worker = new Worker(new URL('./node-test-worker.ts', import.meta.url), {
     workerData: { port: port2 },
     transferList: [port2],
@@ -121,5 +123,68 @@ describe('model worker host + proxy', () => {
     const speed = await proxy.measureDecodeSpeed(4)
     expect(speed.tokensPerSecond).toBeGreaterThan(0)
     await proxy.unload()
+  })
+
+  it('an abort or a reader that leaves the loop stops the worker within a few tokens', async () => {
+    await proxy.load({ model: packageDir, backend: 'native' })
+    // The worker's own messages, seen on the real port: what it produced, not what the proxy showed.
+    const workerFinishes: FinishPart[] = []
+    const spy = (event: { readonly data: unknown }) => {
+      const message = event.data as WorkerResponse
+      if (message.type === 'part' && message.part.type === 'finish') workerFinishes.push(message.part)
+    }
+    channelPort.addEventListener('message', spy)
+    try {
+      const promptTokenIds = [12, 40, 7, 199, 3]
+      // Far more than the test can wait for if the worker kept going (the context holds 4096).
+      const maxTokens = 4000
+
+      const controller = new AbortController()
+      const seen: number[] = []
+      const parts: GenerationPart[] = []
+      for await (const part of proxy.generate(
+        { promptTokenIds, maxTokens, sampling: { temperature: 0 } },
+        { signal: controller.signal },
+      )) {
+        parts.push(part)
+        if (part.type === 'text-delta') {
+          seen.push(...part.tokenIds)
+          if (seen.length === 2) controller.abort()
+        }
+      }
+      const finish = parts.at(-1)
+      // Like core: nothing after the abort but the finish, holding exactly the tokens shown.
+      expect(parts.filter((part) => part.type === 'text-delta')).toHaveLength(2)
+      expect(finish).toMatchObject({ type: 'finish', finishReason: 'abort', tokenIds: seen, nextStep: 2 })
+      expect(finish?.type === 'finish' && finish.text).toBe(
+        parts.map((part) => (part.type === 'text-delta' ? part.text : '')).join(''),
+      )
+      const aborted = workerFinishes.at(-1)
+      expect(aborted?.finishReason).toBe('abort')
+      expect(aborted?.tokenIds.length).toBeLessThan(50)
+
+      // break: return() tells the worker; the next request on the same proxy runs right after.
+      workerFinishes.length = 0
+      const broken: number[] = []
+      for await (const part of proxy.generate({ promptTokenIds, maxTokens, sampling: { temperature: 0 } })) {
+        if (part.type === 'text-delta') broken.push(...part.tokenIds)
+        if (broken.length >= 2) break
+      }
+      const started = performance.now()
+      const next: GenerationPart[] = []
+      for await (const part of proxy.generate({ promptTokenIds, maxTokens: 3, sampling: { temperature: 0 } }))
+        next.push(part)
+      const waited = performance.now() - started
+      expect(workerFinishes[0]?.finishReason).toBe('abort')
+      expect(workerFinishes[0]?.tokenIds.length).toBeLessThan(50)
+      // The session was freed and reused: the same greedy answer starts with the same tokens.
+      const nextFinish = next.at(-1)
+      expect(nextFinish).toMatchObject({ type: 'finish', finishReason: 'length' })
+      expect(nextFinish?.type === 'finish' && nextFinish.tokenIds.slice(0, 2)).toEqual(broken.slice(0, 2))
+      expect(waited).toBeLessThan(5000)
+    } finally {
+      channelPort.removeEventListener('message', spy)
+      await proxy.unload()
+    }
   })
 })
