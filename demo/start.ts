@@ -19,8 +19,8 @@ Builds the demo page and serves it on http://127.0.0.1:<port>/ with the model pa
   --port N        port of the page (default 5173; 0 picks a free one)
   --edge-port N   port of the edge worker (default 8787; 0 picks a free one)
   --model FOLDER  a model package folder instead of the embedded default
-  --dtype D       weight format both sides load (default q4 for the embedded default, which fits
-                  a Worker isolate; the runtime's choice for --model)
+  --dtype D       weight format for both sides (default: each side's fastest, e.g. q8 on WASM
+                  and the edge, q4 on WebGPU); the same on both keeps a handoff token-exact
   --no-edge       serve the page only (every answer then runs on the device)`
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -56,8 +56,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const edgePort = parsePort('--edge-port', values['edge-port'], 8787)
   if (port === undefined || edgePort === undefined) return 2
 
-  // Device and edge must load the same weights for a handoff to continue the same answer.
-  const dtype = values.dtype ?? (values.model === undefined ? 'q4' : undefined)
+  // Unset, each side loads the format fastest for its backend; set, both load the same weights.
+  const dtype = values.dtype
   const startedAt = Date.now()
   console.log('Building the demo page…')
   const outDir = await buildDemo()
@@ -91,11 +91,12 @@ async function main(argv: readonly string[]): Promise<number> {
         // The page may be opened as localhost too.
         allowedOrigins: [server.url, server.url.replace('127.0.0.1', 'localhost')],
         port: edgePort,
+        ...(dtype === undefined ? {} : { variables: { MODEL_DTYPE: dtype } }),
       })
     }
     await writeFile(
       join(outDir, 'demo-config.json'),
-      JSON.stringify({ model: demoModelPath, edge: edge?.url ?? '' }),
+      JSON.stringify({ model: demoModelPath, edge: edge?.url ?? '', dtype: dtype ?? '' }),
     )
     console.log('')
     console.log(`  ondevice demo   ${server.url}/`)
