@@ -278,6 +278,19 @@ describe('generate', () => {
     expect(performance.now() - started).toBeLessThan(900)
   })
 
+  it('never draws the padding ids past the tokenizer (the model has more logits than tokens)', async () => {
+    // Every step favors an id the tokenizer cannot decode; sampled and greedy draws skip it.
+    const padding = vocabularySize + 5
+    const session = createTestSession({ vocabularySize: vocabularySize + 200, favor: () => padding })
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, seed: 3 }] satisfies SamplingOptions[]) {
+      await session.reset()
+      const result = await collect(session, { promptTokenIds: prompt, sampling, maxTokens: 8 })
+      expect(result.error).toBeUndefined()
+      expect(result.finish?.tokenIds).toHaveLength(8)
+      expect(result.finish?.tokenIds.every((id) => id < vocabularySize)).toBe(true)
+    }
+  })
+
   it('rejects bad requests with the field and the fix', async () => {
     const session = createTestSession({ vocabularySize: 100, contextLength: 10 })
     const attempt = (request: GenerateRequest) => generateText(session, tokenizer, request)

@@ -22,6 +22,11 @@ import { type DecodingTokenizer, TextStream } from './text-stream.ts'
 /** What generate() needs from a tokenizer (core's Tokenizer has it). */
 export interface GenerationTokenizer extends DecodingTokenizer {
   readonly eosTokenIds: readonly number[]
+  /**
+   * Ids the tokenizer can decode (0..vocabularySize-1). Models pad their logits past it (Qwen:
+   * 151,936 logits, 151,669 tokens); those ids are never drawn, since no text could show them.
+   */
+  readonly vocabularySize?: number
 }
 
 export interface Continuation {
@@ -118,6 +123,14 @@ export async function* generate(
   for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true))
     stopTokenIds.add(id)
   const sampler = new Sampler(request.sampling ?? {})
+  const decodable = tokenizer.vocabularySize
+  const paddingFrom =
+    typeof decodable === 'number' &&
+    Number.isInteger(decodable) &&
+    decodable > 0 &&
+    decodable < vocabularySize
+      ? decodable
+      : vocabularySize
   const signal = request.signal
 
   const input = [...prompt, ...continuationIds]
@@ -242,6 +255,7 @@ export async function* generate(
       yield finish('abort')
       return
     }
+    if (paddingFrom < vocabularySize) logits.fill(Number.NEGATIVE_INFINITY, paddingFrom)
     const id = sampler.sample(logits, history, step, prompt.length)
     step++
     lastTokenAt = performance.now()
