@@ -110,6 +110,76 @@ describe('Sampler', () => {
     }
   })
 
+  // Random-weight checkpoints give FLAT logits: every token has nearly the same weight, so top-p
+  // keeps most of the vocabulary. Also near-flat, all-equal (ties everywhere), long-tail and
+  // quantized (many exact ties) shapes, each with top-p alone, min-p alone and a large top-k.
+  function shapedLogits(shape: string, size: number, seed: number): Float32Array {
+    const logits = new Float32Array(size)
+    for (let id = 0; id < size; id++) {
+      const u = counterUniform(seed, id)
+      if (shape === 'flat') logits[id] = (u - 0.5) * 0.02
+      else if (shape === 'near-flat') logits[id] = 1 + (u - 0.5) * 1e-5
+      else if (shape === 'all-equal') logits[id] = 0.25
+      else if (shape === 'long-tail') logits[id] = -Math.log(id + 1) * 1.1 + (u - 0.5) * 0.1
+      else logits[id] = Math.round((u - 0.5) * 16) / 4
+    }
+    return logits
+  }
+  const shapes = ['flat', 'near-flat', 'all-equal', 'long-tail', 'quantized']
+  const shapeOptions: SamplingOptions[] = [
+    { temperature: 0.8, topP: 0.95 },
+    { temperature: 0.8, minP: 0.05 },
+    { temperature: 1.2 },
+    { temperature: 0.7, topP: 0.9, minP: 0.1 },
+    { temperature: 0.8, topK: 5000, topP: 0.9 },
+    { temperature: 40, topP: 0.5 },
+  ]
+  it.each(shapes)('matches the full-sort reference token for token on %s logits', (shape) => {
+    const history = [3, 7, 7, 11]
+    for (const options of shapeOptions) {
+      for (let step = 0; step < 3; step++) {
+        const logits = shapedLogits(shape, 12_000, 50 + step)
+        const seeded = { ...options, seed: 900 + step }
+        const expected = referenceSample(logits, seeded, history, step)
+        expect(new Sampler(seeded).sample(logits.slice(), history, step), JSON.stringify(seeded)).toBe(
+          expected,
+        )
+      }
+    }
+  })
+
+  it('draws from flat 248,320-entry logits (top-p alone, min-p alone) like the reference, on the fast path', () => {
+    const logits = shapedLogits('flat', 248_320, 7)
+    for (const options of [
+      { temperature: 0.8, topP: 0.95, seed: 21 },
+      { temperature: 0.8, minP: 0.05, seed: 22 },
+    ]) {
+      const sampler = new Sampler(options)
+      const times: number[] = []
+      for (let step = 0; step < 5; step++) {
+        const copy = logits.slice()
+        const started = performance.now()
+        const id = sampler.sample(copy, [], step)
+        times.push(performance.now() - started)
+        if (step === 0) expect(id).toBe(referenceSample(logits, options, [], step))
+      }
+      // Decided with approximate weights and checked margins, never the sorting fallback here.
+      expect(sampler.exactDraws).toBe(0)
+      // A coarse guard against the old behaviour (about 1 s per draw); the bench gives real figures.
+      expect(times.sort((a, b) => a - b)[2]).toBeLessThan(200)
+    }
+  })
+
+  it('takes the exact path when a decision is too close to call (all logits equal), same token', () => {
+    const logits = new Float32Array(10_000).fill(0.5)
+    const options = { temperature: 0.8, topP: 0.95, seed: 3 }
+    const sampler = new Sampler(options)
+    for (let step = 0; step < 4; step++) {
+      expect(sampler.sample(logits.slice(), [], step)).toBe(referenceSample(logits, options, [], step))
+    }
+    expect(sampler.exactDraws).toBe(4)
+  })
+
   it('follows the softmax distribution', () => {
     const logits = Float32Array.from([0, Math.log(2), Math.log(3), Math.log(4)])
     const sampler = new Sampler({ temperature: 1, seed: 5 })

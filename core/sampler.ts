@@ -245,20 +245,6 @@ export function applyLogitProcessors(
   }
 }
 
-/** The index of the largest logit (NaN never wins); ties go to the lower id. Callers ensure one is > -Infinity. */
-function argmax(logits: Float32Array): number {
-  let best = 0
-  let bestValue = Number.NEGATIVE_INFINITY
-  for (let id = 0; id < logits.length; id++) {
-    const value = logits[id]!
-    if (value > bestValue) {
-      bestValue = value
-      best = id
-    }
-  }
-  return best
-}
-
 /**
  * The `count` largest entries, sorted descending (ties: lower id first), by one pass with a
  * min-heap of size `count`: most entries cost a single comparison with the heap's minimum.
@@ -318,9 +304,303 @@ export function selectTop(logits: Float32Array, count: number): Int32Array {
   return Int32Array.from(sorted)
 }
 
+/** The index of the largest logit in one pass (NaN never wins; ties go to the lower id); -1 when none is > -Infinity. */
+function argmax(logits: Float32Array): number {
+  let best = -1
+  let bestValue = Number.NEGATIVE_INFINITY
+  for (let id = 0; id < logits.length; id++) {
+    const value = logits[id]!
+    if (value > bestValue) {
+      bestValue = value
+      best = id
+    }
+  }
+  return best
+}
+
+function noUsableLogits(step: number): BackendError {
+  return new BackendError(
+    'backend_failed',
+    `The model returned no usable logits at step ${step} (every value is NaN or -Infinity). The model file or backend is broken; try another backend or dtype.`,
+    { isRetryable: true },
+  )
+}
+
+// --- The fast path for the whole vocabulary (no top-k, or a large one) -------------------------
+//
+// Exact weights need one Math.exp per token (~4 ms at 248,320 entries) and an exact top-p cut
+// needs the prefix sums in sorted order (a sort of most of the vocabulary on flat distributions).
+// Instead the fast path works with approximate weights whose error has a proven bound, decides
+// the cut and the draw from those, and checks that every decision holds with a margin larger than
+// the worst-case difference to the exact arithmetic. When a decision is too close to call (rare:
+// the target lands within ~1e-10 of a prefix sum; or all logits equal), the exact path runs the
+// specified arithmetic itself. Either way the token is the full-sort reference's token.
+//
+// Approximate weight: x = (logit - max) / temperature is placed in a bucket of width 1/128;
+// w = exp(centre) × (degree-4 Taylor polynomial of exp(x - centre)), |x - centre| ≤ 1/256. The
+// relative error is below 3e-14 (truncation 8e-15, x rounded differently 2e-14 at |x| ≤ 64);
+// `weightTolerance` allows 1e-13. Tokens with x ≤ -64 (w < 1.7e-28) form a tail counted apart.
+const bucketsPerUnit = 128
+const tailStart = 64
+const bucketCount = tailStart * bucketsPerUnit // index bucketCount counts the tail
+const blockSize = 1024
+const weightTolerance = 1e-13
+const tailWeightBound = 1.7e-28
+const smallGroup = 48
+const subBucketBits = 11
+
+let centreWeightTable: Float64Array | undefined
+function centreWeights(): Float64Array {
+  if (centreWeightTable === undefined) {
+    centreWeightTable = new Float64Array(bucketCount)
+    for (let bucket = 0; bucket < bucketCount; bucket++) {
+      centreWeightTable[bucket] = Math.exp(-(bucket + 0.5) / bucketsPerUnit)
+    }
+  }
+  return centreWeightTable
+}
+
+// V8 compiles a long loop while it runs (on-stack replacement); code after the loop that never
+// ran yet has no type feedback and deoptimizes on exit, again and again (measured: 5+ ms instead
+// of 2 ms per step). Running the whole-vocabulary path once on a small vector first gives every
+// site its feedback. Done once per process, on the first whole-vocabulary draw.
+let warmedUp = false
+function warmUp(): void {
+  if (warmedUp) return
+  warmedUp = true
+  const logits = new Float32Array(3000)
+  for (let id = 0; id < logits.length; id++) {
+    logits[id] = (counterUniform(1, id) - 0.5) * 40 + (id % 7 === 0 ? 0.5 : 0)
+  }
+  const variants: SamplingOptions[] = [
+    { temperature: 1, seed: 1 },
+    { temperature: 0.8, topP: 0.9, seed: 2 },
+    { temperature: 0.8, minP: 0.05, seed: 3 },
+    { temperature: 0.8, topK: 2000, topP: 0.9, minP: 0.01, seed: 4 },
+    { temperature: 100, topP: 0.5, seed: 5 },
+  ]
+  for (const options of variants) {
+    const sampler = new Sampler(options)
+    for (let step = 0; step < 3; step++) sampler.sample(logits.slice(), [], step)
+  }
+}
+
+// An order-preserving integer for a float32 logit (larger logit → larger key; -0 and +0 equal).
+const keyFloat = new Float32Array(1)
+const keyInt = new Int32Array(keyFloat.buffer)
+function sortKey(value: number): number {
+  keyFloat[0] = value
+  const bits = keyInt[0]!
+  return bits < 0 ? -bits : bits + 2147483648
+}
+
+/** Pass 1: the maximum, turning NaN into -Infinity (never chosen, like the reference). */
+function maximumOf(logits: Float32Array): number {
+  let max = Number.NEGATIVE_INFINITY
+  for (let id = 0; id < logits.length; id++) {
+    const value = logits[id]!
+    if (value > max) max = value
+    else if (Number.isNaN(value)) logits[id] = Number.NEGATIVE_INFINITY
+  }
+  return max
+}
+
+/** Pass 2: approximate weights, per-bucket count and mass, per-block sums; returns the total. */
+function approximateWeights(
+  logits: Float32Array,
+  max: number,
+  inverseTemperature: number,
+  weights: Float64Array,
+  counts: Int32Array,
+  masses: Float64Array,
+  blockSums: Float64Array,
+): number {
+  const centres = centreWeights()
+  counts.fill(0)
+  masses.fill(0)
+  const size = logits.length
+  let total = 0
+  let tail = 0
+  for (let start = 0, block = 0; start < size; start += blockSize, block++) {
+    const end = Math.min(start + blockSize, size)
+    let sum = 0
+    for (let id = start; id < end; id++) {
+      const x = (logits[id]! - max) * inverseTemperature
+      if (x > -tailStart) {
+        const scaled = -x * bucketsPerUnit
+        const bucket = scaled | 0
+        const d = (bucket + 0.5 - scaled) / bucketsPerUnit
+        const w = centres[bucket]! * (1 + d * (1 + d * (0.5 + d * (1 / 6 + d * (1 / 24)))))
+        weights[id] = w
+        sum += w
+        counts[bucket]!++
+        masses[bucket]! += w
+      } else {
+        weights[id] = 0
+        tail++
+      }
+    }
+    blockSums[block] = sum
+    total += sum
+  }
+  counts[bucketCount] = tail
+  return total
+}
+
+/** The ids whose bucket (same arithmetic as approximateWeights) is `bucket`, in id order. */
+function collectBucket(
+  logits: Float32Array,
+  max: number,
+  inverseTemperature: number,
+  bucket: number,
+  into: Int32Array,
+): number {
+  let count = 0
+  for (let id = 0; id < logits.length; id++) {
+    const x = (logits[id]! - max) * inverseTemperature
+    if (x > -tailStart && ((-x * bucketsPerUnit) | 0) === bucket) into[count++] = id
+  }
+  return count
+}
+
+/** Sorts ids[0..count) by logit descending, ties lower id first (small counts only). */
+function insertionSortByLogit(logits: Float32Array, ids: Int32Array, count: number): void {
+  for (let i = 1; i < count; i++) {
+    const id = ids[i]!
+    const value = logits[id]!
+    let j = i - 1
+    while (j >= 0) {
+      const other = ids[j]!
+      const otherValue = logits[other]!
+      if (otherValue > value || (otherValue === value && other < id)) break
+      ids[j + 1] = other
+      j--
+    }
+    ids[j + 1] = id
+  }
+}
+
+/**
+ * The draw's crossing: the first kept id, in id order, whose running weight exceeds `goal`.
+ * Kept = inside the prefix (logit > boundaryLogit, or equal with id ≤ boundaryId) when
+ * `hasPrefix`, and w ≥ minP when minP > 0 (decided exactly near the threshold). With block sums of
+ * the kept weights it skips whole blocks. Writes the running weight before and after into `out`
+ * (and out[2] = 1 when a kept token with weight came before); returns -1 when it never crosses.
+ */
+function findCrossing(
+  logits: Float32Array,
+  weights: Float64Array,
+  filter: KeptFilter,
+  blockSums: Float64Array | undefined,
+  goal: number,
+  out: Float64Array,
+): number {
+  const size = logits.length
+  let running = 0
+  let start = 0
+  if (blockSums !== undefined) {
+    for (let block = 0; start < size; block++, start += blockSize) {
+      const sum = blockSums[block]!
+      if (running + sum > goal) break
+      running += sum
+    }
+    if (start >= size) return -1
+  }
+  let seen = running > 0 ? 1 : 0
+  for (let id = start; id < size; id++) {
+    const w = keptWeight(logits, weights, filter, id)
+    if (w <= 0) continue
+    const next = running + w
+    if (next > goal) {
+      out[0] = running
+      out[1] = next
+      out[2] = seen
+      return id
+    }
+    running = next
+    seen = 1
+  }
+  return -1
+}
+
+interface KeptFilter {
+  hasPrefix: boolean
+  boundaryLogit: number
+  boundaryId: number
+  minP: number
+  minPLow: number
+  minPHigh: number
+  max: number
+  temperature: number
+}
+
+/** The approximate weight of `id` when kept, else 0. */
+function keptWeight(logits: Float32Array, weights: Float64Array, filter: KeptFilter, id: number): number {
+  const w = weights[id]!
+  if (filter.hasPrefix) {
+    const value = logits[id]!
+    if (!(value > filter.boundaryLogit || (value === filter.boundaryLogit && id <= filter.boundaryId)))
+      return 0
+  }
+  if (filter.minP > 0 && w < filter.minPHigh) {
+    if (w < filter.minPLow) return 0
+    // Too close to call with the approximation: the specified weight decides.
+    if (Math.exp((logits[id]! - filter.max) / filter.temperature) < filter.minP) return 0
+  }
+  return w
+}
+
+/** Per-block sums of the kept approximate weights; returns their total. */
+function keptBlockSums(
+  logits: Float32Array,
+  weights: Float64Array,
+  filter: KeptFilter,
+  blockSums: Float64Array,
+): number {
+  const size = logits.length
+  let total = 0
+  for (let start = 0, block = 0; start < size; start += blockSize, block++) {
+    const end = Math.min(start + blockSize, size)
+    let sum = 0
+    for (let id = start; id < end; id++) sum += keptWeight(logits, weights, filter, id)
+    blockSums[block] = sum
+    total += sum
+  }
+  return total
+}
+
 export class Sampler {
   readonly options: ResolvedSamplingOptions
-  #weights: Float64Array | undefined
+  #exactDraws = 0
+  #size = 0
+  #weights = new Float64Array(0)
+  #blockSums = new Float64Array(0)
+  #keptBlocks = new Float64Array(0)
+  #counts = new Int32Array(bucketCount + 1)
+  #masses = new Float64Array(bucketCount + 1)
+  #subCounts = new Int32Array(1 << subBucketBits)
+  #subMasses = new Float64Array(1 << subBucketBits)
+  #candidates = new Int32Array(0)
+  #candidatesNext = new Int32Array(0)
+  #keys = new Float64Array(0)
+  #keysNext = new Float64Array(0)
+  #crossing = new Float64Array(3)
+  #filter: KeptFilter = {
+    hasPrefix: false,
+    boundaryLogit: 0,
+    boundaryId: 0,
+    minP: 0,
+    minPLow: 0,
+    minPHigh: 0,
+    max: 0,
+    temperature: 1,
+  }
+  // The result of #descend: the boundary token, its 1-based position in descending order, and
+  // the approximate mass before and through it.
+  #boundaryId = 0
+  #boundaryPosition = 0
+  #massBefore = 0
+  #massThrough = 0
 
   constructor(options: SamplingOptions = {}) {
     this.options = resolveSamplingOptions(options)
@@ -331,9 +611,17 @@ export class Sampler {
   }
 
   /**
-   * The token for draw number `step`. Modifies `logits` in place (bias and penalties).
-   * `promptLength` says where generated tokens start in `previousTokenIds` (presence and
-   * frequency penalties count only those); default 0 counts them all.
+   * How many draws so far needed the exact path (a decision too close to call with approximate
+   * weights, e.g. all logits equal); for benchmarks and tests. The token is the same either way.
+   */
+  get exactDraws(): number {
+    return this.#exactDraws
+  }
+
+  /**
+   * The token for draw number `step`. Modifies `logits` in place (bias and penalties; NaN
+   * becomes -Infinity). `promptLength` says where generated tokens start in `previousTokenIds`
+   * (presence and frequency penalties count only those); default 0 counts them all.
    */
   sample(logits: Float32Array, previousTokenIds: readonly number[], step: number, promptLength = 0): number {
     if (!(logits instanceof Float32Array) || logits.length === 0) {
@@ -349,117 +637,396 @@ export class Sampler {
     applyLogitProcessors(logits, options, previousTokenIds, promptLength)
     const size = logits.length
 
-    // NaN logits can never be chosen (they become -Infinity); a +Infinity logit (overflow) is
-    // certain. Both get a defined result, and a vector with nothing usable is a backend failure.
+    if (options.temperature === 0) {
+      // Greedy: one pass. With +Infinity present, the first +Infinity entry wins, as in the reference.
+      const best = argmax(logits)
+      if (best === -1) throw noUsableLogits(step)
+      return best
+    }
     const k = options.topK > 0 ? Math.min(options.topK, size) : size
-    const greedy = options.temperature === 0
-    let candidates: Int32Array | undefined
-    let max: number
-    if (!greedy && k < size) {
-      // Top-k's selection pass finds the maximum too: one pass over the vocabulary in all.
-      candidates = selectTop(logits, k)
-      max = logits[candidates[0]!]!
-    } else {
-      max = Number.NEGATIVE_INFINITY
-      for (let id = 0; id < size; id++) {
-        const value = logits[id]!
-        if (value > max) max = value
-        else if (Number.isNaN(value)) logits[id] = Number.NEGATIVE_INFINITY
-      }
-    }
-    if (max === Number.NEGATIVE_INFINITY) {
-      throw new BackendError(
-        'backend_failed',
-        `The model returned no usable logits at step ${step} (every value is NaN or -Infinity). The model file or backend is broken; try another backend or dtype.`,
-        { isRetryable: true },
-      )
-    }
-    if (greedy || max === Number.POSITIVE_INFINITY) {
-      // Greedy; and with +Infinity present, the first +Infinity entry is the only sane pick.
-      return candidates === undefined ? argmax(logits) : candidates[0]!
-    }
+    if (k < size && k <= heapTopKLimit) return this.#sampleTopK(logits, k, step)
+    return this.#sampleWhole(logits, k, step)
+  }
+
+  /** Small top-k: a heap selection, then the specified arithmetic on the k candidates. */
+  #sampleTopK(logits: Float32Array, k: number, step: number): number {
+    const options = this.options
+    const candidates = selectTop(logits, k)
+    const max = logits[candidates[0]!]!
+    if (max === Number.NEGATIVE_INFINITY) throw noUsableLogits(step)
+    if (max === Number.POSITIVE_INFINITY) return candidates[0]!
     const temperature = options.temperature
     const weight = (id: number): number => Math.exp((logits[id]! - max) / temperature)
-
-    // The candidates' total weight (in descending order for top-k, id order for the whole vocabulary).
     let total = 0
-    let weights: Float64Array | undefined
-    if (candidates !== undefined) {
-      for (let i = 0; i < candidates.length; i++) total += weight(candidates[i]!)
-    } else {
-      // Kept for the draw, so each exp runs once; the buffer is reused across steps.
-      if (this.#weights === undefined || this.#weights.length !== size) this.#weights = new Float64Array(size)
-      weights = this.#weights
-      for (let id = 0; id < size; id++) {
-        const w = Math.exp((logits[id]! - max) / temperature)
-        weights[id] = w
-        total += w
-      }
-    }
-
-    let kept: Int32Array | undefined
+    for (let i = 0; i < candidates.length; i++) total += weight(candidates[i]!)
+    let kept: Int32Array = candidates
     if (options.topP < 1) {
       const target = options.topP * total
-      let width = Math.min(256, size)
-      for (;;) {
-        const ordered = candidates ?? selectTop(logits, width)
+      let running = 0
+      let cut = candidates.length
+      for (let i = 0; i < candidates.length; i++) {
+        running += weight(candidates[i]!)
+        if (running >= target) {
+          cut = i + 1
+          break
+        }
+      }
+      kept = candidates.subarray(0, cut)
+    }
+    if (options.minP > 0) kept = kept.filter((id) => weight(id) >= options.minP)
+    const inIdOrder = Int32Array.from(kept).sort()
+    let keptTotal = 0
+    for (let i = 0; i < inIdOrder.length; i++) keptTotal += weight(inIdOrder[i]!)
+    const goal = counterUniform(options.seed, step) * keptTotal
+    let running = 0
+    let last = inIdOrder[inIdOrder.length - 1]!
+    for (let i = 0; i < inIdOrder.length; i++) {
+      const w = weight(inIdOrder[i]!)
+      if (w === 0) continue
+      running += w
+      last = inIdOrder[i]!
+      if (goal < running) return last
+    }
+    return last
+  }
+
+  #ensureSize(size: number): void {
+    if (this.#size === size) return
+    this.#size = size
+    const blocks = Math.ceil(size / blockSize)
+    this.#weights = new Float64Array(size)
+    this.#blockSums = new Float64Array(blocks)
+    this.#keptBlocks = new Float64Array(blocks)
+    this.#candidates = new Int32Array(size)
+    this.#candidatesNext = new Int32Array(size)
+    this.#keys = new Float64Array(size)
+    this.#keysNext = new Float64Array(size)
+  }
+
+  /** The whole vocabulary (no top-k or a large one): approximate weights with checked margins. */
+  #sampleWhole(logits: Float32Array, k: number, step: number): number {
+    const options = this.options
+    const size = logits.length
+    const max = maximumOf(logits)
+    if (max === Number.NEGATIVE_INFINITY) throw noUsableLogits(step)
+    if (max === Number.POSITIVE_INFINITY) return logits.indexOf(Number.POSITIVE_INFINITY)
+    warmUp()
+    this.#ensureSize(size)
+    const temperature = options.temperature
+    const inverseTemperature = 1 / temperature
+    const weights = this.#weights
+    const total = approximateWeights(
+      logits,
+      max,
+      inverseTemperature,
+      weights,
+      this.#counts,
+      this.#masses,
+      this.#blockSums,
+    )
+    // Bound on |approximate sum - exact sum| for any subset, whatever the order of either sum:
+    // relative weight error plus recursive-summation rounding of both sides, plus the tail.
+    const tail = this.#counts[bucketCount]!
+    const margin = (weightTolerance + (size + 16_384) * 2 ** -52) * total + tail * tailWeightBound * 2
+    const slack = 4 * margin
+
+    const filter = this.#filter
+    filter.hasPrefix = false
+    filter.minP = options.minP
+    filter.max = max
+    filter.temperature = temperature
+    let keptTotal = total
+    if (k < size) {
+      if (!this.#descend(logits, max, inverseTemperature, k, Number.POSITIVE_INFINITY)) {
+        return this.#sampleExact(logits, max, k, step)
+      }
+      keptTotal = this.#massThrough
+      filter.hasPrefix = true
+    }
+    if (options.topP < 1) {
+      const target = options.topP * keptTotal
+      if (!this.#descend(logits, max, inverseTemperature, k, target)) {
+        return this.#sampleExact(logits, max, k, step)
+      }
+      // The reference cuts at the first token whose running weight reaches the target: check that
+      // the one before surely falls short and this one surely reaches it (or is the k-th).
+      const shortBefore = this.#boundaryPosition === 1 || this.#massBefore < target - slack
+      const reaches = this.#boundaryPosition === k || this.#massThrough > target + slack
+      if (!(shortBefore && reaches)) return this.#sampleExact(logits, max, k, step)
+      keptTotal = this.#massThrough
+      filter.hasPrefix = true
+    }
+    if (filter.hasPrefix) {
+      filter.boundaryId = this.#boundaryId
+      filter.boundaryLogit = logits[this.#boundaryId]!
+    }
+    let blockSums: Float64Array | undefined = filter.hasPrefix ? undefined : this.#blockSums
+    if (options.minP > 0) {
+      // Weights within the tail could pass a tiny minP: leave those to the exact path.
+      if (options.minP < 1e-20) return this.#sampleExact(logits, max, k, step)
+      filter.minPLow = options.minP * (1 - 1e-12)
+      filter.minPHigh = options.minP * (1 + 1e-12)
+      blockSums = this.#keptBlocks
+      keptTotal = keptBlockSums(logits, weights, filter, blockSums)
+    }
+
+    const goal = counterUniform(options.seed, step) * keptTotal
+    const crossing = this.#crossing
+    const id = findCrossing(logits, weights, filter, blockSums, goal, crossing)
+    if (id === -1) return this.#sampleExact(logits, max, k, step)
+    const shortBefore = crossing[2] === 0 || crossing[0]! < goal - slack
+    if (!(shortBefore && crossing[1]! > goal + slack)) return this.#sampleExact(logits, max, k, step)
+    return id
+  }
+
+  /**
+   * Finds the first token, in descending order (ties: lower id first), at which the count
+   * reaches `limit` or the approximate running mass reaches `target`. Returns false when that
+   * lies in the tail (left to the exact path).
+   */
+  #descend(
+    logits: Float32Array,
+    max: number,
+    inverseTemperature: number,
+    limit: number,
+    target: number,
+  ): boolean {
+    const counts = this.#counts
+    const masses = this.#masses
+    let count = 0
+    let mass = 0
+    let bucket = 0
+    for (; bucket < bucketCount; bucket++) {
+      const inBucket = counts[bucket]!
+      if (inBucket === 0) continue
+      if (count + inBucket >= limit || mass + masses[bucket]! >= target) break
+      count += inBucket
+      mass += masses[bucket]!
+    }
+    if (bucket === bucketCount) return false
+    let candidates = this.#candidates
+    let next = this.#candidatesNext
+    let keys = this.#keys
+    let keysNext = this.#keysNext
+    let remaining = collectBucket(logits, max, inverseTemperature, bucket, candidates)
+    const weights = this.#weights
+    for (;;) {
+      if (remaining <= smallGroup) {
+        insertionSortByLogit(logits, candidates, remaining)
+        for (let i = 0; i < remaining; i++) {
+          const id = candidates[i]!
+          const before = mass
+          count++
+          mass += weights[id]!
+          if (count >= limit || mass >= target) return this.#found(id, count, before, mass)
+        }
+        return false
+      }
+      let minKey = Number.POSITIVE_INFINITY
+      let maxKey = Number.NEGATIVE_INFINITY
+      for (let i = 0; i < remaining; i++) {
+        const key = sortKey(logits[candidates[i]!]!)
+        keys[i] = key
+        if (key < minKey) minKey = key
+        if (key > maxKey) maxKey = key
+      }
+      if (minKey === maxKey) {
+        // Equal logits: equal weights, in id order. The crossing position is arithmetic.
+        const w = weights[candidates[0]!]!
+        let position = limit - count
+        if (target !== Number.POSITIVE_INFINITY) {
+          const byMass = Math.max(1, Math.ceil((target - mass) / w))
+          if (byMass < position) position = byMass
+        }
+        if (position > remaining) return false
+        return this.#found(
+          candidates[position - 1]!,
+          count + position,
+          mass + (position - 1) * w,
+          mass + position * w,
+        )
+      }
+      const range = maxKey - minKey
+      const shift = Math.max(0, 32 - Math.clz32(range) - subBucketBits)
+      const slots = (range >>> shift) + 1
+      const subCounts = this.#subCounts
+      const subMasses = this.#subMasses
+      subCounts.fill(0, 0, slots)
+      subMasses.fill(0, 0, slots)
+      for (let i = 0; i < remaining; i++) {
+        const slot = (keys[i]! - minKey) >>> shift
+        subCounts[slot]!++
+        subMasses[slot]! += weights[candidates[i]!]!
+      }
+      let slot = slots - 1
+      for (; slot > 0; slot--) {
+        const inSlot = subCounts[slot]!
+        if (inSlot === 0) continue
+        if (count + inSlot >= limit || mass + subMasses[slot]! >= target) break
+        count += inSlot
+        mass += subMasses[slot]!
+      }
+      let kept = 0
+      for (let i = 0; i < remaining; i++) {
+        if ((keys[i]! - minKey) >>> shift === slot) {
+          next[kept] = candidates[i]!
+          keysNext[kept] = keys[i]!
+          kept++
+        }
+      }
+      ;[candidates, next] = [next, candidates]
+      ;[keys, keysNext] = [keysNext, keys]
+      remaining = kept
+    }
+  }
+
+  #found(id: number, position: number, before: number, through: number): true {
+    this.#boundaryId = id
+    this.#boundaryPosition = position
+    this.#massBefore = before
+    this.#massThrough = through
+    return true
+  }
+
+  /**
+   * The specified arithmetic, step by step like the full-sort reference, but with a radix sort
+   * (stable, id order within equal logits) and exact weights: for decisions the fast path could
+   * not call.
+   */
+  #sampleExact(logits: Float32Array, max: number, k: number, step: number): number {
+    this.#exactDraws++
+    const options = this.options
+    const size = logits.length
+    const temperature = options.temperature
+    const weights = this.#weights
+    let previous = Number.NaN
+    let previousWeight = 0
+    let idTotal = 0
+    for (let id = 0; id < size; id++) {
+      const value = logits[id]!
+      if (value !== previous) {
+        previous = value
+        previousWeight = Math.exp((value - max) / temperature)
+      }
+      weights[id] = previousWeight
+      idTotal += previousWeight
+    }
+    const needOrder = k < size || options.topP < 1
+    let boundaryLogit = Number.NEGATIVE_INFINITY
+    let boundaryId = size - 1
+    let total = idTotal
+    if (needOrder) {
+      const order = this.#radixOrder(logits)
+      if (k < size) {
+        total = 0
+        for (let i = 0; i < k; i++) total += weights[order[i]!]!
+      }
+      let cut = k
+      if (options.topP < 1) {
+        const target = options.topP * total
         let running = 0
-        let cut = -1
-        for (let i = 0; i < ordered.length; i++) {
-          running += weight(ordered[i]!)
+        for (let i = 0; i < k; i++) {
+          running += weights[order[i]!]!
           if (running >= target) {
             cut = i + 1
             break
           }
         }
-        if (cut === -1 && (candidates !== undefined || width === size)) cut = ordered.length
-        if (cut !== -1) {
-          kept = ordered.subarray(0, cut)
-          break
-        }
-        width = Math.min(width * 8, size)
       }
-    } else if (candidates !== undefined) {
-      kept = candidates
+      boundaryId = order[cut - 1]!
+      boundaryLogit = logits[boundaryId]!
     }
-
-    if (options.minP > 0) {
-      // w of the top token is exp(0) = 1, so minP × p_max becomes a bound on w itself.
-      const threshold = options.minP
-      if (kept !== undefined) {
-        kept = kept.filter((id) => weight(id) >= threshold)
-      } else {
-        // A cheap prefilter on the logit (with slack for rounding); the weight test decides.
-        const bound = max + temperature * Math.log(threshold) - 1e-4 * (1 + Math.abs(max))
-        const list: number[] = []
-        for (let id = 0; id < size; id++) if (logits[id]! >= bound && weight(id) >= threshold) list.push(id)
-        kept = Int32Array.from(list)
+    const minP = options.minP
+    const kept = (id: number): boolean => {
+      if (needOrder) {
+        const value = logits[id]!
+        if (!(value > boundaryLogit || (value === boundaryLogit && id <= boundaryId))) return false
       }
+      return minP === 0 || weights[id]! >= minP
     }
-
-    const uniform = counterUniform(options.seed, step)
-    if (kept === undefined) {
-      const goal = uniform * total
-      let running = 0
-      let last = -1
+    let walkTotal = idTotal
+    let last = -1
+    if (needOrder || minP > 0) {
+      walkTotal = 0
       for (let id = 0; id < size; id++) {
-        const w = weights![id]!
-        if (w === 0) continue
-        running += w
+        if (!kept(id)) continue
+        walkTotal += weights[id]!
         last = id
-        if (goal < running) return id
       }
-      return last
+    } else {
+      last = size - 1
     }
-    const inIdOrder = Int32Array.from(kept).sort()
-    let keptTotal = 0
-    for (let i = 0; i < inIdOrder.length; i++) keptTotal += weight(inIdOrder[i]!)
-    const goal = uniform * keptTotal
+    const goal = counterUniform(options.seed, step) * walkTotal
     let running = 0
-    for (let i = 0; i < inIdOrder.length; i++) {
-      running += weight(inIdOrder[i]!)
-      if (goal < running) return inIdOrder[i]!
+    for (let id = 0; id < size; id++) {
+      const w = weights[id]!
+      if (w === 0 || !kept(id)) continue
+      running += w
+      last = id
+      if (goal < running) return id
     }
-    return inIdOrder[inIdOrder.length - 1]!
+    return last
+  }
+
+  #order = new Int32Array(0)
+  #orderNext = new Int32Array(0)
+  #orderKeys = new Uint32Array(0)
+  #orderKeysNext = new Uint32Array(0)
+  #digitCounts = new Int32Array(3 * 2048)
+
+  /** All ids by logit descending, ties lower id first: a stable LSD radix sort on sort keys. */
+  #radixOrder(logits: Float32Array): Int32Array {
+    const size = logits.length
+    if (this.#order.length !== size) {
+      this.#order = new Int32Array(size)
+      this.#orderNext = new Int32Array(size)
+      this.#orderKeys = new Uint32Array(size)
+      this.#orderKeysNext = new Uint32Array(size)
+    }
+    let order = this.#order
+    let orderNext = this.#orderNext
+    let keys = this.#orderKeys
+    let keysNext = this.#orderKeysNext
+    const digits = this.#digitCounts
+    digits.fill(0)
+    for (let id = 0; id < size; id++) {
+      // Ascending on the inverted key = descending logit; starting from id order keeps ties by id.
+      const key = (4294967295 - sortKey(logits[id]!)) >>> 0
+      order[id] = id
+      keys[id] = key
+      digits[key & 2047]!++
+      digits[2048 + ((key >>> 11) & 2047)]!++
+      digits[4096 + (key >>> 22)]!++
+    }
+    for (let pass = 0; pass < 3; pass++) {
+      const offset = pass * 2048
+      const shift = pass * 11
+      let single = false
+      for (let digit = 0; digit < 2048; digit++) {
+        const count = digits[offset + digit]!
+        if (count === size) single = true
+        if (count !== 0) break
+      }
+      if (single) continue
+      let position = 0
+      for (let digit = 0; digit < 2048; digit++) {
+        const count = digits[offset + digit]!
+        digits[offset + digit] = position
+        position += count
+      }
+      for (let i = 0; i < size; i++) {
+        const key = keys[i]!
+        const digit = (key >>> shift) & 2047
+        const target = digits[offset + digit]!++
+        orderNext[target] = order[i]!
+        keysNext[target] = key
+      }
+      ;[order, orderNext] = [orderNext, order]
+      ;[keys, keysNext] = [keysNext, keys]
+    }
+    return order
   }
 }
+
+// Up to this k the heap selection (one comparison per token, k exps) beats the whole-vocabulary path.
+const heapTopKLimit = 1024
