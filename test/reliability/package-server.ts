@@ -54,7 +54,7 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
     let start = 0
     let status = 200
     // No keep-alive: a client that dropped a response mid-body must not get that socket back.
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes', connection: 'close' }
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' }
     const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '')
     if (range && !rangeIgnored) {
       start = Number(range[1])
@@ -68,12 +68,15 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
     }
     const body = bytes.subarray(start)
     headers['content-length'] = String(body.length)
+    const cut = cuts.get(path)
+    // No keep-alive on whole responses: a client that dropped one mid-body (a refused download)
+    // must not be handed that socket again. (A cut response breaks its socket itself.)
+    if (cut === undefined) headers.connection = 'close'
     response.writeHead(status, headers)
     if (request.method === 'HEAD') {
       response.end()
       return
     }
-    const cut = cuts.get(path)
     if (cut !== undefined) {
       cuts.delete(path)
       const sent = Math.min(cut, body.length)
