@@ -647,7 +647,13 @@ function sliceSequence(
 async function lastRow(logits: Ort.Tensor, vocabulary: number): Promise<Float32Array> {
   const data = logits.location === 'cpu' ? logits.data : await logits.getData()
   const start = data.length - vocabulary
-  if (logits.type === 'float32') return (data as Float32Array).slice(start)
+  if (logits.type === 'float32') {
+    // Every ORT build hands out each run's outputs in a new buffer (node copies out of native
+    // memory, web out of the WASM heap or the GPU) that nothing else keeps, so one row long
+    // (num_logits_to_keep = 1, every decode step) it is already ours: no second copy per token.
+    // Longer (all positions), copy the row so the rest can be freed.
+    return start === 0 ? (data as Float32Array) : (data as Float32Array).slice(start)
+  }
   if (logits.type === 'float16') {
     const half = data as Uint16Array
     const out = new Float32Array(vocabulary)
