@@ -13,6 +13,36 @@ export interface DecodingTokenizer {
 // tokens the bytes are not going to complete (the model produced invalid UTF-8): show them.
 const maximumHeldTokens = 6
 
+// Each push decodes the window before and after the new token; the "before" window is nearly
+// always one token, the one released last step. decode() is a pure function of its ids, so those
+// single-token decodes are remembered per tokenizer (bounded), halving the tokenizer work per token.
+const maximumCachedPieces = 16_384
+const pieceCaches = new WeakMap<DecodingTokenizer, Map<string, string>>()
+
+function decodeWindow(
+  tokenizer: DecodingTokenizer,
+  ids: readonly number[],
+  start: number,
+  end: number,
+  skipSpecialTokens: boolean,
+): string {
+  const options = { skipSpecialTokens }
+  if (end - start !== 1) return tokenizer.decode(ids.slice(start, end), options)
+  let cache = pieceCaches.get(tokenizer)
+  if (cache === undefined) {
+    cache = new Map()
+    pieceCaches.set(tokenizer, cache)
+  }
+  const key = `${skipSpecialTokens ? 's' : 'k'}${ids[start]}`
+  let piece = cache.get(key)
+  if (piece === undefined) {
+    piece = tokenizer.decode(ids.slice(start, end), options)
+    if (cache.size >= maximumCachedPieces) cache.clear()
+    cache.set(key, piece)
+  }
+  return piece
+}
+
 export class TextStream {
   readonly #tokenizer: DecodingTokenizer
   readonly #skipSpecialTokens: boolean
@@ -39,9 +69,8 @@ export class TextStream {
   /** Adds one token; returns the newly complete text (often '', never half a character). */
   push(tokenId: number): string {
     this.#ids.push(tokenId)
-    const options = { skipSpecialTokens: this.#skipSpecialTokens }
-    const before = this.#tokenizer.decode(this.#ids.slice(this.#prefixOffset, this.#readOffset), options)
-    const after = this.#tokenizer.decode(this.#ids.slice(this.#prefixOffset), options)
+    const before = this.#decode(this.#prefixOffset, this.#readOffset)
+    const after = this.#decode(this.#prefixOffset, this.#ids.length)
     const held = this.#ids.length - this.#readOffset
     if (after.length > before.length && (!after.endsWith('\uFFFD') || held >= maximumHeldTokens)) {
       const delta = after.slice(before.length)
@@ -56,13 +85,16 @@ export class TextStream {
   /** Releases whatever is held at the end of the stream (incomplete bytes show as U+FFFD). */
   flush(): string {
     if (this.#readOffset === this.#ids.length) return ''
-    const options = { skipSpecialTokens: this.#skipSpecialTokens }
-    const before = this.#tokenizer.decode(this.#ids.slice(this.#prefixOffset, this.#readOffset), options)
-    const after = this.#tokenizer.decode(this.#ids.slice(this.#prefixOffset), options)
+    const before = this.#decode(this.#prefixOffset, this.#readOffset)
+    const after = this.#decode(this.#prefixOffset, this.#ids.length)
     const delta = after.slice(before.length)
     this.#prefixOffset = this.#readOffset
     this.#readOffset = this.#ids.length
     this.#text += delta
     return delta
+  }
+
+  #decode(start: number, end: number): string {
+    return decodeWindow(this.#tokenizer, this.#ids, start, end, this.#skipSpecialTokens)
   }
 }
