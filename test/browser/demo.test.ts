@@ -161,8 +161,9 @@ describe('the demo page in Chromium', () => {
         { timeout: 150_000 },
       )
       const second = await ask(opened.page, prompt, { timeoutMs: 150_000 })
-      expect(second.route, describeFailure(second, opened.log)).toBe('edge')
-      expect(second.reason).toMatch(/tok\/s/)
+      const failure = `${describeFailure(second, opened.log)}\nedge:\n${edge.output()}`
+      expect(second.route, failure).toBe('edge')
+      expect(second.reason, failure).toMatch(/tok\/s/)
       expect(second.reason).toMatch(/WebGPU/)
     } finally {
       await cold.close()
