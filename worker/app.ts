@@ -89,6 +89,11 @@ export function createApp(options: AppOptions): OndeviceApp {
     const state: RequestState = { requestId: randomId(), startedAt: Date.now(), fields: {}, deferred: false }
     c.set('request', state)
     await next()
+    // A request refused before its body was read (404, 401, 429, 413 by Content-Length) leaves
+    // the body unread; under wrangler dev that broke the *next* request on the same connection
+    // (503 "Your worker restarted mid-request"). Drop the rest of it explicitly.
+    const body = c.req.raw.body
+    if (body && !c.req.raw.bodyUsed && !body.locked) await body.cancel().catch(() => undefined)
     c.header('x-request-id', state.requestId)
     if (!state.deferred) runtime.writeLog(c, c.res.status)
   })
