@@ -144,7 +144,7 @@ export async function physicalLimit(context: BenchContext): Promise<GroupResult>
       `Measured read bandwidth here (memcmp over ${formatBytes(bandwidth.bufferBytes)} buffers, best of several): ${formatNumber(bandwidth.singleThread / 1e9)} GB/s on one thread, ${formatNumber(bandwidth.allCores / 1e9)} GB/s on ${bandwidth.threads} threads.`,
       'Weight bytes per token: every initializer of the decoder graph once, except an embedding table that only a Gather reads (one row per token); a tied lm_head that multiplies by the table reads it whole. Small models fit in cache, so their share means little: they are bound by per-step overhead, not memory.',
       fromGroupOne
-        ? 'Decode rates: group 1 of this run.'
+        ? 'Decode rates: group 1 of this run (or of the file given with --results-from).'
         : 'Decode rates: a short ondevice native run here (group 1 was not selected).',
     ],
   }
