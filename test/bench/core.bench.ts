@@ -65,6 +65,55 @@ console.log(
   `  targets (>= 10x, < 2 ms): ${reference.medianMs / fast.medianMs >= 10 && fast.medianMs < 2 ? 'met' : 'NOT met'}`,
 )
 
+// Flat logits, as random-weight checkpoints produce: every token weighs about the same, so top-p
+// keeps most of the vocabulary and min-p keeps nearly all of it. The full sort is slow here
+// (~0.3-1 s), so it runs on fewer steps; the tokens are compared on those.
+function flatLogitsFor(step: number): Float32Array {
+  const logits = new Float32Array(vocabularySize)
+  for (let id = 0; id < vocabularySize; id++) logits[id] = (counterUniform(step + 5000, id) - 0.5) * 0.02
+  return logits
+}
+const flatSteps = 30
+const flatReferenceSteps = 4
+const flatInputs = Array.from({ length: flatSteps }, (_, step) => flatLogitsFor(step))
+const flatRows: [string, SamplingOptions][] = [
+  ['top-p 0.95 alone', { temperature: 0.8, topP: 0.95, seed: 77 }],
+  ['min-p 0.05 alone', { temperature: 0.8, minP: 0.05, seed: 78 }],
+  ['greedy', { temperature: 0, seed: 79 }],
+]
+console.log(`Flat logits (random-weight model), ${vocabularySize.toLocaleString('en-US')} entries, no top-k`)
+for (const [label, rowOptions] of flatRows) {
+  const rowSampler = new Sampler(rowOptions)
+  for (let step = 0; step < 3; step++) rowSampler.sample(flatInputs[step]!.slice(), [], step)
+  const times: number[] = []
+  const tokens: number[] = []
+  // Wall time per step, and the process's CPU time over all steps (on a shared, loaded machine
+  // the wall time includes waiting for a core; the CPU time does not).
+  let cpuMicroseconds = 0
+  for (let step = 0; step < flatSteps; step++) {
+    const logits = flatInputs[step]!.slice()
+    const cpu = process.cpuUsage()
+    const started = performance.now()
+    tokens.push(rowSampler.sample(logits, [], step))
+    times.push(performance.now() - started)
+    const used = process.cpuUsage(cpu)
+    cpuMicroseconds += used.user + used.system
+  }
+  const referenceTimes: number[] = []
+  let same = true
+  for (let step = 0; step < flatReferenceSteps; step++) {
+    const started = performance.now()
+    const token = referenceSample(flatInputs[step]!, rowOptions, [], step)
+    referenceTimes.push(performance.now() - started)
+    if (token !== tokens[step]) same = false
+  }
+  const fastMs = median(times)
+  const referenceMs = median(referenceTimes)
+  console.log(
+    `  ${label.padEnd(17)} ondevice ${fastMs.toFixed(3)} ms median (${(cpuMicroseconds / 1000 / flatSteps).toFixed(3)} ms CPU per step), full sort ${referenceMs.toFixed(1)} ms, ${(referenceMs / fastMs).toFixed(0)}x; exact-path draws ${rowSampler.exactDraws}/${flatSteps + 3}; same tokens in ${flatReferenceSteps} steps: ${same ? 'yes' : 'NO'}`,
+  )
+}
+
 // Tokenizer encode throughput on mixed-language text.
 const paragraph = [
   'The quick brown fox jumps over the lazy dog while the model streams its answer token by token. ',
