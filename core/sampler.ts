@@ -420,12 +420,30 @@ function approximateWeights(
   counts: Int32Array,
   masses: Float64Array,
   blockSums: Float64Array,
+  histogram: boolean,
 ): number {
   const centres = centreWeights()
-  counts.fill(0)
-  masses.fill(0)
   const size = logits.length
   let total = 0
+  if (!histogram) {
+    // No cut to find (no top-k or top-p): the weights and block sums are all the draw needs.
+    for (let start = 0, block = 0; start < size; start += blockSize, block++) {
+      const sum = weighBlockOnly(
+        logits,
+        max,
+        inverseTemperature,
+        weights,
+        centres,
+        start,
+        Math.min(start + blockSize, size),
+      )
+      blockSums[block] = sum
+      total += sum
+    }
+    return total
+  }
+  counts.fill(0)
+  masses.fill(0)
   for (let start = 0, block = 0; start < size; start += blockSize, block++) {
     const sum = weighBlock(
       logits,
@@ -442,6 +460,28 @@ function approximateWeights(
     total += sum
   }
   return total
+}
+
+function weighBlockOnly(
+  logits: Float32Array,
+  max: number,
+  inverseTemperature: number,
+  weights: Float64Array,
+  centres: Float64Array,
+  start: number,
+  end: number,
+): number {
+  let sum = 0
+  for (let id = start; id < end; id++) {
+    const x = (logits[id]! - max) * inverseTemperature
+    const scaled = x > -tailStart ? -x * bucketsPerUnit : bucketCount + 0.5
+    const bucket = scaled | 0
+    const d = (bucket + 0.5 - scaled) / bucketsPerUnit
+    const w = centres[bucket]! * (1 + d * (1 + d * (0.5 + d * (1 / 6 + d * (1 / 24)))))
+    weights[id] = w
+    sum += w
+  }
+  return sum
 }
 
 function weighBlock(
@@ -834,6 +874,7 @@ export class Sampler {
     const temperature = options.temperature
     const inverseTemperature = 1 / temperature
     const weights = this.#weights
+    const needCut = k < size || options.topP < 1
     const total = approximateWeights(
       logits,
       max,
@@ -842,10 +883,12 @@ export class Sampler {
       this.#counts,
       this.#masses,
       this.#blockSums,
+      needCut,
     )
     // Bound on |approximate sum - exact sum| for any subset, whatever the order of either sum:
-    // relative weight error plus recursive-summation rounding of both sides, plus the tail.
-    const tail = this.#counts[bucketCount]!
+    // relative weight error plus recursive-summation rounding of both sides, plus the tail
+    // (without the histogram, every token counts as possibly in the tail: still negligible).
+    const tail = needCut ? this.#counts[bucketCount]! : size
     const margin = (weightTolerance + (size + 16_384) * 2 ** -52) * total + tail * tailWeightBound * 2
     const slack = 4 * margin
 
