@@ -40,7 +40,7 @@ function counting(session: ModelSession): { session: ModelSession; fed: () => nu
 }
 
 describe.each(['qwen3', 'qwen3_5'] as const)('multi-turn chat on a %s fixture (native, fp32)', (arch) => {
-  it('answers the second turn as a cold run does, reusing the first turn'''s cache where the session can', async () => {
+  it("answers the second turn as a cold run does, reusing the first turn's cache where the session can", async () => {
     const outDir = join(folder, arch)
     await writeFixture({ arch, outDir, seed: 5, dtype: 'fp32' })
     const warm = await loadModel({ model: outDir, backend: 'native', dtype: 'fp32' })
@@ -60,7 +60,10 @@ describe.each(['qwen3', 'qwen3_5'] as const)('multi-turn chat on a %s fixture (n
       ]
       const secondPrompt = tokenizer.encodeChat(second, options)
       const counted = counting(warm.session)
-      const reused = await generateText(counted.session, tokenizer, { ...request, promptTokenIds: secondPrompt })
+      const reused = await generateText(counted.session, tokenizer, {
+        ...request,
+        promptTokenIds: secondPrompt,
+      })
       const fresh = await generateText(cold.session, tokenizer, { ...request, promptTokenIds: secondPrompt })
 
       expect(reused.tokenIds).toEqual(fresh.tokenIds)
