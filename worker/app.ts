@@ -210,6 +210,8 @@ export function errorResponse(c: Context<AppEnv>, error: unknown): Response {
         message: 'unhandled error',
         requestId,
         error: error instanceof Error ? error.message : String(error),
+        // Where it was thrown: an internal error is a defect, and the message alone rarely says where.
+        ...(error instanceof Error && error.stack ? { stack: error.stack } : {}),
       }),
     )
   }

@@ -133,7 +133,18 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
         )
       }
       return new Promise((resolve, reject) => {
+        // A slot is handed over by whichever request frees or reclaims it. On Workers each waiter's
+        // AbortSignal and timers belong to its own request, and touching them from another request
+        // throws ("Cannot perform I/O on behalf of a different request"): that made the freeing
+        // request fail with a 500 and lost the slot for good (taken, never given to anyone). So
+        // `grant` only records the lease and settles a promise; the waiter's own continuation
+        // (run in the waiter's request: workerd's cross-request promise resolution) does the rest.
+        let granted: Lease | undefined
+        let settled = false
+        let wake: () => void = () => undefined
+        const woken = new Promise<void>((resolveWake) => (wake = resolveWake))
         const leave = () => {
+          settled = true
           const index = waiters.indexOf(waiter)
           if (index >= 0) waiters.splice(index, 1)
           clearTimeout(timer)
@@ -142,20 +153,29 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
         }
         const waiter: Waiter = {
           grant(lease) {
-            leave()
-            if (signal?.aborted) {
-              lease.release()
-              reject(new AbortedError('The client disconnected while waiting for a generation slot.'))
-              return
-            }
-            resolve(withOwner(lease, onReclaim))
+            granted = lease
+            wake()
           },
         }
+        void woken.then(() => {
+          const lease = granted
+          if (!lease) return
+          leave()
+          if (signal?.aborted) {
+            lease.release()
+            reject(new AbortedError('The client disconnected while waiting for a generation slot.'))
+            return
+          }
+          resolve(withOwner(lease, onReclaim))
+        })
         const onAbort = () => {
+          // Once granted, the continuation above gives the slot back.
+          if (granted || settled) return
           leave()
           reject(new AbortedError('The client disconnected while waiting for a generation slot.'))
         }
         const timer = setTimeout(() => {
+          if (granted || settled) return
           leave()
           reject(
             overloaded(`Waited ${queueTimeoutMs} ms for a generation slot without getting one. Retry later.`),

@@ -23,6 +23,19 @@ const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'applicatio
 let folder: string
 let worker: RunningWorker
 
+// wrangler dev answers a non-GET request with this 503 whenever its ProxyWorker's fetch to the
+// worker's own workerd fails, whatever the reason: the "restarted" test compares the failed URL
+// (with the request's path) to the worker's origin (path "/"), which never match, so no restart
+// is needed for this text (wrangler 4.86 ProxyWorker.js). Such requests never reach the worker
+// (no log line). docs/reliability.md has the replay and the upstream issues.
+const wranglerProxy503Text =
+  'Your worker restarted mid-request. Please try sending the request again. Only GET or HEAD requests are retried automatically.'
+
+function isWranglerProxy503(response: Response): boolean {
+  // The worker's own responses always carry x-request-id (worker/app.ts), wrangler's never do.
+  return response.status === 503 && !response.headers.has('x-request-id')
+}
+
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-reliability-workerd-'))
   const packageDir = join(folder, 'package')
@@ -46,32 +59,47 @@ describe('edge worker in workerd under hostile input and load', () => {
   it('fuzzed requests: a valid answer or an OpenAI error, never a 5xx or a hang; still serving after', async () => {
     const statuses = new Map<number, number>()
     let cases = 0
+    let proxyRetries = 0
     const either = fc.oneof(
       { weight: 2, arbitrary: chatBody(modelId).map((body): FuzzRequest => ({ label: 'chat body', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })) },
       { weight: 1, arbitrary: plausibleChatBody(modelId).map((body): FuzzRequest => ({ label: 'plausible', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, max_tokens: Math.min(Number(body.max_tokens ?? 2), 2) }) })) },
       { weight: 2, arbitrary: rawRequest(modelId) },
     )
+    const send = (request: FuzzRequest) =>
+      withDeadline(
+        fetch(`${worker.url}${request.path ?? '/v1/chat/completions'}`, {
+          method: request.method ?? 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, ...request.headers },
+          ...(request.body === undefined ? {} : { body: request.body as BodyInit }),
+        }),
+        30_000,
+        `for ${request.label}`,
+      )
     await fc.assert(
       fc.asyncProperty(either, async (request) => {
-        const response = await withDeadline(
-          fetch(`${worker.url}${request.path ?? '/v1/chat/completions'}`, {
-            method: request.method ?? 'POST',
-            headers: { authorization: `Bearer ${apiKey}`, ...request.headers },
-            ...(request.body === undefined ? {} : { body: request.body as BodyInit }),
-          }),
-          30_000,
-          `for ${request.label}`,
-        )
+        let response = await send(request)
+        if (isWranglerProxy503(response)) {
+          // wrangler dev's own proxy failed to reach the worker (see wranglerProxy503Text): the
+          // worker never saw this request, so it is sent once more and counted apart. A 503
+          // from the worker itself carries x-request-id and an OpenAI error body, and fails.
+          const text = await response.text()
+          expect(text, 'a 503 without x-request-id that is not wrangler proxy text').toBe(wranglerProxy503Text)
+          proxyRetries++
+          response = await send(request)
+        }
         const checked: CheckedResponse = await checkResponse(response, 30_000)
         cases++
         statuses.set(checked.status, (statuses.get(checked.status) ?? 0) + 1)
       }),
       { seed: fuzzSeed(801), numRuns: scale(100) },
     )
+    // A few per batch are wrangler's race; many would mean something else broke the hop.
+    expect(proxyRetries).toBeLessThanOrEqual(Math.max(3, Math.ceil(cases / 20)))
     const again = await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens: 2 }, 1)
     expect(again.text.length).toBeGreaterThan(0)
     reportFigures('api-fuzz-workerd', {
       cases,
+      wranglerProxyRetries: proxyRetries,
       statuses: [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}:${n}`).join(','),
     })
   }, 300_000)
