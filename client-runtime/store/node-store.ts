@@ -12,6 +12,7 @@ import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
+import { readEagerly } from './read-eagerly.ts'
 import type {
   DownloadProgress,
   EnsureOptions,
@@ -518,7 +519,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           : options.quotaBytes - (await usageBytes())
       try {
         report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of readEagerly(response.body)) {
           if (written - offset + chunk.byteLength > quotaLeft) {
             throw Object.assign(new Error('quota'), { code: 'EDQUOT' })
           }
