@@ -18,7 +18,11 @@ afterAll(() => reportFigures('access', figures))
 function chat(key: string | undefined, content = 'hello', extra: Record<string, string> = {}): RequestInit {
   return {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { authorization: `Bearer ${key}` }), ...extra },
+    headers: {
+      'content-type': 'application/json',
+      ...(key === undefined ? {} : { authorization: `Bearer ${key}` }),
+      ...extra,
+    },
     body: JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content }], max_tokens: 2 }),
   }
 }
@@ -41,9 +45,14 @@ describe('keys', () => {
   }
 
   it('every bad key gets 401 with an OpenAI error that names no key', async () => {
-    expect((await yesterday.request('/v1/models', { headers: { authorization: `Bearer ${revoked}` } })).status).toBe(200)
+    expect(
+      (await yesterday.request('/v1/models', { headers: { authorization: `Bearer ${revoked}` } })).status,
+    ).toBe(200)
     for (const [label, headers] of Object.entries(bad)) {
-      const response = await app.request('/v1/chat/completions', { ...chat(undefined), headers: { 'content-type': 'application/json', ...headers } })
+      const response = await app.request('/v1/chat/completions', {
+        ...chat(undefined),
+        headers: { 'content-type': 'application/json', ...headers },
+      })
       const text = await response.text()
       expect(response.status, label).toBe(401)
       const body = JSON.parse(text) as { error: { code: string; type: string; message: string } }
@@ -66,7 +75,8 @@ describe('keys', () => {
     }
     const samples: Record<string, number[]> = Object.fromEntries(Object.keys(kinds).map((kind) => [kind, []]))
     const rounds = scale(1500)
-    for (let warm = 0; warm < 200; warm++) await app.request('/v1/models', { headers: { authorization: kinds.shorter } })
+    for (let warm = 0; warm < 200; warm++)
+      await app.request('/v1/models', { headers: { authorization: kinds.shorter } })
     for (let round = 0; round < rounds; round++) {
       for (const [kind, header] of Object.entries(kinds)) {
         const started = performance.now()
@@ -76,12 +86,16 @@ describe('keys', () => {
       }
     }
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-    const medians = Object.fromEntries(Object.entries(samples).map(([kind, values]) => [kind, median(values)]))
+    const medians = Object.fromEntries(
+      Object.entries(samples).map(([kind, values]) => [kind, median(values)]),
+    )
     const values = Object.values(medians)
     const spread = Math.max(...values) - Math.min(...values)
     const typical = median(values)
     figures.timingRounds = rounds
-    figures.timingMediansMicroseconds = Object.entries(medians).map(([kind, ms]) => `${kind}:${Math.round(ms * 1000)}`).join(',')
+    figures.timingMediansMicroseconds = Object.entries(medians)
+      .map(([kind, ms]) => `${kind}:${Math.round(ms * 1000)}`)
+      .join(',')
     figures.timingSpreadMicroseconds = Math.round(spread * 1000)
     // Generous: the medians of all kinds agree within 25 % (or 40 µs, below timer noise).
     expect(spread).toBeLessThan(Math.max(0.04, typical * 0.25))
@@ -89,17 +103,34 @@ describe('keys', () => {
 })
 
 describe('CORS', () => {
-  const app = createApp({ modelHost: createFastHost(), apiKeys: [keyA], allowedOrigins: ['https://app.example'], log: () => undefined })
+  const app = createApp({
+    modelHost: createFastHost(),
+    apiKeys: [keyA],
+    allowedOrigins: ['https://app.example'],
+    log: () => undefined,
+  })
 
   it('grants the allowed origin, and gives a disallowed one no grant (simple request and preflight)', async () => {
-    const allowed = await app.request('/v1/models', { headers: { origin: 'https://app.example', authorization: `Bearer ${keyA}` } })
+    const allowed = await app.request('/v1/models', {
+      headers: { origin: 'https://app.example', authorization: `Bearer ${keyA}` },
+    })
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example')
-    for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'http://app.example', 'null', 'https://APP.example']) {
+    for (const origin of [
+      'https://evil.example',
+      'https://app.example.evil.example',
+      'http://app.example',
+      'null',
+      'https://APP.example',
+    ]) {
       const simple = await app.request('/v1/models', { headers: { origin, authorization: `Bearer ${keyA}` } })
       expect(simple.headers.get('access-control-allow-origin'), origin).toBeNull()
       const preflight = await app.request('/v1/chat/completions', {
         method: 'OPTIONS',
-        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type',
+        },
       })
       expect(preflight.headers.get('access-control-allow-origin'), origin).toBeNull()
       expect(preflight.headers.get('access-control-allow-credentials')).toBeNull()
@@ -118,7 +149,11 @@ describe('rate limit', () => {
       log: () => undefined,
     })
     const burst = (key: string, count: number) =>
-      Promise.all(Array.from({ length: count }, () => app.request('/v1/models', { headers: { authorization: `Bearer ${key}` } })))
+      Promise.all(
+        Array.from({ length: count }, () =>
+          app.request('/v1/models', { headers: { authorization: `Bearer ${key}` } }),
+        ),
+      )
     const first = await burst(keyA, 100)
     const ok = first.filter((response) => response.status === 200).length
     const limited = first.filter((response) => response.status === 429)
@@ -129,7 +164,11 @@ describe('rate limit', () => {
       expect(((await response.json()) as { error: { code: string } }).error.code).toBe('rate_limited')
     }
     // Key B still has its whole budget; bad keys do not spend anyone's.
-    await Promise.all(Array.from({ length: 50 }, () => app.request('/v1/models', { headers: { authorization: `Bearer ${revoked}` } })))
+    await Promise.all(
+      Array.from({ length: 50 }, () =>
+        app.request('/v1/models', { headers: { authorization: `Bearer ${revoked}` } }),
+      ),
+    )
     const second = await burst(keyB, 30)
     expect(second.filter((response) => response.status === 200)).toHaveLength(limit)
     figures.rateLimitBurst = `100->${ok}ok/${limited.length}x429`
@@ -140,20 +179,61 @@ describe('logs', () => {
   it('carry no prompt text, no answer text and no key, on success and on every error path', async () => {
     const lines: RequestLogLine[] = []
     const secret = 'my-secret-diagnosis-4242'
-    const app = createApp({ modelHost: createFastHost(), apiKeys: [keyA], limits: { maxTokens: 4, maxMessages: 3 }, log: (line) => lines.push(line) })
-    const console_ = [vi.spyOn(console, 'log'), vi.spyOn(console, 'error'), vi.spyOn(console, 'warn'), vi.spyOn(console, 'info')]
+    const app = createApp({
+      modelHost: createFastHost(),
+      apiKeys: [keyA],
+      limits: { maxTokens: 4, maxMessages: 3 },
+      log: (line) => lines.push(line),
+    })
+    const console_ = [
+      vi.spyOn(console, 'log'),
+      vi.spyOn(console, 'error'),
+      vi.spyOn(console, 'warn'),
+      vi.spyOn(console, 'info'),
+    ]
     const answers: string[] = []
     try {
       const requests: RequestInit[] = [
         chat(keyA, secret),
-        { ...chat(keyA, secret), body: JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content: secret }], max_tokens: 3, stream: true }) },
+        {
+          ...chat(keyA, secret),
+          body: JSON.stringify({
+            model: 'test-model',
+            messages: [{ role: 'user', content: secret }],
+            max_tokens: 3,
+            stream: true,
+          }),
+        },
         chat(`${keyA}x`, secret),
-        { ...chat(keyA), body: JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content: secret }], [secret]: 1 }) },
+        {
+          ...chat(keyA),
+          body: JSON.stringify({
+            model: 'test-model',
+            messages: [{ role: 'user', content: secret }],
+            [secret]: 1,
+          }),
+        },
         // (The log's `model` field echoes the client's string even for an unknown model; reported, not asserted here.)
-        { ...chat(keyA), body: JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: secret }] }) },
-        { ...chat(keyA), body: JSON.stringify({ model: 'test-model', messages: Array.from({ length: 5 }, () => ({ role: 'user', content: secret })) }) },
+        {
+          ...chat(keyA),
+          body: JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: secret }] }),
+        },
+        {
+          ...chat(keyA),
+          body: JSON.stringify({
+            model: 'test-model',
+            messages: Array.from({ length: 5 }, () => ({ role: 'user', content: secret })),
+          }),
+        },
         { ...chat(keyA), body: `{"model":"test-model","messages":[{"role":"user","content":"${secret}` },
-        { ...chat(keyA), body: JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content: secret }], max_tokens: 99 }) },
+        {
+          ...chat(keyA),
+          body: JSON.stringify({
+            model: 'test-model',
+            messages: [{ role: 'user', content: secret }],
+            max_tokens: 99,
+          }),
+        },
       ]
       for (const init of requests) {
         const response = await app.request('/v1/chat/completions', init)
@@ -169,7 +249,8 @@ describe('logs', () => {
     expect(logged).not.toContain(keyA)
     expect(logged).not.toContain(keyA.slice(8, 24))
     // The answer text stays out of the log too (the first answer's content).
-    const content = (JSON.parse(answers[0]!) as { choices: { message: { content: string } }[] }).choices[0]!.message.content
+    const content = (JSON.parse(answers[0]!) as { choices: { message: { content: string } }[] }).choices[0]!
+      .message.content
     if (content.trim().length > 3) expect(logged).not.toContain(content)
     figures.logLinesChecked = lines.length
   })

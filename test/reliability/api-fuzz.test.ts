@@ -10,7 +10,15 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../worker/app.ts'
 import type { RequestLogLine } from '../../worker/request-log.ts'
-import { type CheckedResponse, chatBody, plausibleChatBody, checkResponse, type FuzzRequest, rawRequest, withDeadline } from './api-fuzz.ts'
+import {
+  type CheckedResponse,
+  chatBody,
+  checkResponse,
+  type FuzzRequest,
+  plausibleChatBody,
+  rawRequest,
+  withDeadline,
+} from './api-fuzz.ts'
 import { createFastHost } from './fast-host.ts'
 import { fuzzSeed, reportFigures, scale } from './summary.ts'
 
@@ -53,12 +61,26 @@ async function send(request: FuzzRequest, base?: string): Promise<CheckedRespons
 const good: FuzzRequest = {
   label: 'known good',
   headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ model: modelId, messages: [{ role: 'user', content: 'still there?' }], max_tokens: 2 }),
+  body: JSON.stringify({
+    model: modelId,
+    messages: [{ role: 'user', content: 'still there?' }],
+    max_tokens: 2,
+  }),
 }
 
 async function expectStillServing(base?: string): Promise<void> {
-  const init = { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: good.body as string }
-  const response = await withDeadline(Promise.resolve(base ? fetch(`${base}/v1/chat/completions`, init) : app.request('/v1/chat/completions', init)), deadlineMs, 'for the known-good request')
+  const init = {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: good.body as string,
+  }
+  const response = await withDeadline(
+    Promise.resolve(
+      base ? fetch(`${base}/v1/chat/completions`, init) : app.request('/v1/chat/completions', init),
+    ),
+    deadlineMs,
+    'for the known-good request',
+  )
   const text = await response.text()
   expect(response.status, text).toBe(200)
   expect((JSON.parse(text) as { object: string }).object).toBe('chat.completion')
@@ -79,7 +101,10 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
   reportFigures('api-fuzz-node', {
     cases,
-    statuses: [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}:${n}`).join(','),
+    statuses: [...statuses.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([status, n]) => `${status}:${n}`)
+      .join(','),
     answers: kinds.get('answer') ?? 0,
     streams: kinds.get('stream') ?? 0,
     errors: kinds.get('error') ?? 0,
@@ -90,9 +115,21 @@ afterAll(async () => {
 describe('API fuzzing on Node', () => {
   it('random and mutated chat bodies (app.request): a valid answer or an OpenAI error, then the next request is served', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof({ weight: 2, arbitrary: chatBody(modelId) }, { weight: 1, arbitrary: plausibleChatBody(modelId) }), async (body) => {
-        record(await send({ label: 'chat body', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }))
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          { weight: 2, arbitrary: chatBody(modelId) },
+          { weight: 1, arbitrary: plausibleChatBody(modelId) },
+        ),
+        async (body) => {
+          record(
+            await send({
+              label: 'chat body',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify(body),
+            }),
+          )
+        },
+      ),
       { seed: fuzzSeed(501), numRuns: scale(1000) },
     )
     await expectStillServing()
@@ -110,7 +147,13 @@ describe('API fuzzing on Node', () => {
 
   it('over real HTTP (@hono/node-server): the same generators', async () => {
     const either = fc.oneof(
-      chatBody(modelId).map((body): FuzzRequest => ({ label: 'chat body', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })),
+      chatBody(modelId).map(
+        (body): FuzzRequest => ({
+          label: 'chat body',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }),
+      ),
       rawRequest(modelId),
     )
     await fc.assert(
@@ -124,7 +167,11 @@ describe('API fuzzing on Node', () => {
 
   it('raw sockets: a body shorter than its Content-Length, or a client that hangs up mid-body, costs nothing', async () => {
     const { port } = server!.address() as AddressInfo
-    const valid = JSON.stringify({ model: modelId, messages: [{ role: 'user', content: 'hello' }], max_tokens: 2 })
+    const valid = JSON.stringify({
+      model: modelId,
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 2,
+    })
     const runs = scale(60)
     for (let run = 0; run < runs; run++) {
       const cut = Math.floor((valid.length * (run + 1)) / (runs + 1))
@@ -143,7 +190,9 @@ describe('API fuzzing on Node', () => {
     }
     await expectStillServing(base)
     // Nothing leaked: no generation holds a slot or waits for one.
-    const health = (await (await app.request('/healthz')).json()) as { generations: { active: number; queued: number } }
+    const health = (await (await app.request('/healthz')).json()) as {
+      generations: { active: number; queued: number }
+    }
     expect(health.generations).toMatchObject({ active: 0, queued: 0 })
   })
 

@@ -14,16 +14,26 @@ export interface FastHost extends ModelHost {
   readonly liveSessions: () => ModelSession[]
 }
 
-export function createFastHost(options: { readonly modelId?: string; readonly session?: Omit<TestSessionOptions, 'vocabularySize'> } = {}): FastHost {
+export function createFastHost(
+  options: { readonly modelId?: string; readonly session?: Omit<TestSessionOptions, 'vocabularySize'> } = {},
+): FastHost {
   const modelId = options.modelId ?? 'test-model'
   const sessions: ReturnType<typeof createTestSession>[] = []
   const host = createModelHost({
     modelId,
     load: async () => ({
-      info: { modelId, backend: 'test', dtype: 'fp32', contextLength: options.session?.contextLength ?? 4096 },
+      info: {
+        modelId,
+        backend: 'test',
+        dtype: 'fp32',
+        contextLength: options.session?.contextLength ?? 4096,
+      },
       tokenizer: qwen3Tokenizer(),
       async createSession() {
-        const session = createTestSession({ ...options.session, vocabularySize: qwen3Tokenizer().vocabularySize })
+        const session = createTestSession({
+          ...options.session,
+          vocabularySize: qwen3Tokenizer().vocabularySize,
+        })
         sessions.push(session)
         return session
       },

@@ -11,9 +11,9 @@ import { serve } from '@hono/node-server'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import { OndeviceError } from '../../core/errors.ts'
 import type { StreamPart } from '../../core/stream-parts.ts'
-import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import { createClient } from '../../sdk/client.ts'
 import { createTestDeviceHost } from '../../sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge } from '../../sdk/test-edge.ts'
@@ -43,7 +43,9 @@ afterAll(async () => {
 
 async function filesUnder(directory: string): Promise<string[]> {
   const entries = await readdir(directory, { recursive: true, withFileTypes: true }).catch(() => [])
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(directory.length + 1))
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(directory.length + 1))
 }
 
 async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
@@ -64,7 +66,9 @@ describe('downloads', () => {
       const store = createNodeStore({ cacheDir, onWarning: () => undefined })
       const pkg = await store.open(server.url)
       // Seeded cut points spread over the file, in increasing order (each try resumes past the last).
-      const cuts = fc.sample(fc.integer({ min: 1, max: source.length - 1 }), { seed: fuzzSeed(600 + round), numRuns: 6 }).sort((a, b) => a - b)
+      const cuts = fc
+        .sample(fc.integer({ min: 1, max: source.length - 1 }), { seed: fuzzSeed(600 + round), numRuns: 6 })
+        .sort((a, b) => a - b)
       let offset = 0
       for (const cut of cuts) {
         if (cut <= offset) continue
@@ -78,7 +82,9 @@ describe('downloads', () => {
         expect((error as OndeviceError).isRetryable).toBe(true)
         cutsInjected++
         // What reached the disk is kept as .partial for the resume (it may be less than was sent).
-        const partial = await readFile(join(pkg.directory!, `${weightPath}.partial`)).catch(() => new Uint8Array())
+        const partial = await readFile(join(pkg.directory!, `${weightPath}.partial`)).catch(
+          () => new Uint8Array(),
+        )
         expect(Buffer.compare(partial, source.subarray(0, partial.length))).toBe(0)
         offset = partial.length
       }
@@ -113,7 +119,11 @@ describe('downloads', () => {
     // Without a manifest (sizes unknown up front): the quota trips mid-download and the package goes.
     server.override('manifest.json', null)
     const midway = await mkdtemp(join(folder, 'quota-'))
-    const unverified = createNodeStore({ cacheDir: midway, quotaBytes: 3_000_000, onWarning: () => undefined })
+    const unverified = createNodeStore({
+      cacheDir: midway,
+      quotaBytes: 3_000_000,
+      onWarning: () => undefined,
+    })
     const open = await unverified.open(server.url)
     const second = await open.ensure([weightPath]).then(
       () => undefined,
@@ -139,25 +149,33 @@ describe('device and edge failures', () => {
   it('the device session throws at a random step: the edge continues, and the answer equals the uninterrupted one', async () => {
     let handoffs = 0
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(0, 0.8, 1.2), async (failAt, seed, temperature) => {
-        const sampling = { temperature, topK: 50, seed, maxTokens: 20 }
-        const reference = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
-        const expected = await reference.chat({ messages, ...sampling })
-        await reference.dispose()
-        const client = createClient({ edge: { url: edge.url }, thresholds: { minDeviceTokensPerSecond: 1 } }, { deviceHost: createTestDeviceHost({ failAtToken: failAt }) })
-        const parts = await collect(client.stream({ messages, ...sampling }))
-        await client.dispose()
-        const finish = parts.find((part) => part.type === 'finish')
-        expect(parts.find((part) => part.type === 'error')).toBeUndefined()
-        expect(finish?.type === 'finish' && finish.text).toBe(expected.text)
-        expect(finish?.type === 'finish' && finish.tokenIds).toEqual(expected.tokenIds)
-        const text = parts.map((part) => (part.type === 'text-delta' ? part.text : '')).join('')
-        expect(text).toBe(expected.text)
-        if (failAt < expected.tokenIds.length) {
-          expect(parts.some((part) => part.type === 'handoff')).toBe(true)
-          handoffs++
-        }
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        fc.constantFrom(0, 0.8, 1.2),
+        async (failAt, seed, temperature) => {
+          const sampling = { temperature, topK: 50, seed, maxTokens: 20 }
+          const reference = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+          const expected = await reference.chat({ messages, ...sampling })
+          await reference.dispose()
+          const client = createClient(
+            { edge: { url: edge.url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+            { deviceHost: createTestDeviceHost({ failAtToken: failAt }) },
+          )
+          const parts = await collect(client.stream({ messages, ...sampling }))
+          await client.dispose()
+          const finish = parts.find((part) => part.type === 'finish')
+          expect(parts.find((part) => part.type === 'error')).toBeUndefined()
+          expect(finish?.type === 'finish' && finish.text).toBe(expected.text)
+          expect(finish?.type === 'finish' && finish.tokenIds).toEqual(expected.tokenIds)
+          const text = parts.map((part) => (part.type === 'text-delta' ? part.text : '')).join('')
+          expect(text).toBe(expected.text)
+          if (failAt < expected.tokenIds.length) {
+            expect(parts.some((part) => part.type === 'handoff')).toBe(true)
+            handoffs++
+          }
+        },
+      ),
       { seed: fuzzSeed(700), numRuns: scale(12) },
     )
     figures.deviceFaultHandoffs = handoffs
@@ -203,7 +221,10 @@ describe('device and edge failures', () => {
     const instance = await start()
     const url = `http://127.0.0.1:${(instance.address() as AddressInfo).port}`
     kill(instance)
-    const client = createClient({ policy: 'prefer-edge', edge: { url }, thresholds: { minDeviceTokensPerSecond: 1 } }, { deviceHost: createTestDeviceHost() })
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+      { deviceHost: createTestDeviceHost() },
+    )
     const result = await client.chat({ messages, temperature: 0, maxTokens: 12 })
     await client.dispose()
     expect(result.route).toBe('device')

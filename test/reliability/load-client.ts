@@ -50,16 +50,30 @@ export function chatBody(model: string, seed: number, maxTokens: number, stream:
 }
 
 /** The answer one client alone gets for a seed (non-streaming). */
-export async function referenceAnswer(options: Pick<LoadOptions, 'url' | 'headers' | 'model' | 'maxTokens'>, seed: number): Promise<Answer> {
-  const response = await fetch(`${options.url}/v1/chat/completions`, { method: 'POST', headers: options.headers, body: chatBody(options.model, seed, options.maxTokens, false) })
+export async function referenceAnswer(
+  options: Pick<LoadOptions, 'url' | 'headers' | 'model' | 'maxTokens'>,
+  seed: number,
+): Promise<Answer> {
+  const response = await fetch(`${options.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: options.headers,
+    body: chatBody(options.model, seed, options.maxTokens, false),
+  })
   const text = await response.text()
   if (response.status !== 200) throw new Error(`reference for seed ${seed}: HTTP ${response.status} ${text}`)
-  const body = JSON.parse(text) as { choices: { message: { content: string } }[]; ondevice: { token_ids: number[] } }
+  const body = JSON.parse(text) as {
+    choices: { message: { content: string } }[]
+    ondevice: { token_ids: number[] }
+  }
   return { text: body.choices[0]!.message.content, tokenIds: body.ondevice.token_ids }
 }
 
 /** Reads an SSE chat stream; stops reading (and aborts) after `stopAfterChunks` content chunks when given. */
-async function readStream(response: Response, abort: AbortController, stopAfterChunks: number | undefined): Promise<{ text: string; tokenIds: number[]; done: boolean; error?: string }> {
+async function readStream(
+  response: Response,
+  abort: AbortController,
+  stopAfterChunks: number | undefined,
+): Promise<{ text: string; tokenIds: number[]; done: boolean; error?: string }> {
   const reader = response.body!.getReader()
   const decoder = new TextDecoder()
   let buffer = ''
@@ -78,7 +92,10 @@ async function readStream(response: Response, abort: AbortController, stopAfterC
       if (!block.startsWith('data: ')) continue
       const data = block.slice(6)
       if (data === '[DONE]') return { text, tokenIds, done: true }
-      const event = JSON.parse(data) as { error?: { message: string }; choices?: { delta: { content?: string; token_ids?: number[] } }[] }
+      const event = JSON.parse(data) as {
+        error?: { message: string }
+        choices?: { delta: { content?: string; token_ids?: number[] } }[]
+      }
       if (event.error) return { text, tokenIds, done: false, error: event.error.message }
       const delta = event.choices?.[0]?.delta
       if (delta?.content !== undefined) {
@@ -96,7 +113,19 @@ async function readStream(response: Response, abort: AbortController, stopAfterC
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
-  const report: LoadReport = { started: 0, completed: 0, disconnected: 0, mismatched: [], rejected429: 0, retryAfterMissing: 0, serverErrors: [], otherStatuses: [], maxQueueWaitMs: 0, tokens: 0, transportErrors: [] }
+  const report: LoadReport = {
+    started: 0,
+    completed: 0,
+    disconnected: 0,
+    mismatched: [],
+    rejected429: 0,
+    retryAfterMissing: 0,
+    serverErrors: [],
+    otherStatuses: [],
+    maxQueueWaitMs: 0,
+    tokens: 0,
+    transportErrors: [],
+  }
   const deadline = Date.now() + options.seconds * 1000
   const client = async (index: number) => {
     let round = 0
@@ -108,7 +137,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const sentAt = Date.now()
       try {
         const response = await withDeadline(
-          fetch(`${options.url}/v1/chat/completions`, { method: 'POST', headers: options.headers, body: chatBody(options.model, seed, options.maxTokens, true), signal: abort.signal }),
+          fetch(`${options.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: options.headers,
+            body: chatBody(options.model, seed, options.maxTokens, true),
+            signal: abort.signal,
+          }),
           options.requestDeadlineMs,
           `client ${index} waiting for headers`,
         )
@@ -130,7 +164,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
           continue
         }
         const stopAfter = disconnects ? 1 + (round % 2) : undefined
-        const result = await withDeadline(readStream(response, abort, stopAfter), options.requestDeadlineMs, `client ${index} reading its stream`)
+        const result = await withDeadline(
+          readStream(response, abort, stopAfter),
+          options.requestDeadlineMs,
+          `client ${index} reading its stream`,
+        )
         report.tokens += result.tokenIds.length
         if (result.error) {
           report.serverErrors.push(`stream error: ${result.error}`)
@@ -143,7 +181,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         report.completed++
         const expected = options.references.get(seed)!
         if (result.text !== expected.text || result.tokenIds.join(',') !== expected.tokenIds.join(',')) {
-          report.mismatched.push(`seed ${seed}: ${JSON.stringify(result.text.slice(0, 60))} vs ${JSON.stringify(expected.text.slice(0, 60))}`)
+          report.mismatched.push(
+            `seed ${seed}: ${JSON.stringify(result.text.slice(0, 60))} vs ${JSON.stringify(expected.text.slice(0, 60))}`,
+          )
         }
       } catch (error) {
         abort.abort()
@@ -152,7 +192,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
           report.transportErrors.push(`client ${index}: ${cause?.code ?? ''} ${cause?.message ?? ''}`)
           continue
         }
-        report.serverErrors.push(`client ${index}: ${error instanceof Error ? error.message : String(error)}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`)
+        report.serverErrors.push(
+          `client ${index}: ${error instanceof Error ? error.message : String(error)}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`,
+        )
       }
     }
   }

@@ -25,19 +25,36 @@ let child: ChildProcess | undefined
 let url = ''
 let output = ''
 
-async function health(): Promise<{ generations: { active: number; queued: number; max_concurrent: number } }> {
-  return (await (await fetch(`${url}/healthz`)).json()) as { generations: { active: number; queued: number; max_concurrent: number } }
+async function health(): Promise<{
+  generations: { active: number; queued: number; max_concurrent: number }
+}> {
+  return (await (await fetch(`${url}/healthz`)).json()) as {
+    generations: { active: number; queued: number; max_concurrent: number }
+  }
 }
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-load-'))
   const packageDir = join(folder, 'package')
   await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'q8', seed: 9 })
-  child = spawn(process.execPath, [join(repositoryRoot, 'cli/main.ts'), 'serve', '--model', packageDir, '--model-id', 'fixture', '--port', '0'], {
-    cwd: repositoryRoot,
-    env: { ...process.env, API_KEYS: apiKey, ...limits },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  child = spawn(
+    process.execPath,
+    [
+      join(repositoryRoot, 'cli/main.ts'),
+      'serve',
+      '--model',
+      packageDir,
+      '--model-id',
+      'fixture',
+      '--port',
+      '0',
+    ],
+    {
+      cwd: repositoryRoot,
+      env: { ...process.env, API_KEYS: apiKey, ...limits },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   child.stderr?.on('data', (data: Buffer) => (output += data.toString()))
   url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ondevice serve did not start:\n${output}`)), 90_000)
@@ -71,12 +88,28 @@ describe('load on ondevice serve', () => {
       const seeds = 8
       const maxTokens = 8
       const references = new Map<number, Answer>()
-      for (let seed = 0; seed < seeds; seed++) references.set(seed, await referenceAnswer({ url, headers, model: 'fixture', maxTokens }, seed))
+      for (let seed = 0; seed < seeds; seed++)
+        references.set(seed, await referenceAnswer({ url, headers, model: 'fixture', maxTokens }, seed))
       const rssBefore = await residentMiB(child!.pid!)
-      const report = await runLoad({ url, headers, model: 'fixture', clients: 32, seconds, seeds, maxTokens, disconnectEvery: 3, references, requestDeadlineMs: 30_000 })
+      const report = await runLoad({
+        url,
+        headers,
+        model: 'fixture',
+        clients: 32,
+        seconds,
+        seeds,
+        maxTokens,
+        disconnectEvery: 3,
+        references,
+        requestDeadlineMs: 30_000,
+      })
       // Let the aborted generations wind down, then nothing may hold a slot or wait for one.
       let after = await health()
-      for (let wait = 0; wait < 50 && (after.generations.active > 0 || after.generations.queued > 0); wait++) {
+      for (
+        let wait = 0;
+        wait < 50 && (after.generations.active > 0 || after.generations.queued > 0);
+        wait++
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 100))
         after = await health()
       }
@@ -103,7 +136,9 @@ describe('load on ondevice serve', () => {
       expect(report.serverErrors).toEqual([])
       // A reset connection before any response is a transport hiccup (keep-alive race on a
       // loaded box), not an answer: tolerated, but only rarely.
-      expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(Math.max(3, report.started / 10))
+      expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(
+        Math.max(3, report.started / 10),
+      )
       expect(report.otherStatuses).toEqual([])
       expect(report.mismatched, output.slice(-2000)).toEqual([])
       expect(report.completed).toBeGreaterThan(3)
@@ -116,7 +151,8 @@ describe('load on ondevice serve', () => {
       expect(report.maxQueueWaitMs).toBeLessThan(8_000 + 30_000)
       expect(after.generations).toMatchObject({ active: 0, queued: 0 })
       expect(again).toEqual(references.get(3))
-      if (rssBefore !== undefined && rssAfter !== undefined) expect(rssAfter).toBeLessThan(rssBefore * 1.5 + 150)
+      if (rssBefore !== undefined && rssAfter !== undefined)
+        expect(rssAfter).toBeLessThan(rssBefore * 1.5 + 150)
     },
     seconds * 1000 + 120_000,
   )

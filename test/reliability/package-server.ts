@@ -54,7 +54,10 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
     let start = 0
     let status = 200
     // No keep-alive: a client that dropped a response mid-body must not get that socket back.
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' }
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+      'accept-ranges': 'bytes',
+    }
     const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '')
     if (range && !rangeIgnored) {
       start = Number(range[1])

@@ -1,6 +1,9 @@
 // One summary line per suite, printed when it ends, so docs/reliability.md can quote figures that
 // anyone reproduces with `npx vitest run test/reliability` (vitest shows console output).
-export function reportFigures(suite: string, figures: Readonly<Record<string, string | number | boolean>>): void {
+export function reportFigures(
+  suite: string,
+  figures: Readonly<Record<string, string | number | boolean>>,
+): void {
   const parts = Object.entries(figures).map(([name, value]) => `${name}=${value}`)
   console.log(`[reliability] ${suite}: ${parts.join(' ')}`)
 }

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
-import { OndeviceError } from '../../core/errors.ts'
 import { loadModelWith } from '../../client-runtime/load-model.ts'
 import { nodeHost } from '../../client-runtime/node-host.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
+import { OndeviceError } from '../../core/errors.ts'
 import { loadOrtWebForNode } from '../../wasm/node.ts'
 import { loadEdgeModel } from '../../worker/edge-model.ts'
 import { urlPackageReader, verifyPackage } from '../../worker/package-sources.ts'
@@ -45,7 +45,9 @@ afterAll(async () => {
 
 async function filesUnder(directory: string): Promise<string[]> {
   const entries = await readdir(directory, { recursive: true, withFileTypes: true }).catch(() => [])
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(directory.length + 1))
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(directory.length + 1))
 }
 
 function sha256(bytes: Uint8Array | string): string {
@@ -54,14 +56,24 @@ function sha256(bytes: Uint8Array | string): string {
 
 /** A manifest that vouches for `bytes` at `path` (so the store's hash check passes and the next defence is tested). */
 function manifestWith(path: string, bytes: Uint8Array): string {
-  return JSON.stringify({ ...manifest, files: manifest.files.map((file) => (file.path === path ? { path, bytes: bytes.length, sha256: sha256(bytes) } : file)) })
+  return JSON.stringify({
+    ...manifest,
+    files: manifest.files.map((file) =>
+      file.path === path ? { path, bytes: bytes.length, sha256: sha256(bytes) } : file,
+    ),
+  })
 }
 
 async function freshCache(): Promise<string> {
   return mkdtemp(join(folder, 'cache-'))
 }
 
-async function expectRefused(label: string, work: Promise<unknown>, codes: readonly string[], messagePattern: RegExp): Promise<OndeviceError> {
+async function expectRefused(
+  label: string,
+  work: Promise<unknown>,
+  codes: readonly string[],
+  messagePattern: RegExp,
+): Promise<OndeviceError> {
   const error = await work.then(
     () => undefined,
     (caught: unknown) => caught,
@@ -74,7 +86,12 @@ async function expectRefused(label: string, work: Promise<unknown>, codes: reado
   return ondevice
 }
 
-const load = (cacheDir: string) => loadModelWith(nodeHost, { model: server.url, backend: 'native', store: createNodeStore({ cacheDir, onWarning: () => undefined }) })
+const load = (cacheDir: string) =>
+  loadModelWith(nodeHost, {
+    model: server.url,
+    backend: 'native',
+    store: createNodeStore({ cacheDir, onWarning: () => undefined }),
+  })
 
 describe('device store and loadModel', () => {
   it('loads the untouched package (the control case)', async () => {
@@ -98,26 +115,48 @@ describe('device store and loadModel', () => {
 
   it('a manifest whose sha256 lies: integrity_failed, nothing of that file kept', async () => {
     server.clear()
-    const lying = { ...manifest, files: manifest.files.map((file) => (file.path === graphPath ? { ...file, sha256: 'f'.repeat(64) } : file)) }
+    const lying = {
+      ...manifest,
+      files: manifest.files.map((file) =>
+        file.path === graphPath ? { ...file, sha256: 'f'.repeat(64) } : file,
+      ),
+    }
     server.override('manifest.json', new TextEncoder().encode(JSON.stringify(lying)))
     const cacheDir = await freshCache()
     await expectRefused('manifest-sha256-lies', load(cacheDir), ['integrity_failed'], /sha256/i)
-    expect((await filesUnder(cacheDir)).filter((file) => file.includes('model_quantized.onnx') && !file.endsWith('_data'))).toEqual([])
+    expect(
+      (await filesUnder(cacheDir)).filter(
+        (file) => file.includes('model_quantized.onnx') && !file.endsWith('_data'),
+      ),
+    ).toEqual([])
   })
 
   it('a manifest whose size lies (smaller or larger than the file): refused, nothing of that file kept', async () => {
     for (const delta of [-1000, 1000]) {
       server.clear()
-      const lying = { ...manifest, files: manifest.files.map((file) => (file.path === weightPath ? { ...file, bytes: file.bytes + delta } : file)) }
+      const lying = {
+        ...manifest,
+        files: manifest.files.map((file) =>
+          file.path === weightPath ? { ...file, bytes: file.bytes + delta } : file,
+        ),
+      }
       server.override('manifest.json', new TextEncoder().encode(JSON.stringify(lying)))
       const cacheDir = await freshCache()
-      await expectRefused(`manifest-size-lies${delta > 0 ? '-larger' : '-smaller'}`, load(cacheDir), ['integrity_failed', 'download_failed'], /bytes|sha256/i)
+      await expectRefused(
+        `manifest-size-lies${delta > 0 ? '-larger' : '-smaller'}`,
+        load(cacheDir),
+        ['integrity_failed', 'download_failed'],
+        /bytes|sha256/i,
+      )
       expect((await filesUnder(cacheDir)).filter((file) => file.includes('onnx_data'))).toEqual([])
     }
   })
 
   it('config.json with absurd dimensions: model_invalid naming the field, before any large allocation', async () => {
-    const config = JSON.parse(await readFile(join(packageDir, 'config.json'), 'utf8')) as Record<string, unknown>
+    const config = JSON.parse(await readFile(join(packageDir, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
     for (const [field, value] of [
       ['num_hidden_layers', 1_000_000_000],
       ['hidden_size', 2 ** 40],
@@ -144,18 +183,35 @@ describe('device store and loadModel', () => {
     server.override(graphPath, garbage)
     server.override('manifest.json', new TextEncoder().encode(manifestWith(graphPath, garbage)))
     const cacheDir = await freshCache()
-    await expectRefused('not-onnx', load(cacheDir), ['model_invalid', 'backend_failed', 'backend_unavailable'], /onnx|model|protobuf|load/i)
+    await expectRefused(
+      'not-onnx',
+      load(cacheDir),
+      ['model_invalid', 'backend_failed', 'backend_unavailable'],
+      /onnx|model|protobuf|load/i,
+    )
   })
 
   it('path traversal in manifest paths: model_invalid, and nothing is written anywhere', async () => {
-    for (const path of ['../../escaped.txt', 'onnx/../../escaped.txt', '/etc/escaped.txt', 'C:/escaped.txt', 'onnx\\..\\escaped.txt', 'a//b']) {
+    for (const path of [
+      '../../escaped.txt',
+      'onnx/../../escaped.txt',
+      '/etc/escaped.txt',
+      'C:/escaped.txt',
+      'onnx\\..\\escaped.txt',
+      'a//b',
+    ]) {
       server.clear()
       const hostile = { ...manifest, files: [...manifest.files, { path, bytes: 3, sha256: sha256('abc') }] }
       server.override('manifest.json', new TextEncoder().encode(JSON.stringify(hostile)))
       const cacheDir = await freshCache()
       await expectRefused(`path-traversal:${path}`, load(cacheDir), ['model_invalid'], /path/i)
       expect(await filesUnder(cacheDir)).toEqual([])
-      expect(await stat(join(folder, 'escaped.txt')).then(() => true, () => false)).toBe(false)
+      expect(
+        await stat(join(folder, 'escaped.txt')).then(
+          () => true,
+          () => false,
+        ),
+      ).toBe(false)
     }
   })
 
@@ -163,7 +219,12 @@ describe('device store and loadModel', () => {
     server.clear()
     server.redirect('manifest.json', `${otherOrigin.url}manifest.json`)
     const cacheDir = await freshCache()
-    await expectRefused('manifest-redirect-other-origin', load(cacheDir), ['model_invalid', 'download_failed'], /redirect|origin/i)
+    await expectRefused(
+      'manifest-redirect-other-origin',
+      load(cacheDir),
+      ['model_invalid', 'download_failed'],
+      /redirect|origin/i,
+    )
     expect(await filesUnder(cacheDir)).toEqual([])
   })
 
@@ -185,7 +246,13 @@ describe('edge worker package verification', () => {
     const { ort } = await loadOrtWebForNode({ numThreads: 1 })
     const edgeLoad = async () => {
       const verified = await verifyPackage(urlPackageReader(server.url), { source: server.url })
-      return loadEdgeModel({ ort, reader: verified.reader, modelId: 'fixture', backend: 'wasm', availableDtypes: verified.manifest?.dtypes })
+      return loadEdgeModel({
+        ort,
+        reader: verified.reader,
+        modelId: 'fixture',
+        backend: 'wasm',
+        availableDtypes: verified.manifest?.dtypes,
+      })
     }
     server.clear()
     const bytes = new Uint8Array(await readFile(join(packageDir, weightPath)))
@@ -194,11 +261,22 @@ describe('edge worker package verification', () => {
     await expectRefused('edge-flipped-byte', edgeLoad(), ['integrity_failed'], /SHA-256/i)
 
     server.clear()
-    server.override('manifest.json', new TextEncoder().encode(JSON.stringify({ ...manifest, files: [...manifest.files, { path: '../secrets', bytes: 1, sha256: sha256('x') }] })))
+    server.override(
+      'manifest.json',
+      new TextEncoder().encode(
+        JSON.stringify({
+          ...manifest,
+          files: [...manifest.files, { path: '../secrets', bytes: 1, sha256: sha256('x') }],
+        }),
+      ),
+    )
     await expectRefused('edge-path-traversal', edgeLoad(), ['model_invalid'], /path/i)
 
     server.clear()
-    const config = JSON.parse(await readFile(join(packageDir, 'config.json'), 'utf8')) as Record<string, unknown>
+    const config = JSON.parse(await readFile(join(packageDir, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
     const absurd = new TextEncoder().encode(JSON.stringify({ ...config, num_hidden_layers: 1_000_000_000 }))
     server.override('config.json', absurd)
     server.override('manifest.json', new TextEncoder().encode(manifestWith('config.json', absurd)))

@@ -12,8 +12,21 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
-import { type RunningWorker, seedLocalR2, startWranglerDev, writeWorkerConfig } from '../workerd/wrangler-dev.ts'
-import { type CheckedResponse, chatBody, checkResponse, type FuzzRequest, plausibleChatBody, rawRequest, withDeadline } from './api-fuzz.ts'
+import {
+  type RunningWorker,
+  seedLocalR2,
+  startWranglerDev,
+  writeWorkerConfig,
+} from '../workerd/wrangler-dev.ts'
+import {
+  type CheckedResponse,
+  chatBody,
+  checkResponse,
+  type FuzzRequest,
+  plausibleChatBody,
+  rawRequest,
+  withDeadline,
+} from './api-fuzz.ts'
 import { type Answer, referenceAnswer, runLoad } from './load-client.ts'
 import { fuzzSeed, reportFigures, scale } from './summary.ts'
 
@@ -41,9 +54,23 @@ beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-reliability-workerd-'))
   const packageDir = join(folder, 'package')
   await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'q8', seed: 2 })
-  const vars = { MODEL_PREFIX: 'fixture/', MODEL_ID: modelId, API_KEYS: apiKey, MAX_TOKENS: '8', MAX_CONCURRENT: '1', MAX_QUEUE: '2', QUEUE_TIMEOUT_MS: '8000', MODEL_SOURCE: 'r2', STALL_TIMEOUT_MS: '5000' }
+  const vars = {
+    MODEL_PREFIX: 'fixture/',
+    MODEL_ID: modelId,
+    API_KEYS: apiKey,
+    MAX_TOKENS: '8',
+    MAX_CONCURRENT: '1',
+    MAX_QUEUE: '2',
+    QUEUE_TIMEOUT_MS: '8000',
+    MODEL_SOURCE: 'r2',
+    STALL_TIMEOUT_MS: '5000',
+  }
   await mkdir(join(folder, 'assets'))
-  const configPath = await writeWorkerConfig({ directory: folder, assetsDirectory: join(folder, 'assets'), vars })
+  const configPath = await writeWorkerConfig({
+    directory: folder,
+    assetsDirectory: join(folder, 'assets'),
+    vars,
+  })
   const state = join(folder, 'state')
   await seedLocalR2(configPath, state, packageDir, 'fixture/')
   worker = await startWranglerDev({ configPath, stateDir: state, timeoutMs: 120_000 })
@@ -62,8 +89,26 @@ describe('edge worker in workerd under hostile input and load', () => {
     let cases = 0
     let proxyRetries = 0
     const either = fc.oneof(
-      { weight: 2, arbitrary: chatBody(modelId).map((body): FuzzRequest => ({ label: 'chat body', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })) },
-      { weight: 1, arbitrary: plausibleChatBody(modelId).map((body): FuzzRequest => ({ label: 'plausible', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, max_tokens: Math.min(Number(body.max_tokens ?? 2), 2) }) })) },
+      {
+        weight: 2,
+        arbitrary: chatBody(modelId).map(
+          (body): FuzzRequest => ({
+            label: 'chat body',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          }),
+        ),
+      },
+      {
+        weight: 1,
+        arbitrary: plausibleChatBody(modelId).map(
+          (body): FuzzRequest => ({
+            label: 'plausible',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ ...body, max_tokens: Math.min(Number(body.max_tokens ?? 2), 2) }),
+          }),
+        ),
+      },
       { weight: 2, arbitrary: rawRequest(modelId) },
     )
     const send = (request: FuzzRequest, deadlineMs = 30_000) =>
@@ -99,7 +144,9 @@ describe('edge worker in workerd under hostile input and load', () => {
           // worker never saw this request, so it is sent once more and counted apart. A 503
           // from the worker itself carries x-request-id and an OpenAI error body, and fails.
           const text = await response.text()
-          expect(text, 'a 503 without x-request-id that is not wrangler proxy text').toBe(wranglerProxy503Text)
+          expect(text, 'a 503 without x-request-id that is not wrangler proxy text').toBe(
+            wranglerProxy503Text,
+          )
           proxyRetries++
           response = await send(request)
         }
@@ -116,7 +163,10 @@ describe('edge worker in workerd under hostile input and load', () => {
     reportFigures('api-fuzz-workerd', {
       cases,
       wranglerProxyRetries: proxyRetries,
-      statuses: [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}:${n}`).join(','),
+      statuses: [...statuses.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([status, n]) => `${status}:${n}`)
+        .join(','),
     })
   }, 300_000)
 
@@ -124,19 +174,38 @@ describe('edge worker in workerd under hostile input and load', () => {
     const seeds = 4
     const maxTokens = 6
     const references = new Map<number, Answer>()
-    for (let seed = 0; seed < seeds; seed++) references.set(seed, await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens }, seed))
+    for (let seed = 0; seed < seeds; seed++)
+      references.set(
+        seed,
+        await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens }, seed),
+      )
     const seconds = Number(process.env.RELIABILITY_WORKERD_LOAD_SECONDS ?? 20)
-    const report = await runLoad({ url: worker.url, headers, model: modelId, clients: 8, seconds, seeds, maxTokens, disconnectEvery: 4, references, requestDeadlineMs: 60_000 })
-    const health = (await (await fetch(`${worker.url}/healthz`)).json()) as { generations: { active: number; queued: number } }
+    const report = await runLoad({
+      url: worker.url,
+      headers,
+      model: modelId,
+      clients: 8,
+      seconds,
+      seeds,
+      maxTokens,
+      disconnectEvery: 4,
+      references,
+      requestDeadlineMs: 60_000,
+    })
+    const health = (await (await fetch(`${worker.url}/healthz`)).json()) as {
+      generations: { active: number; queued: number }
+    }
     // A slot held by a generation whose client left is reclaimed when the next request needs one
     // (after STALL_TIMEOUT_MS without progress): the next request must get an answer, the same one.
     const recoveredAt = Date.now()
     let again: Answer | undefined
     while (again === undefined && Date.now() - recoveredAt < 60_000) {
-      again = await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens }, 2).catch(async () => {
-        await new Promise((resolve) => setTimeout(resolve, 500))
-        return undefined
-      })
+      again = await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens }, 2).catch(
+        async () => {
+          await new Promise((resolve) => setTimeout(resolve, 500))
+          return undefined
+        },
+      )
     }
     reportFigures('load-workerd', {
       seconds,
@@ -159,12 +228,13 @@ describe('edge worker in workerd under hostile input and load', () => {
       .slice(-15)
       .join('\n')
     expect(report.serverErrors, workerLog).toEqual([])
-    expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(Math.max(3, report.started / 10))
+    expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(
+      Math.max(3, report.started / 10),
+    )
     expect(report.otherStatuses).toEqual([])
     expect(report.mismatched).toEqual([])
     expect(report.rejected429).toBeGreaterThan(0)
     expect(report.retryAfterMissing).toBe(0)
     expect(again).toEqual(references.get(2))
   }, 240_000)
-
 })

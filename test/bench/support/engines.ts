@@ -48,7 +48,14 @@ export function decodingView(tokenizer: Tokenizer): {
   decode(ids: readonly number[], options?: { readonly skipSpecialTokens?: boolean }): string
 } {
   const size = tokenizer.vocabularySize
-  return { eosTokenIds: [], decode: (ids, options) => tokenizer.decode(ids.filter((id) => id < size), options) }
+  return {
+    eosTokenIds: [],
+    decode: (ids, options) =>
+      tokenizer.decode(
+        ids.filter((id) => id < size),
+        options,
+      ),
+  }
 }
 
 /** Core's generate() on a session, EOS ignored (a tokenizer view with no EOS ids). */
