@@ -8,14 +8,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import { build } from 'vite'
-import { writeQwen35Package } from '../../builder/architectures/qwen3-5-package.ts'
-import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectures/qwen3-5-weights.ts'
-import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
-import { fixtureConfig, qwen3TokenizerFiles } from '../../builder/fixtures/fixture.ts'
-import { writeModelPackage } from '../../builder/package/package-writer.ts'
 import { type LoadedModel, loadModel } from '../../client-runtime/index.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
-import { parseModelConfig } from '../../core/model-package.ts'
 import { ortDistDirectory } from '../../demo/build.ts'
 import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
 import {
@@ -24,35 +18,8 @@ import {
   conformanceCases,
   conformanceFixtures,
 } from '../conformance/conformance-cases.ts'
+import { writeConformanceFixture } from '../conformance/conformance-fixture.ts'
 import type { PageConformanceOutcome } from './conformance-page/main.ts'
-
-/** The vocabulary the Node conformance run uses for its fixtures (see test/conformance/node.test.ts). */
-const vocabularySize = 512
-
-/** The same recipe as test/conformance/node.test.ts: builder shapes and seeds, 512-token vocabulary. */
-async function writeConformanceFixture(fixture: ConformanceFixture, outDir: string): Promise<void> {
-  const tokenizer = qwen3TokenizerFiles()
-  if (fixture === 'qwen3_5') {
-    const config = tinyQwen35Config(vocabularySize)
-    await writeQwen35Package({
-      outDir,
-      config,
-      weights: randomQwen35Weights(config, 1),
-      dtypes: ['fp32'],
-      tokenizer,
-      name: `conformance-${fixture}`,
-    })
-    return
-  }
-  const config = parseModelConfig({ ...fixtureConfig(fixture).raw, vocab_size: vocabularySize })
-  await writeModelPackage({
-    outDir,
-    weights: randomDecoderWeights(config, 1),
-    tokenizer,
-    dtypes: ['fp32'],
-    name: `conformance-${fixture}`,
-  })
-}
 
 export interface ConformanceSite {
   readonly url: string

@@ -6,14 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeQwen35Package } from '../../builder/architectures/qwen3-5-package.ts'
-import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectures/qwen3-5-weights.ts'
-import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
-import { fixtureConfig, qwen3TokenizerFiles } from '../../builder/fixtures/fixture.ts'
-import { writeModelPackage } from '../../builder/package/package-writer.ts'
 import { type Backend, type LoadedModel, loadModel } from '../../client-runtime/index.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
-import { parseModelConfig } from '../../core/model-package.ts'
 import {
   type ConformanceFixture,
   type ConformanceHarness,
@@ -22,40 +16,10 @@ import {
   conformanceFixtures,
   maxAbsDifference,
 } from './conformance-cases.ts'
+import { writeConformanceFixture } from './conformance-fixture.ts'
 
 let folder: string
 const packages = new Map<ConformanceFixture, string>()
-
-/**
- * The builder's tiny fixture shapes and seeds with a 512-token vocabulary (the released fixtures
- * carry Qwen3's 151,936 rows, 40 MB of fp32 embedding that would dominate CI time here), still
- * with the real Qwen3 tokenizer files.
- */
-async function writeConformanceFixture(fixture: ConformanceFixture, outDir: string): Promise<void> {
-  const tokenizer = qwen3TokenizerFiles()
-  if (fixture === 'qwen3_5') {
-    const config = tinyQwen35Config(vocabularySize)
-    await writeQwen35Package({
-      outDir,
-      config,
-      weights: randomQwen35Weights(config, 1),
-      dtypes: ['fp32'],
-      tokenizer,
-      name: `conformance-${fixture}`,
-    })
-    return
-  }
-  const config = parseModelConfig({ ...fixtureConfig(fixture).raw, vocab_size: vocabularySize })
-  await writeModelPackage({
-    outDir,
-    weights: randomDecoderWeights(config, 1),
-    tokenizer,
-    dtypes: ['fp32'],
-    name: `conformance-${fixture}`,
-  })
-}
-
-const vocabularySize = 512
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-conformance-'))
