@@ -225,30 +225,39 @@ describe('edge worker in workerd', () => {
   })
 
   it('maps bad requests to OpenAI errors with the right status', async () => {
-    const status = async (response: Promise<Response>) => {
-      const answer = await response
+    // wrangler dev's local proxy now and then loses the connection after a request whose body the
+    // worker refused unread, and answers the next request itself with a plain-text 503 that never
+    // reached the worker (no x-request-id; cloudflare/workers-sdk #14641). Only that exact answer
+    // is sent again, once; every answer from the worker is checked as it came.
+    const status = async (send: () => Promise<Response>) => {
+      let answer = await send()
+      if (answer.status === 503 && !answer.headers.has('x-request-id')) {
+        const text = await answer.text()
+        expect(text).toMatch(/restarted mid-request/)
+        answer = await send()
+      }
       const body = (await answer.json()) as { error: { code: string } }
       return [answer.status, body.error.code]
     }
     const base = fromR2.url
-    expect(await status(fetch(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' }))).toEqual([
+    expect(await status(() => fetch(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' }))).toEqual([
       401,
       'unauthorized',
     ])
     expect(
-      await status(
+      await status(() =>
         fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: auth, body: '{"model": ' }),
       ),
     ).toEqual([400, 'invalid_argument'])
-    expect(await status(post(base, { model: 'fixture', messages, temperature: 'warm' }))).toEqual([
+    expect(await status(() => post(base, { model: 'fixture', messages, temperature: 'warm' }))).toEqual([
       400,
       'invalid_argument',
     ])
-    expect(await status(post(base, { model: 'other', messages }))).toEqual([404, 'model_not_found'])
+    expect(await status(() => post(base, { model: 'other', messages }))).toEqual([404, 'model_not_found'])
     // 413 is checked on Node (worker/app.test.ts, declared and chunked): wrangler dev's proxy
     // reports "restarted mid-request" when a worker answers before the body has arrived.
     expect(
-      await status(
+      await status(() =>
         post(base, { model: 'fixture', messages: [{ role: 'user', content: 'hello '.repeat(600) }] }),
       ),
     ).toEqual([422, 'context_length_exceeded'])
