@@ -68,6 +68,7 @@ export {
   resolveSamplingOptions,
   Sampler,
   type SamplingOptions,
+  samplingOptionNames,
   selectTop,
 } from './sampler.ts'
 export { StopStringMatcher, type StopStringResult, validateStopStrings } from './stop-strings.ts'

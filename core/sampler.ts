@@ -47,7 +47,8 @@ export interface ResolvedSamplingOptions {
   readonly seed: number
 }
 
-const knownOptions: ReadonlySet<string> = new Set([
+/** Every field of SamplingOptions: what callers copy out of a wider request (the SDK, the edge). */
+export const samplingOptionNames = [
   'temperature',
   'topK',
   'topP',
@@ -57,7 +58,9 @@ const knownOptions: ReadonlySet<string> = new Set([
   'frequencyPenalty',
   'logitBias',
   'seed',
-])
+] as const satisfies readonly (keyof SamplingOptions)[]
+
+const knownOptions: ReadonlySet<string> = new Set(samplingOptionNames)
 
 function finiteNumber(options: SamplingOptions, field: keyof SamplingOptions, fallback: number): number {
   const value = options[field]

@@ -11,6 +11,7 @@ import {
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
+import { samplingOptionNames } from '../core/sampler.ts'
 import type {
   FinishPart,
   FinishReason,
@@ -142,17 +143,7 @@ function randomSeed(): number {
 
 function samplingOf(request: SamplingRequest): EdgeSampling {
   const sampling: Record<string, unknown> = {}
-  for (const key of [
-    'temperature',
-    'topK',
-    'topP',
-    'minP',
-    'repetitionPenalty',
-    'presencePenalty',
-    'frequencyPenalty',
-    'logitBias',
-    'seed',
-  ] as const) {
+  for (const key of samplingOptionNames) {
     if (request[key] !== undefined) sampling[key] = request[key]
   }
   return sampling as EdgeSampling

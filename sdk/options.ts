@@ -3,7 +3,7 @@
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
-import { resolveSamplingOptions } from '../core/sampler.ts'
+import { resolveSamplingOptions, samplingOptionNames } from '../core/sampler.ts'
 import type { EdgeOptions, EdgeSampling } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 
@@ -61,37 +61,13 @@ function describe(value: unknown): string {
   return value === null ? 'null' : typeof value
 }
 
-const samplerKeys = [
-  'temperature',
-  'topK',
-  'topP',
-  'minP',
-  'repetitionPenalty',
-  'presencePenalty',
-  'frequencyPenalty',
-  'logitBias',
-  'seed',
-] as const
-
-const sampleKeys: ReadonlySet<string> = new Set([
-  'temperature',
-  'topK',
-  'topP',
-  'minP',
-  'repetitionPenalty',
-  'presencePenalty',
-  'frequencyPenalty',
-  'logitBias',
-  'seed',
-  'maxTokens',
-  'stop',
-])
+const sampleKeys: ReadonlySet<string> = new Set([...samplingOptionNames, 'maxTokens', 'stop'])
 
 /** Checks sampling fields with core's own rules; `prefix` places them in the caller's object (`defaults.`). */
 export function validateSampling(request: SamplingRequest, prefix = ''): void {
   const { maxTokens, stop } = request
   const sampling: Record<string, unknown> = {}
-  for (const key of samplerKeys) if (request[key] !== undefined) sampling[key] = request[key]
+  for (const key of samplingOptionNames) if (request[key] !== undefined) sampling[key] = request[key]
   try {
     // The sampler's validator names each field and its range; one source of truth for both sides.
     resolveSamplingOptions({ seed: 0, ...sampling })
