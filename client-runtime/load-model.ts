@@ -151,7 +151,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     modelId: typeof manifestName === 'string' ? manifestName : modelIdFromSource(pkg.source),
     ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
     ...(options.keepCacheOnGpu !== undefined ? { keepCacheOnGpu: options.keepCacheOnGpu } : {}),
-  })
+  }).catch((error: unknown) => dropUnloadableGraphs(pkg, onnxFiles.files, error))
   return {
     session,
     tokenizer,
@@ -164,6 +164,47 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     backendSetup: setup,
     dispose: () => session.dispose(),
   }
+}
+
+/**
+ * ONNX Runtime's own words for a file that is not a model at all (cut, or some other file under
+ * the .onnx name): `Protobuf parsing failed` / `INVALID_PROTOBUF` (status 7), `No graph was found
+ * in the protobuf`, `INVALID_GRAPH` (status 10). Not matched on purpose: unsupported operators or
+ * opsets, out of memory, a missing backend: the file is fine there, so it is kept.
+ */
+const invalidModelPattern =
+  /protobuf parsing failed|no graph was found|INVALID_PROTOBUF|INVALID_GRAPH|ERROR_CODE: (7|10)\b/i
+
+function describeError(error: unknown): string {
+  const messages: string[] = []
+  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
+    const text = current.message
+    // A wrapping error usually quotes its cause already: list each message once.
+    if (!messages.some((message) => message.includes(text))) messages.push(text)
+    current = current.cause
+  }
+  return messages.join(' / ')
+}
+
+/**
+ * A graph that ONNX Runtime cannot parse passed its sha256 check, so the manifest itself vouches
+ * for bad bytes. Keeping it would make every later load fail the same way from the cache; drop
+ * the dtype's ONNX files from the store (a local folder is left alone) and say what is wrong.
+ */
+async function dropUnloadableGraphs(
+  pkg: StoredPackage,
+  files: readonly string[],
+  error: unknown,
+): Promise<never> {
+  const detail = describeError(error)
+  if (!invalidModelPattern.test(detail)) throw error
+  const owned = pkg.kind === 'url' && pkg.discard !== undefined
+  if (owned) await pkg.discard?.(files)
+  throw new ModelError(
+    'model_invalid',
+    `${pkg.source} has an ONNX file that is not a valid model (${detail})${pkg.manifest ? ', although it matches the sha256 in manifest.json: the package itself is broken, not the download' : ''}. ${owned ? `Its ONNX files (${files.join(', ')}) were removed from the cache, so the next load downloads them again. ` : ''}Rebuild or re-upload the package (ondevice convert / ondevice fixture).`,
+    { cause: error },
+  )
 }
 
 function modelIdFromSource(source: string): string {

@@ -437,6 +437,13 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         readText: async (path) => (await readBlob(path)).text(),
         readBytes: async (path) => new Uint8Array(await (await readBlob(path)).arrayBuffer()),
         localPath: () => undefined,
+        discard: async (paths) => {
+          for (const path of paths) {
+            assertPackagePath(path)
+            await files.remove(`${key}/${path}`)
+            await files.remove(`${key}/${path}.partial`)
+          }
+        },
       }
     },
   }

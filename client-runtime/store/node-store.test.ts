@@ -132,6 +132,27 @@ describe('node store over HTTP', () => {
     expect(await pkg.readBytes('onnx/model.onnx')).toEqual(weights)
   })
 
+  it('discard() drops a stored file, its memo entry and any partial, so the next ensure downloads it again', async () => {
+    const store = await newStore()
+    const pkg = await store.open(server.prefix)
+    await pkg.ensure(['config.json', 'onnx/model.onnx'])
+    await pkg.discard?.(['onnx/model.onnx'])
+    expect(await store.isCached(server.prefix, ['onnx/model.onnx'])).toBe(false)
+    expect(await store.isCached(server.prefix, ['config.json'])).toBe(true)
+    const memo = await (await import('node:fs/promises')).readFile(join(cacheDir, 'verified.json'), 'utf8')
+    expect(memo).not.toContain('model.onnx')
+    await expect(pkg.discard?.(['../escape'])).rejects.toMatchObject({ code: 'model_invalid' })
+    await pkg.ensure(['onnx/model.onnx'])
+    expect(onnxGets()).toHaveLength(2)
+    expect(await pkg.readBytes('onnx/model.onnx')).toEqual(weights)
+  })
+
+  it('refuses an idleTimeoutMs that is not a positive number of milliseconds', () => {
+    for (const idleTimeoutMs of [0, -1, Number.NaN, 2 ** 40]) {
+      expect(() => createNodeStore({ cacheDir: tmpdir(), idleTimeoutMs })).toThrow(/idleTimeoutMs/)
+    }
+  })
+
   it('rejects a corrupted file and keeps nothing of it', async () => {
     const store = await newStore()
     server.behaviour = (_request, response, path) => {
@@ -266,6 +287,9 @@ describe('node store over a local folder', () => {
     await writeFile(join(folder, 'config.json'), config)
     const pkg = await store.open(folder)
     expect(warnings[0]).toMatch(/no manifest\.json/)
+    expect(await pkg.readText('config.json')).toBe(config)
+    // The folder is the user's: discard() leaves it as it is.
+    await pkg.discard?.(['config.json'])
     expect(await pkg.readText('config.json')).toBe(config)
     await expect(store.open(join(folder, 'missing'))).rejects.toMatchObject({
       code: 'model_not_found',

@@ -11,8 +11,10 @@ import { homedir } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
+import { checkIdleTimeout, defaultIdleTimeoutMs, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
 import { readEagerly } from './read-eagerly.ts'
+import { refuseCrossOriginManifest } from './redirect-origin.ts'
 import type {
   DownloadProgress,
   EnsureOptions,
@@ -29,7 +31,15 @@ export interface NodeStoreOptions {
   readonly quotaBytes?: number
   /** Receives warnings (e.g. a package without manifest.json). Default: console.warn. */
   readonly onWarning?: (message: string) => void
+  /**
+   * A download that receives no byte for this long (a server that stalls without closing the
+   * connection) fails with a retryable download_failed; what arrived is kept for a Range resume,
+   * as for a cut connection. Default: 30,000 (`defaultIdleTimeoutMs`).
+   */
+  readonly idleTimeoutMs?: number
 }
+
+export { defaultIdleTimeoutMs }
 
 /** `$ONDEVICE_CACHE_DIR`, else `$XDG_CACHE_HOME/ondevice`, else `~/.cache/ondevice`. */
 export function defaultCacheDir(): string {
@@ -57,6 +67,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     throw new InvalidArgumentError('quotaBytes', 'quotaBytes must be a positive number of bytes.')
   }
   const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
+  const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
   const memoPath = join(cacheDir, 'verified.json')
   let memo: Promise<Map<string, VerifiedEntry>> | undefined
   let memoWrite: Promise<void> = Promise.resolve()
@@ -247,6 +258,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         return new Uint8Array(await readFile(local(path)))
       },
       localPath: (path) => local(path),
+      // The folder belongs to the user, not the store: nothing is removed from it.
+      discard: async (paths) => {
+        for (const path of paths) assertPackagePath(path)
+      },
     }
   }
 
@@ -255,29 +270,41 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     const warnings: string[] = []
     let manifest: StoreManifest | undefined
     let offline = false
-    const manifestResponse = await fetch(new URL('manifest.json', prefix), {
-      signal: openOptions.signal ?? null,
-    }).catch((error: unknown) => {
-      if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
-      offline = true
-      return undefined
-    })
-    if (manifestResponse?.redirected && new URL(manifestResponse.url).origin !== new URL(prefix).origin) {
-      // manifest.json is what every file is checked against: it must come from the origin the
-      // app named, not from wherever a redirect points (a hijacked route would vouch for anything).
-      await manifestResponse.body?.cancel()
-      throw new ModelError(
-        'model_invalid',
-        `${prefix}manifest.json redirected to another origin (${new URL(manifestResponse.url).origin}); refusing it. Serve manifest.json from the package's own origin.`,
-      )
-    }
+    const manifestUrl = new URL('manifest.json', prefix)
+    // A server that stalls on manifest.json counts as unreachable (the stored copy, if any, is used).
+    const manifestTimer = startIdleTimer(idleTimeoutMs, openOptions.signal)
+    const manifestResponse = await fetch(manifestUrl, { signal: manifestTimer.signal }).catch(
+      (error: unknown) => {
+        manifestTimer.stop()
+        if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        offline = true
+        return undefined
+      },
+    )
+    if (manifestResponse) await refuseCrossOriginManifest(manifestUrl, manifestResponse)
     if (manifestResponse?.ok) {
-      const text = await manifestResponse.text()
+      manifestTimer.touch()
+      let text: string
+      try {
+        text = await manifestResponse.text()
+      } catch (error) {
+        if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        throw new StoreError(
+          'download_failed',
+          manifestTimer.expired
+            ? `${manifestUrl.href} stalled: no bytes for ${idleTimeoutMs} ms. Try again; raise idleTimeoutMs for a very slow link.`
+            : `Reading ${manifestUrl.href} broke off: ${(error as Error).message}. Try again.`,
+          { isRetryable: true, cause: error },
+        )
+      } finally {
+        manifestTimer.stop()
+      }
       manifest = parseManifest(text, prefix)
       await mkdir(directory, { recursive: true })
       await writeFile(join(directory, 'manifest.json'), text)
       await writeFile(join(directory, 'source.json'), JSON.stringify({ source: prefix }))
     } else if (offline || (manifestResponse && manifestResponse.status >= 500)) {
+      manifestTimer.stop()
       // No network (or a failing server): a previously stored manifest keeps the package usable offline.
       const cached = await readFile(join(directory, 'manifest.json'), 'utf8').catch(() => undefined)
       if (cached !== undefined) manifest = parseManifest(cached, prefix)
@@ -289,15 +316,16 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       ) {
         throw new StoreError(
           'download_failed',
-          `Could not reach ${prefix} (${manifestResponse ? `HTTP ${manifestResponse.status}` : 'network error'}) and nothing of it is cached. Check the URL and the network.`,
+          `Could not reach ${prefix} (${manifestResponse ? `HTTP ${manifestResponse.status}` : manifestTimer.expired ? `no answer in ${idleTimeoutMs} ms` : 'network error'}) and nothing of it is cached. Check the URL and the network.`,
           { isRetryable: true },
         )
       }
     } else {
+      manifestTimer.stop()
       await manifestResponse?.body?.cancel()
       const config = await fetch(new URL('config.json', prefix), {
         method: 'HEAD',
-        signal: openOptions.signal ?? null,
+        signal: withTimeout(openOptions.signal, idleTimeoutMs),
       }).catch(() => undefined)
       if (!config?.ok) {
         throw new ModelError(
@@ -320,7 +348,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     const remoteSizes = new Map<string, number | undefined>()
     const headSize = async (path: string): Promise<number | undefined> => {
       if (remoteSizes.has(path)) return remoteSizes.get(path)
-      const response = await fetch(new URL(path, prefix), { method: 'HEAD' }).catch(() => undefined)
+      const response = await fetch(new URL(path, prefix), {
+        method: 'HEAD',
+        signal: AbortSignal.timeout(idleTimeoutMs),
+      }).catch(() => undefined)
       const size = response?.ok ? Number(response.headers.get('content-length') ?? Number.NaN) : undefined
       const known = size !== undefined && Number.isFinite(size) ? size : response?.ok ? -1 : undefined
       remoteSizes.set(path, known)
@@ -465,20 +496,48 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         offset = 0
       }
       const url = new URL(path, prefix)
+      const idle = startIdleTimer(idleTimeoutMs, signal)
+      try {
+        return await downloadBody(path, url, partial, offset, expectedBytes, report, signal, idle)
+      } finally {
+        idle.stop()
+      }
+    }
+
+    const stalled = (url: URL, written: number, cause: unknown): StoreError =>
+      new StoreError(
+        'download_failed',
+        `Downloading ${url.href} stalled: no bytes for ${idleTimeoutMs} ms${written > 0 ? ` after ${written} bytes` : ''} (the server kept the connection open). The next try resumes from there; raise idleTimeoutMs for a very slow link.`,
+        { isRetryable: true, cause },
+      )
+
+    const downloadBody = async (
+      path: string,
+      url: URL,
+      partial: string,
+      startOffset: number,
+      expectedBytes: number | undefined,
+      report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+      signal: AbortSignal | undefined,
+      idle: ReturnType<typeof startIdleTimer>,
+    ): Promise<boolean> => {
+      let offset = startOffset
       let response: Response
       try {
         response = await fetch(url, {
           headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-          signal: signal ?? null,
+          signal: idle.signal,
         })
       } catch (error) {
         if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        if (idle.expired) throw stalled(url, offset, error)
         throw new StoreError(
           'download_failed',
           `Downloading ${url.href} failed: ${(error as Error).message}. Check the network; the next try resumes where this one stopped.`,
           { isRetryable: true, cause: error },
         )
       }
+      idle.touch()
       if (response.status === 404) {
         await response.body?.cancel()
         throw new ModelError(
@@ -527,6 +586,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
             // More bytes than manifest.json promises: stop storing them at once.
             throw Object.assign(new Error('oversized'), { code: 'EOVERSIZED' })
           }
+          idle.touch()
           await handle.write(chunk)
           written += chunk.byteLength
           report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
@@ -551,6 +611,8 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           )
         }
         if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        // Like a cut connection: the .partial stays for a Range resume.
+        if (idle.expired) throw stalled(url, written, error)
         throw new StoreError(
           'download_failed',
           `Downloading ${url.href} broke off after ${written} bytes: ${(error as Error).message}. The next try resumes from there.`,
@@ -603,6 +665,14 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         return new Uint8Array(await readFile(local(path)))
       },
       localPath: (path) => local(path),
+      discard: async (paths) => {
+        for (const path of paths) {
+          const file = local(path)
+          await remember(file, undefined)
+          await rm(file, { force: true })
+          await rm(`${file}.partial`, { force: true })
+        }
+      },
     }
   }
 
@@ -656,6 +726,12 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     },
     estimate,
   }
+}
+
+/** A HEAD request has no body to watch: the whole answer must come within the idle timeout. */
+function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs)
+  return signal ? AbortSignal.any([signal, timeout]) : timeout
 }
 
 /** One piece of work per key at a time; concurrent callers await the same promise. */

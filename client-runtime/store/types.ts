@@ -66,6 +66,13 @@ export interface StoredPackage {
   readBytes(path: string): Promise<Uint8Array>
   /** Local file path of an ensured file (Node stores), for backends that load from paths. */
   localPath(path: string): string | undefined
+  /**
+   * Drops these files from the store (stored copy, partial download, verification memo), so the
+   * next `ensure` fetches them again; used when a verified file turns out unusable (e.g. not an
+   * ONNX model although it matches manifest.json). A local folder package is never touched.
+   * Optional so that stores written before it still type-check.
+   */
+  discard?(paths: readonly string[]): Promise<void>
 }
 
 export interface ModelStore {

@@ -134,6 +134,69 @@ describe('downloads', () => {
     server.clear()
     figures.quotaFaults = 2
   })
+
+  it('a server that stalls mid-body (or before its headers) without closing: a retryable download_failed after the idle timeout, kept for the resume', async () => {
+    server.clear()
+    const source = new Uint8Array(await readFile(join(packageDir, weightPath)))
+    const idleTimeoutMs = 300
+    const cacheDir = await mkdtemp(join(folder, 'stall-'))
+    const store = createNodeStore({ cacheDir, idleTimeoutMs, onWarning: () => undefined })
+    const failure = async (work: Promise<unknown>): Promise<{ error: OndeviceError; ms: number }> => {
+      const started = Date.now()
+      const error = await work.then(
+        () => undefined,
+        (caught: unknown) => caught,
+      )
+      expect(error).toBeInstanceOf(OndeviceError)
+      return { error: error as OndeviceError, ms: Date.now() - started }
+    }
+    let stalls = 0
+
+    // manifest.json: headers and 10 bytes, then silence.
+    server.stallNext('manifest.json', 10)
+    const manifestStall = await failure(store.open(server.url))
+    expect(manifestStall.error.code).toBe('download_failed')
+    expect(manifestStall.error.isRetryable).toBe(true)
+    expect(manifestStall.error.message).toMatch(/stalled: no bytes for 300 ms/)
+    expect(manifestStall.ms).toBeLessThan(5_000)
+    stalls++
+
+    const pkg = await store.open(server.url)
+    const partialPath = join(pkg.directory!, `${weightPath}.partial`)
+    // Mid-body: 40,000 bytes, then silence on an open connection.
+    server.stallNext(weightPath, 40_000)
+    const bodyStall = await failure(pkg.ensure([weightPath]))
+    expect(bodyStall.error.code).toBe('download_failed')
+    expect(bodyStall.error.isRetryable).toBe(true)
+    expect(bodyStall.error.message).toMatch(/stalled: no bytes for 300 ms after \d+ bytes/)
+    expect(bodyStall.ms).toBeGreaterThanOrEqual(idleTimeoutMs - 20)
+    expect(bodyStall.ms).toBeLessThan(5_000)
+    stalls++
+    // As for a cut connection: what arrived stays as .partial, a prefix of the source.
+    const partial = await readFile(partialPath)
+    expect(partial.length).toBeGreaterThan(0)
+    expect(partial.length).toBeLessThanOrEqual(40_000)
+    expect(Buffer.compare(partial, source.subarray(0, partial.length))).toBe(0)
+
+    // Before the headers: the resumed request gets no answer at all.
+    server.stallNext(weightPath, -1)
+    const headerStall = await failure(pkg.ensure([weightPath]))
+    expect(headerStall.error.code).toBe('download_failed')
+    expect(headerStall.error.isRetryable).toBe(true)
+    expect(headerStall.error.message).toMatch(/stalled: no bytes for 300 ms/)
+    expect(headerStall.ms).toBeLessThan(5_000)
+    expect((await readFile(partialPath)).length).toBe(partial.length)
+    stalls++
+
+    // The next try resumes with Range and ends byte-equal.
+    const before = server.requests.length
+    await pkg.ensure([weightPath])
+    expect(server.requests.slice(before).some((line) => line.includes(`bytes=${partial.length}-`))).toBe(true)
+    expect(Buffer.compare(await readFile(join(pkg.directory!, weightPath)), source)).toBe(0)
+    expect((await filesUnder(cacheDir)).filter((file) => file.endsWith('.partial'))).toEqual([])
+    figures.idleStalls = stalls
+    figures.idleTimeoutMs = idleTimeoutMs
+  })
 })
 
 describe('device and edge failures', () => {

@@ -15,6 +15,11 @@ export interface PackageServer {
   redirect(path: string, location: string): void
   /** Cut the next response body of `path` after `bytes` bytes (the socket is destroyed). */
   cutNext(path: string, bytes: number): void
+  /**
+   * Stall the next response of `path`: send the headers and `bytes` bytes of the body, then
+   * nothing more, keeping the connection open (until close()). `bytes` -1: not even the headers.
+   */
+  stallNext(path: string, bytes: number): void
   /** Ignore Range headers (a server that always sends the whole file). */
   ignoreRange(value: boolean): void
   /** Forget overrides, redirects and cuts. */
@@ -28,12 +33,18 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
   const overrides = new Map<string, Uint8Array | null>()
   const redirects = new Map<string, string>()
   const cuts = new Map<string, number>()
+  const stalls = new Map<string, number>()
   const requests: string[] = []
   let rangeIgnored = false
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname).replace(/^\/+/, '')
     requests.push(`${request.method} ${path} ${request.headers.range ?? ''}`.trim())
+    const stall = stalls.get(path)
+    if (stall === -1) {
+      stalls.delete(path)
+      return // no answer at all; the socket stays open
+    }
     const location = redirects.get(path)
     if (location) {
       response.writeHead(302, { location })
@@ -74,10 +85,16 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
     const cut = cuts.get(path)
     // No keep-alive on whole responses: a client that dropped one mid-body (a refused download)
     // must not be handed that socket again. (A cut response breaks its socket itself.)
-    if (cut === undefined) headers.connection = 'close'
+    if (cut === undefined && stall === undefined) headers.connection = 'close'
     response.writeHead(status, headers)
     if (request.method === 'HEAD') {
       response.end()
+      return
+    }
+    if (stall !== undefined) {
+      stalls.delete(path)
+      // Headers and a prefix of the body, then silence on an open connection.
+      response.write(body.subarray(0, Math.min(stall, body.length)))
       return
     }
     if (cut !== undefined) {
@@ -106,6 +123,7 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
     override: (path, bytes) => overrides.set(path, bytes),
     redirect: (path, location) => redirects.set(path, location),
     cutNext: (path, bytes) => cuts.set(path, bytes),
+    stallNext: (path, bytes) => stalls.set(path, bytes),
     ignoreRange: (value) => {
       rangeIgnored = value
     },
@@ -113,6 +131,7 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
       overrides.clear()
       redirects.clear()
       cuts.clear()
+      stalls.clear()
       rangeIgnored = false
     },
     requests,

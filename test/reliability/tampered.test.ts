@@ -183,12 +183,30 @@ describe('device store and loadModel', () => {
     server.override(graphPath, garbage)
     server.override('manifest.json', new TextEncoder().encode(manifestWith(graphPath, garbage)))
     const cacheDir = await freshCache()
-    await expectRefused(
+    const error = await expectRefused(
       'not-onnx',
       load(cacheDir),
-      ['model_invalid', 'backend_failed', 'backend_unavailable'],
-      /onnx|model|protobuf|load/i,
+      ['model_invalid'],
+      /not a valid model.*protobuf.*matches the sha256 in manifest\.json.*removed from the cache/i,
     )
+    expect(error.isRetryable).toBe(false)
+    // The verified-but-unloadable graph (and its weights) left the cache; the text files stay.
+    const kept = await filesUnder(cacheDir)
+    expect(kept.filter((file) => file.includes('model_quantized.onnx'))).toEqual([])
+    expect(kept.some((file) => file.endsWith('config.json'))).toBe(true)
+    const memo = await readFile(join(cacheDir, 'verified.json'), 'utf8')
+    expect(memo).not.toContain('model_quantized.onnx')
+    // The next load fetches the graph again (and fails the same clean way), rather than
+    // failing from the cache.
+    const graphRequests = () => server.requests.filter((line) => line === `GET ${graphPath}`).length
+    const before = graphRequests()
+    await expectRefused('not-onnx-again', load(cacheDir), ['model_invalid'], /not a valid model/i)
+    expect(graphRequests()).toBe(before + 1)
+    // Once the server has the real graph again, the same cache loads it.
+    server.clear()
+    const model = await load(cacheDir)
+    expect(model.tokenizer.vocabularySize).toBeGreaterThan(1000)
+    await model.dispose()
   })
 
   it('path traversal in manifest paths: model_invalid, and nothing is written anywhere', async () => {

@@ -1,0 +1,58 @@
+// An idle timer for downloads: a server that sends headers and part of a body, then stops without
+// closing the connection, would otherwise keep a download (and every load waiting on it) pending
+// for as long as the socket lives. The timer restarts on every chunk; when it runs out it aborts
+// the fetch through the signal handed to it, which errors the response body.
+import { InvalidArgumentError } from '../../core/errors.ts'
+
+/** Default for the stores' `idleTimeoutMs`: long enough for a slow mobile link, short enough to retry. */
+export const defaultIdleTimeoutMs = 30_000
+
+export interface IdleTimer {
+  /** Pass to fetch: aborts when the caller's signal does, or when no byte came for the timeout. */
+  readonly signal: AbortSignal
+  /** True once the timer ran out (tells an idle stall from the caller's abort or a cut connection). */
+  readonly expired: boolean
+  /** Call on every chunk that arrives. */
+  touch(): void
+  /** Stops the timer (call when the download ends, whatever the outcome). */
+  stop(): void
+}
+
+/** Throws InvalidArgumentError unless `value` is a usable idle timeout (a positive number of ms). */
+export function checkIdleTimeout(value: number | undefined): number {
+  if (value === undefined) return defaultIdleTimeoutMs
+  if (typeof value !== 'number' || !(value > 0) || value > 2_147_483_647) {
+    throw new InvalidArgumentError(
+      'idleTimeoutMs',
+      `idleTimeoutMs must be a positive number of milliseconds (at most 2147483647), got ${String(value)}. Default: ${defaultIdleTimeoutMs}.`,
+    )
+  }
+  return value
+}
+
+export function startIdleTimer(timeoutMs: number, callerSignal: AbortSignal | undefined): IdleTimer {
+  const idle = new AbortController()
+  let expired = false
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = () => {
+    timer = setTimeout(() => {
+      expired = true
+      idle.abort(new Error(`no bytes received for ${timeoutMs} ms`))
+    }, timeoutMs)
+  }
+  arm()
+  return {
+    signal: callerSignal ? AbortSignal.any([callerSignal, idle.signal]) : idle.signal,
+    get expired() {
+      return expired
+    },
+    touch() {
+      if (expired) return
+      clearTimeout(timer)
+      arm()
+    },
+    stop() {
+      clearTimeout(timer)
+    },
+  }
+}
