@@ -5,6 +5,7 @@
 
 import type { PackageReader } from '../client-runtime/package-reader.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../client-runtime/store/manifest.ts'
+import { refuseCrossOriginManifest } from '../client-runtime/store/redirect-origin.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
 import { ModelError, StoreError } from '../core/errors.ts'
 
@@ -133,9 +134,10 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
   }
   return readerFromBytes(async (path) => {
     assertPackagePath(path)
+    const url = new URL(path, base)
     let response: Response
     try {
-      response = await fetchImplementation(new URL(path, base))
+      response = await fetchImplementation(url)
     } catch (cause) {
       throw new StoreError(
         'download_failed',
@@ -143,6 +145,9 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
         { isRetryable: true, cause },
       )
     }
+    // The same rule as the device stores: manifest.json, which vouches for every other file,
+    // only from MODEL_URL's own origin; other files may be redirected (their sha256 is checked).
+    if (path === 'manifest.json') await refuseCrossOriginManifest(url, response)
     if (response.status === 404) throw missing(path, base.href)
     if (!response.ok)
       throw new StoreError(

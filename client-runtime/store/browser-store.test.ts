@@ -1,7 +1,8 @@
 // The browser model store in Chromium (OPFS and the Cache API), against a real static server on
 // 127.0.0.1: download with progress and sha256 check, isCached / delete, a corrupted file rejected
 // and not kept, a missing file and a missing package as clear errors. (Interrupted-download
-// resume is covered on Node in node-store.test.ts.)
+// resume is covered on Node in node-store.test.ts.) manifest.json redirected to another origin is
+// refused.
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -38,15 +39,21 @@ let results: Record<string, StoreCheck>
 let flakyServer: Server | undefined
 const rangeHeaders: (string | undefined)[] = []
 let resumeResult: StoreCheck
+let redirectResult: StoreCheck
 
 /**
  * Serves the built page and a package whose first weights download breaks off after 80 KB (the
  * static server always answers whole), on one origin so the page needs no CORS.
  */
-async function startFlakyServer(pageDir: string, packageDir: string): Promise<Server> {
+async function startFlakyServer(pageDir: string, packageDir: string, otherOrigin: string): Promise<Server> {
   let broken = false
   const flaky = createServer(async (request, response) => {
     const path = new URL(request.url ?? '/', 'http://x').pathname
+    if (path === '/cross/manifest.json') {
+      // To the static server: another origin (another port) that allows CORS.
+      response.writeHead(302, { location: `${otherOrigin}/pkg/manifest.json` }).end()
+      return
+    }
     const isWeights = path === '/flaky/onnx/model.onnx'
     const file = path.startsWith('/flaky/')
       ? join(packageDir, ...path.slice('/flaky/'.length).split('/'))
@@ -105,12 +112,15 @@ beforeAll(async () => {
     (globalThis as unknown as { runStoreChecks: () => Promise<Record<string, StoreCheck>> }).runStoreChecks(),
   )
 
-  flakyServer = await startFlakyServer(join(folder, 'page'), join(folder, 'pkg'))
+  flakyServer = await startFlakyServer(join(folder, 'page'), join(folder, 'pkg'), server.url)
   const flakyPage = await (await chromium.newContext()).newPage()
   await flakyPage.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
   await flakyPage.waitForFunction(() => 'runResumeCheck' in globalThis)
   resumeResult = await flakyPage.evaluate(() =>
     (globalThis as unknown as { runResumeCheck: () => Promise<StoreCheck> }).runResumeCheck(),
+  )
+  redirectResult = await flakyPage.evaluate(() =>
+    (globalThis as unknown as { runRedirectCheck: () => Promise<StoreCheck> }).runRedirectCheck(),
   )
 }, 120_000)
 
@@ -155,6 +165,18 @@ describe.each(['opfs', 'cache'])('browser store on %s', (backend) => {
     expect(result.noPackage).toMatchObject({
       error: { code: 'model_not_found', message: expect.stringMatching(/No model package/) },
     })
+  })
+})
+
+describe('browser store redirects', () => {
+  it('refuses manifest.json redirected to another origin, even one that allows CORS, and stores nothing', () => {
+    expect(redirectResult.refused).toMatchObject({
+      error: {
+        code: 'model_invalid',
+        message: expect.stringMatching(/redirected to another origin \(http:\/\/127\.0\.0\.1:\d+\)/),
+      },
+    })
+    expect(redirectResult.stored).toBe(false)
   })
 })
 

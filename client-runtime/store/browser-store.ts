@@ -5,6 +5,7 @@
 // entry entirely, so nothing half-stored is ever used.
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
+import { refuseCrossOriginManifest } from './redirect-origin.ts'
 import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoreManifest } from './types.ts'
 
 export interface BrowserStoreOptions {
@@ -233,13 +234,16 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       const warnings: string[] = []
       let manifest: StoreManifest | undefined
       let offline = false
-      const response = await fetch(new URL('manifest.json', prefix), {
+      const manifestUrl = new URL('manifest.json', prefix)
+      const response = await fetch(manifestUrl, {
         signal: openOptions.signal ?? null,
       }).catch(() => {
         if (openOptions.signal?.aborted) throw new AbortedError()
         offline = true
         return undefined
       })
+      // The same rule as the Node store: manifest.json only from the package's own origin.
+      if (response) await refuseCrossOriginManifest(manifestUrl, response)
       if (response?.ok) {
         const text = await response.text()
         manifest = parseManifest(text, prefix)

@@ -8,9 +8,10 @@ import { ModelError } from '../../core/errors.ts'
 
 /** The origin a response finally came from when `fetch` followed redirects to another one, else undefined. */
 export function crossOriginRedirect(requested: string | URL, response: Response): string | undefined {
-  // `redirected` is false for a response that came straight from the URL asked for; some fetch
-  // implementations leave `url` empty then.
-  if (!response.redirected || response.url === '') return undefined
+  // `url` is where the response finally came from (after redirects). It is compared directly
+  // rather than trusting `redirected`, which not every fetch implementation sets; an empty `url`
+  // (a Response built by hand, a custom fetch) means there is nothing to check.
+  if (typeof response.url !== 'string' || response.url === '') return undefined
   const finalOrigin = new URL(response.url).origin
   return finalOrigin === new URL(requested).origin ? undefined : finalOrigin
 }

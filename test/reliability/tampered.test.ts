@@ -303,4 +303,32 @@ describe('edge worker package verification', () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(512 * 1024 * 1024)
     server.clear()
   })
+
+  it("MODEL_URL's manifest.json redirected to another origin: refused before any file is read; same-origin and weight redirects still work", async () => {
+    const verify = () => verifyPackage(urlPackageReader(server.url), { source: server.url })
+    const manifestBytes = await readFile(join(packageDir, 'manifest.json'))
+    server.clear()
+    server.redirect('manifest.json', `${otherOrigin.url}manifest.json`)
+    const before = server.requests.length
+    await expectRefused(
+      'edge-manifest-redirect-other-origin',
+      verify(),
+      ['model_invalid'],
+      new RegExp(`redirected to another origin \\(${otherOrigin.origin.replace(/[.]/g, '\\.')}\\)`),
+    )
+    // Nothing but the refused manifest.json was asked of the package's origin.
+    expect(server.requests.slice(before)).toEqual(['GET manifest.json'])
+
+    // A redirect within the origin is fine, and so is a weight file served from another origin
+    // (a CDN): its SHA-256 comes from the manifest.
+    server.clear()
+    server.override('moved/manifest.json', manifestBytes)
+    server.redirect('manifest.json', `${server.url}moved/manifest.json`)
+    server.redirect(weightPath, `${otherOrigin.url}${weightPath}`)
+    const verified = await verify()
+    expect(verified.manifest?.files.length).toBe(manifest.files.length)
+    const weights = await verified.reader.readBytes(weightPath)
+    expect(Buffer.compare(weights, await readFile(join(packageDir, weightPath)))).toBe(0)
+    server.clear()
+  })
 })

@@ -71,7 +71,16 @@ async function resume(): Promise<StoreCheck> {
   }
 }
 
+/** /cross/manifest.json redirects to another origin (which allows CORS): refused, nothing stored. */
+async function crossOriginRedirect(): Promise<StoreCheck> {
+  const store = createBrowserStore({ backend: 'opfs', name: 'test-redirect', onWarning: () => undefined })
+  const source = new URL('/cross/', location.href).href
+  const refused = await outcome(() => store.open(source))
+  return { refused, stored: await store.isCached(source, ['manifest.json']) }
+}
+
 ;(globalThis as { runResumeCheck?: () => Promise<StoreCheck> }).runResumeCheck = resume
+;(globalThis as { runRedirectCheck?: () => Promise<StoreCheck> }).runRedirectCheck = crossOriginRedirect
 ;(globalThis as { runStoreChecks?: () => Promise<Record<string, StoreCheck>> }).runStoreChecks =
   async () => ({
     opfs: await check('opfs'),
