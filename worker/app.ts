@@ -13,7 +13,7 @@ import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import type { HostedModel } from './model-host.ts'
 import { type AppOptions, resolveLimits } from './options.ts'
-import { defaultLog, type RequestLogFields } from './request-log.ts'
+import { defaultLog, modelForLog, type RequestLogFields } from './request-log.ts'
 import { createSessionPool, type SessionPool } from './session-pool.ts'
 
 export const serverVersion = '0.1.0'
@@ -71,6 +71,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     },
     writeLog(c, status) {
       const state = c.get('request')
+      const model = modelForLog(state.fields.model, modelIds)
       log({
         time: new Date(state.startedAt).toISOString(),
         requestId: state.requestId,
@@ -79,6 +80,8 @@ export function createApp(options: AppOptions): OndeviceApp {
         status,
         durationMs: Date.now() - state.startedAt,
         ...state.fields,
+        // Never the client's string as such (log injection, unbounded size): see modelForLog.
+        ...(model === undefined ? {} : { model }),
       })
     },
   }

@@ -24,6 +24,20 @@ export interface RequestLogLine {
 /** Mutable fields the handlers fill in while the request runs. */
 export type RequestLogFields = { -readonly [K in keyof RequestLogLine]?: RequestLogLine[K] }
 
+/** What an unknown model name may look like to be logged as sent: short, no spaces or markup. */
+const loggableModelName = /^[A-Za-z0-9._:/-]{1,64}$/
+
+/**
+ * The `model` field as it may be logged. The client chose that string, so an unknown one is
+ * logged only when it is a short plain name (so an operator can see what clients ask for);
+ * anything else (prompt text, newlines, escapes, kilobytes) becomes '<invalid>'.
+ */
+export function modelForLog(model: unknown, servedIds: ReadonlySet<string>): string | undefined {
+  if (model === undefined) return undefined
+  if (typeof model === 'string' && (servedIds.has(model) || loggableModelName.test(model))) return model
+  return '<invalid>'
+}
+
 export function defaultLog(line: RequestLogLine): void {
   console.log(JSON.stringify({ level: line.status >= 500 ? 'error' : 'info', message: 'request', ...line }))
 }

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createApp } from '../../worker/app.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
-import type { RequestLogLine } from '../../worker/request-log.ts'
+import { defaultLog, type RequestLogLine } from '../../worker/request-log.ts'
 import { createFastHost } from './fast-host.ts'
 import { reportFigures, scale } from './summary.ts'
 
@@ -213,7 +213,7 @@ describe('logs', () => {
             [secret]: 1,
           }),
         },
-        // (The log's `model` field echoes the client's string even for an unknown model; reported, not asserted here.)
+        // An unknown model: its name is logged only as a short plain name (see the next test).
         {
           ...chat(keyA),
           body: JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: secret }] }),
@@ -253,5 +253,57 @@ describe('logs', () => {
       .message.content
     if (content.trim().length > 3) expect(logged).not.toContain(content)
     figures.logLinesChecked = lines.length
+  })
+
+  it("log the client's model string only as a served id or a short plain name, else '<invalid>'", async () => {
+    const lines: RequestLogLine[] = []
+    const app = createApp({
+      modelHost: createFastHost(),
+      apiKeys: [keyA],
+      limits: { maxTokens: 2 },
+      log: (line) => lines.push(line),
+    })
+    const forged = '{"level":"error","message":"request","keyId":"admin"}'
+    const cases: readonly (readonly [sent: string, logged: string | undefined])[] = [
+      ['test-model', 'test-model'], // served: as is
+      ['gpt-4o-mini', 'gpt-4o-mini'], // unknown but plain: as is (operators see what clients ask for)
+      ['org/model:q4_0.v2', 'org/model:q4_0.v2'],
+      ['a'.repeat(64), 'a'.repeat(64)],
+      ['a'.repeat(65), '<invalid>'], // too long
+      ['x'.repeat(20_000), '<invalid>'], // unbounded
+      [`no-such-model\n${forged}`, '<invalid>'], // a forged second log line
+      ['model\r\nstatus: 200', '<invalid>'],
+      ['\u001b[31mred\u001b[0m', '<invalid>'], // terminal escapes
+      ['my secret diagnosis', '<invalid>'], // spaces: prompt-like text
+      ['<script>alert(1)</script>', '<invalid>'],
+      ['mödel', '<invalid>'],
+      ['', undefined], // refused by validation (400) before any model is noted
+    ]
+    for (const [model] of cases) {
+      const response = await app.request('/v1/chat/completions', {
+        ...chat(keyA),
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }),
+      })
+      await response.text()
+    }
+    expect(lines).toHaveLength(cases.length)
+    expect(lines.map((line) => line.model)).toEqual(cases.map(([, logged]) => logged))
+    // The served model still answers; the unknown ones are 404 (or 400 for the empty string).
+    expect(lines[0]!.status).toBe(200)
+    for (const line of lines.slice(1)) expect([400, 404]).toContain(line.status)
+    // The default log writer keeps each request on one line of bounded size.
+    const written: string[] = []
+    const spy = vi.spyOn(console, 'log').mockImplementation((text: string) => void written.push(text))
+    try {
+      for (const line of lines) defaultLog(line)
+    } finally {
+      spy.mockRestore()
+    }
+    for (const text of written) {
+      expect(text).not.toMatch(/[\n\r]/)
+      expect(text.length).toBeLessThan(1_000)
+      expect(text).not.toContain('"keyId":"admin"')
+    }
+    figures.modelStringsLogged = cases.length
   })
 })
