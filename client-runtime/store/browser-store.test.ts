@@ -38,8 +38,10 @@ let chromium: LaunchedChromium
 let results: Record<string, StoreCheck>
 let flakyServer: Server | undefined
 const rangeHeaders: (string | undefined)[] = []
+const stallRangeHeaders: (string | undefined)[] = []
 let resumeResult: StoreCheck
 let redirectResult: StoreCheck
+let stallResult: StoreCheck
 
 /**
  * Serves the built page and a package whose first weights download breaks off after 80 KB (the
@@ -47,14 +49,24 @@ let redirectResult: StoreCheck
  */
 async function startFlakyServer(pageDir: string, packageDir: string, otherOrigin: string): Promise<Server> {
   let broken = false
+  let stalled = false
   const flaky = createServer(async (request, response) => {
-    const path = new URL(request.url ?? '/', 'http://x').pathname
+    let path = new URL(request.url ?? '/', 'http://x').pathname
+    if (path === '/stall/onnx/model.onnx') stallRangeHeaders.push(request.headers.range)
+    if (path === '/stall/onnx/model.onnx' && !stalled) {
+      // Headers and 50 KB, then silence on an open connection (closed by the test's afterAll).
+      stalled = true
+      response.writeHead(200, { 'content-length': weights.length })
+      response.write(weights.subarray(0, 50_000))
+      return
+    }
+    if (path.startsWith('/stall/')) path = `/flaky/${path.slice('/stall/'.length)}`
     if (path === '/cross/manifest.json') {
       // To the static server: another origin (another port) that allows CORS.
       response.writeHead(302, { location: `${otherOrigin}/pkg/manifest.json` }).end()
       return
     }
-    const isWeights = path === '/flaky/onnx/model.onnx'
+    const isWeights = path === '/flaky/onnx/model.onnx' && !request.url?.startsWith('/stall/')
     const file = path.startsWith('/flaky/')
       ? join(packageDir, ...path.slice('/flaky/'.length).split('/'))
       : join(pageDir, path === '/' ? 'index.html' : path)
@@ -122,6 +134,9 @@ beforeAll(async () => {
   redirectResult = await flakyPage.evaluate(() =>
     (globalThis as unknown as { runRedirectCheck: () => Promise<StoreCheck> }).runRedirectCheck(),
   )
+  stallResult = await flakyPage.evaluate(() =>
+    (globalThis as unknown as { runStallCheck: () => Promise<StoreCheck> }).runStallCheck(),
+  )
 }, 120_000)
 
 afterAll(async () => {
@@ -177,6 +192,24 @@ describe('browser store redirects', () => {
       },
     })
     expect(redirectResult.stored).toBe(false)
+  })
+})
+
+describe('browser store idle timeout (OPFS)', () => {
+  it('fails a download whose server stalls mid-body with a retryable download_failed, then resumes it', () => {
+    expect(stallResult.first).toMatchObject({
+      error: {
+        code: 'download_failed',
+        message: expect.stringMatching(/stalled: no bytes for 300 ms after \d+ bytes/),
+      },
+    })
+    expect(stallResult.firstMs).toBeGreaterThanOrEqual(280)
+    expect(stallResult.firstMs).toBeLessThan(5_000)
+    expect(stallResult.partialBytes).toBeGreaterThan(0)
+    // The retry asks for the rest only, from what the stalled try kept.
+    expect(stallRangeHeaders).toEqual([undefined, `bytes=${stallResult.partialBytes}-`])
+    const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
+    expect(stallResult).toMatchObject({ length: weights.length, checksum })
   })
 })
 

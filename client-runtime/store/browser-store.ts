@@ -4,6 +4,7 @@
 // becomes visible after its sha256 matches manifest.json. A quota failure removes the package's
 // entry entirely, so nothing half-stored is ever used.
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
+import { checkIdleTimeout, type IdleTimer, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
 import { refuseCrossOriginManifest } from './redirect-origin.ts'
 import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoreManifest } from './types.ts'
@@ -14,6 +15,12 @@ export interface BrowserStoreOptions {
   /** OPFS folder / Cache API cache name. Default 'ondevice-models'. */
   readonly name?: string
   readonly onWarning?: (message: string) => void
+  /**
+   * A download that receives no byte for this long (a server that stalls without closing the
+   * connection) fails with a retryable download_failed; on OPFS what arrived is kept for a Range
+   * resume, as for a cut connection. Default: 30,000 (`defaultIdleTimeoutMs`).
+   */
+  readonly idleTimeoutMs?: number
 }
 
 /** Storage of whole files by key; one implementation per browser API. */
@@ -171,6 +178,13 @@ async function packageKey(prefix: string): Promise<string> {
 export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStore {
   const name = options.name ?? 'ondevice-models'
   const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
+  const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+  const stalled = (url: URL, written: number, cause: unknown): StoreError =>
+    new StoreError(
+      'download_failed',
+      `Downloading ${url.href} stalled: no bytes for ${idleTimeoutMs} ms${written > 0 ? ` after ${written} bytes` : ''} (the server kept the connection open). The next try resumes; raise idleTimeoutMs for a very slow link.`,
+      { isRetryable: true, cause },
+    )
   const hasOpfs =
     typeof navigator !== 'undefined' &&
     typeof (navigator.storage as { getDirectory?: unknown } | undefined)?.getDirectory === 'function'
@@ -235,17 +249,32 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       let manifest: StoreManifest | undefined
       let offline = false
       const manifestUrl = new URL('manifest.json', prefix)
-      const response = await fetch(manifestUrl, {
-        signal: openOptions.signal ?? null,
-      }).catch(() => {
+      // A server that stalls on manifest.json counts as unreachable (the stored copy, if any, is used).
+      const manifestTimer = startIdleTimer(idleTimeoutMs, openOptions.signal)
+      const response = await fetch(manifestUrl, { signal: manifestTimer.signal }).catch(() => {
+        manifestTimer.stop()
         if (openOptions.signal?.aborted) throw new AbortedError()
         offline = true
         return undefined
       })
+      if (!response?.ok) manifestTimer.stop()
       // The same rule as the Node store: manifest.json only from the package's own origin.
       if (response) await refuseCrossOriginManifest(manifestUrl, response)
       if (response?.ok) {
-        const text = await response.text()
+        manifestTimer.touch()
+        let text: string
+        try {
+          text = await response.text()
+        } catch (error) {
+          if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
+          if (manifestTimer.expired) throw stalled(manifestUrl, 0, error)
+          throw new StoreError('download_failed', `Reading ${manifestUrl.href} broke off. Try again.`, {
+            isRetryable: true,
+            cause: error,
+          })
+        } finally {
+          manifestTimer.stop()
+        }
         manifest = parseManifest(text, prefix)
         const writer = await files.openPartial(`${key}/manifest.json`, false)
         await writer.write(new TextEncoder().encode(text))
@@ -299,14 +328,34 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         const partialSize = files.supportsResume ? ((await files.partialBlob(fileKey))?.size ?? 0) : 0
         const resume = partialSize > 0 && (entry === undefined || partialSize < entry.bytes)
         const url = new URL(path, prefix)
+        const idle = startIdleTimer(idleTimeoutMs, signal)
+        try {
+          await download(path, url, entry, fileKey, resume, partialSize, report, signal, idle)
+        } finally {
+          idle.stop()
+        }
+      }
+
+      const download = async (
+        path: string,
+        url: URL,
+        entry: ReturnType<typeof manifestEntry>,
+        fileKey: string,
+        resume: boolean,
+        partialSize: number,
+        report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+        signal: AbortSignal | undefined,
+        idle: IdleTimer,
+      ): Promise<void> => {
         let response: Response
         try {
           response = await fetch(url, {
             headers: resume ? { range: `bytes=${partialSize}-` } : {},
-            signal: signal ?? null,
+            signal: idle.signal,
           })
         } catch (error) {
           if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+          if (idle.expired) throw stalled(url, 0, error)
           throw new StoreError(
             'download_failed',
             `Downloading ${url.href} failed: ${(error as Error).message}. The next try resumes.`,
@@ -322,6 +371,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}.`, {
             isRetryable: response.status >= 500,
           })
+        idle.touch()
         const writer = await files.openPartial(fileKey, resume && response.status === 206)
         let written = writer.offset
         const length = Number(response.headers.get('content-length') ?? Number.NaN)
@@ -331,6 +381,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           for (;;) {
             const { done, value } = await reader.read()
             if (done) break
+            idle.touch()
             await writer.write(value)
             written += value.byteLength
             report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
@@ -347,6 +398,8 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
             )
           }
           if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+          // Like a cut connection: on OPFS the .partial stays for a Range resume.
+          if (idle.expired) throw stalled(url, written, error)
           throw new StoreError(
             'download_failed',
             `Downloading ${url.href} broke off after ${written} bytes. The next try resumes.`,

@@ -71,6 +71,37 @@ async function resume(): Promise<StoreCheck> {
   }
 }
 
+/** Against /stall/, whose first download of the weights stalls after 50 KB: idle timeout, then resume. */
+async function stall(): Promise<StoreCheck> {
+  const store = createBrowserStore({
+    backend: 'opfs',
+    name: 'test-stall',
+    idleTimeoutMs: 300,
+    onWarning: () => undefined,
+  })
+  const pkg = await store.open(new URL('/stall/', location.href).href)
+  const started = performance.now()
+  const first = await outcome(() => pkg.ensure(['onnx/model.onnx']))
+  const firstMs = performance.now() - started
+  const partial = await outcome(async () => {
+    const root = await navigator.storage.getDirectory()
+    let folder = await root.getDirectoryHandle('test-stall')
+    for await (const [name, handle] of folder as unknown as AsyncIterable<[string, FileSystemHandle]>)
+      if (handle.kind === 'directory') folder = await folder.getDirectoryHandle(name)
+    folder = await folder.getDirectoryHandle('onnx')
+    return (await (await folder.getFileHandle('model.onnx.partial')).getFile()).size
+  })
+  await pkg.ensure(['onnx/model.onnx'])
+  const bytes = await pkg.readBytes('onnx/model.onnx')
+  return {
+    first,
+    firstMs,
+    partialBytes: partial,
+    length: bytes.length,
+    checksum: bytes.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0),
+  }
+}
+
 /** /cross/manifest.json redirects to another origin (which allows CORS): refused, nothing stored. */
 async function crossOriginRedirect(): Promise<StoreCheck> {
   const store = createBrowserStore({ backend: 'opfs', name: 'test-redirect', onWarning: () => undefined })
@@ -80,6 +111,7 @@ async function crossOriginRedirect(): Promise<StoreCheck> {
 }
 
 ;(globalThis as { runResumeCheck?: () => Promise<StoreCheck> }).runResumeCheck = resume
+;(globalThis as { runStallCheck?: () => Promise<StoreCheck> }).runStallCheck = stall
 ;(globalThis as { runRedirectCheck?: () => Promise<StoreCheck> }).runRedirectCheck = crossOriginRedirect
 ;(globalThis as { runStoreChecks?: () => Promise<Record<string, StoreCheck>> }).runStoreChecks =
   async () => ({
