@@ -518,9 +518,9 @@ class OrtSessionImpl implements OrtModelSession {
         if (!kept.has(tensor) && tensor.location !== 'cpu') tensor.dispose()
       if (feeds.inputs_embeds && feeds.inputs_embeds.location !== 'cpu') feeds.inputs_embeds.dispose()
       this.#tokens.push(...tokenIds)
-      // A multi-token append is a prompt or a new turn: remember the recurrent state there so a
-      // later conversation that diverges after this point can rewind instead of re-feeding.
-      if (this.#hasRecurrent && tokenIds.length > 1) await this.#checkpoint()
+      // A prompt chunk or a turn: remember the recurrent state there so a later conversation
+      // that diverges after this point can rewind instead of re-feeding.
+      if (this.#hasRecurrent && (options.checkpoint ?? tokenIds.length > 1)) await this.#checkpoint()
       return logits
     } catch (error) {
       if (error instanceof AbortedError || error instanceof InvalidArgumentError) throw error

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { createTestSession } from '../test/support/test-session.ts'
+import type { ChatMessage } from './chat-template.ts'
+import { encodeChatTurns } from './chat-turns.ts'
 import { BackendError, ContextLengthError, InvalidArgumentError } from './errors.ts'
 import { type GenerateRequest, generate, generateText } from './generate.ts'
 import type { ModelSession } from './model-session.ts'
@@ -250,6 +252,86 @@ describe('generate', () => {
     })
     expect(rewound.tokenIds).toEqual(reset.tokenIds)
     expect(unrewindable.tokens.slice(0, other.length)).toEqual(other)
+  })
+
+  it('prefills in chunks cut at the prompt boundaries and resumes the next turn at the last one it shares', async () => {
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'You are a patient storyteller who answers in full sentences.' },
+      { role: 'user', content: 'Tell me a story about a lighthouse keeper and his cat.' },
+    ]
+    const options = { enableThinking: false }
+    const first = encodeChatTurns(tokenizer, messages, options)
+    expect(first.turnBoundaries.length).toBe(2)
+    const session = createTestSession({ vocabularySize, rewindable: 'checkpoints' })
+    const request = { sampling: { temperature: 0 }, maxTokens: 5 }
+    const answer = await generateText(session, tokenizer, {
+      ...request,
+      promptTokenIds: first.tokenIds,
+      promptBoundaries: first.turnBoundaries,
+    })
+    const [systemEnd, historyEnd] = first.turnBoundaries as [number, number]
+    expect(session.appendCalls.slice(0, 3)).toEqual([
+      systemEnd,
+      historyEnd - systemEnd,
+      first.tokenIds.length - historyEnd,
+    ])
+    // Same answer as one chunk: chunking changes how the prompt is fed, not what it means.
+    const oneChunk = await generateText(createTestSession({ vocabularySize }), tokenizer, {
+      ...request,
+      promptTokenIds: first.tokenIds,
+    })
+    expect(answer.tokenIds).toEqual(oneChunk.tokenIds)
+
+    // The next turn shares the history up to where the first answer started (the template
+    // renders a past answer without the think block): resumed there, not from zero.
+    messages.push({ role: 'assistant', content: answer.text }, { role: 'user', content: 'And then?' })
+    const second = encodeChatTurns(tokenizer, messages, options)
+    expect(second.turnBoundaries).toContain(historyEnd)
+    const callsBefore = session.appendCalls.length
+    const resumed = await generateText(session, tokenizer, {
+      ...request,
+      promptTokenIds: second.tokenIds,
+      promptBoundaries: second.turnBoundaries,
+    })
+    const fed = session.appendCalls.slice(callsBefore, callsBefore + second.turnBoundaries.length - 1)
+    expect(fed.reduce((total, count) => total + count, 0)).toBe(second.tokenIds.length - historyEnd)
+    const cold = await generateText(createTestSession({ vocabularySize }), tokenizer, {
+      ...request,
+      promptTokenIds: second.tokenIds,
+      promptBoundaries: second.turnBoundaries,
+    })
+    expect(resumed.tokenIds).toEqual(cold.tokenIds)
+
+    // A conversation that shares only the system prompt resumes at its end.
+    const other = encodeChatTurns(
+      tokenizer,
+      [messages[0] as ChatMessage, { role: 'user', content: 'Tell me a joke about a sailor and a parrot.' }],
+      options,
+    )
+    const beforeOther = session.appendCalls.length
+    await generateText(session, tokenizer, {
+      ...request,
+      promptTokenIds: other.tokenIds,
+      promptBoundaries: other.turnBoundaries,
+    })
+    expect(session.appendCalls[beforeOther]).toBe((other.turnBoundaries[1] as number) - systemEnd)
+  })
+
+  it('rejects prompt boundaries that are not positions in the prompt', async () => {
+    const session = createTestSession({ vocabularySize })
+    for (const [promptBoundaries, param] of [
+      ['3', 'promptBoundaries'],
+      [[2.5], 'promptBoundaries.0'],
+      [[1, -1], 'promptBoundaries.1'],
+      [[prompt.length + 1], 'promptBoundaries.0'],
+    ] as const) {
+      const { error } = await collect(session, {
+        promptTokenIds: prompt,
+        promptBoundaries: promptBoundaries as unknown as number[],
+      })
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as InvalidArgumentError).param).toBe(param)
+    }
   })
 
   it('stops with finish reason abort when the signal fires, between or during steps', async () => {

@@ -47,6 +47,14 @@ export interface GenerateRequest {
   readonly stop?: readonly string[]
   readonly signal?: AbortSignal
   readonly continuation?: Continuation
+  /**
+   * Positions inside the prompt where a chat turn starts (`encodeChatTurns(...).turnBoundaries`).
+   * The prompt is prefilled in chunks cut there and the session keeps its state at each cut, so a
+   * later turn of the same conversation resumes from the last cut it shares instead of re-running
+   * the conversation. Device and edge must pass the same boundaries for a handoff to continue
+   * exactly (q8 logits depend on the chunking). Without them the prompt is one chunk.
+   */
+  readonly promptBoundaries?: readonly number[]
   /** Token ids that end generation besides the tokenizer's EOS ids. */
   readonly stopTokenIds?: readonly number[]
 }
@@ -76,11 +84,61 @@ function checkTokenIds(
   return value as readonly number[]
 }
 
+/** The boundaries strictly inside the prompt, increasing and without repeats. */
+function checkBoundaries(value: unknown, promptLength: number): readonly number[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) {
+    throw new InvalidArgumentError(
+      'promptBoundaries',
+      'promptBoundaries must be an array of prompt positions (encodeChatTurns gives them).',
+    )
+  }
+  for (const [index, position] of value.entries()) {
+    if (!Number.isSafeInteger(position) || (position as number) < 0 || (position as number) > promptLength) {
+      throw new InvalidArgumentError(
+        `promptBoundaries.${index}`,
+        `promptBoundaries.${index} is ${String(position)}; boundaries are whole numbers in 0..${promptLength} (positions in the prompt).`,
+      )
+    }
+  }
+  const inside = (value as number[]).filter((position) => position > 0 && position < promptLength)
+  return [...new Set(inside)].sort((a, b) => a - b)
+}
+
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const limit = Math.min(a.length, b.length)
   let length = 0
   while (length < limit && a[length] === b[length]) length++
   return length
+}
+
+/**
+ * Where prefill starts: the longest prefix of `input` the session holds or can rewind to, at a
+ * point where a cold run would also cut the input (a turn boundary, the prompt's end, or any point
+ * among the continuation tokens, which go in one at a time), so that a resumed run feeds the same
+ * chunks as a cold one. Without boundaries any shared prefix counts. A session with recurrent
+ * state rewinds only to its checkpoints, so the candidates are tried longest first.
+ */
+async function resumePoint(
+  session: ModelSession,
+  input: readonly number[],
+  promptLength: number,
+  boundaries: readonly number[],
+): Promise<number> {
+  const shared = Math.min(commonPrefixLength(session.tokens, input), input.length - 1)
+  const candidates = new Set<number>()
+  if (boundaries.length === 0 || shared >= promptLength) candidates.add(shared)
+  if (promptLength <= shared) candidates.add(promptLength)
+  for (let index = boundaries.length - 1; index >= 0; index--) {
+    const boundary = boundaries[index] as number
+    if (boundary <= shared) candidates.add(boundary)
+  }
+  for (const candidate of candidates) {
+    if (candidate === 0) break
+    if (candidate === session.tokens.length || (await session.rewind(candidate))) return candidate
+  }
+  if (session.tokens.length > 0) await session.reset()
+  return 0
 }
 
 /** Generates from `request.promptTokenIds` on `session`, yielding text deltas and one finish part. */
@@ -95,6 +153,7 @@ export async function* generate(
   const started = performance.now()
   const { contextLength, vocabularySize } = session.info
   const prompt = checkTokenIds(request.promptTokenIds, 'promptTokenIds', vocabularySize, false)
+  const boundaries = checkBoundaries(request.promptBoundaries, prompt.length)
   const continuation = request.continuation
   let continuationIds: readonly number[] = []
   let step = 0
@@ -193,9 +252,12 @@ export async function* generate(
     return
   }
 
-  const run = async (tokenIds: readonly number[]): Promise<Float32Array | undefined> => {
+  const run = async (tokenIds: readonly number[], checkpoint: boolean): Promise<Float32Array | undefined> => {
     try {
-      const logits = await session.append(tokenIds, signal === undefined ? {} : { signal })
+      const logits = await session.append(
+        tokenIds,
+        signal === undefined ? { checkpoint } : { signal, checkpoint },
+      )
       if (!(logits instanceof Float32Array) || logits.length !== vocabularySize) {
         throw new BackendError(
           'backend_failed',
@@ -221,25 +283,28 @@ export async function* generate(
     yield finish('abort')
     return
   }
-  // Prefill: reuse the longest prefix the cache already holds (multi-turn chat), always re-feeding
-  // at least one token because the logits for the next position are needed.
-  let reuse = Math.min(commonPrefixLength(session.tokens, input), input.length - 1)
-  if (reuse < session.tokens.length) {
-    if (reuse === 0 || !(await session.rewind(reuse))) {
-      await session.reset()
-      reuse = 0
-    }
-  }
+  // Prefill: reuse what the cache already holds (multi-turn chat, a retried continuation), always
+  // re-feeding at least one token because the logits for the next position are needed.
+  const reuse = await resumePoint(session, input, prompt.length, boundaries)
   const prefillStarted = performance.now()
   prefilledTokens = input.length - reuse
-  // The prompt goes in as one chunk; continuation tokens one at a time, as they were produced.
-  // With dynamic int8 (q8: activations quantized per tensor) logits depend on how tokens were
-  // chunked, so this is what makes a continued answer equal the uninterrupted one.
+  // The prompt goes in as chunks cut at the turn boundaries; continuation tokens one at a time,
+  // as they were produced. With dynamic int8 (q8: activations quantized per tensor) logits depend
+  // on how tokens were chunked, so this is what makes a continued answer equal the uninterrupted
+  // one, and a resumed turn equal a cold run of the whole conversation.
   const promptEnd = Math.max(reuse, prompt.length)
-  let logits = promptEnd > reuse ? await run(input.slice(reuse, promptEnd)) : undefined
+  const cuts = [...boundaries.filter((position) => position > reuse), promptEnd]
+  let logits: Float32Array | undefined
+  let chunkStart = reuse
+  for (const cut of cuts) {
+    if (cut <= chunkStart) continue
+    logits = await run(input.slice(chunkStart, cut), true)
+    if (logits === undefined) break
+    chunkStart = cut
+  }
   for (let index = promptEnd; index < input.length; index++) {
     if (index > reuse && logits === undefined) break
-    logits = await run([input[index] as number])
+    logits = await run([input[index] as number], false)
   }
   prefillSeconds = (performance.now() - prefillStarted) / 1000
   if (logits === undefined) {
@@ -279,7 +344,7 @@ export async function* generate(
       return
     }
     yield delta(shown.text, [id])
-    logits = await run([id])
+    logits = await run([id], false)
     if (logits === undefined) {
       const rest = release()
       if (rest.length > 0) yield delta(rest, [])

@@ -8,6 +8,7 @@ export {
   renderChatTemplate,
   validateChatMessages,
 } from './chat-template.ts'
+export { type ChatEncoder, type ChatPrompt, encodeChatTurns } from './chat-turns.ts'
 export {
   AbortedError,
   BackendError,

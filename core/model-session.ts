@@ -17,6 +17,12 @@ export interface ModelSessionInfo {
 
 export interface RunOptions {
   readonly signal?: AbortSignal
+  /**
+   * Keep the state after this append so that rewind() can come back to it later. Only sessions
+   * that cannot rewind everywhere (recurrent state) need it. Default: true for an append of more
+   * than one token (a prompt or a turn), false for one (a decode step).
+   */
+  readonly checkpoint?: boolean
 }
 
 export interface ModelSession {

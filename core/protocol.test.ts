@@ -160,12 +160,17 @@ describe('conversions', () => {
       ondevice_continuation: { token_ids: [5, 6], step: 2 },
     })
     const tokenizer = qwen3Tokenizer()
-    const ids = encodeChatPrompt(tokenizer, request)
+    const { tokenIds: ids, turnBoundaries } = encodeChatPrompt(tokenizer, request)
     expect(tokenizer.decode(ids)).toBe(
       '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
     )
-    expect(toGenerateRequest(request, { promptTokenIds: ids })).toEqual({
+    // Cut where the answer starts; the short system turn joins the user's (chat-turns.test.ts).
+    expect(turnBoundaries.map((end) => tokenizer.decode(ids.slice(0, end)))).toEqual([
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n',
+    ])
+    expect(toGenerateRequest(request, { promptTokenIds: ids, promptBoundaries: turnBoundaries })).toEqual({
       promptTokenIds: ids,
+      promptBoundaries: turnBoundaries,
       sampling: { temperature: 0.5, topK: 10, logitBias: { 7: -100 } },
       maxTokens: 9,
       stop: ['END'],

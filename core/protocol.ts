@@ -3,6 +3,7 @@
 // ondevice_continuation for handoff). One validator turns an untrusted JSON body into a typed
 // request or an InvalidArgumentError that names the field, the reason and the fix.
 import type { ChatMessage, ChatRole, ChatTool, ChatToolCall } from './chat-template.ts'
+import { type ChatEncoder, type ChatPrompt, encodeChatTurns } from './chat-turns.ts'
 import { InvalidArgumentError, OndeviceError } from './errors.ts'
 import type { GenerateRequest } from './generate.ts'
 import type { SamplingOptions } from './sampler.ts'
@@ -520,12 +521,12 @@ export function toTemplateOptions(request: ChatCompletionRequest): ApplyChatTemp
   }
 }
 
-/** The prompt token ids for a request (template rendered, special tokens not added twice). */
-export function encodeChatPrompt(
-  tokenizer: { encodeChat(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): number[] },
-  request: ChatCompletionRequest,
-): number[] {
-  return tokenizer.encodeChat(toChatMessages(request), toTemplateOptions(request))
+/**
+ * The prompt for a request (template rendered, special tokens not added twice) with its turn
+ * boundaries, computed as the device computes them so that both prefill in the same chunks.
+ */
+export function encodeChatPrompt(tokenizer: ChatEncoder, request: ChatCompletionRequest): ChatPrompt {
+  return encodeChatTurns(tokenizer, toChatMessages(request), toTemplateOptions(request))
 }
 
 /** Sampling options from the request's OpenAI fields and extensions. */
@@ -560,13 +561,18 @@ export function toStopStrings(request: ChatCompletionRequest): readonly string[]
 /** A core GenerateRequest (without a signal) for a validated request and its encoded prompt. */
 export function toGenerateRequest(
   request: ChatCompletionRequest,
-  prepared: { readonly promptTokenIds: readonly number[]; readonly maxTokens?: number },
+  prepared: {
+    readonly promptTokenIds: readonly number[]
+    readonly promptBoundaries?: readonly number[]
+    readonly maxTokens?: number
+  },
 ): GenerateRequest {
   const maxTokens = prepared.maxTokens ?? request.max_completion_tokens ?? request.max_tokens ?? undefined
   const stop = toStopStrings(request)
   const continuation = request.ondevice_continuation
   return {
     promptTokenIds: prepared.promptTokenIds,
+    ...(prepared.promptBoundaries === undefined ? {} : { promptBoundaries: prepared.promptBoundaries }),
     sampling: toSamplingOptions(request),
     ...(maxTokens === undefined || maxTokens === null ? {} : { maxTokens }),
     ...(stop.length > 0 ? { stop } : {}),

@@ -678,10 +678,11 @@ class Client implements OndeviceClient {
       promptTokens,
     })
     try {
-      const promptTokenIds = await model.encodeChat(request.messages)
-      promptTokens = promptTokenIds.length
+      const prompt = await model.encodeChat(request.messages)
+      promptTokens = prompt.tokenIds.length
       const parts = model.generate({
-        promptTokenIds,
+        promptTokenIds: prompt.tokenIds,
+        promptBoundaries: prompt.turnBoundaries,
         sampling: samplingOf(request),
         ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
         ...(request.stop === undefined ? {} : { stop: request.stop }),

@@ -2,6 +2,7 @@
 // thread. Node uses it on the runtime's ORT session; tests use it on core's test session. One
 // session holds one cache, so generations on it take turns (a queue), never interleave.
 import type { ChatMessage } from '../core/chat-template.ts'
+import { type ChatPrompt, encodeChatTurns } from '../core/chat-turns.ts'
 import { generate } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { GenerationPart } from '../core/stream-parts.ts'
@@ -37,6 +38,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     try {
       yield* generate(session, tokenizer, {
         promptTokenIds: request.promptTokenIds,
+        ...(request.promptBoundaries ? { promptBoundaries: request.promptBoundaries } : {}),
         ...(request.sampling ? { sampling: request.sampling } : {}),
         ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
         ...(request.stop ? { stop: request.stop } : {}),
@@ -51,8 +53,8 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     modelId: session.info.modelId,
     backend: session.info.backend,
     dtype: session.info.dtype,
-    async encodeChat(messages: readonly ChatMessage[]): Promise<readonly number[]> {
-      return tokenizer.encodeChat(messages, { addGenerationPrompt: true })
+    async encodeChat(messages: readonly ChatMessage[]): Promise<ChatPrompt> {
+      return encodeChatTurns(tokenizer, messages, { addGenerationPrompt: true })
     },
     generate: run,
     async probe(signal?: AbortSignal): Promise<number> {

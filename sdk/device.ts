@@ -2,6 +2,7 @@
 // same routing and handoff code drives the runtime directly (Node), the runtime's Web Worker
 // proxy (browser), or core's deterministic test session (tests): each is a DeviceHost.
 import type { ChatMessage } from '../core/chat-template.ts'
+import type { ChatPrompt } from '../core/chat-turns.ts'
 import type { GenerationPart } from '../core/stream-parts.ts'
 import type { EdgeSampling } from './edge-client.ts'
 import type { DeviceCapabilities, PackageInfo } from './route.ts'
@@ -25,6 +26,8 @@ export interface DeviceLoadOptions {
 export interface DeviceGenerateRequest {
   /** The chat prompt as token ids (from `encodeChat`). */
   readonly promptTokenIds: readonly number[]
+  /** Its turn boundaries (from `encodeChat`): the loop prefills in those chunks and resumes there next turn. */
+  readonly promptBoundaries?: readonly number[]
   readonly sampling?: EdgeSampling
   readonly maxTokens?: number
   readonly stop?: readonly string[]
@@ -36,8 +39,8 @@ export interface DeviceModel {
   readonly modelId: string
   readonly backend: string
   readonly dtype: string
-  /** The prompt token ids for a chat, exactly as the edge builds them (template, then encode). */
-  encodeChat(messages: readonly ChatMessage[]): Promise<readonly number[]>
+  /** The prompt for a chat with its turn boundaries, exactly as the edge builds them (core's encodeChatTurns). */
+  encodeChat(messages: readonly ChatMessage[]): Promise<ChatPrompt>
   /** Runs the shared generation loop on the device: text deltas (with their token ids) then a finish. */
   generate(request: DeviceGenerateRequest): AsyncIterable<GenerationPart>
   /** Measures real decode speed with a short run (tokens per second). */

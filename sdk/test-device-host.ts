@@ -48,7 +48,8 @@ export interface Faults {
 
 /**
  * Wraps a session so faults count the answer's append calls only: the load-time probe (which
- * ends with reset()) runs clean, then call 0 is the prompt's prefill, call k feeds token k.
+ * ends with reset()) runs clean, then call 0 is the prompt's prefill (all its chunks), call k
+ * feeds token k.
  */
 export function withFaults(session: ModelSession, faults: Faults): ModelSession {
   let probing = true
@@ -62,7 +63,9 @@ export function withFaults(session: ModelSession, faults: Faults): ModelSession 
     },
     async append(tokenIds, options) {
       if (!probing) {
-        const call = calls++
+        // Prompt chunks keep a checkpoint; decode steps don't.
+        if (!(options?.checkpoint ?? tokenIds.length > 1)) calls++
+        const call = calls
         if (faults.slowAfterCalls !== undefined && call >= faults.slowAfterCalls) {
           await new Promise((resolve) => setTimeout(resolve, faults.slowDelayMs ?? 50))
         }

@@ -102,11 +102,12 @@ export function createWorkerDeviceHost(
         modelId: info.modelId,
         backend: info.backend,
         dtype: info.dtype,
-        encodeChat: (messages) => proxy.encodeChat(messages, { addGenerationPrompt: true }),
+        encodeChat: (messages) => proxy.encodeChatTurns(messages, { addGenerationPrompt: true }),
         generate: (request) =>
           proxy.generate(
             {
               promptTokenIds: request.promptTokenIds,
+              ...(request.promptBoundaries ? { promptBoundaries: request.promptBoundaries } : {}),
               ...(request.sampling ? { sampling: request.sampling } : {}),
               ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
               ...(request.stop ? { stop: request.stop } : {}),

@@ -71,6 +71,7 @@ interface Plan {
   readonly request: ChatCompletionRequest
   readonly model: HostedModel
   readonly promptTokenIds: readonly number[]
+  readonly promptBoundaries: readonly number[]
   readonly continuationTokenIds: readonly number[]
   readonly maxTokens: number
 }
@@ -91,7 +92,10 @@ async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
     )
   }
   const model = await runtime.modelHost.load()
-  const promptTokenIds = encodeChatPrompt(model.tokenizer, request)
+  const { tokenIds: promptTokenIds, turnBoundaries: promptBoundaries } = encodeChatPrompt(
+    model.tokenizer,
+    request,
+  )
   const continuationTokenIds = request.ondevice_continuation?.token_ids ?? []
   for (const [index, id] of continuationTokenIds.entries()) {
     if (id >= model.tokenizer.vocabularySize) {
@@ -130,11 +134,14 @@ async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
   // With a continuation, max_tokens counts only the tokens generated here (the SDK sends what is
   // left of the caller's limit after the device's share).
   const maxTokens = requested ?? Math.min(limits.maxTokens, room)
-  return { request, model, promptTokenIds, continuationTokenIds, maxTokens }
+  return { request, model, promptTokenIds, promptBoundaries, continuationTokenIds, maxTokens }
 }
 
 export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Response> {
-  const { request, model, promptTokenIds, continuationTokenIds, maxTokens } = await plan(c, runtime)
+  const { request, model, promptTokenIds, promptBoundaries, continuationTokenIds, maxTokens } = await plan(
+    c,
+    runtime,
+  )
   const state = c.get('request')
   const abort = new AbortController()
   const clientSignal = c.req.raw.signal
@@ -198,7 +205,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   const parts = touching(
     lease,
     generate(taken, model.tokenizer, {
-      ...toGenerateRequest(request, { promptTokenIds, maxTokens }),
+      ...toGenerateRequest(request, { promptTokenIds, promptBoundaries, maxTokens }),
       signal: abort.signal,
     }),
   )

@@ -82,8 +82,10 @@ export async function run(argv: string[]): Promise<number> {
       answering = new AbortController()
       let finish: FinishPart | undefined
       try {
+        const prompt = promptTokens(loaded, messages, false)
         for await (const part of generate(loaded.session, loaded.tokenizer, {
-          promptTokenIds: promptTokens(loaded, messages, false),
+          promptTokenIds: prompt.tokenIds,
+          promptBoundaries: prompt.turnBoundaries,
           sampling,
           maxTokens,
           signal: answering.signal,

@@ -11,6 +11,7 @@ import {
 } from '../../client-runtime/index.ts'
 import { formatBytes } from '../../client-runtime/store/node-store.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
+import { type ChatPrompt, encodeChatTurns } from '../../core/chat-turns.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { SamplingOptions } from '../../core/sampler.ts'
@@ -189,21 +190,26 @@ export function usageJson(finish: FinishPart): Record<string, unknown> {
   }
 }
 
-/** Prompt token ids: the chat template over the messages, or (raw) the text as is. */
-export function promptTokens(loaded: LoadedModel, messages: readonly ChatMessage[], raw: boolean): number[] {
+/** The prompt: the chat template over the messages (with its turn boundaries), or (raw) the text as is. */
+export function promptTokens(
+  loaded: LoadedModel,
+  messages: readonly ChatMessage[],
+  raw: boolean,
+): ChatPrompt {
   const { tokenizer } = loaded
   if (raw) {
     const text = messages.map((message) => message.content).join('\n')
     const ids = tokenizer.encode(text)
-    if (ids.length === 0 && tokenizer.bosTokenId !== undefined) return [tokenizer.bosTokenId]
+    if (ids.length === 0 && tokenizer.bosTokenId !== undefined)
+      return { tokenIds: [tokenizer.bosTokenId], turnBoundaries: [] }
     if (ids.length === 0)
       throw new InvalidArgumentError(
         '--prompt',
         'The prompt encodes to no tokens and the model has no BOS token: give some text.',
       )
-    return ids
+    return { tokenIds: ids, turnBoundaries: [] }
   }
-  return tokenizer.encodeChat(messages, { addGenerationPrompt: true })
+  return encodeChatTurns(tokenizer, messages, { addGenerationPrompt: true })
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -241,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.system === undefined ? [] : [{ role: 'system' as const, content: values.system }]),
       { role: 'user', content: values.prompt },
     ]
-    const promptTokenIds = promptTokens(loaded, messages, raw)
+    const prompt = promptTokens(loaded, messages, raw)
     const sampling = samplingFromFlags(values, raw ? 0 : 0.7)
     const controller = new AbortController()
     const onSignal = () => controller.abort()
@@ -249,7 +255,8 @@ export async function run(argv: string[]): Promise<number> {
     let finish: FinishPart | undefined
     try {
       for await (const part of generate(loaded.session, loaded.tokenizer, {
-        promptTokenIds,
+        promptTokenIds: prompt.tokenIds,
+        promptBoundaries: prompt.turnBoundaries,
         sampling,
         maxTokens,
         signal: controller.signal,

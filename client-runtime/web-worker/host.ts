@@ -1,6 +1,8 @@
 // The worker side: owns the loaded model and answers the page's requests (protocol.ts). Start it
 // in a dedicated worker with `startWorkerHost(self)`. Generations run one at a time because they
 // share the model's cache; an abort message stops the one it names.
+
+import { encodeChatTurns } from '../../core/chat-turns.ts'
 import { AbortedError, BackendError, InvalidArgumentError, serializeError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import { inspectPackage } from '../inspect.ts'
@@ -113,6 +115,12 @@ export function startWorkerHost(endpoint: MessageEndpoint, options: WorkerHostOp
         return null
       case 'encode-chat':
         return requireModel().tokenizer.encodeChat(
+          request.messages,
+          request.options ?? { addGenerationPrompt: true },
+        )
+      case 'encode-chat-turns':
+        return encodeChatTurns(
+          requireModel().tokenizer,
           request.messages,
           request.options ?? { addGenerationPrompt: true },
         )

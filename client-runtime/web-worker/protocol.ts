@@ -4,6 +4,7 @@
 // the same class with the same code.
 
 import type { ChatMessage } from '../../core/chat-template.ts'
+import type { ChatPrompt } from '../../core/chat-turns.ts'
 import type { SerializedError } from '../../core/errors.ts'
 import type { GenerateRequest } from '../../core/generate.ts'
 import type { GenerationPart } from '../../core/stream-parts.ts'
@@ -49,6 +50,12 @@ export type WorkerRequest =
       readonly options?: ApplyChatTemplateOptions
     }
   | {
+      readonly type: 'encode-chat-turns'
+      readonly id: number
+      readonly messages: readonly ChatMessage[]
+      readonly options?: ApplyChatTemplateOptions
+    }
+  | {
       readonly type: 'encode'
       readonly id: number
       readonly text: string
@@ -77,6 +84,7 @@ export interface WorkerResults {
   readonly generate: null
   readonly abort: null
   readonly 'encode-chat': number[]
+  readonly 'encode-chat-turns': ChatPrompt
   readonly encode: number[]
   readonly decode: string
   readonly 'measure-speed': DecodeSpeed

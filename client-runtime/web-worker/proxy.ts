@@ -3,6 +3,7 @@
 // classes with the same codes they had in the worker.
 
 import type { ChatMessage } from '../../core/chat-template.ts'
+import type { ChatPrompt } from '../../core/chat-turns.ts'
 import { AbortedError, deserializeError } from '../../core/errors.ts'
 import type { FinishPart, GenerationPart } from '../../core/stream-parts.ts'
 import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
@@ -40,6 +41,8 @@ export interface ModelWorkerProxy {
   ): Promise<LoadedModelInfo>
   generate(request: WorkerGenerateRequest, extra?: { signal?: AbortSignal }): AsyncIterable<GenerationPart>
   encodeChat(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): Promise<number[]>
+  /** The prompt with its turn boundaries (core's encodeChatTurns), for generate's promptBoundaries. */
+  encodeChatTurns(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): Promise<ChatPrompt>
   encode(text: string, options?: { addSpecialTokens?: boolean }): Promise<number[]>
   decode(tokenIds: readonly number[], options?: { skipSpecialTokens?: boolean }): Promise<string>
   measureDecodeSpeed(tokens?: number): Promise<DecodeSpeed>
@@ -220,6 +223,8 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
     }),
     encodeChat: (messages, options) =>
       call({ type: 'encode-chat', messages, ...(options ? { options } : {}) }),
+    encodeChatTurns: (messages, options) =>
+      call({ type: 'encode-chat-turns', messages, ...(options ? { options } : {}) }),
     encode: (text, options = {}) =>
       call({
         type: 'encode',

@@ -2,6 +2,7 @@
 // as Chromium's WASM): what the browser's device answer and a handed-off answer must equal.
 import { loadModel } from '../../client-runtime/index.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
+import { encodeChatTurns } from '../../core/chat-turns.ts'
 import { generate } from '../../core/generate.ts'
 import type { SamplingOptions } from '../../core/sampler.ts'
 
@@ -27,10 +28,12 @@ export async function nodeReferenceAnswers(
     const answers: ReferenceAnswer[] = []
     for (const request of requests) {
       await model.session.reset()
-      const promptTokenIds = model.tokenizer.encodeChat(request.messages, { addGenerationPrompt: true })
+      // Chunked at the turn boundaries, as the SDK's device and the edge prefill it.
+      const prompt = encodeChatTurns(model.tokenizer, request.messages, { addGenerationPrompt: true })
       let answer: ReferenceAnswer | undefined
       for await (const part of generate(model.session, model.tokenizer, {
-        promptTokenIds,
+        promptTokenIds: prompt.tokenIds,
+        promptBoundaries: prompt.turnBoundaries,
         sampling: request.sampling,
         maxTokens: request.maxTokens,
       })) {

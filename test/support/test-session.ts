@@ -14,9 +14,10 @@ export interface TestSessionOptions {
   readonly backend?: string
   readonly dtype?: string
   /**
-   * Append call number `failAtToken` (0 = the prompt's prefill, 1 = feeding the first generated
-   * token, ...) and every later one throw a retryable BackendError: generation yields exactly
-   * `failAtToken` tokens, then fails, as a device backend dying mid-answer does.
+   * The append at position `failAtToken` (0 = the prompt's prefill, however many chunks it takes,
+   * 1 = feeding the first generated token, ...) and every later one throw a retryable
+   * BackendError: generation yields exactly `failAtToken` tokens, then fails, as a device backend
+   * dying mid-answer does.
    */
   readonly failAtToken?: number
   /** Milliseconds each append takes (a slow device); an AbortSignal cuts the wait short. */
@@ -25,8 +26,12 @@ export interface TestSessionOptions {
   readonly eos?: { readonly tokenId: number; readonly atLength: number }
   /** Scripts the output: the token returned here for a history gets +50. */
   readonly favor?: (tokens: readonly number[]) => number | undefined
-  /** When false, rewind() refuses (as a recurrent state without checkpoints does) and callers reset. */
-  readonly rewindable?: boolean
+  /**
+   * When false, rewind() refuses (as a recurrent state without checkpoints does) and callers reset.
+   * 'checkpoints': rewind() goes back only to where an append kept a checkpoint (RunOptions), as
+   * the ORT session of a Qwen3.5 model does.
+   */
+  readonly rewindable?: boolean | 'checkpoints'
 }
 
 export interface TestSession extends ModelSession {
@@ -85,6 +90,9 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
   const hashes: number[] = []
   const appendCalls: number[] = []
   let disposed = false
+  let decodeSteps = 0
+  // Lengths an append kept a checkpoint at (rewindable: 'checkpoints').
+  const checkpoints = new Set<number>()
 
   const logitsFor = (): Float32Array => {
     const logits = new Float32Array(vocabularySize)
@@ -121,7 +129,9 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
       if (!Array.isArray(tokenIds) || tokenIds.length === 0) {
         throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
       }
-      const call = appendCalls.length
+      // Prompt chunks (appends that keep a checkpoint) are all position 0; decode steps count up.
+      if (!(runOptions.checkpoint ?? tokenIds.length > 1)) decodeSteps++
+      const call = decodeSteps
       appendCalls.push(tokenIds.length)
       if (options.delayMs !== undefined && options.delayMs > 0) await wait(options.delayMs, runOptions.signal)
       if (runOptions.signal?.aborted) throw new AbortedError()
@@ -153,6 +163,7 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
         hashes.push(mix32(previous ^ mix32(id + 0x632be5ab)))
         tokens.push(id)
       }
+      if (runOptions.checkpoint ?? tokenIds.length > 1) checkpoints.add(tokens.length)
       return logitsFor()
     },
     async rewind(length: number): Promise<boolean> {
@@ -162,12 +173,17 @@ export function createTestSession(options: TestSessionOptions = {}): TestSession
           `rewind() takes a length in 0..${tokens.length}; got ${length}.`,
         )
       }
-      if (options.rewindable === false && length !== tokens.length) return false
+      if (length !== tokens.length && length !== 0) {
+        if (options.rewindable === false) return false
+        if (options.rewindable === 'checkpoints' && !checkpoints.has(length)) return false
+      }
+      for (const checkpoint of checkpoints) if (checkpoint > length) checkpoints.delete(checkpoint)
       tokens.length = length
       hashes.length = length
       return true
     },
     async reset(): Promise<void> {
+      checkpoints.clear()
       tokens.length = 0
       hashes.length = 0
     },
