@@ -177,10 +177,20 @@ export function mropeRowPerFrequency(config: Qwen35Config): number[] {
   })
 }
 
-/** The HF `config.json` (flat `qwen3_5_text`) for a config: what a published text-only package carries. */
-export function qwen35ConfigJson(config: Qwen35Config): Record<string, unknown> {
+/**
+ * The HF `config.json` (flat `qwen3_5_text`) for a config, readable by transformers.js as well:
+ * `externalDataFiles` names the graphs that have an `.onnx_data` file (its browser build fetches
+ * only those).
+ */
+export function qwen35ConfigJson(
+  config: Qwen35Config,
+  externalDataFiles: readonly string[] = [],
+): Record<string, unknown> {
   return {
-    architectures: ['Qwen3_5ForCausalLM'],
+    // transformers.js loads the two-graph layout (embed_tokens + decoder_model_merged) only under
+    // the name onnx-community's published Qwen3.5 exports carry; under Qwen3_5ForCausalLM it looks
+    // for a single onnx/model.onnx.
+    architectures: ['Qwen3_5ForConditionalGeneration'],
     model_type: 'qwen3_5_text',
     vocab_size: config.vocabSize,
     hidden_size: config.hiddenSize,
@@ -211,6 +221,12 @@ export function qwen35ConfigJson(config: Qwen35Config): Record<string, unknown> 
     },
     ...(config.eosTokenId !== undefined ? { eos_token_id: config.eosTokenId } : {}),
     ...(config.bosTokenId !== undefined ? { bos_token_id: config.bosTokenId } : {}),
+    // transformers.js's multimodal position-id code reads this even for text-only input; 2 is
+    // every Qwen3.5 checkpoint's value. There is no vision tower in the package.
+    vision_config: { spatial_merge_size: 2 },
+    'transformers.js_config': {
+      use_external_data_format: Object.fromEntries(externalDataFiles.map((file) => [file, true])),
+    },
   }
 }
 

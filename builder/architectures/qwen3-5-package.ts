@@ -133,7 +133,6 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
   validateQwen35Weights(config, weights)
   await mkdir(join(outDir, 'onnx'), { recursive: true })
   const files: string[] = ['config.json', 'generation_config.json']
-  await writeFile(join(outDir, 'config.json'), `${JSON.stringify(qwen35ConfigJson(config), null, 2)}\n`)
   await writeFile(
     join(outDir, 'generation_config.json'),
     `${JSON.stringify({ ...(config.eosTokenId !== undefined ? { eos_token_id: config.eosTokenId } : {}), ...(config.bosTokenId !== undefined ? { bos_token_id: config.bosTokenId } : {}), ...options.generationConfig }, null, 2)}\n`,
@@ -184,6 +183,14 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
       weightBytes * 1.15 + cache.fixed + cache.perToken * contextLength + 64 * config.vocabSize * 4,
     )
   }
+  // Written after the graphs: it names the ones that got external data.
+  const externalDataFiles = files
+    .filter((path) => path.endsWith('.onnx') && files.includes(`${path}_data`))
+    .map((path) => path.slice('onnx/'.length))
+  await writeFile(
+    join(outDir, 'config.json'),
+    `${JSON.stringify(qwen35ConfigJson(config, externalDataFiles), null, 2)}\n`,
+  )
   const entries = []
   for (const path of files) {
     const full = join(outDir, path)
