@@ -2,13 +2,16 @@
 // under `wrangler dev` (workerd) and against `ondevice serve` (the same app on Node), both serving
 // the tiny Qwen3.5 fixture on 127.0.0.1: requests/s, tokens/s overall, p50/p99 time to first
 // token, errors. Each level runs for a fixed time and stops by itself; servers are stopped by PID.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { BenchContext, GroupResult } from '../support/context.ts'
 import { ensurePackage, repositoryRoot } from '../support/packages.ts'
 import { formatNumber, median, percentile, type Table } from '../support/stats.ts'
+
+const run = promisify(execFile)
 
 const offlineWrangler = {
   WRANGLER_SEND_METRICS: 'false',
@@ -133,15 +136,35 @@ async function startWrangler(context: BenchContext, packageUrl: string, dtype: s
   }
   const configPath = join(folder, 'wrangler.json')
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`)
+  const wrangler = join(repositoryRoot, 'node_modules/wrangler/bin/wrangler.js')
+  const wranglerEnv = { ...process.env, ...offlineWrangler, CI: 'true', NO_COLOR: '1' }
+  // Bundle the worker once and serve that bundle (`--no-bundle`): `wrangler dev` on the sources
+  // watches every file the worker imports and restarts the isolate (model reload, 503 "worker
+  // restarted mid-request") whenever one changes. In this shared tree other engineers' saves did
+  // exactly that during a run (two "Reloading local server" in wrangler's log within the N = 1
+  // window: TTFT p50 7.8 s instead of ~20 ms). The bundle is also what `wrangler deploy` ships.
+  const bundleFolder = join(folder, 'bundle')
+  rmSync(bundleFolder, { recursive: true, force: true })
+  await run(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', bundleFolder, '-c', configPath], {
+    cwd: repositoryRoot,
+    env: wranglerEnv,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 180_000,
+  })
+  const bundledConfigPath = join(folder, 'wrangler-bundled.json')
+  writeFileSync(
+    bundledConfigPath,
+    `${JSON.stringify({ ...config, main: join(bundleFolder, 'index.js'), no_bundle: true }, null, 2)}\n`,
+  )
   const port = await freePort()
   const inspectorPort = await freePort()
-  const wrangler = join(repositoryRoot, 'node_modules/wrangler/bin/wrangler.js')
   return spawnServer(
     [
       wrangler,
       'dev',
       '-c',
-      configPath,
+      bundledConfigPath,
+      '--no-bundle',
       '--ip',
       '127.0.0.1',
       '--port',
@@ -396,7 +419,7 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
     ],
     rows,
     notes: [
-      `Each level: N clients each streaming chat completions back to back for ${seconds} s (max_tokens ${maxTokens}, temperature 0, one short user message), after one warm-up request; ${dtype} weights; the worker's defaults of 1 generation at a time and a queue of 16.`,
+      `Each level: N clients each streaming chat completions back to back for ${seconds} s (max_tokens ${maxTokens}, temperature 0, one short user message), after one warm-up request; ${dtype} weights; 1 generation at a time and a queue of 16 (MAX_CONCURRENT, MAX_QUEUE; QUEUE_TIMEOUT_MS 30 s). wrangler dev serves a bundle of the worker built first (\`wrangler deploy --dry-run\`, then \`dev --no-bundle\`), so edits elsewhere in the tree can't restart it mid-run.`,
       'TTFT: from sending the request to the first content chunk (queueing included). Errors: HTTP errors (429/503 when the queue is full) and stream errors; a client backs off 250 ms after one.',
     ],
   }

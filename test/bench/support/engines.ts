@@ -245,6 +245,8 @@ interface TransformersModel {
 export async function openTransformers(options: {
   folder: string
   dtype: string
+  /** ORT session options for every session it creates (profiling, threads); none by default, as a user would. */
+  sessionOptions?: InferenceSession.SessionOptions
 }): Promise<TransformersEngine> {
   const transformers = await import('@huggingface/transformers')
   const { AutoConfig, AutoModelForCausalLM, AutoTokenizer, env, Tensor } = transformers
@@ -268,6 +270,7 @@ export async function openTransformers(options: {
     dtype: options.dtype,
     device: 'cpu',
     local_files_only: true,
+    ...(options.sessionOptions ? { session_options: options.sessionOptions } : {}),
   } as never)) as unknown as TransformersModel
   const loadMs = performance.now() - started
   const positionsPatched = patchTextOnlyRopeIndex(
