@@ -178,8 +178,9 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   const pool = runtime.poolFor(model)
   try {
-    // A handed-off answer starts from a clean cache, as the device did: the prompt in one run
-    // (core then feeds the continuation tokens one at a time), so the numbers match exactly.
+    // A handed-off answer starts from a clean cache: the prompt in the chunks the device cut it
+    // into (the turn boundaries), then the continuation tokens one at a time, as the device fed
+    // them, so the numbers match exactly.
     session = await pool.take(promptTokenIds, { fresh: continuationTokenIds.length > 0 })
   } catch (error) {
     lease.release()
