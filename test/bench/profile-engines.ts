@@ -5,7 +5,7 @@
 // the sum of its kernel times, per-op-type kernel time, and what each engine feeds and fetches.
 // A diagnostic script, not part of `npm run bench`:
 //   npx node test/bench/profile-engines.ts --package qwen3-0.6b --dtype q4 [--steps 16] [--rounds 3]
-//     [--no-profile] [--threads N] [--ours-options JSON] [--theirs-options JSON]
+//     [--no-profile] [--paired N] [--cache FOLDER] [--threads N] [--ours-options JSON] [--theirs-options JSON]
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
@@ -187,7 +187,7 @@ async function main(): Promise<void> {
       .map((value) => value.toFixed(2))
       .join(' / ')}`,
   )
-  const pkg = await ensurePackage(packageId, defaultCacheFolder(), log, true)
+  const pkg = await ensurePackage(packageId, argument('cache') ?? defaultCacheFolder(), log, true)
   rmSync(outFolder, { recursive: true, force: true })
   mkdirSync(outFolder, { recursive: true })
   const profiling = (prefix: string): InferenceSession.SessionOptions =>
