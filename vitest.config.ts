@@ -6,17 +6,7 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
-    exclude: [
-      '**/node_modules/**',
-      '**/dist/**',
-      '**/.wrangler/**',
-      // The fuzz and load batch against `wrangler dev` trips an intermittent fault of wrangler's
-      // local proxy (a connection lost after a refused, unread request body: cloudflare/workers-sdk
-      // #14641, #15317), so it runs on demand (`npm run test:workerd-reliability`, and in
-      // `npm run soak`) rather than in every CI run. The same app's fuzzing and load suites run on
-      // Node in CI, and test/workerd covers the app in workerd.
-      ...(process.env['ONDEVICE_WORKERD_RELIABILITY'] ? [] : ['test/reliability/workerd.test.ts']),
-    ],
+    exclude: ['**/node_modules/**', '**/dist/**', '**/.wrangler/**'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     // Two cores in CI: model tests are CPU-bound, so more parallel files only thrash.

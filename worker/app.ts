@@ -37,6 +37,43 @@ function randomId(): string {
   return hex
 }
 
+/** An unread body is read and dropped up to this many times the body cap; beyond, it is cancelled. */
+const unreadBodyDrainFactor = 4
+/** A client still sending an unread body after this long gets its body cancelled. */
+const unreadBodyDrainMs = 2000
+
+/**
+ * Reads a body nobody wants to its end and drops it, so the connection it came on stays usable;
+ * cancels it instead when more than `maxBytes` arrive or it takes longer than `maxMs` (a stalled
+ * client must not hold the response back).
+ */
+async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, maxMs: number): Promise<void> {
+  const reader = body.getReader()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), maxMs)
+  })
+  let total = 0
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), timedOut])
+      if (next === 'timeout' || next.done) {
+        if (next === 'timeout') await reader.cancel()
+        return
+      }
+      total += next.value.byteLength
+      if (total > maxBytes) {
+        await reader.cancel()
+        return
+      }
+    }
+  } catch {
+    // The client went away mid-body: nothing left to drop.
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Builds the app. Throws InvalidArgumentError (naming the field) on bad options. */
 export function createApp(options: AppOptions): OndeviceApp {
   if (typeof options !== 'object' || options === null) {
@@ -93,10 +130,16 @@ export function createApp(options: AppOptions): OndeviceApp {
     c.set('request', state)
     await next()
     // A request refused before its body was read (404, 401, 429, 413 by Content-Length) leaves
-    // the body unread; under wrangler dev that broke the *next* request on the same connection
-    // (503 "Your worker restarted mid-request"). Drop the rest of it explicitly.
+    // the body unread. workerd then closes the connection while the client (under `wrangler dev`,
+    // wrangler's own proxy) may still be sending: the refusal or the next request on that
+    // connection is lost. Cancelling the body made it worse (the connection is cut at once), so
+    // the rest is read and dropped, bounded in bytes and time, as HTTP servers do.
     const body = c.req.raw.body
-    if (body && !c.req.raw.bodyUsed && !body.locked) await body.cancel().catch(() => undefined)
+    if (body && !c.req.raw.bodyUsed && !body.locked) {
+      const drainBytes = limits.maxBodyBytes * unreadBodyDrainFactor
+      if (Number(c.req.header('content-length') ?? 0) > drainBytes) await body.cancel().catch(() => undefined)
+      else await discardBody(body, drainBytes, unreadBodyDrainMs)
+    }
     c.header('x-request-id', state.requestId)
     if (!state.deferred) runtime.writeLog(c, c.res.status)
   })

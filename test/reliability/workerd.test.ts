@@ -36,12 +36,12 @@ const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'applicatio
 let folder: string
 let worker: RunningWorker
 
-// wrangler dev answers a non-GET request with this 503 whenever its ProxyWorker's fetch to the
-// worker's own workerd fails, whatever the reason; nothing restarted (its "restarted" test compares
-// a URL with the request's path to the worker's origin, so it always says so). Such requests never
-// reach the worker (no log line). They follow a request whose body the app refused unread (404,
-// 413): workerd may then close the connection, and the next request written on it is lost (the same
-// happens without the proxy, as a reset). docs/reliability.md has the replay and what is open.
+// Under wrangler dev a request reaches the worker through wrangler's ProxyWorker, which fetches
+// it from the worker's own workerd over a pooled keep-alive connection. With wrangler 4.86 that
+// hop lost now and then the request after one whose body the app refused unread (a 503 with this
+// text for a POST, a GET parked for ever); wrangler 4.164 and the app reading such bodies to
+// their end (worker/app.ts) fixed it: 0 losses in 1,200 replayed cases (docs/reliability.md).
+// The resend below stays as a guard for the exact wrangler signature, counted and bounded to 1 %.
 const wranglerProxy503Text =
   'Your worker restarted mid-request. Please try sending the request again. Only GET or HEAD requests are retried automatically.'
 
@@ -128,8 +128,8 @@ describe('edge worker in workerd under hostile input and load', () => {
         const method = request.method ?? 'POST'
         let response: Response
         if (method === 'GET' || method === 'HEAD') {
-          // wrangler's proxy parks a GET/HEAD whose hop failed until the worker reloads (never,
-          // here): a hang, not a 503. Resent once only if the worker logged nothing meanwhile.
+          // wrangler 4.86's proxy parked a GET/HEAD whose hop failed until the worker reloaded
+          // (never, here): a hang, not a 503. Resent once only if the worker logged nothing meanwhile.
           const linesBefore = requestLines()
           try {
             response = await send(request, 10_000)
@@ -156,13 +156,15 @@ describe('edge worker in workerd under hostile input and load', () => {
       }),
       { seed: fuzzSeed(801), numRuns: scale(100) },
     )
-    // A few per batch are wrangler's race; many would mean something else broke the hop.
-    expect(proxyRetries).toBeLessThanOrEqual(Math.max(3, Math.ceil(cases / 20)))
+    // The hop race is fixed (see wranglerProxy503Text): one in a batch is tolerated, more fail.
+    expect(proxyRetries).toBeLessThanOrEqual(Math.max(1, Math.ceil(cases / 100)))
     const again = await referenceAnswer({ url: worker.url, headers, model: modelId, maxTokens: 2 }, 1)
     expect(again.text.length).toBeGreaterThan(0)
     reportFigures('api-fuzz-workerd', {
       cases,
       wranglerProxyRetries: proxyRetries,
+      // GETs wrangler's proxy itself fetched again after a dropped hop (it logs each one).
+      wranglerHopRecoveries: worker.output().split('after a dropped connection to the UserWorker').length - 1,
       statuses: [...statuses.entries()]
         .sort(([a], [b]) => a - b)
         .map(([status, n]) => `${status}:${n}`)

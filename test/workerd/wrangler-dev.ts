@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
-import { join, relative, sep } from 'node:path'
+import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
@@ -18,6 +18,17 @@ export const offlineWranglerEnv = {
   CLOUDFLARE_CF_FETCH_ENABLED: 'false',
   NO_UPDATE_NOTIFIER: '1',
 } as const
+
+/**
+ * The path of wrangler's CLI script, from its package.json's `bin` (wrangler 4.1xx exports only
+ * `.` and `./package.json`, so `wrangler/bin/wrangler.js` cannot be resolved directly).
+ */
+export function wranglerCliPath(): string {
+  const require = createRequire(import.meta.url)
+  const packageJsonPath = require.resolve('wrangler/package.json')
+  const manifest = require(packageJsonPath) as { bin: { wrangler: string } }
+  return join(dirname(packageJsonPath), manifest.bin.wrangler)
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -57,7 +68,7 @@ export async function writeWorkerConfig(options: WorkerConfigOptions): Promise<s
       rules,
     }),
   )
-  const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js')
+  const wrangler = wranglerCliPath()
   await new Promise<void>((resolve, reject) => {
     let output = ''
     const child = spawn(
@@ -144,7 +155,7 @@ export async function startWranglerDev(options: {
   readonly timeoutMs?: number
 }): Promise<RunningWorker> {
   const port = await freePort()
-  const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js')
+  const wrangler = wranglerCliPath()
   // An explicit inspector port too: the default (9229, then 9230) collides when tests run side by side.
   const inspectorPort = await freePort()
   const args = [
