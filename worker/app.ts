@@ -37,15 +37,16 @@ function randomId(): string {
   return hex
 }
 
-/** An unread body is read and dropped up to this many times the body cap; beyond, it is cancelled. */
+/** An unread body is read and dropped up to this many times the body cap; beyond, it is left alone. */
 const unreadBodyDrainFactor = 4
 /** A client still sending an unread body after this long gets its body cancelled. */
 const unreadBodyDrainMs = 2000
 
 /**
- * Reads a body nobody wants to its end and drops it, so the connection it came on stays usable;
- * cancels it instead when more than `maxBytes` arrive or it takes longer than `maxMs` (a stalled
- * client must not hold the response back).
+ * Reads a body nobody wants to its end and drops it, so the connection it came on stays usable.
+ * Past `maxBytes` it stops reading and leaves the rest to the runtime (cancelling cuts the
+ * connection while the client is still sending: under wrangler dev the refusal itself was then
+ * lost); a client that stalls for `maxMs` has its body cancelled, so it cannot hold the response.
  */
 async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, maxMs: number): Promise<void> {
   const reader = body.getReader()
@@ -57,13 +58,14 @@ async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, m
   try {
     for (;;) {
       const next = await Promise.race([reader.read(), timedOut])
-      if (next === 'timeout' || next.done) {
-        if (next === 'timeout') await reader.cancel()
+      if (next === 'timeout') {
+        await reader.cancel()
         return
       }
+      if (next.done) return
       total += next.value.byteLength
       if (total > maxBytes) {
-        await reader.cancel()
+        reader.releaseLock()
         return
       }
     }
@@ -130,15 +132,15 @@ export function createApp(options: AppOptions): OndeviceApp {
     c.set('request', state)
     await next()
     // A request refused before its body was read (404, 401, 429, 413 by Content-Length) leaves
-    // the body unread. workerd then closes the connection while the client (under `wrangler dev`,
-    // wrangler's own proxy) may still be sending: the refusal or the next request on that
-    // connection is lost. Cancelling the body made it worse (the connection is cut at once), so
-    // the rest is read and dropped, bounded in bytes and time, as HTTP servers do.
+    // the body unread. workerd may then close the connection while the client (under `wrangler
+    // dev`, wrangler's own proxy) is still sending or about to reuse it: the refusal or the next
+    // request is lost. Cancelling the body made that more frequent, so the rest is read and
+    // dropped, bounded in bytes and time, as HTTP servers do (docs/reliability.md, API fuzzing).
     const body = c.req.raw.body
     if (body && !c.req.raw.bodyUsed && !body.locked) {
       const drainBytes = limits.maxBodyBytes * unreadBodyDrainFactor
-      if (Number(c.req.header('content-length') ?? 0) > drainBytes) await body.cancel().catch(() => undefined)
-      else await discardBody(body, drainBytes, unreadBodyDrainMs)
+      if (Number(c.req.header('content-length') ?? 0) <= drainBytes)
+        await discardBody(body, drainBytes, unreadBodyDrainMs)
     }
     c.header('x-request-id', state.requestId)
     if (!state.deferred) runtime.writeLog(c, c.res.status)
