@@ -280,6 +280,40 @@ async function main(): Promise<void> {
       }
     }
   }
+  // Cross test: each decoder session on each engine's own last decode feeds, round-robin. If one
+  // engine's feeds are slower on either session, the difference is in what it feeds (layout,
+  // values), not in its session.
+  const theirFeeds = [...lastDecodeFeeds.entries()].find(
+    ([key]) => key.startsWith('transformers.js/') && !key.includes('embed'),
+  )?.[1]
+  const cross = new Map<string, number[]>()
+  const feedsUsable = (feeds: Record<string, Tensor> | undefined): boolean =>
+    feeds !== undefined &&
+    Object.values(feeds).every((tensor) => {
+      try {
+        return (tensor as unknown as { data?: unknown }).data !== undefined
+      } catch {
+        return false
+      }
+    })
+  if (theirsDecoder && pairedFeeds && pairedRuns > 0 && feedsUsable(theirFeeds)) {
+    const combos = [
+      ['our session, our feeds', oursDecoder, pairedFeeds],
+      ['our session, their feeds', oursDecoder, theirFeeds],
+      ['their session, our feeds', theirsDecoder, pairedFeeds],
+      ['their session, their feeds', theirsDecoder, theirFeeds],
+    ] as const
+    for (let index = 0; index < Math.ceil(pairedRuns / 2); index++) {
+      const order = index % 2 === 0 ? combos : [...combos].reverse()
+      for (const [label, session, feeds] of order) {
+        const started = performance.now()
+        await session.run(feeds as Record<string, Tensor>)
+        cross.set(label, [...(cross.get(label) ?? []), performance.now() - started])
+      }
+    }
+  } else if (pairedRuns > 0) {
+    console.log('\n(cross test skipped: their last decode feeds are not readable any more)')
+  }
   const measured = records.slice(warmupRecords)
   const decodeRecords = (engine: string, session: string): RunRecord[] =>
     measured.filter(
@@ -300,7 +334,16 @@ async function main(): Promise<void> {
     )
     const sessions = [
       ...new Set(measured.filter((record) => record.engine === name).map((record) => record.session)),
-    ]
+    ]    // What a decode step costs outside ORT (logits handling, sampling, cache hand-over, the
+    // engine's own tensor code): mean wall per step minus the mean JS time of its runs per step.
+    const decodeRunMs = measured
+      .filter((record) => record.engine === name && record.sequenceLength === 1)
+      .reduce((sum, record) => sum + record.jsMs, 0)
+    const meanWall = walls.reduce((sum, value) => sum + value, 0) / walls.length
+    console.log(
+      `  outside ORT per decode step: ${(meanWall - decodeRunMs / (rounds * steps)).toFixed(1)} ms (mean wall ${meanWall.toFixed(1)} ms − runs ${(decodeRunMs / (rounds * steps)).toFixed(1)} ms)`,
+    )
+
     for (const session of sessions) {
       const decode = decodeRecords(name, session)
       if (decode.length === 0) continue
@@ -324,6 +367,26 @@ async function main(): Promise<void> {
       `\nPaired: both decoder sessions on the same feeds (${pairedFeeds?.attention_mask?.dims[1] ?? '?'} positions), ${pairs.length} pairs, alternating: ours median ${median(pairs.map((pair) => pair.ours)).toFixed(1)} ms (min ${Math.min(...pairs.map((pair) => pair.ours)).toFixed(1)}), theirs median ${median(pairs.map((pair) => pair.theirs)).toFixed(1)} ms (min ${Math.min(...pairs.map((pair) => pair.theirs)).toFixed(1)}); theirs ÷ ours per pair: median ${median(ratios).toFixed(3)}, ours faster in ${ratios.filter((ratio) => ratio > 1).length} of ${ratios.length} (profiling ${profile ? 'on' : 'off'}; load ${loadavg()[0]?.toFixed(2)})`,
     )
   }
+  for (const [label, times] of cross)
+    console.log(
+      `Cross: ${label}: median ${median(times).toFixed(1)} ms, min ${Math.min(...times).toFixed(1)} ms (${times.length} runs)`,
+    )
+  if (theirFeeds && pairedFeeds)
+    for (const name of Object.keys(pairedFeeds)) {
+      const ours = pairedFeeds[name] as Tensor
+      const their = theirFeeds[name] as Tensor | undefined
+      const ourData = (ours as unknown as { data: ArrayBufferView }).data
+      const theirData = (their as unknown as { data?: ArrayBufferView } | undefined)?.data
+      if (!theirData) continue
+      const describeBuffer = (data: ArrayBufferView): string => {
+        let subnormal = 0
+        if (data instanceof Float32Array)
+          for (const value of data) if (value !== 0 && Math.abs(value) < 1.1754944e-38) subnormal++
+        return `offset ${data.byteOffset} (mod 64: ${data.byteOffset % 64}), buffer ${data.buffer.byteLength} B for ${data.byteLength} B, ${subnormal} subnormal floats`
+      }
+      if (/^(past_recurrent\.0|past_conv\.0|inputs_embeds|past_key_values\.[03]\.key)$/.test(name))
+        console.log(`  feed ${name}: ours ${describeBuffer(ourData)}; theirs ${describeBuffer(theirData)}`)
+    }
   if (!profile) return
   const warmupRecordsOf = (engine: string, session: string): number =>
     records.slice(0, warmupRecords).filter((record) => record.engine === engine && record.session === session)
