@@ -37,16 +37,17 @@ function randomId(): string {
   return hex
 }
 
-/** An unread body is read and dropped up to this many times the body cap; beyond, it is left alone. */
+/** An unread body is read and dropped up to this many times the body cap; beyond, it is cancelled. */
 const unreadBodyDrainFactor = 4
 /** A client still sending an unread body after this long gets its body cancelled. */
 const unreadBodyDrainMs = 2000
 
 /**
  * Reads a body nobody wants to its end and drops it, so the connection it came on stays usable.
- * Past `maxBytes` it stops reading and leaves the rest to the runtime (cancelling cuts the
- * connection while the client is still sending: under wrangler dev the refusal itself was then
- * lost); a client that stalls for `maxMs` has its body cancelled, so it cannot hold the response.
+ * Past `maxBytes`, or when the client stalls for `maxMs`, it cancels the body instead: the
+ * connection is then lost (under wrangler dev even the refusal may be), but a huge or stalled
+ * upload cannot hold the response or the isolate. Leaving the body alone is no better: on Node
+ * (@hono/node-server) the connection then hangs until the server drops it.
  */
 async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, maxMs: number): Promise<void> {
   const reader = body.getReader()
@@ -65,7 +66,7 @@ async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, m
       if (next.done) return
       total += next.value.byteLength
       if (total > maxBytes) {
-        reader.releaseLock()
+        await reader.cancel()
         return
       }
     }
@@ -139,8 +140,8 @@ export function createApp(options: AppOptions): OndeviceApp {
     const body = c.req.raw.body
     if (body && !c.req.raw.bodyUsed && !body.locked) {
       const drainBytes = limits.maxBodyBytes * unreadBodyDrainFactor
-      if (Number(c.req.header('content-length') ?? 0) <= drainBytes)
-        await discardBody(body, drainBytes, unreadBodyDrainMs)
+      if (Number(c.req.header('content-length') ?? 0) > drainBytes) await body.cancel().catch(() => undefined)
+      else await discardBody(body, drainBytes, unreadBodyDrainMs)
     }
     c.header('x-request-id', state.requestId)
     if (!state.deferred) runtime.writeLog(c, c.res.status)
