@@ -334,7 +334,8 @@ async function main(): Promise<void> {
     )
     const sessions = [
       ...new Set(measured.filter((record) => record.engine === name).map((record) => record.session)),
-    ]    // What a decode step costs outside ORT (logits handling, sampling, cache hand-over, the
+    ]
+    // What a decode step costs outside ORT (logits handling, sampling, cache hand-over, the
     // engine's own tensor code): mean wall per step minus the mean JS time of its runs per step.
     const decodeRunMs = measured
       .filter((record) => record.engine === name && record.sequenceLength === 1)
