@@ -42,6 +42,8 @@ export interface WriteQwen35PackageOptions {
   readonly contextLength?: number
   /** Other files to carry (e.g. `chat_template.jinja`), by package path. */
   readonly extraFiles?: Readonly<Record<string, string>>
+  /** MatMulNBits accuracy_level of the q4 graphs (Qwen35GraphOptions.int4AccuracyLevel; default 4). */
+  readonly int4AccuracyLevel?: 0 | 1 | 2 | 3 | 4
 }
 
 const suffixes: Record<Qwen35PackageDtype, string> = { fp32: '', q4: '_q4', q8: '_quantized' }
@@ -167,7 +169,10 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     const embed = writeModelFile(embedGraph, join(outDir, embedPath), { opsets })
     const decoderPath = `onnx/decoder_model_merged${suffix}.onnx`
     const decoder = writeModelFile(
-      buildQwen35Decoder(config, weights, { weightFormat: dtype }),
+      buildQwen35Decoder(config, weights, {
+        weightFormat: dtype,
+        ...(options.int4AccuracyLevel === undefined ? {} : { int4AccuracyLevel: options.int4AccuracyLevel }),
+      }),
       join(outDir, decoderPath),
       { opsets },
     )
