@@ -325,3 +325,61 @@ describe('model host, models, CORS', () => {
     expect(other.headers.get('access-control-allow-origin')).toBeNull()
   })
 })
+
+describe('a body the app refuses unread', () => {
+  /** A request body that records how far it was read and whether it was cancelled. */
+  function trackedBody(chunks: readonly Uint8Array[], options: { stallAfter?: number } = {}) {
+    const seen = { pulled: 0, cancelled: false }
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (options.stallAfter !== undefined && seen.pulled >= options.stallAfter)
+          return new Promise<void>(() => undefined)
+        const chunk = chunks[seen.pulled]
+        seen.pulled++
+        if (chunk) controller.enqueue(chunk)
+        else controller.close()
+      },
+      cancel() {
+        seen.cancelled = true
+      },
+    })
+    return { body, seen }
+  }
+  const refuse = (app: ReturnType<typeof setup>['app'], body: ReadableStream<Uint8Array>, length?: number) =>
+    app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(length ? { 'content-length': String(length) } : {}),
+      },
+      body,
+      duplex: 'half',
+    } as RequestInit)
+
+  it('is read to its end and dropped (the connection stays usable), then refused', async () => {
+    const { app } = setup()
+    const { body, seen } = trackedBody([new Uint8Array(1000), new Uint8Array(1000), new Uint8Array(1000)])
+    const response = await refuse(app, body)
+    expect(response.status).toBe(401)
+    expect(seen).toEqual({ pulled: 4, cancelled: false })
+  })
+
+  it('is cancelled when the client stalls, and the refusal still comes within the drain time', async () => {
+    const { app } = setup()
+    const { body, seen } = trackedBody([new Uint8Array(10)], { stallAfter: 1 })
+    const started = Date.now()
+    const response = await refuse(app, body)
+    expect(response.status).toBe(401)
+    expect(seen.cancelled).toBe(true)
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
+  it('is cancelled unread when its Content-Length is past four times the body cap', async () => {
+    const { app } = setup({ limits: { maxBodyBytes: 1024 } })
+    const { body, seen } = trackedBody([new Uint8Array(1024)])
+    const response = await refuse(app, body, 8 * 1024)
+    expect(response.status).toBeGreaterThanOrEqual(400)
+    expect(seen.cancelled).toBe(true)
+    expect(seen.pulled).toBeLessThanOrEqual(1)
+  })
+})
