@@ -15,6 +15,7 @@ import type { ChatMessage } from '../core/chat-template.ts'
 import { BackendError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
@@ -61,27 +62,18 @@ afterAll(async () => {
 /** A session that counts what it is fed and, once armed, fails feeding the k-th answer token. */
 function faulty(session: ModelSession, control: { failAtStep?: number; fed: number }): ModelSession {
   let steps = 0
-  return {
-    get info() {
-      return session.info
-    },
-    get tokens() {
-      return session.tokens
-    },
-    async append(tokenIds, options) {
-      const decodeStep = !(options?.checkpoint ?? tokenIds.length > 1)
-      if (control.failAtStep !== undefined && decodeStep && ++steps >= control.failAtStep) {
-        throw new BackendError('backend_failed', `Failed on purpose at decode step ${steps}.`, {
-          isRetryable: true,
-        })
-      }
-      control.fed += tokenIds.length
-      return session.append(tokenIds, options)
-    },
-    rewind: (length) => session.rewind(length),
-    reset: () => session.reset(),
-    dispose: () => session.dispose(),
-  }
+  return watchAppends(session, (tokenIds, options) => {
+    if (
+      control.failAtStep !== undefined &&
+      isDecodeStep(tokenIds, options) &&
+      ++steps >= control.failAtStep
+    ) {
+      throw new BackendError('backend_failed', `Failed on purpose at decode step ${steps}.`, {
+        isRetryable: true,
+      })
+    }
+    control.fed += tokenIds.length
+  })
 }
 
 async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {

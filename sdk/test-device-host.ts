@@ -5,6 +5,7 @@ import { BackendError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { createTestSession, type TestSessionOptions } from '../test/support/test-session.ts'
+import { type BeforeAppend, isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
 import type { DeviceHost, DownloadProgress } from './device.ts'
 import { createDeviceModel } from './device-model.ts'
 import type { DeviceCapabilities, PackageInfo } from './route.ts'
@@ -54,40 +55,21 @@ export interface Faults {
 export function withFaults(session: ModelSession, faults: Faults): ModelSession {
   let probing = true
   let calls = 0
-  return {
-    get info() {
-      return session.info
-    },
-    get tokens() {
-      return session.tokens
-    },
-    async append(tokenIds, options) {
-      if (!probing) {
-        // Prompt chunks keep a checkpoint; decode steps don't.
-        if (!(options?.checkpoint ?? tokenIds.length > 1)) calls++
-        const call = calls
-        if (faults.slowAfterCalls !== undefined && call >= faults.slowAfterCalls) {
-          await new Promise((resolve) => setTimeout(resolve, faults.slowDelayMs ?? 50))
-        }
-        if (faults.failAtToken !== undefined && call >= faults.failAtToken) {
-          throw new BackendError(
-            'backend_failed',
-            `The test device failed on purpose at append call ${call} (like a lost WebGPU device).`,
-            {
-              isRetryable: true,
-            },
-          )
-        }
-      }
-      return session.append(tokenIds, options)
-    },
-    rewind: (length) => session.rewind(length),
-    async reset() {
-      probing = false
-      await session.reset()
-    },
-    dispose: () => session.dispose(),
+  const beforeAppend: BeforeAppend = async (tokenIds, options) => {
+    if (probing) return
+    if (isDecodeStep(tokenIds, options)) calls++
+    if (faults.slowAfterCalls !== undefined && calls >= faults.slowAfterCalls) {
+      await new Promise((resolve) => setTimeout(resolve, faults.slowDelayMs ?? 50))
+    }
+    if (faults.failAtToken !== undefined && calls >= faults.failAtToken) {
+      throw new BackendError(
+        'backend_failed',
+        `The test device failed on purpose at append call ${calls} (like a lost WebGPU device).`,
+        { isRetryable: true },
+      )
+    }
   }
+  return watchAppends(session, beforeAppend, { onReset: () => (probing = false) })
 }
 
 export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestDeviceHost {

@@ -10,6 +10,7 @@ import { writeFixture } from '../../builder/index.ts'
 import { loadModel } from '../../client-runtime/index.ts'
 import type { ChatMessage, ModelSession } from '../../core/index.ts'
 import { encodeChatTurns, generateText } from '../../core/index.ts'
+import { watchAppends } from '../support/watch-appends.ts'
 
 let folder: string
 beforeAll(async () => {
@@ -22,21 +23,9 @@ afterAll(async () => {
 /** Counts the tokens the generation loop feeds the session, to see what a turn re-ran. */
 function counting(session: ModelSession): { session: ModelSession; fed: () => number } {
   let fed = 0
-  const wrapped: ModelSession = {
-    get info() {
-      return session.info
-    },
-    get tokens() {
-      return session.tokens
-    },
-    append: (ids, options) => {
-      fed += ids.length
-      return session.append(ids, options)
-    },
-    rewind: (length) => session.rewind(length),
-    reset: () => session.reset(),
-    dispose: () => session.dispose(),
-  }
+  const wrapped = watchAppends(session, (tokenIds) => {
+    fed += tokenIds.length
+  })
   return { session: wrapped, fed: () => fed }
 }
 

@@ -3,3 +3,4 @@
 export { qwen3Tokenizer, qwen3TokenizerDirectory, qwen3TokenizerFiles } from './qwen3-tokenizer.ts'
 export { referenceSample } from './reference-sampler.ts'
 export { createTestSession, type TestSession, type TestSessionOptions } from './test-session.ts'
+export { type BeforeAppend, isDecodeStep, watchAppends } from './watch-appends.ts'
