@@ -8,6 +8,7 @@ import { MessageChannel, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeQwen35Package } from '../../builder/architectures/qwen3-5-package.ts'
 import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectures/qwen3-5-weights.ts'
+import { encodeChatTurns } from '../../core/chat-turns.ts'
 import { BackendError, ModelError } from '../../core/errors.ts'
 import { generateText } from '../../core/generate.ts'
 import type { FinishPart, GenerationPart } from '../../core/stream-parts.ts'
@@ -106,6 +107,13 @@ describe('model worker host + proxy', () => {
     expect(await proxy.encodeChat([{ role: 'user', content: 'Hello' }])).toEqual(
       local.tokenizer.encodeChat([{ role: 'user', content: 'Hello' }], { addGenerationPrompt: true }),
     )
+    const conversation = [
+      { role: 'system' as const, content: 'You answer questions about gardens in two sentences or fewer.' },
+      { role: 'user' as const, content: 'Hello' },
+    ]
+    const turns = await proxy.encodeChatTurns(conversation)
+    expect(turns).toEqual(encodeChatTurns(local.tokenizer, conversation, { addGenerationPrompt: true }))
+    expect(turns.turnBoundaries.length).toBeGreaterThan(0)
 
     const controller = new AbortController()
     let seen = 0
