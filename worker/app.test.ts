@@ -272,6 +272,22 @@ describe('errors', () => {
     expect((await queued).status).toBe(200)
   })
 
+  it('stops a stream nobody reads any more and frees its slot (a client gone unnoticed)', async () => {
+    const { post, logs } = setup({ limits: { maxConcurrent: 1, maxQueue: 0, readerStallTimeoutMs: 300 } })
+    const streaming = await post({ model: 'test-model', messages, max_tokens: 500, stream: true })
+    const reader = (streaming.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    await reader.read()
+    // The reader neither reads nor cancels: the slot is held until the watchdog gives up on it.
+    const whileHeld = await post({ model: 'test-model', messages, max_tokens: 3 })
+    expect(whileHeld.status).toBe(429)
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    expect(logs.some((line) => line.status === 499 && line.stream === true)).toBe(true)
+    const after = await post({ model: 'test-model', messages, max_tokens: 3 })
+    expect(after.status).toBe(200)
+    reader.releaseLock()
+  })
+
   it('503 with Retry-After when the model cannot load; 404 for an unknown route', async () => {
     const { post, app } = setup({ host: createTestHost({ failLoad: 'manifest.json says 7 bytes' }) })
     const failed = await bad(post, { model: 'test-model', messages })

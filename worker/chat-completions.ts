@@ -276,7 +276,10 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     finish()
     runtime.writeLog(c, status)
   }
+  // Armed while a chunk waits for the reader (see Limits.readerStallTimeoutMs).
+  let readerTimer: ReturnType<typeof setTimeout> | undefined
   const abandon = () => {
+    clearTimeout(readerTimer)
     if (closed) return
     closed = true
     state.fields.errorCode = 'aborted'
@@ -295,10 +298,15 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      clearTimeout(readerTimer)
       if (closed) return
+      const awaitReader = () => {
+        readerTimer = setTimeout(abandon, runtime.limits.readerStallTimeoutMs)
+      }
       if (!started) {
         started = true
         controller.enqueue(event(chunk({ role: 'assistant', content: '' }, null)))
+        awaitReader()
         return
       }
       try {
@@ -312,6 +320,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
           if (part.text.length > 0 || part.tokenIds.length > 0) {
             controller.enqueue(event(chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)))
           }
+          awaitReader()
           return
         }
         closed = true

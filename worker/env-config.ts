@@ -69,6 +69,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     maxQueue: integer(env, 'MAX_QUEUE', 0),
     queueTimeoutMs: integer(env, 'QUEUE_TIMEOUT_MS', 1),
     stallTimeoutMs: integer(env, 'STALL_TIMEOUT_MS', 1),
+    readerStallTimeoutMs: integer(env, 'READER_STALL_TIMEOUT_MS', 1),
   }
   return {
     apiKeys: parseApiKeys(text(env, 'API_KEYS')),

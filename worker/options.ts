@@ -25,6 +25,13 @@ export interface Limits {
    * can cancel a request without running any of its cleanup). Default 60 s.
    */
   readonly stallTimeoutMs: number
+  /**
+   * A streaming answer whose reader takes no chunk for this long is stopped and its slot freed:
+   * its client is gone without the runtime saying so (under `wrangler dev`, wrangler's proxy may
+   * not pass a disconnect on) or has stopped reading. Measured only while a chunk is waiting for
+   * the reader, never during prefill. Default 15 s.
+   */
+  readonly readerStallTimeoutMs: number
 }
 
 export const defaultLimits: Limits = {
@@ -36,6 +43,7 @@ export const defaultLimits: Limits = {
   maxQueue: 16,
   queueTimeoutMs: 30_000,
   stallTimeoutMs: 60_000,
+  readerStallTimeoutMs: 15_000,
 }
 
 export interface AppOptions {
@@ -78,6 +86,7 @@ export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   positiveInteger('maxQueue', resolved.maxQueue, true)
   positiveInteger('queueTimeoutMs', resolved.queueTimeoutMs)
   positiveInteger('stallTimeoutMs', resolved.stallTimeoutMs)
+  positiveInteger('readerStallTimeoutMs', resolved.readerStallTimeoutMs)
   return resolved
 }
 
