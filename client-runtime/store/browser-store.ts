@@ -4,7 +4,7 @@
 // becomes visible after its sha256 matches manifest.json. A quota failure removes the package's
 // entry entirely, so nothing half-stored is ever used.
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
-import { checkIdleTimeout, type IdleTimer, startIdleTimer } from './idle-timeout.ts'
+import { checkIdleTimeout, type IdleTimer, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
 import { refuseCrossOriginManifest } from './redirect-origin.ts'
 import type { DownloadProgress, EnsureOptions, ModelStore, StorageEstimate, StoreManifest } from './types.ts'
@@ -180,11 +180,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
   const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
   const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
   const stalled = (url: URL, written: number, cause: unknown): StoreError =>
-    new StoreError(
-      'download_failed',
-      `Downloading ${url.href} stalled: no bytes for ${idleTimeoutMs} ms${written > 0 ? ` after ${written} bytes` : ''} (the server kept the connection open). The next try resumes; raise idleTimeoutMs for a very slow link.`,
-      { isRetryable: true, cause },
-    )
+    stalledError(url, idleTimeoutMs, written, cause)
   const hasOpfs =
     typeof navigator !== 'undefined' &&
     typeof (navigator.storage as { getDirectory?: unknown } | undefined)?.getDirectory === 'function'

@@ -2,7 +2,7 @@
 // closing the connection, would otherwise keep a download (and every load waiting on it) pending
 // for as long as the socket lives. The timer restarts on every chunk; when it runs out it aborts
 // the fetch through the signal handed to it, which errors the response body.
-import { InvalidArgumentError } from '../../core/errors.ts'
+import { InvalidArgumentError, StoreError } from '../../core/errors.ts'
 
 /** Default for the stores' `idleTimeoutMs`: long enough for a slow mobile link, short enough to retry. */
 export const defaultIdleTimeoutMs = 30_000
@@ -28,6 +28,15 @@ export function checkIdleTimeout(value: number | undefined): number {
     )
   }
   return value
+}
+
+/** The retryable error for a download whose timer ran out after `written` bytes (both stores). */
+export function stalledError(url: URL, timeoutMs: number, written: number, cause: unknown): StoreError {
+  return new StoreError(
+    'download_failed',
+    `Downloading ${url.href} stalled: no bytes for ${timeoutMs} ms${written > 0 ? ` after ${written} bytes` : ''} (the server kept the connection open). The next try resumes from there; raise idleTimeoutMs for a very slow link.`,
+    { isRetryable: true, cause },
+  )
 }
 
 export function startIdleTimer(timeoutMs: number, callerSignal: AbortSignal | undefined): IdleTimer {

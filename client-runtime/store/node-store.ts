@@ -11,7 +11,7 @@ import { homedir } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
-import { checkIdleTimeout, defaultIdleTimeoutMs, startIdleTimer } from './idle-timeout.ts'
+import { checkIdleTimeout, defaultIdleTimeoutMs, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
 import { readEagerly } from './read-eagerly.ts'
 import { refuseCrossOriginManifest } from './redirect-origin.ts'
@@ -289,11 +289,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         text = await manifestResponse.text()
       } catch (error) {
         if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
+        if (manifestTimer.expired) throw stalledError(manifestUrl, idleTimeoutMs, 0, error)
         throw new StoreError(
           'download_failed',
-          manifestTimer.expired
-            ? `${manifestUrl.href} stalled: no bytes for ${idleTimeoutMs} ms. Try again; raise idleTimeoutMs for a very slow link.`
-            : `Reading ${manifestUrl.href} broke off: ${(error as Error).message}. Try again.`,
+          `Reading ${manifestUrl.href} broke off: ${(error as Error).message}. Try again.`,
           { isRetryable: true, cause: error },
         )
       } finally {
@@ -505,11 +504,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     }
 
     const stalled = (url: URL, written: number, cause: unknown): StoreError =>
-      new StoreError(
-        'download_failed',
-        `Downloading ${url.href} stalled: no bytes for ${idleTimeoutMs} ms${written > 0 ? ` after ${written} bytes` : ''} (the server kept the connection open). The next try resumes from there; raise idleTimeoutMs for a very slow link.`,
-        { isRetryable: true, cause },
-      )
+      stalledError(url, idleTimeoutMs, written, cause)
 
     const downloadBody = async (
       path: string,
