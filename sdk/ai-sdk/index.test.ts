@@ -135,4 +135,27 @@ describe('ondevice/ai-sdk with the real ai package', () => {
       /Could not reach the edge/,
     )
   })
+
+  it('after streamText, the next call and dispose() settle (the client stream is closed at finish)', async () => {
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const within = <T>(promise: PromiseLike<T>, what: string): Promise<T> =>
+      Promise.race([
+        Promise.resolve(promise),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`${what} did not settle within 10 s`)), 10_000),
+        ),
+      ])
+    const first = streamText({ model: ondevice(), prompt: 'Count.', maxOutputTokens: 4, seed: 1 })
+    let streamed = ''
+    for await (const chunk of first.textStream) streamed += chunk
+    expect(streamed).toBe(await first.text)
+    const second = await within(
+      generateText({ model: ondevice(), prompt: 'Count.', maxOutputTokens: 4, seed: 1 }),
+      'generateText after streamText',
+    )
+    expect(second.text).toBe(streamed)
+    const third = streamText({ model: ondevice(), prompt: 'Again.', maxOutputTokens: 3, seed: 2 })
+    expect((await within(third.usage, 'a second streamText')).outputTokens).toBe(3)
+    await within(ondevice.client.dispose(), 'dispose()')
+  })
 })

@@ -214,6 +214,15 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let handoff: HandoffPart | undefined
     let textStarted = false
     let started = false
+    // The client's generator stays suspended at its last yield until it is returned: closing
+    // this stream at `finish` without returning it would leave the request's device slot and
+    // cleanup pending, and every later call (and dispose()) would wait for it forever.
+    let released = false
+    const release = async (): Promise<void> => {
+      if (released) return
+      released = true
+      await parts.return?.()
+    }
     const stream = new ReadableStream<LanguageModelV3StreamPart>({
       async pull(controller) {
         if (!started) {
@@ -244,11 +253,13 @@ class OndeviceLanguageModel implements LanguageModelV3 {
             } else if (part.type === 'error') {
               controller.enqueue({ type: 'error', error: deserializeError(part.error) })
               controller.close()
+              await release()
               return
             } else if (part.type === 'finish') {
               if (part.finishReason === 'abort' && options.abortSignal?.aborted) {
                 // The AI SDK recognises an AbortError and reports the call as aborted.
                 controller.error(options.abortSignal.reason ?? new DOMException('Aborted', 'AbortError'))
+                await release()
                 return
               }
               if (textStarted) controller.enqueue({ type: 'text-end', id: textId })
@@ -259,15 +270,17 @@ class OndeviceLanguageModel implements LanguageModelV3 {
                 providerMetadata: metadataOf(route, handoff, part),
               })
               controller.close()
+              await release()
               return
             }
           }
         } catch (error) {
           controller.error(error)
+          await release()
         }
       },
       async cancel() {
-        await parts.return?.()
+        await release()
       },
     })
     return { stream, request: { body: { messages: request.messages } } }
