@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createClient } from './client.ts'
+import { type ClientEnvironment, validateClientOptions } from './options.ts'
 import { createTestDeviceHost } from './test-device-host.ts'
 
 const messages = [{ role: 'user' as const, content: 'Say something.' }]
@@ -43,6 +44,47 @@ describe('createClient: options', () => {
     expect(caught).toBeInstanceOf(InvalidArgumentError)
     expect((caught as InvalidArgumentError).param).toBe(param)
     expect((caught as Error).message.length).toBeGreaterThan(20)
+  })
+
+  // What a page hands createClient (the environment is what detectClientEnvironment() reads in a
+  // page; the Chromium browser-app test makes the same calls in a real page).
+  const page: ClientEnvironment = { host: 'browser', pageUrl: 'https://app.example/chat/index.html' }
+  const badInBrowser: [string, unknown, string, RegExp][] = [
+    ["backend 'native'", { model: '/models/m/', backend: 'native' }, 'backend', /'webgpu' or 'wasm'/],
+    ['no model', { edge: { url: 'https://ai.example' } }, 'model', /URL prefix.*export-default/],
+    ['runtimeUrl on a CDN', { model: '/m/', runtimeUrl: 'https://cdn.example/ort/' }, 'runtimeUrl', /origin/],
+    ['runtimeUrl empty', { model: '/m/', runtimeUrl: '' }, 'runtimeUrl', /e\.g\. '\/ort\/'/],
+    ['runtimeUrl with a query', { model: '/m/', runtimeUrl: '/ort/?v=1' }, 'runtimeUrl', /folder/],
+  ]
+  it.each(badInBrowser)(
+    'in a browser, %s: InvalidArgumentError naming %s, with the fix',
+    (_n, options, param, fix) => {
+      let caught: unknown
+      try {
+        validateClientOptions(options, page)
+      } catch (error) {
+        caught = error
+      }
+      expect(caught).toBeInstanceOf(InvalidArgumentError)
+      expect((caught as InvalidArgumentError).param).toBe(param)
+      expect((caught as Error).message).toMatch(fix)
+    },
+  )
+
+  it('in a browser: runtimeUrl resolves against the page (the model worker gets an absolute URL); edge-only needs no model', () => {
+    expect(validateClientOptions({ model: '/m/', runtimeUrl: 'static/ort' }, page).runtimeUrl).toBe(
+      'https://app.example/chat/static/ort/',
+    )
+    expect(validateClientOptions({ model: '/m/', runtimeUrl: '/ort/' }, page).runtimeUrl).toBe(
+      'https://app.example/ort/',
+    )
+    expect(() =>
+      validateClientOptions({ policy: 'edge-only', edge: { url: 'https://ai.example' } }, page),
+    ).not.toThrow()
+    // Node: runtimeUrl would be silently ignored there, so it is refused (ORT comes from node_modules).
+    expect(() => createClient({ runtimeUrl: '/ort/' }, { deviceHost: createTestDeviceHost() })).toThrow(
+      /browsers only/,
+    )
   })
 
   const badRequests: [string, unknown, string][] = [

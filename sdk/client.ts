@@ -192,7 +192,7 @@ async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): A
   }
 }
 
-async function defaultDeviceHost(): Promise<DeviceHost | undefined> {
+async function defaultDeviceHost(options: ClientOptions): Promise<DeviceHost | undefined> {
   // Node: the runtime in this process. Pages: the model in a dedicated Web Worker. Edge runtimes: none.
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string'
   if (isNode) {
@@ -207,12 +207,14 @@ async function defaultDeviceHost(): Promise<DeviceHost | undefined> {
   }
   if (globals.document !== undefined && globals.Worker !== undefined) {
     const { createBrowserDeviceHost } = await import('./browser-device.ts')
-    return createBrowserDeviceHost()
+    return createBrowserDeviceHost(options.runtimeUrl === undefined ? {} : { runtimeUrl: options.runtimeUrl })
   }
   // Inside an app's own Web Worker: run the model right here. (Cloudflare Workers are no device.)
   if (globals.WorkerGlobalScope !== undefined && globals.navigator?.userAgent !== 'Cloudflare-Workers') {
     const { createRuntimeDeviceHost } = await import('./runtime-device.ts')
-    return createRuntimeDeviceHost()
+    return createRuntimeDeviceHost(
+      options.runtimeUrl === undefined ? {} : { wasmBaseUrl: options.runtimeUrl },
+    )
   }
   return undefined
 }
@@ -243,7 +245,7 @@ class Client implements OndeviceClient {
         ? Promise.resolve(undefined)
         : internals.deviceHost
           ? Promise.resolve(internals.deviceHost)
-          : defaultDeviceHost()
+          : defaultDeviceHost(this.#options)
     this.#hostPromise.catch(() => {})
   }
 

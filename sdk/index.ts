@@ -28,7 +28,7 @@ export type {
 // Device hosts, for apps that wrap them (ClientInternals.deviceHost): the browser default (the
 // model in a dedicated Web Worker: OPFS / Cache API store, onnxruntime-web on WebGPU or WASM),
 // one over any worker endpoint, and the runtime in this thread (Node, or inside an app's worker).
-export { createBrowserDeviceHost } from './browser-device.ts'
+export { type BrowserDeviceHostOptions, createBrowserDeviceHost } from './browser-device.ts'
 export {
   type ChatResult,
   type ClientEvents,

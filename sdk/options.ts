@@ -20,8 +20,14 @@ export interface ClientOptions {
   /** Where requests run. Default 'prefer-device'. */
   readonly policy?: RoutePolicy
   readonly thresholds?: Partial<RouteThresholds>
-  /** Force a device backend instead of the best one the device has. */
+  /** Force a device backend instead of the best one the device has ('native' is Node's only). */
   readonly backend?: DeviceBackendChoice
+  /**
+   * Browsers: the URL folder where the app serves ONNX Runtime Web's runtime files
+   * (`ort-wasm-simd-threaded*.{mjs,wasm}`; the Vite plugin `ondevice/vite` serves exactly those).
+   * Same origin as the page (never a CDN: the app must work offline). Default '/ort/'.
+   */
+  readonly runtimeUrl?: string
   /** Force a weight format (e.g. 'q4', 'q8', 'fp32') instead of the runtime's per-backend choice. */
   readonly dtype?: string
   /** Defaults applied to every request (each request may override them). */
@@ -40,6 +46,33 @@ export interface ChatRequest extends SamplingRequest {
   readonly messages: readonly ChatMessage[]
   readonly signal?: AbortSignal
 }
+
+/** Where createClient runs: it decides which options make sense. */
+export interface ClientEnvironment {
+  /** Node; a browser page or an app's Web Worker; or a server runtime with no device (Cloudflare Workers). */
+  readonly host: 'node' | 'browser' | 'server'
+  /** The page's (or worker's) URL in a browser: relative URLs resolve against it, and its origin is the app's. */
+  readonly pageUrl?: string
+}
+
+export function detectClientEnvironment(): ClientEnvironment {
+  const globals = globalThis as {
+    process?: { versions?: { node?: string } }
+    document?: unknown
+    WorkerGlobalScope?: unknown
+    navigator?: { userAgent?: string }
+    location?: { href?: string }
+  }
+  if (typeof globals.process?.versions?.node === 'string') return { host: 'node' }
+  if (globals.navigator?.userAgent === 'Cloudflare-Workers') return { host: 'server' }
+  if (globals.document !== undefined || globals.WorkerGlobalScope !== undefined) {
+    return { host: 'browser', ...(globals.location?.href ? { pageUrl: globals.location.href } : {}) }
+  }
+  return { host: 'server' }
+}
+
+/** The default for runtimeUrl: the app serves ORT's files at /ort/ on its own origin. */
+export const defaultRuntimeUrl = '/ort/'
 
 const policies = routePolicies.map((policy) => `'${policy}'`).join(', ')
 const backends: readonly DeviceBackendChoice[] = ['webgpu', 'wasm', 'native']
@@ -85,8 +118,14 @@ export function validateSampling(request: SamplingRequest, prefix = ''): void {
   }
 }
 
-/** Checks createClient options and returns them with defaults filled in. */
-export function validateClientOptions(options: unknown): ClientOptions & { readonly policy: RoutePolicy } {
+/**
+ * Checks createClient options and returns them with defaults filled in (`runtimeUrl` resolved to
+ * an absolute URL: the model's Web Worker resolves relative URLs against its own script, not the page).
+ */
+export function validateClientOptions(
+  options: unknown,
+  environment: ClientEnvironment = detectClientEnvironment(),
+): ClientOptions & { readonly policy: RoutePolicy } {
   if (options === undefined) options = {}
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError(
@@ -95,7 +134,16 @@ export function validateClientOptions(options: unknown): ClientOptions & { reado
     )
   }
   const given = options as Record<string, unknown>
-  const known = new Set(['model', 'edge', 'policy', 'thresholds', 'backend', 'dtype', 'defaults'])
+  const known = new Set([
+    'model',
+    'edge',
+    'policy',
+    'thresholds',
+    'backend',
+    'dtype',
+    'runtimeUrl',
+    'defaults',
+  ])
   for (const key of Object.keys(given)) {
     if (!known.has(key)) {
       throw new InvalidArgumentError(
@@ -104,7 +152,8 @@ export function validateClientOptions(options: unknown): ClientOptions & { reado
       )
     }
   }
-  const { model, edge, policy = 'prefer-device', thresholds, backend, dtype, defaults } = given
+  const host = environment.host
+  const { model, edge, policy = 'prefer-device', thresholds, backend, dtype, runtimeUrl, defaults } = given
   if (model !== undefined && (typeof model !== 'string' || model.trim() === '')) {
     throw new InvalidArgumentError(
       'model',
@@ -132,6 +181,19 @@ export function validateClientOptions(options: unknown): ClientOptions & { reado
       `backend must be one of ${backends.join(', ')} (got ${describe(backend)}).`,
     )
   }
+  if (host === 'browser' && backend === 'native') {
+    throw new InvalidArgumentError(
+      'backend',
+      "backend 'native' (ONNX Runtime for Node) does not exist in a browser: use 'webgpu' or 'wasm', or omit backend to let the device pick.",
+    )
+  }
+  if (host === 'browser' && model === undefined && policy !== 'edge-only') {
+    throw new InvalidArgumentError(
+      'model',
+      "model is required in a browser: pass the URL prefix where your app serves a model package (the folder holding config.json), e.g. '/models/default/' after `npx ondevice export-default public/models/default`. Or use policy 'edge-only'.",
+    )
+  }
+  const resolvedRuntimeUrl = runtimeUrl === undefined ? undefined : checkRuntimeUrl(runtimeUrl, environment)
   if (dtype !== undefined && (typeof dtype !== 'string' || dtype === '')) {
     throw new InvalidArgumentError(
       'dtype',
@@ -186,7 +248,53 @@ export function validateClientOptions(options: unknown): ClientOptions & { reado
     rejectUnknown(defaults as Record<string, unknown>, 'defaults.')
     validateSampling(defaults as SamplingRequest, 'defaults.')
   }
-  return { ...(given as ClientOptions), policy: policy as RoutePolicy }
+  return {
+    ...(given as ClientOptions),
+    policy: policy as RoutePolicy,
+    ...(resolvedRuntimeUrl === undefined ? {} : { runtimeUrl: resolvedRuntimeUrl }),
+  }
+}
+
+/** runtimeUrl: a folder URL on the page's own origin, returned absolute and ending in '/'. */
+function checkRuntimeUrl(runtimeUrl: unknown, { host, pageUrl }: ClientEnvironment): string {
+  const example = "e.g. '/ort/' (where your app serves onnxruntime-web's ort-wasm-simd-threaded* files)"
+  if (typeof runtimeUrl !== 'string' || runtimeUrl.trim() === '') {
+    throw new InvalidArgumentError(
+      'runtimeUrl',
+      `runtimeUrl must be a URL folder on this app's origin, ${example} (got ${describe(runtimeUrl)}).`,
+    )
+  }
+  if (host !== 'browser') {
+    throw new InvalidArgumentError(
+      'runtimeUrl',
+      host === 'node'
+        ? 'runtimeUrl applies in browsers only: Node reads ONNX Runtime from node_modules. Remove it here.'
+        : 'runtimeUrl applies in browsers only: this runtime has no device side (use the edge). Remove it here.',
+    )
+  }
+  const page = pageUrl === undefined ? undefined : new URL(pageUrl)
+  let url: URL
+  try {
+    url = page ? new URL(runtimeUrl, page) : new URL(runtimeUrl)
+  } catch {
+    throw new InvalidArgumentError(
+      'runtimeUrl',
+      `runtimeUrl ${JSON.stringify(runtimeUrl)} is not a URL: ${example}.`,
+    )
+  }
+  if (page && url.origin !== page.origin) {
+    throw new InvalidArgumentError(
+      'runtimeUrl',
+      `runtimeUrl must be on this page's origin (${page.origin}), got ${url.origin}: serve onnxruntime-web's files from your app (the ondevice/vite plugin does), never from a CDN, so the app works offline and under a strict CSP.`,
+    )
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new InvalidArgumentError(
+      'runtimeUrl',
+      `runtimeUrl is a folder, without ?query or #hash (got ${JSON.stringify(runtimeUrl)}): ${example}.`,
+    )
+  }
+  return url.href.endsWith('/') ? url.href : `${url.href}/`
 }
 
 function rejectUnknown(
