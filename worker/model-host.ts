@@ -47,6 +47,23 @@ export interface ModelHostOptions {
   readonly now?: () => number
 }
 
+/**
+ * This server answers chat completions only: a model whose tokenizer cannot build a chat prompt
+ * (no chat template, or one that does not render) would report healthy and fail every request.
+ * Such a load fails instead, so /healthz says so (503) and every request says why.
+ */
+function checkChatPrompt(model: HostedModel): void {
+  try {
+    model.tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }])
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new Error(
+      `The package's tokenizer cannot build a chat prompt (${reason}) and this server answers chat completions only. Use a package whose tokenizer_config.json has a chat_template (or that has chat_template.jinja), and check that every file manifest.json lists was uploaded.`,
+      { cause: error },
+    )
+  }
+}
+
 /** Wraps a loader so that it runs at most once at a time and its result is kept. */
 export function createModelHost(options: ModelHostOptions): ModelHost {
   if (typeof options.modelId !== 'string' || options.modelId.length === 0) {
@@ -63,23 +80,34 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
   const start = (): Promise<HostedModel> => {
     const startedAt = now()
     status = { state: 'loading' }
-    return options.load().then(
-      (model) => {
-        status = { state: 'ready', info: model.info, loadMs: now() - startedAt }
+    return options
+      .load()
+      .then(async (model) => {
+        try {
+          checkChatPrompt(model)
+        } catch (error) {
+          await model.dispose?.().catch(() => {})
+          throw error
+        }
         return model
-      },
-      (cause: unknown) => {
-        failedAt = now()
-        const reason = cause instanceof Error ? cause.message : String(cause)
-        const error = new OndeviceError(
-          'edge_unavailable',
-          `The model could not be loaded on this server: ${reason} The operator must fix the model package; retry later.`,
-          { isRetryable: true, retryAfterSeconds: Math.ceil(retryAfterMs / 1000), cause },
-        )
-        status = { state: 'failed', error }
-        throw error
-      },
-    )
+      })
+      .then(
+        (model) => {
+          status = { state: 'ready', info: model.info, loadMs: now() - startedAt }
+          return model
+        },
+        (cause: unknown) => {
+          failedAt = now()
+          const reason = cause instanceof Error ? cause.message : String(cause)
+          const error = new OndeviceError(
+            'edge_unavailable',
+            `The model could not be loaded on this server: ${reason} The operator must fix the model package; retry later.`,
+            { isRetryable: true, retryAfterSeconds: Math.ceil(retryAfterMs / 1000), cause },
+          )
+          status = { state: 'failed', error }
+          throw error
+        },
+      )
   }
 
   return {

@@ -199,7 +199,22 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
     const entry = manifestEntry(known, path)
     if (!entry)
       throw new ModelError('model_not_found', `${path} is not listed in manifest.json of ${source}.`)
-    const bytes = await reader.readBytes(path)
+    let bytes: Uint8Array
+    try {
+      bytes = await reader.readBytes(path)
+    } catch (error) {
+      // Listed but absent: an incomplete upload. Never treat it as an optional file that is
+      // simply not there (a missing tokenizer_config.json would load a model without its chat
+      // template, healthy by every check, and fail every chat).
+      if (error instanceof ModelError && error.code === 'model_not_found') {
+        throw new ModelError(
+          'model_invalid',
+          `${path} is listed in manifest.json of ${source} but is missing there: the upload is incomplete. Upload every file manifest.json lists (the whole package folder).`,
+          { cause: error },
+        )
+      }
+      throw error
+    }
     if (bytes.byteLength !== entry.bytes) {
       throw new StoreError(
         'integrity_failed',
