@@ -22,6 +22,11 @@ export {
   validateDecoderWeights,
 } from './architectures/weights.ts'
 export {
+  type DefaultPackageOptions,
+  defaultPackageDescription,
+  ensureDefaultPackage,
+} from './default-package.ts'
+export {
   type FixtureArchitecture,
   type FixtureOptions,
   fixtureArchitectures,

@@ -70,16 +70,6 @@ export async function loadModel(options: LoadModelOptions): Promise<LoadedModel>
   return loadModelWith(await defaultHost(), options)
 }
 
-/**
- * Node only: the folder of the embedded default package (a tiny Qwen3.5 fixture, text not
- * meaningful), built on first use into the cache folder. Imported lazily (it needs the builder).
- */
-export async function defaultModelPackage(options: { cacheDir?: string } = {}): Promise<string> {
-  const name = './default-model.ts'
-  const module = (await import(/* @vite-ignore */ name)) as typeof import('./default-model.ts')
-  return module.defaultModelPackage(options)
-}
-
 export { type BrowserStoreOptions, createBrowserStore } from './store/browser-store.ts'
 export {
   createModelWorkerProxy,

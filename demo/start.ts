@@ -7,7 +7,8 @@
 import { writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { defaultModelPackage } from '../client-runtime/index.ts'
+import { ensureDefaultPackage } from '../builder/default-package.ts'
+import { defaultCacheDir } from '../client-runtime/store/node-store.ts'
 import { buildDemo, demoModelPath, demoMounts } from './build.ts'
 import { type EdgeWorker, startEdgeWorker, warmEdgeWorker } from './edge-worker.ts'
 import { type StaticServer, startStaticServer } from './static-server.ts'
@@ -66,7 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
     packageDirectory = resolve(values.model)
   } else {
     console.log('Preparing the embedded default model package (built once, then cached)…')
-    packageDirectory = await defaultModelPackage()
+    packageDirectory = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
   }
 
   let server: StaticServer | undefined

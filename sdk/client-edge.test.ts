@@ -7,11 +7,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
+import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
 import { createClient } from './client.ts'
 import { EdgeClient } from './edge-client.ts'
 import { createRuntimeDeviceHost } from './runtime-device.ts'
-import { createTestDeviceHost } from './test-device-host.ts'
-import { startTestEdge, type TestEdge, unusedUrl } from './test-edge.ts'
 
 const messages = [
   { role: 'system' as const, content: 'You are terse.' },

@@ -4,9 +4,9 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { createClient } from './client.ts'
 import { type ClientEnvironment, validateClientOptions } from './options.ts'
-import { createTestDeviceHost } from './test-device-host.ts'
 
 const messages = [{ role: 'user' as const, content: 'Say something.' }]
 

@@ -15,6 +15,7 @@ import type { ChatMessage } from '../core/chat-template.ts'
 import { BackendError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { serveApp, type TestEdge } from '../test/sdk/test-edge.ts'
 import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
@@ -22,7 +23,6 @@ import { loadEdgeModel } from '../worker/edge-model.ts'
 import { createModelHost } from '../worker/model-host.ts'
 import { createClient } from './client.ts'
 import { createRuntimeDeviceHost } from './runtime-device.ts'
-import { serveApp, type TestEdge } from './test-edge.ts'
 
 const sampling = { temperature: 0.9, topK: 40, seed: 7, maxTokens: 10 }
 const firstTurn: ChatMessage[] = [

@@ -15,14 +15,14 @@ import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import { createModelWorkerProxy, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { startStaticServer } from '../demo/static-server.ts'
+import { type Faults, withFaults } from '../test/sdk/test-device-host.ts'
+import { serveApp, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
 import { createModelHost } from '../worker/model-host.ts'
 import { createClient } from './client.ts'
 import { createRuntimeDeviceHost } from './runtime-device.ts'
-import { type Faults, withFaults } from './test-device-host.ts'
-import { serveApp, type TestEdge, unusedUrl } from './test-edge.ts'
 import { createWorkerDeviceHost } from './worker-device.ts'
 
 const messages = [{ role: 'user' as const, content: 'Write a haiku about rivers.' }]
@@ -153,7 +153,7 @@ describe('a real model on WASM, device and edge', () => {
 
   it("the device in a worker thread (the runtime's Web Worker host and proxy): the same answer; abort stops it", async () => {
     const { port1, port2 } = new MessageChannel()
-    const worker = new Worker(new URL('../client-runtime/web-worker/node-test-worker.ts', import.meta.url), {
+    const worker = new Worker(new URL('../test/client-runtime/node-test-worker.ts', import.meta.url), {
       workerData: { port: port2 },
       transferList: [port2],
       env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, 'worker-cache') },

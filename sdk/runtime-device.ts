@@ -6,7 +6,6 @@ import {
   type Backend,
   type Capabilities,
   defaultHost,
-  defaultModelPackage,
   inspectPackage,
   loadModel,
   type ModelStore,
@@ -27,14 +26,13 @@ export interface RuntimeDeviceHostOptions {
   readonly wasmBaseUrl?: string
   /** WASM threads (Node). */
   readonly numThreads?: number
+  /**
+   * The package folder to use when no model is given (Node: the embedded default, see
+   * node-device.ts). Without it a model is required: the runtime itself takes a folder or URL.
+   */
+  readonly defaultModel?: () => Promise<string>
   /** Tests: wraps each loaded session (fault injection on a real ORT session). */
   readonly wrapSession?: (session: ModelSession) => ModelSession
-}
-
-function isNode(): boolean {
-  return (
-    typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
-  )
 }
 
 interface NavigatorState {
@@ -56,13 +54,13 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
 
   const resolveModel = async (model: string | undefined): Promise<string> => {
     if (model !== undefined) return model
-    if (!isNode()) {
+    if (!options.defaultModel) {
       throw new InvalidArgumentError(
         'model',
-        'model is required in a browser: pass the URL prefix of a model package (where its config.json is served).',
+        'model is required here (the embedded default exists only in Node): pass the URL prefix of a model package (where its config.json is served).',
       )
     }
-    defaultPackage ??= defaultModelPackage()
+    defaultPackage ??= options.defaultModel()
     return defaultPackage
   }
 

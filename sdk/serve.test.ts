@@ -6,9 +6,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { withFaults } from '../test/sdk/test-device-host.ts'
 import { createClient } from './client.ts'
-import { createRuntimeDeviceHost } from './runtime-device.ts'
-import { withFaults } from './test-device-host.ts'
+import { createNodeDeviceHost } from './node-device.ts'
 
 const apiKey = 'sdk-serve-test-key-0123456789'
 const bin = fileURLToPath(new URL('../cli/bin.js', import.meta.url))
@@ -80,7 +80,7 @@ describe('createClient against ondevice serve', () => {
     const ai = createClient(
       { edge: { url, apiKey }, thresholds },
       {
-        deviceHost: createRuntimeDeviceHost({
+        deviceHost: createNodeDeviceHost({
           wrapSession: (session) => withFaults(session, { failAtToken: 4 }),
         }),
       },

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
 import { type RunningWorker, repositoryRoot, startWranglerDev } from '../test/workerd/wrangler-dev.ts'
 import { createClient } from './client.ts'
-import { startTestEdge, type TestEdge } from './test-edge.ts'
 
 let edge: TestEdge
 let worker: RunningWorker
@@ -22,7 +22,7 @@ beforeAll(async () => {
     configPath,
     JSON.stringify({
       name: 'ondevice-sdk-edge-only',
-      main: join(repositoryRoot, 'sdk/workerd-edge-only.ts'),
+      main: join(repositoryRoot, 'test/sdk/workerd-edge-only.ts'),
       compatibility_date: '2025-09-01',
       vars: { EDGE_URL: edge.url },
     }),

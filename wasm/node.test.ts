@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { addModelBytes } from './add-model-fixture.ts'
+import { addModelBytes } from '../test/wasm/add-model-fixture.ts'
 import { loadOrtWebForNode } from './node.ts'
 
 describe('wasm/node', () => {

@@ -3,11 +3,11 @@
 // request log. workerd runs the same app in test/workerd/ (with a real ONNX model).
 import { describe, expect, it } from 'vitest'
 import type { ChatCompletionChunk, ChatCompletionResponse } from '../core/protocol.ts'
+import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 import type { AppOptions } from './options.ts'
 import { createMemoryRateLimiter } from './rate-limit.ts'
 import type { RequestLogLine } from './request-log.ts'
-import { createTestHost } from './test-host.ts'
 
 const apiKey = 'test-key-0123456789abcdef'
 const messages = [{ role: 'user', content: 'Tell me a story about a secret garden.' }]

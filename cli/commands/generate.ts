@@ -2,14 +2,14 @@
 // onnxruntime-web's WASM), streamed to stdout; `--json` prints one object with the text, the
 // token ids and usage instead. Without --model it runs the embedded default package.
 import { parseArgs } from 'node:util'
-import { defaultModelDescription, defaultModelPackage } from '../../client-runtime/default-model.ts'
+import { defaultPackageDescription, ensureDefaultPackage } from '../../builder/default-package.ts'
 import {
   type Backend,
   type DownloadProgress,
   type LoadedModel,
   loadModel,
 } from '../../client-runtime/index.ts'
-import { formatBytes } from '../../client-runtime/store/node-store.ts'
+import { defaultCacheDir, formatBytes } from '../../client-runtime/store/node-store.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { type ChatPrompt, encodeChatTurns } from '../../core/chat-turns.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
@@ -156,11 +156,11 @@ export async function loadModelFromFlags(values: ModelFlagValues): Promise<Loade
   if (model === undefined) {
     if (!toldAboutDefault) {
       process.stderr.write(
-        `ondevice: no --model given, using ${defaultModelDescription}. Pass --model DIR|URL for a real model (see --help).\n`,
+        `ondevice: no --model given, using ${defaultPackageDescription}. Pass --model DIR|URL for a real model (see --help).\n`,
       )
       toldAboutDefault = true
     }
-    model = await defaultModelPackage()
+    model = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
   }
   const progress = progressReporter()
   try {

@@ -14,7 +14,7 @@ import { build } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
 import { type LaunchedChromium, launchChromium } from '../../test/browser/chromium.ts'
-import type { StoreCheck } from './browser-store-page/main.ts'
+import type { StoreCheck } from '../../test/client-runtime/browser-store-page/main.ts'
 
 const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex')
 const weights = new Uint8Array(200_000).map((_, index) => (index * 7919) % 251)
@@ -103,7 +103,7 @@ beforeAll(async () => {
   corrupted[777] = (corrupted[777] as number) ^ 1
   await writePackage(join(folder, 'bad'), corrupted)
   await build({
-    root: fileURLToPath(new URL('./browser-store-page/', import.meta.url)),
+    root: fileURLToPath(new URL('../../test/client-runtime/browser-store-page/', import.meta.url)),
     logLevel: 'warn',
     configFile: false,
     base: './',

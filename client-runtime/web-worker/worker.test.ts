@@ -42,7 +42,7 @@ beforeAll(async () => {
   })
   const { port1, port2 } = new MessageChannel()
   channelPort = port1 as unknown as MessageEndpoint
-  worker = new Worker(new URL('./node-test-worker.ts', import.meta.url), {
+  worker = new Worker(new URL('../../test/client-runtime/node-test-worker.ts', import.meta.url), {
     workerData: { port: port2 },
     transferList: [port2],
     env: { ...process.env, ONDEVICE_CACHE_DIR: join(folder, 'cache') },

@@ -2,9 +2,9 @@
 // (core's test session behind the DeviceHost interface, real Qwen3 tokenizer).
 import { generateText, jsonSchema, streamText, tool } from 'ai'
 import { describe, expect, it } from 'vitest'
+import { createTestDeviceHost } from '../../test/sdk/test-device-host.ts'
+import { startTestEdge } from '../../test/sdk/test-edge.ts'
 import { createClient } from '../client.ts'
-import { createTestDeviceHost } from '../test-device-host.ts'
-import { startTestEdge } from '../test-edge.ts'
 import { convertPrompt, createOndevice } from './index.ts'
 
 describe('ondevice/ai-sdk with the real ai package', () => {

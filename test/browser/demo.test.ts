@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { defaultModelPackage } from '../../client-runtime/index.ts'
+import { ensureDefaultPackage } from '../../builder/default-package.ts'
+import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
 import { type EdgeWorker, startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
 import { ask, describeFailure, gotoDemo, type OpenedDemo, openDemo } from './demo-page.ts'
@@ -35,7 +36,7 @@ let warm: BrowserContext
 let warmDemo: OpenedDemo
 
 beforeAll(async () => {
-  const packageDirectory = await defaultModelPackage()
+  const packageDirectory = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
   const [launched, started] = await Promise.all([
     launchChromium({ webgpu: false }),
     startDemoSite({ packageDirectory }),

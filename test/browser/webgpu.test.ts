@@ -4,7 +4,8 @@
 // against Node's WASM results. One browser for the file.
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { defaultModelPackage } from '../../client-runtime/index.ts'
+import { ensureDefaultPackage } from '../../builder/default-package.ts'
+import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
 import { maxAbsDifference } from '../conformance/conformance-cases.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
 import { type ConformanceSite, runConformanceInPage, startConformanceSite } from './conformance.ts'
@@ -24,7 +25,7 @@ let reference: ReferenceAnswer
 let conformance: ConformanceSite
 
 beforeAll(async () => {
-  const packageDirectory = await defaultModelPackage()
+  const packageDirectory = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
   const [launched, started, answers, conformanceSite] = await Promise.all([
     launchChromium({ webgpu: true }),
     startDemoSite({ packageDirectory }),

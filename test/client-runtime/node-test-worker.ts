@@ -2,9 +2,9 @@
 // protocol is tested across a real thread boundary (structured clone, transfer of a port).
 import type { MessagePort } from 'node:worker_threads'
 import { workerData } from 'node:worker_threads'
-import { nodeHost } from '../node-host.ts'
-import { startWorkerHost } from './host.ts'
-import type { MessageEndpoint } from './protocol.ts'
+import { nodeHost } from '../../client-runtime/node-host.ts'
+import { startWorkerHost } from '../../client-runtime/web-worker/host.ts'
+import type { MessageEndpoint } from '../../client-runtime/web-worker/protocol.ts'
 
 const port = (workerData as { port: MessagePort }).port
 startWorkerHost(port as unknown as MessageEndpoint, { host: nodeHost })

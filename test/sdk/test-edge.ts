@@ -4,9 +4,9 @@
 // logits. Node only.
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
-import type { TestSessionOptions } from '../test/support/test-session.ts'
-import { createApp } from '../worker/app.ts'
-import type { AppOptions } from '../worker/options.ts'
+import { createApp } from '../../worker/app.ts'
+import type { AppOptions } from '../../worker/options.ts'
+import type { TestSessionOptions } from '../support/test-session.ts'
 import { createTestHost } from '../worker/test-host.ts'
 
 export interface TestEdge {

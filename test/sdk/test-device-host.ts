@@ -1,14 +1,14 @@
 // For the SDK's tests: a DeviceHost over core's deterministic test session and the real Qwen3
 // tokenizer, with the knobs a router and handoff test needs (cached or not, download time,
 // capabilities, failure at token k, a device that turns slow mid-answer). Node only.
-import { BackendError } from '../core/errors.ts'
-import type { ModelSession } from '../core/model-session.ts'
-import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
-import { createTestSession, type TestSessionOptions } from '../test/support/test-session.ts'
-import { type BeforeAppend, isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
-import type { DeviceHost, DownloadProgress } from './device.ts'
-import { createDeviceModel } from './device-model.ts'
-import type { DeviceCapabilities, PackageInfo } from './route.ts'
+import { BackendError } from '../../core/errors.ts'
+import type { ModelSession } from '../../core/model-session.ts'
+import type { DeviceHost, DownloadProgress } from '../../sdk/device.ts'
+import { createDeviceModel } from '../../sdk/device-model.ts'
+import type { DeviceCapabilities, PackageInfo } from '../../sdk/route.ts'
+import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
+import { createTestSession, type TestSessionOptions } from '../support/test-session.ts'
+import { type BeforeAppend, isDecodeStep, watchAppends } from '../support/watch-appends.ts'
 
 export interface TestDeviceHostOptions {
   /** Options of every session the host loads (delayMs, eos, ...). */

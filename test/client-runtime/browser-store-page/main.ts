@@ -1,7 +1,7 @@
 // The page the browser store test drives: runs the store against packages served by the test's
 // static server and reports plain results (errors as name + code) back to Node.
-import { createBrowserStore } from '../browser-store.ts'
-import type { DownloadProgress } from '../types.ts'
+import { createBrowserStore } from '../../../client-runtime/store/browser-store.ts'
+import type { DownloadProgress } from '../../../client-runtime/store/types.ts'
 
 export type StoreCheck = Record<string, unknown>
 

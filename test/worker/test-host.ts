@@ -2,9 +2,9 @@
 // the app that need no ONNX model. Every session it makes computes the same logits for the same
 // tokens, as two isolates running the same weights do.
 
-import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
-import { createTestSession, type TestSession, type TestSessionOptions } from '../test/support/test-session.ts'
-import { createModelHost, type ModelHost } from './model-host.ts'
+import { createModelHost, type ModelHost } from '../../worker/model-host.ts'
+import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
+import { createTestSession, type TestSession, type TestSessionOptions } from '../support/test-session.ts'
 
 export interface TestHost extends ModelHost {
   /** Sessions made so far (to check disposal, append calls, cache reuse). */

@@ -1,7 +1,7 @@
 // A Worker script for the workerd test: the SDK inside a Cloudflare Worker, edge-only (a Worker
 // has no device), answering GET /chat by asking the edge at env.EDGE_URL. Not part of the
 // package API; sdk/workerd.test.ts runs it under `wrangler dev`.
-import { createClient } from './client.ts'
+import { createClient } from '../../sdk/client.ts'
 
 interface Env {
   readonly EDGE_URL: string
