@@ -196,7 +196,10 @@ async function defaultDeviceHost(options: ClientOptions): Promise<DeviceHost | u
   // Node: the runtime in this process. Pages: the model in a dedicated Web Worker. Edge runtimes: none.
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string'
   if (isNode) {
-    const { createNodeDeviceHost } = await import('./node-device.ts')
+    // '#node-device-host' is node-device.ts under the 'node' condition only (package.json
+    // "imports"): it brings the builder's default-package writer, which bundles for browsers and
+    // Workers must never contain; they resolve it to no-node-device.ts.
+    const { createNodeDeviceHost } = await import('#node-device-host')
     return createNodeDeviceHost()
   }
   const globals = globalThis as {
