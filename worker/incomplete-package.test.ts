@@ -9,7 +9,8 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { defaultModelPackage } from '../client-runtime/index.ts'
+import { ensureDefaultPackage } from '../builder/default-package.ts'
+import { defaultCacheDir } from '../client-runtime/store/node-store.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from './app.ts'
 import { loadEdgeModel } from './edge-model.ts'
@@ -21,7 +22,7 @@ let server: Server
 let base: string
 
 beforeAll(async () => {
-  const source = await defaultModelPackage()
+  const source = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
   folder = await mkdtemp(join(tmpdir(), 'ondevice-incomplete-'))
   // "missing": uploaded without tokenizer_config.json, which manifest.json lists.
   await cp(source, join(folder, 'missing'), { recursive: true })
