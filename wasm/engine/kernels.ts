@@ -1,0 +1,193 @@
+// The engine's kernels as a typed object over one WebAssembly instance and its linear memory, plus
+// a bump allocator (arena) for weights, caches and scratch. Host-neutral: the compiled
+// WebAssembly.Module comes from the host (Node reads engine.wasm from disk, a browser fetches it,
+// workerd imports it precompiled). Each model gets its own instance and memory, so disposing a
+// model frees all of it at once and two models never share an allocator.
+//
+// Pointers are byte offsets into memory (numbers up to 4 GiB; wasm32 passes them as i32, which
+// wraps above 2 GiB and the C side reads back as unsigned). Views over memory are made fresh
+// after any allocation because growing memory detaches the old ArrayBuffer.
+
+/** A byte offset into the engine's linear memory. */
+export type Pointer = number
+
+/** The C exports (see src/*.c for what each computes). */
+export interface KernelExports {
+  readonly __heap_base: WebAssembly.Global
+  quantize_rows_q8(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer): void
+  quantize_rows_q4(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer, sums: Pointer): void
+  gemm_q4(
+    weights: Pointer,
+    weightScales: Pointer,
+    zeroPoints: Pointer,
+    nTotal: number,
+    blocks: number,
+    codes: Pointer,
+    scales: Pointer,
+    sums: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
+  gemm_q8(
+    weights: Pointer,
+    weightScales: Pointer,
+    nTotal: number,
+    blocks: number,
+    codes: Pointer,
+    scales: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
+  gemm_f32(
+    weights: Pointer,
+    nTotal: number,
+    k: number,
+    x: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
+  repack_q8_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, kp: number): void
+  repack_f32_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, k: number): void
+  f16_to_f32(src: Pointer, dst: Pointer, count: number): void
+  rms_norm(
+    x: Pointer,
+    weight: Pointer,
+    out: Pointer,
+    rows: number,
+    dim: number,
+    eps: number,
+    weightPlusOne: number,
+  ): void
+  rope(
+    x: Pointer,
+    rows: number,
+    heads: number,
+    headDim: number,
+    rotaryDim: number,
+    position0: number,
+    inverseFrequencies: Pointer,
+  ): void
+  kv_store(
+    src: Pointer,
+    cache: Pointer,
+    rows: number,
+    width: number,
+    positionStride: number,
+    position0: number,
+  ): void
+  attention(
+    q: Pointer,
+    keyCache: Pointer,
+    valueCache: Pointer,
+    out: Pointer,
+    scores: Pointer,
+    rows: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    positionStride: number,
+    position0: number,
+    scale: number,
+    headBegin: number,
+    headEnd: number,
+  ): void
+  silu_mul(gate: Pointer, up: Pointer, count: number): void
+  add_into(a: Pointer, b: Pointer, count: number): void
+  argmax(x: Pointer, count: number): number
+  embed_f32(table: Pointer, hidden: number, ids: Pointer, count: number, out: Pointer): void
+  embed_q4(
+    data: Pointer,
+    scales: Pointer,
+    zeroPoints: Pointer,
+    hidden: number,
+    ids: Pointer,
+    count: number,
+    out: Pointer,
+  ): void
+  embed_q8(
+    data: Pointer,
+    scales: Pointer,
+    zeroPoints: Pointer,
+    hidden: number,
+    ids: Pointer,
+    count: number,
+    out: Pointer,
+  ): void
+}
+
+const PAGE = 65536
+/** wasm32's whole address space: 65,536 pages of 64 KiB. */
+export const maxMemoryBytes = 65536 * PAGE
+
+/** The engine module's exports, instantiated over a fresh memory. */
+export class Kernels {
+  readonly memory: WebAssembly.Memory
+  readonly k: KernelExports
+  #top: number
+
+  private constructor(memory: WebAssembly.Memory, exports: KernelExports) {
+    this.memory = memory
+    this.k = exports
+    this.#top = exports.__heap_base.value as number
+  }
+
+  /** Instantiates `module` (engine.wasm) with its own memory. */
+  static async create(module: WebAssembly.Module): Promise<Kernels> {
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536 })
+    const instance = await WebAssembly.instantiate(module, { env: { memory } })
+    return new Kernels(memory, instance.exports as unknown as KernelExports)
+  }
+
+  /** Bytes allocated so far (including the module's stack). */
+  get used(): number {
+    return this.#top
+  }
+
+  /** Reserves `bytes` (aligned to `align`, default 16) and returns the pointer; grows memory as needed. */
+  alloc(bytes: number, align = 16): Pointer {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`cannot allocate ${bytes} bytes`)
+    const start = Math.ceil(this.#top / align) * align
+    const end = start + bytes
+    if (end > maxMemoryBytes)
+      throw new RangeError(
+        `the engine needs more than 4 GiB of WebAssembly memory (asked for ${bytes} bytes with ${start} in use)`,
+      )
+    const have = this.memory.buffer.byteLength
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE))
+    this.#top = end
+    return start
+  }
+
+  /** The current top, to give back everything allocated after it with release(). */
+  mark(): number {
+    return this.#top
+  }
+
+  release(mark: number): void {
+    if (mark > this.#top) throw new RangeError('release past the top of the arena')
+    this.#top = mark
+  }
+
+  bytes(pointer: Pointer, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, pointer, length)
+  }
+
+  f32(pointer: Pointer, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, pointer, length)
+  }
+
+  i32(pointer: Pointer, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, pointer, length)
+  }
+}
+
+/** Compiles engine.wasm bytes (hosts that may compile at run time: Node, browsers). */
+export function compileEngine(bytes: Uint8Array): Promise<WebAssembly.Module> {
+  return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
+}

@@ -1,0 +1,230 @@
+// Llama and Qwen3 decoders on the engine's kernels, from the packages ondevice's builder writes
+// (builder/architectures/decoder-graph.ts): pre-norm blocks of grouped-query attention with
+// rotate_half RoPE and a SwiGLU MLP; Qwen3 adds an RMSNorm over each query and key head before
+// RoPE and a head_dim decoupled from hidden / heads. Tied embeddings come through the graph (the
+// LM head node reads the embedding's own bytes), so nothing here depends on tying.
+//
+// One forward pass handles up to `chunk` tokens at a time (prefill) or one (decode) with the same
+// kernels, and every kernel reduces each output in a fixed order per row, so the logits do not
+// depend on how a prompt was split into appends.
+import type { Pointer } from '../kernels.ts'
+import type { OnnxWeights } from '../onnx-weights.ts'
+import {
+  type Embedding,
+  EngineUnsupportedError,
+  KvCache,
+  type Linear,
+  type LoadContext,
+  runShared,
+} from './load-context.ts'
+import type { EngineAppendOptions, EngineModel } from './types.ts'
+
+/** Tokens per prefill pass: big enough to reuse each weight row across tokens, small enough for cache. */
+const chunk = 64
+
+interface LayerWeights {
+  readonly inputNorm: Pointer
+  readonly q: Linear
+  readonly k: Linear
+  readonly v: Linear
+  readonly o: Linear
+  readonly qNorm: Pointer | undefined
+  readonly kNorm: Pointer | undefined
+  readonly postNorm: Pointer
+  readonly gate: Linear
+  readonly up: Linear
+  readonly down: Linear
+}
+
+/** The ops the builder's Llama / Qwen3 graphs use; anything else means a graph this file does not know. */
+const knownOps = new Set([
+  'Gather',
+  'GatherBlockQuantized',
+  'Reshape',
+  'SimplifiedLayerNormalization',
+  'MatMul',
+  'MatMulNBits',
+  'DynamicQuantizeMatMul',
+  'Gemm',
+  'Cast',
+  'Mul',
+  'Sigmoid',
+  'Add',
+  'Shape',
+  'Sub',
+  'Squeeze',
+  'Range',
+  'LessOrEqual',
+  'Unsqueeze',
+  'And',
+  'Where',
+  'ReduceSum',
+  'Concat',
+  'Cos',
+  'Sin',
+  'Split',
+  'Neg',
+  'Transpose',
+  'Softmax',
+  'GroupQueryAttention',
+  'Identity',
+])
+
+/** The weight initializer of a linear layer named `prefix` in whichever format the file holds. */
+function weightName(graph: OnnxWeights, prefix: string): string {
+  for (const suffix of ['.weight_Q4', '.weight_quantized', '.weight'])
+    if (graph.has(`${prefix}${suffix}`)) return `${prefix}${suffix}`
+  throw new EngineUnsupportedError(
+    `${graph.path} has no weight for ${prefix} under the names ondevice's builder writes; the engine runs packages from \`ondevice convert\` / \`ondevice fixture\`.`,
+  )
+}
+
+export async function loadLlama(context: LoadContext): Promise<EngineModel> {
+  const { config, graph, kernels } = context
+  for (const node of graph.nodes)
+    if (!knownOps.has(node.opType))
+      throw new EngineUnsupportedError(
+        `${graph.path} uses ${node.opType}, which the engine's ${config.modelType} decoder does not run.`,
+      )
+  const hidden = config.hiddenSize
+  const heads = config.numAttentionHeads
+  const kvHeads = config.numKeyValueHeads
+  const headDim = config.headDim
+  const intermediate = config.intermediateSize
+  const vocabulary = config.vocabSize
+  const rotaryDim = Math.round(headDim * config.partialRotaryFactor)
+  const qWidth = heads * headDim
+  const kvWidth = kvHeads * headDim
+  const qkNorm = config.modelType === 'qwen3'
+
+  const scratchFloats = chunk * (3 * hidden + 2 * qWidth + 2 * kvWidth + 2 * intermediate) + vocabulary
+  const maxK = Math.max(hidden, qWidth, intermediate)
+  const activationBytes = chunk * Math.ceil(maxK / 32) * (64 + 8)
+  const kvBytesPerPosition = config.numHiddenLayers * 2 * kvWidth * 4
+  context.checkFits(scratchFloats * 4 + activationBytes + 256 * kvBytesPerPosition)
+
+  const embedding: Embedding = await context.loadEmbedding(graph, vocabulary, hidden)
+  const layers: LayerWeights[] = []
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`
+    const linear = (name: string, n: number, k: number) =>
+      context.loadLinear(graph, weightName(graph, name), n, k)
+    layers.push({
+      inputNorm: await context.loadVector(graph, `${p}.input_layernorm.weight`, hidden),
+      q: await linear(`${p}.self_attn.q_proj`, qWidth, hidden),
+      k: await linear(`${p}.self_attn.k_proj`, kvWidth, hidden),
+      v: await linear(`${p}.self_attn.v_proj`, kvWidth, hidden),
+      qNorm: qkNorm ? await context.loadVector(graph, `${p}.self_attn.q_norm.weight`, headDim) : undefined,
+      kNorm: qkNorm ? await context.loadVector(graph, `${p}.self_attn.k_norm.weight`, headDim) : undefined,
+      o: await linear(`${p}.self_attn.o_proj`, hidden, qWidth),
+      postNorm: await context.loadVector(graph, `${p}.post_attention_layernorm.weight`, hidden),
+      gate: await linear(`${p}.mlp.gate_proj`, intermediate, hidden),
+      up: await linear(`${p}.mlp.up_proj`, intermediate, hidden),
+      down: await linear(`${p}.mlp.down_proj`, hidden, intermediate),
+    })
+  }
+  const finalNorm = await context.loadVector(graph, 'model.norm.weight', hidden)
+  const head = await context.loadHead(graph, vocabulary, hidden)
+  // The graph's own inverse frequencies (with Llama 3 scaling already applied), as ONNX Runtime uses them.
+  const inverseFrequencies = await context.loadVector(graph, '/model/rotary_emb/inv_freq', rotaryDim / 2)
+
+  context.allocateScratch(chunk, maxK)
+  const alloc = (floats: number) => kernels.alloc(floats * 4, 16)
+  const x = alloc(chunk * hidden)
+  const h = alloc(chunk * hidden)
+  const t = alloc(chunk * hidden)
+  const q = alloc(chunk * qWidth)
+  const attentionOut = alloc(chunk * qWidth)
+  const k = alloc(chunk * kvWidth)
+  const v = alloc(chunk * kvWidth)
+  const gate = alloc(chunk * intermediate)
+  const up = alloc(chunk * intermediate)
+  const logits = alloc(vocabulary)
+  const ids = kernels.alloc(chunk * 4, 16)
+  const scores = alloc(context.contextLength)
+  // Everything above is fixed; the cache comes last so it can grow.
+  const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
+  const capacity = Math.max(1, Math.min(context.contextLength, Math.floor(free / kvBytesPerPosition)))
+  const cache = new KvCache(kernels, config.numHiddenLayers, kvHeads, headDim, capacity)
+  cache.reserve(Math.min(capacity, 256))
+  const scale = 1 / Math.sqrt(headDim)
+  const eps = config.rmsNormEps
+  const K = kernels.k
+
+  let length = 0
+
+  const forward = (tokens: readonly number[], from: number, count: number, wantLogits: boolean): void => {
+    const position0 = length
+    cache.reserve(position0 + count)
+    kernels.i32(ids, count).set(tokens.slice(from, from + count))
+    embedding.lookup(ids, count, x)
+    layers.forEach((layer, l) => {
+      K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
+      runShared([layer.q, layer.k, layer.v], h, count, [q, k, v])
+      if (layer.qNorm !== undefined && layer.kNorm !== undefined) {
+        K.rms_norm(q, layer.qNorm, q, count * heads, headDim, eps, 0)
+        K.rms_norm(k, layer.kNorm, k, count * kvHeads, headDim, eps, 0)
+      }
+      K.rope(q, count, heads, headDim, rotaryDim, position0, inverseFrequencies)
+      K.rope(k, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
+      K.kv_store(k, cache.keys(l), count, kvWidth, cache.positionStride, position0)
+      K.kv_store(v, cache.values(l), count, kvWidth, cache.positionStride, position0)
+      K.attention(
+        q,
+        cache.keys(l),
+        cache.values(l),
+        attentionOut,
+        scores,
+        count,
+        heads,
+        kvHeads,
+        headDim,
+        cache.positionStride,
+        position0,
+        scale,
+        0,
+        heads,
+      )
+      layer.o.run(attentionOut, count, t)
+      K.add_into(x, t, count * hidden)
+      K.rms_norm(x, layer.postNorm, h, count, hidden, eps, 0)
+      runShared([layer.gate, layer.up], h, count, [gate, up])
+      K.silu_mul(gate, up, count * intermediate)
+      layer.down.run(gate, count, t)
+      K.add_into(x, t, count * hidden)
+    })
+    length += count
+    if (wantLogits) {
+      const last = x + (count - 1) * hidden * 4
+      K.rms_norm(last, finalNorm, h, 1, hidden, eps, 0)
+      head.run(h, 1, logits)
+    }
+  }
+
+  return {
+    config,
+    dtype: context.dtype,
+    vocabularySize: vocabulary,
+    contextLength: capacity,
+    kernels,
+    get length() {
+      return length
+    },
+    append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
+      for (let from = 0; from < tokenIds.length; from += chunk) {
+        if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+        const count = Math.min(chunk, tokenIds.length - from)
+        forward(tokenIds, from, count, from + count === tokenIds.length)
+      }
+      return kernels.f32(logits, vocabulary).slice()
+    },
+    rewind(to: number): boolean {
+      // Attention caches are position-indexed: dropping the tail is just a shorter length.
+      length = to
+      return true
+    },
+    reset(): void {
+      length = 0
+    },
+  }
+}

@@ -1,0 +1,518 @@
+// Loading helpers every architecture shares: weights from the ONNX graph into linear memory in
+// the kernels' layout, found through the graph's nodes (so the builder's initializer names are
+// not hard-coded here), and the layers that run them (Linear, Embedding, KvCache).
+//
+// Kernel layouts (documented in docs/wasm-engine.md):
+// - q4 (MatMulNBits bits 4, block 32): used as stored, [n, blocks, 16] bytes + [n, blocks] float
+//   scales + [n, ceil(blocks/2)] packed 4-bit zero points.
+// - q8 (DynamicQuantizeMatMul): the stored [k, n] int8 is repacked once to [n, kp] (kp = k rounded
+//   up to 32, zero padded) so each output row is contiguous; per-column float scales as stored.
+// - fp32 MatMul [k, n] is repacked to [n, k]; Gemm(transB) tables are [n, k] already; fp16 is
+//   widened to fp32 while repacking.
+// Repacking streams the file through a small slab at the top of the arena: no full JS copy.
+import { ModelError } from '../../../core/errors.ts'
+import type { ModelConfig } from '../../../core/model-package.ts'
+import type { Kernels, Pointer } from '../kernels.ts'
+import type { GraphNode, Initializer, OnnxWeights } from '../onnx-weights.ts'
+
+/** Bytes of file read per slab while repacking (bounded, whatever the matrix size). */
+const slabBytes = 8 * 1024 * 1024
+
+/** Raised when the engine does not cover a package (unknown architecture, op or layout): callers fall back. */
+export class EngineUnsupportedError extends ModelError {
+  override readonly name: string = 'EngineUnsupportedError'
+  constructor(message: string) {
+    super('unsupported', message)
+  }
+}
+
+export type LinearFormat = 'q4' | 'q8' | 'f32'
+
+/** Scratch for quantized activations, shared by every Linear of a model (sized at load). */
+export interface ActivationScratch {
+  codes: Pointer
+  scales: Pointer
+  sums: Pointer
+  /** Rows and k it was sized for. */
+  rows: number
+  k: number
+}
+
+/** y [rows, n] = x [rows, k] · Wᵀ for one weight matrix in one of the kernel formats. */
+export class Linear {
+  readonly format: LinearFormat
+  readonly outFeatures: number
+  readonly inFeatures: number
+  readonly #kernels: Kernels
+  readonly #scratch: ActivationScratch
+  readonly #weights: Pointer
+  readonly #scales: Pointer
+  readonly #zeroPoints: Pointer
+  readonly #blocks: number
+
+  constructor(
+    kernels: Kernels,
+    scratch: ActivationScratch,
+    format: LinearFormat,
+    n: number,
+    k: number,
+    weights: Pointer,
+    scales = 0,
+    zeroPoints = 0,
+  ) {
+    this.#kernels = kernels
+    this.#scratch = scratch
+    this.format = format
+    this.outFeatures = n
+    this.inFeatures = k
+    this.#weights = weights
+    this.#scales = scales
+    this.#zeroPoints = zeroPoints
+    this.#blocks = Math.ceil(k / 32)
+  }
+
+  /** Quantizes x for this format into the shared scratch (a no-op for f32). */
+  prepare(x: Pointer, rows: number): void {
+    const s = this.#scratch
+    if (rows > s.rows || this.inFeatures > s.k) throw new RangeError('activation scratch too small')
+    if (this.format === 'q4')
+      this.#kernels.k.quantize_rows_q4(x, rows, this.inFeatures, s.codes, s.scales, s.sums)
+    else if (this.format === 'q8')
+      this.#kernels.k.quantize_rows_q8(x, rows, this.inFeatures, s.codes, s.scales)
+  }
+
+  /** y from the prepared activations (f32 reads x directly); rows of W [nBegin, nEnd) only. */
+  multiply(x: Pointer, rows: number, y: Pointer, nBegin = 0, nEnd = this.outFeatures): void {
+    const k = this.#kernels.k
+    const s = this.#scratch
+    if (this.format === 'q4')
+      k.gemm_q4(
+        this.#weights,
+        this.#scales,
+        this.#zeroPoints,
+        this.outFeatures,
+        this.#blocks,
+        s.codes,
+        s.scales,
+        s.sums,
+        rows,
+        y,
+        nBegin,
+        nEnd,
+      )
+    else if (this.format === 'q8')
+      k.gemm_q8(
+        this.#weights,
+        this.#scales,
+        this.outFeatures,
+        this.#blocks,
+        s.codes,
+        s.scales,
+        rows,
+        y,
+        nBegin,
+        nEnd,
+      )
+    else k.gemm_f32(this.#weights, this.outFeatures, this.inFeatures, x, rows, y, nBegin, nEnd)
+  }
+
+  run(x: Pointer, rows: number, y: Pointer): void {
+    this.prepare(x, rows)
+    this.multiply(x, rows, y)
+  }
+
+  /** Whether `other` can reuse this one's prepared activations (same format and k). */
+  sharesInput(other: Linear): boolean {
+    return other.format === this.format && other.inFeatures === this.inFeatures
+  }
+}
+
+/** Several matrices over the same input (q/k/v, gate/up): quantize once, multiply each. */
+export function runShared(
+  linears: readonly Linear[],
+  x: Pointer,
+  rows: number,
+  outputs: readonly Pointer[],
+): void {
+  const first = linears[0]!
+  first.prepare(x, rows)
+  linears.forEach((linear, i) => {
+    if (i > 0 && !first.sharesInput(linear)) linear.prepare(x, rows)
+    linear.multiply(x, rows, outputs[i]!)
+  })
+}
+
+/** Token embedding lookup in the stored format. */
+export class Embedding {
+  readonly hidden: number
+  readonly vocabulary: number
+  readonly #kernels: Kernels
+  readonly #run: (ids: Pointer, count: number, out: Pointer) => void
+
+  constructor(
+    kernels: Kernels,
+    vocabulary: number,
+    hidden: number,
+    run: (ids: Pointer, count: number, out: Pointer) => void,
+  ) {
+    this.#kernels = kernels
+    this.vocabulary = vocabulary
+    this.hidden = hidden
+    this.#run = run
+  }
+
+  /** out [count, hidden] for the ids at `ids` (int32, already checked against the vocabulary). */
+  lookup(ids: Pointer, count: number, out: Pointer): void {
+    this.#run(ids, count, out)
+  }
+
+  get kernels(): Kernels {
+    return this.#kernels
+  }
+}
+
+/**
+ * A KV cache for `layers` attention layers, position-major (position t holds every layer's keys
+ * then values), allocated last in the arena so it grows at the top without moving anything.
+ */
+export class KvCache {
+  readonly layers: number
+  readonly width: number
+  readonly capacityLimit: number
+  readonly #kernels: Kernels
+  #base = 0
+  #capacity = 0
+
+  constructor(kernels: Kernels, layers: number, kvHeads: number, headDim: number, capacityLimit: number) {
+    this.#kernels = kernels
+    this.layers = layers
+    this.width = kvHeads * headDim
+    this.capacityLimit = capacityLimit
+  }
+
+  /** Floats between one position and the next. */
+  get positionStride(): number {
+    return this.layers * 2 * this.width
+  }
+
+  get bytesPerPosition(): number {
+    return this.positionStride * 4
+  }
+
+  /** Makes room for `positions` positions (grows in steps of 256; nothing may be allocated after it). */
+  reserve(positions: number): void {
+    if (positions <= this.#capacity) return
+    const wanted = Math.min(this.capacityLimit, Math.max(positions, Math.ceil((positions + 1) / 256) * 256))
+    if (this.#capacity === 0) this.#base = this.#kernels.alloc(wanted * this.bytesPerPosition, 16)
+    else {
+      const end = this.#base + this.#capacity * this.bytesPerPosition
+      if (this.#kernels.mark() !== end) throw new Error('the KV cache must be the last allocation')
+      this.#kernels.alloc((wanted - this.#capacity) * this.bytesPerPosition, 4)
+    }
+    this.#capacity = wanted
+  }
+
+  keys(layer: number): Pointer {
+    return this.#base + layer * 2 * this.width * 4
+  }
+
+  values(layer: number): Pointer {
+    return this.#base + (layer * 2 + 1) * this.width * 4
+  }
+}
+
+export interface LoadContextOptions {
+  readonly kernels: Kernels
+  readonly config: ModelConfig
+  readonly dtype: string
+  /** The model graph; Qwen3.5 also has an embedding graph under `files`. */
+  readonly graph: OnnxWeights
+  readonly files: Readonly<Record<string, OnnxWeights>>
+  readonly contextLength: number
+}
+
+/** What an architecture's loader gets: the kernels, the graph(s), and the loading helpers. */
+export class LoadContext {
+  readonly kernels: Kernels
+  readonly config: ModelConfig
+  readonly dtype: string
+  readonly graph: OnnxWeights
+  readonly files: Readonly<Record<string, OnnxWeights>>
+  readonly contextLength: number
+  /** Shared activation scratch; its pointers are set by allocateScratch(). */
+  readonly scratch: ActivationScratch = { codes: 0, scales: 0, sums: 0, rows: 0, k: 0 }
+  readonly #loaded = new Map<string, Pointer>()
+
+  constructor(options: LoadContextOptions) {
+    this.kernels = options.kernels
+    this.config = options.config
+    this.dtype = options.dtype
+    this.graph = options.graph
+    this.files = options.files
+    this.contextLength = options.contextLength
+  }
+
+  /**
+   * Fails before anything is loaded when the weights plus `extraBytes` (caches, scratch) cannot
+   * fit wasm32's 4 GiB of linear memory.
+   */
+  checkFits(extraBytes: number): void {
+    let weights = 0
+    for (const file of new Set([this.graph, ...Object.values(this.files)])) weights += file.totalBytes
+    const total = weights + extraBytes + this.kernels.used
+    if (total > 4 * 1024 ** 3 - 64 * 1024 ** 2)
+      throw new EngineUnsupportedError(
+        `this package needs ${(total / 1024 ** 3).toFixed(2)} GiB of WebAssembly memory (weights ${(weights / 1024 ** 3).toFixed(2)} GiB + cache and scratch for ${this.contextLength} tokens), more than wasm32's 4 GiB: use a smaller dtype (q4) or a shorter contextLength.`,
+      )
+  }
+
+  /** Copies an initializer as stored into the arena (once per name; later calls return the same pointer). */
+  async loadRaw(graph: OnnxWeights, initializer: Initializer): Promise<Pointer> {
+    const key = `${graph.path}\u0000${initializer.name}`
+    const known = this.#loaded.get(key)
+    if (known !== undefined) return known
+    const pointer = this.kernels.alloc(initializer.byteLength, 16)
+    for (let offset = 0; offset < initializer.byteLength; offset += slabBytes) {
+      const length = Math.min(slabBytes, initializer.byteLength - offset)
+      // A fresh view per slab: nothing grows memory during the read, but the buffer may have changed before it.
+      await graph.readInto(initializer, this.kernels.bytes(pointer + offset, length), offset)
+    }
+    this.#loaded.set(key, pointer)
+    return pointer
+  }
+
+  /** A float vector (norm weights, frequencies) of exactly `length` elements. */
+  async loadVector(graph: OnnxWeights, name: string, length: number): Promise<Pointer> {
+    const initializer = graph.get(name)
+    if (initializer.type !== 'float32' || initializer.elements !== length)
+      throw new ModelError(
+        'model_invalid',
+        `${graph.path}: "${name}" is ${initializer.type}[${initializer.dims.join(', ')}], expected ${length} float32 values (config.json and the ONNX file disagree).`,
+      )
+    return this.loadRaw(graph, initializer)
+  }
+
+  /** The linear layer whose weight initializer is `weightName` (found through the node that reads it). */
+  async loadLinear(graph: OnnxWeights, weightName: string, n: number, k: number): Promise<Linear> {
+    const node = linearNodeFor(graph, weightName)
+    return this.loadLinearNode(graph, node, n, k)
+  }
+
+  /** A linear layer from its MatMulNBits / DynamicQuantizeMatMul / MatMul / Gemm node. */
+  async loadLinearNode(graph: OnnxWeights, node: GraphNode, n: number, k: number): Promise<Linear> {
+    const where = `${graph.path}: ${node.opType} "${node.name || node.outputs[0]}"`
+    switch (node.opType) {
+      case 'MatMulNBits': {
+        const bits = node.attributes.bits ?? 4
+        const blockSize = node.attributes.block_size
+        if (bits !== 4 || blockSize !== 32 || node.attributes.K !== k || node.attributes.N !== n)
+          throw new EngineUnsupportedError(
+            `${where} has bits ${String(bits)}, block_size ${String(blockSize)}, K ${String(node.attributes.K)}, N ${String(node.attributes.N)}; the engine runs bits 4, block 32 with K ${k}, N ${n}.`,
+          )
+        const blocks = Math.ceil(k / 32)
+        const data = graph.expect(node.inputs[1]!, 'uint8', [n, blocks, 16])
+        const scales = graph.get(node.inputs[2]!)
+        if (scales.type !== 'float32' || scales.elements !== n * blocks)
+          throw new ModelError(
+            'model_invalid',
+            `${where}: scales are ${scales.type}[${scales.dims.join(', ')}], expected ${n * blocks} float32.`,
+          )
+        let zeroPoints = 0
+        const zpName = node.inputs[3]
+        if (zpName) {
+          const zp = graph.get(zpName)
+          if (zp.type !== 'uint8' || zp.elements !== n * Math.ceil(blocks / 2))
+            throw new EngineUnsupportedError(
+              `${where}: zero points ${zp.type}[${zp.dims.join(', ')}] are not packed uint8 [${n}, ${Math.ceil(blocks / 2)}].`,
+            )
+          zeroPoints = await this.loadRaw(graph, zp)
+        }
+        if (node.inputs[4] || node.inputs[5])
+          throw new EngineUnsupportedError(
+            `${where} has g_idx or bias inputs, which the engine does not run.`,
+          )
+        return new Linear(
+          this.kernels,
+          this.scratch,
+          'q4',
+          n,
+          k,
+          await this.loadRaw(graph, data),
+          await this.loadRaw(graph, scales),
+          zeroPoints,
+        )
+      }
+      case 'DynamicQuantizeMatMul': {
+        const data = graph.expect(node.inputs[1]!, 'int8', [k, n])
+        const scales = graph.get(node.inputs[2]!)
+        if (scales.type !== 'float32' || scales.elements !== n)
+          throw new EngineUnsupportedError(
+            `${where}: the engine runs one float scale per output column (${n}), got ${scales.type}[${scales.dims.join(', ')}].`,
+          )
+        if (node.inputs[3] || node.inputs[4])
+          throw new EngineUnsupportedError(
+            `${where} has weight zero points or a bias, which the engine does not run.`,
+          )
+        const kp = Math.ceil(k / 32) * 32
+        const weights = this.kernels.alloc(n * kp, 16)
+        await this.#repack(graph, data, k, n, 1, (slab, k0, rows) =>
+          this.kernels.k.repack_q8_columns(slab, k0, rows, n, weights, kp),
+        )
+        return new Linear(this.kernels, this.scratch, 'q8', n, k, weights, await this.loadRaw(graph, scales))
+      }
+      case 'MatMul': {
+        const source = node.inputs[1]!
+        const cast = graph.producer(source)
+        if (cast?.opType === 'Cast' && graph.has(cast.inputs[0]!)) {
+          const data = graph.expect(cast.inputs[0]!, 'float16', [k, n])
+          const weights = this.kernels.alloc(n * k * 4, 16)
+          await this.#repack(graph, data, k, n, 2, (slab, k0, rows) => {
+            const mark = this.kernels.mark()
+            const wide = this.kernels.alloc(rows * n * 4, 16)
+            this.kernels.k.f16_to_f32(slab, wide, rows * n)
+            this.kernels.k.repack_f32_columns(wide, k0, rows, n, weights, k)
+            this.kernels.release(mark)
+          })
+          return new Linear(this.kernels, this.scratch, 'f32', n, k, weights)
+        }
+        const data = graph.expect(source, 'float32', [k, n])
+        const weights = this.kernels.alloc(n * k * 4, 16)
+        await this.#repack(graph, data, k, n, 4, (slab, k0, rows) =>
+          this.kernels.k.repack_f32_columns(slab, k0, rows, n, weights, k),
+        )
+        return new Linear(this.kernels, this.scratch, 'f32', n, k, weights)
+      }
+      case 'Gemm': {
+        const transB = node.attributes.transB ?? 0
+        const alpha = node.attributes.alpha ?? 1
+        if (transB !== 1 || alpha !== 1 || node.inputs[2] || node.attributes.transA)
+          throw new EngineUnsupportedError(
+            `${where}: only Gemm(A, Bᵀ) without bias or scaling runs on the engine.`,
+          )
+        const data = graph.expect(node.inputs[1]!, 'float32', [n, k])
+        return new Linear(this.kernels, this.scratch, 'f32', n, k, await this.loadRaw(graph, data))
+      }
+      default:
+        throw new EngineUnsupportedError(`${where}: ${node.opType} is not a matrix product the engine runs.`)
+    }
+  }
+
+  /** Streams a [k, n] matrix of `elementBytes` through a slab; `apply` repacks rows k0..k0+rows. */
+  async #repack(
+    graph: OnnxWeights,
+    data: Initializer,
+    k: number,
+    n: number,
+    elementBytes: number,
+    apply: (slab: Pointer, k0: number, rows: number) => void,
+  ): Promise<void> {
+    const rowBytes = n * elementBytes
+    const rowsPerSlab = Math.max(1, Math.floor(slabBytes / rowBytes))
+    const mark = this.kernels.mark()
+    const slab = this.kernels.alloc(Math.min(k, rowsPerSlab) * rowBytes, 16)
+    for (let k0 = 0; k0 < k; k0 += rowsPerSlab) {
+      const rows = Math.min(rowsPerSlab, k - k0)
+      await graph.readInto(data, this.kernels.bytes(slab, rows * rowBytes), k0 * rowBytes)
+      apply(slab, k0, rows)
+    }
+    this.kernels.release(mark)
+  }
+
+  /** The embedding that reads `input_ids` (Gather of an fp32 / fp16 table, or GatherBlockQuantized). */
+  async loadEmbedding(graph: OnnxWeights, vocabulary: number, hidden: number): Promise<Embedding> {
+    const node = graph
+      .consumers('input_ids')
+      .find((n) => n.opType === 'Gather' || n.opType === 'GatherBlockQuantized')
+    if (!node)
+      throw new EngineUnsupportedError(
+        `${graph.path}: no Gather reads input_ids, so the engine cannot find the embedding table.`,
+      )
+    const k = this.kernels.k
+    if (node.opType === 'Gather') {
+      const table = graph.get(node.inputs[0]!)
+      if (table.type === 'float32') {
+        graph.expect(table.name, 'float32', [vocabulary, hidden])
+        const pointer = await this.loadRaw(graph, table)
+        return new Embedding(this.kernels, vocabulary, hidden, (ids, count, out) =>
+          k.embed_f32(pointer, hidden, ids, count, out),
+        )
+      }
+      graph.expect(table.name, 'float16', [vocabulary, hidden])
+      const pointer = await this.loadRaw(graph, table)
+      return new Embedding(this.kernels, vocabulary, hidden, (ids, count, out) => {
+        const view = this.kernels.i32(ids, count)
+        for (let t = 0; t < count; t++)
+          k.f16_to_f32(pointer + view[t]! * hidden * 2, out + t * hidden * 4, hidden)
+      })
+    }
+    const bits = node.attributes.bits ?? 4
+    if (node.attributes.block_size !== 32 || (node.attributes.gather_axis ?? 0) !== 0 || hidden % 32 !== 0)
+      throw new EngineUnsupportedError(
+        `${graph.path}: GatherBlockQuantized with block_size ${String(node.attributes.block_size)} on hidden ${hidden} is not one the engine reads.`,
+      )
+    const blocks = hidden / 32
+    const data = graph.get(node.inputs[0]!)
+    const scales = graph.get(node.inputs[2]!)
+    const zpName = node.inputs[3]
+    const zp = zpName ? graph.get(zpName) : undefined
+    const expectedData = bits === 4 ? (vocabulary * hidden) / 2 : vocabulary * hidden
+    if (
+      (bits !== 4 && bits !== 8) ||
+      data.type !== 'uint8' ||
+      data.elements !== expectedData ||
+      scales.type !== 'float32' ||
+      scales.elements !== vocabulary * blocks ||
+      (zp && (zp.type !== 'uint8' || zp.elements !== vocabulary * blocks))
+    )
+      throw new EngineUnsupportedError(
+        `${graph.path}: GatherBlockQuantized bits ${String(bits)} data ${data.type}[${data.dims.join(', ')}], scales [${scales.dims.join(', ')}] do not match a ${vocabulary} × ${hidden} table in the layout the engine reads.`,
+      )
+    const dataPointer = await this.loadRaw(graph, data)
+    const scalesPointer = await this.loadRaw(graph, scales)
+    const zpPointer = zp ? await this.loadRaw(graph, zp) : 0
+    const run = bits === 4 ? k.embed_q4 : k.embed_q8
+    return new Embedding(this.kernels, vocabulary, hidden, (ids, count, out) =>
+      run(dataPointer, scalesPointer, zpPointer, hidden, ids, count, out),
+    )
+  }
+
+  /** The matrix product that produces `output` (default 'logits'), through Identity / Reshape. */
+  async loadHead(graph: OnnxWeights, n: number, k: number, output = 'logits'): Promise<Linear> {
+    let node = graph.producer(output)
+    for (
+      let depth = 0;
+      node && (node.opType === 'Identity' || node.opType === 'Reshape') && depth < 4;
+      depth++
+    )
+      node = graph.producer(node.inputs[0]!)
+    if (!node) throw new EngineUnsupportedError(`${graph.path}: no node produces ${output}.`)
+    return this.loadLinearNode(graph, node, n, k)
+  }
+
+  /** Sizes the shared activation scratch for `rows` rows of at most `k` inputs (after the weights). */
+  allocateScratch(rows: number, k: number): void {
+    const blocks = Math.ceil(k / 32)
+    this.scratch.codes = this.kernels.alloc(rows * blocks * 32 * 2, 16)
+    this.scratch.scales = this.kernels.alloc(rows * blocks * 4, 16)
+    this.scratch.sums = this.kernels.alloc(rows * blocks * 4, 16)
+    this.scratch.rows = rows
+    this.scratch.k = k
+  }
+}
+
+const matrixOps = new Set(['MatMulNBits', 'DynamicQuantizeMatMul', 'MatMul', 'Gemm'])
+
+/** The matrix-product node whose weight input (input 1, possibly through a Cast) is `weightName`. */
+function linearNodeFor(graph: OnnxWeights, weightName: string): GraphNode {
+  if (!graph.has(weightName))
+    throw new ModelError('model_invalid', `${graph.path} has no weight "${weightName}".`)
+  for (const node of graph.consumers(weightName)) {
+    if (matrixOps.has(node.opType) && node.inputs[1] === weightName) return node
+    if (node.opType === 'Cast')
+      for (const next of graph.consumers(node.outputs[0]!))
+        if (next.opType === 'MatMul' && next.inputs[1] === node.outputs[0]) return next
+  }
+  throw new EngineUnsupportedError(
+    `${graph.path}: "${weightName}" is not the weight of a matrix product the engine runs.`,
+  )
+}

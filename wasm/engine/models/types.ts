@@ -1,0 +1,37 @@
+// What an architecture gives the engine session: a model that appends tokens to its own cache
+// (KV and, for recurrent architectures, state) and returns the logits after the last one. The
+// session (../session.ts) validates input, keeps the token list and adapts this to core's
+// ModelSession; each architecture file (llama.ts, qwen3-5.ts) only does the math.
+import type { ModelConfig } from '../../../core/model-package.ts'
+import type { Kernels } from '../kernels.ts'
+import type { LoadContext } from './load-context.ts'
+
+export interface EngineAppendOptions {
+  /** Keep the state after this append so rewind() can return to it (recurrent models only). */
+  readonly checkpoint: boolean
+  /** Checked between prefill chunks. */
+  readonly signal?: AbortSignal
+}
+
+export interface EngineModel {
+  readonly config: ModelConfig
+  /** Weight format that was loaded ('fp32' | 'fp16' | 'q8' | 'q4'). */
+  readonly dtype: string
+  readonly vocabularySize: number
+  /** Most tokens the cache may hold. */
+  readonly contextLength: number
+  /** Tokens the cache holds now. */
+  readonly length: number
+  readonly kernels: Kernels
+  /**
+   * Runs tokenIds (already validated: in the vocabulary, and fitting the context) at positions
+   * length.. and returns the logits after the last one as a fresh Float32Array.
+   */
+  append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array
+  /** Cuts the cache back to `length` tokens; false when the state cannot go back there. */
+  rewind(length: number): boolean
+  reset(): void
+}
+
+/** Builds a model from a package's ONNX graph(s); registered per model_type in ./index.ts. */
+export type ModelLoader = (context: LoadContext) => Promise<EngineModel>

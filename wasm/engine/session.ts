@@ -1,0 +1,194 @@
+// core's ModelSession over the engine: validates every append (ids in the vocabulary, the
+// context not exceeded, not disposed), keeps the token list, and hands the math to the
+// architecture's EngineModel. `generate()` in core runs on it unchanged.
+import {
+  AbortedError,
+  BackendError,
+  ContextLengthError,
+  InvalidArgumentError,
+  ModelError,
+} from '../../core/errors.ts'
+import {
+  type ModelConfig,
+  type ModelDtype,
+  modelDtypes,
+  onnxFileNames,
+  parseModelConfig,
+} from '../../core/model-package.ts'
+import type { ModelSession, ModelSessionInfo, RunOptions } from '../../core/model-session.ts'
+import { Kernels } from './kernels.ts'
+import { modelLoaders } from './models/index.ts'
+import { EngineUnsupportedError, LoadContext } from './models/load-context.ts'
+import type { EngineModel } from './models/types.ts'
+import { OnnxWeights, type WeightFileReader } from './onnx-weights.ts'
+
+export interface EngineSessionOptions {
+  /** The compiled engine.wasm (see node.ts / browser hosts for how to get it). */
+  readonly module: WebAssembly.Module
+  /** The package's files. */
+  readonly files: WeightFileReader
+  /** Weight format to load: 'fp32' | 'fp16' | 'q8' | 'q4'. */
+  readonly dtype: string
+  /** Model id for usage reports (default: config.json's _name_or_path or 'model'). */
+  readonly modelId?: string
+  /** Caps the context below the model's. */
+  readonly contextLength?: number
+  /** The config.json text or object, when the caller already has it (otherwise read from files). */
+  readonly config?: ModelConfig
+}
+
+const engineDtypes: readonly string[] = ['fp32', 'fp16', 'q8', 'q4']
+
+/** Whether the engine has an architecture for this model_type and a kernel for this dtype. */
+export function engineCovers(modelType: string, dtype: string): boolean {
+  return modelType in modelLoaders && engineDtypes.includes(dtype)
+}
+
+export async function createEngineSession(options: EngineSessionOptions): Promise<EngineSession> {
+  if (!(options?.module instanceof WebAssembly.Module))
+    throw new InvalidArgumentError(
+      'module',
+      'createEngineSession needs the compiled engine.wasm as a WebAssembly.Module.',
+    )
+  if (
+    options.contextLength !== undefined &&
+    (!Number.isInteger(options.contextLength) || options.contextLength < 1)
+  )
+    throw new InvalidArgumentError('contextLength', 'contextLength must be a positive integer.')
+  if (!(modelDtypes as readonly string[]).includes(options.dtype))
+    throw new InvalidArgumentError(
+      'dtype',
+      `dtype must be one of ${engineDtypes.join(', ')}, got ${JSON.stringify(options.dtype)}.`,
+    )
+  const config =
+    options.config ?? parseModelConfig(new TextDecoder().decode(await options.files.readAll('config.json')))
+  const loader = modelLoaders[config.modelType]
+  if (!loader)
+    throw new EngineUnsupportedError(
+      `the WebAssembly engine has no ${config.modelType} decoder yet (it runs ${Object.keys(modelLoaders).join(', ')}).`,
+    )
+  if (!engineDtypes.includes(options.dtype))
+    throw new EngineUnsupportedError(
+      `the WebAssembly engine has no kernels for ${options.dtype} (it runs ${engineDtypes.join(', ')}).`,
+    )
+  const names = onnxFileNames(config.modelType, options.dtype as ModelDtype)
+  const graph = await OnnxWeights.open(options.files, names.model)
+  const files: Record<string, OnnxWeights> = { model: graph }
+  if (names.embedTokens) files.embedTokens = await OnnxWeights.open(options.files, names.embedTokens)
+  const kernels = await Kernels.create(options.module)
+  const contextLength = Math.min(
+    config.maxPositionEmbeddings,
+    options.contextLength ?? Number.POSITIVE_INFINITY,
+  )
+  const model = await loader(
+    new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
+  )
+  const modelId =
+    options.modelId ?? (typeof config.raw._name_or_path === 'string' ? config.raw._name_or_path : 'model')
+  return new EngineSession(model, modelId)
+}
+
+export class EngineSession implements ModelSession {
+  readonly info: ModelSessionInfo
+  #model: EngineModel | undefined
+  #tokens: number[] = []
+
+  constructor(model: EngineModel, modelId: string) {
+    this.#model = model
+    this.info = {
+      modelId,
+      vocabularySize: model.vocabularySize,
+      contextLength: model.contextLength,
+      backend: 'wasm',
+      dtype: model.dtype,
+    }
+  }
+
+  get tokens(): readonly number[] {
+    return this.#tokens
+  }
+
+  /** The architecture's model (tests and benchmarks reach the kernels through it). */
+  get model(): EngineModel {
+    return this.#live()
+  }
+
+  #live(): EngineModel {
+    if (!this.#model)
+      throw new ModelError('backend_unavailable', 'This session was disposed; load the model again.')
+    return this.#model
+  }
+
+  async append(tokenIds: readonly number[], options: RunOptions = {}): Promise<Float32Array> {
+    const model = this.#live()
+    if (!Array.isArray(tokenIds) || tokenIds.length === 0)
+      throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
+    for (const id of tokenIds)
+      if (!Number.isInteger(id) || id < 0 || id >= this.info.vocabularySize)
+        throw new InvalidArgumentError(
+          'tokenIds',
+          `Token id ${id} is outside the vocabulary (0..${this.info.vocabularySize - 1}).`,
+        )
+    const total = this.#tokens.length + tokenIds.length
+    if (total > this.info.contextLength)
+      throw new ContextLengthError(
+        `The cache would hold ${total} tokens but the context is ${this.info.contextLength}: shorten the prompt or the conversation, or lower max tokens.`,
+      )
+    if (options.signal?.aborted) throw new AbortedError()
+    let logits: Float32Array
+    try {
+      logits = model.append(tokenIds, {
+        checkpoint: options.checkpoint ?? tokenIds.length > 1,
+        ...(options.signal ? { signal: options.signal } : {}),
+      })
+    } catch (error) {
+      if (options.signal?.aborted) {
+        // The cache may hold part of the append: cut it back to what the token list says.
+        this.#restore(model)
+        throw new AbortedError()
+      }
+      this.#restore(model)
+      if (error instanceof Error && 'code' in error) throw error
+      throw new BackendError(
+        'backend_failed',
+        `The WebAssembly engine failed while running the model: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      )
+    }
+    this.#tokens.push(...tokenIds)
+    return logits
+  }
+
+  #restore(model: EngineModel): void {
+    if (model.length !== this.#tokens.length && !model.rewind(this.#tokens.length)) {
+      model.reset()
+      this.#tokens = []
+    }
+  }
+
+  async rewind(length: number): Promise<boolean> {
+    const model = this.#live()
+    if (!Number.isInteger(length) || length < 0 || length > this.#tokens.length)
+      throw new InvalidArgumentError(
+        'length',
+        `rewind length must be an integer from 0 to ${this.#tokens.length}, got ${length}.`,
+      )
+    if (length === this.#tokens.length) return true
+    if (!model.rewind(length)) return false
+    this.#tokens.length = length
+    return true
+  }
+
+  async reset(): Promise<void> {
+    this.#live().reset()
+    this.#tokens = []
+  }
+
+  async dispose(): Promise<void> {
+    // Dropping the model drops its instance and memory; the GC frees them.
+    this.#model = undefined
+    this.#tokens = []
+  }
+}

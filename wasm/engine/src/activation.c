@@ -1,0 +1,28 @@
+// Element-wise kernels: SwiGLU's gate, residual adds, scaling.
+#include "engine.h"
+
+/** gate[i] = silu(gate[i]) * up[i], silu(x) = x * sigmoid(x) (as the graph: Mul(x, Sigmoid(x)) * up). */
+EXPORT(silu_mul)
+void silu_mul(float *gate, const float *up, int count) {
+  for (int i = 0; i < count; i++) {
+    float g = gate[i];
+    gate[i] = (g * engine_sigmoidf(g)) * up[i];
+  }
+}
+
+/** a[i] += b[i]. */
+EXPORT(add_into)
+void add_into(float *a, const float *b, int count) {
+  int i = 0;
+  for (; i + 4 <= count; i += 4) wasm_v128_store(a + i, wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  for (; i < count; i++) a[i] += b[i];
+}
+
+/** Index of the largest value (the first one on ties); -1 for count 0. For greedy checks. */
+EXPORT(argmax)
+int argmax(const float *x, int count) {
+  int best = count > 0 ? 0 : -1;
+  for (int i = 1; i < count; i++)
+    if (x[i] > x[best]) best = i;
+  return best;
+}

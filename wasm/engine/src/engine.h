@@ -1,0 +1,103 @@
+// Shared declarations for the engine's kernels: the export macro, the fixed-size types, and the
+// few math helpers the kernels need. There is no libc: every function here is our own, computed
+// in IEEE double or float arithmetic that WebAssembly defines bit for bit, so a kernel gives the
+// same bits in Node, Chromium and workerd (the host's Math.exp / Math.cos are not used because
+// engines may implement them differently).
+//
+// Conventions for every exported kernel:
+// - pointers are byte offsets into the one linear memory (imported, so the host owns it);
+// - matrices are row-major; a weight matrix is [n output rows, k inputs];
+// - a kernel that produces rows takes [row_begin, row_end) so threads can split the rows; each
+//   output element is reduced in one fixed order, whatever the split, so results are identical
+//   for any thread count.
+#ifndef ONDEVICE_ENGINE_H
+#define ONDEVICE_ENGINE_H
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name))) __attribute__((visibility("default")))
+
+/** Elements per quantization block, for weights and activations alike. */
+#define BLOCK 32
+
+/** The horizontal sum of four int32 lanes, always in the order (0 + 2) + (1 + 3). */
+static inline int32_t sum_i32x4(v128_t v) {
+  v128_t folded = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  return wasm_i32x4_extract_lane(folded, 0) + wasm_i32x4_extract_lane(folded, 1);
+}
+
+/** The horizontal sum of four float lanes, always ((0 + 2) + (1 + 3)). */
+static inline float sum_f32x4(v128_t v) {
+  v128_t folded = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  return wasm_f32x4_extract_lane(folded, 0) + wasm_f32x4_extract_lane(folded, 1);
+}
+
+/** exp(x) in double: Cody-Waite reduction by ln 2 and a degree-13 Taylor polynomial (|r| <= ln2/2). */
+static inline double engine_exp(double x) {
+  if (x > 709.0) return __builtin_inf();
+  if (x < -745.0) return 0.0;
+  const double ln2_hi = 6.93147180369123816490e-01;
+  const double ln2_lo = 1.90821492927058770002e-10;
+  const double inv_ln2 = 1.44269504088896338700e+00;
+  double n = __builtin_nearbyint(x * inv_ln2);
+  double r = (x - n * ln2_hi) - n * ln2_lo;
+  // Horner over 1/k! up to k = 13: error far below float precision on |r| <= 0.35.
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // Scale by 2^n through the exponent bits (n is within [-1075, 1023] here).
+  int64_t e = (int64_t)n;
+  if (e < -1020) {
+    union { uint64_t u; double d; } scale = {.u = (uint64_t)(e + 1023 + 200) << 52};
+    return p * scale.d * 6.22301527786965e-61; /* 2^-200 */
+  }
+  union { uint64_t u; double d; } scale = {.u = (uint64_t)(e + 1023) << 52};
+  return p * scale.d;
+}
+
+static inline float engine_expf(float x) { return (float)engine_exp((double)x); }
+
+/** sin and cos of a double (|x| up to ~1e6), fdlibm's kernels after a reduction by pi/2. */
+static inline void engine_sincos(double x, double *sin_out, double *cos_out) {
+  const double two_over_pi = 6.36619772367581382433e-01;
+  const double pio2_1 = 1.57079632673412561417e+00;
+  const double pio2_1t = 6.07710050650619224932e-11;
+  double k = __builtin_nearbyint(x * two_over_pi);
+  double r = (x - k * pio2_1) - k * pio2_1t;
+  double z = r * r;
+  double s = r + r * z * (-1.66666666666666324348e-01 +
+                          z * (8.33333333332248946124e-03 +
+                               z * (-1.98412698298579493134e-04 +
+                                    z * (2.75573137070700676789e-06 +
+                                         z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))));
+  double c = 1.0 - 0.5 * z +
+             z * z * (4.16666666666666019037e-02 +
+                      z * (-1.38888888888741095749e-03 +
+                           z * (2.48015872894767294178e-05 +
+                                z * (-2.75573143513906633035e-07 +
+                                     z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))));
+  int quadrant = (int)((int64_t)k & 3);
+  switch (quadrant) {
+  case 0: *sin_out = s; *cos_out = c; break;
+  case 1: *sin_out = c; *cos_out = -s; break;
+  case 2: *sin_out = -s; *cos_out = -c; break;
+  default: *sin_out = -c; *cos_out = s; break;
+  }
+}
+
+/** 1 / (1 + exp(-x)) in float, through the double exp (saturates cleanly at both ends). */
+static inline float engine_sigmoidf(float x) { return (float)(1.0 / (1.0 + engine_exp(-(double)x))); }
+
+#endif
