@@ -18,7 +18,7 @@ export const browserHost: RuntimeHost = {
     if (backend === 'native')
       throw new BackendError(
         'backend_unavailable',
-        "The 'native' backend (onnxruntime-node) exists only in Node; use 'webgpu' or 'wasm' in a browser.",
+        "The 'native' backend (ONNX Runtime for Node) exists only in Node; use 'webgpu' or 'wasm' in a browser.",
       )
     const { ort, setup } = await loadOrtWebForBrowser({
       wasmBaseUrl: options.wasmBaseUrl ?? '/ort/',

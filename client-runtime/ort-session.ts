@@ -167,7 +167,7 @@ async function openGraph(
     if (options.backend === 'native' && shards.length > 0) {
       throw new ModelError(
         'model_invalid',
-        `${path} keeps its weights in ${shards.join(', ')}; onnxruntime-node loads external data only from files, so give the reader a localPath().`,
+        `${path} keeps its weights in ${shards.join(', ')}; the native backend (ONNX Runtime for Node) loads external data only from files, so give the reader a localPath().`,
       )
     }
     const bytes = await reader.readBytes(path)

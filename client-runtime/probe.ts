@@ -84,16 +84,10 @@ export async function probeCapabilities(options: ProbeOptions = {}): Promise<Cap
   let native: boolean | undefined
   let storage: Capabilities['storage']
   if (isNode) {
-    // Computed specifiers: browser bundlers must not follow these Node-only imports.
-    const osModule = 'node:os'
-    const nativeModule = 'onnxruntime-node'
-    const os = (await import(/* @vite-ignore */ osModule)) as typeof import('node:os')
-    deviceMemoryBytes = os.totalmem()
-    cores = os.availableParallelism()
-    native = await import(/* @vite-ignore */ nativeModule).then(
-      () => true,
-      () => false,
-    )
+    // A computed specifier: browser bundlers must not follow this Node-only module.
+    const nodeModule = './node-capabilities.ts'
+    const node = (await import(/* @vite-ignore */ nodeModule)) as typeof import('./node-capabilities.ts')
+    ;({ deviceMemoryBytes, cores, native } = await node.probeNodeCapabilities())
   } else {
     deviceMemoryBytes = navigator?.deviceMemory === undefined ? undefined : navigator.deviceMemory * 2 ** 30
     cores = navigator?.hardwareConcurrency

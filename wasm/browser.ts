@@ -4,6 +4,7 @@
 // Threads need a cross-origin isolated page (COOP/COEP headers); otherwise one thread, and the
 // setup says so.
 import { BackendError, InvalidArgumentError } from '../core/errors.ts'
+import { htmlPageReason, isHtmlPage, isWebAssembly } from '../core/html-page.ts'
 import type { ConfiguredOrt, OrtWebModule } from './types.ts'
 
 export type BrowserOrtFlavor = 'webgpu' | 'wasm'
@@ -110,28 +111,46 @@ async function configure(
   }
 }
 
-/** Cache-first fetch of the .wasm so a cached app starts offline. */
+/**
+ * Cache-first fetch of the .wasm so a cached app starts offline. Only a real WebAssembly binary
+ * is ever cached: an HTML page (a dev server's index.html fallback for a missing file) cached
+ * here would break the device in that browser profile for good. A bad entry left by an older
+ * version is dropped and fetched again.
+ */
 async function fetchThroughCache(caches: CacheStorage, cacheName: string, url: string): Promise<Uint8Array> {
   const cache = await caches.open(cacheName)
   const hit = await cache.match(url)
-  if (hit) return new Uint8Array(await hit.arrayBuffer())
+  if (hit) {
+    const cached = new Uint8Array(await hit.arrayBuffer())
+    if (isWebAssembly(cached)) return cached
+    await cache.delete(url).catch(() => false)
+  }
   let response: Response
   try {
     response = await fetch(url, { credentials: 'same-origin' })
   } catch (error) {
     throw new BackendError(
       'backend_unavailable',
-      `Could not fetch ${url} (offline and not cached yet?). Serve onnxruntime-web's dist files under wasmBaseUrl.`,
+      `Could not fetch ${url} (offline and not cached yet?). Serve onnxruntime-web's runtime files under createClient's runtimeUrl (the ondevice/vite plugin does).`,
       { cause: error, isRetryable: true },
     )
   }
   if (!response.ok) {
     throw new BackendError(
       'backend_unavailable',
-      `Fetching ${url} gave HTTP ${response.status}: copy node_modules/onnxruntime-web/dist/*.wasm to where wasmBaseUrl points.`,
+      `Fetching ${url} gave HTTP ${response.status}: serve onnxruntime-web's dist/${url.slice(url.lastIndexOf('/') + 1)} there (the ondevice/vite plugin does), or point createClient's runtimeUrl at where it is served.`,
     )
   }
   const bytes = new Uint8Array(await response.arrayBuffer())
+  if (!isWebAssembly(bytes)) {
+    const what = isHtmlPage(response.headers.get('content-type'), bytes)
+      ? htmlPageReason(url)
+      : `${url} is not a WebAssembly binary (content-type ${response.headers.get('content-type') ?? 'none'}, ${bytes.byteLength} bytes)`
+    throw new BackendError(
+      'backend_unavailable',
+      `ONNX Runtime's WebAssembly binary could not be loaded: ${what}. Serve onnxruntime-web's dist/${url.slice(url.lastIndexOf('/') + 1)} at that URL (the ondevice/vite plugin does) or point createClient's runtimeUrl at where it is served. Nothing was cached.`,
+    )
+  }
   // A failed put (quota) only costs a re-download next time.
   await cache
     .put(url, new Response(bytes, { headers: { 'content-type': 'application/wasm' } }))

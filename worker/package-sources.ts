@@ -8,6 +8,7 @@ import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../clien
 import { refuseCrossOriginManifest } from '../client-runtime/store/redirect-origin.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
 import { ModelError, StoreError } from '../core/errors.ts'
+import { htmlPageReason, isHtmlPage } from '../core/html-page.ts'
 
 export type { PackageReader }
 
@@ -149,6 +150,13 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
     // only from MODEL_URL's own origin; other files may be redirected (their sha256 is checked).
     if (path === 'manifest.json') await refuseCrossOriginManifest(url, response)
     if (response.status === 404) throw missing(path, base.href)
+    if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
+      await response.body?.cancel()
+      throw new ModelError(
+        'model_invalid',
+        `${path} of the package at ${base.href}: ${htmlPageReason(url.href)}. Set MODEL_URL to the package folder (where config.json is served).`,
+      )
+    }
     if (!response.ok)
       throw new StoreError(
         'download_failed',

@@ -3,7 +3,9 @@
 // else in the Cache API (whole responses). A file is written under a `.partial` name and only
 // becomes visible after its sha256 matches manifest.json. A quota failure removes the package's
 // entry entirely, so nothing half-stored is ever used.
+
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
+import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
 import { checkIdleTimeout, type IdleTimer, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
 import { refuseCrossOriginManifest } from './redirect-origin.ts'
@@ -363,6 +365,14 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
             'model_not_found',
             `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`,
           )
+        if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
+          // Never store a fallback page as a package file.
+          await response.body?.cancel()
+          throw new ModelError(
+            'model_not_found',
+            `${path} of ${prefix} could not be downloaded: ${htmlPageReason(url.href)}. Check that the model URL is the package folder (where config.json is served).`,
+          )
+        }
         if (!response.ok || !response.body)
           throw new StoreError('download_failed', `Downloading ${url.href} gave HTTP ${response.status}.`, {
             isRetryable: response.status >= 500,

@@ -1,7 +1,9 @@
 // manifest.json parsing and the path rules every store applies: a package path is relative,
 // uses '/', and never climbs out of the package (no '..', no absolute paths, no drive letters),
 // because these paths become file names on disk and cache keys.
+
 import { ModelError } from '../../core/errors.ts'
+import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
 import type { PackageFileEntry, StoreManifest } from './types.ts'
 
 /** Throws ModelError('model_invalid') unless `path` is a safe package-relative path. */
@@ -24,6 +26,12 @@ export function assertPackagePath(path: string, where = 'package path'): void {
 }
 
 export function parseManifest(text: string, source: string): StoreManifest {
+  if (isHtmlPage(undefined, text)) {
+    throw new ModelError(
+      'model_invalid',
+      `manifest.json of ${source} is not a package manifest: ${htmlPageReason(`${source.replace(/\/?$/, '/')}manifest.json`)}. Check that the model URL is the folder that holds config.json and manifest.json.`,
+    )
+  }
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -4,6 +4,7 @@
 // size and mtime (verified.json) so it is not hashed again on every run. Downloads resume with
 // HTTP Range, land under a `.partial` name until verified, and concurrent loads of the same file
 // share one download.
+
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises'
@@ -11,6 +12,7 @@ import { homedir } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
+import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
 import { checkIdleTimeout, defaultIdleTimeoutMs, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
 import { readEagerly } from './read-eagerly.ts'
@@ -538,6 +540,14 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         throw new ModelError(
           'model_not_found',
           `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`,
+        )
+      }
+      if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
+        // Never store a fallback page as a package file (nothing is written; the partial stays).
+        await response.body?.cancel()
+        throw new ModelError(
+          'model_not_found',
+          `${path} of ${prefix} could not be downloaded: ${htmlPageReason(url.href)}. Check that the model URL is the package folder (where config.json is served).`,
         )
       }
       if (response.status === 416 && expectedBytes !== undefined && offset === expectedBytes) {

@@ -1,0 +1,18 @@
+// What the capability probe reads only in Node: memory, cores, and whether onnxruntime-node
+// loads. A module of its own, imported by a computed name from probe.ts, so a browser bundle
+// never contains (or tries to resolve) a Node-only module.
+import { availableParallelism, totalmem } from 'node:os'
+
+export interface NodeCapabilities {
+  readonly deviceMemoryBytes: number
+  readonly cores: number
+  readonly native: boolean
+}
+
+export async function probeNodeCapabilities(): Promise<NodeCapabilities> {
+  const native = await import('onnxruntime-node').then(
+    () => true,
+    () => false,
+  )
+  return { deviceMemoryBytes: totalmem(), cores: availableParallelism(), native }
+}
