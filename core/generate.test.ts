@@ -6,7 +6,7 @@ import { encodeChatTurns } from './chat-turns.ts'
 import { BackendError, ContextLengthError, InvalidArgumentError } from './errors.ts'
 import { type GenerateRequest, generate, generateText } from './generate.ts'
 import type { ModelSession } from './model-session.ts'
-import type { SamplingOptions } from './sampler.ts'
+import type { SamplingOptions } from './sampling/index.ts'
 import type { FinishPart, GenerationPart } from './stream-parts.ts'
 
 const tokenizer = qwen3Tokenizer()

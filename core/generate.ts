@@ -14,7 +14,7 @@ import {
   OndeviceError,
 } from './errors.ts'
 import type { ModelSession } from './model-session.ts'
-import { Sampler, type SamplingOptions } from './sampler.ts'
+import { Sampler, type SamplingOptions } from './sampling/index.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
 import { type DecodingTokenizer, TextStream } from './text-stream.ts'

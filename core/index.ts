@@ -63,15 +63,32 @@ export {
   validateChatCompletionRequest,
 } from './protocol.ts'
 export {
-  applyLogitProcessors,
+  applyLogitsProcessors,
+  type CandidateFilter,
+  type Candidates,
   counterUniform,
+  createCandidateFilters,
+  createLogitsProcessors,
+  drawCandidate,
+  LogitBiasProcessor,
+  type LogitsContext,
+  type LogitsProcessor,
+  MinPFilter,
+  narrowCandidates,
+  type Penalties,
+  PenaltiesProcessor,
+  penaltiesOff,
   type ResolvedSamplingOptions,
   resolveSamplingOptions,
   Sampler,
+  type SamplerSetup,
   type SamplingOptions,
   samplingOptionNames,
   selectTop,
-} from './sampler.ts'
+  TopKFilter,
+  TopPFilter,
+  temperatureWeight,
+} from './sampling/index.ts'
 export { StopStringMatcher, type StopStringResult, validateStopStrings } from './stop-strings.ts'
 export type {
   ErrorPart,

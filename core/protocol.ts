@@ -6,7 +6,7 @@ import type { ChatMessage, ChatRole, ChatTool, ChatToolCall } from './chat-templ
 import { type ChatEncoder, type ChatPrompt, encodeChatTurns } from './chat-turns.ts'
 import { InvalidArgumentError, OndeviceError } from './errors.ts'
 import type { GenerateRequest } from './generate.ts'
-import type { SamplingOptions } from './sampler.ts'
+import type { SamplingOptions } from './sampling/index.ts'
 import type { FinishReason, Usage } from './stream-parts.ts'
 import type { ApplyChatTemplateOptions } from './tokenizer.ts'
 

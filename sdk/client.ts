@@ -11,7 +11,7 @@ import {
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
-import { samplingOptionNames } from '../core/sampler.ts'
+import { samplingOptionNames } from '../core/sampling/index.ts'
 import type {
   FinishPart,
   FinishReason,

@@ -3,7 +3,7 @@
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
-import { resolveSamplingOptions, samplingOptionNames } from '../core/sampler.ts'
+import { resolveSamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
 import type { EdgeOptions, EdgeSampling } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 

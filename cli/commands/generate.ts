@@ -14,7 +14,7 @@ import type { ChatMessage } from '../../core/chat-template.ts'
 import { type ChatPrompt, encodeChatTurns } from '../../core/chat-turns.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
-import type { SamplingOptions } from '../../core/sampler.ts'
+import type { SamplingOptions } from '../../core/sampling/index.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
 
 const help = `Usage: ondevice generate [--model DIR|URL] --prompt TEXT [options]

@@ -1,7 +1,7 @@
 // `npm run bench:core`: the sampler's cost per step on a Qwen3.5-sized vocabulary (248,320
 // logits) against a straightforward full-sort implementation of the same spec, and the
 // tokenizer's encode throughput on mixed-language text. A script that prints figures, not a test.
-import { counterUniform, Sampler, type SamplingOptions } from '../../core/sampler.ts'
+import { counterUniform, Sampler, type SamplingOptions } from '../../core/sampling/index.ts'
 import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
 import { referenceSample } from '../support/reference-sampler.ts'
 

@@ -4,7 +4,7 @@ import { loadModel } from '../../client-runtime/index.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { encodeChatTurns } from '../../core/chat-turns.ts'
 import { generate } from '../../core/generate.ts'
-import type { SamplingOptions } from '../../core/sampler.ts'
+import type { SamplingOptions } from '../../core/sampling/index.ts'
 
 export interface ReferenceRequest {
   readonly messages: readonly ChatMessage[]

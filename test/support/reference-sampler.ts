@@ -2,11 +2,12 @@
 // step. Tests check the fast Sampler against it token for token; the core benchmark times both.
 import { BackendError } from '../../core/errors.ts'
 import {
-  applyLogitProcessors,
+  applyLogitsProcessors,
   counterUniform,
+  createLogitsProcessors,
   resolveSamplingOptions,
   type SamplingOptions,
-} from '../../core/sampler.ts'
+} from '../../core/sampling/index.ts'
 
 export function referenceSample(
   input: Float32Array,
@@ -17,7 +18,7 @@ export function referenceSample(
 ): number {
   const resolved = resolveSamplingOptions(options)
   const logits = Float32Array.from(input)
-  applyLogitProcessors(logits, resolved, previousTokenIds, promptLength)
+  applyLogitsProcessors(createLogitsProcessors(resolved), logits, { previousTokenIds, promptLength, step })
   const size = logits.length
   for (let id = 0; id < size; id++) if (Number.isNaN(logits[id])) logits[id] = Number.NEGATIVE_INFINITY
   const order = Array.from({ length: size }, (_, id) => id).sort((a, b) => {

@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { referenceSample } from '../test/support/reference-sampler.ts'
-import { BackendError, InvalidArgumentError } from './errors.ts'
-import { counterUniform, Sampler, type SamplingOptions, selectTop } from './sampler.ts'
+import { referenceSample } from '../../test/support/reference-sampler.ts'
+import { BackendError, InvalidArgumentError } from '../errors.ts'
+import { counterUniform, Sampler, type SamplingOptions, selectTop } from './index.ts'
 
 // Deterministic pseudo-random logits (a peaked, model-like distribution).
 function randomLogits(size: number, seed: number): Float32Array {
