@@ -7,26 +7,17 @@ import { Hono } from 'hono'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
 import { type ErrorCode, OndeviceError } from '../core/errors.ts'
+import type { AppEnv, RequestState } from './app-env.ts'
 import { createKeyChecker } from './auth.ts'
 import { type ChatRuntime, handleChatCompletion } from './chat-completions.ts'
 import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import type { HostedModel } from './model-host.ts'
 import { type AppOptions, resolveLimits } from './options.ts'
-import { defaultLog, modelForLog, type RequestLogFields } from './request-log.ts'
+import { defaultLog, modelForLog } from './request-log.ts'
 import { createSessionPool, type SessionPool } from './session-pool.ts'
 
 export const serverVersion = '0.1.0'
-
-export interface RequestState {
-  readonly requestId: string
-  readonly startedAt: number
-  readonly fields: RequestLogFields
-  /** Set by a streaming handler: it writes the log line itself when the stream ends. */
-  deferred: boolean
-}
-
-export type AppEnv = { Variables: { request: RequestState; keyId: string } }
 
 export type OndeviceApp = Hono<AppEnv>
 

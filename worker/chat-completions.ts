@@ -23,7 +23,7 @@ import {
   validateChatCompletionRequest,
 } from '../core/protocol.ts'
 import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
-import type { AppEnv } from './app.ts'
+import type { AppEnv } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import type { HostedModel, ModelHost } from './model-host.ts'
