@@ -1,20 +1,7 @@
 // Runs the edge worker locally with `wrangler dev` (workerd, offline) on 127.0.0.1, reading the
 // model package from a URL (the demo's static server), for `npm start` and the browser tests.
-// Stopped by the PID of the process group it started.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
-import { fileURLToPath } from 'node:url'
-
-const repositoryRoot = fileURLToPath(new URL('..', import.meta.url))
-const wranglerBin = fileURLToPath(new URL('../node_modules/wrangler/bin/wrangler.js', import.meta.url))
-
-/** Keeps wrangler off the network: no metrics, no error reports, no Cloudflare fetches (DESIGN.md §6). */
-export const offlineWranglerEnvironment: Readonly<Record<string, string>> = {
-  WRANGLER_SEND_METRICS: 'false',
-  WRANGLER_HIDE_BANNER: 'true',
-  WRANGLER_SEND_ERROR_REPORTS: 'false',
-  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-}
+// The launcher itself is tools/wrangler-dev.ts (shared with the workerd tests and benchmarks).
+import { type LocalServer, startWranglerDev } from '../tools/wrangler-dev.ts'
 
 export interface EdgeWorkerOptions {
   /** URL prefix of the model package the worker serves (it fetches config.json, onnx/... under it). */
@@ -35,118 +22,26 @@ export interface EdgeWorkerOptions {
   readonly onOutput?: (line: string) => void
 }
 
-export interface EdgeWorker {
-  /** Base URL, e.g. http://127.0.0.1:8787 */
-  readonly url: string
-  readonly pid: number
-  /** wrangler's recent output, for failure messages. */
-  output(): string
-  stop(): Promise<void>
-}
+export type EdgeWorker = LocalServer
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, rejectPort) => {
-    const server = createServer()
-    server.once('error', rejectPort)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
-}
-
+/** The repository's worker (wrangler.toml) reading its package from `modelUrl`. */
 export async function startEdgeWorker(options: EdgeWorkerOptions): Promise<EdgeWorker> {
-  const port = options.port !== undefined && options.port !== 0 ? options.port : await freePort()
-  const inspectorPort = await freePort()
-  const variables: Record<string, string> = {
-    MODEL_SOURCE: 'url',
-    MODEL_URL: options.modelUrl,
-    MODEL_ID: options.modelId ?? 'ondevice-default',
-    ALLOWED_ORIGINS: options.allowedOrigins.join(','),
-    ...options.variables,
-  }
-  const args = [
-    wranglerBin,
-    'dev',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--inspector-port',
-    String(inspectorPort),
-    '--local',
-    '--show-interactive-dev-session=false',
-    '--log-level',
-    'info',
-    ...(options.persistTo === undefined ? [] : ['--persist-to', options.persistTo]),
-    ...Object.entries(variables).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
-  ]
-  const child: ChildProcess = spawn(process.execPath, args, {
-    cwd: repositoryRoot,
-    env: { ...process.env, ...offlineWranglerEnvironment, CI: 'true', NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group, so stopping it also stops the workerd it starts.
-    detached: true,
+  return startWranglerDev({
+    vars: {
+      MODEL_SOURCE: 'url',
+      MODEL_URL: options.modelUrl,
+      MODEL_ID: options.modelId ?? 'ondevice-default',
+      ALLOWED_ORIGINS: options.allowedOrigins.join(','),
+      ...options.variables,
+    },
+    logLevel: 'info',
+    timeoutMs: options.startTimeoutMs ?? 90_000,
+    // npm start runs for hours: keep the recent output only (for failure messages).
+    keepOutputChars: 64_000,
+    ...(options.port === undefined ? {} : { port: options.port }),
+    ...(options.persistTo === undefined ? {} : { stateDir: options.persistTo }),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   })
-  const lines: string[] = []
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim() === '') continue
-      lines.push(line)
-      if (lines.length > 200) lines.shift()
-      options.onOutput?.(line)
-    }
-  }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
-  let exited = false
-  const exit = new Promise<void>((resolveExit) =>
-    child.once('exit', () => {
-      exited = true
-      resolveExit()
-    }),
-  )
-  const pid = child.pid
-  if (pid === undefined) throw new Error('Could not start wrangler dev (no process id).')
-
-  const stop = async () => {
-    if (exited) return
-    try {
-      process.kill(-pid, 'SIGTERM')
-    } catch {
-      return
-    }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {
-        // Already gone.
-      }
-    }, 5000)
-    await exit
-    clearTimeout(timer)
-  }
-
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + (options.startTimeoutMs ?? 90_000)
-  while (true) {
-    if (exited) {
-      throw new Error(`wrangler dev exited before it served ${url}:\n${lines.join('\n')}`)
-    }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`wrangler dev did not answer ${url}/healthz in time:\n${lines.join('\n')}`)
-    }
-    try {
-      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })
-      if (response.ok) break
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((resolveWait) => setTimeout(resolveWait, 300))
-  }
-  return { url, pid, output: () => lines.join('\n'), stop }
 }
 
 /**

@@ -7,11 +7,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
-import { type RunningWorker, repositoryRoot, startWranglerDev } from '../test/workerd/wrangler-dev.ts'
+import { type LocalServer, repositoryRoot, startWranglerDev } from '../tools/wrangler-dev.ts'
 import { createClient } from './client.ts'
 
 let edge: TestEdge
-let worker: RunningWorker
+let worker: LocalServer
 let directory: string
 
 beforeAll(async () => {

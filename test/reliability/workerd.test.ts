@@ -12,12 +12,8 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
-import {
-  type RunningWorker,
-  seedLocalR2,
-  startWranglerDev,
-  writeWorkerConfig,
-} from '../workerd/wrangler-dev.ts'
+import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
+import { seedLocalR2, writeWorkerConfig } from '../workerd/worker-config.ts'
 import {
   type CheckedResponse,
   chatBody,
@@ -34,7 +30,7 @@ const apiKey = 'workerd-reliability-key-0123456789'
 const modelId = 'fixture'
 const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
 let folder: string
-let worker: RunningWorker
+let worker: LocalServer
 
 // Under wrangler dev a request reaches the worker through wrangler's ProxyWorker, which fetches
 // it from the worker's own workerd over a pooled keep-alive connection. With wrangler 4.86 that

@@ -11,21 +11,22 @@ import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import type { ChatCompletionResponse } from '../../core/protocol.ts'
+import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
 import { loadOrtWebForNode } from '../../wasm/node.ts'
 import { createApp, type OndeviceApp } from '../../worker/app.ts'
 import { loadEdgeModel } from '../../worker/edge-model.ts'
 import { createModelHost } from '../../worker/model-host.ts'
 import { verifyPackage } from '../../worker/package-sources.ts'
 import { prepareAssetsPackage } from '../../worker/prepare-assets.ts'
-import { type RunningWorker, seedLocalR2, startWranglerDev, writeWorkerConfig } from './wrangler-dev.ts'
+import { seedLocalR2, writeWorkerConfig } from './worker-config.ts'
 
 const apiKey = 'workerd-test-key-0123456789'
 const messages = [{ role: 'user' as const, content: 'Once upon a time, in a quiet village,' }]
 const auth = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
 
 let folder: string
-let fromR2: RunningWorker
-let fromAssets: RunningWorker
+let fromR2: LocalServer
+let fromAssets: LocalServer
 let nodeApp: OndeviceApp
 
 async function post(base: string, body: unknown, init: RequestInit = {}): Promise<Response> {
@@ -69,7 +70,7 @@ beforeAll(async () => {
   await mkdir(join(folder, 'state-assets'))
   // Seeding R2 and starting the assets worker overlap; each worker is started (and its model
   // loaded by a first request) in parallel, so the two ORT loads share the wall time.
-  const warm = async (worker: RunningWorker) => {
+  const warm = async (worker: LocalServer) => {
     try {
       const response = await post(worker.url, { model: 'fixture', messages, max_tokens: 1 })
       expect(response.status, await response.clone().text()).toBe(200)
@@ -98,9 +99,10 @@ beforeAll(async () => {
     )
     throw failed.reason
   }
-  ;[fromR2, fromAssets] = started.map(
-    (result) => (result as PromiseFulfilledResult<RunningWorker>).value,
-  ) as [RunningWorker, RunningWorker]
+  ;[fromR2, fromAssets] = started.map((result) => (result as PromiseFulfilledResult<LocalServer>).value) as [
+    LocalServer,
+    LocalServer,
+  ]
   // The same package through the same code on Node's onnxruntime-web (WASM, one thread like workerd).
   const reader = {
     readBytes: async (path: string) => new Uint8Array(await readFile(join(packageDir, path))),

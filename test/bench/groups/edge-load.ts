@@ -2,24 +2,18 @@
 // under `wrangler dev` (workerd) and against `ondevice serve` (the same app on Node), both serving
 // the tiny Qwen3.5 fixture on 127.0.0.1: requests/s, tokens/s overall, p50/p99 time to first
 // token, errors. Each level runs for a fixed time and stops by itself; servers are stopped by PID.
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
+import {
+  bundleWorker,
+  freePort,
+  type LocalServer,
+  startServerProcess,
+  startWranglerDev,
+} from '../../../tools/wrangler-dev.ts'
 import type { BenchContext, GroupResult } from '../support/context.ts'
 import { ensurePackage, repositoryRoot } from '../support/packages.ts'
 import { formatNumber, median, percentile, type Table } from '../support/stats.ts'
-
-const run = promisify(execFile)
-
-const offlineWrangler = {
-  WRANGLER_SEND_METRICS: 'false',
-  WRANGLER_HIDE_BANNER: 'true',
-  WRANGLER_SEND_ERROR_REPORTS: 'false',
-  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-  NO_UPDATE_NOTIFIER: '1',
-}
 
 interface Server {
   readonly url: string
@@ -27,84 +21,18 @@ interface Server {
   stop(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, rejectPort) => {
-    const server = createServer()
-    server.once('error', rejectPort)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
-}
-
-/** Spawns a server in its own process group and waits for /healthz; stop() ends the group by its PID. */
-async function spawnServer(
-  command: string[],
-  url: string,
-  modelId: string,
-  timeoutMs: number,
-  extraEnv: Record<string, string> = {},
-): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, command, {
-    cwd: repositoryRoot,
-    env: { ...process.env, ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  })
-  let output = ''
-  const keep = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-8000)
-  }
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()))
-  const pid = child.pid as number
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    try {
-      process.kill(-pid, 'SIGTERM')
-    } catch {
-      return
-    }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    }, 5000)
-    await exited
-    clearTimeout(timer)
-  }
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}): ${output.slice(-1500)}`)
-    try {
-      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })
-      await response.body?.cancel()
-      if (response.ok) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`no /healthz answer within ${timeoutMs / 1000} s: ${output.slice(-1500)}`)
-    }
-    await new Promise((resolveWait) => setTimeout(resolveWait, 300))
-  }
-  // The id the server answers to (ondevice serve names it after the package).
+/** The id the server answers to (ondevice serve names it after the package). */
+async function withModelId(server: LocalServer, modelId: string): Promise<Server> {
   let id = modelId
   try {
     const models = (await (
-      await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(10_000) })
+      await fetch(`${server.url}/v1/models`, { signal: AbortSignal.timeout(10_000) })
     ).json()) as { data?: { id?: string }[] }
     id = models.data?.[0]?.id ?? modelId
   } catch {
     // keep the configured id
   }
-  return { url, modelId: id, stop }
+  return { url: server.url, modelId: id, stop: () => server.stop() }
 }
 
 /** A static file server for the package (the worker reads it as MODEL_SOURCE=url). */
@@ -136,8 +64,6 @@ async function startWrangler(context: BenchContext, packageUrl: string, dtype: s
   }
   const configPath = join(folder, 'wrangler.json')
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`)
-  const wrangler = join(repositoryRoot, 'node_modules/wrangler/bin/wrangler.js')
-  const wranglerEnv = { ...process.env, ...offlineWrangler, CI: 'true', NO_COLOR: '1' }
   // Bundle the worker once and serve that bundle (`--no-bundle`): `wrangler dev` on the sources
   // watches every file the worker imports and restarts the isolate (model reload, 503 "worker
   // restarted mid-request") whenever one changes. In this shared tree other engineers' saves did
@@ -145,50 +71,27 @@ async function startWrangler(context: BenchContext, packageUrl: string, dtype: s
   // window: TTFT p50 7.8 s instead of ~20 ms). The bundle is also what `wrangler deploy` ships.
   const bundleFolder = join(folder, 'bundle')
   rmSync(bundleFolder, { recursive: true, force: true })
-  await run(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', bundleFolder, '-c', configPath], {
-    cwd: repositoryRoot,
-    env: wranglerEnv,
-    maxBuffer: 16 * 1024 * 1024,
-    timeout: 180_000,
-  })
+  await bundleWorker({ configPath, outDir: bundleFolder })
   const bundledConfigPath = join(folder, 'wrangler-bundled.json')
   writeFileSync(
     bundledConfigPath,
     `${JSON.stringify({ ...config, main: join(bundleFolder, 'index.js'), no_bundle: true }, null, 2)}\n`,
   )
-  const port = await freePort()
-  const inspectorPort = await freePort()
-  return spawnServer(
-    [
-      wrangler,
-      'dev',
-      '-c',
-      bundledConfigPath,
-      '--no-bundle',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(inspectorPort),
-      '--local',
-      '--persist-to',
-      join(folder, 'state'),
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'warn',
-    ],
-    `http://127.0.0.1:${port}`,
-    'bench',
-    120_000,
-    { ...offlineWrangler, CI: 'true', NO_COLOR: '1' },
-  )
+  const server = await startWranglerDev({
+    configPath: bundledConfigPath,
+    noBundle: true,
+    stateDir: join(folder, 'state'),
+    logLevel: 'warn',
+    timeoutMs: 120_000,
+    keepOutputChars: 8000,
+  })
+  return withModelId(server, 'bench')
 }
 
-async function startNodeServe(packageFolder: string, dtype: string): Promise<Server> {
+async function startNodeServe(packageFolder: string): Promise<Server> {
   const port = await freePort()
-  return spawnServer(
-    [
+  const server = await startServerProcess({
+    args: [
       join(repositoryRoot, 'cli/main.ts'),
       'serve',
       '--model',
@@ -198,10 +101,11 @@ async function startNodeServe(packageFolder: string, dtype: string): Promise<Ser
       '--host',
       '127.0.0.1',
     ],
-    `http://127.0.0.1:${port}`,
-    'bench',
-    120_000,
-  )
+    url: `http://127.0.0.1:${port}`,
+    timeoutMs: 120_000,
+    keepOutputChars: 8000,
+  })
+  return withModelId(server, 'bench')
 }
 
 interface LevelResult {
@@ -369,7 +273,7 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
     { name: 'wrangler dev (workerd, WASM)', start: () => startWrangler(context, packageServer.url, dtype) },
     {
       name: 'ondevice serve (Node)',
-      start: () => startNodeServe(pkg.folder, dtype),
+      start: () => startNodeServe(pkg.folder),
       ...(existsSync(join(repositoryRoot, 'cli/commands/serve.ts'))
         ? {}
         : { missing: '`ondevice serve` has not landed (cli/commands/serve.ts missing)' }),

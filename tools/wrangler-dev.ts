@@ -1,0 +1,235 @@
+// The one way this repository starts `wrangler dev` (workerd) and other local servers: on
+// 127.0.0.1, offline, in their own process group (stopping one also stops the workerd it
+// started), ready once /healthz answers. Used by the demo (`npm start`), the workerd and browser
+// tests and the edge-load benchmark. Development tooling: not part of the package.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const repositoryRoot: string = fileURLToPath(new URL('../', import.meta.url))
+
+/** Keeps wrangler off the network and quiet: no metrics, error reports, Cloudflare fetches or update checks. */
+export const offlineWranglerEnv: Readonly<Record<string, string>> = {
+  WRANGLER_SEND_METRICS: 'false',
+  WRANGLER_HIDE_BANNER: 'true',
+  WRANGLER_SEND_ERROR_REPORTS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  NO_UPDATE_NOTIFIER: '1',
+}
+
+/** Not a terminal: no interactive prompts, no colour codes in the output tests read. */
+const nonInteractiveEnv: Readonly<Record<string, string>> = { CI: 'true', NO_COLOR: '1' }
+
+/**
+ * The path of wrangler's CLI script, from its package.json's `bin` (wrangler 4.1xx exports only
+ * `.` and `./package.json`, so `wrangler/bin/wrangler.js` cannot be resolved directly).
+ */
+export function wranglerCliPath(): string {
+  const require = createRequire(import.meta.url)
+  const packageJsonPath = require.resolve('wrangler/package.json')
+  const manifest = require(packageJsonPath) as { bin: { wrangler: string } }
+  return join(dirname(packageJsonPath), manifest.bin.wrangler)
+}
+
+/** A port nothing listens on right now, on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, rejectPort) => {
+    const server = createServer()
+    server.once('error', rejectPort)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
+export interface LocalServer {
+  /** Base URL, e.g. http://127.0.0.1:8787 */
+  readonly url: string
+  readonly pid: number
+  /** The server's output so far (all of it, or the last `keepOutputChars`), for assertions and failure messages. */
+  output(): string
+  /** Stops the process group (SIGTERM, SIGKILL after 5 s) and waits for the server to exit. */
+  stop(): Promise<void>
+}
+
+export interface ServerProcessOptions {
+  /** Arguments to `node` (the script first). */
+  readonly args: readonly string[]
+  /** Where it will listen; ready once `${url}/healthz` answers 2xx. */
+  readonly url: string
+  /** Added to this process's environment. */
+  readonly env?: Readonly<Record<string, string>>
+  /** How long to wait for /healthz. Default 60 s. */
+  readonly timeoutMs?: number
+  /** Receives each non-empty output line as it comes. */
+  readonly onOutput?: (line: string) => void
+  /** Keep only this many characters of output (a long-running server); default: all of it. */
+  readonly keepOutputChars?: number
+}
+
+/** Spawns `node ...args` in its own process group and waits until its /healthz answers. */
+export async function startServerProcess(options: ServerProcessOptions): Promise<LocalServer> {
+  const child: ChildProcess = spawn(process.execPath, [...options.args], {
+    cwd: repositoryRoot,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so stopping it also stops what it starts (wrangler's workerd).
+    detached: true,
+  })
+  let output = ''
+  let partial = ''
+  const collect = (chunk: Buffer): void => {
+    const text = chunk.toString('utf8')
+    output += text
+    if (options.keepOutputChars !== undefined && output.length > options.keepOutputChars) {
+      output = output.slice(-options.keepOutputChars)
+    }
+    if (options.onOutput) {
+      const lines = (partial + text).split('\n')
+      partial = lines.pop() ?? ''
+      for (const line of lines) if (line.trim() !== '') options.onOutput(line)
+    }
+  }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
+  let exited = false
+  const exit = new Promise<void>((resolveExit) =>
+    child.once('exit', () => {
+      exited = true
+      resolveExit()
+    }),
+  )
+  const pid = child.pid
+  if (pid === undefined) throw new Error(`Could not start node ${options.args.join(' ')} (no process id).`)
+
+  const stop = async (): Promise<void> => {
+    if (exited) return
+    try {
+      process.kill(-pid, 'SIGTERM')
+    } catch {
+      return
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // Already gone.
+      }
+    }, 5000)
+    await exit
+    clearTimeout(timer)
+  }
+
+  const timeoutMs = options.timeoutMs ?? 60_000
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (exited) {
+      throw new Error(
+        `${describe(options.args)} exited (${child.exitCode ?? child.signalCode}) before it served ${options.url}:\n${output}`,
+      )
+    }
+    try {
+      const response = await fetch(`${options.url}/healthz`, { signal: AbortSignal.timeout(2000) })
+      await response.body?.cancel()
+      if (response.ok) break
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop()
+      throw new Error(
+        `${describe(options.args)} did not answer ${options.url}/healthz within ${timeoutMs} ms:\n${output}`,
+      )
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 250))
+  }
+  return { url: options.url, pid, output: () => output, stop }
+}
+
+function describe(args: readonly string[]): string {
+  return args[0]?.includes('wrangler') ? `wrangler ${args[1] ?? ''}`.trim() : `node ${args[0] ?? ''}`.trim()
+}
+
+export interface WranglerDevOptions {
+  /** The wrangler config (-c); default: the repository's wrangler.toml. */
+  readonly configPath?: string
+  /** 0 or absent: a free port. */
+  readonly port?: number
+  /** Where wrangler keeps local state (R2, caches): --persist-to. Default: wrangler's (.wrangler/state). */
+  readonly stateDir?: string
+  /** Worker variables on top of the config's (--var NAME:VALUE). */
+  readonly vars?: Readonly<Record<string, string>>
+  /** The config's `main` is a finished bundle (wrangler deploy --dry-run): serve it as is (--no-bundle). */
+  readonly noBundle?: boolean
+  /** wrangler's --log-level; default: wrangler's own (which prints the worker's console lines). */
+  readonly logLevel?: 'debug' | 'info' | 'log' | 'warn' | 'error' | 'none'
+  /** How long to wait for /healthz. Default 60 s (each worker pays for compiling ORT's wasm). */
+  readonly timeoutMs?: number
+  readonly onOutput?: (line: string) => void
+  readonly keepOutputChars?: number
+}
+
+/** Starts `wrangler dev` offline on 127.0.0.1 and waits until the worker's /healthz answers. */
+export async function startWranglerDev(options: WranglerDevOptions = {}): Promise<LocalServer> {
+  const port = options.port !== undefined && options.port !== 0 ? options.port : await freePort()
+  // An explicit inspector port too: the default (9229, then 9230) collides when several run side by side.
+  const inspectorPort = await freePort()
+  const args = [
+    wranglerCliPath(),
+    'dev',
+    ...(options.configPath === undefined ? [] : ['-c', options.configPath]),
+    ...(options.noBundle ? ['--no-bundle'] : []),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--inspector-port',
+    String(inspectorPort),
+    '--local',
+    '--show-interactive-dev-session=false',
+    ...(options.stateDir === undefined ? [] : ['--persist-to', options.stateDir]),
+    ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
+    ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
+  ]
+  return startServerProcess({
+    args,
+    url: `http://127.0.0.1:${port}`,
+    env: { ...offlineWranglerEnv, ...nonInteractiveEnv },
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    ...(options.keepOutputChars === undefined ? {} : { keepOutputChars: options.keepOutputChars }),
+  })
+}
+
+/**
+ * Bundles a worker offline (`wrangler deploy --dry-run --outdir`), as `wrangler deploy` would ship
+ * it. Serving the bundle (`noBundle`) keeps `wrangler dev` from rebuilding and restarting the
+ * isolate mid-run whenever a source file it imports changes.
+ */
+export async function bundleWorker(options: {
+  readonly configPath: string
+  readonly outDir: string
+}): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let output = ''
+    const child = spawn(
+      process.execPath,
+      [wranglerCliPath(), 'deploy', '--dry-run', '-c', options.configPath, '--outdir', options.outDir],
+      {
+        cwd: repositoryRoot,
+        env: { ...process.env, ...offlineWranglerEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    child.stdout?.on('data', (data: Buffer) => (output += data.toString()))
+    child.stderr?.on('data', (data: Buffer) => (output += data.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`wrangler bundling failed (${code}):\n${output}`)),
+    )
+  })
+}
