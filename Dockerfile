@@ -9,8 +9,11 @@
 FROM node:24-bookworm-slim
 
 WORKDIR /app
+# ORT_DISABLE_TELEMETRY: the code sets it too (client-runtime/ort-telemetry.ts); kept here so any
+# other process in the image is covered.
 ENV NODE_ENV=production \
-    ONNXRUNTIME_NODE_INSTALL=skip
+    ONNXRUNTIME_NODE_INSTALL=skip \
+    ORT_DISABLE_TELEMETRY=1
 
 # onnxruntime-node's CPU binaries ship in its npm package; the install-time download is skipped
 # (.npmrc), so the image builds without network access beyond the npm registry.

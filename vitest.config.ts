@@ -11,5 +11,9 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Two cores in CI: model tests are CPU-bound, so more parallel files only thrash.
     maxWorkers: 2,
+    // Test files that import onnxruntime-node directly (builder parity, benchmarks' engines) bypass
+    // the runtime's own switch (client-runtime/ort-telemetry.ts). test/privacy removes this again
+    // for the processes it traces, so the product's own switch is what it checks.
+    env: { ORT_DISABLE_TELEMETRY: '1' },
   },
 })

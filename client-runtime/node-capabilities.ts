@@ -2,6 +2,7 @@
 // loads. A module of its own, imported by a computed name from probe.ts, so a browser bundle
 // never contains (or tries to resolve) a Node-only module.
 import { availableParallelism, totalmem } from 'node:os'
+import { disableOrtTelemetry } from './ort-telemetry.ts'
 
 export interface NodeCapabilities {
   readonly deviceMemoryBytes: number
@@ -10,6 +11,7 @@ export interface NodeCapabilities {
 }
 
 export async function probeNodeCapabilities(): Promise<NodeCapabilities> {
+  disableOrtTelemetry()
   const native = await import('onnxruntime-node').then(
     () => true,
     () => false,

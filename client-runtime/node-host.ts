@@ -6,6 +6,7 @@ import { loadOrtWebForNode } from '../wasm/node.ts'
 import type { Backend } from './dtype.ts'
 import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
 import type { OrtModule } from './ort-session.ts'
+import { disableOrtTelemetry } from './ort-telemetry.ts'
 import { createNodeStore } from './store/node-store.ts'
 
 export const nodeHost: RuntimeHost = {
@@ -20,6 +21,7 @@ export const nodeHost: RuntimeHost = {
     }
     if (backend === 'native') {
       try {
+        disableOrtTelemetry()
         const ort = (await import('onnxruntime-node')) as unknown as OrtModule
         return { ort, setup: { host: 'node', runtime: 'onnxruntime-node', provider: 'cpu' } }
       } catch (error) {

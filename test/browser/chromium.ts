@@ -61,6 +61,8 @@ export interface LaunchedChromium {
   readonly browser: Browser
   /** A fresh persistent-profile-free context (Cache API and storage live as long as it does). */
   newContext(options?: { viewport?: { width: number; height: number } }): Promise<BrowserContext>
+  /** Every URL requested by any context made with newContext (pages and their workers), in order. */
+  readonly requestedUrls: readonly string[]
   close(): Promise<void>
 }
 
@@ -72,13 +74,18 @@ export async function launchChromium(options: LaunchOptions): Promise<LaunchedCh
     args: [...quietFlags, ...(options.webgpu ? webgpuFlags : noGpuFlags)],
     timeout: 60_000,
   })
+  const requestedUrls: string[] = []
   return {
     browser,
-    newContext: (contextOptions) =>
-      browser.newContext({
+    newContext: async (contextOptions) => {
+      const context = await browser.newContext({
         viewport: contextOptions?.viewport ?? { width: 1100, height: 800 },
         serviceWorkers: 'block',
-      }),
+      })
+      context.on('request', (request) => requestedUrls.push(request.url()))
+      return context
+    },
+    requestedUrls,
     close: async () => {
       await browser.close().catch(() => undefined)
     },

@@ -213,6 +213,16 @@ describe('the demo page in Chromium', () => {
     expect(answer.tokenIds.slice(0, maxTokens)).toEqual(greedy.tokenIds)
   }, 180_000)
 
+  // README's promise: the page talks only to where its package and its edge are. Every request of
+  // every scenario above counts (pages and the model's Web Worker), including the handoffs.
+  it('makes requests only to its own origin (page, runtime files, package) and the configured edge', () => {
+    const allowed = new Set([new URL(site.url).origin, new URL(edge.url).origin])
+    const networkUrls = chromium.requestedUrls.filter((url) => /^(https?|wss?):/.test(url))
+    expect(networkUrls.length).toBeGreaterThan(0)
+    expect(networkUrls.some((url) => url.startsWith(new URL(edge.url).origin))).toBe(true)
+    expect(networkUrls.filter((url) => !allowed.has(new URL(url).origin))).toEqual([])
+  })
+
   it('answers on the device with no network at all once the package is cached (edge stopped, context offline)', async () => {
     await edge.stop()
     await warm.setOffline(true)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs and starts the system parts `npm test` needs that npm cannot provide, on Debian or
+# Ubuntu: Chromium (browser end-to-end tests, driven by playwright-core), strace (the network
+# privacy test), clang + lld (the check that wasm/engine/engine.wasm rebuilds from its sources),
+# and Docker (docker.io; dockerd is started with published ports on 127.0.0.1). Safe to run again:
+# what is already there is kept. Needs root (or passwordless sudo). CI (.ci/run) runs this script.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+packages=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium-browser ] || packages+=(chromium)
+command -v strace >/dev/null 2>&1 || packages+=(strace)
+command -v clang >/dev/null 2>&1 || packages+=(clang)
+command -v wasm-ld >/dev/null 2>&1 || packages+=(lld)
+command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "setup-system: installing ${packages[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# dockerd: started once, listening on its Unix socket only; containers' published ports bind
+# 127.0.0.1 by default (--ip), so nothing a test starts is reachable from outside.
+if ! docker info >/dev/null 2>&1; then
+  echo "setup-system: starting dockerd"
+  as_root sh -c 'nohup dockerd --ip=127.0.0.1 >/var/log/ondevice-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  # Not fatal here: only the container tests need it, and they fail saying how to fix it.
+  docker info >/dev/null 2>&1 || echo "setup-system: warning: dockerd did not start; see /var/log/ondevice-dockerd.log" >&2
+fi
+echo "setup-system: done"
