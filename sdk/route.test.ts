@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../core/errors.ts'
 import {
   type DeviceCapabilities,
   decideRoute,
+  defaultThresholds,
   type EdgeAvailability,
   formatBytes,
   type PackageInfo,
@@ -74,7 +75,7 @@ const table: readonly Row[] = [
     policy: 'prefer-device',
     expected: { route: 'edge' },
     because: [
-      'no WebGPU and 2 GB deviceMemory: the Qwen3.5-0.8B q4 package needs ~1.1 GB, probe ran at 3.2 tok/s < 8 tok/s',
+      'no WebGPU and 2 GiB deviceMemory × maxMemoryFraction 0.5 allows 1 GiB: the Qwen3.5-0.8B q4 package needs ~1.1 GiB, probe ran at 3.2 tok/s < 8 tok/s',
     ],
   },
   {
@@ -109,7 +110,7 @@ const table: readonly Row[] = [
     policy: 'prefer-device',
     thresholds: { maxDownloadBytes: 100 * mb },
     expected: { route: 'edge', backgroundDownload: undefined },
-    because: ['exceeds maxDownloadBytes (100 MB)'],
+    because: ['exceeds maxDownloadBytes (100 MiB)'],
   },
   {
     name: 'prefer-device, not cached, storage too small: edge',
@@ -117,7 +118,7 @@ const table: readonly Row[] = [
     packageInfo: uncachedPackage,
     policy: 'prefer-device',
     expected: { route: 'edge' },
-    because: ['of storage free, the package needs 600 MB'],
+    because: ['of storage free, the package needs 600 MiB'],
   },
   {
     name: 'prefer-device, no edge, not cached: download first, then device',
@@ -213,7 +214,7 @@ const table: readonly Row[] = [
     packageInfo: { ...cachedPackage, largestTensorBytes: 500 * mb },
     policy: 'prefer-device',
     expected: { route: 'device', backend: 'wasm' },
-    because: ['WebGPU buffers limited to 256 MB'],
+    because: ['WebGPU buffers limited to 256 MiB'],
   },
   {
     name: 'prefer-device, Node with onnxruntime-node: native',
@@ -229,7 +230,7 @@ const table: readonly Row[] = [
     packageInfo: { ...cachedPackage, name: 'Qwen3-8B fp16', estimatedMemoryBytes: 16 * gb },
     policy: 'prefer-device',
     expected: { route: 'edge' },
-    because: ['WASM heap is limited to 4 GB'],
+    because: ['WASM heap is limited to 4 GiB'],
   },
   {
     name: 'prefer-device, no backend at all: edge',
@@ -381,10 +382,26 @@ describe('decideRoute', () => {
     expect(decideRoute(laptop, uncachedPackage).backgroundDownload).toBe(true)
   })
 
-  it('formats bytes for people', () => {
-    expect(formatBytes(1.1 * gb)).toBe('1.1 GB')
-    expect(formatBytes(600 * mb)).toBe('600 MB')
-    expect(formatBytes(2048)).toBe('2 KB')
+  it('formats bytes for people in binary units, named as such', () => {
+    expect(formatBytes(1.1 * gb)).toBe('1.1 GiB')
+    expect(formatBytes(600 * mb)).toBe('600 MiB')
+    expect(formatBytes(2048)).toBe('2 KiB')
+    expect(formatBytes(1_000_000)).toBe('977 KiB')
     expect(formatBytes(12)).toBe('12 B')
+  })
+
+  it('a memory refusal states the share of deviceMemory that made it fail', () => {
+    // 16 GiB is plenty; maxMemoryFraction is what refuses the 72 MiB package.
+    const decision = decideRoute(
+      { ...laptop, deviceMemoryBytes: 16 * gb },
+      { ...cachedPackage, estimatedMemoryBytes: 72 * mb },
+      'prefer-device',
+      { ...defaultThresholds, maxMemoryFraction: 0.001 },
+      { configured: true, reachable: true },
+    )
+    expect(decision.route).toBe('edge')
+    expect(decision.reason).toContain(
+      '16 GiB deviceMemory × maxMemoryFraction 0.001 allows 16 MiB: the Qwen3.5-0.8B q4 package needs ~72 MiB',
+    )
   })
 })

@@ -105,11 +105,15 @@ export interface RouteDecision {
 
 const gib = 1024 ** 3
 
-/** Bytes as a person reads them: "1.1 GB", "350 MB". */
+/**
+ * Bytes as a person reads them, in binary units said as such (1 KiB = 1024 bytes): "1.1 GiB",
+ * "350 MiB". Binary because the numbers they sit beside are (deviceMemory is whole GiB, ORT's
+ * heap limit is 4 GiB); naming them KiB/MiB/GiB keeps 1,000,000 bytes from reading as "977 KB".
+ */
 export function formatBytes(bytes: number): string {
-  if (bytes >= gib) return `${trim(bytes / gib)} GB`
-  if (bytes >= 1024 ** 2) return `${trim(bytes / 1024 ** 2)} MB`
-  if (bytes >= 1024) return `${trim(bytes / 1024)} KB`
+  if (bytes >= gib) return `${trim(bytes / gib)} GiB`
+  if (bytes >= 1024 ** 2) return `${trim(bytes / 1024 ** 2)} MiB`
+  if (bytes >= 1024) return `${trim(bytes / 1024)} KiB`
   return `${bytes} B`
 }
 
@@ -165,12 +169,13 @@ function assessDevice(
     facts.push(gpuProblem)
   }
 
-  // Memory: the estimate against the share of device memory a page may take; WASM also has a 4 GB heap.
+  // Memory: the estimate against the share of device memory a page may take; WASM also has a 4 GiB heap.
   if (needs !== undefined && capabilities.deviceMemoryBytes !== undefined) {
     const allowed = capabilities.deviceMemoryBytes * thresholds.maxMemoryFraction
     if (needs > allowed) {
+      // The share, not only the total: "16 GiB deviceMemory" alone reads as plenty.
       problems.push(
-        `${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory: the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
+        `${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory × maxMemoryFraction ${thresholds.maxMemoryFraction} allows ${formatBytes(allowed)}: the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
       )
     } else {
       facts.push(`${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory fits ~${formatBytes(needs)}`)
@@ -178,7 +183,7 @@ function assessDevice(
   }
   if (backend === 'wasm' && needs !== undefined && needs > 4 * gib) {
     problems.push(
-      `the WASM heap is limited to 4 GB and the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
+      `the WASM heap is limited to 4 GiB and the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
     )
   }
 
@@ -232,7 +237,7 @@ function validatePolicy(policy: unknown): asserts policy is RoutePolicy {
 
 /**
  * Decides where the next request runs. Every decision carries a reason a person can read, e.g.
- * "no WebGPU and 2 GB deviceMemory: the Qwen3.5-0.8B q4 package needs ~1.1 GB; probe ran at 3.2 tok/s < 8 tok/s".
+ * "no WebGPU and 2 GiB deviceMemory × maxMemoryFraction 0.5 allows 1 GiB: the Qwen3.5-0.8B q4 package needs ~1.1 GiB; probe ran at 3.2 tok/s < 8 tok/s".
  */
 export function decideRoute(
   capabilities: DeviceCapabilities,
@@ -348,7 +353,7 @@ export function decideRoute(
 }
 
 function joinClauses(problems: readonly string[], facts: readonly string[]): string {
-  // "no WebGPU and 2 GB deviceMemory: ..." reads better than two sentences when the GPU note leads.
+  // "no WebGPU and 2 GiB deviceMemory: ..." reads better than two sentences when the GPU note leads.
   const gpuFact = facts.find((fact) => fact.startsWith('no WebGPU') || fact.startsWith('WebGPU'))
   const [first, ...rest] = problems
   const head = gpuFact ? `${gpuFact} and ${first}` : first
