@@ -32,6 +32,8 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
   convert: { summary: 'Convert a llama2.c or Hugging Face safetensors checkpoint to a package', load: () => import('./commands/convert.ts') },
   inspect: { summary: "Show a package's architecture, dtypes, files and ONNX inputs/outputs", load: () => import('./commands/inspect.ts') },
   logits: { summary: "Print the last position's logits for token ids (check a conversion)", load: () => import('./commands/logits.ts') },
+  edge: { summary: 'Run the edge worker locally (wrangler dev, offline) on a package folder', load: () => import('./commands/edge.ts') },
+  'export-default': { summary: 'Write the embedded default package into a folder a page can serve', load: () => import('./commands/export-default.ts') },
   serve: { summary: 'Serve a model behind an OpenAI-compatible API on Node (the edge worker app)', load: () => import('./commands/serve.ts') },
 }
 

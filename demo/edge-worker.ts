@@ -51,7 +51,7 @@ export async function startEdgeWorker(options: EdgeWorkerOptions): Promise<EdgeW
  */
 export async function warmEdgeWorker(
   url: string,
-  options: { modelId?: string; timeoutMs?: number } = {},
+  options: { modelId?: string; timeoutMs?: number; apiKey?: string } = {},
 ): Promise<number> {
   const startedAt = Date.now()
   const deadline = startedAt + (options.timeoutMs ?? 180_000)
@@ -60,7 +60,10 @@ export async function warmEdgeWorker(
   for (let attempt = 1; ; attempt++) {
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+      },
       body: JSON.stringify({
         model: options.modelId ?? 'ondevice-default',
         messages: [{ role: 'user', content: 'Hi' }],

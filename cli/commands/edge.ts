@@ -4,14 +4,14 @@
 // source the demo uses, so no R2 upload is needed. A package too large for a Worker isolate is
 // refused with what to run instead (`ondevice serve`, the same app on Node). Ctrl-C stops both.
 import { readFile, stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { basename, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { preferredDtypes } from '../../client-runtime/dtype.ts'
 import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
-import { formatBytes } from '../../sdk/route.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { startStaticServer } from '../../demo/static-server.ts'
+import { formatBytes } from '../../sdk/route.ts'
 
 const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
        npm run edge -- --model DIR
@@ -65,7 +65,10 @@ async function readManifest(folder: string): Promise<Manifest> {
   try {
     return JSON.parse(text) as Manifest
   } catch (error) {
-    throw new ModelError('model_invalid', `manifest.json of ${folder} is not valid JSON: ${(error as Error).message}.`)
+    throw new ModelError(
+      'model_invalid',
+      `manifest.json of ${folder} is not valid JSON: ${(error as Error).message}.`,
+    )
   }
 }
 
@@ -118,9 +121,11 @@ export async function run(argv: string[]): Promise<number> {
     modelId ??= 'ondevice-default'
   } else {
     folder = resolve(values.model)
+    modelId ??= basename(folder)
   }
   const manifest = await readManifest(folder)
-  const dtype = values.dtype ?? preferredDtypes('wasm').find((candidate) => manifest.dtypes?.includes(candidate))
+  const dtype =
+    values.dtype ?? preferredDtypes('wasm').find((candidate) => manifest.dtypes?.includes(candidate))
   if (dtype === undefined || (manifest.dtypes !== undefined && !manifest.dtypes.includes(dtype))) {
     throw new InvalidArgumentError(
       'dtype',
@@ -152,20 +157,19 @@ export async function run(argv: string[]): Promise<number> {
       modelUrl: `${packageServer.url}/model/`,
       allowedOrigins,
       port,
-      ...(modelId === undefined ? {} : { modelId }),
-      variables: {
-        MODEL_DTYPE: dtype,
-        ...(modelId === undefined ? {} : { MODEL_ID: modelId }),
-        ...(apiKeys ? { API_KEYS: apiKeys } : {}),
-      },
+      modelId,
+      variables: { MODEL_DTYPE: dtype, ...(apiKeys ? { API_KEYS: apiKeys } : {}) },
     })
-    const id = modelId ?? folder.split(/[\\/]/).filter(Boolean).at(-1) ?? 'model'
-    const milliseconds = await warmEdgeWorker(edge.url, { modelId: id, ...(apiKeys ? { apiKey: apiKeys.split(',')[0] } : {}) })
+    const firstKey = apiKeys?.split(',')[0]?.trim()
+    const milliseconds = await warmEdgeWorker(edge.url, {
+      modelId,
+      ...(firstKey ? { apiKey: firstKey } : {}),
+    })
     process.stdout.write(
       [
         '',
         `  edge worker   ${edge.url}  (POST /v1/chat/completions, GET /v1/models, GET /healthz)`,
-        `  model         ${id} (${dtype}) from ${folder}`,
+        `  model         ${modelId} (${dtype}) from ${folder}`,
         `  CORS          ${allowedOrigins.length === 0 ? 'no browser origin allowed (--allowed-origins)' : allowedOrigins.join(', ')}`,
         `  keys          ${apiKeys ? 'API_KEYS' : 'none: open to anyone who reaches 127.0.0.1'}`,
         '',

@@ -1,0 +1,61 @@
+// `ondevice edge` and `ondevice export-default` refuse what cannot work before starting anything
+// (the happy paths run in test/browser/browser-app.test.ts: the exported package on a page, the
+// edge as its fallback). The real command line in a child process.
+import { spawnSync } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const main = fileURLToPath(new URL('../main.ts', import.meta.url))
+const ondevice = (args: string[]) => {
+  const result = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+let folder: string
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-edge-cli-'))
+  // A package whose q8 estimate is over what a Worker isolate holds (only its manifest matters here).
+  await mkdir(join(folder, 'big'))
+  await writeFile(
+    join(folder, 'big', 'manifest.json'),
+    JSON.stringify({
+      format: 'ondevice-package/1',
+      files: [],
+      dtypes: ['q8', 'q4'],
+      estimatedMemoryBytes: { q8: 900e6, q4: 500e6 },
+    }),
+  )
+  await mkdir(join(folder, 'occupied'))
+  await writeFile(join(folder, 'occupied', 'index.html'), '<!doctype html>')
+})
+afterAll(async () => {
+  if (folder) await rm(folder, { recursive: true, force: true })
+})
+
+describe('ondevice edge / export-default: refusals with the fix', () => {
+  it('a package too large for a Worker isolate: exit 2, names `ondevice serve`', () => {
+    const result = ondevice(['edge', '--model', join(folder, 'big')])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(
+      /needs about 858 MiB: more than a Worker isolate holds .* ondevice serve --model/,
+    )
+  })
+
+  it('an origin with a path, a missing folder, a dtype the package lacks: exit 2 each', () => {
+    expect(ondevice(['edge', '--allowed-origins', 'http://localhost:5173/app'])).toMatchObject({ code: 2 })
+    expect(ondevice(['edge', '--model', join(folder, 'nowhere')]).stderr).toMatch(/is not a folder/)
+    expect(ondevice(['edge', '--model', join(folder, 'big'), '--dtype', 'fp16']).stderr).toMatch(
+      /holds q8, q4; not fp16/,
+    )
+  })
+
+  it('export-default never overwrites a folder holding other files', () => {
+    const result = ondevice(['export-default', join(folder, 'occupied')])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/holds other files/)
+    expect(ondevice(['export-default']).stderr).toMatch(/takes one folder/)
+  })
+})
