@@ -2,28 +2,39 @@
 // branch on, whether retrying can help (`isRetryable`), and a message that says what to do.
 // Errors cross Web Worker and HTTP boundaries as plain JSON and come back as the same class.
 
-export type ErrorCode =
-  | 'invalid_argument'
-  | 'tokenizer_invalid'
-  | 'template_failed'
-  | 'model_invalid'
-  | 'model_not_found'
-  | 'integrity_failed'
-  | 'download_failed'
-  | 'storage_quota_exceeded'
-  | 'context_length_exceeded'
-  | 'backend_unavailable'
-  | 'backend_failed'
-  | 'aborted'
-  | 'edge_unavailable'
-  | 'edge_failed'
-  | 'unauthorized'
-  | 'rate_limited'
-  | 'overloaded'
-  | 'not_found'
-  | 'payload_too_large'
-  | 'unsupported'
-  | 'internal'
+/** Every error code, in one list: the HTTP mapping and the edge client's decoder are checked against it. */
+export const errorCodes = [
+  'invalid_argument',
+  'tokenizer_invalid',
+  'template_failed',
+  'model_invalid',
+  'model_not_found',
+  'integrity_failed',
+  'download_failed',
+  'storage_quota_exceeded',
+  'context_length_exceeded',
+  'backend_unavailable',
+  'backend_failed',
+  'aborted',
+  'edge_unavailable',
+  'edge_failed',
+  'unauthorized',
+  'rate_limited',
+  'overloaded',
+  'not_found',
+  'payload_too_large',
+  'unsupported',
+  'internal',
+] as const
+
+export type ErrorCode = (typeof errorCodes)[number]
+
+const knownCodes: ReadonlySet<string> = new Set(errorCodes)
+
+/** True for a string that is one of our codes (a server's `code` field may be anything). */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && knownCodes.has(value)
+}
 
 export interface SerializedError {
   readonly name: string

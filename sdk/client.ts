@@ -11,7 +11,7 @@ import {
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
-import { samplingOptionNames } from '../core/sampling/index.ts'
+import { type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
 import type {
   FinishPart,
   FinishReason,
@@ -23,7 +23,7 @@ import type {
   Usage,
 } from '../core/stream-parts.ts'
 import type { DeviceHost, DeviceModel, DownloadProgress } from './device.ts'
-import { EdgeClient, type EdgeSampling } from './edge-client.ts'
+import { EdgeClient } from './edge-client.ts'
 import { Emitter } from './events.ts'
 import {
   type ChatRequest,
@@ -141,12 +141,12 @@ function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 31)
 }
 
-function samplingOf(request: SamplingRequest): EdgeSampling {
+function samplingOf(request: SamplingRequest): SamplingOptions {
   const sampling: Record<string, unknown> = {}
   for (const key of samplingOptionNames) {
     if (request[key] !== undefined) sampling[key] = request[key]
   }
-  return sampling as EdgeSampling
+  return sampling as SamplingOptions
 }
 
 /** One error that lists every attempt, keeping the class and code of the last failure. */

@@ -3,8 +3,8 @@
 // proxy (browser), or core's deterministic test session (tests): each is a DeviceHost.
 import type { ChatMessage } from '../core/chat-template.ts'
 import type { ChatPrompt } from '../core/chat-turns.ts'
+import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { GenerationPart } from '../core/stream-parts.ts'
-import type { EdgeSampling } from './edge-client.ts'
 import type { DeviceCapabilities, PackageInfo } from './route.ts'
 
 export interface DownloadProgress {
@@ -28,7 +28,7 @@ export interface DeviceGenerateRequest {
   readonly promptTokenIds: readonly number[]
   /** Its turn boundaries (from `encodeChat`): the loop prefills in those chunks and resumes there next turn. */
   readonly promptBoundaries?: readonly number[]
-  readonly sampling?: EdgeSampling
+  readonly sampling?: SamplingOptions
   readonly maxTokens?: number
   readonly stop?: readonly string[]
   readonly signal?: AbortSignal

@@ -1,9 +1,10 @@
 // The parts of the edge client that are pure functions of bytes and headers: SSE framing split
-// at every possible byte boundary, OpenAI error bodies to error classes, Retry-After, option
-// validation. (The client against a real edge is in client-edge.test.ts.)
+// at every possible byte boundary, Retry-After, option validation, the body it sends. (Error
+// bodies and chunks are core/protocol's, tested there; the client against a real edge is in
+// client-edge.test.ts.)
 import { describe, expect, it } from 'vitest'
-import { ContextLengthError, EdgeError, InvalidArgumentError } from '../core/errors.ts'
-import { EdgeClient, edgeErrorFrom, parseRetryAfter } from './edge-client.ts'
+import { InvalidArgumentError } from '../core/errors.ts'
+import { EdgeClient, parseRetryAfter } from './edge-client.ts'
 import { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
 
 function streamOf(chunks: readonly string[]): ReadableStream<Uint8Array> {
@@ -73,53 +74,7 @@ describe('parseServerSentEvents', () => {
   })
 })
 
-describe('edge errors', () => {
-  it('maps OpenAI error bodies to the library classes, keeping param, code and retryability', () => {
-    const invalid = edgeErrorFrom(400, {
-      error: {
-        message: 'temperature must be ≥ 0',
-        type: 'invalid_request_error',
-        param: 'temperature',
-        code: 'invalid_argument',
-      },
-    })
-    expect(invalid).toBeInstanceOf(InvalidArgumentError)
-    expect(invalid).toMatchObject({ param: 'temperature', isRetryable: false })
-    expect(invalid.message).toBe('The edge answered HTTP 400: temperature must be ≥ 0')
-
-    const tooLong = edgeErrorFrom(422, {
-      error: {
-        message: 'prompt too long',
-        type: 'invalid_request_error',
-        param: 'messages',
-        code: 'context_length_exceeded',
-      },
-    })
-    expect(tooLong).toBeInstanceOf(ContextLengthError)
-
-    const limited = edgeErrorFrom(
-      429,
-      { error: { message: 'slow down', type: 'rate_limit_error', param: null, code: 'rate_limited' } },
-      7,
-    )
-    expect(limited).toBeInstanceOf(EdgeError)
-    expect(limited).toMatchObject({ code: 'rate_limited', isRetryable: true, retryAfterSeconds: 7 })
-
-    expect(edgeErrorFrom(401, {})).toMatchObject({ code: 'unauthorized', isRetryable: false })
-    expect(edgeErrorFrom(502, 'Bad Gateway')).toMatchObject({ code: 'edge_failed', isRetryable: true })
-    expect(edgeErrorFrom(503, { error: { message: 'loading', code: 'something_else' } })).toMatchObject({
-      code: 'edge_unavailable',
-      isRetryable: true,
-    })
-    // A mid-stream error event has no status: its code decides.
-    expect(
-      edgeErrorFrom(undefined, { error: { message: 'device lost', code: 'backend_failed' } }),
-    ).toMatchObject({
-      code: 'backend_failed',
-      isRetryable: true,
-    })
-  })
-
+describe('edge client', () => {
   it('reads Retry-After as seconds or as an HTTP date', () => {
     expect(parseRetryAfter('3')).toBe(3)
     expect(parseRetryAfter(null)).toBeUndefined()

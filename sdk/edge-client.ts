@@ -1,17 +1,19 @@
 // The SDK's HTTP client for the edge worker (or any OpenAI-compatible server): one chat
-// completion as a stream of core's generation parts. It speaks the OpenAI wire format plus our
-// extensions (top_k, min_p, repetition_penalty, ondevice_continuation for handoff) and turns
-// OpenAI-shaped errors back into the library's error classes with isRetryable and Retry-After.
+// completion as a stream of core's generation parts. This file is the transport only (the URL,
+// headers, the connect timeout, aborts, Retry-After, server-sent events); what the bodies say is
+// core/protocol's: it encodes the request and reads every chunk and error body.
 import type { ChatMessage } from '../core/chat-template.ts'
+import { AbortedError, EdgeError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+import type { Continuation } from '../core/generate.ts'
 import {
-  AbortedError,
-  ContextLengthError,
-  EdgeError,
-  type ErrorCode,
-  InvalidArgumentError,
-  OndeviceError,
-} from '../core/errors.ts'
-import { type ChatCompletionRequest, fromFinishReason } from '../core/protocol.ts'
+  type ChatCompletionRequest,
+  firstModelId,
+  fromErrorBody,
+  readChunk,
+  toChatCompletionRequest,
+  type UsageReading,
+} from '../core/protocol/index.ts'
+import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import { parseServerSentEvents } from './sse.ts'
 
@@ -30,25 +32,13 @@ export interface EdgeOptions {
   readonly fetch?: typeof fetch
 }
 
-export interface EdgeSampling {
-  readonly temperature?: number
-  readonly topK?: number
-  readonly topP?: number
-  readonly minP?: number
-  readonly repetitionPenalty?: number
-  readonly presencePenalty?: number
-  readonly frequencyPenalty?: number
-  readonly logitBias?: Readonly<Record<number, number>>
-  readonly seed?: number
-}
-
 export interface EdgeChatRequest {
   readonly messages: readonly ChatMessage[]
-  readonly sampling?: EdgeSampling
+  readonly sampling?: SamplingOptions
   readonly maxTokens?: number
   readonly stop?: readonly string[]
   /** Continue an answer another side started: its token ids so far and the sampler step to resume at. */
-  readonly continuation?: { readonly tokenIds: readonly number[]; readonly step: number }
+  readonly continuation?: Continuation
   readonly signal?: AbortSignal
 }
 
@@ -59,53 +49,6 @@ export interface EdgeResponseInfo {
   readonly systemFingerprint?: string
 }
 
-const retryableCodes: ReadonlySet<ErrorCode> = new Set([
-  'rate_limited',
-  'overloaded',
-  'edge_unavailable',
-  'backend_unavailable',
-  'backend_failed',
-  'edge_failed',
-  'internal',
-  'model_invalid',
-  'download_failed',
-])
-
-const knownCodes: ReadonlySet<string> = new Set<ErrorCode>([
-  'invalid_argument',
-  'tokenizer_invalid',
-  'template_failed',
-  'model_invalid',
-  'model_not_found',
-  'integrity_failed',
-  'download_failed',
-  'storage_quota_exceeded',
-  'context_length_exceeded',
-  'backend_unavailable',
-  'backend_failed',
-  'aborted',
-  'edge_unavailable',
-  'edge_failed',
-  'unauthorized',
-  'rate_limited',
-  'overloaded',
-  'not_found',
-  'payload_too_large',
-  'unsupported',
-  'internal',
-])
-
-function codeForStatus(status: number): ErrorCode {
-  if (status === 400) return 'invalid_argument'
-  if (status === 401 || status === 403) return 'unauthorized'
-  if (status === 404) return 'not_found'
-  if (status === 413) return 'payload_too_large'
-  if (status === 422) return 'context_length_exceeded'
-  if (status === 429) return 'rate_limited'
-  if (status === 503) return 'edge_unavailable'
-  return 'edge_failed'
-}
-
 /** Seconds from a Retry-After header (delta-seconds or an HTTP date). */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (value === null || value.trim() === '') return undefined
@@ -113,56 +56,6 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (Number.isFinite(seconds)) return Math.max(0, seconds)
   const date = Date.parse(value)
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
-}
-
-interface OpenAIErrorLike {
-  readonly message?: unknown
-  readonly param?: unknown
-  readonly code?: unknown
-  readonly type?: unknown
-}
-
-/** An OpenAI error body (or whatever came instead) as the library's error class. */
-export function edgeErrorFrom(
-  status: number | undefined,
-  body: unknown,
-  retryAfterSeconds?: number,
-): OndeviceError {
-  const detail: OpenAIErrorLike =
-    typeof body === 'object' &&
-    body !== null &&
-    'error' in body &&
-    typeof body.error === 'object' &&
-    body.error
-      ? (body.error as OpenAIErrorLike)
-      : {}
-  const bodyCode =
-    typeof detail.code === 'string' && knownCodes.has(detail.code) ? (detail.code as ErrorCode) : undefined
-  const code = bodyCode ?? (status === undefined ? 'edge_failed' : codeForStatus(status))
-  const serverMessage = typeof detail.message === 'string' ? detail.message : undefined
-  const where = status === undefined ? 'The edge' : `The edge answered HTTP ${status}`
-  const message = serverMessage ? `${where}: ${serverMessage}` : `${where} without an error message.`
-  const isRetryable = retryableCodes.has(code) || (status !== undefined && status >= 500)
-  const options = { isRetryable, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }
-  if (code === 'invalid_argument') {
-    return new InvalidArgumentError(typeof detail.param === 'string' ? detail.param : '', message, options)
-  }
-  if (code === 'context_length_exceeded') return new ContextLengthError(message, options)
-  return new EdgeError(code, message, options)
-}
-
-interface ChunkUsage {
-  readonly prompt_tokens?: number
-  readonly completion_tokens?: number
-  readonly time_to_first_token_ms?: number
-  readonly prefill_tokens_per_second?: number
-  readonly decode_tokens_per_second?: number
-  readonly backend?: string
-  readonly dtype?: string
-}
-
-function finite(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined
 }
 
 export class EdgeClient {
@@ -270,7 +163,7 @@ export class EdgeClient {
       } catch {
         body = { error: { message: text.slice(0, 300) || response.statusText } }
       }
-      throw edgeErrorFrom(response.status, body, parseRetryAfter(response.headers.get('retry-after')))
+      throw fromErrorBody(response.status, body, parseRetryAfter(response.headers.get('retry-after')))
     }
     return { response, done: () => signal?.removeEventListener('abort', onAbort) }
   }
@@ -284,9 +177,8 @@ export class EdgeClient {
         { method: 'GET', headers: this.headers(false) },
         signal,
       )
-      const body = (await response.json().finally(done)) as { data?: { id?: unknown }[] }
-      const id = body.data?.[0]?.id
-      if (typeof id !== 'string') {
+      const id = firstModelId(await response.json().finally(done))
+      if (id === undefined) {
         throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
       }
       return id
@@ -311,42 +203,14 @@ export class EdgeClient {
 
   /** The request body this client sends for `request` (exported for tests and logs). */
   async body(request: EdgeChatRequest): Promise<ChatCompletionRequest> {
-    const sampling = request.sampling ?? {}
-    const optional = <K extends string, V>(key: K, value: V | undefined) =>
-      (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>
-    return {
+    return toChatCompletionRequest({
       model: await this.model(request.signal),
-      // Every field the chat template reads, so the edge renders the very prompt the device did.
-      messages: request.messages.map((message) => ({
-        role: message.role,
-        content: message.content,
-        ...optional('reasoning_content', message.reasoningContent),
-        ...optional('tool_calls', message.toolCalls),
-        ...optional('tool_call_id', message.toolCallId),
-        ...optional('name', message.name),
-      })),
-      stream: true,
-      stream_options: { include_usage: true },
-      ...optional('max_tokens', request.maxTokens),
-      ...optional('temperature', sampling.temperature),
-      ...optional('top_p', sampling.topP),
-      ...optional('top_k', sampling.topK),
-      ...optional('min_p', sampling.minP),
-      ...optional('repetition_penalty', sampling.repetitionPenalty),
-      ...optional('presence_penalty', sampling.presencePenalty),
-      ...optional('frequency_penalty', sampling.frequencyPenalty),
-      ...optional('logit_bias', sampling.logitBias as Readonly<Record<string, number>> | undefined),
-      ...optional('seed', sampling.seed),
-      ...(request.stop && request.stop.length > 0 ? { stop: [...request.stop] } : {}),
-      ...(request.continuation
-        ? {
-            ondevice_continuation: {
-              token_ids: [...request.continuation.tokenIds],
-              step: request.continuation.step,
-            },
-          }
-        : {}),
-    }
+      messages: request.messages,
+      ...(request.sampling === undefined ? {} : { sampling: request.sampling }),
+      ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+      ...(request.stop === undefined ? {} : { stop: request.stop }),
+      ...(request.continuation === undefined ? {} : { continuation: request.continuation }),
+    })
   }
 
   /**
@@ -371,11 +235,11 @@ export class EdgeClient {
     let text = ''
     const tokenIds: number[] = []
     let finishReason: FinishReason | undefined
-    let usage: ChunkUsage | undefined
+    let usage: UsageReading | undefined
     let firstTokenAt: number | undefined
     let completionTokens = 0
     let sawDone = false
-    let finalTokenIds: number[] | undefined
+    let finalTokenIds: readonly number[] | undefined
     let nextStep: number | undefined
     let reportedInfo = false
     try {
@@ -384,54 +248,29 @@ export class EdgeClient {
           sawDone = true
           break
         }
-        let chunk: Record<string, unknown>
-        try {
-          chunk = JSON.parse(event.data) as Record<string, unknown>
-        } catch {
-          throw new EdgeError(
-            'edge_failed',
-            `The edge sent a stream event that is not JSON: ${event.data.slice(0, 100)}`,
-            {
-              isRetryable: true,
-            },
-          )
-        }
-        if ('error' in chunk) throw edgeErrorFrom(undefined, chunk)
+        const chunk = readChunk(event.data)
         if (!reportedInfo && info) {
           reportedInfo = true
           info({
-            ...(typeof chunk['id'] === 'string' ? { id: chunk['id'] } : {}),
-            ...(typeof chunk['model'] === 'string' ? { model: chunk['model'] } : {}),
-            ...(typeof chunk['system_fingerprint'] === 'string'
-              ? { systemFingerprint: chunk['system_fingerprint'] }
-              : {}),
+            ...(chunk.id === undefined ? {} : { id: chunk.id }),
+            ...(chunk.model === undefined ? {} : { model: chunk.model }),
+            ...(chunk.systemFingerprint === undefined ? {} : { systemFingerprint: chunk.systemFingerprint }),
           })
         }
-        const choices = Array.isArray(chunk['choices']) ? (chunk['choices'] as Record<string, unknown>[]) : []
-        const choice = choices[0]
-        if (choice) {
-          const delta = (choice['delta'] ?? {}) as Record<string, unknown>
-          const content = typeof delta['content'] === 'string' ? delta['content'] : ''
-          const ids = readTokenIds(delta['token_ids'] ?? choice['token_ids'])
-          if (content !== '' || ids.length > 0) {
-            firstTokenAt ??= performance.now()
-            text += content
-            tokenIds.push(...ids)
-            completionTokens += ids.length
-            yield { type: 'text-delta', text: content, tokenIds: ids }
-          }
-          if (choice['finish_reason'] != null)
-            finishReason = fromFinishReason(String(choice['finish_reason']))
+        if (chunk.text !== '' || chunk.tokenIds.length > 0) {
+          firstTokenAt ??= performance.now()
+          text += chunk.text
+          tokenIds.push(...chunk.tokenIds)
+          completionTokens += chunk.tokenIds.length
+          yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
         }
+        if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
         // Our extension on the final chunk: every token the edge generated and the next sampler step.
-        const extension = chunk['ondevice']
-        if (extension && typeof extension === 'object') {
-          const ids = readTokenIds((extension as Record<string, unknown>)['token_ids'])
-          const next = (extension as Record<string, unknown>)['next_step']
-          finalTokenIds = ids
-          if (typeof next === 'number' && Number.isSafeInteger(next)) nextStep = next
+        if (chunk.ondevice !== undefined) {
+          finalTokenIds = chunk.ondevice.tokenIds
+          if (chunk.ondevice.nextStep !== undefined) nextStep = chunk.ondevice.nextStep
         }
-        if (chunk['usage'] && typeof chunk['usage'] === 'object') usage = chunk['usage'] as ChunkUsage
+        if (chunk.usage !== undefined) usage = chunk.usage
       }
     } catch (error) {
       if (request.signal?.aborted) throw new AbortedError()
@@ -455,17 +294,18 @@ export class EdgeClient {
     }
     const now = performance.now()
     const generated = finalTokenIds ?? tokenIds
-    const completion = finite(usage?.completion_tokens) ?? Math.max(completionTokens, generated.length)
+    const completion = usage?.completionTokens ?? Math.max(completionTokens, generated.length)
+    // What the edge did not report is measured here (other servers send only the counts).
     const finalUsage: Usage = {
-      promptTokens: finite(usage?.prompt_tokens) ?? 0,
+      promptTokens: usage?.promptTokens ?? 0,
       completionTokens: completion,
-      timeToFirstTokenMs: finite(usage?.time_to_first_token_ms) ?? (firstTokenAt ?? now) - started,
-      prefillTokensPerSecond: finite(usage?.prefill_tokens_per_second) ?? 0,
+      timeToFirstTokenMs: usage?.timeToFirstTokenMs ?? (firstTokenAt ?? now) - started,
+      prefillTokensPerSecond: usage?.prefillTokensPerSecond ?? 0,
       decodeTokensPerSecond:
-        finite(usage?.decode_tokens_per_second) ??
+        usage?.decodeTokensPerSecond ??
         (firstTokenAt !== undefined && completion > 1 ? ((completion - 1) * 1000) / (now - firstTokenAt) : 0),
-      ...(typeof usage?.backend === 'string' ? { backend: usage.backend } : {}),
-      ...(typeof usage?.dtype === 'string' ? { dtype: usage.dtype } : {}),
+      ...(usage?.backend === undefined ? {} : { backend: usage.backend }),
+      ...(usage?.dtype === undefined ? {} : { dtype: usage.dtype }),
     }
     yield {
       type: 'finish',
@@ -476,8 +316,4 @@ export class EdgeClient {
       usage: finalUsage,
     }
   }
-}
-
-function readTokenIds(value: unknown): number[] {
-  return Array.isArray(value) && value.every((v) => Number.isInteger(v)) ? (value as number[]) : []
 }

@@ -14,6 +14,8 @@ export {
   OndeviceError,
   StoreError,
 } from '../core/errors.ts'
+export { fromErrorBody as edgeErrorFrom } from '../core/protocol/index.ts'
+export type { SamplingOptions } from '../core/sampling/index.ts'
 export type {
   ErrorPart,
   FinishPart,
@@ -46,14 +48,7 @@ export type {
   DownloadProgress,
 } from './device.ts'
 export { createDeviceModel, type DeviceModelParts } from './device-model.ts'
-export {
-  type EdgeChatRequest,
-  EdgeClient,
-  type EdgeOptions,
-  type EdgeSampling,
-  edgeErrorFrom,
-  parseRetryAfter,
-} from './edge-client.ts'
+export { type EdgeChatRequest, EdgeClient, type EdgeOptions, parseRetryAfter } from './edge-client.ts'
 export type { ChatRequest, ClientOptions, DeviceBackendChoice, SamplingRequest } from './options.ts'
 export {
   type DeviceBackend,

@@ -3,8 +3,8 @@
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
-import { resolveSamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
-import type { EdgeOptions, EdgeSampling } from './edge-client.ts'
+import { resolveSamplingOptions, type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
+import type { EdgeOptions } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 
 export type DeviceBackendChoice = 'webgpu' | 'wasm' | 'native'
@@ -35,7 +35,7 @@ export interface ClientOptions {
 }
 
 /** Sampling and length settings, shared by chat() and stream() requests. */
-export interface SamplingRequest extends EdgeSampling {
+export interface SamplingRequest extends SamplingOptions {
   /** Most tokens to generate. */
   readonly maxTokens?: number
   /** Stop strings (never part of the returned text). */

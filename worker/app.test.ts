@@ -2,7 +2,7 @@
 // the OpenAI shapes (JSON and SSE), continuation, every error status, auth, CORS, limits, the
 // request log. workerd runs the same app in test/workerd/ (with a real ONNX model).
 import { describe, expect, it } from 'vitest'
-import type { ChatCompletionChunk, ChatCompletionResponse } from '../core/protocol.ts'
+import type { ChatCompletionChunk, ChatCompletionResponse } from '../core/protocol/index.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 import type { AppOptions } from './options.ts'

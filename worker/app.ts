@@ -7,6 +7,7 @@ import { Hono } from 'hono'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
 import { type ErrorCode, OndeviceError } from '../core/errors.ts'
+import { toModelEntry, toModelList } from '../core/protocol/index.ts'
 import type { AppEnv, RequestState } from './app-env.ts'
 import { createKeyChecker } from './auth.ts'
 import { type ChatRuntime, handleChatCompletion } from './chat-completions.ts'
@@ -195,12 +196,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     return c.json(body, status.state === 'failed' ? 503 : 200)
   })
 
-  app.get('/v1/models', (c) =>
-    c.json({
-      object: 'list',
-      data: [...modelIds].map((id) => ({ id, object: 'model', created: 0, owned_by: 'ondevice' })),
-    }),
-  )
+  app.get('/v1/models', (c) => c.json(toModelList(modelIds)))
 
   app.get('/v1/models/:id', (c) => {
     const id = c.req.param('id')
@@ -213,7 +209,7 @@ export function createApp(options: AppOptions): OndeviceApp {
         },
       )
     }
-    return c.json({ id, object: 'model', created: 0, owned_by: 'ondevice' })
+    return c.json(toModelEntry(id))
   })
 
   app.post('/v1/chat/completions', (c) => handleChatCompletion(c, runtime))

@@ -12,16 +12,14 @@ import {
 import { generate } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import {
-  type ChatCompletionChunk,
   type ChatCompletionRequest,
-  type ChatCompletionResponse,
-  type ChatCompletionUsage,
+  type CompletionHeader,
+  createChunkWriter,
   encodeChatPrompt,
-  toFinishReason,
+  toChatCompletionResponse,
   toGenerateRequest,
-  toUsage,
   validateChatCompletionRequest,
-} from '../core/protocol.ts'
+} from '../core/protocol/index.ts'
 import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
 import type { AppEnv } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
@@ -210,9 +208,12 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       signal: abort.signal,
     }),
   )
-  const id = completionId()
-  const created = Math.floor(Date.now() / 1000)
-  const fingerprint = systemFingerprint(model, runtime.version)
+  const header: CompletionHeader = {
+    id: completionId(),
+    created: Math.floor(Date.now() / 1000),
+    model: request.model,
+    systemFingerprint: systemFingerprint(model, runtime.version),
+  }
 
   if (request.stream !== true) {
     try {
@@ -222,24 +223,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       if (last.finishReason === 'abort')
         throw new AbortedError('The client disconnected; generation stopped.')
       recordFinish(state.fields, last)
-      const response: ChatCompletionResponse = {
-        id,
-        object: 'chat.completion',
-        created,
-        model: request.model,
-        system_fingerprint: fingerprint,
-        choices: [
-          {
-            index: 0,
-            message: { role: 'assistant', content: last.text, refusal: null },
-            logprobs: null,
-            finish_reason: toFinishReason(last.finishReason),
-          },
-        ],
-        usage: toUsage(last.usage),
-        ondevice: { token_ids: [...last.tokenIds], next_step: last.nextStep, ...seedOf(last) },
-      }
-      return c.json(response)
+      return c.json(toChatCompletionResponse(header, last))
     } catch (error) {
       healthy = isCleanStop(error)
       throw error
@@ -250,22 +234,9 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   state.deferred = true
   const includeUsage = request.stream_options?.include_usage === true
+  const chunks = createChunkWriter(header, includeUsage)
   const encoder = new TextEncoder()
   const event = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`)
-  const chunk = (
-    delta: ChatCompletionChunk['choices'][number]['delta'],
-    finishReason: ChatCompletionChunk['choices'][number]['finish_reason'],
-    extra: Partial<ChatCompletionChunk> = {},
-  ): ChatCompletionChunk => ({
-    id,
-    object: 'chat.completion.chunk',
-    created,
-    model: request.model,
-    system_fingerprint: fingerprint,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-    ...(includeUsage ? { usage: null } : {}),
-    ...extra,
-  })
 
   const iterator: AsyncIterator<GenerationPart> = parts[Symbol.asyncIterator]()
   let started = false
@@ -305,7 +276,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       }
       if (!started) {
         started = true
-        controller.enqueue(event(chunk({ role: 'assistant', content: '' }, null)))
+        controller.enqueue(event(chunks.start()))
         awaitReader()
         return
       }
@@ -315,27 +286,16 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
         if (next.done) throw new OndeviceError('internal', 'The generation ended without a result.')
         const part = next.value
         if (part.type === 'text-delta') {
-          // token_ids (our extension) travel with the text so a client can hand the answer off
-          // again; a delta whose text is held back (half a character) still carries its ids.
-          if (part.text.length > 0 || part.tokenIds.length > 0) {
-            controller.enqueue(event(chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)))
-          }
+          // token_ids (our extension) travel with the text so a client can hand the answer off again.
+          const delta = chunks.delta(part)
+          if (delta !== undefined) controller.enqueue(event(delta))
           awaitReader()
           return
         }
         closed = true
         recordFinish(state.fields, part)
-        controller.enqueue(
-          event(
-            chunk({}, toFinishReason(part.finishReason), {
-              ondevice: { token_ids: [...part.tokenIds], next_step: part.nextStep, ...seedOf(part) },
-            }),
-          ),
-        )
-        if (includeUsage) {
-          const usage: ChatCompletionUsage = toUsage(part.usage)
-          controller.enqueue(event({ ...chunk({}, null), choices: [], usage }))
-        }
+        controller.enqueue(event(chunks.finish(part)))
+        if (includeUsage) controller.enqueue(event(chunks.usage(part)))
         controller.enqueue(encoder.encode('data: [DONE]\n\n'))
         controller.close()
         settle(200)
@@ -380,10 +340,6 @@ function recordFinish(fields: RequestLogFields, part: FinishPart): void {
   fields.timeToFirstTokenMs = Math.round(part.usage.timeToFirstTokenMs)
   fields.decodeTokensPerSecond = Math.round(part.usage.decodeTokensPerSecond * 10) / 10
   fields.finishReason = part.finishReason
-}
-
-function seedOf(part: FinishPart): { seed?: number } {
-  return part.seed === undefined ? {} : { seed: part.seed }
 }
 
 /**

@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
-import { InvalidArgumentError, OndeviceError } from './errors.ts'
-import {
-  encodeChatPrompt,
-  fromUsage,
-  toFinishReason,
-  toGenerateRequest,
-  toUsage,
-  validateChatCompletionRequest,
-} from './protocol.ts'
+import { InvalidArgumentError, OndeviceError } from '../errors.ts'
+import { validateChatCompletionRequest } from './validate.ts'
 
 const minimal = { model: 'qwen3', messages: [{ role: 'user', content: 'Hi' }] }
 
@@ -140,67 +132,5 @@ describe('validateChatCompletionRequest', () => {
       code: 'unsupported',
     })
     expect(() => validateChatCompletionRequest({ ...minimal, top_p: 0 })).toThrow(InvalidArgumentError)
-  })
-})
-
-describe('conversions', () => {
-  it('encodes the prompt with the model template and kwargs, and maps sampling fields', () => {
-    const request = validateChatCompletionRequest({
-      model: 'm',
-      messages: [
-        { role: 'developer', content: 'Be brief.' },
-        { role: 'user', content: [{ type: 'text', text: 'Hi' }] },
-      ],
-      chat_template_kwargs: { enable_thinking: false },
-      temperature: 0.5,
-      top_k: 10,
-      logit_bias: { '7': -100 },
-      stop: 'END',
-      max_tokens: 9,
-      ondevice_continuation: { token_ids: [5, 6], step: 2 },
-    })
-    const tokenizer = qwen3Tokenizer()
-    const { tokenIds: ids, turnBoundaries } = encodeChatPrompt(tokenizer, request)
-    expect(tokenizer.decode(ids)).toBe(
-      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
-    )
-    // Cut where the answer starts; the short system turn joins the user's (chat-turns.test.ts).
-    expect(turnBoundaries.map((end) => tokenizer.decode(ids.slice(0, end)))).toEqual([
-      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n',
-    ])
-    expect(toGenerateRequest(request, { promptTokenIds: ids, promptBoundaries: turnBoundaries })).toEqual({
-      promptTokenIds: ids,
-      promptBoundaries: turnBoundaries,
-      sampling: { temperature: 0.5, topK: 10, logitBias: { 7: -100 } },
-      maxTokens: 9,
-      stop: ['END'],
-      continuation: { tokenIds: [5, 6], step: 2 },
-    })
-    expect(toGenerateRequest(request, { promptTokenIds: ids, maxTokens: 3 }).maxTokens).toBe(3)
-  })
-
-  it('maps usage and finish reasons both ways', () => {
-    const usage = {
-      promptTokens: 10,
-      completionTokens: 5,
-      timeToFirstTokenMs: 12,
-      prefillTokensPerSecond: 800,
-      decodeTokensPerSecond: 40,
-      backend: 'wasm',
-      dtype: 'q8',
-      route: 'edge' as const,
-      routeReason: 'no WebGPU',
-    }
-    const wire = toUsage(usage)
-    expect(wire).toMatchObject({
-      prompt_tokens: 10,
-      completion_tokens: 5,
-      total_tokens: 15,
-      route_reason: 'no WebGPU',
-    })
-    expect(fromUsage(wire)).toEqual(usage)
-    expect(toFinishReason('length')).toBe('length')
-    expect(toFinishReason('stop')).toBe('stop')
-    expect(toFinishReason('abort')).toBe('stop')
   })
 })

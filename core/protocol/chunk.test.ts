@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest'
+import { EdgeError, InvalidArgumentError } from '../errors.ts'
+import type { FinishPart } from '../stream-parts.ts'
+import { createChunkWriter, readChunk } from './chunk.ts'
+import { toChatCompletionResponse } from './response.ts'
+
+const header = { id: 'chatcmpl-1', created: 1700000000, model: 'm', systemFingerprint: 'fp' }
+const finish: FinishPart = {
+  type: 'finish',
+  finishReason: 'length',
+  tokenIds: [4, 5, 6],
+  text: 'abc',
+  nextStep: 9,
+  seed: 77,
+  usage: {
+    promptTokens: 2,
+    completionTokens: 3,
+    timeToFirstTokenMs: 5,
+    prefillTokensPerSecond: 100,
+    decodeTokensPerSecond: 20,
+    backend: 'cpu',
+    dtype: 'q8',
+  },
+}
+const roundTrip = (value: unknown) => readChunk(JSON.stringify(value))
+
+describe('chunks', () => {
+  it('the worker writes the OpenAI chunk sequence with our extensions', () => {
+    const writer = createChunkWriter(header, true)
+    expect(writer.start()).toEqual({
+      id: 'chatcmpl-1',
+      object: 'chat.completion.chunk',
+      created: 1700000000,
+      model: 'm',
+      system_fingerprint: 'fp',
+      choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+      usage: null,
+    })
+    expect(writer.delta({ type: 'text-delta', text: '', tokenIds: [] })).toBeUndefined()
+    // Held-back text (half a character) still sends its ids.
+    expect(writer.delta({ type: 'text-delta', text: '', tokenIds: [8] })?.choices[0]?.delta).toEqual({
+      content: '',
+      token_ids: [8],
+    })
+    const last = writer.finish(finish)
+    expect(last.choices[0]?.finish_reason).toBe('length')
+    expect(last.ondevice).toEqual({ token_ids: [4, 5, 6], next_step: 9, seed: 77 })
+    const usage = writer.usage(finish)
+    expect(usage.choices).toEqual([])
+    expect(usage.usage).toMatchObject({ prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 })
+    // Without include_usage, chunks carry no usage field at all.
+    expect('usage' in createChunkWriter(header, false).start()).toBe(false)
+  })
+
+  it('the SDK reads back what the worker wrote', () => {
+    const writer = createChunkWriter(header, true)
+    expect(roundTrip(writer.start())).toEqual({
+      id: 'chatcmpl-1',
+      model: 'm',
+      systemFingerprint: 'fp',
+      text: '',
+      tokenIds: [],
+    })
+    expect(roundTrip(writer.delta({ type: 'text-delta', text: 'hé', tokenIds: [1, 2] }))).toMatchObject({
+      text: 'hé',
+      tokenIds: [1, 2],
+    })
+    expect(roundTrip(writer.finish(finish))).toMatchObject({
+      finishReason: 'length',
+      ondevice: { tokenIds: [4, 5, 6], nextStep: 9 },
+    })
+    const { usage } = roundTrip(writer.usage(finish))
+    expect(usage).toEqual(finish.usage)
+  })
+
+  it("reads other servers' chunks (no token ids, no extension) and ignores malformed extras", () => {
+    expect(
+      roundTrip({ choices: [{ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }], usage: null }),
+    ).toEqual({ text: 'x', tokenIds: [], finishReason: 'stop' })
+    expect(
+      roundTrip({
+        choices: [{ delta: { content: 7, token_ids: [1.5] } }],
+        ondevice: { token_ids: 'no', next_step: 1.5 },
+      }),
+    ).toEqual({ text: '', tokenIds: [], ondevice: { tokenIds: [] } })
+  })
+
+  it('throws error events as the library class, and refuses what is not a JSON object', () => {
+    expect(() =>
+      roundTrip({ error: { message: 'bad temperature', param: 'temperature', code: 'invalid_argument' } }),
+    ).toThrow(InvalidArgumentError)
+    expect(() => readChunk('{not json')).toThrow(/not JSON/)
+    expect(() => readChunk('42')).toThrow(EdgeError)
+    expect(() => readChunk('null')).toThrow(/not a JSON object/)
+  })
+})
+
+describe('the non-streamed response', () => {
+  it('carries the text, the OpenAI finish reason, usage and our extension', () => {
+    expect(toChatCompletionResponse(header, finish)).toEqual({
+      id: 'chatcmpl-1',
+      object: 'chat.completion',
+      created: 1700000000,
+      model: 'm',
+      system_fingerprint: 'fp',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: 'abc', refusal: null },
+          logprobs: null,
+          finish_reason: 'length',
+        },
+      ],
+      usage: {
+        prompt_tokens: 2,
+        completion_tokens: 3,
+        total_tokens: 5,
+        time_to_first_token_ms: 5,
+        prefill_tokens_per_second: 100,
+        decode_tokens_per_second: 20,
+        backend: 'cpu',
+        dtype: 'q8',
+      },
+      ondevice: { token_ids: [4, 5, 6], next_step: 9, seed: 77 },
+    })
+  })
+})

@@ -1,0 +1,129 @@
+// Streamed chunks both ways. The worker writes one completion as: a role chunk, a chunk per text
+// delta (with its token ids, our extension), a finish chunk (with `ondevice`), and a usage chunk
+// when the client asked for one. The SDK reads each server-sent event back into the same facts,
+// accepting what other OpenAI-compatible servers send (no token ids, no usage).
+import { EdgeError } from '../errors.ts'
+import type { FinishPart, FinishReason, TextDeltaPart } from '../stream-parts.ts'
+import { fromErrorBody } from './errors.ts'
+import { fromFinishReason, toFinishReason } from './finish-reason.ts'
+import { type CompletionHeader, toOndeviceResult } from './response.ts'
+import type { ChatCompletionChunk } from './types.ts'
+import { fromUsage, toUsage, type UsageReading } from './usage.ts'
+
+type Choice = ChatCompletionChunk['choices'][number]
+
+export interface ChunkWriter {
+  /** The first chunk: the assistant's role, no text. */
+  start(): ChatCompletionChunk
+  /** A text delta; undefined for one with neither text nor token ids (nothing to send). */
+  delta(part: TextDeltaPart): ChatCompletionChunk | undefined
+  /** The finish reason with every generated token id and the next step (`ondevice`). */
+  finish(part: FinishPart): ChatCompletionChunk
+  /** The usage chunk (no choices) that stream_options.include_usage asks for. */
+  usage(part: FinishPart): ChatCompletionChunk
+}
+
+export function createChunkWriter(header: CompletionHeader, includeUsage: boolean): ChunkWriter {
+  const chunk = (
+    delta: Choice['delta'],
+    finishReason: Choice['finish_reason'],
+    extra: Partial<ChatCompletionChunk> = {},
+  ): ChatCompletionChunk => ({
+    id: header.id,
+    object: 'chat.completion.chunk',
+    created: header.created,
+    model: header.model,
+    system_fingerprint: header.systemFingerprint,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    // OpenAI sends usage: null on every chunk but the last when usage was asked for.
+    ...(includeUsage ? { usage: null } : {}),
+    ...extra,
+  })
+  return {
+    start: () => chunk({ role: 'assistant', content: '' }, null),
+    // A delta whose text is held back (half a character) still carries its ids.
+    delta: (part) =>
+      part.text.length > 0 || part.tokenIds.length > 0
+        ? chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
+        : undefined,
+    finish: (part) => chunk({}, toFinishReason(part.finishReason), { ondevice: toOndeviceResult(part) }),
+    usage: (part) => ({ ...chunk({}, null), choices: [], usage: toUsage(part.usage) }),
+  }
+}
+
+/** What one chunk says, in core's terms; fields it does not carry (or carries malformed) are absent. */
+export interface ChunkReading {
+  readonly id?: string
+  readonly model?: string
+  readonly systemFingerprint?: string
+  /** The first choice's text ('' when none). */
+  readonly text: string
+  /** The token ids behind `text` (our extension; [] from other servers). */
+  readonly tokenIds: readonly number[]
+  readonly finishReason?: FinishReason
+  /** Our extension on the last chunk: every generated token id and the next sampler step. */
+  readonly ondevice?: { readonly tokenIds: readonly number[]; readonly nextStep?: number }
+  readonly usage?: UsageReading
+}
+
+function readTokenIds(value: unknown): number[] {
+  return Array.isArray(value) && value.every((v) => Number.isInteger(v)) ? (value as number[]) : []
+}
+
+/**
+ * Reads one server-sent event's data. An error event (OpenAI's way to fail mid-stream) is thrown
+ * as the library's error class; data that is not JSON is an `edge_failed` error.
+ */
+export function readChunk(data: string): ChunkReading {
+  let chunk: Record<string, unknown>
+  try {
+    chunk = JSON.parse(data) as Record<string, unknown>
+  } catch {
+    throw new EdgeError(
+      'edge_failed',
+      `The edge sent a stream event that is not JSON: ${data.slice(0, 100)}`,
+      {
+        isRetryable: true,
+      },
+    )
+  }
+  if (typeof chunk !== 'object' || chunk === null) {
+    throw new EdgeError(
+      'edge_failed',
+      `The edge sent a stream event that is not a JSON object: ${data.slice(0, 100)}`,
+      {
+        isRetryable: true,
+      },
+    )
+  }
+  if ('error' in chunk) throw fromErrorBody(undefined, chunk)
+  const { id, model, system_fingerprint: systemFingerprint, choices, ondevice, usage } = chunk
+  const choice = Array.isArray(choices) ? (choices[0] as Record<string, unknown> | undefined) : undefined
+  let text = ''
+  let tokenIds: number[] = []
+  let finishReason: FinishReason | undefined
+  if (choice) {
+    const delta = (choice['delta'] ?? {}) as Record<string, unknown>
+    text = typeof delta['content'] === 'string' ? delta['content'] : ''
+    tokenIds = readTokenIds(delta['token_ids'] ?? choice['token_ids'])
+    if (choice['finish_reason'] != null) finishReason = fromFinishReason(String(choice['finish_reason']))
+  }
+  let extension: ChunkReading['ondevice']
+  if (ondevice && typeof ondevice === 'object') {
+    const next = (ondevice as Record<string, unknown>)['next_step']
+    extension = {
+      tokenIds: readTokenIds((ondevice as Record<string, unknown>)['token_ids']),
+      ...(typeof next === 'number' && Number.isSafeInteger(next) ? { nextStep: next } : {}),
+    }
+  }
+  return {
+    ...(typeof id === 'string' ? { id } : {}),
+    ...(typeof model === 'string' ? { model } : {}),
+    ...(typeof systemFingerprint === 'string' ? { systemFingerprint } : {}),
+    text,
+    tokenIds,
+    ...(finishReason === undefined ? {} : { finishReason }),
+    ...(extension === undefined ? {} : { ondevice: extension }),
+    ...(usage && typeof usage === 'object' ? { usage: fromUsage(usage) } : {}),
+  }
+}

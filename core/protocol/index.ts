@@ -1,0 +1,41 @@
+// The OpenAI wire format, in one place: the worker writes with it and the SDK reads with it.
+// One file a job: types, validate, request (and its parts: messages, sampling, tools,
+// response_format), chunk, response, usage, finish reason, errors, models.
+export { type ChunkReading, type ChunkWriter, createChunkWriter, readChunk } from './chunk.ts'
+export { errorStatus, fromErrorBody, toErrorBody } from './errors.ts'
+export { fromFinishReason, toFinishReason } from './finish-reason.ts'
+export { fromWireMessages, toWireMessages } from './messages.ts'
+export { firstModelId, type ModelEntry, toModelEntry, toModelList } from './models.ts'
+export {
+  type ChatRequestInput,
+  encodeChatPrompt,
+  toChatCompletionRequest,
+  toChatMessages,
+  toGenerateRequest,
+  toSamplingOptions,
+  toStopStrings,
+  toTemplateOptions,
+} from './request.ts'
+export { type CompletionHeader, toChatCompletionResponse, toOndeviceResult } from './response.ts'
+export { validateResponseFormat } from './response-format.ts'
+export { fromWireSampling, samplingFields, toWireSampling, type WireSampling } from './sampling.ts'
+export { templateTools, validateTools } from './tools.ts'
+export type {
+  ChatCompletionChunk,
+  ChatCompletionChunkDelta,
+  ChatCompletionContentPart,
+  ChatCompletionFinishReason,
+  ChatCompletionMessage,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  ChatCompletionResponseFormat,
+  ChatCompletionTool,
+  ChatCompletionToolChoice,
+  ChatCompletionUsage,
+  ModelListResponse,
+  OndeviceContinuation,
+  OndeviceResult,
+  OpenAIErrorBody,
+} from './types.ts'
+export { fromUsage, toUsage, type UsageReading } from './usage.ts'
+export { validateChatCompletionRequest } from './validate.ts'

@@ -1,0 +1,107 @@
+// A chat-completion request both ways: the SDK encodes its ChatRequest into the wire body, the
+// worker decodes a validated body into what core's generate() takes (prompt, sampling, limits,
+// stop strings, continuation).
+import type { ChatMessage } from '../chat-template.ts'
+import { type ChatEncoder, type ChatPrompt, encodeChatTurns } from '../chat-turns.ts'
+import type { Continuation, GenerateRequest } from '../generate.ts'
+import type { SamplingOptions } from '../sampling/index.ts'
+import type { ApplyChatTemplateOptions } from '../tokenizer.ts'
+import { fromWireMessages, toWireMessages } from './messages.ts'
+import { fromWireSampling, toWireSampling } from './sampling.ts'
+import { templateTools } from './tools.ts'
+import type { ChatCompletionRequest } from './types.ts'
+
+/** What the SDK asks the edge for, in core's terms. */
+export interface ChatRequestInput {
+  readonly model: string
+  readonly messages: readonly ChatMessage[]
+  readonly sampling?: SamplingOptions
+  readonly maxTokens?: number
+  readonly stop?: readonly string[]
+  /** Continue an answer another side started: its token ids so far and the sampler step to resume at. */
+  readonly continuation?: Continuation
+}
+
+/** The wire body for `input`: always streamed, with usage on the last chunk. */
+export function toChatCompletionRequest(input: ChatRequestInput): ChatCompletionRequest {
+  return {
+    model: input.model,
+    messages: toWireMessages(input.messages),
+    stream: true,
+    stream_options: { include_usage: true },
+    ...(input.maxTokens === undefined ? {} : { max_tokens: input.maxTokens }),
+    ...toWireSampling(input.sampling ?? {}),
+    ...(input.stop && input.stop.length > 0 ? { stop: [...input.stop] } : {}),
+    ...(input.continuation
+      ? {
+          ondevice_continuation: {
+            token_ids: [...input.continuation.tokenIds],
+            step: input.continuation.step,
+          },
+        }
+      : {}),
+  }
+}
+
+/** The request's messages as core ChatMessages ('developer' becomes 'system'; text parts joined). */
+export function toChatMessages(request: ChatCompletionRequest): ChatMessage[] {
+  return fromWireMessages(request.messages)
+}
+
+/** Template options from the request: tools, and chat_template_kwargs (enable_thinking and the rest). */
+export function toTemplateOptions(request: ChatCompletionRequest): ApplyChatTemplateOptions {
+  const kwargs = { ...request.chat_template_kwargs }
+  const thinking = kwargs['enable_thinking']
+  delete kwargs['enable_thinking']
+  const tools = templateTools(request)
+  return {
+    addGenerationPrompt: true,
+    ...(typeof thinking === 'boolean' ? { enableThinking: thinking } : {}),
+    ...(tools === undefined ? {} : { tools }),
+    ...(Object.keys(kwargs).length > 0 ? { extraVariables: kwargs } : {}),
+  }
+}
+
+/**
+ * The prompt for a request (template rendered, special tokens not added twice) with its turn
+ * boundaries, computed as the device computes them so that both prefill in the same chunks.
+ */
+export function encodeChatPrompt(tokenizer: ChatEncoder, request: ChatCompletionRequest): ChatPrompt {
+  return encodeChatTurns(tokenizer, toChatMessages(request), toTemplateOptions(request))
+}
+
+/** Sampling options from the request's OpenAI fields and extensions. */
+export function toSamplingOptions(request: ChatCompletionRequest): SamplingOptions {
+  return fromWireSampling(request)
+}
+
+/** The stop list as an array (OpenAI allows one string). */
+export function toStopStrings(request: ChatCompletionRequest): readonly string[] {
+  const stop = request.stop
+  if (stop === undefined || stop === null) return []
+  return typeof stop === 'string' ? [stop] : stop
+}
+
+/** A core GenerateRequest (without a signal) for a validated request and its encoded prompt. */
+export function toGenerateRequest(
+  request: ChatCompletionRequest,
+  prepared: {
+    readonly promptTokenIds: readonly number[]
+    readonly promptBoundaries?: readonly number[]
+    readonly maxTokens?: number
+  },
+): GenerateRequest {
+  const maxTokens = prepared.maxTokens ?? request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const stop = toStopStrings(request)
+  const continuation = request.ondevice_continuation
+  return {
+    promptTokenIds: prepared.promptTokenIds,
+    ...(prepared.promptBoundaries === undefined ? {} : { promptBoundaries: prepared.promptBoundaries }),
+    sampling: toSamplingOptions(request),
+    ...(maxTokens === undefined || maxTokens === null ? {} : { maxTokens }),
+    ...(stop.length > 0 ? { stop } : {}),
+    ...(continuation === undefined
+      ? {}
+      : { continuation: { tokenIds: continuation.token_ids, step: continuation.step } }),
+  }
+}

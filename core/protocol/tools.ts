@@ -1,0 +1,32 @@
+// Tools (function calling): their validation, and what the chat template gets from them. The
+// model sees the tools through its own template; nothing here constrains its output yet.
+import type { ChatTool } from '../chat-template.ts'
+import { fail, type JsonObject } from './checks.ts'
+import type { ChatCompletionRequest } from './types.ts'
+
+/** Checks the request's `tools` (absent or null is fine). */
+export function validateTools(tools: unknown): void {
+  if (tools !== undefined && tools !== null) {
+    if (!Array.isArray(tools))
+      fail('tools', 'tools must be an array of { type: "function", function: { name, parameters } }.')
+    tools.forEach((tool: unknown, index) => {
+      const function_ =
+        typeof tool === 'object' && tool !== null ? (tool as JsonObject)['function'] : undefined
+      if (
+        (tool as JsonObject | null)?.['type'] !== 'function' ||
+        typeof function_ !== 'object' ||
+        function_ === null
+      ) {
+        fail(`tools.${index}`, `tools.${index} must be { type: "function", function: { name, parameters } }.`)
+      }
+      if (typeof (function_ as JsonObject)['name'] !== 'string')
+        fail(`tools.${index}.function.name`, `tools.${index}.function.name must be a string.`)
+    })
+  }
+}
+
+/** The tools the template renders: none when tool_choice is 'none'. */
+export function templateTools(request: ChatCompletionRequest): readonly ChatTool[] | undefined {
+  const tools = request.tool_choice === 'none' ? undefined : request.tools
+  return tools !== undefined && tools.length > 0 ? (tools as unknown as readonly ChatTool[]) : undefined
+}

@@ -1,0 +1,153 @@
+// The OpenAI chat-completion shapes as they travel, with our extensions: vLLM's sampling names
+// (top_k, min_p, repetition_penalty), chat_template_kwargs, ondevice_continuation (handoff in) and
+// ondevice (tokens and next step out), token_ids on chunk deltas, and timing fields in usage.
+// Types only; the worker writes and the SDK reads them through this folder's other files.
+import type { ChatRole, ChatToolCall } from '../chat-template.ts'
+import type { WireSampling } from './sampling.ts'
+
+export interface ChatCompletionContentPart {
+  readonly type: 'text'
+  readonly text: string
+}
+
+export interface ChatCompletionMessage {
+  /** 'developer' is OpenAI's newer name for 'system'; it is rendered as system. */
+  readonly role: ChatRole | 'developer'
+  readonly content: string | readonly ChatCompletionContentPart[] | null
+  readonly name?: string
+  readonly tool_calls?: readonly ChatToolCall[]
+  readonly tool_call_id?: string
+  /** An assistant turn's reasoning, as vLLM / DeepSeek clients send it. */
+  readonly reasoning_content?: string
+}
+
+export interface ChatCompletionTool {
+  readonly type: 'function'
+  readonly function: {
+    readonly name: string
+    readonly description?: string
+    readonly parameters?: Readonly<Record<string, unknown>>
+  }
+}
+
+export type ChatCompletionToolChoice =
+  | 'none'
+  | 'auto'
+  | 'required'
+  | { readonly type: 'function'; readonly function: { readonly name: string } }
+
+/** What the answer must look like. Only text today; structured output adds its variants here. */
+export type ChatCompletionResponseFormat = { readonly type: 'text' }
+
+/** The handoff extension: the device's tokens so far and the sampler step to resume at. */
+export interface OndeviceContinuation {
+  readonly token_ids: readonly number[]
+  readonly step: number
+}
+
+/**
+ * A chat-completion request. The sampling fields (temperature, top_p, presence_penalty,
+ * frequency_penalty, logit_bias, seed, and the extensions top_k, min_p, repetition_penalty) come
+ * from the one table in sampling.ts.
+ */
+export interface ChatCompletionRequest extends WireSampling {
+  readonly model: string
+  readonly messages: readonly ChatCompletionMessage[]
+  readonly stream?: boolean
+  readonly stream_options?: { readonly include_usage?: boolean } | null
+  readonly max_tokens?: number | null
+  readonly max_completion_tokens?: number | null
+  readonly stop?: string | readonly string[] | null
+  readonly n?: number | null
+  readonly tools?: readonly ChatCompletionTool[]
+  readonly tool_choice?: ChatCompletionToolChoice
+  readonly response_format?: ChatCompletionResponseFormat
+  readonly user?: string
+  // Extension (vLLM's name).
+  /** Variables for the chat template, e.g. { enable_thinking: false } for Qwen3. */
+  readonly chat_template_kwargs?: Readonly<Record<string, unknown>>
+  // Our extension.
+  readonly ondevice_continuation?: OndeviceContinuation
+}
+
+export type ChatCompletionFinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter'
+
+/** OpenAI's usage plus our timing and placement fields (flat, all optional for other servers). */
+export interface ChatCompletionUsage {
+  readonly prompt_tokens: number
+  readonly completion_tokens: number
+  readonly total_tokens: number
+  readonly time_to_first_token_ms?: number
+  readonly prefill_tokens_per_second?: number
+  readonly decode_tokens_per_second?: number
+  readonly backend?: string
+  readonly dtype?: string
+  readonly route?: string
+  readonly route_reason?: string
+}
+
+/** Our extension on a response and on the final chunk: every generated token and the next sampler step. */
+export interface OndeviceResult {
+  readonly token_ids: readonly number[]
+  readonly next_step: number
+  readonly seed?: number
+}
+
+export interface ChatCompletionResponse {
+  readonly id: string
+  readonly object: 'chat.completion'
+  readonly created: number
+  readonly model: string
+  readonly system_fingerprint?: string
+  readonly choices: readonly {
+    readonly index: number
+    readonly message: { readonly role: 'assistant'; readonly content: string | null; readonly refusal: null }
+    readonly logprobs: null
+    readonly finish_reason: ChatCompletionFinishReason
+  }[]
+  readonly usage: ChatCompletionUsage
+  readonly ondevice?: OndeviceResult
+}
+
+export interface ChatCompletionChunkDelta {
+  readonly role?: 'assistant'
+  readonly content?: string
+  /** Our extension: the token ids behind this delta (a delta may carry ids and no text yet). */
+  readonly token_ids?: readonly number[]
+}
+
+export interface ChatCompletionChunk {
+  readonly id: string
+  readonly object: 'chat.completion.chunk'
+  readonly created: number
+  readonly model: string
+  readonly system_fingerprint?: string
+  readonly choices: readonly {
+    readonly index: number
+    readonly delta: ChatCompletionChunkDelta
+    readonly logprobs: null
+    readonly finish_reason: ChatCompletionFinishReason | null
+  }[]
+  readonly usage?: ChatCompletionUsage | null
+  readonly ondevice?: OndeviceResult
+}
+
+export interface OpenAIErrorBody {
+  readonly error: {
+    readonly message: string
+    readonly type: string
+    readonly param: string | null
+    /** One of our ErrorCodes when we wrote it; other servers put their own codes, or null. */
+    readonly code: string | null
+  }
+}
+
+export interface ModelListResponse {
+  readonly object: 'list'
+  readonly data: readonly {
+    readonly id: string
+    readonly object: 'model'
+    readonly created: number
+    readonly owned_by: string
+  }[]
+}

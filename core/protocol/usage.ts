@@ -1,0 +1,51 @@
+// Usage both ways: OpenAI's three counts plus our timing and placement fields, flat. The reader
+// takes whatever a server sent (other servers send only the counts, or nothing) and returns the
+// fields that are present and well-formed; the caller decides what a missing one means.
+import type { Usage } from '../stream-parts.ts'
+import type { ChatCompletionUsage } from './types.ts'
+
+/** Core usage in the wire shape. */
+export function toUsage(usage: Usage): ChatCompletionUsage {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+    time_to_first_token_ms: usage.timeToFirstTokenMs,
+    prefill_tokens_per_second: usage.prefillTokensPerSecond,
+    decode_tokens_per_second: usage.decodeTokensPerSecond,
+    ...(usage.backend === undefined ? {} : { backend: usage.backend }),
+    ...(usage.dtype === undefined ? {} : { dtype: usage.dtype }),
+    ...(usage.route === undefined ? {} : { route: usage.route }),
+    ...(usage.routeReason === undefined ? {} : { route_reason: usage.routeReason }),
+  }
+}
+
+/** The usage fields a wire object carries, each only when present and well-formed. */
+export type UsageReading = Partial<Usage>
+
+function finite(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined
+}
+
+/** Reads an untrusted wire usage object (anything else reads as no fields). */
+export function fromUsage(value: unknown): UsageReading {
+  if (typeof value !== 'object' || value === null) return {}
+  const wire = value as Readonly<Record<string, unknown>>
+  const promptTokens = finite(wire['prompt_tokens'])
+  const completionTokens = finite(wire['completion_tokens'])
+  const timeToFirstTokenMs = finite(wire['time_to_first_token_ms'])
+  const prefillTokensPerSecond = finite(wire['prefill_tokens_per_second'])
+  const decodeTokensPerSecond = finite(wire['decode_tokens_per_second'])
+  const { backend, dtype, route, route_reason: routeReason } = wire
+  return {
+    ...(promptTokens === undefined ? {} : { promptTokens }),
+    ...(completionTokens === undefined ? {} : { completionTokens }),
+    ...(timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs }),
+    ...(prefillTokensPerSecond === undefined ? {} : { prefillTokensPerSecond }),
+    ...(decodeTokensPerSecond === undefined ? {} : { decodeTokensPerSecond }),
+    ...(typeof backend === 'string' ? { backend } : {}),
+    ...(typeof dtype === 'string' ? { dtype } : {}),
+    ...(route === 'device' || route === 'edge' || route === 'device+edge' ? { route } : {}),
+    ...(typeof routeReason === 'string' ? { routeReason } : {}),
+  }
+}

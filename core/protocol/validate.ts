@@ -1,0 +1,237 @@
+// The one validator for an untrusted chat-completion body: returns it typed, or throws an
+// InvalidArgumentError (or `unsupported`) whose `param` is the dotted path of the first bad field
+// and whose message says how to fix it. The worker runs it on every request.
+import { OndeviceError } from '../errors.ts'
+import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
+import { validateResponseFormat } from './response-format.ts'
+import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
+import { validateTools } from './tools.ts'
+import type { ChatCompletionRequest } from './types.ts'
+
+const requestFields: ReadonlySet<string> = new Set([
+  ...Object.values(samplingFields).map((field) => field.wire),
+  'model',
+  'messages',
+  'stream',
+  'stream_options',
+  'max_tokens',
+  'max_completion_tokens',
+  'stop',
+  'n',
+  'tools',
+  'tool_choice',
+  'response_format',
+  'user',
+  'chat_template_kwargs',
+  'ondevice_continuation',
+  'logprobs',
+  'top_logprobs',
+])
+
+// OpenAI fields that change nothing about how a local model answers; clients (the AI SDK, the
+// openai package) send some of them by default, so they are accepted and ignored.
+const ignoredFields: ReadonlySet<string> = new Set([
+  'store',
+  'metadata',
+  'service_tier',
+  'parallel_tool_calls',
+  'reasoning_effort',
+  'prompt_cache_key',
+  'safety_identifier',
+  'verbosity',
+])
+
+// Common misspellings get a pointer to the real name: the SDK's camelCase sampling names (from
+// the one table), and names other APIs use.
+const suggestions: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(Object.entries(samplingFields).map(([option, field]) => [option, field.wire])),
+  maxTokens: 'max_tokens',
+  max_new_tokens: 'max_tokens',
+  stop_sequences: 'stop',
+  prompt: 'messages',
+}
+
+const maximumStopStrings = 16
+
+function validateContent(value: unknown, param: string, role: string): void {
+  if (typeof value === 'string') return
+  if (value === null || value === undefined) {
+    if (role === 'assistant') return
+    fail(param, `${param} is missing: every ${role} message needs text content.`)
+  }
+  if (!Array.isArray(value))
+    fail(param, `${param} must be a string or an array of { type: 'text', text } parts.`)
+  value.forEach((part: unknown, index) => {
+    const at = `${param}.${index}`
+    if (typeof part !== 'object' || part === null)
+      fail(at, `${at} must be an object like { type: 'text', text: '...' }.`)
+    const { type, text } = part as JsonObject
+    if (type !== 'text') {
+      fail(
+        `${at}.type`,
+        `${at}.type is ${JSON.stringify(type)}: this server runs a text-only model; send only { type: 'text', text } parts.`,
+      )
+    }
+    if (typeof text !== 'string') fail(`${at}.text`, `${at}.text must be a string.`)
+  })
+}
+
+function validateMessages(value: unknown): void {
+  if (!Array.isArray(value)) fail('messages', 'messages must be an array of { role, content } objects.')
+  if (value.length === 0)
+    fail('messages', "messages is empty: send at least one message, e.g. { role: 'user', content: 'Hi' }.")
+  value.forEach((message: unknown, index) => {
+    const at = `messages.${index}`
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      fail(at, `${at} must be an object like { role: 'user', content: '...' }.`)
+    }
+    const { role, content, tool_calls: toolCalls, tool_call_id: toolCallId, name } = message as JsonObject
+    if (
+      role !== 'system' &&
+      role !== 'developer' &&
+      role !== 'user' &&
+      role !== 'assistant' &&
+      role !== 'tool'
+    ) {
+      fail(
+        `${at}.role`,
+        `${at}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
+      )
+    }
+    validateContent(content, `${at}.content`, role)
+    if (name !== undefined && typeof name !== 'string') fail(`${at}.name`, `${at}.name must be a string.`)
+    if (toolCalls !== undefined && toolCalls !== null) {
+      if (role !== 'assistant')
+        fail(`${at}.tool_calls`, `${at}.tool_calls is only allowed on assistant messages.`)
+      if (!Array.isArray(toolCalls)) fail(`${at}.tool_calls`, `${at}.tool_calls must be an array.`)
+      toolCalls.forEach((call: unknown, callIndex) => {
+        const function_ =
+          typeof call === 'object' && call !== null ? (call as JsonObject)['function'] : undefined
+        if (
+          typeof function_ !== 'object' ||
+          function_ === null ||
+          typeof (function_ as JsonObject)['name'] !== 'string'
+        ) {
+          fail(
+            `${at}.tool_calls.${callIndex}.function`,
+            `${at}.tool_calls.${callIndex}.function must be { name, arguments }.`,
+          )
+        }
+      })
+    }
+    if (role === 'tool' && typeof toolCallId !== 'string') {
+      fail(
+        `${at}.tool_call_id`,
+        `${at}.tool_call_id is required on tool messages: the id of the call this result answers.`,
+      )
+    }
+  })
+}
+
+function validateContinuation(value: unknown): void {
+  const param = 'ondevice_continuation'
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    fail(param, `${param} must be { token_ids: number[], step: number }.`)
+  }
+  const { token_ids: tokenIds, step } = value as JsonObject
+  if (!Array.isArray(tokenIds))
+    fail(`${param}.token_ids`, `${param}.token_ids must be an array of token ids.`)
+  tokenIds.forEach((id: unknown, index) => {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+      fail(
+        `${param}.token_ids.${index}`,
+        `${param}.token_ids.${index} is ${JSON.stringify(id)}; token ids are whole numbers ≥ 0.`,
+      )
+    }
+  })
+  if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) {
+    fail(
+      `${param}.step`,
+      `${param}.step must be a whole number ≥ 0 (the sampler step to resume at, usually token_ids.length).`,
+    )
+  }
+}
+
+/**
+ * Checks an untrusted chat-completion body and returns it typed. Throws InvalidArgumentError with
+ * `param` set to the dotted path of the first bad field and a message saying how to fix it.
+ */
+export function validateChatCompletionRequest(body: unknown): ChatCompletionRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    fail('body', 'The request body must be a JSON object like { "model": "...", "messages": [...] }.')
+  }
+  const request = body as JsonObject
+  for (const key of Object.keys(request)) {
+    if (requestFields.has(key) || ignoredFields.has(key)) continue
+    const hint = suggestions[key]
+    fail(
+      key,
+      hint
+        ? `Unknown field "${key}": did you mean "${hint}"?`
+        : `Unknown field "${key}": remove it (see the OpenAI chat-completions reference for the fields).`,
+    )
+  }
+  if (typeof request['model'] !== 'string' || request['model'].length === 0) {
+    fail('model', 'model is required: the id of a served model (GET /v1/models lists them).')
+  }
+  validateMessages(request['messages'])
+  for (const field of ['stream'] as const) {
+    if (request[field] !== undefined && request[field] !== null && typeof request[field] !== 'boolean') {
+      fail(field, `${field} must be true or false.`)
+    }
+  }
+  const streamOptions = request['stream_options']
+  if (streamOptions !== undefined && streamOptions !== null) {
+    if (typeof streamOptions !== 'object' || Array.isArray(streamOptions))
+      fail('stream_options', 'stream_options must be an object like { include_usage: true }.')
+    const includeUsage = (streamOptions as JsonObject)['include_usage']
+    if (includeUsage !== undefined && typeof includeUsage !== 'boolean') {
+      fail('stream_options.include_usage', 'stream_options.include_usage must be true or false.')
+    }
+  }
+  optionalNumber(request, 'max_tokens', wholeAtLeast(1))
+  optionalNumber(request, 'max_completion_tokens', wholeAtLeast(1))
+  for (const field of numericSamplingFields) optionalNumber(request, field.wire, field.check)
+  optionalNumber(request, 'n', (value) =>
+    value === 1 ? undefined : 'this server returns one choice per request; send n: 1 or leave it out.',
+  )
+  validateLogitBias(request[samplingFields.logitBias.wire])
+  const stop = request['stop']
+  if (stop !== undefined && stop !== null) {
+    const list = typeof stop === 'string' ? [stop] : stop
+    if (!Array.isArray(list)) fail('stop', 'stop must be a string or an array of strings.')
+    if (list.length > maximumStopStrings)
+      fail('stop', `stop has ${list.length} strings; send at most ${maximumStopStrings}.`)
+    list.forEach((value: unknown, index) => {
+      if (typeof value !== 'string' || value.length === 0)
+        fail(`stop.${index}`, `stop.${index} must be a non-empty string.`)
+    })
+  }
+  if (
+    request['logprobs'] === true ||
+    (request['top_logprobs'] !== undefined && request['top_logprobs'] !== null)
+  ) {
+    throw new OndeviceError(
+      'unsupported',
+      'logprobs are not supported by this server; leave logprobs and top_logprobs out.',
+      {
+        param: request['logprobs'] === true ? 'logprobs' : 'top_logprobs',
+      },
+    )
+  }
+  validateTools(request['tools'])
+  validateResponseFormat(request['response_format'])
+  const kwargs = request['chat_template_kwargs']
+  if (kwargs !== undefined && (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs))) {
+    fail('chat_template_kwargs', 'chat_template_kwargs must be an object, e.g. { "enable_thinking": false }.')
+  }
+  if (kwargs !== undefined) {
+    const thinking = (kwargs as JsonObject)['enable_thinking']
+    if (thinking !== undefined && typeof thinking !== 'boolean')
+      fail('chat_template_kwargs.enable_thinking', 'enable_thinking must be true or false.')
+  }
+  if (request['ondevice_continuation'] !== undefined) validateContinuation(request['ondevice_continuation'])
+  if (request['user'] !== undefined && typeof request['user'] !== 'string')
+    fail('user', 'user must be a string.')
+  return request as unknown as ChatCompletionRequest
+}
