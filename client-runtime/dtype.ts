@@ -2,7 +2,7 @@
 // name them, plus the order in which each backend prefers them. The order is measured, not
 // assumed (DESIGN.md section 2): on WASM, 4-bit MatMulNBits dequantizes the whole matrix on every
 // call, so dynamic int8 is fastest there; onnxruntime-node and WebGPU run 4-bit well.
-import { InvalidArgumentError } from '../core/errors.ts'
+import { InvalidArgumentError, ModelError } from '../core/errors.ts'
 
 export type Backend = 'wasm' | 'webgpu' | 'native'
 
@@ -82,4 +82,57 @@ export function dtypeOfFile(path: string): string | undefined {
   if (!match) return undefined
   const suffix = match[1] ?? ''
   return Object.entries(suffixByDtype).find(([, value]) => value === suffix)?.[0]
+}
+
+export interface DtypeChoiceOptions {
+  readonly backend: Backend
+  /** config.json's model_type (it decides the graph files: one, or embedding + decoder). */
+  readonly modelType: string
+  /** manifest.json's `dtypes`: when not empty, trusted as what the package holds. */
+  readonly listed?: readonly string[] | undefined
+  /** Whether a package file exists; without a list, a dtype is there when all its graph files are. */
+  readonly exists?: ((path: string) => Promise<boolean>) | undefined
+  /** Whether the WebGPU adapter runs f16 shaders. */
+  readonly shaderF16?: boolean
+  /** The package, for the error message. */
+  readonly source: string
+}
+
+/** What a package says about its weights. */
+export type PackageContents = Pick<DtypeChoiceOptions, 'modelType' | 'listed' | 'exists'>
+
+async function holds(contents: PackageContents, dtype: string): Promise<boolean> {
+  if (contents.listed && contents.listed.length > 0) return contents.listed.includes(dtype)
+  if (!contents.exists) return false
+  const exists = contents.exists
+  const files = layoutFiles(onnxLayout(contents.modelType, dtype))
+  return (await Promise.all(files.map((file) => exists(file)))).every(Boolean)
+}
+
+/** The dtypes a package holds (manifest.json's list, else those whose graph files all exist). */
+export async function availableDtypes(contents: PackageContents): Promise<string[]> {
+  if (contents.listed && contents.listed.length > 0) return [...contents.listed]
+  const found: string[] = []
+  for (const dtype of knownDtypes) if (await holds(contents, dtype)) found.push(dtype)
+  return found
+}
+
+/**
+ * The one dtype chooser (device load, inspection, the edge worker): the fastest dtype for
+ * `backend` (preferredDtypes) that the package holds. Throws model_invalid when it holds none
+ * the backend runs. A package that can say neither (no manifest list, no way to ask whether a
+ * file exists) gets the backend's fastest; loading then says which file is missing.
+ */
+export async function chooseDtype(options: DtypeChoiceOptions): Promise<string> {
+  const preferred = preferredDtypes(options.backend, { shaderF16: options.shaderF16 ?? false })
+  const canTell = (options.listed !== undefined && options.listed.length > 0) || options.exists !== undefined
+  if (!canTell) return preferred[0] as string
+  // In order of preference, stopping at the first: a URL package without a manifest asks the
+  // server about each file.
+  for (const dtype of preferred) if (await holds(options, dtype)) return dtype
+  const available = await availableDtypes(options)
+  throw new ModelError(
+    'model_invalid',
+    `${options.source} carries no ONNX weights ${options.backend} can run (found: ${available.join(', ') || 'none'}; expected e.g. ${layoutFiles(onnxLayout(options.modelType, preferredDtypes(options.backend)[0] as string)).join(' + ')}).`,
+  )
 }

@@ -4,14 +4,18 @@ import type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts
 import { loadModelWith } from './load-model.ts'
 
 export {
+  availableDtypes,
   type Backend,
   backends,
+  chooseDtype,
+  type DtypeChoiceOptions,
   dtypeOfFile,
   knownDtypes,
   layoutFiles,
   normalizeDtype,
   type OnnxLayout,
   onnxLayout,
+  type PackageContents,
   preferredDtypes,
 } from './dtype.ts'
 export { inspectPackage, type PackageSummary } from './inspect.ts'
@@ -25,6 +29,7 @@ export {
   type OrtSessionOptions,
 } from './ort-session.ts'
 export { type PackageReader, storedPackageReader } from './package-reader.ts'
+export { loadPackageTokenizer, tokenizerFileNames } from './package-tokenizer.ts'
 export {
   type Capabilities,
   type DecodeSpeed,

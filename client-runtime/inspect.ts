@@ -3,7 +3,7 @@
 // from manifest.json. The SDK's router compares this with the probe (storage, memory, WebGPU).
 import { InvalidArgumentError } from '../core/errors.ts'
 import { parseModelConfig } from '../core/model-package.ts'
-import { type Backend, layoutFiles, normalizeDtype, onnxLayout, preferredDtypes } from './dtype.ts'
+import { type Backend, chooseDtype, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
 import type { ModelStore } from './store/types.ts'
 
 /** Field names match the SDK's PackageInfo (sdk/route.ts), plus the file list. */
@@ -33,24 +33,14 @@ export async function inspectPackage(options: {
   const pkg = await options.store.open(options.model)
   const config = parseModelConfig(await pkg.readText('config.json'))
   let dtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
-  if (!dtype) {
-    const available = pkg.manifest?.dtypes ? [...pkg.manifest.dtypes] : []
-    for (const candidate of preferredDtypes(options.backend, { shaderF16: options.shaderF16 ?? false })) {
-      if (
-        available.length > 0
-          ? available.includes(candidate)
-          : (
-              await Promise.all(
-                layoutFiles(onnxLayout(config.modelType, candidate)).map((file) => pkg.exists(file)),
-              )
-            ).every(Boolean)
-      ) {
-        dtype = candidate
-        break
-      }
-    }
-  }
-  dtype ??= 'fp32'
+  dtype ??= await chooseDtype({
+    backend: options.backend,
+    modelType: config.modelType,
+    listed: pkg.manifest?.dtypes,
+    exists: (path) => pkg.exists(path),
+    shaderF16: options.shaderF16 ?? false,
+    source: pkg.source,
+  })
   const files: string[] = []
   for (const path of [
     'config.json',

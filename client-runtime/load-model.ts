@@ -6,18 +6,20 @@
 import { InvalidArgumentError, ModelError } from '../core/errors.ts'
 import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
-import { Tokenizer } from '../core/tokenizer.ts'
+import type { Tokenizer } from '../core/tokenizer.ts'
 import {
+  availableDtypes,
   type Backend,
   backends,
+  chooseDtype,
   layoutFiles,
   normalizeDtype,
   type OnnxLayout,
   onnxLayout,
-  preferredDtypes,
 } from './dtype.ts'
 import { createOrtSession, type OrtModule } from './ort-session.ts'
 import { storedPackageReader } from './package-reader.ts'
+import { loadPackageTokenizer, tokenizerFileNames } from './package-tokenizer.ts'
 import type { DownloadProgress, ModelStore, StoredPackage, StoreManifest } from './store/types.ts'
 
 export interface LoadModelOptions {
@@ -70,14 +72,6 @@ export interface RuntimeHost {
   shaderF16?(): Promise<boolean>
 }
 
-const packageTextFiles = [
-  'config.json',
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'chat_template.jinja',
-] as const
-
 export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions): Promise<LoadedModel> {
   if (typeof options !== 'object' || options === null)
     throw new InvalidArgumentError(
@@ -103,7 +97,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   const warnings = [...pkg.warnings]
 
   const present = new Map<string, boolean>()
-  for (const path of packageTextFiles) present.set(path, await pkg.exists(path))
+  for (const path of tokenizerFileNames) present.set(path, await pkg.exists(path))
   if (!present.get('config.json'))
     throw new ModelError('model_invalid', `${pkg.source} is not a model package: it has no config.json.`)
   if (!present.get('tokenizer.json'))
@@ -114,33 +108,30 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   const config = parseModelConfig(await pkg.readText('config.json'))
 
   const dtype =
-    requestedDtype ?? (await pickDtype(pkg, config.modelType, backend, (await host.shaderF16?.()) ?? false))
+    requestedDtype ??
+    (await chooseDtype({
+      backend,
+      modelType: config.modelType,
+      listed: pkg.manifest?.dtypes,
+      exists: (path) => pkg.exists(path),
+      shaderF16: (await host.shaderF16?.()) ?? false,
+      source: pkg.source,
+    }))
   const layout = await withAvailableEmbedding(pkg, onnxLayout(config.modelType, dtype))
   const onnxFiles = await filesWithExternalData(pkg, layout)
   if (onnxFiles.missing.length > 0) {
     throw new ModelError(
       'model_not_found',
-      `${pkg.source} has no ${dtype} weights (${onnxFiles.missing.join(', ')} missing)${requestedDtype ? '; pick a dtype the package carries' : ''}. Available: ${(await availableDtypes(pkg, config.modelType)).join(', ') || 'none'}.`,
+      `${pkg.source} has no ${dtype} weights (${onnxFiles.missing.join(', ')} missing)${requestedDtype ? '; pick a dtype the package carries' : ''}. Available: ${(await availableDtypes({ modelType: config.modelType, listed: pkg.manifest?.dtypes, exists: (path) => pkg.exists(path) })).join(', ') || 'none'}.`,
     )
   }
-  const wanted = [...packageTextFiles.filter((path) => present.get(path)), ...onnxFiles.files]
+  const wanted = [...tokenizerFileNames.filter((path) => present.get(path)), ...onnxFiles.files]
   await pkg.ensure(wanted, {
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   })
 
-  const text = async (path: string): Promise<string | undefined> =>
-    present.get(path) ? pkg.readText(path) : undefined
-  const tokenizerConfigJson = await text('tokenizer_config.json')
-  const generationConfigJson = await text('generation_config.json')
-  const chatTemplate = await text('chat_template.jinja')
-  const tokenizer = Tokenizer.fromFiles({
-    tokenizerJson: (await text('tokenizer.json')) as string,
-    configJson: await pkg.readText('config.json'),
-    ...(tokenizerConfigJson !== undefined ? { tokenizerConfigJson } : {}),
-    ...(generationConfigJson !== undefined ? { generationConfigJson } : {}),
-    ...(chatTemplate !== undefined ? { chatTemplate } : {}),
-  })
+  const tokenizer = await loadPackageTokenizer(storedPackageReader(pkg))
 
   const { ort, setup } = await host.loadOrt(backend, options)
   const manifestName = (pkg.manifest as { name?: unknown } | undefined)?.name
@@ -210,33 +201,6 @@ async function dropUnloadableGraphs(
 function modelIdFromSource(source: string): string {
   const trimmed = source.replace(/\/+$/, '')
   return trimmed.slice(trimmed.lastIndexOf('/') + 1) || 'model'
-}
-
-async function availableDtypes(pkg: StoredPackage, modelType: string): Promise<string[]> {
-  if (pkg.manifest?.dtypes) return [...pkg.manifest.dtypes]
-  const found: string[] = []
-  for (const dtype of ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']) {
-    const files = layoutFiles(onnxLayout(modelType, dtype))
-    if ((await Promise.all(files.map((file) => pkg.exists(file)))).every(Boolean)) found.push(dtype)
-  }
-  return found
-}
-
-async function pickDtype(
-  pkg: StoredPackage,
-  modelType: string,
-  backend: Backend,
-  shaderF16: boolean,
-): Promise<string> {
-  const available = await availableDtypes(pkg, modelType)
-  const choice = preferredDtypes(backend, { shaderF16 }).find((dtype) => available.includes(dtype))
-  if (!choice) {
-    throw new ModelError(
-      'model_invalid',
-      `${pkg.source} carries no ONNX weights ${backend} can run (found: ${available.join(', ') || 'none'}; expected e.g. ${layoutFiles(onnxLayout(modelType, preferredDtypes(backend)[0] as string)).join(' + ')}).`,
-    )
-  }
-  return choice
 }
 
 async function filesWithExternalData(

@@ -2,11 +2,11 @@
 // tokenizer files, and ORT sessions from the runtime's createOrtSession (the same session code the
 // device runs, so edge and device produce the same tokens from the same file and backend family).
 
-import { type Backend, dtypeOfFile, preferredDtypes } from '../client-runtime/dtype.ts'
+import { type Backend, chooseDtype } from '../client-runtime/dtype.ts'
 import { createOrtSession, type OrtModule } from '../client-runtime/ort-session.ts'
 import type { PackageReader } from '../client-runtime/package-reader.ts'
-import { ModelError } from '../core/errors.ts'
-import { Tokenizer } from '../core/tokenizer.ts'
+import { loadPackageTokenizer } from '../client-runtime/package-tokenizer.ts'
+import { parseModelConfig } from '../core/model-package.ts'
 import type { HostedModel } from './model-host.ts'
 
 export interface EdgeModelOptions {
@@ -22,61 +22,17 @@ export interface EdgeModelOptions {
   readonly contextLength?: number | undefined
 }
 
-async function optionalText(reader: PackageReader, path: string): Promise<string | undefined> {
-  if (reader.exists && !(await reader.exists(path))) return undefined
-  try {
-    return await reader.readText(path)
-  } catch (error) {
-    if (error instanceof ModelError && error.code === 'model_not_found') return undefined
-    throw error
-  }
-}
-
-/** Loads the tokenizer files a package has (tokenizer.json is required, the rest optional). */
-export async function loadPackageTokenizer(reader: PackageReader): Promise<Tokenizer> {
-  const [tokenizerJson, tokenizerConfigJson, configJson, generationConfigJson, chatTemplate] =
-    await Promise.all([
-      reader.readText('tokenizer.json'),
-      optionalText(reader, 'tokenizer_config.json'),
-      optionalText(reader, 'config.json'),
-      optionalText(reader, 'generation_config.json'),
-      optionalText(reader, 'chat_template.jinja'),
-    ])
-  return Tokenizer.fromFiles({
-    tokenizerJson,
-    ...(tokenizerConfigJson === undefined ? {} : { tokenizerConfigJson }),
-    ...(configJson === undefined ? {} : { configJson }),
-    ...(generationConfigJson === undefined ? {} : { generationConfigJson }),
-    ...(chatTemplate === undefined ? {} : { chatTemplate }),
-  })
-}
-
-async function chooseDtype(options: EdgeModelOptions): Promise<string> {
-  if (options.dtype) return options.dtype
-  const preferred = preferredDtypes(options.backend)
-  if (options.availableDtypes && options.availableDtypes.length > 0) {
-    const found = preferred.find((dtype) => options.availableDtypes?.includes(dtype))
-    if (found) return found
-  }
-  // No manifest: look for the graph files themselves.
-  if (options.reader.exists) {
-    for (const path of [
-      'onnx/model_quantized.onnx',
-      'onnx/model.onnx',
-      'onnx/model_q4.onnx',
-      'onnx/decoder_model_merged_quantized.onnx',
-      'onnx/decoder_model_merged.onnx',
-      'onnx/decoder_model_merged_q4.onnx',
-    ]) {
-      if (await options.reader.exists(path)) return dtypeOfFile(path) ?? 'fp32'
-    }
-  }
-  return 'fp32'
-}
-
 export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedModel> {
   const tokenizer = await loadPackageTokenizer(options.reader)
-  const dtype = await chooseDtype(options)
+  const dtype =
+    options.dtype ||
+    (await chooseDtype({
+      backend: options.backend,
+      modelType: parseModelConfig(await options.reader.readText('config.json')).modelType,
+      listed: options.availableDtypes,
+      exists: options.reader.exists?.bind(options.reader),
+      source: `The package of ${options.modelId}`,
+    }))
   const sessionOptions = {
     backend: options.backend,
     dtype,

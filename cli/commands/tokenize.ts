@@ -1,10 +1,12 @@
 // `ondevice tokenize --tokenizer DIR --text "..." [--json]`: shows how a model package's tokenizer
 // splits a text, so prompts and stop strings can be checked without loading the model.
 import { existsSync, readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { loadPackageTokenizer } from '../../client-runtime/package-tokenizer.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
-import { Tokenizer } from '../../core/tokenizer.ts'
+import type { Tokenizer } from '../../core/tokenizer.ts'
 
 const help = `Usage: ondevice tokenize --tokenizer DIR (--text TEXT | --file PATH) [--json] [--no-special]
 
@@ -18,8 +20,8 @@ Options:
   --no-special     Do not add the special tokens the tokenizer's post-processor adds (e.g. BOS)
   --help, -h       Show this help`
 
-/** Reads a package folder's tokenizer files (tokenizer.json required, the rest when present). */
-export function loadTokenizerFromDirectory(directory: string): Tokenizer {
+/** A package folder's tokenizer (tokenizer.json required, the rest when present), as every host builds it. */
+export async function loadTokenizerFromDirectory(directory: string): Promise<Tokenizer> {
   const tokenizerPath = join(directory, 'tokenizer.json')
   if (!existsSync(tokenizerPath)) {
     throw new InvalidArgumentError(
@@ -27,20 +29,10 @@ export function loadTokenizerFromDirectory(directory: string): Tokenizer {
       `${tokenizerPath} does not exist: pass a model package folder that has tokenizer.json.`,
     )
   }
-  const optional = (name: string): string | undefined => {
-    const path = join(directory, name)
-    return existsSync(path) ? readFileSync(path, 'utf8') : undefined
-  }
-  const tokenizerConfigJson = optional('tokenizer_config.json')
-  const configJson = optional('config.json')
-  const generationConfigJson = optional('generation_config.json')
-  const chatTemplate = optional('chat_template.jinja')
-  return Tokenizer.fromFiles({
-    tokenizerJson: readFileSync(tokenizerPath, 'utf8'),
-    ...(tokenizerConfigJson === undefined ? {} : { tokenizerConfigJson }),
-    ...(configJson === undefined ? {} : { configJson }),
-    ...(generationConfigJson === undefined ? {} : { generationConfigJson }),
-    ...(chatTemplate === undefined ? {} : { chatTemplate }),
+  return loadPackageTokenizer({
+    readText: (path) => readFile(join(directory, path), 'utf8'),
+    readBytes: async (path) => new Uint8Array(await readFile(join(directory, path))),
+    exists: async (path) => existsSync(join(directory, path)),
   })
 }
 
@@ -72,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new InvalidArgumentError('--text', 'Pass exactly one of --text TEXT or --file PATH.')
   }
   const text = values.text ?? readFileSync(values.file === '-' ? 0 : values.file!, 'utf8')
-  const tokenizer = loadTokenizerFromDirectory(values.tokenizer)
+  const tokenizer = await loadTokenizerFromDirectory(values.tokenizer)
   const { ids, pieces } = tokenizer.tokenize(text, { addSpecialTokens: values.special })
   const texts = ids.map((id) => tokenizer.decode([id]))
   if (values.json) {
