@@ -1,6 +1,6 @@
 // The selection engine: picks the next token from a logits vector. A draw runs the logits
 // processors in place (constraints → logit bias → repetition / presence / frequency penalties),
-// then temperature → top-k → top-p → min-p → the draw, in that order (docs/architecture.md).
+// then temperature → top-k → top-p → min-p → the draw, in that order.
 //
 // Two properties matter beyond the distribution itself:
 // - Randomness is counter-based (counter-uniform.ts): the draw for step k is a hash of (seed, k).
