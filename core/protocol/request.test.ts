@@ -74,7 +74,11 @@ describe('encoding (the SDK)', () => {
       ),
     )
     const request = validateChatCompletionRequest(wire)
-    expect(toGenerateRequest(request, { promptTokenIds: [1] })).toEqual({
+    // The worker resolves max_tokens against its cap and the context (chat-completions.ts).
+    expect(request.max_tokens).toBe(5)
+    expect(
+      toGenerateRequest(request, { promptTokenIds: [1], maxTokens: request.max_tokens as number }),
+    ).toEqual({
       promptTokenIds: [1],
       sampling,
       maxTokens: 5,
@@ -109,7 +113,9 @@ describe('decoding (the worker)', () => {
     expect(turnBoundaries.map((end) => tokenizer.decode(ids.slice(0, end)))).toEqual([
       '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n',
     ])
-    expect(toGenerateRequest(request, { promptTokenIds: ids, promptBoundaries: turnBoundaries })).toEqual({
+    expect(
+      toGenerateRequest(request, { promptTokenIds: ids, promptBoundaries: turnBoundaries, maxTokens: 9 }),
+    ).toEqual({
       promptTokenIds: ids,
       promptBoundaries: turnBoundaries,
       sampling: { temperature: 0.5, topK: 10, logitBias: { 7: -100 } },

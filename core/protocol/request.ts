@@ -82,23 +82,27 @@ export function toStopStrings(request: ChatCompletionRequest): readonly string[]
   return typeof stop === 'string' ? [stop] : stop
 }
 
-/** A core GenerateRequest (without a signal) for a validated request and its encoded prompt. */
+/**
+ * A core GenerateRequest (without a signal) for a validated request and its encoded prompt.
+ * `maxTokens` is the caller's to resolve, once: the server knows its cap and the context room
+ * that max_tokens / max_completion_tokens are checked against (worker/chat-completions.ts).
+ */
 export function toGenerateRequest(
   request: ChatCompletionRequest,
   prepared: {
     readonly promptTokenIds: readonly number[]
     readonly promptBoundaries?: readonly number[]
-    readonly maxTokens?: number
+    readonly maxTokens: number
   },
 ): GenerateRequest {
-  const maxTokens = prepared.maxTokens ?? request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const { maxTokens } = prepared
   const stop = toStopStrings(request)
   const continuation = request.ondevice_continuation
   return {
     promptTokenIds: prepared.promptTokenIds,
     ...(prepared.promptBoundaries === undefined ? {} : { promptBoundaries: prepared.promptBoundaries }),
     sampling: toSamplingOptions(request),
-    ...(maxTokens === undefined || maxTokens === null ? {} : { maxTokens }),
+    maxTokens,
     ...(stop.length > 0 ? { stop } : {}),
     ...(continuation === undefined
       ? {}
