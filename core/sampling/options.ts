@@ -48,6 +48,11 @@ export const samplingOptionNames = [
   'seed',
 ] as const satisfies readonly (keyof SamplingOptions)[]
 
+// A compile error when SamplingOptions gains a field this list lacks (the validator would refuse it).
+type UnlistedOption = Exclude<keyof SamplingOptions, (typeof samplingOptionNames)[number]>
+const everyOptionListed: [UnlistedOption] extends [never] ? true : UnlistedOption = true
+void everyOptionListed
+
 const knownOptions: ReadonlySet<string> = new Set(samplingOptionNames)
 
 function finiteNumber(options: SamplingOptions, field: keyof SamplingOptions, fallback: number): number {
