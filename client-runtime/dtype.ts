@@ -1,6 +1,6 @@
 // Weight formats (dtypes) and the file names they live in, as transformers.js / onnx-community
 // name them, plus the order in which each backend prefers them. The order is measured, not
-// assumed (DESIGN.md section 2): on WASM, 4-bit MatMulNBits dequantizes the whole matrix on every
+// assumed (docs/builder.md, "Why q8 on WASM and q4 elsewhere"): on WASM, 4-bit MatMulNBits dequantizes the whole matrix on every
 // call, so dynamic int8 is fastest there; onnxruntime-node and WebGPU run 4-bit well.
 import { InvalidArgumentError, ModelError } from '../core/errors.ts'
 

@@ -1,5 +1,5 @@
 /// <reference path="./compiled-wasm.d.ts" />
-// onnxruntime-web in workerd (Cloudflare Workers), the recipe in DESIGN.md section 5:
+// onnxruntime-web in workerd (Cloudflare Workers), the recipe in docs/runtime.md ("ONNX Runtime in workerd"):
 // Workers forbid compiling WebAssembly from bytes, and ORT only accepts bytes in
 // `env.wasm.wasmBinary`. So the .wasm is imported through wrangler's CompiledWasm rule (a
 // precompiled WebAssembly.Module), ORT gets a short marker byte array as its "binary", and

@@ -1,5 +1,5 @@
-// ONNX graphs for the Llama and Qwen3 decoders, with the onnx-community I/O contract (DESIGN.md
-// §2): input_ids, attention_mask, position_ids, past_key_values.{i}.key|value → logits,
+// ONNX graphs for the Llama and Qwen3 decoders, with the onnx-community I/O contract (docs/builder.md,
+// "The package format"): input_ids, attention_mask, position_ids, past_key_values.{i}.key|value → logits,
 // present.{i}.key|value. One graph serves prefill (many tokens, empty past) and decode (one
 // token, past of any length): every sequence dimension is symbolic.
 //
@@ -281,7 +281,7 @@ export class DecoderGraph {
   /**
    * Token embeddings → [B, S, hidden] float32. fp32 graphs gather fp32 rows; fp16 an fp16 table
    * widened after the Gather; q4 / q8 (by default) block-quantized rows through GatherBlockQuantized,
-   * which DESIGN.md §2 found on every backend (onnxruntime-node, WASM in Node and Chromium).
+   * which docs/builder.md ("ONNX Runtime facts the graphs rely on") lists as checked on every backend (onnxruntime-node, WASM in Node and Chromium).
    */
   #embed(inputIds: string): { hidden: string; fpTable?: string } {
     const g = this.g

@@ -7,7 +7,7 @@
 // Prefill is one graph run for the whole prompt: the Gated DeltaNet layers use the com.microsoft
 // fused ops `CausalConvWithState` (depthwise causal conv + SiLU with a carried state) and
 // `LinearAttention` (update_rule gated_delta, chunked internally), which onnxruntime-node 1.30 and
-// onnxruntime-web 1.30 (WASM) both run (see DESIGN.md §2 and qwen3-5-graph.test.ts).
+// onnxruntime-web 1.30 (WASM) both run (docs/builder.md, "ONNX Runtime facts the graphs rely on", and qwen3-5-graph.test.ts).
 
 import { GraphBuilder, type TensorData, tensor } from '../onnx/index.ts'
 import { quantizeBlockwise4, quantizeColumnwiseInt8 } from '../quantize/quantize.ts'
@@ -138,7 +138,7 @@ class DecoderWriter {
     }
     if (this.format === 'q8') {
       // Symmetric int8 per output column for com.microsoft DynamicQuantizeMatMul: the fastest
-      // measured WASM format under ~1.2 bytes per parameter (DESIGN.md §2).
+      // measured WASM format under ~1.2 bytes per parameter (docs/builder.md, "Why q8 on WASM and q4 elsewhere").
       const quantized = quantizeColumnwiseInt8({ rows: out, cols: inFeatures, data })
       const b = this.g.initializer(`${name}.int8`, {
         type: 'int8',

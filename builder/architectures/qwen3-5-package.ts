@@ -182,7 +182,7 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     files.push(embedPath, decoderPath)
     if (embed.dataPath) files.push(`${embedPath}_data`)
     if (decoder.dataPath) files.push(`${decoderPath}_data`)
-    // External data: ORT's heap grows to ~1.14× the stored bytes (DESIGN.md §2); plus caches and
+    // External data: ORT's heap grows to ~1.14× the stored bytes (docs/builder.md, "External data"); plus caches and
     // a working set for one prefill chunk of logits.
     estimatedMemoryBytes[dtype] = Math.ceil(
       weightBytes * 1.15 + cache.fixed + cache.perToken * contextLength + 64 * config.vocabSize * 4,

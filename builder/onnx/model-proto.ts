@@ -1,6 +1,6 @@
 // Encodes a GraphBuilder as an ONNX ModelProto (field numbers from onnx/onnx.proto). Initializers at
 // or above a size threshold go to an external-data file (`.onnx_data`): ORT's wasm heap grows to
-// ~1.1× the stored bytes that way, against 2-2.6× with weights inline (DESIGN.md §2).
+// ~1.1× the stored bytes that way, against 2-2.6× with weights inline (docs/builder.md, "External data").
 
 import { type AttributeValue, GraphBuilder, type TypedAttribute, type ValueInfo } from './graph.ts'
 import { MessageWriter } from './protobuf.ts'

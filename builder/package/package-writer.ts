@@ -1,4 +1,4 @@
-// Writes a complete model package folder in the onnx-community layout (DESIGN.md §2): config.json,
+// Writes a complete model package folder in the onnx-community layout (docs/builder.md, "The package format"): config.json,
 // generation_config.json, tokenizer.json, tokenizer_config.json, onnx/model*.onnx (+ _data) per
 // dtype and manifest.json (every file's bytes and sha256, dtypes, estimated memory). Everything is
 // written to a temporary sibling folder first and renamed into place at the end, so a failure never
@@ -103,7 +103,7 @@ export function estimateMemoryBytes(
   storedWeightBytes: number,
   contextLength: number,
 ): number {
-  // fp16 weights are widened to fp32 when the session is created (DESIGN.md §2); others load as stored
+  // fp16 weights are widened to fp32 when the session is created (docs/builder.md, "Why q8 on WASM and q4 elsewhere"); others load as stored
   // (external data: ~1.14× the stored bytes in the wasm heap).
   const weights = dtype === 'fp16' ? storedWeightBytes * 2 : storedWeightBytes * 1.14
   const kvCache = 2 * config.numHiddenLayers * config.numKeyValueHeads * config.headDim * contextLength * 4

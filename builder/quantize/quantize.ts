@@ -1,5 +1,5 @@
-// Weight quantization for the two formats that run fast where they are used (DESIGN.md §2,
-// "Speed trap on WASM"):
+// Weight quantization for the two formats that run fast where they are used (docs/builder.md,
+// "Why q8 on WASM and q4 elsewhere"):
 // - q4: block-wise asymmetric int4 for com.microsoft MatMulNBits (block 32, fp32 scales, packed
 //   4-bit zero points): fast on onnxruntime-node and WebGPU.
 // - q8: symmetric int8 with one fp32 scale per output column for com.microsoft
