@@ -45,6 +45,9 @@ export class Tokenizer {
   readonly eosToken: string | undefined
   readonly #tokenizer: HuggingFaceTokenizer
   readonly #specialTokenIds: ReadonlySet<number>
+  readonly #addedTokenIds: ReadonlySet<number>
+  readonly #byteEncoding: 'byte-level' | 'byte-fallback' | undefined
+  #tokenBytes: readonly (Uint8Array | undefined)[] | undefined
 
   private constructor(tokenizerJson: JsonObject, files: TokenizerFiles) {
     const tokenizerConfig = parseJsonFile(files.tokenizerConfigJson, 'tokenizerConfigJson') ?? {}
@@ -69,8 +72,14 @@ export class Tokenizer {
     this.vocabularySize = largest + 1
 
     const special = new Set<number>()
-    for (const [id, token] of this.#tokenizer.get_added_tokens_decoder()) if (token.special) special.add(id)
+    const added = new Set<number>()
+    for (const [id, token] of this.#tokenizer.get_added_tokens_decoder()) {
+      added.add(id)
+      if (token.special) special.add(id)
+    }
     this.#specialTokenIds = special
+    this.#addedTokenIds = added
+    this.#byteEncoding = byteEncodingOf(tokenizerJson)
 
     this.bosToken = tokenText(tokenizerConfig['bos_token'])
     this.eosToken = tokenText(tokenizerConfig['eos_token'])
@@ -159,6 +168,47 @@ export class Tokenizer {
 
   isSpecialToken(id: number): boolean {
     return this.#specialTokenIds.has(id)
+  }
+
+  /**
+   * The bytes each token id stands for in generated text (what structured output matches against
+   * a grammar); undefined for added tokens (`<|im_end|>`, `<tool_call>`, ...), which are control
+   * tokens, not text. Computed once per tokenizer.
+   */
+  tokenBytes(): readonly (Uint8Array | undefined)[] {
+    if (this.#tokenBytes !== undefined) return this.#tokenBytes
+    if (this.#byteEncoding === undefined) {
+      throw new TokenizerError(
+        'Structured output needs the bytes of every token, and this tokenizer.json has neither a ByteLevel decoder nor byte-fallback pieces: it is not supported for responseFormat / tools.',
+      )
+    }
+    const encoder = new TextEncoder()
+    const table = this.#byteEncoding === 'byte-level' ? byteLevelTable() : undefined
+    const bytes: (Uint8Array | undefined)[] = []
+    for (let id = 0; id < this.vocabularySize; id++) {
+      const piece = this.#addedTokenIds.has(id) ? undefined : this.#tokenizer.id_to_token(id)
+      if (piece === undefined) {
+        bytes.push(undefined)
+      } else if (table !== undefined) {
+        const out = new Uint8Array(piece.length)
+        let ok = true
+        for (let index = 0; index < piece.length; index++) {
+          const byte = table.get(piece.charCodeAt(index))
+          if (byte === undefined) ok = false
+          else out[index] = byte
+        }
+        bytes.push(ok ? out : encoder.encode(piece))
+      } else {
+        const byteToken = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece)
+        bytes.push(
+          byteToken === null
+            ? encoder.encode(piece.replaceAll('\u2581', ' '))
+            : Uint8Array.of(Number.parseInt(byteToken[1]!, 16)),
+        )
+      }
+    }
+    this.#tokenBytes = bytes
+    return bytes
   }
 
   /** The model's chat template rendered for `messages` (throws when the model has none). */
@@ -266,6 +316,38 @@ function unusedPrivateUseCharacter(messages: readonly ChatMessage[], template: s
     if (!texts.some((text) => typeof text === 'string' && text.includes(candidate))) return candidate
   }
   throw new TokenizerError('The messages use every private-use character; cannot encode them safely.')
+}
+
+/** How token pieces map to bytes, from tokenizer.json's decoder (undefined: not known). */
+function byteEncodingOf(tokenizerJson: JsonObject): 'byte-level' | 'byte-fallback' | undefined {
+  const model = tokenizerJson['model'] as JsonObject
+  const types: string[] = []
+  const collect = (decoder: unknown): void => {
+    if (typeof decoder !== 'object' || decoder === null) return
+    const record = decoder as JsonObject
+    if (typeof record['type'] === 'string') types.push(record['type'])
+    if (Array.isArray(record['decoders'])) record['decoders'].forEach(collect)
+  }
+  collect(tokenizerJson['decoder'])
+  if (types.includes('ByteLevel')) return 'byte-level'
+  if (model['byte_fallback'] === true || types.includes('ByteFallback')) return 'byte-fallback'
+  return undefined
+}
+
+let byteLevel: Map<number, number> | undefined
+
+/** GPT-2's byte-to-character table, inverted: the character a ByteLevel piece uses → its byte. */
+function byteLevelTable(): Map<number, number> {
+  if (byteLevel !== undefined) return byteLevel
+  const table = new Map<number, number>()
+  let extra = 0
+  for (let byte = 0; byte < 256; byte++) {
+    const printable =
+      (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174 && byte <= 255)
+    table.set(printable ? byte : 256 + extra++, byte)
+  }
+  byteLevel = table
+  return table
 }
 
 function parseJsonFile(value: string | object | undefined, field: string): JsonObject | undefined {

@@ -4,6 +4,7 @@
 import { counterUniform, Sampler, type SamplingOptions } from '../../core/sampling/index.ts'
 import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
 import { referenceSample } from '../support/reference-sampler.ts'
+import { structuredOutputBench } from './structured-output.ts'
 
 const vocabularySize = 248_320
 const options: SamplingOptions = { temperature: 0.7, topK: 50, topP: 0.9, repetitionPenalty: 1.1, seed: 1234 }
@@ -140,3 +141,7 @@ console.log(`Tokenizer encode (Qwen3 tokenizer.json), ${(bytes / 1e6).toFixed(2)
 console.log(
   `  ${(bytes / 1e6 / seconds).toFixed(2)} MB/s, ${Math.round(tokenCount / seconds).toLocaleString('en-US')} tokens/s (median of ${runs.length})`,
 )
+
+// Structured output: the token mask per step at 248,320 tokens, next to XGrammar and to the
+// unconstrained sampling step above.
+await structuredOutputBench()

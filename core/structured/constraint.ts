@@ -1,0 +1,453 @@
+// What a request asks the output to be (a JSON schema, any JSON object, or tool calls) compiled
+// once, and the per-generation state that masks the logits before every draw.
+//
+// The state is a pure function of the tokens generated so far: a continuation (handoff) replays
+// them and reaches the same state, so device and edge mask identically.
+//
+// Tool calls use the model's own syntax (Qwen3: the control token `<tool_call>`, a newline, the
+// JSON `{"name":...,"arguments":...}`, a newline, `</tool_call>`; parallel calls are separated by
+// a newline). With `required` or a named tool the answer starts with a call; with `auto` the model
+// may write text or open a call, and once it opens one, the call is constrained.
+import { InvalidArgumentError, TokenizerError } from '../errors.ts'
+import { compileJsonObject, compileJsonSchema, literalNode, type SchemaNode } from './json-schema.ts'
+import { applyMask, Grammar, GrammarMatcher } from './matcher.ts'
+import { type TokenSource, type TokenVocabulary, vocabularyOf } from './vocabulary.ts'
+
+export type ResponseFormat =
+  | { readonly type: 'text' }
+  | { readonly type: 'json_object' }
+  | {
+      readonly type: 'json_schema'
+      readonly schema: unknown
+      readonly name?: string
+      readonly strict?: boolean
+    }
+
+export interface ToolDefinition {
+  readonly name: string
+  readonly description?: string
+  /** A JSON Schema for the arguments (an object). Default: any object. */
+  readonly parameters?: unknown
+}
+
+export type ToolChoice = 'none' | 'auto' | 'required' | { readonly name: string }
+
+export interface ConstraintOptions {
+  readonly responseFormat?: ResponseFormat
+  readonly tools?: readonly ToolDefinition[]
+  readonly toolChoice?: ToolChoice
+  /** Several calls in one answer (default true, as OpenAI). */
+  readonly parallelToolCalls?: boolean
+}
+
+/** The compiled form of ConstraintOptions: validated, tokenizer-independent, reusable. */
+export interface OutputConstraint {
+  readonly responseGrammar: Grammar | undefined
+  readonly toolGrammar: Grammar | undefined
+  readonly toolMode: 'none' | 'auto' | 'required'
+  readonly parallelToolCalls: boolean
+  /** Tools were given (with `none`, the model must still not open a call). */
+  readonly hasTools: boolean
+}
+
+const toolNamePattern = /^[A-Za-z0-9_-]{1,64}$/
+const encoder = new TextEncoder()
+const newline = encoder.encode('\n')
+
+/**
+ * Validates and compiles the constraint options (throws InvalidArgumentError whose `param` points
+ * at the field, e.g. `responseFormat.schema.properties.age.multipleOf`). Returns undefined when
+ * nothing constrains the output. `names` gives the field names to report (the OpenAI wire uses
+ * `response_format`, `tools`, `tool_choice`).
+ */
+export function compileConstraint(
+  options: ConstraintOptions,
+  names: { responseFormat: string; tools: string; toolChoice: string } = {
+    responseFormat: 'responseFormat',
+    tools: 'tools',
+    toolChoice: 'toolChoice',
+  },
+): OutputConstraint | undefined {
+  // Apps send the same schema again and again: reuse its grammar (and the masks it remembers).
+  let key: string | undefined
+  try {
+    key = JSON.stringify([
+      options.responseFormat,
+      options.tools,
+      options.toolChoice,
+      options.parallelToolCalls,
+      names,
+    ])
+  } catch {
+    key = undefined
+  }
+  if (key !== undefined && compiledCache.has(key)) {
+    const cached = compiledCache.get(key)
+    compiledCache.delete(key)
+    compiledCache.set(key, cached)
+    return cached
+  }
+  const compiled = compileUncached(options, names)
+  if (key !== undefined) {
+    compiledCache.set(key, compiled)
+    if (compiledCache.size > 16) compiledCache.delete(compiledCache.keys().next().value as string)
+  }
+  return compiled
+}
+
+const compiledCache = new Map<string, OutputConstraint | undefined>()
+
+function compileUncached(
+  options: ConstraintOptions,
+  names: { responseFormat: string; tools: string; toolChoice: string },
+): OutputConstraint | undefined {
+  let responseGrammar: Grammar | undefined
+  const format = options.responseFormat
+  if (format !== undefined) {
+    if (typeof format !== 'object' || format === null) {
+      throw new InvalidArgumentError(
+        names.responseFormat,
+        `${names.responseFormat} must be { type: 'json_schema', schema } or { type: 'json_object' }.`,
+      )
+    }
+    if (format.type === 'json_object') responseGrammar = new Grammar(compileJsonObject().root)
+    else if (format.type === 'json_schema') {
+      if (!('schema' in format) || format.schema === undefined) {
+        throw new InvalidArgumentError(
+          `${names.responseFormat}.schema`,
+          `${names.responseFormat}.schema is required for type 'json_schema' (a JSON Schema object).`,
+        )
+      }
+      if (format.strict !== undefined && typeof format.strict !== 'boolean') {
+        throw new InvalidArgumentError(`${names.responseFormat}.strict`, 'strict must be true or false.')
+      }
+      responseGrammar = new Grammar(compileJsonSchema(format.schema, `${names.responseFormat}.schema`).root)
+    } else if (format.type !== 'text') {
+      throw new InvalidArgumentError(
+        `${names.responseFormat}.type`,
+        `${names.responseFormat}.type ${JSON.stringify((format as { type?: unknown }).type)} is not supported; use 'json_schema', 'json_object' or 'text'.`,
+      )
+    }
+  }
+
+  const tools = options.tools ?? []
+  if (!Array.isArray(tools))
+    throw new InvalidArgumentError(names.tools, `${names.tools} must be an array of tools.`)
+  const choice = options.toolChoice ?? (tools.length > 0 ? 'auto' : 'none')
+  const parallel = options.parallelToolCalls ?? true
+  if (typeof parallel !== 'boolean')
+    throw new InvalidArgumentError('parallelToolCalls', 'parallelToolCalls must be true or false.')
+  const seen = new Set<string>()
+  const calls: SchemaNode[] = []
+  let id = 1_000_000
+  for (const [index, tool] of tools.entries()) {
+    const at = `${names.tools}.${index}`
+    if (typeof tool !== 'object' || tool === null)
+      throw new InvalidArgumentError(at, `${at} must be a tool like { name, description?, parameters? }.`)
+    if (typeof tool.name !== 'string' || !toolNamePattern.test(tool.name)) {
+      throw new InvalidArgumentError(
+        `${at}.name`,
+        `${at}.name must be 1-64 letters, digits, "_" or "-"; got ${JSON.stringify(tool.name)}.`,
+      )
+    }
+    if (seen.has(tool.name))
+      throw new InvalidArgumentError(
+        `${at}.name`,
+        `Two tools are named "${tool.name}": names must be unique.`,
+      )
+    seen.add(tool.name)
+    if (tool.description !== undefined && typeof tool.description !== 'string') {
+      throw new InvalidArgumentError(`${at}.description`, `${at}.description must be a string.`)
+    }
+    const parameters = tool.parameters ?? { type: 'object' }
+    const compiled = compileJsonSchema(parameters, `${at}.parameters`).root
+    if (!producesObjects(compiled)) {
+      throw new InvalidArgumentError(
+        `${at}.parameters`,
+        `${at}.parameters must describe an object ({ type: 'object', properties: ... }): arguments are a JSON object.`,
+      )
+    }
+    calls.push(callNode(tool.name, compiled, id))
+    id += 3
+  }
+
+  let toolMode: 'none' | 'auto' | 'required'
+  let allowed = calls
+  if (choice === 'none' || choice === 'auto' || choice === 'required') {
+    toolMode = choice
+  } else if (typeof choice === 'object' && choice !== null && typeof choice.name === 'string') {
+    const position = tools.findIndex((tool) => tool.name === choice.name)
+    if (position === -1) {
+      throw new InvalidArgumentError(
+        `${names.toolChoice}.name`,
+        `${names.toolChoice} names "${choice.name}", which is not in ${names.tools}.`,
+      )
+    }
+    toolMode = 'required'
+    allowed = [calls[position]!]
+  } else {
+    throw new InvalidArgumentError(
+      names.toolChoice,
+      `${names.toolChoice} must be 'none', 'auto', 'required' or { name }.`,
+    )
+  }
+  if (toolMode !== 'none' && tools.length === 0) {
+    throw new InvalidArgumentError(
+      names.toolChoice,
+      `${names.toolChoice} is ${JSON.stringify(choice)} but no ${names.tools} are given.`,
+    )
+  }
+  if (toolMode === 'required' && responseGrammar !== undefined) {
+    throw new InvalidArgumentError(
+      names.responseFormat,
+      `${names.responseFormat} does not apply when a tool call is required (the answer is the call).`,
+    )
+  }
+  const toolGrammar =
+    toolMode === 'none'
+      ? undefined
+      : new Grammar(
+          allowed.length === 1 ? allowed[0]! : { kind: 'union', id: id++, options: allowed },
+          newline,
+          newline,
+        )
+  if (responseGrammar === undefined && toolGrammar === undefined && toolMode === 'none' && tools.length === 0)
+    return undefined
+  return { responseGrammar, toolGrammar, toolMode, parallelToolCalls: parallel, hasTools: tools.length > 0 }
+}
+
+function producesObjects(node: SchemaNode): boolean {
+  if (node.kind === 'object') return true
+  if (node.kind === 'union') return node.options.every(producesObjects)
+  if (node.kind === 'reference') return node.target !== undefined && producesObjects(node.target)
+  return false
+}
+
+/** `{"name":"<name>","arguments":<parameters>}`, in that order. */
+function callNode(name: string, parameters: SchemaNode, id: number): SchemaNode {
+  return {
+    kind: 'object',
+    id,
+    properties: [
+      { name: 'name', keyBytes: encoder.encode('"name"'), node: literalNode([name], id + 1), required: true },
+      { name: 'arguments', keyBytes: encoder.encode('"arguments"'), node: parameters, required: true },
+    ],
+    additional: undefined,
+  }
+}
+
+/** What the per-generation state needs from a tokenizer (core's Tokenizer has it). */
+export interface ConstraintTokenizer extends TokenSource {
+  tokenToId(token: string): number | undefined
+}
+
+// --- Per generation ----------------------------------------------------------------------------
+
+/** Where a tool-call answer stands. */
+const textMode = 0 // free text (auto) or the response format's document
+const callOpenMode = 1 // only `<tool_call>` may come (required, or between parallel calls)
+const callMode = 2 // inside the call's JSON
+const afterCallMode = 3 // EOS, or "\n" then another call
+
+/**
+ * The state of one generation under a constraint: `mask(logits)` before each draw, `accept(id)`
+ * after it. Built from the tokens already generated (a continuation replays them).
+ */
+export class ConstraintState {
+  readonly constraint: OutputConstraint
+  readonly vocabulary: TokenVocabulary
+  readonly #bits: Uint32Array
+  #mode: number
+  #text: GrammarMatcher | undefined
+  #call: GrammarMatcher | undefined
+  #tokens = 0
+  readonly #openId: number
+  readonly #closeId: number
+  readonly #newlineId: number
+
+  constructor(
+    constraint: OutputConstraint,
+    tokenizer: ConstraintTokenizer,
+    generated: readonly number[] = [],
+  ) {
+    this.constraint = constraint
+    this.vocabulary = vocabularyOf(tokenizer)
+    this.#bits = new Uint32Array(Math.max(this.vocabulary.wordCount, 1))
+    this.#openId = -1
+    this.#closeId = -1
+    this.#newlineId = -1
+    if (constraint.toolMode !== 'none' || constraint.toolGrammar !== undefined || constraint.hasTools) {
+      const open = tokenizer.tokenToId('<tool_call>')
+      const close = tokenizer.tokenToId('</tool_call>')
+      const line = this.vocabulary.tokenBytes.findIndex(
+        (bytes) => bytes !== undefined && bytes.length === 1 && bytes[0] === 0x0a,
+      )
+      if (open === undefined || close === undefined || line === -1) {
+        throw new TokenizerError(
+          'This model has no <tool_call> / </tool_call> tokens, so tool calls cannot be enforced for it; tools work with Qwen-style chat templates.',
+        )
+      }
+      this.#openId = open
+      this.#closeId = close
+      this.#newlineId = line
+    }
+    this.#mode = constraint.toolMode === 'required' ? callOpenMode : textMode
+    this.#text =
+      constraint.responseGrammar === undefined
+        ? undefined
+        : new GrammarMatcher(constraint.responseGrammar, this.vocabulary)
+    for (const [index, id] of generated.entries()) {
+      if (!this.accept(id)) {
+        throw new InvalidArgumentError(
+          `continuation.tokenIds.${index}`,
+          `Token ${id} does not fit the output constraint at this point: the continuation was not produced under the same constraint.`,
+        )
+      }
+    }
+  }
+
+  /** Whether generation is in free text (no mask). */
+  get #unconstrained(): boolean {
+    return this.#mode === textMode && this.#text === undefined
+  }
+
+  /** Tokens accepted so far (the generated ones the state follows). */
+  get tokenCount(): number {
+    return this.#tokens
+  }
+
+  /**
+   * The sampler's logits-processor hook: catches up with the generated tokens in `context` (the
+   * state is a function of them alone, so a handoff that replays them lands on the same state),
+   * then masks `logits`.
+   */
+  process(
+    logits: Float32Array,
+    context: { readonly previousTokenIds: readonly number[]; readonly promptLength: number },
+  ): void {
+    const generated = context.previousTokenIds.length - context.promptLength
+    if (generated < this.#tokens) {
+      throw new InvalidArgumentError(
+        'previousTokenIds',
+        'The output constraint saw fewer generated tokens than before: use one constraint state per generation.',
+      )
+    }
+    for (let index = context.promptLength + this.#tokens; index < context.previousTokenIds.length; index++) {
+      const id = context.previousTokenIds[index]!
+      if (!this.accept(id)) {
+        throw new InvalidArgumentError(
+          `continuation.tokenIds.${index - context.promptLength}`,
+          `Token ${id} does not fit the output constraint at this point: the tokens were not produced under the same constraint.`,
+        )
+      }
+    }
+    this.mask(logits)
+  }
+
+  /** Sets every logit the constraint does not allow next to -Infinity. */
+  mask(logits: Float32Array): void {
+    const bits = this.#bits
+    switch (this.#mode) {
+      case textMode:
+        if (this.#text === undefined) {
+          // Free text: anything but a stray `</tool_call>`, and `<tool_call>` only with auto.
+          if (this.#closeId >= 0 && this.#closeId < logits.length)
+            logits[this.#closeId] = Number.NEGATIVE_INFINITY
+          if (this.constraint.toolMode !== 'auto' && this.#openId >= 0 && this.#openId < logits.length)
+            logits[this.#openId] = Number.NEGATIVE_INFINITY
+          return
+        }
+        this.#text.fillMask(bits)
+        // With auto tools, a call may open instead of the document, at the very start.
+        if (this.constraint.toolMode === 'auto' && this.#tokens === 0) setBit(bits, this.#openId)
+        break
+      case callOpenMode:
+        bits.fill(0)
+        setBit(bits, this.#openId)
+        break
+      case callMode:
+        ;(this.#call as GrammarMatcher).fillMask(bits)
+        // The call's grammar ends with its "\n": then `</tool_call>`, never EOS.
+        for (const id of this.vocabulary.eosTokenIds) clearBit(bits, id)
+        if ((this.#call as GrammarMatcher).isComplete) setBit(bits, this.#closeId)
+        break
+      case afterCallMode:
+        bits.fill(0)
+        for (const id of this.vocabulary.eosTokenIds) setBit(bits, id)
+        if (this.constraint.parallelToolCalls) setBit(bits, this.#newlineId)
+        break
+    }
+    applyMask(logits, bits)
+  }
+
+  /** Advances by the token drawn; false when the constraint refuses it (state unchanged). */
+  accept(id: number): boolean {
+    const eos = this.vocabulary.eosTokenIds.includes(id)
+    switch (this.#mode) {
+      case textMode:
+        if (
+          id === this.#openId &&
+          this.#openId >= 0 &&
+          this.constraint.toolMode === 'auto' &&
+          (this.#text === undefined || this.#tokens === 0)
+        ) {
+          this.#startCall()
+          break
+        }
+        if (this.#text === undefined) {
+          if ((id === this.#closeId || id === this.#openId) && id >= 0) return false
+          break
+        }
+        if (!this.#text.accept(id)) return false
+        break
+      case callOpenMode:
+        if (id !== this.#openId) return false
+        this.#startCall()
+        break
+      case callMode: {
+        const call = this.#call as GrammarMatcher
+        if (id === this.#closeId) {
+          if (!call.isComplete) return false
+          this.#mode = afterCallMode
+          break
+        }
+        if (eos || !call.accept(id)) return false
+        break
+      }
+      case afterCallMode:
+        if (eos) break
+        if (id === this.#newlineId && this.constraint.parallelToolCalls) {
+          this.#mode = callOpenMode
+          break
+        }
+        return false
+    }
+    this.#tokens++
+    return true
+  }
+
+  #startCall(): void {
+    this.#call = new GrammarMatcher(this.constraint.toolGrammar as Grammar, this.vocabulary)
+    this.#mode = callMode
+  }
+
+  /** Whether the answer so far is a complete document or a complete set of calls. */
+  get isComplete(): boolean {
+    if (this.#mode === afterCallMode) return true
+    if (this.#mode === textMode) return this.#text === undefined || this.#text.isComplete
+    return false
+  }
+
+  /** Whether the model is free to write anything right now (a text answer with auto tools). */
+  get isFree(): boolean {
+    return this.#unconstrained
+  }
+}
+
+function setBit(bits: Uint32Array, id: number): void {
+  if (id >= 0 && id >>> 5 < bits.length) bits[id >>> 5]! |= 1 << (id & 31)
+}
+
+function clearBit(bits: Uint32Array, id: number): void {
+  if (id >= 0 && id >>> 5 < bits.length) bits[id >>> 5]! &= ~(1 << (id & 31))
+}

@@ -1,0 +1,890 @@
+// The pushdown automaton over bytes that a compiled schema describes. A state is a stack of
+// immutable frames (one per open object, array, string, number or literal); a set of such stacks
+// covers the places where the grammar is ambiguous (anyOf, keys with a common prefix, a number
+// that may end or go on). Advancing never mutates a frame, so the mask walk can branch from any
+// state for free, and a state is a pure function of the bytes fed so far.
+//
+// Every state the frames allow can be completed to a valid document: each step checks that a
+// completion still exists (string length limits, pattern automata pruned of dead states, number
+// ranges by interval), so the mask never leads the model into a dead end.
+import {
+  type AnyNode,
+  type ArrayNode,
+  integerRange,
+  type LiteralNode,
+  maxFractionDigits,
+  maxIntegerDigits,
+  type NumberNode,
+  type ObjectNode,
+  type SchemaNode,
+  type StringNode,
+  stringNode,
+} from './json-schema.ts'
+import type { AutomatonState } from './regex.ts'
+
+export interface Stack {
+  readonly frame: Frame
+  readonly below: Stack | undefined
+}
+
+export abstract class Frame {
+  #key: string | undefined
+  /** Whether the value this frame reads may end here (the next byte then belongs to the parent). */
+  get canEnd(): boolean {
+    return false
+  }
+  /** Adds to `out` every stack that `byte` leads to from `stack` (whose top is this frame). */
+  abstract step(byte: number, stack: Stack, out: Stack[]): void
+  /** This frame after its child `child` completed. */
+  childDone(_child: Frame): Frame {
+    throw new Error('childDone on a frame without children')
+  }
+  protected abstract computeKey(): string
+  get key(): string {
+    this.#key ??= this.computeKey()
+    return this.#key
+  }
+}
+
+const stackKeys = new WeakMap<Stack, string>()
+
+/** A stable identity of a stack's content (for deduplication and caches). */
+export function stackKey(stack: Stack | undefined): string {
+  if (stack === undefined) return ''
+  let key = stackKeys.get(stack)
+  if (key === undefined) {
+    key = `${stack.frame.key}/${stackKey(stack.below)}`
+    stackKeys.set(stack, key)
+  }
+  return key
+}
+
+/** The stack after its top frame completed and handed itself to the parent. */
+export function popInto(stack: Stack): Stack | undefined {
+  const below = stack.below
+  if (below === undefined) return undefined
+  return { frame: below.frame.childDone(stack.frame), below: below.below }
+}
+
+/** Adds every stack `byte` leads to from `stack`. */
+export function advance(stack: Stack, byte: number, out: Stack[]): void {
+  stack.frame.step(byte, stack, out)
+  if (stack.frame.canEnd) {
+    const parent = popInto(stack)
+    if (parent !== undefined) advance(parent, byte, out)
+  }
+}
+
+/** Whether the stack holds a complete document (every open frame may end). */
+export function isComplete(stack: Stack): boolean {
+  let current: Stack | undefined = stack
+  while (current !== undefined) {
+    if (!current.frame.canEnd) return false
+    if (current.below === undefined) return true
+    current = popInto(current)
+  }
+  return false
+}
+
+/** Advances a set of stacks by one byte, without duplicates. */
+export function advanceAll(stacks: readonly Stack[], byte: number): Stack[] {
+  const out: Stack[] = []
+  for (const stack of stacks) advance(stack, byte, out)
+  if (out.length < 2) return out
+  const seen = new Set<string>()
+  return out.filter((stack) => {
+    const key = stackKey(stack)
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}
+
+function finish(stack: Stack, done: Frame, out: Stack[]): void {
+  const below = stack.below
+  if (below === undefined) return
+  out.push({ frame: below.frame.childDone(done), below: below.below })
+}
+
+// --- The nodes free JSON expands to ------------------------------------------------------------
+
+const anyNode: AnyNode = { kind: 'any', id: -1 }
+const anyObject: ObjectNode = { kind: 'object', id: -2, properties: [], additional: anyNode }
+const anyArray: ArrayNode = {
+  kind: 'array',
+  id: -3,
+  prefix: [],
+  items: anyNode,
+  minItems: 0,
+  maxItems: Number.POSITIVE_INFINITY,
+}
+export const plainString: StringNode = stringNode(-4, 0, Number.POSITIVE_INFINITY, [], false)
+const anyNumber: NumberNode = {
+  kind: 'number',
+  id: -5,
+  integer: false,
+  minimum: -(10 ** maxIntegerDigits),
+  maximum: 10 ** maxIntegerDigits,
+  exclusiveMinimum: false,
+  exclusiveMaximum: false,
+}
+const encoder = new TextEncoder()
+const anyLiteral: LiteralNode = {
+  kind: 'literal',
+  id: -6,
+  values: ['true', 'false', 'null'].map((text) => encoder.encode(text)),
+}
+
+const quote = 0x22
+const backslash = 0x5c
+
+/** Starts a value of `node` with `byte`, on top of `parent` (the frame waiting for it). */
+export function startValue(node: SchemaNode, byte: number, parent: Stack, out: Stack[]): void {
+  switch (node.kind) {
+    case 'any':
+      if (byte === 0x7b) startValue(anyObject, byte, parent, out)
+      else if (byte === 0x5b) startValue(anyArray, byte, parent, out)
+      else if (byte === quote) startValue(plainString, byte, parent, out)
+      else if (byte === 0x2d || (byte >= 0x30 && byte <= 0x39)) startValue(anyNumber, byte, parent, out)
+      else startValue(anyLiteral, byte, parent, out)
+      return
+    case 'union':
+      for (const option of node.options) startValue(option, byte, parent, out)
+      return
+    case 'reference':
+      if (node.target !== undefined) startValue(node.target, byte, parent, out)
+      return
+    case 'object':
+      if (byte === 0x7b)
+        out.push({ frame: new ObjectFrame(node, 0, objectOpen, [], undefined), below: parent })
+      return
+    case 'array':
+      if (byte === 0x5b) out.push({ frame: new ArrayFrame(node, 0, arrayOpen), below: parent })
+      return
+    case 'string':
+      if (byte === quote) out.push({ frame: StringFrame.open(node), below: parent })
+      return
+    case 'number': {
+      const frame = NumberFrame.start(node, byte)
+      if (frame !== undefined) out.push({ frame, below: parent })
+      return
+    }
+    case 'literal': {
+      const alive: number[] = []
+      for (let index = 0; index < node.values.length; index++)
+        if (node.values[index]![0] === byte) alive.push(index)
+      if (alive.length > 0) LiteralFrame.continueWith(node, alive, 1, parent, out)
+      return
+    }
+  }
+}
+
+// --- Document ----------------------------------------------------------------------------------
+
+const documentPrefix = 0
+const documentInside = 1
+const documentSuffix = 2
+const noBytes: Uint8Array = new Uint8Array(0)
+
+/** The bottom of every stack: `prefix`, one value of `node`, `suffix`, then nothing. */
+export class DocumentFrame extends Frame {
+  readonly node: SchemaNode
+  readonly stage: number
+  /** Bytes of the prefix or suffix read so far. */
+  readonly index: number
+  readonly prefix: Uint8Array
+  readonly suffix: Uint8Array
+  constructor(
+    node: SchemaNode,
+    stage = documentPrefix,
+    index = 0,
+    prefix: Uint8Array = noBytes,
+    suffix: Uint8Array = noBytes,
+  ) {
+    super()
+    this.node = node
+    this.stage = stage
+    this.index = index
+    this.prefix = prefix
+    this.suffix = suffix
+  }
+  override get canEnd(): boolean {
+    return this.stage === documentSuffix && this.index === this.suffix.length
+  }
+  step(byte: number, _stack: Stack, out: Stack[]): void {
+    if (this.stage === documentPrefix) {
+      if (this.index < this.prefix.length) {
+        if (this.prefix[this.index] === byte)
+          out.push({ frame: this.#at(documentPrefix, this.index + 1), below: undefined })
+        return
+      }
+      startValue(this.node, byte, { frame: this.#at(documentInside, 0), below: undefined }, out)
+      return
+    }
+    if (
+      this.stage === documentSuffix &&
+      this.index < this.suffix.length &&
+      this.suffix[this.index] === byte
+    ) {
+      out.push({ frame: this.#at(documentSuffix, this.index + 1), below: undefined })
+    }
+  }
+  #at(stage: number, index: number): DocumentFrame {
+    return new DocumentFrame(this.node, stage, index, this.prefix, this.suffix)
+  }
+  override childDone(): Frame {
+    return this.#at(documentSuffix, 0)
+  }
+  protected computeKey(): string {
+    return `D${this.node.id}.${this.stage}.${this.index}`
+  }
+}
+
+// --- Literals (enum, const, true/false/null, property names) -----------------------------------
+
+export class LiteralFrame extends Frame {
+  readonly node: LiteralNode
+  readonly alive: readonly number[]
+  readonly position: number
+  constructor(node: LiteralNode, alive: readonly number[], position: number) {
+    super()
+    this.node = node
+    this.alive = alive
+    this.position = position
+  }
+
+  /**
+   * Pushes the frame for the candidates `alive` at `position`, or, when every candidate ends
+   * exactly here, completes it into the parent at once.
+   */
+  static continueWith(
+    node: LiteralNode,
+    alive: readonly number[],
+    position: number,
+    parent: Stack | undefined,
+    out: Stack[],
+  ): void {
+    if (parent === undefined) return
+    const longer = alive.some((index) => node.values[index]!.length > position)
+    const frame = new LiteralFrame(node, alive, position)
+    if (longer) out.push({ frame, below: parent })
+    else out.push({ frame: parent.frame.childDone(frame), below: parent.below })
+  }
+
+  override get canEnd(): boolean {
+    return this.alive.some((index) => this.node.values[index]!.length === this.position)
+  }
+
+  step(byte: number, stack: Stack, out: Stack[]): void {
+    const next: number[] = []
+    for (const index of this.alive) {
+      const value = this.node.values[index]!
+      if (value.length > this.position && value[this.position] === byte) next.push(index)
+    }
+    if (next.length > 0) LiteralFrame.continueWith(this.node, next, this.position + 1, stack.below, out)
+  }
+
+  protected computeKey(): string {
+    return `L${this.node.id}.${this.position}.${this.alive.join(',')}`
+  }
+}
+
+/** A listed property's name (`"name"`, quotes included) after the opening quote. */
+export class KeyFrame extends Frame {
+  readonly property: number
+  readonly bytes: Uint8Array
+  readonly position: number
+  constructor(property: number, bytes: Uint8Array, position: number) {
+    super()
+    this.property = property
+    this.bytes = bytes
+    this.position = position
+  }
+  step(byte: number, stack: Stack, out: Stack[]): void {
+    if (this.bytes[this.position] !== byte) return
+    const frame = new KeyFrame(this.property, this.bytes, this.position + 1)
+    if (frame.position === this.bytes.length) finish(stack, frame, out)
+    else out.push({ frame, below: stack.below })
+  }
+  protected computeKey(): string {
+    return `K${this.property}.${this.position}`
+  }
+}
+
+// --- Objects -----------------------------------------------------------------------------------
+
+const objectOpen = 0
+const objectKey = 1
+const objectColon = 2
+const objectValue = 3
+const objectInValue = 4
+const objectAfterValue = 5
+const objectComma = 6
+
+export class ObjectFrame extends Frame {
+  readonly node: ObjectNode
+  /** The first listed property that may still be written (they go in schema order). */
+  readonly next: number
+  readonly phase: number
+  /** Names of unlisted properties already written (byte strings). */
+  readonly extras: readonly string[]
+  /** The schema of the value being read (after a key). */
+  readonly valueNode: SchemaNode | undefined
+  constructor(
+    node: ObjectNode,
+    next: number,
+    phase: number,
+    extras: readonly string[],
+    valueNode: SchemaNode | undefined,
+  ) {
+    super()
+    this.node = node
+    this.next = next
+    this.phase = phase
+    this.extras = extras
+    this.valueNode = valueNode
+  }
+
+  /** Whether every listed property from `next` on may be left out. */
+  get #restOptional(): boolean {
+    const properties = this.node.properties
+    for (let index = this.next; index < properties.length; index++)
+      if (properties[index]!.required) return false
+    return true
+  }
+
+  get #mayAddKey(): boolean {
+    return this.next < this.node.properties.length || this.node.additional !== undefined
+  }
+
+  step(byte: number, stack: Stack, out: Stack[]): void {
+    const below = stack.below
+    switch (this.phase) {
+      case objectOpen:
+      case objectComma:
+        if (byte === 0x7d && this.phase === objectOpen && this.#restOptional) finish(stack, this, out)
+        else if (byte === quote) this.#startKey(stack, out)
+        return
+      case objectColon:
+        if (byte === 0x3a) out.push({ frame: this.#with(objectValue), below })
+        return
+      case objectValue:
+        startValue(this.valueNode as SchemaNode, byte, { frame: this.#with(objectInValue), below }, out)
+        return
+      case objectAfterValue:
+        if (byte === 0x2c && this.#mayAddKey) out.push({ frame: this.#with(objectComma), below })
+        else if (byte === 0x7d && this.#restOptional) finish(stack, this, out)
+        return
+    }
+  }
+
+  #startKey(stack: Stack, out: Stack[]): void {
+    const waiting: Stack = { frame: this.#with(objectKey), below: stack.below }
+    const properties = this.node.properties
+    for (let index = this.next; index < properties.length; index++) {
+      out.push({ frame: new KeyFrame(index, properties[index]!.keyBytes, 1), below: waiting })
+      if (properties[index]!.required) return
+    }
+    if (this.node.additional !== undefined) {
+      const forbidden = new Set<string>(this.extras)
+      for (const property of properties) forbidden.add(byteString(property.keyBytes.subarray(1, -1)))
+      out.push({ frame: StringFrame.open(keyString, forbidden), below: waiting })
+    }
+  }
+
+  #with(phase: number): ObjectFrame {
+    return new ObjectFrame(this.node, this.next, phase, this.extras, this.valueNode)
+  }
+
+  override childDone(child: Frame): Frame {
+    if (this.phase === objectInValue)
+      return new ObjectFrame(this.node, this.next, objectAfterValue, this.extras, undefined)
+    if (child instanceof KeyFrame) {
+      return new ObjectFrame(
+        this.node,
+        child.property + 1,
+        objectColon,
+        this.extras,
+        this.node.properties[child.property]!.node,
+      )
+    }
+    const name = (child as StringFrame).text ?? ''
+    return new ObjectFrame(
+      this.node,
+      this.node.properties.length,
+      objectColon,
+      [...this.extras, name],
+      this.node.additional,
+    )
+  }
+
+  protected computeKey(): string {
+    return `O${this.node.id}.${this.next}.${this.phase}.${this.valueNode?.id ?? ''}.${this.extras.join('\u0001')}`
+  }
+}
+
+/** Unlisted property names: plain strings without escapes (so the bytes are the name). */
+export const keyString: StringNode = stringNode(-7, 0, Number.POSITIVE_INFINITY, [], true)
+
+export function byteString(bytes: Uint8Array): string {
+  let text = ''
+  for (const byte of bytes) text += String.fromCharCode(byte)
+  return text
+}
+
+// --- Arrays ------------------------------------------------------------------------------------
+
+const arrayOpen = 0
+const arrayInValue = 1
+const arrayAfterValue = 2
+const arrayComma = 3
+
+export class ArrayFrame extends Frame {
+  readonly node: ArrayNode
+  readonly count: number
+  readonly phase: number
+  constructor(node: ArrayNode, count: number, phase: number) {
+    super()
+    this.node = node
+    this.count = count
+    this.phase = phase
+  }
+
+  #item(index: number): SchemaNode | undefined {
+    if (index >= this.node.maxItems) return undefined
+    return this.node.prefix[index] ?? this.node.items
+  }
+
+  step(byte: number, stack: Stack, out: Stack[]): void {
+    const below = stack.below
+    switch (this.phase) {
+      case arrayOpen:
+      case arrayComma: {
+        if (byte === 0x5d && this.phase === arrayOpen && this.node.minItems === 0) {
+          finish(stack, this, out)
+          return
+        }
+        const item = this.#item(this.count)
+        if (item !== undefined)
+          startValue(item, byte, { frame: new ArrayFrame(this.node, this.count, arrayInValue), below }, out)
+        return
+      }
+      case arrayAfterValue:
+        if (byte === 0x2c && this.#item(this.count) !== undefined)
+          out.push({ frame: new ArrayFrame(this.node, this.count, arrayComma), below })
+        else if (byte === 0x5d && this.count >= this.node.minItems) finish(stack, this, out)
+        return
+    }
+  }
+
+  override childDone(): Frame {
+    return new ArrayFrame(this.node, this.count + 1, arrayAfterValue)
+  }
+
+  protected computeKey(): string {
+    // Past the prefix and the limits, the count no longer matters: one key for every such state.
+    const relevant = Math.max(this.node.prefix.length, this.node.minItems)
+    const count =
+      this.count >= relevant && this.node.maxItems === Number.POSITIVE_INFINITY ? relevant : this.count
+    return `A${this.node.id}.${count}.${this.phase}`
+  }
+}
+
+// --- Strings -----------------------------------------------------------------------------------
+
+// Substates: 0 plain; 1 after a backslash; 2..5 inside \uXXXX with 0..3 digits read; 6 after
+// "\uD" (the next digit must be 0-7: no surrogates); 16 + 8 * need + range: inside a UTF-8
+// sequence needing `need` more bytes, the next one in the range `range` (see utf8Ranges).
+const plainState = 0
+const escapeState = 1
+const unicodeState = 2
+const unicodeAfterD = 6
+const utf8Base = 16
+// [low, high] of the next continuation byte: any, after E0, after ED, after F0, after F4.
+const utf8Ranges: readonly (readonly [number, number])[] = [
+  [0x80, 0xbf],
+  [0xa0, 0xbf],
+  [0x80, 0x9f],
+  [0x90, 0xbf],
+  [0x80, 0x8f],
+]
+const simpleEscapes: ReadonlyMap<number, number> = new Map([
+  [0x22, 0x22],
+  [0x5c, 0x5c],
+  [0x2f, 0x2f],
+  [0x62, 0x08],
+  [0x66, 0x0c],
+  [0x6e, 0x0a],
+  [0x72, 0x0d],
+  [0x74, 0x09],
+])
+
+function neededBy(automata: readonly AutomatonState[]): number {
+  let needed = 0
+  for (const state of automata) if (state.distance > needed) needed = state.distance
+  return needed
+}
+
+function isHexDigit(byte: number): boolean {
+  return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66)
+}
+
+export class StringFrame extends Frame {
+  readonly node: StringNode
+  readonly substate: number
+  /** Characters (code points) started so far. */
+  readonly count: number
+  /** Each pattern's automaton state (after the characters completed so far). */
+  readonly automata: readonly AutomatonState[]
+  /** The code point bits read so far inside a multi-byte character (patterns only). */
+  readonly partial: number
+  /** Property names: the bytes so far, and the names that may not be used. */
+  readonly text: string | undefined
+  readonly forbidden: ReadonlySet<string> | undefined
+  constructor(
+    node: StringNode,
+    substate: number,
+    count: number,
+    automata: readonly AutomatonState[],
+    partial: number,
+    text: string | undefined,
+    forbidden: ReadonlySet<string> | undefined,
+  ) {
+    super()
+    this.node = node
+    this.substate = substate
+    this.count = count
+    this.automata = automata
+    this.partial = partial
+    this.text = text
+    this.forbidden = forbidden
+  }
+
+  static open(node: StringNode, forbidden?: ReadonlySet<string>): StringFrame {
+    return new StringFrame(
+      node,
+      plainState,
+      0,
+      node.patterns.map((pattern) => pattern.start),
+      0,
+      node.isKey ? '' : undefined,
+      forbidden,
+    )
+  }
+
+  #next(
+    substate: number,
+    count: number,
+    automata: readonly AutomatonState[],
+    partial: number,
+    byte: number,
+  ): StringFrame {
+    const text = this.text === undefined ? undefined : this.text + String.fromCharCode(byte)
+    return new StringFrame(this.node, substate, count, automata, partial, text, this.forbidden)
+  }
+
+  /** The automata after `codePoint`, or undefined when one of them refuses it. */
+  #take(codePoint: number): AutomatonState[] | undefined {
+    const next: AutomatonState[] = []
+    for (const state of this.automata) {
+      const after = state.automaton.next(state, codePoint)
+      if (after === undefined) return undefined
+      next.push(after)
+    }
+    return next
+  }
+
+  /** The fewest characters the patterns still need before the string may close. */
+  get needed(): number {
+    let needed = 0
+    for (const state of this.automata) if (state.distance > needed) needed = state.distance
+    return needed
+  }
+
+  #canTake(low: number, high: number): boolean {
+    for (const state of this.automata) if (!state.automaton.canTake(state, low, high)) return false
+    return true
+  }
+
+  /** Whether this string may close here (length and patterns; the name check is separate). */
+  get mayClose(): boolean {
+    if (this.substate !== plainState || this.count < this.node.minLength) return false
+    for (const state of this.automata) if (!state.accepting) return false
+    return true
+  }
+
+  step(byte: number, stack: Stack, out: Stack[]): void {
+    const below = stack.below
+    const substate = this.substate
+    const node = this.node
+    if (substate === plainState) {
+      if (byte === quote) {
+        if (this.mayClose && (this.forbidden === undefined || !this.forbidden.has(this.text ?? '')))
+          finish(stack, this, out)
+        return
+      }
+      if (byte < 0x20) return
+      if (this.count + 1 > node.maxLength) return
+      if (byte === backslash) {
+        if (node.isKey) return
+        if (this.automata.length > 0) {
+          let any = false
+          for (const value of simpleEscapes.values()) {
+            const automata = this.#take(value)
+            if (automata !== undefined && this.count + 1 + neededBy(automata) <= node.maxLength) any = true
+          }
+          if (!any) return
+        }
+        out.push({ frame: this.#next(escapeState, this.count + 1, this.automata, 0, byte), below })
+        return
+      }
+      if (byte < 0x80) {
+        const automata = this.automata.length === 0 ? this.automata : this.#take(byte)
+        if (automata !== undefined && this.count + 1 + neededBy(automata) <= node.maxLength) {
+          out.push({ frame: this.#next(plainState, this.count + 1, automata, 0, byte), below })
+        }
+        return
+      }
+      let need: number
+      let range = 0
+      let bits: number
+      if (byte >= 0xc2 && byte <= 0xdf) {
+        need = 1
+        bits = byte & 0x1f
+      } else if (byte >= 0xe0 && byte <= 0xef) {
+        need = 2
+        bits = byte & 0x0f
+        range = byte === 0xe0 ? 1 : byte === 0xed ? 2 : 0
+      } else if (byte >= 0xf0 && byte <= 0xf4) {
+        need = 3
+        bits = byte & 0x07
+        range = byte === 0xf0 ? 3 : byte === 0xf4 ? 4 : 0
+      } else {
+        return
+      }
+      if (this.automata.length > 0) {
+        // The shortest encoding rule: a sequence of need+1 bytes holds code points from 0x80, 0x800, 0x10000.
+        const low = Math.max(bits << (6 * need), need === 1 ? 0x80 : need === 2 ? 0x800 : 0x10000)
+        if (!this.#canTake(low, Math.min(((bits + 1) << (6 * need)) - 1, 0x10ffff))) return
+        if (this.count + Math.max(1, this.needed) > node.maxLength) return
+      }
+      out.push({
+        frame: this.#next(utf8Base + 8 * need + range, this.count + 1, this.automata, bits, byte),
+        below,
+      })
+      return
+    }
+    if (substate >= utf8Base) {
+      const need = (substate - utf8Base) >> 3
+      const [low, high] = utf8Ranges[(substate - utf8Base) & 7]!
+      if (byte < low || byte > high) return
+      const bits = (this.partial << 6) | (byte & 0x3f)
+      if (need === 1) {
+        const automata = this.automata.length === 0 ? this.automata : this.#take(bits)
+        if (automata !== undefined && this.count + neededBy(automata) <= node.maxLength) {
+          out.push({ frame: this.#next(plainState, this.count, automata, 0, byte), below })
+        }
+        return
+      }
+      const left = need - 1
+      if (this.automata.length > 0 && !this.#canTake(bits << (6 * left), ((bits + 1) << (6 * left)) - 1))
+        return
+      out.push({
+        frame: this.#next(
+          utf8Base + 8 * left,
+          this.count,
+          this.automata,
+          this.automata.length > 0 ? bits : 0,
+          byte,
+        ),
+        below,
+      })
+      return
+    }
+    if (substate === escapeState) {
+      if (byte === 0x75) {
+        // \uXXXX only in strings without patterns (their automata read whole characters).
+        if (this.automata.length === 0)
+          out.push({ frame: this.#next(unicodeState, this.count, this.automata, 0, byte), below })
+        return
+      }
+      const value = simpleEscapes.get(byte)
+      if (value === undefined) return
+      const automata = this.automata.length === 0 ? this.automata : this.#take(value)
+      if (automata !== undefined && this.count + neededBy(automata) <= node.maxLength) {
+        out.push({ frame: this.#next(plainState, this.count, automata, 0, byte), below })
+      }
+      return
+    }
+    // Inside \uXXXX.
+    if (!isHexDigit(byte)) return
+    if (substate === unicodeAfterD) {
+      if (!(byte >= 0x30 && byte <= 0x37)) return
+      out.push({ frame: this.#next(unicodeState + 2, this.count, this.automata, 0, byte), below })
+      return
+    }
+    const read = substate - unicodeState
+    if (read === 0 && (byte === 0x64 || byte === 0x44)) {
+      out.push({ frame: this.#next(unicodeAfterD, this.count, this.automata, 0, byte), below })
+      return
+    }
+    out.push({
+      frame: this.#next(read === 3 ? plainState : substate + 1, this.count, this.automata, 0, byte),
+      below,
+    })
+  }
+
+  /** The part of the key the mask caches depend on (not the count, not the name so far). */
+  get scanKey(): string {
+    let key = `${this.node.signature}#${this.substate}`
+    if (this.automata.length > 0)
+      key += `#${this.partial}#${this.automata.map((state) => state.key).join(';')}`
+    return key
+  }
+
+  protected computeKey(): string {
+    return `S${this.node.id}.${this.count}.${this.scanKey}.${this.text ?? ''}`
+  }
+}
+
+// --- Numbers -----------------------------------------------------------------------------------
+
+const numberSign = 0
+const numberZero = 1
+const numberInteger = 2
+const numberDot = 3
+const numberFraction = 4
+
+/**
+ * A JSON number without exponent. The digits read so far are kept as text; each step checks
+ * that some completion still lies within the bounds (by intervals of reachable values).
+ */
+export class NumberFrame extends Frame {
+  readonly node: NumberNode
+  readonly phase: number
+  readonly negative: boolean
+  readonly integerDigits: string
+  readonly fractionDigits: string
+  constructor(
+    node: NumberNode,
+    phase: number,
+    negative: boolean,
+    integerDigits: string,
+    fractionDigits: string,
+  ) {
+    super()
+    this.node = node
+    this.phase = phase
+    this.negative = negative
+    this.integerDigits = integerDigits
+    this.fractionDigits = fractionDigits
+  }
+
+  static start(node: NumberNode, byte: number): NumberFrame | undefined {
+    if (byte === 0x2d) return new NumberFrame(node, numberSign, true, '', '').#feasible()
+    if (byte === 0x30) return new NumberFrame(node, numberZero, false, '0', '').#feasible()
+    if (byte > 0x30 && byte <= 0x39)
+      return new NumberFrame(node, numberInteger, false, String.fromCharCode(byte), '').#feasible()
+    return undefined
+  }
+
+  override get canEnd(): boolean {
+    if (this.phase !== numberZero && this.phase !== numberInteger && this.phase !== numberFraction)
+      return false
+    const value = Number(
+      `${this.negative ? '-' : ''}${this.integerDigits}${this.fractionDigits === '' ? '' : `.${this.fractionDigits}`}`,
+    )
+    const node = this.node
+    if (node.exclusiveMinimum ? !(value > node.minimum) : !(value >= node.minimum)) return false
+    if (node.exclusiveMaximum ? !(value < node.maximum) : !(value <= node.maximum)) return false
+    return true
+  }
+
+  step(byte: number, stack: Stack, out: Stack[]): void {
+    const isDigit = byte >= 0x30 && byte <= 0x39
+    const digit = String.fromCharCode(byte)
+    let next: NumberFrame | undefined
+    switch (this.phase) {
+      case numberSign:
+        if (byte === 0x30) next = this.#with(numberZero, '0', '')
+        else if (isDigit) next = this.#with(numberInteger, digit, '')
+        break
+      case numberZero:
+        if (byte === 0x2e && !this.node.integer) next = this.#with(numberDot, this.integerDigits, '')
+        break
+      case numberInteger:
+        if (isDigit && this.integerDigits.length < maxIntegerDigits)
+          next = this.#with(numberInteger, this.integerDigits + digit, '')
+        else if (byte === 0x2e && !this.node.integer) next = this.#with(numberDot, this.integerDigits, '')
+        break
+      case numberDot:
+      case numberFraction:
+        if (isDigit && this.fractionDigits.length < maxFractionDigits)
+          next = this.#with(numberFraction, this.integerDigits, this.fractionDigits + digit)
+        break
+    }
+    const feasible = next === undefined ? undefined : next.#feasible()
+    if (feasible !== undefined) out.push({ frame: feasible, below: stack.below })
+  }
+
+  #with(phase: number, integerDigits: string, fractionDigits: string): NumberFrame {
+    return new NumberFrame(this.node, phase, this.negative, integerDigits, fractionDigits)
+  }
+
+  /** This frame when some completion of it is within the bounds, else undefined. */
+  #feasible(): NumberFrame | undefined {
+    const node = this.node
+    // Reachable absolute values as [low, high] intervals (high inclusive for integers).
+    const intervals: [number, number][] = []
+    const integer = node.integer
+    const unit = 10 ** -maxFractionDigits
+    switch (this.phase) {
+      case numberSign:
+        intervals.push([0, integer ? 10 ** maxIntegerDigits - 1 : 10 ** maxIntegerDigits - unit])
+        break
+      case numberZero:
+        intervals.push([0, integer ? 0 : 1 - unit])
+        break
+      case numberInteger: {
+        const prefix = Number(this.integerDigits)
+        for (let more = 0; more <= maxIntegerDigits - this.integerDigits.length; more++) {
+          const scale = 10 ** more
+          intervals.push([
+            prefix * scale,
+            integer ? prefix * scale + scale - 1 : prefix * scale + scale - unit,
+          ])
+        }
+        break
+      }
+      case numberDot:
+      case numberFraction: {
+        const value = Number(`${this.integerDigits}.${this.fractionDigits || '0'}`)
+        const left = maxFractionDigits - this.fractionDigits.length
+        intervals.push([value, left === 0 ? value : value + 10 ** -this.fractionDigits.length - unit])
+        break
+      }
+    }
+    if (integer) {
+      const range = integerRange(node.minimum, node.exclusiveMinimum, node.maximum, node.exclusiveMaximum)
+      if (range === undefined) return undefined
+      for (const [absLow, absHigh] of intervals) {
+        const low = this.negative ? -absHigh : absLow
+        const high = this.negative ? -absLow : absHigh
+        if (Math.max(low, range[0]) <= Math.min(high, range[1])) return this
+      }
+      return undefined
+    }
+    for (const [absLow, absHigh] of intervals) {
+      const low = this.negative ? -absHigh : absLow
+      const high = this.negative ? -absLow : absHigh
+      const aboveMinimum = node.exclusiveMinimum ? high > node.minimum : high >= node.minimum
+      const belowMaximum = node.exclusiveMaximum ? low < node.maximum : low <= node.maximum
+      if (aboveMinimum && belowMaximum) return this
+    }
+    return undefined
+  }
+
+  protected computeKey(): string {
+    return `N${this.node.id}.${this.phase}.${this.negative ? '-' : ''}${this.integerDigits}.${this.fractionDigits}`
+  }
+}

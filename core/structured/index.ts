@@ -1,0 +1,22 @@
+// Structured output: JSON Schema, free JSON and tool calls enforced token by token in the shared
+// core (the same mask on the device and the edge, and across a handoff).
+export {
+  type ConstraintOptions,
+  ConstraintState,
+  type ConstraintTokenizer,
+  compileConstraint,
+  type OutputConstraint,
+  type ResponseFormat,
+  type ToolChoice,
+  type ToolDefinition,
+} from './constraint.ts'
+export {
+  type CompiledSchema,
+  compileJsonObject,
+  compileJsonSchema,
+  type SchemaNode,
+  supportedFormats,
+} from './json-schema.ts'
+export { applyMask, cachedScanBytes, Grammar, GrammarMatcher, prepareStrings } from './matcher.ts'
+export { compilePattern } from './regex.ts'
+export { type TokenSource, TokenVocabulary, vocabularyOf } from './vocabulary.ts'

@@ -1,0 +1,879 @@
+// JSON Schema to the grammar the matcher walks. Every keyword is either enforced or refused with
+// an InvalidArgumentError whose `param` points at it (`responseFormat.schema.properties.age.multipleOf`):
+// a constraint is never silently dropped.
+//
+// What the generated documents look like (each one validates against the schema; the grammar may
+// produce a subset of the valid documents, never a superset):
+// - compact: no whitespace between tokens;
+// - object properties in the order the schema lists them; properties not listed only when
+//   `additionalProperties` is true or a schema (an object schema without `properties` accepts any
+//   keys, as JSON Schema does), after the listed ones, never repeating a key;
+// - numbers without exponent, at most 15 integer digits and 15 fraction digits;
+// - strings as valid UTF-8 without lone surrogates; property names without escapes.
+import { InvalidArgumentError } from '../errors.ts'
+import { type CodePointAutomaton, compilePattern } from './regex.ts'
+
+export type SchemaNode =
+  | AnyNode
+  | UnionNode
+  | ObjectNode
+  | ArrayNode
+  | StringNode
+  | NumberNode
+  | LiteralNode
+  | ReferenceNode
+
+export interface AnyNode {
+  readonly kind: 'any'
+  readonly id: number
+}
+export interface UnionNode {
+  readonly kind: 'union'
+  readonly id: number
+  readonly options: readonly SchemaNode[]
+}
+export interface PropertyRule {
+  readonly name: string
+  /** `"name"` as JSON text (UTF-8), quotes included. */
+  readonly keyBytes: Uint8Array
+  readonly node: SchemaNode
+  readonly required: boolean
+}
+export interface ObjectNode {
+  readonly kind: 'object'
+  readonly id: number
+  readonly properties: readonly PropertyRule[]
+  /** Schema of keys not listed; undefined = none allowed. */
+  readonly additional: SchemaNode | undefined
+}
+export interface ArrayNode {
+  readonly kind: 'array'
+  readonly id: number
+  readonly prefix: readonly SchemaNode[]
+  /** Schema of items after the prefix; undefined = none allowed. */
+  readonly items: SchemaNode | undefined
+  readonly minItems: number
+  readonly maxItems: number
+}
+export interface StringNode {
+  readonly kind: 'string'
+  readonly id: number
+  readonly minLength: number
+  readonly maxLength: number
+  readonly patterns: readonly CodePointAutomaton[]
+  /** A property name: no escapes, and the names in `forbidden` are refused at the closing quote. */
+  readonly isKey: boolean
+  /** Identifies the constraints (not the node): strings with equal signatures share caches. */
+  readonly signature: string
+}
+export interface NumberNode {
+  readonly kind: 'number'
+  readonly id: number
+  readonly integer: boolean
+  readonly minimum: number
+  readonly maximum: number
+  readonly exclusiveMinimum: boolean
+  readonly exclusiveMaximum: boolean
+}
+export interface LiteralNode {
+  readonly kind: 'literal'
+  readonly id: number
+  /** The accepted values as compact JSON text (UTF-8). */
+  readonly values: readonly Uint8Array[]
+}
+export interface ReferenceNode {
+  readonly kind: 'reference'
+  readonly id: number
+  target: SchemaNode | undefined
+  readonly path: string
+}
+
+export const maxIntegerDigits = 15
+export const maxFractionDigits = 15
+
+const annotations = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$comment',
+  '$schema',
+  '$id',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$defs',
+  'definitions',
+  'nullable',
+])
+
+const typeNames = ['null', 'boolean', 'object', 'array', 'number', 'string', 'integer'] as const
+type TypeName = (typeof typeNames)[number]
+
+const keywordsByType: Record<TypeName, readonly string[]> = {
+  null: [],
+  boolean: [],
+  object: ['properties', 'required', 'additionalProperties'],
+  array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
+  number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
+  integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
+  string: ['minLength', 'maxLength', 'pattern', 'format'],
+}
+
+const combinators = new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', '$ref'])
+
+const formatPatterns: Record<string, string> = {
+  // February stops at 28: a subset of the valid dates that needs no leap-year arithmetic.
+  date: '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))$',
+  'date-time':
+    '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
+  email:
+    '^[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$',
+  uuid: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+}
+
+/** Formats the grammar enforces (as patterns of the exact syntax). */
+export const supportedFormats: readonly string[] = Object.keys(formatPatterns)
+
+const encoder = new TextEncoder()
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function jsonPointerUnescape(segment: string): string {
+  return segment.replace(/~1/g, '/').replace(/~0/g, '~')
+}
+
+function jsonTypeOf(value: unknown): TypeName | undefined {
+  if (value === null) return 'null'
+  if (typeof value === 'boolean') return 'boolean'
+  if (typeof value === 'string') return 'string'
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? (Number.isInteger(value) ? 'integer' : 'number') : undefined
+  if (Array.isArray(value)) return 'array'
+  if (isPlainObject(value)) return 'object'
+  return undefined
+}
+
+/** Whether a JSON value has JSON type `type` (integers are numbers too). */
+function hasType(value: unknown, type: TypeName): boolean {
+  const actual = jsonTypeOf(value)
+  return actual === type || (type === 'number' && actual === 'integer')
+}
+
+/** The compiled grammar of one schema: the root node and its nodes, ready for matchers. */
+export interface CompiledSchema {
+  readonly root: SchemaNode
+  readonly nodeCount: number
+}
+
+class SchemaCompiler {
+  #nextId = 0
+  readonly #references = new Map<string, ReferenceNode>()
+  readonly #pending: ReferenceNode[] = []
+  readonly #compiled = new WeakMap<object, SchemaNode>()
+  #depth = 0
+
+  readonly rootSchema: unknown
+  readonly param: string
+  constructor(rootSchema: unknown, param: string) {
+    this.rootSchema = rootSchema
+    this.param = param
+  }
+
+  id(): number {
+    return this.#nextId++
+  }
+
+  get nodeCount(): number {
+    return this.#nextId
+  }
+
+  refuse(path: string, message: string): never {
+    throw new InvalidArgumentError(path, message)
+  }
+
+  compileRoot(): SchemaNode {
+    const root = this.compile(this.rootSchema, this.param)
+    // Resolve $refs breadth-first; a reference may add more.
+    while (this.#pending.length > 0) {
+      const reference = this.#pending.shift() as ReferenceNode
+      const resolved = this.#resolvePointer(reference.path)
+      reference.target = this.compile(resolved.schema, resolved.path)
+    }
+    return root
+  }
+
+  #resolvePointer(reference: string): { schema: unknown; path: string } {
+    let schema: unknown = this.rootSchema
+    let path = this.param
+    const segments = reference
+      .slice(2)
+      .split('/')
+      .filter((segment) => segment.length > 0)
+    for (const raw of segments) {
+      const segment = jsonPointerUnescape(decodeURIComponent(raw))
+      if (!isPlainObject(schema) && !Array.isArray(schema)) {
+        this.refuse(path, `$ref "${reference}" does not point at a schema.`)
+      }
+      schema = (schema as Record<string, unknown>)[segment]
+      path = `${path}.${segment}`
+      if (schema === undefined)
+        this.refuse(path, `$ref "${reference}" points at nothing: define it under $defs.`)
+    }
+    return { schema, path }
+  }
+
+  compile(schema: unknown, path: string): SchemaNode {
+    if (schema === true) return { kind: 'any', id: this.id() }
+    if (schema === false)
+      this.refuse(path, 'The schema `false` matches nothing: no document can be generated.')
+    if (!isPlainObject(schema)) {
+      this.refuse(
+        path,
+        `A schema must be an object (or true); got ${Array.isArray(schema) ? 'an array' : typeof schema}.`,
+      )
+    }
+    const cached = this.#compiled.get(schema)
+    if (cached !== undefined) return cached
+    if (++this.#depth > 64)
+      this.refuse(path, 'The schema nests deeper than 64 levels (use $ref for recursion).')
+    try {
+      const node = this.#compileObject(schema, path)
+      this.#compiled.set(schema, node)
+      return node
+    } finally {
+      this.#depth--
+    }
+  }
+
+  #compileObject(schema: Record<string, unknown>, path: string): SchemaNode {
+    const known = new Set<string>([...annotations, ...combinators])
+    for (const type of typeNames) for (const keyword of keywordsByType[type]) known.add(keyword)
+    for (const key of Object.keys(schema)) {
+      if (!known.has(key)) {
+        this.refuse(
+          `${path}.${key}`,
+          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, $ref/$defs, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable).`,
+        )
+      }
+    }
+    for (const key of ['$defs', 'definitions'] as const) {
+      const defs = schema[key]
+      if (defs !== undefined && !isPlainObject(defs))
+        this.refuse(`${path}.${key}`, `${key} must be an object of named schemas.`)
+    }
+    if (schema['$id'] !== undefined && path !== this.param) {
+      this.refuse(
+        `${path}.$id`,
+        '$id is supported on the root schema only (references are resolved within one document).',
+      )
+    }
+    const nullable = schema['nullable']
+    if (nullable !== undefined && typeof nullable !== 'boolean')
+      this.refuse(`${path}.nullable`, 'nullable must be true or false.')
+
+    let node = this.#compileCore(schema, path)
+    if (nullable === true) {
+      node = { kind: 'union', id: this.id(), options: [node, this.#literal([null])] }
+    }
+    return node
+  }
+
+  #compileCore(schema: Record<string, unknown>, path: string): SchemaNode {
+    const present = (key: string): boolean => schema[key] !== undefined
+    const reference = schema['$ref']
+    if (reference !== undefined) {
+      if (typeof reference !== 'string')
+        this.refuse(`${path}.$ref`, '$ref must be a string like "#/$defs/Name".')
+      if (!reference.startsWith('#/') && reference !== '#') {
+        this.refuse(
+          `${path}.$ref`,
+          `$ref "${reference}" is not supported: only references inside the schema ("#/$defs/Name") are.`,
+        )
+      }
+      const others = Object.keys(schema).filter((key) => !annotations.has(key) && key !== '$ref')
+      if (others.length > 0) {
+        this.refuse(
+          `${path}.${others[0]}`,
+          `"${others[0]}" next to $ref is not supported: put it inside the referenced schema.`,
+        )
+      }
+      if (reference === '#') return this.#referenceTo('#', path)
+      return this.#referenceTo(reference, path)
+    }
+
+    const hasEnum = present('enum')
+    const hasConst = present('const')
+    if (hasEnum || hasConst) return this.#compileEnum(schema, path, hasEnum, hasConst)
+
+    for (const combinator of ['anyOf', 'oneOf'] as const) {
+      if (!present(combinator)) continue
+      const others = Object.keys(schema).filter((key) => !annotations.has(key) && key !== combinator)
+      if (others.length > 0) {
+        this.refuse(
+          `${path}.${others[0]}`,
+          `"${others[0]}" next to ${combinator} is not supported: move it into each alternative.`,
+        )
+      }
+      const list = schema[combinator]
+      if (!Array.isArray(list) || list.length === 0)
+        this.refuse(`${path}.${combinator}`, `${combinator} must be a non-empty array of schemas.`)
+      const options = list.map((option, index) => this.compile(option, `${path}.${combinator}.${index}`))
+      if (combinator === 'oneOf') this.#checkDisjoint(list, path)
+      return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
+    }
+
+    const types = this.#types(schema, path)
+    const options = types.map((type) => this.#compileType(type, schema, path))
+    return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
+  }
+
+  #referenceTo(reference: string, path: string): SchemaNode {
+    let node = this.#references.get(reference)
+    if (node === undefined) {
+      node = {
+        kind: 'reference',
+        id: this.id(),
+        target: undefined,
+        path: reference === '#' ? '#/' : reference,
+      }
+      this.#references.set(reference, node)
+      this.#pending.push(node)
+    }
+    void path
+    return node
+  }
+
+  /** The JSON types this schema allows, from `type` or inferred from the keywords present. */
+  #types(schema: Record<string, unknown>, path: string): TypeName[] {
+    const type = schema['type']
+    let types: TypeName[]
+    if (type === undefined) {
+      const inferred = typeNames.filter((name) =>
+        keywordsByType[name].some((keyword) => schema[keyword] !== undefined),
+      )
+      // No type and no type-specific keyword: any JSON value.
+      if (inferred.length === 0) return [...typeNames].filter((name) => name !== 'integer')
+      if (inferred.includes('number')) return inferred.filter((name) => name !== 'integer')
+      return inferred
+    }
+    const list = Array.isArray(type) ? type : [type]
+    if (list.length === 0) this.refuse(`${path}.type`, 'type must name at least one type.')
+    types = []
+    for (const [index, name] of list.entries()) {
+      if (typeof name !== 'string' || !(typeNames as readonly string[]).includes(name)) {
+        this.refuse(
+          Array.isArray(type) ? `${path}.type.${index}` : `${path}.type`,
+          `Unknown type ${JSON.stringify(name)}; the types are ${typeNames.join(', ')}.`,
+        )
+      }
+      if (!types.includes(name as TypeName)) types.push(name as TypeName)
+    }
+    if (types.includes('number') && types.includes('integer'))
+      types = types.filter((name) => name !== 'integer')
+    // Keywords of a type the schema doesn't allow would be ignored by a validator: refuse them,
+    // since they are almost always a mistake (e.g. minLength on an integer).
+    for (const key of Object.keys(schema)) {
+      const owners = typeNames.filter((name) => keywordsByType[name].includes(key))
+      if (
+        owners.length > 0 &&
+        !owners.some((owner) => types.includes(owner) || (owner === 'integer' && types.includes('number')))
+      ) {
+        this.refuse(
+          `${path}.${key}`,
+          `"${key}" applies to ${owners.join('/')} values, but this schema's type is ${types.join(' | ')}.`,
+        )
+      }
+    }
+    return types
+  }
+
+  #compileType(type: TypeName, schema: Record<string, unknown>, path: string): SchemaNode {
+    switch (type) {
+      case 'null':
+        return this.#literal([null])
+      case 'boolean':
+        return this.#literal([true, false])
+      case 'string':
+        return this.#compileString(schema, path)
+      case 'number':
+      case 'integer':
+        return this.#compileNumber(schema, path, type === 'integer')
+      case 'array':
+        return this.#compileArray(schema, path)
+      case 'object':
+        return this.#compileObjectType(schema, path)
+    }
+  }
+
+  #count(schema: Record<string, unknown>, key: string, path: string, fallback: number): number {
+    const value = schema[key]
+    if (value === undefined) return fallback
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      this.refuse(`${path}.${key}`, `${key} must be a whole number ≥ 0; got ${JSON.stringify(value)}.`)
+    }
+    return value
+  }
+
+  #compileString(schema: Record<string, unknown>, path: string): StringNode {
+    const minLength = this.#count(schema, 'minLength', path, 0)
+    const maxLength = this.#count(schema, 'maxLength', path, Number.POSITIVE_INFINITY)
+    if (maxLength < minLength)
+      this.refuse(
+        `${path}.maxLength`,
+        `maxLength (${maxLength}) is below minLength (${minLength}): no string fits.`,
+      )
+    const patterns: CodePointAutomaton[] = []
+    const pattern = schema['pattern']
+    if (pattern !== undefined) {
+      if (typeof pattern !== 'string') this.refuse(`${path}.pattern`, 'pattern must be a string.')
+      patterns.push(compilePattern(pattern, `${path}.pattern`))
+    }
+    const format = schema['format']
+    if (format !== undefined) {
+      if (typeof format !== 'string' || formatPatterns[format] === undefined) {
+        this.refuse(
+          `${path}.format`,
+          `The format ${JSON.stringify(format)} is not supported by structured output; the supported formats are ${supportedFormats.join(', ')} (or use a pattern).`,
+        )
+      }
+      patterns.push(compilePattern(formatPatterns[format], `${path}.format`))
+    }
+    for (const automaton of patterns) {
+      if (automaton.start.distance > maxLength) {
+        this.refuse(
+          `${path}.maxLength`,
+          `The ${automaton === patterns[0] && pattern !== undefined ? 'pattern' : 'format'} needs at least ${automaton.start.distance} characters, more than maxLength (${maxLength}).`,
+        )
+      }
+    }
+    return stringNode(this.id(), minLength, maxLength, patterns, false)
+  }
+
+  #bound(schema: Record<string, unknown>, key: string, path: string): number | undefined {
+    const value = schema[key]
+    if (value === undefined) return undefined
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      this.refuse(
+        `${path}.${key}`,
+        `${key} must be a finite number (draft 2020-12 form); got ${JSON.stringify(value)}.`,
+      )
+    }
+    return value
+  }
+
+  #compileNumber(schema: Record<string, unknown>, path: string, integer: boolean): NumberNode {
+    const limit = 10 ** maxIntegerDigits
+    let minimum = -limit
+    let exclusiveMinimum = false
+    let maximum = limit
+    let exclusiveMaximum = false
+    const min = this.#bound(schema, 'minimum', path)
+    const exMin = this.#bound(schema, 'exclusiveMinimum', path)
+    const max = this.#bound(schema, 'maximum', path)
+    const exMax = this.#bound(schema, 'exclusiveMaximum', path)
+    if (min !== undefined && min > minimum) minimum = min
+    if (exMin !== undefined && exMin >= minimum) {
+      minimum = exMin
+      exclusiveMinimum = true
+    }
+    if (max !== undefined && max < maximum) maximum = max
+    if (exMax !== undefined && exMax <= maximum) {
+      maximum = exMax
+      exclusiveMaximum = true
+    }
+    const empty =
+      minimum > maximum ||
+      (minimum === maximum && (exclusiveMinimum || exclusiveMaximum)) ||
+      (integer && integerRange(minimum, exclusiveMinimum, maximum, exclusiveMaximum) === undefined)
+    if (empty) this.refuse(path, `No ${integer ? 'integer' : 'number'} satisfies the bounds of this schema.`)
+    if (Math.abs(minimum) > limit || Math.abs(maximum) > limit) {
+      this.refuse(
+        path,
+        `Bounds beyond ±1e${maxIntegerDigits} are not supported (generated numbers have at most ${maxIntegerDigits} integer digits).`,
+      )
+    }
+    return { kind: 'number', id: this.id(), integer, minimum, maximum, exclusiveMinimum, exclusiveMaximum }
+  }
+
+  #compileArray(schema: Record<string, unknown>, path: string): ArrayNode {
+    const minItems = this.#count(schema, 'minItems', path, 0)
+    const maxItems = this.#count(schema, 'maxItems', path, Number.POSITIVE_INFINITY)
+    if (maxItems < minItems)
+      this.refuse(`${path}.maxItems`, `maxItems (${maxItems}) is below minItems (${minItems}).`)
+    const unique = schema['uniqueItems']
+    if (unique !== undefined && unique !== false) {
+      this.refuse(
+        `${path}.uniqueItems`,
+        'uniqueItems: true is not supported by structured output (it cannot be enforced token by token).',
+      )
+    }
+    const prefixList = schema['prefixItems']
+    let prefix: SchemaNode[] = []
+    if (prefixList !== undefined) {
+      if (!Array.isArray(prefixList))
+        this.refuse(`${path}.prefixItems`, 'prefixItems must be an array of schemas.')
+      prefix = prefixList.map((item, index) => this.compile(item, `${path}.prefixItems.${index}`))
+    }
+    const itemsSchema = schema['items']
+    if (Array.isArray(itemsSchema)) {
+      this.refuse(
+        `${path}.items`,
+        'items as an array (draft-07 tuples) is not supported: use prefixItems for the tuple and items for the rest.',
+      )
+    }
+    let items: SchemaNode | undefined
+    if (itemsSchema === undefined) items = { kind: 'any', id: this.id() }
+    else if (itemsSchema === false) items = undefined
+    else items = this.compile(itemsSchema, `${path}.items`)
+    if (items === undefined && minItems > prefix.length) {
+      this.refuse(
+        `${path}.minItems`,
+        `minItems (${minItems}) exceeds the ${prefix.length} prefixItems while items is false.`,
+      )
+    }
+    return { kind: 'array', id: this.id(), prefix, items, minItems, maxItems }
+  }
+
+  #compileObjectType(schema: Record<string, unknown>, path: string): ObjectNode {
+    const propertiesSchema = schema['properties']
+    if (propertiesSchema !== undefined && !isPlainObject(propertiesSchema)) {
+      this.refuse(`${path}.properties`, 'properties must be an object mapping names to schemas.')
+    }
+    const requiredList = schema['required'] ?? []
+    if (!Array.isArray(requiredList) || requiredList.some((name) => typeof name !== 'string')) {
+      this.refuse(`${path}.required`, 'required must be an array of property names.')
+    }
+    const required = new Set(requiredList as string[])
+    const properties: PropertyRule[] = []
+    for (const [name, propertySchema] of Object.entries(propertiesSchema ?? {})) {
+      properties.push({
+        name,
+        keyBytes: encoder.encode(JSON.stringify(name)),
+        node: this.compile(propertySchema, `${path}.properties.${name}`),
+        required: required.has(name),
+      })
+    }
+    for (const [index, name] of (requiredList as string[]).entries()) {
+      if (!properties.some((property) => property.name === name)) {
+        this.refuse(
+          `${path}.required.${index}`,
+          `required names "${name}", which properties does not define: define it so its value can be generated.`,
+        )
+      }
+    }
+    const additionalSchema = schema['additionalProperties']
+    let additional: SchemaNode | undefined
+    if (additionalSchema === false) additional = undefined
+    else if (additionalSchema === undefined)
+      additional = propertiesSchema === undefined ? { kind: 'any', id: this.id() } : undefined
+    else if (additionalSchema === true) additional = { kind: 'any', id: this.id() }
+    else additional = this.compile(additionalSchema, `${path}.additionalProperties`)
+    return { kind: 'object', id: this.id(), properties, additional }
+  }
+
+  #literal(values: readonly Json[]): LiteralNode {
+    return literalNode(values, this.id())
+  }
+
+  #compileEnum(
+    schema: Record<string, unknown>,
+    path: string,
+    hasEnum: boolean,
+    hasConst: boolean,
+  ): SchemaNode {
+    const allowedNext = new Set(['type', 'enum', 'const'])
+    for (const key of Object.keys(schema)) {
+      if (!annotations.has(key) && !allowedNext.has(key)) {
+        this.refuse(
+          `${path}.${key}`,
+          `"${key}" next to enum/const is not supported: list only the values that satisfy it.`,
+        )
+      }
+    }
+    let values: unknown[]
+    if (hasEnum) {
+      const list = schema['enum']
+      if (!Array.isArray(list) || list.length === 0)
+        this.refuse(`${path}.enum`, 'enum must be a non-empty array of values.')
+      values = [...list]
+    } else {
+      values = [schema['const']]
+    }
+    if (hasEnum && hasConst) values = values.filter((value) => deepEqual(value, schema['const']))
+    for (const [index, value] of values.entries()) {
+      if (!isJsonValue(value))
+        this.refuse(
+          hasEnum ? `${path}.enum.${index}` : `${path}.const`,
+          'enum/const values must be JSON values (finite numbers).',
+        )
+    }
+    if (schema['type'] !== undefined) {
+      const types = Array.isArray(schema['type']) ? schema['type'] : [schema['type']]
+      values = values.filter((value) =>
+        types.some((type) => typeof type === 'string' && hasType(value, type as TypeName)),
+      )
+    }
+    if (values.length === 0)
+      this.refuse(
+        path,
+        'No enum/const value satisfies the rest of this schema: no document can be generated.',
+      )
+    const unique: Json[] = []
+    for (const value of values) if (!unique.some((seen) => deepEqual(seen, value))) unique.push(value as Json)
+    return this.#literal(unique)
+  }
+
+  /**
+   * oneOf requires exactly one alternative to match. The grammar enforces "at least one" (like
+   * anyOf), so oneOf is accepted only when no value can match two alternatives: different JSON
+   * types, or objects told apart by a required property whose const/enum values differ.
+   */
+  #checkDisjoint(list: readonly unknown[], path: string): void {
+    const summaries = list.map((option) => this.#summary(option))
+    for (let a = 0; a < summaries.length; a++) {
+      for (let b = a + 1; b < summaries.length; b++) {
+        if (!disjoint(summaries[a]!, summaries[b]!)) {
+          this.refuse(
+            `${path}.oneOf`,
+            `oneOf alternatives ${a} and ${b} can match the same value, and "exactly one" cannot be enforced token by token: use anyOf, or tell them apart (different types, or a required property with a different const).`,
+          )
+        }
+      }
+    }
+  }
+
+  #summary(schema: unknown, depth = 0): OptionSummary {
+    if (!isPlainObject(schema) || depth > 16) return { types: undefined, values: undefined, tags: new Map() }
+    const reference = schema['$ref']
+    if (typeof reference === 'string' && reference.startsWith('#')) {
+      try {
+        return this.#summary(
+          reference === '#' ? this.rootSchema : this.#resolvePointer(reference).schema,
+          depth + 1,
+        )
+      } catch {
+        return { types: undefined, values: undefined, tags: new Map() }
+      }
+    }
+    const values =
+      schema['const'] !== undefined
+        ? [schema['const']]
+        : Array.isArray(schema['enum'])
+          ? schema['enum']
+          : undefined
+    let types: Set<TypeName> | undefined
+    if (typeof schema['type'] === 'string' || Array.isArray(schema['type'])) {
+      types = new Set((Array.isArray(schema['type']) ? schema['type'] : [schema['type']]) as TypeName[])
+      if (types.has('number')) types.add('integer')
+      if (schema['nullable'] === true) types.add('null')
+    }
+    const tags = new Map<string, unknown[]>()
+    const properties = schema['properties']
+    const required = Array.isArray(schema['required']) ? schema['required'] : []
+    if (isPlainObject(properties)) {
+      for (const name of required) {
+        const property = properties[name as string]
+        if (!isPlainObject(property)) continue
+        if (property['const'] !== undefined) tags.set(name as string, [property['const']])
+        else if (Array.isArray(property['enum'])) tags.set(name as string, property['enum'])
+      }
+    }
+    return { types, values, tags }
+  }
+}
+
+interface OptionSummary {
+  readonly types: Set<TypeName> | undefined
+  readonly values: readonly unknown[] | undefined
+  readonly tags: ReadonlyMap<string, readonly unknown[]>
+}
+
+function disjoint(a: OptionSummary, b: OptionSummary): boolean {
+  if (a.values !== undefined && b.values !== undefined)
+    return !a.values.some((x) => b.values!.some((y) => deepEqual(x, y)))
+  const typesOf = (summary: OptionSummary): Set<TypeName> | undefined => {
+    if (summary.values !== undefined) {
+      const set = new Set<TypeName>()
+      for (const value of summary.values) {
+        const type = jsonTypeOf(value)
+        if (type !== undefined) set.add(type)
+        if (type === 'integer') set.add('number')
+      }
+      return set
+    }
+    return summary.types
+  }
+  const typesA = typesOf(a)
+  const typesB = typesOf(b)
+  if (typesA !== undefined && typesB !== undefined) {
+    const shared = [...typesA].filter((type) => typesB.has(type))
+    if (shared.length === 0) return true
+    if (shared.every((type) => type === 'object')) {
+      for (const [name, valuesA] of a.tags) {
+        const valuesB = b.tags.get(name)
+        if (valuesB !== undefined && !valuesA.some((x) => valuesB.some((y) => deepEqual(x, y)))) return true
+      }
+    }
+  }
+  return false
+}
+
+function isJsonValue(value: unknown): boolean {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (Array.isArray(value)) return value.every(isJsonValue)
+  if (isPlainObject(value)) return Object.values(value).every(isJsonValue)
+  return false
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((item, index) => deepEqual(item, b[index]))
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = Object.keys(a)
+    return keys.length === Object.keys(b).length && keys.every((key) => key in b && deepEqual(a[key], b[key]))
+  }
+  return false
+}
+
+/** The integers allowed by the bounds as [low, high], or undefined when none is. */
+export function integerRange(
+  minimum: number,
+  exclusiveMinimum: boolean,
+  maximum: number,
+  exclusiveMaximum: boolean,
+): [number, number] | undefined {
+  let low = Math.ceil(minimum)
+  if (exclusiveMinimum && low === minimum) low++
+  let high = Math.floor(maximum)
+  if (exclusiveMaximum && high === maximum) high--
+  return low <= high ? [low, high] : undefined
+}
+
+/** A node that accepts exactly these JSON values. */
+export function literalNode(values: readonly unknown[], id: number): LiteralNode {
+  return { kind: 'literal', id, values: values.map((value) => encoder.encode(JSON.stringify(value))) }
+}
+
+export function stringNode(
+  id: number,
+  minLength: number,
+  maxLength: number,
+  patterns: readonly CodePointAutomaton[],
+  isKey: boolean,
+): StringNode {
+  const signature = `${isKey ? 'k' : 's'}|${patterns.map((pattern) => pattern.source).join('\u0000')}`
+  return { kind: 'string', id, minLength, maxLength, patterns, isKey, signature }
+}
+
+/**
+ * Compiles a JSON Schema (draft 2020-12 keywords; `true` = any JSON) into the grammar. `param`
+ * is the request field the schema came in (errors point inside it).
+ */
+export function compileJsonSchema(schema: unknown, param = 'schema'): CompiledSchema {
+  const compiler = new SchemaCompiler(schema, param)
+  const root = compiler.compileRoot()
+  checkProductive(root, param)
+  return { root, nodeCount: compiler.nodeCount }
+}
+
+/** Free JSON (`json_object`): any object at the top, any JSON inside. */
+export function compileJsonObject(): CompiledSchema {
+  const any: AnyNode = { kind: 'any', id: 1 }
+  return { root: { kind: 'object', id: 0, properties: [], additional: any }, nodeCount: 2 }
+}
+
+/**
+ * Refuses a schema that only has infinite documents (`{ $ref: '#' }` as a required property of
+ * itself): every node must be able to finish, or the model could only ever run out of tokens.
+ */
+function checkProductive(root: SchemaNode, param: string): void {
+  const productive = new Set<SchemaNode>()
+  const all: SchemaNode[] = []
+  const seen = new Set<SchemaNode>()
+  const visit = (node: SchemaNode): void => {
+    if (seen.has(node)) return
+    seen.add(node)
+    all.push(node)
+    switch (node.kind) {
+      case 'union':
+        node.options.forEach(visit)
+        break
+      case 'object':
+        for (const property of node.properties) visit(property.node)
+        if (node.additional !== undefined) visit(node.additional)
+        break
+      case 'array':
+        node.prefix.forEach(visit)
+        if (node.items !== undefined) visit(node.items)
+        break
+      case 'reference':
+        if (node.target !== undefined) visit(node.target)
+        break
+      default:
+        break
+    }
+  }
+  visit(root)
+  let changed = true
+  while (changed) {
+    changed = false
+    for (const node of all) {
+      if (productive.has(node)) continue
+      let done = false
+      switch (node.kind) {
+        case 'union':
+          done = node.options.some((option) => productive.has(option))
+          break
+        case 'object':
+          done = node.properties.every((property) => !property.required || productive.has(property.node))
+          break
+        case 'array': {
+          const needed = Math.min(node.minItems, node.prefix.length)
+          done =
+            node.prefix.slice(0, needed).every((item) => productive.has(item)) &&
+            (node.minItems <= node.prefix.length || (node.items !== undefined && productive.has(node.items)))
+          break
+        }
+        case 'reference':
+          done = node.target !== undefined && productive.has(node.target)
+          break
+        default:
+          done = true
+      }
+      if (done) {
+        productive.add(node)
+        changed = true
+      }
+    }
+  }
+  if (!productive.has(root)) {
+    throw new InvalidArgumentError(
+      param,
+      'The schema has no finite document (a required property or item refers back to itself without a way out).',
+    )
+  }
+  // Drop the ways into nodes that can never finish, so the matcher never enters a dead end.
+  for (const node of all) {
+    if (node.kind === 'union')
+      (node as { options: readonly SchemaNode[] }).options = node.options.filter((option) =>
+        productive.has(option),
+      )
+    if (node.kind === 'object') {
+      const writable = node as { properties: readonly PropertyRule[]; additional: SchemaNode | undefined }
+      writable.properties = node.properties.filter(
+        (property) => property.required || productive.has(property.node),
+      )
+      if (node.additional !== undefined && !productive.has(node.additional)) writable.additional = undefined
+    }
+    if (node.kind === 'array' && node.items !== undefined && !productive.has(node.items)) {
+      ;(node as { items: SchemaNode | undefined }).items = undefined
+    }
+  }
+}

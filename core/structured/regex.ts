@@ -1,0 +1,586 @@
+// A regular-expression subset compiled to an automaton over code points, for JSON Schema `pattern`
+// and the string formats. Matching follows JavaScript's `new RegExp(pattern, 'u').test(value)`,
+// which is what JSON Schema validators run: unanchored unless the pattern starts with `^` / ends
+// with `$`.
+//
+// The subset: literals, `.`, escapes (\d \w \s \D \W \S, \t \n \r \f \v \0, \uXXXX, \u{X},
+// \xXX, escaped punctuation), classes `[...]` with ranges and `^`, groups `(...)`, `(?:...)`,
+// `(?<name>...)`, alternation `|`, quantifiers `* + ? {n} {n,} {n,m}` (lazy forms match the same
+// strings), `^` at the start and `$` at the end. Anything else (backreferences, lookaround, `\b`,
+// anchors in the middle) is refused with the construct named, never approximated.
+//
+// Dead states (from which no accepting state is reachable) are pruned at compile time, so a string
+// can always be completed from any state the matcher reaches.
+import { InvalidArgumentError } from '../errors.ts'
+
+/** A set of code points as sorted, disjoint, inclusive [low, high] pairs. */
+export type CodePointRanges = readonly (readonly [number, number])[]
+
+const maxCodePoint = 0x10ffff
+const maxStates = 20_000
+
+interface NfaState {
+  /** Code point ranges and their targets. */
+  readonly edges: [number, number, number][]
+  readonly epsilon: number[]
+}
+
+/** A compiled pattern: a lazily determinized automaton over code points. */
+export class CodePointAutomaton {
+  readonly source: string
+  readonly #states: NfaState[]
+  readonly #accepting: number
+  readonly #cache = new Map<string, AutomatonState>()
+  readonly start: AutomatonState
+
+  /** Per NFA state, the fewest code points that lead to acceptance (for maxLength). */
+  readonly #distance: Int32Array
+
+  constructor(source: string, states: NfaState[], start: number, accepting: number) {
+    this.source = source
+    this.#states = states
+    this.#accepting = accepting
+    this.#distance = distances(states, accepting)
+    this.start = this.#stateFor(this.#closure([start]))
+  }
+
+  #closure(seeds: readonly number[]): number[] {
+    const seen = new Set<number>(seeds)
+    const work = [...seeds]
+    while (work.length > 0) {
+      const state = work.pop() as number
+      for (const next of this.#states[state]!.epsilon) {
+        if (!seen.has(next)) {
+          seen.add(next)
+          work.push(next)
+        }
+      }
+    }
+    return [...seen].sort((a, b) => a - b)
+  }
+
+  #stateFor(members: number[]): AutomatonState {
+    const key = members.join(',')
+    let state = this.#cache.get(key)
+    if (state === undefined) {
+      let distance = Number.POSITIVE_INFINITY
+      for (const member of members) distance = Math.min(distance, this.#distance[member]!)
+      state = new AutomatonState(this, key, members, members.includes(this.#accepting), distance)
+      this.#cache.set(key, state)
+    }
+    return state
+  }
+
+  /** The state after `codePoint`, or undefined when no live state takes it. */
+  next(from: AutomatonState, codePoint: number): AutomatonState | undefined {
+    const cached = from.transitions.get(codePoint)
+    if (cached !== undefined || from.transitions.has(codePoint)) return cached ?? undefined
+    const targets: number[] = []
+    for (const member of from.members) {
+      for (const [low, high, target] of this.#states[member]!.edges) {
+        if (codePoint >= low && codePoint <= high) targets.push(target)
+      }
+    }
+    const result = targets.length === 0 ? undefined : this.#stateFor(this.#closure(targets))
+    if (from.transitions.size < 4096) from.transitions.set(codePoint, result ?? null)
+    return result
+  }
+
+  /** Whether some code point in [low, high] leads to a live state. */
+  canTake(from: AutomatonState, low: number, high: number): boolean {
+    for (const member of from.members) {
+      for (const [edgeLow, edgeHigh] of this.#states[member]!.edges) {
+        if (edgeLow <= high && edgeHigh >= low) return true
+      }
+    }
+    return false
+  }
+}
+
+export class AutomatonState {
+  readonly transitions = new Map<number, AutomatonState | null>()
+  readonly automaton: CodePointAutomaton
+  readonly key: string
+  readonly members: readonly number[]
+  readonly accepting: boolean
+  /** The fewest further code points that reach acceptance (0 when accepting). */
+  readonly distance: number
+  constructor(
+    automaton: CodePointAutomaton,
+    key: string,
+    members: readonly number[],
+    accepting: boolean,
+    distance: number,
+  ) {
+    this.automaton = automaton
+    this.key = key
+    this.members = members
+    this.accepting = accepting
+    this.distance = distance
+  }
+}
+
+// --- Parsing ---------------------------------------------------------------------------------
+
+type RegexNode =
+  | { readonly kind: 'set'; readonly ranges: CodePointRanges }
+  | { readonly kind: 'sequence'; readonly items: readonly RegexNode[] }
+  | { readonly kind: 'alternation'; readonly options: readonly RegexNode[] }
+  | { readonly kind: 'repeat'; readonly item: RegexNode; readonly min: number; readonly max: number }
+
+const digit: CodePointRanges = [[0x30, 0x39]]
+const word: CodePointRanges = [
+  [0x30, 0x39],
+  [0x41, 0x5a],
+  [0x5f, 0x5f],
+  [0x61, 0x7a],
+]
+// JavaScript's \s: WhiteSpace and LineTerminator code points.
+const space: CodePointRanges = [
+  [0x09, 0x0d],
+  [0x20, 0x20],
+  [0xa0, 0xa0],
+  [0x1680, 0x1680],
+  [0x2000, 0x200a],
+  [0x2028, 0x2029],
+  [0x202f, 0x202f],
+  [0x205f, 0x205f],
+  [0x3000, 0x3000],
+  [0xfeff, 0xfeff],
+]
+const lineTerminators: CodePointRanges = [
+  [0x0a, 0x0a],
+  [0x0d, 0x0d],
+  [0x2028, 0x2029],
+]
+
+function normalize(ranges: readonly (readonly [number, number])[]): CodePointRanges {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0])
+  const out: [number, number][] = []
+  for (const [low, high] of sorted) {
+    const last = out[out.length - 1]
+    if (last !== undefined && low <= last[1] + 1) last[1] = Math.max(last[1], high)
+    else out.push([low, high])
+  }
+  return out
+}
+
+export function complement(ranges: CodePointRanges): CodePointRanges {
+  const out: [number, number][] = []
+  let next = 0
+  for (const [low, high] of normalize(ranges)) {
+    if (low > next) out.push([next, low - 1])
+    next = high + 1
+  }
+  if (next <= maxCodePoint) out.push([next, maxCodePoint])
+  return out
+}
+
+class RegexParser {
+  #position = 0
+  readonly source: string
+  readonly param: string
+  constructor(source: string, param: string) {
+    this.source = source
+    this.param = param
+  }
+
+  fail(what: string): never {
+    throw new InvalidArgumentError(
+      this.param,
+      `The pattern ${JSON.stringify(this.source)} uses ${what} at offset ${this.#position}, which structured output cannot enforce. Supported: literals, ".", classes [...], \\d \\w \\s (and negations), groups, "|", the quantifiers * + ? {n,m}, and "^"/"$" at the ends.`,
+    )
+  }
+
+  get done(): boolean {
+    return this.#position >= this.source.length
+  }
+
+  peek(): string {
+    return this.source[this.#position] ?? ''
+  }
+
+  /** The next code point as a string (a surrogate pair stays together, as with the u flag). */
+  take(): string {
+    const codePoint = this.source.codePointAt(this.#position)
+    if (codePoint === undefined) this.fail('an unexpected end')
+    const text = String.fromCodePoint(codePoint)
+    this.#position += text.length
+    return text
+  }
+
+  parseAlternation(): RegexNode {
+    const options = [this.parseSequence()]
+    while (this.peek() === '|') {
+      this.#position++
+      options.push(this.parseSequence())
+    }
+    return options.length === 1 ? options[0]! : { kind: 'alternation', options }
+  }
+
+  parseSequence(): RegexNode {
+    const items: RegexNode[] = []
+    while (!this.done && this.peek() !== '|' && this.peek() !== ')') {
+      const atom = this.parseAtom()
+      items.push(this.parseQuantifier(atom))
+    }
+    return { kind: 'sequence', items }
+  }
+
+  parseQuantifier(atom: RegexNode): RegexNode {
+    let node = atom
+    for (;;) {
+      const next = this.peek()
+      let min: number
+      let max: number
+      if (next === '*') {
+        min = 0
+        max = Number.POSITIVE_INFINITY
+        this.#position++
+      } else if (next === '+') {
+        min = 1
+        max = Number.POSITIVE_INFINITY
+        this.#position++
+      } else if (next === '?') {
+        min = 0
+        max = 1
+        this.#position++
+      } else if (next === '{') {
+        const match = /^\{(\d+)(,(\d*))?\}/.exec(this.source.slice(this.#position))
+        if (match === null) this.fail('a "{" that is not a quantifier (escape it as \\{)')
+        min = Number(match[1])
+        max = match[2] === undefined ? min : match[3] === '' ? Number.POSITIVE_INFINITY : Number(match[3])
+        if (max < min) this.fail(`the quantifier ${match[0]} (its maximum is below its minimum)`)
+        if (min > 1000 || (max !== Number.POSITIVE_INFINITY && max > 1000)) {
+          this.fail(`the quantifier ${match[0]} (counts above 1000)`)
+        }
+        this.#position += match[0].length
+      } else {
+        return node
+      }
+      // A lazy quantifier matches the same set of strings.
+      if (this.peek() === '?') this.#position++
+      if (node.kind === 'repeat' && atom === node) this.fail('a quantifier on a quantifier')
+      node = { kind: 'repeat', item: node, min, max }
+    }
+  }
+
+  parseAtom(): RegexNode {
+    const character = this.peek()
+    if (character === '(') {
+      this.#position++
+      if (this.peek() === '?') {
+        const rest = this.source.slice(this.#position)
+        if (rest.startsWith('?:')) this.#position += 2
+        else if (/^\?<[A-Za-z_$][\w$]*>/.test(rest)) this.#position += rest.indexOf('>') + 1
+        else this.fail('a lookaround or group modifier "(?"')
+      }
+      const inner = this.parseAlternation()
+      if (this.peek() !== ')') this.fail('an unclosed group')
+      this.#position++
+      return inner
+    }
+    if (character === ')') this.fail('an unmatched ")"')
+    if (character === '[') return this.parseClass()
+    if (character === '.') {
+      this.#position++
+      return { kind: 'set', ranges: complement(lineTerminators) }
+    }
+    if (character === '^') this.fail('"^" away from the start')
+    if (character === '$') this.fail('"$" away from the end')
+    if (character === '*' || character === '+' || character === '?' || character === '{') {
+      this.fail(`a quantifier "${character}" with nothing to repeat`)
+    }
+    if (character === '\\') return { kind: 'set', ranges: this.parseEscape(false) }
+    const text = this.take()
+    const codePoint = text.codePointAt(0)!
+    return { kind: 'set', ranges: [[codePoint, codePoint]] }
+  }
+
+  parseEscape(inClass: boolean): CodePointRanges {
+    this.#position++ // the backslash
+    const letter = this.take()
+    switch (letter) {
+      case 'd':
+        return digit
+      case 'D':
+        return complement(digit)
+      case 'w':
+        return word
+      case 'W':
+        return complement(word)
+      case 's':
+        return space
+      case 'S':
+        return complement(space)
+      case 't':
+        return [[9, 9]]
+      case 'n':
+        return [[10, 10]]
+      case 'v':
+        return [[11, 11]]
+      case 'f':
+        return [[12, 12]]
+      case 'r':
+        return [[13, 13]]
+      case '0':
+        if (/\d/.test(this.peek())) this.fail('an octal escape')
+        return [[0, 0]]
+      case 'x': {
+        const match = /^[0-9a-fA-F]{2}/.exec(this.source.slice(this.#position))
+        if (match === null) this.fail('a malformed \\x escape')
+        this.#position += 2
+        const value = Number.parseInt(match[0], 16)
+        return [[value, value]]
+      }
+      case 'u': {
+        const rest = this.source.slice(this.#position)
+        const braced = /^\{([0-9a-fA-F]{1,6})\}/.exec(rest)
+        const plain = /^[0-9a-fA-F]{4}/.exec(rest)
+        const match = braced ?? plain
+        if (match === null) this.fail('a malformed \\u escape')
+        this.#position += match[0].length
+        const value = Number.parseInt(braced === null ? match[0] : match[1]!, 16)
+        if (value > maxCodePoint) this.fail('a \\u escape above U+10FFFF')
+        return [[value, value]]
+      }
+      case 'b':
+        if (inClass) return [[8, 8]]
+        return this.fail('a word boundary "\\b"')
+      case 'B':
+        return this.fail('"\\B"')
+      case 'p':
+      case 'P':
+        return this.fail(`a Unicode property escape "\\${letter}"`)
+      case 'k':
+        return this.fail('a named backreference')
+      case 'c':
+        return this.fail('a control escape "\\c"')
+      default: {
+        if (/[1-9]/.test(letter)) this.fail('a backreference')
+        // Under the u flag only syntax characters (and "-" in a class) may be escaped.
+        if (!/[\^$\\.*+?()[\]{}|/]/.test(letter) && !(inClass && letter === '-')) {
+          this.fail(`the escape "\\${letter}"`)
+        }
+        const codePoint = letter.codePointAt(0)!
+        return [[codePoint, codePoint]]
+      }
+    }
+  }
+
+  parseClass(): RegexNode {
+    this.#position++ // [
+    let negated = false
+    if (this.peek() === '^') {
+      negated = true
+      this.#position++
+    }
+    const ranges: [number, number][] = []
+    const single = (): CodePointRanges => {
+      if (this.peek() === '\\') return this.parseEscape(true)
+      if (this.peek() === '[') this.fail('a nested "[" in a class (escape it as \\[)')
+      const codePoint = this.take().codePointAt(0)!
+      return [[codePoint, codePoint]]
+    }
+    while (this.peek() !== ']') {
+      if (this.done) this.fail('an unclosed class "["')
+      const first = single()
+      if (
+        this.peek() === '-' &&
+        this.source[this.#position + 1] !== ']' &&
+        this.#position + 1 < this.source.length
+      ) {
+        this.#position++
+        const second = single()
+        if (
+          first.length !== 1 ||
+          second.length !== 1 ||
+          first[0]![0] !== first[0]![1] ||
+          second[0]![0] !== second[0]![1]
+        ) {
+          this.fail('a class range with a class escape as an end')
+        }
+        const low = first[0]![0]
+        const high = second[0]![0]
+        if (high < low) this.fail('a class range out of order')
+        ranges.push([low, high])
+      } else {
+        ranges.push(...first.map(([low, high]) => [low, high] as [number, number]))
+      }
+    }
+    this.#position++ // ]
+    const set = normalize(ranges)
+    return { kind: 'set', ranges: negated ? complement(set) : set }
+  }
+}
+
+class NfaBuilder {
+  readonly states: NfaState[] = []
+  readonly fail: (what: string) => never
+  constructor(fail: (what: string) => never) {
+    this.fail = fail
+  }
+
+  add(): number {
+    if (this.states.length >= maxStates)
+      this.fail('so many repetitions that its automaton exceeds 20,000 states')
+    this.states.push({ edges: [], epsilon: [] })
+    return this.states.length - 1
+  }
+
+  /** Builds `node` between fresh states; returns [start, end]. */
+  build(node: RegexNode): [number, number] {
+    switch (node.kind) {
+      case 'set': {
+        const start = this.add()
+        const end = this.add()
+        for (const [low, high] of node.ranges) {
+          // Surrogates are not characters in UTF-8 text: a JSON string can't hold them unpaired.
+          const parts: [number, number][] =
+            high < 0xd800 || low > 0xdfff
+              ? [[low, high]]
+              : ([
+                  [low, 0xd7ff],
+                  [0xe000, high],
+                ].filter(([a, b]) => a! <= b!) as [number, number][])
+          for (const [a, b] of parts) this.states[start]!.edges.push([a, b, end])
+        }
+        return [start, end]
+      }
+      case 'sequence': {
+        const start = this.add()
+        let end = start
+        for (const item of node.items) {
+          const [itemStart, itemEnd] = this.build(item)
+          this.states[end]!.epsilon.push(itemStart)
+          end = itemEnd
+        }
+        return [start, end]
+      }
+      case 'alternation': {
+        const start = this.add()
+        const end = this.add()
+        for (const option of node.options) {
+          const [optionStart, optionEnd] = this.build(option)
+          this.states[start]!.epsilon.push(optionStart)
+          this.states[optionEnd]!.epsilon.push(end)
+        }
+        return [start, end]
+      }
+      case 'repeat': {
+        const start = this.add()
+        let end = start
+        for (let i = 0; i < node.min; i++) {
+          const [itemStart, itemEnd] = this.build(node.item)
+          this.states[end]!.epsilon.push(itemStart)
+          end = itemEnd
+        }
+        if (node.max === Number.POSITIVE_INFINITY) {
+          const [itemStart, itemEnd] = this.build(node.item)
+          const loopEnd = this.add()
+          this.states[end]!.epsilon.push(itemStart, loopEnd)
+          this.states[itemEnd]!.epsilon.push(itemStart, loopEnd)
+          return [start, loopEnd]
+        }
+        const finalEnd = this.add()
+        for (let i = node.min; i < node.max; i++) {
+          const [itemStart, itemEnd] = this.build(node.item)
+          this.states[end]!.epsilon.push(itemStart, finalEnd)
+          end = itemEnd
+        }
+        this.states[end]!.epsilon.push(finalEnd)
+        return [start, finalEnd]
+      }
+    }
+  }
+}
+
+/** Fewest code points from each state to `accepting` (0-1 breadth-first search backwards). */
+function distances(states: NfaState[], accepting: number): Int32Array {
+  const reverse: [number, number][][] = states.map(() => [])
+  states.forEach((state, index) => {
+    for (const [, , target] of state.edges) reverse[target]!.push([index, 1])
+    for (const target of state.epsilon) reverse[target]!.push([index, 0])
+  })
+  const distance = new Int32Array(states.length).fill(0x3fffffff)
+  distance[accepting] = 0
+  const queue: number[] = [accepting]
+  for (let head = 0; head < queue.length; head++) {
+    const state = queue[head]!
+    for (const [previous, cost] of reverse[state]!) {
+      const candidate = distance[state]! + cost
+      if (candidate < distance[previous]!) {
+        distance[previous] = candidate
+        queue.push(previous)
+      }
+    }
+  }
+  return distance
+}
+
+/** Removes edges into states from which `accepting` is unreachable (so no dead end is ever entered). */
+function pruneDeadStates(states: NfaState[], accepting: number): void {
+  const reverse: number[][] = states.map(() => [])
+  states.forEach((state, index) => {
+    for (const [, , target] of state.edges) reverse[target]!.push(index)
+    for (const target of state.epsilon) reverse[target]!.push(index)
+  })
+  const live = new Set<number>([accepting])
+  const work = [accepting]
+  while (work.length > 0) {
+    const state = work.pop() as number
+    for (const previous of reverse[state]!) {
+      if (!live.has(previous)) {
+        live.add(previous)
+        work.push(previous)
+      }
+    }
+  }
+  for (const state of states) {
+    for (let i = state.edges.length - 1; i >= 0; i--)
+      if (!live.has(state.edges[i]![2])) state.edges.splice(i, 1)
+    for (let i = state.epsilon.length - 1; i >= 0; i--)
+      if (!live.has(state.epsilon[i]!)) state.epsilon.splice(i, 1)
+  }
+}
+
+/**
+ * Compiles `source` with JavaScript `u`-flag semantics (unanchored unless `^` / `$` are given).
+ * Throws InvalidArgumentError naming `param` for anything outside the subset.
+ */
+export function compilePattern(source: string, param: string): CodePointAutomaton {
+  if (typeof source !== 'string') throw new InvalidArgumentError(param, 'pattern must be a string.')
+  let body = source
+  const anchoredStart = body.startsWith('^')
+  if (anchoredStart) body = body.slice(1)
+  let anchoredEnd = false
+  if (body.endsWith('$') && !/(^|[^\\])(\\\\)*\\\$$/.test(body)) {
+    anchoredEnd = true
+    body = body.slice(0, -1)
+  }
+  const parser = new RegexParser(body, param)
+  const tree = parser.parseAlternation()
+  if (!parser.done) parser.fail('an unmatched ")"')
+  const anything: RegexNode = {
+    kind: 'repeat',
+    item: { kind: 'set', ranges: [[0, maxCodePoint]] },
+    min: 0,
+    max: Number.POSITIVE_INFINITY,
+  }
+  const items: RegexNode[] = []
+  if (!anchoredStart) items.push(anything)
+  items.push(tree)
+  if (!anchoredEnd) items.push(anything)
+  const builder = new NfaBuilder((what) => parser.fail(what))
+  const [start, end] = builder.build({ kind: 'sequence', items })
+  pruneDeadStates(builder.states, end)
+  const automaton = new CodePointAutomaton(source, builder.states, start, end)
+  if (automaton.start.members.length === 0 || (!automaton.start.accepting && !automatonHasEdges(automaton))) {
+    throw new InvalidArgumentError(param, `The pattern ${JSON.stringify(source)} matches no string.`)
+  }
+  return automaton
+}
+
+function automatonHasEdges(automaton: CodePointAutomaton): boolean {
+  return automaton.canTake(automaton.start, 0, maxCodePoint)
+}

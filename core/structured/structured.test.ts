@@ -1,0 +1,507 @@
+// The grammar engine on the real Qwen3 vocabulary: random schemas walked with random tokens among
+// the allowed ones (what noise logits do) always give documents an independent validator (ajv)
+// accepts; the cached mask equals the token-by-token check; unsupported keywords are refused.
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormatsModule from 'ajv-formats'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import {
+  ConstraintState,
+  compileConstraint,
+  compileJsonSchema,
+  Grammar,
+  GrammarMatcher,
+  vocabularyOf,
+} from './index.ts'
+
+const tokenizer = qwen3Tokenizer()
+const vocabulary = vocabularyOf(tokenizer)
+const ajv = new Ajv2020({ strict: false })
+// ajv-formats is CommonJS: its default export arrives as the module object under Node's ESM.
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
+  addFormatsModule) as unknown as (instance: Ajv2020) => void
+addFormats(ajv)
+
+/** A deterministic generator in [0, 1). */
+function random(seed: number): () => number {
+  let state = seed >>> 0 || 1
+  return () => {
+    state ^= state << 13
+    state >>>= 0
+    state ^= state >>> 17
+    state ^= state << 5
+    state >>>= 0
+    return state / 4294967296
+  }
+}
+
+function allowedIds(bits: Uint32Array): number[] {
+  const ids: number[] = []
+  for (let word = 0; word < bits.length; word++) {
+    let value = bits[word]!
+    while (value !== 0) {
+      const bit = 31 - Math.clz32(value & -value)
+      ids.push(word * 32 + bit)
+      value &= value - 1
+    }
+  }
+  return ids
+}
+
+const eos = new Set(tokenizer.eosTokenIds)
+
+/**
+ * Walks the grammar choosing uniformly among the allowed tokens; checks on the way that the mask
+ * agrees with `allows` on a sample of tokens. Returns the text and whether EOS came.
+ */
+function walk(
+  schema: unknown,
+  seed: number,
+  budget = 300,
+  check = 24,
+): { text: string; ended: boolean; tokens: number[] } {
+  const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
+  const bits = new Uint32Array(matcher.words)
+  const next = random(seed)
+  const tokens: number[] = []
+  for (let step = 0; step < budget; step++) {
+    matcher.fillMask(bits)
+    const ids = allowedIds(bits)
+    expect(ids.length).toBeGreaterThan(0)
+    for (let probe = 0; probe < check; probe++) {
+      const id = Math.floor(next() * tokenizer.vocabularySize)
+      const inMask = (bits[id >>> 5]! & (1 << (id & 31))) !== 0
+      expect(
+        matcher.fork().allows(id),
+        `token ${id} ${JSON.stringify(tokenizer.decode([id]))} after ${JSON.stringify(tokenizer.decode(tokens))}`,
+      ).toBe(inMask)
+    }
+    const id = ids[Math.floor(next() * ids.length)]!
+    if (eos.has(id)) return { text: tokenizer.decode(tokens), ended: true, tokens }
+    expect(matcher.accept(id)).toBe(true)
+    tokens.push(id)
+  }
+  return { text: tokenizer.decode(tokens), ended: false, tokens }
+}
+
+// --- Random bounded schemas (every string, array and object has limits, so a walk ends) ---------
+
+const names = fc.constantFrom('id', 'name', 'a', 'ab', 'état', 'x y', 'quote"d', 'n0', 'tags', 'list')
+const stringSchema = fc.oneof(
+  fc.record({ type: fc.constant('string'), maxLength: fc.integer({ min: 1, max: 8 }) }),
+  fc.record({
+    type: fc.constant('string'),
+    minLength: fc.integer({ min: 1, max: 3 }),
+    maxLength: fc.integer({ min: 3, max: 6 }),
+  }),
+  fc.record({ type: fc.constant('string'), format: fc.constantFrom('date', 'date-time', 'uuid') }),
+  fc.record({ type: fc.constant('string'), format: fc.constant('email'), maxLength: fc.constant(24) }),
+  fc.record({
+    type: fc.constant('string'),
+    pattern: fc.constantFrom('^[a-z]{2,5}$', '^\\d{3}-\\d{2}$', '^(yes|no|maybe)$', '^[A-Z][a-z]*$'),
+    maxLength: fc.constant(8),
+  }),
+  fc.record({
+    type: fc.constant('string'),
+    pattern: fc.constantFrom('[0-9]', 'ab', 'é'),
+    maxLength: fc.constant(6),
+  }),
+  fc.record({
+    enum: fc.uniqueArray(fc.constantFrom('red', 'green', 'blue', 're', 'été', 'a"b', 'x\\y'), {
+      minLength: 1,
+      maxLength: 4,
+    }),
+  }),
+)
+const numberSchema = fc.oneof(
+  fc.record({ type: fc.constant('integer') }),
+  fc.record({
+    type: fc.constant('integer'),
+    minimum: fc.integer({ min: -50, max: 50 }),
+    maximum: fc.integer({ min: 50, max: 500 }),
+  }),
+  fc.record({ type: fc.constant('integer'), exclusiveMinimum: fc.constant(0), maximum: fc.constant(3) }),
+  fc.record({
+    type: fc.constant('number'),
+    minimum: fc.constantFrom(-1.5, 0, 2.25),
+    maximum: fc.constantFrom(2.5, 10, 1e6),
+  }),
+  fc.record({ type: fc.constant('number'), exclusiveMaximum: fc.constantFrom(0, 1) }),
+  fc.record({ type: fc.constant('number') }),
+)
+const scalarSchema = fc.oneof(
+  stringSchema,
+  numberSchema,
+  fc.constant({ type: 'boolean' }),
+  fc.constant({ type: 'null' }),
+  fc.record({ const: fc.constantFrom(1, 'fixed', true, null, [1, 2], { k: 'v' }) }),
+  fc.record({ enum: fc.constant([1, 'one', null, false, 2.5]) }),
+)
+
+const { schema: randomSchema } = fc.letrec<{ schema: unknown; object: unknown; array: unknown }>((tie) => ({
+  schema: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    scalarSchema,
+    tie('object'),
+    tie('array'),
+    fc.record({ anyOf: fc.tuple(scalarSchema, tie('object')) }),
+    fc.record({ type: fc.constant(['string', 'null']), maxLength: fc.integer({ min: 0, max: 5 }) }),
+    scalarSchema
+      .map((inner) => ({ ...(inner as object), nullable: true }))
+      .filter((inner) => !('enum' in inner) && !('const' in inner)),
+  ),
+  object: fc
+    .uniqueArray(fc.tuple(names, tie('schema'), fc.boolean()), {
+      minLength: 0,
+      maxLength: 3,
+      selector: ([name]) => name,
+    })
+    .map((entries) => ({
+      type: 'object',
+      properties: Object.fromEntries(entries.map(([name, schema]) => [name, schema])),
+      required: entries.filter(([, , required]) => required).map(([name]) => name),
+      additionalProperties: false,
+    })),
+  array: fc.oneof(
+    fc.record({ type: fc.constant('array'), items: tie('schema'), maxItems: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({
+      type: fc.constant('array'),
+      items: tie('schema'),
+      minItems: fc.constant(1),
+      maxItems: fc.constant(2),
+    }),
+    fc.record({
+      type: fc.constant('array'),
+      prefixItems: fc.tuple(scalarSchema, scalarSchema),
+      items: fc.constant(false),
+      minItems: fc.constant(1),
+    }),
+  ),
+}))
+
+describe('structured output grammar on the Qwen3 vocabulary', () => {
+  it('random schemas × random allowed tokens: every finished document parses and validates (ajv)', () => {
+    let finished = 0
+    fc.assert(
+      fc.property(randomSchema, fc.integer({ min: 1, max: 2 ** 31 - 1 }), (schema, seed) => {
+        const { text, ended } = walk(schema, seed, 400, 8)
+        expect(ended, `no end within budget for ${JSON.stringify(schema)}: ${text}`).toBe(true)
+        const value: unknown = JSON.parse(text)
+        const validate = ajv.compile(schema as object)
+        expect(
+          validate(value),
+          `${text} against ${JSON.stringify(schema)}: ${ajv.errorsText(validate.errors)}`,
+        ).toBe(true)
+        finished++
+      }),
+      { numRuns: Number(process.env.STRUCTURED_RUNS ?? 60), seed: Number(process.env.STRUCTURED_SEED ?? 16) },
+    )
+    expect(finished).toBe(Number(process.env.STRUCTURED_RUNS ?? 60))
+  })
+
+  it('accepts the tokenizer’s own encoding of valid compact documents', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        name: { type: 'string' },
+        age: { type: 'integer', minimum: 0 },
+        email: { type: 'string', format: 'email' },
+        when: { type: 'string', format: 'date-time' },
+        tags: { type: 'array', items: { type: 'string' } },
+      },
+      required: ['name'],
+      additionalProperties: false,
+    }
+    const documents = [
+      {
+        name: 'Ada Lovelace',
+        age: 36,
+        email: 'ada@example.org',
+        when: '1843-07-10T12:00:00Z',
+        tags: ['math', 'poésie 🚀', 'line\nbreak "q"'],
+      },
+      { name: '' },
+      { name: '日本語のテキスト', tags: [] },
+    ]
+    for (const document of documents) {
+      const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
+      for (const id of tokenizer.encode(JSON.stringify(document), { addSpecialTokens: false })) {
+        expect(matcher.accept(id), `${JSON.stringify(document)} at ${tokenizer.decode([id])}`).toBe(true)
+      }
+      expect(matcher.isComplete).toBe(true)
+      expect(matcher.allows(tokenizer.eosTokenIds[0]!)).toBe(true)
+    }
+  })
+
+  it('refuses what breaks the schema: a missing required property, a wrong type, a number out of range', () => {
+    const schema = {
+      type: 'object',
+      properties: { n: { type: 'integer', minimum: 1, maximum: 9 } },
+      required: ['n'],
+      additionalProperties: false,
+    }
+    const accepts = (text: string): boolean => {
+      const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
+      for (const byte of new TextEncoder().encode(text)) {
+        const id = vocabulary.tokenBytes.findIndex(
+          (bytes) => bytes !== undefined && bytes.length === 1 && bytes[0] === byte,
+        )
+        if (!matcher.accept(id)) return false
+      }
+      return matcher.isComplete
+    }
+    expect(accepts('{"n":5}')).toBe(true)
+    expect(accepts('{}')).toBe(false)
+    expect(accepts('{"n":"5"}')).toBe(false)
+    expect(accepts('{"n":10}')).toBe(false)
+    expect(accepts('{"n":0}')).toBe(false)
+    expect(accepts('{"n":5,"m":1}')).toBe(false)
+    expect(accepts('{ "n":5}')).toBe(false) // compact: no whitespace
+  })
+
+  it('recursion through $ref/$defs: random walks end in valid trees', () => {
+    const schema = {
+      $defs: {
+        node: {
+          type: 'object',
+          properties: {
+            value: { type: 'integer', minimum: 0, maximum: 9 },
+            children: { type: 'array', items: { $ref: '#/$defs/node' }, maxItems: 2 },
+          },
+          required: ['value'],
+          additionalProperties: false,
+        },
+      },
+      $ref: '#/$defs/node',
+    }
+    const validate = ajv.compile(schema)
+    let ended = 0
+    for (let seed = 1; seed <= 12; seed++) {
+      const result = walk(schema, seed, 300, 4)
+      if (!result.ended) continue
+      ended++
+      expect(validate(JSON.parse(result.text)), result.text).toBe(true)
+    }
+    expect(ended).toBeGreaterThanOrEqual(8)
+  })
+
+  it('free JSON (json_object): any object, valid JSON', () => {
+    const constraint = compileConstraint({ responseFormat: { type: 'json_object' } })!
+    for (let seed = 1; seed <= 6; seed++) {
+      const state = new ConstraintState(constraint, tokenizer)
+      const next = random(seed)
+      const tokens: number[] = []
+      for (let step = 0; step < 400; step++) {
+        const logits = new Float32Array(tokenizer.vocabularySize + 200)
+        for (let id = 0; id < logits.length; id++) logits[id] = next()
+        // Favour closing once long enough, so the walk ends.
+        state.mask(logits)
+        let best = -1
+        for (let id = 0; id < logits.length; id++)
+          if (logits[id]! > Number.NEGATIVE_INFINITY && (best === -1 || logits[id]! > logits[best]!))
+            best = id
+        if (step > 60) {
+          // A quote first (it ends a string, where brackets are just characters), then brackets.
+          const closer = [
+            ...eos,
+            ...['"', '}', ']'].flatMap((text) => tokenizer.encode(text, { addSpecialTokens: false })),
+          ].find((id) => logits[id]! > Number.NEGATIVE_INFINITY)
+          if (closer !== undefined) best = closer
+        }
+        if (eos.has(best)) break
+        expect(state.accept(best)).toBe(true)
+        tokens.push(best)
+      }
+      expect(state.isComplete).toBe(true)
+      const value: unknown = JSON.parse(tokenizer.decode(tokens))
+      expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true)
+    }
+  })
+})
+
+describe('schemas structured output cannot enforce are refused, naming the keyword', () => {
+  const cases: [unknown, string][] = [
+    [{ type: 'integer', multipleOf: 3 }, 'schema.multipleOf'],
+    [
+      { type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } },
+      'schema.properties.a.not',
+    ],
+    [{ allOf: [{ type: 'string' }] }, 'schema.allOf'],
+    [{ type: 'object', patternProperties: { '^x': {} } }, 'schema.patternProperties'],
+    [{ type: 'array', uniqueItems: true }, 'schema.uniqueItems'],
+    [{ type: 'array', items: [{ type: 'string' }] }, 'schema.items'],
+    [{ type: 'string', format: 'hostname' }, 'schema.format'],
+    [{ type: 'string', pattern: '(a)\\1' }, 'schema.pattern'],
+    [{ type: 'string', pattern: '(?=a)' }, 'schema.pattern'],
+    [{ type: 'string', pattern: 'a\\b' }, 'schema.pattern'],
+    [{ type: 'strin' }, 'schema.type'],
+    [{ type: 'string', minLength: 5, maxLength: 2 }, 'schema.maxLength'],
+    [{ type: 'string', format: 'uuid', maxLength: 10 }, 'schema.maxLength'],
+    [{ type: 'integer', minimum: 5, maximum: 4 }, 'schema'],
+    [{ $ref: '#/$defs/missing' }, 'schema.$defs'],
+    [{ $ref: 'https://example.com/schema.json' }, 'schema.$ref'],
+    [{ type: 'object', required: ['x'] }, 'schema.required.0'],
+    [{ oneOf: [{ type: 'number' }, { type: 'integer' }] }, 'schema.oneOf'],
+    [{ type: 'integer', minLength: 2 }, 'schema.minLength'],
+    [{ enum: [] }, 'schema.enum'],
+    [false, 'schema'],
+    ['string', 'schema'],
+    [
+      {
+        $defs: { a: { type: 'object', properties: { self: { $ref: '#/$defs/a' } }, required: ['self'] } },
+        $ref: '#/$defs/a',
+      },
+      'schema',
+    ],
+  ]
+  for (const [schema, param] of cases) {
+    it(`${JSON.stringify(schema)} → ${param}`, () => {
+      let error: unknown
+      try {
+        compileJsonSchema(schema)
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect(
+        (error as InvalidArgumentError).param?.startsWith(param),
+        `param ${(error as InvalidArgumentError).param}: ${(error as Error).message}`,
+      ).toBe(true)
+    })
+  }
+
+  it('accepts oneOf alternatives told apart by type or by a const tag', () => {
+    expect(() => compileJsonSchema({ oneOf: [{ type: 'string' }, { type: 'integer' }] })).not.toThrow()
+    expect(() =>
+      compileJsonSchema({
+        oneOf: [
+          {
+            type: 'object',
+            properties: { kind: { const: 'a' }, x: { type: 'integer' } },
+            required: ['kind'],
+          },
+          { type: 'object', properties: { kind: { const: 'b' }, y: { type: 'string' } }, required: ['kind'] },
+        ],
+      }),
+    ).not.toThrow()
+  })
+})
+
+describe('tool calls (Qwen3 syntax)', () => {
+  const tools = [
+    {
+      name: 'get_weather',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 12 } },
+        required: ['city'],
+        additionalProperties: false,
+      },
+    },
+    {
+      name: 'add',
+      parameters: {
+        type: 'object',
+        properties: { a: { type: 'integer' }, b: { type: 'integer' } },
+        required: ['a', 'b'],
+        additionalProperties: false,
+      },
+    },
+  ]
+  const open = tokenizer.tokenToId('<tool_call>')!
+  const close = tokenizer.tokenToId('</tool_call>')!
+
+  function run(options: Parameters<typeof compileConstraint>[0], seed: number): number[] {
+    const state = new ConstraintState(compileConstraint(options)!, tokenizer)
+    const next = random(seed)
+    const tokens: number[] = []
+    for (let step = 0; step < 300; step++) {
+      const logits = new Float32Array(tokenizer.vocabularySize)
+      for (let id = 0; id < logits.length; id++) logits[id] = next()
+      state.mask(logits)
+      const allowed = [...logits.keys()].filter((id) => logits[id]! > Number.NEGATIVE_INFINITY)
+      const id = allowed[Math.floor(next() * allowed.length)]!
+      if (eos.has(id)) {
+        expect(state.isComplete).toBe(true)
+        return tokens
+      }
+      expect(state.accept(id)).toBe(true)
+      tokens.push(id)
+    }
+    throw new Error('no end')
+  }
+
+  function calls(tokens: number[]): { name: string; arguments: unknown }[] {
+    const text = tokenizer.decode(tokens)
+    return [...text.matchAll(/<tool_call>\n(.*?)\n<\/tool_call>/gs)].map(
+      (match) => JSON.parse(match[1]!) as { name: string; arguments: unknown },
+    )
+  }
+
+  it('required: the answer is one or more valid calls', () => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const tokens = run({ tools, toolChoice: 'required' }, seed)
+      expect(tokens[0]).toBe(open)
+      const found = calls(tokens)
+      expect(found.length).toBeGreaterThan(0)
+      for (const call of found) {
+        const tool = tools.find((candidate) => candidate.name === call.name)!
+        expect(ajv.compile(tool.parameters)(call.arguments)).toBe(true)
+      }
+    }
+  })
+
+  it('a named tool: only that tool, one call when parallel calls are off', () => {
+    for (let seed = 1; seed <= 4; seed++) {
+      const tokens = run({ tools, toolChoice: { name: 'add' }, parallelToolCalls: false }, seed)
+      const found = calls(tokens)
+      expect(found).toHaveLength(1)
+      expect(found[0]!.name).toBe('add')
+      expect(tokens.at(-1)).toBe(close)
+    }
+  })
+
+  it('auto: text is free, an opened call is constrained; none: no call can open', () => {
+    const state = new ConstraintState(compileConstraint({ tools, toolChoice: 'auto' })!, tokenizer)
+    for (const id of tokenizer.encode('Let me check.', { addSpecialTokens: false }))
+      expect(state.accept(id)).toBe(true)
+    expect(state.accept(open)).toBe(true)
+    const logits = new Float32Array(tokenizer.vocabularySize)
+    state.mask(logits)
+    const allowed = [...logits.keys()].filter((id) => logits[id]! === 0)
+    expect(allowed.map((id) => tokenizer.decode([id]))).toEqual(['\n'])
+    const none = new ConstraintState(compileConstraint({ tools, toolChoice: 'none' })!, tokenizer)
+    expect(none.accept(open)).toBe(false)
+  })
+
+  it('refuses bad tool lists with the field named', () => {
+    const expectParam = (options: Parameters<typeof compileConstraint>[0], param: string): void => {
+      let error: unknown
+      try {
+        compileConstraint(options)
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as InvalidArgumentError).param).toBe(param)
+    }
+    expectParam({ tools: [{ name: 'bad name', parameters: {} }] }, 'tools.0.name')
+    expectParam({ tools: [{ name: 'a' }, { name: 'a' }] }, 'tools.1.name')
+    expectParam({ tools: [{ name: 'a', parameters: { type: 'string' } }] }, 'tools.0.parameters')
+    expectParam(
+      {
+        tools: [
+          {
+            name: 'a',
+            parameters: { type: 'object', properties: { x: { type: 'string', format: 'ipv4' } } },
+          },
+        ],
+      },
+      'tools.0.parameters.properties.x.format',
+    )
+    expectParam({ tools, toolChoice: { name: 'missing' } }, 'toolChoice.name')
+    expectParam({ toolChoice: 'required' }, 'toolChoice')
+  })
+})
