@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
-import { Sampler } from '../../core/sampler.ts'
+import { Sampler } from '../../core/sampling/index.ts'
 import {
   applyMask,
   cachedScanBytes,
