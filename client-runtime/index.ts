@@ -1,7 +1,22 @@
 // ondevice/runtime: the on-device side. loadModel() picks the host (Node or browser) itself;
 // hosts that bring their own bytes (workerd) use createOrtSession with a PackageReader.
-import type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts'
+import { defaultHost } from './default-host.ts'
+import type { LoadedModel, LoadModelOptions } from './load-model.ts'
 import { loadModelWith } from './load-model.ts'
+
+export { defaultHost } from './default-host.ts'
+export {
+  createDeviceModel,
+  createRuntimeDeviceHost,
+  type DeviceGenerateRequest,
+  type DeviceHost,
+  type DeviceLoadOptions,
+  type DeviceModel,
+  type DeviceModelParts,
+  type DevicePart,
+  type PromptPart,
+  type RuntimeDeviceHostOptions,
+} from './device-host/index.ts'
 
 export {
   availableDtypes,
@@ -18,7 +33,7 @@ export {
   type PackageContents,
   preferredDtypes,
 } from './dtype.ts'
-export { inspectPackage, type PackageSummary } from './inspect.ts'
+export { inspectPackage, type PackageInfo } from './inspect.ts'
 export type { LoadedModel, LoadModelOptions, RuntimeHost } from './load-model.ts'
 export { loadModelWith } from './load-model.ts'
 export { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
@@ -30,13 +45,15 @@ export {
 } from './ort-session.ts'
 export { type PackageReader, storedPackageReader } from './package-reader.ts'
 export { loadPackageTokenizer, tokenizerFileNames } from './package-tokenizer.ts'
+export { detectPlatform, type Platform } from './platform.ts'
 export {
-  type Capabilities,
   type DecodeSpeed,
+  type DeviceCapabilities,
   measureDecodeSpeed,
   type ProbeOptions,
   probeCapabilities,
   type WebGpuReport,
+  withCurrentNetwork,
 } from './probe.ts'
 export type {
   DownloadProgress,
@@ -49,23 +66,6 @@ export type {
   StoreManifest,
 } from './store/types.ts'
 
-function isNode(): boolean {
-  return (
-    typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
-  )
-}
-
-let host: Promise<RuntimeHost> | undefined
-
-/** The host for this environment. The Node host is imported by a computed name so browser bundlers never pull it in. */
-export function defaultHost(): Promise<RuntimeHost> {
-  const nodeHostModule = './node-host.ts'
-  host ??= isNode()
-    ? import(/* @vite-ignore */ nodeHostModule).then((module: { nodeHost: RuntimeHost }) => module.nodeHost)
-    : import('./browser-host.ts').then((module) => module.browserHost)
-  return host
-}
-
 /**
  * Loads a model package (folder or URL prefix) onto this device: picks the backend and the
  * fastest weight format for it, downloads and verifies what is missing, and returns a ready
@@ -77,14 +77,12 @@ export async function loadModel(options: LoadModelOptions): Promise<LoadedModel>
 
 export { type BrowserStoreOptions, createBrowserStore } from './store/browser-store.ts'
 export {
-  createModelWorkerProxy,
+  createWorkerDeviceHost,
+  type DeviceHostServer,
   type LoadedModelInfo,
   type MessageEndpoint,
-  type ModelWorkerProxy,
-  startWorkerHost,
-  type WorkerGenerateRequest,
-  type WorkerHost,
-  type WorkerHostOptions,
+  serveDeviceHost,
+  type WorkerDeviceHost,
   type WorkerLoadOptions,
   type WorkerRequest,
   type WorkerResponse,

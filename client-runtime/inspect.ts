@@ -6,19 +6,32 @@ import { parseModelConfig } from '../core/model-package.ts'
 import { type Backend, chooseDtype, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
 import type { ModelStore } from './store/types.ts'
 
-/** Field names match the SDK's PackageInfo (sdk/route.ts), plus the file list. */
-export interface PackageSummary {
+/**
+ * What running a package on this device takes: `inspectPackage` reports it and the SDK's router
+ * reads it (`decideRoute` takes it as is). Only name, downloadBytes and cached are required, so an
+ * app can ask the router about a package it describes itself.
+ */
+export interface PackageInfo {
+  /** A short name for messages, e.g. "Qwen3.5-0.8B q4". */
   readonly name: string
-  readonly dtype: string
-  readonly backend: Backend
-  /** Bytes of the files this dtype needs (metadata, tokenizer, ONNX + external data). */
-  readonly totalBytes: number | undefined
+  /** The weight format a load would use. */
+  readonly dtype?: string
+  /** The backend the figures are for. */
+  readonly backend?: Backend
+  /** Bytes of the files this dtype needs (metadata, tokenizer, ONNX + external data); undefined when unknown. */
+  readonly totalBytes?: number | undefined
   /** Of those, bytes not stored yet (0 when cached). */
   readonly downloadBytes: number
+  /** Memory needed to run it (weights + cache), from the manifest's estimate. */
   readonly estimatedMemoryBytes?: number
+  /** Every file of the chosen dtype is stored and verified. */
   readonly cached: boolean
-  readonly requiresShaderF16: boolean
-  readonly files: readonly string[]
+  /** Weights stored as fp16 need the WebGPU shader-f16 feature to run on WebGPU. */
+  readonly requiresShaderF16?: boolean
+  /** The largest single weight tensor, which has to fit one GPU buffer. */
+  readonly largestTensorBytes?: number
+  /** The package files a load of this dtype reads. */
+  readonly files?: readonly string[]
 }
 
 export async function inspectPackage(options: {
@@ -27,7 +40,14 @@ export async function inspectPackage(options: {
   dtype?: string
   store: ModelStore
   shaderF16?: boolean
-}): Promise<PackageSummary> {
+}): Promise<
+  PackageInfo & {
+    readonly dtype: string
+    readonly backend: Backend
+    readonly requiresShaderF16: boolean
+    readonly files: readonly string[]
+  }
+> {
   if (typeof options?.model !== 'string' || options.model === '')
     throw new InvalidArgumentError('model', 'model must be a package folder or URL prefix.')
   const pkg = await options.store.open(options.model)

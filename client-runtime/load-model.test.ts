@@ -44,7 +44,7 @@ describe('loadModel', () => {
       'q4',
       'tiny-qwen3.5',
     ])
-    const speed = await measureDecodeSpeed(native.session, { tokens: 4 })
+    const speed = await measureDecodeSpeed(native, { tokens: 4 })
     expect(speed.tokensPerSecond).toBeGreaterThan(0)
     expect(native.session.tokens).toEqual([])
     await native.dispose()

@@ -1,9 +1,13 @@
 // What this device can do, as a plain object the SDK's router consumes: WebGPU (adapter,
-// features, limits), memory, cores, storage, network state; and a short run on a loaded model
+// features, limits), memory, cores, storage, network state; and a short answer on a loaded model
 // that measures real decode speed, because capability flags alone don't predict success.
-import { InvalidArgumentError } from '../core/errors.ts'
+import { AbortedError, InvalidArgumentError } from '../core/errors.ts'
+import { generate } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
+import type { FinishPart } from '../core/stream-parts.ts'
+import type { Tokenizer } from '../core/tokenizer.ts'
 import type { Backend } from './dtype.ts'
+import { detectPlatform, type Platform } from './platform.ts'
 import type { StorageEstimate } from './store/types.ts'
 
 export interface WebGpuReport {
@@ -20,21 +24,38 @@ export interface WebGpuReport {
   readonly reason?: string
 }
 
-/** Field names match the SDK's DeviceCapabilities (sdk/route.ts), plus a few extras. */
-export interface Capabilities {
-  readonly host: 'browser' | 'worker' | 'node' | 'other'
-  readonly webgpu: WebGpuReport
+/**
+ * What the device can do: the probe's report, and what the SDK's router reads (`decideRoute`
+ * takes it as is). Only the flags are required, so an app can ask the router about a device it
+ * describes itself; `probeCapabilities()` fills every field it can measure.
+ */
+export interface DeviceCapabilities {
+  /** Where this runs (detectPlatform). */
+  readonly host?: Platform
+  /** WebGPU: whether an adapter was found, its features and the limits that bound weight buffers. */
+  readonly webgpu?: WebGpuReport
+  /** WebAssembly can run ORT here (true in every current browser, Node and workerd). */
   readonly wasm: boolean
   /** onnxruntime-node loads (Node only). */
   readonly native?: boolean
+  /** Memory the device has, in bytes (navigator.deviceMemory × 2³⁰ in browsers, os.totalmem() in Node). */
   readonly deviceMemoryBytes?: number
+  /** Logical CPU cores (navigator.hardwareConcurrency / os.availableParallelism()). */
   readonly cores?: number
+  /** Storage estimate (the store's, else navigator.storage.estimate()). */
   readonly storage?: { readonly quotaBytes: number; readonly usageBytes: number }
   readonly online: boolean
+  /** The user asked to save data (navigator.connection.saveData). */
   readonly saveData?: boolean
+  /** The connection is metered (cellular), where known. */
   readonly metered?: boolean
   /** Threads for WASM need a cross-origin isolated page. */
   readonly crossOriginIsolated?: boolean
+  /**
+   * Decode speed of the generation loop on the loaded model (`measureDecodeSpeed`), once a model
+   * is loaded: the one figure the router and the stall watch compare with minDeviceTokensPerSecond.
+   */
+  readonly probeTokensPerSecond?: number
 }
 
 export interface ProbeOptions {
@@ -59,22 +80,17 @@ interface AdapterLike {
   readonly info?: { readonly vendor?: string; readonly architecture?: string; readonly description?: string }
 }
 
-export async function probeCapabilities(options: ProbeOptions = {}): Promise<Capabilities> {
+/** Measures every field but the model's speed (that needs a loaded model: measureDecodeSpeed). */
+export async function probeCapabilities(
+  options: ProbeOptions = {},
+): Promise<DeviceCapabilities & { readonly host: Platform; readonly webgpu: WebGpuReport }> {
   const globals = globalThis as {
     navigator?: NavigatorLike
-    process?: { versions?: { node?: string } }
-    document?: unknown
     crossOriginIsolated?: boolean
     WebAssembly?: unknown
   }
-  const isNode = typeof globals.process?.versions?.node === 'string'
-  const host: Capabilities['host'] = isNode
-    ? 'node'
-    : globals.document !== undefined
-      ? 'browser'
-      : globals.navigator
-        ? 'worker'
-        : 'other'
+  const host = detectPlatform()
+  const isNode = host === 'node'
   const navigator = globals.navigator
   const webgpu = options.skipWebGpu
     ? { available: false, reason: 'not probed' }
@@ -82,7 +98,7 @@ export async function probeCapabilities(options: ProbeOptions = {}): Promise<Cap
   let deviceMemoryBytes: number | undefined
   let cores: number | undefined
   let native: boolean | undefined
-  let storage: Capabilities['storage']
+  let storage: DeviceCapabilities['storage']
   if (isNode) {
     // A computed specifier: browser bundlers must not follow this Node-only module.
     const nodeModule = './node-capabilities.ts'
@@ -150,7 +166,21 @@ async function probeWebGpu(navigator: NavigatorLike | undefined, isNode: boolean
   }
 }
 
+/**
+ * The probe's figures with the network state read now: it changes while a page lives (the probe
+ * itself runs once), and a page sees it before its worker does.
+ */
+export function withCurrentNetwork<T extends DeviceCapabilities>(capabilities: T): T {
+  const navigator = (globalThis as { navigator?: NavigatorLike }).navigator
+  return {
+    ...capabilities,
+    online: navigator?.onLine ?? capabilities.online,
+    ...(navigator?.connection?.saveData === undefined ? {} : { saveData: navigator.connection.saveData }),
+  }
+}
+
 export interface DecodeSpeed {
+  /** Decode tokens per second of the generation loop (the finish part's decodeTokensPerSecond). */
   readonly tokensPerSecond: number
   readonly decodeTokens: number
   readonly prefillMs: number
@@ -158,41 +188,54 @@ export interface DecodeSpeed {
 }
 
 /**
- * A short real run: a small prefill, then `tokens` greedy decode steps, timed. The session is
- * reset before and after, so it leaves no trace in the cache.
+ * The one speed probe: a short greedy answer through core's generation loop (sampler, stop
+ * strings and detokenisation included, EOS banned so it runs full length), timed as that loop
+ * times every answer: tokens after the first over the time since the first. This is the rate at
+ * which a user sees text appear (a worker adds one message per token, well under a millisecond),
+ * and the rate the SDK's stall watch measures mid-answer, so both compare the same figure with
+ * minDeviceTokensPerSecond. Raw `append` + argmax would overstate it by the loop's own work.
+ * The session is reset afterwards, so the probe leaves nothing in the cache.
  */
 export async function measureDecodeSpeed(
-  session: ModelSession,
+  model: { readonly session: ModelSession; readonly tokenizer: Tokenizer },
   options: { tokens?: number; signal?: AbortSignal } = {},
 ): Promise<DecodeSpeed> {
   const tokens = options.tokens ?? 16
   if (!Number.isInteger(tokens) || tokens < 2 || tokens > 512)
     throw new InvalidArgumentError('tokens', 'tokens must be an integer from 2 to 512.')
-  await session.reset()
+  const { session, tokenizer } = model
+  // Any short prompt times decode alike; it must only hold ids the model has (a test model's
+  // vocabulary may be smaller than its tokenizer's).
+  const vocabulary = session.info.vocabularySize
+  const noEos: Record<number, number> = {}
+  for (const id of tokenizer.eosTokenIds) if (id < vocabulary) noEos[id] = -100
+  const hello = tokenizer.encode('Hello', { addSpecialTokens: false })
+  const prompt =
+    tokenizer.bosTokenId !== undefined && tokenizer.bosTokenId < vocabulary
+      ? [tokenizer.bosTokenId]
+      : hello.length > 0 && hello.every((id) => id < vocabulary)
+        ? hello
+        : [0, 1, 2, 3].map((id) => id % vocabulary)
   try {
-    const prompt = [0, 1, 2, 3].map((id) => id % session.info.vocabularySize)
-    const started = performance.now()
-    let logits = await session.append(prompt, options)
-    const prefillMs = performance.now() - started
-    // The first decode step warms kernels up; time the rest.
-    logits = await session.append([argmax(logits)], options)
-    const decodeStarted = performance.now()
-    for (let step = 1; step < tokens; step++) logits = await session.append([argmax(logits)], options)
-    const seconds = (performance.now() - decodeStarted) / 1000
+    let finish: FinishPart | undefined
+    for await (const part of generate(session, tokenizer, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0, logitBias: noEos },
+      maxTokens: tokens,
+      ...(options.signal ? { signal: options.signal } : {}),
+    })) {
+      if (part.type === 'finish') finish = part
+    }
+    if (finish?.finishReason === 'abort') throw new AbortedError()
+    const usage = finish?.usage
     return {
-      tokensPerSecond: (tokens - 1) / Math.max(seconds, 1e-6),
-      decodeTokens: tokens - 1,
-      prefillMs,
+      tokensPerSecond: usage?.decodeTokensPerSecond ?? 0,
+      decodeTokens: Math.max(0, (usage?.completionTokens ?? 0) - 1),
+      prefillMs:
+        usage && usage.prefillTokensPerSecond > 0 ? (prompt.length * 1000) / usage.prefillTokensPerSecond : 0,
       backend: session.info.backend,
     }
   } finally {
     await session.reset()
   }
-}
-
-function argmax(values: Float32Array): number {
-  let best = 0
-  for (let index = 1; index < values.length; index++)
-    if ((values[index] as number) > (values[best] as number)) best = index
-  return best
 }

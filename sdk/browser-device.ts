@@ -1,9 +1,8 @@
-// The device side in a browser page: the model runs in a dedicated Web Worker (the runtime's
-// worker host: OPFS / Cache API store, onnxruntime-web with WebGPU or WASM), driven from the page
-// through the runtime's typed proxy, so generation never blocks the page.
-import { createModelWorkerProxy, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
-import type { DeviceHost } from './device.ts'
-import { createWorkerDeviceHost } from './worker-device.ts'
+// The device side in a browser page: the runtime's DeviceHost runs in a dedicated Web Worker
+// (OPFS / Cache API store, onnxruntime-web with WebGPU or WASM; device-worker.ts), and the page
+// drives it through a proxy that is itself a DeviceHost, so generation never blocks the page.
+import type { DeviceHost } from '../client-runtime/device-host/types.ts'
+import { createWorkerDeviceHost, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
 
 export interface BrowserDeviceHostOptions {
   /** Where the app serves onnxruntime-web's runtime files (createClient's `runtimeUrl`); default '/ort/'. */
@@ -18,7 +17,5 @@ export async function createBrowserDeviceHost(options: BrowserDeviceHostOptions 
   })
   // The worker resolves relative URLs against its own script: hand it an absolute one.
   const runtimeUrl = new URL(options.runtimeUrl ?? '/ort/', globalThis.location.href).href
-  return createWorkerDeviceHost(createModelWorkerProxy(worker as unknown as MessageEndpoint), {
-    wasmBaseUrl: runtimeUrl,
-  })
+  return createWorkerDeviceHost(worker as unknown as MessageEndpoint, { wasmBaseUrl: runtimeUrl })
 }

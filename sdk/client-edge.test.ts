@@ -5,13 +5,13 @@
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import { OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
 import { createClient } from './client.ts'
 import { EdgeClient } from './edge-client.ts'
-import { createRuntimeDeviceHost } from './runtime-device.ts'
 
 const messages = [
   { role: 'system' as const, content: 'You are terse.' },

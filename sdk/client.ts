@@ -22,7 +22,7 @@ import type {
   TextDeltaPart,
   Usage,
 } from '../core/stream-parts.ts'
-import type { DeviceHost, DeviceModel, DownloadProgress } from './device.ts'
+import { type DeviceHost, type DeviceModel, type DownloadProgress, defaultDeviceHost } from './device.ts'
 import { EdgeClient } from './edge-client.ts'
 import { Emitter } from './events.ts'
 import {
@@ -192,36 +192,6 @@ async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): A
   }
 }
 
-async function defaultDeviceHost(options: ClientOptions): Promise<DeviceHost | undefined> {
-  // Node: the runtime in this process. Pages: the model in a dedicated Web Worker. Edge runtimes: none.
-  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string'
-  if (isNode) {
-    // '#node-device-host' is node-device.ts under the 'node' condition only (package.json
-    // "imports"): it brings the builder's default-package writer, which bundles for browsers and
-    // Workers must never contain; they resolve it to no-node-device.ts.
-    const { createNodeDeviceHost } = await import('#node-device-host')
-    return createNodeDeviceHost()
-  }
-  const globals = globalThis as {
-    document?: unknown
-    Worker?: unknown
-    WorkerGlobalScope?: unknown
-    navigator?: { userAgent?: string }
-  }
-  if (globals.document !== undefined && globals.Worker !== undefined) {
-    const { createBrowserDeviceHost } = await import('./browser-device.ts')
-    return createBrowserDeviceHost(options.runtimeUrl === undefined ? {} : { runtimeUrl: options.runtimeUrl })
-  }
-  // Inside an app's own Web Worker: run the model right here. (Cloudflare Workers are no device.)
-  if (globals.WorkerGlobalScope !== undefined && globals.navigator?.userAgent !== 'Cloudflare-Workers') {
-    const { createRuntimeDeviceHost } = await import('./runtime-device.ts')
-    return createRuntimeDeviceHost(
-      options.runtimeUrl === undefined ? {} : { wasmBaseUrl: options.runtimeUrl },
-    )
-  }
-  return undefined
-}
-
 class Client implements OndeviceClient {
   readonly #options: ReturnType<typeof validateClientOptions>
   readonly #thresholds: RouteThresholds
@@ -248,7 +218,9 @@ class Client implements OndeviceClient {
         ? Promise.resolve(undefined)
         : internals.deviceHost
           ? Promise.resolve(internals.deviceHost)
-          : defaultDeviceHost(this.#options)
+          : defaultDeviceHost(
+              this.#options.runtimeUrl === undefined ? {} : { runtimeUrl: this.#options.runtimeUrl },
+            )
     this.#hostPromise.catch(() => {})
   }
 
@@ -683,11 +655,8 @@ class Client implements OndeviceClient {
       promptTokens,
     })
     try {
-      const prompt = await model.encodeChat(request.messages)
-      promptTokens = prompt.tokenIds.length
       const parts = model.generate({
-        promptTokenIds: prompt.tokenIds,
-        promptBoundaries: prompt.turnBoundaries,
+        messages: request.messages,
         sampling: samplingOf(request),
         ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
         ...(request.stop === undefined ? {} : { stop: request.stop }),
@@ -696,7 +665,9 @@ class Client implements OndeviceClient {
       // Stop reading the moment the caller aborts or the device stalls, whatever the device
       // does with its own abort (a worker busy in a long step answers it late).
       for await (const part of untilAborted(parts, stop.signal)) {
-        if (part.type === 'text-delta') {
+        if (part.type === 'prompt') {
+          promptTokens = part.promptTokens
+        } else if (part.type === 'text-delta') {
           const now = performance.now()
           firstTokenAt ??= now
           for (const id of part.tokenIds) {

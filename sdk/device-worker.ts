@@ -1,6 +1,7 @@
 // The entry of the dedicated Web Worker that holds the on-device model in a browser: the
-// runtime's worker host, answering the page's proxy (see browser-device.ts).
-import type { MessageEndpoint } from '../client-runtime/web-worker/index.ts'
-import { startWorkerHost } from '../client-runtime/web-worker/index.ts'
+// runtime's DeviceHost, served as-is to the page's proxy (see browser-device.ts). An app that
+// needs other runtime options (wasmBaseUrl, contextLength) writes the same two lines with them.
+import { createRuntimeDeviceHost } from '../client-runtime/device-host/runtime-host.ts'
+import { type MessageEndpoint, serveDeviceHost } from '../client-runtime/web-worker/index.ts'
 
-startWorkerHost(globalThis as unknown as MessageEndpoint)
+serveDeviceHost(globalThis as unknown as MessageEndpoint, createRuntimeDeviceHost())

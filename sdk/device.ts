@@ -1,62 +1,52 @@
-// The SDK's view of the on-device side. The client only needs these few operations, so the
-// same routing and handoff code drives the runtime directly (Node), the runtime's Web Worker
-// proxy (browser), or core's deterministic test session (tests): each is a DeviceHost.
-import type { ChatMessage } from '../core/chat-template.ts'
-import type { ChatPrompt } from '../core/chat-turns.ts'
-import type { SamplingOptions } from '../core/sampling/index.ts'
-import type { GenerationPart } from '../core/stream-parts.ts'
-import type { DeviceCapabilities, PackageInfo } from './route.ts'
+// The SDK's device side. The interface (DeviceHost) is the runtime's one engine interface; this
+// picks the implementation for the platform (detectPlatform): the runtime in this process (Node),
+// the same runtime in a dedicated Web Worker behind a proxy (pages), the runtime right here (an
+// app's own worker), or none (Cloudflare Workers and other servers).
+import type { DeviceHost } from '../client-runtime/device-host/types.ts'
+import { detectPlatform } from '../client-runtime/platform.ts'
 
-export interface DownloadProgress {
-  /** Bytes stored so far (all files of the package). */
-  readonly loadedBytes: number
-  /** Bytes the package needs in all (0 when unknown). */
-  readonly totalBytes: number
-  /** The file being fetched, when known. */
-  readonly file?: string
+export type {
+  DeviceGenerateRequest,
+  DeviceHost,
+  DeviceLoadOptions,
+  DeviceModel,
+  DevicePart,
+  PromptPart,
+} from '../client-runtime/device-host/types.ts'
+export type { DownloadProgress } from '../client-runtime/store/types.ts'
+
+export interface DefaultDeviceHostOptions {
+  /** Browsers: where the app serves onnxruntime-web's files (createClient's runtimeUrl, absolute). */
+  readonly runtimeUrl?: string
 }
 
-export interface DeviceLoadOptions {
-  readonly backend?: 'webgpu' | 'wasm' | 'native'
-  readonly dtype?: string
-  readonly onProgress?: (progress: DownloadProgress) => void
-  readonly signal?: AbortSignal
-}
-
-export interface DeviceGenerateRequest {
-  /** The chat prompt as token ids (from `encodeChat`). */
-  readonly promptTokenIds: readonly number[]
-  /** Its turn boundaries (from `encodeChat`): the loop prefills in those chunks and resumes there next turn. */
-  readonly promptBoundaries?: readonly number[]
-  readonly sampling?: SamplingOptions
-  readonly maxTokens?: number
-  readonly stop?: readonly string[]
-  readonly signal?: AbortSignal
-}
-
-/** A model loaded on the device, ready to answer. */
-export interface DeviceModel {
-  readonly modelId: string
-  readonly backend: string
-  readonly dtype: string
-  /** The prompt for a chat with its turn boundaries, exactly as the edge builds them (core's encodeChatTurns). */
-  encodeChat(messages: readonly ChatMessage[]): Promise<ChatPrompt>
-  /** Runs the shared generation loop on the device: text deltas (with their token ids) then a finish. */
-  generate(request: DeviceGenerateRequest): AsyncIterable<GenerationPart>
-  /** Measures real decode speed with a short run (tokens per second). */
-  probe(signal?: AbortSignal): Promise<number>
-  dispose(): Promise<void>
-}
-
-/** Where device models come from, and what the device can do. */
-export interface DeviceHost {
-  /** WebGPU, memory, cores, storage, network state: no model needed (probeTokensPerSecond unset). */
-  capabilities(): Promise<DeviceCapabilities>
-  /** What running `model` here takes and whether it is cached, without downloading anything. */
-  inspect(
-    model: string | undefined,
-    options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>,
-  ): Promise<PackageInfo>
-  /** Downloads (with progress), verifies and loads the package. */
-  load(model: string | undefined, options: DeviceLoadOptions): Promise<DeviceModel>
+export async function defaultDeviceHost(
+  options: DefaultDeviceHostOptions = {},
+): Promise<DeviceHost | undefined> {
+  switch (detectPlatform()) {
+    case 'node': {
+      // '#node-device-host' is node-device.ts under the 'node' condition only (package.json
+      // "imports"): it brings the builder's default-package writer, which bundles for browsers and
+      // Workers must never contain; they resolve it to no-node-device.ts.
+      const { createNodeDeviceHost } = await import('#node-device-host')
+      return createNodeDeviceHost()
+    }
+    case 'browser': {
+      // A page keeps its thread free: the model runs in a dedicated worker (none: no device).
+      if ((globalThis as { Worker?: unknown }).Worker === undefined) return undefined
+      const { createBrowserDeviceHost } = await import('./browser-device.ts')
+      return createBrowserDeviceHost(
+        options.runtimeUrl === undefined ? {} : { runtimeUrl: options.runtimeUrl },
+      )
+    }
+    case 'worker': {
+      // Inside an app's own Web Worker: run the model right here.
+      const { createRuntimeDeviceHost } = await import('../client-runtime/device-host/runtime-host.ts')
+      return createRuntimeDeviceHost(
+        options.runtimeUrl === undefined ? {} : { wasmBaseUrl: options.runtimeUrl },
+      )
+    }
+    default:
+      return undefined
+  }
 }

@@ -2,6 +2,28 @@
 // edge when it can't; decideRoute is the router it uses, exported so an app can show (or test)
 // its decisions; EdgeClient talks to the edge worker directly.
 
+// The device host interface (the runtime's one engine interface) and its implementations: the
+// runtime in this thread, and the proxy to one a Web Worker serves (serveDeviceHost).
+export {
+  createDeviceModel,
+  createRuntimeDeviceHost,
+  type DeviceGenerateRequest,
+  type DeviceHost,
+  type DeviceLoadOptions,
+  type DeviceModel,
+  type DeviceModelParts,
+  type DevicePart,
+  type PromptPart,
+  type RuntimeDeviceHostOptions,
+} from '../client-runtime/device-host/index.ts'
+export type { DownloadProgress } from '../client-runtime/store/types.ts'
+export {
+  createWorkerDeviceHost,
+  type MessageEndpoint,
+  serveDeviceHost,
+  type WorkerDeviceHost,
+  type WorkerDeviceHostOptions,
+} from '../client-runtime/web-worker/index.ts'
 export type { ChatMessage } from '../core/chat-template.ts'
 // The errors every call may throw, and the stream part types, so apps need only this import.
 export {
@@ -28,8 +50,7 @@ export type {
   Usage,
 } from '../core/stream-parts.ts'
 // Device hosts, for apps that wrap them (ClientInternals.deviceHost): the browser default (the
-// model in a dedicated Web Worker: OPFS / Cache API store, onnxruntime-web on WebGPU or WASM),
-// one over any worker endpoint, and the runtime in this thread (Node, or inside an app's worker).
+// model in a dedicated Web Worker: OPFS / Cache API store, onnxruntime-web on WebGPU or WASM).
 export { type BrowserDeviceHostOptions, createBrowserDeviceHost } from './browser-device.ts'
 export {
   type ChatResult,
@@ -40,14 +61,6 @@ export {
   type OndeviceClient,
   type PrepareOptions,
 } from './client.ts'
-export type {
-  DeviceGenerateRequest,
-  DeviceHost,
-  DeviceLoadOptions,
-  DeviceModel,
-  DownloadProgress,
-} from './device.ts'
-export { createDeviceModel, type DeviceModelParts } from './device-model.ts'
 export { type EdgeChatRequest, EdgeClient, type EdgeOptions, parseRetryAfter } from './edge-client.ts'
 export type { ChatRequest, ClientOptions, DeviceBackendChoice, SamplingRequest } from './options.ts'
 export {
@@ -63,6 +76,4 @@ export {
   type RouteThresholds,
   routePolicies,
 } from './route.ts'
-export { createRuntimeDeviceHost, type RuntimeDeviceHostOptions } from './runtime-device.ts'
 export { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
-export { createWorkerDeviceHost, type WorkerDeviceHostOptions } from './worker-device.ts'

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
@@ -22,7 +23,6 @@ import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
 import { createModelHost } from '../worker/model-host.ts'
 import { createClient } from './client.ts'
-import { createRuntimeDeviceHost } from './runtime-device.ts'
 
 const sampling = { temperature: 0.9, topK: 40, seed: 7, maxTokens: 10 }
 const firstTurn: ChatMessage[] = [

@@ -2,9 +2,10 @@
 // condition): browser and Worker bundles get this instead of node-device.ts, so they never
 // contain the builder or node:* modules. client.ts imports it only when it runs in Node, where
 // the 'node' condition picks node-device.ts, so this is reached only by a mis-configured bundle.
+
+import type { RuntimeDeviceHostOptions } from '../client-runtime/device-host/runtime-host.ts'
+import type { DeviceHost } from '../client-runtime/device-host/types.ts'
 import { BackendError } from '../core/errors.ts'
-import type { DeviceHost } from './device.ts'
-import type { RuntimeDeviceHostOptions } from './runtime-device.ts'
 
 export async function createNodeDeviceHost(
   _options: Omit<RuntimeDeviceHostOptions, 'defaultModel'> = {},

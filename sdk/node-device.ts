@@ -1,11 +1,14 @@
 // The device side in Node: the runtime in this process (onnxruntime-node, or WASM when asked).
 // Node only, so it may bring the embedded default package (no `model` given): the builder
 // writes it into the runtime's cache folder once. Browser code never reaches this module
-// (client.ts imports it only in Node).
+// (device.ts imports it only in Node).
 import { ensureDefaultPackage } from '../builder/default-package.ts'
+import {
+  createRuntimeDeviceHost,
+  type RuntimeDeviceHostOptions,
+} from '../client-runtime/device-host/runtime-host.ts'
+import type { DeviceHost } from '../client-runtime/device-host/types.ts'
 import { defaultCacheDir } from '../client-runtime/store/node-store.ts'
-import type { DeviceHost } from './device.ts'
-import { createRuntimeDeviceHost, type RuntimeDeviceHostOptions } from './runtime-device.ts'
 
 /** The embedded default package's folder in the runtime's cache (written on first use). */
 export function nodeDefaultModel(): Promise<string> {

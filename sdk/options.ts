@@ -1,6 +1,8 @@
 // Validation of everything a developer hands the SDK: createClient options and each chat
 // request. Every mistake throws InvalidArgumentError naming the field (`thresholds.maxDownloadBytes`,
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
+
+import { detectPlatform } from '../client-runtime/platform.ts'
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { resolveSamplingOptions, type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
@@ -56,17 +58,11 @@ export interface ClientEnvironment {
 }
 
 export function detectClientEnvironment(): ClientEnvironment {
-  const globals = globalThis as {
-    process?: { versions?: { node?: string } }
-    document?: unknown
-    WorkerGlobalScope?: unknown
-    navigator?: { userAgent?: string }
-    location?: { href?: string }
-  }
-  if (typeof globals.process?.versions?.node === 'string') return { host: 'node' }
-  if (globals.navigator?.userAgent === 'Cloudflare-Workers') return { host: 'server' }
-  if (globals.document !== undefined || globals.WorkerGlobalScope !== undefined) {
-    return { host: 'browser', ...(globals.location?.href ? { pageUrl: globals.location.href } : {}) }
+  const platform = detectPlatform()
+  if (platform === 'node') return { host: 'node' }
+  if (platform === 'browser' || platform === 'worker') {
+    const href = (globalThis as { location?: { href?: string } }).location?.href
+    return { host: 'browser', ...(href ? { pageUrl: href } : {}) }
   }
   return { host: 'server' }
 }

@@ -9,10 +9,11 @@ import { join } from 'node:path'
 import { MessageChannel, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
-import { createModelWorkerProxy, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
+import { createWorkerDeviceHost, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { startStaticServer } from '../demo/static-server.ts'
 import { type Faults, withFaults } from '../test/sdk/test-device-host.ts'
@@ -22,8 +23,6 @@ import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
 import { createModelHost } from '../worker/model-host.ts'
 import { createClient } from './client.ts'
-import { createRuntimeDeviceHost } from './runtime-device.ts'
-import { createWorkerDeviceHost } from './worker-device.ts'
 
 const messages = [{ role: 'user' as const, content: 'Write a haiku about rivers.' }]
 const request = { messages, temperature: 0.8, topK: 40, topP: 0.95, seed: 42, maxTokens: 16 }
@@ -151,7 +150,7 @@ describe('a real model on WASM, device and edge', () => {
     await offline.dispose()
   })
 
-  it("the device in a worker thread (the runtime's Web Worker host and proxy): the same answer; abort stops it", async () => {
+  it("the device in a worker thread (the runtime's DeviceHost served in a worker, and its proxy): the same answer; abort stops it", async () => {
     const { port1, port2 } = new MessageChannel()
     const worker = new Worker(new URL('../test/client-runtime/node-test-worker.ts', import.meta.url), {
       workerData: { port: port2 },
@@ -159,7 +158,7 @@ describe('a real model on WASM, device and edge', () => {
       env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, 'worker-cache') },
     })
     port1.start()
-    const proxy = createModelWorkerProxy(port1 as unknown as MessageEndpoint)
+    const deviceHost = createWorkerDeviceHost(port1 as unknown as MessageEndpoint)
     try {
       const client = createClient(
         {
@@ -168,7 +167,7 @@ describe('a real model on WASM, device and edge', () => {
           edge: { url: edge.url },
           thresholds: { minDeviceTokensPerSecond: 1 },
         },
-        { deviceHost: createWorkerDeviceHost(proxy) },
+        { deviceHost },
       )
       const result = await client.chat(request)
       expect(result.route).toBe('device')
@@ -184,7 +183,7 @@ describe('a real model on WASM, device and edge', () => {
       expect(parts.filter((p) => p.type === 'text-delta').length).toBeLessThan(6)
       await client.dispose()
     } finally {
-      proxy.close()
+      deviceHost.close()
       await worker.terminate()
     }
   })

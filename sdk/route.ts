@@ -1,6 +1,8 @@
 // Where the next request runs, and why. A pure function of what the device can do, what the
 // package needs, the developer's policy and thresholds, and whether an edge exists: no I/O, so
 // every decision is reproducible in a table test and its reason can be shown to a person.
+import type { PackageInfo } from '../client-runtime/inspect.ts'
+import type { DeviceCapabilities } from '../client-runtime/probe.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 
 export type RoutePolicy = 'prefer-device' | 'device-only' | 'edge-only' | 'prefer-edge'
@@ -14,55 +16,15 @@ export const routePolicies: readonly RoutePolicy[] = [
 
 export type DeviceBackend = 'webgpu' | 'wasm' | 'native'
 
-/** What the device can do, as the runtime's capability probe reports it (every field optional but the flags). */
-export interface DeviceCapabilities {
-  /** WebGPU: whether an adapter was found, its features and the limits that bound weight buffers. */
-  readonly webgpu?: {
-    readonly available: boolean
-    readonly features?: readonly string[]
-    readonly maxBufferSize?: number
-    readonly maxStorageBufferBindingSize?: number
-    /** Why no adapter, when there is none (e.g. "navigator.gpu missing"). */
-    readonly reason?: string
-  }
-  /** WebAssembly can run ORT here (true in every current browser, Node and workerd). */
-  readonly wasm: boolean
-  /** onnxruntime-node is usable (Node only). */
-  readonly native?: boolean
-  /** Memory the device has, in bytes (navigator.deviceMemory × 2³⁰ in browsers, os.totalmem() in Node). */
-  readonly deviceMemoryBytes?: number
-  /** Logical CPU cores (navigator.hardwareConcurrency / os.availableParallelism()). */
-  readonly cores?: number
-  /** Storage estimate (navigator.storage.estimate() / the cache folder's file system). */
-  readonly storage?: { readonly quotaBytes: number; readonly usageBytes: number }
-  readonly online: boolean
-  /** The user asked to save data (navigator.connection.saveData). */
-  readonly saveData?: boolean
-  /** The connection is metered (cellular), where known. */
-  readonly metered?: boolean
-  /** Decode speed measured by a short probe run on the loaded model, when one ran. */
-  readonly probeTokensPerSecond?: number
-}
-
-/** What running the package on this device takes. */
-export interface PackageInfo {
-  /** A short name for messages, e.g. "Qwen3.5-0.8B q4". */
-  readonly name: string
-  readonly dtype?: string
-  /** Bytes still to download for the chosen dtype (0 when cached). */
-  readonly downloadBytes: number
-  /** Memory needed to run it (weights + cache), from the manifest's estimate. */
-  readonly estimatedMemoryBytes?: number
-  /** Every file of the chosen dtype is stored and verified. */
-  readonly cached: boolean
-  /** Weights stored as fp16 need the WebGPU shader-f16 feature to run on WebGPU. */
-  readonly requiresShaderF16?: boolean
-  /** The largest single weight tensor, which has to fit one GPU buffer. */
-  readonly largestTensorBytes?: number
-}
+// The router reads the runtime's own shapes: what the probe reports, what inspection finds.
+export type { DeviceCapabilities, PackageInfo }
 
 export interface RouteThresholds {
-  /** Below this probe decode speed the device is too slow (and, during a stream, triggers a handoff). */
+  /**
+   * Below this decode speed the device is too slow. One measure on both sides of the answer: the
+   * probe (the generation loop's decode rate on a short answer, measureDecodeSpeed) before it,
+   * and the stall watch (the rate text reaches the reader over slowDecodeWindowTokens) during it.
+   */
   readonly minDeviceTokensPerSecond: number
   /** Never download a package larger than this. */
   readonly maxDownloadBytes: number

@@ -111,18 +111,20 @@ export function progressReporter(stderr: NodeJS.WriteStream = process.stderr): {
       if (progress.phase === 'cached') return
       if (!stderr.isTTY) {
         if (progress.phase === 'done')
-          stderr.write(`ondevice: downloaded ${progress.file} (${formatBytes(progress.fileLoaded)})\n`)
+          stderr.write(`ondevice: downloaded ${progress.file} (${formatBytes(progress.fileLoadedBytes)})\n`)
         return
       }
       const now = Date.now()
       if (progress.phase === 'download' && now - lastDraw < 100) return
       lastDraw = now
-      const total = progress.total ?? 0
-      const fraction = total > 0 ? Math.min(1, progress.loaded / total) : 0
+      const total = progress.totalBytes ?? 0
+      const fraction = total > 0 ? Math.min(1, progress.loadedBytes / total) : 0
       const width = 30
       const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '-')
       const amount =
-        total > 0 ? `${formatBytes(progress.loaded)}/${formatBytes(total)}` : formatBytes(progress.loaded)
+        total > 0
+          ? `${formatBytes(progress.loadedBytes)}/${formatBytes(total)}`
+          : formatBytes(progress.loadedBytes)
       stderr.write(
         `\r\x1b[2K[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${amount} ${progress.phase} ${progress.file}`,
       )

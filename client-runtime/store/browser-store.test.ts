@@ -164,8 +164,8 @@ describe.each(['opfs', 'cache'])('browser store on %s', (backend) => {
     })
     expect(result.last).toMatchObject({
       phase: 'done',
-      loaded: weights.length + config.length,
-      total: weights.length + config.length,
+      loadedBytes: weights.length + config.length,
+      totalBytes: weights.length + config.length,
     })
     expect(result.downloads).toBeGreaterThan(0)
   })

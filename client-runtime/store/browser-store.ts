@@ -303,7 +303,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
 
       const fetchFile = async (
         path: string,
-        report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+        report: (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>) => void,
         signal: AbortSignal | undefined,
       ): Promise<void> => {
         const entry = manifestEntry(manifest, path)
@@ -312,7 +312,12 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         if (existing) {
           // Stored files were verified before they were committed; a size check catches truncation.
           if (!entry || existing.size === entry.bytes) {
-            report({ phase: 'cached', file: path, fileLoaded: existing.size, fileTotal: existing.size })
+            report({
+              phase: 'cached',
+              file: path,
+              fileLoadedBytes: existing.size,
+              fileTotalBytes: existing.size,
+            })
             return
           }
           await files.remove(fileKey)
@@ -341,7 +346,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         fileKey: string,
         resume: boolean,
         partialSize: number,
-        report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+        report: (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>) => void,
         signal: AbortSignal | undefined,
         idle: IdleTimer,
       ): Promise<void> => {
@@ -390,7 +395,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
             idle.touch()
             await writer.write(value)
             written += value.byteLength
-            report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
+            report({ phase: 'download', file: path, fileLoadedBytes: written, fileTotalBytes: fileTotal })
           }
           await writer.close()
         } catch (error) {
@@ -413,7 +418,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           )
         }
         if (entry) {
-          report({ phase: 'verify', file: path, fileLoaded: written, fileTotal })
+          report({ phase: 'verify', file: path, fileLoadedBytes: written, fileTotalBytes: fileTotal })
           const blob = (await files.partialBlob(fileKey)) as Blob
           const actual = await sha256Blob(blob)
           if (actual !== entry.sha256 || blob.size !== entry.bytes) {
@@ -426,7 +431,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         }
         try {
           await files.commit(fileKey)
-          report({ phase: 'done', file: path, fileLoaded: written, fileTotal: written })
+          report({ phase: 'done', file: path, fileLoadedBytes: written, fileTotalBytes: written })
         } catch (error) {
           if (isQuotaError(error)) {
             await files.removePrefix(`${key}/`)
@@ -467,11 +472,11 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
           }
         }
         const loadedByFile = new Map<string, number>()
-        const report = (progress: Omit<DownloadProgress, 'loaded' | 'total'>): void => {
-          loadedByFile.set(progress.file, progress.fileLoaded)
+        const report = (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>): void => {
+          loadedByFile.set(progress.file, progress.fileLoadedBytes)
           let loaded = 0
           for (const value of loadedByFile.values()) loaded += value
-          ensureOptions.onProgress?.({ ...progress, loaded, total })
+          ensureOptions.onProgress?.({ ...progress, loadedBytes: loaded, totalBytes: total })
         }
         await Promise.all(
           paths.map((path) =>

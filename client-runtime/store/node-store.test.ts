@@ -88,14 +88,14 @@ describe('node store over HTTP', () => {
     await pkg.ensure(['config.json', 'onnx/model.onnx'], { onProgress: (event) => events.push(event) })
     expect(await pkg.readBytes('onnx/model.onnx')).toEqual(weights)
     const last = events.at(-1)
-    expect(last?.total).toBe(weights.length + files['config.json']!.length)
-    expect(last?.loaded).toBe(last?.total)
+    expect(last?.totalBytes).toBe(weights.length + files['config.json']!.length)
+    expect(last?.loadedBytes).toBe(last?.totalBytes)
     expect(
       events.some(
         (event) =>
           event.phase === 'download' &&
           event.file === 'onnx/model.onnx' &&
-          event.fileTotal === weights.length,
+          event.fileTotalBytes === weights.length,
       ),
     ).toBe(true)
     expect(await store.isCached(server.prefix)).toBe(true)
@@ -223,7 +223,11 @@ describe('node store over HTTP', () => {
     expect(warnings).toEqual([expect.stringMatching(/no manifest\.json.*without an integrity check/)])
     const events: DownloadProgress[] = []
     await pkg.ensure(['onnx/model.onnx'], { onProgress: (event) => events.push(event) })
-    expect(events.at(-1)).toMatchObject({ phase: 'done', loaded: weights.length, total: weights.length })
+    expect(events.at(-1)).toMatchObject({
+      phase: 'done',
+      loadedBytes: weights.length,
+      totalBytes: weights.length,
+    })
     expect(await pkg.readBytes('onnx/model.onnx')).toEqual(weights)
   })
 

@@ -224,10 +224,10 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         ensureOptions.onProgress?.({
           phase: 'cached',
           file: path,
-          fileLoaded: size,
-          fileTotal: size,
-          loaded,
-          total,
+          fileLoadedBytes: size,
+          fileTotalBytes: size,
+          loadedBytes: loaded,
+          totalBytes: total,
         })
       }
     }
@@ -408,18 +408,18 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
         }
       }
       const fileLoaded = new Map<string, number>()
-      const report = (progress: Omit<DownloadProgress, 'loaded' | 'total'>): void => {
-        fileLoaded.set(progress.file, progress.fileLoaded)
+      const report = (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>): void => {
+        fileLoaded.set(progress.file, progress.fileLoadedBytes)
         let loaded = 0
         for (const value of fileLoaded.values()) loaded += value
-        ensureOptions.onProgress?.({ ...progress, loaded, total })
+        ensureOptions.onProgress?.({ ...progress, loadedBytes: loaded, totalBytes: total })
       }
       await Promise.all(
         paths.map((path, index) =>
           shared(local(path), () => fetchFile(path, entries[index], report, ensureOptions.signal)).then(
             async () => {
               const size = (await stat(local(path))).size
-              report({ phase: 'done', file: path, fileLoaded: size, fileTotal: size })
+              report({ phase: 'done', file: path, fileLoadedBytes: size, fileTotalBytes: size })
             },
           ),
         ),
@@ -429,7 +429,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     const fetchFile = async (
       path: string,
       entry: { bytes: number; sha256: string } | undefined,
-      report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+      report: (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>) => void,
       signal: AbortSignal | undefined,
     ): Promise<void> => {
       const file = local(path)
@@ -439,9 +439,9 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       )
       if (existing) {
         if (!entry) return
-        report({ phase: 'verify', file: path, fileLoaded: existing.size, fileTotal: entry.bytes })
+        report({ phase: 'verify', file: path, fileLoadedBytes: existing.size, fileTotalBytes: entry.bytes })
         if (await verifyFile(file, entry, path)) {
-          report({ phase: 'cached', file: path, fileLoaded: existing.size, fileTotal: entry.bytes })
+          report({ phase: 'cached', file: path, fileLoadedBytes: existing.size, fileTotalBytes: entry.bytes })
           return
         }
         await rm(file, { force: true })
@@ -458,7 +458,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           await rename(`${file}.partial`, file)
           return
         }
-        report({ phase: 'verify', file: path, fileLoaded: entry.bytes, fileTotal: entry.bytes })
+        report({ phase: 'verify', file: path, fileLoadedBytes: entry.bytes, fileTotalBytes: entry.bytes })
         const actual = await sha256File(`${file}.partial`)
         if (actual === entry.sha256) {
           await rename(`${file}.partial`, file)
@@ -483,7 +483,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       path: string,
       file: string,
       expectedBytes: number | undefined,
-      report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+      report: (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>) => void,
       signal: AbortSignal | undefined,
     ): Promise<boolean> => {
       const partial = `${file}.partial`
@@ -514,7 +514,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       partial: string,
       startOffset: number,
       expectedBytes: number | undefined,
-      report: (progress: Omit<DownloadProgress, 'loaded' | 'total'>) => void,
+      report: (progress: Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>) => void,
       signal: AbortSignal | undefined,
       idle: ReturnType<typeof startIdleTimer>,
     ): Promise<boolean> => {
@@ -582,7 +582,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           ? Number.POSITIVE_INFINITY
           : options.quotaBytes - (await usageBytes())
       try {
-        report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
+        report({ phase: 'download', file: path, fileLoadedBytes: written, fileTotalBytes: fileTotal })
         for await (const chunk of readEagerly(response.body)) {
           if (written - offset + chunk.byteLength > quotaLeft) {
             throw Object.assign(new Error('quota'), { code: 'EDQUOT' })
@@ -594,7 +594,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           idle.touch()
           await handle.write(chunk)
           written += chunk.byteLength
-          report({ phase: 'download', file: path, fileLoaded: written, fileTotal })
+          report({ phase: 'download', file: path, fileLoadedBytes: written, fileTotalBytes: fileTotal })
         }
       } catch (error) {
         await handle.close()

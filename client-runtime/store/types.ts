@@ -20,17 +20,21 @@ export interface StoreManifest {
 
 export type ProgressPhase = 'download' | 'verify' | 'cached' | 'done'
 
-/** Emitted while files are made available; sizes in bytes. */
+/**
+ * Emitted while files are made available; sizes in bytes. The one progress shape: the store
+ * reports it, loadModel passes it on, and the SDK's `progress` event and `onProgress` carry it.
+ */
 export interface DownloadProgress {
   readonly phase: ProgressPhase
   /** Package-relative path of the file this event is about. */
   readonly file: string
-  readonly fileLoaded: number
+  readonly fileLoadedBytes: number
   /** Undefined when neither the manifest nor the server says. */
-  readonly fileTotal: number | undefined
+  readonly fileTotalBytes: number | undefined
   /** Bytes available so far across every file of this request (cached ones count). */
-  readonly loaded: number
-  readonly total: number | undefined
+  readonly loadedBytes: number
+  /** Bytes the request needs in all; undefined when unknown. */
+  readonly totalBytes: number | undefined
 }
 
 export interface EnsureOptions {

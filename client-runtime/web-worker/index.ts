@@ -1,13 +1,13 @@
-// The model in a dedicated Web Worker: the worker runs startWorkerHost(self); the page talks to
-// it through createModelWorkerProxy(worker). One typed protocol (protocol.ts) in between.
-export { startWorkerHost, type WorkerHost, type WorkerHostOptions } from './host.ts'
+// The model in a dedicated Web Worker: the worker serves a DeviceHost with
+// serveDeviceHost(self, createRuntimeDeviceHost()); the page drives it through
+// createWorkerDeviceHost(worker), itself a DeviceHost. One typed protocol (protocol.ts) in between.
 export type {
   LoadedModelInfo,
   MessageEndpoint,
-  WorkerGenerateRequest,
   WorkerLoadOptions,
   WorkerRequest,
   WorkerResponse,
   WorkerResults,
 } from './protocol.ts'
-export { createModelWorkerProxy, type ModelWorkerProxy } from './proxy.ts'
+export { createWorkerDeviceHost, type WorkerDeviceHost, type WorkerDeviceHostOptions } from './proxy.ts'
+export { type DeviceHostServer, serveDeviceHost } from './serve.ts'

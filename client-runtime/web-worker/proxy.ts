@@ -1,20 +1,21 @@
-// The page side: a typed client for the model worker (host.ts). Requests are promises, generation
-// is an async iterable of core's GenerationParts, and errors come back as the same OndeviceError
-// classes with the same codes they had in the worker.
-
-import type { ChatMessage } from '../../core/chat-template.ts'
-import type { ChatPrompt } from '../../core/chat-turns.ts'
+// The page side: a DeviceHost whose calls run in the worker that serves one (serve.ts). It is the
+// same interface the runtime implements in this thread, so the SDK drives both alike. Requests
+// are promises, generation is an async iterable of the model's parts, and errors come back as
+// the same OndeviceError classes with the same codes they had in the worker.
 import { AbortedError, deserializeError } from '../../core/errors.ts'
-import type { FinishPart, GenerationPart } from '../../core/stream-parts.ts'
-import type { ApplyChatTemplateOptions } from '../../core/tokenizer.ts'
-import type { Backend } from '../dtype.ts'
-import type { PackageSummary } from '../inspect.ts'
-import type { Capabilities, DecodeSpeed } from '../probe.ts'
+import type { FinishPart } from '../../core/stream-parts.ts'
+import type {
+  DeviceGenerateRequest,
+  DeviceHost,
+  DeviceLoadOptions,
+  DeviceModel,
+  DevicePart,
+} from '../device-host/types.ts'
+import { withCurrentNetwork } from '../probe.ts'
 import type { DownloadProgress } from '../store/types.ts'
 import type {
   LoadedModelInfo,
   MessageEndpoint,
-  WorkerGenerateRequest,
   WorkerLoadOptions,
   WorkerRequest,
   WorkerResponse,
@@ -31,29 +32,35 @@ interface Pending {
   resolve(value: unknown): void
   reject(error: unknown): void
   onProgress?: (progress: DownloadProgress) => void
-  onPart?: (part: GenerationPart) => void
+  onPart?: (part: DevicePart) => void
 }
 
-export interface ModelWorkerProxy {
-  load(
-    options: WorkerLoadOptions,
-    extra?: { onProgress?: (progress: DownloadProgress) => void; signal?: AbortSignal },
-  ): Promise<LoadedModelInfo>
-  generate(request: WorkerGenerateRequest, extra?: { signal?: AbortSignal }): AsyncIterable<GenerationPart>
-  encodeChat(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): Promise<number[]>
-  /** The prompt with its turn boundaries (core's encodeChatTurns), for generate's promptBoundaries. */
-  encodeChatTurns(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): Promise<ChatPrompt>
-  encode(text: string, options?: { addSpecialTokens?: boolean }): Promise<number[]>
-  decode(tokenIds: readonly number[], options?: { skipSpecialTokens?: boolean }): Promise<string>
-  measureDecodeSpeed(tokens?: number): Promise<DecodeSpeed>
-  capabilities(): Promise<Capabilities>
-  inspect(model: string, backend: Backend, dtype?: string): Promise<PackageSummary>
-  unload(): Promise<void>
-  /** Stops listening; pending requests fail with an AbortedError. */
+/** A DeviceHost in another thread; `close()` stops listening (pending calls fail with AbortedError). */
+export interface WorkerDeviceHost extends DeviceHost {
   close(): void
 }
 
-export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerProxy {
+export interface WorkerDeviceHostOptions {
+  /**
+   * Browsers: the absolute URL folder where the app serves onnxruntime-web's files, sent with
+   * every load (a worker resolves relative URLs against its own script, not the page).
+   */
+  readonly wasmBaseUrl?: string
+}
+
+/** Only what can cross a thread: an app may pass options objects that carry more. */
+function loadOptionsOf(options: DeviceLoadOptions): WorkerLoadOptions {
+  return {
+    ...(options.backend === undefined ? {} : { backend: options.backend }),
+    ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
+    ...(options.wasmBaseUrl === undefined ? {} : { wasmBaseUrl: options.wasmBaseUrl }),
+  }
+}
+
+export function createWorkerDeviceHost(
+  endpoint: MessageEndpoint,
+  hostOptions: WorkerDeviceHostOptions = {},
+): WorkerDeviceHost {
   let nextId = 1
   const pending = new Map<number, Pending>()
 
@@ -80,6 +87,9 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
   }
   endpoint.addEventListener('message', listener)
 
+  const abortRequest = (target: number) =>
+    endpoint.postMessage({ type: 'abort', id: nextId++, target } satisfies WorkerRequest)
+
   function call<K extends keyof WorkerResults>(
     body: RequestBody & { type: K },
     hooks: Omit<Pending, 'resolve' | 'reject'> = {},
@@ -91,12 +101,19 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
         reject(new AbortedError())
         return
       }
-      pending.set(id, { resolve: resolve as (value: unknown) => void, reject, ...hooks })
-      signal?.addEventListener(
-        'abort',
-        () => endpoint.postMessage({ type: 'abort', id: nextId++, target: id } satisfies WorkerRequest),
-        { once: true },
-      )
+      const onAbort = () => abortRequest(id)
+      const settle =
+        <T>(then: (value: T) => void) =>
+        (value: T) => {
+          signal?.removeEventListener('abort', onAbort)
+          then(value)
+        }
+      pending.set(id, {
+        resolve: settle(resolve as (value: unknown) => void),
+        reject: settle(reject),
+        ...hooks,
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
       endpoint.postMessage({ ...body, id } as WorkerRequest)
     })
   }
@@ -105,11 +122,9 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
   // abort (the signal, or the reader leaving the loop: return()/throw()) posts the abort message
   // at once; the reader then gets core's ending: a finish 'abort' holding exactly the tokens it
   // was handed (not the ones the worker produced past them), so a handoff continues from there.
-  function generateIterator(
-    request: WorkerGenerateRequest,
-    signal: AbortSignal | undefined,
-  ): AsyncIterator<GenerationPart> {
-    const buffered: GenerationPart[] = []
+  function generateIterator(handle: number, request: DeviceGenerateRequest): AsyncIterator<DevicePart> {
+    const { signal, ...body } = request
+    const buffered: DevicePart[] = []
     let wake: (() => void) | undefined
     let settled = false
     let failure: unknown
@@ -127,7 +142,7 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
     const abort = () => {
       if (aborted) return
       aborted = true
-      if (!settled) endpoint.postMessage({ type: 'abort', id: nextId++, target: id } satisfies WorkerRequest)
+      if (!settled) abortRequest(id)
       notify()
     }
     if (signal?.aborted) {
@@ -146,7 +161,7 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
             notify()
           },
         })
-        endpoint.postMessage({ type: 'generate', id, request } satisfies WorkerRequest)
+        endpoint.postMessage({ type: 'generate', id, handle, request: body } satisfies WorkerRequest)
       }).then(
         () => {
           settled = true
@@ -177,7 +192,7 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
       }
     }
     return {
-      async next(): Promise<IteratorResult<GenerationPart>> {
+      async next(): Promise<IteratorResult<DevicePart>> {
         for (;;) {
           if (done) return { value: undefined, done: true }
           if (!aborted) {
@@ -201,13 +216,13 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
           })
         }
       },
-      async return(): Promise<IteratorResult<GenerationPart>> {
+      async return(): Promise<IteratorResult<DevicePart>> {
         // The reader left (break in for-await): stop the worker now; its late parts are dropped.
         abort()
         release()
         return { value: undefined, done: true }
       },
-      async throw(error: unknown): Promise<IteratorResult<GenerationPart>> {
+      async throw(error: unknown): Promise<IteratorResult<DevicePart>> {
         abort()
         release()
         throw error
@@ -215,40 +230,33 @@ export function createModelWorkerProxy(endpoint: MessageEndpoint): ModelWorkerPr
     }
   }
 
-  return {
-    load: (options, extra = {}) =>
-      call({ type: 'load', options }, extra.onProgress ? { onProgress: extra.onProgress } : {}, extra.signal),
-    generate: (request, extra = {}) => ({
-      [Symbol.asyncIterator]: () => generateIterator(request, extra.signal),
-    }),
-    encodeChat: (messages, options) =>
-      call({ type: 'encode-chat', messages, ...(options ? { options } : {}) }),
-    encodeChatTurns: (messages, options) =>
-      call({ type: 'encode-chat-turns', messages, ...(options ? { options } : {}) }),
-    encode: (text, options = {}) =>
-      call({
-        type: 'encode',
-        text,
-        ...(options.addSpecialTokens === undefined ? {} : { addSpecialTokens: options.addSpecialTokens }),
-      }),
-    decode: (tokenIds, options = {}) =>
-      call({
-        type: 'decode',
-        tokenIds,
-        ...(options.skipSpecialTokens === undefined ? {} : { skipSpecialTokens: options.skipSpecialTokens }),
-      }),
-    measureDecodeSpeed: (tokens) =>
-      call({ type: 'measure-speed', ...(tokens === undefined ? {} : { tokens }) }),
-    capabilities: () => call({ type: 'capabilities' }),
-    inspect: (model, backend, dtype) =>
-      call({ type: 'inspect', model, backend, ...(dtype === undefined ? {} : { dtype }) }),
-    unload: async () => {
-      await call({ type: 'unload' })
+  const modelOf = (info: LoadedModelInfo): DeviceModel => ({
+    modelId: info.modelId,
+    backend: info.backend,
+    dtype: info.dtype,
+    generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
+    probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
+    dispose: async () => {
+      await call({ type: 'dispose', handle: info.handle })
     },
+  })
+
+  return {
+    // The page sees network changes first: its own navigator's state, read at each call.
+    capabilities: async () => withCurrentNetwork(await call({ type: 'capabilities' })),
+    inspect: (model, options) => call({ type: 'inspect', model, options: loadOptionsOf(options) }),
+    load: async (model, options) =>
+      modelOf(
+        await call(
+          { type: 'load', model, options: loadOptionsOf({ ...hostOptions, ...options }) },
+          options.onProgress ? { onProgress: options.onProgress } : {},
+          options.signal,
+        ),
+      ),
     close: () => {
       endpoint.removeEventListener('message', listener)
       for (const entry of pending.values())
-        entry.reject(new AbortedError('The model worker proxy was closed.'))
+        entry.reject(new AbortedError('The worker device host proxy was closed.'))
       pending.clear()
     },
   }

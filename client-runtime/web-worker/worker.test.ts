@@ -1,45 +1,47 @@
-// The Web Worker protocol across a real thread (node:worker_threads with a transferred
-// MessagePort): load with progress, chat encoding, streamed generation equal to the same model
-// in this thread, abort, and errors that keep their class and code.
+// The DeviceHost served by a real thread (node:worker_threads with a transferred MessagePort) and
+// driven through the proxy, itself a DeviceHost: load with progress, a chat answered with the
+// same parts as the same model in this thread, abort, the probe, and errors that keep their
+// class and code.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MessageChannel, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeQwen35Package } from '../../builder/architectures/qwen3-5-package.ts'
-import { randomQwen35Weights, tinyQwen35Config } from '../../builder/architectures/qwen3-5-weights.ts'
+import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import type { ChatMessage } from '../../core/chat-template.ts'
 import { encodeChatTurns } from '../../core/chat-turns.ts'
-import { BackendError, ModelError } from '../../core/errors.ts'
-import { generateText } from '../../core/generate.ts'
-import type { FinishPart, GenerationPart } from '../../core/stream-parts.ts'
-import { qwen3TokenizerFiles } from '../../test/support/qwen3-tokenizer.ts'
+import { BackendError, InvalidArgumentError, ModelError } from '../../core/errors.ts'
+import type { FinishPart } from '../../core/stream-parts.ts'
+import { createDeviceModel } from '../device-host/device-model.ts'
+import type { DeviceModel, DevicePart } from '../device-host/types.ts'
 import { loadModel } from '../index.ts'
 import { createNodeStore } from '../store/node-store.ts'
 import type { DownloadProgress } from '../store/types.ts'
 import type { MessageEndpoint, WorkerResponse } from './protocol.ts'
-import { createModelWorkerProxy, type ModelWorkerProxy } from './proxy.ts'
+import { createWorkerDeviceHost, type WorkerDeviceHost } from './proxy.ts'
 
 let folder: string
 let packageDir: string
 let worker: Worker
-let proxy: ModelWorkerProxy
+let host: WorkerDeviceHost
 let channelPort: MessageEndpoint
+
+const conversation: readonly ChatMessage[] = [
+  { role: 'system', content: 'You answer questions about gardens in two sentences or fewer.' },
+  { role: 'user', content: 'Hello' },
+]
+
+async function collect(parts: AsyncIterable<DevicePart>): Promise<DevicePart[]> {
+  const collected: DevicePart[] = []
+  for await (const part of parts) collected.push(part)
+  return collected
+}
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-worker-'))
-  packageDir = join(folder, 'pkg')
-  const config = tinyQwen35Config(300)
-  const tokenizer = qwen3TokenizerFiles()
-  await writeQwen35Package({
-    outDir: packageDir,
-    config,
-    weights: randomQwen35Weights(config, 9),
-    dtypes: ['fp32'],
-    tokenizer: {
-      tokenizerJson: tokenizer.tokenizerJson as string,
-      tokenizerConfigJson: tokenizer.tokenizerConfigJson as string,
-    },
-  })
+  packageDir = join(folder, 'qwen3-tiny')
+  // The builder's seeded fixture: random weights, the real Qwen3 tokenizer, so chats encode.
+  await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'fp32' })
   const { port1, port2 } = new MessageChannel()
   channelPort = port1 as unknown as MessageEndpoint
   worker = new Worker(new URL('../../test/client-runtime/node-test-worker.ts', import.meta.url), {
@@ -48,93 +50,98 @@ beforeAll(async () => {
     env: { ...process.env, ONDEVICE_CACHE_DIR: join(folder, 'cache') },
   })
   port1.start()
-  proxy = createModelWorkerProxy(port1 as unknown as MessageEndpoint)
+  host = createWorkerDeviceHost(channelPort)
 })
 afterAll(async () => {
-  proxy?.close()
+  host?.close()
   await worker?.terminate()
   await rm(folder, { recursive: true, force: true })
 })
 
-describe('model worker host + proxy', () => {
-  it('errors keep their class and code across the thread', async () => {
-    const early = proxy.encode('hi')
-    await expect(early).rejects.toBeInstanceOf(BackendError)
-    await expect(early).rejects.toMatchObject({ code: 'backend_unavailable' })
-    const missing = proxy.load({ model: join(folder, 'missing'), backend: 'native' })
+describe('DeviceHost served by a worker + its proxy', () => {
+  it('errors keep their class, code and param across the thread', async () => {
+    const missing = host.load(join(folder, 'missing'), { backend: 'native' })
     await expect(missing).rejects.toBeInstanceOf(ModelError)
     await expect(missing).rejects.toMatchObject({ code: 'model_not_found' })
+    const noModel = host.load(undefined, { backend: 'native' })
+    await expect(noModel).rejects.toBeInstanceOf(InvalidArgumentError)
+    await expect(noModel).rejects.toMatchObject({ code: 'invalid_argument', param: 'model' })
   })
 
-  it('loads with progress, streams the same tokens as this thread, and aborts', async () => {
+  it('loads with progress and answers a chat with the same parts as this thread; abort; probe; dispose', async () => {
+    const capabilities = await host.capabilities()
+    expect(capabilities).toMatchObject({ host: 'node', wasm: true, native: true })
+    const info = await host.inspect(packageDir, { backend: 'native', dtype: 'fp32' })
+    expect(info).toMatchObject({ dtype: 'fp32', backend: 'native', cached: true })
+    expect(info.files).toContain('config.json')
+
     const progress: DownloadProgress[] = []
-    const info = await proxy.load(
-      { model: packageDir, backend: 'native' },
-      { onProgress: (event) => progress.push(event) },
-    )
-    expect(info).toMatchObject({
+    const model = await host.load(packageDir, {
       backend: 'native',
       dtype: 'fp32',
-      vocabularySize: 300,
-      hasChatTemplate: true,
+      onProgress: (event) => progress.push(event),
     })
-    expect(progress.at(-1)?.loaded).toBe(progress.at(-1)?.total)
+    expect(model).toMatchObject({ backend: 'native', dtype: 'fp32' })
+    expect(progress.length).toBeGreaterThan(0)
+    expect(progress.at(-1)?.loadedBytes).toBe(progress.at(-1)?.totalBytes)
 
-    // Token ids under 300 (the tiny model's vocabulary), so the prompt is raw ids, not the template.
-    const promptTokenIds = [12, 40, 7, 199, 3]
-    const parts: GenerationPart[] = []
-    for await (const part of proxy.generate({ promptTokenIds, maxTokens: 6, sampling: { temperature: 0 } }))
-      parts.push(part)
-    const finish = parts.at(-1)
-    expect(finish?.type).toBe('finish')
+    const request = { messages: conversation, maxTokens: 6, sampling: { temperature: 0, seed: 1 } }
+    const parts = await collect(model.generate(request))
     const local = await loadModel({
       model: packageDir,
       backend: 'native',
+      dtype: 'fp32',
       store: createNodeStore({ cacheDir: join(folder, 'local-cache') }),
     })
-    const expected = await generateText(local.session, local.tokenizer, {
-      promptTokenIds,
-      maxTokens: 6,
-      sampling: { temperature: 0 },
-    })
-    await local.dispose()
-    expect(finish?.type === 'finish' && finish.tokenIds).toEqual(expected.tokenIds)
-    expect(
-      parts
-        .filter((part) => part.type === 'text-delta')
-        .flatMap((part) => (part.type === 'text-delta' ? part.tokenIds : [])),
-    ).toEqual(expected.tokenIds)
-    expect(await proxy.encodeChat([{ role: 'user', content: 'Hello' }])).toEqual(
-      local.tokenizer.encodeChat([{ role: 'user', content: 'Hello' }], { addGenerationPrompt: true }),
+    let expected: DevicePart[]
+    let promptTokens: number
+    try {
+      const here: DeviceModel = createDeviceModel({ session: local.session, tokenizer: local.tokenizer })
+      expected = await collect(here.generate(request))
+      const prompt = encodeChatTurns(local.tokenizer, conversation, { addGenerationPrompt: true })
+      expect(prompt.turnBoundaries.length).toBeGreaterThan(0)
+      promptTokens = prompt.tokenIds.length
+    } finally {
+      await local.dispose()
+    }
+    // The prompt crossed as messages and was encoded in the worker exactly as here (boundaries included).
+    expect(parts[0]).toEqual({ type: 'prompt', promptTokens })
+    const withoutTimings = (list: DevicePart[]) =>
+      list.map((part) =>
+        part.type === 'finish' ? { ...part, usage: { promptTokens: part.usage.promptTokens } } : part,
+      )
+    expect(withoutTimings(parts)).toEqual(withoutTimings(expected))
+    const finish = parts.at(-1) as FinishPart
+    expect(finish).toMatchObject({ type: 'finish', finishReason: 'length' })
+    expect(finish.tokenIds).toHaveLength(6)
+    expect(parts.flatMap((part) => (part.type === 'text-delta' ? part.tokenIds : []))).toEqual(
+      finish.tokenIds,
     )
-    const conversation = [
-      { role: 'system' as const, content: 'You answer questions about gardens in two sentences or fewer.' },
-      { role: 'user' as const, content: 'Hello' },
-    ]
-    const turns = await proxy.encodeChatTurns(conversation)
-    expect(turns).toEqual(encodeChatTurns(local.tokenizer, conversation, { addGenerationPrompt: true }))
-    expect(turns.turnBoundaries.length).toBeGreaterThan(0)
 
     const controller = new AbortController()
     let seen = 0
-    let last: GenerationPart | undefined
-    for await (const part of proxy.generate(
-      { promptTokenIds, maxTokens: 250, sampling: { temperature: 0 } },
-      { signal: controller.signal },
-    )) {
+    let last: DevicePart | undefined
+    for await (const part of model.generate({ ...request, maxTokens: 250, signal: controller.signal })) {
       if (part.type === 'text-delta' && ++seen === 2) controller.abort()
       last = part
     }
     expect(last).toMatchObject({ type: 'finish', finishReason: 'abort' })
     expect(last?.type === 'finish' && last.tokenIds.length).toBeLessThan(250)
 
-    const speed = await proxy.measureDecodeSpeed(4)
-    expect(speed.tokensPerSecond).toBeGreaterThan(0)
-    await proxy.unload()
+    expect(await model.probe()).toBeGreaterThan(0)
+
+    const bad = collect(model.generate({ ...request, maxTokens: 0 }))
+    await expect(bad).rejects.toBeInstanceOf(InvalidArgumentError)
+    await expect(bad).rejects.toMatchObject({ param: 'maxTokens' })
+
+    await model.dispose()
+    const gone = collect(model.generate(request))
+    await expect(gone).rejects.toBeInstanceOf(BackendError)
+    await expect(gone).rejects.toMatchObject({ code: 'backend_unavailable' })
   })
 
   it('an abort or a reader that leaves the loop stops the worker within a few tokens', async () => {
-    await proxy.load({ model: packageDir, backend: 'native' })
+    const model = await host.load(packageDir, { backend: 'native', dtype: 'fp32' })
     // The worker's own messages, seen on the real port: what it produced, not what the proxy showed.
     const workerFinishes: FinishPart[] = []
     const spy = (event: { readonly data: unknown }) => {
@@ -143,17 +150,13 @@ describe('model worker host + proxy', () => {
     }
     channelPort.addEventListener('message', spy)
     try {
-      const promptTokenIds = [12, 40, 7, 199, 3]
-      // Far more than the test can wait for if the worker kept going (the context holds 4096).
-      const maxTokens = 4000
+      // Far more than the test can wait for if the worker kept going.
+      const request = { messages: conversation, maxTokens: 1500, sampling: { temperature: 0 } }
 
       const controller = new AbortController()
       const seen: number[] = []
-      const parts: GenerationPart[] = []
-      for await (const part of proxy.generate(
-        { promptTokenIds, maxTokens, sampling: { temperature: 0 } },
-        { signal: controller.signal },
-      )) {
+      const parts: DevicePart[] = []
+      for await (const part of model.generate({ ...request, signal: controller.signal })) {
         parts.push(part)
         if (part.type === 'text-delta') {
           seen.push(...part.tokenIds)
@@ -171,17 +174,15 @@ describe('model worker host + proxy', () => {
       expect(aborted?.finishReason).toBe('abort')
       expect(aborted?.tokenIds.length).toBeLessThan(50)
 
-      // break: return() tells the worker; the next request on the same proxy runs right after.
+      // break: return() tells the worker; the next request on the same model runs right after.
       workerFinishes.length = 0
       const broken: number[] = []
-      for await (const part of proxy.generate({ promptTokenIds, maxTokens, sampling: { temperature: 0 } })) {
+      for await (const part of model.generate(request)) {
         if (part.type === 'text-delta') broken.push(...part.tokenIds)
         if (broken.length >= 2) break
       }
       const started = performance.now()
-      const next: GenerationPart[] = []
-      for await (const part of proxy.generate({ promptTokenIds, maxTokens: 3, sampling: { temperature: 0 } }))
-        next.push(part)
+      const next = await collect(model.generate({ ...request, maxTokens: 3 }))
       const waited = performance.now() - started
       expect(workerFinishes[0]?.finishReason).toBe('abort')
       expect(workerFinishes[0]?.tokenIds.length).toBeLessThan(50)
@@ -192,7 +193,7 @@ describe('model worker host + proxy', () => {
       expect(waited).toBeLessThan(5000)
     } finally {
       channelPort.removeEventListener('message', spy)
-      await proxy.unload()
+      await model.dispose()
     }
   })
 })

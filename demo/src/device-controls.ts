@@ -43,7 +43,6 @@ function withFaults(model: DeviceModel, controls: DeviceControls): DeviceModel {
     modelId: model.modelId,
     backend: model.backend,
     dtype: model.dtype,
-    encodeChat: (messages) => model.encodeChat(messages),
     probe: (signal) => model.probe(signal),
     dispose: () => model.dispose(),
     async *generate(request) {

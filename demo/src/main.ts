@@ -91,13 +91,13 @@ function readForm(): void {
 }
 
 function showProgress(progress: DownloadProgress): void {
-  const { loadedBytes, totalBytes } = progress
+  const { loadedBytes } = progress
+  const totalBytes = progress.totalBytes ?? 0
   const fraction = totalBytes > 0 ? Math.min(1, loadedBytes / totalBytes) : 0
   view.download.hidden = totalBytes > 0 && fraction >= 1
   view.download.dataset['loaded'] = String(loadedBytes)
   view.download.dataset['total'] = String(totalBytes)
-  view.downloadText.textContent =
-    progress.file === undefined ? 'Downloading the model…' : `Downloading ${progress.file}…`
+  view.downloadText.textContent = `Downloading ${progress.file}…`
   view.downloadFigures.textContent = `${formatBytes(loadedBytes)} / ${formatBytes(totalBytes)}`
   view.downloadFill.style.width = `${(fraction * 100).toFixed(1)}%`
   view.downloadBar.setAttribute('aria-valuenow', (fraction * 100).toFixed(0))

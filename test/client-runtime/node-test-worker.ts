@@ -1,11 +1,15 @@
-// A worker_threads entry that runs the model worker host on the Node runtime host, so the
+// A worker_threads entry that serves the runtime's DeviceHost on the Node runtime host, so the
 // protocol is tested across a real thread boundary (structured clone, transfer of a port).
 import type { MessagePort } from 'node:worker_threads'
 import { workerData } from 'node:worker_threads'
+import { createRuntimeDeviceHost } from '../../client-runtime/device-host/runtime-host.ts'
 import { nodeHost } from '../../client-runtime/node-host.ts'
-import { startWorkerHost } from '../../client-runtime/web-worker/host.ts'
 import type { MessageEndpoint } from '../../client-runtime/web-worker/protocol.ts'
+import { serveDeviceHost } from '../../client-runtime/web-worker/serve.ts'
 
 const port = (workerData as { port: MessagePort }).port
-startWorkerHost(port as unknown as MessageEndpoint, { host: nodeHost })
+serveDeviceHost(
+  port as unknown as MessageEndpoint,
+  createRuntimeDeviceHost({ host: nodeHost, probeTokens: 4 }),
+)
 port.start()

@@ -1,10 +1,10 @@
 // For the SDK's tests: a DeviceHost over core's deterministic test session and the real Qwen3
 // tokenizer, with the knobs a router and handoff test needs (cached or not, download time,
 // capabilities, failure at token k, a device that turns slow mid-answer). Node only.
+import { createDeviceModel } from '../../client-runtime/device-host/index.ts'
 import { BackendError } from '../../core/errors.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import type { DeviceHost, DownloadProgress } from '../../sdk/device.ts'
-import { createDeviceModel } from '../../sdk/device-model.ts'
 import type { DeviceCapabilities, PackageInfo } from '../../sdk/route.ts'
 import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
 import { createTestSession, type TestSessionOptions } from '../support/test-session.ts'
@@ -112,10 +112,13 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
       if (!cached) {
         for (let step = 1; step <= 4; step++) {
           await new Promise((resolve) => setTimeout(resolve, options.downloadStepMs ?? 5))
-          const event = {
+          const event: DownloadProgress = {
+            phase: step === 4 ? 'done' : 'download',
+            file: 'onnx/model.onnx',
+            fileLoadedBytes: (downloadBytes * step) / 4,
+            fileTotalBytes: downloadBytes,
             loadedBytes: (downloadBytes * step) / 4,
             totalBytes: downloadBytes,
-            file: 'onnx/model.onnx',
           }
           progress.push(event)
           loadOptions.onProgress?.(event)

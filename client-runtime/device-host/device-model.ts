@@ -1,0 +1,81 @@
+// A DeviceModel over a ModelSession and its Tokenizer: the chat prompt and core's generation loop,
+// run in this thread. The runtime's host uses it on an ORT session (in Node, or inside the Web
+// Worker that serves the page); tests use it on core's test session. One session holds one
+// cache, so generations on it take turns (a queue), never interleave.
+import { encodeChatTurns } from '../../core/chat-turns.ts'
+import { generate } from '../../core/generate.ts'
+import type { ModelSession } from '../../core/model-session.ts'
+import type { Tokenizer } from '../../core/tokenizer.ts'
+import { measureDecodeSpeed } from '../probe.ts'
+import type { DeviceGenerateRequest, DeviceModel, DevicePart } from './types.ts'
+
+export interface DeviceModelParts {
+  readonly session: ModelSession
+  readonly tokenizer: Tokenizer
+  /** Frees what the session was loaded with (the runtime's LoadedModel.dispose); default session.dispose(). */
+  readonly dispose?: () => Promise<void>
+  /** Tokens the probe decodes; default 16. */
+  readonly probeTokens?: number
+}
+
+export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
+  const { session, tokenizer } = parts
+  let turn: Promise<void> = Promise.resolve()
+
+  /** Waits for the session, then holds it until `release` is called. */
+  const acquire = async (): Promise<() => void> => {
+    let release!: () => void
+    const previous = turn
+    turn = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    await previous
+    return release
+  }
+
+  async function* run(request: DeviceGenerateRequest): AsyncGenerator<DevicePart> {
+    // The prompt exactly as the edge builds it, so a handoff continues the same answer.
+    const prompt = encodeChatTurns(tokenizer, request.messages, { addGenerationPrompt: true })
+    const release = await acquire()
+    try {
+      yield { type: 'prompt', promptTokens: prompt.tokenIds.length }
+      yield* generate(session, tokenizer, {
+        promptTokenIds: prompt.tokenIds,
+        promptBoundaries: prompt.turnBoundaries,
+        ...(request.sampling ? { sampling: request.sampling } : {}),
+        ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+        ...(request.stop ? { stop: request.stop } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      })
+    } finally {
+      release()
+    }
+  }
+
+  return {
+    modelId: session.info.modelId,
+    backend: session.info.backend,
+    dtype: session.info.dtype,
+    generate: run,
+    async probe(signal?: AbortSignal): Promise<number> {
+      const release = await acquire()
+      try {
+        const speed = await measureDecodeSpeed(
+          { session, tokenizer },
+          { tokens: parts.probeTokens ?? 16, ...(signal ? { signal } : {}) },
+        )
+        return speed.tokensPerSecond
+      } finally {
+        release()
+      }
+    },
+    async dispose(): Promise<void> {
+      const release = await acquire()
+      try {
+        await (parts.dispose ? parts.dispose() : session.dispose())
+      } finally {
+        release()
+      }
+    },
+  }
+}

@@ -1,0 +1,115 @@
+// The DeviceHost over the runtime in this thread: the capability probe, package inspection, the
+// store and loadModel, with core's generation loop on the loaded session. Node runs it in
+// process; a browser runs it inside the dedicated Web Worker that serves the page (web-worker/);
+// an app's own worker may run it directly.
+import { InvalidArgumentError } from '../../core/errors.ts'
+import type { ModelSession } from '../../core/model-session.ts'
+import { defaultHost } from '../default-host.ts'
+import type { Backend } from '../dtype.ts'
+import { inspectPackage, type PackageInfo } from '../inspect.ts'
+import { loadModelWith, type RuntimeHost } from '../load-model.ts'
+import {
+  type DeviceCapabilities,
+  probeCapabilities,
+  type WebGpuReport,
+  withCurrentNetwork,
+} from '../probe.ts'
+import type { ModelStore } from '../store/types.ts'
+import { createDeviceModel } from './device-model.ts'
+import type { DeviceHost, DeviceLoadOptions, DeviceModel } from './types.ts'
+
+export interface RuntimeDeviceHostOptions {
+  /** Where packages are stored; default: the runtime host's (cache folder on Node, OPFS / Cache API in browsers). */
+  readonly store?: ModelStore
+  /** The runtime host (store, ORT); default: the one for this platform. */
+  readonly host?: RuntimeHost
+  /** Caps the context (cache memory) below the model's. */
+  readonly contextLength?: number
+  /** Browser: where the app serves onnxruntime-web's .wasm files (default '/ort/'). */
+  readonly wasmBaseUrl?: string
+  /** WASM threads (Node). */
+  readonly numThreads?: number
+  /**
+   * The package folder to use when no model is given (Node: the embedded default, see the SDK's
+   * node-device.ts). Without it a model is required: the runtime itself takes a folder or URL.
+   */
+  readonly defaultModel?: () => Promise<string>
+  /** Tokens the load-time probe decodes (default 16). */
+  readonly probeTokens?: number
+  /** Tests: wraps each loaded session (fault injection on a real ORT session). */
+  readonly wrapSession?: (session: ModelSession) => ModelSession
+}
+
+type Probed = DeviceCapabilities & { readonly webgpu: WebGpuReport }
+
+export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}): DeviceHost {
+  let runtimeHost: Promise<RuntimeHost> | undefined
+  const getHost = (): Promise<RuntimeHost> =>
+    (runtimeHost ??= options.host ? Promise.resolve(options.host) : defaultHost())
+  let store: Promise<ModelStore> | undefined
+  const getStore = (): Promise<ModelStore> =>
+    (store ??= options.store ? Promise.resolve(options.store) : getHost().then((host) => host.defaultStore()))
+  // The probe asks for a WebGPU adapter and imports onnxruntime-node: do it once.
+  let probed: Promise<Probed> | undefined
+  const probe = (): Promise<Probed> =>
+    (probed ??= getStore().then((s) => probeCapabilities({ estimate: () => s.estimate() })))
+  let defaultPackage: Promise<string> | undefined
+
+  const resolveModel = async (model: string | undefined): Promise<string> => {
+    if (model !== undefined) return model
+    if (!options.defaultModel) {
+      throw new InvalidArgumentError(
+        'model',
+        'model is required here (the embedded default exists only in Node): pass the URL prefix of a model package (where its config.json is served).',
+      )
+    }
+    defaultPackage ??= options.defaultModel()
+    return defaultPackage
+  }
+
+  const backendFor = async (requested: Backend | undefined): Promise<Backend> => {
+    if (requested) return requested
+    if ((await probe()).webgpu.available) return 'webgpu'
+    return (await getHost()).defaultBackend()
+  }
+
+  return {
+    async capabilities(): Promise<DeviceCapabilities> {
+      return withCurrentNetwork(await probe())
+    },
+
+    async inspect(model, inspectOptions): Promise<PackageInfo> {
+      const capabilities = await probe()
+      return inspectPackage({
+        model: await resolveModel(model),
+        backend: await backendFor(inspectOptions.backend),
+        ...(inspectOptions.dtype ? { dtype: inspectOptions.dtype } : {}),
+        store: await getStore(),
+        shaderF16: capabilities.webgpu.features?.includes('shader-f16') ?? false,
+      })
+    },
+
+    async load(model, loadOptions: DeviceLoadOptions): Promise<DeviceModel> {
+      const loaded = await loadModelWith(await getHost(), {
+        model: await resolveModel(model),
+        store: await getStore(),
+        ...(loadOptions.backend ? { backend: loadOptions.backend } : {}),
+        ...(loadOptions.dtype ? { dtype: loadOptions.dtype } : {}),
+        ...(loadOptions.signal ? { signal: loadOptions.signal } : {}),
+        ...(loadOptions.onProgress ? { onProgress: loadOptions.onProgress } : {}),
+        ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
+        ...((loadOptions.wasmBaseUrl ?? options.wasmBaseUrl) === undefined
+          ? {}
+          : { wasmBaseUrl: loadOptions.wasmBaseUrl ?? options.wasmBaseUrl }),
+        ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
+      })
+      const session = options.wrapSession ? options.wrapSession(loaded.session) : loaded.session
+      return createDeviceModel({
+        session,
+        tokenizer: loaded.tokenizer,
+        dispose: () => loaded.dispose(),
+        ...(options.probeTokens === undefined ? {} : { probeTokens: options.probeTokens }),
+      })
+    },
+  }
+}

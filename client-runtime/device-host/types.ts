@@ -1,0 +1,72 @@
+// The one engine interface of the device side (WebLLM's idea: one interface, served as-is). The
+// SDK's client needs only these few operations; the runtime implements them in this thread
+// (createRuntimeDeviceHost, Node or an app's own worker), and a Web Worker serves that same
+// implementation to the page through a proxy that is itself a DeviceHost (web-worker/). Messages
+// go in, stream parts come out: one crossing each way when a worker sits in between.
+import type { ChatMessage } from '../../core/chat-template.ts'
+import type { SamplingOptions } from '../../core/sampling/index.ts'
+import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { Backend } from '../dtype.ts'
+import type { PackageInfo } from '../inspect.ts'
+import type { DeviceCapabilities } from '../probe.ts'
+import type { DownloadProgress } from '../store/types.ts'
+
+export interface DeviceLoadOptions {
+  readonly backend?: Backend
+  readonly dtype?: string
+  /** Browsers: the absolute URL folder where the app serves onnxruntime-web's files (default: the host's, '/ort/'). */
+  readonly wasmBaseUrl?: string
+  readonly onProgress?: (progress: DownloadProgress) => void
+  readonly signal?: AbortSignal
+}
+
+/** A chat for the device: the same fields the edge takes, so either side can answer it. */
+export interface DeviceGenerateRequest {
+  readonly messages: readonly ChatMessage[]
+  readonly sampling?: SamplingOptions
+  readonly maxTokens?: number
+  readonly stop?: readonly string[]
+  readonly signal?: AbortSignal
+}
+
+/**
+ * The first part of a device answer: how many tokens the chat prompt came to (core's
+ * encodeChatTurns, exactly as the edge builds it). A caller that stops reading early (abort,
+ * stall, failure) still knows the prompt's size for the usage it reports.
+ */
+export interface PromptPart {
+  readonly type: 'prompt'
+  readonly promptTokens: number
+}
+
+/** What a device answer yields: a prompt part, then core's text deltas and one finish. */
+export type DevicePart = PromptPart | GenerationPart
+
+/** A model loaded on the device, ready to answer. */
+export interface DeviceModel {
+  readonly modelId: string
+  readonly backend: string
+  readonly dtype: string
+  /**
+   * Answers a chat with the shared generation loop: the prompt is encoded with its turn
+   * boundaries (a later turn resumes from the cache), then text deltas (with their token ids)
+   * and a finish. Stopping the iteration, or the signal, stops the model within a token.
+   */
+  generate(request: DeviceGenerateRequest): AsyncIterable<DevicePart>
+  /** The speed probe (measureDecodeSpeed): decode tokens per second of the generation loop. */
+  probe(signal?: AbortSignal): Promise<number>
+  dispose(): Promise<void>
+}
+
+/** Where device models come from, and what the device can do. */
+export interface DeviceHost {
+  /** WebGPU, memory, cores, storage, network state: no model needed (probeTokensPerSecond unset). */
+  capabilities(): Promise<DeviceCapabilities>
+  /** What running `model` here takes and whether it is cached, without downloading anything. */
+  inspect(
+    model: string | undefined,
+    options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>,
+  ): Promise<PackageInfo>
+  /** Downloads (with progress), verifies and loads the package. */
+  load(model: string | undefined, options: DeviceLoadOptions): Promise<DeviceModel>
+}

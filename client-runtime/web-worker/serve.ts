@@ -1,0 +1,111 @@
+// The worker side: serves a DeviceHost, as it is, to the page's proxy (proxy.ts). Start it in a
+// dedicated worker with `serveDeviceHost(self, createRuntimeDeviceHost())`. Models it loaded are
+// kept by handle; generations on one model take turns inside the model itself (createDeviceModel).
+import { BackendError, InvalidArgumentError, serializeError } from '../../core/errors.ts'
+import type { DeviceHost, DeviceModel } from '../device-host/types.ts'
+import type { MessageEndpoint, WorkerRequest, WorkerResponse, WorkerResults } from './protocol.ts'
+
+export interface DeviceHostServer {
+  /** Stops listening, stops what runs and frees every model it loaded. */
+  close(): Promise<void>
+}
+
+// A macrotask turn without setTimeout's 4 ms clamp: a message to ourselves on a fresh channel.
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel()
+    channel.port1.onmessage = () => {
+      channel.port1.close()
+      resolve()
+    }
+    channel.port2.postMessage(null)
+  })
+}
+
+export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): DeviceHostServer {
+  const models = new Map<number, DeviceModel>()
+  let nextHandle = 1
+  const controllers = new Map<number, AbortController>()
+
+  const send = (message: WorkerResponse) => endpoint.postMessage(message)
+  const modelOf = (handle: number): DeviceModel => {
+    const model = models.get(handle)
+    if (!model)
+      throw new BackendError(
+        'backend_unavailable',
+        'This model is not loaded in the worker (it was disposed, or the worker restarted): load it again.',
+      )
+    return model
+  }
+
+  async function handle(
+    request: WorkerRequest,
+    signal: AbortSignal,
+  ): Promise<WorkerResults[keyof WorkerResults]> {
+    switch (request.type) {
+      case 'capabilities':
+        return host.capabilities()
+      case 'inspect':
+        return host.inspect(request.model, request.options)
+      case 'load': {
+        const model = await host.load(request.model, {
+          ...request.options,
+          signal,
+          onProgress: (progress) => send({ type: 'progress', id: request.id, progress }),
+        })
+        const handle = nextHandle++
+        models.set(handle, model)
+        return { handle, modelId: model.modelId, backend: model.backend, dtype: model.dtype }
+      }
+      case 'generate': {
+        for await (const part of modelOf(request.handle).generate({ ...request.request, signal })) {
+          send({ type: 'part', id: request.id, part })
+          // Let the abort message in: with a backend whose run settles through promises only
+          // (onnxruntime-web on WASM), the loop would otherwise never leave the microtask
+          // queue, and the abort would be read after the last token.
+          if (part.type === 'text-delta') await nextMacrotask()
+        }
+        return null
+      }
+      case 'probe':
+        return modelOf(request.handle).probe(signal)
+      case 'dispose': {
+        const model = models.get(request.handle)
+        models.delete(request.handle)
+        await model?.dispose()
+        return null
+      }
+      case 'abort':
+        controllers.get(request.target)?.abort()
+        return null
+      default:
+        throw new InvalidArgumentError(
+          'type',
+          `Unknown worker request type ${JSON.stringify((request as { type?: unknown }).type)}.`,
+        )
+    }
+  }
+
+  const listener = (event: { readonly data: unknown }): void => {
+    const request = event.data as WorkerRequest
+    if (typeof request !== 'object' || request === null || typeof request.id !== 'number') return
+    const controller = new AbortController()
+    if (request.type !== 'abort') controllers.set(request.id, controller)
+    handle(request, controller.signal)
+      .then(
+        (value) => send({ type: 'result', id: request.id, value }),
+        (error: unknown) => send({ type: 'error', id: request.id, error: serializeError(error) }),
+      )
+      .finally(() => controllers.delete(request.id))
+  }
+  endpoint.addEventListener('message', listener)
+  return {
+    close: async () => {
+      endpoint.removeEventListener('message', listener)
+      for (const controller of controllers.values()) controller.abort()
+      const loaded = [...models.values()]
+      models.clear()
+      await Promise.all(loaded.map((model) => model.dispose().catch(() => {})))
+    },
+  }
+}
