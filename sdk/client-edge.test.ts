@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
-import { OndeviceError } from '../core/errors.ts'
+import { BackendError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
@@ -440,5 +440,24 @@ describe('device problems before the answer', () => {
     expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
     // It does not retry on every request: the next attempt waits a minute.
     expect(host.loads).toBe(1)
+  })
+
+  it('a background load that fails after the download (a runtime file): load-error, not download-error', async () => {
+    const host = createTestDeviceHost({
+      cached: false,
+      loadError: new BackendError(
+        'backend_unavailable',
+        'Fetching /ort/ort-wasm-simd-threaded.wasm gave HTTP 404',
+      ),
+    })
+    const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
+    const events: string[] = []
+    client.on('download-error', () => events.push('download-error'))
+    const failed = new Promise<string>((resolve) =>
+      client.on('load-error', ({ error }) => resolve(error.message)),
+    )
+    expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
+    expect(await failed).toContain('ort-wasm-simd-threaded.wasm')
+    expect(events).toEqual([])
   })
 })

@@ -80,8 +80,13 @@ export interface ClientEvents {
   readonly handoff: HandoffPart
   /** The package finished downloading and loading: the device answers from now on. */
   readonly ready: { readonly backend: string; readonly dtype: string; readonly probeTokensPerSecond: number }
-  /** A background download or load failed (requests keep going to the edge). */
+  /** The background download of the package failed: network, HTTP, sha256 or storage (requests keep going to the edge). */
   readonly 'download-error': { readonly error: OndeviceError }
+  /**
+   * The package was there but the device could not load it: the runtime (ORT's files under
+   * runtimeUrl), the backend, or the package's contents (requests keep going to the edge).
+   */
+  readonly 'load-error': { readonly error: OndeviceError }
 }
 
 export interface PrepareOptions {
@@ -133,6 +138,14 @@ type DeviceOutcome =
       readonly dtype: string
       readonly promptTokens: number
     }
+
+/** Failures of getting the package's bytes (the rest of a background load's failures are load errors). */
+const downloadCodes: ReadonlySet<string> = new Set([
+  'download_failed',
+  'integrity_failed',
+  'storage_quota_exceeded',
+  'model_not_found',
+])
 
 const edgeRetryDelayMs = 30_000
 const backgroundRetryDelayMs = 60_000
@@ -375,7 +388,9 @@ class Client implements OndeviceClient {
     if (this.#model || Date.now() < this.#backgroundRetryAt) return
     this.#loadModel().catch((error: unknown) => {
       this.#backgroundRetryAt = Date.now() + backgroundRetryDelayMs
-      this.#events.emit('download-error', { error: toOndeviceError(error, 'download_failed') })
+      // Named by what failed: a runtime file or backend failure is no download error.
+      const failure = toOndeviceError(error, 'download_failed')
+      this.#events.emit(downloadCodes.has(failure.code) ? 'download-error' : 'load-error', { error: failure })
     })
   }
 

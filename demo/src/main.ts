@@ -162,6 +162,7 @@ async function configure(): Promise<void> {
     if (running === undefined) void refreshStatus()
   })
   created.on('download-error', ({ error }) => showError(`Background download failed: ${error.message}`))
+  created.on('load-error', ({ error }) => showError(`The device could not load the model: ${error.message}`))
   client = created
   await refreshStatus()
 }
