@@ -143,6 +143,17 @@ export class EdgeClient {
         : error instanceof Error
           ? error.message
           : String(error)
+      // In a page, a CORS refusal and a dead server both reject with the same TypeError. The
+      // edge's /healthz is readable from any origin: if it answers, the edge is up and refused
+      // this page's origin.
+      const origin = pageOrigin()
+      if (!timedOut && origin !== undefined && (await healthzAnswers(doFetch, this.url))) {
+        throw new EdgeError(
+          'edge_unavailable',
+          `The edge at ${this.url} answered, but not to this page's origin (${origin}): its responses carry no CORS header for it. Add ${origin} to the worker's ALLOWED_ORIGINS (wrangler.toml [vars], or --allowed-origins for ondevice edge).`,
+          { isRetryable: false, cause: error },
+        )
+      }
       throw new EdgeError(
         'edge_unavailable',
         `Could not reach the edge at ${this.url} (${why}). Check edge.url and that the worker is running.`,
@@ -315,5 +326,24 @@ export class EdgeClient {
       nextStep: nextStep ?? (request.continuation?.step ?? 0) + completion,
       usage: finalUsage,
     }
+  }
+}
+
+/** The page's origin in a browser (a page or its workers); undefined elsewhere. */
+function pageOrigin(): string | undefined {
+  const globals = globalThis as { location?: { origin?: string }; process?: unknown }
+  if (globals.process !== undefined) return undefined
+  const origin = globals.location?.origin
+  return origin && origin !== 'null' ? origin : undefined
+}
+
+/** Whether the edge's /healthz (CORS-readable from any origin) answers at all: the server is up. */
+async function healthzAnswers(doFetch: typeof fetch, url: string): Promise<boolean> {
+  try {
+    const response = await doFetch(`${url}/healthz`, { signal: AbortSignal.timeout(3000) })
+    await response.body?.cancel()
+    return true
+  } catch {
+    return false
   }
 }

@@ -337,8 +337,14 @@ describe('model host, models, CORS', () => {
     expect(preflight.status).toBe(204)
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example')
     expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i)
-    const other = await app.request('/healthz', { headers: { origin: 'https://evil.example' } })
+    const other = await app.request('/v1/models', { headers: { origin: 'https://evil.example' } })
     expect(other.headers.get('access-control-allow-origin')).toBeNull()
+    // /healthz (no key, nothing private) is readable from any page: the SDK tells a refused
+    // origin from an edge that is down by it.
+    const health = await app.request('/healthz', { headers: { origin: 'https://evil.example' } })
+    expect(health.headers.get('access-control-allow-origin')).toBe('*')
+    const allowed = await app.request('/healthz', { headers: { origin: 'https://app.example' } })
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example')
   })
 })
 

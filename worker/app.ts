@@ -193,6 +193,9 @@ export function createApp(options: AppOptions): OndeviceApp {
       ...(status.state === 'failed' ? { error: status.error.message } : {}),
       generations: { active: slots.active, queued: slots.queued, max_concurrent: limits.maxConcurrent },
     }
+    // Readable from any page (it needs no key and holds nothing private): the SDK in a page whose
+    // origin is not in ALLOWED_ORIGINS reads it to say "origin not allowed" instead of "edge down".
+    if (!c.res.headers.has('access-control-allow-origin')) c.header('Access-Control-Allow-Origin', '*')
     return c.json(body, status.state === 'failed' ? 503 : 200)
   })
 
