@@ -1,0 +1,316 @@
+// A web developer's first app, end to end, the way docs/sdk.md tells it: a Vite page (the recipe
+// in browser-app/, built in a folder outside this repository that installs `ondevice` the way an
+// app does) served by a plain static server together with the package `ondevice export-default`
+// wrote, the local edge started by the one command (`ondevice edge --model DIR`), one Chromium
+// (no GPU: the device runs WASM).
+//
+// 1. The build holds no onnxruntime-node and exactly the runtime files a device loads.
+// 2. While the server answers the missing ORT binary with its index.html (a dev server's SPA
+//    fallback), the edge answers and the page gets a `load-error` saying an HTML page came back;
+//    once the server is fixed, the same profile loads the device (nothing bad was cached).
+// 3. Options that cannot work in a browser throw InvalidArgumentError with the fix.
+// 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
+// No console errors on the app's page.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { extname, join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Page } from 'playwright-core'
+import { build } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type LaunchedChromium, launchChromium } from './chromium.ts'
+
+const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
+const recipe = fileURLToPath(new URL('./browser-app/', import.meta.url))
+const cli = join(repositoryRoot, 'cli', 'main.ts')
+
+interface Answer {
+  readonly route: string
+  readonly reason: string
+  readonly text: string
+  readonly backend: string | undefined
+  readonly error: string | undefined
+}
+
+interface AppHandle {
+  summarize(): Promise<Answer>
+  edgeOnly(): Promise<Answer>
+  optionErrors(): { param?: string; message: string }[]
+  readonly events: { name: string; message: string }[]
+  status(): Promise<{ route: string; reason: string }>
+  prepare(): Promise<{ route: string; reason: string; loaded: boolean }>
+}
+
+let work: string
+let dist: string
+let packageDirectory: string
+let servers: Server[] = []
+let appOrigin: string
+let otherOrigin: string
+let edgeProcess: ChildProcess | undefined
+let edgeOutput = ''
+let edgeUrl: string
+let chromium: LaunchedChromium
+/** While true the server answers ORT's .wasm with index.html, as a misconfigured dev server does. */
+let runtimeBroken = true
+
+const contentTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+}
+
+/** A plain static server: the built app at /, the exported package at /models/default/, 404 else. */
+function staticServer(): Server {
+  return createServer(async (request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)
+    const headers = {
+      // Cross-origin isolation (docs/sdk.md): WASM threads.
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
+    }
+    let file: string
+    if (runtimeBroken && path.startsWith('/ort/') && path.endsWith('.wasm')) file = join(dist, 'index.html')
+    else if (path.startsWith('/models/default/'))
+      file = join(packageDirectory, path.slice('/models/default/'.length))
+    else file = join(dist, path === '/' ? 'index.html' : path)
+    const root = path.startsWith('/models/default/') ? packageDirectory : dist
+    if (relative(root, file).startsWith('..')) {
+      response.writeHead(404, headers).end()
+      return
+    }
+    const body = await readFile(file).catch(() => undefined)
+    if (body === undefined) {
+      response.writeHead(404, headers).end()
+      return
+    }
+    response.writeHead(200, {
+      ...headers,
+      'content-type': contentTypes[extname(file)] ?? 'application/octet-stream',
+      'content-length': String(body.byteLength),
+      'cache-control': 'no-store',
+    })
+    response.end(request.method === 'HEAD' ? undefined : body)
+  })
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+async function filesUnder(folder: string): Promise<{ path: string; bytes: number }[]> {
+  const names = await readdir(folder, { recursive: true })
+  const files: { path: string; bytes: number }[] = []
+  for (const name of names) {
+    const info = await stat(join(folder, name))
+    if (info.isFile()) files.push({ path: name.split(sep).join('/'), bytes: info.size })
+  }
+  return files.sort((a, b) => a.path.localeCompare(b.path))
+}
+
+/** `ondevice <args>` in a child process; resolves with its output once it exits. */
+function ondevice(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.on('exit', (code) => resolve({ code, output }))
+  })
+}
+
+/** The one command: `ondevice edge --model DIR`; resolves with its URL once it printed Ready. */
+function startEdge(origin: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        'edge',
+        '--model',
+        packageDirectory,
+        '--model-id',
+        'ondevice-default',
+        '--port',
+        '0',
+        '--allowed-origins',
+        origin,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    edgeProcess = child
+    const timer = setTimeout(
+      () => reject(new Error(`ondevice edge did not get ready:\n${edgeOutput}`)),
+      240_000,
+    )
+    const collect = (chunk: Buffer) => {
+      edgeOutput += chunk.toString()
+      const url = /edge worker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(edgeOutput)?.[1]
+      if (url && edgeOutput.includes('Ready')) {
+        clearTimeout(timer)
+        resolve(url)
+      }
+    }
+    child.stdout?.on('data', collect)
+    child.stderr?.on('data', collect)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`ondevice edge exited (${code}):\n${edgeOutput}`))
+    })
+  })
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ondevice-browser-app-'))
+  // The app, outside the repository, with `ondevice` and `vite` installed as an app has them.
+  const app = join(work, 'app')
+  await cp(recipe, app, { recursive: true })
+  await mkdir(join(app, 'node_modules'))
+  await symlink(repositoryRoot, join(app, 'node_modules', 'ondevice'), 'dir')
+  await symlink(join(repositoryRoot, 'node_modules', 'vite'), join(app, 'node_modules', 'vite'), 'dir')
+  packageDirectory = join(work, 'package')
+  const [exported] = await Promise.all([
+    ondevice(['export-default', packageDirectory]),
+    build({ root: app, configFile: join(app, 'vite.config.ts'), logLevel: 'error' }),
+  ])
+  expect(exported.code, exported.output).toBe(0)
+  dist = join(app, 'dist')
+  servers = [staticServer(), staticServer()]
+  appOrigin = await listen(servers[0] as Server)
+  otherOrigin = await listen(servers[1] as Server)
+  ;[edgeUrl, chromium] = await Promise.all([startEdge(appOrigin), launchChromium({ webgpu: false })])
+}, 300_000)
+
+afterAll(async () => {
+  await chromium?.close()
+  if (edgeProcess && edgeProcess.exitCode === null) {
+    const exited = new Promise((resolve) => edgeProcess?.once('exit', resolve))
+    edgeProcess.kill('SIGTERM')
+    await exited
+  }
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  if (work) await rm(work, { recursive: true, force: true })
+})
+
+async function openApp(page: Page, origin: string): Promise<void> {
+  await page.goto(`${origin}/?edge=${encodeURIComponent(edgeUrl)}&minTokensPerSecond=0.01`)
+  await page.waitForFunction(() => 'app' in window)
+}
+
+/** Calls window.app.<name>() in the page and returns its (awaited) result. */
+function call<K extends keyof AppHandle>(
+  page: Page,
+  name: K,
+): Promise<AppHandle[K] extends () => infer R ? Awaited<R> : AppHandle[K]> {
+  return page.evaluate(async (method) => {
+    const member = (window as unknown as { app: Record<string, unknown> }).app[method]
+    return typeof member === 'function' ? await (member as () => unknown)() : member
+  }, name) as never
+}
+
+const app = (page: Page) => ({
+  call: <K extends keyof AppHandle>(name: K) => call(page, name),
+  events: () => call(page, 'events'),
+})
+
+describe('a Vite app built from the recipe, in Chromium', () => {
+  it('the build has no onnxruntime-node and only the ORT runtime files a device loads', async () => {
+    const files = await filesUnder(dist)
+    const total = files.reduce((sum, file) => sum + file.bytes, 0)
+    const javascript = files.filter((file) => /\.m?js$/.test(file.path))
+    console.log(
+      `browser app build: ${files.length} files, ${(total / 2 ** 20).toFixed(1)} MiB in all; JavaScript ${(
+        javascript.reduce((sum, file) => sum + file.bytes, 0) / 2 ** 10
+      ).toFixed(
+        0,
+      )} KiB\n${files.map((file) => `  ${file.path}  ${(file.bytes / 2 ** 10).toFixed(0)} KiB`).join('\n')}`,
+    )
+    for (const file of files) {
+      const text = await readFile(join(dist, file.path), 'latin1')
+      expect(text.includes('onnxruntime-node'), `${file.path} mentions onnxruntime-node`).toBe(false)
+    }
+    expect(files.filter((file) => file.path.endsWith('.wasm')).map((file) => file.path)).toEqual([
+      'ort/ort-wasm-simd-threaded.jsep.wasm',
+      'ort/ort-wasm-simd-threaded.wasm',
+    ])
+    expect(files.filter((file) => file.path.startsWith('ort/')).map((file) => file.path)).toEqual([
+      'ort/ort-wasm-simd-threaded.jsep.mjs',
+      'ort/ort-wasm-simd-threaded.jsep.wasm',
+      'ort/ort-wasm-simd-threaded.mjs',
+      'ort/ort-wasm-simd-threaded.wasm',
+    ])
+  })
+
+  it('answers from the local edge, then on the device; an HTML page for the runtime is never cached', async () => {
+    const context = await chromium.newContext()
+    const page = await context.newPage()
+    const consoleErrors: string[] = []
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text())
+    })
+    page.on('pageerror', (error) => consoleErrors.push(error.message))
+    try {
+      await openApp(page, appOrigin)
+      // In a browser: backend 'native' and a missing model are refused, each with its fix.
+      const refusals = await app(page).call('optionErrors')
+      expect(refusals[0]).toMatchObject({ param: 'backend' })
+      expect(refusals[0]?.message).toMatch(/'webgpu' or 'wasm'/)
+      expect(refusals[1]).toMatchObject({ param: 'model' })
+      expect(refusals[1]?.message).toMatch(/export-default/)
+
+      // Not cached: the edge answers while the device loads in the background, which fails on
+      // the HTML page where ORT's binary should be.
+      const first = await app(page).call('summarize')
+      expect(first, JSON.stringify(first)).toMatchObject({ route: 'edge', error: undefined })
+      expect(first.text.length).toBeGreaterThan(0)
+      await page.waitForFunction(
+        () =>
+          (window as unknown as { app: AppHandle }).app.events.some((event) => event.name === 'load-error'),
+        undefined,
+        { timeout: 120_000 },
+      )
+      const failed = (await app(page).events()).find((event) => event.name === 'load-error')
+      expect(failed?.message).toMatch(/an HTML page came back for .*ort-wasm-simd-threaded\.wasm/)
+
+      // The server is fixed; the same browser profile loads the device and answers there.
+      runtimeBroken = false
+      await openApp(page, appOrigin)
+      const prepared = await app(page).call('prepare')
+      expect(prepared, JSON.stringify(prepared)).toMatchObject({ route: 'device', loaded: true })
+      const onDevice = await app(page).call('summarize')
+      expect(onDevice, JSON.stringify(onDevice)).toMatchObject({
+        route: 'device',
+        backend: 'wasm',
+        error: undefined,
+      })
+      expect(onDevice.text.length).toBeGreaterThan(0)
+      expect(consoleErrors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  }, 300_000)
+
+  it('a page on an origin the edge does not allow is told to add it to ALLOWED_ORIGINS', async () => {
+    const context = await chromium.newContext()
+    try {
+      const page = await context.newPage()
+      await openApp(page, otherOrigin)
+      const refused = await app(page).call('edgeOnly')
+      expect(refused.error).toMatch(
+        new RegExp(`answered, but not to this page's origin \\(${otherOrigin}\\).*ALLOWED_ORIGINS`),
+      )
+      // The same request from the allowed origin goes through.
+      const allowed = await context.newPage()
+      await openApp(allowed, appOrigin)
+      expect(await app(allowed).call('edgeOnly')).toMatchObject({ route: 'edge', error: undefined })
+    } finally {
+      await context.close()
+    }
+  }, 120_000)
+})
