@@ -12,7 +12,7 @@
 // 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
 // No console errors on the app's page.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -171,6 +171,17 @@ beforeAll(async () => {
   // The app, outside the repository, with `ondevice` and `vite` installed as an app has them.
   const app = join(work, 'app')
   await cp(recipe, app, { recursive: true })
+  // Its package.json is written here, not kept beside the recipe: inside this repository the
+  // recipe type-checks against `ondevice` by the repository's own package name.
+  await writeFile(
+    join(app, 'package.json'),
+    JSON.stringify({
+      name: 'summarize-app',
+      private: true,
+      type: 'module',
+      dependencies: { ondevice: '*', vite: '*' },
+    }),
+  )
   await mkdir(join(app, 'node_modules'))
   await symlink(repositoryRoot, join(app, 'node_modules', 'ondevice'), 'dir')
   await symlink(join(repositoryRoot, 'node_modules', 'vite'), join(app, 'node_modules', 'vite'), 'dir')
