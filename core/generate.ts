@@ -17,6 +17,13 @@ import type { ModelSession } from './model-session.ts'
 import { Sampler, type SamplingOptions } from './sampling/index.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
+import {
+  type ConstraintOptions,
+  ConstraintState,
+  type ConstraintTokenizer,
+  compileConstraint,
+} from './structured/constraint.ts'
+import { readToolCalls } from './structured/tool-calls.ts'
 import { type DecodingTokenizer, TextStream } from './text-stream.ts'
 
 /** What generate() needs from a tokenizer (core's Tokenizer has it). */
@@ -27,6 +34,9 @@ export interface GenerationTokenizer extends DecodingTokenizer {
    * 151,936 logits, 151,669 tokens); those ids are never drawn, since no text could show them.
    */
   readonly vocabularySize?: number
+  /** Token bytes and control-token lookup, for a `constraint` (core's Tokenizer has them). */
+  tokenBytes?(): readonly (Uint8Array | undefined)[]
+  tokenToId?(token: string): number | undefined
 }
 
 export interface Continuation {
@@ -57,6 +67,12 @@ export interface GenerateRequest {
   readonly promptBoundaries?: readonly number[]
   /** Token ids that end generation besides the tokenizer's EOS ids. */
   readonly stopTokenIds?: readonly number[]
+  /**
+   * What the answer must be: a JSON Schema document, any JSON object, or tool calls. Enforced
+   * token by token (a mask before the rest of the sampler), so device and edge mask alike and a
+   * continuation replays the state from its tokens. Invalid options throw InvalidArgumentError.
+   */
+  readonly constraint?: ConstraintOptions
 }
 
 function checkTokenIds(
@@ -181,7 +197,23 @@ export async function* generate(
   const stopTokenIds = new Set<number>(tokenizer.eosTokenIds)
   for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true))
     stopTokenIds.add(id)
-  const sampler = new Sampler(request.sampling ?? {})
+  let constraintState: ConstraintState | undefined
+  if (request.constraint !== undefined) {
+    const compiled = compileConstraint(request.constraint)
+    if (compiled !== undefined) {
+      if (typeof tokenizer.tokenBytes !== 'function' || typeof tokenizer.tokenToId !== 'function') {
+        throw new InvalidArgumentError(
+          'constraint',
+          'A constraint needs a tokenizer with tokenBytes() and tokenToId() (core Tokenizer has them).',
+        )
+      }
+      constraintState = new ConstraintState(compiled, tokenizer as ConstraintTokenizer)
+    }
+  }
+  const sampler = new Sampler(
+    request.sampling ?? {},
+    constraintState === undefined ? {} : { constraints: [constraintState] },
+  )
   const decodable = tokenizer.vocabularySize
   const paddingFrom =
     typeof decodable === 'number' &&
@@ -222,15 +254,30 @@ export async function* generate(
     backend: session.info.backend,
     dtype: session.info.dtype,
   })
-  const finish = (finishReason: FinishReason): FinishPart => ({
-    type: 'finish',
-    finishReason,
-    tokenIds: newTokens,
-    text,
-    nextStep: step,
-    seed: sampler.seed,
-    usage: usage(),
-  })
+  const finish = (finishReason: FinishReason): FinishPart => {
+    const part: FinishPart = {
+      type: 'finish',
+      finishReason,
+      tokenIds: newTokens,
+      text,
+      nextStep: step,
+      seed: sampler.seed,
+      usage: usage(),
+    }
+    if (constraintState === undefined) return part
+    // The state has seen every token but the last (it catches up before each draw).
+    const answer = [...continuationIds, ...newTokens]
+    const complete = constraintState.isCompleteAfter(answer.slice(constraintState.tokenCount))
+    const partial = !complete && (finishReason === 'length' || finishReason === 'abort')
+    if (constraintState.constraint.toolMode === 'none') return partial ? { ...part, partial } : part
+    const { toolCalls } = readToolCalls(tokenizer.decode(answer), answer)
+    return {
+      ...part,
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
+      ...(toolCalls.length > 0 && finishReason === 'stop' ? { finishReason: 'tool-calls' as const } : {}),
+      ...(partial ? { partial } : {}),
+    }
+  }
   const delta = (piece: string, tokenIds: readonly number[]): TextDeltaPart => {
     text += piece
     return { type: 'text-delta', text: piece, tokenIds }

@@ -127,8 +127,20 @@ export type {
   RoutePart,
   StreamPart,
   TextDeltaPart,
+  ToolCall,
   Usage,
 } from './stream-parts.ts'
+export {
+  type ConstraintOptions,
+  ConstraintState,
+  compileConstraint,
+  compileJsonSchema,
+  type ResponseFormat,
+  readToolCalls,
+  supportedFormats,
+  type ToolChoice,
+  type ToolDefinition,
+} from './structured/index.ts'
 export { type DecodingTokenizer, TextStream } from './text-stream.ts'
 export {
   type ApplyChatTemplateOptions,

@@ -2,7 +2,17 @@
 // loop produces text-delta and finish; the SDK adds route, handoff and error around them.
 import type { SerializedError } from './errors.ts'
 
-export type FinishReason = 'stop' | 'length' | 'abort' | 'error'
+/** 'tool-calls': the answer ends with tool calls (FinishPart.toolCalls) for the caller to run. */
+export type FinishReason = 'stop' | 'length' | 'abort' | 'error' | 'tool-calls'
+
+/** A call the model made to one of the request's tools. */
+export interface ToolCall {
+  /** Unique within the answer (`call_` + a hash of the answer's tokens and the call's index). */
+  readonly id: string
+  readonly name: string
+  /** The arguments as JSON text (valid against the tool's parameters schema). */
+  readonly arguments: string
+}
 
 export type Route = 'device' | 'edge' | 'device+edge'
 
@@ -42,6 +52,13 @@ export interface FinishPart {
   /** The sampler seed used (a random one when none was given): a continuation elsewhere needs it. */
   readonly seed?: number
   readonly usage: Usage
+  /** The tool calls of the answer (with `tools`); the text then holds what came before them. */
+  readonly toolCalls?: readonly ToolCall[]
+  /**
+   * With a constraint (responseFormat / tools): true when the answer stopped before its document
+   * or call was complete (the token limit, an abort), so `text` is not valid JSON yet.
+   */
+  readonly partial?: boolean
 }
 
 export interface RoutePart {

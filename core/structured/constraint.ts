@@ -264,12 +264,14 @@ export class ConstraintState {
   readonly #openId: number
   readonly #closeId: number
   readonly #newlineId: number
+  readonly #tokenizer: ConstraintTokenizer
 
   constructor(
     constraint: OutputConstraint,
     tokenizer: ConstraintTokenizer,
     generated: readonly number[] = [],
   ) {
+    this.#tokenizer = tokenizer
     this.constraint = constraint
     this.vocabulary = vocabularyOf(tokenizer)
     this.#bits = new Uint32Array(Math.max(this.vocabulary.wordCount, 1))
@@ -429,6 +431,27 @@ export class ConstraintState {
   #startCall(): void {
     this.#call = new GrammarMatcher(this.constraint.toolGrammar as Grammar, this.vocabulary)
     this.#mode = callMode
+  }
+
+  /**
+   * Whether the answer would be complete after `more` tokens (the ones drawn since the last mask;
+   * the state itself is not changed). EOS tokens among them count as the end.
+   */
+  isCompleteAfter(more: readonly number[]): boolean {
+    const probe = new ConstraintState(this.constraint, this.#tokenizer, [])
+    probe.#replayFrom(this)
+    for (const id of more) {
+      if (this.vocabulary.eosTokenIds.includes(id)) return probe.isComplete
+      if (!probe.accept(id)) return false
+    }
+    return probe.isComplete
+  }
+
+  #replayFrom(other: ConstraintState): void {
+    this.#mode = other.#mode
+    this.#tokens = other.#tokens
+    this.#text = other.#text?.fork()
+    this.#call = other.#call?.fork()
   }
 
   /** Whether the answer so far is a complete document or a complete set of calls. */
