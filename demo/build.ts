@@ -1,6 +1,7 @@
 // Builds the demo page with Vite (used by `npm start` and the browser tests). The output is a
-// static folder: index.html, its assets, and the model Web Worker's chunk. ORT's .wasm files and
-// the model package are not copied in: the static server mounts them beside it.
+// static folder: index.html, its assets, the model Web Worker's chunk and ORT's runtime files
+// (ort/, from the ondevice/vite plugin). The model package is not copied in: the static server
+// mounts it beside it.
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'vite'
@@ -8,7 +9,7 @@ import type { StaticMount } from './static-server.ts'
 
 export const demoDirectory = fileURLToPath(new URL('.', import.meta.url))
 export const defaultDemoOutDirectory = fileURLToPath(new URL('./dist/', import.meta.url))
-/** onnxruntime-web's dist folder, served at `/ort/` next to the page. */
+/** onnxruntime-web's dist folder (the browser conformance page serves it; the demo's build carries its own copy of the files it needs). */
 export const ortDistDirectory = fileURLToPath(
   new URL('../node_modules/onnxruntime-web/dist/', import.meta.url),
 )
@@ -46,7 +47,8 @@ export function demoMounts(outDir: string, packageDirectory: string): StaticMoun
       directory: join(outDir, 'assets'),
       cacheControl: 'public, max-age=31536000, immutable',
     },
-    { prefix: '/ort/', directory: ortDistDirectory, cacheControl: 'public, max-age=86400' },
+    // ORT's runtime files are in the build (the ondevice/vite plugin wrote them to ort/).
+    { prefix: '/ort/', directory: join(outDir, 'ort'), cacheControl: 'public, max-age=86400' },
     { prefix: demoModelPath, directory: packageDirectory },
   ]
 }

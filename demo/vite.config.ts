@@ -3,6 +3,7 @@
 // then come from `npm start`'s servers, named in the page's settings).
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vite'
+import { ondevice } from '../sdk/vite/index.ts'
 import { isolationHeaders } from './static-server.ts'
 
 const demoDirectory = fileURLToPath(new URL('.', import.meta.url))
@@ -16,10 +17,9 @@ export default defineConfig({
     // The page imports the package by its public name, like an app that installed it.
     alias: { ondevice: fileURLToPath(new URL('../sdk/index.ts', import.meta.url)) },
   },
-  // The model runs in a module Web Worker that imports onnxruntime-web lazily.
-  worker: { format: 'es' },
-  // onnxruntime-web finds its .wasm files at run time (served under /ort/); pre-bundling it breaks that.
-  optimizeDeps: { exclude: ['onnxruntime-web'] },
+  // The recipe every app uses (docs/sdk.md, "A web page"): ORT's runtime files under /ort/ in
+  // the build, only those a device loads; the module Web Worker; no pre-bundled onnxruntime-web.
+  plugins: [ondevice()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,
