@@ -1,0 +1,77 @@
+// The Vite plugin on a real dev server (the recipe app in test/browser/browser-app): the four
+// runtime files under /ort/ with their types, a 404 (never the page) for anything else there,
+// the cross-origin isolation headers; and its options validated. The production build and the
+// page in Chromium: test/browser/browser-app.test.ts.
+import { fileURLToPath } from 'node:url'
+import { createServer, type ViteDevServer } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { InvalidArgumentError } from '../../core/errors.ts'
+import { ondevice, runtimeFiles } from './index.ts'
+
+const recipe = fileURLToPath(new URL('../../test/browser/browser-app/', import.meta.url))
+let server: ViteDevServer
+let base: string
+
+beforeAll(async () => {
+  server = await createServer({
+    root: recipe,
+    configFile: false,
+    logLevel: 'error',
+    plugins: [ondevice()],
+    server: { host: '127.0.0.1', port: 0, strictPort: false },
+  })
+  await server.listen()
+  const address = server.httpServer?.address()
+  base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+})
+
+afterAll(async () => {
+  await server?.close()
+})
+
+describe('ondevice/vite', () => {
+  it('serves exactly the runtime files a device loads, with their types', async () => {
+    expect(runtimeFiles()).toEqual([
+      'ort-wasm-simd-threaded.jsep.mjs',
+      'ort-wasm-simd-threaded.jsep.wasm',
+      'ort-wasm-simd-threaded.mjs',
+      'ort-wasm-simd-threaded.wasm',
+    ])
+    const wasm = await fetch(`${base}/ort/ort-wasm-simd-threaded.wasm`)
+    expect(wasm.status).toBe(200)
+    expect(wasm.headers.get('content-type')).toBe('application/wasm')
+    expect([...new Uint8Array(await wasm.arrayBuffer()).subarray(0, 4)]).toEqual([0, 0x61, 0x73, 0x6d])
+    const glue = await fetch(`${base}/ort/ort-wasm-simd-threaded.jsep.mjs`)
+    expect(glue.headers.get('content-type')).toBe('text/javascript')
+    await glue.body?.cancel()
+    // Another ORT build (or a typo) is a 404 with the list, never the app's index.html.
+    const other = await fetch(`${base}/ort/ort-wasm-simd-threaded.jspi.wasm`)
+    expect(other.status).toBe(404)
+    expect(await other.text()).toMatch(/not one of the runtime files/)
+  })
+
+  it('the page is cross-origin isolated (COOP/COEP)', async () => {
+    const page = await fetch(`${base}/`)
+    expect(page.headers.get('cross-origin-opener-policy')).toBe('same-origin')
+    expect(page.headers.get('cross-origin-embedder-policy')).toBe('require-corp')
+    await page.body?.cancel()
+  })
+
+  it('refuses options that cannot work, naming them', () => {
+    const refused = (options: unknown, param: string) => {
+      let caught: unknown
+      try {
+        ondevice(options as never)
+      } catch (error) {
+        caught = error
+      }
+      expect(caught).toBeInstanceOf(InvalidArgumentError)
+      expect((caught as InvalidArgumentError).param).toBe(param)
+    }
+    refused({ runtimeUrl: 'https://cdn.example/ort/' }, 'runtimeUrl')
+    refused({ flavors: ['webgl'] }, 'flavors')
+    refused({ flavors: [] }, 'flavors')
+    refused({ isolationHeaders: 'yes' }, 'isolationHeaders')
+    expect(ondevice({ runtimeUrl: 'static/ort', flavors: ['wasm'] }).name).toBe('ondevice')
+  })
+})
