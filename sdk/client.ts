@@ -1,8 +1,9 @@
 // createClient: one object that answers chats on the device when it can and on the edge when
-// it can't, and hands an answer over mid-stream when the device fails or stalls. The router
-// (route.ts) decides; this file carries the decision out: loading and probing the device model,
-// background downloads, the fallback chain, the handoff, and the usage that says what ran where.
-import type { ChatMessage } from '../core/chat-template.ts'
+// it can't, and hands an answer over mid-stream when the device fails or stalls. This file is
+// the facade and the fallback chain; the rooms behind it: plan.ts (where the next request runs,
+// over the router route.ts), device-slot.ts (loading, probing and background download of the
+// device model), device-run.ts (the device part of an answer: stall watch, abort) and
+// edge-run.ts (the edge part: the handoff join and its usage).
 import {
   AbortedError,
   deserializeError,
@@ -11,30 +12,22 @@ import {
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
-import { type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
-import type {
-  FinishPart,
-  FinishReason,
-  HandoffPart,
-  Route,
-  RoutePart,
-  StreamPart,
-  TextDeltaPart,
-  Usage,
-} from '../core/stream-parts.ts'
+import type { FinishReason, HandoffPart, Route, RoutePart, StreamPart, Usage } from '../core/stream-parts.ts'
+import { abortFinish, chainError, isAbort } from './answer-parts.ts'
 import { type DeviceHost, type DeviceModel, type DownloadProgress, defaultDeviceHost } from './device.ts'
-import { EdgeClient } from './edge-client.ts'
+import { runDevice } from './device-run.ts'
+import { DeviceSlot } from './device-slot.ts'
+import { EdgeSide } from './edge-run.ts'
 import { Emitter } from './events.ts'
 import {
   type ChatRequest,
   type ClientOptions,
-  type SamplingRequest,
   validateChatRequest,
   validateClientOptions,
 } from './options.ts'
+import { type Plan, Planner } from './plan.ts'
 import {
   type DeviceCapabilities,
-  decideRoute,
   defaultThresholds,
   type PackageInfo,
   type RouteDecision,
@@ -114,31 +107,6 @@ export interface ClientInternals {
   readonly deviceHost?: DeviceHost | Promise<DeviceHost>
 }
 
-interface Plan {
-  readonly decision: RouteDecision
-  readonly capabilities?: DeviceCapabilities
-  readonly packageInfo?: PackageInfo
-  /** Why the device could not even be inspected (a bad package path), for the attempts list. */
-  readonly deviceError?: OndeviceError
-}
-
-/** How the device part of an answer ended. */
-type DeviceOutcome =
-  | { readonly kind: 'finished' }
-  | {
-      readonly kind: 'failed'
-      readonly error: OndeviceError
-      /** Why to hand off, in words (slow decode, backend error). */
-      readonly reason: string
-      readonly tokenIds: readonly number[]
-      readonly text: string
-      readonly step: number
-      readonly firstTokenAt: number | undefined
-      readonly backend: string
-      readonly dtype: string
-      readonly promptTokens: number
-    }
-
 /** Failures of getting the package's bytes (the rest of a background load's failures are load errors). */
 const downloadCodes: ReadonlySet<string> = new Set([
   'download_failed',
@@ -147,86 +115,25 @@ const downloadCodes: ReadonlySet<string> = new Set([
   'model_not_found',
 ])
 
-const edgeRetryDelayMs = 30_000
-const backgroundRetryDelayMs = 60_000
-
 function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 31)
-}
-
-function samplingOf(request: SamplingRequest): SamplingOptions {
-  const sampling: Record<string, unknown> = {}
-  for (const key of samplingOptionNames) {
-    if (request[key] !== undefined) sampling[key] = request[key]
-  }
-  return sampling as SamplingOptions
-}
-
-/** One error that lists every attempt, keeping the class and code of the last failure. */
-function chainError(attempts: readonly OndeviceError[]): OndeviceError {
-  const last = attempts[attempts.length - 1]!
-  if (attempts.length === 1) return last
-  const summary = attempts.map((error, index) => `${index + 1}) ${error.message}`).join(' ')
-  return deserializeError({
-    ...last.toJSON(),
-    message: `Every route failed: ${summary}`,
-    attempts: attempts.map((error) => error.toJSON()),
-  })
-}
-
-function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true || (error instanceof OndeviceError && error.code === 'aborted')
-}
-
-/** Iterates `parts` until `signal` aborts, then stops at once (and tells the source to stop). */
-async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const iterator = parts[Symbol.asyncIterator]()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted')
-    if (signal.aborted) resolve('aborted')
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
-  let finished = false
-  try {
-    while (true) {
-      const next = await Promise.race([iterator.next(), aborted])
-      if (next === 'aborted') return
-      if (next.done) {
-        finished = true
-        return
-      }
-      yield next.value
-    }
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort)
-    // An async generator that is mid-step settles its return() after that step: don't wait for it.
-    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {})
-  }
 }
 
 class Client implements OndeviceClient {
   readonly #options: ReturnType<typeof validateClientOptions>
   readonly #thresholds: RouteThresholds
-  readonly #edge: EdgeClient | undefined
+  readonly #edge: EdgeSide | undefined
   readonly #events = new Emitter<ClientEvents>()
-  readonly #hostPromise: Promise<DeviceHost | undefined>
-  #model: Promise<DeviceModel> | undefined
-  #loadedModel: DeviceModel | undefined
-  #probeRate: number | undefined
-  #downloading: Promise<DeviceModel> | undefined
-  #edgeUnreachableUntil = 0
-  #cachedPackage: PackageInfo | undefined
-  #backgroundRetryAt = 0
+  readonly #planner: Planner
+  readonly #device: DeviceSlot
   #disposed = false
-  readonly #lifetime = new AbortController()
 
   constructor(options: unknown, internals: ClientInternals = {}) {
     this.#options = validateClientOptions(options)
     this.#thresholds = { ...defaultThresholds, ...this.#options.thresholds }
-    this.#edge = this.#options.edge ? new EdgeClient(this.#options.edge) : undefined
+    this.#edge = this.#options.edge ? new EdgeSide(this.#options.edge) : undefined
     // Edge-only never touches the device (a Worker has no runtime to load).
-    this.#hostPromise =
+    const host: Promise<DeviceHost | undefined> =
       this.#options.policy === 'edge-only'
         ? Promise.resolve(undefined)
         : internals.deviceHost
@@ -234,7 +141,24 @@ class Client implements OndeviceClient {
           : defaultDeviceHost(
               this.#options.runtimeUrl === undefined ? {} : { runtimeUrl: this.#options.runtimeUrl },
             )
-    this.#hostPromise.catch(() => {})
+    host.catch(() => {})
+    const deviceOptions = {
+      ...(this.#options.backend ? { backend: this.#options.backend } : {}),
+      ...(this.#options.dtype ? { dtype: this.#options.dtype } : {}),
+    }
+    this.#planner = new Planner(host, {
+      policy: this.#options.policy,
+      model: this.#options.model,
+      deviceOptions,
+      thresholds: this.#thresholds,
+    })
+    this.#device = new DeviceSlot(host, this.#options.model, deviceOptions, {
+      onProgress: (progress) => this.#events.emit('progress', progress),
+      onReady: (ready) => this.#events.emit('ready', ready),
+      // Named by what failed: a runtime file or backend failure is no download error.
+      onBackgroundError: (error) =>
+        this.#events.emit(downloadCodes.has(error.code) ? 'download-error' : 'load-error', { error }),
+    })
   }
 
   on<K extends keyof ClientEvents>(name: K, listener: (event: ClientEvents[K]) => void): () => void {
@@ -249,148 +173,14 @@ class Client implements OndeviceClient {
       )
   }
 
-  #edgeReachable(): boolean {
-    return Date.now() >= this.#edgeUnreachableUntil
+  #edgeAvailability(): { readonly configured: boolean; readonly reachable: boolean } {
+    return { configured: this.#edge !== undefined, reachable: this.#edge?.reachable ?? true }
   }
 
-  /** Decides without side effects: capabilities, package state, policy. */
-  async #plan(): Promise<Plan> {
-    const policy = this.#options.policy
-    const edge = { configured: this.#edge !== undefined, reachable: this.#edgeReachable() }
-    let hostError: OndeviceError | undefined
-    const host = await this.#hostPromise.catch((error: unknown) => {
-      hostError = toOndeviceError(error, 'backend_unavailable')
-      return undefined
-    })
-    if (!host) {
-      if (hostError && (policy === 'device-only' || !edge.configured)) throw hostError
-      const capabilities: DeviceCapabilities = { wasm: false, online: true }
-      const packageInfo: PackageInfo = { name: 'the model', downloadBytes: 0, cached: false }
-      const why = hostError
-        ? `the on-device runtime failed to start (${hostError.message})`
-        : 'no on-device runtime in this environment (a Worker or server)'
-      const decision: RouteDecision =
-        policy === 'edge-only'
-          ? decideRoute(capabilities, packageInfo, policy, this.#thresholds, { configured: edge.configured })
-          : edge.configured
-            ? { route: 'edge', reason: `${why}: answering from the edge` }
-            : { route: 'none', reason: `${why} and no edge is configured` }
-      return { decision, ...(hostError ? { deviceError: hostError } : {}) }
-    }
-    let capabilities = await host.capabilities()
-    if (this.#probeRate !== undefined)
-      capabilities = { ...capabilities, probeTokensPerSecond: this.#probeRate }
-    // device-only answers however slow the device is: the probe only informs, it never vetoes.
-    if (policy === 'device-only' && capabilities.probeTokensPerSecond !== undefined) {
-      const { probeTokensPerSecond: _ignored, ...rest } = capabilities
-      capabilities = rest
-    }
-    let packageInfo: PackageInfo
-    try {
-      // Once cached, a package stays cached: no need to ask the store (for a URL, the network) again.
-      packageInfo = this.#cachedPackage ?? (await host.inspect(this.#options.model, this.#deviceOptions()))
-      if (packageInfo.cached) this.#cachedPackage = packageInfo
-    } catch (error) {
-      const deviceError = toOndeviceError(error, 'model_invalid')
-      if (policy === 'device-only' || !edge.configured || !capabilities.online || !edge.reachable)
-        throw deviceError
-      return {
-        decision: {
-          route: 'edge',
-          reason: `the device can't use the package (${deviceError.message}): answering from the edge`,
-        },
-        capabilities,
-        deviceError,
-      }
-    }
-    if (this.#loadedModel && !packageInfo.cached) {
-      packageInfo = { ...packageInfo, cached: true, downloadBytes: 0 }
-      this.#cachedPackage = packageInfo
-    }
-    let decision = decideRoute(capabilities, packageInfo, policy, this.#thresholds, edge)
-    // An edge remembered as unreachable is still tried when nothing else could answer.
-    if (decision.route === 'none' && edge.configured && !edge.reachable) {
-      decision = decideRoute(capabilities, packageInfo, policy, this.#thresholds, { configured: true })
-    }
-    return { decision, capabilities, packageInfo }
-  }
-
-  #deviceOptions(): { backend?: 'webgpu' | 'wasm' | 'native'; dtype?: string } {
-    return {
-      ...(this.#options.backend ? { backend: this.#options.backend } : {}),
-      ...(this.#options.dtype ? { dtype: this.#options.dtype } : {}),
-    }
-  }
-
-  /** Loads (downloading first if needed) and probes the device model once; concurrent callers share it. */
-  #loadModel(onProgress?: (progress: DownloadProgress) => void, signal?: AbortSignal): Promise<DeviceModel> {
-    if (!this.#model) {
-      const load = (async () => {
-        const host = await this.#hostPromise
-        if (!host) throw new OndeviceError('backend_unavailable', 'No on-device runtime in this environment.')
-        const model = await host.load(this.#options.model, {
-          ...this.#deviceOptions(),
-          onProgress: (progress) => {
-            this.#events.emit('progress', progress)
-            onProgress?.(progress)
-          },
-          signal: this.#lifetime.signal,
-        })
-        if (this.#disposed) {
-          await model.dispose()
-          throw new OndeviceError('aborted', 'The client was disposed while the model loaded.')
-        }
-        // Capability flags don't predict speed: a short run on this device does.
-        this.#probeRate = await model.probe(this.#lifetime.signal)
-        this.#loadedModel = model
-        this.#events.emit('ready', {
-          backend: model.backend,
-          dtype: model.dtype,
-          probeTokensPerSecond: this.#probeRate,
-        })
-        return model
-      })()
-      this.#model = load
-      this.#downloading = load
-      load.then(
-        () => {
-          this.#downloading = undefined
-        },
-        () => {
-          // A failed load must not stick: the next request (or prepare) tries again.
-          if (this.#model === load) this.#model = undefined
-          this.#downloading = undefined
-        },
-      )
-    }
-    const model = this.#model
-    if (!signal) return model
-    return Promise.race([
-      model,
-      new Promise<never>((_, reject) => {
-        if (signal.aborted) reject(new AbortedError())
-        signal.addEventListener('abort', () => reject(new AbortedError()), { once: true })
-      }),
-    ])
-  }
-
-  /** Drops a model that failed mid-answer (device lost, out of memory): the next request reloads it. */
-  async #dropModel(): Promise<void> {
-    const model = this.#loadedModel
-    this.#loadedModel = undefined
-    this.#model = undefined
-    this.#probeRate = undefined
-    await model?.dispose().catch(() => {})
-  }
-
-  #startBackgroundDownload(): void {
-    // A failed background download waits a while before the next request tries again.
-    if (this.#model || Date.now() < this.#backgroundRetryAt) return
-    this.#loadModel().catch((error: unknown) => {
-      this.#backgroundRetryAt = Date.now() + backgroundRetryDelayMs
-      // Named by what failed: a runtime file or backend failure is no download error.
-      const failure = toOndeviceError(error, 'download_failed')
-      this.#events.emit(downloadCodes.has(failure.code) ? 'download-error' : 'load-error', { error: failure })
+  #plan(): Promise<Plan> {
+    return this.#planner.plan(this.#edgeAvailability(), {
+      probeRate: this.#device.probeRate,
+      loaded: this.#device.loaded !== undefined,
     })
   }
 
@@ -406,10 +196,10 @@ class Client implements OndeviceClient {
       reason: plan.decision.reason,
       backgroundDownload: plan.decision.backgroundDownload === true,
       cached: plan.packageInfo?.cached ?? false,
-      loaded: this.#loadedModel !== undefined,
-      downloading: this.#downloading !== undefined && this.#loadedModel === undefined,
-      ...(this.#probeRate === undefined ? {} : { probeTokensPerSecond: this.#probeRate }),
-      edge: { configured: this.#edge !== undefined, reachable: this.#edgeReachable() },
+      loaded: this.#device.loaded !== undefined,
+      downloading: this.#device.downloading,
+      ...(this.#device.probeRate === undefined ? {} : { probeTokensPerSecond: this.#device.probeRate }),
+      edge: this.#edgeAvailability(),
       ...(plan.capabilities ? { capabilities: plan.capabilities } : {}),
       ...(plan.packageInfo ? { packageInfo: plan.packageInfo } : {}),
     }
@@ -429,7 +219,7 @@ class Client implements OndeviceClient {
         plan.decision.route === 'device' ||
         plan.decision.backgroundDownload ||
         plan.decision.fallback === 'device'
-      if (deviceUsable) await this.#loadModel(options.onProgress, options.signal)
+      if (deviceUsable) await this.#device.load(options.onProgress, options.signal)
     }
     return this.status()
   }
@@ -437,12 +227,8 @@ class Client implements OndeviceClient {
   async dispose(): Promise<void> {
     if (this.#disposed) return
     this.#disposed = true
-    this.#lifetime.abort()
     this.#events.clear()
-    const model = this.#model
-    this.#model = undefined
-    this.#loadedModel = undefined
-    await model?.then((m) => m.dispose()).catch(() => {})
+    await this.#device.dispose()
   }
 
   stream(request: ChatRequest): AsyncIterable<StreamPart> {
@@ -507,9 +293,9 @@ class Client implements OndeviceClient {
     // announced: a probe slower than the threshold, or a load failure, turns it into the edge.
     let model: DeviceModel | undefined
     if (decision.route === 'device') {
-      const probedBefore = this.#probeRate !== undefined
+      const probedBefore = this.#device.probeRate !== undefined
       try {
-        model = await this.#loadModel(undefined, request.signal)
+        model = await this.#device.load(undefined, request.signal)
         if (!probedBefore && decision.fallback === 'edge') {
           const again = await this.#plan()
           if (again.decision.route === 'edge') decision = { ...again.decision, route: 'edge' }
@@ -517,7 +303,7 @@ class Client implements OndeviceClient {
       } catch (error) {
         if (isAbort(error, request.signal)) {
           yield { type: 'route', route: decision.route, reason: decision.reason }
-          yield this.#abortFinish('', [], 0, decision.route, decision.reason, startedAt)
+          yield abortFinish('', [], 0, decision.route, decision.reason, startedAt)
           return
         }
         const loadError = toOndeviceError(error, 'backend_unavailable')
@@ -535,16 +321,16 @@ class Client implements OndeviceClient {
     const routePart: RoutePart = { type: 'route', route: decision.route, reason: decision.reason }
     this.#events.emit('route', routePart)
     yield routePart
-    if (decision.backgroundDownload) this.#startBackgroundDownload()
+    if (decision.backgroundDownload) this.#device.startBackgroundDownload()
 
     if (decision.route === 'device' && model) {
-      const outcome = yield* this.#runDevice(model, request, decision, startedAt)
+      const outcome = yield* runDevice(model, request, decision.reason, startedAt, this.#stallWatch(decision))
       if (outcome.kind === 'finished') return
       attempts.push(outcome.error)
       // The caller's own mistakes (a prompt too long, a bad argument) would fail on the edge too.
       const callersFault =
         outcome.error.code === 'invalid_argument' || outcome.error.code === 'context_length_exceeded'
-      if (!callersFault) await this.#dropModel()
+      if (!callersFault) await this.#device.drop()
       if (decision.fallback !== 'edge' || !this.#edge || callersFault) {
         yield fail()
         return
@@ -554,7 +340,7 @@ class Client implements OndeviceClient {
         const part: RoutePart = { type: 'route', route: 'edge', reason }
         this.#events.emit('route', part)
         yield part
-        yield* this.#runEdge(request, reason, startedAt, attempts, undefined)
+        yield* this.#edge.run(request, reason, startedAt, attempts, undefined)
         return
       }
       const handoff: HandoffPart = {
@@ -564,7 +350,7 @@ class Client implements OndeviceClient {
       }
       this.#events.emit('handoff', handoff)
       yield handoff
-      yield* this.#runEdge(
+      yield* this.#edge.run(
         request,
         `${decision.reason}; handed off to the edge after ${outcome.tokenIds.length} tokens: ${outcome.reason}`,
         startedAt,
@@ -575,7 +361,7 @@ class Client implements OndeviceClient {
     }
 
     // Edge first; under prefer-edge the device catches an edge that fails before the first token.
-    const edgeOutcome = yield* this.#runEdge(
+    const edgeOutcome = yield* this.#edge!.run(
       request,
       decision.reason,
       startedAt,
@@ -590,244 +376,29 @@ class Client implements OndeviceClient {
     yield part
     let fallbackModel: DeviceModel
     try {
-      fallbackModel = await this.#loadModel(undefined, request.signal)
+      fallbackModel = await this.#device.load(undefined, request.signal)
     } catch (error) {
       if (isAbort(error, request.signal)) {
-        yield this.#abortFinish('', [], 0, 'device', reason, startedAt)
+        yield abortFinish('', [], 0, 'device', reason, startedAt)
         return
       }
       attempts.push(toOndeviceError(error, 'backend_unavailable'))
       yield fail()
       return
     }
-    const outcome = yield* this.#runDevice(fallbackModel, request, { reason }, startedAt)
+    const outcome = yield* runDevice(fallbackModel, request, reason, startedAt, undefined)
     if (outcome.kind === 'failed') {
       attempts.push(outcome.error)
       yield fail()
     }
   }
 
-  #abortFinish(
-    text: string,
-    tokenIds: readonly number[],
-    promptTokens: number,
-    route: Route,
-    reason: string,
-    startedAt: number,
-  ): FinishPart {
+  /** Watches the device's speed when the edge can take over (device-only answers however slow). */
+  #stallWatch(decision: Pick<RouteDecision, 'fallback'>) {
+    if (decision.fallback !== 'edge' || this.#options.policy === 'device-only') return undefined
     return {
-      type: 'finish',
-      finishReason: 'abort',
-      text,
-      tokenIds,
-      nextStep: tokenIds.length,
-      usage: {
-        promptTokens,
-        completionTokens: tokenIds.length,
-        timeToFirstTokenMs: performance.now() - startedAt,
-        prefillTokensPerSecond: 0,
-        decodeTokensPerSecond: 0,
-        route,
-        routeReason: reason,
-      },
-    }
-  }
-
-  /**
-   * Runs the answer on the device, yielding its text deltas as they come. Returns 'finished' once
-   * it yielded the finish part, or 'failed' with everything a handoff needs (tokens, text, step).
-   * A stall (decode slower than the threshold over the window) aborts the device run and fails it.
-   */
-  async *#runDevice(
-    model: DeviceModel,
-    request: ChatRequest,
-    decision: Pick<RouteDecision, 'reason' | 'fallback'>,
-    startedAt: number,
-  ): AsyncGenerator<StreamPart, DeviceOutcome> {
-    const stop = new AbortController()
-    const onUserAbort = () => stop.abort()
-    request.signal?.addEventListener('abort', onUserAbort, { once: true })
-    if (request.signal?.aborted) stop.abort()
-    const watchSpeed = decision.fallback === 'edge' && this.#options.policy !== 'device-only'
-    const window = this.#thresholds.slowDecodeWindowTokens
-    const minRate = this.#thresholds.minDeviceTokensPerSecond
-    const tokenIds: number[] = []
-    const tokenTimes: number[] = []
-    let text = ''
-    let firstTokenAt: number | undefined
-    let stallReason: string | undefined
-    let promptTokens = 0
-    const failed = (error: OndeviceError, reason: string): DeviceOutcome => ({
-      kind: 'failed',
-      error,
-      reason,
-      tokenIds: [...tokenIds],
-      text,
-      step: tokenIds.length,
-      firstTokenAt,
-      backend: model.backend,
-      dtype: model.dtype,
-      promptTokens,
-    })
-    try {
-      const parts = model.generate({
-        messages: request.messages,
-        sampling: samplingOf(request),
-        ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
-        ...(request.stop === undefined ? {} : { stop: request.stop }),
-        signal: stop.signal,
-      })
-      // Stop reading the moment the caller aborts or the device stalls, whatever the device
-      // does with its own abort (a worker busy in a long step answers it late).
-      for await (const part of untilAborted(parts, stop.signal)) {
-        if (part.type === 'prompt') {
-          promptTokens = part.promptTokens
-        } else if (part.type === 'text-delta') {
-          const now = performance.now()
-          firstTokenAt ??= now
-          for (const id of part.tokenIds) {
-            tokenIds.push(id)
-            tokenTimes.push(now)
-          }
-          text += part.text
-          yield part
-          // A device that decodes slower than the threshold over the last `window` tokens stalls the answer.
-          if (watchSpeed && tokenTimes.length > window) {
-            const span = tokenTimes[tokenTimes.length - 1]! - tokenTimes[tokenTimes.length - 1 - window]!
-            const rate = span > 0 ? (window * 1000) / span : Infinity
-            if (rate < minRate) {
-              stallReason = `decode ran at ${rate.toFixed(1)} tok/s < ${minRate} tok/s over the last ${window} tokens`
-              stop.abort()
-            }
-          }
-        } else if (part.type === 'finish') {
-          if (part.finishReason === 'abort') break
-          const usage: Usage = {
-            ...part.usage,
-            backend: part.usage.backend ?? model.backend,
-            dtype: part.usage.dtype ?? model.dtype,
-            route: 'device',
-            routeReason: decision.reason,
-          }
-          yield { ...part, usage }
-          return { kind: 'finished' }
-        }
-      }
-      if (request.signal?.aborted) {
-        yield this.#abortFinish(text, tokenIds, promptTokens, 'device', decision.reason, startedAt)
-        return { kind: 'finished' }
-      }
-      // Every token yielded so far was shown with exactly the text it released, and draw k used
-      // step k: the edge resumes at step = tokens shown (held-back text stays held back there).
-      if (stallReason !== undefined) {
-        return failed(
-          new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
-          stallReason,
-        )
-      }
-      throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
-    } catch (error) {
-      if (request.signal?.aborted) {
-        yield this.#abortFinish(text, tokenIds, promptTokens, 'device', decision.reason, startedAt)
-        return { kind: 'finished' }
-      }
-      if (stallReason !== undefined && isAbort(error, undefined)) {
-        return failed(
-          new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
-          stallReason,
-        )
-      }
-      const deviceError = toOndeviceError(error, 'backend_failed')
-      return failed(deviceError, `the device failed: ${deviceError.message}`)
-    } finally {
-      request.signal?.removeEventListener('abort', onUserAbort)
-    }
-  }
-
-  /**
-   * Runs (or continues) the answer on the edge. With `fromDevice` it continues the device's
-   * tokens and yields one finish for the joined answer. Returns 'fall-back' when the edge failed
-   * before any text and `mayFallBack` lets the caller try the device instead.
-   */
-  async *#runEdge(
-    request: ChatRequest,
-    reason: string,
-    startedAt: number,
-    attempts: OndeviceError[],
-    fromDevice: Extract<DeviceOutcome, { kind: 'failed' }> | undefined,
-    mayFallBack = false,
-  ): AsyncGenerator<StreamPart, 'done' | 'fall-back'> {
-    const edge = this.#edge!
-    const route: Route = fromDevice ? 'device+edge' : 'edge'
-    let text = ''
-    let firstTokenAt: number | undefined
-    try {
-      const parts = edge.stream({
-        messages: request.messages as ChatMessage[],
-        sampling: samplingOf(request),
-        ...(request.maxTokens === undefined
-          ? {}
-          : {
-              maxTokens: fromDevice
-                ? Math.max(1, request.maxTokens - fromDevice.tokenIds.length)
-                : request.maxTokens,
-            }),
-        ...(request.stop === undefined ? {} : { stop: request.stop }),
-        ...(fromDevice ? { continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step } } : {}),
-        ...(request.signal ? { signal: request.signal } : {}),
-      })
-      for await (const part of parts) {
-        if (part.type === 'text-delta') {
-          firstTokenAt ??= performance.now()
-          text += part.text
-          yield part as TextDeltaPart
-          continue
-        }
-        this.#edgeUnreachableUntil = 0
-        const now = performance.now()
-        if (!fromDevice) {
-          yield { ...part, usage: { ...part.usage, route, routeReason: reason } }
-          return 'done'
-        }
-        // One finish for the joined answer: the device's tokens and text, then the edge's.
-        const deviceTokens = fromDevice.tokenIds.length
-        const completionTokens = deviceTokens + part.usage.completionTokens
-        const first = fromDevice.firstTokenAt ?? firstTokenAt ?? now
-        const usage: Usage = {
-          promptTokens: fromDevice.promptTokens,
-          completionTokens,
-          timeToFirstTokenMs: first - startedAt,
-          prefillTokensPerSecond: part.usage.prefillTokensPerSecond,
-          decodeTokensPerSecond:
-            completionTokens > 1 && now > first ? ((completionTokens - 1) * 1000) / (now - first) : 0,
-          backend: `${fromDevice.backend}+${part.usage.backend ?? 'edge'}`,
-          dtype: fromDevice.dtype,
-          route,
-          routeReason: reason,
-        }
-        yield {
-          type: 'finish',
-          finishReason: part.finishReason,
-          tokenIds: [...fromDevice.tokenIds, ...part.tokenIds],
-          text: fromDevice.text + part.text,
-          nextStep: part.nextStep,
-          usage,
-        }
-        return 'done'
-      }
-      throw new OndeviceError('edge_failed', 'The edge stream ended without a finish.', { isRetryable: true })
-    } catch (error) {
-      if (isAbort(error, request.signal)) {
-        const tokenIds = fromDevice?.tokenIds ?? []
-        yield this.#abortFinish((fromDevice?.text ?? '') + text, tokenIds, 0, route, reason, startedAt)
-        return 'done'
-      }
-      const edgeError = toOndeviceError(error, 'edge_failed', true)
-      if (edgeError.code === 'edge_unavailable') this.#edgeUnreachableUntil = Date.now() + edgeRetryDelayMs
-      attempts.push(edgeError)
-      if (mayFallBack && text === '' && !fromDevice) return 'fall-back'
-      yield { type: 'error', error: serializeError(chainError(attempts)) }
-      return 'done'
+      windowTokens: this.#thresholds.slowDecodeWindowTokens,
+      minTokensPerSecond: this.#thresholds.minDeviceTokensPerSecond,
     }
   }
 }

@@ -1,0 +1,58 @@
+// What every route's run builds the same way: the sampling fields both sides draw with, the
+// finish of an aborted answer, and the one error that lists every attempt.
+import { deserializeError, OndeviceError } from '../core/errors.ts'
+import { type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
+import type { FinishPart, Route } from '../core/stream-parts.ts'
+import type { SamplingRequest } from './options.ts'
+
+/** The request's sampling fields, as the device and the edge both take them. */
+export function samplingOf(request: SamplingRequest): SamplingOptions {
+  const sampling: Record<string, unknown> = {}
+  for (const key of samplingOptionNames) {
+    if (request[key] !== undefined) sampling[key] = request[key]
+  }
+  return sampling as SamplingOptions
+}
+
+/** One error that lists every attempt, keeping the class and code of the last failure. */
+export function chainError(attempts: readonly OndeviceError[]): OndeviceError {
+  const last = attempts[attempts.length - 1]!
+  if (attempts.length === 1) return last
+  const summary = attempts.map((error, index) => `${index + 1}) ${error.message}`).join(' ')
+  return deserializeError({
+    ...last.toJSON(),
+    message: `Every route failed: ${summary}`,
+    attempts: attempts.map((error) => error.toJSON()),
+  })
+}
+
+export function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true || (error instanceof OndeviceError && error.code === 'aborted')
+}
+
+/** The finish of an answer the caller aborted: exactly the text and tokens shown so far. */
+export function abortFinish(
+  text: string,
+  tokenIds: readonly number[],
+  promptTokens: number,
+  route: Route,
+  reason: string,
+  startedAt: number,
+): FinishPart {
+  return {
+    type: 'finish',
+    finishReason: 'abort',
+    text,
+    tokenIds,
+    nextStep: tokenIds.length,
+    usage: {
+      promptTokens,
+      completionTokens: tokenIds.length,
+      timeToFirstTokenMs: performance.now() - startedAt,
+      prefillTokensPerSecond: 0,
+      decodeTokensPerSecond: 0,
+      route,
+      routeReason: reason,
+    },
+  }
+}

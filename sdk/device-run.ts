@@ -1,0 +1,172 @@
+// The device part of an answer: streams the device model's text, watches its speed (a stall
+// hands the answer off), and stops the moment the caller aborts. It returns how the device part
+// ended; when it failed, everything a handoff needs to continue on the edge (tokens, text, step).
+import { OndeviceError, toOndeviceError } from '../core/errors.ts'
+import type { StreamPart, Usage } from '../core/stream-parts.ts'
+import { abortFinish, isAbort, samplingOf } from './answer-parts.ts'
+import type { DeviceModel } from './device.ts'
+import type { ChatRequest } from './options.ts'
+
+/** How the device part of an answer ended. */
+export type DeviceOutcome =
+  | { readonly kind: 'finished' }
+  | {
+      readonly kind: 'failed'
+      readonly error: OndeviceError
+      /** Why to hand off, in words (slow decode, backend error). */
+      readonly reason: string
+      readonly tokenIds: readonly number[]
+      readonly text: string
+      readonly step: number
+      readonly firstTokenAt: number | undefined
+      readonly backend: string
+      readonly dtype: string
+      readonly promptTokens: number
+    }
+
+export type DeviceFailure = Extract<DeviceOutcome, { kind: 'failed' }>
+
+/** A stream slower than `minTokensPerSecond` over the last `windowTokens` tokens stalls. */
+export interface StallWatch {
+  readonly windowTokens: number
+  readonly minTokensPerSecond: number
+}
+
+/** Iterates `parts` until `signal` aborts, then stops at once (and tells the source to stop). */
+async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = parts[Symbol.asyncIterator]()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted')
+    if (signal.aborted) resolve('aborted')
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  let finished = false
+  try {
+    while (true) {
+      const next = await Promise.race([iterator.next(), aborted])
+      if (next === 'aborted') return
+      if (next.done) {
+        finished = true
+        return
+      }
+      yield next.value
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+    // An async generator that is mid-step settles its return() after that step: don't wait for it.
+    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {})
+  }
+}
+
+/**
+ * Runs the answer on the device, yielding its text deltas as they come. Returns 'finished' once
+ * it yielded the finish part, or 'failed' with everything a handoff needs (tokens, text, step).
+ * With a `stallWatch`, decode slower than its threshold over its window aborts the device run
+ * and fails it. The watch times tokens as they reach this reader: the same measure as the probe
+ * (the generation loop's decode rate), see RouteThresholds.minDeviceTokensPerSecond.
+ */
+export async function* runDevice(
+  model: DeviceModel,
+  request: ChatRequest,
+  reason: string,
+  startedAt: number,
+  stallWatch: StallWatch | undefined,
+): AsyncGenerator<StreamPart, DeviceOutcome> {
+  const stop = new AbortController()
+  const onUserAbort = () => stop.abort()
+  request.signal?.addEventListener('abort', onUserAbort, { once: true })
+  if (request.signal?.aborted) stop.abort()
+  const tokenIds: number[] = []
+  const tokenTimes: number[] = []
+  let text = ''
+  let firstTokenAt: number | undefined
+  let stallReason: string | undefined
+  let promptTokens = 0
+  const failed = (error: OndeviceError, why: string): DeviceOutcome => ({
+    kind: 'failed',
+    error,
+    reason: why,
+    tokenIds: [...tokenIds],
+    text,
+    step: tokenIds.length,
+    firstTokenAt,
+    backend: model.backend,
+    dtype: model.dtype,
+    promptTokens,
+  })
+  try {
+    const parts = model.generate({
+      messages: request.messages,
+      sampling: samplingOf(request),
+      ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+      ...(request.stop === undefined ? {} : { stop: request.stop }),
+      signal: stop.signal,
+    })
+    // Stop reading the moment the caller aborts or the device stalls, whatever the device
+    // does with its own abort (a worker busy in a long step answers it late).
+    for await (const part of untilAborted(parts, stop.signal)) {
+      if (part.type === 'prompt') {
+        promptTokens = part.promptTokens
+      } else if (part.type === 'text-delta') {
+        const now = performance.now()
+        firstTokenAt ??= now
+        for (const id of part.tokenIds) {
+          tokenIds.push(id)
+          tokenTimes.push(now)
+        }
+        text += part.text
+        yield part
+        if (stallWatch && tokenTimes.length > stallWatch.windowTokens) {
+          const window = stallWatch.windowTokens
+          const minRate = stallWatch.minTokensPerSecond
+          const span = tokenTimes[tokenTimes.length - 1]! - tokenTimes[tokenTimes.length - 1 - window]!
+          const rate = span > 0 ? (window * 1000) / span : Infinity
+          if (rate < minRate) {
+            stallReason = `decode ran at ${rate.toFixed(1)} tok/s < ${minRate} tok/s over the last ${window} tokens`
+            stop.abort()
+          }
+        }
+      } else if (part.type === 'finish') {
+        if (part.finishReason === 'abort') break
+        const usage: Usage = {
+          ...part.usage,
+          backend: part.usage.backend ?? model.backend,
+          dtype: part.usage.dtype ?? model.dtype,
+          route: 'device',
+          routeReason: reason,
+        }
+        yield { ...part, usage }
+        return { kind: 'finished' }
+      }
+    }
+    if (request.signal?.aborted) {
+      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt)
+      return { kind: 'finished' }
+    }
+    // Every token yielded so far was shown with exactly the text it released, and draw k used
+    // step k: the edge resumes at step = tokens shown (held-back text stays held back there).
+    if (stallReason !== undefined) {
+      return failed(
+        new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
+        stallReason,
+      )
+    }
+    throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
+  } catch (error) {
+    if (request.signal?.aborted) {
+      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt)
+      return { kind: 'finished' }
+    }
+    if (stallReason !== undefined && isAbort(error, undefined)) {
+      return failed(
+        new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
+        stallReason,
+      )
+    }
+    const deviceError = toOndeviceError(error, 'backend_failed')
+    return failed(deviceError, `the device failed: ${deviceError.message}`)
+  } finally {
+    request.signal?.removeEventListener('abort', onUserAbort)
+  }
+}

@@ -1,0 +1,142 @@
+// The client's one device model: loaded (downloading first if needed) and probed once, shared by
+// concurrent callers, dropped after it failed mid-answer so the next request loads it again, and
+// downloaded in the background while the edge answers (a failed background download waits a
+// while before it is tried again).
+import { AbortedError, OndeviceError, toOndeviceError } from '../core/errors.ts'
+import type { DeviceHost, DeviceLoadOptions, DeviceModel, DownloadProgress } from './device.ts'
+
+const backgroundRetryDelayMs = 60_000
+
+export interface DeviceSlotHooks {
+  /** Every download progress event, whoever started the load. */
+  onProgress(progress: DownloadProgress): void
+  /** The model is loaded and probed. */
+  onReady(ready: {
+    readonly backend: string
+    readonly dtype: string
+    readonly probeTokensPerSecond: number
+  }): void
+  /** A background download or load failed. */
+  onBackgroundError(error: OndeviceError): void
+}
+
+export class DeviceSlot {
+  readonly #host: Promise<DeviceHost | undefined>
+  readonly #model: string | undefined
+  readonly #options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>
+  readonly #hooks: DeviceSlotHooks
+  readonly #lifetime = new AbortController()
+  #loading: Promise<DeviceModel> | undefined
+  #loaded: DeviceModel | undefined
+  #probeRate: number | undefined
+  #downloading: Promise<DeviceModel> | undefined
+  #backgroundRetryAt = 0
+  #disposed = false
+
+  constructor(
+    host: Promise<DeviceHost | undefined>,
+    model: string | undefined,
+    options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>,
+    hooks: DeviceSlotHooks,
+  ) {
+    this.#host = host
+    this.#model = model
+    this.#options = options
+    this.#hooks = hooks
+  }
+
+  /** The model, once loaded and probed. */
+  get loaded(): DeviceModel | undefined {
+    return this.#loaded
+  }
+
+  /** Decode speed the probe measured, once it ran. */
+  get probeRate(): number | undefined {
+    return this.#probeRate
+  }
+
+  /** A download (and load) is running. */
+  get downloading(): boolean {
+    return this.#downloading !== undefined && this.#loaded === undefined
+  }
+
+  /** Loads (downloading first if needed) and probes the device model once; concurrent callers share it. */
+  load(onProgress?: (progress: DownloadProgress) => void, signal?: AbortSignal): Promise<DeviceModel> {
+    if (!this.#loading) {
+      const load = (async () => {
+        const host = await this.#host
+        if (!host) throw new OndeviceError('backend_unavailable', 'No on-device runtime in this environment.')
+        const model = await host.load(this.#model, {
+          ...this.#options,
+          onProgress: (progress) => {
+            this.#hooks.onProgress(progress)
+            onProgress?.(progress)
+          },
+          signal: this.#lifetime.signal,
+        })
+        if (this.#disposed) {
+          await model.dispose()
+          throw new OndeviceError('aborted', 'The client was disposed while the model loaded.')
+        }
+        // Capability flags don't predict speed: a short run on this device does.
+        this.#probeRate = await model.probe(this.#lifetime.signal)
+        this.#loaded = model
+        this.#hooks.onReady({
+          backend: model.backend,
+          dtype: model.dtype,
+          probeTokensPerSecond: this.#probeRate,
+        })
+        return model
+      })()
+      this.#loading = load
+      this.#downloading = load
+      load.then(
+        () => {
+          this.#downloading = undefined
+        },
+        () => {
+          // A failed load must not stick: the next request (or prepare) tries again.
+          if (this.#loading === load) this.#loading = undefined
+          this.#downloading = undefined
+        },
+      )
+    }
+    const model = this.#loading
+    if (!signal) return model
+    return Promise.race([
+      model,
+      new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(new AbortedError())
+        signal.addEventListener('abort', () => reject(new AbortedError()), { once: true })
+      }),
+    ])
+  }
+
+  /** Drops a model that failed mid-answer (device lost, out of memory): the next request reloads it. */
+  async drop(): Promise<void> {
+    const model = this.#loaded
+    this.#loaded = undefined
+    this.#loading = undefined
+    this.#probeRate = undefined
+    await model?.dispose().catch(() => {})
+  }
+
+  /** Starts loading in the background, unless a load runs or a failed one is still recent. */
+  startBackgroundDownload(): void {
+    if (this.#loading || Date.now() < this.#backgroundRetryAt) return
+    this.load().catch((error: unknown) => {
+      this.#backgroundRetryAt = Date.now() + backgroundRetryDelayMs
+      this.#hooks.onBackgroundError(toOndeviceError(error, 'download_failed'))
+    })
+  }
+
+  /** Stops a running load and frees the model. */
+  async dispose(): Promise<void> {
+    this.#disposed = true
+    this.#lifetime.abort()
+    const model = this.#loading
+    this.#loading = undefined
+    this.#loaded = undefined
+    await model?.then((loaded) => loaded.dispose()).catch(() => {})
+  }
+}

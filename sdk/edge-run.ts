@@ -1,0 +1,113 @@
+// The edge part of an answer: the whole answer, or the rest of one the device started (the
+// handoff: the edge continues the device's tokens at their step, and one finish joins both
+// sides' tokens, text and usage). It also remembers an edge that could not be reached, so the
+// router sends nothing there for a while.
+import type { ChatMessage } from '../core/chat-template.ts'
+import { OndeviceError, serializeError, toOndeviceError } from '../core/errors.ts'
+import type { Route, StreamPart, TextDeltaPart, Usage } from '../core/stream-parts.ts'
+import { abortFinish, chainError, isAbort, samplingOf } from './answer-parts.ts'
+import type { DeviceFailure } from './device-run.ts'
+import { EdgeClient, type EdgeOptions } from './edge-client.ts'
+import type { ChatRequest } from './options.ts'
+
+const edgeRetryDelayMs = 30_000
+
+export class EdgeSide {
+  readonly #client: EdgeClient
+  #unreachableUntil = 0
+
+  constructor(options: EdgeOptions) {
+    this.#client = new EdgeClient(options)
+  }
+
+  /** False for a while after the edge could not be reached. */
+  get reachable(): boolean {
+    return Date.now() >= this.#unreachableUntil
+  }
+
+  /**
+   * Runs (or continues) the answer on the edge. With `fromDevice` it continues the device's
+   * tokens and yields one finish for the joined answer. Returns 'fall-back' when the edge failed
+   * before any text and `mayFallBack` lets the caller try the device instead.
+   */
+  async *run(
+    request: ChatRequest,
+    reason: string,
+    startedAt: number,
+    attempts: OndeviceError[],
+    fromDevice: DeviceFailure | undefined,
+    mayFallBack = false,
+  ): AsyncGenerator<StreamPart, 'done' | 'fall-back'> {
+    const route: Route = fromDevice ? 'device+edge' : 'edge'
+    let text = ''
+    let firstTokenAt: number | undefined
+    try {
+      const parts = this.#client.stream({
+        messages: request.messages as ChatMessage[],
+        sampling: samplingOf(request),
+        ...(request.maxTokens === undefined
+          ? {}
+          : {
+              maxTokens: fromDevice
+                ? Math.max(1, request.maxTokens - fromDevice.tokenIds.length)
+                : request.maxTokens,
+            }),
+        ...(request.stop === undefined ? {} : { stop: request.stop }),
+        ...(fromDevice ? { continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step } } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      })
+      for await (const part of parts) {
+        if (part.type === 'text-delta') {
+          firstTokenAt ??= performance.now()
+          text += part.text
+          yield part as TextDeltaPart
+          continue
+        }
+        this.#unreachableUntil = 0
+        const now = performance.now()
+        if (!fromDevice) {
+          yield { ...part, usage: { ...part.usage, route, routeReason: reason } }
+          return 'done'
+        }
+        // One finish for the joined answer: the device's tokens and text, then the edge's.
+        const deviceTokens = fromDevice.tokenIds.length
+        const completionTokens = deviceTokens + part.usage.completionTokens
+        const first = fromDevice.firstTokenAt ?? firstTokenAt ?? now
+        const usage: Usage = {
+          promptTokens: fromDevice.promptTokens,
+          completionTokens,
+          timeToFirstTokenMs: first - startedAt,
+          prefillTokensPerSecond: part.usage.prefillTokensPerSecond,
+          decodeTokensPerSecond:
+            completionTokens > 1 && now > first ? ((completionTokens - 1) * 1000) / (now - first) : 0,
+          backend: `${fromDevice.backend}+${part.usage.backend ?? 'edge'}`,
+          dtype: fromDevice.dtype,
+          route,
+          routeReason: reason,
+        }
+        yield {
+          type: 'finish',
+          finishReason: part.finishReason,
+          tokenIds: [...fromDevice.tokenIds, ...part.tokenIds],
+          text: fromDevice.text + part.text,
+          nextStep: part.nextStep,
+          usage,
+        }
+        return 'done'
+      }
+      throw new OndeviceError('edge_failed', 'The edge stream ended without a finish.', { isRetryable: true })
+    } catch (error) {
+      if (isAbort(error, request.signal)) {
+        const tokenIds = fromDevice?.tokenIds ?? []
+        yield abortFinish((fromDevice?.text ?? '') + text, tokenIds, 0, route, reason, startedAt)
+        return 'done'
+      }
+      const edgeError = toOndeviceError(error, 'edge_failed', true)
+      if (edgeError.code === 'edge_unavailable') this.#unreachableUntil = Date.now() + edgeRetryDelayMs
+      attempts.push(edgeError)
+      if (mayFallBack && text === '' && !fromDevice) return 'fall-back'
+      yield { type: 'error', error: serializeError(chainError(attempts)) }
+      return 'done'
+    }
+  }
+}

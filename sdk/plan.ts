@@ -1,0 +1,113 @@
+// Planning: where the next request runs, decided without side effects from what the device can
+// do (capabilities and the probe), the package's state, the policy and the edge's availability.
+// The router (route.ts) is the pure decision; this gathers its inputs from the device host and
+// covers the cases the router cannot see (no device host at all, a package that cannot be read).
+import { type OndeviceError, toOndeviceError } from '../core/errors.ts'
+import type { DeviceHost, DeviceLoadOptions } from './device.ts'
+import {
+  type DeviceCapabilities,
+  decideRoute,
+  type PackageInfo,
+  type RouteDecision,
+  type RoutePolicy,
+  type RouteThresholds,
+} from './route.ts'
+
+export interface Plan {
+  readonly decision: RouteDecision
+  readonly capabilities?: DeviceCapabilities
+  readonly packageInfo?: PackageInfo
+  /** Why the device could not even be inspected (a bad package path), for the attempts list. */
+  readonly deviceError?: OndeviceError
+}
+
+export interface PlannerOptions {
+  readonly policy: RoutePolicy
+  readonly model: string | undefined
+  readonly deviceOptions: Pick<DeviceLoadOptions, 'backend' | 'dtype'>
+  readonly thresholds: RouteThresholds
+}
+
+/** What the client knows of its device model right now. */
+export interface DeviceState {
+  /** The probe's decode speed, once the model was loaded. */
+  readonly probeRate: number | undefined
+  /** The model is loaded (so its package is on this device). */
+  readonly loaded: boolean
+}
+
+export class Planner {
+  readonly #host: Promise<DeviceHost | undefined>
+  readonly #options: PlannerOptions
+  #cachedPackage: PackageInfo | undefined
+
+  constructor(host: Promise<DeviceHost | undefined>, options: PlannerOptions) {
+    this.#host = host
+    this.#options = options
+  }
+
+  /** Decides without side effects: capabilities, package state, policy. */
+  async plan(
+    edge: { readonly configured: boolean; readonly reachable: boolean },
+    device: DeviceState,
+  ): Promise<Plan> {
+    const { policy, thresholds } = this.#options
+    let hostError: OndeviceError | undefined
+    const host = await this.#host.catch((error: unknown) => {
+      hostError = toOndeviceError(error, 'backend_unavailable')
+      return undefined
+    })
+    if (!host) {
+      if (hostError && (policy === 'device-only' || !edge.configured)) throw hostError
+      const capabilities: DeviceCapabilities = { wasm: false, online: true }
+      const packageInfo: PackageInfo = { name: 'the model', downloadBytes: 0, cached: false }
+      const why = hostError
+        ? `the on-device runtime failed to start (${hostError.message})`
+        : 'no on-device runtime in this environment (a Worker or server)'
+      const decision: RouteDecision =
+        policy === 'edge-only'
+          ? decideRoute(capabilities, packageInfo, policy, thresholds, { configured: edge.configured })
+          : edge.configured
+            ? { route: 'edge', reason: `${why}: answering from the edge` }
+            : { route: 'none', reason: `${why} and no edge is configured` }
+      return { decision, ...(hostError ? { deviceError: hostError } : {}) }
+    }
+    let capabilities = await host.capabilities()
+    if (device.probeRate !== undefined)
+      capabilities = { ...capabilities, probeTokensPerSecond: device.probeRate }
+    // device-only answers however slow the device is: the probe only informs, it never vetoes.
+    if (policy === 'device-only' && capabilities.probeTokensPerSecond !== undefined) {
+      const { probeTokensPerSecond: _ignored, ...rest } = capabilities
+      capabilities = rest
+    }
+    let packageInfo: PackageInfo
+    try {
+      // Once cached, a package stays cached: no need to ask the store (for a URL, the network) again.
+      packageInfo =
+        this.#cachedPackage ?? (await host.inspect(this.#options.model, this.#options.deviceOptions))
+      if (packageInfo.cached) this.#cachedPackage = packageInfo
+    } catch (error) {
+      const deviceError = toOndeviceError(error, 'model_invalid')
+      if (policy === 'device-only' || !edge.configured || !capabilities.online || !edge.reachable)
+        throw deviceError
+      return {
+        decision: {
+          route: 'edge',
+          reason: `the device can't use the package (${deviceError.message}): answering from the edge`,
+        },
+        capabilities,
+        deviceError,
+      }
+    }
+    if (device.loaded && !packageInfo.cached) {
+      packageInfo = { ...packageInfo, cached: true, downloadBytes: 0 }
+      this.#cachedPackage = packageInfo
+    }
+    let decision = decideRoute(capabilities, packageInfo, policy, thresholds, edge)
+    // An edge remembered as unreachable is still tried when nothing else could answer.
+    if (decision.route === 'none' && edge.configured && !edge.reachable) {
+      decision = decideRoute(capabilities, packageInfo, policy, thresholds, { configured: true })
+    }
+    return { decision, capabilities, packageInfo }
+  }
+}
