@@ -5,12 +5,14 @@ import { detectPlatform } from './platform.ts'
 
 let host: Promise<RuntimeHost> | undefined
 
-/** The host for this environment. The Node host is imported by a computed name so browser bundlers never pull it in. */
+/**
+ * The host for this environment. The Node host comes through '#runtime-node' (package.json
+ * "imports": node-platform.ts under the 'node' condition only), so browser bundles never contain it.
+ */
 export function defaultHost(): Promise<RuntimeHost> {
-  const nodeHostModule = './node-host.ts'
   host ??=
     detectPlatform() === 'node'
-      ? import(/* @vite-ignore */ nodeHostModule).then((module: { nodeHost: RuntimeHost }) => module.nodeHost)
+      ? import('#runtime-node').then((module) => module.nodeHost)
       : import('./browser-host.ts').then((module) => module.browserHost)
   return host
 }

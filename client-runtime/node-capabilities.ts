@@ -1,6 +1,6 @@
 // What the capability probe reads only in Node: memory, cores, and whether onnxruntime-node
-// loads. A module of its own, imported by a computed name from probe.ts, so a browser bundle
-// never contains (or tries to resolve) a Node-only module.
+// loads. Reached through '#runtime-node' (node-platform.ts), so a browser bundle never contains
+// (or tries to resolve) a Node-only module.
 import { availableParallelism, totalmem } from 'node:os'
 import { disableOrtTelemetry } from './ort-telemetry.ts'
 

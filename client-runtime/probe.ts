@@ -100,9 +100,9 @@ export async function probeCapabilities(
   let native: boolean | undefined
   let storage: DeviceCapabilities['storage']
   if (isNode) {
-    // A computed specifier: browser bundlers must not follow this Node-only module.
-    const nodeModule = './node-capabilities.ts'
-    const node = (await import(/* @vite-ignore */ nodeModule)) as typeof import('./node-capabilities.ts')
+    // '#runtime-node' is node-platform.ts under the 'node' condition only: browser bundles never
+    // contain this Node-only module (package.json "imports").
+    const node = await import('#runtime-node')
     ;({ deviceMemoryBytes, cores, native } = await node.probeNodeCapabilities())
   } else {
     deviceMemoryBytes = navigator?.deviceMemory === undefined ? undefined : navigator.deviceMemory * 2 ** 30
