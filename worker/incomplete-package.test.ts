@@ -47,6 +47,9 @@ beforeAll(async () => {
   await writeFile(manifestPath, JSON.stringify(manifest))
   server = createServer((request, response) => {
     const path = join(folder, decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname))
+    // One connection per request: a kept-alive socket the server times out while the client
+    // reuses it (a loaded machine between the two tests) fails a fetch for no reason of ours.
+    response.setHeader('connection', 'close')
     readFile(path).then(
       (body) => response.end(body),
       () => {
