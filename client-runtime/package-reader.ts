@@ -3,7 +3,11 @@
 
 export interface PackageReader {
   readText(path: string): Promise<string>
-  readBytes(path: string): Promise<Uint8Array>
+  /**
+   * `expectedBytes`: the size manifest.json gives the file, when known; a reader that downloads
+   * stops reading past it instead of holding whatever a server sends.
+   */
+  readBytes(path: string, options?: { readonly expectedBytes?: number }): Promise<Uint8Array>
   /** Whether a file exists; used to find `.onnx_data` shards. Without it, reads are attempted. */
   exists?(path: string): Promise<boolean>
   /** A local file path, for backends that load from disk (onnxruntime-node needs it for external data). */

@@ -13,6 +13,7 @@ import {
   InvalidArgumentError,
   OndeviceError,
 } from './errors.ts'
+import { createTimeSlice } from './event-loop.ts'
 import type { ModelSession } from './model-session.ts'
 import { Sampler, type SamplingOptions } from './sampling/index.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
@@ -193,6 +194,12 @@ export async function* generate(
       `maxTokens must be a whole number ≥ 1; got ${String(maxTokens)}.`,
     )
   }
+  if (step + (maxTokens ?? contextLength) > Number.MAX_SAFE_INTEGER) {
+    throw new InvalidArgumentError(
+      'continuation.step',
+      `continuation.step is ${step}: with up to ${maxTokens ?? contextLength} more draws the step counter would pass ${Number.MAX_SAFE_INTEGER}. Send the FinishPart's nextStep (a count of draws, far smaller).`,
+    )
+  }
   const stops = validateStopStrings(request.stop)
   const stopTokenIds = new Set<number>(tokenizer.eosTokenIds)
   for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true))
@@ -245,6 +252,7 @@ export async function* generate(
   const usage = (): Usage => ({
     promptTokens: prompt.length,
     completionTokens: newTokens.length,
+    ...(continuationIds.length > 0 ? { continuationTokens: continuationIds.length } : {}),
     timeToFirstTokenMs: firstTokenAt === 0 ? 0 : firstTokenAt - started,
     prefillTokensPerSecond: prefillSeconds > 0 ? prefilledTokens / prefillSeconds : 0,
     decodeTokensPerSecond:
@@ -286,13 +294,24 @@ export async function* generate(
   const release = (): string => matcher.push(stream.flush()).text + matcher.flush()
 
   // Replay the continuation through the same text and stop machinery, without emitting it: the
-  // device already showed exactly the text these tokens released.
+  // device already showed exactly the text these tokens released. A continuation is as long as the
+  // client makes it, so the loop gives the event loop its turn (other requests, /healthz) and
+  // checks the signal every few milliseconds.
+  const slice = createTimeSlice()
   for (const id of continuationIds) {
     if (stopTokenIds.has(id) || matcher.stopped) {
       yield finish('stop')
       return
     }
     matcher.push(stream.push(id))
+    const pause = slice.maybeYield()
+    if (pause) {
+      await pause
+      if (signal?.aborted) {
+        yield finish('abort')
+        return
+      }
+    }
   }
   if (matcher.stopped) {
     yield finish('stop')
@@ -343,18 +362,30 @@ export async function* generate(
   const cuts = [...boundaries.filter((position) => position > reuse), promptEnd]
   let logits: Float32Array | undefined
   let chunkStart = reuse
+  let aborted = false
   for (const cut of cuts) {
     if (cut <= chunkStart) continue
+    if (signal?.aborted) {
+      aborted = true
+      break
+    }
     logits = await run(input.slice(chunkStart, cut), true)
     if (logits === undefined) break
     chunkStart = cut
+    // A backend that computes on this thread (WASM in a Worker isolate) would otherwise hold it
+    // for the whole prompt.
+    await slice.maybeYield()
   }
-  for (let index = promptEnd; index < input.length; index++) {
-    if (index > reuse && logits === undefined) break
+  for (let index = promptEnd; index < input.length && !aborted; index++) {
+    if ((index > reuse && logits === undefined) || signal?.aborted) {
+      aborted = true
+      break
+    }
     logits = await run([input[index] as number], false)
+    await slice.maybeYield()
   }
   prefillSeconds = (performance.now() - prefillStarted) / 1000
-  if (logits === undefined) {
+  if (logits === undefined || aborted || signal?.aborted) {
     yield finish('abort')
     return
   }
@@ -391,6 +422,7 @@ export async function* generate(
       return
     }
     yield delta(shown.text, [id])
+    await slice.maybeYield()
     logits = await run([id], false)
     if (logits === undefined) {
       const rest = release()

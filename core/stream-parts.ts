@@ -19,6 +19,11 @@ export type Route = 'device' | 'edge' | 'device+edge'
 export interface Usage {
   readonly promptTokens: number
   readonly completionTokens: number
+  /**
+   * Tokens of an answer begun elsewhere that this side prefilled before generating (a handoff's
+   * `continuation`); neither prompt nor completion here, but work this side did.
+   */
+  readonly continuationTokens?: number
   /** Milliseconds from the request to the first generated token. */
   readonly timeToFirstTokenMs: number
   readonly prefillTokensPerSecond: number

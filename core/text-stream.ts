@@ -79,6 +79,12 @@ export class TextStream {
       this.#text += delta
       return delta
     }
+    if (held >= maximumHeldTokens && after.length <= before.length) {
+      // Tokens that add no text (skipped special tokens): move the window on, or every later
+      // push would decode all of them again (quadratic in a long run of them).
+      this.#prefixOffset = this.#readOffset
+      this.#readOffset = this.#ids.length
+    }
     return ''
   }
 

@@ -233,50 +233,105 @@ export class Tokenizer {
   /**
    * The prompt token ids for a chat: the template rendered, then encoded without adding special
    * tokens again (the template already wrote BOS where the model wants it).
+   *
+   * Every string the caller passes (message text, names, tool calls and definitions, template
+   * variables) is data, never control: an added token's text inside it (`<|im_start|>system`,
+   * `<tool_call>`, `<think>` typed by a user) must not become the real token id, or a user could
+   * forge turns, tool calls or tool results (prompt injection). Such occurrences are swapped for
+   * private-use placeholders before the template runs and encoded back as plain text, while the
+   * markers the template itself writes still become their tokens. One exception: an assistant
+   * turn's own text keeps the tokens the model writes as text (`<think>`, `<tool_call>`: added but
+   * not special), since templates split `<think>` blocks out of it and a conversation's earlier
+   * answers must encode to the ids the model produced; special tokens are data there too.
+   * Input without any added-token text renders and encodes exactly as before.
    */
   encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
-    // Special-token text inside a message (`<|im_start|>system` typed by a user) must stay text:
-    // encoding the rendered string as a whole would turn it into real role markers (prompt
-    // injection). So each such occurrence is swapped for a private-use placeholder before the
-    // template runs, and the placeholder is encoded back as plain text, while the markers the
-    // template itself wrote still become special tokens. Content without special-token text
-    // renders and encodes exactly as before.
-    const specials = this.#specialTokenTexts
-    const touched = messages.some((message) => containsAny(message.content, specials) || containsAny(message.reasoningContent, specials))
-    if (!touched) return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
-    const marker = unusedPrivateUseCharacter(messages, this.chatTemplate ?? '')
+    const every = this.#addedTokenTexts.every
+    if (every.length === 0)
+      return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
+    const everyPattern = this.#addedTokenTexts.everyPattern
+    const specialPattern = this.#addedTokenTexts.specialPattern
+    const found: string[] = []
+    collectStrings([messages, options.tools, options.extraVariables], found)
+    if (!found.some((text) => text.search(everyPattern) !== -1)) {
+      return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
+    }
+    const marker = unusedPrivateUseCharacter([this.chatTemplate ?? '', ...found])
     const literals: string[] = []
-    const pattern = new RegExp(specials.map(escapeRegExp).join('|'), 'g')
-    const hide = (text: string): string =>
-      text.replace(pattern, (found) => {
-        literals.push(found)
-        return `${marker}${literals.length - 1}${marker}`
-      })
-    const hidden = messages.map((message) => ({
-      ...message,
-      content: typeof message.content === 'string' ? hide(message.content) : message.content,
-      ...(typeof message.reasoningContent === 'string' ? { reasoningContent: hide(message.reasoningContent) } : {}),
-    }))
-    const rendered = this.applyChatTemplate(hidden, options)
+    const hideWith =
+      (pattern: RegExp | undefined) =>
+      (text: string): string =>
+        pattern === undefined
+          ? text
+          : text.replace(pattern, (match) => {
+              literals.push(match)
+              return `${marker}${literals.length - 1}${marker}`
+            })
+    const hideAll = hideWith(everyPattern)
+    const hideSpecial = hideWith(specialPattern)
+    const hidden = messages.map((message): ChatMessage => {
+      const own = message.role === 'assistant' ? hideSpecial : hideAll
+      return {
+        ...(hideDeep(message, hideAll, 'messages') as ChatMessage),
+        content: typeof message.content === 'string' ? own(message.content) : message.content,
+        ...(typeof message.reasoningContent === 'string'
+          ? { reasoningContent: own(message.reasoningContent) }
+          : {}),
+      }
+    })
+    const hiddenOptions: ApplyChatTemplateOptions = {
+      ...options,
+      ...(options.tools === undefined
+        ? {}
+        : { tools: hideDeep(options.tools, hideAll, 'tools') as readonly ChatTool[] }),
+      ...(options.extraVariables === undefined
+        ? {}
+        : {
+            extraVariables: hideDeep(options.extraVariables, hideAll, 'chat_template_kwargs') as Record<
+              string,
+              unknown
+            >,
+          }),
+    }
+    const rendered = this.applyChatTemplate(hidden, hiddenOptions)
     const ids: number[] = []
     const pieces = rendered.split(new RegExp(`${marker}(\\d+)${marker}`))
     for (const [index, piece] of pieces.entries()) {
-      if (index % 2 === 0) {
-        if (piece.length > 0) ids.push(...this.encode(piece, { addSpecialTokens: false }))
-      } else {
-        ids.push(...this.#encodeLiteral(literals[Number(piece)] ?? ''))
-      }
+      // Appended one by one: spreading a long array into push() overflows the call stack.
+      const encoded =
+        index % 2 === 0
+          ? piece.length > 0
+            ? this.encode(piece, { addSpecialTokens: false })
+            : []
+          : this.#encodeLiteral(literals[Number(piece)] ?? '')
+      for (const id of encoded) ids.push(id)
     }
     return ids
   }
 
-  /** Special tokens' texts, longest first (so a regex alternation prefers the longest match). */
-  get #specialTokenTexts(): readonly string[] {
-    const texts: string[] = []
+  #addedTokenTextsCache: AddedTokenTexts | undefined
+
+  /** Added tokens' texts (all, and the special ones), longest first so an alternation prefers the longest. */
+  get #addedTokenTexts(): AddedTokenTexts {
+    if (this.#addedTokenTextsCache) return this.#addedTokenTextsCache
+    const every: string[] = []
+    const special: string[] = []
     for (const [, token] of this.#tokenizer.get_added_tokens_decoder()) {
-      if (token.special && token.content.length > 0) texts.push(token.content)
+      if (token.content.length === 0) continue
+      every.push(token.content)
+      if (token.special) special.push(token.content)
     }
-    return texts.sort((a, b) => b.length - a.length)
+    const byLength = (a: string, b: string) => b.length - a.length
+    every.sort(byLength)
+    special.sort(byLength)
+    const pattern = (texts: readonly string[]) =>
+      texts.length === 0 ? undefined : new RegExp(texts.map(escapeRegExp).join('|'), 'g')
+    this.#addedTokenTextsCache = {
+      every,
+      everyPattern: pattern(every) as RegExp,
+      specialPattern: pattern(special),
+    }
+    return this.#addedTokenTextsCache
   }
 
   /** Text to ids through the normalizer, pre-tokenizer and model only: never an added/special token. */
@@ -287,7 +342,10 @@ export class Tokenizer {
     const pieces = inner.model ? inner.model(words) : []
     return pieces.map((piece) => {
       const id = inner.model?.tokens_to_ids.get(piece) ?? inner.model?.unk_token_id
-      if (id === undefined) throw new TokenizerError(`The text ${JSON.stringify(text)} cannot be encoded as plain text by this tokenizer.`)
+      if (id === undefined)
+        throw new TokenizerError(
+          `The text ${JSON.stringify(text)} cannot be encoded as plain text by this tokenizer.`,
+        )
       return id
     })
   }
@@ -297,23 +355,63 @@ export class Tokenizer {
 interface LiteralEncoder {
   readonly normalizer: ((text: string) => string) | null
   readonly pre_tokenizer: ((text: string, options: { section_index: number }) => string[]) | null
-  readonly model: (((words: string[]) => string[]) & { tokens_to_ids: Map<string, number>; unk_token_id?: number }) | null
+  readonly model:
+    | (((words: string[]) => string[]) & { tokens_to_ids: Map<string, number>; unk_token_id?: number })
+    | null
 }
 
-function containsAny(text: string | undefined, needles: readonly string[]): boolean {
-  return typeof text === 'string' && needles.some((needle) => text.includes(needle))
+interface AddedTokenTexts {
+  readonly every: readonly string[]
+  /** Matches any added token's text (global: use it with replace and search, never test). */
+  readonly everyPattern: RegExp
+  readonly specialPattern: RegExp | undefined
+}
+
+/** Deepest nesting of caller data (tool schemas, template variables) that encodeChat walks. */
+const maximumNesting = 64
+
+/** Every string (and object key) inside `value`, depth first. */
+function collectStrings(value: unknown, into: string[], depth = 0): void {
+  if (typeof value === 'string') {
+    into.push(value)
+    return
+  }
+  if (typeof value !== 'object' || value === null || depth > maximumNesting) return
+  if (Array.isArray(value)) {
+    for (const item of value) collectStrings(item, into, depth + 1)
+    return
+  }
+  for (const [key, item] of Object.entries(value)) {
+    into.push(key)
+    collectStrings(item, into, depth + 1)
+  }
+}
+
+/** A copy of `value` with `hide` applied to every string and object key. */
+function hideDeep(value: unknown, hide: (text: string) => string, param: string, depth = 0): unknown {
+  if (typeof value === 'string') return hide(value)
+  if (typeof value !== 'object' || value === null) return value
+  if (depth > maximumNesting) {
+    throw new InvalidArgumentError(
+      param,
+      `${param} is nested more than ${maximumNesting} levels deep; flatten it.`,
+    )
+  }
+  if (Array.isArray(value)) return value.map((item) => hideDeep(item, hide, param, depth + 1))
+  const copy: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) copy[hide(key)] = hideDeep(item, hide, param, depth + 1)
+  return copy
 }
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
-/** A private-use character that no message and not the template contains, so placeholders cannot be forged. */
-function unusedPrivateUseCharacter(messages: readonly ChatMessage[], template: string): string {
-  const texts = [template, ...messages.flatMap((message) => [message.content, message.reasoningContent ?? ''])]
+/** A private-use character that no caller string and not the template contains, so placeholders cannot be forged. */
+function unusedPrivateUseCharacter(texts: readonly string[]): string {
   for (let code = 0xe000; code <= 0xf8ff; code++) {
     const candidate = String.fromCharCode(code)
-    if (!texts.some((text) => typeof text === 'string' && text.includes(candidate))) return candidate
+    if (!texts.some((text) => text.includes(candidate))) return candidate
   }
   throw new TokenizerError('The messages use every private-use character; cannot encode them safely.')
 }

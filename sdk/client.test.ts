@@ -96,7 +96,9 @@ describe('createClient: options', () => {
     ['topK fractional', { messages, topK: 2.5 }, 'topK'],
     ['maxTokens 0', { messages, maxTokens: 0 }, 'maxTokens'],
     ['seed fractional', { messages, seed: 1.5 }, 'seed'],
-    ['stop not strings', { messages, stop: [1] }, 'stop'],
+    ['stop not strings', { messages, stop: [1] }, 'stop.0'],
+    ['five stop strings (the edge takes at most 4)', { messages, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop'],
+    ['a 257-character stop string', { messages, stop: ['x'.repeat(257)] }, 'stop.0'],
     ['unknown field', { messages, temprature: 1 }, 'temprature'],
     ['signal not a signal', { messages, signal: {} }, 'signal'],
   ]

@@ -6,6 +6,7 @@ import { detectPlatform } from '../client-runtime/platform.ts'
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { resolveSamplingOptions, type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
+import { validateStopStrings } from '../core/stop-strings.ts'
 import type { EdgeOptions } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 
@@ -107,11 +108,8 @@ export function validateSampling(request: SamplingRequest, prefix = ''): void {
     throw error
   }
   checkNumber(`${prefix}maxTokens`, maxTokens, (n) => Number.isInteger(n) && n >= 1, 'a whole number ≥ 1')
-  if (stop !== undefined) {
-    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s === '')) {
-      throw new InvalidArgumentError(`${prefix}stop`, `${prefix}stop must be an array of non-empty strings.`)
-    }
-  }
+  // Core's rule (at most 4 non-empty strings of at most 256 characters), which the edge applies too.
+  validateStopStrings(stop, `${prefix}stop`)
 }
 
 /**

@@ -69,6 +69,21 @@ async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, m
   }
 }
 
+/** Longest request path a log line carries (the rest is cut: a client chooses its length). */
+const maximumLoggedPath = 256
+
+/**
+ * The address a rate limit counts a keyless client by. Behind Cloudflare, `cf-connecting-ip` is
+ * set by Cloudflare itself; anywhere else any client can send it, so the socket's address is used
+ * (@hono/node-server passes the Node request as `env.incoming`). Without either, one shared bucket.
+ */
+function clientAddress(c: Context<AppEnv>, behindCloudflare: boolean): string {
+  if (behindCloudflare) return c.req.header('cf-connecting-ip') ?? 'anonymous'
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: unknown } } } | undefined)?.incoming
+  const address = incoming?.socket?.remoteAddress
+  return typeof address === 'string' && address.length > 0 ? address : 'anonymous'
+}
+
 /** Builds the app. Throws InvalidArgumentError (naming the field) on bad options. */
 export function createApp(options: AppOptions): OndeviceApp {
   if (typeof options !== 'object' || options === null) {
@@ -107,8 +122,10 @@ export function createApp(options: AppOptions): OndeviceApp {
       log({
         time: new Date(state.startedAt).toISOString(),
         requestId: state.requestId,
-        method: c.req.method,
-        path: c.req.path,
+        method: c.req.method.slice(0, 16),
+        // The client chose it: a bounded prefix is enough to see what was asked.
+        path:
+          c.req.path.length > maximumLoggedPath ? `${c.req.path.slice(0, maximumLoggedPath)}…` : c.req.path,
         status,
         durationMs: Date.now() - state.startedAt,
         ...state.fields,
@@ -160,8 +177,9 @@ export function createApp(options: AppOptions): OndeviceApp {
     c.set('keyId', keyId)
     c.get('request').fields.keyId = keyId
     if (options.rateLimiter && c.req.method !== 'OPTIONS') {
-      // Without keys every caller is "anonymous" to us; Cloudflare names the client's address.
-      const subject = keys.enabled ? keyId : (c.req.header('cf-connecting-ip') ?? 'anonymous')
+      // With keys, per key. Without, per client address: the one Cloudflare vouches for when the
+      // app runs behind it, else the socket's (a header any client can set is no identity).
+      const subject = keys.enabled ? keyId : clientAddress(c, options.behindCloudflare === true)
       const outcome = await options.rateLimiter.limit(subject)
       if (!outcome.allowed) {
         throw new OndeviceError(
@@ -174,7 +192,14 @@ export function createApp(options: AppOptions): OndeviceApp {
     await next()
   })
 
-  app.get('/healthz', (c) => {
+  const canSeeDetails = async (authorization: string | undefined): Promise<boolean> =>
+    !keys.enabled ||
+    (await keys.check(authorization).then(
+      () => true,
+      () => false,
+    ))
+
+  app.get('/healthz', async (c) => {
     const status = modelHost.status()
     const body = {
       status: status.state === 'failed' ? 'error' : 'ok',
@@ -190,7 +215,14 @@ export function createApp(options: AppOptions): OndeviceApp {
             load_ms: status.loadMs,
           }
         : {}),
-      ...(status.state === 'failed' ? { error: status.error.message } : {}),
+      // The load error names the model's location (MODEL_URL, paths): only for a caller with a key.
+      ...(status.state === 'failed'
+        ? {
+            error: (await canSeeDetails(c.req.header('authorization')))
+              ? status.error.message
+              : 'The model could not be loaded on this server. Ask with an API key for the reason, or read the server log.',
+          }
+        : {}),
       generations: { active: slots.active, queued: slots.queued, max_concurrent: limits.maxConcurrent },
     }
     // Readable from any page (it needs no key and holds nothing private): the SDK in a page whose
@@ -217,12 +249,17 @@ export function createApp(options: AppOptions): OndeviceApp {
 
   app.post('/v1/chat/completions', (c) => handleChatCompletion(c, runtime))
 
-  app.notFound((c) => {
-    throw new OndeviceError(
-      'not_found',
-      `No route for ${c.req.method} ${c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.`,
-    )
-  })
+  // Answered, not thrown: outside /v1 no middleware sits between the router and the logging one,
+  // and a throw would unwind through it, skipping its log line and the unread-body drain.
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new OndeviceError(
+        'not_found',
+        `No route for ${c.req.method.slice(0, 16)} ${c.req.path.length > 200 ? `${c.req.path.slice(0, 200)}…` : c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.`,
+      ),
+    ),
+  )
 
   app.onError((error, c) => errorResponse(c, error))
 

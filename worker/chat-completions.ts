@@ -1,5 +1,5 @@
-// POST /v1/chat/completions: validate, template and tokenize, check the limits, wait for a
-// generation slot, run core's generation loop on a pooled session, and answer as JSON or as
+// POST /v1/chat/completions: validate and check the limits, wait for a generation slot, template
+// and tokenize (inside the slot: it is the costly part of a refusal), run core's generation loop on a pooled session, and answer as JSON or as
 // server-sent events. A client that goes away aborts the loop and frees the slot at once.
 import type { Context } from 'hono'
 import {
@@ -9,6 +9,7 @@ import {
   OndeviceError,
   toOndeviceError,
 } from '../core/errors.ts'
+import { yieldToEventLoop } from '../core/event-loop.ts'
 import { generate } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import {
@@ -25,7 +26,7 @@ import type { AppEnv } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import type { HostedModel, ModelHost } from './model-host.ts'
-import type { Limits } from './options.ts'
+import { charactersPerPromptToken, type Limits } from './options.ts'
 import { readJsonBody } from './read-body.ts'
 import type { RequestLogFields } from './request-log.ts'
 import type { SessionPool } from './session-pool.ts'
@@ -65,16 +66,49 @@ function checkMessageCount(body: unknown, maxMessages: number): void {
   }
 }
 
-interface Plan {
-  readonly request: ChatCompletionRequest
-  readonly model: HostedModel
-  readonly promptTokenIds: readonly number[]
-  readonly promptBoundaries: readonly number[]
-  readonly continuationTokenIds: readonly number[]
-  readonly maxTokens: number
+/**
+ * Characters of text a request hands the chat template: every string in the messages (but their
+ * roles) and in the tools (with their keys: a schema's property names are printed too).
+ */
+function promptCharacters(request: ChatCompletionRequest): number {
+  let total = 0
+  // Iterative: a client chooses the nesting depth.
+  const stack: [unknown, boolean][] = [
+    [request.messages, false],
+    [request.tools, true],
+  ]
+  while (stack.length > 0) {
+    const [value, countKeys] = stack.pop() as [unknown, boolean]
+    if (typeof value === 'string') total += value.length
+    else if (Array.isArray(value)) for (const item of value) stack.push([item, countKeys])
+    else if (typeof value === 'object' && value !== null)
+      for (const [key, item] of Object.entries(value)) {
+        if (countKeys) total += key.length
+        else if (key === 'role') continue
+        stack.push([item, countKeys])
+      }
+  }
+  return total
 }
 
-async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
+/** What is known before the prompt is tokenized (cheap checks, no tokenizer work). */
+interface Admission {
+  readonly request: ChatCompletionRequest
+  readonly model: HostedModel
+  readonly continuationTokenIds: readonly number[]
+  /** The prompt-token cap (limits and context). */
+  readonly maxPromptTokens: number
+  /** max_tokens as asked, and the field it came from. */
+  readonly requested: number | undefined
+  readonly param: 'max_tokens' | 'max_completion_tokens'
+}
+
+/**
+ * Everything that can be refused without tokenizing: the body, the fields, the model, the size of
+ * the text in characters, the continuation. Tokenizing costs CPU on the request's thread (seconds
+ * for megabytes of text), so it happens only once the request holds a generation slot.
+ */
+async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admission> {
   const { limits } = runtime
   const body = await readJsonBody(c.req.raw, limits.maxBodyBytes)
   checkMessageCount(body, limits.maxMessages)
@@ -90,36 +124,78 @@ async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
     )
   }
   const model = await runtime.modelHost.load()
+  const contextLength = model.info.contextLength
+  const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
+  const characters = promptCharacters(request)
+  const maxCharacters = limits.maxPromptCharacters ?? maxPromptTokens * charactersPerPromptToken
+  if (characters > maxCharacters) {
+    throw new ContextLengthError(
+      `The messages hold ${characters} characters; this server accepts at most ${maxCharacters} (about ${charactersPerPromptToken} per token of its ${maxPromptTokens}-token prompt limit). Shorten the conversation.`,
+      { param: 'messages' },
+    )
+  }
+  const continuation = request.ondevice_continuation
+  const continuationTokenIds = continuation?.token_ids ?? []
+  for (let index = 0; index < continuationTokenIds.length; index++) {
+    if ((continuationTokenIds[index] as number) >= model.tokenizer.vocabularySize) {
+      throw new InvalidArgumentError(
+        `ondevice_continuation.token_ids.${index}`,
+        `Token id ${continuationTokenIds[index]} is outside this model's vocabulary (${model.tokenizer.vocabularySize}): the continuation must come from the same model.`,
+      )
+    }
+  }
+  // `max_completion_tokens: null` means "not set", like leaving it out.
+  const requested = request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const param = request.max_completion_tokens == null ? 'max_tokens' : 'max_completion_tokens'
+  if (requested !== undefined && requested > limits.maxTokens) {
+    throw new InvalidArgumentError(
+      param,
+      `${param} is ${requested}; this server allows at most ${limits.maxTokens}.`,
+    )
+  }
+  // A continuation is the start of an answer: with what is generated here it stays within the
+  // answer cap, so continuing an answer never costs more than generating it here would have.
+  if (continuationTokenIds.length > 0 && continuationTokenIds.length + (requested ?? 1) > limits.maxTokens) {
+    throw new InvalidArgumentError(
+      requested === undefined ? 'ondevice_continuation.token_ids' : param,
+      `The continuation has ${continuationTokenIds.length} tokens${requested === undefined ? '' : ` and ${param} is ${requested}`}; this server's answers have at most ${limits.maxTokens} tokens in all (MAX_TOKENS).`,
+    )
+  }
+  if (
+    continuation !== undefined &&
+    continuation.step + (requested ?? limits.maxTokens) > Number.MAX_SAFE_INTEGER
+  ) {
+    throw new InvalidArgumentError(
+      'ondevice_continuation.step',
+      `ondevice_continuation.step is ${continuation.step}: too large to count the draws that follow. Send the next_step this server (or the device) reported.`,
+    )
+  }
+  return { request, model, continuationTokenIds, maxPromptTokens, requested, param }
+}
+
+interface Plan {
+  readonly promptTokenIds: readonly number[]
+  readonly promptBoundaries: readonly number[]
+  readonly maxTokens: number
+}
+
+/** Tokenizes the prompt (inside the slot) and checks it against the context. */
+function plan(c: Context<AppEnv>, runtime: ChatRuntime, admission: Admission): Plan {
+  const { limits } = runtime
+  const { request, model, continuationTokenIds, maxPromptTokens, requested, param } = admission
   const { tokenIds: promptTokenIds, turnBoundaries: promptBoundaries } = encodeChatPrompt(
     model.tokenizer,
     request,
   )
-  const continuationTokenIds = request.ondevice_continuation?.token_ids ?? []
-  for (const [index, id] of continuationTokenIds.entries()) {
-    if (id >= model.tokenizer.vocabularySize) {
-      throw new InvalidArgumentError(
-        `ondevice_continuation.token_ids.${index}`,
-        `Token id ${id} is outside this model's vocabulary (${model.tokenizer.vocabularySize}): the continuation must come from the same model.`,
-      )
-    }
-  }
   const contextLength = model.info.contextLength
   const usedTokens = promptTokenIds.length + continuationTokenIds.length
-  const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
+  const fields = c.get('request').fields
   fields.promptTokens = promptTokenIds.length
   fields.continuationTokens = continuationTokenIds.length
   if (usedTokens > maxPromptTokens) {
     throw new ContextLengthError(
       `The prompt is ${usedTokens} tokens${continuationTokenIds.length > 0 ? ` (with ${continuationTokenIds.length} continuation tokens)` : ''}; this server accepts at most ${maxPromptTokens}. Shorten the conversation.`,
       { param: 'messages' },
-    )
-  }
-  const requested = request.max_completion_tokens ?? request.max_tokens ?? undefined
-  const param = request.max_completion_tokens === undefined ? 'max_tokens' : 'max_completion_tokens'
-  if (requested !== undefined && requested > limits.maxTokens) {
-    throw new InvalidArgumentError(
-      param,
-      `${param} is ${requested}; this server allows at most ${limits.maxTokens}.`,
     )
   }
   const room = contextLength - usedTokens
@@ -131,15 +207,27 @@ async function plan(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Plan> {
   }
   // With a continuation, max_tokens counts only the tokens generated here (the SDK sends what is
   // left of the caller's limit after the device's share).
-  const maxTokens = requested ?? Math.min(limits.maxTokens, room)
-  return { request, model, promptTokenIds, promptBoundaries, continuationTokenIds, maxTokens }
+  const maxTokens = requested ?? Math.min(limits.maxTokens - continuationTokenIds.length, room)
+  return { promptTokenIds, promptBoundaries, maxTokens }
+}
+
+let tokenizing: Promise<unknown> = Promise.resolve()
+
+/**
+ * Runs `work` (tokenizing: synchronous, up to several hundred ms at the character cap) alone and
+ * in its own turn of the event loop, after the previous one ended. Requests that got slots at the
+ * same moment would otherwise tokenize back to back in one turn, and /healthz, other requests and
+ * aborts would wait for all of them.
+ */
+function inTurn<T>(work: () => T): Promise<T> {
+  const turn = tokenizing.then(() => yieldToEventLoop()).then(work)
+  tokenizing = turn.catch(() => undefined)
+  return turn
 }
 
 export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Response> {
-  const { request, model, promptTokenIds, promptBoundaries, continuationTokenIds, maxTokens } = await plan(
-    c,
-    runtime,
-  )
+  const admission = await admit(c, runtime)
+  const { request, model, continuationTokenIds } = admission
   const state = c.get('request')
   const abort = new AbortController()
   const clientSignal = c.req.raw.signal
@@ -173,6 +261,17 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     throw error
   }
   state.fields.queuedMs = Date.now() - queuedAt
+
+  let promptTokenIds: readonly number[]
+  let promptBoundaries: readonly number[]
+  let maxTokens: number
+  try {
+    ;({ promptTokenIds, promptBoundaries, maxTokens } = await inTurn(() => plan(c, runtime, admission)))
+  } catch (error) {
+    lease.release()
+    clientSignal.removeEventListener('abort', onClientGone)
+    throw error
+  }
 
   const pool = runtime.poolFor(model)
   try {

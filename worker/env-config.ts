@@ -21,6 +21,8 @@ export interface EnvSettings {
   /** Caps the model's context (bounds the cache's memory). */
   readonly contextLength: number | undefined
   readonly requireManifest: boolean
+  /** BEHIND_CLOUDFLARE=true: trust `cf-connecting-ip` for per-address rate limits (Node entry). */
+  readonly behindCloudflare: boolean
 }
 
 function text(env: EnvValues, name: string): string | undefined {
@@ -60,10 +62,18 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
       `MODEL_REQUIRE_MANIFEST must be 'true' or 'false', got '${requireManifest}'.`,
     )
   }
+  const behindCloudflare = text(env, 'BEHIND_CLOUDFLARE')
+  if (behindCloudflare !== undefined && behindCloudflare !== 'true' && behindCloudflare !== 'false') {
+    throw new InvalidArgumentError(
+      'BEHIND_CLOUDFLARE',
+      `BEHIND_CLOUDFLARE must be 'true' or 'false', got '${behindCloudflare.slice(0, 40)}'.`,
+    )
+  }
   const limits: Partial<Limits> = {
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1),
     maxMessages: integer(env, 'MAX_MESSAGES', 1),
     maxPromptTokens: integer(env, 'MAX_PROMPT_TOKENS', 1),
+    maxPromptCharacters: integer(env, 'MAX_PROMPT_CHARACTERS', 1),
     maxTokens: integer(env, 'MAX_TOKENS', 1),
     maxConcurrent: integer(env, 'MAX_CONCURRENT', 1),
     maxQueue: integer(env, 'MAX_QUEUE', 0),
@@ -82,5 +92,6 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     modelDtype: text(env, 'MODEL_DTYPE'),
     contextLength: integer(env, 'MODEL_CONTEXT_LENGTH', 1),
     requireManifest: requireManifest !== 'false',
+    behindCloudflare: behindCloudflare === 'true',
   }
 }

@@ -134,6 +134,8 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
     allowedOrigins: settings.allowedOrigins,
     limits: settings.limits,
     modelAliases: settings.modelAliases,
+    // A Worker's requests all come through Cloudflare, which sets cf-connecting-ip itself.
+    behindCloudflare: true,
     ...(rateLimiter ? { rateLimiter } : {}),
   })
 }

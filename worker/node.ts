@@ -8,6 +8,7 @@ import type { Backend } from '../client-runtime/dtype.ts'
 import { loadModel } from '../client-runtime/index.ts'
 import type { LoadModelOptions } from '../client-runtime/load-model.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
+import type { ModelSession } from '../core/model-session.ts'
 import type { OndeviceApp } from './app.ts'
 import { createModelHost, type ModelHost } from './model-host.ts'
 
@@ -25,6 +26,12 @@ export interface NodeModelHostOptions {
   readonly contextLength?: number
   readonly numThreads?: number
   readonly onProgress?: LoadModelOptions['onProgress']
+  /**
+   * Sessions to create when the model loads (the app's maxConcurrent). Default 1; more are then
+   * made on demand. onnxruntime-node builds a session synchronously on the event loop (seconds
+   * for a large model), so making them all at load time keeps that pause out of request time.
+   */
+  readonly sessions?: number
 }
 
 /** `qwen3-0.6b` from `/models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b/`. */
@@ -40,6 +47,9 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
       'model',
       'model must be a package folder or a URL prefix (where config.json lives).',
     )
+  }
+  if (options.sessions !== undefined && (!Number.isInteger(options.sessions) || options.sessions < 1)) {
+    throw new InvalidArgumentError('sessions', `sessions must be a whole number ≥ 1, got ${String(options.sessions)}.`)
   }
   const modelId = options.modelId ?? modelIdFromSource(options.model)
   const loadOptions: LoadModelOptions = {
@@ -57,7 +67,9 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       })
       for (const warning of first.warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
-      let spare: typeof first | undefined = first
+      const spares: ModelSession[] = [first.session]
+      for (let index = 1; index < (options.sessions ?? 1); index++)
+        spares.push((await loadModel({ ...loadOptions, dtype: first.dtype })).session)
       return {
         info: {
           modelId,
@@ -67,11 +79,8 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
         },
         tokenizer: first.tokenizer,
         async createSession() {
-          if (spare) {
-            const { session } = spare
-            spare = undefined
-            return session
-          }
+          const spare = spares.shift()
+          if (spare) return spare
           // More concurrent generations: one more session over the same (cached, verified) files.
           return (await loadModel({ ...loadOptions, dtype: first.dtype })).session
         },

@@ -12,6 +12,14 @@ export interface Limits {
   readonly maxMessages: number
   /** Most prompt tokens (after the chat template, plus continuation tokens); 422 above it. Default: the model's context. */
   readonly maxPromptTokens: number | undefined
+  /**
+   * Most characters of text (messages, tool calls, tools) a request may send; 422 above it, before
+   * any tokenizer work. Default: `charactersPerPromptToken` (6) per token of the prompt limit, above
+   * real text (English averages about 4.5 per token, code less) and small enough that tokenizing
+   * the worst text (one unbroken run of a character, about 30 µs each) stays under a second at a
+   * 4,096-token limit.
+   */
+  readonly maxPromptCharacters: number | undefined
   /** Largest `max_tokens` a request may ask for (400 above it), and the default when it asks for none. Default 2048. */
   readonly maxTokens: number
   /** Generations running at once in this isolate / process. Default 1 (one model session). */
@@ -34,10 +42,14 @@ export interface Limits {
   readonly readerStallTimeoutMs: number
 }
 
+/** The default character cap per token of the prompt limit (see Limits.maxPromptCharacters). */
+export const charactersPerPromptToken = 6
+
 export const defaultLimits: Limits = {
   maxBodyBytes: 1024 * 1024,
   maxMessages: 256,
   maxPromptTokens: undefined,
+  maxPromptCharacters: undefined,
   maxTokens: 2048,
   maxConcurrent: 1,
   maxQueue: 16,
@@ -57,6 +69,12 @@ export interface AppOptions {
   readonly allowedOrigins?: readonly string[]
   /** Per-key rate limit. Absent: none (put one in front, or pass `createMemoryRateLimiter`). */
   readonly rateLimiter?: RateLimiter
+  /**
+   * The app runs behind Cloudflare (a Worker, or a Node server only reachable through a Cloudflare
+   * tunnel or proxy): a keyless client is then rate limited by `cf-connecting-ip`, which Cloudflare
+   * sets. Default false: the socket's address (any client can send that header itself).
+   */
+  readonly behindCloudflare?: boolean
   readonly limits?: Partial<Limits>
   /** Reported by /healthz and in `system_fingerprint`. */
   readonly version?: string
@@ -81,6 +99,8 @@ export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   positiveInteger('maxBodyBytes', resolved.maxBodyBytes)
   positiveInteger('maxMessages', resolved.maxMessages)
   if (resolved.maxPromptTokens !== undefined) positiveInteger('maxPromptTokens', resolved.maxPromptTokens)
+  if (resolved.maxPromptCharacters !== undefined)
+    positiveInteger('maxPromptCharacters', resolved.maxPromptCharacters)
   positiveInteger('maxTokens', resolved.maxTokens)
   positiveInteger('maxConcurrent', resolved.maxConcurrent)
   positiveInteger('maxQueue', resolved.maxQueue, true)

@@ -12,6 +12,7 @@ import { urlPackageReader, verifyPackage } from './package-sources.ts'
 let folder: string
 let server: Server
 let base: string
+let floodSent = () => 0
 
 async function writePackage(
   root: string,
@@ -48,7 +49,30 @@ beforeAll(async () => {
   await mkdir(join(folder, 'bare'), { recursive: true })
   await writeFile(join(folder, 'bare', 'config.json'), '{}')
   server = createServer((request, response) => {
-    const path = join(folder, decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname))
+    const pathname = new URL(request.url ?? '/', 'http://x').pathname
+    // Hostile MODEL_URL servers: headers and one byte, then silence; or an endless body.
+    if (pathname.startsWith('/stalls/') && !pathname.endsWith('manifest.json')) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      response.write('{')
+      return
+    }
+    if (pathname.startsWith('/floods/') && !pathname.endsWith('manifest.json')) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      const chunk = Buffer.alloc(64 * 1024, 32)
+      let sent = 0
+      const pump = () => {
+        // Up to 1 GiB, as fast as the reader takes it; stops when the reader hangs up.
+        while (sent < 1024 ** 3 && !response.destroyed) {
+          sent += chunk.length
+          if (!response.write(chunk)) return void response.once('drain', pump)
+        }
+        response.end()
+      }
+      floodSent = () => sent
+      pump()
+      return
+    }
+    const path = join(folder, decodeURIComponent(pathname.replace(/^\/(stalls|floods)\//, '/good/')))
     readFile(path).then(
       (body) => response.end(body),
       () => {
@@ -112,5 +136,29 @@ describe('verifyPackage over a URL reader', () => {
     expect(codeOf(await reader.readText('../bare/config.json').catch((e: unknown) => e))).toBe(
       'model_invalid',
     )
+  })
+
+  it('a MODEL_URL server that sends headers and one byte, then nothing, fails the read within the idle timeout (retryable)', async () => {
+    const { reader } = await verifyPackage(
+      urlPackageReader(`${base}/stalls`, fetch, { idleTimeoutMs: 300 }),
+      {
+        source: 'stalls',
+      },
+    )
+    const started = performance.now()
+    const error = await reader.readText('config.json').catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ code: 'download_failed', isRetryable: true })
+    expect(String(error)).toMatch(/stalled: no bytes for 300 ms after 1 bytes/)
+    expect(performance.now() - started).toBeLessThan(5_000)
+  })
+
+  it('a body far larger than manifest.json says is cut off at the listed size, not read whole', async () => {
+    const { reader } = await verifyPackage(urlPackageReader(`${base}/floods`), { source: 'floods' })
+    const error = await reader.readText('config.json').catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ code: 'integrity_failed' })
+    expect(String(error)).toMatch(/has at least \d+ bytes; manifest.json says 7/)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // The server saw the reader hang up after a few chunks (socket buffers), not a gigabyte.
+    expect(floodSent()).toBeLessThan(64 * 1024 * 1024)
   })
 })

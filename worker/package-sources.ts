@@ -4,7 +4,19 @@
 // runtime sees a byte, so a corrupted or swapped upload fails loudly instead of answering garbage.
 
 import type { PackageReader } from '../client-runtime/package-reader.ts'
-import { assertPackagePath, manifestEntry, parseManifest, toHex } from '../client-runtime/store/manifest.ts'
+import {
+  checkIdleTimeout,
+  readBodyWithin,
+  stalledError,
+  startIdleTimer,
+} from '../client-runtime/store/idle-timeout.ts'
+import {
+  assertPackagePath,
+  manifestEntry,
+  maximumManifestBytes,
+  parseManifest,
+  toHex,
+} from '../client-runtime/store/manifest.ts'
 import { refuseCrossOriginManifest } from '../client-runtime/store/redirect-origin.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
 import { ModelError, StoreError } from '../core/errors.ts'
@@ -119,8 +131,23 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
   })
 }
 
-/** Package files under an http(s) URL prefix. */
-export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fetch = fetch): PackageReader {
+export interface UrlPackageReaderOptions {
+  /** A download that receives no byte for this long fails (retryable). Default 30,000 (as the stores). */
+  readonly idleTimeoutMs?: number
+}
+
+/**
+ * Package files under an http(s) URL prefix. Each read is watched as the device stores watch
+ * theirs (one shared implementation, readBodyWithin): an idle timeout, so a server that stalls
+ * mid-body fails the load (and the next request retries it) instead of leaving it pending forever,
+ * and a size bound (the manifest's size for a listed file, maximumManifestBytes for manifest.json),
+ * so a server that sends more than the file holds is cut off at once.
+ */
+export function urlPackageReader(
+  baseUrl: string,
+  fetchImplementation: typeof fetch = fetch,
+  options: UrlPackageReaderOptions = {},
+): PackageReader {
   let base: URL
   try {
     base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`)
@@ -133,38 +160,74 @@ export function urlPackageReader(baseUrl: string, fetchImplementation: typeof fe
   if (base.protocol !== 'https:' && base.protocol !== 'http:') {
     throw new ModelError('model_invalid', `MODEL_URL '${baseUrl}' must be an http(s) URL.`)
   }
-  return readerFromBytes(async (path) => {
+  const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+  const readBytes = async (
+    path: string,
+    readOptions: { readonly expectedBytes?: number } = {},
+  ): Promise<Uint8Array> => {
     assertPackagePath(path)
     const url = new URL(path, base)
-    let response: Response
+    const idle = startIdleTimer(idleTimeoutMs, undefined)
     try {
-      response = await fetchImplementation(url)
-    } catch (cause) {
-      throw new StoreError(
-        'download_failed',
-        `Fetching ${path} from ${base.href} failed (${String(cause)}).`,
-        { isRetryable: true, cause },
-      )
+      let response: Response
+      try {
+        response = await fetchImplementation(url, { signal: idle.signal })
+      } catch (cause) {
+        if (idle.expired) throw stalledError(url, idleTimeoutMs, 0, cause)
+        throw new StoreError(
+          'download_failed',
+          `Fetching ${path} from ${base.href} failed (${String(cause)}).`,
+          { isRetryable: true, cause },
+        )
+      }
+      idle.touch()
+      // The same rule as the device stores: manifest.json, which vouches for every other file,
+      // only from MODEL_URL's own origin; other files may be redirected (their sha256 is checked).
+      if (path === 'manifest.json') await refuseCrossOriginManifest(url, response)
+      if (response.status === 404) {
+        await response.body?.cancel().catch(() => undefined)
+        throw missing(path, base.href)
+      }
+      if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
+        await response.body?.cancel().catch(() => undefined)
+        throw new ModelError(
+          'model_invalid',
+          `${path} of the package at ${base.href}: ${htmlPageReason(url.href)}. Set MODEL_URL to the package folder (where config.json is served).`,
+        )
+      }
+      if (!response.ok) {
+        await response.body?.cancel().catch(() => undefined)
+        throw new StoreError(
+          'download_failed',
+          `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`,
+          { isRetryable: true },
+        )
+      }
+      const maxBytes =
+        readOptions.expectedBytes ??
+        (path === 'manifest.json' ? maximumManifestBytes : Number.MAX_SAFE_INTEGER)
+      return await readBodyWithin(response, url, {
+        idle,
+        idleTimeoutMs,
+        maxBytes,
+        tooLarge: (received) =>
+          new StoreError(
+            'integrity_failed',
+            readOptions.expectedBytes === undefined
+              ? `${path} from ${base.href} has at least ${received} bytes; a manifest has at most ${maxBytes}. MODEL_URL does not serve an ondevice package.`
+              : `${path} from ${base.href} has at least ${received} bytes; manifest.json says ${maxBytes}. Upload the package again.`,
+          ),
+      })
+    } finally {
+      idle.stop()
     }
-    // The same rule as the device stores: manifest.json, which vouches for every other file,
-    // only from MODEL_URL's own origin; other files may be redirected (their sha256 is checked).
-    if (path === 'manifest.json') await refuseCrossOriginManifest(url, response)
-    if (response.status === 404) throw missing(path, base.href)
-    if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
-      await response.body?.cancel()
-      throw new ModelError(
-        'model_invalid',
-        `${path} of the package at ${base.href}: ${htmlPageReason(url.href)}. Set MODEL_URL to the package folder (where config.json is served).`,
-      )
-    }
-    if (!response.ok)
-      throw new StoreError(
-        'download_failed',
-        `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`,
-        { isRetryable: true },
-      )
-    return new Uint8Array(await response.arrayBuffer())
-  })
+  }
+  return {
+    readBytes,
+    async readText(path) {
+      return new TextDecoder().decode(await readBytes(path))
+    },
+  }
 }
 
 export interface VerifiedPackage {
@@ -209,7 +272,7 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
       throw new ModelError('model_not_found', `${path} is not listed in manifest.json of ${source}.`)
     let bytes: Uint8Array
     try {
-      bytes = await reader.readBytes(path)
+      bytes = await reader.readBytes(path, { expectedBytes: entry.bytes })
     } catch (error) {
       // Listed but absent: an incomplete upload. Never treat it as an optional file that is
       // simply not there (a missing tokenizer_config.json would load a model without its chat

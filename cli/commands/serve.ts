@@ -103,6 +103,8 @@ export async function run(argv: string[]): Promise<number> {
       : { dtype: values.dtype }),
     ...(contextLength === undefined ? {} : { contextLength }),
     ...(numThreads === undefined ? {} : { numThreads }),
+    // Every slot's session at load time: building one blocks the event loop (see sessions).
+    sessions: settings.limits.maxConcurrent ?? 1,
   })
   if (values['no-preload'] !== true) {
     const loaded = await modelHost.load()
@@ -119,6 +121,7 @@ export async function run(argv: string[]): Promise<number> {
     allowedOrigins: settings.allowedOrigins,
     limits: settings.limits,
     modelAliases: settings.modelAliases,
+    behindCloudflare: settings.behindCloudflare,
     ...(settings.rateLimitPerMinute
       ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) }
       : {}),

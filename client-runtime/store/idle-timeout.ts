@@ -2,7 +2,7 @@
 // closing the connection, would otherwise keep a download (and every load waiting on it) pending
 // for as long as the socket lives. The timer restarts on every chunk; when it runs out it aborts
 // the fetch through the signal handed to it, which errors the response body.
-import { InvalidArgumentError, StoreError } from '../../core/errors.ts'
+import { InvalidArgumentError, OndeviceError, StoreError } from '../../core/errors.ts'
 
 /** Default for the stores' `idleTimeoutMs`: long enough for a slow mobile link, short enough to retry. */
 export const defaultIdleTimeoutMs = 30_000
@@ -64,4 +64,66 @@ export function startIdleTimer(timeoutMs: number, callerSignal: AbortSignal | un
       clearTimeout(timer)
     },
   }
+}
+
+export interface BoundedReadOptions {
+  /** The timer the fetch was started with (its signal aborts the body when it runs out). */
+  readonly idle: IdleTimer
+  readonly idleTimeoutMs: number
+  /** Most bytes the body may have; past it the read stops and `tooLarge` is thrown. */
+  readonly maxBytes: number
+  /** The error for a body past `maxBytes` (`received`: bytes read when it was noticed). */
+  readonly tooLarge: (received: number) => Error
+}
+
+/**
+ * Reads a response body whole, watched by an idle timer restarted on every chunk and stopped at
+ * `maxBytes`: a server that sends headers and a byte and then nothing, or a gigabyte for a file
+ * that should hold a kilobyte, costs at most the timeout and `maxBytes` of memory instead of a
+ * load that never ends or an isolate that runs out of memory. Used wherever a whole file is read
+ * into memory (the Node store's manifest.json, the edge's MODEL_URL reader).
+ */
+export async function readBodyWithin(
+  response: Response,
+  url: URL,
+  options: BoundedReadOptions,
+): Promise<Uint8Array> {
+  const { idle, idleTimeoutMs, maxBytes } = options
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined)
+    throw options.tooLarge(declared)
+  }
+  if (!response.body) return new Uint8Array(0)
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let received = 0
+  try {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      idle.touch()
+      received += value.byteLength
+      if (received > maxBytes) {
+        await reader.cancel().catch(() => undefined)
+        throw options.tooLarge(received)
+      }
+      chunks.push(value)
+    }
+  } catch (error) {
+    if (idle.expired) throw stalledError(url, idleTimeoutMs, received, error)
+    if (error instanceof OndeviceError) throw error
+    throw new StoreError(
+      'download_failed',
+      `Reading ${url.href} broke off after ${received} bytes: ${error instanceof Error ? error.message : String(error)}. Try again.`,
+      { isRetryable: true, cause: error },
+    )
+  }
+  const bytes = new Uint8Array(received)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return bytes
 }

@@ -25,6 +25,9 @@ export function assertPackagePath(path: string, where = 'package path'): void {
   }
 }
 
+/** Largest manifest.json read (a manifest lists files: a few hundred bytes each). */
+export const maximumManifestBytes = 4 * 1024 * 1024
+
 export function parseManifest(text: string, source: string): StoreManifest {
   if (isHtmlPage(undefined, text)) {
     throw new ModelError(

@@ -13,8 +13,14 @@ import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, InvalidArgumentError, ModelError, StoreError } from '../../core/errors.ts'
 import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
-import { checkIdleTimeout, defaultIdleTimeoutMs, stalledError, startIdleTimer } from './idle-timeout.ts'
-import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
+import {
+  checkIdleTimeout,
+  defaultIdleTimeoutMs,
+  readBodyWithin,
+  stalledError,
+  startIdleTimer,
+} from './idle-timeout.ts'
+import { assertPackagePath, manifestEntry, maximumManifestBytes, parseManifest } from './manifest.ts'
 import { readEagerly } from './read-eagerly.ts'
 import { refuseCrossOriginManifest } from './redirect-origin.ts'
 import type {
@@ -288,15 +294,21 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       manifestTimer.touch()
       let text: string
       try {
-        text = await manifestResponse.text()
+        // The same bounded, idle-watched read as the edge's MODEL_URL reader.
+        const bytes = await readBodyWithin(manifestResponse, manifestUrl, {
+          idle: manifestTimer,
+          idleTimeoutMs,
+          maxBytes: maximumManifestBytes,
+          tooLarge: (received) =>
+            new StoreError(
+              'integrity_failed',
+              `${manifestUrl.href} is larger than a manifest may be (${received} bytes and more; at most ${maximumManifestBytes}): the server is not sending an ondevice package's manifest.json.`,
+            ),
+        })
+        text = new TextDecoder().decode(bytes)
       } catch (error) {
         if (openOptions.signal?.aborted) throw new AbortedError(undefined, { cause: error })
-        if (manifestTimer.expired) throw stalledError(manifestUrl, idleTimeoutMs, 0, error)
-        throw new StoreError(
-          'download_failed',
-          `Reading ${manifestUrl.href} broke off: ${(error as Error).message}. Try again.`,
-          { isRetryable: true, cause: error },
-        )
+        throw error
       } finally {
         manifestTimer.stop()
       }

@@ -4,6 +4,9 @@ import type { ChatTool } from '../chat-template.ts'
 import { fail, type JsonObject } from './checks.ts'
 import type { ChatCompletionRequest } from './types.ts'
 
+/** OpenAI's rule for function names: what a template prints as a name is never markup. */
+const toolName = /^[A-Za-z0-9_-]{1,64}$/
+
 /** Checks the request's `tools` (absent or null is fine). */
 export function validateTools(tools: unknown): void {
   if (tools !== undefined && tools !== null) {
@@ -19,8 +22,12 @@ export function validateTools(tools: unknown): void {
       ) {
         fail(`tools.${index}`, `tools.${index} must be { type: "function", function: { name, parameters } }.`)
       }
-      if (typeof (function_ as JsonObject)['name'] !== 'string')
-        fail(`tools.${index}.function.name`, `tools.${index}.function.name must be a string.`)
+      const name = (function_ as JsonObject)['name']
+      if (typeof name !== 'string' || !toolName.test(name))
+        fail(
+          `tools.${index}.function.name`,
+          `tools.${index}.function.name must be 1 to 64 letters, digits, underscores or dashes (got ${JSON.stringify(name)?.slice(0, 80)}).`,
+        )
     })
   }
 }

@@ -77,6 +77,8 @@ export interface ChatCompletionUsage {
   readonly prompt_tokens: number
   readonly completion_tokens: number
   readonly total_tokens: number
+  /** Our extension: continuation tokens this server prefilled (in total_tokens, not in the other two). */
+  readonly continuation_tokens?: number
   readonly time_to_first_token_ms?: number
   readonly prefill_tokens_per_second?: number
   readonly decode_tokens_per_second?: number

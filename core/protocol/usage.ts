@@ -9,7 +9,8 @@ export function toUsage(usage: Usage): ChatCompletionUsage {
   return {
     prompt_tokens: usage.promptTokens,
     completion_tokens: usage.completionTokens,
-    total_tokens: usage.promptTokens + usage.completionTokens,
+    total_tokens: usage.promptTokens + (usage.continuationTokens ?? 0) + usage.completionTokens,
+    ...(usage.continuationTokens === undefined ? {} : { continuation_tokens: usage.continuationTokens }),
     time_to_first_token_ms: usage.timeToFirstTokenMs,
     prefill_tokens_per_second: usage.prefillTokensPerSecond,
     decode_tokens_per_second: usage.decodeTokensPerSecond,

@@ -2,6 +2,7 @@
 // InvalidArgumentError (or `unsupported`) whose `param` is the dotted path of the first bad field
 // and whose message says how to fix it. The worker runs it on every request.
 import { OndeviceError } from '../errors.ts'
+import { validateStopStrings } from '../stop-strings.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
 import { validateResponseFormat } from './response-format.ts'
 import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
@@ -50,8 +51,6 @@ const suggestions: Readonly<Record<string, string>> = {
   stop_sequences: 'stop',
   prompt: 'messages',
 }
-
-const maximumStopStrings = 16
 
 function validateContent(value: unknown, param: string, role: string): void {
   if (typeof value === 'string') return
@@ -156,6 +155,9 @@ function validateContinuation(value: unknown): void {
  * Checks an untrusted chat-completion body and returns it typed. Throws InvalidArgumentError with
  * `param` set to the dotted path of the first bad field and a message saying how to fix it.
  */
+/** The chat_template_kwargs a client may set. */
+const chatTemplateVariables: ReadonlySet<string> = new Set(['enable_thinking'])
+
 export function validateChatCompletionRequest(body: unknown): ChatCompletionRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     fail('body', 'The request body must be a JSON object like { "model": "...", "messages": [...] }.')
@@ -163,7 +165,8 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   const request = body as JsonObject
   for (const key of Object.keys(request)) {
     if (requestFields.has(key) || ignoredFields.has(key)) continue
-    const hint = suggestions[key]
+    // Own properties only: `__proto__` or `constructor` must not find Object.prototype's.
+    const hint = Object.hasOwn(suggestions, key) ? suggestions[key] : undefined
     fail(
       key,
       hint
@@ -200,12 +203,8 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   if (stop !== undefined && stop !== null) {
     const list = typeof stop === 'string' ? [stop] : stop
     if (!Array.isArray(list)) fail('stop', 'stop must be a string or an array of strings.')
-    if (list.length > maximumStopStrings)
-      fail('stop', `stop has ${list.length} strings; send at most ${maximumStopStrings}.`)
-    list.forEach((value: unknown, index) => {
-      if (typeof value !== 'string' || value.length === 0)
-        fail(`stop.${index}`, `stop.${index} must be a non-empty string.`)
-    })
+    // Core's bounds (4 strings of at most 256 characters, as OpenAI), which the device applies too.
+    validateStopStrings(list)
   }
   if (
     request['logprobs'] === true ||
@@ -226,6 +225,17 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
     fail('chat_template_kwargs', 'chat_template_kwargs must be an object, e.g. { "enable_thinking": false }.')
   }
   if (kwargs !== undefined) {
+    // Only documented variables reach the template: anything else could carry markup the template
+    // prints as is, or undo a decision made here (`tools` would bypass their validation and
+    // tool_choice "none").
+    for (const key of Object.keys(kwargs as JsonObject)) {
+      if (!chatTemplateVariables.has(key)) {
+        fail(
+          `chat_template_kwargs.${key.slice(0, 64)}`,
+          `chat_template_kwargs.${key.slice(0, 64)} is not accepted: this server passes only ${[...chatTemplateVariables].join(', ')} to the chat template${key === 'tools' ? ' (send tools in the top-level `tools` field)' : ''}.`,
+        )
+      }
+    }
     const thinking = (kwargs as JsonObject)['enable_thinking']
     if (thinking !== undefined && typeof thinking !== 'boolean')
       fail('chat_template_kwargs.enable_thinking', 'enable_thinking must be true or false.')

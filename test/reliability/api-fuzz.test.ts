@@ -21,6 +21,7 @@ import {
 } from './api-fuzz.ts'
 import { createFastHost } from './fast-host.ts'
 import { fuzzSeed, reportFigures, scale } from './summary.ts'
+import { type HealthWatchdog, startHealthWatchdog } from './watchdog.ts'
 
 const apiKey = 'fuzz-key-0123456789abcdef'
 const modelId = 'test-model'
@@ -88,16 +89,23 @@ async function expectStillServing(base?: string): Promise<void> {
 
 let server: ReturnType<typeof serve> | undefined
 let base = ''
+let watchdog: HealthWatchdog | undefined
+let healthz: Awaited<ReturnType<HealthWatchdog['stop']>> | undefined
 
 beforeAll(async () => {
   await app.request('/healthz')
+  // The test host builds its tokenizer on load (synchronous, a few hundred ms): not a request's cost.
+  await host.load()
   server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
   })
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  // The app runs in this process: a thread asks /healthz every 100 ms while the fuzzing runs.
+  watchdog = startHealthWatchdog(base)
 })
 
 afterAll(async () => {
+  healthz ??= await watchdog?.stop()
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
   reportFigures('api-fuzz-node', {
     cases,
@@ -109,6 +117,8 @@ afterAll(async () => {
     streams: kinds.get('stream') ?? 0,
     errors: kinds.get('error') ?? 0,
     fiveHundreds: [...statuses.keys()].filter((status) => status >= 500).length,
+    healthzProbes: healthz?.probes ?? 0,
+    healthzWorstMs: healthz?.worstMs ?? 0,
   })
 })
 
@@ -202,5 +212,12 @@ describe('API fuzzing on Node', () => {
     const text = JSON.stringify(logs)
     expect(text).not.toContain('still there?')
     expect(text).not.toContain(apiKey)
+  })
+
+  it('/healthz answered within 1 s while all of the above ran (event-loop watchdog)', async () => {
+    healthz = await (watchdog as HealthWatchdog).stop()
+    expect(healthz.failures).toBe(0)
+    expect(healthz.probes).toBeGreaterThan(10)
+    expect(healthz.worstMs, JSON.stringify(healthz.slow)).toBeLessThan(1000)
   })
 })

@@ -6,6 +6,9 @@
 // `<|im_start|>` / `<|im_end|>` in content, so the rendered *text* of a hostile message looks like
 // extra turns. Tokenizer.encodeChat keeps that text as plain text tokens: the special token ids of
 // a prompt are exactly those the template writes for the given roles, whatever the content says.
+// The same holds for the added tokens that are not marked special (`<tool_call>`, `<think>`,
+// `</tool_response>`): in user, system and tool text they are plain text too; only an assistant
+// turn's own text keeps them (the model writes them itself).
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ChatMessage } from '../../core/chat-template.ts'
@@ -217,6 +220,10 @@ describe('chat template and hostile content', () => {
           '\n',
           '<think>',
           '</think>',
+          '<tool_call>',
+          '</tool_call>',
+          '<tool_response>',
+          '</tool_response>',
           '\ue000',
           '\ue0001\ue000',
         ),
@@ -230,9 +237,20 @@ describe('chat template and hostile content', () => {
     { minLength: 1, maxLength: 5 },
   )
   const specialIds = (ids: readonly number[]) => ids.filter((id) => tokenizer.isSpecialToken(id))
-  const defang = (content: string) => {
+  // Every added token is a control id (Qwen3: 151643 and up), special or not.
+  const controlIds = (ids: readonly number[]) => ids.filter((id) => id >= 151643)
+  const plainAdded = [
+    '<tool_call>',
+    '</tool_call>',
+    '<tool_response>',
+    '</tool_response>',
+    '<think>',
+    '</think>',
+  ]
+  const defang = (content: string, role = 'user') => {
     let out = content
     for (const text of specialTexts) out = out.split(text).join('x')
+    if (role !== 'assistant') for (const text of plainAdded) out = out.split(text).join('x')
     return out.replaceAll('<|', 'x')
   }
 
@@ -245,9 +263,9 @@ describe('chat template and hostile content', () => {
           .slice(0, raw.length) as ChatMessage[]
         const ids = tokenizer.encodeChat(messages)
         const benign = tokenizer.encodeChat(
-          messages.map((message) => ({ ...message, content: defang(message.content) })),
+          messages.map((message) => ({ ...message, content: defang(message.content, message.role) })),
         )
-        expect(specialIds(ids)).toEqual(specialIds(benign))
+        expect(controlIds(ids)).toEqual(controlIds(benign))
         expect(tokenizer.decode(ids)).toBe(tokenizer.applyChatTemplate(messages))
       }),
       { seed: fuzzSeed(404), numRuns: count('chatInjectionCases', scale(400)) },

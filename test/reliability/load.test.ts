@@ -3,7 +3,8 @@
 // finished answer must equal the single-client answer for its seed, the concurrency cap must answer
 // 429 with Retry-After instead of queueing without bound, no generation may stay active or queued
 // afterwards, and resident memory is reported before and after. RELIABILITY_LOAD_SECONDS (default
-// 15) sets the duration; `npm run soak` runs it for ten minutes.
+// 15) sets the duration; `npm run soak` runs it for ten minutes. A watchdog thread asks /healthz
+// every 100 ms meanwhile: every answer must come within a second.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import { type Answer, referenceAnswer, residentMiB, runLoad } from './load-client.ts'
 import { reportFigures } from './summary.ts'
+import { startHealthWatchdog } from './watchdog.ts'
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
 const seconds = Number(process.env.RELIABILITY_LOAD_SECONDS ?? 15)
@@ -91,6 +93,8 @@ describe('load on ondevice serve', () => {
       for (let seed = 0; seed < seeds; seed++)
         references.set(seed, await referenceAnswer({ url, headers, model: 'fixture', maxTokens }, seed))
       const rssBefore = await residentMiB(child!.pid!)
+      // While the load runs, /healthz must keep answering within a second (nothing holds the loop).
+      const watchdog = startHealthWatchdog(url)
       const report = await runLoad({
         url,
         headers,
@@ -103,6 +107,7 @@ describe('load on ondevice serve', () => {
         references,
         requestDeadlineMs: 30_000,
       })
+      const healthz = await watchdog.stop()
       // Let the aborted generations wind down, then nothing may hold a slot or wait for one.
       let after = await health()
       for (
@@ -132,8 +137,12 @@ describe('load on ondevice serve', () => {
         rssAfterMiB: rssAfter ?? 'n/a',
         activeAfter: after.generations.active,
         queuedAfter: after.generations.queued,
+        healthzProbes: healthz.probes,
+        healthzWorstMs: healthz.worstMs,
       })
       expect(report.serverErrors).toEqual([])
+      expect(healthz.failures).toBe(0)
+      expect(healthz.worstMs, JSON.stringify(healthz.slow)).toBeLessThan(1000)
       // A reset connection before any response is a transport hiccup (keep-alive race on a
       // loaded box), not an answer: tolerated, but only rarely.
       expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(
