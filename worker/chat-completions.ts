@@ -393,6 +393,8 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
         }
         closed = true
         recordFinish(state.fields, part)
+        const toolCalls = chunks.toolCalls(part)
+        if (toolCalls !== undefined) controller.enqueue(event(toolCalls))
         controller.enqueue(event(chunks.finish(part)))
         if (includeUsage) controller.enqueue(event(chunks.usage(part)))
         controller.enqueue(encoder.encode('data: [DONE]\n\n'))

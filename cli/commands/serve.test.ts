@@ -66,6 +66,114 @@ describe('ondevice serve', () => {
     ).rejects.toMatchObject({ status: 401 })
   })
 
+  it('enforces response_format and tools for the official openai client (random weights: only the mask makes it valid)', async () => {
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey })
+    const schema = {
+      type: 'object',
+      properties: {
+        city: { type: 'string', maxLength: 12 },
+        celsius: { type: 'integer', minimum: -50, maximum: 50 },
+      },
+      required: ['city', 'celsius'],
+      additionalProperties: false,
+    }
+    const base = {
+      model,
+      messages: [{ role: 'user' as const, content: 'Weather in Paris?' }],
+      max_tokens: 120,
+      temperature: 1,
+      seed: 4,
+    }
+    const answer = await client.chat.completions.create({
+      ...base,
+      response_format: { type: 'json_schema', json_schema: { name: 'weather', schema, strict: true } },
+    })
+    expect(answer.choices[0]?.finish_reason).toBe('stop')
+    const value = JSON.parse(answer.choices[0]?.message.content ?? '') as { city: unknown; celsius: unknown }
+    expect(Object.keys(value)).toEqual(['city', 'celsius'])
+    expect(typeof value.city === 'string' && value.city.length <= 12).toBe(true)
+    expect(
+      Number.isInteger(value.celsius) && (value.celsius as number) >= -50 && (value.celsius as number) <= 50,
+    ).toBe(true)
+    let streamed = ''
+    for await (const chunk of await client.chat.completions.create({
+      ...base,
+      stream: true,
+      response_format: { type: 'json_schema', json_schema: { name: 'weather', schema, strict: true } },
+    }))
+      streamed += chunk.choices[0]?.delta.content ?? ''
+    expect(streamed).toBe(answer.choices[0]?.message.content)
+
+    const tools = [
+      {
+        type: 'function' as const,
+        function: {
+          name: 'get_weather',
+          parameters: {
+            type: 'object',
+            properties: { city: { type: 'string', maxLength: 10 } },
+            required: ['city'],
+            additionalProperties: false,
+          },
+        },
+      },
+    ]
+    const called = await client.chat.completions.create({
+      ...base,
+      tools,
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+    })
+    expect(called.choices[0]?.finish_reason).toBe('tool_calls')
+    const call = called.choices[0]?.message.tool_calls?.[0]
+    expect(call?.type === 'function' && call.function.name).toBe('get_weather')
+    const args = JSON.parse(call?.type === 'function' ? call.function.arguments : '') as { city: string }
+    expect(typeof args.city).toBe('string')
+    // Streamed, the same call arrives as tool_calls deltas.
+    const deltas: { name?: string; arguments?: string }[] = []
+    let finish: string | null | undefined
+    for await (const chunk of await client.chat.completions.create({
+      ...base,
+      tools,
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      stream: true,
+    })) {
+      for (const delta of chunk.choices[0]?.delta.tool_calls ?? [])
+        deltas.push({
+          ...(delta.function?.name ? { name: delta.function.name } : {}),
+          arguments: delta.function?.arguments ?? '',
+        })
+      finish = chunk.choices[0]?.finish_reason ?? finish
+    }
+    expect(finish).toBe('tool_calls')
+    expect(deltas[0]?.name).toBe('get_weather')
+    expect(deltas.map((delta) => delta.arguments).join('')).toBe(
+      call?.type === 'function' ? call.function.arguments : '',
+    )
+    // The tool's result fed back: the template renders the call and the result; auto may answer in text or call again.
+    const followUp = await client.chat.completions.create({
+      ...base,
+      tools,
+      messages: [
+        ...base.messages,
+        { role: 'assistant', content: null, tool_calls: called.choices[0]?.message.tool_calls ?? [] },
+        { role: 'tool', tool_call_id: call?.id ?? '', content: '{"celsius": 21}' },
+      ],
+    })
+    expect(['stop', 'length', 'tool_calls']).toContain(followUp.choices[0]?.finish_reason)
+    // A keyword the grammar cannot enforce: 400 naming it, nothing run.
+    await expect(
+      client.chat.completions.create({
+        ...base,
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'x', schema: { type: 'integer', multipleOf: 3 } },
+        },
+      }),
+    ).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.multipleOf' })
+  }, 120_000)
+
   it('stops generating and frees the slot at once when the client hangs up mid-stream', async () => {
     const controller = new AbortController()
     const response = await fetch(`${url}/v1/chat/completions`, {

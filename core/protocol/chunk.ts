@@ -6,7 +6,7 @@ import { EdgeError } from '../errors.ts'
 import type { FinishPart, FinishReason, TextDeltaPart } from '../stream-parts.ts'
 import { fromErrorBody } from './errors.ts'
 import { fromFinishReason, toFinishReason } from './finish-reason.ts'
-import { type CompletionHeader, toOndeviceResult } from './response.ts'
+import { type CompletionHeader, toOndeviceResult, toWireToolCalls } from './response.ts'
 import type { ChatCompletionChunk } from './types.ts'
 import { fromUsage, toUsage, type UsageReading } from './usage.ts'
 
@@ -17,6 +17,8 @@ export interface ChunkWriter {
   start(): ChatCompletionChunk
   /** A text delta; undefined for one with neither text nor token ids (nothing to send). */
   delta(part: TextDeltaPart): ChatCompletionChunk | undefined
+  /** The answer's tool calls as one delta (OpenAI's streamed shape); undefined when there are none. */
+  toolCalls(part: FinishPart): ChatCompletionChunk | undefined
   /** The finish reason with every generated token id and the next step (`ondevice`). */
   finish(part: FinishPart): ChatCompletionChunk
   /** The usage chunk (no choices) that stream_options.include_usage asks for. */
@@ -39,13 +41,37 @@ export function createChunkWriter(header: CompletionHeader, includeUsage: boolea
     ...(includeUsage ? { usage: null } : {}),
     ...extra,
   })
+  // From the first `<tool_call>` on, the text is call markup: it goes out as tool_calls at the
+  // end, not as content (the token ids still travel, for a handoff).
+  let inToolCall = false
   return {
     start: () => chunk({ role: 'assistant', content: '' }, null),
     // A delta whose text is held back (half a character) still carries its ids.
-    delta: (part) =>
-      part.text.length > 0 || part.tokenIds.length > 0
-        ? chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
-        : undefined,
+    delta: (part) => {
+      let text = part.text
+      if (inToolCall) text = ''
+      else if (text.includes('<tool_call>')) {
+        inToolCall = true
+        text = text.slice(0, text.indexOf('<tool_call>')).trimEnd()
+      }
+      return text.length > 0 || part.tokenIds.length > 0
+        ? chunk({ content: text, token_ids: [...part.tokenIds] }, null)
+        : undefined
+    },
+    toolCalls: (part) =>
+      part.toolCalls === undefined || part.toolCalls.length === 0
+        ? undefined
+        : chunk(
+            {
+              tool_calls: toWireToolCalls(part).map((call, index) => ({
+                index,
+                id: call.id,
+                type: 'function' as const,
+                function: { name: call.function.name, arguments: call.function.arguments },
+              })),
+            },
+            null,
+          ),
     finish: (part) => chunk({}, toFinishReason(part.finishReason), { ondevice: toOndeviceResult(part) }),
     usage: (part) => ({ ...chunk({}, null), choices: [], usage: toUsage(part.usage) }),
   }
@@ -62,7 +88,18 @@ export interface ChunkReading {
   readonly tokenIds: readonly number[]
   readonly finishReason?: FinishReason
   /** Our extension on the last chunk: every generated token id and the next sampler step. */
-  readonly ondevice?: { readonly tokenIds: readonly number[]; readonly nextStep?: number }
+  readonly ondevice?: {
+    readonly tokenIds: readonly number[]
+    readonly nextStep?: number
+    readonly partial?: boolean
+  }
+  /** Tool-call deltas (OpenAI's streamed shape): merge them by index. */
+  readonly toolCallDeltas?: readonly {
+    readonly index: number
+    readonly id?: string
+    readonly name?: string
+    readonly arguments?: string
+  }[]
   readonly usage?: UsageReading
 }
 
@@ -102,11 +139,28 @@ export function readChunk(data: string): ChunkReading {
   let text = ''
   let tokenIds: number[] = []
   let finishReason: FinishReason | undefined
+  let toolCallDeltas: { index: number; id?: string; name?: string; arguments?: string }[] | undefined
   if (choice) {
     const delta = (choice['delta'] ?? {}) as Record<string, unknown>
     text = typeof delta['content'] === 'string' ? delta['content'] : ''
     tokenIds = readTokenIds(delta['token_ids'] ?? choice['token_ids'])
     if (choice['finish_reason'] != null) finishReason = fromFinishReason(String(choice['finish_reason']))
+    if (Array.isArray(delta['tool_calls'])) {
+      toolCallDeltas = []
+      for (const raw of delta['tool_calls'] as unknown[]) {
+        if (typeof raw !== 'object' || raw === null) continue
+        const call = raw as Record<string, unknown>
+        const fn = (
+          typeof call['function'] === 'object' && call['function'] !== null ? call['function'] : {}
+        ) as Record<string, unknown>
+        toolCallDeltas.push({
+          index: typeof call['index'] === 'number' ? call['index'] : toolCallDeltas.length,
+          ...(typeof call['id'] === 'string' ? { id: call['id'] } : {}),
+          ...(typeof fn['name'] === 'string' ? { name: fn['name'] } : {}),
+          ...(typeof fn['arguments'] === 'string' ? { arguments: fn['arguments'] } : {}),
+        })
+      }
+    }
   }
   let extension: ChunkReading['ondevice']
   if (ondevice && typeof ondevice === 'object') {
@@ -114,6 +168,7 @@ export function readChunk(data: string): ChunkReading {
     extension = {
       tokenIds: readTokenIds((ondevice as Record<string, unknown>)['token_ids']),
       ...(typeof next === 'number' && Number.isSafeInteger(next) ? { nextStep: next } : {}),
+      ...((ondevice as Record<string, unknown>)['partial'] === true ? { partial: true } : {}),
     }
   }
   return {
@@ -124,6 +179,7 @@ export function readChunk(data: string): ChunkReading {
     tokenIds,
     ...(finishReason === undefined ? {} : { finishReason }),
     ...(extension === undefined ? {} : { ondevice: extension }),
+    ...(toolCallDeltas === undefined ? {} : { toolCallDeltas }),
     ...(usage && typeof usage === 'object' ? { usage: fromUsage(usage) } : {}),
   }
 }

@@ -7,6 +7,7 @@ import type { Continuation, GenerateRequest } from '../generate.ts'
 import type { SamplingOptions } from '../sampling/index.ts'
 import type { ApplyChatTemplateOptions } from '../tokenizer.ts'
 import { fromWireMessages, toWireMessages } from './messages.ts'
+import { toConstraintOptions } from './response-format.ts'
 import { fromWireSampling, toWireSampling } from './sampling.ts'
 import { templateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
@@ -98,6 +99,7 @@ export function toGenerateRequest(
   const { maxTokens } = prepared
   const stop = toStopStrings(request)
   const continuation = request.ondevice_continuation
+  const constraint = toConstraintOptions(request)
   return {
     promptTokenIds: prepared.promptTokenIds,
     ...(prepared.promptBoundaries === undefined ? {} : { promptBoundaries: prepared.promptBoundaries }),
@@ -107,5 +109,6 @@ export function toGenerateRequest(
     ...(continuation === undefined
       ? {}
       : { continuation: { tokenIds: continuation.token_ids, step: continuation.step } }),
+    ...(constraint === undefined ? {} : { constraint }),
   }
 }

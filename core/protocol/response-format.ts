@@ -1,20 +1,139 @@
-// response_format: what the answer must look like. Only { type: "text" } today; anything else is
-// refused as unsupported (never silently ignored).
-import { OndeviceError } from '../errors.ts'
-import type { JsonObject } from './checks.ts'
+// response_format and tools on the wire, to what core's generate() enforces (a ConstraintOptions):
+// `{ type: "json_object" }`, `{ type: "json_schema", json_schema: { name, schema, strict } }`,
+// `tools` / `tool_choice` / `parallel_tool_calls`. Validation compiles the schemas, so a keyword the
+// grammar cannot enforce is a 400 naming it (`response_format.json_schema.schema.properties.x.not`)
+// before anything runs; never silently ignored.
+import { InvalidArgumentError } from '../errors.ts'
+import {
+  type ConstraintOptions,
+  compileConstraint,
+  type ResponseFormat,
+  type ToolChoice,
+  type ToolDefinition,
+} from '../structured/constraint.ts'
+import { fail, type JsonObject } from './checks.ts'
+import type { ChatCompletionRequest } from './types.ts'
 
-/** Checks the request's `response_format` (absent or null is fine). */
+/** Checks the request's `response_format` shape (absent or null is fine). */
 export function validateResponseFormat(responseFormat: unknown): void {
-  if (responseFormat !== undefined && responseFormat !== null) {
-    const type = typeof responseFormat === 'object' ? (responseFormat as JsonObject)['type'] : undefined
-    if (type !== 'text') {
-      throw new OndeviceError(
-        'unsupported',
-        `response_format ${JSON.stringify(type)} is not supported: only { type: "text" }. Ask for JSON in the prompt instead.`,
-        {
-          param: 'response_format.type',
-        },
+  if (responseFormat === undefined || responseFormat === null) return
+  if (typeof responseFormat !== 'object' || Array.isArray(responseFormat)) {
+    fail('response_format', 'response_format must be an object like { "type": "json_object" }.')
+  }
+  const format = responseFormat as JsonObject
+  const type = format['type']
+  if (type === 'text' || type === 'json_object') return
+  if (type !== 'json_schema') {
+    fail(
+      'response_format.type',
+      `response_format.type ${JSON.stringify(type)} is not supported; use "text", "json_object" or "json_schema".`,
+    )
+  }
+  const jsonSchema = format['json_schema']
+  if (typeof jsonSchema !== 'object' || jsonSchema === null || Array.isArray(jsonSchema)) {
+    fail(
+      'response_format.json_schema',
+      'response_format.json_schema must be { "name": "...", "schema": { ... }, "strict": true }.',
+    )
+  }
+  const { name, schema, strict } = jsonSchema as JsonObject
+  if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(name))) {
+    fail(
+      'response_format.json_schema.name',
+      'response_format.json_schema.name must be 1-64 letters, digits, "_" or "-".',
+    )
+  }
+  if (schema === undefined)
+    fail(
+      'response_format.json_schema.schema',
+      'response_format.json_schema.schema is required: the JSON Schema the answer must follow.',
+    )
+  if (strict !== undefined && strict !== null && typeof strict !== 'boolean') {
+    fail('response_format.json_schema.strict', 'response_format.json_schema.strict must be true or false.')
+  }
+}
+
+/** The wire's constraint fields as core's ConstraintOptions (the request is validated). */
+export function toConstraintOptions(request: ChatCompletionRequest): ConstraintOptions | undefined {
+  const options: { -readonly [K in keyof ConstraintOptions]: ConstraintOptions[K] } = {}
+  const format = request.response_format
+  if (format !== undefined && format !== null && format.type !== 'text') {
+    options.responseFormat =
+      format.type === 'json_object'
+        ? { type: 'json_object' }
+        : ({
+            type: 'json_schema',
+            schema: format.json_schema.schema,
+            ...(format.json_schema.strict === undefined || format.json_schema.strict === null
+              ? {}
+              : { strict: format.json_schema.strict }),
+          } as ResponseFormat)
+  }
+  const tools = request.tools ?? []
+  if (tools.length > 0) {
+    options.tools = tools.map(
+      (tool): ToolDefinition => ({
+        name: tool.function.name,
+        ...(tool.function.description === undefined ? {} : { description: tool.function.description }),
+        ...(tool.function.parameters === undefined ? {} : { parameters: tool.function.parameters }),
+      }),
+    )
+  }
+  const choice = request.tool_choice
+  if (choice !== undefined && choice !== null) {
+    options.toolChoice = (typeof choice === 'string' ? choice : { name: choice.function?.name }) as ToolChoice
+  }
+  const parallel = request.parallel_tool_calls
+  if (parallel !== undefined && parallel !== null) options.parallelToolCalls = parallel
+  return Object.keys(options).length === 0 ? undefined : options
+}
+
+/**
+ * Compiles the request's constraint once to check it (the grammar is cached and reused when the
+ * request runs), reporting errors at their wire paths.
+ */
+export function validateConstraint(request: ChatCompletionRequest): void {
+  const choice = request['tool_choice'] as unknown
+  if (choice !== undefined && choice !== null && typeof choice !== 'string') {
+    const named = choice as JsonObject
+    const fn = named['function'] as JsonObject | undefined
+    if (
+      named['type'] !== 'function' ||
+      typeof fn !== 'object' ||
+      fn === null ||
+      typeof fn['name'] !== 'string'
+    ) {
+      fail(
+        'tool_choice',
+        'tool_choice must be "none", "auto", "required" or { "type": "function", "function": { "name": "..." } }.',
       )
     }
   }
+  const parallel = request['parallel_tool_calls'] as unknown
+  if (parallel !== undefined && parallel !== null && typeof parallel !== 'boolean')
+    fail('parallel_tool_calls', 'parallel_tool_calls must be true or false.')
+  const options = toConstraintOptions(request)
+  if (options === undefined) return
+  try {
+    compileConstraint(options, {
+      responseFormat: 'response_format',
+      tools: 'tools',
+      toolChoice: 'tool_choice',
+    })
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError) || error.param === undefined) throw error
+    throw new InvalidArgumentError(
+      toWirePath(error.param),
+      error.message.replaceAll('response_format.schema', 'response_format.json_schema.schema'),
+    )
+  }
+}
+
+/** Core's field paths to the wire's: the schema sits under json_schema, a tool's fields under function. */
+function toWirePath(param: string): string {
+  return param
+    .replace(/^response_format\.schema/, 'response_format.json_schema.schema')
+    .replace(/^response_format\.strict/, 'response_format.json_schema.strict')
+    .replace(/^tools\.(\d+)\./, 'tools.$1.function.')
+    .replace(/^tool_choice\.name$/, 'tool_choice.function.name')
 }

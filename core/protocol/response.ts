@@ -2,7 +2,7 @@
 // chunk: every generated token id and the next sampler step, so a client can hand off again.
 import type { FinishPart } from '../stream-parts.ts'
 import { toFinishReason } from './finish-reason.ts'
-import type { ChatCompletionResponse, OndeviceResult } from './types.ts'
+import type { ChatCompletionResponse, ChatCompletionToolCall, OndeviceResult } from './types.ts'
 import { toUsage } from './usage.ts'
 
 /** What every response and chunk of one completion repeats. */
@@ -19,7 +19,24 @@ export function toOndeviceResult(part: FinishPart): OndeviceResult {
     token_ids: [...part.tokenIds],
     next_step: part.nextStep,
     ...(part.seed === undefined ? {} : { seed: part.seed }),
+    ...(part.partial === true ? { partial: true } : {}),
   }
+}
+
+/** A finish part's tool calls in OpenAI's shape. */
+export function toWireToolCalls(part: FinishPart): ChatCompletionToolCall[] {
+  return (part.toolCalls ?? []).map((call) => ({
+    id: call.id,
+    type: 'function' as const,
+    function: { name: call.name, arguments: call.arguments },
+  }))
+}
+
+/** The answer's text without its tool-call markup (what came before the first call). */
+export function visibleContent(part: FinishPart): string {
+  if (part.toolCalls === undefined) return part.text
+  const at = part.text.indexOf('<tool_call>')
+  return at === -1 ? part.text : part.text.slice(0, at).trimEnd()
 }
 
 export function toChatCompletionResponse(header: CompletionHeader, part: FinishPart): ChatCompletionResponse {
@@ -32,7 +49,12 @@ export function toChatCompletionResponse(header: CompletionHeader, part: FinishP
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: part.text, refusal: null },
+        message: {
+          role: 'assistant',
+          content: part.toolCalls !== undefined && visibleContent(part) === '' ? null : visibleContent(part),
+          refusal: null,
+          ...(part.toolCalls === undefined ? {} : { tool_calls: toWireToolCalls(part) }),
+        },
         logprobs: null,
         finish_reason: toFinishReason(part.finishReason),
       },

@@ -1,5 +1,6 @@
-// Tools (function calling): their validation, and what the chat template gets from them. The
-// model sees the tools through its own template; nothing here constrains its output yet.
+// Tools (function calling): their shape's validation, and what the chat template gets from them.
+// The model sees the tools through its own template; response-format.ts turns them into the
+// constraint generate() enforces (calls valid against each tool's parameters).
 import type { ChatTool } from '../chat-template.ts'
 import { fail, type JsonObject } from './checks.ts'
 import type { ChatCompletionRequest } from './types.ts'

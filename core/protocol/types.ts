@@ -36,8 +36,26 @@ export type ChatCompletionToolChoice =
   | 'required'
   | { readonly type: 'function'; readonly function: { readonly name: string } }
 
-/** What the answer must look like. Only text today; structured output adds its variants here. */
-export type ChatCompletionResponseFormat = { readonly type: 'text' }
+/** What the answer must look like: text, any JSON object, or JSON following a schema. */
+export type ChatCompletionResponseFormat =
+  | { readonly type: 'text' }
+  | { readonly type: 'json_object' }
+  | {
+      readonly type: 'json_schema'
+      readonly json_schema: {
+        readonly name?: string
+        readonly description?: string
+        readonly schema: unknown
+        readonly strict?: boolean | null
+      }
+    }
+
+/** A tool call in a response (OpenAI's shape; arguments as JSON text). */
+export interface ChatCompletionToolCall {
+  readonly id: string
+  readonly type: 'function'
+  readonly function: { readonly name: string; readonly arguments: string }
+}
 
 /** The handoff extension: the device's tokens so far and the sampler step to resume at. */
 export interface OndeviceContinuation {
@@ -61,6 +79,7 @@ export interface ChatCompletionRequest extends WireSampling {
   readonly n?: number | null
   readonly tools?: readonly ChatCompletionTool[]
   readonly tool_choice?: ChatCompletionToolChoice
+  readonly parallel_tool_calls?: boolean | null
   readonly response_format?: ChatCompletionResponseFormat
   readonly user?: string
   // Extension (vLLM's name).
@@ -93,6 +112,8 @@ export interface OndeviceResult {
   readonly token_ids: readonly number[]
   readonly next_step: number
   readonly seed?: number
+  /** With response_format / tools: the answer stopped (max_tokens, abort) before its JSON was complete. */
+  readonly partial?: boolean
 }
 
 export interface ChatCompletionResponse {
@@ -103,7 +124,12 @@ export interface ChatCompletionResponse {
   readonly system_fingerprint?: string
   readonly choices: readonly {
     readonly index: number
-    readonly message: { readonly role: 'assistant'; readonly content: string | null; readonly refusal: null }
+    readonly message: {
+      readonly role: 'assistant'
+      readonly content: string | null
+      readonly refusal: null
+      readonly tool_calls?: readonly ChatCompletionToolCall[]
+    }
     readonly logprobs: null
     readonly finish_reason: ChatCompletionFinishReason
   }[]
@@ -116,6 +142,13 @@ export interface ChatCompletionChunkDelta {
   readonly content?: string
   /** Our extension: the token ids behind this delta (a delta may carry ids and no text yet). */
   readonly token_ids?: readonly number[]
+  /** Tool calls, streamed as OpenAI does: index, then id / type / name / arguments. */
+  readonly tool_calls?: readonly {
+    readonly index: number
+    readonly id?: string
+    readonly type?: 'function'
+    readonly function?: { readonly name?: string; readonly arguments?: string }
+  }[]
 }
 
 export interface ChatCompletionChunk {

@@ -163,9 +163,67 @@ describe('validateChatCompletionRequest', () => {
       code: 'unsupported',
       param: 'logprobs',
     })
-    expect(rejection({ ...minimal, response_format: { type: 'json_object' } })).toMatchObject({
-      code: 'unsupported',
-    })
     expect(() => validateChatCompletionRequest({ ...minimal, top_p: 0 })).toThrow(InvalidArgumentError)
+  })
+
+  it('accepts response_format json_object / json_schema and tools; a keyword the grammar cannot enforce is a 400 naming it', () => {
+    const schema = {
+      type: 'object',
+      properties: { n: { type: 'integer' } },
+      required: ['n'],
+      additionalProperties: false,
+    }
+    const tools = [{ type: 'function', function: { name: 'f', parameters: schema } }]
+    for (const body of [
+      { ...minimal, response_format: { type: 'json_object' } },
+      {
+        ...minimal,
+        response_format: { type: 'json_schema', json_schema: { name: 'n', schema, strict: true } },
+      },
+      { ...minimal, tools, tool_choice: 'required', parallel_tool_calls: false },
+      { ...minimal, tools, tool_choice: { type: 'function', function: { name: 'f' } } },
+    ]) {
+      expect(validateChatCompletionRequest(body)).toBe(body)
+    }
+    const cases: [unknown, string][] = [
+      [
+        {
+          ...minimal,
+          response_format: {
+            type: 'json_schema',
+            json_schema: { schema: { type: 'integer', multipleOf: 2 } },
+          },
+        },
+        'response_format.json_schema.schema.multipleOf',
+      ],
+      [
+        { ...minimal, response_format: { type: 'json_schema', json_schema: { name: 'x' } } },
+        'response_format.json_schema.schema',
+      ],
+      [{ ...minimal, response_format: { type: 'yaml' } }, 'response_format.type'],
+      [
+        {
+          ...minimal,
+          tools: [
+            {
+              type: 'function',
+              function: { name: 'f', parameters: { type: 'object', properties: { a: { not: {} } } } },
+            },
+          ],
+        },
+        'tools.0.function.parameters.properties.a.not',
+      ],
+      [
+        { ...minimal, tools, tool_choice: { type: 'function', function: { name: 'g' } } },
+        'tool_choice.function.name',
+      ],
+      [{ ...minimal, tool_choice: 'required' }, 'tool_choice'],
+      [{ ...minimal, tools, parallel_tool_calls: 'yes' }, 'parallel_tool_calls'],
+    ]
+    for (const [body, param] of cases) {
+      const error = rejection(body)
+      expect(error.code, JSON.stringify(body)).toBe('invalid_argument')
+      expect(error.param).toBe(param)
+    }
   })
 })

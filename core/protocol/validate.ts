@@ -4,7 +4,7 @@
 import { OndeviceError } from '../errors.ts'
 import { validateStopStrings } from '../stop-strings.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
-import { validateResponseFormat } from './response-format.ts'
+import { validateConstraint, validateResponseFormat } from './response-format.ts'
 import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
 import { validateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
@@ -21,6 +21,7 @@ const requestFields: ReadonlySet<string> = new Set([
   'n',
   'tools',
   'tool_choice',
+  'parallel_tool_calls',
   'response_format',
   'user',
   'chat_template_kwargs',
@@ -35,7 +36,6 @@ const ignoredFields: ReadonlySet<string> = new Set([
   'store',
   'metadata',
   'service_tier',
-  'parallel_tool_calls',
   'reasoning_effort',
   'prompt_cache_key',
   'safety_identifier',
@@ -243,5 +243,7 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   if (request['ondevice_continuation'] !== undefined) validateContinuation(request['ondevice_continuation'])
   if (request['user'] !== undefined && typeof request['user'] !== 'string')
     fail('user', 'user must be a string.')
+  // Last: the shapes above are checked, so the schemas can be compiled (a 400 naming the keyword).
+  validateConstraint(request as unknown as ChatCompletionRequest)
   return request as unknown as ChatCompletionRequest
 }
