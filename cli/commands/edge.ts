@@ -32,6 +32,8 @@ Options:
   --help, -h               Show this help
 
 Environment: API_KEYS (comma-separated bearer keys, each at least 16 characters; none = open).
+They reach wrangler as --var arguments, which other users of this machine can see in the process
+list: use development keys here, never production ones.
 A Worker isolate has 128 MB: a package whose estimate is over ${formatBytes(isolateBudgetBytes())}
 is refused here; run it with \`ondevice serve --model DIR\` (the same API on Node).`
 
