@@ -26,7 +26,7 @@ const configs: Record<string, ModelConfig> = {
     num_hidden_layers: 2,
     num_attention_heads: 6,
     num_key_value_heads: 2,
-    vocab_size: 300,
+    vocab_size: 302,
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
     max_position_embeddings: 512,

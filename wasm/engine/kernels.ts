@@ -52,6 +52,14 @@ export interface KernelExports {
     nBegin: number,
     nEnd: number,
   ): void
+  repack_q4_scales(
+    scales: Pointer,
+    zeroPoints: Pointer,
+    n: number,
+    blocks: number,
+    dstScales: Pointer,
+    dstZeroPoints: Pointer,
+  ): void
   repack_q8_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, kp: number): void
   repack_f32_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, k: number): void
   f16_to_f32(src: Pointer, dst: Pointer, count: number): void

@@ -3,8 +3,8 @@
 // not hard-coded here), and the layers that run them (Linear, Embedding, KvCache).
 //
 // Kernel layouts (documented in docs/wasm-engine.md):
-// - q4 (MatMulNBits bits 4, block 32): used as stored, [n, blocks, 16] bytes + [n, blocks] float
-//   scales + [n, ceil(blocks/2)] packed 4-bit zero points.
+// - q4 (MatMulNBits bits 4, block 32): the [n, blocks, 16] bytes as stored; the [n, blocks] float
+//   scales and packed 4-bit zero points regrouped to [n / 4, blocks, 4] (four rows side by side).
 // - q8 (DynamicQuantizeMatMul): the stored [k, n] int8 is repacked once to [n, kp] (kp = k rounded
 //   up to 32, zero padded) so each output row is contiguous; per-column float scales as stored.
 // - fp32 MatMul [k, n] is repacked to [n, k]; Gemm(transB) tables are [n, k] already; fp16 is
@@ -317,30 +317,32 @@ export class LoadContext {
             'model_invalid',
             `${where}: scales are ${scales.type}[${scales.dims.join(', ')}], expected ${n * blocks} float32.`,
           )
-        let zeroPoints = 0
         const zpName = node.inputs[3]
-        if (zpName) {
-          const zp = graph.get(zpName)
-          if (zp.type !== 'uint8' || zp.elements !== n * Math.ceil(blocks / 2))
-            throw new EngineUnsupportedError(
-              `${where}: zero points ${zp.type}[${zp.dims.join(', ')}] are not packed uint8 [${n}, ${Math.ceil(blocks / 2)}].`,
-            )
-          zeroPoints = await this.loadRaw(graph, zp)
-        }
+        const zp = zpName ? graph.get(zpName) : undefined
+        if (zp && (zp.type !== 'uint8' || zp.elements !== n * Math.ceil(blocks / 2)))
+          throw new EngineUnsupportedError(
+            `${where}: zero points ${zp.type}[${zp.dims.join(', ')}] are not packed uint8 [${n}, ${Math.ceil(blocks / 2)}].`,
+          )
         if (node.inputs[4] || node.inputs[5])
           throw new EngineUnsupportedError(
             `${where} has g_idx or bias inputs, which the engine does not run.`,
           )
-        return new Linear(
-          this.kernels,
-          this.scratch,
-          'q4',
-          n,
-          k,
-          await this.loadRaw(graph, data),
-          await this.loadRaw(graph, scales),
-          zeroPoints,
-        )
+        const weights = await this.loadRaw(graph, data)
+        // Scales and zero points go to the kernel's grouped layout (four rows side by side per block).
+        const groups = Math.ceil(n / 4)
+        const groupedScales = this.kernels.alloc(groups * blocks * 16, 16)
+        const groupedZero = this.kernels.alloc(groups * blocks * 4, 16)
+        const mark = this.kernels.mark()
+        const scalesSource = this.kernels.alloc(scales.byteLength, 16)
+        await graph.readInto(scales, this.kernels.bytes(scalesSource, scales.byteLength))
+        let zpSource = 0
+        if (zp) {
+          zpSource = this.kernels.alloc(zp.byteLength, 16)
+          await graph.readInto(zp, this.kernels.bytes(zpSource, zp.byteLength))
+        }
+        this.kernels.k.repack_q4_scales(scalesSource, zpSource, n, blocks, groupedScales, groupedZero)
+        this.kernels.release(mark)
+        return new Linear(this.kernels, this.scratch, 'q4', n, k, weights, groupedScales, groupedZero)
       }
       case 'DynamicQuantizeMatMul': {
         const data = graph.expect(node.inputs[1]!, 'int8', [k, n])
