@@ -232,7 +232,7 @@ describe('bad packages fail before any compute, with what is wrong', () => {
       dtype: 'q8',
       contextLength: 10,
     })
-    await expect(session.append([300])).rejects.toMatchObject({ code: 'invalid_argument' })
+    await expect(session.append([302])).rejects.toMatchObject({ code: 'invalid_argument' })
     await expect(session.append([])).rejects.toMatchObject({ code: 'invalid_argument' })
     await expect(session.append(tokens.slice(0, 11))).rejects.toMatchObject({
       code: 'context_length_exceeded',
