@@ -167,7 +167,11 @@ export class Kernels {
         `the engine needs more than 4 GiB of WebAssembly memory (asked for ${bytes} bytes with ${start} in use)`,
       )
     const have = this.memory.buffer.byteLength
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE))
+    // Grow in steps of at least 64 MiB (pages nobody touches cost no RSS), not once per tensor.
+    if (end > have)
+      this.memory.grow(
+        Math.ceil(Math.min(maxMemoryBytes - have, Math.max(end - have, 64 * 1024 * 1024)) / PAGE),
+      )
     this.#top = end
     return start
   }

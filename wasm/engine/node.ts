@@ -1,6 +1,6 @@
 // The engine in Node: engine.wasm read from this folder (compiled once per process) and package
 // files read with positioned reads straight into the engine's memory.
-import { open, readFile, stat } from 'node:fs/promises'
+import { type FileHandle, open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ModelError } from '../../core/errors.ts'
@@ -17,8 +17,18 @@ export function loadEngineModule(): Promise<WebAssembly.Module> {
   return compiled
 }
 
-/** A WeightFileReader over a package folder on disk. */
+/** A WeightFileReader over a package folder on disk (each file opened once until close()). */
 export function folderWeightReader(folder: string): WeightFileReader {
+  const handles = new Map<string, Promise<FileHandle>>()
+  const handle = (path: string): Promise<FileHandle> => {
+    let opened = handles.get(path)
+    if (!opened) {
+      opened = open(join(folder, path), 'r')
+      handles.set(path, opened)
+      opened.catch(() => handles.delete(path))
+    }
+    return opened
+  }
   return {
     async readAll(path) {
       try {
@@ -39,21 +49,22 @@ export function folderWeightReader(folder: string): WeightFileReader {
       }
     },
     async readInto(path, offset, target) {
-      const handle = await open(join(folder, path), 'r')
-      try {
-        let done = 0
-        while (done < target.length) {
-          const { bytesRead } = await handle.read(target, done, target.length - done, offset + done)
-          if (bytesRead === 0)
-            throw new ModelError(
-              'model_invalid',
-              `${join(folder, path)} ended at byte ${offset + done}, before the weights it should hold.`,
-            )
-          done += bytesRead
-        }
-      } finally {
-        await handle.close()
+      const file = await handle(path)
+      let done = 0
+      while (done < target.length) {
+        const { bytesRead } = await file.read(target, done, target.length - done, offset + done)
+        if (bytesRead === 0)
+          throw new ModelError(
+            'model_invalid',
+            `${join(folder, path)} ended at byte ${offset + done}, before the weights it should hold.`,
+          )
+        done += bytesRead
       }
+    },
+    async close() {
+      const open = [...handles.values()]
+      handles.clear()
+      for (const file of open) await (await file.catch(() => undefined))?.close()
     },
   }
 }

@@ -17,6 +17,8 @@ export interface WeightFileReader {
   size(path: string): Promise<number | undefined>
   /** Fills `target` with the file's bytes from `offset` on (throws when the file is shorter). */
   readInto(path: string, offset: number, target: Uint8Array): Promise<void>
+  /** Releases open files once the model is loaded (optional). */
+  close?(): Promise<void>
 }
 
 export type ElementType = 'float32' | 'uint8' | 'int8' | 'int32' | 'int64' | 'float16' | 'bool' | 'float64'

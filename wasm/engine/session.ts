@@ -11,7 +11,6 @@ import {
 import {
   type ModelConfig,
   type ModelDtype,
-  modelDtypes,
   onnxFileNames,
   parseModelConfig,
 } from '../../core/model-package.ts'
@@ -55,7 +54,7 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     (!Number.isInteger(options.contextLength) || options.contextLength < 1)
   )
     throw new InvalidArgumentError('contextLength', 'contextLength must be a positive integer.')
-  if (!(modelDtypes as readonly string[]).includes(options.dtype))
+  if (typeof options.dtype !== 'string')
     throw new InvalidArgumentError(
       'dtype',
       `dtype must be one of ${engineDtypes.join(', ')}, got ${JSON.stringify(options.dtype)}.`,
@@ -71,18 +70,23 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     throw new EngineUnsupportedError(
       `the WebAssembly engine has no kernels for ${options.dtype} (it runs ${engineDtypes.join(', ')}).`,
     )
-  const names = onnxFileNames(config.modelType, options.dtype as ModelDtype)
-  const graph = await OnnxWeights.open(options.files, names.model)
-  const files: Record<string, OnnxWeights> = { model: graph }
-  if (names.embedTokens) files.embedTokens = await OnnxWeights.open(options.files, names.embedTokens)
-  const kernels = await Kernels.create(options.module)
-  const contextLength = Math.min(
-    config.maxPositionEmbeddings,
-    options.contextLength ?? Number.POSITIVE_INFINITY,
-  )
-  const model = await loader(
-    new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
-  )
+  let model: EngineModel
+  try {
+    const names = onnxFileNames(config.modelType, options.dtype as ModelDtype)
+    const graph = await OnnxWeights.open(options.files, names.model)
+    const files: Record<string, OnnxWeights> = { model: graph }
+    if (names.embedTokens) files.embedTokens = await OnnxWeights.open(options.files, names.embedTokens)
+    const kernels = await Kernels.create(options.module)
+    const contextLength = Math.min(
+      config.maxPositionEmbeddings,
+      options.contextLength ?? Number.POSITIVE_INFINITY,
+    )
+    model = await loader(
+      new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
+    )
+  } finally {
+    await options.files.close?.()
+  }
   const modelId =
     options.modelId ?? (typeof config.raw._name_or_path === 'string' ? config.raw._name_or_path : 'model')
   return new EngineSession(model, modelId)

@@ -41,14 +41,19 @@ void repack_q4_scales(const float *scales, const uint8_t *zero_points, int n, in
       }
 }
 
+/**
+ * The integer dot product of one 4-bit block with its activation codes, as four int32 lanes.
+ * Read as eight 16-bit lanes, lane i of the 16 bytes holds elements 4i, 4i+1, 4i+2, 4i+3 in its
+ * nibbles (low to high), so a mask and three shifts unpack the block into four vectors of
+ * elements grouped by index mod 4, which is how quantize_rows_q4 orders the codes (a0..a3).
+ */
 static inline v128_t block_dot_q4(const uint8_t *w, v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
-  v128_t bytes = wasm_v128_load(w);
-  v128_t low = wasm_v128_and(bytes, wasm_i8x16_splat(0x0f));
-  v128_t high = wasm_u8x16_shr(bytes, 4);
-  v128_t d0 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(low), a0);
-  v128_t d1 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(low), a1);
-  v128_t d2 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(high), a2);
-  v128_t d3 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(high), a3);
+  v128_t v = wasm_v128_load(w);
+  v128_t mask = wasm_i16x8_splat(0x000f);
+  v128_t d0 = wasm_i32x4_dot_i16x8(wasm_v128_and(v, mask), a0);
+  v128_t d1 = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), mask), a1);
+  v128_t d2 = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), mask), a2);
+  v128_t d3 = wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), a3);
   return wasm_i32x4_add(wasm_i32x4_add(d0, d1), wasm_i32x4_add(d2, d3));
 }
 

@@ -2,9 +2,7 @@
 // along k, and each block becomes int8 codes (held as int16, already widened for
 // i32x4.dot_i16x8_s) with one float scale: scale = max|x| / 127, code = nearest(x / scale). The
 // tail of the last block is zero. The q4 variant also stores each block's code sum (for the
-// weights' zero point) and puts the even elements first and the odd ones after, because a 4-bit
-// weight byte holds element 2j in its low nibble and 2j+1 in its high one: the low nibbles of 16
-// bytes then meet codes 0..15 and the high nibbles codes 16..31, with no shuffle per weight.
+// weights' zero point) and orders each block to match how the 4-bit kernel unpacks weights.
 #include "engine.h"
 
 static void quantize_block(const float *x, int count, float *codes, float *scale_out) {
@@ -35,7 +33,12 @@ void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *sc
   }
 }
 
-/** As quantize_rows_q8, with each block's even elements first, then its odd ones, and the code sums. */
+/**
+ * As quantize_rows_q8, with each block's elements ordered by their index mod 4 (0, 4, ..., 28,
+ * then 1, 5, ..., 29, then 2, ..., then 3, ...), and the code sums. A 16-bit lane of a 4-bit
+ * weight block holds elements 4i..4i+3 in its four nibbles, so masking and shifting the block as
+ * eight 16-bit lanes gives exactly these four groups, ready for i32x4.dot_i16x8_s.
+ */
 EXPORT(quantize_rows_q4)
 void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *scales, int32_t *sums) {
   int blocks = (k + BLOCK - 1) / BLOCK;
@@ -47,10 +50,9 @@ void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *sc
       quantize_block(x + (int64_t)r * k + start, count, tmp, scales + r * blocks + b);
       int16_t *out = codes + ((int64_t)r * blocks + b) * BLOCK;
       int32_t sum = 0;
-      for (int j = 0; j < BLOCK / 2; j++) {
-        out[j] = (int16_t)tmp[2 * j];
-        out[j + BLOCK / 2] = (int16_t)tmp[2 * j + 1];
-        sum += (int32_t)tmp[2 * j] + (int32_t)tmp[2 * j + 1];
+      for (int i = 0; i < BLOCK; i++) {
+        out[(i & 3) * (BLOCK / 4) + (i >> 2)] = (int16_t)tmp[i];
+        sum += (int32_t)tmp[i];
       }
       sums[r * blocks + b] = sum;
     }
