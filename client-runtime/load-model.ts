@@ -7,6 +7,10 @@ import { InvalidArgumentError, ModelError } from '../core/errors.ts'
 import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
+import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
+import type { WeightFileReader } from '../wasm/engine/onnx-weights.ts'
+import { wholeFileWeightReader } from '../wasm/engine/package-files.ts'
+import { createEngineSession, engineCoversModelType } from '../wasm/engine/session.ts'
 import {
   availableDtypes,
   type Backend,
@@ -70,6 +74,15 @@ export interface RuntimeHost {
   ): Promise<{ ort: OrtModule; setup?: Readonly<Record<string, unknown>> }>
   /** Whether the WebGPU adapter runs f16 shaders (picks q4f16 over q4). */
   shaderF16?(): Promise<boolean>
+  /**
+   * ondevice's WebAssembly engine (wasm/engine/engine.wasm compiled for this host) for backend
+   * 'wasm'. A host without it runs 'wasm' on onnxruntime-web.
+   */
+  loadEngine?(
+    options: LoadModelOptions,
+  ): Promise<{ module: WebAssembly.Module; setup?: Readonly<Record<string, unknown>> }>
+  /** How the engine reads package files here (default: whole files through the store). */
+  engineFiles?(pkg: StoredPackage): WeightFileReader
 }
 
 export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions): Promise<LoadedModel> {
@@ -107,10 +120,14 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     )
   const config = parseModelConfig(await pkg.readText('config.json'))
 
+  // 'wasm' runs on the engine where it has the architecture; the dtype order follows whoever runs it.
+  const engineWanted = backend === 'wasm' && host.loadEngine !== undefined
+  const engineKnowsArchitecture = engineWanted && engineCoversModelType(config.modelType)
+  const dtypeBackend: Backend = backend === 'wasm' && !engineKnowsArchitecture ? 'ort-wasm' : backend
   const dtype =
     requestedDtype ??
     (await chooseDtype({
-      backend,
+      backend: dtypeBackend,
       modelType: config.modelType,
       listed: pkg.manifest?.dtypes,
       exists: (path) => pkg.exists(path),
@@ -133,13 +150,51 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
 
   const tokenizer = await loadPackageTokenizer(storedPackageReader(pkg))
 
-  const { ort, setup } = await host.loadOrt(backend, options)
   const manifestName = (pkg.manifest as { name?: unknown } | undefined)?.name
+  const modelId = typeof manifestName === 'string' ? manifestName : modelIdFromSource(pkg.source)
+  if (engineWanted && host.loadEngine) {
+    if (!engineKnowsArchitecture)
+      warnings.push(
+        `The WebAssembly engine has no ${config.modelType} decoder yet; running onnxruntime-web's WASM (backend 'ort-wasm') instead.`,
+      )
+    else {
+      const engine = await host.loadEngine(options)
+      try {
+        const session = await createEngineSession({
+          module: engine.module,
+          files: host.engineFiles?.(pkg) ?? wholeFileWeightReader(storedPackageReader(pkg)),
+          dtype,
+          config,
+          modelId,
+          ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
+        })
+        return {
+          session,
+          tokenizer,
+          manifest: pkg.manifest,
+          config,
+          dtype,
+          backend: 'wasm',
+          source: pkg.source,
+          warnings,
+          backendSetup: { engine: 'ondevice-wasm', ...engine.setup },
+          dispose: () => session.dispose(),
+        }
+      } catch (error) {
+        if (!(error instanceof EngineUnsupportedError)) throw error
+        warnings.push(
+          `The WebAssembly engine does not cover this package (${error.message}); running onnxruntime-web's WASM (backend 'ort-wasm') instead.`,
+        )
+      }
+    }
+  }
+  const ortBackend: Backend = engineWanted ? 'ort-wasm' : backend
+  const { ort, setup } = await host.loadOrt(ortBackend, options)
   const session = await createOrtSession(ort, storedPackageReader(pkg), {
-    backend,
+    backend: ortBackend,
     dtype,
     layout,
-    modelId: typeof manifestName === 'string' ? manifestName : modelIdFromSource(pkg.source),
+    modelId,
     ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
     ...(options.keepCacheOnGpu !== undefined ? { keepCacheOnGpu: options.keepCacheOnGpu } : {}),
   }).catch((error: unknown) => dropUnloadableGraphs(pkg, onnxFiles.files, error))
@@ -149,7 +204,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     manifest: pkg.manifest,
     config,
     dtype,
-    backend,
+    backend: ortBackend,
     source: pkg.source,
     warnings,
     backendSetup: setup,

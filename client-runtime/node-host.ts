@@ -1,7 +1,9 @@
 // The Node host: packages in a cache folder, ORT as onnxruntime-node ('native', the default) or
-// onnxruntime-web on WASM. onnxruntime-node is imported lazily so WASM-only users never load it.
+// on WASM ondevice's own engine (wasm/engine/), or onnxruntime-web where the engine does not cover
+// the package. onnxruntime-node is imported lazily so WASM-only users never load it.
 
 import { BackendError } from '../core/errors.ts'
+import { loadEngineModule, localWeightReader } from '../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import type { Backend } from './dtype.ts'
 import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
@@ -12,8 +14,10 @@ import { createNodeStore } from './store/node-store.ts'
 export const nodeHost: RuntimeHost = {
   defaultStore: () => createNodeStore(),
   defaultBackend: async () => 'native',
+  loadEngine: async () => ({ module: await loadEngineModule(), setup: { host: 'node', threads: 1 } }),
+  engineFiles: (pkg) => localWeightReader((path) => pkg.localPath(path)),
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
-    if (backend === 'wasm') {
+    if (backend === 'wasm' || backend === 'ort-wasm') {
       const { ort, setup } = await loadOrtWebForNode(
         options.numThreads === undefined ? {} : { numThreads: options.numThreads },
       )

@@ -71,6 +71,7 @@ interface Checkpoint {
 
 const executionProvidersByBackend: Record<Backend, readonly string[]> = {
   wasm: ['wasm'],
+  'ort-wasm': ['wasm'],
   // ORT falls back to WASM inside the session for any op WebGPU lacks.
   webgpu: ['webgpu', 'wasm'],
   native: ['cpu'],

@@ -35,8 +35,11 @@ Options:
   --top-k K  --top-p P  --min-p P
   --seed S             Sampling seed (same seed, same tokens)
   --stop STR           Stop string (repeatable)
-  --backend B          native (onnxruntime-node, default) or wasm (onnxruntime-web)
-  --dtype D            Weight format (default: the fastest this backend has: q4 native, q8 wasm)
+  --backend B          native (onnxruntime-node, default), wasm (ondevice's WebAssembly
+                       engine; onnxruntime-web where it does not cover the model) or ort-wasm
+                       (onnxruntime-web's WASM)
+  --dtype D            Weight format (default: the fastest this backend has: q4 native and
+                       wasm, q8 ort-wasm)
   --threads N          WASM threads
   --json               Print one JSON object: { text, token_ids, finish_reason, usage }
   --help, -h           Show this help
@@ -142,10 +145,10 @@ let toldAboutDefault = false
 /** Loads --model (or the embedded default, saying once that its text is not meaningful). */
 export async function loadModelFromFlags(values: ModelFlagValues): Promise<LoadedModel> {
   const backend = values.backend ?? 'native'
-  if (backend !== 'native' && backend !== 'wasm') {
+  if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
     throw new InvalidArgumentError(
       '--backend',
-      `--backend must be native or wasm on the command line, got ${JSON.stringify(backend)}.`,
+      `--backend must be native or wasm (or ort-wasm) on the command line, got ${JSON.stringify(backend)}.`,
     )
   }
   const threads = numberFlag(

@@ -14,7 +14,9 @@ Options:
   --model DIR   A model package folder (or URL prefix)
   --ids LIST    Comma-separated token ids
   --dtype D     Weight format (default: the runtime's choice for the backend)
-  --backend B   native (onnxruntime-node, default) or wasm (onnxruntime-web)
+  --backend B   native (onnxruntime-node, default), wasm (ondevice's WebAssembly
+                engine; onnxruntime-web where it does not cover the model) or ort-wasm
+                (onnxruntime-web's WASM)
   --top N       How many top entries to print (default 10)
   --json        Print { ids, dtype, backend, vocabularySize, logits } with every logit
   --help, -h    Show this help`
@@ -51,8 +53,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isInteger(top) || top < 1)
     throw new InvalidArgumentError('--top', `--top must be a positive integer (got ${values.top}).`)
   const backend = values.backend as Backend | undefined
-  if (backend !== undefined && backend !== 'native' && backend !== 'wasm')
-    throw new InvalidArgumentError('--backend', `--backend must be native or wasm (got ${values.backend}).`)
+  if (backend !== undefined && backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm')
+    throw new InvalidArgumentError(
+      '--backend',
+      `--backend must be native or wasm (or ort-wasm) (got ${values.backend}).`,
+    )
 
   const model = await loadModel({
     model: values.model,

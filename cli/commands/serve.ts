@@ -22,7 +22,9 @@ Options:
   --model-id ID     The id clients send as "model" (default: the folder's name)
   --port P          Port (default 8787; 0 picks a free one)
   --host ADDRESS    Address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
-  --backend B       native (onnxruntime-node, default) or wasm (onnxruntime-web)
+  --backend B       native (onnxruntime-node, default), wasm (ondevice's WebAssembly
+                    engine; onnxruntime-web where it does not cover the model) or ort-wasm
+                    (onnxruntime-web's WASM)
   --dtype D         Weight format (default: the fastest this backend has)
   --context N       Cap the context length (bounds cache memory)
   --threads N       WASM threads
@@ -73,8 +75,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
   const backend = values.backend ?? 'native'
-  if (backend !== 'native' && backend !== 'wasm') {
-    throw new InvalidArgumentError('backend', `--backend must be native or wasm, got '${backend}'.`)
+  if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
+    throw new InvalidArgumentError(
+      'backend',
+      `--backend must be native or wasm (or ort-wasm), got '${backend}'.`,
+    )
   }
   const contextLength = integerFlag(values.context, 'context', 1, 10_000_000)
   const numThreads = integerFlag(values.threads, 'threads', 1, 64)

@@ -19,11 +19,25 @@ export function loadEngineModule(): Promise<WebAssembly.Module> {
 
 /** A WeightFileReader over a package folder on disk (each file opened once until close()). */
 export function folderWeightReader(folder: string): WeightFileReader {
+  return localWeightReader((path) => join(folder, path))
+}
+
+/**
+ * A WeightFileReader over files on disk, wherever `locate` says each package path is (a model
+ * store keeps them in its cache folder). Each file is opened once until close().
+ */
+export function localWeightReader(locate: (path: string) => string | undefined): WeightFileReader {
+  const where = (path: string): string => {
+    const found = locate(path)
+    if (found === undefined)
+      throw new ModelError('model_not_found', `${path} is not stored locally; ensure the package first.`)
+    return found
+  }
   const handles = new Map<string, Promise<FileHandle>>()
   const handle = (path: string): Promise<FileHandle> => {
     let opened = handles.get(path)
     if (!opened) {
-      opened = open(join(folder, path), 'r')
+      opened = open(where(path), 'r')
       handles.set(path, opened)
       opened.catch(() => handles.delete(path))
     }
@@ -32,18 +46,16 @@ export function folderWeightReader(folder: string): WeightFileReader {
   return {
     async readAll(path) {
       try {
-        return new Uint8Array(await readFile(join(folder, path)))
+        return new Uint8Array(await readFile(where(path)))
       } catch (error) {
-        throw new ModelError(
-          'model_not_found',
-          `${join(folder, path)} could not be read: ${(error as Error).message}`,
-          { cause: error },
-        )
+        throw new ModelError('model_not_found', `${path} could not be read: ${(error as Error).message}`, {
+          cause: error,
+        })
       }
     },
     async size(path) {
       try {
-        return (await stat(join(folder, path))).size
+        return (await stat(where(path))).size
       } catch {
         return undefined
       }
@@ -56,7 +68,7 @@ export function folderWeightReader(folder: string): WeightFileReader {
         if (bytesRead === 0)
           throw new ModelError(
             'model_invalid',
-            `${join(folder, path)} ended at byte ${offset + done}, before the weights it should hold.`,
+            `${where(path)} ended at byte ${offset + done}, before the weights it should hold.`,
           )
         done += bytesRead
       }

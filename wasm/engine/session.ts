@@ -38,9 +38,14 @@ export interface EngineSessionOptions {
 
 const engineDtypes: readonly string[] = ['fp32', 'fp16', 'q8', 'q4']
 
+/** Whether the engine has a decoder for this model_type (config.json's). */
+export function engineCoversModelType(modelType: string): boolean {
+  return Object.hasOwn(modelLoaders, modelType)
+}
+
 /** Whether the engine has an architecture for this model_type and a kernel for this dtype. */
 export function engineCovers(modelType: string, dtype: string): boolean {
-  return modelType in modelLoaders && engineDtypes.includes(dtype)
+  return engineCoversModelType(modelType) && engineDtypes.includes(dtype)
 }
 
 export async function createEngineSession(options: EngineSessionOptions): Promise<EngineSession> {

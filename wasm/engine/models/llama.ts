@@ -103,6 +103,18 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const kvBytesPerPosition = config.numHiddenLayers * 2 * kvWidth * 4
   context.checkFits(scratchFloats * 4 + activationBytes + 256 * kvBytesPerPosition)
 
+  // A graph from another exporter names things differently: not ours to run (the caller falls back).
+  const required = ['model.norm.weight', '/model/rotary_emb/inv_freq']
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`
+    required.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`)
+    if (qkNorm) required.push(`${p}.self_attn.q_norm.weight`, `${p}.self_attn.k_norm.weight`)
+  }
+  const missing = required.find((name) => !graph.has(name))
+  if (missing !== undefined)
+    throw new EngineUnsupportedError(
+      `${graph.path} has no "${missing}": it was not written by ondevice's builder, whose graphs the engine reads.`,
+    )
   const embedding: Embedding = await context.loadEmbedding(graph, vocabulary, hidden)
   const layers: LayerWeights[] = []
   for (let i = 0; i < config.numHiddenLayers; i++) {

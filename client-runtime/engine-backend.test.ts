@@ -1,0 +1,90 @@
+// loadModel's 'wasm' backend: ondevice's WebAssembly engine where it covers the package,
+// onnxruntime-web ('ort-wasm') where it does not (with a note in the load result), and 'ort-wasm'
+// on request; usage reports the backend that ran.
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { generateText } from '../core/generate.ts'
+import { loadModel } from './index.ts'
+import { createNodeStore } from './store/node-store.ts'
+
+let folder: string
+let packageDir: string
+const store = () => createNodeStore({ cacheDir: join(folder, 'cache'), onWarning: () => undefined })
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-engine-backend-'))
+  packageDir = join(folder, 'llama')
+  await writeFixture({ arch: 'llama', size: 'tiny', outDir: packageDir, dtype: ['q4', 'q8'] })
+}, 120_000)
+afterAll(async () => {
+  await rm(folder, { recursive: true, force: true })
+})
+
+const request = { promptTokenIds: [1, 2, 3, 4, 5], maxTokens: 8, sampling: { temperature: 0 } }
+
+describe("backend 'wasm'", () => {
+  it('runs the engine on q4 and reports it; ort-wasm runs onnxruntime-web on q8 ', async () => {
+    const engine = await loadModel({ model: packageDir, backend: 'wasm', store: store() })
+    const ortWeb = await loadModel({ model: packageDir, backend: 'ort-wasm', store: store(), numThreads: 1 })
+    try {
+      expect([engine.backend, engine.dtype, engine.session.info.backend]).toEqual(['wasm', 'q4', 'wasm'])
+      expect(engine.backendSetup).toMatchObject({ engine: 'ondevice-wasm', host: 'node', threads: 1 })
+      expect(engine.warnings).toEqual([])
+      expect([ortWeb.backend, ortWeb.dtype, ortWeb.session.info.backend]).toEqual([
+        'ort-wasm',
+        'q8',
+        'ort-wasm',
+      ])
+      const fromEngine = await generateText(engine.session, engine.tokenizer, request)
+      expect(fromEngine.usage).toMatchObject({ backend: 'wasm', dtype: 'q4', completionTokens: 8 })
+      const fromOrt = await generateText(ortWeb.session, ortWeb.tokenizer, request)
+      expect(fromOrt.usage).toMatchObject({ backend: 'ort-wasm', dtype: 'q8' })
+      // The caller's dtype wins on the engine too.
+      const engineQ8 = await loadModel({ model: packageDir, backend: 'wasm', dtype: 'q8', store: store() })
+      const q8 = await generateText(engineQ8.session, engineQ8.tokenizer, request)
+      expect(q8.usage).toMatchObject({ backend: 'wasm', dtype: 'q8', completionTokens: 8 })
+      await engineQ8.dispose()
+    } finally {
+      await engine.dispose()
+      await ortWeb.dispose()
+    }
+  })
+
+  it('falls back to onnxruntime-web, with a note, for a graph the engine does not know', async () => {
+    // The same model with one weight renamed (equal length, so the protobuf stays valid): ONNX
+    // Runtime runs it; the engine, which reads the builder's names, does not cover it.
+    const renamed = join(folder, 'renamed')
+    cpSync(packageDir, renamed, { recursive: true })
+    const onnx = join(renamed, 'onnx', 'model_quantized.onnx')
+    const bytes = readFileSync(onnx)
+      .toString('latin1')
+      .replaceAll('post_attention_layernorm', 'post_attention_layerNORM')
+    writeFileSync(onnx, Buffer.from(bytes, 'latin1'))
+    rmSync(join(renamed, 'manifest.json'))
+    const loaded = await loadModel({
+      model: renamed,
+      backend: 'wasm',
+      dtype: 'q8',
+      store: store(),
+      numThreads: 1,
+    })
+    try {
+      expect([loaded.backend, loaded.dtype, loaded.session.info.backend]).toEqual([
+        'ort-wasm',
+        'q8',
+        'ort-wasm',
+      ])
+      expect(loaded.warnings.join('\n')).toMatch(
+        /WebAssembly engine does not cover this package.*post_attention_layernorm/,
+      )
+      const result = await generateText(loaded.session, loaded.tokenizer, request)
+      expect(result.usage.backend).toBe('ort-wasm')
+    } finally {
+      await loaded.dispose()
+    }
+  })
+})
