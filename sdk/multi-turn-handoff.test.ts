@@ -18,6 +18,7 @@ import type { ModelSession } from '../core/model-session.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { serveApp, type TestEdge } from '../test/sdk/test-edge.ts'
 import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
+import { loadEngineModule } from '../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
@@ -48,6 +49,7 @@ beforeAll(async () => {
         reader: storedPackageReader(await store.open(packageDir)),
         modelId: 'qwen3_5-tiny',
         backend: 'wasm',
+        engine: await loadEngineModule(),
         dtype: 'q8',
       }),
   })

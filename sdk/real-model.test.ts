@@ -18,6 +18,7 @@ import type { StreamPart } from '../core/stream-parts.ts'
 import { startStaticServer } from '../demo/static-server.ts'
 import { type Faults, withFaults } from '../test/sdk/test-device-host.ts'
 import { serveApp, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
+import { loadEngineModule } from '../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
@@ -45,6 +46,7 @@ beforeAll(async () => {
         reader: storedPackageReader(await store.open(packageDir)),
         modelId: 'qwen3-tiny',
         backend: 'wasm',
+        engine: await loadEngineModule(),
       }),
   })
   const app = createApp({ modelHost, log: () => {} })

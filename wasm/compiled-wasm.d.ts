@@ -4,3 +4,9 @@ declare module 'onnxruntime-web/ort-wasm-simd-threaded.wasm' {
   const compiledModule: WebAssembly.Module
   export default compiledModule
 }
+
+// ondevice's own engine (wasm/engine/engine.wasm), imported the same way in workerd.
+declare module '*/engine.wasm' {
+  const compiledModule: WebAssembly.Module
+  export default compiledModule
+}

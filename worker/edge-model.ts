@@ -1,12 +1,18 @@
 // Turns a package reader into the HostedModel the app serves: core's Tokenizer from the package's
-// tokenizer files, and ORT sessions from the runtime's createOrtSession (the same session code the
-// device runs, so edge and device produce the same tokens from the same file and backend family).
+// tokenizer files, and sessions from ondevice's WebAssembly engine (backend 'wasm', where it
+// covers the package) or the runtime's createOrtSession: the same session code the device runs,
+// so edge and device produce the same tokens from the same file and backend.
 
 import { type Backend, chooseDtype } from '../client-runtime/dtype.ts'
 import { createOrtSession, type OrtModule } from '../client-runtime/ort-session.ts'
 import type { PackageReader } from '../client-runtime/package-reader.ts'
 import { loadPackageTokenizer } from '../client-runtime/package-tokenizer.ts'
 import { parseModelConfig } from '../core/model-package.ts'
+import type { ModelSession } from '../core/model-session.ts'
+import type { Tokenizer } from '../core/tokenizer.ts'
+import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
+import { wholeFileWeightReader } from '../wasm/engine/package-files.ts'
+import { createEngineSession, engineCoversModelType } from '../wasm/engine/session.ts'
 import type { HostedModel } from './model-host.ts'
 
 export interface EdgeModelOptions {
@@ -20,21 +26,57 @@ export interface EdgeModelOptions {
   readonly availableDtypes?: readonly string[] | undefined
   /** Caps the context (bounds the KV cache in a 128 MB isolate). */
   readonly contextLength?: number | undefined
+  /**
+   * The compiled engine.wasm: with backend 'wasm', the engine runs the package where it covers it
+   * (onnxruntime-web, reported as 'ort-wasm', where not). Without it, 'wasm' is onnxruntime-web.
+   */
+  readonly engine?: WebAssembly.Module | undefined
 }
 
 export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedModel> {
-  const tokenizer = await loadPackageTokenizer(options.reader)
+  const [tokenizer, configText] = await Promise.all([
+    loadPackageTokenizer(options.reader),
+    options.reader.readText('config.json'),
+  ])
+  const config = parseModelConfig(configText)
+  const onWasm = options.backend === 'wasm' || options.backend === 'ort-wasm'
+  const engine =
+    options.backend === 'wasm' && options.engine && engineCoversModelType(config.modelType)
+      ? options.engine
+      : undefined
   const dtype =
     options.dtype ||
     (await chooseDtype({
-      backend: options.backend,
-      modelType: parseModelConfig(await options.reader.readText('config.json')).modelType,
+      backend: engine ? 'wasm' : onWasm ? 'ort-wasm' : options.backend,
+      modelType: config.modelType,
       listed: options.availableDtypes,
       exists: options.reader.exists?.bind(options.reader),
       source: `The package of ${options.modelId}`,
     }))
+  if (engine) {
+    const open = () =>
+      createEngineSession({
+        module: engine,
+        files: wholeFileWeightReader(options.reader),
+        dtype,
+        config,
+        modelId: options.modelId,
+        ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
+      })
+    try {
+      return hosted(options, tokenizer, await open(), open)
+    } catch (error) {
+      if (!(error instanceof EngineUnsupportedError)) throw error
+      console.warn(
+        JSON.stringify({
+          level: 'warn',
+          message: `The WebAssembly engine does not cover this package (${error.message}); serving it with onnxruntime-web's WASM (backend 'ort-wasm').`,
+        }),
+      )
+    }
+  }
   const sessionOptions = {
-    backend: options.backend,
+    backend: onWasm ? ('ort-wasm' as const) : options.backend,
     dtype,
     modelId: options.modelId,
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
@@ -42,7 +84,19 @@ export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedMo
   // The first session is made now: a package that cannot run fails the load (503 with the
   // reason) instead of failing every request later.
   const first = await createOrtSession(options.ort, options.reader, sessionOptions)
-  let spare: typeof first | undefined = first
+  return hosted(options, tokenizer, first, () =>
+    createOrtSession(options.ort, options.reader, sessionOptions),
+  )
+}
+
+/** The first session is kept as the spare for the first request; later ones are opened on demand. */
+function hosted(
+  options: EdgeModelOptions,
+  tokenizer: Tokenizer,
+  first: ModelSession,
+  open: () => Promise<ModelSession>,
+): HostedModel {
+  let spare: ModelSession | undefined = first
   return {
     info: {
       modelId: options.modelId,
@@ -57,7 +111,7 @@ export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedMo
         spare = undefined
         return session
       }
-      return createOrtSession(options.ort, options.reader, sessionOptions)
+      return open()
     },
   }
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureDefaultPackage } from '../builder/default-package.ts'
 import { defaultCacheDir } from '../client-runtime/store/node-store.ts'
+import { loadEngineModule } from '../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from './app.ts'
 import { loadEdgeModel } from './edge-model.ts'
@@ -81,6 +82,7 @@ function edgeApp(prefix: string) {
         reader: verified.reader,
         modelId: 'ondevice-default',
         backend: 'wasm',
+        engine: await loadEngineModule(),
         availableDtypes: verified.manifest?.dtypes,
       })
     },

@@ -7,6 +7,7 @@
 // Workers bundle; Node code uses worker/app.ts and worker/node.ts.
 import type { ExecutionContext } from 'hono'
 import { OndeviceError } from '../core/errors.ts'
+import { engineModuleForWorkerd } from '../wasm/engine/workerd.ts'
 import { loadOrtWebForWorkerd } from '../wasm/workerd.ts'
 import { createApp, type OndeviceApp } from './app.ts'
 import { loadEdgeModel } from './edge-model.ts'
@@ -118,6 +119,7 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
         reader: verified.reader,
         modelId,
         backend: 'wasm',
+        engine: engineModuleForWorkerd(),
         dtype: settings.modelDtype,
         availableDtypes: verified.manifest?.dtypes,
         contextLength: settings.contextLength,

@@ -45,6 +45,10 @@ const groups: Record<number, GroupEntry> = {
     title: 'browser: headless Chromium WASM (1 and 2 threads) and WebGPU on SwiftShader',
     run: async (context) => (await import('./groups/browser.ts')).browserBench(context),
   },
+  7: {
+    title: 'the WebAssembly engine vs onnxruntime-web and onnxruntime-node',
+    run: async (context) => (await import('./groups/wasm-engine.ts')).wasmEngine(context),
+  },
 }
 
 function parseArguments(argv: readonly string[]): {

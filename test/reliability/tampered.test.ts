@@ -13,6 +13,7 @@ import { loadModelWith } from '../../client-runtime/load-model.ts'
 import { nodeHost } from '../../client-runtime/node-host.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import { OndeviceError } from '../../core/errors.ts'
+import { loadEngineModule } from '../../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../../wasm/node.ts'
 import { loadEdgeModel } from '../../worker/edge-model.ts'
 import { urlPackageReader, verifyPackage } from '../../worker/package-sources.ts'
@@ -269,6 +270,7 @@ describe('edge worker package verification', () => {
         reader: verified.reader,
         modelId: 'fixture',
         backend: 'wasm',
+        engine: await loadEngineModule(),
         availableDtypes: verified.manifest?.dtypes,
       })
     }

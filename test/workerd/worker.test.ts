@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import type { ChatCompletionResponse } from '../../core/protocol/index.ts'
 import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
+import { loadEngineModule } from '../../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../../wasm/node.ts'
 import { createApp, type OndeviceApp } from '../../worker/app.ts'
 import { loadEdgeModel } from '../../worker/edge-model.ts'
@@ -120,6 +121,7 @@ beforeAll(async () => {
           reader: verified.reader,
           modelId: 'fixture',
           backend: 'wasm',
+          engine: await loadEngineModule(),
           availableDtypes: verified.manifest?.dtypes,
         })
       },

@@ -22,11 +22,13 @@ export function wholeFileWeightReader(reader: WholeFileReader): WeightFileReader
   return {
     readAll: (path) => read(path),
     async size(path) {
-      if (reader.exists && !(await reader.exists(path))) return undefined
+      if (reader.exists) return (await reader.exists(path)) ? (await read(path)).length : undefined
       try {
         return (await read(path)).length
-      } catch {
-        return undefined
+      } catch (error) {
+        // Only "no such file" means absent; a file that fails its checks must say so.
+        if ((error as { code?: unknown }).code === 'model_not_found') return undefined
+        throw error
       }
     },
     async readInto(path, offset, target) {

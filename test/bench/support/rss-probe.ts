@@ -1,6 +1,7 @@
 // Child process for one engine's peak memory: loads the package, runs one long prompt and a few
 // tokens, and prints {loadMs, baselineRssBytes, peakRssBytes} as its last line. A fresh process per
 // engine, because two engines in one process can't be told apart in its RSS.
+import type { Backend } from '../../../client-runtime/dtype.ts'
 import { openOurs, openTransformers } from './engines.ts'
 
 interface ProbeRequest {
@@ -10,6 +11,9 @@ interface ProbeRequest {
   readonly cacheFolder: string
   readonly promptTokenIds: readonly number[]
   readonly maxTokens: number
+  /** For 'ours': the backend (default native) and WASM threads. */
+  readonly backend?: Backend
+  readonly numThreads?: number
 }
 
 const request = JSON.parse(process.argv[2] ?? '{}') as ProbeRequest
@@ -19,8 +23,9 @@ const engine =
     ? await openOurs({
         folder: request.folder,
         dtype: request.dtype,
-        backend: 'native',
+        backend: request.backend ?? 'native',
         cacheFolder: request.cacheFolder,
+        ...(request.numThreads === undefined ? {} : { numThreads: request.numThreads }),
       })
     : await openTransformers({ folder: request.folder, dtype: request.dtype })
 await engine.run(request.promptTokenIds, request.maxTokens)

@@ -1,0 +1,196 @@
+// Group 7: ondevice's WebAssembly engine (backend 'wasm') against onnxruntime-web's WASM
+// ('ort-wasm', q8, one thread: what the engine replaces) and onnxruntime-node (q4, the native
+// peer), on the same package files, through the same loadModel / createOrtSession + generate
+// path. All engines stay loaded and take turns (order alternating by round) after a warm-up;
+// medians. Peak RSS comes from a fresh child process per engine. Decode tok/s and TTFT are
+// reported as ratios to onnxruntime-web q8 in the same run.
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { Backend } from '../../../client-runtime/dtype.ts'
+import type { BenchContext, GroupResult } from '../support/context.ts'
+import { type BenchEngine, nodeOrt, openOurs, openOursSession } from '../support/engines.ts'
+import { type BenchPackage, ensurePackage, type PackageId, unavailableReason } from '../support/packages.ts'
+import { promptOfLength } from '../support/prompts.ts'
+import { formatBytes, formatNumber, formatRatio, median, type Table } from '../support/stats.ts'
+
+const run = promisify(execFile)
+
+interface Contender {
+  readonly label: string
+  readonly backend: Backend
+  readonly dtype: string
+  /** onnxruntime-node intra-op threads (native only; undefined = its default). */
+  readonly threads?: number
+}
+
+interface Figures {
+  ttftShortMs: number[]
+  ttftLongMs: number[]
+  decodeTokensPerSecond: number[]
+  peakRssBytes?: number
+  loadMs?: number
+  error?: string
+}
+
+const cases: readonly { id: PackageId; contenders: readonly Contender[] }[] = [
+  {
+    id: 'qwen3-0.6b',
+    contenders: [
+      { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },
+      { label: 'ondevice engine q8, 1 thread', backend: 'wasm', dtype: 'q8' },
+      { label: 'onnxruntime-web q8, 1 thread', backend: 'ort-wasm', dtype: 'q8' },
+      { label: 'onnxruntime-node q4, 1 thread', backend: 'native', dtype: 'q4', threads: 1 },
+      { label: 'onnxruntime-node q4, default threads', backend: 'native', dtype: 'q4' },
+    ],
+  },
+  {
+    id: 'stories260K',
+    contenders: [
+      { label: 'ondevice engine fp32, 1 thread', backend: 'wasm', dtype: 'fp32' },
+      { label: 'onnxruntime-web fp32, 1 thread', backend: 'ort-wasm', dtype: 'fp32' },
+    ],
+  },
+]
+
+async function open(context: BenchContext, pkg: BenchPackage, contender: Contender): Promise<BenchEngine> {
+  if (contender.backend === 'wasm')
+    return openOurs({ folder: pkg.folder, dtype: contender.dtype, backend: 'wasm', cacheFolder: context.cacheFolder })
+  return openOursSession({
+    folder: pkg.folder,
+    dtype: contender.dtype,
+    backend: contender.backend,
+    // onnxruntime-web's thread count is global per process: this group sets it to 1 first.
+    ort: await nodeOrt(contender.backend === 'ort-wasm' ? 'wasm' : 'native', 1),
+    ...(contender.threads === undefined
+      ? {}
+      : { sessionOptions: { intraOpNumThreads: contender.threads, interOpNumThreads: 1 } }),
+    label: contender.label,
+  })
+}
+
+async function probeMemory(
+  context: BenchContext,
+  pkg: BenchPackage,
+  contender: Contender,
+  promptTokenIds: readonly number[],
+): Promise<{ loadMs: number; peakRssBytes: number }> {
+  const request = {
+    engine: 'ours',
+    folder: pkg.folder,
+    dtype: contender.dtype,
+    cacheFolder: context.cacheFolder,
+    promptTokenIds,
+    maxTokens: 8,
+    backend: contender.backend,
+    numThreads: 1,
+  }
+  const { stdout } = await run(
+    process.execPath,
+    [join(import.meta.dirname, '../support/rss-probe.ts'), JSON.stringify(request)],
+    { maxBuffer: 16 * 1024 * 1024, timeout: 600_000 },
+  )
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { loadMs: number; peakRssBytes: number }
+}
+
+export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
+  const tables: Table[] = []
+  const data: Record<string, unknown> = {}
+  for (const { id, contenders } of cases) {
+    if (context.packages && !context.packages.has(id)) continue
+    const missing = unavailableReason(id)
+    if (missing) {
+      context.log(`group 7: ${id} skipped (${missing})`)
+      continue
+    }
+    const pkg = await ensurePackage(id, context.cacheFolder, context.log)
+    const rounds = context.quick ? 1 : 3
+    const decodeTokens = context.quick ? 8 : 24
+    const longLength = context.quick ? 64 : Math.min(512, pkg.contextLength - 1)
+    const engines: BenchEngine[] = []
+    const figures = new Map<Contender, Figures>()
+    for (const contender of contenders) {
+      try {
+        engines.push(await open(context, pkg, contender))
+        figures.set(contender, { ttftShortMs: [], ttftLongMs: [], decodeTokensPerSecond: [] })
+      } catch (error) {
+        figures.set(contender, {
+          ttftShortMs: [],
+          ttftLongMs: [],
+          decodeTokensPerSecond: [],
+          error: (error as Error).message.split('\n')[0],
+        })
+      }
+    }
+    const running = contenders.filter((contender) => !figures.get(contender)?.error)
+    const tokenizer = (await import('../support/engines.ts')).folderTokenizer(pkg.folder)
+    const shortPrompt = promptOfLength(tokenizer, 8, pkg.bosTokenId)
+    const longPrompt = promptOfLength(tokenizer, longLength, pkg.bosTokenId)
+    try {
+      for (const engine of engines) await engine.run(shortPrompt, 2)
+      for (let round = 0; round < rounds; round++) {
+        const order = round % 2 === 0 ? [...running.keys()] : [...running.keys()].reverse()
+        for (const index of order) {
+          const engine = engines[index] as BenchEngine
+          const entry = figures.get(running[index] as Contender) as Figures
+          const decode = await engine.run(shortPrompt, decodeTokens)
+          entry.ttftShortMs.push(decode.ttftMs)
+          entry.decodeTokensPerSecond.push(decode.decodeTokensPerSecond)
+          entry.ttftLongMs.push((await engine.run(longPrompt, 1)).ttftMs)
+        }
+        context.log(
+          `  ${id} round ${round + 1}/${rounds}: ${running.map((c) => `${c.label} ${formatNumber(median(figures.get(c)?.decodeTokensPerSecond ?? []))} tok/s`).join(', ')}`,
+        )
+      }
+    } finally {
+      for (const engine of engines) await engine.dispose()
+    }
+    for (const contender of running) {
+      try {
+        Object.assign(figures.get(contender) as Figures, await probeMemory(context, pkg, contender, longPrompt))
+      } catch (error) {
+        context.log(`  ${id} ${contender.label}: memory probe failed: ${(error as Error).message.split('\n')[0]}`)
+      }
+    }
+    const peer = running.find((c) => c.backend === 'ort-wasm')
+    const peerFigures = peer ? figures.get(peer) : undefined
+    const ratio = (value: number, base: number | undefined) =>
+      base === undefined || !Number.isFinite(base) || base === 0 ? '' : formatRatio(value / base)
+    tables.push({
+      title: `${pkg.label}: the WebAssembly engine vs onnxruntime (Node, ${rounds} rounds, medians)`,
+      columns: [
+        'engine',
+        'decode tok/s',
+        'vs ort-web',
+        `TTFT ${shortPrompt.length} tokens`,
+        `TTFT ${longPrompt.length} tokens`,
+        `vs ort-web`,
+        'peak RSS',
+        'load',
+      ],
+      rows: contenders.map((contender) => {
+        const f = figures.get(contender) as Figures
+        if (f.error) return [contender.label, `failed: ${f.error}`, '', '', '', '', '', '']
+        const decode = median(f.decodeTokensPerSecond)
+        const ttftLong = median(f.ttftLongMs)
+        return [
+          contender.label,
+          formatNumber(decode),
+          ratio(decode, peerFigures ? median(peerFigures.decodeTokensPerSecond) : undefined),
+          `${formatNumber(median(f.ttftShortMs))} ms`,
+          `${formatNumber(ttftLong)} ms`,
+          peerFigures ? ratio(median(peerFigures.ttftLongMs), ttftLong) : '',
+          formatBytes(f.peakRssBytes),
+          f.loadMs === undefined ? '' : `${formatNumber(f.loadMs)} ms`,
+        ]
+      }),
+      notes: [
+        `greedy, ${decodeTokens} tokens after an ${shortPrompt.length}-token prompt; TTFT of a ${longPrompt.length}-token prompt separately; "vs ort-web" is the speed ratio to onnxruntime-web (decode: ours / theirs, TTFT: theirs / ours), so above 1 is faster`,
+        'peak RSS and load time from a fresh process per engine (loadModel with the same store)',
+        'the engine runs one thread; onnxruntime-node "default threads" uses every core it finds',
+      ],
+    })
+    data[id] = Object.fromEntries(contenders.map((c) => [c.label, figures.get(c)]))
+  }
+  return { group: 7, title: 'the WebAssembly engine vs onnxruntime-web and onnxruntime-node', tables, data }
+}
