@@ -128,6 +128,7 @@ export type {
   StreamPart,
   TextDeltaPart,
   ToolCall,
+  ToolCallPart,
   Usage,
 } from './stream-parts.ts'
 export {

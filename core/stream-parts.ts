@@ -84,8 +84,14 @@ export interface ErrorPart {
   readonly error: SerializedError
 }
 
+/** A complete tool call, streamed by the SDK just before the finish part that also lists it. */
+export interface ToolCallPart {
+  readonly type: 'tool-call'
+  readonly toolCall: ToolCall
+}
+
 /** What core's `generate()` yields. */
 export type GenerationPart = TextDeltaPart | FinishPart
 
 /** What the SDK's `stream()` yields. */
-export type StreamPart = GenerationPart | RoutePart | HandoffPart | ErrorPart
+export type StreamPart = GenerationPart | RoutePart | HandoffPart | ErrorPart | ToolCallPart

@@ -12,7 +12,16 @@ import {
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
-import type { FinishReason, HandoffPart, Route, RoutePart, StreamPart, Usage } from '../core/stream-parts.ts'
+import { visibleContent } from '../core/protocol/response.ts'
+import type {
+  FinishReason,
+  HandoffPart,
+  Route,
+  RoutePart,
+  StreamPart,
+  ToolCall,
+  Usage,
+} from '../core/stream-parts.ts'
 import { abortFinish, chainError, isAbort } from './answer-parts.ts'
 import { type DeviceHost, type DeviceModel, type DownloadProgress, defaultDeviceHost } from './device.ts'
 import { runDevice } from './device-run.ts'
@@ -44,6 +53,10 @@ export interface ChatResult {
   readonly routeReason: string
   /** Set when the device started the answer and the edge finished it. */
   readonly handoff?: { readonly reason: string; readonly completedTokens: number }
+  /** With `tools`: the calls the model made (finishReason 'tool-calls'); `text` holds what came before them. */
+  readonly toolCalls?: readonly ToolCall[]
+  /** With responseFormat / tools: the answer stopped (maxTokens, abort) before its JSON was complete. */
+  readonly partial?: boolean
 }
 
 export interface ClientStatus {
@@ -236,7 +249,7 @@ class Client implements OndeviceClient {
     const validated = validateChatRequest(request, this.#options.defaults)
     // Both sides must draw the same numbers for a handoff to continue the same answer.
     const resolved: ChatRequest = { ...validated, seed: validated.seed ?? randomSeed() }
-    return { [Symbol.asyncIterator]: () => this.#run(resolved) }
+    return { [Symbol.asyncIterator]: () => withToolCallParts(this.#run(resolved)) }
   }
 
   async chat(request: ChatRequest): Promise<ChatResult> {
@@ -249,7 +262,9 @@ class Client implements OndeviceClient {
       else if (part.type === 'finish') {
         if (part.finishReason === 'abort') throw new AbortedError()
         return {
-          text: part.text,
+          text: visibleContent(part),
+          ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
+          ...(part.partial === undefined ? {} : { partial: part.partial }),
           finishReason: part.finishReason,
           tokenIds: part.tokenIds,
           usage: part.usage,
@@ -409,4 +424,32 @@ class Client implements OndeviceClient {
  */
 export function createClient(options: ClientOptions = {}, internals: ClientInternals = {}): OndeviceClient {
   return new Client(options, internals)
+}
+
+/**
+ * Tool-call markup (`<tool_call>...`) is not text for the reader: deltas from the first call on
+ * carry their token ids but no text, the calls come as 'tool-call' parts before the finish, and
+ * the finish's text is what came before them.
+ */
+async function* withToolCallParts(parts: AsyncGenerator<StreamPart>): AsyncGenerator<StreamPart> {
+  let inCall = false
+  for await (const part of parts) {
+    if (part.type === 'text-delta') {
+      if (inCall) {
+        yield { ...part, text: '' }
+        continue
+      }
+      const at = part.text.indexOf('<tool_call>')
+      if (at !== -1) {
+        inCall = true
+        yield { ...part, text: part.text.slice(0, at).trimEnd() }
+        continue
+      }
+    } else if (part.type === 'finish' && part.toolCalls !== undefined) {
+      for (const toolCall of part.toolCalls) yield { type: 'tool-call', toolCall }
+      yield { ...part, text: visibleContent(part) }
+      continue
+    }
+    yield part
+  }
 }

@@ -5,7 +5,7 @@ import { OndeviceError, toOndeviceError } from '../core/errors.ts'
 import type { StreamPart, Usage } from '../core/stream-parts.ts'
 import { abortFinish, isAbort, samplingOf } from './answer-parts.ts'
 import type { DeviceModel } from './device.ts'
-import type { ChatRequest } from './options.ts'
+import { type ChatRequest, constraintOf } from './options.ts'
 
 /** How the device part of an answer ended. */
 export type DeviceOutcome =
@@ -95,12 +95,14 @@ export async function* runDevice(
     dtype: model.dtype,
     promptTokens,
   })
+  const constraint = constraintOf(request)
   try {
     const parts = model.generate({
       messages: request.messages,
       sampling: samplingOf(request),
       ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
       ...(request.stop === undefined ? {} : { stop: request.stop }),
+      ...(constraint === undefined ? {} : { constraint }),
       signal: stop.signal,
     })
     // Stop reading the moment the caller aborts or the device stalls, whatever the device

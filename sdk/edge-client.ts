@@ -2,6 +2,7 @@
 // completion as a stream of core's generation parts. This file is the transport only (the URL,
 // headers, the connect timeout, aborts, Retry-After, server-sent events); what the bodies say is
 // core/protocol's: it encodes the request and reads every chunk and error body.
+
 import type { ChatMessage } from '../core/chat-template.ts'
 import { AbortedError, EdgeError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { Continuation } from '../core/generate.ts'
@@ -15,6 +16,7 @@ import {
 } from '../core/protocol/index.ts'
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
+import type { ConstraintOptions } from '../core/structured/constraint.ts'
 import { parseServerSentEvents } from './sse.ts'
 
 export interface EdgeOptions {
@@ -40,6 +42,8 @@ export interface EdgeChatRequest {
   /** Continue an answer another side started: its token ids so far and the sampler step to resume at. */
   readonly continuation?: Continuation
   readonly signal?: AbortSignal
+  /** responseFormat / tools, sent as response_format / tools / tool_choice / parallel_tool_calls. */
+  readonly constraint?: ConstraintOptions
 }
 
 /** What the edge returned besides the text, for usage and fingerprints. */
@@ -221,6 +225,7 @@ export class EdgeClient {
       ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
       ...(request.stop === undefined ? {} : { stop: request.stop }),
       ...(request.continuation === undefined ? {} : { continuation: request.continuation }),
+      ...(request.constraint === undefined ? {} : { constraint: request.constraint }),
     })
   }
 
@@ -252,6 +257,8 @@ export class EdgeClient {
     let sawDone = false
     let finalTokenIds: readonly number[] | undefined
     let nextStep: number | undefined
+    let partial = false
+    const toolCalls: { id: string; name: string; arguments: string }[] = []
     let reportedInfo = false
     try {
       for await (const event of parseServerSentEvents(response.body, request.signal)) {
@@ -276,10 +283,19 @@ export class EdgeClient {
           yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
         }
         if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
+        // OpenAI streams a call as deltas keyed by index: the first names it, the rest add arguments.
+        for (const delta of chunk.toolCallDeltas ?? []) {
+          const call = toolCalls[delta.index] ?? { id: '', name: '', arguments: '' }
+          toolCalls[delta.index] = call
+          if (delta.id !== undefined) call.id = delta.id
+          if (delta.name !== undefined) call.name += delta.name
+          if (delta.arguments !== undefined) call.arguments += delta.arguments
+        }
         // Our extension on the final chunk: every token the edge generated and the next sampler step.
         if (chunk.ondevice !== undefined) {
           finalTokenIds = chunk.ondevice.tokenIds
           if (chunk.ondevice.nextStep !== undefined) nextStep = chunk.ondevice.nextStep
+          if (chunk.ondevice.partial === true) partial = true
         }
         if (chunk.usage !== undefined) usage = chunk.usage
       }
@@ -325,6 +341,8 @@ export class EdgeClient {
       text,
       nextStep: nextStep ?? (request.continuation?.step ?? 0) + completion,
       usage: finalUsage,
+      ...(toolCalls.length > 0 ? { toolCalls: toolCalls.filter((call) => call !== undefined) } : {}),
+      ...(partial ? { partial } : {}),
     }
   }
 }

@@ -8,7 +8,7 @@ import type { Route, StreamPart, TextDeltaPart, Usage } from '../core/stream-par
 import { abortFinish, chainError, isAbort, samplingOf } from './answer-parts.ts'
 import type { DeviceFailure } from './device-run.ts'
 import { EdgeClient, type EdgeOptions } from './edge-client.ts'
-import type { ChatRequest } from './options.ts'
+import { type ChatRequest, constraintOf } from './options.ts'
 
 const edgeRetryDelayMs = 30_000
 
@@ -41,6 +41,7 @@ export class EdgeSide {
     const route: Route = fromDevice ? 'device+edge' : 'edge'
     let text = ''
     let firstTokenAt: number | undefined
+    const constraint = constraintOf(request)
     try {
       const parts = this.#client.stream({
         messages: request.messages as ChatMessage[],
@@ -53,6 +54,7 @@ export class EdgeSide {
                 : request.maxTokens,
             }),
         ...(request.stop === undefined ? {} : { stop: request.stop }),
+        ...(constraint === undefined ? {} : { constraint }),
         ...(fromDevice ? { continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step } } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       })
@@ -92,6 +94,8 @@ export class EdgeSide {
           text: fromDevice.text + part.text,
           nextStep: part.nextStep,
           usage,
+          ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
+          ...(part.partial === undefined ? {} : { partial: part.partial }),
         }
         return 'done'
       }

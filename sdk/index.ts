@@ -47,8 +47,11 @@ export type {
   RoutePart,
   StreamPart,
   TextDeltaPart,
+  ToolCall,
+  ToolCallPart,
   Usage,
 } from '../core/stream-parts.ts'
+export type { ResponseFormat, ToolChoice, ToolDefinition } from '../core/structured/constraint.ts'
 // Device hosts, for apps that wrap them (ClientInternals.deviceHost): the browser default (the
 // model in a dedicated Web Worker: OPFS / Cache API store, onnxruntime-web on WebGPU or WASM).
 export { type BrowserDeviceHostOptions, createBrowserDeviceHost } from './browser-device.ts'

@@ -7,6 +7,13 @@ import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts
 import { InvalidArgumentError } from '../core/errors.ts'
 import { resolveSamplingOptions, type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
 import { validateStopStrings } from '../core/stop-strings.ts'
+import {
+  type ConstraintOptions,
+  compileConstraint,
+  type ResponseFormat,
+  type ToolChoice,
+  type ToolDefinition,
+} from '../core/structured/constraint.ts'
 import type { EdgeOptions } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 
@@ -48,6 +55,36 @@ export interface SamplingRequest extends SamplingOptions {
 export interface ChatRequest extends SamplingRequest {
   readonly messages: readonly ChatMessage[]
   readonly signal?: AbortSignal
+  /**
+   * The answer must be JSON: any object (`{ type: 'json_object' }`) or a document following a
+   * JSON Schema (`{ type: 'json_schema', schema, name?, strict? }`). Enforced token by token on the
+   * device and on the edge alike; an unsupported keyword is an InvalidArgumentError naming it.
+   */
+  readonly responseFormat?: ResponseFormat
+  /** Functions the model may call: `{ name, description?, parameters }` (parameters: a JSON Schema object). */
+  readonly tools?: readonly ToolDefinition[]
+  /** 'auto' (default with tools), 'none', 'required', or `{ name }` for one tool. */
+  readonly toolChoice?: ToolChoice
+  /** Several calls in one answer (default true). */
+  readonly parallelToolCalls?: boolean
+}
+
+/** The constraint fields of a request, as core's generate() takes them (undefined: none). */
+export function constraintOf(request: ChatRequest): ConstraintOptions | undefined {
+  const { responseFormat, tools, toolChoice, parallelToolCalls } = request
+  if (
+    responseFormat === undefined &&
+    tools === undefined &&
+    toolChoice === undefined &&
+    parallelToolCalls === undefined
+  )
+    return undefined
+  return {
+    ...(responseFormat === undefined ? {} : { responseFormat }),
+    ...(tools === undefined ? {} : { tools }),
+    ...(toolChoice === undefined ? {} : { toolChoice }),
+    ...(parallelToolCalls === undefined ? {} : { parallelToolCalls }),
+  }
 }
 
 /** Where createClient runs: it decides which options make sense. */
@@ -315,7 +352,14 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     )
   }
   const given = request as Record<string, unknown>
-  rejectUnknown(given, '', ['messages', 'signal'])
+  rejectUnknown(given, '', [
+    'messages',
+    'signal',
+    'responseFormat',
+    'tools',
+    'toolChoice',
+    'parallelToolCalls',
+  ])
   const messages = validateChatMessages(given['messages'])
   if (given['signal'] !== undefined && !(given['signal'] instanceof AbortSignal)) {
     throw new InvalidArgumentError(
@@ -324,5 +368,8 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     )
   }
   validateSampling(given as SamplingRequest)
+  // Compiles the schemas now: a keyword the grammar cannot enforce fails here, before any download.
+  const constraint = constraintOf(given as unknown as ChatRequest)
+  if (constraint !== undefined) compileConstraint(constraint)
   return { ...defaults, ...(given as Partial<ChatRequest>), messages } as ChatRequest
 }

@@ -2,9 +2,11 @@
 // run in this thread. The runtime's host uses it on an ORT session (in Node, or inside the Web
 // Worker that serves the page); tests use it on core's test session. One session holds one
 // cache, so generations on it take turns (a queue), never interleave.
+
 import { encodeChatTurns } from '../../core/chat-turns.ts'
 import { generate } from '../../core/generate.ts'
 import type { ModelSession } from '../../core/model-session.ts'
+import { constraintTemplateTools } from '../../core/protocol/response-format.ts'
 import type { Tokenizer } from '../../core/tokenizer.ts'
 import { measureDecodeSpeed } from '../probe.ts'
 import type { DeviceGenerateRequest, DeviceModel, DevicePart } from './types.ts'
@@ -35,7 +37,11 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
 
   async function* run(request: DeviceGenerateRequest): AsyncGenerator<DevicePart> {
     // The prompt exactly as the edge builds it, so a handoff continues the same answer.
-    const prompt = encodeChatTurns(tokenizer, request.messages, { addGenerationPrompt: true })
+    const tools = constraintTemplateTools(request.constraint)
+    const prompt = encodeChatTurns(tokenizer, request.messages, {
+      addGenerationPrompt: true,
+      ...(tools === undefined ? {} : { tools }),
+    })
     const release = await acquire()
     try {
       yield { type: 'prompt', promptTokens: prompt.tokenIds.length }
@@ -46,6 +52,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
         ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
         ...(request.stop ? { stop: request.stop } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
+        ...(request.constraint ? { constraint: request.constraint } : {}),
       })
     } finally {
       release()

@@ -3,9 +3,11 @@
 // (createRuntimeDeviceHost, Node or an app's own worker), and a Web Worker serves that same
 // implementation to the page through a proxy that is itself a DeviceHost (web-worker/). Messages
 // go in, stream parts come out: one crossing each way when a worker sits in between.
+
 import type { ChatMessage } from '../../core/chat-template.ts'
 import type { SamplingOptions } from '../../core/sampling/index.ts'
 import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { ConstraintOptions } from '../../core/structured/constraint.ts'
 import type { Backend } from '../dtype.ts'
 import type { PackageInfo } from '../inspect.ts'
 import type { DeviceCapabilities } from '../probe.ts'
@@ -27,6 +29,8 @@ export interface DeviceGenerateRequest {
   readonly maxTokens?: number
   readonly stop?: readonly string[]
   readonly signal?: AbortSignal
+  /** responseFormat / tools: rendered into the prompt and enforced token by token, as on the edge. */
+  readonly constraint?: ConstraintOptions
 }
 
 /**

@@ -16,8 +16,21 @@ export {
   toStopStrings,
   toTemplateOptions,
 } from './request.ts'
-export { type CompletionHeader, toChatCompletionResponse, toOndeviceResult } from './response.ts'
-export { validateResponseFormat } from './response-format.ts'
+export {
+  type CompletionHeader,
+  toChatCompletionResponse,
+  toOndeviceResult,
+  toWireToolCalls,
+  visibleContent,
+} from './response.ts'
+export {
+  constraintTemplateTools,
+  toConstraintOptions,
+  toWireConstraint,
+  toWireTools,
+  validateConstraint,
+  validateResponseFormat,
+} from './response-format.ts'
 export { fromWireSampling, samplingFields, toWireSampling, type WireSampling } from './sampling.ts'
 export { templateTools, validateTools } from './tools.ts'
 export type {

@@ -5,9 +5,10 @@ import type { ChatMessage } from '../chat-template.ts'
 import { type ChatEncoder, type ChatPrompt, encodeChatTurns } from '../chat-turns.ts'
 import type { Continuation, GenerateRequest } from '../generate.ts'
 import type { SamplingOptions } from '../sampling/index.ts'
+import type { ConstraintOptions } from '../structured/constraint.ts'
 import type { ApplyChatTemplateOptions } from '../tokenizer.ts'
 import { fromWireMessages, toWireMessages } from './messages.ts'
-import { toConstraintOptions } from './response-format.ts'
+import { toConstraintOptions, toWireConstraint } from './response-format.ts'
 import { fromWireSampling, toWireSampling } from './sampling.ts'
 import { templateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
@@ -21,6 +22,8 @@ export interface ChatRequestInput {
   readonly stop?: readonly string[]
   /** Continue an answer another side started: its token ids so far and the sampler step to resume at. */
   readonly continuation?: Continuation
+  /** responseFormat / tools / toolChoice / parallelToolCalls (enforced by the edge as by the device). */
+  readonly constraint?: ConstraintOptions
 }
 
 /** The wire body for `input`: always streamed, with usage on the last chunk. */
@@ -33,6 +36,7 @@ export function toChatCompletionRequest(input: ChatRequestInput): ChatCompletion
     ...(input.maxTokens === undefined ? {} : { max_tokens: input.maxTokens }),
     ...toWireSampling(input.sampling ?? {}),
     ...(input.stop && input.stop.length > 0 ? { stop: [...input.stop] } : {}),
+    ...toWireConstraint(input.constraint),
     ...(input.continuation
       ? {
           ondevice_continuation: {

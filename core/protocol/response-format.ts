@@ -3,6 +3,8 @@
 // `tools` / `tool_choice` / `parallel_tool_calls`. Validation compiles the schemas, so a keyword the
 // grammar cannot enforce is a 400 naming it (`response_format.json_schema.schema.properties.x.not`)
 // before anything runs; never silently ignored.
+
+import type { ChatTool } from '../chat-template.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import {
   type ConstraintOptions,
@@ -12,7 +14,7 @@ import {
   type ToolDefinition,
 } from '../structured/constraint.ts'
 import { fail, type JsonObject } from './checks.ts'
-import type { ChatCompletionRequest } from './types.ts'
+import type { ChatCompletionRequest, ChatCompletionTool } from './types.ts'
 
 /** Checks the request's `response_format` shape (absent or null is fine). */
 export function validateResponseFormat(responseFormat: unknown): void {
@@ -50,6 +52,68 @@ export function validateResponseFormat(responseFormat: unknown): void {
     )
   if (strict !== undefined && strict !== null && typeof strict !== 'boolean') {
     fail('response_format.json_schema.strict', 'response_format.json_schema.strict must be true or false.')
+  }
+}
+
+/**
+ * Tools in OpenAI's wire shape (also what the chat template renders with `tojson`: the device
+ * builds the same objects, key order included, so both sides' prompts are byte-identical).
+ */
+export function toWireTools(tools: readonly ToolDefinition[]): ChatCompletionTool[] {
+  return tools.map((tool) => ({
+    type: 'function' as const,
+    function: {
+      name: tool.name,
+      ...(tool.description === undefined ? {} : { description: tool.description }),
+      ...(tool.parameters === undefined
+        ? {}
+        : { parameters: tool.parameters as Readonly<Record<string, unknown>> }),
+    },
+  }))
+}
+
+/** The tools the chat template shows for a constraint (none with toolChoice 'none', as the edge does). */
+export function constraintTemplateTools(constraint: ConstraintOptions | undefined): ChatTool[] | undefined {
+  if (constraint?.tools === undefined || constraint.tools.length === 0 || constraint.toolChoice === 'none')
+    return undefined
+  return toWireTools(constraint.tools) as unknown as ChatTool[]
+}
+
+/** ConstraintOptions as the wire's fields (the SDK's request body). */
+export function toWireConstraint(constraint: ConstraintOptions | undefined): Partial<ChatCompletionRequest> {
+  if (constraint === undefined) return {}
+  const format = constraint.responseFormat
+  const choice = constraint.toolChoice
+  return {
+    ...(format === undefined
+      ? {}
+      : {
+          response_format:
+            format.type === 'json_schema'
+              ? {
+                  type: 'json_schema' as const,
+                  json_schema: {
+                    name: format.name ?? 'response',
+                    schema: format.schema,
+                    ...(format.strict === undefined ? {} : { strict: format.strict }),
+                  },
+                }
+              : { type: format.type },
+        }),
+    ...(constraint.tools === undefined || constraint.tools.length === 0
+      ? {}
+      : { tools: toWireTools(constraint.tools) }),
+    ...(choice === undefined
+      ? {}
+      : {
+          tool_choice:
+            typeof choice === 'string'
+              ? choice
+              : { type: 'function' as const, function: { name: choice.name } },
+        }),
+    ...(constraint.parallelToolCalls === undefined
+      ? {}
+      : { parallel_tool_calls: constraint.parallelToolCalls }),
   }
 }
 
