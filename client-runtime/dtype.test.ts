@@ -62,5 +62,11 @@ describe('chooseDtype', () => {
 
   it('a package that can say nothing about its files gets the backend fastest', async () => {
     expect(await chooseDtype({ backend: 'wasm', modelType: 'qwen3', source: 'pkg' })).toBe('q8')
+    // Without the model type the graph files cannot be named: only a list counts.
+    expect(await chooseDtype({ backend: 'wasm', exists: filesExist([]), source: 'pkg' })).toBe('q8')
+    expect(await chooseDtype({ backend: 'native', listed: ['q8', 'fp32'], source: 'pkg' })).toBe('q8')
+    await expect(chooseDtype({ backend: 'webgpu', listed: ['q4f16'], source: 'pkg' })).rejects.toThrow(
+      'pkg carries no ONNX weights webgpu can run (found: q4f16).',
+    )
   })
 })

@@ -94,8 +94,11 @@ export function dtypeOfFile(path: string): string | undefined {
 
 export interface DtypeChoiceOptions {
   readonly backend: Backend
-  /** config.json's model_type (it decides the graph files: one, or embedding + decoder). */
-  readonly modelType: string
+  /**
+   * config.json's model_type: it decides the graph files (one, or embedding + decoder), so it is
+   * needed to look for files when there is no list. Without it only the list counts.
+   */
+  readonly modelType?: string | undefined
   /** manifest.json's `dtypes`: when not empty, trusted as what the package holds. */
   readonly listed?: readonly string[] | undefined
   /** Whether a package file exists; without a list, a dtype is there when all its graph files are. */
@@ -111,9 +114,9 @@ export type PackageContents = Pick<DtypeChoiceOptions, 'modelType' | 'listed' | 
 
 async function holds(contents: PackageContents, dtype: string): Promise<boolean> {
   if (contents.listed && contents.listed.length > 0) return contents.listed.includes(dtype)
-  if (!contents.exists) return false
-  const exists = contents.exists
-  const files = layoutFiles(onnxLayout(contents.modelType, dtype))
+  const { exists, modelType } = contents
+  if (!exists || modelType === undefined) return false
+  const files = layoutFiles(onnxLayout(modelType, dtype))
   return (await Promise.all(files.map((file) => exists(file)))).every(Boolean)
 }
 
@@ -133,14 +136,20 @@ export async function availableDtypes(contents: PackageContents): Promise<string
  */
 export async function chooseDtype(options: DtypeChoiceOptions): Promise<string> {
   const preferred = preferredDtypes(options.backend, { shaderF16: options.shaderF16 ?? false })
-  const canTell = (options.listed !== undefined && options.listed.length > 0) || options.exists !== undefined
+  const canTell =
+    (options.listed !== undefined && options.listed.length > 0) ||
+    (options.exists !== undefined && options.modelType !== undefined)
   if (!canTell) return preferred[0] as string
   // In order of preference, stopping at the first: a URL package without a manifest asks the
   // server about each file.
   for (const dtype of preferred) if (await holds(options, dtype)) return dtype
   const available = await availableDtypes(options)
+  const expected =
+    options.modelType === undefined
+      ? ''
+      : `; expected e.g. ${layoutFiles(onnxLayout(options.modelType, preferred[0] as string)).join(' + ')}`
   throw new ModelError(
     'model_invalid',
-    `${options.source} carries no ONNX weights ${options.backend} can run (found: ${available.join(', ') || 'none'}; expected e.g. ${layoutFiles(onnxLayout(options.modelType, preferredDtypes(options.backend)[0] as string)).join(' + ')}).`,
+    `${options.source} carries no ONNX weights ${options.backend} can run (found: ${available.join(', ') || 'none'}${expected}).`,
   )
 }

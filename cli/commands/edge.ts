@@ -6,9 +6,10 @@
 import { readFile, stat } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { preferredDtypes } from '../../client-runtime/dtype.ts'
+import { chooseDtype } from '../../client-runtime/dtype.ts'
 import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
+import { parseModelConfig } from '../../core/model-package.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { startStaticServer } from '../../demo/static-server.ts'
 import { formatBytes } from '../../sdk/route.ts'
@@ -74,6 +75,13 @@ async function readManifest(folder: string): Promise<Manifest> {
   }
 }
 
+async function readModelType(folder: string): Promise<string> {
+  const text = await readFile(resolve(folder, 'config.json'), 'utf8').catch(() => {
+    throw new ModelError('model_invalid', `${folder} has no config.json: it is not a model package.`)
+  })
+  return parseModelConfig(text).modelType
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -126,14 +134,31 @@ export async function run(argv: string[]): Promise<number> {
     modelId ??= basename(folder)
   }
   const manifest = await readManifest(folder)
-  const dtype =
-    values.dtype ?? preferredDtypes('wasm').find((candidate) => manifest.dtypes?.includes(candidate))
-  if (dtype === undefined || (manifest.dtypes !== undefined && !manifest.dtypes.includes(dtype))) {
+  if (
+    values.dtype !== undefined &&
+    manifest.dtypes !== undefined &&
+    !manifest.dtypes.includes(values.dtype)
+  ) {
     throw new InvalidArgumentError(
       'dtype',
-      `${folder} holds ${manifest.dtypes?.join(', ') || 'no listed weight formats'}; ${values.dtype === undefined ? 'none runs on WASM' : `not ${values.dtype}`}. Pass --dtype with one it holds.`,
+      `${folder} holds ${manifest.dtypes.join(', ') || 'no listed weight formats'}; not ${values.dtype}. Pass --dtype with one it holds.`,
     )
   }
+  // The edge worker runs on WASM: the same choice it makes itself (client-runtime/dtype.ts).
+  const dtype =
+    values.dtype ??
+    (await chooseDtype({
+      backend: 'wasm',
+      // Graph files are looked for only without a list; they need the model type then.
+      modelType: manifest.dtypes?.length ? undefined : await readModelType(folder),
+      listed: manifest.dtypes,
+      exists: (path) =>
+        stat(resolve(folder, path)).then(
+          () => true,
+          () => false,
+        ),
+      source: folder,
+    }))
   const estimate = manifest.estimatedMemoryBytes?.[dtype]
   if (estimate !== undefined && estimate > isolateBudgetBytes()) {
     throw new InvalidArgumentError(
