@@ -13,6 +13,7 @@ import { parseModelConfig } from '../../core/model-package.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { startStaticServer } from '../../demo/static-server.ts'
 import { formatBytes } from '../../sdk/route.ts'
+import { engineCoversModelType } from '../../wasm/engine/session.ts'
 
 const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
        npm run edge -- --model DIR
@@ -75,11 +76,10 @@ async function readManifest(folder: string): Promise<Manifest> {
   }
 }
 
-async function readModelType(folder: string): Promise<string> {
-  const text = await readFile(resolve(folder, 'config.json'), 'utf8').catch(() => {
-    throw new ModelError('model_invalid', `${folder} has no config.json: it is not a model package.`)
-  })
-  return parseModelConfig(text).modelType
+/** config.json's model_type, or undefined when the folder has none (the worker's load then says so). */
+async function readModelType(folder: string): Promise<string | undefined> {
+  const text = await readFile(resolve(folder, 'config.json'), 'utf8').catch(() => undefined)
+  return text === undefined ? undefined : parseModelConfig(text).modelType
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -144,13 +144,14 @@ export async function run(argv: string[]): Promise<number> {
       `${folder} holds ${manifest.dtypes.join(', ') || 'no listed weight formats'}; not ${values.dtype}. Pass --dtype with one it holds.`,
     )
   }
-  // The edge worker runs on WASM: the same choice it makes itself (client-runtime/dtype.ts).
+  // The choice the edge worker makes itself (worker/edge-model.ts): the WebAssembly engine where it
+  // covers the architecture, else onnxruntime-web, each with its own fastest format.
+  const modelType = await readModelType(folder)
   const dtype =
     values.dtype ??
     (await chooseDtype({
-      backend: 'wasm',
-      // Graph files are looked for only without a list; they need the model type then.
-      modelType: manifest.dtypes?.length ? undefined : await readModelType(folder),
+      backend: modelType !== undefined && engineCoversModelType(modelType) ? 'wasm' : 'ort-wasm',
+      modelType,
       listed: manifest.dtypes,
       exists: (path) =>
         stat(resolve(folder, path)).then(
