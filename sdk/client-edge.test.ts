@@ -422,6 +422,13 @@ describe('device problems before the answer', () => {
     expect(parts[0]).toMatchObject({ type: 'route', route: 'edge' })
     expect(parts[0]?.type === 'route' && parts[0].reason).toContain('could not load the model (out of memory')
     expect(parts.at(-1)).toMatchObject({ type: 'finish', usage: { route: 'edge' } })
+    // status() does not promise the device that just failed to load, and the next request goes
+    // to the edge without loading again until the retry is due.
+    const status = await client.status()
+    expect(status.route).toBe('edge')
+    expect(status.reason).toMatch(/could not load the model \(out of memory.*retried in \d+ s/)
+    expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
+    expect(host.loads).toBe(1)
   })
 
   it('a background download that fails: a download-error event, and the edge keeps answering', async () => {

@@ -191,9 +191,11 @@ class Client implements OndeviceClient {
   }
 
   #plan(): Promise<Plan> {
+    const recentLoadFailure = this.#device.recentFailure
     return this.#planner.plan(this.#edgeAvailability(), {
       probeRate: this.#device.probeRate,
       loaded: this.#device.loaded !== undefined,
+      ...(recentLoadFailure ? { recentLoadFailure } : {}),
     })
   }
 

@@ -32,6 +32,8 @@ export class DeviceSlot {
   #downloading: Promise<DeviceModel> | undefined
   #backgroundRetryAt = 0
   #disposed = false
+  /** The last load's failure (cleared by a load that succeeds). */
+  #failure: { readonly error: OndeviceError; readonly at: number } | undefined
 
   constructor(
     host: Promise<DeviceHost | undefined>,
@@ -53,6 +55,17 @@ export class DeviceSlot {
   /** Decode speed the probe measured, once it ran. */
   get probeRate(): number | undefined {
     return this.#probeRate
+  }
+
+  /**
+   * The last load's failure while it is recent (within the background retry delay): where the
+   * next request should not expect the device, and why. Aborts (dispose, a caller's signal) are
+   * no failure of the device.
+   */
+  get recentFailure(): { readonly error: OndeviceError; readonly retryInMs: number } | undefined {
+    if (!this.#failure || this.#loaded) return undefined
+    const retryInMs = this.#failure.at + backgroundRetryDelayMs - Date.now()
+    return retryInMs > 0 ? { error: this.#failure.error, retryInMs } : undefined
   }
 
   /** A download (and load) is running. */
@@ -93,11 +106,14 @@ export class DeviceSlot {
       load.then(
         () => {
           this.#downloading = undefined
+          this.#failure = undefined
         },
-        () => {
+        (cause: unknown) => {
           // A failed load must not stick: the next request (or prepare) tries again.
           if (this.#loading === load) this.#loading = undefined
           this.#downloading = undefined
+          const error = toOndeviceError(cause, 'backend_unavailable')
+          if (error.code !== 'aborted' && !this.#disposed) this.#failure = { error, at: Date.now() }
         },
       )
     }
@@ -123,7 +139,7 @@ export class DeviceSlot {
 
   /** Starts loading in the background, unless a load runs or a failed one is still recent. */
   startBackgroundDownload(): void {
-    if (this.#loading || Date.now() < this.#backgroundRetryAt) return
+    if (this.#loading || Date.now() < this.#backgroundRetryAt || this.recentFailure) return
     this.load().catch((error: unknown) => {
       this.#backgroundRetryAt = Date.now() + backgroundRetryDelayMs
       this.#hooks.onBackgroundError(toOndeviceError(error, 'download_failed'))

@@ -34,6 +34,8 @@ export interface DeviceState {
   readonly probeRate: number | undefined
   /** The model is loaded (so its package is on this device). */
   readonly loaded: boolean
+  /** The last load failed a moment ago, and is tried again (in the background) after retryInMs. */
+  readonly recentLoadFailure?: { readonly error: OndeviceError; readonly retryInMs: number }
 }
 
 export class Planner {
@@ -107,6 +109,24 @@ export class Planner {
     // An edge remembered as unreachable is still tried when nothing else could answer.
     if (decision.route === 'none' && edge.configured && !edge.reachable) {
       decision = decideRoute(capabilities, packageInfo, policy, thresholds, { configured: true })
+    }
+    // A device that just failed to load (its runtime files, its backend) would fail again: say
+    // so, and let the edge answer until the load is retried in the background.
+    const failure = device.recentLoadFailure
+    if (
+      decision.route === 'device' &&
+      failure &&
+      policy !== 'device-only' &&
+      edge.configured &&
+      edge.reachable
+    ) {
+      decision = {
+        route: 'edge',
+        reason: `the device could not load the model (${failure.error.message}): answering from the edge; the load is retried in ${Math.ceil(failure.retryInMs / 1000)} s`,
+        backgroundDownload: true,
+        ...(decision.backend ? { backend: decision.backend } : {}),
+        fallback: 'device',
+      }
     }
     return { decision, capabilities, packageInfo }
   }

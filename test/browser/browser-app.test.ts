@@ -288,6 +288,10 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       )
       const failed = (await app(page).events()).find((event) => event.name === 'load-error')
       expect(failed?.message).toMatch(/an HTML page came back for .*ort-wasm-simd-threaded\.wasm/)
+      // status() does not promise the device that just failed to load.
+      const status = await app(page).call('status')
+      expect(status.route).toBe('edge')
+      expect(status.reason).toMatch(/could not load the model \(.*an HTML page came back/)
 
       // The server is fixed; the same browser profile loads the device and answers there.
       runtimeBroken = false
