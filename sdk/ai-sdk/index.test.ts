@@ -1,6 +1,6 @@
 // The provider driven by the real `ai` package (generateText, streamText), on the device path
 // (core's test session behind the DeviceHost interface, real Qwen3 tokenizer).
-import { generateText, jsonSchema, streamText, tool } from 'ai'
+import { generateObject, generateText, jsonSchema, stepCountIs, streamObject, streamText, tool } from 'ai'
 import { describe, expect, it } from 'vitest'
 import { createTestDeviceHost } from '../../test/sdk/test-device-host.ts'
 import { startTestEdge } from '../../test/sdk/test-edge.ts'
@@ -51,24 +51,90 @@ describe('ondevice/ai-sdk with the real ai package', () => {
     expect(typeof metadata?.['routeReason']).toBe('string')
   })
 
-  it('unsupported settings come back as warnings, not silence', async () => {
+  it('generateObject / streamObject: the object follows the schema (random logits: only the mask makes it valid)', async () => {
     const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const schema = jsonSchema<{ name: string; age: number; tags: string[] }>({
+      type: 'object',
+      properties: {
+        name: { type: 'string', maxLength: 10 },
+        age: { type: 'integer', minimum: 0, maximum: 120 },
+        tags: { type: 'array', items: { type: 'string', maxLength: 6 }, maxItems: 2 },
+      },
+      required: ['name', 'age', 'tags'],
+      additionalProperties: false,
+    })
+    const { object, finishReason } = await generateObject({
+      model: ondevice(),
+      schema,
+      prompt: 'A person.',
+      maxOutputTokens: 80,
+      seed: 9,
+      temperature: 1,
+    })
+    expect(finishReason).toBe('stop')
+    expect(Object.keys(object)).toEqual(['name', 'age', 'tags'])
+    expect(Number.isInteger(object.age) && object.age >= 0 && object.age <= 120).toBe(true)
+    const streamed = streamObject({
+      model: ondevice(),
+      schema,
+      prompt: 'A person.',
+      maxOutputTokens: 80,
+      seed: 9,
+      temperature: 1,
+    })
+    let partials = 0
+    for await (const _ of streamed.partialObjectStream) partials++
+    expect(partials).toBeGreaterThan(1)
+    expect(await streamed.object).toEqual(object)
+  })
+
+  it("tools with the ai package's loop: a required call is executed, its result fed back, then a text answer", async () => {
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const calls: string[] = []
     const result = await generateText({
       model: ondevice(),
-      prompt: 'Hi',
-      maxOutputTokens: 2,
-      toolChoice: 'auto',
+      prompt: 'Weather in Paris?',
+      maxOutputTokens: 40,
+      seed: 3,
+      temperature: 1,
       tools: {
         weather: tool({
-          description: 'Weather',
-          inputSchema: jsonSchema({ type: 'object', properties: {} }),
+          description: 'Current weather of a city',
+          inputSchema: jsonSchema<{ city: string }>({
+            type: 'object',
+            properties: { city: { type: 'string', maxLength: 8 } },
+            required: ['city'],
+            additionalProperties: false,
+          }),
+          execute: async ({ city }) => {
+            calls.push(city)
+            return { city, celsius: 21 }
+          },
         }),
       },
+      stopWhen: stepCountIs(2),
+      prepareStep: ({ stepNumber }) => ({ toolChoice: stepNumber === 0 ? 'required' : 'none' }),
     })
-    const features = (result.warnings ?? []).map((warning) =>
-      'feature' in warning ? warning.feature : warning.type,
-    )
-    expect(features).toContain('tools')
+    expect(result.steps).toHaveLength(2)
+    expect(result.steps[0]?.finishReason).toBe('tool-calls')
+    expect(result.steps[0]?.toolCalls.map((call) => call.toolName)).toEqual(['weather'])
+    expect(calls).toHaveLength(1)
+    expect(result.steps[0]?.toolResults[0]?.output).toEqual({ city: calls[0], celsius: 21 })
+    // The second step's prompt carries the call and its result, rendered by the template.
+    const body = result.steps[1]?.request.body as { messages: { role: string; content: string }[] }
+    expect(body.messages.map((message) => message.role)).toEqual(['user', 'assistant', 'tool'])
+    expect(body.messages[2]?.content).toContain('21')
+    expect(result.steps[1]?.toolCalls).toHaveLength(0)
+  })
+
+  it('a provider-defined tool is refused clearly', async () => {
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    await expect(
+      ondevice().doGenerate({
+        prompt: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }],
+        tools: [{ type: 'provider', id: 'openai.web_search', name: 'web_search', args: {} }],
+      }),
+    ).rejects.toMatchObject({ param: 'tools' })
   })
 
   it('abort mid-stream stops the answer and the AI SDK reports it as aborted', async () => {

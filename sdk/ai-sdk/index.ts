@@ -7,22 +7,27 @@
 //   const { textStream } = streamText({ model: ondevice(), prompt: 'Hi' })
 //
 // Where an answer ran (device, edge or device+edge) and why comes back in providerMetadata.ondevice.
+// generateObject / streamObject (responseFormat json, with or without a schema) and tools (the
+// `ai` package's tool loop: calls out, results back in) are enforced token by token by core.
 import type {
   JSONObject,
   LanguageModelV3,
   LanguageModelV3CallOptions,
+  LanguageModelV3Content,
   LanguageModelV3FinishReason,
   LanguageModelV3GenerateResult,
   LanguageModelV3Prompt,
   LanguageModelV3StreamPart,
   LanguageModelV3StreamResult,
+  LanguageModelV3ToolResultOutput,
   LanguageModelV3Usage,
   SharedV3ProviderMetadata,
   SharedV3Warning,
 } from '@ai-sdk/provider'
-import type { ChatMessage } from '../../core/chat-template.ts'
+import type { ChatMessage, ChatToolCall } from '../../core/chat-template.ts'
 import { deserializeError, InvalidArgumentError } from '../../core/errors.ts'
 import type { FinishPart, FinishReason, HandoffPart, RoutePart } from '../../core/stream-parts.ts'
+import type { ResponseFormat, ToolChoice, ToolDefinition } from '../../core/structured/constraint.ts'
 import { type ClientInternals, createClient, type OndeviceClient } from '../client.ts'
 import type { ChatRequest, ClientOptions } from '../options.ts'
 
@@ -75,32 +80,69 @@ export function convertPrompt(prompt: LanguageModelV3Prompt): Converted {
       case 'assistant': {
         const texts: string[] = []
         let reasoning = ''
+        const toolCalls: ChatToolCall[] = []
         for (const part of message.content) {
           if (part.type === 'text') texts.push(part.text)
           else if (part.type === 'reasoning') reasoning += part.text
-          else
+          else if (part.type === 'tool-call') {
+            toolCalls.push({
+              id: part.toolCallId,
+              type: 'function',
+              function: {
+                name: part.toolName,
+                arguments: typeof part.input === 'string' ? part.input : JSON.stringify(part.input),
+              },
+            })
+          } else
             warnings.push({
               type: 'other',
-              message: `An assistant ${part.type} part was dropped: tools are not supported.`,
+              message: `An assistant ${part.type} part was dropped: the model takes text and tool calls.`,
             })
         }
         messages.push({
           role: 'assistant',
           content: texts.join(''),
           ...(reasoning ? { reasoningContent: reasoning } : {}),
+          ...(toolCalls.length > 0 ? { toolCalls } : {}),
         })
         break
       }
       case 'tool':
-        warnings.push({ type: 'other', message: 'A tool message was dropped: tools are not supported.' })
+        // Each result is a `tool` message the chat template renders (Qwen3: <tool_response>).
+        for (const part of message.content) {
+          if (part.type !== 'tool-result') continue
+          messages.push({
+            role: 'tool',
+            content: toolOutputText(part.output),
+            toolCallId: part.toolCallId,
+            name: part.toolName,
+          })
+        }
         break
     }
   }
   return { messages, warnings }
 }
 
+/** A tool result as the text the model reads. */
+function toolOutputText(output: LanguageModelV3ToolResultOutput): string {
+  switch (output.type) {
+    case 'text':
+    case 'error-text':
+      return output.value
+    case 'json':
+    case 'error-json':
+      return JSON.stringify(output.value)
+    case 'execution-denied':
+      return `The call was not run${output.reason ? `: ${output.reason}` : '.'}`
+    default:
+      return JSON.stringify(output)
+  }
+}
+
 function finishReasonOf(reason: FinishReason): LanguageModelV3FinishReason {
   if (reason === 'length') return { unified: 'length', raw: 'length' }
+  if (reason === 'tool-calls') return { unified: 'tool-calls', raw: 'tool_calls' }
   if (reason === 'error') return { unified: 'error', raw: 'error' }
   if (reason === 'abort') return { unified: 'other', raw: 'abort' }
   return { unified: 'stop', raw: 'stop' }
@@ -154,15 +196,39 @@ class OndeviceLanguageModel implements LanguageModelV3 {
 
   #request(options: LanguageModelV3CallOptions): { request: ChatRequest; warnings: SharedV3Warning[] } {
     const { messages, warnings } = convertPrompt(options.prompt)
-    if (options.tools && options.tools.length > 0) warnings.push({ type: 'unsupported', feature: 'tools' })
-    if (options.toolChoice !== undefined) warnings.push({ type: 'unsupported', feature: 'toolChoice' })
-    if (options.responseFormat?.type === 'json') {
-      warnings.push({
-        type: 'unsupported',
-        feature: 'responseFormat',
-        details: 'JSON output is not enforced: the model answers in free text.',
+    const tools: ToolDefinition[] = []
+    for (const tool of options.tools ?? []) {
+      if (tool.type !== 'function') {
+        // A provider-defined tool is another provider's own feature: it cannot run here.
+        throw new InvalidArgumentError(
+          'tools',
+          `The tool "${tool.name}" is a provider-defined tool (${tool.id}); ondevice runs function tools only.`,
+        )
+      }
+      tools.push({
+        name: tool.name,
+        ...(tool.description === undefined ? {} : { description: tool.description }),
+        parameters: tool.inputSchema,
       })
     }
+    const choice = options.toolChoice
+    const toolChoice: ToolChoice | undefined =
+      choice === undefined || tools.length === 0
+        ? undefined
+        : choice.type === 'tool'
+          ? { name: choice.toolName }
+          : choice.type
+    const format = options.responseFormat
+    const responseFormat: ResponseFormat | undefined =
+      format?.type === 'json'
+        ? format.schema === undefined
+          ? { type: 'json_object' }
+          : {
+              type: 'json_schema',
+              schema: format.schema,
+              ...(format.name === undefined ? {} : { name: format.name }),
+            }
+        : undefined
     const extra = (options.providerOptions?.['ondevice'] ?? {}) as OndeviceCallOptions
     const request: ChatRequest = {
       messages,
@@ -177,6 +243,9 @@ class OndeviceLanguageModel implements LanguageModelV3 {
       ...(extra.minP === undefined ? {} : { minP: extra.minP }),
       ...(extra.repetitionPenalty === undefined ? {} : { repetitionPenalty: extra.repetitionPenalty }),
       ...(options.abortSignal ? { signal: options.abortSignal } : {}),
+      ...(responseFormat === undefined ? {} : { responseFormat }),
+      ...(tools.length === 0 ? {} : { tools }),
+      ...(toolChoice === undefined ? {} : { toolChoice }),
     }
     return { request, warnings }
   }
@@ -194,8 +263,13 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     }
     if (options.abortSignal?.aborted)
       throw options.abortSignal.reason ?? new DOMException('Aborted', 'AbortError')
+    const content: LanguageModelV3Content[] =
+      finish && finish.text !== '' ? [{ type: 'text', text: finish.text }] : []
+    for (const call of finish?.toolCalls ?? []) {
+      content.push({ type: 'tool-call', toolCallId: call.id, toolName: call.name, input: call.arguments })
+    }
     return {
-      content: finish && finish.text !== '' ? [{ type: 'text', text: finish.text }] : [],
+      content,
       finishReason: finishReasonOf(finish?.finishReason ?? 'error'),
       usage: usageOf(finish),
       providerMetadata: metadataOf(route, handoff, finish),
@@ -249,6 +323,17 @@ class OndeviceLanguageModel implements LanguageModelV3 {
                 controller.enqueue({ type: 'text-start', id: textId })
               }
               controller.enqueue({ type: 'text-delta', id: textId, delta: part.text })
+              return
+            } else if (part.type === 'tool-call') {
+              const { id, name, arguments: input } = part.toolCall
+              if (textStarted) {
+                textStarted = false
+                controller.enqueue({ type: 'text-end', id: textId })
+              }
+              controller.enqueue({ type: 'tool-input-start', id, toolName: name })
+              controller.enqueue({ type: 'tool-input-delta', id, delta: input })
+              controller.enqueue({ type: 'tool-input-end', id })
+              controller.enqueue({ type: 'tool-call', toolCallId: id, toolName: name, input })
               return
             } else if (part.type === 'error') {
               controller.enqueue({ type: 'error', error: deserializeError(part.error) })
