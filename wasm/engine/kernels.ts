@@ -108,6 +108,49 @@ export interface KernelExports {
   silu_mul(gate: Pointer, up: Pointer, count: number): void
   add_into(a: Pointer, b: Pointer, count: number): void
   argmax(x: Pointer, count: number): number
+  // Qwen3.5 (src/causal-conv.c, src/gated-delta.c, src/gated-attention.c).
+  qwen35_causal_conv_silu(
+    x: Pointer,
+    state: Pointer,
+    weight: Pointer,
+    out: Pointer,
+    tokens: number,
+    channels: number,
+    kernel: number,
+  ): void
+  qwen35_gated_delta(
+    qkv: Pointer,
+    qkvStride: number,
+    z: Pointer,
+    zStride: number,
+    a: Pointer,
+    b: Pointer,
+    abStride: number,
+    negExpALog: Pointer,
+    dtBias: Pointer,
+    normWeight: Pointer,
+    state: Pointer,
+    out: Pointer,
+    outStride: number,
+    scratch: Pointer,
+    tokens: number,
+    keyHeads: number,
+    valueHeads: number,
+    keyHeadDim: number,
+    valueHeadDim: number,
+    eps: number,
+    headBegin: number,
+    headEnd: number,
+  ): void
+  qwen35_split_query_gate(
+    projected: Pointer,
+    query: Pointer,
+    gate: Pointer,
+    rows: number,
+    heads: number,
+    headDim: number,
+  ): void
+  qwen35_sigmoid_gate(out: Pointer, gate: Pointer, count: number): void
   embed_f32(table: Pointer, hidden: number, ids: Pointer, count: number, out: Pointer): void
   embed_q4(
     data: Pointer,

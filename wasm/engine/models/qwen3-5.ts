@@ -1,0 +1,563 @@
+// Qwen3.5 (text) on the engine's kernels, from the two graphs ondevice's builder writes
+// (builder/architectures/qwen3-5-graph.ts): embed_tokens*.onnx and decoder_model_merged*.onnx.
+// Three of every four layers are Gated DeltaNet (in_proj_qkv → causal conv + SiLU → the gated
+// delta rule on a [dk, dv] state per value head → gated RMSNorm with silu(z) → out_proj; kernels
+// in src/causal-conv.c and src/gated-delta.c); every fourth (3, 7, ...) is gated full attention
+// (q_proj gives per head [query | gate], QK-norm, RoPE on the first head_dim · partial_rotary_factor
+// dims, attention, · sigmoid(gate), o_proj; src/gated-attention.c plus the shared kernels).
+//
+// The graph stores every zero-centred norm weight as 1 + w already (`….weight.scale`), and
+// −exp(A_log) instead of A_log (`neg_exp_A_log`): those are read as stored.
+//
+// The delta rule runs one token after another inside a prefill pass (the recurrent form, not the
+// chunked WY form): each value is computed by the same operations whatever the chunking of the
+// prompt into appends and passes, so a prompt fed in one append, in several, or token by token
+// gives the same bits, and an edge that replays a device's tokens continues from the same state.
+// Its cost is measured in docs/wasm-engine.md.
+//
+// Rewind: attention caches are position-indexed, but the conv and recurrent states only exist for
+// the current length. An append with `checkpoint` copies them (as the ONNX Runtime session does,
+// keeping the last `maxCheckpoints`), and rewind() can return to those lengths, to 0, or to the
+// current length; anything else returns false and the caller re-feeds.
+import { ModelError } from '../../../core/errors.ts'
+import type { Pointer } from '../kernels.ts'
+import type { Initializer, OnnxWeights } from '../onnx-weights.ts'
+import {
+  Embedding,
+  EngineUnsupportedError,
+  KvCache,
+  type Linear,
+  type LoadContext,
+  runShared,
+} from './load-context.ts'
+import type { EngineAppendOptions, EngineModel } from './types.ts'
+
+/** Tokens per prefill pass: each weight row is reused across them, the scratch stays small. */
+const chunk = 64
+/** Recurrent-state checkpoints kept for rewind (the ONNX Runtime session's default too). */
+const maxCheckpoints = 2
+
+/** The ops of the builder's Qwen3.5 decoder graph; anything else is a graph this file does not know. */
+const knownOps = new Set([
+  'Add',
+  'And',
+  'Cast',
+  'CausalConvWithState',
+  'Concat',
+  'Cos',
+  'Div',
+  'DynamicQuantizeMatMul',
+  'Expand',
+  'Gather',
+  'Identity',
+  'LessOrEqual',
+  'LinearAttention',
+  'MatMul',
+  'MatMulNBits',
+  'Mul',
+  'Neg',
+  'Range',
+  'ReduceSum',
+  'Reshape',
+  'Shape',
+  'Sigmoid',
+  'SimplifiedLayerNormalization',
+  'Sin',
+  'Slice',
+  'Softmax',
+  'Softplus',
+  'Split',
+  'Sqrt',
+  'Squeeze',
+  'Transpose',
+  'Unsqueeze',
+  'Where',
+])
+
+interface Mlp {
+  readonly postNorm: Pointer
+  readonly gate: Linear
+  readonly up: Linear
+  readonly down: Linear
+}
+
+interface DeltaLayer extends Mlp {
+  readonly kind: 'linear'
+  readonly inputNorm: Pointer
+  readonly qkv: Linear
+  readonly z: Linear
+  readonly b: Linear
+  readonly a: Linear
+  readonly out: Linear
+  /** [kernel, channels] (repacked from the stored [channels, 1, kernel]). */
+  readonly convWeight: Pointer
+  readonly negExpALog: Pointer
+  readonly dtBias: Pointer
+  readonly norm: Pointer
+  /** [kernel − 1, channels], oldest first. */
+  readonly convState: Pointer
+  /** [value heads, dk, dv]. */
+  readonly recurrentState: Pointer
+}
+
+interface AttentionLayer extends Mlp {
+  readonly kind: 'full'
+  readonly inputNorm: Pointer
+  readonly q: Linear
+  readonly k: Linear
+  readonly v: Linear
+  readonly o: Linear
+  readonly qNorm: Pointer
+  readonly kNorm: Pointer
+  /** Index among the attention layers (the KV cache's layer). */
+  readonly cacheLayer: number
+}
+
+interface Checkpoint {
+  readonly length: number
+  /** Every Gated DeltaNet layer's conv then recurrent state, concatenated. */
+  readonly states: Float32Array
+}
+
+/** The initializer name of the linear layer `name` in whichever format the file holds. */
+function linearWeightName(graph: OnnxWeights, name: string): string {
+  for (const suffix of ['.q4', '.int8', '']) if (graph.has(`${name}${suffix}`)) return `${name}${suffix}`
+  throw new EngineUnsupportedError(
+    `${graph.path} has no weight for ${name} under the names ondevice's builder writes; the engine runs Qwen3.5 packages from \`ondevice convert\` / \`ondevice fixture\`.`,
+  )
+}
+
+function integer(raw: Readonly<Record<string, unknown>>, field: string, fallback: number): number {
+  const value = raw[field] ?? fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
+    throw new ModelError(
+      'model_invalid',
+      `config.json: "${field}" must be a positive integer, got ${JSON.stringify(value)}.`,
+    )
+  return value
+}
+
+export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
+  const { config, graph, kernels } = context
+  const embedGraph = context.files.embedTokens
+  if (!embedGraph)
+    throw new EngineUnsupportedError('a Qwen3.5 package needs onnx/embed_tokens*.onnx next to the decoder.')
+  for (const node of graph.nodes)
+    if (!knownOps.has(node.opType))
+      throw new EngineUnsupportedError(
+        `${graph.path} uses ${node.opType}, which the engine's Qwen3.5 decoder does not run.`,
+      )
+  const raw = config.raw
+  const hidden = config.hiddenSize
+  const intermediate = config.intermediateSize
+  const vocabulary = config.vocabSize
+  const eps = config.rmsNormEps
+  const heads = config.numAttentionHeads
+  const kvHeads = config.numKeyValueHeads
+  const headDim = config.headDim
+  const rotaryDim = Math.trunc(headDim * config.partialRotaryFactor)
+  const linear = config.linearAttention
+  const keyHeads = linear?.numKeyHeads ?? integer(raw, 'linear_num_key_heads', 16)
+  const valueHeads = linear?.numValueHeads ?? integer(raw, 'linear_num_value_heads', 32)
+  const dk = linear?.keyHeadDim ?? integer(raw, 'linear_key_head_dim', 128)
+  const dv = linear?.valueHeadDim ?? integer(raw, 'linear_value_head_dim', 128)
+  const kernel = linear?.convKernelDim ?? integer(raw, 'linear_conv_kernel_dim', 4)
+  const interval = integer(raw, 'full_attention_interval', 4)
+  const layerTypes =
+    config.layerTypes ??
+    Array.from({ length: config.numHiddenLayers }, (_, i) =>
+      (i + 1) % interval === 0 ? 'full_attention' : 'linear_attention',
+    )
+  for (const [i, type] of layerTypes.entries())
+    if (type !== 'full_attention' && type !== 'linear_attention')
+      throw new EngineUnsupportedError(
+        `config.json: layer ${i} is "${type}"; the engine runs linear_attention and full_attention.`,
+      )
+  if (valueHeads % keyHeads !== 0 || heads % kvHeads !== 0 || rotaryDim % 2 !== 0 || rotaryDim > headDim)
+    throw new ModelError(
+      'model_invalid',
+      `config.json: value heads ${valueHeads} / key heads ${keyHeads}, heads ${heads} / kv heads ${kvHeads}, rotary ${rotaryDim} of ${headDim}: the heads must divide and the rotary width be even and at most head_dim.`,
+    )
+  if (kernel < 1 || kernel > 17)
+    throw new EngineUnsupportedError(
+      `linear_conv_kernel_dim ${kernel} is outside the 1..17 the conv kernel takes.`,
+    )
+  const keyDim = keyHeads * dk
+  const valueDim = valueHeads * dv
+  const channels = 2 * keyDim + valueDim
+  const qWidth = heads * headDim
+  const kvWidth = kvHeads * headDim
+  const attentionLayers = layerTypes.filter((type) => type === 'full_attention').length
+  const deltaLayers = layerTypes.length - attentionLayers
+  const stateFloats = (kernel - 1) * channels + valueHeads * dk * dv
+
+  // The graph must be the one this file implements: the fused delta rule with the scale and
+  // head counts the config implies, and the SiLU conv.
+  for (const node of graph.nodes) {
+    if (node.opType === 'LinearAttention') {
+      const a = node.attributes
+      if (
+        a.update_rule !== 'gated_delta' ||
+        a.q_num_heads !== valueHeads ||
+        a.kv_num_heads !== valueHeads ||
+        typeof a.scale !== 'number' ||
+        Math.abs(a.scale - 1 / Math.sqrt(dk)) > 1e-6
+      )
+        throw new EngineUnsupportedError(
+          `${graph.path}: LinearAttention ${JSON.stringify(a)} is not the gated delta rule over ${valueHeads} heads with scale dk^-1/2 the engine runs.`,
+        )
+    }
+    if (node.opType === 'CausalConvWithState' && node.attributes.activation !== 'silu')
+      throw new EngineUnsupportedError(
+        `${graph.path}: CausalConvWithState with activation ${String(node.attributes.activation)}; the engine runs silu.`,
+      )
+  }
+
+  const maxK = Math.max(hidden, intermediate, valueDim, qWidth)
+  const scratchFloats =
+    chunk *
+      (3 * hidden +
+        2 * channels +
+        3 * valueDim +
+        2 * valueHeads +
+        5 * qWidth +
+        2 * kvWidth +
+        2 * intermediate) +
+    vocabulary
+  const activationBytes = chunk * Math.ceil(maxK / 32) * (64 + 8)
+  const kvBytesPerPosition = attentionLayers * 2 * kvWidth * 4
+  context.checkFits(
+    scratchFloats * 4 + activationBytes + deltaLayers * stateFloats * 4 + 256 * kvBytesPerPosition,
+  )
+
+  const vector = (name: string, length: number) => context.loadVector(graph, name, length)
+  const matrix = (name: string, n: number, k: number) =>
+    context.loadLinear(graph, linearWeightName(graph, name), n, k)
+  const embedding = await loadEmbedding(context, embedGraph, vocabulary, hidden)
+  const layers: (DeltaLayer | AttentionLayer)[] = []
+  let cacheLayer = 0
+  for (const [i, type] of layerTypes.entries()) {
+    const p = `model.layers.${i}`
+    const inputNorm = await vector(`${p}.input_layernorm.weight.scale`, hidden)
+    let mixer: Omit<DeltaLayer, keyof Mlp> | Omit<AttentionLayer, keyof Mlp>
+    if (type === 'linear_attention') {
+      const l = `${p}.linear_attn`
+      mixer = {
+        kind: 'linear',
+        inputNorm,
+        qkv: await matrix(`${l}.in_proj_qkv.weight`, channels, hidden),
+        z: await matrix(`${l}.in_proj_z.weight`, valueDim, hidden),
+        b: await matrix(`${l}.in_proj_b.weight`, valueHeads, hidden),
+        a: await matrix(`${l}.in_proj_a.weight`, valueHeads, hidden),
+        out: await matrix(`${l}.out_proj.weight`, hidden, valueDim),
+        convWeight: await loadConvWeight(context, graph, `${l}.conv1d.weight`, channels, kernel),
+        negExpALog: await vector(`${l}.neg_exp_A_log`, valueHeads),
+        dtBias: await vector(`${l}.dt_bias`, valueHeads),
+        norm: await vector(`${l}.norm.scale`, dv),
+        convState: 0,
+        recurrentState: 0,
+      }
+    } else {
+      const a = `${p}.self_attn`
+      mixer = {
+        kind: 'full',
+        inputNorm,
+        q: await matrix(`${a}.q_proj.weight`, 2 * qWidth, hidden),
+        k: await matrix(`${a}.k_proj.weight`, kvWidth, hidden),
+        v: await matrix(`${a}.v_proj.weight`, kvWidth, hidden),
+        o: await matrix(`${a}.o_proj.weight`, hidden, qWidth),
+        qNorm: await vector(`${a}.q_norm.weight.scale`, headDim),
+        kNorm: await vector(`${a}.k_norm.weight.scale`, headDim),
+        cacheLayer: cacheLayer++,
+      }
+    }
+    const mlp: Mlp = {
+      postNorm: await vector(`${p}.post_attention_layernorm.weight.scale`, hidden),
+      gate: await matrix(`${p}.mlp.gate_proj.weight`, intermediate, hidden),
+      up: await matrix(`${p}.mlp.up_proj.weight`, intermediate, hidden),
+      down: await matrix(`${p}.mlp.down_proj.weight`, hidden, intermediate),
+    }
+    layers.push({ ...mixer, ...mlp } as DeltaLayer | AttentionLayer)
+  }
+  const finalNorm = await vector('model.norm.weight.scale', hidden)
+  const head = await context.loadHead(graph, vocabulary, hidden)
+
+  // Rotary inverse frequencies as the graph computes them (float32 of 1 / theta^(2j / rotary));
+  // for text all three M-RoPE rows carry the same position, so this is plain partial RoPE.
+  const half = rotaryDim / 2
+  const inverseFrequencies = kernels.alloc(Math.max(1, half) * 4, 16)
+  kernels
+    .f32(inverseFrequencies, half)
+    .set(Array.from({ length: half }, (_, j) => Math.fround(1 / config.ropeTheta ** ((2 * j) / rotaryDim))))
+
+  context.allocateScratch(chunk, maxK)
+  const alloc = (floats: number) => kernels.alloc(Math.max(1, floats) * 4, 16)
+  // Recurrent state: one block for every delta layer, so a checkpoint is one copy.
+  const statesBase = alloc(deltaLayers * stateFloats)
+  let deltaIndex = 0
+  for (const [i, layer] of layers.entries()) {
+    if (layer.kind !== 'linear') continue
+    const base = statesBase + deltaIndex++ * stateFloats * 4
+    layers[i] = { ...layer, convState: base, recurrentState: base + (kernel - 1) * channels * 4 }
+  }
+  const x = alloc(chunk * hidden)
+  const h = alloc(chunk * hidden)
+  const t = alloc(chunk * hidden)
+  const mixed = alloc(chunk * channels)
+  const convolved = alloc(chunk * channels)
+  const z = alloc(chunk * valueDim)
+  const a = alloc(chunk * valueHeads)
+  const b = alloc(chunk * valueHeads)
+  const core = alloc(chunk * valueDim)
+  const deltaScratch = alloc(chunk * 2 * keyDim + 3 * dv)
+  const projected = alloc(chunk * 2 * qWidth)
+  const query = alloc(chunk * qWidth)
+  const gateValues = alloc(chunk * qWidth)
+  const attentionOut = alloc(chunk * qWidth)
+  const keys = alloc(chunk * kvWidth)
+  const values = alloc(chunk * kvWidth)
+  const mlpGate = alloc(chunk * intermediate)
+  const mlpUp = alloc(chunk * intermediate)
+  const logits = alloc(vocabulary)
+  const ids = kernels.alloc(chunk * 4, 16)
+  const scores = alloc(context.contextLength)
+  // Everything above is fixed; the KV cache comes last so it can grow.
+  const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
+  const capacity =
+    attentionLayers === 0
+      ? context.contextLength
+      : Math.max(1, Math.min(context.contextLength, Math.floor(free / kvBytesPerPosition)))
+  const cache = new KvCache(kernels, Math.max(1, attentionLayers), kvHeads, headDim, capacity)
+  const scale = 1 / Math.sqrt(headDim)
+  const K = kernels.k
+
+  let length = 0
+  let checkpoints: Checkpoint[] = []
+
+  const saveStates = (): Float32Array => kernels.f32(statesBase, deltaLayers * stateFloats).slice()
+  const loadStates = (states: Float32Array): void => kernels.f32(statesBase, states.length).set(states)
+  const clearStates = (): void => {
+    kernels.f32(statesBase, deltaLayers * stateFloats).fill(0)
+  }
+  // The arena hands back space that loading used as a slab: the states must start at zero.
+  clearStates()
+
+  const forward = (tokens: readonly number[], from: number, count: number, wantLogits: boolean): void => {
+    const position0 = length
+    if (attentionLayers > 0) cache.reserve(position0 + count)
+    kernels.i32(ids, count).set(tokens.slice(from, from + count))
+    embedding.lookup(ids, count, x)
+    for (const layer of layers) {
+      K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
+      if (layer.kind === 'linear') {
+        runShared([layer.qkv, layer.z, layer.b, layer.a], h, count, [mixed, z, b, a])
+        K.qwen35_causal_conv_silu(
+          mixed,
+          layer.convState,
+          layer.convWeight,
+          convolved,
+          count,
+          channels,
+          kernel,
+        )
+        K.qwen35_gated_delta(
+          convolved,
+          channels,
+          z,
+          valueDim,
+          a,
+          b,
+          valueHeads,
+          layer.negExpALog,
+          layer.dtBias,
+          layer.norm,
+          layer.recurrentState,
+          core,
+          valueDim,
+          deltaScratch,
+          count,
+          keyHeads,
+          valueHeads,
+          dk,
+          dv,
+          eps,
+          0,
+          valueHeads,
+        )
+        layer.out.run(core, count, t)
+      } else {
+        runShared([layer.q, layer.k, layer.v], h, count, [projected, keys, values])
+        K.qwen35_split_query_gate(projected, query, gateValues, count, heads, headDim)
+        K.rms_norm(query, layer.qNorm, query, count * heads, headDim, eps, 0)
+        K.rms_norm(keys, layer.kNorm, keys, count * kvHeads, headDim, eps, 0)
+        K.rope(query, count, heads, headDim, rotaryDim, position0, inverseFrequencies)
+        K.rope(keys, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
+        const l = layer.cacheLayer
+        K.kv_store(keys, cache.keys(l), count, kvWidth, cache.positionStride, position0)
+        K.kv_store(values, cache.values(l), count, kvWidth, cache.positionStride, position0)
+        K.attention(
+          query,
+          cache.keys(l),
+          cache.values(l),
+          attentionOut,
+          scores,
+          count,
+          heads,
+          kvHeads,
+          headDim,
+          cache.positionStride,
+          position0,
+          scale,
+          0,
+          heads,
+        )
+        K.qwen35_sigmoid_gate(attentionOut, gateValues, count * qWidth)
+        layer.o.run(attentionOut, count, t)
+      }
+      K.add_into(x, t, count * hidden)
+      K.rms_norm(x, layer.postNorm, h, count, hidden, eps, 0)
+      runShared([layer.gate, layer.up], h, count, [mlpGate, mlpUp])
+      K.silu_mul(mlpGate, mlpUp, count * intermediate)
+      layer.down.run(mlpGate, count, t)
+      K.add_into(x, t, count * hidden)
+    }
+    length += count
+    if (wantLogits) {
+      K.rms_norm(x + (count - 1) * hidden * 4, finalNorm, h, 1, hidden, eps, 0)
+      head.run(h, 1, logits)
+    }
+  }
+
+  const remember = (): void => {
+    checkpoints = [...checkpoints.filter((c) => c.length !== length), { length, states: saveStates() }].slice(
+      -maxCheckpoints,
+    )
+  }
+
+  return {
+    config,
+    dtype: context.dtype,
+    vocabularySize: vocabulary,
+    contextLength: capacity,
+    kernels,
+    get length() {
+      return length
+    },
+    append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
+      // A long append can be aborted between passes: keep the state it started from so the cache
+      // goes back to it (a recurrent state cannot be cut back otherwise).
+      const start = tokenIds.length > chunk && options.signal ? { length, states: saveStates() } : undefined
+      for (let from = 0; from < tokenIds.length; from += chunk) {
+        if (options.signal?.aborted) {
+          if (start) {
+            loadStates(start.states)
+            length = start.length
+          }
+          throw options.signal.reason ?? new Error('aborted')
+        }
+        const count = Math.min(chunk, tokenIds.length - from)
+        forward(tokenIds, from, count, from + count === tokenIds.length)
+      }
+      if (options.checkpoint) remember()
+      return kernels.f32(logits, vocabulary).slice()
+    },
+    rewind(to: number): boolean {
+      if (to === length) return true
+      if (to === 0) {
+        clearStates()
+        length = 0
+        checkpoints = []
+        return true
+      }
+      const checkpoint = checkpoints.find((c) => c.length === to)
+      if (!checkpoint || to > length) return false
+      loadStates(checkpoint.states)
+      length = to
+      checkpoints = checkpoints.filter((c) => c.length <= to)
+      return true
+    },
+    reset(): void {
+      clearStates()
+      length = 0
+      checkpoints = []
+    },
+  }
+}
+
+/** The conv1d weight [channels, 1, kernel] as the kernel wants it: [kernel, channels]. */
+async function loadConvWeight(
+  context: LoadContext,
+  graph: OnnxWeights,
+  name: string,
+  channels: number,
+  kernel: number,
+): Promise<Pointer> {
+  const stored: Initializer = graph.expect(name, 'float32', [channels, 1, kernel])
+  const bytes = new Uint8Array(stored.byteLength)
+  await graph.readInto(stored, bytes, 0)
+  const source = new Float32Array(bytes.buffer)
+  const pointer = context.kernels.alloc(channels * kernel * 4, 16)
+  const target = context.kernels.f32(pointer, channels * kernel)
+  for (let c = 0; c < channels; c++)
+    for (let j = 0; j < kernel; j++) target[j * channels + c] = source[c * kernel + j] as number
+  return pointer
+}
+
+/**
+ * The token embedding. The builder's Qwen3.5 q4 table (GatherBlockQuantized, quantize_axis 1)
+ * packs two blocks' 4-bit zero points per byte ([vocab, ceil(blocks / 2)], even block in the low
+ * nibble); embed_q4 takes one per byte, so they are unpacked once here (vocab · blocks bytes).
+ * Every other table goes through the shared loader.
+ */
+async function loadEmbedding(
+  context: LoadContext,
+  graph: OnnxWeights,
+  vocabulary: number,
+  hidden: number,
+): Promise<Embedding> {
+  const node = graph.consumers('input_ids').find((n) => n.opType === 'GatherBlockQuantized')
+  const blocks = hidden / 32
+  const packedPerRow = Math.ceil(blocks / 2)
+  const zeroPointsName = node?.inputs[3]
+  if (
+    !node ||
+    !zeroPointsName ||
+    (node.attributes.bits ?? 4) !== 4 ||
+    node.attributes.block_size !== 32 ||
+    (node.attributes.gather_axis ?? 0) !== 0 ||
+    !Number.isInteger(blocks) ||
+    graph.get(zeroPointsName).elements !== vocabulary * packedPerRow ||
+    packedPerRow === blocks
+  )
+    return context.loadEmbedding(graph, vocabulary, hidden)
+  const data = graph.expect(node.inputs[0] as string, 'uint8', [vocabulary, hidden / 2])
+  const scales = graph.get(node.inputs[2] as string)
+  if (scales.type !== 'float32' || scales.elements !== vocabulary * blocks)
+    throw new ModelError(
+      'model_invalid',
+      `${graph.path}: embedding scales are ${scales.type}[${scales.dims.join(', ')}], expected ${vocabulary * blocks} float32.`,
+    )
+  const packed = graph.expect(zeroPointsName, 'uint8', [vocabulary, packedPerRow])
+  const kernels = context.kernels
+  const dataPointer = await context.loadRaw(graph, data)
+  const scalesPointer = await context.loadRaw(graph, scales)
+  const zeroPoints = kernels.alloc(vocabulary * blocks, 16)
+  // Streamed in slabs of rows: no full copy of the packed table in JS.
+  const rowsPerSlab = 65536
+  const slab = new Uint8Array(Math.min(vocabulary, rowsPerSlab) * packedPerRow)
+  for (let row0 = 0; row0 < vocabulary; row0 += rowsPerSlab) {
+    const rows = Math.min(rowsPerSlab, vocabulary - row0)
+    const view = slab.subarray(0, rows * packedPerRow)
+    await graph.readInto(packed, view, row0 * packedPerRow)
+    const target = kernels.bytes(zeroPoints + row0 * blocks, rows * blocks)
+    for (let r = 0; r < rows; r++)
+      for (let b = 0; b < blocks; b++) {
+        const byte = view[r * packedPerRow + (b >> 1)] as number
+        target[r * blocks + b] = b & 1 ? byte >> 4 : byte & 15
+      }
+  }
+  const k = kernels.k
+  return new Embedding(kernels, vocabulary, hidden, (ids, count, out) =>
+    k.embed_q4(dataPointer, scalesPointer, zeroPoints, hidden, ids, count, out),
+  )
+}
