@@ -8,8 +8,9 @@ import { join } from 'node:path'
 import * as ortNode from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { qwen35FixtureConfig, writeQwen35Fixture } from '../../../builder/architectures/qwen3-5-fixture.ts'
+import { writeQwen35Package } from '../../../builder/architectures/qwen3-5-package.ts'
 import { createQwen35State, qwen35Forward } from '../../../builder/architectures/qwen3-5-reference.ts'
-import { randomQwen35Weights } from '../../../builder/architectures/qwen3-5-weights.ts'
+import { randomQwen35Weights, tinyQwen35Config } from '../../../builder/architectures/qwen3-5-weights.ts'
 import { loadModel } from '../../../client-runtime/index.ts'
 import { createOrtSession, type OrtModule } from '../../../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../../../client-runtime/package-reader.ts'
@@ -257,6 +258,47 @@ describe('Qwen3.5 tiny fixture on the engine', () => {
     console.log(`qwen3_5 tiny: engine fp32 vs reference, max abs logit difference ${worst.toExponential(2)}`)
     expect(worst).toBeLessThanOrEqual(1e-4)
   }, 120_000)
+
+  it("fp32 at Qwen3.5-0.8B's head shapes (head_dim 256, rotary 64, 8/2 heads, dk = dv = 128) within 1e-4", async () => {
+    const shaped = tinyQwen35Config(300, {
+      hidden_size: 256,
+      intermediate_size: 512,
+      num_hidden_layers: 4,
+      num_attention_heads: 8,
+      num_key_value_heads: 2,
+      head_dim: 256,
+      linear_num_key_heads: 2,
+      linear_num_value_heads: 2,
+      linear_key_head_dim: 128,
+      linear_value_head_dim: 128,
+      rope_parameters: {
+        rope_type: 'default',
+        rope_theta: 10_000_000,
+        partial_rotary_factor: 0.25,
+        mrope_interleaved: true,
+        mrope_section: [11, 11, 10],
+      },
+    })
+    const shapedWeights = randomQwen35Weights(shaped, 2)
+    const dir = join(folder, 'shaped')
+    await writeQwen35Package({ outDir: dir, config: shaped, weights: shapedWeights, dtypes: ['fp32'] })
+    const prompt = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 300)
+    const expected = qwen35Forward(
+      { config: shaped, weights: shapedWeights },
+      prompt,
+      createQwen35State(shaped),
+    )
+    const session = await createEngineSession({
+      module: await loadEngineModule(),
+      files: folderWeightReader(dir),
+      dtype: 'fp32',
+    })
+    let worst = maxAbsDifference(await session.append(prompt.slice(0, 30)), expected[29]!)
+    for (let i = 30; i < 40; i++)
+      worst = Math.max(worst, maxAbsDifference(await session.append([prompt[i]!]), expected[i]!))
+    console.log(`qwen3_5 0.8B head shapes: engine fp32 vs reference ${worst.toExponential(2)}`)
+    expect(worst).toBeLessThanOrEqual(1e-4)
+  }, 60_000)
 
   it.each(['fp32', 'q4'])(
     '%s: the same logit bits however the prompt is split, and after a rewind to a checkpoint',
