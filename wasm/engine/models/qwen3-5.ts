@@ -230,6 +230,23 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     scratchFloats * 4 + activationBytes + deltaLayers * stateFloats * 4 + 256 * kvBytesPerPosition,
   )
 
+  // A graph from another exporter names things differently: not ours to run (the caller falls back).
+  const required = ['model.norm.weight.scale']
+  for (const [i, type] of layerTypes.entries()) {
+    const p = `model.layers.${i}`
+    required.push(`${p}.input_layernorm.weight.scale`, `${p}.post_attention_layernorm.weight.scale`)
+    if (type === 'full_attention')
+      required.push(`${p}.self_attn.q_norm.weight.scale`, `${p}.self_attn.k_norm.weight.scale`)
+    else
+      for (const name of ['conv1d.weight', 'neg_exp_A_log', 'dt_bias', 'norm.scale'])
+        required.push(`${p}.linear_attn.${name}`)
+  }
+  const missing = required.find((name) => !graph.has(name))
+  if (missing !== undefined)
+    throw new EngineUnsupportedError(
+      `${graph.path} has no "${missing}": it was not written by ondevice's builder, whose Qwen3.5 graphs the engine reads.`,
+    )
+
   const vector = (name: string, length: number) => context.loadVector(graph, name, length)
   const matrix = (name: string, n: number, k: number) =>
     context.loadLinear(graph, linearWeightName(graph, name), n, k)
