@@ -48,11 +48,17 @@ describe('loadModel', () => {
     expect(speed.tokensPerSecond).toBeGreaterThan(0)
     expect(native.session.tokens).toEqual([])
     await native.dispose()
-    // WASM prefers dynamic int8; this package has none, so fp32 (never the slow-on-WASM q4 first).
+    // 'wasm' is ondevice's engine, which runs Qwen3.5 and takes q4 first.
     const wasm = await loadModel({ model: packageDir, backend: 'wasm', store: store() })
-    expect(wasm.dtype).toBe('fp32')
-    expect(wasm.backendSetup).toMatchObject({ host: 'node', threads: expect.any(Number) })
+    expect([wasm.dtype, wasm.backend]).toEqual(['q4', 'wasm'])
+    expect(wasm.backendSetup).toMatchObject({ engine: 'ondevice-wasm', host: 'node', threads: 1 })
     await wasm.dispose()
+    // onnxruntime-web's WASM prefers dynamic int8; this package has none, so fp32 (never the
+    // slow-on-WASM q4 first).
+    const ortWasm = await loadModel({ model: packageDir, backend: 'ort-wasm', store: store() })
+    expect(ortWasm.dtype).toBe('fp32')
+    expect(ortWasm.backendSetup).toMatchObject({ host: 'node', threads: expect.any(Number) })
+    await ortWasm.dispose()
     const forced = await loadModel({ model: packageDir, backend: 'native', dtype: 'fp32', store: store() })
     expect(forced.dtype).toBe('fp32')
     await forced.dispose()
