@@ -35,6 +35,17 @@ interface Figures {
 
 const cases: readonly { id: PackageId; contenders: readonly Contender[] }[] = [
   {
+    // The seed model's shape and the benchmark target.
+    id: 'qwen3_5-0.8b',
+    contenders: [
+      { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },
+      { label: 'ondevice engine q8, 1 thread', backend: 'wasm', dtype: 'q8' },
+      { label: 'onnxruntime-web q8, 1 thread', backend: 'ort-wasm', dtype: 'q8' },
+      { label: 'onnxruntime-node q4, 1 thread', backend: 'native', dtype: 'q4', threads: 1 },
+      { label: 'onnxruntime-node q4, default threads', backend: 'native', dtype: 'q4' },
+    ],
+  },
+  {
     id: 'qwen3-0.6b',
     contenders: [
       { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },

@@ -88,10 +88,11 @@ const recipes: Record<PackageId, Recipe> = {
   },
   'qwen3_5-0.8b': {
     label: 'Qwen3.5-0.8B shape (random)',
-    dtypes: ['q4'],
+    // q8 for onnxruntime-web's WASM (its fast format) in group 7.
+    dtypes: ['q4', 'q8'],
     split: true,
     large: true,
-    build: (outDir) => writeQwen35Fixture({ outDir, size: '0.8b', dtypes: ['q4'] }),
+    build: (outDir) => writeQwen35Fixture({ outDir, size: '0.8b', dtypes: ['q4', 'q8'] }),
   },
 }
 
