@@ -5,7 +5,7 @@
 // test/conformance/stories260k.test.ts.)
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -91,6 +91,55 @@ describe('ondevice generate / chat on the embedded default model', () => {
     expect(stats).toHaveLength(2)
     // The second turn's prompt holds the first turn too.
     expect(stats[1]).toBeGreaterThan((stats[0] as number) + 3)
+  }, 120_000)
+
+  it('--json-schema: the answer follows the schema; a cut says partial; an unsupported keyword is refused before loading', async () => {
+    const schemaFile = join(cacheDir, 'person.json')
+    const schema = {
+      type: 'object',
+      properties: {
+        name: { type: 'string', maxLength: 8 },
+        age: { type: 'integer', minimum: 0, maximum: 99 },
+      },
+      required: ['name', 'age'],
+      additionalProperties: false,
+    }
+    await writeFile(schemaFile, JSON.stringify(schema))
+    const result = await ondevice([
+      'generate',
+      '--prompt',
+      'A person.',
+      '--json-schema',
+      schemaFile,
+      '--max-tokens',
+      '60',
+      '--seed',
+      '3',
+      '--json',
+    ])
+    expect(result.code, result.stderr).toBe(0)
+    const answer = JSON.parse(result.stdout) as { text: string; finish_reason: string; partial?: boolean }
+    expect(answer.finish_reason).toBe('stop')
+    const value = JSON.parse(answer.text) as { name: string; age: number }
+    expect(Object.keys(value)).toEqual(['name', 'age'])
+    expect(Number.isInteger(value.age) && value.age >= 0 && value.age <= 99).toBe(true)
+    const cut = await ondevice([
+      'generate',
+      '--prompt',
+      'A person.',
+      '--json-schema',
+      schemaFile,
+      '--max-tokens',
+      '2',
+      '--seed',
+      '3',
+      '--json',
+    ])
+    expect(JSON.parse(cut.stdout)).toMatchObject({ finish_reason: 'length', partial: true })
+    await writeFile(schemaFile, JSON.stringify({ type: 'string', format: 'ipv6' }))
+    const refused = await ondevice(['generate', '--prompt', 'x', '--json-schema', schemaFile])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/format "ipv6" is not supported/)
   }, 120_000)
 
   it('rejects bad flags with a clear message and exit code 2', async () => {

@@ -1,6 +1,7 @@
 // `ondevice generate`: one answer from a model on this machine (onnxruntime-node or
 // onnxruntime-web's WASM), streamed to stdout; `--json` prints one object with the text, the
 // token ids and usage instead. Without --model it runs the embedded default package.
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { defaultPackageDescription, ensureDefaultPackage } from '../../builder/default-package.ts'
 import {
@@ -16,6 +17,7 @@ import { InvalidArgumentError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { SamplingOptions } from '../../core/sampling/index.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
+import { type ConstraintOptions, compileConstraint } from '../../core/structured/constraint.ts'
 
 const help = `Usage: ondevice generate [--model DIR|URL] --prompt TEXT [options]
 
@@ -41,7 +43,10 @@ Options:
   --dtype D            Weight format (default: the fastest this backend has: q4 native and
                        wasm, q8 ort-wasm)
   --threads N          WASM threads
-  --json               Print one JSON object: { text, token_ids, finish_reason, usage }
+  --json-schema FILE   The answer must be JSON following this JSON Schema (enforced token by token;
+                       an unsupported keyword is refused, naming it)
+  --json               Print one JSON object: { text, token_ids, finish_reason, usage } (and
+                       partial: true when --max-tokens cut a --json-schema answer short)
   --help, -h           Show this help
 
 Download progress goes to stderr; files are kept in ~/.cache/ondevice (ONDEVICE_CACHE_DIR).`
@@ -217,10 +222,40 @@ export function promptTokens(
   return encodeChatTurns(tokenizer, messages, { addGenerationPrompt: true })
 }
 
+/** `--json-schema FILE`: the schema, compiled now so a bad one fails before the model loads. */
+function readSchemaConstraint(file: string): ConstraintOptions {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new InvalidArgumentError(
+      '--json-schema',
+      `--json-schema: cannot read ${file} (${error instanceof Error ? error.message : String(error)}).`,
+    )
+  }
+  let schema: unknown
+  try {
+    schema = JSON.parse(text)
+  } catch (error) {
+    throw new InvalidArgumentError(
+      '--json-schema',
+      `--json-schema: ${file} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`,
+    )
+  }
+  const constraint: ConstraintOptions = { responseFormat: { type: 'json_schema', schema } }
+  compileConstraint(constraint)
+  return constraint
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...modelOptions, prompt: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      ...modelOptions,
+      prompt: { type: 'string' },
+      json: { type: 'boolean' },
+      'json-schema': { type: 'string' },
+    },
     strict: true,
   })
   if (values.help) {
@@ -234,6 +269,8 @@ export async function run(argv: string[]): Promise<number> {
     )
   const maxTokens =
     numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 256
+  const constraint =
+    values['json-schema'] === undefined ? undefined : readSchemaConstraint(values['json-schema'])
   const loaded = await loadModelFromFlags(values)
   try {
     let raw = values.raw ?? false
@@ -266,6 +303,7 @@ export async function run(argv: string[]): Promise<number> {
         maxTokens,
         signal: controller.signal,
         ...(values.stop ? { stop: values.stop } : {}),
+        ...(constraint === undefined ? {} : { constraint }),
       })) {
         if (part.type === 'text-delta') {
           if (!values.json) process.stdout.write(part.text)
@@ -277,10 +315,14 @@ export async function run(argv: string[]): Promise<number> {
     if (!finish) return 1
     if (values.json) {
       process.stdout.write(
-        `${JSON.stringify({ text: finish.text, token_ids: finish.tokenIds, finish_reason: finish.finishReason, usage: usageJson(finish) })}\n`,
+        `${JSON.stringify({ text: finish.text, token_ids: finish.tokenIds, finish_reason: finish.finishReason, ...(finish.partial ? { partial: true } : {}), usage: usageJson(finish) })}\n`,
       )
     } else {
       process.stdout.write('\n')
+      if (finish.partial)
+        process.stderr.write(
+          'ondevice: --max-tokens cut the answer before its JSON was complete (partial output).\n',
+        )
     }
     return finish.finishReason === 'abort' ? 130 : 0
   } finally {

@@ -147,7 +147,7 @@ export async function structuredOutputBench(): Promise<void> {
   const steps = cold.times.length
 
   // The unconstrained sampler's step on the same vocabulary, and the same step after the mask.
-  const sampler = new Sampler({ temperature: 0.7, topP: 0.9, seed: 5 })
+  const sampler = new Sampler({ temperature: 0.7, topK: 50, topP: 0.9, seed: 5 })
   const logits = new Float32Array(targetSize)
   for (let id = 0; id < targetSize; id++) logits[id] = Math.sin(id * 12.9898) * 3
   const sampleTimes: number[] = []
@@ -180,7 +180,7 @@ export async function structuredOutputBench(): Promise<void> {
   console.log(row('  same, CPU time', cold.cpu))
   console.log(row('ondevice, later requests (3 runs)', warm))
   console.log(row('  same, CPU time', warmCpu))
-  console.log(row('unconstrained sampling step (top-p 0.9)', sampleTimes))
+  console.log(row('unconstrained sampling step (top-k 50, top-p 0.9)', sampleTimes))
   console.log(row('masked sampling step (mask applied + sample)', maskedTimes))
   const medianWarm = percentile(warmCpu, 0.5)
   const p99Warm = percentile(warmCpu, 0.99)
@@ -240,14 +240,18 @@ async function xgrammarBench(
   const compiler = await GrammarCompiler.createGrammarCompiler(info)
   const compiled = await compiler.compileJSONSchema(JSON.stringify(schema), false, -1, [',', ':'], true)
   const compileMs = performance.now() - started
-  const run = async (): Promise<number[]> => {
+  const run = async (): Promise<{ times: number[]; cpu: number[] }> => {
     const times: number[] = []
+    const cpu: number[] = []
     for (const sequence of sequences) {
       const matcher = await XMatcher.createGrammarMatcher(compiled)
       for (const id of [...sequence, eos[0]!]) {
+        const cpuStart = process.cpuUsage()
         const start = performance.now()
         const mask: Int32Array = await matcher.getNextTokenBitmask()
         times.push(performance.now() - start)
+        const used = process.cpuUsage(cpuStart)
+        cpu.push((used.user + used.system) / 1000)
         if ((mask[id >>> 5]! & (1 << (id & 31))) === 0)
           throw new Error(
             `XGrammar's mask refuses token ${id} (${JSON.stringify(pieces[id])}) at step ${times.length} of a valid document`,
@@ -256,15 +260,23 @@ async function xgrammarBench(
       }
       matcher.dispose?.()
     }
-    return times
+    return { times, cpu }
   }
   const cold = await run()
-  const warm = [...(await run()), ...(await run()), ...(await run())]
+  const warmRuns = [await run(), await run(), await run()]
+  const warm = warmRuns.flatMap((one) => one.times)
+  const warmCpu = warmRuns.flatMap((one) => one.cpu)
   const row = (label: string, times: readonly number[]): string =>
     `  ${label.padEnd(44)} median ${percentile(times, 0.5).toFixed(3)} ms, p99 ${percentile(times, 0.99).toFixed(3)} ms, max ${percentile(times, 1).toFixed(2)} ms`
   console.log(
     `  @mlc-ai/web-xgrammar (WebAssembly): TokenizerInfo ${infoMs.toFixed(0)} ms, compile schema ${compileMs.toFixed(0)} ms`,
   )
-  console.log(row('XGrammar, first request', cold))
+  console.log(row('XGrammar, first request', cold.times))
+  console.log(row('  same, CPU time', cold.cpu))
   console.log(row('XGrammar, later requests (3 runs)', warm))
+  console.log(row('  same, CPU time', warmCpu))
+  // The package's size as shipped (its glue carries the WebAssembly as base64).
+  const require = createRequire(import.meta.url)
+  const file = require.resolve('@mlc-ai/web-xgrammar')
+  console.log(`  @mlc-ai/web-xgrammar lib/index.js: ${(readFileSync(file).length / 2 ** 20).toFixed(2)} MiB`)
 }
