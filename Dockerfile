@@ -1,25 +1,53 @@
 # The ondevice edge app on Node (`ondevice serve`): the same OpenAI-compatible API as the
-# Cloudflare Worker, for packages larger than a Worker isolate (128 MB) or a self-hosted box.
+# Cloudflare Worker, for packages larger than a Worker isolate (128 MB). The Worker forwards to it
+# as a Cloudflare Container (wrangler.toml [[containers]], docs/worker.md), or run it on any box:
 #
 #   docker build -t ondevice-edge .
-#   docker run -p 8787:8787 -e API_KEYS=$(openssl rand -hex 32) -v /path/to/package:/model:ro ondevice-edge
+#   docker run -p 127.0.0.1:8787:8787 -e API_KEYS=$(openssl rand -hex 32) -v /path/to/package:/model:ro ondevice-edge
 #
 # The package folder is mounted at /model (or pass `--model https://.../` for a URL prefix, kept in
 # /home/node/.cache/ondevice). Settings: the environment variables in docs/worker.md.
-FROM node:24-bookworm-slim
+#
+# BASE: any image with Node >= 22.12 and npm at /usr/local/bin and a `node` user (uid 1000), as
+# the official Node images have. Machines without a registry build one from Debian packages with
+# `bash tools/docker/base-image.sh` and pass `--build-arg BASE=ondevice-node-base:local`.
+ARG BASE=node:24-bookworm-slim
 
+# --- dependencies: production node_modules from package-lock.json, nothing else ---------------
+FROM ${BASE} AS dependencies
+WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json .npmrc ./
+# The image runs the TypeScript sources on Node's type stripping, with the lock file's exact
+# production dependencies. onnxruntime-node (the native CPU engine `serve` runs by default) is
+# installed at the lock file's version even when package.json lists it as an optional peer
+# rather than a dependency. Install scripts are skipped: onnxruntime-node's only downloads
+# binaries its package already holds. Then what this image never loads goes: onnxruntime-node's
+# binaries for other systems and CPUs, onnxruntime-web's browser flavours (WebGPU/JSEP, JSPI,
+# asyncify, WebGL: Node's WASM backend loads ort.node and the plain SIMD wasm), source maps.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && if [ ! -d node_modules/onnxruntime-node ]; then \
+      version=$(node -p "require('./package-lock.json').packages['node_modules/onnxruntime-node'].version") \
+      && npm install --no-save --ignore-scripts --no-audit --no-fund "onnxruntime-node@$version"; \
+    fi \
+ && arch=$(node -p process.arch) \
+ && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 -type d ! -path "*/linux" -exec rm -rf {} + \
+ && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -name "$arch" -exec rm -rf {} + \
+ && (cd node_modules/onnxruntime-web/dist \
+     && rm -f ./*.jsep.* ./*.jspi.* ./*.asyncify.* ort.all.* ort.all.bundle.* ort.webgl.* ort.jspi.* ort.webgpu.* ort.bundle.min.mjs) \
+ && find node_modules -name '*.map' -type f -delete \
+ && rm -rf /root/.npm /tmp/*
+
+# --- the image ----------------------------------------------------------------------------------
+FROM ${BASE}
 WORKDIR /app
 # ORT_DISABLE_TELEMETRY: the code sets it too (client-runtime/ort-telemetry.ts); kept here so any
-# other process in the image is covered.
+# other process in the image is covered. No connection leaves this image unless configured.
 ENV NODE_ENV=production \
-    ONNXRUNTIME_NODE_INSTALL=skip \
     ORT_DISABLE_TELEMETRY=1
 
-# onnxruntime-node's CPU binaries ship in its npm package; the install-time download is skipped
-# (.npmrc), so the image builds without network access beyond the npm registry.
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev && npm cache clean --force
-
+COPY --from=dependencies /app/node_modules ./node_modules
+COPY package.json ./
 COPY core ./core
 COPY wasm ./wasm
 COPY client-runtime ./client-runtime

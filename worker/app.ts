@@ -247,7 +247,8 @@ export function createApp(options: AppOptions): OndeviceApp {
     return c.json(toModelEntry(id))
   })
 
-  app.post('/v1/chat/completions', (c) => handleChatCompletion(c, runtime))
+  const forward = options.forwardChatCompletion
+  app.post('/v1/chat/completions', async (c) => (await forward?.(c)) ?? handleChatCompletion(c, runtime))
 
   // Answered, not thrown: outside /v1 no middleware sits between the router and the logging one,
   // and a throw would unwind through it, skipping its log line and the unread-body drain.

@@ -6,14 +6,22 @@
 // This module imports ORT's .wasm through wrangler's CompiledWasm rule, so it only loads in a
 // Workers bundle; Node code uses worker/app.ts and worker/node.ts.
 import type { ExecutionContext } from 'hono'
+import { preferredDtypes } from '../client-runtime/dtype.ts'
 import { OndeviceError } from '../core/errors.ts'
 import { engineModuleForWorkerd } from '../wasm/engine/workerd.ts'
 import { loadOrtWebForWorkerd } from '../wasm/workerd.ts'
 import { createApp, type OndeviceApp } from './app.ts'
+import type { RuntimeManifest } from './container/choose-runtime.ts'
+import { type ContainerNamespace, durableObjectGateway } from './container/durable-object-gateway.ts'
+import { createContainerForwarder } from './container/forward.ts'
+import { urlGateway } from './container/gateway.ts'
+import { createRuntimeRouter } from './container/runtime-router.ts'
+import { containerSettingsFromEnv } from './container/settings.ts'
 import { loadEdgeModel } from './edge-model.ts'
 import { type EnvValues, settingsFromEnv } from './env-config.ts'
 import { toHttpError } from './http-errors.ts'
 import { createModelHost } from './model-host.ts'
+import { resolveLimits } from './options.ts'
 import {
   assetsPackageReader,
   type FetcherLike,
@@ -31,6 +39,7 @@ import {
 } from './rate-limit.ts'
 
 export { createApp, type OndeviceApp } from './app.ts'
+export { OndeviceContainer } from './container/container-class.ts'
 export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
 export type { AppOptions, Limits } from './options.ts'
 
@@ -46,6 +55,8 @@ export interface WorkerEnv {
   readonly MODEL_SOURCE?: string
   readonly MODEL_PREFIX?: string
   readonly MODEL_URL?: string
+  /** The Container Durable Object binding ([[containers]] + durable_objects in wrangler.toml). */
+  readonly ONDEVICE_CONTAINER?: ContainerNamespace
   readonly [name: string]: unknown
 }
 
@@ -102,8 +113,16 @@ function idFromLocation(location: string): string | undefined {
 /** Builds the app from a Worker env; exported so tests and custom entries can reuse it. */
 export function createWorkerApp(env: WorkerEnv): OndeviceApp {
   const settings = settingsFromEnv(env as EnvValues)
-  const source = resolveSource(env)
-  const modelId = settings.modelId ?? idFromLocation(source.where) ?? 'ondevice-model'
+  const containers = containerSettingsFromEnv(env as EnvValues)
+  // A container-only Worker needs no package of its own: the container loads it.
+  const source: Source =
+    containers.runtime === 'container' && !hasSource(env)
+      ? { kind: 'url', reader: noPackageReader, where: 'container' }
+      : resolveSource(env)
+  const modelId =
+    settings.modelId ??
+    (source.where === 'container' ? undefined : idFromLocation(source.where)) ??
+    'ondevice-model'
   const modelHost = createModelHost({
     modelId,
     load: async () => {
@@ -139,6 +158,70 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
     // A Worker's requests all come through Cloudflare, which sets cf-connecting-ip itself.
     behindCloudflare: true,
     ...(rateLimiter ? { rateLimiter } : {}),
+    ...(containers.runtime === 'isolate'
+      ? {}
+      : { forwardChatCompletion: containerRouter(env, settings, containers, source, modelId) }),
+  })
+}
+
+function hasSource(env: WorkerEnv): boolean {
+  return (
+    (typeof env.MODEL_URL === 'string' && env.MODEL_URL !== '') ||
+    env.MODEL_BUCKET !== undefined ||
+    env.ASSETS !== undefined
+  )
+}
+
+const noPackageReader: PackageReader = {
+  readText: () =>
+    Promise.reject(new Error('EDGE_RUNTIME is "container": the package is read by the container.')),
+  readBytes: () =>
+    Promise.reject(new Error('EDGE_RUNTIME is "container": the package is read by the container.')),
+}
+
+/** EDGE_RUNTIME "auto" / "container": the router that forwards chats to a container (worker/container/). */
+function containerRouter(
+  env: WorkerEnv,
+  settings: ReturnType<typeof settingsFromEnv>,
+  containers: ReturnType<typeof containerSettingsFromEnv>,
+  source: Source,
+  modelId: string,
+) {
+  const gateway =
+    containers.urls.length > 0
+      ? urlGateway(containers.urls)
+      : env.ONDEVICE_CONTAINER
+        ? durableObjectGateway(env.ONDEVICE_CONTAINER)
+        : undefined
+  if (gateway && containers.secret === undefined && containers.urls.length === 0) {
+    throw new OndeviceError(
+      'invalid_argument',
+      'The container binding needs CONTAINER_SECRET, the key only this Worker presents to its containers: `openssl rand -hex 32 | npx wrangler secret put CONTAINER_SECRET`.',
+      { param: 'CONTAINER_SECRET' },
+    )
+  }
+  return createRuntimeRouter({
+    runtime: containers.runtime,
+    isolateBudgetBytes: containers.isolateBudgetBytes,
+    readManifest: async () => {
+      const exists = source.reader.exists ? await source.reader.exists('manifest.json') : true
+      if (!exists) return undefined
+      return JSON.parse(await source.reader.readText('manifest.json')) as RuntimeManifest
+    },
+    dtypeFor: (manifest) =>
+      settings.modelDtype ??
+      preferredDtypes('wasm').find((dtype) => manifest?.dtypes?.includes(dtype)) ??
+      'q8',
+    forward: gateway
+      ? createContainerForwarder({
+          gateway,
+          secret: containers.secret,
+          instances: containers.instances,
+          startTimeoutMs: containers.startTimeoutMs,
+          limits: resolveLimits(settings.limits),
+          modelIds: new Set([modelId, ...settings.modelAliases]),
+        })
+      : undefined,
   })
 }
 

@@ -1,6 +1,8 @@
 // What `createApp` takes, its defaults, and their validation. Every limit has a default that is
 // safe for a public endpoint; a deployment raises them deliberately.
+import type { Context } from 'hono'
 import { InvalidArgumentError } from '../core/errors.ts'
+import type { AppEnv } from './app-env.ts'
 import type { ModelHost } from './model-host.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import type { RequestLogLine } from './request-log.ts'
@@ -82,6 +84,11 @@ export interface AppOptions {
   readonly log?: (line: RequestLogLine) => void
   /** Also accept these ids in `model` (e.g. a short alias the SDK sends). */
   readonly modelAliases?: readonly string[]
+  /**
+   * Answers POST /v1/chat/completions elsewhere (a container, worker/container/) after the app's
+   * keys, CORS and rate limit passed; resolves undefined to answer here, in this isolate.
+   */
+  readonly forwardChatCompletion?: (c: Context<AppEnv>) => Promise<Response | undefined>
 }
 
 const positiveInteger = (name: keyof Limits, value: unknown, allowZero = false): void => {

@@ -1,0 +1,32 @@
+// The gateway on Cloudflare: instance N is the Container Durable Object named `instance-N`
+// (@cloudflare/containers). `ready` starts its container and waits for the port (the package is
+// loaded before `ondevice serve` listens, so an open port means a loaded model); `fetch` goes
+// through the Durable Object, which keeps the container awake for `sleepAfter` after each request.
+import { getContainer } from '@cloudflare/containers'
+import type { OndeviceContainer } from './container-class.ts'
+import type { ContainerGateway } from './gateway.ts'
+
+/** The Durable Object namespace binding of OndeviceContainer (wrangler.toml: ONDEVICE_CONTAINER). */
+export type ContainerNamespace = Parameters<typeof getContainer<OndeviceContainer>>[0]
+
+export function durableObjectGateway(namespace: ContainerNamespace): ContainerGateway {
+  const up = new Set<number>()
+  const stub = (index: number) => getContainer(namespace, `instance-${index}`)
+  return {
+    name: (index) => `instance-${index}`,
+    // An AbortSignal cannot cross into the Durable Object (RPC): the wait is bounded by time only.
+    async ready(index, timeoutMs) {
+      if (up.has(index)) return
+      await stub(index).startAndWaitForPorts({
+        cancellationOptions: { instanceGetTimeoutMS: timeoutMs, portReadyTimeoutMS: timeoutMs },
+      })
+      up.add(index)
+    },
+    // The request's own signal does not cross into the Durable Object; cancelling the response
+    // body (the client went away) closes the container's connection, which stops its generation.
+    fetch: (index, request) => stub(index).fetch(request),
+    forget(index) {
+      up.delete(index)
+    },
+  }
+}

@@ -1,0 +1,222 @@
+// POST /v1/chat/completions answered by a container. The Worker keeps what faces the public (its
+// API keys, CORS, rate limits, the body cap and cheap caps, checked before this runs or here),
+// picks the instance (affinity.ts), waits a bounded time for a cold one, and streams the
+// container's answer back as it comes. The container sees only the Worker's secret. Failures the
+// client can retry are said so: 503 + Retry-After before the answer starts, an OpenAI error
+// event with a retryable code once it has started.
+import type { Context } from 'hono'
+import { AbortedError, InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
+import type { AppEnv } from '../app-env.ts'
+import { toHttpError } from '../http-errors.ts'
+import type { Limits } from '../options.ts'
+import { readJsonBody } from '../read-body.ts'
+import { affinityKey, instanceIndex } from './affinity.ts'
+import type { ContainerGateway } from './gateway.ts'
+
+export interface ContainerForwarderOptions {
+  readonly gateway: ContainerGateway
+  /** Presented to the container as `Authorization: Bearer`; never logged. */
+  readonly secret: string | undefined
+  readonly instances: number
+  readonly startTimeoutMs: number
+  readonly limits: Limits
+  readonly modelIds: ReadonlySet<string>
+}
+
+export type ChatForwarder = (c: Context<AppEnv>) => Promise<Response>
+
+/** Header naming the instance that answered (e.g. `instance-0`): lets a client see its affinity hold. */
+export const instanceHeader = 'x-ondevice-instance'
+
+/** Seconds a client should wait before retrying while a container starts. */
+const coldStartRetryAfterSeconds = 5
+
+function checkCaps(body: unknown, options: ContainerForwarderOptions): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidArgumentError(
+      'body',
+      'The request body must be a JSON object (a chat completion request).',
+    )
+  }
+  const {
+    messages,
+    model,
+    max_tokens: maxTokens,
+    max_completion_tokens: maxCompletionTokens,
+  } = body as Record<string, unknown>
+  if (Array.isArray(messages) && messages.length > options.limits.maxMessages) {
+    throw new InvalidArgumentError(
+      'messages',
+      `messages has ${messages.length} entries; this server accepts at most ${options.limits.maxMessages}. Drop older turns or summarize them.`,
+    )
+  }
+  if (typeof model === 'string' && !options.modelIds.has(model)) {
+    throw new OndeviceError(
+      'model_not_found',
+      `The model '${model}' is not served here. GET /v1/models lists the served models (${[...options.modelIds].join(', ')}).`,
+      { param: 'model' },
+    )
+  }
+  for (const [param, value] of [
+    ['max_tokens', maxTokens],
+    ['max_completion_tokens', maxCompletionTokens],
+  ] as const) {
+    if (typeof value === 'number' && value > options.limits.maxTokens) {
+      throw new InvalidArgumentError(
+        param,
+        `${param} is ${value}; this server answers with at most ${options.limits.maxTokens} tokens.`,
+      )
+    }
+  }
+}
+
+function unavailable(message: string, cause?: unknown): OndeviceError {
+  return new OndeviceError('edge_unavailable', message, {
+    isRetryable: true,
+    retryAfterSeconds: coldStartRetryAfterSeconds,
+    ...(cause === undefined ? {} : { cause }),
+  })
+}
+
+function errorEvent(error: OndeviceError, requestId: string): Uint8Array {
+  return new TextEncoder().encode(`data: ${JSON.stringify(toHttpError(error, requestId).body)}\n\n`)
+}
+
+/**
+ * Passes the container's event stream through unchanged. When the container's stream breaks or
+ * ends without `[DONE]` or an error event (the instance died), the client gets a retryable error
+ * event instead of a silent end. Cancelling it (the client went away) cancels the container's.
+ */
+function guardEventStream(
+  upstream: ReadableStream<Uint8Array>,
+  requestId: string,
+  onBroken: (error: unknown) => void,
+): ReadableStream<Uint8Array> {
+  const reader = upstream.getReader()
+  const decoder = new TextDecoder()
+  let pending = ''
+  let lastEvent = ''
+  const died = (): OndeviceError =>
+    new OndeviceError(
+      'edge_unavailable',
+      'The model container stopped in the middle of this answer. Retry (the SDK continues from the tokens it has).',
+      { isRetryable: true, retryAfterSeconds: 1 },
+    )
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: ReadableStreamReadResult<Uint8Array>
+      try {
+        next = await reader.read()
+      } catch (error) {
+        onBroken(error)
+        controller.enqueue(errorEvent(died(), requestId))
+        controller.close()
+        return
+      }
+      if (next.done) {
+        const finished = lastEvent === 'data: [DONE]' || lastEvent.startsWith('data: {"error"')
+        if (!finished) {
+          onBroken(new Error('the container closed the stream without [DONE]'))
+          controller.enqueue(errorEvent(died(), requestId))
+        }
+        controller.close()
+        return
+      }
+      pending += decoder.decode(next.value, { stream: true })
+      const events = pending.split('\n\n')
+      pending = events.pop() ?? ''
+      const last = events.at(-1)
+      if (last !== undefined) lastEvent = last.trim()
+      controller.enqueue(next.value)
+    },
+    cancel(reason) {
+      return reader.cancel(reason)
+    },
+  })
+}
+
+export function createContainerForwarder(options: ContainerForwarderOptions): ChatForwarder {
+  const { gateway } = options
+  return async (c) => {
+    const state = c.get('request')
+    const body = await readJsonBody(c.req.raw, options.limits.maxBodyBytes)
+    checkCaps(body, options)
+    const fields = state.fields
+    const { model, stream } = body as { model?: unknown; stream?: unknown }
+    if (typeof model === 'string') fields.model = model
+    fields.stream = stream === true
+    const index = instanceIndex(affinityKey(c.req.raw.headers, body), options.instances)
+    const signal = c.req.raw.signal
+    try {
+      await gateway.ready(index, options.startTimeoutMs, signal)
+    } catch (error) {
+      if (signal.aborted)
+        throw new AbortedError('The client closed the connection while the model container started.')
+      throw unavailable(
+        `The model's container (${gateway.name(index)}) is starting and did not become ready within ${Math.round(options.startTimeoutMs / 1000)} s. Retry in a few seconds.`,
+        error,
+      )
+    }
+    const headers = new Headers({
+      'content-type': 'application/json',
+      accept: fields.stream ? 'text/event-stream' : 'application/json',
+      'x-request-id': state.requestId,
+    })
+    if (options.secret !== undefined) headers.set('authorization', `Bearer ${options.secret}`)
+    let upstream: Response
+    try {
+      upstream = await gateway.fetch(
+        index,
+        new Request('http://container/v1/chat/completions', {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(body),
+        }),
+        signal,
+      )
+    } catch (error) {
+      gateway.forget(index)
+      if (signal.aborted) throw new AbortedError('The client closed the connection.')
+      throw unavailable(
+        `The model's container (${gateway.name(index)}) could not be reached. Retry in a few seconds.`,
+        error,
+      )
+    }
+    const responseHeaders = new Headers({
+      'content-type': upstream.headers.get('content-type') ?? 'application/json',
+      [instanceHeader]: gateway.name(index),
+    })
+    for (const name of ['retry-after', 'cache-control', 'x-accel-buffering']) {
+      const value = upstream.headers.get(name)
+      if (value !== null) responseHeaders.set(name, value)
+    }
+    if (upstream.status === 401) {
+      // The container refused the Worker's secret: an operator mistake, not the client's key.
+      await upstream.body?.cancel()
+      throw new OndeviceError(
+        'edge_unavailable',
+        'This Worker and its container disagree on CONTAINER_SECRET: set it with `npx wrangler secret put CONTAINER_SECRET` and redeploy.',
+      )
+    }
+    if (!upstream.ok || upstream.body === null) {
+      // The container's own OpenAI-shaped refusal (429/503 with Retry-After when its slots are full).
+      fields.errorCode = `container_${upstream.status}`
+      return new Response(upstream.body, { status: upstream.status, headers: responseHeaders })
+    }
+    if (responseHeaders.get('content-type')?.startsWith('text/event-stream')) {
+      return new Response(
+        guardEventStream(upstream.body, state.requestId, () => gateway.forget(index)),
+        { status: 200, headers: responseHeaders },
+      )
+    }
+    let text: string
+    try {
+      text = await upstream.text()
+    } catch (error) {
+      gateway.forget(index)
+      if (signal.aborted) throw new AbortedError('The client closed the connection.')
+      throw unavailable('The model container stopped before it finished this answer. Retry.', error)
+    }
+    return new Response(text, { status: 200, headers: responseHeaders })
+  }
+}

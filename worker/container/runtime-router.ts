@@ -1,0 +1,57 @@
+// Per package, where the Worker answers (EDGE_RUNTIME): "isolate" here, "container" in a
+// container, "auto" by the package's size (choose-runtime.ts), decided once per isolate from the
+// package's manifest.json. The result plugs into createApp's `forwardChatCompletion`.
+import type { Context } from 'hono'
+import { OndeviceError } from '../../core/errors.ts'
+import type { AppEnv } from '../app-env.ts'
+import { chooseRuntime, type RuntimeChoice, type RuntimeManifest } from './choose-runtime.ts'
+import type { ChatForwarder } from './forward.ts'
+import type { EdgeRuntime } from './settings.ts'
+
+export interface RuntimeRouterOptions {
+  readonly runtime: EdgeRuntime
+  readonly isolateBudgetBytes: number
+  /** Reads the package's manifest.json (auto only); undefined when there is none. */
+  readonly readManifest: () => Promise<RuntimeManifest | undefined>
+  /** The weight format the isolate would load, given the manifest. */
+  readonly dtypeFor: (manifest: RuntimeManifest | undefined) => string
+  /** The forwarder; undefined when this Worker has no container (no binding, no CONTAINER_URLS). */
+  readonly forward: ChatForwarder | undefined
+  readonly log?: (line: Record<string, unknown>) => void
+}
+
+export function createRuntimeRouter(
+  options: RuntimeRouterOptions,
+): (c: Context<AppEnv>) => Promise<Response | undefined> {
+  let decided: Promise<RuntimeChoice> | undefined
+  const log = options.log ?? ((line) => console.log(JSON.stringify(line)))
+  const decide = (): Promise<RuntimeChoice> => {
+    decided ??= (async () => {
+      const manifest = options.runtime === 'auto' ? await options.readManifest() : undefined
+      const choice = chooseRuntime(
+        options.runtime,
+        manifest,
+        options.dtypeFor(manifest),
+        options.isolateBudgetBytes,
+      )
+      log({ level: 'info', message: 'edge runtime', runtime: choice.runtime, reason: choice.reason })
+      return choice
+    })().catch((error: unknown) => {
+      // A transient read failure (R2, the network) is not remembered: the next request decides again.
+      decided = undefined
+      throw error
+    })
+    return decided
+  }
+  return async (c) => {
+    const choice = await decide()
+    if (choice.runtime === 'isolate') return undefined
+    if (!options.forward) {
+      throw new OndeviceError(
+        'edge_unavailable',
+        `This Worker must answer in a container (${choice.reason}) but has none: add the [[containers]] entry and the ONDEVICE_CONTAINER Durable Object binding (docs/worker.md), or set CONTAINER_URLS.`,
+      )
+    }
+    return options.forward(c)
+  }
+}
