@@ -1,6 +1,8 @@
 // Per package, where the Worker answers (EDGE_RUNTIME): "isolate" here, "container" in a
 // container, "auto" by the package's size (choose-runtime.ts), decided once per isolate from the
-// package's manifest.json. The result plugs into createApp's `forwardChatCompletion`.
+// package's manifest.json; "auto" in a Worker without a container (no binding, no
+// CONTAINER_URLS) answers in the isolate whatever the size. The result plugs into createApp's
+// `forwardChatCompletion`.
 import type { Context } from 'hono'
 import { OndeviceError } from '../../core/errors.ts'
 import type { AppEnv } from '../app-env.ts'
@@ -42,6 +44,10 @@ export function createRuntimeRouter(
       throw error
     })
     return decided
+  }
+  if (options.runtime === 'auto' && !options.forward) {
+    // No container configured: the isolate answers whatever the size, as before containers.
+    return async () => undefined
   }
   return async (c) => {
     const choice = await decide()
