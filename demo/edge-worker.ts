@@ -32,6 +32,9 @@ export async function startEdgeWorker(options: EdgeWorkerOptions): Promise<EdgeW
       MODEL_URL: options.modelUrl,
       MODEL_ID: options.modelId ?? 'ondevice-default',
       ALLOWED_ORIGINS: options.allowedOrigins.join(','),
+      // The isolate answers (wrangler dev runs no [[containers]] here: tools/wrangler-dev.ts);
+      // `ondevice edge --runtime container` passes "container" with CONTAINER_URLS.
+      EDGE_RUNTIME: 'isolate',
       ...options.variables,
     },
     logLevel: 'info',

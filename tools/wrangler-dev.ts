@@ -165,6 +165,12 @@ export interface WranglerDevOptions {
   readonly vars?: Readonly<Record<string, string>>
   /** The config's `main` is a finished bundle (wrangler deploy --dry-run): serve it as is (--no-bundle). */
   readonly noBundle?: boolean
+  /**
+   * Let `wrangler dev` build and run the config's [[containers]] (needs Docker with buildx and
+   * the registry of wrangler's sidecar image). Default false: the Worker runs, its Container
+   * Durable Object does not; a local edge binds containers by CONTAINER_URLS instead.
+   */
+  readonly enableContainers?: boolean
   /** wrangler's --log-level; default: wrangler's own (which prints the worker's console lines). */
   readonly logLevel?: 'debug' | 'info' | 'log' | 'warn' | 'error' | 'none'
   /** How long to wait for /healthz. Default 60 s (each worker pays for compiling ORT's wasm). */
@@ -191,6 +197,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     String(inspectorPort),
     '--local',
     '--show-interactive-dev-session=false',
+    `--enable-containers=${options.enableContainers === true}`,
     ...(options.stateDir === undefined ? [] : ['--persist-to', options.stateDir]),
     ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),

@@ -193,13 +193,10 @@ function containerRouter(
       : env.ONDEVICE_CONTAINER
         ? durableObjectGateway(env.ONDEVICE_CONTAINER)
         : undefined
-  if (gateway && containers.secret === undefined && containers.urls.length === 0) {
-    throw new OndeviceError(
-      'invalid_argument',
-      'The container binding needs CONTAINER_SECRET, the key only this Worker presents to its containers: `openssl rand -hex 32 | npx wrangler secret put CONTAINER_SECRET`.',
-      { param: 'CONTAINER_SECRET' },
-    )
-  }
+  // Without the secret the container would run without a key: refuse to forward (the isolate
+  // still answers what fits it), saying how to set it.
+  const missingSecret =
+    gateway !== undefined && containers.secret === undefined && containers.urls.length === 0
   return createRuntimeRouter({
     runtime: containers.runtime,
     isolateBudgetBytes: containers.isolateBudgetBytes,
@@ -212,16 +209,24 @@ function containerRouter(
       settings.modelDtype ??
       preferredDtypes('wasm').find((dtype) => manifest?.dtypes?.includes(dtype)) ??
       'q8',
-    forward: gateway
-      ? createContainerForwarder({
-          gateway,
-          secret: containers.secret,
-          instances: containers.instances,
-          startTimeoutMs: containers.startTimeoutMs,
-          limits: resolveLimits(settings.limits),
-          modelIds: new Set([modelId, ...settings.modelAliases]),
-        })
-      : undefined,
+    forward: missingSecret
+      ? () =>
+          Promise.reject(
+            new OndeviceError(
+              'edge_unavailable',
+              'This Worker forwards to a container but has no CONTAINER_SECRET, the key only it presents to its containers: `openssl rand -hex 32 | npx wrangler secret put CONTAINER_SECRET`.',
+            ),
+          )
+      : gateway
+        ? createContainerForwarder({
+            gateway,
+            secret: containers.secret,
+            instances: containers.instances,
+            startTimeoutMs: containers.startTimeoutMs,
+            limits: resolveLimits(settings.limits),
+            modelIds: new Set([modelId, ...settings.modelAliases]),
+          })
+        : undefined,
   })
 }
 
