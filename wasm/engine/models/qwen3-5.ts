@@ -250,7 +250,8 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const vector = (name: string, length: number) => context.loadVector(graph, name, length)
   const matrix = (name: string, n: number, k: number) =>
     context.loadLinear(graph, linearWeightName(graph, name), n, k)
-  const embedding = await loadEmbedding(context, embedGraph, vocabulary, hidden)
+  const head = await context.loadHead(graph, vocabulary, hidden)
+  const embedding = await loadEmbedding(context, embedGraph, graph, vocabulary, hidden)
   const layers: (DeltaLayer | AttentionLayer)[] = []
   let cacheLayer = 0
   for (const [i, type] of layerTypes.entries()) {
@@ -297,7 +298,6 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     layers.push({ ...mixer, ...mlp } as DeltaLayer | AttentionLayer)
   }
   const finalNorm = await vector('model.norm.weight.scale', hidden)
-  const head = await context.loadHead(graph, vocabulary, hidden)
 
   // Rotary inverse frequencies as the graph computes them (float32 of 1 / theta^(2j / rotary));
   // for text all three M-RoPE rows carry the same position, so this is plain partial RoPE.
@@ -524,11 +524,14 @@ async function loadConvWeight(
  * The token embedding. The builder's Qwen3.5 q4 table (GatherBlockQuantized, quantize_axis 1)
  * packs two blocks' 4-bit zero points per byte ([vocab, ceil(blocks / 2)], even block in the low
  * nibble); embed_q4 takes one per byte, so they are unpacked once here (vocab · blocks bytes).
- * Every other table goes through the shared loader.
+ * The tied LM head (MatMulNBits in the decoder) holds the same 4-bit bytes in its own file: when
+ * they are byte for byte the same, the lookup reads the head's copy (127 MiB less on the 0.8B
+ * shape). Every other table goes through the shared loader.
  */
 async function loadEmbedding(
   context: LoadContext,
   graph: OnnxWeights,
+  decoder: OnnxWeights,
   vocabulary: number,
   hidden: number,
 ): Promise<Embedding> {
@@ -556,7 +559,8 @@ async function loadEmbedding(
     )
   const packed = graph.expect(zeroPointsName, 'uint8', [vocabulary, packedPerRow])
   const kernels = context.kernels
-  const dataPointer = await context.loadRaw(graph, data)
+  const dataPointer =
+    (await sharedHeadBytes(context, graph, data, decoder)) ?? (await context.loadRaw(graph, data))
   const scalesPointer = await context.loadRaw(graph, scales)
   const zeroPoints = kernels.alloc(vocabulary * blocks, 16)
   // Streamed in slabs of rows: no full copy of the packed table in JS.
@@ -577,4 +581,36 @@ async function loadEmbedding(
   return new Embedding(kernels, vocabulary, hidden, (ids, count, out) =>
     k.embed_q4(dataPointer, scalesPointer, zeroPoints, hidden, ids, count, out),
   )
+}
+
+/**
+ * The arena copy of the LM head's 4-bit bytes when `data` (the embedding table's) is the same
+ * bytes: the head must be a MatMulNBits whose weight has as many bytes, already loaded (the
+ * shared loader keeps one copy per initializer), and the two must compare equal, checked slab by
+ * slab against the file. Undefined otherwise.
+ */
+async function sharedHeadBytes(
+  context: LoadContext,
+  graph: OnnxWeights,
+  data: Initializer,
+  decoder: OnnxWeights,
+): Promise<Pointer | undefined> {
+  let node = decoder.producer('logits')
+  for (let depth = 0; node && node.opType === 'Identity' && depth < 4; depth++)
+    node = decoder.producer(node.inputs[0] as string)
+  const name = node?.opType === 'MatMulNBits' ? node.inputs[1] : undefined
+  if (!name || !decoder.has(name)) return undefined
+  const head = decoder.get(name)
+  if (head.type !== 'uint8' || head.byteLength !== data.byteLength) return undefined
+  const pointer = await context.loadRaw(decoder, head)
+  const slabBytes = 4 * 1024 * 1024
+  const slab = new Uint8Array(Math.min(slabBytes, data.byteLength))
+  for (let offset = 0; offset < data.byteLength; offset += slabBytes) {
+    const length = Math.min(slabBytes, data.byteLength - offset)
+    const view = slab.subarray(0, length)
+    await graph.readInto(data, view, offset)
+    const loaded = context.kernels.bytes(pointer + offset, length)
+    for (let i = 0; i < length; i++) if (view[i] !== loaded[i]) return undefined
+  }
+  return pointer
 }
