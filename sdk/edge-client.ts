@@ -17,7 +17,7 @@ import {
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import type { ConstraintOptions } from '../core/structured/constraint.ts'
-import { parseServerSentEvents } from './sse.ts'
+import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
 
 export interface EdgeOptions {
   /** Base URL of the worker, e.g. "https://ai.example.com" (the client appends /v1/...). */
@@ -30,6 +30,13 @@ export interface EdgeOptions {
   readonly headers?: Readonly<Record<string, string>>
   /** Give up on an edge that has not answered (sent its response headers) within this time. Default 15 s. */
   readonly connectTimeoutMs?: number
+  /**
+   * Once the edge has answered, give up when its stream brings no event for this long. Default
+   * 60 s (the worker's own stall timeout: a long prompt's prefill sends nothing until the first
+   * token). Keep-alive comments do not count as progress: a stream of only `: keepalive` lines
+   * never ends an answer, so it is treated as stalled too.
+   */
+  readonly idleTimeoutMs?: number
   /** A fetch to use instead of the global one (a Worker's service binding, a proxy). */
   readonly fetch?: typeof fetch
 }
@@ -53,13 +60,26 @@ export interface EdgeResponseInfo {
   readonly systemFingerprint?: string
 }
 
-/** Seconds from a Retry-After header (delta-seconds or an HTTP date). */
+/** The longest Retry-After this client passes on (an hour): a server's word is not a ten-year ban. */
+export const maximumRetryAfterSeconds = 3600
+
+/** Default `idleTimeoutMs`. */
+export const defaultEdgeIdleTimeoutMs = 60_000
+
+/**
+ * Most tokens one stream may carry when the request sets no maxTokens (a context larger than any
+ * model's): an endless stream is an error, not an answer.
+ */
+export const maximumStreamTokens = 1 << 18
+
+/** Seconds from a Retry-After header (delta-seconds or an HTTP date), clamped to [0, maximumRetryAfterSeconds]. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (value === null || value.trim() === '') return undefined
+  const clamp = (seconds: number) => Math.min(maximumRetryAfterSeconds, Math.max(0, seconds))
   const seconds = Number(value)
-  if (Number.isFinite(seconds)) return Math.max(0, seconds)
+  if (Number.isFinite(seconds)) return clamp(seconds)
   const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+  return Number.isNaN(date) ? undefined : clamp(Math.ceil((date - now) / 1000))
 }
 
 export class EdgeClient {
@@ -92,14 +112,14 @@ export class EdgeClient {
     if (options.model !== undefined && (typeof options.model !== 'string' || options.model === '')) {
       throw new InvalidArgumentError('edge.model', 'edge.model must be a non-empty string when given.')
     }
-    if (
-      options.connectTimeoutMs !== undefined &&
-      !(typeof options.connectTimeoutMs === 'number' && options.connectTimeoutMs > 0)
-    ) {
-      throw new InvalidArgumentError(
-        'edge.connectTimeoutMs',
-        'edge.connectTimeoutMs must be a positive number of milliseconds.',
-      )
+    for (const field of ['connectTimeoutMs', 'idleTimeoutMs'] as const) {
+      const value = options[field]
+      if (value !== undefined && !(typeof value === 'number' && value > 0 && value <= 2_147_483_647)) {
+        throw new InvalidArgumentError(
+          `edge.${field}`,
+          `edge.${field} must be a positive number of milliseconds (at most 2147483647).`,
+        )
+      }
     }
     this.options = options
     // Keep any path prefix (a Worker mounted under /ai) and drop a trailing slash.
@@ -256,12 +276,17 @@ export class EdgeClient {
     let completionTokens = 0
     let sawDone = false
     let finalTokenIds: readonly number[] | undefined
-    let nextStep: number | undefined
     let partial = false
     const toolCalls: { id: string; name: string; arguments: string }[] = []
     let reportedInfo = false
+    const budget = request.maxTokens ?? maximumStreamTokens
+    let textOnlyDeltas = 0
     try {
-      for await (const event of parseServerSentEvents(response.body, request.signal)) {
+      const events = parseServerSentEvents(response.body, {
+        ...(request.signal === undefined ? {} : { signal: request.signal }),
+        idleTimeoutMs: this.options.idleTimeoutMs ?? defaultEdgeIdleTimeoutMs,
+      })
+      for await (const event of events) {
         if (event.data === '[DONE]') {
           sawDone = true
           break
@@ -278,8 +303,19 @@ export class EdgeClient {
         if (chunk.text !== '' || chunk.tokenIds.length > 0) {
           firstTokenAt ??= performance.now()
           text += chunk.text
-          tokenIds.push(...chunk.tokenIds)
-          completionTokens += chunk.tokenIds.length
+          // One by one: spreading a long array into push() overflows the call stack.
+          for (const id of chunk.tokenIds) tokenIds.push(id)
+          // A delta without ids (another server) is at least one token; ours sends one such delta
+          // at most (held-back text released at the end), hence the one of slack.
+          if (chunk.tokenIds.length === 0) textOnlyDeltas++
+          completionTokens = tokenIds.length + textOnlyDeltas
+          if (tokenIds.length > budget || completionTokens > budget + 1) {
+            throw new EdgeError(
+              'edge_failed',
+              `The edge sent more than ${budget} tokens${request.maxTokens === undefined ? '' : " (the request's maxTokens)"}: it is not honouring the request. Stopped reading.`,
+              { isRetryable: false },
+            )
+          }
           yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
         }
         if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
@@ -294,7 +330,6 @@ export class EdgeClient {
         // Our extension on the final chunk: every token the edge generated and the next sampler step.
         if (chunk.ondevice !== undefined) {
           finalTokenIds = chunk.ondevice.tokenIds
-          if (chunk.ondevice.nextStep !== undefined) nextStep = chunk.ondevice.nextStep
           if (chunk.ondevice.partial === true) partial = true
         }
         if (chunk.usage !== undefined) usage = chunk.usage
@@ -302,6 +337,15 @@ export class EdgeClient {
     } catch (error) {
       if (request.signal?.aborted) throw new AbortedError()
       if (error instanceof OndeviceError) throw error
+      if (error instanceof ServerSentEventError) {
+        throw new EdgeError(
+          'edge_failed',
+          error.reason === 'idle'
+            ? `The edge stopped sending: ${error.message} after it answered. Raise edge.idleTimeoutMs for a very slow edge.`
+            : `The edge sent ${error.message}: not an answer stream.`,
+          { isRetryable: error.reason === 'idle', cause: error },
+        )
+      }
       throw new EdgeError(
         'edge_failed',
         `The edge stream broke: ${error instanceof Error ? error.message : String(error)}`,
@@ -320,8 +364,19 @@ export class EdgeClient {
       })
     }
     const now = performance.now()
-    const generated = finalTokenIds ?? tokenIds
-    const completion = usage?.completionTokens ?? Math.max(completionTokens, generated.length)
+    // The final list the edge vouches for, unless it claims more than the budget or fewer than it streamed.
+    const generated =
+      finalTokenIds !== undefined && finalTokenIds.length <= budget && finalTokenIds.length >= tokenIds.length
+        ? finalTokenIds
+        : tokenIds
+    // Counts as the edge reports them, within what this stream could hold.
+    const reported = usage?.completionTokens
+    const completion =
+      reported !== undefined && reported >= generated.length && reported <= budget
+        ? reported
+        : Math.max(Math.min(completionTokens, budget), generated.length)
+    const startStep = request.continuation?.step ?? 0
+    const expectedStep = startStep + generated.length
     // What the edge did not report is measured here (other servers send only the counts).
     const finalUsage: Usage = {
       promptTokens: usage?.promptTokens ?? 0,
@@ -339,7 +394,10 @@ export class EdgeClient {
       finishReason: finishReason ?? 'stop',
       tokenIds: generated,
       text,
-      nextStep: nextStep ?? (request.continuation?.step ?? 0) + completion,
+      // Each generated token is one draw, so the next step follows from the ids (the edge's
+      // next_step says the same, or is not this answer's: 1e308, negative); without ids (another
+      // server, which sends no next_step either), from the count.
+      nextStep: generated.length > 0 ? expectedStep : startStep + completion,
       usage: finalUsage,
       ...(toolCalls.length > 0 ? { toolCalls: toolCalls.filter((call) => call !== undefined) } : {}),
       ...(partial ? { partial } : {}),

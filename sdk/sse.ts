@@ -1,48 +1,143 @@
 // Server-sent events from a fetch body, as the HTML spec parses them: lines end in \n, \r\n
 // or \r; `data:` lines of one event join with \n; a blank line ends the event; lines starting
 // with ':' are comments (keep-alives). Only what the OpenAI stream uses is kept: data and event.
+//
+// The body comes from a server the SDK does not control, so the parser is bounded and linear: each
+// character is scanned for a line break once (a body with no newline used to be rescanned on every
+// chunk: 7.7 s and 506 MB for 32 MB), a line or an event longer than `maxEventLength` is an error,
+// and with `idleTimeoutMs` a body that sends no event for that long (only silence, or only
+// keep-alive comments) is an error too.
 
 export interface ServerSentEvent {
   readonly event: string
   readonly data: string
 }
 
+export interface ServerSentEventOptions {
+  readonly signal?: AbortSignal
+  /** Longest line, and longest event (its data lines joined), in characters. Default 4 MiB. */
+  readonly maxEventLength?: number
+  /**
+   * Fail when no event arrives for this long. Comments do not count: a server that sends only
+   * `: keepalive` lines is as stuck as a silent one. Default: no limit.
+   */
+  readonly idleTimeoutMs?: number
+}
+
+/** Default bound on one line or event: far above the largest chunk an edge sends (every token id of a long answer). */
+export const defaultMaxEventLength = 4 * 1024 * 1024
+
+/** Why parsing stopped: the stream broke one of the bounds above. */
+export class ServerSentEventError extends Error {
+  readonly reason: 'too-long' | 'idle'
+  constructor(reason: 'too-long' | 'idle', message: string) {
+    super(message)
+    this.name = 'ServerSentEventError'
+    this.reason = reason
+  }
+}
+
 /** Yields each complete event of `body`; an event cut off by the end of the body is dropped. */
 export async function* parseServerSentEvents(
   body: ReadableStream<Uint8Array>,
-  signal?: AbortSignal,
+  options: ServerSentEventOptions | AbortSignal = {},
 ): AsyncGenerator<ServerSentEvent> {
+  const {
+    signal,
+    maxEventLength = defaultMaxEventLength,
+    idleTimeoutMs,
+  } = options instanceof AbortSignal ? { signal: options } : options
   const reader = body.getReader()
   const decoder = new TextDecoder()
-  let buffer = ''
+  // The current line's text so far, in pieces (joined once, when its line break arrives).
+  let carry: string[] = []
+  let carryLength = 0
+  // The last piece ended in \r: a \n starting the next one belongs to that line break.
+  let skipLeadingNewline = false
   let data: string[] = []
+  let dataLength = 0
   let event = ''
-  // A lone \r at the end of a chunk may be the first half of \r\n: wait for the next chunk.
-  const lineBreak = /\r\n|\n|\r(?=[^\n])/
+  let lastEventAt = Date.now()
+  const read = (): Promise<ReadableStreamReadResult<Uint8Array>> => {
+    if (idleTimeoutMs === undefined) return reader.read()
+    const left = Math.max(0, lastEventAt + idleTimeoutMs - Date.now())
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ServerSentEventError(
+              'idle',
+              `no event for ${idleTimeoutMs} ms (keep-alive comments do not count)`,
+            ),
+          ),
+        left,
+      )
+    })
+    return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer))
+  }
   try {
     while (true) {
       if (signal?.aborted) return
-      const { value, done } = await reader.read()
+      const { value, done } = await read()
       if (done) break
-      buffer += decoder.decode(value, { stream: true })
-      while (true) {
-        const match = lineBreak.exec(buffer)
-        if (!match) break
-        const line = buffer.slice(0, match.index)
-        buffer = buffer.slice(match.index + match[0].length)
+      const text = decoder.decode(value, { stream: true })
+      let position = 0
+      if (skipLeadingNewline && text.length > 0) {
+        skipLeadingNewline = false
+        if (text.charCodeAt(0) === 10) position = 1
+      }
+      while (position < text.length) {
+        // Each character is looked at once here, whatever the chunking.
+        let end = position
+        while (end < text.length) {
+          const code = text.charCodeAt(end)
+          if (code === 10 || code === 13) break
+          end++
+        }
+        if (end === text.length) {
+          carry.push(text.slice(position))
+          carryLength += text.length - position
+          if (carryLength > maxEventLength) {
+            throw new ServerSentEventError('too-long', `a line longer than ${maxEventLength} characters`)
+          }
+          break
+        }
+        const piece = text.slice(position, end)
+        if (carryLength + piece.length > maxEventLength) {
+          throw new ServerSentEventError('too-long', `a line longer than ${maxEventLength} characters`)
+        }
+        const line = carry.length === 0 ? piece : carry.join('') + piece
+        carry = []
+        carryLength = 0
+        position = end + 1
+        if (text.charCodeAt(end) === 13) {
+          if (position < text.length) {
+            if (text.charCodeAt(position) === 10) position++
+          } else skipLeadingNewline = true
+        }
         if (line === '') {
-          if (data.length > 0) yield { event: event || 'message', data: data.join('\n') }
+          if (data.length > 0) {
+            lastEventAt = Date.now()
+            yield { event: event || 'message', data: data.join('\n') }
+          }
           data = []
+          dataLength = 0
           event = ''
           continue
         }
-        if (line.startsWith(':')) continue
+        if (line.charCodeAt(0) === 58) continue // ':' starts a comment (a keep-alive)
         const colon = line.indexOf(':')
         const field = colon === -1 ? line : line.slice(0, colon)
-        let value = colon === -1 ? '' : line.slice(colon + 1)
-        if (value.startsWith(' ')) value = value.slice(1)
-        if (field === 'data') data.push(value)
-        else if (field === 'event') event = value
+        let fieldValue = colon === -1 ? '' : line.slice(colon + 1)
+        if (fieldValue.startsWith(' ')) fieldValue = fieldValue.slice(1)
+        if (field === 'data') {
+          dataLength += fieldValue.length + 1
+          if (dataLength > maxEventLength) {
+            throw new ServerSentEventError('too-long', `an event longer than ${maxEventLength} characters`)
+          }
+          data.push(fieldValue)
+        } else if (field === 'event') event = fieldValue
       }
     }
   } finally {

@@ -24,16 +24,22 @@ export function toUsage(usage: Usage): ChatCompletionUsage {
 /** The usage fields a wire object carries, each only when present and well-formed. */
 export type UsageReading = Partial<Usage>
 
+/** A finite number ≥ 0 (times, rates): a server's negative or infinite value is not a reading. */
 function finite(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
+}
+
+/** A token count: a whole number ≥ 0 that a counter can hold. */
+function count(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined
 }
 
 /** Reads an untrusted wire usage object (anything else reads as no fields). */
 export function fromUsage(value: unknown): UsageReading {
   if (typeof value !== 'object' || value === null) return {}
   const wire = value as Readonly<Record<string, unknown>>
-  const promptTokens = finite(wire['prompt_tokens'])
-  const completionTokens = finite(wire['completion_tokens'])
+  const promptTokens = count(wire['prompt_tokens'])
+  const completionTokens = count(wire['completion_tokens'])
   const timeToFirstTokenMs = finite(wire['time_to_first_token_ms'])
   const prefillTokensPerSecond = finite(wire['prefill_tokens_per_second'])
   const decodeTokensPerSecond = finite(wire['decode_tokens_per_second'])

@@ -1,0 +1,72 @@
+// The SSE parser on hand-cut bodies: every line-break form split at every byte, comments, joined
+// data lines, and its bounds (line and event length, idle time without events).
+import { describe, expect, it } from 'vitest'
+import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
+
+function body(pieces: readonly string[], endOpen = false): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  let index = 0
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (index < pieces.length) controller.enqueue(encoder.encode(pieces[index++]))
+      else if (!endOpen) controller.close()
+    },
+  })
+}
+
+async function events(stream: ReadableStream<Uint8Array>, options = {}) {
+  const found: { event: string; data: string }[] = []
+  for await (const event of parseServerSentEvents(stream, options)) found.push(event)
+  return found
+}
+
+describe('parseServerSentEvents', () => {
+  const text = 'data: one\r\n\r\n: keepalive\n\nevent: custom\ndata: a\ndata: b\r\rdata:no-space\n\n'
+  const expected = [
+    { event: 'message', data: 'one' },
+    { event: 'custom', data: 'a\nb' },
+    { event: 'message', data: 'no-space' },
+  ]
+
+  it('parses \\n, \\r\\n and \\r line breaks, comments and joined data lines', async () => {
+    expect(await events(body([text]))).toEqual(expected)
+  })
+
+  it('gives the same events however the body is cut (every split point, and one character at a time)', async () => {
+    for (let cut = 1; cut < text.length; cut++) {
+      expect(await events(body([text.slice(0, cut), text.slice(cut)])), `cut at ${cut}`).toEqual(expected)
+    }
+    expect(await events(body([...text]))).toEqual(expected)
+  })
+
+  it('refuses a line or an event longer than maxEventLength', async () => {
+    const long = events(body(['data: ', 'x'.repeat(50), 'y'.repeat(60)]), { maxEventLength: 100 })
+    await expect(long).rejects.toThrow(ServerSentEventError)
+    await expect(events(body([`data: ${'x'.repeat(150)}\n`]), { maxEventLength: 100 })).rejects.toThrow(
+      /a line longer than 100/,
+    )
+    const lines = Array.from({ length: 40 }, () => 'data: xxxx\n').join('')
+    await expect(events(body([lines]), { maxEventLength: 100 })).rejects.toThrow(/an event longer than 100/)
+  })
+
+  it('with idleTimeoutMs, a body that sends only comments ends in an idle error', async () => {
+    const comments = Array.from({ length: 1000 }, () => ': keepalive\n\n')
+    let index = 0
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        controller.enqueue(new TextEncoder().encode(comments[index++ % comments.length]))
+      },
+    })
+    const error = await events(stream, { idleTimeoutMs: 200 }).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(ServerSentEventError)
+    expect((error as ServerSentEventError).reason).toBe('idle')
+  })
+
+  it('a body of 1 MB of short lines in one chunk is read in one pass', async () => {
+    const line = 'data: x\n\n'
+    const big = line.repeat(Math.floor((1024 * 1024) / line.length))
+    const found = await events(body([big]))
+    expect(found).toHaveLength(Math.floor((1024 * 1024) / line.length))
+  })
+})
