@@ -228,6 +228,76 @@ describe('edge worker in workerd', () => {
     }
   })
 
+  it('structured output in workerd: schemas and tool calls enforced, the same tokens as Node, a handoff mid-document exact', async () => {
+    const client = new OpenAI({ baseURL: `${fromR2.url}/v1`, apiKey })
+    const schema = {
+      type: 'object',
+      properties: {
+        title: { type: 'string', maxLength: 10 },
+        count: { type: 'integer', minimum: 0, maximum: 9999 },
+      },
+      required: ['title', 'count'],
+      additionalProperties: false,
+    }
+    const request = {
+      model: 'fixture',
+      messages,
+      max_tokens: 60,
+      temperature: 1,
+      seed: 11,
+      response_format: { type: 'json_schema' as const, json_schema: { name: 'item', schema, strict: true } },
+    }
+    const edge = await client.chat.completions.create(request)
+    expect(edge.choices[0]?.finish_reason).toBe('stop')
+    const value = JSON.parse(edge.choices[0]?.message.content ?? '') as { title: string; count: number }
+    expect(Object.keys(value)).toEqual(['title', 'count'])
+    expect(Number.isInteger(value.count) && value.count >= 0 && value.count <= 9999).toBe(true)
+    // The Node runtime masks alike: the same tokens.
+    const nodeResponse = await nodeApp.request('/v1/chat/completions', {
+      method: 'POST',
+      body: JSON.stringify(request),
+    })
+    const node = (await nodeResponse.json()) as ChatCompletionResponse
+    const ids = (edge as unknown as ChatCompletionResponse).ondevice?.token_ids ?? []
+    expect(node.ondevice?.token_ids).toEqual(ids)
+    // Continued from inside the document (after 3 tokens: inside the title string).
+    const rest = await complete(fromR2.url, {
+      ...request,
+      max_tokens: 60 - 3,
+      ondevice_continuation: { token_ids: ids.slice(0, 3), step: 3 },
+    })
+    expect([...ids.slice(0, 3), ...(rest.ondevice?.token_ids ?? [])]).toEqual(ids)
+
+    const called = await client.chat.completions.create({
+      model: 'fixture',
+      messages,
+      max_tokens: 60,
+      temperature: 1,
+      seed: 2,
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'lookup',
+            parameters: {
+              type: 'object',
+              properties: { id: { type: 'integer', minimum: 1, maximum: 99 } },
+              required: ['id'],
+              additionalProperties: false,
+            },
+          },
+        },
+      ],
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+    })
+    expect(called.choices[0]?.finish_reason).toBe('tool_calls')
+    const call = called.choices[0]?.message.tool_calls?.[0]
+    expect(call?.type === 'function' && call.function.name).toBe('lookup')
+    const args = JSON.parse(call?.type === 'function' ? call.function.arguments : '') as { id: number }
+    expect(Number.isInteger(args.id) && args.id >= 1 && args.id <= 99).toBe(true)
+  })
+
   it('maps bad requests to OpenAI errors with the right status', async () => {
     // wrangler dev's local proxy now and then loses the connection after a request whose body the
     // worker refused unread, and answers the next request itself with a plain-text 503 that never
