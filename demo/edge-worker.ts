@@ -12,6 +12,8 @@ export interface EdgeWorkerOptions {
   readonly modelId?: string
   /** More worker variables (wrangler.toml [vars]), e.g. { MODEL_DTYPE: 'q4' }. */
   readonly variables?: Readonly<Record<string, string>>
+  /** Secrets for the worker (NAME=VALUE lines; wrangler's --env-file). */
+  readonly envFile?: string
   /** 0 or absent: a free port. */
   readonly port?: number
   /** How long to wait for wrangler to listen and /healthz to answer. Default 90 s. */
@@ -42,6 +44,7 @@ export async function startEdgeWorker(options: EdgeWorkerOptions): Promise<EdgeW
     // npm start runs for hours: keep the recent output only (for failure messages).
     keepOutputChars: 64_000,
     ...(options.port === undefined ? {} : { port: options.port }),
+    ...(options.envFile === undefined ? {} : { envFile: options.envFile }),
     ...(options.persistTo === undefined ? {} : { stateDir: options.persistTo }),
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   })

@@ -161,6 +161,11 @@ export interface WranglerDevOptions {
   readonly port?: number
   /** Where wrangler keeps local state (R2, caches): --persist-to. Default: wrangler's (.wrangler/state). */
   readonly stateDir?: string
+  /**
+   * A file of NAME=VALUE secrets (--env-file, read instead of .dev.vars): unlike --var, never in
+   * the process list nor printed with the bindings.
+   */
+  readonly envFile?: string
   /** Worker variables on top of the config's (--var NAME:VALUE). */
   readonly vars?: Readonly<Record<string, string>>
   /** The config's `main` is a finished bundle (wrangler deploy --dry-run): serve it as is (--no-bundle). */
@@ -200,6 +205,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     `--enable-containers=${options.enableContainers === true}`,
     ...(options.stateDir === undefined ? [] : ['--persist-to', options.stateDir]),
     ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
+    ...(options.envFile === undefined ? [] : ['--env-file', options.envFile]),
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ]
   return startServerProcess({

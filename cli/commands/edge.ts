@@ -1,10 +1,14 @@
 // `ondevice edge` (`npm run edge -- --model DIR`): the edge worker on this machine in one command,
 // the way it runs on Cloudflare. The package folder is served over HTTP on 127.0.0.1 and the
 // Worker runs under `wrangler dev` (workerd, offline) with that URL as its model source, the same
-// source the demo uses, so no R2 upload is needed. A package too large for a Worker isolate is
-// refused with what to run instead (`ondevice serve`, the same app on Node). Ctrl-C stops both.
-import { readFile, stat } from 'node:fs/promises'
-import { basename, resolve } from 'node:path'
+// source the demo uses, so no R2 upload is needed. A package too large for a Worker isolate (or
+// --runtime container) runs in a container: the repository's Dockerfile built and run on this
+// machine's Docker (`ondevice serve` in it, the package mounted read-only), with the Worker in
+// front forwarding to it as it forwards to a Cloudflare Container in production. Ctrl-C stops all.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chooseDtype } from '../../client-runtime/dtype.ts'
 import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
@@ -13,7 +17,14 @@ import { parseModelConfig } from '../../core/model-package.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { startStaticServer } from '../../demo/static-server.ts'
 import { formatBytes } from '../../sdk/route.ts'
+import {
+  buildEdgeImage,
+  type EdgeContainer,
+  localBaseImage,
+  runEdgeContainer,
+} from '../../tools/docker/edge-container.ts'
 import { engineCoversModelType } from '../../wasm/engine/session.ts'
+import { defaultIsolateBudgetBytes } from '../../worker/container/settings.ts'
 
 const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
        npm run edge -- --model DIR
@@ -30,18 +41,27 @@ Options:
   --port P                 Port of the worker (default 8787; 0 picks a free one)
   --allowed-origins LIST   Browser origins allowed to call it (CORS), comma-separated, e.g.
                            http://localhost:5173 (default: none: only non-browser clients)
-  --dtype D                Weight format (default: the fastest on WASM the package has, q8)
+  --dtype D                Weight format (default: the fastest on WASM the package has, q8;
+                           in a container, the fastest for --backend)
+  --runtime R              auto (default: a container when the package is over the isolate's
+                           budget), isolate, or container
+  --instances N            Containers the Worker spreads conversations over (default 1)
+  --backend B              The container's engine: native (onnxruntime-node, default), wasm
+                           (ondevice's WebAssembly engine) or ort-wasm
+  --base IMAGE             Base image of the container build (default: the Dockerfile's, a
+                           public Node image); \`local\` builds one from Debian packages for a
+                           machine without an image registry (tools/docker/base-image.sh)
   --help, -h               Show this help
 
 Environment: API_KEYS (comma-separated bearer keys, each at least 16 characters; none = open).
 They reach wrangler as --var arguments, which other users of this machine can see in the process
 list: use development keys here, never production ones.
 A Worker isolate has 128 MB: a package whose estimate is over ${formatBytes(isolateBudgetBytes())}
-is refused here; run it with \`ondevice serve --model DIR\` (the same API on Node).`
+runs in a container (Docker, started here) behind the Worker; docs/worker.md has the details.`
 
 /** What a package may need in a 128 MB isolate, leaving room for the runtime and the JS heap. */
 function isolateBudgetBytes(): number {
-  return 100_000_000
+  return defaultIsolateBudgetBytes
 }
 
 interface Manifest {
@@ -91,6 +111,10 @@ export async function run(argv: string[]): Promise<number> {
       port: { type: 'string' },
       'allowed-origins': { type: 'string' },
       dtype: { type: 'string' },
+      runtime: { type: 'string' },
+      instances: { type: 'string' },
+      backend: { type: 'string' },
+      base: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -102,6 +126,24 @@ export async function run(argv: string[]): Promise<number> {
   const port = values.port === undefined ? 8787 : Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('port', `--port must be an integer from 0 to 65535, got '${values.port}'.`)
+  }
+  const runtime = values.runtime ?? 'auto'
+  if (runtime !== 'auto' && runtime !== 'isolate' && runtime !== 'container') {
+    throw new InvalidArgumentError(
+      'runtime',
+      `--runtime must be auto, isolate or container, got '${runtime}'.`,
+    )
+  }
+  const instances = values.instances === undefined ? 1 : Number(values.instances)
+  if (!Number.isInteger(instances) || instances < 1 || instances > 16) {
+    throw new InvalidArgumentError(
+      'instances',
+      `--instances must be an integer from 1 to 16, got '${values.instances}'.`,
+    )
+  }
+  const backend = values.backend ?? 'native'
+  if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
+    throw new InvalidArgumentError('backend', `--backend must be native, wasm or ort-wasm, got '${backend}'.`)
   }
   const allowedOrigins = (values['allowed-origins'] ?? '')
     .split(',')
@@ -161,11 +203,28 @@ export async function run(argv: string[]): Promise<number> {
       source: folder,
     }))
   const estimate = manifest.estimatedMemoryBytes?.[dtype]
-  if (estimate !== undefined && estimate > isolateBudgetBytes()) {
+  const overBudget = estimate !== undefined && estimate > isolateBudgetBytes()
+  if (runtime === 'isolate' && overBudget) {
     throw new InvalidArgumentError(
       'model',
-      `${folder} in ${dtype} needs about ${formatBytes(estimate)}: more than a Worker isolate holds (128 MB, of which ${formatBytes(isolateBudgetBytes())} for the model). Run it with \`npx ondevice serve --model ${values.model}\` (the same API on Node, any size).`,
+      `${folder} in ${dtype} needs about ${formatBytes(estimate)}: more than a Worker isolate holds (128 MB, of which ${formatBytes(isolateBudgetBytes())} for the model). Run it in a container: \`npm run edge -- --model ${values.model} --runtime container\`.`,
     )
+  }
+  if (runtime === 'container' || (runtime === 'auto' && overBudget)) {
+    return runContainerEdge({
+      folder,
+      modelId,
+      port,
+      allowedOrigins,
+      instances,
+      backend,
+      ...(values.dtype === undefined ? {} : { dtype: values.dtype }),
+      ...(values.base === undefined ? {} : { base: values.base === 'local' ? localBaseImage : values.base }),
+      reason:
+        runtime === 'container'
+          ? '--runtime container'
+          : `${dtype} needs about ${formatBytes(estimate ?? 0)}, over the isolate's ${formatBytes(isolateBudgetBytes())}`,
+    })
   }
 
   const packageServer = await startStaticServer({
@@ -202,6 +261,126 @@ export async function run(argv: string[]): Promise<number> {
         `  keys          ${apiKeys ? 'API_KEYS' : 'none: open to anyone who reaches 127.0.0.1'}`,
         '',
         `Ready: the model loaded in ${(milliseconds / 1000).toFixed(1)} s. Ctrl-C stops it.`,
+        '',
+      ].join('\n'),
+    )
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`)
+    return stop(1)
+  }
+  return new Promise<number>(() => {
+    // Runs until Ctrl-C.
+  })
+}
+
+interface ContainerEdgeOptions {
+  readonly folder: string
+  readonly modelId: string
+  readonly port: number
+  readonly allowedOrigins: readonly string[]
+  readonly instances: number
+  readonly backend: string
+  readonly dtype?: string
+  readonly base?: string
+  /** Why a container (printed). */
+  readonly reason: string
+}
+
+/**
+ * The container path: build the image, start `instances` containers on 127.0.0.1 (Docker restarts
+ * one that dies, as Cloudflare starts a new instance), then the Worker in front of them with
+ * EDGE_RUNTIME = "container" and their URLs (CONTAINER_URLS: wrangler dev runs no Cloudflare
+ * Containers offline). The containers' only key is a fresh secret the Worker presents.
+ */
+async function runContainerEdge(options: ContainerEdgeOptions): Promise<number> {
+  const containers: EdgeContainer[] = []
+  let edge: Awaited<ReturnType<typeof startEdgeWorker>> | undefined
+  let packageServer: Awaited<ReturnType<typeof startStaticServer>> | undefined
+  const secretsDirectory = await mkdtemp(join(tmpdir(), 'ondevice-edge-'))
+  const stop = async (code: number): Promise<never> => {
+    await Promise.allSettled([
+      edge?.stop(),
+      packageServer?.close(),
+      ...containers.map((container) => container.stop()),
+    ])
+    await rm(secretsDirectory, { recursive: true, force: true })
+    process.exit(code)
+  }
+  process.on('SIGINT', () => void stop(0))
+  process.on('SIGTERM', () => void stop(0))
+  try {
+    process.stderr.write(
+      `Running the model in a container (${options.reason}). Building the image (docker build)…\n`,
+    )
+    const image = await buildEdgeImage(
+      options.base === undefined ? { base: 'node:24-bookworm-slim' } : { base: options.base },
+    ).catch((error: unknown) => {
+      const detail = error instanceof Error ? error.message : String(error)
+      throw new Error(
+        options.base === undefined && /pull|resolve|registry|manifest|TLS|dial/i.test(detail)
+          ? `The image's base (node:24-bookworm-slim) could not be pulled: this machine reaches no image registry. Pass --base local to build one from Debian packages (tools/docker/base-image.sh).\n${detail.slice(-2000)}`
+          : detail,
+      )
+    })
+    const secret = randomBytes(32).toString('hex')
+    const apiKeys = process.env['API_KEYS']
+    process.stderr.write(
+      `Image ${image.tag}: ${formatBytes(image.sizeBytes)}, built in ${(image.buildMs / 1000).toFixed(1)} s. Starting ${options.instances} container(s)…\n`,
+    )
+    const started = await Promise.allSettled(
+      Array.from({ length: options.instances }, () =>
+        runEdgeContainer({
+          image: image.tag,
+          modelDir: options.folder,
+          env: { API_KEYS: secret, MODEL_ID: options.modelId },
+          serveArgs: [
+            '--backend',
+            options.backend,
+            ...(options.dtype === undefined ? [] : ['--dtype', options.dtype]),
+          ],
+          timeoutMs: 600_000,
+        }),
+      ),
+    )
+    for (const outcome of started) if (outcome.status === 'fulfilled') containers.push(outcome.value)
+    const failed = started.find((outcome) => outcome.status === 'rejected')
+    if (failed) throw (failed as PromiseRejectedResult).reason
+    // Secrets reach wrangler in a file (--env-file): not in the process list, not printed.
+    const envFile = join(secretsDirectory, 'secrets.env')
+    await writeFile(envFile, `CONTAINER_SECRET=${secret}\n${apiKeys ? `API_KEYS=${apiKeys}\n` : ''}`, {
+      mode: 0o600,
+    })
+    // The Worker keeps a model source, as it has R2 in production; with EDGE_RUNTIME "container"
+    // it reads nothing from it: every chat goes to the containers.
+    packageServer = await startStaticServer({ mounts: [{ prefix: '/model/', directory: options.folder }] })
+    process.stderr.write('Starting the edge worker (wrangler dev, offline) in front of them…\n')
+    edge = await startEdgeWorker({
+      modelUrl: `${packageServer.url}/model/`,
+      allowedOrigins: options.allowedOrigins,
+      port: options.port,
+      modelId: options.modelId,
+      envFile,
+      variables: {
+        EDGE_RUNTIME: 'container',
+        CONTAINER_URLS: containers.map((container) => container.url).join(','),
+      },
+    })
+    const firstKey = apiKeys?.split(',')[0]?.trim()
+    const milliseconds = await warmEdgeWorker(edge.url, {
+      modelId: options.modelId,
+      ...(firstKey ? { apiKey: firstKey } : {}),
+    })
+    process.stdout.write(
+      [
+        '',
+        `  edge worker   ${edge.url}  (POST /v1/chat/completions, GET /v1/models, GET /healthz)`,
+        `  model         ${options.modelId} from ${options.folder}, in ${options.instances} container(s) (${options.backend}${options.dtype ? `, ${options.dtype}` : ''})`,
+        `  containers    ${containers.map((container) => `${container.id.slice(0, 12)} ${container.url} (up in ${(container.startMs / 1000).toFixed(1)} s)`).join('; ')}`,
+        `  affinity      send X-Ondevice-Affinity: <conversation id> to keep a conversation on one instance`,
+        `  CORS          ${options.allowedOrigins.length === 0 ? 'no browser origin allowed (--allowed-origins)' : options.allowedOrigins.join(', ')}`,
+        `  keys          ${apiKeys ? 'API_KEYS' : 'none: open to anyone who reaches 127.0.0.1'}; the containers accept only the Worker`,
+        '',
+        `Ready: first answer through the Worker in ${(milliseconds / 1000).toFixed(1)} s. Ctrl-C stops the Worker and the containers.`,
         '',
       ].join('\n'),
     )
