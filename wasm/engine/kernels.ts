@@ -117,6 +117,8 @@ export interface KernelExports {
     tokens: number,
     channels: number,
     kernel: number,
+    channelBegin: number,
+    channelEnd: number,
   ): void
   qwen35_gated_delta(
     qkv: Pointer,

@@ -97,7 +97,11 @@ describe('Qwen3.5 kernels against plain TypeScript', () => {
     const px = put(x)
     const ps = put(before)
     const out = kernels.alloc(tokens * channels * 4)
-    kernels.k.qwen35_causal_conv_silu(px, ps, put(weight), out, tokens, channels, kernel)
+    // Two calls over two channel ranges (as threads split them) give the one-call result.
+    const split = Math.min(channels, 4)
+    const w = put(weight)
+    kernels.k.qwen35_causal_conv_silu(px, ps, w, out, tokens, channels, kernel, 0, split)
+    kernels.k.qwen35_causal_conv_silu(px, ps, w, out, tokens, channels, kernel, split, channels)
     const inputs = [
       ...Array.from({ length: past }, (_, j) => before.subarray(j * channels, (j + 1) * channels)),
     ]
@@ -138,31 +142,37 @@ describe('Qwen3.5 kernels against plain TypeScript', () => {
       const reference = Float64Array.from(initial)
       const ps = put(initial)
       const out = kernels.alloc(tokens * valueHeads * dv * 4)
-      const scratch = kernels.alloc((tokens * 2 * keyHeads * dk + 3 * dv) * 4)
-      kernels.k.qwen35_gated_delta(
-        put(qkv),
-        stride,
-        put(z),
-        valueHeads * dv,
-        put(a),
-        put(b),
-        valueHeads,
-        put(negExpALog),
-        put(dtBias),
-        put(norm),
-        ps,
-        out,
-        valueHeads * dv,
-        scratch,
-        tokens,
-        keyHeads,
-        valueHeads,
-        dk,
-        dv,
-        eps,
-        0,
-        valueHeads,
-      )
+      const scratch = kernels.alloc(valueHeads * (3 * dk + 3 * dv) * 4)
+      const [pq, pz, pa, pb, pn, pd, pw] = [qkv, z, a, b, negExpALog, dtBias, norm].map(put) as number[]
+      // Two calls over two head ranges (as threads split them) give the one-call result.
+      for (const [begin, end] of [
+        [0, 1],
+        [1, valueHeads],
+      ])
+        kernels.k.qwen35_gated_delta(
+          pq,
+          stride,
+          pz,
+          valueHeads * dv,
+          pa,
+          pb,
+          valueHeads,
+          pn,
+          pd,
+          pw,
+          ps,
+          out,
+          valueHeads * dv,
+          scratch,
+          tokens,
+          keyHeads,
+          valueHeads,
+          dk,
+          dv,
+          eps,
+          begin,
+          end,
+        )
       const got = kernels.f32(out, tokens * valueHeads * dv)
       let worst = 0
       for (let t = 0; t < tokens; t++) {

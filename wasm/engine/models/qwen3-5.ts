@@ -326,7 +326,8 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const a = alloc(chunk * valueHeads)
   const b = alloc(chunk * valueHeads)
   const core = alloc(chunk * valueDim)
-  const deltaScratch = alloc(chunk * 2 * keyDim + 3 * dv)
+  // One slot per value head (see src/gated-delta.c), so threads splitting the heads never share one.
+  const deltaScratch = alloc(valueHeads * (3 * dk + 3 * dv))
   const projected = alloc(chunk * 2 * qWidth)
   const query = alloc(chunk * qWidth)
   const gateValues = alloc(chunk * qWidth)
@@ -376,6 +377,8 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           count,
           channels,
           kernel,
+          0,
+          channels,
         )
         K.qwen35_gated_delta(
           convolved,

@@ -17,7 +17,7 @@
 // Layouts: qkv [tokens, qkv_stride] holding q (Hk·dk), k (Hk·dk), v (Hv·dv) after the conv;
 // z [tokens, z_stride] (Hv·dv used); a and b [tokens, ab_stride] (Hv used each); state
 // [Hv, dk, dv]; out [tokens, out_stride]. Heads [h_begin, h_end) are computed (thread split).
-// scratch: tokens·2·Hk·dk + 3·dv floats.
+// scratch: Hv·(3·dk + 3·dv) floats (one slot per value head).
 
 #include "qwen35-math.h"
 
@@ -149,35 +149,30 @@ void qwen35_gated_delta(const float *qkv, int qkv_stride, const float *z, int z_
   const int repeat = value_heads / key_heads;
   const int key_dim = key_heads * dk;
   const float q_scale = 1.0f / __builtin_sqrtf((float)dk);
-  // scratch: normalised [tokens][q | k][key_dim], then two δ buffers and acc_k.
-  float *normalised = scratch;
-  float *deltas[2] = {scratch + (int64_t)tokens * 2 * key_dim, scratch + (int64_t)tokens * 2 * key_dim + dv};
-  float *acc_k = deltas[1] + dv;
-  const int kh_begin = h_begin / repeat, kh_end = (h_end - 1) / repeat + 1;
-  for (int t = 0; t < tokens; t++) {
-    const float *row = qkv + (int64_t)t * qkv_stride;
-    float *dst = normalised + (int64_t)t * 2 * key_dim;
-    for (int kh = kh_begin; kh < kh_end; kh++) {
-      l2_normalise(row + kh * dk, dst + kh * dk, dk, q_scale);
-      l2_normalise(row + key_dim + kh * dk, dst + key_dim + kh * dk, dk, 1.0f);
-    }
-  }
+  // Each value head has its own slot of scratch (q, two k, two δ, acc_k), so threads that split
+  // the heads never share one: slot h starts at h · (3·dk + 3·dv).
   for (int h = h_begin; h < h_end; h++) {
     const int kh = h / repeat;
+    float *slot = scratch + (int64_t)h * (3 * dk + 3 * dv);
+    float *q = slot;
+    float *keys[2] = {slot + dk, slot + 2 * dk};
+    float *deltas[2] = {slot + 3 * dk, slot + 3 * dk + dv};
+    float *acc_k = slot + 3 * dk + 2 * dv;
     float *s = state + (int64_t)h * dk * dv;
     float decay_p = 0.0f;
-    const float *k_p = 0;
     for (int t = 0; t < tokens; t++) {
-      const float *q = normalised + (int64_t)t * 2 * key_dim + kh * dk;
-      const float *k = q + key_dim;
-      const float *v = qkv + (int64_t)t * qkv_stride + 2 * key_dim + (int64_t)h * dv;
+      const float *row = qkv + (int64_t)t * qkv_stride;
+      float *k = keys[t & 1];
+      l2_normalise(row + kh * dk, q, dk, q_scale);
+      l2_normalise(row + key_dim + kh * dk, k, dk, 1.0f);
+      const float *v = row + 2 * key_dim + (int64_t)h * dv;
       const float beta = q35_sigmoidf(b[(int64_t)t * ab_stride + h]);
       const float g = neg_exp_a_log[h] * q35_softplusf(a[(int64_t)t * ab_stride + h] + dt_bias[h]);
       const float decay = q35_expf(g);
       float *o = out + (int64_t)t * out_stride + (int64_t)h * dv;
       float *delta = deltas[t & 1];
       // acc_q goes straight into o.
-      state_pass(s, t > 0, decay_p, k_p, deltas[(t + 1) & 1], k, q, acc_k, o, dk, dv);
+      state_pass(s, t > 0, decay_p, keys[(t + 1) & 1], deltas[(t + 1) & 1], k, q, acc_k, o, dk, dv);
       // With S the state before this token: kv = (S·e^g)ᵀk, δ = (v − kv)·β, and
       // o = (S·e^g + k ⊗ δ)ᵀq = e^g·(Sᵀq) + (k·q)·δ.
       const float kq = dot(k, q, dk);
@@ -187,8 +182,7 @@ void qwen35_gated_delta(const float *qkv, int qkv_stride, const float *z, int z_
       }
       gated_norm(o, z + (int64_t)t * z_stride + (int64_t)h * dv, norm_weight, dv, eps);
       decay_p = decay;
-      k_p = k;
     }
-    state_update(s, decay_p, k_p, deltas[(tokens - 1) & 1], dk, dv);
+    state_update(s, decay_p, keys[(tokens - 1) & 1], deltas[(tokens - 1) & 1], dk, dv);
   }
 }
