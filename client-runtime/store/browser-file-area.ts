@@ -1,0 +1,201 @@
+// The browser store's FileArea: one package's files under its key in the Origin Private File
+// System (streamed to disk, resumable with HTTP Range, read back lazily) or in the Cache API
+// (whole responses, no resume). A file is written under a `.partial` name and becomes visible
+// only when committed, after its sha256 matched manifest.json.
+import type { FileArea } from './file-area.ts'
+import { toHex } from './manifest.ts'
+import type { StorageEstimate } from './types.ts'
+
+/** Storage of whole files by key ('<package-key>/<path>'); one implementation per browser API. */
+interface KeyedFiles {
+  read(key: string): Promise<Blob | undefined>
+  size(key: string): Promise<number | undefined>
+  /** Appends (resume) or starts a `.partial` file; returns a writer. */
+  openPartial(
+    key: string,
+    resume: boolean,
+  ): Promise<{ offset: number; write(chunk: Uint8Array): Promise<void>; close(): Promise<void> }>
+  partialBlob(key: string): Promise<Blob | undefined>
+  commit(key: string): Promise<void>
+  remove(key: string): Promise<void>
+  removePrefix(prefix: string): Promise<void>
+  readonly supportsResume: boolean
+}
+
+async function opfsFiles(name: string): Promise<KeyedFiles> {
+  const root = await (
+    navigator.storage as StorageManager & { getDirectory(): Promise<FileSystemDirectoryHandle> }
+  ).getDirectory()
+  const top = await root.getDirectoryHandle(name, { create: true })
+  // Keys are '<package-key>/<path>'; OPFS folders mirror them.
+  const locate = async (
+    key: string,
+    create: boolean,
+  ): Promise<{ folder: FileSystemDirectoryHandle; file: string } | undefined> => {
+    const parts = key.split('/')
+    let folder = top
+    try {
+      for (const part of parts.slice(0, -1)) folder = await folder.getDirectoryHandle(part, { create })
+    } catch {
+      return undefined
+    }
+    return { folder, file: parts.at(-1) as string }
+  }
+  const fileOf = async (key: string): Promise<File | undefined> => {
+    const where = await locate(key, false)
+    if (!where) return undefined
+    try {
+      return await (await where.folder.getFileHandle(where.file)).getFile()
+    } catch {
+      return undefined
+    }
+  }
+  return {
+    supportsResume: true,
+    read: fileOf,
+    size: async (key) => (await fileOf(key))?.size,
+    partialBlob: (key) => fileOf(`${key}.partial`),
+    openPartial: async (key, resume) => {
+      const where = (await locate(`${key}.partial`, true)) as {
+        folder: FileSystemDirectoryHandle
+        file: string
+      }
+      const handle = await where.folder.getFileHandle(where.file, { create: true })
+      const offset = resume ? (await handle.getFile()).size : 0
+      const writable = await handle.createWritable({ keepExistingData: resume })
+      if (resume) await writable.seek(offset)
+      else await writable.truncate(0)
+      return {
+        offset,
+        write: (chunk) => writable.write(chunk as unknown as ArrayBuffer),
+        close: () => writable.close(),
+      }
+    },
+    commit: async (key) => {
+      const where = (await locate(key, true)) as { folder: FileSystemDirectoryHandle; file: string }
+      const partial = await where.folder.getFileHandle(`${where.file}.partial`)
+      const moved = partial as FileSystemFileHandle & { move?: (name: string) => Promise<void> }
+      if (moved.move) {
+        await moved.move(where.file)
+        return
+      }
+      // No move(): copy the bytes over (older browsers).
+      const target = await (await where.folder.getFileHandle(where.file, { create: true })).createWritable()
+      await (await partial.getFile()).stream().pipeTo(target)
+      await where.folder.removeEntry(`${where.file}.partial`)
+    },
+    remove: async (key) => {
+      const where = await locate(key, false)
+      await where?.folder.removeEntry(where.file).catch(() => undefined)
+    },
+    removePrefix: async (prefix) => {
+      await top.removeEntry(prefix.replace(/\/$/, ''), { recursive: true }).catch(() => undefined)
+    },
+  }
+}
+
+async function cacheFiles(name: string): Promise<KeyedFiles> {
+  const cache = await caches.open(name)
+  const url = (key: string) => `https://ondevice.invalid/${key}`
+  const pending = new Map<string, Uint8Array[]>()
+  return {
+    supportsResume: false,
+    read: async (key) => (await cache.match(url(key)))?.blob(),
+    size: async (key) => (await (await cache.match(url(key)))?.blob())?.size,
+    partialBlob: async (key) => {
+      const chunks = pending.get(key)
+      return chunks ? new Blob(chunks as BlobPart[]) : undefined
+    },
+    openPartial: async (key) => {
+      const chunks: Uint8Array[] = []
+      pending.set(key, chunks)
+      return {
+        offset: 0,
+        write: async (chunk) => void chunks.push(chunk.slice()),
+        close: async () => undefined,
+      }
+    },
+    commit: async (key) => {
+      const chunks = pending.get(key) ?? []
+      pending.delete(key)
+      await cache.put(url(key), new Response(new Blob(chunks as BlobPart[])))
+    },
+    remove: async (key) => {
+      pending.delete(key)
+      await cache.delete(url(key))
+    },
+    removePrefix: async (prefix) => {
+      for (const request of await cache.keys())
+        if (request.url.startsWith(url(prefix))) await cache.delete(request)
+    },
+  }
+}
+
+/** The files of every package a store holds, in OPFS or the Cache API. */
+export interface BrowserFiles {
+  readonly name: string
+  readonly files: KeyedFiles
+}
+
+export async function openBrowserFiles(kind: 'opfs' | 'cache', name: string): Promise<BrowserFiles> {
+  return { name, files: kind === 'opfs' ? await opfsFiles(name) : await cacheFiles(name) }
+}
+
+/** Reads a stored file (undefined when there is none). */
+export function readStored(storage: BrowserFiles, key: string, path: string): Promise<Blob | undefined> {
+  return storage.files.read(`${key}/${path}`)
+}
+
+export function storedSize(storage: BrowserFiles, key: string, path: string): Promise<number | undefined> {
+  return storage.files.size(`${key}/${path}`)
+}
+
+export function removePackage(storage: BrowserFiles, key: string): Promise<void> {
+  return storage.files.removePrefix(`${key}/`)
+}
+
+async function sha256Blob(blob: Blob): Promise<string> {
+  return toHex(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))
+}
+
+/** The FileArea of the package stored under `key`. */
+export function browserFileArea(
+  storage: BrowserFiles,
+  key: string,
+  estimate: () => Promise<StorageEstimate>,
+): FileArea {
+  const { files } = storage
+  const at = (path: string) => `${key}/${path}`
+  return {
+    id: `${storage.name}/${key}`,
+    location: "in the browser's storage",
+    supportsResume: files.supportsResume,
+    size: (path) => files.size(at(path)),
+    readText: async (path) => (await files.read(at(path)))?.text(),
+    readBytes: async (path) => {
+      const blob = await files.read(at(path))
+      return blob === undefined ? undefined : new Uint8Array(await blob.arrayBuffer())
+    },
+    writeText: async (path, text) => {
+      const writer = await files.openPartial(at(path), false)
+      await writer.write(new TextEncoder().encode(text))
+      await writer.close()
+      await files.commit(at(path))
+    },
+    // Stored files were verified before they were committed; a size check catches truncation.
+    matches: async (path, entry) => (await files.size(at(path))) === entry.bytes,
+    partialSize: async (path) =>
+      files.supportsResume ? ((await files.partialBlob(at(path)))?.size ?? 0) : 0,
+    openPartial: (path, resume) => files.openPartial(at(path), resume),
+    hashPartial: async (path) => sha256Blob((await files.partialBlob(at(path))) ?? new Blob([])),
+    commit: (path) => files.commit(at(path)),
+    remove: async (path) => {
+      await files.remove(at(path))
+      await files.remove(`${at(path)}.partial`)
+    },
+    clear: () => files.removePrefix(`${key}/`),
+    isStorageFull: (error) => (error as { name?: string }).name === 'QuotaExceededError',
+    bytesLeft: async () => Number.POSITIVE_INFINITY,
+    estimate,
+  }
+}

@@ -1,0 +1,489 @@
+// The remote-package sync both stores run (Node's cache folder and the browser's OPFS / Cache API
+// alike, through their FileArea): manifest.json fetched fresh when the network answers (only from
+// the package's own origin), the stored copy when it does not (offline use); files downloaded
+// only when missing, under a `.partial` name, resumed with HTTP Range, watched by an idle timer,
+// checked against manifest.json's sha256 before they are committed; concurrent loads of one file
+// share one download; a storage failure leaves nothing of the package behind.
+import { AbortedError, ModelError, StoreError } from '../../core/errors.ts'
+import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
+import type { FileArea } from './file-area.ts'
+import { formatBytes } from './format-bytes.ts'
+import { type IdleTimer, readBodyWithin, stalledError, startIdleTimer } from './idle-timeout.ts'
+import { assertPackagePath, manifestEntry, maximumManifestBytes, parseManifest } from './manifest.ts'
+import { refuseCrossOriginManifest } from './redirect-origin.ts'
+import type { DownloadProgress, EnsureOptions, StoredPackage, StoreManifest } from './types.ts'
+
+export interface RemotePackageOptions {
+  /** No byte for this long fails a download (and makes manifest.json count as unreachable). */
+  readonly idleTimeoutMs: number
+  readonly signal?: AbortSignal | undefined
+  readonly warn: (message: string) => void
+  /**
+   * How a response body is read; default: its own reader. Node passes readEagerly (undici would
+   * otherwise crash on a server's FIN while paused by a slow disk: see read-eagerly.ts).
+   */
+  readonly readBody?: (body: ReadableStream<Uint8Array>) => AsyncIterable<Uint8Array>
+  /** StoredPackage.directory and localPath, for areas that are folders on disk. */
+  readonly directory?: string
+  readonly localPath?: (path: string) => string | undefined
+  /** Called once the server answered for the package (Node records where the folder came from). */
+  readonly onReached?: () => Promise<void>
+}
+
+type FileProgress = Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>
+type Entry = { readonly bytes: number; readonly sha256: string }
+
+/** Work in flight per area file, shared by every store in this context. */
+const inFlight = new Map<string, Promise<void>>()
+
+/** One piece of work per key at a time; concurrent callers await the same promise. */
+export function shared(key: string, work: () => Promise<void>): Promise<void> {
+  const running = inFlight.get(key)
+  if (running) return running
+  const started = work().finally(() => inFlight.delete(key))
+  inFlight.set(key, started)
+  return started
+}
+
+/** A request with no body to watch: the whole answer must come within the idle timeout. */
+function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs)
+  return signal ? AbortSignal.any([signal, timeout]) : timeout
+}
+
+async function* readWithReader(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      yield value
+    }
+  } finally {
+    reader.releaseLock()
+  }
+}
+
+/** The manifest as the package's server gives it now, else as stored (offline), else none. */
+async function syncManifest(
+  prefix: string,
+  area: FileArea,
+  options: RemotePackageOptions,
+): Promise<{ manifest: StoreManifest | undefined; offline: boolean }> {
+  const { idleTimeoutMs, signal } = options
+  let offline = false
+  const manifestUrl = new URL('manifest.json', prefix)
+  // A server that stalls on manifest.json counts as unreachable (the stored copy, if any, is used).
+  const timer = startIdleTimer(idleTimeoutMs, signal)
+  const response = await fetch(manifestUrl, { signal: timer.signal }).catch((error: unknown) => {
+    timer.stop()
+    if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+    offline = true
+    return undefined
+  })
+  // manifest.json vouches for every other file: only from the package's own origin.
+  if (response) await refuseCrossOriginManifest(manifestUrl, response)
+  if (response?.ok) {
+    timer.touch()
+    let text: string
+    try {
+      // The same bounded, idle-watched read as the edge's MODEL_URL reader.
+      const bytes = await readBodyWithin(response, manifestUrl, {
+        idle: timer,
+        idleTimeoutMs,
+        maxBytes: maximumManifestBytes,
+        tooLarge: (received) =>
+          new StoreError(
+            'integrity_failed',
+            `${manifestUrl.href} is larger than a manifest may be (${received} bytes and more; at most ${maximumManifestBytes}): the server is not sending an ondevice package's manifest.json.`,
+          ),
+      })
+      text = new TextDecoder().decode(bytes)
+    } catch (error) {
+      if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+      throw error
+    } finally {
+      timer.stop()
+    }
+    const manifest = parseManifest(text, prefix)
+    await area.writeText('manifest.json', text)
+    await options.onReached?.()
+    return { manifest, offline }
+  }
+  timer.stop()
+  if (offline || (response && response.status >= 500)) {
+    // No network (or a failing server): a previously stored manifest keeps the package usable offline.
+    const stored = await area.readText('manifest.json')
+    if (stored !== undefined) return { manifest: parseManifest(stored, prefix), offline }
+    if ((await area.size('config.json')) === undefined) {
+      throw new StoreError(
+        'download_failed',
+        `Could not reach ${prefix} (${response ? `HTTP ${response.status}` : timer.expired ? `no answer in ${idleTimeoutMs} ms` : 'network error'}) and nothing of it is stored. Check the URL and the network.`,
+        { isRetryable: true },
+      )
+    }
+    return { manifest: undefined, offline }
+  }
+  await response?.body?.cancel()
+  const config = await fetch(new URL('config.json', prefix), {
+    method: 'HEAD',
+    signal: withTimeout(signal, idleTimeoutMs),
+  }).catch(() => undefined)
+  if (!config?.ok) {
+    throw new ModelError(
+      'model_not_found',
+      `No model package at ${prefix}: manifest.json gave HTTP ${response?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}. Check the URL prefix (it should end where config.json lives).`,
+    )
+  }
+  await options.onReached?.()
+  return { manifest: undefined, offline }
+}
+
+/** Opens a URL package over `area`: syncs manifest.json, then downloads files as `ensure` asks. */
+export async function openRemotePackage(
+  prefix: string,
+  area: FileArea,
+  options: RemotePackageOptions,
+): Promise<StoredPackage> {
+  const { idleTimeoutMs } = options
+  const readBody = options.readBody ?? readWithReader
+  const { manifest, offline } = await syncManifest(prefix, area, options)
+  const warnings: string[] = []
+  if (!manifest) {
+    warnings.push(`${prefix} has no manifest.json: its files are used without an integrity check.`)
+    options.warn(warnings[0] as string)
+  }
+  const stalled = (url: URL, written: number, cause: unknown): StoreError =>
+    stalledError(url, idleTimeoutMs, written, cause)
+  const storageFull = async (path: string, cause: unknown): Promise<StoreError> => {
+    // Leave nothing half-stored: the package goes as a whole.
+    await area.clear()
+    return new StoreError(
+      'storage_quota_exceeded',
+      `Storage ran out while storing ${path} of ${prefix} ${area.location}. Nothing was kept; free space (delete other models) or raise the quota, then retry.`,
+      { cause },
+    )
+  }
+
+  const remoteSizes = new Map<string, number | undefined>()
+  /** HTTP HEAD's content-length (-1: the file exists, size unknown; undefined: no such file). */
+  const headSize = async (path: string): Promise<number | undefined> => {
+    if (remoteSizes.has(path)) return remoteSizes.get(path)
+    const response = await fetch(new URL(path, prefix), {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(idleTimeoutMs),
+    }).catch(() => undefined)
+    const size = response?.ok ? Number(response.headers.get('content-length') ?? Number.NaN) : undefined
+    const known = size !== undefined && Number.isFinite(size) ? size : response?.ok ? -1 : undefined
+    remoteSizes.set(path, known)
+    return known
+  }
+
+  const ensure = async (paths: readonly string[], ensureOptions: EnsureOptions = {}): Promise<void> => {
+    for (const path of paths) assertPackagePath(path)
+    const entries = paths.map((path) => {
+      const entry = manifestEntry(manifest, path)
+      if (manifest && !entry)
+        throw new ModelError(
+          'model_invalid',
+          `${path} is not listed in ${prefix}manifest.json, so it cannot be verified.`,
+        )
+      return entry
+    })
+    let total = entries.reduce<number | undefined>(
+      (sum, entry) => (sum === undefined || entry === undefined ? undefined : sum + entry.bytes),
+      0,
+    )
+    if (!manifest) {
+      // No manifest: sizes from the files already stored, else from HTTP HEAD, so progress has a total.
+      const sizes = await Promise.all(
+        paths.map(async (path) => (await area.size(path)) ?? (offline ? undefined : await headSize(path))),
+      )
+      total = sizes.every((size) => size !== undefined && size >= 0)
+        ? sizes.reduce<number>((sum, size) => sum + (size as number), 0)
+        : undefined
+    }
+    // Check room for what is missing before starting, so a full disk fails fast and clean.
+    if (total !== undefined) {
+      let missing = 0
+      for (const [index, path] of paths.entries()) {
+        if ((await area.size(path)) !== entries[index]?.bytes) missing += entries[index]?.bytes ?? 0
+      }
+      const room = missing > 0 ? (await area.estimate()).availableBytes : undefined
+      if (room !== undefined && missing > room) {
+        throw new StoreError(
+          'storage_quota_exceeded',
+          `Not enough storage for ${prefix}: ${formatBytes(missing)} to download, ${formatBytes(room)} available ${area.location}. Free space, raise the quota, or pick a smaller dtype.`,
+        )
+      }
+    }
+    const loadedByFile = new Map<string, number>()
+    const report = (progress: FileProgress): void => {
+      loadedByFile.set(progress.file, progress.fileLoadedBytes)
+      let loaded = 0
+      for (const value of loadedByFile.values()) loaded += value
+      ensureOptions.onProgress?.({ ...progress, loadedBytes: loaded, totalBytes: total })
+    }
+    await Promise.all(
+      paths.map((path, index) =>
+        shared(`${area.id}/${path}`, () =>
+          fetchFile(path, entries[index], report, ensureOptions.signal),
+        ).then(async () => {
+          const size = (await area.size(path)) ?? 0
+          report({ phase: 'done', file: path, fileLoadedBytes: size, fileTotalBytes: size })
+        }),
+      ),
+    )
+  }
+
+  const fetchFile = async (
+    path: string,
+    entry: Entry | undefined,
+    report: (progress: FileProgress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<void> => {
+    const existing = await area.size(path)
+    if (existing !== undefined) {
+      if (!entry) return
+      report({ phase: 'verify', file: path, fileLoadedBytes: existing, fileTotalBytes: entry.bytes })
+      if (await area.matches(path, entry)) {
+        report({ phase: 'cached', file: path, fileLoadedBytes: existing, fileTotalBytes: entry.bytes })
+        return
+      }
+      await area.remove(path)
+    }
+    if (offline)
+      throw new StoreError(
+        'download_failed',
+        `${path} of ${prefix} is not stored and the network is unreachable. Connect once to download it.`,
+        { isRetryable: true },
+      )
+    for (let attempt = 0; ; attempt++) {
+      const resumed = await download(path, entry?.bytes, report, signal)
+      if (!entry) {
+        await area.commit(path, undefined)
+        return
+      }
+      report({ phase: 'verify', file: path, fileLoadedBytes: entry.bytes, fileTotalBytes: entry.bytes })
+      const actual = await area.hashPartial(path)
+      if (actual === entry.sha256) {
+        try {
+          await area.commit(path, actual)
+        } catch (error) {
+          if (area.isStorageFull(error)) throw await storageFull(path, error)
+          throw error
+        }
+        return
+      }
+      // Never keep bytes that failed their check. A resumed file may have been spliced from two
+      // versions of the file, so that case gets one clean retry from byte 0.
+      await area.remove(path)
+      if (!resumed || attempt > 0) {
+        throw new StoreError(
+          'integrity_failed',
+          `${new URL(path, prefix).href} failed its sha256 check (expected ${entry.sha256}, got ${actual}): the server sent different bytes than manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
+        )
+      }
+    }
+  }
+
+  /** Streams the file into its `.partial`, resuming from its current length. Returns whether it resumed. */
+  const download = async (
+    path: string,
+    expectedBytes: number | undefined,
+    report: (progress: FileProgress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> => {
+    let offset = area.supportsResume ? await area.partialSize(path) : 0
+    if (expectedBytes !== undefined && offset > expectedBytes) {
+      await area.remove(path)
+      offset = 0
+    }
+    const url = new URL(path, prefix)
+    const idle = startIdleTimer(idleTimeoutMs, signal)
+    try {
+      return await downloadBody(path, url, offset, expectedBytes, report, signal, idle)
+    } finally {
+      idle.stop()
+    }
+  }
+
+  const downloadBody = async (
+    path: string,
+    url: URL,
+    startOffset: number,
+    expectedBytes: number | undefined,
+    report: (progress: FileProgress) => void,
+    signal: AbortSignal | undefined,
+    idle: IdleTimer,
+  ): Promise<boolean> => {
+    let offset = startOffset
+    let response: Response
+    try {
+      response = await fetch(url, {
+        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        signal: idle.signal,
+      })
+    } catch (error) {
+      if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+      if (idle.expired) throw stalled(url, offset, error)
+      throw new StoreError(
+        'download_failed',
+        `Downloading ${url.href} failed: ${(error as Error).message}. Check the network; the next try resumes where this one stopped.`,
+        { isRetryable: true, cause: error },
+      )
+    }
+    idle.touch()
+    if (response.status === 404) {
+      await response.body?.cancel()
+      throw new ModelError(
+        'model_not_found',
+        `${url.href} gave HTTP 404: the package at ${prefix} has no file ${path}.`,
+      )
+    }
+    if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
+      // Never store a fallback page as a package file (nothing is written; the partial stays).
+      await response.body?.cancel()
+      throw new ModelError(
+        'model_not_found',
+        `${path} of ${prefix} could not be downloaded: ${htmlPageReason(url.href)}. Check that the model URL is the package folder (where config.json is served).`,
+      )
+    }
+    if (response.status === 416 && expectedBytes !== undefined && offset === expectedBytes) {
+      await response.body?.cancel()
+      return true
+    }
+    if (response.status === 416 && expectedBytes !== undefined) {
+      // The server's file is shorter than what we hold: it is not the file manifest.json describes.
+      await response.body?.cancel()
+      await area.remove(path)
+      throw new StoreError(
+        'integrity_failed',
+        `${url.href} is shorter than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
+      )
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel()
+      throw new StoreError(
+        'download_failed',
+        `Downloading ${url.href} gave HTTP ${response.status}. Try again later.`,
+        {
+          isRetryable: response.status >= 500 || response.status === 429,
+        },
+      )
+    }
+    const resumed = response.status === 206
+    if (!resumed) offset = 0
+    const lengthHeader = Number(response.headers.get('content-length') ?? Number.NaN)
+    const fileTotal = expectedBytes ?? (Number.isFinite(lengthHeader) ? lengthHeader + offset : undefined)
+    let writer: Awaited<ReturnType<FileArea['openPartial']>>
+    try {
+      writer = await area.openPartial(path, resumed)
+    } catch (error) {
+      await response.body.cancel().catch(() => undefined)
+      if (area.isStorageFull(error)) throw await storageFull(path, error)
+      throw error
+    }
+    let written = writer.offset
+    const bytesLeft = await area.bytesLeft()
+    try {
+      report({ phase: 'download', file: path, fileLoadedBytes: written, fileTotalBytes: fileTotal })
+      for await (const chunk of readBody(response.body)) {
+        if (written - offset + chunk.byteLength > bytesLeft) {
+          throw Object.assign(new Error('quota'), { code: 'EDQUOT' })
+        }
+        if (expectedBytes !== undefined && written + chunk.byteLength > expectedBytes) {
+          // More bytes than manifest.json promises: stop storing them at once.
+          throw Object.assign(new Error('oversized'), { code: 'EOVERSIZED' })
+        }
+        idle.touch()
+        await writer.write(chunk)
+        written += chunk.byteLength
+        report({ phase: 'download', file: path, fileLoadedBytes: written, fileTotalBytes: fileTotal })
+      }
+    } catch (error) {
+      await writer.close().catch(() => undefined)
+      if ((error as { code?: string }).code === 'EDQUOT' || area.isStorageFull(error))
+        throw await storageFull(path, error)
+      if ((error as { code?: string }).code === 'EOVERSIZED') {
+        await area.remove(path)
+        throw new StoreError(
+          'integrity_failed',
+          `${url.href} is larger than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
+        )
+      }
+      if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+      // Like a cut connection: a resumable area keeps the .partial for a Range resume.
+      if (idle.expired) throw stalled(url, written, error)
+      throw new StoreError(
+        'download_failed',
+        `Downloading ${url.href} broke off after ${written} bytes: ${(error as Error).message}. The next try resumes from there.`,
+        { isRetryable: true, cause: error },
+      )
+    }
+    try {
+      await writer.close()
+    } catch (error) {
+      if (area.isStorageFull(error)) throw await storageFull(path, error)
+      throw error
+    }
+    if (expectedBytes !== undefined && written !== expectedBytes) {
+      // The body ended cleanly (a cut connection throws above), so the server's file is shorter
+      // than manifest.json says: keeping it for a resume would only fail again.
+      await area.remove(path)
+      throw new StoreError(
+        'integrity_failed',
+        `${url.href} ended after ${written} of the ${expectedBytes} bytes manifest.json promises: the server's file is not the one the manifest describes. Nothing was kept; rebuild or re-upload the package.`,
+      )
+    }
+    return resumed
+  }
+
+  const read = async <T>(path: string, how: (path: string) => Promise<T | undefined>): Promise<T> => {
+    await ensure([path])
+    const value = await how(path)
+    if (value === undefined)
+      throw new StoreError(
+        'download_failed',
+        `${path} of ${prefix} vanished from the store after it was stored; load it again.`,
+        {
+          isRetryable: true,
+        },
+      )
+    return value
+  }
+
+  return {
+    source: prefix,
+    kind: 'url',
+    manifest,
+    warnings,
+    directory: options.directory,
+    ensure,
+    exists: async (path) => {
+      if (manifest) return manifestEntry(manifest, path) !== undefined
+      assertPackagePath(path)
+      if ((await area.size(path)) !== undefined) return true
+      if (offline) return false
+      return (await headSize(path)) !== undefined
+    },
+    size: async (path) => {
+      const known = manifestEntry(manifest, path)?.bytes
+      if (known !== undefined) return known
+      assertPackagePath(path)
+      const stored = await area.size(path)
+      if (stored !== undefined) return stored
+      const size = offline ? undefined : await headSize(path)
+      return size === undefined || size < 0 ? undefined : size
+    },
+    readText: (path) => read(path, (file) => area.readText(file)),
+    readBytes: (path) => read(path, (file) => area.readBytes(file)),
+    localPath: (path) => options.localPath?.(path),
+    discard: async (paths) => {
+      for (const path of paths) {
+        assertPackagePath(path)
+        await area.remove(path)
+      }
+    },
+  }
+}
