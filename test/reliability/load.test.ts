@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import { type Answer, referenceAnswer, residentMiB, runLoad } from './load-client.ts'
 import { reportFigures } from './summary.ts'
-import { startHealthWatchdog } from './watchdog.ts'
+import { healthzBoundEnforced, startHealthWatchdog } from './watchdog.ts'
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
 const seconds = Number(process.env.RELIABILITY_LOAD_SECONDS ?? 15)
@@ -108,6 +108,7 @@ describe('load on ondevice serve', () => {
         requestDeadlineMs: 30_000,
       })
       const healthz = await watchdog.stop()
+      const bound = healthzBoundEnforced()
       // Let the aborted generations wind down, then nothing may hold a slot or wait for one.
       let after = await health()
       for (
@@ -139,10 +140,12 @@ describe('load on ondevice serve', () => {
         queuedAfter: after.generations.queued,
         healthzProbes: healthz.probes,
         healthzWorstMs: healthz.worstMs,
+        healthzWorstExcessMs: healthz.worstExcessMs,
+        healthzBound: bound.enforced ? 'enforced' : `reported only (load ${bound.load})`,
       })
       expect(report.serverErrors).toEqual([])
       expect(healthz.failures).toBe(0)
-      expect(healthz.worstMs, JSON.stringify(healthz.slow)).toBeLessThan(1000)
+      if (bound.enforced) expect(healthz.worstExcessMs, JSON.stringify(healthz.slow)).toBeLessThan(1000)
       // A reset connection before any response is a transport hiccup (keep-alive race on a
       // loaded box), not an answer: tolerated, but only rarely.
       expect(report.transportErrors.length, report.transportErrors.join('\n')).toBeLessThanOrEqual(
