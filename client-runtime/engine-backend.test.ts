@@ -41,6 +41,13 @@ describe("backend 'wasm'", () => {
       ])
       const fromEngine = await generateText(engine.session, engine.tokenizer, request)
       expect(fromEngine.usage).toMatchObject({ backend: 'wasm', dtype: 'q4', completionTokens: 8 })
+      // numThreads: helper threads split the rows; the answer is the same, token for token.
+      const threaded = await loadModel({ model: packageDir, backend: 'wasm', store: store(), numThreads: 2 })
+      expect(threaded.backendSetup).toMatchObject({ engine: 'ondevice-wasm', threads: 2 })
+      expect((await generateText(threaded.session, threaded.tokenizer, request)).tokenIds).toEqual(
+        fromEngine.tokenIds,
+      )
+      await threaded.dispose()
       const fromOrt = await generateText(ortWeb.session, ortWeb.tokenizer, request)
       expect(fromOrt.usage).toMatchObject({ backend: 'ort-wasm', dtype: 'q8' })
       // The caller's dtype wins on the engine too.

@@ -10,7 +10,7 @@ import type { Tokenizer } from '../core/tokenizer.ts'
 import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
 import type { WeightFileReader } from '../wasm/engine/onnx-weights.ts'
 import { wholeFileWeightReader } from '../wasm/engine/package-files.ts'
-import { createEngineSession, engineCoversModelType } from '../wasm/engine/session.ts'
+import { createEngineSession, type EngineThreads, engineCoversModelType } from '../wasm/engine/session.ts'
 import {
   availableDtypes,
   type Backend,
@@ -78,9 +78,12 @@ export interface RuntimeHost {
    * ondevice's WebAssembly engine (wasm/engine/engine.wasm compiled for this host) for backend
    * 'wasm'. A host without it runs 'wasm' on onnxruntime-web.
    */
-  loadEngine?(
-    options: LoadModelOptions,
-  ): Promise<{ module: WebAssembly.Module; setup?: Readonly<Record<string, unknown>> }>
+  loadEngine?(options: LoadModelOptions): Promise<{
+    module: WebAssembly.Module
+    /** Helper threads (options.numThreads > 1 where the host has them). */
+    threads?: EngineThreads
+    setup?: Readonly<Record<string, unknown>>
+  }>
   /** How the engine reads package files here (default: whole files through the store). */
   engineFiles?(pkg: StoredPackage): WeightFileReader
 }
@@ -167,6 +170,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
           config,
           modelId,
           ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
+          ...(engine.threads ? { threads: engine.threads } : {}),
         })
         return {
           session,

@@ -3,7 +3,7 @@
 // the package. onnxruntime-node is imported lazily so WASM-only users never load it.
 
 import { BackendError } from '../core/errors.ts'
-import { loadEngineModule, localWeightReader } from '../wasm/engine/node.ts'
+import { loadEngineModule, localWeightReader, nodeEngineThreads } from '../wasm/engine/node.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import type { Backend } from './dtype.ts'
 import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
@@ -14,7 +14,20 @@ import { createNodeStore } from './store/node-store.ts'
 export const nodeHost: RuntimeHost = {
   defaultStore: () => createNodeStore(),
   defaultBackend: async () => 'native',
-  loadEngine: async () => ({ module: await loadEngineModule(), setup: { host: 'node', threads: 1 } }),
+  // One thread unless numThreads asks for more: helpers split rows, the bits stay the same.
+  loadEngine: async (options: LoadModelOptions) => {
+    const threads = await nodeEngineThreads(options.numThreads ?? 1)
+    return {
+      module: await loadEngineModule(),
+      ...(threads ? { threads } : {}),
+      setup: {
+        host: 'node',
+        threads: threads?.count ?? 1,
+        threadsReason:
+          options.numThreads === undefined ? 'default (one thread)' : 'requested by the caller (numThreads)',
+      },
+    }
+  },
   engineFiles: (pkg) => localWeightReader((path) => pkg.localPath(path)),
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
     if (backend === 'wasm' || backend === 'ort-wasm') {

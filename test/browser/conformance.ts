@@ -46,9 +46,10 @@ export async function startConformanceSite(): Promise<ConformanceSite> {
   const opened: LoadedModel[] = []
   try {
     for (const fixture of conformanceFixtures) {
+      // Chromium's page runs onnxruntime-web's WASM, so Node's side does too ('ort-wasm').
       const model = loadModel({
         model: join(folder, fixture),
-        backend: 'wasm',
+        backend: 'ort-wasm',
         dtype: 'fp32',
         store: createNodeStore({ cacheDir: join(folder, 'cache') }),
       }).then((loaded) => {

@@ -1,4 +1,4 @@
-// The answer the Node runtime gives for a chat (onnxruntime-web's WASM in Node, the same kernels
+// The answer the Node runtime gives for a chat (onnxruntime-web's WASM in Node: backend 'ort-wasm', the same kernels
 // as Chromium's WASM): what the browser's device answer and a handed-off answer must equal.
 import { loadModel } from '../../client-runtime/index.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
@@ -23,7 +23,7 @@ export async function nodeReferenceAnswers(
   dtype: string,
   requests: readonly ReferenceRequest[],
 ): Promise<ReferenceAnswer[]> {
-  const model = await loadModel({ model: packageDirectory, backend: 'wasm', dtype })
+  const model = await loadModel({ model: packageDirectory, backend: 'ort-wasm', dtype })
   try {
     const answers: ReferenceAnswer[] = []
     for (const request of requests) {

@@ -2,28 +2,37 @@
 // fails and says how to install them: a skipped check would let a stale binary ship.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { buildEngine, clangVersion, engineWasmPath } from './build.ts'
+import { buildEngine, clangVersion, engineThreadsWasmPath, engineWasmPath } from './build.ts'
 
 describe('wasm/engine/engine.wasm', () => {
-  it('equals a fresh build of wasm/engine/src (npm run build:engine)', () => {
-    const version = clangVersion()
-    if (version === undefined)
-      throw new Error(
-        'clang is not installed, so the committed wasm/engine/engine.wasm cannot be checked against its sources. Install clang and lld (Debian/Ubuntu: `apt-get install clang lld`; macOS: `brew install llvm lld`), then run `npm run build:engine`.',
-      )
-    const fresh = buildEngine()
-    const committed = new Uint8Array(readFileSync(engineWasmPath))
-    const same = fresh.length === committed.length && fresh.every((byte, i) => byte === committed[i])
-    expect(
-      same,
-      `wasm/engine/engine.wasm differs from a fresh build with ${version}: run \`npm run build:engine\` and commit the result.`,
-    ).toBe(true)
-  }, 60_000)
+  it.each([
+    ['engine.wasm', engineWasmPath, false],
+    ['engine-threads.wasm', engineThreadsWasmPath, true],
+  ] as const)(
+    '%s equals a fresh build of wasm/engine/src (npm run build:engine)',
+    (name, path, threads) => {
+      const version = clangVersion()
+      if (version === undefined)
+        throw new Error(
+          `clang is not installed, so the committed wasm/engine/${name} cannot be checked against its sources. Install clang and lld (Debian/Ubuntu: \`apt-get install clang lld\`; macOS: \`brew install llvm lld\`), then run \`npm run build:engine\`.`,
+        )
+      const fresh = buildEngine(threads)
+      const committed = new Uint8Array(readFileSync(path))
+      const same = fresh.length === committed.length && fresh.every((byte, i) => byte === committed[i])
+      expect(
+        same,
+        `wasm/engine/${name} differs from a fresh build with ${version}: run \`npm run build:engine\` and commit the result.`,
+      ).toBe(true)
+    },
+    60_000,
+  )
 
   it('is small and imports only its memory', async () => {
-    const bytes = readFileSync(engineWasmPath)
-    expect(bytes.length).toBeLessThan(1024 * 1024)
-    const module = await WebAssembly.compile(bytes)
-    expect(WebAssembly.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }])
+    for (const path of [engineWasmPath, engineThreadsWasmPath]) {
+      const bytes = readFileSync(path)
+      expect(bytes.length).toBeLessThan(1024 * 1024)
+      const module = await WebAssembly.compile(bytes)
+      expect(WebAssembly.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }])
+    }
   })
 })

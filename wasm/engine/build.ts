@@ -14,6 +14,8 @@ import { join } from 'node:path'
 
 export const engineFolder = import.meta.dirname
 export const engineWasmPath = join(engineFolder, 'engine.wasm')
+/** The same kernels over shared memory (atomics), for worker threads splitting rows. */
+export const engineThreadsWasmPath = join(engineFolder, 'engine-threads.wasm')
 const sourceFolder = join(engineFolder, 'src')
 
 /** Compiler flags: the target features every host we support accepts (Node 22+, Chromium 91+, workerd). */
@@ -24,6 +26,7 @@ export const compileFlags = [
   '-mbulk-memory',
   '-mnontrapping-fptoint',
   '-msign-ext',
+  '-mmutable-globals',
   '-nostdlib',
   '-ffreestanding',
   '-fno-exceptions',
@@ -44,6 +47,7 @@ export const linkFlags = [
   '-z',
   'stack-size=262144',
   '--export=__heap_base',
+  '--export=__stack_pointer',
   '--initial-memory=1048576',
   '--max-memory=4294967296',
 ] as const
@@ -78,8 +82,15 @@ export function clangVersion(): string | undefined {
   }
 }
 
-/** Compiles and links every src/*.c (sorted, so the link order is fixed); returns the module bytes. */
-export function buildEngine(): Uint8Array {
+/** Extra flags for the shared-memory variant. */
+const threadsCompileFlags = ['-matomics'] as const
+const threadsLinkFlags = ['--shared-memory'] as const
+
+/**
+ * Compiles and links every src/*.c (sorted, so the link order is fixed); returns the module
+ * bytes. `threads`: the shared-memory variant (engine-threads.wasm).
+ */
+export function buildEngine(threads = false): Uint8Array {
   const sources = readdirSync(sourceFolder)
     .filter((file) => file.endsWith('.c'))
     .sort()
@@ -91,12 +102,24 @@ export function buildEngine(): Uint8Array {
       // Compiling from inside src/ with relative names keeps absolute paths out of the objects.
       run(
         'clang',
-        [...compileFlags, `-ffile-prefix-map=${sourceFolder}=.`, '-c', source, '-o', join(work, object)],
+        [
+          ...compileFlags,
+          ...(threads ? threadsCompileFlags : []),
+          `-ffile-prefix-map=${sourceFolder}=.`,
+          '-c',
+          source,
+          '-o',
+          join(work, object),
+        ],
         sourceFolder,
       )
       objects.push(object)
     }
-    run('wasm-ld', [...linkFlags, ...objects, '-o', 'engine.wasm'], work)
+    run(
+      'wasm-ld',
+      [...linkFlags, ...(threads ? threadsLinkFlags : []), ...objects, '-o', 'engine.wasm'],
+      work,
+    )
     return new Uint8Array(readFileSync(join(work, 'engine.wasm')))
   } finally {
     rmSync(work, { recursive: true, force: true })
@@ -104,21 +127,24 @@ export function buildEngine(): Uint8Array {
 }
 
 function main(argv: readonly string[]): void {
-  const bytes = buildEngine()
-  if (argv.includes('--check')) {
-    const committed = new Uint8Array(readFileSync(engineWasmPath))
-    const same = committed.length === bytes.length && committed.every((byte, i) => byte === bytes[i])
-    if (!same) {
-      console.error(
-        `${engineWasmPath} differs from a fresh build: run \`npm run build:engine\` and commit it.`,
-      )
-      process.exit(1)
+  for (const [path, threads] of [
+    [engineWasmPath, false],
+    [engineThreadsWasmPath, true],
+  ] as const) {
+    const bytes = buildEngine(threads)
+    if (argv.includes('--check')) {
+      const committed = new Uint8Array(readFileSync(path))
+      const same = committed.length === bytes.length && committed.every((byte, i) => byte === bytes[i])
+      if (!same) {
+        console.error(`${path} differs from a fresh build: run \`npm run build:engine\` and commit it.`)
+        process.exit(1)
+      }
+      console.log(`${path} matches a fresh build (${bytes.length} bytes, ${clangVersion()})`)
+      continue
     }
-    console.log(`engine.wasm matches a fresh build (${bytes.length} bytes, ${clangVersion()})`)
-    return
+    writeFileSync(path, bytes)
+    console.log(`wrote ${path} (${bytes.length} bytes, ${clangVersion()})`)
   }
-  writeFileSync(engineWasmPath, bytes)
-  console.log(`wrote ${engineWasmPath} (${bytes.length} bytes, ${clangVersion()})`)
 }
 
 if (import.meta.main) main(process.argv.slice(2))

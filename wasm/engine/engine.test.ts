@@ -12,7 +12,7 @@ import { writeModelPackage } from '../../builder/package/package-writer.ts'
 import { ReferenceModel } from '../../builder/reference/reference-model.ts'
 import { OrtDecoder } from '../../builder/testing/ort-decoder.ts'
 import { type ModelConfig, parseModelConfig } from '../../core/model-package.ts'
-import { folderWeightReader, loadEngineModule } from './node.ts'
+import { folderWeightReader, loadEngineModule, nodeEngineThreads } from './node.ts'
 import { createEngineSession, type EngineSession } from './session.ts'
 
 const folder = mkdtempSync(join(tmpdir(), 'ondevice-engine-'))
@@ -239,4 +239,31 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     })
     expect(session.tokens).toEqual([])
   })
+})
+
+describe('threads', () => {
+  it.each(['fp32', 'q8', 'q4'])(
+    '%s: identical logit bytes on 1, 2 and 4 threads (rows and heads split, each output reduced in one order)',
+    async (dtype) => {
+      const { dir } = packages.get('qwen3 (tied, head_dim 32 ≠ hidden / heads)')!
+      const run = async (count: number): Promise<Buffer> => {
+        const session = await createEngineSession({
+          module: await loadEngineModule(),
+          files: folderWeightReader(dir),
+          dtype,
+          ...(count > 1 ? { threads: await nodeEngineThreads(count) } : {}),
+        })
+        try {
+          const rows = [await session.append(tokens.slice(0, 70))]
+          for (let i = 70; i < 76; i++) rows.push(await session.append([tokens[i]!]))
+          return Buffer.concat(rows.map((row) => Buffer.from(row.buffer)))
+        } finally {
+          await session.dispose()
+        }
+      }
+      const one = await run(1)
+      expect((await run(2)).equals(one)).toBe(true)
+      expect((await run(4)).equals(one)).toBe(true)
+    },
+  )
 })

@@ -8,12 +8,15 @@
 // wraps above 2 GiB and the C side reads back as unsigned). Views over memory are made fresh
 // after any allocation because growing memory detaches the old ArrayBuffer.
 
+import type { ParallelKernel, ThreadPool } from './thread-pool.ts'
+
 /** A byte offset into the engine's linear memory. */
 export type Pointer = number
 
 /** The C exports (see src/*.c for what each computes). */
 export interface KernelExports {
   readonly __heap_base: WebAssembly.Global
+  readonly __stack_pointer: WebAssembly.Global
   quantize_rows_q8(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer): void
   quantize_rows_q4(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer, sums: Pointer): void
   gemm_q4(
@@ -105,6 +108,23 @@ export interface KernelExports {
     headBegin: number,
     headEnd: number,
   ): void
+  attention_split(
+    q: Pointer,
+    keyCache: Pointer,
+    valueCache: Pointer,
+    out: Pointer,
+    scores: Pointer,
+    scoresStride: number,
+    rows: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    positionStride: number,
+    position0: number,
+    scale: number,
+    headBegin: number,
+    headEnd: number,
+  ): void
   silu_mul(gate: Pointer, up: Pointer, count: number): void
   add_into(a: Pointer, b: Pointer, count: number): void
   argmax(x: Pointer, count: number): number
@@ -182,17 +202,35 @@ export const maxMemoryBytes = 65536 * PAGE
 export class Kernels {
   readonly memory: WebAssembly.Memory
   readonly k: KernelExports
+  /** Helper threads splitting the matrix products and attention (absent: one thread). */
+  pool: ThreadPool | undefined
   #top: number
 
   private constructor(memory: WebAssembly.Memory, exports: KernelExports) {
     this.memory = memory
     this.k = exports
     this.#top = exports.__heap_base.value as number
+    this.pool = undefined
   }
 
-  /** Instantiates `module` (engine.wasm) with its own memory. */
-  static async create(module: WebAssembly.Module): Promise<Kernels> {
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536 })
+  /** kernel(...args, begin, end) over [0, total), split across the pool's threads when there is one. */
+  parallel(
+    kernel: ParallelKernel,
+    args: readonly number[],
+    total: number,
+    align: number,
+    floatArgs = 0,
+  ): void {
+    if (this.pool) this.pool.run(kernel, args, total, align, floatArgs)
+    else (this.k[kernel] as (...values: number[]) => void)(...args, 0, total)
+  }
+
+  /**
+   * Instantiates `module` with its own memory: engine.wasm over a plain memory, or
+   * engine-threads.wasm over a shared one (`shared`), which helper threads can then join.
+   */
+  static async create(module: WebAssembly.Module, options: { shared?: boolean } = {}): Promise<Kernels> {
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: options.shared ?? false })
     const instance = await WebAssembly.instantiate(module, { env: { memory } })
     return new Kernels(memory, instance.exports as unknown as KernelExports)
   }

@@ -3,11 +3,14 @@
 import { type FileHandle, open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ModelError } from '../../core/errors.ts'
+import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { compileEngine } from './kernels.ts'
 import type { WeightFileReader } from './onnx-weights.ts'
+import type { EngineThreads } from './session.ts'
+import { startNodeThreads } from './threads-node.ts'
 
 let compiled: Promise<WebAssembly.Module> | undefined
+let compiledThreads: Promise<WebAssembly.Module> | undefined
 
 /** engine.wasm, compiled once per process. */
 export function loadEngineModule(): Promise<WebAssembly.Module> {
@@ -15,6 +18,21 @@ export function loadEngineModule(): Promise<WebAssembly.Module> {
     compileEngine(new Uint8Array(bytes)),
   )
   return compiled
+}
+
+/** `count` threads for createEngineSession (worker_threads over shared memory); undefined for 1. */
+export async function nodeEngineThreads(count: number): Promise<EngineThreads | undefined> {
+  if (!Number.isInteger(count) || count < 1 || count > 64)
+    throw new InvalidArgumentError(
+      'numThreads',
+      `numThreads must be an integer from 1 to 64, got ${String(count)}.`,
+    )
+  if (count === 1) return undefined
+  compiledThreads ??= readFile(fileURLToPath(new URL('./engine-threads.wasm', import.meta.url))).then(
+    (bytes) => compileEngine(new Uint8Array(bytes)),
+  )
+  const module = await compiledThreads
+  return { count, module, start: (kernels) => startNodeThreads(kernels, module, count) }
 }
 
 /** A WeightFileReader over a package folder on disk (each file opened once until close()). */

@@ -34,6 +34,18 @@ export interface EngineSessionOptions {
   readonly contextLength?: number
   /** The config.json text or object, when the caller already has it (otherwise read from files). */
   readonly config?: ModelConfig
+  /** Helper threads splitting rows (Node: nodeEngineThreads(n) from ./node.ts); default one thread. */
+  readonly threads?: EngineThreads
+}
+
+/** How a host runs the engine on several threads over shared memory. */
+export interface EngineThreads {
+  /** Threads in all, the calling one included. */
+  readonly count: number
+  /** engine-threads.wasm (the same kernels over shared memory). */
+  readonly module: WebAssembly.Module
+  /** Starts count - 1 helpers over the kernels' memory and attaches them (kernels.pool). */
+  start(kernels: Kernels): Promise<void>
 }
 
 const engineDtypes: readonly string[] = ['fp32', 'fp16', 'q8', 'q4']
@@ -81,7 +93,11 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     const graph = await OnnxWeights.open(options.files, names.model)
     const files: Record<string, OnnxWeights> = { model: graph }
     if (names.embedTokens) files.embedTokens = await OnnxWeights.open(options.files, names.embedTokens)
-    const kernels = await Kernels.create(options.module)
+    const threads = options.threads && options.threads.count > 1 ? options.threads : undefined
+    const kernels = threads
+      ? await Kernels.create(threads.module, { shared: true })
+      : await Kernels.create(options.module)
+    if (threads) await threads.start(kernels)
     const contextLength = Math.min(
       config.maxPositionEmbeddings,
       options.contextLength ?? Number.POSITIVE_INFINITY,
@@ -196,8 +212,10 @@ export class EngineSession implements ModelSession {
   }
 
   async dispose(): Promise<void> {
-    // Dropping the model drops its instance and memory; the GC frees them.
+    // Dropping the model drops its instance and memory; the GC frees them. Helper threads stop.
+    const pool = this.#model?.kernels.pool
     this.#model = undefined
+    await pool?.close()
     this.#tokens = []
   }
 }

@@ -153,7 +153,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const up = alloc(chunk * intermediate)
   const logits = alloc(vocabulary)
   const ids = kernels.alloc(chunk * 4, 16)
-  const scores = alloc(context.contextLength)
+  const scores = alloc(heads * context.contextLength)
   // Everything above is fixed; the cache comes last so it can grow.
   const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
   const capacity = Math.max(1, Math.min(context.contextLength, Math.floor(free / kvBytesPerPosition)))
@@ -181,21 +181,27 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       K.rope(k, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
       K.kv_store(k, cache.keys(l), count, kvWidth, cache.positionStride, position0)
       K.kv_store(v, cache.values(l), count, kvWidth, cache.positionStride, position0)
-      K.attention(
-        q,
-        cache.keys(l),
-        cache.values(l),
-        attentionOut,
-        scores,
-        count,
+      // Heads split across threads, each with its own scores row (scale, argument 12, is a float).
+      kernels.parallel(
+        'attention_split',
+        [
+          q,
+          cache.keys(l),
+          cache.values(l),
+          attentionOut,
+          scores,
+          context.contextLength,
+          count,
+          heads,
+          kvHeads,
+          headDim,
+          cache.positionStride,
+          position0,
+          scale,
+        ],
         heads,
-        kvHeads,
-        headDim,
-        cache.positionStride,
-        position0,
-        scale,
-        0,
-        heads,
+        1,
+        1 << 12,
       )
       layer.o.run(attentionOut, count, t)
       K.add_into(x, t, count * hidden)

@@ -81,39 +81,27 @@ export class Linear {
       this.#kernels.k.quantize_rows_q8(x, rows, this.inFeatures, s.codes, s.scales)
   }
 
-  /** y from the prepared activations (f32 reads x directly); rows of W [nBegin, nEnd) only. */
-  multiply(x: Pointer, rows: number, y: Pointer, nBegin = 0, nEnd = this.outFeatures): void {
-    const k = this.#kernels.k
+  /** y from the prepared activations (f32 reads x directly); output rows split across threads. */
+  multiply(x: Pointer, rows: number, y: Pointer): void {
+    const kernels = this.#kernels
     const s = this.#scratch
+    const n = this.outFeatures
+    // Four output rows per group: a thread's range starts on a group boundary.
     if (this.format === 'q4')
-      k.gemm_q4(
-        this.#weights,
-        this.#scales,
-        this.#zeroPoints,
-        this.outFeatures,
-        this.#blocks,
-        s.codes,
-        s.scales,
-        s.sums,
-        rows,
-        y,
-        nBegin,
-        nEnd,
+      kernels.parallel(
+        'gemm_q4',
+        [this.#weights, this.#scales, this.#zeroPoints, n, this.#blocks, s.codes, s.scales, s.sums, rows, y],
+        n,
+        4,
       )
     else if (this.format === 'q8')
-      k.gemm_q8(
-        this.#weights,
-        this.#scales,
-        this.outFeatures,
-        this.#blocks,
-        s.codes,
-        s.scales,
-        rows,
-        y,
-        nBegin,
-        nEnd,
+      kernels.parallel(
+        'gemm_q8',
+        [this.#weights, this.#scales, n, this.#blocks, s.codes, s.scales, rows, y],
+        n,
+        4,
       )
-    else k.gemm_f32(this.#weights, this.outFeatures, this.inFeatures, x, rows, y, nBegin, nEnd)
+    else kernels.parallel('gemm_f32', [this.#weights, n, this.inFeatures, x, rows, y], n, 4)
   }
 
   run(x: Pointer, rows: number, y: Pointer): void {

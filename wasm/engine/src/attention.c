@@ -25,45 +25,65 @@ static inline float dot_head(const float *a, const float *b, int n) {
   return sum;
 }
 
+static inline void attend_head(const float *q, const float *key_cache, const float *value_cache, float *out,
+                               float *scores, int r, int h, int heads, int group, int head_dim, int position_stride,
+                               int position0, float scale) {
+  int length = position0 + r + 1;
+  const float *query = q + ((int64_t)r * heads + h) * head_dim;
+  const float *keys = key_cache + (h / group) * head_dim;
+  const float *values = value_cache + (h / group) * head_dim;
+  float max = -__builtin_inff();
+  for (int t = 0; t < length; t++) {
+    float s = dot_head(query, keys + (int64_t)t * position_stride, head_dim) * scale;
+    scores[t] = s;
+    if (s > max) max = s;
+  }
+  float total = 0.0f;
+  for (int t = 0; t < length; t++) {
+    float e = engine_expf(scores[t] - max);
+    scores[t] = e;
+    total += e;
+  }
+  float inverse = 1.0f / total;
+  float *dst = out + ((int64_t)r * heads + h) * head_dim;
+  for (int d = 0; d < head_dim; d++) dst[d] = 0.0f;
+  for (int t = 0; t < length; t++) {
+    float p = scores[t] * inverse;
+    const float *v = values + (int64_t)t * position_stride;
+    int d = 0;
+    v128_t pv = wasm_f32x4_splat(p);
+    for (; d + 4 <= head_dim; d += 4)
+      wasm_v128_store(dst + d, wasm_f32x4_add(wasm_v128_load(dst + d), wasm_f32x4_mul(pv, wasm_v128_load(v + d))));
+    for (; d < head_dim; d++) dst[d] += p * v[d];
+  }
+}
+
 /**
  * out [rows, heads, head_dim] from q [rows, heads, head_dim] and the caches (already holding the
- * new rows). scores needs position0 + rows floats. Heads [head_begin, head_end) only (threads).
+ * new rows). scores needs position0 + rows floats. Heads [head_begin, head_end) only.
  */
 EXPORT(attention)
 void attention(const float *q, const float *key_cache, const float *value_cache, float *out, float *scores,
                int rows, int heads, int kv_heads, int head_dim, int position_stride, int position0, float scale,
                int head_begin, int head_end) {
   int group = heads / kv_heads;
-  for (int r = 0; r < rows; r++) {
-    int length = position0 + r + 1;
-    for (int h = head_begin; h < head_end; h++) {
-      const float *query = q + ((int64_t)r * heads + h) * head_dim;
-      const float *keys = key_cache + (h / group) * head_dim;
-      const float *values = value_cache + (h / group) * head_dim;
-      float max = -__builtin_inff();
-      for (int t = 0; t < length; t++) {
-        float s = dot_head(query, keys + (int64_t)t * position_stride, head_dim) * scale;
-        scores[t] = s;
-        if (s > max) max = s;
-      }
-      float total = 0.0f;
-      for (int t = 0; t < length; t++) {
-        float e = engine_expf(scores[t] - max);
-        scores[t] = e;
-        total += e;
-      }
-      float inverse = 1.0f / total;
-      float *dst = out + ((int64_t)r * heads + h) * head_dim;
-      for (int d = 0; d < head_dim; d++) dst[d] = 0.0f;
-      for (int t = 0; t < length; t++) {
-        float p = scores[t] * inverse;
-        const float *v = values + (int64_t)t * position_stride;
-        int d = 0;
-        v128_t pv = wasm_f32x4_splat(p);
-        for (; d + 4 <= head_dim; d += 4)
-          wasm_v128_store(dst + d, wasm_f32x4_add(wasm_v128_load(dst + d), wasm_f32x4_mul(pv, wasm_v128_load(v + d))));
-        for (; d < head_dim; d++) dst[d] += p * v[d];
-      }
-    }
-  }
+  for (int r = 0; r < rows; r++)
+    for (int h = head_begin; h < head_end; h++)
+      attend_head(q, key_cache, value_cache, out, scores, r, h, heads, group, head_dim, position_stride, position0,
+                  scale);
+}
+
+/**
+ * As attention, with scratch per head (head h uses scores + h * scores_stride), so threads can
+ * take different heads at once.
+ */
+EXPORT(attention_split)
+void attention_split(const float *q, const float *key_cache, const float *value_cache, float *out, float *scores,
+                     int scores_stride, int rows, int heads, int kv_heads, int head_dim, int position_stride,
+                     int position0, float scale, int head_begin, int head_end) {
+  int group = heads / kv_heads;
+  for (int r = 0; r < rows; r++)
+    for (int h = head_begin; h < head_end; h++)
+      attend_head(q, key_cache, value_cache, out, scores + (int64_t)h * scores_stride, r, h, heads, group, head_dim,
+                  position_stride, position0, scale);
 }

@@ -1,0 +1,48 @@
+// The engine's helper threads in Node: worker_threads that instantiate engine-threads.wasm over
+// the model's shared memory and take their share of each matrix product and of attention.
+import { Worker } from 'node:worker_threads'
+import type { Kernels } from './kernels.ts'
+import { controlWords, ThreadPool } from './thread-pool.ts'
+
+/** Each helper's shadow stack (the split kernels use little or none of it). */
+const helperStackBytes = 64 * 1024
+
+/** Starts threads - 1 helpers for `kernels` (created over shared memory) and attaches the pool. */
+export async function startNodeThreads(
+  kernels: Kernels,
+  module: WebAssembly.Module,
+  threads: number,
+): Promise<void> {
+  if (threads <= 1) return
+  const control = kernels.alloc(controlWords * 4, 64)
+  const workers: Worker[] = []
+  try {
+    for (let index = 1; index < threads; index++) {
+      const stackTop = kernels.alloc(helperStackBytes, 16) + helperStackBytes
+      const worker = new Worker(new URL('./thread-worker.ts', import.meta.url), {
+        workerData: { module, memory: kernels.memory, control, index, stackTop },
+      })
+      workers.push(worker)
+      await new Promise<void>((resolve, reject) => {
+        worker.once('message', () => resolve())
+        worker.once('error', reject)
+        worker.once('exit', (code) =>
+          reject(new Error(`engine thread ${index} exited (${code}) before it started`)),
+        )
+      })
+      worker.unref()
+    }
+  } catch (error) {
+    await Promise.all(workers.map((worker) => worker.terminate()))
+    throw error
+  }
+  kernels.pool = new ThreadPool(
+    kernels.k as unknown as Record<string, unknown>,
+    kernels.memory,
+    control,
+    threads,
+    async () => {
+      await Promise.all(workers.map((worker) => worker.terminate()))
+    },
+  )
+}
