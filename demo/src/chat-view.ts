@@ -85,6 +85,17 @@ export class AnswerView {
     this.element.dataset['state'] = 'done'
   }
 
+  /** A structured answer: shown indented, marked as JSON (the page's JSON mode). */
+  showJson(text: string): void {
+    try {
+      this.bubble.textContent = JSON.stringify(JSON.parse(text), null, 2)
+      this.bubble.classList.add('json')
+      this.element.dataset['json'] = 'valid'
+    } catch {
+      this.element.dataset['json'] = 'invalid'
+    }
+  }
+
   fail(message: string): void {
     this.element.dataset['state'] = 'error'
     this.badge.textContent = 'failed'

@@ -14,7 +14,7 @@ import {
 import { AnswerView, appendUserMessage } from './chat-view.ts'
 import { withDeviceControls } from './device-controls.ts'
 import { formatBytes } from './format.ts'
-import { type DemoSettings, loadSettings } from './settings.ts'
+import { type DemoSettings, demoSchema, loadSettings } from './settings.ts'
 
 const byId = <T extends HTMLElement>(id: string): T => {
   const node = document.getElementById(id)
@@ -29,6 +29,7 @@ const view = {
   maxTokens: byId<HTMLInputElement>('max-tokens'),
   temperature: byId<HTMLInputElement>('temperature'),
   seed: byId<HTMLInputElement>('seed'),
+  answerMode: byId<HTMLSelectElement>('answer-mode'),
   settingsForm: byId<HTMLFormElement>('settings-form'),
   prepare: byId<HTMLButtonElement>('prepare'),
   nextRoute: byId('next-route'),
@@ -79,6 +80,7 @@ function fillForm(): void {
   view.maxTokens.value = String(settings.maxTokens)
   view.temperature.value = String(settings.temperature)
   view.seed.value = String(settings.seed)
+  view.answerMode.value = settings.answer
 }
 
 function readForm(): void {
@@ -88,6 +90,7 @@ function readForm(): void {
   settings.maxTokens = Number(view.maxTokens.value)
   settings.temperature = Number(view.temperature.value)
   settings.seed = Number(view.seed.value)
+  settings.answer = view.answerMode.value === 'json' ? 'json' : 'text'
 }
 
 function showProgress(progress: DownloadProgress): void {
@@ -196,6 +199,9 @@ async function ask(prompt: string): Promise<void> {
       temperature: settings.temperature,
       seed: settings.seed,
       signal: answer.abort.signal,
+      ...(settings.answer === 'json'
+        ? { responseFormat: { type: 'json_schema' as const, schema: demoSchema } }
+        : {}),
     })
     for await (const part of parts) onPart(part)
   } catch (error) {
@@ -242,6 +248,7 @@ function onPart(part: StreamPart): void {
         part.tokenIds,
         part.finishReason,
       )
+      if (settings.answer === 'json' && part.finishReason === 'stop') answer.view.showJson(part.text)
       history = [...history, { role: 'assistant', content: part.text }]
       break
     case 'error':

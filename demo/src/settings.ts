@@ -22,7 +22,23 @@ export interface DemoSettings {
   failAtToken: number | undefined
   /** Hides WebGPU from the SDK's capability probe (a test hook, like a browser without it). */
   disableWebgpu: boolean
+  /** 'json': answers follow demoSchema (structured output, enforced token by token). */
+  answer: 'text' | 'json'
 }
+
+/** The schema of the JSON mode: a small record card, bounded so even a random-weight model finishes. */
+export const demoSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 24 },
+    city: { type: 'string', maxLength: 24 },
+    age: { type: 'integer', minimum: 0, maximum: 120 },
+    email: { type: 'string', format: 'email', maxLength: 40 },
+    hobbies: { type: 'array', items: { type: 'string', maxLength: 16 }, maxItems: 3 },
+  },
+  required: ['name', 'city', 'age', 'email', 'hobbies'],
+  additionalProperties: false,
+} as const
 
 const policies: readonly DemoPolicy[] = ['prefer-device', 'device-only', 'edge-only', 'prefer-edge']
 
@@ -38,6 +54,7 @@ const builtIn: DemoSettings = {
   minTokensPerSecond: undefined,
   failAtToken: undefined,
   disableWebgpu: false,
+  answer: 'text',
 }
 
 export async function loadSettings(location: Location): Promise<DemoSettings> {
@@ -81,6 +98,8 @@ function apply(settings: DemoSettings, values: Record<string, unknown>): void {
   settings.edgeTimeoutMs = number('edgeTimeoutMs') ?? settings.edgeTimeoutMs
   settings.minTokensPerSecond = number('minTokensPerSecond') ?? settings.minTokensPerSecond
   settings.failAtToken = number('failAtToken') ?? settings.failAtToken
+  const answer = text('answer')
+  if (answer === 'text' || answer === 'json') settings.answer = answer
   const disableWebgpu = values['disableWebgpu']
   if (disableWebgpu === true || disableWebgpu === 'true' || disableWebgpu === '1')
     settings.disableWebgpu = true
