@@ -2,8 +2,16 @@
 // under `wrangler dev` (workerd) and against `ondevice serve` (the same app on Node), both serving
 // the tiny Qwen3.5 fixture on 127.0.0.1: requests/s, tokens/s overall, p50/p99 time to first
 // token, errors. Each level runs for a fixed time and stops by itself; servers are stopped by PID.
+// With Docker: `ondevice serve` in the container image, directly and through the Worker
+// (EDGE_RUNTIME = "container"), which is the forwarding cost; and the container's cold start.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import {
+  buildEdgeImage,
+  type EdgeContainer,
+  requireDocker,
+  runEdgeContainer,
+} from '../../../tools/docker/edge-container.ts'
 import {
   bundleWorker,
   freePort,
@@ -42,8 +50,14 @@ async function servePackage(folder: string): Promise<{ url: string; close(): Pro
   return { url: server.url, close: () => server.close() }
 }
 
-async function startWrangler(context: BenchContext, packageUrl: string, dtype: string): Promise<Server> {
-  const folder = join(context.cacheFolder, 'wrangler')
+async function startWrangler(
+  context: BenchContext,
+  packageUrl: string,
+  dtype: string,
+  extraVars: Readonly<Record<string, string>> = {},
+  name = 'wrangler',
+): Promise<Server> {
+  const folder = join(context.cacheFolder, name)
   mkdirSync(folder, { recursive: true })
   const config = {
     name: 'ondevice-edge-bench',
@@ -60,6 +74,7 @@ async function startWrangler(context: BenchContext, packageUrl: string, dtype: s
       MAX_CONCURRENT: '1',
       MAX_QUEUE: '16',
       QUEUE_TIMEOUT_MS: '30000',
+      ...extraVars,
     },
   }
   const configPath = join(folder, 'wrangler.json')
@@ -86,6 +101,23 @@ async function startWrangler(context: BenchContext, packageUrl: string, dtype: s
     keepOutputChars: 8000,
   })
   return withModelId(server, 'bench')
+}
+
+/** One container of the edge image (open: no key, loopback only), the same limits as the others. */
+async function startContainer(context: BenchContext, packageFolder: string): Promise<EdgeContainer> {
+  await requireDocker()
+  const image = await buildEdgeImage({ tag: 'ondevice-edge:bench' })
+  context.log(
+    `  image ${image.tag}: ${Math.round(image.sizeBytes / 1e6)} MB, built in ${(image.buildMs / 1000).toFixed(1)} s`,
+  )
+  const container = await runEdgeContainer({
+    image: image.tag,
+    modelDir: packageFolder,
+    env: { MODEL_ID: 'bench', MAX_CONCURRENT: '1', MAX_QUEUE: '16', QUEUE_TIMEOUT_MS: '30000' },
+    restart: false,
+  })
+  context.log(`  container cold start (docker run -> /healthz 200): ${container.startMs} ms`)
+  return container
 }
 
 async function startNodeServe(packageFolder: string): Promise<Server> {
@@ -269,6 +301,13 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
   const packageServer = await servePackage(pkg.folder)
   const rows: string[][] = []
   const data: unknown[] = []
+  // The container runs once for both of its rows; started on first use.
+  let container: Promise<EdgeContainer> | undefined
+  const containerOnce = (): Promise<EdgeContainer> => {
+    container ??= startContainer(context, pkg.folder)
+    return container
+  }
+  const keep = (server: Server): Server => ({ ...server, stop: async () => {} })
   const targets: { name: string; start: () => Promise<Server>; missing?: string }[] = [
     { name: 'wrangler dev (workerd, WASM)', start: () => startWrangler(context, packageServer.url, dtype) },
     {
@@ -277,6 +316,21 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
       ...(existsSync(join(repositoryRoot, 'cli/commands/serve.ts'))
         ? {}
         : { missing: '`ondevice serve` has not landed (cli/commands/serve.ts missing)' }),
+    },
+    {
+      name: 'ondevice serve in the container (Docker)',
+      start: async () => keep({ url: (await containerOnce()).url, modelId: 'bench', stop: async () => {} }),
+    },
+    {
+      name: 'wrangler dev -> container (forwarded)',
+      start: async () =>
+        startWrangler(
+          context,
+          packageServer.url,
+          dtype,
+          { EDGE_RUNTIME: 'container', CONTAINER_URLS: (await containerOnce()).url },
+          'wrangler-container',
+        ),
     },
   ]
   try {
@@ -308,7 +362,15 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
     }
   } finally {
     await packageServer.close()
+    const started = await container?.catch(() => undefined)
+    if (started) {
+      data.push({ server: 'container', coldStartMs: started.startMs })
+      await started.stop()
+    }
   }
+  const coldStart = (data as { coldStartMs?: number }[]).find(
+    (entry) => entry.coldStartMs !== undefined,
+  )?.coldStartMs
   const table: Table = {
     title: `Group 5: ${title}`,
     columns: [
@@ -325,6 +387,7 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
     notes: [
       `Each level: N clients each streaming chat completions back to back for ${seconds} s (max_tokens ${maxTokens}, temperature 0, one short user message), after one warm-up request; ${dtype} weights; 1 generation at a time and a queue of 16 (MAX_CONCURRENT, MAX_QUEUE; QUEUE_TIMEOUT_MS 30 s). wrangler dev serves a bundle of the worker built first (\`wrangler deploy --dry-run\`, then \`dev --no-bundle\`), so edits elsewhere in the tree can't restart it mid-run.`,
       'TTFT: from sending the request to the first content chunk (queueing included). Errors: HTTP errors (429/503 when the queue is full) and stream errors; a client backs off 250 ms after one.',
+      `Container rows: the repository's Dockerfile on the local Debian base, \`ondevice serve\` (onnxruntime-node, the package's default native format) with the same limits; "forwarded" is the Worker (wrangler dev, EDGE_RUNTIME container, CONTAINER_URLS) in front of that same container, so its difference to the row above is the forwarding cost. Cold start (docker run -> /healthz 200, model loaded): ${coldStart === undefined ? 'not measured' : `${coldStart} ms`}.`,
     ],
   }
   return { group: 5, title, tables: [table], data }
