@@ -90,7 +90,7 @@ export function compileConstraint(
   const compiled = compileUncached(options, names)
   if (key !== undefined) {
     compiledCache.set(key, compiled)
-    if (compiledCache.size > 16) compiledCache.delete(compiledCache.keys().next().value as string)
+    if (compiledCache.size > 8) compiledCache.delete(compiledCache.keys().next().value as string)
   }
   return compiled
 }

@@ -53,7 +53,8 @@ export class Grammar {
   }
 
   storeWalk(key: string, bits: Uint32Array): void {
-    if (this.#walks.size >= 256) this.#walks.delete(this.#walks.keys().next().value as string)
+    // One bitset per remembered state (~19-31 KB): 64 of them per grammar.
+    if (this.#walks.size >= 64) this.#walks.delete(this.#walks.keys().next().value as string)
     this.#walks.set(key, bits)
   }
 }
@@ -107,7 +108,7 @@ function scanString(vocabulary: TokenVocabulary, frame: StringFrame): StringScan
     vocabulary.caches.set(cacheKey, scan)
   } else {
     // Pattern states: unbounded in number, from a few bytes (a uuid's hex digit) to ~1 MB (an
-    // email's local part); keep the most recent ones within a 64 MiB budget.
+    // email's local part); keep the most recent ones within a 16 MiB budget.
     const key = `pattern|${cacheKey}`
     const size = scanBytes(scan)
     patternScans.entries.push([key, size])
@@ -314,7 +315,8 @@ function scanWithFrames(vocabulary: TokenVocabulary, frame: StringFrame): String
   return collector.result()
 }
 
-const patternBudgetBytes = 64 * 2 ** 20
+// A Worker isolate has 128 MB in all: the pattern scans get a bounded share of it.
+const patternBudgetBytes = 16 * 2 ** 20
 const patternOrders = new WeakMap<TokenVocabulary, { entries: [string, number][]; bytes: number }>()
 function patternScanOrder(vocabulary: TokenVocabulary): { entries: [string, number][]; bytes: number } {
   let order = patternOrders.get(vocabulary)

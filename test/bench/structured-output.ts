@@ -174,7 +174,7 @@ export async function structuredOutputBench(): Promise<void> {
     `Structured output: token mask per step, ${targetSize.toLocaleString('en-US')}-token vocabulary (Qwen3's 151,669 + made-up pairs), a 10-property schema (uuid, email, pattern, enum, nested object, array), ${documents.length} documents, ${steps} steps`,
   )
   console.log(
-    `  one-time preparation per tokenizer: token bytes ${tokenBytesMs.toFixed(0)} ms + byte trie ${trieMs.toFixed(0)} ms (${vocabulary.nodeCount.toLocaleString('en-US')} nodes, ${(vocabulary.memoryBytes / 2 ** 20).toFixed(1)} MiB) + plain-string scans ${stringsMs.toFixed(0)} ms (${(preparedBytes / 2 ** 20).toFixed(1)} MiB); this schema's pattern scans ${(cacheBytes / 2 ** 20).toFixed(1)} MiB (cap 64 MiB)`,
+    `  one-time preparation per tokenizer: token bytes ${tokenBytesMs.toFixed(0)} ms + byte trie ${trieMs.toFixed(0)} ms (${vocabulary.nodeCount.toLocaleString('en-US')} nodes, ${(vocabulary.memoryBytes / 2 ** 20).toFixed(1)} MiB) + plain-string scans ${stringsMs.toFixed(0)} ms (${(preparedBytes / 2 ** 20).toFixed(1)} MiB); this schema's pattern scans ${(cacheBytes / 2 ** 20).toFixed(1)} MiB (cap 16 MiB)`,
   )
   console.log(row('ondevice, first request of this schema', cold.times))
   console.log(row('  same, CPU time', cold.cpu))
