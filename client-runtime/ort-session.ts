@@ -518,7 +518,8 @@ class OrtSessionImpl implements OrtModelSession {
       for (const tensor of Object.values(outputs))
         if (!kept.has(tensor) && tensor.location !== 'cpu') tensor.dispose()
       if (feeds.inputs_embeds && feeds.inputs_embeds.location !== 'cpu') feeds.inputs_embeds.dispose()
-      this.#tokens.push(...tokenIds)
+      // One by one: a prompt chunk can be longer than a call's argument limit.
+      for (const id of tokenIds) this.#tokens.push(id)
       // A prompt chunk or a turn: remember the recurrent state there so a later conversation
       // that diverges after this point can rewind instead of re-feeding.
       if (this.#hasRecurrent && (options.checkpoint ?? tokenIds.length > 1)) await this.#checkpoint()

@@ -199,7 +199,7 @@ export function createWorkerDeviceHost(
             const part = buffered.shift()
             if (part) {
               if (part.type === 'text-delta') {
-                deliveredTokenIds.push(...part.tokenIds)
+                for (const id of part.tokenIds) deliveredTokenIds.push(id)
                 deliveredText += part.text
               }
               return { value: part, done: false }

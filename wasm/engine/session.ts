@@ -182,7 +182,8 @@ export class EngineSession implements ModelSession {
         },
       )
     }
-    this.#tokens.push(...tokenIds)
+    // One by one: a prompt chunk can be longer than a call's argument limit.
+    for (const id of tokenIds) this.#tokens.push(id)
     return logits
   }
 
