@@ -1,9 +1,21 @@
 #!/usr/bin/env node
-// The published entry point. ondevice runs its TypeScript sources directly on Node >= 22.12
-// (type stripping); check first so an older Node gets a clear message instead of a SyntaxError.
+// The `ondevice` command. In the published package it runs the built JavaScript (dist/cli/main.js,
+// Node >= 20.19); in a checkout of the repository, where the TypeScript sources sit next to it,
+// it runs those (type stripping: Node >= 22.12, which `npx` / `npm run` provide through the
+// Node 24 devDependency).
+import { existsSync } from 'node:fs'
+
 const [major, minor] = process.versions.node.split('.').map(Number)
-if (major < 22 || (major === 22 && minor < 12)) {
-  console.error(`ondevice needs Node >= 22.12 (this is ${process.version}). Run it through npx / npm run, which use the Node 24 devDependency, or install a newer Node.`)
+const fromSources = existsSync(new URL('./main.ts', import.meta.url))
+const [needMajor, needMinor] = fromSources ? [22, 12] : [20, 19]
+if (major < needMajor || (major === needMajor && minor < needMinor)) {
+  console.error(
+    `ondevice needs Node >= ${needMajor}.${needMinor} (this is ${process.version}).` +
+      (fromSources
+        ? ' In the repository, run it through npx / npm run, which use the Node 24 devDependency.'
+        : ' Install a newer Node.'),
+  )
   process.exit(1)
 }
-await import('./main.ts')
+const { main } = await import(fromSources ? './main.ts' : '../dist/cli/main.js')
+process.exitCode = await main(process.argv.slice(2))

@@ -1,8 +1,7 @@
 // The `ondevice` command: one file per subcommand in cli/commands/<name>.ts exporting
 // `run(argv): Promise<number>` (the exit code). Commands load lazily, so `ondevice --help` is fast
 // and a command that needs heavy modules (ONNX Runtime, wrangler) costs nothing to the others.
-import { readFileSync, realpathSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { existsSync, readFileSync } from 'node:fs'
 import { OndeviceError } from '../core/errors.ts'
 
 export interface CommandModule {
@@ -28,20 +27,45 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
     summary: 'Chat with a model on this machine in the terminal',
     load: () => import('./commands/chat.ts'),
   },
-  fixture: { summary: 'Write a seeded random-weight model package (llama, qwen3, qwen3_5)', load: () => import('./commands/fixture.ts') },
-  convert: { summary: 'Convert a llama2.c or Hugging Face safetensors checkpoint to a package', load: () => import('./commands/convert.ts') },
-  inspect: { summary: "Show a package's architecture, dtypes, files and ONNX inputs/outputs", load: () => import('./commands/inspect.ts') },
-  logits: { summary: "Print the last position's logits for token ids (check a conversion)", load: () => import('./commands/logits.ts') },
-  edge: { summary: 'Run the edge worker locally (wrangler dev, offline) on a package folder', load: () => import('./commands/edge.ts') },
-  'export-default': { summary: 'Write the embedded default package into a folder a page can serve', load: () => import('./commands/export-default.ts') },
-  serve: { summary: 'Serve a model behind an OpenAI-compatible API on Node (the edge worker app)', load: () => import('./commands/serve.ts') },
+  fixture: {
+    summary: 'Write a seeded random-weight model package (llama, qwen3, qwen3_5)',
+    load: () => import('./commands/fixture.ts'),
+  },
+  convert: {
+    summary: 'Convert a llama2.c or Hugging Face safetensors checkpoint to a package',
+    load: () => import('./commands/convert.ts'),
+  },
+  inspect: {
+    summary: "Show a package's architecture, dtypes, files and ONNX inputs/outputs",
+    load: () => import('./commands/inspect.ts'),
+  },
+  logits: {
+    summary: "Print the last position's logits for token ids (check a conversion)",
+    load: () => import('./commands/logits.ts'),
+  },
+  edge: {
+    summary: 'Run the edge worker locally (wrangler dev, offline) on a package folder',
+    load: () => import('./commands/edge.ts'),
+  },
+  'export-default': {
+    summary: 'Write the embedded default package into a folder a page can serve',
+    load: () => import('./commands/export-default.ts'),
+  },
+  serve: {
+    summary: 'Serve a model behind an OpenAI-compatible API on Node (the edge worker app)',
+    load: () => import('./commands/serve.ts'),
+  },
 }
 
 export function version(): string {
-  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string
+  // cli/main.ts in the repository, dist/cli/main.js in the published package.
+  for (const candidate of ['../package.json', '../../package.json']) {
+    const url = new URL(candidate, import.meta.url)
+    if (!existsSync(url)) continue
+    const packageJson = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version: string }
+    if (packageJson.name === 'ondevice') return packageJson.version
   }
-  return packageJson.version
+  return 'unknown'
 }
 
 export function usage(): string {
@@ -97,18 +121,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function isEntryPoint(): boolean {
-  if (import.meta.main) return true
-  // Through the published bin (cli/bin.js, maybe behind a node_modules/.bin symlink).
-  const script = process.argv[1]
-  if (script === undefined) return false
-  try {
-    return realpathSync(script) === fileURLToPath(new URL('./bin.js', import.meta.url))
-  } catch {
-    return false
-  }
-}
-
-if (isEntryPoint()) {
+// `node cli/main.ts` in the repository; the published command goes through cli/bin.js, which calls main().
+if (import.meta.main) {
   process.exitCode = await main(process.argv.slice(2))
 }

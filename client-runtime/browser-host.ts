@@ -12,7 +12,7 @@ const probeOnce = () => (capabilities ??= probeCapabilities())
 
 export const browserHost: RuntimeHost = {
   defaultStore: () => createBrowserStore(),
-  defaultBackend: async () => ((await probeOnce()).webgpu.available ? 'webgpu' : 'wasm'),
+  defaultBackend: async () => ({ backend: (await probeOnce()).webgpu.available ? 'webgpu' : 'wasm' }),
   shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
     if (backend === 'native')

@@ -66,7 +66,8 @@ export interface LoadedModel {
 /** What differs between hosts. */
 export interface RuntimeHost {
   defaultStore(): ModelStore
-  defaultBackend(): Promise<Backend>
+  /** The backend when the caller names none, with a note when it is a fallback a person should know about. */
+  defaultBackend(): Promise<{ readonly backend: Backend; readonly note?: string }>
   /** ORT for the backend plus a description of its setup. */
   loadOrt(
     backend: Backend,
@@ -107,10 +108,11 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     )
   }
   const requestedDtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
-  const backend = options.backend ?? (await host.defaultBackend())
+  const chosen = options.backend === undefined ? await host.defaultBackend() : { backend: options.backend }
+  const backend = chosen.backend
   const store = options.store ?? host.defaultStore()
   const pkg = await store.open(options.model, { ...(options.signal ? { signal: options.signal } : {}) })
-  const warnings = [...pkg.warnings]
+  const warnings = [...pkg.warnings, ...(chosen.note === undefined ? [] : [chosen.note])]
 
   const present = new Map<string, boolean>()
   for (const path of tokenizerFileNames) present.set(path, await pkg.exists(path))

@@ -2,19 +2,22 @@
 // loads. Reached through '#runtime-node' (node-platform.ts), so a browser bundle never contains
 // (or tries to resolve) a Node-only module.
 import { availableParallelism, totalmem } from 'node:os'
-import { disableOrtTelemetry } from './ort-telemetry.ts'
+import { defaultNodeBackend } from './node-host.ts'
 
 export interface NodeCapabilities {
   readonly deviceMemoryBytes: number
   readonly cores: number
   readonly native: boolean
+  /** Why not, in words a person can act on (Node without the optional onnxruntime-node). */
+  readonly nativeNote?: string
 }
 
 export async function probeNodeCapabilities(): Promise<NodeCapabilities> {
-  disableOrtTelemetry()
-  const native = await import('onnxruntime-node').then(
-    () => true,
-    () => false,
-  )
-  return { deviceMemoryBytes: totalmem(), cores: availableParallelism(), native }
+  const { backend, note } = await defaultNodeBackend()
+  return {
+    deviceMemoryBytes: totalmem(),
+    cores: availableParallelism(),
+    native: backend === 'native',
+    ...(note === undefined ? {} : { nativeNote: note }),
+  }
 }

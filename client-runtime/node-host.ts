@@ -11,9 +11,44 @@ import type { OrtModule } from './ort-session.ts'
 import { disableOrtTelemetry } from './ort-telemetry.ts'
 import { createNodeStore } from './store/node-store.ts'
 
+let nativeCheck: Promise<string | undefined> | undefined
+
+/** Why onnxruntime-node cannot be used here (an optional peer dependency: not installed, or it failed to load); undefined when it can. */
+function nativeUnavailableReason(): Promise<string | undefined> {
+  nativeCheck ??= (async () => {
+    disableOrtTelemetry()
+    try {
+      await import('onnxruntime-node')
+      return undefined
+    } catch (error) {
+      const { code, message } = error as { code?: string; message?: string }
+      return code === 'ERR_MODULE_NOT_FOUND'
+        ? 'not installed'
+        : `it failed to load: ${String(message).split('\n')[0]}`
+    }
+  })()
+  return nativeCheck
+}
+
+/**
+ * Node's default backend: onnxruntime-node ('native') when it is installed, else WASM, with a
+ * note that says so (never an error: onnxruntime-node is an optional peer dependency).
+ */
+export async function defaultNodeBackend(): Promise<{ backend: Backend; note?: string }> {
+  const reason = await nativeUnavailableReason()
+  if (reason === undefined) return { backend: 'native' }
+  return {
+    backend: 'wasm',
+    note: `onnxruntime-node is not available (${reason}): running on WebAssembly; \`npm install onnxruntime-node\` adds the faster native backend`,
+  }
+}
+
 export const nodeHost: RuntimeHost = {
   defaultStore: () => createNodeStore(),
-  defaultBackend: async () => 'native',
+  defaultBackend: async () => {
+    const { backend, note } = await defaultNodeBackend()
+    return note === undefined ? { backend } : { backend, note }
+  },
   // One thread unless numThreads asks for more: helpers split rows, the bits stay the same.
   loadEngine: async (options: LoadModelOptions) => {
     const threads = await nodeEngineThreads(options.numThreads ?? 1)

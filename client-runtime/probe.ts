@@ -38,6 +38,8 @@ export interface DeviceCapabilities {
   readonly wasm: boolean
   /** onnxruntime-node loads (Node only). */
   readonly native?: boolean
+  /** Node without onnxruntime-node: why, and how to add it (the route's reason repeats it). */
+  readonly nativeNote?: string
   /** Memory the device has, in bytes (navigator.deviceMemory × 2³⁰ in browsers, os.totalmem() in Node). */
   readonly deviceMemoryBytes?: number
   /** Logical CPU cores (navigator.hardwareConcurrency / os.availableParallelism()). */
@@ -98,12 +100,13 @@ export async function probeCapabilities(
   let deviceMemoryBytes: number | undefined
   let cores: number | undefined
   let native: boolean | undefined
+  let nativeNote: string | undefined
   let storage: DeviceCapabilities['storage']
   if (isNode) {
     // '#runtime-node' is node-platform.ts under the 'node' condition only: browser bundles never
     // contain this Node-only module (package.json "imports").
     const node = await import('#runtime-node')
-    ;({ deviceMemoryBytes, cores, native } = await node.probeNodeCapabilities())
+    ;({ deviceMemoryBytes, cores, native, nativeNote } = await node.probeNodeCapabilities())
   } else {
     deviceMemoryBytes = navigator?.deviceMemory === undefined ? undefined : navigator.deviceMemory * 2 ** 30
     cores = navigator?.hardwareConcurrency
@@ -121,6 +124,7 @@ export async function probeCapabilities(
     webgpu,
     wasm: typeof globals.WebAssembly === 'object',
     ...(native === undefined ? {} : { native }),
+    ...(nativeNote === undefined ? {} : { nativeNote }),
     ...(deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes }),
     ...(cores === undefined ? {} : { cores }),
     ...(storage ? { storage } : {}),

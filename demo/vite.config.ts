@@ -2,7 +2,7 @@
 // demo/build.ts; `npx vite demo` also works for editing the page (the model and the edge worker
 // then come from `npm start`'s servers, named in the page's settings).
 import { fileURLToPath } from 'node:url'
-import { defineConfig } from 'vite'
+import { defaultClientConditions, defineConfig } from 'vite'
 import { ondevice } from '../sdk/vite/index.ts'
 import { isolationHeaders } from './static-server.ts'
 
@@ -16,6 +16,8 @@ export default defineConfig({
   resolve: {
     // The page imports the package by its public name, like an app that installed it.
     alias: { ondevice: fileURLToPath(new URL('../sdk/index.ts', import.meta.url)) },
+    // The package's own imports ('#node-device-host') resolve to the sources (package.json).
+    conditions: ['ondevice-source', ...defaultClientConditions],
   },
   // The recipe every app uses (docs/sdk.md, "A web page"): ORT's runtime files under /ort/ in
   // the build, only those a device loads; the module Web Worker; no pre-bundled onnxruntime-web.

@@ -130,6 +130,9 @@ function assessDevice(
   } else if (backend !== 'webgpu' && gpuProblem && capabilities.webgpu !== undefined) {
     facts.push(gpuProblem)
   }
+  // Node without the optional peer dependency: say why it is WASM and how to get native
+  // (the words come from the Node-only probe, so a page bundle never names that package).
+  if (backend === 'wasm' && capabilities.nativeNote !== undefined) facts.push(capabilities.nativeNote)
 
   // Memory: the estimate against the share of device memory a page may take; WASM also has a 4 GiB heap.
   if (needs !== undefined && capabilities.deviceMemoryBytes !== undefined) {

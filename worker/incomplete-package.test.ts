@@ -59,6 +59,9 @@ beforeAll(async () => {
       },
     )
   })
+  // Node's default 5 s keep-alive closes a socket the edge's fetch may reuse after a long verify
+  // (sha256 of the weights on a loaded machine): the next fetch then fails with ECONNRESET.
+  server.keepAliveTimeout = 120_000
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const address = server.address()
   base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`

@@ -20,7 +20,7 @@ export interface NodeModelHostOptions {
   readonly model: string
   /** The id clients send as `model`; default: the folder's (or URL's) last segment. */
   readonly modelId?: string
-  /** Default 'native' (onnxruntime-node). */
+  /** Default: 'native' (onnxruntime-node) when it is installed, else 'wasm'. */
   readonly backend?: Backend
   readonly dtype?: string
   readonly contextLength?: number
@@ -54,7 +54,8 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
   const modelId = options.modelId ?? modelIdFromSource(options.model)
   const loadOptions: LoadModelOptions = {
     model: options.model,
-    backend: options.backend ?? 'native',
+    // Unset: native when onnxruntime-node is installed, else WASM with a logged note.
+    ...(options.backend === undefined ? {} : { backend: options.backend }),
     ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
     ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),

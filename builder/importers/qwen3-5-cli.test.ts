@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { qwen35ConfigJson } from '../architectures/qwen3-5-config.ts'
-import { qwen35FixtureConfig, readQwen3TokenizerFiles } from '../architectures/qwen3-5-fixture.ts'
+import { qwen35FixtureConfig } from '../architectures/qwen3-5-fixture.ts'
+import { qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
 import { createQwen35State, type Qwen35Model, qwen35Forward } from '../architectures/qwen3-5-reference.ts'
 import { randomQwen35Weights } from '../architectures/qwen3-5-weights.ts'
 import { writeSafetensors } from './safetensors.ts'
@@ -86,7 +87,7 @@ describe('ondevice with Qwen3.5', () => {
         text_config: textConfig,
       }),
     )
-    const tokenizer = await readQwen3TokenizerFiles()
+    const tokenizer = qwen3TokenizerFiles()
     writeFileSync(join(checkpoint, 'tokenizer.json'), tokenizer.tokenizerJson)
     writeFileSync(join(checkpoint, 'tokenizer_config.json'), tokenizer.tokenizerConfigJson)
     const out = join(root, 'converted')

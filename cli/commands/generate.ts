@@ -37,7 +37,7 @@ Options:
   --top-k K  --top-p P  --min-p P
   --seed S             Sampling seed (same seed, same tokens)
   --stop STR           Stop string (repeatable)
-  --backend B          native (onnxruntime-node, default), wasm (ondevice's WebAssembly
+  --backend B          native (onnxruntime-node; the default when installed), wasm (ondevice's WebAssembly
                        engine; onnxruntime-web where it does not cover the model) or ort-wasm
                        (onnxruntime-web's WASM)
   --dtype D            Weight format (default: the fastest this backend has: q4 native and
@@ -149,8 +149,9 @@ let toldAboutDefault = false
 
 /** Loads --model (or the embedded default, saying once that its text is not meaningful). */
 export async function loadModelFromFlags(values: ModelFlagValues): Promise<LoadedModel> {
-  const backend = values.backend ?? 'native'
-  if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
+  // Without --backend: native when onnxruntime-node is installed, else WASM (the load says so).
+  const backend = values.backend
+  if (backend !== undefined && backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
     throw new InvalidArgumentError(
       '--backend',
       `--backend must be native or wasm (or ort-wasm) on the command line, got ${JSON.stringify(backend)}.`,
@@ -176,11 +177,12 @@ export async function loadModelFromFlags(values: ModelFlagValues): Promise<Loade
   try {
     const loaded = await loadModel({
       model,
-      backend: backend as Backend,
+      ...(backend === undefined ? {} : { backend: backend as Backend }),
       ...(values.dtype === undefined ? {} : { dtype: values.dtype }),
       ...(threads === undefined ? {} : { numThreads: threads }),
       onProgress: progress.onProgress,
     })
+    for (const warning of loaded.warnings) process.stderr.write(`ondevice: ${warning}\n`)
     return loaded
   } finally {
     progress.done()

@@ -22,7 +22,7 @@ Options:
   --model-id ID     The id clients send as "model" (default: the folder's name)
   --port P          Port (default 8787; 0 picks a free one)
   --host ADDRESS    Address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
-  --backend B       native (onnxruntime-node, default), wasm (ondevice's WebAssembly
+  --backend B       native (onnxruntime-node; the default when installed), wasm (ondevice's WebAssembly
                     engine; onnxruntime-web where it does not cover the model) or ort-wasm
                     (onnxruntime-web's WASM)
   --dtype D         Weight format (default: the fastest this backend has)
@@ -74,8 +74,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
-  const backend = values.backend ?? 'native'
-  if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
+  // Without --backend: native when onnxruntime-node is installed, else WASM (logged at load).
+  const backend = values.backend
+  if (backend !== undefined && backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
     throw new InvalidArgumentError(
       'backend',
       `--backend must be native or wasm (or ort-wasm), got '${backend}'.`,
@@ -95,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const modelHost = createNodeModelHost({
     model,
-    backend: backend as Backend,
+    ...(backend === undefined ? {} : { backend: backend as Backend }),
     ...(values['model-id'] === undefined
       ? settings.modelId
         ? { modelId: settings.modelId }

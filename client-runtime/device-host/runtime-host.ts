@@ -70,7 +70,7 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
   const backendFor = async (requested: Backend | undefined): Promise<Backend> => {
     if (requested) return requested
     if ((await probe()).webgpu.available) return 'webgpu'
-    return (await getHost()).defaultBackend()
+    return (await (await getHost()).defaultBackend()).backend
   }
 
   return {

@@ -1,6 +1,6 @@
-// `ondevice/test`: helpers for testing code built on ondevice without a model.
+// `ondevice/test`: helpers for testing code built on ondevice without a model. (The repository's
+// own helpers that need its devDependencies, such as qwen3-tokenizer.ts, are not part of it.)
 
-export { qwen3Tokenizer, qwen3TokenizerDirectory, qwen3TokenizerFiles } from './qwen3-tokenizer.ts'
 export { referenceSample } from './reference-sampler.ts'
 export { createTestSession, type TestSession, type TestSessionOptions } from './test-session.ts'
 export { type BeforeAppend, isDecodeStep, watchAppends } from './watch-appends.ts'
