@@ -1,0 +1,208 @@
+// The package as users get it (issue: "a package users can install and import"): `npm pack`,
+// then fresh projects outside the repository that install only the tarball, with the machine's
+// own npm and Node. Each scenario prints its install size and time.
+//   1. a Node script: chat on the embedded default, stream, the core tokenizer (native backend);
+//   2. the same without onnxruntime-node (an optional peer): WASM, and the answer says why;
+//   4. a wrangler project whose Worker is `ondevice/worker`: wrangler dev answers a chat completion;
+//   5. `tsc --noEmit` (strict) on a file using every public entry, moduleResolution bundler and nodenext.
+// The browser app built with Vite from the tarball is test/consumers/vite-app.test.ts.
+import { copyFileSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
+import {
+  freePort,
+  type LocalServer,
+  offlineWranglerEnv,
+  startServerProcess,
+} from '../../tools/wrangler-dev.ts'
+import {
+  type ConsumerProject,
+  createConsumerProject,
+  machineNode,
+  mib,
+  run,
+  userEnvironment,
+} from './consumer-project.ts'
+
+const files = fileURLToPath(new URL('files/', import.meta.url))
+const repositoryVersions = createRequire(import.meta.url)
+const versionOf = (name: string): string =>
+  (repositoryVersions(`${name}/package.json`) as { version: string }).version
+// "Hello, my dog is cute." in Qwen3's tokenizer.
+const helloIds = [9707, 11, 847, 5562, 374, 18838, 13]
+
+let withNative: ConsumerProject
+let withoutNative: ConsumerProject
+const report: string[] = []
+
+beforeAll(async () => {
+  // One after the other: two installs at once only thrash a 2-core machine.
+  withoutNative = await createConsumerProject('browser-and-wasm')
+  report.push(
+    `tarball only: node_modules ${mib(withoutNative.nodeModulesBytes)}, installed in ${(withoutNative.installMs / 1000).toFixed(1)} s`,
+  )
+  withNative = await createConsumerProject('node-native', [
+    `onnxruntime-node@${versionOf('onnxruntime-node')}`,
+  ])
+  report.push(
+    `tarball + onnxruntime-node: node_modules ${mib(withNative.nodeModulesBytes)}, installed in ${(withNative.installMs / 1000).toFixed(1)} s`,
+  )
+  for (const project of [withNative, withoutNative]) {
+    copyFileSync(join(files, 'node-app.mjs'), join(project.folder, 'node-app.mjs'))
+    await run(machineNode(), ['node_modules/ondevice/cli/bin.js', 'export-default', 'model'], {
+      cwd: project.folder,
+    })
+  }
+}, 600_000)
+
+afterAll(() => {
+  console.log(`[consumers] ${report.join('; ')}`)
+  withNative?.remove()
+  withoutNative?.remove()
+})
+
+async function runNodeApp(project: ConsumerProject) {
+  const { stdout, stderr, ms } = await run(machineNode(), ['node-app.mjs'], { cwd: project.folder })
+  const line = stdout.trim().split('\n').at(-1) ?? ''
+  return { result: JSON.parse(line) as Record<string, unknown>, stderr, ms }
+}
+
+describe('the packed package in fresh projects (machine Node, tarball only)', () => {
+  it('1. a Node script chats on the embedded default, streams, and uses the core tokenizer (native)', async () => {
+    const version = (await run(machineNode(), ['--version'], { cwd: withNative.folder })).stdout.trim()
+    const { result, ms } = await runNodeApp(withNative)
+    report.push(`node app on ${version} (native): ${(ms / 1000).toFixed(1)} s`)
+    expect(result).toMatchObject({
+      route: 'device',
+      backend: 'native',
+      completionTokens: 4,
+      streamFinish: 'length',
+    })
+    expect(result.deltas).toBeGreaterThan(0)
+    expect(result.ids).toEqual(helloIds)
+  }, 300_000)
+
+  it('2. without onnxruntime-node it runs on WASM and says so', async () => {
+    const { result, ms } = await runNodeApp(withoutNative)
+    report.push(`node app without onnxruntime-node (wasm): ${(ms / 1000).toFixed(1)} s`)
+    expect(result).toMatchObject({
+      route: 'device',
+      backend: 'wasm',
+      completionTokens: 4,
+      streamFinish: 'length',
+    })
+    expect(result.reason).toContain('onnxruntime-node not installed')
+    expect(result.ids).toEqual(helloIds)
+  }, 300_000)
+
+  it('5. tsc --noEmit (strict) type-checks a file using every public entry, bundler and nodenext resolution', async () => {
+    const started = Date.now()
+    const types = await createConsumerProject('types', [
+      `typescript@${versionOf('typescript')}`,
+      `@types/node@${versionOf('@types/node')}`,
+      `vite@${versionOf('vite')}`,
+      // @ai-sdk/provider's declarations import 'json-schema', whose types it does not depend on.
+      '@types/json-schema@^7.0.15',
+    ])
+    try {
+      copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
+      const base = {
+        strict: true,
+        noEmit: true,
+        target: 'ES2022',
+        lib: ['ES2023', 'DOM'],
+        types: ['node'],
+        skipLibCheck: false,
+      }
+      const configs = {
+        'tsconfig.bundler.json': { ...base, module: 'ESNext', moduleResolution: 'bundler' },
+        'tsconfig.nodenext.json': { ...base, module: 'NodeNext', moduleResolution: 'NodeNext' },
+      }
+      for (const [name, compilerOptions] of Object.entries(configs)) {
+        types.write(name, JSON.stringify({ compilerOptions, files: ['every-entry.ts'] }))
+        await run(machineNode(), ['node_modules/typescript/bin/tsc', '-p', name], { cwd: types.folder })
+      }
+      report.push(
+        `types (strict, bundler + nodenext): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
+      )
+    } finally {
+      types.remove()
+    }
+  }, 600_000)
+
+  describe('4. a wrangler project whose Worker is ondevice/worker', () => {
+    let packageServer: StaticServer
+    let edge: LocalServer
+
+    afterAll(async () => {
+      await edge?.stop()
+      await packageServer?.close()
+    })
+
+    it('builds and answers a chat completion under wrangler dev', async () => {
+      const wranglerVersion = versionOf('wrangler')
+      const started = Date.now()
+      await run(
+        'npm',
+        [
+          'install',
+          '--no-audit',
+          '--no-fund',
+          '--prefer-offline',
+          '--save-dev',
+          `wrangler@${wranglerVersion}`,
+        ],
+        { cwd: withoutNative.folder, env: userEnvironment() },
+      )
+      for (const name of ['index.ts', 'wrangler.toml']) {
+        copyFileSync(join(files, 'worker-project', name), join(withoutNative.folder, name))
+      }
+      packageServer = await startStaticServer({
+        mounts: [{ prefix: '/model/', directory: join(withoutNative.folder, 'model') }],
+      })
+      const wranglerPackage = join(withoutNative.folder, 'node_modules/wrangler/package.json')
+      const wranglerCli = join(
+        dirname(wranglerPackage),
+        (JSON.parse(readFileSync(wranglerPackage, 'utf8')) as { bin: { wrangler: string } }).bin.wrangler,
+      )
+      const port = await freePort()
+      // wrangler itself needs Node >= 22: the repository's Node runs the consumer's own wrangler.
+      edge = await startServerProcess({
+        args: [
+          wranglerCli,
+          'dev',
+          '--config',
+          join(withoutNative.folder, 'wrangler.toml'),
+          '--ip',
+          '127.0.0.1',
+          '--port',
+          String(port),
+          '--var',
+          `MODEL_URL:${packageServer.url}/model/`,
+        ],
+        url: `http://127.0.0.1:${port}`,
+        env: { ...offlineWranglerEnv, NODE_OPTIONS: '' },
+        timeoutMs: 180_000,
+      })
+      const response = await fetch(`${edge.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'consumer-default',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 4,
+        }),
+      })
+      const body = (await response.json()) as {
+        choices?: { message: { content: string } }[]
+        usage?: { completion_tokens: number }
+      }
+      expect(response.status, `${JSON.stringify(body)}\n${edge.output()}`).toBe(200)
+      expect(body.usage?.completion_tokens).toBe(4)
+      report.push(`wrangler project: ${((Date.now() - started) / 1000).toFixed(1)} s with wrangler's install`)
+    }, 600_000)
+  })
+})
