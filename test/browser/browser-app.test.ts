@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import { build } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { machineNpm, packOnce, run, userEnvironment } from '../consumers/consumer-project.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
@@ -179,11 +180,18 @@ beforeAll(async () => {
       name: 'summarize-app',
       private: true,
       type: 'module',
-      dependencies: { ondevice: '*', vite: '*' },
+      dependencies: { vite: '*' },
     }),
   )
-  await mkdir(join(app, 'node_modules'))
-  await symlink(repositoryRoot, join(app, 'node_modules', 'ondevice'), 'dir')
+  // `ondevice` as users get it: the packed tarball (dist/), installed with the machine's npm.
+  await run(
+    machineNpm(),
+    ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-save', await packOnce()],
+    {
+      cwd: app,
+      env: userEnvironment(),
+    },
+  )
   await symlink(join(repositoryRoot, 'node_modules', 'vite'), join(app, 'node_modules', 'vite'), 'dir')
   packageDirectory = join(work, 'package')
   const [exported] = await Promise.all([

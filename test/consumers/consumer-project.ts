@@ -5,9 +5,11 @@ import { execFile } from 'node:child_process'
 import {
   accessSync,
   constants,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -86,17 +88,43 @@ export function run(
 
 let packed: Promise<string> | undefined
 
-/** `npm pack` of the repository (its prepack builds dist/), once per test process: the tarball's path. */
+/**
+ * `npm pack` of the repository (its prepack builds dist/): the tarball's path. Once per test run:
+ * test files run in worker processes of one vitest process, so the first to get here packs into
+ * a folder named after that parent and the others wait for it.
+ */
 export function packOnce(): Promise<string> {
   packed ??= (async () => {
-    const destination = mkdtempSync(join(tmpdir(), 'ondevice-pack-'))
-    // The repository's npm and Node: packing is the maintainer's step, not the user's.
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', destination], {
-      cwd: repositoryRoot,
-      env: { ...process.env, NODE_OPTIONS: '' },
-    })
-    const [{ filename }] = JSON.parse(stdout.slice(stdout.indexOf('['))) as [{ filename: string }]
-    return join(destination, filename)
+    const destination = join(tmpdir(), `ondevice-pack-run-${process.ppid}`)
+    const done = join(destination, 'tarball.txt')
+    let owner = false
+    try {
+      mkdirSync(destination)
+      owner = true
+    } catch {}
+    if (owner) {
+      try {
+        // The repository's npm and Node: packing is the maintainer's step, not the user's.
+        const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', destination], {
+          cwd: repositoryRoot,
+          env: { ...process.env, NODE_OPTIONS: '' },
+        })
+        const [{ filename }] = JSON.parse(stdout.slice(stdout.indexOf('['))) as [{ filename: string }]
+        writeFileSync(done, join(destination, filename))
+      } catch (error) {
+        writeFileSync(join(destination, 'failed.txt'), String(error))
+        throw error
+      }
+    }
+    for (const deadline = Date.now() + 600_000; Date.now() < deadline; ) {
+      if (existsSync(done)) return readFileSync(done, 'utf8')
+      if (existsSync(join(destination, 'failed.txt')))
+        throw new Error(
+          `npm pack failed in another test file:\n${readFileSync(join(destination, 'failed.txt'), 'utf8')}`,
+        )
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    throw new Error(`npm pack did not finish within 10 minutes (${destination})`)
   })()
   return packed
 }

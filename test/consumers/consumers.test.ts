@@ -6,7 +6,7 @@
 //   4. a wrangler project whose Worker is `ondevice/worker`: wrangler dev answers a chat completion;
 //   5. `tsc --noEmit` (strict) on a file using every public entry, moduleResolution bundler and nodenext.
 // The browser app built with Vite from the tarball is test/consumers/vite-app.test.ts.
-import { copyFileSync, readFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +22,7 @@ import {
   type ConsumerProject,
   createConsumerProject,
   machineNode,
+  machineNpm,
   mib,
   run,
   userEnvironment,
@@ -100,13 +101,24 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
 
   it('5. tsc --noEmit (strict) type-checks a file using every public entry, bundler and nodenext resolution', async () => {
     const started = Date.now()
-    const types = await createConsumerProject('types', [
-      `typescript@${versionOf('typescript')}`,
-      `@types/node@${versionOf('@types/node')}`,
-      `vite@${versionOf('vite')}`,
-      // @ai-sdk/provider's declarations import 'json-schema', whose types it does not depend on.
-      '@types/json-schema@^7.0.15',
-    ])
+    // The type checker and the types a user of every entry has, added to the Node project.
+    const types = withNative
+    await run(
+      machineNpm(),
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--no-save',
+        `typescript@${versionOf('typescript')}`,
+        `@types/node@${versionOf('@types/node')}`,
+        `vite@${versionOf('vite')}`,
+        // @ai-sdk/provider's declarations import 'json-schema', whose types it does not depend on.
+        '@types/json-schema@^7.0.15',
+      ],
+      { cwd: types.folder },
+    )
     try {
       copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
       const base = {
