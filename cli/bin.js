@@ -17,5 +17,15 @@ if (major < needMajor || (major === needMajor && minor < needMinor)) {
   )
   process.exit(1)
 }
+if (fromSources) {
+  // The sources' own package imports ('#runtime-node', '#node-device-host') resolve to .ts files
+  // under the 'ondevice-source' condition (package.json), which `npm run` scripts pass with
+  // --conditions; a direct `node cli/bin.js` gets it from this resolve hook.
+  const { registerHooks } = await import('node:module')
+  registerHooks({
+    resolve: (specifier, context, nextResolve) =>
+      nextResolve(specifier, { ...context, conditions: [...context.conditions, 'ondevice-source'] }),
+  })
+}
 const { main } = await import(fromSources ? './main.ts' : '../dist/cli/main.js')
 process.exitCode = await main(process.argv.slice(2))
