@@ -180,7 +180,7 @@ beforeAll(async () => {
       name: 'summarize-app',
       private: true,
       type: 'module',
-      dependencies: { vite: '*' },
+      // vite is linked from the repository below (the version the recipe is tested with).
     }),
   )
   // `ondevice` as users get it: the packed tarball (dist/), installed with the machine's npm.
