@@ -1,10 +1,13 @@
 // The one way this repository starts `wrangler dev` (workerd) and other local servers: on
 // 127.0.0.1, offline, in their own process group (stopping one also stops the workerd it
 // started), ready once /healthz answers. Used by the demo (`npm start`), the workerd and browser
-// tests and the edge-load benchmark. Development tooling: not part of the package.
+// tests and the edge-load benchmark; `ondevice edge` (cli/commands/edge.ts) runs it from the
+// published package too (edgeWorkerConfigPath), with the app's own wrangler.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -27,10 +30,47 @@ const nonInteractiveEnv: Readonly<Record<string, string>> = { CI: 'true', NO_COL
  * `.` and `./package.json`, so `wrangler/bin/wrangler.js` cannot be resolved directly).
  */
 export function wranglerCliPath(): string {
-  const require = createRequire(import.meta.url)
-  const packageJsonPath = require.resolve('wrangler/package.json')
+  let packageJsonPath: string
+  try {
+    // From the repository, or from an app that installed ondevice (node_modules/ondevice/dist/tools).
+    packageJsonPath = createRequire(import.meta.url).resolve('wrangler/package.json')
+  } catch (error) {
+    throw new Error(
+      'This runs the edge worker with wrangler, which is not installed here: `npm install --save-dev wrangler` (4.164 or later).',
+      { cause: error },
+    )
+  }
+  const require = createRequire(packageJsonPath)
   const manifest = require(packageJsonPath) as { bin: { wrangler: string } }
   return join(dirname(packageJsonPath), manifest.bin.wrangler)
+}
+
+/**
+ * The edge worker's wrangler config: the repository's wrangler.toml in a checkout. The published
+ * package ships dist/ without the sources or wrangler.toml, so there one is written to a temporary
+ * folder with the built worker as `main` (the same settings a user's project needs).
+ */
+export function edgeWorkerConfigPath(): string | undefined {
+  if (existsSync(join(repositoryRoot, 'wrangler.toml'))) return undefined
+  const main = fileURLToPath(new URL('../worker/index.js', import.meta.url))
+  const folder = mkdtempSync(join(tmpdir(), 'ondevice-edge-config-'))
+  const path = join(folder, 'wrangler.toml')
+  writeFileSync(
+    path,
+    [
+      'name = "ondevice-edge"',
+      `main = ${JSON.stringify(main)}`,
+      'compatibility_date = "2025-09-01"',
+      'compatibility_flags = ["enable_request_signal"]',
+      'send_metrics = false',
+      '[[rules]]',
+      'type = "CompiledWasm"',
+      'globs = ["**/*.wasm"]',
+      'fallthrough = true',
+      '',
+    ].join('\n'),
+  )
+  return path
 }
 
 /** A port nothing listens on right now, on 127.0.0.1. */
@@ -189,10 +229,11 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   const port = options.port !== undefined && options.port !== 0 ? options.port : await freePort()
   // An explicit inspector port too: the default (9229, then 9230) collides when several run side by side.
   const inspectorPort = await freePort()
+  const configPath = options.configPath ?? edgeWorkerConfigPath()
   const args = [
     wranglerCliPath(),
     'dev',
-    ...(options.configPath === undefined ? [] : ['-c', options.configPath]),
+    ...(configPath === undefined ? [] : ['-c', configPath]),
     ...(options.noBundle ? ['--no-bundle'] : []),
     '--ip',
     '127.0.0.1',

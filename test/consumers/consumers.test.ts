@@ -95,7 +95,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       completionTokens: 4,
       streamFinish: 'length',
     })
-    expect(result.reason).toContain('onnxruntime-node not installed')
+    expect(result.reason).toContain('onnxruntime-node is not available (not installed)')
     expect(result.ids).toEqual(helloIds)
   }, 300_000)
 
