@@ -113,8 +113,10 @@ export class Planner {
     // A device that just failed to load (its runtime files, its backend) would fail again: say
     // so, and let the edge answer until the load is retried in the background.
     const failure = device.recentLoadFailure
+    // (Also when the package is not stored yet: the edge would answer "while it downloads", but
+    // the load that failed is what stands in the way.)
     if (
-      decision.route === 'device' &&
+      (decision.route === 'device' || (decision.route === 'edge' && decision.backgroundDownload === true)) &&
       failure &&
       policy !== 'device-only' &&
       edge.configured &&
