@@ -27,5 +27,5 @@ if (fromSources) {
       nextResolve(specifier, { ...context, conditions: [...context.conditions, 'ondevice-source'] }),
   })
 }
-const { main } = await import(fromSources ? './main.ts' : '../dist/cli/main.js')
+const { main } = fromSources ? await import('./main.ts') : await import('../dist/cli/main.js')
 process.exitCode = await main(process.argv.slice(2))

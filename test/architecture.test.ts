@@ -42,6 +42,16 @@ const allowedEdges: readonly { from: string; to: string; why: string }[] = [
     to: 'demo/static-server.ts',
     why: '`ondevice edge` serves the package folder to wrangler dev with the demo static server',
   },
+  {
+    from: 'cli/commands/edge.ts',
+    to: 'tools/docker/edge-container.ts',
+    why: '`ondevice edge` builds and starts the local container for packages over the isolate budget',
+  },
+  {
+    from: 'cli/bin.js',
+    to: 'dist/cli/main.js',
+    why: 'the published command runs the built CLI (the sources are not in the package)',
+  },
 ]
 
 /** Package names core may never import: each ties it to one platform. */
@@ -110,7 +120,14 @@ function findImports(fileName: string, text: string): ImportFound[] {
 }
 
 const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
-  imports?: Record<string, string | Record<string, string>>
+  imports?: Record<string, ConditionalTarget>
+}
+
+/** A package.json target: a path, or conditions (nested, like 'ondevice-source') mapping to targets. */
+type ConditionalTarget = string | { readonly [condition: string]: ConditionalTarget }
+
+function flattenTargets(entry: ConditionalTarget): string[] {
+  return typeof entry === 'string' ? [entry] : Object.values(entry).flatMap(flattenTargets)
 }
 
 /** Repository-relative paths a specifier can resolve to ('#' imports: every condition's target), or none for a package. */
@@ -119,7 +136,8 @@ function targetsOf(file: string, specifier: string): string[] {
   if (specifier.startsWith('#')) {
     const entry = packageJson.imports?.[specifier]
     if (entry === undefined) throw new Error(`${file}: ${specifier} is not in package.json "imports"`)
-    const targets = typeof entry === 'string' ? [entry] : Object.values(entry)
+    // The repository's own sources are what the arrows are about; dist/ is their build.
+    const targets = flattenTargets(entry).filter((target) => !target.startsWith('./dist/'))
     return targets.map((target) => relative(root, resolve(root, target)))
   }
   return []
