@@ -126,6 +126,10 @@ export class EdgeClient {
     this.url = parsed.href.replace(/\/+$/, '')
   }
 
+  private idleTimeoutMs(): number {
+    return this.options.idleTimeoutMs ?? defaultEdgeIdleTimeoutMs
+  }
+
   private headers(json: boolean): Record<string, string> {
     return {
       ...(json ? { 'content-type': 'application/json' } : {}),
@@ -191,7 +195,10 @@ export class EdgeClient {
     }
     if (!response.ok) {
       signal?.removeEventListener('abort', onAbort)
-      const text = await response.text().catch(() => '')
+      // An error body is a short JSON object: the first 64 KiB say what it is.
+      const text = await readBounded(response, errorBodyBytes, this.idleTimeoutMs(), 'truncate').catch(
+        () => '',
+      )
       let body: unknown
       try {
         body = JSON.parse(text)
@@ -212,7 +219,11 @@ export class EdgeClient {
         { method: 'GET', headers: this.headers(false) },
         signal,
       )
-      const id = firstModelId(await response.json().finally(done))
+      const id = firstModelId(
+        await readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
+          .then(parseJson)
+          .finally(done),
+      )
       if (id === undefined) {
         throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
       }
@@ -233,7 +244,7 @@ export class EdgeClient {
       { method: 'GET', headers: this.headers(false) },
       signal,
     )
-    return response.json().finally(done)
+    return readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse').then(parseJson).finally(done)
   }
 
   /** The request body this client sends for `request` (exported for tests and logs). */
@@ -402,6 +413,76 @@ export class EdgeClient {
       ...(toolCalls.length > 0 ? { toolCalls: toolCalls.filter((call) => call !== undefined) } : {}),
       ...(partial ? { partial } : {}),
     }
+  }
+}
+
+/** Most bytes of an error body read (the rest is dropped). */
+const errorBodyBytes = 64 * 1024
+/** Most bytes of a JSON answer (/v1/models, /healthz) read; more is an error. */
+const jsonBodyBytes = 1024 * 1024
+
+/**
+ * A response body as text, at most `maxBytes` of it ('truncate': what fits; 'refuse': an
+ * edge_failed error) and failing when no byte comes for `idleTimeoutMs`: a body the edge sends
+ * without end, or not at all, must not hold the caller or its memory.
+ */
+async function readBounded(
+  response: Response,
+  maxBytes: number,
+  idleTimeoutMs: number,
+  over: 'truncate' | 'refuse',
+): Promise<string> {
+  if (!response.body) return ''
+  const reader = response.body.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  let received = 0
+  try {
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const idle = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new EdgeError('edge_failed', `The edge sent no byte of its answer for ${idleTimeoutMs} ms.`, {
+                isRetryable: true,
+              }),
+            ),
+          idleTimeoutMs,
+        )
+      })
+      const { value, done } = await Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer))
+      if (done) return text + decoder.decode()
+      received += value.byteLength
+      if (received > maxBytes) {
+        if (over === 'truncate')
+          return text + decoder.decode(value.subarray(0, value.byteLength - (received - maxBytes)))
+        throw new EdgeError(
+          'edge_failed',
+          `The edge's answer is larger than ${maxBytes} bytes: not what this endpoint sends.`,
+          {
+            isRetryable: false,
+          },
+        )
+      }
+      text += decoder.decode(value, { stream: true })
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined)
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new EdgeError(
+      'edge_failed',
+      `The edge answered with something that is not JSON: ${text.slice(0, 100)}`,
+      {
+        isRetryable: true,
+      },
+    )
   }
 }
 

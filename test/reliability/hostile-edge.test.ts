@@ -84,6 +84,18 @@ const modes: Record<string, (request: IncomingMessage, response: ServerResponse)
       }),
     )
   },
+  // An error status whose body never ends.
+  errorFlood: (_request, response) => {
+    response.writeHead(503, { 'content-type': 'application/json' })
+    const piece = `{"error":{"message":"${'x'.repeat(60 * 1024)}`
+    pump('errorFlood', response, () => piece)
+  },
+  // GET /v1/models (the client asks when edge.model is not set) with a body that never ends.
+  modelsFlood: (_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' })
+    const piece = `{"data":[${'{"id":"m"},'.repeat(6000)}`
+    pump('modelsFlood', response, () => piece)
+  },
   // Absurd numbers around a valid answer: negative usage, a next_step far from the tokens.
   absurd: (_request, response) => {
     startStream(response)
@@ -227,5 +239,17 @@ describe('the SDK against a hostile edge', () => {
     const finish = parts.at(-1) as FinishPart
     expect(finish.tokenIds).toHaveLength(200_000)
     expect(finish.nextStep).toBe(200_000)
+  })
+
+  it('an error body or a /v1/models body without end: read up to a bound, never whole', async () => {
+    const { error } = await timed('errorFloodMs', () => collect(client('errorFlood').stream({ messages })))
+    expect(error).toMatchObject({ code: 'edge_unavailable', isRetryable: true })
+    const models = new EdgeClient({ url: `${origin}/modelsFlood`, idleTimeoutMs: 300 })
+    const refused = await timed('modelsFloodMs', () => models.model().catch((caught: unknown) => caught))
+    expect(refused).toMatchObject({ code: 'edge_failed' })
+    expect(String(refused)).toMatch(/larger than 1048576 bytes/)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(written.get('errorFlood') ?? 0).toBeLessThan(16 * 1024 * 1024)
+    expect(written.get('modelsFlood') ?? 0).toBeLessThan(16 * 1024 * 1024)
   })
 })
