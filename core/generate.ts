@@ -276,7 +276,8 @@ export async function* generate(
     // The state has seen every token but the last (it catches up before each draw).
     const answer = [...continuationIds, ...newTokens]
     const complete = constraintState.isCompleteAfter(answer.slice(constraintState.tokenCount))
-    const partial = !complete && (finishReason === 'length' || finishReason === 'abort')
+    // Cut before the document or call was complete: the token limit, an abort, or a stop string.
+    const partial = !complete
     if (constraintState.constraint.toolMode === 'none') return partial ? { ...part, partial } : part
     const { toolCalls } = readToolCalls(tokenizer.decode(answer), answer)
     return {

@@ -61,7 +61,7 @@ export interface FinishPart {
   readonly toolCalls?: readonly ToolCall[]
   /**
    * With a constraint (responseFormat / tools): true when the answer stopped before its document
-   * or call was complete (the token limit, an abort), so `text` is not valid JSON yet.
+   * or call was complete (the token limit, an abort, a stop string), so `text` is not valid JSON.
    */
   readonly partial?: boolean
 }

@@ -7,7 +7,9 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
 import { randomSchema } from '../../test/support/random-schemas.ts'
+import { createTestSession } from '../../test/support/test-session.ts'
 import { InvalidArgumentError } from '../errors.ts'
+import { generateText } from '../generate.ts'
 import {
   ConstraintState,
   compileConstraint,
@@ -413,5 +415,32 @@ describe('tool calls (Qwen3 syntax)', () => {
     )
     expectParam({ tools, toolChoice: { name: 'missing' } }, 'toolChoice.name')
     expectParam({ toolChoice: 'required' }, 'toolChoice')
+  })
+})
+
+describe('generate() with a constraint on the deterministic test session', () => {
+  it('a stop string or the token limit that cuts the document says partial; a finished one does not', async () => {
+    const schema = {
+      type: 'object',
+      properties: { a: { type: 'string', maxLength: 4 } },
+      required: ['a'],
+      additionalProperties: false,
+    }
+    const run = (extra: { stop?: string[]; maxTokens?: number }) =>
+      generateText(createTestSession({ vocabularySize: tokenizer.vocabularySize }), tokenizer, {
+        promptTokenIds: tokenizer.encode('Hi', { addSpecialTokens: false }),
+        sampling: { temperature: 1, seed: 4 },
+        constraint: { responseFormat: { type: 'json_schema', schema } },
+        maxTokens: extra.maxTokens ?? 40,
+        ...(extra.stop ? { stop: extra.stop } : {}),
+      })
+    const whole = await run({})
+    expect(whole.finishReason).toBe('stop')
+    expect(whole.partial).toBeUndefined()
+    expect(Object.keys(JSON.parse(whole.text) as object)).toEqual(['a'])
+    const stopped = await run({ stop: ['"a"'] })
+    expect(stopped).toMatchObject({ finishReason: 'stop', partial: true })
+    const cut = await run({ maxTokens: 2 })
+    expect(cut).toMatchObject({ finishReason: 'length', partial: true })
   })
 })
