@@ -265,6 +265,31 @@ describe('the edge in a container behind the Worker', () => {
     expect(after).toBe(before + 1)
   })
 
+  it("stops the container's generation and frees its slot when the client disconnects", async () => {
+    const conversation = { 'x-ondevice-affinity': 'hang-up' }
+    const controller = new AbortController()
+    const response = await fetch(`${worker?.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${clientKey}`, ...conversation },
+      body: JSON.stringify(body('Go on and on.', { stream: true, max_tokens: 2000 })),
+      signal: controller.signal,
+    })
+    const container = containers[
+      Number(response.headers.get('x-ondevice-instance')?.slice(9))
+    ] as EdgeContainer
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    const active = async () =>
+      ((await (await fetch(`${container.url}/healthz`)).json()) as { generations: { active: number } })
+        .generations.active
+    expect(await active()).toBe(1)
+    controller.abort()
+    // Polled, not timed: the slot frees once the container sees its connection close.
+    while ((await active()) !== 0) await new Promise((resolve) => setTimeout(resolve, 100))
+    const logs = await container.logs()
+    expect(logs).toMatch(/"path":"\/v1\/chat\/completions","status":499,.*"errorCode":"aborted"/)
+  })
+
   it('gives a retryable error when the container dies mid-answer, then answers from a new instance', async () => {
     const conversation = { 'x-ondevice-affinity': 'crash-test' }
     const probe = await complete(worker?.url ?? '', body('Probe.', { max_tokens: 1 }), conversation)
