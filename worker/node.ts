@@ -49,7 +49,10 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
     )
   }
   if (options.sessions !== undefined && (!Number.isInteger(options.sessions) || options.sessions < 1)) {
-    throw new InvalidArgumentError('sessions', `sessions must be a whole number ≥ 1, got ${String(options.sessions)}.`)
+    throw new InvalidArgumentError(
+      'sessions',
+      `sessions must be a whole number ≥ 1, got ${String(options.sessions)}.`,
+    )
   }
   const modelId = options.modelId ?? modelIdFromSource(options.model)
   const loadOptions: LoadModelOptions = {
