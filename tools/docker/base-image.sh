@@ -15,6 +15,10 @@ node_bin=node_modules/node/bin/node
 npm_version=10.9.2
 
 fail() { echo "base-image: $*" >&2; exit 1; }
+# debootstrap and the root file system it writes need root: run as root (or passwordless sudo).
+if [ "$(id -u)" != 0 ]; then
+  exec sudo -n env "PATH=$PATH" bash "$0" "$@" || fail "needs root or passwordless sudo (debootstrap)."
+fi
 [ -x "$node_bin" ] || fail "no $node_bin: run npm install first (the npm \`node\` devDependency provides it)."
 command -v debootstrap >/dev/null || fail "debootstrap is missing: run bash scripts/setup-system.sh (or apt-get install debootstrap)."
 docker info >/dev/null 2>&1 || fail "dockerd is not reachable: run bash scripts/setup-system.sh (it starts dockerd --ip=127.0.0.1)."
