@@ -19,16 +19,20 @@ WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 # The image runs the TypeScript sources on Node's type stripping, with the lock file's exact
-# production dependencies. onnxruntime-node (the native CPU engine `serve` runs by default) is
-# installed at the lock file's version even when package.json lists it as an optional peer
-# rather than a dependency. Install scripts are skipped: onnxruntime-node's only downloads
-# binaries its package already holds. Then what this image never loads goes: onnxruntime-node's
+# production dependencies. onnxruntime-node (the native CPU engine `serve` runs by default) is an
+# optional peer of the package, so `npm ci --omit=dev` leaves it out: it is installed at the lock
+# file's version in a folder of its own (an `npm install` in /app would bring back every
+# devDependency) and merged in without replacing what is there. Install scripts are skipped:
+# onnxruntime-node's only downloads binaries its package already holds. Then what this image
+# never loads goes: onnxruntime-node's
 # binaries for other systems and CPUs, onnxruntime-web's browser flavours (WebGPU/JSEP, JSPI,
 # asyncify, WebGL: Node's WASM backend loads ort.node and the plain SIMD wasm), source maps.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && if [ ! -d node_modules/onnxruntime-node ]; then \
       version=$(node -p "require('./package-lock.json').packages['node_modules/onnxruntime-node'].version") \
-      && npm install --no-save --ignore-scripts --no-audit --no-fund "onnxruntime-node@$version"; \
+      && mkdir /tmp/onnxruntime-node && cd /tmp/onnxruntime-node && echo '{"private":true}' > package.json \
+      && npm install --ignore-scripts --no-audit --no-fund --omit=dev "onnxruntime-node@$version" \
+      && cd /app && cp -Rn /tmp/onnxruntime-node/node_modules/. node_modules/; \
     fi \
  && arch=$(node -p process.arch) \
  && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 -type d ! -path "*/linux" -exec rm -rf {} + \
