@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeQwen35Fixture } from '../../builder/architectures/qwen3-5-fixture.ts'
 import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
 import type { DecoderWeights } from '../../builder/architectures/weights.ts'
 import { writeModelPackage } from '../../builder/package/package-writer.ts'
@@ -266,4 +267,25 @@ describe('threads', () => {
       expect((await run(4)).equals(one)).toBe(true)
     },
   )
+
+  it('Qwen3.5 q4: identical logit bytes on 1 and 3 threads', async () => {
+    const dir = join(folder, 'qwen3_5-tiny')
+    await writeQwen35Fixture({ outDir: dir, size: 'tiny', dtypes: ['q4'] })
+    const run = async (count: number): Promise<Buffer> => {
+      const session = await createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(dir),
+        dtype: 'q4',
+        ...(count > 1 ? { threads: await nodeEngineThreads(count) } : {}),
+      })
+      try {
+        const rows = [await session.append(tokens.slice(0, 40))]
+        for (let i = 40; i < 44; i++) rows.push(await session.append([tokens[i]!]))
+        return Buffer.concat(rows.map((row) => Buffer.from(row.buffer)))
+      } finally {
+        await session.dispose()
+      }
+    }
+    expect((await run(3)).equals(await run(1))).toBe(true)
+  }, 120_000)
 })
