@@ -4,13 +4,18 @@
 // then the k % 16 tail in order: the same bits for any row split or batch.
 #include "engine.h"
 
-/** dst[c * k + k0 + i] = src[i * n + c] for i < k_rows. */
+/** dst[c * k + k0 + i] = src[i * n + c] for i < k_rows, in cache-sized tiles (see repack_q8_columns). */
 EXPORT(repack_f32_columns)
 void repack_f32_columns(const float *src, int k0, int k_rows, int n, float *dst, int k) {
-  for (int i = 0; i < k_rows; i++) {
-    const float *row = src + (int64_t)i * n;
-    float *column = dst + k0 + i;
-    for (int c = 0; c < n; c++) column[(int64_t)c * k] = row[c];
+  for (int i0 = 0; i0 < k_rows; i0 += 128) {
+    int i1 = i0 + 128 < k_rows ? i0 + 128 : k_rows;
+    for (int c0 = 0; c0 < n; c0 += 16) {
+      int c1 = c0 + 16 < n ? c0 + 16 : n;
+      for (int c = c0; c < c1; c++) {
+        float *out = dst + (int64_t)c * k + k0;
+        for (int i = i0; i < i1; i++) out[i] = src[(int64_t)i * n + c];
+      }
+    }
   }
 }
 

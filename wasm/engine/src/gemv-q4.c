@@ -47,13 +47,30 @@ void repack_q4_scales(const float *scales, const uint8_t *zero_points, int n, in
  * nibbles (low to high), so a mask and three shifts unpack the block into four vectors of
  * elements grouped by index mod 4, which is how quantize_rows_q4 orders the codes (a0..a3).
  */
-static inline v128_t block_dot_q4(const uint8_t *w, v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
+static inline v128_t block_dot_q4(const uint8_t *w, v128_t mask, v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
   v128_t v = wasm_v128_load(w);
-  v128_t mask = wasm_i16x8_splat(0x000f);
   v128_t d0 = wasm_i32x4_dot_i16x8(wasm_v128_and(v, mask), a0);
   v128_t d1 = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), mask), a1);
   v128_t d2 = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), mask), a2);
   v128_t d3 = wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), a3);
+  return wasm_i32x4_add(wasm_i32x4_add(d0, d1), wasm_i32x4_add(d2, d3));
+}
+
+/** The four nibble planes of one block (as block_dot_q4 unpacks them). */
+static inline void unpack_q4(const uint8_t *w, v128_t mask, v128_t *p0, v128_t *p1, v128_t *p2, v128_t *p3) {
+  v128_t v = wasm_v128_load(w);
+  *p0 = wasm_v128_and(v, mask);
+  *p1 = wasm_v128_and(wasm_u16x8_shr(v, 4), mask);
+  *p2 = wasm_v128_and(wasm_u16x8_shr(v, 8), mask);
+  *p3 = wasm_u16x8_shr(v, 12);
+}
+
+/** The same sum as block_dot_q4, from unpacked planes and the codes at `a`. */
+static inline v128_t planes_dot(v128_t p0, v128_t p1, v128_t p2, v128_t p3, const int16_t *a) {
+  v128_t d0 = wasm_i32x4_dot_i16x8(p0, wasm_v128_load(a));
+  v128_t d1 = wasm_i32x4_dot_i16x8(p1, wasm_v128_load(a + 8));
+  v128_t d2 = wasm_i32x4_dot_i16x8(p2, wasm_v128_load(a + 16));
+  v128_t d3 = wasm_i32x4_dot_i16x8(p3, wasm_v128_load(a + 24));
   return wasm_i32x4_add(wasm_i32x4_add(d0, d1), wasm_i32x4_add(d2, d3));
 }
 
@@ -74,13 +91,49 @@ void gemm_q4(const uint8_t *weights, const float *weight_scales, const uint8_t *
              int blocks, const int16_t *codes, const float *scales, const int32_t *sums, int rows, float *y,
              int n_begin, int n_end) {
   const int64_t row_bytes = (int64_t)blocks * (BLOCK / 2);
+  // The nibble mask, built from an argument (blocks >> 30 is 0 for any real size) so the compiler
+  // keeps it in a register: as a constant, V8 rebuilt it on every block.
+  v128_t mask = wasm_i16x8_splat((int16_t)(0x000f | (blocks >> 30)));
   int n = n_begin;
   // Whole groups of four rows (a group starts at a multiple of 4 so its scales are one vector).
   for (; n < n_end && (n & 3) == 0 && n + 4 <= n_end; n += 4) {
     const uint8_t *w0 = weights + (int64_t)n * row_bytes;
     const float *ws = weight_scales + (int64_t)(n >> 2) * blocks * 4;
     const uint8_t *wz = zero_points + (int64_t)(n >> 2) * blocks * 4;
-    for (int r = 0; r < rows; r++) {
+    int r = 0;
+    // Prefill: two activation rows per pass share each unpacked weight block (same arithmetic).
+    for (; r + 2 <= rows; r += 2) {
+      const int16_t *a = codes + (int64_t)r * blocks * BLOCK;
+      const int16_t *c = a + (int64_t)blocks * BLOCK;
+      const float *as = scales + (int64_t)r * blocks;
+      const int32_t *asum = sums + (int64_t)r * blocks;
+      v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0;
+      for (int b = 0; b < blocks; b++) {
+        const uint8_t *wb = w0 + b * (BLOCK / 2);
+        const int16_t *ab = a + b * BLOCK, *cb = c + b * BLOCK;
+        v128_t p0, p1, p2, p3;
+        unpack_q4(wb, mask, &p0, &p1, &p2, &p3);
+        v128_t x0 = planes_dot(p0, p1, p2, p3, ab), y0 = planes_dot(p0, p1, p2, p3, cb);
+        unpack_q4(wb + row_bytes, mask, &p0, &p1, &p2, &p3);
+        v128_t x1 = planes_dot(p0, p1, p2, p3, ab), y1 = planes_dot(p0, p1, p2, p3, cb);
+        unpack_q4(wb + 2 * row_bytes, mask, &p0, &p1, &p2, &p3);
+        v128_t x2 = planes_dot(p0, p1, p2, p3, ab), y2 = planes_dot(p0, p1, p2, p3, cb);
+        unpack_q4(wb + 3 * row_bytes, mask, &p0, &p1, &p2, &p3);
+        v128_t x3 = planes_dot(p0, p1, p2, p3, ab), y3 = planes_dot(p0, p1, p2, p3, cb);
+        v128_t zero = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(wz + b * 4)));
+        v128_t w_scale = wasm_v128_load(ws + b * 4);
+        v128_t dot0 = wasm_i32x4_sub(transpose_sum(x0, x1, x2, x3), wasm_i32x4_mul(zero, wasm_i32x4_splat(asum[b])));
+        v128_t dot1 =
+            wasm_i32x4_sub(transpose_sum(y0, y1, y2, y3), wasm_i32x4_mul(zero, wasm_i32x4_splat(asum[blocks + b])));
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot0),
+                                                   wasm_f32x4_mul(w_scale, wasm_f32x4_splat(as[b]))));
+        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot1),
+                                                   wasm_f32x4_mul(w_scale, wasm_f32x4_splat(as[blocks + b]))));
+      }
+      wasm_v128_store(y + (int64_t)r * n_total + n, acc0);
+      wasm_v128_store(y + (int64_t)(r + 1) * n_total + n, acc1);
+    }
+    for (; r < rows; r++) {
       const int16_t *a = codes + (int64_t)r * blocks * BLOCK;
       const float *as = scales + (int64_t)r * blocks;
       const int32_t *asum = sums + (int64_t)r * blocks;
@@ -90,9 +143,9 @@ void gemm_q4(const uint8_t *weights, const float *weight_scales, const uint8_t *
         v128_t a0 = wasm_v128_load(ab), a1 = wasm_v128_load(ab + 8);
         v128_t a2 = wasm_v128_load(ab + 16), a3 = wasm_v128_load(ab + 24);
         const uint8_t *wb = w0 + b * (BLOCK / 2);
-        v128_t dot = transpose_sum(block_dot_q4(wb, a0, a1, a2, a3), block_dot_q4(wb + row_bytes, a0, a1, a2, a3),
-                                   block_dot_q4(wb + 2 * row_bytes, a0, a1, a2, a3),
-                                   block_dot_q4(wb + 3 * row_bytes, a0, a1, a2, a3));
+        v128_t dot = transpose_sum(block_dot_q4(wb, mask, a0, a1, a2, a3), block_dot_q4(wb + row_bytes, mask, a0, a1, a2, a3),
+                                   block_dot_q4(wb + 2 * row_bytes, mask, a0, a1, a2, a3),
+                                   block_dot_q4(wb + 3 * row_bytes, mask, a0, a1, a2, a3));
         v128_t zero = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(wz + b * 4)));
         dot = wasm_i32x4_sub(dot, wasm_i32x4_mul(zero, wasm_i32x4_splat(asum[b])));
         v128_t scale = wasm_f32x4_mul(wasm_v128_load(ws + b * 4), wasm_f32x4_splat(as[b]));
@@ -113,7 +166,7 @@ void gemm_q4(const uint8_t *weights, const float *weight_scales, const uint8_t *
       float acc = 0.0f;
       for (int b = 0; b < blocks; b++) {
         const int16_t *ab = a + b * BLOCK;
-        v128_t d = block_dot_q4(w_row + b * (BLOCK / 2), wasm_v128_load(ab), wasm_v128_load(ab + 8),
+        v128_t d = block_dot_q4(w_row + b * (BLOCK / 2), mask, wasm_v128_load(ab), wasm_v128_load(ab + 8),
                                 wasm_v128_load(ab + 16), wasm_v128_load(ab + 24));
         int32_t dot = sum_i32x4(d) - (int32_t)wz[b * 4] * asum[b];
         acc += (float)dot * (ws[b * 4] * as[b]);
