@@ -9,7 +9,15 @@
 // 8.. arguments (floats stored as their bits).
 
 /** Kernels that take a trailing [begin, end) range and may be split. */
-export const parallelKernels = ['gemm_q4', 'gemm_q8', 'gemm_f32', 'attention_split'] as const
+export const parallelKernels = [
+  'gemm_q4',
+  'gemm_q8',
+  'gemm_f32',
+  'attention_split',
+  // Qwen3.5: value heads of the delta rule, channels of the causal conv.
+  'qwen35_gated_delta',
+  'qwen35_causal_conv_silu',
+] as const
 export type ParallelKernel = (typeof parallelKernels)[number]
 
 export const controlWords = 32

@@ -338,7 +338,8 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const mlpUp = alloc(chunk * intermediate)
   const logits = alloc(vocabulary)
   const ids = kernels.alloc(chunk * 4, 16)
-  const scores = alloc(context.contextLength)
+  // One scores row per query head, so threads splitting the heads never share one.
+  const scores = alloc(heads * context.contextLength)
   // Everything above is fixed; the KV cache comes last so it can grow.
   const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
   const capacity =
@@ -369,40 +370,41 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
       if (layer.kind === 'linear') {
         runShared([layer.qkv, layer.z, layer.b, layer.a], h, count, [mixed, z, b, a])
-        K.qwen35_causal_conv_silu(
-          mixed,
-          layer.convState,
-          layer.convWeight,
-          convolved,
-          count,
+        // Channels split across threads (four at a time).
+        kernels.parallel(
+          'qwen35_causal_conv_silu',
+          [mixed, layer.convState, layer.convWeight, convolved, count, channels, kernel],
           channels,
-          kernel,
-          0,
-          channels,
+          4,
         )
-        K.qwen35_gated_delta(
-          convolved,
-          channels,
-          z,
-          valueDim,
-          a,
-          b,
+        // Value heads split across threads (eps, argument 19, is a float).
+        kernels.parallel(
+          'qwen35_gated_delta',
+          [
+            convolved,
+            channels,
+            z,
+            valueDim,
+            a,
+            b,
+            valueHeads,
+            layer.negExpALog,
+            layer.dtBias,
+            layer.norm,
+            layer.recurrentState,
+            core,
+            valueDim,
+            deltaScratch,
+            count,
+            keyHeads,
+            valueHeads,
+            dk,
+            dv,
+            eps,
+          ],
           valueHeads,
-          layer.negExpALog,
-          layer.dtBias,
-          layer.norm,
-          layer.recurrentState,
-          core,
-          valueDim,
-          deltaScratch,
-          count,
-          keyHeads,
-          valueHeads,
-          dk,
-          dv,
-          eps,
-          0,
-          valueHeads,
+          1,
+          1 << 19,
         )
         layer.out.run(core, count, t)
       } else {
@@ -415,21 +417,27 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         const l = layer.cacheLayer
         K.kv_store(keys, cache.keys(l), count, kvWidth, cache.positionStride, position0)
         K.kv_store(values, cache.values(l), count, kvWidth, cache.positionStride, position0)
-        K.attention(
-          query,
-          cache.keys(l),
-          cache.values(l),
-          attentionOut,
-          scores,
-          count,
+        // Heads split across threads, each with its own scores row (scale, argument 12, is a float).
+        kernels.parallel(
+          'attention_split',
+          [
+            query,
+            cache.keys(l),
+            cache.values(l),
+            attentionOut,
+            scores,
+            context.contextLength,
+            count,
+            heads,
+            kvHeads,
+            headDim,
+            cache.positionStride,
+            position0,
+            scale,
+          ],
           heads,
-          kvHeads,
-          headDim,
-          cache.positionStride,
-          position0,
-          scale,
-          0,
-          heads,
+          1,
+          1 << 12,
         )
         K.qwen35_sigmoid_gate(attentionOut, gateValues, count * qWidth)
         layer.o.run(attentionOut, count, t)
