@@ -36,11 +36,18 @@ afterAll(async () => {
 })
 
 describe('ondevice edge / export-default: refusals with the fix', () => {
-  it('a package too large for a Worker isolate: exit 2, names `ondevice serve`', () => {
-    const result = ondevice(['edge', '--model', join(folder, 'big')])
+  it('a package too large for a Worker isolate with --runtime isolate: exit 2, names the container runtime', () => {
+    // Without --runtime isolate such a package runs in containers (test/container covers that).
+    const result = ondevice(['edge', '--model', join(folder, 'big'), '--runtime', 'isolate'])
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(
-      /needs about 858 MiB: more than a Worker isolate holds .* ondevice serve --model/,
+      /needs about 858 MiB: more than a Worker isolate holds .* --runtime container/,
+    )
+    expect(ondevice(['edge', '--runtime', 'gpu']).stderr).toMatch(
+      /--runtime must be auto, isolate or container/,
+    )
+    expect(ondevice(['edge', '--instances', '0']).stderr).toMatch(
+      /--instances must be an integer from 1 to 16/,
     )
   })
 

@@ -158,7 +158,12 @@ export async function runEdgeContainer(options: RunEdgeContainerOptions): Promis
     },
   }
   try {
-    await waitHealthy(url, options.timeoutMs ?? 120_000)
+    // A server that exits (a bad package, a wrong flag) makes Docker restart it: fail at once
+    // with its output instead of waiting out the timeout.
+    await waitHealthy(url, options.timeoutMs ?? 120_000, async () => {
+      const state = await docker(['inspect', '-f', '{{.State.Running}} {{.RestartCount}}', id])
+      if (state !== 'true 0') throw new Error(`The container's server exited before it served ${url}.`)
+    })
   } catch (error) {
     const logs = await container.logs().catch(() => '')
     await container.stop()
@@ -167,10 +172,19 @@ export async function runEdgeContainer(options: RunEdgeContainerOptions): Promis
   return { ...container, startMs: Date.now() - started }
 }
 
-/** Polls `${url}/healthz` until it answers 200. */
-export async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
+/** Polls `${url}/healthz` until it answers 200; `alive` (checked each second) throws to give up early. */
+export async function waitHealthy(
+  url: string,
+  timeoutMs: number,
+  alive?: () => Promise<void>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
+  let checkedAt = 0
   for (;;) {
+    if (alive && Date.now() - checkedAt >= 1000) {
+      checkedAt = Date.now()
+      await alive()
+    }
     try {
       const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })
       await response.body?.cancel()
