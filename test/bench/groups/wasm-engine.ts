@@ -29,6 +29,8 @@ interface Figures {
   ttftLongMs: number[]
   decodeTokensPerSecond: number[]
   peakRssBytes?: number
+  /** RSS of the probe process before it loads anything (its imports). */
+  baselineRssBytes?: number
   loadMs?: number
   error?: string
 }
@@ -66,7 +68,12 @@ const cases: readonly { id: PackageId; contenders: readonly Contender[] }[] = [
 
 async function open(context: BenchContext, pkg: BenchPackage, contender: Contender): Promise<BenchEngine> {
   if (contender.backend === 'wasm')
-    return openOurs({ folder: pkg.folder, dtype: contender.dtype, backend: 'wasm', cacheFolder: context.cacheFolder })
+    return openOurs({
+      folder: pkg.folder,
+      dtype: contender.dtype,
+      backend: 'wasm',
+      cacheFolder: context.cacheFolder,
+    })
   return openOursSession({
     folder: pkg.folder,
     dtype: contender.dtype,
@@ -85,7 +92,7 @@ async function probeMemory(
   pkg: BenchPackage,
   contender: Contender,
   promptTokenIds: readonly number[],
-): Promise<{ loadMs: number; peakRssBytes: number }> {
+): Promise<{ loadMs: number; peakRssBytes: number; baselineRssBytes: number }> {
   const request = {
     engine: 'ours',
     folder: pkg.folder,
@@ -101,7 +108,11 @@ async function probeMemory(
     [join(import.meta.dirname, '../support/rss-probe.ts'), JSON.stringify(request)],
     { maxBuffer: 16 * 1024 * 1024, timeout: 600_000 },
   )
-  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { loadMs: number; peakRssBytes: number }
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+    loadMs: number
+    peakRssBytes: number
+    baselineRssBytes: number
+  }
 }
 
 export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
@@ -158,9 +169,14 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
     }
     for (const contender of running) {
       try {
-        Object.assign(figures.get(contender) as Figures, await probeMemory(context, pkg, contender, longPrompt))
+        Object.assign(
+          figures.get(contender) as Figures,
+          await probeMemory(context, pkg, contender, longPrompt),
+        )
       } catch (error) {
-        context.log(`  ${id} ${contender.label}: memory probe failed: ${(error as Error).message.split('\n')[0]}`)
+        context.log(
+          `  ${id} ${contender.label}: memory probe failed: ${(error as Error).message.split('\n')[0]}`,
+        )
       }
     }
     const peer = running.find((c) => c.backend === 'ort-wasm')
@@ -191,13 +207,15 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
           `${formatNumber(median(f.ttftShortMs))} ms`,
           `${formatNumber(ttftLong)} ms`,
           peerFigures ? ratio(median(peerFigures.ttftLongMs), ttftLong) : '',
-          formatBytes(f.peakRssBytes),
+          f.peakRssBytes === undefined
+            ? ''
+            : `${formatBytes(f.peakRssBytes - (f.baselineRssBytes ?? 0))} (of ${formatBytes(f.peakRssBytes)})`,
           f.loadMs === undefined ? '' : `${formatNumber(f.loadMs)} ms`,
         ]
       }),
       notes: [
         `greedy, ${decodeTokens} tokens after an ${shortPrompt.length}-token prompt; TTFT of a ${longPrompt.length}-token prompt separately; "vs ort-web" is the speed ratio to onnxruntime-web (decode: ours / theirs, TTFT: theirs / ours), so above 1 is faster`,
-        'peak RSS and load time from a fresh process per engine (loadModel with the same store)',
+        'peak RSS: what the engine added to a fresh probe process (its imports, about 1.3 GiB here, excluded), with the whole peak in brackets; load time from the same process (loadModel with the same store)',
         'the engine runs one thread; onnxruntime-node "default threads" uses every core it finds',
       ],
     })
