@@ -1,7 +1,8 @@
 // The browser (page or Web Worker) host: packages in OPFS / the Cache API, ORT from the app's own
-// origin, WebGPU when an adapter exists, else WASM.
+// origin, WebGPU when an adapter exists, else WASM (ondevice's engine where it covers the package).
 import { BackendError } from '../core/errors.ts'
 import { loadOrtWebForBrowser } from '../wasm/browser.ts'
+import { loadEngineModuleForBrowser } from '../wasm/engine/browser.ts'
 import type { Backend } from './dtype.ts'
 import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
 import { probeCapabilities } from './probe.ts'
@@ -14,6 +15,16 @@ export const browserHost: RuntimeHost = {
   defaultStore: () => createBrowserStore(),
   defaultBackend: async () => ({ backend: (await probeOnce()).webgpu.available ? 'webgpu' : 'wasm' }),
   shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
+  // Backend 'wasm' is ondevice's engine here too: the same bits as the edge's (workerd) and Node's,
+  // so a handoff from this page continues exactly.
+  loadEngine: async () => ({
+    module: await loadEngineModuleForBrowser(),
+    setup: {
+      host: 'browser',
+      threads: 1,
+      threadsReason: 'one thread (engine threads are wired in Node only)',
+    },
+  }),
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
     if (backend === 'native')
       throw new BackendError(

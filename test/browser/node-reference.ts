@@ -1,5 +1,6 @@
-// The answer the Node runtime gives for a chat (onnxruntime-web's WASM in Node: backend 'ort-wasm', the same kernels
-// as Chromium's WASM): what the browser's device answer and a handed-off answer must equal.
+// The answer the Node runtime gives for a chat on a WebAssembly backend: 'wasm' (ondevice's engine,
+// the same bits in Node, Chromium and workerd: what the demo's device, its edge and a handoff must
+// equal) or 'ort-wasm' (onnxruntime-web's kernels, which Chromium's WebGPU answer is held to).
 import { loadModel } from '../../client-runtime/index.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { encodeChatTurns } from '../../core/chat-turns.ts'
@@ -22,8 +23,9 @@ export async function nodeReferenceAnswers(
   packageDirectory: string,
   dtype: string,
   requests: readonly ReferenceRequest[],
+  backend: 'wasm' | 'ort-wasm' = 'wasm',
 ): Promise<ReferenceAnswer[]> {
-  const model = await loadModel({ model: packageDirectory, backend: 'ort-wasm', dtype })
+  const model = await loadModel({ model: packageDirectory, backend, dtype })
   try {
     const answers: ReferenceAnswer[] = []
     for (const request of requests) {

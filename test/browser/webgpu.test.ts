@@ -29,9 +29,15 @@ beforeAll(async () => {
   const [launched, started, answers, conformanceSite] = await Promise.all([
     launchChromium({ webgpu: true }),
     startDemoSite({ packageDirectory }),
-    nodeReferenceAnswers(packageDirectory, dtype, [
-      { messages: [{ role: 'user', content: prompt }], maxTokens, sampling: { temperature: 0 } },
-    ]),
+    nodeReferenceAnswers(
+      packageDirectory,
+      dtype,
+      [
+        { messages: [{ role: 'user', content: prompt }], maxTokens, sampling: { temperature: 0 } },
+        // WebGPU runs onnxruntime-web's graph: held to onnxruntime-web's WASM kernels, not the engine's.
+      ],
+      'ort-wasm',
+    ),
     startConformanceSite(),
   ])
   chromium = launched
