@@ -76,7 +76,10 @@ function staticServer(): Server {
       'cross-origin-embedder-policy': 'require-corp',
     }
     let file: string
-    if (runtimeBroken && path.startsWith('/ort/') && path.endsWith('.wasm')) file = join(dist, 'index.html')
+    // Broken: every WebAssembly binary the device would load (the engine's, ORT's) is the SPA fallback.
+    const runtimeBinary =
+      (path.startsWith('/ort/') || /^\/assets\/engine-[\w-]+\.wasm$/.test(path)) && path.endsWith('.wasm')
+    if (runtimeBroken && runtimeBinary) file = join(dist, 'index.html')
     else if (path.startsWith('/models/default/'))
       file = join(packageDirectory, path.slice('/models/default/'.length))
     else file = join(dist, path === '/' ? 'index.html' : path)
@@ -254,7 +257,11 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       const text = await readFile(join(dist, file.path), 'latin1')
       expect(text.includes('onnxruntime-node'), `${file.path} mentions onnxruntime-node`).toBe(false)
     }
-    expect(files.filter((file) => file.path.endsWith('.wasm')).map((file) => file.path)).toEqual([
+    // ondevice's engine (backend 'wasm'), and ORT's two builds (WebGPU, and WASM where the engine does not cover a package).
+    const binaries = files.filter((file) => file.path.endsWith('.wasm')).map((file) => file.path)
+    expect(binaries).toHaveLength(3)
+    expect(binaries[0]).toMatch(/^assets\/engine-[\w-]+\.wasm$/)
+    expect(binaries.slice(1)).toEqual([
       'ort/ort-wasm-simd-threaded.jsep.wasm',
       'ort/ort-wasm-simd-threaded.wasm',
     ])
@@ -295,7 +302,9 @@ describe('a Vite app built from the recipe, in Chromium', () => {
         { timeout: 120_000 },
       )
       const failed = (await app(page).events()).find((event) => event.name === 'load-error')
-      expect(failed?.message).toMatch(/an HTML page came back for .*ort-wasm-simd-threaded\.wasm/)
+      expect(failed?.message).toMatch(
+        /an HTML page came back for .*(engine-[\w-]+|ort-wasm-simd-threaded)\.wasm/,
+      )
       // status() does not promise the device that just failed to load.
       const status = await app(page).call('status')
       expect(status.route).toBe('edge')
