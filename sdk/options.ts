@@ -17,7 +17,11 @@ import {
 import type { EdgeOptions } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 
-export type DeviceBackendChoice = 'webgpu' | 'wasm' | 'native'
+/**
+ * 'wasm' is ondevice's WebAssembly engine (onnxruntime-web's WASM where the engine does not cover
+ * the package); 'ort-wasm' forces onnxruntime-web's WASM; 'native' is onnxruntime-node (Node only).
+ */
+export type DeviceBackendChoice = 'webgpu' | 'wasm' | 'ort-wasm' | 'native'
 
 export interface ClientOptions {
   /**
@@ -109,7 +113,7 @@ export function detectClientEnvironment(): ClientEnvironment {
 export const defaultRuntimeUrl = '/ort/'
 
 const policies = routePolicies.map((policy) => `'${policy}'`).join(', ')
-const backends: readonly DeviceBackendChoice[] = ['webgpu', 'wasm', 'native']
+const backends: readonly DeviceBackendChoice[] = ['webgpu', 'wasm', 'ort-wasm', 'native']
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)

@@ -58,7 +58,11 @@ afterAll(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true })
 })
 
-function deviceClient(faults: Faults = {}, policy: 'prefer-device' | 'device-only' = 'prefer-device') {
+function deviceClient(
+  faults: Faults = {},
+  policy: 'prefer-device' | 'device-only' = 'prefer-device',
+  backend: 'wasm' | 'ort-wasm' = 'wasm',
+) {
   const deviceHost = createRuntimeDeviceHost({
     store: createNodeStore({ cacheDir: join(workDir, 'device-cache') }),
     wrapSession: (session) => withFaults(session, faults),
@@ -66,7 +70,7 @@ function deviceClient(faults: Faults = {}, policy: 'prefer-device' | 'device-onl
   return createClient(
     {
       model: packageDir,
-      backend: 'wasm',
+      backend,
       policy,
       // A 2-core CI box runs this tiny fixture slowly; the probe must not send it to the edge.
       thresholds: { minDeviceTokensPerSecond: 1 },
@@ -92,6 +96,17 @@ describe('a real model on WASM, device and edge', () => {
     expect(result.usage).toMatchObject({ backend: 'wasm', dtype: 'fp32', completionTokens: 16 })
     reference = result
     await client.dispose()
+  })
+
+  it("backend 'ort-wasm' runs onnxruntime-web's WASM instead of the engine, and usage says so", async () => {
+    const client = deviceClient({}, 'device-only', 'ort-wasm')
+    try {
+      const result = await client.chat(request)
+      expect(result.route).toBe('device')
+      expect(result.usage).toMatchObject({ backend: 'ort-wasm', dtype: 'fp32', completionTokens: 16 })
+    } finally {
+      await client.dispose()
+    }
   })
 
   it('the edge alone gives the device answer (same file, same backend, same seed)', async () => {
