@@ -24,8 +24,10 @@ import type { PageConformanceOutcome } from './conformance-page/main.ts'
 export interface ConformanceSite {
   readonly url: string
   readonly packages: Record<ConformanceFixture, string>
-  /** Each fixture's cases on Node WASM, keyed `${fixture}/${case name}`. */
+  /** Each fixture's cases on Node's onnxruntime-web WASM ('ort-wasm'), keyed `${fixture}/${case name}`. */
   readonly nodeResults: ReadonlyMap<string, ConformanceResult>
+  /** The same on Node's engine ('wasm'): the page's engine must give these bit for bit. */
+  readonly nodeEngineResults: ReadonlyMap<string, ConformanceResult>
   close(): Promise<void>
 }
 
@@ -43,22 +45,29 @@ export async function startConformanceSite(): Promise<ConformanceSite> {
   })
   for (const fixture of conformanceFixtures) await writeConformanceFixture(fixture, join(folder, fixture))
   const nodeResults = new Map<string, ConformanceResult>()
+  const nodeEngineResults = new Map<string, ConformanceResult>()
   const opened: LoadedModel[] = []
   try {
-    for (const fixture of conformanceFixtures) {
-      // Chromium's page runs onnxruntime-web's WASM, so Node's side does too ('ort-wasm').
-      const model = loadModel({
-        model: join(folder, fixture),
-        backend: 'ort-wasm',
-        dtype: 'fp32',
-        store: createNodeStore({ cacheDir: join(folder, 'cache') }),
-      }).then((loaded) => {
-        opened.push(loaded)
-        return loaded
-      })
-      const harness = { backend: 'wasm', tolerance: 1e-4, load: () => model }
-      for (const testCase of conformanceCases) {
-        nodeResults.set(`${fixture}/${testCase.name}`, await testCase.run(harness, fixture))
+    // onnxruntime-web's WASM (what WebGPU is held to) and ondevice's engine (what the page's
+    // 'wasm' runs: the same bits on every host).
+    for (const [backend, results] of [
+      ['ort-wasm', nodeResults],
+      ['wasm', nodeEngineResults],
+    ] as const) {
+      for (const fixture of conformanceFixtures) {
+        const model = loadModel({
+          model: join(folder, fixture),
+          backend,
+          dtype: 'fp32',
+          store: createNodeStore({ cacheDir: join(folder, 'cache') }),
+        }).then((loaded) => {
+          opened.push(loaded)
+          return loaded
+        })
+        const harness = { backend: 'wasm', tolerance: 1e-4, load: () => model }
+        for (const testCase of conformanceCases) {
+          results.set(`${fixture}/${testCase.name}`, await testCase.run(harness, fixture))
+        }
       }
     }
   } finally {
@@ -81,6 +90,7 @@ export async function startConformanceSite(): Promise<ConformanceSite> {
     url: `${server.url}/`,
     packages,
     nodeResults,
+    nodeEngineResults,
     close: async () => {
       await server.close()
       await rm(folder, { recursive: true, force: true })

@@ -82,6 +82,38 @@ describe('the demo page on WebGPU (SwiftShader)', () => {
 })
 
 describe('the backend conformance body in Chromium', () => {
+  // Issue 14's promise: the engine gives the same bits in Chromium as in Node (and so as the
+  // workerd edge), which is what lets a sampled answer hand off mid-way and continue exactly.
+  it("wasm (ondevice's engine): the same greedy tokens and logits, bit for bit, as the engine in Node", async () => {
+    const context = await chromium.newContext()
+    try {
+      const outcomes = await runConformanceInPage(await context.newPage(), conformance, 'wasm')
+      let compared = 0
+      for (const outcome of outcomes) {
+        const label = `wasm ${outcome.fixture}: ${outcome.name}`
+        expect(outcome.error, label).toBeUndefined()
+        const node = conformance.nodeEngineResults.get(`${outcome.fixture}/${outcome.name}`)
+        if (node?.greedyTokens !== undefined)
+          expect(outcome.result?.greedyTokens, label).toEqual(node.greedyTokens)
+        if (node?.promptLogitsHead !== undefined) {
+          expect(outcome.result?.promptLogitsHead, label).toEqual(node.promptLogitsHead)
+          compared += 1
+        }
+      }
+      expect(compared).toBeGreaterThan(0)
+      // The check can tell the two kernels apart: onnxruntime-web's logits differ in the last bits.
+      const differs = [...conformance.nodeEngineResults].some(
+        ([key, engine]) =>
+          engine.promptLogitsHead !== undefined &&
+          JSON.stringify(engine.promptLogitsHead) !==
+            JSON.stringify(conformance.nodeResults.get(key)?.promptLogitsHead),
+      )
+      expect(differs).toBe(true)
+    } finally {
+      await context.close()
+    }
+  }, 120_000)
+
   for (const [backend, tolerance] of [
     ['wasm', 1e-4],
     ['webgpu', 1e-3],
