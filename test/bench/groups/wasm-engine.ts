@@ -35,27 +35,25 @@ interface Figures {
   error?: string
 }
 
+// The full-size shapes: the engine's two formats against onnxruntime-web's best WASM format and
+// the native runtime.
+const quantizedContenders: readonly Contender[] = [
+  { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },
+  { label: 'ondevice engine q8, 1 thread', backend: 'wasm', dtype: 'q8' },
+  { label: 'onnxruntime-web q8, 1 thread', backend: 'ort-wasm', dtype: 'q8' },
+  { label: 'onnxruntime-node q4, 1 thread', backend: 'native', dtype: 'q4', threads: 1 },
+  { label: 'onnxruntime-node q4, default threads', backend: 'native', dtype: 'q4' },
+]
+
 const cases: readonly { id: PackageId; contenders: readonly Contender[] }[] = [
   {
     // The seed model's shape and the benchmark target.
     id: 'qwen3_5-0.8b',
-    contenders: [
-      { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },
-      { label: 'ondevice engine q8, 1 thread', backend: 'wasm', dtype: 'q8' },
-      { label: 'onnxruntime-web q8, 1 thread', backend: 'ort-wasm', dtype: 'q8' },
-      { label: 'onnxruntime-node q4, 1 thread', backend: 'native', dtype: 'q4', threads: 1 },
-      { label: 'onnxruntime-node q4, default threads', backend: 'native', dtype: 'q4' },
-    ],
+    contenders: quantizedContenders,
   },
   {
     id: 'qwen3-0.6b',
-    contenders: [
-      { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },
-      { label: 'ondevice engine q8, 1 thread', backend: 'wasm', dtype: 'q8' },
-      { label: 'onnxruntime-web q8, 1 thread', backend: 'ort-wasm', dtype: 'q8' },
-      { label: 'onnxruntime-node q4, 1 thread', backend: 'native', dtype: 'q4', threads: 1 },
-      { label: 'onnxruntime-node q4, default threads', backend: 'native', dtype: 'q4' },
-    ],
+    contenders: quantizedContenders,
   },
   {
     id: 'stories260K',

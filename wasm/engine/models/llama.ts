@@ -179,30 +179,18 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       }
       K.rope(q, count, heads, headDim, rotaryDim, position0, inverseFrequencies)
       K.rope(k, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
-      K.kv_store(k, cache.keys(l), count, kvWidth, cache.positionStride, position0)
-      K.kv_store(v, cache.values(l), count, kvWidth, cache.positionStride, position0)
-      // Heads split across threads, each with its own scores row (scale, argument 12, is a float).
-      kernels.parallel(
-        'attention_split',
-        [
-          q,
-          cache.keys(l),
-          cache.values(l),
-          attentionOut,
-          scores,
-          context.contextLength,
-          count,
-          heads,
-          kvHeads,
-          headDim,
-          cache.positionStride,
-          position0,
-          scale,
-        ],
+      cache.attend(l, {
+        keys: k,
+        values: v,
+        query: q,
+        out: attentionOut,
+        scores,
+        scoresStride: context.contextLength,
+        count,
         heads,
-        1,
-        1 << 12,
-      )
+        position0,
+        scale,
+      })
       layer.o.run(attentionOut, count, t)
       K.add_into(x, t, count * hidden)
       K.rms_norm(x, layer.postNorm, h, count, hidden, eps, 0)

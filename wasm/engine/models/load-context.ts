@@ -165,6 +165,8 @@ export class Embedding {
  */
 export class KvCache {
   readonly layers: number
+  readonly kvHeads: number
+  readonly headDim: number
   readonly width: number
   readonly capacityLimit: number
   readonly #kernels: Kernels
@@ -174,6 +176,8 @@ export class KvCache {
   constructor(kernels: Kernels, layers: number, kvHeads: number, headDim: number, capacityLimit: number) {
     this.#kernels = kernels
     this.layers = layers
+    this.kvHeads = kvHeads
+    this.headDim = headDim
     this.width = kvHeads * headDim
     this.capacityLimit = capacityLimit
   }
@@ -207,6 +211,56 @@ export class KvCache {
   values(layer: number): Pointer {
     return this.#base + (layer * 2 + 1) * this.width * 4
   }
+
+  /**
+   * One layer's attention step: stores the new positions' keys and values at `position0`, then
+   * attends `query` (`heads` heads) over the whole cache into `out`. Heads are split across
+   * threads, each with its own row of `scores` (`scoresStride` floats).
+   */
+  attend(layer: number, step: AttentionStep): void {
+    const { keys, values, query, out, scores, scoresStride, count, heads, position0, scale } = step
+    const K = this.#kernels.k
+    K.kv_store(keys, this.keys(layer), count, this.width, this.positionStride, position0)
+    K.kv_store(values, this.values(layer), count, this.width, this.positionStride, position0)
+    // The scale, argument 12, is a float.
+    this.#kernels.parallel(
+      'attention_split',
+      [
+        query,
+        this.keys(layer),
+        this.values(layer),
+        out,
+        scores,
+        scoresStride,
+        count,
+        heads,
+        this.kvHeads,
+        this.headDim,
+        this.positionStride,
+        position0,
+        scale,
+      ],
+      heads,
+      1,
+      1 << 12,
+    )
+  }
+}
+
+/** What KvCache.attend takes for one layer and one pass. */
+export interface AttentionStep {
+  /** The pass's new keys and values ([count, kvHeads, headDim]). */
+  readonly keys: Pointer
+  readonly values: Pointer
+  /** [count, heads, headDim] */
+  readonly query: Pointer
+  readonly out: Pointer
+  readonly scores: Pointer
+  readonly scoresStride: number
+  readonly count: number
+  readonly heads: number
+  readonly position0: number
+  readonly scale: number
 }
 
 export interface LoadContextOptions {

@@ -415,30 +415,18 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         K.rope(query, count, heads, headDim, rotaryDim, position0, inverseFrequencies)
         K.rope(keys, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
         const l = layer.cacheLayer
-        K.kv_store(keys, cache.keys(l), count, kvWidth, cache.positionStride, position0)
-        K.kv_store(values, cache.values(l), count, kvWidth, cache.positionStride, position0)
-        // Heads split across threads, each with its own scores row (scale, argument 12, is a float).
-        kernels.parallel(
-          'attention_split',
-          [
-            query,
-            cache.keys(l),
-            cache.values(l),
-            attentionOut,
-            scores,
-            context.contextLength,
-            count,
-            heads,
-            kvHeads,
-            headDim,
-            cache.positionStride,
-            position0,
-            scale,
-          ],
+        cache.attend(l, {
+          keys,
+          values,
+          query,
+          out: attentionOut,
+          scores,
+          scoresStride: context.contextLength,
+          count,
           heads,
-          1,
-          1 << 12,
-        )
+          position0,
+          scale,
+        })
         K.qwen35_sigmoid_gate(attentionOut, gateValues, count * qWidth)
         layer.o.run(attentionOut, count, t)
       }
