@@ -1,8 +1,8 @@
 // `ondevice edge` and `ondevice export-default` refuse what cannot work before starting anything
 // (the happy paths run in test/browser/browser-app.test.ts: the exported package on a page, the
 // edge as its fallback). The real command line in a child process.
-import { spawnSync } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -64,5 +64,52 @@ describe('ondevice edge / export-default: refusals with the fix', () => {
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(/holds other files/)
     expect(ondevice(['export-default']).stderr).toMatch(/takes one folder/)
+  })
+})
+
+describe('ondevice edge with API_KEYS', () => {
+  it('keys guard /v1 and never appear on a command line', { timeout: 240_000 }, async () => {
+    const packageDirectory = join(folder, 'tiny')
+    // The embedded default: small enough for the Worker isolate.
+    expect(ondevice(['export-default', packageDirectory]).code).toBe(0)
+    const key = `edge-test-key-${process.pid}-0123456789`
+    const child = spawn(process.execPath, [main, 'edge', '--model', packageDirectory, '--port', '0'], {
+      env: { ...process.env, API_KEYS: key },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`ondevice edge did not get ready:\n${output}`)), 200_000)
+        const collect = (chunk: Buffer) => {
+          output += chunk.toString()
+          const found = /edge worker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
+          if (found && output.includes('Ready')) {
+            clearTimeout(timer)
+            resolve(found)
+          }
+        }
+        child.stdout.on('data', collect)
+        child.stderr.on('data', collect)
+        child.once('exit', (code) => {
+          clearTimeout(timer)
+          reject(new Error(`ondevice edge exited (${code}):\n${output}`))
+        })
+      })
+      expect((await fetch(`${url}/v1/models`)).status).toBe(401)
+      const models = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })
+      expect(models.status).toBe(200)
+      // Every process's command line on this machine (wrangler, workerd, ...): the key is in none.
+      const commandLines = await Promise.all(
+        (await readdir('/proc'))
+          .filter((entry) => /^\d+$/.test(entry))
+          .map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
+      )
+      expect(commandLines.filter((line) => line.includes('edge-test-key-'))).toEqual([])
+      expect(output).not.toContain(key)
+    } finally {
+      child.kill('SIGINT')
+      await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))
+    }
   })
 })

@@ -54,8 +54,7 @@ Options:
   --help, -h               Show this help
 
 Environment: API_KEYS (comma-separated bearer keys, each at least 16 characters; none = open).
-They reach wrangler as --var arguments, which other users of this machine can see in the process
-list: use development keys here, never production ones.
+They reach wrangler in a file only this user can read (--env-file), never on its command line.
 A Worker isolate has 128 MB: a package whose estimate is over ${formatBytes(isolateBudgetBytes())}
 runs in a container (Docker, started here) behind the Worker; docs/worker.md has the details.`
 
@@ -231,21 +230,27 @@ export async function run(argv: string[]): Promise<number> {
     mounts: [{ prefix: '/model/', directory: folder }],
   })
   const apiKeys = process.env['API_KEYS']
+  const secretsDirectory = await mkdtemp(join(tmpdir(), 'ondevice-edge-'))
   let edge: Awaited<ReturnType<typeof startEdgeWorker>> | undefined
   const stop = async (code: number): Promise<never> => {
     await Promise.allSettled([edge?.stop(), packageServer.close()])
+    await rm(secretsDirectory, { recursive: true, force: true })
     process.exit(code)
   }
   process.on('SIGINT', () => void stop(0))
   process.on('SIGTERM', () => void stop(0))
   try {
     process.stderr.write('Starting the edge worker (wrangler dev, offline)…\n')
+    // Keys reach wrangler in a file (--env-file): not in the process list, not printed.
+    const envFile = join(secretsDirectory, 'secrets.env')
+    await writeFile(envFile, apiKeys ? `API_KEYS=${apiKeys}\n` : '', { mode: 0o600 })
     edge = await startEdgeWorker({
       modelUrl: `${packageServer.url}/model/`,
       allowedOrigins,
       port,
       modelId,
-      variables: { MODEL_DTYPE: dtype, ...(apiKeys ? { API_KEYS: apiKeys } : {}) },
+      envFile,
+      variables: { MODEL_DTYPE: dtype },
     })
     const firstKey = apiKeys?.split(',')[0]?.trim()
     const milliseconds = await warmEdgeWorker(edge.url, {
