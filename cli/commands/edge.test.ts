@@ -2,7 +2,7 @@
 // (the happy paths run in test/browser/browser-app.test.ts: the exported package on a page, the
 // edge as its fallback). The real command line in a child process.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -80,7 +80,10 @@ describe('ondevice edge with API_KEYS', () => {
     let output = ''
     try {
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`ondevice edge did not get ready:\n${output}`)), 200_000)
+        const timer = setTimeout(
+          () => reject(new Error(`ondevice edge did not get ready:\n${output}`)),
+          200_000,
+        )
         const collect = (chunk: Buffer) => {
           output += chunk.toString()
           const found = /edge worker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
