@@ -13,6 +13,7 @@ let folder: string
 let server: Server
 let base: string
 let floodSent = () => 0
+const dropped = new Map<string, number>()
 
 async function writePackage(
   root: string,
@@ -50,6 +51,13 @@ beforeAll(async () => {
   await writeFile(join(folder, 'bare', 'config.json'), '{}')
   server = createServer((request, response) => {
     const pathname = new URL(request.url ?? '/', 'http://x').pathname
+    // A server that drops connections without answering: the first n requests, or every one.
+    const drops = /^\/drops-(\d+|all)\//.exec(pathname)
+    if (drops && !pathname.endsWith('manifest.json')) {
+      const seen = (dropped.get(pathname) ?? 0) + 1
+      dropped.set(pathname, seen)
+      if (drops[1] === 'all' || seen <= Number(drops[1])) return void request.socket.destroy()
+    }
     // Hostile MODEL_URL servers: headers and one byte, then silence; or an endless body.
     if (pathname.startsWith('/stalls/') && !pathname.endsWith('manifest.json')) {
       response.writeHead(200, { 'content-type': 'application/octet-stream' })
@@ -72,7 +80,10 @@ beforeAll(async () => {
       pump()
       return
     }
-    const path = join(folder, decodeURIComponent(pathname.replace(/^\/(stalls|floods)\//, '/good/')))
+    const path = join(
+      folder,
+      decodeURIComponent(pathname.replace(/^\/(stalls|floods|drops-\d+|drops-all)\//, '/good/')),
+    )
     readFile(path).then(
       (body) => response.end(body),
       () => {
@@ -150,6 +161,18 @@ describe('verifyPackage over a URL reader', () => {
     expect(error).toMatchObject({ code: 'download_failed', isRetryable: true })
     expect(String(error)).toMatch(/stalled: no bytes for 300 ms after 1 bytes/)
     expect(performance.now() - started).toBeLessThan(5_000)
+  })
+
+  it('a connection dropped before any response is retried (idempotent GET); one that always drops fails retryable after 3 attempts', async () => {
+    const { reader } = await verifyPackage(urlPackageReader(`${base}/drops-2`), { source: 'drops-2' })
+    expect(await reader.readText('config.json')).toBe('{"a":1}')
+    expect(dropped.get('/drops-2/config.json')).toBe(3)
+
+    const always = await verifyPackage(urlPackageReader(`${base}/drops-all`), { source: 'drops-all' })
+    const error = await always.reader.readText('config.json').catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ code: 'download_failed', isRetryable: true })
+    expect(String(error)).toMatch(/failed \(.*(ECONNRESET|socket|closed).*\) after 3 attempts/i)
+    expect(dropped.get('/drops-all/config.json')).toBe(3)
   })
 
   it('a body far larger than manifest.json says is cut off at the listed size, not read whole', async () => {

@@ -143,6 +143,16 @@ export interface UrlPackageReaderOptions {
  * and a size bound (the manifest's size for a listed file, maximumManifestBytes for manifest.json),
  * so a server that sends more than the file holds is cut off at once.
  */
+const connectionAttempts = 3
+
+/** undici's "fetch failed" hides the reason (ECONNRESET, ECONNREFUSED, ...) in `cause`. */
+function describeCause(error: unknown): string {
+  const cause = error instanceof Error ? error.cause : undefined
+  if (cause === undefined || cause === null) return ''
+  const code = typeof cause === 'object' && 'code' in cause ? String(cause.code) : undefined
+  return `: ${code ?? String(cause)}`
+}
+
 export function urlPackageReader(
   baseUrl: string,
   fetchImplementation: typeof fetch = fetch,
@@ -169,16 +179,23 @@ export function urlPackageReader(
     const url = new URL(path, base)
     const idle = startIdleTimer(idleTimeoutMs, undefined)
     try {
-      let response: Response
-      try {
-        response = await fetchImplementation(url, { signal: idle.signal })
-      } catch (cause) {
-        if (idle.expired) throw stalledError(url, idleTimeoutMs, 0, cause)
-        throw new StoreError(
-          'download_failed',
-          `Fetching ${path} from ${base.href} failed (${String(cause)}).`,
-          { isRetryable: true, cause },
-        )
+      let response: Response | undefined
+      // A GET is idempotent: a connection that fails before any response (typically a kept-alive
+      // socket the server closed while idle: ECONNRESET) is retried on a fresh one, twice.
+      for (let attempt = 1; response === undefined; attempt++) {
+        try {
+          response = await fetchImplementation(url, { signal: idle.signal })
+        } catch (cause) {
+          if (idle.expired) throw stalledError(url, idleTimeoutMs, 0, cause)
+          if (attempt >= connectionAttempts)
+            throw new StoreError(
+              'download_failed',
+              `Fetching ${path} from ${base.href} failed (${String(cause)}${describeCause(cause)}) after ${attempt} attempts.`,
+              { isRetryable: true, cause },
+            )
+          await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)))
+          idle.touch()
+        }
       }
       idle.touch()
       // The same rule as the device stores: manifest.json, which vouches for every other file,
