@@ -45,6 +45,32 @@ export interface KernelExports {
     nBegin: number,
     nEnd: number,
   ): void
+  /** The prefill products (src/gemm-q4.c, src/gemm-q8.c): gemm_q4 / gemm_q8's bits, weights unpacked once per pass. */
+  gemm_panel_q4(
+    weights: Pointer,
+    weightScales: Pointer,
+    zeroPoints: Pointer,
+    nTotal: number,
+    blocks: number,
+    codes: Pointer,
+    scales: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
+  gemm_panel_q8(
+    weights: Pointer,
+    weightScales: Pointer,
+    nTotal: number,
+    blocks: number,
+    codes: Pointer,
+    scales: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
   gemm_f32(
     weights: Pointer,
     nTotal: number,

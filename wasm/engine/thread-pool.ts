@@ -13,6 +13,8 @@ export const parallelKernels = [
   'gemm_q4',
   'gemm_q8',
   'gemm_f32',
+  'gemm_panel_q4',
+  'gemm_panel_q8',
   'attention_split',
   // Qwen3.5: value heads of the delta rule, channels of the causal conv.
   'qwen35_gated_delta',

@@ -28,6 +28,12 @@ export class EngineUnsupportedError extends ModelError {
 
 export type LinearFormat = 'q4' | 'q8' | 'f32'
 
+/**
+ * From this many activation rows on, the quantized products run the panel GEMM (weights unpacked
+ * once per pass, src/gemm-q4.c / gemm-q8.c) instead of the GEMV; both give the same bits.
+ */
+export const panelRows = 4
+
 /** Scratch for quantized activations, shared by every Linear of a model (sized at load). */
 export interface ActivationScratch {
   codes: Pointer
@@ -86,17 +92,38 @@ export class Linear {
     const kernels = this.#kernels
     const s = this.#scratch
     const n = this.outFeatures
-    // Four output rows per group: a thread's range starts on a group boundary.
-    if (this.format === 'q4')
+    // Four output rows per group: a thread's range starts on a group boundary. Several tokens
+    // (prefill) take the panel GEMM, one token the GEMV: the same bits either way.
+    const panel = rows >= panelRows
+    if (this.format === 'q4') {
+      if (panel)
+        kernels.parallel(
+          'gemm_panel_q4',
+          [this.#weights, this.#scales, this.#zeroPoints, n, this.#blocks, s.codes, s.scales, rows, y],
+          n,
+          4,
+        )
+      else
+        kernels.parallel(
+          'gemm_q4',
+          [
+            this.#weights,
+            this.#scales,
+            this.#zeroPoints,
+            n,
+            this.#blocks,
+            s.codes,
+            s.scales,
+            s.sums,
+            rows,
+            y,
+          ],
+          n,
+          4,
+        )
+    } else if (this.format === 'q8')
       kernels.parallel(
-        'gemm_q4',
-        [this.#weights, this.#scales, this.#zeroPoints, n, this.#blocks, s.codes, s.scales, s.sums, rows, y],
-        n,
-        4,
-      )
-    else if (this.format === 'q8')
-      kernels.parallel(
-        'gemm_q8',
+        panel ? 'gemm_panel_q8' : 'gemm_q8',
         [this.#weights, this.#scales, n, this.#blocks, s.codes, s.scales, rows, y],
         n,
         4,

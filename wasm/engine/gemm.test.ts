@@ -1,0 +1,183 @@
+// The prefill GEMM kernels (src/gemm-q4.c, src/gemm-q8.c) against the decode GEMV (gemm_q4,
+// gemm_q8) bit for bit: a prompt token's logits may not depend on whether it went through a
+// prefill pass or a decode step, nor on how threads split the rows. Odd sizes on purpose: output
+// rows that leave a partial tile and a partial group of four, token counts that are not a
+// multiple of anything, k with a partial last block and more blocks than one panel chunk.
+import { describe, expect, it } from 'vitest'
+import { Kernels, type Pointer } from './kernels.ts'
+import { loadEngineModule } from './node.ts'
+import { shareRange } from './thread-pool.ts'
+
+/** A small deterministic generator (the same data on every run). */
+function generator(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+    return state / 2 ** 32
+  }
+}
+
+interface Case {
+  readonly n: number
+  readonly k: number
+  readonly tokens: number
+}
+
+// n: 8-row tiles, a 4-row tile, 1-3 single rows; k: one partial block, several chunks of 32 blocks.
+const cases: readonly Case[] = [
+  { n: 27, k: 2245, tokens: 13 },
+  { n: 12, k: 96, tokens: 5 },
+  { n: 3, k: 40, tokens: 7 },
+  { n: 70, k: 1056, tokens: 64 },
+  { n: 9, k: 1024, tokens: 4 },
+]
+
+async function setup(c: Case, seed: number) {
+  const kernels = await Kernels.create(await loadEngineModule())
+  const random = generator(seed)
+  const blocks = Math.ceil(c.k / 32)
+  const fill = (pointer: Pointer, bytes: number) => {
+    const view = kernels.bytes(pointer, bytes)
+    for (let i = 0; i < bytes; i++) view[i] = Math.floor(random() * 256)
+  }
+  const floats = (count: number, scale: number, offset = 0): Pointer => {
+    const pointer = kernels.alloc(count * 4)
+    const view = kernels.f32(pointer, count)
+    for (let i = 0; i < count; i++) view[i] = (random() + offset) * scale
+    return pointer
+  }
+  // Activations with a few large outliers per row (as real hidden states have).
+  const x = floats(c.tokens * c.k, 2, -0.5)
+  const xs = kernels.f32(x, c.tokens * c.k)
+  for (let i = 0; i < xs.length; i += 97) xs[i] = xs[i]! * 40
+  const codes = kernels.alloc(c.tokens * blocks * 64)
+  const scales = kernels.alloc(c.tokens * blocks * 4)
+  const sums = kernels.alloc(c.tokens * blocks * 4)
+  return { kernels, blocks, fill, floats, x, codes, scales, sums }
+}
+
+function bytesOf(kernels: Kernels, pointer: Pointer, floats: number): Buffer {
+  return Buffer.from(kernels.bytes(pointer, floats * 4))
+}
+
+describe('prefill GEMM equals the decode GEMV bit for bit', () => {
+  it.each(cases)('q4: n $n, k $k, $tokens tokens (whole, per token, per thread share)', async (c) => {
+    const { kernels, blocks, fill, floats, x, codes, scales, sums } = await setup(c, c.n * 7 + c.k)
+    const K = kernels.k
+    const weights = kernels.alloc(c.n * blocks * 16)
+    fill(weights, c.n * blocks * 16)
+    const storedScales = floats(c.n * blocks, 0.02, 0.1)
+    const storedZero = kernels.alloc(c.n * Math.ceil(blocks / 2))
+    fill(storedZero, c.n * Math.ceil(blocks / 2))
+    const groups = Math.ceil(c.n / 4)
+    const groupedScales = kernels.alloc(groups * blocks * 16)
+    const groupedZero = kernels.alloc(groups * blocks * 4)
+    K.repack_q4_scales(storedScales, storedZero, c.n, blocks, groupedScales, groupedZero)
+    K.quantize_rows_q4(x, c.tokens, c.k, codes, scales, sums)
+
+    const decode = kernels.alloc(c.tokens * c.n * 4)
+    for (let t = 0; t < c.tokens; t++)
+      K.gemm_q4(
+        weights,
+        groupedScales,
+        groupedZero,
+        c.n,
+        blocks,
+        codes + t * blocks * 64,
+        scales + t * blocks * 4,
+        sums + t * blocks * 4,
+        1,
+        decode + t * c.n * 4,
+        0,
+        c.n,
+      )
+    const batched = kernels.alloc(c.tokens * c.n * 4)
+    K.gemm_q4(
+      weights,
+      groupedScales,
+      groupedZero,
+      c.n,
+      blocks,
+      codes,
+      scales,
+      sums,
+      c.tokens,
+      batched,
+      0,
+      c.n,
+    )
+    const panel = kernels.alloc(c.tokens * c.n * 4)
+    K.gemm_panel_q4(weights, groupedScales, groupedZero, c.n, blocks, codes, scales, c.tokens, panel, 0, c.n)
+    // The thread pool's split: three shares of whole groups of four rows.
+    const shared = kernels.alloc(c.tokens * c.n * 4)
+    for (let share = 0; share < 3; share++) {
+      const [begin, end] = shareRange(c.n, 3, 4, share)
+      if (begin < end)
+        K.gemm_panel_q4(
+          weights,
+          groupedScales,
+          groupedZero,
+          c.n,
+          blocks,
+          codes,
+          scales,
+          c.tokens,
+          shared,
+          begin,
+          end,
+        )
+    }
+
+    const expected = bytesOf(kernels, decode, c.tokens * c.n)
+    expect(bytesOf(kernels, batched, c.tokens * c.n).equals(expected)).toBe(true)
+    expect(bytesOf(kernels, panel, c.tokens * c.n).equals(expected)).toBe(true)
+    expect(bytesOf(kernels, shared, c.tokens * c.n).equals(expected)).toBe(true)
+    // Not vacuous: the outputs are finite and mostly non-zero.
+    const values = kernels.f32(panel, c.tokens * c.n)
+    expect(values.every(Number.isFinite)).toBe(true)
+    expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)
+  })
+
+  it.each(cases)('q8: n $n, k $k, $tokens tokens (whole, per token, per thread share)', async (c) => {
+    const { kernels, blocks, fill, floats, x, codes, scales } = await setup(c, c.n * 11 + c.k)
+    const K = kernels.k
+    const kp = blocks * 32
+    // [n, kp] int8 with the padding zero, as repack_q8_columns leaves it.
+    const weights = kernels.alloc(c.n * kp)
+    fill(weights, c.n * kp)
+    const w = kernels.bytes(weights, c.n * kp)
+    for (let row = 0; row < c.n; row++) w.fill(0, row * kp + c.k, (row + 1) * kp)
+    const weightScales = floats(c.n, 0.01, 0.1)
+    K.quantize_rows_q8(x, c.tokens, c.k, codes, scales)
+
+    const decode = kernels.alloc(c.tokens * c.n * 4)
+    for (let t = 0; t < c.tokens; t++)
+      K.gemm_q8(
+        weights,
+        weightScales,
+        c.n,
+        blocks,
+        codes + t * blocks * 64,
+        scales + t * blocks * 4,
+        1,
+        decode + t * c.n * 4,
+        0,
+        c.n,
+      )
+    const panel = kernels.alloc(c.tokens * c.n * 4)
+    K.gemm_panel_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, panel, 0, c.n)
+    const shared = kernels.alloc(c.tokens * c.n * 4)
+    for (let share = 0; share < 3; share++) {
+      const [begin, end] = shareRange(c.n, 3, 4, share)
+      if (begin < end)
+        K.gemm_panel_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, shared, begin, end)
+    }
+
+    const expected = bytesOf(kernels, decode, c.tokens * c.n)
+    expect(bytesOf(kernels, panel, c.tokens * c.n).equals(expected)).toBe(true)
+    expect(bytesOf(kernels, shared, c.tokens * c.n).equals(expected)).toBe(true)
+    const values = kernels.f32(panel, c.tokens * c.n)
+    expect(values.every(Number.isFinite)).toBe(true)
+    expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)
+  })
+})
