@@ -3,6 +3,11 @@
 import { BackendError } from '../core/errors.ts'
 import { loadOrtWebForBrowser } from '../wasm/browser.ts'
 import { loadEngineModuleForBrowser } from '../wasm/engine/browser.ts'
+import {
+  browserEngineThreads,
+  browserThreadEnvironment,
+  planBrowserEngineThreads,
+} from '../wasm/engine/threads-browser.ts'
 import type { Backend } from './dtype.ts'
 import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
 import { probeCapabilities } from './probe.ts'
@@ -16,15 +21,21 @@ export const browserHost: RuntimeHost = {
   defaultBackend: async () => ({ backend: (await probeOnce()).webgpu.available ? 'webgpu' : 'wasm' }),
   shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
   // Backend 'wasm' is ondevice's engine here too: the same bits as the edge's (workerd) and Node's,
-  // so a handoff from this page continues exactly.
-  loadEngine: async () => ({
-    module: await loadEngineModuleForBrowser(),
-    setup: {
-      host: 'browser',
-      threads: 1,
-      threadsReason: 'one thread (engine threads are wired in Node only)',
-    },
-  }),
+  // so a handoff from this page continues exactly. Helper Web Workers split the rows when the
+  // page is cross-origin isolated (the bits stay the same for any thread count).
+  loadEngine: async (options: LoadModelOptions) => {
+    const plan = planBrowserEngineThreads(options.numThreads, browserThreadEnvironment())
+    const [module, threads] = await Promise.all([
+      loadEngineModuleForBrowser(),
+      browserEngineThreads(plan.count),
+    ])
+    return {
+      module,
+      ...(threads ? { threads } : {}),
+      ...(plan.warning === undefined ? {} : { warning: plan.warning }),
+      setup: { host: 'browser', threads: plan.count, threadsReason: plan.reason },
+    }
+  },
   loadOrt: async (backend: Backend, options: LoadModelOptions) => {
     if (backend === 'native')
       throw new BackendError(

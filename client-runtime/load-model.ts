@@ -41,7 +41,12 @@ export interface LoadModelOptions {
   readonly contextLength?: number
   /** Browser only: where the app serves onnxruntime-web's .wasm files (default '/ort/'). */
   readonly wasmBaseUrl?: string
-  /** WASM threads (Node; browsers use threads only when cross-origin isolated). */
+  /**
+   * WASM threads ('wasm' and 'ort-wasm'), 1 to 64. Node: default 1. Browsers: threads need a
+   * cross-origin isolated page (COOP/COEP headers; otherwise one thread, with a warning when more
+   * were asked for); the engine's default there is min(2, cores - 1). The engine gives the same
+   * bits for any count.
+   */
   readonly numThreads?: number
   /** WebGPU: keep the cache in GPU buffers between steps (default true); false copies it through the CPU each step. */
   readonly keepCacheOnGpu?: boolean
@@ -83,6 +88,8 @@ export interface RuntimeHost {
     module: WebAssembly.Module
     /** Helper threads (options.numThreads > 1 where the host has them). */
     threads?: EngineThreads
+    /** Something the caller asked for that this host cannot give (e.g. threads on a page that is not cross-origin isolated). */
+    warning?: string
     setup?: Readonly<Record<string, unknown>>
   }>
   /** How the engine reads package files here (default: whole files through the store). */
@@ -164,6 +171,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       )
     else {
       const engine = await host.loadEngine(options)
+      if (engine.warning !== undefined) warnings.push(engine.warning)
       try {
         const session = await createEngineSession({
           module: engine.module,

@@ -6,6 +6,7 @@ import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { createClient } from './client.ts'
+import type { DeviceHost, DeviceLoadOptions } from './device.ts'
 import { type ClientEnvironment, validateClientOptions } from './options.ts'
 
 const messages = [{ role: 'user' as const, content: 'Say something.' }]
@@ -33,6 +34,9 @@ describe('createClient: options', () => {
     ['unknown threshold', { thresholds: { minSpeed: 3 } }, 'thresholds.minSpeed'],
     ['bad default temperature', { defaults: { temperature: -0.5 } }, 'defaults.temperature'],
     ['bad backend', { backend: 'cuda' }, 'backend'],
+    ['numThreads 0', { numThreads: 0 }, 'numThreads'],
+    ['numThreads fractional', { numThreads: 1.5 }, 'numThreads'],
+    ['numThreads as text', { numThreads: '2' }, 'numThreads'],
   ]
   it.each(bad)('%s: InvalidArgumentError naming %s', (_name, options, param) => {
     let caught: unknown
@@ -85,6 +89,26 @@ describe('createClient: options', () => {
     expect(() => createClient({ runtimeUrl: '/ort/' }, { deviceHost: createTestDeviceHost() })).toThrow(
       /browsers only/,
     )
+  })
+
+  it('numThreads goes with every device load (the runtime starts the WASM threads)', async () => {
+    const inner = createTestDeviceHost({ cached: true })
+    const seen: DeviceLoadOptions[] = []
+    const host: DeviceHost = {
+      capabilities: () => inner.capabilities(),
+      inspect: (model, options) => inner.inspect(model, options),
+      load: (model, options) => {
+        seen.push(options)
+        return inner.load(model, options)
+      },
+    }
+    const client = createClient({ numThreads: 3, backend: 'wasm' }, { deviceHost: host })
+    try {
+      await client.prepare()
+      expect(seen.map((options) => options.numThreads)).toEqual([3])
+    } finally {
+      await client.dispose()
+    }
   })
 
   const badRequests: [string, unknown, string][] = [

@@ -158,6 +158,7 @@ class Client implements OndeviceClient {
     const deviceOptions = {
       ...(this.#options.backend ? { backend: this.#options.backend } : {}),
       ...(this.#options.dtype ? { dtype: this.#options.dtype } : {}),
+      ...(this.#options.numThreads === undefined ? {} : { numThreads: this.#options.numThreads }),
     }
     this.#planner = new Planner(host, {
       policy: this.#options.policy,

@@ -23,7 +23,7 @@ export interface DeviceSlotHooks {
 export class DeviceSlot {
   readonly #host: Promise<DeviceHost | undefined>
   readonly #model: string | undefined
-  readonly #options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>
+  readonly #options: Pick<DeviceLoadOptions, 'backend' | 'dtype' | 'numThreads'>
   readonly #hooks: DeviceSlotHooks
   readonly #lifetime = new AbortController()
   #loading: Promise<DeviceModel> | undefined
@@ -38,7 +38,7 @@ export class DeviceSlot {
   constructor(
     host: Promise<DeviceHost | undefined>,
     model: string | undefined,
-    options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>,
+    options: Pick<DeviceLoadOptions, 'backend' | 'dtype' | 'numThreads'>,
     hooks: DeviceSlotHooks,
   ) {
     this.#host = host

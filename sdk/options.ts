@@ -44,6 +44,13 @@ export interface ClientOptions {
   readonly runtimeUrl?: string
   /** Force a weight format (e.g. 'q4', 'q8', 'fp32') instead of the runtime's per-backend choice. */
   readonly dtype?: string
+  /**
+   * WebAssembly threads on the device (backends 'wasm' and 'ort-wasm'), 1 to 64. Node: default 1.
+   * Browsers: threads need a cross-origin isolated page (COOP/COEP headers; else one thread and a
+   * warning); ondevice's engine defaults to min(2, cores - 1) there. The engine's answer is the
+   * same for any count.
+   */
+  readonly numThreads?: number
   /** Defaults applied to every request (each request may override them). */
   readonly defaults?: Partial<SamplingRequest>
 }
@@ -177,6 +184,7 @@ export function validateClientOptions(
     'backend',
     'dtype',
     'runtimeUrl',
+    'numThreads',
     'defaults',
   ])
   for (const key of Object.keys(given)) {
@@ -188,7 +196,17 @@ export function validateClientOptions(
     }
   }
   const host = environment.host
-  const { model, edge, policy = 'prefer-device', thresholds, backend, dtype, runtimeUrl, defaults } = given
+  const {
+    model,
+    edge,
+    policy = 'prefer-device',
+    thresholds,
+    backend,
+    dtype,
+    runtimeUrl,
+    numThreads,
+    defaults,
+  } = given
   if (model !== undefined && (typeof model !== 'string' || model.trim() === '')) {
     throw new InvalidArgumentError(
       'model',
@@ -233,6 +251,15 @@ export function validateClientOptions(
     throw new InvalidArgumentError(
       'dtype',
       `dtype must be a weight format like 'q4', 'q8', 'fp16', 'fp32' (got ${describe(dtype)}).`,
+    )
+  }
+  if (
+    numThreads !== undefined &&
+    (typeof numThreads !== 'number' || !Number.isInteger(numThreads) || numThreads < 1 || numThreads > 64)
+  ) {
+    throw new InvalidArgumentError(
+      'numThreads',
+      `numThreads must be a whole number from 1 to 64 (got ${describe(numThreads)}); omit it for the device's default.`,
     )
   }
   if (thresholds !== undefined) {

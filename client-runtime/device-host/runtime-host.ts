@@ -27,7 +27,7 @@ export interface RuntimeDeviceHostOptions {
   readonly contextLength?: number
   /** Browser: where the app serves onnxruntime-web's .wasm files (default '/ort/'). */
   readonly wasmBaseUrl?: string
-  /** WASM threads (Node). */
+  /** WASM threads, for every load that names none (see loadModel's numThreads). */
   readonly numThreads?: number
   /**
    * The package folder to use when no model is given (Node: the embedded default, see the SDK's
@@ -101,7 +101,9 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
         ...((loadOptions.wasmBaseUrl ?? options.wasmBaseUrl) === undefined
           ? {}
           : { wasmBaseUrl: loadOptions.wasmBaseUrl ?? options.wasmBaseUrl }),
-        ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
+        ...((loadOptions.numThreads ?? options.numThreads) === undefined
+          ? {}
+          : { numThreads: loadOptions.numThreads ?? options.numThreads }),
       })
       const session = options.wrapSession ? options.wrapSession(loaded.session) : loaded.session
       return createDeviceModel({

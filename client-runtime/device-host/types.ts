@@ -18,6 +18,8 @@ export interface DeviceLoadOptions {
   readonly dtype?: string
   /** Browsers: the absolute URL folder where the app serves onnxruntime-web's files (default: the host's, '/ort/'). */
   readonly wasmBaseUrl?: string
+  /** WASM threads (see loadModel's numThreads). */
+  readonly numThreads?: number
   readonly onProgress?: (progress: DownloadProgress) => void
   readonly signal?: AbortSignal
 }

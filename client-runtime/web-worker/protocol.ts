@@ -15,6 +15,7 @@ export interface WorkerLoadOptions {
   readonly backend?: Backend
   readonly dtype?: string
   readonly wasmBaseUrl?: string
+  readonly numThreads?: number
 }
 
 /** What load() resolves to in the worker, and the handle that names the model from then on. */

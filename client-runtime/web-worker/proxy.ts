@@ -54,6 +54,7 @@ function loadOptionsOf(options: DeviceLoadOptions): WorkerLoadOptions {
     ...(options.backend === undefined ? {} : { backend: options.backend }),
     ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
     ...(options.wasmBaseUrl === undefined ? {} : { wasmBaseUrl: options.wasmBaseUrl }),
+    ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
   }
 }
 

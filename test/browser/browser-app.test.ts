@@ -258,10 +258,14 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       expect(text.includes('onnxruntime-node'), `${file.path} mentions onnxruntime-node`).toBe(false)
     }
     // ondevice's engine (backend 'wasm'), and ORT's two builds (WebGPU, and WASM where the engine does not cover a package).
+    // The engine comes in two builds (one thread; shared memory for threads) and its helper
+    // threads' module worker is a chunk of its own.
     const binaries = files.filter((file) => file.path.endsWith('.wasm')).map((file) => file.path)
-    expect(binaries).toHaveLength(3)
-    expect(binaries[0]).toMatch(/^assets\/engine-[\w-]+\.wasm$/)
-    expect(binaries.slice(1)).toEqual([
+    expect(binaries).toHaveLength(4)
+    expect(binaries.filter((path) => /^assets\/engine-threads-[\w-]+\.wasm$/.test(path))).toHaveLength(1)
+    expect(binaries.filter((path) => /^assets\/engine-(?!threads-)[\w-]+\.wasm$/.test(path))).toHaveLength(1)
+    expect(files.some((file) => /^assets\/thread-worker-browser-[\w-]+\.js$/.test(file.path))).toBe(true)
+    expect(binaries.slice(2)).toEqual([
       'ort/ort-wasm-simd-threaded.jsep.wasm',
       'ort/ort-wasm-simd-threaded.wasm',
     ])

@@ -3,13 +3,15 @@
 // assets bindings, and local R2 pre-seeded with a package. Each instance pays for loading ORT's
 // wasm.
 import { readdir, readFile, writeFile } from 'node:fs/promises'
-import { join, relative, sep } from 'node:path'
+import { basename, join, relative, sep } from 'node:path'
 import { bundleWorker, offlineWranglerEnv, repositoryRoot } from '../../tools/wrangler-dev.ts'
 
 export interface WorkerConfigOptions {
   readonly directory: string
   readonly assetsDirectory: string
   readonly vars: Readonly<Record<string, string>>
+  /** The entry to bundle, relative to the repository (default the shipped 'worker/index.ts'). */
+  readonly entry?: string
 }
 
 /**
@@ -27,7 +29,7 @@ export async function writeWorkerConfig(options: WorkerConfigOptions): Promise<s
     buildConfig,
     JSON.stringify({
       name: 'ondevice-edge-test',
-      main: join(repositoryRoot, 'worker/index.ts'),
+      main: join(repositoryRoot, options.entry ?? 'worker/index.ts'),
       ...compatibility,
       rules,
     }),
@@ -36,7 +38,8 @@ export async function writeWorkerConfig(options: WorkerConfigOptions): Promise<s
   const path = join(options.directory, 'wrangler.json')
   const config = {
     name: 'ondevice-edge-test',
-    main: join(bundleDirectory, 'index.js'),
+    // wrangler names the bundle after its entry file.
+    main: join(bundleDirectory, `${basename(options.entry ?? 'worker/index.ts', '.ts')}.js`),
     ...compatibility,
     no_bundle: true,
     find_additional_modules: true,

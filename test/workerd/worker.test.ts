@@ -2,8 +2,9 @@
 // (q8, the WASM weight format), loaded once from local R2 and once from static assets. Proves the
 // ORT-in-workerd recipe, the OpenAI API under the official `openai` client, that the greedy
 // answer equals the Node runtime's (same file, same WASM backend), exact continuation, the error
-// statuses and that a client disconnect frees the generation slot. One file on purpose: each
-// worker pays for loading ORT's wasm.
+// statuses and that a client disconnect frees the generation slot, and that the engine's logits
+// in workerd equal Node's byte for byte (through a test-only entry that wraps the shipped one).
+// One file on purpose: each worker pays for loading ORT's wasm.
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,13 +13,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import type { ChatCompletionResponse } from '../../core/protocol/index.ts'
 import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
-import { loadEngineModule } from '../../wasm/engine/node.ts'
+import { folderWeightReader, loadEngineModule } from '../../wasm/engine/node.ts'
+import { createEngineSession } from '../../wasm/engine/session.ts'
 import { loadOrtWebForNode } from '../../wasm/node.ts'
 import { createApp, type OndeviceApp } from '../../worker/app.ts'
 import { loadEdgeModel } from '../../worker/edge-model.ts'
 import { createModelHost } from '../../worker/model-host.ts'
 import { verifyPackage } from '../../worker/package-sources.ts'
 import { prepareAssetsPackage } from '../../worker/prepare-assets.ts'
+import { type EngineLogitsRequest, engineLogitsPath } from './engine-logits-route.ts'
 import { seedLocalR2, writeWorkerConfig } from './worker-config.ts'
 
 const apiKey = 'workerd-test-key-0123456789'
@@ -26,6 +29,9 @@ const messages = [{ role: 'user' as const, content: 'Once upon a time, in a quie
 const auth = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
 
 let folder: string
+let packageDir: string
+/** Token ids for the logits check (any ids in the 151,936-token vocabulary). */
+const logitTokens = Array.from({ length: 44 }, (_, i) => (i * 7919 + 11) % 151_000)
 let fromR2: LocalServer
 let fromAssets: LocalServer
 let nodeApp: OndeviceApp
@@ -47,7 +53,7 @@ async function complete(base: string, body: Record<string, unknown>): Promise<Ch
 
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-workerd-'))
-  const packageDir = join(folder, 'package')
+  packageDir = join(folder, 'package')
   await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'q8', seed: 1 })
   // The q8 external data is ~30 MB: over the 25 MiB asset limit, so it goes up in chunks.
   const prepared = await prepareAssetsPackage(packageDir, join(folder, 'assets', 'fixture'))
@@ -66,6 +72,8 @@ beforeAll(async () => {
     directory: folder,
     assetsDirectory: join(folder, 'assets'),
     vars,
+    // The shipped entry plus one test-only route that returns the engine's raw logits.
+    entry: 'test/workerd/engine-logits-entry.ts',
   })
   const r2State = join(folder, 'state-r2')
   await mkdir(join(folder, 'state-assets'))
@@ -177,6 +185,35 @@ describe('edge worker in workerd', () => {
       dtype: 'q8',
       model: 'fixture',
     })
+  })
+
+  it("the engine's logits in workerd (precompiled engine.wasm) equal Node's engine byte for byte", async () => {
+    const body: EngineLogitsRequest = {
+      dtype: 'q8',
+      prompt: logitTokens.slice(0, 40),
+      steps: logitTokens.slice(40, 44),
+    }
+    const response = await fetch(`${fromR2.url}${engineLogitsPath}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+    })
+    expect(response.status, response.status === 200 ? '' : await response.clone().text()).toBe(200)
+    const edge = Buffer.from(await response.arrayBuffer())
+    const session = await createEngineSession({
+      module: await loadEngineModule(),
+      files: folderWeightReader(packageDir),
+      dtype: 'q8',
+    })
+    try {
+      const rows = [await session.append([...body.prompt])]
+      for (const token of body.steps) rows.push(await session.append([token]))
+      const node = Buffer.concat(rows.map((row) => Buffer.from(row.buffer, row.byteOffset, row.byteLength)))
+      expect(edge.byteLength).toBe(node.byteLength)
+      expect(node.byteLength).toBe(5 * 151_936 * 4)
+      expect(edge.equals(node)).toBe(true)
+    } finally {
+      await session.dispose()
+    }
   })
 
   it('serves the same package from static assets (chunked) to the official openai client, streaming and not', async () => {

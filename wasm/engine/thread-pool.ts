@@ -2,7 +2,8 @@
 // helper threads each run the same kernel on their own contiguous range of output rows (or
 // attention heads); every output is still reduced in its one fixed order by one thread, so the
 // bits are the same for any thread count. Host-neutral: the host starts the helpers (Node:
-// worker_threads, ./threads-node.ts) and each runs `helperLoop` over the shared control block.
+// worker_threads, ./threads-node.ts; browsers: module Web Workers, ./threads-browser.ts) and each
+// runs `helperLoop` over the shared control block.
 //
 // Control block (int32 words in the shared memory): 0 generation, 1 op (-1 stops), 2 argument
 // count, 3 float-argument bit mask, 4 total, 5 alignment, 6 shares, 7 helpers still working,
@@ -34,6 +35,20 @@ const PENDING = 7
 const ARGS = 8
 
 type RangeKernel = (...args: number[]) => void
+
+/**
+ * Whether this thread may block in Atomics.wait. A browser page's main thread may not (it throws
+ * there, whatever the value), so the pool's calling thread spins on the counter instead; helpers
+ * always run in workers, where waiting is allowed.
+ */
+export function threadMayBlock(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** [begin, end) of share `index` of `shares`, whole multiples of `align` except the last. */
 export function shareRange(total: number, shares: number, align: number, index: number): [number, number] {
@@ -87,6 +102,7 @@ export class ThreadPool {
   readonly #words: Int32Array
   readonly #floats: Float32Array
   readonly #stop: () => Promise<void>
+  readonly #mayBlock = threadMayBlock()
 
   constructor(
     exports: Record<string, unknown>,
@@ -127,8 +143,10 @@ export class ThreadPool {
     Atomics.add(words, GENERATION, 1)
     Atomics.notify(words, GENERATION)
     runShare(this.#exports, words, this.#floats, 0)
+    // The helpers' shares take about as long as this thread's, so a page's main thread (which may
+    // not wait) spins only for the difference.
     for (let pending = Atomics.load(words, PENDING); pending !== 0; pending = Atomics.load(words, PENDING))
-      Atomics.wait(words, PENDING, pending)
+      if (this.#mayBlock) Atomics.wait(words, PENDING, pending)
   }
 
   /** Stops the helpers. */

@@ -12,6 +12,9 @@ const ai = createClient({
   model,
   edge: { url: edgeUrl, connectTimeoutMs: 120_000 },
   runtimeUrl: '/ort/',
+  // Two WebAssembly threads: the engine's helper Web Worker comes out of the app's build, and the
+  // server's COOP/COEP headers make the page cross-origin isolated (shared memory).
+  numThreads: 2,
   // The embedded default model is tiny but a loaded 2-core machine still decodes it slowly.
   thresholds: { minDeviceTokensPerSecond: Number(params.get('minTokensPerSecond') ?? 8) },
 })

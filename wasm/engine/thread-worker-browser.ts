@@ -1,0 +1,33 @@
+// A helper thread of the engine's ThreadPool in a browser (a module Web Worker, started by
+// ./threads-browser.ts from a page or from the SDK's model worker): instantiates the shared-memory
+// engine over the model's memory on its own shadow stack, says 'ready', then runs its share of
+// each split kernel until the pool stops (Atomics.wait is allowed in workers).
+import { helperLoop } from './thread-pool.ts'
+
+export interface BrowserHelperStart {
+  readonly module: WebAssembly.Module
+  readonly memory: WebAssembly.Memory
+  readonly control: number
+  readonly index: number
+  readonly stackTop: number
+}
+
+interface WorkerScope {
+  onmessage: ((event: { readonly data: BrowserHelperStart }) => void) | null
+  postMessage(message: unknown): void
+}
+
+const scope = globalThis as unknown as WorkerScope
+scope.onmessage = (event) => {
+  scope.onmessage = null
+  const { module, memory, control, index, stackTop } = event.data
+  WebAssembly.instantiate(module, { env: { memory } }).then(
+    (instance) => {
+      // Every instance starts with the same __stack_pointer: move this one to its own region.
+      ;(instance.exports.__stack_pointer as WebAssembly.Global).value = stackTop
+      scope.postMessage('ready')
+      helperLoop(instance.exports as Record<string, unknown>, memory, control, index)
+    },
+    (error: unknown) => scope.postMessage({ error: error instanceof Error ? error.message : String(error) }),
+  )
+}

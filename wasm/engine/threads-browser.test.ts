@@ -1,0 +1,43 @@
+// How many engine threads a browser context gets (planBrowserEngineThreads): the Chromium test
+// (test/browser/engine-threads.test.ts) runs them; this checks the choice and its words.
+import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError } from '../../core/errors.ts'
+import { defaultBrowserEngineThreads, planBrowserEngineThreads } from './threads-browser.ts'
+
+const isolated = { isolated: true, workers: true, cores: 8 }
+
+describe('planBrowserEngineThreads', () => {
+  it('defaults to min(2, cores - 1), at least one', () => {
+    expect([1, 2, 3, 4, 16].map(defaultBrowserEngineThreads)).toEqual([1, 1, 2, 2, 2])
+    expect(planBrowserEngineThreads(undefined, isolated)).toMatchObject({ count: 2 })
+    expect(planBrowserEngineThreads(undefined, { ...isolated, cores: 2 })).toMatchObject({ count: 1 })
+  })
+
+  it('gives what the caller asks for on an isolated page', () => {
+    const plan = planBrowserEngineThreads(4, isolated)
+    expect(plan).toMatchObject({ count: 4 })
+    expect(plan.warning).toBeUndefined()
+  })
+
+  it('without cross-origin isolation: one thread, why, and a warning only when threads were asked for', () => {
+    const asked = planBrowserEngineThreads(4, { ...isolated, isolated: false })
+    expect(asked.count).toBe(1)
+    expect(asked.reason).toMatch(/not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin/)
+    expect(asked.warning).toMatch(/numThreads 4 asked for/)
+    const byDefault = planBrowserEngineThreads(undefined, { ...isolated, isolated: false })
+    expect(byDefault.count).toBe(1)
+    expect(byDefault.warning).toBeUndefined()
+    expect(planBrowserEngineThreads(2, { ...isolated, workers: false }).warning).toMatch(/Web Workers/)
+  })
+
+  it.each([0, 65, 1.5, Number.NaN])('numThreads %s: InvalidArgumentError naming numThreads', (value) => {
+    let caught: unknown
+    try {
+      planBrowserEngineThreads(value, isolated)
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError)
+    expect((caught as InvalidArgumentError).param).toBe('numThreads')
+  })
+})

@@ -1,0 +1,186 @@
+// The engine's helper threads in a browser page or Web Worker: module Web Workers that
+// instantiate engine-threads.wasm over the model's shared memory and take their share of each
+// matrix product and of attention, with the same control block protocol as Node's worker_threads
+// (./thread-pool.ts). Shared memory needs a cross-origin isolated page (COOP: same-origin and
+// COEP: require-corp; `crossOriginIsolated`); elsewhere the engine runs on one thread and says why.
+import { BackendError, InvalidArgumentError } from '../../core/errors.ts'
+import { loadThreadsEngineModuleForBrowser } from './browser.ts'
+import type { Kernels } from './kernels.ts'
+import type { EngineThreads } from './session.ts'
+import { controlWords, ThreadPool } from './thread-pool.ts'
+import type { BrowserHelperStart } from './thread-worker-browser.ts'
+
+/** Each helper's shadow stack (the split kernels use little or none of it). */
+const helperStackBytes = 64 * 1024
+/** How long a helper may take to start (fetch its script, instantiate) before the load fails. */
+const helperStartTimeoutMs = 30_000
+
+/** What the page offers for threads. */
+export interface BrowserThreadEnvironment {
+  /** `crossOriginIsolated` and SharedArrayBuffer present. */
+  readonly isolated: boolean
+  /** `Worker` exists here (pages and dedicated workers; not every worklet or service worker). */
+  readonly workers: boolean
+  /** navigator.hardwareConcurrency. */
+  readonly cores: number
+}
+
+export interface BrowserThreadPlan {
+  readonly count: number
+  readonly reason: string
+  /** Set when the caller asked for threads this page cannot give (a warning for the load result). */
+  readonly warning?: string
+}
+
+/**
+ * The default: one thread per core but one (the page, the model worker's own loop and the
+ * browser need one), at most 2. Decode is bound by memory bandwidth, which two threads come close
+ * to filling on phones and laptops; more threads than that mostly add waiting at each split. The
+ * bits are the same for any count, so the default never changes an answer.
+ */
+export function defaultBrowserEngineThreads(cores: number): number {
+  return Math.max(1, Math.min(2, Math.floor(cores) - 1))
+}
+
+/** This page's or worker's thread environment. */
+export function browserThreadEnvironment(): BrowserThreadEnvironment {
+  const globals = globalThis as {
+    crossOriginIsolated?: boolean
+    navigator?: { hardwareConcurrency?: number }
+    Worker?: unknown
+  }
+  return {
+    isolated: globals.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function',
+    workers: typeof globals.Worker === 'function',
+    cores: globals.navigator?.hardwareConcurrency ?? 1,
+  }
+}
+
+const isolationHint =
+  'serve the page with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (the ondevice/vite plugin does on its dev and preview servers; docs/sdk.md)'
+
+/** How many threads the engine runs here, and why. Throws on a numThreads that is not 1..64. */
+export function planBrowserEngineThreads(
+  requested: number | undefined,
+  environment: BrowserThreadEnvironment,
+): BrowserThreadPlan {
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 1 || requested > 64))
+    throw new InvalidArgumentError(
+      'numThreads',
+      `numThreads must be an integer from 1 to 64, got ${String(requested)}.`,
+    )
+  const wanted = requested ?? defaultBrowserEngineThreads(environment.cores)
+  const asked = requested === undefined ? 'default' : 'requested by the caller (numThreads)'
+  if (wanted === 1)
+    return {
+      count: 1,
+      reason:
+        requested === undefined
+          ? `default (one thread: ${environment.cores} core(s))`
+          : 'requested by the caller (numThreads)',
+    }
+  const missing = !environment.isolated
+    ? `the page is not cross-origin isolated, so there is no shared memory: ${isolationHint}`
+    : !environment.workers
+      ? 'this context cannot start Web Workers'
+      : undefined
+  if (missing === undefined)
+    return {
+      count: wanted,
+      reason: `${asked}: ${wanted} threads (${environment.cores} cores, cross-origin isolated)`,
+    }
+  const reason = `one thread: ${missing}`
+  return requested === undefined
+    ? { count: 1, reason }
+    : {
+        count: 1,
+        reason,
+        warning: `numThreads ${requested} asked for, the WebAssembly engine runs on one thread: ${missing}.`,
+      }
+}
+
+/** `count` threads for createEngineSession (module Web Workers over shared memory); undefined for 1. */
+export async function browserEngineThreads(count: number): Promise<EngineThreads | undefined> {
+  if (!Number.isInteger(count) || count < 1 || count > 64)
+    throw new InvalidArgumentError(
+      'numThreads',
+      `numThreads must be an integer from 1 to 64, got ${String(count)}.`,
+    )
+  if (count === 1) return undefined
+  const module = await loadThreadsEngineModuleForBrowser()
+  return { count, module, start: (kernels) => startBrowserThreads(kernels, module, count) }
+}
+
+function startHelper(message: BrowserHelperStart): { worker: Worker; started: Promise<void> } {
+  // Bundlers (Vite, webpack, esbuild) emit the helper as its own chunk only for this exact
+  // pattern, `new Worker(new URL('./x.ts', import.meta.url), ...)` in one expression (a URL made
+  // beforehand becomes a plain asset: the TypeScript source); the published package rewrites it
+  // to the .js beside this file.
+  const worker = new Worker(new URL('./thread-worker-browser.ts', import.meta.url), {
+    type: 'module',
+    name: `ondevice-engine-thread-${message.index}`,
+  })
+  const started = new Promise<void>((resolve, reject) => {
+    const fail = (detail: string) =>
+      reject(
+        new BackendError(
+          'backend_unavailable',
+          `ondevice's engine thread ${message.index} did not start (${detail}). Serve the bundle's assets with the page (the helper is a script of its own beside the engine's .wasm), or pass numThreads: 1.`,
+        ),
+      )
+    const timer = setTimeout(
+      () => fail(`no answer in ${helperStartTimeoutMs / 1000} s`),
+      helperStartTimeoutMs,
+    )
+    worker.onmessage = (event: MessageEvent) => {
+      clearTimeout(timer)
+      const data = event.data as 'ready' | { error?: string }
+      if (data === 'ready') resolve()
+      else fail(`it could not instantiate the engine: ${data.error ?? 'unknown error'}`)
+    }
+    worker.onerror = (event: ErrorEvent) => {
+      clearTimeout(timer)
+      event.preventDefault()
+      fail(event.message || 'its script failed to load')
+    }
+    worker.onmessageerror = () => {
+      clearTimeout(timer)
+      fail('the shared memory could not be sent to it')
+    }
+  })
+  worker.postMessage(message)
+  return { worker, started }
+}
+
+/** Starts threads - 1 helpers for `kernels` (created over shared memory) and attaches the pool. */
+export async function startBrowserThreads(
+  kernels: Kernels,
+  module: WebAssembly.Module,
+  threads: number,
+): Promise<void> {
+  if (threads <= 1) return
+  const control = kernels.alloc(controlWords * 4, 64)
+  const workers: Worker[] = []
+  try {
+    const starting: Promise<void>[] = []
+    for (let index = 1; index < threads; index++) {
+      const stackTop = kernels.alloc(helperStackBytes, 16) + helperStackBytes
+      const { worker, started } = startHelper({ module, memory: kernels.memory, control, index, stackTop })
+      workers.push(worker)
+      starting.push(started)
+    }
+    await Promise.all(starting)
+  } catch (error) {
+    for (const worker of workers) worker.terminate()
+    throw error
+  }
+  kernels.pool = new ThreadPool(
+    kernels.k as unknown as Record<string, unknown>,
+    kernels.memory,
+    control,
+    threads,
+    async () => {
+      for (const worker of workers) worker.terminate()
+    },
+  )
+}
