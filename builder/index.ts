@@ -35,6 +35,8 @@ export {
   qwen3TokenizerFiles,
   writeFixture,
 } from './fixtures/fixture.ts'
+// GGUF export (llama.cpp's format): package → .gguf.
+export * from './gguf/index.ts'
 export { type ConvertLlama2cOptions, convertLlama2c } from './importers/convert-llama2c.ts'
 export {
   type ConvertHfOptions,

@@ -35,6 +35,10 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
     summary: 'Convert a llama2.c or Hugging Face safetensors checkpoint to a package',
     load: () => import('./commands/convert.ts'),
   },
+  export: {
+    summary: "Write a package's weights and tokenizer as a GGUF file (llama.cpp, wllama)",
+    load: () => import('./commands/export.ts'),
+  },
   inspect: {
     summary: "Show a package's architecture, dtypes, files and ONNX inputs/outputs",
     load: () => import('./commands/inspect.ts'),

@@ -1,0 +1,158 @@
+// Reads back what a package was built from, for GGUF export: the decoder weights from its fp32
+// (or fp16) ONNX file, in the builder's Hugging Face layout, and its tokenizer as GGUF metadata.
+// Quantized-only packages are refused: re-quantizing q4/q8 codes into ggml's blocks would stack
+// two roundings, so the export starts from float weights as llama.cpp's converter does.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
+import { type ModelConfig, onnxFileNames, parseModelConfig } from '../../core/model-package.ts'
+import { folderWeightReader } from '../../wasm/engine/node.ts'
+import { OnnxWeights } from '../../wasm/engine/onnx-weights.ts'
+import {
+  type DecoderLayerWeights,
+  type DecoderWeights,
+  type Matrix,
+  matrix,
+} from '../architectures/weights.ts'
+import { fromFloat16 } from '../onnx/tensor.ts'
+import type { GgufValue } from './gguf-file.ts'
+import { ggufTokenizerMetadata } from './gguf-tokenizer.ts'
+
+export interface PackageSource {
+  readonly weights: DecoderWeights
+  readonly tokenizer: Map<string, GgufValue>
+  /** The package's name (manifest.json), for general.name. */
+  readonly name: string
+  /** The ONNX file the weights came from. */
+  readonly onnxFile: string
+}
+
+function readJson(folder: string, file: string): Record<string, unknown> | undefined {
+  const path = join(folder, file)
+  if (!existsSync(path)) return undefined
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
+  } catch (cause) {
+    throw new ModelError('model_invalid', `${path} is not valid JSON.`, { cause })
+  }
+}
+
+const firstId = (value: unknown): number | undefined =>
+  typeof value === 'number'
+    ? value
+    : Array.isArray(value) && typeof value[0] === 'number'
+      ? value[0]
+      : undefined
+
+/** Reads a package folder's float weights and tokenizer (see the top of this file). */
+export async function readPackageSource(folder: string): Promise<PackageSource> {
+  if (!existsSync(join(folder, 'config.json')))
+    throw new InvalidArgumentError(
+      'package',
+      `${folder} is not a model package (no config.json): pass a folder written by ondevice convert or ondevice fixture.`,
+    )
+  const config = parseModelConfig(readFileSync(join(folder, 'config.json'), 'utf8'))
+  if (config.modelType !== 'llama' && config.modelType !== 'qwen3')
+    throw new InvalidArgumentError(
+      'package',
+      `GGUF export writes llama and qwen3 packages; ${folder} is ${config.modelType}.`,
+    )
+  const dtype = (['fp32', 'fp16'] as const).find((candidate) =>
+    existsSync(join(folder, onnxFileNames(config.modelType, candidate).model)),
+  )
+  if (!dtype)
+    throw new InvalidArgumentError(
+      'package',
+      `${folder} has no fp32 or fp16 ONNX file; GGUF export quantizes from float weights. Write the package with --dtype fp32 as well (ondevice convert / ondevice fixture).`,
+    )
+  const onnxFile = onnxFileNames(config.modelType, dtype).model
+  const reader = folderWeightReader(folder)
+  try {
+    const onnx = await OnnxWeights.open(reader, onnxFile)
+    const weights = await readDecoderWeights(onnx, config)
+    const tokenizerJson = readJson(folder, 'tokenizer.json')
+    if (!tokenizerJson)
+      throw new InvalidArgumentError(
+        'package',
+        `${folder} has no tokenizer.json; GGUF files carry the tokenizer.`,
+      )
+    const tokenizerConfigJson = readJson(folder, 'tokenizer_config.json')
+    const generation = readJson(folder, 'generation_config.json') ?? {}
+    const bos = firstId(generation['bos_token_id'])
+    const eos = firstId(generation['eos_token_id'])
+    const pad = firstId(generation['pad_token_id'])
+    const tokenizer = ggufTokenizerMetadata({
+      tokenizerJson,
+      ...(tokenizerConfigJson ? { tokenizerConfigJson } : {}),
+      config,
+      ...(bos === undefined ? {} : { bosTokenId: bos }),
+      ...(eos === undefined ? {} : { eosTokenId: eos }),
+      ...(pad === undefined ? {} : { padTokenId: pad }),
+    })
+    const manifest = readJson(folder, 'manifest.json')
+    const name = typeof manifest?.['name'] === 'string' ? manifest['name'] : config.modelType
+    return { weights, tokenizer, name, onnxFile }
+  } finally {
+    await reader.close?.()
+  }
+}
+
+async function readDecoderWeights(onnx: OnnxWeights, config: ModelConfig): Promise<DecoderWeights> {
+  const floats = async (name: string, dims: readonly number[]): Promise<Float32Array> => {
+    const initializer = onnx.get(name)
+    const ok =
+      (initializer.type === 'float32' || initializer.type === 'float16') &&
+      initializer.dims.length === dims.length &&
+      initializer.dims.every((d, i) => d === dims[i])
+    if (!ok)
+      throw new ModelError(
+        'model_invalid',
+        `${onnx.path}: "${name}" is ${initializer.type}[${initializer.dims.join(', ')}], expected float[${dims.join(', ')}] from config.json.`,
+      )
+    const bytes = new Uint8Array(initializer.byteLength)
+    await onnx.readInto(initializer, bytes)
+    return initializer.type === 'float32'
+      ? new Float32Array(bytes.buffer)
+      : fromFloat16(new Uint16Array(bytes.buffer))
+  }
+  // MatMul weights are stored (in, out); the builder's layout is nn.Linear's (out, in).
+  const linear = async (name: string, rows: number, cols: number): Promise<Matrix> => {
+    const stored = await floats(`${name}.weight`, [cols, rows])
+    const data = new Float32Array(rows * cols)
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) data[r * cols + c] = stored[c * rows + r]!
+    return matrix(rows, cols, data)
+  }
+  const hidden = config.hiddenSize
+  const q = config.numAttentionHeads * config.headDim
+  const kv = config.numKeyValueHeads * config.headDim
+  const layers: DecoderLayerWeights[] = []
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`
+    const qwen3 = config.modelType === 'qwen3'
+    layers.push({
+      inputLayernorm: await floats(`${p}.input_layernorm.weight`, [hidden]),
+      qProj: await linear(`${p}.self_attn.q_proj`, q, hidden),
+      kProj: await linear(`${p}.self_attn.k_proj`, kv, hidden),
+      vProj: await linear(`${p}.self_attn.v_proj`, kv, hidden),
+      oProj: await linear(`${p}.self_attn.o_proj`, hidden, q),
+      ...(qwen3
+        ? {
+            qNorm: await floats(`${p}.self_attn.q_norm.weight`, [config.headDim]),
+            kNorm: await floats(`${p}.self_attn.k_norm.weight`, [config.headDim]),
+          }
+        : {}),
+      postAttentionLayernorm: await floats(`${p}.post_attention_layernorm.weight`, [hidden]),
+      gateProj: await linear(`${p}.mlp.gate_proj`, config.intermediateSize, hidden),
+      upProj: await linear(`${p}.mlp.up_proj`, config.intermediateSize, hidden),
+      downProj: await linear(`${p}.mlp.down_proj`, hidden, config.intermediateSize),
+    })
+  }
+  const embedTokens = matrix(
+    config.vocabSize,
+    hidden,
+    await floats('model.embed_tokens.weight', [config.vocabSize, hidden]),
+  )
+  const norm = await floats('model.norm.weight', [hidden])
+  const lmHead = config.tieWordEmbeddings ? undefined : await linear('lm_head', config.vocabSize, hidden)
+  return { config, embedTokens, layers, norm, ...(lmHead ? { lmHead } : {}) }
+}
