@@ -2,19 +2,18 @@
 // (or fp16) ONNX file, in the builder's Hugging Face layout, and its tokenizer as GGUF metadata.
 // Quantized-only packages are refused: re-quantizing q4/q8 codes into ggml's blocks would stack
 // two roundings, so the export starts from float weights as llama.cpp's converter does.
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { type ModelConfig, onnxFileNames, parseModelConfig } from '../../core/model-package.ts'
-import { folderWeightReader } from '../../wasm/engine/node.ts'
-import { OnnxWeights } from '../../wasm/engine/onnx-weights.ts'
 import {
   type DecoderLayerWeights,
   type DecoderWeights,
   type Matrix,
   matrix,
 } from '../architectures/weights.ts'
-import { fromFloat16 } from '../onnx/tensor.ts'
+import { type ModelSummary, readModelSummary } from '../onnx/model-reader.ts'
+import { byteLengthOf, fromFloat16 } from '../onnx/tensor.ts'
 import type { GgufValue } from './gguf-file.ts'
 import { ggufTokenizerMetadata } from './gguf-tokenizer.ts'
 
@@ -66,10 +65,9 @@ export async function readPackageSource(folder: string): Promise<PackageSource> 
       `${folder} has no fp32 or fp16 ONNX file; GGUF export quantizes from float weights. Write the package with --dtype fp32 as well (ondevice convert / ondevice fixture).`,
     )
   const onnxFile = onnxFileNames(config.modelType, dtype).model
-  const reader = folderWeightReader(folder)
+  const onnx = new OnnxInitializers(join(folder, onnxFile))
   try {
-    const onnx = await OnnxWeights.open(reader, onnxFile)
-    const weights = await readDecoderWeights(onnx, config)
+    const weights = readDecoderWeights(onnx, config)
     const tokenizerJson = readJson(folder, 'tokenizer.json')
     if (!tokenizerJson)
       throw new InvalidArgumentError(
@@ -93,31 +91,85 @@ export async function readPackageSource(folder: string): Promise<PackageSource> 
     const name = typeof manifest?.['name'] === 'string' ? manifest['name'] : config.modelType
     return { weights, tokenizer, name, onnxFile }
   } finally {
-    await reader.close?.()
+    onnx.close()
   }
 }
 
-async function readDecoderWeights(onnx: OnnxWeights, config: ModelConfig): Promise<DecoderWeights> {
-  const floats = async (name: string, dims: readonly number[]): Promise<Float32Array> => {
-    const initializer = onnx.get(name)
+/** An ONNX file's initializers by name, their bytes read from inline data or external files. */
+class OnnxInitializers {
+  readonly path: string
+  readonly #entries: Map<string, ModelSummary['initializers'][number]>
+  readonly #files = new Map<string, { descriptor: number; size: number }>()
+
+  constructor(path: string) {
+    this.path = path
+    let summary: ModelSummary
+    try {
+      summary = readModelSummary(new Uint8Array(readFileSync(path)))
+    } catch (cause) {
+      throw new ModelError('model_invalid', `${path} is not a readable ONNX file.`, { cause })
+    }
+    this.#entries = new Map(summary.initializers.map((entry) => [entry.name, entry]))
+  }
+
+  /** The float values of `name`, checked against the dims config.json implies. */
+  floats(name: string, dims: readonly number[]): Float32Array {
+    const entry = this.#entries.get(name)
+    if (!entry) throw new ModelError('model_invalid', `${this.path} has no initializer "${name}".`)
     const ok =
-      (initializer.type === 'float32' || initializer.type === 'float16') &&
-      initializer.dims.length === dims.length &&
-      initializer.dims.every((d, i) => d === dims[i])
+      (entry.type === 'float32' || entry.type === 'float16') &&
+      entry.dims.length === dims.length &&
+      entry.dims.every((d, i) => d === dims[i])
     if (!ok)
       throw new ModelError(
         'model_invalid',
-        `${onnx.path}: "${name}" is ${initializer.type}[${initializer.dims.join(', ')}], expected float[${dims.join(', ')}] from config.json.`,
+        `${this.path}: "${name}" is ${entry.type}[${entry.dims.join(', ')}], expected float[${dims.join(', ')}] from config.json.`,
       )
-    const bytes = new Uint8Array(initializer.byteLength)
-    await onnx.readInto(initializer, bytes)
-    return initializer.type === 'float32'
+    const length = byteLengthOf(entry.type!, entry.dims)
+    const bytes = new Uint8Array(length)
+    if (entry.external) {
+      const file = join(dirname(this.path), entry.external.location)
+      let opened = this.#files.get(file)
+      if (!opened) {
+        if (!existsSync(file))
+          throw new ModelError('model_invalid', `${this.path} keeps "${name}" in ${file}, which is missing.`)
+        const descriptor = openSync(file, 'r')
+        opened = { descriptor, size: fstatSync(descriptor).size }
+        this.#files.set(file, opened)
+      }
+      if (entry.external.offset + length > opened.size)
+        throw new ModelError(
+          'model_invalid',
+          `${file} is too short for "${name}" (needs bytes up to ${entry.external.offset + length}, has ${opened.size}): the package is incomplete.`,
+        )
+      let read = 0
+      while (read < length) {
+        const got = readSync(opened.descriptor, bytes, read, length - read, entry.external.offset + read)
+        if (got === 0) throw new ModelError('model_invalid', `${file} ended while reading "${name}".`)
+        read += got
+      }
+    } else if (entry.inlineData && entry.inlineData.length === length) bytes.set(entry.inlineData)
+    else
+      throw new ModelError(
+        'model_invalid',
+        `${this.path}: "${name}" has ${entry.inlineBytes} inline bytes, expected ${length}.`,
+      )
+    return entry.type === 'float32'
       ? new Float32Array(bytes.buffer)
       : fromFloat16(new Uint16Array(bytes.buffer))
   }
+
+  close(): void {
+    for (const { descriptor } of this.#files.values()) closeSync(descriptor)
+    this.#files.clear()
+  }
+}
+
+function readDecoderWeights(onnx: OnnxInitializers, config: ModelConfig): DecoderWeights {
+  const floats = (name: string, dims: readonly number[]) => onnx.floats(name, dims)
   // MatMul weights are stored (in, out); the builder's layout is nn.Linear's (out, in).
-  const linear = async (name: string, rows: number, cols: number): Promise<Matrix> => {
-    const stored = await floats(`${name}.weight`, [cols, rows])
+  const linear = (name: string, rows: number, cols: number): Matrix => {
+    const stored = floats(`${name}.weight`, [cols, rows])
     const data = new Float32Array(rows * cols)
     for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) data[r * cols + c] = stored[c * rows + r]!
     return matrix(rows, cols, data)
@@ -130,29 +182,29 @@ async function readDecoderWeights(onnx: OnnxWeights, config: ModelConfig): Promi
     const p = `model.layers.${i}`
     const qwen3 = config.modelType === 'qwen3'
     layers.push({
-      inputLayernorm: await floats(`${p}.input_layernorm.weight`, [hidden]),
-      qProj: await linear(`${p}.self_attn.q_proj`, q, hidden),
-      kProj: await linear(`${p}.self_attn.k_proj`, kv, hidden),
-      vProj: await linear(`${p}.self_attn.v_proj`, kv, hidden),
-      oProj: await linear(`${p}.self_attn.o_proj`, hidden, q),
+      inputLayernorm: floats(`${p}.input_layernorm.weight`, [hidden]),
+      qProj: linear(`${p}.self_attn.q_proj`, q, hidden),
+      kProj: linear(`${p}.self_attn.k_proj`, kv, hidden),
+      vProj: linear(`${p}.self_attn.v_proj`, kv, hidden),
+      oProj: linear(`${p}.self_attn.o_proj`, hidden, q),
       ...(qwen3
         ? {
-            qNorm: await floats(`${p}.self_attn.q_norm.weight`, [config.headDim]),
-            kNorm: await floats(`${p}.self_attn.k_norm.weight`, [config.headDim]),
+            qNorm: floats(`${p}.self_attn.q_norm.weight`, [config.headDim]),
+            kNorm: floats(`${p}.self_attn.k_norm.weight`, [config.headDim]),
           }
         : {}),
-      postAttentionLayernorm: await floats(`${p}.post_attention_layernorm.weight`, [hidden]),
-      gateProj: await linear(`${p}.mlp.gate_proj`, config.intermediateSize, hidden),
-      upProj: await linear(`${p}.mlp.up_proj`, config.intermediateSize, hidden),
-      downProj: await linear(`${p}.mlp.down_proj`, hidden, config.intermediateSize),
+      postAttentionLayernorm: floats(`${p}.post_attention_layernorm.weight`, [hidden]),
+      gateProj: linear(`${p}.mlp.gate_proj`, config.intermediateSize, hidden),
+      upProj: linear(`${p}.mlp.up_proj`, config.intermediateSize, hidden),
+      downProj: linear(`${p}.mlp.down_proj`, hidden, config.intermediateSize),
     })
   }
   const embedTokens = matrix(
     config.vocabSize,
     hidden,
-    await floats('model.embed_tokens.weight', [config.vocabSize, hidden]),
+    floats('model.embed_tokens.weight', [config.vocabSize, hidden]),
   )
-  const norm = await floats('model.norm.weight', [hidden])
-  const lmHead = config.tieWordEmbeddings ? undefined : await linear('lm_head', config.vocabSize, hidden)
+  const norm = floats('model.norm.weight', [hidden])
+  const lmHead = config.tieWordEmbeddings ? undefined : linear('lm_head', config.vocabSize, hidden)
   return { config, embedTokens, layers, norm, ...(lmHead ? { lmHead } : {}) }
 }

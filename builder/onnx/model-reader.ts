@@ -24,6 +24,8 @@ export interface ModelSummary {
     dims: number[]
     external: { location: string; offset: number; length: number } | undefined
     inlineBytes: number
+    /** The raw_data bytes when the tensor is stored inline (a view into the model's bytes). */
+    inlineData?: Uint8Array
   }[]
   readonly metadata: Readonly<Record<string, string>>
 }
@@ -68,6 +70,7 @@ export function readModelSummary(bytes: Uint8Array): ModelSummary {
     dims: number[]
     external: { location: string; offset: number; length: number } | undefined
     inlineBytes: number
+    inlineData?: Uint8Array
   }[] = []
   for (const f of readFields(bytes)) {
     if (f.field === 1) irVersion = asSignedNumber(f.value)
@@ -104,13 +107,16 @@ export function readModelSummary(bytes: Uint8Array): ModelSummary {
           let type: ElementType | undefined
           const dims: number[] = []
           let inlineBytes = 0
+          let inlineData: Uint8Array | undefined
           const externalEntries: Record<string, string> = {}
           for (const t of readFields(g.bytes)) {
             if (t.field === 1) dims.push(asSignedNumber(t.value))
             else if (t.field === 2) type = elementTypeFromCode(asSignedNumber(t.value))
             else if (t.field === 8) name = asString(t.bytes)
-            else if (t.field === 9) inlineBytes = t.bytes?.length ?? 0
-            else if (t.field === 13 && t.bytes) {
+            else if (t.field === 9) {
+              inlineBytes = t.bytes?.length ?? 0
+              inlineData = t.bytes
+            } else if (t.field === 13 && t.bytes) {
               const entry = readFields(t.bytes)
               externalEntries[asString(entry.find((x) => x.field === 1)?.bytes)] = asString(
                 entry.find((x) => x.field === 2)?.bytes,
@@ -125,7 +131,14 @@ export function readModelSummary(bytes: Uint8Array): ModelSummary {
                   offset: Number(externalEntries.offset ?? 0),
                   length: Number(externalEntries.length ?? 0),
                 }
-          initializers.push({ name, type, dims, external, inlineBytes })
+          initializers.push({
+            name,
+            type,
+            dims,
+            external,
+            inlineBytes,
+            ...(inlineData ? { inlineData } : {}),
+          })
         }
       }
     }
