@@ -248,11 +248,13 @@ export async function* generate(
   let lastTokenAt = 0
   let prefillSeconds = 0
   let prefilledTokens = 0
+  let cachedTokens = 0
 
   const usage = (): Usage => ({
     promptTokens: prompt.length,
     completionTokens: newTokens.length,
     ...(continuationIds.length > 0 ? { continuationTokens: continuationIds.length } : {}),
+    cachedTokens,
     timeToFirstTokenMs: firstTokenAt === 0 ? 0 : firstTokenAt - started,
     prefillTokensPerSecond: prefillSeconds > 0 ? prefilledTokens / prefillSeconds : 0,
     decodeTokensPerSecond:
@@ -355,6 +357,8 @@ export async function* generate(
   const reuse = await resumePoint(session, input, prompt.length, boundaries)
   const prefillStarted = performance.now()
   prefilledTokens = input.length - reuse
+  // Only the prompt's share: reused continuation tokens (a retried handoff) are not prompt tokens.
+  cachedTokens = Math.min(reuse, prompt.length)
   // The prompt goes in as chunks cut at the turn boundaries; continuation tokens one at a time,
   // as they were produced. With dynamic int8 (q8: activations quantized per tensor) logits depend
   // on how tokens were chunked, so this is what makes a continued answer equal the uninterrupted

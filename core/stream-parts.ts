@@ -24,6 +24,12 @@ export interface Usage {
    * `continuation`); neither prompt nor completion here, but work this side did.
    */
   readonly continuationTokens?: number
+  /**
+   * Prompt tokens taken from the session's cache instead of being fed to the model (the previous
+   * turn of a chat on the same session: its KV cache, or a Qwen3.5 state checkpoint). The model
+   * ran on `promptTokens - cachedTokens` of the prompt. OpenAI's `prompt_tokens_details.cached_tokens`.
+   */
+  readonly cachedTokens?: number
   /** Milliseconds from the request to the first generated token. */
   readonly timeToFirstTokenMs: number
   readonly prefillTokensPerSecond: number

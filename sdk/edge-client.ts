@@ -392,6 +392,7 @@ export class EdgeClient {
     const finalUsage: Usage = {
       promptTokens: usage?.promptTokens ?? 0,
       completionTokens: completion,
+      ...(usage?.cachedTokens === undefined ? {} : { cachedTokens: usage.cachedTokens }),
       timeToFirstTokenMs: usage?.timeToFirstTokenMs ?? (firstTokenAt ?? now) - started,
       prefillTokensPerSecond: usage?.prefillTokensPerSecond ?? 0,
       decodeTokensPerSecond:

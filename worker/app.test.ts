@@ -3,6 +3,7 @@
 // request log. workerd runs the same app in test/workerd/ (with a real ONNX model).
 import { describe, expect, it } from 'vitest'
 import type { ChatCompletionChunk, ChatCompletionResponse } from '../core/protocol/index.ts'
+import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 import type { AppOptions } from './options.ts'
@@ -10,7 +11,7 @@ import { createMemoryRateLimiter } from './rate-limit.ts'
 import type { RequestLogLine } from './request-log.ts'
 
 const apiKey = 'test-key-0123456789abcdef'
-const messages = [{ role: 'user', content: 'Tell me a story about a secret garden.' }]
+const messages = [{ role: 'user' as const, content: 'Tell me a story about a secret garden.' }]
 
 function setup(options: Partial<AppOptions> & { host?: ReturnType<typeof createTestHost> } = {}) {
   const host = options.host ?? createTestHost()
@@ -90,6 +91,37 @@ describe('POST /v1/chat/completions', () => {
     expect(usageChunk?.choices).toEqual([])
     expect(usageChunk?.usage?.completion_tokens).toBe(20)
     expect(logs.at(-1)).toMatchObject({ status: 200, stream: true, completionTokens: 20 })
+  })
+
+  it("reports a second turn's reused prompt tokens as usage.prompt_tokens_details.cached_tokens and feeds only the rest", async () => {
+    for (const rewindable of [true, 'checkpoints'] as const) {
+      const { post, host } = setup({ host: createTestHost({ session: { rewindable } }) })
+      const request = { model: 'test-model', messages, max_tokens: 8, temperature: 0 }
+      const first = (await (await post(request)).json()) as ChatCompletionResponse
+      expect(first.usage.prompt_tokens_details).toEqual({ cached_tokens: 0 })
+      const secondTurn = [
+        ...messages,
+        { role: 'assistant', content: first.choices[0]?.message.content ?? '' },
+        { role: 'user', content: 'And then?' },
+      ]
+      // What the first turn left that the second shares: its messages up to where the answer
+      // started (the cut before the assistant turn; a recurrent state can go back only there).
+      const history = qwen3Tokenizer().encodeChat(messages, { addGenerationPrompt: false }).length
+      const session = host.sessions[0]
+      const callsBefore = session?.appendCalls.length ?? 0
+      const response = await post({
+        ...request,
+        messages: secondTurn,
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+      const usage = chunksOf(await readEvents(response)).at(-1)?.usage
+      expect(host.sessions, `${rewindable}`).toHaveLength(1)
+      expect(usage?.prompt_tokens_details, `${rewindable}`).toEqual({ cached_tokens: history })
+      // The prompt chunks the session ran (appends before the 7 decode steps) carried only the rest.
+      const fed = session?.appendCalls.slice(callsBefore, -7).reduce((sum, count) => sum + count, 0)
+      expect(fed, `${rewindable}`).toBe((usage?.prompt_tokens ?? 0) - history)
+    }
   })
 
   it('continues an answer split at token k exactly (greedy and seeded)', async () => {

@@ -278,7 +278,10 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     // A handed-off answer starts from a clean cache: the prompt in the chunks the device cut it
     // into (the turn boundaries), then the continuation tokens one at a time, as the device fed
     // them, so the numbers match exactly.
-    session = await pool.take(promptTokenIds, { fresh: continuationTokenIds.length > 0 })
+    session = await pool.take(promptTokenIds, {
+      fresh: continuationTokenIds.length > 0,
+      boundaries: promptBoundaries,
+    })
   } catch (error) {
     lease.release()
     clientSignal.removeEventListener('abort', onClientGone)

@@ -1,28 +1,52 @@
 // Idle model sessions, reused across requests. The generation slots already cap how many run at
 // once, so the pool never holds more sessions than there are slots. A new request gets the idle
-// session whose cache is the longest strict prefix of its prompt (the next turn of a chat that
-// extends the cached tokens skips most of its prefill); any other session is reset first.
+// session that saves it the most prefill; any other session is reset first. What a session saves:
+// its whole cache when that is a strict prefix of the prompt, else the prompt up to the last turn
+// boundary (chat-turns.ts) inside what the cache shares with it. The next turn of a chat is the
+// second case: the previous answer, re-rendered by the chat template, rarely equals the tokens
+// the model generated, but everything before the answer's turn is shared.
 //
-// Why never rewind: with q8 weights (DynamicQuantizeMatMul quantizes activations per run) the
-// logits depend on how the tokens were chunked into runs. Rewinding to the prompt minus one token
-// and re-feeding that token alone made workerd's greedy answer to a repeated request diverge from
-// the first one after a few tokens. Extending a cache (a chat's next turn) keeps the earlier runs
-// as they were; anything else starts clean, so the same request gets the same answer.
+// Why only at a boundary: with q8 weights (DynamicQuantizeMatMul quantizes activations per run)
+// the logits depend on how the tokens were chunked into runs. Rewinding to the prompt minus one
+// token and re-feeding that token alone made workerd's greedy answer to a repeated request
+// diverge from the first one after a few tokens. generate() resumes only at a turn boundary,
+// where a cold run cuts the prompt too, so a resumed turn feeds the same chunks as a cold run and
+// the same request gets the same answer. A prompt without boundaries reuses only a cache it
+// extends.
 import type { ModelSession } from '../core/model-session.ts'
 import type { HostedModel } from './model-host.ts'
 
 export interface SessionPool {
-  /** `fresh`: hand back an empty cache (no reuse at all). */
-  take(promptTokenIds: readonly number[], options?: { readonly fresh?: boolean }): Promise<ModelSession>
+  /** The idle session that saves `promptTokenIds` the most prefill (a new one when none is idle). */
+  take(
+    promptTokenIds: readonly number[],
+    options?: {
+      /** Hand back an empty cache (no reuse at all). */
+      readonly fresh?: boolean
+      /** The prompt's turn boundaries (generate()'s `promptBoundaries`), increasing. */
+      readonly boundaries?: readonly number[]
+    },
+  ): Promise<ModelSession>
   /** Returns a session; one that failed mid-run is reset so a half-written cache is never reused. */
   give(session: ModelSession, healthy: boolean): Promise<void>
 }
 
-/** Length of `cached` when it is a strict prefix of `prompt`, else -1. */
-function extendablePrefix(cached: readonly number[], prompt: readonly number[]): number {
-  if (cached.length >= prompt.length) return -1
-  for (let index = 0; index < cached.length; index++) if (cached[index] !== prompt[index]) return -1
-  return cached.length
+/**
+ * How much of `prompt` a session holding `cached` can start from: all of `cached` when it is a
+ * strict prefix of the prompt, else the last boundary inside their shared prefix; -1 for nothing.
+ */
+function reusableTokens(
+  cached: readonly number[],
+  prompt: readonly number[],
+  boundaries: readonly number[],
+): number {
+  const limit = Math.min(cached.length, prompt.length)
+  let shared = 0
+  while (shared < limit && cached[shared] === prompt[shared]) shared++
+  if (shared === cached.length && cached.length < prompt.length) return cached.length
+  let reusable = -1
+  for (const boundary of boundaries) if (boundary > 0 && boundary <= shared) reusable = boundary
+  return reusable
 }
 
 export function createSessionPool(model: HostedModel): SessionPool {
@@ -33,7 +57,7 @@ export function createSessionPool(model: HostedModel): SessionPool {
       let best = 0
       let bestLength = -1
       for (const [index, session] of idle.entries()) {
-        const length = extendablePrefix(session.tokens, promptTokenIds)
+        const length = reusableTokens(session.tokens, promptTokenIds, options.boundaries ?? [])
         if (length > bestLength) {
           best = index
           bestLength = length

@@ -98,6 +98,8 @@ export interface ChatCompletionUsage {
   readonly total_tokens: number
   /** Our extension: continuation tokens this server prefilled (in total_tokens, not in the other two). */
   readonly continuation_tokens?: number
+  /** OpenAI's: `cached_tokens` of the prompt were reused from the server's cache, not fed to the model. */
+  readonly prompt_tokens_details?: { readonly cached_tokens: number }
   readonly time_to_first_token_ms?: number
   readonly prefill_tokens_per_second?: number
   readonly decode_tokens_per_second?: number

@@ -6,6 +6,7 @@ describe('usage', () => {
   const usage = {
     promptTokens: 10,
     completionTokens: 5,
+    cachedTokens: 6,
     timeToFirstTokenMs: 12,
     prefillTokensPerSecond: 800,
     decodeTokensPerSecond: 40,
@@ -21,6 +22,7 @@ describe('usage', () => {
       prompt_tokens: 10,
       completion_tokens: 5,
       total_tokens: 15,
+      prompt_tokens_details: { cached_tokens: 6 },
       route_reason: 'no WebGPU',
     })
     expect(fromUsage(JSON.parse(JSON.stringify(wire)))).toEqual(usage)
@@ -34,6 +36,8 @@ describe('usage', () => {
     expect(
       fromUsage({ prompt_tokens: '3', completion_tokens: Number.NaN, backend: 7, route: 'moon' }),
     ).toEqual({})
+    expect(fromUsage({ prompt_tokens_details: { cached_tokens: -1 } })).toEqual({})
+    expect(fromUsage({ prompt_tokens_details: { cached_tokens: 0 } })).toEqual({ cachedTokens: 0 })
     expect(fromUsage(null)).toEqual({})
     expect(fromUsage('usage')).toEqual({})
   })

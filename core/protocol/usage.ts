@@ -11,6 +11,9 @@ export function toUsage(usage: Usage): ChatCompletionUsage {
     completion_tokens: usage.completionTokens,
     total_tokens: usage.promptTokens + (usage.continuationTokens ?? 0) + usage.completionTokens,
     ...(usage.continuationTokens === undefined ? {} : { continuation_tokens: usage.continuationTokens }),
+    ...(usage.cachedTokens === undefined
+      ? {}
+      : { prompt_tokens_details: { cached_tokens: usage.cachedTokens } }),
     time_to_first_token_ms: usage.timeToFirstTokenMs,
     prefill_tokens_per_second: usage.prefillTokensPerSecond,
     decode_tokens_per_second: usage.decodeTokensPerSecond,
@@ -40,6 +43,11 @@ export function fromUsage(value: unknown): UsageReading {
   const wire = value as Readonly<Record<string, unknown>>
   const promptTokens = count(wire['prompt_tokens'])
   const completionTokens = count(wire['completion_tokens'])
+  const details = wire['prompt_tokens_details']
+  const cachedTokens =
+    typeof details === 'object' && details !== null
+      ? count((details as Readonly<Record<string, unknown>>)['cached_tokens'])
+      : undefined
   const timeToFirstTokenMs = finite(wire['time_to_first_token_ms'])
   const prefillTokensPerSecond = finite(wire['prefill_tokens_per_second'])
   const decodeTokensPerSecond = finite(wire['decode_tokens_per_second'])
@@ -47,6 +55,7 @@ export function fromUsage(value: unknown): UsageReading {
   return {
     ...(promptTokens === undefined ? {} : { promptTokens }),
     ...(completionTokens === undefined ? {} : { completionTokens }),
+    ...(cachedTokens === undefined ? {} : { cachedTokens }),
     ...(timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs }),
     ...(prefillTokensPerSecond === undefined ? {} : { prefillTokensPerSecond }),
     ...(decodeTokensPerSecond === undefined ? {} : { decodeTokensPerSecond }),

@@ -153,8 +153,9 @@ function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
   return {
     inputTokens: {
       total: usage?.promptTokens,
-      noCache: usage?.promptTokens,
-      cacheRead: undefined,
+      noCache:
+        usage?.cachedTokens === undefined ? usage?.promptTokens : usage.promptTokens - usage.cachedTokens,
+      cacheRead: usage?.cachedTokens,
       cacheWrite: undefined,
     },
     outputTokens: { total: usage?.completionTokens, text: usage?.completionTokens, reasoning: undefined },

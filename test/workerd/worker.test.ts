@@ -21,6 +21,7 @@ import { loadEdgeModel } from '../../worker/edge-model.ts'
 import { createModelHost } from '../../worker/model-host.ts'
 import { verifyPackage } from '../../worker/package-sources.ts'
 import { prepareAssetsPackage } from '../../worker/prepare-assets.ts'
+import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
 import { type EngineLogitsRequest, engineLogitsPath } from './engine-logits-route.ts'
 import { seedLocalR2, writeWorkerConfig } from './worker-config.ts'
 
@@ -156,6 +157,11 @@ describe('edge worker in workerd', () => {
     expect(edge.choices[0]?.message.content).toBe(node.choices[0]?.message.content)
     expect(edge.system_fingerprint).toBe('ondevice-0.1.0:fixture:q8:wasm')
     expect(edge.usage).toMatchObject({ completion_tokens: 24, backend: 'wasm', dtype: 'q8' })
+    // The warm-up request asked the same: this one resumed its cache at the cut before the answer
+    // (the prompt's messages, not re-fed), and still gives the cold Node run's tokens.
+    const history = qwen3Tokenizer().encodeChat(messages, { addGenerationPrompt: false }).length
+    expect(edge.usage.prompt_tokens_details).toEqual({ cached_tokens: history })
+    expect(node.usage.prompt_tokens_details).toEqual({ cached_tokens: 0 })
 
     const streamed = await post(fromR2.url, {
       ...request,
@@ -169,13 +175,14 @@ describe('edge worker in workerd', () => {
       (block) =>
         JSON.parse(block.slice(6)) as {
           choices: { delta: { content?: string; token_ids?: number[] } }[]
-          usage?: { completion_tokens: number } | null
+          usage?: { completion_tokens: number; prompt_tokens_details?: { cached_tokens: number } } | null
         },
     )
     expect(chunks.flatMap((chunk) => chunk.choices[0]?.delta.token_ids ?? [])).toEqual(
       edge.ondevice?.token_ids,
     )
     expect(chunks.at(-1)?.usage?.completion_tokens).toBe(24)
+    expect(chunks.at(-1)?.usage?.prompt_tokens_details).toEqual({ cached_tokens: history })
 
     const health = (await (await fetch(`${fromR2.url}/healthz`)).json()) as Record<string, unknown>
     expect(health).toMatchObject({
