@@ -200,6 +200,13 @@ export function createApp(options: AppOptions): OndeviceApp {
     ))
 
   app.get('/healthz', async (c) => {
+    // Readable from any page (it needs no key and holds nothing private): the SDK in a page whose
+    // origin is not in ALLOWED_ORIGINS reads it to say "origin not allowed" instead of "edge down".
+    if (!c.res.headers.has('access-control-allow-origin')) c.header('Access-Control-Allow-Origin', '*')
+    const forwarded = await options.forwardedHealth?.()
+    if (forwarded) {
+      return c.json({ ...forwarded.body, version, model: modelHost.modelId }, forwarded.status)
+    }
     const status = modelHost.status()
     const body = {
       status: status.state === 'failed' ? 'error' : 'ok',
@@ -225,9 +232,6 @@ export function createApp(options: AppOptions): OndeviceApp {
         : {}),
       generations: { active: slots.active, queued: slots.queued, max_concurrent: limits.maxConcurrent },
     }
-    // Readable from any page (it needs no key and holds nothing private): the SDK in a page whose
-    // origin is not in ALLOWED_ORIGINS reads it to say "origin not allowed" instead of "edge down".
-    if (!c.res.headers.has('access-control-allow-origin')) c.header('Access-Control-Allow-Origin', '*')
     return c.json(body, status.state === 'failed' ? 503 : 200)
   })
 

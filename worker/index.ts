@@ -15,7 +15,7 @@ import type { RuntimeManifest } from './container/choose-runtime.ts'
 import { type ContainerNamespace, durableObjectGateway } from './container/durable-object-gateway.ts'
 import { createContainerForwarder } from './container/forward.ts'
 import { urlGateway } from './container/gateway.ts'
-import { createRuntimeRouter } from './container/runtime-router.ts'
+import { createRuntimeRouter, type RuntimeRouter } from './container/runtime-router.ts'
 import { containerSettingsFromEnv } from './container/settings.ts'
 import { loadEdgeModel } from './edge-model.ts'
 import { type EnvValues, settingsFromEnv } from './env-config.ts'
@@ -160,8 +160,12 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
     ...(rateLimiter ? { rateLimiter } : {}),
     ...(containers.runtime === 'isolate'
       ? {}
-      : { forwardChatCompletion: containerRouter(env, settings, containers, source, modelId) }),
+      : routed(containerRouter(env, settings, containers, source, modelId))),
   })
+}
+
+function routed(router: RuntimeRouter) {
+  return { forwardChatCompletion: router.forward, forwardedHealth: router.health }
 }
 
 function hasSource(env: WorkerEnv): boolean {
@@ -199,6 +203,12 @@ function containerRouter(
     gateway !== undefined && containers.secret === undefined && containers.urls.length === 0
   return createRuntimeRouter({
     runtime: containers.runtime,
+    ...(gateway
+      ? {
+          instancesHealth: () =>
+            Promise.all(Array.from({ length: containers.instances }, (_, index) => gateway.health(index))),
+        }
+      : {}),
     isolateBudgetBytes: containers.isolateBudgetBytes,
     readManifest: async () => {
       const exists = source.reader.exists ? await source.reader.exists('manifest.json') : true

@@ -89,6 +89,13 @@ export interface AppOptions {
    * keys, CORS and rate limit passed; resolves undefined to answer here, in this isolate.
    */
   readonly forwardChatCompletion?: (c: Context<AppEnv>) => Promise<Response | undefined>
+  /**
+   * With `forwardChatCompletion`: /healthz's body and status when chats are answered elsewhere
+   * (the containers' state, not this isolate's unloaded model); undefined when answered here.
+   */
+  readonly forwardedHealth?: () => Promise<
+    { readonly body: Record<string, unknown>; readonly status: 200 | 503 } | undefined
+  >
 }
 
 const positiveInteger = (name: keyof Limits, value: unknown, allowZero = false): void => {

@@ -187,6 +187,23 @@ describe('the edge in a container behind the Worker', () => {
       await fetch(`${base}/v1/models`, { headers: { authorization: `Bearer ${clientKey}` } })
     ).json()) as { data: { id: string }[] }
     expect(models.data.map((entry) => entry.id)).toEqual([modelId])
+    // /healthz (no key) reports the containers, not the Worker isolate's model (it loads none).
+    const health = await fetch(`${base}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({
+      status: 'ok',
+      runtime: 'container',
+      model: modelId,
+      loaded: true,
+      state: 'ready',
+      backend: 'native',
+      dtype: 'q4',
+      generations: { active: 0, queued: 0, max_concurrent: 4 },
+      instances: [
+        { name: 'instance-0', state: 'ready', backend: 'native' },
+        { name: 'instance-1', state: 'ready', backend: 'native' },
+      ],
+    })
     for (const prompt of ['Hello there.', 'Tell me about the sea.']) {
       const reference = (await complete(direct?.url ?? '', body(prompt))).completion
       const forwarded = await complete(base, body(prompt))
@@ -251,10 +268,11 @@ describe('the edge in a container behind the Worker', () => {
     const tokenizer = await loadPackageTokenizer({
       readText: (path) => readFile(join(packageDir, path), 'utf8'),
       readBytes: async (path) => new Uint8Array(await readFile(join(packageDir, path))),
-      exists: (path) => access(join(packageDir, path)).then(
-        () => true,
-        () => false,
-      ),
+      exists: (path) =>
+        access(join(packageDir, path)).then(
+          () => true,
+          () => false,
+        ),
     })
     // What a turn shares with the next: its messages, up to the cut where its answer starts (the
     // turn boundary where Qwen3.5 keeps its recurrent state; the answer itself is re-rendered).
@@ -288,10 +306,7 @@ describe('the edge in a container behind the Worker', () => {
     expect(usage?.prompt_tokens).toBeGreaterThan(reused)
     // Turn 3 as JSON: it reuses turns 1 and 2.
     const reusedAgain = history(turns)
-    turns.push(
-      { role: 'assistant', content: streamedText(parsed) },
-      { role: 'user', content: 'Third turn.' },
-    )
+    turns.push({ role: 'assistant', content: streamedText(parsed) }, { role: 'user', content: 'Third turn.' })
     const third = await complete(worker?.url ?? '', { ...body(''), messages: turns }, conversation)
     expect(third.headers.get('x-ondevice-instance')).toBe(instance)
     expect(third.completion.usage?.prompt_tokens_details).toEqual({ cached_tokens: reusedAgain })
@@ -395,8 +410,8 @@ describe('the edge in a container behind the Worker', () => {
           expect(parsed.at(-1), `client ${client}`).toBe('[DONE]')
           const tokenIds = parsed.flatMap(
             (event) =>
-              (event as { choices?: { delta?: { token_ids?: number[] } }[] }).choices?.[0]?.delta?.token_ids ??
-              [],
+              (event as { choices?: { delta?: { token_ids?: number[] } }[] }).choices?.[0]?.delta
+                ?.token_ids ?? [],
           )
           expect(tokenIds, `client ${client}, ${prompt}`).toEqual(expected.get(prompt)?.tokenIds)
           expect(streamedText(parsed), `client ${client}, ${prompt}`).toBe(expected.get(prompt)?.text)

@@ -4,6 +4,7 @@
 // before). test/container/ runs the whole path against real containers.
 import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
+import { createTestHost } from '../../test/worker/test-host.ts'
 import { createApp } from '../app.ts'
 import { createModelHost } from '../model-host.ts'
 import { resolveLimits } from '../options.ts'
@@ -13,6 +14,16 @@ import { createContainerForwarder } from './forward.ts'
 import { urlGateway } from './gateway.ts'
 import { createRuntimeRouter } from './runtime-router.ts'
 import { containerSettingsFromEnv } from './settings.ts'
+
+/** A port nothing listens on. */
+function closedPort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
+    })
+  })
+}
 
 describe('EDGE_RUNTIME', () => {
   it('auto: the manifest estimate for the weight format against the isolate budget', () => {
@@ -43,11 +54,107 @@ describe('EDGE_RUNTIME', () => {
       dtypeFor: () => 'q8',
       forward: undefined,
     }
-    const context = {} as Parameters<ReturnType<typeof createRuntimeRouter>>[0]
-    expect(await createRuntimeRouter({ ...base, runtime: 'auto', log: () => {} })(context)).toBeUndefined()
-    await expect(
-      createRuntimeRouter({ ...base, runtime: 'container', log: () => {} })(context),
-    ).rejects.toThrow(/ONDEVICE_CONTAINER/)
+    const context = {} as Parameters<ReturnType<typeof createRuntimeRouter>['forward']>[0]
+    const auto = createRuntimeRouter({ ...base, runtime: 'auto', log: () => {} })
+    expect(await auto.forward(context)).toBeUndefined()
+    expect(await auto.health()).toBeUndefined()
+    const container = createRuntimeRouter({ ...base, runtime: 'container', log: () => {} })
+    await expect(container.forward(context)).rejects.toThrow(/ONDEVICE_CONTAINER/)
+    // Its /healthz does not call it healthy: no instance can answer.
+    expect(await container.health()).toMatchObject({ status: 503, body: { status: 'error', instances: [] } })
+  })
+})
+
+describe('/healthz in container mode', () => {
+  it("reports the containers' state, not the isolate's unloaded model", async () => {
+    // Instance 0: a real app (the container's /healthz, its model loaded); instance 1: nothing listens.
+    const port = await closedPort()
+    const containerApp = createApp({ modelHost: createTestHost(), log: () => {} })
+    const fetchImplementation = ((input: string, init?: RequestInit) =>
+      input.startsWith('http://instance-0')
+        ? containerApp.request(new URL(input).pathname, init)
+        : fetch(input, init)) as typeof fetch
+    const gateway = urlGateway(['http://instance-0', `http://127.0.0.1:${port}`], fetchImplementation)
+    const router = createRuntimeRouter({
+      runtime: 'container',
+      isolateBudgetBytes: 1,
+      readManifest: async () => undefined,
+      dtypeFor: () => 'q8',
+      forward: async () => new Response(null, { status: 204 }),
+      instancesHealth: () => Promise.all([0, 1].map((index) => gateway.health(index))),
+      log: () => {},
+    })
+    const modelHost = createModelHost({
+      modelId: 'm',
+      load: () => Promise.reject(new Error('the isolate must not load the package')),
+    })
+    const app = createApp({
+      modelHost,
+      log: () => {},
+      forwardChatCompletion: router.forward,
+      forwardedHealth: router.health,
+    })
+    const health = async () => {
+      const response = await app.request('/healthz')
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> }
+    }
+    // Up, its model not loaded yet (the test app loads on the first chat; `ondevice serve` before it listens).
+    expect(await health()).toMatchObject({
+      status: 200,
+      body: {
+        status: 'ok',
+        runtime: 'container',
+        loaded: false,
+        state: 'loading',
+        model: 'm',
+        instances: [
+          { name: 'instance-0', state: 'loading' },
+          { name: 'instance-1', state: 'unreachable' },
+        ],
+      },
+    })
+    // Loaded in instance 0: its backend and slots are reported; the isolate's model is never loaded.
+    const answered = await containerApp.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'test-model',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 1,
+      }),
+    })
+    expect(answered.status, await answered.text()).toBe(200)
+    expect(await health()).toMatchObject({
+      status: 200,
+      body: {
+        status: 'ok',
+        loaded: true,
+        state: 'ready',
+        backend: 'test',
+        dtype: 'fp32',
+        generations: { active: 0, queued: 0, max_concurrent: 1 },
+        instances: [
+          { name: 'instance-0', state: 'ready', backend: 'test', generations: { active: 0 } },
+          { name: 'instance-1', state: 'unreachable' },
+        ],
+      },
+    })
+    expect(modelHost.status().state).toBe('idle')
+    // No instance that can answer: 503, status error.
+    const down = urlGateway([`http://127.0.0.1:${port}`])
+    const downRouter = createRuntimeRouter({
+      runtime: 'container',
+      isolateBudgetBytes: 1,
+      readManifest: async () => undefined,
+      dtypeFor: () => 'q8',
+      forward: async () => new Response(null, { status: 204 }),
+      instancesHealth: async () => [await down.health(0)],
+      log: () => {},
+    })
+    expect(await downRouter.health()).toMatchObject({
+      status: 503,
+      body: { status: 'error', loaded: false, state: 'failed' },
+    })
   })
 })
 
@@ -68,12 +175,7 @@ describe('affinity', () => {
 describe('cold start', () => {
   it('waits up to the bound for a container, then answers 503 with Retry-After', async () => {
     // A port nothing listens on: the container never comes up.
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const address = server.address()
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-      })
-    })
+    const port = await closedPort()
     const forward = createContainerForwarder({
       gateway: urlGateway([`http://127.0.0.1:${port}`]),
       secret: undefined,

@@ -5,6 +5,7 @@
 import { getContainer } from '@cloudflare/containers'
 import type { OndeviceContainer } from './container-class.ts'
 import type { ContainerGateway } from './gateway.ts'
+import type { InstanceHealth } from './health.ts'
 
 /** The Durable Object namespace binding of OndeviceContainer (wrangler.toml: ONDEVICE_CONTAINER). */
 export type ContainerNamespace = Parameters<typeof getContainer<OndeviceContainer>>[0]
@@ -27,6 +28,32 @@ export function durableObjectGateway(namespace: ContainerNamespace): ContainerGa
     fetch: (index, request) => stub(index).fetch(request),
     forget(index) {
       up.delete(index)
+    },
+    // The Durable Object's record of its container, not a request to it: a request would start a
+    // sleeping container and renew its sleepAfter, so an uptime check would keep every instance
+    // awake (and billed). 'healthy' is what startAndWaitForPorts sets once the port answers, and
+    // `ondevice serve` listens only after its model loaded.
+    async health(index) {
+      const name = `instance-${index}`
+      try {
+        const state = await stub(index).getState()
+        switch (state.status) {
+          case 'healthy':
+            return { name, state: 'ready' }
+          case 'running':
+            return { name, state: 'loading' }
+          case 'stopped_with_code':
+            return {
+              name,
+              state: state.exitCode === undefined || state.exitCode === 0 ? 'asleep' : 'failed',
+              ...(state.exitCode === undefined ? {} : { exitCode: state.exitCode }),
+            } satisfies InstanceHealth
+          default:
+            return { name, state: 'asleep' }
+        }
+      } catch {
+        return { name, state: 'unreachable' }
+      }
     },
   }
 }

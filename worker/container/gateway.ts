@@ -3,6 +3,7 @@
 // @cloudflare/containers); on this machine containers started by hand are reached by URL
 // (`ondevice edge --runtime container`, the tests), because `wrangler dev` runs Cloudflare's
 // containers only with registry access for its sidecar image.
+import { type InstanceHealth, instanceHealthFromBody } from './health.ts'
 
 export interface ContainerGateway {
   /** A name for instance `index`, for logs and the `x-ondevice-instance` response header. */
@@ -16,7 +17,12 @@ export interface ContainerGateway {
   fetch(index: number, request: Request, signal?: AbortSignal): Promise<Response>
   /** Instance `index` failed a request: check it again before the next one. */
   forget(index: number): void
+  /** Instance `index`'s state for /healthz, without starting it or keeping it awake. */
+  health(index: number): Promise<InstanceHealth>
 }
+
+/** How long /healthz waits for one instance's answer. */
+const healthTimeoutMs = 2000
 
 const pollIntervalMs = 200
 
@@ -81,6 +87,18 @@ export function urlGateway(
     },
     forget(index) {
       up.delete(index)
+    },
+    async health(index) {
+      const name = `instance-${index % bases.length}`
+      try {
+        const response = await fetchImplementation(`${base(index)}/healthz`, {
+          signal: AbortSignal.timeout(healthTimeoutMs),
+        })
+        return instanceHealthFromBody(name, await response.json())
+      } catch {
+        // Not listening (stopped, restarting), or not an `ondevice serve` answer.
+        return { name, state: 'unreachable' }
+      }
     },
   }
 }

@@ -10,7 +10,13 @@ export {
   instanceHeader,
 } from './forward.ts'
 export { type ContainerGateway, urlGateway } from './gateway.ts'
-export { createRuntimeRouter, type RuntimeRouterOptions } from './runtime-router.ts'
+export {
+  containerHealthBody,
+  type InstanceHealth,
+  type InstanceState,
+  instanceHealthFromBody,
+} from './health.ts'
+export { createRuntimeRouter, type RuntimeRouter, type RuntimeRouterOptions } from './runtime-router.ts'
 export {
   type ContainerSettings,
   containerSettingsFromEnv,
