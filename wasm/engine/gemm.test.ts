@@ -64,8 +64,11 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
   it.each(cases)('q4: n $n, k $k, $tokens tokens (whole, per token, per thread share)', async (c) => {
     const { kernels, blocks, fill, floats, x, codes, scales, sums } = await setup(c, c.n * 7 + c.k)
     const K = kernels.k
-    const weights = kernels.alloc(c.n * blocks * 16)
-    fill(weights, c.n * blocks * 16)
+    // Stored [n, blocks, 16] bytes, regrouped as the loader does (four rows per 64-byte block).
+    const stored = kernels.alloc(c.n * blocks * 16)
+    fill(stored, c.n * blocks * 16)
+    const weights = kernels.alloc(Math.ceil(c.n / 4) * blocks * 64)
+    K.repack_q4_weights(stored, c.n, blocks, weights)
     const storedScales = floats(c.n * blocks, 0.02, 0.1)
     const storedZero = kernels.alloc(c.n * Math.ceil(blocks / 2))
     fill(storedZero, c.n * Math.ceil(blocks / 2))
@@ -129,6 +132,34 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
     }
 
     const expected = bytesOf(kernels, decode, c.tokens * c.n)
+    // The formula itself, in float32 steps from the stored bytes: the grouped layout and the
+    // plane-scaled codes change no bit of sum_b float(dot_b - zero_b * sum_b) * (scale_w * scale_a).
+    const reference = new Float32Array(c.tokens * c.n)
+    const storedBytes = kernels.bytes(stored, c.n * blocks * 16)
+    const zeroBytes = kernels.bytes(storedZero, c.n * Math.ceil(blocks / 2))
+    const weightScale = kernels.f32(storedScales, c.n * blocks)
+    const codeView = new Int16Array(kernels.memory.buffer, codes, c.tokens * blocks * 32)
+    const activationScale = kernels.f32(scales, c.tokens * blocks)
+    const planeFactor = [256, 16, 1, 256]
+    for (let t = 0; t < c.tokens; t++)
+      for (let row = 0; row < c.n; row++) {
+        let acc = 0
+        for (let b = 0; b < blocks; b++) {
+          const zeroByte = zeroBytes[row * Math.ceil(blocks / 2) + (b >> 1)]!
+          const zero = b & 1 ? zeroByte >> 4 : zeroByte & 15
+          let dot = 0
+          for (let i = 0; i < 32; i++) {
+            const byte = storedBytes[(row * blocks + b) * 16 + (i >> 1)]!
+            const code = i & 1 ? byte >> 4 : byte & 15
+            const a = codeView[(t * blocks + b) * 32 + i]! / planeFactor[(i >> 1) & 3]!
+            dot += (code - zero) * a
+          }
+          const scale = Math.fround(weightScale[row * blocks + b]! * activationScale[t * blocks + b]!)
+          acc = Math.fround(acc + Math.fround(Math.fround(dot) * scale))
+        }
+        reference[t * c.n + row] = acc
+      }
+    expect(Buffer.from(reference.buffer).equals(expected)).toBe(true)
     expect(bytesOf(kernels, batched, c.tokens * c.n).equals(expected)).toBe(true)
     expect(bytesOf(kernels, panel, c.tokens * c.n).equals(expected)).toBe(true)
     expect(bytesOf(kernels, shared, c.tokens * c.n).equals(expected)).toBe(true)

@@ -89,6 +89,7 @@ export interface KernelExports {
     dstScales: Pointer,
     dstZeroPoints: Pointer,
   ): void
+  repack_q4_weights(src: Pointer, rows: number, blocks: number, dst: Pointer): void
   repack_q8_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, kp: number): void
   repack_f32_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, k: number): void
   f16_to_f32(src: Pointer, dst: Pointer, count: number): void
@@ -202,6 +203,15 @@ export interface KernelExports {
   embed_f32(table: Pointer, hidden: number, ids: Pointer, count: number, out: Pointer): void
   embed_q4(
     data: Pointer,
+    scales: Pointer,
+    zeroPoints: Pointer,
+    hidden: number,
+    ids: Pointer,
+    count: number,
+    out: Pointer,
+  ): void
+  embed_q4_grouped(
+    weights: Pointer,
     scales: Pointer,
     zeroPoints: Pointer,
     hidden: number,

@@ -3,8 +3,9 @@
 // not hard-coded here), and the layers that run them (Linear, Embedding, KvCache).
 //
 // Kernel layouts (documented in docs/wasm-engine.md):
-// - q4 (MatMulNBits bits 4, block 32): the [n, blocks, 16] bytes as stored; the [n, blocks] float
-//   scales and packed 4-bit zero points regrouped to [n / 4, blocks, 4] (four rows side by side).
+// - q4 (MatMulNBits bits 4, block 32): the [n, blocks, 16] bytes regrouped once to four rows per
+//   64-byte block (src/gemv-q4.c: no shifts to unpack, no transpose of row sums); the [n, blocks]
+//   float scales and packed 4-bit zero points to [n / 4, blocks, 4] (four rows side by side).
 // - q8 (DynamicQuantizeMatMul): the stored [k, n] int8 is repacked once to [n, kp] (kp = k rounded
 //   up to 32, zero padded) so each output row is contiguous; per-column float scales as stored.
 // - fp32 MatMul [k, n] is repacked to [n, k]; Gemm(transB) tables are [n, k] already; fp16 is
@@ -350,6 +351,42 @@ export class LoadContext {
     return pointer
   }
 
+  /**
+   * The 4-bit bytes of an [n, blocks] matrix (stored [n, blocks, 16]) in the kernel's grouped layout
+   * (repack_q4_weights: four rows per 64-byte block), streamed through a slab of whole groups;
+   * once per initializer, so a tied table shared by the embedding and the LM head is in memory
+   * once (embed_q4_grouped reads the same layout).
+   */
+  async loadQ4Grouped(
+    graph: OnnxWeights,
+    initializer: Initializer,
+    n: number,
+    blocks: number,
+  ): Promise<Pointer> {
+    const key = `${graph.path}\u0000${initializer.name}\u0000q4-grouped`
+    const known = this.#loaded.get(key)
+    if (known !== undefined) return known
+    const rowBytes = blocks * 16
+    if (initializer.byteLength !== n * rowBytes)
+      throw new ModelError(
+        'model_invalid',
+        `${graph.path}: "${initializer.name}" has ${initializer.byteLength} bytes, expected ${n * rowBytes} (${n} rows of ${blocks} 4-bit blocks).`,
+      )
+    const groupBytes = blocks * 64
+    const pointer = this.kernels.alloc(Math.ceil(n / 4) * groupBytes, 16)
+    const rowsPerSlab = Math.max(4, Math.floor(slabBytes / rowBytes / 4) * 4)
+    const mark = this.kernels.mark()
+    const slab = this.kernels.alloc(Math.min(n, rowsPerSlab) * rowBytes, 16)
+    for (let row0 = 0; row0 < n; row0 += rowsPerSlab) {
+      const rows = Math.min(rowsPerSlab, n - row0)
+      await graph.readInto(initializer, this.kernels.bytes(slab, rows * rowBytes), row0 * rowBytes)
+      this.kernels.k.repack_q4_weights(slab, rows, blocks, pointer + (row0 / 4) * groupBytes)
+    }
+    this.kernels.release(mark)
+    this.#loaded.set(key, pointer)
+    return pointer
+  }
+
   /** A float vector (norm weights, frequencies) of exactly `length` elements. */
   async loadVector(graph: OnnxWeights, name: string, length: number): Promise<Pointer> {
     const initializer = graph.get(name)
@@ -396,7 +433,7 @@ export class LoadContext {
           throw new EngineUnsupportedError(
             `${where} has g_idx or bias inputs, which the engine does not run.`,
           )
-        const weights = await this.loadRaw(graph, data)
+        const weights = await this.loadQ4Grouped(graph, data, n, blocks)
         // Scales and zero points go to the kernel's grouped layout (four rows side by side per block).
         const groups = Math.ceil(n / 4)
         const groupedScales = this.kernels.alloc(groups * blocks * 16, 16)
@@ -538,9 +575,19 @@ export class LoadContext {
       throw new EngineUnsupportedError(
         `${graph.path}: GatherBlockQuantized bits ${String(bits)} data ${data.type}[${data.dims.join(', ')}], scales [${scales.dims.join(', ')}] do not match a ${vocabulary} × ${hidden} table in the layout the engine reads.`,
       )
-    const dataPointer = await this.loadRaw(graph, data)
     const scalesPointer = await this.loadRaw(graph, scales)
     const zpPointer = zp ? await this.loadRaw(graph, zp) : 0
+    // A tied table (the LM head's MatMulNBits reads the same bytes) is kept once, in the head's layout.
+    const tied =
+      bits === 4 &&
+      graph.consumers(data.name).some((n) => n.opType === 'MatMulNBits' && n.inputs[1] === data.name)
+    if (tied) {
+      const grouped = await this.loadQ4Grouped(graph, data, vocabulary, blocks)
+      return new Embedding(this.kernels, vocabulary, hidden, (ids, count, out) =>
+        k.embed_q4_grouped(grouped, scalesPointer, zpPointer, hidden, ids, count, out),
+      )
+    }
+    const dataPointer = await this.loadRaw(graph, data)
     const run = bits === 4 ? k.embed_q4 : k.embed_q8
     return new Embedding(this.kernels, vocabulary, hidden, (ids, count, out) =>
       run(dataPointer, scalesPointer, zpPointer, hidden, ids, count, out),

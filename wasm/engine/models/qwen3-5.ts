@@ -524,8 +524,9 @@ async function loadConvWeight(
  * packs two blocks' 4-bit zero points per byte ([vocab, ceil(blocks / 2)], even block in the low
  * nibble); embed_q4 takes one per byte, so they are unpacked once here (vocab · blocks bytes).
  * The tied LM head (MatMulNBits in the decoder) holds the same 4-bit bytes in its own file: when
- * they are byte for byte the same, the lookup reads the head's copy (127 MiB less on the 0.8B
- * shape). Every other table goes through the shared loader.
+ * they are byte for byte the same, the lookup reads the head's copy in the kernel's grouped layout
+ * (embed_q4_grouped; 127 MiB less on the 0.8B shape). Every other table goes through the shared
+ * loader.
  */
 async function loadEmbedding(
   context: LoadContext,
@@ -558,8 +559,8 @@ async function loadEmbedding(
     )
   const packed = graph.expect(zeroPointsName, 'uint8', [vocabulary, packedPerRow])
   const kernels = context.kernels
-  const dataPointer =
-    (await sharedHeadBytes(context, graph, data, decoder)) ?? (await context.loadRaw(graph, data))
+  const shared = await sharedHeadBytes(context, graph, data, decoder, vocabulary, blocks)
+  const dataPointer = shared ?? (await context.loadRaw(graph, data))
   const scalesPointer = await context.loadRaw(graph, scales)
   const zeroPoints = kernels.alloc(vocabulary * blocks, 16)
   // Streamed in slabs of rows: no full copy of the packed table in JS.
@@ -577,22 +578,24 @@ async function loadEmbedding(
       }
   }
   const k = kernels.k
+  const lookup = shared === undefined ? k.embed_q4 : k.embed_q4_grouped
   return new Embedding(kernels, vocabulary, hidden, (ids, count, out) =>
-    k.embed_q4(dataPointer, scalesPointer, zeroPoints, hidden, ids, count, out),
+    lookup(dataPointer, scalesPointer, zeroPoints, hidden, ids, count, out),
   )
 }
 
 /**
- * The arena copy of the LM head's 4-bit bytes when `data` (the embedding table's) is the same
- * bytes: the head must be a MatMulNBits whose weight has as many bytes, already loaded (the
- * shared loader keeps one copy per initializer), and the two must compare equal, checked slab by
- * slab against the file. Undefined otherwise.
+ * The arena copy of the LM head's 4-bit bytes (in the kernel's grouped layout) when `data` (the
+ * embedding table's) is the same bytes: the head must be a MatMulNBits whose weight has as many
+ * bytes, and the two files must compare equal, checked slab by slab. Undefined otherwise.
  */
 async function sharedHeadBytes(
   context: LoadContext,
   graph: OnnxWeights,
   data: Initializer,
   decoder: OnnxWeights,
+  vocabulary: number,
+  blocks: number,
 ): Promise<Pointer | undefined> {
   let node = decoder.producer('logits')
   for (let depth = 0; node && node.opType === 'Identity' && depth < 4; depth++)
@@ -601,15 +604,16 @@ async function sharedHeadBytes(
   if (!name || !decoder.has(name)) return undefined
   const head = decoder.get(name)
   if (head.type !== 'uint8' || head.byteLength !== data.byteLength) return undefined
-  const pointer = await context.loadRaw(decoder, head)
   const slabBytes = 4 * 1024 * 1024
   const slab = new Uint8Array(Math.min(slabBytes, data.byteLength))
+  const headSlab = new Uint8Array(slab.length)
   for (let offset = 0; offset < data.byteLength; offset += slabBytes) {
     const length = Math.min(slabBytes, data.byteLength - offset)
     const view = slab.subarray(0, length)
+    const headView = headSlab.subarray(0, length)
     await graph.readInto(data, view, offset)
-    const loaded = context.kernels.bytes(pointer + offset, length)
-    for (let i = 0; i < length; i++) if (view[i] !== loaded[i]) return undefined
+    await decoder.readInto(head, headView, offset)
+    for (let i = 0; i < length; i++) if (view[i] !== headView[i]) return undefined
   }
-  return pointer
+  return context.loadQ4Grouped(decoder, head, vocabulary, blocks)
 }

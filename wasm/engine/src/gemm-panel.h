@@ -3,9 +3,10 @@
 // row of the pass.
 //
 // Panel layout: for each block b of the chunk and each of the tile's rows r, 32 int16 weights in
-// the order of the activation codes (q4: by index mod 4, as quantize_rows_q4 orders them; q8:
-// natural order) at panel + (b * rows + r) * 32. A chunk covers at most PANEL_BLOCKS blocks, so a
-// tile of PANEL_ROWS rows is 16 KiB and stays in L1 while every token of the pass runs over it.
+// the order of the activation codes (natural order; q4's each times its nibble plane's weight
+// factor, see gemm-q4.c) at panel + (b * rows + r) * 32. A chunk covers at most PANEL_BLOCKS
+// blocks, so a tile of PANEL_ROWS rows is 16 KiB and stays in L1 while every token of the pass
+// runs over it.
 //
 // What it computes is the decode GEMV's arithmetic exactly: each block's integer dot product
 // reduced completely (integer adds, so the order inside a block is immaterial, and

@@ -1,17 +1,87 @@
 // 4-bit weights (com.microsoft MatMulNBits, bits 4, block 32) times int8-quantized activations.
 //
-// Weight bytes are used exactly as the package stores them: for output row n, `blocks` blocks of
-// 16 bytes, element 2j of a block in the low nibble of byte j and element 2j+1 in the high one.
-// Scales and zero points are repacked once at load (repack_q4_scales) so that the four rows of a
-// group sit side by side per block: scales [n / 4, blocks, 4] float, zero points
-// [n / 4, blocks, 4] bytes (the last group padded). Weight value = (code - zero) * scale.
+// Layout (repacked once at load by repack_q4_weights; docs/wasm-engine.md): rows go in groups of
+// four, and each (group, block) is 64 bytes, four 16-byte vectors. Read as eight 16-bit lanes,
+// vector v of a block holds, in lane 2j + h, row j's elements 8v + 2p + h for p = 0..3 in nibble
+// p (bits 4p..4p+3). So one vector covers eight elements of all four rows, and a row's elements
+// never meet another row's in a lane: i32x4.dot_i16x8_s of a nibble plane with the activation
+// pair (8v + 2p, 8v + 2p + 1) broadcast to every 32-bit lane gives lane j = row j's partial sum,
+// and adding the sixteen products of a block gives the four rows' dots in the four lanes with no
+// transpose. The planes are taken without shifting them down: v & 0x000f, v & 0x00f0 (16 w),
+// v & 0x0f00 (256 w) and v >> 12, and the activations are stored times 256, 16, 1 and 256 by
+// plane (quantize_rows_q4), so every product is 256 · w · a: one mask or shift per plane, and the
+// block sum is 256 times the dot (exact in int32: |256 · 32 · 15 · 127| < 2^24), shifted back
+// down exactly once per block. Scales are [n / 4, blocks, 4] floats (four rows side by side),
+// zero points [n / 4, blocks, 4] bytes; a partial last group is padded with zero codes, zero
+// points and scales. Weight value = (code - zero) * scale.
 //
 // For each (activation row, output row) the result is
 //   sum over blocks, in order: float(dot(code, a) - zero * sum(a)) * (scale_w * scale_a)
-// with the block's integer dot product reduced completely first. Four rows run side by side in
-// the four lanes of a vector with exactly that per-lane arithmetic, and a row outside a full group
-// runs the same formula in scalar code: the bits do not depend on grouping, batching or threads.
+// with the block's integer dot product reduced completely first (integer sums are exact, so the
+// lane and plane order inside a block does not matter). Every row runs in a lane of a group with
+// exactly that arithmetic: the bits do not depend on grouping, batching, the prompt split or
+// threads, and equal those of any kernel that keeps this formula (the q4 prefill GEMMs too).
 #include "engine.h"
+
+/** Bytes of one group of four rows for one block. */
+#define GROUP_BLOCK_BYTES 64
+
+/**
+ * Stored rows [rows, blocks, 16] (element 2m in the low nibble of byte m, 2m + 1 in the high one)
+ * → the grouped layout at dst (the first group of these rows). `rows` is a multiple of 4 except
+ * for the matrix's last slab, whose missing rows are zero codes.
+ */
+EXPORT(repack_q4_weights)
+void repack_q4_weights(const uint8_t *src, int rows, int blocks, uint8_t *dst) {
+  const int64_t row_bytes = (int64_t)blocks * (BLOCK / 2);
+  int groups = (rows + 3) / 4;
+  for (int g = 0; g < groups; g++)
+    for (int b = 0; b < blocks; b++) {
+      uint8_t *out = dst + ((int64_t)g * blocks + b) * GROUP_BLOCK_BYTES;
+      for (int j = 0; j < 4; j++) {
+        int row = g * 4 + j;
+        uint8_t in[BLOCK / 2];
+        for (int m = 0; m < BLOCK / 2; m++) in[m] = row < rows ? src[row * row_bytes + b * (BLOCK / 2) + m] : 0;
+        // Lane 2j + h of vector v, byte q holds nibbles p = 2q (low) and 2q + 1 (high), i.e. the
+        // elements 8v + 2p + h, which are in stored byte m = 4v + p, nibble h.
+        for (int v = 0; v < 4; v++)
+          for (int h = 0; h < 2; h++)
+            for (int q = 0; q < 2; q++) {
+              uint8_t lo = in[4 * v + 2 * q], hi = in[4 * v + 2 * q + 1];
+              uint8_t nibble_lo = h ? lo >> 4 : lo & 15, nibble_hi = h ? hi >> 4 : hi & 15;
+              out[v * 16 + (2 * j + h) * 2 + q] = (uint8_t)(nibble_lo | nibble_hi << 4);
+            }
+      }
+    }
+}
+
+/** Element i (0..31) of row `row` of block `block` from the grouped layout, as the stored code 0..15. */
+static inline int q4_code(const uint8_t *weights, int blocks, int64_t row, int block, int i) {
+  const uint8_t *gb = weights + ((row >> 2) * blocks + block) * GROUP_BLOCK_BYTES;
+  int v = i >> 3, p = (i >> 1) & 3, h = i & 1, j = (int)(row & 3);
+  uint8_t byte = gb[v * 16 + (2 * j + h) * 2 + (p >> 1)];
+  return p & 1 ? byte >> 4 : byte & 15;
+}
+
+/**
+ * Embedding lookup over a q4 matrix in the grouped layout (a tied table shared with the LM head):
+ * out[t] = (code - zero) * scale per element, scales and zero points [vocab, hidden / 32] as the
+ * GatherBlockQuantized node stores them (one zero point per byte; NULL: 8).
+ */
+EXPORT(embed_q4_grouped)
+void embed_q4_grouped(const uint8_t *weights, const float *scales, const uint8_t *zero_points, int hidden,
+                      const int32_t *ids, int count, float *out) {
+  int blocks = hidden / BLOCK;
+  for (int t = 0; t < count; t++) {
+    int64_t id = ids[t];
+    for (int b = 0; b < blocks; b++) {
+      float scale = scales[id * blocks + b];
+      int zero = zero_points ? zero_points[id * blocks + b] : 8;
+      float *dst = out + (int64_t)t * hidden + b * BLOCK;
+      for (int i = 0; i < BLOCK; i++) dst[i] = (float)(q4_code(weights, blocks, id, b, i) - zero) * scale;
+    }
+  }
+}
 
 /**
  * scales [n, blocks] and packed zero points [n, ceil(blocks / 2)] (NULL: 8) → the grouped layout.
@@ -41,137 +111,128 @@ void repack_q4_scales(const float *scales, const uint8_t *zero_points, int n, in
       }
 }
 
+/** The nibble masks, built from a runtime value so the compiler keeps them in registers (as
+ * constants, V8 rebuilt them on every block). */
+typedef struct {
+  v128_t m0, m1, m2;
+} masks_t;
+
+static inline masks_t make_masks(int blocks) {
+  int16_t zero = (int16_t)(blocks >> 30); // 0 for any real size
+  masks_t m = {wasm_i16x8_splat((int16_t)(0x000f | zero)), wasm_i16x8_splat((int16_t)(0x00f0 | zero)),
+               wasm_i16x8_splat((int16_t)(0x0f00 | zero))};
+  return m;
+}
+
 /**
- * The integer dot product of one 4-bit block with its activation codes, as four int32 lanes.
- * Read as eight 16-bit lanes, lane i of the 16 bytes holds elements 4i, 4i+1, 4i+2, 4i+3 in its
- * nibbles (low to high), so a mask and three shifts unpack the block into four vectors of
- * elements grouped by index mod 4, which is how quantize_rows_q4 orders the codes (a0..a3).
+ * 256 × the four rows' integer dots of one block (lane j = row j), before the zero point: `w` is
+ * the group's 64 bytes for the block, `a` the block's 16 activation pairs (as int32 words).
  */
-static inline v128_t block_dot_q4(const uint8_t *w, v128_t mask, v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
-  v128_t v = wasm_v128_load(w);
-  v128_t d0 = wasm_i32x4_dot_i16x8(wasm_v128_and(v, mask), a0);
-  v128_t d1 = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), mask), a1);
-  v128_t d2 = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), mask), a2);
-  v128_t d3 = wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), a3);
-  return wasm_i32x4_add(wasm_i32x4_add(d0, d1), wasm_i32x4_add(d2, d3));
+static inline v128_t group_dot(const uint8_t *w, const int32_t *a, masks_t m) {
+  v128_t sum[4];
+  for (int v = 0; v < 4; v++) {
+    v128_t x = wasm_v128_load(w + 16 * v);
+    v128_t d0 = wasm_i32x4_dot_i16x8(wasm_v128_and(x, m.m0), wasm_v128_load32_splat(a + 4 * v));
+    v128_t d1 = wasm_i32x4_dot_i16x8(wasm_v128_and(x, m.m1), wasm_v128_load32_splat(a + 4 * v + 1));
+    v128_t d2 = wasm_i32x4_dot_i16x8(wasm_v128_and(x, m.m2), wasm_v128_load32_splat(a + 4 * v + 2));
+    v128_t d3 = wasm_i32x4_dot_i16x8(wasm_u16x8_shr(x, 12), wasm_v128_load32_splat(a + 4 * v + 3));
+    sum[v] = wasm_i32x4_add(wasm_i32x4_add(d0, d1), wasm_i32x4_add(d2, d3));
+  }
+  return wasm_i32x4_add(wasm_i32x4_add(sum[0], sum[1]), wasm_i32x4_add(sum[2], sum[3]));
 }
 
-/** The four nibble planes of one block (as block_dot_q4 unpacks them). */
-static inline void unpack_q4(const uint8_t *w, v128_t mask, v128_t *p0, v128_t *p1, v128_t *p2, v128_t *p3) {
-  v128_t v = wasm_v128_load(w);
-  *p0 = wasm_v128_and(v, mask);
-  *p1 = wasm_v128_and(wasm_u16x8_shr(v, 4), mask);
-  *p2 = wasm_v128_and(wasm_u16x8_shr(v, 8), mask);
-  *p3 = wasm_u16x8_shr(v, 12);
+/** Two activation rows over the same group block: each plane unpacked once. */
+static inline void group_dot2(const uint8_t *w, const int32_t *a, const int32_t *c, masks_t m, v128_t *out_a,
+                              v128_t *out_c) {
+  v128_t sa = wasm_i32x4_splat(0), sc = sa;
+  for (int v = 0; v < 4; v++) {
+    v128_t x = wasm_v128_load(w + 16 * v);
+    v128_t p0 = wasm_v128_and(x, m.m0), p1 = wasm_v128_and(x, m.m1);
+    v128_t p2 = wasm_v128_and(x, m.m2), p3 = wasm_u16x8_shr(x, 12);
+    sa = wasm_i32x4_add(sa, wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(p0, wasm_v128_load32_splat(a + 4 * v)),
+                                                          wasm_i32x4_dot_i16x8(p1, wasm_v128_load32_splat(a + 4 * v + 1))),
+                                           wasm_i32x4_add(wasm_i32x4_dot_i16x8(p2, wasm_v128_load32_splat(a + 4 * v + 2)),
+                                                          wasm_i32x4_dot_i16x8(p3, wasm_v128_load32_splat(a + 4 * v + 3)))));
+    sc = wasm_i32x4_add(sc, wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(p0, wasm_v128_load32_splat(c + 4 * v)),
+                                                          wasm_i32x4_dot_i16x8(p1, wasm_v128_load32_splat(c + 4 * v + 1))),
+                                           wasm_i32x4_add(wasm_i32x4_dot_i16x8(p2, wasm_v128_load32_splat(c + 4 * v + 2)),
+                                                          wasm_i32x4_dot_i16x8(p3, wasm_v128_load32_splat(c + 4 * v + 3)))));
+  }
+  *out_a = sa;
+  *out_c = sc;
 }
 
-/** The same sum as block_dot_q4, from unpacked planes and the codes at `a`. */
-static inline v128_t planes_dot(v128_t p0, v128_t p1, v128_t p2, v128_t p3, const int16_t *a) {
-  v128_t d0 = wasm_i32x4_dot_i16x8(p0, wasm_v128_load(a));
-  v128_t d1 = wasm_i32x4_dot_i16x8(p1, wasm_v128_load(a + 8));
-  v128_t d2 = wasm_i32x4_dot_i16x8(p2, wasm_v128_load(a + 16));
-  v128_t d3 = wasm_i32x4_dot_i16x8(p3, wasm_v128_load(a + 24));
-  return wasm_i32x4_add(wasm_i32x4_add(d0, d1), wasm_i32x4_add(d2, d3));
+/**
+ * The block's dots (lane j = row j) with the zero point taken off: (dot256 - 256 · zero · sum) / 256.
+ * The four zero-point bytes are widened to 256 · z_j in the low int16 of each 32-bit lane (the
+ * high one 0), so one dot_i16x8_s with the broadcast code sum gives 256 z_j S (widening, not a
+ * byte shuffle: V8 rebuilds a shuffle's constant on every use).
+ */
+static inline v128_t finish_dot(v128_t dot256, const uint8_t *zero4, const int32_t *sum) {
+  v128_t z16 = wasm_i16x8_shl(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(zero4)), 8);
+  v128_t zero_term = wasm_i32x4_dot_i16x8(wasm_u32x4_extend_low_u16x8(z16), wasm_v128_load32_splat(sum));
+  return wasm_i32x4_shr(wasm_i32x4_sub(dot256, zero_term), 8);
 }
 
-/** Lane j of the result = the sum of the four lanes of dj (integer, so the order is immaterial). */
-static inline v128_t transpose_sum(v128_t d0, v128_t d1, v128_t d2, v128_t d3) {
-  v128_t s01 = wasm_i32x4_add(wasm_i32x4_shuffle(d0, d1, 0, 4, 1, 5), wasm_i32x4_shuffle(d0, d1, 2, 6, 3, 7));
-  v128_t s23 = wasm_i32x4_add(wasm_i32x4_shuffle(d2, d3, 0, 4, 1, 5), wasm_i32x4_shuffle(d2, d3, 2, 6, 3, 7));
-  return wasm_i32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5), wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7));
+/** acc + float(dot) × (scale_w × scale_a), lane-wise: the one float step of the reduction order. */
+static inline v128_t accumulate(v128_t acc, v128_t dot, const float *w_scales, float a_scale) {
+  v128_t scale = wasm_f32x4_mul(wasm_v128_load(w_scales), wasm_f32x4_splat(a_scale));
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), scale));
+}
+
+/** Stores the group's four lanes at y[n..n+3], or only the rows below n_end (a partial group). */
+static inline void store_group(float *y, int n, int n_end, v128_t acc) {
+  if (n + 4 <= n_end) {
+    wasm_v128_store(y + n, acc);
+    return;
+  }
+  float lanes[4];
+  wasm_v128_store(lanes, acc);
+  for (int j = 0; n + j < n_end; j++) y[n + j] = lanes[j];
 }
 
 /**
  * y[r, n] for activation rows r < rows and output rows n in [n_begin, n_end); y is [rows, n_total].
- * codes / scales / sums come from quantize_rows_q4 over the same k; weight scales and zero
- * points are in repack_q4_scales' layout.
+ * n_begin is a multiple of 4 (threads split on group boundaries). codes / scales / sums come from
+ * quantize_rows_q4 over the same k; weights, scales and zero points are in the grouped layout.
  */
 EXPORT(gemm_q4)
 void gemm_q4(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points, int n_total,
              int blocks, const int16_t *codes, const float *scales, const int32_t *sums, int rows, float *y,
              int n_begin, int n_end) {
-  const int64_t row_bytes = (int64_t)blocks * (BLOCK / 2);
-  // The nibble mask, built from an argument (blocks >> 30 is 0 for any real size) so the compiler
-  // keeps it in a register: as a constant, V8 rebuilt it on every block.
-  v128_t mask = wasm_i16x8_splat((int16_t)(0x000f | (blocks >> 30)));
+  const masks_t m = make_masks(blocks);
+  const int64_t group_bytes = (int64_t)blocks * GROUP_BLOCK_BYTES;
   int n = n_begin;
-  // Whole groups of four rows (a group starts at a multiple of 4 so its scales are one vector).
-  for (; n < n_end && (n & 3) == 0 && n + 4 <= n_end; n += 4) {
-    const uint8_t *w0 = weights + (int64_t)n * row_bytes;
+  for (; n < n_end; n += 4) {
+    const uint8_t *w = weights + (int64_t)(n >> 2) * group_bytes;
     const float *ws = weight_scales + (int64_t)(n >> 2) * blocks * 4;
     const uint8_t *wz = zero_points + (int64_t)(n >> 2) * blocks * 4;
     int r = 0;
-    // Prefill: two activation rows per pass share each unpacked weight block (same arithmetic).
+    // Prefill: two activation rows per pass share each unpacked block (same arithmetic).
     for (; r + 2 <= rows; r += 2) {
-      const int16_t *a = codes + (int64_t)r * blocks * BLOCK;
-      const int16_t *c = a + (int64_t)blocks * BLOCK;
+      const int32_t *a = (const int32_t *)(codes + (int64_t)r * blocks * BLOCK);
+      const int32_t *c = a + (int64_t)blocks * 16;
       const float *as = scales + (int64_t)r * blocks;
       const int32_t *asum = sums + (int64_t)r * blocks;
       v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0;
       for (int b = 0; b < blocks; b++) {
-        const uint8_t *wb = w0 + b * (BLOCK / 2);
-        const int16_t *ab = a + b * BLOCK, *cb = c + b * BLOCK;
-        v128_t p0, p1, p2, p3;
-        unpack_q4(wb, mask, &p0, &p1, &p2, &p3);
-        v128_t x0 = planes_dot(p0, p1, p2, p3, ab), y0 = planes_dot(p0, p1, p2, p3, cb);
-        unpack_q4(wb + row_bytes, mask, &p0, &p1, &p2, &p3);
-        v128_t x1 = planes_dot(p0, p1, p2, p3, ab), y1 = planes_dot(p0, p1, p2, p3, cb);
-        unpack_q4(wb + 2 * row_bytes, mask, &p0, &p1, &p2, &p3);
-        v128_t x2 = planes_dot(p0, p1, p2, p3, ab), y2 = planes_dot(p0, p1, p2, p3, cb);
-        unpack_q4(wb + 3 * row_bytes, mask, &p0, &p1, &p2, &p3);
-        v128_t x3 = planes_dot(p0, p1, p2, p3, ab), y3 = planes_dot(p0, p1, p2, p3, cb);
-        v128_t zero = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(wz + b * 4)));
-        v128_t w_scale = wasm_v128_load(ws + b * 4);
-        v128_t dot0 = wasm_i32x4_sub(transpose_sum(x0, x1, x2, x3), wasm_i32x4_mul(zero, wasm_i32x4_splat(asum[b])));
-        v128_t dot1 =
-            wasm_i32x4_sub(transpose_sum(y0, y1, y2, y3), wasm_i32x4_mul(zero, wasm_i32x4_splat(asum[blocks + b])));
-        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot0),
-                                                   wasm_f32x4_mul(w_scale, wasm_f32x4_splat(as[b]))));
-        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot1),
-                                                   wasm_f32x4_mul(w_scale, wasm_f32x4_splat(as[blocks + b]))));
+        v128_t d0, d1;
+        group_dot2(w + b * GROUP_BLOCK_BYTES, a + b * 16, c + b * 16, m, &d0, &d1);
+        acc0 = accumulate(acc0, finish_dot(d0, wz + b * 4, asum + b), ws + b * 4, as[b]);
+        acc1 = accumulate(acc1, finish_dot(d1, wz + b * 4, asum + blocks + b), ws + b * 4, as[blocks + b]);
       }
-      wasm_v128_store(y + (int64_t)r * n_total + n, acc0);
-      wasm_v128_store(y + (int64_t)(r + 1) * n_total + n, acc1);
+      store_group(y + (int64_t)r * n_total, n, n_end, acc0);
+      store_group(y + (int64_t)(r + 1) * n_total, n, n_end, acc1);
     }
     for (; r < rows; r++) {
-      const int16_t *a = codes + (int64_t)r * blocks * BLOCK;
+      const int32_t *a = (const int32_t *)(codes + (int64_t)r * blocks * BLOCK);
       const float *as = scales + (int64_t)r * blocks;
       const int32_t *asum = sums + (int64_t)r * blocks;
       v128_t acc = wasm_f32x4_splat(0.0f);
-      for (int b = 0; b < blocks; b++) {
-        const int16_t *ab = a + b * BLOCK;
-        v128_t a0 = wasm_v128_load(ab), a1 = wasm_v128_load(ab + 8);
-        v128_t a2 = wasm_v128_load(ab + 16), a3 = wasm_v128_load(ab + 24);
-        const uint8_t *wb = w0 + b * (BLOCK / 2);
-        v128_t dot = transpose_sum(block_dot_q4(wb, mask, a0, a1, a2, a3), block_dot_q4(wb + row_bytes, mask, a0, a1, a2, a3),
-                                   block_dot_q4(wb + 2 * row_bytes, mask, a0, a1, a2, a3),
-                                   block_dot_q4(wb + 3 * row_bytes, mask, a0, a1, a2, a3));
-        v128_t zero = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(wz + b * 4)));
-        dot = wasm_i32x4_sub(dot, wasm_i32x4_mul(zero, wasm_i32x4_splat(asum[b])));
-        v128_t scale = wasm_f32x4_mul(wasm_v128_load(ws + b * 4), wasm_f32x4_splat(as[b]));
-        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), scale));
-      }
-      wasm_v128_store(y + (int64_t)r * n_total + n, acc);
-    }
-  }
-  // Rows outside whole groups: the same arithmetic, one row at a time.
-  for (; n < n_end; n++) {
-    const uint8_t *w_row = weights + (int64_t)n * row_bytes;
-    const float *ws = weight_scales + (int64_t)(n >> 2) * blocks * 4 + (n & 3);
-    const uint8_t *wz = zero_points + (int64_t)(n >> 2) * blocks * 4 + (n & 3);
-    for (int r = 0; r < rows; r++) {
-      const int16_t *a = codes + (int64_t)r * blocks * BLOCK;
-      const float *as = scales + (int64_t)r * blocks;
-      const int32_t *asum = sums + (int64_t)r * blocks;
-      float acc = 0.0f;
-      for (int b = 0; b < blocks; b++) {
-        const int16_t *ab = a + b * BLOCK;
-        v128_t d = block_dot_q4(w_row + b * (BLOCK / 2), mask, wasm_v128_load(ab), wasm_v128_load(ab + 8),
-                                wasm_v128_load(ab + 16), wasm_v128_load(ab + 24));
-        int32_t dot = sum_i32x4(d) - (int32_t)wz[b * 4] * asum[b];
-        acc += (float)dot * (ws[b * 4] * as[b]);
-      }
-      y[(int64_t)r * n_total + n] = acc;
+      for (int b = 0; b < blocks; b++)
+        acc = accumulate(acc, finish_dot(group_dot(w + b * GROUP_BLOCK_BYTES, a + b * 16, m), wz + b * 4, asum + b),
+                         ws + b * 4, as[b]);
+      store_group(y + (int64_t)r * n_total, n, n_end, acc);
     }
   }
 }

@@ -2,7 +2,7 @@
 // along k, and each block becomes int8 codes (held as int16, already widened for
 // i32x4.dot_i16x8_s) with one float scale: scale = max|x| / 127, code = nearest(x / scale). The
 // tail of the last block is zero. The q4 variant also stores each block's code sum (for the
-// weights' zero point) and orders each block to match how the 4-bit kernel unpacks weights.
+// weights' zero point) and scales each code by the factor of the weight nibble plane it meets.
 #include "engine.h"
 
 static void quantize_block(const float *x, int count, float *codes, float *scale_out) {
@@ -34,13 +34,14 @@ void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *sc
 }
 
 /**
- * As quantize_rows_q8, with each block's elements ordered by their index mod 4 (0, 4, ..., 28,
- * then 1, 5, ..., 29, then 2, ..., then 3, ...), and the code sums. A 16-bit lane of a 4-bit
- * weight block holds elements 4i..4i+3 in its four nibbles, so masking and shifting the block as
- * eight 16-bit lanes gives exactly these four groups, ready for i32x4.dot_i16x8_s.
+ * As quantize_rows_q8, each code multiplied by its nibble plane's factor for the 4-bit kernel
+ * (element i of a block by 256, 16, 1, 256 for (i >> 1) & 3 = 0, 1, 2, 3: the kernel masks the
+ * weight nibbles in place instead of shifting them down, src/gemv-q4.c), and the code sums
+ * (unscaled, for the weights' zero point). |127 · 256| fits in int16.
  */
 EXPORT(quantize_rows_q4)
 void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *scales, int32_t *sums) {
+  static const int16_t plane_factor[4] = {256, 16, 1, 256};
   int blocks = (k + BLOCK - 1) / BLOCK;
   float tmp[BLOCK];
   for (int r = 0; r < rows; r++) {
@@ -51,7 +52,7 @@ void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *sc
       int16_t *out = codes + ((int64_t)r * blocks + b) * BLOCK;
       int32_t sum = 0;
       for (int i = 0; i < BLOCK; i++) {
-        out[(i & 3) * (BLOCK / 4) + (i >> 2)] = (int16_t)tmp[i];
+        out[i] = (int16_t)((int16_t)tmp[i] * plane_factor[(i >> 1) & 3]);
         sum += (int32_t)tmp[i];
       }
       sums[r * blocks + b] = sum;
