@@ -2,8 +2,9 @@
 // would pick, the files and bytes it needs, how much is still missing, and the memory estimate
 // from manifest.json. The SDK's router compares this with the probe (storage, memory, WebGPU).
 import { InvalidArgumentError } from '../core/errors.ts'
-import { parseModelConfig } from '../core/model-package.ts'
-import { type Backend, chooseDtype, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
+import { manifestMemoryEstimate, type PackageManifest, parseModelConfig } from '../core/model-package.ts'
+import { engineCovers } from '../wasm/engine/session.ts'
+import { type Backend, backends, chooseDtype, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
 import type { ModelStore } from './store/types.ts'
 
 /**
@@ -22,8 +23,16 @@ export interface PackageInfo {
   readonly totalBytes?: number | undefined
   /** Of those, bytes not stored yet (0 when cached). */
   readonly downloadBytes: number
-  /** Memory needed to run it (weights + cache), from the manifest's estimate. */
+  /**
+   * Memory needed to run it on `backend` (weights, cache, runtime), from the manifest: the
+   * backend's own estimate when the manifest has one, else its per-dtype figure.
+   */
   readonly estimatedMemoryBytes?: number
+  /**
+   * The same for every backend a device could run the package on, each with the dtype a load
+   * there would pick: the router reads the figure of the backend it chooses.
+   */
+  readonly memoryByBackend?: Readonly<Partial<Record<Backend, BackendMemory>>>
   /** Every file of the chosen dtype is stored and verified. */
   readonly cached: boolean
   /** Weights stored as fp16 need the WebGPU shader-f16 feature to run on WebGPU. */
@@ -34,12 +43,46 @@ export interface PackageInfo {
   readonly files?: readonly string[]
 }
 
+/** One backend's memory figure for the dtype it would load. */
+export interface BackendMemory {
+  readonly dtype: string
+  /** Peak bytes a load and a conversation filling the context add (WebGPU: host and GPU memory together). */
+  readonly bytes: number
+  /** WebGPU: the part in GPU buffers. */
+  readonly gpuBytes?: number
+}
+
+type MemoryManifest = Pick<PackageManifest, 'estimatedMemoryBytes' | 'estimatedMemory' | 'contextLength'>
+
+/**
+ * The figure for `dtype` on `backend`. 'wasm' is the engine where it covers the architecture and
+ * dtype, else onnxruntime-web's WASM, which is what a load would run.
+ */
+function memoryFor(
+  manifest: MemoryManifest,
+  modelType: string,
+  dtype: string,
+  backend: Backend,
+  contextLength: number | undefined,
+): BackendMemory | undefined {
+  const runs = backend === 'wasm' && !engineCovers(modelType, dtype) ? 'ort-wasm' : backend
+  const estimate = manifestMemoryEstimate(manifest, dtype, runs, contextLength)
+  if (!estimate) return undefined
+  return {
+    dtype,
+    bytes: estimate.bytes,
+    ...(estimate.gpuBytes === undefined ? {} : { gpuBytes: estimate.gpuBytes }),
+  }
+}
+
 export async function inspectPackage(options: {
   model: string
   backend: Backend
   dtype?: string
   store: ModelStore
   shaderF16?: boolean
+  /** The context a load will cap the cache at (the memory figures are for it). */
+  contextLength?: number
 }): Promise<
   PackageInfo & {
     readonly dtype: string
@@ -84,7 +127,30 @@ export async function inspectPackage(options: {
     totalBytes = size === undefined || totalBytes === undefined ? undefined : totalBytes + size
   }
   const cached = pkg.kind === 'folder' || (await options.store.isCached(pkg.source, files))
-  const estimate = pkg.manifest?.estimatedMemoryBytes?.[dtype]
+  const manifest = pkg.manifest as MemoryManifest | undefined
+  const estimate = manifest
+    ? memoryFor(manifest, config.modelType, dtype, options.backend, options.contextLength)?.bytes
+    : undefined
+  // Every backend's figure, for the dtype each would pick from the manifest's list (no I/O).
+  const memoryByBackend: Partial<Record<Backend, BackendMemory>> = {}
+  if (manifest?.estimatedMemory !== undefined)
+    for (const backend of backends) {
+      const backendDtype =
+        options.dtype === undefined
+          ? await chooseDtype({
+              backend,
+              modelType: config.modelType,
+              listed: pkg.manifest?.dtypes,
+              shaderF16: options.shaderF16 ?? false,
+              source: pkg.source,
+            }).catch(() => undefined)
+          : dtype
+      const figure =
+        backendDtype === undefined
+          ? undefined
+          : memoryFor(manifest, config.modelType, backendDtype, backend, options.contextLength)
+      if (figure) memoryByBackend[backend] = figure
+    }
   const name = (pkg.manifest as { name?: unknown } | undefined)?.name
   return {
     name: `${typeof name === 'string' ? name : pkg.source.replace(/\/+$/, '').split('/').at(-1)} ${dtype}`,
@@ -93,6 +159,7 @@ export async function inspectPackage(options: {
     totalBytes,
     downloadBytes: cached ? 0 : (totalBytes ?? 0),
     ...(estimate === undefined ? {} : { estimatedMemoryBytes: estimate }),
+    ...(Object.keys(memoryByBackend).length > 0 ? { memoryByBackend } : {}),
     cached,
     requiresShaderF16: dtype === 'fp16' || dtype === 'q4f16',
     files,

@@ -36,6 +36,7 @@ export {
   generate,
   generateText,
 } from './generate.ts'
+export * from './memory-estimate.ts'
 export * from './model-package.ts'
 export type { ModelSession, ModelSessionInfo, RunOptions } from './model-session.ts'
 export {

@@ -3,6 +3,7 @@
 // models load as they are), and a validated reading of the Hugging Face `config.json`.
 
 import { InvalidArgumentError, ModelError } from './errors.ts'
+import { type BackendMemoryEstimate, type MemoryBackend, memoryBackends } from './memory-estimate.ts'
 
 /** Architectures the runtime and builder know. Qwen3.5's config nests the text part as qwen3_5_text. */
 export const modelTypes = ['llama', 'qwen3', 'qwen3_5', 'qwen3_5_text'] as const
@@ -29,10 +30,55 @@ export interface PackageManifest {
   readonly files: readonly PackageFileEntry[]
   /** Weight formats present in this package. */
   readonly dtypes: readonly ModelDtype[]
-  /** Estimated bytes of memory to run each dtype (weights + KV cache at the context length + working set). */
+  /**
+   * Estimated bytes of memory to run each dtype at `contextLength`. Since `estimatedMemory`
+   * exists, the largest of the backends' figures (so a reader that knows only this field never
+   * sends a device into running out of memory); older packages have only this.
+   */
   readonly estimatedMemoryBytes: Readonly<Partial<Record<ModelDtype, number>>>
-  /** Context length the memory estimate assumes. */
+  /**
+   * Per dtype and backend: the peak a load plus a conversation filling `contextLength` adds to
+   * the process, from core's memory model (core/memory-estimate.ts), calibrated by measurement.
+   */
+  readonly estimatedMemory?: Readonly<
+    Partial<Record<ModelDtype, Readonly<Partial<Record<MemoryBackend, BackendMemoryEstimate>>>>>
+  >
+  /** Context length the memory estimates assume. */
   readonly contextLength?: number
+}
+
+/**
+ * The manifest's memory figure for running `dtype` on `backend` at `contextLength` (default: the
+ * manifest's): the backend's own estimate when the manifest has one, else the per-dtype number
+ * older packages carry (`backend: undefined` in the result says it is not the backend's own).
+ */
+export function manifestMemoryEstimate(
+  manifest: Pick<PackageManifest, 'estimatedMemoryBytes' | 'estimatedMemory' | 'contextLength'>,
+  dtype: string,
+  backend: MemoryBackend,
+  contextLength?: number,
+):
+  | {
+      readonly bytes: number
+      readonly gpuBytes?: number
+      readonly modelBytes?: number
+      readonly backend?: MemoryBackend
+    }
+  | undefined {
+  const own = manifest.estimatedMemory?.[dtype as ModelDtype]?.[backend]
+  if (own) {
+    const stored = manifest.contextLength
+    const shorter = stored !== undefined && contextLength !== undefined && contextLength < stored
+    const saved = shorter ? own.perTokenBytes * (stored - contextLength) : 0
+    return {
+      bytes: Math.max(0, own.bytes - saved),
+      ...(own.gpuBytes === undefined ? {} : { gpuBytes: Math.max(0, own.gpuBytes - saved) }),
+      ...(own.modelBytes === undefined ? {} : { modelBytes: Math.max(0, own.modelBytes - saved) }),
+      backend,
+    }
+  }
+  const bytes = manifest.estimatedMemoryBytes?.[dtype as ModelDtype]
+  return typeof bytes === 'number' ? { bytes } : undefined
 }
 
 const dtypeSuffix: Record<ModelDtype, string> = {
@@ -320,5 +366,37 @@ export function parsePackageManifest(input: unknown): PackageManifest {
   )
     bad('dtypes', `must list dtypes among ${modelDtypes.join(', ')}.`)
   if (!isObject(json.estimatedMemoryBytes)) bad('estimatedMemoryBytes', 'must map dtype to bytes.')
+  const byteCount = (value: unknown): boolean =>
+    typeof value === 'number' && Number.isFinite(value) && value >= 0
+  for (const [dtype, bytes] of Object.entries(json.estimatedMemoryBytes as JsonObject))
+    if (!byteCount(bytes)) bad(`estimatedMemoryBytes.${dtype}`, 'must be a byte count.')
+  if (json.estimatedMemory !== undefined) {
+    if (!isObject(json.estimatedMemory))
+      bad('estimatedMemory', 'must map dtype to { backend: { bytes, perTokenBytes } }.')
+    for (const [dtype, byBackend] of Object.entries(json.estimatedMemory as JsonObject)) {
+      if (!(modelDtypes as readonly string[]).includes(dtype))
+        bad(`estimatedMemory.${dtype}`, `is not a dtype: use ${modelDtypes.join(', ')}.`)
+      if (!isObject(byBackend))
+        bad(`estimatedMemory.${dtype}`, 'must map backend to { bytes, perTokenBytes }.')
+      for (const [backend, figure] of Object.entries(byBackend as JsonObject)) {
+        const field = `estimatedMemory.${dtype}.${backend}`
+        if (!(memoryBackends as readonly string[]).includes(backend))
+          bad(field, `is not a backend: use ${memoryBackends.join(', ')}.`)
+        if (!isObject(figure) || !byteCount(figure.bytes) || !byteCount(figure.perTokenBytes))
+          bad(field, 'must be { bytes, perTokenBytes } with byte counts.')
+        const entry = figure as JsonObject
+        for (const optional of ['gpuBytes', 'modelBytes'])
+          if (entry[optional] !== undefined && !byteCount(entry[optional]))
+            bad(`${field}.${optional}`, 'must be a byte count.')
+      }
+    }
+  }
+  if (
+    json.contextLength !== undefined &&
+    (typeof json.contextLength !== 'number' ||
+      !Number.isInteger(json.contextLength) ||
+      json.contextLength < 1)
+  )
+    bad('contextLength', 'must be a positive integer.')
   return json as unknown as PackageManifest
 }

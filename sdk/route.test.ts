@@ -405,3 +405,38 @@ describe('decideRoute', () => {
     )
   })
 })
+
+describe('decideRoute: the memory figure of the backend it chooses', () => {
+  const phone: DeviceCapabilities = {
+    webgpu: { available: false },
+    wasm: true,
+    deviceMemoryBytes: 4 * gb,
+    online: true,
+  }
+  const q8 = {
+    ...cachedPackage,
+    name: 'Qwen3.5-0.8B q8',
+    dtype: 'q8',
+    estimatedMemoryBytes: 1.4 * gb,
+    memoryByBackend: {
+      wasm: { dtype: 'q8', bytes: 1.4 * gb },
+      'ort-wasm': { dtype: 'q8', bytes: 2.9 * gb },
+      native: { dtype: 'q4', bytes: 1.1 * gb },
+    },
+  } satisfies PackageInfo
+
+  it("runs the engine's 1.4 GiB on a 4 GiB phone, and refuses onnxruntime-web's 2.9 GiB there", () => {
+    const engine = decideRoute(phone, q8, 'device-only')
+    expect(engine.route).toBe('device')
+    expect(engine.reason).toContain('fits ~1.4 GiB on wasm')
+    const ortWeb = decideRoute(phone, { ...q8, backend: 'ort-wasm' }, 'device-only')
+    expect(ortWeb.route).toBe('none')
+    expect(ortWeb.reason).toContain('needs ~2.9 GiB on ort-wasm')
+  })
+
+  it('reads the native figure (and its dtype) when native runs', () => {
+    const decision = decideRoute({ ...phone, native: true }, q8, 'device-only')
+    expect(decision.backend).toBe('native')
+    expect(decision.reason).toContain('fits ~1.1 GiB on native in q4')
+  })
+})

@@ -104,7 +104,6 @@ function assessDevice(
 ): DeviceAssessment {
   const problems: string[] = []
   const facts: string[] = []
-  const needs = packageInfo.estimatedMemoryBytes
 
   // Backend: WebGPU when its adapter can hold the package, else native (Node), else WASM.
   let backend: DeviceBackend | undefined
@@ -134,21 +133,31 @@ function assessDevice(
   // (the words come from the Node-only probe, so a page bundle never names that package).
   if (backend === 'wasm' && capabilities.nativeNote !== undefined) facts.push(capabilities.nativeNote)
 
-  // Memory: the estimate against the share of device memory a page may take; WASM also has a 4 GiB heap.
+  // Memory: the estimate of the backend about to run (onnxruntime-web's WASM peaks at twice the
+  // engine's on the same package) against the share of device memory a page may take; WASM also
+  // has a 4 GiB heap. An app's own PackageInfo may give one figure for every backend.
+  const memoryKey = backend === 'wasm' && packageInfo.backend === 'ort-wasm' ? ('ort-wasm' as const) : backend
+  const own = memoryKey === undefined ? undefined : packageInfo.memoryByBackend?.[memoryKey]
+  const needs = own?.bytes ?? packageInfo.estimatedMemoryBytes
+  const on = own
+    ? ` on ${memoryKey}${packageInfo.dtype !== undefined && own.dtype !== packageInfo.dtype ? ` in ${own.dtype}` : ''}`
+    : ''
   if (needs !== undefined && capabilities.deviceMemoryBytes !== undefined) {
     const allowed = capabilities.deviceMemoryBytes * thresholds.maxMemoryFraction
     if (needs > allowed) {
       // The share, not only the total: "16 GiB deviceMemory" alone reads as plenty.
       problems.push(
-        `${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory × maxMemoryFraction ${thresholds.maxMemoryFraction} allows ${formatBytes(allowed)}: the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
+        `${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory × maxMemoryFraction ${thresholds.maxMemoryFraction} allows ${formatBytes(allowed)}: the ${packageInfo.name} package needs ~${formatBytes(needs)}${on}`,
       )
     } else {
-      facts.push(`${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory fits ~${formatBytes(needs)}`)
+      facts.push(
+        `${formatBytes(capabilities.deviceMemoryBytes)} deviceMemory fits ~${formatBytes(needs)}${on}`,
+      )
     }
   }
   if (backend === 'wasm' && needs !== undefined && needs > 4 * gib) {
     problems.push(
-      `the WASM heap is limited to 4 GiB and the ${packageInfo.name} package needs ~${formatBytes(needs)}`,
+      `the WASM heap is limited to 4 GiB and the ${packageInfo.name} package needs ~${formatBytes(needs)}${on}`,
     )
   }
 

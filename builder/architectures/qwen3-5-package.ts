@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { ModelDtype, PackageManifest } from '../../core/model-package.ts'
+import { type PackageManifest, parseModelConfig } from '../../core/model-package.ts'
 import { GraphBuilder, tensor, writeModelFile } from '../onnx/index.ts'
+import { manifestMemoryFields } from '../package/memory-estimates.ts'
 import { quantizeBlockwise4 } from '../quantize/quantize.ts'
 import { convDim, type Qwen35Config, qwen35ConfigJson } from './qwen3-5-config.ts'
 import { buildQwen35Decoder, buildQwen35Embedding } from './qwen3-5-graph.ts'
@@ -154,11 +155,8 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     files.push(path)
   }
   const contextLength = options.contextLength ?? Math.min(4096, config.maxPositionEmbeddings)
-  const cache = qwen35CacheBytes(config)
-  const estimatedMemoryBytes: Partial<Record<ModelDtype, number>> = {}
   for (const dtype of dtypes) {
     const suffix = suffixes[dtype]
-    let weightBytes = 0
     const embedPath = `onnx/embed_tokens${suffix}.onnx`
     const embedGraph =
       dtype === 'fp32'
@@ -176,26 +174,16 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
       join(outDir, decoderPath),
       { opsets },
     )
-    for (const written of [embed, decoder]) {
-      weightBytes += written.modelBytes + written.dataBytes
-    }
     files.push(embedPath, decoderPath)
     if (embed.dataPath) files.push(`${embedPath}_data`)
     if (decoder.dataPath) files.push(`${decoderPath}_data`)
-    // External data: ORT's heap grows to ~1.14× the stored bytes (docs/builder.md, "External data"); plus caches and
-    // a working set for one prefill chunk of logits.
-    estimatedMemoryBytes[dtype] = Math.ceil(
-      weightBytes * 1.15 + cache.fixed + cache.perToken * contextLength + 64 * config.vocabSize * 4,
-    )
   }
   // Written after the graphs: it names the ones that got external data.
   const externalDataFiles = files
     .filter((path) => path.endsWith('.onnx') && files.includes(`${path}_data`))
     .map((path) => path.slice('onnx/'.length))
-  await writeFile(
-    join(outDir, 'config.json'),
-    `${JSON.stringify(qwen35ConfigJson(config, externalDataFiles), null, 2)}\n`,
-  )
+  const configJson = qwen35ConfigJson(config, externalDataFiles)
+  await writeFile(join(outDir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`)
   const entries = []
   for (const path of files) {
     const full = join(outDir, path)
@@ -207,8 +195,8 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     ...(options.name !== undefined ? { name: options.name } : {}),
     files: entries,
     dtypes: [...dtypes],
-    estimatedMemoryBytes,
-    contextLength,
+    // The memory model reads the config as the runtime will (core's reading of config.json).
+    ...manifestMemoryFields(parseModelConfig(configJson), dtypes, entries, contextLength),
   }
   await writeFile(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
   return manifest

@@ -34,6 +34,7 @@ import {
 } from '../architectures/decoder-graph.ts'
 import type { DecoderWeights } from '../architectures/weights.ts'
 import { writeModelFile } from '../onnx/model-file.ts'
+import { manifestMemoryFields } from './memory-estimates.ts'
 
 export interface PackageTokenizer {
   readonly tokenizerJson: string | object
@@ -96,23 +97,22 @@ export function hfConfigJson(
   return json
 }
 
-/** Bytes to run one dtype: weights as the runtime holds them + KV cache + working set. */
+/**
+ * The largest of the backends' memory estimates to run one dtype at `contextLength` (core's
+ * memory model, core/memory-estimate.ts); `tokenizerBytes` is tokenizer.json's size.
+ */
 export function estimateMemoryBytes(
   config: ModelConfig,
   dtype: ModelDtype,
   storedWeightBytes: number,
   contextLength: number,
+  tokenizerBytes = 0,
 ): number {
-  // fp16 weights are widened to fp32 when the session is created (docs/builder.md, "Why q8 on WASM and q4 elsewhere"); others load as stored
-  // (external data: ~1.14× the stored bytes in the wasm heap).
-  const weights = dtype === 'fp16' ? storedWeightBytes * 2 : storedWeightBytes * 1.14
-  const kvCache = 2 * config.numHiddenLayers * config.numKeyValueHeads * config.headDim * contextLength * 4
-  // Prefill activations for a 512-token chunk: hidden/MLP rows, attention scores and logits.
-  const chunk = Math.min(512, contextLength)
-  const activations =
-    chunk * (4 * config.hiddenSize + 3 * config.intermediateSize + config.vocabSize) * 4 +
-    config.numAttentionHeads * chunk * contextLength * 4 * 2
-  return Math.ceil(weights + kvCache + activations + 32 * 1024 * 1024)
+  const files = [
+    { path: onnxFileNames(config.modelType, dtype).model, bytes: storedWeightBytes },
+    { path: 'tokenizer.json', bytes: tokenizerBytes },
+  ]
+  return manifestMemoryFields(config, [dtype], files, contextLength).estimatedMemoryBytes[dtype] as number
 }
 
 /** Streams the file through sha256 in 16 MiB pieces (data files can exceed a Buffer's limit). */
@@ -219,13 +219,7 @@ export async function writeModelPackage(options: WritePackageOptions): Promise<P
       ...(options.name ? { name: options.name } : {}),
       files,
       dtypes,
-      estimatedMemoryBytes: Object.fromEntries(
-        dtypes.map((dtype) => [
-          dtype,
-          estimateMemoryBytes(config, dtype, storedBytes[dtype]!, contextLength),
-        ]),
-      ),
-      contextLength,
+      ...manifestMemoryFields(config, dtypes, files, contextLength),
     }
     writeFileSync(join(temporary, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
     if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true })

@@ -66,6 +66,7 @@ function isolateBudgetBytes(): number {
 interface Manifest {
   readonly dtypes?: readonly string[]
   readonly estimatedMemoryBytes?: Readonly<Record<string, number>>
+  readonly estimatedMemory?: Readonly<Record<string, { readonly wasm?: { readonly modelBytes?: number } }>>
 }
 
 async function readManifest(folder: string): Promise<Manifest> {
@@ -201,7 +202,9 @@ export async function run(argv: string[]): Promise<number> {
         ),
       source: folder,
     }))
-  const estimate = manifest.estimatedMemoryBytes?.[dtype]
+  // The engine's model part (what the isolate runs) where the manifest has per-backend figures.
+  const estimate =
+    manifest.estimatedMemory?.[dtype]?.wasm?.modelBytes ?? manifest.estimatedMemoryBytes?.[dtype]
   const overBudget = estimate !== undefined && estimate > isolateBudgetBytes()
   if (runtime === 'isolate' && overBudget) {
     throw new InvalidArgumentError(

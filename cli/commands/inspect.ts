@@ -102,10 +102,17 @@ export async function run(argv: string[]): Promise<number> {
   ]
   if (report.manifest) {
     lines.push(`  dtypes        ${report.manifest.dtypes.join(', ')}`)
-    for (const [dtype, bytes] of Object.entries(report.manifest.estimatedMemoryBytes))
-      lines.push(
-        `  memory ${dtype.padEnd(6)} ~${formatSize(bytes ?? 0)} (context ${report.manifest.contextLength ?? '?'})`,
-      )
+    for (const [dtype, bytes] of Object.entries(report.manifest.estimatedMemoryBytes)) {
+      // Per backend where the manifest has them (the router reads the one that will run).
+      const byBackend =
+        report.manifest.estimatedMemory?.[dtype as keyof typeof report.manifest.estimatedMemoryBytes]
+      const detail = byBackend
+        ? Object.entries(byBackend)
+            .map(([backend, figure]) => `${backend} ~${formatSize(figure?.bytes ?? 0)}`)
+            .join(', ')
+        : `~${formatSize(bytes ?? 0)}`
+      lines.push(`  memory ${dtype.padEnd(6)} ${detail} (context ${report.manifest.contextLength ?? '?'})`)
+    }
     lines.push('  files')
     for (const file of report.manifest.files)
       lines.push(

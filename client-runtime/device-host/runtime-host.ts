@@ -86,6 +86,7 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
         ...(inspectOptions.dtype ? { dtype: inspectOptions.dtype } : {}),
         store: await getStore(),
         shaderF16: capabilities.webgpu.features?.includes('shader-f16') ?? false,
+        ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
       })
     },
 

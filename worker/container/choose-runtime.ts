@@ -1,11 +1,14 @@
 // EDGE_RUNTIME = "auto": a package answers in the isolate when its manifest's memory estimate for
-// the weight format fits the isolate budget, else in a container. A package without an estimate
-// is taken at its weights' size (every file under onnx/ for that format).
+// the weight format fits the isolate budget, else in a container: the engine's ('wasm', what the
+// isolate runs) model part where the manifest has per-backend estimates, else its per-dtype
+// figure. A package without an estimate is taken at its weights' size (every file under onnx/
+// for that format).
 import type { EdgeRuntime } from './settings.ts'
 
 export interface RuntimeManifest {
   readonly dtypes?: readonly string[]
   readonly estimatedMemoryBytes?: Readonly<Record<string, number>>
+  readonly estimatedMemory?: Readonly<Record<string, { readonly wasm?: { readonly modelBytes?: number } }>>
   readonly files?: Readonly<Record<string, { readonly size?: number }>>
 }
 
@@ -17,6 +20,8 @@ export interface RuntimeChoice {
 
 /** The bytes a package needs in `dtype`, from its manifest; undefined when the manifest cannot say. */
 export function estimatedBytes(manifest: RuntimeManifest, dtype: string): number | undefined {
+  const model = manifest.estimatedMemory?.[dtype]?.wasm?.modelBytes
+  if (typeof model === 'number') return model
   const estimate = manifest.estimatedMemoryBytes?.[dtype]
   if (typeof estimate === 'number') return estimate
   if (manifest.files === undefined) return undefined

@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest'
+import { cacheBytes, estimateMemory, estimateMemoryByBackend, memoryBackends } from './memory-estimate.ts'
+import { manifestMemoryEstimate, parseModelConfig, parsePackageManifest } from './model-package.ts'
+
+const qwen3 = parseModelConfig({
+  model_type: 'qwen3',
+  hidden_size: 1024,
+  intermediate_size: 3072,
+  num_hidden_layers: 28,
+  num_attention_heads: 16,
+  num_key_value_heads: 8,
+  head_dim: 128,
+  vocab_size: 151936,
+  max_position_embeddings: 40960,
+})
+const inputs = {
+  config: qwen3,
+  dtype: 'q8',
+  weightFileBytes: 778e6,
+  tokenizerBytes: 11.4e6,
+  contextLength: 4096,
+}
+
+describe('memory model', () => {
+  it('costs the KV cache per full-attention layer and the recurrent state of linear layers', () => {
+    expect(cacheBytes(qwen3)).toEqual({ perToken: 28 * 2 * 8 * 128 * 4, state: 0 })
+    const qwen35 = parseModelConfig({
+      model_type: 'qwen3_5_text',
+      hidden_size: 1024,
+      intermediate_size: 3584,
+      num_hidden_layers: 4,
+      num_attention_heads: 8,
+      num_key_value_heads: 2,
+      head_dim: 256,
+      vocab_size: 248320,
+      layer_types: ['linear_attention', 'linear_attention', 'linear_attention', 'full_attention'],
+      linear_num_value_heads: 16,
+      linear_num_key_heads: 16,
+      linear_key_head_dim: 128,
+      linear_value_head_dim: 128,
+      linear_conv_kernel_dim: 4,
+    })
+    const conv = (2 * 16 * 128 + 16 * 128) * 3
+    expect(cacheBytes(qwen35)).toEqual({ perToken: 2 * 2 * 256 * 4, state: 3 * (conv + 16 * 128 * 128) * 4 })
+  })
+
+  it('ranks the backends as measured: onnxruntime-web holds about twice the engine, a longer context costs more', () => {
+    const engine = estimateMemory('wasm', inputs)
+    const ortWeb = estimateMemory('ort-wasm', inputs)
+    expect(ortWeb.bytes).toBeGreaterThan(1.8 * engine.bytes)
+    expect(engine.parts.weights).toBe(778e6)
+    const shorter = estimateMemory('wasm', { ...inputs, contextLength: 1024 })
+    expect(engine.bytes - shorter.bytes).toBe(engine.perTokenBytes * 3072)
+    const gpu = estimateMemory('webgpu', inputs)
+    expect(gpu.gpuBytes).toBeGreaterThan(778e6)
+    expect(gpu.bytes).toBeGreaterThan(gpu.gpuBytes as number)
+    expect(Object.keys(estimateMemoryByBackend(inputs))).toEqual([...memoryBackends])
+  })
+
+  it('the engine keeps bytes stored twice once', () => {
+    const shared = { ...inputs, dtype: 'q4', weightFileBytes: 650e6, duplicateWeightBytes: 127e6 }
+    expect(estimateMemory('wasm', shared).parts.weights).toBe(523e6)
+    expect(estimateMemory('ort-wasm', shared).parts.weights).toBeGreaterThan(650e6)
+  })
+
+  it('refuses nonsense with the field named', () => {
+    expect(() => estimateMemory('wasm', { ...inputs, contextLength: 0 })).toThrow(/contextLength/)
+    expect(() => estimateMemory('wasm', { ...inputs, duplicateWeightBytes: 1e12 })).toThrow(
+      /duplicateWeightBytes/,
+    )
+    expect(() => estimateMemory('gpu' as never, inputs)).toThrow(/backend must be one of/)
+  })
+})
+
+describe('manifest memory figures', () => {
+  const base = {
+    format: 'ondevice-package/1',
+    modelType: 'qwen3',
+    files: [],
+    dtypes: ['q8'],
+    estimatedMemoryBytes: { q8: 3e9 },
+    contextLength: 4096,
+  }
+
+  it('reads a plain per-dtype number (older packages) as the figure for every backend', () => {
+    const manifest = parsePackageManifest(base)
+    expect(manifestMemoryEstimate(manifest, 'q8', 'wasm')).toEqual({ bytes: 3e9 })
+    expect(manifestMemoryEstimate(manifest, 'q4', 'wasm')).toBeUndefined()
+  })
+
+  it("reads a backend's own figure, shorter contexts costing less", () => {
+    const manifest = parsePackageManifest({
+      ...base,
+      estimatedMemory: {
+        q8: {
+          wasm: { bytes: 1e9, perTokenBytes: 1000, modelBytes: 8e8 },
+          webgpu: { bytes: 2e9, perTokenBytes: 2000, gpuBytes: 1.5e9 },
+        },
+      },
+    })
+    expect(manifestMemoryEstimate(manifest, 'q8', 'wasm')).toEqual({
+      bytes: 1e9,
+      modelBytes: 8e8,
+      backend: 'wasm',
+    })
+    expect(manifestMemoryEstimate(manifest, 'q8', 'wasm', 96)?.bytes).toBe(1e9 - 1000 * 4000)
+    expect(manifestMemoryEstimate(manifest, 'q8', 'webgpu', 96)?.gpuBytes).toBe(1.5e9 - 2000 * 4000)
+    // A backend without its own figure falls back to the per-dtype number.
+    expect(manifestMemoryEstimate(manifest, 'q8', 'native')).toEqual({ bytes: 3e9 })
+  })
+
+  it('rejects malformed figures with the field named', () => {
+    expect(() =>
+      parsePackageManifest({ ...base, estimatedMemory: { q8: { gpu: { bytes: 1, perTokenBytes: 0 } } } }),
+    ).toThrow(/"estimatedMemory.q8.gpu" is not a backend/)
+    expect(() =>
+      parsePackageManifest({ ...base, estimatedMemory: { q8: { wasm: { bytes: -1, perTokenBytes: 0 } } } }),
+    ).toThrow(/"estimatedMemory.q8.wasm" must be/)
+    expect(() => parsePackageManifest({ ...base, estimatedMemoryBytes: { q8: 'big' } })).toThrow(
+      /"estimatedMemoryBytes.q8" must be a byte count/,
+    )
+  })
+})

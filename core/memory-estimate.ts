@@ -1,0 +1,286 @@
+// How much memory running a package takes, per backend and weight format: a model of the costs
+// (the weights as the backend holds them, the KV cache and recurrent state for the context, the
+// prefill's scratch, the runtime and tokenizer) whose constants come from measuring the peak
+// resident memory of fresh processes (`npm run bench:memory` prints the estimate beside the
+// measured peak, and test/memory/ checks it within 15 %). The builder writes these figures into
+// manifest.json; the router compares the one of the backend it is about to choose with the
+// device's memory. Platform-free: it reads only the config and byte counts.
+import { InvalidArgumentError } from './errors.ts'
+import type { ModelConfig } from './model-package.ts'
+
+/**
+ * The runtimes that hold a model: 'wasm' ondevice's WebAssembly engine, 'ort-wasm'
+ * onnxruntime-web's WASM, 'webgpu' onnxruntime-web on WebGPU, 'native' onnxruntime-node.
+ */
+export const memoryBackends = ['wasm', 'ort-wasm', 'webgpu', 'native'] as const
+export type MemoryBackend = (typeof memoryBackends)[number]
+
+/** One backend's figure for one dtype, as manifest.json stores it. */
+export interface BackendMemoryEstimate {
+  /**
+   * Peak bytes a load plus a conversation that fills the context adds to the process (for
+   * 'webgpu': host and GPU memory together, which is what a device with unified memory, every
+   * phone, spends).
+   */
+  readonly bytes: number
+  /** Of `bytes`, what each position of context costs: a shorter context needs this much less per token. */
+  readonly perTokenBytes: number
+  /**
+   * Of `bytes`, what the model itself takes (weights, cache, activations), without the runtime's
+   * own memory and the parsed tokenizer: what a budget for the model alone (a Worker isolate's)
+   * compares with.
+   */
+  readonly modelBytes: number
+  /** 'webgpu' only: the part in GPU buffers (weights, cache, activations). */
+  readonly gpuBytes?: number
+}
+
+/** What the estimate is made of, for reports and the bench. */
+export interface MemoryEstimate extends BackendMemoryEstimate {
+  readonly parts: {
+    /** The weights as the backend holds them (copies and widening included). */
+    readonly weights: number
+    /** KV cache at the context length and recurrent state, with the copies the backend keeps. */
+    readonly cache: number
+    /** Activations of one prompt append. */
+    readonly scratch: number
+    /** The runtime's own memory and the parsed tokenizer. */
+    readonly runtime: number
+  }
+}
+
+export interface MemoryInputs {
+  readonly config: ModelConfig
+  /** The weight format ('q4', 'q8', 'fp32', 'fp16', ...). */
+  readonly dtype: string
+  /** Bytes of the dtype's ONNX files (graphs and their external data). */
+  readonly weightFileBytes: number
+  /**
+   * Of those, bytes stored in two files that a loader able to see it keeps once (Qwen3.5 q4: the
+   * embedding graph's table is the tied LM head's 4-bit bytes; the engine loads them once).
+   */
+  readonly duplicateWeightBytes?: number
+  /**
+   * Of those, bytes of an embedding table in a graph of its own that only a lookup reads
+   * (Qwen3.5's embed_tokens file): onnxruntime-node leaves most of such a table in the mapped
+   * file, reading a row per token.
+   */
+  readonly lookupOnlyBytes?: number
+  /**
+   * The graph computes logits for every prompt position (no num_logits_to_keep input: the
+   * builder's Llama / Qwen3 graphs), so an ONNX Runtime prefill allocates prompt × vocabulary
+   * floats. Default: true for one-graph architectures, false for Qwen3.5.
+   */
+  readonly allPositionLogits?: boolean
+  /** Bytes of tokenizer.json: its parsed form is most of the fixed cost. */
+  readonly tokenizerBytes: number
+  /** Positions the cache holds at most. */
+  readonly contextLength: number
+  /** Longest prompt fed in one append (default 512, or the context when shorter). */
+  readonly promptTokens?: number
+}
+
+interface BackendCalibration {
+  /** The runtime's own resident bytes once a session exists (compiled code, allocator, threads). */
+  readonly runtimeBytes: number
+  /** Resident bytes per stored weight byte, by dtype (copies made while loading that stay resident, repacks, widening). */
+  readonly weightFactor: Readonly<Record<string, number>>
+  /** The same for lookup-only embedding tables (default: weightFactor). */
+  readonly lookupFactor?: Readonly<Record<string, number>>
+  /** Resident bytes per byte of fp32 K/V: the cache itself plus the copies a step keeps (past in, present out). */
+  readonly cacheFactor: number
+  /** Resident bytes per byte of a prompt append's activations, by dtype. */
+  readonly scratchFactor: Readonly<Record<string, number>>
+  /** Loads bytes stored twice once (the engine compares them at load). */
+  readonly sharesDuplicates: boolean
+}
+
+/**
+ * Calibration, from `npm run bench:memory` (peak VmHWM of a fresh Node process over its
+ * resident memory before the load; load + a 32-token prompt + 8 tokens, and a 256-token prompt
+ * for the scratch term) on the Qwen3.5-0.8B shape, the Qwen3-0.6B shape and the small Qwen3
+ * fixture, q4 / q8 / fp32; docs/benchmarks.md has the table. 'webgpu' cannot be measured here
+ * (no GPU): it is derived from 'ort-wasm' (the same onnxruntime-web on the host, which reads the
+ * model into its heap before uploading it) and the weights, cache and activations in GPU buffers.
+ */
+export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>, BackendCalibration>> = {
+  // The engine holds what it reads, as stored (q8 / fp32 repacked in place of the original);
+  // only fp16 is widened. Its cache grows as positions are written; prompts go in 64-row passes.
+  wasm: {
+    runtimeBytes: 40 * 2 ** 20,
+    weightFactor: { q4: 1, q8: 1, fp32: 1, fp16: 2 },
+    cacheFactor: 1,
+    scratchFactor: { q4: 1, q8: 1, fp32: 1, fp16: 1 },
+    sharesDuplicates: true,
+  },
+  // onnxruntime-web: the model bytes are read into JavaScript, copied into the WASM heap and
+  // turned into initializers there (0.8B q8: 1.27 GB of files, 3.04 GB peak); 4-bit MatMulNBits
+  // also dequantizes whole matrices to fp32 while it runs (0.8B q4: 2.24 GB).
+  'ort-wasm': {
+    runtimeBytes: 110 * 2 ** 20,
+    weightFactor: { q4: 3, q8: 2.15, fp32: 2.15, fp16: 2.15 },
+    cacheFactor: 3,
+    scratchFactor: { q4: 2, q8: 2, fp32: 2, fp16: 2 },
+    sharesDuplicates: false,
+  },
+  // onnxruntime-node: 4-bit weights are prepacked beside the originals (1.45x); an fp16 lookup
+  // table in its own graph stays mostly in the mapped file. A prompt's all-position fp32 logits
+  // go through more intermediate tensors in the fp32 graph (3.3x) than in the quantized ones.
+  native: {
+    runtimeBytes: 40 * 2 ** 20,
+    weightFactor: { q4: 1.45, q8: 0.95, fp32: 1.3, fp16: 1.3 },
+    lookupFactor: { q4: 1.45, q8: 0.5, fp32: 0.5, fp16: 0.5 },
+    cacheFactor: 2,
+    scratchFactor: { q4: 2, q8: 2, fp32: 3.3, fp16: 3.3 },
+    sharesDuplicates: false,
+  },
+}
+
+/**
+ * Resident bytes of the parsed tokenizer per byte of tokenizer.json (Qwen3's 11 MB file: 117 MB
+ * left after garbage collection, 158 MB at the peak of parsing; a load's later allocations
+ * usually collect the difference).
+ */
+export const tokenizerResidentFactor = 12
+
+/** Copies of the recurrent state alive at once: the current one and the two checkpoints kept for rewind. */
+const stateCopies = 3
+
+/** Bytes of fp32 K and V per cached position, and of fixed recurrent state (Qwen3.5's linear layers). */
+export function cacheBytes(config: ModelConfig): { perToken: number; state: number } {
+  const types = config.layerTypes ?? Array.from({ length: config.numHiddenLayers }, () => 'full_attention')
+  const kv = 2 * config.numKeyValueHeads * config.headDim * 4
+  let perToken = 0
+  let state = 0
+  for (const type of types) {
+    if (type !== 'linear_attention' || config.linearAttention === undefined) perToken += kv
+    else {
+      const { convKernelDim, keyHeadDim, valueHeadDim, numKeyHeads, numValueHeads } = config.linearAttention
+      const convChannels = 2 * numKeyHeads * keyHeadDim + numValueHeads * valueHeadDim
+      state += (convChannels * (convKernelDim - 1) + numValueHeads * keyHeadDim * valueHeadDim) * 4
+    }
+  }
+  return { perToken, state }
+}
+
+/**
+ * fp32 activations one prompt append of `tokens` creates: a layer's hidden, attention and MLP rows
+ * (runtimes free each layer's before the next) and, for a runtime that computes attention whole,
+ * the scores of every head.
+ */
+function activationBytes(
+  config: ModelConfig,
+  tokens: number,
+  wholeScores: boolean,
+  allPositionLogits: boolean,
+): number {
+  const attentionWidth = (config.numAttentionHeads * 2 + config.numKeyValueHeads * 2) * config.headDim
+  const row = (4 * config.hiddenSize + attentionWidth + 3 * config.intermediateSize) * 4
+  const scores = wholeScores ? config.numAttentionHeads * tokens * tokens * 4 : 0
+  const logits = (allPositionLogits ? tokens : 1) * config.vocabSize * 4
+  return tokens * row + scores + logits
+}
+
+function checkInputs(inputs: MemoryInputs): void {
+  const count = (value: unknown, name: string, positive = false): void => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < (positive ? 1 : 0))
+      throw new InvalidArgumentError(
+        name,
+        `${name} must be a ${positive ? 'positive' : 'non-negative'} number (got ${JSON.stringify(value)}).`,
+      )
+  }
+  count(inputs.weightFileBytes, 'weightFileBytes')
+  count(inputs.duplicateWeightBytes ?? 0, 'duplicateWeightBytes')
+  count(inputs.lookupOnlyBytes ?? 0, 'lookupOnlyBytes')
+  count(inputs.tokenizerBytes, 'tokenizerBytes')
+  count(inputs.contextLength, 'contextLength', true)
+  if (inputs.promptTokens !== undefined) count(inputs.promptTokens, 'promptTokens', true)
+  if ((inputs.duplicateWeightBytes ?? 0) + (inputs.lookupOnlyBytes ?? 0) > inputs.weightFileBytes)
+    throw new InvalidArgumentError(
+      'duplicateWeightBytes',
+      'duplicateWeightBytes + lookupOnlyBytes cannot exceed weightFileBytes (they are parts of the files).',
+    )
+}
+
+/** The estimate for one backend (see MemoryEstimate). */
+export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): MemoryEstimate {
+  if (!(memoryBackends as readonly string[]).includes(backend))
+    throw new InvalidArgumentError(
+      'backend',
+      `backend must be one of ${memoryBackends.join(', ')} (got ${JSON.stringify(backend)}).`,
+    )
+  checkInputs(inputs)
+  const { config, contextLength } = inputs
+  const prompt = Math.min(inputs.promptTokens ?? 512, contextLength)
+  const cache = cacheBytes(config)
+  const allLogits =
+    inputs.allPositionLogits ?? !(config.modelType === 'qwen3_5' || config.modelType === 'qwen3_5_text')
+  const tokenizer = inputs.tokenizerBytes * tokenizerResidentFactor
+  if (backend === 'webgpu') {
+    // The host runs onnxruntime-web, which reads each graph into its heap before creating the
+    // GPU session (the same copies as on 'ort-wasm'), but keeps no cache or activations there.
+    const host = estimateMemory('ort-wasm', { ...inputs, contextLength: 1, promptTokens: 1 })
+    // GPU buffers: the weights once, the cache (past and present, kept on the GPU between steps)
+    // and one append's activations.
+    const weights = inputs.weightFileBytes
+    const gpuCache = 2 * (cache.perToken * contextLength + cache.state * stateCopies)
+    const scratch = activationBytes(config, prompt, true, allLogits)
+    const gpuBytes = Math.ceil(weights + gpuCache + scratch)
+    return {
+      bytes: host.bytes + gpuBytes,
+      perTokenBytes: 2 * cache.perToken,
+      modelBytes: host.modelBytes + gpuBytes,
+      gpuBytes,
+      parts: {
+        weights: host.parts.weights + weights,
+        cache: gpuCache,
+        scratch,
+        runtime: host.parts.runtime,
+      },
+    }
+  }
+  const calibration = memoryCalibration[backend]
+  const factorOf = (table: Readonly<Record<string, number>>): number =>
+    table[inputs.dtype] ?? Math.max(...Object.values(table))
+  const lookup = inputs.lookupOnlyBytes ?? 0
+  const held =
+    inputs.weightFileBytes - lookup - (calibration.sharesDuplicates ? (inputs.duplicateWeightBytes ?? 0) : 0)
+  const weights =
+    held * factorOf(calibration.weightFactor) +
+    lookup * factorOf(calibration.lookupFactor ?? calibration.weightFactor)
+  const perTokenBytes = cache.perToken * calibration.cacheFactor
+  const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies
+  // The engine feeds a prompt in passes of at most 64 rows and attends one row of scores per head.
+  const scratch =
+    factorOf(calibration.scratchFactor) *
+    (backend === 'wasm'
+      ? activationBytes(config, Math.min(prompt, 64), false, false)
+      : activationBytes(config, prompt, true, allLogits))
+  const runtime = calibration.runtimeBytes + tokenizer
+  return {
+    bytes: Math.ceil(weights + cacheTotal + scratch + runtime),
+    perTokenBytes: Math.ceil(perTokenBytes),
+    modelBytes: Math.ceil(weights + cacheTotal + scratch),
+    parts: { weights, cache: cacheTotal, scratch, runtime },
+  }
+}
+
+/** Every backend's figure for one dtype, as manifest.json stores them. */
+export function estimateMemoryByBackend(inputs: MemoryInputs): Record<MemoryBackend, BackendMemoryEstimate> {
+  const out = {} as Record<MemoryBackend, BackendMemoryEstimate>
+  for (const backend of memoryBackends) {
+    const { parts: _parts, ...figure } = estimateMemory(backend, inputs)
+    out[backend] = figure
+  }
+  return out
+}
+
+/** A stored estimate at a shorter context: each position not used costs nothing. */
+export function atContext(
+  estimate: BackendMemoryEstimate,
+  storedContext: number,
+  contextLength: number,
+): number {
+  const unused = Math.max(0, storedContext - contextLength)
+  return Math.max(0, estimate.bytes - estimate.perTokenBytes * unused)
+}
