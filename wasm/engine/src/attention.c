@@ -25,6 +25,40 @@ static inline float dot_head(const float *a, const float *b, int n) {
   return sum;
 }
 
+/**
+ * (float)engine_exp(x) for the two float lanes of x promoted to double, bit for bit: engine_exp's
+ * double operations on each lane. x is clamped to [-110, 709] first, which changes no result:
+ * below -110 the double result is under half the smallest float and rounds to 0 as engine_exp's
+ * does for any smaller x; above 709 (where engine_exp returns infinity) exp(709) also becomes
+ * the float infinity. In that range engine_exp takes neither of its edge branches.
+ */
+static inline v128_t expf_2(v128_t x) {
+  const v128_t one = wasm_f64x2_splat(1.0);
+  x = wasm_f64x2_max(wasm_f64x2_min(wasm_f64x2_promote_low_f32x4(x), wasm_f64x2_splat(709.0)),
+                     wasm_f64x2_splat(-110.0));
+  v128_t n = wasm_f64x2_nearest(wasm_f64x2_mul(x, wasm_f64x2_splat(1.44269504088896338700e+00)));
+  v128_t r = wasm_f64x2_sub(wasm_f64x2_sub(x, wasm_f64x2_mul(n, wasm_f64x2_splat(6.93147180369123816490e-01))),
+                            wasm_f64x2_mul(n, wasm_f64x2_splat(1.90821492927058770002e-10)));
+  v128_t p = wasm_f64x2_splat(1.0 / 6227020800.0);
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 479001600.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 39916800.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 3628800.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 362880.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 40320.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 5040.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 720.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 120.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 24.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 6.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(0.5));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), one);
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), one);
+  // 2^n through the exponent bits, as engine_exp does (n is in [-159, 1023] here).
+  v128_t e = wasm_i64x2_extend_low_i32x4(wasm_i32x4_trunc_sat_f64x2_zero(n));
+  v128_t scale = wasm_i64x2_shl(wasm_i64x2_add(e, wasm_i64x2_splat(1023)), 52);
+  return wasm_f32x4_demote_f64x2_zero(wasm_f64x2_mul(p, scale));
+}
+
 static inline void attend_head(const float *q, const float *key_cache, const float *value_cache, float *out,
                                float *scores, int r, int h, int heads, int group, int head_dim, int position_stride,
                                int position0, float scale) {
@@ -38,23 +72,41 @@ static inline void attend_head(const float *q, const float *key_cache, const flo
     scores[t] = s;
     if (s > max) max = s;
   }
-  float total = 0.0f;
-  for (int t = 0; t < length; t++) {
-    float e = engine_expf(scores[t] - max);
-    scores[t] = e;
-    total += e;
+  // The exponentials two at a time (expf_2: engine_expf's bits), then summed one by one in order.
+  int t = 0;
+  for (; t + 2 <= length; t += 2) {
+    v128_t x = wasm_f32x4_sub(wasm_v128_load64_zero(scores + t), wasm_f32x4_splat(max));
+    wasm_v128_store64_lane(scores + t, expf_2(x), 0);
   }
+  for (; t < length; t++) scores[t] = engine_expf(scores[t] - max);
+  float total = 0.0f;
+  for (t = 0; t < length; t++) total += scores[t];
   float inverse = 1.0f / total;
   float *dst = out + ((int64_t)r * heads + h) * head_dim;
-  for (int d = 0; d < head_dim; d++) dst[d] = 0.0f;
-  for (int t = 0; t < length; t++) {
-    float p = scores[t] * inverse;
-    const float *v = values + (int64_t)t * position_stride;
-    int d = 0;
-    v128_t pv = wasm_f32x4_splat(p);
-    for (; d + 4 <= head_dim; d += 4)
-      wasm_v128_store(dst + d, wasm_f32x4_add(wasm_v128_load(dst + d), wasm_f32x4_mul(pv, wasm_v128_load(v + d))));
-    for (; d < head_dim; d++) dst[d] += p * v[d];
+  // Each output element is 0 + p_0·v_0 + p_1·v_1 + ... in position order, as before; the running
+  // sums of 32 elements stay in registers across the positions instead of going through memory.
+  int d = 0;
+  for (; d + 32 <= head_dim; d += 32) {
+    v128_t acc[8];
+    for (int j = 0; j < 8; j++) acc[j] = wasm_f32x4_splat(0.0f);
+    for (t = 0; t < length; t++) {
+      v128_t pv = wasm_f32x4_splat(scores[t] * inverse);
+      const float *v = values + (int64_t)t * position_stride + d;
+      for (int j = 0; j < 8; j++) acc[j] = wasm_f32x4_add(acc[j], wasm_f32x4_mul(pv, wasm_v128_load(v + 4 * j)));
+    }
+    for (int j = 0; j < 8; j++) wasm_v128_store(dst + d + 4 * j, acc[j]);
+  }
+  for (; d + 4 <= head_dim; d += 4) {
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (t = 0; t < length; t++)
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(scores[t] * inverse),
+                                               wasm_v128_load(values + (int64_t)t * position_stride + d)));
+    wasm_v128_store(dst + d, acc);
+  }
+  for (; d < head_dim; d++) {
+    float acc = 0.0f;
+    for (t = 0; t < length; t++) acc += (scores[t] * inverse) * values[(int64_t)t * position_stride + d];
+    dst[d] = acc;
   }
 }
 

@@ -74,7 +74,7 @@ static inline v128_t load_lanes(const float *y, int valid) {
  * [b0, b0 + nb), of which `valid` rows are real (a partial last group is padded with zeros).
  * `first`: the chunk starts the sum (else the running sums are read back from y).
  */
-static inline void run_q4_panel(const int16_t *panel, const float *weight_scales, int n_total, int blocks,
+static inline __attribute__((always_inline)) void run_q4_panel(const int16_t *panel, const float *weight_scales, int n_total, int blocks,
                                 const int16_t *codes, const float *scales, int rows, float *y, int n, int groups,
                                 int valid, int b0, int nb, int first) {
   const float *ws0 = weight_scales + ((int64_t)(n >> 2) * blocks + b0) * 4;
@@ -87,10 +87,12 @@ static inline void run_q4_panel(const int16_t *panel, const float *weight_scales
     v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
     for (int b = 0; b < nb; b++) {
       const int16_t *ab = a + b * BLOCK;
+      const int16_t *w = panel + b * groups * 4 * BLOCK;
+      PANEL_OPAQUE(ab);
+      PANEL_OPAQUE(w);
       v128_t a0 = wasm_v128_load(ab), a1 = wasm_v128_load(ab + 8);
       v128_t a2 = wasm_v128_load(ab + 16), a3 = wasm_v128_load(ab + 24);
       v128_t scale_a = wasm_f32x4_splat(as[b]);
-      const int16_t *w = panel + (int64_t)b * groups * 4 * BLOCK;
       v128_t dot0 = wasm_i32x4_shr(panel_group_dot(w, a0, a1, a2, a3), 8);
       acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot0),
                                                  wasm_f32x4_mul(wasm_v128_load(ws0 + b * 4), scale_a)));
@@ -126,7 +128,11 @@ void gemm_panel_q4(const uint8_t *weights, const float *weight_scales, const uin
     for (int b0 = 0; b0 < blocks; b0 += PANEL_BLOCKS) {
       int nb = blocks - b0 < PANEL_BLOCKS ? blocks - b0 : PANEL_BLOCKS;
       unpack_q4_panel(weights, zero_points, blocks, n, groups * 4, b0, nb, m0, m1, m2, panel);
-      run_q4_panel(panel, weight_scales, n_total, blocks, codes, scales, rows, y, n, groups, valid, b0, nb, b0 == 0);
+      // Two call sites with constant group counts, so each inlined copy has no branch per block.
+      if (groups == 2)
+        run_q4_panel(panel, weight_scales, n_total, blocks, codes, scales, rows, y, n, 2, valid, b0, nb, b0 == 0);
+      else
+        run_q4_panel(panel, weight_scales, n_total, blocks, codes, scales, rows, y, n, 1, valid, b0, nb, b0 == 0);
     }
     n += groups * 4;
   }

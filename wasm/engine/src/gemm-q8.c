@@ -29,7 +29,7 @@ static inline void widen_q8_panel(const int8_t *weights, int blocks, int n, int 
  * [b0, b0 + nb). `first`: the chunk starts the sum (else the running sums are read back from y);
  * `last`: the chunk ends it (the sums are then scaled by the rows' weight scales).
  */
-static inline void run_q8_panel(const int16_t *panel, const float *weight_scales, int n_total, int blocks,
+static inline __attribute__((always_inline)) void run_q8_panel(const int16_t *panel, const float *weight_scales, int n_total, int blocks,
                                 const int16_t *codes, const float *scales, int rows, float *y, int n, int groups,
                                 int b0, int nb, int first, int last) {
   v128_t ws0 = wasm_v128_load(weight_scales + n);
@@ -42,10 +42,12 @@ static inline void run_q8_panel(const int16_t *panel, const float *weight_scales
     v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
     for (int b = 0; b < nb; b++) {
       const int16_t *ab = a + b * BLOCK;
+      const int16_t *w = panel + b * groups * 4 * BLOCK;
+      PANEL_OPAQUE(ab);
+      PANEL_OPAQUE(w);
       v128_t a0 = wasm_v128_load(ab), a1 = wasm_v128_load(ab + 8);
       v128_t a2 = wasm_v128_load(ab + 16), a3 = wasm_v128_load(ab + 24);
       v128_t scale_a = wasm_f32x4_splat(as[b]);
-      const int16_t *w = panel + (int64_t)b * groups * 4 * BLOCK;
       acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(panel_group_dot(w, a0, a1, a2, a3)), scale_a));
       if (groups == 2)
         acc1 = wasm_f32x4_add(
@@ -71,8 +73,13 @@ void gemm_panel_q8(const int8_t *weights, const float *weight_scales, int n_tota
     for (int b0 = 0; b0 < blocks; b0 += PANEL_BLOCKS) {
       int nb = blocks - b0 < PANEL_BLOCKS ? blocks - b0 : PANEL_BLOCKS;
       widen_q8_panel(weights, blocks, n, groups * 4, b0, nb, panel);
-      run_q8_panel(panel, weight_scales, n_total, blocks, codes, scales, rows, y, n, groups, b0, nb, b0 == 0,
-                   b0 + nb == blocks);
+      // Two call sites with constant group counts, so each inlined copy has no branch per block.
+      if (groups == 2)
+        run_q8_panel(panel, weight_scales, n_total, blocks, codes, scales, rows, y, n, 2, b0, nb, b0 == 0,
+                     b0 + nb == blocks);
+      else
+        run_q8_panel(panel, weight_scales, n_total, blocks, codes, scales, rows, y, n, 1, b0, nb, b0 == 0,
+                     b0 + nb == blocks);
     }
     n += groups * 4;
   }

@@ -17,6 +17,30 @@ static void quantize_block(const float *x, int count, float *codes, float *scale
   *scale_out = scale;
 }
 
+/**
+ * A whole block of 32 in SIMD with exactly quantize_block's arithmetic: the same max (pmax keeps
+ * the running value unless the new one is larger, as the scalar `if (a > max)` does), the same
+ * product and round-to-nearest-even per element; the eight vectors of codes (element 4j + l in
+ * lane l of c[j]) come back as int32.
+ */
+static inline float quantize_block_simd(const float *x, v128_t c[8]) {
+  v128_t v[8];
+  v128_t m = wasm_f32x4_splat(0.0f);
+  for (int j = 0; j < 8; j++) {
+    v[j] = wasm_v128_load(x + 4 * j);
+    m = wasm_f32x4_pmax(m, wasm_f32x4_abs(v[j]));
+  }
+  float m0 = wasm_f32x4_extract_lane(m, 0), m1 = wasm_f32x4_extract_lane(m, 1);
+  float m2 = wasm_f32x4_extract_lane(m, 2), m3 = wasm_f32x4_extract_lane(m, 3);
+  float max_abs = m0;
+  if (m1 > max_abs) max_abs = m1;
+  if (m2 > max_abs) max_abs = m2;
+  if (m3 > max_abs) max_abs = m3;
+  v128_t inverse = wasm_f32x4_splat(max_abs == 0.0f ? 0.0f : 127.0f / max_abs);
+  for (int j = 0; j < 8; j++) c[j] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[j], inverse)));
+  return max_abs / 127.0f;
+}
+
 /** x [rows, k] → codes [rows, blocks * 32] (int16), scales [rows, blocks]; natural element order. */
 EXPORT(quantize_rows_q8)
 void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *scales) {
@@ -26,8 +50,14 @@ void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *sc
     for (int b = 0; b < blocks; b++) {
       int start = b * BLOCK;
       int count = k - start < BLOCK ? k - start : BLOCK;
-      quantize_block(x + (int64_t)r * k + start, count, tmp, scales + r * blocks + b);
       int16_t *out = codes + ((int64_t)r * blocks + b) * BLOCK;
+      if (count == BLOCK) {
+        v128_t c[8];
+        scales[r * blocks + b] = quantize_block_simd(x + (int64_t)r * k + start, c);
+        for (int j = 0; j < 4; j++) wasm_v128_store(out + 8 * j, wasm_i16x8_narrow_i32x4(c[2 * j], c[2 * j + 1]));
+        continue;
+      }
+      quantize_block(x + (int64_t)r * k + start, count, tmp, scales + r * blocks + b);
       for (int i = 0; i < BLOCK; i++) out[i] = (int16_t)tmp[i];
     }
   }
@@ -42,14 +72,28 @@ void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *sc
 EXPORT(quantize_rows_q4)
 void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *scales, int32_t *sums) {
   static const int16_t plane_factor[4] = {256, 16, 1, 256};
+  const v128_t factors = wasm_i16x8_make(256, 256, 16, 16, 1, 1, 256, 256);
   int blocks = (k + BLOCK - 1) / BLOCK;
   float tmp[BLOCK];
   for (int r = 0; r < rows; r++) {
     for (int b = 0; b < blocks; b++) {
       int start = b * BLOCK;
       int count = k - start < BLOCK ? k - start : BLOCK;
-      quantize_block(x + (int64_t)r * k + start, count, tmp, scales + r * blocks + b);
       int16_t *out = codes + ((int64_t)r * blocks + b) * BLOCK;
+      if (count == BLOCK) {
+        v128_t c[8];
+        scales[r * blocks + b] = quantize_block_simd(x + (int64_t)r * k + start, c);
+        // Elements 8m..8m+7 (c[2m], c[2m + 1]) meet the plane factors 256 256 16 16 1 1 256 256.
+        v128_t total = wasm_i32x4_splat(0);
+        for (int m = 0; m < 4; m++) {
+          v128_t codes16 = wasm_i16x8_narrow_i32x4(c[2 * m], c[2 * m + 1]);
+          wasm_v128_store(out + 8 * m, wasm_i16x8_mul(codes16, factors));
+          total = wasm_i32x4_add(total, wasm_i32x4_add(c[2 * m], c[2 * m + 1]));
+        }
+        sums[r * blocks + b] = sum_i32x4(total);
+        continue;
+      }
+      quantize_block(x + (int64_t)r * k + start, count, tmp, scales + r * blocks + b);
       int32_t sum = 0;
       for (int i = 0; i < BLOCK; i++) {
         out[i] = (int16_t)((int16_t)tmp[i] * plane_factor[(i >> 1) & 3]);

@@ -1,5 +1,6 @@
+// The kernels a prefill pass runs many tokens through, against the one-token paths bit for bit.
 // The prefill GEMM kernels (src/gemm-q4.c, src/gemm-q8.c) against the decode GEMV (gemm_q4,
-// gemm_q8) bit for bit: a prompt token's logits may not depend on whether it went through a
+// gemm_q8): a prompt token's logits may not depend on whether it went through a
 // prefill pass or a decode step, nor on how threads split the rows. Odd sizes on purpose: output
 // rows that leave a partial tile and a partial group of four, token counts that are not a
 // multiple of anything, k with a partial last block and more blocks than one panel chunk.
@@ -210,5 +211,105 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
     const values = kernels.f32(panel, c.tokens * c.n)
     expect(values.every(Number.isFinite)).toBe(true)
     expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)
+  })
+})
+
+/** round-half-to-even of a float32 value (WebAssembly's nearest). */
+function nearest(value: number): number {
+  const floor = Math.floor(value)
+  const diff = value - floor
+  if (diff > 0.5) return floor + 1
+  if (diff < 0.5) return floor
+  return floor % 2 === 0 ? floor : floor + 1
+}
+
+/** The activation quantization as documented (src/quantize.c), computed in float32 in TypeScript. */
+function quantizeReference(x: Float32Array, k: number, order: 'q8' | 'q4') {
+  const blocks = Math.ceil(k / 32)
+  const rows = x.length / k
+  const codes = new Int16Array(rows * blocks * 32)
+  const scales = new Float32Array(rows * blocks)
+  const sums = new Int32Array(rows * blocks)
+  for (let r = 0; r < rows; r++)
+    for (let b = 0; b < blocks; b++) {
+      const count = Math.min(32, k - b * 32)
+      let max = 0
+      for (let i = 0; i < count; i++) max = Math.max(max, Math.abs(x[r * k + b * 32 + i]!))
+      scales[r * blocks + b] = Math.fround(max / 127)
+      const inverse = max === 0 ? 0 : Math.fround(127 / max)
+      for (let i = 0; i < count; i++) {
+        const code = nearest(Math.fround(x[r * k + b * 32 + i]! * inverse))
+        // q4: each code times the factor of the weight nibble plane it meets (src/quantize.c).
+        codes[(r * blocks + b) * 32 + i] = order === 'q8' ? code : code * [256, 16, 1, 256][(i >> 1) & 3]!
+        sums[r * blocks + b]! += code
+      }
+    }
+  return { codes, scales, sums }
+}
+
+describe('activation quantization (SIMD blocks, scalar tail) equals its scalar definition', () => {
+  it.each([
+    [3, 1024],
+    [2, 2245],
+    [5, 40],
+  ])('%i rows of k %i, q8 and q4 layouts', async (rows, k) => {
+    const { kernels, blocks, x, codes, scales, sums } = await setup({ n: 4, k, tokens: rows }, rows * 31 + k)
+    const K = kernels.k
+    const xs = kernels.f32(x, rows * k).slice()
+    // Ties and zero blocks on purpose: a row of exact halves and an all-zero block.
+    for (let i = 0; i < 32 && i < k; i++) xs[i] = (i - 16) * 0.5
+    for (let i = 32; i < 64 && i < k; i++) xs[i] = 0
+    kernels.f32(x, rows * k).set(xs)
+    for (const order of ['q8', 'q4'] as const) {
+      if (order === 'q8') K.quantize_rows_q8(x, rows, k, codes, scales)
+      else K.quantize_rows_q4(x, rows, k, codes, scales, sums)
+      const expected = quantizeReference(xs, k, order)
+      expect(new Int16Array(kernels.memory.buffer, codes, rows * blocks * 32)).toEqual(expected.codes)
+      expect(
+        Buffer.from(kernels.bytes(scales, rows * blocks * 4)).equals(Buffer.from(expected.scales.buffer)),
+      ).toBe(true)
+      if (order === 'q4') expect(kernels.i32(sums, rows * blocks)).toEqual(expected.sums)
+    }
+  })
+})
+
+describe('SwiGLU (silu_mul) four lanes at a time equals its one-element path', () => {
+  it('on ordinary values, ties of the float rounding and both saturated ends', async () => {
+    const kernels = await Kernels.create(await loadEngineModule())
+    const random = generator(5)
+    const values: number[] = [
+      0, -0, 1e-30, -1e-30, 40, -40, 39.99, -40.01, 88, -88, 103, 104, 110, 700, 709, 709.5,
+    ]
+    values.push(
+      -709.5,
+      745,
+      -745,
+      800,
+      -800,
+      3.4e38,
+      -3.4e38,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+    )
+    while (values.length < 4096) values.push((random() - 0.5) * (random() < 0.1 ? 200 : 12))
+    const count = values.length
+    const gate = kernels.alloc(count * 4)
+    const up = kernels.alloc(count * 4)
+    const one = kernels.alloc(count * 4)
+    kernels.f32(gate, count).set(values)
+    kernels.f32(one, count).set(values)
+    kernels.f32(up, count).set(values.map((_, i) => 1 + (i % 7) * 0.25))
+    kernels.k.silu_mul(gate, up, count)
+    // count 1: the scalar path (engine_sigmoidf), element by element.
+    for (let i = 0; i < count; i++) kernels.k.silu_mul(one + i * 4, up + i * 4, 1)
+    expect(
+      Buffer.from(kernels.bytes(gate, count * 4)).equals(Buffer.from(kernels.bytes(one, count * 4))),
+    ).toBe(true)
+    const result = kernels.f32(gate, count)
+    for (const index of [values.indexOf(40), 100, 2000]) {
+      const g = Math.fround(values[index]!)
+      const u = 1 + (index % 7) * 0.25
+      expect(result[index]).toBeCloseTo((g / (1 + Math.exp(-g))) * u, 3)
+    }
   })
 })
