@@ -3,34 +3,17 @@
 // assumed (docs/builder.md, "Why q8 on WASM and q4 elsewhere"): on WASM, 4-bit MatMulNBits dequantizes the whole matrix on every
 // call, so dynamic int8 is fastest there; onnxruntime-node and WebGPU run 4-bit well.
 import { InvalidArgumentError, ModelError } from '../core/errors.ts'
+import { type Backend, knownDtypes, onnxSuffixByDtype } from '../core/weight-format.ts'
 
-/**
- * 'wasm': ondevice's own WebAssembly engine (wasm/engine/) where it covers the package, else
- * onnxruntime-web's WASM; 'ort-wasm': onnxruntime-web's WASM always (comparison, fallback);
- * 'webgpu': onnxruntime-web on WebGPU; 'native': onnxruntime-node.
- */
-export type Backend = 'wasm' | 'ort-wasm' | 'webgpu' | 'native'
+export { type Backend, backends, knownDtypes } from '../core/weight-format.ts'
 
-export const backends: readonly Backend[] = ['wasm', 'ort-wasm', 'webgpu', 'native']
-
-/** File-name suffix per dtype (`onnx/model${suffix}.onnx`). `quantized` is the file name of q8. */
-const suffixByDtype: Readonly<Record<string, string>> = {
-  fp32: '',
-  fp16: '_fp16',
-  q8: '_quantized',
-  int8: '_int8',
-  uint8: '_uint8',
-  q4: '_q4',
-  q4f16: '_q4f16',
-  bnb4: '_bnb4',
-}
-
-export const knownDtypes: readonly string[] = Object.keys(suffixByDtype)
+const suffixByDtype = onnxSuffixByDtype
 
 /** Accepts the aliases people use ('quantized' for q8) and rejects unknown names with the list. */
 export function normalizeDtype(dtype: string, param = 'dtype'): string {
   const name = dtype === 'quantized' ? 'q8' : dtype
-  if (!(name in suffixByDtype)) {
+  // Own keys only: 'constructor' or 'toString' are in every object.
+  if (!Object.hasOwn(suffixByDtype, name)) {
     throw new InvalidArgumentError(
       param,
       `Unknown dtype ${JSON.stringify(dtype)}; use one of ${knownDtypes.join(', ')} (or 'quantized' for q8).`,

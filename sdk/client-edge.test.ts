@@ -153,6 +153,9 @@ describe('handoff', () => {
       // The edge got the device's tokens and the sampler step to resume at.
       const body = edge.chatBodies[bodiesBefore]
       expect(body?.['ondevice_continuation']).toEqual({ token_ids: reference.tokenIds.slice(0, k), step: k })
+      // The device's weight format, so the edge answers in it (the test backend's name is not one
+      // the wire knows: left out rather than refused).
+      expect(body?.['ondevice_format']).toEqual({ dtype: 'fp32', fallback: true })
       expect(body?.['seed']).toBe(1234)
       expect(body?.['max_tokens']).toBe(24 - k)
       await client.dispose()

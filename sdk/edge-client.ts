@@ -48,6 +48,8 @@ export interface EdgeChatRequest {
   readonly stop?: readonly string[]
   /** Continue an answer another side started: its token ids so far and the sampler step to resume at. */
   readonly continuation?: Continuation
+  /** The weight format and backend to answer in (`ondevice_format`; a handoff names the device's). */
+  readonly format?: { readonly dtype?: string; readonly backend?: string; readonly fallback?: boolean }
   readonly signal?: AbortSignal
   /** responseFormat / tools, sent as response_format / tools / tool_choice / parallel_tool_calls. */
   readonly constraint?: ConstraintOptions
@@ -257,6 +259,7 @@ export class EdgeClient {
       ...(request.stop === undefined ? {} : { stop: request.stop }),
       ...(request.continuation === undefined ? {} : { continuation: request.continuation }),
       ...(request.constraint === undefined ? {} : { constraint: request.constraint }),
+      ...(request.format === undefined ? {} : { format: request.format }),
     })
   }
 

@@ -5,12 +5,34 @@
 import type { ChatMessage } from '../core/chat-template.ts'
 import { OndeviceError, serializeError, toOndeviceError } from '../core/errors.ts'
 import type { Route, StreamPart, TextDeltaPart, Usage } from '../core/stream-parts.ts'
+import { isBackend, knownDtypes } from '../core/weight-format.ts'
 import { abortFinish, chainError, isAbort, samplingOf } from './answer-parts.ts'
 import type { DeviceFailure } from './device-run.ts'
 import { EdgeClient, type EdgeOptions } from './edge-client.ts'
 import { type ChatRequest, constraintOf } from './options.ts'
 
 const edgeRetryDelayMs = 30_000
+
+/**
+ * The device's weight format and backend as `ondevice_format` asks for them, with a fallback: an
+ * edge without them answers in its own format rather than fail the answer (the joined usage then
+ * names both, dtype 'q8+q4', backend 'wasm+native'). Names the wire does not know (an app's own
+ * DeviceHost may report any) are left out rather than refused by the edge.
+ */
+function deviceFormat(device: DeviceFailure): {
+  format?: { dtype?: string; backend?: string; fallback: true }
+} {
+  const dtype = knownDtypes.includes(device.dtype) ? device.dtype : undefined
+  const backend = isBackend(device.backend) ? device.backend : undefined
+  if (dtype === undefined && backend === undefined) return {}
+  return {
+    format: {
+      ...(dtype === undefined ? {} : { dtype }),
+      ...(backend === undefined ? {} : { backend }),
+      fallback: true,
+    },
+  }
+}
 
 export class EdgeSide {
   readonly #client: EdgeClient
@@ -55,7 +77,13 @@ export class EdgeSide {
             }),
         ...(request.stop === undefined ? {} : { stop: request.stop }),
         ...(constraint === undefined ? {} : { constraint }),
-        ...(fromDevice ? { continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step } } : {}),
+        ...(fromDevice
+          ? {
+              continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step },
+              // The same quantized model on the same engine is what makes the continuation exact.
+              ...deviceFormat(fromDevice),
+            }
+          : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       })
       for await (const part of parts) {
@@ -83,7 +111,10 @@ export class EdgeSide {
           decodeTokensPerSecond:
             completionTokens > 1 && now > first ? ((completionTokens - 1) * 1000) / (now - first) : 0,
           backend: `${fromDevice.backend}+${part.usage.backend ?? 'edge'}`,
-          dtype: fromDevice.dtype,
+          dtype:
+            part.usage.dtype === undefined || part.usage.dtype === fromDevice.dtype
+              ? fromDevice.dtype
+              : `${fromDevice.dtype}+${part.usage.dtype}`,
           route,
           routeReason: reason,
         }

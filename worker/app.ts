@@ -10,7 +10,7 @@ import { type ErrorCode, OndeviceError } from '../core/errors.ts'
 import { toModelEntry, toModelList } from '../core/protocol/index.ts'
 import type { AppEnv, RequestState } from './app-env.ts'
 import { createKeyChecker } from './auth.ts'
-import { type ChatRuntime, handleChatCompletion } from './chat-completions.ts'
+import { type ChatRuntime, formatHeaderNames, handleChatCompletion } from './chat-completions.ts'
 import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import type { HostedModel } from './model-host.ts'
@@ -165,7 +165,12 @@ export function createApp(options: AppOptions): OndeviceApp {
         origin: (origin) => (any ? '*' : allowedOrigins.includes(origin) ? origin : null),
         allowMethods: ['GET', 'POST', 'OPTIONS'],
         allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
-        exposeHeaders: ['Retry-After', 'X-Request-Id'],
+        exposeHeaders: [
+          'Retry-After',
+          'X-Request-Id',
+          ...Object.values(formatHeaderNames),
+          'X-Ondevice-Instance',
+        ],
         maxAge: 600,
       }),
     )
@@ -208,6 +213,7 @@ export function createApp(options: AppOptions): OndeviceApp {
       return c.json({ ...forwarded.body, version, model: modelHost.modelId }, forwarded.status)
     }
     const status = modelHost.status()
+    const formats = modelHost.formats?.() ?? []
     const body = {
       status: status.state === 'failed' ? 'error' : 'ok',
       version,
@@ -231,6 +237,16 @@ export function createApp(options: AppOptions): OndeviceApp {
           }
         : {}),
       generations: { active: slots.active, queued: slots.queued, max_concurrent: limits.maxConcurrent },
+      // A host serving more than one format lists each and its state (the others load on first use).
+      ...(formats.length > 1
+        ? {
+            formats: formats.map(({ format, status: formatStatus }) => ({
+              dtype: format.dtype ?? null,
+              backend: format.backend ?? null,
+              state: formatStatus.state,
+            })),
+          }
+        : {}),
     }
     return c.json(body, status.state === 'failed' ? 503 : 200)
   })

@@ -25,7 +25,7 @@ import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
 import type { AppEnv } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
-import type { HostedModel, ModelHost } from './model-host.ts'
+import { type HostedModel, type ModelHost, selectModel } from './model-host.ts'
 import { charactersPerPromptToken, type Limits } from './options.ts'
 import { readJsonBody } from './read-body.ts'
 import type { RequestLogFields } from './request-log.ts'
@@ -95,6 +95,8 @@ function promptCharacters(request: ChatCompletionRequest): number {
 interface Admission {
   readonly request: ChatCompletionRequest
   readonly model: HostedModel
+  /** Why the request's ondevice_format was not honoured (it allowed a fallback). */
+  readonly formatFallback: string | undefined
   readonly continuationTokenIds: readonly number[]
   /** The prompt-token cap (limits and context). */
   readonly maxPromptTokens: number
@@ -123,7 +125,9 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
       { param: 'model' },
     )
   }
-  const model = await runtime.modelHost.load()
+  // The weight format and backend the request names (a handoff names the device's), loaded on
+  // first use; refused (400 unsupported) when this server cannot run it, unless it allows a fallback.
+  const { model, fallback: formatFallback } = await selectModel(runtime.modelHost, request.ondevice_format)
   const contextLength = model.info.contextLength
   const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
   const characters = promptCharacters(request)
@@ -170,7 +174,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
       `ondevice_continuation.step is ${continuation.step}: too large to count the draws that follow. Send the next_step this server (or the device) reported.`,
     )
   }
-  return { request, model, continuationTokenIds, maxPromptTokens, requested, param }
+  return { request, model, formatFallback, continuationTokenIds, maxPromptTokens, requested, param }
 }
 
 interface Plan {
@@ -227,7 +231,8 @@ function inTurn<T>(work: () => T): Promise<T> {
 
 export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Response> {
   const admission = await admit(c, runtime)
-  const { request, model, continuationTokenIds } = admission
+  const { request, model, continuationTokenIds, formatFallback } = admission
+  const formatHeaders = formatHeadersFor(model, formatFallback)
   const state = c.get('request')
   const abort = new AbortController()
   const clientSignal = c.req.raw.signal
@@ -315,6 +320,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     created: Math.floor(Date.now() / 1000),
     model: request.model,
     systemFingerprint: systemFingerprint(model, runtime.version),
+    ...(formatFallback === undefined ? {} : { formatFallback }),
   }
 
   if (request.stream !== true) {
@@ -325,7 +331,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       if (last.finishReason === 'abort')
         throw new AbortedError('The client disconnected; generation stopped.')
       recordFinish(state.fields, last)
-      return c.json(toChatCompletionResponse(header, last))
+      return c.json(toChatCompletionResponse(header, last), 200, formatHeaders)
     } catch (error) {
       healthy = isCleanStop(error)
       throw error
@@ -430,8 +436,27 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
       'x-request-id': state.requestId,
+      ...formatHeaders,
     },
   })
+}
+
+/** Response headers naming what answers (known before the first token, unlike usage). */
+export const formatHeaderNames = {
+  dtype: 'x-ondevice-dtype',
+  backend: 'x-ondevice-backend',
+  fallback: 'x-ondevice-format-fallback',
+} as const
+
+function formatHeadersFor(model: HostedModel, fallback: string | undefined): Record<string, string> {
+  return {
+    [formatHeaderNames.dtype]: model.info.dtype,
+    [formatHeaderNames.backend]: model.info.backend,
+    // A header value is one line of visible ASCII.
+    ...(fallback === undefined
+      ? {}
+      : { [formatHeaderNames.fallback]: fallback.replace(/[^\x20-\x7e]/g, '?').slice(0, 1000) }),
+  }
 }
 
 function isCleanStop(error: unknown): boolean {

@@ -1,6 +1,7 @@
 // Reads the app's settings from environment variables (wrangler.toml `[vars]` and secrets on
 // Workers, process.env for the Node entry), so both entries are configured the same way. Every
 // bad value is an error naming the variable and the fix, raised before the first request runs.
+import { normalizeDtype } from '../client-runtime/dtype.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { parseApiKeys } from './auth.ts'
 import type { Limits } from './options.ts'
@@ -17,7 +18,13 @@ export interface EnvSettings {
   readonly rateLimitPeriodSeconds: number
   readonly modelId: string | undefined
   readonly modelAliases: readonly string[]
-  readonly modelDtype: string | undefined
+  /**
+   * MODEL_DTYPE: the weight formats to serve, the default first (comma-separated; each other one
+   * loads on the first request that names it in `ondevice_format`). Empty: the backend's fastest.
+   */
+  readonly modelDtypes: readonly string[]
+  /** MODEL_BACKEND: the backends to serve, the default first (the entry checks which it can run). */
+  readonly modelBackends: readonly string[]
   /** Caps the model's context (bounds the cache's memory). */
   readonly contextLength: number | undefined
   readonly requireManifest: boolean
@@ -52,6 +59,17 @@ function list(env: EnvValues, name: string): string[] {
     .split(/[\s,]+/)
     .map((entry) => entry.trim())
     .filter((entry) => entry.length > 0)
+}
+
+/** A list setting naming one entry twice is a typo worth saying (it would load one format twice). */
+function distinct(name: string, values: readonly string[]): readonly string[] {
+  const repeated = values.find((value, index) => values.indexOf(value) !== index)
+  if (repeated !== undefined)
+    throw new InvalidArgumentError(
+      name,
+      `${name} names ${repeated} twice; list each once, the default first.`,
+    )
+  return values
 }
 
 export function settingsFromEnv(env: EnvValues): EnvSettings {
@@ -89,7 +107,11 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     rateLimitPeriodSeconds: integer(env, 'RATE_LIMIT_PERIOD_SECONDS', 1) ?? 60,
     modelId: text(env, 'MODEL_ID'),
     modelAliases: list(env, 'MODEL_ALIASES'),
-    modelDtype: text(env, 'MODEL_DTYPE'),
+    modelDtypes: distinct(
+      'MODEL_DTYPE',
+      list(env, 'MODEL_DTYPE').map((dtype) => normalizeDtype(dtype, 'MODEL_DTYPE')),
+    ),
+    modelBackends: distinct('MODEL_BACKEND', list(env, 'MODEL_BACKEND')),
     contextLength: integer(env, 'MODEL_CONTEXT_LENGTH', 1),
     requireManifest: requireManifest !== 'false',
     behindCloudflare: behindCloudflare === 'true',

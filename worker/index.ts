@@ -20,7 +20,7 @@ import { containerSettingsFromEnv } from './container/settings.ts'
 import { loadEdgeModel } from './edge-model.ts'
 import { type EnvValues, settingsFromEnv } from './env-config.ts'
 import { toHttpError } from './http-errors.ts'
-import { createModelHost } from './model-host.ts'
+import { createModelHost, formatsFrom } from './model-host.ts'
 import { resolveLimits } from './options.ts'
 import {
   assetsPackageReader,
@@ -123,9 +123,19 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
     settings.modelId ??
     (source.where === 'container' ? undefined : idFromLocation(source.where)) ??
     'ondevice-model'
+  // An isolate runs WebAssembly only: ondevice's engine ('wasm') or onnxruntime-web ('ort-wasm').
+  for (const backend of settings.modelBackends) {
+    if (backend !== 'wasm' && backend !== 'ort-wasm')
+      throw new OndeviceError(
+        'invalid_argument',
+        `MODEL_BACKEND lists '${backend}': a Worker isolate runs 'wasm' (ondevice's engine) and 'ort-wasm' (onnxruntime-web) only; 'native' runs in the container (\`ondevice serve\`).`,
+        { param: 'MODEL_BACKEND' },
+      )
+  }
   const modelHost = createModelHost({
     modelId,
-    load: async () => {
+    formats: formatsFrom(settings.modelDtypes, settings.modelBackends),
+    load: async (format) => {
       const verified = await verifyPackage(source.reader, {
         source: source.where,
         requireManifest: settings.requireManifest,
@@ -137,9 +147,9 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
         ort,
         reader: verified.reader,
         modelId,
-        backend: 'wasm',
-        engine: engineModuleForWorkerd(),
-        dtype: settings.modelDtype,
+        backend: format.backend === 'ort-wasm' ? 'ort-wasm' : 'wasm',
+        ...(format.backend === 'ort-wasm' ? {} : { engine: engineModuleForWorkerd() }),
+        dtype: format.dtype,
         availableDtypes: verified.manifest?.dtypes,
         contextLength: settings.contextLength,
       })
@@ -216,7 +226,7 @@ function containerRouter(
       return JSON.parse(await source.reader.readText('manifest.json')) as RuntimeManifest
     },
     dtypeFor: (manifest) =>
-      settings.modelDtype ??
+      settings.modelDtypes[0] ??
       preferredDtypes('wasm').find((dtype) => manifest?.dtypes?.includes(dtype)) ??
       'q8',
     forward: missingSecret

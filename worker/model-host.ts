@@ -32,16 +32,62 @@ export type ModelHostStatus =
   | { readonly state: 'ready'; readonly info: HostedModelInfo; readonly loadMs: number }
   | { readonly state: 'failed'; readonly error: OndeviceError }
 
+/**
+ * A weight format and the backend that runs it, as a host is configured to serve it. An undefined
+ * field is decided when the format loads (the backend's fastest dtype the package has; the host's
+ * default backend).
+ */
+export interface ModelFormat {
+  readonly dtype?: string | undefined
+  readonly backend?: string | undefined
+}
+
+/** What a request asks for (core/protocol's `ondevice_format`). */
+export interface WantedFormat extends ModelFormat {
+  /** Answer in the default format rather than refuse when the wanted one cannot be served. */
+  readonly fallback?: boolean | undefined
+}
+
+/** The model a request is answered with, and why it is not the wanted format when it is not. */
+export interface ModelSelection {
+  readonly model: HostedModel
+  /** Set when the wanted format could not be served and the request allowed a fallback. */
+  readonly fallback?: string
+}
+
+/** One configured format and where its load stands. */
+export interface FormatStatus {
+  readonly format: ModelFormat
+  readonly status: ModelHostStatus
+}
+
 export interface ModelHost {
   /** The model id, known before loading (from configuration), so unknown ids are refused cheaply. */
   readonly modelId: string
+  /** The default format (the first configured). */
   load(): Promise<HostedModel>
+  /** The default format's state. */
   status(): ModelHostStatus
+  /**
+   * The model in the format a request names (loading it on first use), or, when it cannot be
+   * served and `wanted.fallback` is set, the default with the reason. Throws `unsupported`
+   * (param `ondevice_format`) otherwise. Hosts without it serve one format (see selectModel).
+   */
+  select?(wanted: WantedFormat): Promise<ModelSelection>
+  /** Every configured format, the default first. */
+  formats?(): readonly FormatStatus[]
 }
 
 export interface ModelHostOptions {
   readonly modelId: string
-  readonly load: () => Promise<HostedModel>
+  /** Loads one configured format (the argument is one entry of `formats`; `{}` without them). */
+  readonly load: (format: ModelFormat) => Promise<HostedModel>
+  /**
+   * The formats this host serves, the default first; each other one loads on the first request
+   * that names it and stays loaded (size the host's memory for all of them). Default: one,
+   * decided by `load`.
+   */
+  readonly formats?: readonly ModelFormat[]
   /** How long a failed load is remembered before the next request tries again. Default 30 s. */
   readonly retryAfterMs?: number
   readonly now?: () => number
@@ -64,24 +110,108 @@ function checkChatPrompt(model: HostedModel): void {
   }
 }
 
-/** Wraps a loader so that it runs at most once at a time and its result is kept. */
+/** `q4 on native`, with what is decided at load said so. */
+export function describeFormat(format: ModelFormat): string {
+  return `${format.dtype ?? 'its default dtype'} on ${format.backend ?? 'its default backend'}`
+}
+
+/** Whether a loaded (or configured) format is the wanted one; unknown fields may still be. */
+function fits(have: ModelFormat, wanted: ModelFormat): boolean {
+  const same = (mine: string | undefined, theirs: string | undefined) =>
+    theirs === undefined || mine === undefined || mine === theirs
+  return same(have.dtype, wanted.dtype) && same(have.backend, wanted.backend)
+}
+
+function isExactly(info: HostedModelInfo, wanted: ModelFormat): boolean {
+  return (
+    (wanted.dtype === undefined || info.dtype === wanted.dtype) &&
+    (wanted.backend === undefined || info.backend === wanted.backend)
+  )
+}
+
+/**
+ * A host with one model (no `select`): it serves the wanted format when its model is in it. The
+ * app calls this for every request that names a format, whatever the host.
+ */
+export async function selectModel(
+  host: ModelHost,
+  wanted: WantedFormat | undefined,
+): Promise<ModelSelection> {
+  if (wanted === undefined) return { model: await host.load() }
+  if (host.select) return host.select(wanted)
+  const model = await host.load()
+  if (isExactly(model.info, wanted)) return { model }
+  return refuseOrFallBack(wanted, [model.info], [], model)
+}
+
+function refuseOrFallBack(
+  wanted: WantedFormat,
+  served: readonly ModelFormat[],
+  problems: readonly string[],
+  fallback: HostedModel | (() => Promise<HostedModel>),
+): Promise<ModelSelection> | ModelSelection {
+  const asked = describeFormat(wanted)
+    .replace('its default dtype', 'any dtype')
+    .replace('its default backend', 'any backend')
+  const reason = `this server does not serve ${asked} (it serves ${served.map(describeFormat).join(', ')}${problems.length > 0 ? `; ${problems.join('; ')}` : ''})`
+  if (wanted.fallback !== true) {
+    throw new OndeviceError(
+      'unsupported',
+      `ondevice_format: ${reason}. Ask for one of those, leave ondevice_format out, or send "fallback": true to be answered in ${describeFormat(served[0] ?? {})} (another quantized model: a handoff then does not continue bit-exactly).`,
+      { param: 'ondevice_format' },
+    )
+  }
+  const answer = (model: HostedModel): ModelSelection => ({
+    model,
+    fallback: `Asked for ${asked}; answered in ${model.info.dtype} on ${model.info.backend}: ${reason}.`,
+  })
+  return typeof fallback === 'function' ? fallback().then(answer) : answer(fallback)
+}
+
+/**
+ * The formats to serve from the configured dtypes and backends (MODEL_DTYPE, MODEL_BACKEND,
+ * `serve --dtype --backend`): every backend with every dtype, the first of each the default.
+ * An empty list leaves that field to the loader (the backend's fastest dtype, the default backend).
+ */
+export function formatsFrom(dtypes: readonly string[], backends: readonly string[]): ModelFormat[] {
+  const dtypeList = dtypes.length > 0 ? dtypes : [undefined]
+  const backendList = backends.length > 0 ? backends : [undefined]
+  return backendList.flatMap((backend) => dtypeList.map((dtype) => ({ dtype, backend })))
+}
+
+/** Wraps a loader so that each format loads at most once at a time and its result is kept. */
 export function createModelHost(options: ModelHostOptions): ModelHost {
   if (typeof options.modelId !== 'string' || options.modelId.length === 0) {
     throw new TypeError(
       'createModelHost: `modelId` must be a non-empty string (the id clients send as `model`).',
     )
   }
+  const configured = options.formats ?? [{}]
+  if (configured.length === 0) {
+    throw new TypeError('createModelHost: `formats` must list at least one format (the default first).')
+  }
   const retryAfterMs = options.retryAfterMs ?? 30_000
   const now = options.now ?? (() => Date.now())
-  let loading: Promise<HostedModel> | undefined
-  let status: ModelHostStatus = { state: 'idle' }
-  let failedAt = 0
 
-  const start = (): Promise<HostedModel> => {
+  interface Entry {
+    readonly format: ModelFormat
+    loading: Promise<HostedModel> | undefined
+    status: ModelHostStatus
+    failedAt: number
+  }
+  const entries: Entry[] = configured.map((format) => ({
+    format,
+    loading: undefined,
+    status: { state: 'idle' },
+    failedAt: 0,
+  }))
+  const defaultEntry = entries[0] as Entry
+
+  const start = (entry: Entry): Promise<HostedModel> => {
     const startedAt = now()
-    status = { state: 'loading' }
+    entry.status = { state: 'loading' }
     return options
-      .load()
+      .load(entry.format)
       .then(async (model) => {
         try {
           checkChatPrompt(model)
@@ -93,30 +223,68 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
       })
       .then(
         (model) => {
-          status = { state: 'ready', info: model.info, loadMs: now() - startedAt }
+          entry.status = { state: 'ready', info: model.info, loadMs: now() - startedAt }
           return model
         },
         (cause: unknown) => {
-          failedAt = now()
+          entry.failedAt = now()
           const reason = cause instanceof Error ? cause.message : String(cause)
+          const which = entries.length > 1 ? ` in ${describeFormat(entry.format)}` : ''
           const error = new OndeviceError(
             'edge_unavailable',
-            `The model could not be loaded on this server: ${reason} The operator must fix the model package; retry later.`,
+            `The model could not be loaded${which} on this server: ${reason} The operator must fix the model package; retry later.`,
             { isRetryable: true, retryAfterSeconds: Math.ceil(retryAfterMs / 1000), cause },
           )
-          status = { state: 'failed', error }
+          entry.status = { state: 'failed', error }
           throw error
         },
       )
   }
+  const loadEntry = (entry: Entry): Promise<HostedModel> => {
+    if (entry.status.state === 'failed' && now() - entry.failedAt >= retryAfterMs) entry.loading = undefined
+    entry.loading ??= start(entry)
+    return entry.loading
+  }
+  // What an entry is known to be: its loaded model's info, else its configuration.
+  const known = (entry: Entry): ModelFormat =>
+    entry.status.state === 'ready'
+      ? { dtype: entry.status.info.dtype, backend: entry.status.info.backend }
+      : entry.format
 
   return {
     modelId: options.modelId,
-    status: () => status,
-    load() {
-      if (status.state === 'failed' && now() - failedAt >= retryAfterMs) loading = undefined
-      loading ??= start()
-      return loading
+    status: () => defaultEntry.status,
+    load: () => loadEntry(defaultEntry),
+    formats: () => entries.map((entry) => ({ format: known(entry), status: entry.status })),
+    async select(wanted) {
+      const problems: string[] = []
+      // Loaded formats first: a configured one whose fields are decided at load may turn out to be
+      // another (backend 'wasm' runs onnxruntime-web where the engine does not cover the package).
+      const candidates = entries
+        .filter((entry) => fits(known(entry), wanted))
+        .sort((a, b) => Number(b.status.state === 'ready') - Number(a.status.state === 'ready'))
+      for (const entry of candidates) {
+        let model: HostedModel
+        try {
+          model = await loadEntry(entry)
+        } catch (error) {
+          if (wanted.fallback !== true && candidates.length === 1) throw error
+          problems.push(`${describeFormat(entry.format)} failed to load: ${(error as Error).message}`)
+          continue
+        }
+        if (isExactly(model.info, wanted)) return { model }
+        if (entry.format.backend === 'wasm' && model.info.backend === 'ort-wasm') {
+          problems.push(
+            "backend 'wasm' runs onnxruntime-web here ('ort-wasm'): ondevice's engine does not cover this package",
+          )
+        }
+      }
+      return refuseOrFallBack(
+        wanted,
+        entries.map((entry) => known(entry)),
+        problems,
+        () => loadEntry(defaultEntry),
+      )
     },
   }
 }

@@ -23,6 +23,15 @@ export interface NodeModelHostOptions {
   /** Default: 'native' (onnxruntime-node) when it is installed, else 'wasm'. */
   readonly backend?: Backend
   readonly dtype?: string
+  /**
+   * More than one format (weight format × backend), the default first: each other one loads on
+   * the first request that names it (`ondevice_format`). Overrides `backend` and `dtype`; an
+   * undefined field is decided at load as they would be.
+   */
+  readonly formats?: readonly {
+    readonly dtype?: string | undefined
+    readonly backend?: Backend | undefined
+  }[]
   readonly contextLength?: number
   readonly numThreads?: number
   readonly onProgress?: LoadModelOptions['onProgress']
@@ -55,17 +64,23 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
     )
   }
   const modelId = options.modelId ?? modelIdFromSource(options.model)
-  const loadOptions: LoadModelOptions = {
+  // Unset backend: native when onnxruntime-node is installed, else WASM with a logged note.
+  const baseOptions: LoadModelOptions = {
     model: options.model,
-    // Unset: native when onnxruntime-node is installed, else WASM with a logged note.
-    ...(options.backend === undefined ? {} : { backend: options.backend }),
-    ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
     ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
   }
   return createModelHost({
     modelId,
-    load: async () => {
+    ...(options.formats === undefined ? {} : { formats: options.formats }),
+    load: async (format) => {
+      const backend = (format.backend as Backend | undefined) ?? options.backend
+      const dtype = format.dtype ?? options.dtype
+      const loadOptions: LoadModelOptions = {
+        ...baseOptions,
+        ...(backend === undefined ? {} : { backend }),
+        ...(dtype === undefined ? {} : { dtype }),
+      }
       const first = await loadModel({
         ...loadOptions,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),

@@ -41,13 +41,15 @@ Options:
   --port P                 Port of the worker (default 8787; 0 picks a free one)
   --allowed-origins LIST   Browser origins allowed to call it (CORS), comma-separated, e.g.
                            http://localhost:5173 (default: none: only non-browser clients)
-  --dtype D                Weight format (default: the fastest on WASM the package has, q8;
-                           in a container, the fastest for --backend)
+  --dtype D[,D]            Weight format (default: the fastest on WASM the package has, q8;
+                           in a container, the fastest for --backend); several: the first is
+                           the default, the others answer requests that name them
+                           (ondevice_format)
   --runtime R              auto (default: a container when the package is over the isolate's
                            budget), isolate, or container
   --instances N            Containers the Worker spreads conversations over (default 1)
-  --backend B              The container's engine: native (onnxruntime-node, default), wasm
-                           (ondevice's WebAssembly engine) or ort-wasm
+  --backend B[,B]          The container's engine: native (onnxruntime-node, default), wasm
+                           (ondevice's WebAssembly engine) or ort-wasm; several as --dtype
   --base IMAGE             Base image of the container build (default: the Dockerfile's, a
                            public Node image); \`local\` builds one from Debian packages for a
                            machine without an image registry (tools/docker/base-image.sh)
@@ -141,10 +143,18 @@ export async function run(argv: string[]): Promise<number> {
       `--instances must be an integer from 1 to 16, got '${values.instances}'.`,
     )
   }
-  const backend = values.backend ?? 'native'
-  if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
-    throw new InvalidArgumentError('backend', `--backend must be native, wasm or ort-wasm, got '${backend}'.`)
+  // Lists: the first is the default; the container serves the others to requests naming them.
+  const backends = (values.backend ?? 'native').split(',').map((entry) => entry.trim())
+  for (const backend of backends) {
+    if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
+      throw new InvalidArgumentError(
+        'backend',
+        `--backend takes native, wasm or ort-wasm (comma-separated, the default first), got '${backend}'.`,
+      )
+    }
   }
+  const backend = backends.join(',')
+  const dtypes = values.dtype === undefined ? [] : values.dtype.split(',').map((entry) => entry.trim())
   const allowedOrigins = (values['allowed-origins'] ?? '')
     .split(',')
     .map((origin) => origin.trim())
@@ -176,21 +186,18 @@ export async function run(argv: string[]): Promise<number> {
     modelId ??= basename(folder)
   }
   const manifest = await readManifest(folder)
-  if (
-    values.dtype !== undefined &&
-    manifest.dtypes !== undefined &&
-    !manifest.dtypes.includes(values.dtype)
-  ) {
+  const missing = dtypes.find((entry) => manifest.dtypes !== undefined && !manifest.dtypes.includes(entry))
+  if (missing !== undefined) {
     throw new InvalidArgumentError(
       'dtype',
-      `${folder} holds ${manifest.dtypes.join(', ') || 'no listed weight formats'}; not ${values.dtype}. Pass --dtype with one it holds.`,
+      `${folder} holds ${manifest.dtypes?.join(', ') || 'no listed weight formats'}; not ${missing}. Pass --dtype with ones it holds.`,
     )
   }
   // The choice the edge worker makes itself (worker/edge-model.ts): the WebAssembly engine where it
   // covers the architecture, else onnxruntime-web, each with its own fastest format.
   const modelType = await readModelType(folder)
   const dtype =
-    values.dtype ??
+    dtypes[0] ??
     (await chooseDtype({
       backend: modelType !== undefined && engineCoversModelType(modelType) ? 'wasm' : 'ort-wasm',
       modelType,
@@ -253,7 +260,7 @@ export async function run(argv: string[]): Promise<number> {
       port,
       modelId,
       envFile,
-      variables: { MODEL_DTYPE: dtype },
+      variables: { MODEL_DTYPE: dtypes.length > 0 ? dtypes.join(',') : dtype },
     })
     const firstKey = apiKeys?.split(',')[0]?.trim()
     const milliseconds = await warmEdgeWorker(edge.url, {

@@ -8,6 +8,7 @@ import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
+import { describeFormat, formatsFrom } from '../../worker/model-host.ts'
 import { createNodeModelHost, serveApp } from '../../worker/node.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
 
@@ -22,16 +23,17 @@ Options:
   --model-id ID     The id clients send as "model" (default: the folder's name)
   --port P          Port (default 8787; 0 picks a free one)
   --host ADDRESS    Address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
-  --backend B       native (onnxruntime-node; the default when installed), wasm (ondevice's WebAssembly
+  --backend B[,B]   native (onnxruntime-node; the default when installed), wasm (ondevice's WebAssembly
                     engine; onnxruntime-web where it does not cover the model) or ort-wasm
-                    (onnxruntime-web's WASM)
-  --dtype D         Weight format (default: the fastest this backend has)
+                    (onnxruntime-web's WASM). Several: the first is the default, the others
+                    load on the first request that names them (ondevice_format)
+  --dtype D[,D]     Weight format (default: the fastest this backend has); several as --backend
   --context N       Cap the context length (bounds cache memory)
   --threads N       WASM threads
   --no-preload      Load the model on the first request instead of at start
   --help, -h        Show this help
 
-Environment: API_KEYS (comma-separated bearer keys; none = open, local use only),
+Environment: MODEL_BACKEND and MODEL_DTYPE (the same lists, when the flags are not given), API_KEYS (comma-separated bearer keys; none = open, local use only),
 ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
 MAX_TOKENS, MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
 
@@ -74,17 +76,23 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
-  // Without --backend: native when onnxruntime-node is installed, else WASM (logged at load).
-  const backend = values.backend
-  if (backend !== undefined && backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
-    throw new InvalidArgumentError(
-      'backend',
-      `--backend must be native or wasm (or ort-wasm), got '${backend}'.`,
-    )
-  }
   const contextLength = integerFlag(values.context, 'context', 1, 10_000_000)
   const numThreads = integerFlag(values.threads, 'threads', 1, 64)
-  const settings = settingsFromEnv(process.env)
+  // The flags win over MODEL_BACKEND / MODEL_DTYPE (the container's settings) when both are set.
+  const settings = settingsFromEnv({
+    ...process.env,
+    ...(values.backend === undefined ? {} : { MODEL_BACKEND: values.backend }),
+    ...(values.dtype === undefined ? {} : { MODEL_DTYPE: values.dtype }),
+  })
+  // Without --backend: native when onnxruntime-node is installed, else WASM (logged at load).
+  for (const backend of settings.modelBackends) {
+    if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
+      throw new InvalidArgumentError(
+        'backend',
+        `--backend (or MODEL_BACKEND) takes native, wasm or ort-wasm, comma-separated, got '${backend.slice(0, 40)}'.`,
+      )
+    }
+  }
 
   let model = values.model
   if (model === undefined) {
@@ -96,17 +104,15 @@ export async function run(argv: string[]): Promise<number> {
   }
   const modelHost = createNodeModelHost({
     model,
-    ...(backend === undefined ? {} : { backend: backend as Backend }),
+    formats: formatsFrom(settings.modelDtypes, settings.modelBackends) as {
+      dtype?: string
+      backend?: Backend
+    }[],
     ...(values['model-id'] === undefined
       ? settings.modelId
         ? { modelId: settings.modelId }
         : {}
       : { modelId: values['model-id'] }),
-    ...(values.dtype === undefined
-      ? settings.modelDtype
-        ? { dtype: settings.modelDtype }
-        : {}
-      : { dtype: values.dtype }),
     ...(contextLength === undefined ? {} : { contextLength }),
     ...(numThreads === undefined ? {} : { numThreads }),
     // Every slot's session at load time: building one blocks the event loop (see sessions).
@@ -117,6 +123,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(
       `Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`,
     )
+    const others = (modelHost.formats?.() ?? []).slice(1)
+    if (others.length > 0)
+      process.stderr.write(
+        `Also serves ${others.map(({ format }) => describeFormat(format)).join(', ')}, each loaded on the first request that names it.\n`,
+      )
   }
   if (settings.apiKeys.length === 0) {
     process.stderr.write('No API_KEYS set: the API is open to anyone who can reach this address.\n')

@@ -72,7 +72,10 @@ export function createChunkWriter(header: CompletionHeader, includeUsage: boolea
             },
             null,
           ),
-    finish: (part) => chunk({}, toFinishReason(part.finishReason), { ondevice: toOndeviceResult(part) }),
+    finish: (part) =>
+      chunk({}, toFinishReason(part.finishReason), {
+        ondevice: toOndeviceResult(part, header.formatFallback),
+      }),
     usage: (part) => ({ ...chunk({}, null), choices: [], usage: toUsage(part.usage) }),
   }
 }

@@ -47,6 +47,7 @@ export type {
   ChatCompletionUsage,
   ModelListResponse,
   OndeviceContinuation,
+  OndeviceFormat,
   OndeviceResult,
   OpenAIErrorBody,
 } from './types.ts'

@@ -22,6 +22,7 @@ describe('encoding (the SDK)', () => {
       maxTokens: 7,
       stop: ['\n\n'],
       continuation: { tokenIds: [1, 2], step: 2 },
+      format: { dtype: 'q8', backend: 'wasm', fallback: true },
     })
     expect(body).toEqual({
       model: 'm',
@@ -40,7 +41,10 @@ describe('encoding (the SDK)', () => {
       seed: 9,
       stop: ['\n\n'],
       ondevice_continuation: { token_ids: [1, 2], step: 2 },
+      ondevice_format: { dtype: 'q8', backend: 'wasm', fallback: true },
     })
+    // What the encoder writes, the validator accepts.
+    expect(validateChatCompletionRequest(body)).toBe(body)
     expect(toChatCompletionRequest({ model: 'm', messages: [], stop: [] })).toEqual({
       model: 'm',
       messages: [],

@@ -24,6 +24,8 @@ export interface ChatRequestInput {
   readonly continuation?: Continuation
   /** responseFormat / tools / toolChoice / parallelToolCalls (enforced by the edge as by the device). */
   readonly constraint?: ConstraintOptions
+  /** The weight format and backend to answer in (a handoff names the device's): `ondevice_format`. */
+  readonly format?: { readonly dtype?: string; readonly backend?: string; readonly fallback?: boolean }
 }
 
 /** The wire body for `input`: always streamed, with usage on the last chunk. */
@@ -42,6 +44,15 @@ export function toChatCompletionRequest(input: ChatRequestInput): ChatCompletion
           ondevice_continuation: {
             token_ids: [...input.continuation.tokenIds],
             step: input.continuation.step,
+          },
+        }
+      : {}),
+    ...(input.format
+      ? {
+          ondevice_format: {
+            ...(input.format.dtype === undefined ? {} : { dtype: input.format.dtype }),
+            ...(input.format.backend === undefined ? {} : { backend: input.format.backend }),
+            ...(input.format.fallback === undefined ? {} : { fallback: input.format.fallback }),
           },
         }
       : {}),

@@ -12,14 +12,17 @@ export interface CompletionHeader {
   readonly created: number
   readonly model: string
   readonly systemFingerprint: string
+  /** Why the request's ondevice_format was not honoured (it allowed a fallback); unset when it was. */
+  readonly formatFallback?: string
 }
 
-export function toOndeviceResult(part: FinishPart): OndeviceResult {
+export function toOndeviceResult(part: FinishPart, formatFallback?: string): OndeviceResult {
   return {
     token_ids: [...part.tokenIds],
     next_step: part.nextStep,
     ...(part.seed === undefined ? {} : { seed: part.seed }),
     ...(part.partial === true ? { partial: true } : {}),
+    ...(formatFallback === undefined ? {} : { format_fallback: formatFallback }),
   }
 }
 
@@ -60,6 +63,6 @@ export function toChatCompletionResponse(header: CompletionHeader, part: FinishP
       },
     ],
     usage: toUsage(part.usage),
-    ondevice: toOndeviceResult(part),
+    ondevice: toOndeviceResult(part, header.formatFallback),
   }
 }

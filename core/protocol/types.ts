@@ -64,6 +64,23 @@ export interface OndeviceContinuation {
 }
 
 /**
+ * The weight format and the backend an answer should run in (our extension). A handoff names the
+ * device's, so the edge continues in the same quantized model on the same engine: only then are
+ * the logits, and so the tokens, the same. An edge that holds the format answers in it; one that
+ * does not refuses (400 `unsupported`) unless `fallback` is true, in which case it answers in its
+ * own format and says so (`ondevice.format_fallback`, the `x-ondevice-format-fallback` header;
+ * usage's `dtype` and `backend` always say what ran).
+ */
+export interface OndeviceFormat {
+  /** 'q4', 'q8', 'fp32', ... (core/weight-format.ts lists them). */
+  readonly dtype?: string
+  /** 'wasm' (ondevice's engine), 'ort-wasm', 'native' (onnxruntime-node) or 'webgpu'. */
+  readonly backend?: string
+  /** Answer in another format rather than refuse. Default false. */
+  readonly fallback?: boolean
+}
+
+/**
  * A chat-completion request. The sampling fields (temperature, top_p, presence_penalty,
  * frequency_penalty, logit_bias, seed, and the extensions top_k, min_p, repetition_penalty) come
  * from the one table in sampling.ts.
@@ -87,6 +104,7 @@ export interface ChatCompletionRequest extends WireSampling {
   readonly chat_template_kwargs?: Readonly<Record<string, unknown>>
   // Our extension.
   readonly ondevice_continuation?: OndeviceContinuation
+  readonly ondevice_format?: OndeviceFormat
 }
 
 export type ChatCompletionFinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter'
@@ -116,6 +134,11 @@ export interface OndeviceResult {
   readonly seed?: number
   /** With response_format / tools: the answer stopped (max_tokens, abort) before its JSON was complete. */
   readonly partial?: boolean
+  /**
+   * Set when the request's `ondevice_format` was not honoured and `fallback` let the server answer
+   * in its own format: what was asked, what ran and why (usage's dtype and backend say what ran).
+   */
+  readonly format_fallback?: string
 }
 
 export interface ChatCompletionResponse {

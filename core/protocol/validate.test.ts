@@ -53,8 +53,11 @@ describe('validateChatCompletionRequest', () => {
       parallel_tool_calls: true,
       chat_template_kwargs: { enable_thinking: false },
       ondevice_continuation: { token_ids: [1, 2, 3], step: 3 },
+      ondevice_format: { dtype: 'q4', backend: 'wasm', fallback: false },
     }
     expect(validateChatCompletionRequest(body)).toBe(body)
+    for (const format of [{ dtype: 'q8' }, { backend: 'native' }, { backend: 'ort-wasm', fallback: true }])
+      expect(validateChatCompletionRequest({ ...minimal, ondevice_format: format })).toBeTruthy()
   })
 
   const bad: [string, unknown, string, RegExp][] = [
@@ -102,6 +105,54 @@ describe('validateChatCompletionRequest', () => {
       { ...minimal, ondevice_continuation: { token_ids: [1], step: -2 } },
       'ondevice_continuation.step',
       /whole number ≥ 0/,
+    ],
+    [
+      'a format that is not an object',
+      { ...minimal, ondevice_format: 'q4' },
+      'ondevice_format',
+      /must be an object/,
+    ],
+    [
+      'a format naming nothing',
+      { ...minimal, ondevice_format: {} },
+      'ondevice_format',
+      /neither dtype nor backend/,
+    ],
+    [
+      'an unknown dtype',
+      { ...minimal, ondevice_format: { dtype: 'q3' } },
+      'ondevice_format.dtype',
+      /"q3"; use one of fp32, fp16, q8/,
+    ],
+    [
+      "q8's file name as a dtype",
+      { ...minimal, ondevice_format: { dtype: 'quantized' } },
+      'ondevice_format.dtype',
+      /'quantized' is q8/,
+    ],
+    [
+      'a prototype key as a dtype',
+      { ...minimal, ondevice_format: { dtype: 'constructor' } },
+      'ondevice_format.dtype',
+      /use one of/,
+    ],
+    [
+      'an unknown backend',
+      { ...minimal, ondevice_format: { backend: 'cuda' } },
+      'ondevice_format.backend',
+      /"cuda"; use one of wasm, ort-wasm, webgpu, native/,
+    ],
+    [
+      'a fallback that is not a boolean',
+      { ...minimal, ondevice_format: { dtype: 'q4', fallback: 'yes' } },
+      'ondevice_format.fallback',
+      /true or false/,
+    ],
+    [
+      'an unknown format field',
+      { ...minimal, ondevice_format: { dtype: 'q4', engine: 'wasm' } },
+      'ondevice_format.engine',
+      /Unknown field/,
     ],
     [
       'a bad continuation id',

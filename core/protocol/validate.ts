@@ -3,6 +3,7 @@
 // and whose message says how to fix it. The worker runs it on every request.
 import { OndeviceError } from '../errors.ts'
 import { validateStopStrings } from '../stop-strings.ts'
+import { backends, knownDtypes } from '../weight-format.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
 import { validateConstraint, validateResponseFormat } from './response-format.ts'
 import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
@@ -26,6 +27,7 @@ const requestFields: ReadonlySet<string> = new Set([
   'user',
   'chat_template_kwargs',
   'ondevice_continuation',
+  'ondevice_format',
   'logprobs',
   'top_logprobs',
 ])
@@ -151,6 +153,37 @@ function validateContinuation(value: unknown): void {
   }
 }
 
+function validateFormat(value: unknown): void {
+  const param = 'ondevice_format'
+  const shape = `${param} must be an object like { "dtype": "q4", "backend": "wasm" } (add "fallback": true to accept another format rather than a refusal).`
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(param, shape)
+  const format = value as JsonObject
+  for (const key of Object.keys(format)) {
+    if (key !== 'dtype' && key !== 'backend' && key !== 'fallback')
+      fail(`${param}.${key.slice(0, 64)}`, `Unknown field ${param}.${key.slice(0, 64)}: ${shape}`)
+  }
+  const { dtype, backend, fallback } = format
+  if (dtype === undefined && backend === undefined)
+    fail(param, `${param} names neither dtype nor backend: ${shape}`)
+  if (dtype !== undefined && (typeof dtype !== 'string' || !knownDtypes.includes(dtype))) {
+    fail(
+      `${param}.dtype`,
+      `${param}.dtype is ${JSON.stringify(dtype)?.slice(0, 64)}; use one of ${knownDtypes.join(', ')}${dtype === 'quantized' ? " ('quantized' is q8)" : ''}.`,
+    )
+  }
+  if (
+    backend !== undefined &&
+    (typeof backend !== 'string' || !(backends as readonly string[]).includes(backend))
+  ) {
+    fail(
+      `${param}.backend`,
+      `${param}.backend is ${JSON.stringify(backend)?.slice(0, 64)}; use one of ${backends.join(', ')} ('wasm' is ondevice's WebAssembly engine, 'ort-wasm' onnxruntime-web's, 'native' onnxruntime-node).`,
+    )
+  }
+  if (fallback !== undefined && typeof fallback !== 'boolean')
+    fail(`${param}.fallback`, `${param}.fallback must be true or false.`)
+}
+
 /**
  * Checks an untrusted chat-completion body and returns it typed. Throws InvalidArgumentError with
  * `param` set to the dotted path of the first bad field and a message saying how to fix it.
@@ -241,6 +274,7 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
       fail('chat_template_kwargs.enable_thinking', 'enable_thinking must be true or false.')
   }
   if (request['ondevice_continuation'] !== undefined) validateContinuation(request['ondevice_continuation'])
+  if (request['ondevice_format'] !== undefined) validateFormat(request['ondevice_format'])
   if (request['user'] !== undefined && typeof request['user'] !== 'string')
     fail('user', 'user must be a string.')
   // Last: the shapes above are checked, so the schemas can be compiled (a 400 naming the keyword).

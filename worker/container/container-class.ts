@@ -22,6 +22,7 @@ export interface ContainerEnv {
   readonly MODEL_URL?: string
   readonly MODEL_ID?: string
   readonly MODEL_DTYPE?: string
+  readonly MODEL_BACKEND?: string
   readonly CONTAINER_SLEEP_AFTER?: string
   readonly [name: string]: unknown
 }
@@ -34,6 +35,7 @@ const passedVariables = [
   'MODEL_ID',
   'MODEL_ALIASES',
   'MODEL_DTYPE',
+  'MODEL_BACKEND',
   'MODEL_CONTEXT_LENGTH',
   'MAX_BODY_BYTES',
   'MAX_MESSAGES',

@@ -7,6 +7,7 @@
 import type { Context } from 'hono'
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
 import type { AppEnv } from '../app-env.ts'
+import { formatHeaderNames } from '../chat-completions.ts'
 import { toHttpError } from '../http-errors.ts'
 import type { Limits } from '../options.ts'
 import { readJsonBody } from '../read-body.ts'
@@ -186,7 +187,13 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
       'content-type': upstream.headers.get('content-type') ?? 'application/json',
       [instanceHeader]: gateway.name(index),
     })
-    for (const name of ['retry-after', 'cache-control', 'x-accel-buffering']) {
+    // What the container ran (x-ondevice-dtype, -backend, -format-fallback) goes to the client too.
+    for (const name of [
+      'retry-after',
+      'cache-control',
+      'x-accel-buffering',
+      ...Object.values(formatHeaderNames),
+    ]) {
       const value = upstream.headers.get(name)
       if (value !== null) responseHeaders.set(name, value)
     }

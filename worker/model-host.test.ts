@@ -1,0 +1,202 @@
+// A model host serving more than one weight format × backend, and the app choosing the one a
+// request names (`ondevice_format`): loaded on first use, refused with 400 `unsupported` when this
+// server cannot run it, answered in the default with the reason when the request allows a
+// fallback; headers and usage say what ran. Core's deterministic test sessions stand for the
+// models (each format's session reports its own dtype and backend); the real ORT hosts are
+// covered in cli/commands/serve-formats.test.ts.
+import { describe, expect, it } from 'vitest'
+import type { ChatCompletionResponse } from '../core/protocol/index.ts'
+import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { createTestSession } from '../test/support/test-session.ts'
+import { createApp } from './app.ts'
+import {
+  createModelHost,
+  formatsFrom,
+  type HostedModel,
+  type ModelFormat,
+  type ModelHost,
+  selectModel,
+} from './model-host.ts'
+
+/** A host whose loader makes test models; `runsAs` maps a configured backend to what really runs. */
+function formatHost(formats: readonly ModelFormat[], runsAs: Record<string, string> = {}) {
+  const loaded: ModelFormat[] = []
+  const host = createModelHost({
+    modelId: 'm',
+    formats,
+    load: async (format): Promise<HostedModel> => {
+      loaded.push(format)
+      if (format.dtype === 'fp16') throw new Error('the package holds no fp16 weights')
+      const tokenizer = qwen3Tokenizer()
+      const backend = runsAs[format.backend ?? 'native'] ?? format.backend ?? 'native'
+      const dtype = format.dtype ?? 'q4'
+      return {
+        info: { modelId: 'm', backend, dtype, contextLength: 4096 },
+        tokenizer,
+        createSession: async () =>
+          createTestSession({ vocabularySize: tokenizer.vocabularySize, backend, dtype }),
+      }
+    },
+  })
+  return { host, loaded }
+}
+
+describe('formatsFrom', () => {
+  it('crosses every backend with every dtype, the first of each the default; empty lists leave it to the loader', () => {
+    expect(formatsFrom(['q4', 'q8'], ['native', 'wasm'])).toEqual([
+      { dtype: 'q4', backend: 'native' },
+      { dtype: 'q8', backend: 'native' },
+      { dtype: 'q4', backend: 'wasm' },
+      { dtype: 'q8', backend: 'wasm' },
+    ])
+    expect(formatsFrom([], ['wasm'])).toEqual([{ dtype: undefined, backend: 'wasm' }])
+    expect(formatsFrom([], [])).toEqual([{ dtype: undefined, backend: undefined }])
+  })
+})
+
+describe('selecting a format', () => {
+  it('loads the default first and another format only when a request names it, once', async () => {
+    const { host, loaded } = formatHost(formatsFrom(['q4', 'q8'], ['native', 'wasm']))
+    expect((await host.load()).info).toMatchObject({ dtype: 'q4', backend: 'native' })
+    expect(loaded).toHaveLength(1)
+    const [first, second] = await Promise.all([
+      selectModel(host, { dtype: 'q8', backend: 'wasm' }),
+      selectModel(host, { dtype: 'q8', backend: 'wasm' }),
+    ])
+    expect(first.model).toBe(second.model)
+    expect(first.model.info).toMatchObject({ dtype: 'q8', backend: 'wasm' })
+    expect(first.fallback).toBeUndefined()
+    expect(loaded).toEqual([
+      { dtype: 'q4', backend: 'native' },
+      { dtype: 'q8', backend: 'wasm' },
+    ])
+    // Half a format: a loaded one that fits comes first.
+    expect((await selectModel(host, { backend: 'wasm' })).model).toBe(first.model)
+    expect((await selectModel(host, { dtype: 'q4' })).model.info.backend).toBe('native')
+    expect(host.formats?.().map(({ status }) => status.state)).toEqual(['ready', 'idle', 'idle', 'ready'])
+  })
+
+  it('refuses a format it does not serve with unsupported, naming what it serves and how to accept a fallback', async () => {
+    const { host, loaded } = formatHost(formatsFrom(['q4'], ['native', 'wasm']))
+    await expect(selectModel(host, { dtype: 'q8', backend: 'wasm' })).rejects.toMatchObject({
+      code: 'unsupported',
+      param: 'ondevice_format',
+      message: expect.stringMatching(
+        /does not serve q8 on wasm \(it serves q4 on native, q4 on wasm\).*"fallback": true/,
+      ),
+    })
+    expect(loaded).toEqual([])
+    const answered = await selectModel(host, { dtype: 'q8', backend: 'wasm', fallback: true })
+    expect(answered.model.info).toMatchObject({ dtype: 'q4', backend: 'native' })
+    expect(answered.fallback).toMatch(/^Asked for q8 on wasm; answered in q4 on native: /)
+  })
+
+  it("tells 'wasm' that runs onnxruntime-web ('ort-wasm': the engine does not cover the package) from the engine", async () => {
+    const { host } = formatHost(formatsFrom(['q8'], ['native', 'wasm']), { wasm: 'ort-wasm' })
+    await expect(selectModel(host, { dtype: 'q8', backend: 'wasm' })).rejects.toMatchObject({
+      code: 'unsupported',
+      message: expect.stringContaining("backend 'wasm' runs onnxruntime-web here ('ort-wasm')"),
+    })
+    // Once loaded it is known for what it is, and answers requests naming that.
+    expect((await selectModel(host, { backend: 'ort-wasm' })).model.info.backend).toBe('ort-wasm')
+  })
+
+  it('a format that fails to load: its load error without a fallback, the default with the reason with one', async () => {
+    const { host } = formatHost(formatsFrom(['q4', 'fp16'], ['native']))
+    await expect(selectModel(host, { dtype: 'fp16' })).rejects.toMatchObject({
+      code: 'edge_unavailable',
+      message: expect.stringContaining('in fp16 on native on this server: the package holds no fp16 weights'),
+    })
+    const answered = await selectModel(host, { dtype: 'fp16', fallback: true })
+    expect(answered.model.info.dtype).toBe('q4')
+    expect(answered.fallback).toContain('the package holds no fp16 weights')
+  })
+
+  it('a host with one model and no select: served when it is the format, refused or fallen back otherwise', async () => {
+    const { host: inner } = formatHost([{ dtype: 'q8', backend: 'wasm' }])
+    const single: ModelHost = { modelId: inner.modelId, load: inner.load, status: inner.status }
+    expect((await selectModel(single, { dtype: 'q8', backend: 'wasm' })).fallback).toBeUndefined()
+    await expect(selectModel(single, { backend: 'native' })).rejects.toMatchObject({ code: 'unsupported' })
+    expect((await selectModel(single, { backend: 'native', fallback: true })).fallback).toMatch(
+      /^Asked for any dtype on native; answered in q8 on wasm/,
+    )
+  })
+})
+
+describe('the app with ondevice_format', () => {
+  const apiKey = 'test-key-0123456789abcdef'
+  const messages = [{ role: 'user', content: 'Tell me a story about a secret garden.' }]
+  function setup() {
+    const { host, loaded } = formatHost(formatsFrom(['q4', 'q8'], ['native', 'wasm']))
+    const app = createApp({ modelHost: host, apiKeys: [apiKey], log: () => {} })
+    const post = (body: Record<string, unknown>) =>
+      app.request('/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages, max_tokens: 4, temperature: 0, ...body }),
+      })
+    return { app, post, loaded }
+  }
+
+  it('answers in the named format, JSON and SSE, and says what ran in headers and usage', async () => {
+    const { post } = setup()
+    const json = await post({ ondevice_format: { dtype: 'q8', backend: 'wasm' } })
+    expect(json.status).toBe(200)
+    expect(json.headers.get('x-ondevice-dtype')).toBe('q8')
+    expect(json.headers.get('x-ondevice-backend')).toBe('wasm')
+    expect(json.headers.get('x-ondevice-format-fallback')).toBeNull()
+    const body = (await json.json()) as ChatCompletionResponse
+    expect(body.usage).toMatchObject({ dtype: 'q8', backend: 'wasm' })
+    expect(body.system_fingerprint).toBe('ondevice-0.1.0:m:q8:wasm')
+    expect(body.ondevice?.format_fallback).toBeUndefined()
+    const stream = await post({
+      stream: true,
+      stream_options: { include_usage: true },
+      ondevice_format: { dtype: 'q4', backend: 'wasm' },
+    })
+    expect(stream.headers.get('x-ondevice-dtype')).toBe('q4')
+    expect(stream.headers.get('x-ondevice-backend')).toBe('wasm')
+    const text = await stream.text()
+    expect(text).toContain('"backend":"wasm","dtype":"q4"')
+    // Without a format: the default, named in the headers all the same.
+    const plain = await post({})
+    expect(plain.headers.get('x-ondevice-dtype')).toBe('q4')
+    expect(plain.headers.get('x-ondevice-backend')).toBe('native')
+    await plain.body?.cancel()
+  })
+
+  it('refuses a format it cannot run with 400 unsupported in OpenAI shape; with fallback answers and says so', async () => {
+    const { post, app, loaded } = setup()
+    const refused = await post({ ondevice_format: { dtype: 'fp32', backend: 'webgpu' } })
+    expect(refused.status).toBe(400)
+    const error = ((await refused.json()) as { error: Record<string, unknown> }).error
+    expect(error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'unsupported',
+      param: 'ondevice_format',
+    })
+    expect(error['message']).toMatch(/does not serve fp32 on webgpu \(it serves q4 on native, q8 on native/)
+    const unknown = await post({ ondevice_format: { dtype: 'q5' } })
+    expect(unknown.status).toBe(400)
+    expect(await unknown.json()).toMatchObject({
+      error: { code: 'invalid_argument', param: 'ondevice_format.dtype' },
+    })
+    const fallenBack = await post({ ondevice_format: { dtype: 'fp32', backend: 'webgpu', fallback: true } })
+    expect(fallenBack.status).toBe(200)
+    expect(fallenBack.headers.get('x-ondevice-format-fallback')).toMatch(
+      /^Asked for fp32 on webgpu; answered in q4 on native/,
+    )
+    const body = (await fallenBack.json()) as ChatCompletionResponse
+    expect(body.usage).toMatchObject({ dtype: 'q4', backend: 'native' })
+    expect(body.ondevice?.format_fallback).toMatch(/^Asked for fp32 on webgpu; answered in q4 on native/)
+    // /healthz lists every format and whether it is loaded.
+    const health = (await (await app.request('/healthz')).json()) as { formats: unknown[] }
+    expect(health.formats).toEqual([
+      { dtype: 'q4', backend: 'native', state: 'ready' },
+      { dtype: 'q8', backend: 'native', state: 'idle' },
+      { dtype: 'q4', backend: 'wasm', state: 'idle' },
+      { dtype: 'q8', backend: 'wasm', state: 'idle' },
+    ])
+    expect(loaded).toHaveLength(1)
+  })
+})
