@@ -123,18 +123,22 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
     settings.modelId ??
     (source.where === 'container' ? undefined : idFromLocation(source.where)) ??
     'ondevice-model'
-  // An isolate runs WebAssembly only: ondevice's engine ('wasm') or onnxruntime-web ('ort-wasm').
+  // MODEL_BACKEND is the edge's, shared with its containers (which run `ondevice serve`): an
+  // isolate serves the WebAssembly ones listed, ondevice's engine ('wasm') and onnxruntime-web
+  // ('ort-wasm'), and leaves 'native' to the container; a request naming it here is refused with
+  // the list of what this isolate serves.
   for (const backend of settings.modelBackends) {
-    if (backend !== 'wasm' && backend !== 'ort-wasm')
+    if (backend !== 'wasm' && backend !== 'ort-wasm' && backend !== 'native')
       throw new OndeviceError(
         'invalid_argument',
-        `MODEL_BACKEND lists '${backend}': a Worker isolate runs 'wasm' (ondevice's engine) and 'ort-wasm' (onnxruntime-web) only; 'native' runs in the container (\`ondevice serve\`).`,
+        `MODEL_BACKEND lists '${backend.slice(0, 40)}': use wasm (ondevice's engine), ort-wasm (onnxruntime-web) or native (onnxruntime-node, containers only), comma-separated, the default first.`,
         { param: 'MODEL_BACKEND' },
       )
   }
+  const isolateBackends = settings.modelBackends.filter((backend) => backend !== 'native')
   const modelHost = createModelHost({
     modelId,
-    formats: formatsFrom(settings.modelDtypes, settings.modelBackends),
+    formats: formatsFrom(settings.modelDtypes, isolateBackends),
     load: async (format) => {
       const verified = await verifyPackage(source.reader, {
         source: source.where,
