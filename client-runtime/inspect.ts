@@ -2,7 +2,15 @@
 // would pick, the files and bytes it needs, how much is still missing, and the memory estimate
 // from manifest.json. The SDK's router compares this with the probe (storage, memory, WebGPU).
 import { InvalidArgumentError } from '../core/errors.ts'
-import { manifestMemoryEstimate, type PackageManifest, parseModelConfig } from '../core/model-package.ts'
+import {
+  type ModelDtype,
+  manifestMemoryEstimate,
+  modelDtypes,
+  type PackageManifest,
+  parseMemoryFields,
+  parseModelConfig,
+} from '../core/model-package.ts'
+import { manifestMemoryFields } from '../core/package-memory.ts'
 import { engineCovers } from '../wasm/engine/session.ts'
 import { type Backend, backends, chooseDtype, layoutFiles, normalizeDtype, onnxLayout } from './dtype.ts'
 import type { ModelStore } from './store/types.ts'
@@ -127,16 +135,34 @@ export async function inspectPackage(options: {
     totalBytes = size === undefined || totalBytes === undefined ? undefined : totalBytes + size
   }
   const cached = pkg.kind === 'folder' || (await options.store.isCached(pkg.source, files))
-  const manifest = pkg.manifest as MemoryManifest | undefined
+  // The store keeps the manifest's other fields as they came: the memory ones are checked here.
+  let manifest: MemoryManifest | undefined = pkg.manifest
+    ? parseMemoryFields({ estimatedMemoryBytes: {}, ...pkg.manifest })
+    : undefined
+  // A package without per-backend figures (a published export, one written before them): the
+  // same memory model over its config and the sizes of the files this dtype needs, for the
+  // context the builder plans with. Modelled on the builder's graphs; another exporter's may differ.
+  if (
+    manifest?.estimatedMemory === undefined &&
+    totalBytes !== undefined &&
+    modelDtypes.includes(dtype as ModelDtype)
+  ) {
+    const sized = await Promise.all(files.map(async (path) => ({ path, bytes: (await pkg.size(path)) ?? 0 })))
+    const contextLength = manifest?.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096)
+    manifest = manifestMemoryFields(config, [dtype as ModelDtype], sized, contextLength)
+  }
   const estimate = manifest
     ? memoryFor(manifest, config.modelType, dtype, options.backend, options.contextLength)?.bytes
     : undefined
   // Every backend's figure, for the dtype each would pick from the manifest's list (no I/O).
   const memoryByBackend: Partial<Record<Backend, BackendMemory>> = {}
+  const modelled = (pkg.manifest as MemoryManifest | undefined)?.estimatedMemory === undefined
   if (manifest?.estimatedMemory !== undefined)
     for (const backend of backends) {
-      const backendDtype =
-        options.dtype === undefined
+      // Modelled here: only the dtype whose file sizes were read.
+      const backendDtype = modelled
+        ? dtype
+        : options.dtype === undefined
           ? await chooseDtype({
               backend,
               modelType: config.modelType,

@@ -39,6 +39,7 @@ export {
 export * from './memory-estimate.ts'
 export * from './model-package.ts'
 export type { ModelSession, ModelSessionInfo, RunOptions } from './model-session.ts'
+export * from './package-memory.ts'
 export {
   type ChatCompletionChunk,
   type ChatCompletionChunkDelta,

@@ -107,7 +107,7 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
   // The engine holds what it reads, as stored (q8 / fp32 repacked in place of the original);
   // only fp16 is widened. Its cache grows as positions are written; prompts go in 64-row passes.
   wasm: {
-    runtimeBytes: 40 * 2 ** 20,
+    runtimeBytes: 25 * 2 ** 20,
     weightFactor: { q4: 1, q8: 1, fp32: 1, fp16: 2 },
     cacheFactor: 1,
     scratchFactor: { q4: 1, q8: 1, fp32: 1, fp16: 1 },
@@ -117,7 +117,7 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
   // turned into initializers there (0.8B q8: 1.27 GB of files, 3.04 GB peak); 4-bit MatMulNBits
   // also dequantizes whole matrices to fp32 while it runs (0.8B q4: 2.24 GB).
   'ort-wasm': {
-    runtimeBytes: 110 * 2 ** 20,
+    runtimeBytes: 150 * 2 ** 20,
     weightFactor: { q4: 3, q8: 2.15, fp32: 2.15, fp16: 2.15 },
     cacheFactor: 3,
     scratchFactor: { q4: 2, q8: 2, fp32: 2, fp16: 2 },

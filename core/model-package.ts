@@ -365,6 +365,20 @@ export function parsePackageManifest(input: unknown): PackageManifest {
     !json.dtypes.every((d) => (modelDtypes as readonly unknown[]).includes(d))
   )
     bad('dtypes', `must list dtypes among ${modelDtypes.join(', ')}.`)
+  parseMemoryFields(json)
+  return json as unknown as PackageManifest
+}
+
+/**
+ * Validates a manifest's memory fields (estimatedMemoryBytes, estimatedMemory, contextLength);
+ * throws a ModelError naming the field. Returns them typed.
+ */
+export function parseMemoryFields(
+  json: Readonly<Record<string, unknown>>,
+): Pick<PackageManifest, 'estimatedMemoryBytes' | 'estimatedMemory' | 'contextLength'> {
+  const bad = (field: string, message: string): never => {
+    throw new ModelError('model_invalid', `manifest.json: "${field}" ${message}`, { param: field })
+  }
   if (!isObject(json.estimatedMemoryBytes)) bad('estimatedMemoryBytes', 'must map dtype to bytes.')
   const byteCount = (value: unknown): boolean =>
     typeof value === 'number' && Number.isFinite(value) && value >= 0
@@ -398,5 +412,8 @@ export function parsePackageManifest(input: unknown): PackageManifest {
       json.contextLength < 1)
   )
     bad('contextLength', 'must be a positive integer.')
-  return json as unknown as PackageManifest
+  return json as unknown as Pick<
+    PackageManifest,
+    'estimatedMemoryBytes' | 'estimatedMemory' | 'contextLength'
+  >
 }

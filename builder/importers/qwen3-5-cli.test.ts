@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { qwen35ConfigJson } from '../architectures/qwen3-5-config.ts'
 import { qwen35FixtureConfig } from '../architectures/qwen3-5-fixture.ts'
-import { qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
 import { createQwen35State, type Qwen35Model, qwen35Forward } from '../architectures/qwen3-5-reference.ts'
 import { randomQwen35Weights } from '../architectures/qwen3-5-weights.ts'
+import { qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
 import { writeSafetensors } from './safetensors.ts'
 
 const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))

@@ -26,6 +26,7 @@ import {
   onnxFileNames,
   type PackageManifest,
 } from '../../core/model-package.ts'
+import { manifestMemoryFields } from '../../core/package-memory.ts'
 import {
   architectureFor,
   type BuilderDtype,
@@ -34,7 +35,6 @@ import {
 } from '../architectures/decoder-graph.ts'
 import type { DecoderWeights } from '../architectures/weights.ts'
 import { writeModelFile } from '../onnx/model-file.ts'
-import { manifestMemoryFields } from './memory-estimates.ts'
 
 export interface PackageTokenizer {
   readonly tokenizerJson: string | object

@@ -5,7 +5,6 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { memoryInputsFromFiles } from '../../builder/package/memory-estimates.ts'
 import { estimateMemory, type MemoryBackend, type MemoryEstimate } from '../../core/memory-estimate.ts'
 import {
   type ModelDtype,
@@ -13,6 +12,7 @@ import {
   parseModelConfig,
   parsePackageManifest,
 } from '../../core/model-package.ts'
+import { memoryInputsFromFiles } from '../../core/package-memory.ts'
 import type { PeakProbeRequest, PeakProbeResult } from './peak-probe.ts'
 
 const run = promisify(execFile)

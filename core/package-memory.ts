@@ -1,11 +1,8 @@
-// The manifest's memory figures for the dtypes a package carries: core's memory model for every
-// backend (core/memory-estimate.ts) over the files the builder just wrote, plus the largest of
-// them as the plain per-dtype number older readers understand.
-import {
-  type BackendMemoryEstimate,
-  estimateMemoryByBackend,
-  type MemoryInputs,
-} from '../../core/memory-estimate.ts'
+// The memory model (memory-estimate.ts) over a package's files: the figures the builder writes
+// into manifest.json for the dtypes a package carries (plus the largest of them as the plain
+// per-dtype number older readers understand), and what the runtime computes for a package that
+// has no such figures (a published export, an older package) from its config and file sizes.
+import { type BackendMemoryEstimate, estimateMemoryByBackend, type MemoryInputs } from './memory-estimate.ts'
 import {
   externalDataFileName,
   type ModelConfig,
@@ -13,7 +10,7 @@ import {
   onnxFileNames,
   type PackageFileEntry,
   type PackageManifest,
-} from '../../core/model-package.ts'
+} from './model-package.ts'
 
 /**
  * The memory model's inputs for one dtype of a package, from its file list: the dtype's ONNX

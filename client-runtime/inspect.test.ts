@@ -1,0 +1,80 @@
+// inspectPackage's memory figures: every backend's from the manifest (the router picks the one
+// it runs), and the same model over config and file sizes for a package without them.
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../builder/fixtures/fixture.ts'
+import type { PackageManifest } from '../core/model-package.ts'
+import { inspectPackage } from './inspect.ts'
+import { createNodeStore } from './store/node-store.ts'
+
+let folder = ''
+let manifest: PackageManifest
+const store = () => createNodeStore({ cacheDir: join(folder, 'cache'), onWarning: () => undefined })
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-inspect-'))
+  manifest = await writeFixture({
+    arch: 'qwen3',
+    size: 'tiny',
+    dtype: ['q4', 'q8'],
+    outDir: join(folder, 'pkg'),
+  })
+}, 120_000)
+
+afterAll(async () => {
+  await rm(folder, { recursive: true, force: true })
+})
+
+describe('inspectPackage: memory per backend', () => {
+  it("reports every backend's figure for the dtype each would load, the inspected one's as estimatedMemoryBytes", async () => {
+    const info = await inspectPackage({ model: join(folder, 'pkg'), backend: 'wasm', store: store() })
+    const figures = info.memoryByBackend ?? {}
+    expect(Object.keys(figures).sort()).toEqual(['native', 'ort-wasm', 'wasm', 'webgpu'])
+    expect(figures.wasm).toEqual({ dtype: 'q4', bytes: manifest.estimatedMemory?.q4?.wasm?.bytes })
+    // onnxruntime-web prefers q8, and holds more of it than the engine does.
+    expect(figures['ort-wasm']?.dtype).toBe('q8')
+    expect(figures['ort-wasm']?.bytes).toBeGreaterThan(figures.wasm?.bytes as number)
+    expect(figures.webgpu?.gpuBytes).toBeGreaterThan(0)
+    expect(info.estimatedMemoryBytes).toBe(figures.wasm?.bytes)
+    // A shorter context costs its cache bytes less.
+    const short = await inspectPackage({
+      model: join(folder, 'pkg'),
+      backend: 'wasm',
+      store: store(),
+      contextLength: 64,
+    })
+    const perToken = manifest.estimatedMemory?.q4?.wasm?.perTokenBytes as number
+    expect(short.estimatedMemoryBytes).toBe(
+      (figures.wasm?.bytes as number) - perToken * ((manifest.contextLength as number) - 64),
+    )
+  })
+
+  it('models the figures from config and file sizes when the manifest has none (an older or published package)', async () => {
+    const old = join(folder, 'old')
+    await cp(join(folder, 'pkg'), old, { recursive: true })
+    const stored = JSON.parse(await readFile(join(old, 'manifest.json'), 'utf8')) as Record<string, unknown>
+    delete stored.estimatedMemory
+    stored.estimatedMemoryBytes = { q4: 1, q8: 1 }
+    await writeFile(join(old, 'manifest.json'), JSON.stringify(stored))
+    const info = await inspectPackage({ model: old, backend: 'native', store: store() })
+    expect(info.dtype).toBe('q4')
+    expect(info.estimatedMemoryBytes).toBe(manifest.estimatedMemory?.q4?.native?.bytes)
+    expect(info.memoryByBackend?.['ort-wasm']).toEqual({
+      dtype: 'q4',
+      bytes: manifest.estimatedMemory?.q4?.['ort-wasm']?.bytes,
+    })
+  })
+
+  it('refuses a manifest whose memory figures are malformed, naming the field', async () => {
+    const bad = join(folder, 'bad')
+    await cp(join(folder, 'pkg'), bad, { recursive: true })
+    const stored = JSON.parse(await readFile(join(bad, 'manifest.json'), 'utf8')) as Record<string, unknown>
+    stored.estimatedMemory = { q4: { wasm: { bytes: 'a lot', perTokenBytes: 0 } } }
+    await writeFile(join(bad, 'manifest.json'), JSON.stringify(stored))
+    await expect(inspectPackage({ model: bad, backend: 'wasm', store: store() })).rejects.toThrow(
+      /"estimatedMemory.q4.wasm" must be/,
+    )
+  })
+})
