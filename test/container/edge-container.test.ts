@@ -12,14 +12,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRuntimeDeviceHost } from '../../client-runtime/device-host/index.ts'
 import { loadPackageTokenizer } from '../../client-runtime/package-tokenizer.ts'
+import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
+import { createClient } from '../../sdk/client.ts'
 import {
   buildEdgeImage,
   type EdgeContainer,
   localBaseImage,
   runEdgeContainer,
-  runningContainers,
 } from '../../tools/docker/edge-container.ts'
 import {
   freePort,
@@ -29,10 +31,13 @@ import {
   startWranglerDev,
   wranglerCliPath,
 } from '../../tools/wrangler-dev.ts'
+import { type Faults, withFaults } from '../sdk/test-device-host.ts'
 import { writeWorkerConfig } from '../workerd/worker-config.ts'
 
 const execute = promisify(execFile)
-const image = 'ondevice-edge:test'
+// A tag of this run's own: engineers and CI jobs sharing one Docker daemon build from their own
+// trees, and a shared tag could start one run's containers from another's image.
+const image = `ondevice-edge:test-${process.pid}`
 const modelId = 'tiny-qwen3-5'
 const secret = `container-secret-${'0123456789abcdef'.repeat(2)}`
 const clientKey = 'client-key-0123456789abcdef'
@@ -144,7 +149,15 @@ beforeAll(async () => {
   const built = await buildEdgeImage({ tag: image })
   figures['image build s'] = Math.round(built.buildMs / 100) / 10
   figures['image MB'] = Math.round(built.sizeBytes / 1e6)
-  const environment = { API_KEYS: secret, MODEL_ID: modelId, MAX_CONCURRENT: '2', MAX_QUEUE: '2' }
+  // native (onnxruntime-node) answers by default; ondevice's engine answers what names it (a
+  // handoff from a device on the engine), loaded on its first such request.
+  const environment = {
+    API_KEYS: secret,
+    MODEL_ID: modelId,
+    MAX_CONCURRENT: '2',
+    MAX_QUEUE: '2',
+    MODEL_BACKEND: 'native,wasm',
+  }
   const [first, second, served] = await Promise.all([
     runEdgeContainer({ image, modelDir: packageDir, env: environment }),
     runEdgeContainer({ image, modelDir: packageDir, env: environment }),
@@ -177,6 +190,8 @@ afterAll(async () => {
   await worker?.stop()
   if (direct && direct.child.exitCode === null) direct.child.kill('SIGTERM')
   await Promise.all(containers.map((container) => container.stop()))
+  // The tag only: its layers stay cached for the next build.
+  await execute('docker', ['rmi', '--no-prune', image]).catch(() => undefined)
   if (directory) await rm(directory, { recursive: true, force: true })
 })
 
@@ -242,6 +257,62 @@ describe('the edge in a container behind the Worker', () => {
       }
     }
   })
+
+  it("a device on ondevice's engine fails at token k: the container on the engine continues it, identical at temperature 1 with a seed", async () => {
+    const base = worker?.url ?? ''
+    // The Worker passes on what the container ran.
+    const named = await complete(
+      base,
+      body('Hello there.', { ondevice_format: { dtype: 'q4', backend: 'wasm' } }),
+    )
+    expect(named.headers.get('x-ondevice-backend')).toBe('wasm')
+    expect(named.headers.get('x-ondevice-dtype')).toBe('q4')
+    expect(named.completion.usage).toMatchObject({ backend: 'wasm', dtype: 'q4' })
+    const request = {
+      messages: [{ role: 'user' as const, content: 'Tell me about the sea.' }],
+      temperature: 1,
+      seed: 5,
+      maxTokens: 16,
+    }
+    const deviceClient = (faults: Faults) =>
+      createClient(
+        {
+          model: packageDir,
+          backend: 'wasm',
+          edge: { url: base, apiKey: clientKey },
+          // A 2-core CI box runs this tiny fixture slowly; the probe must not send it to the edge.
+          thresholds: { minDeviceTokensPerSecond: 1 },
+        },
+        {
+          deviceHost: createRuntimeDeviceHost({
+            store: createNodeStore({ cacheDir: join(directory, 'device-cache') }),
+            wrapSession: (session) => withFaults(session, faults),
+          }),
+        },
+      )
+    const device = deviceClient({})
+    const reference = await device.chat(request)
+    await device.dispose()
+    expect(reference.usage).toMatchObject({
+      route: 'device',
+      backend: 'wasm',
+      dtype: 'q4',
+      completionTokens: 16,
+    })
+    for (const k of [1, 6, 12]) {
+      const client = deviceClient({ failAtToken: k })
+      const result = await client.chat(request)
+      await client.dispose()
+      expect(result.handoff?.completedTokens, `k=${k}`).toBe(k)
+      expect(result.usage, `k=${k}`).toMatchObject({
+        route: 'device+edge',
+        backend: 'wasm+wasm',
+        dtype: 'q4',
+      })
+      expect(result.tokenIds, `k=${k}`).toEqual(reference.tokenIds)
+      expect(result.text, `k=${k}`).toBe(reference.text)
+    }
+  }, 180_000)
 
   it('lets only the Worker in: a request without its secret straight to a container gets 401, the key never logged', async () => {
     const container = containers[0] as EdgeContainer
@@ -480,6 +551,9 @@ describe('the edge in a container behind the Worker', () => {
 
   it('leaves nothing running once stopped', async () => {
     await Promise.all(containers.map((container) => container.stop()))
-    expect(await runningContainers(image)).toEqual([])
+    // Ours by id: another run on this Docker daemon may run the same image (the same tree).
+    expect(await execute('docker', ['ps', '--quiet', '--no-trunc']).then(({ stdout }) => stdout)).not.toMatch(
+      new RegExp(containers.map((container) => container.id).join('|')),
+    )
   })
 })
