@@ -65,5 +65,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
   CMD node -e "fetch('http://127.0.0.1:8787/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 
 # Node >= 22.12 runs the TypeScript sources directly (type stripping): no build step.
-ENTRYPOINT ["node", "cli/bin.js", "serve", "--host", "0.0.0.0", "--port", "8787"]
-CMD ["--model", "/model"]
+# The whole command is CMD, with no ENTRYPOINT: the Container class (worker/container/) replaces
+# it with its own `entrypoint` (to point --model at R2 or a URL), and workerd hands that array to
+# Docker as the command, which an ENTRYPOINT would have prefixed (`serve ... node cli/bin.js serve`).
+# `docker run IMAGE node cli/bin.js serve ... --model DIR` runs another command line.
+CMD ["node", "cli/bin.js", "serve", "--host", "0.0.0.0", "--port", "8787", "--model", "/model"]

@@ -38,6 +38,10 @@ import {
   workersRateLimiter,
 } from './rate-limit.ts'
 
+// @cloudflare/containers routes a container's outbound requests (the R2 package handler, the
+// allowed hosts) through this entrypoint (ctx.exports); without it every container start fails
+// with "ctx.exports is undefined" (found by running the Durable Object under wrangler dev).
+export { ContainerProxy } from '@cloudflare/containers'
 export { createApp, type OndeviceApp } from './app.ts'
 export { OndeviceContainer } from './container/container-class.ts'
 export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'

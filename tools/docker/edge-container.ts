@@ -122,6 +122,19 @@ export interface RunEdgeContainerOptions {
   readonly name?: string
 }
 
+/** The image's CMD (Dockerfile): `ondevice serve` on the container's port 8787, the package at /model. */
+export const serveCommand = [
+  'node',
+  'cli/bin.js',
+  'serve',
+  '--host',
+  '0.0.0.0',
+  '--port',
+  '8787',
+  '--model',
+  '/model',
+]
+
 /** `docker run` on 127.0.0.1 with the package mounted; resolves once /healthz answers 200. */
 export async function runEdgeContainer(options: RunEdgeContainerOptions): Promise<EdgeContainer> {
   const port = options.port ?? (await freePort())
@@ -138,8 +151,8 @@ export async function runEdgeContainer(options: RunEdgeContainerOptions): Promis
     `${options.modelDir}:/model:ro`,
     ...envArgs,
     options.image ?? defaultEdgeImage,
-    '--model',
-    '/model',
+    // The image's whole command (it has no ENTRYPOINT; see the Dockerfile), then the extras.
+    ...serveCommand,
     ...(options.serveArgs ?? []),
   ])
   const url = `http://127.0.0.1:${port}`

@@ -11,24 +11,26 @@ import type { InstanceHealth } from './health.ts'
 export type ContainerNamespace = Parameters<typeof getContainer<OndeviceContainer>>[0]
 
 export function durableObjectGateway(namespace: ContainerNamespace): ContainerGateway {
-  const up = new Set<number>()
   const stub = (index: number) => getContainer(namespace, `instance-${index}`)
   return {
     name: (index) => `instance-${index}`,
+    // Asks the Durable Object each time rather than remembering "up" in this isolate: an instance
+    // sleeps after sleepAfter, and a request that found it healthy a minute ago would skip the
+    // bounded start and get the library's own unbounded start inside fetch (a 500 when it fails;
+    // the Durable Object test saw it under load). getState is one cheap call to the object.
     // An AbortSignal cannot cross into the Durable Object (RPC): the wait is bounded by time only.
     async ready(index, timeoutMs) {
-      if (up.has(index)) return
-      await stub(index).startAndWaitForPorts({
+      const instance = stub(index)
+      if ((await instance.getState()).status === 'healthy') return
+      await instance.startAndWaitForPorts({
         cancellationOptions: { instanceGetTimeoutMS: timeoutMs, portReadyTimeoutMS: timeoutMs },
       })
-      up.add(index)
     },
     // The request's own signal does not cross into the Durable Object; cancelling the response
     // body (the client went away) closes the container's connection, which stops its generation.
     fetch: (index, request) => stub(index).fetch(request),
-    forget(index) {
-      up.delete(index)
-    },
+    // Nothing remembered here (ready asks the Durable Object).
+    forget() {},
     // The Durable Object's record of its container, not a request to it: a request would start a
     // sleeping container and renew its sleepAfter, so an uptime check would keep every instance
     // awake (and billed). 'healthy' is what startAndWaitForPorts sets once the port answers, and

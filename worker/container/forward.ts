@@ -205,6 +205,15 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
         'This Worker and its container disagree on CONTAINER_SECRET: set it with `npx wrangler secret put CONTAINER_SECRET` and redeploy.',
       )
     }
+    if (upstream.status >= 500 && !upstream.headers.get('content-type')?.startsWith('application/json')) {
+      // Not `ondevice serve`'s answer but the platform's (the Durable Object could not start the
+      // container, a proxy failed): the client gets the retryable OpenAI error, not a bare 500.
+      await upstream.body?.cancel()
+      gateway.forget(index)
+      throw unavailable(
+        `The model's container (${gateway.name(index)}) could not be started or reached (${upstream.status}). Retry in a few seconds.`,
+      )
+    }
     if (!upstream.ok || upstream.body === null) {
       // The container's own OpenAI-shaped refusal (429/503 with Retry-After when its slots are full).
       fields.errorCode = `container_${upstream.status}`
