@@ -7,11 +7,12 @@
 //   npm run bench -- --keep-packages   reuse built packages even if the builder changed since
 //   npm run bench -- --group 2 --results-from bench-results/x.json   group 2 on an earlier run's group 1 rates
 //   npm run bench -- --cache <folder>  where built packages live (default .cache/bench, or ONDEVICE_BENCH_CACHE)
+//   npm run bench -- --group 7 --hosts chromium   group 7's Chromium rows only (node, chromium; default both)
 // Packages are built on first use into the cache folder and reused while the builder is unchanged.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { BenchContext, GroupResult } from './support/context.ts'
+import { type BenchContext, type BenchHost, benchHosts, type GroupResult } from './support/context.ts'
 import { defaultCacheFolder, packageIds, repositoryRoot, setKeepPackages } from './support/packages.ts'
 import { markdownTable } from './support/stats.ts'
 
@@ -59,10 +60,12 @@ function parseArguments(argv: readonly string[]): {
   packages: Set<string> | undefined
   keepPackages: boolean
   resultsFrom: string[]
+  hosts: Set<BenchHost> | undefined
 } {
   let selected: number[] | undefined
   let packages: Set<string> | undefined
   let keepPackages = false
+  let hosts: Set<BenchHost> | undefined
   const resultsFrom: string[] = []
   let quick = false
   let help = false
@@ -96,6 +99,15 @@ function parseArguments(argv: readonly string[]): {
       for (const id of packages)
         if (!(packageIds as readonly string[]).includes(id))
           throw new Error(`--packages ${id}: packages are ${packageIds.join(', ')}.`)
+    } else if (argument === '--hosts') {
+      hosts = new Set(
+        value()
+          .split(',')
+          .map((part) => part.trim() as BenchHost),
+      )
+      for (const host of hosts)
+        if (!benchHosts.includes(host))
+          throw new Error(`--hosts ${host}: hosts are ${benchHosts.join(', ')}.`)
     } else if (argument === '--help' || argument === '-h') help = true
     else throw new Error(`Unknown option ${argument}; try --help.`)
   }
@@ -107,6 +119,7 @@ function parseArguments(argv: readonly string[]): {
     packages,
     keepPackages,
     resultsFrom,
+    hosts,
   }
 }
 
@@ -115,7 +128,7 @@ async function main(): Promise<number> {
   if (options.help) {
     console.log(
       [
-        'npm run bench [-- --group N[,M]] [--quick] [--packages ID[,ID]] [--keep-packages] [--results-from FILE.json] [--cache FOLDER]',
+        'npm run bench [-- --group N[,M]] [--quick] [--packages ID[,ID]] [--hosts node,chromium] [--keep-packages] [--results-from FILE.json] [--cache FOLDER]',
         `packages: ${packageIds.join(', ')}`,
         '',
         ...Object.entries(groups).map(([number, entry]) => `  group ${number}: ${entry.title}`),
@@ -144,6 +157,7 @@ async function main(): Promise<number> {
     quick: options.quick,
     keepPackages: options.keepPackages,
     packages: options.packages,
+    hosts: options.hosts,
     log,
     results: new Map(),
   }

@@ -66,6 +66,9 @@ const cases: readonly { id: PackageId; contenders: readonly Contender[] }[] = [
   },
 ]
 
+/** Packages whose rows also run in headless Chromium (the issue's target shape). */
+const chromiumCases: ReadonlySet<PackageId> = new Set(['qwen3_5-0.8b'])
+
 async function open(context: BenchContext, pkg: BenchPackage, contender: Contender): Promise<BenchEngine> {
   if (contender.backend === 'wasm')
     return openOurs({
@@ -130,6 +133,21 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
     const rounds = context.quick ? 1 : 3
     const decodeTokens = context.quick ? 8 : 24
     const longLength = context.quick ? 64 : Math.min(512, pkg.contextLength - 1)
+    const tokenizer = (await import('../support/engines.ts')).folderTokenizer(pkg.folder)
+    const shortPrompt = promptOfLength(tokenizer, 8, pkg.bosTokenId)
+    const longPrompt = promptOfLength(tokenizer, longLength, pkg.bosTokenId)
+    // The same rows in headless Chromium (wasm-engine-chromium.ts), after Node's or alone (--hosts).
+    const chromiumRows = async () => {
+      if (!chromiumCases.has(id) || (context.hosts && !context.hosts.has('chromium'))) return
+      const { wasmEngineChromiumRows } = await import('./wasm-engine-chromium.ts')
+      const rows = await wasmEngineChromiumRows(context, { pkg, shortPrompt, longPrompt, decodeTokens })
+      tables.push(rows.table)
+      data[`${id} (Chromium)`] = rows.data
+    }
+    if (context.hosts && !context.hosts.has('node')) {
+      await chromiumRows()
+      continue
+    }
     const engines: BenchEngine[] = []
     const figures = new Map<Contender, Figures>()
     for (const contender of contenders) {
@@ -146,9 +164,6 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
       }
     }
     const running = contenders.filter((contender) => !figures.get(contender)?.error)
-    const tokenizer = (await import('../support/engines.ts')).folderTokenizer(pkg.folder)
-    const shortPrompt = promptOfLength(tokenizer, 8, pkg.bosTokenId)
-    const longPrompt = promptOfLength(tokenizer, longLength, pkg.bosTokenId)
     try {
       for (const engine of engines) await engine.run(shortPrompt, 2)
       for (let round = 0; round < rounds; round++) {
@@ -221,6 +236,7 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
       ],
     })
     data[id] = Object.fromEntries(contenders.map((c) => [c.label, figures.get(c)]))
+    await chromiumRows()
   }
   return { group: 7, title: 'the WebAssembly engine vs onnxruntime-web and onnxruntime-node', tables, data }
 }
