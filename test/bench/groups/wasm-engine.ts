@@ -3,14 +3,25 @@
 // peer), on the same package files, through the same loadModel / createOrtSession + generate
 // path. All engines stay loaded and take turns (order alternating by round) after a warm-up;
 // medians. Peak RSS comes from a fresh child process per engine. Decode tok/s and TTFT are
-// reported as ratios to onnxruntime-web q8 in the same run.
+// reported as ratios to onnxruntime-web q8 and to onnxruntime-node q4 in the same run (the issue's
+// targets: engine q4 at one thread against onnxruntime-web q8 at one thread, at two threads against
+// onnxruntime-node q4 at its default threads), with the read bandwidth each decode implies
+// (weight bytes per token × tok/s) against this machine's measured limit (group 2's, or measured
+// here).
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Backend } from '../../../client-runtime/dtype.ts'
+import { type Bandwidth, measureReadBandwidth } from '../support/bandwidth.ts'
 import type { BenchContext, GroupResult } from '../support/context.ts'
 import { type BenchEngine, nodeOrt, openOurs, openOursSession } from '../support/engines.ts'
-import { type BenchPackage, ensurePackage, type PackageId, unavailableReason } from '../support/packages.ts'
+import {
+  type BenchPackage,
+  decoderWeightBytes,
+  ensurePackage,
+  type PackageId,
+  unavailableReason,
+} from '../support/packages.ts'
 import { promptOfLength } from '../support/prompts.ts'
 import { formatBytes, formatNumber, formatRatio, median, type Table } from '../support/stats.ts'
 
@@ -20,7 +31,7 @@ interface Contender {
   readonly label: string
   readonly backend: Backend
   readonly dtype: string
-  /** onnxruntime-node intra-op threads, or the engine's threads (undefined: its default, the engine's 1). */
+  /** Threads: the engine's numThreads, onnxruntime-node's intra-op threads (undefined = one for the engine, its default for onnxruntime-node). */
   readonly threads?: number
 }
 
@@ -39,7 +50,6 @@ interface Figures {
 // the native runtime.
 const quantizedContenders: readonly Contender[] = [
   { label: 'ondevice engine q4, 1 thread', backend: 'wasm', dtype: 'q4' },
-  // The issue's two-thread row (worker_threads over shared memory, the same bits as one thread).
   { label: 'ondevice engine q4, 2 threads', backend: 'wasm', dtype: 'q4', threads: 2 },
   { label: 'ondevice engine q8, 1 thread', backend: 'wasm', dtype: 'q8' },
   { label: 'onnxruntime-web q8, 1 thread', backend: 'ort-wasm', dtype: 'q8' },
@@ -119,9 +129,18 @@ async function probeMemory(
   }
 }
 
+/** Group 2's measured read bandwidth when it ran in this invocation, else measured here once. */
+async function readBandwidth(context: BenchContext): Promise<Bandwidth> {
+  const fromGroupTwo = (context.results.get(2)?.data as { bandwidth?: Bandwidth } | undefined)?.bandwidth
+  if (fromGroupTwo) return fromGroupTwo
+  context.log('group 7: measuring memory read bandwidth (as group 2 does)')
+  return measureReadBandwidth({ repetitions: 3 })
+}
+
 export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
   const tables: Table[] = []
   const data: Record<string, unknown> = {}
+  let bandwidth: Bandwidth | undefined
   for (const { id, contenders } of cases) {
     if (context.packages && !context.packages.has(id)) continue
     const missing = unavailableReason(id)
@@ -199,6 +218,33 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
     const peerFigures = peer ? figures.get(peer) : undefined
     const ratio = (value: number, base: number | undefined) =>
       base === undefined || !Number.isFinite(base) || base === 0 ? '' : formatRatio(value / base)
+    bandwidth ??= await readBandwidth(context)
+    const decodeOf = (find: (c: Contender) => boolean): number | undefined => {
+      const contender = running.find(find)
+      return contender ? median(figures.get(contender)?.decodeTokensPerSecond ?? []) : undefined
+    }
+    const nativeOne = decodeOf((c) => c.backend === 'native' && c.threads === 1)
+    const nativeDefault = decodeOf((c) => c.backend === 'native' && c.threads === undefined)
+    const engineOne = decodeOf((c) => c.backend === 'wasm' && c.dtype !== 'q8' && c.threads === undefined)
+    const engineTwo = decodeOf((c) => c.backend === 'wasm' && c.threads === 2)
+    const peerDecode = peerFigures ? median(peerFigures.decodeTokensPerSecond) : undefined
+    const weightBytes = new Map<string, number>()
+    const perToken = (dtype: string): number => {
+      const known = weightBytes.get(dtype)
+      if (known !== undefined) return known
+      const bytes = decoderWeightBytes(pkg, dtype).perToken
+      weightBytes.set(dtype, bytes)
+      return bytes
+    }
+    const limit = (contender: Contender) =>
+      (contender.threads ?? (contender.backend === 'native' ? 2 : 1)) > 1
+        ? (bandwidth as Bandwidth).allCores
+        : (bandwidth as Bandwidth).singleThread
+    const target = (label: string, value: number | undefined, base: number | undefined, goal: number) =>
+      value === undefined || base === undefined || base === 0
+        ? `${label}: not measured`
+        : `${label}: ${formatRatio(value / base)} (target ≥ ${goal}×${value / base >= goal ? ', met' : ', missed'})`
+    const engineGoal = id === 'qwen3_5-0.8b' ? 3 : 2
     tables.push({
       title: `${pkg.label}: the WebAssembly engine vs onnxruntime (Node, ${rounds} rounds, medians)`,
       columns: [
@@ -208,12 +254,15 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
         `TTFT ${shortPrompt.length} tokens`,
         `TTFT ${longPrompt.length} tokens`,
         `vs ort-web`,
+        'vs ort-node q4 1 thread',
+        'vs ort-node q4 default',
+        'implied read GB/s (of limit)',
         'peak RSS',
         'load',
       ],
       rows: contenders.map((contender) => {
         const f = figures.get(contender) as Figures
-        if (f.error) return [contender.label, `failed: ${f.error}`, '', '', '', '', '', '']
+        if (f.error) return [contender.label, `failed: ${f.error}`, '', '', '', '', '', '', '', '', '']
         const decode = median(f.decodeTokensPerSecond)
         const ttftLong = median(f.ttftLongMs)
         return [
@@ -223,6 +272,9 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
           `${formatNumber(median(f.ttftShortMs))} ms`,
           `${formatNumber(ttftLong)} ms`,
           peerFigures ? ratio(median(peerFigures.ttftLongMs), ttftLong) : '',
+          ratio(decode, nativeOne),
+          ratio(decode, nativeDefault),
+          `${formatNumber((perToken(contender.dtype) * decode) / 1e9)} (${Math.round(((perToken(contender.dtype) * decode) / limit(contender)) * 100)} %)`,
           f.peakRssBytes === undefined
             ? ''
             : `${formatBytes(f.peakRssBytes - (f.baselineRssBytes ?? 0))} (of ${formatBytes(f.peakRssBytes)})`,
@@ -232,7 +284,9 @@ export async function wasmEngine(context: BenchContext): Promise<GroupResult> {
       notes: [
         `greedy, ${decodeTokens} tokens after an ${shortPrompt.length}-token prompt; TTFT of a ${longPrompt.length}-token prompt separately; "vs ort-web" is the speed ratio to onnxruntime-web (decode: ours / theirs, TTFT: theirs / ours), so above 1 is faster`,
         'peak RSS: what the engine added to a fresh probe process (its imports, about 1.3 GiB here, excluded), with the whole peak in brackets; load time from the same process (loadModel with the same store)',
-        'the engine runs one thread except its "2 threads" row (output rows and heads split over worker_threads, the same logits); onnxruntime-node "default threads" uses every core it finds',
+        'the engine runs one thread unless the label says two (worker_threads over shared memory, the same bits); onnxruntime-node "default threads" uses every core it finds',
+        `the issue's decode targets, ratios from this run: ${target('engine q4 1 thread / onnxruntime-web q8 1 thread', engineOne, peerDecode, engineGoal)}; ${target('engine q4 2 threads / onnxruntime-node q4 default threads', engineTwo, nativeDefault, 1)}; engine q4 1 thread / onnxruntime-node q4 1 thread: ${nativeOne && engineOne ? formatRatio(engineOne / nativeOne) : 'not measured'}`,
+        `implied read bandwidth: the decoder's weight bytes per token (${[...new Set(contenders.map((c) => c.dtype))].map((dtype) => `${formatBytes(perToken(dtype))} for ${dtype}`).join(', ')}) × decode tok/s, against the measured read bandwidth of ${formatNumber(bandwidth.singleThread / 1e9)} GB/s on one thread (${formatNumber(bandwidth.allCores / 1e9)} GB/s on ${bandwidth.threads} threads, for the rows with more than one)`,
       ],
     })
     data[id] = Object.fromEntries(contenders.map((c) => [c.label, figures.get(c)]))
