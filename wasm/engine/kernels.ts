@@ -8,7 +8,7 @@
 // wraps above 2 GiB and the C side reads back as unsigned). Views over memory are made fresh
 // after any allocation because growing memory detaches the old ArrayBuffer.
 
-import type { ParallelKernel, ThreadPool } from './thread-pool.ts'
+import type { ParallelJob, ParallelKernel, ThreadPool } from './thread-pool.ts'
 
 /** A byte offset into the engine's linear memory. */
 export type Pointer = number
@@ -259,6 +259,13 @@ export class Kernels {
   ): void {
     if (this.pool) this.pool.run(kernel, args, total, align, floatArgs)
     else (this.k[kernel] as (...values: number[]) => void)(...args, 0, total)
+  }
+
+  /** Independent jobs (none reads another's output) in one pass of the pool: one wake-up and one wait. */
+  parallelAll(jobs: readonly ParallelJob[]): void {
+    if (this.pool) this.pool.runAll(jobs)
+    else
+      for (const job of jobs) (this.k[job.kernel] as (...values: number[]) => void)(...job.args, 0, job.total)
   }
 
   /**

@@ -5,9 +5,11 @@
 // worker_threads, ./threads-node.ts; browsers: module Web Workers, ./threads-browser.ts) and each
 // runs `helperLoop` over the shared control block.
 //
-// Control block (int32 words in the shared memory): 0 generation, 1 op (-1 stops), 2 argument
-// count, 3 float-argument bit mask, 4 total, 5 alignment, 6 shares, 7 helpers still working,
-// 8.. arguments (floats stored as their bits).
+// Control block (int32 words in the shared memory): 0 generation, 1 job count (-1 stops), 2
+// shares, 3 helpers still working, then up to maxJobs job records of jobWords words: op, argument
+// count, float-argument bit mask, total, alignment, arguments (floats stored as their bits). A
+// batch of independent jobs (q/k/v, gate/up: the same input, different outputs) costs one wake-up
+// and one wait instead of one per matrix; each thread runs its share of every job in order.
 
 /** Kernels that take a trailing [begin, end) range and may be split. */
 export const parallelKernels = [
@@ -23,16 +25,32 @@ export const parallelKernels = [
 ] as const
 export type ParallelKernel = (typeof parallelKernels)[number]
 
-export const controlWords = 32
+/** Jobs one pass can carry (Qwen3.5's four input projections of a Gated DeltaNet layer). */
+export const maxJobs = 4
 const GENERATION = 0
-const OP = 1
-const ARGC = 2
-const FLOATS = 3
-const TOTAL = 4
-const ALIGN = 5
-const SHARES = 6
-const PENDING = 7
-const ARGS = 8
+const JOBS = 1
+const SHARES = 2
+const PENDING = 3
+const HEADER = 4
+const OP = 0
+const ARGC = 1
+const FLOATS = 2
+const TOTAL = 3
+const ALIGN = 4
+const ARGS = 5
+const maxArgs = 24
+const jobWords = ARGS + maxArgs
+export const controlWords = HEADER + maxJobs * jobWords
+
+/** One split kernel call: kernel(...args, begin, end) over [0, total) in shares aligned to `align`. */
+export interface ParallelJob {
+  readonly kernel: ParallelKernel
+  readonly args: readonly number[]
+  readonly total: number
+  readonly align: number
+  /** Bit i set: argument i is an f32. */
+  readonly floatArgs?: number
+}
 
 type RangeKernel = (...args: number[]) => void
 
@@ -57,23 +75,28 @@ export function shareRange(total: number, shares: number, align: number, index: 
   return [begin, Math.min(total, begin + step)]
 }
 
-function runShare(
+function runShares(
   exports: Record<string, unknown>,
   control: Int32Array,
   floats: Float32Array,
   index: number,
 ): void {
-  const op = parallelKernels[control[OP]!]
-  if (!op) return
-  const argc = control[ARGC]!
-  const mask = control[FLOATS]!
-  const args: number[] = []
-  for (let i = 0; i < argc; i++) args.push(mask & (1 << i) ? floats[ARGS + i]! : control[ARGS + i]!)
-  const [begin, end] = shareRange(control[TOTAL]!, control[SHARES]!, control[ALIGN]!, index)
-  if (begin < end) (exports[op] as RangeKernel)(...args, begin, end)
+  const jobs = control[JOBS]!
+  for (let job = 0; job < jobs; job++) {
+    const base = HEADER + job * jobWords
+    const op = parallelKernels[control[base + OP]!]
+    if (!op) continue
+    const argc = control[base + ARGC]!
+    const mask = control[base + FLOATS]!
+    const args: number[] = []
+    for (let i = 0; i < argc; i++)
+      args.push(mask & (1 << i) ? floats[base + ARGS + i]! : control[base + ARGS + i]!)
+    const [begin, end] = shareRange(control[base + TOTAL]!, control[SHARES]!, control[base + ALIGN]!, index)
+    if (begin < end) (exports[op] as RangeKernel)(...args, begin, end)
+  }
 }
 
-/** What a helper thread runs until the pool stops: wait for a job, do its share, report. */
+/** What a helper thread runs until the pool stops: wait for a pass, do its shares, report. */
 export function helperLoop(
   exports: Record<string, unknown>,
   memory: WebAssembly.Memory,
@@ -86,9 +109,9 @@ export function helperLoop(
   for (;;) {
     Atomics.wait(words, GENERATION, seen)
     seen = Atomics.load(words, GENERATION)
-    if (Atomics.load(words, OP) === -1) return
+    if (Atomics.load(words, JOBS) === -1) return
     try {
-      runShare(exports, words, floats, index)
+      runShares(exports, words, floats, index)
     } finally {
       if (Atomics.sub(words, PENDING, 1) === 1) Atomics.notify(words, PENDING)
     }
@@ -124,25 +147,44 @@ export class ThreadPool {
    * `align`. `floatArgs` lists which argument positions are f32.
    */
   run(kernel: ParallelKernel, args: readonly number[], total: number, align: number, floatArgs = 0): void {
+    this.runAll([{ kernel, args, total, align, floatArgs }])
+  }
+
+  /**
+   * Runs independent jobs (none reads another's output) in one pass: every thread does its share
+   * of each job in order, so each output is still computed by one thread in its one order.
+   */
+  runAll(jobs: readonly ParallelJob[]): void {
+    for (let first = 0; first < jobs.length; first += maxJobs) this.#pass(jobs.slice(first, first + maxJobs))
+  }
+
+  #pass(jobs: readonly ParallelJob[]): void {
     const words = this.#words
-    if (this.threads === 1 || total < 2 * align * this.threads) {
-      ;(this.#exports[kernel] as RangeKernel)(...args, 0, total)
+    // Too little work to be worth waking the helpers: this thread runs it all.
+    if (this.threads === 1 || jobs.every((job) => job.total < 2 * job.align * this.threads)) {
+      for (const job of jobs) (this.#exports[job.kernel] as RangeKernel)(...job.args, 0, job.total)
       return
     }
-    words[OP] = parallelKernels.indexOf(kernel)
-    words[ARGC] = args.length
-    words[FLOATS] = floatArgs
-    words[TOTAL] = total
-    words[ALIGN] = align
-    words[SHARES] = this.threads
-    args.forEach((value, i) => {
-      if (floatArgs & (1 << i)) this.#floats[ARGS + i] = value
-      else words[ARGS + i] = value
+    jobs.forEach((job, index) => {
+      if (job.args.length > maxArgs) throw new RangeError(`${job.kernel}: more than ${maxArgs} arguments`)
+      const base = HEADER + index * jobWords
+      const floatArgs = job.floatArgs ?? 0
+      words[base + OP] = parallelKernels.indexOf(job.kernel)
+      words[base + ARGC] = job.args.length
+      words[base + FLOATS] = floatArgs
+      words[base + TOTAL] = job.total
+      words[base + ALIGN] = job.align
+      job.args.forEach((value, i) => {
+        if (floatArgs & (1 << i)) this.#floats[base + ARGS + i] = value
+        else words[base + ARGS + i] = value
+      })
     })
+    words[JOBS] = jobs.length
+    words[SHARES] = this.threads
     Atomics.store(words, PENDING, this.threads - 1)
     Atomics.add(words, GENERATION, 1)
     Atomics.notify(words, GENERATION)
-    runShare(this.#exports, words, this.#floats, 0)
+    runShares(this.#exports, words, this.#floats, 0)
     // The helpers' shares take about as long as this thread's, so a page's main thread (which may
     // not wait) spins only for the difference.
     for (let pending = Atomics.load(words, PENDING); pending !== 0; pending = Atomics.load(words, PENDING))
@@ -151,7 +193,7 @@ export class ThreadPool {
 
   /** Stops the helpers. */
   async close(): Promise<void> {
-    Atomics.store(this.#words, OP, -1)
+    Atomics.store(this.#words, JOBS, -1)
     Atomics.add(this.#words, GENERATION, 1)
     Atomics.notify(this.#words, GENERATION)
     await this.#stop()

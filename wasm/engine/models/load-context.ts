@@ -15,6 +15,7 @@ import { ModelError } from '../../../core/errors.ts'
 import type { ModelConfig } from '../../../core/model-package.ts'
 import type { Kernels, Pointer } from '../kernels.ts'
 import type { GraphNode, Initializer, OnnxWeights } from '../onnx-weights.ts'
+import type { ParallelJob } from '../thread-pool.ts'
 
 /** Bytes of file read per slab while repacking (bounded, whatever the matrix size). */
 const slabBytes = 8 * 1024 * 1024
@@ -90,51 +91,70 @@ export class Linear {
 
   /** y from the prepared activations (f32 reads x directly); output rows split across threads. */
   multiply(x: Pointer, rows: number, y: Pointer): void {
-    const kernels = this.#kernels
+    this.#kernels.parallelAll([this.job(x, rows, y)])
+  }
+
+  /**
+   * The split kernel call that multiply runs. Four output rows per group: a thread's range starts
+   * on a group boundary. Several tokens (prefill) take the panel GEMM, one token the GEMV: the
+   * same bits either way.
+   */
+  job(x: Pointer, rows: number, y: Pointer): ParallelJob {
     const s = this.#scratch
     const n = this.outFeatures
-    // Four output rows per group: a thread's range starts on a group boundary. Several tokens
-    // (prefill) take the panel GEMM, one token the GEMV: the same bits either way.
     const panel = rows >= panelRows
-    if (this.format === 'q4') {
-      if (panel)
-        kernels.parallel(
-          'gemm_panel_q4',
-          [this.#weights, this.#scales, this.#zeroPoints, n, this.#blocks, s.codes, s.scales, rows, y],
-          n,
-          4,
-        )
-      else
-        kernels.parallel(
-          'gemm_q4',
-          [
-            this.#weights,
-            this.#scales,
-            this.#zeroPoints,
-            n,
-            this.#blocks,
-            s.codes,
-            s.scales,
-            s.sums,
-            rows,
-            y,
-          ],
-          n,
-          4,
-        )
-    } else if (this.format === 'q8')
-      kernels.parallel(
-        panel ? 'gemm_panel_q8' : 'gemm_q8',
-        [this.#weights, this.#scales, n, this.#blocks, s.codes, s.scales, rows, y],
-        n,
-        4,
-      )
-    else kernels.parallel('gemm_f32', [this.#weights, n, this.inFeatures, x, rows, y], n, 4)
+    if (this.format === 'q4')
+      return panel
+        ? {
+            kernel: 'gemm_panel_q4',
+            args: [
+              this.#weights,
+              this.#scales,
+              this.#zeroPoints,
+              n,
+              this.#blocks,
+              s.codes,
+              s.scales,
+              rows,
+              y,
+            ],
+            total: n,
+            align: 4,
+          }
+        : {
+            kernel: 'gemm_q4',
+            args: [
+              this.#weights,
+              this.#scales,
+              this.#zeroPoints,
+              n,
+              this.#blocks,
+              s.codes,
+              s.scales,
+              s.sums,
+              rows,
+              y,
+            ],
+            total: n,
+            align: 4,
+          }
+    if (this.format === 'q8')
+      return {
+        kernel: panel ? 'gemm_panel_q8' : 'gemm_q8',
+        args: [this.#weights, this.#scales, n, this.#blocks, s.codes, s.scales, rows, y],
+        total: n,
+        align: 4,
+      }
+    return { kernel: 'gemm_f32', args: [this.#weights, n, this.inFeatures, x, rows, y], total: n, align: 4 }
   }
 
   run(x: Pointer, rows: number, y: Pointer): void {
     this.prepare(x, rows)
     this.multiply(x, rows, y)
+  }
+
+  get kernels(): Kernels {
+    return this.#kernels
   }
 
   /** Whether `other` can reuse this one's prepared activations (same format and k). */
@@ -143,7 +163,11 @@ export class Linear {
   }
 }
 
-/** Several matrices over the same input (q/k/v, gate/up): quantize once, multiply each. */
+/**
+ * Several matrices over the same input (q/k/v, gate/up): quantize once, then multiply them all in
+ * one pass of the thread pool (one wake-up instead of one per matrix; the same bits). A matrix
+ * that needs the input quantized another way runs after the others, with its own.
+ */
 export function runShared(
   linears: readonly Linear[],
   x: Pointer,
@@ -152,9 +176,12 @@ export function runShared(
 ): void {
   const first = linears[0]!
   first.prepare(x, rows)
+  const together = linears.flatMap((linear, i) =>
+    first.sharesInput(linear) ? [linear.job(x, rows, outputs[i]!)] : [],
+  )
+  first.kernels.parallelAll(together)
   linears.forEach((linear, i) => {
-    if (i > 0 && !first.sharesInput(linear)) linear.prepare(x, rows)
-    linear.multiply(x, rows, outputs[i]!)
+    if (!first.sharesInput(linear)) linear.run(x, rows, outputs[i]!)
   })
 }
 
