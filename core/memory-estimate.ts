@@ -118,7 +118,7 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
   // also dequantizes whole matrices to fp32 while it runs (0.8B q4: 2.24 GB).
   'ort-wasm': {
     runtimeBytes: 150 * 2 ** 20,
-    weightFactor: { q4: 3, q8: 2.15, fp32: 2.15, fp16: 2.15 },
+    weightFactor: { q4: 3.3, q8: 2.15, fp32: 2.15, fp16: 2.15 },
     cacheFactor: 3,
     scratchFactor: { q4: 2, q8: 2, fp32: 2, fp16: 2 },
     sharesDuplicates: false,
@@ -128,8 +128,8 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
   // go through more intermediate tensors in the fp32 graph (3.3x) than in the quantized ones.
   native: {
     runtimeBytes: 40 * 2 ** 20,
-    weightFactor: { q4: 1.45, q8: 0.95, fp32: 1.3, fp16: 1.3 },
-    lookupFactor: { q4: 1.45, q8: 0.5, fp32: 0.5, fp16: 0.5 },
+    weightFactor: { q4: 1.4, q8: 0.95, fp32: 1.3, fp16: 1.3 },
+    lookupFactor: { q4: 1.4, q8: 0.5, fp32: 0.5, fp16: 0.5 },
     cacheFactor: 2,
     scratchFactor: { q4: 2, q8: 2, fp32: 3.3, fp16: 3.3 },
     sharesDuplicates: false,
@@ -218,8 +218,9 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
   const tokenizer = inputs.tokenizerBytes * tokenizerResidentFactor
   if (backend === 'webgpu') {
     // The host runs onnxruntime-web, which reads each graph into its heap before creating the
-    // GPU session (the same copies as on 'ort-wasm'), but keeps no cache or activations there.
-    const host = estimateMemory('ort-wasm', { ...inputs, contextLength: 1, promptTokens: 1 })
+    // GPU session (the copies of loading a q8 file on 'ort-wasm', whatever the dtype: 4-bit
+    // weights are not dequantized on the CPU here), and keeps no cache or activations there.
+    const host = estimateMemory('ort-wasm', { ...inputs, dtype: 'q8', contextLength: 1, promptTokens: 1 })
     // GPU buffers: the weights once, the cache (past and present, kept on the GPU between steps)
     // and one append's activations.
     const weights = inputs.weightFileBytes

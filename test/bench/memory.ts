@@ -73,8 +73,13 @@ for (const { label, folder } of folders) {
     for (const backend of backends) {
       const request: PeakProbeRequest = { folder, backend, dtype, promptTokens, maxTokens }
       const estimate = estimateRun(request)
-      const stored = manifest.estimatedMemory?.[dtype]?.[backend]
-      const base = [label, backend, dtype, mib(estimate.model.bytes), stored ? mib(stored.bytes) : '—']
+      // What the builder writes now (the package may have been built by an older calibration).
+      const planned = estimateRun({
+        ...request,
+        promptTokens: 512,
+        maxTokens: (manifest.contextLength ?? 4096) - 512,
+      })
+      const base = [label, backend, dtype, mib(estimate.model.bytes), mib(planned.model.bytes)]
       // onnxruntime-web's heap is wasm32's: a package it cannot hold fails to load, as the router predicts.
       if (backend === 'ort-wasm' && estimate.model.bytes > 4 * 2 ** 30) {
         rows.push([...base, 'over wasm32’s 4 GiB: not run', '—', '—'])
@@ -102,7 +107,7 @@ console.log(
       'backend',
       'dtype',
       `estimate for this run`,
-      'manifest (context 4096, prompt ≤ 512)',
+      'manifest figure (context 4096, prompt 512)',
       'measured peak added',
       'estimate / measured',
       'ran',
@@ -110,7 +115,7 @@ console.log(
     rows,
     notes: [
       'measured: VmHWM of the probe process minus its resident memory before the load (Node, V8 and the modules imported)',
-      'estimate for this run: core/memory-estimate.ts for this prompt and a context of prompt + tokens; the manifest column is the figure the builder stored (the router scales its cache part to the context it will use)',
+      'estimate for this run: core/memory-estimate.ts for this prompt and a context of prompt + tokens; the manifest figure is what the builder writes for the package (context 4096, a prompt of up to 512 tokens; the router scales its cache part to the context it will use)',
       'webgpu is not measured here (no GPU): its figure is derived (docs/benchmarks.md, "Memory estimates")',
       `${((performance.now() - started) / 1000).toFixed(0)} s, load average ${loadavg()[0]?.toFixed(1)} at the end`,
     ],
