@@ -313,3 +313,138 @@ describe('SwiGLU (silu_mul) four lanes at a time equals its one-element path', (
     }
   })
 })
+
+/** engine.h's engine_exp, operation for operation in double (JavaScript numbers are IEEE doubles). */
+function engineExp(x: number): number {
+  if (x > 709) return Number.POSITIVE_INFINITY
+  if (x < -745) return 0
+  const n = nearest(x * 1.442695040888963387)
+  const r = x - n * 6.9314718036912381649e-1 - n * 1.90821492927058770002e-10
+  let p = 1 / 6227020800
+  for (const c of [
+    1 / 479001600,
+    1 / 39916800,
+    1 / 3628800,
+    1 / 362880,
+    1 / 40320,
+    1 / 5040,
+    1 / 720,
+    1 / 120,
+    1 / 24,
+    1 / 6,
+    0.5,
+    1,
+    1,
+  ])
+    p = p * r + c
+  if (n < -1020) return p * 2 ** (n + 200) * 6.22301527786965e-61
+  return p * 2 ** n
+}
+
+/** src/attention.c's attend_head in float32 steps: the documented order of every sum. */
+function attentionReference(
+  q: Float32Array,
+  cache: Float32Array,
+  valuesOffset: number,
+  rows: number,
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+  stride: number,
+  position0: number,
+  scale: number,
+): Float32Array {
+  const f = Math.fround
+  const out = new Float32Array(rows * heads * headDim)
+  const group = heads / kvHeads
+  for (let r = 0; r < rows; r++)
+    for (let h = 0; h < heads; h++) {
+      const length = position0 + r + 1
+      const query = (r * heads + h) * headDim
+      const kv = Math.floor(h / group) * headDim
+      const scores = new Float32Array(length)
+      let max = Number.NEGATIVE_INFINITY
+      for (let t = 0; t < length; t++) {
+        const key = kv + t * stride
+        const lanes = [0, 0, 0, 0]
+        let i = 0
+        for (; i + 4 <= headDim; i += 4)
+          for (let l = 0; l < 4; l++) lanes[l] = f(lanes[l]! + f(q[query + i + l]! * cache[key + i + l]!))
+        let sum = f(f(lanes[0]! + lanes[2]!) + f(lanes[1]! + lanes[3]!))
+        for (; i < headDim; i++) sum = f(sum + f(q[query + i]! * cache[key + i]!))
+        scores[t] = f(sum * scale)
+        if (scores[t]! > max) max = scores[t]!
+      }
+      let total = 0
+      for (let t = 0; t < length; t++) {
+        scores[t] = f(engineExp(f(scores[t]! - max)))
+        total = f(total + scores[t]!)
+      }
+      const inverse = f(1 / total)
+      for (let d = 0; d < headDim; d++) {
+        let acc = 0
+        for (let t = 0; t < length; t++)
+          acc = f(acc + f(f(scores[t]! * inverse) * cache[valuesOffset + kv + t * stride + d]!))
+        out[query + d] = acc
+      }
+    }
+  return out
+}
+
+describe('attention over many query rows equals its documented order of operations', () => {
+  it.each([
+    [4, 2, 38, 5, 3],
+    [8, 2, 64, 9, 40],
+  ])(
+    '%i heads over %i KV heads, head_dim %i, %i rows after %i positions',
+    async (heads, kvHeads, headDim, rows, position0) => {
+      const kernels = await Kernels.create(await loadEngineModule())
+      const random = generator(heads * 100 + headDim)
+      const stride = 3 * 2 * kvHeads * headDim
+      const positions = position0 + rows
+      const q = kernels.alloc(rows * heads * headDim * 4)
+      const cache = kernels.alloc(positions * stride * 4)
+      const out = kernels.alloc(rows * heads * headDim * 4)
+      const scores = kernels.alloc(heads * positions * 4)
+      const qs = kernels.f32(q, rows * heads * headDim)
+      for (let i = 0; i < qs.length; i++) qs[i] = (random() - 0.5) * 4
+      const cs = kernels.f32(cache, positions * stride)
+      // A few keys far off, so some exponentials fall below float range (the clamped lanes).
+      for (let i = 0; i < cs.length; i++) cs[i] = (random() - 0.5) * (i % 131 === 0 ? 400 : 3)
+      const valuesOffset = kvHeads * headDim
+      const scale = 1 / Math.sqrt(headDim)
+      kernels.k.attention_split(
+        q,
+        cache,
+        cache + valuesOffset * 4,
+        out,
+        scores,
+        positions,
+        rows,
+        heads,
+        kvHeads,
+        headDim,
+        stride,
+        position0,
+        scale,
+        0,
+        heads,
+      )
+      const expected = attentionReference(
+        kernels.f32(q, rows * heads * headDim),
+        kernels.f32(cache, positions * stride),
+        valuesOffset,
+        rows,
+        heads,
+        kvHeads,
+        headDim,
+        stride,
+        position0,
+        Math.fround(scale),
+      )
+      expect(
+        Buffer.from(kernels.bytes(out, rows * heads * headDim * 4)).equals(Buffer.from(expected.buffer)),
+      ).toBe(true)
+    },
+  )
+})
