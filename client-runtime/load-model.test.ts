@@ -62,6 +62,16 @@ describe('loadModel', () => {
     const forced = await loadModel({ model: packageDir, backend: 'native', dtype: 'fp32', store: store() })
     expect(forced.dtype).toBe('fp32')
     await forced.dispose()
+    // numThreads reaches onnxruntime-node too (its intra-op threads), not only WASM.
+    const twoThreads = await loadModel({
+      model: packageDir,
+      backend: 'native',
+      numThreads: 2,
+      store: store(),
+    })
+    expect(twoThreads.backendSetup).toMatchObject({ runtime: 'onnxruntime-node', threads: 2 })
+    expect((await twoThreads.session.append([1, 2, 3])).length).toBeGreaterThan(0)
+    await twoThreads.dispose()
   })
 
   it('gives clear errors for bad input', async () => {
@@ -91,6 +101,10 @@ describe('loadModel', () => {
       code: 'invalid_argument',
       param: 'model',
     })
+    for (const numThreads of [0, 2.5, 65])
+      await expect(
+        loadModel({ model: packageDir, backend: 'native', numThreads, store: store() }),
+      ).rejects.toMatchObject({ code: 'invalid_argument', param: 'numThreads' })
   })
 
   it('refuses a package whose ONNX inputs do not match its config.json', async () => {

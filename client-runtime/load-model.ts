@@ -42,10 +42,10 @@ export interface LoadModelOptions {
   /** Browser only: where the app serves onnxruntime-web's .wasm files (default '/ort/'). */
   readonly wasmBaseUrl?: string
   /**
-   * WASM threads ('wasm' and 'ort-wasm'), 1 to 64. Node: default 1. Browsers: threads need a
-   * cross-origin isolated page (COOP/COEP headers; otherwise one thread, with a warning when more
-   * were asked for); the engine's default there is min(2, cores - 1). The engine gives the same
-   * bits for any count.
+   * Threads, 1 to 64. WASM ('wasm', 'ort-wasm'): Node default 1; browsers need a cross-origin
+   * isolated page (COOP/COEP headers; otherwise one thread, with a warning when more were asked
+   * for), where the engine's default is min(2, cores - 1); the engine gives the same bits for any
+   * count. 'native': onnxruntime-node's intra-op threads (default: its own, one per core).
    */
   readonly numThreads?: number
   /** WebGPU: keep the cache in GPU buffers between steps (default true); false copies it through the CPU each step. */
@@ -114,6 +114,14 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       `backend must be one of ${backends.join(', ')}, got ${JSON.stringify(options.backend)}.`,
     )
   }
+  if (
+    options.numThreads !== undefined &&
+    (!Number.isInteger(options.numThreads) || options.numThreads < 1 || options.numThreads > 64)
+  )
+    throw new InvalidArgumentError(
+      'numThreads',
+      `numThreads must be an integer from 1 to 64, got ${String(options.numThreads)}; omit it for the backend's default.`,
+    )
   const requestedDtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   const chosen = options.backend === undefined ? await host.defaultBackend() : { backend: options.backend }
   const backend = chosen.backend
@@ -211,6 +219,10 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     modelId,
     ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
     ...(options.keepCacheOnGpu !== undefined ? { keepCacheOnGpu: options.keepCacheOnGpu } : {}),
+    // onnxruntime-node takes threads per session (onnxruntime-web's are set when it is configured).
+    ...(ortBackend === 'native' && options.numThreads !== undefined
+      ? { sessionOptions: { intraOpNumThreads: options.numThreads, interOpNumThreads: 1 } }
+      : {}),
   }).catch((error: unknown) => dropUnloadableGraphs(pkg, onnxFiles.files, error))
   return {
     session,

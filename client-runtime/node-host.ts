@@ -75,7 +75,16 @@ export const nodeHost: RuntimeHost = {
       try {
         disableOrtTelemetry()
         const ort = (await import('onnxruntime-node')) as unknown as OrtModule
-        return { ort, setup: { host: 'node', runtime: 'onnxruntime-node', provider: 'cpu' } }
+        return {
+          ort,
+          setup: {
+            host: 'node',
+            runtime: 'onnxruntime-node',
+            provider: 'cpu',
+            // loadModel passes numThreads to each session as intraOpNumThreads.
+            threads: options.numThreads ?? 'default (one per core)',
+          },
+        }
       } catch (error) {
         throw new BackendError(
           'backend_unavailable',

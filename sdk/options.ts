@@ -45,10 +45,10 @@ export interface ClientOptions {
   /** Force a weight format (e.g. 'q4', 'q8', 'fp32') instead of the runtime's per-backend choice. */
   readonly dtype?: string
   /**
-   * WebAssembly threads on the device (backends 'wasm' and 'ort-wasm'), 1 to 64. Node: default 1.
-   * Browsers: threads need a cross-origin isolated page (COOP/COEP headers; else one thread and a
-   * warning); ondevice's engine defaults to min(2, cores - 1) there. The engine's answer is the
-   * same for any count.
+   * Threads on the device, 1 to 64. WebAssembly ('wasm', 'ort-wasm'): Node default 1; browsers
+   * need a cross-origin isolated page (COOP/COEP headers; else one thread and a warning), where
+   * ondevice's engine defaults to min(2, cores - 1). The engine's answer is the same for any
+   * count. 'native': onnxruntime-node's intra-op threads.
    */
   readonly numThreads?: number
   /** Defaults applied to every request (each request may override them). */
