@@ -27,6 +27,14 @@
 #define GROUP_BLOCK_BYTES 64
 
 /**
+ * Hides a pointer's origin from the optimiser (as gemm-panel.h does): otherwise loop strength
+ * reduction turns the block's sixteen activation loads into address adds on one induction
+ * variable, which WebAssembly cannot encode as load offsets, and V8 then spends an instruction
+ * per load on the address.
+ */
+#define OPAQUE(pointer) __asm__("" : "+r"(pointer))
+
+/**
  * Stored rows [rows, blocks, 16] (element 2m in the low nibble of byte m, 2m + 1 in the high one)
  * → the grouped layout at dst (the first group of these rows). `rows` is a multiple of 4 except
  * for the matrix's last slab, whose missing rows are zero codes.
@@ -216,8 +224,13 @@ void gemm_q4(const uint8_t *weights, const float *weight_scales, const uint8_t *
       const int32_t *asum = sums + (int64_t)r * blocks;
       v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0;
       for (int b = 0; b < blocks; b++) {
+        const uint8_t *wb = w + b * GROUP_BLOCK_BYTES;
+        const int32_t *ab = a + b * 16, *cb = c + b * 16;
+        OPAQUE(wb);
+        OPAQUE(ab);
+        OPAQUE(cb);
         v128_t d0, d1;
-        group_dot2(w + b * GROUP_BLOCK_BYTES, a + b * 16, c + b * 16, m, &d0, &d1);
+        group_dot2(wb, ab, cb, m, &d0, &d1);
         acc0 = accumulate(acc0, finish_dot(d0, wz + b * 4, asum + b), ws + b * 4, as[b]);
         acc1 = accumulate(acc1, finish_dot(d1, wz + b * 4, asum + blocks + b), ws + b * 4, as[blocks + b]);
       }
@@ -229,9 +242,13 @@ void gemm_q4(const uint8_t *weights, const float *weight_scales, const uint8_t *
       const float *as = scales + (int64_t)r * blocks;
       const int32_t *asum = sums + (int64_t)r * blocks;
       v128_t acc = wasm_f32x4_splat(0.0f);
-      for (int b = 0; b < blocks; b++)
-        acc = accumulate(acc, finish_dot(group_dot(w + b * GROUP_BLOCK_BYTES, a + b * 16, m), wz + b * 4, asum + b),
-                         ws + b * 4, as[b]);
+      for (int b = 0; b < blocks; b++) {
+        const uint8_t *wb = w + b * GROUP_BLOCK_BYTES;
+        const int32_t *ab = a + b * 16;
+        OPAQUE(wb);
+        OPAQUE(ab);
+        acc = accumulate(acc, finish_dot(group_dot(wb, ab, m), wz + b * 4, asum + b), ws + b * 4, as[b]);
+      }
       store_group(y + (int64_t)r * n_total, n, n_end, acc);
     }
   }
