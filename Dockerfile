@@ -6,7 +6,9 @@
 #   docker run -p 127.0.0.1:8787:8787 -e API_KEYS=$(openssl rand -hex 32) -v /path/to/package:/model:ro ondevice-edge
 #
 # The package folder is mounted at /model (or pass `--model https://.../` for a URL prefix, kept in
-# /home/node/.cache/ondevice). Settings: the environment variables in docs/worker.md.
+# /home/node/.cache/ondevice). Settings: the environment variables in docs/worker.md; the engine is
+# MODEL_BACKEND: native (onnxruntime-node, the default), wasm (ondevice's WebAssembly engine, which
+# continues handoffs from devices on it bit-exactly) or a list, the default first ("native,wasm").
 #
 # BASE: any image with Node >= 22.12 and npm at /usr/local/bin and a `node` user (uid 1000), as
 # the official Node images have. Machines without a registry build one from Debian packages with

@@ -50,6 +50,10 @@ const groups: Record<number, GroupEntry> = {
     title: 'the WebAssembly engine vs onnxruntime-web and onnxruntime-node',
     run: async (context) => (await import('./groups/wasm-engine.ts')).wasmEngine(context),
   },
+  8: {
+    title: "the container's engines: ondevice's WebAssembly engine vs onnxruntime-node (Docker)",
+    run: async (context) => (await import('./groups/container-engines.ts')).containerEngines(context),
+  },
 }
 
 function parseArguments(argv: readonly string[]): {
