@@ -29,7 +29,8 @@ Options:
                     load on the first request that names them (ondevice_format)
   --dtype D[,D]     Weight format (default: the fastest this backend has); several as --backend
   --context N       Cap the context length (bounds cache memory)
-  --threads N       WASM threads
+  --threads N       Threads per session, for every backend (default: the engine one,
+                    onnxruntime-node its own pool)
   --no-preload      Load the model on the first request instead of at start
   --help, -h        Show this help
 

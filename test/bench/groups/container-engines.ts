@@ -4,8 +4,9 @@
 // naming the backend (`ondevice_format`), so both see the same load on this shared machine and
 // only their ratio means anything. Per request: time to first token as the client sees it (the
 // first streamed content, request sent to chunk read) and the server's decode rate
-// (usage.decode_tokens_per_second). The engine runs one thread unless ENGINE_THREADS says more;
-// onnxruntime-node its default thread pool; ENGINE_ROUNDS sets the rounds (default 3). Docker is required (`bash scripts/setup-system.sh`).
+// (usage.decode_tokens_per_second). Threads: each backend's default (the engine one, onnxruntime-node
+// its pool), or ENGINE_THREADS for both (`serve --threads`); ENGINE_ROUNDS sets the rounds
+// (default 3). Docker is required (`bash scripts/setup-system.sh`).
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { buildEdgeImage, type EdgeContainer, runEdgeContainer } from '../../../tools/docker/edge-container.ts'
@@ -93,7 +94,8 @@ async function timedAnswer(url: string, backend: BenchBackend, maxTokens: number
 export async function containerEngines(context: BenchContext): Promise<GroupResult> {
   const title = "the container's engines: ondevice's WebAssembly engine vs onnxruntime-node (Docker)"
   const pkg = await ensurePackage('qwen3_5-0.8b', context.cacheFolder, context.log, context.keepPackages)
-  const threads = Number(process.env['ENGINE_THREADS'] ?? 1)
+  const requestedThreads = process.env['ENGINE_THREADS']
+  const threads = requestedThreads === undefined ? undefined : Number(requestedThreads)
   const rounds = context.quick ? 1 : Number(process.env['ENGINE_ROUNDS'] ?? 3)
   const maxTokens = context.quick ? 12 : 32
   // A tag of this run's own: other runs on this Docker daemon build from other trees.
@@ -108,7 +110,13 @@ export async function containerEngines(context: BenchContext): Promise<GroupResu
       image: tag,
       modelDir: pkg.folder,
       env: { API_KEYS: apiKey, MODEL_ID: modelId, MAX_CONCURRENT: '1' },
-      serveArgs: ['--backend', 'native,wasm', '--dtype', 'q4', '--threads', String(threads)],
+      serveArgs: [
+        '--backend',
+        'native,wasm',
+        '--dtype',
+        'q4',
+        ...(threads === undefined ? [] : ['--threads', String(threads)]),
+      ],
       timeoutMs: 600_000,
       restart: false,
     })
@@ -139,10 +147,14 @@ export async function containerEngines(context: BenchContext): Promise<GroupResu
   const figure = (backend: BenchBackend, pick: (sample: Sample) => number) => median(of(backend).map(pick))
   const ttft = (backend: BenchBackend) => figure(backend, (sample) => sample.timeToFirstTokenMs)
   const decode = (backend: BenchBackend) => figure(backend, (sample) => sample.decodeTokensPerSecond)
+  const threadLabel = (backend: BenchBackend) =>
+    threads !== undefined
+      ? `${threads} thread${threads === 1 ? '' : 's'}`
+      : backend === 'wasm'
+        ? '1 thread'
+        : 'its default pool'
   const rows = backends.map((backend) => [
-    backend === 'wasm'
-      ? `ondevice's engine (wasm, ${threads} thread${threads === 1 ? '' : 's'})`
-      : 'onnxruntime-node (native)',
+    `${backend === 'wasm' ? "ondevice's engine (wasm" : 'onnxruntime-node (native'}, ${threadLabel(backend)})`,
     formatNumber(ttft(backend)),
     formatNumber(figure(backend, (sample) => sample.serverTimeToFirstTokenMs)),
     formatNumber(decode(backend)),
