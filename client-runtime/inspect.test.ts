@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { memoryBackends } from '../core/memory-estimate.ts'
 import type { PackageManifest } from '../core/model-package.ts'
 import { inspectPackage } from './inspect.ts'
 import { createNodeStore } from './store/node-store.ts'
@@ -30,6 +31,12 @@ afterAll(async () => {
 describe('inspectPackage: memory per backend', () => {
   it("reports every backend's figure for the dtype each would load, the inspected one's as estimatedMemoryBytes", async () => {
     const info = await inspectPackage({ model: join(folder, 'pkg'), backend: 'wasm', store: store() })
+    // The builder writes every backend's figure, and the largest as the per-dtype number older readers use.
+    const written = manifest.estimatedMemory?.q8 ?? {}
+    expect(Object.keys(written)).toEqual([...memoryBackends])
+    expect(manifest.estimatedMemoryBytes.q8).toBe(
+      Math.max(...Object.values(written).map((figure) => figure.bytes)),
+    )
     const figures = info.memoryByBackend ?? {}
     expect(Object.keys(figures).sort()).toEqual(['native', 'ort-wasm', 'wasm', 'webgpu'])
     expect(figures.wasm).toEqual({ dtype: 'q4', bytes: manifest.estimatedMemory?.q4?.wasm?.bytes })

@@ -30,6 +30,12 @@ describe('EDGE_RUNTIME', () => {
     const manifest = { dtypes: ['q4', 'q8'], estimatedMemoryBytes: { q4: 60_000_000, q8: 120_000_000 } }
     expect(chooseRuntime('auto', manifest, 'q4', 100_000_000).runtime).toBe('isolate')
     expect(chooseRuntime('auto', manifest, 'q8', 100_000_000).runtime).toBe('container')
+    // Per-backend figures: the engine's model part (what the isolate runs), not the largest backend's total.
+    const perBackend = {
+      ...manifest,
+      estimatedMemory: { q8: { wasm: { bytes: 250_000_000, modelBytes: 80_000_000 } } },
+    }
+    expect(chooseRuntime('auto', perBackend, 'q8', 100_000_000).runtime).toBe('isolate')
     // Without an estimate, the weights' bytes for that format.
     const sized = {
       files: { 'onnx/model_q8.onnx': { size: 150_000_000 }, 'onnx/model_q4.onnx': { size: 10 } },
