@@ -23,4 +23,4 @@ export {
 } from './gguf-file.ts'
 export { decodeGgmlTensor, encodeGgmlTensor } from './gguf-quantize.ts'
 export { type GgufTokenizerSource, ggufTokenizerMetadata } from './gguf-tokenizer.ts'
-export { type PackageSource, readPackageSource } from './package-source.ts'
+export { type PackageSource, readPackageSource, readPackageTokenizer } from './package-source.ts'

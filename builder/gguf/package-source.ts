@@ -68,31 +68,36 @@ export async function readPackageSource(folder: string): Promise<PackageSource> 
   const onnx = new OnnxInitializers(join(folder, onnxFile))
   try {
     const weights = readDecoderWeights(onnx, config)
-    const tokenizerJson = readJson(folder, 'tokenizer.json')
-    if (!tokenizerJson)
-      throw new InvalidArgumentError(
-        'package',
-        `${folder} has no tokenizer.json; GGUF files carry the tokenizer.`,
-      )
-    const tokenizerConfigJson = readJson(folder, 'tokenizer_config.json')
-    const generation = readJson(folder, 'generation_config.json') ?? {}
-    const bos = firstId(generation['bos_token_id'])
-    const eos = firstId(generation['eos_token_id'])
-    const pad = firstId(generation['pad_token_id'])
-    const tokenizer = ggufTokenizerMetadata({
-      tokenizerJson,
-      ...(tokenizerConfigJson ? { tokenizerConfigJson } : {}),
-      config,
-      ...(bos === undefined ? {} : { bosTokenId: bos }),
-      ...(eos === undefined ? {} : { eosTokenId: eos }),
-      ...(pad === undefined ? {} : { padTokenId: pad }),
-    })
+    const tokenizer = readPackageTokenizer(folder, config)
     const manifest = readJson(folder, 'manifest.json')
     const name = typeof manifest?.['name'] === 'string' ? manifest['name'] : config.modelType
     return { weights, tokenizer, name, onnxFile }
   } finally {
     onnx.close()
   }
+}
+
+/** A package's tokenizer files as GGUF metadata (ids from generation_config.json when present). */
+export function readPackageTokenizer(folder: string, config: ModelConfig): Map<string, GgufValue> {
+  const tokenizerJson = readJson(folder, 'tokenizer.json')
+  if (!tokenizerJson)
+    throw new InvalidArgumentError(
+      'package',
+      `${folder} has no tokenizer.json; GGUF files carry the tokenizer.`,
+    )
+  const tokenizerConfigJson = readJson(folder, 'tokenizer_config.json')
+  const generation = readJson(folder, 'generation_config.json') ?? {}
+  const bos = firstId(generation['bos_token_id'])
+  const eos = firstId(generation['eos_token_id'])
+  const pad = firstId(generation['pad_token_id'])
+  return ggufTokenizerMetadata({
+    tokenizerJson,
+    ...(tokenizerConfigJson ? { tokenizerConfigJson } : {}),
+    config,
+    ...(bos === undefined ? {} : { bosTokenId: bos }),
+    ...(eos === undefined ? {} : { eosTokenId: eos }),
+    ...(pad === undefined ? {} : { padTokenId: pad }),
+  })
 }
 
 /** An ONNX file's initializers by name, their bytes read from inline data or external files. */

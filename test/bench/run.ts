@@ -54,6 +54,10 @@ const groups: Record<number, GroupEntry> = {
     title: "the container's engines: ondevice's WebAssembly engine vs onnxruntime-node (Docker)",
     run: async (context) => (await import('./groups/container-engines.ts')).containerEngines(context),
   },
+  9: {
+    title: "the WASM peer: ondevice's engine vs wllama (llama.cpp) in Chromium on GGUF exports",
+    run: async (context) => (await import('./groups/wasm-peer.ts')).wasmPeer(context),
+  },
 }
 
 function parseArguments(argv: readonly string[]): {

@@ -1,0 +1,327 @@
+// Group 9: the WASM peer. ondevice's WebAssembly engine (one thread) against wllama, llama.cpp's
+// WebAssembly build (npm @wllama/wllama, its single-thread path: n_threads 1), in the same headless
+// Chromium run, on the same weights: the Qwen3-0.6B-shape fixture exported to GGUF by the builder
+// (`writeGguf` from the same seeded weights the package holds) in the nearest ggml type to each of
+// our formats (q4 → Q4_1, and Q4_0, llama.cpp's usual 4-bit; q8 → Q8_0), and stories260K
+// fp32 → F32. Both pages are served from 127.0.0.1 with every file local; visits alternate; each
+// loads the model, warms up, then runs the same prompt (wllama takes it as text: llama.cpp's token
+// count is printed beside ours) for the same number of greedy tokens.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomDecoderWeights } from '../../../builder/architectures/random-weights.ts'
+import type { DecoderWeights } from '../../../builder/architectures/weights.ts'
+import { fixtureConfig } from '../../../builder/fixtures/fixture.ts'
+import {
+  type GgufDtype,
+  readPackageSource,
+  readPackageTokenizer,
+  writeGguf,
+} from '../../../builder/gguf/index.ts'
+import { parseModelConfig } from '../../../core/model-package.ts'
+import type { WllamaRequest, WllamaResult } from '../../browser/wllama-page/main.ts'
+import type { PageRequest, PageResult } from '../browser/page-protocol.ts'
+import type { BenchContext, GroupResult } from '../support/context.ts'
+import { folderTokenizer } from '../support/engines.ts'
+import {
+  type BenchPackage,
+  builderFingerprint,
+  ensurePackage,
+  type PackageId,
+  repositoryRoot,
+  unavailableReason,
+} from '../support/packages.ts'
+import { promptOfLength } from '../support/prompts.ts'
+import { formatNumber, formatRatio, median, type Table } from '../support/stats.ts'
+
+interface PeerCase {
+  readonly id: PackageId
+  readonly ours: string
+  readonly gguf: GgufDtype
+}
+
+const cases: readonly PeerCase[] = [
+  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_1' },
+  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_0' },
+  { id: 'qwen3-0.6b', ours: 'q8', gguf: 'q8_0' },
+  { id: 'stories260K', ours: 'fp32', gguf: 'f32' },
+]
+
+/** The weights a package was built from: the fixture's seed for random shapes, the fp32 file otherwise. */
+async function packageWeights(pkg: BenchPackage): Promise<DecoderWeights> {
+  if (pkg.id === 'qwen3-0.6b') return randomDecoderWeights(fixtureConfig('qwen3', 'qwen3-0.6b'), 1)
+  return (await readPackageSource(pkg.folder)).weights
+}
+
+/** The package's GGUF in `dtype`, written on first use and reused while the builder is unchanged. */
+async function ensureGguf(
+  context: BenchContext,
+  pkg: BenchPackage,
+  dtypes: readonly GgufDtype[],
+): Promise<Map<GgufDtype, string>> {
+  const folder = join(context.cacheFolder, 'gguf')
+  mkdirSync(folder, { recursive: true })
+  const fingerprint = builderFingerprint()
+  const stampPath = join(folder, `${pkg.id}.json`)
+  const stamp = existsSync(stampPath)
+    ? (JSON.parse(readFileSync(stampPath, 'utf8')) as Record<string, string>)
+    : {}
+  const files = new Map(dtypes.map((dtype) => [dtype, `${pkg.id}-${dtype}.gguf`] as const))
+  const stale = dtypes.filter(
+    (dtype) =>
+      !existsSync(join(folder, files.get(dtype)!)) || (stamp[dtype] !== fingerprint && !context.keepPackages),
+  )
+  if (stale.length > 0) {
+    context.log(`group 9: exporting ${pkg.id} to GGUF ${stale.join(', ')}`)
+    const weights = await packageWeights(pkg)
+    const config = parseModelConfig(readFileSync(join(pkg.folder, 'config.json'), 'utf8'))
+    const tokenizer = readPackageTokenizer(pkg.folder, config)
+    for (const dtype of stale) {
+      const started = performance.now()
+      await writeGguf({
+        weights,
+        tokenizer,
+        dtype,
+        outPath: join(folder, files.get(dtype)!),
+        name: pkg.id,
+        overwrite: true,
+      })
+      stamp[dtype] = fingerprint
+      context.log(`group 9: ${files.get(dtype)} in ${((performance.now() - started) / 1000).toFixed(0)} s`)
+    }
+    writeFileSync(`${stampPath}.tmp`, `${JSON.stringify(stamp, null, 2)}\n`)
+    renameSync(`${stampPath}.tmp`, stampPath)
+  }
+  return files
+}
+
+async function buildPages(folder: string): Promise<void> {
+  const esbuild = await import('esbuild')
+  mkdirSync(folder, { recursive: true })
+  await esbuild.build({
+    entryPoints: {
+      engine: join(repositoryRoot, 'test/bench/browser/engine-page.ts'),
+      wllama: join(repositoryRoot, 'test/browser/wllama-page/main.ts'),
+    },
+    outdir: folder,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'error',
+  })
+  // The engine's module fetches engine.wasm from beside itself (new URL('./engine.wasm', import.meta.url)).
+  copyFileSync(join(repositoryRoot, 'wasm/engine/engine.wasm'), join(folder, 'engine.wasm'))
+  for (const page of ['engine', 'wllama'])
+    writeFileSync(
+      join(folder, `${page}.html`),
+      `<!doctype html><html><head><meta charset="utf-8"><title>${page}</title></head><body><script type="module" src="/${page}.js"></script></body></html>\n`,
+    )
+}
+
+interface Visit {
+  readonly loadMs: number
+  readonly ttftMs: number
+  readonly decode: number
+  readonly promptTokens?: number
+  readonly ownDecode?: number
+  readonly error?: string
+}
+
+export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
+  const title =
+    "WASM peer (headless Chromium, 1 thread): ondevice's engine vs wllama (llama.cpp) on GGUF exports of the same weights"
+  const selected = cases.filter((entry) => !context.packages || context.packages.has(entry.id))
+  const pageFolder = join(context.cacheFolder, 'wasm-peer-pages')
+  await buildPages(pageFolder)
+  const rows: string[][] = []
+  const data: unknown[] = []
+  const { startStaticServer } = await import('../../../demo/static-server.ts')
+  const { launchChromium } = await import('../../browser/chromium.ts')
+  const { bannedTokenIds } = await import('../../browser/wllama.ts')
+  for (const folder of ['gguf', 'packages']) mkdirSync(join(context.cacheFolder, folder), { recursive: true })
+  const server = await startStaticServer({
+    mounts: [
+      { prefix: '/wllama/', directory: join(repositoryRoot, 'node_modules/@wllama/wllama/esm') },
+      { prefix: '/gguf/', directory: join(context.cacheFolder, 'gguf') },
+      { prefix: '/packages/', directory: join(context.cacheFolder, 'packages') },
+      { prefix: '/', directory: pageFolder },
+    ],
+  })
+  const chromium = await launchChromium({ webgpu: false })
+  const visits = context.quick ? 1 : 2
+  const maxTokens = context.quick ? 16 : 32
+  const promptLength = 128
+  try {
+    for (const entry of selected) {
+      const missing = unavailableReason(entry.id)
+      if (missing) {
+        rows.push([
+          entry.id,
+          `${entry.ours} / ${entry.gguf.toUpperCase()}`,
+          '1',
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          `not run: ${missing}`,
+        ])
+        continue
+      }
+      const pkg = await ensurePackage(entry.id, context.cacheFolder, context.log)
+      // Every GGUF type this package's rows need in one pass (the 0.6B weights are generated once).
+      const needed = selected.filter((other) => other.id === entry.id).map((other) => other.gguf)
+      const gguf = (await ensureGguf(context, pkg, needed)).get(entry.gguf)!
+      const tokenizer = folderTokenizer(pkg.folder)
+      const promptIds = promptOfLength(tokenizer, promptLength, pkg.bosTokenId)
+      // wllama's completion takes text; llama.cpp adds BOS itself where the model wants one.
+      const promptText = tokenizer.decode(pkg.bosTokenId === undefined ? promptIds : promptIds.slice(1), {
+        skipSpecialTokens: true,
+      })
+      const config = parseModelConfig(readFileSync(join(pkg.folder, 'config.json'), 'utf8'))
+      const ggufTokenizer = readPackageTokenizer(pkg.folder, config)
+      const vocabulary = (ggufTokenizer.get('tokenizer.ggml.tokens') as unknown as { value: string[] }).value
+      const model = (ggufTokenizer.get('tokenizer.ggml.model') as unknown as { value: 'gpt2' | 'llama' })
+        .value
+      const banned = bannedTokenIds(vocabulary, model)
+      context.log(`group 9: ${entry.id} ${entry.ours} vs wllama ${entry.gguf}`)
+      const results: Record<'ours' | 'wllama', Visit[]> = { ours: [], wllama: [] }
+      for (let visit = 0; visit < visits; visit++) {
+        const order = visit % 2 === 0 ? (['ours', 'wllama'] as const) : (['wllama', 'ours'] as const)
+        for (const engine of order) {
+          const browserContext = await chromium.newContext()
+          try {
+            const page = await browserContext.newPage()
+            if (engine === 'ours') {
+              const request: PageRequest = {
+                packageUrl: `/packages/${entry.id}/`,
+                dtype: entry.ours,
+                backend: 'wasm',
+                threads: 1,
+                promptTokenIds: promptIds,
+                maxTokens,
+              }
+              await page.goto(
+                `${server.url}/engine.html?request=${encodeURIComponent(JSON.stringify(request))}`,
+              )
+              await page.waitForFunction(
+                () => (globalThis as { benchResult?: unknown }).benchResult !== undefined,
+                undefined,
+                { timeout: 600_000, polling: 250 },
+              )
+              const result = (await page.evaluate(
+                () => (globalThis as { benchResult?: unknown }).benchResult,
+              )) as PageResult
+              results.ours.push({
+                loadMs: result.loadMs,
+                ttftMs: result.ttftMs,
+                decode: result.decodeTokensPerSecond,
+                promptTokens: promptIds.length,
+                ...(result.error ? { error: result.error } : {}),
+              })
+            } else {
+              await page.goto(`${server.url}/wllama.html`)
+              await page.waitForFunction(
+                () => (globalThis as { wllamaPageReady?: boolean }).wllamaPageReady === true,
+              )
+              const request: WllamaRequest = {
+                ggufUrl: `/gguf/${gguf}`,
+                prompt: promptText,
+                promptTokens: promptIds.length,
+                warmupPrompt: tokenizer.decode(promptIds.slice(0, 8), { skipSpecialTokens: true }),
+                maxTokens,
+                bannedTokenIds: banned,
+                threads: 1,
+              }
+              const result = (await page.evaluate(
+                (r) =>
+                  (globalThis as unknown as { runWllama(r: WllamaRequest): Promise<WllamaResult> }).runWllama(
+                    r,
+                  ),
+                request,
+              )) as WllamaResult
+              results.wllama.push({
+                loadMs: result.loadMs,
+                ttftMs: result.ttftMs,
+                decode: result.decodeTokensPerSecond,
+                ...(result.timings?.['prompt_n'] === undefined
+                  ? {}
+                  : { promptTokens: result.timings['prompt_n'] }),
+                ...(result.timings?.['predicted_per_second'] === undefined
+                  ? {}
+                  : { ownDecode: result.timings['predicted_per_second'] }),
+              })
+            }
+          } catch (error) {
+            results[engine].push({
+              loadMs: 0,
+              ttftMs: 0,
+              decode: 0,
+              error: (error as Error).message.split('\n')[0] ?? 'failed',
+            })
+            context.log(`  ${engine}: ${(error as Error).message.split('\n')[0]}`)
+          } finally {
+            await browserContext.close()
+          }
+        }
+      }
+      const good = (engine: 'ours' | 'wllama') => results[engine].filter((visit) => !visit.error)
+      const figure = (engine: 'ours' | 'wllama', key: 'ttftMs' | 'decode' | 'loadMs') =>
+        median(good(engine).map((visit) => visit[key]))
+      const ours = {
+        ttft: figure('ours', 'ttftMs'),
+        decode: figure('ours', 'decode'),
+        load: figure('ours', 'loadMs'),
+      }
+      const peer = {
+        ttft: figure('wllama', 'ttftMs'),
+        decode: figure('wllama', 'decode'),
+        load: figure('wllama', 'loadMs'),
+        own: median(good('wllama').map((visit) => visit.ownDecode ?? Number.NaN)),
+      }
+      const errors = (['ours', 'wllama'] as const).flatMap((engine) =>
+        results[engine]
+          .filter((visit) => visit.error)
+          .map((visit) => `${engine}: ${visit.error?.slice(0, 160)}`),
+      )
+      rows.push([
+        pkg.label,
+        `${entry.ours} / ${entry.gguf.toUpperCase()}`,
+        '1',
+        `${formatNumber(ours.ttft)} / ${formatNumber(peer.ttft)}`,
+        formatRatio(peer.ttft / ours.ttft),
+        `${formatNumber(ours.decode)} / ${formatNumber(peer.decode)}`,
+        formatRatio(ours.decode / peer.decode),
+        formatNumber(peer.own),
+        `${formatNumber(ours.load / 1000)} / ${formatNumber(peer.load / 1000)}`,
+        `${promptIds.length} / ${good('wllama')[0]?.promptTokens ?? '—'}${errors.length > 0 ? `; ${errors.join('; ')}` : ''}`,
+      ])
+      data.push({ ...entry, maxTokens, promptLength, results })
+    }
+  } finally {
+    await chromium.close()
+    await server.close()
+  }
+  const table: Table = {
+    title: `Group 9: ${title}`,
+    columns: [
+      'package',
+      'ours / GGUF',
+      'threads',
+      'TTFT ms (ours / wllama)',
+      'TTFT speed-up',
+      'decode tok/s (ours / wllama)',
+      'decode ratio',
+      "wllama's own decode tok/s",
+      'load s (ours / wllama)',
+      'prompt tokens (ours / llama.cpp)',
+    ],
+    rows,
+    notes: [
+      `Medians of ${visits} page visit(s) per engine, alternating; each visit loads the model over HTTP from 127.0.0.1, warms up on 8 tokens, then runs a ${promptLength}-token prompt for ${maxTokens} greedy tokens. Both rates are timed in the page from the first to the last token (wllama's worker posts each token to the page; llama.cpp's own figure, without that hop, is the column beside).`,
+      'wllama 3.13 (llama.cpp b12211), n_threads 1 (its single-thread path; the page is cross-origin isolated for both), n_gpu_layers 0, f16 KV cache and flash attention as llama.cpp defaults. Its sampler bans the ~1,450 tokens whose text is not UTF-8 on its own (wllama fails on such text; test/browser/wllama.ts), a logit bias that costs nothing measurable; ours is plain greedy. GGUF files are written by the builder (`ondevice export`) from the same weights as the package.',
+    ],
+  }
+  return { group: 9, title, tables: [table], data }
+}
