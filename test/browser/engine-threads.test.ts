@@ -156,7 +156,7 @@ describe("ondevice's engine on threads in Chromium", () => {
         const runs: [string, number, EngineCaseResult][] = []
         for (const threads of [1, 2, 4])
           runs.push(['page', threads, await inPage(page, 'page', request(fixture, threads))])
-        for (const threads of [1, 4])
+        for (const threads of [4])
           runs.push(['worker', threads, await inPage(page, 'worker', request(fixture, threads))])
         for (const [where, threads, result] of runs) {
           const label = `${fixture.name}, ${where}, ${threads} thread(s)`
@@ -174,6 +174,25 @@ describe("ondevice's engine on threads in Chromium", () => {
       await context.close()
     }
   }, 120_000)
+
+  it('a helper script the server does not serve fails the load with backend_unavailable, saying so', async () => {
+    const context = await chromium.newContext()
+    try {
+      // A server's SPA fallback: the page's index.html where the helper's module should be.
+      await context.route(/thread-worker-browser-[\w-]+\.js$/, (route) =>
+        route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><p>app</p>' }),
+      )
+      const page = await context.newPage()
+      await openPage(page, `${server.url}/`)
+      const failure = await inPage(page, 'page', request(fixtures[0] as Fixture, 2)).then(
+        () => 'loaded',
+        (error: Error) => error.message,
+      )
+      expect(failure).toMatch(/BackendError: ondevice's engine thread 1 did not start.*numThreads: 1/)
+    } finally {
+      await context.close()
+    }
+  }, 60_000)
 
   it('a page that is not cross-origin isolated runs one thread, says why, and gives the same bytes', async () => {
     const context = await chromium.newContext()
