@@ -124,7 +124,8 @@ async function startNodeServe(packageFolder: string): Promise<Server> {
   const port = await freePort()
   const server = await startServerProcess({
     args: [
-      join(repositoryRoot, 'cli/main.ts'),
+      // bin.js, not main.ts: it adds the 'ondevice-source' resolve condition the sources need.
+      join(repositoryRoot, 'cli/bin.js'),
       'serve',
       '--model',
       packageFolder,
@@ -148,6 +149,9 @@ interface LevelResult {
   errorKinds: Record<string, number>
   tokens: number
   ttftMs: number[]
+  decodeTokensPerSecond: number[]
+  answerMs: number[]
+  serverDecodeTokensPerSecond: number[]
 }
 
 /** One streaming chat completion; resolves with its first-token time and token count. */
@@ -155,7 +159,13 @@ async function streamOnce(
   server: Server,
   maxTokens: number,
   signal: AbortSignal,
-): Promise<{ ttftMs: number; tokens: number }> {
+): Promise<{
+  ttftMs: number
+  tokens: number
+  decodeTokensPerSecond: number
+  answerMs: number
+  serverDecodeTokensPerSecond: number
+}> {
   const started = performance.now()
   const response = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
@@ -183,8 +193,10 @@ async function streamOnce(
   const decoder = new TextDecoder()
   let buffer = ''
   let ttftMs = Number.NaN
+  let lastContentMs = Number.NaN
   let contentChunks = 0
   let usageTokens: number | undefined
+  let serverDecodeTokensPerSecond = Number.NaN
   const reader = response.body.getReader()
   for (;;) {
     const { done, value } = await reader.read()
@@ -200,18 +212,34 @@ async function streamOnce(
       if (data === '[DONE]') continue
       const parsed = JSON.parse(data) as {
         choices?: { delta?: { content?: string } }[]
-        usage?: { completion_tokens?: number }
+        usage?: { completion_tokens?: number; decode_tokens_per_second?: number }
         error?: { message?: string }
       }
       if (parsed.error) throw new Error(`stream error: ${parsed.error.message}`)
       if (parsed.choices?.[0]?.delta?.content) {
-        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started
+        lastContentMs = performance.now() - started
+        if (Number.isNaN(ttftMs)) ttftMs = lastContentMs
         contentChunks++
       }
       if (parsed.usage?.completion_tokens !== undefined) usageTokens = parsed.usage.completion_tokens
+      if (parsed.usage?.decode_tokens_per_second !== undefined)
+        serverDecodeTokensPerSecond = parsed.usage.decode_tokens_per_second
     }
   }
-  return { ttftMs, tokens: usageTokens ?? contentChunks }
+  const tokens = usageTokens ?? contentChunks
+  // As the client sees it: tokens after the first over the time from the first content chunk to
+  // the last (a chunk per token here).
+  const decodeTokensPerSecond =
+    contentChunks > 1 && lastContentMs > ttftMs
+      ? ((contentChunks - 1) * 1000) / (lastContentMs - ttftMs)
+      : Number.NaN
+  return {
+    ttftMs,
+    tokens,
+    decodeTokensPerSecond,
+    answerMs: performance.now() - started,
+    serverDecodeTokensPerSecond,
+  }
 }
 
 async function runLevel(
@@ -229,6 +257,9 @@ async function runLevel(
     errorKinds: {},
     tokens: 0,
     ttftMs: [],
+    decodeTokensPerSecond: [],
+    answerMs: [],
+    serverDecodeTokensPerSecond: [],
   }
   const started = performance.now()
   // A hard stop well past the window, so a stuck request can't hold the run.
@@ -236,10 +267,15 @@ async function runLevel(
   const client = async (): Promise<void> => {
     while (performance.now() < stopAt && !hardStop.aborted) {
       try {
-        const { ttftMs, tokens } = await streamOnce(server, maxTokens, hardStop)
+        const { ttftMs, tokens, decodeTokensPerSecond, answerMs, serverDecodeTokensPerSecond } =
+          await streamOnce(server, maxTokens, hardStop)
+        result.answerMs.push(answerMs)
+        if (Number.isFinite(serverDecodeTokensPerSecond))
+          result.serverDecodeTokensPerSecond.push(serverDecodeTokensPerSecond)
         result.completed++
         result.tokens += tokens
         if (Number.isFinite(ttftMs)) result.ttftMs.push(ttftMs)
+        if (Number.isFinite(decodeTokensPerSecond)) result.decodeTokensPerSecond.push(decodeTokensPerSecond)
       } catch (error) {
         result.errors++
         const kind = (error as Error).message.slice(0, 60)
@@ -301,13 +337,6 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
   const packageServer = await servePackage(pkg.folder)
   const rows: string[][] = []
   const data: unknown[] = []
-  // The container runs once for both of its rows; started on first use.
-  let container: Promise<EdgeContainer> | undefined
-  const containerOnce = (): Promise<EdgeContainer> => {
-    container ??= startContainer(context, pkg.folder)
-    return container
-  }
-  const keep = (server: Server): Server => ({ ...server, stop: async () => {} })
   const targets: { name: string; start: () => Promise<Server>; missing?: string }[] = [
     { name: 'wrangler dev (workerd, WASM)', start: () => startWrangler(context, packageServer.url, dtype) },
     {
@@ -316,21 +345,6 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
       ...(existsSync(join(repositoryRoot, 'cli/commands/serve.ts'))
         ? {}
         : { missing: '`ondevice serve` has not landed (cli/commands/serve.ts missing)' }),
-    },
-    {
-      name: 'ondevice serve in the container (Docker)',
-      start: async () => keep({ url: (await containerOnce()).url, modelId: 'bench', stop: async () => {} }),
-    },
-    {
-      name: 'wrangler dev -> container (forwarded)',
-      start: async () =>
-        startWrangler(
-          context,
-          packageServer.url,
-          dtype,
-          { EDGE_RUNTIME: 'container', CONTAINER_URLS: (await containerOnce()).url },
-          'wrangler-container',
-        ),
     },
   ]
   try {
@@ -362,15 +376,8 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
     }
   } finally {
     await packageServer.close()
-    const started = await container?.catch(() => undefined)
-    if (started) {
-      data.push({ server: 'container', coldStartMs: started.startMs })
-      await started.stop()
-    }
   }
-  const coldStart = (data as { coldStartMs?: number }[]).find(
-    (entry) => entry.coldStartMs !== undefined,
-  )?.coldStartMs
+  const forwarding = await forwardingCost(context, pkg.folder, dtype, maxTokens)
   const table: Table = {
     title: `Group 5: ${title}`,
     columns: [
@@ -387,8 +394,184 @@ export async function edgeLoad(context: BenchContext): Promise<GroupResult> {
     notes: [
       `Each level: N clients each streaming chat completions back to back for ${seconds} s (max_tokens ${maxTokens}, temperature 0, one short user message), after one warm-up request; ${dtype} weights; 1 generation at a time and a queue of 16 (MAX_CONCURRENT, MAX_QUEUE; QUEUE_TIMEOUT_MS 30 s). wrangler dev serves a bundle of the worker built first (\`wrangler deploy --dry-run\`, then \`dev --no-bundle\`), so edits elsewhere in the tree can't restart it mid-run.`,
       'TTFT: from sending the request to the first content chunk (queueing included). Errors: HTTP errors (429/503 when the queue is full) and stream errors; a client backs off 250 ms after one.',
-      `Container rows: the repository's Dockerfile on the local Debian base, \`ondevice serve\` (onnxruntime-node, the package's default native format) with the same limits; "forwarded" is the Worker (wrangler dev, EDGE_RUNTIME container, CONTAINER_URLS) in front of that same container, so its difference to the row above is the forwarding cost. Cold start (docker run -> /healthz 200, model loaded): ${coldStart === undefined ? 'not measured' : `${coldStart} ms`}.`,
     ],
   }
-  return { group: 5, title, tables: [table], data }
+  return { group: 5, title, tables: [table, ...forwarding.tables], data: [...data, ...forwarding.data] }
+}
+
+interface Side {
+  completed: number
+  errors: number
+  seconds: number
+  ttftMs: number[]
+  answerMs: number[]
+  decodeTokensPerSecond: number[]
+  serverDecodeTokensPerSecond: number[]
+}
+
+const emptySide = (): Side => ({
+  completed: 0,
+  errors: 0,
+  seconds: 0,
+  ttftMs: [],
+  answerMs: [],
+  decodeTokensPerSecond: [],
+  serverDecodeTokensPerSecond: [],
+})
+
+function addLevel(side: Side, level: LevelResult): void {
+  side.completed += level.completed
+  side.errors += level.errors
+  side.seconds += level.seconds
+  side.ttftMs.push(...level.ttftMs)
+  side.answerMs.push(...level.answerMs)
+  side.decodeTokensPerSecond.push(...level.decodeTokensPerSecond)
+  side.serverDecodeTokensPerSecond.push(...level.serverDecodeTokensPerSecond)
+}
+
+/**
+ * The forwarding cost: one container of the edge image, measured directly and through the Worker
+ * (wrangler dev, EDGE_RUNTIME = "container", CONTAINER_URLS) in front of that same container, in
+ * alternating short windows at each level (which side goes first alternates by round), so both
+ * sides see the same machine load; then the cold start of the real-size package.
+ */
+async function forwardingCost(
+  context: BenchContext,
+  tinyFolder: string,
+  dtype: string,
+  maxTokens: number,
+): Promise<{ tables: Table[]; data: unknown[] }> {
+  const levels = context.quick ? [1, 4] : [1, 4, 16]
+  // N = 16 queues behind one slot, so each window runs past its end by the queue's drain: fewer rounds.
+  const roundsFor = (clients: number) => (context.quick ? 2 : clients >= 16 ? 2 : 4)
+  const windowSeconds = context.quick ? 2 : 4
+  const data: unknown[] = []
+  const rows: string[][] = []
+  const coldRows: string[][] = []
+  let container: EdgeContainer | undefined
+  let worker: Server | undefined
+  try {
+    container = await startContainer(context, tinyFolder)
+    coldRows.push(['Qwen3.5 tiny fixture (q4 loaded)', String(container.startMs)])
+    const direct: Server = { url: container.url, modelId: 'bench', stop: async () => {} }
+    const packageServer = await servePackage(tinyFolder)
+    try {
+      worker = await startWrangler(
+        context,
+        packageServer.url,
+        dtype,
+        { EDGE_RUNTIME: 'container', CONTAINER_URLS: container.url },
+        'wrangler-container',
+      )
+    } finally {
+      await packageServer.close()
+    }
+    for (const server of [direct, worker]) await streamOnce(server, 4, AbortSignal.timeout(180_000))
+    for (const clients of levels) {
+      const sides = { direct: emptySide(), forwarded: emptySide() }
+      for (let round = 0; round < roundsFor(clients); round++) {
+        const order =
+          round % 2 === 0 ? (['direct', 'forwarded'] as const) : (['forwarded', 'direct'] as const)
+        for (const name of order) {
+          addLevel(
+            sides[name],
+            await runLevel(name === 'direct' ? direct : worker, clients, windowSeconds, maxTokens),
+          )
+        }
+      }
+      const summary = (side: Side) => ({
+        requestsPerSecond: side.completed / side.seconds,
+        ttftP50: percentile(side.ttftMs, 50),
+        ttftP95: percentile(side.ttftMs, 95),
+        answerP50: percentile(side.answerMs, 50),
+        decode: median(side.decodeTokensPerSecond),
+        serverDecode: median(side.serverDecodeTokensPerSecond),
+        completed: side.completed,
+        errors: side.errors,
+      })
+      const a = summary(sides.direct)
+      const b = summary(sides.forwarded)
+      const signed = (value: number) => `${value >= 0 ? '+' : ''}${formatNumber(value)}`
+      context.log(
+        `  forwarding N=${clients}: TTFT p50 ${a.ttftP50.toFixed(1)} / ${b.ttftP50.toFixed(1)} ms, decode ${a.decode.toFixed(1)} / ${b.decode.toFixed(1)} tok/s, container decode ${a.serverDecode.toFixed(1)} / ${b.serverDecode.toFixed(1)} tok/s (direct / forwarded)`,
+      )
+      rows.push([
+        String(clients),
+        `${formatNumber(a.requestsPerSecond)} / ${formatNumber(b.requestsPerSecond)}`,
+        formatNumber(b.requestsPerSecond / a.requestsPerSecond),
+        `${formatNumber(a.ttftP50)} / ${formatNumber(b.ttftP50)}`,
+        signed(b.ttftP50 - a.ttftP50),
+        `${formatNumber(a.ttftP95)} / ${formatNumber(b.ttftP95)}`,
+        `${formatNumber(a.answerP50)} / ${formatNumber(b.answerP50)}`,
+        `${formatNumber(a.decode)} / ${formatNumber(b.decode)}`,
+        `${signed((b.decode / a.decode - 1) * 100)} %`,
+        `${formatNumber(a.serverDecode)} / ${formatNumber(b.serverDecode)}`,
+        `${signed((b.serverDecode / a.serverDecode - 1) * 100)} %`,
+        `${a.completed} / ${b.completed}`,
+        `${a.errors} / ${b.errors}`,
+      ])
+      data.push({ forwarding: clients, direct: a, forwarded: b })
+    }
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0] ?? ''
+    rows.push([...Array.from({ length: 12 }, () => '—'), `failed: ${message.slice(0, 200)}`])
+    data.push({ forwarding: 'failed', error: (error as Error).message })
+  } finally {
+    await worker?.stop()
+    await container?.stop()
+  }
+  // Cold start at the real size: docker run -> /healthz 200 with the 0.8B q4 package mounted
+  // (`ondevice serve` listens once the model is loaded). Skipped with --quick (a 0.6 GB build).
+  if (!context.quick) {
+    let big: EdgeContainer | undefined
+    try {
+      const pkg = await ensurePackage('qwen3_5-0.8b', context.cacheFolder, context.log)
+      big = await startContainer(context, pkg.folder)
+      coldRows.push(['Qwen3.5-0.8B shape (q4 loaded, 0.6 GB)', String(big.startMs)])
+      data.push({ coldStart: 'qwen3_5-0.8b', ms: big.startMs })
+    } catch (error) {
+      coldRows.push([
+        'Qwen3.5-0.8B shape',
+        `failed: ${((error as Error).message.split('\n')[0] ?? '').slice(0, 200)}`,
+      ])
+    } finally {
+      await big?.stop()
+    }
+  }
+  return {
+    data,
+    tables: [
+      {
+        title:
+          'Group 5b: Forwarding cost, Worker -> container vs the same container directly (tiny Qwen3.5 fixture)',
+        columns: [
+          'clients',
+          'requests/s direct / forwarded',
+          'ratio',
+          'TTFT p50 ms direct / forwarded',
+          'TTFT p50 added ms',
+          'TTFT p95 ms direct / forwarded',
+          'answer p50 ms direct / forwarded',
+          'decode tok/s at the client, direct / forwarded',
+          'change',
+          'decode tok/s in the container (usage), direct / forwarded',
+          'change',
+          'completed',
+          'errors',
+        ],
+        rows,
+        notes: [
+          `One container of the edge image (\`ondevice serve\`, onnxruntime-node, MAX_CONCURRENT 1, MAX_QUEUE 16) measured directly and through the Worker under wrangler dev (EDGE_RUNTIME container, CONTAINER_URLS) in alternating rounds of ${windowSeconds} s per side and level (${roundsFor(1)} rounds at N = 1 and 4, ${roundsFor(16)} at 16; which side goes first alternates), so both sides share the machine's load. max_tokens ${maxTokens}, temperature 0, one short message. TTFT: from sending to the first content chunk (queueing included); answer: sending to the last chunk; decode at the client: per request, tokens after the first over the time from the first to the last content chunk (chunks that arrive together shorten it); decode in the container: its own usage.decode_tokens_per_second, which drops only when the forwarding takes CPU from the model (here the Worker, the container and the clients share 2 cores; on Cloudflare the Worker runs elsewhere). Target: forwarding adds < 5 ms to TTFT and < 3 % to decode.`,
+        ],
+      },
+      {
+        title: 'Group 5c: Container cold start (docker run -> /healthz 200, package mounted, model loaded)',
+        columns: ['package', 'ms'],
+        rows: coldRows,
+        notes: [
+          'The image is built (or found cached) first; the time covers container start, Node start and the model load.',
+        ],
+      },
+    ],
+  }
 }
