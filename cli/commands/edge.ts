@@ -41,8 +41,9 @@ Options:
   --port P                 Port of the worker (default 8787; 0 picks a free one)
   --allowed-origins LIST   Browser origins allowed to call it (CORS), comma-separated, e.g.
                            http://localhost:5173 (default: none: only non-browser clients)
-  --dtype D[,D]            Weight format (default: the fastest on WASM the package has, q8;
-                           in a container, the fastest for --backend); several: the first is
+  --dtype D[,D]            Weight format (default: the fastest the package has for the engine
+                           that runs it: q4 on ondevice's engine, q8 on onnxruntime-web; in a
+                           container, the fastest for --backend); several: the first is
                            the default, the others answer requests that name them
                            (ondevice_format)
   --runtime R              auto (default: a container when the package is over the isolate's
