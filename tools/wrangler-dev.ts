@@ -22,6 +22,17 @@ export const offlineWranglerEnv: Readonly<Record<string, string>> = {
   NO_UPDATE_NOTIFIER: '1',
 }
 
+/**
+ * Run from the repository's TypeScript sources, wrangler's bundler must resolve package.json's
+ * 'ondevice-source' condition as Node does here ('#node-device-host' and the like), or it picks
+ * dist/, which exists only after a build (and then is whatever was built last). From the
+ * published package (this file compiled to .js) dist/ is the code: wrangler's own conditions.
+ */
+const sourceBuildEnv: Readonly<Record<string, string>> =
+  import.meta.url.endsWith('.ts') && process.env['WRANGLER_BUILD_CONDITIONS'] === undefined
+    ? { WRANGLER_BUILD_CONDITIONS: 'ondevice-source,workerd,worker,browser' }
+    : {}
+
 /** Not a terminal: no interactive prompts, no colour codes in the output tests read. */
 const nonInteractiveEnv: Readonly<Record<string, string>> = { CI: 'true', NO_COLOR: '1' }
 
@@ -252,7 +263,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   return startServerProcess({
     args,
     url: `http://127.0.0.1:${port}`,
-    env: { ...offlineWranglerEnv, ...nonInteractiveEnv },
+    env: { ...offlineWranglerEnv, ...sourceBuildEnv, ...nonInteractiveEnv },
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
     ...(options.keepOutputChars === undefined ? {} : { keepOutputChars: options.keepOutputChars }),
@@ -275,7 +286,7 @@ export async function bundleWorker(options: {
       [wranglerCliPath(), 'deploy', '--dry-run', '-c', options.configPath, '--outdir', options.outDir],
       {
         cwd: repositoryRoot,
-        env: { ...process.env, ...offlineWranglerEnv },
+        env: { ...process.env, ...offlineWranglerEnv, ...sourceBuildEnv },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     )
