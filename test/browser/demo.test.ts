@@ -169,9 +169,9 @@ describe('the demo page in Chromium', () => {
         failAtToken: 12,
       })
       const joined = await ask(handedOff.page, 'Make up a person.', { timeoutMs: 170_000 })
-      expect(joined.route, `${describeFailure(joined, handedOff.log)}\nedge:\n${edge.output()}`).toBe(
-        'device+edge',
-      )
+      const joinedFailure = `${describeFailure(joined, handedOff.log)}\nedge:\n${edge.output()}`
+      expect(joined.state, joinedFailure).toBe('done')
+      expect(joined.route, joinedFailure).toBe('device+edge')
       expect(joined.tokenIds.slice(0, 12)).toEqual(device.tokenIds.slice(0, 12))
       shaped(joined.text)
     } finally {

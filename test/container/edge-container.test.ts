@@ -260,6 +260,14 @@ describe('the edge in a container behind the Worker', () => {
 
   it("a device on ondevice's engine fails at token k: the container on the engine continues it, identical at temperature 1 with a seed", async () => {
     const base = worker?.url ?? ''
+    // Each container loads the engine on the first request that names it: warm every instance
+    // here, so the SDK's 15 s connect timeout below measures routing, not a model load on a busy
+    // 2-core machine (the handoff may land on either instance).
+    for (const container of containers) {
+      await complete(container.url, body('Hi.', { ondevice_format: { dtype: 'q4', backend: 'wasm' } }), {
+        authorization: `Bearer ${secret}`,
+      })
+    }
     // The Worker passes on what the container ran.
     const named = await complete(
       base,
