@@ -13,30 +13,7 @@ static inline v128_t sigmoid_f64x2(v128_t g) {
   v128_t x = wasm_f64x2_neg(g);
   // pmin / pmax (one instruction each) clamp as min / max do here, a NaN passing through.
   x = wasm_f64x2_pmax(wasm_f64x2_pmin(x, wasm_f64x2_splat(709.0)), wasm_f64x2_splat(-40.0));
-  v128_t n = wasm_f64x2_nearest(wasm_f64x2_mul(x, wasm_f64x2_splat(1.44269504088896338700e+00)));
-  v128_t r = wasm_f64x2_sub(wasm_f64x2_sub(x, wasm_f64x2_mul(n, wasm_f64x2_splat(6.93147180369123816490e-01))),
-                            wasm_f64x2_mul(n, wasm_f64x2_splat(1.90821492927058770002e-10)));
-  v128_t p = wasm_f64x2_splat(1.0 / 6227020800.0);
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 479001600.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 39916800.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 3628800.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 362880.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 40320.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 5040.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 720.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 120.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 24.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 6.0));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(0.5));
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), one);
-  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), one);
-  // 2^n through the exponent bits, as engine_exp does (n is in [-58, 1023] here).
-  // n as an integer by the 1.5 * 2^52 trick (exact for an integral |n| < 2^51): the low bits of
-  // n + 1.5 * 2^52 minus those of 1.5 * 2^52.
-  const v128_t magic = wasm_f64x2_splat(6755399441055744.0);
-  v128_t e = wasm_i64x2_sub(wasm_f64x2_add(n, magic), magic);
-  v128_t scale = wasm_i64x2_shl(wasm_i64x2_add(e, wasm_i64x2_splat(1023)), 52);
-  return wasm_f64x2_div(one, wasm_f64x2_add(one, wasm_f64x2_mul(p, scale)));
+  return wasm_f64x2_div(one, wasm_f64x2_add(one, engine_exp_f64x2(x)));
 }
 
 /** gate[i] = silu(gate[i]) * up[i], silu(x) = x * sigmoid(x) (as the graph: Mul(x, Sigmoid(x)) * up). */

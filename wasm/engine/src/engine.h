@@ -100,4 +100,37 @@ static inline void engine_sincos(double x, double *sin_out, double *cos_out) {
 /** 1 / (1 + exp(-x)) in float, through the double exp (saturates cleanly at both ends). */
 static inline float engine_sigmoidf(float x) { return (float)(1.0 / (1.0 + engine_exp(-(double)x))); }
 
+/**
+ * engine_exp on two double lanes at once, bit for bit, for x already clamped by the caller to a
+ * range where engine_exp takes neither of its edge branches (x <= 709, and 2^n above the smallest
+ * normal double): the same reduction, polynomial and exponent-bit scaling, lane by lane. The
+ * callers say why their clamp changes no result (activation.c, attention.c).
+ */
+static inline v128_t engine_exp_f64x2(v128_t x) {
+  const v128_t one = wasm_f64x2_splat(1.0);
+  v128_t n = wasm_f64x2_nearest(wasm_f64x2_mul(x, wasm_f64x2_splat(1.44269504088896338700e+00)));
+  v128_t r = wasm_f64x2_sub(wasm_f64x2_sub(x, wasm_f64x2_mul(n, wasm_f64x2_splat(6.93147180369123816490e-01))),
+                            wasm_f64x2_mul(n, wasm_f64x2_splat(1.90821492927058770002e-10)));
+  v128_t p = wasm_f64x2_splat(1.0 / 6227020800.0);
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 479001600.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 39916800.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 3628800.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 362880.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 40320.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 5040.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 720.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 120.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 24.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(1.0 / 6.0));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(0.5));
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), one);
+  p = wasm_f64x2_add(wasm_f64x2_mul(p, r), one);
+  // 2^n through the exponent bits, as engine_exp does. n as an integer by the 1.5 * 2^52 trick
+  // (exact for an integral |n| < 2^51): the low bits of n + 1.5 * 2^52 minus those of 1.5 * 2^52.
+  const v128_t magic = wasm_f64x2_splat(6755399441055744.0);
+  v128_t e = wasm_i64x2_sub(wasm_f64x2_add(n, magic), magic);
+  v128_t scale = wasm_i64x2_shl(wasm_i64x2_add(e, wasm_i64x2_splat(1023)), 52);
+  return wasm_f64x2_mul(p, scale);
+}
+
 #endif
