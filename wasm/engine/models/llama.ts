@@ -13,6 +13,7 @@ import {
   type Embedding,
   EngineUnsupportedError,
   KvCache,
+  kvCacheCapacity,
   type Linear,
   type LoadContext,
   runShared,
@@ -155,8 +156,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const ids = kernels.alloc(chunk * 4, 16)
   const scores = alloc(heads * context.contextLength)
   // Everything above is fixed; the cache comes last so it can grow.
-  const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
-  const capacity = Math.max(1, Math.min(context.contextLength, Math.floor(free / kvBytesPerPosition)))
+  const capacity = kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition)
   const cache = new KvCache(kernels, config.numHiddenLayers, kvHeads, headDim, capacity)
   cache.reserve(Math.min(capacity, 256))
   const scale = 1 / Math.sqrt(headDim)

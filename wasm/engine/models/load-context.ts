@@ -215,6 +215,15 @@ export class Embedding {
 }
 
 /**
+ * How many positions a KV cache of `bytesPerPosition` can hold in what wasm32's 4 GiB leaves after
+ * everything allocated so far (16 MiB kept back), at least 1 and at most `contextLength`.
+ */
+export function kvCacheCapacity(kernels: Kernels, contextLength: number, bytesPerPosition: number): number {
+  const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
+  return Math.max(1, Math.min(contextLength, Math.floor(free / bytesPerPosition)))
+}
+
+/**
  * A KV cache for `layers` attention layers, position-major (position t holds every layer's keys
  * then values), allocated last in the arena so it grows at the top without moving anything.
  */

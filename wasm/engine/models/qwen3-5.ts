@@ -26,6 +26,7 @@ import {
   Embedding,
   EngineUnsupportedError,
   KvCache,
+  kvCacheCapacity,
   type Linear,
   type LoadContext,
   runShared,
@@ -341,11 +342,10 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   // One scores row per query head, so threads splitting the heads never share one.
   const scores = alloc(heads * context.contextLength)
   // Everything above is fixed; the KV cache comes last so it can grow.
-  const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
   const capacity =
     attentionLayers === 0
       ? context.contextLength
-      : Math.max(1, Math.min(context.contextLength, Math.floor(free / kvBytesPerPosition)))
+      : kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition)
   const cache = new KvCache(kernels, Math.max(1, attentionLayers), kvHeads, headDim, capacity)
   const scale = 1 / Math.sqrt(headDim)
   const K = kernels.k
