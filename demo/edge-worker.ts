@@ -18,7 +18,7 @@ export interface EdgeWorkerOptions {
   readonly port?: number
   /** How long to wait for wrangler to listen and /healthz to answer. Default 90 s. */
   readonly startTimeoutMs?: number
-  /** Where wrangler keeps local state (default: .wrangler/state in the repository). */
+  /** Where wrangler keeps local state (default: a fresh temporary folder, removed at stop). */
   readonly persistTo?: string
   /** Receives wrangler's output lines (default: kept for error messages only). */
   readonly onOutput?: (line: string) => void

@@ -4,7 +4,7 @@
 // tests and the edge-load benchmark; `ondevice edge` (cli/commands/edge.ts) runs it from the
 // published package too (edgeWorkerConfigPath), with the app's own wrangler.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -210,7 +210,11 @@ export interface WranglerDevOptions {
   readonly configPath?: string
   /** 0 or absent: a free port. */
   readonly port?: number
-  /** Where wrangler keeps local state (R2, caches): --persist-to. Default: wrangler's (.wrangler/state). */
+  /**
+   * Where wrangler keeps local state (R2, caches, rate-limit counters): --persist-to. Default: a
+   * fresh temporary folder, removed at stop. Never wrangler's shared .wrangler/state: two
+   * `wrangler dev` side by side on one SQLite file fail each other's requests (SQLITE_BUSY).
+   */
   readonly stateDir?: string
   /**
    * A file of NAME=VALUE secrets (--env-file, read instead of .dev.vars): unlike --var, never in
@@ -241,6 +245,8 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   // An explicit inspector port too: the default (9229, then 9230) collides when several run side by side.
   const inspectorPort = await freePort()
   const configPath = options.configPath ?? edgeWorkerConfigPath()
+  const ownStateDir = options.stateDir === undefined ? mkdtempSync(join(tmpdir(), 'ondevice-wrangler-state-')) : undefined
+  const stateDir = options.stateDir ?? ownStateDir
   const args = [
     wranglerCliPath(),
     'dev',
@@ -255,19 +261,36 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     '--local',
     '--show-interactive-dev-session=false',
     `--enable-containers=${options.enableContainers === true}`,
-    ...(options.stateDir === undefined ? [] : ['--persist-to', options.stateDir]),
+    ...(stateDir === undefined ? [] : ['--persist-to', stateDir]),
     ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
     ...(options.envFile === undefined ? [] : ['--env-file', options.envFile]),
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ]
-  return startServerProcess({
-    args,
-    url: `http://127.0.0.1:${port}`,
-    env: { ...offlineWranglerEnv, ...sourceBuildEnv, ...nonInteractiveEnv },
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
-    ...(options.keepOutputChars === undefined ? {} : { keepOutputChars: options.keepOutputChars }),
-  })
+  const removeOwnState = (): void => {
+    if (ownStateDir !== undefined) rmSync(ownStateDir, { recursive: true, force: true })
+  }
+  let server: LocalServer
+  try {
+    server = await startServerProcess({
+      args,
+      url: `http://127.0.0.1:${port}`,
+      env: { ...offlineWranglerEnv, ...sourceBuildEnv, ...nonInteractiveEnv },
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+      ...(options.keepOutputChars === undefined ? {} : { keepOutputChars: options.keepOutputChars }),
+    })
+  } catch (error) {
+    removeOwnState()
+    throw error
+  }
+  return {
+    ...server,
+    output: server.output,
+    stop: async () => {
+      await server.stop()
+      removeOwnState()
+    },
+  }
 }
 
 /**

@@ -164,8 +164,20 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
     },
   })
   let rateLimiter: RateLimiter | undefined
-  if (env.RATE_LIMITER) rateLimiter = workersRateLimiter(env.RATE_LIMITER, settings.rateLimitPeriodSeconds)
-  else if (settings.rateLimitPerMinute)
+  if (env.RATE_LIMITER) {
+    // If the binding fails, an in-isolate bucket at the same rate answers (RATE_LIMIT_PER_MINUTE,
+    // else the binding's period as if its limit were 60 a minute).
+    const fallback = createMemoryRateLimiter({ limit: settings.rateLimitPerMinute ?? 60, periodSeconds: 60 })
+    rateLimiter = workersRateLimiter(env.RATE_LIMITER, settings.rateLimitPeriodSeconds, fallback, (error) =>
+      console.warn(
+        JSON.stringify({
+          level: 'warn',
+          message: 'the RATE_LIMITER binding failed; the in-isolate limit answered',
+          error: String(error),
+        }),
+      ),
+    )
+  } else if (settings.rateLimitPerMinute)
     rateLimiter = createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 })
   return createApp({
     modelHost,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { OndeviceError } from '../core/errors.ts'
 import { createKeyChecker, parseApiKeys } from './auth.ts'
 import { createGenerationSlots } from './generation-slots.ts'
-import { createMemoryRateLimiter } from './rate-limit.ts'
+import { createMemoryRateLimiter, workersRateLimiter } from './rate-limit.ts'
 
 const key = 'k'.repeat(20)
 const otherKey = 'o'.repeat(20)
@@ -52,6 +52,28 @@ describe('in-isolate rate limiter', () => {
     for (let index = 0; index < 100; index++) await limiter.limit(`key-${index}`)
     // The oldest keys were forgotten, so key-0 gets a fresh bucket.
     expect((await limiter.limit('key-0')).allowed).toBe(true)
+  })
+})
+
+describe('the Workers rate-limiting binding', () => {
+  it('answers from the binding, and from the in-isolate bucket when the binding fails', async () => {
+    let failing = false
+    const errors: unknown[] = []
+    const binding = {
+      async limit({ key }: { key: string }) {
+        if (failing) throw new Error('database is locked: SQLITE_BUSY')
+        return { success: key !== 'blocked' }
+      },
+    }
+    const fallback = createMemoryRateLimiter({ limit: 1, periodSeconds: 60, now: () => 0 })
+    const limiter = workersRateLimiter(binding, 10, fallback, (error) => errors.push(error))
+    expect(await limiter.limit('a')).toEqual({ allowed: true, retryAfterSeconds: 0 })
+    expect(await limiter.limit('blocked')).toEqual({ allowed: false, retryAfterSeconds: 10 })
+    failing = true
+    // Still limited while the binding is down: the bucket allows one, then refuses.
+    expect((await limiter.limit('a')).allowed).toBe(true)
+    expect((await limiter.limit('a')).allowed).toBe(false)
+    expect(errors).toHaveLength(2)
   })
 })
 

@@ -4,6 +4,7 @@
 // Retry-After) and then tried again, so a transient failure (R2 hiccup) heals by itself.
 import { OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
+import { prepareConstrainedOutput } from '../core/structured/index.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
 
 export interface HostedModelInfo {
@@ -215,6 +216,8 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
       .then(async (model) => {
         try {
           checkChatPrompt(model)
+          // Here, once, rather than inside the first JSON or tool-call request (core/structured).
+          prepareConstrainedOutput(model.tokenizer)
         } catch (error) {
           await model.dispose?.().catch(() => {})
           throw error

@@ -81,12 +81,25 @@ export function createMemoryRateLimiter(options: MemoryRateLimiterOptions): Rate
 
 /**
  * Adapts the Workers binding. It says only yes or no, so Retry-After is the binding's period
- * (10 or 60 seconds, as configured in wrangler.toml).
+ * (10 or 60 seconds, as configured in wrangler.toml). When the binding itself fails (its store
+ * is busy or unreachable), `fallback` (an in-isolate bucket) answers for that request: a
+ * limiter's outage must neither fail every request with a 500 nor lift the limit.
  */
-export function workersRateLimiter(binding: WorkersRateLimitBinding, periodSeconds: number): RateLimiter {
+export function workersRateLimiter(
+  binding: WorkersRateLimitBinding,
+  periodSeconds: number,
+  fallback: RateLimiter,
+  onBindingError: (error: unknown) => void = () => {},
+): RateLimiter {
   return {
     async limit(key) {
-      const { success } = await binding.limit({ key })
+      let success: boolean
+      try {
+        ;({ success } = await binding.limit({ key }))
+      } catch (error) {
+        onBindingError(error)
+        return fallback.limit(key)
+      }
       return { allowed: success, retryAfterSeconds: success ? 0 : periodSeconds }
     },
   }

@@ -17,7 +17,14 @@ export {
   type SchemaNode,
   supportedFormats,
 } from './json-schema.ts'
-export { applyMask, cachedScanBytes, Grammar, GrammarMatcher, prepareStrings } from './matcher.ts'
+export {
+  applyMask,
+  cachedScanBytes,
+  Grammar,
+  GrammarMatcher,
+  prepareConstrainedOutput,
+  prepareStrings,
+} from './matcher.ts'
 export { compilePattern } from './regex.ts'
 export { readToolCalls, toolCallClose, toolCallOpen } from './tool-calls.ts'
 export { type TokenSource, TokenVocabulary, vocabularyOf } from './vocabulary.ts'
