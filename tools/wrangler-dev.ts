@@ -245,7 +245,8 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   // An explicit inspector port too: the default (9229, then 9230) collides when several run side by side.
   const inspectorPort = await freePort()
   const configPath = options.configPath ?? edgeWorkerConfigPath()
-  const ownStateDir = options.stateDir === undefined ? mkdtempSync(join(tmpdir(), 'ondevice-wrangler-state-')) : undefined
+  const ownStateDir =
+    options.stateDir === undefined ? mkdtempSync(join(tmpdir(), 'ondevice-wrangler-state-')) : undefined
   const stateDir = options.stateDir ?? ownStateDir
   const args = [
     wranglerCliPath(),
