@@ -4,6 +4,7 @@
 
 import { InvalidArgumentError, ModelError } from './errors.ts'
 import { type BackendMemoryEstimate, type MemoryBackend, memoryBackends } from './memory-estimate.ts'
+import { onnxSuffixByDtype } from './weight-format.ts'
 
 /** Architectures the runtime and builder know. Qwen3.5's config nests the text part as qwen3_5_text. */
 export const modelTypes = ['llama', 'qwen3', 'qwen3_5', 'qwen3_5_text'] as const
@@ -81,14 +82,6 @@ export function manifestMemoryEstimate(
   return typeof bytes === 'number' ? { bytes } : undefined
 }
 
-const dtypeSuffix: Record<ModelDtype, string> = {
-  fp32: '',
-  fp16: '_fp16',
-  q4: '_q4',
-  q4f16: '_q4f16',
-  q8: '_quantized',
-}
-
 /** Which graphs a package holds: one `model*.onnx` (Llama, Qwen3) or embed + decoder (Qwen3.5). */
 export type GraphLayout = 'single' | 'embed-decoder'
 
@@ -107,7 +100,7 @@ export interface OnnxFileNames {
 export function onnxFileNames(modelType: ModelType, dtype: ModelDtype): OnnxFileNames {
   if (!(modelDtypes as readonly string[]).includes(dtype))
     throw new InvalidArgumentError('dtype', `Unknown dtype "${dtype}": use one of ${modelDtypes.join(', ')}.`)
-  const suffix = dtypeSuffix[dtype]
+  const suffix = onnxSuffixByDtype[dtype] as string
   if (graphLayoutFor(modelType) === 'embed-decoder')
     return {
       model: `onnx/decoder_model_merged${suffix}.onnx`,
@@ -127,7 +120,7 @@ export function dtypeOfOnnxFile(path: string): ModelDtype | undefined {
     /(?:^|\/)(?:model|decoder_model_merged|embed_tokens)(_fp16|_q4f16|_q4|_quantized)?\.onnx$/.exec(path)
   if (!match) return undefined
   const suffix = match[1] ?? ''
-  return (Object.keys(dtypeSuffix) as ModelDtype[]).find((d) => dtypeSuffix[d] === suffix)
+  return modelDtypes.find((dtype) => onnxSuffixByDtype[dtype] === suffix)
 }
 
 /** Qwen3.5 linear-attention (Gated DeltaNet) dimensions; absent for other architectures. */
