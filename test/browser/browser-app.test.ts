@@ -10,6 +10,8 @@
 //    once the server is fixed, the same profile loads the device (nothing bad was cached).
 // 3. Options that cannot work in a browser throw InvalidArgumentError with the fix.
 // 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
+// 5. The same app under Vite's dev server (`vite`, where a developer starts): the device loads the
+//    engine from the installed package and answers, and Vite prints no warning about it.
 // No console errors on the app's page.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
@@ -19,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { extname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
-import { build } from 'vite'
+import { build, createLogger, createServer as createViteServer } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { machineNpm, packOnce, run, userEnvironment } from '../consumers/consumer-project.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
@@ -329,6 +331,48 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       expect(consoleErrors).toEqual([])
     } finally {
       await context.close()
+    }
+  }, 300_000)
+
+  it('under the Vite dev server the device loads from the installed package, with no warnings', async () => {
+    const app = join(work, 'app')
+    // The package is the app's static file, as a developer would put it in public/.
+    await mkdir(join(app, 'public', 'models'), { recursive: true })
+    await symlink(packageDirectory, join(app, 'public', 'models', 'default'), 'dir').catch(() => undefined)
+    const warnings: string[] = []
+    const logger = createLogger('warn')
+    logger.warn = (message) => void warnings.push(message)
+    logger.warnOnce = (message) => void warnings.push(message)
+    logger.error = (message) => void warnings.push(message)
+    const server = await createViteServer({
+      root: app,
+      configFile: join(app, 'vite.config.ts'),
+      customLogger: logger,
+      server: { host: '127.0.0.1', port: 0, strictPort: false },
+    })
+    const context = await chromium.newContext()
+    try {
+      await server.listen()
+      const address = server.httpServer?.address() as AddressInfo
+      const origin = `http://127.0.0.1:${address.port}`
+      const page = await context.newPage()
+      const consoleErrors: string[] = []
+      page.on('console', (message) => {
+        if (message.type() === 'error') consoleErrors.push(message.text())
+      })
+      page.on('pageerror', (error) => consoleErrors.push(error.message))
+      await page.goto(`${origin}/?edge=${encodeURIComponent(edgeUrl)}&minTokensPerSecond=0.01`)
+      await page.waitForFunction(() => 'app' in window, undefined, { timeout: 120_000 })
+      const prepared = await call(page, 'prepare')
+      expect(prepared, JSON.stringify(prepared)).toMatchObject({ route: 'device', loaded: true })
+      const answer = await call(page, 'summarize')
+      expect(answer, JSON.stringify(answer)).toMatchObject({ route: 'device', backend: 'wasm', error: undefined })
+      expect(answer.text.length).toBeGreaterThan(0)
+      expect(consoleErrors).toEqual([])
+      expect(warnings).toEqual([])
+    } finally {
+      await context.close()
+      await server.close()
     }
   }, 300_000)
 
