@@ -1,12 +1,18 @@
-// Builds wasm/engine/engine.wasm from wasm/engine/src/*.c with clang's wasm32 target and wasm-ld
+// Builds the engine's modules from wasm/engine/src/*.c with clang's wasm32 target and wasm-ld
 // (`npm run build:engine`). Why C + clang: LLVM's WebAssembly backend schedules and unrolls SIMD128
 // code well, the kernels stay plain C a reader can check against the math, and the toolchain is a
 // Debian package (clang, lld). The flags are fixed and the output carries no paths, timestamps or
-// debug names, so the same compiler gives the same bytes; the committed engine.wasm is checked
+// debug names, so the same compiler gives the same bytes; the committed .wasm files are checked
 // against a fresh build by build.test.ts.
 //
-//   npm run build:engine              rebuild engine.wasm
-//   npm run build:engine -- --check   exit 1 if the committed file differs from a fresh build
+// Four modules: engine.wasm (SIMD128, every host), engine-threads.wasm (the same over shared
+// memory), and their relaxed-SIMD builds engine-relaxed.wasm / engine-threads-relaxed.wasm, which
+// add the 4-bit kernels on i32x4.relaxed_dot_i8x16_i7x16_add_s (src/gemm-q4-relaxed.c) for hosts
+// that validate them. The plain modules are built by clang 14 (Debian 12's `clang`); the relaxed
+// ones need clang 16 (`clang-16`, `wasm-ld-16`): clang 14 has no builtin for the relaxed dot.
+//
+//   npm run build:engine              rebuild every module
+//   npm run build:engine -- --check   exit 1 if a committed file differs from a fresh build
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,6 +22,31 @@ export const engineFolder = import.meta.dirname
 export const engineWasmPath = join(engineFolder, 'engine.wasm')
 /** The same kernels over shared memory (atomics), for worker threads splitting rows. */
 export const engineThreadsWasmPath = join(engineFolder, 'engine-threads.wasm')
+/** The relaxed-SIMD builds of the two (src/gemm-q4-relaxed.c). */
+export const engineRelaxedWasmPath = join(engineFolder, 'engine-relaxed.wasm')
+export const engineThreadsRelaxedWasmPath = join(engineFolder, 'engine-threads-relaxed.wasm')
+
+/** One module the build writes. */
+export interface EngineVariant {
+  readonly file: string
+  readonly path: string
+  /** Shared memory and atomics (helper threads). */
+  readonly threads: boolean
+  /** Relaxed SIMD (clang 16). */
+  readonly relaxed: boolean
+}
+
+export const engineVariants: readonly EngineVariant[] = [
+  { file: 'engine.wasm', path: engineWasmPath, threads: false, relaxed: false },
+  { file: 'engine-threads.wasm', path: engineThreadsWasmPath, threads: true, relaxed: false },
+  { file: 'engine-relaxed.wasm', path: engineRelaxedWasmPath, threads: false, relaxed: true },
+  { file: 'engine-threads-relaxed.wasm', path: engineThreadsRelaxedWasmPath, threads: true, relaxed: true },
+]
+
+/** The compiler and linker of a variant: clang 16 for relaxed SIMD, the system clang otherwise. */
+export function toolchain(relaxed: boolean): { clang: string; wasmLd: string } {
+  return relaxed ? { clang: 'clang-16', wasmLd: 'wasm-ld-16' } : { clang: 'clang', wasmLd: 'wasm-ld' }
+}
 const sourceFolder = join(engineFolder, 'src')
 
 /** Compiler flags: the target features every host we support accepts (Node 22+, Chromium 91+, workerd). */
@@ -55,7 +86,9 @@ export const linkFlags = [
 export class ToolchainMissingError extends Error {
   constructor(tool: string, cause: unknown) {
     super(
-      `${tool} was not found: building the engine needs clang (wasm32 target) and wasm-ld. Install them with \`apt-get install clang lld\` (Debian/Ubuntu) or \`brew install llvm lld\` (macOS), then run \`npm run build:engine\`.`,
+      tool.endsWith('-16')
+        ? `${tool} was not found: the relaxed-SIMD modules (engine-relaxed.wasm, engine-threads-relaxed.wasm) need clang 16 and its wasm-ld. Install them with \`apt-get install clang-16 lld-16\` (Debian 12/Ubuntu; or run scripts/setup-system.sh), then run \`npm run build:engine\`.`
+        : `${tool} was not found: building the engine needs clang (wasm32 target) and wasm-ld. Install them with \`apt-get install clang lld\` (Debian/Ubuntu) or \`brew install llvm lld\` (macOS), then run \`npm run build:engine\`.`,
       { cause },
     )
     this.name = 'ToolchainMissingError'
@@ -73,10 +106,10 @@ function run(tool: string, args: readonly string[], cwd: string): void {
   }
 }
 
-/** The clang version line, or undefined when clang is not installed. */
-export function clangVersion(): string | undefined {
+/** The clang version line (clang 16's for `relaxed`), or undefined when it is not installed. */
+export function clangVersion(relaxed = false): string | undefined {
   try {
-    return execFileSync('clang', ['--version'], { encoding: 'utf8' }).split('\n')[0]
+    return execFileSync(toolchain(relaxed).clang, ['--version'], { encoding: 'utf8' }).split('\n')[0]
   } catch {
     return undefined
   }
@@ -85,12 +118,16 @@ export function clangVersion(): string | undefined {
 /** Extra flags for the shared-memory variant. */
 const threadsCompileFlags = ['-matomics'] as const
 const threadsLinkFlags = ['--shared-memory'] as const
+/** Extra flag for the relaxed-SIMD variant. */
+const relaxedCompileFlags = ['-mrelaxed-simd'] as const
 
 /**
  * Compiles and links every src/*.c (sorted, so the link order is fixed); returns the module
- * bytes. `threads`: the shared-memory variant (engine-threads.wasm).
+ * bytes. `threads`: the shared-memory variant (engine-threads.wasm); `relaxed`: the relaxed-SIMD
+ * one (clang 16).
  */
-export function buildEngine(threads = false): Uint8Array {
+export function buildEngine(threads = false, relaxed = false): Uint8Array {
+  const tools = toolchain(relaxed)
   const sources = readdirSync(sourceFolder)
     .filter((file) => file.endsWith('.c'))
     .sort()
@@ -101,10 +138,11 @@ export function buildEngine(threads = false): Uint8Array {
       const object = `${source.replace(/\.c$/, '')}.o`
       // Compiling from inside src/ with relative names keeps absolute paths out of the objects.
       run(
-        'clang',
+        tools.clang,
         [
           ...compileFlags,
           ...(threads ? threadsCompileFlags : []),
+          ...(relaxed ? relaxedCompileFlags : []),
           `-ffile-prefix-map=${sourceFolder}=.`,
           '-c',
           source,
@@ -116,7 +154,7 @@ export function buildEngine(threads = false): Uint8Array {
       objects.push(object)
     }
     run(
-      'wasm-ld',
+      tools.wasmLd,
       [...linkFlags, ...(threads ? threadsLinkFlags : []), ...objects, '-o', 'engine.wasm'],
       work,
     )
@@ -127,11 +165,8 @@ export function buildEngine(threads = false): Uint8Array {
 }
 
 function main(argv: readonly string[]): void {
-  for (const [path, threads] of [
-    [engineWasmPath, false],
-    [engineThreadsWasmPath, true],
-  ] as const) {
-    const bytes = buildEngine(threads)
+  for (const { path, threads, relaxed } of engineVariants) {
+    const bytes = buildEngine(threads, relaxed)
     if (argv.includes('--check')) {
       const committed = new Uint8Array(readFileSync(path))
       const same = committed.length === bytes.length && committed.every((byte, i) => byte === bytes[i])
@@ -139,11 +174,11 @@ function main(argv: readonly string[]): void {
         console.error(`${path} differs from a fresh build: run \`npm run build:engine\` and commit it.`)
         process.exit(1)
       }
-      console.log(`${path} matches a fresh build (${bytes.length} bytes, ${clangVersion()})`)
+      console.log(`${path} matches a fresh build (${bytes.length} bytes, ${clangVersion(relaxed)})`)
       continue
     }
     writeFileSync(path, bytes)
-    console.log(`wrote ${path} (${bytes.length} bytes, ${clangVersion()})`)
+    console.log(`wrote ${path} (${bytes.length} bytes, ${clangVersion(relaxed)})`)
   }
 }
 

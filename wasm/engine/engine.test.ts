@@ -15,6 +15,7 @@ import { OrtDecoder } from '../../builder/testing/ort-decoder.ts'
 import { type ModelConfig, parseModelConfig } from '../../core/model-package.ts'
 import { folderWeightReader, loadEngineModule, nodeEngineThreads } from './node.ts'
 import { createEngineSession, type EngineSession } from './session.ts'
+import { type EngineSimd, hostHasRelaxedSimd } from './simd.ts'
 
 const folder = mkdtempSync(join(tmpdir(), 'ondevice-engine-'))
 afterAll(() => rmSync(folder, { recursive: true, force: true }))
@@ -242,17 +243,21 @@ describe('bad packages fail before any compute, with what is wrong', () => {
   })
 })
 
-describe('threads', () => {
+// Each run also on the other build of the module: the plain SIMD128 engine.wasm against the
+// relaxed-SIMD engine-relaxed.wasm this Node picks by default (src/gemm-q4-relaxed.c).
+const builds: readonly EngineSimd[] = hostHasRelaxedSimd() ? ['plain', 'relaxed'] : ['plain']
+
+describe('threads and module builds', () => {
   it.each(['fp32', 'q8', 'q4'])(
-    '%s: identical logit bytes on 1, 2 and 4 threads (rows and heads split, each output reduced in one order)',
+    '%s: identical logit bytes on 1, 2 and 4 threads (rows and heads split, each output reduced in one order), plain and relaxed-SIMD builds',
     async (dtype) => {
       const { dir } = packages.get('qwen3 (tied, head_dim 32 ≠ hidden / heads)')!
-      const run = async (count: number): Promise<Buffer> => {
+      const run = async (count: number, simd?: EngineSimd): Promise<Buffer> => {
         const session = await createEngineSession({
-          module: await loadEngineModule(),
+          module: await loadEngineModule(simd),
           files: folderWeightReader(dir),
           dtype,
-          ...(count > 1 ? { threads: await nodeEngineThreads(count) } : {}),
+          ...(count > 1 ? { threads: await nodeEngineThreads(count, simd) } : {}),
         })
         try {
           const rows = [await session.append(tokens.slice(0, 70))]
@@ -262,21 +267,23 @@ describe('threads', () => {
           await session.dispose()
         }
       }
-      const one = await run(1)
+      const one = await run(1, 'plain')
+      for (const simd of builds) expect((await run(1, simd)).equals(one)).toBe(true)
       expect((await run(2)).equals(one)).toBe(true)
       expect((await run(4)).equals(one)).toBe(true)
+      expect((await run(2, 'plain')).equals(one)).toBe(true)
     },
   )
 
-  it('Qwen3.5 q4: identical logit bytes on 1 and 3 threads', async () => {
+  it('Qwen3.5 q4: identical logit bytes on 1 and 3 threads, plain and relaxed-SIMD builds', async () => {
     const dir = join(folder, 'qwen3_5-tiny')
     await writeQwen35Fixture({ outDir: dir, size: 'tiny', dtypes: ['q4'] })
-    const run = async (count: number): Promise<Buffer> => {
+    const run = async (count: number, simd?: EngineSimd): Promise<Buffer> => {
       const session = await createEngineSession({
-        module: await loadEngineModule(),
+        module: await loadEngineModule(simd),
         files: folderWeightReader(dir),
         dtype: 'q4',
-        ...(count > 1 ? { threads: await nodeEngineThreads(count) } : {}),
+        ...(count > 1 ? { threads: await nodeEngineThreads(count, simd) } : {}),
       })
       try {
         const rows = [await session.append(tokens.slice(0, 40))]
@@ -286,6 +293,10 @@ describe('threads', () => {
         await session.dispose()
       }
     }
-    expect((await run(3)).equals(await run(1))).toBe(true)
+    const one = await run(1, 'plain')
+    for (const simd of builds) {
+      expect((await run(1, simd)).equals(one)).toBe(true)
+      expect((await run(3, simd)).equals(one)).toBe(true)
+    }
   }, 120_000)
 })

@@ -33,6 +33,46 @@ export interface KernelExports {
     nBegin: number,
     nEnd: number,
   ): void
+  /**
+   * The relaxed-SIMD builds only (src/gemm-q4-relaxed.c): gemm_q4 / gemm_panel_q4's bits from
+   * quantize_rows_q4_relaxed's byte codes.
+   */
+  quantize_rows_q4_relaxed?(
+    x: Pointer,
+    rows: number,
+    k: number,
+    codes: Pointer,
+    scales: Pointer,
+    sums: Pointer,
+  ): void
+  gemm_q4_relaxed?(
+    weights: Pointer,
+    weightScales: Pointer,
+    zeroPoints: Pointer,
+    nTotal: number,
+    blocks: number,
+    codes: Pointer,
+    scales: Pointer,
+    sums: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
+  gemm_panel_q4_relaxed?(
+    weights: Pointer,
+    weightScales: Pointer,
+    zeroPoints: Pointer,
+    nTotal: number,
+    blocks: number,
+    codes: Pointer,
+    scales: Pointer,
+    sums: Pointer,
+    rows: number,
+    y: Pointer,
+    nBegin: number,
+    nEnd: number,
+  ): void
   gemm_q8(
     weights: Pointer,
     weightScales: Pointer,
@@ -240,11 +280,14 @@ export class Kernels {
   readonly k: KernelExports
   /** Helper threads splitting the matrix products and attention (absent: one thread). */
   pool: ThreadPool | undefined
+  /** The module is a relaxed-SIMD build: the 4-bit products run its *_relaxed kernels (same bits). */
+  readonly relaxed: boolean
   #top: number
 
   private constructor(memory: WebAssembly.Memory, exports: KernelExports) {
     this.memory = memory
     this.k = exports
+    this.relaxed = typeof exports.gemm_panel_q4_relaxed === 'function'
     this.#top = exports.__heap_base.value as number
     this.pool = undefined
   }

@@ -1,5 +1,7 @@
 // The engine in Node: engine.wasm read from this folder (compiled once per process) and package
-// files read with positioned reads straight into the engine's memory.
+// files read with positioned reads straight into the engine's memory. Node 22+ validates relaxed
+// SIMD, so it runs engine-relaxed.wasm (./simd.ts); ONDEVICE_ENGINE_SIMD=plain forces the plain
+// SIMD128 modules (tests and benchmarks compare the two), =relaxed insists on the relaxed ones.
 import { type FileHandle, open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,31 +9,64 @@ import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { compileEngine } from './kernels.ts'
 import type { WeightFileReader } from './onnx-weights.ts'
 import type { EngineThreads } from './session.ts'
+import { chooseEngineSimd, type EngineSimd, hostHasRelaxedSimd } from './simd.ts'
 import { startNodeThreads } from './threads-node.ts'
 
-let compiled: Promise<WebAssembly.Module> | undefined
-let compiledThreads: Promise<WebAssembly.Module> | undefined
+const compiled = new Map<string, Promise<WebAssembly.Module>>()
 
-/** engine.wasm, compiled once per process. */
-export function loadEngineModule(): Promise<WebAssembly.Module> {
-  compiled ??= readFile(fileURLToPath(new URL('./engine.wasm', import.meta.url))).then((bytes) =>
-    compileEngine(new Uint8Array(bytes)),
-  )
-  return compiled
+function compileFile(file: string): Promise<WebAssembly.Module> {
+  let module = compiled.get(file)
+  if (!module) {
+    module = readFile(fileURLToPath(new URL(`./${file}`, import.meta.url))).then((bytes) =>
+      compileEngine(new Uint8Array(bytes)),
+    )
+    compiled.set(file, module)
+    module.catch(() => compiled.delete(file))
+  }
+  return module
 }
 
-/** `count` threads for createEngineSession (worker_threads over shared memory); undefined for 1. */
-export async function nodeEngineThreads(count: number): Promise<EngineThreads | undefined> {
+/**
+ * The build to run in this process: `simd` when given, else ONDEVICE_ENGINE_SIMD ('plain' or
+ * 'relaxed'), else relaxed where Node validates it.
+ */
+export function nodeEngineSimd(simd?: EngineSimd): EngineSimd {
+  const requested = simd ?? (process.env.ONDEVICE_ENGINE_SIMD || undefined)
+  if (requested !== undefined && requested !== 'plain' && requested !== 'relaxed')
+    throw new InvalidArgumentError(
+      'ONDEVICE_ENGINE_SIMD',
+      `ONDEVICE_ENGINE_SIMD must be 'plain' or 'relaxed' (or unset to choose by the host), got ${JSON.stringify(requested)}.`,
+    )
+  if (requested === 'relaxed' && !hostHasRelaxedSimd())
+    throw new InvalidArgumentError(
+      'ONDEVICE_ENGINE_SIMD',
+      `the engine's relaxed-SIMD build was asked for, but this Node (${process.version}) does not validate relaxed SIMD: use Node 22 or later, or leave ONDEVICE_ENGINE_SIMD unset.`,
+    )
+  return chooseEngineSimd(requested)
+}
+
+/** The engine's module (engine-relaxed.wasm or engine.wasm, see nodeEngineSimd), compiled once per process. */
+export function loadEngineModule(simd?: EngineSimd): Promise<WebAssembly.Module> {
+  return compileFile(nodeEngineSimd(simd) === 'relaxed' ? 'engine-relaxed.wasm' : 'engine.wasm')
+}
+
+/**
+ * `count` threads for createEngineSession (worker_threads over shared memory, running the
+ * shared-memory build of what loadEngineModule picks); undefined for 1.
+ */
+export async function nodeEngineThreads(
+  count: number,
+  simd?: EngineSimd,
+): Promise<EngineThreads | undefined> {
   if (!Number.isInteger(count) || count < 1 || count > 64)
     throw new InvalidArgumentError(
       'numThreads',
       `numThreads must be an integer from 1 to 64, got ${String(count)}.`,
     )
   if (count === 1) return undefined
-  compiledThreads ??= readFile(fileURLToPath(new URL('./engine-threads.wasm', import.meta.url))).then(
-    (bytes) => compileEngine(new Uint8Array(bytes)),
+  const module = await compileFile(
+    nodeEngineSimd(simd) === 'relaxed' ? 'engine-threads-relaxed.wasm' : 'engine-threads.wasm',
   )
-  const module = await compiledThreads
   return { count, module, start: (kernels) => startNodeThreads(kernels, module, count) }
 }
 

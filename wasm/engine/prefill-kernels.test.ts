@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { Kernels, type Pointer } from './kernels.ts'
 import { loadEngineModule } from './node.ts'
+import { hostHasRelaxedSimd } from './simd.ts'
 import { shareRange } from './thread-pool.ts'
 
 /** A small deterministic generator (the same data on every run). */
@@ -33,8 +34,8 @@ const cases: readonly Case[] = [
   { n: 9, k: 1024, tokens: 4 },
 ]
 
-async function setup(c: Case, seed: number) {
-  const kernels = await Kernels.create(await loadEngineModule())
+async function setup(c: Case, seed: number, module?: WebAssembly.Module) {
+  const kernels = await Kernels.create(module ?? (await loadEngineModule('plain')))
   const random = generator(seed)
   const blocks = Math.ceil(c.k / 32)
   const fill = (pointer: Pointer, bytes: number) => {
@@ -212,6 +213,82 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
     expect(values.every(Number.isFinite)).toBe(true)
     expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)
   })
+})
+
+/** One q4 matrix (weights, scales, zero points in the grouped layout) and its activations. */
+async function q4Setup(c: Case, module: WebAssembly.Module) {
+  const context = await setup(c, c.n * 7 + c.k, module)
+  const { kernels, blocks, fill, floats } = context
+  const K = kernels.k
+  const stored = kernels.alloc(c.n * blocks * 16)
+  fill(stored, c.n * blocks * 16)
+  const weights = kernels.alloc(Math.ceil(c.n / 4) * blocks * 64)
+  K.repack_q4_weights(stored, c.n, blocks, weights)
+  const storedScales = floats(c.n * blocks, 0.02, 0.1)
+  const storedZero = kernels.alloc(c.n * Math.ceil(blocks / 2))
+  fill(storedZero, c.n * Math.ceil(blocks / 2))
+  const groups = Math.ceil(c.n / 4)
+  const groupedScales = kernels.alloc(groups * blocks * 16)
+  const groupedZero = kernels.alloc(groups * blocks * 4)
+  K.repack_q4_scales(storedScales, storedZero, c.n, blocks, groupedScales, groupedZero)
+  return { ...context, matrix: [weights, groupedScales, groupedZero, c.n, blocks] as const }
+}
+
+// The relaxed-SIMD build (engine-relaxed.wasm, src/gemm-q4-relaxed.c) against engine.wasm's
+// kernels, module against module: the same data in each, the plain GEMV's bytes as the answer.
+describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain ones bit for bit', () => {
+  it.each(cases)(
+    'n $n, k $k, $tokens tokens: GEMV per token and batched, GEMM whole and per thread share',
+    async (c) => {
+      const plain = await q4Setup(c, await loadEngineModule('plain'))
+      const relaxed = await q4Setup(c, await loadEngineModule('relaxed'))
+      const P = plain.kernels.k
+      const R = relaxed.kernels.k
+      expect(relaxed.kernels.relaxed && !plain.kernels.relaxed).toBe(true)
+      const blocks = plain.blocks
+      const size = c.tokens * c.n
+      P.quantize_rows_q4(plain.x, c.tokens, c.k, plain.codes, plain.scales, plain.sums)
+      const expected = plain.kernels.alloc(size * 4)
+      P.gemm_q4(...plain.matrix, plain.codes, plain.scales, plain.sums, c.tokens, expected, 0, c.n)
+
+      R.quantize_rows_q4_relaxed!(relaxed.x, c.tokens, c.k, relaxed.codes, relaxed.scales, relaxed.sums)
+      // The same quantization: scales and sums byte for byte.
+      expect(Buffer.from(relaxed.kernels.bytes(relaxed.scales, c.tokens * blocks * 4))).toEqual(
+        Buffer.from(plain.kernels.bytes(plain.scales, c.tokens * blocks * 4)),
+      )
+      expect(Buffer.from(relaxed.kernels.bytes(relaxed.sums, c.tokens * blocks * 4))).toEqual(
+        Buffer.from(plain.kernels.bytes(plain.sums, c.tokens * blocks * 4)),
+      )
+      const args = [relaxed.codes, relaxed.scales, relaxed.sums] as const
+      const decode = relaxed.kernels.alloc(size * 4)
+      for (let t = 0; t < c.tokens; t++)
+        R.gemm_q4_relaxed!(
+          ...relaxed.matrix,
+          args[0] + t * blocks * 32,
+          args[1] + t * blocks * 4,
+          args[2] + t * blocks * 4,
+          1,
+          decode + t * c.n * 4,
+          0,
+          c.n,
+        )
+      const batched = relaxed.kernels.alloc(size * 4)
+      R.gemm_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, batched, 0, c.n)
+      const panel = relaxed.kernels.alloc(size * 4)
+      R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, panel, 0, c.n)
+      const shared = relaxed.kernels.alloc(size * 4)
+      for (let share = 0; share < 3; share++) {
+        const [begin, end] = shareRange(c.n, 3, 4, share)
+        if (begin < end) R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, shared, begin, end)
+      }
+      const answer = bytesOf(plain.kernels, expected, size)
+      for (const result of [decode, batched, panel, shared])
+        expect(bytesOf(relaxed.kernels, result, size).equals(answer)).toBe(true)
+      const values = relaxed.kernels.f32(panel, size)
+      expect(values.every(Number.isFinite)).toBe(true)
+      expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)
+    },
+  )
 })
 
 /** round-half-to-even of a float32 value (WebAssembly's nearest). */

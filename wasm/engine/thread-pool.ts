@@ -18,6 +18,9 @@ export const parallelKernels = [
   'gemm_f32',
   'gemm_panel_q4',
   'gemm_panel_q8',
+  // Relaxed-SIMD modules only (src/gemm-q4-relaxed.c).
+  'gemm_q4_relaxed',
+  'gemm_panel_q4_relaxed',
   'attention_split',
   // Qwen3.5: value heads of the delta rule, channels of the causal conv.
   'qwen35_gated_delta',

@@ -83,7 +83,9 @@ export class Linear {
   prepare(x: Pointer, rows: number): void {
     const s = this.#scratch
     if (rows > s.rows || this.inFeatures > s.k) throw new RangeError('activation scratch too small')
-    if (this.format === 'q4')
+    if (this.format === 'q4' && this.#kernels.relaxed)
+      this.#kernels.k.quantize_rows_q4_relaxed!(x, rows, this.inFeatures, s.codes, s.scales, s.sums)
+    else if (this.format === 'q4')
       this.#kernels.k.quantize_rows_q4(x, rows, this.inFeatures, s.codes, s.scales, s.sums)
     else if (this.format === 'q8')
       this.#kernels.k.quantize_rows_q8(x, rows, this.inFeatures, s.codes, s.scales)
@@ -97,12 +99,31 @@ export class Linear {
   /**
    * The split kernel call that multiply runs. Four output rows per group: a thread's range starts
    * on a group boundary. Several tokens (prefill) take the panel GEMM, one token the GEMV: the
-   * same bits either way.
+   * same bits either way. A relaxed-SIMD module runs its *_relaxed 4-bit kernels (the same bits
+   * again, from prepare's byte codes).
    */
   job(x: Pointer, rows: number, y: Pointer): ParallelJob {
     const s = this.#scratch
     const n = this.outFeatures
     const panel = rows >= panelRows
+    if (this.format === 'q4' && this.#kernels.relaxed)
+      return {
+        kernel: panel ? 'gemm_panel_q4_relaxed' : 'gemm_q4_relaxed',
+        args: [
+          this.#weights,
+          this.#scales,
+          this.#zeroPoints,
+          n,
+          this.#blocks,
+          s.codes,
+          s.scales,
+          s.sums,
+          rows,
+          y,
+        ],
+        total: n,
+        align: 4,
+      }
     if (this.format === 'q4')
       return panel
         ? {

@@ -1,0 +1,276 @@
+// The 4-bit matrix products on relaxed SIMD's integer dot product (engine-relaxed.wasm and
+// engine-threads-relaxed.wasm only; the plain modules compile this file to nothing).
+//
+// i16x8.relaxed_dot_i8x16_i7x16_s multiplies sixteen signed bytes by sixteen bytes of its second
+// operand and adds adjacent pairs into 16-bit lanes. It is "relaxed" only for a second operand
+// with the top bit set (a host may read it as signed or unsigned) and where a pair sum could
+// saturate 16 bits (x86's pmaddubsw). Here the second operand is always a weight code 0..15 and
+// the first an activation code in [-127, 127]: every pair sum is within ±3810, so every host
+// computes the same exact integer. One instruction per sixteen multiply-adds where the i16 path
+// (i32x4.dot_i16x8_s) needs two, and the codes stay bytes.
+//
+// Layouts. Weights are gemv-q4.c's grouped layout unchanged: a group block's vector v holds, in
+// byte 4j + 2h + s, row j's elements 8v + 2p + h in nibble p = 2s (low) and 2s + 1 (high). So
+// v & 0x0f gives, in lane j's four bytes, row j's elements 8v + {0, 4, 1, 5}, and (v >> 4) & 0x0f
+// its elements 8v + {2, 6, 3, 7}: no shuffle. The activations are quantized the same way as for
+// the other kernels (quantize_rows_q4_relaxed: same codes, scales and sums) and stored as bytes
+// in that element order (per eight: 0 4 1 5 2 6 3 7), so four of them broadcast to every lane
+// meet the four rows' matching weights.
+//
+// Arithmetic: per block and output row, the integer dot(code, a) reduced completely (integer, so
+// the order is immaterial), minus zero · sum(a) exactly, then the one float step
+// acc += float(dot) * (scale_w * scale_a), block after block: gemm_q4's formula, so the same bits
+// as gemm_q4 / gemm_panel_q4 for every output, any split, any host.
+#include "gemm-panel.h"
+
+#ifdef __wasm_relaxed_simd__
+
+typedef signed char relaxed_i8x16 __attribute__((vector_size(16)));
+
+/** int16 lane i: a[2i] · w[2i] + a[2i + 1] · w[2i + 1], within ±3810 (no host saturates it). */
+static inline v128_t dot_pairs(v128_t a, v128_t w) {
+  return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_s_i16x8((relaxed_i8x16)a, (relaxed_i8x16)w);
+}
+
+/** Bytes per group of four rows and block of 32, in the grouped layout (gemv-q4.c). */
+#define GROUP_BLOCK_BYTES 64
+/** Blocks per panel chunk: 8 rows x 64 blocks x 32 bytes = 16 KiB of codes. */
+#define RELAXED_PANEL_BLOCKS 64
+
+/** zero · sum (lane j: z_j · s) as one i32x4.dot_i16x8_s: z_j in the low int16 of lane j, |s| < 2^15. */
+static inline v128_t zero_term(v128_t z32, const int32_t *sum) {
+  return wasm_i32x4_dot_i16x8(z32, wasm_v128_load32_splat(sum));
+}
+
+/** The four zero-point bytes as int32 lanes. */
+static inline v128_t load_zero4(const uint8_t *zero4) {
+  return wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(zero4)));
+}
+
+static inline v128_t accumulate(v128_t acc, v128_t dot, const float *w_scales, v128_t a_scale) {
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot),
+                                            wasm_f32x4_mul(wasm_v128_load(w_scales), a_scale)));
+}
+
+static inline void store_valid(float *y, v128_t v, int valid) {
+  if (valid >= 4) {
+    wasm_v128_store(y, v);
+    return;
+  }
+  float lanes[4];
+  wasm_v128_store(lanes, v);
+  for (int j = 0; j < valid; j++) y[j] = lanes[j];
+}
+
+static inline v128_t load_valid(const float *y, int valid) {
+  if (valid >= 4) return wasm_v128_load(y);
+  float lanes[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int j = 0; j < valid; j++) lanes[j] = y[j];
+  return wasm_v128_load(lanes);
+}
+
+/**
+ * The decode product (and short prompts): y[r, n] for r < rows, n in [n_begin, n_end), y
+ * [rows, n_total]. Arguments as gemm_q4's, with codes / scales / sums from
+ * quantize_rows_q4_relaxed. n_begin is a multiple of 4.
+ */
+EXPORT(gemm_q4_relaxed)
+void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points, int n_total,
+                     int blocks, const int8_t *codes, const float *scales, const int32_t *sums, int rows, float *y,
+                     int n_begin, int n_end) {
+  // The nibble mask from an argument, so the compiler keeps it in a register (see gemv-q4.c).
+  const v128_t mask = wasm_i8x16_splat((int8_t)(0x0f | (blocks >> 30)));
+  const int64_t group_bytes = (int64_t)blocks * GROUP_BLOCK_BYTES;
+  for (int n = n_begin; n < n_end; n += 4) {
+    const uint8_t *w = weights + (int64_t)(n >> 2) * group_bytes;
+    const float *ws = weight_scales + (int64_t)(n >> 2) * blocks * 4;
+    const uint8_t *wz = zero_points + (int64_t)(n >> 2) * blocks * 4;
+    int valid = n_end - n < 4 ? n_end - n : 4;
+    for (int r = 0; r < rows; r++) {
+      const int8_t *a = codes + (int64_t)r * blocks * BLOCK;
+      const float *as = scales + (int64_t)r * blocks;
+      const int32_t *asum = sums + (int64_t)r * blocks;
+      v128_t acc = wasm_f32x4_splat(0.0f);
+      for (int b = 0; b < blocks; b++) {
+        const uint8_t *wb = w + b * GROUP_BLOCK_BYTES;
+        const int8_t *ab = a + b * BLOCK;
+        PANEL_OPAQUE(wb);
+        PANEL_OPAQUE(ab);
+        // The eight pair dots summed in int16 (exact, see panel_dot), widened once.
+        v128_t pairs[4];
+        for (int v = 0; v < 4; v++) {
+          v128_t x = wasm_v128_load(wb + 16 * v);
+          pairs[v] = wasm_i16x8_add(dot_pairs(wasm_v128_load32_splat(ab + 8 * v), wasm_v128_and(x, mask)),
+                                    dot_pairs(wasm_v128_load32_splat(ab + 8 * v + 4),
+                                              wasm_v128_and(wasm_u16x8_shr(x, 4), mask)));
+        }
+        v128_t d = wasm_i32x4_extadd_pairwise_i16x8(
+            wasm_i16x8_add(wasm_i16x8_add(pairs[0], pairs[1]), wasm_i16x8_add(pairs[2], pairs[3])));
+        v128_t dot = wasm_i32x4_sub(d, zero_term(load_zero4(wz + b * 4), asum + b));
+        acc = accumulate(acc, dot, ws + b * 4, wasm_f32x4_splat(as[b]));
+      }
+      store_valid(y + (int64_t)r * n_total + n, acc, valid);
+    }
+  }
+}
+
+/**
+ * Unpacks `count` rows (4 or 8) x blocks [b0, b0 + nb) of row n onward into the panel: per
+ * (block, group) eight vectors (the low and high nibbles of each of the group block's four
+ * vectors, codes 0..15 as bytes) at panel + (b * groups + g) * 128, and the four zero points as
+ * int32 lanes at zeros[b * groups + g].
+ */
+static inline void unpack_relaxed_panel(const uint8_t *weights, const uint8_t *zero_points, int blocks, int n,
+                                        int groups, int b0, int nb, v128_t mask, uint8_t *panel, v128_t *zeros) {
+  const int64_t group_bytes = (int64_t)blocks * GROUP_BLOCK_BYTES;
+  for (int b = 0; b < nb; b++)
+    for (int g = 0; g < groups; g++) {
+      int64_t group = (n >> 2) + g;
+      const uint8_t *w = weights + group * group_bytes + (int64_t)(b0 + b) * GROUP_BLOCK_BYTES;
+      uint8_t *out = panel + (b * groups + g) * 128;
+      for (int v = 0; v < 4; v++) {
+        v128_t x = wasm_v128_load(w + 16 * v);
+        wasm_v128_store(out + 32 * v, wasm_v128_and(x, mask));
+        wasm_v128_store(out + 32 * v + 16, wasm_v128_and(wasm_u16x8_shr(x, 4), mask));
+      }
+      zeros[b * groups + g] = load_zero4(zero_points + (group * blocks + b0 + b) * 4);
+    }
+}
+
+/**
+ * The integer block dot of one group (lane j = row j) from its panel vectors and the token's
+ * broadcasts. The eight pair dots are added in int16 (each lane gets eight pair sums of at most
+ * 2 · 127 · 15 in magnitude: |sum| <= 30480 < 2^15, exact), then widened once: three
+ * instructions fewer per vector than the int32 form where the host lowers the relaxed dot to
+ * pmaddubsw (x86 without AVX-VNNI).
+ */
+static inline v128_t panel_dot(const uint8_t *w, const v128_t *a) {
+  v128_t s0 = wasm_i16x8_add(dot_pairs(a[0], wasm_v128_load(w)), dot_pairs(a[1], wasm_v128_load(w + 16)));
+  v128_t s1 = wasm_i16x8_add(dot_pairs(a[2], wasm_v128_load(w + 32)), dot_pairs(a[3], wasm_v128_load(w + 48)));
+  v128_t s2 = wasm_i16x8_add(dot_pairs(a[4], wasm_v128_load(w + 64)), dot_pairs(a[5], wasm_v128_load(w + 80)));
+  v128_t s3 = wasm_i16x8_add(dot_pairs(a[6], wasm_v128_load(w + 96)), dot_pairs(a[7], wasm_v128_load(w + 112)));
+  return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(wasm_i16x8_add(s0, s1), wasm_i16x8_add(s2, s3)));
+}
+
+/** panel_dot for two tokens at once (a, c: their block codes), each panel vector loaded once. */
+static inline void panel_dot2(const uint8_t *w, const int8_t *a, const int8_t *c, v128_t *out_a, v128_t *out_c) {
+  v128_t sa[2], sc[2];
+  for (int h = 0; h < 2; h++) {
+    v128_t ta = wasm_i16x8_splat(0), tc = ta;
+    for (int u = 4 * h; u < 4 * h + 4; u++) {
+      v128_t x = wasm_v128_load(w + 16 * u);
+      ta = wasm_i16x8_add(ta, dot_pairs(wasm_v128_load32_splat(a + 4 * u), x));
+      tc = wasm_i16x8_add(tc, dot_pairs(wasm_v128_load32_splat(c + 4 * u), x));
+    }
+    sa[h] = ta;
+    sc[h] = tc;
+  }
+  *out_a = wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(sa[0], sa[1]));
+  *out_c = wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(sc[0], sc[1]));
+}
+
+/** Every token over one panel of `groups` (1 or 2) groups; as run_q4_panel in gemm-q4.c. */
+static inline __attribute__((always_inline)) void run_relaxed_panel(
+    const uint8_t *panel, const v128_t *zeros, const float *weight_scales, int n_total, int blocks,
+    const int8_t *codes, const float *scales, const int32_t *sums, int rows, float *y, int n, int groups, int valid,
+    int b0, int nb, int first) {
+  const float *ws0 = weight_scales + ((int64_t)(n >> 2) * blocks + b0) * 4;
+  const float *ws1 = ws0 + (int64_t)blocks * 4;
+  int t = 0;
+  // Two tokens per pass over the panel: each panel vector is loaded once for both.
+  for (; t + 2 <= rows; t += 2) {
+    const int8_t *a = codes + ((int64_t)t * blocks + b0) * BLOCK;
+    const int8_t *c = a + (int64_t)blocks * BLOCK;
+    const float *as = scales + (int64_t)t * blocks + b0;
+    const int32_t *asum = sums + (int64_t)t * blocks + b0;
+    float *yt = y + (int64_t)t * n_total + n;
+    float *yc = yt + n_total;
+    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_valid(yt, valid);
+    v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
+    v128_t acc2 = first ? wasm_f32x4_splat(0.0f) : load_valid(yc, valid);
+    v128_t acc3 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yc + 4);
+    for (int b = 0; b < nb; b++) {
+      const int8_t *ab = a + b * BLOCK;
+      const int8_t *cb = c + b * BLOCK;
+      const uint8_t *w = panel + b * groups * 128;
+      PANEL_OPAQUE(ab);
+      PANEL_OPAQUE(cb);
+      PANEL_OPAQUE(w);
+      v128_t scale_a = wasm_f32x4_splat(as[b]), scale_c = wasm_f32x4_splat(as[blocks + b]);
+      v128_t sum_a = wasm_v128_load32_splat(asum + b), sum_c = wasm_v128_load32_splat(asum + blocks + b);
+      v128_t da, dc;
+      panel_dot2(w, ab, cb, &da, &dc);
+      acc0 = accumulate(acc0, wasm_i32x4_sub(da, wasm_i32x4_dot_i16x8(zeros[b * groups], sum_a)), ws0 + b * 4, scale_a);
+      acc2 = accumulate(acc2, wasm_i32x4_sub(dc, wasm_i32x4_dot_i16x8(zeros[b * groups], sum_c)), ws0 + b * 4, scale_c);
+      if (groups == 2) {
+        panel_dot2(w + 128, ab, cb, &da, &dc);
+        acc1 = accumulate(acc1, wasm_i32x4_sub(da, wasm_i32x4_dot_i16x8(zeros[b * groups + 1], sum_a)), ws1 + b * 4,
+                          scale_a);
+        acc3 = accumulate(acc3, wasm_i32x4_sub(dc, wasm_i32x4_dot_i16x8(zeros[b * groups + 1], sum_c)), ws1 + b * 4,
+                          scale_c);
+      }
+    }
+    store_valid(yt, acc0, valid);
+    store_valid(yc, acc2, valid);
+    if (groups == 2) {
+      wasm_v128_store(yt + 4, acc1);
+      wasm_v128_store(yc + 4, acc3);
+    }
+  }
+  for (; t < rows; t++) {
+    const int8_t *a = codes + ((int64_t)t * blocks + b0) * BLOCK;
+    const float *as = scales + (int64_t)t * blocks + b0;
+    const int32_t *asum = sums + (int64_t)t * blocks + b0;
+    float *yt = y + (int64_t)t * n_total + n;
+    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_valid(yt, valid);
+    v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
+    for (int b = 0; b < nb; b++) {
+      const int8_t *ab = a + b * BLOCK;
+      const uint8_t *w = panel + b * groups * 128;
+      PANEL_OPAQUE(ab);
+      PANEL_OPAQUE(w);
+      v128_t splat[8];
+      for (int u = 0; u < 8; u++) splat[u] = wasm_v128_load32_splat(ab + 4 * u);
+      v128_t scale_a = wasm_f32x4_splat(as[b]);
+      v128_t sum = wasm_v128_load32_splat(asum + b);
+      v128_t dot0 = wasm_i32x4_sub(panel_dot(w, splat), wasm_i32x4_dot_i16x8(zeros[b * groups], sum));
+      acc0 = accumulate(acc0, dot0, ws0 + b * 4, scale_a);
+      if (groups == 2) {
+        v128_t dot1 = wasm_i32x4_sub(panel_dot(w + 128, splat), wasm_i32x4_dot_i16x8(zeros[b * groups + 1], sum));
+        acc1 = accumulate(acc1, dot1, ws1 + b * 4, scale_a);
+      }
+    }
+    store_valid(yt, acc0, valid);
+    if (groups == 2) wasm_v128_store(yt + 4, acc1);
+  }
+}
+
+/**
+ * The prefill product: gemm_panel_q4's tiling (eight rows unpacked once per chunk of k, every
+ * token over them) on the relaxed dot. Arguments as gemm_q4_relaxed's.
+ */
+EXPORT(gemm_panel_q4_relaxed)
+void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points,
+                           int n_total, int blocks, const int8_t *codes, const float *scales, const int32_t *sums,
+                           int rows, float *y, int n_begin, int n_end) {
+  const v128_t mask = wasm_i8x16_splat((int8_t)(0x0f | (blocks >> 30)));
+  uint8_t panel[2 * RELAXED_PANEL_BLOCKS * 128] __attribute__((aligned(16)));
+  v128_t zeros[2 * RELAXED_PANEL_BLOCKS];
+  for (int n = n_begin; n < n_end;) {
+    int groups = n + 8 <= n_end ? 2 : 1;
+    int valid = n_end - n < 4 * groups ? n_end - n : 4 * groups;
+    for (int b0 = 0; b0 < blocks; b0 += RELAXED_PANEL_BLOCKS) {
+      int nb = blocks - b0 < RELAXED_PANEL_BLOCKS ? blocks - b0 : RELAXED_PANEL_BLOCKS;
+      unpack_relaxed_panel(weights, zero_points, blocks, n, groups, b0, nb, mask, panel, zeros);
+      if (groups == 2)
+        run_relaxed_panel(panel, zeros, weight_scales, n_total, blocks, codes, scales, sums, rows, y, n, 2, valid, b0,
+                          nb, b0 == 0);
+      else
+        run_relaxed_panel(panel, zeros, weight_scales, n_total, blocks, codes, scales, sums, rows, y, n, 1, valid, b0,
+                          nb, b0 == 0);
+    }
+    n += groups * 4;
+  }
+}
+
+#endif
