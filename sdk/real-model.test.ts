@@ -14,11 +14,14 @@ import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import { createWorkerDeviceHost, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
+import type { ModelSession } from '../core/model-session.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { startStaticServer } from '../demo/static-server.ts'
 import { type Faults, withFaults } from '../test/sdk/test-device-host.ts'
 import { serveApp, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
+import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
 import { loadEngineModule } from '../wasm/engine/node.ts'
+import type { EngineSession } from '../wasm/engine/session.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import { createApp } from '../worker/app.ts'
 import { loadEdgeModel } from '../worker/edge-model.ts'
@@ -62,16 +65,18 @@ function deviceClient(
   faults: Faults = {},
   policy: 'prefer-device' | 'device-only' = 'prefer-device',
   backend: 'wasm' | 'ort-wasm' = 'wasm',
+  threads: { numThreads?: number; wrapSession?: (session: ModelSession) => ModelSession } = {},
 ) {
   const deviceHost = createRuntimeDeviceHost({
     store: createNodeStore({ cacheDir: join(workDir, 'device-cache') }),
-    wrapSession: (session) => withFaults(session, faults),
+    wrapSession: threads.wrapSession ?? ((session) => withFaults(session, faults)),
   })
   return createClient(
     {
       model: packageDir,
       backend,
       policy,
+      ...(threads.numThreads === undefined ? {} : { numThreads: threads.numThreads }),
       // A 2-core CI box runs this tiny fixture slowly; the probe must not send it to the edge.
       thresholds: { minDeviceTokensPerSecond: 1 },
       ...(policy === 'device-only' ? {} : { edge: { url: edge.url } }),
@@ -133,6 +138,45 @@ describe('a real model on WASM, device and edge', () => {
     expect(finish.usage.route).toBe('device+edge')
     expect(finish.usage.backend).toBe('wasm+wasm')
     await client.dispose()
+  })
+
+  it("a helper thread of the device's engine dies at token 5: the engine's error hands off, identical answer", async () => {
+    // The real engine on two threads; before decode step 5 one of its helpers is terminated (as
+    // a browser or the system may stop a worker), so that step's first pass fails.
+    const helpers: Worker[] = []
+    const killAtToken = (session: ModelSession): ModelSession => {
+      let probing = true
+      let calls = 0
+      return watchAppends(
+        session,
+        async (tokenIds, options) => {
+          if (probing) return
+          if (isDecodeStep(tokenIds, options)) calls++
+          const pool = (session as EngineSession).model.kernels.pool
+          if (!pool) throw new Error('the device engine runs without helper threads')
+          helpers.push(...(pool.helpers as Worker[]).filter((helper) => !helpers.includes(helper)))
+          if (calls === 5) await (pool.helpers[0] as Worker).terminate()
+        },
+        { onReset: () => (probing = false) },
+      )
+    }
+    const client = deviceClient({}, 'prefer-device', 'wasm', { numThreads: 2, wrapSession: killAtToken })
+    try {
+      const parts = await collect(client.stream(request))
+      const handoff = parts.find((part) => part.type === 'handoff')
+      expect(handoff).toMatchObject({ type: 'handoff', completedTokens: 5 })
+      expect(handoff?.type === 'handoff' && handoff.reason).toMatch(/helper thread 1 exited/)
+      const finish = parts.at(-1)
+      if (finish?.type !== 'finish') throw new Error(`no finish: ${JSON.stringify(finish)}`)
+      expect(finish.tokenIds).toEqual(reference.tokenIds)
+      expect(finish.text).toBe(reference.text)
+      expect(finish.usage.route).toBe('device+edge')
+      // The failed model was dropped: none of its helper threads is left running.
+      expect(helpers.length).toBe(1)
+      expect(helpers.map((helper) => helper.threadId)).toEqual([-1])
+    } finally {
+      await client.dispose()
+    }
   })
 
   it('a URL package: the edge answers while it downloads; later, with no network at all, the device answers', async () => {

@@ -7,6 +7,7 @@ import {
   ContextLengthError,
   InvalidArgumentError,
   ModelError,
+  type OndeviceError,
 } from '../../core/errors.ts'
 import {
   type ModelConfig,
@@ -102,9 +103,15 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       config.maxPositionEmbeddings,
       options.contextLength ?? Number.POSITIVE_INFINITY,
     )
-    model = await loader(
-      new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
-    )
+    try {
+      model = await loader(
+        new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
+      )
+    } catch (error) {
+      // No helper thread outlives a load that failed (a bad tensor, a helper that died).
+      await kernels.pool?.close()
+      throw error
+    }
   } finally {
     await options.files.close?.()
   }
@@ -117,6 +124,8 @@ export class EngineSession implements ModelSession {
   readonly info: ModelSessionInfo
   #model: EngineModel | undefined
   #tokens: number[] = []
+  /** Set when the helper threads failed: every later call throws it (the memory may be half-written). */
+  #broken: OndeviceError | undefined
 
   constructor(model: EngineModel, modelId: string) {
     this.#model = model
@@ -139,6 +148,7 @@ export class EngineSession implements ModelSession {
   }
 
   #live(): EngineModel {
+    if (this.#broken) throw this.#broken
     if (!this.#model)
       throw new ModelError('backend_unavailable', 'This session was disposed; load the model again.')
     return this.#model
@@ -167,6 +177,14 @@ export class EngineSession implements ModelSession {
         ...(options.signal ? { signal: options.signal } : {}),
       })
     } catch (error) {
+      const failure = model.kernels.pool?.failure
+      if (failure) {
+        // A helper died or stalled mid-pass: the cache and the outputs of that pass are not to be
+        // trusted, so no rewind; the live helpers are stopped now, not when the caller disposes.
+        this.#broken = failure
+        await model.kernels.pool?.close()
+        throw failure
+      }
       if (options.signal?.aborted) {
         // The cache may hold part of the append: cut it back to what the token list says.
         this.#restore(model)
@@ -216,6 +234,7 @@ export class EngineSession implements ModelSession {
     // Dropping the model drops its instance and memory; the GC frees them. Helper threads stop.
     const pool = this.#model?.kernels.pool
     this.#model = undefined
+    this.#broken = undefined
     await pool?.close()
     this.#tokens = []
   }

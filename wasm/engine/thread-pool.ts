@@ -6,10 +6,22 @@
 // runs `helperLoop` over the shared control block.
 //
 // Control block (int32 words in the shared memory): 0 generation, 1 job count (-1 stops), 2
-// shares, 3 helpers still working, then up to maxJobs job records of jobWords words: op, argument
-// count, float-argument bit mask, total, alignment, arguments (floats stored as their bits). A
-// batch of independent jobs (q/k/v, gate/up: the same input, different outputs) costs one wake-up
-// and one wait instead of one per matrix; each thread runs its share of every job in order.
+// shares, 3 helpers still working, 4 the first helper that failed (its index; 0: none), then up
+// to maxJobs job records of jobWords words: op, argument count, float-argument bit mask, total,
+// alignment, arguments (floats stored as their bits); then one word per thread: the last
+// generation that thread finished (so a stalled pass can name the helpers it waits for). A batch
+// of independent jobs (q/k/v, gate/up: the same input, different outputs) costs one wake-up and
+// one wait instead of one per matrix; each thread runs its share of every job in order.
+//
+// Watchdog: a helper that dies (an exception in a kernel, terminated, killed by the browser or for
+// memory) would leave the calling thread waiting for its share forever. The caller therefore
+// waits in slices and fails the pass with a retryable BackendError when a helper reported a
+// failure (through the control block: seen at once, even mid-pass), when the host saw a helper
+// exit or fail (its events arrive between passes: the calling thread runs each pass
+// synchronously, so no event is delivered while it waits), or when the helpers have not finished
+// within the stall bound (stallBoundMs). The pool then refuses every later pass with the same
+// error; the session closes it (every helper stopped) and the model must be loaded again.
+import { BackendError } from '../../core/errors.ts'
 
 /** Kernels that take a trailing [begin, end) range and may be split. */
 export const parallelKernels = [
@@ -34,7 +46,8 @@ const GENERATION = 0
 const JOBS = 1
 const SHARES = 2
 const PENDING = 3
-const HEADER = 4
+const FAILED = 4
+const HEADER = 5
 const OP = 0
 const ARGC = 1
 const FLOATS = 2
@@ -43,7 +56,25 @@ const ALIGN = 4
 const ARGS = 5
 const maxArgs = 24
 const jobWords = ARGS + maxArgs
-export const controlWords = HEADER + maxJobs * jobWords
+/** The most threads a pool runs (numThreads' upper bound). */
+export const maxThreads = 64
+const FINISHED = HEADER + maxJobs * jobWords
+export const controlWords = FINISHED + maxThreads
+
+/**
+ * How long the calling thread waits for the helpers' shares of one pass before it declares them
+ * dead or stuck: `stallFactor` times its own share's time (every share is the same size, so a
+ * working helper takes about as long; a helper on a slower core, or preempted now and then, takes
+ * a few times longer, never twenty), and never less than `stallFloorMs`, which covers what the
+ * share's time does not: waking a helper and the operating system not scheduling it for a while
+ * on a loaded device (hundreds of milliseconds at worst on the 2-core machine the tests share).
+ * Scaled by the pass, a slow phone gets a bound as long as its own shares are slow. Time the
+ * process did not run at all (a laptop's sleep, a frozen page) does not count: see #waitForHelpers.
+ */
+export const stallFactor = 20
+export const stallFloorMs = 5_000
+/** How often a waiting caller looks at the failure flags and the clock. */
+const waitSliceMs = 50
 
 /** One split kernel call: kernel(...args, begin, end) over [0, total) in shares aligned to `align`. */
 export interface ParallelJob {
@@ -113,36 +144,88 @@ export function helperLoop(
     Atomics.wait(words, GENERATION, seen)
     seen = Atomics.load(words, GENERATION)
     if (Atomics.load(words, JOBS) === -1) return
+    let failed = false
     try {
       runShares(exports, words, floats, index)
+    } catch (error) {
+      // Said through the shared memory first: the caller sees it mid-pass, before the host's
+      // error event (which only arrives once the caller's thread is free again).
+      failed = true
+      Atomics.compareExchange(words, FAILED, 0, index)
+      throw error
     } finally {
-      if (Atomics.sub(words, PENDING, 1) === 1) Atomics.notify(words, PENDING)
+      Atomics.store(words, FINISHED + index, seen)
+      if (Atomics.sub(words, PENDING, 1) === 1 || failed) Atomics.notify(words, PENDING)
     }
   }
+}
+
+/** The host's handle on one helper thread (Node: a worker_threads Worker; browsers: a Worker). */
+export interface HelperThread {
+  terminate(): unknown
+}
+
+/** What the host tells the pool when it starts it. */
+export interface ThreadPoolHost {
+  /** The helpers' handles: thread i + 1 at index i. */
+  readonly helpers: readonly HelperThread[]
+  /** Stops every helper (after the pool told them to leave their loop). */
+  stop(): Promise<void>
 }
 
 /** The calling thread's side: publishes a job, does share 0, waits for the helpers. */
 export class ThreadPool {
   readonly threads: number
+  /**
+   * The host's handles on the helper threads, thread i + 1 at index i (Node: worker_threads
+   * Workers; browsers: Web Workers): to watch them (Node: `resourceLimits`,
+   * `performance.eventLoopUtilization()`) or to stop one. A helper that stops, however it stops,
+   * fails the next pass (or the one under way) with the pool's error.
+   */
+  readonly helpers: readonly HelperThread[]
   readonly #exports: Record<string, unknown>
   readonly #words: Int32Array
   readonly #floats: Float32Array
   readonly #stop: () => Promise<void>
   readonly #mayBlock = threadMayBlock()
+  #failure: BackendError | undefined
+  #closing: Promise<void> | undefined
 
   constructor(
     exports: Record<string, unknown>,
     memory: WebAssembly.Memory,
     control: number,
     threads: number,
-    stop: () => Promise<void>,
+    host: ThreadPoolHost,
   ) {
     this.threads = threads
+    this.helpers = host.helpers
     this.#exports = exports
     // The memory is shared: its buffer never detaches when it grows, so these views stay valid.
     this.#words = new Int32Array(memory.buffer, control, controlWords)
     this.#floats = new Float32Array(memory.buffer, control, controlWords)
-    this.#stop = stop
+    this.#stop = () => host.stop()
+  }
+
+  /** Why this pool can no longer run (a helper died or stalled); undefined while it works. */
+  get failure(): BackendError | undefined {
+    return this.#failure
+  }
+
+  /**
+   * The host saw helper thread `thread` (1-based) stop or fail (`what`: "exited with code 1",
+   * "threw RangeError: ..."). Every later pass throws; so does one under way, if the host could
+   * tell it (its thread is another than the waiting one). Ignored once the pool is closing.
+   */
+  helperFailed(thread: number, what: string): void {
+    if (this.#closing || this.#failure) return
+    this.#failure = new BackendError(
+      'backend_failed',
+      `The WebAssembly engine's helper thread ${thread} ${what}. ${recovery}`,
+      { isRetryable: true },
+    )
+    Atomics.compareExchange(this.#words, FAILED, 0, thread)
+    Atomics.notify(this.#words, PENDING)
   }
 
   /**
@@ -162,6 +245,11 @@ export class ThreadPool {
   }
 
   #pass(jobs: readonly ParallelJob[]): void {
+    if (this.#failure) throw this.#failure
+    if (this.#closing)
+      throw new BackendError('backend_failed', `The WebAssembly engine's threads were stopped. ${recovery}`, {
+        isRetryable: true,
+      })
     const words = this.#words
     // Too little work to be worth waking the helpers: this thread runs it all.
     if (this.threads === 1 || jobs.every((job) => job.total < 2 * job.align * this.threads)) {
@@ -185,20 +273,87 @@ export class ThreadPool {
     words[JOBS] = jobs.length
     words[SHARES] = this.threads
     Atomics.store(words, PENDING, this.threads - 1)
-    Atomics.add(words, GENERATION, 1)
+    const generation = Atomics.add(words, GENERATION, 1) + 1
     Atomics.notify(words, GENERATION)
-    runShares(this.#exports, words, this.#floats, 0)
-    // The helpers' shares take about as long as this thread's, so a page's main thread (which may
-    // not wait) spins only for the difference.
-    for (let pending = Atomics.load(words, PENDING); pending !== 0; pending = Atomics.load(words, PENDING))
-      if (this.#mayBlock) Atomics.wait(words, PENDING, pending)
+    const started = performance.now()
+    try {
+      runShares(this.#exports, words, this.#floats, 0)
+    } finally {
+      // Even when this thread's share threw: the helpers must be done with this pass before the
+      // control block is written again.
+      this.#waitForHelpers(jobs, generation, performance.now() - started)
+    }
   }
 
-  /** Stops the helpers. */
-  async close(): Promise<void> {
-    Atomics.store(this.#words, JOBS, -1)
-    Atomics.add(this.#words, GENERATION, 1)
-    Atomics.notify(this.#words, GENERATION)
-    await this.#stop()
+  /**
+   * Waits until every helper finished its share of the pass, in slices, looking between them at
+   * the failure flag and at the time waited. The helpers' shares take about as long as this
+   * thread's, so a page's main thread (which may not wait) spins only for the difference.
+   */
+  #waitForHelpers(jobs: readonly ParallelJob[], generation: number, ownShareMs: number): void {
+    const words = this.#words
+    const boundMs = stallBoundMs(ownShareMs)
+    let waitedMs = 0
+    let last = performance.now()
+    for (let spins = 0; ; spins++) {
+      const pending = Atomics.load(words, PENDING)
+      const failed = Atomics.load(words, FAILED)
+      if (failed !== 0) throw this.#fail(`failed while running its share of ${kernelNames(jobs)}`, failed)
+      if (pending === 0) return
+      if (this.#mayBlock) Atomics.wait(words, PENDING, pending, waitSliceMs)
+      else if (spins % 1024 !== 0) continue
+      const now = performance.now()
+      // A gap far longer than a slice is time this thread did not run (the process suspended, a
+      // frozen page, a machine asleep): the helpers did not run either, so it does not count.
+      waitedMs += Math.min(now - last, waitSliceMs)
+      last = now
+      if (waitedMs > boundMs) {
+        const late: number[] = []
+        for (let thread = 1; thread < this.threads; thread++)
+          if (Atomics.load(words, FINISHED + thread) !== generation) late.push(thread)
+        throw this.#fail(
+          `did not finish its share of ${kernelNames(jobs)} within ${(boundMs / 1000).toFixed(1)} s (this thread's share took ${ownShareMs.toFixed(2)} ms): it has stopped or hangs`,
+          ...late,
+        )
+      }
+    }
   }
+
+  #fail(what: string, ...threads: number[]): BackendError {
+    // A failure the host saw first (with the exit code or the exception) says more.
+    if (this.#failure) return this.#failure
+    const who = threads.length === 1 ? `helper thread ${threads[0]}` : `helper threads ${threads.join(', ')}`
+    this.#failure = new BackendError(
+      'backend_failed',
+      `The WebAssembly engine's ${who} ${what}. ${recovery}`,
+      {
+        isRetryable: true,
+      },
+    )
+    Atomics.compareExchange(this.#words, FAILED, 0, threads[0] ?? -1)
+    return this.#failure
+  }
+
+  /** Stops the helpers (all of them, whatever state they are in). Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      Atomics.store(this.#words, JOBS, -1)
+      Atomics.add(this.#words, GENERATION, 1)
+      Atomics.notify(this.#words, GENERATION)
+      await this.#stop()
+    })()
+    return this.#closing
+  }
+}
+
+const recovery =
+  'This loaded model can no longer run: dispose it and load it again (numThreads: 1 runs without helper threads).'
+
+function kernelNames(jobs: readonly ParallelJob[]): string {
+  return [...new Set(jobs.map((job) => job.kernel))].join(', ')
+}
+
+/** The stall bound of a pass whose calling thread's share took `ownShareMs`. */
+export function stallBoundMs(ownShareMs: number): number {
+  return Math.max(stallFloorMs, stallFactor * ownShareMs)
 }

@@ -174,13 +174,28 @@ export async function startBrowserThreads(
     for (const worker of workers) worker.terminate()
     throw error
   }
-  kernels.pool = new ThreadPool(
+  const pool = new ThreadPool(
     kernels.k as unknown as Record<string, unknown>,
     kernels.memory,
     control,
     threads,
-    async () => {
-      for (const worker of workers) worker.terminate()
+    {
+      helpers: workers,
+      async stop() {
+        for (const worker of workers) worker.terminate()
+      },
     },
   )
+  // A helper's uncaught exception (a kernel that trapped, out of memory) fails the pool; these
+  // events reach this thread between passes, a pass under way notices through the control block
+  // or its stall bound. A worker the browser stops without an event is caught by the stall bound.
+  workers.forEach((worker, position) => {
+    const thread = position + 1
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault()
+      pool.helperFailed(thread, `failed: ${event.message || 'an error without a message'}`)
+    }
+    worker.onmessageerror = () => pool.helperFailed(thread, 'could not read a message')
+  })
+  kernels.pool = pool
 }

@@ -36,13 +36,26 @@ export async function startNodeThreads(
     await Promise.all(workers.map((worker) => worker.terminate()))
     throw error
   }
-  kernels.pool = new ThreadPool(
+  const pool = new ThreadPool(
     kernels.k as unknown as Record<string, unknown>,
     kernels.memory,
     control,
     threads,
-    async () => {
-      await Promise.all(workers.map((worker) => worker.terminate()))
+    {
+      helpers: workers,
+      async stop() {
+        await Promise.all(workers.map((worker) => worker.terminate()))
+      },
     },
   )
+  // A helper that stops (an exception, terminate(), out of memory) fails the pool. These events
+  // arrive between passes (a pass holds the calling thread); one under way notices through the
+  // control block or its stall bound. Listening also keeps a helper's exception from becoming
+  // the process's uncaught exception.
+  workers.forEach((worker, position) => {
+    const thread = position + 1
+    worker.on('error', (error: Error) => pool.helperFailed(thread, `failed: ${error.name}: ${error.message}`))
+    worker.on('exit', (code) => pool.helperFailed(thread, `exited (code ${code})`))
+  })
+  kernels.pool = pool
 }
