@@ -18,7 +18,11 @@ import { type StaticServer, startStaticServer } from '../../demo/static-server.t
 import { folderWeightReader, loadEngineModule } from '../../wasm/engine/node.ts'
 import { createEngineSession } from '../../wasm/engine/session.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
-import type { EngineCaseRequest, EngineCaseResult } from './engine-threads-page/engine-case.ts'
+import type {
+  EngineCaseRequest,
+  EngineCaseResult,
+  HelperDeathResult,
+} from './engine-threads-page/engine-case.ts'
 
 interface Fixture {
   readonly name: string
@@ -174,6 +178,42 @@ describe("ondevice's engine on threads in Chromium", () => {
       await context.close()
     }
   }, 120_000)
+
+  it('a helper thread stopped mid-answer: a retryable backend_failed naming it, on the main thread and in a worker; a reload gives the same bytes', async () => {
+    const context = await chromium.newContext()
+    try {
+      const page = await context.newPage()
+      await openPage(page, `${server.url}/`)
+      const fixture = fixtures[0] as Fixture
+      for (const where of ['page', 'worker'] as const) {
+        const result = await page.evaluate(
+          ({ where, body }) => {
+            const run = (
+              window as unknown as Record<string, (request: EngineCaseRequest) => Promise<HelperDeathResult>>
+            )[where === 'page' ? 'runHelperDeathCase' : 'runHelperDeathCaseInWorker']
+            return (run as (request: EngineCaseRequest) => Promise<HelperDeathResult>)(body)
+          },
+          { where, body: request(fixture, 2) },
+        )
+        // Browsers fire no event for a terminated worker: the stall bound ends the wait (the
+        // page's thread spins, a worker's blocks in slices).
+        expect(result.error, where).toMatchObject({
+          name: 'BackendError',
+          code: 'backend_failed',
+          isRetryable: true,
+        })
+        expect(result.error?.message, where).toMatch(
+          /helper thread 1 did not finish its share.*load it again/,
+        )
+        expect(result.sameErrorAfter, where).toBe(true)
+      }
+      // Loading the model again on the same page works, with the same bytes as before.
+      const again = await inPage(page, 'page', request(fixture, 2))
+      expect(again.sha256).toBe(nodeDigest.get(fixture.name))
+    } finally {
+      await context.close()
+    }
+  }, 90_000)
 
   it('a helper script the server does not serve fails the load with backend_unavailable, saying so', async () => {
     const context = await chromium.newContext()

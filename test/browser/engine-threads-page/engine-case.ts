@@ -4,6 +4,8 @@
 // Node's engine. Page and worker share this file.
 import { browserHost } from '../../../client-runtime/browser-host.ts'
 import { loadModelWith } from '../../../client-runtime/load-model.ts'
+import type { OndeviceError } from '../../../core/errors.ts'
+import type { EngineSession } from '../../../wasm/engine/session.ts'
 
 export interface EngineCaseRequest {
   /** Absolute URL prefix of the package (where config.json is served). */
@@ -56,6 +58,73 @@ export async function runEngineCase(request: EngineCaseRequest): Promise<EngineC
       crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
       milliseconds: performance.now() - started,
     }
+  } finally {
+    await model.dispose()
+  }
+}
+
+export interface HelperDeathResult {
+  /** The error of the first append after the helper was stopped (undefined: none failed). */
+  readonly error?: {
+    readonly name: string
+    readonly code: string
+    readonly isRetryable: boolean
+    readonly message: string
+  }
+  /** Steps that ran before it failed. */
+  readonly stepsBeforeError: number
+  /** Milliseconds from the failing append's start to its error. */
+  readonly milliseconds: number
+  /** The next append and reset() threw the very same error. */
+  readonly sameErrorAfter: boolean
+}
+
+/**
+ * Loads the model on `request.threads` threads, runs the prompt, stops helper thread 1 (as the
+ * browser may stop a worker: no event reaches the page) and feeds the steps until one fails.
+ */
+export async function runHelperDeathCase(request: EngineCaseRequest): Promise<HelperDeathResult> {
+  const model = await loadModelWith(browserHost, {
+    model: request.packageUrl,
+    backend: 'wasm',
+    dtype: request.dtype,
+    ...(request.threads === undefined ? {} : { numThreads: request.threads }),
+  })
+  try {
+    await model.session.append([...request.prompt])
+    const pool = (model.session as EngineSession).model.kernels.pool
+    if (!pool) throw new Error('the engine runs without helper threads here')
+    ;(pool.helpers[0] as Worker).terminate()
+    // Chromium stops a worker that is busy in JavaScript (a helper always is, in its wait loop)
+    // from a task of the parent's event loop 2 s later: let that task run, as a page streaming
+    // tokens to its UI does between tokens.
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    let steps = 0
+    for (const token of request.steps) {
+      const started = performance.now()
+      const error = await model.session.append([token]).then(
+        () => undefined,
+        (caught: unknown) => caught as OndeviceError,
+      )
+      if (error) {
+        const milliseconds = performance.now() - started
+        const next = await model.session.append([token]).catch((caught: unknown) => caught)
+        const reset = await model.session.reset().catch((caught: unknown) => caught)
+        return {
+          error: {
+            name: error.name,
+            code: error.code,
+            isRetryable: error.isRetryable,
+            message: error.message,
+          },
+          stepsBeforeError: steps,
+          milliseconds,
+          sameErrorAfter: next === error && reset === error,
+        }
+      }
+      steps++
+    }
+    return { stepsBeforeError: steps, milliseconds: 0, sameErrorAfter: false }
   } finally {
     await model.dispose()
   }
