@@ -273,7 +273,8 @@ export class ThreadPool {
     words[JOBS] = jobs.length
     words[SHARES] = this.threads
     Atomics.store(words, PENDING, this.threads - 1)
-    const generation = Atomics.add(words, GENERATION, 1) + 1
+    // As the int32 word holds it (it wraps after 2^31 passes, about 15 million tokens).
+    const generation = (Atomics.add(words, GENERATION, 1) + 1) | 0
     Atomics.notify(words, GENERATION)
     const started = performance.now()
     try {
