@@ -12,10 +12,19 @@ export interface NodeCapabilities {
   readonly nativeNote?: string
 }
 
+/**
+ * The memory this process may use: the machine's, or less where the OS caps the process (a
+ * container's cgroup limit, which `totalmem()` does not see: a 6 GiB container on a 64 GiB host).
+ */
+export function processMemoryBytes(): number {
+  const constrained = process.constrainedMemory?.() ?? 0
+  return constrained > 0 ? Math.min(totalmem(), constrained) : totalmem()
+}
+
 export async function probeNodeCapabilities(): Promise<NodeCapabilities> {
   const { backend, note } = await defaultNodeBackend()
   return {
-    deviceMemoryBytes: totalmem(),
+    deviceMemoryBytes: processMemoryBytes(),
     cores: availableParallelism(),
     native: backend === 'native',
     ...(note === undefined ? {} : { nativeNote: note }),

@@ -15,15 +15,21 @@ import {
   type HostedModel,
   type ModelFormat,
   type ModelHost,
+  type ModelHostOptions,
   selectModel,
 } from './model-host.ts'
 
 /** A host whose loader makes test models; `runsAs` maps a configured backend to what really runs. */
-function formatHost(formats: readonly ModelFormat[], runsAs: Record<string, string> = {}) {
+function formatHost(
+  formats: readonly ModelFormat[],
+  runsAs: Record<string, string> = {},
+  admit?: ModelHostOptions['admit'],
+) {
   const loaded: ModelFormat[] = []
   const host = createModelHost({
     modelId: 'm',
     formats,
+    ...(admit ? { admit } : {}),
     load: async (format): Promise<HostedModel> => {
       loaded.push(format)
       if (format.dtype === 'fp16') throw new Error('the package holds no fp16 weights')
@@ -110,6 +116,48 @@ describe('selecting a format', () => {
     const answered = await selectModel(host, { dtype: 'fp16', fallback: true })
     expect(answered.model.info.dtype).toBe('q4')
     expect(answered.fallback).toContain('the package holds no fp16 weights')
+  })
+
+  it('a format its admission refuses (a memory budget) is not loaded: refused, or the default with the reason', async () => {
+    // Room for two formats: the default and one more, whichever is named first.
+    const asked: { format: ModelFormat; held: readonly ModelFormat[] }[] = []
+    const { host, loaded } = formatHost(
+      formatsFrom(['q4', 'q8'], ['native', 'wasm']),
+      {},
+      async (format, held) => {
+        asked.push({ format, held })
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        return held.length >= 2 ? 'over the memory budget' : undefined
+      },
+    )
+    await host.load()
+    // Two new formats at once: admissions take turns, so only one gets the room.
+    const [first, second] = await Promise.allSettled([
+      selectModel(host, { dtype: 'q8', backend: 'native' }),
+      selectModel(host, { dtype: 'q4', backend: 'wasm' }),
+    ])
+    expect(first).toMatchObject({
+      status: 'fulfilled',
+      value: { model: { info: { dtype: 'q8', backend: 'native' } } },
+    })
+    expect(second).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'unsupported', param: 'ondevice_format' },
+    })
+    expect((second as PromiseRejectedResult).reason.message).toContain(
+      'q4 on wasm is not loaded: over the memory budget',
+    )
+    expect(loaded).toEqual([
+      { dtype: 'q4', backend: 'native' },
+      { dtype: 'q8', backend: 'native' },
+    ])
+    expect(asked.map(({ held }) => held.length)).toEqual([1, 2])
+    const fellBack = await selectModel(host, { dtype: 'q4', backend: 'wasm', fallback: true })
+    expect(fellBack.model.info).toMatchObject({ dtype: 'q4', backend: 'native' })
+    expect(fellBack.fallback).toContain('over the memory budget')
+    // Formats already loaded are never asked again.
+    expect((await selectModel(host, { dtype: 'q8', backend: 'native' })).fallback).toBeUndefined()
+    expect(asked).toHaveLength(3)
   })
 
   it('a host with one model and no select: served when it is the format, refused or fallen back otherwise', async () => {

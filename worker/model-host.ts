@@ -89,6 +89,19 @@ export interface ModelHostOptions {
    * decided by `load`.
    */
   readonly formats?: readonly ModelFormat[]
+  /**
+   * Whether one more format may load next to those already loaded (the default always loads):
+   * undefined to go ahead, else why not, e.g. the host's memory budget. The request that named the
+   * format is then refused or answered in a loaded one (`fallback`), never the process killed.
+   */
+  readonly admit?: (format: ModelFormat, loaded: readonly ModelFormat[]) => Promise<string | undefined>
+  /**
+   * Build what constrained output (JSON, tool calls) needs for this tokenizer at load (~7 MB and
+   * a quarter second for a 151k vocabulary) rather than inside the first such request, where that
+   * quarter second holds every other request and health check. Default true; a Worker isolate,
+   * short of memory, leaves it to the first request that needs it.
+   */
+  readonly prepareConstrainedOutput?: boolean
   /** How long a failed load is remembered before the next request tries again. Default 30 s. */
   readonly retryAfterMs?: number
   readonly now?: () => number
@@ -216,8 +229,7 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
       .then(async (model) => {
         try {
           checkChatPrompt(model)
-          // Here, once, rather than inside the first JSON or tool-call request (core/structured).
-          prepareConstrainedOutput(model.tokenizer)
+          if (options.prepareConstrainedOutput !== false) prepareConstrainedOutput(model.tokenizer)
         } catch (error) {
           await model.dispose?.().catch(() => {})
           throw error
@@ -254,6 +266,24 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
       ? { dtype: entry.status.info.dtype, backend: entry.status.info.backend }
       : entry.format
 
+  // Admissions run one at a time and a load starts inside its turn, so two requests naming two
+  // new formats at once cannot both fit the same room.
+  let admissions: Promise<unknown> = Promise.resolve()
+  const admitted = (entry: Entry): Promise<string | undefined> => {
+    const admit = options.admit
+    if (admit === undefined || entry === defaultEntry || entry.loading !== undefined)
+      return Promise.resolve(undefined)
+    const turn = admissions.then(async () => {
+      if (entry.loading !== undefined) return undefined
+      const held = entries.filter((other) => other.loading !== undefined && other.status.state !== 'failed')
+      const refusal = await admit(entry.format, held.map(known))
+      if (refusal === undefined) loadEntry(entry).catch(() => {})
+      return refusal
+    })
+    admissions = turn.catch(() => {})
+    return turn
+  }
+
   return {
     modelId: options.modelId,
     status: () => defaultEntry.status,
@@ -269,6 +299,11 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
       for (const entry of candidates) {
         let model: HostedModel
         try {
+          const refusal = await admitted(entry)
+          if (refusal !== undefined) {
+            problems.push(`${describeFormat(entry.format)} is not loaded: ${refusal}`)
+            continue
+          }
           model = await loadEntry(entry)
         } catch (error) {
           if (wanted.fallback !== true && candidates.length === 1) throw error

@@ -5,12 +5,15 @@
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Backend } from '../client-runtime/dtype.ts'
-import { loadModel } from '../client-runtime/index.ts'
+import { inspectPackage, loadModel } from '../client-runtime/index.ts'
 import type { LoadModelOptions } from '../client-runtime/load-model.ts'
+import { processMemoryBytes } from '../client-runtime/node-capabilities.ts'
+import { defaultNodeBackend } from '../client-runtime/node-host.ts'
+import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { OndeviceApp } from './app.ts'
-import { createModelHost, type ModelHost } from './model-host.ts'
+import { createModelHost, type ModelFormat, type ModelHost } from './model-host.ts'
 
 export { createApp, type OndeviceApp } from './app.ts'
 export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
@@ -41,6 +44,13 @@ export interface NodeModelHostOptions {
    * for a large model), so making them all at load time keeps that pause out of request time.
    */
   readonly sessions?: number
+  /**
+   * With more than one format: the memory they may take together, in bytes. A format whose
+   * estimate (the package's `estimatedMemory` for its dtype and backend) would take the loaded
+   * ones past it is not loaded; its requests are refused or fall back (`ondevice_format`).
+   * Default: the process's memory (a container's limit where there is one). 0: no check.
+   */
+  readonly memoryBudgetBytes?: number
 }
 
 /** `qwen3-0.6b` from `/models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b/`. */
@@ -70,9 +80,26 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
     ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
   }
+  const budget = options.memoryBudgetBytes ?? processMemoryBytes()
+  if (!Number.isFinite(budget) || budget < 0) {
+    throw new InvalidArgumentError(
+      'memoryBudgetBytes',
+      `memoryBudgetBytes must be a number of bytes ≥ 0 (0: no check), got ${String(options.memoryBudgetBytes)}.`,
+    )
+  }
   return createModelHost({
     modelId,
     ...(options.formats === undefined ? {} : { formats: options.formats }),
+    ...(budget > 0 && (options.formats?.length ?? 1) > 1
+      ? {
+          admit: memoryAdmission({
+            model: options.model,
+            backend: options.backend,
+            dtype: options.dtype,
+            budget,
+          }),
+        }
+      : {}),
     load: async (format) => {
       const backend = (format.backend as Backend | undefined) ?? options.backend
       const dtype = format.dtype ?? options.dtype
@@ -106,6 +133,45 @@ export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
       }
     },
   })
+}
+
+/**
+ * Admits a format while the estimates of the formats held and of the new one fit the budget. A
+ * format whose estimate cannot be read (no figures, unreadable package) is admitted: refusing a
+ * load on a guess would be worse than the crash this prevents, which the operator sizes for.
+ */
+function memoryAdmission(options: {
+  readonly model: string
+  readonly backend: Backend | undefined
+  readonly dtype: string | undefined
+  readonly budget: number
+}): (format: ModelFormat, held: readonly ModelFormat[]) => Promise<string | undefined> {
+  const store = createNodeStore()
+  const estimate = async (format: ModelFormat): Promise<number | undefined> => {
+    const backend =
+      (format.backend as Backend | undefined) ?? options.backend ?? (await defaultNodeBackend()).backend
+    const dtype = format.dtype ?? options.dtype
+    try {
+      const info = await inspectPackage({
+        model: options.model,
+        backend,
+        store,
+        ...(dtype === undefined ? {} : { dtype }),
+      })
+      return info.estimatedMemoryBytes
+    } catch {
+      return undefined
+    }
+  }
+  return async (format, held) => {
+    const wanted = await estimate(format)
+    if (wanted === undefined) return undefined
+    let total = wanted
+    for (const other of held) total += (await estimate(other)) ?? 0
+    if (total <= options.budget) return undefined
+    const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
+    return `it needs ~${mib(wanted)} next to the ${held.length} loaded (${mib(total)} together), over this server's memory budget of ${mib(options.budget)} (MEMORY_BUDGET_MB)`
+  }
 }
 
 export interface ServeOptions {

@@ -31,10 +31,14 @@ Options:
   --context N       Cap the context length (bounds cache memory)
   --threads N       Threads per session, for every backend (default: the engine one,
                     onnxruntime-node its own pool)
+  --memory-budget MB  With several formats: the memory they may take together (default: this
+                    process's memory, a container's limit where it has one; 0: no check). A
+                    format that would go past it is not loaded: its requests are refused, or
+                    answered in a loaded format when they allow a fallback
   --no-preload      Load the model on the first request instead of at start
   --help, -h        Show this help
 
-Environment: MODEL_BACKEND and MODEL_DTYPE (the same lists, when the flags are not given), API_KEYS (comma-separated bearer keys; none = open, local use only),
+Environment: MODEL_BACKEND and MODEL_DTYPE (the same lists, when the flags are not given), MEMORY_BUDGET_MB, API_KEYS (comma-separated bearer keys; none = open, local use only),
 ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
 MAX_TOKENS, MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
 
@@ -67,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
       dtype: { type: 'string' },
       context: { type: 'string' },
       threads: { type: 'string' },
+      'memory-budget': { type: 'string' },
       'no-preload': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -79,6 +84,12 @@ export async function run(argv: string[]): Promise<number> {
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
   const contextLength = integerFlag(values.context, 'context', 1, 10_000_000)
   const numThreads = integerFlag(values.threads, 'threads', 1, 64)
+  const memoryBudgetMib = integerFlag(
+    values['memory-budget'] ?? process.env['MEMORY_BUDGET_MB'],
+    'memory-budget',
+    0,
+    16 * 2 ** 20,
+  )
   // The flags win over MODEL_BACKEND / MODEL_DTYPE (the container's settings) when both are set.
   const settings = settingsFromEnv({
     ...process.env,
@@ -118,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(numThreads === undefined ? {} : { numThreads }),
     // Every slot's session at load time: building one blocks the event loop (see sessions).
     sessions: settings.limits.maxConcurrent ?? 1,
+    ...(memoryBudgetMib === undefined ? {} : { memoryBudgetBytes: memoryBudgetMib * 2 ** 20 }),
   })
   if (values['no-preload'] !== true) {
     const loaded = await modelHost.load()

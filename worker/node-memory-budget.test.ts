@@ -1,0 +1,68 @@
+// `ondevice serve` with several formats on a real package: each format's estimate (the package's
+// estimatedMemory for its dtype and backend) counts against the server's memory budget, and a
+// format that would take the loaded ones past it is not loaded: its request is refused with the
+// reason, or answered in the default when it allows a fallback (never an out-of-memory kill).
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { inspectPackage } from '../client-runtime/index.ts'
+import { createNodeStore } from '../client-runtime/store/node-store.ts'
+import { selectModel } from './model-host.ts'
+import { createNodeModelHost } from './node.ts'
+
+let directory: string
+let packageDir: string
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'ondevice-memory-budget-'))
+  packageDir = join(directory, 'tiny')
+  await writeFixture({ arch: 'qwen3_5', outDir: packageDir, dtype: ['q4', 'q8'] })
+}, 60_000)
+
+afterAll(async () => {
+  if (directory) await rm(directory, { recursive: true, force: true })
+})
+
+describe('a Node model host with a memory budget', () => {
+  it('loads formats while their estimates fit, and refuses or falls back past it', async () => {
+    const store = createNodeStore()
+    const estimate = async (dtype: string, backend: 'native' | 'wasm') =>
+      (await inspectPackage({ model: packageDir, dtype, backend, store })).estimatedMemoryBytes as number
+    const defaultBytes = await estimate('q4', 'native')
+    const secondBytes = await estimate('q8', 'native')
+    expect(defaultBytes).toBeGreaterThan(0)
+    const host = createNodeModelHost({
+      model: packageDir,
+      formats: [
+        { dtype: 'q4', backend: 'native' },
+        { dtype: 'q8', backend: 'native' },
+        { dtype: 'q8', backend: 'wasm' },
+      ],
+      memoryBudgetBytes: defaultBytes + secondBytes + 2 ** 20,
+    })
+    await host.load()
+    expect((await selectModel(host, { dtype: 'q8', backend: 'native' })).model.info).toMatchObject({
+      dtype: 'q8',
+      backend: 'native',
+    })
+    await expect(selectModel(host, { dtype: 'q8', backend: 'wasm' })).rejects.toMatchObject({
+      code: 'unsupported',
+      param: 'ondevice_format',
+      message: expect.stringMatching(
+        /q8 on wasm is not loaded: it needs ~\d+ MiB next to the 2 loaded .*memory budget/,
+      ),
+    })
+    const fellBack = await selectModel(host, { dtype: 'q8', backend: 'wasm', fallback: true })
+    expect(fellBack.model.info).toMatchObject({ dtype: 'q4', backend: 'native' })
+    expect(fellBack.fallback).toContain('memory budget')
+    expect(host.formats?.().map(({ status }) => status.state)).toEqual(['ready', 'ready', 'idle'])
+  }, 60_000)
+
+  it('refuses a budget that is not a number of bytes', () => {
+    expect(() => createNodeModelHost({ model: packageDir, memoryBudgetBytes: -1 })).toThrow(
+      /memoryBudgetBytes/,
+    )
+  })
+})
