@@ -67,7 +67,8 @@ export const controlWords = FINISHED + maxThreads
  * working helper takes about as long; a helper on a slower core, or preempted now and then, takes
  * a few times longer, never twenty), and never less than `stallFloorMs`, which covers what the
  * share's time does not: waking a helper and the operating system not scheduling it for a while
- * on a loaded device (hundreds of milliseconds at worst on the 2-core machine the tests share).
+ * on a loaded device (the slowest of 6,321 decode passes took 83 ms on the tests' 2-core machine
+ * at a load average of 14.6; docs/wasm-engine.md, Threads).
  * Scaled by the pass, a slow phone gets a bound as long as its own shares are slow. Time the
  * process did not run at all (a laptop's sleep, a frozen page) does not count: see #waitForHelpers.
  */
