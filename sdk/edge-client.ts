@@ -9,14 +9,23 @@ import type { Continuation } from '../core/generate.ts'
 import {
   type ChatCompletionRequest,
   firstModelId,
+  formatHeaderNames,
   fromErrorBody,
   readChunk,
   toChatCompletionRequest,
   type UsageReading,
+  validateFormat,
 } from '../core/protocol/index.ts'
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import type { ConstraintOptions } from '../core/structured/constraint.ts'
+import {
+  formatFieldFallbackNote,
+  formatFieldRefused,
+  isFormatFieldRefusal,
+  structuredOutputRefused,
+  toolChoiceNotEnforced,
+} from './edge-versions.ts'
 import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
 
 export interface EdgeOptions {
@@ -48,7 +57,11 @@ export interface EdgeChatRequest {
   readonly stop?: readonly string[]
   /** Continue an answer another side started: its token ids so far and the sampler step to resume at. */
   readonly continuation?: Continuation
-  /** The weight format and backend to answer in (`ondevice_format`; a handoff names the device's). */
+  /**
+   * The weight format and backend to answer in (`ondevice_format`; a handoff names the device's).
+   * With `fallback: true` an edge that does not serve it answers in its own format, and so does
+   * an edge older than the field (asked again without it); without, both are an `unsupported` error.
+   */
   readonly format?: { readonly dtype?: string; readonly backend?: string; readonly fallback?: boolean }
   readonly signal?: AbortSignal
   /** responseFormat / tools, sent as response_format / tools / tool_choice / parallel_tool_calls. */
@@ -60,6 +73,11 @@ export interface EdgeResponseInfo {
   readonly id?: string
   readonly model?: string
   readonly systemFingerprint?: string
+  /**
+   * Why the answer is not in the requested `format` (it allowed a fallback): the edge's own
+   * reason (`x-ondevice-format-fallback`), or that the edge is older than the field.
+   */
+  readonly formatFallback?: string
 }
 
 /** The longest Retry-After this client passes on (an hour): a server's word is not a ten-year ban. */
@@ -251,6 +269,9 @@ export class EdgeClient {
 
   /** The request body this client sends for `request` (exported for tests and logs). */
   async body(request: EdgeChatRequest): Promise<ChatCompletionRequest> {
+    // The edge checks it too, but a refusal of ondevice_format must mean "an older edge" (see
+    // edge-versions.ts), never a malformed object.
+    if (request.format !== undefined) validateFormat(request.format, 'format')
     return toChatCompletionRequest({
       model: await this.model(request.signal),
       messages: request.messages,
@@ -264,6 +285,41 @@ export class EdgeClient {
   }
 
   /**
+   * POSTs a chat completion. An edge older than `ondevice_format` (or than a name in it) refuses
+   * the whole request; when the request allows a fallback it is asked once more without the field
+   * and answers in its own format, which the returned note says. A request for an exact format
+   * fails instead (never a constraint silently dropped), and so does one whose responseFormat an
+   * edge from before structured output refuses, with what to do in both messages.
+   */
+  private async postChat(
+    body: ChatCompletionRequest,
+    request: EdgeChatRequest,
+  ): Promise<{ response: Response; done: () => void; formatFallback?: string }> {
+    const post = (sent: ChatCompletionRequest) =>
+      this.request(
+        '/v1/chat/completions',
+        { method: 'POST', headers: this.headers(true), body: JSON.stringify(sent) },
+        request.signal,
+      )
+    const answered = (sent: { response: Response; done: () => void }, note?: string) => {
+      const header = sent.response.headers.get(formatHeaderNames.fallback)
+      const formatFallback = note ?? (header === null || header === '' ? undefined : header)
+      return { ...sent, ...(formatFallback === undefined ? {} : { formatFallback }) }
+    }
+    try {
+      return answered(await post(body))
+    } catch (error) {
+      const format = request.format
+      if (format === undefined || !isFormatFieldRefusal(error)) {
+        throw (request.constraint?.responseFormat && structuredOutputRefused(this.url, error)) || error
+      }
+      if (format.fallback !== true) throw formatFieldRefused(this.url, format, error)
+      const { ondevice_format: _, ...withoutFormat } = body
+      return answered(await post(withoutFormat), formatFieldFallbackNote(this.url, format, error))
+    }
+  }
+
+  /**
    * Streams one chat completion as text-delta parts and a finish part. With a continuation the
    * edge resumes that answer: the parts hold only what comes after the given tokens.
    */
@@ -273,11 +329,7 @@ export class EdgeClient {
   ): AsyncGenerator<GenerationPart> {
     const started = performance.now()
     const body = await this.body(request)
-    const { response, done } = await this.request(
-      '/v1/chat/completions',
-      { method: 'POST', headers: this.headers(true), body: JSON.stringify(body) },
-      request.signal,
-    )
+    const { response, done, formatFallback } = await this.postChat(body, request)
     if (!response.body) {
       done()
       throw new EdgeError('edge_failed', 'The edge answered with an empty body.', { isRetryable: true })
@@ -291,6 +343,7 @@ export class EdgeClient {
     let sawDone = false
     let finalTokenIds: readonly number[] | undefined
     let partial = false
+    let fromOndeviceEdge = false
     const toolCalls: { id: string; name: string; arguments: string }[] = []
     let reportedInfo = false
     const budget = request.maxTokens ?? maximumStreamTokens
@@ -312,6 +365,7 @@ export class EdgeClient {
             ...(chunk.id === undefined ? {} : { id: chunk.id }),
             ...(chunk.model === undefined ? {} : { model: chunk.model }),
             ...(chunk.systemFingerprint === undefined ? {} : { systemFingerprint: chunk.systemFingerprint }),
+            ...(formatFallback === undefined ? {} : { formatFallback }),
           })
         }
         if (chunk.text !== '' || chunk.tokenIds.length > 0) {
@@ -343,6 +397,7 @@ export class EdgeClient {
         }
         // Our extension on the final chunk: every token the edge generated and the next sampler step.
         if (chunk.ondevice !== undefined) {
+          fromOndeviceEdge = true
           finalTokenIds = chunk.ondevice.tokenIds
           if (chunk.ondevice.partial === true) partial = true
         }
@@ -377,6 +432,14 @@ export class EdgeClient {
         isRetryable: true,
       })
     }
+    const unenforced = toolChoiceNotEnforced(this.url, {
+      toolChoice: request.constraint?.toolChoice,
+      toolCalls: toolCalls.length,
+      finishReason: finishReason ?? 'stop',
+      partial,
+      fromOndeviceEdge,
+    })
+    if (unenforced) throw unenforced
     const now = performance.now()
     // The final list the edge vouches for, unless it claims more than the budget or fewer than it streamed.
     const generated =

@@ -64,28 +64,36 @@ export class EdgeSide {
     let text = ''
     let firstTokenAt: number | undefined
     const constraint = constraintOf(request)
+    // Why the edge answered in another format than the device's (its own reason, or that it is
+    // older than ondevice_format): the joined answer's reason says so beside usage's dtype 'q8+q4'.
+    let formatFallback: string | undefined
     try {
-      const parts = this.#client.stream({
-        messages: request.messages as ChatMessage[],
-        sampling: samplingOf(request),
-        ...(request.maxTokens === undefined
-          ? {}
-          : {
-              maxTokens: fromDevice
-                ? Math.max(1, request.maxTokens - fromDevice.tokenIds.length)
-                : request.maxTokens,
-            }),
-        ...(request.stop === undefined ? {} : { stop: request.stop }),
-        ...(constraint === undefined ? {} : { constraint }),
-        ...(fromDevice
-          ? {
-              continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step },
-              // The same quantized model on the same engine is what makes the continuation exact.
-              ...deviceFormat(fromDevice),
-            }
-          : {}),
-        ...(request.signal ? { signal: request.signal } : {}),
-      })
+      const parts = this.#client.stream(
+        {
+          messages: request.messages as ChatMessage[],
+          sampling: samplingOf(request),
+          ...(request.maxTokens === undefined
+            ? {}
+            : {
+                maxTokens: fromDevice
+                  ? Math.max(1, request.maxTokens - fromDevice.tokenIds.length)
+                  : request.maxTokens,
+              }),
+          ...(request.stop === undefined ? {} : { stop: request.stop }),
+          ...(constraint === undefined ? {} : { constraint }),
+          ...(fromDevice
+            ? {
+                continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step },
+                // The same quantized model on the same engine is what makes the continuation exact.
+                ...deviceFormat(fromDevice),
+              }
+            : {}),
+          ...(request.signal ? { signal: request.signal } : {}),
+        },
+        (info) => {
+          formatFallback = info.formatFallback
+        },
+      )
       for await (const part of parts) {
         if (part.type === 'text-delta') {
           firstTokenAt ??= performance.now()
@@ -116,7 +124,8 @@ export class EdgeSide {
               ? fromDevice.dtype
               : `${fromDevice.dtype}+${part.usage.dtype}`,
           route,
-          routeReason: reason,
+          routeReason:
+            formatFallback === undefined ? reason : `${reason}; ${formatFallback.replace(/\.$/, '')}`,
         }
         yield {
           type: 'finish',

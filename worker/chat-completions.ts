@@ -17,6 +17,7 @@ import {
   type CompletionHeader,
   createChunkWriter,
   encodeChatPrompt,
+  formatHeaderNames,
   toChatCompletionResponse,
   toGenerateRequest,
   validateChatCompletionRequest,
@@ -441,12 +442,9 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   })
 }
 
-/** Response headers naming what answers (known before the first token, unlike usage). */
-export const formatHeaderNames = {
-  dtype: 'x-ondevice-dtype',
-  backend: 'x-ondevice-backend',
-  fallback: 'x-ondevice-format-fallback',
-} as const
+// The header names are the wire format's (the SDK reads them); app.ts and the container's
+// forwarder take them from here.
+export { formatHeaderNames }
 
 function formatHeadersFor(model: HostedModel, fallback: string | undefined): Record<string, string> {
   return {

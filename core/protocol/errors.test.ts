@@ -62,6 +62,19 @@ describe('fromErrorBody (the SDK)', () => {
       },
     })
     expect(tooLong).toBeInstanceOf(ContextLengthError)
+    expect(tooLong.param).toBe('messages')
+
+    // The field at fault is kept for every code: an edge that cannot serve a format names it.
+    const unsupported = fromErrorBody(400, {
+      error: {
+        message: 'not served',
+        type: 'invalid_request_error',
+        param: 'ondevice_format',
+        code: 'unsupported',
+      },
+    })
+    expect(unsupported).toBeInstanceOf(EdgeError)
+    expect(unsupported).toMatchObject({ code: 'unsupported', param: 'ondevice_format', isRetryable: false })
 
     const limited = fromErrorBody(
       429,

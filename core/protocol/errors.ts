@@ -113,9 +113,11 @@ export function fromErrorBody(
   const message = serverMessage ? `${where}: ${serverMessage}` : `${where} without an error message.`
   const isRetryable = retryableCodes.has(code) || (status !== undefined && status >= 500)
   const options = { isRetryable, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }
-  if (code === 'invalid_argument') {
-    return new InvalidArgumentError(typeof detail.param === 'string' ? detail.param : '', message, options)
-  }
-  if (code === 'context_length_exceeded') return new ContextLengthError(message, options)
-  return new EdgeError(code, message, options)
+  const param = typeof detail.param === 'string' && detail.param !== '' ? detail.param : undefined
+  if (code === 'invalid_argument') return new InvalidArgumentError(param ?? '', message, options)
+  // The field at fault for the other codes too (an `unsupported` format or response_format), so a
+  // client can tell which part of its request the edge could not serve.
+  const withParam = { ...options, ...(param === undefined ? {} : { param }) }
+  if (code === 'context_length_exceeded') return new ContextLengthError(message, withParam)
+  return new EdgeError(code, message, withParam)
 }

@@ -4,6 +4,7 @@
 export { type ChunkReading, type ChunkWriter, createChunkWriter, readChunk } from './chunk.ts'
 export { errorStatus, fromErrorBody, toErrorBody } from './errors.ts'
 export { fromFinishReason, toFinishReason } from './finish-reason.ts'
+export { formatHeaderNames, validateFormat } from './format.ts'
 export { fromWireMessages, toWireMessages } from './messages.ts'
 export { firstModelId, type ModelEntry, toModelEntry, toModelList } from './models.ts'
 export {

@@ -3,8 +3,8 @@
 // and whose message says how to fix it. The worker runs it on every request.
 import { OndeviceError } from '../errors.ts'
 import { validateStopStrings } from '../stop-strings.ts'
-import { backends, knownDtypes } from '../weight-format.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
+import { validateFormat } from './format.ts'
 import { validateConstraint, validateResponseFormat } from './response-format.ts'
 import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
 import { validateTools } from './tools.ts'
@@ -151,37 +151,6 @@ function validateContinuation(value: unknown): void {
       `${param}.step must be a whole number ≥ 0 (the sampler step to resume at, usually token_ids.length).`,
     )
   }
-}
-
-function validateFormat(value: unknown): void {
-  const param = 'ondevice_format'
-  const shape = `${param} must be an object like { "dtype": "q4", "backend": "wasm" } (add "fallback": true to accept another format rather than a refusal).`
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(param, shape)
-  const format = value as JsonObject
-  for (const key of Object.keys(format)) {
-    if (key !== 'dtype' && key !== 'backend' && key !== 'fallback')
-      fail(`${param}.${key.slice(0, 64)}`, `Unknown field ${param}.${key.slice(0, 64)}: ${shape}`)
-  }
-  const { dtype, backend, fallback } = format
-  if (dtype === undefined && backend === undefined)
-    fail(param, `${param} names neither dtype nor backend: ${shape}`)
-  if (dtype !== undefined && (typeof dtype !== 'string' || !knownDtypes.includes(dtype))) {
-    fail(
-      `${param}.dtype`,
-      `${param}.dtype is ${JSON.stringify(dtype)?.slice(0, 64)}; use one of ${knownDtypes.join(', ')}${dtype === 'quantized' ? " ('quantized' is q8)" : ''}.`,
-    )
-  }
-  if (
-    backend !== undefined &&
-    (typeof backend !== 'string' || !(backends as readonly string[]).includes(backend))
-  ) {
-    fail(
-      `${param}.backend`,
-      `${param}.backend is ${JSON.stringify(backend)?.slice(0, 64)}; use one of ${backends.join(', ')} ('wasm' is ondevice's WebAssembly engine, 'ort-wasm' onnxruntime-web's, 'native' onnxruntime-node).`,
-    )
-  }
-  if (fallback !== undefined && typeof fallback !== 'boolean')
-    fail(`${param}.fallback`, `${param}.fallback must be true or false.`)
 }
 
 /**
