@@ -130,7 +130,8 @@ export interface KernelExports {
     dstZeroPoints: Pointer,
   ): void
   repack_q4_weights(src: Pointer, rows: number, blocks: number, dst: Pointer): void
-  repack_q8_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, kp: number): void
+  /** A slab of a stored [k, n] int8 matrix into gemv-q8.c's grouped layout (four rows per 128-byte block). */
+  repack_q8_grouped(src: Pointer, k0: number, kRows: number, k: number, n: number, dst: Pointer): void
   repack_f32_columns(src: Pointer, k0: number, kRows: number, n: number, dst: Pointer, k: number): void
   f16_to_f32(src: Pointer, dst: Pointer, count: number): void
   rms_norm(

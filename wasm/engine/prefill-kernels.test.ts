@@ -174,12 +174,17 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
   it.each(cases)('q8: n $n, k $k, $tokens tokens (whole, per token, per thread share)', async (c) => {
     const { kernels, blocks, fill, floats, x, codes, scales } = await setup(c, c.n * 11 + c.k)
     const K = kernels.k
-    const kp = blocks * 32
-    // [n, kp] int8 with the padding zero, as repack_q8_columns leaves it.
-    const weights = kernels.alloc(c.n * kp)
-    fill(weights, c.n * kp)
-    const w = kernels.bytes(weights, c.n * kp)
-    for (let row = 0; row < c.n; row++) w.fill(0, row * kp + c.k, (row + 1) * kp)
+    // Stored [k, n] int8 as DynamicQuantizeMatMul holds it, regrouped as the loader does (four rows
+    // per 128-byte block), in two slabs of inputs so a slab boundary falls inside a block.
+    const stored = kernels.alloc(c.k * c.n)
+    fill(stored, c.k * c.n)
+    const groupBytes = blocks * 128
+    const weights = kernels.alloc(Math.ceil(c.n / 4) * groupBytes)
+    // Whatever the arena held before: the repack must write every padding byte itself.
+    fill(weights, Math.ceil(c.n / 4) * groupBytes)
+    const split = Math.max(1, Math.floor(c.k / 3) + 5)
+    K.repack_q8_grouped(stored, 0, split, c.k, c.n, weights)
+    K.repack_q8_grouped(stored + split * c.n, split, c.k - split, c.k, c.n, weights)
     const weightScales = floats(c.n, 0.01, 0.1)
     K.quantize_rows_q8(x, c.tokens, c.k, codes, scales)
 
@@ -197,18 +202,52 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
         0,
         c.n,
       )
+    const batched = kernels.alloc(c.tokens * c.n * 4)
+    K.gemm_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, batched, 0, c.n)
     const panel = kernels.alloc(c.tokens * c.n * 4)
     K.gemm_panel_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, panel, 0, c.n)
+    // The thread pool's split: three shares of whole groups of four rows, for the GEMV and the GEMM.
     const shared = kernels.alloc(c.tokens * c.n * 4)
+    const sharedDecode = kernels.alloc(c.tokens * c.n * 4)
     for (let share = 0; share < 3; share++) {
       const [begin, end] = shareRange(c.n, 3, 4, share)
-      if (begin < end)
-        K.gemm_panel_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, shared, begin, end)
+      if (begin >= end) continue
+      K.gemm_panel_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, shared, begin, end)
+      K.gemm_q8(weights, weightScales, c.n, blocks, codes, scales, c.tokens, sharedDecode, begin, end)
     }
 
     const expected = bytesOf(kernels, decode, c.tokens * c.n)
+    // The formula itself, in float32 steps from the stored bytes (the one the kernels kept before
+    // the regrouping, one row at a time): (sum_b float(dot_b) * scale_a) * scale_w.
+    const reference = new Float32Array(c.tokens * c.n)
+    const storedCodes = new Int8Array(kernels.memory.buffer, stored, c.k * c.n)
+    const codeView = new Int16Array(kernels.memory.buffer, codes, c.tokens * blocks * 32)
+    const activationScale = kernels.f32(scales, c.tokens * blocks)
+    const weightScale = kernels.f32(weightScales, c.n)
+    for (let t = 0; t < c.tokens; t++)
+      for (let row = 0; row < c.n; row++) {
+        let acc = 0
+        for (let b = 0; b < blocks; b++) {
+          let dot = 0
+          for (let i = b * 32; i < Math.min(c.k, b * 32 + 32); i++)
+            dot += storedCodes[i * c.n + row]! * codeView[t * blocks * 32 + i]!
+          acc = Math.fround(acc + Math.fround(Math.fround(dot) * activationScale[t * blocks + b]!))
+        }
+        reference[t * c.n + row] = Math.fround(acc * weightScale[row]!)
+      }
+    expect(Buffer.from(reference.buffer).equals(expected)).toBe(true)
+    expect(bytesOf(kernels, batched, c.tokens * c.n).equals(expected)).toBe(true)
     expect(bytesOf(kernels, panel, c.tokens * c.n).equals(expected)).toBe(true)
     expect(bytesOf(kernels, shared, c.tokens * c.n).equals(expected)).toBe(true)
+    expect(bytesOf(kernels, sharedDecode, c.tokens * c.n).equals(expected)).toBe(true)
+    // The padding the layout adds (the tail of the last block, the rows of a partial last group) is zero.
+    const grouped = new Int8Array(kernels.memory.buffer, weights, Math.ceil(c.n / 4) * groupBytes)
+    for (let row = 0; row < Math.ceil(c.n / 4) * 4; row++)
+      for (let i = 0; i < blocks * 32; i++) {
+        const at = ((Math.floor(row / 4) * blocks + Math.floor(i / 32)) * 4 + (row % 4)) * 32 + (i % 32)
+        const want = row < c.n && i < c.k ? storedCodes[i * c.n + row]! : 0
+        if (grouped[at] !== want) expect.fail(`grouped byte of row ${row}, input ${i}: ${grouped[at]} != ${want}`)
+      }
     const values = kernels.f32(panel, c.tokens * c.n)
     expect(values.every(Number.isFinite)).toBe(true)
     expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)

@@ -6,8 +6,9 @@
 // - q4 (MatMulNBits bits 4, block 32): the [n, blocks, 16] bytes regrouped once to four rows per
 //   64-byte block (src/gemv-q4.c: no shifts to unpack, no transpose of row sums); the [n, blocks]
 //   float scales and packed 4-bit zero points to [n / 4, blocks, 4] (four rows side by side).
-// - q8 (DynamicQuantizeMatMul): the stored [k, n] int8 is repacked once to [n, kp] (kp = k rounded
-//   up to 32, zero padded) so each output row is contiguous; per-column float scales as stored.
+// - q8 (DynamicQuantizeMatMul): the stored [k, n] int8 is regrouped once to four rows per 128-byte
+//   block (src/gemv-q8.c: each group of rows one sequential stream, codes widened by their loads;
+//   k zero padded to whole blocks, n to whole groups); per-column float scales as stored.
 // - fp32 MatMul [k, n] is repacked to [n, k]; Gemm(transB) tables are [n, k] already; fp16 is
 //   widened to fp32 while repacking.
 // Repacking streams the file through a small slab at the top of the arena: no full JS copy.
@@ -518,10 +519,10 @@ export class LoadContext {
           throw new EngineUnsupportedError(
             `${where} has weight zero points or a bias, which the engine does not run.`,
           )
-        const kp = Math.ceil(k / 32) * 32
-        const weights = this.kernels.alloc(n * kp, 16)
+        // Four rows per 128-byte block (src/gemv-q8.c), k padded to whole blocks, n to whole groups.
+        const weights = this.kernels.alloc(Math.ceil(n / 4) * 4 * Math.ceil(k / 32) * 32, 16)
         await this.#repack(graph, data, k, n, 1, (slab, k0, rows) =>
-          this.kernels.k.repack_q8_columns(slab, k0, rows, n, weights, kp),
+          this.kernels.k.repack_q8_grouped(slab, k0, rows, k, n, weights),
         )
         return new Linear(this.kernels, this.scratch, 'q8', n, k, weights, await this.loadRaw(graph, scales))
       }

@@ -4,7 +4,7 @@
 // then the k % 16 tail in order: the same bits for any row split or batch.
 #include "engine.h"
 
-/** dst[c * k + k0 + i] = src[i * n + c] for i < k_rows, in cache-sized tiles (see repack_q8_columns). */
+/** dst[c * k + k0 + i] = src[i * n + c] for i < k_rows, in tiles of 256 inputs by 64 columns, so the rows being read stay in cache. */
 EXPORT(repack_f32_columns)
 void repack_f32_columns(const float *src, int k0, int k_rows, int n, float *dst, int k) {
   for (int i0 = 0; i0 < k_rows; i0 += 128) {
