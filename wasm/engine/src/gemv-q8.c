@@ -46,8 +46,17 @@ void repack_q8_grouped(const int8_t *src, int k0, int k_rows, int k, int n, int8
     int i1 = i0 + 256 < k_rows ? i0 + 256 : k_rows;
     for (int c0 = 0; c0 < n; c0 += 64) {
       int c1 = c0 + 64 < n ? c0 + 64 : n;
-      for (int c = c0; c < c1; c++)
-        for (int i = i0; i < i1; i++) dst[q8_offset(c, k0 + i, blocks)] = src[(int64_t)i * n + c];
+      for (int c = c0; c < c1; c++) {
+        int8_t *row = dst + q8_offset(c, 0, blocks);
+        // Runs of inputs inside one block are contiguous in the row's part of the group block.
+        for (int i = i0; i < i1;) {
+          int at = k0 + i;
+          int run_end = i + (BLOCK - (at & (BLOCK - 1)));
+          if (run_end > i1) run_end = i1;
+          int8_t *out = row + (int64_t)(at >> 5) * Q8_GROUP_BLOCK_BYTES + (at & (BLOCK - 1)) - i;
+          for (; i < run_end; i++) out[i] = src[(int64_t)i * n + c];
+        }
+      }
     }
   }
   for (int c = n; c < n_padded; c++)
