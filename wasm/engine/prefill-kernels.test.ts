@@ -246,7 +246,8 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
       for (let i = 0; i < blocks * 32; i++) {
         const at = ((Math.floor(row / 4) * blocks + Math.floor(i / 32)) * 4 + (row % 4)) * 32 + (i % 32)
         const want = row < c.n && i < c.k ? storedCodes[i * c.n + row]! : 0
-        if (grouped[at] !== want) expect.fail(`grouped byte of row ${row}, input ${i}: ${grouped[at]} != ${want}`)
+        if (grouped[at] !== want)
+          expect.fail(`grouped byte of row ${row}, input ${i}: ${grouped[at]} != ${want}`)
       }
     const values = kernels.f32(panel, c.tokens * c.n)
     expect(values.every(Number.isFinite)).toBe(true)

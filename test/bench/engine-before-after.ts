@@ -1,0 +1,137 @@
+// The engine of another checkout (before a kernel change) against this one (after), on one package
+// in one process: both sessions load, then take turns (one decode step each per round, the order
+// swapped every round), so the load of other processes falls on both alike and only the ratio is
+// read. Also checks that the two give the same logit bytes for the prompt and every step, which a
+// change that claims to keep the bits must. A diagnostic script, not part of `npm run bench`:
+//
+//   git worktree add /tmp/engine-before <commit>    (or git archive <commit> | tar -x -C DIR, then
+//                                                   link node_modules into it)
+//   npx node --conditions=ondevice-source test/bench/engine-before-after.ts --before /tmp/engine-before \
+//     [--package qwen3_5-0.8b | --folder DIR] [--dtype q8] [--steps 24] [--prompt 8] [--threads N]
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import {
+  defaultCacheFolder,
+  ensurePackage,
+  type PackageId,
+  packageIds,
+  repositoryRoot,
+} from './support/packages.ts'
+import { median } from './support/stats.ts'
+
+const { values } = parseArgs({
+  options: {
+    before: { type: 'string' },
+    package: { type: 'string', default: 'qwen3_5-0.8b' },
+    folder: { type: 'string' },
+    dtype: { type: 'string', default: 'q8' },
+    steps: { type: 'string', default: '24' },
+    prompt: { type: 'string', default: '8' },
+    threads: { type: 'string', default: '1' },
+    'keep-packages': { type: 'boolean', default: false },
+  },
+})
+const before = values.before && resolve(values.before)
+if (!before || !existsSync(join(before, 'wasm/engine/session.ts'))) {
+  console.error(
+    '--before DIR: a checkout of the commit to compare against (with node_modules), holding wasm/engine/.',
+  )
+  process.exit(2)
+}
+const positive = (text: string, name: string): number => {
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} must be a positive integer, got ${text}.`)
+    process.exit(2)
+  }
+  return value
+}
+const steps = positive(values.steps, 'steps')
+const promptLength = positive(values.prompt, 'prompt')
+const threads = positive(values.threads, 'threads')
+if (!values.folder && !(packageIds as readonly string[]).includes(values.package)) {
+  console.error(`--package ${values.package}: packages are ${packageIds.join(', ')}.`)
+  process.exit(2)
+}
+const folder =
+  values.folder ??
+  (
+    await ensurePackage(
+      values.package as PackageId,
+      defaultCacheFolder(),
+      console.log,
+      values['keep-packages'],
+    )
+  ).folder
+
+interface Side {
+  readonly name: 'before' | 'after'
+  readonly session: { append(tokens: readonly number[]): Promise<Float32Array>; dispose(): Promise<void> }
+  readonly loadMs: number
+  readonly digest: ReturnType<typeof createHash>
+  readonly stepMs: number[]
+  prefillMs: number
+}
+
+async function open(name: Side['name'], root: string): Promise<Side> {
+  const node = await import(pathToFileURL(join(root, 'wasm/engine/node.ts')).href)
+  const { createEngineSession } = await import(pathToFileURL(join(root, 'wasm/engine/session.ts')).href)
+  const started = performance.now()
+  const session = await createEngineSession({
+    module: await node.loadEngineModule(),
+    files: node.folderWeightReader(folder),
+    dtype: values.dtype,
+    contextLength: promptLength + steps + 8,
+    threads: await node.nodeEngineThreads(threads),
+  })
+  return {
+    name,
+    session,
+    loadMs: performance.now() - started,
+    digest: createHash('sha256'),
+    stepMs: [],
+    prefillMs: 0,
+  }
+}
+
+console.log(`load average at the start: ${loadavg()[0]!.toFixed(1)}`)
+const sides = [await open('before', before), await open('after', repositoryRoot)]
+const prompt = Array.from({ length: promptLength }, (_, i) => (i * 7919 + 11) % 150_000)
+const record = (side: Side, logits: Float32Array) =>
+  side.digest.update(new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength))
+for (const side of sides) {
+  const started = performance.now()
+  record(side, await side.session.append(prompt))
+  side.prefillMs = performance.now() - started
+}
+let next = 17
+for (let step = 0; step < steps; step++) {
+  for (const side of step % 2 ? [...sides].reverse() : sides) {
+    const started = performance.now()
+    const logits = await side.session.append([next])
+    side.stepMs.push(performance.now() - started)
+    record(side, logits)
+  }
+  next = (next * 31 + 7) % 150_000
+}
+const [first, second] = sides as [Side, Side]
+const same = first.digest.digest('hex') === second.digest.digest('hex')
+const rate = (side: Side) => 1000 / median(side.stepMs)
+console.log(
+  `${folder} ${values.dtype}, ${threads} thread(s), ${promptLength}-token prompt, ${steps} decode steps alternating`,
+)
+console.log(`logit bytes (prompt and every step): ${same ? 'identical' : 'DIFFERENT'}`)
+for (const side of sides)
+  console.log(
+    `${side.name}: decode ${rate(side).toFixed(2)} tok/s (median step ${median(side.stepMs).toFixed(1)} ms), prefill ${side.prefillMs.toFixed(0)} ms, load ${(side.loadMs / 1000).toFixed(1)} s`,
+  )
+console.log(
+  `after / before: decode ${(rate(second) / rate(first)).toFixed(2)}x, prefill ${(first.prefillMs / second.prefillMs).toFixed(2)}x faster`,
+)
+console.log(`load average at the end: ${loadavg()[0]!.toFixed(1)}`)
+for (const side of sides) await side.session.dispose()
+if (!same) process.exit(1)
