@@ -123,9 +123,14 @@ afterAll(async () => {
 })
 
 /** A device on ondevice's engine in q8 (not what either edge runs), failing at token k when asked. */
-function deviceClient(edgeUrl: string, faults: Faults = {}) {
+function deviceClient(
+  edgeUrl: string,
+  faults: Faults = {},
+  policy: 'prefer-device' | 'prefer-edge' = 'prefer-device',
+) {
   return createClient(
     {
+      policy,
       model: packageDir,
       backend: 'wasm',
       dtype: 'q8',
@@ -259,7 +264,18 @@ describe('this SDK against an edge from before structured output: what the app a
     expect((error as Error).message).toBe(
       `The edge at ${olderEdge.url} cannot enforce responseFormat (it answered: response_format "json_object" is not supported: only { type: "text" }. Ask for JSON in the prompt instead): it runs an ondevice older than structured output. Redeploy the edge from this version of ondevice, or let the device answer this request.`,
     )
-  })
+    // With a device to fall back on (prefer-edge), the device answers it, enforced.
+    const withDevice = deviceClient(olderEdge.url, {}, 'prefer-edge')
+    const answer = await withDevice.chat({
+      ...request,
+      maxTokens: 24,
+      responseFormat: { type: 'json_object' },
+    })
+    await withDevice.dispose()
+    expect(answer.route).toBe('device')
+    expect(answer.usage.routeReason).toContain('cannot enforce responseFormat')
+    expect(answer.text.startsWith('{')).toBe(true)
+  }, 60_000)
 
   it('a required tool call: that edge answers in text without one, which fails instead of passing for an answer', async () => {
     const client = createClient({ policy: 'edge-only', edge: { url: olderEdge.url, apiKey } })
