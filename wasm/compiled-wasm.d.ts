@@ -5,8 +5,12 @@ declare module 'onnxruntime-web/ort-wasm-simd-threaded.wasm' {
   export default compiledModule
 }
 
-// ondevice's own engine (wasm/engine/engine.wasm), imported the same way in workerd.
+// ondevice's own engine (wasm/engine/engine.wasm, engine-relaxed.wasm), imported the same way in workerd.
 declare module '*/engine.wasm' {
+  const compiledModule: WebAssembly.Module
+  export default compiledModule
+}
+declare module '*/engine-relaxed.wasm' {
   const compiledModule: WebAssembly.Module
   export default compiledModule
 }

@@ -260,14 +260,17 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       expect(text.includes('onnxruntime-node'), `${file.path} mentions onnxruntime-node`).toBe(false)
     }
     // ondevice's engine (backend 'wasm'), and ORT's two builds (WebGPU, and WASM where the engine does not cover a package).
-    // The engine comes in two builds (one thread; shared memory for threads) and its helper
-    // threads' module worker is a chunk of its own.
+    // The engine comes in four builds (one thread; shared memory for threads; each plain SIMD128
+    // and relaxed SIMD, picked at load) and its helper threads' module worker is a chunk of its own.
     const binaries = files.filter((file) => file.path.endsWith('.wasm')).map((file) => file.path)
-    expect(binaries).toHaveLength(4)
-    expect(binaries.filter((path) => /^assets\/engine-threads-[\w-]+\.wasm$/.test(path))).toHaveLength(1)
-    expect(binaries.filter((path) => /^assets\/engine-(?!threads-)[\w-]+\.wasm$/.test(path))).toHaveLength(1)
+    expect(binaries).toHaveLength(6)
+    for (const name of ['engine', 'engine-threads', 'engine-relaxed', 'engine-threads-relaxed'])
+      expect(
+        binaries.filter((path) => new RegExp(`^assets/${name}-[\\w-]{8}\\.wasm$`).test(path)),
+        name,
+      ).toHaveLength(1)
     expect(files.some((file) => /^assets\/thread-worker-browser-[\w-]+\.js$/.test(file.path))).toBe(true)
-    expect(binaries.slice(2)).toEqual([
+    expect(binaries.slice(4)).toEqual([
       'ort/ort-wasm-simd-threaded.jsep.wasm',
       'ort/ort-wasm-simd-threaded.wasm',
     ])
@@ -366,7 +369,11 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       const prepared = await call(page, 'prepare')
       expect(prepared, JSON.stringify(prepared)).toMatchObject({ route: 'device', loaded: true })
       const answer = await call(page, 'summarize')
-      expect(answer, JSON.stringify(answer)).toMatchObject({ route: 'device', backend: 'wasm', error: undefined })
+      expect(answer, JSON.stringify(answer)).toMatchObject({
+        route: 'device',
+        backend: 'wasm',
+        error: undefined,
+      })
       expect(answer.text.length).toBeGreaterThan(0)
       expect(consoleErrors).toEqual([])
       expect(warnings).toEqual([])

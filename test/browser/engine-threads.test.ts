@@ -2,8 +2,9 @@
 // engine's helper Web Workers over shared memory, and 1, 2 and 4 threads give the same logit
 // bytes as each other and as the engine in Node, on the page's main thread (which spins instead of
 // waiting) and inside a module Web Worker (helpers started from a worker, as in the SDK's model
-// worker). A page that is not isolated runs one thread and says why. The page is built with Vite,
-// so the helper's chunk and engine-threads.wasm must come out of the build.
+// worker). Chromium runs the relaxed-SIMD build (engine-relaxed.wasm) by default; the plain
+// engine.wasm, forced, gives the same bytes. A page that is not isolated runs one thread and says
+// why. The page is built with Vite, so the helper's chunk and every .wasm must come out of the build.
 import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -117,12 +118,13 @@ afterAll(async () => {
   if (folder) await rm(folder, { recursive: true, force: true })
 })
 
-function request(fixture: Fixture, threads: number | undefined): EngineCaseRequest {
+function request(fixture: Fixture, threads: number | undefined, simd?: 'plain'): EngineCaseRequest {
   const path = fixture.folder.slice(fixture.folder.lastIndexOf('/'))
   return {
     packageUrl: `${server.url}${path}/`,
     dtype: fixture.dtype,
     ...(threads === undefined ? {} : { threads }),
+    ...(simd === undefined ? {} : { simd }),
     prompt: fixture.prompt,
     steps: fixture.steps,
   }
@@ -146,12 +148,16 @@ function inPage(page: Page, where: 'page' | 'worker', body: EngineCaseRequest): 
 }
 
 describe("ondevice's engine on threads in Chromium", () => {
-  it('the build emits the helper worker and engine-threads.wasm', () => {
+  it('the build emits the helper worker and every build of the engine', () => {
     expect(builtFiles.some((file) => /^thread-worker-browser-.*\.js$/.test(file))).toBe(true)
-    expect(builtFiles.some((file) => /^engine-threads-.*\.wasm$/.test(file))).toBe(true)
+    for (const name of ['engine', 'engine-threads', 'engine-relaxed', 'engine-threads-relaxed'])
+      expect(
+        builtFiles.some((file) => new RegExp(`^${name}-[\\w-]{8}\\.wasm$`).test(file)),
+        name,
+      ).toBe(true)
   })
 
-  it("a cross-origin isolated page: 1, 2 and 4 threads give Node's logit bytes, on the main thread and in a worker", async () => {
+  it("a cross-origin isolated page: 1, 2 and 4 threads give Node's logit bytes, on the main thread and in a worker, relaxed-SIMD and plain builds", async () => {
     const context = await chromium.newContext()
     try {
       const page = await context.newPage()
@@ -162,9 +168,15 @@ describe("ondevice's engine on threads in Chromium", () => {
           runs.push(['page', threads, await inPage(page, 'page', request(fixture, threads))])
         for (const threads of [4])
           runs.push(['worker', threads, await inPage(page, 'worker', request(fixture, threads))])
+        const plain = await inPage(page, 'page', request(fixture, 2, 'plain'))
+        expect(plain.sha256, `${fixture.name}, plain engine.wasm, 2 threads`).toBe(
+          nodeDigest.get(fixture.name),
+        )
+        expect(plain.backendSetup).toMatchObject({ threads: 2 })
         for (const [where, threads, result] of runs) {
           const label = `${fixture.name}, ${where}, ${threads} thread(s)`
           expect(result.crossOriginIsolated, label).toBe(true)
+          expect(result.relaxedSimd, label).toBe(true)
           expect(result.backend, label).toBe('wasm')
           expect(result.backendSetup, label).toMatchObject({ engine: 'ondevice-wasm', threads })
           expect(result.warnings, label).toEqual([])

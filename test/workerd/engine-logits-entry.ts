@@ -1,6 +1,6 @@
 // A test-only Worker entry: worker/index.ts as it ships, plus one route the tests use to read the
 // engine's raw logits in workerd (never part of the product, which has no such route). The logits
-// come from the same precompiled engine.wasm (wrangler's CompiledWasm rule, engineModuleForWorkerd)
+// come from the same precompiled engine-relaxed.wasm (wrangler's CompiledWasm rule, engineModuleForWorkerd)
 // and the same package reader and engine session the entry's model host uses, over the package in
 // local R2; the test compares their bytes with Node's engine.
 import type { ExecutionContext } from 'hono'

@@ -1,30 +1,45 @@
 // The engine in a browser page or Web Worker: engine.wasm (and engine-threads.wasm, its shared-
 // memory build) from beside this module (bundlers emit them as assets for `new URL('./x.wasm',
 // import.meta.url)`; the published package ships them next to this file), fetched and compiled
-// once per page or worker. Threads: ./threads-browser.ts.
+// once per page or worker. Where the browser validates relaxed SIMD (Chromium 114+; ./simd.ts)
+// the relaxed-SIMD builds engine-relaxed.wasm / engine-threads-relaxed.wasm run instead, with
+// the same bits; Safari and Firefox get the plain ones. Threads: ./threads-browser.ts.
 import { BackendError } from '../../core/errors.ts'
 import { htmlPageReason, isWebAssembly } from '../../core/html-page.ts'
+import { chooseEngineSimd, type EngineSimd } from './simd.ts'
 
-let compiled: Promise<WebAssembly.Module> | undefined
-let compiledThreads: Promise<WebAssembly.Module> | undefined
+const compiled = new Map<string, Promise<WebAssembly.Module>>()
 
-/** engine.wasm compiled for this page or worker. */
-export function loadEngineModuleForBrowser(): Promise<WebAssembly.Module> {
-  // The URL stays a literal `new URL('./engine.wasm', import.meta.url)`: bundlers look for it.
-  compiled ??= fetchAndCompile(new URL('./engine.wasm', import.meta.url))
-  compiled.catch(() => {
-    compiled = undefined
-  })
-  return compiled
+function compileOnce(url: URL): Promise<WebAssembly.Module> {
+  let module = compiled.get(url.href)
+  if (!module) {
+    module = fetchAndCompile(url)
+    compiled.set(url.href, module)
+    module.catch(() => compiled.delete(url.href))
+  }
+  return module
 }
 
-/** engine-threads.wasm (the same kernels over shared memory) compiled for this page or worker. */
-export function loadThreadsEngineModuleForBrowser(): Promise<WebAssembly.Module> {
-  compiledThreads ??= fetchAndCompile(new URL('./engine-threads.wasm', import.meta.url))
-  compiledThreads.catch(() => {
-    compiledThreads = undefined
-  })
-  return compiledThreads
+/**
+ * The engine's module for this page or worker: engine-relaxed.wasm where the browser has relaxed
+ * SIMD, else engine.wasm; `simd` picks one (tests and benchmarks compare them).
+ */
+export function loadEngineModuleForBrowser(simd?: EngineSimd): Promise<WebAssembly.Module> {
+  // Each URL stays a literal `new URL('./x.wasm', import.meta.url)`: bundlers look for it.
+  return compileOnce(
+    chooseEngineSimd(simd) === 'relaxed'
+      ? new URL('./engine-relaxed.wasm', import.meta.url)
+      : new URL('./engine.wasm', import.meta.url),
+  )
+}
+
+/** The shared-memory build of what loadEngineModuleForBrowser picks (engine-threads[-relaxed].wasm). */
+export function loadThreadsEngineModuleForBrowser(simd?: EngineSimd): Promise<WebAssembly.Module> {
+  return compileOnce(
+    chooseEngineSimd(simd) === 'relaxed'
+      ? new URL('./engine-threads-relaxed.wasm', import.meta.url)
+      : new URL('./engine-threads.wasm', import.meta.url),
+  )
 }
 
 async function fetchAndCompile(url: URL): Promise<WebAssembly.Module> {

@@ -7,6 +7,7 @@ import { BackendError, InvalidArgumentError } from '../../core/errors.ts'
 import { loadThreadsEngineModuleForBrowser } from './browser.ts'
 import type { Kernels } from './kernels.ts'
 import type { EngineThreads } from './session.ts'
+import type { EngineSimd } from './simd.ts'
 import { controlWords, ThreadPool } from './thread-pool.ts'
 import type { BrowserHelperStart } from './thread-worker-browser.ts'
 
@@ -99,15 +100,21 @@ export function planBrowserEngineThreads(
       }
 }
 
-/** `count` threads for createEngineSession (module Web Workers over shared memory); undefined for 1. */
-export async function browserEngineThreads(count: number): Promise<EngineThreads | undefined> {
+/**
+ * `count` threads for createEngineSession (module Web Workers over shared memory); undefined for
+ * 1. `simd` as loadEngineModuleForBrowser's (the helpers run the same build).
+ */
+export async function browserEngineThreads(
+  count: number,
+  simd?: EngineSimd,
+): Promise<EngineThreads | undefined> {
   if (!Number.isInteger(count) || count < 1 || count > 64)
     throw new InvalidArgumentError(
       'numThreads',
       `numThreads must be an integer from 1 to 64, got ${String(count)}.`,
     )
   if (count === 1) return undefined
-  const module = await loadThreadsEngineModuleForBrowser()
+  const module = await loadThreadsEngineModuleForBrowser(simd)
   return { count, module, start: (kernels) => startBrowserThreads(kernels, module, count) }
 }
 

@@ -3,9 +3,12 @@
 // steps, and the SHA-256 of every logit row's bytes in order, which the test compares with
 // Node's engine. Page and worker share this file.
 import { browserHost } from '../../../client-runtime/browser-host.ts'
-import { loadModelWith } from '../../../client-runtime/load-model.ts'
+import { loadModelWith, type RuntimeHost } from '../../../client-runtime/load-model.ts'
 import type { OndeviceError } from '../../../core/errors.ts'
+import { loadEngineModuleForBrowser } from '../../../wasm/engine/browser.ts'
 import type { EngineSession } from '../../../wasm/engine/session.ts'
+import { type EngineSimd, hostHasRelaxedSimd } from '../../../wasm/engine/simd.ts'
+import { browserEngineThreads } from '../../../wasm/engine/threads-browser.ts'
 
 export interface EngineCaseRequest {
   /** Absolute URL prefix of the package (where config.json is served). */
@@ -17,6 +20,8 @@ export interface EngineCaseRequest {
   readonly prompt: readonly number[]
   /** ...one token at a time. */
   readonly steps: readonly number[]
+  /** Forces the engine's build (default: relaxed SIMD where the browser validates it). */
+  readonly simd?: EngineSimd
 }
 
 export interface EngineCaseResult {
@@ -27,12 +32,26 @@ export interface EngineCaseResult {
   readonly backendSetup: Readonly<Record<string, unknown>> | undefined
   readonly warnings: readonly string[]
   readonly crossOriginIsolated: boolean
+  /** Whether this context validates relaxed SIMD (so the default ran engine-relaxed.wasm). */
+  readonly relaxedSimd: boolean
   readonly milliseconds: number
+}
+
+/** browserHost with the engine's module (and its helpers') swapped for the `simd` build. */
+function hostWithSimd(simd: EngineSimd): RuntimeHost {
+  return {
+    ...browserHost,
+    loadEngine: async (options) => {
+      const loaded = await browserHost.loadEngine!(options)
+      const threads = loaded.threads && (await browserEngineThreads(loaded.threads.count, simd))
+      return { ...loaded, module: await loadEngineModuleForBrowser(simd), ...(threads ? { threads } : {}) }
+    },
+  }
 }
 
 export async function runEngineCase(request: EngineCaseRequest): Promise<EngineCaseResult> {
   const started = performance.now()
-  const model = await loadModelWith(browserHost, {
+  const model = await loadModelWith(request.simd ? hostWithSimd(request.simd) : browserHost, {
     model: request.packageUrl,
     backend: 'wasm',
     dtype: request.dtype,
@@ -56,6 +75,7 @@ export async function runEngineCase(request: EngineCaseRequest): Promise<EngineC
       backendSetup: model.backendSetup,
       warnings: model.warnings,
       crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
+      relaxedSimd: hostHasRelaxedSimd(),
       milliseconds: performance.now() - started,
     }
   } finally {
