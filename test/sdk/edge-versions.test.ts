@@ -86,10 +86,28 @@ function chatRequests(server: Server): number {
 }
 
 /** The repository's sources at `commit` in `tree`, with this checkout's node_modules (its dependencies ran them). */
-async function unpack(commit: string, tree: string): Promise<void> {
+function hasCommit(commit: string): boolean {
   try {
-    execFileSync('git', ['-C', repositoryRoot, 'cat-file', '-e', `${commit}^{commit}`])
+    execFileSync('git', ['-C', repositoryRoot, 'cat-file', '-e', `${commit}^{commit}`], { stdio: 'ignore' })
+    return true
   } catch {
+    return false
+  }
+}
+
+async function unpack(commit: string, tree: string): Promise<void> {
+  // A shallow clone lacks it: ask the clone's origin for that commit once (a local or reachable one).
+  if (!hasCommit(commit)) {
+    try {
+      execFileSync('git', ['-C', repositoryRoot, 'fetch', '--quiet', 'origin', commit], {
+        stdio: 'ignore',
+        timeout: 60_000,
+      })
+    } catch {
+      // Reported below.
+    }
+  }
+  if (!hasCommit(commit)) {
     throw new Error(
       `This test runs ondevice serve from commit ${commit}, which this clone lacks: fetch the full history (git fetch --unshallow).`,
     )
