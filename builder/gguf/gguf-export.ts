@@ -1,11 +1,12 @@
 // Decoder weights (the builder's Hugging Face layout) → a GGUF file llama.cpp (and so wllama, its
 // WebAssembly build) loads: llama.cpp's architecture names, metadata keys and tensor names
 // (token_embd, blk.N.attn_q, ..., output_norm, output), one ggml type for the matrices and F32
-// for the norms. The file is written under a temporary name and renamed when complete, so a
+// for the norms. llama and qwen3 are mapped here; Qwen3.5 (llama.cpp's qwen35) in gguf-qwen35.ts. The file is written under a temporary name and renamed when complete, so a
 // failure never leaves a half-written .gguf behind.
 import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import type { ModelConfig } from '../../core/model-package.ts'
+import type { Qwen35Model } from '../architectures/qwen3-5-reference.ts'
 import type { DecoderWeights, Matrix } from '../architectures/weights.ts'
 import { validateDecoderWeights } from '../architectures/weights.ts'
 import {
@@ -17,6 +18,13 @@ import {
   layoutGguf,
 } from './gguf-file.ts'
 import { encodeGgmlTensor } from './gguf-quantize.ts'
+import {
+  checkQwen35ForGguf,
+  type GgufTensorPlan,
+  planQwen35Tensors,
+  qwen35Metadata,
+  qwen35ModelTypes,
+} from './gguf-qwen35.ts'
 
 /** What `--dtype` takes: ggml's type names, lower case. */
 export const ggufDtypes = ['f32', 'f16', 'q8_0', 'q4_0', 'q4_1'] as const
@@ -58,8 +66,16 @@ export function parseGgufDtype(value: string | undefined): GgufDtype {
   return resolved
 }
 
+/** What GGUF export takes: llama / qwen3 weights, or a Qwen3.5 text model (config + HF-named weights). */
+export type GgufSourceWeights = DecoderWeights | Qwen35Model
+
+/** Whether `weights` is a Qwen3.5 model (the Qwen3.5 builder's form) rather than llama / qwen3 weights. */
+export function isQwen35Model(weights: GgufSourceWeights): weights is Qwen35Model {
+  return 'weights' in weights && weights.weights instanceof Map
+}
+
 export interface GgufExportOptions {
-  readonly weights: DecoderWeights
+  readonly weights: GgufSourceWeights
   /** `tokenizer.ggml.*` entries (ggufTokenizerMetadata). */
   readonly tokenizer: ReadonlyMap<string, GgufValue>
   readonly dtype: GgufDtype
@@ -118,17 +134,9 @@ function architectureMetadata(config: ModelConfig, arch: string): [string, GgufV
   ]
 }
 
-/** Writes `weights` as a GGUF v3 file; see GgufExportOptions. */
-export async function writeGguf(options: GgufExportOptions): Promise<GgufExportResult> {
-  const { weights, dtype, outPath } = options
-  if (!(ggufDtypes as readonly string[]).includes(dtype)) parseGgufDtype(dtype)
+/** llama / qwen3: checks the config, then the tensors in llama.cpp's names (see the top of the file). */
+function planDecoderTensors(weights: DecoderWeights, arch: string): GgufTensorPlan[] {
   const config = weights.config
-  const arch = architectures[config.modelType]
-  if (!arch)
-    throw new InvalidArgumentError(
-      'weights',
-      `GGUF export writes llama and qwen3 models; this one is ${config.modelType}${config.modelType.startsWith('qwen3_5') ? ' (llama.cpp calls Qwen3.5 "qwen35"; its linear-attention tensors are not mapped yet)' : ''}.`,
-    )
   if (config.ropeScaling)
     throw new InvalidArgumentError(
       'weights',
@@ -140,25 +148,11 @@ export async function writeGguf(options: GgufExportOptions): Promise<GgufExportR
       'GGUF export needs full rotary embeddings (partial_rotary_factor 1).',
     )
   validateDecoderWeights(weights)
-  if (existsSync(outPath) && !options.overwrite)
-    throw new InvalidArgumentError(
-      'outPath',
-      `${outPath} exists: choose another file or pass overwrite (--force).`,
-    )
-
-  const matrixType = ggmlTypeOf[dtype]
-  const fallbacks: string[] = []
-  const planned: PlannedTensor[] = []
-  const addMatrix = (name: string, m: Matrix, values: () => Float32Array = () => m.data) => {
-    let type = matrixType
-    if (m.cols % ggmlTypeLayout[type].blockSize !== 0) {
-      type = 'F16'
-      fallbacks.push(name)
-    }
-    planned.push({ info: { name, dims: [m.cols, m.rows], type }, values })
-  }
+  const planned: GgufTensorPlan[] = []
+  const addMatrix = (name: string, m: Matrix, values: () => Float32Array = () => m.data) =>
+    planned.push({ name, dims: [m.cols, m.rows], kind: 'matrix', values })
   const addVector = (name: string, v: Float32Array) =>
-    planned.push({ info: { name, dims: [v.length], type: 'F32' }, values: () => v })
+    planned.push({ name, dims: [v.length], kind: 'float', values: () => v })
 
   addMatrix('token_embd.weight', weights.embedTokens)
   weights.layers.forEach((layer, i) => {
@@ -189,6 +183,51 @@ export async function writeGguf(options: GgufExportOptions): Promise<GgufExportR
   addVector('output_norm.weight', weights.norm)
   // Tied embeddings: llama.cpp reads token_embd for the output when `output` is absent.
   if (!config.tieWordEmbeddings && weights.lmHead) addMatrix('output.weight', weights.lmHead)
+  return planned
+}
+
+/** Writes `weights` as a GGUF v3 file; see GgufExportOptions. */
+export async function writeGguf(options: GgufExportOptions): Promise<GgufExportResult> {
+  const { weights, dtype, outPath } = options
+  if (!(ggufDtypes as readonly string[]).includes(dtype)) parseGgufDtype(dtype)
+  let arch: string
+  let tensorPlans: GgufTensorPlan[]
+  let architectureEntries: [string, GgufValue][]
+  if (isQwen35Model(weights)) {
+    arch = 'qwen35'
+    checkQwen35ForGguf(weights)
+    tensorPlans = planQwen35Tensors(weights)
+    architectureEntries = qwen35Metadata(weights.config)
+  } else {
+    const modelType = weights.config.modelType
+    const found = architectures[modelType]
+    if (!found)
+      throw new InvalidArgumentError(
+        'weights',
+        (qwen35ModelTypes as readonly string[]).includes(modelType)
+          ? `GGUF export takes a ${modelType} model as the Qwen3.5 builder's model ({ config, weights } with Hugging Face names, what readPackageSource returns for it), not as llama-style decoder weights.`
+          : `GGUF export writes llama, qwen3 and Qwen3.5 models; this one is ${modelType}.`,
+      )
+    arch = found
+    tensorPlans = planDecoderTensors(weights, arch)
+    architectureEntries = architectureMetadata(weights.config, arch)
+  }
+  if (existsSync(outPath) && !options.overwrite)
+    throw new InvalidArgumentError(
+      'outPath',
+      `${outPath} exists: choose another file or pass overwrite (--force).`,
+    )
+
+  const matrixType = ggmlTypeOf[dtype]
+  const fallbacks: string[] = []
+  const planned: PlannedTensor[] = tensorPlans.map((plan) => {
+    let type: GgmlTypeName = plan.kind === 'float' ? 'F32' : matrixType
+    if ((plan.dims[0] ?? 1) % ggmlTypeLayout[type].blockSize !== 0) {
+      type = 'F16'
+      fallbacks.push(plan.name)
+    }
+    return { info: { name: plan.name, dims: plan.dims, type }, values: plan.values }
+  })
 
   const metadata = new Map<string, GgufValue>([
     ['general.architecture', gguf.str(arch)],
@@ -196,7 +235,7 @@ export async function writeGguf(options: GgufExportOptions): Promise<GgufExportR
     ['general.file_type', gguf.u32(fileTypeOf[dtype])],
     ['general.quantization_version', gguf.u32(2)],
     ['general.alignment', gguf.u32(32)],
-    ...architectureMetadata(config, arch),
+    ...architectureEntries,
     ...options.tokenizer,
   ])
   const layout = layoutGguf(

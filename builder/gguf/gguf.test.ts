@@ -1,6 +1,7 @@
 // GGUF export: the container's bytes (header, metadata, tensor table, 32-byte alignment), ggml's
-// block formats against hand-worked blocks, llama's q/k row order, the package read-back, and the
-// refusals. That llama.cpp itself loads the files and computes the same tokens is checked in
+// block formats against hand-worked blocks, llama's q/k row order, Qwen3.5's qwen35 mapping (names,
+// keys, 1 + w norms, ssm_a, the tiled V-head order), the package read-back, and the refusals.
+// That llama.cpp itself loads the files and computes the same tokens is checked in
 // Chromium through wllama (test/browser/gguf-wllama.test.ts).
 import {
   copyFileSync,
@@ -16,6 +17,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { parseModelConfig } from '../../core/model-package.ts'
+import { qwen35FixtureConfig } from '../architectures/qwen3-5-fixture.ts'
+import type { Qwen35Model } from '../architectures/qwen3-5-reference.ts'
+import { randomQwen35Weights } from '../architectures/qwen3-5-weights.ts'
 import { randomDecoderWeights } from '../architectures/random-weights.ts'
 import { fixtureConfig, qwen3TokenizerFiles, writeFixture } from '../fixtures/fixture.ts'
 import {
@@ -26,8 +30,10 @@ import {
   ggmlTensorBytes,
   ggufDtypes,
   ggufTokenizerMetadata,
+  isQwen35Model,
   parseGgufDtype,
   readGgufHeader,
+  readGgufSource,
   readPackageSource,
   writeGguf,
 } from './index.ts'
@@ -304,7 +310,7 @@ describe('GGUF export from a package folder', () => {
     const qwen35 = { ...weights, config: parseModelConfig({ ...config.raw, model_type: 'qwen3_5_text' }) }
     await expect(
       writeGguf({ weights: qwen35, tokenizer, dtype: 'f32', outPath: join(folder, 'x.gguf') }),
-    ).rejects.toThrow(/llama and qwen3.*qwen35/)
+    ).rejects.toThrow(/qwen3_5_text model as the Qwen3.5 builder's model/)
     // Inconsistent weights are refused before any byte is written.
     const brokenLayers = weights.layers.map((layer, i) =>
       i === 1 ? { ...layer, downProj: { ...layer.downProj, data: new Float32Array(10) } } : layer,
@@ -327,5 +333,165 @@ describe('GGUF export from a package folder', () => {
     ).rejects.toThrow()
     expect(readdirSync(folder).filter((name) => name.includes('partial'))).toEqual([])
     expect(existsSync(join(folder, 'y.gguf'))).toBe(false)
+  })
+})
+
+describe('GGUF export of the tiny Qwen3.5 fixture (llama.cpp qwen35)', () => {
+  const fixtureConfig35 = qwen35FixtureConfig('tiny')
+  const original = randomQwen35Weights(fixtureConfig35, 1)
+  let model: Qwen35Model
+  const hf = (name: string) => original.get(name)!.data
+
+  it('reads the fp32 package back into the weights it was built from', async () => {
+    const pkg = join(folder, 'qwen3_5-package')
+    await writeFixture({ arch: 'qwen3_5', outDir: pkg, dtype: 'fp32' })
+    // readPackageSource is for llama / qwen3; readGgufSource reads every package GGUF export writes.
+    await expect(readPackageSource(pkg)).rejects.toThrow(/Qwen3.5 package: read it with readGgufSource/)
+    const source = await readGgufSource(pkg)
+    expect(source.onnxFile).toBe('onnx/decoder_model_merged.onnx')
+    if (!isQwen35Model(source.weights)) throw new Error('expected a Qwen3.5 model')
+    model = source.weights
+    expect(model.config.layerTypes).toEqual(fixtureConfig35.layerTypes)
+    expect([...model.weights.keys()].sort()).toEqual([...original.keys()].sort())
+    for (const [name, tensor] of original) {
+      const read = model.weights.get(name)!
+      expect(read.shape, name).toEqual(tensor.shape)
+      // A_log comes back through -exp(A_log) in float32: within rounding. The zero-centred norms
+      // through the graph's 1 + w in float32: 1 + the value read is that scale exactly. The rest exactly.
+      if (name.endsWith('.A_log'))
+        read.data.forEach((value, i) => {
+          expect(value).toBeCloseTo(tensor.data[i]!, 6)
+        })
+      else if (name.endsWith('norm.weight') && !name.endsWith('linear_attn.norm.weight'))
+        expect(
+          Float32Array.from(read.data, (w) => 1 + w),
+          name,
+        ).toEqual(Float32Array.from(tensor.data, (w) => 1 + w))
+      else expect(Buffer.from(read.data.buffer).equals(Buffer.from(tensor.data.buffer)), name).toBe(true)
+    }
+  })
+
+  it("writes llama.cpp's names, keys and layout, and F32 kernels in every type", async () => {
+    const f32 = join(folder, 'qwen3_5-f32.gguf')
+    const result = await writeGguf({ weights: model, tokenizer, dtype: 'f32', outPath: f32 })
+    expect(result.architecture).toBe('qwen35')
+    const file = new Uint8Array(readFileSync(f32))
+    const header = readGgufHeader(file)
+    const meta = (key: string) => header.metadata.get(key)
+    expect(meta('general.architecture')).toBe('qwen35')
+    expect(meta('qwen35.rope.dimension_count')).toBe(16) // head_dim 32 · partial_rotary_factor 0.5
+    expect(meta('qwen35.rope.dimension_sections')).toEqual([3, 3, 2, 0])
+    expect(meta('qwen35.attention.key_length')).toBe(32)
+    expect(meta('qwen35.ssm.conv_kernel')).toBe(4)
+    expect(meta('qwen35.ssm.state_size')).toBe(16)
+    expect(meta('qwen35.ssm.group_count')).toBe(2)
+    expect(meta('qwen35.ssm.time_step_rank')).toBe(4)
+    expect(meta('qwen35.ssm.inner_size')).toBe(64)
+    expect(meta('qwen35.full_attention_interval')).toBe(4)
+    const names = header.tensors.map((t) => t.name)
+    expect(names.filter((n) => n.startsWith('blk.0.')).sort()).toEqual(
+      [
+        'attn_gate.weight',
+        'attn_norm.weight',
+        'attn_qkv.weight',
+        'ffn_down.weight',
+        'ffn_gate.weight',
+        'ffn_up.weight',
+        'post_attention_norm.weight',
+        'ssm_a',
+        'ssm_alpha.weight',
+        'ssm_beta.weight',
+        'ssm_conv1d.weight',
+        'ssm_dt.bias',
+        'ssm_norm.weight',
+        'ssm_out.weight',
+      ].map((n) => `blk.0.${n}`),
+    )
+    expect(names.filter((n) => n.startsWith('blk.3.attn'))).toEqual(
+      ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'attn_q_norm', 'attn_k_norm'].map(
+        (n) => `blk.3.${n}.weight`,
+      ),
+    )
+    expect(names).not.toContain('output.weight') // tied
+    const values = (name: string) => new Float32Array(tensorBytes(file, header, name).data.slice().buffer)
+    // Zero-centred norms as 1 + w; the gated norm as is.
+    expect(values('blk.3.attn_q_norm.weight')).toEqual(
+      Float32Array.from(hf('model.layers.3.self_attn.q_norm.weight'), (w) => 1 + w),
+    )
+    expect(values('output_norm.weight')).toEqual(Float32Array.from(hf('model.norm.weight'), (w) => 1 + w))
+    expect(values('blk.0.ssm_norm.weight')).toEqual(hf('model.layers.0.linear_attn.norm.weight'))
+    expect(header.tensors.find((t) => t.name === 'blk.3.attn_q.weight')!.dims).toEqual([64, 256])
+    expect(header.tensors.find((t) => t.name === 'blk.0.ssm_conv1d.weight')!.dims).toEqual([4, 128])
+    // V heads in tiled order: 2 K heads, 2 V heads each; position v·2 + k holds HF head k·2 + v.
+    const tiled = [0, 2, 1, 3]
+    const l = 'model.layers.0.linear_attn'
+    const aLog = hf(`${l}.A_log`)
+    const ssmA = values('blk.0.ssm_a')
+    tiled.forEach((from, to) => {
+      expect(ssmA[to]).toBeCloseTo(-Math.exp(aLog[from]!), 6)
+    })
+    const gate = values('blk.0.attn_gate.weight')
+    const z = hf(`${l}.in_proj_z.weight`)
+    const headRows = 16 * 64
+    tiled.forEach((from, to) => {
+      expect(gate.subarray(to * headRows, (to + 1) * headRows)).toEqual(
+        z.subarray(from * headRows, (from + 1) * headRows),
+      )
+    })
+    // in_proj_qkv: q and k rows (2 · 32) stay, the V rows move by head.
+    const qkv = values('blk.0.attn_qkv.weight')
+    const qkvHf = hf(`${l}.in_proj_qkv.weight`)
+    expect(qkv.subarray(0, 64 * 64)).toEqual(qkvHf.subarray(0, 64 * 64))
+    expect(qkv.subarray((64 + 16) * 64, (64 + 32) * 64)).toEqual(
+      qkvHf.subarray((64 + 32) * 64, (64 + 48) * 64),
+    )
+    // out_proj's input columns move the same way.
+    const out = values('blk.0.ssm_out.weight')
+    const outHf = hf(`${l}.out_proj.weight`)
+    expect(out.subarray(5 * 64 + 16, 5 * 64 + 32)).toEqual(outHf.subarray(5 * 64 + 32, 5 * 64 + 48))
+
+    const q8 = join(folder, 'qwen3_5-q8_0.gguf')
+    const quantized = await writeGguf({ weights: model, tokenizer, dtype: 'q8_0', outPath: q8 })
+    expect(quantized.fallbacks).toEqual([])
+    const q8Header = readGgufHeader(new Uint8Array(readFileSync(q8)))
+    const typeOf = (name: string) => q8Header.tensors.find((t) => t.name === name)!.type
+    expect(typeOf('blk.0.attn_qkv.weight')).toBe(GgmlType.Q8_0)
+    expect(typeOf('blk.0.ssm_beta.weight')).toBe(GgmlType.Q8_0)
+    expect(typeOf('token_embd.weight')).toBe(GgmlType.Q8_0)
+    // ggml_ssm_conv takes an F32 kernel; norms, biases and ssm_a stay F32.
+    for (const name of [
+      'blk.0.ssm_conv1d.weight',
+      'blk.0.ssm_a',
+      'blk.0.ssm_dt.bias',
+      'blk.0.ssm_norm.weight',
+    ])
+      expect(typeOf(name), name).toBe(GgmlType.F32)
+  })
+
+  it('refuses Qwen3.5 shapes llama.cpp cannot run, before writing', async () => {
+    // Full attention first, then never again: no interval says that.
+    const irregular = {
+      ...model,
+      config: {
+        ...model.config,
+        layerTypes: ['full_attention', 'linear_attention', 'linear_attention', 'linear_attention'] as const,
+      },
+    }
+    await expect(
+      writeGguf({ weights: irregular, tokenizer, dtype: 'f32', outPath: join(folder, 'z.gguf') }),
+    ).rejects.toThrow(/full_attention_interval/)
+    const wide = { ...model, config: { ...model.config, linearValueHeadDim: 32 } }
+    await expect(
+      writeGguf({ weights: wide, tokenizer, dtype: 'f32', outPath: join(folder, 'z.gguf') }),
+    ).rejects.toThrow(/linear_key_head_dim = linear_value_head_dim/)
+    // Weights that do not match the config.
+    const missing = {
+      ...model,
+      weights: new Map([...model.weights].filter(([name]) => !name.endsWith('A_log'))),
+    }
+    await expect(
+      writeGguf({ weights: missing, tokenizer, dtype: 'f32', outPath: join(folder, 'z.gguf') }),
+    ).rejects.toThrow(/A_log/)
+    expect(existsSync(join(folder, 'z.gguf'))).toBe(false)
   })
 })

@@ -6,6 +6,12 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } fr
 import { dirname, join } from 'node:path'
 import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { type ModelConfig, onnxFileNames, parseModelConfig } from '../../core/model-package.ts'
+import { convDim, parseQwen35Config, type Qwen35Config } from '../architectures/qwen3-5-config.ts'
+import {
+  type Qwen35Model,
+  type Qwen35Tensor,
+  qwen35WeightShapes,
+} from '../architectures/qwen3-5-reference.ts'
 import {
   type DecoderLayerWeights,
   type DecoderWeights,
@@ -14,11 +20,14 @@ import {
 } from '../architectures/weights.ts'
 import { type ModelSummary, readModelSummary } from '../onnx/model-reader.ts'
 import { byteLengthOf, fromFloat16 } from '../onnx/tensor.ts'
+import { type GgufSourceWeights, isQwen35Model } from './gguf-export.ts'
 import type { GgufValue } from './gguf-file.ts'
 import { ggufTokenizerMetadata } from './gguf-tokenizer.ts'
 
-export interface PackageSource {
-  readonly weights: DecoderWeights
+/** A package's float weights and tokenizer; `Weights` is DecoderWeights for llama / qwen3 packages. */
+export interface PackageSource<Weights extends GgufSourceWeights = DecoderWeights> {
+  /** llama / qwen3: the builder's decoder weights; Qwen3.5: its config and HF-named weights. */
+  readonly weights: Weights
   readonly tokenizer: Map<string, GgufValue>
   /** The package's name (manifest.json), for general.name. */
   readonly name: string
@@ -43,18 +52,31 @@ const firstId = (value: unknown): number | undefined =>
       ? value[0]
       : undefined
 
-/** Reads a package folder's float weights and tokenizer (see the top of this file). */
+/** Reads a llama or qwen3 package folder's float weights and tokenizer (see the top of this file). */
 export async function readPackageSource(folder: string): Promise<PackageSource> {
+  const source = await readGgufSource(folder)
+  const { weights } = source
+  if (isQwen35Model(weights))
+    throw new InvalidArgumentError(
+      'package',
+      `${folder} is a Qwen3.5 package: read it with readGgufSource, which returns its weights in the Qwen3.5 builder's form ({ config, weights }).`,
+    )
+  return { ...source, weights }
+}
+
+/** Reads any package GGUF export writes (llama, qwen3, Qwen3.5): float weights and tokenizer. */
+export async function readGgufSource(folder: string): Promise<PackageSource<GgufSourceWeights>> {
   if (!existsSync(join(folder, 'config.json')))
     throw new InvalidArgumentError(
       'package',
       `${folder} is not a model package (no config.json): pass a folder written by ondevice convert or ondevice fixture.`,
     )
   const config = parseModelConfig(readFileSync(join(folder, 'config.json'), 'utf8'))
-  if (config.modelType !== 'llama' && config.modelType !== 'qwen3')
+  const qwen35 = config.modelType === 'qwen3_5' || config.modelType === 'qwen3_5_text'
+  if (config.modelType !== 'llama' && config.modelType !== 'qwen3' && !qwen35)
     throw new InvalidArgumentError(
       'package',
-      `GGUF export writes llama and qwen3 packages; ${folder} is ${config.modelType}.`,
+      `GGUF export writes llama, qwen3 and Qwen3.5 packages; ${folder} is ${config.modelType}.`,
     )
   const dtype = (['fp32', 'fp16'] as const).find((candidate) =>
     existsSync(join(folder, onnxFileNames(config.modelType, candidate).model)),
@@ -64,16 +86,29 @@ export async function readPackageSource(folder: string): Promise<PackageSource> 
       'package',
       `${folder} has no fp32 or fp16 ONNX file; GGUF export quantizes from float weights. Write the package with --dtype fp32 as well (ondevice convert / ondevice fixture).`,
     )
-  const onnxFile = onnxFileNames(config.modelType, dtype).model
+  const files = onnxFileNames(config.modelType, dtype)
+  const onnxFile = files.model
   const onnx = new OnnxInitializers(join(folder, onnxFile))
+  const embedding = files.embedTokens ? new OnnxInitializers(join(folder, files.embedTokens)) : undefined
   try {
-    const weights = readDecoderWeights(onnx, config)
+    const weights = qwen35
+      ? readQwen35Weights(onnx, embedding ?? onnx, readQwen35Config(folder))
+      : readDecoderWeights(onnx, config)
     const tokenizer = readPackageTokenizer(folder, config)
     const manifest = readJson(folder, 'manifest.json')
     const name = typeof manifest?.['name'] === 'string' ? manifest['name'] : config.modelType
     return { weights, tokenizer, name, onnxFile }
   } finally {
     onnx.close()
+    embedding?.close()
+  }
+}
+
+function readQwen35Config(folder: string): Qwen35Config {
+  try {
+    return parseQwen35Config(readJson(folder, 'config.json'))
+  } catch (cause) {
+    throw new ModelError('model_invalid', `${folder}/config.json: ${(cause as Error).message}.`, { cause })
   }
 }
 
@@ -212,4 +247,44 @@ function readDecoderWeights(onnx: OnnxInitializers, config: ModelConfig): Decode
   const norm = floats('model.norm.weight', [hidden])
   const lmHead = config.tieWordEmbeddings ? undefined : linear('lm_head', config.vocabSize, hidden)
   return { config, embedTokens, layers, norm, ...(lmHead ? { lmHead } : {}) }
+}
+
+/**
+ * Qwen3.5's weights back in their Hugging Face names and form, from the graphs the Qwen3.5 builder
+ * writes (builder/architectures/qwen3-5-graph.ts): linear layers stored (in, out) are transposed
+ * back, the zero-centred norms (stored as `<name>.weight.scale` = 1 + w) get w back, the gated
+ * norm (`linear_attn.norm.scale`) is the plain weight, and A_log comes from `neg_exp_A_log` = -exp(A_log).
+ * The embedding table is the embed_tokens graph's.
+ */
+function readQwen35Weights(
+  decoder: OnnxInitializers,
+  embedding: OnnxInitializers,
+  config: Qwen35Config,
+): Qwen35Model {
+  const weights = new Map<string, Qwen35Tensor>()
+  for (const [name, shape] of qwen35WeightShapes(config)) {
+    let data: Float32Array
+    if (name === 'model.embed_tokens.weight') data = embedding.floats(name, shape)
+    else if (name.endsWith('linear_attn.norm.weight'))
+      data = decoder.floats(name.replace(/\.weight$/, '.scale'), shape)
+    else if (name.endsWith('norm.weight'))
+      // The graph holds 1 + w rounded to float32; s - 1 is exact for s in [0.5, 2] (Sterbenz), so
+      // 1 + (s - 1), what the GGUF stores, is the graph's scale bit for bit.
+      data = Float32Array.from(decoder.floats(`${name}.scale`, shape), (s) => s - 1)
+    else if (name.endsWith('.A_log'))
+      data = Float32Array.from(decoder.floats(name.replace(/A_log$/, 'neg_exp_A_log'), shape), (a) =>
+        Math.log(-a),
+      )
+    else if (name.endsWith('conv1d.weight'))
+      data = decoder.floats(name, [convDim(config), 1, config.linearConvKernelDim])
+    else if (name.endsWith('.dt_bias')) data = decoder.floats(name, shape)
+    else {
+      const [rows, cols] = shape as [number, number]
+      const stored = decoder.floats(name, [cols, rows])
+      data = new Float32Array(rows * cols)
+      for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) data[r * cols + c] = stored[c * rows + r]!
+    }
+    weights.set(name, { shape, data })
+  }
+  return { config, weights }
 }

@@ -65,4 +65,43 @@ describe('ondevice export --format gguf', () => {
     expect(noFormat.stderr).toMatch(/Pass --format gguf/)
     expect(existsSync(join(root, 'x.gguf'))).toBe(false)
   })
+
+  it('exports the tiny Qwen3.5 fixture as llama.cpp qwen35 (q4_0), and a q4-only package is refused', () => {
+    const pkg = join(root, 'qwen3_5')
+    const written = ondevice([
+      'fixture',
+      '--arch',
+      'qwen3_5',
+      '--size',
+      'tiny',
+      '--dtype',
+      'fp32',
+      '--out',
+      pkg,
+    ])
+    expect(written.code, written.stderr).toBe(0)
+    const out = join(root, 'qwen3_5.gguf')
+    const exported = ondevice(['export', '--format', 'gguf', '--in', pkg, '--out', out, '--dtype', 'q4_0'])
+    expect(exported.code, exported.stderr).toBe(0)
+    // 4 layers: 3 linear (14 tensors each), 1 full attention (11), token_embd and output_norm.
+    expect(exported.stdout).toMatch(/qwen3_5\.gguf: GGUF v3, qwen35, q4_0, 55 tensors, /)
+    const header = readGgufHeader(new Uint8Array(readFileSync(out)))
+    expect(header.metadata.get('general.architecture')).toBe('qwen35')
+    expect(header.tensors.find((t) => t.name === 'blk.0.attn_qkv.weight')?.type).toBe(2)
+
+    const quantizedOnly = join(root, 'qwen3_5-q4')
+    expect(ondevice(['fixture', '--arch', 'qwen3_5', '--dtype', 'q4', '--out', quantizedOnly]).code).toBe(0)
+    const refused = ondevice([
+      'export',
+      '--format',
+      'gguf',
+      '--in',
+      quantizedOnly,
+      '--out',
+      join(root, 'y.gguf'),
+    ])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/no fp32 or fp16 ONNX file/)
+    expect(existsSync(join(root, 'y.gguf'))).toBe(false)
+  }, 120_000)
 })

@@ -10,11 +10,13 @@ const help = `Usage: ondevice export --format gguf --in DIR --out FILE.gguf [--d
 
 Writes a package's weights and tokenizer as a GGUF v3 file for llama.cpp (and wllama, its
 WebAssembly build). Reads the package's fp32 (or fp16) ONNX file: write the package with
---dtype fp32 (ondevice convert / ondevice fixture). llama and qwen3 packages.
+--dtype fp32 (ondevice convert / ondevice fixture). llama, qwen3 and Qwen3.5 (text) packages;
+Qwen3.5 is written as llama.cpp's qwen35 architecture.
 
 Options:
   --format F   gguf (the only format so far)
-  --in DIR     Package folder (config.json, tokenizer.json, onnx/model.onnx)
+  --in DIR     Package folder (config.json, tokenizer.json, onnx/model.onnx, or Qwen3.5's
+               onnx/embed_tokens.onnx + onnx/decoder_model_merged.onnx)
   --out FILE   GGUF file to write (written whole or not at all)
   --dtype D    f32, f16, q8_0, q4_0 or q4_1 (default q8_0); the builder's names map to the
                nearest type: fp32 → f32, fp16 → f16, q8 → q8_0, q4 → q4_1. Norms stay f32;
@@ -56,14 +58,14 @@ export async function run(argv: string[]): Promise<number> {
     throw new InvalidArgumentError('--out', `The folder of ${values.out} does not exist: create it first.`)
   if (existsSync(values.out) && !values.force)
     throw new InvalidArgumentError('--out', `${values.out} exists: pass --force to replace it.`)
-  const { parseGgufDtype, readPackageSource, writeGguf } = await import('../../builder/gguf/index.ts')
+  const { parseGgufDtype, readGgufSource, writeGguf } = await import('../../builder/gguf/index.ts')
   let dtype: ReturnType<typeof parseGgufDtype>
   try {
     dtype = parseGgufDtype(values.dtype ?? 'q8_0')
   } catch (error) {
     throw new InvalidArgumentError('--dtype', (error as Error).message)
   }
-  const source = await readPackageSource(values.in)
+  const source = await readGgufSource(values.in)
   const result = await writeGguf({
     weights: source.weights,
     tokenizer: source.tokenizer,
