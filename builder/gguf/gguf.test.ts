@@ -468,6 +468,19 @@ describe('GGUF export of the tiny Qwen3.5 fixture (llama.cpp qwen35)', () => {
       expect(typeOf(name), name).toBe(GgmlType.F32)
   })
 
+  it("names Qwen3.5's own pre-tokenizer (combining marks kept in words) qwen35", () => {
+    // The fixtures ship Qwen3's tokenizer (qwen2); Qwen3.5's tokenizer.json adds \p{M} to the split.
+    const qwen35Split = JSON.parse(tokenizerFiles.tokenizerJson, (key, value) =>
+      key === 'Regex' && typeof value === 'string' && value.includes('\\p{L}+|')
+        ? value
+            .replace('?\\p{L}+|', '?[\\p{L}\\p{M}]+|')
+            .replace('[^\\s\\p{L}\\p{N}]', '[^\\s\\p{L}\\p{M}\\p{N}]')
+        : value,
+    ) as Record<string, unknown>
+    const metadata = ggufTokenizerMetadata({ tokenizerJson: qwen35Split, config, eosTokenId: 151645 })
+    expect(metadata.get('tokenizer.ggml.pre')).toEqual({ type: 'string', value: 'qwen35' })
+  })
+
   it('refuses Qwen3.5 shapes llama.cpp cannot run, before writing', async () => {
     // Full attention first, then never again: no interval says that.
     const irregular = {
