@@ -573,7 +573,10 @@ export class LoadContext {
     apply: (slab: Pointer, k0: number, rows: number) => void,
   ): Promise<void> {
     const rowBytes = n * elementBytes
-    const rowsPerSlab = Math.max(1, Math.floor(slabBytes / rowBytes))
+    const fit = Math.max(1, Math.floor(slabBytes / rowBytes))
+    // Whole multiples of 16 inputs where the slab holds that many: the q8 regrouping transposes
+    // sixteen inputs at a time and goes byte by byte only at a slab's unaligned ends.
+    const rowsPerSlab = fit >= 16 ? fit - (fit % 16) : fit
     const mark = this.kernels.mark()
     const slab = this.kernels.alloc(Math.min(k, rowsPerSlab) * rowBytes, 16)
     for (let k0 = 0; k0 < k; k0 += rowsPerSlab) {

@@ -31,12 +31,49 @@ static inline int64_t q8_offset(int64_t c, int i, int blocks) {
   return (((c >> 2) * blocks + (i >> 5)) * 4 + (c & 3)) * BLOCK + (i & (BLOCK - 1));
 }
 
+/** Inputs [i_begin, i_end) of the slab for output row c, into the row's part of its group blocks. */
+static inline void copy_column(const int8_t *src, int n, int c, int k0, int i_begin, int i_end, int8_t *row) {
+  // Runs of inputs inside one block are contiguous in the row's part of the group block.
+  for (int i = i_begin; i < i_end;) {
+    int at = k0 + i;
+    int run_end = i + (BLOCK - (at & (BLOCK - 1)));
+    if (run_end > i_end) run_end = i_end;
+    int8_t *out = row + (int64_t)(at >> 5) * Q8_GROUP_BLOCK_BYTES + (at & (BLOCK - 1)) - i;
+    for (; i < run_end; i++) out[i] = src[(int64_t)i * n + c];
+  }
+}
+
+/**
+ * Sixteen inputs (starting at slab row i, a multiple of 16 in the matrix, so inside one block) of
+ * the four columns 4g..4g+3: a 16 x 4 byte transpose in registers. Each input's four bytes are one
+ * 32-bit load; a byte shuffle gathers each column's bytes of four inputs into one 32-bit lane, and
+ * a 4 x 4 transpose of those lanes gives each column's sixteen bytes, stored in one piece.
+ */
+static inline void transpose_16x4(const int8_t *src, int n, int i, int c, int8_t *out0) {
+  v128_t v[4];
+  for (int q = 0; q < 4; q++) {
+    const int8_t *p = src + (int64_t)(i + 4 * q) * n + c;
+    v128_t x = wasm_v128_load32_zero(p);
+    x = wasm_v128_load32_lane(p + n, x, 1);
+    x = wasm_v128_load32_lane(p + 2 * (int64_t)n, x, 2);
+    x = wasm_v128_load32_lane(p + 3 * (int64_t)n, x, 3);
+    v[q] = wasm_i8x16_shuffle(x, x, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  }
+  v128_t t01 = wasm_i32x4_shuffle(v[0], v[1], 0, 4, 1, 5), t23 = wasm_i32x4_shuffle(v[2], v[3], 0, 4, 1, 5);
+  v128_t u01 = wasm_i32x4_shuffle(v[0], v[1], 2, 6, 3, 7), u23 = wasm_i32x4_shuffle(v[2], v[3], 2, 6, 3, 7);
+  wasm_v128_store(out0, wasm_i64x2_shuffle(t01, t23, 0, 2));
+  wasm_v128_store(out0 + BLOCK, wasm_i64x2_shuffle(t01, t23, 1, 3));
+  wasm_v128_store(out0 + 2 * BLOCK, wasm_i64x2_shuffle(u01, u23, 0, 2));
+  wasm_v128_store(out0 + 3 * BLOCK, wasm_i64x2_shuffle(u01, u23, 1, 3));
+}
+
 /**
  * One slab of the stored [k, n] matrix, inputs k0 .. k0 + k_rows (src[i * n + c] for i < k_rows),
  * into the grouped layout at dst (the whole matrix, ceil(n / 4) * blocks * 128 bytes). The rows
  * that pad the last group get zero codes for the slab's inputs, and the slab that ends at k also
  * zeroes the padding of the last block. In tiles of 256 inputs by 64 columns, so the stored rows
- * being read stay in cache while each output row gets runs of contiguous writes.
+ * being read stay in cache; whole groups of four columns go sixteen inputs at a time through a
+ * transpose in registers, the ends of a run and a partial last group byte by byte.
  */
 EXPORT(repack_q8_grouped)
 void repack_q8_grouped(const int8_t *src, int k0, int k_rows, int k, int n, int8_t *dst) {
@@ -46,16 +83,21 @@ void repack_q8_grouped(const int8_t *src, int k0, int k_rows, int k, int n, int8
     int i1 = i0 + 256 < k_rows ? i0 + 256 : k_rows;
     for (int c0 = 0; c0 < n; c0 += 64) {
       int c1 = c0 + 64 < n ? c0 + 64 : n;
-      for (int c = c0; c < c1; c++) {
-        int8_t *row = dst + q8_offset(c, 0, blocks);
-        // Runs of inputs inside one block are contiguous in the row's part of the group block.
-        for (int i = i0; i < i1;) {
-          int at = k0 + i;
-          int run_end = i + (BLOCK - (at & (BLOCK - 1)));
-          if (run_end > i1) run_end = i1;
-          int8_t *out = row + (int64_t)(at >> 5) * Q8_GROUP_BLOCK_BYTES + (at & (BLOCK - 1)) - i;
-          for (; i < run_end; i++) out[i] = src[(int64_t)i * n + c];
+      for (int c = c0; c < c1; c += 4) {
+        if (c + 4 > n) {
+          for (int j = c; j < n; j++) copy_column(src, n, j, k0, i0, i1, dst + q8_offset(j, 0, blocks));
+          continue;
         }
+        int8_t *group = dst + q8_offset(c, 0, blocks);
+        // Up to the next multiple of 16 in the matrix byte by byte, then sixteen at a time.
+        int i = i0 + ((16 - ((k0 + i0) & 15)) & 15);
+        if (i > i1) i = i1;
+        for (int j = 0; j < 4; j++) copy_column(src, n, c + j, k0, i0, i, group + j * BLOCK);
+        for (; i + 16 <= i1; i += 16) {
+          int at = k0 + i;
+          transpose_16x4(src, n, i, c, group + (int64_t)(at >> 5) * Q8_GROUP_BLOCK_BYTES + (at & (BLOCK - 1)));
+        }
+        for (int j = 0; j < 4; j++) copy_column(src, n, c + j, k0, i, i1, group + j * BLOCK);
       }
     }
   }
