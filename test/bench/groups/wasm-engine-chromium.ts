@@ -31,7 +31,8 @@ interface Outcome {
   readonly errors: string[]
 }
 
-async function buildPage(outDir: string): Promise<void> {
+/** The engine-bench page (browser/engine-bench/), built with Vite into `outDir`; groups 7 and 9 serve it. */
+export async function buildEngineBenchPage(outDir: string): Promise<void> {
   const { build, defaultClientConditions } = await import('vite')
   await build({
     configFile: false,
@@ -60,7 +61,7 @@ export async function wasmEngineChromiumRows(
   const { pkg } = options
   const pageFolder = join(context.cacheFolder, 'engine-bench-page')
   context.log('group 7 (Chromium): building the page with Vite')
-  await buildPage(pageFolder)
+  await buildEngineBenchPage(pageFolder)
   const { startStaticServer } = await import('../../../demo/static-server.ts')
   const { launchChromium } = await import('../../browser/chromium.ts')
   const server = await startStaticServer({

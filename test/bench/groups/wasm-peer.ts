@@ -1,25 +1,27 @@
-// Group 9: the WASM peer. ondevice's WebAssembly engine (one thread) against wllama, llama.cpp's
-// WebAssembly build (npm @wllama/wllama, its single-thread path: n_threads 1), in the same headless
-// Chromium run, on the same weights: the Qwen3-0.6B-shape fixture exported to GGUF by the builder
+// Group 9: the WASM peer. ondevice's WebAssembly engine against wllama, llama.cpp's WebAssembly
+// build (npm @wllama/wllama), one thread each and, for the usual 4-bit, two threads each (wllama's
+// pthreads, our helper Web Workers), in the same headless Chromium run, on the same weights: the Qwen3-0.6B-shape fixture exported to GGUF by the builder
 // (`writeGguf` from the same seeded weights the package holds) in the nearest ggml type to each of
 // our formats (q4 → Q4_1, and Q4_0, llama.cpp's usual 4-bit; q8 → Q8_0), and stories260K
 // fp32 → F32. Both pages are served from 127.0.0.1 with every file local; visits alternate; each
 // loads the model, warms up, then runs the same prompt (wllama takes it as text: llama.cpp's token
 // count is printed beside ours) for the same number of greedy tokens.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { qwen35FixtureConfig } from '../../../builder/architectures/qwen3-5-fixture.ts'
+import { randomQwen35Weights } from '../../../builder/architectures/qwen3-5-weights.ts'
 import { randomDecoderWeights } from '../../../builder/architectures/random-weights.ts'
-import type { DecoderWeights } from '../../../builder/architectures/weights.ts'
 import { fixtureConfig } from '../../../builder/fixtures/fixture.ts'
 import {
   type GgufDtype,
+  type GgufSourceWeights,
   readPackageSource,
   readPackageTokenizer,
   writeGguf,
 } from '../../../builder/gguf/index.ts'
 import { parseModelConfig } from '../../../core/model-package.ts'
 import type { WllamaRequest, WllamaResult } from '../../browser/wllama-page/main.ts'
-import type { PageRequest, PageResult } from '../browser/page-protocol.ts'
+import type { EngineBenchRequest, EngineBenchResult } from '../browser/engine-bench/main.ts'
 import type { BenchContext, GroupResult } from '../support/context.ts'
 import { folderTokenizer } from '../support/engines.ts'
 import {
@@ -32,23 +34,33 @@ import {
 } from '../support/packages.ts'
 import { promptOfLength } from '../support/prompts.ts'
 import { formatNumber, formatRatio, median, type Table } from '../support/stats.ts'
+import { buildEngineBenchPage } from './wasm-engine-chromium.ts'
 
 interface PeerCase {
   readonly id: PackageId
   readonly ours: string
   readonly gguf: GgufDtype
+  readonly threads: number
 }
 
 const cases: readonly PeerCase[] = [
-  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_1' },
-  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_0' },
-  { id: 'qwen3-0.6b', ours: 'q8', gguf: 'q8_0' },
-  { id: 'stories260K', ours: 'fp32', gguf: 'f32' },
+  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_1', threads: 1 },
+  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_0', threads: 1 },
+  { id: 'qwen3-0.6b', ours: 'q4', gguf: 'q4_0', threads: 2 },
+  { id: 'qwen3-0.6b', ours: 'q8', gguf: 'q8_0', threads: 1 },
+  { id: 'stories260K', ours: 'fp32', gguf: 'f32', threads: 1 },
+  // The seed's model: llama.cpp runs Qwen3.5 as 'qwen35'.
+  { id: 'qwen3_5-0.8b', ours: 'q4', gguf: 'q4_0', threads: 1 },
+  { id: 'qwen3_5-0.8b', ours: 'q8', gguf: 'q8_0', threads: 1 },
 ]
 
 /** The weights a package was built from: the fixture's seed for random shapes, the fp32 file otherwise. */
-async function packageWeights(pkg: BenchPackage): Promise<DecoderWeights> {
+async function packageWeights(pkg: BenchPackage): Promise<GgufSourceWeights> {
   if (pkg.id === 'qwen3-0.6b') return randomDecoderWeights(fixtureConfig('qwen3', 'qwen3-0.6b'), 1)
+  if (pkg.id === 'qwen3_5-0.8b') {
+    const config = qwen35FixtureConfig('0.8b')
+    return { config, weights: randomQwen35Weights(config, 1) }
+  }
   return (await readPackageSource(pkg.folder)).weights
 }
 
@@ -94,14 +106,12 @@ async function ensureGguf(
   return files
 }
 
+/** wllama's page (esbuild); ours is group 7's engine-bench page (Vite: the engine's .wasm and thread workers as an app gets them). */
 async function buildPages(folder: string): Promise<void> {
   const esbuild = await import('esbuild')
   mkdirSync(folder, { recursive: true })
   await esbuild.build({
-    entryPoints: {
-      engine: join(repositoryRoot, 'test/bench/browser/engine-page.ts'),
-      wllama: join(repositoryRoot, 'test/browser/wllama-page/main.ts'),
-    },
+    entryPoints: { wllama: join(repositoryRoot, 'test/browser/wllama-page/main.ts') },
     outdir: folder,
     bundle: true,
     format: 'esm',
@@ -109,13 +119,11 @@ async function buildPages(folder: string): Promise<void> {
     target: 'es2022',
     logLevel: 'error',
   })
-  // The engine's module fetches engine.wasm from beside itself (new URL('./engine.wasm', import.meta.url)).
-  copyFileSync(join(repositoryRoot, 'wasm/engine/engine.wasm'), join(folder, 'engine.wasm'))
-  for (const page of ['engine', 'wllama'])
-    writeFileSync(
-      join(folder, `${page}.html`),
-      `<!doctype html><html><head><meta charset="utf-8"><title>${page}</title></head><body><script type="module" src="/${page}.js"></script></body></html>\n`,
-    )
+  writeFileSync(
+    join(folder, 'wllama.html'),
+    '<!doctype html><html><head><meta charset="utf-8"><title>wllama</title></head><body><script type="module" src="/wllama.js"></script></body></html>\n',
+  )
+  await buildEngineBenchPage(join(folder, 'engine'))
 }
 
 interface Visit {
@@ -129,7 +137,7 @@ interface Visit {
 
 export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
   const title =
-    "WASM peer (headless Chromium, 1 thread): ondevice's engine vs wllama (llama.cpp) on GGUF exports of the same weights"
+    "WASM peer (headless Chromium, 1 and 2 threads): ondevice's engine vs wllama (llama.cpp) on GGUF exports of the same weights"
   const selected = cases.filter((entry) => !context.packages || context.packages.has(entry.id))
   const pageFolder = join(context.cacheFolder, 'wasm-peer-pages')
   await buildPages(pageFolder)
@@ -158,7 +166,7 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
         rows.push([
           entry.id,
           `${entry.ours} / ${entry.gguf.toUpperCase()}`,
-          '1',
+          String(entry.threads),
           '—',
           '—',
           '—',
@@ -171,7 +179,9 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
       }
       const pkg = await ensurePackage(entry.id, context.cacheFolder, context.log)
       // Every GGUF type this package's rows need in one pass (the 0.6B weights are generated once).
-      const needed = selected.filter((other) => other.id === entry.id).map((other) => other.gguf)
+      const needed = [
+        ...new Set(selected.filter((other) => other.id === entry.id).map((other) => other.gguf)),
+      ]
       const gguf = (await ensureGguf(context, pkg, needed)).get(entry.gguf)!
       const tokenizer = folderTokenizer(pkg.folder)
       const promptIds = promptOfLength(tokenizer, promptLength, pkg.bosTokenId)
@@ -185,7 +195,7 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
       const model = (ggufTokenizer.get('tokenizer.ggml.model') as unknown as { value: 'gpt2' | 'llama' })
         .value
       const banned = bannedTokenIds(vocabulary, model)
-      context.log(`group 9: ${entry.id} ${entry.ours} vs wllama ${entry.gguf}`)
+      context.log(`group 9: ${entry.id} ${entry.ours} vs wllama ${entry.gguf}, ${entry.threads} thread(s)`)
       const results: Record<'ours' | 'wllama', Visit[]> = { ours: [], wllama: [] }
       for (let visit = 0; visit < visits; visit++) {
         const order = visit % 2 === 0 ? (['ours', 'wllama'] as const) : (['wllama', 'ours'] as const)
@@ -194,31 +204,32 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
           try {
             const page = await browserContext.newPage()
             if (engine === 'ours') {
-              const request: PageRequest = {
+              // The prompt is both the decode's prompt and the TTFT figure's (one round).
+              const request: EngineBenchRequest = {
                 packageUrl: `/packages/${entry.id}/`,
+                runtime: 'engine',
                 dtype: entry.ours,
-                backend: 'wasm',
-                threads: 1,
-                promptTokenIds: promptIds,
-                maxTokens,
+                threads: entry.threads,
+                shortPrompt: promptIds,
+                longPrompt: promptIds,
+                decodeTokens: maxTokens,
+                rounds: 1,
               }
-              await page.goto(
-                `${server.url}/engine.html?request=${encodeURIComponent(JSON.stringify(request))}`,
+              await page.goto(`${server.url}/engine/`)
+              await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
+              const result = await page.evaluate(
+                (body) =>
+                  (
+                    window as unknown as { runEngineBench(r: EngineBenchRequest): Promise<EngineBenchResult> }
+                  ).runEngineBench(body),
+                request,
               )
-              await page.waitForFunction(
-                () => (globalThis as { benchResult?: unknown }).benchResult !== undefined,
-                undefined,
-                { timeout: 600_000, polling: 250 },
-              )
-              const result = (await page.evaluate(
-                () => (globalThis as { benchResult?: unknown }).benchResult,
-              )) as PageResult
+              if (!result.crossOriginIsolated) throw new Error('the page is not cross-origin isolated')
               results.ours.push({
                 loadMs: result.loadMs,
-                ttftMs: result.ttftMs,
-                decode: result.decodeTokensPerSecond,
+                ttftMs: median(result.ttftLongMs),
+                decode: median(result.decodeTokensPerSecond),
                 promptTokens: promptIds.length,
-                ...(result.error ? { error: result.error } : {}),
               })
             } else {
               await page.goto(`${server.url}/wllama.html`)
@@ -232,7 +243,7 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
                 warmupPrompt: tokenizer.decode(promptIds.slice(0, 8), { skipSpecialTokens: true }),
                 maxTokens,
                 bannedTokenIds: banned,
-                threads: 1,
+                threads: entry.threads,
               }
               const result = (await page.evaluate(
                 (r) =>
@@ -288,7 +299,7 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
       rows.push([
         pkg.label,
         `${entry.ours} / ${entry.gguf.toUpperCase()}`,
-        '1',
+        String(entry.threads),
         `${formatNumber(ours.ttft)} / ${formatNumber(peer.ttft)}`,
         formatRatio(peer.ttft / ours.ttft),
         `${formatNumber(ours.decode)} / ${formatNumber(peer.decode)}`,
@@ -319,8 +330,8 @@ export async function wasmPeer(context: BenchContext): Promise<GroupResult> {
     ],
     rows,
     notes: [
-      `Medians of ${visits} page visit(s) per engine, alternating; each visit loads the model over HTTP from 127.0.0.1, warms up on 8 tokens, then runs a ${promptLength}-token prompt for ${maxTokens} greedy tokens. Both rates are timed in the page from the first to the last token (wllama's worker posts each token to the page; llama.cpp's own figure, without that hop, is the column beside).`,
-      'wllama 3.13 (llama.cpp b12211), n_threads 1 (its single-thread path; the page is cross-origin isolated for both), n_gpu_layers 0, f16 KV cache and flash attention as llama.cpp defaults. Its sampler bans the ~1,450 tokens whose text is not UTF-8 on its own (wllama fails on such text; test/browser/wllama.ts), a logit bias that costs nothing measurable; ours is plain greedy. GGUF files are written by the builder (`ondevice export`) from the same weights as the package.',
+      `Medians of ${visits} page visit(s) per engine, alternating; each visit loads the model over HTTP from 127.0.0.1, warms up (wllama on 8 tokens, ours on the prompt), then runs a ${promptLength}-token prompt for ${maxTokens} greedy tokens. Both rates are timed in the page from the first to the last token (wllama's worker posts each token to the page; llama.cpp's own figure, without that hop, is the column beside).`,
+      'wllama 3.13 (llama.cpp b12211), n_threads as the threads column (1: its single-thread path; 2: its pthreads build; the page is cross-origin isolated for both; ours: helper Web Workers), n_gpu_layers 0, f16 KV cache and flash attention as llama.cpp defaults. Its sampler bans the ~1,450 tokens whose text is not UTF-8 on its own (wllama fails on such text; test/browser/wllama.ts), a logit bias that costs nothing measurable; ours is plain greedy. GGUF files are written by the builder (`ondevice export`) from the same weights as the package.',
     ],
   }
   return { group: 9, title, tables: [table], data }
