@@ -30,7 +30,9 @@ async function optionalText(reader: PackageReader, path: string): Promise<string
 export async function loadPackageTokenizer(reader: PackageReader): Promise<Tokenizer> {
   const [tokenizerJson, tokenizerConfigJson, configJson, generationConfigJson, chatTemplate] =
     await Promise.all([
-      reader.readText('tokenizer.json'),
+      // Bytes, not text: core reads tokenizer.json's big arrays straight from them, so neither
+      // the file's text (a two-byte string twice the file's size) nor its parsed objects exist.
+      reader.readBytes('tokenizer.json'),
       optionalText(reader, 'tokenizer_config.json'),
       optionalText(reader, 'config.json'),
       optionalText(reader, 'generation_config.json'),
