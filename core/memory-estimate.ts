@@ -137,11 +137,13 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
 }
 
 /**
- * Resident bytes of the parsed tokenizer per byte of tokenizer.json (Qwen3's 11 MB file: 117 MB
- * left after garbage collection, 158 MB at the peak of parsing; a load's later allocations
- * usually collect the difference).
+ * Resident bytes of the built tokenizer per byte of tokenizer.json. core/bpe keeps Qwen3's 11.4 MB
+ * file in 6.9 MiB of typed arrays and holds the file's bytes only while building them (15.6 MiB
+ * of peak resident memory besides the file, before the weights load; `npm run
+ * bench:memory:tokenizer`); with the library's objects it was 12 (117 MB resident). Calibrated
+ * with test/memory's mid-size Qwen3 package, whose peak fell by 129 MiB with that change.
  */
-export const tokenizerResidentFactor = 12
+export const tokenizerResidentFactor = 1
 
 /** Copies of the recurrent state alive at once: the current one and the two checkpoints kept for rewind. */
 const stateCopies = 3

@@ -241,16 +241,18 @@ function containerRouter(
             Promise.all(Array.from({ length: containers.instances }, (_, index) => gateway.health(index))),
         }
       : {}),
-    isolateBudgetBytes: containers.isolateBudgetBytes,
+    isolateMemoryBytes: containers.isolateMemoryBytes,
+    contextLength: settings.contextLength,
     readManifest: async () => {
       const exists = source.reader.exists ? await source.reader.exists('manifest.json') : true
       if (!exists) return undefined
       return JSON.parse(await source.reader.readText('manifest.json')) as RuntimeManifest
     },
-    dtypeFor: (manifest) =>
-      settings.modelDtypes[0] ??
-      preferredDtypes('wasm').find((dtype) => manifest?.dtypes?.includes(dtype)) ??
-      'q8',
+    // Every format the isolate would hold (MODEL_DTYPE's list, each loaded on first use and kept).
+    dtypesFor: (manifest) =>
+      settings.modelDtypes.length > 0
+        ? settings.modelDtypes
+        : [preferredDtypes('wasm').find((dtype) => manifest?.dtypes?.includes(dtype)) ?? 'q8'],
     forward: missingSecret
       ? () =>
           Promise.reject(

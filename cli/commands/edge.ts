@@ -24,7 +24,12 @@ import {
   runEdgeContainer,
 } from '../../tools/docker/edge-container.ts'
 import { engineCoversModelType } from '../../wasm/engine/session.ts'
-import { defaultIsolateBudgetBytes } from '../../worker/container/settings.ts'
+import {
+  describeIsolateMemory,
+  estimateIsolateMemory,
+  isolateMemoryBytes,
+  type RuntimeManifest,
+} from '../../worker/container/choose-runtime.ts'
 
 const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
        npm run edge -- --model DIR
@@ -46,8 +51,8 @@ Options:
                            container, the fastest for --backend); several: the first is
                            the default, the others answer requests that name them
                            (ondevice_format)
-  --runtime R              auto (default: a container when the package is over the isolate's
-                           budget), isolate, or container
+  --runtime R              auto (default: a container when what the isolate would hold for
+                           the package is over its 128 MB), isolate, or container
   --instances N            Containers the Worker spreads conversations over (default 1)
   --backend B[,B]          The container's engine: native (onnxruntime-node, default), wasm
                            (ondevice's WebAssembly engine) or ort-wasm; several as --dtype
@@ -58,19 +63,11 @@ Options:
 
 Environment: API_KEYS (comma-separated bearer keys, each at least 16 characters; none = open).
 They reach wrangler in a file only this user can read (--env-file), never on its command line.
-A Worker isolate has 128 MB: a package whose estimate is over ${formatBytes(isolateBudgetBytes())}
-runs in a container (Docker, started here) behind the Worker; docs/worker.md has the details.`
+A Worker isolate has ${isolateMemoryBytes / 1e6} MB: a package that needs more there (the Worker, its
+tokenizer, the model and its load, as EDGE_RUNTIME "auto" counts them) runs in a container
+(Docker, started here) behind the Worker; docs/worker.md has the details.`
 
-/** What a package may need in a 128 MB isolate, leaving room for the runtime and the JS heap. */
-function isolateBudgetBytes(): number {
-  return defaultIsolateBudgetBytes
-}
-
-interface Manifest {
-  readonly dtypes?: readonly string[]
-  readonly estimatedMemoryBytes?: Readonly<Record<string, number>>
-  readonly estimatedMemory?: Readonly<Record<string, { readonly wasm?: { readonly modelBytes?: number } }>>
-}
+type Manifest = RuntimeManifest
 
 async function readManifest(folder: string): Promise<Manifest> {
   const folderExists = await stat(folder).then(
@@ -210,14 +207,15 @@ export async function run(argv: string[]): Promise<number> {
         ),
       source: folder,
     }))
-  // The engine's model part (what the isolate runs) where the manifest has per-backend figures.
-  const estimate =
-    manifest.estimatedMemory?.[dtype]?.wasm?.modelBytes ?? manifest.estimatedMemoryBytes?.[dtype]
-  const overBudget = estimate !== undefined && estimate > isolateBudgetBytes()
+  // What the Worker itself decides with EDGE_RUNTIME "auto" (worker/container/choose-runtime.ts):
+  // everything the isolate would hold for every format it serves, against its 128 MB.
+  const isolateDtypes = dtypes.length > 0 ? dtypes : [dtype]
+  const estimate = estimateIsolateMemory(manifest, isolateDtypes)
+  const overBudget = estimate !== undefined && estimate.bytes > isolateMemoryBytes
   if (runtime === 'isolate' && overBudget) {
     throw new InvalidArgumentError(
       'model',
-      `${folder} in ${dtype} needs about ${formatBytes(estimate)}: more than a Worker isolate holds (128 MB, of which ${formatBytes(isolateBudgetBytes())} for the model). Run it in a container: \`npm run edge -- --model ${values.model} --runtime container\`.`,
+      `${folder} in ${isolateDtypes.join(' + ')} needs ${describeIsolateMemory(estimate)} in a Worker isolate: more than its ${isolateMemoryBytes / 1e6} MB. Run it in a container: \`npm run edge -- --model ${values.model} --runtime container\`.`,
     )
   }
   if (runtime === 'container' || (runtime === 'auto' && overBudget)) {
@@ -233,7 +231,7 @@ export async function run(argv: string[]): Promise<number> {
       reason:
         runtime === 'container'
           ? '--runtime container'
-          : `${dtype} needs about ${formatBytes(estimate ?? 0)}, over the isolate's ${formatBytes(isolateBudgetBytes())}`,
+          : `${isolateDtypes.join(' + ')} needs ${estimate === undefined ? 'more' : describeIsolateMemory(estimate)}, over the isolate's ${isolateMemoryBytes / 1e6} MB`,
     })
   }
 

@@ -1,57 +1,189 @@
-// EDGE_RUNTIME = "auto": a package answers in the isolate when its manifest's memory estimate for
-// the weight format fits the isolate budget, else in a container: the engine's ('wasm', what the
-// isolate runs) model part where the manifest has per-backend estimates, else its per-dtype
-// figure. A package without an estimate is taken at its weights' size (every file under onnx/
-// for that format).
+// EDGE_RUNTIME = "auto": a package answers in the isolate when everything the isolate would hold
+// for it fits the isolate's memory (Cloudflare: 128 MB, enforced in production only; wrangler dev
+// does not), else in a container. What counts, from the package's manifest.json:
+//   - the Worker itself: its code, Hono, the engine's instance (isolateBaseBytes);
+//   - the tokenizer: its compact tables, kept (tokenizerRetainedFactor × tokenizer.json), and,
+//     while it is built, the file's bytes and the builder's buffers (tokenizerBuildFactor);
+//   - the model in the engine's linear memory (weights as held, KV cache and recurrent state for
+//     the context, one prompt pass): the manifest's `estimatedMemory[dtype].wasm.modelBytes`,
+//     scaled to MODEL_CONTEXT_LENGTH, for every weight format the isolate serves;
+//   - while a format loads, its ONNX files as read (the engine copies them into its memory and
+//     drops the JavaScript copies only when the load ends).
+// The tokenizer's build comes before the weights, so the peak is the larger of the two phases.
+// Calibrated with `npm run bench:memory:workerd` and `npm run bench:memory:tokenizer`.
 import type { EdgeRuntime } from './settings.ts'
 
+/** Per-dtype memory figures and file list of manifest.json, as far as this reads them. */
 export interface RuntimeManifest {
   readonly dtypes?: readonly string[]
+  readonly contextLength?: number
   readonly estimatedMemoryBytes?: Readonly<Record<string, number>>
-  readonly estimatedMemory?: Readonly<Record<string, { readonly wasm?: { readonly modelBytes?: number } }>>
-  readonly files?: Readonly<Record<string, { readonly size?: number }>>
+  readonly estimatedMemory?: Readonly<
+    Record<
+      string,
+      Readonly<Record<string, { readonly modelBytes?: number; readonly perTokenBytes?: number } | undefined>>
+    >
+  >
+  /** manifest.json's file list ({ path, bytes }); a `{ path: { size } }` map is read too. */
+  readonly files?:
+    | readonly { readonly path?: string; readonly bytes?: number }[]
+    | Readonly<Record<string, { readonly size?: number }>>
+}
+
+/** The memory of a Cloudflare Worker isolate (Workers' limits: 128 MB). */
+export const isolateMemoryBytes = 128_000_000
+
+/**
+ * What the Worker holds before any package: its bundle's code and heap (Hono, the app, the
+ * engine's JavaScript, onnxruntime-web's module) and the engine's instance. Measured under workerd
+ * (`npm run bench:memory:workerd`, docs/worker.md).
+ */
+export const isolateBaseBytes = 16 * 2 ** 20
+
+/** The built tokenizer (core/bpe's tables) per byte of tokenizer.json: Qwen3's 11.4 MB file keeps 6.9 MiB. */
+export const tokenizerRetainedFactor = 0.65
+
+/**
+ * The peak of building the tokenizer above what it keeps, per byte of tokenizer.json: the file's
+ * bytes and the builder's buffers (Qwen3: 15.6 MiB of peak resident memory besides the file).
+ */
+export const tokenizerBuildFactor = 2.5
+
+/** What an isolate would hold for a package, part by part (bytes). */
+export interface IsolateMemoryEstimate {
+  /** The peak: base + tokenizer + the larger of the tokenizer's build and the model's load. */
+  readonly bytes: number
+  readonly parts: {
+    readonly base: number
+    readonly tokenizer: number
+    readonly tokenizerBuild: number
+    readonly model: number
+    readonly weightFiles: number
+  }
+  /** Where the model figure comes from. */
+  readonly source: 'engine estimate' | 'package estimate' | 'weight files'
 }
 
 export interface RuntimeChoice {
   readonly runtime: 'isolate' | 'container'
-  /** Why, in words, for the log and /healthz. */
+  /** Why, in words, for the log, /healthz and the refusal when no container is configured. */
   readonly reason: string
+  readonly estimate?: IsolateMemoryEstimate
 }
 
-/** The bytes a package needs in `dtype`, from its manifest; undefined when the manifest cannot say. */
-export function estimatedBytes(manifest: RuntimeManifest, dtype: string): number | undefined {
-  const model = manifest.estimatedMemory?.[dtype]?.wasm?.modelBytes
-  if (typeof model === 'number') return model
-  const estimate = manifest.estimatedMemoryBytes?.[dtype]
-  if (typeof estimate === 'number') return estimate
-  if (manifest.files === undefined) return undefined
-  let total = 0
+function fileEntries(manifest: RuntimeManifest): { path: string; bytes: number }[] {
+  const files = manifest.files
+  if (files === undefined) return []
+  if (Array.isArray(files))
+    return files.flatMap((file) =>
+      typeof file?.path === 'string' && typeof file.bytes === 'number'
+        ? [{ path: file.path, bytes: file.bytes }]
+        : [],
+    )
+  return Object.entries(files as Readonly<Record<string, { readonly size?: number }>>).map(
+    ([path, entry]) => ({
+      path,
+      bytes: typeof entry?.size === 'number' ? entry.size : 0,
+    }),
+  )
+}
+
+/** Bytes of the ONNX files of one weight format (`_q4`, `_q8`, ... or unsuffixed for fp32). */
+function weightFileBytes(manifest: RuntimeManifest, dtype: string): number {
   const suffix = dtype === 'fp32' ? '' : `_${dtype}`
-  for (const [path, entry] of Object.entries(manifest.files)) {
-    const weights = path.startsWith('onnx/') && new RegExp(`${suffix}\\.onnx(_data(_\\d+)?)?$`).test(path)
-    if (weights) total += entry.size ?? 0
+  const pattern = new RegExp(`${suffix}\\.onnx(_data(_\\d+)?)?$`)
+  const others = ['_q4', '_q8', '_fp16', '_q4f16', '_quantized', '_int8', '_uint8', '_bnb4']
+  let total = 0
+  for (const { path, bytes } of fileEntries(manifest)) {
+    if (!path.startsWith('onnx/') || !pattern.test(path)) continue
+    // fp32's files have no suffix: skip the other formats' files.
+    if (dtype === 'fp32' && others.some((other) => path.includes(`${other}.onnx`))) continue
+    total += bytes
   }
-  return total > 0 ? total : undefined
+  return total
+}
+
+/** The model part for one format at `contextLength`, and where it came from. */
+function modelPart(
+  manifest: RuntimeManifest,
+  dtype: string,
+  contextLength: number | undefined,
+): { bytes: number; source: IsolateMemoryEstimate['source'] } | undefined {
+  const perBackend = manifest.estimatedMemory?.[dtype]
+  const figure = perBackend?.['wasm'] ?? perBackend?.['ort-wasm']
+  if (typeof figure?.modelBytes === 'number') {
+    const unused =
+      contextLength !== undefined && manifest.contextLength !== undefined
+        ? Math.max(0, manifest.contextLength - contextLength)
+        : 0
+    return {
+      bytes: Math.max(0, figure.modelBytes - (figure.perTokenBytes ?? 0) * unused),
+      source: 'engine estimate',
+    }
+  }
+  // Older packages: one figure per dtype (the runtime and the tokenizer included, so this over-counts).
+  const plain = manifest.estimatedMemoryBytes?.[dtype]
+  if (typeof plain === 'number') return { bytes: plain, source: 'package estimate' }
+  const weights = weightFileBytes(manifest, dtype)
+  return weights > 0 ? { bytes: weights, source: 'weight files' } : undefined
+}
+
+/**
+ * What an isolate would hold at its peak to serve `dtypes` (the default format first; each other
+ * one loads on the first request that names it and stays), or undefined when the manifest states
+ * no size for one of them.
+ */
+export function estimateIsolateMemory(
+  manifest: RuntimeManifest,
+  dtypes: string | readonly string[],
+  contextLength?: number,
+): IsolateMemoryEstimate | undefined {
+  const formats = typeof dtypes === 'string' ? [dtypes] : dtypes
+  if (formats.length === 0) return undefined
+  let model = 0
+  let weightFiles = 0
+  let source: IsolateMemoryEstimate['source'] = 'engine estimate'
+  for (const dtype of formats) {
+    const part = modelPart(manifest, dtype, contextLength)
+    if (part === undefined) return undefined
+    model += part.bytes
+    weightFiles = Math.max(weightFiles, weightFileBytes(manifest, dtype))
+    if (part.source !== 'engine estimate') source = part.source
+  }
+  const tokenizerFile = fileEntries(manifest).find((file) => file.path === 'tokenizer.json')?.bytes ?? 0
+  const tokenizer = Math.ceil(tokenizerFile * tokenizerRetainedFactor)
+  const tokenizerBuild = Math.ceil(tokenizerFile * tokenizerBuildFactor)
+  const bytes = isolateBaseBytes + tokenizer + Math.max(tokenizerBuild, model + weightFiles)
+  return { bytes, parts: { base: isolateBaseBytes, tokenizer, tokenizerBuild, model, weightFiles }, source }
+}
+
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`
+
+/** The estimate in words: "~97.3 MB (Worker 16.8 MB, tokenizer 7.4 MB, model 40.0 MB + 33.1 MB of weight files while loading)". */
+export function describeIsolateMemory(estimate: IsolateMemoryEstimate): string {
+  const { base, tokenizer, tokenizerBuild, model, weightFiles } = estimate.parts
+  const load =
+    tokenizerBuild > model + weightFiles
+      ? `building the tokenizer ${mb(tokenizerBuild)}`
+      : `model ${mb(model)} + ${mb(weightFiles)} of weight files while loading`
+  return `~${mb(estimate.bytes)} (Worker ${mb(base)}, tokenizer ${mb(tokenizer)}, ${load}; from the ${estimate.source})`
 }
 
 export function chooseRuntime(
   setting: EdgeRuntime,
   manifest: RuntimeManifest | undefined,
-  dtype: string,
-  budgetBytes: number,
+  dtypes: string | readonly string[],
+  limitBytes: number = isolateMemoryBytes,
+  contextLength?: number,
 ): RuntimeChoice {
   if (setting !== 'auto') return { runtime: setting, reason: `EDGE_RUNTIME is "${setting}"` }
-  const bytes = manifest === undefined ? undefined : estimatedBytes(manifest, dtype)
-  if (bytes === undefined) {
-    return { runtime: 'isolate', reason: `the package states no size for ${dtype}: tried in the isolate` }
+  const formats = typeof dtypes === 'string' ? dtypes : dtypes.join(' + ')
+  const estimate = manifest === undefined ? undefined : estimateIsolateMemory(manifest, dtypes, contextLength)
+  if (estimate === undefined) {
+    return { runtime: 'isolate', reason: `the package states no size for ${formats}: tried in the isolate` }
   }
-  return bytes > budgetBytes
-    ? {
-        runtime: 'container',
-        reason: `${dtype} needs ~${bytes} bytes, over the isolate budget of ${budgetBytes}`,
-      }
-    : {
-        runtime: 'isolate',
-        reason: `${dtype} needs ~${bytes} bytes, within the isolate budget of ${budgetBytes}`,
-      }
+  const needs = `${formats} needs ${describeIsolateMemory(estimate)}`
+  return estimate.bytes > limitBytes
+    ? { runtime: 'container', reason: `${needs}, over the isolate's ${mb(limitBytes)}`, estimate }
+    : { runtime: 'isolate', reason: `${needs}, within the isolate's ${mb(limitBytes)}`, estimate }
 }

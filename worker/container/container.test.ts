@@ -9,7 +9,7 @@ import { createApp } from '../app.ts'
 import { createModelHost } from '../model-host.ts'
 import { resolveLimits } from '../options.ts'
 import { affinityKey, instanceIndex } from './affinity.ts'
-import { chooseRuntime } from './choose-runtime.ts'
+import { chooseRuntime, estimateIsolateMemory } from './choose-runtime.ts'
 import { createContainerForwarder } from './forward.ts'
 import { urlGateway } from './gateway.ts'
 import { createRuntimeRouter } from './runtime-router.ts'
@@ -25,48 +25,163 @@ function closedPort(): Promise<number> {
   })
 }
 
+/** A manifest as the builder writes it: the real Qwen3 tokenizer.json's size, per-backend figures. */
+function manifestOf(model: { q4: number; q8: number }, weights: { q4: number; q8: number }) {
+  return {
+    dtypes: ['q4', 'q8'],
+    contextLength: 4096,
+    files: [
+      { path: 'tokenizer.json', bytes: 11_422_654 },
+      { path: 'config.json', bytes: 1_000 },
+      { path: 'onnx/decoder_model_merged_q4.onnx', bytes: 100_000 },
+      { path: 'onnx/decoder_model_merged_q4.onnx_data', bytes: weights.q4 - 100_000 },
+      { path: 'onnx/decoder_model_merged_q8.onnx', bytes: 100_000 },
+      { path: 'onnx/decoder_model_merged_q8.onnx_data', bytes: weights.q8 - 100_000 },
+    ],
+    estimatedMemoryBytes: { q4: 900_000_000, q8: 900_000_000 },
+    estimatedMemory: {
+      q4: { wasm: { bytes: 200_000_000, perTokenBytes: 4_000, modelBytes: model.q4 } },
+      q8: { wasm: { bytes: 200_000_000, perTokenBytes: 4_000, modelBytes: model.q8 } },
+    },
+  }
+}
+
 describe('EDGE_RUNTIME', () => {
-  it('auto: the manifest estimate for the weight format against the isolate budget', () => {
-    const manifest = { dtypes: ['q4', 'q8'], estimatedMemoryBytes: { q4: 60_000_000, q8: 120_000_000 } }
-    expect(chooseRuntime('auto', manifest, 'q4', 100_000_000).runtime).toBe('isolate')
-    expect(chooseRuntime('auto', manifest, 'q8', 100_000_000).runtime).toBe('container')
-    // Per-backend figures: the engine's model part (what the isolate runs), not the largest backend's total.
-    const perBackend = {
-      ...manifest,
-      estimatedMemory: { q8: { wasm: { bytes: 250_000_000, modelBytes: 80_000_000 } } },
-    }
-    expect(chooseRuntime('auto', perBackend, 'q8', 100_000_000).runtime).toBe('isolate')
-    // Without an estimate, the weights' bytes for that format.
+  it('auto: the Worker, the tokenizer, the model and its load against the 128 MB isolate', () => {
+    const manifest = manifestOf({ q4: 20_000_000, q8: 40_000_000 }, { q4: 15_000_000, q8: 30_000_000 })
+    const small = estimateIsolateMemory(manifest, 'q4')!
+    // Qwen3's tokenizer keeps ~7.4 MB; the model 20 MB plus its 15 MB of files while loading.
+    expect(small.parts).toMatchObject({ model: 20_000_000, weightFiles: 15_000_000 })
+    expect(small.parts.tokenizer).toBeGreaterThan(7_000_000)
+    expect(small.parts.tokenizer).toBeLessThan(8_000_000)
+    expect(small.bytes).toBe(small.parts.base + small.parts.tokenizer + 35_000_000)
+    expect(chooseRuntime('auto', manifest, 'q4').runtime).toBe('isolate')
+    // A model part of 60 MB (under the old 100 MB model-only budget) does not fit once its files
+    // during the load, the tokenizer and the Worker are counted.
+    const middle = manifestOf({ q4: 60_000_000, q8: 60_000_000 }, { q4: 45_000_000, q8: 45_000_000 })
+    const choice = chooseRuntime('auto', middle, 'q8')
+    expect(choice.runtime).toBe('container')
+    expect(choice.reason).toMatch(
+      /q8 needs ~1\d\d\.\d MB \(Worker .* tokenizer 7\.4 MB, model 60\.0 MB \+ 45\.0 MB of weight files while loading; from the engine estimate\), over the isolate's 128\.0 MB/,
+    )
+    // A shorter context frees its cache positions: 4096 - 1024 positions of 4 KB.
+    expect(estimateIsolateMemory(middle, 'q8', 1024)!.parts.model).toBe(60_000_000 - 3072 * 4_000)
+    // Every format the isolate serves stays loaded: q4 fits alone, q4 + q8 does not.
+    const two = manifestOf({ q4: 40_000_000, q8: 50_000_000 }, { q4: 30_000_000, q8: 35_000_000 })
+    expect(chooseRuntime('auto', two, ['q4']).runtime).toBe('isolate')
+    expect(chooseRuntime('auto', two, ['q4', 'q8']).runtime).toBe('container')
+    expect(estimateIsolateMemory(two, ['q4', 'q8'])!.parts).toMatchObject({
+      model: 90_000_000,
+      weightFiles: 35_000_000,
+    })
+    // A tiny model: building the tokenizer (its bytes and buffers) is the peak.
+    const tiny = estimateIsolateMemory(
+      manifestOf({ q4: 1_000_000, q8: 2_000_000 }, { q4: 500_000, q8: 900_000 }),
+      'q4',
+    )!
+    expect(tiny.bytes).toBe(tiny.parts.base + tiny.parts.tokenizer + tiny.parts.tokenizerBuild)
+    // ISOLATE_MEMORY_BYTES moves the line.
+    expect(chooseRuntime('auto', middle, 'q8', 400_000_000).runtime).toBe('isolate')
+  })
+
+  it('auto: older manifests (one figure per dtype) and manifests with only file sizes', () => {
+    const legacy = { dtypes: ['q4', 'q8'], estimatedMemoryBytes: { q4: 60_000_000, q8: 120_000_000 } }
+    expect(chooseRuntime('auto', legacy, 'q4').runtime).toBe('isolate')
+    expect(chooseRuntime('auto', legacy, 'q8').runtime).toBe('container')
+    // Without an estimate: the weights' bytes for that format (held, and read while loading).
     const sized = {
-      files: { 'onnx/model_q8.onnx': { size: 150_000_000 }, 'onnx/model_q4.onnx': { size: 10 } },
+      files: [
+        { path: 'onnx/model_q8.onnx', bytes: 70_000_000 },
+        { path: 'onnx/model_q4.onnx', bytes: 10 },
+        { path: 'onnx/model.onnx', bytes: 5 },
+      ],
     }
-    expect(chooseRuntime('auto', sized, 'q8', 100_000_000).runtime).toBe('container')
-    expect(chooseRuntime('isolate', manifest, 'q8', 100_000_000).runtime).toBe('isolate')
-    expect(chooseRuntime('container', manifest, 'q4', 100_000_000).runtime).toBe('container')
+    expect(estimateIsolateMemory(sized, 'q8')!.parts).toMatchObject({
+      model: 70_000_000,
+      weightFiles: 70_000_000,
+    })
+    expect(estimateIsolateMemory(sized, 'fp32')!.parts.model).toBe(5)
+    expect(chooseRuntime('auto', sized, 'q8').runtime).toBe('container')
+    expect(chooseRuntime('auto', { dtypes: ['q8'] }, 'q8')).toMatchObject({
+      runtime: 'isolate',
+      reason: expect.stringMatching(/states no size/),
+    })
+    expect(chooseRuntime('isolate', sized, 'q8').runtime).toBe('isolate')
+    expect(chooseRuntime('container', legacy, 'q4').runtime).toBe('container')
   })
 
   it('refuses bad settings naming the variable', () => {
     expect(() => containerSettingsFromEnv({ EDGE_RUNTIME: 'gpu' })).toThrow(/EDGE_RUNTIME must be/)
     expect(() => containerSettingsFromEnv({ CONTAINER_SECRET: 'short' })).toThrow(/at least 32 characters/)
     expect(() => containerSettingsFromEnv({ CONTAINER_URLS: 'ftp://x' })).toThrow(/CONTAINER_URLS/)
+    expect(() => containerSettingsFromEnv({ ISOLATE_MEMORY_BYTES: '-5' })).toThrow(/ISOLATE_MEMORY_BYTES/)
+    // The old model-only budget is not ignored silently.
+    expect(() => containerSettingsFromEnv({ ISOLATE_MODEL_BUDGET_BYTES: '100000000' })).toThrow(
+      /replaced by ISOLATE_MEMORY_BYTES/,
+    )
     const settings = containerSettingsFromEnv({ CONTAINER_URLS: 'http://127.0.0.1:1, http://127.0.0.1:2' })
-    expect(settings).toMatchObject({ runtime: 'auto', instances: 2, isolateBudgetBytes: 100_000_000 })
+    expect(settings).toMatchObject({ runtime: 'auto', instances: 2, isolateMemoryBytes: 128_000_000 })
+    expect(containerSettingsFromEnv({ ISOLATE_MEMORY_BYTES: '256000000' }).isolateMemoryBytes).toBe(
+      256_000_000,
+    )
   })
 
-  it('auto without a container answers in the isolate; "container" without one says what to add', async () => {
-    const base = {
-      isolateBudgetBytes: 1,
-      readManifest: async () => ({ estimatedMemoryBytes: { q8: 2 } }),
-      dtypeFor: () => 'q8',
-      forward: undefined,
-    }
+  it('auto without a container: what fits answers in the isolate, the rest is refused before anything loads', async () => {
+    const fits = manifestOf({ q4: 20_000_000, q8: 40_000_000 }, { q4: 15_000_000, q8: 30_000_000 })
+    const tooLarge = manifestOf({ q4: 90_000_000, q8: 90_000_000 }, { q4: 60_000_000, q8: 60_000_000 })
+    const routerFor = (manifest: object, runtime: 'auto' | 'container' = 'auto') =>
+      createRuntimeRouter({
+        runtime,
+        isolateMemoryBytes: 128_000_000,
+        readManifest: async () => manifest,
+        dtypesFor: () => ['q4'],
+        forward: undefined,
+        log: () => {},
+      })
     const context = {} as Parameters<ReturnType<typeof createRuntimeRouter>['forward']>[0]
-    const auto = createRuntimeRouter({ ...base, runtime: 'auto', log: () => {} })
-    expect(await auto.forward(context)).toBeUndefined()
-    expect(await auto.health()).toBeUndefined()
-    const container = createRuntimeRouter({ ...base, runtime: 'container', log: () => {} })
+    expect(await routerFor(fits).forward(context)).toBeUndefined()
+    expect(await routerFor(fits).health()).toBeUndefined()
+    const refused = routerFor(tooLarge)
+    await expect(refused.forward(context)).rejects.toMatchObject({
+      code: 'edge_unavailable',
+      message: expect.stringMatching(
+        /does not fit a Worker isolate: q4 needs ~.* over the isolate's 128\.0 MB.*Add a container/,
+      ),
+    })
+    expect(await refused.health()).toMatchObject({
+      status: 503,
+      body: { status: 'error', loaded: false, state: 'failed', error: expect.stringMatching(/does not fit/) },
+    })
+    // Through the app: a chat gets 503 edge_unavailable in OpenAI's shape, and the package never loads.
+    let loads = 0
+    const modelHost = createModelHost({
+      modelId: 'm',
+      load: () => {
+        loads++
+        return Promise.reject(new Error('the isolate must not load a package that does not fit'))
+      },
+    })
+    const app = createApp({
+      modelHost,
+      log: () => {},
+      forwardChatCompletion: refused.forward,
+      forwardedHealth: refused.health,
+    })
+    const response = await app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+    })
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).not.toBeNull()
+    expect(await response.json()).toMatchObject({
+      error: { code: 'edge_unavailable', message: expect.stringMatching(/does not fit a Worker isolate/) },
+    })
+    expect((await app.request('/healthz')).status).toBe(503)
+    expect(loads).toBe(0)
+    // "container" without one says what to add; its /healthz does not call it healthy.
+    const container = routerFor(fits, 'container')
     await expect(container.forward(context)).rejects.toThrow(/ONDEVICE_CONTAINER/)
-    // Its /healthz does not call it healthy: no instance can answer.
     expect(await container.health()).toMatchObject({ status: 503, body: { status: 'error', instances: [] } })
   })
 })
@@ -83,9 +198,9 @@ describe('/healthz in container mode', () => {
     const gateway = urlGateway(['http://instance-0', `http://127.0.0.1:${port}`], fetchImplementation)
     const router = createRuntimeRouter({
       runtime: 'container',
-      isolateBudgetBytes: 1,
+      isolateMemoryBytes: 1,
       readManifest: async () => undefined,
-      dtypeFor: () => 'q8',
+      dtypesFor: () => ['q8'],
       forward: async () => new Response(null, { status: 204 }),
       instancesHealth: () => Promise.all([0, 1].map((index) => gateway.health(index))),
       log: () => {},
@@ -150,9 +265,9 @@ describe('/healthz in container mode', () => {
     const down = urlGateway([`http://127.0.0.1:${port}`])
     const downRouter = createRuntimeRouter({
       runtime: 'container',
-      isolateBudgetBytes: 1,
+      isolateMemoryBytes: 1,
       readManifest: async () => undefined,
-      dtypeFor: () => 'q8',
+      dtypesFor: () => ['q8'],
       forward: async () => new Response(null, { status: 204 }),
       instancesHealth: async () => [await down.health(0)],
       log: () => {},

@@ -2,7 +2,15 @@
 // Containers on Cloudflare, Docker on this machine). Node-safe parts only: the Container class
 // and its gateway import `cloudflare:workers` and load in a Workers bundle (worker/index.ts).
 export { affinityHeader, affinityKey, instanceIndex } from './affinity.ts'
-export { chooseRuntime, estimatedBytes, type RuntimeChoice, type RuntimeManifest } from './choose-runtime.ts'
+export {
+  chooseRuntime,
+  describeIsolateMemory,
+  estimateIsolateMemory,
+  type IsolateMemoryEstimate,
+  isolateMemoryBytes,
+  type RuntimeChoice,
+  type RuntimeManifest,
+} from './choose-runtime.ts'
 export {
   type ChatForwarder,
   type ContainerForwarderOptions,
@@ -20,6 +28,5 @@ export { createRuntimeRouter, type RuntimeRouter, type RuntimeRouterOptions } fr
 export {
   type ContainerSettings,
   containerSettingsFromEnv,
-  defaultIsolateBudgetBytes,
   type EdgeRuntime,
 } from './settings.ts'

@@ -1,7 +1,10 @@
 // Per package, where the Worker answers (EDGE_RUNTIME): "isolate" here, "container" in a
-// container, "auto" by the package's size (choose-runtime.ts), decided once per isolate from the
-// package's manifest.json; "auto" in a Worker without a container (no binding, no
-// CONTAINER_URLS) answers in the isolate whatever the size. The result plugs into createApp's
+// container, "auto" by what the isolate would hold for the package (choose-runtime.ts: the
+// Worker, the tokenizer, the model and its load against the isolate's 128 MB), decided once per
+// isolate from the package's manifest.json. "auto" in a Worker without a container (no binding,
+// no CONTAINER_URLS) answers what fits in the isolate and refuses the rest with a 503 that says
+// why and what to do, before loading anything: in production such a load would end in "Worker
+// exceeded memory limit" (wrangler dev does not enforce it). The result plugs into createApp's
 // `forwardChatCompletion` and `forwardedHealth` (/healthz then reports the containers).
 import type { Context } from 'hono'
 import { OndeviceError } from '../../core/errors.ts'
@@ -13,11 +16,14 @@ import type { EdgeRuntime } from './settings.ts'
 
 export interface RuntimeRouterOptions {
   readonly runtime: EdgeRuntime
-  readonly isolateBudgetBytes: number
+  /** The isolate's memory (ISOLATE_MEMORY_BYTES). */
+  readonly isolateMemoryBytes: number
+  /** MODEL_CONTEXT_LENGTH, which bounds the cache the isolate would hold. */
+  readonly contextLength?: number | undefined
   /** Reads the package's manifest.json (auto only); undefined when there is none. */
   readonly readManifest: () => Promise<RuntimeManifest | undefined>
-  /** The weight format the isolate would load, given the manifest. */
-  readonly dtypeFor: (manifest: RuntimeManifest | undefined) => string
+  /** The weight formats the isolate would load, given the manifest: the default first. */
+  readonly dtypesFor: (manifest: RuntimeManifest | undefined) => readonly string[]
   /** The forwarder; undefined when this Worker has no container (no binding, no CONTAINER_URLS). */
   readonly forward: ChatForwarder | undefined
   /** Every instance's state (the gateway's `health`); undefined without a container. */
@@ -41,8 +47,9 @@ export function createRuntimeRouter(options: RuntimeRouterOptions): RuntimeRoute
       const choice = chooseRuntime(
         options.runtime,
         manifest,
-        options.dtypeFor(manifest),
-        options.isolateBudgetBytes,
+        options.dtypesFor(manifest),
+        options.isolateMemoryBytes,
+        options.contextLength,
       )
       log({ level: 'info', message: 'edge runtime', runtime: choice.runtime, reason: choice.reason })
       return choice
@@ -53,25 +60,36 @@ export function createRuntimeRouter(options: RuntimeRouterOptions): RuntimeRoute
     })
     return decided
   }
-  if (options.runtime === 'auto' && !options.forward) {
-    // No container configured: the isolate answers whatever the size, as before containers.
-    return { forward: async () => undefined, health: async () => undefined }
-  }
+  const refusal = (choice: RuntimeChoice): OndeviceError =>
+    new OndeviceError(
+      'edge_unavailable',
+      options.runtime === 'auto'
+        ? `This package does not fit a Worker isolate: ${choice.reason}. Loading it here would exceed the isolate's memory ("Worker exceeded memory limit" in production; wrangler dev does not enforce it). Add a container (the [[containers]] entry and the ONDEVICE_CONTAINER Durable Object binding, docs/worker.md, or CONTAINER_URLS), or serve a smaller weight format (MODEL_DTYPE) or context (MODEL_CONTEXT_LENGTH). EDGE_RUNTIME = "isolate" loads it anyway.`
+        : `This Worker must answer in a container (${choice.reason}) but has none: add the [[containers]] entry and the ONDEVICE_CONTAINER Durable Object binding (docs/worker.md), or set CONTAINER_URLS.`,
+    )
   return {
     async forward(c) {
       const choice = await decide()
       if (choice.runtime === 'isolate') return undefined
-      if (!options.forward) {
-        throw new OndeviceError(
-          'edge_unavailable',
-          `This Worker must answer in a container (${choice.reason}) but has none: add the [[containers]] entry and the ONDEVICE_CONTAINER Durable Object binding (docs/worker.md), or set CONTAINER_URLS.`,
-        )
-      }
+      if (!options.forward) throw refusal(choice)
       return options.forward(c)
     },
     async health() {
       const choice = await decide()
       if (choice.runtime === 'isolate') return undefined
+      if (!options.forward && options.runtime === 'auto') {
+        // Nothing can answer: say so, and why, instead of reporting a model that would load.
+        return {
+          status: 503 as const,
+          body: {
+            status: 'error',
+            runtime: 'isolate',
+            loaded: false,
+            state: 'failed',
+            error: refusal(choice).message,
+          },
+        }
+      }
       // No container to ask: no instance, so /healthz says the chats cannot be answered.
       return containerHealthBody(options.instancesHealth ? await options.instancesHealth() : [])
     },

@@ -1,20 +1,18 @@
 // The Worker's container settings, from its env (wrangler.toml [vars] and secrets). Every bad
 // value is an error naming the variable and the fix, raised before the first request runs.
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { isolateMemoryBytes } from './choose-runtime.ts'
 
 /** Where the Worker answers: in its isolate, in a container, or decided from the package's size. */
 export type EdgeRuntime = 'auto' | 'isolate' | 'container'
 
-/**
- * What a package may take in a 128 MB Worker isolate, leaving room for the runtime, ONNX Runtime's
- * WebAssembly heap overhead and the JS heap. A package whose manifest estimates more runs in a
- * container (EDGE_RUNTIME = "auto").
- */
-export const defaultIsolateBudgetBytes = 100_000_000
-
 export interface ContainerSettings {
   readonly runtime: EdgeRuntime
-  readonly isolateBudgetBytes: number
+  /**
+   * The isolate's memory (ISOLATE_MEMORY_BYTES, default Cloudflare's 128 MB) that EDGE_RUNTIME
+   * "auto" compares a package's whole isolate estimate with (choose-runtime.ts).
+   */
+  readonly isolateMemoryBytes: number
   /**
    * The secret the Worker presents to its containers (`Authorization: Bearer`); the containers run
    * with it as their only API key, so nothing but this Worker can call them.
@@ -85,9 +83,16 @@ export function containerSettingsFromEnv(env: EnvValues): ContainerSettings {
       )
     }
   }
+  if (text(env, 'ISOLATE_MODEL_BUDGET_BYTES') !== undefined) {
+    // It bounded the model alone; the isolate's whole memory is compared now. Never ignored silently.
+    throw new InvalidArgumentError(
+      'ISOLATE_MODEL_BUDGET_BYTES',
+      'ISOLATE_MODEL_BUDGET_BYTES is replaced by ISOLATE_MEMORY_BYTES: the isolate\'s whole memory (default 128000000), which EDGE_RUNTIME "auto" now compares with the tokenizer, the model and the Worker together. Remove it, or set ISOLATE_MEMORY_BYTES.',
+    )
+  }
   return {
     runtime,
-    isolateBudgetBytes: integer(env, 'ISOLATE_MODEL_BUDGET_BYTES', 1, defaultIsolateBudgetBytes),
+    isolateMemoryBytes: integer(env, 'ISOLATE_MEMORY_BYTES', 1, isolateMemoryBytes),
     secret,
     instances: urls.length > 0 ? urls.length : integer(env, 'CONTAINER_INSTANCES', 1, 1),
     startTimeoutMs: integer(env, 'CONTAINER_START_TIMEOUT_MS', 1, 60_000),

@@ -1,0 +1,219 @@
+// `npm run bench:memory:workerd`: what loading and serving a package adds to a Worker's memory
+// under workerd (wrangler dev), the figure docs/worker.md's isolate budget is checked against.
+// wrangler dev does not enforce Cloudflare's 128 MB per isolate, so a package that would crash
+// in production ("Worker exceeded memory limit") runs here: this measures how close it comes.
+//
+// The worker is bundled once and served as is (as `wrangler deploy` ships it), reading a seeded
+// fixture from a local static server (MODEL_SOURCE=url, manifest required). Figures come from the
+// workerd process (/proc: VmRSS, VmHWM reset through clear_refs): its resident memory once
+// /healthz answers with nothing loaded, then the peak while the first chat loads the package
+// (tokenizer, engine, weights) and answers, then after a second chat. The process also holds
+// workerd itself and wrangler's proxy isolate; what the load adds is the isolate's own cost.
+//   npm run bench:memory:workerd                                  tiny Qwen3.5 fixture, q4 and q8
+//   npm run bench:memory:workerd -- --arch qwen3 --dtype q8       another fixture / format
+//   npm run bench:memory:workerd -- --folder DIR --dtype q4       any package folder
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { writeFixture } from '../../builder/index.ts'
+import { bundleWorker, repositoryRoot, startWranglerDev } from '../../tools/wrangler-dev.ts'
+import { estimateIsolateMemory } from '../../worker/container/choose-runtime.ts'
+import { markdownTable } from './support/stats.ts'
+
+const { values } = parseArgs({
+  options: {
+    arch: { type: 'string', default: 'qwen3_5' },
+    dtype: { type: 'string', default: 'q4,q8' },
+    folder: { type: 'string' },
+    tokens: { type: 'string', default: '16' },
+    help: { type: 'boolean', short: 'h' },
+  },
+})
+if (values.help) {
+  console.log(
+    'npm run bench:memory:workerd [-- --arch qwen3_5|qwen3] [--dtype q4[,q8]] [--folder DIR] [--tokens N]',
+  )
+  process.exit(0)
+}
+if (process.platform !== 'linux') throw new Error('This reads /proc: Linux only.')
+const maxTokens = Number(values.tokens)
+if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error('--tokens must be a positive integer')
+const dtypes = values.dtype.split(',').map((entry) => entry.trim())
+
+const work = mkdtempSync(join(tmpdir(), 'ondevice-workerd-memory-'))
+const packageFolder = values.folder ? resolve(values.folder) : join(work, 'package')
+if (!values.folder) {
+  if (values.arch !== 'qwen3_5' && values.arch !== 'qwen3') throw new Error('--arch takes qwen3_5 or qwen3')
+  console.error(`writing the tiny ${values.arch} fixture (${dtypes.join(', ')})...`)
+  await writeFixture({
+    arch: values.arch,
+    outDir: packageFolder,
+    seed: 1,
+    dtype: dtypes as Parameters<typeof writeFixture>[0]['dtype'] & string[],
+  })
+}
+const manifest = JSON.parse(readFileSync(join(packageFolder, 'manifest.json'), 'utf8')) as Parameters<
+  typeof estimateIsolateMemory
+>[0]
+
+function status(pid: number): { rss: number; peak: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const field = (name: string) =>
+    Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(text)?.[1] ?? Number.NaN) * 1024
+  return { rss: field('VmRSS'), peak: field('VmHWM') }
+}
+
+/** workerd processes started under `root` (wrangler dev's process group leader). */
+function workerdUnder(root: number): number[] {
+  const parents = new Map<number, number>()
+  const names = new Map<number, string>()
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid)) continue
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      parents.set(pid, Number(stat.slice(close + 2).split(' ')[1]))
+      names.set(pid, stat.slice(stat.indexOf('(') + 1, close))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const under = (pid: number): boolean => {
+    for (let at = pid, hops = 0; at > 1 && hops < 32; at = parents.get(at) ?? 0, hops++)
+      if (at === root) return true
+    return false
+  }
+  return [...names].filter(([pid, name]) => name === 'workerd' && under(pid)).map(([pid]) => pid)
+}
+
+async function chat(url: string): Promise<{ ok: boolean; detail: string }> {
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'memory',
+      messages: [{ role: 'user', content: 'Name three rivers and say one thing about each.' }],
+      max_tokens: maxTokens,
+      temperature: 0,
+    }),
+    signal: AbortSignal.timeout(300_000),
+  })
+  const body = (await response.json()) as {
+    usage?: { completion_tokens?: number; backend?: string; dtype?: string }
+  }
+  return {
+    ok: response.ok,
+    detail: response.ok
+      ? `${body.usage?.completion_tokens} tokens, ${body.usage?.backend} ${body.usage?.dtype}`
+      : `HTTP ${response.status}: ${JSON.stringify(body).slice(0, 300)}`,
+  }
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
+const { startStaticServer } = await import('../../demo/static-server.ts')
+const files = await startStaticServer({ mounts: [{ prefix: '/', directory: packageFolder }] })
+const rows: string[][] = []
+const started = performance.now()
+const startLoad = loadavg()[0]?.toFixed(1)
+try {
+  for (const dtype of dtypes) {
+    const folder = join(work, `worker-${dtype}`)
+    mkdirSync(folder, { recursive: true })
+    const config = {
+      name: 'ondevice-memory-bench',
+      main: join(repositoryRoot, 'worker/index.ts'),
+      compatibility_date: '2025-09-01',
+      compatibility_flags: ['enable_request_signal'],
+      rules: [{ type: 'CompiledWasm', globs: ['**/*.wasm'], fallthrough: true }],
+      vars: {
+        MODEL_SOURCE: 'url',
+        MODEL_URL: `${files.url}/`,
+        MODEL_ID: 'memory',
+        MODEL_DTYPE: dtype,
+        MODEL_REQUIRE_MANIFEST: 'true',
+        // The isolate answers whatever its size: this measures, the router does not decide here.
+        EDGE_RUNTIME: 'isolate',
+      },
+    }
+    const configPath = join(folder, 'wrangler.json')
+    writeFileSync(configPath, JSON.stringify(config))
+    console.error(`${dtype}: bundling the worker...`)
+    await bundleWorker({ configPath, outDir: join(folder, 'bundle') })
+    const bundled = join(folder, 'wrangler-bundled.json')
+    writeFileSync(
+      bundled,
+      JSON.stringify({ ...config, main: join(folder, 'bundle', 'index.js'), no_bundle: true }),
+    )
+    const server = await startWranglerDev({
+      configPath: bundled,
+      noBundle: true,
+      stateDir: join(folder, 'state'),
+      logLevel: 'warn',
+      timeoutMs: 120_000,
+      keepOutputChars: 8000,
+    })
+    try {
+      // wrangler dev runs more than one workerd (its proxy too): each is measured, and the
+      // worker's is the one the chats make grow.
+      const pids = workerdUnder(server.pid)
+      if (pids.length === 0) throw new Error('found no workerd under wrangler dev')
+      const health = (await (await fetch(`${server.url}/healthz`)).json()) as { loaded?: boolean }
+      if (health.loaded) throw new Error('the model loaded before the first chat: the baseline would include it')
+      await new Promise((done) => setTimeout(done, 1000))
+      const idle = new Map(pids.map((pid) => [pid, status(pid).rss]))
+      const reset = () => {
+        for (const pid of pids) writeFileSync(`/proc/${pid}/clear_refs`, '5')
+      }
+      reset()
+      const first = await chat(server.url)
+      const afterFirst = new Map(pids.map((pid) => [pid, status(pid)]))
+      reset()
+      const second = await chat(server.url)
+      const afterSecond = new Map(pids.map((pid) => [pid, status(pid)]))
+      if (!first.ok || !second.ok)
+        throw new Error(`a chat failed: ${first.detail}; ${second.detail}\n${server.output()}`)
+      const grew = (pid: number) => afterFirst.get(pid)!.peak - idle.get(pid)!
+      const pid = pids.reduce((best, candidate) => (grew(candidate) > grew(best) ? candidate : best))
+      const others = pids.filter((other) => other !== pid).map((other) => mib(grew(other)))
+      console.error(`${dtype}: workerd ${pid} grew; the other(s) by ${others.join(', ') || 'none'}`)
+      const base = idle.get(pid)!
+      const estimate = estimateIsolateMemory(manifest, dtype)
+      rows.push([
+        dtype,
+        mib(base),
+        mib(afterFirst.get(pid)!.peak - base),
+        mib(afterFirst.get(pid)!.rss - base),
+        mib(afterSecond.get(pid)!.peak - base),
+        estimate === undefined ? '—' : mib(estimate.bytes),
+        first.detail,
+      ])
+    } finally {
+      await server.stop()
+    }
+  }
+} finally {
+  await files.close()
+  rmSync(work, { recursive: true, force: true })
+}
+console.log(
+  markdownTable({
+    title: `workerd (wrangler dev): memory a Worker adds to load and serve ${values.folder ?? `the tiny ${values.arch} fixture`} (real Qwen3 tokenizer)`,
+    columns: [
+      'dtype',
+      'workerd resident, idle',
+      'peak added: load + 1st chat',
+      'resident added after it',
+      'peak added: 2nd chat',
+      'isolate estimate (router)',
+      'answer',
+    ],
+    rows,
+    notes: [
+      'added = the workerd process above its resident size once /healthz answered with nothing loaded (VmHWM reset before each chat)',
+      'isolate estimate: worker/container/choose-runtime.ts estimateIsolateMemory, what EDGE_RUNTIME="auto" compares with the 128 MB isolate',
+      `${((performance.now() - started) / 1000).toFixed(0)} s, load average ${startLoad} at the start, ${loadavg()[0]?.toFixed(1)} at the end`,
+    ],
+  }),
+)
