@@ -41,7 +41,7 @@ describe('ondevice edge / export-default: refusals with the fix', () => {
     const result = ondevice(['edge', '--model', join(folder, 'big'), '--runtime', 'isolate'])
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(
-      /in q8 needs ~9\d\d\.\d MB \(Worker .*\) in a Worker isolate: more than its 128 MB\. .* --runtime container/,
+      /in q8 needs ~900\.0 MB \(the package's own figure .*\) in a Worker isolate: more than its 128 MB\. .* --runtime container/,
     )
     expect(ondevice(['edge', '--runtime', 'gpu']).stderr).toMatch(
       /--runtime must be auto, isolate or container/,

@@ -88,6 +88,69 @@ function workerdUnder(root: number): number[] {
   return [...names].filter(([pid, name]) => name === 'workerd' && under(pid)).map(([pid]) => pid)
 }
 
+/** wrangler dev's --inspector-port, from its command line. */
+function inspectorPort(wranglerPid: number): number {
+  const args = readFileSync(`/proc/${wranglerPid}/cmdline`, 'utf8').split('\0')
+  const at = args.indexOf('--inspector-port')
+  const port = Number(args[at + 1])
+  if (at < 0 || !Number.isInteger(port)) throw new Error('wrangler dev has no --inspector-port')
+  return port
+}
+
+interface HeapUsage {
+  /** V8's JavaScript heap, used and reserved. */
+  readonly usedSize: number
+  readonly totalSize: number
+  /** ArrayBuffers and WebAssembly memories the isolate holds. */
+  readonly backingStorageSize: number
+}
+
+/**
+ * The worker isolate's own heap through the DevTools protocol (Runtime.getHeapUsage): what V8
+ * holds for this isolate alone, JavaScript heap and backing stores (ArrayBuffers, WebAssembly
+ * memory), without workerd's process around it. A point in time, not a peak.
+ */
+async function heapUsage(port: number): Promise<HeapUsage> {
+  const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
+    webSocketDebuggerUrl?: string
+    title?: string
+  }[]
+  const target = targets.find((entry) => entry.webSocketDebuggerUrl && !/proxy/i.test(entry.title ?? ''))
+  if (!target?.webSocketDebuggerUrl) throw new Error(`no inspector target: ${JSON.stringify(targets)}`)
+  // wrangler's inspector proxy accepts DevTools clients from local origins only.
+  const socket = new (WebSocket as unknown as new (url: string, init: object) => WebSocket)(
+    target.webSocketDebuggerUrl,
+    { headers: { Origin: 'http://127.0.0.1' } },
+  )
+  try {
+    await new Promise((done, fail) => {
+      socket.addEventListener('open', done, { once: true })
+      socket.addEventListener('error', () => fail(new Error(`cannot open ${target.webSocketDebuggerUrl}`)), {
+        once: true,
+      })
+    })
+    const call = (id: number, method: string, timeoutMs = 30_000) =>
+      new Promise<Record<string, unknown>>((done, fail) => {
+        const timer = setTimeout(() => fail(new Error(`${method}: no answer`)), timeoutMs)
+        const listener = (event: MessageEvent) => {
+          const message = JSON.parse(String(event.data)) as { id?: number; result?: Record<string, unknown> }
+          if (message.id !== id) return
+          clearTimeout(timer)
+          socket.removeEventListener('message', listener)
+          done(message.result ?? {})
+        }
+        socket.addEventListener('message', listener)
+        socket.send(JSON.stringify({ id, method }))
+      })
+    // A full collection first where the inspector allows it (wrangler's proxy may not answer it):
+    // otherwise the figure includes garbage the collector has not taken yet.
+    await call(1, 'HeapProfiler.collectGarbage', 3_000).catch(() => ({}))
+    return (await call(2, 'Runtime.getHeapUsage')) as unknown as HeapUsage
+  } finally {
+    socket.close()
+  }
+}
+
 async function chat(url: string): Promise<{ ok: boolean; detail: string }> {
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
@@ -160,8 +223,14 @@ try {
       const pids = workerdUnder(server.pid)
       if (pids.length === 0) throw new Error('found no workerd under wrangler dev')
       const health = (await (await fetch(`${server.url}/healthz`)).json()) as { loaded?: boolean }
-      if (health.loaded) throw new Error('the model loaded before the first chat: the baseline would include it')
+      if (health.loaded)
+        throw new Error('the model loaded before the first chat: the baseline would include it')
       await new Promise((done) => setTimeout(done, 1000))
+      const port = inspectorPort(server.pid)
+      const heapIdle = await heapUsage(port).catch((error: unknown) => {
+        console.error(`inspector: ${String(error)}`)
+        return undefined
+      })
       const idle = new Map(pids.map((pid) => [pid, status(pid).rss]))
       const reset = () => {
         for (const pid of pids) writeFileSync(`/proc/${pid}/clear_refs`, '5')
@@ -169,6 +238,10 @@ try {
       reset()
       const first = await chat(server.url)
       const afterFirst = new Map(pids.map((pid) => [pid, status(pid)]))
+      const heapLoaded = await heapUsage(port).catch((error: unknown) => {
+        console.error(`inspector: ${String(error)}`)
+        return undefined
+      })
       reset()
       const second = await chat(server.url)
       const afterSecond = new Map(pids.map((pid) => [pid, status(pid)]))
@@ -186,6 +259,9 @@ try {
         mib(afterFirst.get(pid)!.peak - base),
         mib(afterFirst.get(pid)!.rss - base),
         mib(afterSecond.get(pid)!.peak - base),
+        heapIdle && heapLoaded
+          ? `${mib(heapIdle.usedSize)} + ${mib(heapIdle.backingStorageSize)} → ${mib(heapLoaded.usedSize)} + ${mib(heapLoaded.backingStorageSize)}`
+          : '—',
         estimate === undefined ? '—' : mib(estimate.bytes),
         first.detail,
       ])
@@ -206,12 +282,14 @@ console.log(
       'peak added: load + 1st chat',
       'resident added after it',
       'peak added: 2nd chat',
+      'isolate heap + backing stores: idle → loaded',
       'isolate estimate (router)',
       'answer',
     ],
     rows,
     notes: [
       'added = the workerd process above its resident size once /healthz answered with nothing loaded (VmHWM reset before each chat)',
+      "isolate heap: the worker's own V8 heap (used, garbage not yet collected included) and backing stores (ArrayBuffers, WebAssembly memory) through the DevTools protocol (Runtime.getHeapUsage), before the first chat and after the first",
       'isolate estimate: worker/container/choose-runtime.ts estimateIsolateMemory, what EDGE_RUNTIME="auto" compares with the 128 MB isolate',
       `${((performance.now() - started) / 1000).toFixed(0)} s, load average ${startLoad} at the start, ${loadavg()[0]?.toFixed(1)} at the end`,
     ],

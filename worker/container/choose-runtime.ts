@@ -4,6 +4,8 @@
 //   - the Worker itself: its code, Hono, the engine's instance (isolateBaseBytes);
 //   - the tokenizer: its compact tables, kept (tokenizerRetainedFactor × tokenizer.json), and,
 //     while it is built, the file's bytes and the builder's buffers (tokenizerBuildFactor);
+//   - constrained output's vocabulary, which the host prepares at load (every token's bytes and
+//     their trie, core/structured: constrainedOutputFactor × tokenizer.json);
 //   - the model in the engine's linear memory (weights as held, KV cache and recurrent state for
 //     the context, one prompt pass): the manifest's `estimatedMemory[dtype].wasm.modelBytes`,
 //     scaled to MODEL_CONTEXT_LENGTH, for every weight format the isolate serves;
@@ -11,6 +13,7 @@
 //     drops the JavaScript copies only when the load ends).
 // The tokenizer's build comes before the weights, so the peak is the larger of the two phases.
 // Calibrated with `npm run bench:memory:workerd` and `npm run bench:memory:tokenizer`.
+import { dtypeOfOnnxFile } from '../../core/model-package.ts'
 import type { EdgeRuntime } from './settings.ts'
 
 /** Per-dtype memory figures and file list of manifest.json, as far as this reads them. */
@@ -49,6 +52,12 @@ export const tokenizerRetainedFactor = 0.65
  */
 export const tokenizerBuildFactor = 2.5
 
+/**
+ * Constrained output's per-tokenizer preparation (core/structured: each token's bytes as a view,
+ * the byte trie, the string scans) per byte of tokenizer.json: Qwen3's 151k tokens take ~23 MiB.
+ */
+export const constrainedOutputFactor = 2.2
+
 /** What an isolate would hold for a package, part by part (bytes). */
 export interface IsolateMemoryEstimate {
   /** The peak: base + tokenizer + the larger of the tokenizer's build and the model's load. */
@@ -56,6 +65,7 @@ export interface IsolateMemoryEstimate {
   readonly parts: {
     readonly base: number
     readonly tokenizer: number
+    readonly constrainedOutput: number
     readonly tokenizerBuild: number
     readonly model: number
     readonly weightFiles: number
@@ -88,17 +98,12 @@ function fileEntries(manifest: RuntimeManifest): { path: string; bytes: number }
   )
 }
 
-/** Bytes of the ONNX files of one weight format (`_q4`, `_q8`, ... or unsuffixed for fp32). */
+/** Bytes of the ONNX files of one weight format (graphs and external data, as the package names them). */
 function weightFileBytes(manifest: RuntimeManifest, dtype: string): number {
-  const suffix = dtype === 'fp32' ? '' : `_${dtype}`
-  const pattern = new RegExp(`${suffix}\\.onnx(_data(_\\d+)?)?$`)
-  const others = ['_q4', '_q8', '_fp16', '_q4f16', '_quantized', '_int8', '_uint8', '_bnb4']
   let total = 0
   for (const { path, bytes } of fileEntries(manifest)) {
-    if (!path.startsWith('onnx/') || !pattern.test(path)) continue
-    // fp32's files have no suffix: skip the other formats' files.
-    if (dtype === 'fp32' && others.some((other) => path.includes(`${other}.onnx`))) continue
-    total += bytes
+    const graph = path.replace(/_data(_\d+)?$/, '')
+    if (dtypeOfOnnxFile(graph) === dtype) total += bytes
   }
   return total
 }
@@ -121,7 +126,7 @@ function modelPart(
       source: 'engine estimate',
     }
   }
-  // Older packages: one figure per dtype (the runtime and the tokenizer included, so this over-counts).
+  // Older packages: one figure per dtype, the runtime and the tokenizer included.
   const plain = manifest.estimatedMemoryBytes?.[dtype]
   if (typeof plain === 'number') return { bytes: plain, source: 'package estimate' }
   const weights = weightFileBytes(manifest, dtype)
@@ -150,23 +155,36 @@ export function estimateIsolateMemory(
     weightFiles = Math.max(weightFiles, weightFileBytes(manifest, dtype))
     if (part.source !== 'engine estimate') source = part.source
   }
-  const tokenizerFile = fileEntries(manifest).find((file) => file.path === 'tokenizer.json')?.bytes ?? 0
+  // An older package's one figure per dtype already holds the runtime and the tokenizer: only the
+  // files read while loading come on top.
+  const legacy = source === 'package estimate'
+  const tokenizerFile = legacy
+    ? 0
+    : (fileEntries(manifest).find((file) => file.path === 'tokenizer.json')?.bytes ?? 0)
+  const base = legacy ? 0 : isolateBaseBytes
   const tokenizer = Math.ceil(tokenizerFile * tokenizerRetainedFactor)
+  const constrainedOutput = Math.ceil(tokenizerFile * constrainedOutputFactor)
   const tokenizerBuild = Math.ceil(tokenizerFile * tokenizerBuildFactor)
-  const bytes = isolateBaseBytes + tokenizer + Math.max(tokenizerBuild, model + weightFiles)
-  return { bytes, parts: { base: isolateBaseBytes, tokenizer, tokenizerBuild, model, weightFiles }, source }
+  const bytes = base + tokenizer + constrainedOutput + Math.max(tokenizerBuild, model + weightFiles)
+  return {
+    bytes,
+    parts: { base, tokenizer, constrainedOutput, tokenizerBuild, model, weightFiles },
+    source,
+  }
 }
 
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`
 
-/** The estimate in words: "~97.3 MB (Worker 16.8 MB, tokenizer 7.4 MB, model 40.0 MB + 33.1 MB of weight files while loading)". */
+/** The estimate in words: "~97.3 MB (Worker 16.8 MB, tokenizer 7.4 MB, constrained output 25.1 MB, model 20.0 MB + 15.0 MB of weight files while loading; from ...)". */
 export function describeIsolateMemory(estimate: IsolateMemoryEstimate): string {
-  const { base, tokenizer, tokenizerBuild, model, weightFiles } = estimate.parts
+  const { base, tokenizer, constrainedOutput, tokenizerBuild, model, weightFiles } = estimate.parts
+  if (estimate.source === 'package estimate')
+    return `~${mb(estimate.bytes)} (the package's own figure ${mb(model)}, its runtime and tokenizer included, + ${mb(weightFiles)} of weight files while loading)`
   const load =
     tokenizerBuild > model + weightFiles
       ? `building the tokenizer ${mb(tokenizerBuild)}`
       : `model ${mb(model)} + ${mb(weightFiles)} of weight files while loading`
-  return `~${mb(estimate.bytes)} (Worker ${mb(base)}, tokenizer ${mb(tokenizer)}, ${load}; from the ${estimate.source})`
+  return `~${mb(estimate.bytes)} (Worker ${mb(base)}, tokenizer ${mb(tokenizer)}, constrained output ${mb(constrainedOutput)}, ${load}; from the ${estimate.source})`
 }
 
 export function chooseRuntime(

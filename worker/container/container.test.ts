@@ -35,8 +35,8 @@ function manifestOf(model: { q4: number; q8: number }, weights: { q4: number; q8
       { path: 'config.json', bytes: 1_000 },
       { path: 'onnx/decoder_model_merged_q4.onnx', bytes: 100_000 },
       { path: 'onnx/decoder_model_merged_q4.onnx_data', bytes: weights.q4 - 100_000 },
-      { path: 'onnx/decoder_model_merged_q8.onnx', bytes: 100_000 },
-      { path: 'onnx/decoder_model_merged_q8.onnx_data', bytes: weights.q8 - 100_000 },
+      { path: 'onnx/decoder_model_merged_quantized.onnx', bytes: 100_000 },
+      { path: 'onnx/decoder_model_merged_quantized.onnx_data', bytes: weights.q8 - 100_000 },
     ],
     estimatedMemoryBytes: { q4: 900_000_000, q8: 900_000_000 },
     estimatedMemory: {
@@ -54,44 +54,51 @@ describe('EDGE_RUNTIME', () => {
     expect(small.parts).toMatchObject({ model: 20_000_000, weightFiles: 15_000_000 })
     expect(small.parts.tokenizer).toBeGreaterThan(7_000_000)
     expect(small.parts.tokenizer).toBeLessThan(8_000_000)
-    expect(small.bytes).toBe(small.parts.base + small.parts.tokenizer + 35_000_000)
+    // Constrained output's vocabulary (prepared at load): ~25 MB for Qwen3's 151k tokens.
+    expect(small.parts.constrainedOutput).toBeGreaterThan(20_000_000)
+    expect(small.bytes).toBe(
+      small.parts.base + small.parts.tokenizer + small.parts.constrainedOutput + 35_000_000,
+    )
     expect(chooseRuntime('auto', manifest, 'q4').runtime).toBe('isolate')
     // A model part of 60 MB (under the old 100 MB model-only budget) does not fit once its files
     // during the load, the tokenizer and the Worker are counted.
     const middle = manifestOf({ q4: 60_000_000, q8: 60_000_000 }, { q4: 45_000_000, q8: 45_000_000 })
+    expect(estimateIsolateMemory(middle, 'q8')!.parts.model).toBeLessThan(100_000_000)
     const choice = chooseRuntime('auto', middle, 'q8')
     expect(choice.runtime).toBe('container')
     expect(choice.reason).toMatch(
-      /q8 needs ~1\d\d\.\d MB \(Worker .* tokenizer 7\.4 MB, model 60\.0 MB \+ 45\.0 MB of weight files while loading; from the engine estimate\), over the isolate's 128\.0 MB/,
+      /q8 needs ~1\d\d\.\d MB \(Worker .* tokenizer 7\.4 MB, constrained output 25\.1 MB, model 60\.0 MB \+ 45\.0 MB of weight files while loading; from the engine estimate\), over the isolate's 128\.0 MB/,
     )
     // A shorter context frees its cache positions: 4096 - 1024 positions of 4 KB.
     expect(estimateIsolateMemory(middle, 'q8', 1024)!.parts.model).toBe(60_000_000 - 3072 * 4_000)
     // Every format the isolate serves stays loaded: q4 fits alone, q4 + q8 does not.
-    const two = manifestOf({ q4: 40_000_000, q8: 50_000_000 }, { q4: 30_000_000, q8: 35_000_000 })
+    const two = manifestOf({ q4: 25_000_000, q8: 35_000_000 }, { q4: 18_000_000, q8: 25_000_000 })
     expect(chooseRuntime('auto', two, ['q4']).runtime).toBe('isolate')
     expect(chooseRuntime('auto', two, ['q4', 'q8']).runtime).toBe('container')
     expect(estimateIsolateMemory(two, ['q4', 'q8'])!.parts).toMatchObject({
-      model: 90_000_000,
-      weightFiles: 35_000_000,
+      model: 60_000_000,
+      weightFiles: 25_000_000,
     })
     // A tiny model: building the tokenizer (its bytes and buffers) is the peak.
     const tiny = estimateIsolateMemory(
       manifestOf({ q4: 1_000_000, q8: 2_000_000 }, { q4: 500_000, q8: 900_000 }),
       'q4',
     )!
-    expect(tiny.bytes).toBe(tiny.parts.base + tiny.parts.tokenizer + tiny.parts.tokenizerBuild)
+    expect(tiny.bytes).toBe(
+      tiny.parts.base + tiny.parts.tokenizer + tiny.parts.constrainedOutput + tiny.parts.tokenizerBuild,
+    )
     // ISOLATE_MEMORY_BYTES moves the line.
     expect(chooseRuntime('auto', middle, 'q8', 400_000_000).runtime).toBe('isolate')
   })
 
   it('auto: older manifests (one figure per dtype) and manifests with only file sizes', () => {
-    const legacy = { dtypes: ['q4', 'q8'], estimatedMemoryBytes: { q4: 60_000_000, q8: 120_000_000 } }
+    const legacy = { dtypes: ['q4', 'q8'], estimatedMemoryBytes: { q4: 60_000_000, q8: 140_000_000 } }
     expect(chooseRuntime('auto', legacy, 'q4').runtime).toBe('isolate')
     expect(chooseRuntime('auto', legacy, 'q8').runtime).toBe('container')
     // Without an estimate: the weights' bytes for that format (held, and read while loading).
     const sized = {
       files: [
-        { path: 'onnx/model_q8.onnx', bytes: 70_000_000 },
+        { path: 'onnx/model_quantized.onnx', bytes: 70_000_000 },
         { path: 'onnx/model_q4.onnx', bytes: 10 },
         { path: 'onnx/model.onnx', bytes: 5 },
       ],
