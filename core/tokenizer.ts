@@ -14,6 +14,7 @@ import {
 } from './bpe/index.ts'
 import { type ChatMessage, type ChatTool, renderChatTemplate } from './chat-template.ts'
 import { InvalidArgumentError, TokenizerError } from './errors.ts'
+import type { TokenByteTable } from './structured/vocabulary.ts'
 
 /** The files of a model package that describe its tokenizer, as text or already parsed. */
 export interface TokenizerFiles {
@@ -62,7 +63,7 @@ export class Tokenizer {
   readonly #specialTokenIds: ReadonlySet<number>
   readonly #addedTokenIds: ReadonlySet<number>
   readonly #byteEncoding: 'byte-level' | 'byte-fallback' | undefined
-  #tokenBytes: readonly (Uint8Array | undefined)[] | undefined
+  #tokenByteTable: TokenByteTable | undefined
 
   private constructor(tokenizerJson: JsonObject, bpe: CompactBpe | undefined, files: TokenizerFiles) {
     const tokenizerConfig = parseJsonFile(files.tokenizerConfigJson, 'tokenizerConfigJson') ?? {}
@@ -254,10 +255,23 @@ export class Tokenizer {
   /**
    * The bytes each token id stands for in generated text (what structured output matches against
    * a grammar); undefined for added tokens (`<|im_end|>`, `<tool_call>`, ...), which are control
-   * tokens, not text. Computed once per tokenizer.
+   * tokens, not text. Views into tokenByteTable(), made on each call: structured output reads the
+   * table itself.
    */
   tokenBytes(): readonly (Uint8Array | undefined)[] {
-    if (this.#tokenBytes !== undefined) return this.#tokenBytes
+    const { bytes, starts, ends } = this.tokenByteTable()
+    const views: (Uint8Array | undefined)[] = new Array(starts.length)
+    for (let id = 0; id < starts.length; id++)
+      views[id] = starts[id] === -1 ? undefined : bytes.subarray(starts[id], ends[id])
+    return views
+  }
+
+  /**
+   * Every token's bytes in one buffer: id's are `bytes[starts[id], ends[id])`, starts[id] -1 for
+   * control tokens. Computed once per tokenizer (Qwen3: ~1.9 MB).
+   */
+  tokenByteTable(): TokenByteTable {
+    if (this.#tokenByteTable !== undefined) return this.#tokenByteTable
     if (this.#byteEncoding === undefined) {
       throw new TokenizerError(
         'Structured output needs the bytes of every token, and this tokenizer.json has neither a ByteLevel decoder nor byte-fallback pieces: it is not supported for responseFormat / tools.',
@@ -265,8 +279,8 @@ export class Tokenizer {
     }
     const encoder = new TextEncoder()
     const table = this.#byteEncoding === 'byte-level' ? byteLevelTable() : undefined
-    // Every token's bytes in one buffer, each id a view into it: a Uint8Array of its own per id
-    // costs ~230 bytes of heap each (34 MiB for Qwen3's 151k tokens), a view ~110.
+    // Every token's bytes in one buffer with offsets: a Uint8Array per id costs ~230 bytes of
+    // heap (34 MiB for Qwen3's 151k tokens), even a view into one buffer ~110.
     let buffer = new Uint8Array(1 << 16)
     let used = 0
     const reserve = (length: number): void => {
@@ -280,7 +294,7 @@ export class Tokenizer {
       buffer.set(piece, used)
       used += piece.length
     }
-    const starts = new Int32Array(this.vocabularySize + 1).fill(-1)
+    const starts = new Int32Array(this.vocabularySize).fill(-1)
     const ends = new Int32Array(this.vocabularySize)
     for (let id = 0; id < this.vocabularySize; id++) {
       const piece = this.#addedTokenIds.has(id) ? undefined : this.#model.pieceOf(id)
@@ -309,12 +323,8 @@ export class Tokenizer {
       }
       ends[id] = used
     }
-    const all = buffer.slice(0, used)
-    const bytes: (Uint8Array | undefined)[] = new Array(this.vocabularySize)
-    for (let id = 0; id < this.vocabularySize; id++)
-      bytes[id] = starts[id] === -1 ? undefined : all.subarray(starts[id], ends[id])
-    this.#tokenBytes = bytes
-    return bytes
+    this.#tokenByteTable = { bytes: buffer.slice(0, used), starts, ends }
+    return this.#tokenByteTable
   }
 
   /** The model's chat template rendered for `messages` (throws when the model has none). */

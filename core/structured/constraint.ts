@@ -281,9 +281,7 @@ export class ConstraintState {
     if (constraint.toolMode !== 'none' || constraint.toolGrammar !== undefined || constraint.hasTools) {
       const open = tokenizer.tokenToId('<tool_call>')
       const close = tokenizer.tokenToId('</tool_call>')
-      const line = this.vocabulary.tokenBytes.findIndex(
-        (bytes) => bytes !== undefined && bytes.length === 1 && bytes[0] === 0x0a,
-      )
+      const line = this.vocabulary.idOfByte(0x0a)
       if (open === undefined || close === undefined || line === -1) {
         throw new TokenizerError(
           'This model has no <tool_call> / </tool_call> tokens, so tool calls cannot be enforced for it; tools work with Qwen-style chat templates.',

@@ -27,4 +27,10 @@ export {
 } from './matcher.ts'
 export { compilePattern } from './regex.ts'
 export { readToolCalls, toolCallClose, toolCallOpen } from './tool-calls.ts'
-export { type TokenSource, TokenVocabulary, vocabularyOf } from './vocabulary.ts'
+export {
+  type TokenByteTable,
+  type TokenSource,
+  TokenVocabulary,
+  tokenByteTableOf,
+  vocabularyOf,
+} from './vocabulary.ts'

@@ -184,7 +184,7 @@ class ScanCollector {
     const rests: Uint8Array[] = []
     const closeRestIndex = new Int32Array(this.closeIds.length)
     for (let position = 0; position < this.closeIds.length; position++) {
-      const rest = this.vocabulary.tokenBytes[this.closeIds[position]!]!.subarray(this.closeRest[position]!)
+      const rest = this.vocabulary.bytesOf(this.closeIds[position]!)!.subarray(this.closeRest[position]!)
       const key = byteString(rest)
       let index = restIndex.get(key)
       if (index === undefined) {
@@ -394,7 +394,7 @@ export class GrammarMatcher {
   allows(id: number): boolean {
     if (this.#ended) return false
     if (this.vocabulary.eosTokenIds.includes(id)) return this.isComplete
-    const bytes = this.vocabulary.tokenBytes[id]
+    const bytes = this.vocabulary.bytesOf(id)
     if (bytes === undefined || bytes.length === 0) return false
     return accepts(this.#stacks, bytes, 0)
   }
@@ -407,7 +407,7 @@ export class GrammarMatcher {
       this.#ended = true
       return true
     }
-    const bytes = this.vocabulary.tokenBytes[id]
+    const bytes = this.vocabulary.bytesOf(id)
     if (bytes === undefined || bytes.length === 0) return false
     let current: Stack[] = this.#stacks
     for (const byte of bytes) {
@@ -457,7 +457,7 @@ export class GrammarMatcher {
       if (total < node.minLength || total > node.maxLength) continue
       const id = closeIds[position]!
       if (frame.text !== undefined) {
-        const bytes = vocabulary.tokenBytes[id]!
+        const bytes = vocabulary.bytesOf(id)!
         const restStart = closeRest[position]!
         // A property name: the name decides the object's next state (no repeats, no listed names).
         const name = frame.text + byteString(bytes.subarray(0, restStart - 1))

@@ -153,9 +153,7 @@ describe('structured output grammar on the Qwen3 vocabulary', () => {
     const accepts = (text: string): boolean => {
       const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
       for (const byte of new TextEncoder().encode(text)) {
-        const id = vocabulary.tokenBytes.findIndex(
-          (bytes) => bytes !== undefined && bytes.length === 1 && bytes[0] === byte,
-        )
+        const id = vocabulary.idOfByte(byte)
         if (!matcher.accept(id)) return false
       }
       return matcher.isComplete

@@ -8,13 +8,44 @@
 export interface TokenSource {
   /** Bytes per token id; undefined for tokens that are never text (control tokens). */
   tokenBytes(): readonly (Uint8Array | undefined)[]
+  /**
+   * The same bytes in one buffer, read instead of tokenBytes() where a source has it: an array of
+   * 151k Uint8Array views costs ~16 MiB of heap, which a 128 MB Worker isolate feels.
+   */
+  tokenByteTable?(): TokenByteTable
   readonly eosTokenIds: readonly number[]
+}
+
+/** Every token's bytes in one buffer: id's are `bytes[starts[id], ends[id])`; starts[id] -1: none. */
+export interface TokenByteTable {
+  readonly bytes: Uint8Array
+  readonly starts: Int32Array
+  readonly ends: Int32Array
+}
+
+/** A table from an array of byte strings (a source without tokenByteTable()). */
+export function tokenByteTableOf(tokenBytes: readonly (Uint8Array | undefined)[]): TokenByteTable {
+  let total = 0
+  for (const bytes of tokenBytes) total += bytes?.length ?? 0
+  const all = new Uint8Array(total)
+  const starts = new Int32Array(tokenBytes.length).fill(-1)
+  const ends = new Int32Array(tokenBytes.length)
+  let used = 0
+  for (let id = 0; id < tokenBytes.length; id++) {
+    const bytes = tokenBytes[id]
+    if (bytes === undefined) continue
+    starts[id] = used
+    all.set(bytes, used)
+    used += bytes.length
+    ends[id] = used
+  }
+  return { bytes: all, starts, ends }
 }
 
 export class TokenVocabulary {
   /** Tokens the grammar can produce: ids with bytes (ids past it are padding or control tokens). */
   readonly size: number
-  readonly tokenBytes: readonly (Uint8Array | undefined)[]
+  readonly table: TokenByteTable
   readonly eosTokenIds: readonly number[]
   readonly nodeByte: Uint8Array
   readonly nodeDepth: Uint16Array
@@ -34,24 +65,24 @@ export class TokenVocabulary {
 
   constructor(source: TokenSource) {
     const started = performance.now()
-    const tokenBytes = source.tokenBytes()
-    this.tokenBytes = tokenBytes
-    this.size = tokenBytes.length
+    const table = source.tokenByteTable ? source.tokenByteTable() : tokenByteTableOf(source.tokenBytes())
+    this.table = table
+    this.size = table.starts.length
     this.eosTokenIds = [...source.eosTokenIds]
     const ids: number[] = []
     let totalBytes = 0
-    for (let id = 0; id < tokenBytes.length; id++) {
-      const bytes = tokenBytes[id]
-      if (bytes !== undefined && bytes.length > 0) {
+    for (let id = 0; id < this.size; id++) {
+      const length = table.starts[id] === -1 ? 0 : table.ends[id]! - table.starts[id]!
+      if (length > 0) {
         ids.push(id)
-        totalBytes += bytes.length
+        totalBytes += length
       }
     }
     // Sorting by a latin1 string of the bytes: native string comparison is byte order here, and
     // several times faster than comparing byte arrays in a callback.
-    const keys: string[] = new Array(tokenBytes.length)
+    const keys: string[] = new Array(this.size)
     for (const id of ids) {
-      const bytes = tokenBytes[id]!
+      const bytes = this.bytesOf(id)!
       let key = ''
       for (let index = 0; index < bytes.length; index++) key += String.fromCharCode(bytes[index]!)
       keys[id] = key
@@ -68,7 +99,7 @@ export class TokenVocabulary {
     let count = 1
     let previous: Uint8Array = new Uint8Array(0)
     for (const id of ids) {
-      const bytes = tokenBytes[id]!
+      const bytes = this.bytesOf(id)!
       let shared = 0
       const limit = Math.min(bytes.length, previous.length)
       while (shared < limit && bytes[shared] === previous[shared]) shared++
@@ -99,6 +130,21 @@ export class TokenVocabulary {
     this.memoryBytes = count * (1 + 2 + 4 + 4) + totalBytes
     this.preparationMs = performance.now() - started
     this.id = nextVocabularyId++
+  }
+
+  /** A token's bytes (a view into the table), or undefined for a token that is never text. */
+  bytesOf(id: number): Uint8Array | undefined {
+    const start = this.table.starts[id]
+    if (start === undefined || start === -1) return undefined
+    return this.table.bytes.subarray(start, this.table.ends[id])
+  }
+
+  /** The first token whose bytes are exactly `byte`, or -1. */
+  idOfByte(byte: number): number {
+    const { bytes, starts, ends } = this.table
+    for (let id = 0; id < starts.length; id++)
+      if (starts[id] !== -1 && ends[id]! - starts[id]! === 1 && bytes[starts[id]!] === byte) return id
+    return -1
   }
 
   /** Words of a bitset covering every token id (and the EOS ids). */

@@ -54,8 +54,8 @@ describe('EDGE_RUNTIME', () => {
     expect(small.parts).toMatchObject({ model: 20_000_000, weightFiles: 15_000_000 })
     expect(small.parts.tokenizer).toBeGreaterThan(7_000_000)
     expect(small.parts.tokenizer).toBeLessThan(8_000_000)
-    // Constrained output's vocabulary (prepared at load): ~25 MB for Qwen3's 151k tokens.
-    expect(small.parts.constrainedOutput).toBeGreaterThan(20_000_000)
+    // Constrained output's vocabulary (prepared at load): ~9 MB for Qwen3's 151k tokens.
+    expect(small.parts.constrainedOutput).toBeGreaterThan(8_000_000)
     expect(small.bytes).toBe(
       small.parts.base + small.parts.tokenizer + small.parts.constrainedOutput + 35_000_000,
     )
@@ -67,17 +67,17 @@ describe('EDGE_RUNTIME', () => {
     const choice = chooseRuntime('auto', middle, 'q8')
     expect(choice.runtime).toBe('container')
     expect(choice.reason).toMatch(
-      /q8 needs ~1\d\d\.\d MB \(Worker .* tokenizer 7\.4 MB, constrained output 25\.1 MB, model 60\.0 MB \+ 45\.0 MB of weight files while loading; from the engine estimate\), over the isolate's 128\.0 MB/,
+      /q8 needs ~1\d\d\.\d MB \(Worker .* tokenizer 7\.4 MB, constrained output 9\.1 MB, model 60\.0 MB \+ 45\.0 MB of weight files while loading; from the engine estimate\), over the isolate's 128\.0 MB/,
     )
     // A shorter context frees its cache positions: 4096 - 1024 positions of 4 KB.
     expect(estimateIsolateMemory(middle, 'q8', 1024)!.parts.model).toBe(60_000_000 - 3072 * 4_000)
     // Every format the isolate serves stays loaded: q4 fits alone, q4 + q8 does not.
-    const two = manifestOf({ q4: 25_000_000, q8: 35_000_000 }, { q4: 18_000_000, q8: 25_000_000 })
+    const two = manifestOf({ q4: 40_000_000, q8: 50_000_000 }, { q4: 30_000_000, q8: 35_000_000 })
     expect(chooseRuntime('auto', two, ['q4']).runtime).toBe('isolate')
     expect(chooseRuntime('auto', two, ['q4', 'q8']).runtime).toBe('container')
     expect(estimateIsolateMemory(two, ['q4', 'q8'])!.parts).toMatchObject({
-      model: 60_000_000,
-      weightFiles: 25_000_000,
+      model: 90_000_000,
+      weightFiles: 35_000_000,
     })
     // A tiny model: building the tokenizer (its bytes and buffers) is the peak.
     const tiny = estimateIsolateMemory(
