@@ -243,6 +243,7 @@ function containerRouter(
       : {}),
     isolateMemoryBytes: containers.isolateMemoryBytes,
     contextLength: settings.contextLength,
+    backends: settings.modelBackends.filter((backend) => backend !== 'native'),
     readManifest: async () => {
       const exists = source.reader.exists ? await source.reader.exists('manifest.json') : true
       if (!exists) return undefined

@@ -14,10 +14,12 @@
 // The tokenizer's build comes before the weights, so the peak is the larger of the two phases.
 // Calibrated with `npm run bench:memory:workerd` and `npm run bench:memory:tokenizer`.
 import { dtypeOfOnnxFile } from '../../core/model-package.ts'
+import { engineCovers } from '../../wasm/engine/session.ts'
 import type { EdgeRuntime } from './settings.ts'
 
 /** Per-dtype memory figures and file list of manifest.json, as far as this reads them. */
 export interface RuntimeManifest {
+  readonly modelType?: string
   readonly dtypes?: readonly string[]
   readonly contextLength?: number
   readonly estimatedMemoryBytes?: Readonly<Record<string, number>>
@@ -109,14 +111,21 @@ function weightFileBytes(manifest: RuntimeManifest, dtype: string): number {
   return total
 }
 
-/** The model part for one format at `contextLength`, and where it came from. */
+/**
+ * The model part for one format at `contextLength`, and where it came from. 'wasm' is the
+ * engine's figure where the engine covers the architecture and dtype, else onnxruntime-web's
+ * (what the isolate then runs, holding its weights ~2-3x).
+ */
 function modelPart(
   manifest: RuntimeManifest,
   dtype: string,
+  backend: string,
   contextLength: number | undefined,
 ): { bytes: number; source: IsolateMemoryEstimate['source'] } | undefined {
   const perBackend = manifest.estimatedMemory?.[dtype]
-  const figure = perBackend?.['wasm'] ?? perBackend?.['ort-wasm']
+  const onEngine =
+    backend === 'wasm' && (manifest.modelType === undefined || engineCovers(manifest.modelType, dtype))
+  const figure = onEngine ? (perBackend?.['wasm'] ?? perBackend?.['ort-wasm']) : perBackend?.['ort-wasm']
   if (typeof figure?.modelBytes === 'number') {
     const unused =
       contextLength !== undefined && manifest.contextLength !== undefined
@@ -135,27 +144,29 @@ function modelPart(
 }
 
 /**
- * What an isolate would hold at its peak to serve `dtypes` (the default format first; each other
- * one loads on the first request that names it and stays), or undefined when the manifest states
- * no size for one of them.
+ * What an isolate would hold at its peak to serve `dtypes` on `backends` (MODEL_DTYPE and
+ * MODEL_BACKEND: every pair is a format, the default first; each other one loads on the first
+ * request that names it and stays), or undefined when the manifest states no size for one of them.
  */
 export function estimateIsolateMemory(
   manifest: RuntimeManifest,
   dtypes: string | readonly string[],
   contextLength?: number,
+  backends: readonly string[] = ['wasm'],
 ): IsolateMemoryEstimate | undefined {
   const formats = typeof dtypes === 'string' ? [dtypes] : dtypes
   if (formats.length === 0) return undefined
   let model = 0
   let weightFiles = 0
   let source: IsolateMemoryEstimate['source'] = 'engine estimate'
-  for (const dtype of formats) {
-    const part = modelPart(manifest, dtype, contextLength)
-    if (part === undefined) return undefined
-    model += part.bytes
-    weightFiles = Math.max(weightFiles, weightFileBytes(manifest, dtype))
-    if (part.source !== 'engine estimate') source = part.source
-  }
+  for (const dtype of formats)
+    for (const backend of backends.length > 0 ? backends : ['wasm']) {
+      const part = modelPart(manifest, dtype, backend, contextLength)
+      if (part === undefined) return undefined
+      model += part.bytes
+      weightFiles = Math.max(weightFiles, weightFileBytes(manifest, dtype))
+      if (part.source !== 'engine estimate') source = part.source
+    }
   // An older package's one figure per dtype already holds the runtime and the tokenizer: only the
   // files read while loading come on top.
   const legacy = source === 'package estimate'
@@ -194,10 +205,12 @@ export function chooseRuntime(
   dtypes: string | readonly string[],
   limitBytes: number = isolateMemoryBytes,
   contextLength?: number,
+  backends: readonly string[] = ['wasm'],
 ): RuntimeChoice {
   if (setting !== 'auto') return { runtime: setting, reason: `EDGE_RUNTIME is "${setting}"` }
   const formats = typeof dtypes === 'string' ? dtypes : dtypes.join(' + ')
-  const estimate = manifest === undefined ? undefined : estimateIsolateMemory(manifest, dtypes, contextLength)
+  const estimate =
+    manifest === undefined ? undefined : estimateIsolateMemory(manifest, dtypes, contextLength, backends)
   if (estimate === undefined) {
     return { runtime: 'isolate', reason: `the package states no size for ${formats}: tried in the isolate` }
   }

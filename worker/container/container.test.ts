@@ -87,6 +87,23 @@ describe('EDGE_RUNTIME', () => {
     expect(tiny.bytes).toBe(
       tiny.parts.base + tiny.parts.tokenizer + tiny.parts.constrainedOutput + tiny.parts.tokenizerBuild,
     )
+    // onnxruntime-web's figure where the isolate runs it: MODEL_BACKEND ort-wasm, or an
+    // architecture the engine does not cover (it holds its weights ~2-3x).
+    const both = {
+      ...manifest,
+      estimatedMemory: {
+        q4: { wasm: { modelBytes: 20_000_000 }, 'ort-wasm': { modelBytes: 70_000_000 } },
+      },
+    }
+    expect(estimateIsolateMemory(both, 'q4')!.parts.model).toBe(20_000_000)
+    expect(estimateIsolateMemory(both, 'q4', undefined, ['ort-wasm'])!.parts.model).toBe(70_000_000)
+    expect(estimateIsolateMemory(both, 'q4', undefined, ['wasm', 'ort-wasm'])!.parts.model).toBe(90_000_000)
+    expect(estimateIsolateMemory({ ...both, modelType: 'qwen3' }, 'q4')!.parts.model).toBe(20_000_000)
+    expect(estimateIsolateMemory({ ...both, modelType: 'gpt2' }, 'q4')!.parts.model).toBe(70_000_000)
+    expect(chooseRuntime('auto', both, 'q4', undefined, undefined, ['wasm']).runtime).toBe('isolate')
+    expect(chooseRuntime('auto', both, 'q4', undefined, undefined, ['wasm', 'ort-wasm']).runtime).toBe(
+      'container',
+    )
     // ISOLATE_MEMORY_BYTES moves the line.
     expect(chooseRuntime('auto', middle, 'q8', 400_000_000).runtime).toBe('isolate')
   })

@@ -24,6 +24,8 @@ export interface RuntimeRouterOptions {
   readonly readManifest: () => Promise<RuntimeManifest | undefined>
   /** The weight formats the isolate would load, given the manifest: the default first. */
   readonly dtypesFor: (manifest: RuntimeManifest | undefined) => readonly string[]
+  /** The isolate's backends (MODEL_BACKEND without 'native'); default ['wasm']. */
+  readonly backends?: readonly string[]
   /** The forwarder; undefined when this Worker has no container (no binding, no CONTAINER_URLS). */
   readonly forward: ChatForwarder | undefined
   /** Every instance's state (the gateway's `health`); undefined without a container. */
@@ -50,6 +52,7 @@ export function createRuntimeRouter(options: RuntimeRouterOptions): RuntimeRoute
         options.dtypesFor(manifest),
         options.isolateMemoryBytes,
         options.contextLength,
+        options.backends,
       )
       log({ level: 'info', message: 'edge runtime', runtime: choice.runtime, reason: choice.reason })
       return choice
