@@ -152,21 +152,30 @@ static inline v128_t panel_dot(const uint8_t *w, const v128_t *a) {
   return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(wasm_i16x8_add(s0, s1), wasm_i16x8_add(s2, s3)));
 }
 
-/** panel_dot for two tokens at once (a, c: their block codes), each panel vector loaded once. */
-static inline void panel_dot2(const uint8_t *w, const int8_t *a, const int8_t *c, v128_t *out_a, v128_t *out_c) {
-  v128_t sa[2], sc[2];
-  for (int h = 0; h < 2; h++) {
-    v128_t ta = wasm_i16x8_splat(0), tc = ta;
-    for (int u = 4 * h; u < 4 * h + 4; u++) {
-      v128_t x = wasm_v128_load(w + 16 * u);
-      ta = wasm_i16x8_add(ta, dot_pairs(wasm_v128_load32_splat(a + 4 * u), x));
-      tc = wasm_i16x8_add(tc, dot_pairs(wasm_v128_load32_splat(c + 4 * u), x));
+/**
+ * The block dots of two tokens (codes a, c) over `groups` (1 or 2) groups of the panel at w, into
+ * out[token * 2 + group]. One panel vector and one broadcast at a time, each used at once by
+ * every (token, group) pair it meets: the live values stay few (4 int16 sums, 2 broadcasts, 2
+ * panel vectors), so V8 keeps them all in registers.
+ */
+static inline __attribute__((always_inline)) void panel_dot_2x(const uint8_t *w, const int8_t *a, const int8_t *c,
+                                                               int groups, v128_t out[4]) {
+  v128_t s00 = wasm_i16x8_splat(0), s01 = s00, s10 = s00, s11 = s00;
+  for (int u = 0; u < 8; u++) {
+    v128_t sa = wasm_v128_load32_splat(a + 4 * u), sc = wasm_v128_load32_splat(c + 4 * u);
+    v128_t w0 = wasm_v128_load(w + 16 * u);
+    s00 = wasm_i16x8_add(s00, dot_pairs(sa, w0));
+    s10 = wasm_i16x8_add(s10, dot_pairs(sc, w0));
+    if (groups == 2) {
+      v128_t w1 = wasm_v128_load(w + 128 + 16 * u);
+      s01 = wasm_i16x8_add(s01, dot_pairs(sa, w1));
+      s11 = wasm_i16x8_add(s11, dot_pairs(sc, w1));
     }
-    sa[h] = ta;
-    sc[h] = tc;
   }
-  *out_a = wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(sa[0], sa[1]));
-  *out_c = wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(sc[0], sc[1]));
+  out[0] = wasm_i32x4_extadd_pairwise_i16x8(s00);
+  out[1] = wasm_i32x4_extadd_pairwise_i16x8(s01);
+  out[2] = wasm_i32x4_extadd_pairwise_i16x8(s10);
+  out[3] = wasm_i32x4_extadd_pairwise_i16x8(s11);
 }
 
 /** Every token over one panel of `groups` (1 or 2) groups; as run_q4_panel in gemm-q4.c. */
@@ -198,16 +207,15 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
       PANEL_OPAQUE(w);
       v128_t scale_a = wasm_f32x4_splat(as[b]), scale_c = wasm_f32x4_splat(as[blocks + b]);
       v128_t sum_a = wasm_v128_load32_splat(asum + b), sum_c = wasm_v128_load32_splat(asum + blocks + b);
-      v128_t da, dc;
-      panel_dot2(w, ab, cb, &da, &dc);
-      acc0 = accumulate(acc0, wasm_i32x4_sub(da, wasm_i32x4_dot_i16x8(zeros[b * groups], sum_a)), ws0 + b * 4, scale_a);
-      acc2 = accumulate(acc2, wasm_i32x4_sub(dc, wasm_i32x4_dot_i16x8(zeros[b * groups], sum_c)), ws0 + b * 4, scale_c);
+      v128_t d[4];
+      panel_dot_2x(w, ab, cb, groups, d);
+      v128_t z0 = zeros[b * groups];
+      acc0 = accumulate(acc0, wasm_i32x4_sub(d[0], wasm_i32x4_dot_i16x8(z0, sum_a)), ws0 + b * 4, scale_a);
+      acc2 = accumulate(acc2, wasm_i32x4_sub(d[2], wasm_i32x4_dot_i16x8(z0, sum_c)), ws0 + b * 4, scale_c);
       if (groups == 2) {
-        panel_dot2(w + 128, ab, cb, &da, &dc);
-        acc1 = accumulate(acc1, wasm_i32x4_sub(da, wasm_i32x4_dot_i16x8(zeros[b * groups + 1], sum_a)), ws1 + b * 4,
-                          scale_a);
-        acc3 = accumulate(acc3, wasm_i32x4_sub(dc, wasm_i32x4_dot_i16x8(zeros[b * groups + 1], sum_c)), ws1 + b * 4,
-                          scale_c);
+        v128_t z1 = zeros[b * groups + 1];
+        acc1 = accumulate(acc1, wasm_i32x4_sub(d[1], wasm_i32x4_dot_i16x8(z1, sum_a)), ws1 + b * 4, scale_a);
+        acc3 = accumulate(acc3, wasm_i32x4_sub(d[3], wasm_i32x4_dot_i16x8(z1, sum_c)), ws1 + b * 4, scale_c);
       }
     }
     store_valid(yt, acc0, valid);
