@@ -42,6 +42,8 @@ const shapeOf: Record<string, (args: number[]) => string> = {
   gemm_q8: (a) => `n ${a[2]} k ${a[3]! * 32}`,
   gemm_panel_q4: (a) => `n ${a[3]} k ${a[4]! * 32}`,
   gemm_panel_q8: (a) => `n ${a[2]} k ${a[3]! * 32}`,
+  gemm_q4_relaxed: (a) => `n ${a[3]} k ${a[4]! * 32}`,
+  gemm_panel_q4_relaxed: (a) => `n ${a[3]} k ${a[4]! * 32}`,
   gemm_f32: (a) => `n ${a[1]} k ${a[2]}`,
 }
 
