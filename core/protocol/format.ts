@@ -39,7 +39,7 @@ export function validateFormat(value: unknown, param = 'ondevice_format'): void 
   ) {
     fail(
       `${param}.backend`,
-      `${param}.backend is ${JSON.stringify(backend)?.slice(0, 64)}; use one of ${backends.join(', ')} ('wasm' is ondevice's WebAssembly engine, 'ort-wasm' onnxruntime-web's, 'native' onnxruntime-node).`,
+      `${param}.backend is ${JSON.stringify(backend)?.slice(0, 64)}; use one of ${backends.join(', ')} ('wasm' is ondevice's WebAssembly engine, 'ort-wasm' onnxruntime-web's, 'native' ONNX Runtime's native Node build).`,
     )
   }
   if (fallback !== undefined && typeof fallback !== 'boolean')
