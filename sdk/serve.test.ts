@@ -3,15 +3,13 @@
 // no model (the same default package on the same backend in this process) as the device. The
 // device answers; the edge alone gives the same answer; a device failure mid-answer is finished
 // by the edge, token for token.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ServeProcess, startServeProcess } from '../test/cli/serve-process.ts'
 import { withFaults } from '../test/sdk/test-device-host.ts'
 import { createClient } from './client.ts'
 import { createNodeDeviceHost } from './node-device.ts'
 
 const apiKey = 'sdk-serve-test-key-0123456789'
-const bin = fileURLToPath(new URL('../cli/bin.js', import.meta.url))
 const messages = [
   { role: 'system' as const, content: 'You are a helpful assistant.' },
   { role: 'user' as const, content: 'What is the capital of France?' },
@@ -20,37 +18,19 @@ const request = { messages, maxTokens: 12, temperature: 0.7, seed: 1 }
 // A shared 2-core CI box must not make the probe send the device's requests to the edge.
 const thresholds = { minDeviceTokensPerSecond: 1 }
 
-let child: ChildProcess
+let server: ServeProcess
 let url: string
-let output = ''
 
 beforeAll(async () => {
-  child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--host', '127.0.0.1'], {
-    env: { ...process.env, API_KEYS: apiKey },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  server = await startServeProcess({
+    args: ['--port', '0', '--host', '127.0.0.1'],
+    env: { API_KEYS: apiKey },
   })
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ondevice serve did not start:\n${output}`)), 170_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /Listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match?.[1]) {
-        clearTimeout(timer)
-        resolve(match[1])
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`ondevice serve exited with ${code}:\n${output}`)))
-  })
+  url = server.url
 }, 180_000)
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.pid !== undefined) {
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    process.kill(child.pid, 'SIGTERM')
-    await exited
-  }
+  await server?.stop()
 })
 
 describe('createClient against ondevice serve', () => {

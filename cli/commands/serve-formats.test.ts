@@ -5,21 +5,19 @@
 // what it is for: an SDK device on ondevice's WebAssembly engine in q8 fails at token k, and the
 // server, whose default is another quantized model on another engine, continues in the device's
 // format: the joined answer equals the device's own, token for token, at temperature 1 with a seed.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import { createRuntimeDeviceHost } from '../../client-runtime/device-host/index.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import type { ChatCompletionResponse } from '../../core/protocol/index.ts'
 import { createClient } from '../../sdk/client.ts'
+import { type ServeProcess, startServeProcess } from '../../test/cli/serve-process.ts'
 import { type Faults, withFaults } from '../../test/sdk/test-device-host.ts'
 
 const apiKey = 'serve-formats-key-0123456789'
-const bin = fileURLToPath(new URL('../bin.js', import.meta.url))
 const modelId = 'qwen3-5-tiny'
 const request = {
   messages: [{ role: 'user' as const, content: 'Tell me about the sea.' }],
@@ -29,41 +27,23 @@ const request = {
 }
 let directory: string
 let packageDir: string
-let child: ChildProcess
+let server: ServeProcess
 let url: string
-let output = ''
 
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), 'ondevice-serve-formats-'))
   packageDir = join(directory, modelId)
   await writeFixture({ arch: 'qwen3_5', outDir: packageDir, dtype: ['q4', 'q8'] })
-  child = spawn(
-    process.execPath,
-    [bin, 'serve', '--model', packageDir, '--port', '0', '--backend', 'native,wasm', '--dtype', 'q4,q8'],
-    { env: { ...process.env, API_KEYS: apiKey }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ondevice serve did not start:\n${output}`)), 110_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /Listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match?.[1]) {
-        clearTimeout(timer)
-        resolve(match[1])
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`ondevice serve exited with ${code}:\n${output}`)))
+  server = await startServeProcess({
+    args: ['--model', packageDir, '--port', '0', '--backend', 'native,wasm', '--dtype', 'q4,q8'],
+    env: { API_KEYS: apiKey },
+    timeoutMs: 110_000,
   })
+  url = server.url
 }, 120_000)
 
 afterAll(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    await exited
-  }
+  await server?.stop()
   if (directory) await rm(directory, { recursive: true, force: true })
 })
 
@@ -109,8 +89,8 @@ function deviceClient(faults: Faults = {}) {
 
 describe('ondevice serve with several formats', () => {
   it('loads the default at start and names every format; the default answers a request that names none', async () => {
-    expect(output).toContain('(q4 on native,')
-    expect(output).toContain(
+    expect(server.output()).toContain('(q4 on native,')
+    expect(server.output()).toContain(
       'Also serves q8 on native, q4 on wasm, q8 on wasm, each loaded on the first request',
     )
     expect(await formatStates()).toEqual([

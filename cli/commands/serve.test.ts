@@ -1,51 +1,30 @@
 // `ondevice serve` as a user runs it: the real CLI in a child process on 127.0.0.1, no --model
 // (the embedded default package, onnxruntime-node), the official `openai` client streaming from
 // it, and a client that hangs up mid-stream stopping its generation and freeing the only slot.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ServeProcess, startServeProcess } from '../../test/cli/serve-process.ts'
 
 const apiKey = 'serve-test-key-0123456789'
-const bin = fileURLToPath(new URL('../bin.js', import.meta.url))
-let child: ChildProcess
+let server: ServeProcess
 let url: string
-let output = ''
 let model: string
 
 beforeAll(async () => {
-  child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--host', '127.0.0.1'], {
-    env: { ...process.env, API_KEYS: apiKey, MAX_CONCURRENT: '1', MAX_QUEUE: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  server = await startServeProcess({
+    args: ['--port', '0', '--host', '127.0.0.1'],
+    env: { API_KEYS: apiKey, MAX_CONCURRENT: '1', MAX_QUEUE: '0' },
   })
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ondevice serve did not start:\n${output}`)), 170_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /Listening on (http:\/\/127\.0\.0\.1:\d+) \(model ([^)]+)\)/.exec(output)
-      if (match?.[1] && match[2]) {
-        clearTimeout(timer)
-        model = match[2]
-        resolve(match[1])
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`ondevice serve exited with ${code}:\n${output}`)))
-  })
+  ;({ url, model } = server)
 }, 180_000)
 
 afterAll(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
-  }
+  if (server) expect(await server.stop()).toBe(0)
 })
 
 describe('ondevice serve', () => {
   it('serves the default package to the official openai client, streaming and not', async () => {
-    expect(output).toMatch(/No --model: serving the embedded default model/)
+    expect(server.output()).toMatch(/No --model: serving the embedded default model/)
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey })
     expect((await client.models.list()).data.map((entry) => entry.id)).toEqual([model])
     const request = {
@@ -209,6 +188,7 @@ describe('ondevice serve', () => {
     expect(status).toBe(200)
     expect(Date.now() - started).toBeLessThan(5000)
     // Its log line: 499, aborted, far fewer tokens than asked for.
+    const output = server.output()
     const line = output.split('\n').find((text) => text.includes('"status":499'))
     expect(line, output).toContain('"errorCode":"aborted"')
     const completion = /"completionTokens":(\d+)/.exec(line ?? '')

@@ -4,7 +4,7 @@
 // commit before `ondevice_format`, unpacked with `git archive` and run as `ondevice serve` (the
 // same app and validator a Worker of that version runs) or imported (its SDK's edge client); and
 // the last commit before structured output, for what the app itself asks (responseFormat, tools).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +17,7 @@ import { OndeviceError } from '../../core/errors.ts'
 import type { GenerationPart } from '../../core/stream-parts.ts'
 import { createClient } from '../../sdk/client.ts'
 import { type EdgeChatRequest, EdgeClient } from '../../sdk/edge-client.ts'
+import { type ServeProcess, startServeProcess } from '../cli/serve-process.ts'
 import { type Faults, withFaults } from './test-device-host.ts'
 
 // The last commit before ondevice_format (4e7f3dd): its validator refuses every unknown field.
@@ -33,52 +34,24 @@ const request = {
   maxTokens: 12,
 }
 
-interface Server {
-  readonly url: string
-  readonly child: ChildProcess
-  /** Everything it printed: its request log has one line per request. */
-  output(): string
-}
-
 let directory: string
 let packageDir: string
 let oldTree: string
-let oldEdge: Server
-let olderEdge: Server
-let newEdge: Server
+let oldEdge: ServeProcess
+let olderEdge: ServeProcess
+let newEdge: ServeProcess
 
-async function startServe(bin: string, label: string): Promise<Server> {
-  let output = ''
-  const child = spawn(process.execPath, [bin, 'serve', '--model', packageDir, '--port', '0'], {
-    env: { ...process.env, API_KEYS: apiKey },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function startServe(bin: string, label: string): Promise<ServeProcess> {
+  return startServeProcess({
+    bin,
+    label,
+    args: ['--model', packageDir, '--port', '0'],
+    env: { API_KEYS: apiKey },
+    timeoutMs: 110_000,
   })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} did not start:\n${output}`)), 110_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /Listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match?.[1]) {
-        clearTimeout(timer)
-        resolve(match[1])
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`${label} exited with ${code}:\n${output}`)))
-  })
-  return { url, child, output: () => output }
 }
 
-async function stop(server: Server | undefined): Promise<void> {
-  if (!server || server.child.exitCode !== null) return
-  const exited = new Promise((resolve) => server.child.once('exit', resolve))
-  server.child.kill('SIGTERM')
-  await exited
-}
-
-/** Requests the server has logged (a streamed one is logged when its stream ends: poll for it). */
-function chatRequests(server: Server): number {
+function chatRequests(server: ServeProcess): number {
   return server
     .output()
     .split('\n')
@@ -136,7 +109,7 @@ beforeAll(async () => {
 }, 180_000)
 
 afterAll(async () => {
-  await Promise.all([stop(oldEdge), stop(olderEdge), stop(newEdge)])
+  await Promise.all([oldEdge?.stop(), olderEdge?.stop(), newEdge?.stop()])
   if (directory) await rm(directory, { recursive: true, force: true })
 })
 
