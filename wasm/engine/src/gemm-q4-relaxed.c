@@ -178,7 +178,43 @@ static inline __attribute__((always_inline)) void panel_dot_2x(const uint8_t *w,
   out[3] = wasm_i32x4_extadd_pairwise_i16x8(s11);
 }
 
-/** Every token over one panel of `groups` (1 or 2) groups; as run_q4_panel in gemm-q4.c. */
+/**
+ * Four tokens (codes a[0..3], blocks [0, nb)) over one group of the panel (w: its first block,
+ * `stride` bytes between blocks), accumulating into acc[0..3]: each panel vector is loaded once
+ * for the four tokens.
+ */
+static inline __attribute__((always_inline)) void run_group_4x(const uint8_t *w, int stride, const v128_t *zeros,
+                                                               int zstride, const float *ws, int blocks,
+                                                               const int8_t *a, const float *as, const int32_t *asum,
+                                                               int nb, v128_t acc[4]) {
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *wb = w + b * stride;
+    const int8_t *ab = a + b * BLOCK;
+    PANEL_OPAQUE(wb);
+    PANEL_OPAQUE(ab);
+    v128_t s0 = wasm_i16x8_splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (int u = 0; u < 8; u++) {
+      v128_t x = wasm_v128_load(wb + 16 * u);
+      s0 = wasm_i16x8_add(s0, dot_pairs(wasm_v128_load32_splat(ab + 4 * u), x));
+      s1 = wasm_i16x8_add(s1, dot_pairs(wasm_v128_load32_splat(ab + (int64_t)blocks * BLOCK + 4 * u), x));
+      s2 = wasm_i16x8_add(s2, dot_pairs(wasm_v128_load32_splat(ab + (int64_t)2 * blocks * BLOCK + 4 * u), x));
+      s3 = wasm_i16x8_add(s3, dot_pairs(wasm_v128_load32_splat(ab + (int64_t)3 * blocks * BLOCK + 4 * u), x));
+    }
+    v128_t z = zeros[b * zstride];
+    v128_t sums[4] = {s0, s1, s2, s3};
+    for (int t = 0; t < 4; t++) {
+      v128_t dot = wasm_i32x4_sub(wasm_i32x4_extadd_pairwise_i16x8(sums[t]),
+                                  wasm_i32x4_dot_i16x8(z, wasm_v128_load32_splat(asum + t * blocks + b)));
+      acc[t] = accumulate(acc[t], dot, ws + b * 4, wasm_f32x4_splat(as[t * blocks + b]));
+    }
+  }
+}
+
+/**
+ * Every token over one panel of `groups` (1 or 2) groups; as run_q4_panel in gemm-q4.c. Tokens
+ * go four at a time over each group (measured 1.06x the whole prefill against two at a time over
+ * both groups), then two, then one; every output keeps its one order of blocks.
+ */
 static inline __attribute__((always_inline)) void run_relaxed_panel(
     const uint8_t *panel, const v128_t *zeros, const float *weight_scales, int n_total, int blocks,
     const int8_t *codes, const float *scales, const int32_t *sums, int rows, float *y, int n, int groups, int valid,
@@ -186,6 +222,21 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
   const float *ws0 = weight_scales + ((int64_t)(n >> 2) * blocks + b0) * 4;
   const float *ws1 = ws0 + (int64_t)blocks * 4;
   int t = 0;
+  // Four tokens per pass over each group of the panel.
+  for (; t + 4 <= rows; t += 4) {
+    const int8_t *a = codes + ((int64_t)t * blocks + b0) * BLOCK;
+    const float *as = scales + (int64_t)t * blocks + b0;
+    const int32_t *asum = sums + (int64_t)t * blocks + b0;
+    for (int g = 0; g < groups; g++) {
+      int lanes = g == 0 ? (valid < 4 ? valid : 4) : 4;
+      v128_t acc[4];
+      for (int i = 0; i < 4; i++)
+        acc[i] = first ? wasm_f32x4_splat(0.0f) : load_valid(y + (int64_t)(t + i) * n_total + n + 4 * g, lanes);
+      run_group_4x(panel + g * 128, groups * 128, zeros + g, groups, g == 0 ? ws0 : ws1, blocks, a, as, asum, nb,
+                   acc);
+      for (int i = 0; i < 4; i++) store_valid(y + (int64_t)(t + i) * n_total + n + 4 * g, acc[i], lanes);
+    }
+  }
   // Two tokens per pass over the panel: each panel vector is loaded once for both.
   for (; t + 2 <= rows; t += 2) {
     const int8_t *a = codes + ((int64_t)t * blocks + b0) * BLOCK;
