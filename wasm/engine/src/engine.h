@@ -33,6 +33,25 @@ static inline float sum_f32x4(v128_t v) {
   return wasm_f32x4_extract_lane(folded, 0) + wasm_f32x4_extract_lane(folded, 1);
 }
 
+/** Stores lanes [0, valid) of v at y (a partial last group of four rows writes only its real rows). */
+static inline void store_lanes(float *y, v128_t v, int valid) {
+  if (valid >= 4) {
+    wasm_v128_store(y, v);
+    return;
+  }
+  float lanes[4];
+  wasm_v128_store(lanes, v);
+  for (int j = 0; j < valid; j++) y[j] = lanes[j];
+}
+
+/** y[0 .. valid) as a vector (lanes past `valid` are 0). */
+static inline v128_t load_lanes(const float *y, int valid) {
+  if (valid >= 4) return wasm_v128_load(y);
+  float lanes[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int j = 0; j < valid; j++) lanes[j] = y[j];
+  return wasm_v128_load(lanes);
+}
+
 /** exp(x) in double: Cody-Waite reduction by ln 2 and a degree-13 Taylor polynomial (|r| <= ln2/2). */
 static inline double engine_exp(double x) {
   if (x > 709.0) return __builtin_inf();

@@ -52,23 +52,6 @@ static inline v128_t accumulate(v128_t acc, v128_t dot, const float *w_scales, v
                                             wasm_f32x4_mul(wasm_v128_load(w_scales), a_scale)));
 }
 
-static inline void store_valid(float *y, v128_t v, int valid) {
-  if (valid >= 4) {
-    wasm_v128_store(y, v);
-    return;
-  }
-  float lanes[4];
-  wasm_v128_store(lanes, v);
-  for (int j = 0; j < valid; j++) y[j] = lanes[j];
-}
-
-static inline v128_t load_valid(const float *y, int valid) {
-  if (valid >= 4) return wasm_v128_load(y);
-  float lanes[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int j = 0; j < valid; j++) lanes[j] = y[j];
-  return wasm_v128_load(lanes);
-}
-
 /**
  * The decode product (and short prompts): y[r, n] for r < rows, n in [n_begin, n_end), y
  * [rows, n_total]. Arguments as gemm_q4's, with codes / scales / sums from
@@ -109,7 +92,7 @@ void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const u
         v128_t dot = wasm_i32x4_sub(d, zero_term(load_zero4(wz + b * 4), asum + b));
         acc = accumulate(acc, dot, ws + b * 4, wasm_f32x4_splat(as[b]));
       }
-      store_valid(y + (int64_t)r * n_total + n, acc, valid);
+      store_lanes(y + (int64_t)r * n_total + n, acc, valid);
     }
   }
 }
@@ -231,10 +214,10 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
       int lanes = g == 0 ? (valid < 4 ? valid : 4) : 4;
       v128_t acc[4];
       for (int i = 0; i < 4; i++)
-        acc[i] = first ? wasm_f32x4_splat(0.0f) : load_valid(y + (int64_t)(t + i) * n_total + n + 4 * g, lanes);
+        acc[i] = first ? wasm_f32x4_splat(0.0f) : load_lanes(y + (int64_t)(t + i) * n_total + n + 4 * g, lanes);
       run_group_4x(panel + g * 128, groups * 128, zeros + g, groups, g == 0 ? ws0 : ws1, blocks, a, as, asum, nb,
                    acc);
-      for (int i = 0; i < 4; i++) store_valid(y + (int64_t)(t + i) * n_total + n + 4 * g, acc[i], lanes);
+      for (int i = 0; i < 4; i++) store_lanes(y + (int64_t)(t + i) * n_total + n + 4 * g, acc[i], lanes);
     }
   }
   // Two tokens per pass over the panel: each panel vector is loaded once for both.
@@ -245,9 +228,9 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
     const int32_t *asum = sums + (int64_t)t * blocks + b0;
     float *yt = y + (int64_t)t * n_total + n;
     float *yc = yt + n_total;
-    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_valid(yt, valid);
+    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_lanes(yt, valid);
     v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
-    v128_t acc2 = first ? wasm_f32x4_splat(0.0f) : load_valid(yc, valid);
+    v128_t acc2 = first ? wasm_f32x4_splat(0.0f) : load_lanes(yc, valid);
     v128_t acc3 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yc + 4);
     for (int b = 0; b < nb; b++) {
       const int8_t *ab = a + b * BLOCK;
@@ -269,8 +252,8 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
         acc3 = accumulate(acc3, wasm_i32x4_sub(d[3], wasm_i32x4_dot_i16x8(z1, sum_c)), ws1 + b * 4, scale_c);
       }
     }
-    store_valid(yt, acc0, valid);
-    store_valid(yc, acc2, valid);
+    store_lanes(yt, acc0, valid);
+    store_lanes(yc, acc2, valid);
     if (groups == 2) {
       wasm_v128_store(yt + 4, acc1);
       wasm_v128_store(yc + 4, acc3);
@@ -281,7 +264,7 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
     const float *as = scales + (int64_t)t * blocks + b0;
     const int32_t *asum = sums + (int64_t)t * blocks + b0;
     float *yt = y + (int64_t)t * n_total + n;
-    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_valid(yt, valid);
+    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_lanes(yt, valid);
     v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
     for (int b = 0; b < nb; b++) {
       const int8_t *ab = a + b * BLOCK;
@@ -299,7 +282,7 @@ static inline __attribute__((always_inline)) void run_relaxed_panel(
         acc1 = accumulate(acc1, dot1, ws1 + b * 4, scale_a);
       }
     }
-    store_valid(yt, acc0, valid);
+    store_lanes(yt, acc0, valid);
     if (groups == 2) wasm_v128_store(yt + 4, acc1);
   }
 }

@@ -50,25 +50,6 @@ static inline void unpack_q4_panel(const uint8_t *weights, const uint8_t *zero_p
     }
 }
 
-/** Lanes [0, valid) of v into y (a partial last group: the padded rows are not written). */
-static inline void store_lanes(float *y, v128_t v, int valid) {
-  if (valid >= 4) {
-    wasm_v128_store(y, v);
-    return;
-  }
-  float lanes[4];
-  wasm_v128_store(lanes, v);
-  for (int j = 0; j < valid; j++) y[j] = lanes[j];
-}
-
-/** y[0 .. valid) as a vector (lanes past `valid` are 0). */
-static inline v128_t load_lanes(const float *y, int valid) {
-  if (valid >= 4) return wasm_v128_load(y);
-  float lanes[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int j = 0; j < valid; j++) lanes[j] = y[j];
-  return wasm_v128_load(lanes);
-}
-
 /**
  * Every token over one panel of `groups` (1 or 2) groups of four rows starting at row n, blocks
  * [b0, b0 + nb), of which `valid` rows are real (a partial last group is padded with zeros).

@@ -24,25 +24,6 @@ static inline void widen_q8_panel(const int8_t *weights, int blocks, int n, int 
     }
 }
 
-/** Lanes [0, valid) of v into y (a partial last group: the padded rows are not written). */
-static inline void store_valid(float *y, v128_t v, int valid) {
-  if (valid >= 4) {
-    wasm_v128_store(y, v);
-    return;
-  }
-  float lanes[4];
-  wasm_v128_store(lanes, v);
-  for (int j = 0; j < valid; j++) y[j] = lanes[j];
-}
-
-/** y[0 .. valid) as a vector (lanes past `valid` are 0). */
-static inline v128_t load_valid(const float *y, int valid) {
-  if (valid >= 4) return wasm_v128_load(y);
-  float lanes[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int j = 0; j < valid; j++) lanes[j] = y[j];
-  return wasm_v128_load(lanes);
-}
-
 /**
  * Every token over one panel of `groups` (1 or 2) groups of four rows starting at row n, blocks
  * [b0, b0 + nb), of which `valid` rows are real (a partial last group is padded with zero codes).
@@ -52,13 +33,13 @@ static inline v128_t load_valid(const float *y, int valid) {
 static inline __attribute__((always_inline)) void run_q8_panel(const int16_t *panel, const float *weight_scales, int n_total, int blocks,
                                 const int16_t *codes, const float *scales, int rows, float *y, int n, int groups,
                                 int valid, int b0, int nb, int first, int last) {
-  v128_t ws0 = load_valid(weight_scales + n, valid);
+  v128_t ws0 = load_lanes(weight_scales + n, valid);
   v128_t ws1 = groups == 2 ? wasm_v128_load(weight_scales + n + 4) : ws0;
   for (int t = 0; t < rows; t++) {
     const int16_t *a = codes + ((int64_t)t * blocks + b0) * BLOCK;
     const float *as = scales + (int64_t)t * blocks + b0;
     float *yt = y + (int64_t)t * n_total + n;
-    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_valid(yt, valid);
+    v128_t acc0 = first ? wasm_f32x4_splat(0.0f) : load_lanes(yt, valid);
     v128_t acc1 = first || groups < 2 ? wasm_f32x4_splat(0.0f) : wasm_v128_load(yt + 4);
     for (int b = 0; b < nb; b++) {
       const int16_t *ab = a + b * BLOCK;
@@ -73,7 +54,7 @@ static inline __attribute__((always_inline)) void run_q8_panel(const int16_t *pa
         acc1 = wasm_f32x4_add(
             acc1, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(panel_group_dot(w + 4 * BLOCK, a0, a1, a2, a3)), scale_a));
     }
-    store_valid(yt, last ? wasm_f32x4_mul(acc0, ws0) : acc0, valid);
+    store_lanes(yt, last ? wasm_f32x4_mul(acc0, ws0) : acc0, valid);
     if (groups == 2) wasm_v128_store(yt + 4, last ? wasm_f32x4_mul(acc1, ws1) : acc1);
   }
 }

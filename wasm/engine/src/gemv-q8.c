@@ -143,17 +143,6 @@ static inline v128_t load_scales(const float *weight_scales, int n, int valid) {
   return wasm_v128_load(lanes);
 }
 
-/** Stores lanes [0, valid) of v at y (a partial last group writes only its real rows). */
-static inline void store_valid(float *y, v128_t v, int valid) {
-  if (valid >= 4) {
-    wasm_v128_store(y, v);
-    return;
-  }
-  float lanes[4];
-  wasm_v128_store(lanes, v);
-  for (int j = 0; j < valid; j++) y[j] = lanes[j];
-}
-
 /**
  * y[r, n] for activation rows r < rows and output rows n in [n_begin, n_end); y is [rows, n_total].
  * n_begin is a multiple of 4 (threads split on group boundaries). Weights in the grouped layout,
@@ -197,8 +186,8 @@ void gemm_q8(const int8_t *weights, const float *weight_scales, int n_total, int
         acc0 = accumulate(acc0, transpose_sum(x[0], x[1], x[2], x[3]), as[b]);
         acc1 = accumulate(acc1, transpose_sum(z[0], z[1], z[2], z[3]), as[blocks + b]);
       }
-      store_valid(y + (int64_t)r * n_total + n, wasm_f32x4_mul(acc0, ws), valid);
-      store_valid(y + (int64_t)(r + 1) * n_total + n, wasm_f32x4_mul(acc1, ws), valid);
+      store_lanes(y + (int64_t)r * n_total + n, wasm_f32x4_mul(acc0, ws), valid);
+      store_lanes(y + (int64_t)(r + 1) * n_total + n, wasm_f32x4_mul(acc1, ws), valid);
     }
     for (; r < rows; r++) {
       const int16_t *a = codes + (int64_t)r * blocks * BLOCK;
@@ -213,7 +202,7 @@ void gemm_q8(const int8_t *weights, const float *weight_scales, int n_total, int
         v128_t a2 = wasm_v128_load(ab + 16), a3 = wasm_v128_load(ab + 24);
         acc = accumulate(acc, group_dot(wb, a0, a1, a2, a3), as[b]);
       }
-      store_valid(y + (int64_t)r * n_total + n, wasm_f32x4_mul(acc, ws), valid);
+      store_lanes(y + (int64_t)r * n_total + n, wasm_f32x4_mul(acc, ws), valid);
     }
   }
 }
