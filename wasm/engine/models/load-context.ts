@@ -16,7 +16,7 @@ import { ModelError } from '../../../core/errors.ts'
 import type { ModelConfig } from '../../../core/model-package.ts'
 import type { Kernels, Pointer } from '../kernels.ts'
 import type { GraphNode, Initializer, OnnxWeights } from '../onnx-weights.ts'
-import type { ParallelJob } from '../thread-pool.ts'
+import type { ParallelJob, ParallelKernel } from '../thread-pool.ts'
 
 /** Bytes of file read per slab while repacking (bounded, whatever the matrix size). */
 const slabBytes = 8 * 1024 * 1024
@@ -107,9 +107,19 @@ export class Linear {
     const s = this.#scratch
     const n = this.outFeatures
     const panel = rows >= panelRows
-    if (this.format === 'q4' && this.#kernels.relaxed)
+    if (this.format === 'q4') {
+      // The plain panel GEMM alone takes no code sums (its panel subtracts the zero points).
+      const relaxed = this.#kernels.relaxed
+      const kernel: ParallelKernel = relaxed
+        ? panel
+          ? 'gemm_panel_q4_relaxed'
+          : 'gemm_q4_relaxed'
+        : panel
+          ? 'gemm_panel_q4'
+          : 'gemm_q4'
+      const sums = relaxed || !panel ? [s.sums] : []
       return {
-        kernel: panel ? 'gemm_panel_q4_relaxed' : 'gemm_q4_relaxed',
+        kernel,
         args: [
           this.#weights,
           this.#scales,
@@ -118,48 +128,14 @@ export class Linear {
           this.#blocks,
           s.codes,
           s.scales,
-          s.sums,
+          ...sums,
           rows,
           y,
         ],
         total: n,
         align: 4,
       }
-    if (this.format === 'q4')
-      return panel
-        ? {
-            kernel: 'gemm_panel_q4',
-            args: [
-              this.#weights,
-              this.#scales,
-              this.#zeroPoints,
-              n,
-              this.#blocks,
-              s.codes,
-              s.scales,
-              rows,
-              y,
-            ],
-            total: n,
-            align: 4,
-          }
-        : {
-            kernel: 'gemm_q4',
-            args: [
-              this.#weights,
-              this.#scales,
-              this.#zeroPoints,
-              n,
-              this.#blocks,
-              s.codes,
-              s.scales,
-              s.sums,
-              rows,
-              y,
-            ],
-            total: n,
-            align: 4,
-          }
+    }
     if (this.format === 'q8')
       return {
         kernel: panel ? 'gemm_panel_q8' : 'gemm_q8',
