@@ -6,7 +6,7 @@
 //   4. a wrangler project whose Worker is `ondevice/worker`: wrangler dev answers a chat completion;
 //   5. `tsc --noEmit` (strict) on a file using every public entry, moduleResolution bundler and nodenext.
 // The browser app built with Vite from the tarball is test/consumers/vite-app.test.ts.
-import { copyFileSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'

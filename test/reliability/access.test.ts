@@ -9,9 +9,9 @@ import { defaultLog, type RequestLogLine } from '../../worker/request-log.ts'
 import { createFastHost } from './fast-host.ts'
 import { reportFigures, scale } from './summary.ts'
 
-const keyA = 'a'.repeat(8) + '0123456789abcdef0123456789abcdef'
-const keyB = 'b'.repeat(8) + 'fedcba9876543210fedcba9876543210'
-const revoked = 'r'.repeat(8) + '00000000000000000000000000000000'
+const keyA = `${'a'.repeat(8)}0123456789abcdef0123456789abcdef`
+const keyB = `${'b'.repeat(8)}fedcba9876543210fedcba9876543210`
+const revoked = `${'r'.repeat(8)}00000000000000000000000000000000`
 const figures: Record<string, string | number> = {}
 afterAll(() => reportFigures('access', figures))
 

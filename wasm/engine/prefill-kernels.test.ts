@@ -435,7 +435,11 @@ describe('SwiGLU (silu_mul) four lanes at a time equals its one-element path', (
 function engineExp(x: number): number {
   if (x > 709) return Number.POSITIVE_INFINITY
   if (x < -745) return 0
+  // engine.h's literals as written there: they parse to the same doubles as in C.
+  // biome-ignore lint/correctness/noPrecisionLoss: the same literal as engine.h
+  // biome-ignore lint/suspicious/noApproximativeNumericConstant: engine.h's literal, not Math.LOG2E by name
   const n = nearest(x * 1.442695040888963387)
+  // biome-ignore lint/correctness/noPrecisionLoss: the same literals as engine.h
   const r = x - n * 6.9314718036912381649e-1 - n * 1.90821492927058770002e-10
   let p = 1 / 6227020800
   for (const c of [

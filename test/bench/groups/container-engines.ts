@@ -101,7 +101,7 @@ export async function containerEngines(context: BenchContext): Promise<GroupResu
   // A tag of this run's own: other runs on this Docker daemon build from other trees.
   const tag = `ondevice-edge:bench-engines-${process.pid}`
   context.log('building the edge image')
-  const image = await buildEdgeImage({ tag })
+  await buildEdgeImage({ tag })
   let container: EdgeContainer | undefined
   const samples: Sample[] = []
   let engineLoadMs = 0

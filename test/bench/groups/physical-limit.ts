@@ -106,7 +106,7 @@ export async function physicalLimit(context: BenchContext): Promise<GroupResult>
   const data: unknown[] = []
   for (const rate of rates) {
     const pkg = await ensurePackage(rate.packageId, context.cacheFolder, context.log)
-    const { perToken: bytes, stored } = decoderWeightBytes(pkg, rate.dtype)
+    const { perToken: bytes } = decoderWeightBytes(pkg, rate.dtype)
     const implied = bytes * rate.tokensPerSecond
     const singleThread = rate.engine.includes('1 thread')
     const ceiling = singleThread ? bandwidth.singleThread : bandwidth.allCores
