@@ -7,6 +7,8 @@ import { BackendError, type DeviceHost, type DeviceModel } from 'ondevice'
 export interface DeviceControls {
   /** The device fails once an answer has produced this many tokens (each answer again). */
   readonly failAtToken: number | undefined
+  /** The device waits this long after each piece of text (a slower phone), so a person can act mid-answer. */
+  readonly tokenDelayMs: number | undefined
   /** Report no WebGPU adapter, like a browser without it. */
   readonly disableWebgpu: boolean
   /** Checked before each piece of text: true makes the running answer fail now (the button). */
@@ -55,6 +57,8 @@ function withFaults(model: DeviceModel, controls: DeviceControls): DeviceModel {
           produced += part.tokenIds.length
         }
         yield part
+        if (part.type === 'text-delta' && controls.tokenDelayMs !== undefined && controls.tokenDelayMs > 0)
+          await new Promise((resolve) => setTimeout(resolve, controls.tokenDelayMs))
         if (
           part.type === 'text-delta' &&
           controls.failAtToken !== undefined &&

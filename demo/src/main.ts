@@ -134,6 +134,7 @@ async function configure(): Promise<void> {
   await previous?.dispose()
   const deviceHost = withDeviceControls(await createBrowserDeviceHost(), {
     failAtToken: settings.failAtToken,
+    tokenDelayMs: settings.tokenDelayMs,
     disableWebgpu: settings.disableWebgpu,
     handoffRequested: () => running?.handedOff === true,
   })

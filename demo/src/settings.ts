@@ -20,6 +20,8 @@ export interface DemoSettings {
   minTokensPerSecond: number | undefined
   /** Test hook: the device session fails at this token, so the edge takes over. */
   failAtToken: number | undefined
+  /** Test hook: the device waits this long after each piece of text, like a slower phone. */
+  tokenDelayMs: number | undefined
   /** Hides WebGPU from the SDK's capability probe (a test hook, like a browser without it). */
   disableWebgpu: boolean
   /** 'json': answers follow demoSchema (structured output, enforced token by token). */
@@ -53,6 +55,7 @@ const builtIn: DemoSettings = {
   dtype: '',
   minTokensPerSecond: undefined,
   failAtToken: undefined,
+  tokenDelayMs: undefined,
   disableWebgpu: false,
   answer: 'text',
 }
@@ -98,6 +101,7 @@ function apply(settings: DemoSettings, values: Record<string, unknown>): void {
   settings.edgeTimeoutMs = number('edgeTimeoutMs') ?? settings.edgeTimeoutMs
   settings.minTokensPerSecond = number('minTokensPerSecond') ?? settings.minTokensPerSecond
   settings.failAtToken = number('failAtToken') ?? settings.failAtToken
+  settings.tokenDelayMs = number('tokenDelayMs') ?? settings.tokenDelayMs
   const answer = text('answer')
   if (answer === 'text' || answer === 'json') settings.answer = answer
   const disableWebgpu = values['disableWebgpu']

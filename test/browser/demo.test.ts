@@ -227,10 +227,11 @@ describe('the demo page in Chromium', () => {
   }, 150_000)
 
   it('hands the running answer to the edge when the "Hand off" button is pressed', async () => {
-    // Long enough to press the button while it streams: the engine decodes the tiny model at up to
-    // ~400 tokens a second in Chromium here, so 2,000 tokens give seconds; the edge finishes the rest.
+    // Long enough to press the button while it streams, however fast the engine decodes the tiny
+    // model (~430 tokens a second in Chromium here): the device waits 5 ms per token, as a slower
+    // phone would, so 2,000 tokens take at least 10 s; the edge finishes the rest.
     const longAnswer = 250 * maxTokens
-    const opened = await openDemo(warm, site.url, { ...deviceQuery, maxTokens: longAnswer })
+    const opened = await openDemo(warm, site.url, { ...deviceQuery, maxTokens: longAnswer, tokenDelayMs: 5 })
     const answer = await ask(opened.page, prompt, {
       timeoutMs: 150_000,
       whileStreaming: async (page) => {
