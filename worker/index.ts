@@ -143,8 +143,6 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
   const modelHost = createModelHost({
     modelId,
     formats: formatsFrom(settings.modelDtypes, isolateBackends),
-    // 128 MB: constrained output's tables are built by the first request that needs them.
-    prepareConstrainedOutput: false,
     load: async (format) => {
       const verified = await verifyPackage(source.reader, {
         source: source.where,

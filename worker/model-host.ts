@@ -95,13 +95,6 @@ export interface ModelHostOptions {
    * format is then refused or answered in a loaded one (`fallback`), never the process killed.
    */
   readonly admit?: (format: ModelFormat, loaded: readonly ModelFormat[]) => Promise<string | undefined>
-  /**
-   * Build what constrained output (JSON, tool calls) needs for this tokenizer at load (~7 MB and
-   * a quarter second for a 151k vocabulary) rather than inside the first such request, where that
-   * quarter second holds every other request and health check. Default true; a Worker isolate,
-   * short of memory, leaves it to the first request that needs it.
-   */
-  readonly prepareConstrainedOutput?: boolean
   /** How long a failed load is remembered before the next request tries again. Default 30 s. */
   readonly retryAfterMs?: number
   readonly now?: () => number
@@ -229,7 +222,9 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
       .then(async (model) => {
         try {
           checkChatPrompt(model)
-          if (options.prepareConstrainedOutput !== false) prepareConstrainedOutput(model.tokenizer)
+          // Here, once, not inside the first JSON or tool-call request: on a 151k vocabulary that
+          // is a quarter second of synchronous work, holding every other request and health check.
+          prepareConstrainedOutput(model.tokenizer)
         } catch (error) {
           await model.dispose?.().catch(() => {})
           throw error
