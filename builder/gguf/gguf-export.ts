@@ -10,6 +10,7 @@ import type { Qwen35Model } from '../architectures/qwen3-5-reference.ts'
 import type { DecoderWeights, Matrix } from '../architectures/weights.ts'
 import { validateDecoderWeights } from '../architectures/weights.ts'
 import {
+  attentionShapeMetadata,
   type GgmlTypeName,
   type GgufTensorInfo,
   type GgufValue,
@@ -119,14 +120,7 @@ function interleaveHeads(m: Matrix, heads: number): Float32Array {
 
 function architectureMetadata(config: ModelConfig, arch: string): [string, GgufValue][] {
   return [
-    [`${arch}.context_length`, gguf.u32(config.maxPositionEmbeddings)],
-    [`${arch}.embedding_length`, gguf.u32(config.hiddenSize)],
-    [`${arch}.block_count`, gguf.u32(config.numHiddenLayers)],
-    [`${arch}.feed_forward_length`, gguf.u32(config.intermediateSize)],
-    [`${arch}.attention.head_count`, gguf.u32(config.numAttentionHeads)],
-    [`${arch}.attention.head_count_kv`, gguf.u32(config.numKeyValueHeads)],
-    [`${arch}.attention.key_length`, gguf.u32(config.headDim)],
-    [`${arch}.attention.value_length`, gguf.u32(config.headDim)],
+    ...attentionShapeMetadata(arch, config),
     [`${arch}.rope.dimension_count`, gguf.u32(config.headDim)],
     [`${arch}.rope.freq_base`, gguf.f32(config.ropeTheta)],
     [`${arch}.attention.layer_norm_rms_epsilon`, gguf.f32(config.rmsNormEps)],

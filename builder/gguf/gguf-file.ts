@@ -77,6 +77,31 @@ export interface GgufTensorInfo {
   readonly type: GgmlTypeName
 }
 
+/** The transformer shape keys every architecture llama.cpp reads has, under `arch`. */
+export function attentionShapeMetadata(
+  arch: string,
+  config: {
+    readonly maxPositionEmbeddings: number
+    readonly hiddenSize: number
+    readonly numHiddenLayers: number
+    readonly intermediateSize: number
+    readonly numAttentionHeads: number
+    readonly numKeyValueHeads: number
+    readonly headDim: number
+  },
+): [string, GgufValue][] {
+  return [
+    [`${arch}.context_length`, gguf.u32(config.maxPositionEmbeddings)],
+    [`${arch}.embedding_length`, gguf.u32(config.hiddenSize)],
+    [`${arch}.block_count`, gguf.u32(config.numHiddenLayers)],
+    [`${arch}.feed_forward_length`, gguf.u32(config.intermediateSize)],
+    [`${arch}.attention.head_count`, gguf.u32(config.numAttentionHeads)],
+    [`${arch}.attention.head_count_kv`, gguf.u32(config.numKeyValueHeads)],
+    [`${arch}.attention.key_length`, gguf.u32(config.headDim)],
+    [`${arch}.attention.value_length`, gguf.u32(config.headDim)],
+  ]
+}
+
 export const GGUF_MAGIC = 0x46554747 // "GGUF" read as a little-endian uint32
 export const GGUF_VERSION = 3
 export const GGUF_DEFAULT_ALIGNMENT = 32

@@ -17,7 +17,7 @@
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { convDim, type Qwen35Config, rotaryDim } from '../architectures/qwen3-5-config.ts'
 import { type Qwen35Model, validateQwen35Weights } from '../architectures/qwen3-5-reference.ts'
-import { type GgufValue, gguf } from './gguf-file.ts'
+import { attentionShapeMetadata, type GgufValue, gguf } from './gguf-file.ts'
 
 /** One tensor to write: ggml dims (fastest axis first) and its float values in that order. */
 export interface GgufTensorPlan {
@@ -66,14 +66,7 @@ export function checkQwen35ForGguf(model: Qwen35Model): void {
 export function qwen35Metadata(config: Qwen35Config): [string, GgufValue][] {
   const arch = 'qwen35'
   return [
-    [`${arch}.context_length`, gguf.u32(config.maxPositionEmbeddings)],
-    [`${arch}.embedding_length`, gguf.u32(config.hiddenSize)],
-    [`${arch}.block_count`, gguf.u32(config.numHiddenLayers)],
-    [`${arch}.feed_forward_length`, gguf.u32(config.intermediateSize)],
-    [`${arch}.attention.head_count`, gguf.u32(config.numAttentionHeads)],
-    [`${arch}.attention.head_count_kv`, gguf.u32(config.numKeyValueHeads)],
-    [`${arch}.attention.key_length`, gguf.u32(config.headDim)],
-    [`${arch}.attention.value_length`, gguf.u32(config.headDim)],
+    ...attentionShapeMetadata(arch, config),
     // Partial rotary: only the first head_dim · partial_rotary_factor values of each head turn.
     [`${arch}.rope.dimension_count`, gguf.u32(rotaryDim(config))],
     // Interleaved M-RoPE sections (T, H, W, and a fourth llama.cpp has for other models).

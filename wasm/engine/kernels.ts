@@ -13,26 +13,32 @@ import type { ParallelJob, ParallelKernel, ThreadPool } from './thread-pool.ts'
 /** A byte offset into the engine's linear memory. */
 export type Pointer = number
 
+/**
+ * A 4-bit product that takes the activations' code sums (for the weights' zero points): y[r, n]
+ * for r < rows and n in [nBegin, nEnd) of nTotal output rows.
+ */
+type FourBitProduct = (
+  weights: Pointer,
+  weightScales: Pointer,
+  zeroPoints: Pointer,
+  nTotal: number,
+  blocks: number,
+  codes: Pointer,
+  scales: Pointer,
+  sums: Pointer,
+  rows: number,
+  y: Pointer,
+  nBegin: number,
+  nEnd: number,
+) => void
+
 /** The C exports (see src/*.c for what each computes). */
 export interface KernelExports {
   readonly __heap_base: WebAssembly.Global
   readonly __stack_pointer: WebAssembly.Global
   quantize_rows_q8(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer): void
   quantize_rows_q4(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer, sums: Pointer): void
-  gemm_q4(
-    weights: Pointer,
-    weightScales: Pointer,
-    zeroPoints: Pointer,
-    nTotal: number,
-    blocks: number,
-    codes: Pointer,
-    scales: Pointer,
-    sums: Pointer,
-    rows: number,
-    y: Pointer,
-    nBegin: number,
-    nEnd: number,
-  ): void
+  gemm_q4: FourBitProduct
   /**
    * The relaxed-SIMD builds only (src/gemm-q4-relaxed.c): gemm_q4 / gemm_panel_q4's bits from
    * quantize_rows_q4_relaxed's byte codes.
@@ -45,34 +51,8 @@ export interface KernelExports {
     scales: Pointer,
     sums: Pointer,
   ): void
-  gemm_q4_relaxed?(
-    weights: Pointer,
-    weightScales: Pointer,
-    zeroPoints: Pointer,
-    nTotal: number,
-    blocks: number,
-    codes: Pointer,
-    scales: Pointer,
-    sums: Pointer,
-    rows: number,
-    y: Pointer,
-    nBegin: number,
-    nEnd: number,
-  ): void
-  gemm_panel_q4_relaxed?(
-    weights: Pointer,
-    weightScales: Pointer,
-    zeroPoints: Pointer,
-    nTotal: number,
-    blocks: number,
-    codes: Pointer,
-    scales: Pointer,
-    sums: Pointer,
-    rows: number,
-    y: Pointer,
-    nBegin: number,
-    nEnd: number,
-  ): void
+  gemm_q4_relaxed?: FourBitProduct
+  gemm_panel_q4_relaxed?: FourBitProduct
   gemm_q8(
     weights: Pointer,
     weightScales: Pointer,
