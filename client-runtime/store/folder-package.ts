@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ModelError, StoreError } from '../../core/errors.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
-import { shared } from './remote-package.ts'
+import { shared } from './shared-work.ts'
 import type { EnsureOptions, StoredPackage } from './types.ts'
 import type { VerifiedMemo } from './verified-memo.ts'
 

@@ -3,7 +3,8 @@
 // the package's own origin), the stored copy when it does not (offline use); files downloaded
 // only when missing, under a `.partial` name, resumed with HTTP Range, watched by an idle timer,
 // checked against manifest.json's sha256 before they are committed; concurrent loads of one file
-// share one download; a storage failure leaves nothing of the package behind.
+// share one download; the first file that fails stops the load's other downloads (unless another
+// load still waits on them); a storage failure leaves nothing of the package behind.
 import { AbortedError, ModelError, StoreError } from '../../core/errors.ts'
 import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
 import type { FileArea } from './file-area.ts'
@@ -11,6 +12,7 @@ import { formatBytes } from './format-bytes.ts'
 import { type IdleTimer, readBodyWithin, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, maximumManifestBytes, parseManifest } from './manifest.ts'
 import { refuseCrossOriginManifest } from './redirect-origin.ts'
+import { shared } from './shared-work.ts'
 import type { DownloadProgress, EnsureOptions, StoredPackage, StoreManifest } from './types.ts'
 
 export interface RemotePackageOptions {
@@ -32,18 +34,6 @@ export interface RemotePackageOptions {
 
 type FileProgress = Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>
 type Entry = { readonly bytes: number; readonly sha256: string }
-
-/** Work in flight per area file, shared by every store in this context. */
-const inFlight = new Map<string, Promise<void>>()
-
-/** One piece of work per key at a time; concurrent callers await the same promise. */
-export function shared(key: string, work: () => Promise<void>): Promise<void> {
-  const running = inFlight.get(key)
-  if (running) return running
-  const started = work().finally(() => inFlight.delete(key))
-  inFlight.set(key, started)
-  return started
-}
 
 /** A request with no body to watch: the whole answer must come within the idle timeout. */
 function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
@@ -224,16 +214,33 @@ export async function openRemotePackage(
       for (const value of loadedByFile.values()) loaded += value
       ensureOptions.onProgress?.({ ...progress, loadedBytes: loaded, totalBytes: total })
     }
-    await Promise.all(
-      paths.map((path, index) =>
-        shared(`${area.id}/${path}`, () =>
-          fetchFile(path, entries[index], report, ensureOptions.signal),
-        ).then(async () => {
+    // The first file that fails fails the load: this load leaves its other files' downloads at
+    // once, and each stops unless another load still waits on it (shared-work.ts). What they wrote
+    // stays as a `.partial` for the next try's Range resume where the area supports resuming.
+    const failed = new AbortController()
+    const signal = ensureOptions.signal
+      ? AbortSignal.any([ensureOptions.signal, failed.signal])
+      : failed.signal
+    let failure: { readonly error: unknown } | undefined
+    await Promise.allSettled(
+      paths.map(async (path, index) => {
+        try {
+          await shared<FileProgress>(
+            `${area.id}/${path}`,
+            (workSignal, workReport) => fetchFile(path, entries[index], workReport, workSignal),
+            { signal, onProgress: report },
+          )
           const size = (await area.size(path)) ?? 0
           report({ phase: 'done', file: path, fileLoadedBytes: size, fileTotalBytes: size })
-        }),
-      ),
+        } catch (error) {
+          // The first failure is the load's error; the aborts it causes in the others are not.
+          failure ??= { error }
+          failed.abort(error)
+          throw error
+        }
+      }),
     )
+    if (failure) throw failure.error
   }
 
   const fetchFile = async (
@@ -412,6 +419,8 @@ export async function openRemotePackage(
           `${url.href} is larger than the ${expectedBytes} bytes manifest.json promises. Nothing was kept; rebuild or re-upload the package.`,
         )
       }
+      // An area that cannot resume (the Cache API holds a download in memory) has no use for it.
+      if (!area.supportsResume) await area.remove(path).catch(() => undefined)
       if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
       // Like a cut connection: a resumable area keeps the .partial for a Range resume.
       if (idle.expired) throw stalled(url, written, error)

@@ -51,6 +51,20 @@ async function filesUnder(directory: string): Promise<string[]> {
     .map((entry) => join(entry.parentPath, entry.name).slice(directory.length + 1))
 }
 
+/** Every file under the cache with its size, to tell whether anything is still being written. */
+async function cacheState(directory: string): Promise<string[]> {
+  return Promise.all(
+    (await filesUnder(directory)).map(async (file) => `${file}:${(await stat(join(directory, file))).size}`),
+  )
+}
+
+/** The load's other downloads stopped before it rejected: nothing in the cache changes afterwards. */
+async function expectSettled(directory: string): Promise<void> {
+  const atRejection = await cacheState(directory)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  expect(await cacheState(directory)).toEqual(atRejection)
+}
+
 function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
@@ -110,6 +124,7 @@ describe('device store and loadModel', () => {
     server.override(weightPath, bytes)
     const cacheDir = await freshCache()
     await expectRefused('flipped-byte', load(cacheDir), ['integrity_failed'], /sha256/i)
+    await expectSettled(cacheDir)
     const kept = await filesUnder(cacheDir)
     expect(kept.filter((file) => file.includes('onnx_data'))).toEqual([])
   })
@@ -125,11 +140,21 @@ describe('device store and loadModel', () => {
     server.override('manifest.json', new TextEncoder().encode(JSON.stringify(lying)))
     const cacheDir = await freshCache()
     await expectRefused('manifest-sha256-lies', load(cacheDir), ['integrity_failed'], /sha256/i)
-    // The graph, whole or partial. The weight file beside it is sound: a partial download of it
-    // may stay for a later resume (its sha256 is checked when it completes).
-    expect(
-      (await filesUnder(cacheDir)).filter((file) => /model_quantized\.onnx(\.partial)?$/.test(file)),
-    ).toEqual([])
+    // The failure stopped the weight file's download beside it before the load answered.
+    await expectSettled(cacheDir)
+    const kept = await filesUnder(cacheDir)
+    // Nothing of the graph, whole or partial.
+    expect(kept.filter((file) => /model_quantized\.onnx(\.partial)?$/.test(file))).toEqual([])
+    // The weight file is sound: it stays only as a `.partial` for a later Range resume (its sha256
+    // is checked when it completes), or whole once it was verified.
+    const weights = kept.filter((file) => file.includes('onnx_data'))
+    expect(weights.length).toBeLessThanOrEqual(1)
+    for (const file of weights) {
+      if (file.endsWith('.partial')) continue
+      expect(sha256(await readFile(join(cacheDir, file)))).toBe(
+        manifest.files.find((entry) => entry.path === weightPath)?.sha256,
+      )
+    }
   })
 
   it('a manifest whose size lies (smaller or larger than the file): refused, nothing of that file kept', async () => {
