@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the system parts `npm test` needs that npm cannot provide, on Debian or
 # Ubuntu: Chromium (browser end-to-end tests, driven by playwright-core), strace (the network
-# privacy test), clang + lld and clang-16 + lld-16 (the check that wasm/engine/*.wasm rebuild from
-# their sources; the relaxed-SIMD modules need clang 16),
+# privacy test), clang-16 + lld-16 (the engine's compiler: the check that wasm/engine/*.wasm rebuild
+# from their sources),
 # and Docker (docker.io; dockerd is started with published ports on 127.0.0.1) with debootstrap
 # (the container tests' registry-free base image). Safe to run again:
 # what is already there is kept. Needs root (or passwordless sudo). CI (.ci/run) runs this script.
@@ -16,8 +16,6 @@ as_root() {
 packages=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium-browser ] || packages+=(chromium)
 command -v strace >/dev/null 2>&1 || packages+=(strace)
-command -v clang >/dev/null 2>&1 || packages+=(clang)
-command -v wasm-ld >/dev/null 2>&1 || packages+=(lld)
 command -v clang-16 >/dev/null 2>&1 || packages+=(clang-16)
 command -v wasm-ld-16 >/dev/null 2>&1 || packages+=(lld-16)
 command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)

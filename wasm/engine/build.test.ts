@@ -1,19 +1,17 @@
-// The committed engine.wasm must be what its C sources compile to. Without clang / wasm-ld this
-// fails and says how to install them: a skipped check would let a stale binary ship.
+// The committed engine modules must be what their C sources compile to. Without clang 16 / wasm-ld 16
+// this fails and says how to install them: a skipped check would let a stale binary ship.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { buildEngine, clangVersion, engineVariants, toolchain } from './build.ts'
+import { buildEngine, clangVersion, engineVariants, installHint, toolchain } from './build.ts'
 
 describe('wasm/engine/engine.wasm', () => {
   it.each(engineVariants)(
     '$file equals a fresh build of wasm/engine/src (npm run build:engine)',
     ({ file: name, path, threads, relaxed }) => {
-      const version = clangVersion(relaxed)
+      const version = clangVersion()
       if (version === undefined)
         throw new Error(
-          relaxed
-            ? `${toolchain(true).clang} is not installed, so the committed wasm/engine/${name} cannot be checked against its sources. Install clang 16 and lld 16 (Debian 12/Ubuntu: \`apt-get install clang-16 lld-16\`, or run scripts/setup-system.sh), then run \`npm run build:engine\`.`
-            : `clang is not installed, so the committed wasm/engine/${name} cannot be checked against its sources. Install clang and lld (Debian/Ubuntu: \`apt-get install clang lld\`; macOS: \`brew install llvm lld\`), then run \`npm run build:engine\`.`,
+          `${toolchain.clang} is not installed, so the committed wasm/engine/${name} cannot be checked against its sources. ${installHint} then run \`npm run build:engine\`.`,
         )
       const fresh = buildEngine(threads, relaxed)
       const committed = new Uint8Array(readFileSync(path))

@@ -1,15 +1,16 @@
 // Builds the engine's modules from wasm/engine/src/*.c with clang's wasm32 target and wasm-ld
 // (`npm run build:engine`). Why C + clang: LLVM's WebAssembly backend schedules and unrolls SIMD128
 // code well, the kernels stay plain C a reader can check against the math, and the toolchain is a
-// Debian package (clang, lld). The flags are fixed and the output carries no paths, timestamps or
+// Debian package (clang-16, lld-16). The flags are fixed and the output carries no paths, timestamps or
 // debug names, so the same compiler gives the same bytes; the committed .wasm files are checked
 // against a fresh build by build.test.ts.
 //
 // Four modules: engine.wasm (SIMD128, every host), engine-threads.wasm (the same over shared
 // memory), and their relaxed-SIMD builds engine-relaxed.wasm / engine-threads-relaxed.wasm, which
 // add the 4-bit kernels on i32x4.relaxed_dot_i8x16_i7x16_add_s (src/gemm-q4-relaxed.c) for hosts
-// that validate them. The plain modules are built by clang 14 (Debian 12's `clang`); the relaxed
-// ones need clang 16 (`clang-16`, `wasm-ld-16`): clang 14 has no builtin for the relaxed dot.
+// that validate them. All four are built by one compiler, clang 16 (`clang-16`, `wasm-ld-16`,
+// Debian 12's versioned packages): the relaxed dot's builtin arrived in clang 16, and one compiler
+// for every module means the plain and relaxed builds share every other kernel's code generation.
 //
 //   npm run build:engine              rebuild every module
 //   npm run build:engine -- --check   exit 1 if a committed file differs from a fresh build
@@ -32,7 +33,7 @@ export interface EngineVariant {
   readonly path: string
   /** Shared memory and atomics (helper threads). */
   readonly threads: boolean
-  /** Relaxed SIMD (clang 16). */
+  /** Relaxed SIMD (`-mrelaxed-simd`). */
   readonly relaxed: boolean
 }
 
@@ -43,10 +44,11 @@ export const engineVariants: readonly EngineVariant[] = [
   { file: 'engine-threads-relaxed.wasm', path: engineThreadsRelaxedWasmPath, threads: true, relaxed: true },
 ]
 
-/** The compiler and linker of a variant: clang 16 for relaxed SIMD, the system clang otherwise. */
-export function toolchain(relaxed: boolean): { clang: string; wasmLd: string } {
-  return relaxed ? { clang: 'clang-16', wasmLd: 'wasm-ld-16' } : { clang: 'clang', wasmLd: 'wasm-ld' }
-}
+/**
+ * The compiler and linker of every module: clang 16 by its versioned name, so a newer or older
+ * system `clang` next to it cannot change the committed bytes.
+ */
+export const toolchain = { clang: 'clang-16', wasmLd: 'wasm-ld-16' } as const
 const sourceFolder = join(engineFolder, 'src')
 
 /** Compiler flags: the target features every host we support accepts (Node 22+, Chromium 91+, workerd). */
@@ -83,12 +85,14 @@ export const linkFlags = [
   '--max-memory=4294967296',
 ] as const
 
+/** How to get clang 16, said by every error about a missing compiler. */
+export const installHint =
+  "Install them with `apt-get install clang-16 lld-16` (Debian 12, Ubuntu 24.04; or run scripts/setup-system.sh); elsewhere put LLVM 16's clang and wasm-ld on PATH as clang-16 and wasm-ld-16;"
+
 export class ToolchainMissingError extends Error {
   constructor(tool: string, cause: unknown) {
     super(
-      tool.endsWith('-16')
-        ? `${tool} was not found: the relaxed-SIMD modules (engine-relaxed.wasm, engine-threads-relaxed.wasm) need clang 16 and its wasm-ld. Install them with \`apt-get install clang-16 lld-16\` (Debian 12/Ubuntu; or run scripts/setup-system.sh), then run \`npm run build:engine\`.`
-        : `${tool} was not found: building the engine needs clang (wasm32 target) and wasm-ld. Install them with \`apt-get install clang lld\` (Debian/Ubuntu) or \`brew install llvm lld\` (macOS), then run \`npm run build:engine\`.`,
+      `${tool} was not found: building the engine (wasm/engine/*.wasm) needs clang 16 and its wasm-ld (wasm32 target). ${installHint} then run \`npm run build:engine\`.`,
       { cause },
     )
     this.name = 'ToolchainMissingError'
@@ -106,10 +110,10 @@ function run(tool: string, args: readonly string[], cwd: string): void {
   }
 }
 
-/** The clang version line (clang 16's for `relaxed`), or undefined when it is not installed. */
-export function clangVersion(relaxed = false): string | undefined {
+/** The clang version line, or undefined when clang 16 is not installed. */
+export function clangVersion(): string | undefined {
   try {
-    return execFileSync(toolchain(relaxed).clang, ['--version'], { encoding: 'utf8' }).split('\n')[0]
+    return execFileSync(toolchain.clang, ['--version'], { encoding: 'utf8' }).split('\n')[0]
   } catch {
     return undefined
   }
@@ -124,10 +128,10 @@ const relaxedCompileFlags = ['-mrelaxed-simd'] as const
 /**
  * Compiles and links every src/*.c (sorted, so the link order is fixed); returns the module
  * bytes. `threads`: the shared-memory variant (engine-threads.wasm); `relaxed`: the relaxed-SIMD
- * one (clang 16).
+ * one (engine-relaxed.wasm).
  */
 export function buildEngine(threads = false, relaxed = false): Uint8Array {
-  const tools = toolchain(relaxed)
+  const tools = toolchain
   const sources = readdirSync(sourceFolder)
     .filter((file) => file.endsWith('.c'))
     .sort()
@@ -174,11 +178,11 @@ function main(argv: readonly string[]): void {
         console.error(`${path} differs from a fresh build: run \`npm run build:engine\` and commit it.`)
         process.exit(1)
       }
-      console.log(`${path} matches a fresh build (${bytes.length} bytes, ${clangVersion(relaxed)})`)
+      console.log(`${path} matches a fresh build (${bytes.length} bytes, ${clangVersion()})`)
       continue
     }
     writeFileSync(path, bytes)
-    console.log(`wrote ${path} (${bytes.length} bytes, ${clangVersion(relaxed)})`)
+    console.log(`wrote ${path} (${bytes.length} bytes, ${clangVersion()})`)
   }
 }
 
