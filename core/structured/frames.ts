@@ -6,7 +6,8 @@
 //
 // Every state the frames allow can be completed to a valid document: each step checks that a
 // completion still exists (string length limits, pattern automata pruned of dead states, number
-// ranges by interval), so the mask never leads the model into a dead end.
+// ranges exactly, in units of the last fraction digit), so the mask never leads the model into a
+// dead end.
 import {
   type AnyNode,
   type ArrayNode,
@@ -20,6 +21,7 @@ import {
   type StringNode,
   stringNode,
 } from './json-schema.ts'
+import { allowedUnits, largestUnits } from './number-range.ts'
 import type { AutomatonState } from './regex.ts'
 
 export interface Stack {
@@ -833,55 +835,82 @@ export class NumberFrame extends Frame {
 
   /** This frame when some completion of it is within the bounds, else undefined. */
   #feasible(): NumberFrame | undefined {
+    return (this.node.integer ? this.#integerFeasible() : this.#decimalFeasible()) ? this : undefined
+  }
+
+  #integerFeasible(): boolean {
     const node = this.node
-    // Reachable absolute values as [low, high] intervals (high inclusive for integers).
+    const range = integerRange(node.minimum, node.exclusiveMinimum, node.maximum, node.exclusiveMaximum)
+    if (range === undefined) return false
+    // Reachable absolute values as [low, high] intervals (integers up to 1e15 are exact doubles).
     const intervals: [number, number][] = []
-    const integer = node.integer
-    const unit = 10 ** -maxFractionDigits
     switch (this.phase) {
       case numberSign:
-        intervals.push([0, integer ? 10 ** maxIntegerDigits - 1 : 10 ** maxIntegerDigits - unit])
+        intervals.push([0, 10 ** maxIntegerDigits - 1])
         break
       case numberZero:
-        intervals.push([0, integer ? 0 : 1 - unit])
+        intervals.push([0, 0])
         break
       case numberInteger: {
         const prefix = Number(this.integerDigits)
         for (let more = 0; more <= maxIntegerDigits - this.integerDigits.length; more++) {
           const scale = 10 ** more
-          intervals.push([
-            prefix * scale,
-            integer ? prefix * scale + scale - 1 : prefix * scale + scale - unit,
-          ])
+          intervals.push([prefix * scale, prefix * scale + scale - 1])
+        }
+        break
+      }
+      default:
+        return false
+    }
+    for (const [absLow, absHigh] of intervals) {
+      const low = this.negative ? -absHigh : absLow
+      const high = this.negative ? -absLow : absHigh
+      if (Math.max(low, range[0]) <= Math.min(high, range[1])) return true
+    }
+    return false
+  }
+
+  /**
+   * Whether a decimal the grammar can still write from here passes the bounds. Exact: the
+   * reachable decimals are every multiple of 10^-15 in some intervals, compared in those units
+   * with the node's allowed units (`allowedUnits`), so bounds finer than the 15 fraction digits
+   * never leave the matcher without a token.
+   */
+  #decimalFeasible(): boolean {
+    const allowed = allowedUnits(this.node)
+    if (allowed === undefined) return false
+    const unitsPerOne = 10n ** BigInt(maxFractionDigits)
+    // Reachable absolute values in units, as [low, high] intervals.
+    const intervals: [bigint, bigint][] = []
+    switch (this.phase) {
+      case numberSign:
+        intervals.push([0n, largestUnits])
+        break
+      case numberZero:
+        intervals.push([0n, unitsPerOne - 1n])
+        break
+      case numberInteger: {
+        const prefix = BigInt(this.integerDigits)
+        for (let more = 0; more <= maxIntegerDigits - this.integerDigits.length; more++) {
+          const scale = 10n ** BigInt(more)
+          intervals.push([prefix * scale * unitsPerOne, (prefix * scale + scale) * unitsPerOne - 1n])
         }
         break
       }
       case numberDot:
       case numberFraction: {
-        const value = Number(`${this.integerDigits}.${this.fractionDigits || '0'}`)
-        const left = maxFractionDigits - this.fractionDigits.length
-        intervals.push([value, left === 0 ? value : value + 10 ** -this.fractionDigits.length - unit])
+        const step = 10n ** BigInt(maxFractionDigits - this.fractionDigits.length)
+        const base = BigInt(this.integerDigits) * unitsPerOne + BigInt(this.fractionDigits || '0') * step
+        intervals.push([base, base + step - 1n])
         break
       }
-    }
-    if (integer) {
-      const range = integerRange(node.minimum, node.exclusiveMinimum, node.maximum, node.exclusiveMaximum)
-      if (range === undefined) return undefined
-      for (const [absLow, absHigh] of intervals) {
-        const low = this.negative ? -absHigh : absLow
-        const high = this.negative ? -absLow : absHigh
-        if (Math.max(low, range[0]) <= Math.min(high, range[1])) return this
-      }
-      return undefined
     }
     for (const [absLow, absHigh] of intervals) {
       const low = this.negative ? -absHigh : absLow
       const high = this.negative ? -absLow : absHigh
-      const aboveMinimum = node.exclusiveMinimum ? high > node.minimum : high >= node.minimum
-      const belowMaximum = node.exclusiveMaximum ? low < node.maximum : low <= node.maximum
-      if (aboveMinimum && belowMaximum) return this
+      if (low <= allowed[1] && allowed[0] <= high) return true
     }
-    return undefined
+    return false
   }
 
   protected computeKey(): string {

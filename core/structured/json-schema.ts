@@ -11,6 +11,7 @@
 // - numbers without exponent, at most 15 integer digits and 15 fraction digits;
 // - strings as valid UTF-8 without lone surrogates; property names without escapes.
 import { InvalidArgumentError } from '../errors.ts'
+import { allowedUnits } from './number-range.ts'
 import { type CodePointAutomaton, compilePattern } from './regex.ts'
 
 export type SchemaNode =
@@ -497,7 +498,22 @@ class SchemaCompiler {
         `Bounds beyond ±1e${maxIntegerDigits} are not supported (generated numbers have at most ${maxIntegerDigits} integer digits).`,
       )
     }
-    return { kind: 'number', id: this.id(), integer, minimum, maximum, exclusiveMinimum, exclusiveMaximum }
+    const node: NumberNode = {
+      kind: 'number',
+      id: this.id(),
+      integer,
+      minimum,
+      maximum,
+      exclusiveMinimum,
+      exclusiveMaximum,
+    }
+    if (!integer && allowedUnits(node) === undefined) {
+      this.refuse(
+        path,
+        `No number with at most ${maxFractionDigits} fraction digits satisfies the bounds of this schema (generated numbers have no exponent): widen the range.`,
+      )
+    }
+    return node
   }
 
   #compileArray(schema: Record<string, unknown>, path: string): ArrayNode {

@@ -193,6 +193,34 @@ describe('structured output grammar on the Qwen3 vocabulary', () => {
     expect(ended).toBeGreaterThanOrEqual(8)
   })
 
+  it('number bounds down to the 15th fraction digit: every walk ends inside them (ajv)', () => {
+    const schemas = [
+      { type: 'number', minimum: 1e-15, maximum: 2e-15 },
+      { type: 'number', exclusiveMinimum: 0.1, exclusiveMaximum: 0.100000000000002 },
+      { type: 'number', minimum: -0.30000000000000004, maximum: -0.3 },
+      { type: 'number', minimum: 123456789012345.5, maximum: 123456789012345.6 },
+      { type: 'number', exclusiveMinimum: -1, exclusiveMaximum: 1 },
+    ]
+    for (const schema of schemas) {
+      const validate = ajv.compile(schema)
+      for (let seed = 1; seed <= 6; seed++) {
+        const result = walk(schema, seed, 60, 2)
+        expect(result.ended, `${JSON.stringify(schema)}: ${result.text}`).toBe(true)
+        expect(validate(JSON.parse(result.text)), `${result.text} against ${JSON.stringify(schema)}`).toBe(true)
+      }
+    }
+  })
+
+  it('number bounds no decimal of at most 15 fraction digits fits are refused before anything runs', () => {
+    for (const schema of [
+      { type: 'number', minimum: 1e-20, maximum: 2e-20 },
+      { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1e-16 },
+      { type: 'number', exclusiveMinimum: 1, exclusiveMaximum: 1.0000000000000002 },
+    ]) {
+      expect(() => compileJsonSchema(schema), JSON.stringify(schema)).toThrow(/at most 15 fraction digits/)
+    }
+  })
+
   it('free JSON (json_object): any object, valid JSON', () => {
     const constraint = compileConstraint({ responseFormat: { type: 'json_object' } })!
     for (let seed = 1; seed <= 6; seed++) {
