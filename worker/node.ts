@@ -209,6 +209,38 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
           }),
       })
     })
-    server.once('error', reject)
+    server.once('error', (error: unknown) => reject(listenError(error, host, port)))
   })
+}
+
+/**
+ * A socket that cannot listen is the caller's address to change: say which and how, as the
+ * project's error (the CLI prints its message), not Node's stack.
+ */
+function listenError(error: unknown, host: string, port: number): unknown {
+  const code = (error as { code?: unknown } | null)?.code
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
+  const reason = error instanceof Error ? error.message : String(error)
+  if (code === 'EADDRINUSE') {
+    return new InvalidArgumentError(
+      'port',
+      `Cannot listen on ${where}: something else listens there (${reason}). Stop it or pick another port (0 picks a free one).`,
+      { cause: error },
+    )
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new InvalidArgumentError(
+      'port',
+      `Cannot listen on ${where}: not permitted (${reason}). Ports below 1024 need privileges: use a port from 1024 up.`,
+      { cause: error },
+    )
+  }
+  if (code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') {
+    return new InvalidArgumentError(
+      'host',
+      `Cannot listen on ${where}: ${host} is not an address of this machine (${reason}). Use 127.0.0.1, or 0.0.0.0 for every interface.`,
+      { cause: error },
+    )
+  }
+  return error
 }
