@@ -309,6 +309,15 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       .finally(markSettled)
   }
 
+  // logit_bias ids are checked against the logits once the session says how many there are, and
+  // before the answer's first byte, so a stream is refused with a 400 like any bad field (the
+  // sampler's own check would come after the 200, as an error event).
+  const biasError = logitBiasError(request.logit_bias, taken.info.vocabularySize)
+  if (biasError !== undefined) {
+    finish()
+    throw biasError
+  }
+
   const parts = touching(
     lease,
     generate(taken, model.tokenizer, {
@@ -445,6 +454,21 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 // The header names are the wire format's (the SDK reads them); app.ts and the container's
 // forwarder take them from here.
 export { formatHeaderNames }
+
+function logitBiasError(
+  logitBias: Readonly<Record<string, number>> | null | undefined,
+  vocabularySize: number,
+): InvalidArgumentError | undefined {
+  for (const key of Object.keys(logitBias ?? {})) {
+    if (Number(key) >= vocabularySize) {
+      return new InvalidArgumentError(
+        `logit_bias.${key}`,
+        `logit_bias names token ${key}, but this model's vocabulary has ${vocabularySize} tokens (ids 0 to ${vocabularySize - 1}).`,
+      )
+    }
+  }
+  return undefined
+}
 
 function formatHeadersFor(model: HostedModel, fallback: string | undefined): Record<string, string> {
   return {

@@ -160,6 +160,21 @@ describe('hostile requests get a clear 4xx, never a 500', () => {
     expect(error).toMatchObject({ status: 400, param: 'max_tokens' })
   })
 
+  it('a logit_bias token past the vocabulary: 400 naming logit_bias.ID, streaming too (was a 200 and an error event)', async () => {
+    const { post } = setup()
+    for (const stream of [false, true]) {
+      const error = await errorOf(
+        await post({ model: 'test-model', messages, stream, logit_bias: { 999999999: 5 }, max_tokens: 2 }),
+      )
+      expect(error).toMatchObject({ status: 400, code: 'invalid_argument', param: 'logit_bias.999999999' })
+      expect(error.message).toMatch(/vocabulary has \d+ tokens/)
+    }
+    // The slot and the session went back: the next request answers.
+    expect((await post({ model: 'test-model', messages, logit_bias: { 5: 5 }, max_tokens: 2 })).status).toBe(
+      200,
+    )
+  })
+
   it('an unknown __proto__ field gets no "[object Object]" hint', async () => {
     const { post } = setup()
     const error = await errorOf(
