@@ -206,7 +206,8 @@ describe('structured output grammar on the Qwen3 vocabulary', () => {
       for (let seed = 1; seed <= 6; seed++) {
         const result = walk(schema, seed, 60, 2)
         expect(result.ended, `${JSON.stringify(schema)}: ${result.text}`).toBe(true)
-        expect(validate(JSON.parse(result.text)), `${result.text} against ${JSON.stringify(schema)}`).toBe(true)
+        const value: unknown = JSON.parse(result.text)
+        expect(validate(value), `${result.text} against ${JSON.stringify(schema)}`).toBe(true)
       }
     }
   })
