@@ -292,26 +292,31 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
       P.gemm_q4(...plain.matrix, plain.codes, plain.scales, plain.sums, c.tokens, expected, 0, c.n)
 
       R.quantize_rows_q4_relaxed!(relaxed.x, c.tokens, c.k, relaxed.codes, relaxed.scales, relaxed.sums)
-      // The same quantization: scales and sums byte for byte.
-      expect(Buffer.from(relaxed.kernels.bytes(relaxed.scales, c.tokens * blocks * 4))).toEqual(
-        Buffer.from(plain.kernels.bytes(plain.scales, c.tokens * blocks * 4)),
-      )
-      expect(Buffer.from(relaxed.kernels.bytes(relaxed.sums, c.tokens * blocks * 4))).toEqual(
-        Buffer.from(plain.kernels.bytes(plain.sums, c.tokens * blocks * 4)),
-      )
-      const args = [relaxed.codes, relaxed.scales, relaxed.sums] as const
-      const decode = relaxed.kernels.alloc(size * 4)
+      // The same quantization: scales and sums bit for bit, token t's block b at its unit of the
+      // quad layout (src/engine.h's relaxed_unit, written out again here).
+      const unit = (t: number, b: number) => {
+        const size = Math.min(4, c.tokens - (t & ~3))
+        return (t & ~3) * blocks + b * size + (t & 3)
+      }
+      const relaxedBits = [relaxed.scales, relaxed.sums].map((p) => relaxed.kernels.i32(p, c.tokens * blocks))
+      const plainBits = [plain.scales, plain.sums].map((p) => plain.kernels.i32(p, c.tokens * blocks))
       for (let t = 0; t < c.tokens; t++)
-        R.gemm_q4_relaxed!(
-          ...relaxed.matrix,
-          args[0] + t * blocks * 32,
-          args[1] + t * blocks * 4,
-          args[2] + t * blocks * 4,
-          1,
-          decode + t * c.n * 4,
-          0,
-          c.n,
-        )
+        for (let b = 0; b < blocks; b++)
+          for (const i of [0, 1])
+            expect(relaxedBits[i]![unit(t, b)], `token ${t} block ${b}`).toBe(plainBits[i]![t * blocks + b])
+      const args = [relaxed.codes, relaxed.scales, relaxed.sums] as const
+      // Decode: each token quantized and multiplied alone (one token is plain row order; several
+      // are stored in quads, see relaxed_unit in src/engine.h).
+      const one = [
+        relaxed.kernels.alloc(blocks * 32),
+        relaxed.kernels.alloc(blocks * 4),
+        relaxed.kernels.alloc(blocks * 4),
+      ] as const
+      const decode = relaxed.kernels.alloc(size * 4)
+      for (let t = 0; t < c.tokens; t++) {
+        R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one)
+        R.gemm_q4_relaxed!(...relaxed.matrix, ...one, 1, decode + t * c.n * 4, 0, c.n)
+      }
       const batched = relaxed.kernels.alloc(size * 4)
       R.gemm_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, batched, 0, c.n)
       const panel = relaxed.kernels.alloc(size * 4)

@@ -21,6 +21,21 @@
 /** Elements per quantization block, for weights and activations alike. */
 #define BLOCK 32
 
+/**
+ * The relaxed-SIMD 4-bit kernels' activation layout (quantize_rows_q4_relaxed, gemm-q4-relaxed.c):
+ * tokens in quads, a quad's codes of one block side by side. Token t of `rows` is in the quad
+ * starting at t & ~3, of relaxed_quad_size(t, rows) tokens (4, or what is left at the end); its
+ * block b is unit (t & ~3) * blocks + b * size + (t & 3), a unit being 32 code bytes, one scale and
+ * one sum. One token alone (decode) is plain row order.
+ */
+static inline int relaxed_quad_size(int t, int rows) {
+  int left = rows - (t & ~3);
+  return left < 4 ? left : 4;
+}
+static inline int64_t relaxed_unit(int t, int b, int rows, int blocks) {
+  return (int64_t)(t & ~3) * blocks + (int64_t)b * relaxed_quad_size(t, rows) + (t & 3);
+}
+
 /** The horizontal sum of four int32 lanes, always in the order (0 + 2) + (1 + 3). */
 static inline int32_t sum_i32x4(v128_t v) {
   v128_t folded = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));

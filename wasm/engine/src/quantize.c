@@ -108,8 +108,9 @@ void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *sc
 /**
  * quantize_rows_q4's codes, scales and sums for the relaxed-SIMD 4-bit kernels
  * (src/gemm-q4-relaxed.c): the same quantization, the codes as plain bytes (no plane factor) in
- * the element order those kernels meet the weight nibbles, 0 4 1 5 2 6 3 7 within each eight.
- * codes: [rows, blocks * 32] bytes.
+ * the element order those kernels meet the weight nibbles, 0 4 1 5 2 6 3 7 within each eight,
+ * and tokens in quads (relaxed_unit, engine.h): codes rows * blocks * 32 bytes, scales and sums
+ * rows * blocks each.
  */
 EXPORT(quantize_rows_q4_relaxed)
 void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, float *scales, int32_t *sums) {
@@ -120,10 +121,11 @@ void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, fl
     for (int b = 0; b < blocks; b++) {
       int start = b * BLOCK;
       int count = k - start < BLOCK ? k - start : BLOCK;
-      int8_t *out = codes + ((int64_t)r * blocks + b) * BLOCK;
+      int64_t unit = relaxed_unit(r, b, rows, blocks);
+      int8_t *out = codes + unit * BLOCK;
       if (count == BLOCK) {
         v128_t c[8];
-        scales[r * blocks + b] = quantize_block_simd(x + (int64_t)r * k + start, c);
+        scales[unit] = quantize_block_simd(x + (int64_t)r * k + start, c);
         v128_t total = wasm_i32x4_splat(0);
         v128_t eights[4];
         for (int m = 0; m < 4; m++) {
@@ -135,16 +137,16 @@ void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, fl
         }
         wasm_v128_store(out, wasm_i8x16_narrow_i16x8(eights[0], eights[1]));
         wasm_v128_store(out + 16, wasm_i8x16_narrow_i16x8(eights[2], eights[3]));
-        sums[r * blocks + b] = sum_i32x4(total);
+        sums[unit] = sum_i32x4(total);
         continue;
       }
-      quantize_block(x + (int64_t)r * k + start, count, tmp, scales + r * blocks + b);
+      quantize_block(x + (int64_t)r * k + start, count, tmp, scales + unit);
       int32_t sum = 0;
       for (int i = 0; i < BLOCK; i++) {
         out[i] = (int8_t)(int)tmp[(i & ~7) + order[i & 7]];
         sum += (int32_t)tmp[i];
       }
-      sums[r * blocks + b] = sum;
+      sums[unit] = sum;
     }
   }
 }
