@@ -54,6 +54,23 @@ describe('Tokenizer (real Qwen3 tokenizer.json)', () => {
     expect(plain.bosTokenId).toBeUndefined()
   })
 
+  it('reads every file from its bytes, as README shows: the chat template comes from tokenizer_config.json', () => {
+    const { tokenizerJson, tokenizerConfigJson } = qwen3TokenizerFiles()
+    const bytes = (text: unknown) => new TextEncoder().encode(text as string)
+    const fromBytes = Tokenizer.fromFiles({
+      tokenizerJson: bytes(tokenizerJson),
+      tokenizerConfigJson: bytes(tokenizerConfigJson),
+      generationConfigJson: bytes('{"eos_token_id":[151645,151643]}'),
+    })
+    const messages = [{ role: 'user' as const, content: 'Hi!' }]
+    expect(fromBytes.encodeChat(messages)).toEqual(tokenizer.encodeChat(messages))
+    expect(fromBytes.eosTokenIds).toEqual([151645, 151643])
+    // An ArrayBuffer is not bytes of a known encoding here: refused, naming the field.
+    expect(() =>
+      Tokenizer.fromFiles({ tokenizerJson, tokenizerConfigJson: new ArrayBuffer(2) as unknown as string }),
+    ).toThrow(/tokenizerConfigJson must be the file's bytes/)
+  })
+
   it.each(hardCases.map((text) => [JSON.stringify(text).slice(0, 40), text]))(
     'round-trips %s to its NFC form',
     (_label, text) => {

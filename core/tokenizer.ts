@@ -23,9 +23,10 @@ export interface TokenizerFiles {
    * them), its text, or the parsed object.
    */
   readonly tokenizerJson: string | object | Uint8Array
-  readonly tokenizerConfigJson?: string | object
-  readonly configJson?: string | object
-  readonly generationConfigJson?: string | object
+  /** The small JSON files: their bytes (UTF-8), their text, or the parsed object. */
+  readonly tokenizerConfigJson?: string | object | Uint8Array
+  readonly configJson?: string | object | Uint8Array
+  readonly generationConfigJson?: string | object | Uint8Array
   /** chat_template.jinja, which wins over tokenizer_config.json's `chat_template`. */
   readonly chatTemplate?: string
 }
@@ -677,8 +678,14 @@ function byteLevelTable(): Map<number, number> {
   return table
 }
 
-function parseJsonFile(value: string | object | undefined, field: string): JsonObject | undefined {
-  if (value === undefined || value === null) return undefined
+function parseJsonFile(
+  file: string | object | Uint8Array | undefined,
+  field: string,
+): JsonObject | undefined {
+  if (file === undefined || file === null) return undefined
+  // Bytes as read from disk or fetched, like tokenizerJson's; read as an object they would be a
+  // config whose keys are byte offsets, and the chat template would silently be missing.
+  const value = file instanceof Uint8Array ? new TextDecoder().decode(file) : file
   if (typeof value === 'string') {
     let parsed: unknown
     try {
@@ -694,8 +701,16 @@ function parseJsonFile(value: string | object | undefined, field: string): JsonO
     }
     return parsed as JsonObject
   }
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new InvalidArgumentError(field, `${field} must be the file's text or its parsed JSON object.`)
+  if (
+    typeof value !== 'object' ||
+    Array.isArray(value) ||
+    ArrayBuffer.isView(value) ||
+    value instanceof ArrayBuffer
+  ) {
+    throw new InvalidArgumentError(
+      field,
+      `${field} must be the file's bytes (a Uint8Array), its text or its parsed JSON object.`,
+    )
   }
   return value as JsonObject
 }
