@@ -188,6 +188,8 @@ export interface KernelExports {
     channelBegin: number,
     channelEnd: number,
   ): void
+  /** Floats of scratch qwen35_gated_delta needs (one slot per value head). */
+  qwen35_gated_delta_scratch_floats(valueHeads: number, keyHeadDim: number, valueHeadDim: number): number
   qwen35_gated_delta(
     qkv: Pointer,
     qkvStride: number,

@@ -518,12 +518,20 @@ function attentionReference(
 }
 
 describe('attention over many query rows equals its documented order of operations', () => {
+  // The last argument: rows of scores per head's scratch. One row gives one query row per pass;
+  // more let the kernel attend rows in blocks (up to eight per pass over the keys, fewer where a
+  // block's longest row would not fit), which may change no bit: blocks of every size, rows in
+  // pairs and alone, keys in fours and one by one, head_dim with and without a tail of four.
   it.each([
-    [4, 2, 38, 5, 3],
-    [8, 2, 64, 9, 40],
+    [4, 2, 38, 5, 3, 1],
+    [8, 2, 64, 9, 40, 1],
+    [4, 2, 36, 21, 6, 8],
+    [4, 1, 48, 19, 0, 3],
+    [2, 2, 64, 13, 37, 8],
+    [2, 1, 20, 11, 5, 2.5],
   ])(
-    '%i heads over %i KV heads, head_dim %i, %i rows after %i positions',
-    async (heads, kvHeads, headDim, rows, position0) => {
+    '%i heads over %i KV heads, head_dim %i, %i rows after %i positions, %f rows of scores',
+    async (heads, kvHeads, headDim, rows, position0, scoreRows) => {
       const kernels = await Kernels.create(await loadEngineModule())
       const random = generator(heads * 100 + headDim)
       const stride = 3 * 2 * kvHeads * headDim
@@ -531,7 +539,8 @@ describe('attention over many query rows equals its documented order of operatio
       const q = kernels.alloc(rows * heads * headDim * 4)
       const cache = kernels.alloc(positions * stride * 4)
       const out = kernels.alloc(rows * heads * headDim * 4)
-      const scores = kernels.alloc(heads * positions * 4)
+      const scoresStride = Math.floor(scoreRows * positions)
+      const scores = kernels.alloc(heads * scoresStride * 4)
       const qs = kernels.f32(q, rows * heads * headDim)
       for (let i = 0; i < qs.length; i++) qs[i] = (random() - 0.5) * 4
       const cs = kernels.f32(cache, positions * stride)
@@ -539,23 +548,28 @@ describe('attention over many query rows equals its documented order of operatio
       for (let i = 0; i < cs.length; i++) cs[i] = (random() - 0.5) * (i % 131 === 0 ? 400 : 3)
       const valuesOffset = kvHeads * headDim
       const scale = 1 / Math.sqrt(headDim)
-      kernels.k.attention_split(
-        q,
-        cache,
-        cache + valuesOffset * 4,
-        out,
-        scores,
-        positions,
-        rows,
-        heads,
-        kvHeads,
-        headDim,
-        stride,
-        position0,
-        scale,
-        0,
-        heads,
-      )
+      // Two calls over two head ranges, as threads split them.
+      for (const [begin, end] of [
+        [0, 1],
+        [1, heads],
+      ])
+        kernels.k.attention_split(
+          q,
+          cache,
+          cache + valuesOffset * 4,
+          out,
+          scores,
+          scoresStride,
+          rows,
+          heads,
+          kvHeads,
+          headDim,
+          stride,
+          position0,
+          scale,
+          begin!,
+          end!,
+        )
       const expected = attentionReference(
         kernels.f32(q, rows * heads * headDim),
         kernels.f32(cache, positions * stride),

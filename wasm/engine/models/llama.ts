@@ -10,6 +10,7 @@
 import type { Pointer } from '../kernels.ts'
 import type { OnnxWeights } from '../onnx-weights.ts'
 import {
+  attentionScoresStride,
   type Embedding,
   EngineUnsupportedError,
   KvCache,
@@ -154,7 +155,8 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const up = alloc(chunk * intermediate)
   const logits = alloc(vocabulary)
   const ids = kernels.alloc(chunk * 4, 16)
-  const scores = alloc(heads * context.contextLength)
+  const scoresStride = attentionScoresStride(context.contextLength)
+  const scores = alloc(heads * scoresStride)
   // Everything above is fixed; the cache comes last so it can grow.
   const capacity = kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition)
   const cache = new KvCache(kernels, config.numHiddenLayers, kvHeads, headDim, capacity)
@@ -185,7 +187,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         query: q,
         out: attentionOut,
         scores,
-        scoresStride: context.contextLength,
+        scoresStride,
         count,
         heads,
         position0,

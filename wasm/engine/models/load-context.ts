@@ -222,6 +222,16 @@ export function kvCacheCapacity(kernels: Kernels, contextLength: number, bytesPe
 }
 
 /**
+ * Floats of attention scratch per query head (KvCache.attend's scoresStride): a row of scores for
+ * every position, and room for the prefill's blocks of eight query rows (src/attention.c attends
+ * up to eight rows of a head per pass over its keys, as many as this holds) up to 4,096 positions
+ * even when the context is shorter than eight times that.
+ */
+export function attentionScoresStride(contextLength: number): number {
+  return Math.max(contextLength, 8 * Math.min(contextLength, 4096))
+}
+
+/**
  * A KV cache for `layers` attention layers, position-major (position t holds every layer's keys
  * then values), allocated last in the arena so it grows at the top without moving anything.
  */

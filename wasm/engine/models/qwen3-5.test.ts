@@ -142,7 +142,7 @@ describe('Qwen3.5 kernels against plain TypeScript', () => {
       const reference = Float64Array.from(initial)
       const ps = put(initial)
       const out = kernels.alloc(tokens * valueHeads * dv * 4)
-      const scratch = kernels.alloc(valueHeads * (3 * dk + 3 * dv) * 4)
+      const scratch = kernels.alloc(kernels.k.qwen35_gated_delta_scratch_floats(valueHeads, dk, dv) * 4)
       const [pq, pz, pa, pb, pn, pd, pw] = [qkv, z, a, b, negExpALog, dtBias, norm].map(put) as number[]
       // Two calls over two head ranges (as threads split them) give the one-call result.
       for (const [begin, end] of [
@@ -218,6 +218,66 @@ describe('Qwen3.5 kernels against plain TypeScript', () => {
       )
     },
   )
+
+  it('gated delta rule: the same bits however the tokens are grouped into calls', () => {
+    // 37 tokens: several of the kernel's token blocks and a partial one; dv 20: strips of eight
+    // columns and a tail of four. One call, calls of five, and token by token (decode) must give
+    // the same outputs and the same final state, bit for bit.
+    kernels.release(top)
+    const [tokens, keyHeads, valueHeads, dk, dv] = [37, 2, 4, 16, 20]
+    const stride = 2 * keyHeads * dk + valueHeads * dv
+    const inputs = [
+      random(tokens * stride),
+      random(tokens * valueHeads * dv),
+      random(tokens * valueHeads, 3),
+      random(tokens * valueHeads, 3),
+      Float32Array.from(random(valueHeads), (v) => -Math.exp(v)),
+      random(valueHeads),
+      random(dv),
+    ].map(put) as number[]
+    const [pq, pz, pa, pb, pn, pd, pw] = inputs as [number, number, number, number, number, number, number]
+    const initial = random(valueHeads * dk * dv, 0.3)
+    const scratch = kernels.alloc(kernels.k.qwen35_gated_delta_scratch_floats(valueHeads, dk, dv) * 4)
+    const run = (group: number) => {
+      const ps = put(initial)
+      const out = kernels.alloc(tokens * valueHeads * dv * 4)
+      for (let t = 0; t < tokens; t += group)
+        kernels.k.qwen35_gated_delta(
+          pq + t * stride * 4,
+          stride,
+          pz + t * valueHeads * dv * 4,
+          valueHeads * dv,
+          pa + t * valueHeads * 4,
+          pb + t * valueHeads * 4,
+          valueHeads,
+          pn,
+          pd,
+          pw,
+          ps,
+          out + t * valueHeads * dv * 4,
+          valueHeads * dv,
+          scratch,
+          Math.min(group, tokens - t),
+          keyHeads,
+          valueHeads,
+          dk,
+          dv,
+          1e-6,
+          0,
+          valueHeads,
+        )
+      return [
+        kernels.f32(out, tokens * valueHeads * dv).slice(),
+        kernels.f32(ps, valueHeads * dk * dv).slice(),
+      ]
+    }
+    const [whole, wholeState] = run(tokens) as [Float32Array, Float32Array]
+    for (const group of [5, 1]) {
+      const [out, finalState] = run(group) as [Float32Array, Float32Array]
+      expect(sameBits(out, whole)).toBe(true)
+      expect(sameBits(finalState, wholeState)).toBe(true)
+    }
+  })
 
   it('splits [query | gate] per head and gates by sigmoid', () => {
     kernels.release(top)

@@ -23,6 +23,7 @@ import { ModelError } from '../../../core/errors.ts'
 import type { Pointer } from '../kernels.ts'
 import type { Initializer, OnnxWeights } from '../onnx-weights.ts'
 import {
+  attentionScoresStride,
   Embedding,
   EngineUnsupportedError,
   KvCache,
@@ -328,7 +329,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const b = alloc(chunk * valueHeads)
   const core = alloc(chunk * valueDim)
   // One slot per value head (see src/gated-delta.c), so threads splitting the heads never share one.
-  const deltaScratch = alloc(valueHeads * (3 * dk + 3 * dv))
+  const deltaScratch = alloc(kernels.k.qwen35_gated_delta_scratch_floats(valueHeads, dk, dv))
   const projected = alloc(chunk * 2 * qWidth)
   const query = alloc(chunk * qWidth)
   const gateValues = alloc(chunk * qWidth)
@@ -340,7 +341,8 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const logits = alloc(vocabulary)
   const ids = kernels.alloc(chunk * 4, 16)
   // One scores row per query head, so threads splitting the heads never share one.
-  const scores = alloc(heads * context.contextLength)
+  const scoresStride = attentionScoresStride(context.contextLength)
+  const scores = alloc(heads * scoresStride)
   // Everything above is fixed; the KV cache comes last so it can grow.
   const capacity =
     attentionLayers === 0
@@ -421,7 +423,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           query,
           out: attentionOut,
           scores,
-          scoresStride: context.contextLength,
+          scoresStride,
           count,
           heads,
           position0,

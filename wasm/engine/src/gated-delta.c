@@ -8,6 +8,10 @@
 // first applies the previous token's update and then takes the two reductions this token needs
 // (Sᵀk and Sᵀq); with S the state before the token, kv = e^g·(Sᵀk) and o = e^g·(Sᵀq) + (k·q)·δ,
 // which is the rule above rearranged. A prefill thus reads the state once per token, not twice.
+// Column j of kv, δ and o depends on column j of S only, so the state goes in strips of eight
+// columns, each strip through a block of up to TOKEN_BLOCK tokens while it sits in L1 (δ in
+// registers), the block's last update applied before the next strip: every element sees the same
+// operations in the same order as token after token over the whole state.
 //
 // Determinism: every sum runs in one fixed order (over i = 0..dk−1 for each output lane); SIMD
 // runs across the dv lanes, which are independent, so the result does not depend on the
@@ -17,7 +21,7 @@
 // Layouts: qkv [tokens, qkv_stride] holding q (Hk·dk), k (Hk·dk), v (Hv·dv) after the conv;
 // z [tokens, z_stride] (Hv·dv used); a and b [tokens, ab_stride] (Hv used each); state
 // [Hv, dk, dv]; out [tokens, out_stride]. Heads [h_begin, h_end) are computed (thread split).
-// scratch: Hv·(3·dk + 3·dv) floats (one slot per value head).
+// scratch: qwen35_gated_delta_scratch_floats(Hv, dk, dv) floats (one slot per value head).
 
 #include "qwen35-math.h"
 
@@ -37,85 +41,6 @@ static float sum_squares(const float *x, int n) {
 static void l2_normalise(const float *x, float *y, int n, float scale) {
   float inv = 1.0f / __builtin_sqrtf(sum_squares(x, n) + 1e-6f);
   for (int i = 0; i < n; i++) y[i] = x[i] * inv * scale;
-}
-
-// One pass over a head's state S [dk, dv] for one token: first, when `pending` is set, the
-// previous token's update S ← S·decay_p + k_p ⊗ δ_p (the same two operations per element as the
-// reference's S·e^g then + k ⊗ δ), then the two reductions this token needs, over the updated S:
-// acc_k = Sᵀk and acc_q = Sᵀq, each summed over i = 0..dk−1 in order. Fusing the update into the
-// next token's reads makes a prefill one read-write pass per token instead of two; the values are
-// the same as updating first, so the chunking of tokens into calls changes no bit.
-static void state_pass(float *state, int pending, float decay_p, const float *k_p, const float *delta_p,
-                       const float *k, const float *q, float *acc_k, float *acc_q, int dk, int dv) {
-  const f32x4 dp = wasm_f32x4_splat(decay_p);
-  int j = 0;
-  for (; j + 8 <= dv; j += 8) {
-    f32x4 ak0 = wasm_f32x4_splat(0.0f), ak1 = ak0, aq0 = ak0, aq1 = ak0;
-    if (pending) {
-      const f32x4 e0 = wasm_v128_load(delta_p + j), e1 = wasm_v128_load(delta_p + j + 4);
-      for (int i = 0; i < dk; i++) {
-        float *row = state + (int64_t)i * dv + j;
-        const f32x4 kp = wasm_f32x4_splat(k_p[i]);
-        f32x4 s0 = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row), dp), wasm_f32x4_mul(kp, e0));
-        f32x4 s1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + 4), dp), wasm_f32x4_mul(kp, e1));
-        wasm_v128_store(row, s0);
-        wasm_v128_store(row + 4, s1);
-        const f32x4 ki = wasm_f32x4_splat(k[i]), qi = wasm_f32x4_splat(q[i]);
-        ak0 = wasm_f32x4_add(ak0, wasm_f32x4_mul(s0, ki));
-        ak1 = wasm_f32x4_add(ak1, wasm_f32x4_mul(s1, ki));
-        aq0 = wasm_f32x4_add(aq0, wasm_f32x4_mul(s0, qi));
-        aq1 = wasm_f32x4_add(aq1, wasm_f32x4_mul(s1, qi));
-      }
-    } else {
-      for (int i = 0; i < dk; i++) {
-        const float *row = state + (int64_t)i * dv + j;
-        const f32x4 s0 = wasm_v128_load(row), s1 = wasm_v128_load(row + 4);
-        const f32x4 ki = wasm_f32x4_splat(k[i]), qi = wasm_f32x4_splat(q[i]);
-        ak0 = wasm_f32x4_add(ak0, wasm_f32x4_mul(s0, ki));
-        ak1 = wasm_f32x4_add(ak1, wasm_f32x4_mul(s1, ki));
-        aq0 = wasm_f32x4_add(aq0, wasm_f32x4_mul(s0, qi));
-        aq1 = wasm_f32x4_add(aq1, wasm_f32x4_mul(s1, qi));
-      }
-    }
-    wasm_v128_store(acc_k + j, ak0);
-    wasm_v128_store(acc_k + j + 4, ak1);
-    wasm_v128_store(acc_q + j, aq0);
-    wasm_v128_store(acc_q + j + 4, aq1);
-  }
-  for (; j < dv; j++) {
-    float ak = 0.0f, aq = 0.0f;
-    for (int i = 0; i < dk; i++) {
-      float s = state[(int64_t)i * dv + j];
-      if (pending) {
-        s = s * decay_p + k_p[i] * delta_p[j];
-        state[(int64_t)i * dv + j] = s;
-      }
-      ak = ak + s * k[i];
-      aq = aq + s * q[i];
-    }
-    acc_k[j] = ak;
-    acc_q[j] = aq;
-  }
-}
-
-// The last pending update: S ← S·decay + k ⊗ δ.
-static void state_update(float *state, float decay, const float *k, const float *delta, int dk, int dv) {
-  const f32x4 d4 = wasm_f32x4_splat(decay);
-  int j = 0;
-  for (; j + 16 <= dv; j += 16) {
-    const f32x4 e0 = wasm_v128_load(delta + j), e1 = wasm_v128_load(delta + j + 4);
-    const f32x4 e2 = wasm_v128_load(delta + j + 8), e3 = wasm_v128_load(delta + j + 12);
-    for (int i = 0; i < dk; i++) {
-      float *row = state + (int64_t)i * dv + j;
-      const f32x4 ki = wasm_f32x4_splat(k[i]);
-      wasm_v128_store(row, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row), d4), wasm_f32x4_mul(ki, e0)));
-      wasm_v128_store(row + 4, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + 4), d4), wasm_f32x4_mul(ki, e1)));
-      wasm_v128_store(row + 8, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + 8), d4), wasm_f32x4_mul(ki, e2)));
-      wasm_v128_store(row + 12, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + 12), d4), wasm_f32x4_mul(ki, e3)));
-    }
-  }
-  for (; j < dv; j++)
-    for (int i = 0; i < dk; i++) state[(int64_t)i * dv + j] = state[(int64_t)i * dv + j] * decay + k[i] * delta[j];
 }
 
 static float dot(const float *a, const float *b, int n) {
@@ -139,6 +64,96 @@ static void gated_norm(float *o, const float *z, const float *w, int dv, float e
   for (; j < dv; j++) o[j] = o[j] * inv * w[j] * q35_siluf(z[j]);
 }
 
+// Tokens whose normalised q and k a head keeps in scratch at once: each strip of the state stays
+// in L1 across them.
+#define TOKEN_BLOCK 16
+
+/** Floats of scratch qwen35_gated_delta needs: one slot of 2 · TOKEN_BLOCK · dk per value head. */
+EXPORT(qwen35_gated_delta_scratch_floats)
+int qwen35_gated_delta_scratch_floats(int value_heads, int dk, int dv) { return value_heads * 2 * TOKEN_BLOCK * dk; }
+
+// One strip of eight state columns [dk, j..j+8) of a head through tokens [0, n) of a block, the
+// strip staying in registers and L1. Per token: first, from the second token on, the previous
+// token's update S ← S·decay_p + k_p ⊗ δ_p (the reference's S·e^g, then + k ⊗ δ, as two
+// operations per element), then the two reductions this token needs over the updated S,
+// acc_k = Sᵀk and acc_q = Sᵀq, each summed over i = 0..dk−1 in order; with S the state before
+// the token, kv = e^g·acc_k, δ = (v − kv)·β and o = e^g·acc_q + (k·q)·δ (the rule rearranged).
+// After the block's last token its update is applied too, so the state between blocks (and
+// between calls) is the rule's state after each token: the bits do not depend on the blocking.
+static void strip8(float *state, int j, int dv, int dk, int n, const float *qn, const float *kn, const float *decay,
+                   const float *beta, const float *kq, const float *const *v, float *const *o) {
+  f32x4 e0 = wasm_f32x4_splat(0.0f), e1 = e0;
+  f32x4 dp = e0;
+  const float *kp = kn;
+  for (int t = 0; t < n; t++) {
+    const float *k = kn + t * dk, *q = qn + t * dk;
+    f32x4 ak0 = wasm_f32x4_splat(0.0f), ak1 = ak0, aq0 = ak0, aq1 = ak0;
+    if (t > 0) {
+      for (int i = 0; i < dk; i++) {
+        float *row = state + (int64_t)i * dv + j;
+        const f32x4 kpi = wasm_f32x4_splat(kp[i]);
+        f32x4 s0 = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row), dp), wasm_f32x4_mul(kpi, e0));
+        f32x4 s1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + 4), dp), wasm_f32x4_mul(kpi, e1));
+        wasm_v128_store(row, s0);
+        wasm_v128_store(row + 4, s1);
+        const f32x4 ki = wasm_f32x4_splat(k[i]), qi = wasm_f32x4_splat(q[i]);
+        ak0 = wasm_f32x4_add(ak0, wasm_f32x4_mul(s0, ki));
+        ak1 = wasm_f32x4_add(ak1, wasm_f32x4_mul(s1, ki));
+        aq0 = wasm_f32x4_add(aq0, wasm_f32x4_mul(s0, qi));
+        aq1 = wasm_f32x4_add(aq1, wasm_f32x4_mul(s1, qi));
+      }
+    } else {
+      for (int i = 0; i < dk; i++) {
+        const float *row = state + (int64_t)i * dv + j;
+        const f32x4 s0 = wasm_v128_load(row), s1 = wasm_v128_load(row + 4);
+        const f32x4 ki = wasm_f32x4_splat(k[i]), qi = wasm_f32x4_splat(q[i]);
+        ak0 = wasm_f32x4_add(ak0, wasm_f32x4_mul(s0, ki));
+        ak1 = wasm_f32x4_add(ak1, wasm_f32x4_mul(s1, ki));
+        aq0 = wasm_f32x4_add(aq0, wasm_f32x4_mul(s0, qi));
+        aq1 = wasm_f32x4_add(aq1, wasm_f32x4_mul(s1, qi));
+      }
+    }
+    const f32x4 g = wasm_f32x4_splat(decay[t]), b = wasm_f32x4_splat(beta[t]), c = wasm_f32x4_splat(kq[t]);
+    e0 = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(v[t] + j), wasm_f32x4_mul(g, ak0)), b);
+    e1 = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(v[t] + j + 4), wasm_f32x4_mul(g, ak1)), b);
+    wasm_v128_store(o[t] + j, wasm_f32x4_add(wasm_f32x4_mul(g, aq0), wasm_f32x4_mul(c, e0)));
+    wasm_v128_store(o[t] + j + 4, wasm_f32x4_add(wasm_f32x4_mul(g, aq1), wasm_f32x4_mul(c, e1)));
+    dp = g;
+    kp = k;
+  }
+  for (int i = 0; i < dk; i++) {
+    float *row = state + (int64_t)i * dv + j;
+    const f32x4 kpi = wasm_f32x4_splat(kp[i]);
+    wasm_v128_store(row, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row), dp), wasm_f32x4_mul(kpi, e0)));
+    wasm_v128_store(row + 4, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + 4), dp), wasm_f32x4_mul(kpi, e1)));
+  }
+}
+
+// strip8 for one column (the dv % 8 tail), in scalar code with the same operations.
+static void strip1(float *state, int j, int dv, int dk, int n, const float *qn, const float *kn, const float *decay,
+                   const float *beta, const float *kq, const float *const *v, float *const *o) {
+  float e = 0.0f, dp = 0.0f;
+  const float *kp = kn;
+  for (int t = 0; t < n; t++) {
+    const float *k = kn + t * dk, *q = qn + t * dk;
+    float ak = 0.0f, aq = 0.0f;
+    for (int i = 0; i < dk; i++) {
+      float s = state[(int64_t)i * dv + j];
+      if (t > 0) {
+        s = s * dp + kp[i] * e;
+        state[(int64_t)i * dv + j] = s;
+      }
+      ak = ak + s * k[i];
+      aq = aq + s * q[i];
+    }
+    e = (v[t][j] - decay[t] * ak) * beta[t];
+    o[t][j] = decay[t] * aq + kq[t] * e;
+    dp = decay[t];
+    kp = k;
+  }
+  for (int i = 0; i < dk; i++) state[(int64_t)i * dv + j] = state[(int64_t)i * dv + j] * dp + kp[i] * e;
+}
+
 EXPORT(qwen35_gated_delta)
 void qwen35_gated_delta(const float *qkv, int qkv_stride, const float *z, int z_stride,
                         const float *a, const float *b, int ab_stride, const float *neg_exp_a_log,
@@ -149,40 +164,35 @@ void qwen35_gated_delta(const float *qkv, int qkv_stride, const float *z, int z_
   const int repeat = value_heads / key_heads;
   const int key_dim = key_heads * dk;
   const float q_scale = 1.0f / __builtin_sqrtf((float)dk);
-  // Each value head has its own slot of scratch (q, two k, two δ, acc_k), so threads that split
-  // the heads never share one: slot h starts at h · (3·dk + 3·dv).
+  float decay[TOKEN_BLOCK], beta[TOKEN_BLOCK], kq[TOKEN_BLOCK];
+  const float *v[TOKEN_BLOCK];
+  float *o[TOKEN_BLOCK];
+  // Each value head has its own slot of scratch (q and k of a block of tokens), so threads that
+  // split the heads never share one.
   for (int h = h_begin; h < h_end; h++) {
     const int kh = h / repeat;
-    float *slot = scratch + (int64_t)h * (3 * dk + 3 * dv);
-    float *q = slot;
-    float *keys[2] = {slot + dk, slot + 2 * dk};
-    float *deltas[2] = {slot + 3 * dk, slot + 3 * dk + dv};
-    float *acc_k = slot + 3 * dk + 2 * dv;
+    float *qn = scratch + (int64_t)h * 2 * TOKEN_BLOCK * dk;
+    float *kn = qn + TOKEN_BLOCK * dk;
     float *s = state + (int64_t)h * dk * dv;
-    float decay_p = 0.0f;
-    for (int t = 0; t < tokens; t++) {
-      const float *row = qkv + (int64_t)t * qkv_stride;
-      float *k = keys[t & 1];
-      l2_normalise(row + kh * dk, q, dk, q_scale);
-      l2_normalise(row + key_dim + kh * dk, k, dk, 1.0f);
-      const float *v = row + 2 * key_dim + (int64_t)h * dv;
-      const float beta = q35_sigmoidf(b[(int64_t)t * ab_stride + h]);
-      const float g = neg_exp_a_log[h] * q35_softplusf(a[(int64_t)t * ab_stride + h] + dt_bias[h]);
-      const float decay = q35_expf(g);
-      float *o = out + (int64_t)t * out_stride + (int64_t)h * dv;
-      float *delta = deltas[t & 1];
-      // acc_q goes straight into o.
-      state_pass(s, t > 0, decay_p, keys[(t + 1) & 1], deltas[(t + 1) & 1], k, q, acc_k, o, dk, dv);
-      // With S the state before this token: kv = (S·e^g)ᵀk, δ = (v − kv)·β, and
-      // o = (S·e^g + k ⊗ δ)ᵀq = e^g·(Sᵀq) + (k·q)·δ.
-      const float kq = dot(k, q, dk);
-      for (int j = 0; j < dv; j++) {
-        delta[j] = (v[j] - decay * acc_k[j]) * beta;
-        o[j] = decay * o[j] + kq * delta[j];
+    for (int t0 = 0; t0 < tokens; t0 += TOKEN_BLOCK) {
+      const int n = tokens - t0 < TOKEN_BLOCK ? tokens - t0 : TOKEN_BLOCK;
+      for (int i = 0; i < n; i++) {
+        const int t = t0 + i;
+        const float *row = qkv + (int64_t)t * qkv_stride;
+        l2_normalise(row + kh * dk, qn + i * dk, dk, q_scale);
+        l2_normalise(row + key_dim + kh * dk, kn + i * dk, dk, 1.0f);
+        v[i] = row + 2 * key_dim + (int64_t)h * dv;
+        o[i] = out + (int64_t)t * out_stride + (int64_t)h * dv;
+        beta[i] = q35_sigmoidf(b[(int64_t)t * ab_stride + h]);
+        const float g = neg_exp_a_log[h] * q35_softplusf(a[(int64_t)t * ab_stride + h] + dt_bias[h]);
+        decay[i] = q35_expf(g);
+        kq[i] = dot(kn + i * dk, qn + i * dk, dk);
       }
-      gated_norm(o, z + (int64_t)t * z_stride + (int64_t)h * dv, norm_weight, dv, eps);
-      decay_p = decay;
+      int j = 0;
+      for (; j + 8 <= dv; j += 8) strip8(s, j, dv, dk, n, qn, kn, decay, beta, kq, v, o);
+      for (; j < dv; j++) strip1(s, j, dv, dk, n, qn, kn, decay, beta, kq, v, o);
+      for (int i = 0; i < n; i++)
+        gated_norm(o[i], z + (int64_t)(t0 + i) * z_stride + (int64_t)h * dv, norm_weight, dv, eps);
     }
-    state_update(s, decay_p, keys[(tokens - 1) & 1], deltas[(tokens - 1) & 1], dk, dv);
   }
 }

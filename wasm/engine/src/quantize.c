@@ -37,7 +37,13 @@ static inline float quantize_block_simd(const float *x, v128_t c[8]) {
   if (m2 > max_abs) max_abs = m2;
   if (m3 > max_abs) max_abs = m3;
   v128_t inverse = wasm_f32x4_splat(max_abs == 0.0f ? 0.0f : 127.0f / max_abs);
-  for (int j = 0; j < 8; j++) c[j] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[j], inverse)));
+  // nearest() then a float-to-int conversion, in two cheap operations: adding 1.5·2^23 rounds the
+  // product (|x| <= 127) to an integer, ties to even as nearest does, into the low mantissa bits;
+  // subtracting the magic's bits as integers leaves it as int32. (A NaN product, from an infinite
+  // input, gives another meaningless code than the conversion's 0.)
+  const v128_t magic = wasm_f32x4_splat(12582912.0f);
+  for (int j = 0; j < 8; j++)
+    c[j] = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(v[j], inverse), magic), magic);
   return max_abs / 127.0f;
 }
 

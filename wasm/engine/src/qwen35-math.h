@@ -43,9 +43,14 @@ static inline float q35_expf(float x) {
   return p * q35_bits_to_float(((int)n + 127) << 23);
 }
 
+// q35_expf on four lanes. The clamp takes pmin / pmax (one instruction each on x64, where min /
+// max take several for their NaN and signed-zero rules; with the constant second, the values are
+// the same, a NaN passing through), and 2^n comes from n + 1.5·2^23, whose low bits are n (n is
+// integral and small here), instead of a saturating float-to-int conversion, which is also several
+// instructions: (bits + 127) << 23 drops the magic's bits, leaving q35_expf's exponent.
 static inline f32x4 q35_expf4(f32x4 x) {
-  x = wasm_f32x4_min(x, wasm_f32x4_splat(Q35_EXP_HI));
-  x = wasm_f32x4_max(x, wasm_f32x4_splat(Q35_EXP_LO));
+  x = wasm_f32x4_pmin(x, wasm_f32x4_splat(Q35_EXP_HI));
+  x = wasm_f32x4_pmax(x, wasm_f32x4_splat(Q35_EXP_LO));
   f32x4 n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(Q35_LOG2E)));
   f32x4 r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(Q35_LN2_HI)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(Q35_LN2_LO)));
@@ -58,7 +63,8 @@ static inline f32x4 q35_expf4(f32x4 x) {
   p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, z), r);
   p = wasm_f32x4_add(p, wasm_f32x4_splat(1.0f));
-  v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  v128_t shifted = wasm_f32x4_add(n, wasm_f32x4_splat(12582912.0f));
+  v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(shifted, wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(p, scale);
 }
 
