@@ -1,5 +1,5 @@
-// Deterministic float math for the Qwen3.5 kernels: exp, log1p, sigmoid, silu, softplus written
-// out in IEEE f32 operations only (no host Math, no relaxed SIMD, no fused multiply-add: wasm
+// Deterministic float math for the Qwen3.5 kernels and every model's SwiGLU: exp, log1p, sigmoid,
+// silu, softplus written out in IEEE f32 operations only (no host Math, no relaxed SIMD, no fused multiply-add: wasm
 // SIMD128 has none, so clang cannot contract), so every host and every thread count computes the
 // same bits. The vector and scalar forms run the same operation sequence on each lane, so a value
 // does not depend on whether it fell in the vector body or the scalar tail.
