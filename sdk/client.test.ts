@@ -34,6 +34,7 @@ describe('createClient: options', () => {
     ['unknown threshold', { thresholds: { minSpeed: 3 } }, 'thresholds.minSpeed'],
     ['bad default temperature', { defaults: { temperature: -0.5 } }, 'defaults.temperature'],
     ['bad backend', { backend: 'cuda' }, 'backend'],
+    ['unknown dtype (was accepted until the first load)', { dtype: 'q3' }, 'dtype'],
     ['numThreads 0', { numThreads: 0 }, 'numThreads'],
     ['numThreads fractional', { numThreads: 1.5 }, 'numThreads'],
     ['numThreads as text', { numThreads: '2' }, 'numThreads'],

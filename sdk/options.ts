@@ -14,6 +14,7 @@ import {
   type ToolChoice,
   type ToolDefinition,
 } from '../core/structured/constraint.ts'
+import { knownDtypes } from '../core/weight-format.ts'
 import type { EdgeOptions } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
 
@@ -251,6 +252,14 @@ export function validateClientOptions(
     throw new InvalidArgumentError(
       'dtype',
       `dtype must be a weight format like 'q4', 'q8', 'fp16', 'fp32' (got ${describe(dtype)}).`,
+    )
+  }
+  // A name no package can have is refused here, not at the first load (in the background, or as
+  // a route to the edge that hides the typo).
+  if (dtype !== undefined && dtype !== 'quantized' && !(knownDtypes as readonly string[]).includes(dtype)) {
+    throw new InvalidArgumentError(
+      'dtype',
+      `Unknown dtype ${JSON.stringify(dtype)}; use one of ${knownDtypes.join(', ')} (or 'quantized' for q8), or omit it for the backend's fastest.`,
     )
   }
   if (
