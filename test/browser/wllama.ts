@@ -12,9 +12,9 @@ import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { startStaticServer } from '../../demo/static-server.ts'
 import { launchChromium } from './chromium.ts'
-import type { WllamaRequest, WllamaResult } from './wllama-page/main.ts'
+import type { WllamaRequest, WllamaResult, WllamaStep } from './wllama-page/main.ts'
 
-export type { WllamaRequest, WllamaResult }
+export type { WllamaRequest, WllamaResult, WllamaStep }
 
 const repositoryRoot = join(import.meta.dirname, '../..')
 

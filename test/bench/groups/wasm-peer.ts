@@ -54,7 +54,13 @@ const cases: readonly PeerCase[] = [
   { id: 'qwen3_5-0.8b', ours: 'q8', gguf: 'q8_0', threads: 1 },
 ]
 
-/** The weights a package was built from: the fixture's seed for random shapes, the fp32 file otherwise. */
+/**
+ * The weights a package was built from: the fixture's seed for random shapes, the fp32 file
+ * otherwise. Qwen3.5 goes to writeGguf in the Qwen3.5 builder's form ({ config, weights }), which is
+ * what `ondevice export` reads back from an fp32 package of the same seed (builder/gguf/gguf.test.ts
+ * checks they are the same weights, A_log within float rounding), so its Q4_0 and Q8_0 rows run the export that
+ * test/browser/gguf-wllama.test.ts checks against the reference in llama.cpp (F32, Q8_0, Q4_0, Q4_1).
+ */
 async function packageWeights(pkg: BenchPackage): Promise<GgufSourceWeights> {
   if (pkg.id === 'qwen3-0.6b') return randomDecoderWeights(fixtureConfig('qwen3', 'qwen3-0.6b'), 1)
   if (pkg.id === 'qwen3_5-0.8b') {
