@@ -12,6 +12,23 @@ export interface PackageReader {
   exists?(path: string): Promise<boolean>
   /** A local file path, for backends that load from disk (onnxruntime-node needs it for external data). */
   localPath?(path: string): string | undefined
+  /** The file's bytes in order, never held whole (sources that stream: R2, static assets, a URL). */
+  stream?(path: string, expectedBytes: number): AsyncIterable<Uint8Array>
+  /**
+   * Bytes [offset, offset + length) of the file, for sources with ranged reads (unchecked: the
+   * verified reader checks them). Throws RangesUnsupportedError (worker/verified-ranges.ts) when
+   * the source cannot read a range.
+   */
+  readRange?(path: string, offset: number, length: number): Promise<Uint8Array>
+  /**
+   * Verified bytes of a file from `offset` into `target` (verifyPackage's reader over a source with
+   * `stream` and `readRange`): what the engine copies weights through, never holding a file whole.
+   */
+  readInto?(path: string, offset: number, target: Uint8Array): Promise<void>
+  /** The file's size (undefined: no such file), where the reader knows it without reading it. */
+  size?(path: string): Promise<number | undefined>
+  /** Drops what the reader keeps for ranged reads (called when a model's load ends). */
+  close?(): Promise<void>
 }
 
 import type { StoredPackage } from './store/types.ts'

@@ -11,7 +11,7 @@ import { parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
 import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
-import { wholeFileWeightReader } from '../wasm/engine/package-files.ts'
+import { packageWeightReader } from '../wasm/engine/package-files.ts'
 import { createEngineSession, engineCoversModelType } from '../wasm/engine/session.ts'
 import type { HostedModel } from './model-host.ts'
 
@@ -57,7 +57,7 @@ export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedMo
     const open = () =>
       createEngineSession({
         module: engine,
-        files: wholeFileWeightReader(options.reader),
+        files: packageWeightReader(options.reader),
         dtype,
         config,
         modelId: options.modelId,

@@ -6,6 +6,7 @@
 import type { PackageReader } from '../client-runtime/package-reader.ts'
 import {
   checkIdleTimeout,
+  type IdleTimer,
   readBodyWithin,
   stalledError,
   startIdleTimer,
@@ -19,14 +20,37 @@ import {
 } from '../client-runtime/store/manifest.ts'
 import { refuseCrossOriginManifest } from '../client-runtime/store/redirect-origin.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
-import { ModelError, StoreError } from '../core/errors.ts'
+import { ModelError, OndeviceError, StoreError } from '../core/errors.ts'
 import { htmlPageReason, isHtmlPage } from '../core/html-page.ts'
+import { RangesUnsupportedError, verifiedRanges } from './verified-ranges.ts'
 
 export type { PackageReader }
 
 /** The slice of Workers' R2Bucket this needs (structural, so Node code type-checks without workers-types). */
 export interface R2BucketLike {
-  get(key: string): Promise<{ arrayBuffer(): Promise<ArrayBuffer> } | null>
+  get(
+    key: string,
+    options?: { readonly range?: { readonly offset: number; readonly length: number } },
+  ): Promise<{ arrayBuffer(): Promise<ArrayBuffer>; readonly body?: ReadableStream<Uint8Array> } | null>
+}
+
+/** A body's chunks; the reader is released (and the body cancelled) when the consumer stops early. */
+async function* chunksOf(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader()
+  let finished = false
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) {
+        finished = true
+        return
+      }
+      yield value
+    }
+  } finally {
+    if (!finished) await reader.cancel().catch(() => undefined)
+    reader.releaseLock()
+  }
 }
 
 /** The slice of a Workers `Fetcher` (the ASSETS binding) this needs. */
@@ -59,11 +83,27 @@ function readerFromBytes(readBytes: (path: string) => Promise<Uint8Array>): Pack
 /** Package files stored in R2 under `prefix` (e.g. `qwen3-0.6b/` holding config.json, onnx/...). */
 export function r2PackageReader(bucket: R2BucketLike, prefix: string): PackageReader {
   const where = `R2 prefix '${prefix}'`
-  return readerFromBytes(async (path) => {
-    const object = await bucket.get(joinPrefix(prefix, path))
-    if (object === null) throw missing(path, where)
-    return new Uint8Array(await object.arrayBuffer())
-  })
+  return {
+    ...readerFromBytes(async (path) => {
+      const object = await bucket.get(joinPrefix(prefix, path))
+      if (object === null) throw missing(path, where)
+      return new Uint8Array(await object.arrayBuffer())
+    }),
+    async *stream(path) {
+      const object = await bucket.get(joinPrefix(prefix, path))
+      if (object === null) throw missing(path, where)
+      if (!object.body) {
+        yield new Uint8Array(await object.arrayBuffer())
+        return
+      }
+      yield* chunksOf(object.body)
+    },
+    async readRange(path, offset, length) {
+      const object = await bucket.get(joinPrefix(prefix, path), { range: { offset, length } })
+      if (object === null) throw missing(path, where)
+      return new Uint8Array(await object.arrayBuffer())
+    },
+  }
 }
 
 /** Written next to a file too large for one static asset: how to put its chunks back together. */
@@ -82,10 +122,15 @@ export const chunkIndexPath = (path: string): string => `${path}.chunks.json`
  */
 export function assetsPackageReader(assets: FetcherLike, prefix: string): PackageReader {
   const where = `static assets path '/${prefix.replace(/^\/+/, '')}'`
-  const get = async (path: string): Promise<Response> => {
+  const get = async (path: string, range?: { offset: number; length: number }): Promise<Response> => {
     // The host part is ignored by the assets binding; only the path selects the file.
-    const response = await assets.fetch(new Request(`https://assets.invalid/${joinPrefix(prefix, path)}`))
+    const response = await assets.fetch(
+      new Request(`https://assets.invalid/${joinPrefix(prefix, path)}`, {
+        headers: range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {},
+      }),
+    )
     if (!response.ok && response.status !== 404) {
+      await response.body?.cancel().catch(() => undefined)
       throw new StoreError(
         'download_failed',
         `Reading ${path} from ${where} failed with HTTP ${response.status}.`,
@@ -94,9 +139,7 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
     }
     return response
   }
-  return readerFromBytes(async (path) => {
-    const whole = await get(path)
-    if (whole.ok) return new Uint8Array(await whole.arrayBuffer())
+  const readIndex = async (path: string): Promise<ChunkIndex> => {
     const indexResponse = await get(chunkIndexPath(path))
     if (!indexResponse.ok) throw missing(path, where)
     const index = (await indexResponse.json()) as ChunkIndex
@@ -106,29 +149,110 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
         `${chunkIndexPath(path)} in ${where} is not a chunk index; prepare the assets again.`,
       )
     }
-    const bytes = new Uint8Array(index.bytes)
-    let offset = 0
-    // One chunk at a time: only the joined file and one chunk are in memory at once.
-    for (const chunk of index.chunks) {
-      const response = await get(chunk.path)
-      if (!response.ok) throw missing(chunk.path, where)
-      const part = new Uint8Array(await response.arrayBuffer())
-      if (part.byteLength !== chunk.bytes || offset + part.byteLength > bytes.byteLength) {
+    return index
+  }
+  /** Whether each file is one asset or chunks (learnt by the first read of it). */
+  const layouts = new Map<string, 'whole' | ChunkIndex>()
+  const layout = async (path: string): Promise<'whole' | ChunkIndex> => {
+    const known = layouts.get(path)
+    if (known) return known
+    const probe = await get(path, { offset: 0, length: 1 })
+    await probe.body?.cancel().catch(() => undefined)
+    const found = probe.ok ? 'whole' : await readIndex(path)
+    layouts.set(path, found)
+    return found
+  }
+  /** Whether the binding answers Range requests (learnt by the first one; wrangler dev's does not). */
+  let rangesServed: boolean | undefined
+  /** Without ranges: the one asset (a chunk: prepare-assets keeps them small) last read whole. */
+  let held: { readonly path: string; readonly bytes: Uint8Array } | undefined
+  /** One asset's bytes [offset, offset + length): a Range request, else from the asset read whole. */
+  const rangeOf = async (path: string, offset: number, length: number): Promise<Uint8Array> => {
+    if (rangesServed !== false) {
+      const response = await get(path, { offset, length })
+      if (response.status === 404) throw missing(path, where)
+      if (response.status === 206) {
+        rangesServed = true
+        return new Uint8Array(await response.arrayBuffer())
+      }
+      await response.body?.cancel().catch(() => undefined)
+      rangesServed = false
+    }
+    if (held?.path !== path) {
+      held = undefined
+      const response = await get(path)
+      if (!response.ok) throw missing(path, where)
+      held = { path, bytes: new Uint8Array(await response.arrayBuffer()) }
+    }
+    return held.bytes.subarray(offset, offset + length)
+  }
+  return {
+    ...readerFromBytes(async (path) => {
+      const whole = await get(path)
+      if (whole.ok) return new Uint8Array(await whole.arrayBuffer())
+      await whole.body?.cancel().catch(() => undefined)
+      const index = await readIndex(path)
+      const bytes = new Uint8Array(index.bytes)
+      let offset = 0
+      // One chunk at a time: only the joined file and one chunk are in memory at once.
+      for (const chunk of index.chunks) {
+        const response = await get(chunk.path)
+        if (!response.ok) throw missing(chunk.path, where)
+        const part = new Uint8Array(await response.arrayBuffer())
+        if (part.byteLength !== chunk.bytes || offset + part.byteLength > bytes.byteLength) {
+          throw new StoreError(
+            'integrity_failed',
+            `${chunk.path} in ${where} has ${part.byteLength} bytes; its index says ${chunk.bytes}. Prepare the assets again.`,
+          )
+        }
+        bytes.set(part, offset)
+        offset += part.byteLength
+      }
+      if (offset !== bytes.byteLength)
         throw new StoreError(
           'integrity_failed',
-          `${chunk.path} in ${where} has ${part.byteLength} bytes; its index says ${chunk.bytes}. Prepare the assets again.`,
+          `The chunks of ${path} in ${where} add up to ${offset} bytes, not ${bytes.byteLength}.`,
         )
+      return bytes
+    }),
+    async *stream(path) {
+      const whole = await get(path)
+      if (whole.ok && whole.body) {
+        layouts.set(path, 'whole')
+        yield* chunksOf(whole.body)
+        return
       }
-      bytes.set(part, offset)
-      offset += part.byteLength
-    }
-    if (offset !== bytes.byteLength)
-      throw new StoreError(
-        'integrity_failed',
-        `The chunks of ${path} in ${where} add up to ${offset} bytes, not ${bytes.byteLength}.`,
-      )
-    return bytes
-  })
+      await whole.body?.cancel().catch(() => undefined)
+      const index = await readIndex(path)
+      layouts.set(path, index)
+      for (const chunk of index.chunks) {
+        const response = await get(chunk.path)
+        if (!response.ok || !response.body) throw missing(chunk.path, where)
+        yield* chunksOf(response.body)
+      }
+    },
+    async readRange(path, offset, length) {
+      const found = await layout(path)
+      if (found === 'whole') return rangeOf(path, offset, length)
+      // The range may span chunks: each chunk's part by its own Range request.
+      const bytes = new Uint8Array(length)
+      let chunkStart = 0
+      for (const chunk of found.chunks) {
+        const from = Math.max(offset, chunkStart)
+        const to = Math.min(offset + length, chunkStart + chunk.bytes)
+        if (from < to) {
+          const part = await rangeOf(chunk.path, from - chunkStart, to - from)
+          if (part.byteLength !== to - from) return part
+          bytes.set(part, from - offset)
+        }
+        chunkStart += chunk.bytes
+      }
+      return bytes
+    },
+    async close() {
+      held = undefined
+    },
+  }
 }
 
 export interface UrlPackageReaderOptions {
@@ -171,59 +295,67 @@ export function urlPackageReader(
     throw new ModelError('model_invalid', `MODEL_URL '${baseUrl}' must be an http(s) URL.`)
   }
   const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+  /** A GET answered 2xx (the caller reads or cancels its body), watched by `idle` from the start. */
+  const open = async (path: string, idle: IdleTimer, range?: string): Promise<Response> => {
+    assertPackagePath(path)
+    const url = new URL(path, base)
+    let response: Response | undefined
+    // A GET is idempotent: a connection that fails before any response (typically a kept-alive
+    // socket the server closed while idle: ECONNRESET) is retried on a fresh one, twice.
+    for (let attempt = 1; response === undefined; attempt++) {
+      try {
+        response = await fetchImplementation(url, {
+          signal: idle.signal,
+          ...(range ? { headers: { range } } : {}),
+        })
+      } catch (cause) {
+        if (idle.expired) throw stalledError(url, idleTimeoutMs, 0, cause)
+        if (attempt >= connectionAttempts)
+          throw new StoreError(
+            'download_failed',
+            `Fetching ${path} from ${base.href} failed (${String(cause)}${describeCause(cause)}) after ${attempt} attempts.`,
+            { isRetryable: true, cause },
+          )
+        await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)))
+        idle.touch()
+      }
+    }
+    idle.touch()
+    // The same rule as the device stores: manifest.json, which vouches for every other file,
+    // only from MODEL_URL's own origin; other files may be redirected (their sha256 is checked).
+    if (path === 'manifest.json') await refuseCrossOriginManifest(url, response)
+    if (response.status === 404) {
+      await response.body?.cancel().catch(() => undefined)
+      throw missing(path, base.href)
+    }
+    if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
+      await response.body?.cancel().catch(() => undefined)
+      throw new ModelError(
+        'model_invalid',
+        `${path} of the package at ${base.href}: ${htmlPageReason(url.href)}. Set MODEL_URL to the package folder (where config.json is served).`,
+      )
+    }
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined)
+      throw new StoreError(
+        'download_failed',
+        `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`,
+        { isRetryable: true },
+      )
+    }
+    return response
+  }
   const readBytes = async (
     path: string,
     readOptions: { readonly expectedBytes?: number } = {},
   ): Promise<Uint8Array> => {
-    assertPackagePath(path)
-    const url = new URL(path, base)
     const idle = startIdleTimer(idleTimeoutMs, undefined)
     try {
-      let response: Response | undefined
-      // A GET is idempotent: a connection that fails before any response (typically a kept-alive
-      // socket the server closed while idle: ECONNRESET) is retried on a fresh one, twice.
-      for (let attempt = 1; response === undefined; attempt++) {
-        try {
-          response = await fetchImplementation(url, { signal: idle.signal })
-        } catch (cause) {
-          if (idle.expired) throw stalledError(url, idleTimeoutMs, 0, cause)
-          if (attempt >= connectionAttempts)
-            throw new StoreError(
-              'download_failed',
-              `Fetching ${path} from ${base.href} failed (${String(cause)}${describeCause(cause)}) after ${attempt} attempts.`,
-              { isRetryable: true, cause },
-            )
-          await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)))
-          idle.touch()
-        }
-      }
-      idle.touch()
-      // The same rule as the device stores: manifest.json, which vouches for every other file,
-      // only from MODEL_URL's own origin; other files may be redirected (their sha256 is checked).
-      if (path === 'manifest.json') await refuseCrossOriginManifest(url, response)
-      if (response.status === 404) {
-        await response.body?.cancel().catch(() => undefined)
-        throw missing(path, base.href)
-      }
-      if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
-        await response.body?.cancel().catch(() => undefined)
-        throw new ModelError(
-          'model_invalid',
-          `${path} of the package at ${base.href}: ${htmlPageReason(url.href)}. Set MODEL_URL to the package folder (where config.json is served).`,
-        )
-      }
-      if (!response.ok) {
-        await response.body?.cancel().catch(() => undefined)
-        throw new StoreError(
-          'download_failed',
-          `Fetching ${path} from ${base.href} failed with HTTP ${response.status}.`,
-          { isRetryable: true },
-        )
-      }
+      const response = await open(path, idle)
       const maxBytes =
         readOptions.expectedBytes ??
         (path === 'manifest.json' ? maximumManifestBytes : Number.MAX_SAFE_INTEGER)
-      return await readBodyWithin(response, url, {
+      return await readBodyWithin(response, new URL(path, base), {
         idle,
         idleTimeoutMs,
         maxBytes,
@@ -243,6 +375,57 @@ export function urlPackageReader(
     readBytes,
     async readText(path) {
       return new TextDecoder().decode(await readBytes(path))
+    },
+    async *stream(path) {
+      const idle = startIdleTimer(idleTimeoutMs, undefined)
+      const url = new URL(path, base)
+      let received = 0
+      try {
+        const response = await open(path, idle)
+        if (!response.body) return
+        try {
+          for await (const chunk of chunksOf(response.body)) {
+            idle.touch()
+            received += chunk.byteLength
+            yield chunk
+          }
+        } catch (error) {
+          if (idle.expired) throw stalledError(url, idleTimeoutMs, received, error)
+          if (error instanceof OndeviceError) throw error
+          throw new StoreError(
+            'download_failed',
+            `Reading ${url.href} broke off after ${received} bytes: ${error instanceof Error ? error.message : String(error)}. Try again.`,
+            { isRetryable: true, cause: error },
+          )
+        }
+      } finally {
+        idle.stop()
+      }
+    },
+    async readRange(path, offset, length) {
+      const idle = startIdleTimer(idleTimeoutMs, undefined)
+      try {
+        const response = await open(path, idle, `bytes=${offset}-${offset + length - 1}`)
+        if (response.status !== 206) {
+          // A server that ignores Range sends the whole file: not for a read of a few blocks.
+          await response.body?.cancel().catch(() => undefined)
+          throw new RangesUnsupportedError(
+            `${base.href} answered a Range request with HTTP ${response.status}`,
+          )
+        }
+        return await readBodyWithin(response, new URL(path, base), {
+          idle,
+          idleTimeoutMs,
+          maxBytes: length,
+          tooLarge: (received) =>
+            new StoreError(
+              'integrity_failed',
+              `${path} from ${base.href} sent ${received} bytes or more for a range of ${length}. Check the server's Range support.`,
+            ),
+        })
+      } finally {
+        idle.stop()
+      }
     },
   }
 }
@@ -318,6 +501,17 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
     }
     return bytes
   }
+  // A source that streams and reads ranges lets the engine copy weights without holding a file.
+  const { stream, readRange } = reader
+  const ranges =
+    stream && readRange
+      ? verifiedRanges({
+          source: { stream: stream.bind(reader), readRange: readRange.bind(reader) },
+          entry: (path) => manifestEntry(known, path),
+          readWhole: readBytes,
+          where: source,
+        })
+      : undefined
   return {
     manifest,
     warnings,
@@ -330,6 +524,16 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
           ? reader.readText(path)
           : new TextDecoder().decode(await readBytes(path))
       },
+      ...(ranges
+        ? {
+            readInto: ranges.readInto,
+            size: ranges.size,
+            async close() {
+              ranges.release()
+              await reader.close?.()
+            },
+          }
+        : {}),
     },
   }
 }

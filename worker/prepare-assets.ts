@@ -9,8 +9,12 @@ import { dirname, join, relative, sep } from 'node:path'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { type ChunkIndex, chunkIndexPath } from './package-sources.ts'
 
-/** Largest asset Workers serve is 25 MiB; stay below it. */
-export const defaultChunkBytes = 20 * 1024 * 1024
+/**
+ * Workers serve assets of up to 25 MiB. Chunks are kept far smaller: where the assets binding
+ * answers no Range request (wrangler dev's does not), the engine's streamed load reads one chunk
+ * whole at a time, so this bounds what a Worker isolate holds in JavaScript while a model loads.
+ */
+export const defaultChunkBytes = 4 * 1024 * 1024
 
 async function listFiles(root: string, folder = root): Promise<string[]> {
   const files: string[] = []

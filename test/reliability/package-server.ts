@@ -69,7 +69,8 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
       'content-type': 'application/octet-stream',
       'accept-ranges': 'bytes',
     }
-    const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '')
+    const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.range ?? '')
+    let end = bytes.length
     if (range && !rangeIgnored) {
       start = Number(range[1])
       if (start >= bytes.length) {
@@ -77,10 +78,11 @@ export async function startPackageServer(folder: string): Promise<PackageServer>
         response.end()
         return
       }
+      if (range[2]) end = Math.min(bytes.length, Number(range[2]) + 1)
       status = 206
-      headers['content-range'] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`
+      headers['content-range'] = `bytes ${start}-${end - 1}/${bytes.length}`
     }
-    const body = bytes.subarray(start)
+    const body = bytes.subarray(start, end)
     headers['content-length'] = String(body.length)
     const cut = cuts.get(path)
     // No keep-alive on whole responses: a client that dropped one mid-body (a refused download)

@@ -3,7 +3,8 @@
 // ORT-in-workerd recipe, the OpenAI API under the official `openai` client, that the greedy
 // answer equals the Node runtime's (same file, same WASM backend), exact continuation, the error
 // statuses and that a client disconnect frees the generation slot, and that the engine's logits
-// in workerd equal Node's byte for byte (through a test-only entry that wraps the shipped one).
+// in workerd equal Node's byte for byte (through a test-only entry that wraps the shipped one),
+// with the weights streamed into the engine from R2 and from chunked assets.
 // One file on purpose: each worker pays for loading ORT's wasm.
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -252,6 +253,10 @@ describe('edge worker in workerd', () => {
     expect(whole.usage?.completion_tokens).toBe(16)
     const models = await client.models.list()
     expect(models.data.map((model) => model.id)).toEqual(['fixture'])
+    // Both workers streamed the weights into the engine (R2: ranged gets; assets: one small chunk
+    // at a time, as wrangler dev's binding answers no Range request): no weight file read whole.
+    for (const worker of [fromR2, fromAssets])
+      expect(worker.output()).not.toMatch(/is read whole while the model loads/)
   })
 
   it('continues an answer split at token k exactly, greedy and seeded', async () => {

@@ -1,11 +1,33 @@
-// A WeightFileReader over any package reader that hands out whole files (browser stores, R2,
-// memory): each file is read once and kept while the model loads, then dropped by close(). Hosts
-// with positioned reads (Node: ./node.ts) avoid this JS copy of the data file.
+// A WeightFileReader over a package reader. One with verified ranged reads (the edge's package
+// from R2, static assets or a URL: worker/verified-ranges.ts) is read in pieces straight into the
+// engine's memory. One that hands out whole files (browser stores, memory) has each file read once
+// and kept while the model loads, then dropped by close(). Hosts with positioned reads (Node:
+// ./node.ts) avoid the JS copy too.
 import type { WeightFileReader } from './onnx-weights.ts'
 
 export interface WholeFileReader {
   readBytes(path: string): Promise<Uint8Array>
   exists?(path: string): Promise<boolean>
+  /** Verified ranged reads (the edge's verified package over R2, static assets or a URL). */
+  readInto?(path: string, offset: number, target: Uint8Array): Promise<void>
+  size?(path: string): Promise<number | undefined>
+  close?(): Promise<void>
+}
+
+/**
+ * The engine's files from a package reader: ranged reads straight into the engine's memory where
+ * the reader has them (no file is held in JavaScript; only the small .onnx graphs are read whole),
+ * else each file whole while the model loads.
+ */
+export function packageWeightReader(reader: WholeFileReader): WeightFileReader {
+  const { readInto, size } = reader
+  if (!readInto || !size) return wholeFileWeightReader(reader)
+  return {
+    readAll: (path) => reader.readBytes(path),
+    size: (path) => size.call(reader, path),
+    readInto: (path, offset, target) => readInto.call(reader, path, offset, target),
+    close: async () => reader.close?.(),
+  }
 }
 
 export function wholeFileWeightReader(reader: WholeFileReader): WeightFileReader {

@@ -1,0 +1,132 @@
+// The edge's engine load streams weights: a package served over real HTTP on 127.0.0.1, verified
+// against manifest.json, and read by the engine in ranges straight into its memory. The logits
+// are byte-identical to the engine reading the same folder from disk; no request asks for more
+// than a few blocks beyond the one verification pass per file; a server without Range support
+// still works (each file read whole, as before); bytes that change between the pass and a read,
+// and a file that fails its SHA-256, are refused with integrity_failed before any session exists.
+import { createHash } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { type PackageServer, startPackageServer } from '../test/reliability/package-server.ts'
+import { folderWeightReader, loadEngineModule } from '../wasm/engine/node.ts'
+import { packageWeightReader } from '../wasm/engine/package-files.ts'
+import { createEngineSession } from '../wasm/engine/session.ts'
+import { urlPackageReader, verifyPackage } from './package-sources.ts'
+import { maximumRangeBytes } from './verified-ranges.ts'
+
+const dtype = 'q4'
+const prompt = [1, 5, 9, 2, 7, 3]
+let folder: string
+let packageDir: string
+let server: PackageServer
+let expected: Uint8Array
+let engine: WebAssembly.Module
+let manifest: { files: { path: string; bytes: number; sha256: string }[] }
+
+async function logits(files: Parameters<typeof createEngineSession>[0]['files']): Promise<Uint8Array> {
+  const session = await createEngineSession({ module: engine, files, dtype })
+  try {
+    const rows = [await session.append(prompt), await session.append([4]), await session.append([11])]
+    return new Uint8Array(
+      rows.flatMap((row) => [...new Uint8Array(row.buffer, row.byteOffset, row.byteLength)]),
+    )
+  } finally {
+    await session.dispose()
+  }
+}
+
+const verified = async (fetchImplementation: typeof fetch = fetch) =>
+  (await verifyPackage(urlPackageReader(server.url, fetchImplementation), { source: server.url })).reader
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-verified-ranges-'))
+  packageDir = join(folder, 'package')
+  await writeFixture({ arch: 'qwen3_5', outDir: packageDir, dtype, seed: 2 })
+  manifest = JSON.parse(await readFile(join(packageDir, 'manifest.json'), 'utf8'))
+  engine = await loadEngineModule()
+  server = await startPackageServer(packageDir)
+  expected = await logits(folderWeightReader(packageDir))
+}, 120_000)
+
+afterAll(async () => {
+  await server?.close()
+  if (folder) await rm(folder, { recursive: true, force: true })
+})
+
+const dataFiles = () => manifest.files.filter((file) => file.path.endsWith('.onnx_data'))
+
+describe('streamed engine load at the edge', () => {
+  it('gives the same logit bytes as the engine reading the folder, in ranges of at most 2 MiB after one pass per file', async () => {
+    server.clear()
+    server.requests.length = 0
+    const got = await logits(packageWeightReader(await verified()))
+    expect(Buffer.compare(got, expected)).toBe(0)
+    for (const file of dataFiles()) {
+      const gets = server.requests.filter((line) => line.startsWith(`GET ${file.path}`))
+      // The verification pass: the one request for the whole file.
+      expect(gets.filter((line) => line === `GET ${file.path}`)).toHaveLength(1)
+      const ranges = gets.filter((line) => line !== `GET ${file.path}`)
+      expect(ranges.length).toBeGreaterThan(0)
+      for (const line of ranges) {
+        const [, start, end] = /bytes=(\d+)-(\d+)$/.exec(line) ?? []
+        expect(Number(end) - Number(start) + 1, line).toBeLessThanOrEqual(maximumRangeBytes)
+      }
+    }
+  }, 60_000)
+
+  it('a server that ignores Range: each file is read whole instead, with the same logits', async () => {
+    server.clear()
+    server.ignoreRange(true)
+    try {
+      const got = await logits(packageWeightReader(await verified()))
+      expect(Buffer.compare(got, expected)).toBe(0)
+    } finally {
+      server.ignoreRange(false)
+    }
+  }, 60_000)
+
+  it('a weight file that fails its SHA-256: integrity_failed from the pass, before the engine gets a byte of it', async () => {
+    server.clear()
+    const file = dataFiles()[0]!
+    const bytes = new Uint8Array(await readFile(join(packageDir, file.path)))
+    bytes[bytes.length >> 1]! ^= 0x04
+    server.override(file.path, bytes)
+    server.requests.length = 0
+    await expect(logits(packageWeightReader(await verified()))).rejects.toMatchObject({
+      code: 'integrity_failed',
+      message: expect.stringMatching(new RegExp(`${file.path}.*SHA-256`)),
+    })
+    expect(server.requests.filter((line) => line.startsWith(`GET ${file.path} bytes=`))).toEqual([])
+    server.clear()
+  }, 60_000)
+
+  it('bytes that change after the pass (the file replaced during the load): integrity_failed, retryable', async () => {
+    server.clear()
+    // The server's file changes between the verification pass and the ranged reads.
+    const tampering: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (response.status !== 206) return response
+      const body = new Uint8Array(await response.arrayBuffer())
+      body[0]! ^= 0x01
+      return new Response(body, { status: 206, headers: response.headers })
+    }
+    await expect(logits(packageWeightReader(await verified(tampering)))).rejects.toMatchObject({
+      code: 'integrity_failed',
+      isRetryable: true,
+      message: expect.stringMatching(/changed during the load/),
+    })
+  }, 60_000)
+
+  it('the verified reader still hands out whole files where they are asked for (graphs, tokenizer)', async () => {
+    server.clear()
+    const reader = await verified()
+    const graph = manifest.files.find((file) => file.path.endsWith('.onnx'))!
+    const bytes = await reader.readBytes(graph.path)
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(graph.sha256)
+    expect(await reader.size?.(graph.path)).toBe(graph.bytes)
+    expect(await reader.size?.('onnx/not-there.onnx_data')).toBeUndefined()
+  })
+})
