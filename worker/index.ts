@@ -242,6 +242,9 @@ function containerRouter(
     isolateMemoryBytes: containers.isolateMemoryBytes,
     contextLength: settings.contextLength,
     backends: settings.modelBackends.filter((backend) => backend !== 'native'),
+    // R2 serves ranges; static assets may not (one chunk at a time then); a URL's server may
+    // ignore Range, and the engine then reads its files whole.
+    streaming: source.kind === 'r2' ? 'ranges' : source.kind === 'assets' ? 'chunks' : 'whole',
     readManifest: async () => {
       const exists = source.reader.exists ? await source.reader.exists('manifest.json') : true
       if (!exists) return undefined

@@ -105,12 +105,11 @@ interface HeapUsage {
   readonly backingStorageSize: number
 }
 
-/**
- * The worker isolate's own heap through the DevTools protocol (Runtime.getHeapUsage): what V8
- * holds for this isolate alone, JavaScript heap and backing stores (ArrayBuffers, WebAssembly
- * memory), without workerd's process around it. A point in time, not a peak.
- */
-async function heapUsage(port: number): Promise<HeapUsage> {
+/** A DevTools protocol connection to the worker isolate (wrangler's inspector proxy). */
+async function inspect(port: number): Promise<{
+  call(method: string, timeoutMs?: number): Promise<Record<string, unknown>>
+  close(): void
+}> {
   const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
     webSocketDebuggerUrl?: string
     title?: string
@@ -122,15 +121,17 @@ async function heapUsage(port: number): Promise<HeapUsage> {
     target.webSocketDebuggerUrl,
     { headers: { Origin: 'http://127.0.0.1' } },
   )
-  try {
-    await new Promise((done, fail) => {
-      socket.addEventListener('open', done, { once: true })
-      socket.addEventListener('error', () => fail(new Error(`cannot open ${target.webSocketDebuggerUrl}`)), {
-        once: true,
-      })
+  await new Promise((done, fail) => {
+    socket.addEventListener('open', done, { once: true })
+    socket.addEventListener('error', () => fail(new Error(`cannot open ${target.webSocketDebuggerUrl}`)), {
+      once: true,
     })
-    const call = (id: number, method: string, timeoutMs = 30_000) =>
+  })
+  let next = 1
+  return {
+    call: (method, timeoutMs = 30_000) =>
       new Promise<Record<string, unknown>>((done, fail) => {
+        const id = next++
         const timer = setTimeout(() => fail(new Error(`${method}: no answer`)), timeoutMs)
         const listener = (event: MessageEvent) => {
           const message = JSON.parse(String(event.data)) as { id?: number; result?: Record<string, unknown> }
@@ -141,13 +142,56 @@ async function heapUsage(port: number): Promise<HeapUsage> {
         }
         socket.addEventListener('message', listener)
         socket.send(JSON.stringify({ id, method }))
-      })
+      }),
+    close: () => socket.close(),
+  }
+}
+
+/**
+ * The worker isolate's own heap through the DevTools protocol (Runtime.getHeapUsage): what V8
+ * holds for this isolate alone, JavaScript heap and backing stores (ArrayBuffers, WebAssembly
+ * memory), without workerd's process around it. A point in time, not a peak.
+ */
+async function heapUsage(port: number): Promise<HeapUsage> {
+  const inspector = await inspect(port)
+  try {
     // A full collection first where the inspector allows it (wrangler's proxy may not answer it):
     // otherwise the figure includes garbage the collector has not taken yet.
-    await call(1, 'HeapProfiler.collectGarbage', 3_000).catch(() => ({}))
-    return (await call(2, 'Runtime.getHeapUsage')) as unknown as HeapUsage
+    await inspector.call('HeapProfiler.collectGarbage', 3_000).catch(() => ({}))
+    return (await inspector.call('Runtime.getHeapUsage')) as unknown as HeapUsage
   } finally {
-    socket.close()
+    inspector.close()
+  }
+}
+
+/**
+ * The isolate's largest heap + backing stores while `work` runs, sampled as fast as the inspector
+ * answers (no collection forced: garbage the collector has not taken yet counts, as it does
+ * against an isolate's limit). The sample that comes closest to the load's true peak is what
+ * the router's estimate must cover.
+ */
+async function peakHeapDuring<T>(port: number, work: Promise<T>): Promise<{ result: T; peak: number; samples: number }> {
+  const inspector = await inspect(port)
+  let peak = 0
+  let samples = 0
+  let running = true
+  const sampling = (async () => {
+    while (running) {
+      const usage = (await inspector.call('Runtime.getHeapUsage', 10_000)) as unknown as Partial<HeapUsage>
+      const total = (usage.usedSize ?? Number.NaN) + (usage.backingStorageSize ?? Number.NaN)
+      // An isolate busy in a long synchronous step answers late, or (through the proxy) not at all.
+      if (!Number.isFinite(total)) continue
+      peak = Math.max(peak, total)
+      samples++
+    }
+  })()
+  try {
+    const result = await work
+    return { result, peak, samples }
+  } finally {
+    running = false
+    await sampling.catch(() => undefined)
+    inspector.close()
   }
 }
 
@@ -236,7 +280,11 @@ try {
         for (const pid of pids) writeFileSync(`/proc/${pid}/clear_refs`, '5')
       }
       reset()
-      const first = await chat(server.url)
+      const sampled = await peakHeapDuring(port, chat(server.url)).catch((error: unknown) => {
+        console.error(`inspector: ${String(error)}`)
+        return undefined
+      })
+      const first = sampled?.result ?? { ok: false, detail: 'the first chat could not be sampled' }
       const afterFirst = new Map(pids.map((pid) => [pid, status(pid)]))
       const heapLoaded = await heapUsage(port).catch((error: unknown) => {
         console.error(`inspector: ${String(error)}`)
@@ -253,6 +301,9 @@ try {
       console.error(`${dtype}: workerd ${pid} grew; the other(s) by ${others.join(', ') || 'none'}`)
       const base = idle.get(pid)!
       const estimate = estimateIsolateMemory(manifest, dtype)
+      // This run's source (a URL whose server answers Range) streams the weights as R2 does.
+      const streamedEstimate = estimateIsolateMemory(manifest, dtype, undefined, ['wasm'], 'ranges')
+      const chunksEstimate = estimateIsolateMemory(manifest, dtype, undefined, ['wasm'], 'chunks')
       rows.push([
         dtype,
         mib(base),
@@ -262,7 +313,10 @@ try {
         heapIdle && heapLoaded
           ? `${mib(heapIdle.usedSize)} + ${mib(heapIdle.backingStorageSize)} → ${mib(heapLoaded.usedSize)} + ${mib(heapLoaded.backingStorageSize)}`
           : '—',
-        estimate === undefined ? '—' : mib(estimate.bytes),
+        sampled ? `${mib(sampled.peak)} (${sampled.samples} samples)` : '—',
+        [estimate, streamedEstimate, chunksEstimate]
+          .map((value) => (value === undefined ? '—' : mib(value.bytes)))
+          .join(' / '),
         first.detail,
       ])
     } finally {
@@ -283,13 +337,15 @@ console.log(
       'resident added after it',
       'peak added: 2nd chat',
       'isolate heap + backing stores: idle → loaded',
-      'isolate estimate (router)',
+      'isolate heap + backing stores: peak while loading',
+      "isolate estimate (router): a URL's whole files / R2's ranges / static assets' chunks",
       'answer',
     ],
     rows,
     notes: [
       'added = the workerd process above its resident size once /healthz answered with nothing loaded (VmHWM reset before each chat)',
       "isolate heap: the worker's own V8 heap (used, garbage not yet collected included) and backing stores (ArrayBuffers, WebAssembly memory) through the DevTools protocol (Runtime.getHeapUsage), before the first chat and after the first",
+      "isolate peak while loading: the largest heap + backing stores sampled through the DevTools protocol while the first chat loads the package and answers (no collection forced: uncollected garbage counts, as it does against the isolate's limit); a sampled peak, so the true one may be a little higher",
       'isolate estimate: worker/container/choose-runtime.ts estimateIsolateMemory, what EDGE_RUNTIME="auto" compares with the 128 MB isolate',
       `${((performance.now() - started) / 1000).toFixed(0)} s, load average ${startLoad} at the start, ${loadavg()[0]?.toFixed(1)} at the end`,
     ],

@@ -9,8 +9,11 @@
 //   - the model in the engine's linear memory (weights as held, KV cache and recurrent state for
 //     the context, one prompt pass): the manifest's `estimatedMemory[dtype].wasm.modelBytes`,
 //     scaled to MODEL_CONTEXT_LENGTH, for every weight format the isolate serves;
-//   - while a format loads, its ONNX files as read (the engine copies them into its memory and
-//     drops the JavaScript copies only when the load ends).
+//   - while a format loads, what the isolate reads of its ONNX files: the engine streams weights
+//     in checked ranges from a source that serves them (R2: only the small .onnx graphs are read
+//     whole, plus a few MiB of buffers), one asset chunk at a time from static assets (whose
+//     binding may answer no Range request), and whole files from a URL (whose server may ignore
+//     Range) or for onnxruntime-web (which takes whole files).
 // The tokenizer's build comes before the weights, so the peak is the larger of the two phases.
 // Calibrated with `npm run bench:memory:workerd` and `npm run bench:memory:tokenizer`.
 import { dtypeOfOnnxFile } from '../../core/model-package.ts'
@@ -61,6 +64,24 @@ export const tokenizerBuildFactor = 2.5
  */
 export const constrainedOutputFactor = 0.8
 
+/**
+ * How the isolate's package source hands weight files to the engine (worker/verified-ranges.ts):
+ * 'ranges' (R2: ranged gets), 'chunks' (static assets: Range, else one asset of at most 25 MiB
+ * read whole at a time), 'whole' (a URL whose server may ignore Range: every file whole).
+ */
+export type WeightStreaming = 'ranges' | 'chunks' | 'whole'
+
+/**
+ * What a streamed load holds besides the graphs: one ranged read (at most 2 MiB), the block kept
+ * for the next small read (256 KiB), the block digests (32 bytes per 256 KiB), the verification
+ * pass's stream chunks, and the garbage of the reads before (a few 2 MiB buffers the collector
+ * has not taken yet). `npm run bench:memory:workerd` samples the isolate's peak while it loads.
+ */
+export const streamedLoadBytes = 8 * 2 ** 20
+
+/** Workers' largest static asset: what the 'chunks' source may hold at once without Range. */
+export const largestAssetBytes = 25 * 2 ** 20
+
 /** What an isolate would hold for a package, part by part (bytes). */
 export interface IsolateMemoryEstimate {
   /** The peak: base + tokenizer + the larger of the tokenizer's build and the model's load. */
@@ -75,6 +96,8 @@ export interface IsolateMemoryEstimate {
   }
   /** Where the model figure comes from. */
   readonly source: 'engine estimate' | 'package estimate' | 'weight files'
+  /** Whether `weightFiles` is a streamed load's (graphs and buffers) rather than whole files. */
+  readonly streamed: boolean
 }
 
 export interface RuntimeChoice {
@@ -112,6 +135,30 @@ function weightFileBytes(manifest: RuntimeManifest, dtype: string): number {
 }
 
 /**
+ * What loading one format holds of its files at once: the whole files, or, where the engine
+ * streams them, the graphs (read whole) and the streamed data's buffers (one asset chunk on top
+ * for a source that may answer no Range).
+ */
+function loadingBytes(
+  manifest: RuntimeManifest,
+  dtype: string,
+  streamed: boolean,
+  streaming: WeightStreaming,
+): number {
+  if (!streamed || streaming === 'whole') return weightFileBytes(manifest, dtype)
+  let graphs = 0
+  let largestData = 0
+  for (const { path, bytes } of fileEntries(manifest)) {
+    const graph = path.replace(/_data(_\d+)?$/, '')
+    if (dtypeOfOnnxFile(graph) !== dtype) continue
+    if (graph === path) graphs += bytes
+    else largestData = Math.max(largestData, bytes)
+  }
+  const chunk = streaming === 'chunks' ? Math.min(largestData, largestAssetBytes) : 0
+  return graphs + chunk + streamedLoadBytes
+}
+
+/**
  * The model part for one format at `contextLength`, and where it came from. 'wasm' is the
  * engine's figure where the engine covers the architecture and dtype, else onnxruntime-web's
  * (what the isolate then runs, holding its weights ~2-3x).
@@ -121,7 +168,7 @@ function modelPart(
   dtype: string,
   backend: string,
   contextLength: number | undefined,
-): { bytes: number; source: IsolateMemoryEstimate['source'] } | undefined {
+): { bytes: number; source: IsolateMemoryEstimate['source']; onEngine: boolean } | undefined {
   const perBackend = manifest.estimatedMemory?.[dtype]
   const onEngine =
     backend === 'wasm' && (manifest.modelType === undefined || engineCovers(manifest.modelType, dtype))
@@ -134,13 +181,14 @@ function modelPart(
     return {
       bytes: Math.max(0, figure.modelBytes - (figure.perTokenBytes ?? 0) * unused),
       source: 'engine estimate',
+      onEngine,
     }
   }
   // Older packages: one figure per dtype, the runtime and the tokenizer included.
   const plain = manifest.estimatedMemoryBytes?.[dtype]
-  if (typeof plain === 'number') return { bytes: plain, source: 'package estimate' }
+  if (typeof plain === 'number') return { bytes: plain, source: 'package estimate', onEngine }
   const weights = weightFileBytes(manifest, dtype)
-  return weights > 0 ? { bytes: weights, source: 'weight files' } : undefined
+  return weights > 0 ? { bytes: weights, source: 'weight files', onEngine } : undefined
 }
 
 /**
@@ -153,18 +201,21 @@ export function estimateIsolateMemory(
   dtypes: string | readonly string[],
   contextLength?: number,
   backends: readonly string[] = ['wasm'],
+  streaming: WeightStreaming = 'whole',
 ): IsolateMemoryEstimate | undefined {
   const formats = typeof dtypes === 'string' ? [dtypes] : dtypes
   if (formats.length === 0) return undefined
   let model = 0
   let weightFiles = 0
+  let streamed = streaming !== 'whole'
   let source: IsolateMemoryEstimate['source'] = 'engine estimate'
   for (const dtype of formats)
     for (const backend of backends.length > 0 ? backends : ['wasm']) {
       const part = modelPart(manifest, dtype, backend, contextLength)
       if (part === undefined) return undefined
       model += part.bytes
-      weightFiles = Math.max(weightFiles, weightFileBytes(manifest, dtype))
+      weightFiles = Math.max(weightFiles, loadingBytes(manifest, dtype, part.onEngine, streaming))
+      if (!part.onEngine) streamed = false
       if (part.source !== 'engine estimate') source = part.source
     }
   // An older package's one figure per dtype already holds the runtime and the tokenizer: only the
@@ -182,6 +233,7 @@ export function estimateIsolateMemory(
     bytes,
     parts: { base, tokenizer, constrainedOutput, tokenizerBuild, model, weightFiles },
     source,
+    streamed,
   }
 }
 
@@ -190,12 +242,15 @@ const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`
 /** The estimate in words: "~97.3 MB (Worker 16.8 MB, tokenizer 7.4 MB, constrained output 25.1 MB, model 20.0 MB + 15.0 MB of weight files while loading; from ...)". */
 export function describeIsolateMemory(estimate: IsolateMemoryEstimate): string {
   const { base, tokenizer, constrainedOutput, tokenizerBuild, model, weightFiles } = estimate.parts
+  const files = estimate.streamed
+    ? `${mb(weightFiles)} of graphs and buffers while the weights stream in`
+    : `${mb(weightFiles)} of weight files while loading`
   if (estimate.source === 'package estimate')
-    return `~${mb(estimate.bytes)} (the package's own figure ${mb(model)}, its runtime and tokenizer included, + ${mb(weightFiles)} of weight files while loading)`
+    return `~${mb(estimate.bytes)} (the package's own figure ${mb(model)}, its runtime and tokenizer included, + ${files})`
   const load =
     tokenizerBuild > model + weightFiles
       ? `building the tokenizer ${mb(tokenizerBuild)}`
-      : `model ${mb(model)} + ${mb(weightFiles)} of weight files while loading`
+      : `model ${mb(model)} + ${files}`
   return `~${mb(estimate.bytes)} (Worker ${mb(base)}, tokenizer ${mb(tokenizer)}, constrained output ${mb(constrainedOutput)}, ${load}; from the ${estimate.source})`
 }
 
@@ -206,11 +261,14 @@ export function chooseRuntime(
   limitBytes: number = isolateMemoryBytes,
   contextLength?: number,
   backends: readonly string[] = ['wasm'],
+  streaming: WeightStreaming = 'whole',
 ): RuntimeChoice {
   if (setting !== 'auto') return { runtime: setting, reason: `EDGE_RUNTIME is "${setting}"` }
   const formats = typeof dtypes === 'string' ? dtypes : dtypes.join(' + ')
   const estimate =
-    manifest === undefined ? undefined : estimateIsolateMemory(manifest, dtypes, contextLength, backends)
+    manifest === undefined
+      ? undefined
+      : estimateIsolateMemory(manifest, dtypes, contextLength, backends, streaming)
   if (estimate === undefined) {
     return { runtime: 'isolate', reason: `the package states no size for ${formats}: tried in the isolate` }
   }

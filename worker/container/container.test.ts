@@ -9,7 +9,7 @@ import { createApp } from '../app.ts'
 import { createModelHost } from '../model-host.ts'
 import { resolveLimits } from '../options.ts'
 import { affinityKey, instanceIndex } from './affinity.ts'
-import { chooseRuntime, estimateIsolateMemory } from './choose-runtime.ts'
+import { chooseRuntime, estimateIsolateMemory, streamedLoadBytes } from './choose-runtime.ts'
 import { createContainerForwarder } from './forward.ts'
 import { urlGateway } from './gateway.ts'
 import { createRuntimeRouter } from './runtime-router.ts'
@@ -106,6 +106,41 @@ describe('EDGE_RUNTIME', () => {
     )
     // ISOLATE_MEMORY_BYTES moves the line.
     expect(chooseRuntime('auto', middle, 'q8', 400_000_000).runtime).toBe('isolate')
+  })
+
+  it('auto: a source the engine streams weights from counts the graphs and buffers, not the whole files', () => {
+    const middle = manifestOf({ q4: 60_000_000, q8: 60_000_000 }, { q4: 45_000_000, q8: 45_000_000 })
+    // A URL (its server may ignore Range): the whole files, as before. R2: the graph (100 kB) and
+    // the streamed load's buffers. Static assets: one asset chunk on top (at most 25 MiB).
+    const whole = estimateIsolateMemory(middle, 'q8')!
+    const ranges = estimateIsolateMemory(middle, 'q8', undefined, ['wasm'], 'ranges')!
+    const chunks = estimateIsolateMemory(middle, 'q8', undefined, ['wasm'], 'chunks')!
+    expect(whole.parts.weightFiles).toBe(45_000_000)
+    expect(ranges.parts.weightFiles).toBe(100_000 + streamedLoadBytes)
+    expect(chunks.parts.weightFiles).toBe(100_000 + 25 * 2 ** 20 + streamedLoadBytes)
+    expect(whole.bytes - ranges.bytes).toBe(45_000_000 - 100_000 - streamedLoadBytes)
+    // The package that needs a container when its files are read whole fits the isolate from R2.
+    expect(chooseRuntime('auto', middle, 'q8').runtime).toBe('container')
+    const fromR2 = chooseRuntime('auto', middle, 'q8', undefined, undefined, ['wasm'], 'ranges')
+    expect(fromR2.runtime).toBe('isolate')
+    expect(fromR2.reason).toMatch(
+      /model 60\.0 MB \+ 8\.5 MB of graphs and buffers while the weights stream in/,
+    )
+    // onnxruntime-web takes whole files, whatever the source.
+    expect(
+      estimateIsolateMemory(middle, 'q8', undefined, ['wasm', 'ort-wasm'], 'ranges')!.parts.weightFiles,
+    ).toBe(45_000_000)
+    // A graph with its weights inside (no external data) is read whole.
+    const inline = {
+      ...middle,
+      files: [
+        { path: 'tokenizer.json', bytes: 11_422_654 },
+        { path: 'onnx/model_quantized.onnx', bytes: 30_000_000 },
+      ],
+    }
+    expect(estimateIsolateMemory(inline, 'q8', undefined, ['wasm'], 'ranges')!.parts.weightFiles).toBe(
+      30_000_000 + streamedLoadBytes,
+    )
   })
 
   it('auto: older manifests (one figure per dtype) and manifests with only file sizes', () => {

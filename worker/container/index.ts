@@ -10,6 +10,7 @@ export {
   isolateMemoryBytes,
   type RuntimeChoice,
   type RuntimeManifest,
+  type WeightStreaming,
 } from './choose-runtime.ts'
 export {
   type ChatForwarder,

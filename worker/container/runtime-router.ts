@@ -9,7 +9,12 @@
 import type { Context } from 'hono'
 import { OndeviceError } from '../../core/errors.ts'
 import type { AppEnv } from '../app-env.ts'
-import { chooseRuntime, type RuntimeChoice, type RuntimeManifest } from './choose-runtime.ts'
+import {
+  chooseRuntime,
+  type RuntimeChoice,
+  type RuntimeManifest,
+  type WeightStreaming,
+} from './choose-runtime.ts'
 import type { ChatForwarder } from './forward.ts'
 import { containerHealthBody, type InstanceHealth } from './health.ts'
 import type { EdgeRuntime } from './settings.ts'
@@ -26,6 +31,8 @@ export interface RuntimeRouterOptions {
   readonly dtypesFor: (manifest: RuntimeManifest | undefined) => readonly string[]
   /** The isolate's backends (MODEL_BACKEND without 'native'); default ['wasm']. */
   readonly backends?: readonly string[]
+  /** How the package source hands weights to the engine (by MODEL_SOURCE); default 'whole'. */
+  readonly streaming?: WeightStreaming
   /** The forwarder; undefined when this Worker has no container (no binding, no CONTAINER_URLS). */
   readonly forward: ChatForwarder | undefined
   /** Every instance's state (the gateway's `health`); undefined without a container. */
@@ -53,6 +60,7 @@ export function createRuntimeRouter(options: RuntimeRouterOptions): RuntimeRoute
         options.isolateMemoryBytes,
         options.contextLength,
         options.backends,
+        options.streaming,
       )
       log({ level: 'info', message: 'edge runtime', runtime: choice.runtime, reason: choice.reason })
       return choice
