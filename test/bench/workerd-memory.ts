@@ -9,6 +9,8 @@
 // /healthz answers with nothing loaded, then the peak while the first chat loads the package
 // (tokenizer, engine, weights) and answers, then after a second chat. The process also holds
 // workerd itself and wrangler's proxy isolate; what the load adds is the isolate's own cost.
+// The isolate's own heap + backing stores come from the DevTools protocol: after a collection
+// before and after the first chat, and sampled without one while the first chat loads (its peak).
 //   npm run bench:memory:workerd                                  tiny Qwen3.5 fixture, q4 and q8
 //   npm run bench:memory:workerd -- --arch qwen3 --dtype q8       another fixture / format
 //   npm run bench:memory:workerd -- --folder DIR --dtype q4       any package folder
@@ -170,7 +172,10 @@ async function heapUsage(port: number): Promise<HeapUsage> {
  * against an isolate's limit). The sample that comes closest to the load's true peak is what
  * the router's estimate must cover.
  */
-async function peakHeapDuring<T>(port: number, work: Promise<T>): Promise<{ result: T; peak: number; samples: number }> {
+async function peakHeapDuring<T>(
+  port: number,
+  work: Promise<T>,
+): Promise<{ result: T; peak: number; samples: number }> {
   const inspector = await inspect(port)
   let peak = 0
   let samples = 0
