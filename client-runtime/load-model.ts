@@ -9,7 +9,7 @@ import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
 import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
 import type { WeightFileReader } from '../wasm/engine/onnx-weights.ts'
-import { wholeFileWeightReader } from '../wasm/engine/package-files.ts'
+import { packageWeightReader } from '../wasm/engine/package-files.ts'
 import { createEngineSession, type EngineThreads, engineCoversModelType } from '../wasm/engine/session.ts'
 import {
   availableDtypes,
@@ -183,7 +183,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       try {
         const session = await createEngineSession({
           module: engine.module,
-          files: host.engineFiles?.(pkg) ?? wholeFileWeightReader(storedPackageReader(pkg)),
+          files: host.engineFiles?.(pkg) ?? packageWeightReader(storedPackageReader(pkg)),
           dtype,
           config,
           modelId,

@@ -35,10 +35,18 @@ import type { StoredPackage } from './store/types.ts'
 
 /** A PackageReader over a store's package: every read is verified against manifest.json first. */
 export function storedPackageReader(pkg: StoredPackage): PackageReader {
+  const { readInto } = pkg
   return {
     readText: (path) => pkg.readText(path),
     readBytes: (path) => pkg.readBytes(path),
     exists: (path) => pkg.exists(path),
     localPath: (path) => pkg.localPath(path),
+    ...(readInto
+      ? {
+          readInto: (path: string, offset: number, target: Uint8Array) =>
+            readInto.call(pkg, path, offset, target),
+          size: async (path: string) => ((await pkg.exists(path)) ? pkg.size(path) : undefined),
+        }
+      : {}),
   }
 }

@@ -176,6 +176,12 @@ export function browserFileArea(
       const blob = await files.read(at(path))
       return blob === undefined ? undefined : new Uint8Array(await blob.arrayBuffer())
     },
+    readRange: async (path, offset, length) => {
+      const blob = await files.read(at(path))
+      return blob === undefined
+        ? undefined
+        : new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer())
+    },
     writeText: async (path, text) => {
       const writer = await files.openPartial(at(path), false)
       await writer.write(new TextEncoder().encode(text))

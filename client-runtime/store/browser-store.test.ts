@@ -1,5 +1,6 @@
 // The browser model store in Chromium (OPFS and the Cache API), against a real static server on
-// 127.0.0.1: download with progress and sha256 check, isCached / delete, a corrupted file rejected
+// 127.0.0.1: download with progress and sha256 check, ranged reads of a stored file (what the
+// engine loads weights through), isCached / delete, a corrupted file rejected
 // and not kept, a missing file and a missing package as clear errors. (Interrupted-download
 // resume is covered on Node in node-store.test.ts.) manifest.json redirected to another origin is
 // refused.
@@ -160,6 +161,8 @@ describe.each(['opfs', 'cache'])('browser store on %s', (backend) => {
       afterDelete: false,
       length: weights.length,
       checksum,
+      rangeMatches: true,
+      pastEnd: { error: { code: 'download_failed', message: expect.stringMatching(/ends at byte 200000/) } },
       again: config,
     })
     expect(result.last).toMatchObject({

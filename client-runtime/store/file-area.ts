@@ -22,6 +22,11 @@ export interface FileArea {
   size(path: string): Promise<number | undefined>
   readText(path: string): Promise<string | undefined>
   readBytes(path: string): Promise<Uint8Array | undefined>
+  /**
+   * Bytes [offset, offset + length) of a stored file, without reading the rest (a Blob slice in
+   * browsers, a positioned read on disk); undefined when there is no such file. Shorter at the end.
+   */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array | undefined>
   /** Stores a small file at once (manifest.json). */
   writeText(path: string, text: string): Promise<void>
   /**

@@ -38,6 +38,22 @@ export function createNodeFileArea(options: NodeFileAreaOptions): FileArea {
       const bytes = await readFile(local(path)).catch(() => undefined)
       return bytes === undefined ? undefined : new Uint8Array(bytes)
     },
+    readRange: async (path, offset, length) => {
+      const handle = await open(local(path), 'r').catch(() => undefined)
+      if (!handle) return undefined
+      try {
+        const bytes = new Uint8Array(length)
+        let done = 0
+        while (done < length) {
+          const { bytesRead } = await handle.read(bytes, done, length - done, offset + done)
+          if (bytesRead === 0) break
+          done += bytesRead
+        }
+        return done === length ? bytes : bytes.subarray(0, done)
+      } finally {
+        await handle.close()
+      }
+    },
     writeText: async (path, text) => {
       await mkdir(dirname(local(path)), { recursive: true })
       await writeFile(local(path), text)

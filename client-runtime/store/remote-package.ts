@@ -33,6 +33,9 @@ export interface RemotePackageOptions {
 }
 
 type FileProgress = Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>
+
+/** Most bytes one ranged read of a stored file takes (what is held in JavaScript at once). */
+const rangeReadBytes = 2 * 1024 * 1024
 type Entry = { readonly bytes: number; readonly sha256: string }
 
 /** A request with no body to watch: the whole answer must come within the idle timeout. */
@@ -487,6 +490,23 @@ export async function openRemotePackage(
     },
     readText: (path) => read(path, (file) => area.readText(file)),
     readBytes: (path) => read(path, (file) => area.readBytes(file)),
+    // Stored files were verified before they were committed (and ensure() checked them for this
+    // load): the engine reads them in pieces, never a whole weight file in JavaScript.
+    readInto: async (path, offset, target) => {
+      assertPackagePath(path)
+      for (let done = 0; done < target.length; ) {
+        const length = Math.min(rangeReadBytes, target.length - done)
+        const bytes = await area.readRange(path, offset + done, length)
+        if (bytes === undefined || bytes.length !== length)
+          throw new StoreError(
+            'download_failed',
+            `${path} of ${prefix} ${bytes === undefined ? 'is no longer stored' : `ends at byte ${offset + done + bytes.length}, before the ${offset + target.length} the model reads`} ${area.location}; load it again.`,
+            { isRetryable: true },
+          )
+        target.set(bytes, done)
+        done += length
+      }
+    },
     localPath: (path) => options.localPath?.(path),
     discard: async (paths) => {
       for (const path of paths) {

@@ -68,6 +68,12 @@ export interface StoredPackage {
   size(path: string): Promise<number | undefined>
   readText(path: string): Promise<string>
   readBytes(path: string): Promise<Uint8Array>
+  /**
+   * Copies bytes of an ensured file from `offset` into `target` without reading the file whole
+   * (what the engine loads weights through, straight into its memory). Optional: stores without
+   * ranged reads leave it out and the engine reads files whole.
+   */
+  readInto?(path: string, offset: number, target: Uint8Array): Promise<void>
   /** Local file path of an ensured file (Node stores), for backends that load from paths. */
   localPath(path: string): string | undefined
   /**

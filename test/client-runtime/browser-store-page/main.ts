@@ -31,6 +31,13 @@ async function check(backend: 'opfs' | 'cache'): Promise<StoreCheck> {
   const before = await store.isCached(good, stored)
   await pkg.ensure(['config.json', 'onnx/model.onnx'], { onProgress: (event) => progress.push(event) })
   const bytes = await pkg.readBytes('onnx/model.onnx')
+  // What the engine loads weights through: a slice of the stored Blob, not the whole file.
+  const range = new Uint8Array(150_000)
+  await pkg.readInto?.('onnx/model.onnx', 12_345, range)
+  const rangeMatches = range.every((value, index) => value === bytes[12_345 + index])
+  const pastEnd = await outcome(
+    () => pkg.readInto?.('onnx/model.onnx', bytes.length - 10, new Uint8Array(20)) ?? Promise.resolve(),
+  )
   const after = await store.isCached(good, stored)
   // Reading again comes from storage (no second download).
   const again = await (await store.open(good)).readText('config.json')
@@ -47,6 +54,8 @@ async function check(backend: 'opfs' | 'cache'): Promise<StoreCheck> {
     afterDelete,
     length: bytes.length,
     checksum: bytes.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0),
+    rangeMatches,
+    pastEnd,
     again,
     last: progress.at(-1),
     downloads: progress.filter((event) => event.phase === 'download').length,
