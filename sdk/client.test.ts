@@ -126,6 +126,11 @@ describe('createClient: options', () => {
     ['a 257-character stop string', { messages, stop: ['x'.repeat(257)] }, 'stop.0'],
     ['unknown field', { messages, temprature: 1 }, 'temprature'],
     ['signal not a signal', { messages, signal: {} }, 'signal'],
+    [
+      'a tool message without toolCallId (the edge refuses it, so the device must too)',
+      { messages: [...messages, { role: 'tool', content: '{"celsius":21}' }] },
+      'messages.1.toolCallId',
+    ],
   ]
   it.each(badRequests)(
     'request with %s: InvalidArgumentError naming %s, thrown by stream() itself',

@@ -401,6 +401,16 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     'parallelToolCalls',
   ])
   const messages = validateChatMessages(given['messages'])
+  // The edge requires it (OpenAI's tool_call_id), so a conversation the device would take must
+  // not fail only once it reaches the edge: on an edge route, or mid-answer at a handoff.
+  for (const [index, message] of messages.entries()) {
+    if (message.role === 'tool' && (typeof message.toolCallId !== 'string' || message.toolCallId === '')) {
+      throw new InvalidArgumentError(
+        `messages.${index}.toolCallId`,
+        `messages.${index}.toolCallId is required on tool messages: the id of the call this result answers (result.toolCalls[i].id).`,
+      )
+    }
+  }
   if (given['signal'] !== undefined && !(given['signal'] instanceof AbortSignal)) {
     throw new InvalidArgumentError(
       'signal',
