@@ -72,10 +72,11 @@ export const constrainedOutputFactor = 0.8
 export type WeightStreaming = 'ranges' | 'chunks' | 'whole'
 
 /**
- * What a streamed load holds besides the graphs: one ranged read (at most 2 MiB), the block kept
- * for the next small read (256 KiB), the block digests (32 bytes per 256 KiB), the verification
- * pass's stream chunks, and the garbage of the reads before (a few 2 MiB buffers the collector
- * has not taken yet). `npm run bench:memory:workerd` samples the isolate's peak while it loads.
+ * What a streamed load holds besides the graphs: one ranged read (at most 2 MiB) and the pieces
+ * it arrived in, the block kept for the next small read (256 KiB), the block digests (32 bytes
+ * per 256 KiB), the verification pass's stream chunks, and the garbage of the reads before (a
+ * few reads the collector has not taken yet). `npm run bench:memory:workerd` samples the
+ * isolate's peak while it loads.
  */
 export const streamedLoadBytes = 8 * 2 ** 20
 
