@@ -7,7 +7,7 @@
 // (docs/architecture.md, "Who may import whom").
 import { rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { InvalidArgumentError, StoreError } from '../core/errors.ts'
 
 /** Bump when the fixture's contents change, so old caches are not reused. */
 const defaultPackageName = 'qwen3_5-tiny-seed1-v2'
@@ -27,6 +27,30 @@ async function hasManifest(folder: string): Promise<boolean> {
     () => true,
     () => false,
   )
+}
+
+/**
+ * A cache folder that cannot hold the package (a file on the way, no permission, a read-only or
+ * full disk) is the caller's setting to change: say which folder and how, not Node's errno.
+ */
+function cacheFolderError(error: unknown, cacheDir: string): unknown {
+  const code = (error as { code?: unknown } | null)?.code
+  const reason = error instanceof Error ? error.message : String(error)
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StoreError(
+      'storage_quota_exceeded',
+      `No space left to write the default package (~52 MiB) under ${cacheDir} (${reason}). Free some space, or point ONDEVICE_CACHE_DIR (the cacheDir option) at another disk.`,
+      { cause: error },
+    )
+  }
+  if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new InvalidArgumentError(
+      'cacheDir',
+      `Cannot write the default package under ${cacheDir} (${reason}): the cache folder must be a writable folder. Point ONDEVICE_CACHE_DIR (the cacheDir option) at one.`,
+      { cause: error },
+    )
+  }
+  return error
 }
 
 /** Returns the default package's folder, writing it first if it is not in the cache yet. */
@@ -49,16 +73,20 @@ export function ensureDefaultPackage(options: DefaultPackageOptions): Promise<st
     // Build beside the final folder and rename, so a crash never leaves a half-written package
     // where the next run would find it.
     const temporary = `${folder}.tmp-${process.pid}`
-    await rm(temporary, { recursive: true, force: true })
     try {
-      await writeQwen35Fixture({ outDir: temporary, seed: 1, size: 'tiny', dtypes: ['q8', 'q4'] })
-      await rename(temporary, folder).catch(async (error: unknown) => {
-        // Another process finished first: use its copy.
-        if (await hasManifest(folder)) return
-        throw error
-      })
-    } finally {
       await rm(temporary, { recursive: true, force: true })
+      try {
+        await writeQwen35Fixture({ outDir: temporary, seed: 1, size: 'tiny', dtypes: ['q8', 'q4'] })
+        await rename(temporary, folder).catch(async (error: unknown) => {
+          // Another process finished first: use its copy.
+          if (await hasManifest(folder)) return
+          throw error
+        })
+      } finally {
+        await rm(temporary, { recursive: true, force: true }).catch(() => undefined)
+      }
+    } catch (error) {
+      throw cacheFolderError(error, options.cacheDir)
     }
     return folder
   })().finally(() => {
