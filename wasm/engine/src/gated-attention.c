@@ -20,6 +20,14 @@ void qwen35_split_query_gate(const float *projected, float *query, float *gate, 
 EXPORT(qwen35_sigmoid_gate)
 void qwen35_sigmoid_gate(float *out, const float *gate, int count) {
   int i = 0;
+  // 4·Q35_SIDE at a time, the sigmoids side by side (the same bits as one vector at a time).
+  for (; i + 4 * Q35_SIDE <= count; i += 4 * Q35_SIDE) {
+    v128_t s[Q35_SIDE];
+    for (int v = 0; v < Q35_SIDE; v++) s[v] = wasm_v128_load(gate + i + 4 * v);
+    q35_sigmoidf4_side(s);
+    for (int v = 0; v < Q35_SIDE; v++)
+      wasm_v128_store(out + i + 4 * v, wasm_f32x4_mul(wasm_v128_load(out + i + 4 * v), s[v]));
+  }
   for (; i + 4 <= count; i += 4)
     wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(out + i), q35_sigmoidf4(wasm_v128_load(gate + i))));
   for (; i < count; i++) out[i] = out[i] * q35_sigmoidf(gate[i]);

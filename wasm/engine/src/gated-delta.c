@@ -57,6 +57,16 @@ static void gated_norm(float *o, const float *z, const float *w, int dv, float e
   float inv = 1.0f / __builtin_sqrtf(sum_squares(o, dv) / (float)dv + eps);
   int j = 0;
   const f32x4 inv4 = wasm_f32x4_splat(inv);
+  // 4·Q35_SIDE at a time, the SiLUs side by side (the same bits as one vector at a time).
+  for (; j + 4 * Q35_SIDE <= dv; j += 4 * Q35_SIDE) {
+    f32x4 s[Q35_SIDE];
+    for (int v = 0; v < Q35_SIDE; v++) s[v] = wasm_v128_load(z + j + 4 * v);
+    q35_siluf4_side(s);
+    for (int v = 0; v < Q35_SIDE; v++) {
+      f32x4 r = wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(o + j + 4 * v), inv4), wasm_v128_load(w + j + 4 * v));
+      wasm_v128_store(o + j + 4 * v, wasm_f32x4_mul(r, s[v]));
+    }
+  }
   for (; j + 4 <= dv; j += 4) {
     f32x4 r = wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(o + j), inv4), wasm_v128_load(w + j));
     wasm_v128_store(o + j, wasm_f32x4_mul(r, q35_siluf4(wasm_v128_load(z + j))));
