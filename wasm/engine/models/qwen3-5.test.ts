@@ -394,6 +394,39 @@ describe('Qwen3.5 tiny fixture on the engine', () => {
     60_000,
   )
 
+  it('an append aborted between passes goes back to the state it started from (at 0, at a checkpoint, elsewhere)', async () => {
+    // A signal that reads as aborted from its third look on: the session's check before the
+    // append and the first pass's pass, the second pass's does not.
+    const abortingSignal = (): AbortSignal => {
+      let reads = 0
+      return {
+        get aborted() {
+          return ++reads > 2
+        },
+        reason: new Error('stopped'),
+      } as unknown as AbortSignal
+    }
+    const whole = await open('q4')
+    const expected = await whole.append(tokens.slice(0, 300))
+    const session = await open('q4')
+    const aborted = async () => {
+      const length = session.tokens.length
+      await expect(
+        session.append(tokens.slice(length, length + 130), { signal: abortingSignal() }),
+      ).rejects.toThrow()
+      expect(session.tokens.length).toBe(length)
+    }
+    await aborted() // from 0: the states are zeros again
+    await session.append(tokens.slice(0, 66)) // a checkpoint at 66
+    await aborted() // from the checkpoint at 66
+    await session.append([tokens[66]!])
+    await aborted() // from 67, where no checkpoint is: a copy
+    await session.append(tokens.slice(67, 200))
+    await aborted() // again from a checkpoint, with buffers dropped before reused
+    await session.append(tokens.slice(200, 299))
+    expect(sameBits(await session.append([tokens[299]!]), expected)).toBe(true)
+  }, 60_000)
+
   it('rewinds exactly where the ONNX Runtime session does', async () => {
     const store = createNodeStore({ cacheDir: join(folder, 'cache') })
     const ort = await createOrtSession(

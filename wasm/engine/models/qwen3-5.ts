@@ -354,8 +354,25 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
 
   let length = 0
   let checkpoints: Checkpoint[] = []
+  // A copy of the recurrent states is ~20 MiB on the 0.8B shape and every prompt takes one: a
+  // buffer a dropped checkpoint (or an append's abort copy) leaves is kept for the next one, so a
+  // prompt's time to first token pays a copy, not a fresh allocation, its page faults and its GC.
+  let spare: Float32Array | undefined
 
-  const saveStates = (): Float32Array => kernels.f32(statesBase, deltaLayers * stateFloats).slice()
+  const statesLength = deltaLayers * stateFloats
+  const saveStates = (): Float32Array => {
+    const target = spare ?? new Float32Array(statesLength)
+    spare = undefined
+    target.set(kernels.f32(statesBase, statesLength))
+    return target
+  }
+  const release = (states: Float32Array): void => {
+    spare ??= states
+  }
+  const dropCheckpoints = (keep: (checkpoint: Checkpoint) => boolean): void => {
+    for (const checkpoint of checkpoints) if (!keep(checkpoint)) release(checkpoint.states)
+    checkpoints = checkpoints.filter(keep)
+  }
   const loadStates = (states: Float32Array): void => kernels.f32(statesBase, states.length).set(states)
   const clearStates = (): void => {
     kernels.f32(statesBase, deltaLayers * stateFloats).fill(0)
@@ -447,9 +464,26 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   }
 
   const remember = (): void => {
-    checkpoints = [...checkpoints.filter((c) => c.length !== length), { length, states: saveStates() }].slice(
-      -maxCheckpoints,
-    )
+    dropCheckpoints((c) => c.length !== length)
+    const all = [...checkpoints, { length, states: saveStates() }]
+    for (const dropped of all.slice(0, -maxCheckpoints)) release(dropped.states)
+    checkpoints = all.slice(-maxCheckpoints)
+  }
+
+  /**
+   * What an aborted append restores: the state it started from. At length 0 that is zeros, and
+   * where a checkpoint holds this length it is that checkpoint (read, not copied: nothing drops
+   * checkpoints until the append ends); otherwise a copy.
+   */
+  const startOf = (): {
+    readonly length: number
+    readonly states: Float32Array | undefined
+    readonly copied: boolean
+  } => {
+    if (length === 0) return { length, states: undefined, copied: false }
+    const checkpoint = checkpoints.find((c) => c.length === length)
+    if (checkpoint) return { length, states: checkpoint.states, copied: false }
+    return { length, states: saveStates(), copied: true }
   }
 
   return {
@@ -464,17 +498,22 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
       // A long append can be aborted between passes: keep the state it started from so the cache
       // goes back to it (a recurrent state cannot be cut back otherwise).
-      const start = tokenIds.length > chunk && options.signal ? { length, states: saveStates() } : undefined
-      for (let from = 0; from < tokenIds.length; from += chunk) {
-        if (options.signal?.aborted) {
-          if (start) {
-            loadStates(start.states)
-            length = start.length
+      const start = tokenIds.length > chunk && options.signal ? startOf() : undefined
+      try {
+        for (let from = 0; from < tokenIds.length; from += chunk) {
+          if (options.signal?.aborted) {
+            if (start) {
+              if (start.states) loadStates(start.states)
+              else clearStates()
+              length = start.length
+            }
+            throw options.signal.reason ?? new Error('aborted')
           }
-          throw options.signal.reason ?? new Error('aborted')
+          const count = Math.min(chunk, tokenIds.length - from)
+          forward(tokenIds, from, count, from + count === tokenIds.length)
         }
-        const count = Math.min(chunk, tokenIds.length - from)
-        forward(tokenIds, from, count, from + count === tokenIds.length)
+      } finally {
+        if (start?.copied && start.states) release(start.states)
       }
       if (options.checkpoint) remember()
       return kernels.f32(logits, vocabulary).slice()
@@ -484,20 +523,20 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       if (to === 0) {
         clearStates()
         length = 0
-        checkpoints = []
+        dropCheckpoints(() => false)
         return true
       }
       const checkpoint = checkpoints.find((c) => c.length === to)
       if (!checkpoint || to > length) return false
       loadStates(checkpoint.states)
       length = to
-      checkpoints = checkpoints.filter((c) => c.length <= to)
+      dropCheckpoints((c) => c.length <= to)
       return true
     },
     reset(): void {
       clearStates()
       length = 0
-      checkpoints = []
+      dropCheckpoints(() => false)
     },
   }
 }

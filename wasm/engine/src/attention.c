@@ -39,6 +39,36 @@ static inline v128_t expf_2(v128_t x) {
   return wasm_f32x4_demote_f64x2_zero(engine_exp_f64x2(x));
 }
 
+/**
+ * expf_2 on eight floats (x0, x1: four each) at once, as four f64x2 chains side by side: each
+ * lane gets expf_2's operations (engine_exp_f64x2's, step for step), but one exp is a long chain
+ * of dependent operations and V8 keeps the order it is given, so four in flight keep the units busy.
+ */
+static inline void expf_8(v128_t *x0, v128_t *x1) {
+  v128_t d[4] = {wasm_f64x2_promote_low_f32x4(*x0), wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(*x0, *x0, 2, 3, 2, 3)),
+                 wasm_f64x2_promote_low_f32x4(*x1), wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(*x1, *x1, 2, 3, 2, 3))};
+  v128_t n[4], r[4], p[4];
+  for (int v = 0; v < 4; v++)
+    d[v] = wasm_f64x2_pmax(wasm_f64x2_pmin(d[v], wasm_f64x2_splat(709.0)), wasm_f64x2_splat(-110.0));
+  for (int v = 0; v < 4; v++) n[v] = wasm_f64x2_nearest(wasm_f64x2_mul(d[v], wasm_f64x2_splat(1.44269504088896338700e+00)));
+  for (int v = 0; v < 4; v++)
+    r[v] = wasm_f64x2_sub(wasm_f64x2_sub(d[v], wasm_f64x2_mul(n[v], wasm_f64x2_splat(6.93147180369123816490e-01))),
+                          wasm_f64x2_mul(n[v], wasm_f64x2_splat(1.90821492927058770002e-10)));
+  static const double c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
+                               1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,      1.0 / 24.0,     1.0 / 6.0,
+                               0.5,               1.0,              1.0};
+  for (int v = 0; v < 4; v++) p[v] = wasm_f64x2_splat(1.0 / 6227020800.0);
+  for (int i = 0; i < 13; i++)
+    for (int v = 0; v < 4; v++) p[v] = wasm_f64x2_add(wasm_f64x2_mul(p[v], r[v]), wasm_f64x2_splat(c[i]));
+  const v128_t magic = wasm_f64x2_splat(6755399441055744.0);
+  for (int v = 0; v < 4; v++) {
+    v128_t e = wasm_i64x2_sub(wasm_f64x2_add(n[v], magic), magic);
+    d[v] = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_mul(p[v], wasm_i64x2_shl(wasm_i64x2_add(e, wasm_i64x2_splat(1023)), 52)));
+  }
+  *x0 = wasm_i32x4_shuffle(d[0], d[1], 0, 1, 4, 5);
+  *x1 = wasm_i32x4_shuffle(d[2], d[3], 0, 1, 4, 5);
+}
+
 static inline void attend_head(const float *q, const float *key_cache, const float *value_cache, float *out,
                                float *scores, int r, int h, int heads, int group, int head_dim, int position_stride,
                                int position0, float scale) {
@@ -207,6 +237,13 @@ static void attend_rows(const float *q, const float *key_cache, const float *val
     for (int i = 0; i < n; i++)
       if (s[i] > max) max = s[i];
     int i = 0;
+    const v128_t max4 = wasm_f32x4_splat(max);
+    for (; i + 8 <= n; i += 8) {
+      v128_t x0 = wasm_f32x4_sub(wasm_v128_load(s + i), max4), x1 = wasm_f32x4_sub(wasm_v128_load(s + i + 4), max4);
+      expf_8(&x0, &x1);
+      wasm_v128_store(s + i, x0);
+      wasm_v128_store(s + i + 4, x1);
+    }
     for (; i + 2 <= n; i += 2) {
       v128_t x = wasm_f32x4_sub(wasm_v128_load64_zero(s + i), wasm_f32x4_splat(max));
       wasm_v128_store64_lane(s + i, expf_2(x), 0);
