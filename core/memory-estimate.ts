@@ -68,8 +68,11 @@ export interface MemoryInputs {
   readonly lookupOnlyBytes?: number
   /**
    * The graph computes logits for every prompt position (no num_logits_to_keep input: the
-   * builder's Llama / Qwen3 graphs), so an ONNX Runtime prefill allocates prompt × vocabulary
-   * floats. Default: true for one-graph architectures, false for Qwen3.5.
+   * builder's Llama / Qwen3 graphs before they had it, and other exporters' one-graph models), so
+   * an ONNX Runtime prefill allocates prompt × vocabulary floats; with the input the runtimes feed
+   * 1 and a prefill computes one row. Default, for a graph nobody has looked at: true for
+   * one-graph architectures, false for Qwen3.5 (whose published exports have the input). The
+   * builder passes false for what it writes now (core/package-memory.ts).
    */
   readonly allPositionLogits?: boolean
   /** Bytes of tokenizer.json: its parsed form is most of the fixed cost. */

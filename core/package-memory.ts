@@ -13,6 +13,16 @@ import {
 } from './model-package.ts'
 
 /**
+ * What the file sizes don't say about a package's graphs. A writer knows (the builder's graphs all
+ * take num_logits_to_keep); for a package read from elsewhere, leave it out: the memory model
+ * then assumes what such packages did (see MemoryInputs.allPositionLogits).
+ */
+export interface PackageGraphFacts {
+  /** The decoder computes logits for every prompt position (it has no num_logits_to_keep input). */
+  readonly allPositionLogits?: boolean
+}
+
+/**
  * The memory model's inputs for one dtype of a package, from its file list: the dtype's ONNX
  * files and external data, the embedding graph's (Qwen3.5: read by lookups only) and, for a
  * tied 4-bit Qwen3.5 package, the table the LM head holds too (the builder writes the same
@@ -24,6 +34,7 @@ export function memoryInputsFromFiles(
   files: readonly Pick<PackageFileEntry, 'path' | 'bytes'>[],
   tokenizerBytes: number,
   contextLength: number,
+  graph: PackageGraphFacts = {},
 ): MemoryInputs {
   const names = onnxFileNames(config.modelType, dtype)
   const bytesOf = (onnx: string | undefined): number => {
@@ -45,6 +56,7 @@ export function memoryInputsFromFiles(
     weightFileBytes: bytesOf(names.model) + lookupOnlyBytes,
     ...(lookupOnlyBytes > 0 ? { lookupOnlyBytes } : {}),
     ...(fourBitTable ? { duplicateWeightBytes: (config.vocabSize * config.hiddenSize) / 2 } : {}),
+    ...(graph.allPositionLogits === undefined ? {} : { allPositionLogits: graph.allPositionLogits }),
     tokenizerBytes,
     contextLength,
   }
@@ -55,13 +67,14 @@ export function manifestMemoryFields(
   dtypes: readonly ModelDtype[],
   files: readonly Pick<PackageFileEntry, 'path' | 'bytes'>[],
   contextLength: number,
+  graph: PackageGraphFacts = {},
 ): Pick<PackageManifest, 'estimatedMemoryBytes' | 'estimatedMemory' | 'contextLength'> {
   const tokenizerBytes = files.find((file) => file.path === 'tokenizer.json')?.bytes ?? 0
   const estimatedMemoryBytes: Partial<Record<ModelDtype, number>> = {}
   const estimatedMemory: Partial<Record<ModelDtype, Record<string, BackendMemoryEstimate>>> = {}
   for (const dtype of dtypes) {
     const byBackend = estimateMemoryByBackend(
-      memoryInputsFromFiles(config, dtype, files, tokenizerBytes, contextLength),
+      memoryInputsFromFiles(config, dtype, files, tokenizerBytes, contextLength, graph),
     )
     estimatedMemory[dtype] = byBackend
     estimatedMemoryBytes[dtype] = Math.max(...Object.values(byBackend).map((figure) => figure.bytes))

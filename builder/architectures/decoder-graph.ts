@@ -1,6 +1,6 @@
 // ONNX graphs for the Llama and Qwen3 decoders, with the onnx-community I/O contract (docs/builder.md,
-// "The package format"): input_ids, attention_mask, position_ids, past_key_values.{i}.key|value → logits,
-// present.{i}.key|value. One graph serves prefill (many tokens, empty past) and decode (one
+// "The package format"): input_ids, attention_mask, position_ids, past_key_values.{i}.key|value,
+// num_logits_to_keep → logits (the last num_logits_to_keep positions), present.{i}.key|value. One graph serves prefill (many tokens, empty past) and decode (one
 // token, past of any length): every sequence dimension is symbolic.
 //
 // Attention is written with plain ONNX ops (MatMul / Softmax with a causal + padding bias) so it
@@ -97,6 +97,13 @@ export interface DecoderGraphOptions {
    * logits don't depend on how a prompt is chunked.
    */
   readonly int4AccuracyLevel?: 0 | 1 | 2 | 3 | 4
+  /**
+   * true (default): an int64 scalar input `num_logits_to_keep` picks how many final positions get
+   * logits (the runtimes feed 1 to a prefill). false writes the graph as builders before it did:
+   * logits for every position and no such input, a package as old caches hold them (to check that
+   * runtimes still take those, and to compare against).
+   */
+  readonly logitsToKeep?: boolean
 }
 
 /** Graph writer for Llama; Qwen3Architecture overrides the per-head normalization. */
@@ -591,7 +598,28 @@ export class DecoderGraph {
       hidden = this.#mlp(hidden, layer, prefix)
     })
 
-    const finalNorm = this.rmsNorm(hidden, w.norm, 'model.norm')
+    // num_logits_to_keep (int64 scalar, as the published exports and the Qwen3.5 graph declare
+    // it): the final norm and the LM head see only the last N positions, so a prefill that feeds
+    // 1 never builds the [S, vocab] logits it would throw away (512 × 151,936 floats, 311 MB, and
+    // 80 G multiply-adds at the Qwen3-0.6B shape). Slice semantics, as Python's x[:, -N:]: 0
+    // keeps every position, N past the sequence keeps them all too.
+    const logitsToKeep = this.options.logitsToKeep ?? true
+    const kept = logitsToKeep
+      ? g.node(
+          'Slice',
+          [
+            hidden,
+            g.node('Neg', [
+              g.node('Reshape', [g.input('num_logits_to_keep', 'int64', []), this.int64([1])]),
+            ]),
+            this.int64([Number.MAX_SAFE_INTEGER]),
+            this.int64([1]),
+          ],
+          {},
+          { name: '/model/logits_to_keep/Slice' },
+        )
+      : hidden
+    const finalNorm = this.rmsNorm(kept, w.norm, 'model.norm')
     const V = c.vocabSize
     const sharedLmHead = this.#sharedQ4LmHead(finalNorm)
     if (sharedLmHead) g.node('Identity', [sharedLmHead], {}, { outputs: ['logits'] })
@@ -601,14 +629,15 @@ export class DecoderGraph {
       const embedding = this.dtype === 'fp32' ? table : g.node('Cast', [table], { to: FLOAT })
       const flat = g.node('Reshape', [finalNorm, this.int64([-1, c.hiddenSize])])
       const product = g.node('Gemm', [flat, embedding], { transB: 1 }, { name: '/lm_head/Gemm' })
-      const shape = g.node('Concat', [g.node('Shape', [inputIds]), this.int64([V])], { axis: 0 })
+      const batchAndKept = g.node('Shape', [finalNorm], { start: 0, end: 2 })
+      const shape = g.node('Concat', [batchAndKept, this.int64([V])], { axis: 0 })
       g.node('Reshape', [product, shape], {}, { outputs: ['logits'] })
     } else {
       const logits = this.linear(finalNorm, w.lmHead ?? w.embedTokens, 'lm_head')
       g.node('Identity', [logits], {}, { outputs: ['logits'] })
     }
 
-    g.output('logits', 'float32', [batch, 'sequence_length', V])
+    g.output('logits', 'float32', [batch, logitsToKeep ? 'logits_length' : 'sequence_length', V])
     w.layers.forEach((_, i) => {
       g.output(`present.${i}.key`, 'float32', [batch, kvHeads, 'total_sequence_length', D])
       g.output(`present.${i}.value`, 'float32', [batch, kvHeads, 'total_sequence_length', D])

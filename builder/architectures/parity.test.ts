@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { parseModelConfig } from '../../core/model-package.ts'
 import { writeModelFile } from '../onnx/index.ts'
 import { ReferenceModel } from '../reference/reference-model.ts'
-import { maxAbsDifference, OrtDecoder } from '../testing/ort-decoder.ts'
+import { argmax, maxAbsDifference, OrtDecoder } from '../testing/ort-decoder.ts'
 import { architectureFor } from './decoder-graph.ts'
 import { randomDecoderWeights } from './random-weights.ts'
 
@@ -124,10 +124,12 @@ describe('batched, left-padded input (attention_mask zeros)', () => {
       pasts[`past_key_values.${i}.value`] = empty
     }
     // Row 0: two pads then [7, 8, 9]; row 1: [1, 2, 3, 4, 5].
+    const everyPosition = new ort.Tensor('int64', BigInt64Array.of(0n), [])
     const prefill = await session.run({
       input_ids: int64([0, 0, 7, 8, 9, 1, 2, 3, 4, 5], [2, 5]),
       attention_mask: int64([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], [2, 5]),
       position_ids: int64([0, 0, 0, 1, 2, 0, 1, 2, 3, 4], [2, 5]),
+      num_logits_to_keep: everyPosition,
       ...pasts,
     })
     const next: Record<string, ort.Tensor> = {}
@@ -139,9 +141,9 @@ describe('batched, left-padded input (attention_mask zeros)', () => {
       input_ids: int64([10, 6], [2, 1]),
       attention_mask: int64([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [2, 6]),
       position_ids: int64([3, 5], [2, 1]),
+      num_logits_to_keep: everyPosition,
       ...next,
     })
-    await session.release()
     const vocab = config.vocabSize
     const row = (tensor: ort.OnnxValue, b: number, s: number, length: number) =>
       (tensor.data as Float32Array).slice((b * length + s) * vocab, (b * length + s + 1) * vocab)
@@ -153,5 +155,101 @@ describe('batched, left-padded input (attention_mask zeros)', () => {
     expect(maxAbsDifference(row(decode.logits!, 1, 0, 1), alone1[5]!)).toBeLessThanOrEqual(1e-4)
     // Fully padded query rows must not produce NaN (masked with finfo.min, not -inf).
     expect(Number.isNaN((prefill.logits!.data as Float32Array)[0]!)).toBe(false)
+    // num_logits_to_keep = 1: each row's last position (rows are right-aligned), nothing else.
+    const lastOnly = await session.run({
+      input_ids: int64([0, 0, 7, 8, 9, 1, 2, 3, 4, 5], [2, 5]),
+      attention_mask: int64([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], [2, 5]),
+      position_ids: int64([0, 0, 0, 1, 2, 0, 1, 2, 3, 4], [2, 5]),
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+      ...pasts,
+    })
+    expect(lastOnly.logits!.dims).toEqual([2, 1, vocab])
+    expect(row(lastOnly.logits!, 0, 0, 1)).toEqual(row(prefill.logits!, 0, 4, 5))
+    expect(row(lastOnly.logits!, 1, 0, 1)).toEqual(row(prefill.logits!, 1, 4, 5))
+    await session.release()
   })
+})
+
+describe('num_logits_to_keep: logits for the last N positions only', () => {
+  const prompt = tokens.slice(0, 17)
+  const cases = [
+    ['qwen3', 'fp32'],
+    ['qwen3', 'fp16'],
+    ['qwen3', 'q4'],
+    ['qwen3', 'q8'],
+    ['llama', 'fp32'],
+    ['llama', 'q4'],
+  ] as const
+  it.each(cases)(
+    '%s %s: N = 1 and 3 are the last rows of N = 0; N = 0 and N past the prompt keep all; the cache is the same',
+    async (name, dtype) => {
+      const config = configs[name]
+      const weights = randomDecoderWeights(config, 9)
+      const path = join(folder, `keep-${name}-${dtype}.onnx`)
+      writeModelFile(architectureFor(weights).buildGraph(dtype), path)
+      const session = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 })
+      const vocab = config.vocabSize
+      const empty = new ort.Tensor('float32', new Float32Array(0), [
+        1,
+        config.numKeyValueHeads,
+        0,
+        config.headDim,
+      ])
+      const run = (keep: number) => {
+        const feeds: Record<string, ort.Tensor> = {
+          input_ids: new ort.Tensor('int64', BigInt64Array.from(prompt, BigInt), [1, prompt.length]),
+          attention_mask: new ort.Tensor('int64', new BigInt64Array(prompt.length).fill(1n), [
+            1,
+            prompt.length,
+          ]),
+          position_ids: new ort.Tensor(
+            'int64',
+            BigInt64Array.from(prompt, (_, i) => BigInt(i)),
+            [1, prompt.length],
+          ),
+          num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
+        }
+        for (let i = 0; i < config.numHiddenLayers; i++) {
+          feeds[`past_key_values.${i}.key`] = empty
+          feeds[`past_key_values.${i}.value`] = empty
+        }
+        return session.run(feeds)
+      }
+      try {
+        const logitsOf = (outputs: ort.InferenceSession.OnnxValueMapType) =>
+          outputs.logits!.data as Float32Array
+        const all = await run(0)
+        expect(all.logits!.dims).toEqual([1, prompt.length, vocab])
+        // HF's logits[:, -N:]: 0 keeps every position, and so does an N past the sequence.
+        for (const beyond of [prompt.length, 1000]) expect(logitsOf(await run(beyond))).toEqual(logitsOf(all))
+        const three = await run(3)
+        const last = await run(1)
+        expect(three.logits!.dims).toEqual([1, 3, vocab])
+        expect(last.logits!.dims).toEqual([1, 1, vocab])
+        // The cache does not depend on N.
+        for (let i = 0; i < config.numHiddenLayers; i++)
+          for (const part of ['key', 'value'])
+            expect(last[`present.${i}.${part}`]!.data, `present.${i}.${part}`).toEqual(
+              all[`present.${i}.${part}`]!.data,
+            )
+        const tail = (rows: number) => logitsOf(all).slice((prompt.length - rows) * vocab)
+        if (dtype === 'fp32' || dtype === 'fp16') {
+          // The same kernels on fewer rows: the kept rows' logits are bit for bit those of N = 0.
+          expect(logitsOf(last)).toEqual(tail(1))
+          expect(logitsOf(three)).toEqual(tail(3))
+        } else {
+          // 4-bit: ONNX Runtime's MatMulNBits takes its one-row path (the one every decode step
+          // takes) instead of the many-row one, which sums in another order. 8-bit:
+          // DynamicQuantizeMatMul quantizes its input per tensor, so the LM head's activation scale
+          // now comes from the kept rows instead of the whole prompt (as in a decode step).
+          const tolerance = dtype === 'q4' ? 1e-4 : 0.5
+          expect(maxAbsDifference(logitsOf(last), tail(1))).toBeLessThanOrEqual(tolerance)
+          expect(maxAbsDifference(logitsOf(three), tail(3))).toBeLessThanOrEqual(tolerance)
+          expect(argmax(logitsOf(last))).toBe(argmax(tail(1)))
+        }
+      } finally {
+        await session.release()
+      }
+    },
+  )
 })

@@ -98,8 +98,9 @@ export function hfConfigJson(
 }
 
 /**
- * The largest of the backends' memory estimates to run one dtype at `contextLength` (core's
- * memory model, core/memory-estimate.ts); `tokenizerBytes` is tokenizer.json's size.
+ * The largest of the backends' memory estimates to run one dtype of a package this builder writes
+ * at `contextLength` (core's memory model, core/memory-estimate.ts); `tokenizerBytes` is
+ * tokenizer.json's size.
  */
 export function estimateMemoryBytes(
   config: ModelConfig,
@@ -112,7 +113,9 @@ export function estimateMemoryBytes(
     { path: onnxFileNames(config.modelType, dtype).model, bytes: storedWeightBytes },
     { path: 'tokenizer.json', bytes: tokenizerBytes },
   ]
-  return manifestMemoryFields(config, [dtype], files, contextLength).estimatedMemoryBytes[dtype] as number
+  // The builder's graphs all take num_logits_to_keep: a prefill computes the last position's logits only.
+  return manifestMemoryFields(config, [dtype], files, contextLength, { allPositionLogits: false })
+    .estimatedMemoryBytes[dtype] as number
 }
 
 /** Streams the file through sha256 in 16 MiB pieces (data files can exceed a Buffer's limit). */
@@ -219,7 +222,9 @@ export async function writeModelPackage(options: WritePackageOptions): Promise<P
       ...(options.name ? { name: options.name } : {}),
       files,
       dtypes,
-      ...manifestMemoryFields(config, dtypes, files, contextLength),
+      ...manifestMemoryFields(config, dtypes, files, contextLength, {
+        allPositionLogits: options.graph?.logitsToKeep === false,
+      }),
     }
     writeFileSync(join(temporary, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
     if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true })

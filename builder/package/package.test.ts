@@ -54,7 +54,10 @@ describe('tiny qwen3 fixture package (fp32, q4, q8, fp16)', () => {
       'past_key_values.0.value',
       'past_key_values.1.key',
       'past_key_values.1.value',
+      'num_logits_to_keep',
     ])
+    expect(summary.inputs.at(-1)).toEqual({ name: 'num_logits_to_keep', type: 'int64', dims: [] })
+    expect(summary.outputs[0]!.dims).toEqual(['batch_size', 'logits_length', config.vocabSize])
     expect(summary.outputs.map((o) => o.name)).toEqual([
       'logits',
       'present.0.key',

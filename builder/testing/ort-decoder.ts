@@ -96,8 +96,12 @@ export class OrtDecoder {
         ])
   }
 
-  /** Feeds tokens (one call, any count); returns the logits of every new position. */
-  async append(tokenIds: readonly number[]): Promise<Float32Array[]> {
+  /**
+   * Feeds tokens (one call, any count); returns the logits of every new position, or of the last
+   * `logitsToKeep` when given (graphs with a num_logits_to_keep input compute only those; for a
+   * graph without it, built before it existed, the others are computed and dropped here).
+   */
+  async append(tokenIds: readonly number[], logitsToKeep = 0): Promise<Float32Array[]> {
     const s = tokenIds.length
     const total = this.#length + s
     const ids = new this.#ort.Tensor('int64', BigInt64Array.from(tokenIds, BigInt), [1, s])
@@ -111,6 +115,11 @@ export class OrtDecoder {
       input_ids: ids,
       attention_mask: mask,
       position_ids: positions,
+      ...(this.#session.inputNames.includes('num_logits_to_keep')
+        ? {
+            num_logits_to_keep: new this.#ort.Tensor('int64', BigInt64Array.of(BigInt(logitsToKeep)), []),
+          }
+        : {}),
       ...this.#past,
     })
     for (let i = 0; i < this.#layers; i++) {
@@ -121,7 +130,11 @@ export class OrtDecoder {
     const logits = result.logits!
     const vocab = logits.dims[2]!
     const data = logits.data as Float32Array
-    return Array.from({ length: s }, (_, i) => data.slice(i * vocab, (i + 1) * vocab))
+    const rows = logits.dims[1]!
+    const wanted = logitsToKeep > 0 ? Math.min(logitsToKeep, rows) : rows
+    return Array.from({ length: wanted }, (_, i) =>
+      data.slice((rows - wanted + i) * vocab, (rows - wanted + i + 1) * vocab),
+    )
   }
 
   async release(): Promise<void> {

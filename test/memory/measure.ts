@@ -6,9 +6,11 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { estimateMemory, type MemoryBackend, type MemoryEstimate } from '../../core/memory-estimate.ts'
+import { readModelSummary } from '../../builder/onnx/index.ts'
 import {
   type ModelDtype,
   manifestMemoryEstimate,
+  onnxFileNames,
   parseModelConfig,
   parsePackageManifest,
 } from '../../core/model-package.ts'
@@ -26,13 +28,15 @@ export function estimateRun(request: PeakProbeRequest): {
   const config = parseModelConfig(readFileSync(join(request.folder, 'config.json'), 'utf8'))
   const tokenizerBytes = manifest.files.find((file) => file.path === 'tokenizer.json')?.bytes ?? 0
   const contextLength = request.promptTokens + request.maxTokens
-  const inputs = memoryInputsFromFiles(
-    config,
-    request.dtype as ModelDtype,
-    manifest.files,
-    tokenizerBytes,
-    contextLength,
+  const dtype = request.dtype as ModelDtype
+  // Whether a prefill computes every position's logits is the graph's to say: packages built
+  // before the Llama / Qwen3 graphs took num_logits_to_keep (bench caches) still do.
+  const decoder = readModelSummary(
+    new Uint8Array(readFileSync(join(request.folder, onnxFileNames(config.modelType, dtype).model))),
   )
+  const inputs = memoryInputsFromFiles(config, dtype, manifest.files, tokenizerBytes, contextLength, {
+    allPositionLogits: !decoder.inputs.some((input) => input.name === 'num_logits_to_keep'),
+  })
   const backend = request.backend as MemoryBackend
   return {
     model: estimateMemory(backend, { ...inputs, promptTokens: request.promptTokens }),
