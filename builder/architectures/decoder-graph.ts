@@ -609,9 +609,7 @@ export class DecoderGraph {
           'Slice',
           [
             hidden,
-            g.node('Neg', [
-              g.node('Reshape', [g.input('num_logits_to_keep', 'int64', []), this.int64([1])]),
-            ]),
+            g.node('Neg', [g.node('Reshape', [g.input('num_logits_to_keep', 'int64', []), this.int64([1])])]),
             this.int64([Number.MAX_SAFE_INTEGER]),
             this.int64([1]),
           ],

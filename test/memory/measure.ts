@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { estimateMemory, type MemoryBackend, type MemoryEstimate } from '../../core/memory-estimate.ts'
 import { readModelSummary } from '../../builder/onnx/index.ts'
+import { estimateMemory, type MemoryBackend, type MemoryEstimate } from '../../core/memory-estimate.ts'
 import {
   type ModelDtype,
   manifestMemoryEstimate,
