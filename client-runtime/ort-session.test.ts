@@ -1,5 +1,7 @@
-// The ORT ModelSession on a Qwen3.5 (split layout, KV + conv + recurrent state) package against
-// the builder's plain TypeScript reference, on onnxruntime-node and onnxruntime-web (WASM).
+// The ORT ModelSession on a Qwen3.5 (split layout, KV + conv + recurrent state) package and on
+// Llama-style packages with and without num_logits_to_keep, against the builder's plain
+// TypeScript reference, on onnxruntime-node and onnxruntime-web (WASM).
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeQwen35Package } from '../builder/architectures/qwen3-5-package.ts'
 import { createQwen35State, qwen35Forward } from '../builder/architectures/qwen3-5-reference.ts'
 import { randomQwen35Weights, tinyQwen35Config } from '../builder/architectures/qwen3-5-weights.ts'
+import { randomDecoderWeights } from '../builder/architectures/random-weights.ts'
+import { qwen3TokenizerFiles } from '../builder/fixtures/fixture.ts'
+import { writeModelPackage } from '../builder/package/package-writer.ts'
+import { ReferenceModel } from '../builder/reference/reference-model.ts'
+import { parseModelConfig } from '../core/model-package.ts'
 import { loadOrtWebForNode } from '../wasm/node.ts'
 import type { Backend } from './dtype.ts'
 import { createOrtSession, type OrtModule } from './ort-session.ts'
@@ -102,3 +109,63 @@ describe.each(hosts)('ORT session, Qwen3.5 layout, %s', (backend, loadOrt) => {
     await session.dispose()
   })
 })
+
+// Packages built before the Llama / Qwen3 graphs took num_logits_to_keep (users' caches, bench
+// caches) compute every position's logits: the session must still load them and give the same
+// numbers as the new graph, which it feeds num_logits_to_keep = 1.
+describe.each(hosts)(
+  'ORT session, Llama / Qwen3 graphs with and without num_logits_to_keep, %s',
+  (backend, loadOrt) => {
+    const qwen3 = parseModelConfig({
+      model_type: 'qwen3',
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 32,
+      vocab_size: 320,
+      max_position_embeddings: 256,
+      tie_word_embeddings: true,
+    })
+    const decoderWeights = randomDecoderWeights(qwen3, 5)
+    const packageFolder = (logitsToKeep: boolean) => join(folder, `qwen3-${logitsToKeep ? 'new' : 'old'}`)
+    beforeAll(async () => {
+      for (const logitsToKeep of [true, false])
+        if (!existsSync(packageFolder(logitsToKeep)))
+          await writeModelPackage({
+            outDir: packageFolder(logitsToKeep),
+            weights: decoderWeights,
+            tokenizer: qwen3TokenizerFiles(),
+            dtypes: ['fp32'],
+            graph: { logitsToKeep },
+          })
+    })
+
+    it('loads both and gives the reference logits, bit for bit the same on both graphs', async () => {
+      const store = createNodeStore({ cacheDir: join(folder, 'cache') })
+      const prompt = Array.from({ length: 20 }, (_, index) => (index * 37 + 11) % 320)
+      const expected = new ReferenceModel(decoderWeights).forward([...prompt, 7, 8])
+      const runs: Float32Array[][] = []
+      for (const logitsToKeep of [true, false]) {
+        const pkg = await store.open(packageFolder(logitsToKeep))
+        const session = await createOrtSession(await loadOrt(), storedPackageReader(pkg), {
+          backend,
+          dtype: 'fp32',
+        })
+        try {
+          expect(session.inputNames.includes('num_logits_to_keep')).toBe(logitsToKeep)
+          const logits = [await session.append(prompt), await session.append([7]), await session.append([8])]
+          logits.forEach((row, index) => {
+            expect(row).toHaveLength(320)
+            expect(maxDifference(row, expected[prompt.length - 1 + index] as Float32Array)).toBeLessThan(1e-4)
+          })
+          runs.push(logits)
+        } finally {
+          await session.dispose()
+        }
+      }
+      expect(runs[0]).toEqual(runs[1])
+    })
+  },
+)

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { cacheBytes, estimateMemory, estimateMemoryByBackend, memoryBackends } from './memory-estimate.ts'
+import {
+  cacheBytes,
+  estimateMemory,
+  estimateMemoryByBackend,
+  memoryBackends,
+  memoryCalibration,
+} from './memory-estimate.ts'
 import { manifestMemoryEstimate, parseModelConfig, parsePackageManifest } from './model-package.ts'
+import { manifestMemoryFields, memoryInputsFromFiles } from './package-memory.ts'
 
 const qwen3 = parseModelConfig({
   model_type: 'qwen3',
@@ -61,6 +68,57 @@ describe('memory model', () => {
     const shared = { ...inputs, dtype: 'q4', weightFileBytes: 650e6, duplicateWeightBytes: 127e6 }
     expect(estimateMemory('wasm', shared).parts.weights).toBe(523e6)
     expect(estimateMemory('ort-wasm', shared).parts.weights).toBeGreaterThan(650e6)
+  })
+
+  it("counts a prefill's logits for every prompt position only for a graph that computes them", () => {
+    // 512 prompt rows of 151,936 fp32 logits against one: what num_logits_to_keep saves.
+    const saved = 511 * qwen3.vocabSize * 4
+    // An old package, or another exporter's one-graph model: all positions (the default).
+    const allRows = estimateMemory('native', inputs)
+    expect(estimateMemory('native', { ...inputs, allPositionLogits: true })).toEqual(allRows)
+    const oneRow = estimateMemory('native', { ...inputs, allPositionLogits: false })
+    const native = memoryCalibration.native.scratchFactor.q8 as number
+    expect(allRows.parts.scratch - oneRow.parts.scratch).toBeCloseTo(native * saved, 0)
+    expect(allRows.bytes - oneRow.bytes).toBeCloseTo(native * saved, -1)
+    const ortWeb = memoryCalibration['ort-wasm'].scratchFactor.q8 as number
+    expect(
+      estimateMemory('ort-wasm', inputs).parts.scratch -
+        estimateMemory('ort-wasm', { ...inputs, allPositionLogits: false }).parts.scratch,
+    ).toBeCloseTo(ortWeb * saved, 0)
+    expect(
+      (estimateMemory('webgpu', inputs).gpuBytes as number) -
+        (estimateMemory('webgpu', { ...inputs, allPositionLogits: false }).gpuBytes as number),
+    ).toBeCloseTo(saved, -1)
+    // The engine computes the last row whatever the graph says.
+    expect(estimateMemory('wasm', { ...inputs, allPositionLogits: false })).toEqual(
+      estimateMemory('wasm', inputs),
+    )
+    // Qwen3.5's graphs have always had the input.
+    const qwen35 = parseModelConfig({ ...qwen3.raw, model_type: 'qwen3_5_text' })
+    expect(estimateMemory('native', { ...inputs, config: qwen35 })).toEqual(
+      estimateMemory('native', { ...inputs, config: qwen35, allPositionLogits: false }),
+    )
+  })
+
+  it('package figures: what the builder writes now counts one row, a package read from elsewhere all', () => {
+    const files = [
+      { path: 'onnx/model_quantized.onnx', bytes: 300e3 },
+      { path: 'onnx/model_quantized.onnx_data', bytes: 778e6 },
+      { path: 'tokenizer.json', bytes: 11.4e6 },
+    ]
+    const unknown = manifestMemoryFields(qwen3, ['q8'], files, 4096)
+    const written = manifestMemoryFields(qwen3, ['q8'], files, 4096, { allPositionLogits: false })
+    const old = manifestMemoryFields(qwen3, ['q8'], files, 4096, { allPositionLogits: true })
+    expect(old).toEqual(unknown)
+    const figure = (fields: typeof unknown) => fields.estimatedMemory?.q8?.native?.bytes as number
+    expect(figure(written)).toBe(
+      estimateMemory('native', {
+        ...memoryInputsFromFiles(qwen3, 'q8', files, 11.4e6, 4096),
+        allPositionLogits: false,
+      }).bytes,
+    )
+    expect(figure(unknown) - figure(written)).toBeGreaterThan(500e6)
+    expect(written.estimatedMemoryBytes.q8 as number).toBeLessThan(unknown.estimatedMemoryBytes.q8 as number)
   })
 
   it('refuses nonsense with the field named', () => {

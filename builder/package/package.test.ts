@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parsePackageManifest } from '../../core/model-package.ts'
+import { manifestMemoryFields } from '../../core/package-memory.ts'
 import { Tokenizer } from '../../core/tokenizer.ts'
 import { randomDecoderWeights } from '../architectures/random-weights.ts'
 import { fixtureConfig, writeFixture } from '../fixtures/fixture.ts'
@@ -43,6 +44,14 @@ describe('tiny qwen3 fixture package (fp32, q4, q8, fp16)', () => {
     for (const file of manifest.files)
       expect(sha256File(join(outDir, file.path)), file.path).toBe(file.sha256)
     expect(manifest.estimatedMemoryBytes.q4!).toBeLessThan(manifest.estimatedMemoryBytes.fp32!)
+    // The graphs take num_logits_to_keep, so the figures count one row of prefill logits.
+    const contextLength = manifest.contextLength as number
+    const oneRow = manifestMemoryFields(config, manifest.dtypes, manifest.files, contextLength, {
+      allPositionLogits: false,
+    })
+    expect(manifest.estimatedMemory).toEqual(oneRow.estimatedMemory)
+    const allRows = manifestMemoryFields(config, manifest.dtypes, manifest.files, contextLength)
+    expect(manifest.estimatedMemoryBytes.q4!).toBeLessThan(allRows.estimatedMemoryBytes.q4!)
     expect(readdirSync(root).filter((n) => n.includes('partial'))).toEqual([])
 
     const summary = readModelSummary(new Uint8Array(readFileSync(join(outDir, 'onnx/model_q4.onnx'))))
