@@ -70,6 +70,9 @@ const knownOps = new Set([
   'Softmax',
   'GroupQueryAttention',
   'Identity',
+  // num_logits_to_keep's cut before the final norm (packages built since it exists); the engine
+  // computes the last position's logits only, whatever the graph would.
+  'Slice',
 ])
 
 /** The weight initializer of a linear layer named `prefix` in whichever format the file holds. */
