@@ -4,7 +4,9 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { randomDecoderWeights } from '../builder/architectures/random-weights.ts'
+import { fixtureConfig, qwen3TokenizerFiles, writeFixture } from '../builder/fixtures/fixture.ts'
+import { writeModelPackage } from '../builder/package/package-writer.ts'
 import { memoryBackends } from '../core/memory-estimate.ts'
 import type { PackageManifest } from '../core/model-package.ts'
 import { inspectPackage } from './inspect.ts'
@@ -59,19 +61,38 @@ describe('inspectPackage: memory per backend', () => {
   })
 
   it('models the figures from config and file sizes when the manifest has none (an older or published package)', async () => {
-    const old = join(folder, 'old')
-    await cp(join(folder, 'pkg'), old, { recursive: true })
-    const stored = JSON.parse(await readFile(join(old, 'manifest.json'), 'utf8')) as Record<string, unknown>
-    delete stored.estimatedMemory
-    stored.estimatedMemoryBytes = { q4: 1, q8: 1 }
-    await writeFile(join(old, 'manifest.json'), JSON.stringify(stored))
+    // Without figures, the graph is assumed to compute every prompt position's logits, as the
+    // builder's Llama / Qwen3 graphs did before num_logits_to_keep: exactly such a package's figures.
+    const stripped = async (from: string, to: string) => {
+      await cp(from, to, { recursive: true })
+      const stored = JSON.parse(await readFile(join(to, 'manifest.json'), 'utf8')) as Record<string, unknown>
+      delete stored.estimatedMemory
+      stored.estimatedMemoryBytes = { q4: 1, q8: 1 }
+      await writeFile(join(to, 'manifest.json'), JSON.stringify(stored))
+      return to
+    }
+    const config = fixtureConfig('qwen3', 'tiny')
+    const oldManifest = await writeModelPackage({
+      outDir: join(folder, 'old-graph'),
+      weights: randomDecoderWeights(config, 1),
+      tokenizer: qwen3TokenizerFiles(),
+      dtypes: ['q4', 'q8'],
+      graph: { logitsToKeep: false },
+    })
+    const old = await stripped(join(folder, 'old-graph'), join(folder, 'old'))
     const info = await inspectPackage({ model: old, backend: 'native', store: store() })
     expect(info.dtype).toBe('q4')
-    expect(info.estimatedMemoryBytes).toBe(manifest.estimatedMemory?.q4?.native?.bytes)
+    expect(info.estimatedMemoryBytes).toBe(oldManifest.estimatedMemory?.q4?.native?.bytes)
     expect(info.memoryByBackend?.['ort-wasm']).toEqual({
       dtype: 'q4',
-      bytes: manifest.estimatedMemory?.q4?.['ort-wasm']?.bytes,
+      bytes: oldManifest.estimatedMemory?.q4?.['ort-wasm']?.bytes,
     })
+    // A package whose graph has the input but whose manifest lost its figures: the same
+    // assumption, so more than the builder wrote for it (the prompt's rows of logits), never less.
+    const current = await stripped(join(folder, 'pkg'), join(folder, 'current'))
+    const modelled = await inspectPackage({ model: current, backend: 'native', store: store() })
+    const written = manifest.estimatedMemory?.q4?.native?.bytes as number
+    expect(modelled.estimatedMemoryBytes).toBeGreaterThan(written + 511 * config.vocabSize * 4)
   })
 
   it('refuses a manifest whose memory figures are malformed, naming the field', async () => {

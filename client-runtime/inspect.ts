@@ -142,6 +142,9 @@ export async function inspectPackage(options: {
   // A package without per-backend figures (a published export, one written before them): the
   // same memory model over its config and the sizes of the files this dtype needs, for the
   // context the builder plans with. Modelled on the builder's graphs; another exporter's may differ.
+  // The graph is not read (its file may not be here): a one-graph model is assumed to compute
+  // every prompt position's logits, as the builder's did before num_logits_to_keep, which
+  // over-counts one that has the input and never under-counts.
   if (
     manifest?.estimatedMemory === undefined &&
     totalBytes !== undefined &&
