@@ -99,9 +99,9 @@ export interface DecoderGraphOptions {
   readonly int4AccuracyLevel?: 0 | 1 | 2 | 3 | 4
   /**
    * true (default): an int64 scalar input `num_logits_to_keep` picks how many final positions get
-   * logits (the runtimes feed 1 to a prefill). false writes the graph as builders before it did:
-   * logits for every position and no such input, a package as old caches hold them (to check that
-   * runtimes still take those, and to compare against).
+   * logits (the runtimes feed 1 to a prefill). false writes, byte for byte, the graph builders
+   * wrote before the input existed: logits for every position, a package as old caches hold them
+   * (to check that runtimes still take those, and to measure against).
    */
   readonly logitsToKeep?: boolean
 }
@@ -627,8 +627,10 @@ export class DecoderGraph {
       const embedding = this.dtype === 'fp32' ? table : g.node('Cast', [table], { to: FLOAT })
       const flat = g.node('Reshape', [finalNorm, this.int64([-1, c.hiddenSize])])
       const product = g.node('Gemm', [flat, embedding], { transB: 1 }, { name: '/lm_head/Gemm' })
-      const batchAndKept = g.node('Shape', [finalNorm], { start: 0, end: 2 })
-      const shape = g.node('Concat', [batchAndKept, this.int64([V])], { axis: 0 })
+      const rows = logitsToKeep
+        ? g.node('Shape', [finalNorm], { start: 0, end: 2 })
+        : g.node('Shape', [inputIds])
+      const shape = g.node('Concat', [rows, this.int64([V])], { axis: 0 })
       g.node('Reshape', [product, shape], {}, { outputs: ['logits'] })
     } else {
       const logits = this.linear(finalNorm, w.lmHead ?? w.embedTokens, 'lm_head')
