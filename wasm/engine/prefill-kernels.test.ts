@@ -422,7 +422,7 @@ describe('SwiGLU (silu_mul) four lanes at a time equals its one-element path', (
     kernels.f32(one, count).set(values)
     kernels.f32(up, count).set(values.map((_, i) => 1 + (i % 7) * 0.25))
     kernels.k.silu_mul(gate, up, count)
-    // count 1: the scalar path (engine_sigmoidf), element by element.
+    // count 1: the scalar path (q35_sigmoidf), element by element.
     for (let i = 0; i < count; i++) kernels.k.silu_mul(one + i * 4, up + i * 4, 1)
     expect(
       Buffer.from(kernels.bytes(gate, count * 4)).equals(Buffer.from(kernels.bytes(one, count * 4))),
