@@ -639,8 +639,16 @@ class SchemaCompiler {
         path,
         'No enum/const value satisfies the rest of this schema: no document can be generated.',
       )
+    // Deduplicated by canonical text (object keys sorted, as deepEqual ignores their order): one
+    // pass, where comparing each value with every kept one took seconds for a 20,000-value enum.
     const unique: Json[] = []
-    for (const value of values) if (!unique.some((seen) => deepEqual(seen, value))) unique.push(value as Json)
+    const keys = new Set<string>()
+    for (const value of values) {
+      const key = canonicalJson(value)
+      if (keys.has(key)) continue
+      keys.add(key)
+      unique.push(value as Json)
+    }
     return this.#literal(unique)
   }
 
@@ -747,6 +755,16 @@ function isJsonValue(value: unknown): boolean {
   return false
 }
 
+/** JSON text with object keys sorted: equal for deepEqual values, different otherwise. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value).sort()
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
 function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true
   if (Array.isArray(a) && Array.isArray(b))
@@ -796,6 +814,7 @@ export function compileJsonSchema(schema: unknown, param = 'schema'): CompiledSc
   const compiler = new SchemaCompiler(schema, param)
   const root = compiler.compileRoot()
   checkProductive(root, param)
+  checkDirectNesting(root, param)
   return { root, nodeCount: compiler.nodeCount }
 }
 
@@ -803,6 +822,94 @@ export function compileJsonSchema(schema: unknown, param = 'schema'): CompiledSc
 export function compileJsonObject(): CompiledSchema {
   const any: AnyNode = { kind: 'any', id: 1 }
   return { root: { kind: 'object', id: 0, properties: [], additional: any }, nodeCount: 2 }
+}
+
+/** The nodes a node's documents are made of (every edge of the grammar). */
+function childrenOf(node: SchemaNode): readonly SchemaNode[] {
+  switch (node.kind) {
+    case 'union':
+      return node.options
+    case 'object':
+      return [
+        ...node.properties.map((property) => property.node),
+        ...(node.additional === undefined ? [] : [node.additional]),
+      ]
+    case 'array':
+      return [...node.prefix, ...(node.items === undefined ? [] : [node.items])]
+    case 'reference':
+      return node.target === undefined ? [] : [node.target]
+    default:
+      return []
+  }
+}
+
+/** How many anyOf/oneOf/$ref steps may lead to a value before its first character. */
+export const maxDirectNesting = 64
+
+/**
+ * anyOf/oneOf alternatives and $ref targets are entered before a value's first byte, by
+ * recursion in the matcher. A chain of them that loops (`anyOf: [{ $ref: '#' }, ...]`, which a
+ * validator cannot evaluate either) or runs thousands deep would overflow the stack at the first
+ * token: refused here instead, with the reference that does it.
+ */
+function checkDirectNesting(root: SchemaNode, param: string): void {
+  const direct = (node: SchemaNode): readonly SchemaNode[] =>
+    node.kind === 'union'
+      ? node.options
+      : node.kind === 'reference' && node.target !== undefined
+        ? [node.target]
+        : []
+  const depth = new Map<SchemaNode, number>()
+  const open = new Set<SchemaNode>()
+  const nodes: SchemaNode[] = []
+  const seen = new Set<SchemaNode>()
+  const pending: SchemaNode[] = [root]
+  while (pending.length > 0) {
+    const node = pending.pop() as SchemaNode
+    if (seen.has(node)) continue
+    seen.add(node)
+    nodes.push(node)
+    pending.push(...childrenOf(node))
+  }
+  const describe = (node: SchemaNode): string =>
+    node.kind === 'reference' ? `$ref "${node.path === '#/' ? '#' : node.path}"` : 'anyOf/oneOf'
+  for (const start of nodes) {
+    if (depth.has(start)) continue
+    // Depth-first over direct edges with an explicit stack: [node, index of the next edge].
+    const stack: [SchemaNode, number][] = [[start, 0]]
+    open.add(start)
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as [SchemaNode, number]
+      const [node, index] = top
+      const edges = direct(node)
+      if (index < edges.length) {
+        top[1]++
+        const next = edges[index] as SchemaNode
+        if (open.has(next)) {
+          throw new InvalidArgumentError(
+            param,
+            `The schema's ${describe(next)} leads back to itself before any character of the value (an anyOf/oneOf alternative or $ref that is its own first step): no validator can evaluate it. Put the recursion inside a property or an item.`,
+          )
+        }
+        if (!depth.has(next)) {
+          open.add(next)
+          stack.push([next, 0])
+        }
+        continue
+      }
+      let deepest = 0
+      for (const edge of edges) deepest = Math.max(deepest, (depth.get(edge) ?? 0) + 1)
+      if (deepest > maxDirectNesting) {
+        throw new InvalidArgumentError(
+          param,
+          `The schema chains more than ${maxDirectNesting} anyOf/oneOf/$ref steps before a value's first character (at ${describe(node)}): point each $ref at its final schema.`,
+        )
+      }
+      depth.set(node, deepest)
+      open.delete(node)
+      stack.pop()
+    }
+  }
 }
 
 /**
@@ -813,30 +920,17 @@ function checkProductive(root: SchemaNode, param: string): void {
   const productive = new Set<SchemaNode>()
   const all: SchemaNode[] = []
   const seen = new Set<SchemaNode>()
-  const visit = (node: SchemaNode): void => {
-    if (seen.has(node)) return
+  // Iterative: a schema may nest thousands of levels through $ref, deeper than the call stack.
+  const pending: SchemaNode[] = [root]
+  while (pending.length > 0) {
+    const node = pending.pop() as SchemaNode
+    if (seen.has(node)) continue
     seen.add(node)
     all.push(node)
-    switch (node.kind) {
-      case 'union':
-        node.options.forEach(visit)
-        break
-      case 'object':
-        for (const property of node.properties) visit(property.node)
-        if (node.additional !== undefined) visit(node.additional)
-        break
-      case 'array':
-        node.prefix.forEach(visit)
-        if (node.items !== undefined) visit(node.items)
-        break
-      case 'reference':
-        if (node.target !== undefined) visit(node.target)
-        break
-      default:
-        break
-    }
+    pending.push(...childrenOf(node))
   }
-  visit(root)
+  // Children before parents: most nodes settle in the first pass.
+  all.reverse()
   let changed = true
   while (changed) {
     changed = false

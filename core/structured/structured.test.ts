@@ -222,6 +222,36 @@ describe('structured output grammar on the Qwen3 vocabulary', () => {
     }
   })
 
+  it('5,000 levels of objects through $ref: compiles and walks to a valid document (was a stack overflow)', () => {
+    const schema = refChain(5000, (index) => ({
+      type: 'object',
+      properties: { x: { $ref: `#/$defs/d${index + 1}` } },
+      ...(index < 3 ? { required: ['x'] } : {}),
+      additionalProperties: false,
+    }))
+    const result = walk(schema, 3, 200, 2)
+    expect(result.ended, result.text).toBe(true)
+    // Checked by hand: ajv itself overflows the stack compiling this chain.
+    let value: unknown = JSON.parse(result.text)
+    let depth = 0
+    while (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      expect(Object.keys(value).every((key) => key === 'x')).toBe(true)
+      value = (value as { x?: unknown }).x
+      depth++
+    }
+    expect(depth).toBeGreaterThanOrEqual(3)
+    expect(value === undefined || (depth === 5000 && Number.isInteger(value))).toBe(true)
+  })
+
+  it('an enum deduplicates equal values whatever their key order, in one pass', () => {
+    const compiled = compileJsonSchema({ enum: [{ a: 1, b: [2] }, { b: [2], a: 1 }, 0, -0, 'x', 'x'] })
+    expect(compiled.root.kind === 'literal' && compiled.root.values.length).toBe(3)
+    const large = compileJsonSchema({
+      enum: Array.from({ length: 100_000 }, (_, index) => `v${index % 50_000}`),
+    })
+    expect(large.root.kind === 'literal' && large.root.values.length).toBe(50_000)
+  })
+
   it('free JSON (json_object): any object, valid JSON', () => {
     const constraint = compileConstraint({ responseFormat: { type: 'json_object' } })!
     for (let seed = 1; seed <= 6; seed++) {
@@ -256,6 +286,14 @@ describe('structured output grammar on the Qwen3 vocabulary', () => {
   })
 })
 
+/** `$defs` d0 … dN where d_i = make(i) and dN is an integer, and the root a $ref to d0. */
+function refChain(length: number, make: (index: number) => unknown): unknown {
+  const defs: Record<string, unknown> = {}
+  for (let index = 0; index < length; index++) defs[`d${index}`] = make(index)
+  defs[`d${length}`] = { type: 'integer', minimum: 0, maximum: 9 }
+  return { $defs: defs, $ref: '#/$defs/d0' }
+}
+
 describe('schemas structured output cannot enforce are refused, naming the keyword', () => {
   const cases: [unknown, string][] = [
     [{ type: 'integer', multipleOf: 3 }, 'schema.multipleOf'],
@@ -283,6 +321,11 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     [{ enum: [] }, 'schema.enum'],
     [false, 'schema'],
     ['string', 'schema'],
+    // Left recursion: an alternative that is its own first step (was a stack overflow, a 500).
+    [{ $defs: { a: { anyOf: [{ $ref: '#/$defs/a' }, { type: 'null' }] } }, $ref: '#/$defs/a' }, 'schema'],
+    [{ anyOf: [{ $ref: '#' }, { type: 'boolean' }] }, 'schema'],
+    // 5,000 $refs each pointing at the next (was a stack overflow at the first token).
+    [refChain(5000, (index) => ({ $ref: `#/$defs/d${index + 1}` })), 'schema'],
     [
       {
         $defs: { a: { type: 'object', properties: { self: { $ref: '#/$defs/a' } }, required: ['self'] } },
