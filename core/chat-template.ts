@@ -72,8 +72,60 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
         `${at}.content must be a string (got ${typeof content}).`,
       )
     }
+    validateOptionalFields(message as Record<string, unknown>, role, at)
   })
   return messages as readonly ChatMessage[]
+}
+
+/**
+ * The fields a tool conversation adds. Checked here, before the template sees them: a number
+ * for toolCalls failed inside Jinja with an obscure message, and a call without a name rendered
+ * silently as garbage the model then continued.
+ */
+function validateOptionalFields(message: Record<string, unknown>, role: string, at: string): void {
+  for (const field of ['toolCallId', 'name', 'reasoningContent'] as const) {
+    const value = message[field]
+    if (value !== undefined && typeof value !== 'string') {
+      throw new InvalidArgumentError(`${at}.${field}`, `${at}.${field} must be a string when given.`)
+    }
+  }
+  const toolCalls = message['toolCalls']
+  if (toolCalls === undefined) return
+  if (role !== 'assistant') {
+    throw new InvalidArgumentError(
+      `${at}.toolCalls`,
+      `${at}.toolCalls is only allowed on assistant messages.`,
+    )
+  }
+  if (!Array.isArray(toolCalls)) {
+    throw new InvalidArgumentError(
+      `${at}.toolCalls`,
+      `${at}.toolCalls must be an array of { id, type: 'function', function: { name, arguments } }.`,
+    )
+  }
+  toolCalls.forEach((call: unknown, index) => {
+    const where = `${at}.toolCalls.${index}`
+    const fn =
+      typeof call === 'object' && call !== null ? (call as Record<string, unknown>)['function'] : undefined
+    const name = typeof fn === 'object' && fn !== null ? (fn as Record<string, unknown>)['name'] : undefined
+    if (typeof name !== 'string' || name === '') {
+      throw new InvalidArgumentError(
+        `${where}.function.name`,
+        `${where} must be { id, type: 'function', function: { name, arguments } } with the tool's name (as result.toolCalls gives it: { id, name, arguments }).`,
+      )
+    }
+    const args = (fn as Record<string, unknown>)['arguments']
+    if (typeof args !== 'string' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+      throw new InvalidArgumentError(
+        `${where}.function.arguments`,
+        `${where}.function.arguments must be the arguments' JSON text (or the parsed object).`,
+      )
+    }
+    const id = (call as Record<string, unknown>)['id']
+    if (id !== undefined && typeof id !== 'string') {
+      throw new InvalidArgumentError(`${where}.id`, `${where}.id must be a string when given.`)
+    }
+  })
 }
 
 const parsedTemplates = new Map<string, Template>()

@@ -131,6 +131,37 @@ describe('createClient: options', () => {
       { messages: [...messages, { role: 'tool', content: '{"celsius":21}' }] },
       'messages.1.toolCallId',
     ],
+    // toolCalls were not checked: a number failed inside the template, a call without a name
+    // rendered as garbage the model continued.
+    [
+      'toolCalls not an array',
+      { messages: [...messages, { role: 'assistant', content: '', toolCalls: 5 }] },
+      'messages.1.toolCalls',
+    ],
+    [
+      'a tool call without a function name',
+      { messages: [...messages, { role: 'assistant', content: '', toolCalls: [{}] }] },
+      'messages.1.toolCalls.0.function.name',
+    ],
+    [
+      'tool call arguments that are a number',
+      {
+        messages: [
+          ...messages,
+          {
+            role: 'assistant',
+            content: '',
+            toolCalls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 5 } }],
+          },
+        ],
+      },
+      'messages.1.toolCalls.0.function.arguments',
+    ],
+    [
+      'toolCalls on a user message',
+      { messages: [{ role: 'user', content: 'x', toolCalls: [] }] },
+      'messages.0.toolCalls',
+    ],
   ]
   it.each(badRequests)(
     'request with %s: InvalidArgumentError naming %s, thrown by stream() itself',

@@ -26,7 +26,9 @@ export function fromWireMessages(messages: readonly ChatCompletionMessage[]): Ch
   return messages.map((message) => ({
     role: message.role === 'developer' ? 'system' : message.role,
     content: contentText(message.content),
-    ...(message.reasoning_content === undefined ? {} : { reasoningContent: message.reasoning_content }),
+    ...(message.reasoning_content === undefined || message.reasoning_content === null
+      ? {}
+      : { reasoningContent: message.reasoning_content }),
     ...(message.tool_calls === undefined || message.tool_calls === null
       ? {}
       : { toolCalls: message.tool_calls }),

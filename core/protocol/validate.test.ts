@@ -88,6 +88,34 @@ describe('validateChatCompletionRequest', () => {
       'messages.0.tool_call_id',
       /tool_call_id is required/,
     ],
+    [
+      'tool call arguments that are a number (was rendered into the prompt as is)',
+      {
+        model: 'm',
+        messages: [
+          { role: 'user', content: 'x' },
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: '1', type: 'function', function: { name: 'f', arguments: 5 } }],
+          },
+        ],
+      },
+      'messages.1.tool_calls.0.function.arguments',
+      /JSON text/,
+    ],
+    [
+      'a reasoning_content that is not text',
+      {
+        model: 'm',
+        messages: [
+          { role: 'assistant', content: 'a', reasoning_content: 5 },
+          { role: 'user', content: 'x' },
+        ],
+      },
+      'messages.0.reasoning_content',
+      /must be a string/,
+    ],
     ['top_p 0', { ...minimal, top_p: 0 }, 'top_p', /\(0, 1\]/],
     ['top_p above 1', { ...minimal, top_p: 1.5 }, 'top_p', /\(0, 1\]/],
     ['a negative temperature', { ...minimal, temperature: -1 }, 'temperature', /\[0, 2\]/],

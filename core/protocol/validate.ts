@@ -101,6 +101,9 @@ function validateMessages(value: unknown): void {
     }
     validateContent(content, `${at}.content`, role)
     if (name !== undefined && typeof name !== 'string') fail(`${at}.name`, `${at}.name must be a string.`)
+    const reasoning = (message as JsonObject)['reasoning_content']
+    if (reasoning !== undefined && reasoning !== null && typeof reasoning !== 'string')
+      fail(`${at}.reasoning_content`, `${at}.reasoning_content must be a string.`)
     if (toolCalls !== undefined && toolCalls !== null) {
       if (role !== 'assistant')
         fail(`${at}.tool_calls`, `${at}.tool_calls is only allowed on assistant messages.`)
@@ -116,6 +119,13 @@ function validateMessages(value: unknown): void {
           fail(
             `${at}.tool_calls.${callIndex}.function`,
             `${at}.tool_calls.${callIndex}.function must be { name, arguments }.`,
+          )
+        }
+        const args = (function_ as JsonObject)['arguments']
+        if (typeof args !== 'string' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+          fail(
+            `${at}.tool_calls.${callIndex}.function.arguments`,
+            `${at}.tool_calls.${callIndex}.function.arguments must be the arguments' JSON text.`,
           )
         }
       })
