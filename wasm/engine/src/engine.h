@@ -131,8 +131,6 @@ static inline void engine_sincos(double x, double *sin_out, double *cos_out) {
   }
 }
 
-/** 1 / (1 + exp(-x)) in float, through the double exp (saturates cleanly at both ends). */
-static inline float engine_sigmoidf(float x) { return (float)(1.0 / (1.0 + engine_exp(-(double)x))); }
 
 /**
  * engine_exp on two double lanes at once, bit for bit, for x already clamped by the caller to a
