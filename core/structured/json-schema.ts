@@ -620,14 +620,20 @@ class SchemaCompiler {
     } else {
       values = [schema['const']]
     }
-    if (hasEnum && hasConst) values = values.filter((value) => deepEqual(value, schema['const']))
-    for (const [index, value] of values.entries()) {
-      if (!isJsonValue(value))
+    // Checked first, with bounded recursion: a value nested thousands deep would overflow the
+    // stack in the comparisons below (a 500 on the edge).
+    const checked = hasEnum && hasConst ? [...values, schema['const']] : values
+    for (const [index, value] of checked.entries()) {
+      const problem = jsonValueProblem(value, 0)
+      if (problem !== undefined)
         this.refuse(
-          hasEnum ? `${path}.enum.${index}` : `${path}.const`,
-          'enum/const values must be JSON values (finite numbers).',
+          index === values.length ? `${path}.const` : hasEnum ? `${path}.enum.${index}` : `${path}.const`,
+          problem === 'deep'
+            ? `enum/const values may nest at most ${maxValueDepth} levels of arrays and objects.`
+            : 'enum/const values must be JSON values (finite numbers).',
         )
     }
+    if (hasEnum && hasConst) values = values.filter((value) => deepEqual(value, schema['const']))
     if (schema['type'] !== undefined) {
       const types = Array.isArray(schema['type']) ? schema['type'] : [schema['type']]
       values = values.filter((value) =>
@@ -747,12 +753,21 @@ function disjoint(a: OptionSummary, b: OptionSummary): boolean {
   return false
 }
 
-function isJsonValue(value: unknown): boolean {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return true
-  if (typeof value === 'number') return Number.isFinite(value)
-  if (Array.isArray(value)) return value.every(isJsonValue)
-  if (isPlainObject(value)) return Object.values(value).every(isJsonValue)
-  return false
+/** How deep an enum/const value may nest arrays and objects. */
+const maxValueDepth = 64
+
+/** Why `value` cannot be an enum/const value ('deep' past maxValueDepth), or undefined if it can. */
+function jsonValueProblem(value: unknown, depth: number): 'invalid' | 'deep' | undefined {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return undefined
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'invalid'
+  const children = Array.isArray(value) ? value : isPlainObject(value) ? Object.values(value) : undefined
+  if (children === undefined) return 'invalid'
+  if (depth >= maxValueDepth) return 'deep'
+  for (const child of children) {
+    const problem = jsonValueProblem(child, depth + 1)
+    if (problem !== undefined) return problem
+  }
+  return undefined
 }
 
 /** JSON text with object keys sorted: equal for deepEqual values, different otherwise. */

@@ -286,6 +286,24 @@ describe('structured output grammar on the Qwen3 vocabulary', () => {
   })
 })
 
+/** A test title for a schema: its JSON, cut short (a deeply nested one cannot be stringified). */
+function title(schema: unknown): string {
+  let text: string
+  try {
+    text = JSON.stringify(schema)
+  } catch {
+    text = '(nested too deep to print)'
+  }
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text
+}
+
+/** `depth` arrays, one inside the other. */
+function nested(depth: number): unknown {
+  let value: unknown = []
+  for (let level = 1; level < depth; level++) value = [value]
+  return value
+}
+
 /** `$defs` d0 … dN where d_i = make(i) and dN is an integer, and the root a $ref to d0. */
 function refChain(length: number, make: (index: number) => unknown): unknown {
   const defs: Record<string, unknown> = {}
@@ -324,6 +342,9 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     // Left recursion: an alternative that is its own first step (was a stack overflow, a 500).
     [{ $defs: { a: { anyOf: [{ $ref: '#/$defs/a' }, { type: 'null' }] } }, $ref: '#/$defs/a' }, 'schema'],
     [{ anyOf: [{ $ref: '#' }, { type: 'boolean' }] }, 'schema'],
+    // Values nested 5,000 deep (were a stack overflow comparing them: a 500 on the edge).
+    [{ const: nested(5000) }, 'schema.const'],
+    [{ enum: ['a', nested(5000)] }, 'schema.enum.1'],
     // 5,000 $refs each pointing at the next (was a stack overflow at the first token).
     [refChain(5000, (index) => ({ $ref: `#/$defs/d${index + 1}` })), 'schema'],
     [
@@ -335,7 +356,7 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     ],
   ]
   for (const [schema, param] of cases) {
-    it(`${JSON.stringify(schema)} → ${param}`, () => {
+    it(`${title(schema)} → ${param}`, () => {
       let error: unknown
       try {
         compileJsonSchema(schema)
