@@ -29,6 +29,9 @@ export function validateTools(tools: unknown): void {
           `tools.${index}.function.name`,
           `tools.${index}.function.name must be 1 to 64 letters, digits, underscores or dashes (got ${JSON.stringify(name)?.slice(0, 80)}).`,
         )
+      const description = (function_ as JsonObject)['description']
+      if (description !== undefined && description !== null && typeof description !== 'string')
+        fail(`tools.${index}.function.description`, `tools.${index}.function.description must be a string.`)
     })
   }
 }

@@ -105,6 +105,12 @@ describe('validateChatCompletionRequest', () => {
       /JSON text/,
     ],
     [
+      'a tool description that is not text (the template printed it, overflowing when nested deep)',
+      { ...minimal, tools: [{ type: 'function', function: { name: 'f', description: [[['x']]] } }] },
+      'tools.0.function.description',
+      /must be a string/,
+    ],
+    [
       'a reasoning_content that is not text',
       {
         model: 'm',

@@ -273,6 +273,20 @@ class SchemaCompiler {
         '$id is supported on the root schema only (references are resolved within one document).',
       )
     }
+    // Annotations are not enforced, but the chat template prints a tool's parameters: one nested
+    // thousands deep overflowed the stack there. Strings where the draft says so, bounded values.
+    for (const key of ['title', 'description', '$comment'] as const) {
+      if (schema[key] !== undefined && typeof schema[key] !== 'string')
+        this.refuse(`${path}.${key}`, `${key} must be a string.`)
+    }
+    for (const key of ['default', 'examples'] as const) {
+      if (schema[key] !== undefined && jsonValueProblem(schema[key], 0) !== undefined) {
+        this.refuse(
+          `${path}.${key}`,
+          `${key} must be a JSON value nesting at most ${maxValueDepth} levels of arrays and objects.`,
+        )
+      }
+    }
     const nullable = schema['nullable']
     if (nullable !== undefined && typeof nullable !== 'boolean')
       this.refuse(`${path}.nullable`, 'nullable must be true or false.')

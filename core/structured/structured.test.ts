@@ -345,6 +345,9 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     // Values nested 5,000 deep (were a stack overflow comparing them: a 500 on the edge).
     [{ const: nested(5000) }, 'schema.const'],
     [{ enum: ['a', nested(5000)] }, 'schema.enum.1'],
+    // Annotations the template prints for a tool (it overflowed the stack rendering this one).
+    [{ type: 'object', description: nested(5000) }, 'schema.description'],
+    [{ type: 'string', default: nested(5000) }, 'schema.default'],
     // 5,000 $refs each pointing at the next (was a stack overflow at the first token).
     [refChain(5000, (index) => ({ $ref: `#/$defs/d${index + 1}` })), 'schema'],
     [
