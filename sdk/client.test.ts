@@ -117,6 +117,11 @@ describe('createClient: options', () => {
     ['empty messages', { messages: [] }, 'messages'],
     ['bad role', { messages: [{ role: 'robot', content: 'x' }] }, 'messages.0.role'],
     ['temperature NaN', { messages, temperature: Number.NaN }, 'temperature'],
+    [
+      'temperature above 2 (the edge refuses it, so a handoff would fail)',
+      { messages, temperature: 2.5 },
+      'temperature',
+    ],
     ['topP above 1', { messages, topP: 1.5 }, 'topP'],
     ['topK fractional', { messages, topK: 2.5 }, 'topK'],
     ['maxTokens 0', { messages, maxTokens: 0 }, 'maxTokens'],
