@@ -88,6 +88,29 @@ describe('edge client', () => {
     expect(() => new EdgeClient({ url: 'http://x', apiKey: '' })).toThrow(InvalidArgumentError)
     expect(() => new EdgeClient({ url: 'http://x', connectTimeoutMs: -1 })).toThrow(/connectTimeoutMs/)
     expect(new EdgeClient({ url: 'https://ai.example.com/base/' }).url).toBe('https://ai.example.com/base')
+    // Headers and fetch: refused here, where they read as an unreachable edge (retryable) or
+    // were ignored at the first request.
+    const refusal = (options: unknown): InvalidArgumentError | undefined => {
+      try {
+        new EdgeClient(options as never)
+      } catch (error) {
+        return error as InvalidArgumentError
+      }
+      return undefined
+    }
+    expect(refusal({ url: 'http://x', headers: 5 })).toMatchObject({
+      param: 'edge.headers',
+      isRetryable: false,
+    })
+    expect(refusal({ url: 'http://x', headers: { 'bad name': 'x' } })).toMatchObject({
+      param: 'edge.headers.bad name',
+    })
+    expect(refusal({ url: 'http://x', headers: { 'x-a': 'a\nb' } })).toMatchObject({
+      param: 'edge.headers.x-a',
+    })
+    expect(refusal({ url: 'http://x', headers: { 'x-a': 1 } })).toMatchObject({ param: 'edge.headers.x-a' })
+    expect(refusal({ url: 'http://x', fetch: 5 })).toMatchObject({ param: 'edge.fetch' })
+    expect(refusal({ url: 'http://x', headers: { 'x-trace': 'abc' }, fetch })).toBeUndefined()
   })
 
   it('sends the OpenAI body with our extensions and every field the chat template reads', async () => {

@@ -141,6 +141,33 @@ export class EdgeClient {
         )
       }
     }
+    // Checked here, not at the first request, where a bad one read as an unreachable edge
+    // (retryable edge_unavailable) or was silently ignored.
+    if (options.headers !== undefined) {
+      if (typeof options.headers !== 'object' || options.headers === null || Array.isArray(options.headers)) {
+        throw new InvalidArgumentError(
+          'edge.headers',
+          'edge.headers must be an object of header names to values.',
+        )
+      }
+      for (const [name, value] of Object.entries(options.headers)) {
+        try {
+          if (typeof value !== 'string') throw new TypeError('not a string')
+          new Headers([[name, value]])
+        } catch (error) {
+          throw new InvalidArgumentError(
+            `edge.headers.${name}`,
+            `edge.headers.${name} is not a valid HTTP header (${error instanceof Error ? error.message : String(error)}): names are tokens, values strings without line breaks.`,
+          )
+        }
+      }
+    }
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new InvalidArgumentError(
+        'edge.fetch',
+        "edge.fetch must be a fetch function (e.g. a service binding's fetch) when given.",
+      )
+    }
     this.options = options
     // Keep any path prefix (a Worker mounted under /ai) and drop a trailing slash.
     this.url = parsed.href.replace(/\/+$/, '')
