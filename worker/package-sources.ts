@@ -5,6 +5,7 @@
 
 import type { PackageReader } from '../client-runtime/package-reader.ts'
 import {
+  bodyReadError,
   checkIdleTimeout,
   type IdleTimer,
   readBodyWithin,
@@ -20,7 +21,7 @@ import {
 } from '../client-runtime/store/manifest.ts'
 import { refuseCrossOriginManifest } from '../client-runtime/store/redirect-origin.ts'
 import type { StoreManifest } from '../client-runtime/store/types.ts'
-import { ModelError, OndeviceError, StoreError } from '../core/errors.ts'
+import { ModelError, StoreError } from '../core/errors.ts'
 import { htmlPageReason, isHtmlPage } from '../core/html-page.ts'
 import { RangesUnsupportedError, verifiedRanges } from './verified-ranges.ts'
 
@@ -390,13 +391,7 @@ export function urlPackageReader(
             yield chunk
           }
         } catch (error) {
-          if (idle.expired) throw stalledError(url, idleTimeoutMs, received, error)
-          if (error instanceof OndeviceError) throw error
-          throw new StoreError(
-            'download_failed',
-            `Reading ${url.href} broke off after ${received} bytes: ${error instanceof Error ? error.message : String(error)}. Try again.`,
-            { isRetryable: true, cause: error },
-          )
+          throw bodyReadError(error, url, idle, idleTimeoutMs, received)
         }
       } finally {
         idle.stop()

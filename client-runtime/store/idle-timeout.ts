@@ -39,6 +39,26 @@ export function stalledError(url: URL, timeoutMs: number, written: number, cause
   )
 }
 
+/**
+ * What a body read that threw becomes: a stall when the idle timer ran out, the project's own error
+ * as it is, anything else a retryable download_failed saying how far it got.
+ */
+export function bodyReadError(
+  error: unknown,
+  url: URL,
+  idle: IdleTimer,
+  idleTimeoutMs: number,
+  received: number,
+): OndeviceError {
+  if (idle.expired) return stalledError(url, idleTimeoutMs, received, error)
+  if (error instanceof OndeviceError) return error
+  return new StoreError(
+    'download_failed',
+    `Reading ${url.href} broke off after ${received} bytes: ${error instanceof Error ? error.message : String(error)}. Try again.`,
+    { isRetryable: true, cause: error },
+  )
+}
+
 export function startIdleTimer(timeoutMs: number, callerSignal: AbortSignal | undefined): IdleTimer {
   const idle = new AbortController()
   let expired = false
@@ -111,13 +131,7 @@ export async function readBodyWithin(
       chunks.push(value)
     }
   } catch (error) {
-    if (idle.expired) throw stalledError(url, idleTimeoutMs, received, error)
-    if (error instanceof OndeviceError) throw error
-    throw new StoreError(
-      'download_failed',
-      `Reading ${url.href} broke off after ${received} bytes: ${error instanceof Error ? error.message : String(error)}. Try again.`,
-      { isRetryable: true, cause: error },
-    )
+    throw bodyReadError(error, url, idle, idleTimeoutMs, received)
   }
   const bytes = new Uint8Array(received)
   let offset = 0
