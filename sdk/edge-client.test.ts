@@ -110,6 +110,9 @@ describe('edge client', () => {
     })
     expect(refusal({ url: 'http://x', headers: { 'x-a': 1 } })).toMatchObject({ param: 'edge.headers.x-a' })
     expect(refusal({ url: 'http://x', fetch: 5 })).toMatchObject({ param: 'edge.fetch' })
+    // An OpenAI client's baseURL (…/v1) asked for /v1/v1/models: a 404 from the edge.
+    expect(refusal({ url: 'http://127.0.0.1:8787/v1' })?.message).toMatch(/"http:\/\/127.0.0.1:8787"/)
+    expect(refusal({ url: 'https://ai.example.com/tenant/v1/' })).toMatchObject({ param: 'edge.url' })
     expect(refusal({ url: 'http://x', headers: { 'x-trace': 'abc' }, fetch })).toBeUndefined()
   })
 

@@ -126,6 +126,14 @@ export class EdgeClient {
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new InvalidArgumentError('edge.url', `edge.url must be http(s), not ${parsed.protocol}`)
     }
+    // An OpenAI client's baseURL ends in /v1; the SDK adds /v1/... itself, so that URL would ask
+    // for /v1/v1/models and read as a 404 from the edge.
+    if (/\/v1\/*$/.test(parsed.pathname)) {
+      throw new InvalidArgumentError(
+        'edge.url',
+        `edge.url ${JSON.stringify(options.url)} ends in /v1: give the worker's base URL (${JSON.stringify(options.url.replace(/\/v1\/*$/, ''))}); the SDK adds /v1/chat/completions itself.`,
+      )
+    }
     if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey === '')) {
       throw new InvalidArgumentError('edge.apiKey', 'edge.apiKey must be a non-empty string when given.')
     }
