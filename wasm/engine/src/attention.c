@@ -69,6 +69,29 @@ static inline void expf_8(v128_t *x0, v128_t *x1) {
   *x1 = wasm_i32x4_shuffle(d[2], d[3], 0, 1, 4, 5);
 }
 
+/**
+ * s[i] = e^(s[i] − max) for i < n (engine_expf's bits: eight at a time, then two, then one), and
+ * their sum, added one by one in order.
+ */
+static inline float exp_in_place(float *s, int n, float max) {
+  int i = 0;
+  const v128_t max4 = wasm_f32x4_splat(max);
+  for (; i + 8 <= n; i += 8) {
+    v128_t x0 = wasm_f32x4_sub(wasm_v128_load(s + i), max4), x1 = wasm_f32x4_sub(wasm_v128_load(s + i + 4), max4);
+    expf_8(&x0, &x1);
+    wasm_v128_store(s + i, x0);
+    wasm_v128_store(s + i + 4, x1);
+  }
+  for (; i + 2 <= n; i += 2) {
+    v128_t x = wasm_f32x4_sub(wasm_v128_load64_zero(s + i), max4);
+    wasm_v128_store64_lane(s + i, expf_2(x), 0);
+  }
+  for (; i < n; i++) s[i] = engine_expf(s[i] - max);
+  float total = 0.0f;
+  for (i = 0; i < n; i++) total += s[i];
+  return total;
+}
+
 static inline void attend_head(const float *q, const float *key_cache, const float *value_cache, float *out,
                                float *scores, int r, int h, int heads, int group, int head_dim, int position_stride,
                                int position0, float scale) {
@@ -82,16 +105,7 @@ static inline void attend_head(const float *q, const float *key_cache, const flo
     scores[t] = s;
     if (s > max) max = s;
   }
-  // The exponentials two at a time (expf_2: engine_expf's bits), then summed one by one in order.
-  int t = 0;
-  for (; t + 2 <= length; t += 2) {
-    v128_t x = wasm_f32x4_sub(wasm_v128_load64_zero(scores + t), wasm_f32x4_splat(max));
-    wasm_v128_store64_lane(scores + t, expf_2(x), 0);
-  }
-  for (; t < length; t++) scores[t] = engine_expf(scores[t] - max);
-  float total = 0.0f;
-  for (t = 0; t < length; t++) total += scores[t];
-  float inverse = 1.0f / total;
+  float inverse = 1.0f / exp_in_place(scores, length, max);
   float *dst = out + ((int64_t)r * heads + h) * head_dim;
   // Each output element is 0 + p_0·v_0 + p_1·v_1 + ... in position order, as before; the running
   // sums of 32 elements stay in registers across the positions instead of going through memory.
@@ -99,7 +113,7 @@ static inline void attend_head(const float *q, const float *key_cache, const flo
   for (; d + 32 <= head_dim; d += 32) {
     v128_t acc[8];
     for (int j = 0; j < 8; j++) acc[j] = wasm_f32x4_splat(0.0f);
-    for (t = 0; t < length; t++) {
+    for (int t = 0; t < length; t++) {
       v128_t pv = wasm_f32x4_splat(scores[t] * inverse);
       const float *v = values + (int64_t)t * position_stride + d;
       for (int j = 0; j < 8; j++) acc[j] = wasm_f32x4_add(acc[j], wasm_f32x4_mul(pv, wasm_v128_load(v + 4 * j)));
@@ -108,14 +122,14 @@ static inline void attend_head(const float *q, const float *key_cache, const flo
   }
   for (; d + 4 <= head_dim; d += 4) {
     v128_t acc = wasm_f32x4_splat(0.0f);
-    for (t = 0; t < length; t++)
+    for (int t = 0; t < length; t++)
       acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(scores[t] * inverse),
                                                wasm_v128_load(values + (int64_t)t * position_stride + d)));
     wasm_v128_store(dst + d, acc);
   }
   for (; d < head_dim; d++) {
     float acc = 0.0f;
-    for (t = 0; t < length; t++) acc += (scores[t] * inverse) * values[(int64_t)t * position_stride + d];
+    for (int t = 0; t < length; t++) acc += (scores[t] * inverse) * values[(int64_t)t * position_stride + d];
     dst[d] = acc;
   }
 }
@@ -236,23 +250,8 @@ static void attend_rows(const float *q, const float *key_cache, const float *val
     float max = -__builtin_inff();
     for (int i = 0; i < n; i++)
       if (s[i] > max) max = s[i];
-    int i = 0;
-    const v128_t max4 = wasm_f32x4_splat(max);
-    for (; i + 8 <= n; i += 8) {
-      v128_t x0 = wasm_f32x4_sub(wasm_v128_load(s + i), max4), x1 = wasm_f32x4_sub(wasm_v128_load(s + i + 4), max4);
-      expf_8(&x0, &x1);
-      wasm_v128_store(s + i, x0);
-      wasm_v128_store(s + i + 4, x1);
-    }
-    for (; i + 2 <= n; i += 2) {
-      v128_t x = wasm_f32x4_sub(wasm_v128_load64_zero(s + i), wasm_f32x4_splat(max));
-      wasm_v128_store64_lane(s + i, expf_2(x), 0);
-    }
-    for (; i < n; i++) s[i] = engine_expf(s[i] - max);
-    float total = 0.0f;
-    for (i = 0; i < n; i++) total += s[i];
-    float inverse = 1.0f / total;
-    for (i = 0; i < n; i++) s[i] = s[i] * inverse;
+    float inverse = 1.0f / exp_in_place(s, n, max);
+    for (int i = 0; i < n; i++) s[i] = s[i] * inverse;
   }
   // The weighted sums of values, rows in pairs (each value load serves both), 16 elements' running
   // sums per row in registers across the positions, each 0 + p_0·v_0 + p_1·v_1 + ... in order.
