@@ -872,6 +872,24 @@ function childrenOf(node: SchemaNode): readonly SchemaNode[] {
   }
 }
 
+/**
+ * Every node reachable from root, each once, parents before their children's subtrees. Iterative:
+ * a schema may nest thousands of levels through $ref, deeper than the call stack.
+ */
+function reachableNodes(root: SchemaNode): SchemaNode[] {
+  const nodes: SchemaNode[] = []
+  const seen = new Set<SchemaNode>()
+  const pending: SchemaNode[] = [root]
+  while (pending.length > 0) {
+    const node = pending.pop() as SchemaNode
+    if (seen.has(node)) continue
+    seen.add(node)
+    nodes.push(node)
+    pending.push(...childrenOf(node))
+  }
+  return nodes
+}
+
 /** How many anyOf/oneOf/$ref steps may lead to a value before its first character. */
 export const maxDirectNesting = 64
 
@@ -890,16 +908,7 @@ function checkDirectNesting(root: SchemaNode, param: string): void {
         : []
   const depth = new Map<SchemaNode, number>()
   const open = new Set<SchemaNode>()
-  const nodes: SchemaNode[] = []
-  const seen = new Set<SchemaNode>()
-  const pending: SchemaNode[] = [root]
-  while (pending.length > 0) {
-    const node = pending.pop() as SchemaNode
-    if (seen.has(node)) continue
-    seen.add(node)
-    nodes.push(node)
-    pending.push(...childrenOf(node))
-  }
+  const nodes = reachableNodes(root)
   const describe = (node: SchemaNode): string =>
     node.kind === 'reference' ? `$ref "${node.path === '#/' ? '#' : node.path}"` : 'anyOf/oneOf'
   for (const start of nodes) {
@@ -947,17 +956,7 @@ function checkDirectNesting(root: SchemaNode, param: string): void {
  */
 function checkProductive(root: SchemaNode, param: string): void {
   const productive = new Set<SchemaNode>()
-  const all: SchemaNode[] = []
-  const seen = new Set<SchemaNode>()
-  // Iterative: a schema may nest thousands of levels through $ref, deeper than the call stack.
-  const pending: SchemaNode[] = [root]
-  while (pending.length > 0) {
-    const node = pending.pop() as SchemaNode
-    if (seen.has(node)) continue
-    seen.add(node)
-    all.push(node)
-    pending.push(...childrenOf(node))
-  }
+  const all = reachableNodes(root)
   // Children before parents: most nodes settle in the first pass.
   all.reverse()
   let changed = true
