@@ -6,7 +6,7 @@
 // manifest.json; the router compares the one of the backend it is about to choose with the
 // device's memory. Platform-free: it reads only the config and byte counts.
 import { InvalidArgumentError } from './errors.ts'
-import type { ModelConfig } from './model-package.ts'
+import { graphLayoutFor, type ModelConfig } from './model-package.ts'
 
 /**
  * The runtimes that hold a model: 'wasm' ondevice's WebAssembly engine, 'ort-wasm'
@@ -96,6 +96,23 @@ interface BackendCalibration {
   readonly scratchFactor: Readonly<Record<string, number>>
   /** Loads bytes stored twice once (the engine compares them at load). */
   readonly sharesDuplicates: boolean
+  /**
+   * One-graph packages (Llama, Qwen3): resident bytes per stored byte of the vocabulary × hidden
+   * table that only the graph's embedding lookup reads (an untied model's embed_tokens), in place
+   * of weightFactor (default: weightFactor).
+   */
+  readonly inGraphLookupFactor?: Readonly<Record<string, number>>
+  /**
+   * One-graph packages: resident bytes per stored byte of the LM head's matrix (the embedding
+   * table itself when tied) added to weightFactor's: a copy the runtime builds for its matrix
+   * product (default 0).
+   */
+  readonly headExtraFactor?: Readonly<Record<string, number>>
+  /**
+   * Bytes per fp32 byte of the LM head's matrix dequantized while it runs, by dtype (default 0):
+   * a runtime that widens whole 4-bit matrices holds the largest, the head, at once.
+   */
+  readonly headDequantizedFactor?: Readonly<Record<string, number>>
 }
 
 /**
@@ -115,27 +132,34 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
     cacheFactor: 1,
     scratchFactor: { q4: 1, q8: 1, fp32: 1, fp16: 1 },
     sharesDuplicates: true,
+    inGraphLookupFactor: { fp16: 1 },
+    headExtraFactor: { q4: 0.5 },
   },
   // onnxruntime-web: the model bytes are read into JavaScript, copied into the WASM heap and
   // turned into initializers there (0.8B q8: 1.27 GB of files, 3.04 GB peak); 4-bit MatMulNBits
   // also dequantizes whole matrices to fp32 while it runs (0.8B q4: 2.24 GB).
   'ort-wasm': {
     runtimeBytes: 150 * 2 ** 20,
-    weightFactor: { q4: 3.3, q8: 2.15, fp32: 2.15, fp16: 2.15 },
+    weightFactor: { q4: 2.15, q8: 2.15, fp32: 2.15, fp16: 4.3 },
     cacheFactor: 3,
     scratchFactor: { q4: 2, q8: 2, fp32: 2, fp16: 2 },
     sharesDuplicates: false,
+    inGraphLookupFactor: { q8: 1, fp16: 2.15 },
+    headExtraFactor: { fp32: 1, fp16: 2 },
+    headDequantizedFactor: { q4: 1 },
   },
   // onnxruntime-node: 4-bit weights are prepacked beside the originals (1.45x); an fp16 lookup
   // table in its own graph stays mostly in the mapped file. A prompt's all-position fp32 logits
   // go through more intermediate tensors in the fp32 graph (3.3x) than in the quantized ones.
   native: {
     runtimeBytes: 40 * 2 ** 20,
-    weightFactor: { q4: 1.4, q8: 0.95, fp32: 1.3, fp16: 1.3 },
+    weightFactor: { q4: 1.4, q8: 0.95, fp32: 1.1, fp16: 2.2 },
     lookupFactor: { q4: 1.4, q8: 0.5, fp32: 0.5, fp16: 0.5 },
     cacheFactor: 2,
     scratchFactor: { q4: 2, q8: 2, fp32: 3.3, fp16: 3.3 },
     sharesDuplicates: false,
+    inGraphLookupFactor: { q4: 0.1, fp32: 0.1, fp16: 0.1 },
+    headExtraFactor: { fp32: 0.75, fp16: 1.7 },
   },
 }
 
@@ -150,6 +174,28 @@ export const tokenizerResidentFactor = 1
 
 /** Copies of the recurrent state alive at once: the current one and the two checkpoints kept for rewind. */
 const stateCopies = 3
+
+/**
+ * Stored bytes of one vocabulary × hidden matrix in the builder's layout for `dtype` (fp32, fp16;
+ * q8 and q4 with their per-32 block scales and zero points); 0 for a dtype without a known
+ * layout, which then gets no table-specific term.
+ */
+export function storedTableBytes(config: ModelConfig, dtype: string): number {
+  const weightsCount = config.vocabSize * config.hiddenSize
+  const blockExtras = (weightsCount / 32) * 5
+  switch (dtype) {
+    case 'fp32':
+      return weightsCount * 4
+    case 'fp16':
+      return weightsCount * 2
+    case 'q8':
+      return weightsCount + blockExtras
+    case 'q4':
+      return weightsCount / 2 + blockExtras
+    default:
+      return 0
+  }
+}
 
 /** Bytes of fp32 K and V per cached position, and of fixed recurrent state (Qwen3.5's linear layers). */
 export function cacheBytes(config: ModelConfig): { perToken: number; state: number } {
@@ -251,17 +297,31 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
   const lookup = inputs.lookupOnlyBytes ?? 0
   const held =
     inputs.weightFileBytes - lookup - (calibration.sharesDuplicates ? (inputs.duplicateWeightBytes ?? 0) : 0)
+  // A one-graph package holds its vocabulary × hidden tables in the decoder graph: the head's
+  // matrix (the embedding table itself when tied) and, untied, a table only the lookup reads.
+  const oneGraph = graphLayoutFor(config.modelType) === 'single'
+  const table = oneGraph ? Math.min(storedTableBytes(config, inputs.dtype), held) : 0
+  // The builder's tied fp32 / fp16 / q4 graphs read one table in both places; q8 always writes
+  // an int8 head beside the 8-bit lookup table.
+  const sharedTable = config.tieWordEmbeddings && inputs.dtype !== 'q8'
+  const inGraphLookup = sharedTable ? 0 : Math.min(table, held - table)
+  const optionalFactor = (values: Readonly<Record<string, number>> | undefined): number =>
+    values?.[inputs.dtype] ?? 0
+  const weightFactor = factorOf(calibration.weightFactor)
   const weights =
-    held * factorOf(calibration.weightFactor) +
+    (held - inGraphLookup) * weightFactor +
+    inGraphLookup * (calibration.inGraphLookupFactor?.[inputs.dtype] ?? weightFactor) +
+    table * optionalFactor(calibration.headExtraFactor) +
     lookup * factorOf(calibration.lookupFactor ?? calibration.weightFactor)
   const perTokenBytes = cache.perToken * calibration.cacheFactor
   const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies
   // The engine feeds a prompt in passes of at most 64 rows and attends one row of scores per head.
   const scratch =
     factorOf(calibration.scratchFactor) *
-    (backend === 'wasm'
-      ? activationBytes(config, Math.min(prompt, 64), false, false)
-      : activationBytes(config, prompt, true, allLogits))
+      (backend === 'wasm'
+        ? activationBytes(config, Math.min(prompt, 64), false, false)
+        : activationBytes(config, prompt, true, allLogits)) +
+    config.vocabSize * config.hiddenSize * 4 * optionalFactor(calibration.headDequantizedFactor)
   const runtime = calibration.runtimeBytes + tokenizer
   return {
     bytes: Math.ceil(weights + cacheTotal + scratch + runtime),
