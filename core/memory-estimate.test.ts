@@ -68,7 +68,13 @@ describe('memory model', () => {
   it('the engine keeps bytes stored twice once', () => {
     // Qwen3.5 q4: the embedding graph's table is the tied head's 4-bit bytes.
     const qwen35 = parseModelConfig({ ...qwen3.raw, model_type: 'qwen3_5_text' })
-    const shared = { ...inputs, config: qwen35, dtype: 'q4', weightFileBytes: 650e6, duplicateWeightBytes: 127e6 }
+    const shared = {
+      ...inputs,
+      config: qwen35,
+      dtype: 'q4',
+      weightFileBytes: 650e6,
+      duplicateWeightBytes: 127e6,
+    }
     expect(estimateMemory('wasm', shared).parts.weights).toBe(523e6)
     expect(estimateMemory('ort-wasm', shared).parts.weights).toBeGreaterThan(650e6)
   })
@@ -144,7 +150,13 @@ describe('memory model', () => {
         tie_word_embeddings: tied,
       })
     const shape06 = parseModelConfig({ ...qwen3.raw, tie_word_embeddings: true })
-    type Case = readonly [config: typeof qwen3, name: string, dtype: string, fileBytes: number, measured: Record<string, number>]
+    type Case = readonly [
+      config: typeof qwen3,
+      name: string,
+      dtype: string,
+      fileBytes: number,
+      measured: Record<string, number>,
+    ]
     const cases: readonly Case[] = [
       [mid(true), 'mid tied', 'fp32', 336361571, { wasm: 340, 'ort-wasm': 1069, native: 706 }],
       [mid(true), 'mid tied', 'q8', 174712696, { wasm: 190, 'ort-wasm': 478, native: 251 }],
@@ -191,7 +203,11 @@ describe('memory model', () => {
       0,
     )
     // Untied, the file holds a second table that only the lookup reads.
-    const untiedNative = estimateMemory('native', { ...fp32, config: untied, weightFileBytes: 2.38e9 + table })
+    const untiedNative = estimateMemory('native', {
+      ...fp32,
+      config: untied,
+      weightFileBytes: 2.38e9 + table,
+    })
     expect(untiedNative.parts.weights - tiedNative.parts.weights).toBeCloseTo(
       table * (native.inGraphLookupFactor?.fp32 as number),
       0,

@@ -117,15 +117,23 @@ interface BackendCalibration {
 
 /**
  * Calibration, from `npm run bench:memory` (peak VmHWM of a fresh Node process over its
- * resident memory before the load; load + a 32-token prompt + 8 tokens, and a 256-token prompt
- * for the scratch term) on the Qwen3.5-0.8B shape, the Qwen3-0.6B shape and the small Qwen3
- * fixture, q4 / q8 / fp32; docs/benchmarks.md has the table. 'webgpu' cannot be measured here
- * (no GPU): it is derived from 'ort-wasm' (the same onnxruntime-web on the host, which reads the
- * model into its heap before uploading it) and the weights, cache and activations in GPU buffers.
+ * resident memory before the load; load + a prompt + 8 tokens), 6 December 2026, on graphs that
+ * take num_logits_to_keep: the Qwen3.5-0.8B and Qwen3-0.6B shapes (32-token prompt), the Qwen3.5
+ * tiny fixture, and the mid-size Qwen3 package of test/memory (Qwen3 vocabulary, 2 layers of
+ * hidden 512: its vocabulary tables are nearly all its bytes, 500-token prompt) tied and untied,
+ * q4 / q8 / fp32 / fp16; docs/benchmarks.md has the table and core/memory-estimate.test.ts
+ * replays it. The vocabulary × hidden tables of a one-graph package (Llama, Qwen3) are modelled
+ * apart from the other weights, because the runtimes treat them differently and on a small model
+ * they are most of the file: the LM head's matrix (the embedding table itself when tied, except
+ * q8, whose head is a separate int8 matrix) and, untied, a table that only the lookup reads.
+ * 'webgpu' cannot be measured here (no GPU): it is derived from 'ort-wasm' (the same
+ * onnxruntime-web on the host, which reads the model into its heap before uploading it) and the
+ * weights, cache and activations in GPU buffers.
  */
 export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>, BackendCalibration>> = {
   // The engine holds what it reads, as stored (q8 / fp32 repacked in place of the original);
-  // only fp16 is widened. Its cache grows as positions are written; prompts go in 64-row passes.
+  // fp16 is widened, except an untied lookup table (rows widened as read: mid-size untied fp16
+  // 522 MiB measured). Its cache grows as positions are written; prompts go in 64-row passes.
   wasm: {
     runtimeBytes: 25 * 2 ** 20,
     weightFactor: { q4: 1, q8: 1, fp32: 1, fp16: 2 },
@@ -133,11 +141,18 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
     scratchFactor: { q4: 1, q8: 1, fp32: 1, fp16: 1 },
     sharesDuplicates: true,
     inGraphLookupFactor: { fp16: 1 },
+    // Fitted, not traced: one-graph q4 peaks ran 7-16 % above the weights as stored (Qwen3-0.6B
+    // shape 470 MiB for 435 estimated, mid-size tied 123 for 103), about half the head's 4-bit
+    // matrix more.
     headExtraFactor: { q4: 0.5 },
   },
   // onnxruntime-web: the model bytes are read into JavaScript, copied into the WASM heap and
-  // turned into initializers there (0.8B q8: 1.27 GB of files, 3.04 GB peak); 4-bit MatMulNBits
-  // also dequantizes whole matrices to fp32 while it runs (0.8B q4: 2.24 GB).
+  // turned into initializers there (2.15x; fp16 is also widened to fp32 on the CPU, 4.3x). Its
+  // fp32 matrix product prepacks the head's matrix (one more fp32 copy: mid-size fp32 1,069 MiB
+  // tied, 1,673 untied); 4-bit MatMulNBits dequantizes a whole matrix to fp32 while it runs, and
+  // the largest is the head (mid-size q4 tied 715 MiB for 60 MiB of file; without this term the
+  // estimate was 0.59 of it). An 8-bit lookup-only table is held once (mid-size q8 478 MiB, 1.20
+  // with it counted at 2.15x).
   'ort-wasm': {
     runtimeBytes: 150 * 2 ** 20,
     weightFactor: { q4: 2.15, q8: 2.15, fp32: 2.15, fp16: 4.3 },
@@ -148,9 +163,15 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
     headExtraFactor: { fp32: 1, fp16: 2 },
     headDequantizedFactor: { q4: 1 },
   },
-  // onnxruntime-node: 4-bit weights are prepacked beside the originals (1.45x); an fp16 lookup
-  // table in its own graph stays mostly in the mapped file. A prompt's all-position fp32 logits
-  // go through more intermediate tensors in the fp32 graph (3.3x) than in the quantized ones.
+  // onnxruntime-node: 4-bit weights are prepacked beside the originals (1.4x); fp32 initializers
+  // are copied out of the mapped file (1.1x: Qwen3-0.6B shape fp32 2,952 MiB), fp16 ones widened
+  // to fp32 (2.2x). The head's fp32 / fp16 matrix gets a second, prepacked fp32 copy for its
+  // Gemm / MatMul (mid-size fp32 tied: 706 MiB for a 321 MiB file, 1.85x for the table; the old
+  // single 1.3 estimated 0.78 of it). A lookup-only table, in its own graph (Qwen3.5's fp16
+  // embed_tokens) or untied in the one graph, stays mostly in the mapped file: the untied
+  // mid-size fp32 package (618 MiB of file) peaked at 692 MiB, below the tied one. A prompt's
+  // all-position fp32 logits (graphs without num_logits_to_keep) go through more intermediate
+  // tensors in the fp32 graph (3.3x) than in the quantized ones.
   native: {
     runtimeBytes: 40 * 2 ** 20,
     weightFactor: { q4: 1.4, q8: 0.95, fp32: 1.1, fp16: 2.2 },
@@ -158,7 +179,7 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
     cacheFactor: 2,
     scratchFactor: { q4: 2, q8: 2, fp32: 3.3, fp16: 3.3 },
     sharesDuplicates: false,
-    inGraphLookupFactor: { q4: 0.1, fp32: 0.1, fp16: 0.1 },
+    inGraphLookupFactor: { q4: 0.3, fp32: 0.1, fp16: 0.1 },
     headExtraFactor: { fp32: 0.75, fp16: 1.7 },
   },
 }
