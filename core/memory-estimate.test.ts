@@ -222,6 +222,18 @@ describe('memory model', () => {
     expect(storedTableBytes(tied, 'int8')).toBe(0)
   })
 
+  it("onnxruntime-web's 4-bit path: the head dequantized to fp32, at least its measured floor on a tiny model", () => {
+    const q4 = { ...inputs, dtype: 'q4', weightFileBytes: 400e6, allPositionLogits: false }
+    const head = qwen3.vocabSize * qwen3.hiddenSize * 4
+    const withHead = estimateMemory('ort-wasm', q4).parts.scratch
+    expect(withHead - estimateMemory('ort-wasm', { ...q4, dtype: 'q8' }).parts.scratch).toBeCloseTo(head, 0)
+    // Hidden 64 (the Qwen3.5 tiny fixture's): a 37 MiB head, yet its prompt peaked ~200 MiB over a 1-token one.
+    const tiny = parseModelConfig({ ...qwen3.raw, hidden_size: 64, num_hidden_layers: 2 })
+    const tinyScratch = estimateMemory('ort-wasm', { ...q4, config: tiny, weightFileBytes: 12e6 }).parts
+      .scratch
+    expect(tinyScratch).toBeGreaterThanOrEqual(memoryCalibration['ort-wasm'].dequantizedFloorBytes as number)
+  })
+
   it('refuses nonsense with the field named', () => {
     expect(() => estimateMemory('wasm', { ...inputs, contextLength: 0 })).toThrow(/contextLength/)
     expect(() => estimateMemory('wasm', { ...inputs, duplicateWeightBytes: 1e12 })).toThrow(

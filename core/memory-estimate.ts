@@ -113,6 +113,8 @@ interface BackendCalibration {
    * a runtime that widens whole 4-bit matrices holds the largest, the head, at once.
    */
   readonly headDequantizedFactor?: Readonly<Record<string, number>>
+  /** The least bytes that dequantization holds during a prompt, whatever the head's size (with headDequantizedFactor). */
+  readonly dequantizedFloorBytes?: number
 }
 
 /**
@@ -162,6 +164,11 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
     inGraphLookupFactor: { q8: 1, fp16: 2.15 },
     headExtraFactor: { fp32: 1, fp16: 2 },
     headDequantizedFactor: { q4: 1 },
+    // Fitted on the Qwen3.5 tiny fixture (hidden 64: a 37 MiB head in fp32), whose q4 peak is
+    // 229 MiB with a 1-token prompt and 400-440 MiB with 32-200 tokens (q8: 185-210): a prompt
+    // of more than one row costs onnxruntime-web's 4-bit path ~200 MiB even on a tiny model.
+    // The floor changes no package whose fp32 head is larger (every shape measured but tiny).
+    dequantizedFloorBytes: 200 * 2 ** 20,
   },
   // onnxruntime-node: 4-bit weights are prepacked beside the originals (1.4x); fp32 initializers
   // are copied out of the mapped file (1.1x: Qwen3-0.6B shape fp32 2,952 MiB), fp16 ones widened
@@ -336,13 +343,21 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
     lookup * factorOf(calibration.lookupFactor ?? calibration.weightFactor)
   const perTokenBytes = cache.perToken * calibration.cacheFactor
   const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies
+  const dequantizedFactor = optionalFactor(calibration.headDequantizedFactor)
+  const dequantizedHead =
+    dequantizedFactor > 0
+      ? Math.max(
+          config.vocabSize * config.hiddenSize * 4 * dequantizedFactor,
+          calibration.dequantizedFloorBytes ?? 0,
+        )
+      : 0
   // The engine feeds a prompt in passes of at most 64 rows and attends one row of scores per head.
   const scratch =
     factorOf(calibration.scratchFactor) *
       (backend === 'wasm'
         ? activationBytes(config, Math.min(prompt, 64), false, false)
         : activationBytes(config, prompt, true, allLogits)) +
-    config.vocabSize * config.hiddenSize * 4 * optionalFactor(calibration.headDequantizedFactor)
+    dequantizedHead
   const runtime = calibration.runtimeBytes + tokenizer
   return {
     bytes: Math.ceil(weights + cacheTotal + scratch + runtime),
