@@ -61,6 +61,24 @@ describe("backend 'wasm'", () => {
     }
   })
 
+  it('runs an fp16 package (the tied LM head reads the fp16 table through a Cast): the greedy tokens of onnxruntime-node', async () => {
+    const fp16 = join(folder, 'qwen3-fp16')
+    await writeFixture({ arch: 'qwen3', size: 'tiny', outDir: fp16, dtype: 'fp16' })
+    expect(JSON.parse(readFileSync(join(fp16, 'config.json'), 'utf8')).tie_word_embeddings).toBe(true)
+    const engine = await loadModel({ model: fp16, backend: 'wasm', dtype: 'fp16', store: store() })
+    const native = await loadModel({ model: fp16, backend: 'native', dtype: 'fp16', store: store() })
+    try {
+      expect([engine.backend, engine.session.info.backend, engine.warnings]).toEqual(['wasm', 'wasm', []])
+      const long = { ...request, maxTokens: 16 }
+      const fromEngine = await generateText(engine.session, engine.tokenizer, long)
+      expect(fromEngine.usage).toMatchObject({ backend: 'wasm', dtype: 'fp16', completionTokens: 16 })
+      expect(fromEngine.tokenIds).toEqual((await generateText(native.session, native.tokenizer, long)).tokenIds)
+    } finally {
+      await engine.dispose()
+      await native.dispose()
+    }
+  })
+
   it('falls back to onnxruntime-web, with a note, for a graph the engine does not know', async () => {
     // The same model with one weight renamed (equal length, so the protobuf stays valid): ONNX
     // Runtime runs it; the engine, which reads the builder's names, does not cover it.

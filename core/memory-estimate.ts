@@ -109,6 +109,12 @@ interface BackendCalibration {
    */
   readonly headExtraFactor?: Readonly<Record<string, number>>
   /**
+   * One-graph packages whose head and lookup share the table (tied, not q8): resident bytes per
+   * stored byte of it on top of the others, for a runtime that keeps it twice in two forms
+   * (default 0).
+   */
+  readonly sharedTableExtraFactor?: Readonly<Record<string, number>>
+  /**
    * Bytes per fp32 byte of the LM head's matrix dequantized while it runs, by dtype (default 0):
    * a runtime that widens whole 4-bit matrices holds the largest, the head, at once.
    */
@@ -147,6 +153,10 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
     // shape 470 MiB for 435 estimated, mid-size tied 123 for 103), about half the head's 4-bit
     // matrix more.
     headExtraFactor: { q4: 0.5 },
+    // A tied fp16 table is kept as stored for the lookup and widened to fp32 for the head's
+    // product: three bytes per stored byte where weightFactor counts two (small Qwen3 fixture,
+    // tied fp16, 32-token prompt: 261 MiB measured, 198 estimated without this term).
+    sharedTableExtraFactor: { fp16: 1 },
   },
   // onnxruntime-web: the model bytes are read into JavaScript, copied into the WASM heap and
   // turned into initializers there (2.15x; fp16 is also widened to fp32 on the CPU, 4.3x). Its
@@ -340,6 +350,7 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
     (held - inGraphLookup) * weightFactor +
     inGraphLookup * (calibration.inGraphLookupFactor?.[inputs.dtype] ?? weightFactor) +
     table * optionalFactor(calibration.headExtraFactor) +
+    (sharedTable ? table * optionalFactor(calibration.sharedTableExtraFactor) : 0) +
     lookup * factorOf(calibration.lookupFactor ?? calibration.weightFactor)
   const perTokenBytes = cache.perToken * calibration.cacheFactor
   const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies

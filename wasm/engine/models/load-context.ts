@@ -541,6 +541,23 @@ export class LoadContext {
           throw new EngineUnsupportedError(
             `${where}: only Gemm(A, Bᵀ) without bias or scaling runs on the engine.`,
           )
+        // An fp16 package's tied head reads the fp16 embedding table through a Cast: widened to
+        // fp32 slab by slab (the f32 kernels' layout is the table's own, [n, k]).
+        const cast = graph.producer(node.inputs[1]!)
+        if (cast?.opType === 'Cast' && graph.has(cast.inputs[0]!)) {
+          const table = graph.expect(cast.inputs[0]!, 'float16', [n, k])
+          const weights = this.kernels.alloc(n * k * 4, 16)
+          const rowsPerSlab = Math.max(1, Math.floor(slabBytes / (k * 2)))
+          const mark = this.kernels.mark()
+          const slab = this.kernels.alloc(Math.min(n, rowsPerSlab) * k * 2, 16)
+          for (let row = 0; row < n; row += rowsPerSlab) {
+            const rows = Math.min(rowsPerSlab, n - row)
+            await graph.readInto(table, this.kernels.bytes(slab, rows * k * 2), row * k * 2)
+            this.kernels.k.f16_to_f32(slab, weights + row * k * 4, rows * k)
+          }
+          this.kernels.release(mark)
+          return new Linear(this.kernels, this.scratch, 'f32', n, k, weights)
+        }
         const data = graph.expect(node.inputs[1]!, 'float32', [n, k])
         return new Linear(this.kernels, this.scratch, 'f32', n, k, await this.loadRaw(graph, data))
       }
