@@ -72,7 +72,9 @@ describe("backend 'wasm'", () => {
       const long = { ...request, maxTokens: 16 }
       const fromEngine = await generateText(engine.session, engine.tokenizer, long)
       expect(fromEngine.usage).toMatchObject({ backend: 'wasm', dtype: 'fp16', completionTokens: 16 })
-      expect(fromEngine.tokenIds).toEqual((await generateText(native.session, native.tokenizer, long)).tokenIds)
+      expect(fromEngine.tokenIds).toEqual(
+        (await generateText(native.session, native.tokenizer, long)).tokenIds,
+      )
     } finally {
       await engine.dispose()
       await native.dispose()

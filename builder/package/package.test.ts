@@ -43,7 +43,13 @@ describe('tiny qwen3 fixture package (fp32, q4, q8, fp16)', () => {
     ])
     for (const file of manifest.files)
       expect(sha256File(join(outDir, file.path)), file.path).toBe(file.sha256)
-    expect(manifest.estimatedMemoryBytes.q4!).toBeLessThan(manifest.estimatedMemoryBytes.fp32!)
+    // 4-bit weights take less than fp32 on the engine and onnxruntime-node; not on onnxruntime-web,
+    // whose 4-bit product dequantizes whole matrices (at least 200 MiB, core/memory-estimate.ts),
+    // and the manifest's one figure per dtype is the largest over the backends.
+    for (const backend of ['wasm', 'native'] as const)
+      expect(manifest.estimatedMemory?.q4?.[backend]?.bytes, backend).toBeLessThan(
+        manifest.estimatedMemory?.fp32?.[backend]?.bytes as number,
+      )
     // The graphs take num_logits_to_keep, so the figures count one row of prefill logits.
     const contextLength = manifest.contextLength as number
     const oneRow = manifestMemoryFields(config, manifest.dtypes, manifest.files, contextLength, {
