@@ -171,6 +171,7 @@ describe.each(['opfs', 'cache'])('browser store on %s', (backend) => {
       totalBytes: weights.length + config.length,
     })
     expect(result.downloads).toBeGreaterThan(0)
+    expect(result.concurrentOpens).toEqual(Array(6).fill('opened'))
   })
 
   it('rejects a corrupted file without keeping it; missing file and missing package are clear errors', () => {

@@ -57,6 +57,24 @@ async function* readWithReader(body: ReadableStream<Uint8Array>): AsyncGenerator
   }
 }
 
+const writesUnderWay = new Map<string, Promise<unknown>>()
+
+/**
+ * Runs `write` once every earlier write under `key` has settled. Two syncs of one package at once
+ * (an app's status() while prepare() loads) both store manifest.json: in OPFS the second writer's
+ * `.partial` is locked when the first one moves its own over it, and the load failed ("A
+ * FileSystemHandle cannot be moved while it is locked").
+ */
+function oneWriterAtATime<T>(key: string, write: () => Promise<T>): Promise<T> {
+  const result = (writesUnderWay.get(key) ?? Promise.resolve()).then(write, write)
+  const settled = result.catch(() => undefined)
+  writesUnderWay.set(key, settled)
+  void settled.then(() => {
+    if (writesUnderWay.get(key) === settled) writesUnderWay.delete(key)
+  })
+  return result
+}
+
 /** The manifest as the package's server gives it now, else as stored (offline), else none. */
 async function syncManifest(
   prefix: string,
@@ -99,7 +117,7 @@ async function syncManifest(
       timer.stop()
     }
     const manifest = parseManifest(text, prefix)
-    await area.writeText('manifest.json', text)
+    await oneWriterAtATime(`${area.id}\u0000manifest.json`, () => area.writeText('manifest.json', text))
     await options.onReached?.()
     return { manifest, offline }
   }

@@ -364,11 +364,44 @@ describe('a Vite app built from the recipe, in Chromium', () => {
         if (message.type() === 'error') consoleErrors.push(message.text())
       })
       page.on('pageerror', (error) => consoleErrors.push(error.message))
+      // Everything the page and Vite said, for a failure's message (a clean CI run once waited
+      // here past the test's timeout with nothing to show for it).
+      const pageLog: string[] = []
+      page.on('console', (message) => pageLog.push(`${message.type()}: ${message.text()}`))
+      page.on('requestfailed', (request) =>
+        pageLog.push(`request failed: ${request.url()} ${request.failure()?.errorText}`),
+      )
+      page.on('framenavigated', (frame) => pageLog.push(`navigated: ${frame.url()}`))
+      const within = async <T>(what: string, work: Promise<T>): Promise<T> => {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(async () => {
+            const state = await Promise.race([
+              Promise.all([call(page, 'status'), call(page, 'events')]).then((value) =>
+                JSON.stringify(value),
+              ),
+              new Promise<string>((done) => setTimeout(() => done('(the page did not answer)'), 5_000)),
+            ]).catch((error: unknown) => String(error))
+            reject(
+              new Error(
+                `${what} took over 120 s. Page state: ${state}\nPage log:\n${pageLog.join('\n')}\nVite:\n${warnings.join('\n')}`,
+              ),
+            )
+          }, 120_000)
+        })
+        try {
+          return await Promise.race([work, late])
+        } finally {
+          clearTimeout(timer)
+        }
+      }
       await page.goto(`${origin}/?edge=${encodeURIComponent(edgeUrl)}&minTokensPerSecond=0.01`)
       await page.waitForFunction(() => 'app' in window, undefined, { timeout: 120_000 })
-      const prepared = await call(page, 'prepare')
+      // An app asks status() while prepare() loads, as a UI showing progress does: both sync the
+      // package's manifest into the browser's storage at once.
+      const [prepared] = await Promise.all([within('prepare()', call(page, 'prepare')), call(page, 'status')])
       expect(prepared, JSON.stringify(prepared)).toMatchObject({ route: 'device', loaded: true })
-      const answer = await call(page, 'summarize')
+      const answer = await within('summarize()', call(page, 'summarize'))
       expect(answer, JSON.stringify(answer)).toMatchObject({
         route: 'device',
         backend: 'wasm',

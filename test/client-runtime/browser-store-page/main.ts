@@ -48,7 +48,13 @@ async function check(backend: 'opfs' | 'cache'): Promise<StoreCheck> {
   const corruptedKept = await store.isCached(bad, ['onnx/model.onnx'])
   const missing = await outcome(() => badPackage.ensure(['onnx/missing.onnx']))
   const noPackage = await outcome(() => store.open(new URL('/nothing/', location.href).href))
+  // Several opens of one package at once (an app's status() while prepare() loads) each store
+  // manifest.json: one at a time, or OPFS refuses to move a .partial another writer holds.
+  const concurrentOpens = (
+    await Promise.all(Array.from({ length: 6 }, () => outcome(() => store.open(good))))
+  ).map((opened) => ('error' in opened ? opened.error.message : 'opened'))
   return {
+    concurrentOpens,
     before,
     after,
     afterDelete,
