@@ -98,6 +98,7 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     const kernels = threads
       ? await Kernels.create(threads.module, { shared: true })
       : await Kernels.create(options.module)
+    kernels.warmUp()
     if (threads) await threads.start(kernels)
     const contextLength = Math.min(
       config.maxPositionEmbeddings,
