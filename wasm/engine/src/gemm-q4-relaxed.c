@@ -178,10 +178,10 @@ static inline __attribute__((always_inline)) void run_tile(int tokens, int group
  * n, of whose 4 * groups rows `valid` are real.
  */
 static inline __attribute__((always_inline)) void tile_pass(int tokens, int groups, const uint8_t *panel,
-                                                            const v128_t *zeros, const v128_t *w_scales, int n_total, int blocks, const int8_t *codes,
-                                                            const float *scales, const int32_t *sums, int rows,
-                                                            float *y, int n, int valid, int b0, int nb, int t,
-                                                            v128_t ones) {
+                                                            const v128_t *zeros, const v128_t *w_scales, int n_total,
+                                                            int blocks, const int8_t *codes, const float *scales,
+                                                            const int32_t *sums, int rows, float *y, int n, int valid,
+                                                            int b0, int nb, int t, v128_t ones) {
   int64_t unit = relaxed_unit(t, b0, rows, blocks);
   // A four-token tile is a whole quad: the constant lets every address in the tile fold.
   int stride = tokens == 4 ? 4 : relaxed_quad_size(t, rows);
@@ -201,6 +201,21 @@ static inline __attribute__((always_inline)) void tile_pass(int tokens, int grou
     }
 }
 
+/** Every token over the chunk's panel: whole quads four at a time, a last partial quad's tokens one by one. */
+static inline __attribute__((always_inline)) void panel_pass(int groups, const uint8_t *panel, const v128_t *zeros,
+                                                             const v128_t *w_scales, int n_total, int blocks,
+                                                             const int8_t *codes, const float *scales,
+                                                             const int32_t *sums, int rows, float *y, int n, int valid,
+                                                             int b0, int nb, v128_t ones) {
+  int t = 0;
+  for (; t + 4 <= rows; t += 4)
+    tile_pass(4, groups, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, t,
+              ones);
+  for (; t < rows; t++)
+    tile_pass(1, groups, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, t,
+              ones);
+}
+
 /**
  * The prefill product: eight rows unpacked once per chunk of k, then every token over them, a
  * whole quad at a time (tile_pass with four tokens), the tokens of a last partial quad one by
@@ -215,7 +230,6 @@ void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, c
   uint8_t panel[2 * RELAXED_PANEL_BLOCKS * 128] __attribute__((aligned(16)));
   v128_t zeros[2 * RELAXED_PANEL_BLOCKS];
   v128_t w_scales[2 * RELAXED_PANEL_BLOCKS];
-  int whole_quads = rows & ~3;
   for (int n = n_begin; n < n_end;) {
     int groups = n + 8 <= n_end ? 2 : 1;
     int valid = n_end - n < 4 * groups ? n_end - n : 4 * groups;
@@ -223,23 +237,11 @@ void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, c
       int nb = blocks - b0 < RELAXED_PANEL_BLOCKS ? blocks - b0 : RELAXED_PANEL_BLOCKS;
       unpack_relaxed_panel(weights, weight_scales, zero_points, blocks, n, groups, b0, nb, mask, panel, zeros,
                            w_scales);
-      // Call sites with constant tile shapes, so each inlined copy has no branch per block.
-      for (int t = 0; t < whole_quads; t += 4) {
-        if (groups == 2)
-          tile_pass(4, 2, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0,
-                    nb, t, ones);
-        else
-          tile_pass(4, 1, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0,
-                    nb, t, ones);
-      }
-      for (int t = whole_quads; t < rows; t++) {
-        if (groups == 2)
-          tile_pass(1, 2, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0,
-                    nb, t, ones);
-        else
-          tile_pass(1, 1, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0,
-                    nb, t, ones);
-      }
+      // Two call sites with constant group counts, so each inlined copy has no branch per block.
+      if (groups == 2)
+        panel_pass(2, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, ones);
+      else
+        panel_pass(1, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, ones);
     }
     n += groups * 4;
   }
