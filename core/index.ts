@@ -103,6 +103,7 @@ export {
   type LogitsContext,
   type LogitsProcessor,
   MinPFilter,
+  maxTemperature,
   narrowCandidates,
   type Penalties,
   PenaltiesProcessor,

@@ -5,7 +5,12 @@
 import { detectPlatform } from '../client-runtime/platform.ts'
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
-import { resolveSamplingOptions, type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
+import {
+  maxTemperature,
+  resolveSamplingOptions,
+  type SamplingOptions,
+  samplingOptionNames,
+} from '../core/sampling/index.ts'
 import { validateStopStrings } from '../core/stop-strings.ts'
 import {
   type ConstraintOptions,
@@ -156,13 +161,13 @@ export function validateSampling(request: SamplingRequest, prefix = ''): void {
     }
     throw error
   }
-  // The edge takes OpenAI's [0, 2] (core takes any value ≥ 0): a request the device would answer
-  // must not fail only on an edge route or at a handoff mid-answer.
+  // The edge takes OpenAI's range (core's sampler takes any value ≥ 0): a request the device
+  // would answer must not fail only on an edge route or at a handoff mid-answer.
   checkNumber(
     `${prefix}temperature`,
     request.temperature,
-    (n) => n <= 2,
-    'in [0, 2] (0 = greedy), the range the edge accepts too',
+    (n) => n <= maxTemperature,
+    `in [0, ${maxTemperature}] (0 = greedy), the range the edge accepts too`,
   )
   checkNumber(`${prefix}maxTokens`, maxTokens, (n) => Number.isInteger(n) && n >= 1, 'a whole number ≥ 1')
   // Core's rule (at most 4 non-empty strings of at most 256 characters), which the edge applies too.

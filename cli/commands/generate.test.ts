@@ -152,4 +152,28 @@ describe('ondevice generate / chat on the embedded default model', () => {
     const noPrompt = await ondevice(['generate'])
     expect(noPrompt.stderr).toMatch(/--prompt is required/)
   })
+
+  it('--temperature takes the SDK and edge range, [0, 2], and is checked before the model loads', async () => {
+    // A missing --model folder would fail the load: the flag's error must come first.
+    const nowhere = join(cacheDir, 'nope')
+    for (const command of ['generate', 'chat']) {
+      for (const temperature of ['2.5', '10', '-1']) {
+        const prompt = command === 'generate' ? ['--prompt', 'x'] : []
+        const result = await ondevice([
+          command,
+          '--model',
+          nowhere,
+          ...prompt,
+          `--temperature=${temperature}`,
+        ])
+        expect(result.code, result.stderr).toBe(2)
+        expect(result.stderr).toContain(
+          `--temperature must be a number from 0 to 2 (0 = greedy), got "${temperature}"`,
+        )
+        expect(result.stderr).not.toMatch(/does not exist/)
+      }
+    }
+    const help = await ondevice(['generate', '--help'])
+    expect(help.stdout).toMatch(/--temperature T\s+From 0 to 2 \(0 = greedy/)
+  })
 })

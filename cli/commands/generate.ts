@@ -15,7 +15,7 @@ import type { ChatMessage } from '../../core/chat-template.ts'
 import { type ChatPrompt, encodeChatTurns } from '../../core/chat-turns.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
-import type { SamplingOptions } from '../../core/sampling/index.ts'
+import { maxTemperature, type SamplingOptions } from '../../core/sampling/index.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
 import { type ConstraintOptions, compileConstraint } from '../../core/structured/constraint.ts'
 
@@ -33,7 +33,8 @@ Options:
   --system TEXT        A system message (chat template only)
   --raw                Skip the chat template: continue the prompt as plain text
   --max-tokens N       Most tokens to generate (default 256)
-  --temperature T      0 = greedy (default 0.7; 0 for models without a chat template)
+  --temperature T      From 0 to ${maxTemperature} (0 = greedy; default 0.7, 0 for models without a chat
+                       template): the range the SDK and the edge take too
   --top-k K  --top-p P  --min-p P
   --seed S             Sampling seed (same seed, same tokens)
   --stop STR           Stop string (repeatable)
@@ -91,15 +92,25 @@ export function numberFlag(
   return value
 }
 
-export function samplingFromFlags(values: ModelFlagValues, defaultTemperature: number): SamplingOptions {
+/**
+ * The sampling flags, checked with the bounds the SDK and the edge use (so a command that works
+ * here works against either). Without --temperature, `defaultTemperature` (none: left out, for a
+ * caller that checks the flags before it knows the default).
+ */
+export function samplingFromFlags(values: ModelFlagValues, defaultTemperature?: number): SamplingOptions {
   const temperature =
-    numberFlag(values, 'temperature', (v) => v >= 0 && v <= 10, 'a number from 0 to 10') ?? defaultTemperature
+    numberFlag(
+      values,
+      'temperature',
+      (v) => v >= 0 && v <= maxTemperature,
+      `a number from 0 to ${maxTemperature} (0 = greedy)`,
+    ) ?? defaultTemperature
   const topK = numberFlag(values, 'top-k', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0')
   const topP = numberFlag(values, 'top-p', (v) => v > 0 && v <= 1, 'a number in (0, 1]')
   const minP = numberFlag(values, 'min-p', (v) => v >= 0 && v <= 1, 'a number in [0, 1]')
   const seed = numberFlag(values, 'seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a whole number ≥ 0')
   return {
-    temperature,
+    ...(temperature === undefined ? {} : { temperature }),
     ...(topK === undefined ? {} : { topK }),
     ...(topP === undefined ? {} : { topP }),
     ...(minP === undefined ? {} : { minP }),
@@ -271,6 +282,9 @@ export async function run(argv: string[]): Promise<number> {
     )
   const maxTokens =
     numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 256
+  // Every flag is checked before the model loads (a download can take minutes); the default
+  // temperature depends on the model (no chat template: greedy), so it is filled in after.
+  const flagSampling = samplingFromFlags(values)
   const constraint =
     values['json-schema'] === undefined ? undefined : readSchemaConstraint(values['json-schema'])
   const loaded = await loadModelFromFlags(values)
@@ -292,7 +306,7 @@ export async function run(argv: string[]): Promise<number> {
       { role: 'user', content: values.prompt },
     ]
     const prompt = promptTokens(loaded, messages, raw)
-    const sampling = samplingFromFlags(values, raw ? 0 : 0.7)
+    const sampling: SamplingOptions = { temperature: raw ? 0 : 0.7, ...flagSampling }
     const controller = new AbortController()
     const onSignal = () => controller.abort()
     process.once('SIGINT', onSignal)

@@ -2,7 +2,7 @@
 // vLLM's for the extensions) and the wire's rule for it. The validator, the request encoder (SDK)
 // and the decoder (worker) all walk this table, and the request type derives its fields from it:
 // a new sampling option does not compile until it has a line here.
-import type { SamplingOptions } from '../sampling/index.ts'
+import { maxTemperature, type SamplingOptions } from '../sampling/index.ts'
 import { fail, type JsonObject, type NumberCheck, range, wholeAtLeast } from './checks.ts'
 
 interface NumberField {
@@ -11,8 +11,8 @@ interface NumberField {
 }
 
 export const samplingFields = {
-  // The wire's temperature range is OpenAI's [0, 2]; core accepts any value ≥ 0.
-  temperature: { wire: 'temperature', check: range(0, 2, ' (0 = greedy)') },
+  // OpenAI's [0, 2], the bound every public entry shares; the sampler accepts any value ≥ 0.
+  temperature: { wire: 'temperature', check: range(0, maxTemperature, ' (0 = greedy)') },
   topP: {
     wire: 'top_p',
     check: (value) => (value > 0 && value <= 1 ? undefined : 'use a value in (0, 1] (1 = off).'),

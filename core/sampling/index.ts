@@ -6,6 +6,7 @@ export { LogitBiasProcessor } from './logit-bias.ts'
 export { applyLogitsProcessors, type LogitsContext, type LogitsProcessor } from './logits-processor.ts'
 export { MinPFilter } from './min-p.ts'
 export {
+  maxTemperature,
   type ResolvedSamplingOptions,
   resolveSamplingOptions,
   type SamplingOptions,

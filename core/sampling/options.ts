@@ -2,8 +2,15 @@
 // allowed range live here, so the SDK, the edge and the CLI check them with the same words.
 import { InvalidArgumentError } from '../errors.ts'
 
+/**
+ * The largest temperature a public entry takes (the SDK, the edge's wire field, the CLI's flag):
+ * OpenAI's [0, 2]. One bound for all of them, so a request one accepts never fails at another,
+ * e.g. at the edge in a handoff mid-answer. The sampler itself takes any value ≥ 0.
+ */
+export const maxTemperature = 2
+
 export interface SamplingOptions {
-  /** 0 = greedy (argmax). Default 1. */
+  /** 0 = greedy (argmax). Default 1. Public entries take [0, maxTemperature]. */
   readonly temperature?: number
   /** Keep the k most likely tokens; 0 = off. Default 0. */
   readonly topK?: number
