@@ -176,13 +176,22 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
     kernels.i32(ids, count).set(tokens.slice(from, from + count))
     embedding.lookup(ids, count, x)
     layers.forEach((layer, l) => {
+      // The last layer feeds only the logits: past storing its keys and values it runs for the
+      // last position alone, and not at all in a pass that returns none (llama.cpp does the same).
+      // Every row is computed on its own, so the kept row's bits are unchanged.
+      const outputs = l < layers.length - 1 ? count : wantLogits ? 1 : 0
+      const first = count - outputs
       K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
-      runShared([layer.q, layer.k, layer.v], h, count, [q, k, v])
+      if (outputs === count) runShared([layer.q, layer.k, layer.v], h, count, [q, k, v])
+      else {
+        runShared([layer.k, layer.v], h, count, [k, v])
+        if (outputs > 0) layer.q.run(h + first * hidden * 4, outputs, q)
+      }
       if (layer.qNorm !== undefined && layer.kNorm !== undefined) {
-        K.rms_norm(q, layer.qNorm, q, count * heads, headDim, eps, 0)
+        K.rms_norm(q, layer.qNorm, q, outputs * heads, headDim, eps, 0)
         K.rms_norm(k, layer.kNorm, k, count * kvHeads, headDim, eps, 0)
       }
-      K.rope(q, count, heads, headDim, rotaryDim, position0, inverseFrequencies)
+      K.rope(q, outputs, heads, headDim, rotaryDim, position0 + first, inverseFrequencies)
       K.rope(k, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
       cache.attend(l, {
         keys: k,
@@ -192,17 +201,20 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         scores,
         scoresStride,
         count,
+        queries: outputs,
         heads,
         position0,
         scale,
       })
-      layer.o.run(attentionOut, count, t)
-      K.add_into(x, t, count * hidden)
-      K.rms_norm(x, layer.postNorm, h, count, hidden, eps, 0)
-      runShared([layer.gate, layer.up], h, count, [gate, up])
-      K.silu_mul(gate, up, count * intermediate)
-      layer.down.run(gate, count, t)
-      K.add_into(x, t, count * hidden)
+      if (outputs === 0) return
+      layer.o.run(attentionOut, outputs, t)
+      const residual = x + first * hidden * 4
+      K.add_into(residual, t, outputs * hidden)
+      K.rms_norm(residual, layer.postNorm, h, outputs, hidden, eps, 0)
+      runShared([layer.gate, layer.up], h, outputs, [gate, up])
+      K.silu_mul(gate, up, outputs * intermediate)
+      layer.down.run(gate, outputs, t)
+      K.add_into(residual, t, outputs * hidden)
     })
     length += count
     if (wantLogits) {

@@ -286,14 +286,16 @@ export class KvCache {
 
   /**
    * One layer's attention step: stores the new positions' keys and values at `position0`, then
-   * attends `query` (`heads` heads) over the whole cache into `out`. Heads are split across
-   * threads, each with its own row of `scores` (`scoresStride` floats).
+   * attends `query` (`heads` heads) of the last `queries` of them over the cache into `out`. Heads
+   * are split across threads, each with its own row of `scores` (`scoresStride` floats).
    */
   attend(layer: number, step: AttentionStep): void {
     const { keys, values, query, out, scores, scoresStride, count, heads, position0, scale } = step
+    const queries = step.queries ?? count
     const K = this.#kernels.k
     K.kv_store(keys, this.keys(layer), count, this.width, this.positionStride, position0)
     K.kv_store(values, this.values(layer), count, this.width, this.positionStride, position0)
+    if (queries === 0) return
     // The scale, argument 12, is a float.
     this.#kernels.parallel(
       'attention_split',
@@ -304,12 +306,12 @@ export class KvCache {
         out,
         scores,
         scoresStride,
-        count,
+        queries,
         heads,
         this.kvHeads,
         this.headDim,
         this.positionStride,
-        position0,
+        position0 + count - queries,
         scale,
       ],
       heads,
@@ -324,8 +326,14 @@ export interface AttentionStep {
   /** The pass's new keys and values ([count, kvHeads, headDim]). */
   readonly keys: Pointer
   readonly values: Pointer
-  /** [count, heads, headDim] */
+  /** [queries, heads, headDim] */
   readonly query: Pointer
+  /**
+   * How many of the pass's positions, the last ones, are attended (default: all `count`); the
+   * others' keys and values are stored only. A model's last layer needs no more than the position
+   * whose logits are asked for.
+   */
+  readonly queries?: number
   readonly out: Pointer
   readonly scores: Pointer
   readonly scoresStride: number

@@ -370,6 +370,29 @@ describe('Qwen3.5 tiny fixture on the engine', () => {
     expect(worst).toBeLessThanOrEqual(1e-4)
   }, 60_000)
 
+  it('a last layer of linear attention (five layers): within 1e-4 of the reference, the same bits however split', async () => {
+    // The last layer runs past its state update for the logits' position only; the tiny
+    // fixture's last layer is full attention, so this covers the delta-rule branch of that.
+    const fiveLayers = tinyQwen35Config(300, { num_hidden_layers: 5 })
+    const fiveWeights = randomQwen35Weights(fiveLayers, 3)
+    const dir = join(folder, 'five-layers')
+    await writeQwen35Package({ outDir: dir, config: fiveLayers, weights: fiveWeights, dtypes: ['fp32', 'q4'] })
+    const prompt = Array.from({ length: 80 }, (_, i) => (i * 37 + 11) % 300)
+    const expected = qwen35Forward({ config: fiveLayers, weights: fiveWeights }, prompt, createQwen35State(fiveLayers))
+    const openFive = async (dtype: string) =>
+      createEngineSession({ module: await loadEngineModule(), files: folderWeightReader(dir), dtype })
+    const session = await openFive('fp32')
+    let worst = maxAbsDifference(await session.append(prompt.slice(0, 70)), expected[69]!)
+    for (let i = 70; i < 80; i++)
+      worst = Math.max(worst, maxAbsDifference(await session.append([prompt[i]!]), expected[i]!))
+    expect(worst).toBeLessThanOrEqual(1e-4)
+    const whole = await (await openFive('q4')).append(prompt)
+    const pieces = await openFive('q4')
+    await pieces.append(prompt.slice(0, 65))
+    for (let i = 65; i < 79; i++) await pieces.append([prompt[i]!])
+    expect(sameBits(await pieces.append([prompt[79]!]), whole)).toBe(true)
+  }, 60_000)
+
   it.each(['fp32', 'q4'])(
     '%s: the same logit bits however the prompt is split, and after a rewind to a checkpoint',
     async (dtype) => {

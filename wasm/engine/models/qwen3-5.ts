@@ -385,7 +385,12 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     if (attentionLayers > 0) cache.reserve(position0 + count)
     kernels.i32(ids, count).set(tokens.slice(from, from + count))
     embedding.lookup(ids, count, x)
-    for (const layer of layers) {
+    for (const [index, layer] of layers.entries()) {
+      // The last layer feeds only the logits: past its cache or state update it runs for the last
+      // position alone, and not at all in a pass that returns none (llama.cpp does the same).
+      // Every row is computed on its own, so the kept row's bits are unchanged.
+      const outputs = index < layers.length - 1 ? count : wantLogits ? 1 : 0
+      const first = count - outputs
       K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
       if (layer.kind === 'linear') {
         runShared([layer.qkv, layer.z, layer.b, layer.a], h, count, [mixed, z, b, a])
@@ -425,13 +430,18 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           1,
           1 << 19,
         )
-        layer.out.run(core, count, t)
+        if (outputs === 0) continue
+        layer.out.run(core + first * valueDim * 4, outputs, t)
       } else {
-        runShared([layer.q, layer.k, layer.v], h, count, [projected, keys, values])
-        K.qwen35_split_query_gate(projected, query, gateValues, count, heads, headDim)
-        K.rms_norm(query, layer.qNorm, query, count * heads, headDim, eps, 0)
+        if (outputs === count) runShared([layer.q, layer.k, layer.v], h, count, [projected, keys, values])
+        else {
+          runShared([layer.k, layer.v], h, count, [keys, values])
+          if (outputs > 0) layer.q.run(h + first * hidden * 4, outputs, projected)
+        }
+        K.qwen35_split_query_gate(projected, query, gateValues, outputs, heads, headDim)
+        K.rms_norm(query, layer.qNorm, query, outputs * heads, headDim, eps, 0)
         K.rms_norm(keys, layer.kNorm, keys, count * kvHeads, headDim, eps, 0)
-        K.rope(query, count, heads, headDim, rotaryDim, position0, inverseFrequencies)
+        K.rope(query, outputs, heads, headDim, rotaryDim, position0 + first, inverseFrequencies)
         K.rope(keys, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
         const l = layer.cacheLayer
         cache.attend(l, {
@@ -442,19 +452,22 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           scores,
           scoresStride,
           count,
+          queries: outputs,
           heads,
           position0,
           scale,
         })
-        K.qwen35_sigmoid_gate(attentionOut, gateValues, count * qWidth)
-        layer.o.run(attentionOut, count, t)
+        if (outputs === 0) continue
+        K.qwen35_sigmoid_gate(attentionOut, gateValues, outputs * qWidth)
+        layer.o.run(attentionOut, outputs, t)
       }
-      K.add_into(x, t, count * hidden)
-      K.rms_norm(x, layer.postNorm, h, count, hidden, eps, 0)
-      runShared([layer.gate, layer.up], h, count, [mlpGate, mlpUp])
-      K.silu_mul(mlpGate, mlpUp, count * intermediate)
-      layer.down.run(mlpGate, count, t)
-      K.add_into(x, t, count * hidden)
+      const residual = x + first * hidden * 4
+      K.add_into(residual, t, outputs * hidden)
+      K.rms_norm(residual, layer.postNorm, h, outputs, hidden, eps, 0)
+      runShared([layer.gate, layer.up], h, outputs, [mlpGate, mlpUp])
+      K.silu_mul(mlpGate, mlpUp, outputs * intermediate)
+      layer.down.run(mlpGate, outputs, t)
+      K.add_into(residual, t, outputs * hidden)
     }
     length += count
     if (wantLogits) {
