@@ -13,7 +13,7 @@ import { createKeyChecker } from './auth.ts'
 import { type ChatRuntime, formatHeaderNames, handleChatCompletion } from './chat-completions.ts'
 import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
-import type { HostedModel } from './model-host.ts'
+import { type HostedModel, startupRetryAfterSeconds } from './model-host.ts'
 import { type AppOptions, resolveLimits } from './options.ts'
 import { defaultLog, modelForLog } from './request-log.ts'
 import { createSessionPool, type SessionPool } from './session-pool.ts'
@@ -214,8 +214,10 @@ export function createApp(options: AppOptions): OndeviceApp {
     }
     const status = modelHost.status()
     const formats = modelHost.formats?.() ?? []
+    // The server's start-up load: chats are refused until it ends, so a readiness check must not pass.
+    const starting = status.state === 'loading' && status.startup === true
     const body = {
-      status: status.state === 'failed' ? 'error' : 'ok',
+      status: status.state === 'failed' ? 'error' : starting ? 'loading' : 'ok',
       version,
       model: modelHost.modelId,
       loaded: status.state === 'ready',
@@ -248,6 +250,7 @@ export function createApp(options: AppOptions): OndeviceApp {
           }
         : {}),
     }
+    if (starting) return c.json(body, 503, { 'retry-after': String(startupRetryAfterSeconds) })
     return c.json(body, status.state === 'failed' ? 503 : 200)
   })
 

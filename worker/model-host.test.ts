@@ -248,3 +248,54 @@ describe('the app with ondevice_format', () => {
     expect(loaded).toHaveLength(1)
   })
 })
+
+describe('the start-up load (preload) against a load a request starts', () => {
+  function gatedHost() {
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const host = createModelHost({
+      modelId: 'm',
+      load: async (): Promise<HostedModel> => {
+        await gate
+        const tokenizer = qwen3Tokenizer()
+        return {
+          info: { modelId: 'm', backend: 'native', dtype: 'q4', contextLength: 4096 },
+          tokenizer,
+          createSession: async () => createTestSession({ vocabularySize: tokenizer.vocabularySize }),
+        }
+      },
+    })
+    return { host, release }
+  }
+
+  it('while a preload runs, load and select refuse at once (retryable, Retry-After 5 s); afterwards they answer', async () => {
+    const { host, release } = gatedHost()
+    const preloaded = host.preload()
+    expect(host.status()).toEqual({ state: 'loading', startup: true })
+    for (const attempt of [host.load(), host.select({ dtype: 'q4' })]) {
+      await expect(attempt).rejects.toMatchObject({
+        code: 'edge_unavailable',
+        isRetryable: true,
+        retryAfterSeconds: 5,
+        message: expect.stringMatching(/still loading/),
+      })
+    }
+    release()
+    const model = await preloaded
+    expect(await host.load()).toBe(model)
+    expect(host.status()).toMatchObject({ state: 'ready' })
+  })
+
+  it('a load a request starts (a Worker isolate): other requests wait for it, /healthz stays 200', async () => {
+    const { host, release } = gatedHost()
+    const first = host.load()
+    const second = host.load()
+    expect(host.status()).toEqual({ state: 'loading' })
+    const app = createApp({ modelHost: host })
+    expect((await app.request('/healthz')).status).toBe(200)
+    release()
+    expect(await second).toBe(await first)
+  })
+})

@@ -29,7 +29,15 @@ export interface HostedModel {
 
 export type ModelHostStatus =
   | { readonly state: 'idle' }
-  | { readonly state: 'loading' }
+  | {
+      readonly state: 'loading'
+      /**
+       * The server's own start-up load (`preload`): requests are refused meanwhile (503 with
+       * Retry-After) rather than held for the whole load. Absent: a load a request started, which
+       * requests wait for (a Worker isolate's first request).
+       */
+      readonly startup?: true
+    }
   | { readonly state: 'ready'; readonly info: HostedModelInfo; readonly loadMs: number }
   | { readonly state: 'failed'; readonly error: OndeviceError }
 
@@ -67,6 +75,12 @@ export interface ModelHost {
   readonly modelId: string
   /** The default format (the first configured). */
   load(): Promise<HostedModel>
+  /**
+   * Loads the default format as the server starts, having bound its port first: until it is
+   * loaded, `load` and `select` refuse with a retryable `edge_unavailable` (503 + Retry-After) and
+   * `status` says `startup`, so clients and health checks get an answer, never a held request.
+   */
+  preload?(): Promise<HostedModel>
   /** The default format's state. */
   status(): ModelHostStatus
   /**
@@ -116,6 +130,9 @@ function checkChatPrompt(model: HostedModel): void {
     )
   }
 }
+
+/** Retry-After while the server's start-up load runs: short, a load takes seconds to minutes. */
+export const startupRetryAfterSeconds = 5
 
 /** `q4 on native`, with what is decided at load said so. */
 export function describeFormat(format: ModelFormat): string {
@@ -187,7 +204,9 @@ export function formatsFrom(dtypes: readonly string[], backends: readonly string
 }
 
 /** Wraps a loader so that each format loads at most once at a time and its result is kept. */
-export function createModelHost(options: ModelHostOptions): ModelHost {
+export function createModelHost(
+  options: ModelHostOptions,
+): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats'>> {
   if (typeof options.modelId !== 'string' || options.modelId.length === 0) {
     throw new TypeError(
       'createModelHost: `modelId` must be a non-empty string (the id clients send as `model`).',
@@ -279,12 +298,48 @@ export function createModelHost(options: ModelHostOptions): ModelHost {
     return turn
   }
 
+  // While the start-up load runs (preload), requests are refused with 503 + Retry-After rather
+  // than held: a client, a proxy or a load balancer gets an answer it can act on at once.
+  let startupSince: number | undefined
+  const stillStarting = (): OndeviceError | undefined => {
+    if (startupSince === undefined) return undefined
+    const seconds = Math.round((now() - startupSince) / 1000)
+    return new OndeviceError(
+      'edge_unavailable',
+      `The model is still loading on this server (started ${seconds} s ago): it answers once loaded. Retry in ${startupRetryAfterSeconds} s; GET /healthz says "ready" when it can answer.`,
+      { isRetryable: true, retryAfterSeconds: startupRetryAfterSeconds },
+    )
+  }
+  const status = (): ModelHostStatus =>
+    startupSince !== undefined && defaultEntry.status.state === 'loading'
+      ? { state: 'loading', startup: true }
+      : defaultEntry.status
+
   return {
     modelId: options.modelId,
-    status: () => defaultEntry.status,
-    load: () => loadEntry(defaultEntry),
-    formats: () => entries.map((entry) => ({ format: known(entry), status: entry.status })),
+    status,
+    load: () => {
+      const starting = stillStarting()
+      return starting ? Promise.reject(starting) : loadEntry(defaultEntry)
+    },
+    preload: () => {
+      if (defaultEntry.status.state === 'ready' || startupSince !== undefined) return loadEntry(defaultEntry)
+      startupSince = now()
+      const loading = loadEntry(defaultEntry)
+      const done = () => {
+        startupSince = undefined
+      }
+      loading.then(done, done)
+      return loading
+    },
+    formats: () =>
+      entries.map((entry) => ({
+        format: known(entry),
+        status: entry === defaultEntry ? status() : entry.status,
+      })),
     async select(wanted) {
+      const starting = stillStarting()
+      if (starting) throw starting
       const problems: string[] = []
       // Loaded formats first: a configured one whose fields are decided at load may turn out to be
       // another (backend 'wasm' runs onnxruntime-web where the engine does not cover the package).

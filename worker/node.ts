@@ -59,8 +59,13 @@ export function modelIdFromSource(source: string): string {
   return segments.at(-1) ?? 'model'
 }
 
-/** A model host that loads the package once (on first use, or call `load()` to preload). */
-export function createNodeModelHost(options: NodeModelHostOptions): ModelHost {
+/**
+ * A model host that loads the package once: on first use, or at start with `preload()` (the
+ * server listening meanwhile refuses chats with 503 + Retry-After), or `load()` before serving.
+ */
+export function createNodeModelHost(
+  options: NodeModelHostOptions,
+): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats'>> {
   if (typeof options?.model !== 'string' || options.model.trim() === '') {
     throw new InvalidArgumentError(
       'model',

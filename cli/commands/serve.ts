@@ -8,7 +8,7 @@ import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
-import { describeFormat, formatsFrom } from '../../worker/model-host.ts'
+import { describeFormat, formatsFrom, type HostedModel, type ModelHost } from '../../worker/model-host.ts'
 import { createNodeModelHost, serveApp } from '../../worker/node.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
 
@@ -36,7 +36,15 @@ Options:
                     format that would go past it is not loaded: its requests are refused, or
                     answered in a loaded format when they allow a fallback
   --no-preload      Load the model on the first request instead of at start
+  --bind-after-load Open the port only once the model is loaded, for a platform whose readiness
+                    check is an open port (Cloudflare Containers). By default the port opens at
+                    once: GET /healthz answers 503 "loading" and chats 503 with Retry-After until
+                    the model is loaded
   --help, -h        Show this help
+
+The line "Listening on URL (model ID)" on stdout says it answers chats. A model that fails to
+load ends the command with exit code 1 and the reason.
+
 
 Environment: MODEL_BACKEND and MODEL_DTYPE (the same lists, when the flags are not given), MEMORY_BUDGET_MB, API_KEYS (comma-separated bearer keys; none = open, local use only),
 ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
@@ -59,6 +67,17 @@ function integerFlag(
   return number
 }
 
+function reportLoaded(modelHost: ModelHost, loaded: HostedModel): void {
+  process.stderr.write(
+    `Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`,
+  )
+  const others = (modelHost.formats?.() ?? []).slice(1)
+  if (others.length > 0)
+    process.stderr.write(
+      `Also serves ${others.map(({ format }) => describeFormat(format)).join(', ')}, each loaded on the first request that names it.\n`,
+    )
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -73,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       'memory-budget': { type: 'string' },
       'no-preload': { type: 'boolean' },
+      'bind-after-load': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -131,17 +151,8 @@ export async function run(argv: string[]): Promise<number> {
     sessions: settings.limits.maxConcurrent ?? 1,
     ...(memoryBudgetMib === undefined ? {} : { memoryBudgetBytes: memoryBudgetMib * 2 ** 20 }),
   })
-  if (values['no-preload'] !== true) {
-    const loaded = await modelHost.load()
-    process.stderr.write(
-      `Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`,
-    )
-    const others = (modelHost.formats?.() ?? []).slice(1)
-    if (others.length > 0)
-      process.stderr.write(
-        `Also serves ${others.map(({ format }) => describeFormat(format)).join(', ')}, each loaded on the first request that names it.\n`,
-      )
-  }
+  const preload = values['no-preload'] !== true
+  if (preload && values['bind-after-load'] === true) reportLoaded(modelHost, await modelHost.load())
   if (settings.apiKeys.length === 0) {
     process.stderr.write('No API_KEYS set: the API is open to anyone who can reach this address.\n')
   }
@@ -157,7 +168,21 @@ export async function run(argv: string[]): Promise<number> {
       : {}),
   })
   const server = await serveApp({ app, port, host: values.host ?? '127.0.0.1' })
-  // One line on stdout that scripts (and tests) can wait for.
+  if (preload && values['bind-after-load'] !== true) {
+    // Bound first: health checks and clients get an answer (503 "loading", Retry-After) during
+    // the load instead of "connection refused". Ctrl-C meanwhile ends the process as before.
+    process.stderr.write(
+      `Bound to ${server.url}: loading the model; until it is loaded, GET /healthz answers 503 "loading" and chats 503 with Retry-After.\n`,
+    )
+    try {
+      reportLoaded(modelHost, await modelHost.preload())
+    } catch (error) {
+      // A server that can never answer must not look alive: stop, and say why (exit code 1).
+      await server.close()
+      throw error
+    }
+  }
+  // One line on stdout that scripts (and tests) can wait for: from here on it answers chats.
   process.stdout.write(`Listening on ${server.url} (model ${modelHost.modelId})\n`)
   await new Promise<void>((resolve) => {
     const stop = () => {

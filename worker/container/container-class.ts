@@ -104,7 +104,21 @@ export class OndeviceContainer extends Container<ContainerEnv> {
     super(context, env)
     this.envVars = containerEnvironment(env)
     const model = containerModelArgument(env)
-    this.entrypoint = ['node', 'cli/bin.js', 'serve', '--host', '0.0.0.0', '--port', '8787', '--model', model]
+    // --bind-after-load: the library's readiness check (startAndWaitForPorts, and the 'healthy'
+    // state /healthz reads) is any answer on the port, so the port opens once the model is loaded
+    // and a cold start's requests wait for it (CONTAINER_START_TIMEOUT_MS) instead of a 503.
+    this.entrypoint = [
+      'node',
+      'cli/bin.js',
+      'serve',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '8787',
+      '--model',
+      model,
+      '--bind-after-load',
+    ]
     if (env.MODEL_SOURCE === 'url' && typeof env.MODEL_URL === 'string') {
       this.allowedHosts = [new URL(env.MODEL_URL).hostname]
     }

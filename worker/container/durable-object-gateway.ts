@@ -1,6 +1,6 @@
 // The gateway on Cloudflare: instance N is the Container Durable Object named `instance-N`
-// (@cloudflare/containers). `ready` starts its container and waits for the port (the package is
-// loaded before `ondevice serve` listens, so an open port means a loaded model); `fetch` goes
+// (@cloudflare/containers). `ready` starts its container and waits for the port (the container
+// runs `ondevice serve --bind-after-load`, so an open port means a loaded model); `fetch` goes
 // through the Durable Object, which keeps the container awake for `sleepAfter` after each request.
 import { getContainer } from '@cloudflare/containers'
 import type { OndeviceContainer } from './container-class.ts'
@@ -34,7 +34,7 @@ export function durableObjectGateway(namespace: ContainerNamespace): ContainerGa
     // The Durable Object's record of its container, not a request to it: a request would start a
     // sleeping container and renew its sleepAfter, so an uptime check would keep every instance
     // awake (and billed). 'healthy' is what startAndWaitForPorts sets once the port answers, and
-    // `ondevice serve` listens only after its model loaded.
+    // `ondevice serve --bind-after-load` listens only after its model loaded.
     async health(index) {
       const name = `instance-${index}`
       try {

@@ -1,0 +1,174 @@
+// `ondevice serve` while its model loads, over real HTTP: the port is open from the start, so a
+// health check or a client gets an answer (503 "loading", Retry-After, the project's error JSON)
+// instead of "connection refused" for the whole load; once loaded it answers; a load that fails
+// ends the command with exit code 1 and the reason. The package comes from a local HTTP server
+// that holds the weight files until the test lets them go, so the load lasts as long as needed.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ensureDefaultPackage } from '../../builder/default-package.ts'
+import { ondeviceBin } from '../../test/cli/serve-process.ts'
+
+let workDir: string
+let packageDir: string
+let files: Server
+let filesUrl: string
+/** What the file server does with a weight file (under onnx/) for now. */
+let weights: 'hold' | 'serve' | 'missing' = 'hold'
+const held: (() => void)[] = []
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'ondevice-serve-startup-'))
+  packageDir = await ensureDefaultPackage({ cacheDir: join(workDir, 'package') })
+  files = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname).replace(/^\/pkg\//, '')
+    const send = () => {
+      if (path.startsWith('onnx/') && weights === 'missing') {
+        response.writeHead(404).end('not here')
+        return
+      }
+      readFile(join(packageDir, path)).then(
+        (bytes) => response.writeHead(200, { 'content-length': bytes.byteLength }).end(bytes),
+        () => response.writeHead(404).end('not here'),
+      )
+    }
+    if (path.startsWith('onnx/') && weights === 'hold') held.push(send)
+    else send()
+  })
+  await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve))
+  filesUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/pkg/`
+}, 120_000)
+
+afterAll(async () => {
+  files?.closeAllConnections()
+  await new Promise<void>((resolve) => (files ? files.close(() => resolve()) : resolve()))
+  await rm(workDir, { recursive: true, force: true })
+})
+
+interface Serve {
+  readonly child: ChildProcess
+  output(): string
+  /** Resolves with the first match of `pattern` in the output (stdout and stderr). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
+  readonly exited: Promise<number | null>
+}
+
+function serve(cacheName: string): Serve {
+  let output = ''
+  const child = spawn(process.execPath, [ondeviceBin, 'serve', '--model', filesUrl, '--port', '0'], {
+    env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, cacheName) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const listeners = new Set<() => void>()
+  const onData = (data: Buffer) => {
+    output += data.toString()
+    for (const listener of listeners) listener()
+  }
+  child.stdout?.on('data', onData)
+  child.stderr?.on('data', onData)
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitFor: (pattern, timeoutMs = 60_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(output)
+          if (!match) return
+          listeners.delete(check)
+          clearTimeout(timer)
+          resolve(match)
+        }
+        const timer = setTimeout(() => {
+          listeners.delete(check)
+          reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${output}`))
+        }, timeoutMs)
+        listeners.add(check)
+        void exited.then(() => setTimeout(check, 10))
+        check()
+      }),
+  }
+}
+
+async function stop(server: Serve): Promise<void> {
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM')
+  await server.exited
+}
+
+const chat = (url: string, stream = false) =>
+  fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'pkg',
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 3,
+      stream,
+    }),
+  })
+
+describe('ondevice serve while its model loads', () => {
+  it('listens at once: /healthz 503 "loading" and chats 503 + Retry-After until the model is loaded, then answers', async () => {
+    weights = 'hold'
+    const server = serve('cache-hold')
+    try {
+      const [, url] = (await server.waitFor(/Bound to (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
+        string,
+        string,
+      ]
+      // The load is under way and cannot finish: the weight files are held.
+      await expect.poll(() => held.length, { timeout: 60_000 }).toBeGreaterThan(0)
+
+      const health = await fetch(`${url}/healthz`)
+      expect(health.status).toBe(503)
+      expect(health.headers.get('retry-after')).toBe('5')
+      expect(await health.json()).toMatchObject({ status: 'loading', state: 'loading', loaded: false })
+
+      for (const stream of [false, true]) {
+        const refused = await chat(url, stream)
+        expect(refused.status).toBe(503)
+        expect(refused.headers.get('retry-after')).toBe('5')
+        const body = (await refused.json()) as { error: { code: string; type: string; message: string } }
+        expect(body.error).toMatchObject({ code: 'edge_unavailable', type: 'server_error' })
+        expect(body.error.message).toMatch(/still loading on this server .* Retry in 5 s/)
+      }
+      // What needs no model answers meanwhile.
+      expect((await fetch(`${url}/v1/models`)).status).toBe(200)
+      expect(server.output()).not.toMatch(/Listening on/)
+
+      weights = 'serve'
+      for (const send of held.splice(0)) send()
+      await server.waitFor(/Listening on http:\/\/127\.0\.0\.1:\d+ \(model pkg\)/)
+      const answer = await chat(url)
+      expect(answer.status).toBe(200)
+      expect(
+        ((await answer.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens,
+      ).toBe(3)
+      const ready = await fetch(`${url}/healthz`)
+      expect(ready.status).toBe(200)
+      expect(await ready.json()).toMatchObject({ status: 'ok', state: 'ready', loaded: true })
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+
+  it('a model that fails to load: the command ends with exit code 1 and the reason', async () => {
+    weights = 'missing'
+    const server = serve('cache-missing')
+    try {
+      await server.waitFor(/Bound to http/)
+      expect(await server.exited).toBe(1)
+      expect(server.output()).toMatch(
+        /ondevice serve: The model could not be loaded on this server: .*onnx\//,
+      )
+      expect(server.output()).not.toMatch(/Listening on/)
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+})
