@@ -15,11 +15,11 @@ export interface PackageReader {
   /** The file's bytes in order, never held whole (sources that stream: R2, static assets, a URL). */
   stream?(path: string, expectedBytes: number): AsyncIterable<Uint8Array>
   /**
-   * Bytes [offset, offset + length) of the file, for sources with ranged reads (unchecked: the
-   * verified reader checks them). Throws RangesUnsupportedError (worker/verified-ranges.ts) when
-   * the source cannot read a range.
+   * Bytes [offset, offset + length) of the file as they arrive, for sources with ranged reads
+   * (unchecked: the verified reader checks them and puts them straight into the engine's memory).
+   * Throws RangesUnsupportedError (worker/verified-ranges.ts) when the source cannot read a range.
    */
-  readRange?(path: string, offset: number, length: number): Promise<Uint8Array>
+  readRange?(path: string, offset: number, length: number): AsyncIterable<Uint8Array>
   /**
    * Verified bytes of a file from `offset` into `target` (verifyPackage's reader over a source with
    * `stream` and `readRange`): what the engine copies weights through, never holding a file whole.

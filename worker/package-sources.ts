@@ -99,10 +99,14 @@ export function r2PackageReader(bucket: R2BucketLike, prefix: string): PackageRe
       }
       yield* chunksOf(object.body)
     },
-    async readRange(path, offset, length) {
+    async *readRange(path, offset, length) {
       const object = await bucket.get(joinPrefix(prefix, path), { range: { offset, length } })
       if (object === null) throw missing(path, where)
-      return new Uint8Array(await object.arrayBuffer())
+      if (!object.body) {
+        yield new Uint8Array(await object.arrayBuffer())
+        return
+      }
+      yield* chunksOf(object.body)
     },
   }
 }
@@ -168,13 +172,14 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
   /** Without ranges: the one asset (a chunk: prepare-assets keeps them small) last read whole. */
   let held: { readonly path: string; readonly bytes: Uint8Array } | undefined
   /** One asset's bytes [offset, offset + length): a Range request, else from the asset read whole. */
-  const rangeOf = async (path: string, offset: number, length: number): Promise<Uint8Array> => {
+  async function* rangeOf(path: string, offset: number, length: number): AsyncGenerator<Uint8Array> {
     if (rangesServed !== false) {
       const response = await get(path, { offset, length })
       if (response.status === 404) throw missing(path, where)
       if (response.status === 206) {
         rangesServed = true
-        return new Uint8Array(await response.arrayBuffer())
+        if (response.body) yield* chunksOf(response.body)
+        return
       }
       await response.body?.cancel().catch(() => undefined)
       rangesServed = false
@@ -185,7 +190,7 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
       if (!response.ok) throw missing(path, where)
       held = { path, bytes: new Uint8Array(await response.arrayBuffer()) }
     }
-    return held.bytes.subarray(offset, offset + length)
+    yield held.bytes.subarray(offset, offset + length)
   }
   return {
     ...readerFromBytes(async (path) => {
@@ -232,23 +237,28 @@ export function assetsPackageReader(assets: FetcherLike, prefix: string): Packag
         yield* chunksOf(response.body)
       }
     },
-    async readRange(path, offset, length) {
+    async *readRange(path, offset, length) {
       const found = await layout(path)
-      if (found === 'whole') return rangeOf(path, offset, length)
-      // The range may span chunks: each chunk's part by its own Range request.
-      const bytes = new Uint8Array(length)
+      if (found === 'whole') {
+        yield* rangeOf(path, offset, length)
+        return
+      }
+      // The range may span chunks: each chunk's part by its own Range request, in order.
       let chunkStart = 0
       for (const chunk of found.chunks) {
         const from = Math.max(offset, chunkStart)
         const to = Math.min(offset + length, chunkStart + chunk.bytes)
         if (from < to) {
-          const part = await rangeOf(chunk.path, from - chunkStart, to - from)
-          if (part.byteLength !== to - from) return part
-          bytes.set(part, from - offset)
+          let received = 0
+          for await (const piece of rangeOf(chunk.path, from - chunkStart, to - from)) {
+            received += piece.byteLength
+            yield piece
+          }
+          // A chunk shorter than its index says: what came is all there is (the reader reports it).
+          if (received !== to - from) return
         }
         chunkStart += chunk.bytes
       }
-      return bytes
     },
     async close() {
       held = undefined
@@ -397,8 +407,10 @@ export function urlPackageReader(
         idle.stop()
       }
     },
-    async readRange(path, offset, length) {
+    async *readRange(path, offset, length) {
       const idle = startIdleTimer(idleTimeoutMs, undefined)
+      const url = new URL(path, base)
+      let received = 0
       try {
         const response = await open(path, idle, `bytes=${offset}-${offset + length - 1}`)
         if (response.status !== 206) {
@@ -408,16 +420,38 @@ export function urlPackageReader(
             `${base.href} answered a Range request with HTTP ${response.status}`,
           )
         }
-        return await readBodyWithin(response, new URL(path, base), {
-          idle,
-          idleTimeoutMs,
-          maxBytes: length,
-          tooLarge: (received) =>
-            new StoreError(
-              'integrity_failed',
-              `${path} from ${base.href} sent ${received} bytes or more for a range of ${length}. Check the server's Range support.`,
-            ),
-        })
+        if (!response.body) return
+        const tooLarge = () =>
+          new StoreError(
+            'integrity_failed',
+            `${path} from ${base.href} sent ${received} bytes or more for a range of ${length}. Check the server's Range support.`,
+          )
+        const declared = Number(response.headers.get('content-length') ?? Number.NaN)
+        if (Number.isFinite(declared) && declared > length) {
+          received = declared
+          await response.body.cancel().catch(() => undefined)
+          throw tooLarge()
+        }
+        // The body's pieces as they arrive (into the engine's memory): never the range whole here.
+        const reader = response.body.getReader()
+        try {
+          for (;;) {
+            let next: ReadableStreamReadResult<Uint8Array>
+            try {
+              next = await reader.read()
+            } catch (error) {
+              throw bodyReadError(error, url, idle, idleTimeoutMs, received)
+            }
+            if (next.done) return
+            idle.touch()
+            received += next.value.byteLength
+            if (received > length) throw tooLarge()
+            yield next.value
+          }
+        } finally {
+          await reader.cancel().catch(() => undefined)
+          reader.releaseLock()
+        }
       } finally {
         idle.stop()
       }

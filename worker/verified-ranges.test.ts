@@ -59,7 +59,7 @@ afterAll(async () => {
 const dataFiles = () => manifest.files.filter((file) => file.path.endsWith('.onnx_data'))
 
 describe('streamed engine load at the edge', () => {
-  it('gives the same logit bytes as the engine reading the folder, in ranges of at most 2 MiB after one pass per file', async () => {
+  it('gives the same logit bytes as the engine reading the folder, in ranges of at most maximumRangeBytes after one pass per file', async () => {
     server.clear()
     server.requests.length = 0
     const got = await logits(packageWeightReader(await verified()))

@@ -8,17 +8,22 @@
 // and a SHA-256 of every 256 KiB block is kept (32 bytes per block). Reads then fetch the blocks
 // they need with ranged reads and check each against its recorded digest, so every byte the
 // engine gets is a byte of the file the manifest vouches for, even if the source changed between
-// the pass and the read. The cost: the file is transferred about twice (the pass, then the reads),
-// and the load takes longer (2.3-3.0x the whole-file reader's over local HTTP in Node).
+// the pass and the read. A ranged read's body streams straight into the engine's memory (only the
+// blocks at either end of a read, which it needs in part, are assembled on the side), so its size
+// costs no memory: reads are large and a few run at once. The cost left: the file is transferred
+// about twice (the pass, then the reads).
 import { StoreError } from '../core/errors.ts'
-import { createSha256Stream } from './sha256-stream.ts'
+import { createSha256Stream, sha256Of } from './sha256-stream.ts'
 
 /** What a source offers for this: the whole file as a stream, and byte ranges of it. */
 export interface RangedSource {
   /** The file's bytes in order (a reader that downloads stops past `expectedBytes`). */
   stream(path: string, expectedBytes: number): AsyncIterable<Uint8Array>
-  /** Bytes [offset, offset + length) of the file; throws RangesUnsupportedError when it cannot. */
-  readRange(path: string, offset: number, length: number): Promise<Uint8Array>
+  /**
+   * Bytes [offset, offset + length) of the file as they arrive (a reader that downloads stops
+   * past `length`); throws RangesUnsupportedError, before the first piece, when it cannot.
+   */
+  readRange(path: string, offset: number, length: number): AsyncIterable<Uint8Array>
 }
 
 /** The source cannot read a range (a server that ignores Range): the file is read whole instead. */
@@ -29,13 +34,19 @@ export class RangesUnsupportedError extends Error {
 /** Bytes per verified block: small enough to waste little on a small read, few digests per file. */
 export const verifiedBlockBytes = 256 * 1024
 /**
- * Most bytes one ranged read asks for (what the reader holds in JavaScript at once). Larger reads
- * load faster but leave more garbage: with 4 MiB the tiny Qwen3.5 q8 fixture loaded in 1.5-1.9x
- * the whole-file reader's time over local HTTP in Node (2.3-3.0x with 2 MiB, same process,
- * alternating), but workerd's peak resident memory was no lower than the whole-file reader's
- * (128-133 MiB against 130-136; 122-127 with 2 MiB). Memory is what the isolate is short of.
+ * Most bytes one ranged read asks for. A read's body lands in the engine's memory as it arrives,
+ * so this bounds the work lost to a failed request, not memory: larger reads cost fewer round
+ * trips (each one a request to R2 or the server).
  */
-export const maximumRangeBytes = 2 * 1024 * 1024
+export const maximumRangeBytes = 8 * 1024 * 1024
+/**
+ * Ranged reads in flight at once for one engine read larger than maximumRangeBytes: a source far
+ * away (R2, a CDN) answers each after a round trip, and a few at once keep the transfer busy. Each
+ * holds only what its body has buffered.
+ */
+export const rangesInFlight = 4
+/** Verified blocks kept for small reads that come back to them (the ends of earlier reads). */
+const cachedBlocks = 4
 
 export interface VerifiedRangesOptions {
   readonly source: RangedSource
@@ -50,28 +61,43 @@ export interface VerifiedRangesOptions {
 export interface VerifiedRanges {
   size(path: string): Promise<number | undefined>
   readInto(path: string, offset: number, target: Uint8Array): Promise<void>
-  /** Drops the block kept for the next small read, and any file read whole (the load ended). */
+  /** Drops the blocks kept for small reads, and any file read whole (the load ended). */
   release(): void
 }
 
 type Prepared =
   | { readonly kind: 'blocks'; readonly bytes: number; readonly digests: Uint8Array }
   | { readonly kind: 'whole'; readonly bytes: Uint8Array }
-
-async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
-}
+type Blocks = Extract<Prepared, { kind: 'blocks' }>
 
 const sameDigest = (digests: Uint8Array, block: number, digest: Uint8Array): boolean => {
   for (let i = 0; i < 32; i++) if (digests[block * 32 + i] !== digest[i]) return false
   return true
 }
 
+/** Runs `work` over `items`, at most `limit` at once; every one settles before the first error is thrown. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
+  let next = 0
+  const errors: unknown[] = []
+  const lane = async () => {
+    while (next < items.length && errors.length === 0) {
+      const item = items[next++] as T
+      try {
+        await work(item)
+      } catch (error) {
+        errors.push(error)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+  if (errors.length > 0) throw errors.find((error) => error instanceof RangesUnsupportedError) ?? errors[0]
+}
+
 export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
   const { source, where } = options
   const prepared = new Map<string, Promise<Prepared>>()
-  /** The last block read, kept for the small reads that follow each other within it. */
-  let cached: { path: string; block: number; bytes: Uint8Array } | undefined
+  /** Verified blocks at the ends of recent reads (a read's ends fall inside blocks it needs in part). */
+  const cache: { path: string; block: number; bytes: Uint8Array }[] = []
 
   const entryOf = (path: string) => {
     const entry = options.entry(path)
@@ -80,6 +106,13 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     return entry
   }
 
+  const changed = (path: string, block: number) =>
+    new StoreError(
+      'integrity_failed',
+      `Bytes ${block * verifiedBlockBytes}.. of ${path} from ${where} differ from the file verified against manifest.json moments before: it changed during the load. Upload the package again; the next load checks it afresh.`,
+      { isRetryable: true },
+    )
+
   /** The pass: the whole file's SHA-256 against the manifest, and every block's digest. */
   const pass = async (path: string): Promise<Prepared> => {
     const entry = entryOf(path)
@@ -87,11 +120,16 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     const digests = new Uint8Array(blocks * 32)
     const whole = createSha256Stream()
     const block = new Uint8Array(Math.min(verifiedBlockBytes, Math.max(entry.bytes, 1)))
+    /** Digests not yet settled (WebCrypto); node:crypto's are written at once. */
+    const pending: Promise<void>[] = []
     let filled = 0
     let index = 0
     let received = 0
-    const closeBlock = async () => {
-      digests.set(await sha256(block.subarray(0, filled)), index * 32)
+    const closeBlock = () => {
+      const at = index * 32
+      const digest = sha256Of(block.subarray(0, filled))
+      if (digest instanceof Promise) pending.push(digest.then((value) => digests.set(value, at)))
+      else digests.set(digest, at)
       index++
       filled = 0
     }
@@ -102,16 +140,20 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
           'integrity_failed',
           `${path} of ${where} has more than the ${entry.bytes} bytes manifest.json says. Upload the package again.`,
         )
-      await whole.update(chunk)
+      const hashing = whole.update(chunk)
+      if (hashing) await hashing
       for (let offset = 0; offset < chunk.byteLength; ) {
         const take = Math.min(block.length - filled, chunk.byteLength - offset)
         block.set(chunk.subarray(offset, offset + take), filled)
         filled += take
         offset += take
-        if (filled === block.length) await closeBlock()
+        if (filled === block.length) closeBlock()
       }
+      // WebCrypto took its copy of each block when called; settle them now and then, not all at the end.
+      if (pending.length >= 16) await Promise.all(pending.splice(0))
     }
-    if (filled > 0) await closeBlock()
+    if (filled > 0) closeBlock()
+    await Promise.all(pending)
     if (received !== entry.bytes)
       throw new StoreError(
         'integrity_failed',
@@ -136,44 +178,84 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     return found
   }
 
-  /** Blocks first..last (inclusive) of the file, each checked against its digest. */
+  const cached = (path: string, block: number) =>
+    cache.find((entry) => entry.path === path && entry.block === block)
+  const keep = (path: string, block: number, bytes: Uint8Array) => {
+    if (cached(path, block)) return
+    cache.push({ path, block, bytes })
+    if (cache.length > cachedBlocks) cache.shift()
+  }
+
+  /**
+   * Blocks first..last (inclusive) of the file, read with one ranged read: the bytes in
+   * [offset, offset + target.length) land in `target` as they arrive, a block that reaches outside
+   * it is assembled on the side (and kept for the next read), and each block is checked against
+   * its digest before this returns.
+   */
   const readBlocks = async (
     path: string,
-    file: Extract<Prepared, { kind: 'blocks' }>,
+    file: Blocks,
     first: number,
     last: number,
-  ): Promise<Uint8Array> => {
+    offset: number,
+    target: Uint8Array,
+  ): Promise<void> => {
     const start = first * verifiedBlockBytes
     const end = Math.min(file.bytes, (last + 1) * verifiedBlockBytes)
-    const bytes = await source.readRange(path, start, end - start)
-    if (bytes.byteLength !== end - start)
-      throw new StoreError(
-        'integrity_failed',
-        `Reading bytes ${start}..${end} of ${path} from ${where} gave ${bytes.byteLength} bytes: the file changed after it was verified. Upload the package again; the next load checks it afresh.`,
-        { isRetryable: true },
-      )
-    // The blocks' digests at once (WebCrypto may run them in parallel), then checked in order.
-    const digests = await Promise.all(
-      Array.from({ length: last - first + 1 }, (_, index) =>
-        sha256(bytes.subarray(index * verifiedBlockBytes, (index + 1) * verifiedBlockBytes)),
-      ),
-    )
-    for (let block = first; block <= last; block++) {
-      const digest = digests[block - first] as Uint8Array
-      if (!sameDigest(file.digests, block, digest))
+    const targetEnd = offset + target.length
+    const blockEnd = (block: number) => Math.min(file.bytes, (block + 1) * verifiedBlockBytes)
+    // The blocks at the ends that reach outside the target, assembled whole.
+    const sides = new Map<number, Uint8Array>()
+    if (start < offset) sides.set(first, new Uint8Array(blockEnd(first) - start))
+    if (end > targetEnd && !sides.has(last)) sides.set(last, new Uint8Array(end - last * verifiedBlockBytes))
+    const checks: (Uint8Array | Promise<Uint8Array>)[] = []
+    let block = first
+    let position = start
+    const closeBlocks = () => {
+      // Every block that has all its bytes now: its digest (node:crypto at once; WebCrypto copies).
+      while (block <= last && position >= blockEnd(block)) {
+        const side = sides.get(block)
+        const from = block * verifiedBlockBytes
+        checks.push(sha256Of(side ?? target.subarray(from - offset, blockEnd(block) - offset)))
+        block++
+      }
+    }
+    for await (const chunk of source.readRange(path, start, end - start)) {
+      if (position + chunk.byteLength > end)
         throw new StoreError(
           'integrity_failed',
-          `Bytes ${block * verifiedBlockBytes}.. of ${path} from ${where} differ from the file verified against manifest.json moments before: it changed during the load. Upload the package again; the next load checks it afresh.`,
+          `Reading bytes ${start}..${end} of ${path} from ${where} gave more bytes than asked for: the source answers ranges wrongly. Check its Range support.`,
           { isRetryable: true },
         )
+      const chunkEnd = position + chunk.byteLength
+      const from = Math.max(position, offset)
+      const to = Math.min(chunkEnd, targetEnd)
+      if (from < to) target.set(chunk.subarray(from - position, to - position), from - offset)
+      for (const [index, side] of sides) {
+        const sideStart = index * verifiedBlockBytes
+        const a = Math.max(position, sideStart)
+        const b = Math.min(chunkEnd, sideStart + side.length)
+        if (a < b) side.set(chunk.subarray(a - position, b - position), a - sideStart)
+      }
+      position = chunkEnd
+      closeBlocks()
     }
-    return bytes
+    if (position !== end)
+      throw new StoreError(
+        'integrity_failed',
+        `Reading bytes ${start}..${end} of ${path} from ${where} gave ${position - start} bytes: the file changed after it was verified. Upload the package again; the next load checks it afresh.`,
+        { isRetryable: true },
+      )
+    const digests = await Promise.all(checks)
+    for (let index = first; index <= last; index++)
+      if (!sameDigest(file.digests, index, digests[index - first] as Uint8Array)) throw changed(path, index)
+    for (const [index, side] of sides) keep(path, index, side)
   }
 
   return {
     size: async (path) => options.entry(path)?.bytes,
     release() {
-      cached = undefined
+      cache.length = 0
       // Files read whole (a source without ranges) are read again by the next load; the block
       // digests (32 bytes per 256 KiB) stay, so the next load skips the verification pass.
       for (const [path, file] of prepared)
@@ -185,49 +267,55 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
         )
     },
     async readInto(path, offset, target) {
-      let file = await prepare(path)
-      if (offset < 0 || offset + target.length > (file.kind === 'whole' ? file.bytes.length : file.bytes))
+      const file = await prepare(path)
+      const size = file.kind === 'whole' ? file.bytes.length : file.bytes
+      if (offset < 0 || offset + target.length > size)
         throw new RangeError(`${path} is shorter than its weights`)
-      let done = 0
-      while (done < target.length) {
-        if (file.kind === 'whole') {
-          target.set(file.bytes.subarray(offset + done, offset + target.length), done)
-          return
-        }
-        const position = offset + done
-        const first = Math.floor(position / verifiedBlockBytes)
-        if (cached?.path === path && cached.block === first) {
-          const from = position - first * verifiedBlockBytes
-          const take = Math.min(cached.bytes.length - from, target.length - done)
-          target.set(cached.bytes.subarray(from, from + take), done)
-          done += take
-          continue
-        }
-        const lastNeeded = Math.floor((offset + target.length - 1) / verifiedBlockBytes)
-        const last = Math.min(lastNeeded, first + maximumRangeBytes / verifiedBlockBytes - 1)
-        let bytes: Uint8Array
-        try {
-          bytes = await readBlocks(path, file, first, last)
-        } catch (error) {
-          if (!(error instanceof RangesUnsupportedError)) throw error
-          // A source without ranges: this file is read whole (verified), as before streaming.
-          console.warn(
-            JSON.stringify({
-              level: 'warn',
-              message: `${error.message}: ${path} is read whole while the model loads (it needs its size in memory on top of the model). Serve the package from a source with HTTP Range support.`,
-            }),
-          )
-          const whole = options.readWhole(path).then((read): Prepared => ({ kind: 'whole', bytes: read }))
-          prepared.set(path, whole)
-          file = await whole
-          continue
-        }
-        const from = position - first * verifiedBlockBytes
-        const take = Math.min(bytes.byteLength - from, target.length - done)
-        target.set(bytes.subarray(from, from + take), done)
-        done += take
-        const lastStart = (last - first) * verifiedBlockBytes
-        cached = { path, block: last, bytes: bytes.slice(lastStart) }
+      if (file.kind === 'whole') {
+        target.set(file.bytes.subarray(offset, offset + target.length))
+        return
+      }
+      // Blocks kept from earlier reads at either end, then one ranged read per maximumRangeBytes
+      // of what is left between them, a few at once.
+      let low = offset
+      let high = offset + target.length
+      for (let found = cached(path, Math.floor(low / verifiedBlockBytes)); found && low < high; ) {
+        const blockStart = found.block * verifiedBlockBytes
+        const to = Math.min(high, blockStart + found.bytes.length)
+        target.set(found.bytes.subarray(low - blockStart, to - blockStart), low - offset)
+        low = to
+        found = cached(path, Math.floor(low / verifiedBlockBytes))
+      }
+      for (let found = cached(path, Math.floor((high - 1) / verifiedBlockBytes)); found && low < high; ) {
+        const blockStart = found.block * verifiedBlockBytes
+        const from = Math.max(low, blockStart)
+        target.set(found.bytes.subarray(from - blockStart, high - blockStart), from - offset)
+        high = from
+        found = cached(path, Math.floor((high - 1) / verifiedBlockBytes))
+      }
+      if (low >= high) return
+      const first = Math.floor(low / verifiedBlockBytes)
+      const last = Math.floor((high - 1) / verifiedBlockBytes)
+      const perRead = maximumRangeBytes / verifiedBlockBytes
+      const reads: [number, number][] = []
+      for (let block = first; block <= last; block += perRead)
+        reads.push([block, Math.min(last, block + perRead - 1)])
+      const part = target.subarray(low - offset, high - offset)
+      try {
+        await eachLimited(reads, rangesInFlight, ([a, z]) => readBlocks(path, file, a, z, low, part))
+      } catch (error) {
+        if (!(error instanceof RangesUnsupportedError)) throw error
+        // A source without ranges: this file is read whole (verified), as before streaming.
+        console.warn(
+          JSON.stringify({
+            level: 'warn',
+            message: `${error.message}: ${path} is read whole while the model loads (it needs its size in memory on top of the model). Serve the package from a source with HTTP Range support.`,
+          }),
+        )
+        const whole = options.readWhole(path).then((read): Prepared => ({ kind: 'whole', bytes: read }))
+        prepared.set(path, whole)
+        const read = (await whole) as Extract<Prepared, { kind: 'whole' }>
+        target.set(read.bytes.subarray(offset, offset + target.length))
       }
     },
   }

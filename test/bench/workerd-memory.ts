@@ -14,6 +14,7 @@
 //   npm run bench:memory:workerd                                  tiny Qwen3.5 fixture, q4 and q8
 //   npm run bench:memory:workerd -- --arch qwen3 --dtype q8       another fixture / format
 //   npm run bench:memory:workerd -- --folder DIR --dtype q4       any package folder
+//   npm run bench:memory:workerd -- --profile DIR                  the isolate's CPU profile of the first chat (no heap sampling then)
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     dtype: { type: 'string', default: 'q4,q8' },
     folder: { type: 'string' },
     tokens: { type: 'string', default: '16' },
+    profile: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -109,7 +111,7 @@ interface HeapUsage {
 
 /** A DevTools protocol connection to the worker isolate (wrangler's inspector proxy). */
 async function inspect(port: number): Promise<{
-  call(method: string, timeoutMs?: number): Promise<Record<string, unknown>>
+  call(method: string, timeoutMs?: number, params?: object): Promise<Record<string, unknown>>
   close(): void
 }> {
   const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as {
@@ -131,7 +133,7 @@ async function inspect(port: number): Promise<{
   })
   let next = 1
   return {
-    call: (method, timeoutMs = 30_000) =>
+    call: (method, timeoutMs = 30_000, params?: object) =>
       new Promise<Record<string, unknown>>((done, fail) => {
         const id = next++
         const timer = setTimeout(() => fail(new Error(`${method}: no answer`)), timeoutMs)
@@ -143,7 +145,7 @@ async function inspect(port: number): Promise<{
           done(message.result ?? {})
         }
         socket.addEventListener('message', listener)
-        socket.send(JSON.stringify({ id, method }))
+        socket.send(JSON.stringify({ id, method, ...(params ? { params } : {}) }))
       }),
     close: () => socket.close(),
   }
@@ -285,10 +287,28 @@ try {
         for (const pid of pids) writeFileSync(`/proc/${pid}/clear_refs`, '5')
       }
       reset()
-      const sampled = await peakHeapDuring(port, chat(server.url)).catch((error: unknown) => {
+      // A CPU profile of the first chat (the load) where asked: the isolate's own, through DevTools.
+      const profiler = values.profile ? await inspect(port) : undefined
+      if (profiler) {
+        await profiler.call('Profiler.enable')
+        await profiler.call('Profiler.setSamplingInterval', 10_000, { interval: 500 })
+        await profiler.call('Profiler.start')
+      }
+      const sampled = await (profiler
+        ? chat(server.url).then((result) => ({ result, peak: 0, samples: 0 }))
+        : peakHeapDuring(port, chat(server.url))
+      ).catch((error: unknown) => {
         console.error(`inspector: ${String(error)}`)
         return undefined
       })
+      if (profiler) {
+        const { profile } = (await profiler.call('Profiler.stop', 60_000)) as { profile: unknown }
+        writeFileSync(
+          join(resolve(values.profile as string), `workerd-${dtype}.cpuprofile`),
+          JSON.stringify(profile),
+        )
+        profiler.close()
+      }
       const first = sampled?.result ?? { ok: false, detail: 'the first chat could not be sampled' }
       const afterFirst = new Map(pids.map((pid) => [pid, status(pid)]))
       const heapLoaded = await heapUsage(port).catch((error: unknown) => {
@@ -298,6 +318,8 @@ try {
       reset()
       const second = await chat(server.url)
       const afterSecond = new Map(pids.map((pid) => [pid, status(pid)]))
+      // How long the isolate took to load the model (workerd's clocks advance at I/O, which a load is mostly).
+      const loadMs = ((await (await fetch(`${server.url}/healthz`)).json()) as { load_ms?: number }).load_ms
       if (!first.ok || !second.ok)
         throw new Error(`a chat failed: ${first.detail}; ${second.detail}\n${server.output()}`)
       const grew = (pid: number) => afterFirst.get(pid)!.peak - idle.get(pid)!
@@ -323,6 +345,7 @@ try {
           .map((value) => (value === undefined ? '—' : mib(value.bytes)))
           .join(' / '),
         first.detail,
+        loadMs === undefined ? '—' : `${loadMs} ms`,
       ])
     } finally {
       await server.stop()
@@ -345,6 +368,7 @@ console.log(
       'isolate heap + backing stores: peak while loading',
       "isolate estimate (router): a URL's whole files / R2's ranges / static assets' chunks",
       'answer',
+      'load (/healthz load_ms)',
     ],
     rows,
     notes: [

@@ -72,11 +72,12 @@ export const constrainedOutputFactor = 0.8
 export type WeightStreaming = 'ranges' | 'chunks' | 'whole'
 
 /**
- * What a streamed load holds besides the graphs: one ranged read (at most 2 MiB) and the pieces
- * it arrived in, the block kept for the next small read (256 KiB), the block digests (32 bytes
- * per 256 KiB), the verification pass's stream chunks, and the garbage of the reads before (a
- * few reads the collector has not taken yet). `npm run bench:memory:workerd` samples the
- * isolate's peak while it loads.
+ * What a streamed load holds besides the graphs: the pieces of the ranged reads in flight (at most
+ * four at once, each read's body going straight into the engine's memory), the blocks at a read's
+ * ends assembled on the side (2 × 256 KiB), the blocks kept for the next small reads (1 MiB), the
+ * block digests (32 bytes per 256 KiB), the verification pass's stream chunks, and the garbage of
+ * the reads before (pieces the collector has not taken yet). `npm run bench:memory:workerd`
+ * samples the isolate's peak while it loads.
  */
 export const streamedLoadBytes = 8 * 2 ** 20
 
