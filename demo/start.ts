@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ensureDefaultPackage } from '../builder/default-package.ts'
-import { defaultCacheDir } from '../client-runtime/store/node-store.ts'
+import { usableCacheDir } from '../client-runtime/store/node-store.ts'
 import { buildDemo, demoModelPath, demoMounts } from './build.ts'
 import { type EdgeWorker, startEdgeWorker, warmEdgeWorker } from './edge-worker.ts'
 import { type StaticServer, startStaticServer } from './static-server.ts'
@@ -67,7 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
     packageDirectory = resolve(values.model)
   } else {
     console.log('Preparing the embedded default model package (built once, then cached)…')
-    packageDirectory = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
+    packageDirectory = await ensureDefaultPackage({ cacheDir: await usableCacheDir() })
   }
 
   let server: StaticServer | undefined

@@ -8,11 +8,11 @@ import {
   type RuntimeDeviceHostOptions,
 } from '../client-runtime/device-host/runtime-host.ts'
 import type { DeviceHost } from '../client-runtime/device-host/types.ts'
-import { defaultCacheDir } from '../client-runtime/store/node-store.ts'
+import { usableCacheDir } from '../client-runtime/store/node-store.ts'
 
 /** The embedded default package's folder in the runtime's cache (written on first use). */
-export function nodeDefaultModel(): Promise<string> {
-  return ensureDefaultPackage({ cacheDir: defaultCacheDir() })
+export async function nodeDefaultModel(): Promise<string> {
+  return ensureDefaultPackage({ cacheDir: await usableCacheDir() })
 }
 
 export async function createNodeDeviceHost(

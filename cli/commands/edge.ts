@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chooseDtype } from '../../client-runtime/dtype.ts'
-import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
+import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { parseModelConfig } from '../../core/model-package.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
@@ -177,7 +177,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.model === undefined) {
     const defaults = await import('../../builder/default-package.ts')
     process.stderr.write(`No --model: serving ${defaults.defaultPackageDescription}.\n`)
-    folder = await defaults.ensureDefaultPackage({ cacheDir: defaultCacheDir() })
+    folder = await defaults.ensureDefaultPackage({ cacheDir: await usableCacheDir() })
     modelId ??= 'ondevice-default'
   } else {
     folder = resolve(values.model)

@@ -7,7 +7,7 @@
 import { cp, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
+import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 
 const help = `Usage: ondevice export-default DIR
@@ -58,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     )
   }
   const { defaultPackageDescription, ensureDefaultPackage } = await import('../../builder/default-package.ts')
-  const source = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
+  const source = await ensureDefaultPackage({ cacheDir: await usableCacheDir() })
   const staging = join(dirname(target), `.${basename(target)}.partial-${process.pid}`)
   await rm(staging, { recursive: true, force: true })
   try {

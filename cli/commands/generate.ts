@@ -10,7 +10,7 @@ import {
   type LoadedModel,
   loadModel,
 } from '../../client-runtime/index.ts'
-import { defaultCacheDir, formatBytes } from '../../client-runtime/store/node-store.ts'
+import { formatBytes, usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
 import { type ChatPrompt, encodeChatTurns } from '../../core/chat-turns.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
@@ -182,7 +182,7 @@ export async function loadModelFromFlags(values: ModelFlagValues): Promise<Loade
       )
       toldAboutDefault = true
     }
-    model = await ensureDefaultPackage({ cacheDir: defaultCacheDir() })
+    model = await ensureDefaultPackage({ cacheDir: await usableCacheDir() })
   }
   const progress = progressReporter()
   try {

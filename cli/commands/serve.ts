@@ -4,7 +4,7 @@
 // ALLOWED_ORIGINS, MAX_* limits, RATE_LIMIT_PER_MINUTE): docs/worker.md lists them.
 import { parseArgs } from 'node:util'
 import type { Backend } from '../../client-runtime/dtype.ts'
-import { defaultCacheDir } from '../../client-runtime/store/node-store.ts'
+import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
@@ -132,7 +132,7 @@ export async function run(argv: string[]): Promise<number> {
     // files, which a production image (npm ci --omit=dev) serving its own package does not ship.
     const defaults = await import('../../builder/default-package.ts')
     process.stderr.write(`No --model: serving ${defaults.defaultPackageDescription}.\n`)
-    model = await defaults.ensureDefaultPackage({ cacheDir: defaultCacheDir() })
+    model = await defaults.ensureDefaultPackage({ cacheDir: await usableCacheDir() })
   }
   const modelHost = createNodeModelHost({
     model,

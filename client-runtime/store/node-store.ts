@@ -10,6 +10,7 @@ import { homedir } from 'node:os'
 import { join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { defaultCacheDir, prepareCacheFolder } from './cache-folder.ts'
 import { openFolderPackage } from './folder-package.ts'
 import { checkIdleTimeout, defaultIdleTimeoutMs } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
@@ -34,15 +35,9 @@ export interface NodeStoreOptions {
   readonly idleTimeoutMs?: number
 }
 
+export { defaultCacheDir, prepareCacheFolder, usableCacheDir } from './cache-folder.ts'
 export { formatBytes } from './format-bytes.ts'
 export { defaultIdleTimeoutMs }
-
-/** `$ONDEVICE_CACHE_DIR`, else `$XDG_CACHE_HOME/ondevice`, else `~/.cache/ondevice`. */
-export function defaultCacheDir(): string {
-  if (process.env.ONDEVICE_CACHE_DIR) return resolve(process.env.ONDEVICE_CACHE_DIR)
-  if (process.env.XDG_CACHE_HOME) return join(process.env.XDG_CACHE_HOME, 'ondevice')
-  return join(homedir(), '.cache', 'ondevice')
-}
 
 export function isUrlSource(source: string): boolean {
   return /^https?:\/\//i.test(source)
@@ -72,7 +67,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
   }
 
   async function estimate(): Promise<StorageEstimate> {
-    await mkdir(cacheDir, { recursive: true })
+    await prepareCacheFolder(cacheDir)
     const disk = await statfs(cacheDir)
     const diskFree = Number(disk.bavail) * Number(disk.bsize)
     const usage = await usageBytes()
@@ -122,8 +117,11 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
           'model must be a package folder path or a URL prefix (http:// or https://).',
         )
       }
-      if (isUrlSource(source))
+      if (isUrlSource(source)) {
+        // Checked before any download: an unusable folder fails now, naming ONDEVICE_CACHE_DIR.
+        await prepareCacheFolder(cacheDir)
         return openUrl(source.endsWith('/') ? source : `${source}/`, openOptions.signal)
+      }
       return openFolderPackage(
         resolve(source.startsWith('file:') ? fileURLToPath(source) : source),
         memo,

@@ -2,8 +2,9 @@
 // and mtime (verified.json in the cache folder), so it is not hashed again on every run. Writes are
 // serialised and atomic (write then rename), so a crash never leaves half a memo.
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { open, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { prepareCacheFolder } from './cache-folder.ts'
 
 interface VerifiedEntry {
   readonly size: number
@@ -55,7 +56,7 @@ export function createVerifiedMemo(cacheDir: string): VerifiedMemo {
 
   const save = async (map: Map<string, VerifiedEntry>): Promise<void> => {
     memoWrite = memoWrite.then(async () => {
-      await mkdir(cacheDir, { recursive: true })
+      await prepareCacheFolder(cacheDir)
       const temporary = `${memoPath}.${process.pid}.tmp`
       await writeFile(temporary, JSON.stringify(Object.fromEntries(map)))
       await rename(temporary, memoPath)
