@@ -6,7 +6,6 @@
 
 import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
 import { join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from '../../core/errors.ts'
