@@ -12,12 +12,16 @@ export interface PackageReader {
   exists?(path: string): Promise<boolean>
   /** A local file path, for backends that load from disk (onnxruntime-node needs it for external data). */
   localPath?(path: string): string | undefined
-  /** The file's bytes in order, never held whole (sources that stream: R2, static assets, a URL). */
+  /**
+   * The file's bytes in order, never held whole (sources that stream: R2, static assets, a URL).
+   * A piece may be a view of a buffer the source reuses: valid until the next piece is asked for.
+   */
   stream?(path: string, expectedBytes: number): AsyncIterable<Uint8Array>
   /**
    * Bytes [offset, offset + length) of the file as they arrive, for sources with ranged reads
    * (unchecked: the verified reader checks them and puts them straight into the engine's memory).
    * Throws RangesUnsupportedError (worker/verified-ranges.ts) when the source cannot read a range.
+   * Pieces as `stream`'s: valid until the next is asked for.
    */
   readRange?(path: string, offset: number, length: number): AsyncIterable<Uint8Array>
   /**

@@ -35,13 +35,55 @@ export interface R2BucketLike {
   ): Promise<{ arrayBuffer(): Promise<ArrayBuffer>; readonly body?: ReadableStream<Uint8Array> } | null>
 }
 
-/** A body's chunks; the reader is released (and the body cancelled) when the consumer stops early. */
+/** Bytes a body is read into where it is a byte stream (Node's fetch, workerd's): one buffer per body. */
+const pieceBytes = 512 * 1024
+/**
+ * Fewest bytes one read waits for (unless the body ends): workerd hands a body over in pieces of a
+ * few KiB, and a read per piece (plus what the caller does per piece) cost a streamed load at the
+ * edge seconds of CPU.
+ */
+const leastPieceBytes = 128 * 1024
+
+type ByobReader = ReadableStreamBYOBReader & {
+  /** workerd's: at least `minBytes` unless the stream ends. */
+  readAtLeast?(minBytes: number, view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>
+  read(view: Uint8Array, options?: { min?: number }): Promise<ReadableStreamReadResult<Uint8Array>>
+}
+
+/**
+ * A body's pieces; the reader is released (and the body cancelled) when the consumer stops early.
+ * A byte stream is read into one reused buffer, at least leastPieceBytes at a time, so a piece is
+ * valid only until the next one is asked for (the verified reader copies each at once).
+ */
 async function* chunksOf(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader()
+  let byob: ByobReader | undefined
+  try {
+    byob = body.getReader({ mode: 'byob' }) as ByobReader
+  } catch {
+    // Not a byte stream: its own chunks, as they come.
+  }
+  const reader = byob ?? body.getReader()
   let finished = false
   try {
+    if (byob) {
+      let buffer = new ArrayBuffer(pieceBytes)
+      for (;;) {
+        const view = new Uint8Array(buffer)
+        const { done, value } = byob.readAtLeast
+          ? await byob.readAtLeast(leastPieceBytes, view)
+          : await byob.read(view, { min: leastPieceBytes })
+        // The read took the buffer over and handed it back in `value` (possibly with the last bytes).
+        if (value) buffer = value.buffer as ArrayBuffer
+        if (value && value.byteLength > 0) yield value
+        if (done) {
+          finished = true
+          return
+        }
+      }
+    }
+    const chunks = reader as ReadableStreamDefaultReader<Uint8Array>
     for (;;) {
-      const { done, value } = await reader.read()
+      const { done, value } = await chunks.read()
       if (done) {
         finished = true
         return
@@ -433,24 +475,15 @@ export function urlPackageReader(
           throw tooLarge()
         }
         // The body's pieces as they arrive (into the engine's memory): never the range whole here.
-        const reader = response.body.getReader()
         try {
-          for (;;) {
-            let next: ReadableStreamReadResult<Uint8Array>
-            try {
-              next = await reader.read()
-            } catch (error) {
-              throw bodyReadError(error, url, idle, idleTimeoutMs, received)
-            }
-            if (next.done) return
+          for await (const piece of chunksOf(response.body)) {
             idle.touch()
-            received += next.value.byteLength
+            received += piece.byteLength
             if (received > length) throw tooLarge()
-            yield next.value
+            yield piece
           }
-        } finally {
-          await reader.cancel().catch(() => undefined)
-          reader.releaseLock()
+        } catch (error) {
+          throw bodyReadError(error, url, idle, idleTimeoutMs, received)
         }
       } finally {
         idle.stop()

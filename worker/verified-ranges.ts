@@ -17,7 +17,10 @@ import { createSha256Stream, sha256Of } from './sha256-stream.ts'
 
 /** What a source offers for this: the whole file as a stream, and byte ranges of it. */
 export interface RangedSource {
-  /** The file's bytes in order (a reader that downloads stops past `expectedBytes`). */
+  /**
+   * The file's bytes in order (a reader that downloads stops past `expectedBytes`). A piece may be
+   * a view of a buffer the source reuses: it is used before the next is asked for, never kept.
+   */
   stream(path: string, expectedBytes: number): AsyncIterable<Uint8Array>
   /**
    * Bytes [offset, offset + length) of the file as they arrive (a reader that downloads stops

@@ -1,7 +1,7 @@
 // An idle timer for downloads: a server that sends headers and part of a body, then stops without
 // closing the connection, would otherwise keep a download (and every load waiting on it) pending
-// for as long as the socket lives. The timer restarts on every chunk; when it runs out it aborts
-// the fetch through the signal handed to it, which errors the response body.
+// for as long as the socket lives. Every chunk counts as activity; when no chunk came for the
+// timeout it aborts the fetch through the signal handed to it, which errors the response body.
 import { InvalidArgumentError, OndeviceError, StoreError } from '../../core/errors.ts'
 
 /** Default for the stores' `idleTimeoutMs`: long enough for a slow mobile link, short enough to retry. */
@@ -62,25 +62,34 @@ export function bodyReadError(
 export function startIdleTimer(timeoutMs: number, callerSignal: AbortSignal | undefined): IdleTimer {
   const idle = new AbortController()
   let expired = false
+  let stopped = false
   let timer: ReturnType<typeof setTimeout> | undefined
-  const arm = () => {
+  /** When the last chunk came. touch() only notes it: a timer per chunk (clearTimeout + setTimeout
+   * for every piece of a body) cost a streamed load at the edge seconds of CPU in workerd. */
+  let last = Date.now()
+  const arm = (delay: number) => {
     timer = setTimeout(() => {
+      if (stopped) return
+      const quiet = Date.now() - last
+      if (quiet < timeoutMs) {
+        arm(timeoutMs - quiet)
+        return
+      }
       expired = true
       idle.abort(new Error(`no bytes received for ${timeoutMs} ms`))
-    }, timeoutMs)
+    }, delay)
   }
-  arm()
+  arm(timeoutMs)
   return {
     signal: callerSignal ? AbortSignal.any([callerSignal, idle.signal]) : idle.signal,
     get expired() {
       return expired
     },
     touch() {
-      if (expired) return
-      clearTimeout(timer)
-      arm()
+      last = Date.now()
     },
     stop() {
+      stopped = true
       clearTimeout(timer)
     },
   }
