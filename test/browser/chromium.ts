@@ -33,6 +33,8 @@ export interface LaunchOptions {
    * false: the GPU process is off, so the page sees no WebGPU adapter.
    */
   readonly webgpu: boolean
+  /** More command-line flags (diagnostic scripts: e.g. V8's `--js-flags=...`). */
+  readonly extraArgs?: readonly string[]
 }
 
 /** Flags that keep a test browser quiet, offline-capable and reproducible. */
@@ -71,7 +73,7 @@ export async function launchChromium(options: LaunchOptions): Promise<LaunchedCh
   const browser = await chromium.launch({
     executablePath,
     headless: true,
-    args: [...quietFlags, ...(options.webgpu ? webgpuFlags : noGpuFlags)],
+    args: [...quietFlags, ...(options.webgpu ? webgpuFlags : noGpuFlags), ...(options.extraArgs ?? [])],
     timeout: 60_000,
   })
   const requestedUrls: string[] = []

@@ -304,42 +304,6 @@ export class Kernels {
     return new Kernels(memory, instance.exports as unknown as KernelExports)
   }
 
-  /**
-   * Runs the prefill products on a tiny matrix a few thousand times (a few milliseconds), so the
-   * host optimizes them before the first real prompt. Browsers start WebAssembly in a baseline
-   * tier and compile a function optimized once it has run a while, and a prompt's first pass
-   * calls each product only a few times, each call long: Chromium's first 512-token prefill of
-   * the Qwen3.5-0.8B shape on one thread took 7.6 s, 6.0 s with the optimizing tier from the
-   * start (group 7). Run before the weights load, the optimizing compile overlaps the load.
-   */
-  warmUp(): void {
-    const mark = this.mark()
-    const n = 8
-    const k = 64
-    const rows = 4
-    const blocks = k / 32
-    const weights = this.alloc(n * blocks * 32)
-    const weightScales = this.alloc(n * blocks * 4)
-    const zeroPoints = this.alloc(n * blocks)
-    const x = this.alloc(rows * k * 4)
-    const codes = this.alloc(rows * blocks * 64)
-    const scales = this.alloc(rows * blocks * 4)
-    const sums = this.alloc(rows * blocks * 4)
-    const y = this.alloc(rows * n * 4)
-    const K = this.k
-    for (let i = 0; i < 4000; i++) {
-      if (this.relaxed) {
-        K.quantize_rows_q4_relaxed!(x, rows, k, codes, scales, sums)
-        K.gemm_panel_q4_relaxed!(weights, weightScales, zeroPoints, n, blocks, codes, scales, sums, rows, y, 0, n)
-      } else {
-        K.quantize_rows_q4(x, rows, k, codes, scales, sums)
-        K.gemm_panel_q4(weights, weightScales, zeroPoints, n, blocks, codes, scales, rows, y, 0, n)
-      }
-      K.gemm_panel_q8(weights, weightScales, n, blocks, codes, scales, rows, y, 0, n)
-    }
-    this.release(mark)
-  }
-
   /** Bytes allocated so far (including the module's stack). */
   get used(): number {
     return this.#top

@@ -23,6 +23,8 @@ export interface EngineBenchRequest {
   readonly longPrompt: readonly number[]
   readonly decodeTokens: number
   readonly rounds: number
+  /** Run the engine's warm-up when the session is created (default true; the first-prompt script compares). */
+  readonly warmUp?: boolean
 }
 
 export interface EngineBenchResult {
@@ -60,7 +62,10 @@ async function greedy(
   }
 }
 
-async function runEngineBench(request: EngineBenchRequest): Promise<EngineBenchResult> {
+/** The contender's session, loaded from the package (what a visit's load time measures). */
+async function openSession(
+  request: EngineBenchRequest,
+): Promise<{ session: ModelSession; setup: Record<string, unknown>; loadMs: number }> {
   const fetchOk = async (path: string): Promise<Response> => {
     const response = await fetch(`${request.packageUrl}${path}`)
     if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`)
@@ -81,6 +86,7 @@ async function runEngineBench(request: EngineBenchRequest): Promise<EngineBenchR
       files: wholeFileWeightReader(reader),
       dtype: request.dtype,
       ...(threads ? { threads } : {}),
+      ...(request.warmUp === false ? { warmUp: false } : {}),
     })
     setup = { engine: 'ondevice-wasm', threads: request.threads }
   } else {
@@ -96,7 +102,11 @@ async function runEngineBench(request: EngineBenchRequest): Promise<EngineBenchR
     })
     setup = { ...configured.setup }
   }
-  const loadMs = performance.now() - started
+  return { session, setup, loadMs: performance.now() - started }
+}
+
+async function runEngineBench(request: EngineBenchRequest): Promise<EngineBenchResult> {
+  const { session, setup, loadMs } = await openSession(request)
   try {
     await greedy(session, request.shortPrompt, 2)
     const result: EngineBenchResult = {
@@ -121,5 +131,38 @@ async function runEngineBench(request: EngineBenchRequest): Promise<EngineBenchR
   }
 }
 
-;(window as unknown as { runEngineBench: typeof runEngineBench }).runEngineBench = runEngineBench
+/**
+ * The first prompts of a fresh page (test/bench/engine-first-prompt.ts): openFirstPrompts loads
+ * the session, then each runFirstPrompt call runs the long prompt, nothing before the first, so it
+ * meets whatever the browser has not optimized yet. Separate calls let the script read the page's
+ * CPU time (DevTools' Performance metrics) between prompts.
+ */
+let firstPrompts: { session: ModelSession; request: EngineBenchRequest } | undefined
+
+async function openFirstPrompts(request: EngineBenchRequest): Promise<number> {
+  const { session, loadMs } = await openSession(request)
+  firstPrompts = { session, request }
+  return loadMs
+}
+
+async function runFirstPrompt(): Promise<number> {
+  if (!firstPrompts) throw new Error('call openFirstPrompts first')
+  return (await greedy(firstPrompts.session, firstPrompts.request.longPrompt, 1)).ttftMs
+}
+
+async function closeFirstPrompts(): Promise<void> {
+  await firstPrompts?.session.dispose()
+  firstPrompts = undefined
+}
+
+const page = window as unknown as {
+  runEngineBench: typeof runEngineBench
+  openFirstPrompts: typeof openFirstPrompts
+  runFirstPrompt: typeof runFirstPrompt
+  closeFirstPrompts: typeof closeFirstPrompts
+}
+page.runEngineBench = runEngineBench
+page.openFirstPrompts = openFirstPrompts
+page.runFirstPrompt = runFirstPrompt
+page.closeFirstPrompts = closeFirstPrompts
 document.body.dataset['ready'] = 'true'

@@ -1,0 +1,217 @@
+// How fast is a user's FIRST prompt on the WebAssembly engine, against the same prompt once the
+// host has optimized every kernel? V8 (Node, Chromium, workerd) starts WebAssembly functions in its
+// baseline tier and recompiles a function optimized only after it has run a while, and a call
+// already running keeps the code it started with. Each row is a fresh host (a new Chromium browser
+// context and page, or a new Node process): load the Qwen3.5-0.8B-shape q4 package, then run the
+// same prompt (512 tokens unless `--prompt`) `--prompts` times straight away, nothing before it. "first / last" is the
+// first prompt's time over the last one's; 1.00× means the first prompt already runs at full speed.
+// CPU: the calling thread's CPU time per prompt (Node's threadCpuUsage, the page's main-thread
+// ThreadTime from DevTools), which other processes on a shared machine disturb far less than wall time.
+// Rows with the engine's warm-up on and off (createEngineSession's `warmUp`) alternate, so the
+// ratios between them are from the same run. A diagnostic script, not part of `npm run bench`:
+//   npx node test/bench/engine-first-prompt.ts [--hosts chromium,node] [--threads 1,2] [--prompts 3]
+//     [--warm-up on,off] [--prompt 512] [--repeat 1] [--js-flags "--no-liftoff"] [--cache FOLDER]
+// `--js-flags` goes to V8 in both hosts (e.g. `--no-liftoff`: the optimizing tier from the start,
+// the reference a warm-up aims at).
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { EngineBenchRequest } from './browser/engine-bench/main.ts'
+import { buildEngineBenchPage } from './groups/wasm-engine-chromium.ts'
+import { folderTokenizer } from './support/engines.ts'
+import { defaultCacheFolder, ensurePackage, setKeepPackages } from './support/packages.ts'
+import { promptOfLength } from './support/prompts.ts'
+
+function argument(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`)
+  return index < 0 ? undefined : process.argv[index + 1]
+}
+const list = (name: string, fallback: string): string[] => (argument(name) ?? fallback).split(',')
+
+interface Sample {
+  readonly loadMs: number
+  readonly ttftMs: number[]
+  /** CPU time of the calling thread per prompt (Node's threadCpuUsage, Chromium's main-thread ThreadTime): less sensitive to other processes. */
+  readonly cpuMs?: number[]
+}
+
+interface NodeChildRequest {
+  readonly folder: string
+  readonly prompt: number[]
+  readonly threads: number
+  readonly prompts: number
+  readonly warmUp: boolean
+}
+
+/** Runs inside the child process: one fresh Node, one session, the prompts. */
+async function nodeChild(request: NodeChildRequest): Promise<Sample> {
+  const { folderWeightReader, loadEngineModule, nodeEngineThreads } = await import(
+    '../../wasm/engine/node.ts'
+  )
+  const { createEngineSession } = await import('../../wasm/engine/session.ts')
+  const cpu = () => {
+    const usage = process.threadCpuUsage()
+    return (usage.user + usage.system) / 1000
+  }
+  const started = performance.now()
+  const threads = await nodeEngineThreads(request.threads)
+  const session = await createEngineSession({
+    module: await loadEngineModule(),
+    files: folderWeightReader(request.folder),
+    dtype: 'q4',
+    ...(threads ? { threads } : {}),
+    warmUp: request.warmUp,
+  })
+  const loadMs = performance.now() - started
+  const ttftMs: number[] = []
+  const cpuMs: number[] = []
+  for (let round = 0; round < request.prompts; round++) {
+    await session.reset()
+    const wall = performance.now()
+    const cpuStarted = cpu()
+    await session.append(request.prompt)
+    ttftMs.push(performance.now() - wall)
+    cpuMs.push(cpu() - cpuStarted)
+  }
+  await session.dispose()
+  return { loadMs, ttftMs, cpuMs }
+}
+
+if (process.argv.includes('--child')) {
+  const request = JSON.parse(process.argv[process.argv.indexOf('--child') + 1] as string) as NodeChildRequest
+  console.log(JSON.stringify(await nodeChild(request)))
+  process.exit(0)
+}
+
+const hosts = list('hosts', 'chromium,node')
+const threadCounts = list('threads', '1,2').map(Number)
+const prompts = Number(argument('prompts') ?? 3)
+const warmUps = list('warm-up', 'on,off').map((value) => value === 'on')
+const repeat = Number(argument('repeat') ?? 1)
+const jsFlags = argument('js-flags')
+const cacheFolder = argument('cache') ?? defaultCacheFolder()
+setKeepPackages(true)
+
+const pkg = await ensurePackage('qwen3_5-0.8b', cacheFolder, console.log, true)
+const prompt = promptOfLength(folderTokenizer(pkg.folder), Number(argument('prompt') ?? 512), pkg.bosTokenId)
+
+function runNode(threads: number, warmUp: boolean): Promise<Sample> {
+  const request: NodeChildRequest = { folder: pkg.folder, prompt, threads, prompts, warmUp }
+  const args = [
+    ...(jsFlags ? jsFlags.split(' ') : []),
+    fileURLToPath(import.meta.url),
+    '--child',
+    JSON.stringify(request),
+  ]
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const line = output.trim().split('\n').at(-1) ?? ''
+      if (code === 0) resolve(JSON.parse(line) as Sample)
+      else reject(new Error(`the Node child exited with ${code}: ${output}`))
+    })
+  })
+}
+
+const rows: { host: string; threads: number; warmUp: boolean; sample: Sample }[] = []
+const ms = (value: number) => `${value.toFixed(0)} ms`
+const report = (row: (typeof rows)[number]) => {
+  const { sample } = row
+  const first = sample.ttftMs[0] as number
+  const last = sample.ttftMs.at(-1) as number
+  const cpu = sample.cpuMs
+    ? ` | CPU ${sample.cpuMs.map((v) => v.toFixed(0)).join(' / ')} ms, first / last ${((sample.cpuMs[0] as number) / (sample.cpuMs.at(-1) as number)).toFixed(2)}×`
+    : ''
+  console.log(
+    `${row.host} ${row.threads} thread(s), warm-up ${row.warmUp ? 'on' : 'off'}: load ${ms(sample.loadMs)} | prompts ${sample.ttftMs.map((v) => v.toFixed(0)).join(' / ')} ms | first / last ${(first / last).toFixed(2)}×${cpu}`,
+  )
+}
+
+if (hosts.includes('chromium')) {
+  const pageFolder = join(cacheFolder, 'engine-bench-page')
+  await buildEngineBenchPage(pageFolder)
+  const { startStaticServer } = await import('../../demo/static-server.ts')
+  const { launchChromium } = await import('../browser/chromium.ts')
+  const server = await startStaticServer({
+    mounts: [
+      { prefix: `/packages/${pkg.id}/`, directory: pkg.folder },
+      { prefix: '/', directory: pageFolder },
+    ],
+  })
+  const chromium = await launchChromium({
+    webgpu: false,
+    ...(jsFlags ? { extraArgs: [`--js-flags=${jsFlags}`] } : {}),
+  })
+  try {
+    for (let time = 0; time < repeat; time++)
+      for (const threads of threadCounts)
+        for (const warmUp of time % 2 === 0 ? warmUps : [...warmUps].reverse()) {
+          const context = await chromium.newContext()
+          try {
+            const page = await context.newPage()
+            await page.goto(`${server.url}/`)
+            await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
+            const request: EngineBenchRequest = {
+              packageUrl: `/packages/${pkg.id}/`,
+              runtime: 'engine',
+              dtype: 'q4',
+              threads,
+              shortPrompt: [],
+              longPrompt: prompt,
+              decodeTokens: 0,
+              rounds: prompts,
+              warmUp,
+            }
+            type FirstPromptPage = {
+              openFirstPrompts(r: EngineBenchRequest): Promise<number>
+              runFirstPrompt(): Promise<number>
+              closeFirstPrompts(): Promise<void>
+            }
+            // The renderer's main-thread CPU time (DevTools' ThreadTime), read between prompts.
+            const cdp = await context.newCDPSession(page)
+            await cdp.send('Performance.enable')
+            const threadTime = async () =>
+              1000 *
+              ((await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')
+                ?.value ?? Number.NaN)
+            const loadMs = await page.evaluate(
+              (body) => (window as unknown as FirstPromptPage).openFirstPrompts(body),
+              request,
+            )
+            const ttftMs: number[] = []
+            const cpuMs: number[] = []
+            for (let round = 0; round < prompts; round++) {
+              const before = await threadTime()
+              ttftMs.push(await page.evaluate(() => (window as unknown as FirstPromptPage).runFirstPrompt()))
+              cpuMs.push((await threadTime()) - before)
+            }
+            await page.evaluate(() => (window as unknown as FirstPromptPage).closeFirstPrompts())
+            const sample: Sample = { loadMs, ttftMs, cpuMs }
+            const row = { host: 'chromium', threads, warmUp, sample }
+            rows.push(row)
+            report(row)
+          } finally {
+            await context.close()
+          }
+        }
+  } finally {
+    await chromium.close()
+    await server.close()
+  }
+}
+
+if (hosts.includes('node'))
+  for (let time = 0; time < repeat; time++)
+    for (const threads of threadCounts)
+      for (const warmUp of time % 2 === 0 ? warmUps : [...warmUps].reverse()) {
+        const row = { host: 'node', threads, warmUp, sample: await runNode(threads, warmUp) }
+        rows.push(row)
+        report(row)
+      }
+
+console.log(`\n${pkg.label} q4, a ${prompt.length}-token prompt${jsFlags ? `, V8 flags ${jsFlags}` : ''}`)
