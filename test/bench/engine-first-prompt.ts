@@ -77,6 +77,27 @@ async function nodeChild(request: NodeChildRequest): Promise<Sample> {
   return { loadMs, ttftMs, cpuMs }
 }
 
+/** The 0.8B shape's head sizes, for the warm-up alone. */
+const warmUpAloneShape = {
+  dtype: 'q4',
+  headDim: 256,
+  rotaryDim: 64,
+  linear: { keyHeadDim: 128, valueHeadDim: 128, convKernel: 4 },
+}
+
+if (process.argv.includes('--child-warm-up')) {
+  // The warm-up's own cost in a fresh process: wall and this thread's CPU milliseconds.
+  const { loadEngineModule } = await import('../../wasm/engine/node.ts')
+  const { Kernels } = await import('../../wasm/engine/kernels.ts')
+  const { warmUpKernels } = await import('../../wasm/engine/warm-up.ts')
+  const kernels = await Kernels.create(await loadEngineModule())
+  const before = process.threadCpuUsage()
+  const wallMs = warmUpKernels(kernels, warmUpAloneShape)
+  const used = process.threadCpuUsage(before)
+  console.log(JSON.stringify({ wallMs, cpuMs: (used.user + used.system) / 1000 }))
+  process.exit(0)
+}
+
 if (process.argv.includes('--child')) {
   const request = JSON.parse(process.argv[process.argv.indexOf('--child') + 1] as string) as NodeChildRequest
   console.log(JSON.stringify(await nodeChild(request)))
@@ -97,12 +118,11 @@ const prompt = promptOfLength(folderTokenizer(pkg.folder), Number(argument('prom
 
 function runNode(threads: number, warmUp: boolean): Promise<Sample> {
   const request: NodeChildRequest = { folder: pkg.folder, prompt, threads, prompts, warmUp }
-  const args = [
-    ...(jsFlags ? jsFlags.split(' ') : []),
-    fileURLToPath(import.meta.url),
-    '--child',
-    JSON.stringify(request),
-  ]
+  return runChild<Sample>(['--child', JSON.stringify(request)])
+}
+
+function runChild<T>(childArgs: string[]): Promise<T> {
+  const args = [...(jsFlags ? jsFlags.split(' ') : []), fileURLToPath(import.meta.url), ...childArgs]
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
     let output = ''
@@ -112,7 +132,7 @@ function runNode(threads: number, warmUp: boolean): Promise<Sample> {
     child.on('error', reject)
     child.on('close', (code) => {
       const line = output.trim().split('\n').at(-1) ?? ''
-      if (code === 0) resolve(JSON.parse(line) as Sample)
+      if (code === 0) resolve(JSON.parse(line) as T)
       else reject(new Error(`the Node child exited with ${code}: ${output}`))
     })
   })
@@ -148,6 +168,24 @@ if (hosts.includes('chromium')) {
     ...(jsFlags ? { extraArgs: [`--js-flags=${jsFlags}`] } : {}),
   })
   try {
+    // The warm-up's own cost: a fresh page each time, the warm-up alone, nothing else.
+    const warmUpMs: number[] = []
+    for (let time = 0; time < 3; time++) {
+      const context = await chromium.newContext()
+      try {
+        const page = await context.newPage()
+        await page.goto(`${server.url}/`)
+        await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
+        warmUpMs.push(
+          await page.evaluate(() => (window as unknown as { timeWarmUp(): Promise<number> }).timeWarmUp()),
+        )
+      } finally {
+        await context.close()
+      }
+    }
+    console.log(
+      `chromium: the warm-up alone on a fresh page: ${warmUpMs.map((v) => v.toFixed(1)).join(' / ')} ms`,
+    )
     for (let time = 0; time < repeat; time++)
       for (const threads of threadCounts)
         for (const warmUp of time % 2 === 0 ? warmUps : [...warmUps].reverse()) {
@@ -205,7 +243,12 @@ if (hosts.includes('chromium')) {
   }
 }
 
-if (hosts.includes('node'))
+if (hosts.includes('node')) {
+  const alone: { wallMs: number; cpuMs: number }[] = []
+  for (let time = 0; time < 3; time++) alone.push(await runChild(['--child-warm-up']))
+  console.log(
+    `node: the warm-up alone in a fresh process: ${alone.map((v) => v.wallMs.toFixed(1)).join(' / ')} ms (CPU ${alone.map((v) => v.cpuMs.toFixed(1)).join(' / ')} ms)`,
+  )
   for (let time = 0; time < repeat; time++)
     for (const threads of threadCounts)
       for (const warmUp of time % 2 === 0 ? warmUps : [...warmUps].reverse()) {
@@ -213,5 +256,6 @@ if (hosts.includes('node'))
         rows.push(row)
         report(row)
       }
+}
 
 console.log(`\n${pkg.label} q4, a ${prompt.length}-token prompt${jsFlags ? `, V8 flags ${jsFlags}` : ''}`)

@@ -9,9 +9,11 @@ import type { PackageReader } from '../../../../client-runtime/package-reader.ts
 import type { ModelSession } from '../../../../core/model-session.ts'
 import { loadOrtWebForBrowser } from '../../../../wasm/browser.ts'
 import { loadEngineModuleForBrowser } from '../../../../wasm/engine/browser.ts'
+import { Kernels } from '../../../../wasm/engine/kernels.ts'
 import { wholeFileWeightReader } from '../../../../wasm/engine/package-files.ts'
 import { createEngineSession } from '../../../../wasm/engine/session.ts'
 import { browserEngineThreads } from '../../../../wasm/engine/threads-browser.ts'
+import { warmUpKernels } from '../../../../wasm/engine/warm-up.ts'
 
 export interface EngineBenchRequest {
   /** URL prefix of the package on this origin, ending in '/'. */
@@ -155,14 +157,31 @@ async function closeFirstPrompts(): Promise<void> {
   firstPrompts = undefined
 }
 
+/**
+ * The engine's warm-up alone on a fresh page (test/bench/engine-first-prompt.ts states its cost):
+ * milliseconds of warmUpKernels on a new instance of the module this page runs, with the
+ * Qwen3.5-0.8B shape's head sizes.
+ */
+async function timeWarmUp(): Promise<number> {
+  const kernels = await Kernels.create(await loadEngineModuleForBrowser())
+  return warmUpKernels(kernels, {
+    dtype: 'q4',
+    headDim: 256,
+    rotaryDim: 64,
+    linear: { keyHeadDim: 128, valueHeadDim: 128, convKernel: 4 },
+  })
+}
+
 const page = window as unknown as {
   runEngineBench: typeof runEngineBench
   openFirstPrompts: typeof openFirstPrompts
   runFirstPrompt: typeof runFirstPrompt
   closeFirstPrompts: typeof closeFirstPrompts
+  timeWarmUp: typeof timeWarmUp
 }
 page.runEngineBench = runEngineBench
 page.openFirstPrompts = openFirstPrompts
 page.runFirstPrompt = runFirstPrompt
 page.closeFirstPrompts = closeFirstPrompts
+page.timeWarmUp = timeWarmUp
 document.body.dataset['ready'] = 'true'
