@@ -94,6 +94,14 @@ interface BackendCalibration {
   readonly cacheFactor: number
   /** Resident bytes per byte of a prompt append's activations, by dtype. */
   readonly scratchFactor: Readonly<Record<string, number>>
+  /**
+   * Resident bytes per byte of the prompt's logits, by dtype (default scratchFactor): with a
+   * graph that computes every position's (no num_logits_to_keep), the copies of that
+   * prompt × vocabulary tensor the graph's head and its consumers make.
+   */
+  readonly logitsFactor?: Readonly<Record<string, number>>
+  /** The same where a one-graph package's head reads the embedding table (tied, not q8: a Gemm). */
+  readonly sharedTableLogitsFactor?: Readonly<Record<string, number>>
   /** Loads bytes stored twice once (the engine compares them at load). */
   readonly sharesDuplicates: boolean
   /**
@@ -114,87 +122,127 @@ interface BackendCalibration {
    * (default 0).
    */
   readonly sharedTableExtraFactor?: Readonly<Record<string, number>>
+  /** Fixed bytes a dtype's load or run adds to runtimeBytes, by dtype (default 0). */
+  readonly dtypeRuntimeBytes?: Readonly<Record<string, number>>
+  /**
+   * Fixed bytes each ONNX session after the first costs (Qwen3.5's embedding graph is a session
+   * of its own beside the decoder's; default 0).
+   */
+  readonly extraSessionBytes?: number
   /**
    * Bytes per fp32 byte of the LM head's matrix dequantized while it runs, by dtype (default 0):
-   * a runtime that widens whole 4-bit matrices holds the largest, the head, at once.
+   * a runtime that widens whole 4-bit matrices into a fresh buffer on every call holds the
+   * largest, the head, at once.
    */
   readonly headDequantizedFactor?: Readonly<Record<string, number>>
-  /** The least bytes that dequantization holds during a prompt, whatever the head's size (with headDequantizedFactor). */
+  /**
+   * With headDequantizedFactor: resident bytes per stored weight byte once the load's copies
+   * are gone (the initializers alone). The run's peak is the larger of the load's
+   * (weightFactor) and this plus the dequantized head: the load's copies are freed before the
+   * head is first widened.
+   */
+  readonly steadyWeightFactor?: Readonly<Record<string, number>>
+  /** With headDequantizedFactor: fixed bytes the dequantization adds to the head's, whatever the model's size. */
+  readonly dequantizedFixedBytes?: number
+  /** With headDequantizedFactor: the least bytes the dequantization holds during a multi-row prompt (tiny models). */
   readonly dequantizedFloorBytes?: number
 }
 
 /**
  * Calibration, from `npm run bench:memory` (peak VmHWM of a fresh Node process over its
- * resident memory before the load; load + a prompt + 8 tokens), 6 December 2026, on graphs that
- * take num_logits_to_keep: the Qwen3.5-0.8B and Qwen3-0.6B shapes (32-token prompt), the Qwen3.5
- * tiny fixture, and the mid-size Qwen3 package of test/memory (Qwen3 vocabulary, 2 layers of
- * hidden 512: its vocabulary tables are nearly all its bytes, 500-token prompt) tied and untied,
- * q4 / q8 / fp32 / fp16; docs/benchmarks.md has the table and core/memory-estimate.test.ts
- * replays it. The vocabulary × hidden tables of a one-graph package (Llama, Qwen3) are modelled
- * apart from the other weights, because the runtimes treat them differently and on a small model
- * they are most of the file: the LM head's matrix (the embedding table itself when tied, except
- * q8, whose head is a separate int8 matrix) and, untied, a table that only the lookup reads.
- * 'webgpu' cannot be measured here (no GPU): it is derived from 'ort-wasm' (the same
- * onnxruntime-web on the host, which reads the model into its heap before uploading it) and the
- * weights, cache and activations in GPU buffers.
+ * resident memory before the load; load + a prompt + 8 tokens; 2-3 processes per row, which
+ * agree within a few MiB since the store hashes files through one reused buffer), 6 December
+ * 2026: the Qwen3.5 tiny fixture (32- and 500-token prompts) and 0.8B shape, the Qwen3-0.6B
+ * shape (32 tokens), and the mid-size Qwen3 package of test/memory (Qwen3 vocabulary, 2 layers
+ * of hidden 512: its vocabulary tables are nearly all its bytes, 500-token prompt) tied and
+ * untied, with num_logits_to_keep and without it (packages built before the input), q4 / q8 /
+ * fp32 / fp16; docs/benchmarks.md has the table and core/memory-estimate.test.ts replays it. The
+ * model is fixed costs (the runtime, per dtype and per session, and the tokenizer) plus factors
+ * on the stored bytes, the cache and the activations; the vocabulary × hidden tables of a
+ * one-graph package (Llama, Qwen3) are modelled apart from the other weights, because the
+ * runtimes treat them differently and on a small model they are most of the file: the LM head's
+ * matrix (the embedding table itself when tied, except q8, whose head is a separate int8
+ * matrix) and, untied, a table that only the lookup reads. 'webgpu' cannot be measured here (no
+ * GPU): it is derived from 'ort-wasm' (the same onnxruntime-web on the host, which reads the
+ * model into its heap before uploading it) and the weights, cache and activations in GPU
+ * buffers.
  */
 export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>, BackendCalibration>> = {
   // The engine holds what it reads, as stored (q8 / fp32 repacked in place of the original);
   // fp16 is widened, except an untied lookup table (rows widened as read: mid-size untied fp16
-  // 522 MiB measured). Its cache grows as positions are written; prompts go in 64-row passes.
+  // 501 MiB measured). Its cache grows as positions are written; prompts go in 64-row passes.
+  // What is left over the weights, cache and activations is the same on every shape measured
+  // (Qwen3.5 tiny fixture, mid-size Qwen3 tied and untied, Qwen3.5-0.8B and Qwen3-0.6B): the
+  // tokenizer and ~7 MiB (q8, fp32, fp16: 14-22 MiB left over in all), q4 ~6 MiB more (22-25
+  // left over), whatever the weights' size, so no per-weight term beyond 1.
   wasm: {
-    runtimeBytes: 25 * 2 ** 20,
+    runtimeBytes: 7 * 2 ** 20,
+    dtypeRuntimeBytes: { q4: 6 * 2 ** 20 },
     weightFactor: { q4: 1, q8: 1, fp32: 1, fp16: 2 },
     cacheFactor: 1,
     scratchFactor: { q4: 1, q8: 1, fp32: 1, fp16: 1 },
     sharesDuplicates: true,
     inGraphLookupFactor: { fp16: 1 },
-    // Fitted, not traced: one-graph q4 peaks ran 7-16 % above the weights as stored (Qwen3-0.6B
-    // shape 470 MiB for 435 estimated, mid-size tied 123 for 103), about half the head's 4-bit
-    // matrix more.
-    headExtraFactor: { q4: 0.5 },
     // A tied fp16 table is kept as stored for the lookup and widened to fp32 for the head's
-    // product: three bytes per stored byte where weightFactor counts two (small Qwen3 fixture,
-    // tied fp16, 32-token prompt: 261 MiB measured, 198 estimated without this term).
+    // product: three bytes per stored byte where weightFactor counts two (mid-size tied fp16:
+    // 494 MiB measured, 492 estimated; 344 without this term).
     sharedTableExtraFactor: { fp16: 1 },
   },
   // onnxruntime-web: the model bytes are read into JavaScript, copied into the WASM heap and
-  // turned into initializers there (2.15x; fp16 is also widened to fp32 on the CPU, 4.3x). Its
-  // fp32 matrix product prepacks the head's matrix (one more fp32 copy: mid-size fp32 1,069 MiB
-  // tied, 1,673 untied); 4-bit MatMulNBits dequantizes a whole matrix to fp32 while it runs, and
-  // the largest is the head (mid-size q4 tied 715 MiB for 60 MiB of file; without this term the
-  // estimate was 0.59 of it). An 8-bit lookup-only table is held once (mid-size q8 478 MiB, 1.20
-  // with it counted at 2.15x).
+  // turned into initializers there (2.15x while loading; fp16 is also widened to fp32 on the
+  // CPU, 4.3x). Its fp32 matrix product prepacks the head's matrix (one more fp32 copy: mid-size
+  // fp32 1,108 MiB tied, 1,691 untied). 4-bit MatMulNBits has no packed kernel in this build:
+  // every call dequantizes its whole matrix to fp32 into a fresh buffer, and the largest is the
+  // head. Part of the load's copies are gone by then, so the peak is the larger of the load's
+  // 2.15x and what stays (1.6x) plus the dequantized head and ~90 MiB, at least 240 MiB for
+  // that last part (the Qwen3.5 tiny fixture's 37 MiB head: 131 MiB after the load, 285 with a
+  // 1-token prompt, 330-421 with 2 to 500 tokens). Fitted on the Qwen3-0.6B shape (1,511 MiB
+  // measured, 0.99), the Qwen3.5-0.8B shape (2,041, 1.11), the mid-size package (tied 709,
+  // 0.98; untied 747, 1.01) and the tiny fixture (0.95-1.14). The head's dequantization and the
+  // load's copies were added before: 1.23 on the Qwen3.5-0.8B shape, where the head (970 MiB in
+  // fp32) is larger than the files (617 MiB). An 8-bit lookup-only table is held once (mid-size q8
+  // 1.20 with it counted at 2.15x). All-position logits (graphs without num_logits_to_keep):
+  // 2.9x through the tied fp32 graph's Gemm head, 2x in fp16, 1x through an untied MatMul head
+  // (the untied graphs were at 1.21-1.24 with 2x for all).
   'ort-wasm': {
-    runtimeBytes: 150 * 2 ** 20,
+    runtimeBytes: 145 * 2 ** 20,
     weightFactor: { q4: 2.15, q8: 2.15, fp32: 2.15, fp16: 4.3 },
     cacheFactor: 3,
     scratchFactor: { q4: 2, q8: 2, fp32: 2, fp16: 2 },
+    logitsFactor: { fp32: 1, fp16: 1 },
+    sharedTableLogitsFactor: { fp32: 2.9, fp16: 2 },
     sharesDuplicates: false,
+    // Qwen3.5's fp16 embedding graph beside q8: 1.9x (fitted between the tiny fixture, 1.16 of
+    // its peak at 2.15x, and the 0.8B shape, 0.96 at 1.9x).
+    lookupFactor: { q8: 1.9 },
     inGraphLookupFactor: { q8: 1, fp16: 2.15 },
     headExtraFactor: { fp32: 1, fp16: 2 },
     headDequantizedFactor: { q4: 1 },
-    // Fitted on the Qwen3.5 tiny fixture (hidden 64: a 37 MiB head in fp32), whose q4 peak is
-    // 229 MiB with a 1-token prompt and 400-440 MiB with 32-200 tokens (q8: 185-210): a prompt
-    // of more than one row costs onnxruntime-web's 4-bit path ~200 MiB even on a tiny model.
-    // The floor changes no package whose fp32 head is larger (every shape measured but tiny).
-    dequantizedFloorBytes: 200 * 2 ** 20,
+    steadyWeightFactor: { q4: 1.6 },
+    dequantizedFixedBytes: 90 * 2 ** 20,
+    dequantizedFloorBytes: 240 * 2 ** 20,
   },
   // onnxruntime-node: 4-bit weights are prepacked beside the originals (1.4x); fp32 initializers
   // are copied out of the mapped file (1.1x: Qwen3-0.6B shape fp32 2,952 MiB), fp16 ones widened
   // to fp32 (2.2x). The head's fp32 / fp16 matrix gets a second, prepacked fp32 copy for its
-  // Gemm / MatMul (mid-size fp32 tied: 706 MiB for a 321 MiB file, 1.85x for the table; the old
-  // single 1.3 estimated 0.78 of it). A lookup-only table, in its own graph (Qwen3.5's fp16
-  // embed_tokens) or untied in the one graph, stays mostly in the mapped file: the untied
-  // mid-size fp32 package (618 MiB of file) peaked at 692 MiB, below the tied one. A prompt's
-  // all-position fp32 logits (graphs without num_logits_to_keep) go through more intermediate
-  // tensors in the fp32 graph (3.3x) than in the quantized ones.
+  // Gemm / MatMul (mid-size fp32 tied: 702 MiB for a 321 MiB file, 1.85x for the table). A
+  // lookup-only table, in its own graph (Qwen3.5's embed_tokens: fp16 beside q8, 4-bit beside
+  // q4) or untied in the one graph, stays mostly in the mapped file (0.5x; 4-bit 1.4x before,
+  // 1.16 on the Qwen3.5-0.8B shape). Qwen3.5 runs two sessions (embedding and decoder), each with
+  // its own arena and threads: ~12 MiB more (the tiny fixture was 0.80-0.90 without it).
+  // A prompt's all-position logits (graphs without num_logits_to_keep; 500 x 151,936 floats on
+  // the mid-size package, 290 MiB) cost 3.1x in the tied fp32 graph (its Gemm head), 1.8x in
+  // the untied one (a MatMul), 2.6x / 1.4x in fp16, 2x in the quantized ones; one factor of 3.3
+  // for every fp32 / fp16 graph put the untied ones at 1.43 / 1.58 of their peaks.
   native: {
     runtimeBytes: 40 * 2 ** 20,
-    weightFactor: { q4: 1.4, q8: 0.95, fp32: 1.1, fp16: 2.2 },
-    lookupFactor: { q4: 1.4, q8: 0.5, fp32: 0.5, fp16: 0.5 },
+    extraSessionBytes: 12 * 2 ** 20,
+    weightFactor: { q4: 1.4, q8: 0.9, fp32: 1.1, fp16: 2.2 },
+    lookupFactor: { q4: 0.55, q8: 0.5, fp32: 0.5, fp16: 0.5 },
     cacheFactor: 2,
-    scratchFactor: { q4: 2, q8: 2, fp32: 3.3, fp16: 3.3 },
+    scratchFactor: { q4: 2, q8: 2, fp32: 2, fp16: 2 },
+    logitsFactor: { fp32: 1.8, fp16: 1.4 },
+    sharedTableLogitsFactor: { fp32: 3.1, fp16: 2.6 },
     sharesDuplicates: false,
     inGraphLookupFactor: { q4: 0.3, fp32: 0.1, fp16: 0.1 },
     headExtraFactor: { fp32: 0.75, fp16: 1.7 },
@@ -262,12 +310,12 @@ function activationBytes(
   tokens: number,
   wholeScores: boolean,
   allPositionLogits: boolean,
-): number {
+): { layers: number; logits: number } {
   const attentionWidth = (config.numAttentionHeads * 2 + config.numKeyValueHeads * 2) * config.headDim
   const row = (4 * config.hiddenSize + attentionWidth + 3 * config.intermediateSize) * 4
   const scores = wholeScores ? config.numAttentionHeads * tokens * tokens * 4 : 0
   const logits = (allPositionLogits ? tokens : 1) * config.vocabSize * 4
-  return tokens * row + scores + logits
+  return { layers: tokens * row + scores, logits }
 }
 
 function checkInputs(inputs: MemoryInputs): void {
@@ -314,7 +362,8 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
     // and one append's activations.
     const weights = inputs.weightFileBytes
     const gpuCache = 2 * (cache.perToken * contextLength + cache.state * stateCopies)
-    const scratch = activationBytes(config, prompt, true, allLogits)
+    const activations = activationBytes(config, prompt, true, allLogits)
+    const scratch = activations.layers + activations.logits
     const gpuBytes = Math.ceil(weights + gpuCache + scratch)
     return {
       bytes: host.bytes + gpuBytes,
@@ -351,25 +400,43 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
     inGraphLookup * (calibration.inGraphLookupFactor?.[inputs.dtype] ?? weightFactor) +
     table * optionalFactor(calibration.headExtraFactor) +
     (sharedTable ? table * optionalFactor(calibration.sharedTableExtraFactor) : 0) +
-    lookup * factorOf(calibration.lookupFactor ?? calibration.weightFactor)
+    lookup * (calibration.lookupFactor?.[inputs.dtype] ?? weightFactor)
   const perTokenBytes = cache.perToken * calibration.cacheFactor
   const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies
+  // A runtime that dequantizes the head on every call: the initializers plus the widened head,
+  // beyond what the load's copies already count, and the multi-row path's fixed cost.
   const dequantizedFactor = optionalFactor(calibration.headDequantizedFactor)
   const dequantizedHead =
     dequantizedFactor > 0
       ? Math.max(
-          config.vocabSize * config.hiddenSize * 4 * dequantizedFactor,
-          calibration.dequantizedFloorBytes ?? 0,
+          0,
+          inputs.weightFileBytes * optionalFactor(calibration.steadyWeightFactor) +
+            Math.max(
+              config.vocabSize * config.hiddenSize * 4 * dequantizedFactor +
+                (calibration.dequantizedFixedBytes ?? 0),
+              calibration.dequantizedFloorBytes ?? 0,
+            ) -
+            weights,
         )
       : 0
   // The engine feeds a prompt in passes of at most 64 rows and attends one row of scores per head.
+  const activations =
+    backend === 'wasm'
+      ? activationBytes(config, Math.min(prompt, 64), false, false)
+      : activationBytes(config, prompt, true, allLogits)
+  const logitsFactor =
+    (oneGraph && sharedTable ? calibration.sharedTableLogitsFactor?.[inputs.dtype] : undefined) ??
+    calibration.logitsFactor?.[inputs.dtype] ??
+    factorOf(calibration.scratchFactor)
   const scratch =
-    factorOf(calibration.scratchFactor) *
-      (backend === 'wasm'
-        ? activationBytes(config, Math.min(prompt, 64), false, false)
-        : activationBytes(config, prompt, true, allLogits)) +
+    factorOf(calibration.scratchFactor) * activations.layers +
+    logitsFactor * activations.logits +
     dequantizedHead
-  const runtime = calibration.runtimeBytes + tokenizer
+  const runtime =
+    calibration.runtimeBytes +
+    optionalFactor(calibration.dtypeRuntimeBytes) +
+    (oneGraph ? 0 : (calibration.extraSessionBytes ?? 0)) +
+    tokenizer
   return {
     bytes: Math.ceil(weights + cacheTotal + scratch + runtime),
     perTokenBytes: Math.ceil(perTokenBytes),

@@ -1,6 +1,7 @@
 // The manifest's memory estimate against the measured peak: a fresh Node process per backend
-// loads a mid-size package (the Qwen3 vocabulary and tokenizer, 2 layers of hidden 512: 320 MB
-// of fp32 weights, so the weights and not the runtime's jitter dominate), feeds a 500-token
+// loads the Qwen3.5 tiny fixture (two graphs; a couple of seconds each) and a mid-size package
+// (the Qwen3 vocabulary and tokenizer, 2 layers of hidden 512: 320 MB of fp32 weights, so the
+// weights and not the runtime's jitter dominate), feeds a 500-token
 // prompt (the estimate's stated workload: a prompt of up to 512 tokens) and generates 8 tokens.
 // The figure the router would read (manifest.json, at that context) must be within 15 % of what
 // the process's peak resident memory (VmHWM) grew by.
@@ -9,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
-import { qwen3TokenizerFiles } from '../../builder/fixtures/fixture.ts'
+import { qwen3TokenizerFiles, writeFixture } from '../../builder/fixtures/fixture.ts'
 import { writeModelPackage } from '../../builder/package/package-writer.ts'
 import { parseModelConfig } from '../../core/model-package.ts'
 import { estimateRun, measurePeak } from './measure.ts'
@@ -17,6 +18,7 @@ import type { PeakProbeRequest } from './peak-probe.ts'
 
 const linux = process.platform === 'linux'
 let folder = ''
+let tinyFolder = ''
 
 beforeAll(async () => {
   folder = join(mkdtempSync(join(tmpdir(), 'ondevice-memory-')), 'mid')
@@ -33,6 +35,8 @@ beforeAll(async () => {
     tie_word_embeddings: true,
     eos_token_id: 151645,
   })
+  tinyFolder = join(folder, '..', 'qwen3_5-tiny')
+  await writeFixture({ arch: 'qwen3_5', outDir: tinyFolder, dtype: ['fp32', 'q4', 'q8'] })
   await writeModelPackage({
     outDir: folder,
     weights: randomDecoderWeights(config, 7),
@@ -46,7 +50,43 @@ afterAll(() => {
   if (folder) rmSync(join(folder, '..'), { recursive: true, force: true })
 })
 
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
+
+/** Measures one run and checks the manifest's figure (at that context) within 15 % of its peak. */
+async function expectWithin15Percent(request: PeakProbeRequest): Promise<void> {
+  const measured = await measurePeak(request)
+  expect(measured.backend).toBe(request.backend)
+  expect(measured.tokens).toBe(request.maxTokens)
+  const { manifest, model } = estimateRun(request)
+  expect(manifest).toBeDefined()
+  const ratio = (manifest as number) / measured.addedBytes
+  const detail = `${request.backend} ${request.dtype}: manifest ${mib(manifest as number)}, model for the run ${mib(model.bytes)}, measured ${mib(measured.addedBytes)} (ratio ${ratio.toFixed(2)})`
+  expect(ratio, detail).toBeGreaterThan(0.85)
+  expect(ratio, detail).toBeLessThan(1.15)
+}
+
 describe.skipIf(!linux)('estimatedMemory against the measured peak (fresh process, VmHWM)', () => {
+  // The Qwen3.5 tiny fixture: the fixed costs dominate (the engine's q8 was at 1.36 before they
+  // were refitted, onnxruntime-node's 0.80-0.90 before its second session was counted). Left
+  // out, measured by `npm run bench:memory` instead: onnxruntime-web's q4 and q8, whose peaks on
+  // this fixture vary too much from process to process for a check that must not flake (q4
+  // 330-421 MiB, q8 1.10-1.14 of the estimate).
+  const tinyCases: readonly Pick<PeakProbeRequest, 'backend' | 'dtype'>[] = [
+    { backend: 'wasm', dtype: 'q4' },
+    { backend: 'wasm', dtype: 'q8' },
+    { backend: 'wasm', dtype: 'fp32' },
+    { backend: 'native', dtype: 'q4' },
+    { backend: 'native', dtype: 'q8' },
+    { backend: 'native', dtype: 'fp32' },
+    { backend: 'ort-wasm', dtype: 'fp32' },
+  ]
+  for (const { backend, dtype } of tinyCases)
+    it(
+      `Qwen3.5 tiny fixture, ${backend} ${dtype}: the manifest's figure is within 15 % of the peak`,
+      () => expectWithin15Percent({ folder: tinyFolder, backend, dtype, promptTokens: 500, maxTokens: 8 }),
+      120_000,
+    )
+
   const cases: readonly Pick<PeakProbeRequest, 'backend' | 'dtype'>[] = [
     { backend: 'wasm', dtype: 'fp32' },
     { backend: 'native', dtype: 'q8' },
@@ -56,17 +96,9 @@ describe.skipIf(!linux)('estimatedMemory against the measured peak (fresh proces
     { backend: 'ort-wasm', dtype: 'q8' },
   ]
   for (const { backend, dtype } of cases)
-    it(`${backend} ${dtype}: the manifest's figure is within 15 % of the peak`, async () => {
-      const request: PeakProbeRequest = { folder, backend, dtype, promptTokens: 500, maxTokens: 8 }
-      const measured = await measurePeak(request)
-      expect(measured.backend).toBe(backend)
-      expect(measured.tokens).toBe(8)
-      const { manifest, model } = estimateRun(request)
-      expect(manifest).toBeDefined()
-      const ratio = (manifest as number) / measured.addedBytes
-      const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
-      const detail = `${backend} ${dtype}: manifest ${mib(manifest as number)}, model for the run ${mib(model.bytes)}, measured ${mib(measured.addedBytes)} (ratio ${ratio.toFixed(2)})`
-      expect(ratio, detail).toBeGreaterThan(0.85)
-      expect(ratio, detail).toBeLessThan(1.15)
-    }, 120_000)
+    it(
+      `mid-size package, ${backend} ${dtype}: the manifest's figure is within 15 % of the peak`,
+      () => expectWithin15Percent({ folder, backend, dtype, promptTokens: 500, maxTokens: 8 }),
+      120_000,
+    )
 })
