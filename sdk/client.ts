@@ -306,6 +306,12 @@ class Client implements OndeviceClient {
       yield fail()
       return
     }
+    const tooLong = await this.#overEdgeLimit(request, planned)
+    if (tooLong) {
+      attempts.push(tooLong)
+      yield fail()
+      return
+    }
     let decision: RouteDecision & { readonly route: Route } = { ...planned, route: planned.route }
     // The device route loads (downloading first if it must) and probes before the route is
     // announced: a probe slower than the threshold, or a load failure, turns it into the edge.
@@ -409,6 +415,28 @@ class Client implements OndeviceClient {
       attempts.push(outcome.error)
       yield fail()
     }
+  }
+
+  /**
+   * A maxTokens over the edge's MAX_TOKENS, where the edge may answer or take the answer over: the
+   * edge would refuse it, at the start or (a handoff) mid-answer with the device's text lost. Said
+   * before anything runs. Not under prefer-edge, whose device answers what the edge refuses.
+   */
+  async #overEdgeLimit(
+    request: ChatRequest,
+    planned: RouteDecision,
+  ): Promise<InvalidArgumentError | undefined> {
+    const edgeMayAnswer =
+      planned.route === 'edge' ? planned.fallback !== 'device' : planned.fallback === 'edge'
+    if (!this.#edge || request.maxTokens === undefined || !edgeMayAnswer) return undefined
+    const edgeMaxTokens = await this.#edge.maxTokens(request.signal)
+    if (edgeMaxTokens === undefined || request.maxTokens <= edgeMaxTokens) return undefined
+    const role =
+      planned.route === 'edge' ? 'answer it' : 'take this answer over should the device fail mid-answer'
+    return new InvalidArgumentError(
+      'maxTokens',
+      `maxTokens is ${request.maxTokens}, but the edge's answers have at most ${edgeMaxTokens} tokens (its MAX_TOKENS, a handoff's tokens included), so it could not ${role}. Ask for at most ${edgeMaxTokens}, raise MAX_TOKENS on the edge, or use policy 'device-only' for longer answers (no edge to fall back on).`,
+    )
   }
 
   /** Watches the device's speed when the edge can take over (device-only answers however slow). */

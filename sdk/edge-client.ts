@@ -11,6 +11,7 @@ import {
   firstModelId,
   formatHeaderNames,
   fromErrorBody,
+  listedMaxTokens,
   readChunk,
   toChatCompletionRequest,
   type UsageReading,
@@ -106,6 +107,7 @@ export class EdgeClient {
   readonly url: string
   private readonly options: EdgeOptions
   private modelId: Promise<string> | undefined
+  private modelList: Promise<unknown> | undefined
 
   constructor(options: EdgeOptions) {
     if (typeof options?.url !== 'string' || options.url.trim() === '') {
@@ -265,20 +267,39 @@ export class EdgeClient {
     return { response, done: () => signal?.removeEventListener('abort', onAbort) }
   }
 
-  /** The model id to send: the configured one, else the first the edge lists. */
-  async model(signal?: AbortSignal): Promise<string> {
-    if (this.options.model) return this.options.model
-    this.modelId ??= (async () => {
+  /** GET /v1/models, once while it succeeds (its ids and limits do not change under a client). */
+  private async models(signal?: AbortSignal): Promise<unknown> {
+    this.modelList ??= (async () => {
       const { response, done } = await this.request(
         '/v1/models',
         { method: 'GET', headers: this.headers(false) },
         signal,
       )
-      const id = firstModelId(
-        await readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
-          .then(parseJson)
-          .finally(done),
-      )
+      return readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
+        .then(parseJson)
+        .finally(done)
+    })()
+    try {
+      return await this.modelList
+    } catch (error) {
+      this.modelList = undefined
+      throw error
+    }
+  }
+
+  /**
+   * The most tokens the edge's answers may have (its MAX_TOKENS, a handoff's continuation
+   * included), from GET /v1/models; undefined from an edge older than the field.
+   */
+  async maxTokens(signal?: AbortSignal): Promise<number | undefined> {
+    return listedMaxTokens(await this.models(signal))
+  }
+
+  /** The model id to send: the configured one, else the first the edge lists. */
+  async model(signal?: AbortSignal): Promise<string> {
+    if (this.options.model) return this.options.model
+    this.modelId ??= (async () => {
+      const id = firstModelId(await this.models(signal))
       if (id === undefined) {
         throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
       }

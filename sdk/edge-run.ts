@@ -12,6 +12,11 @@ import { EdgeClient, type EdgeOptions } from './edge-client.ts'
 import { type ChatRequest, constraintOf } from './options.ts'
 
 const edgeRetryDelayMs = 30_000
+/**
+ * How long an answer waits for the edge's limits before it starts (the first time; they are
+ * kept): an edge slower than this is asked again later, and the answer starts unchecked.
+ */
+const limitsLookupMs = 3000
 
 /**
  * The device's weight format and backend as `ondevice_format` asks for them, with a fallback: an
@@ -37,9 +42,31 @@ function deviceFormat(device: DeviceFailure): {
 export class EdgeSide {
   readonly #client: EdgeClient
   #unreachableUntil = 0
+  #maxTokens: number | undefined
+  #maxTokensUnknownUntil = 0
 
   constructor(options: EdgeOptions) {
     this.#client = new EdgeClient(options)
+  }
+
+  /**
+   * The most tokens the edge's answers may have (MAX_TOKENS), asked once (GET /v1/models) and
+   * kept; undefined when the edge is older than the field or did not answer within a few seconds
+   * (then not asked again for a while, so answers do not wait on an edge that is down).
+   */
+  async maxTokens(signal?: AbortSignal): Promise<number | undefined> {
+    if (this.#maxTokens !== undefined || Date.now() < this.#maxTokensUnknownUntil) return this.#maxTokens
+    const bounded = AbortSignal.any([
+      AbortSignal.timeout(limitsLookupMs),
+      ...(signal === undefined ? [] : [signal]),
+    ])
+    try {
+      this.#maxTokens = await this.#client.maxTokens(bounded)
+    } catch {
+      // Unknown: the answer starts unchecked, as with an older edge.
+    }
+    if (this.#maxTokens === undefined) this.#maxTokensUnknownUntil = Date.now() + edgeRetryDelayMs
+    return this.#maxTokens
   }
 
   /** False for a while after the edge could not be reached. */

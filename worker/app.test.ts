@@ -344,14 +344,15 @@ describe('model host, models, CORS', () => {
     expect(host.loads).toBe(1)
   })
 
-  it('lists the model and its aliases', async () => {
+  it('lists the model and its aliases, each with the most tokens an answer may have (MAX_TOKENS)', async () => {
     const { app } = setup({ modelAliases: ['ondevice'] })
     const list = await app.request('/v1/models', { headers: { authorization: `Bearer ${apiKey}` } })
+    const limits = { max_tokens: 2048 }
     expect(await list.json()).toEqual({
       object: 'list',
       data: [
-        { id: 'test-model', object: 'model', created: 0, owned_by: 'ondevice' },
-        { id: 'ondevice', object: 'model', created: 0, owned_by: 'ondevice' },
+        { id: 'test-model', object: 'model', created: 0, owned_by: 'ondevice', ondevice: limits },
+        { id: 'ondevice', object: 'model', created: 0, owned_by: 'ondevice', ondevice: limits },
       ],
     })
   })

@@ -254,7 +254,10 @@ export function createApp(options: AppOptions): OndeviceApp {
     return c.json(body, status.state === 'failed' ? 503 : 200)
   })
 
-  app.get('/v1/models', (c) => c.json(toModelList(modelIds)))
+  // With each id, the most tokens an answer may have here: the SDK refuses a maxTokens over it
+  // before an answer starts, instead of meeting this server's refusal at a handoff mid-answer.
+  const modelLimits = { maxTokens: limits.maxTokens }
+  app.get('/v1/models', (c) => c.json(toModelList(modelIds, modelLimits)))
 
   app.get('/v1/models/:id', (c) => {
     const id = c.req.param('id')
@@ -267,7 +270,7 @@ export function createApp(options: AppOptions): OndeviceApp {
         },
       )
     }
-    return c.json(toModelEntry(id))
+    return c.json(toModelEntry(id, modelLimits))
   })
 
   const forward = options.forwardChatCompletion

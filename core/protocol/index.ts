@@ -6,7 +6,14 @@ export { errorStatus, fromErrorBody, toErrorBody } from './errors.ts'
 export { fromFinishReason, toFinishReason } from './finish-reason.ts'
 export { formatHeaderNames, validateFormat } from './format.ts'
 export { fromWireMessages, toWireMessages } from './messages.ts'
-export { firstModelId, type ModelEntry, toModelEntry, toModelList } from './models.ts'
+export {
+  firstModelId,
+  listedMaxTokens,
+  type ModelEntry,
+  type ModelLimits,
+  toModelEntry,
+  toModelList,
+} from './models.ts'
 export {
   type ChatRequestInput,
   encodeChatPrompt,

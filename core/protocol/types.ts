@@ -209,5 +209,10 @@ export interface ModelListResponse {
     readonly object: 'model'
     readonly created: number
     readonly owned_by: string
+    /** ondevice's limits for answers from this server (absent from edges older than the field). */
+    readonly ondevice?: {
+      /** Most tokens one answer may have, a handoff's continuation included (MAX_TOKENS). */
+      readonly max_tokens: number
+    }
   }[]
 }
