@@ -2,7 +2,8 @@
 // dtype, on the full-size shapes. Each measurement is a fresh Node process (test/memory/peak-probe.ts:
 // load through the SDK's path, a prompt, a few greedy tokens) reporting how far its peak resident
 // memory (VmHWM) rose above where it stood before the load. A script that prints a markdown table;
-// never a test (test/memory/ checks the 15 % bound on a mid-size package).
+// never a test (test/memory/ checks the 15 % bound on the Qwen3.5 tiny fixture and a mid-size
+// package; core/memory-estimate.test.ts replays the measured table).
 //   npm run bench:memory                                  Qwen3.5 tiny, Qwen3-0.6B and Qwen3.5-0.8B shapes
 //   npm run bench:memory -- --packages qwen3_5-0.8b       some of them
 //   npm run bench:memory -- --folder DIR                  any package folder too (all its dtypes)
