@@ -37,6 +37,19 @@ describe('maxTokens against the edge’s MAX_TOKENS', () => {
     expect(list.data[0]).toMatchObject({ id: edge.modelId, ondevice: { max_tokens: edgeMaxTokens } })
     const entry = await (await fetch(`${edge.url}/v1/models/${edge.modelId}`)).json()
     expect(entry).toMatchObject({ ondevice: { max_tokens: edgeMaxTokens } })
+    // Its own refusal names the setting too.
+    const refused = await fetch(`${edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: edge.modelId, messages, max_tokens: 30 }),
+    })
+    expect(refused.status).toBe(400)
+    expect(await refused.json()).toMatchObject({
+      error: {
+        param: 'max_tokens',
+        message: 'max_tokens is 30; this server allows at most 20 (its MAX_TOKENS).',
+      },
+    })
   })
 
   it('prefer-device: refused before the answer starts (no route, no text, nothing sent), not at the handoff', async () => {

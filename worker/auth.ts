@@ -35,9 +35,11 @@ export function parseApiKeys(secret: string | undefined): string[] {
 export function createKeyChecker(keys: readonly string[]): KeyChecker {
   for (const [index, key] of keys.entries()) {
     if (typeof key !== 'string' || key.length < 16) {
+      // Never the key itself in the message: it may be a real one, mistyped.
+      const length = typeof key === 'string' ? `${key.length} characters` : typeof key
       throw new InvalidArgumentError(
         `apiKeys.${index}`,
-        'Each API key must be a string of at least 16 characters; generate one with `openssl rand -hex 32`.',
+        `API key ${index + 1} of ${keys.length} (API_KEYS, or the apiKeys option) has ${length}: each key must be a string of at least 16 characters; generate one with \`openssl rand -hex 32\`.`,
       )
     }
   }

@@ -155,7 +155,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   if (requested !== undefined && requested > limits.maxTokens) {
     throw new InvalidArgumentError(
       param,
-      `${param} is ${requested}; this server allows at most ${limits.maxTokens}.`,
+      `${param} is ${requested}; this server allows at most ${limits.maxTokens} (its MAX_TOKENS).`,
     )
   }
   // A continuation is the start of an answer: with what is generated here it stays within the

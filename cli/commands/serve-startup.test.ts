@@ -171,4 +171,27 @@ describe('ondevice serve while its model loads', () => {
       await stop(server)
     }
   }, 120_000)
+
+  it('a bad setting in the environment is named (API_KEYS, MEMORY_BUDGET_MB) and refused before anything loads', async () => {
+    const run = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; output: string }>((resolve) => {
+        let output = ''
+        const child = spawn(process.execPath, [ondeviceBin, 'serve', '--port', '0'], {
+          env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, 'cache-settings'), ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+        child.stdout?.on('data', (data: Buffer) => (output += data.toString()))
+        child.stderr?.on('data', (data: Buffer) => (output += data.toString()))
+        child.once('exit', (code) => resolve({ code, output }))
+      })
+    const keys = await run({ API_KEYS: 'serve-test-key-0123456789,short' })
+    expect(keys.code).toBe(2)
+    expect(keys.output).toContain(
+      'API key 2 of 2 (API_KEYS, or the apiKeys option) has 5 characters: each key must be a string of at least 16 characters',
+    )
+    expect(keys.output).not.toMatch(/short|No --model/)
+    const budget = await run({ MEMORY_BUDGET_MB: 'lots' })
+    expect(budget.code).toBe(2)
+    expect(budget.output).toContain("MEMORY_BUDGET_MB must be an integer from 0 to 16777216, got 'lots'.")
+  }, 60_000)
 })

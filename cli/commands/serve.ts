@@ -7,6 +7,7 @@ import type { Backend } from '../../client-runtime/dtype.ts'
 import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
+import { createKeyChecker } from '../../worker/auth.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
 import { describeFormat, formatsFrom, type HostedModel, type ModelHost } from '../../worker/model-host.ts'
 import { createNodeModelHost, serveApp } from '../../worker/node.ts'
@@ -55,13 +56,15 @@ function integerFlag(
   name: string,
   minimum: number,
   maximum: number,
+  /** What the user set, for the message: the flag, or the environment variable it came from. */
+  label = `--${name}`,
 ): number | undefined {
   if (value === undefined) return undefined
   const number = Number(value)
   if (!Number.isInteger(number) || number < minimum || number > maximum) {
     throw new InvalidArgumentError(
       name,
-      `--${name} must be an integer from ${minimum} to ${maximum}, got '${value}'.`,
+      `${label} must be an integer from ${minimum} to ${maximum}, got '${value}'.`,
     )
   }
   return number
@@ -109,6 +112,7 @@ export async function run(argv: string[]): Promise<number> {
     'memory-budget',
     0,
     16 * 2 ** 20,
+    values['memory-budget'] === undefined ? 'MEMORY_BUDGET_MB' : '--memory-budget',
   )
   // The flags win over MODEL_BACKEND / MODEL_DTYPE (the container's settings) when both are set.
   const settings = settingsFromEnv({
@@ -116,6 +120,8 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.backend === undefined ? {} : { MODEL_BACKEND: values.backend }),
     ...(values.dtype === undefined ? {} : { MODEL_DTYPE: values.dtype }),
   })
+  // Checked before anything is built or loaded (createApp checks them again).
+  createKeyChecker(settings.apiKeys)
   // Without --backend: native when onnxruntime-node is installed, else WASM (logged at load).
   for (const backend of settings.modelBackends) {
     if (backend !== 'native' && backend !== 'wasm' && backend !== 'ort-wasm') {
