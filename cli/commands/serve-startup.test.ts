@@ -3,7 +3,7 @@
 // instead of "connection refused" for the whole load; once loaded it answers; a load that fails
 // ends the command with exit code 1 and the reason. The package comes from a local HTTP server
 // that holds the weight files until the test lets them go, so the load lasts as long as needed.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -172,7 +172,7 @@ describe('ondevice serve while its model loads', () => {
     }
   }, 120_000)
 
-  it('a bad setting in the environment is named (API_KEYS, MEMORY_BUDGET_MB) and refused before anything loads', async () => {
+  it('bad settings (API_KEYS, MEMORY_BUDGET_MB, --no-preload with --bind-after-load) are named and refused before anything loads', async () => {
     const run = (env: Record<string, string>) =>
       new Promise<{ code: number | null; output: string }>((resolve) => {
         let output = ''
@@ -190,6 +190,16 @@ describe('ondevice serve while its model loads', () => {
       'API key 2 of 2 (API_KEYS, or the apiKeys option) has 5 characters: each key must be a string of at least 16 characters',
     )
     expect(keys.output).not.toMatch(/short|No --model/)
+    const both = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [ondeviceBin, 'serve', '--no-preload', '--bind-after-load'],
+        (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      )
+    })
+    expect(both.code).toBe(2)
+    expect(both.stderr).toMatch(/--bind-after-load waits for the load at start, which --no-preload skips/)
     const budget = await run({ MEMORY_BUDGET_MB: 'lots' })
     expect(budget.code).toBe(2)
     expect(budget.output).toContain("MEMORY_BUDGET_MB must be an integer from 0 to 16777216, got 'lots'.")

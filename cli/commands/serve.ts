@@ -104,6 +104,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${help}\n`)
     return 0
   }
+  if (values['no-preload'] === true && values['bind-after-load'] === true)
+    throw new InvalidArgumentError(
+      '--bind-after-load',
+      '--bind-after-load waits for the load at start, which --no-preload skips: pass one of them.',
+    )
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
   const contextLength = integerFlag(values.context, 'context', 1, 10_000_000)
   const numThreads = integerFlag(values.threads, 'threads', 1, 64)
