@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { BrowserContext, Page } from 'playwright-core'
 import type { EngineBenchRequest } from './browser/engine-bench/main.ts'
 import { buildEngineBenchPage } from './groups/wasm-engine-chromium.ts'
 import { folderTokenizer } from './support/engines.ts'
@@ -152,6 +153,16 @@ const report = (row: (typeof rows)[number]) => {
   )
 }
 
+/** The page renderer's main-thread CPU milliseconds so far (DevTools' Performance metric ThreadTime). */
+async function pageThreadTime(context: BrowserContext, page: Page): Promise<() => Promise<number>> {
+  const cdp = await context.newCDPSession(page)
+  await cdp.send('Performance.enable')
+  return async () =>
+    1000 *
+    ((await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ??
+      Number.NaN)
+}
+
 if (hosts.includes('chromium')) {
   const pageFolder = join(cacheFolder, 'engine-bench-page')
   await buildEngineBenchPage(pageFolder)
@@ -169,22 +180,25 @@ if (hosts.includes('chromium')) {
   })
   try {
     // The warm-up's own cost: a fresh page each time, the warm-up alone, nothing else.
-    const warmUpMs: number[] = []
+    const alone: { wallMs: number; cpuMs: number }[] = []
     for (let time = 0; time < 3; time++) {
       const context = await chromium.newContext()
       try {
         const page = await context.newPage()
         await page.goto(`${server.url}/`)
         await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
-        warmUpMs.push(
-          await page.evaluate(() => (window as unknown as { timeWarmUp(): Promise<number> }).timeWarmUp()),
-        )
+        type WarmUpPage = { prepareWarmUp(): Promise<void>; timeWarmUp(): number }
+        await page.evaluate(() => (window as unknown as WarmUpPage).prepareWarmUp())
+        const threadTime = await pageThreadTime(context, page)
+        const before = await threadTime()
+        const wallMs = await page.evaluate(() => (window as unknown as WarmUpPage).timeWarmUp())
+        alone.push({ wallMs, cpuMs: (await threadTime()) - before })
       } finally {
         await context.close()
       }
     }
     console.log(
-      `chromium: the warm-up alone on a fresh page: ${warmUpMs.map((v) => v.toFixed(1)).join(' / ')} ms`,
+      `chromium: the warm-up alone on a fresh page: ${alone.map((v) => v.wallMs.toFixed(1)).join(' / ')} ms (main-thread CPU ${alone.map((v) => v.cpuMs.toFixed(1)).join(' / ')} ms)`,
     )
     for (let time = 0; time < repeat; time++)
       for (const threads of threadCounts)
@@ -210,13 +224,7 @@ if (hosts.includes('chromium')) {
               runFirstPrompt(): Promise<number>
               closeFirstPrompts(): Promise<void>
             }
-            // The renderer's main-thread CPU time (DevTools' ThreadTime), read between prompts.
-            const cdp = await context.newCDPSession(page)
-            await cdp.send('Performance.enable')
-            const threadTime = async () =>
-              1000 *
-              ((await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')
-                ?.value ?? Number.NaN)
+            const threadTime = await pageThreadTime(context, page)
             const loadMs = await page.evaluate(
               (body) => (window as unknown as FirstPromptPage).openFirstPrompts(body),
               request,
