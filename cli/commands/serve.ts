@@ -46,7 +46,6 @@ Options:
 The line "Listening on URL (model ID)" on stdout says it answers chats. A model that fails to
 load ends the command with exit code 1 and the reason.
 
-
 Environment: MODEL_BACKEND and MODEL_DTYPE (the same lists, when the flags are not given), MEMORY_BUDGET_MB, API_KEYS (comma-separated bearer keys; none = open, local use only),
 ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
 MAX_TOKENS, MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
