@@ -11,9 +11,10 @@
 // model head, a 1-token product over the whole vocabulary, its only call) run at baseline speed.
 // A browser page cannot pass V8 flags, and the compilation-hints section that could ask for
 // eager optimization is behind an experimental flag, so the engine spends the budget itself: each
-// kernel below runs `calls` times on a tiny problem, a few milliseconds in all, before the weights
-// load, and the optimizing compiles run in the background while they do. Helper threads run the
-// same module (one compiled module shared by every thread), so its optimized code serves them too.
+// kernel below runs `calls` times on a tiny problem (12-19 ms of CPU in Node, 26 ms in Chromium:
+// docs/wasm-engine.md), before the weights load, and the optimizing compiles run in the
+// background while they do. Helper threads run the same module (one compiled module shared by
+// every thread), so its optimized code serves them too.
 //
 // Shapes come from the model's config where a kernel's code path depends on them (head sizes, the
 // Gated DeltaNet's key / value head dims, the conv kernel), so the warm-up takes the branches the
@@ -69,7 +70,14 @@ function clamp(value: number, low: number, high: number): number {
   return Math.min(high, Math.max(low, Number.isFinite(value) ? Math.trunc(value) : low))
 }
 
-/** One kernel's warm-up: `run` once is one call; `calls` of them spend its baseline budget. */
+/**
+ * One kernel's warm-up: `run` once is one call; `calls` of them spend its baseline budget. Each
+ * count is about twice the calls after which V8 13.6 on x64 started the optimizing compile of the
+ * kernel (and of the internal functions it calls) for these shapes, counted with
+ * --wasm-sync-tier-up and --trace-wasm-compilation-times; ARM64's fixed-size instructions charge
+ * the budget faster. Chromium 156 starts the same compiles. Too few calls cost only speed, never a
+ * bit of a result.
+ */
 interface WarmUpStep {
   readonly kernel: keyof KernelExports
   readonly calls: number
