@@ -7,6 +7,8 @@
 // first prompt's time over the last one's; 1.00× means the first prompt already runs at full speed.
 // CPU: the calling thread's CPU time per prompt (Node's threadCpuUsage, the page's main-thread
 // ThreadTime from DevTools), which other processes on a shared machine disturb far less than wall time.
+// Process CPU: the whole process's (Node's cpuUsage, the renderer's ProcessTime), helper threads
+// included: the figure to compare for two threads.
 // Rows with the engine's warm-up on and off (createEngineSession's `warmUp`) alternate, so the
 // ratios between them are from the same run. A diagnostic script, not part of `npm run bench`:
 //   npx node test/bench/engine-first-prompt.ts [--hosts chromium,node] [--threads 1,2] [--prompts 3]
@@ -34,6 +36,11 @@ interface Sample {
   readonly ttftMs: number[]
   /** CPU time of the calling thread per prompt (Node's threadCpuUsage, Chromium's main-thread ThreadTime): less sensitive to other processes. */
   readonly cpuMs?: number[]
+  /**
+   * CPU time of the whole process per prompt (Node's cpuUsage; the renderer's ProcessTime): the
+   * helper threads' share too, and whatever else the process runs (V8's background compiles).
+   */
+  readonly processCpuMs?: number[]
 }
 
 interface NodeChildRequest {
@@ -66,16 +73,20 @@ async function nodeChild(request: NodeChildRequest): Promise<Sample> {
   const loadMs = performance.now() - started
   const ttftMs: number[] = []
   const cpuMs: number[] = []
+  const processCpuMs: number[] = []
   for (let round = 0; round < request.prompts; round++) {
     await session.reset()
     const wall = performance.now()
     const cpuStarted = cpu()
+    const processStarted = process.cpuUsage()
     await session.append(request.prompt)
     ttftMs.push(performance.now() - wall)
     cpuMs.push(cpu() - cpuStarted)
+    const used = process.cpuUsage(processStarted)
+    processCpuMs.push((used.user + used.system) / 1000)
   }
   await session.dispose()
-  return { loadMs, ttftMs, cpuMs }
+  return { loadMs, ttftMs, cpuMs, processCpuMs }
 }
 
 /** The 0.8B shape's head sizes, for the warm-up alone. */
@@ -148,19 +159,29 @@ const report = (row: (typeof rows)[number]) => {
   const cpu = sample.cpuMs
     ? ` | CPU ${sample.cpuMs.map((v) => v.toFixed(0)).join(' / ')} ms, first / last ${((sample.cpuMs[0] as number) / (sample.cpuMs.at(-1) as number)).toFixed(2)}×`
     : ''
+  const all = sample.processCpuMs
+    ? ` | process CPU ${sample.processCpuMs.map((v) => v.toFixed(0)).join(' / ')} ms`
+    : ''
   console.log(
-    `${row.host} ${row.threads} thread(s), warm-up ${row.warmUp ? 'on' : 'off'}: load ${ms(sample.loadMs)} | prompts ${sample.ttftMs.map((v) => v.toFixed(0)).join(' / ')} ms | first / last ${(first / last).toFixed(2)}×${cpu}`,
+    `${row.host} ${row.threads} thread(s), warm-up ${row.warmUp ? 'on' : 'off'}: load ${ms(sample.loadMs)} | prompts ${sample.ttftMs.map((v) => v.toFixed(0)).join(' / ')} ms | first / last ${(first / last).toFixed(2)}×${cpu}${all}`,
   )
 }
 
-/** The page renderer's main-thread CPU milliseconds so far (DevTools' Performance metric ThreadTime). */
-async function pageThreadTime(context: BrowserContext, page: Page): Promise<() => Promise<number>> {
+/**
+ * The page renderer's CPU milliseconds so far, its main thread's and the whole process's
+ * (DevTools' Performance metrics ThreadTime and ProcessTime).
+ */
+async function pageCpuTime(
+  context: BrowserContext,
+  page: Page,
+): Promise<() => Promise<{ thread: number; process: number }>> {
   const cdp = await context.newCDPSession(page)
   await cdp.send('Performance.enable')
-  return async () =>
-    1000 *
-    ((await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ??
-      Number.NaN)
+  return async () => {
+    const { metrics } = await cdp.send('Performance.getMetrics')
+    const metric = (name: string) => 1000 * (metrics.find((m) => m.name === name)?.value ?? Number.NaN)
+    return { thread: metric('ThreadTime'), process: metric('ProcessTime') }
+  }
 }
 
 if (hosts.includes('chromium')) {
@@ -189,10 +210,10 @@ if (hosts.includes('chromium')) {
         await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
         type WarmUpPage = { prepareWarmUp(): Promise<void>; timeWarmUp(): number }
         await page.evaluate(() => (window as unknown as WarmUpPage).prepareWarmUp())
-        const threadTime = await pageThreadTime(context, page)
-        const before = await threadTime()
+        const cpuTime = await pageCpuTime(context, page)
+        const before = await cpuTime()
         const wallMs = await page.evaluate(() => (window as unknown as WarmUpPage).timeWarmUp())
-        alone.push({ wallMs, cpuMs: (await threadTime()) - before })
+        alone.push({ wallMs, cpuMs: (await cpuTime()).thread - before.thread })
       } finally {
         await context.close()
       }
@@ -224,20 +245,23 @@ if (hosts.includes('chromium')) {
               runFirstPrompt(): Promise<number>
               closeFirstPrompts(): Promise<void>
             }
-            const threadTime = await pageThreadTime(context, page)
+            const cpuTime = await pageCpuTime(context, page)
             const loadMs = await page.evaluate(
               (body) => (window as unknown as FirstPromptPage).openFirstPrompts(body),
               request,
             )
             const ttftMs: number[] = []
             const cpuMs: number[] = []
+            const processCpuMs: number[] = []
             for (let round = 0; round < prompts; round++) {
-              const before = await threadTime()
+              const before = await cpuTime()
               ttftMs.push(await page.evaluate(() => (window as unknown as FirstPromptPage).runFirstPrompt()))
-              cpuMs.push((await threadTime()) - before)
+              const after = await cpuTime()
+              cpuMs.push(after.thread - before.thread)
+              processCpuMs.push(after.process - before.process)
             }
             await page.evaluate(() => (window as unknown as FirstPromptPage).closeFirstPrompts())
-            const sample: Sample = { loadMs, ttftMs, cpuMs }
+            const sample: Sample = { loadMs, ttftMs, cpuMs, processCpuMs }
             const row = { host: 'chromium', threads, warmUp, sample }
             rows.push(row)
             report(row)
