@@ -420,7 +420,10 @@ class Client implements OndeviceClient {
   /**
    * A maxTokens over the edge's MAX_TOKENS, where the edge may answer or take the answer over: the
    * edge would refuse it, at the start or (a handoff) mid-answer with the device's text lost. Said
-   * before anything runs. Not under prefer-edge, whose device answers what the edge refuses.
+   * before anything runs. Not under prefer-edge, whose device answers what the edge refuses. An
+   * answer routed to the edge asks for the limit (once, bounded); one routed to the device uses
+   * it only when already known (an earlier handoff or edge answer read it): a device answer sends
+   * nothing to the edge and never waits on it, which matters offline and on a bad connection.
    */
   async #overEdgeLimit(
     request: ChatRequest,
@@ -429,7 +432,8 @@ class Client implements OndeviceClient {
     const edgeMayAnswer =
       planned.route === 'edge' ? planned.fallback !== 'device' : planned.fallback === 'edge'
     if (!this.#edge || request.maxTokens === undefined || !edgeMayAnswer) return undefined
-    const edgeMaxTokens = await this.#edge.maxTokens(request.signal)
+    const edgeMaxTokens =
+      planned.route === 'edge' ? await this.#edge.maxTokens(request.signal) : this.#edge.knownMaxTokens
     if (edgeMaxTokens === undefined || request.maxTokens <= edgeMaxTokens) return undefined
     const role =
       planned.route === 'edge' ? 'answer it' : 'take this answer over should the device fail mid-answer'

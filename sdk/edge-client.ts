@@ -108,6 +108,8 @@ export class EdgeClient {
   private readonly options: EdgeOptions
   private modelId: Promise<string> | undefined
   private modelList: Promise<unknown> | undefined
+  /** The model list once it arrived (what knownMaxTokens reads without asking). */
+  private listed: unknown
 
   constructor(options: EdgeOptions) {
     if (typeof options?.url !== 'string' || options.url.trim() === '') {
@@ -275,9 +277,10 @@ export class EdgeClient {
         { method: 'GET', headers: this.headers(false) },
         signal,
       )
-      return readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
+      this.listed = await readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
         .then(parseJson)
         .finally(done)
+      return this.listed
     })()
     try {
       return await this.modelList
@@ -293,6 +296,11 @@ export class EdgeClient {
    */
   async maxTokens(signal?: AbortSignal): Promise<number | undefined> {
     return listedMaxTokens(await this.models(signal))
+  }
+
+  /** maxTokens() as far as the edge has already said it (nothing is sent). */
+  get knownMaxTokens(): number | undefined {
+    return this.listed === undefined ? undefined : listedMaxTokens(this.listed)
   }
 
   /** The model id to send: the configured one, else the first the edge lists. */

@@ -1,9 +1,10 @@
 // A maxTokens over the edge's MAX_TOKENS, against a real edge (worker/createApp over HTTP on
 // 127.0.0.1, MAX_TOKENS 20, core's deterministic test session): the edge lists its limit with its
 // model ids (GET /v1/models), and the SDK refuses such a request before anything runs wherever the
-// edge may answer it or take it over, instead of the edge refusing the handoff mid-answer (the
-// device's text then lost). Where the edge is not needed (device-only, prefer-edge's device
-// fallback) the request runs.
+// edge may answer it, or take it over once the client knows the limit, instead of the edge
+// refusing the handoff mid-answer (the device's text then lost). A device answer never asks the
+// edge first. Where the edge is not needed (device-only, prefer-edge's device fallback) the
+// request runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
@@ -52,10 +53,29 @@ describe('maxTokens against the edge’s MAX_TOKENS', () => {
     })
   })
 
-  it('prefer-device: refused before the answer starts (no route, no text, nothing sent), not at the handoff', async () => {
+  it('prefer-device: a device answer sends nothing to the edge; once the edge has said its limit, refused before the answer starts', async () => {
+    // A device that answers: nothing goes to the edge, not even GET /v1/models (offline and on
+    // a bad connection the answer must not wait on it).
+    const requestsBefore = edge.requests.length
+    const healthy = createClient(
+      { edge: { url: edge.url }, thresholds: relaxed },
+      { deviceHost: createTestDeviceHost() },
+    )
+    const answered = await healthy.chat({ messages, ...sampling, maxTokens: 30 })
+    expect(answered.route).toBe('device')
+    expect(answered.usage.completionTokens).toBe(30)
+    expect(edge.requests.slice(requestsBefore)).toEqual([])
+    await healthy.dispose()
+
+    // A handoff reads the edge's model list, and with it the limit: at the limit, the device's
+    // failure is handed off and the answer completes; above it, refused before anything runs.
     const host = createTestDeviceHost({ failAtToken: 5 })
     const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
+    const result = await client.chat({ messages, ...sampling, maxTokens: edgeMaxTokens })
+    expect(result.route).toBe('device+edge')
+    expect(result.usage.completionTokens).toBe(edgeMaxTokens)
     const chatsBefore = edge.chatBodies.length
+    const loadsBefore = host.loads
     const parts = await collect(client.stream({ messages, ...sampling, maxTokens: 30 }))
     expect(parts.map((part) => part.type)).toEqual(['error'])
     await expect(client.chat({ messages, ...sampling, maxTokens: 30 })).rejects.toSatisfy(
@@ -69,12 +89,7 @@ describe('maxTokens against the edge’s MAX_TOKENS', () => {
         error.message.includes("policy 'device-only'"),
     )
     expect(edge.chatBodies.length).toBe(chatsBefore)
-    expect(host.loads).toBe(0)
-
-    // At the limit, the same device failure is handed off and the answer completes.
-    const result = await client.chat({ messages, ...sampling, maxTokens: edgeMaxTokens })
-    expect(result.route).toBe('device+edge')
-    expect(result.usage.completionTokens).toBe(edgeMaxTokens)
+    expect(host.loads).toBe(loadsBefore)
     await client.dispose()
   })
 

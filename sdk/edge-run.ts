@@ -69,6 +69,14 @@ export class EdgeSide {
     return this.#maxTokens
   }
 
+  /**
+   * The edge's MAX_TOKENS as far as it is known already (from maxTokens() or the model list a
+   * handoff or an edge answer read): nothing is sent, so a device answer never waits on the edge.
+   */
+  get knownMaxTokens(): number | undefined {
+    return this.#maxTokens ?? this.#client.knownMaxTokens
+  }
+
   /** False for a while after the edge could not be reached. */
   get reachable(): boolean {
     return Date.now() >= this.#unreachableUntil

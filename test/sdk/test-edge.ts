@@ -14,6 +14,8 @@ export interface TestEdge {
   readonly modelId: string
   /** Request bodies of POST /v1/chat/completions, in order. */
   readonly chatBodies: readonly Record<string, unknown>[]
+  /** Every request's method and path ("GET /v1/models"), in order. */
+  readonly requests: readonly string[]
   close(): Promise<void>
 }
 
@@ -40,10 +42,12 @@ export async function serveApp(
   modelId: string,
 ): Promise<TestEdge> {
   const chatBodies: Record<string, unknown>[] = []
+  const requests: string[] = []
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const started = serve(
       {
         fetch: async (request: Request) => {
+          requests.push(`${request.method} ${new URL(request.url).pathname}`)
           if (request.method === 'POST' && new URL(request.url).pathname === '/v1/chat/completions') {
             chatBodies.push((await request.clone().json()) as Record<string, unknown>)
           }
@@ -60,6 +64,7 @@ export async function serveApp(
     url: `http://127.0.0.1:${port}`,
     modelId,
     chatBodies,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
         // Streams a test aborted may still hold sockets: drop them so close() returns.

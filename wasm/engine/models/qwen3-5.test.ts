@@ -376,9 +376,18 @@ describe('Qwen3.5 tiny fixture on the engine', () => {
     const fiveLayers = tinyQwen35Config(300, { num_hidden_layers: 5 })
     const fiveWeights = randomQwen35Weights(fiveLayers, 3)
     const dir = join(folder, 'five-layers')
-    await writeQwen35Package({ outDir: dir, config: fiveLayers, weights: fiveWeights, dtypes: ['fp32', 'q4'] })
+    await writeQwen35Package({
+      outDir: dir,
+      config: fiveLayers,
+      weights: fiveWeights,
+      dtypes: ['fp32', 'q4'],
+    })
     const prompt = Array.from({ length: 80 }, (_, i) => (i * 37 + 11) % 300)
-    const expected = qwen35Forward({ config: fiveLayers, weights: fiveWeights }, prompt, createQwen35State(fiveLayers))
+    const expected = qwen35Forward(
+      { config: fiveLayers, weights: fiveWeights },
+      prompt,
+      createQwen35State(fiveLayers),
+    )
     const openFive = async (dtype: string) =>
       createEngineSession({ module: await loadEngineModule(), files: folderWeightReader(dir), dtype })
     const session = await openFive('fp32')
