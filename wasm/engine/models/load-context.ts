@@ -231,6 +231,11 @@ export function attentionScoresStride(contextLength: number): number {
   return Math.max(contextLength, 8 * Math.min(contextLength, 4096))
 }
 
+/** Rows of a stored 4-bit table per slab when it is regrouped: whole groups of four, ~slabBytes. */
+function q4RowsPerSlab(blocks: number): number {
+  return Math.max(4, Math.floor(slabBytes / (blocks * 16) / 4) * 4)
+}
+
 /**
  * A KV cache for `layers` attention layers, position-major (position t holds every layer's keys
  * then values), allocated last in the arena so it grows at the top without moving anything.
@@ -424,19 +429,76 @@ export class LoadContext {
         'model_invalid',
         `${graph.path}: "${initializer.name}" has ${initializer.byteLength} bytes, expected ${n * rowBytes} (${n} rows of ${blocks} 4-bit blocks).`,
       )
-    const groupBytes = blocks * 64
-    const pointer = this.kernels.alloc(Math.ceil(n / 4) * groupBytes, 16)
-    const rowsPerSlab = Math.max(4, Math.floor(slabBytes / rowBytes / 4) * 4)
-    const mark = this.kernels.mark()
-    const slab = this.kernels.alloc(Math.min(n, rowsPerSlab) * rowBytes, 16)
-    for (let row0 = 0; row0 < n; row0 += rowsPerSlab) {
-      const rows = Math.min(rowsPerSlab, n - row0)
-      await graph.readInto(initializer, this.kernels.bytes(slab, rows * rowBytes), row0 * rowBytes)
-      this.kernels.k.repack_q4_weights(slab, rows, blocks, pointer + (row0 / 4) * groupBytes)
-    }
-    this.kernels.release(mark)
+    const pointer = this.kernels.alloc(Math.ceil(n / 4) * blocks * 64, 16)
+    await this.#streamQ4Grouped(graph, initializer, n, blocks, (row0) => pointer + (row0 / 4) * blocks * 64)
     this.#loaded.set(key, pointer)
     return pointer
+  }
+
+  /**
+   * Whether `initializer` (a stored [n, blocks, 16] 4-bit table) holds the very bytes already
+   * regrouped at `grouped` (by loadQ4Grouped): each slab is regrouped into scratch and compared,
+   * so a table stored twice (Qwen3.5's embedding and its tied LM head, in two files) is checked
+   * with one read of the second copy, not a read of each.
+   */
+  async matchesQ4Grouped(
+    graph: OnnxWeights,
+    initializer: Initializer,
+    grouped: Pointer,
+    n: number,
+    blocks: number,
+  ): Promise<boolean> {
+    if (initializer.byteLength !== n * blocks * 16) return false
+    const groupBytes = blocks * 64
+    const mark = this.kernels.mark()
+    try {
+      const scratch = this.kernels.alloc(Math.ceil(Math.min(n, q4RowsPerSlab(blocks)) / 4) * groupBytes, 16)
+      return await this.#streamQ4Grouped(
+        graph,
+        initializer,
+        n,
+        blocks,
+        () => scratch,
+        (row0, rows) => {
+          const words = (Math.ceil(rows / 4) * groupBytes) / 4
+          const mine = this.kernels.i32(scratch, words)
+          const theirs = this.kernels.i32(grouped + (row0 / 4) * groupBytes, words)
+          for (let i = 0; i < words; i++) if (mine[i] !== theirs[i]) return false
+          return true
+        },
+      )
+    } finally {
+      this.kernels.release(mark)
+    }
+  }
+
+  /**
+   * Streams a stored [n, blocks, 16] 4-bit table through a slab of whole groups, regrouping the
+   * rows from row0 to target(row0); stops (false) as soon as `visit` says so.
+   */
+  async #streamQ4Grouped(
+    graph: OnnxWeights,
+    initializer: Initializer,
+    n: number,
+    blocks: number,
+    target: (row0: number) => Pointer,
+    visit: (row0: number, rows: number) => boolean = () => true,
+  ): Promise<boolean> {
+    const rowBytes = blocks * 16
+    const rowsPerSlab = q4RowsPerSlab(blocks)
+    const mark = this.kernels.mark()
+    try {
+      const slab = this.kernels.alloc(Math.min(n, rowsPerSlab) * rowBytes, 16)
+      for (let row0 = 0; row0 < n; row0 += rowsPerSlab) {
+        const rows = Math.min(rowsPerSlab, n - row0)
+        await graph.readInto(initializer, this.kernels.bytes(slab, rows * rowBytes), row0 * rowBytes)
+        this.kernels.k.repack_q4_weights(slab, rows, blocks, target(row0))
+        if (!visit(row0, rows)) return false
+      }
+      return true
+    } finally {
+      this.kernels.release(mark)
+    }
   }
 
   /** A float vector (norm weights, frequencies) of exactly `length` elements. */

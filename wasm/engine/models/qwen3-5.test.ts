@@ -2,7 +2,7 @@
 // builder's TypeScript reference (fp32, within 1e-4) and against onnxruntime-node on the same
 // quantized files (q8, q4) of the tiny fixture (`ondevice fixture --arch qwen3_5`), the same bits
 // however a prompt is split, and rewind / multi-turn behaviour equal to the ONNX Runtime session's.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, open as openFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ortNode from 'onnxruntime-node'
@@ -19,6 +19,7 @@ import type { ChatMessage, ModelSession } from '../../../core/index.ts'
 import { encodeChatTurns, generateText } from '../../../core/index.ts'
 import { Kernels } from '../kernels.ts'
 import { folderWeightReader, loadEngineModule } from '../node.ts'
+import { OnnxWeights, type WeightFileReader } from '../onnx-weights.ts'
 import { createEngineSession, type EngineSession } from '../session.ts'
 
 const seed = 1
@@ -369,6 +370,49 @@ describe('Qwen3.5 tiny fixture on the engine', () => {
     console.log(`qwen3_5 0.8B head shapes: engine fp32 vs reference ${worst.toExponential(2)}`)
     expect(worst).toBeLessThanOrEqual(1e-4)
   }, 60_000)
+
+  it("q4: the tied table is stored once, checked against the embedding's copy with one read of each file; a copy that differs is loaded on its own", async () => {
+    const counting = (dir: string) => {
+      const reader = folderWeightReader(dir)
+      const read = new Map<string, number>()
+      const files: WeightFileReader = {
+        ...reader,
+        readInto: async (path, offset, target) => {
+          read.set(path, (read.get(path) ?? 0) + target.length)
+          return reader.readInto(path, offset, target)
+        },
+      }
+      return { files, read }
+    }
+    const open = async (dir: string) => {
+      const { files, read } = counting(dir)
+      const session = await createEngineSession({ module: await loadEngineModule(), files, dtype: 'q4' })
+      return { session, read }
+    }
+    const prompt = tokens.slice(0, 12)
+    const tied = await open(packageDir)
+    for (const [path, bytes] of tied.read)
+      expect(bytes, path).toBeLessThanOrEqual((await stat(join(packageDir, path))).size)
+    const expected = await tied.session.append(prompt)
+
+    // The same package with one byte of the embedding's copy changed (in the row of the prompt's
+    // first token): no longer the head's bytes, so the embedding keeps its own, and the answer moves.
+    const changed = join(folder, 'changed-embedding')
+    await cp(packageDir, changed, { recursive: true })
+    const embedGraph = await OnnxWeights.open(folderWeightReader(changed), 'onnx/embed_tokens_q4.onnx')
+    const table = embedGraph.nodes.find((node) => node.opType === 'GatherBlockQuantized')?.inputs[0] as string
+    const data = embedGraph.get(table).data
+    if (data.kind !== 'external') throw new Error('the fixture stores its embedding externally')
+    const hidden = config.hiddenSize
+    const file = await openFile(join(changed, data.path), 'r+')
+    const at = data.offset + prompt[0]! * (hidden / 2)
+    const byte = new Uint8Array(1)
+    await file.read(byte, 0, 1, at)
+    await file.write(Uint8Array.of(byte[0]! ^ 0x11), 0, 1, at)
+    await file.close()
+    const untied = await open(changed)
+    expect(sameBits(await untied.session.append(prompt), expected)).toBe(false)
+  })
 
   it('a last layer of linear attention (five layers): within 1e-4 of the reference, the same bits however split', async () => {
     // The last layer runs past its state update for the logits' position only; the tiny

@@ -641,7 +641,8 @@ async function loadEmbedding(
 /**
  * The arena copy of the LM head's 4-bit bytes (in the kernel's grouped layout) when `data` (the
  * embedding table's) is the same bytes: the head must be a MatMulNBits whose weight has as many
- * bytes, and the two files must compare equal, checked slab by slab. Undefined otherwise.
+ * bytes, and the embedding's copy must equal it, regrouped slab by slab and compared with the
+ * head already in memory (one read of the embedding's copy). Undefined otherwise.
  */
 async function sharedHeadBytes(
   context: LoadContext,
@@ -658,16 +659,7 @@ async function sharedHeadBytes(
   if (!name || !decoder.has(name)) return undefined
   const head = decoder.get(name)
   if (head.type !== 'uint8' || head.byteLength !== data.byteLength) return undefined
-  const slabBytes = 4 * 1024 * 1024
-  const slab = new Uint8Array(Math.min(slabBytes, data.byteLength))
-  const headSlab = new Uint8Array(slab.length)
-  for (let offset = 0; offset < data.byteLength; offset += slabBytes) {
-    const length = Math.min(slabBytes, data.byteLength - offset)
-    const view = slab.subarray(0, length)
-    const headView = headSlab.subarray(0, length)
-    await graph.readInto(data, view, offset)
-    await decoder.readInto(head, headView, offset)
-    for (let i = 0; i < length; i++) if (view[i] !== headView[i]) return undefined
-  }
-  return context.loadQ4Grouped(decoder, head, vocabulary, blocks)
+  // Loaded with the LM head already (the same key): no read here.
+  const grouped = await context.loadQ4Grouped(decoder, head, vocabulary, blocks)
+  return (await context.matchesQ4Grouped(graph, data, grouped, vocabulary, blocks)) ? grouped : undefined
 }
