@@ -8,6 +8,7 @@
 //     [--rounds 2] [--cache FOLDER]
 import { folderWeightReader, loadEngineModule } from '../../wasm/engine/node.ts'
 import { createEngineSession } from '../../wasm/engine/session.ts'
+import { watchKernelCalls } from '../support/engine-kernel-calls.ts'
 import { folderTokenizer } from './support/engines.ts'
 import { defaultCacheFolder, ensurePackage, type PackageId } from './support/packages.ts'
 import { promptOfLength } from './support/prompts.ts'
@@ -47,37 +48,18 @@ const shapeOf: Record<string, (args: number[]) => string> = {
   gemm_f32: (a) => `n ${a[1]} k ${a[2]}`,
 }
 
-// Every instance the engine creates gets its exports wrapped in timers.
-const instantiate = WebAssembly.instantiate.bind(WebAssembly) as (
-  module: WebAssembly.Module,
-  imports?: WebAssembly.Imports,
-) => Promise<WebAssembly.Instance>
-;(WebAssembly as { instantiate: unknown }).instantiate = async (
-  module: WebAssembly.Module,
-  imports?: WebAssembly.Imports,
-) => {
-  const instance = await instantiate(module, imports)
-  const wrapped: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(instance.exports)) {
-    if (typeof value !== 'function') {
-      wrapped[name] = value
-      continue
-    }
-    const fn = value as (...args: number[]) => unknown
-    wrapped[name] = (...args: number[]) => {
-      if (!recording) return fn(...args)
-      const started = cpu()
-      const result = fn(...args)
-      const key = shapeOf[name] ? `${name} ${shapeOf[name](args)}` : name
-      const entry = entries.get(key) ?? { calls: 0, micros: 0 }
-      entry.calls++
-      entry.micros += cpu() - started
-      entries.set(key, entry)
-      return result
-    }
-  }
-  return { exports: wrapped } as unknown as WebAssembly.Instance
-}
+// Every kernel call of every instance the engine creates is timed.
+watchKernelCalls((name, args, call) => {
+  if (!recording) return call()
+  const started = cpu()
+  const result = call()
+  const key = shapeOf[name] ? `${name} ${shapeOf[name](args)}` : name
+  const entry = entries.get(key) ?? { calls: 0, micros: 0 }
+  entry.calls++
+  entry.micros += cpu() - started
+  entries.set(key, entry)
+  return result
+})
 
 const pkg = await ensurePackage(packageId, cacheFolder, console.log, true)
 const session = await createEngineSession({

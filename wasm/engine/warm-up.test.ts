@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeQwen35Fixture } from '../../builder/architectures/qwen3-5-fixture.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { parseModelConfig } from '../../core/model-package.ts'
+import { watchKernelCalls } from '../../test/support/engine-kernel-calls.ts'
 import { Kernels } from './kernels.ts'
 import { folderWeightReader, loadEngineModule } from './node.ts'
 import { createEngineSession } from './session.ts'
@@ -32,29 +33,10 @@ afterAll(async () => {
 // own worker.
 const called = { load: new Set<string>(), forward: new Set<string>() }
 let phase: keyof typeof called | undefined
-const instantiate = WebAssembly.instantiate.bind(WebAssembly) as (
-  module: WebAssembly.Module,
-  imports?: WebAssembly.Imports,
-) => Promise<WebAssembly.Instance>
-;(WebAssembly as { instantiate: unknown }).instantiate = async (
-  module: WebAssembly.Module,
-  imports?: WebAssembly.Imports,
-) => {
-  const instance = await instantiate(module, imports)
-  const exports: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(instance.exports)) {
-    if (typeof value !== 'function') {
-      exports[name] = value
-      continue
-    }
-    const kernel = value as (...args: number[]) => unknown
-    exports[name] = (...args: number[]) => {
-      if (phase) called[phase].add(name)
-      return kernel(...args)
-    }
-  }
-  return { exports } as unknown as WebAssembly.Instance
-}
+watchKernelCalls((name, _args, call) => {
+  if (phase) called[phase].add(name)
+  return call()
+})
 
 const prompt = Array.from({ length: 11 }, (_, i) => (i * 7919 + 13) % 151_000)
 
