@@ -176,4 +176,28 @@ describe('ondevice generate / chat on the embedded default model', () => {
     const help = await ondevice(['generate', '--help'])
     expect(help.stdout).toMatch(/--temperature T\s+From 0 to 2 \(0 = greedy/)
   })
+
+  it('--seed takes any whole number, as the SDK and the edge do', async () => {
+    const negative = await ondevice([
+      'generate',
+      '--prompt',
+      'Hi',
+      '--max-tokens',
+      '2',
+      '--seed=-7',
+      '--json',
+    ])
+    expect(negative.code, negative.stderr).toBe(0)
+    const fraction = await ondevice([
+      'generate',
+      '--model',
+      join(cacheDir, 'nope'),
+      '--prompt',
+      'x',
+      '--seed',
+      '1.5',
+    ])
+    expect(fraction.code).toBe(2)
+    expect(fraction.stderr).toContain('--seed must be a whole number, got "1.5"')
+  }, 120_000)
 })

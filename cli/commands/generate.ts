@@ -108,7 +108,8 @@ export function samplingFromFlags(values: ModelFlagValues, defaultTemperature?: 
   const topK = numberFlag(values, 'top-k', (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0')
   const topP = numberFlag(values, 'top-p', (v) => v > 0 && v <= 1, 'a number in (0, 1]')
   const minP = numberFlag(values, 'min-p', (v) => v >= 0 && v <= 1, 'a number in [0, 1]')
-  const seed = numberFlag(values, 'seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a whole number ≥ 0')
+  // Any safe integer, as the SDK and the HTTP API take it (a negative one as --seed=-5).
+  const seed = numberFlag(values, 'seed', Number.isSafeInteger, 'a whole number')
   return {
     ...(temperature === undefined ? {} : { temperature }),
     ...(topK === undefined ? {} : { topK }),
