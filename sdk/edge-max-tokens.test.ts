@@ -93,6 +93,23 @@ describe('maxTokens against the edge’s MAX_TOKENS', () => {
     await client.dispose()
   })
 
+  it('with edge.model set, the first handoff still teaches the client the limit', async () => {
+    const host = createTestDeviceHost({ failAtToken: 5 })
+    const client = createClient(
+      { edge: { url: edge.url, model: edge.modelId }, thresholds: relaxed },
+      { deviceHost: host },
+    )
+    const result = await client.chat({ messages, ...sampling, maxTokens: edgeMaxTokens })
+    expect(result.route).toBe('device+edge')
+    const chatsBefore = edge.chatBodies.length
+    await expect(client.chat({ messages, ...sampling, maxTokens: 30 })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'maxTokens',
+    })
+    expect(edge.chatBodies.length).toBe(chatsBefore)
+    await client.dispose()
+  })
+
   it('edge-only: refused by the SDK with the same words; prefer-edge and device-only answer on the device', async () => {
     const edgeOnly = createClient({ policy: 'edge-only', edge: { url: edge.url } })
     await expect(edgeOnly.chat({ messages, ...sampling, maxTokens: 30 })).rejects.toMatchObject({

@@ -96,6 +96,12 @@ export class EdgeSide {
     mayFallBack = false,
   ): AsyncGenerator<StreamPart, 'done' | 'fall-back'> {
     const route: Route = fromDevice ? 'device+edge' : 'edge'
+    // The edge is being asked anyway: learn its MAX_TOKENS (once per client), so a later device
+    // answer over it is refused before it starts; a client with edge.model set reads the model
+    // list nowhere else. A handoff waits for it (one round trip, the first time only); an edge
+    // answer does not.
+    if (fromDevice) await this.maxTokens(request.signal)
+    else void this.maxTokens()
     let text = ''
     let firstTokenAt: number | undefined
     const constraint = constraintOf(request)
