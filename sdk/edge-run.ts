@@ -42,7 +42,7 @@ function deviceFormat(device: DeviceFailure): {
 export class EdgeSide {
   readonly #client: EdgeClient
   #unreachableUntil = 0
-  #maxTokens: number | undefined
+  /** Until when an edge that did not say its MAX_TOKENS is not asked again. */
   #maxTokensUnknownUntil = 0
 
   constructor(options: EdgeOptions) {
@@ -50,31 +50,34 @@ export class EdgeSide {
   }
 
   /**
-   * The most tokens the edge's answers may have (MAX_TOKENS), asked once (GET /v1/models) and
-   * kept; undefined when the edge is older than the field or did not answer within a few seconds
-   * (then not asked again for a while, so answers do not wait on an edge that is down).
+   * The most tokens the edge's answers may have (MAX_TOKENS), asked once (GET /v1/models; the
+   * client keeps the list); undefined when the edge is older than the field or did not answer
+   * within a few seconds (then not asked again for a while, so answers do not wait on an edge
+   * that is down).
    */
   async maxTokens(signal?: AbortSignal): Promise<number | undefined> {
-    if (this.#maxTokens !== undefined || Date.now() < this.#maxTokensUnknownUntil) return this.#maxTokens
+    const known = this.#client.knownMaxTokens
+    if (known !== undefined || Date.now() < this.#maxTokensUnknownUntil) return known
     const bounded = AbortSignal.any([
       AbortSignal.timeout(limitsLookupMs),
       ...(signal === undefined ? [] : [signal]),
     ])
+    let maxTokens: number | undefined
     try {
-      this.#maxTokens = await this.#client.maxTokens(bounded)
+      maxTokens = await this.#client.maxTokens(bounded)
     } catch {
       // Unknown: the answer starts unchecked, as with an older edge.
     }
-    if (this.#maxTokens === undefined) this.#maxTokensUnknownUntil = Date.now() + edgeRetryDelayMs
-    return this.#maxTokens
+    if (maxTokens === undefined) this.#maxTokensUnknownUntil = Date.now() + edgeRetryDelayMs
+    return maxTokens
   }
 
   /**
-   * The edge's MAX_TOKENS as far as it is known already (from maxTokens() or the model list a
-   * handoff or an edge answer read): nothing is sent, so a device answer never waits on the edge.
+   * The edge's MAX_TOKENS as far as it is known already (the model list maxTokens(), a handoff
+   * or an edge answer read): nothing is sent, so a device answer never waits on the edge.
    */
   get knownMaxTokens(): number | undefined {
-    return this.#maxTokens ?? this.#client.knownMaxTokens
+    return this.#client.knownMaxTokens
   }
 
   /** False for a while after the edge could not be reached. */

@@ -71,7 +71,7 @@ async function expectWithin15Percent(request: PeakProbeRequest, slackBytes = 0):
   expect(ratio, detail).toBeLessThan(1.15)
 }
 
-/** The tiny fixture's slack: its figures are 48-330 MiB, and the heap alone moves ~10-30 MiB. */
+/** The tiny fixture's slack: its figures are 48-140 MiB, and the heap alone moves them ~10-30 MiB. */
 const tinySlackBytes = 40 * 2 ** 20
 
 describe.skipIf(!linux)('estimatedMemory against the measured peak (fresh process, VmHWM)', () => {
@@ -79,7 +79,7 @@ describe.skipIf(!linux)('estimatedMemory against the measured peak (fresh proces
   // dominate (the engine's q8 was at 1.36 before they were refitted, onnxruntime-node's
   // 0.80-0.90 before its second session was counted), and a figure of 48-140 MiB moves by the
   // heap's own tens of MiB from process to process (the engine's q8 measured 60 MiB against 48
-  // in one full-suite run, onnxruntime-node's fp32 167 against 137 in another), so these pass
+  // in one full-suite run, onnxruntime-node's fp32 167 against 137 in one run of this file), so these pass
   // within 15 % or 40 MiB. Left out, measured by `npm run bench:memory` instead, what varies
   // more: onnxruntime-web's fp32, q4 and q8 (fp32 283-345 MiB between processes; q4 330-421
   // MiB), the engine's q4 (30-48 MiB on a 34 MiB figure) and onnxruntime-node's q4, which peaks
