@@ -44,13 +44,14 @@ async function prepare(relaxed: boolean, n: number, k: number) {
   const codes = kernels.alloc(tokens * blocks * 64)
   const aScales = kernels.alloc(tokens * blocks * 4)
   const sums = kernels.alloc(tokens * blocks * 4)
+  const starts = kernels.alloc(tokens * blocks * 4)
   const y = kernels.alloc(tokens * n * 4)
   const K = kernels.k
-  if (relaxed) K.quantize_rows_q4_relaxed!(x, tokens, k, codes, aScales, sums)
+  if (relaxed) K.quantize_rows_q4_relaxed!(x, tokens, k, codes, aScales, sums, starts)
   else K.quantize_rows_q4(x, tokens, k, codes, aScales, sums)
   const gemm = (rows: number, out: Pointer) =>
     relaxed
-      ? K.gemm_panel_q4_relaxed!(weights, scales, zeros, n, blocks, codes, aScales, sums, rows, out, 0, n)
+      ? K.gemm_panel_q4_relaxed!(weights, scales, zeros, n, blocks, codes, aScales, starts, rows, out, 0, n)
       : K.gemm_panel_q4(weights, scales, zeros, n, blocks, codes, aScales, rows, out, 0, n)
   const gemv = (out: Pointer) =>
     relaxed

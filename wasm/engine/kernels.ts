@@ -41,7 +41,8 @@ export interface KernelExports {
   gemm_q4: FourBitProduct
   /**
    * The relaxed-SIMD builds only (src/gemm-q4-relaxed.c): gemm_q4 / gemm_panel_q4's bits from
-   * quantize_rows_q4_relaxed's byte codes.
+   * quantize_rows_q4_relaxed's byte codes. gemm_panel_q4_relaxed takes its `starts` where the
+   * others take the sums.
    */
   quantize_rows_q4_relaxed?(
     x: Pointer,
@@ -50,6 +51,7 @@ export interface KernelExports {
     codes: Pointer,
     scales: Pointer,
     sums: Pointer,
+    starts: Pointer,
   ): void
   gemm_q4_relaxed?: FourBitProduct
   gemm_panel_q4_relaxed?: FourBitProduct

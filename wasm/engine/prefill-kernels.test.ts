@@ -55,7 +55,8 @@ async function setup(c: Case, seed: number, module?: WebAssembly.Module) {
   const codes = kernels.alloc(c.tokens * blocks * 64)
   const scales = kernels.alloc(c.tokens * blocks * 4)
   const sums = kernels.alloc(c.tokens * blocks * 4)
-  return { kernels, blocks, fill, floats, x, codes, scales, sums }
+  const starts = kernels.alloc(c.tokens * blocks * 4)
+  return { kernels, blocks, fill, floats, x, codes, scales, sums, starts }
 }
 
 function bytesOf(kernels: Kernels, pointer: Pointer, floats: number): Buffer {
@@ -291,7 +292,15 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
       const expected = plain.kernels.alloc(size * 4)
       P.gemm_q4(...plain.matrix, plain.codes, plain.scales, plain.sums, c.tokens, expected, 0, c.n)
 
-      R.quantize_rows_q4_relaxed!(relaxed.x, c.tokens, c.k, relaxed.codes, relaxed.scales, relaxed.sums)
+      R.quantize_rows_q4_relaxed!(
+        relaxed.x,
+        c.tokens,
+        c.k,
+        relaxed.codes,
+        relaxed.scales,
+        relaxed.sums,
+        relaxed.starts,
+      )
       // The same quantization: scales and sums bit for bit, token t's block b at its unit of the
       // quad layout (src/engine.h's relaxed_unit, written out again here).
       const unit = (t: number, b: number) => {
@@ -304,7 +313,19 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
         for (let b = 0; b < blocks; b++)
           for (const i of [0, 1])
             expect(relaxedBits[i]![unit(t, b)], `token ${t} block ${b}`).toBe(plainBits[i]![t * blocks + b])
+      // The panel's start values: -15 times the sums of the codes each int16 lane of the relaxed
+      // dot meets, bytes 0-1 (low half) and 2-3 (high half) of every four.
+      const codeBytes = new Int8Array(relaxed.kernels.memory.buffer, relaxed.codes, c.tokens * blocks * 32)
+      const starts = relaxed.kernels.i32(relaxed.starts, c.tokens * blocks)
+      for (let u = 0; u < c.tokens * blocks; u++) {
+        const half = [0, 0]
+        for (let i = 0; i < 32; i++) half[(i >> 1) & 1]! += codeBytes[u * 32 + i]!
+        const low = (-15 * half[0]!) & 0xffff
+        const high = (-15 * half[1]!) & 0xffff
+        expect(starts[u], `unit ${u}`).toBe((low | (high << 16)) >> 0)
+      }
       const args = [relaxed.codes, relaxed.scales, relaxed.sums] as const
+      const panelArgs = [relaxed.codes, relaxed.scales, relaxed.starts] as const
       // Decode: each token quantized and multiplied alone (one token is plain row order; several
       // are stored in quads, see relaxed_unit in src/engine.h).
       const one = [
@@ -312,19 +333,21 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
         relaxed.kernels.alloc(blocks * 4),
         relaxed.kernels.alloc(blocks * 4),
       ] as const
+      const oneStarts = relaxed.kernels.alloc(blocks * 4)
       const decode = relaxed.kernels.alloc(size * 4)
       for (let t = 0; t < c.tokens; t++) {
-        R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one)
+        R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one, oneStarts)
         R.gemm_q4_relaxed!(...relaxed.matrix, ...one, 1, decode + t * c.n * 4, 0, c.n)
       }
       const batched = relaxed.kernels.alloc(size * 4)
       R.gemm_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, batched, 0, c.n)
       const panel = relaxed.kernels.alloc(size * 4)
-      R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, panel, 0, c.n)
+      R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...panelArgs, c.tokens, panel, 0, c.n)
       const shared = relaxed.kernels.alloc(size * 4)
       for (let share = 0; share < 3; share++) {
         const [begin, end] = shareRange(c.n, 3, 4, share)
-        if (begin < end) R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, shared, begin, end)
+        if (begin < end)
+          R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...panelArgs, c.tokens, shared, begin, end)
       }
       const answer = bytesOf(plain.kernels, expected, size)
       for (const result of [decode, batched, panel, shared])

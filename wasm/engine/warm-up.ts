@@ -138,6 +138,7 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
   const codes = kernels.alloc(8 * blocks * 64, 16)
   const scales = kernels.alloc(8 * blocks * 4, 16)
   const sums = kernels.alloc(8 * blocks * 4, 16)
+  const starts = kernels.alloc(8 * blocks * 4, 16)
   const weights = bytes(productN * blocks * 32)
   const weightScales = positives(productN * blocks, 0.01)
   const zeroPoints = bytes(productN * blocks)
@@ -151,13 +152,13 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
       {
         kernel: 'quantize_rows_q4_relaxed',
         calls: 160,
-        run: () => quantize(x, prefillRows, productK, codes, scales, sums),
+        run: () => quantize(x, prefillRows, productK, codes, scales, sums, starts),
       },
       {
         kernel: 'gemm_panel_q4_relaxed',
         calls: 180,
         run: () =>
-          panel(weights, weightScales, zeroPoints, n, blocks, codes, scales, sums, prefillRows, y, 0, n),
+          panel(weights, weightScales, zeroPoints, n, blocks, codes, scales, starts, prefillRows, y, 0, n),
       },
       {
         kernel: 'gemm_q4_relaxed',

@@ -42,6 +42,8 @@ export interface ActivationScratch {
   codes: Pointer
   scales: Pointer
   sums: Pointer
+  /** The relaxed-SIMD prefill panel's start values (quantize_rows_q4_relaxed). */
+  starts: Pointer
   /** Rows and k it was sized for. */
   rows: number
   k: number
@@ -85,7 +87,7 @@ export class Linear {
     const s = this.#scratch
     if (rows > s.rows || this.inFeatures > s.k) throw new RangeError('activation scratch too small')
     if (this.format === 'q4' && this.#kernels.relaxed)
-      this.#kernels.k.quantize_rows_q4_relaxed!(x, rows, this.inFeatures, s.codes, s.scales, s.sums)
+      this.#kernels.k.quantize_rows_q4_relaxed!(x, rows, this.inFeatures, s.codes, s.scales, s.sums, s.starts)
     else if (this.format === 'q4')
       this.#kernels.k.quantize_rows_q4(x, rows, this.inFeatures, s.codes, s.scales, s.sums)
     else if (this.format === 'q8')
@@ -108,7 +110,8 @@ export class Linear {
     const n = this.outFeatures
     const panel = rows >= panelRows
     if (this.format === 'q4') {
-      // The plain panel GEMM alone takes no code sums (its panel subtracts the zero points).
+      // The plain panel GEMM takes no code sums (its panel subtracts the zero points); the
+      // relaxed one takes its start values in their place.
       const relaxed = this.#kernels.relaxed
       const kernel: ParallelKernel = relaxed
         ? panel
@@ -117,7 +120,7 @@ export class Linear {
         : panel
           ? 'gemm_panel_q4'
           : 'gemm_q4'
-      const sums = relaxed || !panel ? [s.sums] : []
+      const sums = relaxed && panel ? [s.starts] : relaxed || !panel ? [s.sums] : []
       return {
         kernel,
         args: [
@@ -367,7 +370,7 @@ export class LoadContext {
   readonly files: Readonly<Record<string, OnnxWeights>>
   readonly contextLength: number
   /** Shared activation scratch; its pointers are set by allocateScratch(). */
-  readonly scratch: ActivationScratch = { codes: 0, scales: 0, sums: 0, rows: 0, k: 0 }
+  readonly scratch: ActivationScratch = { codes: 0, scales: 0, sums: 0, starts: 0, rows: 0, k: 0 }
   readonly #loaded = new Map<string, Pointer>()
 
   constructor(options: LoadContextOptions) {
@@ -747,6 +750,7 @@ export class LoadContext {
     this.scratch.codes = this.kernels.alloc(rows * blocks * 32 * 2, 16)
     this.scratch.scales = this.kernels.alloc(rows * blocks * 4, 16)
     this.scratch.sums = this.kernels.alloc(rows * blocks * 4, 16)
+    this.scratch.starts = this.kernels.alloc(rows * blocks * 4, 16)
     this.scratch.rows = rows
     this.scratch.k = k
   }

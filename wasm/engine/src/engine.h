@@ -25,9 +25,17 @@
  * The relaxed-SIMD 4-bit kernels' activation layout (quantize_rows_q4_relaxed, gemm-q4-relaxed.c):
  * tokens in quads, a quad's codes of one block side by side. Token t of `rows` is in the quad
  * starting at t & ~3, of relaxed_quad_size(t, rows) tokens (4, or what is left at the end); its
- * block b is unit (t & ~3) * blocks + b * size + (t & 3), a unit being 32 code bytes, one scale and
- * one sum. One token alone (decode) is plain row order.
+ * block b is unit (t & ~3) * blocks + b * size + (t & 3), a unit being 32 code bytes, one scale,
+ * one sum and one start. One token alone (decode) is plain row order.
  */
+/**
+ * What the relaxed-SIMD prefill panel adds to every weight code after subtracting its zero point
+ * (gemm-q4-relaxed.c): code - zero + 15 is within [0, 30], a valid second operand of the relaxed
+ * dot; the block's tile starts from -15 times the activation sums (quantize_rows_q4_relaxed's
+ * starts) to take it back out.
+ */
+#define PANEL_CODE_OFFSET 15
+
 static inline int relaxed_quad_size(int t, int rows) {
   int left = rows - (t & ~3);
   return left < 4 ? left : 4;

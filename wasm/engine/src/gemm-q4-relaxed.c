@@ -4,9 +4,9 @@
 // i16x8.relaxed_dot_i8x16_i7x16_s multiplies sixteen signed bytes by sixteen bytes of its second
 // operand and adds adjacent pairs into 16-bit lanes. It is "relaxed" only for a second operand
 // with the top bit set (a host may read it as signed or unsigned) and where a pair sum could
-// saturate 16 bits (x86's pmaddubsw). Here the second operand is always a weight code 0..15 and
-// the first an activation code in [-127, 127]: every pair sum is within ±3810, so every host
-// computes the same exact integer. One instruction per sixteen multiply-adds where the i16 path
+// saturate 16 bits (x86's pmaddubsw). Here the second operand is always a weight code, 0..15 (the
+// GEMV) or 0..30 (the prefill panel's offset codes), and the first an activation code in
+// [-127, 127]: every pair sum is within ±7620, so every host computes the same exact integer. One instruction per sixteen multiply-adds where the i16 path
 // (i32x4.dot_i16x8_s) needs two, and the codes stay bytes.
 //
 // Layouts. Weights are gemv-q4.c's grouped layout unchanged: a group block's vector v holds, in
@@ -19,8 +19,9 @@
 // four codes of one block are 128 contiguous bytes, so the prefill tile reaches all four tokens
 // from one address with constant offsets.
 //
-// Arithmetic: per block and output row, the integer dot(code, a) reduced completely (integer, so
-// the order is immaterial), minus zero · sum(a) exactly, then the one float step
+// Arithmetic: per block and output row, the integer dot(code - zero, a) reduced completely
+// (integer, so the order is immaterial; the GEMV subtracts zero · sum(a), the prefill panel
+// offsets its codes, see unpack_relaxed_panel), then the one float step
 // acc += float(dot) * (scale_w * scale_a), block after block: gemm_q4's formula, so the same bits
 // as gemm_q4 / gemm_panel_q4 for every output, any split, any host.
 #include "gemm-panel.h"
@@ -44,15 +45,8 @@ static inline v128_t load_zero4(const uint8_t *zero4) {
   return wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(zero4)));
 }
 
-/**
- * One block's float step for four rows (lane j = row j) and one token: the int16 pair sums s
- * widened (a dot with ones: |sum| <= 8 pairs x 3810 < 2^15 per lane, exact), minus zero · sum(a)
- * (z32: zero j in the low int16 of lane j; |sum(a)| <= 32 · 127 < 2^15), then
- * acc + float(dot) * (scale_w * scale_a).
- */
-static inline v128_t block_step(v128_t acc, v128_t s, v128_t ones, v128_t z32, v128_t sum, v128_t w_scales,
-                                v128_t a_scale) {
-  v128_t dot = wasm_i32x4_sub(wasm_i32x4_dot_i16x8(s, ones), wasm_i32x4_dot_i16x8(z32, sum));
+/** One block's float step for four rows (lane j = row j): acc + float(dot) * (scale_w * scale_a). */
+static inline v128_t float_step(v128_t acc, v128_t dot, v128_t w_scales, v128_t a_scale) {
   return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_mul(w_scales, a_scale)));
 }
 
@@ -96,8 +90,11 @@ void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const u
                                               wasm_v128_and(wasm_u16x8_shr(x, 4), mask)));
         }
         v128_t s = wasm_i16x8_add(wasm_i16x8_add(pairs[0], pairs[1]), wasm_i16x8_add(pairs[2], pairs[3]));
-        acc = block_step(acc, s, ones, load_zero4(wz + b * 4), wasm_v128_load32_splat(asum + b * stride),
-                         wasm_v128_load(ws + b * 4), wasm_v128_load32_splat(as + b * stride));
+        // Widened (a dot with ones: |sum| <= 8 pairs x 3810 < 2^15 per lane, exact), minus
+        // zero · sum(a) (zero j in the low int16 of lane j; |sum(a)| <= 32 · 127 < 2^15).
+        v128_t dot = wasm_i32x4_sub(wasm_i32x4_dot_i16x8(s, ones),
+                                    wasm_i32x4_dot_i16x8(load_zero4(wz + b * 4), wasm_v128_load32_splat(asum + b * stride)));
+        acc = float_step(acc, dot, wasm_v128_load(ws + b * 4), wasm_v128_load32_splat(as + b * stride));
       }
       store_lanes(y + (int64_t)r * n_total + n, acc, valid);
     }
@@ -107,33 +104,43 @@ void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const u
 /**
  * Unpacks `groups` (1 or 2) groups of four rows from row n, blocks [b0, b0 + nb), into the panel:
  * per (block, group) eight vectors (the low and high nibbles of each of the group block's four
- * vectors, codes 0..15 as bytes) at panel + (b * groups + g) * 128, and beside them, at
- * [b * groups + g], the four zero points as int32 lanes and the four weight scales: everything a
- * tile reads per block sits at constant offsets from the block's base.
+ * vectors as bytes code - zero + PANEL_CODE_OFFSET, 0..30) at panel + (b * groups + g) * 128, and
+ * beside them, at [b * groups + g], the four weight scales: everything a tile reads per block sits
+ * at constant offsets from the block's base.
+ *
+ * Why the offset: the zero points leave the tile's inner loop. dot(code - zero, a) is then
+ * dot(code - zero + 15, a) - 15 · sum(a), and the second term is the same for every row, so it is
+ * the start value of the token's int16 sums (quantize_rows_q4_relaxed's starts), not a multiply
+ * per row group and block: measured 1.11-1.15x on Qwen3.5-0.8B's shapes (512 tokens, one thread),
+ * as the integer multiplies are what the tile is bound by.
  */
 static inline void unpack_relaxed_panel(const uint8_t *weights, const float *weight_scales,
                                         const uint8_t *zero_points, int blocks, int n, int groups, int b0, int nb,
-                                        v128_t mask, uint8_t *panel, v128_t *zeros, v128_t *w_scales) {
+                                        v128_t mask, uint8_t *panel, v128_t *w_scales) {
   const int64_t group_bytes = (int64_t)blocks * GROUP_BLOCK_BYTES;
+  const v128_t offset = wasm_i8x16_splat(PANEL_CODE_OFFSET);
   for (int b = 0; b < nb; b++)
     for (int g = 0; g < groups; g++) {
       int64_t group = (n >> 2) + g;
       const uint8_t *w = weights + group * group_bytes + (int64_t)(b0 + b) * GROUP_BLOCK_BYTES;
       uint8_t *out = panel + (b * groups + g) * 128;
+      // Row j's zero point in lane j's four bytes (the grouped layout's rows, see above).
+      v128_t zeros = wasm_i8x16_swizzle(wasm_v128_load32_zero(zero_points + (group * blocks + b0 + b) * 4),
+                                        wasm_i8x16_make(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+      v128_t shift = wasm_i8x16_sub(offset, zeros);
       for (int v = 0; v < 4; v++) {
         v128_t x = wasm_v128_load(w + 16 * v);
-        wasm_v128_store(out + 32 * v, wasm_v128_and(x, mask));
-        wasm_v128_store(out + 32 * v + 16, wasm_v128_and(wasm_u16x8_shr(x, 4), mask));
+        wasm_v128_store(out + 32 * v, wasm_i8x16_add(wasm_v128_and(x, mask), shift));
+        wasm_v128_store(out + 32 * v + 16, wasm_i8x16_add(wasm_v128_and(wasm_u16x8_shr(x, 4), mask), shift));
       }
-      zeros[b * groups + g] = load_zero4(zero_points + (group * blocks + b0 + b) * 4);
       w_scales[b * groups + g] = wasm_v128_load(weight_scales + (group * blocks + b0 + b) * 4);
     }
 }
 
 /**
  * The prefill tile: `tokens` (4: a whole quad, or 1) tokens x `groups` (2 or 1) groups of the
- * panel, blocks [0, nb), accumulating into acc[t * groups + g]. a / as / asum: the first token's
- * codes, scale and sum at the chunk's first block, `stride` units per block (relaxed_unit).
+ * panel, blocks [0, nb), accumulating into acc[t * groups + g]. a / as / start: the first token's
+ * codes, scale and start at the chunk's first block, `stride` units per block (relaxed_unit).
  *
  * Per block, every panel vector is loaded once for all the tile's tokens and every broadcast of
  * four codes is used once per group: with four tokens and two groups, eight int16 sums, two panel
@@ -143,15 +150,17 @@ static inline void unpack_relaxed_panel(const uint8_t *weights, const float *wei
  * measured slower, as V8 then spills the sums.
  */
 static inline __attribute__((always_inline)) void run_tile(int tokens, int groups, const uint8_t *panel,
-                                                           const v128_t *zeros, const v128_t *w_scales, const int8_t *a, const float *as, const int32_t *asum,
+                                                           const v128_t *w_scales, const int8_t *a, const float *as, const int32_t *start,
                                                            int stride, int nb, v128_t ones, v128_t *acc) {
   for (int b = 0; b < nb; b++) {
     const uint8_t *w = panel + b * groups * 128;
     const int8_t *ab = a + (int64_t)b * stride * BLOCK;
     PANEL_OPAQUE(w);
     PANEL_OPAQUE(ab);
+    // Every group's sums of token t start from its -15 · sum(a) pair (see unpack_relaxed_panel).
     v128_t s[8];
-    for (int i = 0; i < tokens * groups; i++) s[i] = wasm_i16x8_splat(0);
+    for (int t = 0; t < tokens; t++)
+      for (int g = 0; g < groups; g++) s[t * groups + g] = wasm_v128_load32_splat(start + b * stride + t);
 #pragma clang loop unroll(disable)
     for (int u = 0; u < 8; u++) {
       v128_t w0 = wasm_v128_load(w + 16 * u);
@@ -162,11 +171,12 @@ static inline __attribute__((always_inline)) void run_tile(int tokens, int group
         if (groups == 2) s[t * groups + 1] = wasm_i16x8_add(s[t * groups + 1], dot_pairs(x, w1));
       }
     }
+    // Each lane's int16 pair, now dot(code - zero, a) in halves (each within 16 x 15 x 127 <
+    // 2^15, so the wrapping int16 adds above are exact), widened by a dot with ones.
     for (int t = 0; t < tokens; t++) {
-      v128_t sum = wasm_v128_load32_splat(asum + b * stride + t);
       v128_t a_scale = wasm_v128_load32_splat(as + b * stride + t);
       for (int g = 0; g < groups; g++)
-        acc[t * groups + g] = block_step(acc[t * groups + g], s[t * groups + g], ones, zeros[b * groups + g], sum,
+        acc[t * groups + g] = float_step(acc[t * groups + g], wasm_i32x4_dot_i16x8(s[t * groups + g], ones),
                                          w_scales[b * groups + g], a_scale);
     }
   }
@@ -178,9 +188,9 @@ static inline __attribute__((always_inline)) void run_tile(int tokens, int group
  * n, of whose 4 * groups rows `valid` are real.
  */
 static inline __attribute__((always_inline)) void tile_pass(int tokens, int groups, const uint8_t *panel,
-                                                            const v128_t *zeros, const v128_t *w_scales, int n_total,
+                                                            const v128_t *w_scales, int n_total,
                                                             int blocks, const int8_t *codes, const float *scales,
-                                                            const int32_t *sums, int rows, float *y, int n, int valid,
+                                                            const int32_t *starts, int rows, float *y, int n, int valid,
                                                             int b0, int nb, int t, v128_t ones) {
   int64_t unit = relaxed_unit(t, b0, rows, blocks);
   // A four-token tile is a whole quad: the constant lets every address in the tile fold.
@@ -192,8 +202,8 @@ static inline __attribute__((always_inline)) void tile_pass(int tokens, int grou
       float *yt = y + (int64_t)(t + i) * n_total + n + 4 * g;
       acc[i * groups + g] = b0 == 0 ? wasm_f32x4_splat(0.0f) : load_lanes(yt, lanes);
     }
-  run_tile(tokens, groups, panel, zeros, w_scales, codes + unit * BLOCK,
-           scales + unit, sums + unit, stride, nb, ones, acc);
+  run_tile(tokens, groups, panel, w_scales, codes + unit * BLOCK,
+           scales + unit, starts + unit, stride, nb, ones, acc);
   for (int i = 0; i < tokens; i++)
     for (int g = 0; g < groups; g++) {
       int lanes = valid - 4 * g < 4 ? valid - 4 * g : 4;
@@ -202,46 +212,45 @@ static inline __attribute__((always_inline)) void tile_pass(int tokens, int grou
 }
 
 /** Every token over the chunk's panel: whole quads four at a time, a last partial quad's tokens one by one. */
-static inline __attribute__((always_inline)) void panel_pass(int groups, const uint8_t *panel, const v128_t *zeros,
+static inline __attribute__((always_inline)) void panel_pass(int groups, const uint8_t *panel, 
                                                              const v128_t *w_scales, int n_total, int blocks,
                                                              const int8_t *codes, const float *scales,
-                                                             const int32_t *sums, int rows, float *y, int n, int valid,
+                                                             const int32_t *starts, int rows, float *y, int n, int valid,
                                                              int b0, int nb, v128_t ones) {
   int t = 0;
   for (; t + 4 <= rows; t += 4)
-    tile_pass(4, groups, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, t,
+    tile_pass(4, groups, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, t,
               ones);
   for (; t < rows; t++)
-    tile_pass(1, groups, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, t,
+    tile_pass(1, groups, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, t,
               ones);
 }
 
 /**
  * The prefill product: eight rows unpacked once per chunk of k, then every token over them, a
  * whole quad at a time (tile_pass with four tokens), the tokens of a last partial quad one by
- * one. Arguments as gemm_q4_relaxed's.
+ * one. Arguments as gemm_q4_relaxed's, with quantize_rows_q4_relaxed's starts in place of its sums.
  */
 EXPORT(gemm_panel_q4_relaxed)
 void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points,
-                           int n_total, int blocks, const int8_t *codes, const float *scales, const int32_t *sums,
+                           int n_total, int blocks, const int8_t *codes, const float *scales, const int32_t *starts,
                            int rows, float *y, int n_begin, int n_end) {
   const v128_t mask = wasm_i8x16_splat((int8_t)(0x0f | (blocks >> 30)));
   const v128_t ones = wasm_i16x8_splat((int16_t)(1 | (blocks >> 30)));
   uint8_t panel[2 * RELAXED_PANEL_BLOCKS * 128] __attribute__((aligned(16)));
-  v128_t zeros[2 * RELAXED_PANEL_BLOCKS];
   v128_t w_scales[2 * RELAXED_PANEL_BLOCKS];
   for (int n = n_begin; n < n_end;) {
     int groups = n + 8 <= n_end ? 2 : 1;
     int valid = n_end - n < 4 * groups ? n_end - n : 4 * groups;
     for (int b0 = 0; b0 < blocks; b0 += RELAXED_PANEL_BLOCKS) {
       int nb = blocks - b0 < RELAXED_PANEL_BLOCKS ? blocks - b0 : RELAXED_PANEL_BLOCKS;
-      unpack_relaxed_panel(weights, weight_scales, zero_points, blocks, n, groups, b0, nb, mask, panel, zeros,
+      unpack_relaxed_panel(weights, weight_scales, zero_points, blocks, n, groups, b0, nb, mask, panel,
                            w_scales);
       // Two call sites with constant group counts, so each inlined copy has no branch per block.
       if (groups == 2)
-        panel_pass(2, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, ones);
+        panel_pass(2, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, ones);
       else
-        panel_pass(1, panel, zeros, w_scales, n_total, blocks, codes, scales, sums, rows, y, n, valid, b0, nb, ones);
+        panel_pass(1, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, ones);
     }
     n += groups * 4;
   }

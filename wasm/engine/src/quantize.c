@@ -112,14 +112,26 @@ void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *sc
 
 #ifdef __wasm_relaxed_simd__
 /**
+ * The prefill tile's start value from a block's sums of even and odd elements (each within
+ * 16 * 127, so each product within +-30480: int16).
+ */
+static inline int32_t panel_start(int32_t even, int32_t odd) {
+  return (int32_t)((uint32_t)(uint16_t)(int16_t)(-PANEL_CODE_OFFSET * even) |
+                   ((uint32_t)(uint16_t)(int16_t)(-PANEL_CODE_OFFSET * odd) << 16));
+}
+
+/**
  * quantize_rows_q4's codes, scales and sums for the relaxed-SIMD 4-bit kernels
  * (src/gemm-q4-relaxed.c): the same quantization, the codes as plain bytes (no plane factor) in
  * the element order those kernels meet the weight nibbles, 0 4 1 5 2 6 3 7 within each eight,
- * and tokens in quads (relaxed_unit, engine.h): codes rows * blocks * 32 bytes, scales and sums
- * rows * blocks each.
+ * and tokens in quads (relaxed_unit, engine.h): codes rows * blocks * 32 bytes, scales, sums and
+ * starts rows * blocks each. starts: the prefill tile's start value for the block (see
+ * gemm-q4-relaxed.c's PANEL_CODE_OFFSET): -PANEL_CODE_OFFSET times the sum of the even elements
+ * in the low int16, of the odd ones in the high int16.
  */
 EXPORT(quantize_rows_q4_relaxed)
-void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, float *scales, int32_t *sums) {
+void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, float *scales, int32_t *sums,
+                              int32_t *starts) {
   static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
   int blocks = (k + BLOCK - 1) / BLOCK;
   float tmp[BLOCK];
@@ -144,15 +156,22 @@ void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, fl
         wasm_v128_store(out, wasm_i8x16_narrow_i16x8(eights[0], eights[1]));
         wasm_v128_store(out + 16, wasm_i8x16_narrow_i16x8(eights[2], eights[3]));
         sums[unit] = sum_i32x4(total);
+        // The even elements are lanes 0 and 2 of every c (elements 4m..4m+3).
+        starts[unit] = panel_start(wasm_i32x4_extract_lane(total, 0) + wasm_i32x4_extract_lane(total, 2),
+                                   wasm_i32x4_extract_lane(total, 1) + wasm_i32x4_extract_lane(total, 3));
         continue;
       }
       quantize_block(x + (int64_t)r * k + start, count, tmp, scales + unit);
-      int32_t sum = 0;
+      int32_t even = 0, odd = 0;
       for (int i = 0; i < BLOCK; i++) {
         out[i] = (int8_t)(int)tmp[(i & ~7) + order[i & 7]];
-        sum += (int32_t)tmp[i];
+        if (i & 1)
+          odd += (int32_t)tmp[i];
+        else
+          even += (int32_t)tmp[i];
       }
-      sums[unit] = sum;
+      sums[unit] = even + odd;
+      starts[unit] = panel_start(even, odd);
     }
   }
 }
