@@ -22,6 +22,7 @@
 // within the stall bound (stallBoundMs). The pool then refuses every later pass with the same
 // error; the session closes it (every helper stopped) and the model must be loaded again.
 import { BackendError } from '../../core/errors.ts'
+import { SpinWait } from './spin-wait.ts'
 
 /** Kernels that take a trailing [begin, end) range and may be split. */
 export const parallelKernels = [
@@ -140,9 +141,10 @@ export function helperLoop(
 ): void {
   const words = new Int32Array(memory.buffer, control, controlWords)
   const floats = new Float32Array(memory.buffer, control, controlWords)
+  const spinWait = new SpinWait()
   let seen = 0
   for (;;) {
-    Atomics.wait(words, GENERATION, seen)
+    if (!spinWait.spin(words, GENERATION, seen)) Atomics.wait(words, GENERATION, seen)
     seen = Atomics.load(words, GENERATION)
     if (Atomics.load(words, JOBS) === -1) return
     let failed = false
@@ -189,6 +191,7 @@ export class ThreadPool {
   readonly #floats: Float32Array
   readonly #stop: () => Promise<void>
   readonly #mayBlock = threadMayBlock()
+  readonly #spinWait = new SpinWait()
   #failure: BackendError | undefined
   #closing: Promise<void> | undefined
 
@@ -295,6 +298,10 @@ export class ThreadPool {
   #waitForHelpers(jobs: readonly ParallelJob[], generation: number, ownShareMs: number): void {
     const words = this.#words
     const boundMs = stallBoundMs(ownShareMs)
+    // Most passes end while this thread spins; the loop below then returns at once. A helper that
+    // fails changes PENDING too (it counts itself done).
+    const pending = Atomics.load(words, PENDING)
+    if (pending !== 0) this.#spinWait.spin(words, PENDING, pending)
     let waitedMs = 0
     let last = performance.now()
     for (let spins = 0; ; spins++) {
