@@ -2,7 +2,8 @@
 //
 // A decode step runs some two hundred passes a few microseconds apart, and waking a thread that
 // sleeps costs tens of microseconds each time: on Qwen3.5-0.8B q4 with two threads in Node on a
-// quiet 2-core machine, spinning up to 0.2 ms took a decode step from 30.5-35.2 ms to 24.3-27.0 ms.
+// quiet 2-core machine, spinning up to 0.2 ms took a decode step from 29.6-32.5 ms to 24.0-24.7 ms
+// (docs/wasm-engine.md, Threads, has the figures with other processes busy).
 // On a busy machine the same spinning is a loss: a spinning thread holds a core that the thread it
 // waits for needs (with one other busy process: 41-51 ms → 75-85 ms), and most spins then run out
 // (75-89 % against 3-4 % on the quiet machine). So each thread backs off on its own: a spin that

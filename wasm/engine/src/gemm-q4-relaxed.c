@@ -6,8 +6,9 @@
 // with the top bit set (a host may read it as signed or unsigned) and where a pair sum could
 // saturate 16 bits (x86's pmaddubsw). Here the second operand is always a weight code, 0..15 (the
 // GEMV) or 0..30 (the prefill panel's offset codes), and the first an activation code in
-// [-127, 127]: every pair sum is within ±7620, so every host computes the same exact integer. One instruction per sixteen multiply-adds where the i16 path
-// (i32x4.dot_i16x8_s) needs two, and the codes stay bytes.
+// [-127, 127]: every pair sum is within ±7620, so every host computes the same exact integer.
+// One instruction per sixteen multiply-adds where the i16 path (i32x4.dot_i16x8_s) needs two,
+// and the codes stay bytes.
 //
 // Layouts. Weights are gemv-q4.c's grouped layout unchanged: a group block's vector v holds, in
 // byte 4j + 2h + s, row j's elements 8v + 2p + h in nibble p = 2s (low) and 2s + 1 (high). So
@@ -111,7 +112,7 @@ void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const u
  * Why the offset: the zero points leave the tile's inner loop. dot(code - zero, a) is then
  * dot(code - zero + 15, a) - 15 · sum(a), and the second term is the same for every row, so it is
  * the start value of the token's int16 sums (quantize_rows_q4_relaxed's starts), not a multiply
- * per row group and block: measured 1.11-1.15x on Qwen3.5-0.8B's shapes (512 tokens, one thread),
+ * per row group and block: measured 1.10-1.12x on Qwen3.5-0.8B's shapes (512 tokens, one thread),
  * as the integer multiplies are what the tile is bound by.
  */
 static inline void unpack_relaxed_panel(const uint8_t *weights, const float *weight_scales,
