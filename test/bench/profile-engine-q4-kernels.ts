@@ -47,8 +47,8 @@ async function prepare(relaxed: boolean, n: number, k: number) {
   const starts = kernels.alloc(tokens * blocks * 4)
   const y = kernels.alloc(tokens * n * 4)
   const K = kernels.k
-  if (relaxed) K.quantize_rows_q4_relaxed!(x, tokens, k, codes, aScales, sums, starts)
-  else K.quantize_rows_q4(x, tokens, k, codes, aScales, sums)
+  if (relaxed) K.quantize_rows_q4_relaxed!(x, tokens, k, codes, aScales, sums, starts, 0, tokens)
+  else K.quantize_rows_q4(x, tokens, k, codes, aScales, sums, 0, tokens)
   const gemm = (rows: number, out: Pointer) =>
     relaxed
       ? K.gemm_panel_q4_relaxed!(weights, scales, zeros, n, blocks, codes, aScales, starts, rows, out, 0, n)

@@ -36,8 +36,27 @@ type FourBitProduct = (
 export interface KernelExports {
   readonly __heap_base: WebAssembly.Global
   readonly __stack_pointer: WebAssembly.Global
-  quantize_rows_q8(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer): void
-  quantize_rows_q4(x: Pointer, rows: number, k: number, codes: Pointer, scales: Pointer, sums: Pointer): void
+  // The quantizers and silu_mul take a trailing [begin, end) of rows / elements, like the other
+  // kernels threads split (thread-pool.ts's parallelKernels).
+  quantize_rows_q8(
+    x: Pointer,
+    rows: number,
+    k: number,
+    codes: Pointer,
+    scales: Pointer,
+    rowBegin: number,
+    rowEnd: number,
+  ): void
+  quantize_rows_q4(
+    x: Pointer,
+    rows: number,
+    k: number,
+    codes: Pointer,
+    scales: Pointer,
+    sums: Pointer,
+    rowBegin: number,
+    rowEnd: number,
+  ): void
   gemm_q4: FourBitProduct
   /**
    * The relaxed-SIMD builds only (src/gemm-q4-relaxed.c): gemm_q4 / gemm_panel_q4's bits from
@@ -52,6 +71,8 @@ export interface KernelExports {
     scales: Pointer,
     sums: Pointer,
     starts: Pointer,
+    rowBegin: number,
+    rowEnd: number,
   ): void
   gemm_q4_relaxed?: FourBitProduct
   gemm_panel_q4_relaxed?: FourBitProduct
@@ -175,7 +196,7 @@ export interface KernelExports {
     headBegin: number,
     headEnd: number,
   ): void
-  silu_mul(gate: Pointer, up: Pointer, count: number): void
+  silu_mul(gate: Pointer, up: Pointer, begin: number, end: number): void
   add_into(a: Pointer, b: Pointer, count: number): void
   argmax(x: Pointer, count: number): number
   // Qwen3.5 (src/causal-conv.c, src/gated-delta.c, src/gated-attention.c).

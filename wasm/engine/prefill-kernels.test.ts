@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { Kernels, type Pointer } from './kernels.ts'
 import { loadEngineModule } from './node.ts'
 import { hostHasRelaxedSimd } from './simd.ts'
-import { shareRange } from './thread-pool.ts'
+import { type ParallelKernel, shareRange } from './thread-pool.ts'
 
 /** A small deterministic generator (the same data on every run). */
 function generator(seed: number): () => number {
@@ -79,7 +79,7 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
     const groupedScales = kernels.alloc(groups * blocks * 16)
     const groupedZero = kernels.alloc(groups * blocks * 4)
     K.repack_q4_scales(storedScales, storedZero, c.n, blocks, groupedScales, groupedZero)
-    K.quantize_rows_q4(x, c.tokens, c.k, codes, scales, sums)
+    K.quantize_rows_q4(x, c.tokens, c.k, codes, scales, sums, 0, c.tokens)
 
     const decode = kernels.alloc(c.tokens * c.n * 4)
     for (let t = 0; t < c.tokens; t++)
@@ -187,7 +187,7 @@ describe('prefill GEMM equals the decode GEMV bit for bit', () => {
     K.repack_q8_grouped(stored, 0, split, c.k, c.n, weights)
     K.repack_q8_grouped(stored + split * c.n, split, c.k - split, c.k, c.n, weights)
     const weightScales = floats(c.n, 0.01, 0.1)
-    K.quantize_rows_q8(x, c.tokens, c.k, codes, scales)
+    K.quantize_rows_q8(x, c.tokens, c.k, codes, scales, 0, c.tokens)
 
     const decode = kernels.alloc(c.tokens * c.n * 4)
     for (let t = 0; t < c.tokens; t++)
@@ -288,7 +288,7 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
       expect(relaxed.kernels.relaxed && !plain.kernels.relaxed).toBe(true)
       const blocks = plain.blocks
       const size = c.tokens * c.n
-      P.quantize_rows_q4(plain.x, c.tokens, c.k, plain.codes, plain.scales, plain.sums)
+      P.quantize_rows_q4(plain.x, c.tokens, c.k, plain.codes, plain.scales, plain.sums, 0, c.tokens)
       const expected = plain.kernels.alloc(size * 4)
       P.gemm_q4(...plain.matrix, plain.codes, plain.scales, plain.sums, c.tokens, expected, 0, c.n)
 
@@ -300,6 +300,8 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
         relaxed.scales,
         relaxed.sums,
         relaxed.starts,
+        0,
+        c.tokens,
       )
       // The same quantization: scales and sums bit for bit, token t's block b at its unit of the
       // quad layout (src/engine.h's relaxed_unit, written out again here).
@@ -336,7 +338,7 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
       const oneStarts = relaxed.kernels.alloc(blocks * 4)
       const decode = relaxed.kernels.alloc(size * 4)
       for (let t = 0; t < c.tokens; t++) {
-        R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one, oneStarts)
+        R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one, oneStarts, 0, 1)
         R.gemm_q4_relaxed!(...relaxed.matrix, ...one, 1, decode + t * c.n * 4, 0, c.n)
       }
       const batched = relaxed.kernels.alloc(size * 4)
@@ -406,8 +408,8 @@ describe('activation quantization (SIMD blocks, scalar tail) equals its scalar d
     for (let i = 32; i < 64 && i < k; i++) xs[i] = 0
     kernels.f32(x, rows * k).set(xs)
     for (const order of ['q8', 'q4'] as const) {
-      if (order === 'q8') K.quantize_rows_q8(x, rows, k, codes, scales)
-      else K.quantize_rows_q4(x, rows, k, codes, scales, sums)
+      if (order === 'q8') K.quantize_rows_q8(x, rows, k, codes, scales, 0, rows)
+      else K.quantize_rows_q4(x, rows, k, codes, scales, sums, 0, rows)
       const expected = quantizeReference(xs, k, order)
       expect(new Int16Array(kernels.memory.buffer, codes, rows * blocks * 32)).toEqual(expected.codes)
       expect(
@@ -444,9 +446,9 @@ describe('SwiGLU (silu_mul) four lanes at a time equals its one-element path', (
     kernels.f32(gate, count).set(values)
     kernels.f32(one, count).set(values)
     kernels.f32(up, count).set(values.map((_, i) => 1 + (i % 7) * 0.25))
-    kernels.k.silu_mul(gate, up, count)
+    kernels.k.silu_mul(gate, up, 0, count)
     // count 1: the scalar path (q35_sigmoidf), element by element.
-    for (let i = 0; i < count; i++) kernels.k.silu_mul(one + i * 4, up + i * 4, 1)
+    for (let i = 0; i < count; i++) kernels.k.silu_mul(one + i * 4, up + i * 4, 0, 1)
     expect(
       Buffer.from(kernels.bytes(gate, count * 4)).equals(Buffer.from(kernels.bytes(one, count * 4))),
     ).toBe(true)
@@ -610,4 +612,71 @@ describe('attention over many query rows equals its documented order of operatio
       ).toBe(true)
     },
   )
+})
+
+// Threads split a prompt pass's quantizers by rows and silu_mul by elements (thread-pool.ts's
+// parallelKernels): every share run alone, in reverse order, gives the bytes of one whole call.
+describe('the quantizers and silu_mul split into thread shares equal one whole call', () => {
+  const modules = hostHasRelaxedSimd() ? (['plain', 'relaxed'] as const) : (['plain'] as const)
+  it.each(cases)('n $n, k $k, $tokens tokens, in 1 to 4 shares', async (c) => {
+    for (const simd of modules) {
+      const whole = await setup(c, c.k * 3 + c.tokens, await loadEngineModule(simd))
+      const K = whole.kernels.k
+      const blocks = whole.blocks
+      // Per quantizer and token, the bytes of each output (codes, scales, sums, starts).
+      const quantizers: { name: ParallelKernel; outputs: number[] }[] = [
+        { name: 'quantize_rows_q8', outputs: [blocks * 64, blocks * 4] },
+        { name: 'quantize_rows_q4', outputs: [blocks * 64, blocks * 4, blocks * 4] },
+      ]
+      if (simd === 'relaxed')
+        quantizers.push({
+          name: 'quantize_rows_q4_relaxed',
+          outputs: [blocks * 32, blocks * 4, blocks * 4, blocks * 4],
+        })
+      const noisy = whole.kernels.alloc(c.tokens * c.k * 4)
+      for (const { name, outputs } of quantizers) {
+        const run = K[name] as (...values: number[]) => void
+        const once = outputs.map((bytes) => whole.kernels.alloc(c.tokens * bytes))
+        run(whole.x, c.tokens, c.k, ...once, 0, c.tokens)
+        for (let shares = 2; shares <= 4; shares++) {
+          const split = outputs.map((bytes) => whole.kernels.alloc(c.tokens * bytes))
+          for (let share = shares - 1; share >= 0; share--) {
+            const [begin, end] = shareRange(c.tokens, shares, 1, share)
+            if (begin >= end) continue
+            // The other shares' rows are garbage here: a kernel that read (or wrote) outside its
+            // rows would leave other codes behind.
+            const rows = whole.kernels.f32(noisy, c.tokens * c.k)
+            rows.set(whole.kernels.f32(whole.x, c.tokens * c.k))
+            rows.fill(3e38, 0, begin * c.k)
+            rows.fill(-7, end * c.k)
+            run(noisy, c.tokens, c.k, ...split, begin, end)
+          }
+          outputs.forEach((bytes, i) =>
+            expect(
+              bytesOf(whole.kernels, split[i]!, (c.tokens * bytes) / 4),
+              `${simd} ${name}, ${shares} shares`,
+            ).toEqual(bytesOf(whole.kernels, once[i]!, (c.tokens * bytes) / 4)),
+          )
+        }
+      }
+      // silu_mul in place: each run from a copy of the same gate values.
+      const count = c.tokens * c.k
+      const gate = whole.x
+      const up = whole.floats(count, 1, 0.5)
+      const original = Buffer.from(whole.kernels.bytes(gate, count * 4))
+      K.silu_mul(gate, up, 0, count)
+      const expected = Buffer.from(whole.kernels.bytes(gate, count * 4))
+      for (let shares = 2; shares <= 4; shares++) {
+        whole.kernels.bytes(gate, count * 4).set(original)
+        for (let share = shares - 1; share >= 0; share--) {
+          const [begin, end] = shareRange(count, shares, 16, share)
+          if (begin < end) K.silu_mul(gate, up, begin, end)
+        }
+        expect(
+          Buffer.from(whole.kernels.bytes(gate, count * 4)).equals(expected),
+          `${simd} silu_mul, ${shares} shares`,
+        ).toBe(true)
+      }
+    }
+  })
 })

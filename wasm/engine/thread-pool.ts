@@ -38,6 +38,11 @@ export const parallelKernels = [
   // Qwen3.5: value heads of the delta rule, channels of the causal conv.
   'qwen35_gated_delta',
   'qwen35_causal_conv_silu',
+  // A prompt pass's activations: rows of the quantizers, elements of SwiGLU.
+  'quantize_rows_q8',
+  'quantize_rows_q4',
+  'quantize_rows_q4_relaxed',
+  'silu_mul',
 ] as const
 export type ParallelKernel = (typeof parallelKernels)[number]
 

@@ -152,7 +152,7 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
       {
         kernel: 'quantize_rows_q4_relaxed',
         calls: 160,
-        run: () => quantize(x, prefillRows, productK, codes, scales, sums, starts),
+        run: () => quantize(x, prefillRows, productK, codes, scales, sums, starts, 0, prefillRows),
       },
       {
         kernel: 'gemm_panel_q4_relaxed',
@@ -171,7 +171,7 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
       {
         kernel: 'quantize_rows_q4',
         calls: 160,
-        run: () => K.quantize_rows_q4(x, prefillRows, productK, codes, scales, sums),
+        run: () => K.quantize_rows_q4(x, prefillRows, productK, codes, scales, sums, 0, prefillRows),
       },
       {
         kernel: 'gemm_panel_q4',
@@ -190,7 +190,7 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
       {
         kernel: 'quantize_rows_q8',
         calls: 160,
-        run: () => K.quantize_rows_q8(x, prefillRows, productK, codes, scales),
+        run: () => K.quantize_rows_q8(x, prefillRows, productK, codes, scales, 0, prefillRows),
       },
       {
         kernel: 'gemm_panel_q8',
@@ -224,7 +224,7 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
       run: () => K.rms_norm(x, normWeight, normOut, prefillRows, hidden, 1e-6, 0),
     },
     { kernel: 'add_into', calls: 700, run: () => K.add_into(normOut, other, prefillRows * hidden) },
-    { kernel: 'silu_mul', calls: 170, run: () => K.silu_mul(normOut, other, prefillRows * hidden) },
+    { kernel: 'silu_mul', calls: 170, run: () => K.silu_mul(normOut, other, 0, prefillRows * hidden) },
   )
 
   // Attention: two query heads over one key / value head, a few new positions after a few cached

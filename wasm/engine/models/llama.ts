@@ -17,6 +17,7 @@ import {
   kvCacheCapacity,
   type Linear,
   type LoadContext,
+  rowSplit,
   runShared,
 } from './load-context.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
@@ -212,7 +213,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       K.add_into(residual, t, outputs * hidden)
       K.rms_norm(residual, layer.postNorm, h, outputs, hidden, eps, 0)
       runShared([layer.gate, layer.up], h, outputs, [gate, up])
-      K.silu_mul(gate, up, outputs * intermediate)
+      rowSplit(kernels, 'silu_mul', [gate, up], outputs, outputs * intermediate, 16)
       layer.down.run(gate, outputs, t)
       K.add_into(residual, t, outputs * hidden)
     })

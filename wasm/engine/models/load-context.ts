@@ -37,6 +37,23 @@ export type LinearFormat = 'q4' | 'q8' | 'f32'
  */
 export const panelRows = 4
 
+/**
+ * kernel(...args, begin, end) over [0, total) (shares aligned to `align`): split across the
+ * threads for a prompt pass (`rows` of at least panelRows), run on this thread alone for fewer
+ * rows (decode), where a pass of the pool would cost more than the work.
+ */
+export function rowSplit(
+  kernels: Kernels,
+  kernel: ParallelKernel,
+  args: readonly number[],
+  rows: number,
+  total = rows,
+  align = 1,
+): void {
+  if (rows >= panelRows) kernels.parallel(kernel, args, total, align)
+  else (kernels.k[kernel] as (...values: number[]) => void)(...args, 0, total)
+}
+
 /** Scratch for quantized activations, shared by every Linear of a model (sized at load). */
 export interface ActivationScratch {
   codes: Pointer
@@ -86,12 +103,18 @@ export class Linear {
   prepare(x: Pointer, rows: number): void {
     const s = this.#scratch
     if (rows > s.rows || this.inFeatures > s.k) throw new RangeError('activation scratch too small')
+    const k = this.inFeatures
     if (this.format === 'q4' && this.#kernels.relaxed)
-      this.#kernels.k.quantize_rows_q4_relaxed!(x, rows, this.inFeatures, s.codes, s.scales, s.sums, s.starts)
+      rowSplit(
+        this.#kernels,
+        'quantize_rows_q4_relaxed',
+        [x, rows, k, s.codes, s.scales, s.sums, s.starts],
+        rows,
+      )
     else if (this.format === 'q4')
-      this.#kernels.k.quantize_rows_q4(x, rows, this.inFeatures, s.codes, s.scales, s.sums)
+      rowSplit(this.#kernels, 'quantize_rows_q4', [x, rows, k, s.codes, s.scales, s.sums], rows)
     else if (this.format === 'q8')
-      this.#kernels.k.quantize_rows_q8(x, rows, this.inFeatures, s.codes, s.scales)
+      rowSplit(this.#kernels, 'quantize_rows_q8', [x, rows, k, s.codes, s.scales], rows)
   }
 
   /** y from the prepared activations (f32 reads x directly); output rows split across threads. */

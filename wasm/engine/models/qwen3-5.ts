@@ -30,6 +30,7 @@ import {
   kvCacheCapacity,
   type Linear,
   type LoadContext,
+  rowSplit,
   runShared,
 } from './load-context.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
@@ -465,7 +466,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       K.add_into(residual, t, outputs * hidden)
       K.rms_norm(residual, layer.postNorm, h, outputs, hidden, eps, 0)
       runShared([layer.gate, layer.up], h, outputs, [mlpGate, mlpUp])
-      K.silu_mul(mlpGate, mlpUp, outputs * intermediate)
+      rowSplit(kernels, 'silu_mul', [mlpGate, mlpUp], outputs, outputs * intermediate, 16)
       layer.down.run(mlpGate, outputs, t)
       K.add_into(residual, t, outputs * hidden)
     }

@@ -6,24 +6,24 @@
  * in float: sigmoid is qwen35-math.h's (an exp of ~1 ulp by a degree-6 polynomial, then
  * 1 / (1 + e^-x)), four lanes at a time and the tail by the scalar form of the same operations.
  * (Through engine.h's double exp two lanes at a time, it took ~3× as long: the largest
- * element-wise kernel of a prefill.)
+ * element-wise kernel of a prefill.) Elements [begin, end) only (threads split them).
  */
 EXPORT(silu_mul)
-void silu_mul(float *gate, const float *up, int count) {
-  int i = 0;
+void silu_mul(float *gate, const float *up, int begin, int end) {
+  int i = begin;
   // 4·Q35_SIDE at a time, the sigmoids side by side (the same bits as one vector at a time).
-  for (; i + 4 * Q35_SIDE <= count; i += 4 * Q35_SIDE) {
+  for (; i + 4 * Q35_SIDE <= end; i += 4 * Q35_SIDE) {
     v128_t g[Q35_SIDE], s[Q35_SIDE];
     for (int v = 0; v < Q35_SIDE; v++) s[v] = g[v] = wasm_v128_load(gate + i + 4 * v);
     q35_sigmoidf4_side(s);
     for (int v = 0; v < Q35_SIDE; v++)
       wasm_v128_store(gate + i + 4 * v, wasm_f32x4_mul(wasm_f32x4_mul(g[v], s[v]), wasm_v128_load(up + i + 4 * v)));
   }
-  for (; i + 4 <= count; i += 4) {
+  for (; i + 4 <= end; i += 4) {
     v128_t g = wasm_v128_load(gate + i);
     wasm_v128_store(gate + i, wasm_f32x4_mul(wasm_f32x4_mul(g, q35_sigmoidf4(g)), wasm_v128_load(up + i)));
   }
-  for (; i < count; i++) {
+  for (; i < end; i++) {
     float g = gate[i];
     gate[i] = (g * q35_sigmoidf(g)) * up[i];
   }

@@ -47,12 +47,16 @@ static inline float quantize_block_simd(const float *x, v128_t c[8]) {
   return max_abs / 127.0f;
 }
 
-/** x [rows, k] → codes [rows, blocks * 32] (int16), scales [rows, blocks]; natural element order. */
+/**
+ * x [rows, k] → codes [rows, blocks * 32] (int16), scales [rows, blocks]; natural element order.
+ * Like every quantizer here, only rows [row_begin, row_end) (threads split the rows; each row is
+ * quantized on its own, so the split changes no byte).
+ */
 EXPORT(quantize_rows_q8)
-void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *scales) {
+void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *scales, int row_begin, int row_end) {
   int blocks = (k + BLOCK - 1) / BLOCK;
   float tmp[BLOCK];
-  for (int r = 0; r < rows; r++) {
+  for (int r = row_begin; r < row_end; r++) {
     for (int b = 0; b < blocks; b++) {
       int start = b * BLOCK;
       int count = k - start < BLOCK ? k - start : BLOCK;
@@ -76,12 +80,13 @@ void quantize_rows_q8(const float *x, int rows, int k, int16_t *codes, float *sc
  * (unscaled, for the weights' zero point). |127 · 256| fits in int16.
  */
 EXPORT(quantize_rows_q4)
-void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *scales, int32_t *sums) {
+void quantize_rows_q4(const float *x, int rows, int k, int16_t *codes, float *scales, int32_t *sums, int row_begin,
+                      int row_end) {
   static const int16_t plane_factor[4] = {256, 16, 1, 256};
   const v128_t factors = wasm_i16x8_make(256, 256, 16, 16, 1, 1, 256, 256);
   int blocks = (k + BLOCK - 1) / BLOCK;
   float tmp[BLOCK];
-  for (int r = 0; r < rows; r++) {
+  for (int r = row_begin; r < row_end; r++) {
     for (int b = 0; b < blocks; b++) {
       int start = b * BLOCK;
       int count = k - start < BLOCK ? k - start : BLOCK;
@@ -131,11 +136,11 @@ static inline int32_t panel_start(int32_t even, int32_t odd) {
  */
 EXPORT(quantize_rows_q4_relaxed)
 void quantize_rows_q4_relaxed(const float *x, int rows, int k, int8_t *codes, float *scales, int32_t *sums,
-                              int32_t *starts) {
+                              int32_t *starts, int row_begin, int row_end) {
   static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
   int blocks = (k + BLOCK - 1) / BLOCK;
   float tmp[BLOCK];
-  for (int r = 0; r < rows; r++) {
+  for (int r = row_begin; r < row_end; r++) {
     for (int b = 0; b < blocks; b++) {
       int start = b * BLOCK;
       int count = k - start < BLOCK ? k - start : BLOCK;
