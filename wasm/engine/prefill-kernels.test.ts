@@ -651,12 +651,13 @@ describe('the quantizers and silu_mul split into thread shares equal one whole c
             rows.fill(-7, end * c.k)
             run(noisy, c.tokens, c.k, ...split, begin, end)
           }
-          outputs.forEach((bytes, i) =>
+          for (const [i, bytes] of outputs.entries())
             expect(
-              bytesOf(whole.kernels, split[i]!, (c.tokens * bytes) / 4),
-              `${simd} ${name}, ${shares} shares`,
-            ).toEqual(bytesOf(whole.kernels, once[i]!, (c.tokens * bytes) / 4)),
-          )
+              bytesOf(whole.kernels, split[i]!, (c.tokens * bytes) / 4).equals(
+                bytesOf(whole.kernels, once[i]!, (c.tokens * bytes) / 4),
+              ),
+              `${simd} ${name}, output ${i}, ${shares} shares`,
+            ).toBe(true)
         }
       }
       // silu_mul in place: each run from a copy of the same gate values.
