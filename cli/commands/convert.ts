@@ -1,12 +1,13 @@
 // `ondevice convert`: a llama2.c checkpoint or a Hugging Face safetensors folder → a package.
 import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatSize, parseDtypes, progressBar } from '../../builder/cli-options.ts'
 import { convertLlama2c } from '../../builder/importers/convert-llama2c.ts'
 import { convertHfCheckpoint } from '../../builder/importers/hf-decoder.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { type PackageManifest, parseModelConfig } from '../../core/model-package.ts'
+import { prepareOutputFolder } from '../output-folder.ts'
 
 const help = `Usage:
   ondevice convert --from llama2c --checkpoint FILE --tokenizer FILE --out DIR [--dtype D] [--force]
@@ -58,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
       `--attention must be plain or gqa (got ${JSON.stringify(attention)}).`,
     )
   const dtypes = parseDtypes(values.dtype, ['fp32', 'q4', 'q8'])
+  await prepareOutputFolder(dirname(values.out), '--out', true)
   const overwrite = values.force ?? false
   const onProgress = progressBar('convert')
   let manifest: PackageManifest

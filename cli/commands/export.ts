@@ -5,6 +5,7 @@ import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatSize, progressBar } from '../../builder/cli-options.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { prepareOutputFolder } from '../output-folder.ts'
 
 const help = `Usage: ondevice export --format gguf --in DIR --out FILE.gguf [--dtype D] [--force]
 
@@ -54,8 +55,7 @@ export async function run(argv: string[]): Promise<number> {
       `Pass --in DIR, an existing package folder (got ${JSON.stringify(values.in)}).`,
     )
   if (!values.out) throw new InvalidArgumentError('--out', 'Pass --out FILE.gguf, the file to write.')
-  if (!existsSync(dirname(values.out) || '.'))
-    throw new InvalidArgumentError('--out', `The folder of ${values.out} does not exist: create it first.`)
+  await prepareOutputFolder(dirname(values.out) || '.', '--out', false)
   if (existsSync(values.out) && !values.force)
     throw new InvalidArgumentError('--out', `${values.out} exists: pass --force to replace it.`)
   const { parseGgufDtype, readGgufSource, writeGguf } = await import('../../builder/gguf/index.ts')

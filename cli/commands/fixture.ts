@@ -1,9 +1,11 @@
 // `ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [--seed N] [--dtype ...] [--size ...]`:
 // writes a seeded random-weight package with the real Qwen3 tokenizer (tests, demos, benchmarks).
+import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatSize, parseDtypes, progressBar } from '../../builder/cli-options.ts'
 import { type FixtureArchitecture, fixtureSizes, writeFixture } from '../../builder/fixtures/fixture.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { prepareOutputFolder } from '../output-folder.ts'
 
 const help = `Usage: ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [options]
 
@@ -60,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       `--attention must be plain or gqa (got ${JSON.stringify(attention)}).`,
     )
   const dtypes = parseDtypes(values.dtype, ['fp32'])
+  await prepareOutputFolder(dirname(values.out), '--out', true)
   const manifest = await writeFixture({
     arch: arch as FixtureArchitecture,
     outDir: values.out,
