@@ -13,11 +13,11 @@ import {
   attentionScoresStride,
   type Embedding,
   EngineUnsupportedError,
+  feedForward,
   KvCache,
   kvCacheCapacity,
   type Linear,
   type LoadContext,
-  rowSplit,
   runShared,
 } from './load-context.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
@@ -209,13 +209,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       })
       if (outputs === 0) return
       layer.o.run(attentionOut, outputs, t)
-      const residual = x + first * hidden * 4
-      K.add_into(residual, t, outputs * hidden)
-      K.rms_norm(residual, layer.postNorm, h, outputs, hidden, eps, 0)
-      runShared([layer.gate, layer.up], h, outputs, [gate, up])
-      rowSplit(kernels, 'silu_mul', [gate, up], outputs, outputs * intermediate, 16)
-      layer.down.run(gate, outputs, t)
-      K.add_into(residual, t, outputs * hidden)
+      feedForward(layer, x + first * hidden * 4, t, { normed: h, gate, up }, outputs, eps)
     })
     length += count
     if (wantLogits) {

@@ -42,7 +42,7 @@ export const panelRows = 4
  * threads for a prompt pass (`rows` of at least panelRows), run on this thread alone for fewer
  * rows (decode), where a pass of the pool would cost more than the work.
  */
-export function rowSplit(
+function rowSplit(
   kernels: Kernels,
   kernel: ParallelKernel,
   args: readonly number[],
@@ -52,6 +52,39 @@ export function rowSplit(
 ): void {
   if (rows >= panelRows) kernels.parallel(kernel, args, total, align)
   else (kernels.k[kernel] as (...values: number[]) => void)(...args, 0, total)
+}
+
+/** A decoder layer's feed-forward weights (Llama, Qwen3 and Qwen3.5 alike). */
+export interface FeedForward {
+  readonly postNorm: Pointer
+  readonly gate: Linear
+  readonly up: Linear
+  readonly down: Linear
+}
+
+/**
+ * The second half of a decoder layer, in place on `residual` [rows, hidden]: residual += attended
+ * (the attention's output projection), then residual += down(silu(gate(n)) · up(n)) with
+ * n = rms_norm(residual) · postNorm. `attended` then holds the down projection's output; normed,
+ * gate and up are scratch.
+ */
+export function feedForward(
+  layer: FeedForward,
+  residual: Pointer,
+  attended: Pointer,
+  scratch: { readonly normed: Pointer; readonly gate: Pointer; readonly up: Pointer },
+  rows: number,
+  eps: number,
+): void {
+  const kernels = layer.gate.kernels
+  const K = kernels.k
+  const hidden = layer.down.outFeatures
+  K.add_into(residual, attended, rows * hidden)
+  K.rms_norm(residual, layer.postNorm, scratch.normed, rows, hidden, eps, 0)
+  runShared([layer.gate, layer.up], scratch.normed, rows, [scratch.gate, scratch.up])
+  rowSplit(kernels, 'silu_mul', [scratch.gate, scratch.up], rows, rows * layer.gate.outFeatures, 16)
+  layer.down.run(scratch.gate, rows, attended)
+  K.add_into(residual, attended, rows * hidden)
 }
 
 /** Scratch for quantized activations, shared by every Linear of a model (sized at load). */

@@ -26,11 +26,11 @@ import {
   attentionScoresStride,
   Embedding,
   EngineUnsupportedError,
+  feedForward,
   KvCache,
   kvCacheCapacity,
   type Linear,
   type LoadContext,
-  rowSplit,
   runShared,
 } from './load-context.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
@@ -462,13 +462,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         K.qwen35_sigmoid_gate(attentionOut, gateValues, outputs * qWidth)
         layer.o.run(attentionOut, outputs, t)
       }
-      const residual = x + first * hidden * 4
-      K.add_into(residual, t, outputs * hidden)
-      K.rms_norm(residual, layer.postNorm, h, outputs, hidden, eps, 0)
-      runShared([layer.gate, layer.up], h, outputs, [mlpGate, mlpUp])
-      rowSplit(kernels, 'silu_mul', [mlpGate, mlpUp], outputs, outputs * intermediate, 16)
-      layer.down.run(mlpGate, outputs, t)
-      K.add_into(residual, t, outputs * hidden)
+      feedForward(layer, x + first * hidden * 4, t, { normed: h, gate: mlpGate, up: mlpUp }, outputs, eps)
     }
     length += count
     if (wantLogits) {
