@@ -22,6 +22,31 @@ export interface PackageFileEntry {
   readonly sha256: string
 }
 
+/**
+ * Block digests. Beside each ONNX file larger than one block the builder writes the SHA-256 of
+ * every `digestBlockBytes` block of it, in order, 32 bytes each, at `blockDigestsPath(path)`, and
+ * lists that file in manifest.json like any other. A reader that fetches a file in ranges, in its
+ * own order (the edge's streamed engine load), checks each block against them as it arrives
+ * instead of streaming the whole file past once first. Packages without them still load: that
+ * reader then makes the digests itself from such a pass.
+ */
+export const digestBlockBytes = 256 * 1024
+
+/** Where the block digests of the package file `path` are (a folder of their own, so nothing that lists `onnx/` meets them). */
+export function blockDigestsPath(path: string): string {
+  return `block-sha256/${path}`
+}
+
+/** Whether the builder writes block digests for this file: ONNX graphs and weights over one block. */
+export function hasBlockDigests(file: Pick<PackageFileEntry, 'path' | 'bytes'>): boolean {
+  return file.path.startsWith('onnx/') && file.bytes > digestBlockBytes
+}
+
+/** The size of the block digests of a file of `bytes` bytes. */
+export function blockDigestsBytes(bytes: number): number {
+  return Math.ceil(bytes / digestBlockBytes) * 32
+}
+
 /** `manifest.json`, written by our builder; optional for packages from elsewhere. */
 export interface PackageManifest {
   readonly format: 'ondevice-package/1'

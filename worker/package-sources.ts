@@ -23,6 +23,7 @@ import { refuseCrossOriginManifest } from '../client-runtime/store/redirect-orig
 import type { StoreManifest } from '../client-runtime/store/types.ts'
 import { ModelError, StoreError } from '../core/errors.ts'
 import { htmlPageReason, isHtmlPage } from '../core/html-page.ts'
+import { blockDigestsPath } from '../core/model-package.ts'
 import { RangesUnsupportedError, verifiedRanges } from './verified-ranges.ts'
 
 export type { PackageReader }
@@ -571,6 +572,8 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
           source: { stream: stream.bind(reader), readRange: readRange.bind(reader) },
           entry: (path) => manifestEntry(known, path),
           readWhole: readBytes,
+          blockDigests: (path) =>
+            manifestEntry(known, blockDigestsPath(path)) ? readBytes(blockDigestsPath(path)) : undefined,
           where: source,
         })
       : undefined

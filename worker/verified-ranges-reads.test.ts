@@ -19,6 +19,8 @@ const entry = { bytes: file.length, sha256: createHash('sha256').update(file).di
 
 interface Served {
   ranges: [number, number][]
+  /** Whole-file streams (verification passes). */
+  streams: number
   /** Pieces that were not in the target yet when the reader asked for the next one. */
   notLanded: number
 }
@@ -33,10 +35,11 @@ function memorySource(
     target?: () => Uint8Array | undefined
   } = {},
 ): RangedSource & { served: Served } {
-  const served: Served = { ranges: [], notLanded: 0 }
+  const served: Served = { ranges: [], streams: 0, notLanded: 0 }
   return {
     served,
     async *stream() {
+      served.streams++
       for (let offset = 0; offset < bytes.length; offset += 65_536) yield bytes.slice(offset, offset + 65_536)
     },
     async *readRange(_path, offset, length) {
@@ -55,12 +58,30 @@ function memorySource(
   }
 }
 
-const reader = (source: RangedSource, readWhole = async () => file.slice()) =>
+/** The package's block digests of `bytes` (what the builder writes). */
+function blockDigestsOf(bytes: Uint8Array): Uint8Array {
+  const digests = new Uint8Array(Math.ceil(bytes.length / verifiedBlockBytes) * 32)
+  for (let at = 0, index = 0; at < bytes.length; at += verifiedBlockBytes, index++)
+    digests.set(
+      createHash('sha256')
+        .update(bytes.subarray(at, at + verifiedBlockBytes))
+        .digest(),
+      index * 32,
+    )
+  return digests
+}
+
+const reader = (
+  source: RangedSource,
+  readWhole = async () => file.slice(),
+  blockDigests?: () => Promise<Uint8Array>,
+) =>
   verifiedRanges({
     source,
     entry: (name) => (name === path ? entry : undefined),
     readWhole,
     where: 'memory',
+    ...(blockDigests ? { blockDigests: (name: string) => (name === path ? blockDigests() : undefined) } : {}),
   })
 
 describe('verified ranged reads', () => {
@@ -178,5 +199,60 @@ describe('verified ranged reads', () => {
     await ranges.readInto(path, 7777, target)
     expect(Buffer.compare(target, file.subarray(7777, 7777 + 5000))).toBe(0)
     expect(wholeReads).toBe(1)
+  })
+
+  it('with the package’s block digests: no pass over the file, the same bytes, a changed byte refused naming its block', async () => {
+    const source = memorySource(file)
+    const ranges = reader(source, undefined, async () => blockDigestsOf(file))
+    const target = new Uint8Array(3 * verifiedBlockBytes + 99)
+    await ranges.readInto(path, verifiedBlockBytes - 50, target)
+    expect(
+      Buffer.compare(target, file.subarray(verifiedBlockBytes - 50, verifiedBlockBytes - 50 + target.length)),
+    ).toBe(0)
+    expect(source.served.streams).toBe(0)
+    const at = 2 * verifiedBlockBytes + 5
+    const changed = memorySource(file, {
+      alter: (offset, piece) => {
+        if (at < offset || at >= offset + piece.length) return piece
+        const copy = piece.slice()
+        copy[at - offset]! ^= 0x02
+        return copy
+      },
+    })
+    await expect(
+      reader(changed, undefined, async () => blockDigestsOf(file)).readInto(
+        path,
+        0,
+        new Uint8Array(file.length),
+      ),
+    ).rejects.toMatchObject({
+      code: 'integrity_failed',
+      isRetryable: true,
+      message: expect.stringContaining(
+        `Bytes ${2 * verifiedBlockBytes}.. of ${path} from memory fail their SHA-256 (the package's block digests`,
+      ),
+    })
+    expect(changed.served.streams).toBe(0)
+  })
+
+  it('block digests of the wrong length, or a file shorter than manifest.json says: integrity_failed', async () => {
+    const digests = blockDigestsOf(file)
+    for (const wrong of [digests.subarray(32), new Uint8Array(digests.length + 32)]) {
+      const source = memorySource(file)
+      await expect(
+        reader(source, undefined, async () => wrong).readInto(path, 0, new Uint8Array(10)),
+      ).rejects.toMatchObject({
+        code: 'integrity_failed',
+        message: expect.stringMatching(/the package is inconsistent/),
+      })
+      expect(source.served.ranges).toEqual([])
+    }
+    const short = memorySource(file.subarray(0, file.length - 1))
+    await expect(
+      reader(short, undefined, async () => digests).readInto(path, file.length - 100, new Uint8Array(100)),
+    ).rejects.toMatchObject({
+      code: 'integrity_failed',
+      message: expect.stringMatching(/shorter than the \d+ bytes manifest.json says/),
+    })
   })
 })

@@ -3,16 +3,18 @@
 // Worker isolate (128 MB) instead of keeping every weight file in JavaScript while it loads.
 //
 // The engine reads a file in its own order (by layer and tensor, back and forth: not the order
-// of the file), and manifest.json has one SHA-256 for the whole file. So before the first byte of
-// a file is handed over, the file streams past once: its SHA-256 is checked against the manifest
-// and a SHA-256 of every 256 KiB block is kept (32 bytes per block). Reads then fetch the blocks
-// they need with ranged reads and check each against its recorded digest, so every byte the
-// engine gets is a byte of the file the manifest vouches for, even if the source changed between
-// the pass and the read. A ranged read's body streams straight into the engine's memory (only the
-// blocks at either end of a read, which it needs in part, are assembled on the side), so its size
-// costs no memory: reads are large and a few run at once. The cost left: the file is transferred
-// about twice (the pass, then the reads).
+// of the file), so a read is checked block by block: reads fetch the 256 KiB blocks they need
+// with ranged reads and check each against its SHA-256, so every byte the engine gets is a byte
+// of the file the manifest vouches for. The digests are the package's own where the builder
+// wrote them (core/model-package.ts, "Block digests": a small file listed in the manifest, read
+// whole and verified), so the file is transferred once. A package without them (an older
+// builder's) costs a first pass: the file streams past once, its SHA-256 is checked against the
+// manifest and each block's digest is kept, and it is transferred about twice. A ranged read's
+// body streams straight into the engine's memory (only the blocks at either end of a read, which
+// it needs in part, are assembled on the side), so its size costs no memory: reads are large and
+// a few run at once.
 import { StoreError } from '../core/errors.ts'
+import { blockDigestsBytes, blockDigestsPath, digestBlockBytes } from '../core/model-package.ts'
 import { createSha256Stream, sha256Of } from './sha256-stream.ts'
 
 /** What a source offers for this: the whole file as a stream, and byte ranges of it. */
@@ -35,7 +37,7 @@ export class RangesUnsupportedError extends Error {
 }
 
 /** Bytes per verified block: small enough to waste little on a small read, few digests per file. */
-export const verifiedBlockBytes = 256 * 1024
+export const verifiedBlockBytes = digestBlockBytes
 /**
  * Most bytes one ranged read asks for. A read's body lands in the engine's memory as it arrives,
  * so this bounds the work lost to a failed request, not memory: larger reads cost fewer round
@@ -57,6 +59,11 @@ export interface VerifiedRangesOptions {
   readonly entry: (path: string) => { readonly bytes: number; readonly sha256: string } | undefined
   /** The whole file, verified, for a source that turns out not to serve ranges. */
   readonly readWhole: (path: string) => Promise<Uint8Array>
+  /**
+   * The package's block digests of `path`, read whole and verified against manifest.json, or
+   * undefined where the package has none (then a first pass over the file makes them).
+   */
+  readonly blockDigests?: (path: string) => Promise<Uint8Array> | undefined
   /** Names the package in messages. */
   readonly where: string
 }
@@ -69,7 +76,13 @@ export interface VerifiedRanges {
 }
 
 type Prepared =
-  | { readonly kind: 'blocks'; readonly bytes: number; readonly digests: Uint8Array }
+  | {
+      readonly kind: 'blocks'
+      readonly bytes: number
+      readonly digests: Uint8Array
+      /** Where the digests came from: the package's own file, or this reader's pass over the file. */
+      readonly listed: boolean
+    }
   | { readonly kind: 'whole'; readonly bytes: Uint8Array }
 type Blocks = Extract<Prepared, { kind: 'blocks' }>
 
@@ -109,12 +122,24 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     return entry
   }
 
-  const changed = (path: string, block: number) =>
+  const changed = (path: string, file: Blocks, block: number) =>
     new StoreError(
       'integrity_failed',
-      `Bytes ${block * verifiedBlockBytes}.. of ${path} from ${where} differ from the file verified against manifest.json moments before: it changed during the load. Upload the package again; the next load checks it afresh.`,
+      `Bytes ${block * verifiedBlockBytes}.. of ${path} from ${where} ${file.listed ? `fail their SHA-256 (the package's block digests, ${blockDigestsPath(path)}, listed in manifest.json): the file was replaced during the load or is corrupted` : 'differ from the file verified against manifest.json moments before: it changed during the load'}. Upload the package again; the next load checks it afresh.`,
       { isRetryable: true },
     )
+
+  /** The package's own block digests: one per block of the size manifest.json gives, or the package is inconsistent. */
+  const listed = async (path: string, digests: Promise<Uint8Array>): Promise<Prepared> => {
+    const entry = entryOf(path)
+    const found = await digests
+    if (found.byteLength !== blockDigestsBytes(entry.bytes))
+      throw new StoreError(
+        'integrity_failed',
+        `${blockDigestsPath(path)} of ${where} has ${found.byteLength} bytes, but ${path}'s ${entry.bytes} bytes (manifest.json) need ${blockDigestsBytes(entry.bytes)}: the package is inconsistent. Rebuild it (ondevice convert / ondevice fixture) and upload it again.`,
+      )
+    return { kind: 'blocks', bytes: entry.bytes, digests: found, listed: true }
+  }
 
   /** The pass: the whole file's SHA-256 against the manifest, and every block's digest. */
   const pass = async (path: string): Promise<Prepared> => {
@@ -168,13 +193,14 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
         'integrity_failed',
         `${path} of ${where} has SHA-256 ${digest}; manifest.json says ${entry.sha256}. The file is corrupted or was replaced: upload the package again.`,
       )
-    return { kind: 'blocks', bytes: entry.bytes, digests }
+    return { kind: 'blocks', bytes: entry.bytes, digests, listed: false }
   }
 
   const prepare = (path: string): Promise<Prepared> => {
     let found = prepared.get(path)
     if (!found) {
-      found = pass(path)
+      const digests = options.blockDigests?.(path)
+      found = digests ? listed(path, digests) : pass(path)
       prepared.set(path, found)
       found.catch(() => prepared.delete(path))
     }
@@ -246,12 +272,13 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     if (position !== end)
       throw new StoreError(
         'integrity_failed',
-        `Reading bytes ${start}..${end} of ${path} from ${where} gave ${position - start} bytes: the file changed after it was verified. Upload the package again; the next load checks it afresh.`,
+        `Reading bytes ${start}..${end} of ${path} from ${where} gave ${position - start} bytes: ${file.listed ? `the file is shorter than the ${file.bytes} bytes manifest.json says (replaced during the load, or cut)` : 'the file changed after it was verified'}. Upload the package again; the next load checks it afresh.`,
         { isRetryable: true },
       )
     const digests = await Promise.all(checks)
     for (let index = first; index <= last; index++)
-      if (!sameDigest(file.digests, index, digests[index - first] as Uint8Array)) throw changed(path, index)
+      if (!sameDigest(file.digests, index, digests[index - first] as Uint8Array))
+        throw changed(path, file, index)
     for (const [index, side] of sides) keep(path, index, side)
   }
 

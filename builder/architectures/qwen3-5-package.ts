@@ -6,9 +6,10 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type PackageManifest, parseModelConfig } from '../../core/model-package.ts'
+import { hasBlockDigests, type PackageManifest, parseModelConfig } from '../../core/model-package.ts'
 import { manifestMemoryFields } from '../../core/package-memory.ts'
 import { GraphBuilder, tensor, writeModelFile } from '../onnx/index.ts'
+import { writeBlockDigests } from '../package/block-digests.ts'
 import { quantizeBlockwise4 } from '../quantize/quantize.ts'
 import { convDim, type Qwen35Config, qwen35ConfigJson } from './qwen3-5-config.ts'
 import { buildQwen35Decoder, buildQwen35Embedding } from './qwen3-5-graph.ts'
@@ -184,6 +185,10 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     .map((path) => path.slice('onnx/'.length))
   const configJson = qwen35ConfigJson(config, externalDataFiles)
   await writeFile(join(outDir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`)
+  for (const path of [...files]) {
+    const bytes = (await stat(join(outDir, path))).size
+    if (hasBlockDigests({ path, bytes })) files.push(writeBlockDigests(outDir, path, bytes))
+  }
   const entries = []
   for (const path of files) {
     const full = join(outDir, path)

@@ -21,6 +21,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import {
   externalDataFileName,
+  hasBlockDigests,
   type ModelConfig,
   type ModelDtype,
   onnxFileNames,
@@ -35,6 +36,7 @@ import {
 } from '../architectures/decoder-graph.ts'
 import type { DecoderWeights } from '../architectures/weights.ts'
 import { writeModelFile } from '../onnx/model-file.ts'
+import { writeBlockDigests } from './block-digests.ts'
 
 export interface PackageTokenizer {
   readonly tokenizerJson: string | object
@@ -210,6 +212,10 @@ export async function writeModelPackage(options: WritePackageOptions): Promise<P
     done++
 
     progress('hashing files')
+    for (const path of listFiles(temporary)) {
+      const bytes = statSync(join(temporary, path)).size
+      if (hasBlockDigests({ path, bytes })) writeBlockDigests(temporary, path, bytes)
+    }
     const contextLength = options.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096)
     const files = listFiles(temporary).map((path) => ({
       path,

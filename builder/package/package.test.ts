@@ -1,9 +1,16 @@
+import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parsePackageManifest } from '../../core/model-package.ts'
+import {
+  blockDigestsBytes,
+  blockDigestsPath,
+  digestBlockBytes,
+  hasBlockDigests,
+  parsePackageManifest,
+} from '../../core/model-package.ts'
 import { manifestMemoryFields } from '../../core/package-memory.ts'
 import { Tokenizer } from '../../core/tokenizer.ts'
 import { randomDecoderWeights } from '../architectures/random-weights.ts'
@@ -28,6 +35,10 @@ describe('tiny qwen3 fixture package (fp32, q4, q8, fp16)', () => {
     const manifest = parsePackageManifest(readFileSync(join(outDir, 'manifest.json'), 'utf8'))
     expect(manifest.dtypes).toEqual(['fp32', 'q4', 'q8', 'fp16'])
     expect(manifest.files.map((f) => f.path)).toEqual([
+      'block-sha256/onnx/model.onnx_data',
+      'block-sha256/onnx/model_fp16.onnx_data',
+      'block-sha256/onnx/model_q4.onnx_data',
+      'block-sha256/onnx/model_quantized.onnx_data',
       'config.json',
       'generation_config.json',
       'onnx/model.onnx',
@@ -43,6 +54,21 @@ describe('tiny qwen3 fixture package (fp32, q4, q8, fp16)', () => {
     ])
     for (const file of manifest.files)
       expect(sha256File(join(outDir, file.path)), file.path).toBe(file.sha256)
+    // Each ONNX file over one block has its blocks' SHA-256s beside it, in order (the graphs here
+    // are smaller); nothing else has.
+    for (const file of manifest.files) {
+      const digests = manifest.files.find((entry) => entry.path === blockDigestsPath(file.path))
+      expect(digests !== undefined, file.path).toBe(hasBlockDigests(file))
+      if (!digests) continue
+      const bytes = readFileSync(join(outDir, file.path))
+      const expected = Buffer.alloc(blockDigestsBytes(file.bytes))
+      for (let at = 0; at < bytes.length; at += digestBlockBytes)
+        createHash('sha256')
+          .update(bytes.subarray(at, at + digestBlockBytes))
+          .digest()
+          .copy(expected, (at / digestBlockBytes) * 32)
+      expect(Buffer.compare(readFileSync(join(outDir, digests.path)), expected), digests.path).toBe(0)
+    }
     // 4-bit weights take less than fp32 on the engine and onnxruntime-node; not on onnxruntime-web,
     // whose 4-bit product dequantizes whole matrices (at least 200 MiB, core/memory-estimate.ts),
     // and the manifest's one figure per dtype is the largest over the backends.
