@@ -2,7 +2,8 @@
 // Qwen3 tokenizer, written deterministically on first use into a cache folder the caller names
 // (the runtime's cache folder: the SDK's Node device host, the CLI and the demo pass it). It
 // exercises the whole stack offline; its weights are random, so its text is not meaningful.
-// q8 for WASM and q4 for native: each backend gets the format it runs fastest (52 MB in all).
+// q4 for the engine, native and WebGPU, q8 for onnxruntime-web's WASM (`ort-wasm`): each backend
+// gets the format it runs fastest (52 MB in all).
 // Node only. The runtime never imports this module: it takes a package folder
 // (docs/architecture.md, "Who may import whom").
 import { rename, rm, stat } from 'node:fs/promises'

@@ -15,7 +15,7 @@ const help = `Usage: ondevice export-default DIR
 Writes the embedded default model package into DIR (created; replaced if it holds an earlier
 export), for a web page to fetch: serve DIR as static files and pass its URL as createClient's
 \`model\`. The package is a tiny Qwen3.5-architecture model with random weights and the real Qwen3
-tokenizer (q8 for WASM, q4 for WebGPU): it exercises the whole stack, but its text is not
+tokenizer (q4 for ondevice's WebAssembly engine and WebGPU, q8 for onnxruntime-web's WASM): it exercises the whole stack, but its text is not
 meaningful. For a real model, copy that package's folder the same way.
 
 Example (a Vite app): npx ondevice export-default public/models/default
