@@ -81,7 +81,9 @@ const reader = (
     entry: (name) => (name === path ? entry : undefined),
     readWhole,
     where: 'memory',
-    ...(blockDigests ? { blockDigests: (name: string) => (name === path ? blockDigests() : undefined) } : {}),
+    ...(blockDigests
+      ? { blockDigests: (name: string) => (name === path ? blockDigests() : Promise.resolve(undefined)) }
+      : {}),
   })
 
 describe('verified ranged reads', () => {

@@ -168,6 +168,28 @@ describe('streamed engine load at the edge', () => {
     server.clear()
   }, 60_000)
 
+  it('block digests listed but not uploaded: each file verified by a pass instead, the same logit bytes, a warning saying what to upload', async () => {
+    server.clear()
+    for (const file of dataFiles()) server.override(blockDigestsPath(file.path), null)
+    const warnings: string[] = []
+    const warn = console.warn
+    console.warn = (message: string) => warnings.push(message)
+    try {
+      server.requests.length = 0
+      const got = await logits(packageWeightReader(await verified()))
+      expect(Buffer.compare(got, expected)).toBe(0)
+    } finally {
+      console.warn = warn
+    }
+    for (const file of dataFiles()) {
+      expect(server.requests.filter((line) => line === `GET ${file.path}`)).toHaveLength(1)
+      expect(
+        warnings.some((line) => line.includes(`${blockDigestsPath(file.path)} is listed in manifest.json`)),
+      ).toBe(true)
+    }
+    server.clear()
+  }, 60_000)
+
   it('without block digests, a weight file that fails its SHA-256: integrity_failed from the pass, before the engine gets a byte of it', async () => {
     server.clear()
     withoutBlockDigests()

@@ -63,7 +63,7 @@ export interface VerifiedRangesOptions {
    * The package's block digests of `path`, read whole and verified against manifest.json, or
    * undefined where the package has none (then a first pass over the file makes them).
    */
-  readonly blockDigests?: (path: string) => Promise<Uint8Array> | undefined
+  readonly blockDigests?: (path: string) => Promise<Uint8Array | undefined>
   /** Names the package in messages. */
   readonly where: string
 }
@@ -130,9 +130,8 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     )
 
   /** The package's own block digests: one per block of the size manifest.json gives, or the package is inconsistent. */
-  const listed = async (path: string, digests: Promise<Uint8Array>): Promise<Prepared> => {
+  const listed = (path: string, found: Uint8Array): Prepared => {
     const entry = entryOf(path)
-    const found = await digests
     if (found.byteLength !== blockDigestsBytes(entry.bytes))
       throw new StoreError(
         'integrity_failed',
@@ -199,8 +198,9 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
   const prepare = (path: string): Promise<Prepared> => {
     let found = prepared.get(path)
     if (!found) {
-      const digests = options.blockDigests?.(path)
-      found = digests ? listed(path, digests) : pass(path)
+      found = (options.blockDigests?.(path) ?? Promise.resolve(undefined)).then((digests) =>
+        digests ? listed(path, digests) : pass(path),
+      )
       prepared.set(path, found)
       found.catch(() => prepared.delete(path))
     }
