@@ -114,9 +114,10 @@ export async function run(argv: string[]): Promise<number> {
       lines.push(`  memory ${dtype.padEnd(6)} ${detail} (context ${report.manifest.contextLength ?? '?'})`)
     }
     lines.push('  files')
+    const width = Math.max(36, ...report.manifest.files.map((file) => file.path.length))
     for (const file of report.manifest.files)
       lines.push(
-        `    ${file.path.padEnd(36)} ${formatSize(file.bytes).padStart(10)}  ${file.sha256.slice(0, 12)}`,
+        `    ${file.path.padEnd(width)} ${formatSize(file.bytes).padStart(10)}  ${file.sha256.slice(0, 12)}`,
       )
   } else lines.push('  manifest      none (sizes from the files; no integrity hashes)')
   for (const file of report.onnxFiles) {
