@@ -204,4 +204,67 @@ describe('ondevice serve while its model loads', () => {
     expect(budget.code).toBe(2)
     expect(budget.output).toContain("MEMORY_BUDGET_MB must be an integer from 0 to 16777216, got 'lots'.")
   }, 60_000)
+
+  it('MODEL_CONTEXT_LENGTH and MODEL_THREADS (what a Worker passes its container) apply when the flags are not given; a bad MODEL_THREADS is named', async () => {
+    let output = ''
+    const child = spawn(
+      process.execPath,
+      [ondeviceBin, 'serve', '--model', packageDir, '--port', '0', '--backend', 'wasm'],
+      {
+        env: {
+          ...process.env,
+          ONDEVICE_CACHE_DIR: join(workDir, 'cache-env'),
+          MODEL_CONTEXT_LENGTH: '64',
+          MODEL_THREADS: '2',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not listening within 60 s:\n${output}`)), 60_000)
+        const onData = (data: Buffer) => {
+          output += data.toString()
+          const match = /Listening on (http:\/\/\S+)/.exec(output)
+          if (match) {
+            clearTimeout(timer)
+            resolve(match[1] as string)
+          }
+        }
+        child.stdout?.on('data', onData)
+        child.stderr?.on('data', onData)
+      })
+      await expect
+        .poll(async () => (await (await fetch(`${url}/healthz`)).json()).state, { timeout: 60_000 })
+        .toBe('ready')
+      const health = await (await fetch(`${url}/healthz`)).json()
+      expect(health).toMatchObject({ backend: 'wasm', context_length: 64 })
+      const answer = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: health.model,
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 3,
+        }),
+      })
+      expect(answer.status, await answer.clone().text()).toBe(200)
+      expect(output).toMatch(/on wasm, context 64\)/)
+    } finally {
+      child.kill('SIGTERM')
+      await exited
+    }
+    const bad = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [ondeviceBin, 'serve', '--model', packageDir],
+        { env: { ...process.env, MODEL_THREADS: '0' } },
+        (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      )
+    })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain("MODEL_THREADS must be an integer from 1 to 64, got '0'.")
+  }, 120_000)
 })

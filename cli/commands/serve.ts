@@ -29,9 +29,9 @@ Options:
                     (onnxruntime-web's WASM). Several: the first is the default, the others
                     load on the first request that names them (ondevice_format)
   --dtype D[,D]     Weight format (default: the fastest this backend has); several as --backend
-  --context N       Cap the context length (bounds cache memory)
+  --context N       Cap the context length (bounds cache memory; MODEL_CONTEXT_LENGTH)
   --threads N       Threads per session, for every backend (default: the engine one,
-                    onnxruntime-node its own pool)
+                    onnxruntime-node its own pool; MODEL_THREADS)
   --memory-budget MB  With several formats: the memory they may take together (default: this
                     process's memory, a container's limit where it has one; 0: no check). A
                     format that would go past it is not loaded: its requests are refused, or
@@ -46,9 +46,11 @@ Options:
 The line "Listening on URL (model ID)" on stdout says it answers chats. A model that fails to
 load ends the command with exit code 1 and the reason.
 
-Environment: MODEL_BACKEND and MODEL_DTYPE (the same lists, when the flags are not given), MEMORY_BUDGET_MB, API_KEYS (comma-separated bearer keys; none = open, local use only),
-ALLOWED_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS,
-MAX_TOKENS, MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
+Environment (a flag wins over its variable): MODEL_BACKEND and MODEL_DTYPE (the same lists),
+MODEL_CONTEXT_LENGTH, MODEL_THREADS, MODEL_ID, MODEL_ALIASES, MEMORY_BUDGET_MB, API_KEYS
+(comma-separated bearer keys; none = open, local use only), ALLOWED_ORIGINS,
+RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS, MAX_TOKENS,
+MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
 
 function integerFlag(
   value: string | undefined,
@@ -109,8 +111,13 @@ export async function run(argv: string[]): Promise<number> {
       '--bind-after-load waits for the load at start, which --no-preload skips: pass one of them.',
     )
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
-  const contextLength = integerFlag(values.context, 'context', 1, 10_000_000)
-  const numThreads = integerFlag(values.threads, 'threads', 1, 64)
+  const numThreads = integerFlag(
+    values.threads ?? process.env['MODEL_THREADS'],
+    'threads',
+    1,
+    64,
+    values.threads === undefined ? 'MODEL_THREADS' : '--threads',
+  )
   const memoryBudgetMib = integerFlag(
     values['memory-budget'] ?? process.env['MEMORY_BUDGET_MB'],
     'memory-budget',
@@ -124,6 +131,8 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.backend === undefined ? {} : { MODEL_BACKEND: values.backend }),
     ...(values.dtype === undefined ? {} : { MODEL_DTYPE: values.dtype }),
   })
+  // The Worker passes its MODEL_CONTEXT_LENGTH to its container: the same cap on both sides.
+  const contextLength = integerFlag(values.context, 'context', 1, 10_000_000) ?? settings.contextLength
   // Checked before anything is built or loaded (createApp checks them again).
   createKeyChecker(settings.apiKeys)
   // Without --backend: native when onnxruntime-node is installed, else WASM (logged at load).
