@@ -27,6 +27,11 @@ export interface EnvSettings {
   readonly modelBackends: readonly string[]
   /** Caps the model's context (bounds the cache's memory). */
   readonly contextLength: number | undefined
+  /**
+   * MODEL_THREADS: threads per session where the model runs in Node (`ondevice serve`, a
+   * Worker's containers); a Worker's isolate runs one.
+   */
+  readonly modelThreads: number | undefined
   readonly requireManifest: boolean
   /** BEHIND_CLOUDFLARE=true: trust `cf-connecting-ip` for per-address rate limits (Node entry). */
   readonly behindCloudflare: boolean
@@ -44,12 +49,13 @@ function text(env: EnvValues, name: string): string | undefined {
   return value.trim()
 }
 
-function integer(env: EnvValues, name: string, minimum: number): number | undefined {
+function integer(env: EnvValues, name: string, minimum: number, maximum?: number): number | undefined {
   const raw = text(env, name)
   if (raw === undefined) return undefined
   const value = Number(raw)
-  if (!Number.isInteger(value) || value < minimum) {
-    throw new InvalidArgumentError(name, `${name} must be an integer >= ${minimum}, got '${raw}'.`)
+  if (!Number.isInteger(value) || value < minimum || (maximum !== undefined && value > maximum)) {
+    const range = maximum === undefined ? `>= ${minimum}` : `from ${minimum} to ${maximum}`
+    throw new InvalidArgumentError(name, `${name} must be an integer ${range}, got '${raw}'.`)
   }
   return value
 }
@@ -113,6 +119,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     ),
     modelBackends: distinct('MODEL_BACKEND', list(env, 'MODEL_BACKEND')),
     contextLength: integer(env, 'MODEL_CONTEXT_LENGTH', 1),
+    modelThreads: integer(env, 'MODEL_THREADS', 1, 64),
     requireManifest: requireManifest !== 'false',
     behindCloudflare: behindCloudflare === 'true',
   }

@@ -140,10 +140,22 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
       )
   }
   const isolateBackends = settings.modelBackends.filter((backend) => backend !== 'native')
+  // MODEL_THREADS is for the containers too: workerd runs the engine on one thread. Said once, at
+  // the isolate's first load, so the setting is not silently without effect here.
+  let threadsNoted = settings.modelThreads === undefined || settings.modelThreads === 1
   const modelHost = createModelHost({
     modelId,
     formats: formatsFrom(settings.modelDtypes, isolateBackends),
     load: async (format) => {
+      if (!threadsNoted) {
+        threadsNoted = true
+        console.warn(
+          JSON.stringify({
+            level: 'warn',
+            message: `MODEL_THREADS=${settings.modelThreads} applies where the model runs in Node (the containers); this isolate runs it on one thread.`,
+          }),
+        )
+      }
       const verified = await verifyPackage(source.reader, {
         source: source.where,
         requireManifest: settings.requireManifest,

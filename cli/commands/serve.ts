@@ -111,13 +111,6 @@ export async function run(argv: string[]): Promise<number> {
       '--bind-after-load waits for the load at start, which --no-preload skips: pass one of them.',
     )
   const port = integerFlag(values.port, 'port', 0, 65535) ?? 8787
-  const numThreads = integerFlag(
-    values.threads ?? process.env['MODEL_THREADS'],
-    'threads',
-    1,
-    64,
-    values.threads === undefined ? 'MODEL_THREADS' : '--threads',
-  )
   const memoryBudgetMib = integerFlag(
     values['memory-budget'] ?? process.env['MEMORY_BUDGET_MB'],
     'memory-budget',
@@ -131,8 +124,9 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.backend === undefined ? {} : { MODEL_BACKEND: values.backend }),
     ...(values.dtype === undefined ? {} : { MODEL_DTYPE: values.dtype }),
   })
-  // The Worker passes its MODEL_CONTEXT_LENGTH to its container: the same cap on both sides.
+  // A Worker passes its MODEL_CONTEXT_LENGTH and MODEL_THREADS to its container: the flags win.
   const contextLength = integerFlag(values.context, 'context', 1, 10_000_000) ?? settings.contextLength
+  const numThreads = integerFlag(values.threads, 'threads', 1, 64) ?? settings.modelThreads
   // Checked before anything is built or loaded (createApp checks them again).
   createKeyChecker(settings.apiKeys)
   // Without --backend: native when onnxruntime-node is installed, else WASM (logged at load).

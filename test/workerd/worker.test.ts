@@ -99,7 +99,8 @@ beforeAll(async () => {
     startWranglerDev({
       configPath,
       stateDir: join(folder, 'state-assets'),
-      vars: { MODEL_SOURCE: 'assets' },
+      // A container's setting: this isolate says once that it runs one thread.
+      vars: { MODEL_SOURCE: 'assets', MODEL_THREADS: '2' },
     }).then(warm),
   ])
   // If one failed to start, the other is stopped too (no wrangler left behind).
@@ -145,6 +146,12 @@ afterAll(async () => {
 })
 
 describe('edge worker in workerd', () => {
+  it('MODEL_THREADS (a container setting) is said once to run one thread here, not silently ignored', () => {
+    const notes = fromAssets.output().match(/MODEL_THREADS=2 applies where the model runs in Node/g) ?? []
+    expect(notes).toHaveLength(1)
+    expect(fromR2.output()).not.toContain('MODEL_THREADS')
+  })
+
   it('answers from R2 with the same greedy tokens as the Node runtime, JSON and SSE', async () => {
     const request = { model: 'fixture', messages, max_tokens: 24, temperature: 0 }
     const edge = await complete(fromR2.url, request)
