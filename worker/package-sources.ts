@@ -597,7 +597,7 @@ export async function verifyPackage(reader: PackageReader, options: VerifyOption
           source: { stream: stream.bind(reader), readRange: readRange.bind(reader) },
           entry: (path) => manifestEntry(known, path),
           readWhole: readBytes,
-          blockDigests: (path) => readBlockDigests(path),
+          blockDigests: readBlockDigests,
           where: source,
         })
       : undefined
