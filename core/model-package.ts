@@ -30,6 +30,7 @@ export interface PackageFileEntry {
  * instead of streaming the whole file past once first. Packages without them still load: that
  * reader then makes the digests itself from such a pass.
  */
+/** Bytes per digested block: small enough to waste little on a small read, few digests per file. */
 export const digestBlockBytes = 256 * 1024
 
 /** Where the block digests of the package file `path` are (a folder of their own, so nothing that lists `onnx/` meets them). */

@@ -4,17 +4,17 @@
 // too few, too many or changed bytes fails the read with integrity_failed. Fast: no engine, no HTTP.
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
+import { digestBlockBytes } from '../core/model-package.ts'
 import {
   maximumRangeBytes,
   type RangedSource,
   RangesUnsupportedError,
-  verifiedBlockBytes,
   verifiedRanges,
 } from './verified-ranges.ts'
 
 const path = 'onnx/model.onnx_data'
 // Not a whole number of blocks, and more than one ranged read's worth.
-const file = new Uint8Array(randomBytes(2 * maximumRangeBytes + 5 * verifiedBlockBytes + 12_345))
+const file = new Uint8Array(randomBytes(2 * maximumRangeBytes + 5 * digestBlockBytes + 12_345))
 const entry = { bytes: file.length, sha256: createHash('sha256').update(file).digest('hex') }
 
 interface Served {
@@ -60,11 +60,11 @@ function memorySource(
 
 /** The package's block digests of `bytes` (what the builder writes). */
 function blockDigestsOf(bytes: Uint8Array): Uint8Array {
-  const digests = new Uint8Array(Math.ceil(bytes.length / verifiedBlockBytes) * 32)
-  for (let at = 0, index = 0; at < bytes.length; at += verifiedBlockBytes, index++)
+  const digests = new Uint8Array(Math.ceil(bytes.length / digestBlockBytes) * 32)
+  for (let at = 0, index = 0; at < bytes.length; at += digestBlockBytes, index++)
     digests.set(
       createHash('sha256')
-        .update(bytes.subarray(at, at + verifiedBlockBytes))
+        .update(bytes.subarray(at, at + digestBlockBytes))
         .digest(),
       index * 32,
     )
@@ -92,8 +92,8 @@ describe('verified ranged reads', () => {
     const ranges = reader(source)
     const reads: [number, number][] = [
       [0, 1],
-      [3, verifiedBlockBytes],
-      [verifiedBlockBytes - 7, 14],
+      [3, digestBlockBytes],
+      [digestBlockBytes - 7, 14],
       [file.length - 1, 1],
       [file.length - 300_000, 300_000],
       [maximumRangeBytes - 5, maximumRangeBytes + 10],
@@ -102,7 +102,7 @@ describe('verified ranged reads', () => {
     ]
     for (let i = 0; i < 40; i++) {
       const offset = Math.floor(Math.random() * file.length)
-      reads.push([offset, Math.floor(Math.random() * Math.min(3 * verifiedBlockBytes, file.length - offset))])
+      reads.push([offset, Math.floor(Math.random() * Math.min(3 * digestBlockBytes, file.length - offset))])
     }
     // In order, then all at once (the engine awaits each read, but nothing here relies on it).
     for (const [offset, length] of reads) {
@@ -152,7 +152,7 @@ describe('verified ranged reads', () => {
   })
 
   it('one changed byte in any block, in a read split across ranges in flight: integrity_failed naming the block', async () => {
-    for (const at of [0, verifiedBlockBytes + 1, maximumRangeBytes + 77, file.length - 1]) {
+    for (const at of [0, digestBlockBytes + 1, maximumRangeBytes + 77, file.length - 1]) {
       const source = memorySource(file, {
         alter: (offset, piece) => {
           if (at < offset || at >= offset + piece.length) return piece
@@ -161,14 +161,14 @@ describe('verified ranged reads', () => {
           return changed
         },
       })
-      const block = Math.floor(at / verifiedBlockBytes)
+      const block = Math.floor(at / digestBlockBytes)
       await expect(
         reader(source).readInto(path, 0, new Uint8Array(file.length)),
         `byte ${at}`,
       ).rejects.toMatchObject({
         code: 'integrity_failed',
         isRetryable: true,
-        message: expect.stringContaining(`Bytes ${block * verifiedBlockBytes}.. of ${path}`),
+        message: expect.stringContaining(`Bytes ${block * digestBlockBytes}.. of ${path}`),
       })
     }
   })
@@ -206,13 +206,13 @@ describe('verified ranged reads', () => {
   it('with the package’s block digests: no pass over the file, the same bytes, a changed byte refused naming its block', async () => {
     const source = memorySource(file)
     const ranges = reader(source, undefined, async () => blockDigestsOf(file))
-    const target = new Uint8Array(3 * verifiedBlockBytes + 99)
-    await ranges.readInto(path, verifiedBlockBytes - 50, target)
+    const target = new Uint8Array(3 * digestBlockBytes + 99)
+    await ranges.readInto(path, digestBlockBytes - 50, target)
     expect(
-      Buffer.compare(target, file.subarray(verifiedBlockBytes - 50, verifiedBlockBytes - 50 + target.length)),
+      Buffer.compare(target, file.subarray(digestBlockBytes - 50, digestBlockBytes - 50 + target.length)),
     ).toBe(0)
     expect(source.served.streams).toBe(0)
-    const at = 2 * verifiedBlockBytes + 5
+    const at = 2 * digestBlockBytes + 5
     const changed = memorySource(file, {
       alter: (offset, piece) => {
         if (at < offset || at >= offset + piece.length) return piece
@@ -231,7 +231,7 @@ describe('verified ranged reads', () => {
       code: 'integrity_failed',
       isRetryable: true,
       message: expect.stringContaining(
-        `Bytes ${2 * verifiedBlockBytes}.. of ${path} from memory fail their SHA-256 (the package's block digests`,
+        `Bytes ${2 * digestBlockBytes}.. of ${path} from memory fail their SHA-256 (the package's block digests`,
       ),
     })
     expect(changed.served.streams).toBe(0)

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
-import { blockDigestsPath } from '../core/model-package.ts'
+import { blockDigestsPath, digestBlockBytes } from '../core/model-package.ts'
 import { type PackageServer, startPackageServer } from '../test/reliability/package-server.ts'
 import { folderWeightReader, loadEngineModule } from '../wasm/engine/node.ts'
 import { packageWeightReader } from '../wasm/engine/package-files.ts'
@@ -125,7 +125,7 @@ describe('streamed engine load at the edge', () => {
     const at = bytes.length >> 1
     bytes[at]! ^= 0x04
     server.override(file.path, bytes)
-    const block = Math.floor(at / (256 * 1024)) * 256 * 1024
+    const block = Math.floor(at / digestBlockBytes) * digestBlockBytes
     await expect(logits(packageWeightReader(await verified()))).rejects.toMatchObject({
       code: 'integrity_failed',
       message: expect.stringContaining(`Bytes ${block}.. of ${file.path}`),

@@ -36,8 +36,6 @@ export class RangesUnsupportedError extends Error {
   override readonly name = 'RangesUnsupportedError'
 }
 
-/** Bytes per verified block: small enough to waste little on a small read, few digests per file. */
-export const verifiedBlockBytes = digestBlockBytes
 /**
  * Most bytes one ranged read asks for. A read's body lands in the engine's memory as it arrives,
  * so this bounds the work lost to a failed request, not memory: larger reads cost fewer round
@@ -125,7 +123,7 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
   const changed = (path: string, file: Blocks, block: number) =>
     new StoreError(
       'integrity_failed',
-      `Bytes ${block * verifiedBlockBytes}.. of ${path} from ${where} ${file.listed ? `fail their SHA-256 (the package's block digests, ${blockDigestsPath(path)}, listed in manifest.json): the file was replaced during the load or is corrupted` : 'differ from the file verified against manifest.json moments before: it changed during the load'}. Upload the package again; the next load checks it afresh.`,
+      `Bytes ${block * digestBlockBytes}.. of ${path} from ${where} ${file.listed ? `fail their SHA-256 (the package's block digests, ${blockDigestsPath(path)}, listed in manifest.json): the file was replaced during the load or is corrupted` : 'differ from the file verified against manifest.json moments before: it changed during the load'}. Upload the package again; the next load checks it afresh.`,
       { isRetryable: true },
     )
 
@@ -143,10 +141,10 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
   /** The pass: the whole file's SHA-256 against the manifest, and every block's digest. */
   const pass = async (path: string): Promise<Prepared> => {
     const entry = entryOf(path)
-    const blocks = Math.ceil(entry.bytes / verifiedBlockBytes)
+    const blocks = Math.ceil(entry.bytes / digestBlockBytes)
     const digests = new Uint8Array(blocks * 32)
     const whole = createSha256Stream()
-    const block = new Uint8Array(Math.min(verifiedBlockBytes, Math.max(entry.bytes, 1)))
+    const block = new Uint8Array(Math.min(digestBlockBytes, Math.max(entry.bytes, 1)))
     /** Digests not yet settled (WebCrypto); node:crypto's are written at once. */
     const pending: Promise<void>[] = []
     let filled = 0
@@ -229,14 +227,14 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
     offset: number,
     target: Uint8Array,
   ): Promise<void> => {
-    const start = first * verifiedBlockBytes
-    const end = Math.min(file.bytes, (last + 1) * verifiedBlockBytes)
+    const start = first * digestBlockBytes
+    const end = Math.min(file.bytes, (last + 1) * digestBlockBytes)
     const targetEnd = offset + target.length
-    const blockEnd = (block: number) => Math.min(file.bytes, (block + 1) * verifiedBlockBytes)
+    const blockEnd = (block: number) => Math.min(file.bytes, (block + 1) * digestBlockBytes)
     // The blocks at the ends that reach outside the target, assembled whole.
     const sides = new Map<number, Uint8Array>()
     if (start < offset) sides.set(first, new Uint8Array(blockEnd(first) - start))
-    if (end > targetEnd && !sides.has(last)) sides.set(last, new Uint8Array(end - last * verifiedBlockBytes))
+    if (end > targetEnd && !sides.has(last)) sides.set(last, new Uint8Array(end - last * digestBlockBytes))
     const checks: (Uint8Array | Promise<Uint8Array>)[] = []
     let block = first
     let position = start
@@ -244,7 +242,7 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
       // Every block that has all its bytes now: its digest (node:crypto at once; WebCrypto copies).
       while (block <= last && position >= blockEnd(block)) {
         const side = sides.get(block)
-        const from = block * verifiedBlockBytes
+        const from = block * digestBlockBytes
         checks.push(sha256Of(side ?? target.subarray(from - offset, blockEnd(block) - offset)))
         block++
       }
@@ -261,7 +259,7 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
       const to = Math.min(chunkEnd, targetEnd)
       if (from < to) target.set(chunk.subarray(from - position, to - position), from - offset)
       for (const [index, side] of sides) {
-        const sideStart = index * verifiedBlockBytes
+        const sideStart = index * digestBlockBytes
         const a = Math.max(position, sideStart)
         const b = Math.min(chunkEnd, sideStart + side.length)
         if (a < b) side.set(chunk.subarray(a - position, b - position), a - sideStart)
@@ -309,24 +307,24 @@ export function verifiedRanges(options: VerifiedRangesOptions): VerifiedRanges {
       // of what is left between them, a few at once.
       let low = offset
       let high = offset + target.length
-      for (let found = cached(path, Math.floor(low / verifiedBlockBytes)); found && low < high; ) {
-        const blockStart = found.block * verifiedBlockBytes
+      for (let found = cached(path, Math.floor(low / digestBlockBytes)); found && low < high; ) {
+        const blockStart = found.block * digestBlockBytes
         const to = Math.min(high, blockStart + found.bytes.length)
         target.set(found.bytes.subarray(low - blockStart, to - blockStart), low - offset)
         low = to
-        found = cached(path, Math.floor(low / verifiedBlockBytes))
+        found = cached(path, Math.floor(low / digestBlockBytes))
       }
-      for (let found = cached(path, Math.floor((high - 1) / verifiedBlockBytes)); found && low < high; ) {
-        const blockStart = found.block * verifiedBlockBytes
+      for (let found = cached(path, Math.floor((high - 1) / digestBlockBytes)); found && low < high; ) {
+        const blockStart = found.block * digestBlockBytes
         const from = Math.max(low, blockStart)
         target.set(found.bytes.subarray(from - blockStart, high - blockStart), from - offset)
         high = from
-        found = cached(path, Math.floor((high - 1) / verifiedBlockBytes))
+        found = cached(path, Math.floor((high - 1) / digestBlockBytes))
       }
       if (low >= high) return
-      const first = Math.floor(low / verifiedBlockBytes)
-      const last = Math.floor((high - 1) / verifiedBlockBytes)
-      const perRead = maximumRangeBytes / verifiedBlockBytes
+      const first = Math.floor(low / digestBlockBytes)
+      const last = Math.floor((high - 1) / digestBlockBytes)
+      const perRead = maximumRangeBytes / digestBlockBytes
       const reads: [number, number][] = []
       for (let block = first; block <= last; block += perRead)
         reads.push([block, Math.min(last, block + perRead - 1)])

@@ -185,14 +185,23 @@ export async function writeQwen35Package(options: WriteQwen35PackageOptions): Pr
     .map((path) => path.slice('onnx/'.length))
   const configJson = qwen35ConfigJson(config, externalDataFiles)
   await writeFile(join(outDir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`)
+  // The large ONNX files are hashed whole in the same read as their block digests.
+  const hashed = new Map<string, string>()
   for (const path of [...files]) {
     const bytes = (await stat(join(outDir, path))).size
-    if (hasBlockDigests({ path, bytes })) files.push(writeBlockDigests(outDir, path, bytes))
+    if (!hasBlockDigests({ path, bytes })) continue
+    const written = writeBlockDigests(outDir, path, bytes)
+    hashed.set(path, written.sha256)
+    files.push(written.digestsPath)
   }
   const entries = []
   for (const path of files) {
     const full = join(outDir, path)
-    entries.push({ path, bytes: (await stat(full)).size, sha256: await sha256OfFile(full) })
+    entries.push({
+      path,
+      bytes: (await stat(full)).size,
+      sha256: hashed.get(path) ?? (await sha256OfFile(full)),
+    })
   }
   const manifest: PackageManifest = {
     format: 'ondevice-package/1',

@@ -212,15 +212,17 @@ export async function writeModelPackage(options: WritePackageOptions): Promise<P
     done++
 
     progress('hashing files')
+    // The large ONNX files are hashed whole in the same read as their block digests.
+    const hashed = new Map<string, string>()
     for (const path of listFiles(temporary)) {
       const bytes = statSync(join(temporary, path)).size
-      if (hasBlockDigests({ path, bytes })) writeBlockDigests(temporary, path, bytes)
+      if (hasBlockDigests({ path, bytes })) hashed.set(path, writeBlockDigests(temporary, path, bytes).sha256)
     }
     const contextLength = options.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096)
     const files = listFiles(temporary).map((path) => ({
       path,
       bytes: statSync(join(temporary, path)).size,
-      sha256: sha256File(join(temporary, path)),
+      sha256: hashed.get(path) ?? sha256File(join(temporary, path)),
     }))
     const manifest: PackageManifest = {
       format: 'ondevice-package/1',
