@@ -60,6 +60,40 @@ describe('a Node model host with a memory budget', () => {
     expect(host.formats?.().map(({ status }) => status.state)).toEqual(['ready', 'ready', 'idle'])
   }, 60_000)
 
+  it('counts every session of a format: each concurrent generation holds its own copy of the weights', async () => {
+    const store = createNodeStore()
+    const estimate = async (dtype: string) =>
+      (await inspectPackage({ model: packageDir, dtype, backend: 'wasm', store }))
+        .estimatedMemoryBytes as number
+    const both = (await estimate('q4')) + (await estimate('q8'))
+    const formats = [
+      { dtype: 'q4', backend: 'wasm' },
+      { dtype: 'q8', backend: 'wasm' },
+    ] as const
+    // Room for one session of each format, not for two: with two slots the second format is refused.
+    const twoSlots = createNodeModelHost({
+      model: packageDir,
+      formats,
+      sessions: 2,
+      memoryBudgetBytes: both + 2 ** 20,
+    })
+    await twoSlots.load()
+    await expect(selectModel(twoSlots, { dtype: 'q8', backend: 'wasm' })).rejects.toMatchObject({
+      code: 'unsupported',
+      message: expect.stringMatching(
+        /it needs ~\d+ MiB \(2 sessions of ~\d+ MiB, one per MAX_CONCURRENT slot\)/,
+      ),
+    })
+    const oneSlot = createNodeModelHost({
+      model: packageDir,
+      formats,
+      sessions: 1,
+      memoryBudgetBytes: both + 2 ** 20,
+    })
+    await oneSlot.load()
+    expect((await selectModel(oneSlot, { dtype: 'q8', backend: 'wasm' })).model.info.dtype).toBe('q8')
+  }, 60_000)
+
   it('refuses a budget that is not a number of bytes', () => {
     expect(() => createNodeModelHost({ model: packageDir, memoryBudgetBytes: -1 })).toThrow(
       /memoryBudgetBytes/,

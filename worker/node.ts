@@ -102,6 +102,7 @@ export function createNodeModelHost(
             backend: options.backend,
             dtype: options.dtype,
             budget,
+            sessions: options.sessions ?? 1,
           }),
         }
       : {}),
@@ -144,12 +145,15 @@ export function createNodeModelHost(
  * Admits a format while the estimates of the formats held and of the new one fit the budget. A
  * format whose estimate cannot be read (no figures, unreadable package) is admitted: refusing a
  * load on a guess would be worse than the crash this prevents, which the operator sizes for.
+ * Every format loads `sessions` sessions, each with its own copy of the weights (an ONNX Runtime
+ * session and an engine instance share nothing), so each estimate counts that many times.
  */
 function memoryAdmission(options: {
   readonly model: string
   readonly backend: Backend | undefined
   readonly dtype: string | undefined
   readonly budget: number
+  readonly sessions: number
 }): (format: ModelFormat, held: readonly ModelFormat[]) => Promise<string | undefined> {
   const store = createNodeStore()
   const estimate = async (format: ModelFormat): Promise<number | undefined> => {
@@ -168,14 +172,17 @@ function memoryAdmission(options: {
       return undefined
     }
   }
+  const copies = options.sessions
   return async (format, held) => {
-    const wanted = await estimate(format)
-    if (wanted === undefined) return undefined
+    const one = await estimate(format)
+    if (one === undefined) return undefined
+    const wanted = one * copies
     let total = wanted
-    for (const other of held) total += (await estimate(other)) ?? 0
+    for (const other of held) total += ((await estimate(other)) ?? 0) * copies
     if (total <= options.budget) return undefined
     const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
-    return `it needs ~${mib(wanted)} next to the ${held.length} loaded (${mib(total)} together), over this server's memory budget of ${mib(options.budget)} (MEMORY_BUDGET_MB)`
+    const each = copies > 1 ? ` (${copies} sessions of ~${mib(one)}, one per MAX_CONCURRENT slot)` : ''
+    return `it needs ~${mib(wanted)}${each} next to the ${held.length} loaded (${mib(total)} together), over this server's memory budget of ${mib(options.budget)} (MEMORY_BUDGET_MB)`
   }
 }
 
