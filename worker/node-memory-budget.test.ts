@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
 import { inspectPackage } from '../client-runtime/index.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
@@ -92,6 +92,29 @@ describe('a Node model host with a memory budget', () => {
     })
     await oneSlot.load()
     expect((await selectModel(oneSlot, { dtype: 'q8', backend: 'wasm' })).model.info.dtype).toBe('q8')
+  }, 60_000)
+
+  it("warns at load when the default format's sessions alone exceed the budget", async () => {
+    const store = createNodeStore()
+    const one = (await inspectPackage({ model: packageDir, dtype: 'q4', backend: 'wasm', store }))
+      .estimatedMemoryBytes as number
+    const logged: string[] = []
+    const warn = vi
+      .spyOn(console, 'warn')
+      .mockImplementation((line: unknown) => void logged.push(String(line)))
+    try {
+      const host = createNodeModelHost({
+        model: packageDir,
+        dtype: 'q4',
+        backend: 'wasm',
+        sessions: 3,
+        memoryBudgetBytes: 2 * one,
+      })
+      await host.load()
+    } finally {
+      warn.mockRestore()
+    }
+    expect(logged.join('\n')).toMatch(/3 sessions \(MAX_CONCURRENT\) of ~\d+ MiB each.*lower MAX_CONCURRENT/)
   }, 60_000)
 
   it('refuses a budget that is not a number of bytes', () => {

@@ -92,19 +92,13 @@ export function createNodeModelHost(
       `memoryBudgetBytes must be a number of bytes ≥ 0 (0: no check), got ${String(options.memoryBudgetBytes)}.`,
     )
   }
+  const sessions = options.sessions ?? 1
+  const estimate = formatEstimator(options)
   return createModelHost({
     modelId,
     ...(options.formats === undefined ? {} : { formats: options.formats }),
     ...(budget > 0 && (options.formats?.length ?? 1) > 1
-      ? {
-          admit: memoryAdmission({
-            model: options.model,
-            backend: options.backend,
-            dtype: options.dtype,
-            budget,
-            sessions: options.sessions ?? 1,
-          }),
-        }
+      ? { admit: memoryAdmission({ estimate, budget, sessions }) }
       : {}),
     load: async (format) => {
       const backend = (format.backend as Backend | undefined) ?? options.backend
@@ -118,9 +112,19 @@ export function createNodeModelHost(
         ...loadOptions,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       })
-      for (const warning of first.warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
+      const warnings = [...first.warnings]
+      // The default format is always loaded, so its slots are not refused: the operator is told.
+      const one =
+        budget > 0 && sessions > 1
+          ? await estimate({ dtype: first.dtype, backend: first.backend })
+          : undefined
+      if (one !== undefined && one * sessions > budget)
+        warnings.push(
+          `${sessions} sessions (MAX_CONCURRENT) of ~${mebibytes(one)} each, one copy of the weights per slot, exceed this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`,
+        )
+      for (const warning of warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
       const spares: ModelSession[] = [first.session]
-      for (let index = 1; index < (options.sessions ?? 1); index++)
+      for (let index = 1; index < sessions; index++)
         spares.push((await loadModel({ ...loadOptions, dtype: first.dtype })).session)
       return {
         info: {
@@ -149,14 +153,34 @@ export function createNodeModelHost(
  * session and an engine instance share nothing), so each estimate counts that many times.
  */
 function memoryAdmission(options: {
-  readonly model: string
-  readonly backend: Backend | undefined
-  readonly dtype: string | undefined
+  readonly estimate: (format: ModelFormat) => Promise<number | undefined>
   readonly budget: number
   readonly sessions: number
 }): (format: ModelFormat, held: readonly ModelFormat[]) => Promise<string | undefined> {
+  const { estimate } = options
+  const copies = options.sessions
+  return async (format, held) => {
+    const one = await estimate(format)
+    if (one === undefined) return undefined
+    const wanted = one * copies
+    let total = wanted
+    for (const other of held) total += ((await estimate(other)) ?? 0) * copies
+    if (total <= options.budget) return undefined
+    const each = copies > 1 ? ` (${copies} sessions of ~${mebibytes(one)}, one per MAX_CONCURRENT slot)` : ''
+    return `it needs ~${mebibytes(wanted)}${each} next to the ${held.length} loaded (${mebibytes(total)} together), over this server's memory budget of ${mebibytes(options.budget)} (MEMORY_BUDGET_MB)`
+  }
+}
+
+const mebibytes = (bytes: number): string => `${Math.round(bytes / 2 ** 20)} MiB`
+
+/** A format's memory estimate from its package (undefined where it cannot be read). */
+function formatEstimator(options: {
+  readonly model: string
+  readonly backend?: Backend | undefined
+  readonly dtype?: string | undefined
+}): (format: ModelFormat) => Promise<number | undefined> {
   const store = createNodeStore()
-  const estimate = async (format: ModelFormat): Promise<number | undefined> => {
+  return async (format) => {
     const backend =
       (format.backend as Backend | undefined) ?? options.backend ?? (await defaultNodeBackend()).backend
     const dtype = format.dtype ?? options.dtype
@@ -171,18 +195,6 @@ function memoryAdmission(options: {
     } catch {
       return undefined
     }
-  }
-  const copies = options.sessions
-  return async (format, held) => {
-    const one = await estimate(format)
-    if (one === undefined) return undefined
-    const wanted = one * copies
-    let total = wanted
-    for (const other of held) total += ((await estimate(other)) ?? 0) * copies
-    if (total <= options.budget) return undefined
-    const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
-    const each = copies > 1 ? ` (${copies} sessions of ~${mib(one)}, one per MAX_CONCURRENT slot)` : ''
-    return `it needs ~${mib(wanted)}${each} next to the ${held.length} loaded (${mib(total)} together), over this server's memory budget of ${mib(options.budget)} (MEMORY_BUDGET_MB)`
   }
 }
 
