@@ -121,7 +121,7 @@ const keywordsByType: Record<TypeName, readonly string[]> = {
   string: ['minLength', 'maxLength', 'pattern', 'format'],
 }
 
-const combinators = new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', '$ref'])
+const combinators = new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'])
 
 const formatPatterns: Record<string, string> = {
   // February stops at 28: a subset of the valid dates that needs no leap-year arithmetic.
@@ -258,7 +258,7 @@ class SchemaCompiler {
       if (!known.has(key)) {
         this.refuse(
           `${path}.${key}`,
-          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, $ref/$defs, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable).`,
+          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, allOf of one schema, $ref/$defs, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable).`,
         )
       }
     }
@@ -325,7 +325,7 @@ class SchemaCompiler {
     const hasConst = present('const')
     if (hasEnum || hasConst) return this.#compileEnum(schema, path, hasEnum, hasConst)
 
-    for (const combinator of ['anyOf', 'oneOf'] as const) {
+    for (const combinator of ['anyOf', 'oneOf', 'allOf'] as const) {
       if (!present(combinator)) continue
       const others = Object.keys(schema).filter((key) => !annotations.has(key) && key !== combinator)
       if (others.length > 0) {
@@ -337,6 +337,13 @@ class SchemaCompiler {
       const list = schema[combinator]
       if (!Array.isArray(list) || list.length === 0)
         this.refuse(`${path}.${combinator}`, `${combinator} must be a non-empty array of schemas.`)
+      // allOf of one schema is that schema (generators wrap a $ref in it to hang a description
+      // beside it); an intersection of several would need their merge, which is the caller's.
+      if (combinator === 'allOf' && list.length > 1)
+        this.refuse(
+          `${path}.allOf`,
+          'allOf with more than one schema is not supported by structured output: merge them into one schema (one properties, one required list).',
+        )
       const options = list.map((option, index) => this.compile(option, `${path}.${combinator}.${index}`))
       if (combinator === 'oneOf') this.#checkDisjoint(list, path)
       return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }

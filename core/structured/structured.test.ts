@@ -319,7 +319,8 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
       { type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } },
       'schema.properties.a.not',
     ],
-    [{ allOf: [{ type: 'string' }] }, 'schema.allOf'],
+    [{ allOf: [{ type: 'string' }, { maxLength: 3 }] }, 'schema.allOf'],
+    [{ allOf: [{ type: 'string' }], maxLength: 3 }, 'schema.maxLength'],
     [{ type: 'object', patternProperties: { '^x': {} } }, 'schema.patternProperties'],
     [{ type: 'array', uniqueItems: true }, 'schema.uniqueItems'],
     [{ type: 'array', items: [{ type: 'string' }] }, 'schema.items'],
@@ -373,6 +374,29 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
       ).toBe(true)
     })
   }
+
+  it('allOf of one schema is that schema (a $ref wrapped to carry a description), walks validate (ajv)', () => {
+    const schema = {
+      $defs: {
+        point: {
+          type: 'object',
+          properties: { x: { type: 'integer', minimum: 0, maximum: 9 } },
+          required: ['x'],
+          additionalProperties: false,
+        },
+      },
+      type: 'object',
+      properties: { at: { allOf: [{ $ref: '#/$defs/point' }], description: 'where' } },
+      required: ['at'],
+      additionalProperties: false,
+    }
+    const validate = ajv.compile(schema)
+    for (let seed = 1; seed <= 5; seed++) {
+      const { text, ended } = walk(schema, seed, 200, 8)
+      expect(ended, text).toBe(true)
+      expect(validate(JSON.parse(text)), `${text}: ${ajv.errorsText(validate.errors)}`).toBe(true)
+    }
+  })
 
   it('accepts oneOf alternatives told apart by type or by a const tag', () => {
     expect(() => compileJsonSchema({ oneOf: [{ type: 'string' }, { type: 'integer' }] })).not.toThrow()
