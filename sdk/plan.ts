@@ -105,10 +105,20 @@ export class Planner {
       packageInfo = { ...packageInfo, cached: true, downloadBytes: 0 }
       this.#cachedPackage = packageInfo
     }
-    let decision = decideRoute(capabilities, packageInfo, policy, thresholds, edge)
+    // A forced backend is what the device will load: judge the device on it.
+    const forced = this.#options.deviceOptions.backend
+    const routeOptions = forced === undefined ? {} : { backend: forced }
+    let decision = decideRoute(capabilities, packageInfo, policy, thresholds, edge, routeOptions)
     // An edge remembered as unreachable is still tried when nothing else could answer.
     if (decision.route === 'none' && edge.configured && !edge.reachable) {
-      decision = decideRoute(capabilities, packageInfo, policy, thresholds, { configured: true })
+      decision = decideRoute(
+        capabilities,
+        packageInfo,
+        policy,
+        thresholds,
+        { configured: true },
+        routeOptions,
+      )
     }
     // A device that just failed to load (its runtime files, its backend) would fail again: say
     // so, and let the edge answer until the load is retried in the background.

@@ -99,6 +99,8 @@ describe('a real model on WASM, device and edge', () => {
     const result = await client.chat(request)
     expect(result.route).toBe('device')
     expect(result.usage).toMatchObject({ backend: 'wasm', dtype: 'fp32', completionTokens: 16 })
+    // The reason names the forced backend, not the best one this machine has (native).
+    expect(result.routeReason).toContain('running on wasm')
     reference = result
     await client.dispose()
   })
@@ -109,6 +111,7 @@ describe('a real model on WASM, device and edge', () => {
       const result = await client.chat(request)
       expect(result.route).toBe('device')
       expect(result.usage).toMatchObject({ backend: 'ort-wasm', dtype: 'fp32', completionTokens: 16 })
+      expect(result.routeReason).toContain('running on ort-wasm')
     } finally {
       await client.dispose()
     }

@@ -440,3 +440,48 @@ describe('decideRoute: the memory figure of the backend it chooses', () => {
     expect(decision.reason).toContain('fits ~1.1 GiB on native in q4')
   })
 })
+
+describe('decideRoute: a backend the app forced (ClientOptions.backend)', () => {
+  const server: DeviceCapabilities = {
+    webgpu: { available: false, reason: 'not in Node' },
+    wasm: true,
+    native: true,
+    deviceMemoryBytes: 4 * gb,
+    online: true,
+  }
+  const q4 = {
+    ...cachedPackage,
+    memoryByBackend: {
+      wasm: { dtype: 'q4', bytes: 0.6 * gb },
+      'ort-wasm': { dtype: 'q4', bytes: 2.9 * gb },
+      native: { dtype: 'q4', bytes: 1.1 * gb },
+    },
+  } satisfies PackageInfo
+
+  it('judges the device on the forced backend: its name and its memory figure, not the best one it has', () => {
+    const engine = decideRoute(server, q4, 'device-only', {}, { configured: false }, { backend: 'wasm' })
+    expect(engine).toMatchObject({ route: 'device', backend: 'wasm' })
+    expect(engine.reason).toContain('running on wasm')
+    expect(engine.reason).toContain('fits ~614 MiB on wasm')
+    expect(engine.reason).not.toContain('native')
+    const ortWeb = decideRoute(server, q4, 'device-only', {}, { configured: false }, { backend: 'ort-wasm' })
+    expect(ortWeb.route).toBe('none')
+    expect(ortWeb.reason).toContain('needs ~2.9 GiB on ort-wasm')
+  })
+
+  it('a forced backend the device lacks rules the device out, saying which and why', () => {
+    const noNative = { ...server, native: false, nativeNote: 'onnxruntime-node is not installed' }
+    const toEdge = decideRoute(noNative, q4, 'prefer-device', {}, { configured: true }, { backend: 'native' })
+    expect(toEdge.route).toBe('edge')
+    expect(toEdge.reason).toContain("backend 'native' was asked for, but onnxruntime-node is not installed")
+    const none = decideRoute(server, q4, 'device-only', {}, { configured: false }, { backend: 'webgpu' })
+    expect(none.route).toBe('none')
+    expect(none.reason).toContain("backend 'webgpu' was asked for, but no WebGPU (not in Node)")
+  })
+
+  it('refuses a backend it does not know, naming the field', () => {
+    expect(() =>
+      decideRoute(server, q4, 'device-only', {}, { configured: false }, { backend: 'cuda' as 'wasm' }),
+    ).toThrow(InvalidArgumentError)
+  })
+})

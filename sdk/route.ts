@@ -16,6 +16,17 @@ export const routePolicies: readonly RoutePolicy[] = [
 
 export type DeviceBackend = 'webgpu' | 'wasm' | 'native'
 
+/** A backend the app forced (ClientOptions.backend): 'ort-wasm' is onnxruntime-web's WASM. */
+export type ForcedDeviceBackend = DeviceBackend | 'ort-wasm'
+
+export interface RouteOptions {
+  /**
+   * The backend the app forced: the device is judged on it alone (its availability, its memory
+   * figure), not on the best one the device has.
+   */
+  readonly backend?: ForcedDeviceBackend
+}
+
 // The router reads the runtime's own shapes: what the probe reports, what inspection finds.
 export type { DeviceCapabilities, PackageInfo }
 
@@ -60,7 +71,7 @@ export interface RouteDecision {
   /** The device route must download the package first (no edge to answer meanwhile). */
   readonly downloadFirst?: boolean
   /** The device backend to use when route is 'device' (or when a background download is planned). */
-  readonly backend?: DeviceBackend
+  readonly backend?: ForcedDeviceBackend
   /** Where to go if the chosen route fails (before or during an answer). */
   readonly fallback?: 'device' | 'edge'
 }
@@ -89,7 +100,7 @@ interface DeviceAssessment {
   readonly canRun: boolean
   /** The probe ran slower than the threshold: in words. */
   readonly slow?: string
-  readonly backend: DeviceBackend | undefined
+  readonly backend: ForcedDeviceBackend | undefined
   /** Why it can't, or notes on how it would run. */
   readonly problems: readonly string[]
   readonly facts: readonly string[]
@@ -101,12 +112,14 @@ function assessDevice(
   capabilities: DeviceCapabilities,
   packageInfo: PackageInfo,
   thresholds: RouteThresholds,
+  forced: ForcedDeviceBackend | undefined,
 ): DeviceAssessment {
   const problems: string[] = []
   const facts: string[] = []
 
-  // Backend: WebGPU when its adapter can hold the package, else native (Node), else WASM.
-  let backend: DeviceBackend | undefined
+  // Backend: WebGPU when its adapter can hold the package, else native (Node), else WASM; or the
+  // one the app forced, if the device has it.
+  let backend: ForcedDeviceBackend | undefined
   const gpu = capabilities.webgpu
   let gpuProblem: string | undefined
   if (gpu?.available) {
@@ -122,16 +135,33 @@ function assessDevice(
   } else {
     gpuProblem = gpu?.reason ? `no WebGPU (${gpu.reason})` : 'no WebGPU'
   }
-  if (backend === undefined && capabilities.native) backend = 'native'
-  if (backend === undefined && capabilities.wasm) backend = 'wasm'
-  if (backend === undefined) {
-    problems.push(`${gpuProblem ?? 'no WebGPU'} and no WebAssembly`)
-  } else if (backend !== 'webgpu' && gpuProblem && capabilities.webgpu !== undefined) {
-    facts.push(gpuProblem)
+  if (forced !== undefined) {
+    const missing =
+      forced === 'webgpu'
+        ? backend === 'webgpu'
+          ? undefined
+          : gpuProblem
+        : forced === 'native'
+          ? capabilities.native
+            ? undefined
+            : (capabilities.nativeNote ?? 'onnxruntime-node is not available here')
+          : capabilities.wasm
+            ? undefined
+            : 'no WebAssembly'
+    backend = missing === undefined ? forced : undefined
+    if (missing !== undefined) problems.push(`backend '${forced}' was asked for, but ${missing}`)
+  } else {
+    if (backend === undefined && capabilities.native) backend = 'native'
+    if (backend === undefined && capabilities.wasm) backend = 'wasm'
+    if (backend === undefined) {
+      problems.push(`${gpuProblem ?? 'no WebGPU'} and no WebAssembly`)
+    } else if (backend !== 'webgpu' && gpuProblem && capabilities.webgpu !== undefined) {
+      facts.push(gpuProblem)
+    }
+    // Node without the optional peer dependency: say why it is WASM and how to get native
+    // (the words come from the Node-only probe, so a page bundle never names that package).
+    if (backend === 'wasm' && capabilities.nativeNote !== undefined) facts.push(capabilities.nativeNote)
   }
-  // Node without the optional peer dependency: say why it is WASM and how to get native
-  // (the words come from the Node-only probe, so a page bundle never names that package).
-  if (backend === 'wasm' && capabilities.nativeNote !== undefined) facts.push(capabilities.nativeNote)
 
   // Memory: the estimate of the backend about to run (onnxruntime-web's WASM peaks at twice the
   // engine's on the same package) against the share of device memory a page may take; WASM also
@@ -155,7 +185,7 @@ function assessDevice(
       )
     }
   }
-  if (backend === 'wasm' && needs !== undefined && needs > 4 * gib) {
+  if ((backend === 'wasm' || backend === 'ort-wasm') && needs !== undefined && needs > 4 * gib) {
     problems.push(
       `the WASM heap is limited to 4 GiB and the ${packageInfo.name} package needs ~${formatBytes(needs)}${on}`,
     )
@@ -219,10 +249,17 @@ export function decideRoute(
   policy: RoutePolicy = 'prefer-device',
   thresholds: Partial<RouteThresholds> = {},
   edge: EdgeAvailability = { configured: true },
+  options: RouteOptions = {},
 ): RouteDecision {
   validatePolicy(policy)
+  const forced = options?.backend
+  if (forced !== undefined && !['webgpu', 'wasm', 'ort-wasm', 'native'].includes(forced))
+    throw new InvalidArgumentError(
+      'backend',
+      `backend must be one of 'webgpu', 'wasm', 'ort-wasm', 'native' (got ${JSON.stringify(forced)}).`,
+    )
   const limits: RouteThresholds = { ...defaultThresholds, ...thresholds }
-  const device = assessDevice(capabilities, packageInfo, limits)
+  const device = assessDevice(capabilities, packageInfo, limits, forced)
   const edgeUsable = edge.configured && capabilities.online && edge.reachable !== false
   const edgeWhy = !edge.configured
     ? 'no edge is configured'
