@@ -69,6 +69,25 @@ describe('POST /v1/chat/completions', () => {
     expect(JSON.stringify(logs[0])).not.toContain(apiKey)
   })
 
+  it('treats optional fields sent as null as not given (tools: null was a 500)', async () => {
+    const { post } = setup()
+    const plain = await post({ model: 'test-model', messages, max_tokens: 6, temperature: 0 })
+    const nulls = await post({
+      model: 'test-model',
+      messages,
+      max_tokens: 6,
+      temperature: 0,
+      tools: null,
+      tool_choice: null,
+      response_format: null,
+      stop: null,
+      user: null,
+    })
+    expect(nulls.status).toBe(200)
+    const [a, b] = (await Promise.all([plain.json(), nulls.json()])) as ChatCompletionResponse[]
+    expect(b!.choices[0]?.message.content).toBe(a!.choices[0]?.message.content)
+  })
+
   it('streams server-sent events ending in [DONE] whose text equals the JSON answer', async () => {
     const { post, logs } = setup()
     const request = { model: 'test-model', messages, max_tokens: 20, temperature: 0.8, seed: 7 }

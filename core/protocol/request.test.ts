@@ -44,7 +44,7 @@ describe('encoding (the SDK)', () => {
       ondevice_format: { dtype: 'q8', backend: 'wasm', fallback: true },
     })
     // What the encoder writes, the validator accepts.
-    expect(validateChatCompletionRequest(body)).toBe(body)
+    expect(validateChatCompletionRequest(body)).toEqual(body)
     expect(toChatCompletionRequest({ model: 'm', messages: [], stop: [] })).toEqual({
       model: 'm',
       messages: [],

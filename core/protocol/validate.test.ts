@@ -55,7 +55,7 @@ describe('validateChatCompletionRequest', () => {
       ondevice_continuation: { token_ids: [1, 2, 3], step: 3 },
       ondevice_format: { dtype: 'q4', backend: 'wasm', fallback: false },
     }
-    expect(validateChatCompletionRequest(body)).toBe(body)
+    expect(validateChatCompletionRequest(body)).toEqual(body)
     for (const format of [{ dtype: 'q8' }, { backend: 'native' }, { backend: 'ort-wasm', fallback: true }])
       expect(validateChatCompletionRequest({ ...minimal, ondevice_format: format })).toBeTruthy()
   })
@@ -243,6 +243,27 @@ describe('validateChatCompletionRequest', () => {
     expect(error.message).toMatch(message)
   })
 
+  it('an optional field sent as null is "not given": the typed request has none of them (tools: null was a 500)', () => {
+    const nulls = {
+      tools: null,
+      tool_choice: null,
+      parallel_tool_calls: null,
+      response_format: null,
+      max_tokens: null,
+      temperature: null,
+      stop: null,
+      seed: null,
+      user: null,
+      stream_options: null,
+      chat_template_kwargs: null,
+    }
+    const request = validateChatCompletionRequest({ ...minimal, ...nulls })
+    expect(request).toEqual(minimal)
+    // model and messages stay required.
+    expect(rejection({ ...minimal, model: null }).param).toBe('model')
+    expect(rejection({ ...minimal, messages: null }).param).toBe('messages')
+  })
+
   it('refuses unsupported features with code unsupported', () => {
     expect(rejection({ ...minimal, logprobs: true })).toMatchObject({
       code: 'unsupported',
@@ -268,7 +289,7 @@ describe('validateChatCompletionRequest', () => {
       { ...minimal, tools, tool_choice: 'required', parallel_tool_calls: false },
       { ...minimal, tools, tool_choice: { type: 'function', function: { name: 'f' } } },
     ]) {
-      expect(validateChatCompletionRequest(body)).toBe(body)
+      expect(validateChatCompletionRequest(body)).toEqual(body)
     }
     const cases: [unknown, string][] = [
       [

@@ -163,19 +163,20 @@ function validateContinuation(value: unknown): void {
   }
 }
 
-/**
- * Checks an untrusted chat-completion body and returns it typed. Throws InvalidArgumentError with
- * `param` set to the dotted path of the first bad field and a message saying how to fix it.
- */
 /** The chat_template_kwargs a client may set. */
 const chatTemplateVariables: ReadonlySet<string> = new Set(['enable_thinking'])
+
+/**
+ * Checks an untrusted chat-completion body and returns it typed (a copy without its null fields).
+ * Throws InvalidArgumentError with `param` set to the dotted path of the first bad field and a
+ * message saying how to fix it.
+ */
 
 export function validateChatCompletionRequest(body: unknown): ChatCompletionRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     fail('body', 'The request body must be a JSON object like { "model": "...", "messages": [...] }.')
   }
-  const request = body as JsonObject
-  for (const key of Object.keys(request)) {
+  for (const key of Object.keys(body)) {
     if (requestFields.has(key) || ignoredFields.has(key)) continue
     // Own properties only: `__proto__` or `constructor` must not find Object.prototype's.
     const hint = Object.hasOwn(suggestions, key) ? suggestions[key] : undefined
@@ -186,6 +187,12 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
         : `Unknown field "${key}": remove it (see the OpenAI chat-completions reference for the fields).`,
     )
   }
+  // An optional field sent as null means "not given" (OpenAI's clients send `tools: null` and the
+  // like): dropped here, so nothing past validation meets a null where it expects a value. (Every
+  // key is a known field by now, so none is `__proto__`.)
+  const request: JsonObject = {}
+  for (const [key, value] of Object.entries(body as JsonObject))
+    if (value !== null || key === 'model' || key === 'messages') request[key] = value
   if (typeof request['model'] !== 'string' || request['model'].length === 0) {
     fail('model', 'model is required: the id of a served model (GET /v1/models lists them).')
   }
