@@ -20,8 +20,10 @@ Builds the demo page and serves it on http://127.0.0.1:<port>/ with the model pa
   --port N        port of the page (default 5173; 0 picks a free one)
   --edge-port N   port of the edge worker (default 8787; 0 picks a free one)
   --model FOLDER  a model package folder instead of the embedded default
-  --dtype D       weight format for both sides (default: each side's fastest, e.g. q8 on WASM
-                  and the edge, q4 on WebGPU); the same on both keeps a handoff token-exact
+  --dtype D       weight format for both sides (default: each side's fastest the package has:
+                  q4 on ondevice's WebAssembly engine, on WebGPU (q4f16 with shader-f16) and
+                  on the edge; q8 where onnxruntime-web's WASM runs a package the engine does
+                  not cover); the same on both keeps a handoff token-exact
   --no-edge       serve the page only (every answer then runs on the device)`
 
 async function main(argv: readonly string[]): Promise<number> {
