@@ -1,5 +1,6 @@
 // Copies a model package into a folder to deploy as a Worker's static assets. Workers cap one
-// asset at 25 MiB, so larger files (ONNX external data) are split into chunks plus an index that
+// asset at 25 MiB, so every file over the chunk size (4 MiB by default: ONNX external data, and
+// tokenizer.json or a graph when they are that large) is split into chunks plus an index that
 // assetsPackageReader joins back; the package's manifest.json still names the whole files, so
 // verification checks exactly what the builder wrote. Node only (deploy-time tool).
 //
