@@ -24,8 +24,8 @@ Options:
   --in DIR          Hugging Face model folder
   --out DIR         Package folder to create
   --dtype D         fp32, q4, q8, fp16 (repeat or comma-separate; default fp32,q4,q8)
-  --attention A   plain (default: standard ops, any backend) or gqa (com.microsoft
-                  GroupQueryAttention: one fused node per layer; no left padding)
+  --attention A     plain (default: standard ops, any backend) or gqa (com.microsoft
+                    GroupQueryAttention: one fused node per layer; no left padding)
   --force           Replace DIR if it exists
   --help, -h        Show this help
 
