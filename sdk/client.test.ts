@@ -167,6 +167,16 @@ describe('createClient: options', () => {
       { messages: [{ role: 'user', content: 'x', toolCalls: [] }] },
       'messages.0.toolCalls',
     ],
+    [
+      "OpenAI's wire wrapper in responseFormat",
+      { messages, responseFormat: { type: 'json_schema', json_schema: { schema: {} } } },
+      'responseFormat.json_schema',
+    ],
+    [
+      'an unknown responseFormat field',
+      { messages, responseFormat: { type: 'json_object', schema: {} } },
+      'responseFormat.schema',
+    ],
   ]
   it.each(badRequests)(
     'request with %s: InvalidArgumentError naming %s, thrown by stream() itself',
@@ -182,6 +192,20 @@ describe('createClient: options', () => {
       expect((caught as InvalidArgumentError).param).toBe(param)
     },
   )
+
+  it('on() refuses an unknown event name and a listener that is not a function; prepare() an unknown option', async () => {
+    const client = createClient({}, { deviceHost: createTestDeviceHost() })
+    expect(() => client.on('handof' as 'handoff', () => {})).toThrow(
+      /Unknown event "handof": use one of 'route'/,
+    )
+    expect(() => client.on('ready', 5 as never)).toThrow(InvalidArgumentError)
+    await expect(client.prepare({ onprogress: () => {} } as never)).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'onprogress',
+    })
+    await expect(client.prepare({ signal: {} } as never)).rejects.toMatchObject({ param: 'signal' })
+    await client.dispose()
+  })
 
   it('chat() rejects bad requests the same way', async () => {
     const client = createClient({}, { deviceHost: createTestDeviceHost() })

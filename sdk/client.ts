@@ -95,6 +95,17 @@ export interface ClientEvents {
   readonly 'load-error': { readonly error: OndeviceError }
 }
 
+// A record, so the type checker asks for every event ClientEvents gains.
+const clientEvents: Record<keyof ClientEvents, true> = {
+  route: true,
+  progress: true,
+  handoff: true,
+  ready: true,
+  'download-error': true,
+  'load-error': true,
+}
+const clientEventNames = Object.keys(clientEvents) as (keyof ClientEvents)[]
+
 export interface PrepareOptions {
   readonly onProgress?: (progress: DownloadProgress) => void
   readonly signal?: AbortSignal
@@ -176,6 +187,14 @@ class Client implements OndeviceClient {
   }
 
   on<K extends keyof ClientEvents>(name: K, listener: (event: ClientEvents[K]) => void): () => void {
+    // A misspelt name would subscribe to nothing, silently.
+    if (!clientEventNames.includes(name))
+      throw new InvalidArgumentError(
+        'name',
+        `Unknown event ${JSON.stringify(name)}: use one of ${clientEventNames.map((event) => `'${event}'`).join(', ')}.`,
+      )
+    if (typeof listener !== 'function')
+      throw new InvalidArgumentError('listener', `on('${name}', listener): the listener must be a function.`)
     return this.#events.on(name, listener)
   }
 
@@ -226,6 +245,14 @@ class Client implements OndeviceClient {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidArgumentError('options', 'prepare() takes { onProgress?, signal? }.')
     }
+    for (const key of Object.keys(options))
+      if (key !== 'onProgress' && key !== 'signal')
+        throw new InvalidArgumentError(
+          key,
+          `Unknown prepare() option "${key}": it takes { onProgress?, signal? }.`,
+        )
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal))
+      throw new InvalidArgumentError('signal', 'signal must be an AbortSignal (from an AbortController).')
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw new InvalidArgumentError('onProgress', 'onProgress must be a function.')
     }

@@ -20,6 +20,7 @@ export type ResponseFormat =
       readonly type: 'json_schema'
       readonly schema: unknown
       readonly name?: string
+      readonly description?: string
       readonly strict?: boolean
     }
 
@@ -97,6 +98,13 @@ export function compileConstraint(
 
 const compiledCache = new Map<string, OutputConstraint | undefined>()
 
+/** The fields each responseFormat type takes: anything else is a mistake to name, not to ignore. */
+const responseFormatFields: Readonly<Record<string, readonly string[]>> = {
+  text: ['type'],
+  json_object: ['type'],
+  json_schema: ['type', 'schema', 'name', 'description', 'strict'],
+}
+
 function compileUncached(
   options: ConstraintOptions,
   names: { responseFormat: string; tools: string; toolChoice: string },
@@ -110,6 +118,14 @@ function compileUncached(
         `${names.responseFormat} must be { type: 'json_schema', schema } or { type: 'json_object' }.`,
       )
     }
+    const fields = responseFormatFields[String(format.type)]
+    const unknown =
+      fields === undefined ? undefined : Object.keys(format).find((key) => !fields.includes(key))
+    if (unknown !== undefined)
+      throw new InvalidArgumentError(
+        `${names.responseFormat}.${unknown}`,
+        `Unknown field "${unknown}" in ${names.responseFormat} (type '${String(format.type)}' takes ${fields!.join(', ')})${unknown === 'json_schema' ? ": pass the schema itself as `schema`, not OpenAI's wire wrapper { json_schema: { schema } }" : ''}.`,
+      )
     if (format.type === 'json_object') responseGrammar = new Grammar(compileJsonObject().root)
     else if (format.type === 'json_schema') {
       if (!('schema' in format) || format.schema === undefined) {
