@@ -86,9 +86,13 @@ export const nodeHost: RuntimeHost = {
           },
         }
       } catch (error) {
+        // Never installed (an optional peer) is the common case: say how to add it.
+        const missing = (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND'
         throw new BackendError(
           'backend_unavailable',
-          `onnxruntime-node could not be loaded (${(error as Error).message}); use backend 'wasm' or reinstall onnxruntime-node.`,
+          missing
+            ? "backend 'native' needs onnxruntime-node, which is not installed: `npm install onnxruntime-node`, or use backend 'wasm'."
+            : `onnxruntime-node could not be loaded (${(error as Error).message}); use backend 'wasm' or reinstall onnxruntime-node.`,
           { cause: error },
         )
       }

@@ -473,7 +473,9 @@ describe('decideRoute: a backend the app forced (ClientOptions.backend)', () => 
     const noNative = { ...server, native: false, nativeNote: 'onnxruntime-node is not installed' }
     const toEdge = decideRoute(noNative, q4, 'prefer-device', {}, { configured: true }, { backend: 'native' })
     expect(toEdge.route).toBe('edge')
-    expect(toEdge.reason).toContain("backend 'native' was asked for, but onnxruntime-node is not installed")
+    expect(toEdge.reason).toContain(
+      "backend 'native' was asked for, but onnxruntime-node is not available here (`npm install onnxruntime-node`",
+    )
     const none = decideRoute(server, q4, 'device-only', {}, { configured: false }, { backend: 'webgpu' })
     expect(none.route).toBe('none')
     expect(none.reason).toContain("backend 'webgpu' was asked for, but no WebGPU (not in Node)")

@@ -144,7 +144,7 @@ function assessDevice(
         : forced === 'native'
           ? capabilities.native
             ? undefined
-            : (capabilities.nativeNote ?? 'onnxruntime-node is not available here')
+            : "onnxruntime-node is not available here (`npm install onnxruntime-node`, or use backend 'wasm')"
           : capabilities.wasm
             ? undefined
             : 'no WebAssembly'

@@ -83,6 +83,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       streamFinish: 'length',
     })
     expect(result.deltas).toBeGreaterThan(0)
+    expect(result.nativeError).toBeNull()
     expect(result.ids).toEqual(helloIds)
   }, 300_000)
 
@@ -98,6 +99,11 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     // onnxruntime-web would be the fallback only for a package the engine does not run.
     expect(result.backend).toBe('wasm')
     expect(result.reason).toContain('onnxruntime-node is not available (not installed)')
+    // Forcing native there is refused before any load, saying how to add it.
+    expect(result.nativeError).toContain(
+      "backend 'native' was asked for, but onnxruntime-node is not available here",
+    )
+    expect(result.nativeError).toContain('npm install onnxruntime-node')
     expect(result.ids).toEqual(helloIds)
   }, 300_000)
 

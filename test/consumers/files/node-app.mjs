@@ -13,6 +13,13 @@ for await (const part of ai.stream({ messages: [{ role: 'user', content: 'Hello'
   if (part.type === 'finish') finish = part
 }
 await ai.dispose()
+// Forcing the native backend: runs where onnxruntime-node is installed, else says how to add it.
+const forced = createClient({ backend: 'native', policy: 'device-only' })
+const nativeError = await forced.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 1 }).then(
+  () => null,
+  (error) => error.message,
+)
+await forced.dispose()
 const tokenizer = Tokenizer.fromFiles({
   tokenizerJson: readFileSync('model/tokenizer.json', 'utf8'),
   tokenizerConfigJson: readFileSync('model/tokenizer_config.json', 'utf8'),
@@ -25,6 +32,7 @@ console.log(
     completionTokens: answer.usage.completionTokens,
     deltas,
     streamFinish: finish?.finishReason,
+    nativeError,
     ids: tokenizer.encode('Hello, my dog is cute.'),
   }),
 )
