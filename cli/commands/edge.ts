@@ -12,7 +12,7 @@ import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chooseDtype } from '../../client-runtime/dtype.ts'
 import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
-import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
+import { InvalidArgumentError, ModelError, OndeviceError } from '../../core/errors.ts'
 import { parseModelConfig } from '../../core/model-package.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { startStaticServer } from '../../demo/static-server.ts'
@@ -21,6 +21,7 @@ import {
   buildEdgeImage,
   type EdgeContainer,
   localBaseImage,
+  missingDockerfile,
   runEdgeContainer,
 } from '../../tools/docker/edge-container.ts'
 import { engineCoversModelType } from '../../wasm/engine/session.ts'
@@ -307,6 +308,14 @@ interface ContainerEdgeOptions {
  * Containers offline). The containers' only key is a fresh secret the Worker presents.
  */
 async function runContainerEdge(options: ContainerEdgeOptions): Promise<number> {
+  // The image is built from the repository's sources and Dockerfile, which the npm package does
+  // not ship: from an installed package, say so before anything starts.
+  const missing = missingDockerfile()
+  if (missing !== undefined)
+    throw new OndeviceError(
+      'unsupported',
+      `The model runs in a container here (${options.reason}), and the container image is built from an ondevice checkout's Dockerfile, which the npm package does not ship (no ${missing}). Run \`npm run edge -- --model ${options.folder} --runtime container\` in a clone of the repository, or run \`ondevice serve\` in an image of your own (docs/worker.md), or use a package that fits a Worker isolate.`,
+    )
   const containers: EdgeContainer[] = []
   let edge: Awaited<ReturnType<typeof startEdgeWorker>> | undefined
   let packageServer: Awaited<ReturnType<typeof startStaticServer>> | undefined

@@ -107,6 +107,21 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     expect(result.ids).toEqual(helloIds)
   }, 300_000)
 
+  it('3. `ondevice edge --runtime container` from the installed package says it needs a checkout (no Dockerfile ships)', async () => {
+    const failure = await run(
+      machineNode(),
+      ['node_modules/ondevice/cli/bin.js', 'edge', '--model', 'model', '--runtime', 'container'],
+      { cwd: withoutNative.folder, timeoutMs: 60_000 },
+    ).then(
+      () => undefined,
+      (error: Error) => error.message,
+    )
+    expect(failure).toContain(
+      "built from an ondevice checkout's Dockerfile, which the npm package does not ship",
+    )
+    expect(failure).toContain('--runtime container` in a clone of the repository')
+  }, 120_000)
+
   it('5. tsc --noEmit (strict) type-checks a file using every public entry, bundler and nodenext resolution', async () => {
     const started = Date.now()
     // The type checker and the types a user of every entry has, added to the Node project.

@@ -3,6 +3,7 @@
 // package folder mounted read-only on 127.0.0.1, stop it by its id. Used by `ondevice edge
 // --runtime container`, the container tests and the edge benchmark. Development tooling.
 import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { freePort, repositoryRoot } from '../wrangler-dev.ts'
@@ -57,6 +58,12 @@ function spawnChecked(command: string, args: readonly string[], timeoutMs: numbe
 export async function ensureLocalBaseImage(): Promise<void> {
   await requireDocker()
   await spawnChecked('bash', [join(repositoryRoot, 'tools/docker/base-image.sh'), localBaseImage], 900_000)
+}
+
+/** The Dockerfile's path when the build context lacks it (an installed package ships none). */
+export function missingDockerfile(): string | undefined {
+  const path = join(repositoryRoot, 'Dockerfile')
+  return existsSync(path) ? undefined : path
 }
 
 export interface BuiltImage {
