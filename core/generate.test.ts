@@ -206,6 +206,104 @@ describe('generate', () => {
     }
   })
 
+  describe('with tools', () => {
+    const open = tokenizer.tokenToId('<tool_call>')!
+    const eos = tokenizer.tokenToId('<|im_end|>')!
+    const tools = [
+      {
+        name: 'get_weather',
+        parameters: {
+          type: 'object',
+          properties: { city: { type: 'string', maxLength: 6 } },
+          required: ['city'],
+          additionalProperties: false,
+        },
+      },
+    ]
+    const auto = { tools, toolChoice: 'auto' as const, parallelToolCalls: false }
+    // Text with whitespace before the call, then `<tool_call>`; the mask writes the call itself.
+    const before = tokenizer.encode('Let me check 😀.\n\n', { addSpecialTokens: false })
+    const script = [...before, open]
+    const scriptedCall = (extra: Parameters<typeof createTestSession>[0] = {}) =>
+      createTestSession({
+        vocabularySize,
+        favor: (tokens) => script[tokens.length - prompt.length],
+        ...extra,
+      })
+    const request = { promptTokenIds: prompt, sampling: { temperature: 0 }, maxTokens: 60, constraint: auto }
+    const shown = (parts: readonly GenerationPart[]) =>
+      parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []))
+
+    it('the text is what came before the call: no markup, no whitespace before it, streamed as finished', async () => {
+      const whole = await collect(scriptedCall(), request)
+      expect(whole.error).toBeUndefined()
+      const finish = whole.finish!
+      expect(finish.finishReason).toBe('tool-calls')
+      expect(finish.toolCalls).toHaveLength(1)
+      expect(finish.toolCalls![0]!.name).toBe('get_weather')
+      expect(finish.text).toBe('Let me check 😀.')
+      expect(whole.text).toBe(finish.text)
+      expect(shown(whole.parts).some((text) => text.includes('<') || text.includes('\n'))).toBe(false)
+      // Every token still travels in the deltas (a handoff needs them), markup included.
+      expect(whole.tokenIds).toEqual(finish.tokenIds)
+      expect(finish.tokenIds.slice(0, script.length)).toEqual(script)
+      expect(finish.partial).toBeUndefined()
+    })
+
+    it('a call cut by the token limit or a stop string: text before it only, partial, no call', async () => {
+      for (const maxTokens of [script.length, script.length + 3]) {
+        const cut = await collect(scriptedCall(), { ...request, maxTokens })
+        expect(cut.finish).toMatchObject({ finishReason: 'length', partial: true, text: 'Let me check 😀.' })
+        expect(cut.finish!.toolCalls).toBeUndefined()
+        expect(cut.text).toBe(cut.finish!.text)
+        expect(cut.finish!.tokenIds).toHaveLength(maxTokens)
+      }
+      // required: the answer starts with the call, so a cut one has no text at all.
+      const required = await collect(createTestSession({ vocabularySize }), {
+        ...request,
+        maxTokens: 4,
+        constraint: { tools, toolChoice: 'required' },
+      })
+      expect(required.finish).toMatchObject({ finishReason: 'length', partial: true, text: '' })
+      expect(shown(required.parts).every((text) => text === '')).toBe(true)
+      expect(required.tokenIds).toEqual(required.finish!.tokenIds)
+      // A stop string still cuts a call (the markup goes through the stop matcher, unseen).
+      const stopped = await collect(scriptedCall(), { ...request, stop: ['"arguments"'] })
+      expect(stopped.finish).toMatchObject({ finishReason: 'stop', partial: true, text: 'Let me check 😀.' })
+      expect(stopped.finish!.toolCalls).toBeUndefined()
+    })
+
+    it('text that ends without a call keeps its trailing whitespace', async () => {
+      const ids = [...tokenizer.encode('Sunny. \n', { addSpecialTokens: false }), eos]
+      const session = createTestSession({
+        vocabularySize,
+        favor: (tokens) => ids[tokens.length - prompt.length],
+      })
+      const result = await collect(session, request)
+      expect(result.finish).toMatchObject({ finishReason: 'stop', text: 'Sunny. \n' })
+      expect(result.text).toBe('Sunny. \n')
+    })
+
+    it('a handoff at any token (in the text, the whitespace, the call) joins to the same answer', async () => {
+      const whole = await collect(scriptedCall(), request)
+      const length = whole.finish!.tokenIds.length
+      for (let k = 1; k < length; k++) {
+        const device = await collect(scriptedCall({ failAtToken: k }), request)
+        expect(device.error, `k=${k}`).toBeInstanceOf(BackendError)
+        const edge = await collect(scriptedCall(), {
+          ...request,
+          maxTokens: request.maxTokens - k,
+          continuation: { tokenIds: device.tokenIds, step: k },
+        })
+        expect([...device.tokenIds, ...edge.finish!.tokenIds], `k=${k}`).toEqual(whole.finish!.tokenIds)
+        expect(device.text + edge.text, `k=${k}`).toBe(whole.finish!.text)
+        expect(edge.finish!.text, `k=${k}`).toBe(edge.text)
+        expect(edge.finish!.toolCalls, `k=${k}`).toEqual(whole.finish!.toolCalls)
+        expect(edge.finish!.finishReason).toBe('tool-calls')
+      }
+    })
+  })
+
   it('reuses the cached prefix on the next turn and rewinds when the history diverges', async () => {
     const session = createTestSession({ vocabularySize })
     const first = await generateText(session, tokenizer, {

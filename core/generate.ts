@@ -296,6 +296,33 @@ export async function* generate(
   // Held-back text (a possible stop-string start, incomplete bytes) belongs to the answer when it ends otherwise.
   const release = (): string => matcher.push(stream.flush()).text + matcher.flush()
 
+  // With tools, the text is what comes before the first call, and only that: from `<tool_call>`
+  // on, the tokens are the call (FinishPart.toolCalls), shown to no one, on every path (device,
+  // edge, streamed or not, a call cut by the token limit included). The markup still goes through
+  // the text stream and stop strings, so a stop string cuts a call as before and a continuation
+  // replays the same state. Whitespace right before a call is not text either (the call's
+  // separator), so trailing whitespace waits until text follows it or the answer ends; it is a
+  // function of the tokens alone, so a handoff resumes with the same whitespace held.
+  const callOpenId = constraintState?.toolCallOpenId
+  let inCall = false
+  let heldSpace = ''
+  /** The part of `piece` the reader sees; `next` says what follows it. */
+  const visible = (piece: string, next: 'text' | 'call' | 'end'): string => {
+    if (inCall) return ''
+    if (callOpenId === undefined) return piece
+    const pending = heldSpace + piece
+    if (next === 'end') {
+      heldSpace = ''
+      return pending
+    }
+    const kept = pending.trimEnd()
+    heldSpace = next === 'call' ? '' : pending.slice(kept.length)
+    if (next === 'call') inCall = true
+    return kept
+  }
+  /** At `<tool_call>`: the text before it is complete (nothing held back belongs to the call). */
+  const textBefore = (id: number): string => (id === callOpenId && !inCall ? visible(release(), 'call') : '')
+
   // Replay the continuation through the same text and stop machinery, without emitting it: the
   // device already showed exactly the text these tokens released. A continuation is as long as the
   // client makes it, so the loop gives the event loop its turn (other requests, /healthz) and
@@ -306,7 +333,8 @@ export async function* generate(
       yield finish('stop')
       return
     }
-    matcher.push(stream.push(id))
+    textBefore(id)
+    visible(matcher.push(stream.push(id)).text, 'text')
     const pause = slice.maybeYield()
     if (pause) {
       await pause
@@ -398,7 +426,7 @@ export async function* generate(
   const history = input
   for (;;) {
     if (signal?.aborted) {
-      const rest = release()
+      const rest = visible(release(), 'end')
       if (rest.length > 0) yield delta(rest, [])
       yield finish('abort')
       return
@@ -411,26 +439,27 @@ export async function* generate(
     newTokens.push(id)
     history.push(id)
     if (stopTokenIds.has(id)) {
-      yield delta(release(), [id])
+      yield delta(visible(release(), 'end'), [id])
       yield finish('stop')
       return
     }
+    const before = textBefore(id)
     const shown = matcher.push(stream.push(id))
     if (shown.stopped) {
-      yield delta(shown.text, [id])
+      yield delta(before + visible(shown.text, 'end'), [id])
       yield finish('stop')
       return
     }
     if (newTokens.length >= answerLimit) {
-      yield delta(shown.text + release(), [id])
+      yield delta(before + visible(shown.text + release(), 'end'), [id])
       yield finish('length')
       return
     }
-    yield delta(shown.text, [id])
+    yield delta(before + visible(shown.text, 'text'), [id])
     await slice.maybeYield()
     logits = await run([id], false)
     if (logits === undefined) {
-      const rest = release()
+      const rest = visible(release(), 'end')
       if (rest.length > 0) yield delta(rest, [])
       yield finish('abort')
       return

@@ -45,9 +45,17 @@ export interface Usage {
 
 export interface TextDeltaPart {
   readonly type: 'text-delta'
-  /** Complete UTF-8 characters only; never a half character, never a stop string. */
+  /**
+   * Complete UTF-8 characters only; never a half character, never a stop string, never tool-call
+   * markup. core's generate() yields one delta per token, so its text may be '' (held back, EOS,
+   * a call's tokens); the SDK's stream() yields only deltas with text.
+   */
   readonly text: string
-  /** The token ids this delta came from (may be empty when text was held back earlier). */
+  /**
+   * The token ids this delta came from: from generate(), the token just drawn (or none when held
+   * text is released at the end); from the SDK's stream(), every token since the previous delta
+   * (those that showed no text ride with the next one that does). The finish part lists them all.
+   */
   readonly tokenIds: readonly number[]
 }
 
@@ -56,14 +64,18 @@ export interface FinishPart {
   readonly finishReason: FinishReason
   /** Every generated token id, in order (for continuation/handoff). */
   readonly tokenIds: readonly number[]
-  /** The full generated text, after stop-string trimming. */
+  /**
+   * The full generated text, after stop-string trimming (the text deltas joined). With tools, only
+   * what came before the first call, without the whitespace before it: never the call's markup,
+   * also when the call was cut (`partial`).
+   */
   readonly text: string
   /** Index of the next sampler draw: resuming generation elsewhere starts at this step. */
   readonly nextStep: number
   /** The sampler seed used (a random one when none was given): a continuation elsewhere needs it. */
   readonly seed?: number
   readonly usage: Usage
-  /** The tool calls of the answer (with `tools`); the text then holds what came before them. */
+  /** The complete tool calls of the answer (with `tools`); the text holds what came before them. */
   readonly toolCalls?: readonly ToolCall[]
   /**
    * With a constraint (responseFormat / tools): true when the answer stopped before its document

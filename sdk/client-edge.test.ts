@@ -329,6 +329,57 @@ describe('abort and edge errors', () => {
     }
   })
 
+  it('an aborted stream counts the same on the edge as on the device: the tokens shown, the prompt, the next step', async () => {
+    const slowEdge = await startTestEdge({ session: { delayMs: 20 } })
+    const ask = { messages, temperature: 0, maxTokens: 500 }
+    try {
+      const reference = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+      const whole = await reference.chat({ ...ask, maxTokens: 40 })
+      await reference.dispose()
+      const finishes = new Map<string, Extract<StreamPart, { type: 'finish' }>>()
+      const routes = {
+        device: createClient(
+          { policy: 'device-only' },
+          { deviceHost: createTestDeviceHost({ session: { delayMs: 20 } }) },
+        ),
+        edge: createClient({ policy: 'edge-only', edge: { url: slowEdge.url } }),
+        // The device fails after 2 tokens, the edge continues, the caller aborts there.
+        'device+edge': createClient(
+          { policy: 'prefer-device', edge: { url: slowEdge.url }, thresholds: relaxed },
+          { deviceHost: createTestDeviceHost({ failAtToken: 2 }) },
+        ),
+      }
+      for (const [route, client] of Object.entries(routes)) {
+        const controller = new AbortController()
+        const parts: StreamPart[] = []
+        for await (const part of client.stream({ ...ask, signal: controller.signal })) {
+          parts.push(part)
+          if (parts.filter((p) => p.type === 'text-delta').length === 5) controller.abort()
+        }
+        await client.dispose()
+        const finish = parts.at(-1)
+        if (finish?.type !== 'finish') throw new Error(`${route}: no finish`)
+        finishes.set(route, finish)
+        const deltas = parts.flatMap((part) => (part.type === 'text-delta' ? [part] : []))
+        const shownIds = deltas.flatMap((part) => part.tokenIds)
+        expect(finish.finishReason, route).toBe('abort')
+        expect(finish.usage.route, route).toBe(route)
+        expect(finish.text, route).toBe(deltas.map((part) => part.text).join(''))
+        // The ids shown (a token that showed no text rides with the next delta, or only the finish
+        // has it), a prefix of the uninterrupted answer.
+        expect(finish.tokenIds.length, route).toBeGreaterThanOrEqual(5)
+        expect(finish.tokenIds.slice(0, shownIds.length), route).toEqual(shownIds)
+        expect(finish.tokenIds, route).toEqual(whole.tokenIds.slice(0, finish.tokenIds.length))
+        expect(finish.nextStep, route).toBe(finish.tokenIds.length)
+        expect(finish.usage.completionTokens, route).toBe(finish.tokenIds.length)
+        expect(finish.usage.promptTokens, route).toBe(whole.usage.promptTokens)
+      }
+      expect([...finishes.keys()]).toEqual(['device', 'edge', 'device+edge'])
+    } finally {
+      await slowEdge.close()
+    }
+  }, 30_000)
+
   it('a wrong API key: unauthorized, not retryable; the right key works', async () => {
     const keyed = await startTestEdge({ apiKeys: ['secret-key-0123456789'] })
     try {

@@ -244,6 +244,8 @@ describe('createClient: device path (no edge)', () => {
     const finish = parts.at(-1)
     expect(finish?.type).toBe('finish')
     const deltas = parts.filter((p) => p.type === 'text-delta')
+    // Only deltas with text reach the reader (a token that shows none rides with the next one).
+    expect(deltas.every((p) => p.text !== '')).toBe(true)
     expect(deltas.map((p) => p.text).join('')).toBe(finish?.type === 'finish' ? finish.text : undefined)
     expect(deltas.flatMap((p) => p.tokenIds)).toEqual(finish?.type === 'finish' ? finish.tokenIds : undefined)
     await client.dispose()

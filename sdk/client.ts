@@ -12,7 +12,6 @@ import {
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
-import { visibleContent } from '../core/protocol/response.ts'
 import type {
   FinishReason,
   HandoffPart,
@@ -55,7 +54,11 @@ export interface ChatResult {
   readonly handoff?: { readonly reason: string; readonly completedTokens: number }
   /** With `tools`: the calls the model made (finishReason 'tool-calls'); `text` holds what came before them. */
   readonly toolCalls?: readonly ToolCall[]
-  /** With responseFormat / tools: the answer stopped (maxTokens, abort) before its JSON was complete. */
+  /**
+   * With responseFormat / tools: the answer stopped (maxTokens, a stop string) before its JSON
+   * document or tool call was complete. A cut call is not in `toolCalls`, and its markup is never
+   * in `text` (which then holds what came before it, often '').
+   */
   readonly partial?: boolean
 }
 
@@ -279,7 +282,7 @@ class Client implements OndeviceClient {
     const validated = validateChatRequest(request, this.#options.defaults)
     // Both sides must draw the same numbers for a handoff to continue the same answer.
     const resolved: ChatRequest = { ...validated, seed: validated.seed ?? randomSeed() }
-    return { [Symbol.asyncIterator]: () => withToolCallParts(this.#run(resolved)) }
+    return { [Symbol.asyncIterator]: () => forTheReader(this.#run(resolved)) }
   }
 
   async chat(request: ChatRequest): Promise<ChatResult> {
@@ -292,7 +295,7 @@ class Client implements OndeviceClient {
       else if (part.type === 'finish') {
         if (part.finishReason === 'abort') throw new AbortedError()
         return {
-          text: visibleContent(part),
+          text: part.text,
           ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
           ...(part.partial === undefined ? {} : { partial: part.partial }),
           finishReason: part.finishReason,
@@ -489,28 +492,27 @@ export function createClient(options: ClientOptions = {}, internals: ClientInter
 }
 
 /**
- * Tool-call markup (`<tool_call>...`) is not text for the reader: deltas from the first call on
- * carry their token ids but no text, the calls come as 'tool-call' parts before the finish, and
- * the finish's text is what came before them.
+ * What the reader of stream() gets from the route's parts: text deltas only when they have text
+ * (generate() yields one per token, and a token may show none: held-back bytes, EOS, a tool
+ * call's markup, which core never shows); the ids of such tokens ride with the next delta that
+ * has text, and the finish lists them all. The answer's tool calls come as 'tool-call' parts
+ * just before the finish that lists them too.
  */
-async function* withToolCallParts(parts: AsyncGenerator<StreamPart>): AsyncGenerator<StreamPart> {
-  let inCall = false
+async function* forTheReader(parts: AsyncGenerator<StreamPart>): AsyncGenerator<StreamPart> {
+  let unshownIds: number[] = []
   for await (const part of parts) {
     if (part.type === 'text-delta') {
-      if (inCall) {
-        yield { ...part, text: '' }
+      if (part.text === '') {
+        for (const id of part.tokenIds) unshownIds.push(id)
         continue
       }
-      const at = part.text.indexOf('<tool_call>')
-      if (at !== -1) {
-        inCall = true
-        yield { ...part, text: part.text.slice(0, at).trimEnd() }
+      if (unshownIds.length > 0) {
+        yield { ...part, tokenIds: [...unshownIds, ...part.tokenIds] }
+        unshownIds = []
         continue
       }
     } else if (part.type === 'finish' && part.toolCalls !== undefined) {
       for (const toolCall of part.toolCalls) yield { type: 'tool-call', toolCall }
-      yield { ...part, text: visibleContent(part) }
-      continue
     }
     yield part
   }

@@ -79,6 +79,12 @@ export interface EdgeResponseInfo {
    * reason (`x-ondevice-format-fallback`), or that the edge is older than the field.
    */
   readonly formatFallback?: string
+  /**
+   * The prompt's token count as the edge said it before the first token (`x-ondevice-prompt-tokens`,
+   * ondevice edges since that header); absent from other servers. An aborted stream never reads
+   * the final usage, so this is what its finish can count.
+   */
+  readonly promptTokens?: number
 }
 
 /** The longest Retry-After this client passes on (an hour): a server's word is not a ten-year ban. */
@@ -398,6 +404,10 @@ export class EdgeClient {
       done()
       throw new EdgeError('edge_failed', 'The edge answered with an empty body.', { isRetryable: true })
     }
+    const promptHeader = response.headers.get(formatHeaderNames.promptTokens)
+    // Whole decimal digits only: anything else (another server's header, garbage) is not a count.
+    const promptTokens =
+      promptHeader === null || !/^\d{1,15}$/.test(promptHeader) ? undefined : Number(promptHeader)
     let text = ''
     const tokenIds: number[] = []
     let finishReason: FinishReason | undefined
@@ -430,6 +440,7 @@ export class EdgeClient {
             ...(chunk.model === undefined ? {} : { model: chunk.model }),
             ...(chunk.systemFingerprint === undefined ? {} : { systemFingerprint: chunk.systemFingerprint }),
             ...(formatFallback === undefined ? {} : { formatFallback }),
+            ...(promptTokens === undefined ? {} : { promptTokens }),
           })
         }
         if (chunk.text !== '' || chunk.tokenIds.length > 0) {
@@ -520,7 +531,7 @@ export class EdgeClient {
     const expectedStep = startStep + generated.length
     // What the edge did not report is measured here (other servers send only the counts).
     const finalUsage: Usage = {
-      promptTokens: usage?.promptTokens ?? 0,
+      promptTokens: usage?.promptTokens ?? promptTokens ?? 0,
       completionTokens: completion,
       ...(usage?.cachedTokens === undefined ? {} : { cachedTokens: usage.cachedTokens }),
       timeToFirstTokenMs: usage?.timeToFirstTokenMs ?? (firstTokenAt ?? now) - started,

@@ -106,6 +106,12 @@ export class EdgeSide {
     if (fromDevice) await this.maxTokens(request.signal)
     else void this.maxTokens()
     let text = ''
+    // The edge's tokens as its deltas carried them (delta.token_ids): an aborted answer never
+    // reads the final chunk, so its finish counts these, as the device counts the tokens it showed.
+    const edgeTokenIds: number[] = []
+    // The prompt's size as the edge said it before the first token (x-ondevice-prompt-tokens);
+    // unknown (0) from an edge that does not send it, until its final usage (which an abort never reads).
+    let edgePromptTokens: number | undefined
     let firstTokenAt: number | undefined
     const constraint = constraintOf(request)
     // Why the edge answered in another format than the device's (its own reason, or that it is
@@ -136,12 +142,14 @@ export class EdgeSide {
         },
         (info) => {
           formatFallback = info.formatFallback
+          edgePromptTokens = info.promptTokens
         },
       )
       for await (const part of parts) {
         if (part.type === 'text-delta') {
           firstTokenAt ??= performance.now()
           text += part.text
+          for (const id of part.tokenIds) edgeTokenIds.push(id)
           yield part as TextDeltaPart
           continue
         }
@@ -186,8 +194,16 @@ export class EdgeSide {
       throw new OndeviceError('edge_failed', 'The edge stream ended without a finish.', { isRetryable: true })
     } catch (error) {
       if (isAbort(error, request.signal)) {
-        const tokenIds = fromDevice?.tokenIds ?? []
-        yield abortFinish((fromDevice?.text ?? '') + text, tokenIds, 0, route, reason, startedAt)
+        // Exactly what was shown: the device's part (a handoff) and the edge's deltas, with the
+        // prompt as the device counted it, else as the edge said it up front.
+        yield abortFinish(
+          (fromDevice?.text ?? '') + text,
+          [...(fromDevice?.tokenIds ?? []), ...edgeTokenIds],
+          fromDevice?.promptTokens ?? edgePromptTokens ?? 0,
+          route,
+          reason,
+          startedAt,
+        )
         return 'done'
       }
       const edgeError = toOndeviceError(error, 'edge_failed', true)

@@ -56,6 +56,42 @@ describe('createClient against ondevice serve', () => {
     expect(result.text).toBe(device.text)
   })
 
+  it('a tool call cut by maxTokens: no markup, the same tokens, text and partial answer on the device and the edge, streamed or not', async () => {
+    const cut = {
+      messages: [{ role: 'user' as const, content: 'Weather in Paris?' }],
+      tools: [
+        {
+          name: 'get_weather',
+          parameters: {
+            type: 'object',
+            properties: { city: { type: 'string', maxLength: 8 } },
+            required: ['city'],
+            additionalProperties: false,
+          },
+        },
+      ],
+      toolChoice: 'required' as const,
+      maxTokens: 4,
+      temperature: 0,
+    }
+    const answers: (readonly number[])[] = []
+    for (const policy of ['device-only', 'edge-only'] as const) {
+      const ai = createClient({ edge: { url, apiKey }, policy, thresholds })
+      const result = await ai.chat(cut)
+      expect(result, policy).toMatchObject({ text: '', partial: true, finishReason: 'length' })
+      expect(result.toolCalls).toBeUndefined()
+      const parts = []
+      for await (const part of ai.stream(cut)) parts.push(part)
+      expect(parts.filter((part) => part.type === 'text-delta' || part.type === 'tool-call')).toEqual([])
+      expect(parts.at(-1)).toMatchObject({ type: 'finish', text: '', partial: true, finishReason: 'length' })
+      expect(parts.at(-1)?.type === 'finish' && parts.at(-1)).toMatchObject({ tokenIds: result.tokenIds })
+      answers.push(result.tokenIds)
+      await ai.dispose()
+    }
+    expect(answers[0]).toHaveLength(4)
+    expect(answers[1]).toEqual(answers[0])
+  })
+
   it('the device fails after 4 tokens: ondevice serve finishes the answer, identical', async () => {
     const ai = createClient(
       { edge: { url, apiKey }, thresholds },

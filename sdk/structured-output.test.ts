@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
+import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { createClient } from './client.ts'
 
 const messages = [{ role: 'user' as const, content: 'Describe a city as JSON.' }]
@@ -43,6 +44,12 @@ const tools = [
     },
   },
 ]
+
+async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const out: StreamPart[] = []
+  for await (const part of parts) out.push(part)
+  return out
+}
 
 let edge: TestEdge
 beforeAll(async () => {
@@ -119,10 +126,156 @@ describe('structured output through the SDK', () => {
           .map((part) => (part.type === 'text-delta' ? part.text : ''))
           .join(''),
       ).toBe('')
+      // The call's tokens show no text, so the reader gets no text deltas at all.
+      expect(parts.filter((part) => part.type === 'text-delta')).toEqual([])
       const calls = parts.filter((part) => part.type === 'tool-call')
       expect(calls).toHaveLength(1)
       expect(calls[0]?.type === 'tool-call' && calls[0].toolCall).toEqual(result.toolCalls?.[0])
       await client.dispose()
+    }
+  }, 60_000)
+
+  it("a call cut by maxTokens: text '', partial, finish reason length on the device and the edge, streamed or not, and no markup on the wire", async () => {
+    const cut = { messages, tools, toolChoice: 'required' as const, temperature: 0, maxTokens: 4 }
+    const answers: (readonly number[])[] = []
+    for (const options of [
+      { policy: 'device-only' as const },
+      { policy: 'edge-only' as const, edge: { url: edge.url } },
+    ]) {
+      const client = createClient(options, { deviceHost: createTestDeviceHost() })
+      const result = await client.chat(cut)
+      expect(result, options.policy).toMatchObject({ text: '', partial: true, finishReason: 'length' })
+      expect(result.toolCalls).toBeUndefined()
+      expect(result.tokenIds).toHaveLength(4)
+      const parts = await collect(client.stream(cut))
+      expect(parts.filter((part) => part.type === 'text-delta' || part.type === 'tool-call')).toEqual([])
+      expect(parts.at(-1)).toEqual(
+        expect.objectContaining({
+          type: 'finish',
+          text: '',
+          partial: true,
+          finishReason: 'length',
+          tokenIds: result.tokenIds,
+        }),
+      )
+      answers.push(result.tokenIds)
+      await client.dispose()
+    }
+    expect(answers[1]).toEqual(answers[0])
+
+    // The wire, as any OpenAI client reads it: content null (no text beside the cut call), no
+    // tool_calls, and streamed, no content in any delta after the role chunk.
+    const body = {
+      model: edge.modelId,
+      messages,
+      tools: tools.map((tool) => ({ type: 'function', function: tool })),
+      tool_choice: 'required',
+      temperature: 0,
+      max_tokens: 4,
+    }
+    const post = (extra: object) =>
+      fetch(`${edge.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...body, ...extra }),
+      })
+    const plain = (await (await post({})).json()) as {
+      choices: { message: Record<string, unknown>; finish_reason: string }[]
+      ondevice: { token_ids: number[]; partial?: boolean }
+      usage: { prompt_tokens: number }
+    }
+    expect(plain.choices[0]?.message).toEqual({ role: 'assistant', content: null, refusal: null })
+    expect(plain.choices[0]?.finish_reason).toBe('length')
+    expect(plain.ondevice).toMatchObject({ token_ids: answers[0], partial: true })
+    const streamed = await post({ stream: true })
+    // The prompt's size comes before any token (an aborted client still knows it).
+    expect(streamed.headers.get('x-ondevice-prompt-tokens')).toBe(String(plain.usage.prompt_tokens))
+    const chunks = (await streamed.text())
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {'))
+      .map(
+        (event) =>
+          JSON.parse(event.slice('data: '.length)) as {
+            choices: { delta: Record<string, unknown>; finish_reason: string | null }[]
+            ondevice?: { partial?: boolean }
+          },
+      )
+    const deltas = chunks.map((chunk) => chunk.choices[0]?.delta ?? {})
+    expect(deltas[0]).toEqual({ role: 'assistant', content: '' })
+    expect(deltas.slice(1).filter((delta) => 'content' in delta || 'tool_calls' in delta)).toEqual([])
+    expect(deltas.flatMap((delta) => (delta['token_ids'] as number[] | undefined) ?? [])).toEqual(answers[0])
+    expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe('length')
+    expect(chunks.at(-1)?.ondevice).toMatchObject({ partial: true })
+  }, 60_000)
+
+  it('text before a call: the same text on the device, the edge and across a handoff, never the markup or the whitespace before the call', async () => {
+    // The model says `script` (text, whitespace, then `<tool_call>`); the mask writes the call.
+    const tokenizer = qwen3Tokenizer()
+    const script = [
+      ...tokenizer.encode('Checking the sky.\n\n', { addSpecialTokens: false }),
+      tokenizer.tokenToId('<tool_call>')!,
+    ]
+    // Where the answer stands in the script: the longest script prefix the history ends with.
+    const favor = (history: readonly number[]): number | undefined => {
+      for (let length = script.length; length >= 0; length--) {
+        const tail = history.slice(history.length - length)
+        if (length <= history.length && tail.every((id, index) => id === script[index])) return script[length]
+      }
+      return undefined
+    }
+    const scriptedEdge = await startTestEdge({ session: { favor } })
+    const ask = {
+      messages,
+      tools,
+      toolChoice: 'auto' as const,
+      parallelToolCalls: false,
+      temperature: 0,
+      maxTokens: 60,
+    }
+    try {
+      const device = createClient(
+        { policy: 'device-only' },
+        { deviceHost: createTestDeviceHost({ session: { favor } }) },
+      )
+      const reference = await device.chat(ask)
+      const deviceParts = await collect(device.stream(ask))
+      await device.dispose()
+      expect(reference).toMatchObject({ text: 'Checking the sky.', finishReason: 'tool-calls' })
+      expect(reference.toolCalls).toHaveLength(1)
+      expect(reference.tokenIds.slice(0, script.length)).toEqual(script)
+
+      const onEdge = createClient({ policy: 'edge-only', edge: { url: scriptedEdge.url } })
+      const fromEdge = await onEdge.chat(ask)
+      const edgeParts = await collect(onEdge.stream(ask))
+      await onEdge.dispose()
+      expect(fromEdge.tokenIds).toEqual(reference.tokenIds)
+      expect(fromEdge.text).toBe(reference.text)
+      expect(fromEdge.toolCalls).toEqual(reference.toolCalls)
+      for (const parts of [deviceParts, edgeParts]) {
+        const texts = parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []))
+        expect(texts.join('')).toBe('Checking the sky.')
+        expect(texts.every((text) => text !== '' && !text.includes('\n'))).toBe(true)
+        expect(parts.filter((part) => part.type === 'tool-call')).toHaveLength(1)
+      }
+
+      // The device fails in the text, in the whitespace (held back, not shown yet), in the call.
+      for (const k of [3, script.length - 1, script.length + 4]) {
+        const client = createClient(
+          { policy: 'prefer-device', edge: { url: scriptedEdge.url }, thresholds: relaxed },
+          { deviceHost: createTestDeviceHost({ session: { favor }, failAtToken: k }) },
+        )
+        const parts = await collect(client.stream(ask))
+        await client.dispose()
+        const finish = parts.at(-1)
+        expect(finish?.type === 'finish' && finish.usage.route, `k=${k}`).toBe('device+edge')
+        expect(finish?.type === 'finish' && finish.tokenIds, `k=${k}`).toEqual(reference.tokenIds)
+        expect(finish?.type === 'finish' && finish.text, `k=${k}`).toBe(reference.text)
+        expect(finish?.type === 'finish' && finish.toolCalls, `k=${k}`).toEqual(reference.toolCalls)
+        const texts = parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []))
+        expect(texts.join(''), `k=${k}`).toBe(reference.text)
+      }
+    } finally {
+      await scriptedEdge.close()
     }
   }, 60_000)
 

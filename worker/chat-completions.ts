@@ -233,7 +233,6 @@ function inTurn<T>(work: () => T): Promise<T> {
 export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Response> {
   const admission = await admit(c, runtime)
   const { request, model, continuationTokenIds, formatFallback } = admission
-  const formatHeaders = formatHeadersFor(model, formatFallback)
   const state = c.get('request')
   const abort = new AbortController()
   const clientSignal = c.req.raw.signal
@@ -277,6 +276,10 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     lease.release()
     clientSignal.removeEventListener('abort', onClientGone)
     throw error
+  }
+  const answerHeaders = {
+    ...formatHeadersFor(model, formatFallback),
+    [formatHeaderNames.promptTokens]: String(promptTokenIds.length),
   }
 
   const pool = runtime.poolFor(model)
@@ -341,7 +344,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       if (last.finishReason === 'abort')
         throw new AbortedError('The client disconnected; generation stopped.')
       recordFinish(state.fields, last)
-      return c.json(toChatCompletionResponse(header, last), 200, formatHeaders)
+      return c.json(toChatCompletionResponse(header, last), 200, answerHeaders)
     } catch (error) {
       healthy = isCleanStop(error)
       throw error
@@ -446,7 +449,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
       'x-request-id': state.requestId,
-      ...formatHeaders,
+      ...answerHeaders,
     },
   })
 }

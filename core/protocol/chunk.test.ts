@@ -37,10 +37,13 @@ describe('chunks', () => {
       usage: null,
     })
     expect(writer.delta({ type: 'text-delta', text: '', tokenIds: [] })).toBeUndefined()
-    // Held-back text (half a character) still sends its ids.
+    // Held-back text (half a character), a call's markup or EOS still sends its ids, without an empty content.
     expect(writer.delta({ type: 'text-delta', text: '', tokenIds: [8] })?.choices[0]?.delta).toEqual({
-      content: '',
       token_ids: [8],
+    })
+    expect(writer.delta({ type: 'text-delta', text: 'Hi', tokenIds: [9] })?.choices[0]?.delta).toEqual({
+      content: 'Hi',
+      token_ids: [9],
     })
     const last = writer.finish(finish)
     expect(last.choices[0]?.finish_reason).toBe('length')
@@ -123,5 +126,18 @@ describe('the non-streamed response', () => {
       },
       ondevice: { token_ids: [4, 5, 6], next_step: 9, seed: 77 },
     })
+  })
+
+  it('content is null only when there is no text beside calls (an answer with calls, or a call cut before any text)', () => {
+    const message = (part: Partial<FinishPart>) =>
+      toChatCompletionResponse(header, { ...finish, ...part }).choices[0]?.message
+    const call = { id: 'call_1', name: 'f', arguments: '{}' }
+    expect(message({ text: '', toolCalls: [call], finishReason: 'tool-calls' })).toMatchObject({
+      content: null,
+      tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }],
+    })
+    expect(message({ text: 'Checking.', toolCalls: [call] })?.content).toBe('Checking.')
+    expect(message({ text: '', partial: true })).toEqual({ role: 'assistant', content: null, refusal: null })
+    expect(message({ text: '' })?.content).toBe('')
   })
 })

@@ -15,7 +15,7 @@ type Choice = ChatCompletionChunk['choices'][number]
 export interface ChunkWriter {
   /** The first chunk: the assistant's role, no text. */
   start(): ChatCompletionChunk
-  /** A text delta; undefined for one with neither text nor token ids (nothing to send). */
+  /** A text delta (`content` only when it has text); undefined for one with neither text nor token ids. */
   delta(part: TextDeltaPart): ChatCompletionChunk | undefined
   /** The answer's tool calls as one delta (OpenAI's streamed shape); undefined when there are none. */
   toolCalls(part: FinishPart): ChatCompletionChunk | undefined
@@ -41,22 +41,14 @@ export function createChunkWriter(header: CompletionHeader, includeUsage: boolea
     ...(includeUsage ? { usage: null } : {}),
     ...extra,
   })
-  // From the first `<tool_call>` on, the text is call markup: it goes out as tool_calls at the
-  // end, not as content (the token ids still travel, for a handoff).
-  let inToolCall = false
   return {
     start: () => chunk({ role: 'assistant', content: '' }, null),
-    // A delta whose text is held back (half a character) still carries its ids.
+    // A token that shows no text (half a character held back, a tool call's markup, which
+    // generate() never shows, EOS) still sends its ids, for a handoff and the client's count, but
+    // no empty `content`.
     delta: (part) => {
-      let text = part.text
-      if (inToolCall) text = ''
-      else if (text.includes('<tool_call>')) {
-        inToolCall = true
-        text = text.slice(0, text.indexOf('<tool_call>')).trimEnd()
-      }
-      return text.length > 0 || part.tokenIds.length > 0
-        ? chunk({ content: text, token_ids: [...part.tokenIds] }, null)
-        : undefined
+      if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
+      return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
     },
     toolCalls: (part) =>
       part.toolCalls === undefined || part.toolCalls.length === 0

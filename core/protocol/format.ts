@@ -4,12 +4,17 @@
 import { backends, knownDtypes } from '../weight-format.ts'
 import { fail, type JsonObject } from './checks.ts'
 
-/** Response headers naming what answers (known before the first token, unlike usage). */
+/** Response headers naming what answers and the prompt's size (known before the first token, unlike usage). */
 export const formatHeaderNames = {
   dtype: 'x-ondevice-dtype',
   backend: 'x-ondevice-backend',
   /** Why the request's ondevice_format was not honoured (it allowed a fallback). */
   fallback: 'x-ondevice-format-fallback',
+  /**
+   * The prompt's token count (usage.prompt_tokens), known before the first token: a client that
+   * aborts a stream (and so never reads the final usage) still knows it.
+   */
+  promptTokens: 'x-ondevice-prompt-tokens',
 } as const
 
 /**

@@ -29,7 +29,6 @@ export {
   toChatCompletionResponse,
   toOndeviceResult,
   toWireToolCalls,
-  visibleContent,
 } from './response.ts'
 export {
   constraintTemplateTools,

@@ -35,11 +35,13 @@ export function toWireToolCalls(part: FinishPart): ChatCompletionToolCall[] {
   }))
 }
 
-/** The answer's text without its tool-call markup (what came before the first call). */
-export function visibleContent(part: FinishPart): string {
-  if (part.toolCalls === undefined) return part.text
-  const at = part.text.indexOf('<tool_call>')
-  return at === -1 ? part.text : part.text.slice(0, at).trimEnd()
+/**
+ * `message.content`: the answer's text (generate() leaves tool-call markup out of it), or null, as
+ * OpenAI sends it, when there is none beside calls: the answer has calls, or it was cut (the token
+ * limit inside a call) before any text.
+ */
+function messageContent(part: FinishPart): string | null {
+  return part.text === '' && (part.toolCalls !== undefined || part.partial === true) ? null : part.text
 }
 
 export function toChatCompletionResponse(header: CompletionHeader, part: FinishPart): ChatCompletionResponse {
@@ -54,7 +56,7 @@ export function toChatCompletionResponse(header: CompletionHeader, part: FinishP
         index: 0,
         message: {
           role: 'assistant',
-          content: part.toolCalls !== undefined && visibleContent(part) === '' ? null : visibleContent(part),
+          content: messageContent(part),
           refusal: null,
           ...(part.toolCalls === undefined ? {} : { tool_calls: toWireToolCalls(part) }),
         },

@@ -327,6 +327,14 @@ export class ConstraintState {
     return this.#mode === textMode && this.#text === undefined
   }
 
+  /**
+   * The id of `<tool_call>` when the answer may call a tool (auto, required, a named tool), else
+   * undefined: the generation loop shows no text from this token on (the call is not text).
+   */
+  get toolCallOpenId(): number | undefined {
+    return this.constraint.toolMode === 'none' || this.#openId < 0 ? undefined : this.#openId
+  }
+
   /** Tokens accepted so far (the generated ones the state follows). */
   get tokenCount(): number {
     return this.#tokens

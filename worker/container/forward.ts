@@ -187,7 +187,8 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
       'content-type': upstream.headers.get('content-type') ?? 'application/json',
       [instanceHeader]: gateway.name(index),
     })
-    // What the container ran (x-ondevice-dtype, -backend, -format-fallback) goes to the client too.
+    // What the container ran (x-ondevice-dtype, -backend, -format-fallback) and the prompt's
+    // size (x-ondevice-prompt-tokens) go to the client too.
     for (const name of [
       'retry-after',
       'cache-control',
