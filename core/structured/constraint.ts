@@ -249,6 +249,7 @@ function callNode(name: string, parameters: SchemaNode, id: number): SchemaNode 
       { name: 'arguments', keyBytes: encoder.encode('"arguments"'), node: parameters, required: true },
     ],
     additional: undefined,
+    names: new Set(['name', 'arguments']),
   }
 }
 

@@ -111,7 +111,13 @@ function finish(stack: Stack, done: Frame, out: Stack[]): void {
 // --- The nodes free JSON expands to ------------------------------------------------------------
 
 const anyNode: AnyNode = { kind: 'any', id: -1 }
-const anyObject: ObjectNode = { kind: 'object', id: -2, properties: [], additional: anyNode }
+const anyObject: ObjectNode = {
+  kind: 'object',
+  id: -2,
+  properties: [],
+  additional: anyNode,
+  names: new Set(),
+}
 const anyArray: ArrayNode = {
   kind: 'array',
   id: -3,
@@ -120,7 +126,7 @@ const anyArray: ArrayNode = {
   minItems: 0,
   maxItems: Number.POSITIVE_INFINITY,
 }
-export const plainString: StringNode = stringNode(-4, 0, Number.POSITIVE_INFINITY, [], false)
+export const plainString: StringNode = stringNode(-4, 0, Number.POSITIVE_INFINITY, undefined, false)
 const anyNumber: NumberNode = {
   kind: 'number',
   id: -5,
@@ -389,7 +395,7 @@ export class ObjectFrame extends Frame {
     }
     if (this.node.additional !== undefined) {
       const forbidden = new Set<string>(this.extras)
-      for (const property of properties) forbidden.add(byteString(property.keyBytes.subarray(1, -1)))
+      for (const name of this.node.names) forbidden.add(name)
       out.push({ frame: StringFrame.open(keyString, forbidden), below: waiting })
     }
   }
@@ -426,7 +432,7 @@ export class ObjectFrame extends Frame {
 }
 
 /** Unlisted property names: plain strings without escapes (so the bytes are the name). */
-export const keyString: StringNode = stringNode(-7, 0, Number.POSITIVE_INFINITY, [], true)
+export const keyString: StringNode = stringNode(-7, 0, Number.POSITIVE_INFINITY, undefined, true)
 
 export function byteString(bytes: Uint8Array): string {
   let text = ''
@@ -521,14 +527,23 @@ const simpleEscapes: ReadonlyMap<number, number> = new Map([
   [0x74, 0x09],
 ])
 
-function neededBy(automata: readonly AutomatonState[]): number {
-  let needed = 0
-  for (const state of automata) if (state.distance > needed) needed = state.distance
-  return needed
-}
-
 function isHexDigit(byte: number): boolean {
   return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66)
+}
+
+/** The least distance after one of the simple escapes, per state (escapes are few, states many). */
+const afterEscape = new WeakMap<AutomatonState, number>()
+function cheapestEscape(state: AutomatonState): number {
+  let cheapest = afterEscape.get(state)
+  if (cheapest === undefined) {
+    cheapest = Number.POSITIVE_INFINITY
+    for (const value of simpleEscapes.values()) {
+      const after = state.automaton.next(state, value)
+      if (after !== undefined) cheapest = Math.min(cheapest, after.distance)
+    }
+    afterEscape.set(state, cheapest)
+  }
+  return cheapest
 }
 
 export class StringFrame extends Frame {
@@ -536,9 +551,9 @@ export class StringFrame extends Frame {
   readonly substate: number
   /** Characters (code points) started so far. */
   readonly count: number
-  /** Each pattern's automaton state (after the characters completed so far). */
-  readonly automata: readonly AutomatonState[]
-  /** The code point bits read so far inside a multi-byte character (patterns only). */
+  /** The language automaton's state after the characters completed so far (none: any string). */
+  readonly state: AutomatonState | undefined
+  /** The code point bits read so far inside a multi-byte character (with an automaton only). */
   readonly partial: number
   /** Property names: the bytes so far, and the names that may not be used. */
   readonly text: string | undefined
@@ -547,7 +562,7 @@ export class StringFrame extends Frame {
     node: StringNode,
     substate: number,
     count: number,
-    automata: readonly AutomatonState[],
+    state: AutomatonState | undefined,
     partial: number,
     text: string | undefined,
     forbidden: ReadonlySet<string> | undefined,
@@ -556,7 +571,7 @@ export class StringFrame extends Frame {
     this.node = node
     this.substate = substate
     this.count = count
-    this.automata = automata
+    this.state = state
     this.partial = partial
     this.text = text
     this.forbidden = forbidden
@@ -567,58 +582,68 @@ export class StringFrame extends Frame {
       node,
       plainState,
       0,
-      node.patterns.map((pattern) => pattern.start),
+      node.automaton?.start,
       0,
       node.isKey ? '' : undefined,
       forbidden,
     )
   }
 
-  #next(
+  /**
+   * The frame after `byte` when some completion of it still fits (the language and maxLength),
+   * pushed onto `out`; nothing otherwise.
+   */
+  #push(
     substate: number,
     count: number,
-    automata: readonly AutomatonState[],
+    state: AutomatonState | undefined,
     partial: number,
     byte: number,
-  ): StringFrame {
+    below: Stack | undefined,
+    out: Stack[],
+  ): void {
     const text = this.text === undefined ? undefined : this.text + String.fromCharCode(byte)
-    return new StringFrame(this.node, substate, count, automata, partial, text, this.forbidden)
+    const frame = new StringFrame(this.node, substate, count, state, partial, text, this.forbidden)
+    const needed = frame.needed
+    if (Number.isFinite(needed) && frame.count + needed <= this.node.maxLength) out.push({ frame, below })
   }
 
-  /** The automata after `codePoint`, or undefined when one of them refuses it. */
-  #take(codePoint: number): AutomatonState[] | undefined {
-    const next: AutomatonState[] = []
-    for (const state of this.automata) {
-      const after = state.automaton.next(state, codePoint)
-      if (after === undefined) return undefined
-      next.push(after)
-    }
-    return next
-  }
-
-  /** The fewest characters the patterns still need before the string may close. */
+  /**
+   * The fewest characters that must still follow the ones counted so far (the one being written
+   * included) before the string may close: exact, so the mask never enters a dead end. Infinity
+   * when none can (the frame is then never pushed).
+   */
   get needed(): number {
-    let needed = 0
-    for (const state of this.automata) if (state.distance > needed) needed = state.distance
-    return needed
+    const state = this.state
+    if (state === undefined) return 0
+    const substate = this.substate
+    if (substate === plainState) return state.distance
+    if (substate === escapeState) return cheapestEscape(state)
+    if (substate >= utf8Base) {
+      // The code points this UTF-8 sequence can still become, exactly: the next byte within its
+      // range, the ones after it any continuation byte.
+      const left = (substate - utf8Base) >> 3
+      const [lowByte, highByte] = utf8Ranges[(substate - utf8Base) & 7]!
+      const shift = 6 * (left - 1)
+      const base = this.partial * 2 ** (6 * left)
+      const low = base + (lowByte & 0x3f) * 2 ** shift
+      const high = base + (highByte & 0x3f) * 2 ** shift + (2 ** shift - 1)
+      return state.automaton.cheapest(state, low, Math.min(high, 0x10ffff))
+    }
+    return 0
   }
 
-  #canTake(low: number, high: number): boolean {
-    for (const state of this.automata) if (!state.automaton.canTake(state, low, high)) return false
-    return true
-  }
-
-  /** Whether this string may close here (length and patterns; the name check is separate). */
+  /** Whether this string may close here (length and language; the name check is separate). */
   get mayClose(): boolean {
     if (this.substate !== plainState || this.count < this.node.minLength) return false
-    for (const state of this.automata) if (!state.accepting) return false
-    return true
+    return this.state === undefined || this.state.accepting
   }
 
   step(byte: number, stack: Stack, out: Stack[]): void {
     const below = stack.below
     const substate = this.substate
     const node = this.node
+    const state = this.state
     if (substate === plainState) {
       if (byte === quote) {
         if (this.mayClose && (this.forbidden === undefined || !this.forbidden.has(this.text ?? '')))
@@ -626,25 +651,14 @@ export class StringFrame extends Frame {
         return
       }
       if (byte < 0x20) return
-      if (this.count + 1 > node.maxLength) return
       if (byte === backslash) {
-        if (node.isKey) return
-        if (this.automata.length > 0) {
-          let any = false
-          for (const value of simpleEscapes.values()) {
-            const automata = this.#take(value)
-            if (automata !== undefined && this.count + 1 + neededBy(automata) <= node.maxLength) any = true
-          }
-          if (!any) return
-        }
-        out.push({ frame: this.#next(escapeState, this.count + 1, this.automata, 0, byte), below })
+        if (!node.isKey) this.#push(escapeState, this.count + 1, state, 0, byte, below, out)
         return
       }
       if (byte < 0x80) {
-        const automata = this.automata.length === 0 ? this.automata : this.#take(byte)
-        if (automata !== undefined && this.count + 1 + neededBy(automata) <= node.maxLength) {
-          out.push({ frame: this.#next(plainState, this.count + 1, automata, 0, byte), below })
-        }
+        const after = state === undefined ? undefined : state.automaton.next(state, byte)
+        if (state === undefined || after !== undefined)
+          this.#push(plainState, this.count + 1, after, 0, byte, below, out)
         return
       }
       let need: number
@@ -664,16 +678,15 @@ export class StringFrame extends Frame {
       } else {
         return
       }
-      if (this.automata.length > 0) {
-        // The shortest encoding rule: a sequence of need+1 bytes holds code points from 0x80, 0x800, 0x10000.
-        const low = Math.max(bits << (6 * need), need === 1 ? 0x80 : need === 2 ? 0x800 : 0x10000)
-        if (!this.#canTake(low, Math.min(((bits + 1) << (6 * need)) - 1, 0x10ffff))) return
-        if (this.count + Math.max(1, this.needed) > node.maxLength) return
-      }
-      out.push({
-        frame: this.#next(utf8Base + 8 * need + range, this.count + 1, this.automata, bits, byte),
+      this.#push(
+        utf8Base + 8 * need + range,
+        this.count + 1,
+        state,
+        state === undefined ? 0 : bits,
+        byte,
         below,
-      })
+        out,
+      )
       return
     }
     if (substate >= utf8Base) {
@@ -682,65 +695,54 @@ export class StringFrame extends Frame {
       if (byte < low || byte > high) return
       const bits = (this.partial << 6) | (byte & 0x3f)
       if (need === 1) {
-        const automata = this.automata.length === 0 ? this.automata : this.#take(bits)
-        if (automata !== undefined && this.count + neededBy(automata) <= node.maxLength) {
-          out.push({ frame: this.#next(plainState, this.count, automata, 0, byte), below })
-        }
+        const after = state === undefined ? undefined : state.automaton.next(state, bits)
+        if (state === undefined || after !== undefined)
+          this.#push(plainState, this.count, after, 0, byte, below, out)
         return
       }
-      const left = need - 1
-      if (this.automata.length > 0 && !this.#canTake(bits << (6 * left), ((bits + 1) << (6 * left)) - 1))
-        return
-      out.push({
-        frame: this.#next(
-          utf8Base + 8 * left,
-          this.count,
-          this.automata,
-          this.automata.length > 0 ? bits : 0,
-          byte,
-        ),
+      this.#push(
+        utf8Base + 8 * (need - 1),
+        this.count,
+        state,
+        state === undefined ? 0 : bits,
+        byte,
         below,
-      })
+        out,
+      )
       return
     }
     if (substate === escapeState) {
       if (byte === 0x75) {
-        // \uXXXX only in strings without patterns (their automata read whole characters).
-        if (this.automata.length === 0)
-          out.push({ frame: this.#next(unicodeState, this.count, this.automata, 0, byte), below })
+        // \uXXXX only in strings without an automaton (it reads whole characters).
+        if (state === undefined) this.#push(unicodeState, this.count, state, 0, byte, below, out)
         return
       }
       const value = simpleEscapes.get(byte)
       if (value === undefined) return
-      const automata = this.automata.length === 0 ? this.automata : this.#take(value)
-      if (automata !== undefined && this.count + neededBy(automata) <= node.maxLength) {
-        out.push({ frame: this.#next(plainState, this.count, automata, 0, byte), below })
-      }
+      const after = state === undefined ? undefined : state.automaton.next(state, value)
+      if (state === undefined || after !== undefined)
+        this.#push(plainState, this.count, after, 0, byte, below, out)
       return
     }
     // Inside \uXXXX.
     if (!isHexDigit(byte)) return
     if (substate === unicodeAfterD) {
       if (!(byte >= 0x30 && byte <= 0x37)) return
-      out.push({ frame: this.#next(unicodeState + 2, this.count, this.automata, 0, byte), below })
+      this.#push(unicodeState + 2, this.count, state, 0, byte, below, out)
       return
     }
     const read = substate - unicodeState
     if (read === 0 && (byte === 0x64 || byte === 0x44)) {
-      out.push({ frame: this.#next(unicodeAfterD, this.count, this.automata, 0, byte), below })
+      this.#push(unicodeAfterD, this.count, state, 0, byte, below, out)
       return
     }
-    out.push({
-      frame: this.#next(read === 3 ? plainState : substate + 1, this.count, this.automata, 0, byte),
-      below,
-    })
+    this.#push(read === 3 ? plainState : substate + 1, this.count, state, 0, byte, below, out)
   }
 
   /** The part of the key the mask caches depend on (not the count, not the name so far). */
   get scanKey(): string {
     let key = `${this.node.signature}#${this.substate}`
-    if (this.automata.length > 0)
-      key += `#${this.partial}#${this.automata.map((state) => state.key).join(';')}`
+    if (this.state !== undefined) key += `#${this.partial}#${this.state.key}`
     return key
   }
 
@@ -796,6 +798,8 @@ export class NumberFrame extends Frame {
     const value = Number(
       `${this.negative ? '-' : ''}${this.integerDigits}${this.fractionDigits === '' ? '' : `.${this.fractionDigits}`}`,
     )
+    // "-0" (and "-0.0") is valid JSON but an odd way to write zero: the grammar writes "0".
+    if (value === 0 && this.negative) return false
     const node = this.node
     if (node.exclusiveMinimum ? !(value > node.minimum) : !(value >= node.minimum)) return false
     if (node.exclusiveMaximum ? !(value < node.maximum) : !(value <= node.maximum)) return false
@@ -863,8 +867,9 @@ export class NumberFrame extends Frame {
         return false
     }
     for (const [absLow, absHigh] of intervals) {
+      // A minus sign is never followed by a zero value (no "-0").
       const low = this.negative ? -absHigh : absLow
-      const high = this.negative ? -absLow : absHigh
+      const high = this.negative ? -Math.max(absLow, 1) : absHigh
       if (Math.max(low, range[0]) <= Math.min(high, range[1])) return true
     }
     return false
@@ -906,9 +911,10 @@ export class NumberFrame extends Frame {
       }
     }
     for (const [absLow, absHigh] of intervals) {
+      // A minus sign is never followed by a zero value (no "-0", "-0.00").
       const low = this.negative ? -absHigh : absLow
-      const high = this.negative ? -absLow : absHigh
-      if (low <= allowed[1] && allowed[0] <= high) return true
+      const high = this.negative ? -(absLow > 1n ? absLow : 1n) : absHigh
+      if (low <= high && low <= allowed[1] && allowed[0] <= high) return true
     }
     return false
   }

@@ -12,7 +12,8 @@
 // - strings as valid UTF-8 without lone surrogates; property names without escapes.
 import { InvalidArgumentError } from '../errors.ts'
 import { allowedUnits } from './number-range.ts'
-import { type CodePointAutomaton, compilePattern } from './regex.ts'
+import { type Automaton, compilePattern } from './regex.ts'
+import { type StringConstraint, stringLanguage } from './string-language.ts'
 
 export type SchemaNode =
   | AnyNode
@@ -46,6 +47,11 @@ export interface ObjectNode {
   readonly properties: readonly PropertyRule[]
   /** Schema of keys not listed; undefined = none allowed. */
   readonly additional: SchemaNode | undefined
+  /**
+   * Every name `properties` lists, as its JSON text's bytes (one char per byte): unlisted keys may
+   * not use them, not even a listed property that can never be written (its schema has no value).
+   */
+  readonly names: ReadonlySet<string>
 }
 export interface ArrayNode {
   readonly kind: 'array'
@@ -61,7 +67,11 @@ export interface StringNode {
   readonly id: number
   readonly minLength: number
   readonly maxLength: number
-  readonly patterns: readonly CodePointAutomaton[]
+  /**
+   * The string's language (pattern ∩ format ∩ minLength, see string-language.ts), exact about
+   * which strings can still be completed; undefined = any string.
+   */
+  readonly automaton: Automaton | undefined
   /** A property name: no escapes, and the names in `forbidden` are refused at the closing quote. */
   readonly isKey: boolean
   /** Identifies the constraints (not the node): strings with equal signatures share caches. */
@@ -114,8 +124,8 @@ type TypeName = (typeof typeNames)[number]
 const keywordsByType: Record<TypeName, readonly string[]> = {
   null: [],
   boolean: [],
-  object: ['properties', 'required', 'additionalProperties'],
-  array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
+  object: ['properties', 'required', 'additionalProperties', 'propertyNames'],
+  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
   integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
   string: ['minLength', 'maxLength', 'pattern', 'format'],
@@ -177,6 +187,8 @@ class SchemaCompiler {
   readonly #pending: ReferenceNode[] = []
   readonly #compiled = new WeakMap<object, SchemaNode>()
   #depth = 0
+  /** Nodes no value satisfies (empty unions), with why: see `never`. */
+  readonly empty = new Map<SchemaNode, EmptyReason>()
 
   readonly rootSchema: unknown
   readonly param: string
@@ -195,6 +207,18 @@ class SchemaCompiler {
 
   refuse(path: string, message: string): never {
     throw new InvalidArgumentError(path, message)
+  }
+
+  /**
+   * A node no value satisfies (a union of nothing), with the keyword and the reason. Not refused
+   * here: where it is optional (a property not required, an anyOf alternative, items past
+   * minItems) the grammar just never enters it; where every document needs it, checkProductive
+   * refuses the schema with this reason.
+   */
+  never(param: string, message: string): SchemaNode {
+    const node: UnionNode = { kind: 'union', id: this.id(), options: [] }
+    this.empty.set(node, { param, message })
+    return node
   }
 
   compileRoot(): SchemaNode {
@@ -230,12 +254,11 @@ class SchemaCompiler {
 
   compile(schema: unknown, path: string): SchemaNode {
     if (schema === true) return { kind: 'any', id: this.id() }
-    if (schema === false)
-      this.refuse(path, 'The schema `false` matches nothing: no document can be generated.')
+    if (schema === false) return this.never(path, 'The schema `false` matches nothing.')
     if (!isPlainObject(schema)) {
       this.refuse(
         path,
-        `A schema must be an object (or true); got ${Array.isArray(schema) ? 'an array' : typeof schema}.`,
+        `A schema must be an object (or true); got ${schema === null ? 'null' : Array.isArray(schema) ? 'an array' : typeof schema}.`,
       )
     }
     const cached = this.#compiled.get(schema)
@@ -258,7 +281,7 @@ class SchemaCompiler {
       if (!known.has(key)) {
         this.refuse(
           `${path}.${key}`,
-          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, allOf of one schema, $ref/$defs, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable).`,
+          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, allOf of one schema, $ref/$defs, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable; draft-07 tuples: items as an array with additionalItems; propertyNames that allows every string).`,
         )
       }
     }
@@ -441,19 +464,18 @@ class SchemaCompiler {
     return value
   }
 
-  #compileString(schema: Record<string, unknown>, path: string): StringNode {
+  #compileString(schema: Record<string, unknown>, path: string): SchemaNode {
     const minLength = this.#count(schema, 'minLength', path, 0)
     const maxLength = this.#count(schema, 'maxLength', path, Number.POSITIVE_INFINITY)
-    if (maxLength < minLength)
-      this.refuse(
-        `${path}.maxLength`,
-        `maxLength (${maxLength}) is below minLength (${minLength}): no string fits.`,
-      )
-    const patterns: CodePointAutomaton[] = []
+    const constraints: StringConstraint[] = []
     const pattern = schema['pattern']
     if (pattern !== undefined) {
       if (typeof pattern !== 'string') this.refuse(`${path}.pattern`, 'pattern must be a string.')
-      patterns.push(compilePattern(pattern, `${path}.pattern`))
+      constraints.push({
+        automaton: compilePattern(pattern, `${path}.pattern`),
+        param: `${path}.pattern`,
+        label: `the pattern ${JSON.stringify(pattern)}`,
+      })
     }
     const format = schema['format']
     if (format !== undefined) {
@@ -463,17 +485,16 @@ class SchemaCompiler {
           `The format ${JSON.stringify(format)} is not supported by structured output; the supported formats are ${supportedFormats.join(', ')} (or use a pattern).`,
         )
       }
-      patterns.push(compilePattern(formatPatterns[format], `${path}.format`))
+      constraints.push({
+        automaton: compilePattern(formatPatterns[format], `${path}.format`),
+        param: `${path}.format`,
+        label: `the format ${JSON.stringify(format)}`,
+      })
     }
-    for (const automaton of patterns) {
-      if (automaton.start.distance > maxLength) {
-        this.refuse(
-          `${path}.maxLength`,
-          `The ${automaton === patterns[0] && pattern !== undefined ? 'pattern' : 'format'} needs at least ${automaton.start.distance} characters, more than maxLength (${maxLength}).`,
-        )
-      }
-    }
-    return stringNode(this.id(), minLength, maxLength, patterns, false)
+    // Whether any string satisfies them all, decided exactly (pattern ∩ format ∩ length bounds).
+    const language = stringLanguage(constraints, minLength, maxLength, path)
+    if (language.empty) return this.never(language.param, language.message)
+    return stringNode(this.id(), minLength, maxLength, language.automaton, false)
   }
 
   #bound(schema: Record<string, unknown>, key: string, path: string): number | undefined {
@@ -488,35 +509,62 @@ class SchemaCompiler {
     return value
   }
 
-  #compileNumber(schema: Record<string, unknown>, path: string, integer: boolean): NumberNode {
-    const limit = 10 ** maxIntegerDigits
-    let minimum = -limit
+  #compileNumber(schema: Record<string, unknown>, path: string, integer: boolean): SchemaNode {
+    // The schema's own bounds first, with the keyword that sets each (errors point at it).
+    let minimum = Number.NEGATIVE_INFINITY
     let exclusiveMinimum = false
-    let maximum = limit
+    let minimumKey = 'minimum'
+    let maximum = Number.POSITIVE_INFINITY
     let exclusiveMaximum = false
+    let maximumKey = 'maximum'
     const min = this.#bound(schema, 'minimum', path)
     const exMin = this.#bound(schema, 'exclusiveMinimum', path)
     const max = this.#bound(schema, 'maximum', path)
     const exMax = this.#bound(schema, 'exclusiveMaximum', path)
-    if (min !== undefined && min > minimum) minimum = min
+    if (min !== undefined) minimum = min
     if (exMin !== undefined && exMin >= minimum) {
       minimum = exMin
       exclusiveMinimum = true
+      minimumKey = 'exclusiveMinimum'
     }
-    if (max !== undefined && max < maximum) maximum = max
+    if (max !== undefined) maximum = max
     if (exMax !== undefined && exMax <= maximum) {
       maximum = exMax
       exclusiveMaximum = true
+      maximumKey = 'exclusiveMaximum'
     }
-    const empty =
-      minimum > maximum ||
-      (minimum === maximum && (exclusiveMinimum || exclusiveMaximum)) ||
-      (integer && integerRange(minimum, exclusiveMinimum, maximum, exclusiveMaximum) === undefined)
-    if (empty) this.refuse(path, `No ${integer ? 'integer' : 'number'} satisfies the bounds of this schema.`)
-    if (Math.abs(minimum) > limit || Math.abs(maximum) > limit) {
-      this.refuse(
-        path,
-        `Bounds beyond ±1e${maxIntegerDigits} are not supported (generated numbers have at most ${maxIntegerDigits} integer digits).`,
+    const noun = integer ? 'integer' : 'number'
+    const emptyBetween = (
+      low: number,
+      lowExclusive: boolean,
+      high: number,
+      highExclusive: boolean,
+    ): boolean =>
+      low > high ||
+      (low === high && (lowExclusive || highExclusive)) ||
+      (integer && integerRange(low, lowExclusive, high, highExclusive) === undefined)
+    if (emptyBetween(minimum, exclusiveMinimum, maximum, exclusiveMaximum)) {
+      return this.never(
+        `${path}.${maximumKey}`,
+        `No ${noun} satisfies both ${minimumKey} ${minimum} and ${maximumKey} ${maximum}.`,
+      )
+    }
+    // Then what the grammar writes: at most 15 integer digits, no exponent (integers up to
+    // 10^15 - 1; decimals are checked exactly below, in units of their last fraction digit).
+    const limit = integer ? 10 ** maxIntegerDigits - 1 : 10 ** maxIntegerDigits
+    if (minimum < -limit) {
+      minimum = -limit
+      exclusiveMinimum = false
+    }
+    if (maximum > limit) {
+      maximum = limit
+      exclusiveMaximum = false
+    }
+    if (emptyBetween(minimum, exclusiveMinimum, maximum, exclusiveMaximum)) {
+      const key = minimum > 0 ? minimumKey : maximumKey
+      return this.never(
+        `${path}.${key}`,
+        `Generated numbers have at most ${maxIntegerDigits} integer digits (no exponent), and no such ${noun} satisfies ${key} ${JSON.stringify(schema[key])}: structured output cannot write one.`,
       )
     }
     const node: NumberNode = {
@@ -529,19 +577,17 @@ class SchemaCompiler {
       exclusiveMaximum,
     }
     if (!integer && allowedUnits(node) === undefined) {
-      this.refuse(
-        path,
+      return this.never(
+        `${path}.${maximumKey}`,
         `No number with at most ${maxFractionDigits} fraction digits satisfies the bounds of this schema (generated numbers have no exponent): widen the range.`,
       )
     }
     return node
   }
 
-  #compileArray(schema: Record<string, unknown>, path: string): ArrayNode {
+  #compileArray(schema: Record<string, unknown>, path: string): SchemaNode {
     const minItems = this.#count(schema, 'minItems', path, 0)
     const maxItems = this.#count(schema, 'maxItems', path, Number.POSITIVE_INFINITY)
-    if (maxItems < minItems)
-      this.refuse(`${path}.maxItems`, `maxItems (${maxItems}) is below minItems (${minItems}).`)
     const unique = schema['uniqueItems']
     if (unique !== undefined && unique !== false) {
       this.refuse(
@@ -550,33 +596,64 @@ class SchemaCompiler {
       )
     }
     const prefixList = schema['prefixItems']
-    let prefix: SchemaNode[] = []
-    if (prefixList !== undefined) {
-      if (!Array.isArray(prefixList))
-        this.refuse(`${path}.prefixItems`, 'prefixItems must be an array of schemas.')
-      prefix = prefixList.map((item, index) => this.compile(item, `${path}.prefixItems.${index}`))
-    }
     const itemsSchema = schema['items']
-    if (Array.isArray(itemsSchema)) {
-      this.refuse(
-        `${path}.items`,
-        'items as an array (draft-07 tuples) is not supported: use prefixItems for the tuple and items for the rest.',
-      )
-    }
+    const additionalItems = schema['additionalItems']
+    let prefix: SchemaNode[] = []
     let items: SchemaNode | undefined
-    if (itemsSchema === undefined) items = { kind: 'any', id: this.id() }
-    else if (itemsSchema === false) items = undefined
-    else items = this.compile(itemsSchema, `${path}.items`)
+    // Where the schema says what comes after the prefix (`items`, or draft-07's `additionalItems`).
+    let restKey = 'items'
+    if (Array.isArray(itemsSchema)) {
+      // Draft-07 tuples (what zod's tuples become): `items` is the prefix, `additionalItems` the
+      // rest (absent = anything).
+      if (prefixList !== undefined) {
+        this.refuse(
+          `${path}.prefixItems`,
+          'prefixItems next to items as an array mixes two drafts: write the tuple either as prefixItems with items (2020-12) or as items with additionalItems (draft-07).',
+        )
+      }
+      prefix = itemsSchema.map((item, index) => this.compile(item, `${path}.items.${index}`))
+      restKey = 'additionalItems'
+      items =
+        additionalItems === undefined
+          ? { kind: 'any', id: this.id() }
+          : additionalItems === false
+            ? undefined
+            : this.compile(additionalItems, `${path}.additionalItems`)
+    } else {
+      if (additionalItems !== undefined) {
+        // Without an items array, additionalItems constrains nothing (draft-07) or is not a
+        // keyword at all (2020-12): harmless alone, but next to prefixItems it reads as a limit
+        // that no validator of either draft would apply.
+        if (prefixList !== undefined) {
+          this.refuse(
+            `${path}.additionalItems`,
+            'additionalItems has no effect next to prefixItems (it belongs to draft-07 tuples, items as an array): to allow no further items, write items: false.',
+          )
+        }
+        if (typeof additionalItems !== 'boolean' && !isPlainObject(additionalItems))
+          this.refuse(`${path}.additionalItems`, 'additionalItems must be a schema (an object or a boolean).')
+      }
+      if (prefixList !== undefined) {
+        if (!Array.isArray(prefixList))
+          this.refuse(`${path}.prefixItems`, 'prefixItems must be an array of schemas.')
+        prefix = prefixList.map((item, index) => this.compile(item, `${path}.prefixItems.${index}`))
+      }
+      if (itemsSchema === undefined) items = { kind: 'any', id: this.id() }
+      else if (itemsSchema === false) items = undefined
+      else items = this.compile(itemsSchema, `${path}.items`)
+    }
+    if (maxItems < minItems)
+      return this.never(`${path}.maxItems`, `maxItems (${maxItems}) is below minItems (${minItems}).`)
     if (items === undefined && minItems > prefix.length) {
-      this.refuse(
+      return this.never(
         `${path}.minItems`,
-        `minItems (${minItems}) exceeds the ${prefix.length} prefixItems while items is false.`,
+        `minItems (${minItems}) exceeds the ${prefix.length} tuple items while ${restKey} is false.`,
       )
     }
     return { kind: 'array', id: this.id(), prefix, items, minItems, maxItems }
   }
 
-  #compileObjectType(schema: Record<string, unknown>, path: string): ObjectNode {
+  #compileObjectType(schema: Record<string, unknown>, path: string): SchemaNode {
     const propertiesSchema = schema['properties']
     if (propertiesSchema !== undefined && !isPlainObject(propertiesSchema)) {
       this.refuse(`${path}.properties`, 'properties must be an object mapping names to schemas.')
@@ -584,6 +661,13 @@ class SchemaCompiler {
     const requiredList = schema['required'] ?? []
     if (!Array.isArray(requiredList) || requiredList.some((name) => typeof name !== 'string')) {
       this.refuse(`${path}.required`, 'required must be an array of property names.')
+    }
+    const propertyNames = schema['propertyNames']
+    if (propertyNames !== undefined && !allowsEveryString(propertyNames)) {
+      this.refuse(
+        `${path}.propertyNames`,
+        'propertyNames is supported only when it allows every name ({ type: "string" }, {} or true, as records generate): list the names under properties instead, with additionalProperties: false.',
+      )
     }
     const required = new Set(requiredList as string[])
     const properties: PropertyRule[] = []
@@ -595,14 +679,6 @@ class SchemaCompiler {
         required: required.has(name),
       })
     }
-    for (const [index, name] of (requiredList as string[]).entries()) {
-      if (!properties.some((property) => property.name === name)) {
-        this.refuse(
-          `${path}.required.${index}`,
-          `required names "${name}", which properties does not define: define it so its value can be generated.`,
-        )
-      }
-    }
     const additionalSchema = schema['additionalProperties']
     let additional: SchemaNode | undefined
     if (additionalSchema === false) additional = undefined
@@ -610,7 +686,27 @@ class SchemaCompiler {
       additional = propertiesSchema === undefined ? { kind: 'any', id: this.id() } : undefined
     else if (additionalSchema === true) additional = { kind: 'any', id: this.id() }
     else additional = this.compile(additionalSchema, `${path}.additionalProperties`)
-    return { kind: 'object', id: this.id(), properties, additional }
+    // A required name properties does not list is still valid JSON Schema: its value follows
+    // additionalProperties (any value when absent). It is written after the listed properties.
+    let unlisted: SchemaNode | undefined
+    for (const [index, name] of (requiredList as string[]).entries()) {
+      if (properties.some((property) => property.name === name)) continue
+      if (additionalSchema === false) {
+        return this.never(
+          `${path}.required.${index}`,
+          `required names "${name}", which properties does not define, while additionalProperties is false: no object can have it. Define it under properties.`,
+        )
+      }
+      unlisted ??= additional ?? { kind: 'any', id: this.id() }
+      properties.push({
+        name,
+        keyBytes: encoder.encode(JSON.stringify(name)),
+        node: unlisted,
+        required: true,
+      })
+    }
+    const names = new Set(properties.map((property) => latin1(property.keyBytes.subarray(1, -1))))
+    return { kind: 'object', id: this.id(), properties, additional, names }
   }
 
   #literal(values: readonly Json[]): LiteralNode {
@@ -662,9 +758,9 @@ class SchemaCompiler {
       )
     }
     if (values.length === 0)
-      this.refuse(
-        path,
-        'No enum/const value satisfies the rest of this schema: no document can be generated.',
+      return this.never(
+        hasEnum ? `${path}.enum` : `${path}.const`,
+        'No enum/const value satisfies the rest of this schema.',
       )
     // Deduplicated by canonical text (object keys sorted, as deepEqual ignores their order): one
     // pass, where comparing each value with every kept one took seconds for a 20,000-value enum.
@@ -812,6 +908,25 @@ function deepEqual(a: unknown, b: unknown): boolean {
   return false
 }
 
+/** Whether a propertyNames schema allows every string (so it constrains no JSON key). */
+function allowsEveryString(schema: unknown): boolean {
+  if (schema === true) return true
+  if (!isPlainObject(schema)) return false
+  for (const [key, value] of Object.entries(schema)) {
+    if (annotations.has(key)) continue
+    if (key !== 'type') return false
+    if (value !== 'string' && !(Array.isArray(value) && value.includes('string'))) return false
+  }
+  return true
+}
+
+/** Bytes as a string of one char each (the form the matcher keeps key names in). */
+function latin1(bytes: Uint8Array): string {
+  let text = ''
+  for (const byte of bytes) text += String.fromCharCode(byte)
+  return text
+}
+
 /** The integers allowed by the bounds as [low, high], or undefined when none is. */
 export function integerRange(
   minimum: number,
@@ -835,11 +950,11 @@ export function stringNode(
   id: number,
   minLength: number,
   maxLength: number,
-  patterns: readonly CodePointAutomaton[],
+  automaton: Automaton | undefined,
   isKey: boolean,
 ): StringNode {
-  const signature = `${isKey ? 'k' : 's'}|${patterns.map((pattern) => pattern.source).join('\u0000')}`
-  return { kind: 'string', id, minLength, maxLength, patterns, isKey, signature }
+  const signature = `${isKey ? 'k' : 's'}|${automaton?.source ?? ''}`
+  return { kind: 'string', id, minLength, maxLength, automaton, isKey, signature }
 }
 
 /**
@@ -849,7 +964,7 @@ export function stringNode(
 export function compileJsonSchema(schema: unknown, param = 'schema'): CompiledSchema {
   const compiler = new SchemaCompiler(schema, param)
   const root = compiler.compileRoot()
-  checkProductive(root, param)
+  checkProductive(root, param, compiler.empty)
   checkDirectNesting(root, param)
   return { root, nodeCount: compiler.nodeCount }
 }
@@ -857,7 +972,7 @@ export function compileJsonSchema(schema: unknown, param = 'schema'): CompiledSc
 /** Free JSON (`json_object`): any object at the top, any JSON inside. */
 export function compileJsonObject(): CompiledSchema {
   const any: AnyNode = { kind: 'any', id: 1 }
-  return { root: { kind: 'object', id: 0, properties: [], additional: any }, nodeCount: 2 }
+  return { root: { kind: 'object', id: 0, properties: [], additional: any, names: new Set() }, nodeCount: 2 }
 }
 
 /** The nodes a node's documents are made of (every edge of the grammar). */
@@ -957,11 +1072,20 @@ function checkDirectNesting(root: SchemaNode, param: string): void {
   }
 }
 
+/** Why a node has no value: the keyword that makes it so and a message. */
+export interface EmptyReason {
+  readonly param: string
+  readonly message: string
+}
+
 /**
- * Refuses a schema that only has infinite documents (`{ $ref: '#' }` as a required property of
- * itself): every node must be able to finish, or the model could only ever run out of tokens.
+ * Refuses a schema without a finite document: a value every document needs has none (a string
+ * whose pattern and minLength exclude each other, a required property whose schema is `false`,
+ * all anyOf alternatives so), or only infinite ones (`{ $ref: '#' }` as a required property of
+ * itself). Then prunes every way into a node without a value, so the matcher never enters a dead
+ * end: such an anyOf alternative, optional property, additionalProperties or item is never offered.
  */
-function checkProductive(root: SchemaNode, param: string): void {
+function checkProductive(root: SchemaNode, param: string, empty: ReadonlyMap<SchemaNode, EmptyReason>): void {
   const productive = new Set<SchemaNode>()
   const all = reachableNodes(root)
   // Children before parents: most nodes settle in the first pass.
@@ -999,9 +1123,19 @@ function checkProductive(root: SchemaNode, param: string): void {
     }
   }
   if (!productive.has(root)) {
+    const found = explainEmpty(root, productive, empty)
+    if (found === undefined) {
+      throw new InvalidArgumentError(
+        param,
+        'The schema has no finite document (a required property or item refers back to itself without a way out).',
+      )
+    }
+    const { reason, node, alternatives } = found
     throw new InvalidArgumentError(
-      param,
-      'The schema has no finite document (a required property or item refers back to itself without a way out).',
+      reason.param,
+      node === root
+        ? reason.message
+        : `${reason.message} Every document needs this value${alternatives ? ' (the other anyOf/oneOf alternatives have none either)' : ''}, so none can be generated.`,
     )
   }
   // Drop the ways into nodes that can never finish, so the matcher never enters a dead end.
@@ -1011,14 +1145,64 @@ function checkProductive(root: SchemaNode, param: string): void {
         productive.has(option),
       )
     if (node.kind === 'object') {
+      // The names stay in `names`: an unlisted key may not take them either.
       const writable = node as { properties: readonly PropertyRule[]; additional: SchemaNode | undefined }
       writable.properties = node.properties.filter(
         (property) => property.required || productive.has(property.node),
       )
       if (node.additional !== undefined && !productive.has(node.additional)) writable.additional = undefined
     }
-    if (node.kind === 'array' && node.items !== undefined && !productive.has(node.items)) {
-      ;(node as { items: SchemaNode | undefined }).items = undefined
+    if (node.kind === 'array') {
+      // An item without a value ends the array before it: nothing may come at or after it.
+      const writable = node as { prefix: readonly SchemaNode[]; items: SchemaNode | undefined }
+      const stop = node.prefix.findIndex((item) => !productive.has(item))
+      if (stop >= 0) {
+        writable.prefix = node.prefix.slice(0, stop)
+        writable.items = undefined
+      } else if (node.items !== undefined && !productive.has(node.items)) {
+        writable.items = undefined
+      }
     }
   }
+}
+
+/**
+ * The first node without a value that every document of `root` needs, depth first along the
+ * required parts (properties, items up to minItems, every alternative), and whether the way there
+ * passed an alternative (then the others are empty too). Undefined when the emptiness is
+ * recursion with no way out instead. Iterative: the way may run thousands of $refs deep.
+ */
+function explainEmpty(
+  root: SchemaNode,
+  productive: ReadonlySet<SchemaNode>,
+  empty: ReadonlyMap<SchemaNode, EmptyReason>,
+): { reason: EmptyReason; node: SchemaNode; alternatives: boolean } | undefined {
+  const seen = new Set<SchemaNode>()
+  const pending: [SchemaNode, boolean][] = [[root, false]]
+  while (pending.length > 0) {
+    const [node, alternatives] = pending.pop() as [SchemaNode, boolean]
+    if (seen.has(node) || productive.has(node)) continue
+    seen.add(node)
+    const reason = empty.get(node)
+    if (reason !== undefined) return { reason, node, alternatives }
+    let next: SchemaNode[] = []
+    switch (node.kind) {
+      case 'union':
+        next = [...node.options]
+        break
+      case 'object':
+        next = node.properties.filter((property) => property.required).map((property) => property.node)
+        break
+      case 'array':
+        next = node.prefix.slice(0, node.minItems)
+        if (node.minItems > node.prefix.length && node.items !== undefined) next.push(node.items)
+        break
+      case 'reference':
+        if (node.target !== undefined) next = [node.target]
+        break
+    }
+    const through = alternatives || (node.kind === 'union' && node.options.length > 1)
+    for (let index = next.length - 1; index >= 0; index--) pending.push([next[index]!, through])
+  }
+  return undefined
 }

@@ -102,8 +102,8 @@ function scanString(vocabulary: TokenVocabulary, frame: StringFrame): StringScan
   if (cached !== undefined) return cached
   const patternScans = patternScanOrder(vocabulary)
   const scan =
-    frame.automata.length === 0 ? scanPlainString(vocabulary, frame) : scanWithFrames(vocabulary, frame)
-  if (frame.automata.length === 0) {
+    frame.state === undefined ? scanPlainString(vocabulary, frame) : scanWithFrames(vocabulary, frame)
+  if (frame.state === undefined) {
     // Plain strings and names: a bounded set of substates (~40), kept for the tokenizer's life.
     vocabulary.caches.set(cacheKey, scan)
   } else {
@@ -260,7 +260,7 @@ function plainStringTable(isKey: boolean): Int32Array {
   for (let need = 1; need <= 3; need++)
     for (let range = 0; range < 5; range++) valid.push(16 + 8 * need + range)
   for (const substate of valid) {
-    const frame = new StringFrame(node, substate, 0, [], 0, undefined, undefined)
+    const frame = new StringFrame(node, substate, 0, undefined, 0, undefined, undefined)
     for (let byte = 0; byte < 256; byte++) {
       out.length = 0
       frame.step(byte, { frame, below: sink }, out)
@@ -281,7 +281,7 @@ function scanWithFrames(vocabulary: TokenVocabulary, frame: StringFrame): String
     unbounded,
     frame.substate,
     0,
-    frame.automata,
+    frame.state,
     frame.partial,
     undefined,
     undefined,
@@ -462,7 +462,7 @@ export class GrammarMatcher {
         // A property name: the name decides the object's next state (no repeats, no listed names).
         const name = frame.text + byteString(bytes.subarray(0, restStart - 1))
         if (frame.forbidden?.has(name)) continue
-        const closed = new StringFrame(node, 0, total, frame.automata, 0, name, frame.forbidden)
+        const closed = new StringFrame(node, 0, total, frame.state, 0, name, frame.forbidden)
         const parent = [{ frame: below.frame.childDone(closed), below: below.below }]
         if (!accepts(parent, bytes, restStart)) continue
       } else {
@@ -528,7 +528,7 @@ export function prepareStrings(vocabulary: TokenVocabulary): void {
   for (const node of [plainStringNode, keyStringNode]) {
     for (const substate of substates) {
       if (node.isKey && substate !== 0 && substate < 16) continue // names have no escapes
-      scanString(vocabulary, new StringFrame(node, substate, 0, [], 0, undefined, undefined))
+      scanString(vocabulary, new StringFrame(node, substate, 0, undefined, 0, undefined, undefined))
     }
   }
 }

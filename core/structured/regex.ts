@@ -1,16 +1,18 @@
 // A regular-expression subset compiled to an automaton over code points, for JSON Schema `pattern`
 // and the string formats. Matching follows JavaScript's `new RegExp(pattern, 'u').test(value)`,
 // which is what JSON Schema validators run: unanchored unless the pattern starts with `^` / ends
-// with `$`.
+// with `$` (per top-level alternative: `^a|b$` is "starts with a, or ends with b").
 //
 // The subset: literals, `.`, escapes (\d \w \s \D \W \S, \t \n \r \f \v \0, \uXXXX, \u{X},
 // \xXX, escaped punctuation), classes `[...]` with ranges and `^`, groups `(...)`, `(?:...)`,
 // `(?<name>...)`, alternation `|`, quantifiers `* + ? {n} {n,} {n,m}` (lazy forms match the same
-// strings), `^` at the start and `$` at the end. Anything else (backreferences, lookaround, `\b`,
+// strings), `^` at the start and `$` at the end of a top-level alternative. Anything else (backreferences, lookaround, `\b`,
 // anchors in the middle) is refused with the construct named, never approximated.
 //
 // Dead states (from which no accepting state is reachable) are pruned at compile time, so a string
-// can always be completed from any state the matcher reaches.
+// can always be completed from any state the matcher reaches. The automaton reads only the
+// characters a generated string can hold (`generatableCharacters`): a pattern whose only way on
+// is a character the grammar never writes would otherwise lead the matcher into a dead end.
 import { InvalidArgumentError } from '../errors.ts'
 
 /** A set of code points as sorted, disjoint, inclusive [low, high] pairs. */
@@ -19,14 +21,46 @@ export type CodePointRanges = readonly (readonly [number, number])[]
 const maxCodePoint = 0x10ffff
 const maxStates = 20_000
 
+/**
+ * The characters a string under a pattern can hold: every Unicode scalar value but the control
+ * characters without a short JSON escape (U+0000-U+001F other than \b \t \n \f \r). Such strings are
+ * written raw or with those escapes; `\uXXXX` is not generated there, since the automaton reads
+ * whole characters.
+ */
+export const generatableCharacters: CodePointRanges = [
+  [0x08, 0x0a],
+  [0x0c, 0x0d],
+  [0x20, 0xd7ff],
+  [0xe000, maxCodePoint],
+]
+
 interface NfaState {
   /** Code point ranges and their targets. */
   readonly edges: [number, number, number][]
   readonly epsilon: number[]
 }
 
+/**
+ * What the string grammar needs of a string's language: a deterministic automaton over code
+ * points, every state of which can still reach acceptance, with exact distances to it.
+ */
+export interface Automaton {
+  /** Identifies the language (strings with equal sources share mask caches). */
+  readonly source: string
+  readonly start: AutomatonState
+  /** The state after `codePoint`, or undefined when no live state takes it. */
+  next(from: AutomatonState, codePoint: number): AutomatonState | undefined
+  /**
+   * The fewest characters still needed after taking some code point in [low, high] from `from`
+   * (the least `distance` among the states they lead to), or Infinity when none of them is taken.
+   */
+  cheapest(from: AutomatonState, low: number, high: number): number
+  /** Where the transitions out of `from` may change: each edge's low end and high end + 1. */
+  boundaries(from: AutomatonState): number[]
+}
+
 /** A compiled pattern: a lazily determinized automaton over code points. */
-export class CodePointAutomaton {
+export class CodePointAutomaton implements Automaton {
   readonly source: string
   readonly #states: NfaState[]
   readonly #accepting: number
@@ -64,7 +98,10 @@ export class CodePointAutomaton {
     let state = this.#cache.get(key)
     if (state === undefined) {
       let distance = Number.POSITIVE_INFINITY
-      for (const member of members) distance = Math.min(distance, this.#distance[member]!)
+      for (const member of members) {
+        const each = this.#distance[member]!
+        if (each !== unreachable) distance = Math.min(distance, each)
+      }
       state = new AutomatonState(this, key, members, members.includes(this.#accepting), distance)
       this.#cache.set(key, state)
     }
@@ -86,27 +123,39 @@ export class CodePointAutomaton {
     return result
   }
 
-  /** Whether some code point in [low, high] leads to a live state. */
-  canTake(from: AutomatonState, low: number, high: number): boolean {
+  cheapest(from: AutomatonState, low: number, high: number): number {
+    // A DFA state's distance is the least of its members': after a code point, the least over
+    // the NFA edges that take it, so over a range, the least over the edges that overlap it.
+    let cheapest = Number.POSITIVE_INFINITY
     for (const member of from.members) {
-      for (const [edgeLow, edgeHigh] of this.#states[member]!.edges) {
-        if (edgeLow <= high && edgeHigh >= low) return true
+      for (const [edgeLow, edgeHigh, target] of this.#states[member]!.edges) {
+        if (edgeLow <= high && edgeHigh >= low) cheapest = Math.min(cheapest, this.#distance[target]!)
       }
     }
-    return false
+    return cheapest
+  }
+
+  boundaries(from: AutomatonState): number[] {
+    const points: number[] = []
+    for (const member of from.members)
+      for (const [low, high] of this.#states[member]!.edges) points.push(low, high + 1)
+    return points
   }
 }
 
 export class AutomatonState {
+  /** Transitions already computed (by code point; null = refused). */
   readonly transitions = new Map<number, AutomatonState | null>()
-  readonly automaton: CodePointAutomaton
+  readonly automaton: Automaton
+  /** Unique within the automaton, stable across compilations of the same source (cache keys). */
   readonly key: string
+  /** The NFA states this DFA state stands for (pattern automata only). */
   readonly members: readonly number[]
   readonly accepting: boolean
   /** The fewest further code points that reach acceptance (0 when accepting). */
   readonly distance: number
   constructor(
-    automaton: CodePointAutomaton,
+    automaton: Automaton,
     key: string,
     members: readonly number[],
     accepting: boolean,
@@ -165,6 +214,23 @@ function normalize(ranges: readonly (readonly [number, number])[]): CodePointRan
   return out
 }
 
+/** The code points in both sets. */
+export function intersect(a: CodePointRanges, b: CodePointRanges): [number, number][] {
+  const out: [number, number][] = []
+  const left = normalize(a)
+  const right = normalize(b)
+  let i = 0
+  let j = 0
+  while (i < left.length && j < right.length) {
+    const low = Math.max(left[i]![0], right[j]![0])
+    const high = Math.min(left[i]![1], right[j]![1])
+    if (low <= high) out.push([low, high])
+    if (left[i]![1] < right[j]![1]) i++
+    else j++
+  }
+  return out
+}
+
 export function complement(ranges: CodePointRanges): CodePointRanges {
   const out: [number, number][] = []
   let next = 0
@@ -218,9 +284,41 @@ class RegexParser {
     return options.length === 1 ? options[0]! : { kind: 'alternation', options }
   }
 
-  parseSequence(): RegexNode {
+  /**
+   * The whole pattern: alternatives, each of which may start with `^` and end with `$` (as in
+   * JavaScript, `^a|b$` is "starts with a, or ends with b"); an unanchored side matches anything.
+   */
+  parsePattern(): RegexNode {
+    const anything: RegexNode = {
+      kind: 'repeat',
+      item: { kind: 'set', ranges: [[0, maxCodePoint]] },
+      min: 0,
+      max: Number.POSITIVE_INFINITY,
+    }
+    const options: RegexNode[] = []
+    for (;;) {
+      const anchoredStart = this.peek() === '^'
+      if (anchoredStart) this.#position++
+      const body = this.parseSequence(true)
+      const anchoredEnd = this.peek() === '$'
+      if (anchoredEnd) this.#position++
+      const items: RegexNode[] = []
+      if (!anchoredStart) items.push(anything)
+      items.push(body)
+      if (!anchoredEnd) items.push(anything)
+      options.push({ kind: 'sequence', items })
+      if (this.peek() !== '|') break
+      this.#position++
+    }
+    if (!this.done) this.fail('an unmatched ")"')
+    return options.length === 1 ? options[0]! : { kind: 'alternation', options }
+  }
+
+  /** Atoms up to `|`, `)` or the end; at the top level also up to a `$` that ends an alternative. */
+  parseSequence(topLevel = false): RegexNode {
     const items: RegexNode[] = []
     while (!this.done && this.peek() !== '|' && this.peek() !== ')') {
+      if (topLevel && this.peek() === '$' && /^\$(\||$)/.test(this.source.slice(this.#position))) break
       const atom = this.parseAtom()
       items.push(this.parseQuantifier(atom))
     }
@@ -434,17 +532,9 @@ class NfaBuilder {
       case 'set': {
         const start = this.add()
         const end = this.add()
-        for (const [low, high] of node.ranges) {
-          // Surrogates are not characters in UTF-8 text: a JSON string can't hold them unpaired.
-          const parts: [number, number][] =
-            high < 0xd800 || low > 0xdfff
-              ? [[low, high]]
-              : ([
-                  [low, 0xd7ff],
-                  [0xe000, high],
-                ].filter(([a, b]) => a! <= b!) as [number, number][])
-          for (const [a, b] of parts) this.states[start]!.edges.push([a, b, end])
-        }
+        // Only what a generated string can hold (no lone surrogates, few control characters).
+        for (const [low, high] of intersect(node.ranges, generatableCharacters))
+          this.states[start]!.edges.push([low, high, end])
         return [start, end]
       }
       case 'sequence': {
@@ -495,6 +585,9 @@ class NfaBuilder {
   }
 }
 
+/** The distance of a state from which acceptance cannot be reached. */
+const unreachable = 0x3fffffff
+
 /** Fewest code points from each state to `accepting` (0-1 breadth-first search backwards). */
 function distances(states: NfaState[], accepting: number): Int32Array {
   const reverse: [number, number][][] = states.map(() => [])
@@ -502,7 +595,7 @@ function distances(states: NfaState[], accepting: number): Int32Array {
     for (const [, , target] of state.edges) reverse[target]!.push([index, 1])
     for (const target of state.epsilon) reverse[target]!.push([index, 0])
   })
-  const distance = new Int32Array(states.length).fill(0x3fffffff)
+  const distance = new Int32Array(states.length).fill(unreachable)
   distance[accepting] = 0
   const queue: number[] = [accepting]
   for (let head = 0; head < queue.length; head++) {
@@ -550,37 +643,17 @@ function pruneDeadStates(states: NfaState[], accepting: number): void {
  */
 export function compilePattern(source: string, param: string): CodePointAutomaton {
   if (typeof source !== 'string') throw new InvalidArgumentError(param, 'pattern must be a string.')
-  let body = source
-  const anchoredStart = body.startsWith('^')
-  if (anchoredStart) body = body.slice(1)
-  let anchoredEnd = false
-  if (body.endsWith('$') && !/(^|[^\\])(\\\\)*\\\$$/.test(body)) {
-    anchoredEnd = true
-    body = body.slice(0, -1)
-  }
-  const parser = new RegexParser(body, param)
-  const tree = parser.parseAlternation()
-  if (!parser.done) parser.fail('an unmatched ")"')
-  const anything: RegexNode = {
-    kind: 'repeat',
-    item: { kind: 'set', ranges: [[0, maxCodePoint]] },
-    min: 0,
-    max: Number.POSITIVE_INFINITY,
-  }
-  const items: RegexNode[] = []
-  if (!anchoredStart) items.push(anything)
-  items.push(tree)
-  if (!anchoredEnd) items.push(anything)
+  const parser = new RegexParser(source, param)
+  const tree = parser.parsePattern()
   const builder = new NfaBuilder((what) => parser.fail(what))
-  const [start, end] = builder.build({ kind: 'sequence', items })
+  const [start, end] = builder.build(tree)
   pruneDeadStates(builder.states, end)
   const automaton = new CodePointAutomaton(source, builder.states, start, end)
-  if (automaton.start.members.length === 0 || (!automaton.start.accepting && !automatonHasEdges(automaton))) {
-    throw new InvalidArgumentError(param, `The pattern ${JSON.stringify(source)} matches no string.`)
+  if (!Number.isFinite(automaton.start.distance)) {
+    throw new InvalidArgumentError(
+      param,
+      `The pattern ${JSON.stringify(source)} matches no string structured output can write (strings it writes hold no control characters but tab, newline, carriage return, backspace and form feed).`,
+    )
   }
   return automaton
-}
-
-function automatonHasEdges(automaton: CodePointAutomaton): boolean {
-  return automaton.canTake(automaton.start, 0, maxCodePoint)
 }

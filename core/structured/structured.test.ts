@@ -1,6 +1,7 @@
 // The grammar engine on the real Qwen3 vocabulary: random schemas walked with random tokens among
 // the allowed ones (what noise logits do) always give documents an independent validator (ajv)
 // accepts; the cached mask equals the token-by-token check; unsupported keywords are refused.
+import { Ajv } from 'ajv'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
 import fc from 'fast-check'
@@ -54,6 +55,11 @@ function allowedIds(bits: Uint32Array): number[] {
 }
 
 const eos = new Set(tokenizer.eosTokenIds)
+/** EOS first, then a quote (it ends a string, where brackets are just characters), then brackets. */
+const closers = [
+  ...eos,
+  ...['"', '}', ']'].flatMap((text) => tokenizer.encode(text, { addSpecialTokens: false })),
+]
 
 /**
  * Walks the grammar choosing uniformly among the allowed tokens; checks on the way that the mask
@@ -64,6 +70,7 @@ function walk(
   seed: number,
   budget = 300,
   check = 24,
+  closeAfter = Number.POSITIVE_INFINITY,
 ): { text: string; ended: boolean; tokens: number[] } {
   const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
   const bits = new Uint32Array(matcher.words)
@@ -81,7 +88,9 @@ function walk(
         `token ${id} ${JSON.stringify(tokenizer.decode([id]))} after ${JSON.stringify(tokenizer.decode(tokens))}`,
       ).toBe(inMask)
     }
-    const id = ids[Math.floor(next() * ids.length)]!
+    let id = ids[Math.floor(next() * ids.length)]!
+    // Unbounded strings (free keys, any values) end only when closing is favoured.
+    if (step >= closeAfter) id = closers.find((closer) => ids.includes(closer)) ?? id
     if (eos.has(id)) return { text: tokenizer.decode(tokens), ended: true, tokens }
     expect(matcher.accept(id)).toBe(true)
     tokens.push(id)
@@ -323,7 +332,10 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     [{ allOf: [{ type: 'string' }], maxLength: 3 }, 'schema.maxLength'],
     [{ type: 'object', patternProperties: { '^x': {} } }, 'schema.patternProperties'],
     [{ type: 'array', uniqueItems: true }, 'schema.uniqueItems'],
-    [{ type: 'array', items: [{ type: 'string' }] }, 'schema.items'],
+    [{ type: 'array', prefixItems: [{ type: 'string' }], items: [{ type: 'string' }] }, 'schema.prefixItems'],
+    [{ type: 'array', prefixItems: [{ type: 'string' }], additionalItems: false }, 'schema.additionalItems'],
+    [{ type: 'object', propertyNames: { maxLength: 3 } }, 'schema.propertyNames'],
+    [{ type: 'object', propertyNames: { type: 'string', pattern: '^x' } }, 'schema.propertyNames'],
     [{ type: 'string', format: 'hostname' }, 'schema.format'],
     [{ type: 'string', pattern: '(a)\\1' }, 'schema.pattern'],
     [{ type: 'string', pattern: '(?=a)' }, 'schema.pattern'],
@@ -334,7 +346,10 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     [{ type: 'integer', minimum: 5, maximum: 4 }, 'schema'],
     [{ $ref: '#/$defs/missing' }, 'schema.$defs'],
     [{ $ref: 'https://example.com/schema.json' }, 'schema.$ref'],
-    [{ type: 'object', required: ['x'] }, 'schema.required.0'],
+    [
+      { type: 'object', properties: { a: {} }, required: ['a', 'x'], additionalProperties: false },
+      'schema.required.1',
+    ],
     [{ oneOf: [{ type: 'number' }, { type: 'integer' }] }, 'schema.oneOf'],
     [{ type: 'integer', minLength: 2 }, 'schema.minLength'],
     [{ enum: [] }, 'schema.enum'],
@@ -412,6 +427,252 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
         ],
       }),
     ).not.toThrow()
+  })
+})
+
+/** The InvalidArgumentError compiling `schema` throws (the test fails when it compiles). */
+function refusal(schema: unknown): InvalidArgumentError {
+  try {
+    compileJsonSchema(schema)
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidArgumentError)
+    return error as InvalidArgumentError
+  }
+  throw new Error(`compiled: ${JSON.stringify(schema)}`)
+}
+
+/** Whether the grammar takes `text` (fed byte by byte) as a whole document. */
+function acceptsText(schema: unknown, text: string): boolean {
+  const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
+  for (const byte of new TextEncoder().encode(text))
+    if (!matcher.accept(vocabulary.idOfByte(byte))) return false
+  return matcher.isComplete
+}
+
+/** Random walks of `schema` on the real vocabulary: each ends, and `validator` accepts it. */
+function walksValidate(
+  schema: unknown,
+  validator: { compile: (schema: object) => ((value: unknown) => boolean) & { errors?: unknown } },
+  seeds = 4,
+  budget = 200,
+): unknown[] {
+  const validate = validator.compile(schema as object)
+  const values: unknown[] = []
+  for (let seed = 1; seed <= seeds; seed++) {
+    const { text, ended } = walk(schema, seed, budget, 4, 40)
+    expect(ended, `${JSON.stringify(schema)}: ${text}`).toBe(true)
+    const value: unknown = JSON.parse(text)
+    expect(
+      validate(value),
+      `${text} against ${JSON.stringify(schema)}: ${JSON.stringify(validate.errors)}`,
+    ).toBe(true)
+    values.push(value)
+  }
+  return values
+}
+
+describe('schemas without a value are refused before anything runs; values without one are left out', () => {
+  it('strings no string satisfies (pattern ∩ format ∩ length bounds) are refused with the keyword and why', () => {
+    const cases: [unknown, string, RegExp][] = [
+      [
+        { type: 'string', pattern: '^a{1,2}$', minLength: 3 },
+        'schema.minLength',
+        /pattern "\^a\{1,2\}\$" and minLength 3/,
+      ],
+      [
+        { type: 'string', format: 'email', pattern: '^[a]$' },
+        'schema.pattern',
+        /both the pattern .* and the format "email"/,
+      ],
+      [{ type: 'string', format: 'date', pattern: '-02-29$' }, 'schema.pattern', /February at the 28th/],
+      [
+        { type: 'string', pattern: '^a{5}$', maxLength: 3 },
+        'schema.maxLength',
+        /at least 5 characters, more than maxLength \(3\)/,
+      ],
+      [
+        { type: 'string', pattern: '^(a|aaaaa)$', minLength: 2, maxLength: 4 },
+        'schema.maxLength',
+        /at least 5/,
+      ],
+      [{ type: 'string', format: 'uuid', pattern: 'g' }, 'schema.pattern', /the format "uuid"/],
+      [
+        { type: 'string', pattern: '^a\\x01$' },
+        'schema.pattern',
+        /matches no string structured output can write/,
+      ],
+    ]
+    for (const [schema, param, message] of cases) {
+      const error = refusal(schema)
+      expect(error.param, JSON.stringify(schema)).toBe(param)
+      expect(error.message, JSON.stringify(schema)).toMatch(message)
+      expect(error.message).not.toMatch(/bug in the grammar engine/)
+    }
+  })
+
+  it('emptiness propagates: a required property, needed items, every alternative; the param names the cause', () => {
+    const impossible = { type: 'string', pattern: '^a{1,2}$', minLength: 3 }
+    const cases: [unknown, string][] = [
+      [
+        { type: 'object', properties: { name: impossible }, required: ['name'] },
+        'schema.properties.name.minLength',
+      ],
+      [{ type: 'array', items: impossible, minItems: 1 }, 'schema.items.minLength'],
+      [
+        { type: 'array', prefixItems: [{ type: 'null' }, impossible], minItems: 2 },
+        'schema.prefixItems.1.minLength',
+      ],
+      [{ anyOf: [impossible, { type: 'integer', minimum: 3, maximum: 2 }] }, 'schema.anyOf.0.minLength'],
+      [{ type: 'object', properties: { a: false }, required: ['a'] }, 'schema.properties.a'],
+      [
+        { type: 'object', properties: { a: { type: 'string', enum: [1, 2] } }, required: ['a'] },
+        'schema.properties.a.enum',
+      ],
+      [
+        {
+          $defs: { s: impossible },
+          type: 'object',
+          properties: { a: { $ref: '#/$defs/s' } },
+          required: ['a'],
+        },
+        'schema.$defs.s.minLength',
+      ],
+    ]
+    for (const [schema, param] of cases) {
+      const error = refusal(schema)
+      expect(error.param, `${JSON.stringify(schema)}: ${error.message}`).toBe(param)
+      expect(error.message).toMatch(/none can be generated/)
+    }
+  })
+
+  it('optional places without a value are never entered: walks validate (ajv)', () => {
+    const impossible = { type: 'string', format: 'date', pattern: '-02-29$' }
+    const reserved = {
+      type: 'object',
+      properties: { a: impossible, b: { type: 'integer' } },
+      additionalProperties: { type: 'boolean' },
+    }
+    const schemas = [
+      reserved,
+      { type: 'object', properties: { a: false, b: { enum: [1] } }, required: ['b'] },
+      { anyOf: [impossible, { type: 'integer', minimum: 0, maximum: 9 }] },
+      { type: 'array', items: impossible, maxItems: 3 },
+      { type: 'string', nullable: true, minLength: 4, maxLength: 2 },
+    ]
+    for (const schema of schemas) walksValidate(schema, ajv, 5)
+    // The name of a property that can never be written stays reserved: no unlisted key takes it.
+    expect(acceptsText(reserved, '{"c":true}')).toBe(true)
+    expect(acceptsText(reserved, '{"a":true}')).toBe(false)
+    // An item without a value ends the tuple before it.
+    const tuple = { type: 'array', prefixItems: [{ type: 'boolean' }, impossible, { type: 'null' }] }
+    const arrays = walksValidate(tuple, ajv, 5)
+    expect(arrays.every((value) => Array.isArray(value) && value.length <= 1)).toBe(true)
+  })
+
+  it('pattern ∩ format ∩ length bounds that some string satisfies: walks end and validate (ajv)', () => {
+    for (const schema of [
+      { type: 'string', format: 'email', minLength: 12, maxLength: 20 },
+      { type: 'string', format: 'date', pattern: '-02-2' },
+      { type: 'string', format: 'uuid', pattern: '^0+-' },
+      { type: 'string', pattern: '^(éxx|y)$', maxLength: 2 },
+      { type: 'string', pattern: '^(a|aaaaa)$', minLength: 2, maxLength: 5 },
+      { type: 'string', pattern: '^[a-c]{1,3}$', minLength: 3 },
+    ]) {
+      walksValidate(schema, ajv, 4, 120)
+    }
+  })
+
+  it('numbers: bounds past 15 integer digits say so; no "-0"', () => {
+    const far = refusal({ type: 'integer', minimum: 1e16 })
+    expect(far.param).toBe('schema.minimum')
+    expect(far.message).toMatch(/at most 15 integer digits/)
+    expect(refusal({ type: 'integer', minimum: 1e15 }).message).toMatch(/at most 15 integer digits/)
+    expect(refusal({ type: 'number', exclusiveMaximum: -1e15 }).param).toBe('schema.exclusiveMaximum')
+    expect(refusal({ type: 'integer', minimum: 5, maximum: 4 }).message).toMatch(
+      /No integer satisfies both minimum 5 and maximum 4/,
+    )
+    expect(refusal(null).message).toMatch(/got null\./)
+    const age = { type: 'object', properties: { age: { type: 'integer', minimum: 0 } }, required: ['age'] }
+    expect(acceptsText(age, '{"age":0}')).toBe(true)
+    expect(acceptsText(age, '{"age":-0}')).toBe(false)
+    expect(acceptsText({ type: 'integer' }, '-0')).toBe(false)
+    expect(acceptsText({ type: 'integer' }, '-10')).toBe(true)
+    for (const text of ['-0', '-0.0', '-0.000'])
+      expect(acceptsText({ type: 'number' }, text), text).toBe(false)
+    for (const text of ['0', '0.0', '-0.5', '-0.01'])
+      expect(acceptsText({ type: 'number' }, text), text).toBe(true)
+    expect(acceptsText({ type: 'number', minimum: -1, maximum: 0 }, '-0.0')).toBe(false)
+  })
+
+  it('required names properties does not list follow additionalProperties (any value when absent)', () => {
+    const open = { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a', 'b'] }
+    for (const value of walksValidate(open, ajv, 4)) expect(Object.keys(value as object)).toEqual(['a', 'b'])
+    const typed = {
+      type: 'object',
+      required: ['n'],
+      additionalProperties: { type: 'integer', minimum: 1, maximum: 3 },
+    }
+    for (const value of walksValidate(typed, ajv, 4)) expect(Object.keys(value as object)[0]).toBe('n')
+    expect(acceptsText(typed, '{"n":2,"n":3}')).toBe(false)
+    expect(acceptsText(typed, '{"m":2}')).toBe(false)
+  })
+})
+
+describe('what zod becomes through the AI SDK (draft-07): records and tuples', () => {
+  // The JSON Schema the ai package's zodSchema() gives for z.record(z.string(), z.number()),
+  // z.object({ t: z.tuple([z.string().max(2), z.number()]) }) and z.tuple([z.string()]).rest(z.number()).
+  const draft07 = 'http://json-schema.org/draft-07/schema#'
+  const record = {
+    $schema: draft07,
+    type: 'object',
+    propertyNames: { type: 'string' },
+    additionalProperties: { type: 'number' },
+  }
+  const tuple = {
+    $schema: draft07,
+    type: 'object',
+    properties: {
+      t: {
+        type: 'array',
+        items: [{ type: 'string', maxLength: 2 }, { type: 'number' }],
+        additionalItems: false,
+        minItems: 2,
+        maxItems: 2,
+      },
+    },
+    required: ['t'],
+    additionalProperties: false,
+  }
+  const rest = {
+    $schema: draft07,
+    type: 'array',
+    items: [{ type: 'string', maxLength: 3 }],
+    additionalItems: { type: 'boolean' },
+    minItems: 1,
+    maxItems: 4,
+  }
+  const draft07Ajv = new Ajv({ strict: false })
+
+  it('records (propertyNames that allows every string) and draft-07 tuples walk to documents ajv (draft-07) accepts', () => {
+    walksValidate(record, draft07Ajv, 4)
+    for (const value of walksValidate(tuple, draft07Ajv, 4)) {
+      const items = (value as { t: unknown[] }).t
+      expect(typeof items[0]).toBe('string')
+      expect(typeof items[1]).toBe('number')
+    }
+    for (const value of walksValidate(rest, draft07Ajv, 5)) {
+      const [first, ...others] = value as unknown[]
+      expect(typeof first).toBe('string')
+      expect(others.every((item) => typeof item === 'boolean')).toBe(true)
+    }
+    // additionalItems false: nothing after the tuple; absent: anything (draft-07).
+    expect(acceptsText(tuple, '{"t":["ab",1,2]}')).toBe(false)
+    expect(acceptsText({ type: 'array', items: [{ type: 'null' }] }, '[null,"x",{}]')).toBe(true)
+    // Without an items array, additionalItems constrains nothing in draft-07: accepted, no effect.
+    expect(
+      acceptsText({ type: 'array', items: { type: 'null' }, additionalItems: false }, '[null,null]'),
+    ).toBe(true)
+    expect(acceptsText({ type: 'object', propertyNames: true }, '{"x":1}')).toBe(true)
   })
 })
 
