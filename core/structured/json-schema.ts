@@ -662,15 +662,22 @@ class SchemaCompiler {
     if (!Array.isArray(requiredList) || requiredList.some((name) => typeof name !== 'string')) {
       this.refuse(`${path}.required`, 'required must be an array of property names.')
     }
+    // propertyNames: every name (records: { type: 'string' }), or a list of names (records keyed
+    // by an enum), which is the same as listing those properties with additionalProperties' schema.
     const propertyNames = schema['propertyNames']
+    let allowedNames: ReadonlySet<string> | undefined
     if (propertyNames !== undefined && !allowsEveryString(propertyNames)) {
-      this.refuse(
-        `${path}.propertyNames`,
-        'propertyNames is supported only when it allows every name ({ type: "string" }, {} or true, as records generate): list the names under properties instead, with additionalProperties: false.',
-      )
+      const listed = listedNames(propertyNames)
+      if (listed === undefined) {
+        this.refuse(
+          `${path}.propertyNames`,
+          'propertyNames is supported when it allows every name ({ type: "string" }, {} or true) or lists them (enum/const): for other rules, list the names under properties, with additionalProperties: false.',
+        )
+      }
+      allowedNames = new Set(listed)
     }
     const required = new Set(requiredList as string[])
-    const properties: PropertyRule[] = []
+    let properties: PropertyRule[] = []
     for (const [name, propertySchema] of Object.entries(propertiesSchema ?? {})) {
       properties.push({
         name,
@@ -680,6 +687,7 @@ class SchemaCompiler {
       })
     }
     const additionalSchema = schema['additionalProperties']
+    // The schema of values under names properties does not list (undefined: none may appear).
     let additional: SchemaNode | undefined
     if (additionalSchema === false) additional = undefined
     else if (additionalSchema === undefined)
@@ -687,17 +695,49 @@ class SchemaCompiler {
     else if (additionalSchema === true) additional = { kind: 'any', id: this.id() }
     else additional = this.compile(additionalSchema, `${path}.additionalProperties`)
     // A required name properties does not list is still valid JSON Schema: its value follows
-    // additionalProperties (any value when absent). It is written after the listed properties.
-    let unlisted: SchemaNode | undefined
+    // additionalProperties (any value when absent).
+    const unlisted: SchemaNode | undefined =
+      additionalSchema === false ? undefined : (additional ?? { kind: 'any', id: this.id() })
+    if (allowedNames !== undefined) {
+      for (const property of properties) {
+        if (property.required && !allowedNames.has(property.name)) {
+          return this.never(
+            `${path}.propertyNames`,
+            `The required property "${property.name}" is not among the names propertyNames allows: no object can have it.`,
+          )
+        }
+      }
+      properties = properties.filter((property) => allowedNames.has(property.name))
+      if (additional !== undefined || unlisted !== undefined) {
+        for (const name of allowedNames) {
+          if (properties.some((property) => property.name === name)) continue
+          // Optional ones only where unlisted names may appear at all; required ones always.
+          const node = required.has(name) ? unlisted : additional
+          if (node === undefined) continue
+          properties.push({
+            name,
+            keyBytes: encoder.encode(JSON.stringify(name)),
+            node,
+            required: required.has(name),
+          })
+        }
+      }
+      additional = undefined
+    }
     for (const [index, name] of (requiredList as string[]).entries()) {
       if (properties.some((property) => property.name === name)) continue
-      if (additionalSchema === false) {
+      if (allowedNames !== undefined && !allowedNames.has(name)) {
+        return this.never(
+          `${path}.required.${index}`,
+          `required names "${name}", which propertyNames does not allow: no object can have it.`,
+        )
+      }
+      if (unlisted === undefined) {
         return this.never(
           `${path}.required.${index}`,
           `required names "${name}", which properties does not define, while additionalProperties is false: no object can have it. Define it under properties.`,
         )
       }
-      unlisted ??= additional ?? { kind: 'any', id: this.id() }
       properties.push({
         name,
         keyBytes: encoder.encode(JSON.stringify(name)),
@@ -918,6 +958,27 @@ function allowsEveryString(schema: unknown): boolean {
     if (value !== 'string' && !(Array.isArray(value) && value.includes('string'))) return false
   }
   return true
+}
+
+/**
+ * The names a propertyNames schema lists (`{ enum: [...] }`, `{ const: ... }`, with type string or
+ * annotations beside them), or undefined when it is another kind of rule.
+ */
+function listedNames(schema: unknown): string[] | undefined {
+  if (!isPlainObject(schema)) return undefined
+  for (const [key, value] of Object.entries(schema)) {
+    if (annotations.has(key) || key === 'enum' || key === 'const') continue
+    if (key !== 'type' || !(value === 'string' || (Array.isArray(value) && value.includes('string'))))
+      return undefined
+  }
+  const hasEnum = schema['enum'] !== undefined
+  const hasConst = schema['const'] !== undefined
+  if (!hasEnum && !hasConst) return undefined
+  if (hasEnum && !Array.isArray(schema['enum'])) return undefined
+  // Names are strings: other values match no key.
+  let names = hasEnum ? (schema['enum'] as unknown[]) : [schema['const']]
+  if (hasEnum && hasConst) names = names.filter((name) => name === schema['const'])
+  return [...new Set(names.filter((name): name is string => typeof name === 'string'))]
 }
 
 /** Bytes as a string of one char each (the form the matcher keeps key names in). */

@@ -336,6 +336,7 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     [{ type: 'array', prefixItems: [{ type: 'string' }], additionalItems: false }, 'schema.additionalItems'],
     [{ type: 'object', propertyNames: { maxLength: 3 } }, 'schema.propertyNames'],
     [{ type: 'object', propertyNames: { type: 'string', pattern: '^x' } }, 'schema.propertyNames'],
+    [{ type: 'object', propertyNames: { enum: ['a'] }, required: ['b'] }, 'schema.required.0'],
     [{ type: 'string', format: 'hostname' }, 'schema.format'],
     [{ type: 'string', pattern: '(a)\\1' }, 'schema.pattern'],
     [{ type: 'string', pattern: '(?=a)' }, 'schema.pattern'],
@@ -665,6 +666,24 @@ describe('what zod becomes through the AI SDK (draft-07): records and tuples', (
       expect(typeof first).toBe('string')
       expect(others.every((item) => typeof item === 'boolean')).toBe(true)
     }
+    // z.record(z.enum(['a', 'b']), z.number()): the names listed by propertyNames, both required.
+    const keyed = {
+      $schema: draft07,
+      type: 'object',
+      propertyNames: { type: 'string', enum: ['a', 'b'] },
+      additionalProperties: { type: 'number' },
+      required: ['a', 'b'],
+    }
+    for (const value of walksValidate(keyed, draft07Ajv, 4))
+      expect(Object.keys(value as object)).toEqual(['a', 'b'])
+    const optional = {
+      type: 'object',
+      propertyNames: { enum: ['x', 'y'] },
+      additionalProperties: { type: 'null' },
+    }
+    for (const value of walksValidate(optional, draft07Ajv, 6))
+      expect(Object.keys(value as object).every((key) => key === 'x' || key === 'y')).toBe(true)
+    expect(acceptsText(optional, '{"z":null}')).toBe(false)
     // additionalItems false: nothing after the tuple; absent: anything (draft-07).
     expect(acceptsText(tuple, '{"t":["ab",1,2]}')).toBe(false)
     expect(acceptsText({ type: 'array', items: [{ type: 'null' }] }, '[null,"x",{}]')).toBe(true)
