@@ -5,9 +5,9 @@
 // state for free, and a state is a pure function of the bytes fed so far.
 //
 // Every state the frames allow can be completed to a valid document: each step checks that a
-// completion still exists (string length limits, pattern automata pruned of dead states, number
-// ranges exactly, in units of the last fraction digit), so the mask never leads the model into a
-// dead end.
+// completion still exists (a string's length so far plus the exact distance of its language
+// automaton, see string-language.ts; number ranges exactly, in units of the last fraction digit),
+// so the mask never leads the model into a dead end.
 import {
   type AnyNode,
   type ArrayNode,

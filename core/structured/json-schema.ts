@@ -1,6 +1,7 @@
 // JSON Schema to the grammar the matcher walks. Every keyword is either enforced or refused with
 // an InvalidArgumentError whose `param` points at it (`responseFormat.schema.properties.age.multipleOf`):
-// a constraint is never silently dropped.
+// a constraint is never silently dropped. A schema without a document is refused the same way,
+// naming what empties it (see `never` and checkProductive), so no answer can reach a dead end.
 //
 // What the generated documents look like (each one validates against the schema; the grammar may
 // produce a subset of the valid documents, never a superset):
@@ -8,7 +9,9 @@
 // - object properties in the order the schema lists them; properties not listed only when
 //   `additionalProperties` is true or a schema (an object schema without `properties` accepts any
 //   keys, as JSON Schema does), after the listed ones, never repeating a key;
-// - numbers without exponent, at most 15 integer digits and 15 fraction digits;
+// - a required name `properties` does not list after the listed ones (its value follows
+//   additionalProperties);
+// - numbers without exponent, at most 15 integer digits and 15 fraction digits, never `-0`;
 // - strings as valid UTF-8 without lone surrogates; property names without escapes.
 import { InvalidArgumentError } from '../errors.ts'
 import { allowedUnits } from './number-range.ts'
