@@ -306,6 +306,17 @@ describe('validateChatCompletionRequest', () => {
         { ...minimal, response_format: { type: 'json_schema', json_schema: { name: 'x' } } },
         'response_format.json_schema.schema',
       ],
+      // A schema no document satisfies is a 400 too (it used to fail mid-answer with a 500).
+      [
+        {
+          ...minimal,
+          response_format: {
+            type: 'json_schema',
+            json_schema: { schema: { type: 'string', pattern: '^a{1,2}$', minLength: 3 } },
+          },
+        },
+        'response_format.json_schema.schema.minLength',
+      ],
       [{ ...minimal, response_format: { type: 'yaml' } }, 'response_format.type'],
       [
         {
