@@ -22,6 +22,19 @@ const stringSchema = fc.oneof(
     pattern: fc.constantFrom('[0-9]', 'ab', 'é'),
     maxLength: fc.constant(6),
   }),
+  // A pattern or format with minLength: one intersection automaton that also counts characters.
+  fc.record({
+    type: fc.constant('string'),
+    pattern: fc.constantFrom('^[a-z]{2,5}$', '^(yes|no|maybe)$', '^(é|ab)+$'),
+    minLength: fc.constant(3),
+    maxLength: fc.constant(7),
+  }),
+  fc.record({
+    type: fc.constant('string'),
+    format: fc.constant('email'),
+    minLength: fc.constant(9),
+    maxLength: fc.constant(16),
+  }),
   fc.record({
     enum: fc.uniqueArray(fc.constantFrom('red', 'green', 'blue', 're', 'été', 'a"b', 'x\\y'), {
       minLength: 1,
