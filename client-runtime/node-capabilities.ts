@@ -2,7 +2,7 @@
 // loads. Reached through '#runtime-node' (node-platform.ts), so a browser bundle never contains
 // (or tries to resolve) a Node-only module.
 import { availableParallelism, totalmem } from 'node:os'
-import { defaultNodeBackend } from './node-host.ts'
+import { defaultNodeBackend, nativeUnavailableReason } from './node-host.ts'
 
 export interface NodeCapabilities {
   readonly deviceMemoryBytes: number
@@ -10,6 +10,8 @@ export interface NodeCapabilities {
   readonly native: boolean
   /** Why not, in words a person can act on (Node without the optional onnxruntime-node). */
   readonly nativeNote?: string
+  /** The same for an app that forced backend 'native': what is missing and how to add it. */
+  readonly nativeMissing?: string
 }
 
 /**
@@ -23,10 +25,16 @@ export function processMemoryBytes(): number {
 
 export async function probeNodeCapabilities(): Promise<NodeCapabilities> {
   const { backend, note } = await defaultNodeBackend()
+  const reason = await nativeUnavailableReason()
   return {
     deviceMemoryBytes: processMemoryBytes(),
     cores: availableParallelism(),
     native: backend === 'native',
     ...(note === undefined ? {} : { nativeNote: note }),
+    ...(reason === undefined
+      ? {}
+      : {
+          nativeMissing: `onnxruntime-node is not available here (${reason}): \`npm install onnxruntime-node\`, or use backend 'wasm'`,
+        }),
   }
 }

@@ -14,7 +14,7 @@ import { createNodeStore } from './store/node-store.ts'
 let nativeCheck: Promise<string | undefined> | undefined
 
 /** Why onnxruntime-node cannot be used here (an optional peer dependency: not installed, or it failed to load); undefined when it can. */
-function nativeUnavailableReason(): Promise<string | undefined> {
+export function nativeUnavailableReason(): Promise<string | undefined> {
   nativeCheck ??= (async () => {
     disableOrtTelemetry()
     try {

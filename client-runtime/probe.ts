@@ -40,6 +40,8 @@ export interface DeviceCapabilities {
   readonly native?: boolean
   /** Node without onnxruntime-node: why, and how to add it (the route's reason repeats it). */
   readonly nativeNote?: string
+  /** The same, worded for an app that forced backend 'native' (the route's refusal says it). */
+  readonly nativeMissing?: string
   /** Memory the device has, in bytes (navigator.deviceMemory × 2³⁰ in browsers, os.totalmem() in Node). */
   readonly deviceMemoryBytes?: number
   /** Logical CPU cores (navigator.hardwareConcurrency / os.availableParallelism()). */
@@ -101,12 +103,13 @@ export async function probeCapabilities(
   let cores: number | undefined
   let native: boolean | undefined
   let nativeNote: string | undefined
+  let nativeMissing: string | undefined
   let storage: DeviceCapabilities['storage']
   if (isNode) {
     // '#runtime-node' is node-platform.ts under the 'node' condition only: browser bundles never
     // contain this Node-only module (package.json "imports").
     const node = await import('#runtime-node')
-    ;({ deviceMemoryBytes, cores, native, nativeNote } = await node.probeNodeCapabilities())
+    ;({ deviceMemoryBytes, cores, native, nativeNote, nativeMissing } = await node.probeNodeCapabilities())
   } else {
     deviceMemoryBytes = navigator?.deviceMemory === undefined ? undefined : navigator.deviceMemory * 2 ** 30
     cores = navigator?.hardwareConcurrency
@@ -125,6 +128,7 @@ export async function probeCapabilities(
     wasm: typeof globals.WebAssembly === 'object',
     ...(native === undefined ? {} : { native }),
     ...(nativeNote === undefined ? {} : { nativeNote }),
+    ...(nativeMissing === undefined ? {} : { nativeMissing }),
     ...(deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes }),
     ...(cores === undefined ? {} : { cores }),
     ...(storage ? { storage } : {}),

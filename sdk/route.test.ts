@@ -470,11 +470,16 @@ describe('decideRoute: a backend the app forced (ClientOptions.backend)', () => 
   })
 
   it('a forced backend the device lacks rules the device out, saying which and why', () => {
-    const noNative = { ...server, native: false, nativeNote: 'onnxruntime-node is not installed' }
+    const noNative = {
+      ...server,
+      native: false,
+      nativeMissing:
+        "onnxruntime-node is not available here (not installed): `npm install onnxruntime-node`, or use backend 'wasm'",
+    }
     const toEdge = decideRoute(noNative, q4, 'prefer-device', {}, { configured: true }, { backend: 'native' })
     expect(toEdge.route).toBe('edge')
     expect(toEdge.reason).toContain(
-      "backend 'native' was asked for, but onnxruntime-node is not available here (`npm install onnxruntime-node`",
+      "backend 'native' was asked for, but onnxruntime-node is not available here (not installed): `npm install onnxruntime-node`",
     )
     const none = decideRoute(server, q4, 'device-only', {}, { configured: false }, { backend: 'webgpu' })
     expect(none.route).toBe('none')

@@ -144,7 +144,8 @@ function assessDevice(
         : forced === 'native'
           ? capabilities.native
             ? undefined
-            : "onnxruntime-node is not available here (`npm install onnxruntime-node`, or use backend 'wasm')"
+            : // The words come from the Node-only probe: a page bundle never names that package.
+              (capabilities.nativeMissing ?? 'this host has no native backend (Node only)')
           : capabilities.wasm
             ? undefined
             : 'no WebAssembly'

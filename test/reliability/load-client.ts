@@ -98,9 +98,10 @@ async function readStream(
       }
       if (event.error) return { text, tokenIds, done: false, error: event.error.message }
       const delta = event.choices?.[0]?.delta
+      // A token with no visible text comes as a chunk with token_ids and no content.
+      tokenIds.push(...(delta?.token_ids ?? []))
       if (delta?.content !== undefined) {
         text += delta.content
-        tokenIds.push(...(delta.token_ids ?? []))
         if (delta.content.length > 0) chunks++
       }
       if (stopAfterChunks !== undefined && chunks >= stopAfterChunks) {
