@@ -58,8 +58,10 @@ export function wranglerCliPath(): string {
 
 /**
  * The edge worker's wrangler config: the repository's wrangler.toml in a checkout. The published
- * package ships dist/ without the sources or wrangler.toml, so there one is written to a temporary
- * folder with the built worker as `main` (the same settings a user's project needs).
+ * package ships dist/ without the sources or wrangler.toml, so there one is written into a fresh
+ * temporary folder with the built worker as `main` (the same settings a user's project needs:
+ * docs/worker.md, "Your own Worker project"). The caller removes that folder (the path's
+ * dirname) when the worker stops: wrangler keeps its .wrangler/ build output there too.
  */
 export function edgeWorkerConfigPath(): string | undefined {
   if (existsSync(join(repositoryRoot, 'wrangler.toml'))) return undefined
@@ -120,6 +122,23 @@ export interface ServerProcessOptions {
   readonly onOutput?: (line: string) => void
   /** Keep only this many characters of output (a long-running server); default: all of it. */
   readonly keepOutputChars?: number
+  /**
+   * Scratch folders the server uses (its config, its local state): removed once it has exited,
+   * whichever way it goes (stop(), a failed start, the server exiting by itself, or this process
+   * exiting first, on Ctrl-C mid-start included).
+   */
+  readonly temporaryPaths?: readonly string[]
+}
+
+/** Removes scratch folders; never throws (a folder already gone, or one still being written). */
+function removePaths(paths: readonly string[]): void {
+  for (const path of paths) {
+    try {
+      rmSync(path, { recursive: true, force: true, maxRetries: 2 })
+    } catch {
+      // Nothing more to do from a cleanup path.
+    }
+  }
 }
 
 /** Spawns `node ...args` in its own process group and waits until its /healthz answers. */
@@ -147,15 +166,36 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   }
   child.stdout?.on('data', collect)
   child.stderr?.on('data', collect)
+  const temporaryPaths = options.temporaryPaths ?? []
+  const pid = child.pid
+  // The server runs in its own process group, so a Ctrl-C in the terminal never reaches it: when
+  // this process exits first (the signal handler of `ondevice edge` or `npm start` calling
+  // process.exit, even mid-start), the group is stopped and the scratch folders removed here.
+  const onParentExit = (): void => {
+    if (pid !== undefined) {
+      try {
+        process.kill(-pid, 'SIGTERM')
+      } catch {
+        // Already gone.
+      }
+    }
+    removePaths(temporaryPaths)
+  }
+  process.once('exit', onParentExit)
   let exited = false
   const exit = new Promise<void>((resolveExit) =>
     child.once('exit', () => {
       exited = true
+      process.off('exit', onParentExit)
+      removePaths(temporaryPaths)
       resolveExit()
     }),
   )
-  const pid = child.pid
-  if (pid === undefined) throw new Error(`Could not start node ${options.args.join(' ')} (no process id).`)
+  if (pid === undefined) {
+    process.off('exit', onParentExit)
+    removePaths(temporaryPaths)
+    throw new Error(`Could not start node ${options.args.join(' ')} (no process id).`)
+  }
 
   const stop = async (): Promise<void> => {
     if (exited) return
@@ -179,6 +219,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (exited) {
+      await exit
       throw new Error(
         `${describe(options.args)} exited (${child.exitCode ?? child.signalCode}) before it served ${options.url}:\n${output}`,
       )
@@ -241,15 +282,23 @@ export interface WranglerDevOptions {
 
 /** Starts `wrangler dev` offline on 127.0.0.1 and waits until the worker's /healthz answers. */
 export async function startWranglerDev(options: WranglerDevOptions = {}): Promise<LocalServer> {
+  // Before any temporary folder exists: this throws when wrangler is not installed.
+  const wranglerCli = wranglerCliPath()
   const port = options.port !== undefined && options.port !== 0 ? options.port : await freePort()
   // An explicit inspector port too: the default (9229, then 9230) collides when several run side by side.
   const inspectorPort = await freePort()
-  const configPath = options.configPath ?? edgeWorkerConfigPath()
+  // From the published package: a temporary wrangler.toml, removed with the state when it stops.
+  const ownConfigPath = options.configPath === undefined ? edgeWorkerConfigPath() : undefined
+  const configPath = options.configPath ?? ownConfigPath
   const ownStateDir =
     options.stateDir === undefined ? mkdtempSync(join(tmpdir(), 'ondevice-wrangler-state-')) : undefined
   const stateDir = options.stateDir ?? ownStateDir
+  const temporaryPaths = [
+    ...(ownConfigPath === undefined ? [] : [dirname(ownConfigPath)]),
+    ...(ownStateDir === undefined ? [] : [ownStateDir]),
+  ]
   const args = [
-    wranglerCliPath(),
+    wranglerCli,
     'dev',
     ...(configPath === undefined ? [] : ['-c', configPath]),
     ...(options.noBundle ? ['--no-bundle'] : []),
@@ -267,31 +316,16 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     ...(options.envFile === undefined ? [] : ['--env-file', options.envFile]),
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ]
-  const removeOwnState = (): void => {
-    if (ownStateDir !== undefined) rmSync(ownStateDir, { recursive: true, force: true })
-  }
-  let server: LocalServer
-  try {
-    server = await startServerProcess({
-      args,
-      url: `http://127.0.0.1:${port}`,
-      env: { ...offlineWranglerEnv, ...sourceBuildEnv, ...nonInteractiveEnv },
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      ...(options.onOutput ? { onOutput: options.onOutput } : {}),
-      ...(options.keepOutputChars === undefined ? {} : { keepOutputChars: options.keepOutputChars }),
-    })
-  } catch (error) {
-    removeOwnState()
-    throw error
-  }
-  return {
-    ...server,
-    output: server.output,
-    stop: async () => {
-      await server.stop()
-      removeOwnState()
-    },
-  }
+  // startServerProcess removes the temporary folders once wrangler has exited, whichever way.
+  return startServerProcess({
+    args,
+    url: `http://127.0.0.1:${port}`,
+    env: { ...offlineWranglerEnv, ...sourceBuildEnv, ...nonInteractiveEnv },
+    temporaryPaths,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    ...(options.keepOutputChars === undefined ? {} : { keepOutputChars: options.keepOutputChars }),
+  })
 }
 
 /**

@@ -68,13 +68,18 @@ describe('ondevice edge / export-default: refusals with the fix', () => {
 })
 
 describe('ondevice edge with API_KEYS', () => {
-  it('keys guard /v1 and never appear on a command line', { timeout: 240_000 }, async () => {
+  it('keys guard /v1 and never appear on a command line; Ctrl-C leaves no temporary folder', {
+    timeout: 240_000,
+  }, async () => {
     const packageDirectory = join(folder, 'tiny')
     // The embedded default: small enough for the Worker isolate.
     expect(ondevice(['export-default', packageDirectory]).code).toBe(0)
     const key = `edge-test-key-${process.pid}-0123456789`
+    // Its own temporary directory (os.tmpdir() follows TMPDIR), to see what it leaves behind.
+    const temporary = join(folder, 'tmp')
+    await mkdir(temporary)
     const child = spawn(process.execPath, [main, 'edge', '--model', packageDirectory, '--port', '0'], {
-      env: { ...process.env, API_KEYS: key },
+      env: { ...process.env, API_KEYS: key, TMPDIR: temporary },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
@@ -110,9 +115,58 @@ describe('ondevice edge with API_KEYS', () => {
       )
       expect(commandLines.filter((line) => line.includes('edge-test-key-'))).toEqual([])
       expect(output).not.toContain(key)
+      // While it runs: the secrets file's folder and wrangler's local state are in TMPDIR.
+      expect(
+        (await readdir(temporary)).filter((name) => name.startsWith('ondevice-')).length,
+      ).toBeGreaterThan(0)
     } finally {
       child.kill('SIGINT')
       await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))
     }
+    // Ctrl-C stopped wrangler and removed them.
+    expect(await readdir(temporary), output).toEqual([])
+  })
+})
+
+describe('ondevice edge stopped while it starts', () => {
+  it('Ctrl-C before Ready stops wrangler too and leaves no temporary folder', {
+    timeout: 120_000,
+  }, async () => {
+    const packageDirectory = join(folder, 'tiny-early')
+    expect(ondevice(['export-default', packageDirectory]).code).toBe(0)
+    const temporary = join(folder, 'tmp-early')
+    await mkdir(temporary)
+    const child = spawn(process.execPath, [main, 'edge', '--model', packageDirectory, '--port', '0'], {
+      env: { ...process.env, TMPDIR: temporary },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    try {
+      // wrangler has been spawned once its state folder exists; it is far from Ready then
+      // (it still bundles the worker and compiles ONNX Runtime's WebAssembly).
+      const deadline = Date.now() + 60_000
+      while (!(await readdir(temporary)).some((name) => name.startsWith('ondevice-wrangler-state-'))) {
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`wrangler did not start:\n${output}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      expect(output).not.toContain('Ready')
+    } finally {
+      child.kill('SIGINT')
+      await exited
+    }
+    expect(await readdir(temporary), output).toEqual([])
+    // wrangler runs in its own process group, which a terminal's Ctrl-C does not reach: no process
+    // is left with the temporary folder on its command line (wrangler's --persist-to).
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const commandLines = await Promise.all(
+      (await readdir('/proc'))
+        .filter((entry) => /^\d+$/.test(entry))
+        .map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
+    )
+    expect(commandLines.filter((line) => line.includes(temporary))).toEqual([])
   })
 })
