@@ -18,7 +18,11 @@ const probeOnce = () => (capabilities ??= probeCapabilities())
 
 export const browserHost: RuntimeHost = {
   defaultStore: () => createBrowserStore(),
-  defaultBackend: async () => ({ backend: (await probeOnce()).webgpu.available ? 'webgpu' : 'wasm' }),
+  // A software adapter (SwiftShader, llvmpipe) runs far slower than the engine: not unasked.
+  defaultBackend: async () => {
+    const { webgpu } = await probeOnce()
+    return { backend: webgpu.available && webgpu.software !== true ? 'webgpu' : 'wasm' }
+  },
   shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
   // Backend 'wasm' is ondevice's engine here too: the same bits as the edge's (workerd) and Node's,
   // so a handoff from this page continues exactly. Helper Web Workers split the rows when the

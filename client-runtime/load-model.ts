@@ -29,7 +29,7 @@ import type { DownloadProgress, ModelStore, StoredPackage, StoreManifest } from 
 export interface LoadModelOptions {
   /** A package folder (Node) or URL prefix (where config.json lives). */
   readonly model: string
-  /** Default: 'native' on Node, 'webgpu' in a browser with a WebGPU adapter, else 'wasm'. */
+  /** Default: 'native' on Node, 'webgpu' in a browser with a hardware WebGPU adapter, else 'wasm'. */
   readonly backend?: Backend
   /** Weight format; default: the fastest on this backend that the package carries. */
   readonly dtype?: string

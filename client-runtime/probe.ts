@@ -20,6 +20,11 @@ export interface WebGpuReport {
     readonly architecture?: string
     readonly description?: string
   }
+  /**
+   * The adapter renders in software on the CPU (a fallback adapter: SwiftShader, llvmpipe,
+   * WARP), where the WebAssembly engine is far faster: the router does not pick it unasked.
+   */
+  readonly software?: boolean
   /** Why there is no adapter, in words. */
   readonly reason?: string
 }
@@ -81,8 +86,18 @@ interface NavigatorLike {
 interface AdapterLike {
   readonly features: Iterable<string>
   readonly limits: { readonly maxBufferSize?: number; readonly maxStorageBufferBindingSize?: number }
-  readonly info?: { readonly vendor?: string; readonly architecture?: string; readonly description?: string }
+  readonly info?: {
+    readonly vendor?: string
+    readonly architecture?: string
+    readonly description?: string
+    readonly isFallbackAdapter?: boolean
+  }
+  /** Before GPUAdapterInfo had it (Chromium < 131). */
+  readonly isFallbackAdapter?: boolean
 }
+
+/** Names software renderers report as their architecture or description. */
+const softwareRenderer = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i
 
 /** Measures every field but the model's speed (that needs a loaded model: measureDecodeSpeed). */
 export async function probeCapabilities(
@@ -158,8 +173,13 @@ async function probeWebGpu(navigator: NavigatorLike | undefined, isNode: boolean
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' })
     if (!adapter) return { available: false, reason: 'no WebGPU adapter (blocklisted GPU or disabled)' }
     const info = adapter.info
+    const software =
+      info?.isFallbackAdapter === true ||
+      adapter.isFallbackAdapter === true ||
+      softwareRenderer.test(`${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.description ?? ''}`)
     return {
       available: true,
+      ...(software ? { software } : {}),
       features: [...adapter.features].sort(),
       ...(adapter.limits.maxBufferSize === undefined ? {} : { maxBufferSize: adapter.limits.maxBufferSize }),
       ...(adapter.limits.maxStorageBufferBindingSize === undefined

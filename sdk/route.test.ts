@@ -492,3 +492,33 @@ describe('decideRoute: a backend the app forced (ClientOptions.backend)', () => 
     ).toThrow(InvalidArgumentError)
   })
 })
+
+describe('decideRoute: a software WebGPU adapter', () => {
+  const swiftShader: DeviceCapabilities = {
+    webgpu: {
+      available: true,
+      software: true,
+      adapter: { vendor: 'google', architecture: 'swiftshader' },
+      maxBufferSize: 2 * gb,
+      maxStorageBufferBindingSize: 2 * gb,
+    },
+    wasm: true,
+    deviceMemoryBytes: 8 * gb,
+    online: true,
+  }
+
+  it('runs the engine instead, saying why; an app that forces webgpu still gets it', () => {
+    const decision = decideRoute(swiftShader, cachedPackage, 'device-only')
+    expect(decision).toMatchObject({ route: 'device', backend: 'wasm' })
+    expect(decision.reason).toContain('WebGPU only through a software renderer (swiftshader)')
+    const forced = decideRoute(
+      swiftShader,
+      cachedPackage,
+      'device-only',
+      {},
+      { configured: false },
+      { backend: 'webgpu' },
+    )
+    expect(forced).toMatchObject({ route: 'device', backend: 'webgpu' })
+  })
+})

@@ -69,7 +69,9 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
 
   const backendFor = async (requested: Backend | undefined): Promise<Backend> => {
     if (requested) return requested
-    if ((await probe()).webgpu.available) return 'webgpu'
+    // As the router (sdk/route.ts): a software adapter is for an app that asks for it.
+    const { webgpu } = await probe()
+    if (webgpu.available && webgpu.software !== true) return 'webgpu'
     return (await (await getHost()).defaultBackend()).backend
   }
 

@@ -143,6 +143,7 @@ async function configure(): Promise<void> {
       model: new URL(settings.model, location.href).href,
       policy: settings.policy,
       ...(settings.dtype === '' ? {} : { dtype: settings.dtype }),
+      ...(settings.backend === '' ? {} : { backend: settings.backend }),
       ...(settings.edge === ''
         ? {}
         : {

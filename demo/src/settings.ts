@@ -16,6 +16,8 @@ export interface DemoSettings {
   seed: number
   /** Weight format to load ('' = the runtime's choice for the backend), e.g. 'q4' to match the edge. */
   dtype: string
+  /** Device backend to force ('' = the router's choice): webgpu, wasm or ort-wasm. */
+  backend: '' | 'webgpu' | 'wasm' | 'ort-wasm'
   /** Route thresholds (a test lowers or raises these to force a decision). */
   minTokensPerSecond: number | undefined
   /** Test hook: the device session fails at this token, so the edge takes over. */
@@ -53,6 +55,7 @@ const builtIn: DemoSettings = {
   temperature: 0,
   seed: 1,
   dtype: '',
+  backend: '',
   minTokensPerSecond: undefined,
   failAtToken: undefined,
   tokenDelayMs: undefined,
@@ -93,6 +96,9 @@ function apply(settings: DemoSettings, values: Record<string, unknown>): void {
   }
   const dtype = text('dtype')
   if (dtype !== undefined) settings.dtype = dtype
+  const backend = text('backend')
+  if (backend === '' || backend === 'webgpu' || backend === 'wasm' || backend === 'ort-wasm')
+    settings.backend = backend
   const edge = text('edge')
   if (edge !== undefined) settings.edge = edge
   settings.maxTokens = number('maxTokens') ?? settings.maxTokens

@@ -56,7 +56,13 @@ describe('the demo page on WebGPU (SwiftShader)', () => {
   it('answers on the device with the webgpu backend, streaming, with the same greedy tokens as WASM', async () => {
     const context = await chromium.newContext()
     try {
-      const opened = await openDemo(context, site.url, { policy: 'device-only', dtype, maxTokens })
+      // Forced: the router leaves a software adapter (SwiftShader here) to an app that asks for it.
+      const opened = await openDemo(context, site.url, {
+        policy: 'device-only',
+        dtype,
+        maxTokens,
+        backend: 'webgpu',
+      })
       const adapter = await opened.page.evaluate(async () => {
         const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu
         return gpu === undefined
@@ -79,6 +85,22 @@ describe('the demo page on WebGPU (SwiftShader)', () => {
       await context.close()
     }
   }, 300_000)
+})
+
+describe('a software WebGPU adapter is not chosen unasked', () => {
+  it('SwiftShader: the router runs the engine instead and says why', async () => {
+    const context = await chromium.newContext()
+    try {
+      const opened = await openDemo(context, site.url, { policy: 'device-only', maxTokens })
+      const answer = await ask(opened.page, prompt, { timeoutMs: 120_000 })
+      const failure = describeFailure(answer, opened.log)
+      expect(answer.state, failure).toBe('done')
+      expect(answer.backend, failure).toBe('wasm')
+      expect(answer.reason, failure).toMatch(/WebGPU only through a software renderer \(swiftshader\)/i)
+    } finally {
+      await context.close()
+    }
+  }, 180_000)
 })
 
 describe('the backend conformance body in Chromium', () => {
