@@ -169,3 +169,40 @@ describe.each(hosts)(
     })
   },
 )
+
+describe('ORT session options', () => {
+  /** onnxruntime-node with InferenceSession.create recording the options each graph gets. */
+  function recordingOrt(): { ort: OrtModule; options: Record<string, unknown>[] } {
+    const options: Record<string, unknown>[] = []
+    const create = (async (...args: unknown[]) => {
+      options.push(args[1] as Record<string, unknown>)
+      return (ortNode.InferenceSession.create as (...values: unknown[]) => unknown)(...args)
+    }) as unknown as typeof ortNode.InferenceSession.create
+    return {
+      ort: { Tensor: ortNode.Tensor, InferenceSession: { ...ortNode.InferenceSession, create } },
+      options,
+    }
+  }
+
+  async function open(ort: OrtModule, sessionOptions?: Record<string, unknown>) {
+    const pkg = await createNodeStore({ cacheDir: join(folder, 'cache') }).open(join(folder, 'pkg'))
+    return createOrtSession(ort, storedPackageReader(pkg), {
+      backend: 'native',
+      dtype: 'fp32',
+      ...(sessionOptions === undefined ? {} : { sessionOptions }),
+    })
+  }
+
+  it("logs ONNX Runtime's errors only (no warnings on a successful load), unless the caller says otherwise", async () => {
+    const recorded = recordingOrt()
+    const session = await open(recorded.ort)
+    await session.dispose()
+    // Both graphs of the split layout (embed_tokens, the decoder).
+    expect(recorded.options).toHaveLength(2)
+    for (const options of recorded.options) expect(options).toMatchObject({ logSeverityLevel: 3 })
+
+    const verbose = recordingOrt()
+    await (await open(verbose.ort, { logSeverityLevel: 1 })).dispose()
+    for (const options of verbose.options) expect(options).toMatchObject({ logSeverityLevel: 1 })
+  })
+})

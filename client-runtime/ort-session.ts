@@ -156,6 +156,11 @@ async function openGraph(
   const sessionOptions: Ort.InferenceSession.SessionOptions = {
     executionProviders: [...executionProvidersByBackend[options.backend]],
     graphOptimizationLevel: 'all',
+    // Errors only (ORT's default is warnings): a successful load logs none of ORT's warnings,
+    // which the app's user can do nothing about (on WebGPU, "Some nodes were not assigned to the
+    // preferred execution providers" on every load, at console.error level, in the page and the
+    // worker). A failed load still throws with ORT's message.
+    logSeverityLevel: 3,
     ...options.sessionOptions,
   }
   try {

@@ -89,6 +89,9 @@ async function configure(
       : 'requested by the caller'
     : 'page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for threads)'
 
+  // ORT's own log (its environment's) at errors only, as the sessions are (client-runtime's
+  // ort-session.ts): warnings on a successful load would reach the app's console as errors.
+  ort.env.logLevel = 'error'
   ort.env.wasm.wasmPaths = baseUrl
   ort.env.wasm.numThreads = threads
   ort.env.wasm.proxy = false

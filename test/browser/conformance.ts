@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
-import { build } from 'vite'
+import { build, defaultClientConditions } from 'vite'
 import { type LoadedModel, loadModel } from '../../client-runtime/index.ts'
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import { ortDistDirectory } from '../../demo/build.ts'
@@ -41,6 +41,8 @@ export async function startConformanceSite(): Promise<ConformanceSite> {
     logLevel: 'error',
     publicDir: false,
     optimizeDeps: { exclude: ['onnxruntime-web'] },
+    // The package's own imports ('#runtime-node') resolve to the sources, as in the demo.
+    resolve: { conditions: ['ondevice-source', ...defaultClientConditions] },
     build: { outDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
   })
   for (const fixture of conformanceFixtures) await writeConformanceFixture(fixture, join(folder, fixture))

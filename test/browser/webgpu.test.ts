@@ -80,6 +80,10 @@ describe('the demo page on WebGPU (SwiftShader)', () => {
       expect(answer.badge).toBe('device · WebGPU')
       expect(answer.tokenIds, failure).toEqual(reference.tokenIds)
       expect(answer.snapshots, 'the answer should appear piece by piece').toBeGreaterThan(1)
+      // A successful WebGPU load prints none of ONNX Runtime's warnings (e.g. "Some nodes were not
+      // assigned to the preferred execution providers", at console.error level) in the page or
+      // the worker: the runtime sets ORT's log level to errors.
+      expect(opened.log.filter((line) => /onnxruntime|\[W:/.test(line))).toEqual([])
       await opened.page.screenshot({ path: `${resultsDirectory}demo-webgpu.png`, fullPage: true })
     } finally {
       await context.close()
