@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
-import { createClient } from './client.ts'
+import { type ClientEvents, createClient } from './client.ts'
 import type { DeviceHost, DeviceLoadOptions } from './device.ts'
 import { type ClientEnvironment, validateClientOptions } from './options.ts'
 
@@ -276,6 +276,37 @@ describe('createClient: device path (no edge)', () => {
     expect(status).toMatchObject({ route: 'device', cached: true, loaded: true })
     expect(status.probeTokensPerSecond).toBeGreaterThan(0)
     await client.dispose()
+  })
+
+  it("the load's warnings reach the app: the ready event and status().loadWarnings", async () => {
+    const warning =
+      'numThreads 4 asked for, the WebAssembly engine runs on one thread: the page is not cross-origin isolated.'
+    const client = createClient(
+      { policy: 'device-only', numThreads: 4 },
+      { deviceHost: createTestDeviceHost({ loadWarnings: [warning] }) },
+    )
+    const ready: ClientEvents['ready'][] = []
+    client.on('ready', (event) => ready.push(event))
+    try {
+      // Nothing loaded, nothing to say yet.
+      expect((await client.status()).loadWarnings).toBeUndefined()
+      const status = await client.prepare()
+      expect(ready).toHaveLength(1)
+      expect(ready[0]?.warnings).toEqual([warning])
+      expect(status).toMatchObject({ loaded: true, loadWarnings: [warning] })
+    } finally {
+      await client.dispose()
+    }
+    // A load with nothing to say: an empty list, so an app can tell "none" from "not loaded".
+    const quiet = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const quietReady: ClientEvents['ready'][] = []
+    quiet.on('ready', (event) => quietReady.push(event))
+    try {
+      expect(await quiet.prepare()).toMatchObject({ loaded: true, loadWarnings: [] })
+      expect(quietReady[0]?.warnings).toEqual([])
+    } finally {
+      await quiet.dispose()
+    }
   })
 
   it('no edge and a device that cannot run the package: a clear error, not a hang', async () => {

@@ -75,6 +75,12 @@ export interface ClientStatus {
   readonly downloading: boolean
   /** Decode speed the probe measured, once it ran. */
   readonly probeTokensPerSecond?: number
+  /**
+   * Once the model is loaded: what did not stop the load but a person should know (the `ready`
+   * event's `warnings`): numThreads the page cannot give, a package without manifest.json, a
+   * backend fallback. Empty when there was nothing to say.
+   */
+  readonly loadWarnings?: readonly string[]
   readonly edge: { readonly configured: boolean; readonly reachable: boolean }
   readonly capabilities?: DeviceCapabilities
   readonly packageInfo?: PackageInfo
@@ -87,8 +93,17 @@ export interface ClientEvents {
   readonly progress: DownloadProgress
   /** The device failed or stalled mid-answer and the edge took over. */
   readonly handoff: HandoffPart
-  /** The package finished downloading and loading: the device answers from now on. */
-  readonly ready: { readonly backend: string; readonly dtype: string; readonly probeTokensPerSecond: number }
+  /**
+   * The package finished downloading and loading: the device answers from now on. `warnings`:
+   * what did not stop the load but a person should know (numThreads this page cannot give, a
+   * package without manifest.json, a backend fallback); also in status().loadWarnings.
+   */
+  readonly ready: {
+    readonly backend: string
+    readonly dtype: string
+    readonly probeTokensPerSecond: number
+    readonly warnings: readonly string[]
+  }
   /** The background download of the package failed: network, HTTP, sha256 or storage (requests keep going to the edge). */
   readonly 'download-error': { readonly error: OndeviceError }
   /**
@@ -237,6 +252,7 @@ class Client implements OndeviceClient {
       loaded: this.#device.loaded !== undefined,
       downloading: this.#device.downloading,
       ...(this.#device.probeRate === undefined ? {} : { probeTokensPerSecond: this.#device.probeRate }),
+      ...(this.#device.loaded === undefined ? {} : { loadWarnings: this.#device.loaded.warnings ?? [] }),
       edge: this.#edgeAvailability(),
       ...(plan.capabilities ? { capabilities: plan.capabilities } : {}),
       ...(plan.packageInfo ? { packageInfo: plan.packageInfo } : {}),

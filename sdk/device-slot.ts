@@ -15,6 +15,7 @@ export interface DeviceSlotHooks {
     readonly backend: string
     readonly dtype: string
     readonly probeTokensPerSecond: number
+    readonly warnings: readonly string[]
   }): void
   /** A background download or load failed. */
   onBackgroundError(error: OndeviceError): void
@@ -98,6 +99,7 @@ export class DeviceSlot {
           backend: model.backend,
           dtype: model.dtype,
           probeTokensPerSecond: this.#probeRate,
+          warnings: model.warnings ?? [],
         })
         return model
       })()

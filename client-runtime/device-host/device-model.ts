@@ -18,6 +18,8 @@ export interface DeviceModelParts {
   readonly dispose?: () => Promise<void>
   /** Tokens the probe decodes; default 16. */
   readonly probeTokens?: number
+  /** The load's warnings (LoadedModel.warnings), for DeviceModel.warnings. */
+  readonly warnings?: readonly string[]
 }
 
 export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
@@ -63,6 +65,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     modelId: session.info.modelId,
     backend: session.info.backend,
     dtype: session.info.dtype,
+    warnings: parts.warnings ?? [],
     generate: run,
     async probe(signal?: AbortSignal): Promise<number> {
       const release = await acquire()

@@ -113,6 +113,8 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
         session,
         tokenizer: loaded.tokenizer,
         dispose: () => loaded.dispose(),
+        // A page's app never sees loaded.* otherwise: the model answers through the DeviceModel.
+        warnings: loaded.warnings,
         ...(options.probeTokens === undefined ? {} : { probeTokens: options.probeTokens }),
       })
     },

@@ -54,6 +54,12 @@ export interface DeviceModel {
   readonly backend: string
   readonly dtype: string
   /**
+   * What a person should know that did not stop the load (the runtime's LoadedModel.warnings: a
+   * package without manifest.json, numThreads this page cannot give, a backend fallback). The
+   * client hands them to the app (the `ready` event, status().loadWarnings). Unset: none.
+   */
+  readonly warnings?: readonly string[]
+  /**
    * Answers a chat with the shared generation loop: the prompt is encoded with its turn
    * boundaries (a later turn resumes from the cache), then text deltas (with their token ids)
    * and a finish. Stopping the iteration, or the signal, stops the model within a token.

@@ -24,6 +24,8 @@ export interface LoadedModelInfo {
   readonly modelId: string
   readonly backend: string
   readonly dtype: string
+  /** DeviceModel.warnings: the load's warnings. */
+  readonly warnings: readonly string[]
 }
 
 export type WorkerRequest =

@@ -235,6 +235,7 @@ export function createWorkerDeviceHost(
     modelId: info.modelId,
     backend: info.backend,
     dtype: info.dtype,
+    warnings: info.warnings,
     generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
     probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
     dispose: async () => {

@@ -55,7 +55,13 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
         })
         const handle = nextHandle++
         models.set(handle, model)
-        return { handle, modelId: model.modelId, backend: model.backend, dtype: model.dtype }
+        return {
+          handle,
+          modelId: model.modelId,
+          backend: model.backend,
+          dtype: model.dtype,
+          warnings: [...(model.warnings ?? [])],
+        }
       }
       case 'generate': {
         for await (const part of modelOf(request.handle).generate({ ...request.request, signal })) {

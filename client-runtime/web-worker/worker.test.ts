@@ -1,8 +1,8 @@
 // The DeviceHost served by a real thread (node:worker_threads with a transferred MessagePort) and
 // driven through the proxy, itself a DeviceHost: load with progress, a chat answered with the
-// same parts as the same model in this thread, abort, the probe, and errors that keep their
-// class and code.
-import { mkdtemp, rm } from 'node:fs/promises'
+// same parts as the same model in this thread, abort, the probe, errors that keep their class and
+// code, and the load's warnings (what the app's `ready` event and status() report).
+import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MessageChannel, Worker } from 'node:worker_threads'
@@ -138,6 +138,28 @@ describe('DeviceHost served by a worker + its proxy', () => {
     const gone = collect(model.generate(request))
     await expect(gone).rejects.toBeInstanceOf(BackendError)
     await expect(gone).rejects.toMatchObject({ code: 'backend_unavailable' })
+  })
+
+  it("the load's warnings cross the thread with the model (a package without manifest.json)", async () => {
+    const model = await host.load(packageDir, { backend: 'native', dtype: 'fp32' })
+    try {
+      expect(model.warnings).toEqual([])
+    } finally {
+      await model.dispose()
+    }
+    const unlisted = join(folder, 'qwen3-tiny-no-manifest')
+    await cp(packageDir, unlisted, {
+      recursive: true,
+      filter: (source) => !source.endsWith('manifest.json'),
+    })
+    const unchecked = await host.load(unlisted, { backend: 'native', dtype: 'fp32' })
+    try {
+      expect(unchecked.warnings).toEqual([
+        `${unlisted} has no manifest.json: its files are used without an integrity check.`,
+      ])
+    } finally {
+      await unchecked.dispose()
+    }
   })
 
   it('an abort or a reader that leaves the loop stops the worker within a few tokens', async () => {

@@ -45,6 +45,7 @@ function withFaults(model: DeviceModel, controls: DeviceControls): DeviceModel {
     modelId: model.modelId,
     backend: model.backend,
     dtype: model.dtype,
+    ...(model.warnings === undefined ? {} : { warnings: model.warnings }),
     probe: (signal) => model.probe(signal),
     dispose: () => model.dispose(),
     async *generate(request) {

@@ -28,6 +28,8 @@ export interface TestDeviceHostOptions {
   readonly slowDelayMs?: number
   /** load() rejects with this error. */
   readonly loadError?: Error
+  /** The loaded model's warnings (what the runtime's loadModel reports, e.g. a thread fallback). */
+  readonly loadWarnings?: readonly string[]
 }
 
 export interface TestDeviceHost extends DeviceHost {
@@ -129,7 +131,12 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
         createTestSession({ vocabularySize: testVocabularySize(), ...options.session }),
         options,
       )
-      return createDeviceModel({ session, tokenizer: qwen3Tokenizer(), probeTokens: 4 })
+      return createDeviceModel({
+        session,
+        tokenizer: qwen3Tokenizer(),
+        probeTokens: 4,
+        ...(options.loadWarnings === undefined ? {} : { warnings: options.loadWarnings }),
+      })
     },
   }
 }
