@@ -7,11 +7,15 @@
 // 1. The build holds no onnxruntime-node and exactly the runtime files a device loads.
 // 2. While the server answers the missing ORT binary with its index.html (a dev server's SPA
 //    fallback), the edge answers and the page gets a `load-error` saying an HTML page came back;
-//    once the server is fixed, the same profile loads the device (nothing bad was cached).
+//    once the server is fixed, the same profile loads the device (nothing bad was cached). Then
+//    offline, with only the app's own build at hand (what a service worker keeps), a reloaded page
+//    loads the model again and answers on the device with the same tokens.
 // 3. Options that cannot work in a browser throw InvalidArgumentError with the fix.
 // 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
 // 5. The same app under Vite's dev server (`vite`, where a developer starts): the device loads the
 //    engine from the installed package and answers, and Vite prints no warning about it.
+// 6. A page that is not cross-origin isolated asking numThreads 4 runs one thread, and the app is
+//    told so (the `ready` event's warnings, status().loadWarnings).
 // No console errors on the app's page.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
@@ -20,7 +24,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { extname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Page } from 'playwright-core'
+import type { Page, Route } from 'playwright-core'
 import { build, createLogger, createServer as createViteServer } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { machineNpm, packOnce, run, userEnvironment } from '../consumers/consumer-project.ts'
@@ -36,15 +40,23 @@ interface Answer {
   readonly text: string
   readonly backend: string | undefined
   readonly error: string | undefined
+  readonly tokenIds: readonly number[]
+}
+
+interface AppStatus {
+  readonly route: string
+  readonly reason: string
+  readonly loaded: boolean
+  readonly loadWarnings?: readonly string[]
 }
 
 interface AppHandle {
   summarize(): Promise<Answer>
   edgeOnly(): Promise<Answer>
   optionErrors(): { param?: string; message: string }[]
-  readonly events: { name: string; message: string }[]
-  status(): Promise<{ route: string; reason: string }>
-  prepare(): Promise<{ route: string; reason: string; loaded: boolean }>
+  readonly events: { name: string; message: string; warnings?: readonly string[] }[]
+  status(): Promise<AppStatus>
+  prepare(): Promise<AppStatus>
 }
 
 let work: string
@@ -68,15 +80,21 @@ const contentTypes: Record<string, string> = {
   '.json': 'application/json',
 }
 
-/** A plain static server: the built app at /, the exported package at /models/default/, 404 else. */
+/** Cross-origin isolation (docs/sdk.md): WASM threads. */
+const isolationHeaders = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+}
+
+/**
+ * A plain static server: the built app at /, the exported package at /models/default/, 404 else.
+ * A page asked for with `isolated=0` in its query comes without the isolation headers.
+ */
 function staticServer(): Server {
   return createServer(async (request, response) => {
-    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)
-    const headers = {
-      // Cross-origin isolation (docs/sdk.md): WASM threads.
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
-    }
+    const url = new URL(request.url ?? '/', 'http://x')
+    const path = decodeURIComponent(url.pathname)
+    const headers = url.searchParams.get('isolated') === '0' ? {} : isolationHeaders
     let file: string
     // Broken: every WebAssembly binary the device would load (the engine's, ORT's) is the SPA fallback.
     const runtimeBinary =
@@ -332,6 +350,51 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       })
       expect(onDevice.text.length).toBeGreaterThan(0)
       expect(consoleErrors).toEqual([])
+
+      // Offline (docs/sdk.md, "Offline"): the app's own build (its page and scripts, the model
+      // worker's and the engine helpers' included) comes from where an app keeps it for offline
+      // use, a service worker's cache, played here by routes; nothing else reaches the network.
+      // The package (OPFS) and the engine's .wasm (its Cache API copy) are ondevice's to keep.
+      const buildFile = (url: URL) =>
+        url.origin === appOrigin && (url.pathname === '/' || /^\/assets\/[\w-]+\.js$/.test(url.pathname))
+      const fromBuild = (route: Route) => {
+        const path = new URL(route.request().url()).pathname
+        const file = join(dist, path === '/' ? 'index.html' : path)
+        return route.fulfill({
+          path: file,
+          headers: { ...isolationHeaders, 'content-type': contentTypes[extname(file)] ?? '' },
+        })
+      }
+      await context.route(buildFile, fromBuild)
+      await context.setOffline(true)
+      const unreachable: string[] = []
+      page.on('requestfailed', (request) => unreachable.push(request.url()))
+      try {
+        // A reload: a new client, a new model worker, nothing compiled or loaded yet.
+        await openApp(page, appOrigin)
+        const offline = await app(page).call('status')
+        expect(offline.route, offline.reason).toBe('device')
+        expect(offline.reason).toMatch(/offline/)
+        const reloaded = await app(page).call('prepare')
+        expect(reloaded, JSON.stringify(reloaded)).toMatchObject({ route: 'device', loaded: true })
+        const offlineAnswer = await app(page).call('summarize')
+        expect(offlineAnswer, JSON.stringify(offlineAnswer)).toMatchObject({
+          route: 'device',
+          backend: 'wasm',
+          error: undefined,
+          text: onDevice.text,
+          tokenIds: onDevice.tokenIds,
+        })
+        // The engine's .wasm was asked of the network and did not come from there.
+        expect(
+          unreachable.some((url) => /\/assets\/engine-[\w-]+\.wasm$/.test(url)),
+          unreachable.join('\n'),
+        ).toBe(true)
+        expect(consoleErrors).toEqual([])
+      } finally {
+        await context.setOffline(false)
+        await context.unroute(buildFile, fromBuild)
+      }
     } finally {
       await context.close()
     }
@@ -415,6 +478,30 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       await server.close()
     }
   }, 300_000)
+
+  it('a page that is not cross-origin isolated asking numThreads 4 runs one thread, and the app is told', async () => {
+    const context = await chromium.newContext()
+    try {
+      const page = await context.newPage()
+      await page.goto(
+        `${appOrigin}/?isolated=0&threads=4&edge=${encodeURIComponent(edgeUrl)}&minTokensPerSecond=0.01`,
+      )
+      await page.waitForFunction(() => 'app' in window)
+      expect(await page.evaluate(() => crossOriginIsolated)).toBe(false)
+      const prepared = await app(page).call('prepare')
+      expect(prepared, JSON.stringify(prepared)).toMatchObject({ route: 'device', loaded: true })
+      expect(prepared.loadWarnings).toEqual([
+        expect.stringMatching(
+          /^numThreads 4 asked for, the WebAssembly engine runs on one thread: the page is not cross-origin isolated.*Cross-Origin-Embedder-Policy/,
+        ),
+      ])
+      const ready = (await app(page).events()).filter((event) => event.name === 'ready')
+      expect(ready).toHaveLength(1)
+      expect(ready[0]?.warnings).toEqual(prepared.loadWarnings)
+    } finally {
+      await context.close()
+    }
+  }, 120_000)
 
   it('a page on an origin the edge does not allow is told to add it to ALLOWED_ORIGINS', async () => {
     const context = await chromium.newContext()

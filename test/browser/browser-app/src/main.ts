@@ -1,7 +1,7 @@
 // A small web app as a newcomer writes it from README.md and docs/sdk.md: a "Summarize" button
 // streaming from createClient, the model package and ONNX Runtime's files served by the app
 // itself, the local edge (`npx ondevice edge`) as the fallback. `window.app` lets the browser test
-// drive it; the query string carries what differs per run (the edge's URL).
+// drive it; the query string carries what differs per run (the edge's URL, numThreads).
 import { createClient, type OndeviceClient, type StreamPart } from 'ondevice'
 
 const params = new URLSearchParams(location.search)
@@ -14,15 +14,17 @@ const ai = createClient({
   runtimeUrl: '/ort/',
   // Two WebAssembly threads: the engine's helper Web Worker comes out of the app's build, and the
   // server's COOP/COEP headers make the page cross-origin isolated (shared memory).
-  numThreads: 2,
+  numThreads: Number(params.get('threads') ?? 2),
   // The embedded default model is tiny but a loaded 2-core machine still decodes it slowly.
   thresholds: { minDeviceTokensPerSecond: Number(params.get('minTokensPerSecond') ?? 8) },
 })
 
-const events: { name: string; message: string }[] = []
+const events: { name: string; message: string; warnings?: readonly string[] }[] = []
 ai.on('load-error', ({ error }) => events.push({ name: 'load-error', message: error.message }))
 ai.on('download-error', ({ error }) => events.push({ name: 'download-error', message: error.message }))
-ai.on('ready', ({ backend, dtype }) => events.push({ name: 'ready', message: `${backend} ${dtype}` }))
+ai.on('ready', ({ backend, dtype, warnings }) =>
+  events.push({ name: 'ready', message: `${backend} ${dtype}`, warnings }),
+)
 
 interface Answer {
   readonly route: string
@@ -30,6 +32,7 @@ interface Answer {
   readonly text: string
   readonly backend: string | undefined
   readonly error: string | undefined
+  readonly tokenIds: readonly number[]
 }
 
 async function collect(client: OndeviceClient, text: string): Promise<Answer> {
@@ -38,6 +41,7 @@ async function collect(client: OndeviceClient, text: string): Promise<Answer> {
   let answer = ''
   let backend: string | undefined
   let error: string | undefined
+  let tokenIds: readonly number[] = []
   const parts: AsyncIterable<StreamPart> = client.stream({
     messages: [{ role: 'user', content: `Summarize in one sentence: ${text}` }],
     maxTokens: 6,
@@ -48,11 +52,15 @@ async function collect(client: OndeviceClient, text: string): Promise<Answer> {
     else if (part.type === 'text-delta') {
       answer += part.text
       document.querySelector('#answer')!.textContent = answer
-    } else if (part.type === 'finish') backend = part.usage.backend
+    } else if (part.type === 'finish')
+      ({
+        tokenIds,
+        usage: { backend },
+      } = part)
     else if (part.type === 'error') error = part.error.message
   }
   document.querySelector('#route')!.textContent = route
-  return { route, reason, text: answer, backend, error }
+  return { route, reason, text: answer, backend, error, tokenIds }
 }
 
 function summarize(): Promise<Answer> {
