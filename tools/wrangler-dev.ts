@@ -68,22 +68,27 @@ export function edgeWorkerConfigPath(): string | undefined {
   const main = fileURLToPath(new URL('../worker/index.js', import.meta.url))
   const folder = mkdtempSync(join(tmpdir(), 'ondevice-edge-config-'))
   const path = join(folder, 'wrangler.toml')
-  writeFileSync(
-    path,
-    [
-      'name = "ondevice-edge"',
-      `main = ${JSON.stringify(main)}`,
-      'compatibility_date = "2025-09-01"',
-      'compatibility_flags = ["enable_request_signal"]',
-      'send_metrics = false',
-      '[[rules]]',
-      'type = "CompiledWasm"',
-      'globs = ["**/*.wasm"]',
-      'fallthrough = true',
-      '',
-    ].join('\n'),
-  )
+  writeFileSync(path, edgeWorkerConfigToml(main))
   return path
+}
+
+/**
+ * The wrangler.toml of a Worker that is ondevice's edge app at `main`: what docs/worker.md's
+ * "Your own Worker project" shows a user (test/package-docs.test.ts holds the two together).
+ */
+export function edgeWorkerConfigToml(main: string): string {
+  return [
+    'name = "ondevice-edge"',
+    `main = ${JSON.stringify(main)}`,
+    'compatibility_date = "2025-09-01"',
+    'compatibility_flags = ["enable_request_signal"]',
+    'send_metrics = false',
+    '[[rules]]',
+    'type = "CompiledWasm"',
+    'globs = ["**/*.wasm"]',
+    'fallthrough = true',
+    '',
+  ].join('\n')
 }
 
 /** A port nothing listens on right now, on 127.0.0.1. */

@@ -3,11 +3,24 @@
 // own npm and Node. Each scenario prints its install size and time.
 //   1. a Node script: chat on the embedded default, stream, the core tokenizer (native backend);
 //   2. the same without onnxruntime-node (an optional peer): WASM, and the answer says why;
-//   4. a wrangler project whose Worker is `ondevice/worker`: wrangler dev answers a chat completion;
+//   4. a wrangler project whose Worker is `ondevice/worker`, written from docs/worker.md's "Your own
+//      Worker project": wrangler dev answers a chat completion; `ondevice edge` from the installed
+//      package (its temporary wrangler.toml) leaves no temporary folder after Ctrl-C;
 //   5. `tsc --noEmit` (strict) on a file using every public entry, moduleResolution bundler and nodenext.
 // The browser app built with Vite from the tarball is test/consumers/vite-app.test.ts.
-import { copyFileSync, readFileSync } from 'node:fs'
+import { type ChildProcess, spawn } from 'node:child_process'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -27,6 +40,7 @@ import {
   run,
   userEnvironment,
 } from './consumer-project.ts'
+import { parseToml, workerProjectFromDocs } from './worker-project-doc.ts'
 
 const files = fileURLToPath(new URL('files/', import.meta.url))
 const repositoryVersions = createRequire(import.meta.url)
@@ -169,7 +183,15 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     }
   }, 600_000)
 
-  describe('4. a wrangler project whose Worker is ondevice/worker', () => {
+  it("ships the docs: the README's relative links resolve inside node_modules/ondevice", () => {
+    const installed = join(withoutNative.folder, 'node_modules/ondevice')
+    const readme = readFileSync(join(installed, 'README.md'), 'utf8')
+    const targets = [...readme.matchAll(/\]\((docs\/[^)#\s]+)/g)].map(([, target]) => target as string)
+    expect(targets).toContain('docs/worker.md')
+    expect(targets.filter((target) => !existsSync(join(installed, target)))).toEqual([])
+  })
+
+  describe('4. a wrangler project whose Worker is ondevice/worker (docs/worker.md, "Your own Worker project")', () => {
     let packageServer: StaticServer
     let edge: LocalServer
 
@@ -193,22 +215,21 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         ],
         { cwd: withoutNative.folder, env: userEnvironment() },
       )
-      for (const name of ['index.ts', 'wrangler.toml']) {
-        copyFileSync(join(files, 'worker-project', name), join(withoutNative.folder, name))
-      }
+      // The project exactly as the page shows it (MODEL_URL, an example there, comes with --var).
+      const project = workerProjectFromDocs()
+      mkdirSync(join(withoutNative.folder, 'src'), { recursive: true })
+      writeFileSync(join(withoutNative.folder, 'src/index.ts'), project.indexTs)
+      writeFileSync(join(withoutNative.folder, 'wrangler.toml'), project.wranglerToml)
+      const modelId = parseToml(project.wranglerToml).tables['vars']?.['MODEL_ID']
+      expect(modelId).toEqual(expect.any(String))
       packageServer = await startStaticServer({
         mounts: [{ prefix: '/model/', directory: join(withoutNative.folder, 'model') }],
       })
-      const wranglerPackage = join(withoutNative.folder, 'node_modules/wrangler/package.json')
-      const wranglerCli = join(
-        dirname(wranglerPackage),
-        (JSON.parse(readFileSync(wranglerPackage, 'utf8')) as { bin: { wrangler: string } }).bin.wrangler,
-      )
       const port = await freePort()
       // wrangler itself needs Node >= 22: the repository's Node runs the consumer's own wrangler.
       edge = await startServerProcess({
         args: [
-          wranglerCli,
+          wranglerCli(withoutNative.folder),
           'dev',
           '--config',
           join(withoutNative.folder, 'wrangler.toml'),
@@ -227,7 +248,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
-          model: 'consumer-default',
+          model: modelId,
           messages: [{ role: 'user', content: 'Hi' }],
           max_tokens: 4,
         }),
@@ -240,5 +261,69 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       expect(body.usage?.completion_tokens).toBe(4)
       report.push(`wrangler project: ${((Date.now() - started) / 1000).toFixed(1)} s with wrangler's install`)
     }, 600_000)
+
+    it("`ondevice edge` from the installed package answers, and Ctrl-C leaves no temporary folder (its wrangler.toml, wrangler's state)", async () => {
+      const started = Date.now()
+      // Its own temporary directory (os.tmpdir() follows TMPDIR), to see what it leaves behind.
+      const temporary = mkdtempSync(join(tmpdir(), 'ondevice-consumer-tmp-'))
+      let child: ChildProcess | undefined
+      let output = ''
+      try {
+        // The repository's Node: the command starts the app's wrangler with the Node it runs on.
+        child = spawn(
+          process.execPath,
+          ['node_modules/ondevice/cli/bin.js', 'edge', '--model', 'model', '--port', '0'],
+          {
+            cwd: withoutNative.folder,
+            env: { ...userEnvironment(), ...offlineWranglerEnv, TMPDIR: temporary },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        )
+        const running = child
+        const exited = new Promise((resolve) => running.once('exit', resolve))
+        const url = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`ondevice edge did not get ready:\n${output}`)),
+            180_000,
+          )
+          const collect = (chunk: Buffer) => {
+            output += chunk.toString()
+            const found = /edge worker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
+            if (found && output.includes('Ready')) {
+              clearTimeout(timer)
+              resolve(found)
+            }
+          }
+          running.stdout?.on('data', collect)
+          running.stderr?.on('data', collect)
+          running.once('exit', (code) => {
+            clearTimeout(timer)
+            reject(new Error(`ondevice edge exited (${code}):\n${output}`))
+          })
+        })
+        expect((await fetch(`${url}/healthz`)).status).toBe(200)
+        // The published package has no wrangler.toml of its own: it wrote one in TMPDIR.
+        expect(
+          readdirSync(temporary).some((name) => name.startsWith('ondevice-edge-config-')),
+          output,
+        ).toBe(true)
+        running.kill('SIGINT')
+        await exited
+        expect(readdirSync(temporary), output).toEqual([])
+        report.push(`ondevice edge from the package: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+      } finally {
+        if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+        rmSync(temporary, { recursive: true, force: true })
+      }
+    }, 300_000)
   })
 })
+
+/** The consumer's own wrangler CLI script (from its package.json's bin). */
+function wranglerCli(folder: string): string {
+  const wranglerPackage = join(folder, 'node_modules/wrangler/package.json')
+  return join(
+    dirname(wranglerPackage),
+    (JSON.parse(readFileSync(wranglerPackage, 'utf8')) as { bin: { wrangler: string } }).bin.wrangler,
+  )
+}
