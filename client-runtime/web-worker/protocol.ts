@@ -65,6 +65,8 @@ export interface WorkerResults {
 }
 
 export type WorkerResponse =
+  /** Sent once, when the server starts: the worker's script loaded and runs (see createBrowserDeviceHost). */
+  | { readonly type: 'started' }
   | { readonly type: 'progress'; readonly id: number; readonly progress: DownloadProgress }
   | { readonly type: 'part'; readonly id: number; readonly part: DevicePart }
   | { readonly type: 'result'; readonly id: number; readonly value: WorkerResults[keyof WorkerResults] }

@@ -67,9 +67,14 @@ export function createWorkerDeviceHost(
 
   const listener = (event: { readonly data: unknown }): void => {
     const message = event.data as WorkerResponse
-    const entry = typeof message === 'object' && message !== null ? pending.get(message.id) : undefined
+    const entry =
+      typeof message === 'object' && message !== null && message.type !== 'started'
+        ? pending.get(message.id)
+        : undefined
     if (!entry) return
     switch (message.type) {
+      case 'started':
+        break
       case 'progress':
         entry.onProgress?.(message.progress)
         break

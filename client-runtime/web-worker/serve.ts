@@ -105,6 +105,9 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
       .finally(() => controllers.delete(request.id))
   }
   endpoint.addEventListener('message', listener)
+  // A page cannot tell a worker whose script never loaded (offline without the app's build at
+  // hand, a server's HTML page for it) from a slow one, except by this message.
+  send({ type: 'started' })
   return {
     close: async () => {
       endpoint.removeEventListener('message', listener)

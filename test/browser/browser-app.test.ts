@@ -9,7 +9,8 @@
 //    fallback), the edge answers and the page gets a `load-error` saying an HTML page came back;
 //    once the server is fixed, the same profile loads the device (nothing bad was cached). Then
 //    offline, with only the app's own build at hand (what a service worker keeps), a reloaded page
-//    loads the model again and answers on the device with the same tokens.
+//    loads the model again and answers on the device with the same tokens; without the model
+//    worker's script at hand, status() says the worker did not start (it used to wait forever).
 // 3. Options that cannot work in a browser throw InvalidArgumentError with the fix.
 // 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
 // 5. The same app under Vite's dev server (`vite`, where a developer starts): the device loads the
@@ -355,8 +356,11 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       // worker's and the engine helpers' included) comes from where an app keeps it for offline
       // use, a service worker's cache, played here by routes; nothing else reaches the network.
       // The package (OPFS) and the engine's .wasm (its Cache API copy) are ondevice's to keep.
+      let workerKept = true
       const buildFile = (url: URL) =>
-        url.origin === appOrigin && (url.pathname === '/' || /^\/assets\/[\w-]+\.js$/.test(url.pathname))
+        url.origin === appOrigin &&
+        (url.pathname === '/' || /^\/assets\/[\w-]+\.js$/.test(url.pathname)) &&
+        (workerKept || !/^\/assets\/device-worker-[\w-]+\.js$/.test(url.pathname))
       const fromBuild = (route: Route) => {
         const path = new URL(route.request().url()).pathname
         const file = join(dist, path === '/' ? 'index.html' : path)
@@ -391,6 +395,21 @@ describe('a Vite app built from the recipe, in Chromium', () => {
           unreachable.join('\n'),
         ).toBe(true)
         expect(consoleErrors).toEqual([])
+
+        // An app whose offline copy misses the model worker's script: the client says so (and
+        // would let the edge answer) instead of waiting for a worker that never starts.
+        workerKept = false
+        await openApp(page, appOrigin)
+        const noWorker = await Promise.race([
+          app(page).call('status'),
+          new Promise<AppStatus>((_, reject) =>
+            setTimeout(() => reject(new Error('status() did not settle in 30 s')), 30_000),
+          ),
+        ])
+        expect(noWorker.route).toBe('edge')
+        expect(noWorker.reason).toMatch(
+          /model worker did not start \(its script, .*device-worker-\*\.js\), did not load\).*"Offline"/,
+        )
       } finally {
         await context.setOffline(false)
         await context.unroute(buildFile, fromBuild)
