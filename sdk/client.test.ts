@@ -332,7 +332,7 @@ describe('createClient: device path (no edge)', () => {
     const client = createClient({}, { deviceHost: createTestDeviceHost({ capabilities: { online: false } }) })
     const result = await client.chat({ messages, maxTokens: 3 })
     expect(result.route).toBe('device')
-    expect(result.routeReason).toContain('offline: no network needed')
+    expect(result.routeReason).toContain('offline: answering from what is kept on this device')
     await client.dispose()
   })
 

@@ -173,7 +173,7 @@ const table: readonly Row[] = [
     packageInfo: cachedPackage,
     policy: 'prefer-device',
     expected: { route: 'device', fallback: undefined },
-    because: ['offline: no network needed'],
+    because: ['offline: answering from what is kept on this device'],
   },
   {
     name: 'prefer-device, offline and not cached: none',

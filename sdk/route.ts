@@ -289,7 +289,7 @@ export function decideRoute(
 
   const deviceNow = (prefix: string, fallback?: 'edge'): RouteDecision => ({
     route: 'device',
-    reason: `${prefix}${cachedWhy}${running ? `; running${running}` : ''}${factsSuffix}${capabilities.online ? '' : '; offline: no network needed'}`,
+    reason: `${prefix}${cachedWhy}${running ? `; running${running}` : ''}${factsSuffix}${capabilities.online ? '' : '; offline: answering from what is kept on this device'}`,
     ...(device.backend ? { backend: device.backend } : {}),
     ...(fallback ? { fallback } : {}),
   })
