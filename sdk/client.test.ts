@@ -112,6 +112,34 @@ describe('createClient: options', () => {
     }
   })
 
+  it("the device loads the backend the router chose, not the host's first pick (WebGPU too small for the package: wasm)", async () => {
+    const inner = createTestDeviceHost({ cached: true })
+    const seen: DeviceLoadOptions[] = []
+    const host: DeviceHost = {
+      capabilities: async () => ({
+        ...(await inner.capabilities()),
+        webgpu: { available: true, maxBufferSize: 1024, maxStorageBufferBindingSize: 1024 },
+        native: false,
+      }),
+      inspect: async (model, options) => ({
+        ...(await inner.inspect(model, options)),
+        largestTensorBytes: 4096,
+      }),
+      load: (model, options) => {
+        seen.push(options)
+        return inner.load(model, options)
+      },
+    }
+    const client = createClient({ policy: 'device-only' }, { deviceHost: host })
+    try {
+      const status = await client.prepare()
+      expect(status.reason).toContain('running on wasm (WebGPU buffers limited to 1 KiB')
+      expect(seen.map((options) => options.backend)).toEqual(['wasm'])
+    } finally {
+      await client.dispose()
+    }
+  })
+
   const badRequests: [string, unknown, string][] = [
     ['no messages', {}, 'messages'],
     ['empty messages', { messages: [] }, 'messages'],

@@ -228,13 +228,16 @@ class Client implements OndeviceClient {
     return { configured: this.#edge !== undefined, reachable: this.#edge?.reachable ?? true }
   }
 
-  #plan(): Promise<Plan> {
+  async #plan(): Promise<Plan> {
     const recentLoadFailure = this.#device.recentFailure
-    return this.#planner.plan(this.#edgeAvailability(), {
+    const plan = await this.#planner.plan(this.#edgeAvailability(), {
       probeRate: this.#device.probeRate,
       loaded: this.#device.loaded !== undefined,
       ...(recentLoadFailure ? { recentLoadFailure } : {}),
     })
+    // The device loads the backend the router judged it on (not the host's own first pick).
+    if (plan.decision.backend !== undefined) this.#device.follow(plan.decision.backend)
+    return plan
   }
 
   async status(): Promise<ClientStatus> {

@@ -5,6 +5,8 @@
 import { AbortedError, OndeviceError, toOndeviceError } from '../core/errors.ts'
 import type { DeviceHost, DeviceLoadOptions, DeviceModel, DownloadProgress } from './device.ts'
 
+type Backend = NonNullable<DeviceLoadOptions['backend']>
+
 const backgroundRetryDelayMs = 60_000
 
 export interface DeviceSlotHooks {
@@ -33,6 +35,8 @@ export class DeviceSlot {
   #downloading: Promise<DeviceModel> | undefined
   #backgroundRetryAt = 0
   #disposed = false
+  /** The router's backend (follow()), where the app forced none. */
+  #planned: Backend | undefined
   /** The last load's failure (cleared by a load that succeeds). */
   #failure: { readonly error: OndeviceError; readonly at: number } | undefined
 
@@ -46,6 +50,15 @@ export class DeviceSlot {
     this.#model = model
     this.#options = options
     this.#hooks = hooks
+  }
+
+  /**
+   * The backend the router chose, for a load that the app's options leave open: the router
+   * weighs what the host's default does not (WebGPU buffer limits, shader-f16, memory per
+   * backend), so the device runs what the decision's reason says. A load under way keeps its own.
+   */
+  follow(backend: Backend): void {
+    if (this.#options.backend === undefined && this.#loading === undefined) this.#planned = backend
   }
 
   /** The model, once loaded and probed. */
@@ -82,6 +95,9 @@ export class DeviceSlot {
         if (!host) throw new OndeviceError('backend_unavailable', 'No on-device runtime in this environment.')
         const model = await host.load(this.#model, {
           ...this.#options,
+          ...(this.#options.backend === undefined && this.#planned !== undefined
+            ? { backend: this.#planned }
+            : {}),
           onProgress: (progress) => {
             this.#hooks.onProgress(progress)
             onProgress?.(progress)
