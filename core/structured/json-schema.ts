@@ -16,7 +16,12 @@
 import { InvalidArgumentError } from '../errors.ts'
 import { allowedUnits } from './number-range.ts'
 import { type Automaton, compilePattern } from './regex.ts'
-import { type StringConstraint, stringLanguage } from './string-language.ts'
+import {
+  type IntersectionBudget,
+  type StringConstraint,
+  schemaIntersectionStates,
+  stringLanguage,
+} from './string-language.ts'
 
 export type SchemaNode =
   | AnyNode
@@ -192,6 +197,8 @@ class SchemaCompiler {
   #depth = 0
   /** Nodes no value satisfies (empty unions), with why: see `never`. */
   readonly empty = new Map<SchemaNode, EmptyReason>()
+  /** The intersection states this schema may still build (string-language.ts). */
+  readonly intersectionBudget: IntersectionBudget = { states: schemaIntersectionStates }
 
   readonly rootSchema: unknown
   readonly param: string
@@ -495,7 +502,7 @@ class SchemaCompiler {
       })
     }
     // Whether any string satisfies them all, decided exactly (pattern ∩ format ∩ length bounds).
-    const language = stringLanguage(constraints, minLength, maxLength, path)
+    const language = stringLanguage(constraints, minLength, maxLength, path, this.intersectionBudget)
     if (language.empty) return this.never(language.param, language.message)
     return stringNode(this.id(), minLength, maxLength, language.automaton, false)
   }

@@ -30,6 +30,18 @@ export type StringLanguage =
 const maxIntersectionStates = 50_000
 
 /**
+ * States one schema's intersections may build in all: each is bounded above, but a schema of
+ * many strings near that bound took seconds of one thread to compile (40 of them: 5.3 s; now refused after ~0.7 s), which
+ * on a server is every other request waiting. Intersections already cached cost nothing.
+ */
+export const schemaIntersectionStates = 100_000
+
+/** What is left of a schema's intersection budget while it compiles (one per compileJsonSchema). */
+export interface IntersectionBudget {
+  states: number
+}
+
+/**
  * The language of a string with these constraints and length bounds (in code points; maxLength
  * may be Infinity). `path` is the string schema's request field.
  */
@@ -38,6 +50,7 @@ export function stringLanguage(
   minLength: number,
   maxLength: number,
   path: string,
+  budget: IntersectionBudget = { states: schemaIntersectionStates },
 ): StringLanguage {
   if (maxLength < minLength) {
     return {
@@ -51,10 +64,10 @@ export function stringLanguage(
   const automaton =
     constraints.length === 1 && minLength <= first.automaton.start.distance
       ? first.automaton
-      : intersection(constraints, minLength, path)
+      : intersection(constraints, minLength, path, budget)
   if (!Number.isFinite(automaton.start.distance)) {
     const names = describe(constraints)
-    const unbounded = constraints.length === 1 ? first.automaton : intersection(constraints, 0, path)
+    const unbounded = constraints.length === 1 ? first.automaton : intersection(constraints, 0, path, budget)
     if (Number.isFinite(unbounded.start.distance)) {
       return {
         empty: true,
@@ -102,21 +115,28 @@ function intersection(
   constraints: readonly StringConstraint[],
   minLength: number,
   path: string,
+  budget: IntersectionBudget,
 ): IntersectionAutomaton {
   const source = `${constraints.map((each) => each.automaton.source).join('\u0000')}\u0000#${minLength}`
   let automaton = intersections.get(source)
   if (automaton === undefined) {
+    const param = constraints.length > 1 ? constraints[0]!.param : `${path}.minLength`
+    const limit = Math.min(maxIntersectionStates, budget.states)
     automaton = new IntersectionAutomaton(
       source,
       constraints.map((each) => each.automaton),
       minLength,
+      limit,
       () => {
         throw new InvalidArgumentError(
-          constraints.length > 1 ? constraints[0]!.param : `${path}.minLength`,
-          `Checking that ${describe(constraints)}${minLength > 0 ? ` with minLength ${minLength}` : ''} can always be completed takes an automaton of more than ${maxIntersectionStates} states, too large: simplify the pattern${minLength > 0 ? ' or lower minLength' : ''}.`,
+          param,
+          limit < maxIntersectionStates
+            ? `Checking that the schema's strings can always be completed takes automata of more than ${schemaIntersectionStates} states in all (patterns and formats with minLength, checked together; the limit was reached at ${describe(constraints)}): simplify the patterns, lower minLength, or use fewer such strings.`
+            : `Checking that ${describe(constraints)}${minLength > 0 ? ` with minLength ${minLength}` : ''} can always be completed takes an automaton of more than ${maxIntersectionStates} states, too large: simplify the pattern${minLength > 0 ? ' or lower minLength' : ''}.`,
         )
       },
     )
+    budget.states -= automaton.size
     intersections.set(source, automaton)
     cachedStates += automaton.size
     while (cachedStates > maxCachedStates && intersections.size > 1) {
@@ -147,6 +167,7 @@ class IntersectionAutomaton implements Automaton {
     source: string,
     parts: readonly CodePointAutomaton[],
     minLength: number,
+    maxStates: number,
     tooLarge: () => never,
   ) {
     this.source = source
@@ -163,7 +184,7 @@ class IntersectionAutomaton implements Automaton {
       const key = `${states.map((state) => state.key).join('&')}#${count}`
       let at = index.get(key)
       if (at === undefined) {
-        if (drafts.length >= maxIntersectionStates) tooLarge()
+        if (drafts.length >= maxStates) tooLarge()
         at = drafts.length
         drafts.push({
           key,

@@ -414,6 +414,22 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     }
   })
 
+  it('a schema of many strings whose checks build large automata is refused within a budget, not compiled for seconds', () => {
+    // Each string alone is under the one-automaton bound; forty of them took 5.3 s of one thread.
+    const properties: Record<string, unknown> = {}
+    for (let index = 0; index < 40; index++)
+      properties[`p${index}`] = { type: 'string', pattern: '^[ab]*a[ab]{8}$', minLength: 40 + index }
+    let caught: unknown
+    try {
+      compileJsonSchema({ type: 'object', properties, required: Object.keys(properties) })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError)
+    expect((caught as InvalidArgumentError).param).toMatch(/^schema\.properties\.p\d+\.minLength$/)
+    expect((caught as Error).message).toContain('more than 100000 states in all')
+  })
+
   it('accepts oneOf alternatives told apart by type or by a const tag', () => {
     expect(() => compileJsonSchema({ oneOf: [{ type: 'string' }, { type: 'integer' }] })).not.toThrow()
     expect(() =>
