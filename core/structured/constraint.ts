@@ -11,6 +11,7 @@
 import { InvalidArgumentError, TokenizerError } from '../errors.ts'
 import { compileJsonObject, compileJsonSchema, literalNode, type SchemaNode } from './json-schema.ts'
 import { applyMask, Grammar, GrammarMatcher } from './matcher.ts'
+import { compileBudget } from './regex.ts'
 import { type TokenSource, type TokenVocabulary, vocabularyOf } from './vocabulary.ts'
 
 export type ResponseFormat =
@@ -110,6 +111,8 @@ function compileUncached(
   names: { responseFormat: string; tools: string; toolChoice: string },
 ): OutputConstraint | undefined {
   let responseGrammar: Grammar | undefined
+  // One budget for the response format and every tool: what one request may make the compiler build.
+  const budget = compileBudget()
   const format = options.responseFormat
   if (format !== undefined) {
     if (typeof format !== 'object' || format === null) {
@@ -137,7 +140,9 @@ function compileUncached(
       if (format.strict !== undefined && typeof format.strict !== 'boolean') {
         throw new InvalidArgumentError(`${names.responseFormat}.strict`, 'strict must be true or false.')
       }
-      responseGrammar = new Grammar(compileJsonSchema(format.schema, `${names.responseFormat}.schema`).root)
+      responseGrammar = new Grammar(
+        compileJsonSchema(format.schema, `${names.responseFormat}.schema`, budget).root,
+      )
     } else if (format.type !== 'text') {
       throw new InvalidArgumentError(
         `${names.responseFormat}.type`,
@@ -176,7 +181,7 @@ function compileUncached(
       throw new InvalidArgumentError(`${at}.description`, `${at}.description must be a string.`)
     }
     const parameters = tool.parameters ?? { type: 'object' }
-    const compiled = compileJsonSchema(parameters, `${at}.parameters`).root
+    const compiled = compileJsonSchema(parameters, `${at}.parameters`, budget).root
     if (!producesObjects(compiled)) {
       throw new InvalidArgumentError(
         `${at}.parameters`,

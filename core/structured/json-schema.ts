@@ -15,13 +15,8 @@
 // - strings as valid UTF-8 without lone surrogates; property names without escapes.
 import { InvalidArgumentError } from '../errors.ts'
 import { allowedUnits } from './number-range.ts'
-import { type Automaton, compilePattern } from './regex.ts'
-import {
-  type IntersectionBudget,
-  type StringConstraint,
-  schemaIntersectionStates,
-  stringLanguage,
-} from './string-language.ts'
+import { type Automaton, type CompileBudget, compileBudget, compilePattern } from './regex.ts'
+import { type StringConstraint, stringLanguage } from './string-language.ts'
 
 export type SchemaNode =
   | AnyNode
@@ -197,14 +192,15 @@ class SchemaCompiler {
   #depth = 0
   /** Nodes no value satisfies (empty unions), with why: see `never`. */
   readonly empty = new Map<SchemaNode, EmptyReason>()
-  /** The intersection states this schema may still build (string-language.ts). */
-  readonly intersectionBudget: IntersectionBudget = { states: schemaIntersectionStates }
+  /** What this schema (with the constraint's others) may still build (regex.ts). */
+  readonly budget: CompileBudget
 
   readonly rootSchema: unknown
   readonly param: string
-  constructor(rootSchema: unknown, param: string) {
+  constructor(rootSchema: unknown, param: string, budget: CompileBudget) {
     this.rootSchema = rootSchema
     this.param = param
+    this.budget = budget
   }
 
   id(): number {
@@ -482,7 +478,7 @@ class SchemaCompiler {
     if (pattern !== undefined) {
       if (typeof pattern !== 'string') this.refuse(`${path}.pattern`, 'pattern must be a string.')
       constraints.push({
-        automaton: compilePattern(pattern, `${path}.pattern`),
+        automaton: compilePattern(pattern, `${path}.pattern`, this.budget),
         param: `${path}.pattern`,
         label: `the pattern ${JSON.stringify(pattern)}`,
       })
@@ -496,13 +492,13 @@ class SchemaCompiler {
         )
       }
       constraints.push({
-        automaton: compilePattern(formatPatterns[format], `${path}.format`),
+        automaton: compilePattern(formatPatterns[format], `${path}.format`, this.budget),
         param: `${path}.format`,
         label: `the format ${JSON.stringify(format)}`,
       })
     }
     // Whether any string satisfies them all, decided exactly (pattern ∩ format ∩ length bounds).
-    const language = stringLanguage(constraints, minLength, maxLength, path, this.intersectionBudget)
+    const language = stringLanguage(constraints, minLength, maxLength, path, this.budget)
     if (language.empty) return this.never(language.param, language.message)
     return stringNode(this.id(), minLength, maxLength, language.automaton, false)
   }
@@ -1032,8 +1028,12 @@ export function stringNode(
  * Compiles a JSON Schema (draft 2020-12 keywords; `true` = any JSON) into the grammar. `param`
  * is the request field the schema came in (errors point inside it).
  */
-export function compileJsonSchema(schema: unknown, param = 'schema'): CompiledSchema {
-  const compiler = new SchemaCompiler(schema, param)
+export function compileJsonSchema(
+  schema: unknown,
+  param = 'schema',
+  budget: CompileBudget = compileBudget(),
+): CompiledSchema {
+  const compiler = new SchemaCompiler(schema, param, budget)
   const root = compiler.compileRoot()
   checkProductive(root, param, compiler.empty)
   checkDirectNesting(root, param)

@@ -20,6 +20,8 @@ export type CodePointRanges = readonly (readonly [number, number])[]
 
 const maxCodePoint = 0x10ffff
 const maxStates = 20_000
+/** Determinized states a pattern keeps at once (see CodePointAutomaton's #stateFor). */
+const maxDeterminizedStates = 20_000
 
 /**
  * The characters a string under a pattern can hold: every Unicode scalar value but the control
@@ -65,6 +67,13 @@ export class CodePointAutomaton implements Automaton {
   readonly #states: NfaState[]
   readonly #accepting: number
   readonly #cache = new Map<string, AutomatonState>()
+  /** NFA states, for the cache's bound. */
+  readonly stateCount: number
+  /** Per DFA state, its runs of code points (from boundaries()) and where each leads, once known. */
+  readonly #partitions = new WeakMap<
+    AutomatonState,
+    { readonly points: number[]; readonly targets: (AutomatonState | null | undefined)[] }
+  >()
   readonly start: AutomatonState
 
   /** Per NFA state, the fewest code points that lead to acceptance (for maxLength). */
@@ -72,6 +81,7 @@ export class CodePointAutomaton implements Automaton {
 
   constructor(source: string, states: NfaState[], start: number, accepting: number) {
     this.source = source
+    this.stateCount = states.length
     this.#states = states
     this.#accepting = accepting
     this.#distance = distances(states, accepting)
@@ -97,6 +107,10 @@ export class CodePointAutomaton implements Automaton {
     const key = members.join(',')
     let state = this.#cache.get(key)
     if (state === undefined) {
+      // A pattern whose determinization keeps making states (`^(a|b)*a(a|b){12}$` has 8,192) must
+      // not hold them all for the life of a server that keeps it cached: past a bound the table
+      // starts over. States in use keep working (their keys, which caches use, stay the same).
+      if (this.#cache.size >= maxDeterminizedStates) this.#cache.clear()
       let distance = Number.POSITIVE_INFINITY
       for (const member of members) {
         const each = this.#distance[member]!
@@ -108,31 +122,53 @@ export class CodePointAutomaton implements Automaton {
     return state
   }
 
-  /** The state after `codePoint`, or undefined when no live state takes it. */
+  /**
+   * The state after `codePoint`, or undefined when no live state takes it. Computed once per run
+   * of code points that the same NFA edges take (the state's partition), not once per code point:
+   * a state with many members (`^.*.{1000}$` has up to a thousand) met by a vocabulary scan of
+   * thousands of distinct characters took seconds per token that way.
+   */
   next(from: AutomatonState, codePoint: number): AutomatonState | undefined {
-    const cached = from.transitions.get(codePoint)
-    if (cached !== undefined || from.transitions.has(codePoint)) return cached ?? undefined
-    const targets: number[] = []
+    const { points, targets } = this.#partitionOf(from)
+    const at = runAt(points, codePoint)
+    if (at < 0) return undefined
+    const cached = targets[at]
+    if (cached !== undefined) return cached ?? undefined
+    const reached: number[] = []
     for (const member of from.members) {
-      for (const [low, high, target] of this.#states[member]!.edges) {
-        if (codePoint >= low && codePoint <= high) targets.push(target)
+      for (const [edgeLow, edgeHigh, target] of this.#states[member]!.edges) {
+        if (codePoint >= edgeLow && codePoint <= edgeHigh) reached.push(target)
       }
     }
-    const result = targets.length === 0 ? undefined : this.#stateFor(this.#closure(targets))
-    if (from.transitions.size < 4096) from.transitions.set(codePoint, result ?? null)
+    const result = reached.length === 0 ? undefined : this.#stateFor(this.#closure(reached))
+    targets[at] = result ?? null
     return result
   }
 
   cheapest(from: AutomatonState, low: number, high: number): number {
-    // A DFA state's distance is the least of its members': after a code point, the least over
-    // the NFA edges that take it, so over a range, the least over the edges that overlap it.
+    // Over the runs of the partition that meet [low, high]: each run leads to one state, whose
+    // distance is the least of its members'. (Edge by edge, this cost a pass over every member
+    // for every partial UTF-8 character a vocabulary scan met.)
+    const { points } = this.#partitionOf(from)
     let cheapest = Number.POSITIVE_INFINITY
-    for (const member of from.members) {
-      for (const [edgeLow, edgeHigh, target] of this.#states[member]!.edges) {
-        if (edgeLow <= high && edgeHigh >= low) cheapest = Math.min(cheapest, this.#distance[target]!)
-      }
+    for (let at = Math.max(0, runAt(points, low)); at < points.length && points[at]! <= high; at++) {
+      const after = this.next(from, Math.max(points[at]!, low))
+      if (after !== undefined) cheapest = Math.min(cheapest, after.distance)
     }
     return cheapest
+  }
+
+  #partitionOf(from: AutomatonState): {
+    readonly points: number[]
+    readonly targets: (AutomatonState | null | undefined)[]
+  } {
+    let partition = this.#partitions.get(from)
+    if (partition === undefined) {
+      const points = [...new Set(this.boundaries(from))].sort((a, b) => a - b)
+      partition = { points, targets: new Array<AutomatonState | null | undefined>(points.length) }
+      this.#partitions.set(from, partition)
+    }
+    return partition
   }
 
   boundaries(from: AutomatonState): number[] {
@@ -143,9 +179,22 @@ export class CodePointAutomaton implements Automaton {
   }
 }
 
+/** The last of the sorted `points` at or below `codePoint` (its run), or -1 when none is. */
+function runAt(points: readonly number[], codePoint: number): number {
+  let low = 0
+  let high = points.length - 1
+  let at = -1
+  while (low <= high) {
+    const middle = (low + high) >> 1
+    if (points[middle]! <= codePoint) {
+      at = middle
+      low = middle + 1
+    } else high = middle - 1
+  }
+  return at
+}
+
 export class AutomatonState {
-  /** Transitions already computed (by code point; null = refused). */
-  readonly transitions = new Map<number, AutomatonState | null>()
   readonly automaton: Automaton
   /** Unique within the automaton, stable across compilations of the same source (cache keys). */
   readonly key: string
@@ -514,13 +563,15 @@ class RegexParser {
 
 class NfaBuilder {
   readonly states: NfaState[] = []
+  readonly limit: number
   readonly fail: (what: string) => never
-  constructor(fail: (what: string) => never) {
+  constructor(limit: number, fail: (what: string) => never) {
+    this.limit = limit
     this.fail = fail
   }
 
   add(): number {
-    if (this.states.length >= maxStates)
+    if (this.states.length >= this.limit)
       this.fail('so many repetitions that its automaton exceeds 20,000 states')
     this.states.push({ edges: [], epsilon: [] })
     return this.states.length - 1
@@ -641,12 +692,53 @@ function pruneDeadStates(states: NfaState[], accepting: number): void {
  * Compiles `source` with JavaScript `u`-flag semantics (unanchored unless `^` / `$` are given).
  * Throws InvalidArgumentError naming `param` for anything outside the subset.
  */
-export function compilePattern(source: string, param: string): CodePointAutomaton {
+/**
+ * What one constraint (a response format and its tools, compiled together) may still build. Each
+ * pattern and each intersection is bounded alone; these bound them in all, since one request
+ * could otherwise hold hundreds (500 patterns of ~18,000 states each, a 26 KB body, took a
+ * server's heap past 4 GB; 40 intersections near their bound, 5.3 s of one thread).
+ */
+export interface CompileBudget {
+  /** NFA states of the constraint's distinct patterns not compiled before (see compilePattern). */
+  patternStates: number
+  /** States of intersections not built before (string-language.ts). */
+  intersectionStates: number
+}
+
+export const constraintPatternStates = 25_000
+export const constraintIntersectionStates = 100_000
+
+export function compileBudget(): CompileBudget {
+  return { patternStates: constraintPatternStates, intersectionStates: constraintIntersectionStates }
+}
+
+// Compiled patterns by source: the same pattern in many places (or requests) is one automaton,
+// whose lazily built states then serve them all. The recent ones are kept up to a number of NFA
+// states in all (a Worker isolate has 128 MB).
+const compiledPatterns = new Map<string, CodePointAutomaton>()
+const maxCachedPatternStates = 40_000
+let cachedPatternStates = 0
+
+export function compilePattern(
+  source: string,
+  param: string,
+  budget: CompileBudget = compileBudget(),
+): CodePointAutomaton {
   if (typeof source !== 'string') throw new InvalidArgumentError(param, 'pattern must be a string.')
+  const known = compiledPatterns.get(source)
+  if (known !== undefined) return known
   const parser = new RegexParser(source, param)
   const tree = parser.parsePattern()
-  const builder = new NfaBuilder((what) => parser.fail(what))
+  const limit = Math.min(maxStates, budget.patternStates)
+  const builder = new NfaBuilder(limit, (what) =>
+    limit < maxStates
+      ? parser.fail(
+          `so many repetitions, with the schema's other patterns, that their automata exceed ${constraintPatternStates.toLocaleString('en')} states in all (use fewer or simpler patterns)`,
+        )
+      : parser.fail(what),
+  )
   const [start, end] = builder.build(tree)
+  budget.patternStates -= builder.states.length
   pruneDeadStates(builder.states, end)
   const automaton = new CodePointAutomaton(source, builder.states, start, end)
   if (!Number.isFinite(automaton.start.distance)) {
@@ -654,6 +746,13 @@ export function compilePattern(source: string, param: string): CodePointAutomato
       param,
       `The pattern ${JSON.stringify(source)} matches no string structured output can write (strings it writes hold no control characters but tab, newline, carriage return, backspace and form feed).`,
     )
+  }
+  compiledPatterns.set(source, automaton)
+  cachedPatternStates += builder.states.length
+  while (cachedPatternStates > maxCachedPatternStates && compiledPatterns.size > 1) {
+    const oldest = compiledPatterns.keys().next().value as string
+    cachedPatternStates -= compiledPatterns.get(oldest)!.stateCount
+    compiledPatterns.delete(oldest)
   }
   return automaton
 }

@@ -11,7 +11,14 @@
 // also count characters up to minLength (acceptance needs minLength of them), with exact
 // distances and the dead states removed. Its emptiness is then decided before anything runs.
 import { InvalidArgumentError } from '../errors.ts'
-import { type Automaton, AutomatonState, type CodePointAutomaton } from './regex.ts'
+import {
+  type Automaton,
+  AutomatonState,
+  type CodePointAutomaton,
+  type CompileBudget,
+  compileBudget,
+  constraintIntersectionStates,
+} from './regex.ts'
 
 /** One automaton a string must satisfy, with where it came from (for errors). */
 export interface StringConstraint {
@@ -30,18 +37,6 @@ export type StringLanguage =
 const maxIntersectionStates = 50_000
 
 /**
- * States one schema's intersections may build in all: each is bounded above, but a schema of
- * many strings near that bound took seconds of one thread to compile (40 of them: 5.3 s; now refused after ~0.7 s), which
- * on a server is every other request waiting. Intersections already cached cost nothing.
- */
-export const schemaIntersectionStates = 100_000
-
-/** What is left of a schema's intersection budget while it compiles (one per compileJsonSchema). */
-export interface IntersectionBudget {
-  states: number
-}
-
-/**
  * The language of a string with these constraints and length bounds (in code points; maxLength
  * may be Infinity). `path` is the string schema's request field.
  */
@@ -50,7 +45,7 @@ export function stringLanguage(
   minLength: number,
   maxLength: number,
   path: string,
-  budget: IntersectionBudget = { states: schemaIntersectionStates },
+  budget: CompileBudget = compileBudget(),
 ): StringLanguage {
   if (maxLength < minLength) {
     return {
@@ -115,13 +110,13 @@ function intersection(
   constraints: readonly StringConstraint[],
   minLength: number,
   path: string,
-  budget: IntersectionBudget,
+  budget: CompileBudget,
 ): IntersectionAutomaton {
   const source = `${constraints.map((each) => each.automaton.source).join('\u0000')}\u0000#${minLength}`
   let automaton = intersections.get(source)
   if (automaton === undefined) {
     const param = constraints.length > 1 ? constraints[0]!.param : `${path}.minLength`
-    const limit = Math.min(maxIntersectionStates, budget.states)
+    const limit = Math.min(maxIntersectionStates, budget.intersectionStates)
     automaton = new IntersectionAutomaton(
       source,
       constraints.map((each) => each.automaton),
@@ -131,12 +126,12 @@ function intersection(
         throw new InvalidArgumentError(
           param,
           limit < maxIntersectionStates
-            ? `Checking that the schema's strings can always be completed takes automata of more than ${schemaIntersectionStates} states in all (patterns and formats with minLength, checked together; the limit was reached at ${describe(constraints)}): simplify the patterns, lower minLength, or use fewer such strings.`
+            ? `Checking that the schema's strings can always be completed takes automata of more than ${constraintIntersectionStates} states in all (patterns and formats with minLength, checked together; the limit was reached at ${describe(constraints)}): simplify the patterns, lower minLength, or use fewer such strings.`
             : `Checking that ${describe(constraints)}${minLength > 0 ? ` with minLength ${minLength}` : ''} can always be completed takes an automaton of more than ${maxIntersectionStates} states, too large: simplify the pattern${minLength > 0 ? ' or lower minLength' : ''}.`,
         )
       },
     )
-    budget.states -= automaton.size
+    budget.intersectionStates -= automaton.size
     intersections.set(source, automaton)
     cachedStates += automaton.size
     while (cachedStates > maxCachedStates && intersections.size > 1) {

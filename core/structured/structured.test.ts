@@ -430,6 +430,29 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     expect((caught as Error).message).toContain('more than 100000 states in all')
   })
 
+  it("a request's patterns share a budget of NFA states (response format and tools together); one pattern repeated is compiled once", () => {
+    const repeated: Record<string, unknown> = {}
+    for (let index = 0; index < 50; index++)
+      repeated[`p${index}`] = { type: 'string', pattern: '^(a{1000}){9}$' }
+    expect(() => compileJsonSchema({ type: 'object', properties: repeated })).not.toThrow()
+    // Distinct large patterns (500 of them took a server's heap past 4 GB) are refused, naming one.
+    const distinct: Record<string, unknown> = {}
+    for (let index = 0; index < 50; index++)
+      distinct[`p${index}`] = {
+        type: 'string',
+        pattern: `^(${String.fromCharCode(0x4e00 + index)}{1000}){9}$`,
+      }
+    let caught: unknown
+    try {
+      compileJsonSchema({ type: 'object', properties: distinct })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError)
+    expect((caught as InvalidArgumentError).param).toMatch(/^schema\.properties\.p\d+\.pattern$/)
+    expect((caught as Error).message).toContain('exceed 25,000 states in all')
+  })
+
   it('accepts oneOf alternatives told apart by type or by a const tag', () => {
     expect(() => compileJsonSchema({ oneOf: [{ type: 'string' }, { type: 'integer' }] })).not.toThrow()
     expect(() =>
