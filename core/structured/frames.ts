@@ -88,18 +88,56 @@ export function isComplete(stack: Stack): boolean {
   return false
 }
 
-/** Advances a set of stacks by one byte, without duplicates. */
+/**
+ * The most readings (distinct stacks) a document may have at once. Overlapping anyOf
+ * alternatives are legal, and each one that accepts the text so far is a live reading; nested
+ * overlapping alternatives multiply them (two arrays differing in maxItems, nested twenty deep,
+ * double the readings at every `[`: a million after twenty bytes, seconds per token and gigabytes).
+ * Every step's work is proportional to the readings, so past this bound the request is refused.
+ * Realistic schemas stay in the tens (the test and conformance schemas reach at most 4); at the
+ * bound a mask still takes tens of milliseconds, not seconds.
+ */
+export const maxLiveStacks = 1024
+
+/** Thrown when a step would leave more than `maxLiveStacks` readings (GrammarMatcher names the schema). */
+export class AmbiguityLimitError extends Error {
+  override readonly name = 'AmbiguityLimitError'
+  readonly limit: number
+  constructor(limit: number) {
+    super(`more than ${limit} readings of the document are live at once`)
+    this.limit = limit
+  }
+}
+
+/**
+ * Advances a set of stacks by one byte, without duplicates. Deduplicates as it goes and stops at
+ * `maxLiveStacks`, so a step's work stays bounded by the limit times one stack's fan-out.
+ */
 export function advanceAll(stacks: readonly Stack[], byte: number): Stack[] {
   const out: Stack[] = []
-  for (const stack of stacks) advance(stack, byte, out)
-  if (out.length < 2) return out
-  const seen = new Set<string>()
-  return out.filter((stack) => {
-    const key = stackKey(stack)
-    if (seen.has(key)) return false
-    seen.add(key)
-    return true
-  })
+  let seen: Set<string> | undefined
+  for (const stack of stacks) {
+    const start = out.length
+    advance(stack, byte, out)
+    // Most steps have one stack: no keys to compute until there are two.
+    if (out.length < 2) continue
+    let read = start
+    if (seen === undefined) {
+      seen = new Set()
+      read = 0
+    }
+    let write = read
+    for (; read < out.length; read++) {
+      const next = out[read]!
+      const key = stackKey(next)
+      if (seen.has(key)) continue
+      seen.add(key)
+      out[write++] = next
+    }
+    out.length = write
+    if (write > maxLiveStacks) throw new AmbiguityLimitError(maxLiveStacks)
+  }
+  return out
 }
 
 function finish(stack: Stack, done: Frame, out: Stack[]): void {

@@ -11,8 +11,9 @@
 //   their continuation after the quote is checked against the real stack, once per distinct rest.
 // Every other position (between values, numbers, keys, literals) walks the vocabulary trie with
 // the state and prunes at the first refused byte: the grammar allows few first bytes there.
-import { BackendError } from '../errors.ts'
+import { BackendError, InvalidArgumentError } from '../errors.ts'
 import {
+  AmbiguityLimitError,
   advanceAll,
   byteString,
   DocumentFrame,
@@ -31,17 +32,25 @@ import { type TokenSource, type TokenVocabulary, vocabularyOf } from './vocabula
 export class Grammar {
   readonly #walks = new Map<string, Uint32Array>()
   readonly root: SchemaNode
+  /** The request field the schema came from, named in errors about the schema itself. */
+  readonly param: string
   readonly #prefix: Uint8Array
   readonly #suffix: Uint8Array
-  /** One value of `root`, between the bytes `prefix` and `suffix` (a tool call's "\n...\n"). */
+  /**
+   * One value of `root`, between the bytes `prefix` and `suffix` (a tool call's "\n...\n").
+   * `param` defaults to what such a grammar comes from: tool parameters when framed, else the
+   * response format.
+   */
   constructor(
     root: SchemaNode,
     prefix: Uint8Array = new Uint8Array(0),
     suffix: Uint8Array = new Uint8Array(0),
+    param: string = prefix.length > 0 ? 'tools' : 'responseFormat',
   ) {
     this.root = root
     this.#prefix = prefix
     this.#suffix = suffix
+    this.param = param
   }
 
   initialStacks(): Stack[] {
@@ -396,7 +405,7 @@ export class GrammarMatcher {
     if (this.vocabulary.eosTokenIds.includes(id)) return this.isComplete
     const bytes = this.vocabulary.bytesOf(id)
     if (bytes === undefined || bytes.length === 0) return false
-    return accepts(this.#stacks, bytes, 0)
+    return this.#bounded(() => accepts(this.#stacks, bytes, 0))
   }
 
   /** Advances by a token; returns false (and changes nothing) when the grammar refuses it. */
@@ -409,13 +418,34 @@ export class GrammarMatcher {
     }
     const bytes = this.vocabulary.bytesOf(id)
     if (bytes === undefined || bytes.length === 0) return false
-    let current: Stack[] = this.#stacks
-    for (const byte of bytes) {
-      current = advanceAll(current, byte)
-      if (current.length === 0) return false
-    }
-    this.#stacks = current
+    const next = this.#bounded(() => {
+      let current: Stack[] = this.#stacks
+      for (const byte of bytes) {
+        current = advanceAll(current, byte)
+        if (current.length === 0) return undefined
+      }
+      return current
+    })
+    if (next === undefined) return false
+    this.#stacks = next
     return true
+  }
+
+  /**
+   * Runs a step that advances stacks, turning the frames' bound on live readings into the
+   * request's error: the schema is at fault, not the engine, and the answer cannot go on.
+   */
+  #bounded<T>(step: () => T): T {
+    try {
+      return step()
+    } catch (error) {
+      if (!(error instanceof AmbiguityLimitError)) throw error
+      throw new InvalidArgumentError(
+        this.grammar.param,
+        `The schema in ${this.grammar.param} is too ambiguous: its anyOf alternatives overlap so much that more than ${error.limit} readings of the document are live at once (each alternative that still fits the text is one, and nested overlapping anyOf multiply them), which would take unbounded time and memory per token. Make the alternatives distinguishable from their first bytes (different types, or a const tag property first in each object), or nest fewer overlapping anyOf.`,
+        { cause: error },
+      )
+    }
   }
 
   /**
@@ -427,11 +457,13 @@ export class GrammarMatcher {
     bits.fill(0)
     if (this.#ended) return
     const generic: Stack[] = []
-    for (const stack of this.#stacks) {
-      if (stack.frame instanceof StringFrame) this.#stringMask(stack, stack.frame, bits)
-      else generic.push(stack)
-    }
-    if (generic.length > 0) this.#walkMask(generic, bits)
+    this.#bounded(() => {
+      for (const stack of this.#stacks) {
+        if (stack.frame instanceof StringFrame) this.#stringMask(stack, stack.frame, bits)
+        else generic.push(stack)
+      }
+      if (generic.length > 0) this.#walkMask(generic, bits)
+    })
     if (this.isComplete) for (const id of this.vocabulary.eosTokenIds) bits[id >>> 5]! |= 1 << (id & 31)
     for (let word = 0; word < bits.length; word++) if (bits[word] !== 0) return
     throw new BackendError(

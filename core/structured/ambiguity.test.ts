@@ -1,0 +1,124 @@
+// Overlapping anyOf alternatives are legal, but nested ones multiply the live readings of the
+// document (one stack per alternative that still fits): past a bound the request is refused with
+// the field at fault instead of taking seconds and gigabytes per token.
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import { describe, expect, it } from 'vitest'
+import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import { maxLiveStacks } from './frames.ts'
+import {
+  ConstraintState,
+  compileConstraint,
+  compileJsonSchema,
+  Grammar,
+  GrammarMatcher,
+  vocabularyOf,
+} from './index.ts'
+
+const tokenizer = qwen3Tokenizer()
+const vocabulary = vocabularyOf(tokenizer)
+
+/** A deterministic generator in [0, 1). */
+function random(seed: number): () => number {
+  let state = seed >>> 0 || 1
+  return () => {
+    state ^= state << 13
+    state >>>= 0
+    state ^= state >>> 17
+    state ^= state << 5
+    state >>>= 0
+    return state / 4294967296
+  }
+}
+
+function allowedIds(bits: Uint32Array): number[] {
+  const ids: number[] = []
+  for (let word = 0; word < bits.length; word++)
+    for (let bit = 0; bit < 32; bit++) if ((bits[word]! & (1 << bit)) !== 0) ids.push(word * 32 + bit)
+  return ids
+}
+
+describe('anyOf alternatives that overlap: the live readings are bounded', () => {
+  /** Each level: two arrays that differ only in maxItems, so every `[` doubles the readings. */
+  function overlapping(depth: number): Record<string, unknown> {
+    const defs: Record<string, unknown> = {}
+    for (let level = 0; level < depth; level++) {
+      const items = level + 1 < depth ? { $ref: `#/$defs/d${level + 1}` } : { type: 'integer' }
+      defs[`d${level}`] = { anyOf: [5, 6].map((maxItems) => ({ type: 'array', items, maxItems })) }
+    }
+    return { $defs: defs, $ref: '#/$defs/d0' }
+  }
+
+  /** Masks and feeds `ids` one by one; returns the error that stopped it (fails when none did). */
+  function feedUntilRefused(state: ConstraintState, ids: readonly number[]): InvalidArgumentError {
+    const logits = new Float32Array(tokenizer.vocabularySize)
+    try {
+      for (const id of ids) {
+        logits.fill(0)
+        state.mask(logits)
+        expect(logits[id]).toBeGreaterThan(Number.NEGATIVE_INFINITY)
+        expect(state.accept(id)).toBe(true)
+      }
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      return error as InvalidArgumentError
+    }
+    throw new Error('every token was taken')
+  }
+
+  const bytes = (text: string) => [...new TextEncoder().encode(text)].map((byte) => vocabulary.idOfByte(byte))
+
+  it('doubling readings per `[` (2^20 at depth 20): refused with the field and how to fix it, not computed', () => {
+    const constraint = compileConstraint({
+      responseFormat: { type: 'json_schema', schema: overlapping(20) },
+    })!
+    const error = feedUntilRefused(new ConstraintState(constraint, tokenizer), bytes('['.repeat(20)))
+    expect(error.code).toBe('invalid_argument')
+    expect(error.param).toBe('responseFormat')
+    expect(error.isRetryable).toBe(false)
+    expect(error.message).toContain(`more than ${maxLiveStacks} readings`)
+    expect(error.message).toMatch(/anyOf alternatives overlap.*distinguishable.*const tag.*fewer/s)
+  })
+
+  it('in tool parameters the error names tools', () => {
+    const { $defs } = overlapping(20)
+    const parameters = { type: 'object', $defs, properties: { x: { $ref: '#/$defs/d0' } }, required: ['x'] }
+    const constraint = compileConstraint({ tools: [{ name: 't', parameters }], toolChoice: 'required' })!
+    const state = new ConstraintState(constraint, tokenizer)
+    const open = tokenizer.tokenToId('<tool_call>')!
+    const error = feedUntilRefused(state, [
+      open,
+      ...bytes(`\n{"name":"t","arguments":{"x":${'['.repeat(20)}`),
+    ])
+    expect(error.param).toBe('tools')
+    expect(error.message).toContain(`more than ${maxLiveStacks} readings`)
+  })
+
+  it('overlap below the bound (32 readings) still walks to valid documents (ajv)', () => {
+    const schema = overlapping(5)
+    const validate = new Ajv2020({ strict: false }).compile(schema)
+    const closers = [...tokenizer.eosTokenIds, ...bytes(']')]
+    for (let seed = 1; seed <= 3; seed++) {
+      const matcher = new GrammarMatcher(new Grammar(compileJsonSchema(schema).root), vocabulary)
+      const bits = new Uint32Array(matcher.words)
+      const next = random(seed)
+      const tokens: number[] = []
+      let ended = false
+      for (let step = 0; step < 200 && !ended; step++) {
+        matcher.fillMask(bits)
+        const ids = allowedIds(bits)
+        let id = ids[Math.floor(next() * ids.length)]!
+        // After a few free steps, close whenever closing is allowed (the walk ends).
+        if (step >= 12) id = closers.find((closer) => ids.includes(closer)) ?? id
+        if (tokenizer.eosTokenIds.includes(id)) ended = true
+        else {
+          expect(matcher.accept(id)).toBe(true)
+          tokens.push(id)
+        }
+      }
+      const text = tokenizer.decode(tokens)
+      expect(ended, text).toBe(true)
+      expect(validate(JSON.parse(text)), text).toBe(true)
+    }
+  })
+})
