@@ -3,6 +3,7 @@
 // the field at fault instead of taking seconds and gigabytes per token.
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { describe, expect, it } from 'vitest'
+import { allowedIds, seededRandom as random } from '../../test/support/grammar-masks.ts'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { maxLiveStacks } from './frames.ts'
@@ -17,26 +18,6 @@ import {
 
 const tokenizer = qwen3Tokenizer()
 const vocabulary = vocabularyOf(tokenizer)
-
-/** A deterministic generator in [0, 1). */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1
-  return () => {
-    state ^= state << 13
-    state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5
-    state >>>= 0
-    return state / 4294967296
-  }
-}
-
-function allowedIds(bits: Uint32Array): number[] {
-  const ids: number[] = []
-  for (let word = 0; word < bits.length; word++)
-    for (let bit = 0; bit < 32; bit++) if ((bits[word]! & (1 << bit)) !== 0) ids.push(word * 32 + bit)
-  return ids
-}
 
 describe('anyOf alternatives that overlap: the live readings are bounded', () => {
   /** Each level: two arrays that differ only in maxItems, so every `[` doubles the readings. */

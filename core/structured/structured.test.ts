@@ -6,6 +6,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { allowedIds, seededRandom as random } from '../../test/support/grammar-masks.ts'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
 import { randomSchema } from '../../test/support/random-schemas.ts'
 import { createTestSession } from '../../test/support/test-session.ts'
@@ -27,32 +28,6 @@ const ajv = new Ajv2020({ strict: false })
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
   addFormatsModule) as unknown as (instance: Ajv2020) => void
 addFormats(ajv)
-
-/** A deterministic generator in [0, 1). */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1
-  return () => {
-    state ^= state << 13
-    state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5
-    state >>>= 0
-    return state / 4294967296
-  }
-}
-
-function allowedIds(bits: Uint32Array): number[] {
-  const ids: number[] = []
-  for (let word = 0; word < bits.length; word++) {
-    let value = bits[word]!
-    while (value !== 0) {
-      const bit = 31 - Math.clz32(value & -value)
-      ids.push(word * 32 + bit)
-      value &= value - 1
-    }
-  }
-  return ids
-}
 
 const eos = new Set(tokenizer.eosTokenIds)
 /** EOS first, then a quote (it ends a string, where brackets are just characters), then brackets. */
