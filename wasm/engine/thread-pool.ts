@@ -162,8 +162,11 @@ export function helperLoop(
       Atomics.compareExchange(words, FAILED, 0, index)
       throw error
     } finally {
+      // The count first: a helper stopped between the two (terminated from outside) then either
+      // finished its share or is named late by the next pass, never counted done yet unnamed.
+      const last = Atomics.sub(words, PENDING, 1) === 1
       Atomics.store(words, FINISHED + index, seen)
-      if (Atomics.sub(words, PENDING, 1) === 1 || failed) Atomics.notify(words, PENDING)
+      if (last || failed) Atomics.notify(words, PENDING)
     }
   }
 }
@@ -325,6 +328,8 @@ export class ThreadPool {
         const late: number[] = []
         for (let thread = 1; thread < this.threads; thread++)
           if (Atomics.load(words, FINISHED + thread) !== generation) late.push(thread)
+        // None recorded late (a helper stopped while it reported): every helper is suspect.
+        if (late.length === 0) for (let thread = 1; thread < this.threads; thread++) late.push(thread)
         throw this.#fail(
           `did not finish its share of ${kernelNames(jobs)} within ${(boundMs / 1000).toFixed(1)} s (this thread's share took ${ownShareMs.toFixed(2)} ms): it has stopped or hangs`,
           ...late,
