@@ -10,7 +10,7 @@ import {
 } from '../wasm/engine/threads-browser.ts'
 import type { Backend } from './dtype.ts'
 import type { LoadModelOptions, RuntimeHost } from './load-model.ts'
-import { probeCapabilities } from './probe.ts'
+import { hardwareWebGpu, probeCapabilities } from './probe.ts'
 import { createBrowserStore } from './store/browser-store.ts'
 
 let capabilities: ReturnType<typeof probeCapabilities> | undefined
@@ -18,11 +18,7 @@ const probeOnce = () => (capabilities ??= probeCapabilities())
 
 export const browserHost: RuntimeHost = {
   defaultStore: () => createBrowserStore(),
-  // A software adapter (SwiftShader, llvmpipe) runs far slower than the engine: not unasked.
-  defaultBackend: async () => {
-    const { webgpu } = await probeOnce()
-    return { backend: webgpu.available && webgpu.software !== true ? 'webgpu' : 'wasm' }
-  },
+  defaultBackend: async () => ({ backend: hardwareWebGpu((await probeOnce()).webgpu) ? 'webgpu' : 'wasm' }),
   shaderF16: async () => (await probeOnce()).webgpu.features?.includes('shader-f16') ?? false,
   // Backend 'wasm' is ondevice's engine here too: the same bits as the edge's (workerd) and Node's,
   // so a handoff from this page continues exactly. Helper Web Workers split the rows when the

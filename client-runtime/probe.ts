@@ -96,6 +96,14 @@ interface AdapterLike {
   readonly isFallbackAdapter?: boolean
 }
 
+/**
+ * Whether a host picks WebGPU when the app names no backend: an adapter, and not a software one
+ * (the router's rule too, sdk/route.ts, which weighs the package's needs besides).
+ */
+export function hardwareWebGpu(report: WebGpuReport | undefined): boolean {
+  return report?.available === true && report.software !== true
+}
+
 /** Names software renderers report as their architecture or description. */
 const softwareRenderer = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i
 

@@ -2,11 +2,12 @@
 // (the happy paths run in test/browser/browser-app.test.ts: the exported package on a page, the
 // edge as its fallback). The real command line in a child process.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { processCommandLines, watchEdgeProcess } from '../../test/support/edge-process.ts'
 
 const main = fileURLToPath(new URL('../main.ts', import.meta.url))
 const ondevice = (args: string[]) => {
@@ -82,39 +83,16 @@ describe('ondevice edge with API_KEYS', () => {
       env: { ...process.env, API_KEYS: key, TMPDIR: temporary },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    let output = ''
+    const edge = watchEdgeProcess(child, 200_000)
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`ondevice edge did not get ready:\n${output}`)),
-          200_000,
-        )
-        const collect = (chunk: Buffer) => {
-          output += chunk.toString()
-          const found = /edge worker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
-          if (found && output.includes('Ready')) {
-            clearTimeout(timer)
-            resolve(found)
-          }
-        }
-        child.stdout.on('data', collect)
-        child.stderr.on('data', collect)
-        child.once('exit', (code) => {
-          clearTimeout(timer)
-          reject(new Error(`ondevice edge exited (${code}):\n${output}`))
-        })
-      })
+      const url = await edge.ready
       expect((await fetch(`${url}/v1/models`)).status).toBe(401)
       const models = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })
       expect(models.status).toBe(200)
       // Every process's command line on this machine (wrangler, workerd, ...): the key is in none.
-      const commandLines = await Promise.all(
-        (await readdir('/proc'))
-          .filter((entry) => /^\d+$/.test(entry))
-          .map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
-      )
+      const commandLines = await processCommandLines()
       expect(commandLines.filter((line) => line.includes('edge-test-key-'))).toEqual([])
-      expect(output).not.toContain(key)
+      expect(edge.output()).not.toContain(key)
       // While it runs: the secrets file's folder and wrangler's local state are in TMPDIR.
       expect(
         (await readdir(temporary)).filter((name) => name.startsWith('ondevice-')).length,
@@ -124,7 +102,7 @@ describe('ondevice edge with API_KEYS', () => {
       await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))
     }
     // Ctrl-C stopped wrangler and removed them.
-    expect(await readdir(temporary), output).toEqual([])
+    expect(await readdir(temporary), edge.output()).toEqual([])
   })
 })
 
@@ -140,9 +118,7 @@ describe('ondevice edge stopped while it starts', () => {
       env: { ...process.env, TMPDIR: temporary },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    const edge = watchEdgeProcess(child, 120_000)
     const exited = new Promise((resolve) => child.once('exit', resolve))
     try {
       // wrangler has been spawned once its state folder exists; it is far from Ready then
@@ -150,23 +126,19 @@ describe('ondevice edge stopped while it starts', () => {
       const deadline = Date.now() + 60_000
       while (!(await readdir(temporary)).some((name) => name.startsWith('ondevice-wrangler-state-'))) {
         if (child.exitCode !== null || Date.now() > deadline)
-          throw new Error(`wrangler did not start:\n${output}`)
+          throw new Error(`wrangler did not start:\n${edge.output()}`)
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
-      expect(output).not.toContain('Ready')
+      expect(edge.output()).not.toContain('Ready')
     } finally {
       child.kill('SIGINT')
       await exited
     }
-    expect(await readdir(temporary), output).toEqual([])
+    expect(await readdir(temporary), edge.output()).toEqual([])
     // wrangler runs in its own process group, which a terminal's Ctrl-C does not reach: no process
     // is left with the temporary folder on its command line (wrangler's --persist-to).
     await new Promise((resolve) => setTimeout(resolve, 1000))
-    const commandLines = await Promise.all(
-      (await readdir('/proc'))
-        .filter((entry) => /^\d+$/.test(entry))
-        .map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
-    )
+    const commandLines = await processCommandLines()
     expect(commandLines.filter((line) => line.includes(temporary))).toEqual([])
   })
 })

@@ -10,6 +10,7 @@ import { inspectPackage, type PackageInfo } from '../inspect.ts'
 import { loadModelWith, type RuntimeHost } from '../load-model.ts'
 import {
   type DeviceCapabilities,
+  hardwareWebGpu,
   probeCapabilities,
   type WebGpuReport,
   withCurrentNetwork,
@@ -69,9 +70,7 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
 
   const backendFor = async (requested: Backend | undefined): Promise<Backend> => {
     if (requested) return requested
-    // As the router (sdk/route.ts): a software adapter is for an app that asks for it.
-    const { webgpu } = await probe()
-    if (webgpu.available && webgpu.software !== true) return 'webgpu'
+    if (hardwareWebGpu((await probe()).webgpu)) return 'webgpu'
     return (await (await getHost()).defaultBackend()).backend
   }
 

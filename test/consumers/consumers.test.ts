@@ -31,6 +31,7 @@ import {
   offlineWranglerEnv,
   startServerProcess,
 } from '../../tools/wrangler-dev.ts'
+import { type EdgeProcess, watchEdgeProcess } from '../support/edge-process.ts'
 import {
   type ConsumerProject,
   createConsumerProject,
@@ -267,7 +268,8 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       // Its own temporary directory (os.tmpdir() follows TMPDIR), to see what it leaves behind.
       const temporary = mkdtempSync(join(tmpdir(), 'ondevice-consumer-tmp-'))
       let child: ChildProcess | undefined
-      let output = ''
+      let edge: EdgeProcess | undefined
+      const output = () => edge?.output() ?? ''
       try {
         // The repository's Node: the command starts the app's wrangler with the Node it runs on.
         child = spawn(
@@ -281,35 +283,17 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         )
         const running = child
         const exited = new Promise((resolve) => running.once('exit', resolve))
-        const url = await new Promise<string>((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`ondevice edge did not get ready:\n${output}`)),
-            180_000,
-          )
-          const collect = (chunk: Buffer) => {
-            output += chunk.toString()
-            const found = /edge worker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
-            if (found && output.includes('Ready')) {
-              clearTimeout(timer)
-              resolve(found)
-            }
-          }
-          running.stdout?.on('data', collect)
-          running.stderr?.on('data', collect)
-          running.once('exit', (code) => {
-            clearTimeout(timer)
-            reject(new Error(`ondevice edge exited (${code}):\n${output}`))
-          })
-        })
+        edge = watchEdgeProcess(running, 180_000)
+        const url = await edge.ready
         expect((await fetch(`${url}/healthz`)).status).toBe(200)
         // The published package has no wrangler.toml of its own: it wrote one in TMPDIR.
         expect(
           readdirSync(temporary).some((name) => name.startsWith('ondevice-edge-config-')),
-          output,
+          output(),
         ).toBe(true)
         running.kill('SIGINT')
         await exited
-        expect(readdirSync(temporary), output).toEqual([])
+        expect(readdirSync(temporary), output()).toEqual([])
         report.push(`ondevice edge from the package: ${((Date.now() - started) / 1000).toFixed(1)} s`)
       } finally {
         if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
