@@ -180,9 +180,13 @@ class Client implements OndeviceClient {
         ? Promise.resolve(undefined)
         : internals.deviceHost
           ? Promise.resolve(internals.deviceHost)
-          : defaultDeviceHost(
-              this.#options.runtimeUrl === undefined ? {} : { runtimeUrl: this.#options.runtimeUrl },
-            )
+          : defaultDeviceHost({
+              ...(this.#options.runtimeUrl === undefined ? {} : { runtimeUrl: this.#options.runtimeUrl }),
+              ...(this.#options.cacheDir === undefined ? {} : { cacheDir: this.#options.cacheDir }),
+              ...(this.#options.cacheQuotaBytes === undefined
+                ? {}
+                : { cacheQuotaBytes: this.#options.cacheQuotaBytes }),
+            })
     host.catch(() => {})
     const deviceOptions = {
       ...(this.#options.backend ? { backend: this.#options.backend } : {}),

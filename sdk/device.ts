@@ -18,6 +18,9 @@ export type { DownloadProgress } from '../client-runtime/store/types.ts'
 export interface DefaultDeviceHostOptions {
   /** Browsers: where the app serves onnxruntime-web's files (createClient's runtimeUrl, absolute). */
   readonly runtimeUrl?: string
+  /** Node: createClient's cacheDir and cacheQuotaBytes (validated there). */
+  readonly cacheDir?: string
+  readonly cacheQuotaBytes?: number
 }
 
 export async function defaultDeviceHost(
@@ -29,7 +32,10 @@ export async function defaultDeviceHost(
       // "imports"): it brings the builder's default-package writer, which bundles for browsers and
       // Workers must never contain; they resolve it to no-node-device.ts.
       const { createNodeDeviceHost } = await import('#node-device-host')
-      return createNodeDeviceHost()
+      return createNodeDeviceHost({
+        ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+        ...(options.cacheQuotaBytes === undefined ? {} : { cacheQuotaBytes: options.cacheQuotaBytes }),
+      })
     }
     case 'browser': {
       // A page keeps its thread free: the model runs in a dedicated worker (none: no device).

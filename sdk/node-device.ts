@@ -8,15 +8,33 @@ import {
   type RuntimeDeviceHostOptions,
 } from '../client-runtime/device-host/runtime-host.ts'
 import type { DeviceHost } from '../client-runtime/device-host/types.ts'
-import { usableCacheDir } from '../client-runtime/store/node-store.ts'
+import { createNodeStore, prepareCacheFolder, usableCacheDir } from '../client-runtime/store/node-store.ts'
 
 /** The embedded default package's folder in the runtime's cache (written on first use). */
 export async function nodeDefaultModel(): Promise<string> {
   return ensureDefaultPackage({ cacheDir: await usableCacheDir() })
 }
 
-export async function createNodeDeviceHost(
-  options: Omit<RuntimeDeviceHostOptions, 'defaultModel'> = {},
-): Promise<DeviceHost> {
-  return createRuntimeDeviceHost({ defaultModel: nodeDefaultModel, ...options })
+export interface NodeDeviceHostOptions extends Omit<RuntimeDeviceHostOptions, 'defaultModel'> {
+  /** createClient's cacheDir: downloads and the default package go there instead of the default folder. */
+  readonly cacheDir?: string
+  /** createClient's cacheQuotaBytes: the store's quota. */
+  readonly cacheQuotaBytes?: number
+}
+
+export async function createNodeDeviceHost(options: NodeDeviceHostOptions = {}): Promise<DeviceHost> {
+  const { cacheDir, cacheQuotaBytes, ...hostOptions } = options
+  if (cacheDir === undefined && cacheQuotaBytes === undefined) {
+    return createRuntimeDeviceHost({ defaultModel: nodeDefaultModel, ...hostOptions })
+  }
+  const store = createNodeStore({
+    ...(cacheDir === undefined ? {} : { cacheDir }),
+    ...(cacheQuotaBytes === undefined ? {} : { quotaBytes: cacheQuotaBytes }),
+  })
+  const defaultModel = async (): Promise<string> => {
+    if (cacheDir === undefined) return nodeDefaultModel()
+    await prepareCacheFolder(cacheDir)
+    return ensureDefaultPackage({ cacheDir })
+  }
+  return createRuntimeDeviceHost({ defaultModel, store, ...hostOptions })
 }

@@ -57,6 +57,17 @@ export interface ClientOptions {
    * count. 'native': onnxruntime-node's intra-op threads.
    */
   readonly numThreads?: number
+  /**
+   * Node: the folder that keeps downloaded packages and the embedded default package. Default
+   * `$ONDEVICE_CACHE_DIR`, else `$XDG_CACHE_HOME/ondevice`, else `~/.cache/ondevice`. Pages keep
+   * packages in the browser's own storage (OPFS), so a page refuses it.
+   */
+  readonly cacheDir?: string
+  /**
+   * Node: the most bytes that folder's packages may take; a download that would pass it fails
+   * with `storage_quota_exceeded` before it starts (requests go to the edge). Default: the disk.
+   */
+  readonly cacheQuotaBytes?: number
   /** Defaults applied to every request (each request may override them). */
   readonly defaults?: Partial<SamplingRequest>
 }
@@ -199,6 +210,8 @@ export function validateClientOptions(
     'dtype',
     'runtimeUrl',
     'numThreads',
+    'cacheDir',
+    'cacheQuotaBytes',
     'defaults',
   ])
   for (const key of Object.keys(given)) {
@@ -219,6 +232,8 @@ export function validateClientOptions(
     dtype,
     runtimeUrl,
     numThreads,
+    cacheDir,
+    cacheQuotaBytes,
     defaults,
   } = given
   if (model !== undefined && (typeof model !== 'string' || model.trim() === '')) {
@@ -284,6 +299,7 @@ export function validateClientOptions(
       `numThreads must be a whole number from 1 to 64 (got ${describe(numThreads)}); omit it for the device's default.`,
     )
   }
+  checkCacheOptions(cacheDir, cacheQuotaBytes, host)
   if (thresholds !== undefined) {
     if (typeof thresholds !== 'object' || thresholds === null) {
       throw new InvalidArgumentError('thresholds', 'thresholds must be an object.')
@@ -336,6 +352,40 @@ export function validateClientOptions(
     ...(given as ClientOptions),
     policy: policy as RoutePolicy,
     ...(resolvedRuntimeUrl === undefined ? {} : { runtimeUrl: resolvedRuntimeUrl }),
+  }
+}
+
+/** cacheDir / cacheQuotaBytes: Node's cache folder; elsewhere the platform's storage decides. */
+function checkCacheOptions(
+  cacheDir: unknown,
+  cacheQuotaBytes: unknown,
+  host: ClientEnvironment['host'],
+): void {
+  for (const [name, value] of [
+    ['cacheDir', cacheDir],
+    ['cacheQuotaBytes', cacheQuotaBytes],
+  ] as const) {
+    if (value !== undefined && host !== 'node') {
+      throw new InvalidArgumentError(
+        name,
+        `${name} sets Node's cache folder; here packages are kept in the ${host === 'browser' ? "browser's own storage (OPFS, else the Cache API), within the quota the browser grants the origin" : "platform's storage"}. Omit ${name}.`,
+      )
+    }
+  }
+  if (cacheDir !== undefined && (typeof cacheDir !== 'string' || cacheDir.trim() === '')) {
+    throw new InvalidArgumentError(
+      'cacheDir',
+      `cacheDir must be a folder path, e.g. './model-cache' (got ${describe(cacheDir)}); omit it for ~/.cache/ondevice (or $ONDEVICE_CACHE_DIR).`,
+    )
+  }
+  if (
+    cacheQuotaBytes !== undefined &&
+    (typeof cacheQuotaBytes !== 'number' || !Number.isFinite(cacheQuotaBytes) || cacheQuotaBytes <= 0)
+  ) {
+    throw new InvalidArgumentError(
+      'cacheQuotaBytes',
+      `cacheQuotaBytes must be a positive number of bytes, e.g. 2 * 1024 ** 3 (got ${describe(cacheQuotaBytes)}); omit it to let packages use the disk.`,
+    )
   }
 }
 

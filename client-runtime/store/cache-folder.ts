@@ -108,7 +108,11 @@ export function prepareCacheFolder(cacheDir: string): Promise<void> {
       const setting = settingOf(folder)
       throw new InvalidArgumentError(
         setting.param,
-        `The model cache folder ${folder} (from ${setting.name}) cannot be used: ${why(error)}. Point ONDEVICE_CACHE_DIR at a folder this user can create and write (e.g. ONDEVICE_CACHE_DIR=$HOME/.cache/ondevice), or unset it for ~/.cache/ondevice.`,
+        `The model cache folder ${folder} (from ${setting.name}) cannot be used: ${why(error)}. ${
+          setting.param === 'cacheDir'
+            ? 'Pass cacheDir a folder this user can create and write, or omit it for ~/.cache/ondevice.'
+            : 'Point ONDEVICE_CACHE_DIR at a folder this user can create and write (e.g. ONDEVICE_CACHE_DIR=$HOME/.cache/ondevice), or unset it for ~/.cache/ondevice.'
+        }`,
         { cause: error },
       )
     }
