@@ -19,6 +19,7 @@ import { Sampler, type SamplingOptions } from './sampling/index.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
 import {
+  type ConstraintFieldNames,
   type ConstraintOptions,
   ConstraintState,
   type ConstraintTokenizer,
@@ -74,6 +75,12 @@ export interface GenerateRequest {
    * continuation replays the state from its tokens. Invalid options throw InvalidArgumentError.
    */
   readonly constraint?: ConstraintOptions
+  /**
+   * The request fields the constraint's errors name, those raised while the answer runs included
+   * (default: core's option names). The server passes the wire's (`response_format`, `tools`), and
+   * the same names its validation compiled with, so the compiled constraint is reused.
+   */
+  readonly constraintFieldNames?: ConstraintFieldNames
 }
 
 function checkTokenIds(
@@ -206,7 +213,7 @@ export async function* generate(
     stopTokenIds.add(id)
   let constraintState: ConstraintState | undefined
   if (request.constraint !== undefined) {
-    const compiled = compileConstraint(request.constraint)
+    const compiled = compileConstraint(request.constraint, request.constraintFieldNames)
     if (compiled !== undefined) {
       if (typeof tokenizer.tokenBytes !== 'function' || typeof tokenizer.tokenToId !== 'function') {
         throw new InvalidArgumentError(

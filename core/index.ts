@@ -135,6 +135,7 @@ export type {
   Usage,
 } from './stream-parts.ts'
 export {
+  type ConstraintFieldNames,
   type ConstraintOptions,
   ConstraintState,
   compileConstraint,

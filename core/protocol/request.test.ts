@@ -129,4 +129,19 @@ describe('decoding (the worker)', () => {
     })
     expect(toGenerateRequest(request, { promptTokenIds: ids, maxTokens: 3 }).maxTokens).toBe(3)
   })
+
+  it('names the wire fields for errors raised mid-answer, as validation compiled the constraint', () => {
+    const request = validateChatCompletionRequest({
+      model: 'm',
+      messages: [{ role: 'user', content: 'Hi' }],
+      response_format: { type: 'json_object' },
+    })
+    const generateRequest = toGenerateRequest(request, { promptTokenIds: [1], maxTokens: 3 })
+    expect(generateRequest.constraint).toEqual({ responseFormat: { type: 'json_object' } })
+    expect(generateRequest.constraintFieldNames).toEqual({
+      responseFormat: 'response_format',
+      tools: 'tools',
+      toolChoice: 'tool_choice',
+    })
+  })
 })

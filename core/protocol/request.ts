@@ -8,7 +8,7 @@ import type { SamplingOptions } from '../sampling/index.ts'
 import type { ConstraintOptions } from '../structured/constraint.ts'
 import type { ApplyChatTemplateOptions } from '../tokenizer.ts'
 import { fromWireMessages, toWireMessages } from './messages.ts'
-import { toConstraintOptions, toWireConstraint } from './response-format.ts'
+import { toConstraintOptions, toWireConstraint, wireConstraintFieldNames } from './response-format.ts'
 import { fromWireSampling, toWireSampling } from './sampling.ts'
 import { templateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
@@ -124,6 +124,6 @@ export function toGenerateRequest(
     ...(continuation === undefined
       ? {}
       : { continuation: { tokenIds: continuation.token_ids, step: continuation.step } }),
-    ...(constraint === undefined ? {} : { constraint }),
+    ...(constraint === undefined ? {} : { constraint, constraintFieldNames: wireConstraintFieldNames }),
   }
 }

@@ -7,6 +7,7 @@
 import type { ChatTool } from '../chat-template.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import {
+  type ConstraintFieldNames,
   type ConstraintOptions,
   compileConstraint,
   type ResponseFormat,
@@ -15,6 +16,17 @@ import {
 } from '../structured/constraint.ts'
 import { fail, type JsonObject } from './checks.ts'
 import type { ChatCompletionRequest, ChatCompletionTool } from './types.ts'
+
+/**
+ * The wire's names for the constraint's fields, in every error core raises about them: while the
+ * request is validated and while the answer runs (toGenerateRequest passes them to generate(), and
+ * the same names make generate() reuse the constraint validation compiled).
+ */
+export const wireConstraintFieldNames: ConstraintFieldNames = {
+  responseFormat: 'response_format',
+  tools: 'tools',
+  toolChoice: 'tool_choice',
+}
 
 /** Checks the request's `response_format` shape (absent or null is fine). */
 export function validateResponseFormat(responseFormat: unknown): void {
@@ -158,6 +170,12 @@ export function toConstraintOptions(request: ChatCompletionRequest): ConstraintO
  */
 export function validateConstraint(request: ChatCompletionRequest): void {
   const choice = request['tool_choice'] as unknown
+  if (typeof choice === 'string' && choice !== 'none' && choice !== 'auto' && choice !== 'required') {
+    fail(
+      'tool_choice',
+      `tool_choice ${JSON.stringify(choice.slice(0, 64))} is not one of "none", "auto", "required"; to force one tool send { "type": "function", "function": { "name": "..." } }.`,
+    )
+  }
   if (choice !== undefined && choice !== null && typeof choice !== 'string') {
     const named = choice as JsonObject
     const fn = named['function'] as JsonObject | undefined
@@ -179,18 +197,18 @@ export function validateConstraint(request: ChatCompletionRequest): void {
   const options = toConstraintOptions(request)
   if (options === undefined) return
   try {
-    compileConstraint(options, {
-      responseFormat: 'response_format',
-      tools: 'tools',
-      toolChoice: 'tool_choice',
-    })
+    compileConstraint(options, wireConstraintFieldNames)
   } catch (error) {
     if (!(error instanceof InvalidArgumentError) || error.param === undefined) throw error
-    throw new InvalidArgumentError(
-      toWirePath(error.param),
-      error.message.replaceAll('response_format.schema', 'response_format.json_schema.schema'),
-    )
+    throw new InvalidArgumentError(toWirePath(error.param), toWireMessage(error.message))
   }
+}
+
+/** The paths a message of core's quotes, in the wire's terms (as `param` is). */
+function toWireMessage(message: string): string {
+  return message
+    .replaceAll('response_format.schema', 'response_format.json_schema.schema')
+    .replace(/\btools\.(\d+)\.(?!function\.)/g, 'tools.$1.function.')
 }
 
 /** Core's field paths to the wire's: the schema sits under json_schema, a tool's fields under function. */

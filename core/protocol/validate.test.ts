@@ -343,4 +343,66 @@ describe('validateChatCompletionRequest', () => {
       expect(error.param).toBe(param)
     }
   })
+
+  it('tool fields refused in the wire terms a client sent (paths, shapes and camelCase names)', () => {
+    const call = { id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }
+    const tools = [{ type: 'function', function: { name: 'f' } }]
+    const cases: [unknown, string, RegExp][] = [
+      // core's `tools.0.parameters` and `{ name }` used to be quoted to a wire client
+      [
+        {
+          ...minimal,
+          tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'string' } } }],
+        },
+        'tools.0.function.parameters',
+        /^tools\.0\.function\.parameters must describe an object/,
+      ],
+      [{ ...minimal, tools, tool_choice: 'any' }, 'tool_choice', /"type": "function", "function": \{ "name"/],
+      [
+        {
+          ...minimal,
+          messages: [
+            minimal.messages[0],
+            { role: 'assistant', content: null, tool_calls: [{ ...call, type: 'custom' }] },
+          ],
+        },
+        'messages.1.tool_calls.0.type',
+        /function tools only/,
+      ],
+      [
+        {
+          ...minimal,
+          messages: [
+            minimal.messages[0],
+            { role: 'assistant', content: null, tool_calls: [{ ...call, id: 7 }] },
+          ],
+        },
+        'messages.1.tool_calls.0.id',
+        /must be a string/,
+      ],
+      [
+        { ...minimal, tools, parallelToolCalls: false },
+        'parallelToolCalls',
+        /did you mean "parallel_tool_calls"/,
+      ],
+      [{ ...minimal, tools, toolChoice: 'auto' }, 'toolChoice', /did you mean "tool_choice"/],
+      [{ ...minimal, functions: [] }, 'functions', /did you mean "tools"/],
+    ]
+    for (const [body, param, message] of cases) {
+      const error = rejection(body)
+      expect(error.param, JSON.stringify(body)).toBe(param)
+      expect(error.message).toMatch(message)
+      expect(error.message).not.toMatch(/\{ name \}|tools\.0\.parameters/)
+    }
+    // An assistant call without an id or a type is still read (clients that build history by hand).
+    expect(() =>
+      validateChatCompletionRequest({
+        ...minimal,
+        messages: [
+          minimal.messages[0],
+          { role: 'assistant', content: null, tool_calls: [{ function: call.function }] },
+        ],
+      }),
+    ).not.toThrow()
+  })
 })

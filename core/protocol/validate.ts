@@ -49,6 +49,13 @@ const ignoredFields: ReadonlySet<string> = new Set([
 const suggestions: Readonly<Record<string, string>> = {
   ...Object.fromEntries(Object.entries(samplingFields).map(([option, field]) => [option, field.wire])),
   maxTokens: 'max_tokens',
+  maxCompletionTokens: 'max_completion_tokens',
+  toolChoice: 'tool_choice',
+  parallelToolCalls: 'parallel_tool_calls',
+  responseFormat: 'response_format',
+  streamOptions: 'stream_options',
+  functions: 'tools',
+  function_call: 'tool_choice',
   max_new_tokens: 'max_tokens',
   stop_sequences: 'stop',
   prompt: 'messages',
@@ -109,6 +116,17 @@ function validateMessages(value: unknown): void {
         fail(`${at}.tool_calls`, `${at}.tool_calls is only allowed on assistant messages.`)
       if (!Array.isArray(toolCalls)) fail(`${at}.tool_calls`, `${at}.tool_calls must be an array.`)
       toolCalls.forEach((call: unknown, callIndex) => {
+        const { id, type } = (typeof call === 'object' && call !== null ? call : {}) as JsonObject
+        if (type !== undefined && type !== 'function')
+          fail(
+            `${at}.tool_calls.${callIndex}.type`,
+            `${at}.tool_calls.${callIndex}.type is ${JSON.stringify(type)}; this server has function tools only: "function".`,
+          )
+        if (id !== undefined && typeof id !== 'string')
+          fail(
+            `${at}.tool_calls.${callIndex}.id`,
+            `${at}.tool_calls.${callIndex}.id must be a string (the call's id, which its tool message's tool_call_id repeats).`,
+          )
         const function_ =
           typeof call === 'object' && call !== null ? (call as JsonObject)['function'] : undefined
         if (

@@ -34,6 +34,23 @@ export interface ToolDefinition {
 
 export type ToolChoice = 'none' | 'auto' | 'required' | { readonly name: string }
 
+/**
+ * The request fields a constraint's errors name: core's option names by default, the wire's
+ * (`response_format`, `tools`, `tool_choice`) on the server. Errors found while the answer runs (a
+ * schema too ambiguous to follow) name them too.
+ */
+export interface ConstraintFieldNames {
+  readonly responseFormat: string
+  readonly tools: string
+  readonly toolChoice: string
+}
+
+export const defaultConstraintFieldNames: ConstraintFieldNames = {
+  responseFormat: 'responseFormat',
+  tools: 'tools',
+  toolChoice: 'toolChoice',
+}
+
 export interface ConstraintOptions {
   readonly responseFormat?: ResponseFormat
   readonly tools?: readonly ToolDefinition[]
@@ -64,11 +81,7 @@ const newline = encoder.encode('\n')
  */
 export function compileConstraint(
   options: ConstraintOptions,
-  names: { responseFormat: string; tools: string; toolChoice: string } = {
-    responseFormat: 'responseFormat',
-    tools: 'tools',
-    toolChoice: 'toolChoice',
-  },
+  names: ConstraintFieldNames = defaultConstraintFieldNames,
 ): OutputConstraint | undefined {
   // Apps send the same schema again and again: reuse its grammar (and the masks it remembers).
   let key: string | undefined
@@ -108,7 +121,7 @@ const responseFormatFields: Readonly<Record<string, readonly string[]>> = {
 
 function compileUncached(
   options: ConstraintOptions,
-  names: { responseFormat: string; tools: string; toolChoice: string },
+  names: ConstraintFieldNames,
 ): OutputConstraint | undefined {
   let responseGrammar: Grammar | undefined
   // One budget for the response format and every tool: what one request may make the compiler build.
@@ -129,7 +142,9 @@ function compileUncached(
         `${names.responseFormat}.${unknown}`,
         `Unknown field "${unknown}" in ${names.responseFormat} (type '${String(format.type)}' takes ${fields!.join(', ')})${unknown === 'json_schema' ? ": pass the schema itself as `schema`, not OpenAI's wire wrapper { json_schema: { schema } }" : ''}.`,
       )
-    if (format.type === 'json_object') responseGrammar = new Grammar(compileJsonObject().root)
+    const empty = new Uint8Array(0)
+    if (format.type === 'json_object')
+      responseGrammar = new Grammar(compileJsonObject().root, empty, empty, names.responseFormat)
     else if (format.type === 'json_schema') {
       if (!('schema' in format) || format.schema === undefined) {
         throw new InvalidArgumentError(
@@ -142,6 +157,9 @@ function compileUncached(
       }
       responseGrammar = new Grammar(
         compileJsonSchema(format.schema, `${names.responseFormat}.schema`, budget).root,
+        empty,
+        empty,
+        names.responseFormat,
       )
     } else if (format.type !== 'text') {
       throw new InvalidArgumentError(
@@ -231,6 +249,7 @@ function compileUncached(
           allowed.length === 1 ? allowed[0]! : { kind: 'union', id: id++, options: allowed },
           newline,
           newline,
+          names.tools,
         )
   if (responseGrammar === undefined && toolGrammar === undefined && toolMode === 'none' && tools.length === 0)
     return undefined

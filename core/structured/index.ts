@@ -1,6 +1,7 @@
 // Structured output: JSON Schema, free JSON and tool calls enforced token by token in the shared
 // core (the same mask on the device and the edge, and across a handoff).
 export {
+  type ConstraintFieldNames,
   type ConstraintOptions,
   ConstraintState,
   type ConstraintTokenizer,
