@@ -150,6 +150,72 @@ describe('ondevice/ai-sdk with the real ai package', () => {
     expect(result.steps[1]?.toolCalls).toHaveLength(0)
   })
 
+  it('providerOptions.ondevice.parallelToolCalls: false allows one call (it was dropped silently); an unknown setting is refused', async () => {
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const tools = {
+      unit: tool({
+        inputSchema: jsonSchema<{ unit: 'c' | 'f' }>({
+          type: 'object',
+          properties: { unit: { enum: ['c', 'f'] } },
+          required: ['unit'],
+          additionalProperties: false,
+        }),
+      }),
+    }
+    const counts = async (parallelToolCalls?: boolean) => {
+      const found: number[] = []
+      for (const seed of [1, 2, 3, 4]) {
+        const result = await generateText({
+          model: ondevice(),
+          prompt: 'Which unit?',
+          tools,
+          toolChoice: 'required',
+          maxOutputTokens: 60,
+          seed,
+          temperature: 1,
+          ...(parallelToolCalls === undefined
+            ? {}
+            : { providerOptions: { ondevice: { parallelToolCalls } } }),
+        })
+        found.push(result.toolCalls.length)
+      }
+      return found
+    }
+    // The random logits go on calling while they may: several calls per answer by default.
+    expect(Math.max(...(await counts()))).toBeGreaterThan(1)
+    expect(await counts(false)).toEqual([1, 1, 1, 1])
+    await expect(
+      generateText({
+        model: ondevice(),
+        prompt: 'Hi',
+        maxOutputTokens: 2,
+        providerOptions: { ondevice: { parallel_tool_calls: false } },
+      }),
+    ).rejects.toMatchObject({ param: 'providerOptions.ondevice.parallel_tool_calls' })
+  })
+
+  it("a tool's multi-part result (type 'content') goes back as its text; a file in it is refused", () => {
+    const result = (value: unknown) =>
+      convertPrompt([
+        {
+          role: 'tool',
+          content: [
+            { type: 'tool-result', toolCallId: 'c1', toolName: 't', output: { type: 'content', value } },
+          ],
+        },
+      ] as Parameters<typeof convertPrompt>[0])
+    // It was the JSON of the whole output object: {"type":"content","value":[...]}.
+    expect(
+      result([
+        { type: 'text', text: '21 ' },
+        { type: 'text', text: 'degrees' },
+      ]).messages,
+    ).toEqual([{ role: 'tool', content: '21 degrees', toolCallId: 'c1', name: 't' }])
+    expect(() => result([{ type: 'image-data', data: 'AA==', mediaType: 'image/png' }])).toThrow(
+      /text only.*image-data.*image\/png/,
+    )
+  })
+
   it('a provider-defined tool is refused clearly', async () => {
     const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     await expect(

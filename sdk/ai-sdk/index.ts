@@ -40,6 +40,31 @@ export interface OndeviceProviderSettings extends ClientOptions {
 export interface OndeviceCallOptions {
   readonly minP?: number
   readonly repetitionPenalty?: number
+  /** false: at most one tool call per answer (the AI SDK has no setting of its own for it). Default true. */
+  readonly parallelToolCalls?: boolean
+}
+
+const callOptionNames: ReadonlySet<string> = new Set(['minP', 'repetitionPenalty', 'parallelToolCalls'])
+
+/** providerOptions.ondevice, checked: a name this provider does not know is a mistake to say, not to drop. */
+function callOptionsOf(options: LanguageModelV3CallOptions): OndeviceCallOptions {
+  const given = options.providerOptions?.['ondevice'] ?? {}
+  for (const key of Object.keys(given)) {
+    if (!callOptionNames.has(key)) {
+      throw new InvalidArgumentError(
+        `providerOptions.ondevice.${key.slice(0, 64)}`,
+        `providerOptions.ondevice.${key.slice(0, 64)} is not an ondevice setting; it takes ${[...callOptionNames].join(', ')}.`,
+      )
+    }
+  }
+  const parallel = given['parallelToolCalls']
+  if (parallel !== undefined && typeof parallel !== 'boolean') {
+    throw new InvalidArgumentError(
+      'providerOptions.ondevice.parallelToolCalls',
+      'providerOptions.ondevice.parallelToolCalls must be true or false.',
+    )
+  }
+  return given as OndeviceCallOptions
 }
 
 export interface OndeviceProvider {
@@ -135,6 +160,17 @@ function toolOutputText(output: LanguageModelV3ToolResultOutput): string {
       return JSON.stringify(output.value)
     case 'execution-denied':
       return `The call was not run${output.reason ? `: ${output.reason}` : '.'}`
+    case 'content':
+      // A tool's multi-part result (MCP tools return these): its text parts, in order.
+      return output.value
+        .map((part) => {
+          if (part.type === 'text') return part.text
+          throw new InvalidArgumentError(
+            'prompt',
+            `This model reads text only: a tool result holds a ${part.type} part${'mediaType' in part && part.mediaType ? ` (${part.mediaType})` : ''}. Return text or JSON from the tool instead.`,
+          )
+        })
+        .join('')
     default:
       return JSON.stringify(output)
   }
@@ -230,7 +266,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
               ...(format.name === undefined ? {} : { name: format.name }),
             }
         : undefined
-    const extra = (options.providerOptions?.['ondevice'] ?? {}) as OndeviceCallOptions
+    const extra = callOptionsOf(options)
     const request: ChatRequest = {
       messages,
       ...(options.maxOutputTokens === undefined ? {} : { maxTokens: options.maxOutputTokens }),
@@ -247,6 +283,9 @@ class OndeviceLanguageModel implements LanguageModelV3 {
       ...(responseFormat === undefined ? {} : { responseFormat }),
       ...(tools.length === 0 ? {} : { tools }),
       ...(toolChoice === undefined ? {} : { toolChoice }),
+      ...(extra.parallelToolCalls === undefined || tools.length === 0
+        ? {}
+        : { parallelToolCalls: extra.parallelToolCalls }),
     }
     return { request, warnings }
   }
