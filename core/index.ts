@@ -146,7 +146,7 @@ export {
   type ToolChoice,
   type ToolDefinition,
 } from './structured/index.ts'
-export { type DecodingTokenizer, TextStream } from './text-stream.ts'
+export { type DecodingTokenizer, TextStream, type TokenContribution } from './text-stream.ts'
 export {
   type ApplyChatTemplateOptions,
   type DecodeOptions,

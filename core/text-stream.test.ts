@@ -3,6 +3,36 @@ import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { TextStream } from './text-stream.ts'
 import { Tokenizer } from './tokenizer.ts'
 
+/** Joins a stream's deltas, checking after each that the text so far begins the full decode. */
+function streamed(tokenizer: Tokenizer, ids: readonly number[], skipSpecialTokens = false): string[] {
+  const full = tokenizer.decode(ids, { skipSpecialTokens })
+  const stream = new TextStream(tokenizer, { skipSpecialTokens })
+  const deltas: string[] = []
+  let joined = ''
+  for (const id of [...ids, undefined]) {
+    const delta = id === undefined ? stream.flush() : stream.push(id)
+    joined += delta
+    expect(full.startsWith(joined), `${JSON.stringify(joined)} does not begin ${JSON.stringify(full)}`).toBe(
+      true,
+    )
+    deltas.push(delta)
+  }
+  expect(joined).toBe(full)
+  return deltas
+}
+
+/** Qwen3's single-byte token for each UTF-8 byte of `text` (what a model may emit instead of merged pieces). */
+function byteLevelIds(tokenizer: Tokenizer, text: string): number[] {
+  const characterOf = new Map<number, string>()
+  let extra = 0
+  for (let byte = 0; byte < 256; byte++) {
+    const printable =
+      (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174 && byte <= 255)
+    characterOf.set(byte, String.fromCharCode(printable ? byte : 256 + extra++))
+  }
+  return [...new TextEncoder().encode(text)].map((byte) => tokenizer.tokenToId(characterOf.get(byte)!)!)
+}
+
 describe('TextStream', () => {
   const tokenizer = qwen3Tokenizer()
 
@@ -30,6 +60,40 @@ describe('TextStream', () => {
     const stubborn = new TextStream(tokenizer)
     const shown = Array.from({ length: 8 }, () => stubborn.push(leadByte)).join('')
     expect(shown.length).toBeGreaterThan(0)
+  })
+
+  it('tells a real U+FFFD from an unfinished character: holds exactly the bytes still open', () => {
+    // A real U+FFFD then an emoji, one token per byte (7 tokens). Holding while the text ended in
+    // U+FFFD held all of them, gave up at six ('��') and then released '\uDE00', a lone surrogate.
+    const ids = byteLevelIds(tokenizer, '\uFFFD😀 ok')
+    expect(ids).toHaveLength(10)
+    expect(streamed(tokenizer, ids)).toEqual(['', '', '\uFFFD', '', '', '', '😀', ' ', 'o', 'k', ''])
+    // Invalid bytes are final at once (as TextDecoder reads them), never held for more.
+    const lead = byteLevelIds(tokenizer, '😀')[0]!
+    const ascii = byteLevelIds(tokenizer, 'a')[0]!
+    expect(streamed(tokenizer, [lead, ascii, lead, lead, ascii])).toEqual([
+      '',
+      '\uFFFDa',
+      '',
+      '\uFFFD',
+      '\uFFFDa',
+      '',
+    ])
+    // An added token ends an unfinished character; a skipped special token does not (the decoder never sees it).
+    const imEnd = tokenizer.tokenToId('<|im_end|>')!
+    const [f0, x9f, x98, x80] = byteLevelIds(tokenizer, '😀')
+    expect(streamed(tokenizer, [f0!, x9f!, imEnd, x98!, x80!]).join('')).toBe('\uFFFD<|im_end|>\uFFFD\uFFFD')
+    expect(streamed(tokenizer, [f0!, x9f!, imEnd, x98!, x80!], true)).toEqual(['', '', '', '', '😀', ''])
+  })
+
+  it('on any bytes of valid text with U+FFFD in it, spelled one token per byte, every prefix begins the decode', () => {
+    const texts = [
+      '\uFFFD\uFFFD中文字',
+      'a\uFFFD👨‍👩‍👧‍👦\uFFFD',
+      '\uFFFD𝔘𝔫𝔦\uFFFD日本',
+      '\uFFFD\u200D\uFFFDé',
+    ]
+    for (const text of texts) expect(streamed(tokenizer, byteLevelIds(tokenizer, text)).join('')).toBe(text)
   })
 })
 
@@ -125,5 +189,24 @@ describe('TextStream on a SentencePiece tokenizer with byte fallback', () => {
     expect(deltas.join('') + stream.flush()).toBe(text)
     expect(tokenizer.eosTokenIds).toEqual([2])
     expect(tokenizer.bosTokenId).toBe(1)
+  })
+
+  it('holds byte tokens exactly: a real U+FFFD (three byte tokens) then an emoji', () => {
+    const tokenizer = sentencePieceTokenizer()
+    const byte = (value: number) => value + 3
+    const once = tokenizer.encode('Once', { addSpecialTokens: false })
+    const ids = [...once, ...[...new TextEncoder().encode('\uFFFD😀')].map(byte)]
+    // Before: '��' at the sixth byte token, then '\uDE00'.
+    expect(streamed(tokenizer, ids)).toEqual(['Once', '', '', '\uFFFD', '', '', '', '😀', ''])
+  })
+
+  it('keeps the space before a word that follows a run of skipped special tokens', () => {
+    const tokenizer = sentencePieceTokenizer()
+    const [once, upon] = tokenizer.encode('Once upon', { addSpecialTokens: false })
+    // Six skipped <s> moved the window past every released token, so the decoder's Strip took
+    // the space off ' upon': 'Onceupon'.
+    const deltas = streamed(tokenizer, [once!, 1, 1, 1, 1, 1, 1, upon!], true)
+    expect(deltas.join('')).toBe('Once upon')
+    expect(deltas.at(-2)).toBe(' upon')
   })
 })

@@ -15,6 +15,7 @@ import {
 import { type ChatMessage, type ChatTool, renderChatTemplate } from './chat-template.ts'
 import { InvalidArgumentError, TokenizerError } from './errors.ts'
 import type { TokenByteTable } from './structured/vocabulary.ts'
+import type { TokenContribution } from './text-stream.ts'
 
 /** The files of a model package that describe its tokenizer, as text or already parsed. */
 export interface TokenizerFiles {
@@ -64,6 +65,10 @@ export class Tokenizer {
   readonly #specialTokenIds: ReadonlySet<number>
   readonly #addedTokenIds: ReadonlySet<number>
   readonly #byteEncoding: 'byte-level' | 'byte-fallback' | undefined
+  /** How the decoder turns pieces into bytes (its own steps, not the model's byte_fallback flag). */
+  readonly #decoderBytes: 'byte-level' | 'byte-fallback' | undefined
+  /** The texts decode drops with skipSpecialTokens (the library's special_tokens). */
+  readonly #skippedTexts: ReadonlySet<string>
   #tokenByteTable: TokenByteTable | undefined
 
   private constructor(tokenizerJson: JsonObject, bpe: CompactBpe | undefined, files: TokenizerFiles) {
@@ -97,6 +102,8 @@ export class Tokenizer {
     this.#specialTokenIds = special
     this.#addedTokenIds = added
     this.#byteEncoding = byteEncodingOf(tokenizerJson)
+    this.#decoderBytes = decoderBytesOf(tokenizerJson)
+    this.#skippedTexts = new Set((this.#tokenizer as unknown as LibraryInternals).special_tokens)
 
     this.bosToken = tokenText(tokenizerConfig['bos_token'])
     this.eosToken = tokenText(tokenizerConfig['eos_token'])
@@ -239,6 +246,36 @@ export class Tokenizer {
       if (options.skipSpecialTokens) decoded = decoded.trim()
     }
     return decoded
+  }
+
+  /**
+   * What token `id` adds to decode()'s text, so a TextStream holds exactly the tokens of an
+   * unfinished character: a ByteLevel piece's bytes (they join the bytes beside it), a
+   * byte-fallback `<0xNN>` token's byte (runs of them are decoded together), whole characters for
+   * anything the decoder keeps apart (added tokens; a SentencePiece word piece, which ends a run
+   * of byte tokens), nothing for a special token that skipSpecialTokens drops.
+   */
+  tokenContribution(id: number, options: DecodeOptions = {}): TokenContribution {
+    const piece = this.#model.pieceOf(id)
+    if (piece === undefined) return { kind: 'characters' }
+    if (options.skipSpecialTokens && this.#skippedTexts.has(piece)) return { kind: 'nothing' }
+    if (this.#addedTokenIds.has(id)) return { kind: 'characters' }
+    if (this.#decoderBytes === 'byte-level') {
+      const table = byteLevelTable()
+      const bytes = new Uint8Array(piece.length)
+      for (let index = 0; index < piece.length; index++) {
+        const byte = table.get(piece.charCodeAt(index))
+        if (byte === undefined) return { kind: 'characters' }
+        bytes[index] = byte
+      }
+      return { kind: 'bytes', bytes }
+    }
+    if (this.#decoderBytes === 'byte-fallback') {
+      const byteToken = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece)
+      if (byteToken !== null)
+        return { kind: 'bytes', bytes: Uint8Array.of(Number.parseInt(byteToken[1]!, 16)) }
+    }
+    return { kind: 'characters' }
   }
 
   tokenToId(token: string): number | undefined {
@@ -649,6 +686,13 @@ function unusedPrivateUseCharacter(texts: readonly string[]): string {
 /** How token pieces map to bytes, from tokenizer.json's decoder (undefined: not known). */
 function byteEncodingOf(tokenizerJson: JsonObject): 'byte-level' | 'byte-fallback' | undefined {
   const model = tokenizerJson['model'] as JsonObject
+  const fromDecoder = decoderBytesOf(tokenizerJson)
+  if (fromDecoder === undefined && model['byte_fallback'] === true) return 'byte-fallback'
+  return fromDecoder
+}
+
+/** Which of the decoder's own steps makes bytes of pieces (ByteLevel or ByteFallback), if any. */
+function decoderBytesOf(tokenizerJson: JsonObject): 'byte-level' | 'byte-fallback' | undefined {
   const types: string[] = []
   const collect = (decoder: unknown): void => {
     if (typeof decoder !== 'object' || decoder === null) return
@@ -658,7 +702,7 @@ function byteEncodingOf(tokenizerJson: JsonObject): 'byte-level' | 'byte-fallbac
   }
   collect(tokenizerJson['decoder'])
   if (types.includes('ByteLevel')) return 'byte-level'
-  if (model['byte_fallback'] === true || types.includes('ByteFallback')) return 'byte-fallback'
+  if (types.includes('ByteFallback')) return 'byte-fallback'
   return undefined
 }
 
