@@ -273,6 +273,33 @@ describe('generate', () => {
       expect(stopped.finish!.toolCalls).toBeUndefined()
     })
 
+    it('call ids differ between prompts whose answers are the same tokens (one conversation, two turns)', async () => {
+      const call = tokenizer.encode(
+        '<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>',
+        {
+          addSpecialTokens: false,
+        },
+      )
+      const answer = [...call, eos]
+      const run = (promptTokenIds: readonly number[]) =>
+        collect(
+          createTestSession({
+            vocabularySize,
+            favor: (tokens) => answer[tokens.length - promptTokenIds.length],
+          }),
+          { ...request, promptTokenIds, constraint: { tools, toolChoice: 'required' as const } },
+        )
+      const first = await run(prompt)
+      const next = await run([...prompt, ...tokenizer.encode(' Again.', { addSpecialTokens: false })])
+      expect(first.finish!.tokenIds).toEqual(answer)
+      expect(next.finish!.tokenIds).toEqual(answer)
+      expect(first.finish!.toolCalls).toEqual([
+        { id: expect.stringMatching(/^call_/), name: 'get_weather', arguments: '{"city":"Paris"}' },
+      ])
+      // A hash of the answer alone gave both the same id.
+      expect(next.finish!.toolCalls![0]!.id).not.toBe(first.finish!.toolCalls![0]!.id)
+    })
+
     it('text that ends without a call keeps its trailing whitespace', async () => {
       const ids = [...tokenizer.encode('Sunny. \n', { addSpecialTokens: false }), eos]
       const session = createTestSession({

@@ -25,7 +25,7 @@ import {
   type ConstraintTokenizer,
   compileConstraint,
 } from './structured/constraint.ts'
-import { readToolCalls } from './structured/tool-calls.ts'
+import { readToolCalls, toolCallId } from './structured/tool-calls.ts'
 import { type DecodingTokenizer, TextStream } from './text-stream.ts'
 
 /** What generate() needs from a tokenizer (core's Tokenizer has it). */
@@ -288,13 +288,30 @@ export async function* generate(
     // Cut before the document or call was complete: the token limit, an abort, or a stop string.
     const partial = !complete
     if (constraintState.constraint.toolMode === 'none') return partial ? { ...part, partial } : part
-    const { toolCalls } = readToolCalls(tokenizer.decode(answer), answer)
+    const { toolCalls } = readToolCalls(tokenizer.decode(answer), answer, (index) => callIdAt(answer, index))
     return {
       ...part,
       ...(toolCalls.length > 0 ? { toolCalls } : {}),
       ...(toolCalls.length > 0 && finishReason === 'stop' ? { finishReason: 'tool-calls' as const } : {}),
       ...(partial ? { partial } : {}),
     }
+  }
+  /**
+   * The id of the answer's call number `index` (its `index`-th `<tool_call>`): a hash of the
+   * prompt and the answer up to that token (core/structured/tool-calls.ts says why). Not of the
+   * seed: a greedy answer continued elsewhere with another seed keeps its ids.
+   */
+  const callIdAt = (answer: readonly number[], index: number): string => {
+    const openId = constraintState?.toolCallOpenId
+    let seen = -1
+    let end = answer.length
+    for (let position = 0; position < answer.length; position++) {
+      if (answer[position] === openId && ++seen === index) {
+        end = position + 1
+        break
+      }
+    }
+    return toolCallId([...prompt, ...answer.slice(0, end)], index)
   }
   const delta = (piece: string, tokenIds: readonly number[]): TextDeltaPart => {
     text += piece

@@ -5,7 +5,6 @@
 // test/workerd/worker.test.ts run it on a real model.
 import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
-import type { ChatCompletionChunk } from '../core/protocol/index.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 
@@ -87,5 +86,39 @@ describe('errors raised while the answer runs name the wire fields', () => {
     expect(response.status).toBe(400)
     const { error } = (await response.json()) as { error: { param: string } }
     expect(error.param).toBe('tools')
+  })
+})
+
+const ping = {
+  type: 'function' as const,
+  function: { name: 'ping', parameters: { type: 'object', properties: {}, additionalProperties: false } },
+}
+
+describe('tool call ids', () => {
+  it("the official client's loop: the call and its result go back (content null), the next call has another id", async () => {
+    const { client } = setup()
+    const ask = async (history: OpenAI.ChatCompletionMessageParam[]) => {
+      const response = await client.chat.completions.create({
+        model,
+        messages: history,
+        tools: [ping],
+        tool_choice: 'required',
+        parallel_tool_calls: false,
+        max_tokens: 30,
+      })
+      expect(response.choices[0]?.finish_reason).toBe('tool_calls')
+      return response.choices[0]!.message
+    }
+    const first = await ask(messages)
+    const call = first.tool_calls![0]!
+    const second = await ask([
+      ...messages,
+      { role: 'assistant', content: null, tool_calls: first.tool_calls! },
+      { role: 'tool', tool_call_id: call.id, content: 'pong' },
+    ])
+    // `{"name":"ping","arguments":{}}` both times (core/generate.test.ts: the same tokens, other ids).
+    expect(second.tool_calls).toHaveLength(1)
+    expect(second.tool_calls?.[0]).toMatchObject({ function: { name: 'ping', arguments: '{}' } })
+    expect(second.tool_calls?.[0]?.id).not.toBe(call.id)
   })
 })

@@ -19,26 +19,53 @@ function hash(values: readonly number[]): string {
 }
 
 /**
+ * A call's id from what precedes it: the tokens (the prompt, then the answer up to and including
+ * the call's `<tool_call>`) and the call's index. Known when the call opens,
+ * so a stream can name it in its first delta, and the same wherever the same tokens ran (device,
+ * edge, a handoff). The prompt makes the ids of one conversation's turns differ even when two
+ * answers are the very same tokens (an app's loop keys calls and their results by id).
+ */
+export function toolCallId(precedingTokenIds: readonly number[], index: number): string {
+  return `call_${hash(precedingTokenIds)}${index}`
+}
+
+/**
+ * A call's arguments as the model wrote them (the constraint made them compact JSON valid against
+ * the tool's parameters): the text between `{"name":"...","arguments":` and the closing `}`, so
+ * a stream's argument fragments add up to it exactly. Parsing and printing again could change it
+ * (`0.10` becomes `0.1`, a 30-digit number loses digits and may leave its bounds).
+ */
+function rawArguments(body: string, name: string, parsed: unknown): string {
+  const head = `{"name":${JSON.stringify(name)},"arguments":`
+  if (body.startsWith(head) && body.endsWith('}')) return body.slice(head.length, -1)
+  return JSON.stringify(parsed ?? {})
+}
+
+/**
  * Splits an answer's text into its content (before the first call) and its complete calls.
- * `tokenIds` (the whole answer's) seed the call ids, so a handed-off answer gets the same ids.
+ * Ids: `idOf(index)` when given (generate() passes toolCallId over the prompt and the tokens
+ * before each call); else a hash of `tokenIds` (the whole answer's) and the index.
  */
 export function readToolCalls(
   text: string,
   tokenIds: readonly number[],
+  idOf?: (index: number) => string,
 ): { content: string; toolCalls: ToolCall[] } {
   const first = text.indexOf(toolCallOpen)
   if (first === -1) return { content: text, toolCalls: [] }
   const toolCalls: ToolCall[] = []
-  const base = hash(tokenIds)
+  const base = idOf === undefined ? hash(tokenIds) : ''
   const pattern = /<tool_call>\n([\s\S]*?)\n<\/tool_call>/g
   for (const match of text.slice(first).matchAll(pattern)) {
     try {
-      const call = JSON.parse(match[1]!) as { name?: unknown; arguments?: unknown }
+      const body = match[1]!
+      const call = JSON.parse(body) as { name?: unknown; arguments?: unknown }
       if (typeof call.name !== 'string') continue
+      const index = toolCalls.length
       toolCalls.push({
-        id: `call_${base}${toolCalls.length}`,
+        id: idOf === undefined ? `call_${base}${index}` : idOf(index),
         name: call.name,
-        arguments: JSON.stringify(call.arguments ?? {}),
+        arguments: rawArguments(body, call.name, call.arguments),
       })
     } catch {
       // An unfinished call (cut by the token limit) is not a call.
