@@ -3,7 +3,7 @@
 // head to ignore, in F32 and BF16; and a flat text-only one), converts them, and compares the
 // package's ONNX logits with the reference run on the original weights.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ortNode from 'onnxruntime-node'
@@ -12,6 +12,7 @@ import { Qwen35OrtRunner } from '../../test/bench/qwen3-5-harness.ts'
 import { qwen35ConfigJson } from '../architectures/qwen3-5-config.ts'
 import { createQwen35State, type Qwen35Tensor, qwen35Forward } from '../architectures/qwen3-5-reference.ts'
 import { randomQwen35Weights, tinyQwen35Config } from '../architectures/qwen3-5-weights.ts'
+import { qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
 import { fromBfloat16 } from '../onnx/index.ts'
 import { convertQwen35Checkpoint, qwen35TextTensorName, readQwen35Checkpoint } from './qwen3-5-safetensors.ts'
 import { writeSafetensors } from './safetensors.ts'
@@ -166,6 +167,45 @@ describe('Qwen3.5 safetensors importer', () => {
     } finally {
       await runner.release()
     }
+  })
+
+  it("puts chat_template.jinja's template into tokenizer_config.json, where transformers.js looks for it", async () => {
+    const config = tinyQwen35Config(vocabularySize)
+    const checkpoint = join(folder, 'jinja-template')
+    mkdirSync(checkpoint, { recursive: true })
+    writeCheckpointFile(
+      join(checkpoint, 'model.safetensors'),
+      [...randomQwen35Weights(config, 14)].map(([name, tensor]) => [name, tensor, 'F32']),
+    )
+    writeFileSync(join(checkpoint, 'config.json'), JSON.stringify(qwen35ConfigJson(config)))
+    // As newer checkpoints ship: the template only in chat_template.jinja.
+    const tokenizer = qwen3TokenizerFiles()
+    const { chat_template: template, ...tokenizerConfig } = JSON.parse(tokenizer.tokenizerConfigJson) as {
+      chat_template: string
+    }
+    writeFileSync(join(checkpoint, 'tokenizer.json'), tokenizer.tokenizerJson)
+    writeFileSync(join(checkpoint, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig))
+    writeFileSync(join(checkpoint, 'chat_template.jinja'), template)
+    const outDir = join(folder, 'jinja-template-package')
+    await convertQwen35Checkpoint({ checkpointDir: checkpoint, outDir, dtypes: ['fp32'] })
+    const written = JSON.parse(readFileSync(join(outDir, 'tokenizer_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
+    expect(written).toEqual({ ...tokenizerConfig, chat_template: template })
+    expect(readFileSync(join(outDir, 'chat_template.jinja'), 'utf8')).toBe(template)
+    // And transformers.js, which reads only tokenizer_config.json, renders it (it threw before:
+    // "tokenizer.chat_template is not set").
+    const { AutoTokenizer, env } = await import('@huggingface/transformers')
+    env.allowRemoteModels = false
+    env.localModelPath = `${folder}/`
+    const theirs = await AutoTokenizer.from_pretrained('jinja-template-package', { local_files_only: true })
+    expect(
+      theirs.apply_chat_template([{ role: 'user', content: 'Hi' }], {
+        add_generation_prompt: true,
+        tokenize: false,
+      }),
+    ).toBe('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n')
   })
 
   it('names the missing tensor when a checkpoint is incomplete', async () => {

@@ -6,6 +6,7 @@
 
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ModelError } from '../../core/errors.ts'
 import type { PackageManifest } from '../../core/model-package.ts'
 import { parseQwen35Config, type Qwen35Config } from '../architectures/qwen3-5-config.ts'
 import { type Qwen35PackageDtype, writeQwen35Package } from '../architectures/qwen3-5-package.ts'
@@ -87,9 +88,18 @@ export async function convertQwen35Checkpoint(options: ConvertQwen35Options): Pr
   const tokenizerJson = (await exists('tokenizer.json'))
     ? await readFile(join(options.checkpointDir, 'tokenizer.json'), 'utf8')
     : undefined
-  const tokenizerConfigJson = (await exists('tokenizer_config.json'))
-    ? await readFile(join(options.checkpointDir, 'tokenizer_config.json'), 'utf8')
+  const chatTemplate = (await exists('chat_template.jinja'))
+    ? await readFile(join(options.checkpointDir, 'chat_template.jinja'), 'utf8')
     : undefined
+  const tokenizerConfigJson =
+    tokenizerJson === undefined
+      ? undefined
+      : withChatTemplate(
+          (await exists('tokenizer_config.json'))
+            ? await readFile(join(options.checkpointDir, 'tokenizer_config.json'), 'utf8')
+            : undefined,
+          chatTemplate,
+        )
   let generationConfig: Record<string, unknown> | undefined
   if (await exists('generation_config.json'))
     generationConfig = JSON.parse(
@@ -108,13 +118,41 @@ export async function convertQwen35Checkpoint(options: ConvertQwen35Options): Pr
     ...(options.name !== undefined ? { name: options.name } : {}),
     ...(generationConfig ? { generationConfig } : {}),
     // A separate chat template file travels as is (newer checkpoints keep it out of tokenizer_config.json).
-    ...((await exists('chat_template.jinja'))
-      ? {
-          extraFiles: {
-            'chat_template.jinja': await readFile(join(options.checkpointDir, 'chat_template.jinja'), 'utf8'),
-          },
-        }
-      : {}),
+    ...(chatTemplate !== undefined ? { extraFiles: { 'chat_template.jinja': chatTemplate } } : {}),
   })
   return manifest
+}
+
+/**
+ * The package's tokenizer_config.json, with chat_template.jinja's template in it. Newer
+ * checkpoints keep the template only in the .jinja file, which transformers.js (v4) never reads:
+ * it takes `chat_template` from tokenizer_config.json, and loads no tokenizer at all from a folder
+ * without that file. The .jinja file wins over the config's own template, as in transformers
+ * (Python) and in ondevice's loader.
+ */
+function withChatTemplate(
+  tokenizerConfigJson: string | undefined,
+  chatTemplate: string | undefined,
+): string | undefined {
+  if (chatTemplate === undefined && tokenizerConfigJson !== undefined) return tokenizerConfigJson
+  let config: unknown = {}
+  if (tokenizerConfigJson !== undefined) {
+    try {
+      config = JSON.parse(tokenizerConfigJson)
+    } catch (error) {
+      throw new ModelError(
+        'model_invalid',
+        `The checkpoint's tokenizer_config.json is not valid JSON (${error instanceof Error ? error.message : String(error)}); fix or remove it.`,
+        { cause: error },
+      )
+    }
+    if (typeof config !== 'object' || config === null || Array.isArray(config))
+      throw new ModelError('model_invalid', "The checkpoint's tokenizer_config.json must hold a JSON object.")
+    if ((config as Record<string, unknown>)['chat_template'] === chatTemplate) return tokenizerConfigJson
+  }
+  return JSON.stringify(
+    { ...(config as object), ...(chatTemplate === undefined ? {} : { chat_template: chatTemplate }) },
+    null,
+    2,
+  )
 }
