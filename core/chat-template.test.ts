@@ -57,6 +57,22 @@ describe('chat template (Qwen3 template from tokenizer_config.json)', () => {
     expect(() =>
       tokenizer.applyChatTemplate([{ role: 'user', content: 5 } as unknown as ChatMessage]),
     ).toThrow(InvalidArgumentError)
+    // OpenAI's shapes, which the template cannot take (transformers.js fails inside the template
+    // on both): the error says what to pass instead.
+    const parts = [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }] as unknown as ChatMessage[]
+    expect(() => tokenizer.applyChatTemplate(parts)).toThrow(
+      expect.objectContaining({
+        param: 'messages.0.content',
+        message: expect.stringMatching(/join the text of its parts/),
+      }),
+    )
+    const toolCallOnly = [
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: null, toolCalls: [{ function: { name: 'f', arguments: '{}' } }] },
+    ] as unknown as ChatMessage[]
+    expect(() => tokenizer.encodeChat(toolCallOnly)).toThrow(
+      /messages\.1\.content must be a string \(got null\): use ''/,
+    )
     expect(() => renderChatTemplate('{% for %}', { messages })).toThrow(TemplateError)
     expect(() => renderChatTemplate("{{ raise_exception('only user turns') }}", { messages })).toThrow(
       /only user turns/,

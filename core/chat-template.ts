@@ -67,14 +67,20 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
       )
     }
     if (typeof content !== 'string') {
-      throw new InvalidArgumentError(
-        `${at}.content`,
-        `${at}.content must be a string (got ${typeof content}).`,
-      )
+      throw new InvalidArgumentError(`${at}.content`, contentProblem(at, content))
     }
     validateOptionalFields(message as Record<string, unknown>, role, at)
   })
   return messages as readonly ChatMessage[]
+}
+
+/** Why a message's content is refused, with the fix for the shapes OpenAI's API takes. */
+function contentProblem(at: string, content: unknown): string {
+  if (Array.isArray(content))
+    return `${at}.content must be a string: join the text of its parts (OpenAI's [{ type: 'text', text }]) into one string; images and files are not supported.`
+  if (content === null || content === undefined)
+    return `${at}.content must be a string (got ${content === null ? 'null' : 'nothing'}): use '' for a turn without text, e.g. an assistant turn that only calls tools.`
+  return `${at}.content must be a string (got ${typeof content}).`
 }
 
 /**
