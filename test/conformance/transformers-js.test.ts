@@ -1,17 +1,82 @@
-// The builder's packages read by an independent engine: transformers.js v4 (onnxruntime-node, CPU)
-// loads the package folder exactly as written, with no in-memory config patch, and its greedy
-// tokens equal ours on the same file. For Qwen3.5 that needs the config.json fields
-// transformers.js looks for (architectures, vision_config, transformers.js_config). Its own
-// text-only decode-position bug for Qwen3.5 (docs/benchmarks.md) is still corrected on the model
-// instance by openTransformers, so that both engines feed the same positions.
+// The builder's packages read by an independent implementation: transformers.js v4
+// (onnxruntime-node, CPU) loads the package folder exactly as written, with no in-memory config
+// patch, and sees the same prompt and the same greedy tokens as ours:
+// - the tokenizer (encode with and without special tokens, decode with and without them, the
+//   pieces) over a corpus of awkward text (test/conformance/prompt-corpus.ts), on the fixtures'
+//   Qwen3 tokenizer and on stories260K's converted SentencePiece one;
+// - the chat template: apply_chat_template against our render and encodeChat, with and without
+//   the generation prompt, tools and enable_thinking. The rendered text is always the same; the
+//   ids too, except where a caller's string holds an added token's text (`<|im_end|>` typed by a
+//   user): transformers.js makes it the control token, ours keeps it text (Tokenizer.encodeChat);
+// - greedy generation on fp32 packages of every architecture, on the native backend and our
+//   WebAssembly engine, for prompts that end inside the engine's second 64-token prefill pass and
+//   past 300 tokens; on q4 (the same MatMulNBits graph on both sides) for Qwen3.
+// For Qwen3.5 transformers.js needs the config.json fields it looks for (architectures,
+// vision_config, transformers.js_config). Its own text-only decode-position bug for Qwen3.5
+// (docs/benchmarks.md) is still corrected on the model instance by openTransformers, so that both
+// engines feed the same positions.
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { convertLlama2c } from '../../builder/importers/convert-llama2c.ts'
 import { writeFixture } from '../../builder/index.ts'
-import { openOurs, openTransformers } from '../bench/support/engines.ts'
+import type { Backend } from '../../client-runtime/dtype.ts'
+import type { ChatMessage, ChatTool } from '../../core/chat-template.ts'
+import type { Tokenizer } from '../../core/tokenizer.ts'
+import { folderTokenizer, openOurs, openTransformers } from '../bench/support/engines.ts'
+import {
+  type HuggingFaceMessage,
+  promptConversations,
+  promptTexts,
+  promptTools,
+  toCoreMessage,
+} from './prompt-corpus.ts'
+
+/** The part of transformers.js's PreTrainedTokenizer these checks call. */
+interface TheirTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): number[]
+  decode(ids: readonly number[], options: { skip_special_tokens: boolean }): string
+  tokenize(text: string, options: { add_special_tokens: boolean }): string[]
+  apply_chat_template(messages: readonly HuggingFaceMessage[], options: Record<string, unknown>): unknown
+}
+
+async function theirTokenizer(folder: string): Promise<TheirTokenizer> {
+  const { AutoTokenizer, env } = await import('@huggingface/transformers')
+  env.allowRemoteModels = false
+  env.allowLocalModels = true
+  env.localModelPath = `${join(folder, '..')}/`
+  const name = folder.split('/').at(-1) as string
+  return (await AutoTokenizer.from_pretrained(name, { local_files_only: true })) as unknown as TheirTokenizer
+}
+
+const storiesFolder = join(import.meta.dirname, '../../../shared/models/stories260K')
+const storiesPresent = existsSync(join(storiesFolder, 'stories260K.bin'))
 
 let folder: string
+const packages = new Map<string, Promise<string>>()
+
+/** A package folder written once per run (fixtures: seed 3; Qwen3 also as q4). */
+function packageFolder(name: 'llama' | 'qwen3' | 'qwen3_5' | 'stories260K'): Promise<string> {
+  let written = packages.get(name)
+  if (written === undefined) {
+    const outDir = join(folder, name)
+    written = (
+      name === 'stories260K'
+        ? convertLlama2c({
+            checkpointPath: join(storiesFolder, 'stories260K.bin'),
+            tokenizerPath: join(storiesFolder, 'tok512.bin'),
+            outDir,
+            dtypes: ['fp32'],
+          })
+        : writeFixture({ arch: name, outDir, seed: 3, dtype: name === 'qwen3' ? ['fp32', 'q4'] : 'fp32' })
+    ).then(() => outDir)
+    packages.set(name, written)
+  }
+  return written
+}
+
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'ondevice-transformers-js-'))
 })
@@ -19,36 +84,176 @@ afterAll(async () => {
   await rm(folder, { recursive: true, force: true })
 })
 
-describe.each(['qwen3', 'qwen3_5'] as const)('a %s fixture through transformers.js', (arch) => {
-  it('loads as written and gives our greedy tokens', async () => {
-    const packageFolder = join(folder, arch)
-    await writeFixture({ arch, outDir: packageFolder, seed: 3, dtype: 'fp32' })
-    const config = JSON.parse(await readFile(join(packageFolder, 'config.json'), 'utf8')) as Record<
-      string,
-      unknown
-    >
+/** Every text of the corpus through both tokenizers; returns the number of comparisons. */
+function compareTokenizers(ours: Tokenizer, theirs: TheirTokenizer): number {
+  let compared = 0
+  for (const text of promptTexts()) {
+    for (const addSpecialTokens of [true, false]) {
+      const ids = ours.encode(text, { addSpecialTokens })
+      expect(ids, `encode ${JSON.stringify(text.slice(0, 80))}`).toEqual(
+        theirs.encode(text, { add_special_tokens: addSpecialTokens }),
+      )
+      expect(ours.tokenize(text, { addSpecialTokens }).pieces).toEqual(
+        theirs.tokenize(text, { add_special_tokens: addSpecialTokens }),
+      )
+      compared += 2
+      if (ids.length === 0) continue // transformers.js refuses to decode nothing; ours gives ''
+      for (const skipSpecialTokens of [false, true]) {
+        expect(ours.decode(ids, { skipSpecialTokens }), `decode ${JSON.stringify(text.slice(0, 80))}`).toBe(
+          theirs.decode(ids, { skip_special_tokens: skipSpecialTokens }),
+        )
+        compared++
+      }
+    }
+  }
+  return compared
+}
+
+describe('the fixtures’ Qwen3 tokenizer and chat template against transformers.js', () => {
+  let ours: Tokenizer
+  let theirs: TheirTokenizer
+  beforeAll(async () => {
+    const qwen3 = await packageFolder('qwen3')
+    ours = folderTokenizer(qwen3)
+    theirs = await theirTokenizer(qwen3)
+  })
+
+  it('encodes, decodes and splits every text of the corpus the same way', () => {
+    expect(compareTokenizers(ours, theirs)).toBeGreaterThan(2500)
+  })
+
+  it('renders every conversation to the same text, and the same ids unless a caller string holds control text', () => {
+    let compared = 0
+    for (const conversation of promptConversations()) {
+      const messages = conversation.messages.map(toCoreMessage) as unknown as ChatMessage[]
+      for (const addGenerationPrompt of [true, false])
+        for (const enableThinking of [undefined, true, false])
+          for (const withTools of conversation.needsTools ? [true] : [false, true]) {
+            const label = `${conversation.name}, generation prompt ${addGenerationPrompt}, thinking ${enableThinking}, tools ${withTools}`
+            const theirOptions = {
+              add_generation_prompt: addGenerationPrompt,
+              ...(enableThinking === undefined ? {} : { enable_thinking: enableThinking }),
+              ...(withTools ? { tools: promptTools } : {}),
+            }
+            const ourOptions = {
+              addGenerationPrompt,
+              ...(enableThinking === undefined ? {} : { enableThinking }),
+              ...(withTools ? { tools: promptTools as readonly ChatTool[] } : {}),
+            }
+            const text = ours.applyChatTemplate(messages, ourOptions)
+            expect(text, label).toBe(
+              theirs.apply_chat_template(conversation.messages, { ...theirOptions, tokenize: false }),
+            )
+            const ourIds = ours.encodeChat(messages, ourOptions)
+            const theirIds = theirs.apply_chat_template(conversation.messages, {
+              ...theirOptions,
+              tokenize: true,
+              return_tensor: false,
+              return_dict: false,
+            }) as number[]
+            if (!conversation.name.startsWith('control text') && !conversation.name.includes('looks like')) {
+              expect(ourIds, label).toEqual(theirIds)
+            } else {
+              // The same text, the caller's control text spelled in plain tokens (so more of them).
+              expect(ours.decode(ourIds), label).toBe(text)
+              expect(ourIds.length, label).toBeGreaterThan(theirIds.length)
+            }
+            compared++
+          }
+    }
+    expect(compared).toBeGreaterThan(200)
+  })
+})
+
+describe.skipIf(!storiesPresent)('stories260K’s converted tokenizer against transformers.js', () => {
+  it('encodes (BOS as the post-processor adds it), decodes and splits every text the same way', async () => {
+    const stories = await packageFolder('stories260K')
+    const ours = folderTokenizer(stories)
+    expect(ours.encode('')).toEqual([1])
+    expect(compareTokenizers(ours, await theirTokenizer(stories))).toBeGreaterThan(2500)
+  })
+})
+
+/** A chat prompt of at least `length` tokens (the user turn grows a word at a time). */
+function chatPromptOf(tokenizer: Tokenizer, length: number): number[] {
+  const words =
+    'the river runs past old stone bridges while children laugh and boats drift toward the sea'.split(' ')
+  let count = 1
+  for (;;) {
+    const content = Array.from({ length: count }, (_, index) => words[index % words.length]).join(' ')
+    const ids = tokenizer.encodeChat([{ role: 'user', content }])
+    if (ids.length >= length) return ids
+    count += 1
+  }
+}
+
+/** Greedy tokens of transformers.js and of ours on both Node backends, for each prompt. */
+async function compareGreedy(
+  packageFolder: string,
+  dtype: string,
+  backends: readonly Backend[],
+  prompts: (tokenizer: Tokenizer) => number[][],
+) {
+  const theirs = await openTransformers({ folder: packageFolder, dtype })
+  try {
+    expect(theirs.configPatched).toBe(false)
+    for (const backend of backends) {
+      const ours = await openOurs({
+        folder: packageFolder,
+        dtype,
+        backend,
+        cacheFolder: join(folder, `${packageFolder.split('/').at(-1)}-${dtype}-${backend}-cache`),
+      })
+      try {
+        for (const prompt of prompts(ours.tokenizer)) {
+          const [theirRun, ourRun] = [await theirs.run(prompt, 8), await ours.run(prompt, 8)]
+          expect(ourRun.tokens).toHaveLength(8)
+          expect(ourRun.tokens, `${backend}, a ${prompt.length}-token prompt`).toEqual(theirRun.tokens)
+        }
+      } finally {
+        await ours.dispose()
+      }
+    }
+  } finally {
+    await theirs.dispose()
+  }
+}
+
+const chatPrompts = (tokenizer: Tokenizer) => [
+  tokenizer.encodeChat([{ role: 'user', content: 'Name three rivers.' }]),
+  chatPromptOf(tokenizer, 70),
+  chatPromptOf(tokenizer, 310),
+]
+
+describe.each(['llama', 'qwen3', 'qwen3_5'] as const)('a %s fixture through transformers.js', (arch) => {
+  it('loads as written and gives our greedy tokens (fp32; native and wasm; 64-token passes crossed, > 300 tokens)', async () => {
+    const fixture = await packageFolder(arch)
+    const config = JSON.parse(await readFile(join(fixture, 'config.json'), 'utf8')) as Record<string, unknown>
     if (arch === 'qwen3_5') {
       expect(config.architectures).toEqual(['Qwen3_5ForConditionalGeneration'])
       expect(config['transformers.js_config']).toEqual({
         use_external_data_format: { 'embed_tokens.onnx': true, 'decoder_model_merged.onnx': true },
       })
     }
-    const theirs = await openTransformers({ folder: packageFolder, dtype: 'fp32' })
-    const ours = await openOurs({
-      folder: packageFolder,
-      dtype: 'fp32',
-      backend: 'native',
-      cacheFolder: join(folder, `${arch}-cache`),
-    })
-    try {
-      expect(theirs.configPatched).toBe(false)
-      const prompt = ours.tokenizer.encodeChat([{ role: 'user', content: 'Name three rivers.' }])
-      const [theirRun, ourRun] = [await theirs.run(prompt, 12), await ours.run(prompt, 12)]
-      expect(ourRun.tokens).toHaveLength(12)
-      expect(theirRun.tokens).toEqual(ourRun.tokens)
-    } finally {
-      await theirs.dispose()
-      await ours.dispose()
-    }
+    await compareGreedy(fixture, 'fp32', ['native', 'wasm'], chatPrompts)
+  })
+})
+
+// q4 on onnxruntime-node runs the very MatMulNBits graph transformers.js runs. Our WebAssembly
+// engine quantizes activations to int8 per block of 32 instead, so its q4 and q8 tokens may part
+// from transformers.js's at a near-tie (its logits are as close to fp32's as ONNX Runtime's).
+it('a q4 qwen3 fixture gives the same greedy tokens on onnxruntime-node as in transformers.js', async () => {
+  await compareGreedy(await packageFolder('qwen3'), 'q4', ['native'], chatPrompts)
+})
+
+describe.skipIf(!storiesPresent)('stories260K through transformers.js', () => {
+  it('gives our greedy tokens from BOS and from prompts crossing 64 and 300 tokens (fp32, native and wasm)', async () => {
+    const story =
+      'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. '
+    await compareGreedy(await packageFolder('stories260K'), 'fp32', ['native', 'wasm'], (tokenizer) => [
+      tokenizer.encode(''),
+      tokenizer.encode(story.repeat(4)).slice(0, 70),
+      tokenizer.encode(story.repeat(16)).slice(0, 310),
+    ])
   })
 })
