@@ -25,7 +25,7 @@ import {
   type ConstraintTokenizer,
   compileConstraint,
 } from './structured/constraint.ts'
-import { readToolCalls, toolCallId } from './structured/tool-calls.ts'
+import { readToolCalls, ToolCallReader, toolCallId } from './structured/tool-calls.ts'
 import { type DecodingTokenizer, TextStream } from './text-stream.ts'
 
 /** What generate() needs from a tokenizer (core's Tokenizer has it). */
@@ -313,9 +313,21 @@ export async function* generate(
     }
     return toolCallId([...prompt, ...answer.slice(0, end)], index)
   }
+  // The call being written, for a server that streams it (the id and name, then arguments).
+  const callReader = constraintState?.toolCallOpenId === undefined ? undefined : new ToolCallReader()
+  let callCount = 0
+  /** Follows token `id` (its `shown` text) into the call reader; `context` ends with it. */
+  const followCall = (id: number, shown: string, context: readonly number[]): void => {
+    if (callReader === undefined) return
+    if (id === constraintState?.toolCallOpenId) callReader.open(toolCallId(context, callCount++))
+    else callReader.push(shown)
+  }
   const delta = (piece: string, tokenIds: readonly number[]): TextDeltaPart => {
     text += piece
-    return { type: 'text-delta', text: piece, tokenIds }
+    const toolCall = inCall ? callReader?.progress : undefined
+    return toolCall === undefined
+      ? { type: 'text-delta', text: piece, tokenIds }
+      : { type: 'text-delta', text: piece, tokenIds, toolCall }
   }
   // Held-back text (a possible stop-string start, incomplete bytes) belongs to the answer when it ends otherwise.
   const release = (): string => matcher.push(stream.flush()).text + matcher.flush()
@@ -352,13 +364,15 @@ export async function* generate(
   // client makes it, so the loop gives the event loop its turn (other requests, /healthz) and
   // checks the signal every few milliseconds.
   const slice = createTimeSlice()
-  for (const id of continuationIds) {
+  for (const [index, id] of continuationIds.entries()) {
     if (stopTokenIds.has(id) || matcher.stopped) {
       yield finish('stop')
       return
     }
     textBefore(id)
-    visible(matcher.push(stream.push(id)).text, 'text')
+    const shown = matcher.push(stream.push(id)).text
+    followCall(id, shown, input.slice(0, prompt.length + index + 1))
+    visible(shown, 'text')
     const pause = slice.maybeYield()
     if (pause) {
       await pause
@@ -469,6 +483,7 @@ export async function* generate(
     }
     const before = textBefore(id)
     const shown = matcher.push(stream.push(id))
+    followCall(id, shown.text, history)
     if (shown.stopped) {
       yield delta(before + visible(shown.text, 'end'), [id])
       yield finish('stop')

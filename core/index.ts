@@ -132,6 +132,7 @@ export type {
   TextDeltaPart,
   ToolCall,
   ToolCallPart,
+  ToolCallProgress,
   Usage,
 } from './stream-parts.ts'
 export {
@@ -143,8 +144,10 @@ export {
   type ResponseFormat,
   readToolCalls,
   supportedFormats,
+  ToolCallReader,
   type ToolChoice,
   type ToolDefinition,
+  toolCallId,
 } from './structured/index.ts'
 export { type DecodingTokenizer, TextStream, type TokenContribution } from './text-stream.ts'
 export {

@@ -7,10 +7,21 @@ export type FinishReason = 'stop' | 'length' | 'abort' | 'error' | 'tool-calls'
 
 /** A call the model made to one of the request's tools. */
 export interface ToolCall {
-  /** Unique within the answer (`call_` + a hash of the answer's tokens and the call's index). */
+  /** `call_` + a hash of the prompt, the answer up to the call, and the call's index. */
   readonly id: string
   readonly name: string
   /** The arguments as JSON text (valid against the tool's parameters schema). */
+  readonly arguments: string
+}
+
+/** A call as far as the answer has written it (core's generate() streams it on text deltas). */
+export interface ToolCallProgress {
+  /** The call's place in the answer (0 for the first). */
+  readonly index: number
+  /** The finished call's id (known from the call's first token). */
+  readonly id: string
+  readonly name: string
+  /** The arguments' JSON text so far: always a prefix of the finished call's `arguments`. */
   readonly arguments: string
 }
 
@@ -57,6 +68,12 @@ export interface TextDeltaPart {
    * (those that showed no text ride with the next one that does). The finish part lists them all.
    */
   readonly tokenIds: readonly number[]
+  /**
+   * From generate(), inside a tool call (whose markup is never text): the call so far, once its
+   * name is written, so a server can stream it as OpenAI does (id and name, then argument
+   * fragments). The finish part's `toolCalls` is what counts: a call cut before its end is no call.
+   */
+  readonly toolCall?: ToolCallProgress
 }
 
 export interface FinishPart {

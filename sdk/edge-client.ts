@@ -507,9 +507,12 @@ export class EdgeClient {
         isRetryable: true,
       })
     }
+    // Calls stream as they are written: one the answer's end cut (the token limit, a stop string)
+    // sent a start and part of its arguments, and is no call (its arguments do not parse).
+    const calls = toolCalls.filter((call) => call !== undefined && isJsonText(call.arguments))
     const unenforced = toolChoiceNotEnforced(this.url, {
       toolChoice: request.constraint?.toolChoice,
-      toolCalls: toolCalls.length,
+      toolCalls: calls.length,
       finishReason: finishReason ?? 'stop',
       partial,
       fromOndeviceEdge,
@@ -552,7 +555,7 @@ export class EdgeClient {
       // server, which sends no next_step either), from the count.
       nextStep: generated.length > 0 ? expectedStep : startStep + completion,
       usage: finalUsage,
-      ...(toolCalls.length > 0 ? { toolCalls: toolCalls.filter((call) => call !== undefined) } : {}),
+      ...(calls.length > 0 ? { toolCalls: calls } : {}),
       ...(partial ? { partial } : {}),
     }
   }
@@ -641,6 +644,15 @@ async function healthzAnswers(doFetch: typeof fetch, url: string): Promise<boole
   try {
     const response = await doFetch(`${url}/healthz`, { signal: AbortSignal.timeout(3000) })
     await response.body?.cancel()
+    return true
+  } catch {
+    return false
+  }
+}
+
+function isJsonText(text: string): boolean {
+  try {
+    JSON.parse(text)
     return true
   } catch {
     return false

@@ -208,6 +208,33 @@ describe('structured output through the SDK', () => {
     expect(chunks.at(-1)?.ondevice).toMatchObject({ partial: true })
   }, 60_000)
 
+  it('a call cut inside its arguments: the wire streamed its start (as OpenAI does), the edge client makes it no call', async () => {
+    const cut = { messages, tools, toolChoice: 'required' as const, temperature: 0, maxTokens: 20 }
+    const response = await fetch(`${edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: edge.modelId,
+        messages,
+        tools: tools.map((tool) => ({ type: 'function', function: tool })),
+        tool_choice: 'required',
+        temperature: 0,
+        max_tokens: 20,
+        stream: true,
+      }),
+    })
+    const wire = await response.text()
+    // The name and part of the arguments went out; the answer was cut before the call ended.
+    expect(wire).toContain('"tool_calls":[{"index":0,"id":"call_')
+    expect(wire).toContain('"finish_reason":"length"')
+    const client = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    const result = await client.chat(cut)
+    expect(result).toMatchObject({ text: '', partial: true, finishReason: 'length' })
+    // It came back as a call whose arguments were cut JSON.
+    expect(result.toolCalls).toBeUndefined()
+    await client.dispose()
+  }, 60_000)
+
   it('text before a call: the same text on the device, the edge and across a handoff, never the markup or the whitespace before the call', async () => {
     // The model says `script` (text, whitespace, then `<tool_call>`); the mask writes the call.
     const tokenizer = qwen3Tokenizer()

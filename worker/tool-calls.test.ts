@@ -3,6 +3,7 @@
 // tokenizer (its chat template renders the tools; the mask makes every call valid whatever the
 // logits). ondevice serve and the Worker run this app; cli/commands/serve.test.ts and
 // test/workerd/worker.test.ts run it on a real model.
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
 import { createTestHost } from '../test/worker/test-host.ts'
@@ -120,5 +121,232 @@ describe('tool call ids', () => {
     expect(second.tool_calls).toHaveLength(1)
     expect(second.tool_calls?.[0]).toMatchObject({ function: { name: 'ping', arguments: '{}' } })
     expect(second.tool_calls?.[0]?.id).not.toBe(call.id)
+  })
+})
+
+const weather = {
+  type: 'function' as const,
+  function: {
+    name: 'get_weather',
+    strict: true,
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string', maxLength: 6 }, unit: { type: 'string', enum: ['c', 'f'] } },
+      required: ['city', 'unit'],
+      additionalProperties: false,
+    },
+  },
+}
+const book = {
+  type: 'function' as const,
+  function: {
+    name: 'book-room_2',
+    parameters: {
+      type: 'object',
+      properties: {
+        guests: {
+          type: 'array',
+          maxItems: 2,
+          items: {
+            type: 'object',
+            properties: { name: { type: 'string', maxLength: 4 }, age: { type: 'integer' } },
+            required: ['name'],
+            additionalProperties: false,
+          },
+        },
+        when: { type: 'object', properties: { day: { enum: [1, 2, 3] } }, required: ['day'] },
+      },
+      required: ['guests', 'when'],
+      additionalProperties: false,
+    },
+  },
+}
+const anything = { type: 'function' as const, function: { name: 'no_params' } }
+const tools = [weather, book, ping, anything]
+
+type StreamedCall = { id?: string; name?: string; arguments: string; deltas: Record<string, unknown>[] }
+
+/** Merges streamed tool-call deltas by index, keeping each delta as sent. */
+function mergeCalls(chunks: Record<string, unknown>[]): StreamedCall[] {
+  const calls: StreamedCall[] = []
+  for (const chunk of chunks) {
+    const delta = (chunk['choices'] as { delta: Record<string, unknown> }[] | undefined)?.[0]?.delta
+    for (const raw of (delta?.['tool_calls'] as Record<string, unknown>[] | undefined) ?? []) {
+      const index = raw['index'] as number
+      const fn = raw['function'] as { name?: string; arguments?: string }
+      const call = calls[index] ?? { arguments: '', deltas: [] }
+      calls[index] = call
+      call.deltas.push(raw)
+      if (typeof raw['id'] === 'string') call.id = raw['id']
+      if (fn.name !== undefined) call.name = fn.name
+      call.arguments += fn.arguments ?? ''
+    }
+  }
+  return calls
+}
+
+describe('tool calls streamed as OpenAI streams them', () => {
+  const ajv = new Ajv2020({ strict: false })
+  const validators = new Map(
+    tools.map((tool) => [
+      tool.function.name,
+      ajv.compile(
+        ('parameters' in tool.function ? tool.function.parameters : undefined) ?? { type: 'object' },
+      ),
+    ]),
+  )
+
+  it('first delta per call: index, id, type, name; then argument fragments that add up to the answer', async () => {
+    const { post } = setup()
+    let fragments = 0
+    let calls = 0
+    for (const [seed, parallel] of [
+      [1, false],
+      [2, true],
+      [3, true],
+      [4, false],
+    ] as const) {
+      const body = {
+        model,
+        messages,
+        tools,
+        tool_choice: 'required',
+        parallel_tool_calls: parallel,
+        seed,
+        max_tokens: 90,
+      }
+      const plain = (await (await post(body)).json()) as OpenAI.ChatCompletion
+      const chunks = await events(await post({ ...body, stream: true }))
+      const streamed = mergeCalls(chunks)
+      const choice = plain.choices[0]!
+      const finish = chunks.map(
+        (chunk) => (chunk['choices'] as { finish_reason: string | null }[])[0]?.finish_reason,
+      )
+      expect(finish.filter(Boolean)).toEqual([choice.finish_reason])
+      const complete = choice.message.tool_calls ?? []
+      if (choice.finish_reason === 'tool_calls') expect(complete.length).toBeGreaterThan(0)
+      if (!parallel) expect(complete.length).toBeLessThanOrEqual(1)
+      // Complete calls: the same ids, names and arguments, streamed or not.
+      for (const [index, call] of complete.entries()) {
+        if (call.type !== 'function') throw new Error('not a function call')
+        const [first, ...rest] = streamed[index]!.deltas
+        expect(first).toMatchObject({
+          index,
+          id: call.id,
+          type: 'function',
+          function: { name: call.function.name },
+        })
+        for (const delta of rest) expect(Object.keys(delta).sort()).toEqual(['function', 'index'])
+        for (const delta of rest) expect(Object.keys(delta['function'] as object)).toEqual(['arguments'])
+        expect(streamed[index]!.arguments).toBe(call.function.arguments)
+        const validate = validators.get(call.function.name)!
+        expect(validate(JSON.parse(call.function.arguments)), call.function.arguments).toBe(true)
+        fragments += rest.length
+        calls++
+      }
+      // A call the token limit cut sent what it had (as OpenAI's do); it is no call in the answer.
+      expect(streamed.length - complete.length).toBeLessThanOrEqual(1)
+      if (streamed.length > complete.length) {
+        expect(choice.finish_reason).toBe('length')
+        expect((plain as { ondevice?: { partial?: boolean } }).ondevice?.partial).toBe(true)
+        expect(() => JSON.parse(streamed.at(-1)!.arguments)).toThrow()
+      }
+      // Markup never shows as content; ids are unique in the answer.
+      for (const chunk of chunks.slice(1)) {
+        const delta = (chunk['choices'] as { delta: Record<string, unknown> }[])[0]?.delta
+        expect(delta?.['content']).toBeUndefined()
+      }
+      expect(new Set(complete.map((call) => call.id)).size).toBe(complete.length)
+    }
+    expect(calls).toBeGreaterThanOrEqual(3)
+    expect(fragments).toBeGreaterThan(calls)
+  })
+
+  it("the official client's stream() helper and runTools loop read them", async () => {
+    const { client } = setup()
+    const body = {
+      model,
+      messages,
+      tools: [weather],
+      tool_choice: 'required' as const,
+      parallel_tool_calls: false,
+      seed: 5,
+      max_tokens: 60,
+    }
+    const plain = await client.chat.completions.create(body)
+    const argumentDeltas: string[] = []
+    const stream = client.chat.completions.stream(body)
+    stream.on('tool_calls.function.arguments.delta', (event) => argumentDeltas.push(event.arguments_delta))
+    const final = await stream.finalChatCompletion()
+    expect(final.choices[0]?.finish_reason).toBe('tool_calls')
+    expect(final.choices[0]?.message.tool_calls?.[0]).toMatchObject({
+      id: plain.choices[0]?.message.tool_calls?.[0]?.id,
+      function:
+        plain.choices[0]?.message.tool_calls?.[0]?.type === 'function'
+          ? plain.choices[0].message.tool_calls[0].function
+          : {},
+    })
+    expect(argumentDeltas.length).toBeGreaterThan(1)
+    // runTools: the forced function runs, its result goes back as a tool message, streamed or not.
+    for (const streamed of [false, true]) {
+      const ran: unknown[] = []
+      const runner = client.chat.completions.runTools({
+        ...body,
+        stream: streamed,
+        tool_choice: { type: 'function', function: { name: 'get_weather' } },
+        tools: [
+          {
+            type: 'function',
+            function: {
+              name: 'get_weather',
+              parameters: weather.function.parameters,
+              parse: JSON.parse,
+              function: (input: unknown) => {
+                ran.push(input)
+                return { celsius: 21 }
+              },
+            },
+          },
+        ],
+      } as unknown as Parameters<typeof client.chat.completions.runTools>[0])
+      await runner.finalChatCompletion()
+      expect(ran).toHaveLength(1)
+      expect(runner.messages.map((message) => message.role)).toEqual(['user', 'assistant', 'tool'])
+    }
+  })
+
+  it('a continuation that starts inside a call streams the call from its start', async () => {
+    const { post } = setup()
+    const body = {
+      model,
+      messages,
+      tools: [weather],
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      seed: 6,
+      max_tokens: 60,
+    }
+    const whole = (await (await post(body)).json()) as OpenAI.ChatCompletion & {
+      ondevice: { token_ids: number[] }
+    }
+    const call = whole.choices[0]?.message.tool_calls?.[0]
+    if (call?.type !== 'function') throw new Error('expected a call')
+    const ids = whole.ondevice.token_ids
+    for (const k of [3, 8, ids.length - 3]) {
+      const chunks = await events(
+        await post({
+          ...body,
+          stream: true,
+          max_tokens: 60 - k,
+          ondevice_continuation: { token_ids: ids.slice(0, k), step: k },
+        }),
+      )
+      const [streamed] = mergeCalls(chunks)
+      expect(streamed, `k=${k}`).toMatchObject({
+        id: call.id,
+        name: 'get_weather',
+        arguments: call.function.arguments,
+      })
+    }
   })
 })

@@ -141,3 +141,37 @@ describe('the non-streamed response', () => {
     expect(message({ text: '' })?.content).toBe('')
   })
 })
+
+describe('streamed tool calls', () => {
+  it("one delta per call's start (index, id, type, name), then only new argument text; the finish sends what is left", () => {
+    const writer = createChunkWriter(header, false)
+    const progress = (index: number, args: string) => ({
+      type: 'text-delta' as const,
+      text: '',
+      tokenIds: [index],
+      toolCall: { index, id: `call_${index}`, name: 'f', arguments: args },
+    })
+    const calls = (chunk: ReturnType<typeof writer.delta>) => chunk?.choices[0]?.delta.tool_calls
+    expect(calls(writer.delta(progress(0, '')))).toEqual([
+      { index: 0, id: 'call_0', type: 'function', function: { name: 'f', arguments: '' } },
+    ])
+    expect(calls(writer.delta(progress(0, '{"a"')))).toEqual([{ index: 0, function: { arguments: '{"a"' } }])
+    // Nothing new: the token's ids go alone.
+    expect(writer.delta(progress(0, '{"a"'))?.choices[0]?.delta).toEqual({ token_ids: [0] })
+    expect(calls(writer.delta(progress(0, '{"a":1')))).toEqual([{ index: 0, function: { arguments: ':1' } }])
+    expect(calls(writer.delta(progress(1, '{')))).toEqual([
+      { index: 1, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{' } },
+    ])
+    const toolCalls = [
+      { id: 'call_0', name: 'f', arguments: '{"a":1}' },
+      { id: 'call_1', name: 'f', arguments: '{}' },
+      { id: 'call_2', name: 'f', arguments: '{"b":2}' },
+    ]
+    expect(calls(writer.toolCalls({ ...finish, toolCalls }))).toEqual([
+      { index: 0, function: { arguments: '}' } },
+      { index: 1, function: { arguments: '}' } },
+      { index: 2, id: 'call_2', type: 'function', function: { name: 'f', arguments: '{"b":2}' } },
+    ])
+    expect(writer.toolCalls({ ...finish, toolCalls })).toBeUndefined()
+  })
+})

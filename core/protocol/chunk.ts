@@ -17,7 +17,7 @@ export interface ChunkWriter {
   start(): ChatCompletionChunk
   /** A text delta (`content` only when it has text); undefined for one with neither text nor token ids. */
   delta(part: TextDeltaPart): ChatCompletionChunk | undefined
-  /** The answer's tool calls as one delta (OpenAI's streamed shape); undefined when there are none. */
+  /** What the answer's tool calls have not streamed yet, as one delta; undefined when nothing is left. */
   toolCalls(part: FinishPart): ChatCompletionChunk | undefined
   /** The finish reason with every generated token id and the next step (`ondevice`). */
   finish(part: FinishPart): ChatCompletionChunk
@@ -41,29 +41,45 @@ export function createChunkWriter(header: CompletionHeader, includeUsage: boolea
     ...(includeUsage ? { usage: null } : {}),
     ...extra,
   })
+  // The arguments each call has sent so far, by index: a call streams as OpenAI's do, its first
+  // delta with index, id, type and name, then argument fragments; the finish sends what is left
+  // (all of a call nothing streamed yet, e.g. one a handoff's replayed tokens began).
+  const sent: string[] = []
+  const callDelta = (call: { index: number; id: string; name: string; arguments: string }) => {
+    const before = sent[call.index]
+    if (before === undefined) {
+      sent[call.index] = call.arguments
+      return {
+        index: call.index,
+        id: call.id,
+        type: 'function' as const,
+        function: { name: call.name, arguments: call.arguments },
+      }
+    }
+    // Fragments are final (core holds back what may still change), so a call only grows.
+    if (call.arguments.length <= before.length || !call.arguments.startsWith(before)) return undefined
+    sent[call.index] = call.arguments
+    return { index: call.index, function: { arguments: call.arguments.slice(before.length) } }
+  }
   return {
     start: () => chunk({ role: 'assistant', content: '' }, null),
     // A token that shows no text (half a character held back, a tool call's markup, which
     // generate() never shows, EOS) still sends its ids, for a handoff and the client's count, but
-    // no empty `content`.
+    // no empty `content`. Inside a call, what the token added to the call goes with them.
     delta: (part) => {
+      const toolCall = part.toolCall === undefined ? undefined : callDelta(part.toolCall)
+      if (toolCall !== undefined)
+        return chunk({ tool_calls: [toolCall], token_ids: [...part.tokenIds] }, null)
       if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
       return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
     },
-    toolCalls: (part) =>
-      part.toolCalls === undefined || part.toolCalls.length === 0
-        ? undefined
-        : chunk(
-            {
-              tool_calls: toWireToolCalls(part).map((call, index) => ({
-                index,
-                id: call.id,
-                type: 'function' as const,
-                function: { name: call.function.name, arguments: call.function.arguments },
-              })),
-            },
-            null,
-          ),
+    toolCalls: (part) => {
+      const deltas = toWireToolCalls(part).flatMap((call, index) => {
+        const delta = callDelta({ index, id: call.id, ...call.function })
+        return delta === undefined ? [] : [delta]
+      })
+      return deltas.length === 0 ? undefined : chunk({ tool_calls: deltas }, null)
+    },
     finish: (part) =>
       chunk({}, toFinishReason(part.finishReason), {
         ondevice: toOndeviceResult(part, header.formatFallback),

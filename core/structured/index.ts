@@ -27,7 +27,7 @@ export {
   prepareStrings,
 } from './matcher.ts'
 export { compilePattern } from './regex.ts'
-export { readToolCalls, toolCallClose, toolCallId, toolCallOpen } from './tool-calls.ts'
+export { readToolCalls, ToolCallReader, toolCallClose, toolCallId, toolCallOpen } from './tool-calls.ts'
 export {
   type TokenByteTable,
   type TokenSource,

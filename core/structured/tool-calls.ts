@@ -1,7 +1,7 @@
 // Reading tool calls back out of an answer's tokens: the model's own syntax (Qwen3:
 // `<tool_call>\n{"name":...,"arguments":{...}}\n</tool_call>`), which the constraint enforced, so
 // every complete call parses. What comes before the first call is the answer's text.
-import type { ToolCall } from '../stream-parts.ts'
+import type { ToolCall, ToolCallProgress } from '../stream-parts.ts'
 
 export const toolCallOpen = '<tool_call>'
 export const toolCallClose = '</tool_call>'
@@ -72,4 +72,49 @@ export function readToolCalls(
     }
   }
   return { content: text.slice(0, first).trimEnd(), toolCalls }
+}
+
+const callHead = '\n{"name":"'
+const argumentsKey = '","arguments":'
+
+/**
+ * Follows the call being written, token by token, for a stream that sends calls as they come
+ * (OpenAI's deltas: the id and name first, then argument fragments). The constraint writes
+ * `<tool_call>`, a newline, `{"name":"<name>","arguments":<arguments>}`, a newline and
+ * `</tool_call>`, compact and in that order, so the name is known at `"arguments":` and every
+ * argument fragment is final: the one character held back is a `}` that may be the call's own.
+ */
+export class ToolCallReader {
+  #index = -1
+  #id = ''
+  #text = ''
+
+  /** At a call's `<tool_call>` token, with the call's id (toolCallId). */
+  open(id: string): void {
+    this.#index++
+    this.#id = id
+    this.#text = ''
+  }
+
+  /** Text decoded after the `<tool_call>` token (the markup included). */
+  push(text: string): void {
+    if (this.#index >= 0) this.#text += text
+  }
+
+  /** The call so far, once its name is written; its `arguments` is a prefix of the finished call's. */
+  get progress(): ToolCallProgress | undefined {
+    const text = this.#text
+    if (!text.startsWith(callHead)) return undefined
+    const nameEnd = text.indexOf(argumentsKey, callHead.length)
+    if (nameEnd === -1) return undefined
+    const rest = text.slice(nameEnd + argumentsKey.length)
+    const newline = rest.indexOf('\n')
+    const written = newline === -1 ? rest : rest.slice(0, newline)
+    return {
+      index: this.#index,
+      id: this.#id,
+      name: text.slice(callHead.length, nameEnd),
+      arguments: newline !== -1 || written.endsWith('}') ? written.slice(0, -1) : written,
+    }
+  }
 }
