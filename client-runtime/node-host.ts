@@ -21,13 +21,28 @@ export function nativeUnavailableReason(): Promise<string | undefined> {
       await import('onnxruntime-node')
       return undefined
     } catch (error) {
-      const { code, message } = error as { code?: string; message?: string }
-      return code === 'ERR_MODULE_NOT_FOUND'
+      return isNotInstalled(error)
         ? 'not installed'
-        : `it failed to load: ${String(message).split('\n')[0]}`
+        : `it failed to load: ${String((error as { message?: string }).message).split('\n')[0]}`
     }
   })()
   return nativeCheck
+}
+
+/**
+ * Whether importing onnxruntime-node failed because it is not installed (the optional peer left
+ * out), rather than installed and broken. Node's resolver says ERR_MODULE_NOT_FOUND; Yarn's Plug'n'Play
+ * resolver says MODULE_NOT_FOUND with a pnpCode (MISSING_PEER_DEPENDENCY: the app did not add
+ * it). A bare MODULE_NOT_FOUND is not enough: onnxruntime-node's own require of its native
+ * binding says that too when the package is there but its binary is not.
+ */
+export function isNotInstalled(error: unknown): boolean {
+  const { code, pnpCode } = (error ?? {}) as { code?: unknown; pnpCode?: unknown }
+  return (
+    code === 'ERR_MODULE_NOT_FOUND' ||
+    (code === 'MODULE_NOT_FOUND' &&
+      (pnpCode === 'MISSING_PEER_DEPENDENCY' || pnpCode === 'UNDECLARED_DEPENDENCY'))
+  )
 }
 
 /**
@@ -87,7 +102,7 @@ export const nodeHost: RuntimeHost = {
         }
       } catch (error) {
         // Never installed (an optional peer) is the common case: say how to add it.
-        const missing = (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND'
+        const missing = isNotInstalled(error)
         throw new BackendError(
           'backend_unavailable',
           missing

@@ -2,15 +2,19 @@
 // then fresh projects outside the repository that install only the tarball, with the machine's
 // own npm and Node. Each scenario prints its install size and time.
 //   1. a Node script: chat on the embedded default, stream, the core tokenizer (native backend);
-//   2. the same without onnxruntime-node (an optional peer): WASM, and the answer says why;
+//   2. the same without onnxruntime-node (an optional peer): WASM, and the answer says why; the
+//      same SDK from a CommonJS file (require of ESM);
 //   4. a wrangler project whose Worker is `ondevice/worker`, written from docs/worker.md's "Your own
 //      Worker project": wrangler dev answers a chat completion; `ondevice edge` from the installed
 //      package (its temporary wrangler.toml) leaves no temporary folder after Ctrl-C;
-//   5. `tsc --noEmit` (strict) on a file using every public entry, moduleResolution bundler and nodenext.
-// The browser app built with Vite from the tarball is test/consumers/vite-app.test.ts.
+//   6. a page bundled with esbuild by docs/sdk.md's recipe answers on the device in Chromium;
+//   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry, moduleResolution
+//      bundler, nodenext and node16 (ondevice/worker: in project 4, with `wrangler types`).
+// The browser app built with Vite from the tarball is test/browser/browser-app.test.ts.
 import { type ChildProcess, spawn } from 'node:child_process'
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -31,6 +35,7 @@ import {
   offlineWranglerEnv,
   startServerProcess,
 } from '../../tools/wrangler-dev.ts'
+import { launchChromium } from '../browser/chromium.ts'
 import { type EdgeProcess, watchEdgeProcess } from '../support/edge-process.ts'
 import {
   type ConsumerProject,
@@ -41,6 +46,7 @@ import {
   run,
   userEnvironment,
 } from './consumer-project.ts'
+import { esbuildRecipeFromDocs } from './esbuild-recipe-doc.ts'
 import { parseToml, workerProjectFromDocs } from './worker-project-doc.ts'
 
 const files = fileURLToPath(new URL('files/', import.meta.url))
@@ -122,6 +128,21 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     expect(result.ids).toEqual(helloIds)
   }, 300_000)
 
+  it('2b. CommonJS: require() loads every Node entry and the SDK answers (Node >= 20.19 loads ESM with require)', async () => {
+    copyFileSync(join(files, 'require-app.cjs'), join(withoutNative.folder, 'require-app.cjs'))
+    const { stdout, stderr } = await run(machineNode(), ['require-app.cjs'], { cwd: withoutNative.folder })
+    const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as {
+      exported: Record<string, number>
+      route: string
+      completionTokens: number
+    }
+    expect(Object.keys(result.exported)).toHaveLength(8)
+    for (const [entry, count] of Object.entries(result.exported)) expect(count, entry).toBeGreaterThan(0)
+    expect(result).toMatchObject({ route: 'device', completionTokens: 2 })
+    // No ExperimentalWarning for require(esm) on the supported Nodes (20.19+, 22.12+, 24).
+    expect(stderr).not.toContain('ExperimentalWarning')
+  }, 120_000)
+
   it('3. `ondevice edge --runtime container` from the installed package says it needs a checkout (no Dockerfile ships)', async () => {
     const failure = await run(
       machineNode(),
@@ -137,7 +158,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     expect(failure).toContain('--runtime container` in a clone of the repository')
   }, 120_000)
 
-  it('5. tsc --noEmit (strict) type-checks a file using every public entry, bundler and nodenext resolution', async () => {
+  it('5. tsc --noEmit (strict, no skipLibCheck) type-checks a file using every public entry, bundler, nodenext and node16 resolution', async () => {
     const started = Date.now()
     // The type checker and the types a user of every entry has, added to the Node project.
     const types = withNative
@@ -157,27 +178,29 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     )
     try {
       copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
-      // skipLibCheck as in Vite's, Next's and wrangler's templates: ondevice/worker's declarations
-      // name @cloudflare/containers' class, whose own declarations need a Worker project's
-      // workers-types ('cloudflare:workers'); every import and use in the file is still checked.
+      // What a user's project has: strict, no skipLibCheck (every declaration the entries pull in
+      // is checked: ondevice/ai-sdk's @ai-sdk/provider names json-schema's types, which ondevice
+      // brings as a dependency), ES2022 with DOM, each resolution mode a package.json "type":
+      // "module" project may use.
       const base = {
         strict: true,
         noEmit: true,
         target: 'ES2022',
-        lib: ['ES2023', 'DOM'],
+        lib: ['ES2022', 'DOM'],
         types: ['node'],
-        skipLibCheck: true,
+        skipLibCheck: false,
       }
       const configs = {
         'tsconfig.bundler.json': { ...base, module: 'ESNext', moduleResolution: 'bundler' },
         'tsconfig.nodenext.json': { ...base, module: 'NodeNext', moduleResolution: 'NodeNext' },
+        'tsconfig.node16.json': { ...base, module: 'Node16', moduleResolution: 'Node16' },
       }
       for (const [name, compilerOptions] of Object.entries(configs)) {
         types.write(name, JSON.stringify({ compilerOptions, files: ['every-entry.ts'] }))
         await run(machineNode(), ['node_modules/typescript/bin/tsc', '-p', name], { cwd: types.folder })
       }
       report.push(
-        `types (strict, bundler + nodenext): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
+        `types (strict, no skipLibCheck, bundler + nodenext + node16): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
       )
     } finally {
       types.remove()
@@ -191,6 +214,58 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     expect(targets).toContain('docs/worker.md')
     expect(targets.filter((target) => !existsSync(join(installed, target)))).toEqual([])
   })
+
+  it('6. a page bundled with esbuild as docs/sdk.md says answers on the device in Chromium, with no onnxruntime-node in its bundle', async () => {
+    const started = Date.now()
+    const folder = withoutNative.folder
+    await run(
+      machineNpm(),
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--no-save',
+        `esbuild@${versionOf('esbuild')}`,
+      ],
+      { cwd: folder },
+    )
+    mkdirSync(join(folder, 'src'), { recursive: true })
+    copyFileSync(join(files, 'esbuild-page.js'), join(folder, 'src/main.js'))
+    mkdirSync(join(folder, 'public/app'), { recursive: true })
+    writeFileSync(
+      join(folder, 'public/index.html'),
+      '<!doctype html><meta charset="utf-8"><script type="module" src="/app/main.js"></script>\n',
+    )
+    cpSync(join(folder, 'model'), join(folder, 'public/models/default'), { recursive: true })
+    await run('bash', ['-euc', esbuildRecipeFromDocs()], { cwd: folder })
+    // The Node-only backend is never imported by the page or its workers (comments may name it).
+    for (const script of ['main.js', 'device-worker.js', 'thread-worker-browser.js']) {
+      const text = readFileSync(join(folder, 'public/app', script), 'utf8')
+      expect(text, script).not.toMatch(/(?:import|require)\(\s*["']onnxruntime-node["']/)
+      expect(text, script).not.toMatch(/from\s*["']onnxruntime-node["']/)
+    }
+    const server = await startStaticServer({ mounts: [{ prefix: '/', directory: join(folder, 'public') }] })
+    const browser = await launchChromium({ webgpu: false })
+    try {
+      const context = await browser.newContext()
+      const page = await context.newPage()
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      await page.goto(`${server.url}/`)
+      await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
+      const result = await page.evaluate(() => (window as unknown as { result: unknown }).result)
+      expect(result, errors.join('\n')).toEqual({ route: 'device', backend: 'wasm', completionTokens: 4 })
+      // Every file the page asked for was there (the workers and the engine's .wasm included).
+      expect(
+        server.requests.filter((request) => request.status >= 400 && request.path !== '/favicon.ico'),
+      ).toEqual([])
+    } finally {
+      await browser.close()
+      await server.close()
+    }
+    report.push(`esbuild page: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  }, 300_000)
 
   describe('4. a wrangler project whose Worker is ondevice/worker (docs/worker.md, "Your own Worker project")', () => {
     let packageServer: StaticServer
@@ -213,6 +288,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
           '--prefer-offline',
           '--save-dev',
           `wrangler@${wranglerVersion}`,
+          `typescript@${versionOf('typescript')}`,
         ],
         { cwd: withoutNative.folder, env: userEnvironment() },
       )
@@ -221,6 +297,16 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       mkdirSync(join(withoutNative.folder, 'src'), { recursive: true })
       writeFileSync(join(withoutNative.folder, 'src/index.ts'), project.indexTs)
       writeFileSync(join(withoutNative.folder, 'wrangler.toml'), project.wranglerToml)
+      writeFileSync(join(withoutNative.folder, 'tsconfig.json'), project.tsconfigJson)
+      // Type-checked as the page says, no skipLibCheck: `wrangler types` gives Cloudflare.Env the
+      // project's vars as required keys, which ondevice/worker's container declarations once
+      // failed against (OndeviceContainer does not satisfy the constraint 'Container<Env>').
+      const wranglerTypes = {
+        cwd: withoutNative.folder,
+        env: { ...userEnvironment(), ...offlineWranglerEnv },
+      }
+      await run(process.execPath, [wranglerCli(withoutNative.folder), 'types'], wranglerTypes)
+      await run(machineNode(), ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], wranglerTypes)
       const modelId = parseToml(project.wranglerToml).tables['vars']?.['MODEL_ID']
       expect(modelId).toEqual(expect.any(String))
       packageServer = await startStaticServer({

@@ -14,6 +14,8 @@ export interface WorkerProjectDoc {
   readonly wranglerToml: string
   /** The second `toml` block: what replaces MODEL_SOURCE and MODEL_URL for R2, the binding after. */
   readonly r2Toml: string
+  /** The first `json` block: the whole tsconfig.json (with `wrangler types`' declarations). */
+  readonly tsconfigJson: string
 }
 
 export function workerProjectFromDocs(): WorkerProjectDoc {
@@ -28,14 +30,16 @@ export function workerProjectFromDocs(): WorkerProjectDoc {
   }))
   const ts = blocks.filter((block) => block.language === 'ts')
   const toml = blocks.filter((block) => block.language === 'toml')
-  if (ts.length < 1 || toml.length < 2)
+  const json = blocks.filter((block) => block.language === 'json')
+  if (ts.length < 1 || toml.length < 2 || json.length < 1)
     throw new Error(
-      `docs/worker.md "${heading}" should show src/index.ts (a ts block) and wrangler.toml plus its R2 variant (two toml blocks); found ${ts.length} ts and ${toml.length} toml.`,
+      `docs/worker.md "${heading}" should show src/index.ts (a ts block), wrangler.toml plus its R2 variant (two toml blocks) and tsconfig.json (a json block); found ${ts.length} ts, ${toml.length} toml and ${json.length} json.`,
     )
   return {
     indexTs: (ts[0] as { body: string }).body,
     wranglerToml: (toml[0] as { body: string }).body,
     r2Toml: (toml[1] as { body: string }).body,
+    tsconfigJson: (json[0] as { body: string }).body,
   }
 }
 

@@ -3,12 +3,17 @@
 // runs `ondevice serve --bind-after-load`, so an open port means a loaded model); `fetch` goes
 // through the Durable Object, which keeps the container awake for `sleepAfter` after each request.
 import { getContainer } from '@cloudflare/containers'
-import type { OndeviceContainer } from './container-class.ts'
 import type { ContainerGateway } from './gateway.ts'
 import type { InstanceHealth } from './health.ts'
 
-/** The Durable Object namespace binding of OndeviceContainer (wrangler.toml: ONDEVICE_CONTAINER). */
-export type ContainerNamespace = Parameters<typeof getContainer<OndeviceContainer>>[0]
+/**
+ * The Durable Object namespace binding of OndeviceContainer (wrangler.toml: ONDEVICE_CONTAINER).
+ * getContainer's own parameter, not `getContainer<OndeviceContainer>`'s: that type argument is
+ * checked against `Container<Cloudflare.Env>`, and in an app whose `wrangler types` gives
+ * Cloudflare.Env required vars, OndeviceContainer's env (every var optional) fails the check, so
+ * the app's `tsc` failed inside these declarations. Only the stub's Container methods are used.
+ */
+export type ContainerNamespace = Parameters<typeof getContainer>[0]
 
 export function durableObjectGateway(namespace: ContainerNamespace): ContainerGateway {
   const stub = (index: number) => getContainer(namespace, `instance-${index}`)

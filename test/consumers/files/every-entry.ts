@@ -1,4 +1,6 @@
-// Every public entry point, used with its types, as a strict TypeScript project would.
+// Every public entry point a Node or web project imports, used with its types, as a strict
+// TypeScript project would. ondevice/worker (the Cloudflare Workers entry, whose declarations
+// name Workers types) is checked in the wrangler project instead, with `wrangler types`.
 
 import { type ChatResult, createClient, decideRoute, type OndeviceError } from 'ondevice'
 import { createOndevice } from 'ondevice/ai-sdk'
@@ -7,8 +9,7 @@ import { encodeChatTurns, generate, type SamplingOptions, type Tokenizer } from 
 import { type LoadedModel, loadModel } from 'ondevice/runtime'
 import { createTestSession } from 'ondevice/test'
 import { ondevice } from 'ondevice/vite'
-import worker, { createApp } from 'ondevice/worker'
-import { createNodeModelHost } from 'ondevice/worker/node'
+import { createApp, createNodeModelHost } from 'ondevice/worker/node'
 
 export async function useEverything(tokenizer: Tokenizer): Promise<string> {
   const client = createClient({ model: '/models/default/', policy: 'prefer-device' })
@@ -28,6 +29,6 @@ export async function useEverything(tokenizer: Tokenizer): Promise<string> {
   const provider = createOndevice({ model: '/models/default/' })
   const plugin = ondevice({ runtimeUrl: '/ort/' })
   const error: OndeviceError | undefined = undefined
-  void [decideRoute, writeFixture, worker, app, provider, plugin, error, loaded]
+  void [decideRoute, writeFixture, app, provider, plugin, error, loaded]
   return result.text
 }

@@ -1,0 +1,15 @@
+// The page's script of docs/sdk.md's esbuild recipe: one short answer on the device (the
+// embedded default package, served beside it), its result left on window for the test to read.
+import { createClient } from 'ondevice'
+
+const ai = createClient({ model: '/models/default/', runtimeUrl: '/ort/', policy: 'device-only' })
+try {
+  const answer = await ai.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 4 })
+  window.result = {
+    route: answer.route,
+    backend: answer.usage.backend,
+    completionTokens: answer.usage.completionTokens,
+  }
+} catch (error) {
+  window.result = { error: String(error?.message ?? error) }
+}
