@@ -201,7 +201,8 @@ describe('structured output through the SDK', () => {
           },
       )
     const deltas = chunks.map((chunk) => chunk.choices[0]?.delta ?? {})
-    expect(deltas[0]).toEqual({ role: 'assistant', content: '' })
+    // A forced call has no text: the role chunk says content null, as OpenAI's does.
+    expect(deltas[0]).toEqual({ role: 'assistant', content: null })
     expect(deltas.slice(1).filter((delta) => 'content' in delta || 'tool_calls' in delta)).toEqual([])
     expect(deltas.flatMap((delta) => (delta['token_ids'] as number[] | undefined) ?? [])).toEqual(answers[0])
     expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe('length')

@@ -355,7 +355,11 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   state.deferred = true
   const includeUsage = request.stream_options?.include_usage === true
-  const chunks = createChunkWriter(header, includeUsage)
+  const choice = request.tool_choice
+  const answerIsCall =
+    (request.tools?.length ?? 0) > 0 &&
+    (choice === 'required' || (typeof choice === 'object' && choice !== null))
+  const chunks = createChunkWriter(header, includeUsage, answerIsCall)
   const encoder = new TextEncoder()
   const event = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`)
 

@@ -251,7 +251,12 @@ describe('tool calls streamed as OpenAI streams them', () => {
         expect((plain as { ondevice?: { partial?: boolean } }).ondevice?.partial).toBe(true)
         expect(() => JSON.parse(streamed.at(-1)!.arguments)).toThrow()
       }
-      // Markup never shows as content; ids are unique in the answer.
+      // A forced call's role chunk has content null (OpenAI's; '' opened an empty text part in the
+      // AI SDK's OpenAI provider). Markup never shows as content; ids are unique in the answer.
+      expect((chunks[0]?.['choices'] as { delta: unknown }[])[0]?.delta).toEqual({
+        role: 'assistant',
+        content: null,
+      })
       for (const chunk of chunks.slice(1)) {
         const delta = (chunk['choices'] as { delta: Record<string, unknown> }[])[0]?.delta
         expect(delta?.['content']).toBeUndefined()

@@ -25,7 +25,16 @@ export interface ChunkWriter {
   usage(part: FinishPart): ChatCompletionChunk
 }
 
-export function createChunkWriter(header: CompletionHeader, includeUsage: boolean): ChunkWriter {
+/**
+ * `answerIsCall`: the request forces a call (tool_choice "required" or a named function), so the
+ * answer has no text: its role chunk says `content: null` as OpenAI's does, and clients that open a
+ * text part on `content: ""` (the AI SDK's OpenAI provider) open none.
+ */
+export function createChunkWriter(
+  header: CompletionHeader,
+  includeUsage: boolean,
+  answerIsCall = false,
+): ChunkWriter {
   const chunk = (
     delta: Choice['delta'],
     finishReason: Choice['finish_reason'],
@@ -62,7 +71,7 @@ export function createChunkWriter(header: CompletionHeader, includeUsage: boolea
     return { index: call.index, function: { arguments: call.arguments.slice(before.length) } }
   }
   return {
-    start: () => chunk({ role: 'assistant', content: '' }, null),
+    start: () => chunk({ role: 'assistant', content: answerIsCall ? null : '' }, null),
     // A token that shows no text (half a character held back, a tool call's markup, which
     // generate() never shows, EOS) still sends its ids, for a handoff and the client's count, but
     // no empty `content`. Inside a call, what the token added to the call goes with them.

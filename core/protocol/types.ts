@@ -164,7 +164,8 @@ export interface ChatCompletionResponse {
 
 export interface ChatCompletionChunkDelta {
   readonly role?: 'assistant'
-  readonly content?: string
+  /** null only on the role chunk of an answer that is a forced call (OpenAI's shape). */
+  readonly content?: string | null
   /** Our extension: the token ids behind this delta (a delta may carry ids and no text yet). */
   readonly token_ids?: readonly number[]
   /** Tool calls, streamed as OpenAI does: index, then id / type / name / arguments. */
