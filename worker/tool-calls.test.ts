@@ -355,3 +355,39 @@ describe('tool calls streamed as OpenAI streams them', () => {
     }
   })
 })
+
+describe('loose tool parameters', () => {
+  it('{} and a schema without type describe the arguments object (OpenAI takes them; {} was a 400)', async () => {
+    const { client } = setup()
+    for (const parameters of [
+      {},
+      { properties: { day: { enum: [1, 2] } }, required: ['day'], additionalProperties: false },
+    ]) {
+      const response = await client.chat.completions.create({
+        model,
+        messages,
+        tools: [{ type: 'function', function: { name: 'loose', parameters } }],
+        tool_choice: 'required',
+        parallel_tool_calls: false,
+        max_tokens: 40,
+        seed: 2,
+      })
+      const call = response.choices[0]?.message.tool_calls?.[0]
+      if (call !== undefined && call.type === 'function') {
+        const args = JSON.parse(call.function.arguments) as unknown
+        expect(typeof args === 'object' && args !== null && !Array.isArray(args)).toBe(true)
+        expect(new Ajv2020({ strict: false }).validate({ ...parameters, type: 'object' }, args)).toBe(true)
+      } else {
+        // Random logits may write a long object: cut, never anything but an object's start.
+        expect(response.choices[0]?.finish_reason).toBe('length')
+      }
+    }
+    await expect(
+      client.chat.completions.create({
+        model,
+        messages,
+        tools: [{ type: 'function', function: { name: 'text', parameters: { type: 'string' } } }],
+      }),
+    ).rejects.toMatchObject({ status: 400, param: 'tools.0.function.parameters' })
+  })
+})

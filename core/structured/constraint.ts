@@ -198,7 +198,7 @@ function compileUncached(
     if (tool.description !== undefined && typeof tool.description !== 'string') {
       throw new InvalidArgumentError(`${at}.description`, `${at}.description must be a string.`)
     }
-    const parameters = tool.parameters ?? { type: 'object' }
+    const parameters = asObjectSchema(tool.parameters)
     const compiled = compileJsonSchema(parameters, `${at}.parameters`, budget).root
     if (!producesObjects(compiled)) {
       throw new InvalidArgumentError(
@@ -254,6 +254,19 @@ function compileUncached(
   if (responseGrammar === undefined && toolGrammar === undefined && toolMode === 'none' && tools.length === 0)
     return undefined
   return { responseGrammar, toolGrammar, toolMode, parallelToolCalls: parallel, hasTools: tools.length > 0 }
+}
+
+/**
+ * A tool's parameters as the schema of an object: absent, `true`, `{}` and a schema that names no
+ * type or alternatives (`{ properties, required }` without `type`, as some clients write a tool
+ * with no or loose parameters; OpenAI takes them) describe the arguments, which are always an
+ * object, so they get `type: 'object'`. Anything else is compiled as given.
+ */
+function asObjectSchema(parameters: unknown): unknown {
+  if (parameters === undefined || parameters === true) return { type: 'object' }
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) return parameters
+  const keys = ['type', 'anyOf', 'oneOf', 'allOf', '$ref', 'enum', 'const', 'not']
+  return keys.some((key) => key in parameters) ? parameters : { ...parameters, type: 'object' }
 }
 
 function producesObjects(node: SchemaNode): boolean {
