@@ -312,7 +312,7 @@ describe('structured output through the SDK', () => {
     await expect(
       client.chat({
         messages,
-        responseFormat: { type: 'json_schema', schema: { type: 'string', format: 'hostname' } },
+        responseFormat: { type: 'json_schema', schema: { type: 'string', format: 'regex' } },
       }),
     ).rejects.toMatchObject({
       constructor: InvalidArgumentError,

@@ -136,10 +136,10 @@ describe('ondevice generate / chat on the embedded default model', () => {
       '--json',
     ])
     expect(JSON.parse(cut.stdout)).toMatchObject({ finish_reason: 'length', partial: true })
-    await writeFile(schemaFile, JSON.stringify({ type: 'string', format: 'ipv6' }))
+    await writeFile(schemaFile, JSON.stringify({ type: 'string', format: 'regex' }))
     const refused = await ondevice(['generate', '--prompt', 'x', '--json-schema', schemaFile])
     expect(refused.code).not.toBe(0)
-    expect(refused.stderr).toMatch(/format "ipv6" is not supported/)
+    expect(refused.stderr).toMatch(/format "regex" is not supported/)
   }, 120_000)
 
   it('rejects bad flags with a clear message and exit code 2', async () => {

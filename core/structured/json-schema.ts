@@ -119,6 +119,10 @@ const annotations = new Set([
   '$defs',
   'definitions',
   'nullable',
+  // Where a $ref may point ("#name"): resolved below.
+  '$anchor',
+  // OpenAPI's hint for oneOf/anyOf: checked against the alternatives (see #checkDiscriminator).
+  'discriminator',
 ])
 
 const typeNames = ['null', 'boolean', 'object', 'array', 'number', 'string', 'integer'] as const
@@ -127,7 +131,7 @@ type TypeName = (typeof typeNames)[number]
 const keywordsByType: Record<TypeName, readonly string[]> = {
   null: [],
   boolean: [],
-  object: ['properties', 'required', 'additionalProperties', 'propertyNames'],
+  object: ['properties', 'required', 'additionalProperties', 'propertyNames', 'unevaluatedProperties'],
   array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
   integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
@@ -136,18 +140,83 @@ const keywordsByType: Record<TypeName, readonly string[]> = {
 
 const combinators = new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'])
 
+// One hostname label: letters, digits and inner hyphens, at most 62 characters here (63 is the
+// limit; 62 lets four labels and their dots stay within a hostname's 253).
+const hostLabel = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,60}[A-Za-z0-9])?'
+// A URI (RFC 3986) subset: an http(s) URL with a host name, an optional port, path, query and
+// fragment; percent signs only as escapes (%XX), as validators check.
+const uriCharacters = "(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+const uriTail = "(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})"
+const uri = `^https?://${hostLabel}(?:\\.${hostLabel})*(?::\\d{1,5})?(?:/${uriCharacters}*)*(?:\\?${uriTail}*)?(?:#${uriTail}*)?$`
+const email =
+  '^[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+const hostname = `^${hostLabel}(?:\\.${hostLabel}){0,3}$`
+
+/**
+ * The string formats the grammar enforces, each as a pattern of (a subset of) its exact syntax:
+ * every string it allows passes a validator's check of the format (ajv-formats' full mode).
+ */
 const formatPatterns: Record<string, string> = {
   // February stops at 28: a subset of the valid dates that needs no leap-year arithmetic.
   date: '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))$',
   'date-time':
     '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
-  email:
-    '^[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$',
+  // RFC 3339 full-time: the offset is required, no leap second.
+  time: '^(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
+  // ISO 8601 durations as RFC 3339 appendix A writes them: weeks alone, or date and time parts in
+  // order, at least one, a T only before a time part.
+  duration:
+    '^P(?:\\d+W|(?:\\d+Y)?(?:\\d+M)?(?:\\d+D)?T(?:\\d+H(?:\\d+M)?(?:\\d+S)?|\\d+M(?:\\d+S)?|\\d+S)|\\d+Y(?:\\d+M)?(?:\\d+D)?|\\d+M(?:\\d+D)?|\\d+D)$',
+  email,
+  'idn-email': email,
+  hostname,
+  'idn-hostname': hostname,
+  ipv4: '^(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$',
+  // The full form (eight groups), lower case.
+  ipv6: '^(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$',
+  uri,
+  'uri-reference': uri,
+  iri: uri,
+  'iri-reference': uri,
   uuid: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+  'json-pointer': '^(?:/(?:[^~/]|~0|~1)*)*$',
 }
 
+/**
+ * Formats that constrain nothing (OpenAPI's and ajv-formats' `password`, a UI hint, and `binary`,
+ * unchecked bytes): any string.
+ */
+const unconstrainedFormats = new Set(['password', 'binary'])
+
+/**
+ * OpenAPI's number formats: int32 bounds the value; the others fit every number the grammar
+ * writes (at most 15 integer digits).
+ */
+const numberFormats: Record<
+  string,
+  { readonly integer: boolean; readonly minimum?: number; readonly maximum?: number }
+> = {
+  int32: { integer: true, minimum: -(2 ** 31), maximum: 2 ** 31 - 1 },
+  int64: { integer: true },
+  float: { integer: false },
+  double: { integer: false },
+}
+
+/**
+ * The formats JSON Schema defines. Another name is no standard format (validators ignore it), so
+ * it is accepted only next to a pattern that says what it means (zod 4 writes `format:
+ * 'starts_with'` or `'cuid'` beside the pattern it checks); alone it is refused, since whoever
+ * wrote it expects a check nobody makes.
+ */
+const standardFormats = new Set([
+  ...Object.keys(formatPatterns),
+  'uri-template',
+  'relative-json-pointer',
+  'regex',
+])
+
 /** Formats the grammar enforces (as patterns of the exact syntax). */
-export const supportedFormats: readonly string[] = Object.keys(formatPatterns)
+export const supportedFormats: readonly string[] = [...Object.keys(formatPatterns), ...unconstrainedFormats]
 
 const encoder = new TextEncoder()
 
@@ -316,6 +385,17 @@ class SchemaCompiler {
         )
       }
     }
+    if (
+      schema['discriminator'] !== undefined &&
+      schema['oneOf'] === undefined &&
+      schema['anyOf'] === undefined
+    )
+      this.refuse(
+        `${path}.discriminator`,
+        'discriminator belongs beside oneOf or anyOf (the alternatives it tells apart).',
+      )
+    if (schema['$anchor'] !== undefined && typeof schema['$anchor'] !== 'string')
+      this.refuse(`${path}.$anchor`, '$anchor must be a name (a string).')
     const nullable = schema['nullable']
     if (nullable !== undefined && typeof nullable !== 'boolean')
       this.refuse(`${path}.nullable`, 'nullable must be true or false.')
@@ -333,10 +413,11 @@ class SchemaCompiler {
     if (reference !== undefined) {
       if (typeof reference !== 'string')
         this.refuse(`${path}.$ref`, '$ref must be a string like "#/$defs/Name".')
-      if (!reference.startsWith('#/') && reference !== '#') {
+      const local = this.#localReference(reference)
+      if (local === undefined) {
         this.refuse(
           `${path}.$ref`,
-          `$ref "${reference}" is not supported: only references inside the schema ("#/$defs/Name") are.`,
+          `$ref "${reference}" is not supported: only references inside the schema ("#/$defs/Name", "#anchor", or the root's $id followed by one of those) are.`,
         )
       }
       const others = Object.keys(schema).filter((key) => !annotations.has(key) && key !== '$ref')
@@ -346,8 +427,7 @@ class SchemaCompiler {
           `"${others[0]}" next to $ref is not supported: put it inside the referenced schema.`,
         )
       }
-      if (reference === '#') return this.#referenceTo('#', path)
-      return this.#referenceTo(reference, path)
+      return this.#referenceTo(local, path)
     }
 
     const hasEnum = present('enum')
@@ -375,6 +455,7 @@ class SchemaCompiler {
         )
       const options = list.map((option, index) => this.compile(option, `${path}.${combinator}.${index}`))
       if (combinator === 'oneOf') this.#checkDisjoint(list, path)
+      if (present('discriminator')) this.#checkDiscriminator(schema['discriminator'], list, combinator, path)
       return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
     }
 
@@ -382,6 +463,28 @@ class SchemaCompiler {
     const options = types.map((type) => this.#compileType(type, schema, path))
     return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
   }
+
+  /**
+   * A $ref as a JSON pointer into the root schema ("#" or "#/..."), or undefined when it points
+   * elsewhere. The root's $id before the "#" names this document; "#name" is a $anchor.
+   */
+  #localReference(reference: string): string | undefined {
+    let local = reference
+    const id = isPlainObject(this.rootSchema) ? this.rootSchema['$id'] : undefined
+    if (typeof id === 'string' && id.length > 0) {
+      const base = id.endsWith('#') ? id.slice(0, -1) : id
+      if (local === base) local = '#'
+      else if (local.startsWith(`${base}#`)) local = local.slice(base.length)
+    }
+    if (local === '#' || local.startsWith('#/')) return local
+    if (/^#[A-Za-z_][A-Za-z0-9_.-]*$/.test(local)) {
+      this.#anchors ??= findAnchors(this.rootSchema)
+      return this.#anchors.get(local.slice(1))
+    }
+    return undefined
+  }
+
+  #anchors: Map<string, string> | undefined
 
   #referenceTo(reference: string, path: string): SchemaNode {
     let node = this.#references.get(reference)
@@ -430,6 +533,9 @@ class SchemaCompiler {
     // since they are almost always a mistake (e.g. minLength on an integer).
     for (const key of Object.keys(schema)) {
       const owners = typeNames.filter((name) => keywordsByType[name].includes(key))
+      // OpenAPI's number formats (int32, double, ...) belong to numbers.
+      if (key === 'format' && numberFormats[String(schema[key])] !== undefined)
+        owners.push('number', 'integer')
       if (
         owners.length > 0 &&
         !owners.some((owner) => types.includes(owner) || (owner === 'integer' && types.includes('number')))
@@ -485,17 +591,25 @@ class SchemaCompiler {
     }
     const format = schema['format']
     if (format !== undefined) {
-      if (typeof format !== 'string' || formatPatterns[format] === undefined) {
+      if (typeof format !== 'string') this.refuse(`${path}.format`, 'format must be a string.')
+      const formatPattern = formatPatterns[format]
+      if (formatPattern !== undefined) {
+        constraints.push({
+          automaton: compilePattern(formatPattern, `${path}.format`, this.budget),
+          param: `${path}.format`,
+          label: `the format ${JSON.stringify(format)}`,
+        })
+      } else if (
+        !unconstrainedFormats.has(format) &&
+        (standardFormats.has(format) || pattern === undefined || numberFormats[format] !== undefined)
+      ) {
         this.refuse(
           `${path}.format`,
-          `The format ${JSON.stringify(format)} is not supported by structured output; the supported formats are ${supportedFormats.join(', ')} (or use a pattern).`,
+          standardFormats.has(format) || numberFormats[format] !== undefined
+            ? `The format ${JSON.stringify(format)} is not supported by structured output on a string; the supported formats are ${supportedFormats.join(', ')} (or use a pattern).`
+            : `The format ${JSON.stringify(format)} is no JSON Schema format, so no validator checks it: add a pattern that says what it means (then the format is taken as a label), or use one of ${supportedFormats.join(', ')}.`,
         )
       }
-      constraints.push({
-        automaton: compilePattern(formatPatterns[format], `${path}.format`, this.budget),
-        param: `${path}.format`,
-        label: `the format ${JSON.stringify(format)}`,
-      })
     }
     // Whether any string satisfies them all, decided exactly (pattern ∩ format ∩ length bounds).
     const language = stringLanguage(constraints, minLength, maxLength, path, this.budget)
@@ -506,6 +620,18 @@ class SchemaCompiler {
   #bound(schema: Record<string, unknown>, key: string, path: string): number | undefined {
     const value = schema[key]
     if (value === undefined) return undefined
+    if (typeof value === 'boolean' && (key === 'exclusiveMinimum' || key === 'exclusiveMaximum')) {
+      // Draft 4 and OpenAPI 3.0 (what zod-to-json-schema writes for its openApi3 and openAi
+      // targets): a flag that makes minimum/maximum exclusive.
+      const bound = key === 'exclusiveMinimum' ? 'minimum' : 'maximum'
+      if (value && typeof schema[bound] !== 'number') {
+        this.refuse(
+          `${path}.${key}`,
+          `${key}: true (the draft-4 form) needs ${bound} beside it; or write ${key} as the bound itself (${key}: 0).`,
+        )
+      }
+      return value ? this.#bound(schema, bound, path) : undefined
+    }
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       this.refuse(
         `${path}.${key}`,
@@ -527,13 +653,27 @@ class SchemaCompiler {
     const exMin = this.#bound(schema, 'exclusiveMinimum', path)
     const max = this.#bound(schema, 'maximum', path)
     const exMax = this.#bound(schema, 'exclusiveMaximum', path)
-    if (min !== undefined) minimum = min
+    // OpenAPI's number formats: int32 bounds the value (both are integers only, as validators check).
+    const format = schema['format']
+    if (format !== undefined) {
+      const known = typeof format === 'string' ? numberFormats[format] : undefined
+      if (known === undefined) {
+        this.refuse(
+          `${path}.format`,
+          `The format ${JSON.stringify(format)} is not a number format; numbers take ${Object.keys(numberFormats).join(', ')}.`,
+        )
+      }
+      integer ||= known.integer
+      if (known.minimum !== undefined) minimum = known.minimum
+      if (known.maximum !== undefined) maximum = known.maximum
+    }
+    if (min !== undefined && min >= minimum) minimum = min
     if (exMin !== undefined && exMin >= minimum) {
       minimum = exMin
       exclusiveMinimum = true
       minimumKey = 'exclusiveMinimum'
     }
-    if (max !== undefined) maximum = max
+    if (max !== undefined && max <= maximum) maximum = max
     if (exMax !== undefined && exMax <= maximum) {
       maximum = exMax
       exclusiveMaximum = true
@@ -692,7 +832,9 @@ class SchemaCompiler {
         required: required.has(name),
       })
     }
-    const additionalSchema = schema['additionalProperties']
+    // Without allOf/anyOf/oneOf/$ref beside it (refused or merged away), unevaluatedProperties
+    // sees exactly the names properties does not list: additionalProperties, unless that is given.
+    const additionalSchema = schema['additionalProperties'] ?? schema['unevaluatedProperties']
     // The schema of values under names properties does not list (undefined: none may appear).
     let additional: SchemaNode | undefined
     if (additionalSchema === false) additional = undefined
@@ -840,18 +982,75 @@ class SchemaCompiler {
     }
   }
 
+  /** The schema a $ref leads to (through chains of $refs), or the schema itself; undefined if unresolvable. */
+  #dereference(schema: unknown): unknown {
+    for (let depth = 0; depth < 16; depth++) {
+      if (!isPlainObject(schema) || typeof schema['$ref'] !== 'string') return schema
+      const local = this.#localReference(schema['$ref'])
+      if (local === undefined) return undefined
+      try {
+        schema = local === '#' ? this.rootSchema : this.#resolvePointer(local).schema
+      } catch {
+        return undefined
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * OpenAPI's discriminator (pydantic writes it beside a discriminated union's oneOf): validators
+   * that read it pick the alternative by the tag's value and require it, so the grammar must give
+   * every alternative a tag it maps. Accepted when each alternative requires `propertyName` with
+   * const/enum values (what the grammar enforces) and `mapping` agrees with them.
+   */
+  #checkDiscriminator(
+    discriminator: unknown,
+    list: readonly unknown[],
+    combinator: string,
+    path: string,
+  ): void {
+    const at = `${path}.discriminator`
+    if (!isPlainObject(discriminator) || typeof discriminator['propertyName'] !== 'string')
+      this.refuse(at, 'discriminator must be { propertyName, mapping? }.')
+    const name = discriminator['propertyName']
+    const tags = list.map((option, index) => {
+      const summary = this.#summary(option)
+      const values = summary.tags.get(name)
+      if (values === undefined) {
+        this.refuse(
+          `${path}.${combinator}.${index}`,
+          `discriminator "${name}": every alternative must require "${name}" with a const (or enum) value, as validators of discriminators check; this one does not.`,
+        )
+      }
+      return values
+    })
+    const mapping = discriminator['mapping']
+    if (mapping === undefined) return
+    if (!isPlainObject(mapping))
+      this.refuse(`${at}.mapping`, 'discriminator.mapping must map tag values to $refs.')
+    for (const [value, target] of Object.entries(mapping)) {
+      const index = list.findIndex(
+        (option) =>
+          isPlainObject(option) &&
+          (option['$ref'] === target || this.#dereference(option) === this.#dereference({ $ref: target })),
+      )
+      if (index < 0 || !tags[index]!.some((tag) => tag === value)) {
+        this.refuse(
+          `${at}.mapping.${value}`,
+          `discriminator.mapping sends "${value}" to ${JSON.stringify(target)}, which is not the ${combinator} alternative whose "${name}" is "${value}".`,
+        )
+      }
+    }
+  }
+
   #summary(schema: unknown, depth = 0): OptionSummary {
     if (!isPlainObject(schema) || depth > 16) return { types: undefined, values: undefined, tags: new Map() }
     const reference = schema['$ref']
-    if (typeof reference === 'string' && reference.startsWith('#')) {
-      try {
-        return this.#summary(
-          reference === '#' ? this.rootSchema : this.#resolvePointer(reference).schema,
-          depth + 1,
-        )
-      } catch {
-        return { types: undefined, values: undefined, tags: new Map() }
-      }
+    if (typeof reference === 'string') {
+      const target = this.#dereference(schema)
+      return target === undefined
+        ? { types: undefined, values: undefined, tags: new Map() }
+        : this.#summary(target, depth + 1)
     }
     const values =
       schema['const'] !== undefined
@@ -914,6 +1113,34 @@ function disjoint(a: OptionSummary, b: OptionSummary): boolean {
     }
   }
   return false
+}
+
+/**
+ * Every `$anchor` in a schema, as the JSON pointer ("#/$defs/address") of the schema holding it.
+ * Iterative (schemas may nest deep); the first of two equal anchors wins.
+ */
+function findAnchors(root: unknown): Map<string, string> {
+  const anchors = new Map<string, string>()
+  const pending: [unknown, string][] = [[root, '#']]
+  let visited = 0
+  while (pending.length > 0 && visited++ < 100_000) {
+    const [schema, pointer] = pending.pop() as [unknown, string]
+    if (Array.isArray(schema)) {
+      for (const [index, item] of schema.entries()) pending.push([item, `${pointer}/${index}`])
+      continue
+    }
+    if (!isPlainObject(schema)) continue
+    const anchor = schema['$anchor']
+    if (typeof anchor === 'string' && !anchors.has(anchor))
+      anchors.set(anchor, pointer === '#' ? '#' : pointer)
+    for (const [key, value] of Object.entries(schema)) {
+      // Values of these are data, not schemas.
+      if (key === 'enum' || key === 'const' || key === 'default' || key === 'examples') continue
+      if (typeof value === 'object' && value !== null)
+        pending.push([value, `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`])
+    }
+  }
+  return anchors
 }
 
 /** How deep an enum/const value may nest arrays and objects. */

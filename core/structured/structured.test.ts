@@ -312,7 +312,7 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     [{ type: 'object', propertyNames: { maxLength: 3 } }, 'schema.propertyNames'],
     [{ type: 'object', propertyNames: { type: 'string', pattern: '^x' } }, 'schema.propertyNames'],
     [{ type: 'object', propertyNames: { enum: ['a'] }, required: ['b'] }, 'schema.required.0'],
-    [{ type: 'string', format: 'hostname' }, 'schema.format'],
+    [{ type: 'string', format: 'regex' }, 'schema.format'],
     [{ type: 'string', pattern: '(a)\\1' }, 'schema.pattern'],
     [{ type: 'string', pattern: '(?=a)' }, 'schema.pattern'],
     [{ type: 'string', pattern: 'a\\b' }, 'schema.pattern'],
@@ -819,7 +819,7 @@ describe('tool calls (Qwen3 syntax)', () => {
         tools: [
           {
             name: 'a',
-            parameters: { type: 'object', properties: { x: { type: 'string', format: 'ipv4' } } },
+            parameters: { type: 'object', properties: { x: { type: 'string', format: 'regex' } } },
           },
         ],
       },

@@ -1,0 +1,295 @@
+// Schemas as tools write them (pydantic v2, zod 3 through zod-to-json-schema, zod 4's
+// toJSONSchema, OpenAPI 3.0, OpenAI's structured-output examples): each is either enforced, and
+// random walks over the real Qwen3 vocabulary end in documents ajv accepts under the schema's own
+// draft, or refused before anything runs with the keyword named. These were refused (or, for
+// discriminator mappings, would have been accepted without the check) before.
+import { Ajv } from 'ajv'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormatsModule from 'ajv-formats'
+import { describe, expect, it } from 'vitest'
+import { allowedIds, seededRandom } from '../../test/support/grammar-masks.ts'
+import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import { compileJsonSchema, Grammar, GrammarMatcher, vocabularyOf } from './index.ts'
+
+const tokenizer = qwen3Tokenizer()
+const vocabulary = vocabularyOf(tokenizer)
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
+  addFormatsModule) as unknown as (instance: Ajv | Ajv2020) => void
+const eos = new Set(tokenizer.eosTokenIds)
+const closers = [
+  ...eos,
+  ...['"', '}', ']'].flatMap((text) => tokenizer.encode(text, { addSpecialTokens: false })),
+]
+
+/** A fresh validator for the schema's draft (07 or 2020-12), with ajv-formats' full formats. */
+function validatorFor(schema: object): (value: unknown) => boolean {
+  const draft = String((schema as { $schema?: unknown }).$schema ?? '')
+  const ajv = draft.includes('draft-07') ? new Ajv({ strict: false }) : new Ajv2020({ strict: false })
+  addFormats(ajv)
+  const validate = ajv.compile(schema)
+  return (value) => {
+    const valid = validate(value)
+    if (!valid) throw new Error(`${JSON.stringify(value)}: ${ajv.errorsText(validate.errors)}`)
+    return valid
+  }
+}
+
+/** Random walks (uniform among the allowed tokens, closing after a while): each ends and validates. */
+function walksValidate(schema: object, seeds: number, validator: object = schema): unknown[] {
+  const validate = validatorFor(validator)
+  const grammar = new Grammar(compileJsonSchema(schema).root)
+  const values: unknown[] = []
+  for (let seed = 1; seed <= seeds; seed++) {
+    const matcher = new GrammarMatcher(grammar, vocabulary)
+    const bits = new Uint32Array(matcher.words)
+    const next = seededRandom(seed * 7919)
+    const tokens: number[] = []
+    let ended = false
+    for (let step = 0; step < 300 && !ended; step++) {
+      matcher.fillMask(bits)
+      const ids = allowedIds(bits)
+      expect(ids.length, tokenizer.decode(tokens)).toBeGreaterThan(0)
+      let id = ids[Math.floor(next() * ids.length)]!
+      if (step >= 40) id = closers.find((closer) => ids.includes(closer)) ?? id
+      if (eos.has(id)) ended = true
+      else {
+        expect(matcher.accept(id)).toBe(true)
+        tokens.push(id)
+      }
+    }
+    const text = tokenizer.decode(tokens)
+    expect(ended, `no end: ${text}`).toBe(true)
+    const value: unknown = JSON.parse(text)
+    expect(validate(value)).toBe(true)
+    values.push(value)
+  }
+  return values
+}
+
+function refusal(schema: unknown): InvalidArgumentError {
+  try {
+    compileJsonSchema(schema)
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidArgumentError)
+    return error as InvalidArgumentError
+  }
+  throw new Error(`${JSON.stringify(schema)} was accepted`)
+}
+
+describe('formats: each generated string passes ajv-formats (full mode)', () => {
+  // Few walks for the formats with large character classes: each new pattern state scans the
+  // vocabulary once (tens of milliseconds), and these reach many.
+  it.each([
+    ['time', 8],
+    ['duration', 8],
+    ['ipv4', 8],
+    ['ipv6', 8],
+    ['uri', 3],
+    ['hostname', 2],
+    ['json-pointer', 2],
+  ] as const)('%s', (format, seeds) => {
+    walksValidate({ type: 'string', format }, seeds)
+  })
+
+  it("pydantic's HttpUrl (uri with length bounds) and OpenAPI's password/binary and number formats", () => {
+    walksValidate(
+      {
+        type: 'object',
+        properties: {
+          url: { format: 'uri', maxLength: 2083, minLength: 1, type: 'string' },
+          pw: { format: 'password', type: 'string', writeOnly: true },
+          small: { type: 'integer', format: 'int32' },
+          ratio: { type: 'number', format: 'double', minimum: 0, maximum: 1 },
+        },
+        required: ['url', 'pw', 'small', 'ratio'],
+        additionalProperties: false,
+      },
+      2,
+    )
+    // int32 bounds the value: past 2^31 - 1 nothing is left.
+    expect(refusal({ type: 'integer', format: 'int32', minimum: 2 ** 31 }).param).toBe('schema.maximum')
+    expect(refusal({ type: 'integer', format: 'uuid' }).param).toBe('schema.format')
+  })
+
+  it('a non-standard format is a label next to a pattern (zod 4), refused alone', () => {
+    // zod 4: z.string().startsWith('ab') and z.cuid().
+    const zod4 = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: {
+        starts: { type: 'string', format: 'starts_with', pattern: '^ab.*' },
+        cuid: { type: 'string', format: 'cuid', pattern: '^[cC][0-9a-z]{6,}$' },
+      },
+      required: ['starts', 'cuid'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(zod4, 4) as { starts: string; cuid: string }[]) {
+      expect(value.starts.startsWith('ab')).toBe(true)
+      expect(value.cuid).toMatch(/^[cC][0-9a-z]{6,}$/)
+    }
+    const alone = refusal({ type: 'string', format: 'phone' })
+    expect(alone.param).toBe('schema.format')
+    expect(alone.message).toMatch(/add a pattern/)
+  })
+})
+
+describe('draft-4 / OpenAPI 3.0 forms', () => {
+  it('exclusiveMinimum/exclusiveMaximum: true make minimum/maximum exclusive (zod-to-json-schema openApi3)', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        positive: { type: 'number', minimum: 0, exclusiveMinimum: true },
+        below: { type: 'integer', minimum: 1, maximum: 3, exclusiveMaximum: true },
+        flagOff: { type: 'integer', minimum: 5, maximum: 5, exclusiveMinimum: false },
+      },
+      required: ['positive', 'below', 'flagOff'],
+      additionalProperties: false,
+    }
+    // ajv speaks the numeric form of the same bounds.
+    const numeric = structuredClone(schema) as typeof schema & Record<string, never>
+    numeric.properties.positive = { type: 'number', exclusiveMinimum: 0 } as never
+    numeric.properties.below = { type: 'integer', minimum: 1, exclusiveMaximum: 3 } as never
+    numeric.properties.flagOff = { type: 'integer', minimum: 5, maximum: 5 } as never
+    for (const value of walksValidate(schema, 6, numeric) as { positive: number; below: number }[]) {
+      expect(value.positive).toBeGreaterThan(0)
+      expect(value.below).toBeLessThan(3)
+    }
+    expect(refusal({ type: 'number', exclusiveMinimum: true }).param).toBe('schema.exclusiveMinimum')
+    expect(refusal({ type: 'integer', minimum: 4, maximum: 4, exclusiveMaximum: true }).param).toBe(
+      'schema.exclusiveMaximum',
+    )
+  })
+})
+
+describe('references', () => {
+  it('$anchor ("#name") and the root $id before a pointer resolve inside the document', () => {
+    const schema = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      $id: 'https://example.com/schemas/person',
+      type: 'object',
+      properties: {
+        home: { $ref: '#address' },
+        flag: { $ref: 'https://example.com/schemas/person#/$defs/flag' },
+        self: { type: 'array', maxItems: 1, items: { $ref: 'https://example.com/schemas/person' } },
+      },
+      required: ['home', 'flag'],
+      additionalProperties: false,
+      $defs: {
+        address: {
+          $anchor: 'address',
+          type: 'object',
+          properties: { city: { enum: ['Oslo', 'Lima'] } },
+          required: ['city'],
+          additionalProperties: false,
+        },
+        flag: { type: 'boolean' },
+      },
+    }
+    for (const value of walksValidate(schema, 5) as { home: { city: string } }[])
+      expect(['Oslo', 'Lima']).toContain(value.home.city)
+    expect(refusal({ $ref: '#nowhere' }).param).toBe('schema.$ref')
+    expect(refusal({ $id: 'https://a.example/x', $ref: 'https://b.example/x#/$defs/y' }).param).toBe(
+      'schema.$ref',
+    )
+  })
+})
+
+describe("pydantic's discriminated unions (oneOf + discriminator)", () => {
+  const pets = {
+    $defs: {
+      Cat: {
+        properties: {
+          pet_type: { const: 'cat', title: 'Pet Type', type: 'string' },
+          meows: { type: 'integer' },
+        },
+        required: ['pet_type', 'meows'],
+        title: 'Cat',
+        type: 'object',
+      },
+      Dog: {
+        properties: {
+          pet_type: { const: 'dog', title: 'Pet Type', type: 'string' },
+          barks: { type: 'number' },
+        },
+        required: ['pet_type', 'barks'],
+        title: 'Dog',
+        type: 'object',
+      },
+      Lizard: {
+        properties: {
+          pet_type: { enum: ['reptile', 'lizard'], type: 'string' },
+          scales: { type: 'boolean' },
+        },
+        required: ['pet_type', 'scales'],
+        title: 'Lizard',
+        type: 'object',
+      },
+    },
+    properties: {
+      pet: {
+        discriminator: {
+          mapping: {
+            cat: '#/$defs/Cat',
+            dog: '#/$defs/Dog',
+            lizard: '#/$defs/Lizard',
+            reptile: '#/$defs/Lizard',
+          },
+          propertyName: 'pet_type',
+        },
+        oneOf: [{ $ref: '#/$defs/Cat' }, { $ref: '#/$defs/Dog' }, { $ref: '#/$defs/Lizard' }],
+        title: 'Pet',
+      },
+    },
+    required: ['pet'],
+    title: 'Model',
+    type: 'object',
+  }
+
+  it('are enforced (each pet has its tag and its fields); ajv with discriminator support agrees', () => {
+    // ajv reads discriminators without mapping (it derives the same from the const tags).
+    const unmapped = structuredClone(pets) as {
+      properties: { pet: { discriminator: { mapping?: unknown } } }
+    }
+    delete unmapped.properties.pet.discriminator.mapping
+    const ajv = new Ajv2020({ strict: false, discriminator: true })
+    const validate = ajv.compile(unmapped)
+    for (const value of walksValidate(pets, 6) as { pet: { pet_type: string } }[]) {
+      expect(validate(value), ajv.errorsText(validate.errors)).toBe(true)
+      expect(['cat', 'dog', 'reptile', 'lizard']).toContain(value.pet.pet_type)
+    }
+  })
+
+  it('a discriminator the alternatives do not carry, or a mapping that disagrees, is refused', () => {
+    const untagged = structuredClone(pets)
+    untagged.$defs.Dog.properties.pet_type = { type: 'string' } as never
+    // Under oneOf the alternatives then overlap; under anyOf the discriminator names the one.
+    expect(refusal(untagged).param).toBe('schema.properties.pet.oneOf')
+    const anyOf = structuredClone(untagged) as { properties: { pet: Record<string, unknown> } }
+    anyOf.properties.pet['anyOf'] = anyOf.properties.pet['oneOf']
+    delete anyOf.properties.pet['oneOf']
+    expect(refusal(anyOf).param).toBe('schema.properties.pet.anyOf.1')
+    const wrongMapping = structuredClone(pets)
+    wrongMapping.properties.pet.discriminator.mapping.cat = '#/$defs/Dog'
+    expect(refusal(wrongMapping).param).toBe('schema.properties.pet.discriminator.mapping.cat')
+    expect(refusal({ type: 'object', discriminator: { propertyName: 'x' } }).param).toBe(
+      'schema.discriminator',
+    )
+  })
+})
+
+describe('unevaluatedProperties', () => {
+  it('on a plain object is additionalProperties (false or a schema)', () => {
+    const schema = {
+      type: 'object',
+      properties: { a: { type: 'string', maxLength: 3 } },
+      required: ['a'],
+      unevaluatedProperties: false,
+    }
+    for (const value of walksValidate(schema, 4)) expect(Object.keys(value as object)).toEqual(['a'])
+    walksValidate(
+      { type: 'object', properties: { a: { type: 'null' } }, unevaluatedProperties: { type: 'boolean' } },
+      4,
+    )
+  })
+})
