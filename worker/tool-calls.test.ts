@@ -391,3 +391,74 @@ describe('loose tool parameters', () => {
     ).rejects.toMatchObject({ status: 400, param: 'tools.0.function.parameters' })
   })
 })
+
+describe('requests real clients send', () => {
+  it('20 tools (names with dashes, underscores and digits): the forced call is one of them, valid against its schema', async () => {
+    const { client } = setup()
+    const many = Array.from({ length: 20 }, (_, index) => ({
+      type: 'function' as const,
+      function: {
+        name: `tool_${index}-v${index % 3}`,
+        parameters: {
+          type: 'object',
+          properties: { n: { type: 'integer', minimum: 0, maximum: 9 }, mode: { enum: ['a', 'b'] } },
+          required: ['n', 'mode'],
+          additionalProperties: false,
+        },
+      },
+    }))
+    const validate = new Ajv2020({ strict: false }).compile(many[0]!.function.parameters)
+    for (const seed of [1, 2]) {
+      const response = await client.chat.completions.create({
+        model,
+        messages,
+        tools: many,
+        tool_choice: 'required',
+        parallel_tool_calls: false,
+        max_tokens: 60,
+        seed,
+      })
+      expect(response.choices[0]?.finish_reason).toBe('tool_calls')
+      const call = response.choices[0]?.message.tool_calls?.[0]
+      if (call?.type !== 'function') throw new Error('expected a function call')
+      expect(many.map((tool) => tool.function.name)).toContain(call.function.name)
+      expect(validate(JSON.parse(call.function.arguments))).toBe(true)
+    }
+  })
+
+  it('a tool result as text parts renders as the same string (the same prompt and answer)', async () => {
+    const { post } = setup()
+    const call = {
+      id: 'call_1',
+      type: 'function',
+      function: { name: 'get_weather', arguments: '{"city":"Paris"}' },
+    }
+    const history = (content: unknown) => [
+      ...messages,
+      { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: 'call_1', content },
+    ]
+    const answers = []
+    for (const content of [
+      '{"celsius":21}',
+      [
+        { type: 'text', text: '{"celsius":' },
+        { type: 'text', text: '21}' },
+      ],
+    ]) {
+      const response = await post({
+        model,
+        messages: history(content),
+        tools: [weather],
+        max_tokens: 3,
+        seed: 1,
+      })
+      expect(response.status).toBe(200)
+      answers.push({
+        promptTokens: response.headers.get('x-ondevice-prompt-tokens'),
+        tokens: ((await response.json()) as { ondevice: { token_ids: number[] } }).ondevice.token_ids,
+      })
+    }
+    expect(answers[1]).toEqual(answers[0])
+  })
+})
