@@ -481,8 +481,45 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     )
   }
   validateSampling(given as SamplingRequest)
+  // The request as it is now: the answer runs later (a stream is read lazily, a device waits its
+  // turn, a handoff sends the conversation to the edge mid-answer), and an app that appends the
+  // streamed answer to its `messages` array, or edits a schema, meanwhile would change the prompt
+  // under it (a handoff then continued a different conversation than the device answered).
+  const snapshot: Record<string, unknown> = { ...given, messages: snapshotMessages(messages) }
+  for (const field of ['responseFormat', 'tools', 'toolChoice', 'stop', 'logitBias'] as const) {
+    if (given[field] !== undefined) snapshot[field] = jsonCopy(given[field], field)
+  }
   // Compiles the schemas now: a keyword the grammar cannot enforce fails here, before any download.
-  const constraint = constraintOf(given as unknown as ChatRequest)
+  const constraint = constraintOf(snapshot as unknown as ChatRequest)
   if (constraint !== undefined) compileConstraint(constraint)
-  return { ...defaults, ...(given as Partial<ChatRequest>), messages } as ChatRequest
+  return { ...defaults, ...(snapshot as Partial<ChatRequest>) } as ChatRequest
+}
+
+/** A copy of the fields a chat template reads, so later changes to the caller's objects do not reach it. */
+function snapshotMessages(messages: readonly ChatMessage[]): ChatMessage[] {
+  return messages.map((message, index) => {
+    const { role, content, name, toolCallId, reasoningContent, toolCalls } = message
+    return {
+      role,
+      content,
+      ...(name === undefined ? {} : { name }),
+      ...(toolCallId === undefined ? {} : { toolCallId }),
+      ...(reasoningContent === undefined ? {} : { reasoningContent }),
+      ...(toolCalls === undefined
+        ? {}
+        : { toolCalls: jsonCopy(toolCalls, `messages.${index}.toolCalls`) as ChatMessage['toolCalls'] }),
+    }
+  })
+}
+
+/** A deep copy of a JSON value (what the edge is sent anyway); anything else names the field. */
+function jsonCopy(value: unknown, param: string): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value))
+  } catch (error) {
+    throw new InvalidArgumentError(
+      param,
+      `${param} must be plain JSON data (${error instanceof Error ? error.message : String(error)}).`,
+    )
+  }
 }

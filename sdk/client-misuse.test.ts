@@ -1,0 +1,98 @@
+// What apps do to a client by accident: change the request's objects while the answer runs, read
+// slowly, dispose mid-answer. Each case failed before its fix (the comment says how). The device is
+// core's deterministic test session behind the DeviceHost interface with the real Qwen3
+// tokenizer; the edge is the real worker app over HTTP on the same test session.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ChatMessage } from '../core/chat-template.ts'
+import type { StreamPart } from '../core/stream-parts.ts'
+import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
+import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
+import { createClient } from './client.ts'
+
+const question = (): ChatMessage[] => [{ role: 'user', content: 'Tell me about the sea.' }]
+
+let edge: TestEdge
+beforeAll(async () => {
+  edge = await startTestEdge()
+})
+afterAll(async () => {
+  await edge.close()
+})
+
+describe('the request is taken as it was when chat()/stream() was called', () => {
+  it('messages changed after chat() do not change the answer (they did: the run read them later)', async () => {
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const expected = await ai.chat({ messages: question(), maxTokens: 12, seed: 5 })
+    const messages = question()
+    const pending = ai.chat({ messages, maxTokens: 12, seed: 5 })
+    // What a chat UI does next: show the question as edited, append the answer's placeholder.
+    ;(messages[0] as { content: string }).content = 'Something else entirely.'
+    messages.push({ role: 'assistant', content: '' })
+    expect((await pending).tokenIds).toEqual(expected.tokenIds)
+    await ai.dispose()
+  })
+
+  it('a handoff sends the conversation as asked, while the app appends the streamed answer to it', async () => {
+    const uninterrupted = await createClient(
+      { policy: 'device-only' },
+      { deviceHost: createTestDeviceHost() },
+    ).chat({ messages: question(), maxTokens: 16, seed: 9 })
+
+    const ai = createClient(
+      { edge: { url: edge.url }, policy: 'prefer-device' },
+      { deviceHost: createTestDeviceHost({ failAtToken: 6 }) },
+    )
+    await ai.prepare()
+    const sentBefore = edge.chatBodies.length
+    const messages = question()
+    const answer: ChatMessage = { role: 'assistant', content: '' }
+    let finish: Extract<StreamPart, { type: 'finish' }> | undefined
+    for await (const part of ai.stream({ messages, maxTokens: 16, seed: 9 })) {
+      if (part.type === 'text-delta') {
+        // The usual chat UI: the answer so far lives in the conversation array itself.
+        if (!messages.includes(answer)) messages.push(answer)
+        ;(answer as { content: string }).content += part.text
+      }
+      if (part.type === 'finish') finish = part
+    }
+    expect(finish?.usage.route).toBe('device+edge')
+    const sent = edge.chatBodies[sentBefore] as { messages: unknown[] }
+    expect(sent.messages).toEqual([{ role: 'user', content: 'Tell me about the sea.' }])
+    expect(finish?.tokenIds).toEqual(uninterrupted.tokenIds)
+    await ai.dispose()
+  })
+
+  it('a schema or stop list changed after the call is not the one enforced', async () => {
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const request = () => ({
+      stop: ['"a"'],
+      schema: { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a'] } as Record<
+        string,
+        unknown
+      >,
+    })
+    const asked = request()
+    const expected = await ai.chat({
+      messages: question(),
+      maxTokens: 40,
+      seed: 2,
+      stop: asked.stop,
+      responseFormat: { type: 'json_schema', schema: asked.schema },
+    })
+    const changed = request()
+    const pending = ai.chat({
+      messages: question(),
+      maxTokens: 40,
+      seed: 2,
+      stop: changed.stop,
+      responseFormat: { type: 'json_schema', schema: changed.schema },
+    })
+    changed.stop[0] = '}'
+    changed.schema['properties'] = { b: { type: 'integer' } }
+    changed.schema['required'] = ['b']
+    const result = await pending
+    expect(result.text).toBe(expected.text)
+    expect(result.tokenIds).toEqual(expected.tokenIds)
+    await ai.dispose()
+  })
+})
