@@ -96,3 +96,31 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
     await ai.dispose()
   })
 })
+
+describe('a slow reader is not a slow device', () => {
+  it('a reader that takes 40 ms per token keeps a fast device answering (it was handed off to the edge)', async () => {
+    const ai = createClient(
+      {
+        edge: { url: edge.url },
+        policy: 'prefer-device',
+        // 25 tok/s of reading is under this threshold; the device itself runs far above it.
+        thresholds: { minDeviceTokensPerSecond: 50, slowDecodeWindowTokens: 4 },
+      },
+      { deviceHost: createTestDeviceHost() },
+    )
+    await ai.prepare()
+    const sentBefore = edge.chatBodies.length
+    const types: string[] = []
+    let finish: Extract<StreamPart, { type: 'finish' }> | undefined
+    for await (const part of ai.stream({ messages: question(), maxTokens: 10, seed: 4 })) {
+      types.push(part.type)
+      if (part.type === 'text-delta') await new Promise((resolve) => setTimeout(resolve, 40))
+      if (part.type === 'finish') finish = part
+    }
+    expect(types).not.toContain('handoff')
+    expect(finish?.usage.route).toBe('device')
+    expect(finish?.usage.completionTokens).toBe(10)
+    expect(edge.chatBodies.length).toBe(sentBefore)
+    await ai.dispose()
+  })
+})

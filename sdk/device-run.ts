@@ -63,8 +63,9 @@ async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): A
  * Runs the answer on the device, yielding its text deltas as they come. Returns 'finished' once
  * it yielded the finish part, or 'failed' with everything a handoff needs (tokens, text, step).
  * With a `stallWatch`, decode slower than its threshold over its window aborts the device run
- * and fails it. The watch times tokens as they reach this reader: the same measure as the probe
- * (the generation loop's decode rate), see RouteThresholds.minDeviceTokensPerSecond.
+ * and fails it. The watch times the device's side of each token (the wait for it, not the reader's
+ * time between tokens): the same measure as the probe (the generation loop's decode rate), see
+ * RouteThresholds.minDeviceTokensPerSecond.
  */
 export async function* runDevice(
   model: DeviceModel,
@@ -78,7 +79,9 @@ export async function* runDevice(
   request.signal?.addEventListener('abort', onUserAbort, { once: true })
   if (request.signal?.aborted) stop.abort()
   const tokenIds: number[] = []
-  const tokenTimes: number[] = []
+  // Per token: the device time spent up to it (the waits for the device's parts, summed).
+  const deviceTimes: number[] = []
+  let deviceTime = 0
   let text = ''
   let firstTokenAt: number | undefined
   let stallReason: string | undefined
@@ -105,24 +108,30 @@ export async function* runDevice(
       ...(constraint === undefined ? {} : { constraint }),
       signal: stop.signal,
     })
+    // The watch times the device, not the reader: only the waits for the device's next part count
+    // (from asking to receiving). The reader's own time between parts (a UI update, a write to a
+    // slow socket it awaits) used to count too, so a slow reader on a fast device was handed off
+    // to the edge as a slow device.
+    let askedAt = performance.now()
     // Stop reading the moment the caller aborts or the device stalls, whatever the device
     // does with its own abort (a worker busy in a long step answers it late).
     for await (const part of untilAborted(parts, stop.signal)) {
+      const receivedAt = performance.now()
+      deviceTime += receivedAt - askedAt
       if (part.type === 'prompt') {
         promptTokens = part.promptTokens
       } else if (part.type === 'text-delta') {
-        const now = performance.now()
-        firstTokenAt ??= now
+        firstTokenAt ??= receivedAt
         for (const id of part.tokenIds) {
           tokenIds.push(id)
-          tokenTimes.push(now)
+          deviceTimes.push(deviceTime)
         }
         text += part.text
         yield part
-        if (stallWatch && tokenTimes.length > stallWatch.windowTokens) {
+        if (stallWatch && deviceTimes.length > stallWatch.windowTokens) {
           const window = stallWatch.windowTokens
           const minRate = stallWatch.minTokensPerSecond
-          const span = tokenTimes[tokenTimes.length - 1]! - tokenTimes[tokenTimes.length - 1 - window]!
+          const span = deviceTimes[deviceTimes.length - 1]! - deviceTimes[deviceTimes.length - 1 - window]!
           const rate = span > 0 ? (window * 1000) / span : Infinity
           if (rate < minRate) {
             stallReason = `decode ran at ${rate.toFixed(1)} tok/s < ${minRate} tok/s over the last ${window} tokens`
@@ -141,6 +150,7 @@ export async function* runDevice(
         yield { ...part, usage }
         return { kind: 'finished' }
       }
+      askedAt = performance.now()
     }
     if (request.signal?.aborted) {
       yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt)

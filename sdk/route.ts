@@ -34,7 +34,8 @@ export interface RouteThresholds {
   /**
    * Below this decode speed the device is too slow. One measure on both sides of the answer: the
    * probe (the generation loop's decode rate on a short answer, measureDecodeSpeed) before it,
-   * and the stall watch (the rate text reaches the reader over slowDecodeWindowTokens) during it.
+   * and the stall watch (the rate the device hands text over, the reader's own time left out,
+   * over slowDecodeWindowTokens) during it.
    */
   readonly minDeviceTokensPerSecond: number
   /** Never download a package larger than this. */
