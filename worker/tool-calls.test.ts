@@ -462,3 +462,28 @@ describe('requests real clients send', () => {
     expect(answers[1]).toEqual(answers[0])
   })
 })
+
+describe('a named tool_choice', () => {
+  it("is OpenAI's forced function: exactly one call, unless parallel_tool_calls: true asks for more", async () => {
+    const { client } = setup()
+    const counts = async (parallel?: boolean) => {
+      const found: number[] = []
+      for (const seed of [1, 2, 3, 4]) {
+        const response = await client.chat.completions.create({
+          model,
+          messages,
+          tools: [ping, weather],
+          tool_choice: { type: 'function', function: { name: 'ping' } },
+          ...(parallel === undefined ? {} : { parallel_tool_calls: parallel }),
+          max_tokens: 80,
+          seed,
+        })
+        found.push(response.choices[0]?.message.tool_calls?.length ?? 0)
+      }
+      return found
+    }
+    // The random logits call again whenever they may: several calls each before.
+    expect(await counts()).toEqual([1, 1, 1, 1])
+    expect(Math.max(...(await counts(true)))).toBeGreaterThan(1)
+  })
+})

@@ -55,7 +55,7 @@ export interface ConstraintOptions {
   readonly responseFormat?: ResponseFormat
   readonly tools?: readonly ToolDefinition[]
   readonly toolChoice?: ToolChoice
-  /** Several calls in one answer (default true, as OpenAI). */
+  /** Several calls in one answer (default true, as OpenAI; false with a named toolChoice, OpenAI's forced function). */
   readonly parallelToolCalls?: boolean
 }
 
@@ -173,7 +173,9 @@ function compileUncached(
   if (!Array.isArray(tools))
     throw new InvalidArgumentError(names.tools, `${names.tools} must be an array of tools.`)
   const choice = options.toolChoice ?? (tools.length > 0 ? 'auto' : 'none')
-  const parallel = options.parallelToolCalls ?? true
+  // A named tool is OpenAI's forced function: exactly one call, unless several are asked for.
+  const named = typeof choice === 'object' && choice !== null
+  const parallel = options.parallelToolCalls ?? !named
   if (typeof parallel !== 'boolean')
     throw new InvalidArgumentError('parallelToolCalls', 'parallelToolCalls must be true or false.')
   const seen = new Set<string>()
