@@ -164,7 +164,9 @@ export function createApp(options: AppOptions): OndeviceApp {
       cors({
         origin: (origin) => (any ? '*' : allowedOrigins.includes(origin) ? origin : null),
         allowMethods: ['GET', 'POST', 'OPTIONS'],
-        allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+        // No list: the preflight allows the headers the page asks for (only an allowed origin
+        // gets an answer it can use). A fixed list refused OpenAI's own client in a page (it sends
+        // x-stainless-* headers) and an app's edge.headers (a CSRF token).
         exposeHeaders: [
           'Retry-After',
           'X-Request-Id',

@@ -1,0 +1,90 @@
+// What clients do to the edge by accident, as real clients send it. Each case failed before its fix
+// (the test's name says how).
+import OpenAI from 'openai'
+import { describe, expect, it } from 'vitest'
+import { createTestHost } from '../test/worker/test-host.ts'
+import { createApp } from './app.ts'
+
+const apiKey = 'test-key-0123456789abcdef'
+const appOrigin = 'https://app.example'
+
+function setup() {
+  return createApp({
+    modelHost: createTestHost(),
+    apiKeys: [apiKey],
+    allowedOrigins: [appOrigin],
+    log: () => undefined,
+  })
+}
+
+/** The headers a request sends that a browser must ask about first (not CORS-safelisted), as it lists them. */
+function preflightHeaderList(headers: Headers): string {
+  // Safelisted, or set by the browser itself whatever the page asks (a page cannot send these).
+  const notAsked = new Set(['accept', 'accept-language', 'content-language', 'user-agent', 'content-length'])
+  return [...headers.keys()]
+    .map((name) => name.toLowerCase())
+    .filter((name) => !notAsked.has(name))
+    .sort()
+    .join(',')
+}
+
+async function preflight(app: ReturnType<typeof setup>, requestHeaders: string): Promise<Response> {
+  return app.request('/v1/chat/completions', {
+    method: 'OPTIONS',
+    headers: {
+      origin: appOrigin,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': requestHeaders,
+    },
+  })
+}
+
+describe('CORS preflight as a browser sends it', () => {
+  it("allows the headers OpenAI's own client sends from a page (x-stainless-*: the preflight refused them)", async () => {
+    const app = setup()
+    let sent: Headers | undefined
+    const client = new OpenAI({
+      apiKey,
+      baseURL: 'http://edge.test/v1',
+      dangerouslyAllowBrowser: true,
+      maxRetries: 0,
+      fetch: async (input: string | URL | Request, init?: RequestInit) => {
+        const request = new Request(input, init)
+        sent = request.headers
+        return app.request(request)
+      },
+    })
+    const completion = await client.chat.completions.create({
+      model: 'test-model',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 2,
+    })
+    expect(completion.choices[0]?.finish_reason).toBe('length')
+    const asked = preflightHeaderList(sent as Headers)
+    expect(asked).toMatch(/x-stainless-os/)
+    const answer = await preflight(app, asked)
+    expect(answer.status).toBe(204)
+    expect(answer.headers.get('access-control-allow-origin')).toBe(appOrigin)
+    const allowed = new Set(
+      (answer.headers.get('access-control-allow-headers') ?? '')
+        .split(',')
+        .map((name) => name.trim().toLowerCase()),
+    )
+    for (const name of asked.split(',')) expect(allowed, name).toContain(name)
+  })
+
+  it("allows an app's own header (the SDK's edge.headers, e.g. a CSRF token), and nothing to another origin", async () => {
+    const app = setup()
+    const answer = await preflight(app, 'authorization,content-type,x-csrf-token')
+    expect(answer.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('x-csrf-token')
+    const other = await app.request('/v1/chat/completions', {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
+    })
+    expect(other.headers.get('access-control-allow-origin')).toBeNull()
+  })
+})
