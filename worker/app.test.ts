@@ -253,7 +253,7 @@ describe('errors', () => {
     // A chunked body without Content-Length is counted as it arrives.
     const chunked = await app.request('/v1/chat/completions', {
       method: 'POST',
-      headers: { authorization: `Bearer ${apiKey}` },
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
       body: new ReadableStream({
         start(controller) {
           for (let index = 0; index < 10; index++)

@@ -8,10 +8,10 @@ import { createApp } from './app.ts'
 const apiKey = 'test-key-0123456789abcdef'
 const appOrigin = 'https://app.example'
 
-function setup() {
+function setup(options: { apiKeys?: string[] } = {}) {
   return createApp({
     modelHost: createTestHost(),
-    apiKeys: [apiKey],
+    apiKeys: options.apiKeys ?? [apiKey],
     allowedOrigins: [appOrigin],
     log: () => undefined,
   })
@@ -86,5 +86,51 @@ describe('CORS preflight as a browser sends it', () => {
       },
     })
     expect(other.headers.get('access-control-allow-origin')).toBeNull()
+  })
+})
+
+describe('only a JSON body is read', () => {
+  const body = JSON.stringify({
+    model: 'test-model',
+    messages: [{ role: 'user', content: 'hi' }],
+    max_tokens: 2,
+  })
+
+  it('a text/plain POST from a page not in ALLOWED_ORIGINS (a request browsers send without a preflight) runs nothing (it ran a generation)', async () => {
+    // An edge open to browsers by origin: no keys, ALLOWED_ORIGINS set (docs/worker.md).
+    const modelHost = createTestHost()
+    const app = createApp({ modelHost, allowedOrigins: [appOrigin], log: () => undefined })
+    for (const type of ['text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', undefined]) {
+      const request = new Request('http://edge.test/v1/chat/completions', {
+        method: 'POST',
+        headers: { origin: 'https://evil.example' },
+        body: new TextEncoder().encode(body),
+      })
+      if (type === undefined) request.headers.delete('content-type')
+      else request.headers.set('content-type', type)
+      const answer = await app.request(request)
+      expect(answer.status, String(type)).toBe(400)
+      const error = ((await answer.json()) as { error: { code: string; param: string; message: string } })
+        .error
+      expect(error).toMatchObject({ code: 'invalid_argument', param: 'content-type' })
+      expect(error.message).toMatch(/Content-Type: application\/json/)
+    }
+    expect(modelHost.sessions).toHaveLength(0)
+  })
+
+  it('application/json with parameters, and +json types, are read', async () => {
+    const app = setup({ apiKeys: [] })
+    for (const type of [
+      'application/json; charset=utf-8',
+      'Application/JSON',
+      'application/vnd.openai+json',
+    ]) {
+      const answer = await app.request('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body,
+      })
+      expect(answer.status, type).toBe(200)
+    }
   })
 })

@@ -10,7 +10,24 @@ function tooLarge(maxBytes: number): OndeviceError {
   )
 }
 
+/** `application/json` or a `+json` type, with any parameters (`; charset=utf-8`). */
+function isJsonContentType(value: string | null): boolean {
+  const type = value?.split(';')[0]?.trim().toLowerCase() ?? ''
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))
+}
+
 export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  // A POST with text/plain (a fetch() without headers), a form type or none is a "simple"
+  // cross-origin request: browsers send it without a preflight, so a page on any origin, not only
+  // those in ALLOWED_ORIGINS, could start generations on an edge open to browsers (no API_KEYS)
+  // with its visitors' browsers. Only JSON is read.
+  const contentType = request.headers.get('content-type')
+  if (!isJsonContentType(contentType)) {
+    throw new InvalidArgumentError(
+      'content-type',
+      `The request's Content-Type is ${contentType === null ? 'missing' : JSON.stringify(contentType.slice(0, 100))}: send the JSON body with Content-Type: application/json.`,
+    )
+  }
   const declared = request.headers.get('content-length')
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes)
   if (request.body === null) {

@@ -157,6 +157,7 @@ describe('edge worker in workerd', () => {
     const edge = await complete(fromR2.url, request)
     const nodeResponse = await nodeApp.request('/v1/chat/completions', {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify(request),
     })
     const node = (await nodeResponse.json()) as ChatCompletionResponse
@@ -312,6 +313,7 @@ describe('edge worker in workerd', () => {
     // The Node runtime masks alike: the same tokens.
     const nodeResponse = await nodeApp.request('/v1/chat/completions', {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify(request),
     })
     const node = (await nodeResponse.json()) as ChatCompletionResponse
