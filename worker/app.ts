@@ -285,7 +285,7 @@ export function createApp(options: AppOptions): OndeviceApp {
       c,
       new OndeviceError(
         'not_found',
-        `No route for ${c.req.method.slice(0, 16)} ${c.req.path.length > 200 ? `${c.req.path.slice(0, 200)}…` : c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.`,
+        `No route for ${c.req.method.slice(0, 16)} ${c.req.path.length > 200 ? `${c.req.path.slice(0, 200)}…` : c.req.path}. This server serves POST /v1/chat/completions, GET /v1/models and GET /healthz.${otherApiHint(c.req.path)}`,
       ),
     ),
   )
@@ -321,4 +321,16 @@ export function errorResponse(c: Context<AppEnv>, error: unknown): Response {
     )
   }
   return c.json(mapped.body, mapped.status as 400, { ...mapped.headers, 'x-request-id': requestId })
+}
+
+/**
+ * OpenAI's other APIs, which clients reach by default (the AI SDK's `openai(model)` posts to
+ * /v1/responses): how to reach chat completions instead.
+ */
+function otherApiHint(path: string): string {
+  if (/\/v1\/responses(\/|$)/.test(path))
+    return " OpenAI's Responses API is not served: with @ai-sdk/openai use openai.chat(model) (or @ai-sdk/openai-compatible), with the openai client client.chat.completions.create()."
+  if (/\/v1\/completions$/.test(path))
+    return ' The legacy completions API is not served: send messages to /v1/chat/completions.'
+  return ''
 }

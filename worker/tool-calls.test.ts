@@ -426,6 +426,16 @@ describe('requests real clients send', () => {
     }
   })
 
+  it("the AI SDK's openai(model) posts to OpenAI's Responses API: the 404 says how to reach chat completions", async () => {
+    const { app } = setup()
+    const response = await app.request('/v1/responses', { method: 'POST', body: '{}' })
+    expect(response.status).toBe(404)
+    const { error } = (await response.json()) as { error: { message: string } }
+    expect(error.message).toContain('openai.chat(model)')
+    const chat = await app.request('/v1/chat/completions', { method: 'GET' })
+    expect(((await chat.json()) as { error: { message: string } }).error.message).not.toContain('legacy')
+  })
+
   it('a tool result as text parts renders as the same string (the same prompt and answer)', async () => {
     const { post } = setup()
     const call = {
