@@ -129,6 +129,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   // The weight format and backend the request names (a handoff names the device's), loaded on
   // first use; refused (400 unsupported) when this server cannot run it, unless it allows a fallback.
   const { model, fallback: formatFallback } = await selectModel(runtime.modelHost, request.ondevice_format)
+  checkToolSyntax(request, model)
   const contextLength = model.info.contextLength
   const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
   const characters = promptCharacters(request)
@@ -176,6 +177,23 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
     )
   }
   return { request, model, formatFallback, continuationTokenIds, maxPromptTokens, requested, param }
+}
+
+/**
+ * Tools that may be called need the model's call syntax (Qwen-style `<tool_call>` tokens): without
+ * it the request is refused here, a 400 naming `tools` before the status line, where core's
+ * TokenizerError came as a 503 (or, streamed, an error event after a 200).
+ */
+function checkToolSyntax(request: ChatCompletionRequest, model: HostedModel): void {
+  if ((request.tools?.length ?? 0) === 0 || request.tool_choice === 'none') return
+  const { tokenizer } = model
+  if (tokenizer.tokenToId('<tool_call>') !== undefined && tokenizer.tokenToId('</tool_call>') !== undefined)
+    return
+  throw new OndeviceError(
+    'unsupported',
+    `The model '${request.model}' has no tool-call syntax (its tokenizer has no <tool_call> / </tool_call> tokens), so it cannot call tools: send the request without tools (or with tool_choice "none"), or serve a model whose template takes tools (Qwen3, Qwen3.5).`,
+    { param: 'tools' },
+  )
 }
 
 interface Plan {

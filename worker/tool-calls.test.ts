@@ -6,8 +6,11 @@
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
+import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { createTestSession } from '../test/support/test-session.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
+import { createModelHost } from './model-host.ts'
 
 const model = 'test-model'
 const messages = [{ role: 'user' as const, content: 'What is the weather in Paris?' }]
@@ -495,5 +498,54 @@ describe('a named tool_choice', () => {
     // The random logits call again whenever they may: several calls each before.
     expect(await counts()).toEqual([1, 1, 1, 1])
     expect(Math.max(...(await counts(true)))).toBeGreaterThan(1)
+  })
+})
+
+describe('a model without the tool-call syntax', () => {
+  // Qwen3's tokenizer with <tool_call> / </tool_call> hidden: a template that cannot call tools.
+  const tokenizer = qwen3Tokenizer()
+  const withoutCalls = new Proxy(tokenizer, {
+    get(target, key) {
+      if (key === 'tokenToId')
+        return (token: string) => (token.includes('tool_call') ? undefined : target.tokenToId(token))
+      const value = Reflect.get(target, key, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const host = createModelHost({
+    modelId: model,
+    retryAfterMs: 60_000,
+    load: async () => ({
+      info: { modelId: model, backend: 'test', dtype: 'fp32', contextLength: 4096 },
+      tokenizer: withoutCalls,
+      createSession: async () => createTestSession({ vocabularySize: tokenizer.vocabularySize }),
+    }),
+  })
+  const app = createApp({ modelHost: host, log: () => undefined })
+  const post = (body: object) =>
+    app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages, tools: [weather], max_tokens: 3, ...body }),
+    })
+
+  it('refuses tools it would have to call with a 400 naming tools, streamed or not (a 503, or a 200 then an error event)', async () => {
+    for (const body of [
+      { tool_choice: 'required' },
+      { tool_choice: 'auto' },
+      { tool_choice: 'required', stream: true },
+    ]) {
+      const response = await post(body)
+      expect(response.status, JSON.stringify(body)).toBe(400)
+      const { error } = (await response.json()) as { error: { code: string; param: string; message: string } }
+      expect(error).toMatchObject({ code: 'unsupported', param: 'tools' })
+      expect(error.message).toContain('tool_choice "none"')
+    }
+  })
+
+  it('answers tool_choice "none" (there is no call to keep out; it failed)', async () => {
+    const response = await post({ tool_choice: 'none' })
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as OpenAI.ChatCompletion).choices[0]?.finish_reason).toBe('length')
   })
 })

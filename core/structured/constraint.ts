@@ -334,18 +334,21 @@ export class ConstraintState {
     this.#openId = -1
     this.#closeId = -1
     this.#newlineId = -1
-    if (constraint.toolMode !== 'none' || constraint.toolGrammar !== undefined || constraint.hasTools) {
+    const callsAllowed = constraint.toolMode !== 'none' || constraint.toolGrammar !== undefined
+    if (callsAllowed || constraint.hasTools) {
       const open = tokenizer.tokenToId('<tool_call>')
       const close = tokenizer.tokenToId('</tool_call>')
       const line = this.vocabulary.idOfByte(0x0a)
-      if (open === undefined || close === undefined || line === -1) {
+      if (open !== undefined && close !== undefined && line !== -1) {
+        this.#openId = open
+        this.#closeId = close
+        this.#newlineId = line
+      } else if (callsAllowed) {
         throw new TokenizerError(
           'This model has no <tool_call> / </tool_call> tokens, so tool calls cannot be enforced for it; tools work with Qwen-style chat templates.',
         )
       }
-      this.#openId = open
-      this.#closeId = close
-      this.#newlineId = line
+      // toolChoice 'none' on a model without the call syntax: there is no call to keep out.
     }
     this.#mode = constraint.toolMode === 'required' ? callOpenMode : textMode
     this.#text =
