@@ -124,3 +124,46 @@ describe('a slow reader is not a slow device', () => {
     await ai.dispose()
   })
 })
+
+describe('dispose() mid-answer', () => {
+  it('ends the running answer at once (it ran to maxTokens, and dispose() waited for it)', async () => {
+    const host = createTestDeviceHost({ session: { delayMs: 5 } })
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: host })
+    const parts: StreamPart[] = []
+    let disposed: Promise<void> | undefined
+    for await (const part of ai.stream({ messages: question(), maxTokens: 2000, seed: 1 })) {
+      parts.push(part)
+      if (part.type === 'text-delta' && disposed === undefined) disposed = ai.dispose()
+    }
+    await disposed
+    const finish = parts.at(-1) as Extract<StreamPart, { type: 'finish' }>
+    expect(finish).toMatchObject({ type: 'finish', finishReason: 'abort' })
+    expect(finish.tokenIds.length).toBeLessThan(20)
+    await expect(ai.chat({ messages: question() })).rejects.toThrow(/disposed: create a new one/)
+  })
+
+  it('chat() says the client was disposed, not that the caller aborted', async () => {
+    const ai = createClient(
+      { policy: 'device-only' },
+      { deviceHost: createTestDeviceHost({ session: { delayMs: 5 } }) },
+    )
+    await ai.prepare()
+    const pending = ai.chat({ messages: question(), maxTokens: 2000 })
+    setTimeout(() => void ai.dispose(), 30)
+    await expect(pending).rejects.toThrow('The client was disposed during this answer.')
+  })
+
+  it('a stream made before dispose() and read after it runs nothing (it loaded the model again and ended as aborted)', async () => {
+    const host = createTestDeviceHost()
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: host })
+    await ai.prepare()
+    const stream = ai.stream({ messages: question(), maxTokens: 4 })
+    await ai.dispose()
+    const parts: StreamPart[] = []
+    for await (const part of stream) parts.push(part)
+    expect(parts).toHaveLength(1)
+    expect(parts[0]).toMatchObject({ type: 'error', error: { code: 'invalid_argument' } })
+    expect(JSON.stringify(parts[0])).toMatch(/disposed: create a new one/)
+    expect(host.loads).toBe(1)
+  })
+})

@@ -157,6 +157,10 @@ const downloadCodes: ReadonlySet<string> = new Set([
   'model_not_found',
 ])
 
+function disposedError(): OndeviceError {
+  return new OndeviceError('invalid_argument', 'This client was disposed: create a new one with createClient().')
+}
+
 function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 31)
 }
@@ -169,6 +173,8 @@ class Client implements OndeviceClient {
   readonly #planner: Planner
   readonly #device: DeviceSlot
   #disposed = false
+  /** Aborted by dispose(): every answer still running stops with it. */
+  readonly #lifetime = new AbortController()
 
   constructor(options: unknown, internals: ClientInternals = {}) {
     this.#options = validateClientOptions(options)
@@ -221,11 +227,7 @@ class Client implements OndeviceClient {
   }
 
   #checkOpen(): void {
-    if (this.#disposed)
-      throw new OndeviceError(
-        'invalid_argument',
-        'This client was disposed: create a new one with createClient().',
-      )
+    if (this.#disposed) throw disposedError()
   }
 
   #edgeAvailability(): { readonly configured: boolean; readonly reachable: boolean } {
@@ -297,14 +299,21 @@ class Client implements OndeviceClient {
     if (this.#disposed) return
     this.#disposed = true
     this.#events.clear()
+    // Answers still running end now (finish 'abort'): the device model is theirs until they stop,
+    // so dispose() used to wait for each to run to its end (for ever for a stream nobody reads).
+    this.#lifetime.abort()
     await this.#device.dispose()
   }
 
   stream(request: ChatRequest): AsyncIterable<StreamPart> {
     this.#checkOpen()
     const validated = validateChatRequest(request, this.#options.defaults)
-    // Both sides must draw the same numbers for a handoff to continue the same answer.
-    const resolved: ChatRequest = { ...validated, seed: validated.seed ?? randomSeed() }
+    // Both sides must draw the same numbers for a handoff to continue the same answer. The answer
+    // stops when the caller aborts or the client is disposed, whichever comes first.
+    const signal = validated.signal
+      ? AbortSignal.any([validated.signal, this.#lifetime.signal])
+      : this.#lifetime.signal
+    const resolved: ChatRequest = { ...validated, seed: validated.seed ?? randomSeed(), signal }
     return { [Symbol.asyncIterator]: () => forTheReader(this.#run(resolved)) }
   }
 
@@ -316,7 +325,10 @@ class Client implements OndeviceClient {
       else if (part.type === 'handoff') handoff = part
       else if (part.type === 'error') throw deserializeError(part.error)
       else if (part.type === 'finish') {
-        if (part.finishReason === 'abort') throw new AbortedError()
+        if (part.finishReason === 'abort')
+          throw request.signal?.aborted !== true && this.#disposed
+            ? new AbortedError('The client was disposed during this answer.')
+            : new AbortedError()
         return {
           text: part.text,
           ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
@@ -339,6 +351,12 @@ class Client implements OndeviceClient {
     const startedAt = performance.now()
     const attempts: OndeviceError[] = []
     const fail = (): StreamPart => ({ type: 'error', error: serializeError(chainError(attempts)) })
+    // A stream made before dispose() and read after it: nothing runs (it loaded the model again).
+    if (this.#disposed) {
+      attempts.push(disposedError())
+      yield fail()
+      return
+    }
     let plan: Plan
     try {
       plan = await this.#plan()

@@ -89,6 +89,9 @@ export class DeviceSlot {
 
   /** Loads (downloading first if needed) and probes the device model once; concurrent callers share it. */
   load(onProgress?: (progress: DownloadProgress) => void, signal?: AbortSignal): Promise<DeviceModel> {
+    if (this.#disposed) {
+      return Promise.reject(new OndeviceError('aborted', 'The client was disposed: nothing is loaded.'))
+    }
     if (!this.#loading) {
       const load = (async () => {
         const host = await this.#host
