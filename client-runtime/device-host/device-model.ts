@@ -4,6 +4,7 @@
 // cache, so generations on it take turns (a queue), never interleave.
 
 import { encodeChatTurns } from '../../core/chat-turns.ts'
+import { ContextLengthError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import { constraintTemplateTools } from '../../core/protocol/response-format.ts'
@@ -44,6 +45,16 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
       addGenerationPrompt: true,
       ...(tools === undefined ? {} : { tools }),
     })
+    // What the edge (and OpenAI) refuse, refused here too: an answer asked to be longer than the
+    // context leaves. The loop itself would stop it at the context's end, so the same request
+    // finished 'length' on the device but failed on the edge, or mid-answer after a handoff.
+    const room = session.info.contextLength - prompt.tokenIds.length
+    if (request.maxTokens !== undefined && room > 0 && request.maxTokens > room) {
+      throw new ContextLengthError(
+        `The prompt (${prompt.tokenIds.length} tokens) plus maxTokens (${request.maxTokens}) exceeds the model's context of ${session.info.contextLength} tokens. Lower maxTokens to at most ${room}, leave it out (the answer then stops at the context's end), or shorten the conversation.`,
+        { param: 'maxTokens' },
+      )
+    }
     const release = await acquire()
     try {
       yield { type: 'prompt', promptTokens: prompt.tokenIds.length }
