@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path'
 import { InvalidArgumentError, StoreError } from '../core/errors.ts'
 
 /** Bump when the fixture's contents change, so old caches are not reused. */
-const defaultPackageName = 'qwen3_5-tiny-seed1-v3'
+const defaultPackageName = 'qwen3_5-tiny-seed1-v4'
 
 export const defaultPackageDescription =
   'the embedded default model (a tiny Qwen3.5-architecture package with random weights and the real Qwen3 tokenizer): its text is not meaningful'

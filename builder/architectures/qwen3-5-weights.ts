@@ -4,6 +4,7 @@
 
 import { parseQwen35Config, type Qwen35Config } from './qwen3-5-config.ts'
 import { type Qwen35Tensor, qwen35WeightShapes } from './qwen3-5-reference.ts'
+import { zeroPaddingRows } from './random-weights.ts'
 
 /** Deterministic uniform numbers in [0, 1) from a 32-bit seed (mulberry32). */
 export function seededRandom(seed: number): () => number {
@@ -44,6 +45,7 @@ export function randomQwen35Weights(config: Qwen35Config, seed = 0): Map<string,
     } else if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') {
       // Real checkpoints' embeddings are small (std ~0.02-0.05); logits stay O(1-5).
       data = fill(size, random, -0.15, 0.15)
+      zeroPaddingRows(data, shape[1] as number)
     } else {
       // Linear layers [out, in]: uniform with variance 1/in keeps activations O(1).
       const fanIn = shape[shape.length - 1] as number

@@ -27,6 +27,24 @@ function uniformFill(out: Float32Array, random: () => number, std: number, mean 
   return out
 }
 
+/** How many ids the Qwen3 tokenizer has (0..151,668), the tokenizer every fixture ships. */
+export const fixtureTokenizerSize = 151_669
+
+/**
+ * Zeroes the rows of a [vocabulary, hidden] embedding or LM head past the fixtures' tokenizer
+ * (Qwen3 pads its vocabulary to 151,936, the Qwen3.5-0.8B shape has 248,320 rows). A trained model
+ * never learns to produce those padding ids; random rows made them win greedy decoding now and
+ * then (2 of 10 150-token answers of the tiny Qwen3.5 fixture in transformers.js), an id an
+ * independent engine then emits while ours never draws one its tokenizer cannot show. A zero
+ * row's logit is exactly 0 in every dtype the builder writes (a zero block quantizes to zero),
+ * below the best of 151,669 random logits. A vocabulary no larger than the tokenizer's (unit
+ * tests' small ones) is left as drawn. The random draws are the same either way, so every other
+ * weight of a seed is unchanged.
+ */
+export function zeroPaddingRows(data: Float32Array, width: number): void {
+  if (data.length > fixtureTokenizerSize * width) data.fill(0, fixtureTokenizerSize * width)
+}
+
 export function randomDecoderWeights(config: ModelConfig, seed = 1): DecoderWeights {
   const random = seededRandom(seed)
   const linear = (rows: number, cols: number): Matrix =>
@@ -63,5 +81,7 @@ export function randomDecoderWeights(config: ModelConfig, seed = 1): DecoderWeig
         h,
         uniformFill(new Float32Array(config.vocabSize * h), random, 2.5 / Math.sqrt(h)),
       )
+  zeroPaddingRows(embedTokens.data, h)
+  if (lmHead) zeroPaddingRows(lmHead.data, h)
   return { config, embedTokens, layers, norm: normWeights, ...(lmHead ? { lmHead } : {}) }
 }

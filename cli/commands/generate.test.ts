@@ -76,7 +76,7 @@ describe('ondevice generate / chat on the embedded default model', () => {
         decode_tokens_per_second: expect.any(Number),
       })
     }
-    expect(existsSync(join(cacheDir, 'default', 'qwen3_5-tiny-seed1-v3', 'manifest.json'))).toBe(true)
+    expect(existsSync(join(cacheDir, 'default', 'qwen3_5-tiny-seed1-v4', 'manifest.json'))).toBe(true)
   }, 180_000)
 
   it('chat keeps the conversation across piped lines', async () => {
