@@ -374,10 +374,13 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   state.deferred = true
   const includeUsage = request.stream_options?.include_usage === true
   const choice = request.tool_choice
-  const answerIsCall =
-    (request.tools?.length ?? 0) > 0 &&
-    (choice === 'required' || (typeof choice === 'object' && choice !== null))
-  const chunks = createChunkWriter(header, includeUsage, answerIsCall)
+  const answer =
+    (request.tools?.length ?? 0) === 0 || choice === 'none'
+      ? 'text'
+      : choice === 'required' || (typeof choice === 'object' && choice !== null)
+        ? 'call'
+        : 'either'
+  const chunks = createChunkWriter(header, includeUsage, answer)
   const encoder = new TextEncoder()
   const event = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`)
 

@@ -549,3 +549,22 @@ describe('a model without the tool-call syntax', () => {
     expect(((await response.json()) as OpenAI.ChatCompletion).choices[0]?.finish_reason).toBe('length')
   })
 })
+
+describe('the role chunk', () => {
+  it("says only what is known before the first token: content '' without tools, null for a forced call, none for auto", async () => {
+    const { post } = setup()
+    const first = async (body: object) => {
+      const chunks = await events(await post({ model, messages, max_tokens: 2, stream: true, ...body }))
+      return (chunks[0]?.['choices'] as { delta: unknown }[])[0]?.delta
+    }
+    expect(await first({})).toEqual({ role: 'assistant', content: '' })
+    expect(await first({ tools: [weather], tool_choice: 'none' })).toEqual({ role: 'assistant', content: '' })
+    expect(await first({ tools: [weather], tool_choice: 'required' })).toEqual({
+      role: 'assistant',
+      content: null,
+    })
+    // auto may answer in text or call: an empty content made the AI SDK's OpenAI provider open an
+    // empty text part before every call.
+    expect(await first({ tools: [weather] })).toEqual({ role: 'assistant' })
+  })
+})

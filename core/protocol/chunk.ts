@@ -26,14 +26,16 @@ export interface ChunkWriter {
 }
 
 /**
- * `answerIsCall`: the request forces a call (tool_choice "required" or a named function), so the
- * answer has no text: its role chunk says `content: null` as OpenAI's does, and clients that open a
- * text part on `content: ""` (the AI SDK's OpenAI provider) open none.
+ * `answer` says what the role chunk can know of the answer before its first token: 'text' (no
+ * tools may be called: `content: ""`, OpenAI's first chunk), 'call' (tool_choice "required" or a
+ * named function: no text, `content: null`, as OpenAI's) or 'either' (tool_choice "auto": no
+ * `content` yet). Clients that open a text part on `content: ""` (the AI SDK's OpenAI provider)
+ * then open none for an answer that is a call.
  */
 export function createChunkWriter(
   header: CompletionHeader,
   includeUsage: boolean,
-  answerIsCall = false,
+  answer: 'text' | 'call' | 'either' = 'text',
 ): ChunkWriter {
   const chunk = (
     delta: Choice['delta'],
@@ -71,14 +73,27 @@ export function createChunkWriter(
     return { index: call.index, function: { arguments: call.arguments.slice(before.length) } }
   }
   return {
-    start: () => chunk({ role: 'assistant', content: answerIsCall ? null : '' }, null),
+    start: () =>
+      chunk(
+        answer === 'either'
+          ? { role: 'assistant' }
+          : { role: 'assistant', content: answer === 'call' ? null : '' },
+        null,
+      ),
     // A token that shows no text (half a character held back, a tool call's markup, which
     // generate() never shows, EOS) still sends its ids, for a handoff and the client's count, but
     // no empty `content`. Inside a call, what the token added to the call goes with them.
     delta: (part) => {
       const toolCall = part.toolCall === undefined ? undefined : callDelta(part.toolCall)
       if (toolCall !== undefined)
-        return chunk({ tool_calls: [toolCall], token_ids: [...part.tokenIds] }, null)
+        return chunk(
+          {
+            ...(part.text.length > 0 ? { content: part.text } : {}),
+            tool_calls: [toolCall],
+            token_ids: [...part.tokenIds],
+          },
+          null,
+        )
       if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
       return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
     },
