@@ -224,3 +224,38 @@ describe('an answer longer than the context leaves', () => {
     }
   })
 })
+
+describe('streams the app stops reading', () => {
+  it('a stream kept but no longer read does not hold the device (every later answer waited for ever)', async () => {
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const iterator = ai.stream({ messages: question(), maxTokens: 200, seed: 1 })[Symbol.asyncIterator]()
+    await iterator.next() // the route
+    await iterator.next() // the first text
+    const next = await ai.chat({ messages: question(), maxTokens: 3, seed: 1 })
+    expect(next.finishReason).toBe('length')
+    await ai.dispose()
+  })
+
+  it('two streams read in turns give the answers they give alone (the reader of the second waited for ever)', async () => {
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const alone = [
+      await ai.chat({ messages: question(), maxTokens: 6, seed: 1 }),
+      await ai.chat({ messages: question(), maxTokens: 6, seed: 2 }),
+    ].map((result) => result.tokenIds)
+    const iterators = [1, 2].map((seed) =>
+      ai.stream({ messages: question(), maxTokens: 6, seed })[Symbol.asyncIterator](),
+    )
+    const finished: (readonly number[])[] = [[], []]
+    const open = [true, true]
+    while (open[0] || open[1]) {
+      for (const index of [0, 1]) {
+        if (!open[index]) continue
+        const step = await (iterators[index] as AsyncIterator<StreamPart>).next()
+        if (step.done) open[index] = false
+        else if (step.value.type === 'finish') finished[index] = step.value.tokenIds
+      }
+    }
+    expect(finished).toEqual(alone)
+    await ai.dispose()
+  })
+})

@@ -32,30 +32,57 @@ export interface StallWatch {
   readonly minTokensPerSecond: number
 }
 
-/** Iterates `parts` until `signal` aborts, then stops at once (and tells the source to stop). */
-async function* untilAborted<T>(parts: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const iterator = parts[Symbol.asyncIterator]()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted')
-    if (signal.aborted) resolve('aborted')
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
-  let finished = false
-  try {
-    while (true) {
-      const next = await Promise.race([iterator.next(), aborted])
-      if (next === 'aborted') return
-      if (next.done) {
-        finished = true
-        return
+/**
+ * Reads `parts` ahead of the reader, as fast as the source gives them, and hands them over in
+ * order until `signal` aborts (then at once). The device runs ahead of its reader, as it already
+ * does behind a page's model worker: in process, the device model's generator ran only while the
+ * reader pulled, so a stream kept but no longer read (an iterator put aside, two streams read in
+ * turns) held the device, and every later answer on the client, for ever. An abandoned stream now
+ * runs to its end and frees the device. Whoever aborts `signal` stops the source (it is the
+ * source's signal too); the read loop does not wait for the source's current step.
+ */
+async function* runAhead<T>(parts: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const queue: T[] = []
+  let head = 0
+  let ended = false
+  let failure: { readonly error: unknown } | undefined
+  let wake: (() => void) | undefined
+  const notify = () => {
+    const resolve = wake
+    wake = undefined
+    resolve?.()
+  }
+  signal.addEventListener('abort', notify, { once: true })
+  void (async () => {
+    try {
+      for await (const part of parts) {
+        queue.push(part)
+        notify()
+        if (signal.aborted) break
       }
-      yield next.value
+    } catch (error) {
+      failure = { error }
+    } finally {
+      ended = true
+      notify()
+    }
+  })()
+  try {
+    while (!signal.aborted) {
+      if (head < queue.length) {
+        const part = queue[head] as T
+        queue[head++] = undefined as T
+        yield part
+        continue
+      }
+      if (failure) throw failure.error
+      if (ended) return
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
     }
   } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort)
-    // An async generator that is mid-step settles its return() after that step: don't wait for it.
-    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {})
+    signal.removeEventListener('abort', notify)
   }
 }
 
@@ -115,7 +142,7 @@ export async function* runDevice(
     let askedAt = performance.now()
     // Stop reading the moment the caller aborts or the device stalls, whatever the device
     // does with its own abort (a worker busy in a long step answers it late).
-    for await (const part of untilAborted(parts, stop.signal)) {
+    for await (const part of runAhead(parts, stop.signal)) {
       const receivedAt = performance.now()
       deviceTime += receivedAt - askedAt
       if (part.type === 'prompt') {
@@ -180,5 +207,8 @@ export async function* runDevice(
     return failed(deviceError, `the device failed: ${deviceError.message}`)
   } finally {
     request.signal?.removeEventListener('abort', onUserAbort)
+    // The reader left (a break, a return, a throw) or the device part ended: the device stops
+    // generating for this answer (nothing when it has finished already).
+    stop.abort()
   }
 }
