@@ -259,3 +259,26 @@ describe('streams the app stops reading', () => {
     await ai.dispose()
   })
 })
+
+describe('a stream is one answer', () => {
+  it('reading it twice is refused (the second read ran the whole request again)', async () => {
+    const host = createTestDeviceHost()
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: host })
+    const stream = ai.stream({ messages: question(), maxTokens: 3 })
+    const first: StreamPart[] = []
+    for await (const part of stream) first.push(part)
+    expect(first.at(-1)?.type).toBe('finish')
+    let caught: unknown
+    try {
+      for await (const _part of stream) {
+        // not reached
+      }
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toMatchObject({ code: 'invalid_argument', param: 'stream' })
+    expect(String(caught)).toMatch(/read already.*Call stream\(\) again/)
+    await ai.dispose()
+    expect(() => ai.on('ready', () => undefined)).toThrow(/disposed/)
+  })
+})

@@ -158,7 +158,10 @@ const downloadCodes: ReadonlySet<string> = new Set([
 ])
 
 function disposedError(): OndeviceError {
-  return new OndeviceError('invalid_argument', 'This client was disposed: create a new one with createClient().')
+  return new OndeviceError(
+    'invalid_argument',
+    'This client was disposed: create a new one with createClient().',
+  )
 }
 
 function randomSeed(): number {
@@ -215,6 +218,8 @@ class Client implements OndeviceClient {
   }
 
   on<K extends keyof ClientEvents>(name: K, listener: (event: ClientEvents[K]) => void): () => void {
+    // A listener added after dispose() would never hear anything.
+    this.#checkOpen()
     // A misspelt name would subscribe to nothing, silently.
     if (!clientEventNames.includes(name))
       throw new InvalidArgumentError(
@@ -314,7 +319,19 @@ class Client implements OndeviceClient {
       ? AbortSignal.any([validated.signal, this.#lifetime.signal])
       : this.#lifetime.signal
     const resolved: ChatRequest = { ...validated, seed: validated.seed ?? randomSeed(), signal }
-    return { [Symbol.asyncIterator]: () => forTheReader(this.#run(resolved)) }
+    let read = false
+    return {
+      [Symbol.asyncIterator]: () => {
+        // A second read ran the whole request again (another edge request, another generation).
+        if (read)
+          throw new InvalidArgumentError(
+            'stream',
+            'This stream was read already: each stream() is one answer, read once. Call stream() again for another.',
+          )
+        read = true
+        return forTheReader(this.#run(resolved))
+      },
+    }
   }
 
   async chat(request: ChatRequest): Promise<ChatResult> {

@@ -134,3 +134,18 @@ describe('only a JSON body is read', () => {
     }
   })
 })
+
+describe('a seed beyond what JSON keeps', () => {
+  it('names the range (it said "use a whole number" of 9007199254740992)', async () => {
+    const app = setup({ apiKeys: [] })
+    const answer = await app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"test-model","messages":[{"role":"user","content":"hi"}],"seed":18446744073709551615}',
+    })
+    expect(answer.status).toBe(400)
+    const error = ((await answer.json()) as { error: { param: string; message: string } }).error
+    expect(error.param).toBe('seed')
+    expect(error.message).toMatch(/between -9007199254740991 and 9007199254740991/)
+  })
+})

@@ -27,7 +27,13 @@ export const samplingFields = {
   frequencyPenalty: { wire: 'frequency_penalty', check: range(-2, 2) },
   seed: {
     wire: 'seed',
-    check: (value) => (Number.isSafeInteger(value) ? undefined : 'use a whole number.'),
+    // A 64-bit seed (what some clients draw) has lost digits in JSON already: say which range is kept.
+    check: (value) =>
+      Number.isSafeInteger(value)
+        ? undefined
+        : Number.isInteger(value)
+          ? `use a whole number between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER} (2^53 - 1; larger ones lose digits in JSON).`
+          : 'use a whole number.',
   },
   // A map, not a number: validateLogitBias checks its keys and values.
   logitBias: { wire: 'logit_bias' },
