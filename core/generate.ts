@@ -316,10 +316,13 @@ export async function* generate(
   // The call being written, for a server that streams it (the id and name, then arguments).
   const callReader = constraintState?.toolCallOpenId === undefined ? undefined : new ToolCallReader()
   let callCount = 0
-  /** Follows token `id` (its `shown` text) into the call reader; `context` ends with it. */
-  const followCall = (id: number, shown: string, context: readonly number[]): void => {
+  /**
+   * Follows token `id` (its `shown` text) into the call reader; it is `input[end - 1]` (the prompt,
+   * the continuation and the tokens drawn so far), sliced only at a call's opening.
+   */
+  const followCall = (id: number, shown: string, end: number): void => {
     if (callReader === undefined) return
-    if (id === constraintState?.toolCallOpenId) callReader.open(toolCallId(context, callCount++))
+    if (id === constraintState?.toolCallOpenId) callReader.open(toolCallId(input.slice(0, end), callCount++))
     else callReader.push(shown)
   }
   const delta = (piece: string, tokenIds: readonly number[]): TextDeltaPart => {
@@ -371,7 +374,7 @@ export async function* generate(
     }
     textBefore(id)
     const shown = matcher.push(stream.push(id)).text
-    followCall(id, shown, input.slice(0, prompt.length + index + 1))
+    followCall(id, shown, prompt.length + index + 1)
     visible(shown, 'text')
     const pause = slice.maybeYield()
     if (pause) {
@@ -483,7 +486,7 @@ export async function* generate(
     }
     const before = textBefore(id)
     const shown = matcher.push(stream.push(id))
-    followCall(id, shown.text, history)
+    followCall(id, shown.text, history.length)
     if (shown.stopped) {
       yield delta(before + visible(shown.text, 'end'), [id])
       yield finish('stop')
