@@ -14,6 +14,15 @@
 // - numbers without exponent, at most 15 integer digits and 15 fraction digits, never `-0`;
 // - strings as valid UTF-8 without lone surrogates; property names without escapes.
 import { InvalidArgumentError } from '../errors.ts'
+import {
+  extraStringChecks,
+  flattenAllOf,
+  type MergeContext,
+  mergeMembers,
+  noValue,
+  type StringCheck,
+  without as withoutKeyword,
+} from './all-of.ts'
 import { allowedUnits } from './number-range.ts'
 import { type Automaton, type CompileBudget, compileBudget, compilePattern } from './regex.ts'
 import { type StringConstraint, stringLanguage } from './string-language.ts'
@@ -336,6 +345,9 @@ class SchemaCompiler {
         `A schema must be an object (or true); got ${schema === null ? 'null' : Array.isArray(schema) ? 'an array' : typeof schema}.`,
       )
     }
+    // A place an allOf merge found no value for (all-of.ts), with the member that forbids it.
+    const reason = (schema as { [noValue]?: { param: string; message: string } })[noValue]
+    if (reason !== undefined) return this.never(reason.param, reason.message)
     const cached = this.#compiled.get(schema)
     if (cached !== undefined) return cached
     if (++this.#depth > 64)
@@ -356,7 +368,7 @@ class SchemaCompiler {
       if (!known.has(key)) {
         this.refuse(
           `${path}.${key}`,
-          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, allOf of one schema, $ref/$defs, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable; draft-07 tuples: items as an array with additionalItems; propertyNames that allows every string).`,
+          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, unevaluatedProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, allOf, $ref/$defs/$anchor, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable, discriminator; draft-07 tuples: items as an array with additionalItems; propertyNames that allows every string or lists the names). See docs/sdk.md, Structured output.`,
         )
       }
     }
@@ -420,13 +432,10 @@ class SchemaCompiler {
           `$ref "${reference}" is not supported: only references inside the schema ("#/$defs/Name", "#anchor", or the root's $id followed by one of those) are.`,
         )
       }
+      // Keywords beside $ref apply too (2020-12; draft-07 ignores them, and a document that
+      // satisfies both satisfies either reading): the target and them, merged.
       const others = Object.keys(schema).filter((key) => !annotations.has(key) && key !== '$ref')
-      if (others.length > 0) {
-        this.refuse(
-          `${path}.${others[0]}`,
-          `"${others[0]}" next to $ref is not supported: put it inside the referenced schema.`,
-        )
-      }
+      if (others.length > 0) return this.#compileAllOf([{ schema, param: path }], path)
       return this.#referenceTo(local, path)
     }
 
@@ -437,22 +446,24 @@ class SchemaCompiler {
     for (const combinator of ['anyOf', 'oneOf', 'allOf'] as const) {
       if (!present(combinator)) continue
       const others = Object.keys(schema).filter((key) => !annotations.has(key) && key !== combinator)
-      if (others.length > 0) {
-        this.refuse(
-          `${path}.${others[0]}`,
-          `"${others[0]}" next to ${combinator} is not supported: move it into each alternative.`,
-        )
-      }
       const list = schema[combinator]
       if (!Array.isArray(list) || list.length === 0)
         this.refuse(`${path}.${combinator}`, `${combinator} must be a non-empty array of schemas.`)
-      // allOf of one schema is that schema (generators wrap a $ref in it to hang a description
-      // beside it); an intersection of several would need their merge, which is the caller's.
-      if (combinator === 'allOf' && list.length > 1)
-        this.refuse(
-          `${path}.allOf`,
-          'allOf with more than one schema is not supported by structured output: merge them into one schema (one properties, one required list).',
+      // An intersection (allOf of several, or keywords beside a combinator, which apply to the
+      // value as well) is merged into the one schema it means (all-of.ts). allOf of one schema is
+      // that schema (generators wrap a $ref in it to hang a description beside it).
+      if (others.length > 0 || (combinator === 'allOf' && list.length > 1)) {
+        if (combinator === 'allOf') return this.#compileAllOf([{ schema, param: path }], path)
+        if (present('discriminator'))
+          this.#checkDiscriminator(schema['discriminator'], list, combinator, path)
+        return this.#compileAllOf(
+          [
+            { schema: withoutKeyword(schema, others), param: path },
+            { schema: withoutKeyword(schema, combinator), param: path },
+          ],
+          path,
         )
+      }
       const options = list.map((option, index) => this.compile(option, `${path}.${combinator}.${index}`))
       if (combinator === 'oneOf') this.#checkDisjoint(list, path)
       if (present('discriminator')) this.#checkDiscriminator(schema['discriminator'], list, combinator, path)
@@ -462,6 +473,46 @@ class SchemaCompiler {
     const types = this.#types(schema, path)
     const options = types.map((type) => this.#compileType(type, schema, path))
     return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
+  }
+
+  /** Intersections merged so far, by their members: a recursive one compiles to a loop, not forever. */
+  readonly #merges = new Map<string, ReferenceNode>()
+  readonly #identities = new WeakMap<object, number>()
+  #nextIdentity = 0
+
+  #compileAllOf(list: readonly { schema: unknown; param: string }[], path: string): SchemaNode {
+    const context: MergeContext = {
+      annotations,
+      refuse: (param, message) => this.refuse(param, message),
+      dereference: (reference) => {
+        const local = this.#localReference(reference)
+        if (local === undefined) {
+          this.refuse(
+            `${path}.$ref`,
+            `$ref "${reference}" is not supported: only references inside the schema ("#/$defs/Name", "#anchor") are.`,
+          )
+        }
+        return local === '#' ? this.rootSchema : this.#resolvePointer(local).schema
+      },
+    }
+    const intersection = flattenAllOf(list, context)
+    if (noValue in intersection) return this.compile(intersection, path)
+    const identity = (schema: unknown): string => {
+      if (typeof schema !== 'object' || schema === null) return JSON.stringify(schema) ?? 'none'
+      let found = this.#identities.get(schema)
+      if (found === undefined) {
+        found = ++this.#nextIdentity
+        this.#identities.set(schema, found)
+      }
+      return String(found)
+    }
+    const key = `${intersection.members.map((member) => identity(member.schema)).join(',')}|${identity(intersection.unevaluated?.schema)}`
+    const known = this.#merges.get(key)
+    if (known !== undefined) return known
+    const node: ReferenceNode = { kind: 'reference', id: this.id(), target: undefined, path: `${path}.allOf` }
+    this.#merges.set(key, node)
+    node.target = this.compile(mergeMembers(intersection, path, context), path)
+    return node
   }
 
   /**
@@ -611,6 +662,23 @@ class SchemaCompiler {
         )
       }
     }
+    // An allOf merge's further patterns and formats (all-of.ts): each applies too.
+    const extra = (schema as { [extraStringChecks]?: readonly StringCheck[] })[extraStringChecks] ?? []
+    for (const check of extra) {
+      const source = check.keyword === 'pattern' ? check.value : formatPatterns[String(check.value)]
+      if (check.keyword === 'format' && unconstrainedFormats.has(String(check.value))) continue
+      if (typeof source !== 'string') {
+        this.refuse(
+          check.param,
+          `The ${check.keyword} ${JSON.stringify(check.value)} cannot be combined with another: the supported formats are ${supportedFormats.join(', ')}.`,
+        )
+      }
+      constraints.push({
+        automaton: compilePattern(source, check.param, this.budget),
+        param: check.param,
+        label: `the ${check.keyword} ${JSON.stringify(check.value)}`,
+      })
+    }
     // Whether any string satisfies them all, decided exactly (pattern ∩ format ∩ length bounds).
     const language = stringLanguage(constraints, minLength, maxLength, path, this.budget)
     if (language.empty) return this.never(language.param, language.message)
@@ -653,6 +721,11 @@ class SchemaCompiler {
     const exMin = this.#bound(schema, 'exclusiveMinimum', path)
     const max = this.#bound(schema, 'maximum', path)
     const exMax = this.#bound(schema, 'exclusiveMaximum', path)
+    const extraFormat = (schema as { [extraStringChecks]?: readonly StringCheck[] })[extraStringChecks]?.find(
+      (check) => check.keyword === 'format',
+    )
+    if (extraFormat !== undefined)
+      this.refuse(extraFormat.param, 'allOf members give a number two different formats: keep one.')
     // OpenAPI's number formats: int32 bounds the value (both are integers only, as validators check).
     const format = schema['format']
     if (format !== undefined) {
@@ -1051,6 +1124,43 @@ class SchemaCompiler {
       return target === undefined
         ? { types: undefined, values: undefined, tags: new Map() }
         : this.#summary(target, depth + 1)
+    }
+    // An intersection (allOf, or what a oneOf distributed over allOf became) is disjoint from
+    // another wherever one of its members is: its types are theirs in common, its tags all of theirs.
+    const members = schema['allOf']
+    if (Array.isArray(members)) {
+      const parts = [withoutKeyword(schema, 'allOf'), ...members].map((member) => this.#dereference(member))
+      let types: Set<TypeName> | undefined
+      let values: readonly unknown[] | undefined
+      const tags = new Map<string, readonly unknown[]>()
+      for (const part of parts) {
+        const summary = this.#summary(part, depth + 1)
+        if (summary.types !== undefined)
+          types =
+            types === undefined
+              ? summary.types
+              : new Set([...types].filter((type) => summary.types!.has(type)))
+        values ??= summary.values
+        for (const [name, list] of summary.tags) if (!tags.has(name)) tags.set(name, list)
+      }
+      // A tag may be required by one part and fixed by another's properties.
+      const required = new Set<string>()
+      for (const part of parts)
+        if (isPlainObject(part) && Array.isArray(part['required']))
+          for (const name of part['required']) required.add(String(name))
+      for (const name of required) {
+        if (tags.has(name)) continue
+        for (const part of parts) {
+          const property =
+            isPlainObject(part) && isPlainObject(part['properties']) ? part['properties'][name] : undefined
+          if (!isPlainObject(property)) continue
+          if (property['const'] !== undefined) tags.set(name, [property['const']])
+          else if (Array.isArray(property['enum'])) tags.set(name, property['enum'])
+          else continue
+          break
+        }
+      }
+      return { types, values, tags }
     }
     const values =
       schema['const'] !== undefined

@@ -293,3 +293,107 @@ describe('unevaluatedProperties', () => {
     )
   })
 })
+
+describe('allOf and keywords beside $ref/anyOf/oneOf: merged into the one schema they mean', () => {
+  it("zod 3's intersections (zod-to-json-schema: draft-07 allOf; 2019-09 with unevaluatedProperties: false)", () => {
+    const members = [
+      { type: 'object', properties: { a: { type: 'string', maxLength: 4 } }, required: ['a'] },
+      { type: 'object', properties: { b: { type: 'number' } }, required: ['b'] },
+    ]
+    const draft07 = { allOf: members, $schema: 'http://json-schema.org/draft-07/schema#' }
+    for (const value of walksValidate(draft07, 3)) expect(Object.keys(value as object)).toEqual(['a', 'b'])
+    const closed = { allOf: members, unevaluatedProperties: false }
+    for (const value of walksValidate(closed, 3)) expect(Object.keys(value as object)).toEqual(['a', 'b'])
+  })
+
+  it('"extends" through $ref, keywords beside $ref, recursion through an allOf', () => {
+    const extended = {
+      $defs: {
+        Base: {
+          type: 'object',
+          properties: { id: { type: 'string', format: 'uuid' }, kind: { enum: ['x', 'y', 'z'] } },
+          required: ['id', 'kind'],
+        },
+      },
+      allOf: [
+        { $ref: '#/$defs/Base' },
+        {
+          properties: { kind: { enum: ['y', 'z', 'w'] }, name: { type: 'string', maxLength: 5 } },
+          required: ['name'],
+        },
+      ],
+    }
+    for (const value of walksValidate(extended, 3) as { kind: string }[])
+      expect(['y', 'z']).toContain(value.kind)
+    const beside = {
+      $defs: { S: { type: 'string', maxLength: 6 } },
+      type: 'object',
+      properties: { s: { $ref: '#/$defs/S', minLength: 2, pattern: '^[A-Z]' } },
+      required: ['s'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(beside, 4) as { s: string }[]) expect(value.s).toMatch(/^[A-Z].{1,5}$/u)
+    const recursive = {
+      $defs: {
+        Node: {
+          type: 'object',
+          properties: {
+            v: { type: 'integer' },
+            next: { anyOf: [{ $ref: '#/$defs/Named' }, { type: 'null' }] },
+          },
+          required: ['v', 'next'],
+        },
+        Named: {
+          allOf: [
+            { $ref: '#/$defs/Node' },
+            { properties: { name: { type: 'string', maxLength: 3 } }, required: ['name'] },
+          ],
+        },
+      },
+      $ref: '#/$defs/Named',
+    }
+    walksValidate(recursive, 4)
+  })
+
+  it('anyOf/oneOf with keywords beside them, bounds and patterns from several members', () => {
+    const contact = {
+      type: 'object',
+      properties: {
+        email: { type: 'string', format: 'email' },
+        phone: { type: 'string', pattern: '^\\+\\d{6,8}$' },
+      },
+      anyOf: [{ required: ['email'] }, { required: ['phone'] }],
+      additionalProperties: false,
+    }
+    walksValidate({ ...contact, properties: { ...contact.properties, email: { enum: ['a@b.cd'] } } }, 4)
+    const shapes = {
+      type: 'object',
+      required: ['shape'],
+      properties: { shape: { type: 'string' } },
+      oneOf: [
+        { properties: { shape: { const: 'circle' }, r: { type: 'number' } }, required: ['r'] },
+        { properties: { shape: { const: 'square' }, side: { type: 'number' } }, required: ['side'] },
+      ],
+    }
+    walksValidate(shapes, 4)
+    const word = {
+      allOf: [{ type: 'string', pattern: '^[a-z]+$' }, { pattern: 'x', minLength: 2 }, { maxLength: 5 }],
+    }
+    for (const value of walksValidate(word, 4) as string[]) expect(value).toMatch(/^[a-z]{2,5}$/)
+    const numbers = {
+      allOf: [{ type: 'number', minimum: 0 }, { type: 'integer', maximum: 10 }, { exclusiveMinimum: 2 }],
+    }
+    for (const value of walksValidate(numbers, 4) as number[])
+      expect(Number.isInteger(value) && value > 2).toBe(true)
+  })
+
+  it('what no document can satisfy is refused naming the member; an optional place is left out', () => {
+    const closed = { type: 'object', properties: { a: { type: 'integer' } }, additionalProperties: false }
+    const conflict = refusal({ allOf: [closed, { properties: { b: { type: 'integer' } }, required: ['b'] }] })
+    expect(conflict.param).toBe('schema.allOf.0.additionalProperties')
+    expect(conflict.message).toMatch(/"b"/)
+    for (const value of walksValidate({ allOf: [closed, { properties: { b: { type: 'integer' } } }] }, 4))
+      expect(Object.keys(value as object).every((key) => key === 'a')).toBe(true)
+    expect(refusal({ allOf: [{ enum: ['a', 'b'] }, { enum: ['c'] }] }).param).toBe('schema.allOf')
+  })
+})
