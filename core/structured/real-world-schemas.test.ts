@@ -85,9 +85,9 @@ describe('formats: each generated string passes ajv-formats (full mode)', () => 
     ['duration', 8],
     ['ipv4', 8],
     ['ipv6', 8],
-    ['uri', 3],
-    ['hostname', 2],
-    ['json-pointer', 2],
+    ['uri', 2],
+    ['hostname', 1],
+    ['json-pointer', 1],
   ] as const)('%s', (format, seeds) => {
     walksValidate({ type: 'string', format }, seeds)
   })
@@ -124,7 +124,7 @@ describe('formats: each generated string passes ajv-formats (full mode)', () => 
       required: ['starts', 'cuid'],
       additionalProperties: false,
     }
-    for (const value of walksValidate(zod4, 4) as { starts: string; cuid: string }[]) {
+    for (const value of walksValidate(zod4, 2) as { starts: string; cuid: string }[]) {
       expect(value.starts.startsWith('ab')).toBe(true)
       expect(value.cuid).toMatch(/^[cC][0-9a-z]{6,}$/)
     }
@@ -286,10 +286,10 @@ describe('unevaluatedProperties', () => {
       required: ['a'],
       unevaluatedProperties: false,
     }
-    for (const value of walksValidate(schema, 4)) expect(Object.keys(value as object)).toEqual(['a'])
+    for (const value of walksValidate(schema, 2)) expect(Object.keys(value as object)).toEqual(['a'])
     walksValidate(
       { type: 'object', properties: { a: { type: 'null' } }, unevaluatedProperties: { type: 'boolean' } },
-      4,
+      2,
     )
   })
 })
