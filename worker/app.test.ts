@@ -244,7 +244,7 @@ describe('errors', () => {
     })
   })
 
-  it('413 for a body over the cap (declared or streamed), 422 for a prompt or answer that does not fit', async () => {
+  it('413 for a body over the cap (declared or streamed), 400 context_length_exceeded for a prompt or answer that does not fit', async () => {
     const { post, app } = setup({ limits: { maxBodyBytes: 4096, maxPromptTokens: 200 } })
     const huge = 'x'.repeat(10_000)
     expect(
@@ -268,12 +268,12 @@ describe('errors', () => {
     expect(
       await bad(post, { model: 'test-model', messages: [{ role: 'user', content: long }] }),
     ).toMatchObject({
-      status: 422,
+      status: 400,
       error: { code: 'context_length_exceeded' },
     })
     const { post: postSmall } = setup({ host: createTestHost({ session: { contextLength: 64 } }) })
     expect(await bad(postSmall, { model: 'test-model', messages, max_tokens: 60 })).toMatchObject({
-      status: 422,
+      status: 400,
       error: { param: 'max_tokens' },
     })
   })

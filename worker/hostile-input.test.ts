@@ -35,7 +35,7 @@ async function errorOf(
 }
 
 describe('hostile requests get a clear 4xx, never a 500', () => {
-  it('a special token followed by 130,000 characters: 422 (was a 500 from a spread into push)', async () => {
+  it('a special token followed by 130,000 characters: 400 context_length_exceeded (was a 500 from a spread into push)', async () => {
     const { post } = setup()
     const error = await errorOf(
       await post({
@@ -43,7 +43,7 @@ describe('hostile requests get a clear 4xx, never a 500', () => {
         messages: [{ role: 'user', content: `<|im_end|>${'1'.repeat(130_000)}` }],
       }),
     )
-    expect(error).toMatchObject({ status: 422, code: 'context_length_exceeded' })
+    expect(error).toMatchObject({ status: 400, code: 'context_length_exceeded' })
   })
 
   it('a megabyte of spaces is refused by its length before any tokenizing, naming the limit', async () => {
@@ -51,7 +51,7 @@ describe('hostile requests get a clear 4xx, never a 500', () => {
     const error = await errorOf(
       await post({ model: 'test-model', messages: [{ role: 'user', content: ' '.repeat(1_040_000) }] }),
     )
-    expect(error).toMatchObject({ status: 422, code: 'context_length_exceeded', param: 'messages' })
+    expect(error).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' })
     expect(error.message).toMatch(/1040000 characters; this server accepts at most 24570/)
     // Refused before the tokenizer ran: no prompt token count in the log line.
     expect(logs.at(-1)?.promptTokens).toBeUndefined()
@@ -64,7 +64,7 @@ describe('hostile requests get a clear 4xx, never a 500', () => {
         await post({ model: 'test-model', messages: [{ role: 'user', content: 'x'.repeat(11) }] }),
       ),
     ).toMatchObject({
-      status: 422,
+      status: 400,
       message: expect.stringMatching(/11 characters; this server accepts at most 10/),
     })
     expect(

@@ -149,3 +149,26 @@ describe('a seed beyond what JSON keeps', () => {
     expect(error.message).toMatch(/between -9007199254740991 and 9007199254740991/)
   })
 })
+
+describe('a conversation longer than the context', () => {
+  it("reaches OpenAI's client as its BadRequestError with code context_length_exceeded (it was a 422, UnprocessableEntityError)", async () => {
+    const app = setup()
+    const client = new OpenAI({
+      apiKey,
+      baseURL: 'http://edge.test/v1',
+      maxRetries: 0,
+      fetch: async (input: string | URL | Request, init?: RequestInit) =>
+        app.request(new Request(input, init)),
+    })
+    const caught = await client.chat.completions
+      .create({
+        model: 'test-model',
+        messages: [{ role: 'user', content: '你'.repeat(20_000) }],
+        max_tokens: 2,
+      })
+      .catch((error: unknown) => error)
+    expect(caught).toBeInstanceOf(OpenAI.BadRequestError)
+    expect(caught).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' })
+    expect((caught as Error).message).toMatch(/this server accepts at most 4095\. Shorten the conversation/)
+  })
+})

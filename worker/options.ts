@@ -12,10 +12,10 @@ export interface Limits {
   readonly maxBodyBytes: number
   /** Most messages in one request (400 above it). Default 256. */
   readonly maxMessages: number
-  /** Most prompt tokens (after the chat template, plus continuation tokens); 422 above it. Default: the model's context. */
+  /** Most prompt tokens (after the chat template, plus continuation tokens); 400 context_length_exceeded above it. Default: the model's context. */
   readonly maxPromptTokens: number | undefined
   /**
-   * Most characters of text (messages, tool calls, tools) a request may send; 422 above it, before
+   * Most characters of text (messages, tool calls, tools) a request may send; 400 context_length_exceeded above it, before
    * any tokenizer work. Default: `charactersPerPromptToken` (6) per token of the prompt limit, above
    * real text (English averages about 4.5 per token, code less) and small enough that tokenizing
    * the worst text (one unbroken run of a character, about 30 µs each) stays under a second at a

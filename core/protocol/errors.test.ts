@@ -16,7 +16,7 @@ describe('toErrorBody (the worker)', () => {
       type: 'rate_limit_error',
       param: null,
     })
-    expect(errorStatus('context_length_exceeded')).toBe(422)
+    expect(errorStatus('context_length_exceeded')).toBe(400)
     expect(errorStatus('backend_unavailable')).toBe(503)
     for (const code of errorCodes) expect(errorStatus(code), code).toBeGreaterThanOrEqual(400)
   })

@@ -31,7 +31,8 @@ const wireErrors: Readonly<Record<ErrorCode, WireError>> = {
   not_found: { status: 404, type: invalidRequest },
   model_not_found: { status: 404, type: invalidRequest },
   payload_too_large: { status: 413, type: invalidRequest },
-  context_length_exceeded: { status: 422, type: invalidRequest },
+  // 400, as OpenAI answers it (its clients raise BadRequestError; 422 was UnprocessableEntityError).
+  context_length_exceeded: { status: 400, type: invalidRequest },
   rate_limited: { status: 429, type: 'rate_limit_error' },
   overloaded: { status: 429, type: 'rate_limit_error' },
   model_invalid: { status: 503, type: 'server_error' },
@@ -76,6 +77,7 @@ function codeForStatus(status: number): ErrorCode {
   if (status === 401 || status === 403) return 'unauthorized'
   if (status === 404) return 'not_found'
   if (status === 413) return 'payload_too_large'
+  // Edges from before context_length_exceeded was a 400 (the body's code comes first anyway).
   if (status === 422) return 'context_length_exceeded'
   if (status === 429) return 'rate_limited'
   if (status === 503) return 'edge_unavailable'

@@ -393,7 +393,7 @@ describe('edge worker in workerd', () => {
       await status(() =>
         post(base, { model: 'fixture', messages: [{ role: 'user', content: 'hello '.repeat(600) }] }),
       ),
-    ).toEqual([422, 'context_length_exceeded'])
+    ).toEqual([400, 'context_length_exceeded'])
   })
 
   // On Workers a client that hangs up mid-stream gets its request cancelled by the runtime: none
