@@ -3,6 +3,8 @@
 // tokenizer (its chat template renders the tools; the mask makes every call valid whatever the
 // logits). ondevice serve and the Worker run this app; cli/commands/serve.test.ts and
 // test/workerd/worker.test.ts run it on a real model.
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
+import { generateText, type JSONSchema7, jsonSchema, stepCountIs, streamText, tool } from 'ai'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
@@ -566,5 +568,63 @@ describe('the role chunk', () => {
     // auto may answer in text or call: an empty content made the AI SDK's OpenAI provider open an
     // empty text part before every call.
     expect(await first({ tools: [weather] })).toEqual({ role: 'assistant' })
+  })
+})
+
+describe("the AI SDK's OpenAI-compatible provider", () => {
+  it('generateText and streamText with tools: a two-step loop runs the call, feeds the result back, ends in text', async () => {
+    const { app } = setup()
+    const provider = createOpenAICompatible({
+      name: 'edge',
+      baseURL: 'http://edge.test/v1',
+      fetch: async (url, init) => app.request(String(url), init as RequestInit),
+    })
+    for (const mode of ['generate', 'stream'] as const) {
+      const ran: unknown[] = []
+      const options = {
+        model: provider.chatModel(model),
+        prompt: 'What is the weather in Paris?',
+        maxOutputTokens: 40,
+        seed: 3,
+        tools: {
+          get_weather: tool({
+            inputSchema: jsonSchema<{ city: string; unit: 'c' | 'f' }>(
+              weather.function.parameters as JSONSchema7,
+            ),
+            execute: async (input) => {
+              ran.push(input)
+              return { celsius: 21 }
+            },
+          }),
+        },
+        // The request's own fields go under the provider's name.
+        providerOptions: { edge: { parallel_tool_calls: false } },
+        stopWhen: stepCountIs(2),
+        prepareStep: ({ stepNumber }: { stepNumber: number }) => ({
+          toolChoice: stepNumber === 0 ? ('required' as const) : ('none' as const),
+        }),
+      }
+      const steps =
+        mode === 'generate'
+          ? (await generateText(options)).steps
+          : await (async () => {
+              const result = streamText(options)
+              const types = new Set<string>()
+              for await (const part of result.fullStream) types.add(part.type)
+              expect([...types]).toEqual(
+                expect.arrayContaining(['tool-input-start', 'tool-input-delta', 'tool-call', 'tool-result']),
+              )
+              expect(types.has('error')).toBe(false)
+              return await result.steps
+            })()
+      expect(
+        steps.map((step) => step.finishReason),
+        mode,
+      ).toEqual(['tool-calls', 'length'])
+      expect(steps[0]?.toolCalls).toHaveLength(1)
+      expect(ran).toEqual([steps[0]?.toolCalls[0]?.input])
+      expect(steps[0]?.toolResults[0]?.output).toEqual({ celsius: 21 })
+      expect(steps[1]?.text.length).toBeGreaterThan(0)
+    }
   })
 })
