@@ -1,7 +1,11 @@
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
-import { type ChatMessage, renderChatTemplate } from './chat-template.ts'
+import { qwen3Tokenizer, qwen3TokenizerFiles } from '../test/support/qwen3-tokenizer.ts'
+import { type ChatMessage, readsArgumentsAsMapping, renderChatTemplate } from './chat-template.ts'
 import { InvalidArgumentError, TemplateError } from './errors.ts'
+import { encodeChatPrompt } from './protocol/request.ts'
+import { Tokenizer } from './tokenizer.ts'
 
 describe('chat template (Qwen3 template from tokenizer_config.json)', () => {
   const tokenizer = qwen3Tokenizer()
@@ -78,5 +82,101 @@ describe('chat template (Qwen3 template from tokenizer_config.json)', () => {
       /only user turns/,
     )
     expect(() => renderChatTemplate('', { messages })).toThrow(/no chat template/)
+  })
+})
+
+describe('chat template of the Qwen3-Coder XML tool-call dialect (Qwen3.5)', () => {
+  const template = readFileSync(
+    fileURLToPath(new URL('../test/support/templates/qwen3-xml-tool-calls.jinja', import.meta.url)),
+    'utf8',
+  )
+  const tools = [
+    {
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } } },
+      },
+    },
+  ]
+  // An OpenAI client's second turn: the call's arguments as JSON text, as the wire sends them.
+  const conversation = (args: string): ChatMessage[] => [
+    { role: 'user', content: 'Weather in Paris?' },
+    {
+      role: 'assistant',
+      content: '',
+      toolCalls: [
+        { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: args } },
+        { id: 'call_2', type: 'function', function: { name: 'get_weather', arguments: { city: 'Nice' } } },
+      ],
+    },
+    { role: 'tool', toolCallId: 'call_1', content: '{"celsius":21}' },
+    { role: 'tool', toolCallId: 'call_2', content: '{"celsius":25}' },
+  ]
+
+  it('is detected from the template text; Qwen3-style templates are not', () => {
+    expect(readsArgumentsAsMapping(template)).toBe(true)
+    expect(readsArgumentsAsMapping(qwen3Tokenizer().chatTemplate as string)).toBe(false)
+  })
+
+  it('renders a two-turn tool loop with the arguments given as JSON text, each as a <parameter>', () => {
+    const text = renderChatTemplate(template, {
+      messages: conversation('{"city":"Paris","days":2}'),
+      tools,
+    })
+    expect(text).toContain('You have access to the following functions:\n\n<tools>\n{"type": "function"')
+    expect(text).toContain('<function=example_function_name>')
+    expect(text).toContain(
+      '<|im_start|>assistant\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>' +
+        '\n<tool_call>\n<function=get_weather>\n<parameter=city>\nNice\n</parameter>\n</function>\n</tool_call><|im_end|>\n',
+    )
+    expect(text).toContain(
+      '<|im_start|>user\n<tool_response>\n{"celsius":21}\n</tool_response>\n<tool_response>\n{"celsius":25}\n</tool_response><|im_end|>\n<|im_start|>assistant\n',
+    )
+  })
+
+  it('names the arguments that are not a JSON object', () => {
+    for (const bad of ['{"city":', '[1]', '"Paris"', 'null'])
+      expect(() => renderChatTemplate(template, { messages: conversation(bad), tools })).toThrow(
+        expect.objectContaining({
+          name: 'InvalidArgumentError',
+          param: 'messages.1.toolCalls.0.function.arguments',
+        }),
+      )
+  })
+
+  it("names the wire's field on the server path (messages.N.tool_calls.M.function.arguments)", () => {
+    const tokenizer = Tokenizer.fromFiles({ ...qwen3TokenizerFiles(), chatTemplate: template })
+    const request = (args: string) => ({
+      model: 'm',
+      messages: [
+        { role: 'user' as const, content: 'Weather?' },
+        {
+          role: 'assistant' as const,
+          content: null,
+          tool_calls: [
+            { id: 'c', type: 'function' as const, function: { name: 'get_weather', arguments: args } },
+          ],
+        },
+        { role: 'tool' as const, tool_call_id: 'c', content: 'sunny' },
+      ],
+    })
+    expect(() => encodeChatPrompt(tokenizer, request('{"city"'))).toThrow(
+      expect.objectContaining({
+        param: 'messages.1.tool_calls.0.function.arguments',
+        message: expect.stringMatching(/^messages\.1\.tool_calls\.0\.function\.arguments is not JSON/),
+      }),
+    )
+    const prompt = tokenizer.decode(encodeChatPrompt(tokenizer, request('{"city":"Paris"}')).tokenIds)
+    expect(prompt).toContain(
+      '<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>',
+    )
+  })
+
+  it('leaves Qwen3-style templates the arguments as written', () => {
+    const text = qwen3Tokenizer().applyChatTemplate(conversation('{"city":"Paris",  "days":2}'), { tools })
+    expect(text).toContain(
+      '<tool_call>\n{"name": "get_weather", "arguments": {"city":"Paris",  "days":2}}\n</tool_call>',
+    )
   })
 })

@@ -168,7 +168,9 @@ export function renderChatTemplate(template: string, options: RenderChatTemplate
   }
   const variables: Record<string, unknown> = {
     ...options.extraVariables,
-    messages: messages.map(toTemplateMessage),
+    messages: messages.map((message, index) =>
+      toTemplateMessage(message, index, readsArgumentsAsMapping(template)),
+    ),
     add_generation_prompt: options.addGenerationPrompt ?? true,
     bos_token: options.bosToken ?? '',
     eos_token: options.eosToken ?? '',
@@ -186,12 +188,54 @@ export function renderChatTemplate(template: string, options: RenderChatTemplate
   }
 }
 
+/**
+ * Whether the template reads a call's arguments as a mapping: the Qwen3-Coder XML dialect
+ * (Qwen3.5's own template) walks them with `arguments|items` to write one `<parameter=...>` each,
+ * which fails on JSON text ("Can only get item pairs from a mapping"). Qwen3-style templates print
+ * text as it is and only `tojson` a mapping, so they keep getting the text: a resumed turn then
+ * encodes to the very tokens the model generated.
+ */
+export function readsArgumentsAsMapping(template: string): boolean {
+  return /arguments\s*\|\s*items/.test(template) || template.includes('<parameter=')
+}
+
 // Templates read the Hugging Face (snake_case) field names.
-function toTemplateMessage(message: ChatMessage): Record<string, unknown> {
+function toTemplateMessage(
+  message: ChatMessage,
+  index: number,
+  argumentsAsMapping: boolean,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { role: message.role, content: message.content }
   if (message.reasoningContent !== undefined) out['reasoning_content'] = message.reasoningContent
-  if (message.toolCalls !== undefined) out['tool_calls'] = message.toolCalls
+  if (message.toolCalls !== undefined)
+    out['tool_calls'] = argumentsAsMapping
+      ? message.toolCalls.map((call, callIndex) => withParsedArguments(call, index, callIndex))
+      : message.toolCalls
   if (message.toolCallId !== undefined) out['tool_call_id'] = message.toolCallId
   if (message.name !== undefined) out['name'] = message.name
   return out
+}
+
+/** A call whose arguments are JSON text, with them parsed (they must be a JSON object). */
+function withParsedArguments(call: ChatToolCall, messageIndex: number, callIndex: number): ChatToolCall {
+  const given = call.function.arguments
+  if (typeof given !== 'string') return call
+  const param = `messages.${messageIndex}.toolCalls.${callIndex}.function.arguments`
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(given)
+  } catch (error) {
+    throw new InvalidArgumentError(
+      param,
+      `${param} is not JSON (${error instanceof Error ? error.message : String(error)}): this model's template writes each argument as a <parameter=...> of its own, so the arguments must be a JSON object's text (as the call's result gave them) or the object itself.`,
+      { cause: error },
+    )
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError(
+      param,
+      `${param} must be a JSON object's text (got ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : typeof parsed}): this model's template writes each argument as a <parameter=...> of its own.`,
+    )
+  }
+  return { ...call, function: { ...call.function, arguments: parsed as Record<string, unknown> } }
 }

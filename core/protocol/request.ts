@@ -3,6 +3,7 @@
 // stop strings, continuation).
 import type { ChatMessage } from '../chat-template.ts'
 import { type ChatEncoder, type ChatPrompt, encodeChatTurns } from '../chat-turns.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import type { Continuation, GenerateRequest } from '../generate.ts'
 import type { SamplingOptions } from '../sampling/index.ts'
 import type { ConstraintOptions } from '../structured/constraint.ts'
@@ -83,7 +84,21 @@ export function toTemplateOptions(request: ChatCompletionRequest): ApplyChatTemp
  * boundaries, computed as the device computes them so that both prefill in the same chunks.
  */
 export function encodeChatPrompt(tokenizer: ChatEncoder, request: ChatCompletionRequest): ChatPrompt {
-  return encodeChatTurns(tokenizer, toChatMessages(request), toTemplateOptions(request))
+  try {
+    return encodeChatTurns(tokenizer, toChatMessages(request), toTemplateOptions(request))
+  } catch (error) {
+    throw wireMessageError(error)
+  }
+}
+
+/** An error about a message's field, named as the wire spells it (`messages.1.tool_calls.0...`). */
+function wireMessageError(error: unknown): unknown {
+  if (!(error instanceof InvalidArgumentError) || error.param === undefined) return error
+  const match = /^messages\.(\d+)\.toolCalls\.(.*)$/.exec(error.param)
+  if (match === null) return error
+  const core = error.param
+  const wire = `messages.${match[1]}.tool_calls.${match[2]}`
+  return new InvalidArgumentError(wire, error.message.replaceAll(core, wire), { cause: error.cause })
 }
 
 /** Sampling options from the request's OpenAI fields and extensions. */
