@@ -8,8 +8,9 @@
 //      Worker project": wrangler dev answers a chat completion; `ondevice edge` from the installed
 //      package (its temporary wrangler.toml) leaves no temporary folder after Ctrl-C;
 //   6. a page bundled with esbuild by docs/sdk.md's recipe answers on the device in Chromium;
-//   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry, moduleResolution
-//      bundler, nodenext and node16 (ondevice/worker: in project 4, with `wrangler types`).
+//   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry and on the
+//      README's and docs' TypeScript blocks, moduleResolution bundler, nodenext and node16
+//      (ondevice/worker: in project 4, with `wrangler types`).
 // The browser app built with Vite from the tarball is test/browser/browser-app.test.ts.
 import { type ChildProcess, spawn } from 'node:child_process'
 import {
@@ -43,9 +44,11 @@ import {
   machineNode,
   machineNpm,
   mib,
+  repositoryRoot,
   run,
   userEnvironment,
 } from './consumer-project.ts'
+import { docSnippets } from './doc-snippets.ts'
 import { esbuildRecipeFromDocs } from './esbuild-recipe-doc.ts'
 import { parseToml, workerProjectFromDocs } from './worker-project-doc.ts'
 
@@ -158,7 +161,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     expect(failure).toContain('--runtime container` in a clone of the repository')
   }, 120_000)
 
-  it('5. tsc --noEmit (strict, no skipLibCheck) type-checks a file using every public entry, bundler, nodenext and node16 resolution', async () => {
+  it("5. tsc --noEmit (strict, no skipLibCheck) type-checks every public entry and the docs' code, bundler, nodenext and node16 resolution", async () => {
     const started = Date.now()
     // The type checker and the types a user of every entry has, added to the Node project.
     const types = withNative
@@ -173,11 +176,16 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         `typescript@${versionOf('typescript')}`,
         `@types/node@${versionOf('@types/node')}`,
         `vite@${versionOf('vite')}`,
+        `ai@${versionOf('ai')}`,
       ],
       { cwd: types.folder },
     )
     try {
       copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
+      // The README's and docs' code as a user copies it (test/consumers/doc-snippets.ts).
+      const snippets = docSnippets()
+      for (const snippet of snippets) types.write(snippet.fileName, snippet.text)
+      const everything = ['every-entry.ts', ...snippets.map((snippet) => snippet.fileName)]
       // What a user's project has: strict, no skipLibCheck (every declaration the entries pull in
       // is checked: ondevice/ai-sdk's @ai-sdk/provider names json-schema's types, which ondevice
       // brings as a dependency), ES2022 with DOM, each resolution mode a package.json "type":
@@ -190,22 +198,53 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         types: ['node'],
         skipLibCheck: false,
       }
-      const configs = {
-        'tsconfig.bundler.json': { ...base, module: 'ESNext', moduleResolution: 'bundler' },
-        'tsconfig.nodenext.json': { ...base, module: 'NodeNext', moduleResolution: 'NodeNext' },
-        'tsconfig.node16.json': { ...base, module: 'Node16', moduleResolution: 'Node16' },
+      const configs: Record<string, { compilerOptions: object; files: string[] }> = {
+        'tsconfig.bundler.json': {
+          compilerOptions: { ...base, module: 'ESNext', moduleResolution: 'bundler' },
+          files: everything,
+        },
+        'tsconfig.nodenext.json': {
+          compilerOptions: { ...base, module: 'NodeNext', moduleResolution: 'NodeNext' },
+          files: everything,
+        },
+        // node16, with the stricter checks `tsc --init` turns on today, on ondevice's own
+        // declarations (the `ai` package's fail exactOptionalPropertyTypes without skipLibCheck,
+        // so not on the docs' AI SDK code). Three runs, not four: each costs ~10 s.
+        'tsconfig.node16.json': {
+          compilerOptions: {
+            ...base,
+            module: 'Node16',
+            moduleResolution: 'Node16',
+            exactOptionalPropertyTypes: true,
+            noUncheckedIndexedAccess: true,
+            verbatimModuleSyntax: true,
+          },
+          files: ['every-entry.ts'],
+        },
       }
-      for (const [name, compilerOptions] of Object.entries(configs)) {
-        types.write(name, JSON.stringify({ compilerOptions, files: ['every-entry.ts'] }))
+      for (const [name, config] of Object.entries(configs)) {
+        types.write(name, JSON.stringify(config))
         await run(machineNode(), ['node_modules/typescript/bin/tsc', '-p', name], { cwd: types.folder })
       }
       report.push(
-        `types (strict, no skipLibCheck, bundler + nodenext + node16): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
+        `types (strict, no skipLibCheck, bundler + nodenext + node16 strictest, ${snippets.length} doc blocks): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
       )
     } finally {
       types.remove()
     }
   }, 600_000)
+
+  it('`npm publish` takes package.json as it is (no field npm would auto-correct)', async () => {
+    // What the maintainer runs, on the dist/ the pack built (--ignore-scripts: no second build).
+    // npm rewrites a field it finds malformed and warns ("npm auto-corrected some errors in your
+    // package.json"): a bin written './cli/bin.js' read "script name cli/bin.js was invalid and removed".
+    const { stderr } = await run('npm', ['publish', '--dry-run', '--ignore-scripts'], {
+      cwd: repositoryRoot,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    })
+    expect(stderr).not.toMatch(/auto-corrected|errors corrected|was invalid|was renamed/)
+    expect(stderr).toContain('ondevice@')
+  }, 120_000)
 
   it("ships the docs: the README's relative links resolve inside node_modules/ondevice", () => {
     const installed = join(withoutNative.folder, 'node_modules/ondevice')
@@ -248,14 +287,18 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     const server = await startStaticServer({ mounts: [{ prefix: '/', directory: join(folder, 'public') }] })
     const browser = await launchChromium({ webgpu: false })
     try {
-      const context = await browser.newContext()
-      const page = await context.newPage()
-      const errors: string[] = []
-      page.on('pageerror', (error) => errors.push(error.message))
-      await page.goto(`${server.url}/`)
-      await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
-      const result = await page.evaluate(() => (window as unknown as { result: unknown }).result)
-      expect(result, errors.join('\n')).toEqual({ route: 'device', backend: 'wasm', completionTokens: 4 })
+      // ondevice's engine (the workers and the engine's .wasm), then onnxruntime-web's (/ort/).
+      for (const backend of ['wasm', 'ort-wasm']) {
+        const context = await browser.newContext()
+        const page = await context.newPage()
+        const errors: string[] = []
+        page.on('pageerror', (error) => errors.push(error.message))
+        await page.goto(`${server.url}/?backend=${backend}`)
+        await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
+        const result = await page.evaluate(() => (window as unknown as { result: unknown }).result)
+        expect(result, errors.join('\n')).toEqual({ route: 'device', backend, completionTokens: 4 })
+        await context.close()
+      }
       // Every file the page asked for was there (the workers and the engine's .wasm included).
       expect(
         server.requests.filter((request) => request.status >= 400 && request.path !== '/favicon.ico'),

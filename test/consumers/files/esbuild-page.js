@@ -2,7 +2,9 @@
 // embedded default package, served beside it), its result left on window for the test to read.
 import { createClient } from 'ondevice'
 
-const ai = createClient({ model: '/models/default/', runtimeUrl: '/ort/', policy: 'device-only' })
+// ?backend=ort-wasm runs onnxruntime-web's WASM from /ort/ (the files the recipe copies).
+const backend = new URLSearchParams(location.search).get('backend') ?? undefined
+const ai = createClient({ model: '/models/default/', runtimeUrl: '/ort/', policy: 'device-only', backend })
 try {
   const answer = await ai.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 4 })
   window.result = {
