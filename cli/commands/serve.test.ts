@@ -147,7 +147,7 @@ describe('ondevice serve', () => {
         ...base,
         response_format: {
           type: 'json_schema',
-          json_schema: { name: 'x', schema: { type: 'integer', multipleOf: 3 } },
+          json_schema: { name: 'x', schema: { type: 'integer', multipleOf: 0.1 } },
         },
       }),
     ).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.multipleOf' })

@@ -297,7 +297,7 @@ describe('validateChatCompletionRequest', () => {
           ...minimal,
           response_format: {
             type: 'json_schema',
-            json_schema: { schema: { type: 'integer', multipleOf: 2 } },
+            json_schema: { schema: { type: 'integer', multipleOf: 0.1 } },
           },
         },
         'response_format.json_schema.schema.multipleOf',

@@ -11,6 +11,7 @@
 import {
   type AnyNode,
   type ArrayNode,
+  firstMultiple,
   integerRange,
   type LiteralNode,
   maxFractionDigits,
@@ -841,6 +842,7 @@ export class NumberFrame extends Frame {
     const node = this.node
     if (node.exclusiveMinimum ? !(value > node.minimum) : !(value >= node.minimum)) return false
     if (node.exclusiveMaximum ? !(value < node.maximum) : !(value <= node.maximum)) return false
+    if (node.multipleOf !== undefined && value % node.multipleOf !== 0) return false
     return true
   }
 
@@ -908,7 +910,10 @@ export class NumberFrame extends Frame {
       // A minus sign is never followed by a zero value (no "-0").
       const low = this.negative ? -absHigh : absLow
       const high = this.negative ? -Math.max(absLow, 1) : absHigh
-      if (Math.max(low, range[0]) <= Math.min(high, range[1])) return true
+      const from = Math.max(low, range[0])
+      const to = Math.min(high, range[1])
+      if (from <= to && (node.multipleOf === undefined || firstMultiple(from, node.multipleOf) <= to))
+        return true
     }
     return false
   }

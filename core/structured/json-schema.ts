@@ -97,6 +97,8 @@ export interface NumberNode {
   readonly maximum: number
   readonly exclusiveMinimum: boolean
   readonly exclusiveMaximum: boolean
+  /** Values are multiples of it (an integer above 1; integer nodes only), when given. */
+  readonly multipleOf?: number
 }
 export interface LiteralNode {
   readonly kind: 'literal'
@@ -142,8 +144,8 @@ const keywordsByType: Record<TypeName, readonly string[]> = {
   boolean: [],
   object: ['properties', 'required', 'additionalProperties', 'propertyNames', 'unevaluatedProperties'],
   array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
-  number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
-  integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
+  number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
+  integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
   string: ['minLength', 'maxLength', 'pattern', 'format'],
 }
 
@@ -740,6 +742,26 @@ class SchemaCompiler {
       if (known.minimum !== undefined) minimum = known.minimum
       if (known.maximum !== undefined) maximum = known.maximum
     }
+    // multipleOf: whole numbers only. A fraction (0.01) is refused: validators divide in floating
+    // point (ajv finds 0.3 no multiple of 0.1, 1.1 none of 0.1), so its valid documents depend on
+    // the validator. An integer step makes the value an integer (also under type number).
+    const multipleOf = schema['multipleOf']
+    let step: number | undefined
+    if (multipleOf !== undefined) {
+      if (typeof multipleOf !== 'number' || !Number.isFinite(multipleOf) || multipleOf <= 0)
+        this.refuse(
+          `${path}.multipleOf`,
+          `multipleOf must be a number above 0; got ${JSON.stringify(multipleOf)}.`,
+        )
+      if (!Number.isInteger(multipleOf)) {
+        this.refuse(
+          `${path}.multipleOf`,
+          `multipleOf ${multipleOf} (a fraction) is not supported by structured output: validators divide in floating point and disagree on which decimals are its multiples (ajv rejects 0.3 for multipleOf 0.1). Use a whole multipleOf (count cents instead of dollars), or bound the digits with a pattern on a string.`,
+        )
+      }
+      integer = true
+      if (multipleOf > 1) step = multipleOf
+    }
     if (min !== undefined && min >= minimum) minimum = min
     if (exMin !== undefined && exMin >= minimum) {
       minimum = exMin
@@ -794,6 +816,16 @@ class SchemaCompiler {
       maximum,
       exclusiveMinimum,
       exclusiveMaximum,
+      ...(step === undefined ? {} : { multipleOf: step }),
+    }
+    if (step !== undefined) {
+      const range = integerRange(minimum, exclusiveMinimum, maximum, exclusiveMaximum)
+      if (range === undefined || firstMultiple(range[0], step) > range[1]) {
+        return this.never(
+          `${path}.multipleOf`,
+          `No multiple of ${step} lies within this schema's bounds${maximum === 10 ** maxIntegerDigits - 1 || minimum === -(10 ** maxIntegerDigits - 1) ? ` (generated integers have at most ${maxIntegerDigits} digits)` : ''}.`,
+        )
+      }
     }
     if (!integer && allowedUnits(node) === undefined) {
       return this.never(
@@ -1343,6 +1375,12 @@ export function integerRange(
   let high = Math.floor(maximum)
   if (exclusiveMaximum && high === maximum) high--
   return low <= high ? [low, high] : undefined
+}
+
+/** The smallest multiple of `step` at or above `value` (integers below 2^53: exact). */
+export function firstMultiple(value: number, step: number): number {
+  const remainder = ((value % step) + step) % step
+  return remainder === 0 ? value : value + (step - remainder)
 }
 
 /** A node that accepts exactly these JSON values. */

@@ -397,3 +397,48 @@ describe('allOf and keywords beside $ref/anyOf/oneOf: merged into the one schema
     expect(refusal({ allOf: [{ enum: ['a', 'b'] }, { enum: ['c'] }] }).param).toBe('schema.allOf')
   })
 })
+
+describe('multipleOf', () => {
+  it('a whole step is enforced digit by digit (zod .int().multipleOf(5), pydantic conint(multiple_of=...))', () => {
+    const schema = {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: {
+        // zod 4 through the AI SDK: the safe-integer bounds, past the 15 digits the grammar writes.
+        five: { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991, multipleOf: 5 },
+        seven: { type: 'integer', multipleOf: 7, minimum: -50, maximum: 50 },
+        dozen: { type: 'number', multipleOf: 12, exclusiveMinimum: 0 },
+        big: { type: 'integer', multipleOf: 1000000007 },
+      },
+      required: ['five', 'seven', 'dozen', 'big'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(schema, 6) as Record<string, number>[]) {
+      expect(Math.abs(value['five']! % 5)).toBe(0)
+      expect(Math.abs(value['seven']!)).toBeLessThanOrEqual(49)
+      expect(value['dozen']! > 0 && Number.isInteger(value['dozen'])).toBe(true)
+    }
+    const grammar = new Grammar(
+      compileJsonSchema({ type: 'integer', multipleOf: 7, minimum: 30, maximum: 40 }).root,
+    )
+    const accepts = (text: string): boolean => {
+      const matcher = new GrammarMatcher(grammar, vocabulary)
+      for (const byte of new TextEncoder().encode(text))
+        if (!matcher.accept(vocabulary.idOfByte(byte))) return false
+      return matcher.isComplete
+    }
+    expect(accepts('35')).toBe(true)
+    expect(accepts('36')).toBe(false)
+    expect(accepts('4')).toBe(false)
+  })
+
+  it('no multiple within the bounds, or a fractional step (validators disagree on it), is refused', () => {
+    expect(refusal({ type: 'integer', multipleOf: 10, minimum: 1, maximum: 9 }).param).toBe(
+      'schema.multipleOf',
+    )
+    const fraction = refusal({ type: 'number', multipleOf: 0.01 })
+    expect(fraction.param).toBe('schema.multipleOf')
+    expect(fraction.message).toMatch(/fraction/)
+    expect(refusal({ type: 'integer', multipleOf: 0 }).param).toBe('schema.multipleOf')
+  })
+})

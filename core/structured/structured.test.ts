@@ -298,7 +298,7 @@ function refChain(length: number, make: (index: number) => unknown): unknown {
 
 describe('schemas structured output cannot enforce are refused, naming the keyword', () => {
   const cases: [unknown, string][] = [
-    [{ type: 'integer', multipleOf: 3 }, 'schema.multipleOf'],
+    [{ type: 'integer', multipleOf: 0.1 }, 'schema.multipleOf'],
     [
       { type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } },
       'schema.properties.a.not',

@@ -216,7 +216,7 @@ describe('a bad constraint is refused before anything runs', () => {
         constraint: {
           responseFormat: {
             type: 'json_schema',
-            schema: { type: 'object', properties: { n: { type: 'integer', multipleOf: 2 } } },
+            schema: { type: 'object', properties: { n: { type: 'integer', multipleOf: 0.1 } } },
           },
         },
       })
