@@ -247,8 +247,9 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     expect(stderr).toContain('ondevice@')
   }, 120_000)
 
-  it("ships the docs: the README's relative links resolve inside node_modules/ondevice", () => {
+  it("ships the docs and the license: the README's relative links resolve inside node_modules/ondevice", () => {
     const installed = join(withoutNative.folder, 'node_modules/ondevice')
+    expect(readFileSync(join(installed, 'LICENSE'), 'utf8')).toMatch(/^MIT License/)
     const readme = readFileSync(join(installed, 'README.md'), 'utf8')
     const targets = [...readme.matchAll(/\]\((docs\/[^)#\s]+)/g)].map(([, target]) => target as string)
     expect(targets).toContain('docs/worker.md')
