@@ -377,12 +377,15 @@ export class ObjectFrame extends Frame {
   readonly extras: readonly string[]
   /** The schema of the value being read (after a key). */
   readonly valueNode: SchemaNode | undefined
+  /** How many keys are written (for minProperties/maxProperties). */
+  readonly count: number
   constructor(
     node: ObjectNode,
     next: number,
     phase: number,
     extras: readonly string[],
     valueNode: SchemaNode | undefined,
+    count = 0,
   ) {
     super()
     this.node = node
@@ -390,6 +393,31 @@ export class ObjectFrame extends Frame {
     this.phase = phase
     this.extras = extras
     this.valueNode = valueNode
+    this.count = count
+  }
+
+  /** Whether the object may end here: no required property left, minProperties reached. */
+  get #mayClose(): boolean {
+    return this.#restOptional && this.count >= (this.node.minProperties ?? 0)
+  }
+
+  /**
+   * Whether a key may be written next so that the object can still end: after it, the required
+   * properties left must fit under maxProperties, and enough names must remain for minProperties.
+   * `index` is the listed property (its successors may follow), or undefined for an unlisted one.
+   */
+  #keyFits(index: number | undefined): boolean {
+    const properties = this.node.properties
+    const count = this.count + 1
+    const maximum = this.node.maxProperties ?? Number.POSITIVE_INFINITY
+    if (index === undefined) return count <= maximum
+    let requiredAfter = 0
+    for (let after = index + 1; after < properties.length; after++)
+      if (properties[after]!.required) requiredAfter++
+    if (count + requiredAfter > maximum) return false
+    const minimum = this.node.minProperties ?? 0
+    if (count >= minimum || this.node.additional !== undefined) return true
+    return count + (properties.length - index - 1) >= minimum
   }
 
   /** Whether every listed property from `next` on may be left out. */
@@ -401,7 +429,12 @@ export class ObjectFrame extends Frame {
   }
 
   get #mayAddKey(): boolean {
-    return this.next < this.node.properties.length || this.node.additional !== undefined
+    const properties = this.node.properties
+    for (let index = this.next; index < properties.length; index++) {
+      if (this.#keyFits(index)) return true
+      if (properties[index]!.required) return false
+    }
+    return this.node.additional !== undefined && this.#keyFits(undefined)
   }
 
   step(byte: number, stack: Stack, out: Stack[]): void {
@@ -409,7 +442,7 @@ export class ObjectFrame extends Frame {
     switch (this.phase) {
       case objectOpen:
       case objectComma:
-        if (byte === 0x7d && this.phase === objectOpen && this.#restOptional) finish(stack, this, out)
+        if (byte === 0x7d && this.phase === objectOpen && this.#mayClose) finish(stack, this, out)
         else if (byte === quote) this.#startKey(stack, out)
         return
       case objectColon:
@@ -420,7 +453,7 @@ export class ObjectFrame extends Frame {
         return
       case objectAfterValue:
         if (byte === 0x2c && this.#mayAddKey) out.push({ frame: this.#with(objectComma), below })
-        else if (byte === 0x7d && this.#restOptional) finish(stack, this, out)
+        else if (byte === 0x7d && this.#mayClose) finish(stack, this, out)
         return
     }
   }
@@ -429,10 +462,11 @@ export class ObjectFrame extends Frame {
     const waiting: Stack = { frame: this.#with(objectKey), below: stack.below }
     const properties = this.node.properties
     for (let index = this.next; index < properties.length; index++) {
-      out.push({ frame: new KeyFrame(index, properties[index]!.keyBytes, 1), below: waiting })
+      if (this.#keyFits(index))
+        out.push({ frame: new KeyFrame(index, properties[index]!.keyBytes, 1), below: waiting })
       if (properties[index]!.required) return
     }
-    if (this.node.additional !== undefined) {
+    if (this.node.additional !== undefined && this.#keyFits(undefined)) {
       const forbidden = new Set<string>(this.extras)
       for (const name of this.node.names) forbidden.add(name)
       out.push({ frame: StringFrame.open(keyString, forbidden), below: waiting })
@@ -440,12 +474,12 @@ export class ObjectFrame extends Frame {
   }
 
   #with(phase: number): ObjectFrame {
-    return new ObjectFrame(this.node, this.next, phase, this.extras, this.valueNode)
+    return new ObjectFrame(this.node, this.next, phase, this.extras, this.valueNode, this.count)
   }
 
   override childDone(child: Frame): Frame {
     if (this.phase === objectInValue)
-      return new ObjectFrame(this.node, this.next, objectAfterValue, this.extras, undefined)
+      return new ObjectFrame(this.node, this.next, objectAfterValue, this.extras, undefined, this.count)
     if (child instanceof KeyFrame) {
       return new ObjectFrame(
         this.node,
@@ -453,6 +487,7 @@ export class ObjectFrame extends Frame {
         objectColon,
         this.extras,
         this.node.properties[child.property]!.node,
+        this.count + 1,
       )
     }
     const name = (child as StringFrame).text ?? ''
@@ -462,11 +497,12 @@ export class ObjectFrame extends Frame {
       objectColon,
       [...this.extras, name],
       this.node.additional,
+      this.count + 1,
     )
   }
 
   protected computeKey(): string {
-    return `O${this.node.id}.${this.next}.${this.phase}.${this.valueNode?.id ?? ''}.${this.extras.join('\u0001')}`
+    return `O${this.node.id}.${this.next}.${this.phase}.${this.valueNode?.id ?? ''}.${this.count}.${this.extras.join('\u0001')}`
   }
 }
 

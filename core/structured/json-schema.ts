@@ -64,6 +64,9 @@ export interface ObjectNode {
    * not use them, not even a listed property that can never be written (its schema has no value).
    */
   readonly names: ReadonlySet<string>
+  /** minProperties/maxProperties, when given (the frame counts the keys written). */
+  readonly minProperties?: number
+  readonly maxProperties?: number
 }
 export interface ArrayNode {
   readonly kind: 'array'
@@ -142,7 +145,15 @@ type TypeName = (typeof typeNames)[number]
 const keywordsByType: Record<TypeName, readonly string[]> = {
   null: [],
   boolean: [],
-  object: ['properties', 'required', 'additionalProperties', 'propertyNames', 'unevaluatedProperties'],
+  object: [
+    'properties',
+    'required',
+    'additionalProperties',
+    'propertyNames',
+    'unevaluatedProperties',
+    'minProperties',
+    'maxProperties',
+  ],
   array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
   integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
@@ -370,7 +381,7 @@ class SchemaCompiler {
       if (!known.has(key)) {
         this.refuse(
           `${path}.${key}`,
-          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, unevaluatedProperties, items, prefixItems, minItems, maxItems, enum, const, anyOf, oneOf, allOf, $ref/$defs/$anchor, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable, discriminator; draft-07 tuples: items as an array with additionalItems; propertyNames that allows every string or lists the names). See docs/sdk.md, Structured output.`,
+          `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, unevaluatedProperties, items, prefixItems, minItems, maxItems, minProperties, maxProperties, multipleOf, enum, const, anyOf, oneOf, allOf, $ref/$defs/$anchor, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable, discriminator; draft-07 tuples: items as an array with additionalItems; propertyNames that allows every string or lists the names). See docs/sdk.md, Structured output.`,
         )
       }
     }
@@ -999,7 +1010,43 @@ class SchemaCompiler {
       })
     }
     const names = new Set(properties.map((property) => latin1(property.keyBytes.subarray(1, -1))))
-    return { kind: 'object', id: this.id(), properties, additional, names }
+    const minProperties = this.#count(schema, 'minProperties', path, 0)
+    const maxProperties = this.#count(schema, 'maxProperties', path, Number.POSITIVE_INFINITY)
+    if (maxProperties < minProperties) {
+      return this.never(
+        `${path}.maxProperties`,
+        `maxProperties (${maxProperties}) is below minProperties (${minProperties}).`,
+      )
+    }
+    const requiredCount = properties.filter((property) => property.required).length
+    if (requiredCount > maxProperties) {
+      return this.never(
+        `${path}.maxProperties`,
+        `The object requires ${requiredCount} properties, more than maxProperties (${maxProperties}).`,
+      )
+    }
+    if (additional === undefined && properties.length < minProperties) {
+      return this.never(
+        `${path}.minProperties`,
+        `minProperties (${minProperties}) exceeds the ${properties.length} properties an object may have here (no others are allowed).`,
+      )
+    }
+    const node: ObjectNode = {
+      kind: 'object',
+      id: this.id(),
+      properties,
+      additional,
+      names,
+      ...(minProperties > 0 ? { minProperties } : {}),
+      ...(maxProperties < Number.POSITIVE_INFINITY ? { maxProperties } : {}),
+    }
+    if (minProperties > 0) {
+      minPropertiesReasons.set(node, {
+        param: `${path}.minProperties`,
+        message: `minProperties (${minProperties}) needs more properties than an object here can have (those whose schema has no value are never written).`,
+      })
+    }
+    return node
   }
 
   #literal(values: readonly Json[]): LiteralNode {
@@ -1518,6 +1565,9 @@ function checkDirectNesting(root: SchemaNode, param: string): void {
   }
 }
 
+/** Why an object with minProperties may have too few writable properties (see explainEmpty). */
+const minPropertiesReasons = new WeakMap<SchemaNode, EmptyReason>()
+
 /** Why a node has no value: the keyword that makes it so and a message. */
 export interface EmptyReason {
   readonly param: string
@@ -1547,7 +1597,13 @@ function checkProductive(root: SchemaNode, param: string, empty: ReadonlyMap<Sch
           done = node.options.some((option) => productive.has(option))
           break
         case 'object':
-          done = node.properties.every((property) => !property.required || productive.has(property.node))
+          done =
+            node.properties.every((property) => !property.required || productive.has(property.node)) &&
+            // minProperties needs that many writable names (any number when unlisted ones may come).
+            (node.minProperties === undefined ||
+              (node.additional !== undefined && productive.has(node.additional)) ||
+              node.properties.filter((property) => productive.has(property.node)).length >=
+                node.minProperties)
           break
         case 'array': {
           const needed = Math.min(node.minItems, node.prefix.length)
@@ -1636,9 +1692,13 @@ function explainEmpty(
       case 'union':
         next = [...node.options]
         break
-      case 'object':
+      case 'object': {
         next = node.properties.filter((property) => property.required).map((property) => property.node)
+        const short = minPropertiesReasons.get(node)
+        if (short !== undefined && next.every((child) => productive.has(child)))
+          return { reason: short, node, alternatives }
         break
+      }
       case 'array':
         next = node.prefix.slice(0, node.minItems)
         if (node.minItems > node.prefix.length && node.items !== undefined) next.push(node.items)

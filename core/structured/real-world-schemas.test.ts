@@ -442,3 +442,54 @@ describe('multipleOf', () => {
     expect(refusal({ type: 'integer', multipleOf: 0 }).param).toBe('schema.multipleOf')
   })
 })
+
+describe('minProperties / maxProperties', () => {
+  it("are counted as keys are written (pydantic's dict with min_length/max_length, listed properties, required ones)", () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        tags: {
+          type: 'object',
+          additionalProperties: { type: 'string', maxLength: 3 },
+          minProperties: 1,
+          maxProperties: 2,
+        },
+        listed: {
+          type: 'object',
+          properties: { a: { type: 'string', maxLength: 2 }, b: { type: 'boolean' }, c: { type: 'null' } },
+          minProperties: 2,
+          additionalProperties: false,
+        },
+        capped: {
+          type: 'object',
+          properties: {
+            a: { type: 'integer' },
+            b: { type: 'integer' },
+            c: { type: 'integer' },
+            d: { type: 'integer' },
+          },
+          required: ['d'],
+          maxProperties: 2,
+        },
+      },
+      required: ['tags', 'listed', 'capped'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(schema, 6) as Record<string, object>[]) {
+      expect(Object.keys(value['tags']!).length).toBeGreaterThanOrEqual(1)
+      expect(Object.keys(value['listed']!).length).toBeGreaterThanOrEqual(2)
+      expect(Object.keys(value['capped']!).length).toBeLessThanOrEqual(2)
+    }
+  })
+
+  it('bounds no object can meet are refused naming the keyword', () => {
+    const one = { type: 'object', properties: { a: { type: 'integer' } }, additionalProperties: false }
+    expect(refusal({ ...one, minProperties: 2 }).param).toBe('schema.minProperties')
+    // b has no value, so only a can be written.
+    expect(
+      refusal({ ...one, properties: { a: { type: 'integer' }, b: false }, minProperties: 2 }).param,
+    ).toBe('schema.minProperties')
+    expect(refusal({ ...one, required: ['a'], maxProperties: 0 }).param).toBe('schema.maxProperties')
+    expect(refusal({ type: 'object', minProperties: 3, maxProperties: 2 }).param).toBe('schema.maxProperties')
+  })
+})
