@@ -88,6 +88,28 @@ describe('generate', () => {
     expect(session.tokens).toHaveLength(prompt.length + 4)
   })
 
+  it('keeps a special token the model writes mid-answer in tokenIds and out of the text', async () => {
+    const imStart = tokenizer.tokenToId('<|im_start|>')!
+    const ids = [
+      ...tokenizer.encode('Hello', { addSpecialTokens: false }),
+      imStart,
+      ...tokenizer.encode(' world', { addSpecialTokens: false }),
+    ]
+    const session = createTestSession({
+      vocabularySize,
+      favor: (tokens) => ids[tokens.length - prompt.length],
+    })
+    const result = await collect(session, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 0 },
+      maxTokens: ids.length,
+    })
+    expect(result.finish!.tokenIds).toEqual(ids)
+    expect(result.tokenIds).toEqual(ids)
+    expect(result.text).toBe('Hello world')
+    expect(result.finish!.text).toBe('Hello world')
+  })
+
   it('stops on a stop string split across tokens and never shows any of it', async () => {
     const { ids, session } = scripted('The answer is 42.\n\nUser: and more text after')
     const result = await collect(session, {

@@ -247,7 +247,10 @@ export async function* generate(
   // New tokens may come until prompt + answer fill the context.
   const answerLimit = Math.min(maxTokens ?? Number.POSITIVE_INFINITY, contextLength - input.length)
 
-  const stream = new TextStream(tokenizer)
+  // Special tokens a model writes mid-answer (<|im_start|>, <|vision_start|>, ...) are control ids,
+  // not text: they stay in tokenIds but out of the text, as transformers.js, vLLM and llama.cpp
+  // decode an answer. Call markup and <think> are not special in these tokenizers and stay visible.
+  const stream = new TextStream(tokenizer, { skipSpecialTokens: true })
   const matcher = new StopStringMatcher(stops)
   const newTokens: number[] = []
   let text = ''
