@@ -26,6 +26,7 @@ import {
   compileConstraint,
 } from './structured/constraint.ts'
 import { readToolCalls, ToolCallReader, toolCallId } from './structured/tool-calls.ts'
+import { readXmlToolCalls, toolCallSyntaxOf, XmlToolCallReader } from './structured/xml-tool-calls.ts'
 import { type DecodingTokenizer, TextStream } from './text-stream.ts'
 
 /** What generate() needs from a tokenizer (core's Tokenizer has it). */
@@ -39,6 +40,8 @@ export interface GenerationTokenizer extends DecodingTokenizer {
   /** Token bytes and control-token lookup, for a `constraint` (core's Tokenizer has them). */
   tokenBytes?(): readonly (Uint8Array | undefined)[]
   tokenToId?(token: string): number | undefined
+  /** The model's chat template: it decides the tool-call syntax (toolCallSyntaxOf). */
+  readonly chatTemplate?: string | undefined
 }
 
 export interface Continuation {
@@ -213,7 +216,11 @@ export async function* generate(
     stopTokenIds.add(id)
   let constraintState: ConstraintState | undefined
   if (request.constraint !== undefined) {
-    const compiled = compileConstraint(request.constraint, request.constraintFieldNames)
+    const compiled = compileConstraint(
+      request.constraint,
+      request.constraintFieldNames,
+      toolCallSyntaxOf(tokenizer.chatTemplate),
+    )
     if (compiled !== undefined) {
       if (typeof tokenizer.tokenBytes !== 'function' || typeof tokenizer.tokenToId !== 'function') {
         throw new InvalidArgumentError(
@@ -291,7 +298,12 @@ export async function* generate(
     // Cut before the document or call was complete: the token limit, an abort, or a stop string.
     const partial = !complete
     if (constraintState.constraint.toolMode === 'none') return partial ? { ...part, partial } : part
-    const { toolCalls } = readToolCalls(tokenizer.decode(answer), answer, (index) => callIdAt(answer, index))
+    const idOf = (index: number) => callIdAt(answer, index)
+    const shapes = constraintState.constraint.xmlToolShapes
+    const { toolCalls } =
+      shapes === undefined
+        ? readToolCalls(tokenizer.decode(answer), answer, idOf)
+        : readXmlToolCalls(tokenizer.decode(answer), shapes, idOf)
     return {
       ...part,
       ...(toolCalls.length > 0 ? { toolCalls } : {}),
@@ -317,7 +329,13 @@ export async function* generate(
     return toolCallId([...prompt, ...answer.slice(0, end)], index)
   }
   // The call being written, for a server that streams it (the id and name, then arguments).
-  const callReader = constraintState?.toolCallOpenId === undefined ? undefined : new ToolCallReader()
+  const shapes = constraintState?.constraint.xmlToolShapes
+  const callReader =
+    constraintState?.toolCallOpenId === undefined
+      ? undefined
+      : shapes === undefined
+        ? new ToolCallReader()
+        : new XmlToolCallReader(shapes)
   let callCount = 0
   /**
    * Follows token `id` (its `shown` text) into the call reader; it is `input[end - 1]` (the prompt,

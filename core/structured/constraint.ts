@@ -6,13 +6,15 @@
 //
 // Tool calls use the model's own syntax (Qwen3: the control token `<tool_call>`, a newline, the
 // JSON `{"name":...,"arguments":...}`, a newline, `</tool_call>`; parallel calls are separated by
-// a newline). With `required` or a named tool the answer starts with a call; with `auto` the model
+// a newline; Qwen3.5 / Qwen3-Coder: the same tokens around `<function=...>` and `<parameter=...>`
+// blocks, see xml-tool-calls.ts). With `required` or a named tool the answer starts with a call; with `auto` the model
 // may write text or open a call, and once it opens one, the call is constrained.
 import { InvalidArgumentError, TokenizerError } from '../errors.ts'
 import { compileJsonObject, compileJsonSchema, literalNode, type SchemaNode } from './json-schema.ts'
 import { applyMask, Grammar, GrammarMatcher } from './matcher.ts'
 import { compileBudget } from './regex.ts'
 import { type TokenSource, type TokenVocabulary, vocabularyOf } from './vocabulary.ts'
+import { type ToolCallSyntax, XmlCallGrammar, type XmlToolShape, xmlTool } from './xml-tool-calls.ts'
 
 export type ResponseFormat =
   | { readonly type: 'text' }
@@ -67,6 +69,10 @@ export interface OutputConstraint {
   readonly parallelToolCalls: boolean
   /** Tools were given (with `none`, the model must still not open a call). */
   readonly hasTools: boolean
+  /** The calls' syntax (the model's template decides it; default 'json', Qwen3's). */
+  readonly toolCallSyntax?: ToolCallSyntax
+  /** In the XML syntax: which parameters of each tool are raw text (to read the calls back). */
+  readonly xmlToolShapes?: ReadonlyMap<string, XmlToolShape>
 }
 
 const toolNamePattern = /^[A-Za-z0-9_-]{1,64}$/
@@ -77,11 +83,13 @@ const newline = encoder.encode('\n')
  * Validates and compiles the constraint options (throws InvalidArgumentError whose `param` points
  * at the field, e.g. `responseFormat.schema.properties.age.multipleOf`). Returns undefined when
  * nothing constrains the output. `names` gives the field names to report (the OpenAI wire uses
- * `response_format`, `tools`, `tool_choice`).
+ * `response_format`, `tools`, `tool_choice`). `syntax` is the tool-call syntax of the model's
+ * template (toolCallSyntaxOf).
  */
 export function compileConstraint(
   options: ConstraintOptions,
   names: ConstraintFieldNames = defaultConstraintFieldNames,
+  syntax: ToolCallSyntax = 'json',
 ): OutputConstraint | undefined {
   // Apps send the same schema again and again: reuse its grammar (and the masks it remembers).
   let key: string | undefined
@@ -92,6 +100,7 @@ export function compileConstraint(
       options.toolChoice,
       options.parallelToolCalls,
       names,
+      syntax,
     ])
   } catch {
     key = undefined
@@ -102,7 +111,7 @@ export function compileConstraint(
     compiledCache.set(key, cached)
     return cached
   }
-  const compiled = compileUncached(options, names)
+  const compiled = compileUncached(options, names, syntax)
   if (key !== undefined) {
     compiledCache.set(key, compiled)
     if (compiledCache.size > 8) compiledCache.delete(compiledCache.keys().next().value as string)
@@ -122,6 +131,7 @@ const responseFormatFields: Readonly<Record<string, readonly string[]>> = {
 function compileUncached(
   options: ConstraintOptions,
   names: ConstraintFieldNames,
+  syntax: ToolCallSyntax,
 ): OutputConstraint | undefined {
   let responseGrammar: Grammar | undefined
   // One budget for the response format and every tool: what one request may make the compiler build.
@@ -180,6 +190,7 @@ function compileUncached(
     throw new InvalidArgumentError('parallelToolCalls', 'parallelToolCalls must be true or false.')
   const seen = new Set<string>()
   const calls: SchemaNode[] = []
+  const xmlTools: ReturnType<typeof xmlTool>[] = []
   let id = 1_000_000
   for (const [index, tool] of tools.entries()) {
     const at = `${names.tools}.${index}`
@@ -209,11 +220,13 @@ function compileUncached(
       )
     }
     calls.push(callNode(tool.name, compiled, id))
+    if (syntax === 'xml') xmlTools.push(xmlTool(tool.name, compiled, `${at}.parameters`))
     id += 3
   }
 
   let toolMode: 'none' | 'auto' | 'required'
   let allowed = calls
+  let allowedXml = xmlTools
   if (choice === 'none' || choice === 'auto' || choice === 'required') {
     toolMode = choice
   } else if (typeof choice === 'object' && choice !== null && typeof choice.name === 'string') {
@@ -226,6 +239,7 @@ function compileUncached(
     }
     toolMode = 'required'
     allowed = [calls[position]!]
+    allowedXml = syntax === 'xml' ? [xmlTools[position]!] : []
   } else {
     throw new InvalidArgumentError(
       names.toolChoice,
@@ -247,15 +261,30 @@ function compileUncached(
   const toolGrammar =
     toolMode === 'none'
       ? undefined
-      : new Grammar(
-          allowed.length === 1 ? allowed[0]! : { kind: 'union', id: id++, options: allowed },
-          newline,
-          newline,
-          names.tools,
-        )
+      : syntax === 'xml'
+        ? new XmlCallGrammar(
+            allowedXml.map((each) => each.tool),
+            names.tools,
+          )
+        : new Grammar(
+            allowed.length === 1 ? allowed[0]! : { kind: 'union', id: id++, options: allowed },
+            newline,
+            newline,
+            names.tools,
+          )
   if (responseGrammar === undefined && toolGrammar === undefined && toolMode === 'none' && tools.length === 0)
     return undefined
-  return { responseGrammar, toolGrammar, toolMode, parallelToolCalls: parallel, hasTools: tools.length > 0 }
+  return {
+    responseGrammar,
+    toolGrammar,
+    toolMode,
+    parallelToolCalls: parallel,
+    hasTools: tools.length > 0,
+    toolCallSyntax: syntax,
+    ...(syntax === 'xml'
+      ? { xmlToolShapes: new Map(xmlTools.map((each, index) => [tools[index]!.name, each.shape])) }
+      : {}),
+  }
 }
 
 /**
