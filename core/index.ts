@@ -143,11 +143,15 @@ export {
   compileJsonSchema,
   type ResponseFormat,
   readToolCalls,
+  readXmlToolCalls,
   supportedFormats,
   ToolCallReader,
+  type ToolCallSyntax,
   type ToolChoice,
   type ToolDefinition,
   toolCallId,
+  toolCallSyntaxOf,
+  XmlToolCallReader,
 } from './structured/index.ts'
 export { type DecodingTokenizer, TextStream, type TokenContribution } from './text-stream.ts'
 export {

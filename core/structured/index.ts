@@ -35,3 +35,10 @@ export {
   tokenByteTableOf,
   vocabularyOf,
 } from './vocabulary.ts'
+export {
+  readXmlToolCalls,
+  type ToolCallSyntax,
+  toolCallSyntaxOf,
+  XmlToolCallReader,
+  type XmlToolShape,
+} from './xml-tool-calls.ts'
