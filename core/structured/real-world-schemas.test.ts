@@ -6,9 +6,11 @@
 import { Ajv } from 'ajv'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { allowedIds, seededRandom } from '../../test/support/grammar-masks.ts'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
+import { randomSchema } from '../../test/support/random-schemas.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { compileJsonSchema, Grammar, GrammarMatcher, vocabularyOf } from './index.ts'
 
@@ -491,5 +493,67 @@ describe('minProperties / maxProperties', () => {
     ).toBe('schema.minProperties')
     expect(refusal({ ...one, required: ['a'], maxProperties: 0 }).param).toBe('schema.maxProperties')
     expect(refusal({ type: 'object', minProperties: 3, maxProperties: 2 }).param).toBe('schema.maxProperties')
+  })
+})
+
+describe('random schemas with the keywords above', () => {
+  // The shared random schemas (test/support/random-schemas.ts) inside the keywords this file
+  // added: intersections, keywords beside anyOf, multipleOf, minProperties/maxProperties.
+  const names = fc.constantFrom('a', 'b', 'ab', 'n')
+  const object = (properties: fc.Arbitrary<unknown>) =>
+    fc
+      .uniqueArray(fc.tuple(names, properties, fc.boolean()), { maxLength: 3, selector: ([name]) => name })
+      .map((entries) => ({
+        type: 'object',
+        properties: Object.fromEntries(entries.map(([name, schema]) => [name, schema])),
+        required: entries.filter(([, , required]) => required).map(([name]) => name),
+      }))
+  const multiple = fc.record({
+    type: fc.constantFrom('integer', 'number'),
+    multipleOf: fc.constantFrom(1, 3, 7, 10),
+    minimum: fc.constantFrom(-40, 0, 5),
+    maximum: fc.constantFrom(30, 200),
+  })
+  const inner = fc.oneof(randomSchema, multiple)
+  const wide = fc.oneof(
+    fc.tuple(object(inner), object(inner), fc.boolean()).map(([a, b, closed]) => ({
+      allOf: [a, b],
+      ...(closed ? { unevaluatedProperties: false } : {}),
+    })),
+    fc
+      .tuple(object(inner), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 2, max: 4 }))
+      .map(([base, minProperties, maxProperties]) => ({
+        ...base,
+        additionalProperties: { type: 'integer', minimum: 0, maximum: 9 },
+        minProperties,
+        maxProperties,
+      })),
+    object(inner).map((base) => ({
+      ...base,
+      properties: { ...base.properties, p: { type: 'boolean' }, q: { type: 'null' } },
+      anyOf: [{ required: ['p'] }, { required: ['q'] }],
+      additionalProperties: false,
+    })),
+    fc.tuple(randomSchema, multiple).map(([value, number]) => ({ allOf: [{ anyOf: [value, number] }, {}] })),
+  )
+
+  it('every walk ends in a document ajv accepts; a contradiction is refused naming where', () => {
+    let walked = 0
+    fc.assert(
+      fc.property(wide, (schema) => {
+        try {
+          compileJsonSchema(schema)
+        } catch (error) {
+          // Random members can contradict each other (integer ∧ string for a required name).
+          expect(error).toBeInstanceOf(InvalidArgumentError)
+          expect((error as InvalidArgumentError).param).toMatch(/^schema/)
+          return
+        }
+        walksValidate(schema as object, 1)
+        walked++
+      }),
+      { numRuns: Number(process.env.STRUCTURED_RUNS ?? 30), seed: Number(process.env.STRUCTURED_SEED ?? 7) },
+    )
+    expect(walked).toBeGreaterThanOrEqual(Number(process.env.STRUCTURED_RUNS ?? 30) / 2)
   })
 })
