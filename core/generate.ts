@@ -2,7 +2,7 @@
 // prefix the session's cache already holds), then sample, stream and feed one token at a time
 // until EOS, a stop string, the token limit or the AbortSignal.
 //
-// Handoff contract: every sampled token is yielded (in a text-delta's tokenIds) *before* the
+// Handoff contract: every sampled token is yielded (in a text or reasoning delta's tokenIds) *before* the
 // session runs it, and draw k uses step k. When a session fails mid-answer, the tokens yielded so
 // far plus `step = continuation.step + their count` let another machine continue with
 // `continuation`, and the joined answer equals an uninterrupted one.
@@ -15,6 +15,7 @@ import {
 } from './errors.ts'
 import { createTimeSlice } from './event-loop.ts'
 import type { ModelSession } from './model-session.ts'
+import { ReasoningSplitter, reasoningCloseTag, reasoningStartOf } from './reasoning.ts'
 import { Sampler, type SamplingOptions } from './sampling/index.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
@@ -261,6 +262,7 @@ export async function* generate(
   const matcher = new StopStringMatcher(stops)
   const newTokens: number[] = []
   let text = ''
+  let reasoningText = ''
   let firstTokenAt = 0
   let lastTokenAt = 0
   let prefillSeconds = 0
@@ -287,6 +289,7 @@ export async function* generate(
       finishReason,
       tokenIds: newTokens,
       text,
+      ...(reasoningText === '' ? {} : { reasoning: reasoningText }),
       nextStep: step,
       seed: sampler.seed,
       usage: usage(),
@@ -346,12 +349,38 @@ export async function* generate(
     if (id === constraintState?.toolCallOpenId) callReader.open(toolCallId(input.slice(0, end), callCount++))
     else callReader.push(shown)
   }
-  const delta = (piece: string, tokenIds: readonly number[]): TextDeltaPart => {
-    text += piece
+  // A thinking model's `<think>` block is reasoning, not text (core/reasoning.ts): it splits the
+  // visible text, after stop strings (which match the raw output, tags included, as vLLM's do) and
+  // tool calls. A structured answer starts with its document, so it has none; a tokenizer without
+  // the tag cannot write one.
+  const splitter = new ReasoningSplitter(
+    constraintState !== undefined && constraintState.constraint.toolMode === 'none'
+      ? 'off'
+      : typeof tokenizer.tokenToId === 'function' && tokenizer.tokenToId(reasoningCloseTag) === undefined
+        ? 'off'
+        : reasoningStartOf(tokenizer.decode(prompt.slice(-8))),
+  )
+  /**
+   * The parts token `tokenIds` shows: `piece` split into reasoning and text (all of it when the
+   * answer ends). One part carries the token ids, so every token is in exactly one part: the
+   * text's, or the reasoning's when the token showed no text.
+   */
+  const deltas = (piece: string, tokenIds: readonly number[], end = false): GenerationPart[] => {
+    const split = splitter.push(piece)
+    const held = end ? splitter.flush() : { reasoning: '', text: '' }
+    const shownText = split.text + held.text
+    const shownReasoning = split.reasoning + held.reasoning
+    text += shownText
+    reasoningText += shownReasoning
     const toolCall = inCall ? callReader?.progress : undefined
-    return toolCall === undefined
-      ? { type: 'text-delta', text: piece, tokenIds }
-      : { type: 'text-delta', text: piece, tokenIds, toolCall }
+    const textPart: TextDeltaPart =
+      toolCall === undefined
+        ? { type: 'text-delta', text: shownText, tokenIds }
+        : { type: 'text-delta', text: shownText, tokenIds, toolCall }
+    const onlyReasoning = shownText === '' && toolCall === undefined
+    if (shownReasoning === '' && !(onlyReasoning && splitter.inReasoning)) return [textPart]
+    if (onlyReasoning) return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds }]
+    return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds: [] }, textPart]
   }
   // Held-back text (a possible stop-string start, incomplete bytes) belongs to the answer when it ends otherwise.
   const release = (): string => matcher.push(stream.flush()).text + matcher.flush()
@@ -393,10 +422,11 @@ export async function* generate(
       yield finish('stop')
       return
     }
-    textBefore(id)
+    const before = textBefore(id)
     const shown = matcher.push(stream.push(id)).text
     followCall(id, shown, prompt.length + index + 1)
-    visible(shown, 'text')
+    // The same pieces as the loop below pushed, so the splitter's state is the one it left.
+    splitter.push(before + visible(shown, 'text'))
     const pause = slice.maybeYield()
     if (pause) {
       await pause
@@ -488,8 +518,9 @@ export async function* generate(
   const history = input
   for (;;) {
     if (signal?.aborted) {
-      const rest = visible(release(), 'end')
-      if (rest.length > 0) yield delta(rest, [])
+      for (const part of deltas(visible(release(), 'end'), [], true)) {
+        if (part.text.length > 0) yield part
+      }
       yield finish('abort')
       return
     }
@@ -501,7 +532,7 @@ export async function* generate(
     newTokens.push(id)
     history.push(id)
     if (stopTokenIds.has(id)) {
-      yield delta(visible(release(), 'end'), [id])
+      yield* deltas(visible(release(), 'end'), [id], true)
       yield finish('stop')
       return
     }
@@ -509,21 +540,22 @@ export async function* generate(
     const shown = matcher.push(stream.push(id))
     followCall(id, shown.text, history.length)
     if (shown.stopped) {
-      yield delta(before + visible(shown.text, 'end'), [id])
+      yield* deltas(before + visible(shown.text, 'end'), [id], true)
       yield finish('stop')
       return
     }
     if (newTokens.length >= answerLimit) {
-      yield delta(before + visible(shown.text + release(), 'end'), [id])
+      yield* deltas(before + visible(shown.text + release(), 'end'), [id], true)
       yield finish('length')
       return
     }
-    yield delta(before + visible(shown.text, 'text'), [id])
+    yield* deltas(before + visible(shown.text, 'text'), [id])
     await slice.maybeYield()
     logits = await run([id], false)
     if (logits === undefined) {
-      const rest = visible(release(), 'end')
-      if (rest.length > 0) yield delta(rest, [])
+      for (const part of deltas(visible(release(), 'end'), [], true)) {
+        if (part.text.length > 0) yield part
+      }
       yield finish('abort')
       return
     }

@@ -92,6 +92,12 @@ export {
   type WireSampling,
 } from './protocol/index.ts'
 export {
+  type ReasoningSplit,
+  ReasoningSplitter,
+  type ReasoningStart,
+  reasoningStartOf,
+} from './reasoning.ts'
+export {
   applyLogitsProcessors,
   type CandidateFilter,
   type Candidates,
@@ -126,6 +132,7 @@ export type {
   FinishReason,
   GenerationPart,
   HandoffPart,
+  ReasoningDeltaPart,
   Route,
   RoutePart,
   StreamPart,

@@ -1,5 +1,6 @@
 // What a generation yields, as a typed union (the Vercel AI SDK's stream-part shape). The core
-// loop produces text-delta and finish; the SDK adds route, handoff and error around them.
+// loop produces reasoning-delta, text-delta and finish; the SDK adds route, handoff and error
+// around them.
 import type { SerializedError } from './errors.ts'
 
 /** 'tool-calls': the answer ends with tool calls (FinishPart.toolCalls) for the caller to run. */
@@ -76,6 +77,18 @@ export interface TextDeltaPart {
   readonly toolCall?: ToolCallProgress
 }
 
+/**
+ * A thinking model's reasoning (Qwen3's `<think>` block), apart from the answer's text: never the
+ * tags, never part of a text delta or of FinishPart.text (core/reasoning.ts says where it starts
+ * and ends). Token ids as on a text delta: across reasoning and text deltas every generated token
+ * appears exactly once, so a handoff continues from them whichever side the answer was on.
+ */
+export interface ReasoningDeltaPart {
+  readonly type: 'reasoning-delta'
+  readonly text: string
+  readonly tokenIds: readonly number[]
+}
+
 export interface FinishPart {
   readonly type: 'finish'
   readonly finishReason: FinishReason
@@ -87,6 +100,8 @@ export interface FinishPart {
    * also when the call was cut (`partial`).
    */
   readonly text: string
+  /** The reasoning deltas joined (a thinking model's `<think>` block, without the tags); absent when none. */
+  readonly reasoning?: string
   /** Index of the next sampler draw: resuming generation elsewhere starts at this step. */
   readonly nextStep: number
   /** The sampler seed used (a random one when none was given): a continuation elsewhere needs it. */
@@ -126,7 +141,7 @@ export interface ToolCallPart {
 }
 
 /** What core's `generate()` yields. */
-export type GenerationPart = TextDeltaPart | FinishPart
+export type GenerationPart = ReasoningDeltaPart | TextDeltaPart | FinishPart
 
 /** What the SDK's `stream()` yields. */
 export type StreamPart = GenerationPart | RoutePart | HandoffPart | ErrorPart | ToolCallPart

@@ -30,7 +30,7 @@ export function isAbort(error: unknown, signal: AbortSignal | undefined): boolea
   return signal?.aborted === true || (error instanceof OndeviceError && error.code === 'aborted')
 }
 
-/** The finish of an answer the caller aborted: exactly the text and tokens shown so far. */
+/** The finish of an answer the caller aborted: exactly the text, reasoning and tokens shown so far. */
 export function abortFinish(
   text: string,
   tokenIds: readonly number[],
@@ -38,11 +38,13 @@ export function abortFinish(
   route: Route,
   reason: string,
   startedAt: number,
+  reasoning = '',
 ): FinishPart {
   return {
     type: 'finish',
     finishReason: 'abort',
     text,
+    ...(reasoning === '' ? {} : { reasoning }),
     tokenIds,
     nextStep: tokenIds.length,
     usage: {

@@ -44,6 +44,8 @@ import {
 
 export interface ChatResult {
   readonly text: string
+  /** A thinking model's reasoning (Qwen3's `<think>` block, without the tags), apart from `text`; absent when none. */
+  readonly reasoning?: string
   readonly finishReason: FinishReason
   readonly tokenIds: readonly number[]
   /** Prompt/completion tokens, timings, and `route` / `routeReason`: where it ran and why. */
@@ -348,6 +350,7 @@ class Client implements OndeviceClient {
             : new AbortedError()
         return {
           text: part.text,
+          ...(part.reasoning === undefined ? {} : { reasoning: part.reasoning }),
           ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
           ...(part.partial === undefined ? {} : { partial: part.partial }),
           finishReason: part.finishReason,
@@ -550,7 +553,7 @@ export function createClient(options: ClientOptions = {}, internals: ClientInter
 }
 
 /**
- * What the reader of stream() gets from the route's parts: text deltas only when they have text
+ * What the reader of stream() gets from the route's parts: text and reasoning deltas only when they have text
  * (generate() yields one per token, and a token may show none: held-back bytes, EOS, a tool
  * call's markup, which core never shows); the ids of such tokens ride with the next delta that
  * has text, and the finish lists them all. The answer's tool calls come as 'tool-call' parts
@@ -559,7 +562,7 @@ export function createClient(options: ClientOptions = {}, internals: ClientInter
 async function* forTheReader(parts: AsyncGenerator<StreamPart>): AsyncGenerator<StreamPart> {
   let unshownIds: number[] = []
   for await (const part of parts) {
-    if (part.type === 'text-delta') {
+    if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
       if (part.text === '') {
         for (const id of part.tokenIds) unshownIds.push(id)
         continue

@@ -17,6 +17,8 @@ export type DeviceOutcome =
       readonly reason: string
       readonly tokenIds: readonly number[]
       readonly text: string
+      /** The reasoning shown so far (a thinking model's), apart from the text. */
+      readonly reasoning: string
       readonly step: number
       readonly firstTokenAt: number | undefined
       readonly backend: string
@@ -110,6 +112,7 @@ export async function* runDevice(
   const deviceTimes: number[] = []
   let deviceTime = 0
   let text = ''
+  let reasoning = ''
   let firstTokenAt: number | undefined
   let stallReason: string | undefined
   let promptTokens = 0
@@ -119,6 +122,7 @@ export async function* runDevice(
     reason: why,
     tokenIds: [...tokenIds],
     text,
+    reasoning,
     step: tokenIds.length,
     firstTokenAt,
     backend: model.backend,
@@ -147,13 +151,14 @@ export async function* runDevice(
       deviceTime += receivedAt - askedAt
       if (part.type === 'prompt') {
         promptTokens = part.promptTokens
-      } else if (part.type === 'text-delta') {
+      } else if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
         firstTokenAt ??= receivedAt
         for (const id of part.tokenIds) {
           tokenIds.push(id)
           deviceTimes.push(deviceTime)
         }
-        text += part.text
+        if (part.type === 'text-delta') text += part.text
+        else reasoning += part.text
         yield part
         if (stallWatch && deviceTimes.length > stallWatch.windowTokens) {
           const window = stallWatch.windowTokens
@@ -180,7 +185,7 @@ export async function* runDevice(
       askedAt = performance.now()
     }
     if (request.signal?.aborted) {
-      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt)
+      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning)
       return { kind: 'finished' }
     }
     // Every token yielded so far was shown with exactly the text it released, and draw k used
@@ -194,7 +199,7 @@ export async function* runDevice(
     throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
   } catch (error) {
     if (request.signal?.aborted) {
-      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt)
+      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning)
       return { kind: 'finished' }
     }
     if (stallReason !== undefined && isAbort(error, undefined)) {

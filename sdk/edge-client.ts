@@ -409,6 +409,7 @@ export class EdgeClient {
     const promptTokens =
       promptHeader === null || !/^\d{1,15}$/.test(promptHeader) ? undefined : Number(promptHeader)
     let text = ''
+    let reasoning = ''
     const tokenIds: number[] = []
     let finishReason: FinishReason | undefined
     let usage: UsageReading | undefined
@@ -433,6 +434,7 @@ export class EdgeClient {
           break
         }
         const chunk = readChunk(event.data)
+        const thought = chunk.reasoning ?? ''
         if (!reportedInfo && info) {
           reportedInfo = true
           info({
@@ -443,9 +445,10 @@ export class EdgeClient {
             ...(promptTokens === undefined ? {} : { promptTokens }),
           })
         }
-        if (chunk.text !== '' || chunk.tokenIds.length > 0) {
+        if (chunk.text !== '' || thought !== '' || chunk.tokenIds.length > 0) {
           firstTokenAt ??= performance.now()
           text += chunk.text
+          reasoning += thought
           // One by one: spreading a long array into push() overflows the call stack.
           for (const id of chunk.tokenIds) tokenIds.push(id)
           // A delta without ids (another server) is at least one token; ours sends one such delta
@@ -459,7 +462,14 @@ export class EdgeClient {
               { isRetryable: false },
             )
           }
-          yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
+          // Reasoning (`reasoning_content`) apart from text, as the device yields it; ours sends one
+          // or the other per chunk, and the ids ride with the text when another server sends both.
+          if (thought !== '') {
+            const ids = chunk.text === '' ? chunk.tokenIds : []
+            yield { type: 'reasoning-delta', text: thought, tokenIds: ids }
+          }
+          if (chunk.text !== '' || thought === '')
+            yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
         }
         if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
         // OpenAI streams a call as deltas keyed by index: the first names it, the rest add arguments.
@@ -550,6 +560,7 @@ export class EdgeClient {
       finishReason: finishReason ?? 'stop',
       tokenIds: generated,
       text,
+      ...(reasoning === '' ? {} : { reasoning }),
       // Each generated token is one draw, so the next step follows from the ids (the edge's
       // next_step says the same, or is not this answer's: 1e308, negative); without ids (another
       // server, which sends no next_step either), from the count.

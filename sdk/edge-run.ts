@@ -4,7 +4,7 @@
 // router sends nothing there for a while.
 import type { ChatMessage } from '../core/chat-template.ts'
 import { OndeviceError, serializeError, toOndeviceError } from '../core/errors.ts'
-import type { Route, StreamPart, TextDeltaPart, Usage } from '../core/stream-parts.ts'
+import type { Route, StreamPart, Usage } from '../core/stream-parts.ts'
 import { isBackend, knownDtypes } from '../core/weight-format.ts'
 import { abortFinish, chainError, isAbort, samplingOf } from './answer-parts.ts'
 import type { DeviceFailure } from './device-run.ts'
@@ -106,6 +106,7 @@ export class EdgeSide {
     if (fromDevice) await this.maxTokens(request.signal)
     else void this.maxTokens()
     let text = ''
+    let reasoning = ''
     // The edge's tokens as its deltas carried them (delta.token_ids): an aborted answer never
     // reads the final chunk, so its finish counts these, as the device counts the tokens it showed.
     const edgeTokenIds: number[] = []
@@ -146,11 +147,12 @@ export class EdgeSide {
         },
       )
       for await (const part of parts) {
-        if (part.type === 'text-delta') {
+        if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
           firstTokenAt ??= performance.now()
-          text += part.text
+          if (part.type === 'text-delta') text += part.text
+          else reasoning += part.text
           for (const id of part.tokenIds) edgeTokenIds.push(id)
-          yield part as TextDeltaPart
+          yield part
           continue
         }
         this.#unreachableUntil = 0
@@ -184,6 +186,9 @@ export class EdgeSide {
           finishReason: part.finishReason,
           tokenIds: [...fromDevice.tokenIds, ...part.tokenIds],
           text: fromDevice.text + part.text,
+          ...(fromDevice.reasoning + (part.reasoning ?? '') === ''
+            ? {}
+            : { reasoning: fromDevice.reasoning + (part.reasoning ?? '') }),
           nextStep: part.nextStep,
           usage,
           ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
@@ -203,6 +208,7 @@ export class EdgeSide {
           route,
           reason,
           startedAt,
+          (fromDevice?.reasoning ?? '') + reasoning,
         )
         return 'done'
       }

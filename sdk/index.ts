@@ -43,6 +43,7 @@ export type {
   FinishPart,
   FinishReason,
   HandoffPart,
+  ReasoningDeltaPart,
   Route,
   RoutePart,
   StreamPart,

@@ -431,9 +431,9 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
         if (closed) return
         if (next.done) throw new OndeviceError('internal', 'The generation ended without a result.')
         const part = next.value
-        if (part.type === 'text-delta') {
+        if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
           // token_ids (our extension) travel with the text so a client can hand the answer off again.
-          const delta = chunks.delta(part)
+          const delta = part.type === 'text-delta' ? chunks.delta(part) : chunks.reasoning(part)
           if (delta !== undefined) controller.enqueue(event(delta))
           awaitReader()
           return

@@ -7,7 +7,14 @@ import type { ChatMessage } from '../../core/chat-template.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
-import { loadModelFromFlags, modelOptions, numberFlag, promptTokens, samplingFromFlags } from './generate.ts'
+import {
+  loadModelFromFlags,
+  modelOptions,
+  numberFlag,
+  promptTokens,
+  samplingFromFlags,
+  writeReasoning,
+} from './generate.ts'
 
 const help = `Usage: ondevice chat [--model DIR|URL] [options]
 
@@ -92,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
           ...(values.stop ? { stop: values.stop } : {}),
         })) {
           if (part.type === 'text-delta') process.stdout.write(part.text)
+          else if (part.type === 'reasoning-delta') writeReasoning(part.text)
           else finish = part
         }
       } catch (error) {
@@ -105,7 +113,11 @@ export async function run(argv: string[]): Promise<number> {
       }
       process.stdout.write('\n')
       if (finish) {
-        messages.push({ role: 'assistant', content: finish.text })
+        messages.push({
+          role: 'assistant',
+          content: finish.text,
+          ...(finish.reasoning === undefined ? {} : { reasoningContent: finish.reasoning }),
+        })
         if (values.stats) {
           const { usage } = finish
           process.stderr.write(

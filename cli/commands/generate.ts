@@ -215,6 +215,15 @@ export function usageJson(finish: FinishPart): Record<string, unknown> {
 }
 
 /** The prompt: the chat template over the messages (with its turn boundaries), or (raw) the text as is. */
+/**
+ * A thinking model's reasoning goes to stderr, dimmed on a terminal: stdout holds the answer
+ * alone (what a pipe wants), and a person at the terminal sees the reasoning first, apart.
+ */
+export function writeReasoning(text: string): void {
+  if (text === '') return
+  process.stderr.write(process.stderr.isTTY ? `\x1b[2m${text}\x1b[22m` : text)
+}
+
 export function promptTokens(
   loaded: LoadedModel,
   messages: readonly ChatMessage[],
@@ -324,6 +333,8 @@ export async function run(argv: string[]): Promise<number> {
       })) {
         if (part.type === 'text-delta') {
           if (!values.json) process.stdout.write(part.text)
+        } else if (part.type === 'reasoning-delta') {
+          if (!values.json) writeReasoning(part.text)
         } else finish = part
       }
     } finally {
@@ -332,7 +343,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!finish) return 1
     if (values.json) {
       process.stdout.write(
-        `${JSON.stringify({ text: finish.text, token_ids: finish.tokenIds, finish_reason: finish.finishReason, ...(finish.partial ? { partial: true } : {}), usage: usageJson(finish) })}\n`,
+        `${JSON.stringify({ text: finish.text, ...(finish.reasoning === undefined ? {} : { reasoning: finish.reasoning }), token_ids: finish.tokenIds, finish_reason: finish.finishReason, ...(finish.partial ? { partial: true } : {}), usage: usageJson(finish) })}\n`,
       )
     } else {
       process.stdout.write('\n')

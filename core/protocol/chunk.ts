@@ -1,9 +1,9 @@
 // Streamed chunks both ways. The worker writes one completion as: a role chunk, a chunk per text
-// delta (with its token ids, our extension), a finish chunk (with `ondevice`), and a usage chunk
+// or reasoning delta (`content` or `reasoning_content`, with its token ids, our extension), a finish chunk (with `ondevice`), and a usage chunk
 // when the client asked for one. The SDK reads each server-sent event back into the same facts,
 // accepting what other OpenAI-compatible servers send (no token ids, no usage).
 import { EdgeError } from '../errors.ts'
-import type { FinishPart, FinishReason, TextDeltaPart } from '../stream-parts.ts'
+import type { FinishPart, FinishReason, ReasoningDeltaPart, TextDeltaPart } from '../stream-parts.ts'
 import { fromErrorBody } from './errors.ts'
 import { fromFinishReason, toFinishReason } from './finish-reason.ts'
 import { type CompletionHeader, toOndeviceResult, toWireToolCalls } from './response.ts'
@@ -17,6 +17,8 @@ export interface ChunkWriter {
   start(): ChatCompletionChunk
   /** A text delta (`content` only when it has text); undefined for one with neither text nor token ids. */
   delta(part: TextDeltaPart): ChatCompletionChunk | undefined
+  /** A reasoning delta as `reasoning_content` (vLLM's field); undefined for one with neither text nor token ids. */
+  reasoning(part: ReasoningDeltaPart): ChatCompletionChunk | undefined
   /** What the answer's tool calls have not streamed yet, as one delta; undefined when nothing is left. */
   toolCalls(part: FinishPart): ChatCompletionChunk | undefined
   /** The finish reason with every generated token id and the next step (`ondevice`). */
@@ -97,6 +99,11 @@ export function createChunkWriter(
       if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
       return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
     },
+    reasoning: (part) => {
+      if (part.text.length > 0)
+        return chunk({ reasoning_content: part.text, token_ids: [...part.tokenIds] }, null)
+      return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
+    },
     toolCalls: (part) => {
       const deltas = toWireToolCalls(part).flatMap((call, index) => {
         const delta = callDelta({ index, id: call.id, ...call.function })
@@ -119,6 +126,8 @@ export interface ChunkReading {
   readonly systemFingerprint?: string
   /** The first choice's text ('' when none). */
   readonly text: string
+  /** The first choice's `reasoning_content`, a thinking model's reasoning; absent when none. */
+  readonly reasoning?: string
   /** The token ids behind `text` (our extension; [] from other servers). */
   readonly tokenIds: readonly number[]
   readonly finishReason?: FinishReason
@@ -172,12 +181,16 @@ export function readChunk(data: string): ChunkReading {
   const { id, model, system_fingerprint: systemFingerprint, choices, ondevice, usage } = chunk
   const choice = Array.isArray(choices) ? (choices[0] as Record<string, unknown> | undefined) : undefined
   let text = ''
+  let reasoning = ''
   let tokenIds: number[] = []
   let finishReason: FinishReason | undefined
   let toolCallDeltas: { index: number; id?: string; name?: string; arguments?: string }[] | undefined
   if (choice) {
     const delta = (choice['delta'] ?? {}) as Record<string, unknown>
     text = typeof delta['content'] === 'string' ? delta['content'] : ''
+    // vLLM and SGLang write `reasoning_content`; newer vLLM and Ollama's OpenAI API `reasoning`.
+    const thought = delta['reasoning_content'] ?? delta['reasoning']
+    reasoning = typeof thought === 'string' ? thought : ''
     tokenIds = readTokenIds(delta['token_ids'] ?? choice['token_ids'])
     if (choice['finish_reason'] != null) finishReason = fromFinishReason(String(choice['finish_reason']))
     if (Array.isArray(delta['tool_calls'])) {
@@ -211,6 +224,7 @@ export function readChunk(data: string): ChunkReading {
     ...(typeof model === 'string' ? { model } : {}),
     ...(typeof systemFingerprint === 'string' ? { systemFingerprint } : {}),
     text,
+    ...(reasoning === '' ? {} : { reasoning }),
     tokenIds,
     ...(finishReason === undefined ? {} : { finishReason }),
     ...(extension === undefined ? {} : { ondevice: extension }),

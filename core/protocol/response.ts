@@ -57,6 +57,7 @@ export function toChatCompletionResponse(header: CompletionHeader, part: FinishP
         message: {
           role: 'assistant',
           content: messageContent(part),
+          ...(part.reasoning === undefined ? {} : { reasoning_content: part.reasoning }),
           refusal: null,
           ...(part.toolCalls === undefined ? {} : { tool_calls: toWireToolCalls(part) }),
         },

@@ -152,6 +152,8 @@ export interface ChatCompletionResponse {
     readonly message: {
       readonly role: 'assistant'
       readonly content: string | null
+      /** A thinking model's reasoning apart from the content (vLLM's, SGLang's field); absent when none. */
+      readonly reasoning_content?: string
       readonly refusal: null
       readonly tool_calls?: readonly ChatCompletionToolCall[]
     }
@@ -166,6 +168,8 @@ export interface ChatCompletionChunkDelta {
   readonly role?: 'assistant'
   /** null only on the role chunk of an answer that is a forced call (OpenAI's shape). */
   readonly content?: string | null
+  /** A thinking model's reasoning, streamed apart from `content` (vLLM's, SGLang's field). */
+  readonly reasoning_content?: string
   /** Our extension: the token ids behind this delta (a delta may carry ids and no text yet). */
   readonly token_ids?: readonly number[]
   /** Tool calls, streamed as OpenAI does: index, then id / type / name / arguments. */

@@ -303,8 +303,10 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     }
     if (options.abortSignal?.aborted)
       throw options.abortSignal.reason ?? new DOMException('Aborted', 'AbortError')
-    const content: LanguageModelV3Content[] =
-      finish && finish.text !== '' ? [{ type: 'text', text: finish.text }] : []
+    const content: LanguageModelV3Content[] = []
+    // The reasoning first, as the model wrote it (the AI SDK's `reasoningText`).
+    if (finish?.reasoning !== undefined) content.push({ type: 'reasoning', text: finish.reasoning })
+    if (finish && finish.text !== '') content.push({ type: 'text', text: finish.text })
     for (const call of finish?.toolCalls ?? []) {
       content.push({ type: 'tool-call', toolCallId: call.id, toolName: call.name, input: call.arguments })
     }
@@ -323,10 +325,12 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     const { request, warnings } = this.#request(options)
     const parts = this.#client.stream(request)[Symbol.asyncIterator]()
     const textId = 'text-0'
+    const reasoningId = 'reasoning-0'
     const modelId = this.modelId
     let route: RoutePart | undefined
     let handoff: HandoffPart | undefined
     let textStarted = false
+    let reasoningStarted = false
     let started = false
     // The client's generator stays suspended at its last yield until it is returned: closing
     // this stream at `finish` without returning it would leave the request's device slot and
@@ -356,8 +360,21 @@ class OndeviceLanguageModel implements LanguageModelV3 {
               route = part
             } else if (part.type === 'handoff') {
               handoff = part
+            } else if (part.type === 'reasoning-delta') {
+              if (part.text === '') continue
+              if (!reasoningStarted) {
+                reasoningStarted = true
+                controller.enqueue({ type: 'reasoning-start', id: reasoningId })
+              }
+              controller.enqueue({ type: 'reasoning-delta', id: reasoningId, delta: part.text })
+              return
             } else if (part.type === 'text-delta') {
               if (part.text === '') continue
+              // The reasoning comes before the answer's text: it has ended.
+              if (reasoningStarted) {
+                reasoningStarted = false
+                controller.enqueue({ type: 'reasoning-end', id: reasoningId })
+              }
               if (!textStarted) {
                 textStarted = true
                 controller.enqueue({ type: 'text-start', id: textId })
@@ -366,6 +383,10 @@ class OndeviceLanguageModel implements LanguageModelV3 {
               return
             } else if (part.type === 'tool-call') {
               const { id, name, arguments: input } = part.toolCall
+              if (reasoningStarted) {
+                reasoningStarted = false
+                controller.enqueue({ type: 'reasoning-end', id: reasoningId })
+              }
               if (textStarted) {
                 textStarted = false
                 controller.enqueue({ type: 'text-end', id: textId })
@@ -387,6 +408,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
                 await release()
                 return
               }
+              if (reasoningStarted) controller.enqueue({ type: 'reasoning-end', id: reasoningId })
               if (textStarted) controller.enqueue({ type: 'text-end', id: textId })
               controller.enqueue({
                 type: 'finish',

@@ -1,0 +1,140 @@
+// A thinking model's reasoning on the wire, apart from the answer: `message.reasoning_content`
+// and streamed `delta.reasoning_content` (vLLM's and SGLang's fields), read by OpenAI's own
+// client and by the AI SDK's OpenAI-compatible provider, against the Hono app in Node over core's
+// test session scripted to answer like Qwen3 (`<think>...</think>` then the reply).
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
+import { generateText, streamText } from 'ai'
+import OpenAI from 'openai'
+import { describe, expect, it } from 'vitest'
+import {
+  thinkingAnswer,
+  thinkingReasoning,
+  thinkingScript,
+  thinkingText,
+} from '../test/support/thinking-script.ts'
+import { createTestHost } from '../test/worker/test-host.ts'
+import { createApp } from './app.ts'
+
+const model = 'test-model'
+const messages = [{ role: 'user' as const, content: 'What is 6 times 7?' }]
+
+function setup() {
+  const app = createApp({
+    modelHost: createTestHost({ session: { favor: thinkingScript() } }),
+    log: () => undefined,
+  })
+  const post = (body: Record<string, unknown>) =>
+    app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages, max_tokens: 60, temperature: 0, ...body }),
+    })
+  const fetch = async (url: RequestInfo | URL, init?: RequestInit) => app.request(String(url), init)
+  return { post, fetch }
+}
+
+async function events(response: Response): Promise<Record<string, unknown>[]> {
+  const text = await response.text()
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: ') && block !== 'data: [DONE]')
+    .map((block) => JSON.parse(block.slice('data: '.length)) as Record<string, unknown>)
+}
+
+interface Delta {
+  content?: string
+  reasoning_content?: string
+  token_ids?: number[]
+}
+const deltaOf = (chunk: Record<string, unknown>) =>
+  ((chunk['choices'] as { delta: Delta }[] | undefined)?.[0]?.delta ?? {}) as Delta
+
+describe('reasoning_content on the wire', () => {
+  it('not streamed: message.reasoning_content beside content; absent with thinking off', async () => {
+    const { post } = setup()
+    const body = (await (await post({})).json()) as {
+      choices: { message: { content: string; reasoning_content?: string } }[]
+      ondevice: { token_ids: number[] }
+    }
+    expect(body.choices[0]?.message).toMatchObject({
+      content: thinkingText,
+      reasoning_content: thinkingReasoning,
+    })
+    const off = (await (
+      await post({ chat_template_kwargs: { enable_thinking: false } })
+    ).json()) as typeof body
+    // Thinking off: the template closed the block in the prompt; whatever follows is the answer.
+    expect(off.choices[0]?.message.content).toBe(thinkingAnswer)
+    expect('reasoning_content' in (off.choices[0]?.message ?? {})).toBe(false)
+  })
+
+  it('streamed: reasoning_content deltas, then content; token_ids cover every token once', async () => {
+    const { post } = setup()
+    const chunks = await events(await post({ stream: true }))
+    const deltas = chunks.map(deltaOf)
+    expect(deltas.map((delta) => delta.reasoning_content ?? '').join('')).toBe(thinkingReasoning)
+    expect(deltas.map((delta) => delta.content ?? '').join('')).toBe(thinkingText)
+    for (const delta of deltas)
+      expect(delta.content === undefined || delta.reasoning_content === undefined).toBe(true)
+    const last = chunks.findLast((chunk) => chunk['ondevice'] !== undefined) as {
+      ondevice: { token_ids: number[] }
+    }
+    expect(deltas.flatMap((delta) => delta.token_ids ?? [])).toEqual(last.ondevice.token_ids)
+    const firstContent = deltas.findIndex((delta) => (delta.content ?? '') !== '')
+    const lastReasoning = deltas.findLastIndex((delta) => delta.reasoning_content !== undefined)
+    expect(lastReasoning).toBeLessThan(firstContent)
+  })
+
+  it("OpenAI's client reads reasoning_content, streamed and not", async () => {
+    const { fetch } = setup()
+    const client = new OpenAI({ baseURL: 'http://edge.test/v1', apiKey: 'none', fetch, maxRetries: 0 })
+    const completion = await client.chat.completions.create({
+      model,
+      messages,
+      max_tokens: 60,
+      temperature: 0,
+    })
+    const message = completion.choices[0]?.message as { content: string; reasoning_content?: string }
+    expect(message.content).toBe(thinkingText)
+    expect(message.reasoning_content).toBe(thinkingReasoning)
+    const stream = await client.chat.completions.create({
+      model,
+      messages,
+      max_tokens: 60,
+      temperature: 0,
+      stream: true,
+    })
+    let reasoning = ''
+    let content = ''
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0]?.delta as
+        | { content?: string | null; reasoning_content?: string }
+        | undefined
+      reasoning += delta?.reasoning_content ?? ''
+      content += delta?.content ?? ''
+    }
+    expect({ reasoning, content }).toEqual({ reasoning: thinkingReasoning, content: thinkingText })
+  })
+
+  it("the AI SDK's OpenAI-compatible provider turns it into reasoning parts", async () => {
+    const { fetch } = setup()
+    const provider = createOpenAICompatible({ name: 'ondevice', baseURL: 'http://edge.test/v1', fetch })
+    const generated = await generateText({
+      model: provider(model),
+      prompt: messages[0].content,
+      temperature: 0,
+    })
+    expect(generated.text).toBe(thinkingText)
+    expect(generated.reasoningText).toBe(thinkingReasoning)
+    const streamed = streamText({ model: provider(model), prompt: messages[0].content, temperature: 0 })
+    const types: string[] = []
+    let reasoning = ''
+    for await (const part of streamed.fullStream) {
+      types.push(part.type)
+      if (part.type === 'reasoning-delta') reasoning += part.text
+    }
+    expect(reasoning).toBe(thinkingReasoning)
+    expect(await streamed.text).toBe(thinkingText)
+    expect(types.indexOf('reasoning-end')).toBeLessThan(types.indexOf('text-start'))
+  })
+})
