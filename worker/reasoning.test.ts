@@ -85,6 +85,34 @@ describe('reasoning_content on the wire', () => {
     expect(lastReasoning).toBeLessThan(firstContent)
   })
 
+  it("reasoning_effort sets the template's thinking switch; a contradiction is a 400 naming both", async () => {
+    const { post } = setup()
+    type Body = { choices: { message: { content: string; reasoning_content?: string } }[] }
+    const none = (await (await post({ reasoning_effort: 'none' })).json()) as Body
+    expect(none.choices[0]?.message.content).toBe(thinkingAnswer)
+    expect(none.choices[0]?.message.reasoning_content).toBeUndefined()
+    const high = (await (await post({ reasoning_effort: 'high' })).json()) as Body
+    expect(high.choices[0]?.message).toMatchObject({
+      content: thinkingText,
+      reasoning_content: thinkingReasoning,
+    })
+    const agreeing = await post({
+      reasoning_effort: 'minimal',
+      chat_template_kwargs: { enable_thinking: false },
+    })
+    expect(agreeing.status).toBe(200)
+    const conflict = await post({ reasoning_effort: 'low', chat_template_kwargs: { enable_thinking: false } })
+    expect(conflict.status).toBe(400)
+    const { error } = (await conflict.json()) as { error: { param: string; message: string } }
+    expect(error.param).toBe('reasoning_effort')
+    expect(error.message).toContain('chat_template_kwargs.enable_thinking')
+    const bad = await post({ reasoning_effort: 'max' })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain(
+      '"none", "minimal"',
+    )
+  })
+
   it("OpenAI's client reads reasoning_content, streamed and not", async () => {
     const { fetch } = setup()
     const client = new OpenAI({ baseURL: 'http://edge.test/v1', apiKey: 'none', fetch, maxRetries: 0 })

@@ -13,6 +13,7 @@ import { toConstraintOptions, toWireConstraint, wireConstraintFieldNames } from 
 import { fromWireSampling, toWireSampling } from './sampling.ts'
 import { templateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
+import { thinkingOfEffort } from './validate.ts'
 
 /** What the SDK asks the edge for, in core's terms. */
 export interface ChatRequestInput {
@@ -68,7 +69,8 @@ export function toChatMessages(request: ChatCompletionRequest): ChatMessage[] {
 /** Template options from the request: tools, and chat_template_kwargs (enable_thinking and the rest). */
 export function toTemplateOptions(request: ChatCompletionRequest): ApplyChatTemplateOptions {
   const kwargs = { ...request.chat_template_kwargs }
-  const thinking = kwargs['enable_thinking']
+  // reasoning_effort maps onto the template's switch (validation refused a contradiction).
+  const thinking = kwargs['enable_thinking'] ?? thinkingOfEffort(request.reasoning_effort)
   delete kwargs['enable_thinking']
   const tools = templateTools(request)
   return {

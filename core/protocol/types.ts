@@ -99,6 +99,12 @@ export interface ChatCompletionRequest extends WireSampling {
   readonly parallel_tool_calls?: boolean | null
   readonly response_format?: ChatCompletionResponseFormat
   readonly user?: string
+  /**
+   * OpenAI's reasoning switch: 'none' / 'minimal' turn a thinking model's thinking off (its
+   * template's enable_thinking false), 'low' / 'medium' / 'high' / 'xhigh' on. No effect on a
+   * template without the switch.
+   */
+  readonly reasoning_effort?: ReasoningEffort | null
   // Extension (vLLM's name).
   /** Variables for the chat template, e.g. { enable_thinking: false } for Qwen3. */
   readonly chat_template_kwargs?: Readonly<Record<string, unknown>>
@@ -106,6 +112,8 @@ export interface ChatCompletionRequest extends WireSampling {
   readonly ondevice_continuation?: OndeviceContinuation
   readonly ondevice_format?: OndeviceFormat
 }
+
+export type ReasoningEffort = 'none' | 'minimal' | 'low' | 'medium' | 'high' | 'xhigh'
 
 export type ChatCompletionFinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter'
 

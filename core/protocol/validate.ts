@@ -26,6 +26,7 @@ const requestFields: ReadonlySet<string> = new Set([
   'response_format',
   'user',
   'chat_template_kwargs',
+  'reasoning_effort',
   'ondevice_continuation',
   'ondevice_format',
   'logprobs',
@@ -38,7 +39,6 @@ const ignoredFields: ReadonlySet<string> = new Set([
   'store',
   'metadata',
   'service_tier',
-  'reasoning_effort',
   'prompt_cache_key',
   'safety_identifier',
   'verbosity',
@@ -181,6 +181,34 @@ function validateContinuation(value: unknown): void {
   }
 }
 
+/**
+ * OpenAI's `reasoning_effort`, mapped onto the one switch a thinking model's template has
+ * (enable_thinking): the model cannot think a little or a lot, only think or not, so 'none' and
+ * 'minimal' turn thinking off and the other levels on. A request that also sets
+ * chat_template_kwargs.enable_thinking the other way is a contradiction, refused naming both.
+ */
+export function thinkingOfEffort(effort: unknown): boolean | undefined {
+  if (effort === 'none' || effort === 'minimal') return false
+  if (effort === 'low' || effort === 'medium' || effort === 'high' || effort === 'xhigh') return true
+  return undefined
+}
+
+function validateReasoningEffort(effort: unknown, kwargs: JsonObject | undefined): void {
+  if (effort === undefined || effort === null) return
+  const thinking = thinkingOfEffort(effort)
+  if (thinking === undefined)
+    fail(
+      'reasoning_effort',
+      `reasoning_effort must be one of "none", "minimal", "low", "medium", "high", "xhigh"; got ${JSON.stringify(effort)?.slice(0, 40)}.`,
+    )
+  const explicit = kwargs?.['enable_thinking']
+  if (typeof explicit === 'boolean' && explicit !== thinking)
+    fail(
+      'reasoning_effort',
+      `reasoning_effort "${String(effort)}" turns thinking ${thinking ? 'on' : 'off'} but chat_template_kwargs.enable_thinking is ${explicit}: send one of them, or make them agree.`,
+    )
+}
+
 /** The chat_template_kwargs a client may set. */
 const chatTemplateVariables: ReadonlySet<string> = new Set(['enable_thinking'])
 
@@ -277,6 +305,7 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
     if (thinking !== undefined && typeof thinking !== 'boolean')
       fail('chat_template_kwargs.enable_thinking', 'enable_thinking must be true or false.')
   }
+  validateReasoningEffort(request['reasoning_effort'], kwargs as JsonObject | undefined)
   if (request['ondevice_continuation'] !== undefined) validateContinuation(request['ondevice_continuation'])
   if (request['ondevice_format'] !== undefined) validateFormat(request['ondevice_format'])
   if (request['user'] !== undefined && typeof request['user'] !== 'string')
