@@ -191,3 +191,59 @@ describe('generate() with a thinking model', () => {
     }
   })
 })
+
+describe('generate() with a thinking model and tools', () => {
+  const tools = [
+    {
+      name: 'get_weather',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 6 } },
+        required: ['city'],
+        additionalProperties: false,
+      },
+    },
+  ]
+  // The model thinks, then calls (the mask writes the call itself after `<tool_call>`).
+  const script = [...encode('<think>\nNeed the weather.\n</think>\n\n'), tokenizer.tokenToId('<tool_call>')!]
+  const session = (failAtToken?: number) =>
+    createTestSession({
+      vocabularySize,
+      favor: (tokens) => script[tokens.length - thinkingOn.length],
+      ...(failAtToken === undefined ? {} : { failAtToken }),
+    })
+  const withTools = request(thinkingOn, {
+    constraint: { tools, toolChoice: 'auto', parallelToolCalls: false },
+  })
+
+  it('reasoning, then the call: no text, the same across a handoff at every token', async () => {
+    const whole = await collect(session(), withTools)
+    expect(whole.finish).toMatchObject({
+      finishReason: 'tool-calls',
+      text: '',
+      reasoning: '\nNeed the weather.\n',
+    })
+    expect(whole.finish!.toolCalls).toHaveLength(1)
+    expect(whole.tokenIds).toEqual(whole.finish!.tokenIds)
+    for (let k = 1; k < whole.tokenIds.length; k++) {
+      const device = await collect(session(k), withTools)
+      const edge = await collect(session(), {
+        ...withTools,
+        maxTokens: 80 - k,
+        continuation: { tokenIds: device.tokenIds, step: k },
+      })
+      expect([...device.deltas, ...edge.deltas], `k=${k}`).toEqual(whole.deltas)
+      expect(edge.finish!.toolCalls, `k=${k}`).toEqual(whole.finish!.toolCalls)
+    }
+  })
+
+  it('a structured answer is never reasoning, even where the prompt ends inside <think>', async () => {
+    const result = await collect(
+      createTestSession({ vocabularySize }),
+      request(openThink, { maxTokens: 12, constraint: { responseFormat: { type: 'json_object' } } }),
+    )
+    expect(result.finish!.reasoning).toBeUndefined()
+    expect(result.deltas.every((part) => part.type === 'text-delta')).toBe(true)
+    expect(result.text.trimStart().startsWith('{')).toBe(true)
+  })
+})
