@@ -258,7 +258,7 @@ describe('tool calls streamed as OpenAI streams them', () => {
       }
       // A forced call's role chunk has content null (OpenAI's; '' opened an empty text part in the
       // AI SDK's OpenAI provider). Markup never shows as content; ids are unique in the answer.
-      expect((chunks[0]?.['choices'] as { delta: unknown }[])[0]?.delta).toEqual({
+      expect((chunks[0]?.['choices'] as { delta: unknown }[] | undefined)?.[0]?.delta).toEqual({
         role: 'assistant',
         content: null,
       })
@@ -557,7 +557,7 @@ describe('the role chunk', () => {
     const { post } = setup()
     const first = async (body: object) => {
       const chunks = await events(await post({ model, messages, max_tokens: 2, stream: true, ...body }))
-      return (chunks[0]?.['choices'] as { delta: unknown }[])[0]?.delta
+      return (chunks[0]?.['choices'] as { delta: unknown }[] | undefined)?.[0]?.delta
     }
     expect(await first({})).toEqual({ role: 'assistant', content: '' })
     expect(await first({ tools: [weather], tool_choice: 'none' })).toEqual({ role: 'assistant', content: '' })
