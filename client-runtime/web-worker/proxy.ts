@@ -139,6 +139,7 @@ export function createWorkerDeviceHost(
     let done = false
     const deliveredTokenIds: number[] = []
     let deliveredText = ''
+    let deliveredReasoning = ''
     const notify = () => {
       const resolve = wake
       wake = undefined
@@ -188,11 +189,14 @@ export function createWorkerDeviceHost(
     // Core's abort ending, trimmed to what this reader saw.
     const abortFinish = (finish: FinishPart): FinishPart => {
       const unseen = finish.tokenIds.length - deliveredTokenIds.length
+      // The worker's reasoning may hold text of tokens this reader never saw: only the delivered counts.
+      const { reasoning, ...rest } = finish
       return {
-        ...finish,
+        ...rest,
         finishReason: 'abort',
         tokenIds: deliveredTokenIds,
         text: deliveredText,
+        ...(deliveredReasoning === '' ? {} : { reasoning: deliveredReasoning }),
         nextStep: finish.nextStep - Math.max(0, unseen),
         usage: { ...finish.usage, completionTokens: deliveredTokenIds.length },
       }
@@ -204,9 +208,11 @@ export function createWorkerDeviceHost(
           if (!aborted) {
             const part = buffered.shift()
             if (part) {
-              if (part.type === 'text-delta') {
+              // A thinking model's reasoning deltas carry tokens too (each token is in one delta).
+              if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
                 for (const id of part.tokenIds) deliveredTokenIds.push(id)
-                deliveredText += part.text
+                if (part.type === 'text-delta') deliveredText += part.text
+                else deliveredReasoning += part.text
               }
               return { value: part, done: false }
             }

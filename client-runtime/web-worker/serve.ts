@@ -69,7 +69,7 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
           // Let the abort message in: with a backend whose run settles through promises only
           // (onnxruntime-web on WASM), the loop would otherwise never leave the microtask
           // queue, and the abort would be read after the last token.
-          if (part.type === 'text-delta') await nextMacrotask()
+          if (part.type === 'text-delta' || part.type === 'reasoning-delta') await nextMacrotask()
         }
         return null
       }

@@ -162,6 +162,36 @@ describe('DeviceHost served by a worker + its proxy', () => {
     }
   })
 
+  it('an aborted thinking answer keeps the reasoning and tokens this reader saw', async () => {
+    const model = await host.load(packageDir, { backend: 'native', dtype: 'fp32' })
+    // Qwen3's `<think>` (151667) at +100: the first opens the reasoning, the next ones are its text.
+    const sampling = { temperature: 0, logitBias: { 151667: 100 } }
+    const controller = new AbortController()
+    const seen: number[] = []
+    const parts: DevicePart[] = []
+    for await (const part of model.generate({
+      messages: conversation,
+      maxTokens: 1500,
+      sampling,
+      signal: controller.signal,
+    })) {
+      parts.push(part)
+      if (part.type === 'reasoning-delta') {
+        seen.push(...part.tokenIds)
+        if (seen.length === 3) controller.abort()
+      }
+    }
+    expect(parts.some((part) => part.type === 'text-delta')).toBe(false)
+    expect(parts.at(-1)).toMatchObject({
+      type: 'finish',
+      finishReason: 'abort',
+      tokenIds: [151667, 151667, 151667],
+      text: '',
+      reasoning: '<think><think>',
+      nextStep: 3,
+    })
+  })
+
   it('an abort or a reader that leaves the loop stops the worker within a few tokens', async () => {
     const model = await host.load(packageDir, { backend: 'native', dtype: 'fp32' })
     // The worker's own messages, seen on the real port: what it produced, not what the proxy showed.

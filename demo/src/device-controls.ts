@@ -51,17 +51,21 @@ function withFaults(model: DeviceModel, controls: DeviceControls): DeviceModel {
     async *generate(request) {
       let produced = 0
       for await (const part of model.generate(request)) {
-        if (part.type === 'text-delta') {
+        if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
           if (controls.handoffRequested()) {
             throw new BackendError('backend_failed', `You pressed "Hand off" after ${produced} tokens.`)
           }
           produced += part.tokenIds.length
         }
         yield part
-        if (part.type === 'text-delta' && controls.tokenDelayMs !== undefined && controls.tokenDelayMs > 0)
+        if (
+          (part.type === 'text-delta' || part.type === 'reasoning-delta') &&
+          controls.tokenDelayMs !== undefined &&
+          controls.tokenDelayMs > 0
+        )
           await new Promise((resolve) => setTimeout(resolve, controls.tokenDelayMs))
         if (
-          part.type === 'text-delta' &&
+          (part.type === 'text-delta' || part.type === 'reasoning-delta') &&
           controls.failAtToken !== undefined &&
           produced >= controls.failAtToken
         ) {
