@@ -88,6 +88,29 @@ describe('chunks', () => {
     ).toEqual({ text: '', tokenIds: [], ondevice: { tokenIds: [] } })
   })
 
+  it("reasoning: written as reasoning_content with its ids, read back; Ollama's `reasoning` read too", () => {
+    const writer = createChunkWriter(header, false)
+    const written = writer.reasoning({ type: 'reasoning-delta', text: 'Hmm', tokenIds: [3] })
+    expect(written?.choices[0]?.delta).toEqual({ reasoning_content: 'Hmm', token_ids: [3] })
+    expect(roundTrip(written)).toMatchObject({ text: '', reasoning: 'Hmm', tokenIds: [3] })
+    // The `<think>` token itself shows nothing: its id still travels, with no empty field.
+    expect(writer.reasoning({ type: 'reasoning-delta', text: '', tokenIds: [4] })?.choices[0]?.delta).toEqual(
+      {
+        token_ids: [4],
+      },
+    )
+    expect(writer.reasoning({ type: 'reasoning-delta', text: '', tokenIds: [] })).toBeUndefined()
+    expect(roundTrip({ choices: [{ index: 0, delta: { reasoning: 'Ok' } }] })).toMatchObject({
+      reasoning: 'Ok',
+    })
+    expect('reasoning' in roundTrip({ choices: [{ index: 0, delta: { reasoning_content: 5 } }] })).toBe(false)
+    const response = toChatCompletionResponse(header, { ...finish, reasoning: 'Why' })
+    expect(response.choices[0]?.message).toMatchObject({ content: 'abc', reasoning_content: 'Why' })
+    expect('reasoning_content' in (toChatCompletionResponse(header, finish).choices[0]?.message ?? {})).toBe(
+      false,
+    )
+  })
+
   it('throws error events as the library class, and refuses what is not a JSON object', () => {
     expect(() =>
       roundTrip({ error: { message: 'bad temperature', param: 'temperature', code: 'invalid_argument' } }),
