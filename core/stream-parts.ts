@@ -95,7 +95,8 @@ export interface FinishPart {
   /** Every generated token id, in order (for continuation/handoff). */
   readonly tokenIds: readonly number[]
   /**
-   * The full generated text, after stop-string trimming (the text deltas joined). With tools, only
+   * The full generated text, after stop-string trimming (the text deltas joined; a thinking
+   * model's reasoning is in `reasoning`, not here). With tools, only
    * what came before the first call, without the whitespace before it: never the call's markup,
    * also when the call was cut (`partial`).
    */
