@@ -137,6 +137,7 @@ export async function* runDevice(
       ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
       ...(request.stop === undefined ? {} : { stop: request.stop }),
       ...(constraint === undefined ? {} : { constraint }),
+      ...(request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking }),
       signal: stop.signal,
     })
     // The watch times the device, not the reader: only the waits for the device's next part count

@@ -67,6 +67,8 @@ export interface EdgeChatRequest {
   readonly signal?: AbortSignal
   /** responseFormat / tools, sent as response_format / tools / tool_choice / parallel_tool_calls. */
   readonly constraint?: ConstraintOptions
+  /** The template's thinking switch, sent as chat_template_kwargs.enable_thinking. */
+  readonly enableThinking?: boolean
 }
 
 /** What the edge returned besides the text, for usage and fingerprints. */
@@ -351,6 +353,7 @@ export class EdgeClient {
       ...(request.continuation === undefined ? {} : { continuation: request.continuation }),
       ...(request.constraint === undefined ? {} : { constraint: request.constraint }),
       ...(request.format === undefined ? {} : { format: request.format }),
+      ...(request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking }),
     })
   }
 

@@ -132,6 +132,7 @@ export class EdgeSide {
               }),
           ...(request.stop === undefined ? {} : { stop: request.stop }),
           ...(constraint === undefined ? {} : { constraint }),
+          ...(request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking }),
           ...(fromDevice
             ? {
                 continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step },

@@ -95,6 +95,12 @@ export interface ChatRequest extends SamplingRequest {
   readonly toolChoice?: ToolChoice
   /** Several calls in one answer (default true). */
   readonly parallelToolCalls?: boolean
+  /**
+   * A thinking model's switch (Qwen3, Qwen3.5: the template's `enable_thinking`): false answers
+   * at once, true thinks first (its reasoning comes apart from the text). Omitted: the template's
+   * default. The edge gets the same (`chat_template_kwargs`), so a handoff continues the same prompt.
+   */
+  readonly enableThinking?: boolean
 }
 
 /** The constraint fields of a request, as core's generate() takes them (undefined: none). */
@@ -462,6 +468,7 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     'tools',
     'toolChoice',
     'parallelToolCalls',
+    'enableThinking',
   ])
   const messages = validateChatMessages(given['messages'])
   // The edge requires it (OpenAI's tool_call_id), so a conversation the device would take must
@@ -478,6 +485,12 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     throw new InvalidArgumentError(
       'signal',
       'signal must be an AbortSignal (e.g. new AbortController().signal).',
+    )
+  }
+  if (given['enableThinking'] !== undefined && typeof given['enableThinking'] !== 'boolean') {
+    throw new InvalidArgumentError(
+      'enableThinking',
+      `enableThinking must be true or false (got ${describe(given['enableThinking'])}); omit it for the template's default.`,
     )
   }
   validateSampling(given as SamplingRequest)

@@ -112,3 +112,71 @@ describe('reasoning through the SDK', () => {
     await ondevice.client.dispose()
   })
 })
+
+describe('enableThinking', () => {
+  // After a thinking-off prompt (which ends in an empty `<think>` block) this model answers at once.
+  const plain = thinkingScript(thinkingText)
+  let plainEdge: TestEdge
+  beforeAll(async () => {
+    plainEdge = await startTestEdge({ session: { favor: plain } })
+  })
+  afterAll(async () => {
+    await plainEdge.close()
+  })
+  const off = { ...request, enableThinking: false }
+
+  it('false renders the thinking-off prompt on the device, on the edge and across a handoff alike', async () => {
+    const device = createClient(
+      { policy: 'device-only' },
+      { deviceHost: createTestDeviceHost({ session: { favor: plain } }) },
+    )
+    const thinking = await device.chat(request)
+    const answer = await device.chat(off)
+    await device.dispose()
+    // Qwen3's template thinks by default; off, its prompt gains the empty `<think>\n\n</think>\n\n`.
+    expect(answer.usage.promptTokens).toBe(thinking.usage.promptTokens + 4)
+    expect(answer).toMatchObject({ text: thinkingText, route: 'device' })
+    expect(answer.reasoning).toBeUndefined()
+
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: plainEdge.url } })
+    const fromEdge = await edgeOnly.chat(off)
+    await edgeOnly.dispose()
+    expect(fromEdge.usage.promptTokens).toBe(answer.usage.promptTokens)
+    expect(fromEdge.tokenIds).toEqual(answer.tokenIds)
+
+    for (let k = 1; k < answer.tokenIds.length; k++) {
+      const client = createClient(
+        { edge: { url: plainEdge.url }, thresholds: relaxed },
+        { deviceHost: createTestDeviceHost({ failAtToken: k, session: { favor: plain } }) },
+      )
+      const joined = await client.chat(off)
+      await client.dispose()
+      expect(joined.usage.route, `k=${k}`).toBe('device+edge')
+      expect(joined.tokenIds, `k=${k}`).toEqual(answer.tokenIds)
+      expect(joined.text, `k=${k}`).toBe(thinkingText)
+    }
+  })
+
+  it('reaches the AI SDK provider through providerOptions.ondevice, and a non-boolean is refused', async () => {
+    const client = createClient(
+      { policy: 'device-only' },
+      { deviceHost: createTestDeviceHost({ session: { favor: plain } }) },
+    )
+    const ondevice = createOndevice({ client })
+    const prompt = 'What is 6 times 7?'
+    const on = await generateText({ model: ondevice(), prompt, maxOutputTokens: 20, temperature: 0 })
+    const offResult = await generateText({
+      model: ondevice(),
+      prompt,
+      maxOutputTokens: 20,
+      temperature: 0,
+      providerOptions: { ondevice: { enableThinking: false } },
+    })
+    expect(offResult.usage.inputTokens).toBe((on.usage.inputTokens ?? 0) + 4)
+    expect(offResult.text).toBe(thinkingText)
+    await expect(client.chat({ ...request, enableThinking: 'no' } as never)).rejects.toThrow(
+      /enableThinking must be true or false/,
+    )
+    await client.dispose()
+  })
+})

@@ -44,6 +44,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     const prompt = encodeChatTurns(tokenizer, request.messages, {
       addGenerationPrompt: true,
       ...(tools === undefined ? {} : { tools }),
+      ...(request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking }),
     })
     // What the edge (and OpenAI) refuse, refused here too: an answer asked to be longer than the
     // context leaves. The loop itself would stop it at the context's end, so the same request

@@ -33,6 +33,8 @@ export interface DeviceGenerateRequest {
   readonly signal?: AbortSignal
   /** responseFormat / tools: rendered into the prompt and enforced token by token, as on the edge. */
   readonly constraint?: ConstraintOptions
+  /** The template's thinking switch (`enable_thinking`); omitted: the template's default. */
+  readonly enableThinking?: boolean
 }
 
 /**

@@ -28,6 +28,8 @@ export interface ChatRequestInput {
   readonly constraint?: ConstraintOptions
   /** The weight format and backend to answer in (a handoff names the device's): `ondevice_format`. */
   readonly format?: { readonly dtype?: string; readonly backend?: string; readonly fallback?: boolean }
+  /** The template's thinking switch: `chat_template_kwargs.enable_thinking`. */
+  readonly enableThinking?: boolean
 }
 
 /** The wire body for `input`: always streamed, with usage on the last chunk. */
@@ -41,6 +43,9 @@ export function toChatCompletionRequest(input: ChatRequestInput): ChatCompletion
     ...toWireSampling(input.sampling ?? {}),
     ...(input.stop && input.stop.length > 0 ? { stop: [...input.stop] } : {}),
     ...toWireConstraint(input.constraint),
+    ...(input.enableThinking === undefined
+      ? {}
+      : { chat_template_kwargs: { enable_thinking: input.enableThinking } }),
     ...(input.continuation
       ? {
           ondevice_continuation: {

@@ -42,9 +42,16 @@ export interface OndeviceCallOptions {
   readonly repetitionPenalty?: number
   /** false: at most one tool call per answer (the AI SDK has no setting of its own for it). Default true. */
   readonly parallelToolCalls?: boolean
+  /** A thinking model's switch (the template's enable_thinking); omitted: the template's default. */
+  readonly enableThinking?: boolean
 }
 
-const callOptionNames: ReadonlySet<string> = new Set(['minP', 'repetitionPenalty', 'parallelToolCalls'])
+const callOptionNames: ReadonlySet<string> = new Set([
+  'minP',
+  'repetitionPenalty',
+  'parallelToolCalls',
+  'enableThinking',
+])
 
 /** providerOptions.ondevice, checked: a name this provider does not know is a mistake to say, not to drop. */
 function callOptionsOf(options: LanguageModelV3CallOptions): OndeviceCallOptions {
@@ -57,12 +64,13 @@ function callOptionsOf(options: LanguageModelV3CallOptions): OndeviceCallOptions
       )
     }
   }
-  const parallel = given['parallelToolCalls']
-  if (parallel !== undefined && typeof parallel !== 'boolean') {
-    throw new InvalidArgumentError(
-      'providerOptions.ondevice.parallelToolCalls',
-      'providerOptions.ondevice.parallelToolCalls must be true or false.',
-    )
+  for (const name of ['parallelToolCalls', 'enableThinking'] as const) {
+    if (given[name] !== undefined && typeof given[name] !== 'boolean') {
+      throw new InvalidArgumentError(
+        `providerOptions.ondevice.${name}`,
+        `providerOptions.ondevice.${name} must be true or false.`,
+      )
+    }
   }
   return given as OndeviceCallOptions
 }
@@ -286,6 +294,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
       ...(extra.parallelToolCalls === undefined || tools.length === 0
         ? {}
         : { parallelToolCalls: extra.parallelToolCalls }),
+      ...(extra.enableThinking === undefined ? {} : { enableThinking: extra.enableThinking }),
     }
     return { request, warnings }
   }
