@@ -13,6 +13,7 @@ import {
   numberFlag,
   promptTokens,
   samplingFromFlags,
+  thinkingFlag,
   writeReasoning,
 } from './generate.ts'
 
@@ -21,7 +22,7 @@ const help = `Usage: ondevice chat [--model DIR|URL] [options]
 An interactive chat with a model on this machine. Type a message and press Enter.
 /reset starts over, /exit (or Ctrl-D) quits, Ctrl-C stops an answer.
 
-Options: the same as 'ondevice generate' (--model, --system, --backend, --dtype, --threads,
+Options: the same as 'ondevice generate' (--model, --system, --thinking, --backend, --dtype, --threads,
 --max-tokens, --temperature, --top-k, --top-p, --min-p, --seed, --stop), plus
   --stats    Print tokens and speed after each answer (on stderr)`
 
@@ -43,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   const maxTokens =
     numberFlag(values, 'max-tokens', (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') ?? 512
   const sampling = samplingFromFlags(values, 0.7)
+  const enableThinking = thinkingFlag(values)
   const loaded = await loadModelFromFlags(values)
   if (loaded.tokenizer.chatTemplate === undefined) {
     await loaded.dispose()
@@ -89,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       answering = new AbortController()
       let finish: FinishPart | undefined
       try {
-        const prompt = promptTokens(loaded, messages, false)
+        const prompt = promptTokens(loaded, messages, false, enableThinking)
         for await (const part of generate(loaded.session, loaded.tokenizer, {
           promptTokenIds: prompt.tokenIds,
           promptBoundaries: prompt.turnBoundaries,

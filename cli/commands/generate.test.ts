@@ -142,6 +142,29 @@ describe('ondevice generate / chat on the embedded default model', () => {
     expect(refused.stderr).toMatch(/format "regex" is not supported/)
   }, 120_000)
 
+  it('--thinking off renders the thinking-off prompt (the empty <think> block); a bad value is refused', async () => {
+    const promptTokens = async (extra: string[]) => {
+      const result = await ondevice([
+        'generate',
+        '--prompt',
+        'Hello',
+        '--max-tokens',
+        '1',
+        '--json',
+        ...extra,
+      ])
+      expect(result.code, result.stderr).toBe(0)
+      return (JSON.parse(result.stdout) as { usage: { prompt_tokens: number } }).usage.prompt_tokens
+    }
+    const byDefault = await promptTokens([])
+    expect(await promptTokens(['--thinking', 'on'])).toBe(byDefault)
+    // Qwen3's template thinks by default; off adds `<think>\n\n</think>\n\n` (4 tokens).
+    expect(await promptTokens(['--thinking', 'off'])).toBe(byDefault + 4)
+    const bad = await ondevice(['generate', '--prompt', 'x', '--thinking', 'maybe'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--thinking takes on or off/)
+  }, 120_000)
+
   it('rejects bad flags with a clear message and exit code 2', async () => {
     const bad = await ondevice(['generate', '--prompt', 'x', '--backend', 'webgpu'])
     expect(bad.code).toBe(2)

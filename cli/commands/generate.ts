@@ -31,6 +31,8 @@ Options:
                        or a converted checkpoint: ondevice convert (stories260K gives real stories).
   --prompt TEXT        The user message (or, with --raw, the text to continue)
   --system TEXT        A system message (chat template only)
+  --thinking on|off    A thinking model's switch (Qwen3, Qwen3.5: the template's enable_thinking);
+                       default: the template's own
   --raw                Skip the chat template: continue the prompt as plain text
   --max-tokens N       Most tokens to generate (default 256)
   --temperature T      From 0 to ${maxTemperature} (0 = greedy; default 0.7, 0 for models without a chat
@@ -58,6 +60,7 @@ export const modelOptions = {
   dtype: { type: 'string' },
   threads: { type: 'string' },
   system: { type: 'string' },
+  thinking: { type: 'string' },
   raw: { type: 'boolean' },
   'max-tokens': { type: 'string' },
   temperature: { type: 'string' },
@@ -224,10 +227,21 @@ export function writeReasoning(text: string): void {
   process.stderr.write(process.stderr.isTTY ? `\x1b[2m${text}\x1b[22m` : text)
 }
 
+/** `--thinking on|off`: the template's enable_thinking, or undefined for its default. */
+export function thinkingFlag(values: { readonly thinking?: string | undefined }): boolean | undefined {
+  if (values.thinking === undefined) return undefined
+  if (values.thinking === 'on' || values.thinking === 'off') return values.thinking === 'on'
+  throw new InvalidArgumentError(
+    '--thinking',
+    `--thinking takes on or off (got ${JSON.stringify(values.thinking)}); leave it out for the template's default.`,
+  )
+}
+
 export function promptTokens(
   loaded: LoadedModel,
   messages: readonly ChatMessage[],
   raw: boolean,
+  enableThinking?: boolean,
 ): ChatPrompt {
   const { tokenizer } = loaded
   if (raw) {
@@ -242,7 +256,10 @@ export function promptTokens(
       )
     return { tokenIds: ids, turnBoundaries: [] }
   }
-  return encodeChatTurns(tokenizer, messages, { addGenerationPrompt: true })
+  return encodeChatTurns(tokenizer, messages, {
+    addGenerationPrompt: true,
+    ...(enableThinking === undefined ? {} : { enableThinking }),
+  })
 }
 
 /** `--json-schema FILE`: the schema, compiled now so a bad one fails before the model loads. */
@@ -295,6 +312,12 @@ export async function run(argv: string[]): Promise<number> {
   // Every flag is checked before the model loads (a download can take minutes); the default
   // temperature depends on the model (no chat template: greedy), so it is filled in after.
   const flagSampling = samplingFromFlags(values)
+  const enableThinking = thinkingFlag(values)
+  if (values.raw && enableThinking !== undefined)
+    throw new InvalidArgumentError(
+      '--thinking',
+      '--thinking needs the chat template; drop --raw (or --thinking).',
+    )
   const constraint =
     values['json-schema'] === undefined ? undefined : readSchemaConstraint(values['json-schema'])
   const loaded = await loadModelFromFlags(values)
@@ -306,16 +329,18 @@ export async function run(argv: string[]): Promise<number> {
       )
       raw = true
     }
-    if (raw && values.system !== undefined)
-      throw new InvalidArgumentError(
-        '--system',
-        '--system needs the chat template; drop --raw (or --system).',
-      )
+    for (const [flag, given] of [
+      ['--system', values.system !== undefined],
+      ['--thinking', enableThinking !== undefined],
+    ] as const) {
+      if (raw && given)
+        throw new InvalidArgumentError(flag, `${flag} needs the chat template; drop --raw (or ${flag}).`)
+    }
     const messages: ChatMessage[] = [
       ...(values.system === undefined ? [] : [{ role: 'system' as const, content: values.system }]),
       { role: 'user', content: values.prompt },
     ]
-    const prompt = promptTokens(loaded, messages, raw)
+    const prompt = promptTokens(loaded, messages, raw, enableThinking)
     const sampling: SamplingOptions = { temperature: raw ? 0 : 0.7, ...flagSampling }
     const controller = new AbortController()
     const onSignal = () => controller.abort()
