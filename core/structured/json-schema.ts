@@ -1424,8 +1424,18 @@ export function integerRange(
   return low <= high ? [low, high] : undefined
 }
 
-/** The smallest multiple of `step` at or above `value` (integers below 2^53: exact). */
+/**
+ * The smallest multiple of `step` at or above `value`, both integers. Past 2^53 the double sum
+ * `remainder + step` rounds (a step of 1e20 made every value look like a multiple, so the grammar
+ * wrote digits no multiple completes and died mid-answer): such operands go through BigInt.
+ */
 export function firstMultiple(value: number, step: number): number {
+  if (!Number.isSafeInteger(step) || !Number.isSafeInteger(value)) {
+    const exactValue = BigInt(value)
+    const exactStep = BigInt(step)
+    const exactRemainder = ((exactValue % exactStep) + exactStep) % exactStep
+    return Number(exactRemainder === 0n ? exactValue : exactValue + (exactStep - exactRemainder))
+  }
   const remainder = ((value % step) + step) % step
   return remainder === 0 ? value : value + (step - remainder)
 }

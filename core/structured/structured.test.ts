@@ -619,6 +619,18 @@ describe('schemas without a value are refused before anything runs; values witho
     expect(acceptsText({ type: 'number', minimum: -1, maximum: 0 }, '-0.0')).toBe(false)
   })
 
+  it('multipleOf past 2^53: no multiple within 15 digits is refused; 0 alone is written, never a dead end', () => {
+    // The double remainder rounded past 2^53, so every value looked like a multiple: the grammar
+    // wrote digits no multiple completes, then threw mid-answer (a 500 on the edge).
+    for (const step of [1e20, 2 ** 53, 1e300]) {
+      expect(refusal({ type: 'integer', multipleOf: step, minimum: 1 }).param).toBe('schema.multipleOf')
+      expect(acceptsText({ type: 'integer', multipleOf: step }, '0')).toBe(true)
+      expect(acceptsText({ type: 'integer', multipleOf: step }, '1'), String(step)).toBe(false)
+      expect(acceptsText({ type: 'integer', multipleOf: step }, '-1'), String(step)).toBe(false)
+      expect(walk({ type: 'integer', multipleOf: step }, 1).text).toBe('0')
+    }
+  })
+
   it('required names properties does not list follow additionalProperties (any value when absent)', () => {
     const open = { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a', 'b'] }
     for (const value of walksValidate(open, ajv, 4)) expect(Object.keys(value as object)).toEqual(['a', 'b'])
