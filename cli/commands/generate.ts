@@ -49,7 +49,8 @@ Options:
   --json-schema FILE   The answer must be JSON following this JSON Schema (enforced token by token;
                        an unsupported keyword is refused, naming it)
   --json               Print one JSON object: { text, token_ids, finish_reason, usage } (and
-                       partial: true when --max-tokens cut a --json-schema answer short)
+                       reasoning: a thinking model's <think> block, when it wrote one; partial:
+                       true when --max-tokens cut a --json-schema answer short)
   --help, -h           Show this help
 
 Download progress goes to stderr; files are kept in ~/.cache/ondevice (ONDEVICE_CACHE_DIR).`
