@@ -9,9 +9,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { convertLlama2c } from '../../builder/importers/convert-llama2c.ts'
 import { engineCoversModelType } from '../../wasm/engine/session.ts'
 
 const cli = join(import.meta.dirname, '../main.ts')
+const stories = join(import.meta.dirname, '../../../shared/models/stories260K')
 let cacheDir: string
 
 beforeAll(async () => {
@@ -164,6 +166,28 @@ describe('ondevice generate / chat on the embedded default model', () => {
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--thinking takes on or off/)
   }, 120_000)
+
+  it.skipIf(!existsSync(stories))(
+    '--thinking or --system on a model without a chat template names the model, not a --raw the user never gave',
+    async () => {
+      const packageDir = join(cacheDir, 'stories260K')
+      await convertLlama2c({
+        checkpointPath: join(stories, 'stories260K.bin'),
+        tokenizerPath: join(stories, 'tok512.bin'),
+        outDir: packageDir,
+        dtypes: ['fp32'],
+      })
+      for (const flag of [['--thinking', 'on'], ['--system', 'Be brief.']]) {
+        const result = await ondevice(['generate', '--model', packageDir, '--prompt', 'Once', ...flag])
+        expect(result.code, result.stderr).toBe(2)
+        expect(result.stderr).toMatch(new RegExp(`${flag[0]} needs a chat template, and this model has none`))
+        expect(result.stderr).not.toMatch(/drop --raw/)
+      }
+      const raw = await ondevice(['generate', '--raw', '--prompt', 'x', '--thinking', 'on'])
+      expect(raw.stderr).toMatch(/drop --raw/)
+    },
+    60_000,
+  )
 
   it('rejects bad flags with a clear message and exit code 2', async () => {
     const bad = await ondevice(['generate', '--prompt', 'x', '--backend', 'webgpu'])

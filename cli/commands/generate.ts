@@ -335,7 +335,12 @@ export async function run(argv: string[]): Promise<number> {
       ['--thinking', enableThinking !== undefined],
     ] as const) {
       if (raw && given)
-        throw new InvalidArgumentError(flag, `${flag} needs the chat template; drop --raw (or ${flag}).`)
+        throw new InvalidArgumentError(
+          flag,
+          values.raw
+            ? `${flag} needs the chat template; drop --raw (or ${flag}).`
+            : `${flag} needs a chat template, and this model has none (its prompt is plain text to continue): drop ${flag}.`,
+        )
     }
     const messages: ChatMessage[] = [
       ...(values.system === undefined ? [] : [{ role: 'system' as const, content: values.system }]),
