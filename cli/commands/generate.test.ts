@@ -177,7 +177,10 @@ describe('ondevice generate / chat on the embedded default model', () => {
         outDir: packageDir,
         dtypes: ['fp32'],
       })
-      for (const flag of [['--thinking', 'on'], ['--system', 'Be brief.']]) {
+      for (const flag of [
+        ['--thinking', 'on'],
+        ['--system', 'Be brief.'],
+      ]) {
         const result = await ondevice(['generate', '--model', packageDir, '--prompt', 'Once', ...flag])
         expect(result.code, result.stderr).toBe(2)
         expect(result.stderr).toMatch(new RegExp(`${flag[0]} needs a chat template, and this model has none`))
