@@ -177,32 +177,54 @@ const hostname = `^${hostLabel}(?:\\.${hostLabel}){0,3}$`
 /**
  * The string formats the grammar enforces, each as a pattern of (a subset of) its exact syntax:
  * every string it allows passes a validator's check of the format (ajv-formats' full mode).
+ * These tables are looked up with the schema's own `format` string, so they have no prototype: a
+ * format "constructor" found Object's and was refused as a bad pattern, and on a number it was
+ * taken as a known format and silently ignored.
  */
-const formatPatterns: Record<string, string> = {
-  // February stops at 28: a subset of the valid dates that needs no leap-year arithmetic.
-  date: '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))$',
-  'date-time':
-    '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
-  // RFC 3339 full-time: the offset is required, no leap second.
-  time: '^(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
-  // ISO 8601 durations as RFC 3339 appendix A writes them: weeks alone, or date and time parts in
-  // order, at least one, a T only before a time part.
-  duration:
-    '^P(?:\\d+W|(?:\\d+Y)?(?:\\d+M)?(?:\\d+D)?T(?:\\d+H(?:\\d+M)?(?:\\d+S)?|\\d+M(?:\\d+S)?|\\d+S)|\\d+Y(?:\\d+M)?(?:\\d+D)?|\\d+M(?:\\d+D)?|\\d+D)$',
-  email,
-  'idn-email': email,
-  hostname,
-  'idn-hostname': hostname,
-  ipv4: '^(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$',
-  // The full form (eight groups), lower case.
-  ipv6: '^(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$',
-  uri,
-  'uri-reference': uri,
-  iri: uri,
-  'iri-reference': uri,
-  uuid: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
-  'json-pointer': '^(?:/(?:[^~/]|~0|~1)*)*$',
-}
+const formatPatterns: Record<string, string> = Object.setPrototypeOf(
+  {
+    // February stops at 28: a subset of the valid dates that needs no leap-year arithmetic.
+    date: '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))$',
+    'date-time':
+      '^\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
+    // RFC 3339 full-time: the offset is required, no leap second.
+    time: '^(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$',
+    // ISO 8601 durations as RFC 3339 appendix A writes them: weeks alone, or date and time parts in
+    // order, at least one, a T only before a time part.
+    duration:
+      '^P(?:\\d+W|(?:\\d+Y)?(?:\\d+M)?(?:\\d+D)?T(?:\\d+H(?:\\d+M)?(?:\\d+S)?|\\d+M(?:\\d+S)?|\\d+S)|\\d+Y(?:\\d+M)?(?:\\d+D)?|\\d+M(?:\\d+D)?|\\d+D)$',
+    email,
+    'idn-email': email,
+    hostname,
+    'idn-hostname': hostname,
+    ipv4: '^(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$',
+    // The full form (eight groups), lower case.
+    ipv6: '^(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$',
+    uri,
+    'uri-reference': uri,
+    iri: uri,
+    'iri-reference': uri,
+    uuid: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+    'json-pointer': '^(?:/(?:[^~/]|~0|~1)*)*$',
+  },
+  null,
+)
+
+/**
+ * How the formats whose pattern is a strict subset of what validators take are written, for the
+ * refusals that the subset causes (a maxLength of 3 fits ajv's "::1" but no full-form address):
+ * an error saying that every ipv6 address has at least 15 characters would be false.
+ */
+const formatSubsets: Record<string, string> = Object.setPrototypeOf(
+  {
+    ipv6: 'written here in its full form: eight groups, no "::"',
+    uri: 'written here as an http or https URL',
+    'uri-reference': 'written here as an http or https URL',
+    iri: 'written here as an http or https URL',
+    'iri-reference': 'written here as an http or https URL',
+  },
+  null,
+)
 
 /**
  * Formats that constrain nothing (OpenAPI's and ajv-formats' `password`, a UI hint, and `binary`,
@@ -217,12 +239,15 @@ const unconstrainedFormats = new Set(['password', 'binary'])
 const numberFormats: Record<
   string,
   { readonly integer: boolean; readonly minimum?: number; readonly maximum?: number }
-> = {
-  int32: { integer: true, minimum: -(2 ** 31), maximum: 2 ** 31 - 1 },
-  int64: { integer: true },
-  float: { integer: false },
-  double: { integer: false },
-}
+> = Object.setPrototypeOf(
+  {
+    int32: { integer: true, minimum: -(2 ** 31), maximum: 2 ** 31 - 1 },
+    int64: { integer: true },
+    float: { integer: false },
+    double: { integer: false },
+  },
+  null,
+)
 
 /**
  * The formats JSON Schema defines. Another name is no standard format (validators ignore it), so
@@ -661,7 +686,7 @@ class SchemaCompiler {
         constraints.push({
           automaton: compilePattern(formatPattern, `${path}.format`, this.budget),
           param: `${path}.format`,
-          label: `the format ${JSON.stringify(format)}`,
+          label: `the format ${JSON.stringify(format)}${formatSubsets[format] === undefined ? '' : ` (${formatSubsets[format]})`}`,
         })
       } else if (
         !unconstrainedFormats.has(format) &&

@@ -631,6 +631,28 @@ describe('schemas without a value are refused before anything runs; values witho
     }
   })
 
+  it('a format named like an Object method is an unknown format, on strings and numbers', () => {
+    // The format tables were plain objects: "constructor" found Object's own, so a string's was
+    // refused as a bad pattern and a number's was taken as known and silently ignored.
+    for (const format of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const text = refusal({ type: 'string', format })
+      expect(text.param).toBe('schema.format')
+      expect(text.message).toMatch(/is no JSON Schema format/)
+      const number = refusal({ type: 'number', format })
+      expect(number.param).toBe('schema.format')
+      expect(number.message).toMatch(/"format" applies to string values/)
+    }
+  })
+
+  it('a maxLength below the shortest string a format is written as says the grammar writes a subset', () => {
+    // "::1" (ipv6) and "a:b" (uri) pass ajv: the refusal must not say that no such string exists.
+    const ipv6 = refusal({ type: 'string', format: 'ipv6', maxLength: 3 })
+    expect(ipv6.param).toBe('schema.maxLength')
+    expect(ipv6.message).toMatch(/full form: eight groups, no "::"\) has at least 15 characters/)
+    expect(refusal({ type: 'string', format: 'uri', maxLength: 3 }).message).toMatch(/http or https URL/)
+    expect(refusal({ type: 'string', format: 'ipv4', maxLength: 6 }).message).not.toMatch(/written here/)
+  })
+
   it('required names properties does not list follow additionalProperties (any value when absent)', () => {
     const open = { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a', 'b'] }
     for (const value of walksValidate(open, ajv, 4)) expect(Object.keys(value as object)).toEqual(['a', 'b'])
