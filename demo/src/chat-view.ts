@@ -16,6 +16,9 @@ export interface AnswerFigures {
 export class AnswerView {
   readonly element: HTMLElement
   private readonly bubble: HTMLElement
+  /** A thinking model's reasoning (its `<think>` block), shown apart above the answer, folded once it answers. */
+  private readonly thinking: HTMLDetailsElement
+  private readonly thinkingText: HTMLElement
   private readonly badge: HTMLElement
   private readonly figures: HTMLElement
   private readonly reason: HTMLElement
@@ -25,13 +28,19 @@ export class AnswerView {
     this.element = element('article', 'message assistant')
     this.element.dataset['state'] = 'waiting'
     this.bubble = element('div', 'bubble')
+    this.thinking = element('details', 'thinking') as HTMLDetailsElement
+    this.thinking.hidden = true
+    const summary = element('summary', '')
+    summary.textContent = 'Thinking'
+    this.thinkingText = element('div', 'thinking-text')
+    this.thinking.append(summary, this.thinkingText)
     const meta = element('div', 'meta')
     this.badge = element('span', 'badge')
     this.badge.textContent = 'routing…'
     this.figures = element('span', 'figures')
     meta.append(this.badge, this.figures)
     this.reason = element('p', 'reason')
-    this.element.append(this.bubble, meta, this.reason)
+    this.element.append(this.thinking, this.bubble, meta, this.reason)
     container.append(this.element)
   }
 
@@ -46,8 +55,19 @@ export class AnswerView {
 
   append(delta: string): void {
     this.element.dataset['state'] = 'streaming'
+    // The answer has started: the reasoning folds away (it stays one click from view).
+    this.thinking.open = false
     this.text += delta
     this.bubble.textContent = this.text
+  }
+
+  appendReasoning(delta: string): void {
+    this.element.dataset['state'] = 'streaming'
+    if (this.thinking.hidden) {
+      this.thinking.hidden = false
+      this.thinking.open = true
+    }
+    this.thinkingText.textContent += delta
   }
 
   showHandoff(reason: string, completedTokens: number): void {

@@ -231,6 +231,10 @@ function onPart(part: StreamPart): void {
       answer.view.append(part.text)
       answer.view.element.scrollIntoView({ block: 'end' })
       break
+    case 'reasoning-delta':
+      answer.view.appendReasoning(part.text)
+      answer.view.element.scrollIntoView({ block: 'end' })
+      break
     case 'handoff':
       answer.handoff = `Handed off after ${part.completedTokens} tokens: ${part.reason}`
       answer.view.showHandoff(part.reason, part.completedTokens)
@@ -251,7 +255,14 @@ function onPart(part: StreamPart): void {
         part.finishReason,
       )
       if (settings.answer === 'json' && part.finishReason === 'stop') answer.view.showJson(part.text)
-      history = [...history, { role: 'assistant', content: part.text }]
+      history = [
+        ...history,
+        {
+          role: 'assistant',
+          content: part.text,
+          ...(part.reasoning === undefined ? {} : { reasoningContent: part.reasoning }),
+        },
+      ]
       break
     case 'error':
       answer.view.fail(part.error.message)
