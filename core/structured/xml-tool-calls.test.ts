@@ -151,6 +151,27 @@ describe('generate() with a template of the XML dialect', () => {
     expect(toolCallSyntaxOf(undefined)).toBe('json')
   })
 
+  it('auto: text, then a call the mask completes; the text holds no markup', async () => {
+    const open = tokenizer.tokenToId('<tool_call>')!
+    const script = [...tokenizer.encode('Let me check.\n', { addSpecialTokens: false }), open]
+    const session = createTestSession({
+      vocabularySize,
+      favor: (tokens) => script[tokens.length - prompt.length],
+    })
+    const finish = await generateText(session, tokenizer, {
+      promptTokenIds: prompt,
+      sampling: { temperature: 1, seed: 5 },
+      maxTokens: 160,
+      constraint: { tools, toolChoice: 'auto', parallelToolCalls: false },
+    })
+    expect(finish.text).toBe('Let me check.')
+    expect(finish.finishReason).toBe('tool-calls')
+    expect(finish.toolCalls).toHaveLength(1)
+    const call = finish.toolCalls![0]!
+    const validate = ajv.compile(tools.find((tool) => tool.name === call.name)!.parameters as object)
+    expect(validate(JSON.parse(call.arguments))).toBe(true)
+  })
+
   it('forced calls: valid arguments, stream fragments that add up, the same after a handoff at any token', async () => {
     for (const [seed, constraint] of [
       [1, { tools, toolChoice: 'required' as const }],
