@@ -26,6 +26,7 @@ import {
   stackKey,
 } from './frames.ts'
 import type { SchemaNode, StringNode } from './json-schema.ts'
+import { RawStringFrame } from './raw-string-frame.ts'
 import { type TokenSource, type TokenVocabulary, vocabularyOf } from './vocabulary.ts'
 
 /** A compiled grammar plus the masks it has computed (shared by the matchers of one request). */
@@ -324,6 +325,58 @@ function scanWithFrames(vocabulary: TokenVocabulary, frame: StringFrame): String
   return collector.result()
 }
 
+/** The tokens a raw string keeps inside itself from `frame`'s state (none with a line break). */
+function scanRawString(vocabulary: TokenVocabulary, frame: RawStringFrame): StringScan {
+  const key = `pattern|raw|${frame.scanKey}`
+  const cached = vocabulary.caches.get(key) as StringScan | undefined
+  if (cached !== undefined) return cached
+  const { nodeByte, nodeDepth, nodeEnd, nodeCount } = vocabulary
+  const levels: RawStringFrame[] = [frame.unbounded()]
+  const collector = new ScanCollector(vocabulary)
+  const out: Stack[] = []
+  let index = 1
+  while (index < nodeCount) {
+    const depth = nodeDepth[index]!
+    const byte = nodeByte[index]!
+    out.length = 0
+    if (byte !== 0x0a) levels[depth - 1]!.step(byte, { frame: levels[depth - 1]!, below: sinkStack }, out)
+    if (out.length === 0) {
+      index = nodeEnd[index]!
+      continue
+    }
+    const next = out[0]!.frame as RawStringFrame
+    levels[depth] = next
+    collector.inside(index, next.count + next.needed)
+    index++
+  }
+  const scan = collector.result()
+  // Kept within the pattern scans' budget: a plain raw string has a few hundred substates.
+  const order = patternScanOrder(vocabulary)
+  const size = scanBytes(scan)
+  order.entries.push([key, size])
+  order.bytes += size
+  vocabulary.caches.set(key, scan)
+  while (order.bytes > patternBudgetBytes && order.entries.length > 1) {
+    const [oldest, oldestSize] = order.entries.shift() as [string, number]
+    order.bytes -= oldestSize
+    vocabulary.caches.delete(oldest)
+  }
+  return scan
+}
+
+const lineBreakTokenLists = new WeakMap<TokenVocabulary, Int32Array>()
+/** The tokens whose bytes hold a line break. */
+function lineBreakTokens(vocabulary: TokenVocabulary): Int32Array {
+  let ids = lineBreakTokenLists.get(vocabulary)
+  if (ids === undefined) {
+    const found: number[] = []
+    for (let id = 0; id < vocabulary.size; id++) if (vocabulary.bytesOf(id)?.includes(0x0a)) found.push(id)
+    ids = Int32Array.from(found)
+    lineBreakTokenLists.set(vocabulary, ids)
+  }
+  return ids
+}
+
 // A Worker isolate has 128 MB in all: the pattern scans get a bounded share of it.
 const patternBudgetBytes = 16 * 2 ** 20
 const patternOrders = new WeakMap<TokenVocabulary, { entries: [string, number][]; bytes: number }>()
@@ -460,6 +513,7 @@ export class GrammarMatcher {
     this.#bounded(() => {
       for (const stack of this.#stacks) {
         if (stack.frame instanceof StringFrame) this.#stringMask(stack, stack.frame, bits)
+        else if (stack.frame instanceof RawStringFrame) this.#rawStringMask(stack, stack.frame, bits)
         else generic.push(stack)
       }
       if (generic.length > 0) this.#walkMask(generic, bits)
@@ -509,6 +563,33 @@ export class GrammarMatcher {
       }
       bits[id >>> 5]! |= 1 << (id & 31)
     }
+  }
+
+  /**
+   * A raw string (a tool call's string parameter in the XML dialect) as #stringMask does a JSON
+   * string: tokens without a line break stay inside it (the terminator starts with one), from a
+   * scan per substate sorted by characters; the ~2k tokens with a line break may end it, and each
+   * is checked on the real stack.
+   */
+  #rawStringMask(stack: Stack, frame: RawStringFrame, bits: Uint32Array): void {
+    const vocabulary = this.vocabulary
+    const scan = scanRawString(vocabulary, frame)
+    const inside = insideUpTo(scan, frame.node.maxLength - frame.count, this.words)
+    for (let word = 0; word < bits.length; word++) bits[word]! |= inside[word]!
+    // Without a maxLength the stack's key leaves the count out, so the result repeats: remember it.
+    const key =
+      frame.node.maxLength === Number.POSITIVE_INFINITY
+        ? `${vocabulary.id}|raw|${stackKey(stack)}`
+        : undefined
+    let allowed = key === undefined ? undefined : this.grammar.cachedWalk(key)
+    if (allowed === undefined) {
+      allowed = new Uint32Array(this.words)
+      const stacks = [stack]
+      for (const id of lineBreakTokens(vocabulary))
+        if (accepts(stacks, vocabulary.bytesOf(id)!, 0)) allowed[id >>> 5]! |= 1 << (id & 31)
+      if (key !== undefined) this.grammar.storeWalk(key, allowed)
+    }
+    for (let word = 0; word < bits.length; word++) bits[word]! |= allowed[word]!
   }
 
   #walkMask(stacks: Stack[], bits: Uint32Array): void {

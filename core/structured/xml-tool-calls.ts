@@ -18,7 +18,7 @@ import type { ToolCall, ToolCallProgress } from '../stream-parts.ts'
 import { byteString, Frame, type Stack, startValue } from './frames.ts'
 import type { ObjectNode, SchemaNode, StringNode } from './json-schema.ts'
 import { Grammar } from './matcher.ts'
-import type { AutomatonState } from './regex.ts'
+import { RawStringFrame } from './raw-string-frame.ts'
 
 export type ToolCallSyntax = 'json' | 'xml'
 
@@ -41,7 +41,6 @@ const functionClose = encoder.encode(functionCloseText)
 const parameterClose = encoder.encode(parameterCloseText)
 /** What ends a raw value; the value itself never contains it. */
 const terminatorText = '\n</parameter>'
-const terminator = encoder.encode(terminatorText)
 const maxExtraNameLength = 64
 
 /** How each of a tool's parameters is written: raw text (string-only schemas) or JSON. */
@@ -399,169 +398,6 @@ class ParametersFrame extends Frame {
 
   protected computeKey(): string {
     return `XP${this.object.node.id}.${this.stage}.${this.index}.${this.name}.${this.seen.join('\u0001')}`
-  }
-}
-
-/** The terminator state after `byte` (how much of `\n</parameter>` the text ends with). */
-function nextMatch(matched: number, byte: number): number {
-  if (terminator[matched] === byte) return matched + 1
-  return byte === 0x0a ? 1 : 0
-}
-
-const plainState = 0
-const utf8Base = 16
-// [low, high] of the next continuation byte: any, after E0, after ED, after F0, after F4.
-const utf8Ranges: readonly (readonly [number, number])[] = [
-  [0x80, 0xbf],
-  [0xa0, 0xbf],
-  [0x80, 0x9f],
-  [0x90, 0xbf],
-  [0x80, 0x8f],
-]
-
-/**
- * A string parameter's raw text: valid UTF-8, its characters in the string's language (pattern,
- * format) and length bounds, never containing `\n</parameter>`. The same checks as a JSON
- * string's (StringFrame), minus quotes and escapes: a completion always exists.
- */
-export class RawStringFrame extends Frame {
-  readonly node: StringNode
-  readonly substate: number
-  readonly count: number
-  readonly state: AutomatonState | undefined
-  readonly partial: number
-  /** Bytes of `\n</parameter>` the text ends with. */
-  readonly matched: number
-  constructor(
-    node: StringNode,
-    substate: number,
-    count: number,
-    state: AutomatonState | undefined,
-    partial: number,
-    matched: number,
-  ) {
-    super()
-    this.node = node
-    this.substate = substate
-    this.count = count
-    this.state = state
-    this.partial = partial
-    this.matched = matched
-  }
-
-  static open(node: StringNode): RawStringFrame {
-    return new RawStringFrame(node, plainState, 0, node.automaton?.start, 0, 0)
-  }
-
-  override get canEnd(): boolean {
-    if (this.substate !== plainState || this.count < this.node.minLength) return false
-    return this.state === undefined || this.state.accepting
-  }
-
-  /** The fewest characters still needed (StringFrame.needed without escapes). */
-  get needed(): number {
-    const state = this.state
-    if (state === undefined) return 0
-    if (this.substate === plainState) return state.distance
-    const left = (this.substate - utf8Base) >> 3
-    const [lowByte, highByte] = utf8Ranges[(this.substate - utf8Base) & 7]!
-    const shift = 6 * (left - 1)
-    const base = this.partial * 2 ** (6 * left)
-    const low = base + (lowByte & 0x3f) * 2 ** shift
-    const high = base + (highByte & 0x3f) * 2 ** shift + (2 ** shift - 1)
-    return state.automaton.cheapest(state, low, Math.min(high, 0x10ffff))
-  }
-
-  #push(
-    substate: number,
-    count: number,
-    state: AutomatonState | undefined,
-    partial: number,
-    matched: number,
-    below: Stack | undefined,
-    out: Stack[],
-  ): void {
-    const frame = new RawStringFrame(this.node, substate, count, state, partial, matched)
-    const needed = frame.needed
-    if (Number.isFinite(needed) && frame.count + needed <= this.node.maxLength) out.push({ frame, below })
-  }
-
-  step(byte: number, stack: Stack, out: Stack[]): void {
-    const matched = nextMatch(this.matched, byte)
-    if (matched === terminator.length) return
-    const below = stack.below
-    const state = this.state
-    if (this.substate === plainState) {
-      if (byte < 0x80) {
-        if (byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) return
-        const after = state === undefined ? undefined : state.automaton.next(state, byte)
-        if (state === undefined || after !== undefined)
-          this.#push(plainState, this.count + 1, after, 0, matched, below, out)
-        return
-      }
-      let need: number
-      let range = 0
-      let bits: number
-      if (byte >= 0xc2 && byte <= 0xdf) {
-        need = 1
-        bits = byte & 0x1f
-      } else if (byte >= 0xe0 && byte <= 0xef) {
-        need = 2
-        bits = byte & 0x0f
-        range = byte === 0xe0 ? 1 : byte === 0xed ? 2 : 0
-      } else if (byte >= 0xf0 && byte <= 0xf4) {
-        need = 3
-        bits = byte & 0x07
-        range = byte === 0xf0 ? 3 : byte === 0xf4 ? 4 : 0
-      } else {
-        return
-      }
-      this.#push(
-        utf8Base + 8 * need + range,
-        this.count + 1,
-        state,
-        state === undefined ? 0 : bits,
-        matched,
-        below,
-        out,
-      )
-      return
-    }
-    const need = (this.substate - utf8Base) >> 3
-    const [low, high] = utf8Ranges[(this.substate - utf8Base) & 7]!
-    if (byte < low || byte > high) return
-    const bits = (this.partial << 6) | (byte & 0x3f)
-    if (need === 1) {
-      const after = state === undefined ? undefined : state.automaton.next(state, bits)
-      if (state === undefined || after !== undefined)
-        this.#push(plainState, this.count, after, 0, matched, below, out)
-      return
-    }
-    this.#push(
-      utf8Base + 8 * (need - 1),
-      this.count,
-      state,
-      state === undefined ? 0 : bits,
-      matched,
-      below,
-      out,
-    )
-  }
-
-  /** The part of the key a mask depends on besides the count. */
-  get scanKey(): string {
-    let key = `${this.node.signature}#${this.substate}#${this.matched}`
-    if (this.state !== undefined) key += `#${this.partial}#${this.state.key}`
-    return key
-  }
-
-  protected computeKey(): string {
-    // Past minLength and far from maxLength the exact count changes nothing a mask sees: leaving
-    // it out lets the walks of a long value be reused.
-    const node = this.node
-    const count =
-      node.maxLength === Number.POSITIVE_INFINITY ? Math.min(this.count, node.minLength) : this.count
-    return `XR${node.id}.${count}.${this.scanKey}`
   }
 }
 
