@@ -99,6 +99,34 @@ describe('the XML call syntax', () => {
   }, 120_000)
 })
 
+describe('what the XML call syntax cannot write is refused when the tools compile', () => {
+  const compile = (parameters: unknown) =>
+    compileConstraint({ tools: [{ name: 'f', parameters }], toolChoice: 'required' }, undefined, 'xml')
+
+  it('names the parameter and says why', () => {
+    expect(() => compile({ type: 'object', properties: { 'a>b': { type: 'string' } } })).toThrow(
+      expect.objectContaining({
+        param: 'tools.0.parameters.properties',
+        message: expect.stringContaining('<parameter=NAME>'),
+      }),
+    )
+    expect(() =>
+      compile({ type: 'object', properties: { s: { type: 'string', enum: ['ok', 'x\n</parameter>y'] } } }),
+    ).toThrow(expect.objectContaining({ param: 'tools.0.parameters.properties.s' }))
+    expect(() =>
+      compile({
+        anyOf: [
+          { type: 'object', properties: { v: { type: 'string' } }, required: ['v'] },
+          { type: 'object', properties: { v: { type: 'integer' } }, required: ['v'] },
+        ],
+      }),
+    ).toThrow(expect.objectContaining({ param: 'tools.0.parameters.properties.v' }))
+    // The JSON syntax writes all three.
+    for (const parameters of [{ type: 'object', properties: { 'a>b': { type: 'string' } } }])
+      expect(compileConstraint({ tools: [{ name: 'f', parameters }], toolChoice: 'required' })).toBeDefined()
+  })
+})
+
 describe('reading XML calls back', () => {
   const constraint = compileConstraint({ tools, toolChoice: 'auto' }, undefined, 'xml')!
   const shapes = constraint.xmlToolShapes!
