@@ -98,6 +98,21 @@ describe('reasoning through the SDK', () => {
     expect(generated.text).toBe(thinkingText)
     expect(generated.reasoningText).toBe(thinkingReasoning)
     expect(generated.content.map((part) => part.type)).toEqual(['reasoning', 'text'])
+    // The reasoning's tokens are reasoning tokens, not text tokens (all were counted as text).
+    let reasoningTokens = 0
+    for await (const part of ondevice.client.stream({ messages, temperature: 0 }))
+      if (part.type === 'reasoning-delta') reasoningTokens += part.tokenIds.length
+    expect(reasoningTokens).toBeGreaterThan(0)
+    const expectedUsage = {
+      outputTokens: generated.usage.outputTokens,
+      reasoningTokens,
+      textTokens: (generated.usage.outputTokens ?? 0) - reasoningTokens,
+    }
+    expect({
+      outputTokens: generated.usage.outputTokens,
+      reasoningTokens: generated.usage.outputTokenDetails.reasoningTokens,
+      textTokens: generated.usage.outputTokenDetails.textTokens,
+    }).toEqual(expectedUsage)
     const streamed = streamText({ model: ondevice(), prompt: messages[0].content, temperature: 0 })
     const types: string[] = []
     let reasoning = ''
@@ -109,6 +124,11 @@ describe('reasoning through the SDK', () => {
     expect(await streamed.text).toBe(thinkingText)
     expect(types.filter((type) => type === 'reasoning-start')).toHaveLength(1)
     expect(types.indexOf('reasoning-end')).toBeLessThan(types.indexOf('text-start'))
+    const streamedUsage = await streamed.usage
+    expect(streamedUsage.outputTokenDetails).toEqual({
+      reasoningTokens,
+      textTokens: expectedUsage.textTokens,
+    })
     await ondevice.client.dispose()
   })
 })

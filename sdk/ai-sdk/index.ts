@@ -192,8 +192,15 @@ function finishReasonOf(reason: FinishReason): LanguageModelV3FinishReason {
   return { unified: 'stop', raw: 'stop' }
 }
 
-function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
+/**
+ * The AI SDK's usage. `reasoningTokens` counts the tokens of the reasoning-delta parts read (the
+ * device's and the edge's, across a handoff): outputTokens.text said every token was text, so a
+ * thinking answer's reasoning was counted as text and outputTokens.reasoning stayed empty.
+ */
+function usageOf(finish: FinishPart | undefined, reasoningTokens: number): LanguageModelV3Usage {
   const usage = finish?.usage
+  const total = usage?.completionTokens
+  const reasoning = total === undefined ? undefined : Math.min(reasoningTokens, total)
   return {
     inputTokens: {
       total: usage?.promptTokens,
@@ -202,7 +209,11 @@ function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
       cacheRead: usage?.cachedTokens,
       cacheWrite: undefined,
     },
-    outputTokens: { total: usage?.completionTokens, text: usage?.completionTokens, reasoning: undefined },
+    outputTokens: {
+      total,
+      text: total === undefined || reasoning === undefined ? total : total - reasoning,
+      reasoning,
+    },
     ...(usage ? { raw: JSON.parse(JSON.stringify(usage)) as JSONObject } : {}),
   }
 }
@@ -304,9 +315,11 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let route: RoutePart | undefined
     let handoff: HandoffPart | undefined
     let finish: FinishPart | undefined
+    let reasoningTokens = 0
     for await (const part of this.#client.stream(request)) {
       if (part.type === 'route') route = part
       else if (part.type === 'handoff') handoff = part
+      else if (part.type === 'reasoning-delta') reasoningTokens += part.tokenIds.length
       else if (part.type === 'error') throw deserializeError(part.error)
       else if (part.type === 'finish') finish = part
     }
@@ -322,7 +335,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     return {
       content,
       finishReason: finishReasonOf(finish?.finishReason ?? 'error'),
-      usage: usageOf(finish),
+      usage: usageOf(finish, reasoningTokens),
       providerMetadata: metadataOf(route, handoff, finish),
       request: { body: { messages: request.messages } },
       response: { modelId: this.modelId, timestamp: new Date() },
@@ -340,6 +353,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let handoff: HandoffPart | undefined
     let textStarted = false
     let reasoningStarted = false
+    let reasoningTokens = 0
     let started = false
     // The client's generator stays suspended at its last yield until it is returned: closing
     // this stream at `finish` without returning it would leave the request's device slot and
@@ -370,6 +384,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
             } else if (part.type === 'handoff') {
               handoff = part
             } else if (part.type === 'reasoning-delta') {
+              reasoningTokens += part.tokenIds.length
               if (part.text === '') continue
               if (!reasoningStarted) {
                 reasoningStarted = true
@@ -422,7 +437,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
               controller.enqueue({
                 type: 'finish',
                 finishReason: finishReasonOf(part.finishReason),
-                usage: usageOf(part),
+                usage: usageOf(part, reasoningTokens),
                 providerMetadata: metadataOf(route, handoff, part),
               })
               controller.close()
