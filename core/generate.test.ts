@@ -256,6 +256,19 @@ describe('generate', () => {
     const shown = (parts: readonly GenerationPart[]) =>
       parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []))
 
+    it("a model without the call syntax refuses tools it would call with the edge's code (unsupported, param tools)", async () => {
+      const withoutCalls = new Proxy(tokenizer, {
+        get(target, key) {
+          if (key === 'tokenToId')
+            return (token: string) => (token.includes('tool_call') ? undefined : target.tokenToId(token))
+          const value = Reflect.get(target, key, target) as unknown
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      })
+      const parts = generate(createTestSession({ vocabularySize }), withoutCalls, request)
+      await expect(parts.next()).rejects.toMatchObject({ code: 'unsupported', param: 'tools' })
+    })
+
     it('the text is what came before the call: no markup, no whitespace before it, streamed as finished', async () => {
       const whole = await collect(scriptedCall(), request)
       expect(whole.error).toBeUndefined()

@@ -9,7 +9,7 @@
 // a newline; Qwen3.5 / Qwen3-Coder: the same tokens around `<function=...>` and `<parameter=...>`
 // blocks, see xml-tool-calls.ts). With `required` or a named tool the answer starts with a call; with `auto` the model
 // may write text or open a call, and once it opens one, the call is constrained.
-import { InvalidArgumentError, TokenizerError } from '../errors.ts'
+import { InvalidArgumentError, OndeviceError } from '../errors.ts'
 import { compileJsonObject, compileJsonSchema, literalNode, type SchemaNode } from './json-schema.ts'
 import { applyMask, Grammar, GrammarMatcher } from './matcher.ts'
 import { compileBudget } from './regex.ts'
@@ -373,8 +373,12 @@ export class ConstraintState {
         this.#closeId = close
         this.#newlineId = line
       } else if (callsAllowed) {
-        throw new TokenizerError(
-          'This model has no <tool_call> / </tool_call> tokens, so tool calls cannot be enforced for it; tools work with Qwen-style chat templates.',
+        // The edge's code and param for the same refusal (worker/chat-completions.ts checks it
+        // before its status line): a device answer and an edge answer fail alike.
+        throw new OndeviceError(
+          'unsupported',
+          "This model has no tool-call syntax (its tokenizer has no <tool_call> / </tool_call> tokens), so it cannot call tools: send the request without tools (or with toolChoice 'none'), or use a model whose template takes tools (Qwen3, Qwen3.5).",
+          { param: 'tools' },
         )
       }
       // toolChoice 'none' on a model without the call syntax: there is no call to keep out.
