@@ -282,3 +282,14 @@ describe('a stream is one answer', () => {
     expect(() => ai.on('ready', () => undefined)).toThrow(/disposed/)
   })
 })
+
+describe('a long-lived signal', () => {
+  it('prepare({ signal }) leaves no listener on it once it returns (one stayed per call)', async () => {
+    const { getEventListeners } = await import('node:events')
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const signal = new AbortController().signal
+    for (let call = 0; call < 5; call++) await ai.prepare({ signal })
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+    await ai.dispose()
+  })
+})

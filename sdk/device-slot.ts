@@ -140,13 +140,15 @@ export class DeviceSlot {
     }
     const model = this.#loading
     if (!signal) return model
-    return Promise.race([
-      model,
-      new Promise<never>((_, reject) => {
-        if (signal.aborted) reject(new AbortedError())
-        signal.addEventListener('abort', () => reject(new AbortedError()), { once: true })
-      }),
-    ])
+    if (signal.aborted) return Promise.reject(new AbortedError())
+    // The listener leaves with the wait: an app that passes one long-lived signal to many calls
+    // must not collect a listener per call.
+    let onAbort: (() => void) | undefined
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new AbortedError())
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+    return Promise.race([model, aborted]).finally(() => signal.removeEventListener('abort', onAbort!))
   }
 
   /** Drops a model that failed mid-answer (device lost, out of memory): the next request reloads it. */
