@@ -2,6 +2,7 @@
 // slowly, dispose mid-answer. Each case failed before its fix (the comment says how). The device is
 // core's deterministic test session behind the DeviceHost interface with the real Qwen3
 // tokenizer; the edge is the real worker app over HTTP on the same test session.
+import { EventEmitter } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessage } from '../core/chat-template.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
@@ -285,11 +286,10 @@ describe('a stream is one answer', () => {
 
 describe('a long-lived signal', () => {
   it('prepare({ signal }) leaves no listener on it once it returns (one stayed per call)', async () => {
-    const { getEventListeners } = await import('node:events')
     const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     const signal = new AbortController().signal
     for (let call = 0; call < 5; call++) await ai.prepare({ signal })
-    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+    expect(EventEmitter.getEventListeners(signal, 'abort')).toHaveLength(0)
     await ai.dispose()
   })
 })

@@ -8,7 +8,7 @@ import { generateText, type JSONSchema7, jsonSchema, stepCountIs, streamText, to
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
-import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
+import { qwen3TokenizerWithoutToolCalls } from '../test/support/qwen3-tokenizer.ts'
 import { createTestSession } from '../test/support/test-session.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
@@ -504,23 +504,14 @@ describe('a named tool_choice', () => {
 })
 
 describe('a model without the tool-call syntax', () => {
-  // Qwen3's tokenizer with <tool_call> / </tool_call> hidden: a template that cannot call tools.
-  const tokenizer = qwen3Tokenizer()
-  const withoutCalls = new Proxy(tokenizer, {
-    get(target, key) {
-      if (key === 'tokenToId')
-        return (token: string) => (token.includes('tool_call') ? undefined : target.tokenToId(token))
-      const value = Reflect.get(target, key, target) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
+  const withoutCalls = qwen3TokenizerWithoutToolCalls()
   const host = createModelHost({
     modelId: model,
     retryAfterMs: 60_000,
     load: async () => ({
       info: { modelId: model, backend: 'test', dtype: 'fp32', contextLength: 4096 },
       tokenizer: withoutCalls,
-      createSession: async () => createTestSession({ vocabularySize: tokenizer.vocabularySize }),
+      createSession: async () => createTestSession({ vocabularySize: withoutCalls.vocabularySize }),
     }),
   })
   const app = createApp({ modelHost: host, log: () => undefined })

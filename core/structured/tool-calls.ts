@@ -79,12 +79,10 @@ const argumentsKey = '","arguments":'
 
 /**
  * Follows the call being written, token by token, for a stream that sends calls as they come
- * (OpenAI's deltas: the id and name first, then argument fragments). The constraint writes
- * `<tool_call>`, a newline, `{"name":"<name>","arguments":<arguments>}`, a newline and
- * `</tool_call>`, compact and in that order, so the name is known at `"arguments":` and every
- * argument fragment is final: the one character held back is a `}` that may be the call's own.
+ * (OpenAI's deltas: the id and name first, then argument fragments). Each call syntax reads its
+ * own text into `progress`; the calls' count, ids and text are kept here.
  */
-export class ToolCallReader {
+export abstract class CallTextReader {
   #index = -1
   #id = ''
   #text = ''
@@ -102,8 +100,30 @@ export class ToolCallReader {
   }
 
   /** The call so far, once its name is written; its `arguments` is a prefix of the finished call's. */
+  abstract get progress(): ToolCallProgress | undefined
+
+  protected get index(): number {
+    return this.#index
+  }
+
+  protected get id(): string {
+    return this.#id
+  }
+
+  protected get text(): string {
+    return this.#text
+  }
+}
+
+/**
+ * The JSON syntax's reader. The constraint writes `<tool_call>`, a newline,
+ * `{"name":"<name>","arguments":<arguments>}`, a newline and `</tool_call>`, compact and in that
+ * order, so the name is known at `"arguments":` and every argument fragment is final: the one
+ * character held back is a `}` that may be the call's own.
+ */
+export class ToolCallReader extends CallTextReader {
   get progress(): ToolCallProgress | undefined {
-    const text = this.#text
+    const text = this.text
     if (!text.startsWith(callHead)) return undefined
     const nameEnd = text.indexOf(argumentsKey, callHead.length)
     if (nameEnd === -1) return undefined
@@ -111,8 +131,8 @@ export class ToolCallReader {
     const newline = rest.indexOf('\n')
     const written = newline === -1 ? rest : rest.slice(0, newline)
     return {
-      index: this.#index,
-      id: this.#id,
+      index: this.index,
+      id: this.id,
       name: text.slice(callHead.length, nameEnd),
       arguments: newline !== -1 || written.endsWith('}') ? written.slice(0, -1) : written,
     }

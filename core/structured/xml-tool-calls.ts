@@ -19,6 +19,7 @@ import { byteString, Frame, type Stack, startValue } from './frames.ts'
 import type { ObjectNode, SchemaNode, StringNode } from './json-schema.ts'
 import { Grammar } from './matcher.ts'
 import { RawStringFrame } from './raw-string-frame.ts'
+import { CallTextReader } from './tool-calls.ts'
 
 export type ToolCallSyntax = 'json' | 'xml'
 
@@ -525,28 +526,16 @@ export function readXmlToolCalls(
 }
 
 /** ToolCallReader's counterpart for the XML dialect: the call being written, for a stream. */
-export class XmlToolCallReader {
+export class XmlToolCallReader extends CallTextReader {
   readonly #shapes: ReadonlyMap<string, XmlToolShape>
-  #index = -1
-  #id = ''
-  #text = ''
   constructor(shapes: ReadonlyMap<string, XmlToolShape>) {
+    super()
     this.#shapes = shapes
   }
 
-  open(id: string): void {
-    this.#index++
-    this.#id = id
-    this.#text = ''
-  }
-
-  push(text: string): void {
-    if (this.#index >= 0) this.#text += text
-  }
-
   get progress(): ToolCallProgress | undefined {
-    const call = parseCall(this.#text, this.#shapes)
+    const call = parseCall(this.text, this.#shapes)
     if (call.name === undefined) return undefined
-    return { index: this.#index, id: this.#id, name: call.name, arguments: call.arguments }
+    return { index: this.index, id: this.id, name: call.name, arguments: call.arguments }
   }
 }

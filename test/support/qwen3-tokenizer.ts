@@ -30,3 +30,16 @@ export function qwen3Tokenizer(): Tokenizer {
   cached ??= Tokenizer.fromFiles(qwen3TokenizerFiles())
   return cached
 }
+
+/** Qwen3's tokenizer with <tool_call> / </tool_call> hidden: a model that has no tool-call syntax. */
+export function qwen3TokenizerWithoutToolCalls(): Tokenizer {
+  const tokenizer = qwen3Tokenizer()
+  return new Proxy(tokenizer, {
+    get(target, key) {
+      if (key === 'tokenToId')
+        return (token: string) => (token.includes('tool_call') ? undefined : target.tokenToId(token))
+      const value = Reflect.get(target, key, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
