@@ -8,6 +8,8 @@
 // and 2020-12 reads keywords beside $ref/anyOf/oneOf the same way. What cannot be merged exactly is
 // refused with the keyword named (compile() then checks the merged keywords as usual).
 
+import { deepEqual, isPlainObject } from './json-value.ts'
+
 /** Why a merged place has no value (a member forbids what another needs): see SchemaCompiler.never. */
 export const noValue: unique symbol = Symbol('noValue')
 /** Further patterns/formats a merged string must match (one `pattern`/`format` key holds one). */
@@ -37,21 +39,6 @@ interface Member {
 }
 
 type Schema = Record<string | symbol, unknown>
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((item, index) => deepEqual(item, b[index]))
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = Object.keys(a)
-    return keys.length === Object.keys(b).length && keys.every((key) => key in b && deepEqual(a[key], b[key]))
-  }
-  return false
-}
 
 export function never(param: string, message: string): NoValue {
   return { [noValue]: { param, message } }

@@ -24,6 +24,14 @@ import {
 } from './json-schema.ts'
 import { allowedUnits, largestUnits } from './number-range.ts'
 import type { AutomatonState } from './regex.ts'
+import {
+  cheapestAfterSequence,
+  continuationNeeded,
+  continuedSubstate,
+  leadBits,
+  leadSubstate,
+  utf8Base,
+} from './utf8-sequence.ts'
 
 export interface Stack {
   readonly frame: Frame
@@ -577,20 +585,11 @@ export class ArrayFrame extends Frame {
 
 // Substates: 0 plain; 1 after a backslash; 2..5 inside \uXXXX with 0..3 digits read; 6 after
 // "\uD" (the next digit must be 0-7: no surrogates); 16 + 8 * need + range: inside a UTF-8
-// sequence needing `need` more bytes, the next one in the range `range` (see utf8Ranges).
+// sequence needing `need` more bytes, the next one in the range `range` (utf8-sequence.ts).
 const plainState = 0
 const escapeState = 1
 const unicodeState = 2
 const unicodeAfterD = 6
-const utf8Base = 16
-// [low, high] of the next continuation byte: any, after E0, after ED, after F0, after F4.
-const utf8Ranges: readonly (readonly [number, number])[] = [
-  [0x80, 0xbf],
-  [0xa0, 0xbf],
-  [0x80, 0x9f],
-  [0x90, 0xbf],
-  [0x80, 0x8f],
-]
 const simpleEscapes: ReadonlyMap<number, number> = new Map([
   [0x22, 0x22],
   [0x5c, 0x5c],
@@ -694,17 +693,7 @@ export class StringFrame extends Frame {
     const substate = this.substate
     if (substate === plainState) return state.distance
     if (substate === escapeState) return cheapestEscape(state)
-    if (substate >= utf8Base) {
-      // The code points this UTF-8 sequence can still become, exactly: the next byte within its
-      // range, the ones after it any continuation byte.
-      const left = (substate - utf8Base) >> 3
-      const [lowByte, highByte] = utf8Ranges[(substate - utf8Base) & 7]!
-      const shift = 6 * (left - 1)
-      const base = this.partial * 2 ** (6 * left)
-      const low = base + (lowByte & 0x3f) * 2 ** shift
-      const high = base + (highByte & 0x3f) * 2 ** shift + (2 ** shift - 1)
-      return state.automaton.cheapest(state, low, Math.min(high, 0x10ffff))
-    }
+    if (substate >= utf8Base) return cheapestAfterSequence(state, substate, this.partial)
     return 0
   }
 
@@ -736,38 +725,14 @@ export class StringFrame extends Frame {
           this.#push(plainState, this.count + 1, after, 0, byte, below, out)
         return
       }
-      let need: number
-      let range = 0
-      let bits: number
-      if (byte >= 0xc2 && byte <= 0xdf) {
-        need = 1
-        bits = byte & 0x1f
-      } else if (byte >= 0xe0 && byte <= 0xef) {
-        need = 2
-        bits = byte & 0x0f
-        range = byte === 0xe0 ? 1 : byte === 0xed ? 2 : 0
-      } else if (byte >= 0xf0 && byte <= 0xf4) {
-        need = 3
-        bits = byte & 0x07
-        range = byte === 0xf0 ? 3 : byte === 0xf4 ? 4 : 0
-      } else {
-        return
-      }
-      this.#push(
-        utf8Base + 8 * need + range,
-        this.count + 1,
-        state,
-        state === undefined ? 0 : bits,
-        byte,
-        below,
-        out,
-      )
+      const lead = leadSubstate(byte)
+      if (lead !== -1)
+        this.#push(lead, this.count + 1, state, state === undefined ? 0 : leadBits(byte), byte, below, out)
       return
     }
     if (substate >= utf8Base) {
-      const need = (substate - utf8Base) >> 3
-      const [low, high] = utf8Ranges[(substate - utf8Base) & 7]!
-      if (byte < low || byte > high) return
+      const need = continuationNeeded(substate, byte)
+      if (need === -1) return
       const bits = (this.partial << 6) | (byte & 0x3f)
       if (need === 1) {
         const after = state === undefined ? undefined : state.automaton.next(state, bits)
@@ -775,15 +740,7 @@ export class StringFrame extends Frame {
           this.#push(plainState, this.count, after, 0, byte, below, out)
         return
       }
-      this.#push(
-        utf8Base + 8 * (need - 1),
-        this.count,
-        state,
-        state === undefined ? 0 : bits,
-        byte,
-        below,
-        out,
-      )
+      this.#push(continuedSubstate(need), this.count, state, state === undefined ? 0 : bits, byte, below, out)
       return
     }
     if (substate === escapeState) {

@@ -23,6 +23,7 @@ import {
   type StringCheck,
   without as withoutKeyword,
 } from './all-of.ts'
+import { deepEqual, isPlainObject } from './json-value.ts'
 import { allowedUnits } from './number-range.ts'
 import { type Automaton, type CompileBudget, compileBudget, compilePattern } from './regex.ts'
 import { type StringConstraint, stringLanguage } from './string-language.ts'
@@ -268,10 +269,6 @@ export const supportedFormats: readonly string[] = [...Object.keys(formatPattern
 const encoder = new TextEncoder()
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 function jsonPointerUnescape(segment: string): string {
   return segment.replace(/~1/g, '/').replace(/~0/g, '~')
@@ -1382,17 +1379,6 @@ function canonicalJson(value: unknown): string {
     return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`
   }
   return JSON.stringify(value)
-}
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((item, index) => deepEqual(item, b[index]))
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = Object.keys(a)
-    return keys.length === Object.keys(b).length && keys.every((key) => key in b && deepEqual(a[key], b[key]))
-  }
-  return false
 }
 
 /** Whether a propertyNames schema allows every string (so it constrains no JSON key). */

@@ -110,26 +110,13 @@ function scanString(vocabulary: TokenVocabulary, frame: StringFrame): StringScan
     | StringScan
     | undefined
   if (cached !== undefined) return cached
-  const patternScans = patternScanOrder(vocabulary)
   const scan =
     frame.state === undefined ? scanPlainString(vocabulary, frame) : scanWithFrames(vocabulary, frame)
-  if (frame.state === undefined) {
-    // Plain strings and names: a bounded set of substates (~40), kept for the tokenizer's life.
-    vocabulary.caches.set(cacheKey, scan)
-  } else {
-    // Pattern states: unbounded in number, from a few bytes (a uuid's hex digit) to ~1 MB (an
-    // email's local part); keep the most recent ones within a 16 MiB budget.
-    const key = `pattern|${cacheKey}`
-    const size = scanBytes(scan)
-    patternScans.entries.push([key, size])
-    patternScans.bytes += size
-    vocabulary.caches.set(key, scan)
-    while (patternScans.bytes > patternBudgetBytes && patternScans.entries.length > 1) {
-      const [oldest, oldestSize] = patternScans.entries.shift() as [string, number]
-      patternScans.bytes -= oldestSize
-      vocabulary.caches.delete(oldest)
-    }
-  }
+  // Plain strings and names: a bounded set of substates (~40), kept for the tokenizer's life.
+  // Pattern states: unbounded in number, from a few bytes (a uuid's hex digit) to ~1 MB (an
+  // email's local part): kept within the pattern scans' budget.
+  if (frame.state === undefined) vocabulary.caches.set(cacheKey, scan)
+  else keepPatternScan(vocabulary, `pattern|${cacheKey}`, scan)
   return scan
 }
 
@@ -351,16 +338,7 @@ function scanRawString(vocabulary: TokenVocabulary, frame: RawStringFrame): Stri
   }
   const scan = collector.result()
   // Kept within the pattern scans' budget: a plain raw string has a few hundred substates.
-  const order = patternScanOrder(vocabulary)
-  const size = scanBytes(scan)
-  order.entries.push([key, size])
-  order.bytes += size
-  vocabulary.caches.set(key, scan)
-  while (order.bytes > patternBudgetBytes && order.entries.length > 1) {
-    const [oldest, oldestSize] = order.entries.shift() as [string, number]
-    order.bytes -= oldestSize
-    vocabulary.caches.delete(oldest)
-  }
+  keepPatternScan(vocabulary, key, scan)
   return scan
 }
 
@@ -380,13 +358,22 @@ function lineBreakTokens(vocabulary: TokenVocabulary): Int32Array {
 // A Worker isolate has 128 MB in all: the pattern scans get a bounded share of it.
 const patternBudgetBytes = 16 * 2 ** 20
 const patternOrders = new WeakMap<TokenVocabulary, { entries: [string, number][]; bytes: number }>()
-function patternScanOrder(vocabulary: TokenVocabulary): { entries: [string, number][]; bytes: number } {
+/** Caches `scan` under `key`, dropping the oldest pattern scans past the budget. */
+function keepPatternScan(vocabulary: TokenVocabulary, key: string, scan: StringScan): void {
   let order = patternOrders.get(vocabulary)
   if (order === undefined) {
     order = { entries: [], bytes: 0 }
     patternOrders.set(vocabulary, order)
   }
-  return order
+  const size = scanBytes(scan)
+  order.entries.push([key, size])
+  order.bytes += size
+  vocabulary.caches.set(key, scan)
+  while (order.bytes > patternBudgetBytes && order.entries.length > 1) {
+    const [oldest, oldestSize] = order.entries.shift() as [string, number]
+    order.bytes -= oldestSize
+    vocabulary.caches.delete(oldest)
+  }
 }
 
 /** Bytes held by the string scans cached for this vocabulary (for the benchmark's memory figure). */

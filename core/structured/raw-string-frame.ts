@@ -5,6 +5,13 @@
 import { Frame, type Stack } from './frames.ts'
 import type { StringNode } from './json-schema.ts'
 import type { AutomatonState } from './regex.ts'
+import {
+  cheapestAfterSequence,
+  continuationNeeded,
+  continuedSubstate,
+  leadBits,
+  leadSubstate,
+} from './utf8-sequence.ts'
 
 const terminator = new TextEncoder().encode('\n</parameter>')
 
@@ -15,15 +22,6 @@ function nextMatch(matched: number, byte: number): number {
 }
 
 const plainState = 0
-const utf8Base = 16
-// [low, high] of the next continuation byte: any, after E0, after ED, after F0, after F4.
-const utf8Ranges: readonly (readonly [number, number])[] = [
-  [0x80, 0xbf],
-  [0xa0, 0xbf],
-  [0x80, 0x9f],
-  [0x90, 0xbf],
-  [0x80, 0x8f],
-]
 
 /**
  * A string parameter's raw text: valid UTF-8, its characters in the string's language (pattern,
@@ -69,13 +67,7 @@ export class RawStringFrame extends Frame {
     const state = this.state
     if (state === undefined) return 0
     if (this.substate === plainState) return state.distance
-    const left = (this.substate - utf8Base) >> 3
-    const [lowByte, highByte] = utf8Ranges[(this.substate - utf8Base) & 7]!
-    const shift = 6 * (left - 1)
-    const base = this.partial * 2 ** (6 * left)
-    const low = base + (lowByte & 0x3f) * 2 ** shift
-    const high = base + (highByte & 0x3f) * 2 ** shift + (2 ** shift - 1)
-    return state.automaton.cheapest(state, low, Math.min(high, 0x10ffff))
+    return cheapestAfterSequence(state, this.substate, this.partial)
   }
 
   #push(
@@ -105,37 +97,13 @@ export class RawStringFrame extends Frame {
           this.#push(plainState, this.count + 1, after, 0, matched, below, out)
         return
       }
-      let need: number
-      let range = 0
-      let bits: number
-      if (byte >= 0xc2 && byte <= 0xdf) {
-        need = 1
-        bits = byte & 0x1f
-      } else if (byte >= 0xe0 && byte <= 0xef) {
-        need = 2
-        bits = byte & 0x0f
-        range = byte === 0xe0 ? 1 : byte === 0xed ? 2 : 0
-      } else if (byte >= 0xf0 && byte <= 0xf4) {
-        need = 3
-        bits = byte & 0x07
-        range = byte === 0xf0 ? 3 : byte === 0xf4 ? 4 : 0
-      } else {
-        return
-      }
-      this.#push(
-        utf8Base + 8 * need + range,
-        this.count + 1,
-        state,
-        state === undefined ? 0 : bits,
-        matched,
-        below,
-        out,
-      )
+      const lead = leadSubstate(byte)
+      if (lead !== -1)
+        this.#push(lead, this.count + 1, state, state === undefined ? 0 : leadBits(byte), matched, below, out)
       return
     }
-    const need = (this.substate - utf8Base) >> 3
-    const [low, high] = utf8Ranges[(this.substate - utf8Base) & 7]!
-    if (byte < low || byte > high) return
+    const need = continuationNeeded(this.substate, byte)
+    if (need === -1) return
     const bits = (this.partial << 6) | (byte & 0x3f)
     if (need === 1) {
       const after = state === undefined ? undefined : state.automaton.next(state, bits)
@@ -144,7 +112,7 @@ export class RawStringFrame extends Frame {
       return
     }
     this.#push(
-      utf8Base + 8 * (need - 1),
+      continuedSubstate(need),
       this.count,
       state,
       state === undefined ? 0 : bits,
