@@ -12,9 +12,10 @@ import {
   removePackage,
   storedSize,
 } from './browser-file-area.ts'
-import { checkIdleTimeout } from './idle-timeout.ts'
+import { checkIdleTimeout, checkTimeout } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
-import { openRemotePackage } from './remote-package.ts'
+import { defaultManifestRefreshTimeoutMs, openRemotePackage } from './remote-package.ts'
+import { checkRetryOptions } from './retry.ts'
 import type { EnsureOptions, ModelStore, StorageEstimate } from './types.ts'
 
 export interface BrowserStoreOptions {
@@ -29,6 +30,20 @@ export interface BrowserStoreOptions {
    * resume, as for a cut connection. Default: 30,000 (`defaultIdleTimeoutMs`).
    */
   readonly idleTimeoutMs?: number
+  /**
+   * With a package's manifest.json stored, how long a load waits for the server's fresh copy
+   * before it uses the stored one (a slow or stalled link must not hold up a stored package).
+   * Default: 2,000, at most `idleTimeoutMs`.
+   */
+  readonly manifestRefreshTimeoutMs?: number
+  /**
+   * A file download that fails with a retryable download_failed (a cut connection, a stall, a
+   * network error, HTTP 5xx or 429) is tried again this many times within the same load, each
+   * try resuming from what arrived${' (OPFS; the Cache API starts over)' if 'browser' in p else ''}. Default 3.
+   */
+  readonly downloadRetries?: number
+  /** The wait before the first retry, doubled for each later one. Default 1,000 (1, 2, 4 s). */
+  readonly downloadRetryDelayMs?: number
 }
 
 async function packageKey(prefix: string): Promise<string> {
@@ -44,6 +59,12 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
   const name = options.name ?? 'ondevice-models'
   const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
   const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+  const retry = checkRetryOptions(options.downloadRetries, options.downloadRetryDelayMs)
+  const manifestRefreshTimeoutMs = checkTimeout(
+    'manifestRefreshTimeoutMs',
+    options.manifestRefreshTimeoutMs,
+    defaultManifestRefreshTimeoutMs,
+  )
   const hasOpfs =
     typeof navigator !== 'undefined' &&
     typeof (navigator.storage as { getDirectory?: unknown } | undefined)?.getDirectory === 'function'
@@ -104,7 +125,13 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       const prefix = normalise(source)
       const key = await packageKey(prefix)
       const area = browserFileArea(await getStorage(), key, estimate)
-      return openRemotePackage(prefix, area, { idleTimeoutMs, signal: openOptions.signal, warn })
+      return openRemotePackage(prefix, area, {
+        idleTimeoutMs,
+        manifestRefreshTimeoutMs,
+        retry,
+        signal: openOptions.signal,
+        warn,
+      })
     },
   }
 }

@@ -20,11 +20,16 @@ export interface IdleTimer {
 
 /** Throws InvalidArgumentError unless `value` is a usable idle timeout (a positive number of ms). */
 export function checkIdleTimeout(value: number | undefined): number {
-  if (value === undefined) return defaultIdleTimeoutMs
+  return checkTimeout('idleTimeoutMs', value, defaultIdleTimeoutMs)
+}
+
+/** Throws InvalidArgumentError naming `param` unless `value` is a positive number of ms (or unset). */
+export function checkTimeout(param: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value > 0) || value > 2_147_483_647) {
     throw new InvalidArgumentError(
-      'idleTimeoutMs',
-      `idleTimeoutMs must be a positive number of milliseconds (at most 2147483647), got ${String(value)}. Default: ${defaultIdleTimeoutMs}.`,
+      param,
+      `${param} must be a positive number of milliseconds (at most 2147483647), got ${String(value)}. Default: ${fallback}.`,
     )
   }
   return value

@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { defaultCacheDir, prepareCacheFolder } from './cache-folder.ts'
 import { openFolderPackage } from './folder-package.ts'
-import { checkIdleTimeout, defaultIdleTimeoutMs } from './idle-timeout.ts'
+import { checkIdleTimeout, checkTimeout, defaultIdleTimeoutMs } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest } from './manifest.ts'
 import { createNodeFileArea } from './node-file-area.ts'
 import { readEagerly } from './read-eagerly.ts'
-import { openRemotePackage } from './remote-package.ts'
+import { defaultManifestRefreshTimeoutMs, openRemotePackage } from './remote-package.ts'
+import { checkRetryOptions } from './retry.ts'
 import type { ModelStore, StorageEstimate } from './types.ts'
 import { createVerifiedMemo } from './verified-memo.ts'
 
@@ -32,6 +33,20 @@ export interface NodeStoreOptions {
    * as for a cut connection. Default: 30,000 (`defaultIdleTimeoutMs`).
    */
   readonly idleTimeoutMs?: number
+  /**
+   * With a package's manifest.json stored, how long a load waits for the server's fresh copy
+   * before it uses the stored one (a slow or stalled link must not hold up a stored package).
+   * Default: 2,000 (`defaultManifestRefreshTimeoutMs`), at most `idleTimeoutMs`.
+   */
+  readonly manifestRefreshTimeoutMs?: number
+  /**
+   * A file download that fails with a retryable download_failed (a cut connection, a stall, a
+   * network error, HTTP 5xx or 429) is tried again this many times within the same load, each
+   * try resuming from what arrived${' (OPFS; the Cache API starts over)' if 'browser' in p else ''}. Default 3.
+   */
+  readonly downloadRetries?: number
+  /** The wait before the first retry, doubled for each later one. Default 1,000 (1, 2, 4 s). */
+  readonly downloadRetryDelayMs?: number
 }
 
 export { defaultCacheDir, prepareCacheFolder, usableCacheDir } from './cache-folder.ts'
@@ -49,6 +64,12 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
   }
   const warn = options.onWarning ?? ((message: string) => console.warn(`ondevice: ${message}`))
   const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+  const retry = checkRetryOptions(options.downloadRetries, options.downloadRetryDelayMs)
+  const manifestRefreshTimeoutMs = checkTimeout(
+    'manifestRefreshTimeoutMs',
+    options.manifestRefreshTimeoutMs,
+    defaultManifestRefreshTimeoutMs,
+  )
   const memo = createVerifiedMemo(cacheDir)
 
   function packageDirFor(prefix: string): string {
@@ -92,6 +113,8 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     })
     return openRemotePackage(prefix, area, {
       idleTimeoutMs,
+      manifestRefreshTimeoutMs,
+      retry,
       signal,
       warn,
       readBody: readEagerly,

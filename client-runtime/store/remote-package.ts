@@ -11,7 +11,8 @@ import type { FileArea } from './file-area.ts'
 import { formatBytes } from './format-bytes.ts'
 import { type IdleTimer, readBodyWithin, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, maximumManifestBytes, parseManifest } from './manifest.ts'
-import { refuseCrossOriginManifest } from './redirect-origin.ts'
+import { crossOriginRedirect, refuseCrossOriginManifest } from './redirect-origin.ts'
+import { defaultRetryOptions, type RetryOptions, withRetries } from './retry.ts'
 import { shared } from './shared-work.ts'
 import type { DownloadProgress, EnsureOptions, StoredPackage, StoreManifest } from './types.ts'
 
@@ -28,9 +29,24 @@ export interface RemotePackageOptions {
   /** StoredPackage.directory and localPath, for areas that are folders on disk. */
   readonly directory?: string
   readonly localPath?: (path: string) => string | undefined
+  /**
+   * With manifest.json stored, how long a load waits for the server's fresh copy before it uses
+   * the stored one (a slow or stalled link must not hold up an answer from a stored package).
+   * Default: `defaultManifestRefreshTimeoutMs`, and never more than `idleTimeoutMs`.
+   */
+  readonly manifestRefreshTimeoutMs?: number | undefined
+  /**
+   * How a file download that fails with a retryable download_failed (cut, stall, network error,
+   * 5xx) is tried again within the same load, resuming from what arrived. Default:
+   * `defaultRetryOptions`. manifest.json is not retried: the router waits on it.
+   */
+  readonly retry?: RetryOptions | undefined
   /** Called once the server answered for the package (Node records where the folder came from). */
   readonly onReached?: () => Promise<void>
 }
+
+/** Default `manifestRefreshTimeoutMs`: a refresh that takes longer is not worth an answer's wait. */
+export const defaultManifestRefreshTimeoutMs = 2_000
 
 type FileProgress = Omit<DownloadProgress, 'loadedBytes' | 'totalBytes'>
 
@@ -75,57 +91,98 @@ function oneWriterAtATime<T>(key: string, write: () => Promise<T>): Promise<T> {
   return result
 }
 
-/** The manifest as the package's server gives it now, else as stored (offline), else none. */
+/** The stored manifest.json, if there is one that still parses (a damaged copy counts as none). */
+async function readStoredManifest(area: FileArea, prefix: string): Promise<StoreManifest | undefined> {
+  const text = await area.readText('manifest.json')
+  if (text === undefined) return undefined
+  try {
+    return parseManifest(text, prefix)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The manifest as the package's server gives it now, else as stored, else none. With a stored
+ * copy, anything but a fresh, valid manifest from the package's own origin within
+ * `manifestRefreshTimeoutMs` means the stored copy is used: a network error (offline), a stall
+ * or a slow link, a 5xx, a captive portal's or a proxy's answer (a login page, a redirect to
+ * another origin, 401/403/407/429), a manifest cut short. The stored copy vouched for the stored
+ * files when they were committed, so they stay consistent with it; a refresh that cannot be had
+ * must never block or fail a load the device can answer from what it keeps. Only a 404/410 (the
+ * package is gone from its server) is taken as the server's word.
+ */
 async function syncManifest(
   prefix: string,
   area: FileArea,
   options: RemotePackageOptions,
 ): Promise<{ manifest: StoreManifest | undefined; offline: boolean }> {
   const { idleTimeoutMs, signal } = options
-  let offline = false
   const manifestUrl = new URL('manifest.json', prefix)
+  const stored = await readStoredManifest(area, prefix)
   // A server that stalls on manifest.json counts as unreachable (the stored copy, if any, is used).
   const timer = startIdleTimer(idleTimeoutMs, signal)
-  const response = await fetch(manifestUrl, { signal: timer.signal }).catch((error: unknown) => {
+  const refreshTimeoutMs = Math.min(
+    idleTimeoutMs,
+    options.manifestRefreshTimeoutMs ?? defaultManifestRefreshTimeoutMs,
+  )
+  const refreshDeadline = stored ? AbortSignal.timeout(refreshTimeoutMs) : undefined
+  const fetchSignal = refreshDeadline ? AbortSignal.any([timer.signal, refreshDeadline]) : timer.signal
+  const aborted = (error: unknown): AbortedError | undefined =>
+    signal?.aborted ? new AbortedError(undefined, { cause: error }) : undefined
+  let offline = false
+  let response: Response | undefined
+  try {
+    response = await fetch(manifestUrl, { signal: fetchSignal })
+  } catch (error) {
     timer.stop()
-    if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
-    offline = true
-    return undefined
-  })
-  // manifest.json vouches for every other file: only from the package's own origin.
-  if (response) await refuseCrossOriginManifest(manifestUrl, response)
-  if (response?.ok) {
-    timer.touch()
-    let text: string
+    const abort = aborted(error)
+    if (abort) throw abort
+    // A reachable server that was only slow is not "offline": stored .partial files may resume.
+    offline = !(stored && (timer.expired || refreshDeadline?.aborted))
+    if (stored) return { manifest: stored, offline }
+  }
+  if (response && stored) {
+    let fresh: { manifest: StoreManifest; text: string } | undefined
     try {
-      // The same bounded, idle-watched read as the edge's MODEL_URL reader.
-      const bytes = await readBodyWithin(response, manifestUrl, {
-        idle: timer,
-        idleTimeoutMs,
-        maxBytes: maximumManifestBytes,
-        tooLarge: (received) =>
-          new StoreError(
-            'integrity_failed',
-            `${manifestUrl.href} is larger than a manifest may be (${received} bytes and more; at most ${maximumManifestBytes}): the server is not sending an ondevice package's manifest.json.`,
-          ),
-      })
-      text = new TextDecoder().decode(bytes)
+      fresh = await readFreshManifest(response, manifestUrl, prefix, timer, idleTimeoutMs)
     } catch (error) {
-      if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
-      throw error
+      const abort = aborted(error)
+      if (abort) throw abort
     } finally {
       timer.stop()
     }
-    const manifest = parseManifest(text, prefix)
-    await oneWriterAtATime(`${area.id}\u0000manifest.json`, () => area.writeText('manifest.json', text))
+    if (fresh) {
+      await oneWriterAtATime(`${area.id}\u0000manifest.json`, () =>
+        area.writeText('manifest.json', fresh.text),
+      )
+      await options.onReached?.()
+      return { manifest: fresh.manifest, offline: false }
+    }
+    const gone =
+      (response.status === 404 || response.status === 410) &&
+      crossOriginRedirect(manifestUrl, response) === undefined
+    if (!gone) return { manifest: stored, offline: false }
+  } else if (response?.ok) {
+    let fresh: { manifest: StoreManifest; text: string }
+    try {
+      // Throws for a redirect to another origin: manifest.json vouches for every other file.
+      fresh = (await readFreshManifest(response, manifestUrl, prefix, timer, idleTimeoutMs)) as {
+        manifest: StoreManifest
+        text: string
+      }
+    } catch (error) {
+      throw aborted(error) ?? error
+    } finally {
+      timer.stop()
+    }
+    await oneWriterAtATime(`${area.id}\u0000manifest.json`, () => area.writeText('manifest.json', fresh.text))
     await options.onReached?.()
-    return { manifest, offline }
+    return { manifest: fresh.manifest, offline }
   }
   timer.stop()
-  if (offline || (response && response.status >= 500)) {
-    // No network (or a failing server): a previously stored manifest keeps the package usable offline.
-    const stored = await area.readText('manifest.json')
-    if (stored !== undefined) return { manifest: parseManifest(stored, prefix), offline }
+  if (response) await refuseCrossOriginManifest(manifestUrl, response)
+  if (!response || response.status >= 500) {
     if ((await area.size('config.json')) === undefined) {
       throw new StoreError(
         'download_failed',
@@ -135,7 +192,7 @@ async function syncManifest(
     }
     return { manifest: undefined, offline }
   }
-  await response?.body?.cancel()
+  await response.body?.cancel().catch(() => undefined)
   const config = await fetch(new URL('config.json', prefix), {
     method: 'HEAD',
     signal: withTimeout(signal, idleTimeoutMs),
@@ -143,11 +200,50 @@ async function syncManifest(
   if (!config?.ok) {
     throw new ModelError(
       'model_not_found',
-      `No model package at ${prefix}: manifest.json gave HTTP ${response?.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}. Check the URL prefix (it should end where config.json lives).`,
+      `No model package at ${prefix}: manifest.json gave HTTP ${response.status} and config.json ${config ? `HTTP ${config.status}` : 'failed'}. Check the URL prefix (it should end where config.json lives).`,
     )
   }
   await options.onReached?.()
   return { manifest: undefined, offline }
+}
+
+/**
+ * Reads and parses a manifest.json response (bounded, idle-watched); undefined when the answer is
+ * not a manifest at all (not 2xx), throws when it is a bad one (a redirect to another origin, an
+ * HTML page, invalid JSON, too large, cut short).
+ */
+async function readFreshManifest(
+  response: Response,
+  manifestUrl: URL,
+  prefix: string,
+  timer: IdleTimer,
+  idleTimeoutMs: number,
+): Promise<{ manifest: StoreManifest; text: string } | undefined> {
+  await refuseCrossOriginManifest(manifestUrl, response)
+  if (!response.ok) {
+    await response.body?.cancel().catch(() => undefined)
+    return undefined
+  }
+  timer.touch()
+  // The same bounded, idle-watched read as the edge's MODEL_URL reader.
+  const bytes = await readBodyWithin(response, manifestUrl, {
+    idle: timer,
+    idleTimeoutMs,
+    maxBytes: maximumManifestBytes,
+    tooLarge: (received) =>
+      new StoreError(
+        'integrity_failed',
+        `${manifestUrl.href} is larger than a manifest may be (${received} bytes and more; at most ${maximumManifestBytes}): the server is not sending an ondevice package's manifest.json.`,
+      ),
+  })
+  const text = new TextDecoder().decode(bytes)
+  return { manifest: parseManifest(text, prefix), text }
+}
+
+/** The first byte of a `Content-Range: bytes FIRST-LAST/TOTAL` header; undefined when there is none. */
+function contentRangeStart(header: string | null): number | undefined {
+  const match = /^\s*bytes\s+(\d+)-\d+\/(?:\d+|\*)\s*$/i.exec(header ?? '')
+  return match ? Number(match[1]) : undefined
 }
 
 /** Opens a URL package over `area`: syncs manifest.json, then downloads files as `ensure` asks. */
@@ -230,10 +326,21 @@ export async function openRemotePackage(
     }
     const loadedByFile = new Map<string, number>()
     const report = (progress: FileProgress): void => {
-      loadedByFile.set(progress.file, progress.fileLoadedBytes)
+      // What a progress bar shows never goes backwards, nor past the total: a retry that starts
+      // over (a server that ignores Range, an area that cannot resume, a resumed file that failed
+      // its check) reports the most this file had reached until it passes it again.
+      let fileLoaded = Math.max(loadedByFile.get(progress.file) ?? 0, progress.fileLoadedBytes)
+      if (progress.fileTotalBytes !== undefined) fileLoaded = Math.min(fileLoaded, progress.fileTotalBytes)
+      loadedByFile.set(progress.file, fileLoaded)
       let loaded = 0
       for (const value of loadedByFile.values()) loaded += value
-      ensureOptions.onProgress?.({ ...progress, loadedBytes: loaded, totalBytes: total })
+      if (total !== undefined) loaded = Math.min(loaded, total)
+      ensureOptions.onProgress?.({
+        ...progress,
+        fileLoadedBytes: fileLoaded,
+        loadedBytes: loaded,
+        totalBytes: total,
+      })
     }
     // The first file that fails fails the load: this load leaves its other files' downloads at
     // once, and each stops unless another load still waits on it (shared-work.ts). What they wrote
@@ -287,7 +394,11 @@ export async function openRemotePackage(
         { isRetryable: true },
       )
     for (let attempt = 0; ; attempt++) {
-      const resumed = await download(path, entry?.bytes, report, signal)
+      const resumed = await withRetries(
+        () => download(path, entry?.bytes, report, signal),
+        options.retry ?? defaultRetryOptions,
+        signal,
+      )
       if (!entry) {
         await area.commit(path, undefined)
         return
@@ -400,7 +511,23 @@ export async function openRemotePackage(
         },
       )
     }
-    const resumed = response.status === 206
+    let resumed = response.status === 206
+    const rangeStart = contentRangeStart(response.headers.get('content-range'))
+    if (resumed && rangeStart !== undefined && rangeStart !== offset) {
+      if (rangeStart === 0) {
+        // The whole file as a 206 (a server or proxy that answers every request so): start over.
+        resumed = false
+      } else {
+        // Another range than asked for: appending it would splice the file from wrong pieces.
+        await response.body.cancel().catch(() => undefined)
+        await area.remove(path)
+        throw new StoreError(
+          'download_failed',
+          `${url.href} answered bytes from ${rangeStart} when asked for ${offset}: the server (or a proxy) mishandles HTTP Range. What was downloaded is dropped; the next try starts over.`,
+          { isRetryable: true },
+        )
+      }
+    }
     if (!resumed) offset = 0
     const lengthHeader = Number(response.headers.get('content-length') ?? Number.NaN)
     const fileTotal = expectedBytes ?? (Number.isFinite(lengthHeader) ? lengthHeader + offset : undefined)

@@ -63,7 +63,9 @@ describe('downloads', () => {
     for (let round = 0; round < rounds; round++) {
       server.clear()
       const cacheDir = await mkdtemp(join(folder, 'cache-'))
-      const store = createNodeStore({ cacheDir, onWarning: () => undefined })
+      // One try per load, so each cut fails its load (the load's own retries resume the same way:
+      // client-runtime/store/bad-connection.test.ts).
+      const store = createNodeStore({ cacheDir, downloadRetries: 0, onWarning: () => undefined })
       const pkg = await store.open(server.url)
       // Seeded cut points spread over the file, in increasing order (each try resumes past the last).
       const cuts = fc
@@ -140,7 +142,7 @@ describe('downloads', () => {
     const source = new Uint8Array(await readFile(join(packageDir, weightPath)))
     const idleTimeoutMs = 300
     const cacheDir = await mkdtemp(join(folder, 'stall-'))
-    const store = createNodeStore({ cacheDir, idleTimeoutMs, onWarning: () => undefined })
+    const store = createNodeStore({ cacheDir, idleTimeoutMs, downloadRetries: 0, onWarning: () => undefined })
     const failure = async (work: Promise<unknown>): Promise<{ error: OndeviceError; ms: number }> => {
       const started = Date.now()
       const error = await work.then(

@@ -74,7 +74,13 @@ async function check(backend: 'opfs' | 'cache'): Promise<StoreCheck> {
 
 /** Against /flaky/, whose first download of the weights breaks off midway: the retry resumes. */
 async function resume(): Promise<StoreCheck> {
-  const store = createBrowserStore({ backend: 'opfs', name: 'test-resume', onWarning: () => undefined })
+  // One try per load here (the load's own retries are checked in badConnection()).
+  const store = createBrowserStore({
+    backend: 'opfs',
+    name: 'test-resume',
+    downloadRetries: 0,
+    onWarning: () => undefined,
+  })
   const pkg = await store.open(new URL('/flaky/', location.href).href)
   const first = await outcome(() => pkg.ensure(['onnx/model.onnx']))
   await pkg.ensure(['onnx/model.onnx'])
@@ -92,6 +98,7 @@ async function stall(): Promise<StoreCheck> {
     backend: 'opfs',
     name: 'test-stall',
     idleTimeoutMs: 300,
+    downloadRetries: 0,
     onWarning: () => undefined,
   })
   const pkg = await store.open(new URL('/stall/', location.href).href)
