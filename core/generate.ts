@@ -263,6 +263,8 @@ export async function* generate(
   const newTokens: number[] = []
   let text = ''
   let reasoningText = ''
+  // The generated tokens the reasoning deltas carried (the think block, its tags included).
+  let reasoningTokens = 0
   let firstTokenAt = 0
   let lastTokenAt = 0
   let prefillSeconds = 0
@@ -272,6 +274,7 @@ export async function* generate(
   const usage = (): Usage => ({
     promptTokens: prompt.length,
     completionTokens: newTokens.length,
+    reasoningTokens,
     ...(continuationIds.length > 0 ? { continuationTokens: continuationIds.length } : {}),
     cachedTokens,
     timeToFirstTokenMs: firstTokenAt === 0 ? 0 : firstTokenAt - started,
@@ -367,7 +370,9 @@ export async function* generate(
    */
   const deltas = (piece: string, tokenIds: readonly number[], end = false): GenerationPart[] => {
     const split = splitter.push(piece)
+    let touched = splitter.touchedReasoning
     const held = end ? splitter.flush() : { reasoning: '', text: '' }
+    if (end) touched ||= splitter.touchedReasoning
     const shownText = split.text + held.text
     const shownReasoning = split.reasoning + held.reasoning
     text += shownText
@@ -377,9 +382,15 @@ export async function* generate(
       toolCall === undefined
         ? { type: 'text-delta', text: shownText, tokenIds }
         : { type: 'text-delta', text: shownText, tokenIds, toolCall }
+    // A token of the think block that shows no reply text (the tags included: `<think>` and
+    // `</think>` show nothing) rides on a reasoning delta; usage.reasoningTokens counts exactly the
+    // tokens reasoning deltas carry. A token that shows reply text too goes with the text.
     const onlyReasoning = shownText === '' && toolCall === undefined
-    if (shownReasoning === '' && !(onlyReasoning && splitter.inReasoning)) return [textPart]
-    if (onlyReasoning) return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds }]
+    if (shownReasoning === '' && !(onlyReasoning && touched)) return [textPart]
+    if (onlyReasoning) {
+      reasoningTokens += tokenIds.length
+      return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds }]
+    }
     return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds: [] }, textPart]
   }
   // Held-back text (a possible stop-string start, incomplete bytes) belongs to the answer when it ends otherwise.

@@ -49,6 +49,7 @@ export function reasoningStartOf(promptTail: string): ReasoningStart {
 export class ReasoningSplitter {
   #state: 'start' | 'reasoning' | 'after' | 'answer'
   #held = ''
+  #touched = false
 
   constructor(start: ReasoningStart) {
     this.#state = start === 'reasoning' ? 'reasoning' : start === 'detect' ? 'start' : 'answer'
@@ -59,10 +60,21 @@ export class ReasoningSplitter {
     return this.#state === 'reasoning'
   }
 
+  /**
+   * True when the last push() or flush() took in text of the think block, its tags included: the
+   * piece opened it, was inside it or closed it. The generation loop counts such a token as a
+   * reasoning token (usage's reasoningTokens), so `<think>` and `</think>`, which show no text of
+   * their own, count as the reasoning they delimit.
+   */
+  get touchedReasoning(): boolean {
+    return this.#touched
+  }
+
   /** The next piece of the answer's text, split; text that may still become a tag is held. */
   push(piece: string): ReasoningSplit {
     let rest = this.#held + piece
     this.#held = ''
+    this.#touched = this.#state === 'reasoning'
     let reasoning = ''
     let text = ''
     while (rest.length > 0) {
@@ -75,6 +87,7 @@ export class ReasoningSplitter {
         if (after.startsWith(reasoningOpenTag)) {
           // The whitespace before the tag is in neither side, as the tag is not.
           this.#state = 'reasoning'
+          this.#touched = true
           rest = after.slice(reasoningOpenTag.length)
           continue
         }
@@ -112,6 +125,7 @@ export class ReasoningSplitter {
   flush(): ReasoningSplit {
     const held = this.#held
     this.#held = ''
+    this.#touched = this.#state === 'reasoning'
     if (this.#state === 'reasoning') return { reasoning: held, text: '' }
     if (this.#state === 'start') this.#state = 'answer'
     return { reasoning: '', text: held }

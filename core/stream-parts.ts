@@ -32,6 +32,15 @@ export interface Usage {
   readonly promptTokens: number
   readonly completionTokens: number
   /**
+   * Of `completionTokens`, those the model generated inside its think block, both tags included
+   * (`<think>`, the reasoning, `</think>`): the tokens the reasoning deltas carry. Not the
+   * whitespace after `</think>` nor the reply. 0 for an answer without reasoning. Counted where
+   * each token was generated, so a handoff's joined usage adds the device's and the edge's.
+   * OpenAI's `completion_tokens_details.reasoning_tokens` on the wire. Absent only where a server
+   * other than ondevice's did not say it.
+   */
+  readonly reasoningTokens?: number
+  /**
    * Tokens of an answer begun elsewhere that this side prefilled before generating (a handoff's
    * `continuation`); neither prompt nor completion here, but work this side did.
    */

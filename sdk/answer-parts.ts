@@ -30,7 +30,10 @@ export function isAbort(error: unknown, signal: AbortSignal | undefined): boolea
   return signal?.aborted === true || (error instanceof OndeviceError && error.code === 'aborted')
 }
 
-/** The finish of an answer the caller aborted: exactly the text, reasoning and tokens shown so far. */
+/**
+ * The finish of an answer the caller aborted: exactly the text, reasoning and tokens shown so far;
+ * `reasoningTokens` are those of the reasoning deltas shown (what usage.reasoningTokens counts).
+ */
 export function abortFinish(
   text: string,
   tokenIds: readonly number[],
@@ -39,6 +42,7 @@ export function abortFinish(
   reason: string,
   startedAt: number,
   reasoning = '',
+  reasoningTokens = 0,
 ): FinishPart {
   return {
     type: 'finish',
@@ -50,6 +54,7 @@ export function abortFinish(
     usage: {
       promptTokens,
       completionTokens: tokenIds.length,
+      reasoningTokens: Math.min(reasoningTokens, tokenIds.length),
       timeToFirstTokenMs: performance.now() - startedAt,
       prefillTokensPerSecond: 0,
       decodeTokensPerSecond: 0,

@@ -19,6 +19,8 @@ export type DeviceOutcome =
       readonly text: string
       /** The reasoning shown so far (a thinking model's), apart from the text. */
       readonly reasoning: string
+      /** The tokens the reasoning deltas so far carried (usage.reasoningTokens' share of the device). */
+      readonly reasoningTokens: number
       readonly step: number
       readonly firstTokenAt: number | undefined
       readonly backend: string
@@ -113,6 +115,7 @@ export async function* runDevice(
   let deviceTime = 0
   let text = ''
   let reasoning = ''
+  let reasoningTokens = 0
   let firstTokenAt: number | undefined
   let stallReason: string | undefined
   let promptTokens = 0
@@ -123,6 +126,7 @@ export async function* runDevice(
     tokenIds: [...tokenIds],
     text,
     reasoning,
+    reasoningTokens,
     step: tokenIds.length,
     firstTokenAt,
     backend: model.backend,
@@ -159,7 +163,10 @@ export async function* runDevice(
           deviceTimes.push(deviceTime)
         }
         if (part.type === 'text-delta') text += part.text
-        else reasoning += part.text
+        else {
+          reasoning += part.text
+          reasoningTokens += part.tokenIds.length
+        }
         yield part
         if (stallWatch && deviceTimes.length > stallWatch.windowTokens) {
           const window = stallWatch.windowTokens
@@ -186,7 +193,7 @@ export async function* runDevice(
       askedAt = performance.now()
     }
     if (request.signal?.aborted) {
-      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning)
+      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning, reasoningTokens)
       return { kind: 'finished' }
     }
     // Every token yielded so far was shown with exactly the text it released, and draw k used
@@ -200,7 +207,7 @@ export async function* runDevice(
     throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
   } catch (error) {
     if (request.signal?.aborted) {
-      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning)
+      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning, reasoningTokens)
       return { kind: 'finished' }
     }
     if (stallReason !== undefined && isAbort(error, undefined)) {

@@ -426,6 +426,9 @@ export class EdgeClient {
     let reportedInfo = false
     const budget = request.maxTokens ?? maximumStreamTokens
     let textOnlyDeltas = 0
+    // The reasoning deltas' tokens (a reasoning chunk without ids, another server's, as one): the
+    // count when the edge's usage does not say it.
+    let reasoningTokens = 0
     try {
       const events = parseServerSentEvents(response.body, {
         ...(request.signal === undefined ? {} : { signal: request.signal }),
@@ -438,6 +441,8 @@ export class EdgeClient {
         }
         const chunk = readChunk(event.data)
         const thought = chunk.reasoning ?? ''
+        // Ours send a reasoning token that shows no text as `reasoning_content: ""` with its ids.
+        const reasoningOnly = chunk.reasoning !== undefined && chunk.text === ''
         if (!reportedInfo && info) {
           reportedInfo = true
           info({
@@ -467,12 +472,12 @@ export class EdgeClient {
           }
           // Reasoning (`reasoning_content`) apart from text, as the device yields it; ours sends one
           // or the other per chunk, and the ids ride with the text when another server sends both.
-          if (thought !== '') {
-            const ids = chunk.text === '' ? chunk.tokenIds : []
+          if (thought !== '' || reasoningOnly) {
+            const ids = reasoningOnly ? chunk.tokenIds : []
+            if (reasoningOnly) reasoningTokens += Math.max(1, ids.length)
             yield { type: 'reasoning-delta', text: thought, tokenIds: ids }
           }
-          if (chunk.text !== '' || thought === '')
-            yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
+          if (!reasoningOnly) yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
         }
         if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
         // OpenAI streams a call as deltas keyed by index: the first names it, the rest add arguments.
@@ -549,6 +554,7 @@ export class EdgeClient {
     const finalUsage: Usage = {
       promptTokens: usage?.promptTokens ?? promptTokens ?? 0,
       completionTokens: completion,
+      reasoningTokens: Math.min(usage?.reasoningTokens ?? reasoningTokens, completion),
       ...(usage?.cachedTokens === undefined ? {} : { cachedTokens: usage.cachedTokens }),
       timeToFirstTokenMs: usage?.timeToFirstTokenMs ?? (firstTokenAt ?? now) - started,
       prefillTokensPerSecond: usage?.prefillTokensPerSecond ?? 0,

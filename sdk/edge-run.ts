@@ -107,6 +107,8 @@ export class EdgeSide {
     else void this.maxTokens()
     let text = ''
     let reasoning = ''
+    // The edge's reasoning deltas' tokens, for an aborted answer (which never reads the final usage).
+    let edgeReasoningTokens = 0
     // The edge's tokens as its deltas carried them (delta.token_ids): an aborted answer never
     // reads the final chunk, so its finish counts these, as the device counts the tokens it showed.
     const edgeTokenIds: number[] = []
@@ -151,7 +153,10 @@ export class EdgeSide {
         if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
           firstTokenAt ??= performance.now()
           if (part.type === 'text-delta') text += part.text
-          else reasoning += part.text
+          else {
+            reasoning += part.text
+            edgeReasoningTokens += part.tokenIds.length
+          }
           for (const id of part.tokenIds) edgeTokenIds.push(id)
           yield part
           continue
@@ -169,6 +174,10 @@ export class EdgeSide {
         const usage: Usage = {
           promptTokens: fromDevice.promptTokens,
           completionTokens,
+          // Each side counted the reasoning tokens it generated (the edge those after the continuation).
+          ...(part.usage.reasoningTokens === undefined
+            ? {}
+            : { reasoningTokens: fromDevice.reasoningTokens + part.usage.reasoningTokens }),
           timeToFirstTokenMs: first - startedAt,
           prefillTokensPerSecond: part.usage.prefillTokensPerSecond,
           decodeTokensPerSecond:
@@ -210,6 +219,7 @@ export class EdgeSide {
           reason,
           startedAt,
           (fromDevice?.reasoning ?? '') + reasoning,
+          (fromDevice?.reasoningTokens ?? 0) + edgeReasoningTokens,
         )
         return 'done'
       }

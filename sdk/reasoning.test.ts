@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
-import { thinkingReasoning, thinkingScript, thinkingText } from '../test/support/thinking-script.ts'
+import {
+  thinkingReasoning,
+  thinkingReasoningTokens,
+  thinkingScript,
+  thinkingText,
+} from '../test/support/thinking-script.ts'
 import { createOndevice } from './ai-sdk/index.ts'
 import { createClient } from './client.ts'
 
@@ -49,6 +54,9 @@ describe('reasoning through the SDK', () => {
     )
     const result = await device.chat(request)
     expect(result).toMatchObject({ reasoning: thinkingReasoning, text: thinkingText, route: 'device' })
+    // The think block, its two tags included: not the `\n\n` after it, not the reply, not EOS.
+    expect(result.usage.reasoningTokens).toBe(thinkingReasoningTokens)
+    expect(result.usage.completionTokens).toBeGreaterThan(thinkingReasoningTokens + 2)
     const streamed = await read(device.stream(request))
     expect(streamed).toMatchObject({ reasoning: thinkingReasoning, text: thinkingText })
     // Every token once, in order (EOS, which shows nothing, only in the finish's list).
@@ -66,7 +74,9 @@ describe('reasoning through the SDK', () => {
       reasoning: thinkingReasoning,
       text: thinkingText,
       tokenIds: result.tokenIds,
+      usage: { reasoningTokens: thinkingReasoningTokens, completionTokens: result.usage.completionTokens },
     })
+    expect((await edgeOnly.chat(request)).usage.reasoningTokens).toBe(thinkingReasoningTokens)
     await edgeOnly.dispose()
 
     // A handoff after every token: on `<think>`, inside the reasoning, at `</think>`, in the text.
@@ -83,11 +93,60 @@ describe('reasoning through the SDK', () => {
         reasoning: thinkingReasoning,
         text: thinkingText,
         tokenIds: result.tokenIds,
-        usage: { route: 'device+edge' },
+        // The device's share and the edge's add up to the same count wherever the cut fell.
+        usage: {
+          route: 'device+edge',
+          reasoningTokens: thinkingReasoningTokens,
+          completionTokens: result.usage.completionTokens,
+        },
       })
       await client.dispose()
     }
   })
+
+  it('an aborted answer counts the reasoning tokens it showed, alike on the device, the edge and after a handoff', async () => {
+    // Aborted inside the reasoning (at its first text; after a handoff, the edge's first) and at the reply's first text. The finish
+    // lists the tokens shown (and any the reader had not been shown yet); its reasoningTokens are
+    // those of them in the think block, `<think>` and `</think>` (which show no text) included.
+    const slowEdge = await startTestEdge({ session: { favor, delayMs: 20 } })
+    try {
+      for (const at of ['reasoning-delta', 'text-delta'] as const) {
+        const routes = {
+          device: createClient(
+            { policy: 'device-only' },
+            { deviceHost: createTestDeviceHost({ session: { favor, delayMs: 20 } }) },
+          ),
+          edge: createClient({ policy: 'edge-only', edge: { url: slowEdge.url } }),
+          'device+edge': createClient(
+            { edge: { url: slowEdge.url }, thresholds: relaxed },
+            { deviceHost: createTestDeviceHost({ failAtToken: 2, session: { favor } }) },
+          ),
+        }
+        for (const [route, client] of Object.entries(routes)) {
+          const controller = new AbortController()
+          let finish: Extract<StreamPart, { type: 'finish' }> | undefined
+          // After a handoff, the abort falls on the edge's part of the answer.
+          let handedOff = route !== 'device+edge'
+          for await (const part of client.stream({ ...request, signal: controller.signal })) {
+            if (part.type === 'handoff') handedOff = true
+            if (handedOff && part.type === at) controller.abort()
+            if (part.type === 'finish') finish = part
+          }
+          await client.dispose()
+          const where = `${route} at the first ${at}`
+          expect(finish?.finishReason, where).toBe('abort')
+          const tokens = finish?.usage.completionTokens ?? 0
+          expect(tokens, where).toBeLessThan(19)
+          expect(finish?.usage.route, where).toBe(route)
+          expect(finish?.usage.reasoningTokens, where).toBe(Math.min(tokens, thinkingReasoningTokens))
+          if (at === 'text-delta') expect(finish?.usage.reasoningTokens, where).toBe(thinkingReasoningTokens)
+          else expect(tokens, where).toBeLessThan(thinkingReasoningTokens)
+        }
+      }
+    } finally {
+      await slowEdge.close()
+    }
+  }, 30_000)
 
   it('ondevice/ai-sdk: reasoning content and reasoning-start/delta/end stream parts', async () => {
     const ondevice = createOndevice(
@@ -98,15 +157,14 @@ describe('reasoning through the SDK', () => {
     expect(generated.text).toBe(thinkingText)
     expect(generated.reasoningText).toBe(thinkingReasoning)
     expect(generated.content.map((part) => part.type)).toEqual(['reasoning', 'text'])
-    // The reasoning's tokens are reasoning tokens, not text tokens (all were counted as text).
-    let reasoningTokens = 0
-    for await (const part of ondevice.client.stream({ messages, temperature: 0 }))
-      if (part.type === 'reasoning-delta') reasoningTokens += part.tokenIds.length
-    expect(reasoningTokens).toBeGreaterThan(0)
+    // The reasoning's tokens are reasoning tokens, not text tokens (all were counted as text), and
+    // the same number as the SDK's usage (and the wire's reasoning_tokens).
+    const reasoningTokens = (await ondevice.client.chat({ messages, temperature: 0 })).usage.reasoningTokens
+    expect(reasoningTokens).toBe(thinkingReasoningTokens)
     const expectedUsage = {
       outputTokens: generated.usage.outputTokens,
       reasoningTokens,
-      textTokens: (generated.usage.outputTokens ?? 0) - reasoningTokens,
+      textTokens: (generated.usage.outputTokens ?? 0) - thinkingReasoningTokens,
     }
     expect({
       outputTokens: generated.usage.outputTokens,
@@ -157,12 +215,14 @@ describe('enableThinking', () => {
     expect(answer.usage.promptTokens).toBe(thinking.usage.promptTokens + 4)
     expect(answer).toMatchObject({ text: thinkingText, route: 'device' })
     expect(answer.reasoning).toBeUndefined()
+    expect(answer.usage.reasoningTokens).toBe(0)
 
     const edgeOnly = createClient({ policy: 'edge-only', edge: { url: plainEdge.url } })
     const fromEdge = await edgeOnly.chat(off)
     await edgeOnly.dispose()
     expect(fromEdge.usage.promptTokens).toBe(answer.usage.promptTokens)
     expect(fromEdge.tokenIds).toEqual(answer.tokenIds)
+    expect(fromEdge.usage.reasoningTokens).toBe(0)
 
     for (let k = 1; k < answer.tokenIds.length; k++) {
       const client = createClient(
@@ -174,6 +234,7 @@ describe('enableThinking', () => {
       expect(joined.usage.route, `k=${k}`).toBe('device+edge')
       expect(joined.tokenIds, `k=${k}`).toEqual(answer.tokenIds)
       expect(joined.text, `k=${k}`).toBe(thinkingText)
+      expect(joined.usage.reasoningTokens, `k=${k}`).toBe(0)
     }
   })
 

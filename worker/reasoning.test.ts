@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import {
   thinkingAnswer,
   thinkingReasoning,
+  thinkingReasoningTokens,
   thinkingScript,
   thinkingText,
 } from '../test/support/thinking-script.ts'
@@ -85,6 +86,33 @@ describe('reasoning_content on the wire', () => {
     expect(lastReasoning).toBeLessThan(firstContent)
   })
 
+  it('usage.completion_tokens_details.reasoning_tokens: the think block with its tags, JSON and streamed alike', async () => {
+    const { post } = setup()
+    type Usage = { completion_tokens: number; completion_tokens_details?: { reasoning_tokens: number } }
+    const whole = (await (await post({})).json()) as { usage: Usage }
+    // `<think>` … `</think>`: not the `\n\n` after it, the reply or EOS.
+    expect(whole.usage.completion_tokens_details).toEqual({ reasoning_tokens: thinkingReasoningTokens })
+    expect(whole.usage.completion_tokens).toBeGreaterThan(thinkingReasoningTokens + 2)
+    // Streamed: the final usage chunk says the same, and the chunks that carry reasoning
+    // (reasoning_content, '' for `<think>` and `</think>`, which show no text) hold exactly those
+    // tokens, so a client that aborts the stream counts them as the usage would.
+    const chunks = await events(await post({ stream: true, stream_options: { include_usage: true } }))
+    const usage = chunks.at(-1)?.['usage'] as Usage
+    expect(usage).toMatchObject({
+      completion_tokens: whole.usage.completion_tokens,
+      completion_tokens_details: { reasoning_tokens: thinkingReasoningTokens },
+    })
+    const reasoningIds = chunks
+      .map(deltaOf)
+      .flatMap((delta) => (delta.reasoning_content === undefined ? [] : (delta.token_ids ?? [])))
+    expect(reasoningIds).toHaveLength(thinkingReasoningTokens)
+    // Thinking off, or an answer without a think block: 0, as OpenAI sends it.
+    const off = (await (await post({ chat_template_kwargs: { enable_thinking: false } })).json()) as {
+      usage: Usage
+    }
+    expect(off.usage.completion_tokens_details).toEqual({ reasoning_tokens: 0 })
+  })
+
   it("reasoning_effort sets the template's thinking switch; a contradiction is a 400 naming both", async () => {
     const { post } = setup()
     type Body = { choices: { message: { content: string; reasoning_content?: string } }[] }
@@ -125,16 +153,21 @@ describe('reasoning_content on the wire', () => {
     const message = completion.choices[0]?.message as { content: string; reasoning_content?: string }
     expect(message.content).toBe(thinkingText)
     expect(message.reasoning_content).toBe(thinkingReasoning)
+    // OpenAI's own field, typed by its client.
+    expect(completion.usage?.completion_tokens_details?.reasoning_tokens).toBe(thinkingReasoningTokens)
     const stream = await client.chat.completions.create({
       model,
       messages,
       max_tokens: 60,
       temperature: 0,
       stream: true,
+      stream_options: { include_usage: true },
     })
     let reasoning = ''
     let content = ''
+    let reasoningTokens: number | undefined
     for await (const chunk of stream) {
+      if (chunk.usage) reasoningTokens = chunk.usage.completion_tokens_details?.reasoning_tokens
       const delta = chunk.choices[0]?.delta as
         | { content?: string | null; reasoning_content?: string }
         | undefined
@@ -142,6 +175,7 @@ describe('reasoning_content on the wire', () => {
       content += delta?.content ?? ''
     }
     expect({ reasoning, content }).toEqual({ reasoning: thinkingReasoning, content: thinkingText })
+    expect(reasoningTokens).toBe(thinkingReasoningTokens)
   })
 
   it("the AI SDK's OpenAI-compatible provider turns it into reasoning parts", async () => {
@@ -154,7 +188,16 @@ describe('reasoning_content on the wire', () => {
     })
     expect(generated.text).toBe(thinkingText)
     expect(generated.reasoningText).toBe(thinkingReasoning)
-    const streamed = streamText({ model: provider(model), prompt: messages[0].content, temperature: 0 })
+    // It reads completion_tokens_details.reasoning_tokens into the usage's reasoning tokens.
+    expect(generated.usage.outputTokenDetails.reasoningTokens).toBe(thinkingReasoningTokens)
+    // Streamed, the provider asks for the final usage chunk only when told to (includeUsage).
+    const withUsage = createOpenAICompatible({
+      name: 'ondevice',
+      baseURL: 'http://edge.test/v1',
+      fetch,
+      includeUsage: true,
+    })
+    const streamed = streamText({ model: withUsage(model), prompt: messages[0].content, temperature: 0 })
     const types: string[] = []
     let reasoning = ''
     for await (const part of streamed.fullStream) {
@@ -164,5 +207,6 @@ describe('reasoning_content on the wire', () => {
     expect(reasoning).toBe(thinkingReasoning)
     expect(await streamed.text).toBe(thinkingText)
     expect(types.indexOf('reasoning-end')).toBeLessThan(types.indexOf('text-start'))
+    expect((await streamed.usage).outputTokenDetails.reasoningTokens).toBe(thinkingReasoningTokens)
   })
 })

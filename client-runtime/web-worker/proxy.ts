@@ -140,6 +140,7 @@ export function createWorkerDeviceHost(
     const deliveredTokenIds: number[] = []
     let deliveredText = ''
     let deliveredReasoning = ''
+    let deliveredReasoningTokens = 0
     const notify = () => {
       const resolve = wake
       wake = undefined
@@ -198,7 +199,11 @@ export function createWorkerDeviceHost(
         text: deliveredText,
         ...(deliveredReasoning === '' ? {} : { reasoning: deliveredReasoning }),
         nextStep: finish.nextStep - Math.max(0, unseen),
-        usage: { ...finish.usage, completionTokens: deliveredTokenIds.length },
+        usage: {
+          ...finish.usage,
+          completionTokens: deliveredTokenIds.length,
+          reasoningTokens: deliveredReasoningTokens,
+        },
       }
     }
     return {
@@ -212,7 +217,10 @@ export function createWorkerDeviceHost(
               if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
                 for (const id of part.tokenIds) deliveredTokenIds.push(id)
                 if (part.type === 'text-delta') deliveredText += part.text
-                else deliveredReasoning += part.text
+                else {
+                  deliveredReasoning += part.text
+                  deliveredReasoningTokens += part.tokenIds.length
+                }
               }
               return { value: part, done: false }
             }

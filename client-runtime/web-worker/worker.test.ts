@@ -189,6 +189,8 @@ describe('DeviceHost served by a worker + its proxy', () => {
       text: '',
       reasoning: '<think><think>',
       nextStep: 3,
+      // The worker generated more before it saw the abort: the usage counts what this reader saw.
+      usage: { completionTokens: 3, reasoningTokens: 3 },
     })
   })
 

@@ -93,12 +93,11 @@ describe('chunks', () => {
     const written = writer.reasoning({ type: 'reasoning-delta', text: 'Hmm', tokenIds: [3] })
     expect(written?.choices[0]?.delta).toEqual({ reasoning_content: 'Hmm', token_ids: [3] })
     expect(roundTrip(written)).toMatchObject({ text: '', reasoning: 'Hmm', tokenIds: [3] })
-    // The `<think>` token itself shows nothing: its id still travels, with no empty field.
-    expect(writer.reasoning({ type: 'reasoning-delta', text: '', tokenIds: [4] })?.choices[0]?.delta).toEqual(
-      {
-        token_ids: [4],
-      },
-    )
+    // The `<think>` token itself shows nothing: its id still travels, as reasoning (an empty
+    // reasoning_content, never an empty content), and reads back as a reasoning token.
+    const tag = writer.reasoning({ type: 'reasoning-delta', text: '', tokenIds: [4] })
+    expect(tag?.choices[0]?.delta).toEqual({ reasoning_content: '', token_ids: [4] })
+    expect(roundTrip(tag)).toMatchObject({ text: '', reasoning: '', tokenIds: [4] })
     expect(writer.reasoning({ type: 'reasoning-delta', text: '', tokenIds: [] })).toBeUndefined()
     expect(roundTrip({ choices: [{ index: 0, delta: { reasoning: 'Ok' } }] })).toMatchObject({
       reasoning: 'Ok',

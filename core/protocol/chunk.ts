@@ -99,11 +99,14 @@ export function createChunkWriter(
       if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
       return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
     },
-    reasoning: (part) => {
-      if (part.text.length > 0)
-        return chunk({ reasoning_content: part.text, token_ids: [...part.tokenIds] }, null)
-      return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
-    },
+    // A reasoning token that shows no text (`<think>`, `</think>`, half a character) sends its
+    // ids with an empty `reasoning_content`, so a reader can tell them from the reply's: a client
+    // that aborts the stream (and never reads the final usage) counts reasoning tokens as
+    // completion_tokens_details.reasoning_tokens does.
+    reasoning: (part) =>
+      part.text.length > 0 || part.tokenIds.length > 0
+        ? chunk({ reasoning_content: part.text, token_ids: [...part.tokenIds] }, null)
+        : undefined,
     toolCalls: (part) => {
       const deltas = toWireToolCalls(part).flatMap((call, index) => {
         const delta = callDelta({ index, id: call.id, ...call.function })
@@ -126,7 +129,10 @@ export interface ChunkReading {
   readonly systemFingerprint?: string
   /** The first choice's text ('' when none). */
   readonly text: string
-  /** The first choice's `reasoning_content`, a thinking model's reasoning; absent when none. */
+  /**
+   * The first choice's `reasoning_content`, a thinking model's reasoning; absent when none, ''
+   * for reasoning tokens that show no text (ours send their ids so).
+   */
   readonly reasoning?: string
   /** The token ids behind `text` (our extension; [] from other servers). */
   readonly tokenIds: readonly number[]
@@ -181,7 +187,7 @@ export function readChunk(data: string): ChunkReading {
   const { id, model, system_fingerprint: systemFingerprint, choices, ondevice, usage } = chunk
   const choice = Array.isArray(choices) ? (choices[0] as Record<string, unknown> | undefined) : undefined
   let text = ''
-  let reasoning = ''
+  let reasoning: string | undefined
   let tokenIds: number[] = []
   let finishReason: FinishReason | undefined
   let toolCallDeltas: { index: number; id?: string; name?: string; arguments?: string }[] | undefined
@@ -190,7 +196,7 @@ export function readChunk(data: string): ChunkReading {
     text = typeof delta['content'] === 'string' ? delta['content'] : ''
     // vLLM and SGLang write `reasoning_content`; newer vLLM and Ollama's OpenAI API `reasoning`.
     const thought = delta['reasoning_content'] ?? delta['reasoning']
-    reasoning = typeof thought === 'string' ? thought : ''
+    reasoning = typeof thought === 'string' ? thought : undefined
     tokenIds = readTokenIds(delta['token_ids'] ?? choice['token_ids'])
     if (choice['finish_reason'] != null) finishReason = fromFinishReason(String(choice['finish_reason']))
     if (Array.isArray(delta['tool_calls'])) {
@@ -224,7 +230,7 @@ export function readChunk(data: string): ChunkReading {
     ...(typeof model === 'string' ? { model } : {}),
     ...(typeof systemFingerprint === 'string' ? { systemFingerprint } : {}),
     text,
-    ...(reasoning === '' ? {} : { reasoning }),
+    ...(reasoning === undefined ? {} : { reasoning }),
     tokenIds,
     ...(finishReason === undefined ? {} : { finishReason }),
     ...(extension === undefined ? {} : { ondevice: extension }),

@@ -126,6 +126,12 @@ export interface ChatCompletionUsage {
   readonly continuation_tokens?: number
   /** OpenAI's: `cached_tokens` of the prompt were reused from the server's cache, not fed to the model. */
   readonly prompt_tokens_details?: { readonly cached_tokens: number }
+  /**
+   * OpenAI's: `reasoning_tokens` of completion_tokens are a thinking model's think block, its
+   * `<think>` and `</think>` tags included (vLLM counts the same span without the two tags); 0
+   * for an answer without reasoning. This server's own tokens only (not a continuation's).
+   */
+  readonly completion_tokens_details?: { readonly reasoning_tokens: number }
   readonly time_to_first_token_ms?: number
   readonly prefill_tokens_per_second?: number
   readonly decode_tokens_per_second?: number

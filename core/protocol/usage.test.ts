@@ -7,6 +7,7 @@ describe('usage', () => {
     promptTokens: 10,
     completionTokens: 5,
     cachedTokens: 6,
+    reasoningTokens: 3,
     timeToFirstTokenMs: 12,
     prefillTokensPerSecond: 800,
     decodeTokensPerSecond: 40,
@@ -23,6 +24,7 @@ describe('usage', () => {
       completion_tokens: 5,
       total_tokens: 15,
       prompt_tokens_details: { cached_tokens: 6 },
+      completion_tokens_details: { reasoning_tokens: 3 },
       route_reason: 'no WebGPU',
     })
     expect(fromUsage(JSON.parse(JSON.stringify(wire)))).toEqual(usage)
@@ -38,6 +40,13 @@ describe('usage', () => {
     ).toEqual({})
     expect(fromUsage({ prompt_tokens_details: { cached_tokens: -1 } })).toEqual({})
     expect(fromUsage({ prompt_tokens_details: { cached_tokens: 0 } })).toEqual({ cachedTokens: 0 })
+    expect(fromUsage({ completion_tokens_details: { reasoning_tokens: 0 } })).toEqual({ reasoningTokens: 0 })
+    expect(fromUsage({ completion_tokens_details: { reasoning_tokens: 1.5 } })).toEqual({})
+    expect(fromUsage({ completion_tokens_details: null })).toEqual({})
+    // More reasoning than completion tokens is not a reading of this answer.
+    expect(fromUsage({ completion_tokens: 2, completion_tokens_details: { reasoning_tokens: 3 } })).toEqual({
+      completionTokens: 2,
+    })
     expect(fromUsage(null)).toEqual({})
     expect(fromUsage('usage')).toEqual({})
   })

@@ -14,6 +14,9 @@ export function toUsage(usage: Usage): ChatCompletionUsage {
     ...(usage.cachedTokens === undefined
       ? {}
       : { prompt_tokens_details: { cached_tokens: usage.cachedTokens } }),
+    ...(usage.reasoningTokens === undefined
+      ? {}
+      : { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }),
     time_to_first_token_ms: usage.timeToFirstTokenMs,
     prefill_tokens_per_second: usage.prefillTokensPerSecond,
     decode_tokens_per_second: usage.decodeTokensPerSecond,
@@ -37,17 +40,21 @@ function count(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined
 }
 
+/** `field` of an OpenAI details object (prompt_tokens_details, completion_tokens_details), if it is one. */
+function detail(details: unknown, field: string): unknown {
+  return typeof details === 'object' && details !== null
+    ? (details as Readonly<Record<string, unknown>>)[field]
+    : undefined
+}
+
 /** Reads an untrusted wire usage object (anything else reads as no fields). */
 export function fromUsage(value: unknown): UsageReading {
   if (typeof value !== 'object' || value === null) return {}
   const wire = value as Readonly<Record<string, unknown>>
   const promptTokens = count(wire['prompt_tokens'])
   const completionTokens = count(wire['completion_tokens'])
-  const details = wire['prompt_tokens_details']
-  const cachedTokens =
-    typeof details === 'object' && details !== null
-      ? count((details as Readonly<Record<string, unknown>>)['cached_tokens'])
-      : undefined
+  const cachedTokens = count(detail(wire['prompt_tokens_details'], 'cached_tokens'))
+  const reasoningTokens = count(detail(wire['completion_tokens_details'], 'reasoning_tokens'))
   const timeToFirstTokenMs = finite(wire['time_to_first_token_ms'])
   const prefillTokensPerSecond = finite(wire['prefill_tokens_per_second'])
   const decodeTokensPerSecond = finite(wire['decode_tokens_per_second'])
@@ -56,6 +63,11 @@ export function fromUsage(value: unknown): UsageReading {
     ...(promptTokens === undefined ? {} : { promptTokens }),
     ...(completionTokens === undefined ? {} : { completionTokens }),
     ...(cachedTokens === undefined ? {} : { cachedTokens }),
+    // More reasoning than completion tokens is not a reading of this answer.
+    ...(reasoningTokens === undefined ||
+    (completionTokens !== undefined && reasoningTokens > completionTokens)
+      ? {}
+      : { reasoningTokens }),
     ...(timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs }),
     ...(prefillTokensPerSecond === undefined ? {} : { prefillTokensPerSecond }),
     ...(decodeTokensPerSecond === undefined ? {} : { decodeTokensPerSecond }),

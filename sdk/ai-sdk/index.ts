@@ -193,14 +193,17 @@ function finishReasonOf(reason: FinishReason): LanguageModelV3FinishReason {
 }
 
 /**
- * The AI SDK's usage. `reasoningTokens` counts the tokens of the reasoning-delta parts read (the
- * device's and the edge's, across a handoff): outputTokens.text said every token was text, so a
- * thinking answer's reasoning was counted as text and outputTokens.reasoning stayed empty.
+ * The AI SDK's usage. outputTokens.reasoning is the SDK's usage.reasoningTokens, the same number
+ * chat() and the wire's completion_tokens_details.reasoning_tokens give (the think block, its tags
+ * included, device and edge joined across a handoff); the rest of the output is text.
  */
-function usageOf(finish: FinishPart | undefined, reasoningTokens: number): LanguageModelV3Usage {
+function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
   const usage = finish?.usage
   const total = usage?.completionTokens
-  const reasoning = total === undefined ? undefined : Math.min(reasoningTokens, total)
+  const reasoning =
+    total === undefined || usage?.reasoningTokens === undefined
+      ? undefined
+      : Math.min(usage.reasoningTokens, total)
   return {
     inputTokens: {
       total: usage?.promptTokens,
@@ -315,11 +318,9 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let route: RoutePart | undefined
     let handoff: HandoffPart | undefined
     let finish: FinishPart | undefined
-    let reasoningTokens = 0
     for await (const part of this.#client.stream(request)) {
       if (part.type === 'route') route = part
       else if (part.type === 'handoff') handoff = part
-      else if (part.type === 'reasoning-delta') reasoningTokens += part.tokenIds.length
       else if (part.type === 'error') throw deserializeError(part.error)
       else if (part.type === 'finish') finish = part
     }
@@ -335,7 +336,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     return {
       content,
       finishReason: finishReasonOf(finish?.finishReason ?? 'error'),
-      usage: usageOf(finish, reasoningTokens),
+      usage: usageOf(finish),
       providerMetadata: metadataOf(route, handoff, finish),
       request: { body: { messages: request.messages } },
       response: { modelId: this.modelId, timestamp: new Date() },
@@ -353,7 +354,6 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let handoff: HandoffPart | undefined
     let textStarted = false
     let reasoningStarted = false
-    let reasoningTokens = 0
     let started = false
     // The client's generator stays suspended at its last yield until it is returned: closing
     // this stream at `finish` without returning it would leave the request's device slot and
@@ -384,7 +384,6 @@ class OndeviceLanguageModel implements LanguageModelV3 {
             } else if (part.type === 'handoff') {
               handoff = part
             } else if (part.type === 'reasoning-delta') {
-              reasoningTokens += part.tokenIds.length
               if (part.text === '') continue
               if (!reasoningStarted) {
                 reasoningStarted = true
@@ -437,7 +436,7 @@ class OndeviceLanguageModel implements LanguageModelV3 {
               controller.enqueue({
                 type: 'finish',
                 finishReason: finishReasonOf(part.finishReason),
-                usage: usageOf(part, reasoningTokens),
+                usage: usageOf(part),
                 providerMetadata: metadataOf(route, handoff, part),
               })
               controller.close()

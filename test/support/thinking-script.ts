@@ -10,6 +10,13 @@ const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: fals
 export const thinkingAnswer = '<think>\nSix sevens make 42.\n</think>\n\nIt is 42.'
 export const thinkingReasoning = '\nSix sevens make 42.\n'
 export const thinkingText = 'It is 42.'
+/**
+ * The reasoning tokens of `thinkingAnswer` as usage counts them: the think block with both tags
+ * (`<think>` and `</think>` are tokens of their own), not the `\n\n` after it nor the reply.
+ */
+export const thinkingReasoningTokens = encode(
+  thinkingAnswer.slice(0, thinkingAnswer.indexOf('</think>') + '</think>'.length),
+).length
 
 export function thinkingScript(
   answer: string = thinkingAnswer,

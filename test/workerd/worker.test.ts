@@ -267,6 +267,50 @@ describe('edge worker in workerd', () => {
       expect(worker.output()).not.toMatch(/is read whole while the model loads/)
   })
 
+  it('usage.completion_tokens_details.reasoning_tokens in workerd, JSON and streamed, as in Node', async () => {
+    // A random-weight model thinks only when made to: logit_bias makes every token `<think>`
+    // (the first opens the block, the rest are inside it), or `</think>` after a continuation
+    // that opened it (the first closes it and counts, the rest are reply text).
+    const [open, close] = ['<think>', '</think>'].map((tag) => qwen3Tokenizer().tokenToId(tag) as number)
+    const cases: [Record<string, unknown>, number][] = [
+      [{ max_tokens: 5, logit_bias: { [String(open)]: 100 } }, 5],
+      [
+        {
+          max_tokens: 4,
+          logit_bias: { [String(close)]: 100 },
+          ondevice_continuation: { token_ids: [open], step: 1 },
+        },
+        1,
+      ],
+      [{ max_tokens: 6 }, 0],
+    ]
+    for (const [fields, reasoningTokens] of cases) {
+      const request = { model: 'fixture', messages, temperature: 0, ...fields }
+      const edge = await complete(fromR2.url, request)
+      const node = (await (
+        await nodeApp.request('/v1/chat/completions', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(request),
+        })
+      ).json()) as ChatCompletionResponse
+      const where = JSON.stringify(fields)
+      expect(edge.usage.completion_tokens_details, where).toEqual({ reasoning_tokens: reasoningTokens })
+      expect(node.usage.completion_tokens_details, where).toEqual({ reasoning_tokens: reasoningTokens })
+      const streamed = await (
+        await post(fromR2.url, { ...request, stream: true, stream_options: { include_usage: true } })
+      ).text()
+      const last = streamed
+        .split('\n\n')
+        .filter((block) => block.startsWith('data: {'))
+        .map(
+          (block) => JSON.parse(block.slice('data: '.length)) as { usage?: ChatCompletionResponse['usage'] },
+        )
+        .at(-1)
+      expect(last?.usage?.completion_tokens_details, where).toEqual({ reasoning_tokens: reasoningTokens })
+    }
+  })
+
   it('continues an answer split at token k exactly, greedy and seeded', async () => {
     for (const sampling of [{ temperature: 0 }, { temperature: 1, top_k: 50, seed: 42 }]) {
       const whole = await complete(fromR2.url, { max_tokens: 12, ...sampling })
