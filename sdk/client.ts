@@ -23,7 +23,7 @@ import type {
 } from '../core/stream-parts.ts'
 import { abortFinish, chainError, isAbort } from './answer-parts.ts'
 import { type DeviceHost, type DeviceModel, type DownloadProgress, defaultDeviceHost } from './device.ts'
-import { runDevice } from './device-run.ts'
+import { type DeviceFailure, runDevice, type StallWatch } from './device-run.ts'
 import { DeviceSlot } from './device-slot.ts'
 import { EdgeSide } from './edge-run.ts'
 import { Emitter } from './events.ts'
@@ -439,8 +439,19 @@ class Client implements OndeviceClient {
     if (decision.backgroundDownload) this.#device.startBackgroundDownload()
 
     if (decision.route === 'device' && model) {
-      const outcome = yield* runDevice(model, request, decision.reason, startedAt, this.#stallWatch(decision))
+      const outcome = yield* runDevice(
+        model,
+        request,
+        decision.reason,
+        startedAt,
+        this.#stallWatch(decision, request, startedAt, attempts),
+      )
       if (outcome.kind === 'finished') return
+      if (outcome.kind === 'handed-off') {
+        // Slow: the next request loads and probes again.
+        await this.#device.drop()
+        return
+      }
       attempts.push(outcome.error)
       // The caller's own mistakes (a prompt too long, a bad argument) would fail on the edge too.
       const callersFault =
@@ -534,12 +545,56 @@ class Client implements OndeviceClient {
     )
   }
 
-  /** Watches the device's speed when the edge can take over (device-only answers however slow). */
-  #stallWatch(decision: Pick<RouteDecision, 'fallback'>) {
-    if (decision.fallback !== 'edge' || this.#options.policy === 'device-only') return undefined
+  /**
+   * Watches the device's speed when the edge can take over (device-only answers however slow).
+   * A slowed answer is handed over once the edge answers: the `handoff` part comes just before
+   * the edge's first part, and an edge that fails before it (unreachable, refusing, an error
+   * status) leaves the answer to the device, which kept generating meanwhile.
+   */
+  #stallWatch(
+    decision: Pick<RouteDecision, 'fallback' | 'reason'>,
+    request: ChatRequest,
+    startedAt: number,
+    attempts: OndeviceError[],
+  ): StallWatch | undefined {
+    const edge = this.#edge
+    if (decision.fallback !== 'edge' || this.#options.policy === 'device-only' || !edge) return undefined
+    const events = this.#events
     return {
       windowTokens: this.#thresholds.slowDecodeWindowTokens,
       minTokensPerSecond: this.#thresholds.minDeviceTokensPerSecond,
+      async *takeOver(failure: DeviceFailure): AsyncGenerator<StreamPart, string | undefined> {
+        const tried: OndeviceError[] = [...attempts, failure.error]
+        const run = edge.run(
+          request,
+          `${decision.reason}; handed off to the edge after ${failure.tokenIds.length} tokens: ${failure.reason}`,
+          startedAt,
+          tried,
+          failure,
+        )
+        let announced = false
+        try {
+          for (;;) {
+            const next = await run.next()
+            if (next.done) return undefined
+            const part = next.value
+            if (!announced) {
+              if (part.type === 'error') return tried.at(-1)?.message ?? part.error.message
+              announced = true
+              const handoff: HandoffPart = {
+                type: 'handoff',
+                reason: failure.reason,
+                completedTokens: failure.tokenIds.length,
+              }
+              events.emit('handoff', handoff)
+              yield handoff
+            }
+            yield part
+          }
+        } finally {
+          await run.return('done')
+        }
+      },
     }
   }
 }

@@ -3,13 +3,15 @@
 // ended; when it failed, everything a handoff needs to continue on the edge (tokens, text, step).
 import { OndeviceError, toOndeviceError } from '../core/errors.ts'
 import type { StreamPart, Usage } from '../core/stream-parts.ts'
-import { abortFinish, isAbort, samplingOf } from './answer-parts.ts'
+import { abortFinish, samplingOf } from './answer-parts.ts'
 import type { DeviceModel } from './device.ts'
 import { type ChatRequest, constraintOf } from './options.ts'
 
 /** How the device part of an answer ended. */
 export type DeviceOutcome =
   | { readonly kind: 'finished' }
+  /** The device slowed and the edge took the answer over (its parts were yielded). */
+  | { readonly kind: 'handed-off' }
   | {
       readonly kind: 'failed'
       readonly error: OndeviceError
@@ -34,6 +36,13 @@ export type DeviceFailure = Extract<DeviceOutcome, { kind: 'failed' }>
 export interface StallWatch {
   readonly windowTokens: number
   readonly minTokensPerSecond: number
+  /**
+   * Tries to hand a slowed answer over, yielding the handoff's parts; returns undefined when the
+   * edge took it (its finish or error was yielded), else why it could not (nothing was yielded:
+   * the edge failed before its first part). The device keeps generating meanwhile, so a slow
+   * answer whose edge is unreachable still ends, on the device, with every token it showed.
+   */
+  readonly takeOver: (failure: DeviceFailure) => AsyncGenerator<StreamPart, string | undefined>
 }
 
 /**
@@ -117,7 +126,10 @@ export async function* runDevice(
   let reasoning = ''
   let reasoningTokens = 0
   let firstTokenAt: number | undefined
-  let stallReason: string | undefined
+  let watch = stallWatch
+  let handedOff = false
+  /** The finish's routeReason (says so when the edge could not take a slowed answer over). */
+  let finishReason = reason
   let promptTokens = 0
   const failed = (error: OndeviceError, why: string): DeviceOutcome => ({
     kind: 'failed',
@@ -168,14 +180,31 @@ export async function* runDevice(
           reasoningTokens += part.tokenIds.length
         }
         yield part
-        if (stallWatch && deviceTimes.length > stallWatch.windowTokens) {
-          const window = stallWatch.windowTokens
-          const minRate = stallWatch.minTokensPerSecond
+        if (watch && deviceTimes.length > watch.windowTokens) {
+          const window = watch.windowTokens
+          const minRate = watch.minTokensPerSecond
           const span = deviceTimes[deviceTimes.length - 1]! - deviceTimes[deviceTimes.length - 1 - window]!
           const rate = span > 0 ? (window * 1000) / span : Infinity
           if (rate < minRate) {
-            stallReason = `decode ran at ${rate.toFixed(1)} tok/s < ${minRate} tok/s over the last ${window} tokens`
-            stop.abort()
+            const why = `decode ran at ${rate.toFixed(1)} tok/s < ${minRate} tok/s over the last ${window} tokens`
+            // The device goes on in the background (runAhead) while the edge is asked: an edge
+            // that cannot take over (unreachable, refusing) must not cost the answer.
+            // Every token yielded so far was shown with exactly the text it released, and draw k
+            // used step k: the edge resumes at step = tokens shown (held-back text stays held).
+            const declined = yield* watch.takeOver(
+              failed(
+                new OndeviceError('backend_failed', `The device was too slow: ${why}.`),
+                why,
+              ) as DeviceFailure,
+            )
+            if (declined === undefined) {
+              handedOff = true
+              stop.abort()
+              return { kind: 'handed-off' }
+            }
+            // Slow it is, but it is the only route left: no more handoffs for this answer.
+            watch = undefined
+            finishReason = `${reason}; the device slowed (${why}) but the edge could not take over (${declined}): the device finished the answer`
           }
         }
       } else if (part.type === 'finish') {
@@ -185,7 +214,7 @@ export async function* runDevice(
           backend: part.usage.backend ?? model.backend,
           dtype: part.usage.dtype ?? model.dtype,
           route: 'device',
-          routeReason: reason,
+          routeReason: finishReason,
         }
         yield { ...part, usage }
         return { kind: 'finished' }
@@ -193,28 +222,33 @@ export async function* runDevice(
       askedAt = performance.now()
     }
     if (request.signal?.aborted) {
-      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning, reasoningTokens)
-      return { kind: 'finished' }
-    }
-    // Every token yielded so far was shown with exactly the text it released, and draw k used
-    // step k: the edge resumes at step = tokens shown (held-back text stays held back there).
-    if (stallReason !== undefined) {
-      return failed(
-        new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
-        stallReason,
+      yield abortFinish(
+        text,
+        tokenIds,
+        promptTokens,
+        'device',
+        finishReason,
+        startedAt,
+        reasoning,
+        reasoningTokens,
       )
+      return { kind: 'finished' }
     }
     throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
   } catch (error) {
+    if (handedOff) throw error
     if (request.signal?.aborted) {
-      yield abortFinish(text, tokenIds, promptTokens, 'device', reason, startedAt, reasoning, reasoningTokens)
-      return { kind: 'finished' }
-    }
-    if (stallReason !== undefined && isAbort(error, undefined)) {
-      return failed(
-        new OndeviceError('backend_failed', `The device was too slow: ${stallReason}.`),
-        stallReason,
+      yield abortFinish(
+        text,
+        tokenIds,
+        promptTokens,
+        'device',
+        finishReason,
+        startedAt,
+        reasoning,
+        reasoningTokens,
       )
+      return { kind: 'finished' }
     }
     const deviceError = toOndeviceError(error, 'backend_failed')
     return failed(deviceError, `the device failed: ${deviceError.message}`)

@@ -1,0 +1,184 @@
+// The SDK's routing and handoff when the edge is unreachable or flaky (connection refused, an
+// error status, silence, reset mid-stream), against the real edge app over HTTP on 127.0.0.1 and
+// a device over core's test session: clear errors (retryable where a retry can help), no hang,
+// no token that was shown lost, and a slow device whose edge cannot take over still answering.
+
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BackendError, OndeviceError } from '../core/errors.ts'
+import type { StreamPart } from '../core/stream-parts.ts'
+import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
+import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
+import { createTestHost } from '../test/worker/test-host.ts'
+import { createApp } from '../worker/app.ts'
+import { createClient } from './client.ts'
+
+const messages = [{ role: 'user' as const, content: 'Tell me about the sea, briefly.' }]
+const sampling = { temperature: 0.9, topK: 40, seed: 77, maxTokens: 16 }
+// A device that turns slow after its 6th step: 80 ms a token against a 15 tok/s threshold.
+const slowDevice = () => createTestDeviceHost({ slowAfterCalls: 6, slowDelayMs: 80 })
+const slowThresholds = { minDeviceTokensPerSecond: 15, slowDecodeWindowTokens: 3 }
+
+async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const out: StreamPart[] = []
+  for await (const part of parts) out.push(part)
+  return out
+}
+const shown = (parts: readonly StreamPart[]) =>
+  parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : [])).join('')
+const shownIds = (parts: readonly StreamPart[]) =>
+  parts.flatMap((part) => (part.type === 'text-delta' ? part.tokenIds : []))
+
+let edge: TestEdge
+/** Answers every request with headers never sent (an edge that accepts and then says nothing). */
+let silent: Server
+let silentUrl: string
+/** Answers every request with 503 and a JSON error (an edge that is up but failing). */
+let failing: Server
+let failingUrl: string
+const failingRequests: string[] = []
+let expected: { text: string; tokenIds: readonly number[] }
+
+beforeAll(async () => {
+  edge = await startTestEdge()
+  silent = createServer(() => undefined)
+  failing = createServer((request, response) => {
+    failingRequests.push(`${request.method} ${request.url}`)
+    request.resume()
+    response.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end(
+      JSON.stringify({
+        error: { message: 'overloaded', type: 'server_error', code: 'overloaded', param: null },
+      }),
+    )
+  })
+  for (const server of [silent, failing])
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  failingUrl = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`
+  const reference = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+  expected = await reference.chat({ messages, ...sampling })
+  await reference.dispose()
+})
+
+afterAll(async () => {
+  await edge?.close()
+  for (const server of [silent, failing]) {
+    server?.closeAllConnections()
+    await new Promise((done) => server?.close(done))
+  }
+})
+
+describe('a device that slows mid-answer, and an edge that cannot take over', () => {
+  for (const [name, url] of [
+    ['refuses connections', () => unusedUrl()],
+    ['answers 503', async () => failingUrl],
+    ['accepts and never answers', async () => silentUrl],
+  ] as const) {
+    it(`edge ${name}: the device, which kept going, finishes the answer; no token lost or repeated`, async () => {
+      const client = createClient(
+        { edge: { url: await url(), connectTimeoutMs: 300 }, thresholds: slowThresholds },
+        { deviceHost: slowDevice() },
+      )
+      const started = performance.now()
+      const parts = await collect(client.stream({ messages, ...sampling }))
+      await client.dispose()
+      expect(performance.now() - started).toBeLessThan(10_000)
+      const finish = parts.at(-1)
+      if (finish?.type !== 'finish') throw new Error(`ended with ${JSON.stringify(finish)}`)
+      expect(parts.some((part) => part.type === 'handoff')).toBe(false)
+      expect(finish.text).toBe(expected.text)
+      expect(finish.tokenIds).toEqual(expected.tokenIds)
+      expect(shown(parts)).toBe(expected.text)
+      expect(shownIds(parts)).toEqual(expected.tokenIds)
+      expect(finish.usage.route).toBe('device')
+      expect(finish.usage.routeReason).toMatch(
+        /the device slowed \(decode ran at .*\) but the edge could not take over .*: the device finished the answer/,
+      )
+    })
+  }
+
+  it('a reachable edge still takes a slowed answer over, the handoff part just before its text', async () => {
+    const client = createClient(
+      { edge: { url: edge.url }, thresholds: slowThresholds },
+      { deviceHost: slowDevice() },
+    )
+    const parts = await collect(client.stream({ messages, ...sampling }))
+    await client.dispose()
+    const handoffAt = parts.findIndex((part) => part.type === 'handoff')
+    expect(handoffAt).toBeGreaterThan(0)
+    const finish = parts.at(-1)
+    if (finish?.type !== 'finish') throw new Error('no finish')
+    expect(finish.usage.route).toBe('device+edge')
+    expect(finish.tokenIds).toEqual(expected.tokenIds)
+    expect(shown(parts)).toBe(expected.text)
+  })
+})
+
+describe('the device fails mid-answer and the edge is flaky', () => {
+  it('the edge dies in the middle of the continuation: every token shown stays, then a retryable error', async () => {
+    const app = createApp({ modelHost: createTestHost({ session: { delayMs: 30 } }), log: () => undefined })
+    const instance = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
+    })
+    const url = `http://127.0.0.1:${(instance.address() as AddressInfo).port}`
+    const client = createClient(
+      {
+        edge: { url, connectTimeoutMs: 500, idleTimeoutMs: 2_000 },
+        thresholds: { minDeviceTokensPerSecond: 1 },
+      },
+      { deviceHost: createTestDeviceHost({ failAtToken: 4 }) },
+    )
+    const parts: StreamPart[] = []
+    const started = performance.now()
+    let afterHandoff = 0
+    for await (const part of client.stream({ messages, ...sampling })) {
+      parts.push(part)
+      if (
+        parts.some((item) => item.type === 'handoff') &&
+        part.type === 'text-delta' &&
+        ++afterHandoff === 2
+      ) {
+        ;(instance as unknown as { closeAllConnections(): void }).closeAllConnections()
+        instance.close()
+      }
+    }
+    await client.dispose()
+    expect(performance.now() - started).toBeLessThan(10_000)
+    const error = parts.at(-1)
+    if (error?.type !== 'error') throw new Error(`ended with ${JSON.stringify(error)}`)
+    expect(error.error.isRetryable).toBe(true)
+    expect(['edge_failed', 'edge_unavailable']).toContain(error.error.code)
+    // What was shown, device and edge parts alike, is the start of the uninterrupted answer.
+    const ids = shownIds(parts)
+    expect(ids.length).toBeGreaterThanOrEqual(5)
+    expect(ids).toEqual(expected.tokenIds.slice(0, ids.length))
+    expect(expected.text.startsWith(shown(parts))).toBe(true)
+  })
+
+  it('the device cannot load and the edge refuses connections: one clear, retryable error at once', async () => {
+    const client = createClient(
+      {
+        edge: { url: await unusedUrl(), connectTimeoutMs: 300 },
+        thresholds: { minDeviceTokensPerSecond: 1 },
+      },
+      {
+        deviceHost: createTestDeviceHost({
+          loadError: new BackendError('backend_unavailable', 'no WebAssembly here'),
+        }),
+      },
+    )
+    const started = performance.now()
+    const error = await client.chat({ messages, ...sampling }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    )
+    await client.dispose()
+    expect(performance.now() - started).toBeLessThan(5_000)
+    expect(error).toBeInstanceOf(OndeviceError)
+    expect((error as OndeviceError).isRetryable).toBe(true)
+    expect((error as OndeviceError).message).toMatch(/no WebAssembly here/)
+    expect((error as OndeviceError).message).toMatch(/Could not reach the edge/)
+  })
+})
