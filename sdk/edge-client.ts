@@ -20,6 +20,7 @@ import {
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import type { ConstraintOptions } from '../core/structured/constraint.ts'
+import { withRequestOptionNames } from './edge-option-names.ts'
 import {
   formatFieldFallbackNote,
   formatFieldRefused,
@@ -272,7 +273,10 @@ export class EdgeClient {
       } catch {
         body = { error: { message: text.slice(0, 300) || response.statusText } }
       }
-      throw fromErrorBody(response.status, body, parseRetryAfter(response.headers.get('retry-after')))
+      // A field of the request by the SDK's name (edge-option-names.ts), as the device names it.
+      throw withRequestOptionNames(
+        fromErrorBody(response.status, body, parseRetryAfter(response.headers.get('retry-after'))),
+      )
     }
     return { response, done: () => signal?.removeEventListener('abort', onAbort) }
   }
@@ -394,7 +398,9 @@ export class EdgeClient {
 
   /**
    * Streams one chat completion as text-delta parts and a finish part. With a continuation the
-   * edge resumes that answer: the parts hold only what comes after the given tokens.
+   * edge resumes that answer: the parts hold only what comes after the given tokens. An error the
+   * edge raises about a field of the request names it as the SDK's request does (`responseFormat`,
+   * not `response_format`: edge-option-names.ts), with the class the device raises it with.
    */
   async *stream(
     request: EdgeChatRequest,
@@ -498,7 +504,8 @@ export class EdgeClient {
       }
     } catch (error) {
       if (request.signal?.aborted) throw new AbortedError()
-      if (error instanceof OndeviceError) throw error
+      // An error event (readChunk), with the SDK's names as the error bodies above.
+      if (error instanceof OndeviceError) throw withRequestOptionNames(error)
       if (error instanceof ServerSentEventError) {
         throw new EdgeError(
           'edge_failed',

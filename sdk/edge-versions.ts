@@ -58,12 +58,13 @@ export function formatFieldRefused(url: string, format: RequestedFormat, refusal
 /**
  * An edge from before structured output refuses `response_format` json_object / json_schema at
  * `response_format.type` (`unsupported`; no edge of this version refuses those two types, the
- * only ones the SDK sends). The constraint is never dropped: the answer fails with what to do.
+ * only ones the SDK sends), which the edge client reads as `responseFormat.type`. The constraint
+ * is never dropped: the answer fails with what to do.
  */
 export function structuredOutputRefused(url: string, error: unknown): EdgeError | undefined {
   if (
     !(error instanceof OndeviceError) ||
-    error.param !== 'response_format.type' ||
+    error.param !== 'responseFormat.type' ||
     (error.code !== 'unsupported' && error.code !== 'invalid_argument')
   ) {
     return undefined

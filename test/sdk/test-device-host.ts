@@ -4,6 +4,7 @@
 import { createDeviceModel } from '../../client-runtime/device-host/index.ts'
 import { BackendError } from '../../core/errors.ts'
 import type { ModelSession } from '../../core/model-session.ts'
+import type { Tokenizer } from '../../core/tokenizer.ts'
 import type { DeviceHost, DownloadProgress } from '../../sdk/device.ts'
 import type { DeviceCapabilities, PackageInfo } from '../../sdk/route.ts'
 import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
@@ -30,6 +31,8 @@ export interface TestDeviceHostOptions {
   readonly loadError?: Error
   /** The loaded model's warnings (what the runtime's loadModel reports, e.g. a thread fallback). */
   readonly loadWarnings?: readonly string[]
+  /** The model's tokenizer (default: Qwen3's; another chat template, a model without tool calls). */
+  readonly tokenizer?: Tokenizer
 }
 
 export interface TestDeviceHost extends DeviceHost {
@@ -133,7 +136,7 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
       )
       return createDeviceModel({
         session,
-        tokenizer: qwen3Tokenizer(),
+        tokenizer: options.tokenizer ?? qwen3Tokenizer(),
         probeTokens: 4,
         ...(options.loadWarnings === undefined ? {} : { warnings: options.loadWarnings }),
       })

@@ -4,6 +4,7 @@
 // logits. Node only.
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
+import type { Tokenizer } from '../../core/tokenizer.ts'
 import { createApp } from '../../worker/app.ts'
 import type { AppOptions } from '../../worker/options.ts'
 import type { TestSessionOptions } from '../support/test-session.ts'
@@ -21,12 +22,17 @@ export interface TestEdge {
 
 export interface TestEdgeOptions {
   readonly session?: Omit<TestSessionOptions, 'vocabularySize'>
+  /** The model's tokenizer (default: Qwen3's). */
+  readonly tokenizer?: Tokenizer
   readonly apiKeys?: readonly string[]
   readonly limits?: AppOptions['limits']
 }
 
 export async function startTestEdge(options: TestEdgeOptions = {}): Promise<TestEdge> {
-  const modelHost = createTestHost(options.session ? { session: options.session } : {})
+  const modelHost = createTestHost({
+    ...(options.session ? { session: options.session } : {}),
+    ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}),
+  })
   const app = createApp({
     modelHost,
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),

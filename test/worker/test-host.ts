@@ -2,6 +2,7 @@
 // the app that need no ONNX model. Every session it makes computes the same logits for the same
 // tokens, as two isolates running the same weights do.
 
+import type { Tokenizer } from '../../core/tokenizer.ts'
 import { createModelHost, type ModelHost } from '../../worker/model-host.ts'
 import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
 import { createTestSession, type TestSession, type TestSessionOptions } from '../support/test-session.ts'
@@ -18,6 +19,8 @@ export function createTestHost(
     readonly session?: Omit<TestSessionOptions, 'vocabularySize'>
     readonly loadDelayMs?: number
     readonly failLoad?: string
+    /** The model's tokenizer (default: Qwen3's; another chat template, a model without tool calls). */
+    readonly tokenizer?: Tokenizer
   } = {},
 ): TestHost {
   const sessions: TestSession[] = []
@@ -29,7 +32,7 @@ export function createTestHost(
       loads++
       if (options.loadDelayMs) await new Promise((resolve) => setTimeout(resolve, options.loadDelayMs))
       if (options.failLoad) throw new Error(options.failLoad)
-      const tokenizer = qwen3Tokenizer()
+      const tokenizer = options.tokenizer ?? qwen3Tokenizer()
       const sessionOptions = {
         contextLength: 4096,
         ...options.session,
