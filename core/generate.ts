@@ -19,15 +19,14 @@ import { ReasoningSplitter, reasoningCloseTag, reasoningStartOf } from './reason
 import { Sampler, type SamplingOptions } from './sampling/index.ts'
 import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
-import {
-  type ConstraintFieldNames,
-  type ConstraintOptions,
+import type {
+  ConstraintFieldNames,
+  ConstraintOptions,
   ConstraintState,
-  type ConstraintTokenizer,
-  compileConstraint,
+  ConstraintTokenizer,
 } from './structured/constraint.ts'
-import { readToolCalls, ToolCallReader, toolCallId } from './structured/tool-calls.ts'
-import { readXmlToolCalls, toolCallSyntaxOf, XmlToolCallReader } from './structured/xml-tool-calls.ts'
+// The compiler and the call readers load with the first constrained request (load.ts says why).
+import { loadStructuredOutput, type StructuredOutput } from './structured/load.ts'
 import { type DecodingTokenizer, TextStream } from './text-stream.ts'
 
 /** What generate() needs from a tokenizer (core's Tokenizer has it). */
@@ -216,11 +215,13 @@ export async function* generate(
   for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true))
     stopTokenIds.add(id)
   let constraintState: ConstraintState | undefined
+  let structured: StructuredOutput | undefined
   if (request.constraint !== undefined) {
-    const compiled = compileConstraint(
+    structured = await loadStructuredOutput()
+    const compiled = structured.compileConstraint(
       request.constraint,
       request.constraintFieldNames,
-      toolCallSyntaxOf(tokenizer.chatTemplate),
+      structured.toolCallSyntaxOf(tokenizer.chatTemplate),
     )
     if (compiled !== undefined) {
       if (typeof tokenizer.tokenBytes !== 'function' || typeof tokenizer.tokenToId !== 'function') {
@@ -229,7 +230,7 @@ export async function* generate(
           'A constraint needs a tokenizer with tokenBytes() and tokenToId() (core Tokenizer has them).',
         )
       }
-      constraintState = new ConstraintState(compiled, tokenizer as ConstraintTokenizer)
+      constraintState = new structured.ConstraintState(compiled, tokenizer as ConstraintTokenizer)
     }
   }
   const sampler = new Sampler(
@@ -297,7 +298,7 @@ export async function* generate(
       seed: sampler.seed,
       usage: usage(),
     }
-    if (constraintState === undefined) return part
+    if (constraintState === undefined || structured === undefined) return part
     // The state has seen every token but the last (it catches up before each draw).
     const answer = [...continuationIds, ...newTokens]
     const complete = constraintState.isCompleteAfter(answer.slice(constraintState.tokenCount))
@@ -308,8 +309,8 @@ export async function* generate(
     const shapes = constraintState.constraint.xmlToolShapes
     const { toolCalls } =
       shapes === undefined
-        ? readToolCalls(tokenizer.decode(answer), answer, idOf)
-        : readXmlToolCalls(tokenizer.decode(answer), shapes, idOf)
+        ? structured.readToolCalls(tokenizer.decode(answer), answer, idOf)
+        : structured.readXmlToolCalls(tokenizer.decode(answer), shapes, idOf)
     return {
       ...part,
       ...(toolCalls.length > 0 ? { toolCalls } : {}),
@@ -332,16 +333,16 @@ export async function* generate(
         break
       }
     }
-    return toolCallId([...prompt, ...answer.slice(0, end)], index)
+    return structured!.toolCallId([...prompt, ...answer.slice(0, end)], index)
   }
   // The call being written, for a server that streams it (the id and name, then arguments).
   const shapes = constraintState?.constraint.xmlToolShapes
   const callReader =
-    constraintState?.toolCallOpenId === undefined
+    constraintState?.toolCallOpenId === undefined || structured === undefined
       ? undefined
       : shapes === undefined
-        ? new ToolCallReader()
-        : new XmlToolCallReader(shapes)
+        ? new structured.ToolCallReader()
+        : new structured.XmlToolCallReader(shapes)
   let callCount = 0
   /**
    * Follows token `id` (its `shown` text) into the call reader; it is `input[end - 1]` (the prompt,
@@ -349,7 +350,9 @@ export async function* generate(
    */
   const followCall = (id: number, shown: string, end: number): void => {
     if (callReader === undefined) return
-    if (id === constraintState?.toolCallOpenId) callReader.open(toolCallId(input.slice(0, end), callCount++))
+    // A call reader exists only under a constraint, so the structured-output code is loaded.
+    if (id === constraintState?.toolCallOpenId)
+      callReader.open(structured!.toolCallId(input.slice(0, end), callCount++))
     else callReader.push(shown)
   }
   // A thinking model's `<think>` block is reasoning, not text (core/reasoning.ts): it splits the

@@ -195,16 +195,6 @@ describe('createClient: options', () => {
       { messages: [{ role: 'user', content: 'x', toolCalls: [] }] },
       'messages.0.toolCalls',
     ],
-    [
-      "OpenAI's wire wrapper in responseFormat",
-      { messages, responseFormat: { type: 'json_schema', json_schema: { schema: {} } } },
-      'responseFormat.json_schema',
-    ],
-    [
-      'an unknown responseFormat field',
-      { messages, responseFormat: { type: 'json_object', schema: {} } },
-      'responseFormat.schema',
-    ],
   ]
   it.each(badRequests)(
     'request with %s: InvalidArgumentError naming %s, thrown by stream() itself',
@@ -218,6 +208,39 @@ describe('createClient: options', () => {
       }
       expect(caught).toBeInstanceOf(InvalidArgumentError)
       expect((caught as InvalidArgumentError).param).toBe(param)
+    },
+  )
+
+  // responseFormat and tools compile with the structured-output code, which loads on demand (the
+  // first request that has either waits for it): their mistakes reject stream()'s first read,
+  // before anything runs, and chat() rejects with the same error, as it always did.
+  const badConstraints: [string, Record<string, unknown>, string][] = [
+    [
+      "OpenAI's wire wrapper in responseFormat",
+      { messages, responseFormat: { type: 'json_schema', json_schema: { schema: {} } } },
+      'responseFormat.json_schema',
+    ],
+    [
+      'an unknown responseFormat field',
+      { messages, responseFormat: { type: 'json_object', schema: {} } },
+      'responseFormat.schema',
+    ],
+    ['a tool named with a space', { messages, tools: [{ name: 'get weather' }] }, 'tools.0.name'],
+  ]
+  it.each(badConstraints)(
+    'request with %s: InvalidArgumentError naming %s from the first read and from chat(), nothing run',
+    async (_name, request, param) => {
+      const host = createTestDeviceHost()
+      const client = createClient({}, { deviceHost: host })
+      const parts = client.stream(request as never)[Symbol.asyncIterator]()
+      await expect(parts.next()).rejects.toMatchObject({ constructor: InvalidArgumentError, param })
+      await expect(client.chat(request as never)).rejects.toMatchObject({
+        constructor: InvalidArgumentError,
+        param,
+      })
+      // Refused before the route: the device was never asked to load.
+      expect(host.loads).toBe(0)
+      await client.dispose()
     },
   )
 

@@ -30,6 +30,7 @@ import { Emitter } from './events.ts'
 import {
   type ChatRequest,
   type ClientOptions,
+  checkConstraint,
   validateChatRequest,
   validateClientOptions,
 } from './options.ts'
@@ -369,6 +370,10 @@ class Client implements OndeviceClient {
 
   async *#run(request: ChatRequest): AsyncGenerator<StreamPart> {
     const startedAt = performance.now()
+    // The request's schemas and tools compile first, before anything runs (stream() checked the
+    // rest): their mistakes reject this first read, as chat() rejects, and are never error parts.
+    // The compiler loads with the first request that has any (checkConstraint).
+    await unlessAborted(checkConstraint(request), request.signal)
     const attempts: OndeviceError[] = []
     const fail = (): StreamPart => ({ type: 'error', error: serializeError(chainError(attempts)) })
     // A stream made before dispose() and read after it: nothing runs (it loaded the model again).
@@ -605,6 +610,28 @@ class Client implements OndeviceClient {
  */
 export function createClient(options: ClientOptions = {}, internals: ClientInternals = {}): OndeviceClient {
   return new Client(options, internals)
+}
+
+/**
+ * Waits for `check` unless `signal` aborts first: an answer aborted while the structured-output
+ * code loads ends as any aborted answer does (the device's load and the edge's request refuse an
+ * aborted signal at once, so nothing runs unchecked), not once a slow chunk has come.
+ */
+async function unlessAborted(check: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return check
+  // Once the answer is aborted, the check's outcome no longer matters (nor is it unhandled).
+  check.catch(() => undefined)
+  if (signal.aborted) return
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    await Promise.race([check, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort!)
+  }
 }
 
 /**

@@ -12,13 +12,13 @@ import {
   samplingOptionNames,
 } from '../core/sampling/index.ts'
 import { validateStopStrings } from '../core/stop-strings.ts'
-import {
-  type ConstraintOptions,
-  compileConstraint,
-  type ResponseFormat,
-  type ToolChoice,
-  type ToolDefinition,
+import type {
+  ConstraintOptions,
+  ResponseFormat,
+  ToolChoice,
+  ToolDefinition,
 } from '../core/structured/constraint.ts'
+import { loadStructuredOutput } from '../core/structured/load.ts'
 import { knownDtypes } from '../core/weight-format.ts'
 import type { EdgeOptions } from './edge-client.ts'
 import { defaultThresholds, type RoutePolicy, type RouteThresholds, routePolicies } from './route.ts'
@@ -502,10 +502,22 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
   for (const field of ['responseFormat', 'tools', 'toolChoice', 'stop', 'logitBias'] as const) {
     if (given[field] !== undefined) snapshot[field] = jsonCopy(given[field], field)
   }
-  // Compiles the schemas now: a keyword the grammar cannot enforce fails here, before any download.
-  const constraint = constraintOf(snapshot as unknown as ChatRequest)
-  if (constraint !== undefined) compileConstraint(constraint)
+  // The schemas and tools compile in checkConstraint (the compiler loads on demand).
   return { ...defaults, ...(snapshot as Partial<ChatRequest>) } as ChatRequest
+}
+
+/**
+ * Compiles a validated request's schemas and tools: a keyword the grammar cannot enforce is an
+ * InvalidArgumentError naming it (`responseFormat.schema.properties.x.not`), before any download
+ * or request. The compiler is not in the page's up-front JavaScript: the first request with
+ * `responseFormat` or `tools` waits for it (core/structured/load.ts; a chunk that does not load
+ * is a retryable BackendError naming it). A request without either resolves at once.
+ */
+export async function checkConstraint(request: ChatRequest): Promise<void> {
+  const constraint = constraintOf(request)
+  if (constraint === undefined) return
+  const { compileConstraint } = await loadStructuredOutput()
+  compileConstraint(constraint)
 }
 
 /** A copy of the fields a chat template reads, so later changes to the caller's objects do not reach it. */

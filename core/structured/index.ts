@@ -18,6 +18,7 @@ export {
   type SchemaNode,
   supportedFormats,
 } from './json-schema.ts'
+export { loadedStructuredOutput, loadStructuredOutput, type StructuredOutput } from './load.ts'
 export {
   applyMask,
   cachedScanBytes,

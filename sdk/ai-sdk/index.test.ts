@@ -3,6 +3,7 @@
 import { generateObject, generateText, jsonSchema, stepCountIs, streamObject, streamText, tool } from 'ai'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { InvalidArgumentError } from '../../core/errors.ts'
 import { createTestDeviceHost } from '../../test/sdk/test-device-host.ts'
 import { startTestEdge } from '../../test/sdk/test-edge.ts'
 import { createClient } from '../client.ts'
@@ -224,6 +225,19 @@ describe('ondevice/ai-sdk with the real ai package', () => {
         tools: [{ type: 'provider', id: 'openai.web_search', name: 'web_search', args: {} }],
       }),
     ).rejects.toMatchObject({ param: 'tools' })
+  })
+
+  it('a schema the grammar cannot enforce rejects doGenerate and doStream themselves, before anything runs', async () => {
+    const host = createTestDeviceHost()
+    const model = createOndevice({ policy: 'device-only' }, { deviceHost: host })()
+    const call = {
+      prompt: [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Hi' }] }],
+      responseFormat: { type: 'json' as const, schema: { type: 'string' as const, format: 'regex' } },
+    }
+    const refused = { constructor: InvalidArgumentError, param: 'responseFormat.schema.format' }
+    await expect(model.doStream(call)).rejects.toMatchObject(refused)
+    await expect(model.doGenerate(call)).rejects.toMatchObject(refused)
+    expect(host.loads).toBe(0)
   })
 
   it('abort mid-stream stops the answer and the AI SDK reports it as aborted', async () => {

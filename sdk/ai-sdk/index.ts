@@ -29,7 +29,7 @@ import { deserializeError, InvalidArgumentError } from '../../core/errors.ts'
 import type { FinishPart, FinishReason, HandoffPart, RoutePart } from '../../core/stream-parts.ts'
 import type { ResponseFormat, ToolChoice, ToolDefinition } from '../../core/structured/constraint.ts'
 import { type ClientInternals, createClient, type OndeviceClient } from '../client.ts'
-import type { ChatRequest, ClientOptions } from '../options.ts'
+import { type ChatRequest, type ClientOptions, checkConstraint } from '../options.ts'
 
 export interface OndeviceProviderSettings extends ClientOptions {
   /** Use this client instead of creating one from the options. */
@@ -346,7 +346,11 @@ class OndeviceLanguageModel implements LanguageModelV3 {
 
   async doStream(options: LanguageModelV3CallOptions): Promise<LanguageModelV3StreamResult> {
     const { request, warnings } = this.#request(options)
-    const parts = this.#client.stream(request)[Symbol.asyncIterator]()
+    const answer = this.#client.stream(request)
+    // A schema or tool the grammar cannot enforce rejects doStream() itself, as any other mistake
+    // in the request does, not the stream it would return (the compiler loads on demand).
+    await checkConstraint(request)
+    const parts = answer[Symbol.asyncIterator]()
     const textId = 'text-0'
     const reasoningId = 'reasoning-0'
     const modelId = this.modelId

@@ -17,6 +17,9 @@
 //    engine from the installed package and answers, and Vite prints no warning about it.
 // 6. A page that is not cross-origin isolated asking numThreads 4 runs one thread, and the app is
 //    told so (the `ready` event's warnings, status().loadWarnings).
+// 7. The page's up-front JavaScript is within its budget without the structured-output compiler
+//    (test/browser/page-bundle-size.test.ts says why), which the first request with a schema
+//    loads; while that chunk cannot load, the request fails with a retryable error naming it.
 // No console errors on the app's page.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
@@ -30,6 +33,7 @@ import { build, createLogger, createServer as createViteServer } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { machineNpm, packOnce, run, userEnvironment } from '../consumers/consumer-project.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
+import { compilerMarkers, kib, pageBudgetBytes, readViteManifest, upFront } from './up-front-javascript.ts'
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
 const recipe = fileURLToPath(new URL('./browser-app/', import.meta.url))
@@ -51,8 +55,22 @@ interface AppStatus {
   readonly loadWarnings?: readonly string[]
 }
 
+interface StructuredAnswer {
+  readonly route?: string
+  readonly text?: string
+  readonly error?: {
+    readonly name: string
+    readonly code: string
+    readonly isRetryable: boolean
+    readonly param?: string
+    readonly message: string
+  }
+}
+
 interface AppHandle {
   summarize(): Promise<Answer>
+  structured(): Promise<StructuredAnswer>
+  structuredRefused(): Promise<StructuredAnswer>
   edgeOnly(): Promise<Answer>
   optionErrors(): { param?: string; message: string }[]
   readonly events: { name: string; message: string; warnings?: readonly string[] }[]
@@ -220,7 +238,13 @@ beforeAll(async () => {
   packageDirectory = join(work, 'package')
   const [exported] = await Promise.all([
     ondevice(['export-default', packageDirectory]),
-    build({ root: app, configFile: join(app, 'vite.config.ts'), logLevel: 'error' }),
+    // The manifest says which chunks the page loads up front (test 7).
+    build({
+      root: app,
+      configFile: join(app, 'vite.config.ts'),
+      logLevel: 'error',
+      build: { manifest: true },
+    }),
   ])
   expect(exported.code, exported.output).toBe(0)
   dist = join(app, 'dist')
@@ -521,6 +545,70 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       await context.close()
     }
   }, 120_000)
+
+  it('the compiler is not up front: the first request with a schema loads it, a chunk that did not load is a retryable error', async () => {
+    const manifest = await readViteManifest(dist)
+    const page = await upFront(dist, manifest, 'index.html')
+    const chunk = page.onDemand.find((file) => /^assets\/structured-output-[\w-]+\.js$/.test(file))
+    console.log(
+      `browser app (from the tarball): page up front ${kib(page.gzipBytes)} gzip -9 (budget ${kib(pageBudgetBytes)}), ${kib(page.bytes)} raw: ${page.files.join(', ')}; on demand: ${chunk}`,
+    )
+    expect(page.gzipBytes).toBeLessThanOrEqual(pageBudgetBytes)
+    expect(chunk).toBeDefined()
+    for (const file of page.files) {
+      const text = await readFile(join(dist, file), 'utf8')
+      expect(
+        compilerMarkers.filter((marker) => text.includes(marker)),
+        file,
+      ).toEqual([])
+    }
+    const context = await chromium.newContext()
+    try {
+      const appPage = await context.newPage()
+      const consoleErrors: string[] = []
+      appPage.on('pageerror', (error) => consoleErrors.push(error.message))
+      const asked: string[] = []
+      appPage.on('request', (request) => {
+        if (request.url().endsWith(`/${chunk}`)) asked.push(request.url())
+      })
+      // The chunk does not come (a deploy that removed it, a network gone).
+      let chunkUnreachable = true
+      const chunkRoute = (route: Route) => (chunkUnreachable ? route.abort('failed') : route.fallback())
+      await context.route(`${appOrigin}/${chunk}`, chunkRoute)
+      await openApp(appPage, appOrigin)
+      const prepared = await app(appPage).call('prepare')
+      expect(prepared, JSON.stringify(prepared)).toMatchObject({ route: 'device', loaded: true })
+      const plain = await app(appPage).call('summarize')
+      expect(plain, JSON.stringify(plain)).toMatchObject({ route: 'device', error: undefined })
+      // Chatting never asked for the compiler.
+      expect(asked).toEqual([])
+
+      const failed = await app(appPage).call('structured')
+      expect(failed.error, JSON.stringify(failed)).toMatchObject({
+        name: 'BackendError',
+        code: 'backend_unavailable',
+        isRetryable: true,
+      })
+      expect(failed.error?.message).toMatch(/structured-output code did not load .*structured-output-\*\.js/)
+      expect(asked.length).toBeGreaterThan(0)
+
+      // Back: the same page, the same client, asked again.
+      chunkUnreachable = false
+      const answered = await app(appPage).call('structured')
+      expect(answered, JSON.stringify(answered)).toMatchObject({ route: 'device' })
+      expect(answered.error).toBeUndefined()
+      // The device's answer follows the schema (8 tokens of a random model: a start of it).
+      expect(answered.text).toMatch(/^\{/)
+      const refused = await app(appPage).call('structuredRefused')
+      expect(refused.error).toMatchObject({
+        name: 'InvalidArgumentError',
+        param: 'responseFormat.schema.format',
+      })
+      expect(consoleErrors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  }, 300_000)
 
   it('a page on an origin the edge does not allow is told to add it to ALLOWED_ORIGINS', async () => {
     const context = await chromium.newContext()

@@ -298,7 +298,12 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         await page.goto(`${server.url}/?backend=${backend}`)
         await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
         const result = await page.evaluate(() => (window as unknown as { result: unknown }).result)
-        expect(result, errors.join('\n')).toEqual({ route: 'device', backend, completionTokens: 4 })
+        expect(result, errors.join('\n')).toEqual({
+          route: 'device',
+          backend,
+          completionTokens: 4,
+          json: { route: 'device', start: '{' },
+        })
         await context.close()
       }
       // Every file the page asked for was there (the workers and the engine's .wasm included).

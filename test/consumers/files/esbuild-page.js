@@ -7,10 +7,17 @@ const backend = new URLSearchParams(location.search).get('backend') ?? undefined
 const ai = createClient({ model: '/models/default/', runtimeUrl: '/ort/', policy: 'device-only', backend })
 try {
   const answer = await ai.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 4 })
+  // A JSON answer: the structured-output code, which the SDK imports on demand, is in the bundle.
+  const json = await ai.chat({
+    messages: [{ role: 'user', content: 'Hi' }],
+    responseFormat: { type: 'json_object' },
+    maxTokens: 4,
+  })
   window.result = {
     route: answer.route,
     backend: answer.usage.backend,
     completionTokens: answer.usage.completionTokens,
+    json: { route: json.route, start: json.text.slice(0, 1) },
   }
 } catch (error) {
   window.result = { error: String(error?.message ?? error) }

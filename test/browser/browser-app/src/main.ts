@@ -2,7 +2,7 @@
 // streaming from createClient, the model package and ONNX Runtime's files served by the app
 // itself, the local edge (`npx ondevice edge`) as the fallback. `window.app` lets the browser test
 // drive it; the query string carries what differs per run (the edge's URL, numThreads).
-import { createClient, type OndeviceClient, type StreamPart } from 'ondevice'
+import { createClient, type OndeviceClient, OndeviceError, type StreamPart } from 'ondevice'
 
 const params = new URLSearchParams(location.search)
 const edgeUrl = params.get('edge') ?? 'http://127.0.0.1:8787'
@@ -90,6 +90,51 @@ function edgeOnly(): Promise<Answer> {
   )
 }
 
+interface StructuredAnswer {
+  readonly route?: string
+  readonly text?: string
+  readonly error?: {
+    readonly name: string
+    readonly code: string
+    readonly isRetryable: boolean
+    readonly param: string | undefined
+    readonly message: string
+  }
+}
+
+/** A JSON answer that follows a schema: the first such request loads the structured-output code. */
+async function structuredWith(schema: unknown): Promise<StructuredAnswer> {
+  try {
+    const answer = await ai.chat({
+      messages: [{ role: 'user', content: 'Summarize ondevice as JSON.' }],
+      responseFormat: { type: 'json_schema', schema },
+      maxTokens: 8,
+      temperature: 0,
+    })
+    return { route: answer.route, text: answer.text }
+  } catch (error) {
+    if (!(error instanceof OndeviceError)) throw error
+    const { name, code, isRetryable, param, message } = error
+    return { error: { name, code, isRetryable, param, message } }
+  }
+}
+
+const summarySchema = {
+  type: 'object',
+  properties: { summary: { type: 'string' } },
+  required: ['summary'],
+}
+
 Object.assign(window, {
-  app: { summarize, edgeOnly, optionErrors, events, status: () => ai.status(), prepare: () => ai.prepare() },
+  app: {
+    summarize,
+    edgeOnly,
+    optionErrors,
+    events,
+    status: () => ai.status(),
+    prepare: () => ai.prepare(),
+    structured: () => structuredWith(summarySchema),
+    // A format the grammar cannot enforce: refused before anything runs.
+    structuredRefused: () => structuredWith({ type: 'string', format: 'regex' }),
+  },
 })

@@ -1,0 +1,116 @@
+// The JavaScript a page that only chats loads before its first answer, against a budget, so it
+// cannot grow back unnoticed. The page is built the way docs/sdk.md says (Vite with `ondevice/vite`;
+// here from the sources, as the demo is; test/browser/browser-app.test.ts checks the same budget
+// on the packed package). Up front means the entry chunk and what it imports statically (the
+// build's manifest), gzip -9. What must not be there:
+//   - the structured-output compiler (JSON Schema and tools to a token mask, tool-call readers:
+//     core/structured/structured-output.ts), a chunk of its own that the first request with
+//     `responseFormat` or `tools` loads, in the page (validation) and in the model's Web Worker;
+//   - the on-device runtime (tokenizer, chat template, engine): it runs in the model's Web Worker,
+//     and a page gets it only from an app's own worker (`createRuntimeDeviceHost`), on demand.
+// On 7 December, before both loaded on demand, this page loaded 116 KiB (gzip -9; 372 KiB raw) up
+// front and the model's worker 98 KiB.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { build, defaultClientConditions } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ondevice } from '../../sdk/vite/index.ts'
+import {
+  chunkKeyNamed,
+  compilerMarkers,
+  kib,
+  pageBudgetBytes,
+  readViteManifest,
+  sizes,
+  upFront,
+  type ViteManifest,
+} from './up-front-javascript.ts'
+
+const sdkEntry = fileURLToPath(new URL('../../sdk/index.ts', import.meta.url))
+
+let work: string
+let dist: string
+let manifest: ViteManifest
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ondevice-page-bundle-'))
+  await writeFile(
+    join(work, 'index.html'),
+    '<!doctype html><meta charset="utf-8"><script type="module" src="/main.ts"></script>\n',
+  )
+  // A page that only chats: createClient and chat(), nothing structured.
+  await writeFile(
+    join(work, 'main.ts'),
+    [
+      "import { createClient } from 'ondevice'",
+      "const ai = createClient({ model: '/models/default/', edge: { url: 'http://127.0.0.1:8787' }, runtimeUrl: '/ort/' })",
+      "const answer = await ai.chat({ messages: [{ role: 'user', content: 'Hi' }] })",
+      'document.body.textContent = answer.text',
+      '',
+    ].join('\n'),
+  )
+  dist = join(work, 'dist')
+  await build({
+    root: work,
+    configFile: false,
+    logLevel: 'error',
+    // ORT's WASM flavour only: the runtime files do not change the JavaScript, and are 14 MiB less to copy.
+    plugins: [ondevice({ flavors: ['wasm'] })],
+    resolve: {
+      alias: { ondevice: sdkEntry },
+      conditions: ['ondevice-source', ...defaultClientConditions],
+    },
+    build: { outDir: dist, manifest: true, reportCompressedSize: false, chunkSizeWarningLimit: 30_000 },
+  })
+  manifest = await readViteManifest(dist)
+}, 120_000)
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true })
+})
+
+async function holdsCompiler(files: readonly string[]): Promise<string[]> {
+  const found: string[] = []
+  for (const file of files) {
+    const text = await readFile(join(dist, file), 'utf8')
+    if (compilerMarkers.some((marker) => text.includes(marker))) found.push(file)
+  }
+  return found
+}
+
+describe('the JavaScript a page that only chats loads up front (Vite, ondevice/vite)', () => {
+  it('is within its budget, and holds neither the structured-output compiler nor the runtime', async () => {
+    const page = await upFront(dist, manifest, 'index.html')
+    const workerKey = chunkKeyNamed(manifest, 'device-worker')
+    const worker = await upFront(dist, manifest, workerKey)
+    const compilerChunk = (file: string) => /\/structured-output-[\w-]+\.js$/.test(file)
+    const pageChunk = page.onDemand.filter(compilerChunk)
+    const workerChunk = worker.onDemand.filter(compilerChunk)
+    const onDemand = await sizes(dist, pageChunk)
+    console.log(
+      [
+        `page up front: ${kib(page.gzipBytes)} gzip -9, ${kib(page.bytes)} raw (budget ${kib(pageBudgetBytes)}; 116 KiB gzip, 372 KiB raw before the compiler and the runtime loaded on demand)`,
+        `  ${page.files.join(', ')}`,
+        `model worker up front: ${kib(worker.gzipBytes)} gzip -9, ${kib(worker.bytes)} raw (98 KiB gzip before)`,
+        `structured-output chunk, loaded by the first request with responseFormat or tools: ${kib(onDemand.gzipBytes)} gzip -9, ${kib(onDemand.bytes)} raw (page and worker each)`,
+      ].join('\n'),
+    )
+    expect(page.gzipBytes).toBeLessThanOrEqual(pageBudgetBytes)
+    // The compiler is a chunk of its own in the page and in the worker, imported only with import().
+    expect(pageChunk).toHaveLength(1)
+    expect(workerChunk).toHaveLength(1)
+    expect(await holdsCompiler([...pageChunk, ...workerChunk])).toEqual([...pageChunk, ...workerChunk])
+    expect(await holdsCompiler(page.files)).toEqual([])
+    expect(await holdsCompiler(worker.files)).toEqual([])
+    // The runtime's model loading (client-runtime/load-model.ts) is in the worker, not in the page.
+    const runtimeMarker = 'needs an options object like { model:'
+    const holding = async (files: readonly string[]) => {
+      const texts = await Promise.all(files.map((file) => readFile(join(dist, file), 'utf8')))
+      return files.filter((_, index) => texts[index]?.includes(runtimeMarker))
+    }
+    expect(await holding(page.files)).toEqual([])
+    expect(await holding(worker.files)).not.toEqual([])
+  })
+})

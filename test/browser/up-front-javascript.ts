@@ -1,0 +1,91 @@
+// What a page built by Vite loads before its first answer, read from the build's manifest
+// (`build.manifest: true`): an entry's chunk and every chunk it imports statically, never those it
+// imports with import() (loaded when the code that needs them first runs). Sizes are the files'
+// bytes and their gzip -9 bytes (what a server compressing at its best sends), each file on its own.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+
+/**
+ * The most JavaScript (gzip -9, each file on its own) a page that only calls createClient and
+ * chat() may load up front: 37 KiB on 7 December, once the structured-output compiler and the
+ * runtime loaded on demand (116 KiB before). The compiler alone is 29 KiB: it cannot come back
+ * unnoticed.
+ */
+export const pageBudgetBytes = 45 * 2 ** 10
+
+/**
+ * Strings only the structured-output compiler holds (error messages survive minification): one
+ * from the constraint compiler (constraint.ts), one from the JSON Schema compiler (json-schema.ts).
+ */
+export const compilerMarkers = [
+  'does not apply when a tool call is required',
+  'no validator can evaluate it',
+] as const
+
+interface ManifestChunk {
+  readonly file: string
+  readonly name?: string
+  readonly isEntry?: boolean
+  readonly imports?: readonly string[]
+  readonly dynamicImports?: readonly string[]
+}
+
+export type ViteManifest = Readonly<Record<string, ManifestChunk>>
+
+export interface ChunkSet {
+  /** The files, as paths inside the build folder. */
+  readonly files: readonly string[]
+  readonly bytes: number
+  readonly gzipBytes: number
+}
+
+export interface UpFront extends ChunkSet {
+  /** What these chunks import with import(): loaded when the code that needs it first runs. */
+  readonly onDemand: readonly string[]
+}
+
+export async function readViteManifest(dist: string): Promise<ViteManifest> {
+  return JSON.parse(await readFile(join(dist, '.vite', 'manifest.json'), 'utf8')) as ViteManifest
+}
+
+/** The manifest key of the chunk named `name` (a worker's entry: `device-worker`), exactly one. */
+export function chunkKeyNamed(manifest: ViteManifest, name: string): string {
+  const keys = Object.keys(manifest).filter((key) => manifest[key]?.name === name && !key.endsWith('.wasm'))
+  if (keys.length !== 1)
+    throw new Error(`expected one chunk named ${name} in the manifest, found ${keys.join(', ')}`)
+  return keys[0] as string
+}
+
+/** The chunk at `key` and every chunk it imports statically, transitively. */
+export async function upFront(dist: string, manifest: ViteManifest, key: string): Promise<UpFront> {
+  const seen = new Set<string>()
+  const pending = [key]
+  while (pending.length > 0) {
+    const next = pending.pop() as string
+    if (seen.has(next)) continue
+    const chunk = manifest[next]
+    if (chunk === undefined) throw new Error(`${next} is not in the build's manifest`)
+    seen.add(next)
+    pending.push(...(chunk.imports ?? []))
+  }
+  const onDemand = new Set<string>()
+  for (const each of seen)
+    for (const imported of manifest[each]?.dynamicImports ?? [])
+      if (!seen.has(imported)) onDemand.add((manifest[imported] as ManifestChunk).file)
+  const files = [...seen].map((each) => (manifest[each] as ManifestChunk).file)
+  return { ...(await sizes(dist, files)), onDemand: [...onDemand].sort() }
+}
+
+export async function sizes(dist: string, files: readonly string[]): Promise<ChunkSet> {
+  let bytes = 0
+  let gzipBytes = 0
+  for (const file of files) {
+    const body = await readFile(join(dist, file))
+    bytes += body.byteLength
+    gzipBytes += gzipSync(body, { level: 9 }).byteLength
+  }
+  return { files: [...files].sort(), bytes, gzipBytes }
+}
+
+export const kib = (bytes: number): string => `${(bytes / 2 ** 10).toFixed(1)} KiB`
