@@ -24,7 +24,7 @@ import type { ScenarioRequest, ScenarioResult } from './bad-connection-page/main
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
 
 /** What the package's server does with requests under /pkg/. */
-type PackageMode = 'normal' | 'refuse' | 'stall' | 'portal'
+type PackageMode = 'normal' | 'refuse' | 'stall' | 'portal' | 'stall-all'
 
 interface Logged {
   readonly server: 'site' | 'edge'
@@ -73,6 +73,7 @@ async function handleSite(request: IncomingMessage, response: ServerResponse): P
     body: await readBody(request),
   })
   const inPackage = url.pathname.startsWith('/pkg/')
+  if (mode === 'stall-all') return
   if (inPackage && mode === 'refuse') {
     request.socket.destroy()
     return
@@ -255,23 +256,16 @@ describe('device-only keeps text on the device, in Chromium', () => {
     expect(edgeRequests(since).some((entry) => entry.body.includes(secret))).toBe(true)
     expect(browserLog.slice(since.browser).some((entry) => entry.body.includes(secret))).toBe(true)
   }, 120_000)
-
-  it('nothing phones home: every request of the page went to its own origin or the edge it was given', () => {
-    const allowed = new Set([siteUrl, edgeUrl])
-    const origins = browserLog
-      .filter((entry) => /^(https?|wss?):/.test(entry.url))
-      .map((entry) => new URL(entry.url).origin)
-    expect(origins.filter((origin) => !allowed.has(origin))).toEqual([])
-  })
 })
 
 describe('offline once stored, in Chromium', () => {
-  for (const packageMode of ['refuse', 'stall', 'portal'] as const) {
-    it(`the package's server ${packageMode === 'refuse' ? 'refuses connections' : packageMode === 'stall' ? 'never answers' : 'serves a captive portal page'}: a new client answers on the device at once`, async () => {
+  for (const packageMode of ['refuse', 'stall', 'portal', 'stall-all'] as const) {
+    it(`the package's server ${packageMode === 'refuse' ? 'refuses connections' : packageMode === 'stall' ? 'never answers' : packageMode === 'portal' ? 'serves a captive portal page' : "never answers, nor does the page's origin (the engine's .wasm)"}: a new client answers on the device at once`, async () => {
       mode = packageMode
       const since = mark()
       try {
-        const result = await run({ client: { policy: 'device-only' }, prompt: 'Hello', maxTokens: 6 })
+        // An app's default settings: prefer-device, no edge.
+        const result = await run({ client: {}, prompt: 'Hello', maxTokens: 6 })
         expect(result.error).toBeUndefined()
         expect(result.route).toBe('device')
         // No file of the package was asked for: only manifest.json, whose refresh is bounded.
@@ -295,4 +289,14 @@ describe('offline once stored, in Chromium', () => {
       await context.setOffline(false)
     }
   }, 60_000)
+})
+
+describe('by default', () => {
+  it("nothing phones home: every request of every scenario above went to the page's origin or the edge it was given", () => {
+    const allowed = new Set([siteUrl, edgeUrl])
+    const origins = browserLog
+      .filter((entry) => /^(https?|wss?):/.test(entry.url))
+      .map((entry) => new URL(entry.url).origin)
+    expect(origins.filter((origin) => !allowed.has(origin))).toEqual([])
+  })
 })
