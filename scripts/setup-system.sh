@@ -2,7 +2,8 @@
 # Installs and starts the system parts `npm test` needs that npm cannot provide, on Debian or
 # Ubuntu: Chromium (browser end-to-end tests, driven by playwright-core), strace (the network
 # privacy test), clang-16 + lld-16 (the engine's compiler: the check that wasm/engine/*.wasm rebuild
-# from their sources),
+# from their sources), qemu-user with the arm64 C/C++ runtime (libc6-arm64-cross,
+# libstdc++6-arm64-cross: wasm/engine/cross-arch.test.ts runs an arm64 Node under emulation),
 # and Docker (docker.io; dockerd is started with published ports on 127.0.0.1) with debootstrap
 # (the container tests' registry-free base image). Safe to run again:
 # what is already there is kept. Needs root (or passwordless sudo). CI (.ci/run) runs this script.
@@ -18,6 +19,10 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium-browser ] || packa
 command -v strace >/dev/null 2>&1 || packages+=(strace)
 command -v clang-16 >/dev/null 2>&1 || packages+=(clang-16)
 command -v wasm-ld-16 >/dev/null 2>&1 || packages+=(lld-16)
+# An arm64 Node (from the npm registry) under qemu-user: the engine's cross-architecture check.
+command -v qemu-aarch64 >/dev/null 2>&1 || packages+=(qemu-user)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || packages+=(libc6-arm64-cross)
+[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || packages+=(libstdc++6-arm64-cross)
 command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)
 # The container tests build their Node base image from Debian packages (tools/docker/base-image.sh).
 command -v debootstrap >/dev/null 2>&1 || packages+=(debootstrap)

@@ -45,6 +45,8 @@ const shapeOf: Record<string, (args: number[]) => string> = {
   gemm_panel_q8: (a) => `n ${a[2]} k ${a[3]! * 32}`,
   gemm_q4_relaxed: (a) => `n ${a[3]} k ${a[4]! * 32}`,
   gemm_panel_q4_relaxed: (a) => `n ${a[3]} k ${a[4]! * 32}`,
+  gemm_q4_relaxed_dot_add: (a) => `n ${a[3]} k ${a[4]! * 32}`,
+  gemm_panel_q4_relaxed_dot_add: (a) => `n ${a[3]} k ${a[4]! * 32}`,
   gemm_f32: (a) => `n ${a[1]} k ${a[2]}`,
 }
 
@@ -67,6 +69,8 @@ const session = await createEngineSession({
   files: folderWeightReader(pkg.folder),
   dtype,
 })
+// The relaxed builds' 4-bit product forms (ONDEVICE_ENGINE_DOT=pairs|dot-add forces one) and the probe.
+if ('build' in session) console.log(`engine build: ${JSON.stringify(session.build)}`)
 const prompt = promptOfLength(folderTokenizer(pkg.folder), promptLength, pkg.bosTokenId)
 await session.append(prompt.slice(0, 8))
 let total = 0

@@ -1,7 +1,9 @@
-// The 4-bit matrix products alone, engine.wasm's (SIMD128) against engine-relaxed.wasm's (relaxed
-// SIMD, src/gemm-q4-relaxed.c), in one process, alternating, on Qwen3.5-0.8B's shapes: the prefill
-// GEMM over a 512-token pass and the decode GEMV (one token). Prints the median throughput of
-// each and the ratio; checks the two give the same bytes first. A diagnostic script, not part of
+// The 4-bit matrix products alone: engine.wasm's (SIMD128) and engine-relaxed.wasm's two forms
+// (relaxed SIMD, src/gemm-q4-relaxed.c: the pairs form on i16x8.relaxed_dot_i8x16_i7x16_s and the
+// dot-add form on i32x4.relaxed_dot_i8x16_i7x16_add_s), in one process, alternating, on
+// Qwen3.5-0.8B's shapes: the prefill GEMM over a 512-token pass and the decode GEMV (one token).
+// Prints the median throughput of each and the ratios against the plain kernel and between the
+// two relaxed forms; checks all give the same bytes first. A diagnostic script, not part of
 // `npm run bench`. Times are this thread's CPU time (process.threadCpuUsage), so other processes
 // on a loaded machine count less than in wall time:
 //   npx node test/bench/profile-engine-q4-kernels.ts [--tokens 512] [--rounds 5]
@@ -21,7 +23,11 @@ const shapes: readonly [number, number][] = [
   [4096, 1024],
 ]
 
-async function prepare(relaxed: boolean, n: number, k: number) {
+type Variant = 'plain' | 'pairs' | 'dot-add'
+const variants: readonly Variant[] = ['plain', 'pairs', 'dot-add']
+
+async function prepare(variant: Variant, n: number, k: number) {
+  const relaxed = variant !== 'plain'
   const kernels = await Kernels.create(await loadEngineModule(relaxed ? 'relaxed' : 'plain'))
   const blocks = k / 32
   let state = 12345
@@ -49,14 +55,19 @@ async function prepare(relaxed: boolean, n: number, k: number) {
   const K = kernels.k
   if (relaxed) K.quantize_rows_q4_relaxed!(x, tokens, k, codes, aScales, sums, starts, 0, tokens)
   else K.quantize_rows_q4(x, tokens, k, codes, aScales, sums, 0, tokens)
+  const matrix = [weights, scales, zeros, n, blocks, codes, aScales] as const
   const gemm = (rows: number, out: Pointer) =>
-    relaxed
-      ? K.gemm_panel_q4_relaxed!(weights, scales, zeros, n, blocks, codes, aScales, starts, rows, out, 0, n)
-      : K.gemm_panel_q4(weights, scales, zeros, n, blocks, codes, aScales, rows, out, 0, n)
+    variant === 'pairs'
+      ? K.gemm_panel_q4_relaxed!(...matrix, starts, rows, out, 0, n)
+      : variant === 'dot-add'
+        ? K.gemm_panel_q4_relaxed_dot_add!(...matrix, sums, rows, out, 0, n)
+        : K.gemm_panel_q4(...matrix, rows, out, 0, n)
   const gemv = (out: Pointer) =>
-    relaxed
-      ? K.gemm_q4_relaxed!(weights, scales, zeros, n, blocks, codes, aScales, sums, 1, out, 0, n)
-      : K.gemm_q4(weights, scales, zeros, n, blocks, codes, aScales, sums, 1, out, 0, n)
+    variant === 'pairs'
+      ? K.gemm_q4_relaxed!(...matrix, sums, 1, out, 0, n)
+      : variant === 'dot-add'
+        ? K.gemm_q4_relaxed_dot_add!(...matrix, sums, 1, out, 0, n)
+        : K.gemm_q4(...matrix, sums, 1, out, 0, n)
   return { kernels, gemm, gemv, y }
 }
 
@@ -67,52 +78,57 @@ function cpu(): number {
 }
 
 const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+const gemvRepeats = 50
 
 for (const [n, k] of shapes) {
-  const plain = await prepare(false, n, k)
-  const relaxed = await prepare(true, n, k)
-  plain.gemm(tokens, plain.y)
-  relaxed.gemm(tokens, relaxed.y)
-  const same = Buffer.from(plain.kernels.bytes(plain.y, tokens * n * 4)).equals(
-    Buffer.from(relaxed.kernels.bytes(relaxed.y, tokens * n * 4)),
-  )
-  if (!same) throw new Error(`n ${n} k ${k}: the relaxed GEMM's bytes differ from the plain one's`)
-  const times = {
-    plainGemm: [] as number[],
-    relaxedGemm: [] as number[],
-    plainGemv: [] as number[],
-    relaxedGemv: [] as number[],
+  const prepared = new Map<Variant, Awaited<ReturnType<typeof prepare>>>()
+  for (const variant of variants) prepared.set(variant, await prepare(variant, n, k))
+  const bytes = (variant: Variant) => {
+    const { kernels, y } = prepared.get(variant)!
+    return Buffer.from(kernels.bytes(y, tokens * n * 4))
   }
-  const gemvRepeats = 50
+  for (const variant of variants) {
+    const { gemm, y } = prepared.get(variant)!
+    gemm(tokens, y)
+  }
+  for (const variant of variants)
+    if (!bytes(variant).equals(bytes('plain')))
+      throw new Error(`n ${n} k ${k}: the ${variant} GEMM's bytes differ from the plain one's`)
+  for (const variant of variants) {
+    const { gemv, y } = prepared.get(variant)!
+    gemv(y)
+  }
+  // (The relaxed GEMV reads the first token of the 512 stored in quads as if alone, so only the two
+  // relaxed forms are compared here; prefill-kernels.test.ts checks both against the plain one.)
+  if (
+    !bytes('dot-add')
+      .subarray(0, n * 4)
+      .equals(bytes('pairs').subarray(0, n * 4))
+  )
+    throw new Error(`n ${n} k ${k}: the dot-add GEMV's bytes differ from the pairs one's`)
+  const gemmTimes = new Map<Variant, number[]>(variants.map((variant) => [variant, []]))
+  const gemvTimes = new Map<Variant, number[]>(variants.map((variant) => [variant, []]))
   for (let round = 0; round < rounds; round++) {
-    for (const [name, run] of [
-      ['plainGemm', () => plain.gemm(tokens, plain.y)],
-      ['relaxedGemm', () => relaxed.gemm(tokens, relaxed.y)],
-      [
-        'plainGemv',
-        () => {
-          for (let i = 0; i < gemvRepeats; i++) plain.gemv(plain.y)
-        },
-      ],
-      [
-        'relaxedGemv',
-        () => {
-          for (let i = 0; i < gemvRepeats; i++) relaxed.gemv(relaxed.y)
-        },
-      ],
-    ] as const) {
-      const started = cpu()
-      run()
-      times[name].push(cpu() - started)
+    // Each round in another order, so no variant always runs right after the same one.
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]!)
+    for (const variant of order) {
+      const { gemm, gemv, y } = prepared.get(variant)!
+      let started = cpu()
+      gemm(tokens, y)
+      gemmTimes.get(variant)!.push(cpu() - started)
+      started = cpu()
+      for (let i = 0; i < gemvRepeats; i++) gemv(y)
+      gemvTimes.get(variant)!.push(cpu() - started)
     }
   }
   const gmacs = (ms: number, count: number) => ((n * k * count) / (ms / 1000) / 1e9).toFixed(1)
-  const pg = median(times.plainGemm),
-    rg = median(times.relaxedGemm)
-  const pv = median(times.plainGemv),
-    rv = median(times.relaxedGemv)
-  console.log(
-    `n ${n} k ${k}: GEMM ${tokens} tokens plain ${gmacs(pg, tokens)} vs relaxed ${gmacs(rg, tokens)} GMAC/s (${(pg / rg).toFixed(2)}x); ` +
-      `GEMV plain ${gmacs(pv, gemvRepeats)} vs relaxed ${gmacs(rv, gemvRepeats)} GMAC/s (${(pv / rv).toFixed(2)}x)`,
-  )
+  const line = (what: string, times: Map<Variant, number[]>, count: number) => {
+    const [plain, pairs, dotAdd] = variants.map((variant) => median(times.get(variant)!))
+    return (
+      `${what} plain ${gmacs(plain!, count)}, pairs ${gmacs(pairs!, count)}, dot-add ${gmacs(dotAdd!, count)} GMAC/s ` +
+      `(pairs ${(plain! / pairs!).toFixed(2)}x plain, dot-add ${(plain! / dotAdd!).toFixed(2)}x plain, dot-add ${(pairs! / dotAdd!).toFixed(2)}x pairs)`
+    )
+  }
+  console.log(`n ${n} k ${k}: ${line(`GEMM ${tokens} tokens`, gemmTimes, tokens)}`)
+  console.log(`n ${n} k ${k}: ${line('GEMV', gemvTimes, gemvRepeats)}`)
 }

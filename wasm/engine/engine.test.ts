@@ -13,8 +13,9 @@ import { writeModelPackage } from '../../builder/package/package-writer.ts'
 import { ReferenceModel } from '../../builder/reference/reference-model.ts'
 import { OrtDecoder } from '../../builder/testing/ort-decoder.ts'
 import { type ModelConfig, parseModelConfig } from '../../core/model-package.ts'
+import type { DotFormRequest } from './dot-form.ts'
 import { folderWeightReader, loadEngineModule, nodeEngineThreads } from './node.ts'
-import { createEngineSession, type EngineSession } from './session.ts'
+import { createEngineSession, type EngineBuild, type EngineSession } from './session.ts'
 import { type EngineSimd, hostHasRelaxedSimd } from './simd.ts'
 
 const folder = mkdtempSync(join(tmpdir(), 'ondevice-engine-'))
@@ -274,6 +275,55 @@ describe('threads and module builds', () => {
       expect((await run(2, 'plain')).equals(one)).toBe(true)
     },
   )
+
+  it("q4, relaxed build: the 4-bit products' pairs and dot-add forms give identical logit bytes on 1 and 2 threads, and the session reports which ran", async () => {
+    const { dir } = packages.get('qwen3 (tied, head_dim 32 ≠ hidden / heads)')!
+    const run = async (count: number, dot: DotFormRequest): Promise<[Buffer, EngineBuild]> => {
+      const session = await createEngineSession({
+        module: await loadEngineModule('relaxed'),
+        files: folderWeightReader(dir),
+        dtype: 'q4',
+        dot,
+        ...(count > 1 ? { threads: await nodeEngineThreads(count, 'relaxed') } : {}),
+      })
+      try {
+        // 70 tokens: a 64-token prefill pass and a 6-token one (a partial quad), then decode steps.
+        const rows = [await session.append(tokens.slice(0, 70))]
+        for (let i = 70; i < 74; i++) rows.push(await session.append([tokens[i]!]))
+        return [Buffer.concat(rows.map((row) => Buffer.from(row.buffer))), session.build]
+      } finally {
+        await session.dispose()
+      }
+    }
+    const plainSession = await createEngineSession({
+      module: await loadEngineModule('plain'),
+      files: folderWeightReader(dir),
+      dtype: 'q4',
+    })
+    const plain = Buffer.from((await plainSession.append(tokens.slice(0, 70))).buffer)
+    expect(plainSession.build).toEqual({ simd: 'plain' })
+    await plainSession.dispose()
+    const [pairs, pairsBuild] = await run(1, 'pairs')
+    expect(pairsBuild).toEqual({
+      simd: 'relaxed',
+      dot: { prefill: 'pairs', decode: 'pairs', chosenBy: 'requested' },
+    })
+    expect(pairs.subarray(0, plain.byteLength).equals(plain)).toBe(true)
+    for (const [count, dot] of [
+      [1, 'dot-add'],
+      [2, 'dot-add'],
+      [2, 'pairs'],
+      [1, 'auto'],
+    ] as const) {
+      const [bytes, build] = await run(count, dot)
+      expect(bytes.equals(pairs), `${dot} on ${count} threads`).toBe(true)
+      if (dot === 'auto') {
+        expect(build.dot?.chosenBy).toBe('measured')
+        expect(['pairs', 'dot-add']).toContain(build.dot?.prefill)
+        expect(['pairs', 'dot-add']).toContain(build.dot?.decode)
+      } else expect(build.dot).toEqual({ prefill: dot, decode: dot, chosenBy: 'requested' })
+    }
+  }, 120_000)
 
   it('Qwen3.5 q4: identical logit bytes on 1 and 3 threads, plain and relaxed-SIMD builds', async () => {
     const dir = join(folder, 'qwen3_5-tiny')

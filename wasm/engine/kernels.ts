@@ -8,6 +8,7 @@
 // wraps above 2 GiB and the C side reads back as unsigned). Views over memory are made fresh
 // after any allocation because growing memory detaches the old ArrayBuffer.
 
+import type { DotForms } from './dot-form.ts'
 import type { ParallelJob, ParallelKernel, ThreadPool } from './thread-pool.ts'
 
 /** A byte offset into the engine's linear memory. */
@@ -17,7 +18,7 @@ export type Pointer = number
  * A 4-bit product that takes the activations' code sums (for the weights' zero points): y[r, n]
  * for r < rows and n in [nBegin, nEnd) of nTotal output rows.
  */
-type FourBitProduct = (
+export type FourBitProduct = (
   weights: Pointer,
   weightScales: Pointer,
   zeroPoints: Pointer,
@@ -76,6 +77,13 @@ export interface KernelExports {
   ): void
   gemm_q4_relaxed?: FourBitProduct
   gemm_panel_q4_relaxed?: FourBitProduct
+  /**
+   * The same two products on i32x4.relaxed_dot_i8x16_i7x16_add_s (the dot-add form, the same
+   * bytes; dot-form.ts picks one form per host). Both take the sums: the panel's int32 start is
+   * -15 times the sum.
+   */
+  gemm_q4_relaxed_dot_add?: FourBitProduct
+  gemm_panel_q4_relaxed_dot_add?: FourBitProduct
   gemm_q8(
     weights: Pointer,
     weightScales: Pointer,
@@ -288,6 +296,12 @@ export class Kernels {
   pool: ThreadPool | undefined
   /** The module is a relaxed-SIMD build: the 4-bit products run its *_relaxed kernels (same bits). */
   readonly relaxed: boolean
+  /**
+   * Relaxed-SIMD builds: which form of the 4-bit products runs, for prefill and for decode
+   * (dot-form.ts; the same bits either way). Set when a session is created; until then (and in
+   * the plain builds, where it stays undefined) the relaxed builds run the pairs form.
+   */
+  dot: DotForms | undefined
   #top: number
 
   private constructor(memory: WebAssembly.Memory, exports: KernelExports) {
@@ -296,6 +310,7 @@ export class Kernels {
     this.relaxed = typeof exports.gemm_panel_q4_relaxed === 'function'
     this.#top = exports.__heap_base.value as number
     this.pool = undefined
+    this.dot = undefined
   }
 
   /** kernel(...args, begin, end) over [0, total), split across the pool's threads when there is one. */

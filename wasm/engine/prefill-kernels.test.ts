@@ -23,6 +23,11 @@ interface Case {
   readonly n: number
   readonly k: number
   readonly tokens: number
+  /**
+   * The relaxed kernels' worst case: every weight nibble and zero point 0 or 15 (so code - zero is
+   * ±15 or 0), every activation ±1 (codes ±127): the largest pair sums the relaxed dots meet.
+   */
+  readonly extreme?: boolean
 }
 
 // n: 8-row tiles, a 4-row tile, 1-3 single rows; k: one partial block, several chunks of 32 blocks.
@@ -264,10 +269,23 @@ async function q4Setup(c: Case, module: WebAssembly.Module) {
   const stored = kernels.alloc(c.n * blocks * 16)
   fill(stored, c.n * blocks * 16)
   const weights = kernels.alloc(Math.ceil(c.n / 4) * blocks * 64)
-  K.repack_q4_weights(stored, c.n, blocks, weights)
   const storedScales = floats(c.n * blocks, 0.02, 0.1)
   const storedZero = kernels.alloc(c.n * Math.ceil(blocks / 2))
   fill(storedZero, c.n * Math.ceil(blocks / 2))
+  if (c.extreme) {
+    const random = generator(c.n + c.k * 3)
+    const nibbles = () => (random() < 0.5 ? 0 : 0x0f) | (random() < 0.5 ? 0 : 0xf0)
+    for (const [pointer, bytes] of [
+      [stored, c.n * blocks * 16],
+      [storedZero, c.n * Math.ceil(blocks / 2)],
+    ] as const) {
+      const view = kernels.bytes(pointer, bytes)
+      for (let i = 0; i < bytes; i++) view[i] = nibbles()
+    }
+    const xs = kernels.f32(context.x, c.tokens * c.k)
+    for (let i = 0; i < xs.length; i++) xs[i] = random() < 0.5 ? -1 : 1
+  }
+  K.repack_q4_weights(stored, c.n, blocks, weights)
   const groups = Math.ceil(c.n / 4)
   const groupedScales = kernels.alloc(groups * blocks * 16)
   const groupedZero = kernels.alloc(groups * blocks * 4)
@@ -277,9 +295,16 @@ async function q4Setup(c: Case, module: WebAssembly.Module) {
 
 // The relaxed-SIMD build (engine-relaxed.wasm, src/gemm-q4-relaxed.c) against engine.wasm's
 // kernels, module against module: the same data in each, the plain GEMV's bytes as the answer.
+// Both relaxed forms (the pairs kernels and the *_dot_add ones, src/gemm-q4-relaxed.c) are checked.
+const relaxedCases: readonly Case[] = [
+  ...cases.map((c) => ({ ...c, extreme: false })),
+  { n: 27, k: 2245, tokens: 13, extreme: true },
+  { n: 70, k: 4128, tokens: 9, extreme: true },
+]
+
 describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain ones bit for bit', () => {
-  it.each(cases)(
-    'n $n, k $k, $tokens tokens: GEMV per token and batched, GEMM whole and per thread share',
+  it.each(relaxedCases)(
+    'n $n, k $k, $tokens tokens (extreme codes: $extreme): GEMV per token and batched, GEMM whole and per thread share, both forms',
     async (c) => {
       const plain = await q4Setup(c, await loadEngineModule('plain'))
       const relaxed = await q4Setup(c, await loadEngineModule('relaxed'))
@@ -336,25 +361,36 @@ describe.runIf(hostHasRelaxedSimd())('relaxed-SIMD 4-bit kernels equal the plain
         relaxed.kernels.alloc(blocks * 4),
       ] as const
       const oneStarts = relaxed.kernels.alloc(blocks * 4)
-      const decode = relaxed.kernels.alloc(size * 4)
-      for (let t = 0; t < c.tokens; t++) {
-        R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one, oneStarts, 0, 1)
-        R.gemm_q4_relaxed!(...relaxed.matrix, ...one, 1, decode + t * c.n * 4, 0, c.n)
+      const results: [string, Pointer][] = []
+      const output = (name: string): Pointer => {
+        const pointer = relaxed.kernels.alloc(size * 4)
+        results.push([name, pointer])
+        return pointer
       }
-      const batched = relaxed.kernels.alloc(size * 4)
-      R.gemm_q4_relaxed!(...relaxed.matrix, ...args, c.tokens, batched, 0, c.n)
-      const panel = relaxed.kernels.alloc(size * 4)
-      R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...panelArgs, c.tokens, panel, 0, c.n)
-      const shared = relaxed.kernels.alloc(size * 4)
-      for (let share = 0; share < 3; share++) {
-        const [begin, end] = shareRange(c.n, 3, 4, share)
-        if (begin < end)
-          R.gemm_panel_q4_relaxed!(...relaxed.matrix, ...panelArgs, c.tokens, shared, begin, end)
+      // The pairs form, then the dot-add form, which takes the sums where the pairs panel takes
+      // the starts.
+      for (const [form, gemv, gemm, gemmArgs] of [
+        ['pairs', R.gemm_q4_relaxed!, R.gemm_panel_q4_relaxed!, panelArgs],
+        ['dot-add', R.gemm_q4_relaxed_dot_add!, R.gemm_panel_q4_relaxed_dot_add!, args],
+      ] as const) {
+        const decode = output(`${form} GEMV per token`)
+        for (let t = 0; t < c.tokens; t++) {
+          R.quantize_rows_q4_relaxed!(relaxed.x + t * c.k * 4, 1, c.k, ...one, oneStarts, 0, 1)
+          gemv(...relaxed.matrix, ...one, 1, decode + t * c.n * 4, 0, c.n)
+        }
+        gemv(...relaxed.matrix, ...args, c.tokens, output(`${form} GEMV batched`), 0, c.n)
+        gemm(...relaxed.matrix, ...gemmArgs, c.tokens, output(`${form} GEMM`), 0, c.n)
+        const shared = output(`${form} GEMM in three thread shares`)
+        for (let share = 0; share < 3; share++) {
+          const [begin, end] = shareRange(c.n, 3, 4, share)
+          if (begin < end) gemm(...relaxed.matrix, ...gemmArgs, c.tokens, shared, begin, end)
+        }
       }
+      expect(results.length).toBe(8)
       const answer = bytesOf(plain.kernels, expected, size)
-      for (const result of [decode, batched, panel, shared])
-        expect(bytesOf(relaxed.kernels, result, size).equals(answer)).toBe(true)
-      const values = relaxed.kernels.f32(panel, size)
+      for (const [name, result] of results)
+        expect(bytesOf(relaxed.kernels, result, size).equals(answer), name).toBe(true)
+      const values = relaxed.kernels.f32(results[2]![1], size)
       expect(values.every(Number.isFinite)).toBe(true)
       expect(values.filter((v) => v !== 0).length).toBeGreaterThan(values.length * 0.9)
     },

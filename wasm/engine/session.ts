@@ -16,6 +16,13 @@ import {
   parseModelConfig,
 } from '../../core/model-package.ts'
 import type { ModelSession, ModelSessionInfo, RunOptions } from '../../core/model-session.ts'
+import {
+  chooseDotForms,
+  type DotFormRequest,
+  type DotForms,
+  dotFormRequest,
+  dotFormsToWarm,
+} from './dot-form.ts'
 import { Kernels } from './kernels.ts'
 import { modelLoaders } from './models/index.ts'
 import { EngineUnsupportedError, LoadContext } from './models/load-context.ts'
@@ -44,6 +51,22 @@ export interface EngineSessionOptions {
    * the results are the same bits either way; benchmarks measure what it saves).
    */
   readonly warmUp?: boolean
+  /**
+   * The relaxed-SIMD builds' form of the 4-bit products (dot-form.ts): 'auto' (the default)
+   * measures both when the session is created and runs the faster for prefill and for decode;
+   * 'pairs' or 'dot-add' forces one (tests, diagnosis). Left out: the ONDEVICE_ENGINE_DOT
+   * environment variable where the host has one, else 'auto'. The logits are the same bits
+   * whichever runs. Ignored by the plain builds, which have one form.
+   */
+  readonly dot?: DotFormRequest
+}
+
+/** What the engine runs, for load reports: the build and the relaxed builds' dot forms. */
+export interface EngineBuild {
+  /** 'relaxed' (engine-relaxed.wasm, engine-threads-relaxed.wasm) or 'plain'. */
+  readonly simd: 'relaxed' | 'plain'
+  /** The relaxed builds' 4-bit product forms and how they were chosen (absent: plain). */
+  readonly dot?: DotForms
 }
 
 /** How a host runs the engine on several threads over shared memory. */
@@ -84,6 +107,8 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       'warmUp',
       `warmUp must be true or false (or left out for true), got ${JSON.stringify(options.warmUp)}.`,
     )
+  // Validated before anything loads (a bad value, or ONDEVICE_ENGINE_DOT's, is the caller's error).
+  const dot = dotFormRequest(options.dot)
   if (typeof options.dtype !== 'string')
     throw new InvalidArgumentError(
       'dtype',
@@ -111,7 +136,8 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       ? await Kernels.create(threads.module, { shared: true })
       : await Kernels.create(options.module)
     // Before the weights load: the optimizing compiles it starts run in the background meanwhile.
-    if (options.warmUp !== false) warmUpKernels(kernels, warmUpShape(config, options.dtype))
+    if (options.warmUp !== false)
+      warmUpKernels(kernels, warmUpShape(config, options.dtype), kernels.relaxed ? dotFormsToWarm(dot) : [])
     if (threads) await threads.start(kernels)
     const contextLength = Math.min(
       config.maxPositionEmbeddings,
@@ -121,6 +147,9 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       model = await loader(
         new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
       )
+      // After the weights: by then the optimizing compiles the warm-up started have landed, so
+      // the probe times the code every later call runs (dot-form.ts). Only 4-bit models run them.
+      if (kernels.relaxed && options.dtype === 'q4') chooseDotForms(kernels, dot)
     } catch (error) {
       // No helper thread outlives a load that failed (a bad tensor, a helper that died).
       await kernels.pool?.close()
@@ -150,6 +179,14 @@ export class EngineSession implements ModelSession {
       backend: 'wasm',
       dtype: model.dtype,
     }
+  }
+
+  /** The build this session runs and, in the relaxed builds with 4-bit weights, the dot forms. */
+  get build(): EngineBuild {
+    const kernels = this.#live().kernels
+    return kernels.relaxed
+      ? { simd: 'relaxed', ...(kernels.dot ? { dot: kernels.dot } : {}) }
+      : { simd: 'plain' }
   }
 
   get tokens(): readonly number[] {

@@ -34,6 +34,8 @@ export const parallelKernels = [
   // Relaxed-SIMD modules only (src/gemm-q4-relaxed.c).
   'gemm_q4_relaxed',
   'gemm_panel_q4_relaxed',
+  'gemm_q4_relaxed_dot_add',
+  'gemm_panel_q4_relaxed_dot_add',
   'attention_split',
   // Qwen3.5: value heads of the delta rule, channels of the causal conv.
   'qwen35_gated_delta',

@@ -10,6 +10,7 @@ import { writeQwen35Fixture } from '../../builder/architectures/qwen3-5-fixture.
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { parseModelConfig } from '../../core/model-package.ts'
 import { watchKernelCalls } from '../../test/support/engine-kernel-calls.ts'
+import type { DotForm, DotFormRequest } from './dot-form.ts'
 import { Kernels } from './kernels.ts'
 import { folderWeightReader, loadEngineModule } from './node.ts'
 import { createEngineSession } from './session.ts'
@@ -41,12 +42,18 @@ watchKernelCalls((name, _args, call) => {
 const prompt = Array.from({ length: 11 }, (_, i) => (i * 7919 + 13) % 151_000)
 
 /** The logits of an 11-token prompt and three greedy decode steps, as bytes. */
-async function run(dtype: string, simd: EngineSimd, warmUp: boolean): Promise<Buffer[]> {
+async function run(dtype: string, simd: EngineSimd, warmUp: boolean, dot: DotFormRequest): Promise<Buffer[]> {
   called.load.clear()
   called.forward.clear()
   const module = await loadEngineModule(simd)
   phase = 'load'
-  const session = await createEngineSession({ module, files: folderWeightReader(packageDir), dtype, warmUp })
+  const session = await createEngineSession({
+    module,
+    files: folderWeightReader(packageDir),
+    dtype,
+    warmUp,
+    dot,
+  })
   const logits: Buffer[] = []
   try {
     phase = 'forward'
@@ -66,19 +73,22 @@ async function run(dtype: string, simd: EngineSimd, warmUp: boolean): Promise<Bu
 }
 
 describe('the engine warm-up', () => {
-  const cases: readonly [string, EngineSimd][] = [
-    ['q4', 'relaxed'],
-    ['q4', 'plain'],
-    ['q8', 'relaxed'],
-    ['fp32', 'relaxed'],
+  // A dot form is forced so the load runs no probe (the relaxed 4-bit products' forms, dot-form.ts):
+  // the warm-up then warms that form only. The last test covers 'auto'.
+  const cases: readonly [string, EngineSimd, DotForm][] = [
+    ['q4', 'relaxed', 'pairs'],
+    ['q4', 'relaxed', 'dot-add'],
+    ['q4', 'plain', 'pairs'],
+    ['q8', 'relaxed', 'pairs'],
+    ['fp32', 'relaxed', 'pairs'],
   ]
   it.each(cases)(
-    '%s (%s build): warms every kernel the forward pass calls; the logits are the same bits without it',
-    async (dtype, simd) => {
-      const cold = await run(dtype, simd, false)
+    '%s (%s build, %s form): warms every kernel the forward pass calls; the logits are the same bits without it',
+    async (dtype, simd, dot) => {
+      const cold = await run(dtype, simd, false, dot)
       const forward = new Set(called.forward)
       const coldLoad = new Set(called.load)
-      const warm = await run(dtype, simd, true)
+      const warm = await run(dtype, simd, true, dot)
       const warmLoad = new Set(called.load)
       expect(warm.length).toBe(cold.length)
       for (const [i, bytes] of warm.entries()) expect(bytes.equals(cold[i] as Buffer)).toBe(true)
@@ -86,7 +96,7 @@ describe('the engine warm-up', () => {
       const kernels = await Kernels.create(await loadEngineModule(simd))
       const config = parseModelConfig(await readFile(join(packageDir, 'config.json'), 'utf8'))
       const shape = warmUpShape(config, dtype)
-      const warmed = new Set(warmUpSteps(kernels, shape).map((step) => step.kernel as string))
+      const warmed = new Set(warmUpSteps(kernels, shape, [dot]).map((step) => step.kernel as string))
       // The embedding lookup (embed_*, or f16_to_f32 on an fp16 table's rows) is left out on
       // purpose: one row copy per 64-token chunk.
       const lookup = (name: string) => name.startsWith('embed_') || name === 'f16_to_f32'
@@ -100,6 +110,24 @@ describe('the engine warm-up', () => {
     },
     60_000,
   )
+
+  it("q4, relaxed build, dot 'auto': the load warms and times both forms, the forward pass runs the chosen ones; same bits", async () => {
+    const forced = await run('q4', 'relaxed', true, 'pairs')
+    const chosen = await run('q4', 'relaxed', true, 'auto')
+    for (const [i, bytes] of chosen.entries()) expect(bytes.equals(forced[i] as Buffer)).toBe(true)
+    const both = [
+      'gemm_panel_q4_relaxed',
+      'gemm_panel_q4_relaxed_dot_add',
+      'gemm_q4_relaxed',
+      'gemm_q4_relaxed_dot_add',
+    ]
+    for (const name of both) expect(called.load.has(name), name).toBe(true)
+    // One form of each product in the forward pass (which one is this host's measurement).
+    const panels = both.slice(0, 2).filter((name) => called.forward.has(name))
+    const gemvs = both.slice(2).filter((name) => called.forward.has(name))
+    expect(panels.length).toBe(1)
+    expect(gemvs.length).toBe(1)
+  }, 60_000)
 
   it('writes nothing below the arena top and leaves zeros above it', async () => {
     const kernels = await Kernels.create(await loadEngineModule())

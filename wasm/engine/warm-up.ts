@@ -25,6 +25,7 @@
 // embedding lookup is left out: one call per 64-token chunk, a row copy whose baseline calls cost
 // well under a millisecond per prompt.
 import type { ModelConfig } from '../../core/model-package.ts'
+import { type DotForm, relaxedProduct } from './dot-form.ts'
 import type { KernelExports, Kernels, Pointer } from './kernels.ts'
 import { attentionScoresStride } from './models/load-context.ts'
 
@@ -91,14 +92,19 @@ const productN = 12
 const prefillRows = 6
 
 /**
- * Runs the warm-up (see the file comment). Returns the milliseconds it took (the caller may
- * report them; nothing depends on it).
+ * Runs the warm-up (see the file comment). `dotForms`: the relaxed builds' 4-bit product forms to
+ * warm (dot-form.ts; both when the session will measure which to run). Returns the milliseconds
+ * it took (the caller may report them; nothing depends on it).
  */
-export function warmUpKernels(kernels: Kernels, shape: WarmUpShape): number {
+export function warmUpKernels(
+  kernels: Kernels,
+  shape: WarmUpShape,
+  dotForms: readonly DotForm[] = ['pairs'],
+): number {
   const started = performance.now()
   const mark = kernels.mark()
   try {
-    for (const step of warmUpSteps(kernels, shape)) for (let i = 0; i < step.calls; i++) step.run()
+    for (const step of warmUpSteps(kernels, shape, dotForms)) for (let i = 0; i < step.calls; i++) step.run()
   } finally {
     // Zeros again, as fresh memory is: nothing loaded later can see what the warm-up wrote.
     kernels.bytes(mark, kernels.mark() - mark).fill(0)
@@ -108,7 +114,11 @@ export function warmUpKernels(kernels: Kernels, shape: WarmUpShape): number {
 }
 
 /** The kernels to warm for `shape`, their arguments allocated (and filled) above the arena's top. */
-export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] {
+export function warmUpSteps(
+  kernels: Kernels,
+  shape: WarmUpShape,
+  dotForms: readonly DotForm[] = ['pairs'],
+): WarmUpStep[] {
   const K = kernels.k
   // Floats filled with a small, varied pattern: zeros could take early exits (an all-zero block's
   // scale) that skip the loops a real call runs.
@@ -146,26 +156,45 @@ export function warmUpSteps(kernels: Kernels, shape: WarmUpShape): WarmUpStep[] 
   const n = productN
   if (shape.dtype === 'q4' && kernels.relaxed) {
     const quantize = K.quantize_rows_q4_relaxed as NonNullable<KernelExports['quantize_rows_q4_relaxed']>
-    const panel = K.gemm_panel_q4_relaxed as NonNullable<KernelExports['gemm_panel_q4_relaxed']>
-    const gemv = K.gemm_q4_relaxed as NonNullable<KernelExports['gemm_q4_relaxed']>
-    steps.push(
-      {
-        kernel: 'quantize_rows_q4_relaxed',
-        calls: 160,
-        run: () => quantize(x, prefillRows, productK, codes, scales, sums, starts, 0, prefillRows),
-      },
-      {
-        kernel: 'gemm_panel_q4_relaxed',
-        calls: 180,
-        run: () =>
-          panel(weights, weightScales, zeroPoints, n, blocks, codes, scales, starts, prefillRows, y, 0, n),
-      },
-      {
-        kernel: 'gemm_q4_relaxed',
-        calls: 1500,
-        run: () => gemv(weights, weightScales, zeroPoints, n, blocks, codes, scales, sums, 1, y, 0, n),
-      },
-    )
+    steps.push({
+      kernel: 'quantize_rows_q4_relaxed',
+      calls: 160,
+      run: () => quantize(x, prefillRows, productK, codes, scales, sums, starts, 0, prefillRows),
+    })
+    for (const form of dotForms) {
+      const panelName = relaxedProduct(true, form)
+      const gemvName = relaxedProduct(false, form)
+      const panel = K[panelName] as NonNullable<KernelExports[typeof panelName]>
+      const gemv = K[gemvName] as NonNullable<KernelExports[typeof gemvName]>
+      // The pairs panel takes the start values, the dot-add one the sums (src/gemm-q4-relaxed.c).
+      const perToken = form === 'pairs' ? starts : sums
+      steps.push(
+        {
+          kernel: panelName,
+          calls: 180,
+          run: () =>
+            panel(
+              weights,
+              weightScales,
+              zeroPoints,
+              n,
+              blocks,
+              codes,
+              scales,
+              perToken,
+              prefillRows,
+              y,
+              0,
+              n,
+            ),
+        },
+        {
+          kernel: gemvName,
+          calls: 1500,
+          run: () => gemv(weights, weightScales, zeroPoints, n, blocks, codes, scales, sums, 1, y, 0, n),
+        },
+      )
+    }
   } else if (shape.dtype === 'q4')
     steps.push(
       {

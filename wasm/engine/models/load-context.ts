@@ -14,6 +14,7 @@
 // Repacking streams the file through a small slab at the top of the arena: no full JS copy.
 import { ModelError } from '../../../core/errors.ts'
 import type { ModelConfig } from '../../../core/model-package.ts'
+import { relaxedProduct } from '../dot-form.ts'
 import type { Kernels, Pointer } from '../kernels.ts'
 import type { GraphNode, Initializer, OnnxWeights } from '../onnx-weights.ts'
 import type { ParallelJob, ParallelKernel } from '../thread-pool.ts'
@@ -167,16 +168,16 @@ export class Linear {
     const panel = rows >= panelRows
     if (this.format === 'q4') {
       // The plain panel GEMM takes no code sums (its panel subtracts the zero points); the
-      // relaxed one takes its start values in their place.
+      // relaxed one takes its start values in their place, its dot-add form the sums again
+      // (dot-form.ts: which form runs is chosen per host; the same bits either way).
       const relaxed = this.#kernels.relaxed
+      const form = panel ? (this.#kernels.dot?.prefill ?? 'pairs') : (this.#kernels.dot?.decode ?? 'pairs')
       const kernel: ParallelKernel = relaxed
-        ? panel
-          ? 'gemm_panel_q4_relaxed'
-          : 'gemm_q4_relaxed'
+        ? relaxedProduct(panel, form)
         : panel
           ? 'gemm_panel_q4'
           : 'gemm_q4'
-      const sums = relaxed && panel ? [s.starts] : relaxed || !panel ? [s.sums] : []
+      const sums = relaxed && panel && form === 'pairs' ? [s.starts] : relaxed || !panel ? [s.sums] : []
       return {
         kernel,
         args: [

@@ -20,6 +20,26 @@
 // four codes of one block are 128 contiguous bytes, so the prefill tile reaches all four tokens
 // from one address with constant offsets.
 //
+// Two formulations of the integer accumulation, the same integers (so the same bits) either way,
+// selected per kernel by a constant `form` argument of the shared inline code below:
+// - DOT_PAIRS (gemm_q4_relaxed, gemm_panel_q4_relaxed): i16x8.relaxed_dot_i8x16_i7x16_s, the
+//   pair sums added in int16, widened once per block by a dot with ones. On x86 without
+//   AVX-VNNI V8 lowers the dot to one pmaddubsw, so this is the fastest form there.
+// - DOT_ADD (gemm_q4_relaxed_dot_add, gemm_panel_q4_relaxed_dot_add):
+//   i32x4.relaxed_dot_i8x16_i7x16_add_s, four products and the accumulator into int32 lanes, no
+//   int16 adds and no widening. V8 lowers it to one sdot on arm64 with DOTPROD (Apple M-series,
+//   Cortex-A76/A55 and later) and one vpdpbusd on x64 with AVX-VNNI (Alder Lake and later, Zen 5),
+//   where the pairs form takes four instructions (arm64: smull, smull2, addp, add); on x64 without
+//   AVX-VNNI it is pmaddubsw + pmaddwd(ones) + paddd, slower than the pairs form.
+// Which one a host runs is measured when a session is created (dot-form.ts); results never depend
+// on it. Why dot-add is exact on every host: its second operand is a weight code 0..15 (GEMV) or
+// 0..30 (panel), never with the top bit set, so signed and unsigned readings agree (sdot reads it
+// signed, vpdpbusd and pmaddubsw unsigned); its first is an activation code in [-127, 127]; a pair
+// of products is within 2 x 30 x 127 = 7620, so x86's fallback pmaddubsw (which saturates pair
+// sums to int16) never saturates, and pmaddwd, vpdpbusd, sdot and arm64's fallback
+// (smull/smull2/addp/saddlp/add) are exact integer sums; a block's int32 lane ends within
+// 32 x 30 x 127 + 15 x 32 x 127 < 2^17, far from wrapping.
+//
 // Arithmetic: per block and output row, the integer dot(code - zero, a) reduced completely
 // (integer, so the order is immaterial; the GEMV subtracts zero · sum(a), the prefill panel
 // offsets its codes, see unpack_relaxed_panel), then the one float step
@@ -35,6 +55,19 @@ typedef signed char relaxed_i8x16 __attribute__((vector_size(16)));
 static inline v128_t dot_pairs(v128_t a, v128_t w) {
   return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_s_i16x8((relaxed_i8x16)a, (relaxed_i8x16)w);
 }
+
+/**
+ * int32 lane i: acc[i] + a[4i..4i+3] . w[4i..4i+3] (the four products within 4 x 30 x 127; exact on
+ * every host, see the file comment).
+ */
+static inline v128_t dot_add(v128_t a, v128_t w, v128_t acc) {
+  return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_add_s_i32x4((relaxed_i8x16)a, (relaxed_i8x16)w,
+                                                                    (__i32x4)acc);
+}
+
+/** The two accumulation forms (see the file comment); always a compile-time constant. */
+#define DOT_PAIRS 0
+#define DOT_ADD 1
 
 /** Bytes per group of four rows and block of 32, in the grouped layout (gemv-q4.c). */
 #define GROUP_BLOCK_BYTES 64
@@ -52,14 +85,42 @@ static inline v128_t float_step(v128_t acc, v128_t dot, v128_t w_scales, v128_t 
 }
 
 /**
- * The decode product (and prompts of fewer than four tokens): y[r, n] for r < rows, n in
- * [n_begin, n_end), y [rows, n_total]. Arguments as gemm_q4's, with codes / scales / sums from
- * quantize_rows_q4_relaxed (quad layout: relaxed_unit). n_begin is a multiple of 4.
+ * One block's integer dot(code, a) for the GEMV's four rows (lane j = row j), before the zero
+ * point: `form` picks the accumulation (exact either way, see the file comment).
  */
-EXPORT(gemm_q4_relaxed)
-void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points, int n_total,
-                     int blocks, const int8_t *codes, const float *scales, const int32_t *sums, int rows, float *y,
-                     int n_begin, int n_end) {
+static inline __attribute__((always_inline)) v128_t gemv_block_dot(int form, const uint8_t *wb, const int8_t *ab,
+                                                                   v128_t mask, v128_t ones) {
+  if (form == DOT_ADD) {
+    // Two independent int32 chains (low and high nibbles), so a host's dot latency is not one
+    // chain of eight; integer adds, so how they are grouped changes nothing.
+    v128_t low = wasm_i32x4_splat(0), high = wasm_i32x4_splat(0);
+    for (int v = 0; v < 4; v++) {
+      v128_t x = wasm_v128_load(wb + 16 * v);
+      low = dot_add(wasm_v128_load32_splat(ab + 8 * v), wasm_v128_and(x, mask), low);
+      high = dot_add(wasm_v128_load32_splat(ab + 8 * v + 4), wasm_v128_and(wasm_u16x8_shr(x, 4), mask), high);
+    }
+    return wasm_i32x4_add(low, high);
+  }
+  // The eight pair dots summed in int16 (|sum| <= 8 pairs x 3810 < 2^15 per lane, exact), widened
+  // once by a dot with ones.
+  v128_t pairs[4];
+  for (int v = 0; v < 4; v++) {
+    v128_t x = wasm_v128_load(wb + 16 * v);
+    pairs[v] = wasm_i16x8_add(dot_pairs(wasm_v128_load32_splat(ab + 8 * v), wasm_v128_and(x, mask)),
+                              dot_pairs(wasm_v128_load32_splat(ab + 8 * v + 4),
+                                        wasm_v128_and(wasm_u16x8_shr(x, 4), mask)));
+  }
+  v128_t s = wasm_i16x8_add(wasm_i16x8_add(pairs[0], pairs[1]), wasm_i16x8_add(pairs[2], pairs[3]));
+  return wasm_i32x4_dot_i16x8(s, ones);
+}
+
+/** The GEMV of both forms (see gemm_q4_relaxed). */
+static inline __attribute__((always_inline)) void gemv_q4_relaxed(int form, const uint8_t *weights,
+                                                                  const float *weight_scales,
+                                                                  const uint8_t *zero_points, int n_total,
+                                                                  int blocks, const int8_t *codes,
+                                                                  const float *scales, const int32_t *sums,
+                                                                  int rows, float *y, int n_begin, int n_end) {
   // The masks and ones from an argument, so the compiler keeps them in registers (see gemv-q4.c).
   const v128_t mask = wasm_i8x16_splat((int8_t)(0x0f | (blocks >> 30)));
   const v128_t ones = wasm_i16x8_splat((int16_t)(1 | (blocks >> 30)));
@@ -82,24 +143,36 @@ void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const u
         const int8_t *ab = a + (int64_t)b * stride * BLOCK;
         PANEL_OPAQUE(wb);
         PANEL_OPAQUE(ab);
-        // The eight pair dots summed in int16 (exact, see block_step), widened once.
-        v128_t pairs[4];
-        for (int v = 0; v < 4; v++) {
-          v128_t x = wasm_v128_load(wb + 16 * v);
-          pairs[v] = wasm_i16x8_add(dot_pairs(wasm_v128_load32_splat(ab + 8 * v), wasm_v128_and(x, mask)),
-                                    dot_pairs(wasm_v128_load32_splat(ab + 8 * v + 4),
-                                              wasm_v128_and(wasm_u16x8_shr(x, 4), mask)));
-        }
-        v128_t s = wasm_i16x8_add(wasm_i16x8_add(pairs[0], pairs[1]), wasm_i16x8_add(pairs[2], pairs[3]));
-        // Widened (a dot with ones: |sum| <= 8 pairs x 3810 < 2^15 per lane, exact), minus
-        // zero · sum(a) (zero j in the low int16 of lane j; |sum(a)| <= 32 · 127 < 2^15).
-        v128_t dot = wasm_i32x4_sub(wasm_i32x4_dot_i16x8(s, ones),
+        // Minus zero · sum(a) (zero j in the low int16 of lane j; |sum(a)| <= 32 · 127 < 2^15).
+        v128_t dot = wasm_i32x4_sub(gemv_block_dot(form, wb, ab, mask, ones),
                                     wasm_i32x4_dot_i16x8(load_zero4(wz + b * 4), wasm_v128_load32_splat(asum + b * stride)));
         acc = float_step(acc, dot, wasm_v128_load(ws + b * 4), wasm_v128_load32_splat(as + b * stride));
       }
       store_lanes(y + (int64_t)r * n_total + n, acc, valid);
     }
   }
+}
+
+/**
+ * The decode product (and prompts of fewer than four tokens): y[r, n] for r < rows, n in
+ * [n_begin, n_end), y [rows, n_total]. Arguments as gemm_q4's, with codes / scales / sums from
+ * quantize_rows_q4_relaxed (quad layout: relaxed_unit). n_begin is a multiple of 4. The pairs form.
+ */
+EXPORT(gemm_q4_relaxed)
+void gemm_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points, int n_total,
+                     int blocks, const int8_t *codes, const float *scales, const int32_t *sums, int rows, float *y,
+                     int n_begin, int n_end) {
+  gemv_q4_relaxed(DOT_PAIRS, weights, weight_scales, zero_points, n_total, blocks, codes, scales, sums, rows, y,
+                  n_begin, n_end);
+}
+
+/** gemm_q4_relaxed on the dot-add form: the same arguments, the same bytes. */
+EXPORT(gemm_q4_relaxed_dot_add)
+void gemm_q4_relaxed_dot_add(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points,
+                             int n_total, int blocks, const int8_t *codes, const float *scales, const int32_t *sums,
+                             int rows, float *y, int n_begin, int n_end) {
+  gemv_q4_relaxed(DOT_ADD, weights, weight_scales, zero_points, n_total, blocks, codes, scales, sums, rows, y,
+                  n_begin, n_end);
 }
 
 /**
@@ -142,43 +215,59 @@ static inline void unpack_relaxed_panel(const uint8_t *weights, const float *wei
  * The prefill tile: `tokens` (4: a whole quad, or 1) tokens x `groups` (2 or 1) groups of the
  * panel, blocks [0, nb), accumulating into acc[t * groups + g]. a / as / start: the first token's
  * codes, scale and start at the chunk's first block, `stride` units per block (relaxed_unit).
+ * `form` DOT_PAIRS: `start` is quantize_rows_q4_relaxed's starts (the -15 · sum(a) int16 pair),
+ * `constant` int16 ones (the widening); DOT_ADD: `start` is its sums, `constant` int32 -15 (the
+ * int32 start is -15 · sum(a), one multiply per token and block, shared by both groups).
  *
  * Per block, every panel vector is loaded once for all the tile's tokens and every broadcast of
- * four codes is used once per group: with four tokens and two groups, eight int16 sums, two panel
- * vectors and one broadcast are live, which fits V8's x64 vector registers. Measured on
- * Qwen3.5-0.8B's shapes (512 tokens, one thread): 1.3-1.4x the four-tokens-over-one-group tile it
- * replaces. Left as a loop over the eight vectors of a block: unrolling it (fully or by 2)
- * measured slower, as V8 then spills the sums.
+ * four codes is used once per group: with four tokens and two groups, eight sums (int16 pairs or
+ * int32), two panel vectors and one broadcast are live, which fits V8's x64 vector registers.
+ * Measured on Qwen3.5-0.8B's shapes (512 tokens, one thread, pairs form): 1.3-1.4x the
+ * four-tokens-over-one-group tile it replaces. Left as a loop over the eight vectors of a block:
+ * unrolling it (fully or by 2) measured slower, as V8 then spills the sums. The dot-add form keeps
+ * the same tile: arm64's 32 vector registers would hold four groups (sixteen sums), but that
+ * cannot be measured here, and on x64 it would spill.
  */
-static inline __attribute__((always_inline)) void run_tile(int tokens, int groups, const uint8_t *panel,
-                                                           const v128_t *w_scales, const int8_t *a, const float *as, const int32_t *start,
-                                                           int stride, int nb, v128_t ones, v128_t *acc) {
+static inline __attribute__((always_inline)) void run_tile(int form, int tokens, int groups, const uint8_t *panel,
+                                                           const v128_t *w_scales, const int8_t *a, const float *as,
+                                                           const int32_t *start, int stride, int nb,
+                                                           v128_t constant, v128_t *acc) {
   for (int b = 0; b < nb; b++) {
     const uint8_t *w = panel + b * groups * 128;
     const int8_t *ab = a + (int64_t)b * stride * BLOCK;
     PANEL_OPAQUE(w);
     PANEL_OPAQUE(ab);
-    // Every group's sums of token t start from its -15 · sum(a) pair (see unpack_relaxed_panel).
+    // Every group's sums of token t start from -15 · sum(a) (see unpack_relaxed_panel).
     v128_t s[8];
-    for (int t = 0; t < tokens; t++)
-      for (int g = 0; g < groups; g++) s[t * groups + g] = wasm_v128_load32_splat(start + b * stride + t);
+    for (int t = 0; t < tokens; t++) {
+      v128_t first = wasm_v128_load32_splat(start + b * stride + t);
+      if (form == DOT_ADD) first = wasm_i32x4_mul(first, constant);
+      for (int g = 0; g < groups; g++) s[t * groups + g] = first;
+    }
 #pragma clang loop unroll(disable)
     for (int u = 0; u < 8; u++) {
       v128_t w0 = wasm_v128_load(w + 16 * u);
       v128_t w1 = groups == 2 ? wasm_v128_load(w + 128 + 16 * u) : w0;
       for (int t = 0; t < tokens; t++) {
         v128_t x = wasm_v128_load32_splat(ab + BLOCK * t + 4 * u);
-        s[t * groups] = wasm_i16x8_add(s[t * groups], dot_pairs(x, w0));
-        if (groups == 2) s[t * groups + 1] = wasm_i16x8_add(s[t * groups + 1], dot_pairs(x, w1));
+        if (form == DOT_ADD) {
+          s[t * groups] = dot_add(x, w0, s[t * groups]);
+          if (groups == 2) s[t * groups + 1] = dot_add(x, w1, s[t * groups + 1]);
+        } else {
+          s[t * groups] = wasm_i16x8_add(s[t * groups], dot_pairs(x, w0));
+          if (groups == 2) s[t * groups + 1] = wasm_i16x8_add(s[t * groups + 1], dot_pairs(x, w1));
+        }
       }
     }
-    // Each lane's int16 pair, now dot(code - zero, a) in halves (each within 16 x 15 x 127 <
-    // 2^15, so the wrapping int16 adds above are exact), widened by a dot with ones.
+    // Pairs: each lane's int16 pair, now dot(code - zero, a) in halves (each within 16 x 15 x 127
+    // < 2^15, so the wrapping int16 adds above are exact), widened by a dot with ones. Dot-add:
+    // each lane is already dot(code - zero, a) in int32.
     for (int t = 0; t < tokens; t++) {
       v128_t a_scale = wasm_v128_load32_splat(as + b * stride + t);
-      for (int g = 0; g < groups; g++)
-        acc[t * groups + g] = float_step(acc[t * groups + g], wasm_i32x4_dot_i16x8(s[t * groups + g], ones),
-                                         w_scales[b * groups + g], a_scale);
+      for (int g = 0; g < groups; g++) {
+        v128_t dot = form == DOT_ADD ? s[t * groups + g] : wasm_i32x4_dot_i16x8(s[t * groups + g], constant);
+        acc[t * groups + g] = float_step(acc[t * groups + g], dot, w_scales[b * groups + g], a_scale);
+      }
     }
   }
 }
@@ -188,11 +277,11 @@ static inline __attribute__((always_inline)) void run_tile(int tokens, int group
  * runs it, stores them back. Tokens [t, t + tokens), all `groups` groups of the panel at row
  * n, of whose 4 * groups rows `valid` are real.
  */
-static inline __attribute__((always_inline)) void tile_pass(int tokens, int groups, const uint8_t *panel,
+static inline __attribute__((always_inline)) void tile_pass(int form, int tokens, int groups, const uint8_t *panel,
                                                             const v128_t *w_scales, int n_total,
                                                             int blocks, const int8_t *codes, const float *scales,
                                                             const int32_t *starts, int rows, float *y, int n, int valid,
-                                                            int b0, int nb, int t, v128_t ones) {
+                                                            int b0, int nb, int t, v128_t constant) {
   int64_t unit = relaxed_unit(t, b0, rows, blocks);
   // A four-token tile is a whole quad: the constant lets every address in the tile fold.
   int stride = tokens == 4 ? 4 : relaxed_quad_size(t, rows);
@@ -203,8 +292,8 @@ static inline __attribute__((always_inline)) void tile_pass(int tokens, int grou
       float *yt = y + (int64_t)(t + i) * n_total + n + 4 * g;
       acc[i * groups + g] = b0 == 0 ? wasm_f32x4_splat(0.0f) : load_lanes(yt, lanes);
     }
-  run_tile(tokens, groups, panel, w_scales, codes + unit * BLOCK,
-           scales + unit, starts + unit, stride, nb, ones, acc);
+  run_tile(form, tokens, groups, panel, w_scales, codes + unit * BLOCK,
+           scales + unit, starts + unit, stride, nb, constant, acc);
   for (int i = 0; i < tokens; i++)
     for (int g = 0; g < groups; g++) {
       int lanes = valid - 4 * g < 4 ? valid - 4 * g : 4;
@@ -213,31 +302,34 @@ static inline __attribute__((always_inline)) void tile_pass(int tokens, int grou
 }
 
 /** Every token over the chunk's panel: whole quads four at a time, a last partial quad's tokens one by one. */
-static inline __attribute__((always_inline)) void panel_pass(int groups, const uint8_t *panel, 
+static inline __attribute__((always_inline)) void panel_pass(int form, int groups, const uint8_t *panel,
                                                              const v128_t *w_scales, int n_total, int blocks,
                                                              const int8_t *codes, const float *scales,
                                                              const int32_t *starts, int rows, float *y, int n, int valid,
-                                                             int b0, int nb, v128_t ones) {
+                                                             int b0, int nb, v128_t constant) {
   int t = 0;
   for (; t + 4 <= rows; t += 4)
-    tile_pass(4, groups, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, t,
-              ones);
+    tile_pass(form, 4, groups, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb,
+              t, constant);
   for (; t < rows; t++)
-    tile_pass(1, groups, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, t,
-              ones);
+    tile_pass(form, 1, groups, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb,
+              t, constant);
 }
 
 /**
- * The prefill product: eight rows unpacked once per chunk of k, then every token over them, a
- * whole quad at a time (tile_pass with four tokens), the tokens of a last partial quad one by
- * one. Arguments as gemm_q4_relaxed's, with quantize_rows_q4_relaxed's starts in place of its sums.
+ * The prefill product of both forms: eight rows unpacked once per chunk of k, then every token
+ * over them, a whole quad at a time (tile_pass with four tokens), the tokens of a last partial quad
+ * one by one. `starts`: quantize_rows_q4_relaxed's starts (DOT_PAIRS) or sums (DOT_ADD).
  */
-EXPORT(gemm_panel_q4_relaxed)
-void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points,
-                           int n_total, int blocks, const int8_t *codes, const float *scales, const int32_t *starts,
-                           int rows, float *y, int n_begin, int n_end) {
+static inline __attribute__((always_inline)) void panel_q4_relaxed(int form, const uint8_t *weights,
+                                                                   const float *weight_scales,
+                                                                   const uint8_t *zero_points, int n_total,
+                                                                   int blocks, const int8_t *codes,
+                                                                   const float *scales, const int32_t *starts,
+                                                                   int rows, float *y, int n_begin, int n_end) {
   const v128_t mask = wasm_i8x16_splat((int8_t)(0x0f | (blocks >> 30)));
-  const v128_t ones = wasm_i16x8_splat((int16_t)(1 | (blocks >> 30)));
+  const v128_t constant = form == DOT_ADD ? wasm_i32x4_splat(-PANEL_CODE_OFFSET | (blocks >> 30))
+                                          : wasm_i16x8_splat((int16_t)(1 | (blocks >> 30)));
   uint8_t panel[2 * RELAXED_PANEL_BLOCKS * 128] __attribute__((aligned(16)));
   v128_t w_scales[2 * RELAXED_PANEL_BLOCKS];
   for (int n = n_begin; n < n_end;) {
@@ -249,12 +341,39 @@ void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, c
                            w_scales);
       // Two call sites with constant group counts, so each inlined copy has no branch per block.
       if (groups == 2)
-        panel_pass(2, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, ones);
+        panel_pass(form, 2, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb,
+                   constant);
       else
-        panel_pass(1, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb, ones);
+        panel_pass(form, 1, panel, w_scales, n_total, blocks, codes, scales, starts, rows, y, n, valid, b0, nb,
+                   constant);
     }
     n += groups * 4;
   }
+}
+
+/**
+ * The prefill product, pairs form. Arguments as gemm_q4_relaxed's, with quantize_rows_q4_relaxed's
+ * starts in place of its sums.
+ */
+EXPORT(gemm_panel_q4_relaxed)
+void gemm_panel_q4_relaxed(const uint8_t *weights, const float *weight_scales, const uint8_t *zero_points,
+                           int n_total, int blocks, const int8_t *codes, const float *scales, const int32_t *starts,
+                           int rows, float *y, int n_begin, int n_end) {
+  panel_q4_relaxed(DOT_PAIRS, weights, weight_scales, zero_points, n_total, blocks, codes, scales, starts, rows, y,
+                   n_begin, n_end);
+}
+
+/**
+ * The prefill product, dot-add form: gemm_panel_q4_relaxed's bytes. Arguments exactly as
+ * gemm_q4_relaxed's (it takes the sums, not the starts: its int32 start is -15 · sum).
+ */
+EXPORT(gemm_panel_q4_relaxed_dot_add)
+void gemm_panel_q4_relaxed_dot_add(const uint8_t *weights, const float *weight_scales,
+                                   const uint8_t *zero_points, int n_total, int blocks, const int8_t *codes,
+                                   const float *scales, const int32_t *sums, int rows, float *y, int n_begin,
+                                   int n_end) {
+  panel_q4_relaxed(DOT_ADD, weights, weight_scales, zero_points, n_total, blocks, codes, scales, sums, rows, y,
+                   n_begin, n_end);
 }
 
 #endif
