@@ -7,7 +7,7 @@
 //
 // Four modules: engine.wasm (SIMD128, every host), engine-threads.wasm (the same over shared
 // memory), and their relaxed-SIMD builds engine-relaxed.wasm / engine-threads-relaxed.wasm, which
-// add the 4-bit kernels on i32x4.relaxed_dot_i8x16_i7x16_add_s (src/gemm-q4-relaxed.c) for hosts
+// add the 4-bit kernels on the relaxed dot products (src/gemm-q4-relaxed.c) for hosts
 // that validate them. All four are built by one compiler, clang 16 (`clang-16`, `wasm-ld-16`,
 // Debian 12's versioned packages): the relaxed dot's builtin arrived in clang 16, and one compiler
 // for every module means the plain and relaxed builds share every other kernel's code generation.

@@ -91,11 +91,16 @@ const probeK = 1024
 const prefillTokens = 16
 const prefillRows = 32
 const decodeRows = 256
-/** Calls per timed sample, so a sample is tens of microseconds (above the timer's resolution). */
-const prefillCalls = 3
-const decodeCalls = 6
+/**
+ * Calls per timed sample: a sample is then ~0.1-0.3 ms here, well above the clock's resolution
+ * even where a browser coarsens performance.now() (Chromium: 100 µs with jitter on a page that is
+ * not cross-origin isolated, 5 µs on one that is). Where the clock does not move during a
+ * computation at all (Cloudflare Workers' timers), every round ties and the pairs form runs.
+ */
+const prefillCalls = 12
+const decodeCalls = 24
 /** Rounds, each timing both forms (in alternating order); the best round of each counts. */
-const rounds = 7
+const rounds = 4
 
 /**
  * Times both forms of both products and returns the faster of each (kernels.dot is not set).
@@ -116,22 +121,22 @@ export function probeDotForms(kernels: Kernels): DotForms {
   try {
     const blocks = probeK / 32
     const rows = Math.max(prefillRows, decodeRows)
-    let state = 0x2545f491
-    const next = () => {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
-      return state
+    // Varied data (the arithmetic's cost does not depend on it, but an all-zero block could take a
+    // shortcut a real one does not): a short pseudo-random pattern, repeated by copyWithin, since a
+    // loop over every byte in not yet optimized JavaScript would cost more than the timing itself.
+    const pattern = (view: Uint8Array | Float32Array, make: (i: number) => number) => {
+      const period = Math.min(view.length, 1021)
+      for (let i = 0; i < period; i++) view[i] = make(i)
+      for (let filled = period; filled < view.length; filled *= 2) view.copyWithin(filled, 0, filled)
     }
     const weights = kernels.alloc((rows / 4) * blocks * 64)
-    const weightBytes = kernels.bytes(weights, (rows / 4) * blocks * 64)
-    for (let i = 0; i < weightBytes.length; i++) weightBytes[i] = next() >>> 24
+    pattern(kernels.bytes(weights, (rows / 4) * blocks * 64), (i) => (i * 167 + 13) & 0xff)
     const weightScales = kernels.alloc(rows * blocks * 4)
     kernels.f32(weightScales, rows * blocks).fill(0.01)
     const zeroPoints = kernels.alloc(rows * blocks)
-    const zeros = kernels.bytes(zeroPoints, rows * blocks)
-    for (let i = 0; i < zeros.length; i++) zeros[i] = next() >>> 28
+    pattern(kernels.bytes(zeroPoints, rows * blocks), (i) => (i * 7 + 3) & 0x0f)
     const x = kernels.alloc(prefillTokens * probeK * 4)
-    const xs = kernels.f32(x, prefillTokens * probeK)
-    for (let i = 0; i < xs.length; i++) xs[i] = (next() >>> 8) / 2 ** 24 - 0.5
+    pattern(kernels.f32(x, prefillTokens * probeK), (i) => ((i * 37) % 101) / 50 - 1)
     const codes = kernels.alloc(prefillTokens * blocks * 32)
     const scales = kernels.alloc(prefillTokens * blocks * 4)
     const sums = kernels.alloc(prefillTokens * blocks * 4)

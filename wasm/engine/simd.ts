@@ -1,5 +1,5 @@
 // Which build of the engine a host runs: the relaxed-SIMD modules (engine-relaxed.wasm,
-// engine-threads-relaxed.wasm: the 4-bit products on i32x4.relaxed_dot_i8x16_i7x16_add_s, see
+// engine-threads-relaxed.wasm: the 4-bit products on the relaxed dot products, see
 // src/gemm-q4-relaxed.c) where the host validates relaxed SIMD (Node 22+, Chromium 114+), the
 // plain SIMD128 modules elsewhere (Safari, Firefox without the flag). Both give the same bits:
 // the relaxed kernels use the dot product only where every host computes the same integer.
