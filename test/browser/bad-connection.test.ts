@@ -45,6 +45,8 @@ let chromium: LaunchedChromium
 let context: BrowserContext
 let page: Page
 let mode: PackageMode = 'normal'
+/** The edge takes requests and never answers them. */
+let edgeStalls = false
 /** Cut the next GET of the weights after this many bytes. */
 let cutWeightsAfter: number | undefined
 const serverLog: Logged[] = []
@@ -132,6 +134,7 @@ beforeAll(async () => {
   edge = createServer((request, response) => {
     void readBody(request).then((body) => {
       serverLog.push({ server: 'edge', method: request.method ?? 'GET', url: request.url ?? '/', body })
+      if (edgeStalls) return
       const cors = {
         'access-control-allow-origin': '*',
         'access-control-allow-headers': '*',
@@ -279,10 +282,27 @@ describe('offline once stored, in Chromium', () => {
     }, 60_000)
   }
 
-  it('the browser is offline: a new client answers on the device', async () => {
+  it('an edge is configured and the network stalls (package server and edge alike): the device answers at once, waiting on neither', async () => {
+    mode = 'stall-all'
+    edgeStalls = true
+    const since = mark()
+    try {
+      // The edge's connectTimeoutMs is its default (15 s): an answer that waited on it would show.
+      const result = await run({ client: { edge: { url: edgeUrl } }, prompt: 'Hello', maxTokens: 6 })
+      expect(result.error).toBeUndefined()
+      expect(result.route).toBe('device')
+      expect(result.milliseconds).toBeLessThan(8_000)
+      expect(edgeRequests(since)).toEqual([])
+    } finally {
+      mode = 'normal'
+      edgeStalls = false
+    }
+  }, 60_000)
+
+  it('the browser is offline, an edge configured: a new client answers on the device', async () => {
     await context.setOffline(true)
     try {
-      const result = await run({ client: { policy: 'device-only' }, prompt: 'Hello', maxTokens: 6 })
+      const result = await run({ client: { edge: { url: edgeUrl } }, prompt: 'Hello', maxTokens: 6 })
       expect(result.error).toBeUndefined()
       expect(result.route).toBe('device')
     } finally {
