@@ -29,6 +29,7 @@ import { EdgeSide } from './edge-run.ts'
 import { Emitter } from './events.ts'
 import {
   type ChatRequest,
+  type CheckedChatRequest,
   type ClientOptions,
   checkConstraint,
   validateChatRequest,
@@ -321,7 +322,7 @@ class Client implements OndeviceClient {
     const signal = validated.signal
       ? AbortSignal.any([validated.signal, this.#lifetime.signal])
       : this.#lifetime.signal
-    const resolved: ChatRequest = { ...validated, seed: validated.seed ?? randomSeed(), signal }
+    const resolved: CheckedChatRequest = { ...validated, seed: validated.seed ?? randomSeed(), signal }
     let read = false
     return {
       [Symbol.asyncIterator]: () => {
@@ -368,7 +369,7 @@ class Client implements OndeviceClient {
     throw new OndeviceError('internal', 'The stream ended without a finish part.')
   }
 
-  async *#run(request: ChatRequest): AsyncGenerator<StreamPart> {
+  async *#run(request: CheckedChatRequest): AsyncGenerator<StreamPart> {
     const startedAt = performance.now()
     // The request's schemas and tools compile first, before anything runs (stream() checked the
     // rest): their mistakes reject this first read, as chat() rejects, and are never error parts.
@@ -533,7 +534,7 @@ class Client implements OndeviceClient {
    * nothing to the edge and never waits on it, which matters offline and on a bad connection.
    */
   async #overEdgeLimit(
-    request: ChatRequest,
+    request: CheckedChatRequest,
     planned: RouteDecision,
   ): Promise<InvalidArgumentError | undefined> {
     const edgeMayAnswer =
@@ -558,7 +559,7 @@ class Client implements OndeviceClient {
    */
   #stallWatch(
     decision: Pick<RouteDecision, 'fallback' | 'reason'>,
-    request: ChatRequest,
+    request: CheckedChatRequest,
     startedAt: number,
     attempts: OndeviceError[],
   ): StallWatch | undefined {

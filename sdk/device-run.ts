@@ -5,7 +5,7 @@ import { OndeviceError, toOndeviceError } from '../core/errors.ts'
 import type { StreamPart, Usage } from '../core/stream-parts.ts'
 import { abortFinish, samplingOf } from './answer-parts.ts'
 import type { DeviceModel } from './device.ts'
-import { type ChatRequest, constraintOf } from './options.ts'
+import { type CheckedChatRequest, constraintOf } from './options.ts'
 
 /** How the device part of an answer ended. */
 export type DeviceOutcome =
@@ -109,7 +109,7 @@ async function* runAhead<T>(parts: AsyncIterable<T>, signal: AbortSignal): Async
  */
 export async function* runDevice(
   model: DeviceModel,
-  request: ChatRequest,
+  request: CheckedChatRequest,
   reason: string,
   startedAt: number,
   stallWatch: StallWatch | undefined,

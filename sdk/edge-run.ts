@@ -2,14 +2,13 @@
 // handoff: the edge continues the device's tokens at their step, and one finish joins both
 // sides' tokens, text and usage). It also remembers an edge that could not be reached, so the
 // router sends nothing there for a while.
-import type { ChatMessage } from '../core/chat-template.ts'
 import { OndeviceError, serializeError, toOndeviceError } from '../core/errors.ts'
 import type { Route, StreamPart, Usage } from '../core/stream-parts.ts'
 import { isBackend, knownDtypes } from '../core/weight-format.ts'
 import { abortFinish, chainError, isAbort, samplingOf } from './answer-parts.ts'
 import type { DeviceFailure } from './device-run.ts'
 import { EdgeClient, type EdgeOptions } from './edge-client.ts'
-import { type ChatRequest, constraintOf } from './options.ts'
+import { type CheckedChatRequest, constraintOf } from './options.ts'
 
 const edgeRetryDelayMs = 30_000
 /**
@@ -91,7 +90,7 @@ export class EdgeSide {
    * before any text and `mayFallBack` lets the caller try the device instead.
    */
   async *run(
-    request: ChatRequest,
+    request: CheckedChatRequest,
     reason: string,
     startedAt: number,
     attempts: OndeviceError[],
@@ -123,7 +122,7 @@ export class EdgeSide {
     try {
       const parts = this.#client.stream(
         {
-          messages: request.messages as ChatMessage[],
+          messages: request.messages,
           sampling: samplingOf(request),
           ...(request.maxTokens === undefined
             ? {}

@@ -66,7 +66,13 @@ export {
   type PrepareOptions,
 } from './client.ts'
 export { type EdgeChatRequest, EdgeClient, type EdgeOptions, parseRetryAfter } from './edge-client.ts'
-export type { ChatRequest, ClientOptions, DeviceBackendChoice, SamplingRequest } from './options.ts'
+export type {
+  ChatRequest,
+  ChatRequestMessage,
+  ClientOptions,
+  DeviceBackendChoice,
+  SamplingRequest,
+} from './options.ts'
 export {
   type DeviceBackend,
   type DeviceCapabilities,

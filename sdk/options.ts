@@ -5,6 +5,7 @@
 import { detectPlatform } from '../client-runtime/platform.ts'
 import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
+import { type MessageContent, messageContentText, validateMessageContent } from '../core/protocol/content.ts'
 import {
   maxTemperature,
   resolveSamplingOptions,
@@ -80,8 +81,23 @@ export interface SamplingRequest extends SamplingOptions {
   readonly stop?: readonly string[]
 }
 
+/**
+ * A message as chat() and stream() take it: core's ChatMessage, or in the shapes OpenAI's API
+ * (and the edge) take too, so code written for OpenAI passes its messages as they are.
+ */
+export interface ChatRequestMessage extends Omit<ChatMessage, 'role' | 'content'> {
+  /** 'developer' is OpenAI's newer name for 'system'; it is rendered as system, as on the edge. */
+  readonly role: ChatMessage['role'] | 'developer'
+  /**
+   * A string; OpenAI's text parts (`[{ type: 'text', text }]`), joined with nothing between them
+   * as the edge joins them; or null on an assistant turn that only calls tools. Other part types
+   * (`image_url`, `input_audio`, `file`) are refused: this is a text-only model.
+   */
+  readonly content: MessageContent
+}
+
 export interface ChatRequest extends SamplingRequest {
-  readonly messages: readonly ChatMessage[]
+  readonly messages: readonly ChatRequestMessage[]
   readonly signal?: AbortSignal
   /**
    * The answer must be JSON: any object (`{ type: 'json_object' }`) or a document following a
@@ -101,6 +117,14 @@ export interface ChatRequest extends SamplingRequest {
    * default. The edge gets the same (`chat_template_kwargs`), so a handoff continues the same prompt.
    */
   readonly enableThinking?: boolean
+}
+
+/**
+ * A request validateChatRequest checked: its messages as core's, the one form the device and the
+ * edge render (text parts joined, 'developer' as 'system', an assistant's null content as '').
+ */
+export interface CheckedChatRequest extends Omit<ChatRequest, 'messages'> {
+  readonly messages: readonly ChatMessage[]
 }
 
 /** The constraint fields of a request, as core's generate() takes them (undefined: none). */
@@ -453,7 +477,10 @@ function rejectUnknown(
 }
 
 /** Checks one chat request (messages, sampling, signal) and returns it merged over the defaults. */
-export function validateChatRequest(request: unknown, defaults: Partial<SamplingRequest> = {}): ChatRequest {
+export function validateChatRequest(
+  request: unknown,
+  defaults: Partial<SamplingRequest> = {},
+): CheckedChatRequest {
   if (typeof request !== 'object' || request === null) {
     throw new InvalidArgumentError(
       'request',
@@ -470,7 +497,7 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     'parallelToolCalls',
     'enableThinking',
   ])
-  const messages = validateChatMessages(given['messages'])
+  const messages = validateChatMessages(toCoreMessages(given['messages']))
   // The edge requires it (OpenAI's tool_call_id), so a conversation the device would take must
   // not fail only once it reaches the edge: on an edge route, or mid-answer at a handoff.
   for (const [index, message] of messages.entries()) {
@@ -503,7 +530,33 @@ export function validateChatRequest(request: unknown, defaults: Partial<Sampling
     if (given[field] !== undefined) snapshot[field] = jsonCopy(given[field], field)
   }
   // The schemas and tools compile in checkConstraint (the compiler loads on demand).
-  return { ...defaults, ...(snapshot as Partial<ChatRequest>) } as ChatRequest
+  return { ...defaults, ...(snapshot as Partial<CheckedChatRequest>) } as CheckedChatRequest
+}
+
+/**
+ * OpenAI's message shapes as core's, by the edge's rule (core/protocol's content check and join):
+ * text parts joined, 'developer' as 'system', an assistant's null content as ''. A part the model
+ * cannot read is refused at its path (`messages.0.content.1.type`) with the edge's words. Anything
+ * else is left for validateChatMessages to name.
+ */
+function toCoreMessages(messages: unknown): unknown {
+  if (!Array.isArray(messages)) return messages
+  return messages.map((message: unknown, index) => {
+    if (typeof message !== 'object' || message === null) return message
+    const { role, content } = message as Record<string, unknown>
+    const developer = role === 'developer'
+    if (typeof content === 'string' && !developer) return message
+    const valid =
+      typeof role === 'string' && ['system', 'developer', 'user', 'assistant', 'tool'].includes(role)
+    // A bad role is validateChatMessages' to name (its message lists the roles).
+    if (!valid) return message
+    validateMessageContent(content, `messages.${index}.content`, role)
+    return {
+      ...(message as Record<string, unknown>),
+      role: developer ? 'system' : role,
+      content: messageContentText(content as MessageContent),
+    }
+  })
 }
 
 /**

@@ -1,13 +1,8 @@
 // Chat messages between core's ChatMessage and the wire's: every field the chat template reads
 // travels, so the edge renders the very prompt the device rendered.
 import type { ChatMessage } from '../chat-template.ts'
+import { messageContentText } from './content.ts'
 import type { ChatCompletionMessage } from './types.ts'
-
-function contentText(content: ChatCompletionMessage['content']): string {
-  if (content === null || content === undefined) return ''
-  if (typeof content === 'string') return content
-  return content.map((part) => part.text).join('')
-}
 
 /** Core messages as the wire's (the SDK writes these). */
 export function toWireMessages(messages: readonly ChatMessage[]): ChatCompletionMessage[] {
@@ -25,7 +20,7 @@ export function toWireMessages(messages: readonly ChatMessage[]): ChatCompletion
 export function fromWireMessages(messages: readonly ChatCompletionMessage[]): ChatMessage[] {
   return messages.map((message) => ({
     role: message.role === 'developer' ? 'system' : message.role,
-    content: contentText(message.content),
+    content: messageContentText(message.content),
     ...(message.reasoning_content === undefined || message.reasoning_content === null
       ? {}
       : { reasoningContent: message.reasoning_content }),

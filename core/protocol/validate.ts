@@ -4,6 +4,7 @@
 import { OndeviceError } from '../errors.ts'
 import { validateStopStrings } from '../stop-strings.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
+import { validateMessageContent } from './content.ts'
 import { validateFormat } from './format.ts'
 import { validateConstraint, validateResponseFormat } from './response-format.ts'
 import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
@@ -61,29 +62,6 @@ const suggestions: Readonly<Record<string, string>> = {
   prompt: 'messages',
 }
 
-function validateContent(value: unknown, param: string, role: string): void {
-  if (typeof value === 'string') return
-  if (value === null || value === undefined) {
-    if (role === 'assistant') return
-    fail(param, `${param} is missing: every ${role} message needs text content.`)
-  }
-  if (!Array.isArray(value))
-    fail(param, `${param} must be a string or an array of { type: 'text', text } parts.`)
-  value.forEach((part: unknown, index) => {
-    const at = `${param}.${index}`
-    if (typeof part !== 'object' || part === null)
-      fail(at, `${at} must be an object like { type: 'text', text: '...' }.`)
-    const { type, text } = part as JsonObject
-    if (type !== 'text') {
-      fail(
-        `${at}.type`,
-        `${at}.type is ${JSON.stringify(type)}: this server runs a text-only model; send only { type: 'text', text } parts.`,
-      )
-    }
-    if (typeof text !== 'string') fail(`${at}.text`, `${at}.text must be a string.`)
-  })
-}
-
 function validateMessages(value: unknown): void {
   if (!Array.isArray(value)) fail('messages', 'messages must be an array of { role, content } objects.')
   if (value.length === 0)
@@ -106,7 +84,7 @@ function validateMessages(value: unknown): void {
         `${at}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
       )
     }
-    validateContent(content, `${at}.content`, role)
+    validateMessageContent(content, `${at}.content`, role)
     if (name !== undefined && typeof name !== 'string') fail(`${at}.name`, `${at}.name must be a string.`)
     const reasoning = (message as JsonObject)['reasoning_content']
     if (reasoning !== undefined && reasoning !== null && typeof reasoning !== 'string')

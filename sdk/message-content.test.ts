@@ -1,0 +1,176 @@
+// OpenAI's message shapes through chat() / stream(), as the edge takes them: content as text parts
+// (joined by the edge's rule), an assistant's null content, the 'developer' role; the same prompt
+// on the device, on the edge and across a handoff; parts the model cannot read refused alike
+// everywhere. Device and edge are core's test session with the real Qwen3 tokenizer.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { OndeviceError } from '../core/errors.ts'
+import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
+import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
+import { createClient } from './client.ts'
+import type { ChatRequestMessage } from './options.ts'
+
+const relaxed = { minDeviceTokensPerSecond: 1 }
+let edge: TestEdge
+beforeAll(async () => {
+  edge = await startTestEdge()
+})
+afterAll(async () => {
+  await edge.close()
+})
+
+// What an app ported from OpenAI sends, and the same conversation as core's strings.
+const openAIStyle: ChatRequestMessage[] = [
+  { role: 'developer', content: [{ type: 'text', text: 'Answer briefly.' }] },
+  {
+    role: 'user',
+    content: [
+      { type: 'text', text: 'Weather in ' },
+      { type: 'text', text: 'Paris?' },
+    ],
+  },
+  {
+    role: 'assistant',
+    content: null,
+    toolCalls: [
+      { id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } },
+    ],
+  },
+  { role: 'tool', toolCallId: 'call_1', content: [{ type: 'text', text: 'sunny' }] },
+  { role: 'user', content: [] },
+]
+const asStrings: ChatRequestMessage[] = [
+  { role: 'system', content: 'Answer briefly.' },
+  { role: 'user', content: 'Weather in Paris?' },
+  {
+    role: 'assistant',
+    content: '',
+    toolCalls: [
+      { id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } },
+    ],
+  },
+  { role: 'tool', toolCallId: 'call_1', content: 'sunny' },
+  { role: 'user', content: '' },
+]
+const sampling = { temperature: 1, seed: 7, maxTokens: 12 }
+
+describe("OpenAI's message shapes in chat() and stream()", () => {
+  it('text parts, a null assistant content and developer give the prompt of the joined strings on the device, the edge and across a handoff', async () => {
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const reference = await device.chat({ messages: asStrings, ...sampling })
+    const parts = await device.chat({ messages: openAIStyle, ...sampling })
+    await device.dispose()
+    expect(parts.usage.promptTokens).toBe(reference.usage.promptTokens)
+    expect(parts.tokenIds).toEqual(reference.tokenIds)
+
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    const before = edge.chatBodies.length
+    const fromEdge = await edgeOnly.chat({ messages: openAIStyle, ...sampling })
+    await edgeOnly.dispose()
+    expect(fromEdge.route).toBe('edge')
+    expect(fromEdge.usage.promptTokens).toBe(reference.usage.promptTokens)
+    expect(fromEdge.tokenIds).toEqual(reference.tokenIds)
+    // The edge is sent the conversation as the device rendered it: one form, joined once.
+    expect(edge.chatBodies[before]?.['messages']).toEqual([
+      { role: 'system', content: 'Answer briefly.' },
+      { role: 'user', content: 'Weather in Paris?' },
+      {
+        role: 'assistant',
+        content: '',
+        tool_calls: [
+          { id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } },
+        ],
+      },
+      { role: 'tool', content: 'sunny', tool_call_id: 'call_1' },
+      { role: 'user', content: '' },
+    ])
+
+    // A handoff continues the same prompt: the joined answer is the device's own.
+    for (const k of [1, 5]) {
+      const client = createClient(
+        { edge: { url: edge.url }, thresholds: relaxed },
+        { deviceHost: createTestDeviceHost({ failAtToken: k }) },
+      )
+      const joined = await client.chat({ messages: openAIStyle, ...sampling })
+      await client.dispose()
+      expect(joined.route, `k=${k}`).toBe('device+edge')
+      expect(joined.tokenIds, `k=${k}`).toEqual(reference.tokenIds)
+    }
+  })
+
+  it("the app's parts are read at the call: changing them afterwards changes nothing", async () => {
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const reference = await device.chat({ messages: asStrings, ...sampling })
+    const text = [{ type: 'text' as const, text: 'Weather in Paris?' }]
+    const messages: ChatRequestMessage[] = [
+      ...asStrings.slice(0, 1),
+      { role: 'user', content: text },
+      ...asStrings.slice(2),
+    ]
+    const stream = device.stream({ messages, ...sampling })
+    text[0] = { type: 'text', text: 'Something else entirely' }
+    let tokenIds: readonly number[] = []
+    for await (const part of stream) if (part.type === 'finish') tokenIds = part.tokenIds
+    await device.dispose()
+    expect(tokenIds).toEqual(reference.tokenIds)
+  })
+
+  it('a part the model cannot read is refused at its path, with the same error on every route and on the wire', async () => {
+    const cases: [ChatRequestMessage['content'] | number, string, RegExp][] = [
+      [
+        [
+          { type: 'text', text: 'What is this?' },
+          { type: 'image_url', image_url: { url: 'https://example.com/cat.png' } } as never,
+        ],
+        'messages.0.content.1.type',
+        /"image_url": images are not supported by this model/,
+      ],
+      [
+        [{ type: 'input_audio', input_audio: { data: '', format: 'wav' } } as never],
+        'messages.0.content.0.type',
+        /audio is not supported by this model/,
+      ],
+      [[{ type: 'file', file: {} } as never], 'messages.0.content.0.type', /files are not supported/],
+      [[{ type: 'text', text: 5 } as never], 'messages.0.content.0.text', /must be a string/],
+      [[['text'] as never], 'messages.0.content.0', /must be an object like/],
+      [null, 'messages.0.content', /every user message needs text content/],
+      [5, 'messages.0.content', /a string or an array of \{ type: 'text', text \} parts/],
+    ]
+    const clients = [
+      createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() }),
+      createClient({ policy: 'edge-only', edge: { url: edge.url } }),
+      createClient({ edge: { url: edge.url } }, { deviceHost: createTestDeviceHost() }),
+    ]
+    const before = edge.chatBodies.length
+    for (const [content, param, message] of cases) {
+      const messages = [{ role: 'user', content }] as ChatRequestMessage[]
+      const errors: unknown[] = []
+      for (const client of clients) {
+        errors.push(await client.chat({ messages }).catch((error: unknown) => error))
+        // stream() refuses before anything runs, as chat() does.
+        try {
+          client.stream({ messages })
+          errors.push(undefined)
+        } catch (error) {
+          errors.push(error)
+        }
+      }
+      for (const error of errors) {
+        expect(error, param).toMatchObject({ name: 'InvalidArgumentError', code: 'invalid_argument', param })
+        expect((error as OndeviceError).message, param).toMatch(message)
+      }
+      // The wire refuses the same content with the same param and words.
+      const wire = await fetch(`${edge.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: edge.modelId, messages }),
+      })
+      expect(wire.status, param).toBe(400)
+      const body = (await wire.json()) as { error: { param: string; message: string } }
+      expect(body.error.param, param).toBe(param)
+      expect(body.error.message, param).toBe((errors[0] as OndeviceError).message)
+    }
+    // Nothing reached the edge's model: every refusal came before the request.
+    expect(edge.chatBodies.length - before).toBe(cases.length)
+    for (const client of clients) await client.dispose()
+  })
+})
