@@ -277,7 +277,7 @@ describe('generate', () => {
       expect(finish.partial).toBeUndefined()
     })
 
-    it('a call cut by the token limit or a stop string: text before it only, partial, no call', async () => {
+    it('a call cut by the token limit: text before it only, partial, no call; a stop string leaves it whole', async () => {
       for (const maxTokens of [script.length, script.length + 3]) {
         const cut = await collect(scriptedCall(), { ...request, maxTokens })
         expect(cut.finish).toMatchObject({ finishReason: 'length', partial: true, text: 'Let me check 😀.' })
@@ -294,10 +294,12 @@ describe('generate', () => {
       expect(required.finish).toMatchObject({ finishReason: 'length', partial: true, text: '' })
       expect(shown(required.parts).every((text) => text === '')).toBe(true)
       expect(required.tokenIds).toEqual(required.finish!.tokenIds)
-      // A stop string still cuts a call (the markup goes through the stop matcher, unseen).
-      const stopped = await collect(scriptedCall(), { ...request, stop: ['"arguments"'] })
-      expect(stopped.finish).toMatchObject({ finishReason: 'stop', partial: true, text: 'Let me check 😀.' })
-      expect(stopped.finish!.toolCalls).toBeUndefined()
+      // A stop string matches content only: one the call's markup holds leaves the call whole
+      // (core/stop-strings-scope.test.ts has the rest of the rule).
+      const spared = await collect(scriptedCall(), { ...request, stop: ['"arguments"'] })
+      expect(spared.finish).toMatchObject({ finishReason: 'tool-calls', text: 'Let me check 😀.' })
+      expect(spared.finish!.partial).toBeUndefined()
+      expect(spared.finish!.toolCalls).toHaveLength(1)
     })
 
     it('call ids differ between prompts whose answers are the same tokens (one conversation, two turns)', async () => {

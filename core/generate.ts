@@ -260,7 +260,6 @@ export async function* generate(
   // not text: they stay in tokenIds but out of the text, as transformers.js, vLLM and llama.cpp
   // decode an answer. Call markup and <think> are not special in these tokenizers and stay visible.
   const stream = new TextStream(tokenizer, { skipSpecialTokens: true })
-  const matcher = new StopStringMatcher(stops)
   const newTokens: number[] = []
   let text = ''
   let reasoningText = ''
@@ -356,9 +355,8 @@ export async function* generate(
     else callReader.push(shown)
   }
   // A thinking model's `<think>` block is reasoning, not text (core/reasoning.ts): it splits the
-  // visible text, after stop strings (which match the raw output, tags included, as vLLM's do) and
-  // tool calls. A structured answer starts with its document, so it has none; a tokenizer without
-  // the tag cannot write one.
+  // visible text (tool calls taken out first). A structured answer starts with its document, so it
+  // has none; a tokenizer without the tag cannot write one.
   const splitter = new ReasoningSplitter(
     constraintState !== undefined && constraintState.constraint.toolMode === 'none'
       ? 'off'
@@ -366,46 +364,13 @@ export async function* generate(
         ? 'off'
         : reasoningStartOf(tokenizer.decode(prompt.slice(-8))),
   )
-  /**
-   * The parts token `tokenIds` shows: `piece` split into reasoning and text (all of it when the
-   * answer ends). One part carries the token ids, so every token is in exactly one part: the
-   * text's, or the reasoning's when the token showed no text.
-   */
-  const deltas = (piece: string, tokenIds: readonly number[], end = false): GenerationPart[] => {
-    const split = splitter.push(piece)
-    let touched = splitter.touchedReasoning
-    const held = end ? splitter.flush() : { reasoning: '', text: '' }
-    if (end) touched ||= splitter.touchedReasoning
-    const shownText = split.text + held.text
-    const shownReasoning = split.reasoning + held.reasoning
-    text += shownText
-    reasoningText += shownReasoning
-    const toolCall = inCall ? callReader?.progress : undefined
-    const textPart: TextDeltaPart =
-      toolCall === undefined
-        ? { type: 'text-delta', text: shownText, tokenIds }
-        : { type: 'text-delta', text: shownText, tokenIds, toolCall }
-    // A token of the think block that shows no reply text (the tags included: `<think>` and
-    // `</think>` show nothing) rides on a reasoning delta; usage.reasoningTokens counts exactly the
-    // tokens reasoning deltas carry. A token that shows reply text too goes with the text.
-    const onlyReasoning = shownText === '' && toolCall === undefined
-    if (shownReasoning === '' && !(onlyReasoning && touched)) return [textPart]
-    if (onlyReasoning) {
-      reasoningTokens += tokenIds.length
-      return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds }]
-    }
-    return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds: [] }, textPart]
-  }
-  // Held-back text (a possible stop-string start, incomplete bytes) belongs to the answer when it ends otherwise.
-  const release = (): string => matcher.push(stream.flush()).text + matcher.flush()
 
   // With tools, the text is what comes before the first call, and only that: from `<tool_call>`
   // on, the tokens are the call (FinishPart.toolCalls), shown to no one, on every path (device,
-  // edge, streamed or not, a call cut by the token limit included). The markup still goes through
-  // the text stream and stop strings, so a stop string cuts a call as before and a continuation
-  // replays the same state. Whitespace right before a call is not text either (the call's
-  // separator), so trailing whitespace waits until text follows it or the answer ends; it is a
-  // function of the tokens alone, so a handoff resumes with the same whitespace held.
+  // edge, streamed or not, a call cut by the token limit included). Whitespace right before a call
+  // is not text either (the call's separator), so trailing whitespace waits until text follows it
+  // or the answer ends; it is a function of the tokens alone, so a handoff resumes with the same
+  // whitespace held.
   const callOpenId = constraintState?.toolCallOpenId
   let inCall = false
   let heldSpace = ''
@@ -423,8 +388,89 @@ export async function* generate(
     if (next === 'call') inCall = true
     return kept
   }
-  /** At `<tool_call>`: the text before it is complete (nothing held back belongs to the call). */
-  const textBefore = (id: number): string => (id === callOpenId && !inCall ? visible(release(), 'call') : '')
+
+  /** What a piece of the answer shows: reasoning, text, and whether a stop string ended the text. */
+  interface Shown {
+    readonly reasoning: string
+    readonly text: string
+    readonly stopped: boolean
+    /** The splitter took in text of the think block (splitter.touchedReasoning), tags included. */
+    readonly touched: boolean
+  }
+  /**
+   * Stop strings end the answer's content, and only its content: a tool call's markup, a thinking
+   * model's reasoning and a response_format document are not content, so a stop string never cuts
+   * them (a call's JSON or XML and a schema's document are full of `\n`, `"` and `}`, which apps
+   * send as stop strings; vLLM skips the reasoning too). Under a response_format the whole answer
+   * is the document (or a call), so stop strings have nothing to match. Each piece goes: tool call
+   * out (visible), reasoning out (splitter), then the stop strings over the text that is left.
+   */
+  const matcher = new StopStringMatcher(
+    constraintState?.constraint.responseGrammar === undefined ? stops : [],
+  )
+  /** Follows `piece` (decoded text) through the pipeline; `next` says what follows it. */
+  const show = (piece: string, next: 'text' | 'call' | 'end'): Shown => {
+    const split = splitter.push(visible(piece, next))
+    let touched = splitter.touchedReasoning
+    const held = next === 'end' ? splitter.flush() : { reasoning: '', text: '' }
+    if (next === 'end') touched ||= splitter.touchedReasoning
+    const matched = matcher.push(split.text + held.text)
+    // Held-back text (a possible stop-string start) is content once the content ends otherwise.
+    const rest = next !== 'text' && !matched.stopped ? matcher.flush() : ''
+    return {
+      reasoning: split.reasoning + held.reasoning,
+      text: matched.text + rest,
+      stopped: matched.stopped,
+      touched,
+    }
+  }
+  const join = (first: Shown, second: Shown): Shown => ({
+    reasoning: first.reasoning + second.reasoning,
+    text: first.text + second.text,
+    stopped: first.stopped || second.stopped,
+    touched: first.touched || second.touched,
+  })
+  const nothing: Shown = { reasoning: '', text: '', stopped: false, touched: false }
+  /** At `<tool_call>`: the text before it is complete (incomplete bytes held back are released). */
+  const textBefore = (id: number): Shown =>
+    id === callOpenId && !inCall ? show(stream.flush(), 'call') : nothing
+  /** Token `id` (the answer's token `input[end - 1]`) through the text stream, the call reader and `show`. */
+  const advance = (id: number, end: number): Shown => {
+    const before = textBefore(id)
+    if (before.stopped) return before
+    const piece = stream.push(id)
+    followCall(id, piece, end)
+    return join(before, show(piece, 'text'))
+  }
+  /** The rest of the answer when it ends otherwise than by a stop string (EOS, the limit, an abort). */
+  const release = (): Shown => show(stream.flush(), 'end')
+
+  /**
+   * The parts a token shows (`tokenIds`: it, or none for what an abort releases). One part carries
+   * the token ids, so every token is in exactly one part: the text's, or the reasoning's when the
+   * token showed no text.
+   */
+  const deltas = (shown: Shown, tokenIds: readonly number[]): GenerationPart[] => {
+    const shownText = shown.text
+    const shownReasoning = shown.reasoning
+    text += shownText
+    reasoningText += shownReasoning
+    const toolCall = inCall ? callReader?.progress : undefined
+    const textPart: TextDeltaPart =
+      toolCall === undefined
+        ? { type: 'text-delta', text: shownText, tokenIds }
+        : { type: 'text-delta', text: shownText, tokenIds, toolCall }
+    // A token of the think block that shows no reply text (the tags included: `<think>` and
+    // `</think>` show nothing) rides on a reasoning delta; usage.reasoningTokens counts exactly the
+    // tokens reasoning deltas carry. A token that shows reply text too goes with the text.
+    const onlyReasoning = shownText === '' && toolCall === undefined
+    if (shownReasoning === '' && !(onlyReasoning && shown.touched)) return [textPart]
+    if (onlyReasoning) {
+      reasoningTokens += tokenIds.length
+      return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds }]
+    }
+    return [{ type: 'reasoning-delta', text: shownReasoning, tokenIds: [] }, textPart]
+  }
 
   // Replay the continuation through the same text and stop machinery, without emitting it: the
   // device already showed exactly the text these tokens released. A continuation is as long as the
@@ -436,11 +482,7 @@ export async function* generate(
       yield finish('stop')
       return
     }
-    const before = textBefore(id)
-    const shown = matcher.push(stream.push(id)).text
-    followCall(id, shown, prompt.length + index + 1)
-    // The same pieces as the loop below pushed, so the splitter's state is the one it left.
-    splitter.push(before + visible(shown, 'text'))
+    advance(id, prompt.length + index + 1)
     const pause = slice.maybeYield()
     if (pause) {
       await pause
@@ -532,7 +574,7 @@ export async function* generate(
   const history = input
   for (;;) {
     if (signal?.aborted) {
-      for (const part of deltas(visible(release(), 'end'), [], true)) {
+      for (const part of deltas(release(), [])) {
         if (part.text.length > 0) yield part
       }
       yield finish('abort')
@@ -546,28 +588,26 @@ export async function* generate(
     newTokens.push(id)
     history.push(id)
     if (stopTokenIds.has(id)) {
-      yield* deltas(visible(release(), 'end'), [id], true)
+      yield* deltas(release(), [id])
       yield finish('stop')
       return
     }
-    const before = textBefore(id)
-    const shown = matcher.push(stream.push(id))
-    followCall(id, shown.text, history.length)
+    const shown = advance(id, history.length)
     if (shown.stopped) {
-      yield* deltas(before + visible(shown.text, 'end'), [id], true)
+      yield* deltas(shown, [id])
       yield finish('stop')
       return
     }
     if (newTokens.length >= answerLimit) {
-      yield* deltas(before + visible(shown.text + release(), 'end'), [id], true)
+      yield* deltas(join(shown, release()), [id])
       yield finish('length')
       return
     }
-    yield* deltas(before + visible(shown.text, 'text'), [id])
+    yield* deltas(shown, [id])
     await slice.maybeYield()
     logits = await run([id], false)
     if (logits === undefined) {
-      for (const part of deltas(visible(release(), 'end'), [], true)) {
+      for (const part of deltas(release(), [])) {
         if (part.text.length > 0) yield part
       }
       yield finish('abort')

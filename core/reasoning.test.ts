@@ -155,11 +155,15 @@ describe('generate() with a thinking model', () => {
     expect(result.tokenIds).toEqual([...spelled, eos])
   })
 
-  it('applies stop strings to the raw output, reasoning included (as vLLM does)', async () => {
-    const result = await collect(scripted(thinkingOn, ids), request(thinkingOn, { stop: ['sevens'] }))
-    expect(result.finish).toMatchObject({ finishReason: 'stop', text: '', reasoning: '\nSix ' })
-    const tag = await collect(scripted(thinkingOn, ids), request(thinkingOn, { stop: ['</think>'] }))
-    expect(tag.finish).toMatchObject({ text: '', reasoning: '\nSix sevens: 42.\n' })
+  it('applies stop strings to the reply only: the reasoning and its tags are not content (as vLLM skips them)', async () => {
+    const result = await collect(scripted(thinkingOn, ids), request(thinkingOn, { stop: ['sevens', '\n'] }))
+    expect(result.finish).toMatchObject({
+      finishReason: 'stop',
+      text: 'The answer is 42.',
+      reasoning: '\nSix sevens: 42.\n',
+    })
+    const tag = await collect(scripted(thinkingOn, ids), request(thinkingOn, { stop: ['</think>', 'is'] }))
+    expect(tag.finish).toMatchObject({ text: 'The answer ', reasoning: '\nSix sevens: 42.\n' })
   })
 
   it('a length cut inside the reasoning keeps it reasoning', async () => {

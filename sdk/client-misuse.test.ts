@@ -94,6 +94,17 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
     const result = await pending
     expect(result.text).toBe(expected.text)
     expect(result.tokenIds).toEqual(expected.tokenIds)
+    // Stop strings match free text only (never a response_format document): a plain answer shows
+    // that the list changed after the call is not the one applied either.
+    const plain = { messages: question(), maxTokens: 40, seed: 2, temperature: 0 }
+    const whole = await ai.chat(plain)
+    const letter = [...whole.text.slice(4)].find((character) => character.trim() !== '')!
+    const stopAt = await ai.chat({ ...plain, stop: [letter] })
+    expect(stopAt.text.length).toBeLessThan(whole.text.length)
+    const stop = [letter]
+    const pendingPlain = ai.chat({ ...plain, stop })
+    stop[0] = '\u0000'
+    expect((await pendingPlain).text).toBe(stopAt.text)
     await ai.dispose()
   })
 })

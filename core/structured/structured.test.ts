@@ -865,7 +865,7 @@ describe('tool calls (Qwen3 syntax)', () => {
 })
 
 describe('generate() with a constraint on the deterministic test session', () => {
-  it('a stop string or the token limit that cuts the document says partial; a finished one does not', async () => {
+  it('the token limit that cuts the document says partial; a finished one does not; a stop string never cuts it', async () => {
     const schema = {
       type: 'object',
       properties: { a: { type: 'string', maxLength: 4 } },
@@ -884,8 +884,10 @@ describe('generate() with a constraint on the deterministic test session', () =>
     expect(whole.finishReason).toBe('stop')
     expect(whole.partial).toBeUndefined()
     expect(Object.keys(JSON.parse(whole.text) as object)).toEqual(['a'])
-    const stopped = await run({ stop: ['"a"'] })
-    expect(stopped).toMatchObject({ finishReason: 'stop', partial: true })
+    // Stop strings match content, and the document is not content: they never cut it.
+    const spared = await run({ stop: ['"a"', '}'] })
+    expect(spared).toMatchObject({ finishReason: 'stop', text: whole.text })
+    expect(spared.partial).toBeUndefined()
     const cut = await run({ maxTokens: 2 })
     expect(cut).toMatchObject({ finishReason: 'length', partial: true })
   })
