@@ -148,6 +148,8 @@ export {
   ConstraintState,
   compileConstraint,
   compileJsonSchema,
+  type ModelToolCallSyntax,
+  modelToolCallSyntaxOf,
   type ResponseFormat,
   readToolCalls,
   readXmlToolCalls,
@@ -158,6 +160,7 @@ export {
   type ToolDefinition,
   toolCallId,
   toolCallSyntaxOf,
+  validateConstraintForModel,
   XmlToolCallReader,
 } from './structured/index.ts'
 export { type DecodingTokenizer, TextStream, type TokenContribution } from './text-stream.ts'

@@ -374,7 +374,9 @@ class Client implements OndeviceClient {
     // The request's schemas and tools compile first, before anything runs (stream() checked the
     // rest): their mistakes reject this first read, as chat() rejects, and are never error parts.
     // The compiler loads with the first request that has any (checkConstraint).
-    await unlessAborted(checkConstraint(request), request.signal)
+    // Once the device's package is loaded, its call syntax is known too: what the model cannot
+    // write (the edge serves the same model) is such a mistake.
+    await unlessAborted(checkConstraint(request, this.#device.loaded?.toolCallSyntax), request.signal)
     const attempts: OndeviceError[] = []
     const fail = (): StreamPart => ({ type: 'error', error: serializeError(chainError(attempts)) })
     // A stream made before dispose() and read after it: nothing runs (it loaded the model again).
@@ -439,6 +441,9 @@ class Client implements OndeviceClient {
         }
       }
     }
+    // The package's call syntax is known once it loaded: checked before the route is announced and
+    // before the device takes the answer, rejecting this first read as the check above does.
+    if (model !== undefined) await checkConstraint(request, model.toolCallSyntax)
     const routePart: RoutePart = { type: 'route', route: decision.route, reason: decision.reason }
     this.#events.emit('route', routePart)
     yield routePart

@@ -13,6 +13,7 @@ import {
   samplingOptionNames,
 } from '../core/sampling/index.ts'
 import { validateStopStrings } from '../core/stop-strings.ts'
+import type { ModelToolCallSyntax } from '../core/structured/call-syntax.ts'
 import type {
   ConstraintOptions,
   ResponseFormat,
@@ -566,11 +567,15 @@ function toCoreMessages(messages: unknown): unknown {
  * `responseFormat` or `tools` waits for it (core/structured/load.ts; a chunk that does not load
  * is a retryable BackendError naming it). A request without either resolves at once.
  */
-export async function checkConstraint(request: ChatRequest): Promise<void> {
+export async function checkConstraint(request: ChatRequest, syntax?: ModelToolCallSyntax): Promise<void> {
   const constraint = constraintOf(request)
   if (constraint === undefined) return
-  const { compileConstraint } = await loadStructuredOutput()
-  compileConstraint(constraint)
+  const { compileConstraint, validateConstraintForModel } = await loadStructuredOutput()
+  // With the device model's call syntax (once its package is loaded), what that model cannot call
+  // is refused too: tools without the call syntax, or tools its XML dialect cannot write (core's
+  // validateConstraintForModel, the server's check as well).
+  if (syntax === undefined) compileConstraint(constraint)
+  else validateConstraintForModel(constraint, syntax)
 }
 
 /** A copy of the fields a chat template reads, so later changes to the caller's objects do not reach it. */

@@ -19,10 +19,15 @@ import {
   encodeChatPrompt,
   formatHeaderNames,
   toChatCompletionResponse,
+  toConstraintOptions,
   toGenerateRequest,
   validateChatCompletionRequest,
+  validateConstraint,
+  wireConstraintFieldNames,
 } from '../core/protocol/index.ts'
 import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
+import { modelToolCallSyntaxOf } from '../core/structured/call-syntax.ts'
+import { ConstraintState, validateConstraintForModel } from '../core/structured/constraint.ts'
 import type { AppEnv } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
@@ -129,7 +134,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   // The weight format and backend the request names (a handoff names the device's), loaded on
   // first use; refused (400 unsupported) when this server cannot run it, unless it allows a fallback.
   const { model, fallback: formatFallback } = await selectModel(runtime.modelHost, request.ondevice_format)
-  checkToolSyntax(request, model)
+  checkConstraintForModel(request, model)
   const contextLength = model.info.contextLength
   const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
   const characters = promptCharacters(request)
@@ -180,20 +185,16 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
 }
 
 /**
- * Tools that may be called need the model's call syntax (Qwen-style `<tool_call>` tokens): without
- * it the request is refused here, a 400 naming `tools` before the status line, where core's
- * TokenizerError came as a 503 (or, streamed, an error event after a 200).
+ * What the request's tools and response_format ask of this model, checked before the status line
+ * (core's validateConstraintForModel, the device's check too): tools on a model without the call
+ * syntax are a 400 `unsupported` naming `tools`, and what the model's call syntax cannot write
+ * (Qwen3.5's XML dialect: a parameter name with `>`, an enum value holding `\n</parameter>`,
+ * alternatives that disagree on whether a parameter is a string) a 400 naming the path under
+ * `tools.N.function.parameters`. Both used to surface only when the answer started: a 503 or, streamed,
+ * a 200 and then an error event, after a generation slot and a session were taken.
  */
-function checkToolSyntax(request: ChatCompletionRequest, model: HostedModel): void {
-  if ((request.tools?.length ?? 0) === 0 || request.tool_choice === 'none') return
-  const { tokenizer } = model
-  if (tokenizer.tokenToId('<tool_call>') !== undefined && tokenizer.tokenToId('</tool_call>') !== undefined)
-    return
-  throw new OndeviceError(
-    'unsupported',
-    `The model '${request.model}' has no tool-call syntax (its tokenizer has no <tool_call> / </tool_call> tokens), so it cannot call tools: send the request without tools (or with tool_choice "none"), or serve a model whose template takes tools (Qwen3, Qwen3.5).`,
-    { param: 'tools' },
-  )
+function checkConstraintForModel(request: ChatCompletionRequest, model: HostedModel): void {
+  validateConstraint(request, modelToolCallSyntaxOf(model.tokenizer))
 }
 
 interface Plan {
@@ -203,9 +204,41 @@ interface Plan {
 }
 
 /** Tokenizes the prompt (inside the slot) and checks it against the context. */
+/**
+ * A continuation is the start of an answer: under tools or a response_format, tokens the
+ * constraint takes. Others failed when the sampler replayed them, after the prefill (for a stream,
+ * after the status line) and named core's `continuation.tokenIds`; replayed here, in the slot (the
+ * same work the answer does), they are a 400 naming the wire's field.
+ */
+function checkContinuation(
+  request: ChatCompletionRequest,
+  model: HostedModel,
+  tokenIds: readonly number[],
+): void {
+  if (tokenIds.length === 0) return
+  const constraint = validateConstraintForModel(
+    toConstraintOptions(request),
+    modelToolCallSyntaxOf(model.tokenizer),
+    wireConstraintFieldNames,
+  )
+  if (constraint === undefined) return
+  try {
+    new ConstraintState(constraint, model.tokenizer, tokenIds)
+  } catch (error) {
+    const prefix = 'continuation.tokenIds.'
+    if (!(error instanceof InvalidArgumentError) || !error.param?.startsWith(prefix)) throw error
+    const index = Number(error.param.slice(prefix.length))
+    throw new InvalidArgumentError(
+      `ondevice_continuation.token_ids.${index}`,
+      `ondevice_continuation.token_ids.${index} (token ${tokenIds[index]}) cannot come there under this request's tools, tool_choice and response_format: a continuation must be the start of an answer to the same request (the same constraint), as the device produced it.`,
+    )
+  }
+}
+
 function plan(c: Context<AppEnv>, runtime: ChatRuntime, admission: Admission): Plan {
   const { limits } = runtime
   const { request, model, continuationTokenIds, maxPromptTokens, requested, param } = admission
+  checkContinuation(request, model, continuationTokenIds)
   const { tokenIds: promptTokenIds, turnBoundaries: promptBoundaries } = encodeChatPrompt(
     model.tokenizer,
     request,

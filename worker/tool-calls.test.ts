@@ -190,6 +190,54 @@ function mergeCalls(chunks: Record<string, unknown>[]): StreamedCall[] {
   return calls
 }
 
+describe('stop strings and tool calls on the wire', () => {
+  it('stop strings the markup holds (as apps send them) leave the calls whole, streamed or not', async () => {
+    const { post } = setup()
+    // The chunks less what differs between two responses (the completion's id, its time).
+    const streamed = async (body: object) =>
+      (await (await post({ ...body, stream: true })).text()).replace(
+        /"(id|created)":("chatcmpl[^"]*"|\d+),/g,
+        '',
+      )
+    let calls = 0
+    for (const seed of [1, 2, 3]) {
+      const body = { model, messages, tools, tool_choice: 'required', seed, max_tokens: 90 }
+      const plain = (await (await post(body)).json()) as OpenAI.ChatCompletion
+      const plainStream = await streamed(body)
+      for (const stop of [['}'], ['\n'], ['"', ':', ',', '{']]) {
+        const stopped = (await (await post({ ...body, stop })).json()) as OpenAI.ChatCompletion
+        expect(stopped.choices[0], `seed ${seed} ${JSON.stringify(stop)}`).toEqual(plain.choices[0])
+        expect(await streamed({ ...body, stop })).toBe(plainStream)
+      }
+      calls += plain.choices[0]!.message.tool_calls?.length ?? 0
+    }
+    expect(calls).toBeGreaterThanOrEqual(3)
+  })
+})
+
+describe('a continuation the constraint does not take', () => {
+  it("is a 400 naming the token on the wire, before the status line, streamed or not (it was a 200, then an error event naming core's continuation.tokenIds)", async () => {
+    const { post } = setup()
+    // A required call starts with <tool_call>: the text token "Hello" cannot come first.
+    const hello = 9707
+    for (const stream of [false, true]) {
+      const response = await post({
+        model,
+        messages,
+        tools: [ping],
+        tool_choice: 'required',
+        max_tokens: 10,
+        stream,
+        ondevice_continuation: { token_ids: [hello], step: 1 },
+      })
+      expect(response.status, `stream ${stream}`).toBe(400)
+      const { error } = (await response.json()) as { error: { code: string; param: string; message: string } }
+      expect(error).toMatchObject({ code: 'invalid_argument', param: 'ondevice_continuation.token_ids.0' })
+      expect(error.message).toContain('tools')
+    }
+  })
+})
+
 describe('tool calls streamed as OpenAI streams them', () => {
   const ajv = new Ajv2020({ strict: false })
   const validators = new Map(

@@ -8,6 +8,8 @@ import { ContextLengthError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import { constraintTemplateTools } from '../../core/protocol/response-format.ts'
+import { modelToolCallSyntaxOf } from '../../core/structured/call-syntax.ts'
+import { loadStructuredOutput } from '../../core/structured/load.ts'
 import type { Tokenizer } from '../../core/tokenizer.ts'
 import { measureDecodeSpeed } from '../probe.ts'
 import type { DeviceGenerateRequest, DeviceModel, DevicePart } from './types.ts'
@@ -25,6 +27,7 @@ export interface DeviceModelParts {
 
 export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   const { session, tokenizer } = parts
+  const toolCallSyntax = modelToolCallSyntaxOf(tokenizer)
   let turn: Promise<void> = Promise.resolve()
 
   /** Waits for the session, then holds it until `release` is called. */
@@ -39,6 +42,13 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   }
 
   async function* run(request: DeviceGenerateRequest): AsyncGenerator<DevicePart> {
+    // What this model cannot call (no call syntax, or tools its XML dialect cannot write) is
+    // refused before the prompt is built and before the request waits its turn for the session
+    // (the compiler loads with the first constrained request, load.ts).
+    if (request.constraint !== undefined) {
+      const { validateConstraintForModel } = await loadStructuredOutput()
+      validateConstraintForModel(request.constraint, toolCallSyntax)
+    }
     // The prompt exactly as the edge builds it, so a handoff continues the same answer.
     const tools = constraintTemplateTools(request.constraint)
     const prompt = encodeChatTurns(tokenizer, request.messages, {
@@ -78,6 +88,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     backend: session.info.backend,
     dtype: session.info.dtype,
     warnings: parts.warnings ?? [],
+    toolCallSyntax,
     generate: run,
     async probe(signal?: AbortSignal): Promise<number> {
       const release = await acquire()

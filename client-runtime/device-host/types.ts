@@ -7,6 +7,7 @@
 import type { ChatMessage } from '../../core/chat-template.ts'
 import type { SamplingOptions } from '../../core/sampling/index.ts'
 import type { GenerationPart } from '../../core/stream-parts.ts'
+import type { ModelToolCallSyntax } from '../../core/structured/call-syntax.ts'
 import type { ConstraintOptions } from '../../core/structured/constraint.ts'
 import type { Backend } from '../dtype.ts'
 import type { PackageInfo } from '../inspect.ts'
@@ -61,6 +62,12 @@ export interface DeviceModel {
    * client hands them to the app (the `ready` event, status().loadWarnings). Unset: none.
    */
   readonly warnings?: readonly string[]
+  /**
+   * How the package's model writes tool calls (its template's syntax, or 'none' without the
+   * `<tool_call>` tokens): the client checks a request's tools against it before the answer starts
+   * (validateConstraintForModel). Unset: not known (the check then comes with the answer).
+   */
+  readonly toolCallSyntax?: ModelToolCallSyntax
   /**
    * Answers a chat with the shared generation loop: the prompt is encoded with its turn
    * boundaries (a later turn resumes from the cache), then text deltas (with their token ids)

@@ -4,6 +4,7 @@
 // `error`. A loaded model is named by the handle its load returned. Errors travel as core's
 // SerializedError and come back as the same class with the same code.
 import type { SerializedError } from '../../core/errors.ts'
+import type { ModelToolCallSyntax } from '../../core/structured/call-syntax.ts'
 import type { DeviceGenerateRequest, DevicePart } from '../device-host/types.ts'
 import type { Backend } from '../dtype.ts'
 import type { PackageInfo } from '../inspect.ts'
@@ -26,6 +27,8 @@ export interface LoadedModelInfo {
   readonly dtype: string
   /** DeviceModel.warnings: the load's warnings. */
   readonly warnings: readonly string[]
+  /** DeviceModel.toolCallSyntax: how the model writes tool calls. */
+  readonly toolCallSyntax?: ModelToolCallSyntax
 }
 
 export type WorkerRequest =

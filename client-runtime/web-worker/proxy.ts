@@ -255,6 +255,7 @@ export function createWorkerDeviceHost(
     backend: info.backend,
     dtype: info.dtype,
     warnings: info.warnings,
+    ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
     generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
     probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
     dispose: async () => {

@@ -61,6 +61,7 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
           backend: model.backend,
           dtype: model.dtype,
           warnings: [...(model.warnings ?? [])],
+          ...(model.toolCallSyntax === undefined ? {} : { toolCallSyntax: model.toolCallSyntax }),
         }
       }
       case 'generate': {

@@ -38,6 +38,7 @@ export {
   toWireTools,
   validateConstraint,
   validateResponseFormat,
+  wireConstraintFieldNames,
 } from './response-format.ts'
 export { fromWireSampling, samplingFields, toWireSampling, type WireSampling } from './sampling.ts'
 export { templateTools, validateTools } from './tools.ts'

@@ -6,6 +6,7 @@
 
 import type { ChatTool } from '../chat-template.ts'
 import { InvalidArgumentError } from '../errors.ts'
+import type { ModelToolCallSyntax } from '../structured/call-syntax.ts'
 import {
   type ConstraintFieldNames,
   type ConstraintOptions,
@@ -13,6 +14,7 @@ import {
   type ResponseFormat,
   type ToolChoice,
   type ToolDefinition,
+  validateConstraintForModel,
 } from '../structured/constraint.ts'
 import { fail, type JsonObject } from './checks.ts'
 import type { ChatCompletionRequest, ChatCompletionTool } from './types.ts'
@@ -166,9 +168,10 @@ export function toConstraintOptions(request: ChatCompletionRequest): ConstraintO
 
 /**
  * Compiles the request's constraint once to check it (the grammar is cached and reused when the
- * request runs), reporting errors at their wire paths.
+ * request runs), reporting errors at their wire paths. `syntax`: the call syntax of the model that
+ * answers (modelToolCallSyntaxOf), once the server knows it; without it, what every model takes.
  */
-export function validateConstraint(request: ChatCompletionRequest): void {
+export function validateConstraint(request: ChatCompletionRequest, syntax?: ModelToolCallSyntax): void {
   const choice = request['tool_choice'] as unknown
   if (typeof choice === 'string' && choice !== 'none' && choice !== 'auto' && choice !== 'required') {
     fail(
@@ -197,7 +200,8 @@ export function validateConstraint(request: ChatCompletionRequest): void {
   const options = toConstraintOptions(request)
   if (options === undefined) return
   try {
-    compileConstraint(options, wireConstraintFieldNames)
+    if (syntax === undefined) compileConstraint(options, wireConstraintFieldNames)
+    else validateConstraintForModel(options, syntax, wireConstraintFieldNames)
   } catch (error) {
     if (!(error instanceof InvalidArgumentError) || error.param === undefined) throw error
     throw new InvalidArgumentError(toWirePath(error.param), toWireMessage(error.message))

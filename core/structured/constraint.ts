@@ -10,11 +10,12 @@
 // blocks, see xml-tool-calls.ts). With `required` or a named tool the answer starts with a call; with `auto` the model
 // may write text or open a call, and once it opens one, the call is constrained.
 import { InvalidArgumentError, OndeviceError } from '../errors.ts'
+import type { ModelToolCallSyntax, ToolCallSyntax } from './call-syntax.ts'
 import { compileJsonObject, compileJsonSchema, literalNode, type SchemaNode } from './json-schema.ts'
 import { applyMask, Grammar, GrammarMatcher } from './matcher.ts'
 import { compileBudget } from './regex.ts'
 import { type TokenSource, type TokenVocabulary, vocabularyOf } from './vocabulary.ts'
-import { type ToolCallSyntax, XmlCallGrammar, type XmlToolShape, xmlTool } from './xml-tool-calls.ts'
+import { XmlCallGrammar, type XmlToolShape, xmlTool } from './xml-tool-calls.ts'
 
 export type ResponseFormat =
   | { readonly type: 'text' }
@@ -120,6 +121,35 @@ export function compileConstraint(
 }
 
 const compiledCache = new Map<string, OutputConstraint | undefined>()
+
+/**
+ * The check every entry runs once it knows which model answers (the server its loaded model, the
+ * SDK its device's package, the device before it takes the session): what the request's
+ * constraint asks of that model. Tools it would have to call on a model without the call syntax
+ * are an OndeviceError 'unsupported' naming `tools`; what the model's call syntax cannot write (in
+ * the XML dialect: a parameter name with `>`, an enum value holding `\n</parameter>`, alternatives
+ * that disagree on whether a parameter is a string) an InvalidArgumentError naming the path under
+ * `tools.N.parameters`. Said before any token is drawn: the same refusal the answer would have
+ * raised at its start, where a stream had already said 200 and a device had taken its turn.
+ * Returns the compiled constraint (cached: generate() reuses it).
+ */
+export function validateConstraintForModel(
+  options: ConstraintOptions | undefined,
+  syntax: ModelToolCallSyntax,
+  names: ConstraintFieldNames = defaultConstraintFieldNames,
+): OutputConstraint | undefined {
+  if (options === undefined) return undefined
+  const callable =
+    Array.isArray(options.tools) && options.tools.length > 0 && (options.toolChoice ?? 'auto') !== 'none'
+  if (callable && syntax === 'none') {
+    throw new OndeviceError(
+      'unsupported',
+      `This model has no tool-call syntax (its tokenizer has no <tool_call> / </tool_call> tokens), so it cannot call tools: send the request without ${names.tools} (or with ${names.toolChoice} "none"), or use a model whose template takes tools (Qwen3, Qwen3.5).`,
+      { param: names.tools },
+    )
+  }
+  return compileConstraint(options, names, syntax === 'none' ? 'json' : syntax)
+}
 
 /** The fields each responseFormat type takes: anything else is a mistake to name, not to ignore. */
 const responseFormatFields: Readonly<Record<string, readonly string[]>> = {

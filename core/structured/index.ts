@@ -1,6 +1,12 @@
 // Structured output: JSON Schema, free JSON and tool calls enforced token by token in the shared
 // core (the same mask on the device and the edge, and across a handoff).
 export {
+  type ModelToolCallSyntax,
+  modelToolCallSyntaxOf,
+  type ToolCallSyntax,
+  toolCallSyntaxOf,
+} from './call-syntax.ts'
+export {
   type ConstraintFieldNames,
   type ConstraintOptions,
   ConstraintState,
@@ -10,6 +16,7 @@ export {
   type ResponseFormat,
   type ToolChoice,
   type ToolDefinition,
+  validateConstraintForModel,
 } from './constraint.ts'
 export {
   type CompiledSchema,
@@ -38,8 +45,6 @@ export {
 } from './vocabulary.ts'
 export {
   readXmlToolCalls,
-  type ToolCallSyntax,
-  toolCallSyntaxOf,
   XmlToolCallReader,
   type XmlToolShape,
 } from './xml-tool-calls.ts'

@@ -5,12 +5,23 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { describe, expect, it } from 'vitest'
-import { qwen3Tokenizer, qwen3TokenizerFiles } from '../../test/support/qwen3-tokenizer.ts'
+import {
+  qwen3Tokenizer,
+  qwen3TokenizerFiles,
+  qwen3TokenizerWithoutToolCalls,
+} from '../../test/support/qwen3-tokenizer.ts'
 import { createTestSession } from '../../test/support/test-session.ts'
 import { generate, generateText } from '../generate.ts'
+import { wireConstraintFieldNames } from '../protocol/response-format.ts'
 import type { GenerationPart } from '../stream-parts.ts'
 import { Tokenizer } from '../tokenizer.ts'
-import { ConstraintState, compileConstraint, type ToolDefinition } from './constraint.ts'
+import { modelToolCallSyntaxOf } from './call-syntax.ts'
+import {
+  ConstraintState,
+  compileConstraint,
+  type ToolDefinition,
+  validateConstraintForModel,
+} from './constraint.ts'
 import { readXmlToolCalls, toolCallSyntaxOf, XmlToolCallReader } from './xml-tool-calls.ts'
 
 const tools: ToolDefinition[] = [
@@ -106,7 +117,7 @@ describe('what the XML call syntax cannot write is refused when the tools compil
   it('names the parameter and says why', () => {
     expect(() => compile({ type: 'object', properties: { 'a>b': { type: 'string' } } })).toThrow(
       expect.objectContaining({
-        param: 'tools.0.parameters.properties',
+        param: 'tools.0.parameters.properties.a>b',
         message: expect.stringContaining('<parameter=NAME>'),
       }),
     )
@@ -124,6 +135,37 @@ describe('what the XML call syntax cannot write is refused when the tools compil
     // The JSON syntax writes all three.
     for (const parameters of [{ type: 'object', properties: { 'a>b': { type: 'string' } } }])
       expect(compileConstraint({ tools: [{ name: 'f', parameters }], toolChoice: 'required' })).toBeDefined()
+  })
+})
+
+describe('the check every entry runs once the model is known', () => {
+  it("reads the model's call syntax from its tokens and template; refuses what it cannot write", () => {
+    const template = readFileSync(
+      fileURLToPath(new URL('../../test/support/templates/qwen3-xml-tool-calls.jinja', import.meta.url)),
+      'utf8',
+    )
+    const xml = Tokenizer.fromFiles({ ...qwen3TokenizerFiles(), chatTemplate: template })
+    expect(modelToolCallSyntaxOf(xml)).toBe('xml')
+    expect(modelToolCallSyntaxOf(qwen3Tokenizer())).toBe('json')
+    expect(modelToolCallSyntaxOf(qwen3TokenizerWithoutToolCalls())).toBe('none')
+    const odd = [{ name: 'f', parameters: { type: 'object', properties: { 'a>b': { type: 'string' } } } }]
+    expect(validateConstraintForModel({ tools: odd }, 'json')).toBeDefined()
+    expect(() => validateConstraintForModel({ tools: odd }, 'xml')).toThrow(
+      expect.objectContaining({ code: 'invalid_argument', param: 'tools.0.parameters.properties.a>b' }),
+    )
+    // No call syntax: tools it would have to call are unsupported (named as the entry names them);
+    // toolChoice 'none' is fine.
+    expect(() =>
+      validateConstraintForModel({ tools, toolChoice: 'auto' }, 'none', wireConstraintFieldNames),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'unsupported',
+        param: 'tools',
+        message: expect.stringContaining('tool_choice "none"'),
+      }),
+    )
+    expect(validateConstraintForModel({ tools, toolChoice: 'none' }, 'none')).toBeDefined()
+    expect(validateConstraintForModel(undefined, 'none')).toBeUndefined()
   })
 })
 

@@ -21,16 +21,7 @@ import { Grammar } from './matcher.ts'
 import { RawStringFrame } from './raw-string-frame.ts'
 import { CallTextReader } from './tool-calls.ts'
 
-export type ToolCallSyntax = 'json' | 'xml'
-
-/**
- * The call syntax a chat template teaches its model: the XML dialect when the template shows
- * `<function=...>` and `<parameter=...>` blocks (Qwen3.5, Qwen3-Coder), else Qwen3's JSON inside
- * `<tool_call>` (what every other template gets, as before).
- */
-export function toolCallSyntaxOf(template: string | undefined): ToolCallSyntax {
-  return template?.includes('<function=') && template.includes('<parameter=') ? 'xml' : 'json'
-}
+export { type ToolCallSyntax, toolCallSyntaxOf } from './call-syntax.ts'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -139,7 +130,7 @@ export function xmlTool(
     for (const [index, rule] of node.properties.entries()) {
       if (/[>\n]/.test(rule.name) || rule.name === '') {
         throw new InvalidArgumentError(
-          `${param}.properties`,
+          `${param}.properties.${rule.name}`,
           `${param} has a parameter named ${JSON.stringify(rule.name)}: this model writes each argument as <parameter=NAME>, so a name must be non-empty without ">" or a line break. Rename it.`,
         )
       }

@@ -13,7 +13,9 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/index.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
+import { InvalidArgumentError } from '../../core/errors.ts'
 import type { StreamPart, ToolCall } from '../../core/stream-parts.ts'
+import type { ToolDefinition } from '../../core/structured/constraint.ts'
 import { createClient } from '../../sdk/client.ts'
 import { createApp } from '../../worker/app.ts'
 import { createNodeModelHost } from '../../worker/node.ts'
@@ -50,6 +52,39 @@ const messages: ChatMessage[] = [{ role: 'user', content: 'What is the weather i
 const ajv = new Ajv2020()
 const validators = new Map(tools.map((tool) => [tool.name, ajv.compile(tool.parameters)]))
 const wireTools = tools.map((tool) => ({ type: 'function' as const, function: tool }))
+
+/** Tools only the XML dialect cannot write (the JSON one can), and the path each refusal names. */
+const unwritable: { readonly tool: ToolDefinition; readonly path: string }[] = [
+  {
+    tool: { name: 'odd', parameters: { type: 'object', properties: { 'a>b': { type: 'string' } } } },
+    path: 'parameters.properties.a>b',
+  },
+  {
+    tool: {
+      name: 'mode',
+      parameters: {
+        type: 'object',
+        properties: { mode: { type: 'string', enum: ['fast', 'x\n</parameter>'] } },
+        required: ['mode'],
+      },
+    },
+    path: 'parameters.properties.mode',
+  },
+  {
+    tool: {
+      name: 'either',
+      parameters: {
+        anyOf: [
+          { type: 'object', properties: { v: { type: 'string' } }, required: ['v'] },
+          { type: 'object', properties: { v: { type: 'integer' } }, required: ['v'] },
+        ],
+      },
+    },
+    path: 'parameters.properties.v',
+  },
+]
+/** Stop strings every call's markup holds: they match content only, so the calls stay whole. */
+const markupStops = ['\n', '>', '}', '"']
 
 function expectValid(calls: readonly ToolCall[] | undefined): void {
   expect(calls?.length).toBeGreaterThan(0)
@@ -120,6 +155,21 @@ describe('tool calls on a package whose template teaches the XML call syntax', (
           result.toolCalls,
         )
         expect(parts.some((part) => part.type === 'text-delta' && part.text !== '')).toBe(false)
+      }
+      // Stop strings the markup holds leave the calls as they were (they cut content only).
+      for (const seed of seeds) {
+        const stopped = await client.chat({
+          messages,
+          tools,
+          toolChoice: 'required',
+          parallelToolCalls: false,
+          temperature: 1,
+          seed,
+          maxTokens: 240,
+          stop: markupStops,
+        })
+        expect(stopped.finishReason, `seed ${seed}`).toBe('tool-calls')
+        expect(stopped.toolCalls, `seed ${seed}`).toEqual(deviceCalls.get(seed))
       }
       // The loop's next turn: the calls as the app got them (arguments: JSON text) and their results.
       const calls = deviceCalls.get(1)!
@@ -210,6 +260,16 @@ describe('tool calls on a package whose template teaches the XML call syntax', (
         }
       }
       expect([...joined.values()]).toEqual(calls)
+      // Stop strings the markup holds leave the calls whole on the wire too, streamed or not.
+      const stopped = (await (await post({ ...body, stop: markupStops })).json()) as typeof completion
+      expect(stopped.choices[0]!.finish_reason).toBe('tool_calls')
+      expect(stopped.choices[0]!.message.tool_calls.map((call) => call.function.arguments)).toEqual(
+        calls.map((call) => call.arguments),
+      )
+      const streamedStopped = await (await post({ ...body, stop: markupStops, stream: true })).text()
+      expect(streamedStopped.replace(/"(id|created)":[^,]*,/g, '')).toBe(
+        streamed.replace(/"(id|created)":[^,]*,/g, ''),
+      )
     }
     const calls = deviceCalls.get(1)!
     const history = [
@@ -237,5 +297,67 @@ describe('tool calls on a package whose template teaches the XML call syntax', (
     expect(((await refused.json()) as { error: { param: string } }).error.param).toBe(
       'messages.1.tool_calls.0.function.arguments',
     )
+  }, 120_000)
+  it('the SDK refuses what the XML dialect cannot write before the answer starts: the first read rejects, before any route part, loaded or not', async () => {
+    const client = createClient({ model: packageDir, policy: 'device-only' })
+    const routes: unknown[] = []
+    client.on('route', (part) => routes.push(part))
+    try {
+      // The first request loads the package (its template tells the call syntax); later ones
+      // find it loaded. Either way the stream's first read rejects, as chat() does.
+      for (const { tool, path } of unwritable) {
+        const request = { messages, tools: [tools[0]!, tool], temperature: 1, seed: 1, maxTokens: 8 }
+        const parts: StreamPart[] = []
+        let thrown: unknown
+        try {
+          for await (const part of client.stream(request)) parts.push(part)
+        } catch (error) {
+          thrown = error
+        }
+        expect(parts, path).toEqual([])
+        expect(thrown, path).toBeInstanceOf(InvalidArgumentError)
+        expect(thrown, path).toMatchObject({ param: `tools.1.${path}` })
+        await expect(client.chat(request)).rejects.toMatchObject({
+          name: 'InvalidArgumentError',
+          param: `tools.1.${path}`,
+        })
+      }
+      expect(routes).toEqual([])
+      // The same tools as JSON-writable ones would pass: the refusal is the template's, not the schema's.
+      const fine = await client.chat({
+        messages,
+        tools,
+        toolChoice: 'none',
+        temperature: 1,
+        seed: 1,
+        maxTokens: 2,
+      })
+      expect(fine.tokenIds.length).toBeGreaterThan(0)
+    } finally {
+      await client.dispose()
+    }
+  }, 120_000)
+
+  it('the server refuses them with a 400 before the status line, streamed or not (it was a 200, then an error event)', async () => {
+    const app = createApp({ modelHost: createNodeModelHost({ model: packageDir }), log: () => undefined })
+    for (const { tool, path } of unwritable) {
+      for (const stream of [false, true]) {
+        const response = await app.request('/v1/chat/completions', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'qwen3_5-xml',
+            messages,
+            tools: [wireTools[0], { type: 'function', function: tool }],
+            max_tokens: 8,
+            stream,
+          }),
+        })
+        expect(response.status, `${path} stream ${stream}`).toBe(400)
+        expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+        const { error } = (await response.json()) as { error: { code: string; param: string } }
+        expect(error).toMatchObject({ code: 'invalid_argument', param: `tools.1.function.${path}` })
+      }
+    }
   }, 120_000)
 })

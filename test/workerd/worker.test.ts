@@ -371,7 +371,7 @@ describe('edge worker in workerd', () => {
     })
     expect([...ids.slice(0, 3), ...(rest.ondevice?.token_ids ?? [])]).toEqual(ids)
 
-    const called = await client.chat.completions.create({
+    const calledRequest = {
       model: 'fixture',
       messages,
       max_tokens: 60,
@@ -379,7 +379,7 @@ describe('edge worker in workerd', () => {
       seed: 2,
       tools: [
         {
-          type: 'function',
+          type: 'function' as const,
           function: {
             name: 'lookup',
             parameters: {
@@ -391,14 +391,35 @@ describe('edge worker in workerd', () => {
           },
         },
       ],
-      tool_choice: 'required',
+      tool_choice: 'required' as const,
       parallel_tool_calls: false,
-    })
+    }
+    const called = await client.chat.completions.create(calledRequest)
     expect(called.choices[0]?.finish_reason).toBe('tool_calls')
     const call = called.choices[0]?.message.tool_calls?.[0]
     expect(call?.type === 'function' && call.function.name).toBe('lookup')
     const args = JSON.parse(call?.type === 'function' ? call.function.arguments : '') as { id: number }
     expect(Number.isInteger(args.id) && args.id >= 1 && args.id <= 99).toBe(true)
+    // Stop strings match content only: the call's markup and the document are never cut.
+    const stop = ['}', '\n', '"', ':']
+    const calledWithStop = await client.chat.completions.create({ ...calledRequest, stop })
+    expect(calledWithStop.choices[0]?.message.tool_calls).toEqual(called.choices[0]?.message.tool_calls)
+    const documentWithStop = await client.chat.completions.create({ ...request, stop })
+    expect(documentWithStop.choices[0]?.message.content).toBe(edge.choices[0]?.message.content)
+    // A continuation the call's constraint cannot take: a 400 before the status line, streamed too.
+    const refused = await fetch(`${fromR2.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+      body: JSON.stringify({
+        ...calledRequest,
+        stream: true,
+        ondevice_continuation: { token_ids: ids.slice(0, 1), step: 1 },
+      }),
+    })
+    expect(refused.status).toBe(400)
+    expect(((await refused.json()) as { error: { param: string } }).error.param).toBe(
+      'ondevice_continuation.token_ids.0',
+    )
   })
 
   it('maps bad requests to OpenAI errors with the right status', async () => {
