@@ -39,9 +39,11 @@ export { loadModelWith } from './load-model.ts'
 export { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
 export {
   createOrtSession,
+  type OrtModel,
   type OrtModelSession,
   type OrtModule,
   type OrtSessionOptions,
+  openOrtModel,
 } from './ort-session.ts'
 export { type PackageReader, storedPackageReader } from './package-reader.ts'
 export { loadPackageTokenizer, tokenizerFileNames } from './package-tokenizer.ts'

@@ -2,6 +2,7 @@
 // would pick, the files and bytes it needs, how much is still missing, and the memory estimate
 // from manifest.json. The SDK's router compares this with the probe (storage, memory, WebGPU).
 import { InvalidArgumentError } from '../core/errors.ts'
+import { estimateSessionMemory } from '../core/memory-estimate.ts'
 import {
   type ModelDtype,
   manifestMemoryEstimate,
@@ -97,6 +98,13 @@ export async function inspectPackage(options: {
     readonly backend: Backend
     readonly requiresShaderF16: boolean
     readonly files: readonly string[]
+    /**
+     * What each further session over the same loaded weights adds (its cache at the context the
+     * estimate is for, one prompt's activations): a server's concurrent slots on ONNX Runtime
+     * share the weights and need `estimatedMemoryBytes` once plus this per further slot. Absent
+     * for ondevice's engine, whose every session is an instance holding its own weights.
+     */
+    readonly sessionMemoryBytes?: number
   }
 > {
   if (typeof options?.model !== 'string' || options.model === '')
@@ -180,6 +188,18 @@ export async function inspectPackage(options: {
           : memoryFor(manifest, config.modelType, backendDtype, backend, options.contextLength)
       if (figure) memoryByBackend[backend] = figure
     }
+  // At the context the estimate is for: the stored one, or a shorter one the load caps it at.
+  const storedContext = manifest?.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096)
+  const runs =
+    options.backend === 'wasm' && !engineCovers(config.modelType, dtype) ? 'ort-wasm' : options.backend
+  const sessionMemoryBytes =
+    runs === 'wasm'
+      ? undefined
+      : estimateSessionMemory(runs, {
+          config,
+          dtype,
+          contextLength: Math.min(storedContext, options.contextLength ?? storedContext),
+        })
   const name = (pkg.manifest as { name?: unknown } | undefined)?.name
   return {
     name: `${typeof name === 'string' ? name : pkg.source.replace(/\/+$/, '').split('/').at(-1)} ${dtype}`,
@@ -188,6 +208,7 @@ export async function inspectPackage(options: {
     totalBytes,
     downloadBytes: cached ? 0 : (totalBytes ?? 0),
     ...(estimate === undefined ? {} : { estimatedMemoryBytes: estimate }),
+    ...(estimate === undefined || sessionMemoryBytes === undefined ? {} : { sessionMemoryBytes }),
     ...(Object.keys(memoryByBackend).length > 0 ? { memoryByBackend } : {}),
     cached,
     requiresShaderF16: dtype === 'fp16' || dtype === 'q4f16',

@@ -21,7 +21,7 @@ import {
   type OnnxLayout,
   onnxLayout,
 } from './dtype.ts'
-import { createOrtSession, type OrtModule } from './ort-session.ts'
+import { type OrtModule, openOrtModel } from './ort-session.ts'
 import { storedPackageReader } from './package-reader.ts'
 import { loadPackageTokenizer, tokenizerFileNames } from './package-tokenizer.ts'
 import type { DownloadProgress, ModelStore, StoredPackage, StoreManifest } from './store/types.ts'
@@ -65,7 +65,37 @@ export interface LoadedModel {
   readonly warnings: readonly string[]
   /** How the backend was set up (threads and why, wasm source), when the host reports it. */
   readonly backendSetup: Readonly<Record<string, unknown>> | undefined
+  /**
+   * Whether `createSession` shares the loaded weights (ONNX Runtime: one InferenceSession for
+   * every session) or loads them again (ondevice's engine: one instance per session).
+   */
+  readonly sharesWeights: boolean
+  /**
+   * One more session over this model, with an empty cache of its own, for a second generation
+   * at once (a server's concurrent slots). Disposed with the model.
+   */
+  createSession(): Promise<ModelSession>
+  /** Disposes `session`, every session `createSession` made, and frees the weights. */
   dispose(): Promise<void>
+}
+
+/** Sessions handed out by one LoadedModel, all disposed with it. */
+function sessionsDisposedTogether(first: ModelSession): {
+  add<T extends ModelSession>(session: T): T
+  dispose(): Promise<void>
+} {
+  const sessions = new Set<ModelSession>([first])
+  return {
+    add(session) {
+      sessions.add(session)
+      return session
+    },
+    async dispose() {
+      const all = [...sessions]
+      sessions.clear()
+      await Promise.all(all.map((session) => session.dispose()))
+    },
+  }
 }
 
 /** What differs between hosts. */
@@ -181,15 +211,18 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       const engine = await host.loadEngine(options)
       if (engine.warning !== undefined) warnings.push(engine.warning)
       try {
-        const session = await createEngineSession({
-          module: engine.module,
-          files: host.engineFiles?.(pkg) ?? packageWeightReader(storedPackageReader(pkg)),
-          dtype,
-          config,
-          modelId,
-          ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
-          ...(engine.threads ? { threads: engine.threads } : {}),
-        })
+        const open = async () =>
+          createEngineSession({
+            module: engine.module,
+            files: host.engineFiles?.(pkg) ?? packageWeightReader(storedPackageReader(pkg)),
+            dtype,
+            config,
+            modelId,
+            ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
+            ...(engine.threads ? { threads: engine.threads } : {}),
+          })
+        const session = await open()
+        const sessions = sessionsDisposedTogether(session)
         return {
           session,
           tokenizer,
@@ -200,7 +233,11 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
           source: pkg.source,
           warnings,
           backendSetup: { engine: 'ondevice-wasm', ...engine.setup },
-          dispose: () => session.dispose(),
+          // The engine's weights live in its instance's linear memory, beside one cache: a
+          // further session is a further instance (see docs/wasm-engine.md).
+          sharesWeights: false,
+          createSession: async () => sessions.add(await open()),
+          dispose: () => sessions.dispose(),
         }
       } catch (error) {
         if (!(error instanceof EngineUnsupportedError)) throw error
@@ -212,7 +249,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   }
   const ortBackend: Backend = engineWanted ? 'ort-wasm' : backend
   const { ort, setup } = await host.loadOrt(ortBackend, options)
-  const session = await createOrtSession(ort, storedPackageReader(pkg), {
+  const model = await openOrtModel(ort, storedPackageReader(pkg), {
     backend: ortBackend,
     dtype,
     layout,
@@ -224,6 +261,8 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       ? { sessionOptions: { intraOpNumThreads: options.numThreads, interOpNumThreads: 1 } }
       : {}),
   }).catch((error: unknown) => dropUnloadableGraphs(pkg, onnxFiles.files, error))
+  const session = model.createSession()
+  const sessions = sessionsDisposedTogether(session)
   return {
     session,
     tokenizer,
@@ -234,7 +273,13 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     source: pkg.source,
     warnings,
     backendSetup: setup,
-    dispose: () => session.dispose(),
+    sharesWeights: true,
+    // Each session keeps its cache in its own tensors, fed to the shared InferenceSession(s).
+    createSession: async () => sessions.add(model.createSession()),
+    dispose: async () => {
+      await sessions.dispose()
+      await model.dispose()
+    },
   }
 }
 

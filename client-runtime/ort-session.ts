@@ -42,6 +42,28 @@ export interface OrtSessionOptions {
   readonly maxCheckpoints?: number
 }
 
+/**
+ * A loaded model: the ONNX Runtime session(s) that hold the weights, and the plan for feeding
+ * them. Generation sessions over it (`createSession`) each keep their own cache and share the
+ * weights: the cache lives in JavaScript tensors fed to every run as inputs, so nothing of one
+ * generation stays in the InferenceSession for the next run to see.
+ */
+export interface OrtModel {
+  readonly config: RuntimeModelConfig
+  readonly layout: OnnxLayout
+  readonly backend: Backend
+  readonly dtype: string
+  readonly modelId: string
+  readonly contextLength: number
+  /** A new session over these weights, with an empty cache of its own. */
+  createSession(): OrtModelSession
+  /**
+   * Drops the model's own hold on the weights: they are released once every session made from it
+   * is disposed too. `createSession` fails afterwards.
+   */
+  dispose(): Promise<void>
+}
+
 export interface OrtModelSession extends ModelSession {
   readonly config: RuntimeModelConfig
   readonly layout: OnnxLayout
@@ -77,12 +99,28 @@ const executionProvidersByBackend: Record<Backend, readonly string[]> = {
   native: ['cpu'],
 }
 
-/** Builds a ModelSession from a package's files. `ort` is onnxruntime-web (wasm/webgpu) or onnxruntime-node (native). */
+/**
+ * Builds a ModelSession from a package's files. `ort` is onnxruntime-web (wasm/webgpu) or
+ * onnxruntime-node (native). The session owns its weights: disposing it releases them. Use
+ * `openOrtModel` for several sessions over one copy of the weights.
+ */
 export async function createOrtSession(
   ort: OrtModule,
   reader: PackageReader,
   options: OrtSessionOptions,
 ): Promise<OrtModelSession> {
+  const model = await openOrtModel(ort, reader, options)
+  const session = model.createSession()
+  await model.dispose()
+  return session
+}
+
+/** Loads a package's weights once, for any number of sessions (see OrtModel). */
+export async function openOrtModel(
+  ort: OrtModule,
+  reader: PackageReader,
+  options: OrtSessionOptions,
+): Promise<OrtModel> {
   if (!options || !backends.includes(options.backend)) {
     throw new InvalidArgumentError(
       'backend',
@@ -128,7 +166,7 @@ export async function createOrtSession(
     )
     sessions.push(decoder)
     const plan = planInputs(decoder, config, layout)
-    return new OrtSessionImpl(ort, {
+    return new SharedOrtModel(ort, {
       embed,
       decoder,
       plan,
@@ -362,12 +400,89 @@ interface SessionParts {
   readonly maxCheckpoints: number
 }
 
+/**
+ * The weights and whoever holds them: the model itself until its dispose(), and each live
+ * session. The InferenceSessions are released when the last hold goes.
+ *
+ * onnxruntime-node takes several run() calls on one InferenceSession (ONNX Runtime's Run is
+ * thread-safe; each run has its own inputs and outputs; the 1.30 binding runs each one whole on
+ * the JavaScript thread, so they interleave step by step), so its runs are not held back here.
+ * onnxruntime-web's are taken one at a time per model: its WebGPU build suspends inside a run
+ * (asyncify) and binds a session's outputs once per InferenceSession, so two runs in flight on
+ * one session would step on each other. Plain WASM runs whole on the calling thread anyway.
+ */
+class SharedOrtModel implements OrtModel {
+  readonly parts: SessionParts
+  readonly #ort: OrtModule
+  readonly #concurrent: boolean
+  #holds = 1
+  #ownHold = true
+  #released: Promise<void> | undefined
+  #runs: Promise<unknown> = Promise.resolve()
+
+  constructor(ort: OrtModule, parts: SessionParts) {
+    this.#ort = ort
+    this.parts = parts
+    this.#concurrent = parts.backend === 'native'
+  }
+
+  get config(): RuntimeModelConfig {
+    return this.parts.config
+  }
+  get layout(): OnnxLayout {
+    return this.parts.layout
+  }
+  get backend(): Backend {
+    return this.parts.backend
+  }
+  get dtype(): string {
+    return this.parts.dtype
+  }
+  get modelId(): string {
+    return this.parts.modelId
+  }
+  get contextLength(): number {
+    return this.parts.contextLength
+  }
+
+  createSession(): OrtModelSession {
+    if (!this.#ownHold)
+      throw new BackendError('backend_failed', 'This model was disposed; load the model again.')
+    this.#holds++
+    return new OrtSessionImpl(this.#ort, this)
+  }
+
+  /** Runs one step's graphs: at once on native, one step after the other on onnxruntime-web. */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#concurrent) return work()
+    const next = this.#runs.then(work, work)
+    this.#runs = next.catch(() => undefined)
+    return next
+  }
+
+  release(): Promise<void> {
+    this.#holds--
+    if (this.#holds > 0) return Promise.resolve()
+    this.#released ??= Promise.all([this.parts.embed?.release(), this.parts.decoder.release()]).then(
+      () => undefined,
+    )
+    return this.#released
+  }
+
+  dispose(): Promise<void> {
+    if (!this.#ownHold) return this.#released ?? Promise.resolve()
+    this.#ownHold = false
+    return this.release()
+  }
+}
+
 class OrtSessionImpl implements OrtModelSession {
   readonly info: ModelSessionInfo
   readonly config: RuntimeModelConfig
   readonly layout: OnnxLayout
   readonly inputNames: readonly string[]
   readonly #ort: OrtModule
+  readonly #model: SharedOrtModel
   readonly #parts: SessionParts
   readonly #hasRecurrent: boolean
   #tokens: number[] = []
@@ -376,8 +491,10 @@ class OrtSessionImpl implements OrtModelSession {
   #queue: Promise<unknown> = Promise.resolve()
   #disposed = false
 
-  constructor(ort: OrtModule, parts: SessionParts) {
+  constructor(ort: OrtModule, model: SharedOrtModel) {
     this.#ort = ort
+    this.#model = model
+    const parts = model.parts
     this.#parts = parts
     this.config = parts.config
     this.layout = parts.layout
@@ -418,7 +535,8 @@ class OrtSessionImpl implements OrtModelSession {
       if (this.#disposed) return
       this.#disposed = true
       this.#disposeState(this.#state)
-      await Promise.all([this.#parts.embed?.release(), this.#parts.decoder.release()])
+      this.#checkpoints = []
+      await this.#model.release()
     })
   }
 
@@ -482,7 +600,8 @@ class OrtSessionImpl implements OrtModelSession {
     const feeds: Record<string, Ort.Tensor> = {}
     try {
       if (plan.tokenInput === 'inputs_embeds') {
-        const embedded = await (this.#parts.embed as Ort.InferenceSession).run({ input_ids: ids })
+        const embed = this.#parts.embed as Ort.InferenceSession
+        const embedded = await this.#model.exclusive(() => embed.run({ input_ids: ids }))
         feeds.inputs_embeds = embedded.inputs_embeds ?? (Object.values(embedded)[0] as Ort.Tensor)
         if (options.signal?.aborted) throw new AbortedError()
       } else {
@@ -512,7 +631,7 @@ class OrtSessionImpl implements OrtModelSession {
         feeds.use_cache_branch = new Tensor('bool', Uint8Array.of(past > 0 ? 1 : 0), [1])
       for (const state of plan.states) feeds[state.input] = this.#state.get(state.input) as Ort.Tensor
 
-      const outputs = await this.#parts.decoder.run(feeds)
+      const outputs = await this.#model.exclusive(() => this.#parts.decoder.run(feeds))
       const logitsTensor = outputs[plan.logitsOutput] as Ort.Tensor
       const logits = await lastRow(logitsTensor, this.info.vocabularySize)
       const next = new Map<string, Ort.Tensor>()

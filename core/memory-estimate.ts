@@ -445,6 +445,62 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
   }
 }
 
+/**
+ * What one more generation session over weights already loaded adds: its own cache at the
+ * context (the copies a step keeps included) and one prompt append's activations, which run at
+ * the same time as another session's. The part of `estimateMemory` that is per session: a
+ * server whose concurrent slots share one copy of the weights (ONNX Runtime) needs the package's
+ * estimate once plus this per further slot. Not for the engine, where a session is an instance
+ * with its weights (its further sessions cost the whole estimate each).
+ */
+export function estimateSessionMemory(
+  backend: MemoryBackend,
+  inputs: Pick<MemoryInputs, 'config' | 'dtype' | 'contextLength' | 'promptTokens' | 'allPositionLogits'>,
+): number {
+  if (!(memoryBackends as readonly string[]).includes(backend))
+    throw new InvalidArgumentError(
+      'backend',
+      `backend must be one of ${memoryBackends.join(', ')} (got ${JSON.stringify(backend)}).`,
+    )
+  const { config, contextLength } = inputs
+  if (!Number.isFinite(contextLength) || contextLength < 1)
+    throw new InvalidArgumentError(
+      'contextLength',
+      `contextLength must be a positive number (got ${JSON.stringify(contextLength)}).`,
+    )
+  const prompt = Math.min(inputs.promptTokens ?? 512, contextLength)
+  const cache = cacheBytes(config)
+  const allLogits =
+    inputs.allPositionLogits ?? !(config.modelType === 'qwen3_5' || config.modelType === 'qwen3_5_text')
+  if (backend === 'webgpu') {
+    const activations = activationBytes(config, prompt, true, allLogits)
+    return Math.ceil(
+      2 * (cache.perToken * contextLength + cache.state * stateCopies) +
+        activations.layers +
+        activations.logits,
+    )
+  }
+  const calibration = memoryCalibration[backend]
+  const factorOf = (table: Readonly<Record<string, number>>): number =>
+    table[inputs.dtype] ?? Math.max(...Object.values(table))
+  const activations =
+    backend === 'wasm'
+      ? activationBytes(config, Math.min(prompt, 64), false, false)
+      : activationBytes(config, prompt, true, allLogits)
+  const oneGraph = graphLayoutFor(config.modelType) === 'single'
+  const sharedTable = config.tieWordEmbeddings && inputs.dtype !== 'q8'
+  const logitsFactor =
+    (oneGraph && sharedTable ? calibration.sharedTableLogitsFactor?.[inputs.dtype] : undefined) ??
+    calibration.logitsFactor?.[inputs.dtype] ??
+    factorOf(calibration.scratchFactor)
+  return Math.ceil(
+    cache.perToken * calibration.cacheFactor * contextLength +
+      cache.state * stateCopies +
+      factorOf(calibration.scratchFactor) * activations.layers +
+      logitsFactor * activations.logits,
+  )
+}
+
 /** Every backend's figure for one dtype, as manifest.json stores them. */
 export function estimateMemoryByBackend(inputs: MemoryInputs): Record<MemoryBackend, BackendMemoryEstimate> {
   const out = {} as Record<MemoryBackend, BackendMemoryEstimate>

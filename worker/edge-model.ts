@@ -1,10 +1,10 @@
 // Turns a package reader into the HostedModel the app serves: core's Tokenizer from the package's
 // tokenizer files, and sessions from ondevice's WebAssembly engine (backend 'wasm', where it
-// covers the package) or the runtime's createOrtSession: the same session code the device runs,
+// covers the package) or the runtime's ORT sessions (openOrtModel): the same session code the device runs,
 // so edge and device produce the same tokens from the same file and backend.
 
 import { type Backend, chooseDtype } from '../client-runtime/dtype.ts'
-import { createOrtSession, type OrtModule } from '../client-runtime/ort-session.ts'
+import { type OrtModule, openOrtModel } from '../client-runtime/ort-session.ts'
 import type { PackageReader } from '../client-runtime/package-reader.ts'
 import { loadPackageTokenizer } from '../client-runtime/package-tokenizer.ts'
 import { parseModelConfig } from '../core/model-package.ts'
@@ -81,15 +81,25 @@ export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedMo
     modelId: options.modelId,
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
   }
-  // The first session is made now: a package that cannot run fails the load (503 with the
-  // reason) instead of failing every request later.
-  const first = await createOrtSession(options.ort, options.reader, sessionOptions)
-  return hosted(options, tokenizer, first, () =>
-    createOrtSession(options.ort, options.reader, sessionOptions),
-  )
+  // Loaded now: a package that cannot run fails the load (503 with the reason) instead of failing
+  // every request later. Every session shares these weights, each with its own cache.
+  const model = await openOrtModel(options.ort, options.reader, sessionOptions)
+  const first = model.createSession()
+  const hostedModel = hosted(options, tokenizer, first, async () => model.createSession())
+  return {
+    ...hostedModel,
+    dispose: async () => {
+      await hostedModel.dispose?.()
+      await model.dispose()
+    },
+  }
 }
 
-/** The first session is kept as the spare for the first request; later ones are opened on demand. */
+/**
+ * The first session is kept as the spare for the first request; later ones are opened on demand
+ * (over the same weights on ONNX Runtime; another engine instance on the engine). Every session
+ * handed out is disposed with the model.
+ */
 function hosted(
   options: EdgeModelOptions,
   tokenizer: Tokenizer,
@@ -97,6 +107,7 @@ function hosted(
   open: () => Promise<ModelSession>,
 ): HostedModel {
   let spare: ModelSession | undefined = first
+  const sessions = new Set<ModelSession>([first])
   return {
     info: {
       modelId: options.modelId,
@@ -111,7 +122,15 @@ function hosted(
         spare = undefined
         return session
       }
-      return open()
+      const session = await open()
+      sessions.add(session)
+      return session
+    },
+    async dispose() {
+      const all = [...sessions]
+      sessions.clear()
+      spare = undefined
+      await Promise.all(all.map((session) => session.dispose().catch(() => undefined)))
     },
   }
 }

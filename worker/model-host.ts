@@ -91,6 +91,11 @@ export interface ModelHost {
   select?(wanted: WantedFormat): Promise<ModelSelection>
   /** Every configured format, the default first. */
   formats?(): readonly FormatStatus[]
+  /**
+   * Frees every loaded format (its sessions and weights), once loads in flight have finished;
+   * a later request loads again. For a server that stops serving.
+   */
+  dispose?(): Promise<void>
 }
 
 export interface ModelHostOptions {
@@ -206,7 +211,7 @@ export function formatsFrom(dtypes: readonly string[], backends: readonly string
 /** Wraps a loader so that each format loads at most once at a time and its result is kept. */
 export function createModelHost(
   options: ModelHostOptions,
-): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats'>> {
+): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats' | 'dispose'>> {
   if (typeof options.modelId !== 'string' || options.modelId.length === 0) {
     throw new TypeError(
       'createModelHost: `modelId` must be a non-empty string (the id clients send as `model`).',
@@ -331,6 +336,20 @@ export function createModelHost(
       }
       loading.then(done, done)
       return loading
+    },
+    async dispose() {
+      await Promise.all(
+        entries.map(async (entry) => {
+          const loading = entry.loading
+          if (loading === undefined) return
+          const model = await loading.catch(() => undefined)
+          if (entry.loading === loading) {
+            entry.loading = undefined
+            entry.status = { state: 'idle' }
+          }
+          await model?.dispose?.()
+        }),
+      )
     },
     formats: () =>
       entries.map((entry) => ({

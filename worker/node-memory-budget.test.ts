@@ -60,7 +60,7 @@ describe('a Node model host with a memory budget', () => {
     expect(host.formats?.().map(({ status }) => status.state)).toEqual(['ready', 'ready', 'idle'])
   }, 60_000)
 
-  it('counts every session of a format: each concurrent generation holds its own copy of the weights', async () => {
+  it("counts every session of a format on the engine: each concurrent generation's instance holds its own copy of the weights", async () => {
     const store = createNodeStore()
     const estimate = async (dtype: string) =>
       (await inspectPackage({ model: packageDir, dtype, backend: 'wasm', store }))
@@ -81,7 +81,7 @@ describe('a Node model host with a memory budget', () => {
     await expect(selectModel(twoSlots, { dtype: 'q8', backend: 'wasm' })).rejects.toMatchObject({
       code: 'unsupported',
       message: expect.stringMatching(
-        /it needs ~\d+ MiB \(2 sessions of ~\d+ MiB, one per MAX_CONCURRENT slot\)/,
+        /it needs ~\d+ MiB \(2 sessions of ~\d+ MiB, each with its own copy of the weights, for 2 MAX_CONCURRENT slots\)/,
       ),
     })
     const oneSlot = createNodeModelHost({
@@ -114,7 +114,55 @@ describe('a Node model host with a memory budget', () => {
     } finally {
       warn.mockRestore()
     }
-    expect(logged.join('\n')).toMatch(/3 sessions \(MAX_CONCURRENT\) of ~\d+ MiB each.*lower MAX_CONCURRENT/)
+    expect(logged.join('\n')).toMatch(
+      /3 sessions \(MAX_CONCURRENT\) need ~\d+ MiB \(3 sessions of ~\d+ MiB, each with its own copy of the weights\).*lower MAX_CONCURRENT/,
+    )
+  }, 60_000)
+
+  it("counts a native format's weights once and each further slot's cache and activations", async () => {
+    const store = createNodeStore()
+    const figures = async (dtype: string) => {
+      const info = await inspectPackage({ model: packageDir, dtype, backend: 'native', store })
+      return { bytes: info.estimatedMemoryBytes as number, session: info.sessionMemoryBytes as number }
+    }
+    const q4 = await figures('q4')
+    const q8 = await figures('q8')
+    // A further session is its cache and one prompt's activations: far less than the weights.
+    expect(q4.session).toBeGreaterThan(0)
+    expect(q4.session).toBeLessThan(q4.bytes / 2)
+    const needed = q4.bytes + 2 * q4.session + q8.bytes + 2 * q8.session
+    // Three copies of each would not fit this budget; one copy and three caches of each do.
+    expect(3 * (q4.bytes + q8.bytes)).toBeGreaterThan(needed + 2 ** 20)
+    const formats = [
+      { dtype: 'q4', backend: 'native' },
+      { dtype: 'q8', backend: 'native' },
+    ] as const
+    const fits = createNodeModelHost({
+      model: packageDir,
+      formats,
+      sessions: 3,
+      memoryBudgetBytes: needed + 2 ** 20,
+    })
+    const short = createNodeModelHost({
+      model: packageDir,
+      formats,
+      sessions: 3,
+      memoryBudgetBytes: needed - 2 ** 20,
+    })
+    try {
+      await fits.load()
+      expect((await selectModel(fits, { dtype: 'q8', backend: 'native' })).model.info.dtype).toBe('q8')
+      await short.load()
+      await expect(selectModel(short, { dtype: 'q8', backend: 'native' })).rejects.toMatchObject({
+        code: 'unsupported',
+        message: expect.stringMatching(
+          /it needs ~\d+ MiB \(~\d+ MiB for the weights and the first session, ~\d+ MiB for each further one's cache, for 3 MAX_CONCURRENT slots\)/,
+        ),
+      })
+    } finally {
+      await fits.dispose()
+      await short.dispose()
+    }
   }, 60_000)
 
   it('refuses a budget that is not a number of bytes', () => {

@@ -65,7 +65,7 @@ export function modelIdFromSource(source: string): string {
  */
 export function createNodeModelHost(
   options: NodeModelHostOptions,
-): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats'>> {
+): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats' | 'dispose'>> {
   if (typeof options?.model !== 'string' || options.model.trim() === '') {
     throw new InvalidArgumentError(
       'model',
@@ -103,82 +103,110 @@ export function createNodeModelHost(
     load: async (format) => {
       const backend = (format.backend as Backend | undefined) ?? options.backend
       const dtype = format.dtype ?? options.dtype
-      const loadOptions: LoadModelOptions = {
+      const loaded = await loadModel({
         ...baseOptions,
         ...(backend === undefined ? {} : { backend }),
         ...(dtype === undefined ? {} : { dtype }),
-      }
-      const first = await loadModel({
-        ...loadOptions,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       })
-      const warnings = [...first.warnings]
-      // The default format is always loaded, so its slots are not refused: the operator is told.
-      const one =
-        budget > 0 && sessions > 1
-          ? await estimate({ dtype: first.dtype, backend: first.backend })
-          : undefined
-      if (one !== undefined && one * sessions > budget)
-        warnings.push(
-          `${sessions} sessions (MAX_CONCURRENT) of ~${mebibytes(one)} each, one copy of the weights per slot, exceed this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`,
-        )
-      for (const warning of warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
-      const spares: ModelSession[] = [first.session]
-      for (let index = 1; index < sessions; index++)
-        spares.push((await loadModel({ ...loadOptions, dtype: first.dtype })).session)
-      return {
-        info: {
-          modelId,
-          backend: first.backend,
-          dtype: first.dtype,
-          contextLength: first.session.info.contextLength,
-        },
-        tokenizer: first.tokenizer,
-        async createSession() {
-          const spare = spares.shift()
-          if (spare) return spare
-          // More concurrent generations: one more session over the same (cached, verified) files.
-          return (await loadModel({ ...loadOptions, dtype: first.dtype })).session
-        },
+      try {
+        const warnings = [...loaded.warnings]
+        // The default format is always loaded, so its slots are not refused: the operator is told.
+        const figures =
+          budget > 0 && sessions > 1
+            ? await estimate({ dtype: loaded.dtype, backend: loaded.backend })
+            : undefined
+        const needed = figures === undefined ? undefined : withSessions(figures, sessions)
+        if (figures !== undefined && needed !== undefined && needed > budget)
+          warnings.push(
+            `${sessions} sessions (MAX_CONCURRENT) need ~${mebibytes(needed)} (${describeSessions(figures, sessions)}), over this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`,
+          )
+        for (const warning of warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
+        // Every slot's session now: the engine builds its instance, and building one on demand
+        // would hold the event loop in request time (see `sessions`).
+        const spares: ModelSession[] = [loaded.session]
+        for (let index = 1; index < sessions; index++) spares.push(await loaded.createSession())
+        return {
+          info: {
+            modelId,
+            backend: loaded.backend,
+            dtype: loaded.dtype,
+            contextLength: loaded.session.info.contextLength,
+          },
+          tokenizer: loaded.tokenizer,
+          async createSession() {
+            // More concurrent generations: one more session over the same loaded model.
+            return spares.shift() ?? loaded.createSession()
+          },
+          dispose: () => loaded.dispose(),
+        }
+      } catch (error) {
+        await loaded.dispose().catch(() => undefined)
+        throw error
       }
     },
   })
 }
 
 /**
+ * What a format needs, from its package: `bytes`, the package's estimate for one session (the
+ * weights, one cache at the served context, one prompt's activations, the runtime), and
+ * `sessionBytes`, what each further session adds. ONNX Runtime's sessions share the weights
+ * (one InferenceSession under every slot), so a further one adds its cache and activations; the
+ * engine's are instances of their own, each holding the weights, so a further one adds all.
+ */
+interface FormatMemory {
+  readonly bytes: number
+  readonly sessionBytes: number
+}
+
+const withSessions = (figures: FormatMemory, sessions: number): number =>
+  figures.bytes + figures.sessionBytes * (sessions - 1)
+
+function describeSessions(figures: FormatMemory, sessions: number): string {
+  return figures.sessionBytes >= figures.bytes
+    ? `${sessions} sessions of ~${mebibytes(figures.bytes)}, each with its own copy of the weights`
+    : `~${mebibytes(figures.bytes)} for the weights and the first session, ~${mebibytes(figures.sessionBytes)} for each further one's cache`
+}
+
+/**
  * Admits a format while the estimates of the formats held and of the new one fit the budget. A
  * format whose estimate cannot be read (no figures, unreadable package) is admitted: refusing a
  * load on a guess would be worse than the crash this prevents, which the operator sizes for.
- * Every format loads `sessions` sessions, each with its own copy of the weights (an ONNX Runtime
- * session and an engine instance share nothing), so each estimate counts that many times.
+ * Every format loads `sessions` sessions (one per MAX_CONCURRENT slot): its weights once where
+ * its sessions share them (ONNX Runtime), once per session where they do not (the engine).
  */
 function memoryAdmission(options: {
-  readonly estimate: (format: ModelFormat) => Promise<number | undefined>
+  readonly estimate: (format: ModelFormat) => Promise<FormatMemory | undefined>
   readonly budget: number
   readonly sessions: number
 }): (format: ModelFormat, held: readonly ModelFormat[]) => Promise<string | undefined> {
-  const { estimate } = options
-  const copies = options.sessions
+  const { estimate, sessions } = options
   return async (format, held) => {
-    const one = await estimate(format)
-    if (one === undefined) return undefined
-    const wanted = one * copies
+    const figures = await estimate(format)
+    if (figures === undefined) return undefined
+    const wanted = withSessions(figures, sessions)
     let total = wanted
-    for (const other of held) total += ((await estimate(other)) ?? 0) * copies
+    for (const other of held) {
+      const theirs = await estimate(other)
+      total += theirs === undefined ? 0 : withSessions(theirs, sessions)
+    }
     if (total <= options.budget) return undefined
-    const each = copies > 1 ? ` (${copies} sessions of ~${mebibytes(one)}, one per MAX_CONCURRENT slot)` : ''
+    const each =
+      sessions > 1 ? ` (${describeSessions(figures, sessions)}, for ${sessions} MAX_CONCURRENT slots)` : ''
     return `it needs ~${mebibytes(wanted)}${each} next to the ${held.length} loaded (${mebibytes(total)} together), over this server's memory budget of ${mebibytes(options.budget)} (MEMORY_BUDGET_MB)`
   }
 }
 
 const mebibytes = (bytes: number): string => `${Math.round(bytes / 2 ** 20)} MiB`
 
-/** A format's memory estimate from its package (undefined where it cannot be read). */
+/** A format's memory figures from its package (undefined where they cannot be read). */
 function formatEstimator(options: {
   readonly model: string
   readonly backend?: Backend | undefined
   readonly dtype?: string | undefined
-}): (format: ModelFormat) => Promise<number | undefined> {
+  readonly contextLength?: number | undefined
+}): (format: ModelFormat) => Promise<FormatMemory | undefined> {
   const store = createNodeStore()
   return async (format) => {
     const backend =
@@ -190,8 +218,12 @@ function formatEstimator(options: {
         backend,
         store,
         ...(dtype === undefined ? {} : { dtype }),
+        ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
       })
-      return info.estimatedMemoryBytes
+      const bytes = info.estimatedMemoryBytes
+      if (bytes === undefined) return undefined
+      // No per-session figure: the engine, whose every session holds the weights.
+      return { bytes, sessionBytes: Math.min(bytes, info.sessionMemoryBytes ?? bytes) }
     } catch {
       return undefined
     }

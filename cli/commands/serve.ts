@@ -201,7 +201,11 @@ export async function run(argv: string[]): Promise<number> {
     const stop = () => {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
-      void server.close().then(resolve)
+      // Then the model's sessions and weights (native memory the process would otherwise hold).
+      void server
+        .close()
+        .then(() => modelHost.dispose())
+        .then(resolve, resolve)
     }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
