@@ -5,7 +5,8 @@
 // pairs form's dot to smull/smull2/addp; on x64 both are pmaddubsw-based. The test checks that V8
 // really emits sdot there, then compares the digests of a tiny Qwen3.5 q4 fixture's logits (a
 // 40-token prefill and four decode steps) with both dot forms forced and on 1 and 2 threads,
-// against x64's. The arm64 side runs with --no-liftoff so every kernel is V8's optimized code
+// against x64's, and the dot-add form once more on a CPU model without the extension
+// (`-cpu cortex-a72`: V8's smull/smull2/addp/saddlp/add fallback). The arm64 side runs with --no-liftoff so every kernel is V8's optimized code
 // (the one that emits sdot). Timings under emulation mean nothing, so none are taken.
 //
 // Needs Debian's qemu-user and the arm64 C/C++ runtime (libc6-arm64-cross, libstdc++6-arm64-cross):
@@ -83,9 +84,12 @@ async function ensureArm64Node(): Promise<string> {
   return binary
 }
 
-/** Runs the arm64 Node under qemu with the dot-product extension (and without Liftoff). */
-function arm64(args: readonly string[]) {
-  return run('qemu-aarch64', ['-cpu', 'max', '-L', arm64Root, arm64Node, '--no-liftoff', ...args], {
+/**
+ * Runs the arm64 Node under qemu (without Liftoff): `cpu` 'max' has the dot-product extension,
+ * 'cortex-a72' (a Raspberry Pi 4's, older phones') has not, so V8 takes its fallback lowerings.
+ */
+function arm64(args: readonly string[], cpu: 'max' | 'cortex-a72' = 'max') {
+  return run('qemu-aarch64', ['-cpu', cpu, '-L', arm64Root, arm64Node, '--no-liftoff', ...args], {
     cwd: repository,
     maxBuffer: 64 << 20,
   })
@@ -124,7 +128,7 @@ afterAll(async () => {
 })
 
 describe('the engine on arm64 (qemu-user) gives x64 bytes', () => {
-  it('V8 on the emulated arm64 CPU lowers i32x4.relaxed_dot_i8x16_i7x16_add_s to sdot', async () => {
+  it('V8 on the emulated arm64 CPU lowers i32x4.relaxed_dot_i8x16_i7x16_add_s to sdot (to smull/saddlp without the extension)', async () => {
     // One exported function (v128, v128, v128) -> v128 whose body is the dot-add.
     const module = [
       0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0,
@@ -135,17 +139,24 @@ describe('the engine on arm64 (qemu-user) gives x64 bytes', () => {
       script,
       `new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(${JSON.stringify(module)})));console.log(process.arch)`,
     )
-    const { stdout } = await arm64(['--no-wasm-lazy-compilation', '--print-wasm-code', script])
-    expect(stdout).toMatch(/^arm64$/m)
-    expect(stdout).toMatch(/\bsdot\s+v\d+\.4s, v\d+\.16b, v\d+\.16b/)
+    const flags = ['--no-wasm-lazy-compilation', '--print-wasm-code', script]
+    const [dotprod, fallback] = await Promise.all([arm64(flags), arm64(flags, 'cortex-a72')])
+    expect(dotprod.stdout).toMatch(/^arm64$/m)
+    expect(dotprod.stdout).toMatch(/\bsdot\s+v\d+\.4s, v\d+\.16b, v\d+\.16b/)
+    expect(fallback.stdout).not.toMatch(/\bsdot\b/)
+    expect(fallback.stdout).toMatch(/\bsmull2\b[\s\S]*\bsaddlp\b/)
   }, 60_000)
 
-  it('a Qwen3.5 q4 fixture: identical logit bytes on arm64 and x64, both dot forms, 1 and 2 threads', async () => {
+  it('a Qwen3.5 q4 fixture: identical logit bytes on arm64 and x64, both dot forms, 1 and 2 threads (and dot-add on an arm64 without the extension)', async () => {
     const args = [digestScript, fixture, '--dot', forms.join(','), '--threads', threads.join(',')]
-    const [x64, arm] = await Promise.all([
+    // And the dot-add form on an arm64 CPU without the extension (V8's five-instruction fallback).
+    const fallbackArgs = [digestScript, fixture, '--dot', 'dot-add', '--threads', '1']
+    const [x64, arm, fallback] = await Promise.all([
       run(process.execPath, args, { cwd: repository }).then(({ stdout }) => digests(stdout)),
       arm64(args).then(({ stdout }) => digests(stdout)),
+      arm64(fallbackArgs, 'cortex-a72').then(({ stdout }) => digests(stdout)),
     ])
+    expect(fallback.map((row) => [row.arch, row.prefill, row.threads])).toEqual([['arm64', 'dot-add', 1]])
     expect(x64.map((row) => row.arch)).toEqual(Array(4).fill('x64'))
     expect(arm.map((row) => row.arch)).toEqual(Array(4).fill('arm64'))
     // The forms that ran are the ones forced, in the order asked.
@@ -154,6 +165,6 @@ describe('the engine on arm64 (qemu-user) gives x64 bytes', () => {
       expect(rows.map((row) => [row.prefill, row.decode, row.threads])).toEqual(expected)
     const digest = x64[0]!.digest
     expect(digest).toMatch(/^[0-9a-f]{64}$/)
-    for (const row of [...x64, ...arm]) expect(row.digest, JSON.stringify(row)).toBe(digest)
+    for (const row of [...x64, ...arm, ...fallback]) expect(row.digest, JSON.stringify(row)).toBe(digest)
   }, 120_000)
 })
