@@ -2,31 +2,18 @@
 // chat_template.jinja) with @huggingface/jinja, the engine transformers.js uses, so the prompt a
 // model sees here is byte-for-byte the one it was trained on.
 import { Template } from '@huggingface/jinja'
+import { type ChatMessage, type ChatTool, type ChatToolCall, validateChatMessages } from './chat-messages.ts'
 import { InvalidArgumentError, TemplateError } from './errors.ts'
 
-export type ChatRole = 'system' | 'user' | 'assistant' | 'tool'
-
-export interface ChatToolCall {
-  readonly id?: string
-  readonly type?: 'function'
-  readonly function: { readonly name: string; readonly arguments: string | Readonly<Record<string, unknown>> }
-}
-
-export interface ChatMessage {
-  readonly role: ChatRole
-  readonly content: string
-  /** An assistant turn's reasoning (templates that split `<think>` blocks read it). */
-  readonly reasoningContent?: string
-  /** Tool calls an assistant turn made. */
-  readonly toolCalls?: readonly ChatToolCall[]
-  /** For a tool result: which call it answers. */
-  readonly toolCallId?: string
-  /** For a tool result: the tool's name. */
-  readonly name?: string
-}
-
-/** A tool as OpenAI describes it; templates print it with `tojson`, so it passes through as is. */
-export type ChatTool = Readonly<Record<string, unknown>>
+// The messages' types and their check live apart, so code that only checks messages (the SDK in a
+// page) does not bring the Jinja engine along.
+export {
+  type ChatMessage,
+  type ChatRole,
+  type ChatTool,
+  type ChatToolCall,
+  validateChatMessages,
+} from './chat-messages.ts'
 
 export interface RenderChatTemplateOptions {
   readonly messages: readonly ChatMessage[]
@@ -39,99 +26,6 @@ export interface RenderChatTemplateOptions {
   readonly eosToken?: string
   /** Further variables some templates read (e.g. `date_string`). */
   readonly extraVariables?: Readonly<Record<string, unknown>>
-}
-
-const roles: ReadonlySet<string> = new Set(['system', 'user', 'assistant', 'tool'])
-
-/** Checks a message list and names the first bad field (`messages.2.role`) with the fix. */
-export function validateChatMessages(messages: unknown, param = 'messages'): readonly ChatMessage[] {
-  if (!Array.isArray(messages)) {
-    throw new InvalidArgumentError(param, `${param} must be an array of { role, content } objects.`)
-  }
-  if (messages.length === 0) {
-    throw new InvalidArgumentError(
-      param,
-      `${param} is empty: pass at least one message, e.g. { role: 'user', content: 'Hi' }.`,
-    )
-  }
-  messages.forEach((message: unknown, index) => {
-    const at = `${param}.${index}`
-    if (typeof message !== 'object' || message === null) {
-      throw new InvalidArgumentError(at, `${at} must be an object like { role: 'user', content: '...' }.`)
-    }
-    const { role, content } = message as { role?: unknown; content?: unknown }
-    if (typeof role !== 'string' || !roles.has(role)) {
-      throw new InvalidArgumentError(
-        `${at}.role`,
-        `${at}.role is ${JSON.stringify(role)}; use one of 'system', 'user', 'assistant', 'tool'.`,
-      )
-    }
-    if (typeof content !== 'string') {
-      throw new InvalidArgumentError(`${at}.content`, contentProblem(at, content))
-    }
-    validateOptionalFields(message as Record<string, unknown>, role, at)
-  })
-  return messages as readonly ChatMessage[]
-}
-
-/** Why a message's content is refused, with the fix for the shapes OpenAI's API takes. */
-function contentProblem(at: string, content: unknown): string {
-  if (Array.isArray(content))
-    return `${at}.content must be a string: join the text of its parts (OpenAI's [{ type: 'text', text }]) into one string; images and files are not supported.`
-  if (content === null || content === undefined)
-    return `${at}.content must be a string (got ${content === null ? 'null' : 'nothing'}): use '' for a turn without text, e.g. an assistant turn that only calls tools.`
-  return `${at}.content must be a string (got ${typeof content}).`
-}
-
-/**
- * The fields a tool conversation adds. Checked here, before the template sees them: a number
- * for toolCalls failed inside Jinja with an obscure message, and a call without a name rendered
- * silently as garbage the model then continued.
- */
-function validateOptionalFields(message: Record<string, unknown>, role: string, at: string): void {
-  for (const field of ['toolCallId', 'name', 'reasoningContent'] as const) {
-    const value = message[field]
-    if (value !== undefined && typeof value !== 'string') {
-      throw new InvalidArgumentError(`${at}.${field}`, `${at}.${field} must be a string when given.`)
-    }
-  }
-  const toolCalls = message['toolCalls']
-  if (toolCalls === undefined) return
-  if (role !== 'assistant') {
-    throw new InvalidArgumentError(
-      `${at}.toolCalls`,
-      `${at}.toolCalls is only allowed on assistant messages.`,
-    )
-  }
-  if (!Array.isArray(toolCalls)) {
-    throw new InvalidArgumentError(
-      `${at}.toolCalls`,
-      `${at}.toolCalls must be an array of { id, type: 'function', function: { name, arguments } }.`,
-    )
-  }
-  toolCalls.forEach((call: unknown, index) => {
-    const where = `${at}.toolCalls.${index}`
-    const fn =
-      typeof call === 'object' && call !== null ? (call as Record<string, unknown>)['function'] : undefined
-    const name = typeof fn === 'object' && fn !== null ? (fn as Record<string, unknown>)['name'] : undefined
-    if (typeof name !== 'string' || name === '') {
-      throw new InvalidArgumentError(
-        `${where}.function.name`,
-        `${where} must be { id, type: 'function', function: { name, arguments } } with the tool's name (as result.toolCalls gives it: { id, name, arguments }).`,
-      )
-    }
-    const args = (fn as Record<string, unknown>)['arguments']
-    if (typeof args !== 'string' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
-      throw new InvalidArgumentError(
-        `${where}.function.arguments`,
-        `${where}.function.arguments must be the arguments' JSON text (or the parsed object).`,
-      )
-    }
-    const id = (call as Record<string, unknown>)['id']
-    if (id !== undefined && typeof id !== 'string') {
-      throw new InvalidArgumentError(`${where}.id`, `${where}.id must be a string when given.`)
-    }
-  })
 }
 
 const parsedTemplates = new Map<string, Template>()

@@ -3,7 +3,7 @@
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
 
 import { detectPlatform } from '../client-runtime/platform.ts'
-import { type ChatMessage, validateChatMessages } from '../core/chat-template.ts'
+import { type ChatMessage, validateChatMessages } from '../core/chat-messages.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { type MessageContent, messageContentText, validateMessageContent } from '../core/protocol/content.ts'
 import {
