@@ -33,6 +33,12 @@ describe("backend 'wasm'", () => {
     try {
       expect([engine.backend, engine.dtype, engine.session.info.backend]).toEqual(['wasm', 'q4', 'wasm'])
       expect(engine.backendSetup).toMatchObject({ engine: 'ondevice-wasm', host: 'node', threads: 1 })
+      // The build, and on the relaxed one the 4-bit products' forms its probe chose (wasm/engine/dot-form.ts).
+      if (process.env.ONDEVICE_ENGINE_SIMD !== 'plain')
+        expect(engine.backendSetup).toMatchObject({
+          simd: 'relaxed',
+          dot: { prefill: expect.any(String), decode: expect.any(String), chosenBy: 'measured' },
+        })
       expect(engine.warnings).toEqual([])
       expect([ortWeb.backend, ortWeb.dtype, ortWeb.session.info.backend]).toEqual([
         'ort-wasm',

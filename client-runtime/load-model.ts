@@ -232,7 +232,8 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
           backend: 'wasm',
           source: pkg.source,
           warnings,
-          backendSetup: { engine: 'ondevice-wasm', ...engine.setup },
+          // The engine's build and, for a q4 model on the relaxed one, its measured dot forms.
+          backendSetup: { engine: 'ondevice-wasm', ...engine.setup, ...session.build },
           // The engine's weights live in its instance's linear memory, beside one cache: a
           // further session is a further instance (see docs/wasm-engine.md).
           sharesWeights: false,
