@@ -6,8 +6,9 @@
 // really emits sdot there, then compares the digests of a tiny Qwen3.5 q4 fixture's logits (a
 // 40-token prefill and four decode steps) with both dot forms forced and on 1 and 2 threads,
 // against x64's, and the dot-add form once more on a CPU model without the extension
-// (`-cpu cortex-a72`: V8's smull/smull2/addp/saddlp/add fallback). The arm64 side runs with --no-liftoff so every kernel is V8's optimized code
-// (the one that emits sdot). Timings under emulation mean nothing, so none are taken.
+// (`-cpu cortex-a72`: V8's smull/smull2/addp/saddlp/add fallback). The arm64 side runs with
+// --no-liftoff so every kernel is V8's optimized code (the one that emits sdot). Timings under
+// emulation mean nothing, so none are taken.
 //
 // Needs Debian's qemu-user and the arm64 C/C++ runtime (libc6-arm64-cross, libstdc++6-arm64-cross):
 // scripts/setup-system.sh installs them; the arm64 Node is fetched once with `npm pack` into
