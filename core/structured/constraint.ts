@@ -220,7 +220,12 @@ function compileUncached(
     throw new InvalidArgumentError('parallelToolCalls', 'parallelToolCalls must be true or false.')
   const seen = new Set<string>()
   const calls: SchemaNode[] = []
-  const xmlTools: ReturnType<typeof xmlTool>[] = []
+  // In the XML dialect, the tools the answer may call (by name): only those must be writable in it.
+  // With toolChoice 'none' no tool is (the template does not even show them), with a named tool
+  // only that one; refusing the others would refuse a request that can never write them.
+  const xmlTools = new Map<string, ReturnType<typeof xmlTool>>()
+  const mayCall = (name: string): boolean =>
+    choice === 'auto' || choice === 'required' || (named && (choice as { name?: unknown }).name === name)
   let id = 1_000_000
   for (const [index, tool] of tools.entries()) {
     const at = `${names.tools}.${index}`
@@ -250,13 +255,14 @@ function compileUncached(
       )
     }
     calls.push(callNode(tool.name, compiled, id))
-    if (syntax === 'xml') xmlTools.push(xmlTool(tool.name, compiled, `${at}.parameters`))
+    if (syntax === 'xml' && mayCall(tool.name))
+      xmlTools.set(tool.name, xmlTool(tool.name, compiled, `${at}.parameters`))
     id += 3
   }
 
   let toolMode: 'none' | 'auto' | 'required'
   let allowed = calls
-  let allowedXml = xmlTools
+  let allowedXml = [...xmlTools.values()]
   if (choice === 'none' || choice === 'auto' || choice === 'required') {
     toolMode = choice
   } else if (typeof choice === 'object' && choice !== null && typeof choice.name === 'string') {
@@ -269,7 +275,7 @@ function compileUncached(
     }
     toolMode = 'required'
     allowed = [calls[position]!]
-    allowedXml = syntax === 'xml' ? [xmlTools[position]!] : []
+    allowedXml = syntax === 'xml' ? [xmlTools.get(choice.name)!] : []
   } else {
     throw new InvalidArgumentError(
       names.toolChoice,
@@ -312,7 +318,7 @@ function compileUncached(
     hasTools: tools.length > 0,
     toolCallSyntax: syntax,
     ...(syntax === 'xml'
-      ? { xmlToolShapes: new Map(xmlTools.map((each, index) => [tools[index]!.name, each.shape])) }
+      ? { xmlToolShapes: new Map([...xmlTools].map(([name, each]) => [name, each.shape])) }
       : {}),
   }
 }

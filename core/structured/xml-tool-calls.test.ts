@@ -153,6 +153,13 @@ describe('the check every entry runs once the model is known', () => {
     expect(() => validateConstraintForModel({ tools: odd }, 'xml')).toThrow(
       expect.objectContaining({ code: 'invalid_argument', param: 'tools.0.parameters.properties.a>b' }),
     )
+    // Only tools the answer may call must be writable: none with toolChoice 'none', the named one.
+    const both = [{ name: 'g', parameters: { type: 'object' } }, ...odd]
+    expect(validateConstraintForModel({ tools: both, toolChoice: 'none' }, 'xml')).toBeDefined()
+    expect(validateConstraintForModel({ tools: both, toolChoice: { name: 'g' } }, 'xml')).toBeDefined()
+    expect(() => validateConstraintForModel({ tools: both, toolChoice: { name: 'f' } }, 'xml')).toThrow(
+      expect.objectContaining({ param: 'tools.1.parameters.properties.a>b' }),
+    )
     // No call syntax: tools it would have to call are unsupported (named as the entry names them);
     // toolChoice 'none' is fine.
     expect(() =>

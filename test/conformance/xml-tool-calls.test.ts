@@ -323,16 +323,18 @@ describe('tool calls on a package whose template teaches the XML call syntax', (
         })
       }
       expect(routes).toEqual([])
-      // The same tools as JSON-writable ones would pass: the refusal is the template's, not the schema's.
-      const fine = await client.chat({
-        messages,
-        tools,
-        toolChoice: 'none',
-        temperature: 1,
-        seed: 1,
-        maxTokens: 2,
-      })
-      expect(fine.tokenIds.length).toBeGreaterThan(0)
+      // With toolChoice 'none' the model never writes a call: the same tools are answered.
+      for (const { tool } of unwritable) {
+        const none = await client.chat({
+          messages,
+          tools: [tools[0]!, tool],
+          toolChoice: 'none',
+          temperature: 1,
+          seed: 1,
+          maxTokens: 2,
+        })
+        expect(none.tokenIds.length).toBeGreaterThan(0)
+      }
     } finally {
       await client.dispose()
     }
@@ -358,6 +360,21 @@ describe('tool calls on a package whose template teaches the XML call syntax', (
         const { error } = (await response.json()) as { error: { code: string; param: string } }
         expect(error).toMatchObject({ code: 'invalid_argument', param: `tools.1.function.${path}` })
       }
+      // With tool_choice "none" the model never writes a call: the same tools are answered.
+      const none = await app.request('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'qwen3_5-xml',
+          messages,
+          tools: [wireTools[0], { type: 'function', function: tool }],
+          tool_choice: 'none',
+          max_tokens: 2,
+          stream: true,
+        }),
+      })
+      expect(none.status, path).toBe(200)
+      expect(await none.text()).toContain('data: [DONE]')
     }
   }, 120_000)
 })
