@@ -14,7 +14,8 @@
 // 3. Options that cannot work in a browser throw InvalidArgumentError with the fix.
 // 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
 // 5. The same app under Vite's dev server (`vite`, where a developer starts): the device loads the
-//    engine from the installed package and answers, and Vite prints no warning about it.
+//    engine from the installed package and answers (a JSON answer too), and Vite prints no warning
+//    about it.
 // 6. A page that is not cross-origin isolated asking numThreads 4 runs one thread, and the app is
 //    told so (the `ready` event's warnings, status().loadWarnings).
 // 7. The page's up-front JavaScript is within its budget without the structured-output compiler
@@ -33,7 +34,14 @@ import { build, createLogger, createServer as createViteServer } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { machineNpm, packOnce, run, userEnvironment } from '../consumers/consumer-project.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
-import { compilerMarkers, kib, pageBudgetBytes, readViteManifest, upFront } from './up-front-javascript.ts'
+import {
+  chunkKeyNamed,
+  compilerMarkers,
+  kib,
+  pageBudgetBytes,
+  readViteManifest,
+  upFront,
+} from './up-front-javascript.ts'
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url))
 const recipe = fileURLToPath(new URL('./browser-app/', import.meta.url))
@@ -57,6 +65,7 @@ interface AppStatus {
 
 interface StructuredAnswer {
   readonly route?: string
+  readonly reason?: string
   readonly text?: string
   readonly error?: {
     readonly name: string
@@ -514,6 +523,11 @@ describe('a Vite app built from the recipe, in Chromium', () => {
         error: undefined,
       })
       expect(answer.text.length).toBeGreaterThan(0)
+      // The structured-output code, imported on demand, loads from the installed package as Vite
+      // serves it (in the page and in the model's worker).
+      const json = await within('structured()', call(page, 'structured'))
+      expect(json, JSON.stringify(json)).toMatchObject({ route: 'device' })
+      expect(json.text).toMatch(/^\{/)
       expect(consoleErrors).toEqual([])
       expect(warnings).toEqual([])
     } finally {
@@ -605,6 +619,23 @@ describe('a Vite app built from the recipe, in Chromium', () => {
         param: 'responseFormat.schema.format',
       })
       expect(consoleErrors).toEqual([])
+
+      // A new page (a new model worker) whose worker cannot load its own copy of the chunk: the
+      // device fails before its first token, saying why, and the edge answers the request.
+      const workerChunk = (
+        await upFront(dist, manifest, chunkKeyNamed(manifest, 'device-worker'))
+      ).onDemand.find((file) => /^assets\/structured-output-[\w-]+\.js$/.test(file))
+      expect(workerChunk).toBeDefined()
+      expect(workerChunk).not.toBe(chunk)
+      await context.route(`${appOrigin}/${workerChunk}`, (route) => route.abort('failed'))
+      await openApp(appPage, appOrigin)
+      expect(await app(appPage).call('prepare')).toMatchObject({ route: 'device', loaded: true })
+      const handedOver = await app(appPage).call('structured')
+      expect(handedOver, JSON.stringify(handedOver)).toMatchObject({ route: 'edge' })
+      expect(handedOver.reason).toMatch(
+        /device failed before the first token .*structured-output code did not load/,
+      )
+      expect(handedOver.text).toMatch(/^\{/)
     } finally {
       await context.close()
     }

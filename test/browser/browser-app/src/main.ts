@@ -92,6 +92,7 @@ function edgeOnly(): Promise<Answer> {
 
 interface StructuredAnswer {
   readonly route?: string
+  readonly reason?: string
   readonly text?: string
   readonly error?: {
     readonly name: string
@@ -111,7 +112,7 @@ async function structuredWith(schema: unknown): Promise<StructuredAnswer> {
       maxTokens: 8,
       temperature: 0,
     })
-    return { route: answer.route, text: answer.text }
+    return { route: answer.route, reason: answer.routeReason, text: answer.text }
   } catch (error) {
     if (!(error instanceof OndeviceError)) throw error
     const { name, code, isRetryable, param, message } = error
