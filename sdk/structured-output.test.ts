@@ -302,6 +302,40 @@ describe('structured output through the SDK', () => {
         const texts = parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []))
         expect(texts.join(''), `k=${k}`).toBe(reference.text)
       }
+
+      // Stop strings apps send match content only: the newlines before the call are its
+      // separator and the call's JSON is markup, so the answer is the same on the device, the
+      // edge and across a handoff (they cut the call, or ended the text at its first newline).
+      const stopped = { ...ask, stop: ['\n', '}', '"', ':'] }
+      const stoppedDevice = createClient(
+        { policy: 'device-only' },
+        { deviceHost: createTestDeviceHost({ session: { favor } }) },
+      )
+      expect(await stoppedDevice.chat(stopped)).toMatchObject({
+        text: reference.text,
+        toolCalls: reference.toolCalls,
+        tokenIds: reference.tokenIds,
+      })
+      await stoppedDevice.dispose()
+      for (const k of [0, script.length - 1, script.length + 4]) {
+        const client = createClient(
+          {
+            policy: k === 0 ? 'edge-only' : 'prefer-device',
+            edge: { url: scriptedEdge.url },
+            thresholds: relaxed,
+          },
+          { deviceHost: createTestDeviceHost({ session: { favor }, failAtToken: k }) },
+        )
+        const result = await client.chat(stopped)
+        await client.dispose()
+        expect(result, `k=${k}`).toMatchObject({
+          text: reference.text,
+          toolCalls: reference.toolCalls,
+          tokenIds: reference.tokenIds,
+          finishReason: 'tool-calls',
+        })
+        if (k > 0) expect(result.route, `k=${k}`).toBe('device+edge')
+      }
     } finally {
       await scriptedEdge.close()
     }
