@@ -2,10 +2,21 @@
 // option, ONDEVICE_ENGINE_DOT) and its errors, and the probe that times both forms. The bytes are
 // the same either way (prefill-kernels.test.ts per kernel, engine.test.ts and cross-arch.test.ts
 // per model), so these tests check the choice is valid and honoured, never which is faster.
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { writeQwen35Fixture } from '../../builder/architectures/qwen3-5-fixture.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
-import { chooseDotForms, dotFormRequest, dotFormsToWarm, probeDotForms } from './dot-form.ts'
-import { Kernels } from './kernels.ts'
+import {
+  chooseDotForms,
+  dotFormProbesRun,
+  dotFormRequest,
+  dotFormsToWarm,
+  probeDotForms,
+} from './dot-form.ts'
+import { compileEngine, Kernels } from './kernels.ts'
 import { folderWeightReader, loadEngineModule } from './node.ts'
 import { createEngineSession } from './session.ts'
 
@@ -93,4 +104,56 @@ describe('the probe', () => {
     const plain = await Kernels.create(await loadEngineModule('plain'))
     expect(() => chooseDotForms(plain, 'pairs')).toThrow(/relaxed-SIMD builds/)
   })
+})
+
+describe('the probe runs once per compiled module', () => {
+  it("a second session of the same module reuses the first's choice (no probe); another module, or a forced form, does not", async () => {
+    delete process.env.ONDEVICE_ENGINE_DOT
+    const folder = await mkdtemp(join(tmpdir(), 'ondevice-dot-form-'))
+    try {
+      const dir = join(folder, 'tiny')
+      await writeQwen35Fixture({ outDir: dir, seed: 5, dtypes: ['q4'] })
+      const module = await loadEngineModule('relaxed')
+      const open = async (from: WebAssembly.Module, dot?: 'auto' | 'pairs') => {
+        const session = await createEngineSession({
+          module: from,
+          files: folderWeightReader(dir),
+          dtype: 'q4',
+          warmUp: false,
+          ...(dot ? { dot } : {}),
+        })
+        const build = session.build
+        await session.dispose()
+        return build
+      }
+      const before = dotFormProbesRun()
+      const first = await open(module)
+      // This module may have been probed by an earlier test of this file: then first is remembered too.
+      const probedFirst = dotFormProbesRun() - before
+      expect(first.dot?.chosenBy).toBe('measured')
+      expect(probedFirst).toBe(first.dot?.remembered ? 0 : 1)
+      const second = await open(module, 'auto')
+      expect(dotFormProbesRun() - before).toBe(probedFirst)
+      expect(second.dot).toEqual({ ...first.dot, remembered: true })
+      // A forced form never probes, and does not replace what the module's probe chose.
+      expect((await open(module, 'pairs')).dot).toEqual({
+        prefill: 'pairs',
+        decode: 'pairs',
+        chosenBy: 'requested',
+      })
+      expect(dotFormProbesRun() - before).toBe(probedFirst)
+      expect((await open(module)).dot?.remembered).toBe(true)
+      // A module compiled afresh (another page, another process) measures for itself, once.
+      const bytes = await readFile(fileURLToPath(new URL('./engine-relaxed.wasm', import.meta.url)))
+      const fresh = await compileEngine(new Uint8Array(bytes))
+      const third = await open(fresh)
+      expect(third.dot?.remembered).toBeUndefined()
+      expect(third.dot?.chosenBy).toBe('measured')
+      expect(dotFormProbesRun() - before).toBe(probedFirst + 1)
+      expect((await open(fresh)).dot?.remembered).toBe(true)
+      expect(dotFormProbesRun() - before).toBe(probedFirst + 1)
+    } finally {
+      await rm(folder, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

@@ -25,6 +25,11 @@ export interface DotForms {
   readonly decode: DotForm
   /** 'measured' by the probe, or 'requested' (the engine option or ONDEVICE_ENGINE_DOT). */
   readonly chosenBy: 'measured' | 'requested'
+  /**
+   * True when an earlier session's probe on the same compiled module chose (no probe ran for this
+   * one; `probe` is that earlier probe's figures). Absent when this session's probe measured.
+   */
+  readonly remembered?: true
   /** The probe's best round per form and problem, in microseconds ('measured' only). */
   readonly probe?: {
     readonly prefill: Readonly<Record<DotForm, number>>
@@ -71,14 +76,39 @@ export function relaxedProduct(panel: boolean, form: DotForm) {
 }
 
 /**
+ * The probe's choice per compiled module. Which form is faster is a property of the host's V8
+ * and CPU, the same for every instance of a module, so one probe per module (per page or worker
+ * in a browser, per process in Node, where the module is compiled once) serves every later
+ * session: a server's further slots, `createSession` of the same model. Keyed weakly, so a module
+ * nobody holds is not kept for its choice.
+ */
+const measuredForms = new WeakMap<WebAssembly.Module, DotForms>()
+let probes = 0
+
+/** How many probes ran in this process or page (tests count them: a later session reuses the first). */
+export function dotFormProbesRun(): number {
+  return probes
+}
+
+/**
  * The forms for `kernels` (a relaxed-SIMD build): `request` itself, or for 'auto' the probe's
- * choice. Sets kernels.dot and returns it.
+ * choice, measured once per compiled module (kernels.module) and remembered. Sets kernels.dot
+ * and returns it.
  */
 export function chooseDotForms(kernels: Kernels, request: DotFormRequest): DotForms {
   if (!kernels.relaxed) throw new Error('the dot forms exist only in the relaxed-SIMD builds')
-  const forms: DotForms =
-    request === 'auto' ? probeDotForms(kernels) : { prefill: request, decode: request, chosenBy: 'requested' }
-  kernels.dot = forms
+  kernels.dot =
+    request === 'auto'
+      ? measuredDotForms(kernels)
+      : { prefill: request, decode: request, chosenBy: 'requested' }
+  return kernels.dot
+}
+
+function measuredDotForms(kernels: Kernels): DotForms {
+  const known = measuredForms.get(kernels.module)
+  if (known) return { ...known, remembered: true }
+  const forms = probeDotForms(kernels)
+  measuredForms.set(kernels.module, forms)
   return forms
 }
 
@@ -108,6 +138,7 @@ const rounds = 4
  * the pairs form (the one measured for longest).
  */
 export function probeDotForms(kernels: Kernels): DotForms {
+  probes++
   const started = performance.now()
   const K = kernels.k
   const quantize = K.quantize_rows_q4_relaxed

@@ -290,6 +290,8 @@ export const maxMemoryBytes = 65536 * PAGE
 
 /** The engine module's exports, instantiated over a fresh memory. */
 export class Kernels {
+  /** The compiled module this instance runs (the dot-form probe's choice is remembered per module). */
+  readonly module: WebAssembly.Module
   readonly memory: WebAssembly.Memory
   readonly k: KernelExports
   /** Helper threads splitting the matrix products and attention (absent: one thread). */
@@ -304,7 +306,8 @@ export class Kernels {
   dot: DotForms | undefined
   #top: number
 
-  private constructor(memory: WebAssembly.Memory, exports: KernelExports) {
+  private constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, exports: KernelExports) {
+    this.module = module
     this.memory = memory
     this.k = exports
     this.relaxed = typeof exports.gemm_panel_q4_relaxed === 'function'
@@ -339,7 +342,7 @@ export class Kernels {
   static async create(module: WebAssembly.Module, options: { shared?: boolean } = {}): Promise<Kernels> {
     const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: options.shared ?? false })
     const instance = await WebAssembly.instantiate(module, { env: { memory } })
-    return new Kernels(memory, instance.exports as unknown as KernelExports)
+    return new Kernels(module, memory, instance.exports as unknown as KernelExports)
   }
 
   /** Bytes allocated so far (including the module's stack). */
