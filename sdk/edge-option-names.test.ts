@@ -141,6 +141,32 @@ describe('withRequestOptionNames', () => {
     const foreign = new Error('boom')
     expect(withRequestOptionNames(foreign)).toBe(foreign)
   })
+
+  it('renames the path where the message quotes it, never inside a model id, a URL or a word', () => {
+    // The edge's own words for an unknown model: the ids it lists and its URL stay as they are.
+    const missing = withRequestOptionNames(
+      read(404, {
+        code: 'model_not_found',
+        param: 'model',
+        message:
+          "The model 'my-model' is not served here. GET /v1/models lists the served models (qwen-model, model-b).",
+      }),
+    ) as EdgeError
+    expect(missing.message).toBe(
+      "The edge answered HTTP 404: The edge.model 'my-model' is not served here. GET /v1/models lists the served models (qwen-model, model-b).",
+    )
+    // A longer path the quoted one starts is renamed too; a field whose name merely contains it is not.
+    const call = withRequestOptionNames(
+      read(400, {
+        code: 'invalid_argument',
+        param: 'messages.1.tool_calls',
+        message: 'messages.1.tool_calls.0.function.arguments is not JSON (see messages.1.tool_calls_extra).',
+      }),
+    ) as OndeviceError
+    expect(call.message).toBe(
+      'The edge answered HTTP 400: messages.1.toolCalls.0.function.arguments is not JSON (see messages.1.tool_calls_extra).',
+    )
+  })
 })
 
 describe('one mistake, one error: caught by the device or by the edge', () => {
@@ -177,8 +203,14 @@ describe('one mistake, one error: caught by the device or by the edge', () => {
           (error: unknown) => error,
         )
         let part: unknown
-        for await (const streamed of client.stream(request))
-          if (streamed.type === 'error') part = streamed.error
+        // A request the device's model cannot run (tools without call syntax) is refused by the
+        // stream's first read itself, before any part (core's validateConstraintForModel).
+        try {
+          for await (const streamed of client.stream(request))
+            if (streamed.type === 'error') part = streamed.error
+        } catch (error) {
+          part = error
+        }
         results.push({ chat: shape(chat), stream: part, message: (chat as Error | undefined)?.message })
       }
       expect(edge.chatBodies.length).toBeGreaterThan(0)
@@ -240,6 +272,10 @@ describe('one mistake, one error: caught by the device or by the edge', () => {
       isRetryable: false,
     })
     expect(edge?.chat).toEqual(device?.chat)
+    expect(shape(device?.stream)).toEqual(device?.chat)
+    // The edge's refusal arrives as an error part (a serialized error), the same fields.
+    const { class: _class, ...fields } = device?.chat ?? {}
+    expect(edge?.stream).toMatchObject(fields)
   })
 
   it('a schema that grows too ambiguous mid-answer: responseFormat (the edge sends it as an error event)', async () => {

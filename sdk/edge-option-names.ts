@@ -51,6 +51,16 @@ export function requestOptionPath(wirePath: string): string {
 }
 
 /**
+ * The message with its quotes of the wire path renamed: only where the path stands as a path of its
+ * own (or starts a longer one, `messages.1.tool_calls.0`), never inside a word, a URL or a model id
+ * (`model` in `/v1/models` or `my-model`), which would garble what the message says.
+ */
+function renameInMessage(message: string, wirePath: string, path: string): string {
+  const escaped = wirePath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  return message.replace(new RegExp(`(?<![\\w./-])${escaped}(?![\\w/-])`, 'g'), () => path)
+}
+
+/**
  * Codes of a refusal of the request itself, which the device raises too (with these classes): the
  * edge's error is rebuilt as the device's, so `instanceof` tells the same on both routes.
  */
@@ -87,7 +97,7 @@ export function withRequestOptionNames(error: unknown): unknown {
   const param = requestOptionPath(error.param)
   const ofTheRequest = requestCodes.has(error.code) && requestFields.has(param.split('.')[0] ?? '')
   if (param === error.param && !ofTheRequest) return error
-  const message = error.message.replaceAll(error.param, param)
+  const message = renameInMessage(error.message, error.param, param)
   const options = {
     isRetryable: error.isRetryable,
     ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
