@@ -39,10 +39,13 @@ export interface BrowserStoreOptions {
   /**
    * A file download that fails with a retryable download_failed (a cut connection, a stall, a
    * network error, HTTP 5xx or 429) is tried again this many times within the same load, each
-   * try resuming from what arrived${' (OPFS; the Cache API starts over)' if 'browser' in p else ''}. Default 3.
+   * try resuming from what arrived (OPFS; the Cache API starts over). Default 3.
    */
   readonly downloadRetries?: number
-  /** The wait before the first retry, doubled for each later one. Default 1,000 (1, 2, 4 s). */
+  /**
+   * The wait before the first retry, doubled for each later one up to a minute (or this wait, if
+   * longer). Default 1,000 (1, 2, 4 s).
+   */
   readonly downloadRetryDelayMs?: number
 }
 

@@ -15,6 +15,18 @@ export interface RetryOptions {
 /** Defaults: 3 more tries after 1, 2 and 4 s (7 s of waiting at most, plus the tries themselves). */
 export const defaultRetryOptions: RetryOptions = { retries: 3, delayMs: 1_000 }
 
+/**
+ * The longest pause between two tries (unless `delayMs` itself is longer): the doubling stops
+ * there, so 20 retries wait minutes, not the days that 2^19 s would be (and no pause outgrows
+ * setTimeout's 2^31 - 1 ms, past which it fires at once).
+ */
+export const maximumRetryPauseMs = 60_000
+
+/** The pause before retry number `attempt + 1` (0-based `attempt`). */
+export function retryPauseMs(options: RetryOptions, attempt: number): number {
+  return Math.min(options.delayMs * 2 ** attempt, Math.max(options.delayMs, maximumRetryPauseMs))
+}
+
 /** Checks a store's `downloadRetries` / `downloadRetryDelayMs` and fills in the defaults. */
 export function checkRetryOptions(retries: number | undefined, delayMs: number | undefined): RetryOptions {
   if (retries !== undefined && (!Number.isSafeInteger(retries) || retries < 0 || retries > 20)) {
@@ -70,13 +82,15 @@ export async function withRetries<T>(
       if (attempt >= options.retries) {
         if (attempt === 0) throw error
         // Say that it was tried, so the app does not simply try at once again.
+        let pausedMs = 0
+        for (let before = 0; before < attempt; before++) pausedMs += retryPauseMs(options, before)
         throw new StoreError(
           'download_failed',
-          `${(error as Error).message} (gave up after ${attempt + 1} tries over the last ${Math.round((options.delayMs * (2 ** attempt - 1)) / 1000)} s or more; what arrived is kept where the store can resume)`,
+          `${(error as Error).message} (gave up after ${attempt + 1} tries over the last ${Math.round(pausedMs / 1000)} s or more; what arrived is kept where the store can resume)`,
           { isRetryable: true, cause: error },
         )
       }
-      await pause(options.delayMs * 2 ** attempt, signal)
+      await pause(retryPauseMs(options, attempt), signal)
     }
   }
 }

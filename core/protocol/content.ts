@@ -36,13 +36,16 @@ export function validateMessageContent(value: unknown, param: string, role: unkn
   }
   if (!Array.isArray(value))
     fail(param, `${param} must be a string or an array of { type: 'text', text } parts.`)
-  value.forEach((part: unknown, index) => {
+  // Every index, holes included (forEach skips a sparse array's holes; JSON sends them as null).
+  for (let index = 0; index < value.length; index++) {
+    const part: unknown = value[index]
     const at = `${param}.${index}`
     if (typeof part !== 'object' || part === null || Array.isArray(part))
       fail(at, `${at} must be an object like { type: 'text', text: '...' }.`)
     const { type, text } = part as Readonly<Record<string, unknown>>
     if (type !== 'text') {
-      const what = typeof type === 'string' ? unreadable[type] : undefined
+      // Own keys only: a type named 'constructor' or '__proto__' is no known part type.
+      const what = typeof type === 'string' && Object.hasOwn(unreadable, type) ? unreadable[type] : undefined
       fail(
         `${at}.type`,
         what === undefined
@@ -51,7 +54,7 @@ export function validateMessageContent(value: unknown, param: string, role: unkn
       )
     }
     if (typeof text !== 'string') fail(`${at}.text`, `${at}.text must be a string.`)
-  })
+  }
 }
 
 /**
