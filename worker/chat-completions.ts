@@ -548,6 +548,7 @@ function isCleanStop(error: unknown): boolean {
 
 function recordFinish(fields: RequestLogFields, part: FinishPart): void {
   fields.completionTokens = part.usage.completionTokens
+  if (part.usage.reasoningTokens !== undefined) fields.reasoningTokens = part.usage.reasoningTokens
   fields.promptTokens = part.usage.promptTokens
   fields.timeToFirstTokenMs = Math.round(part.usage.timeToFirstTokenMs)
   fields.decodeTokensPerSecond = Math.round(part.usage.decodeTokensPerSecond * 10) / 10

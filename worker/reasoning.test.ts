@@ -15,14 +15,16 @@ import {
 } from '../test/support/thinking-script.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
+import type { RequestLogLine } from './request-log.ts'
 
 const model = 'test-model'
 const messages = [{ role: 'user' as const, content: 'What is 6 times 7?' }]
 
 function setup() {
+  const logs: RequestLogLine[] = []
   const app = createApp({
     modelHost: createTestHost({ session: { favor: thinkingScript() } }),
-    log: () => undefined,
+    log: (line) => logs.push(line),
   })
   const post = (body: Record<string, unknown>) =>
     app.request('/v1/chat/completions', {
@@ -31,7 +33,7 @@ function setup() {
       body: JSON.stringify({ model, messages, max_tokens: 60, temperature: 0, ...body }),
     })
   const fetch = async (url: RequestInfo | URL, init?: RequestInit) => app.request(String(url), init)
-  return { post, fetch }
+  return { post, fetch, logs }
 }
 
 async function events(response: Response): Promise<Record<string, unknown>[]> {
@@ -208,5 +210,23 @@ describe('reasoning_content on the wire', () => {
     expect(await streamed.text).toBe(thinkingText)
     expect(types.indexOf('reasoning-end')).toBeLessThan(types.indexOf('text-start'))
     expect((await streamed.usage).outputTokenDetails.reasoningTokens).toBe(thinkingReasoningTokens)
+  })
+})
+
+describe('the request log', () => {
+  it("counts a thinking model's reasoning tokens beside its completion tokens (JSON and stream)", async () => {
+    const { post, logs } = setup()
+    const json = (await (await post({})).json()) as { usage: Record<string, unknown> }
+    await (await post({ stream: true, stream_options: { include_usage: true } })).text()
+    expect(json.usage).toMatchObject({
+      completion_tokens_details: { reasoning_tokens: thinkingReasoningTokens },
+    })
+    expect(logs).toHaveLength(2)
+    for (const line of logs)
+      expect(line).toMatchObject({
+        status: 200,
+        completionTokens: json.usage.completion_tokens,
+        reasoningTokens: thinkingReasoningTokens,
+      })
   })
 })

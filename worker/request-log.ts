@@ -13,6 +13,8 @@ export interface RequestLogLine {
   readonly stream?: boolean
   readonly promptTokens?: number
   readonly completionTokens?: number
+  /** Of completionTokens, those of a thinking model's think block (usage's reasoning_tokens). */
+  readonly reasoningTokens?: number
   readonly timeToFirstTokenMs?: number
   readonly decodeTokensPerSecond?: number
   readonly finishReason?: string

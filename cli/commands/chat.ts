@@ -121,10 +121,7 @@ export async function run(argv: string[]): Promise<number> {
           ...(finish.reasoning === undefined ? {} : { reasoningContent: finish.reasoning }),
         })
         if (values.stats) {
-          const { usage } = finish
-          process.stderr.write(
-            `(${usage.promptTokens} prompt + ${usage.completionTokens} tokens, ${usage.decodeTokensPerSecond.toFixed(1)} tokens/s, first token ${usage.timeToFirstTokenMs.toFixed(0)} ms, ${finish.finishReason})\n`,
-          )
+          process.stderr.write(`${answerStats(finish)}\n`)
         }
       }
     }
@@ -133,4 +130,14 @@ export async function run(argv: string[]): Promise<number> {
     await loaded.dispose()
   }
   return 0
+}
+
+/**
+ * `--stats`' line after an answer: its counts (with, for a thinking model, how many of its tokens
+ * were the think block: usage.reasoningTokens), speed and finish reason.
+ */
+export function answerStats(finish: FinishPart): string {
+  const { usage } = finish
+  const reasoning = usage.reasoningTokens ? ` (${usage.reasoningTokens} reasoning)` : ''
+  return `(${usage.promptTokens} prompt + ${usage.completionTokens} tokens${reasoning}, ${usage.decodeTokensPerSecond.toFixed(1)} tokens/s, first token ${usage.timeToFirstTokenMs.toFixed(0)} ms, ${finish.finishReason})`
 }

@@ -81,6 +81,50 @@ describe('ondevice generate / chat on the embedded default model', () => {
     expect(existsSync(join(cacheDir, 'default', 'qwen3_5-tiny-seed1-v4', 'manifest.json'))).toBe(true)
   }, 180_000)
 
+  it("--json's usage counts the think block's tokens (completion_tokens_details.reasoning_tokens)", async () => {
+    // A raw prompt that ends inside an open <think>: every token the model writes (no </think> in
+    // 5 tokens of random weights) is reasoning.
+    const thinking = await ondevice([
+      'generate',
+      '--raw',
+      '--prompt',
+      '<think>\n',
+      '--max-tokens',
+      '5',
+      '--seed',
+      '3',
+      '--json',
+    ])
+    expect(thinking.code, thinking.stderr).toBe(0)
+    const answer = JSON.parse(thinking.stdout) as {
+      reasoning?: string
+      text: string
+      usage: Record<string, unknown>
+    }
+    expect(answer.text).toBe('')
+    expect(answer.reasoning?.length).toBeGreaterThan(0)
+    expect(answer.usage).toMatchObject({
+      completion_tokens: 5,
+      completion_tokens_details: { reasoning_tokens: 5 },
+    })
+    const plain = await ondevice([
+      'generate',
+      '--raw',
+      '--prompt',
+      'Once',
+      '--max-tokens',
+      '3',
+      '--seed',
+      '3',
+      '--json',
+    ])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(JSON.parse(plain.stdout).usage).toMatchObject({
+      completion_tokens: 3,
+      completion_tokens_details: { reasoning_tokens: 0 },
+    })
+  }, 120_000)
+
   it('chat keeps the conversation across piped lines', async () => {
     const result = await ondevice(
       ['chat', '--max-tokens', '3', '--temperature', '0', '--stats'],

@@ -49,8 +49,9 @@ Options:
   --json-schema FILE   The answer must be JSON following this JSON Schema (enforced token by token;
                        an unsupported keyword is refused, naming it)
   --json               Print one JSON object: { text, token_ids, finish_reason, usage } (and
-                       reasoning: a thinking model's <think> block, when it wrote one; partial:
-                       true when --max-tokens cut a --json-schema answer short)
+                       reasoning: a thinking model's <think> block, when it wrote one, its
+                       tokens counted in usage.completion_tokens_details.reasoning_tokens;
+                       partial: true when --max-tokens cut a --json-schema answer short)
   --help, -h           Show this help
 
 Download progress goes to stderr; files are kept in ~/.cache/ondevice (ONDEVICE_CACHE_DIR).`
@@ -210,6 +211,10 @@ export function usageJson(finish: FinishPart): Record<string, unknown> {
   return {
     prompt_tokens: usage.promptTokens,
     completion_tokens: usage.completionTokens,
+    // The wire's name (OpenAI's usage): how many of completion_tokens were the think block, tags included.
+    ...(usage.reasoningTokens === undefined
+      ? {}
+      : { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }),
     time_to_first_token_ms: usage.timeToFirstTokenMs,
     prefill_tokens_per_second: usage.prefillTokensPerSecond,
     decode_tokens_per_second: usage.decodeTokensPerSecond,
