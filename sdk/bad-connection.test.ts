@@ -99,6 +99,38 @@ describe('a device that slows mid-answer, and an edge that cannot take over', ()
     })
   }
 
+  it('aborted while the edge is asked to take over: no handoff, the device ends it as aborted with what it showed, at once', async () => {
+    const client = createClient(
+      { edge: { url: silentUrl, connectTimeoutMs: 5_000 }, thresholds: slowThresholds },
+      { deviceHost: slowDevice() },
+    )
+    const controller = new AbortController()
+    const parts: StreamPart[] = []
+    let abortedAt = 0
+    // The abort comes once the edge has been asked (its first request), while it says nothing.
+    silent.once('request', () =>
+      setTimeout(() => {
+        abortedAt = performance.now()
+        controller.abort()
+      }, 200),
+    )
+    for await (const part of client.stream({ messages, ...sampling, signal: controller.signal }))
+      parts.push(part)
+    const endedAfterAbort = performance.now() - abortedAt
+    await client.dispose()
+    expect(parts.some((part) => part.type === 'handoff')).toBe(false)
+    const finish = parts.at(-1)
+    if (finish?.type !== 'finish') throw new Error(`ended with ${JSON.stringify(finish)}`)
+    expect(finish.finishReason).toBe('abort')
+    expect(finish.usage.route).toBe('device')
+    expect(finish.usage.routeReason).toMatch(/the answer was aborted before the edge took over/)
+    expect(finish.text).toBe(shown(parts))
+    expect(finish.tokenIds).toEqual(shownIds(parts))
+    expect(finish.usage.completionTokens).toBe(shownIds(parts).length)
+    // Not after the edge's 5 s connect timeout.
+    expect(endedAfterAbort).toBeLessThan(2_000)
+  })
+
   it('a reachable edge still takes a slowed answer over, the handoff part just before its text', async () => {
     const client = createClient(
       { edge: { url: edge.url }, thresholds: slowThresholds },

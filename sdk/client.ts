@@ -591,6 +591,9 @@ class Client implements OndeviceClient {
             const part = next.value
             if (!announced) {
               if (part.type === 'error') return tried.at(-1)?.message ?? part.error.message
+              // Aborted before the edge answered: the edge took nothing over (its part would be
+              // an abort finish), so there is no handoff; the device ends the answer as aborted.
+              if (request.signal?.aborted) return 'the answer was aborted before the edge answered'
               announced = true
               const handoff: HandoffPart = {
                 type: 'handoff',

@@ -204,7 +204,9 @@ export async function* runDevice(
             }
             // Slow it is, but it is the only route left: no more handoffs for this answer.
             watch = undefined
-            finishReason = `${reason}; the device slowed (${why}) but the edge could not take over (${declined}): the device finished the answer`
+            finishReason = request.signal?.aborted
+              ? `${reason}; the device slowed (${why}) and the answer was aborted before the edge took over`
+              : `${reason}; the device slowed (${why}) but the edge could not take over (${declined}): the device finished the answer`
           }
         }
       } else if (part.type === 'finish') {
