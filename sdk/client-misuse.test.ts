@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessage } from '../core/chat-template.ts'
+import { ContextLengthError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
@@ -211,6 +212,35 @@ describe('an answer longer than the context leaves', () => {
         await ai.dispose()
       }
     } finally {
+      await small.close()
+    }
+  })
+
+  it('a prompt that fills the context is refused alike on the device and the edge: ContextLengthError at messages (the device named no param)', async () => {
+    const small = await startTestEdge({ session: { contextLength } })
+    const long: ChatMessage[] = [{ role: 'user', content: 'word '.repeat(contextLength) }]
+    const clients = [
+      createClient(
+        { policy: 'device-only' },
+        { deviceHost: createTestDeviceHost({ session: { contextLength } }) },
+      ),
+      createClient({ edge: { url: small.url }, policy: 'edge-only' }),
+    ]
+    try {
+      for (const ai of clients) {
+        const error = await ai.chat({ messages: long, seed: 1 }).then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        )
+        expect(error).toBeInstanceOf(ContextLengthError)
+        expect(error).toMatchObject({
+          code: 'context_length_exceeded',
+          param: 'messages',
+          isRetryable: false,
+        })
+      }
+    } finally {
+      for (const ai of clients) await ai.dispose()
       await small.close()
     }
   })

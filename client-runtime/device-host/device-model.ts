@@ -60,6 +60,14 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     // context leaves. The loop itself would stop it at the context's end, so the same request
     // finished 'length' on the device but failed on the edge, or mid-answer after a handoff.
     const room = session.info.contextLength - prompt.tokenIds.length
+    // A prompt that leaves no room for an answer names the messages, as the edge's refusal does
+    // (core's generate() would refuse it too, but without a param).
+    if (room <= 0) {
+      throw new ContextLengthError(
+        `The prompt has ${prompt.tokenIds.length} tokens but the model's context holds ${session.info.contextLength}, with room needed for the answer. Shorten the conversation.`,
+        { param: 'messages' },
+      )
+    }
     if (request.maxTokens !== undefined && room > 0 && request.maxTokens > room) {
       throw new ContextLengthError(
         `The prompt (${prompt.tokenIds.length} tokens) plus maxTokens (${request.maxTokens}) exceeds the model's context of ${session.info.contextLength} tokens. Lower maxTokens to at most ${room}, leave it out (the answer then stops at the context's end), or shorten the conversation.`,
