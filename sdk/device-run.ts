@@ -28,6 +28,8 @@ export type DeviceOutcome =
       readonly backend: string
       readonly dtype: string
       readonly promptTokens: number
+      /** The device model's id (its package's): the id a handoff asks the edge for when it cannot read the model list. */
+      readonly modelId: string
     }
 
 export type DeviceFailure = Extract<DeviceOutcome, { kind: 'failed' }>
@@ -144,6 +146,7 @@ export async function* runDevice(
     backend: model.backend,
     dtype: model.dtype,
     promptTokens,
+    modelId: model.modelId,
   })
   const constraint = constraintOf(request)
   try {

@@ -4,7 +4,14 @@
 // core/protocol's: it encodes the request and reads every chunk and error body.
 
 import type { ChatMessage } from '../core/chat-template.ts'
-import { AbortedError, EdgeError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+import {
+  AbortedError,
+  deserializeError,
+  EdgeError,
+  InvalidArgumentError,
+  OndeviceError,
+  toOndeviceError,
+} from '../core/errors.ts'
 import type { Continuation } from '../core/generate.ts'
 import {
   type ChatCompletionRequest,
@@ -70,6 +77,12 @@ export interface EdgeChatRequest {
   readonly constraint?: ConstraintOptions
   /** The template's thinking switch, sent as chat_template_kwargs.enable_thinking. */
   readonly enableThinking?: boolean
+  /**
+   * The model id the caller already knows (a handoff: the device's package id, the model an exact
+   * continuation needs anyway): asked for when `edge.model` is not set and the model list cannot
+   * be read (a failed or stalled GET /v1/models), instead of failing before the chat is sent.
+   */
+  readonly knownModelId?: string
 }
 
 /** What the edge returned besides the text, for usage and fingerprints. */
@@ -116,6 +129,13 @@ export class EdgeClient {
   readonly url: string
   private readonly options: EdgeOptions
   private modelId: Promise<string> | undefined
+  /**
+   * The id an edge accepted or listed: once known, no chat waits on the model list again (a
+   * later handoff on a flaky network sends its chat request alone).
+   */
+  private learnedModelId: string | undefined
+  /** Until when a request with a knownModelId does not ask again for a list that just failed. */
+  private listFailedUntil = 0
   private modelList: Promise<unknown> | undefined
   /** The model list once it arrived (what knownMaxTokens reads without asking). */
   private listed: unknown
@@ -298,6 +318,7 @@ export class EdgeClient {
       return await this.modelList
     } catch (error) {
       this.modelList = undefined
+      this.listFailedUntil = Date.now() + listRetryDelayMs
       throw error
     }
   }
@@ -315,21 +336,38 @@ export class EdgeClient {
     return this.listed === undefined ? undefined : listedMaxTokens(this.listed)
   }
 
-  /** The model id to send: the configured one, else the first the edge lists. */
-  async model(signal?: AbortSignal): Promise<string> {
+  /**
+   * The model id to send: the configured one, else the one this edge listed or accepted, else the
+   * first the edge lists. When the list cannot be read, `knownModelId` (a handoff's: the device's)
+   * is sent instead of failing: the chat request may well succeed where the list did not (a
+   * flaky network, a slow list, a proxy that blocks it), and a list that failed moments ago is not
+   * waited on again.
+   */
+  async model(signal?: AbortSignal, knownModelId?: string): Promise<string> {
     if (this.options.model) return this.options.model
+    if (this.learnedModelId !== undefined) return this.learnedModelId
+    if (knownModelId !== undefined && Date.now() < this.listFailedUntil) return knownModelId
     this.modelId ??= (async () => {
-      const id = firstModelId(await this.models(signal))
+      let listed: unknown
+      try {
+        listed = await this.models(signal)
+      } catch (error) {
+        throw signal?.aborted ? error : modelListFailed(this.url, error)
+      }
+      const id = firstModelId(listed)
       if (id === undefined) {
         throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
       }
+      this.learnedModelId = id
       return id
     })()
     try {
       return await this.modelId
     } catch (error) {
       this.modelId = undefined
-      throw error
+      // The caller's abort ends the request; anything else about the list does not need to.
+      if (knownModelId === undefined || signal?.aborted) throw error
+      return knownModelId
     }
   }
 
@@ -349,7 +387,7 @@ export class EdgeClient {
     // edge-versions.ts), never a malformed object.
     if (request.format !== undefined) validateFormat(request.format, 'format')
     return toChatCompletionRequest({
-      model: await this.model(request.signal),
+      model: await this.model(request.signal, request.knownModelId),
       messages: request.messages,
       ...(request.sampling === undefined ? {} : { sampling: request.sampling }),
       ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
@@ -379,6 +417,9 @@ export class EdgeClient {
         request.signal,
       )
     const answered = (sent: { response: Response; done: () => void }, note?: string) => {
+      // The edge took this id (a listed one, or a handoff's knownModelId while the list failed):
+      // later requests send it without reading the list.
+      if (this.options.model === undefined) this.learnedModelId ??= body.model
       const header = sent.response.headers.get(formatHeaderNames.fallback)
       const formatFallback = note ?? (header === null || header === '' ? undefined : header)
       return { ...sent, ...(formatFallback === undefined ? {} : { formatFallback }) }
@@ -590,6 +631,20 @@ export class EdgeClient {
 
 /** Most bytes of an error body read (the rest is dropped). */
 const errorBodyBytes = 64 * 1024
+/**
+ * The list's error (its class, code, retryability and Retry-After kept), saying what the list was
+ * for and how to do without it: a chat request alone cannot name the model otherwise.
+ */
+function modelListFailed(url: string, error: unknown): OndeviceError {
+  const cause = error instanceof OndeviceError ? error : toOndeviceError(error, 'edge_failed', true)
+  return deserializeError({
+    ...cause.toJSON(),
+    message: `Could not read the edge's model list (GET ${url}/v1/models), which names the model to ask for: ${cause.message} Set edge.model to the edge's model id to send chat requests without the list.`,
+  })
+}
+
+/** How long a failed model list is not asked again by a request that knows a model id. */
+const listRetryDelayMs = 30_000
 /** Most bytes of a JSON answer (/v1/models, /healthz) read; more is an error. */
 const jsonBodyBytes = 1024 * 1024
 

@@ -139,6 +139,8 @@ export class EdgeSide {
                 continuation: { tokenIds: fromDevice.tokenIds, step: fromDevice.step },
                 // The same quantized model on the same engine is what makes the continuation exact.
                 ...deviceFormat(fromDevice),
+                // The same model, so its id is the one to ask for when the model list fails.
+                knownModelId: fromDevice.modelId,
               }
             : {}),
           ...(request.signal ? { signal: request.signal } : {}),
