@@ -255,6 +255,25 @@ describe('downloads on a bad connection', () => {
     expect(weightGets()).toHaveLength(3)
   })
 
+  it('HTTP 429 / 503 with Retry-After: the retry waits as long as the server asks; one that asks for longer than a pause may last fails at once, saying when', async () => {
+    script(weightPath, status(503, { 'retry-after': '1' }))
+    const started = performance.now()
+    await ensureAll({ downloadRetryDelayMs: 20 })
+    expect(weightGets()).toHaveLength(2)
+    // Not after 20 ms: after the second the server asked for.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950)
+
+    await rm(cacheDir, { recursive: true, force: true })
+    log.length = 0
+    script(weightPath, status(429, { 'retry-after': '3600' }))
+    const pkg = await storeWith({ downloadRetryDelayMs: 20 }).open(prefix)
+    const error = await caught(pkg.ensure([weightPath]))
+    expect(error).toMatchObject({ code: 'download_failed', isRetryable: true, retryAfterSeconds: 3600 })
+    expect(error.message).toMatch(/HTTP 429 \(Retry-After: 3600 s\)/)
+    // Asked once: a rate-limited server is not hammered three more times within seconds.
+    expect(weightGets()).toHaveLength(1)
+  })
+
   it('gives up after its retries with a clear retryable error; the next load resumes and keeps what was verified', async () => {
     script(weightPath, cutAfter(70_000), status(500), status(500), status(500))
     const pkg = await storeWith().open(prefix)

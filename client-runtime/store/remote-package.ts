@@ -12,7 +12,7 @@ import { formatBytes } from './format-bytes.ts'
 import { type IdleTimer, readBodyWithin, stalledError, startIdleTimer } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, maximumManifestBytes, parseManifest } from './manifest.ts'
 import { crossOriginRedirect, refuseCrossOriginManifest } from './redirect-origin.ts'
-import { defaultRetryOptions, type RetryOptions, withRetries } from './retry.ts'
+import { defaultRetryOptions, type RetryOptions, retryAfterSeconds, withRetries } from './retry.ts'
 import { shared } from './shared-work.ts'
 import type { DownloadProgress, EnsureOptions, StoredPackage, StoreManifest } from './types.ts'
 
@@ -503,11 +503,14 @@ export async function openRemotePackage(
     }
     if (!response.ok || !response.body) {
       await response.body?.cancel()
+      // A server that is rate limiting or overloaded may say when to come back (the retry waits that long).
+      const retryAfter = retryAfterSeconds(response.headers.get('retry-after'))
       throw new StoreError(
         'download_failed',
-        `Downloading ${url.href} gave HTTP ${response.status}. Try again later.`,
+        `Downloading ${url.href} gave HTTP ${response.status}${retryAfter === undefined ? '' : ` (Retry-After: ${retryAfter} s)`}. Try again later.`,
         {
           isRetryable: response.status >= 500 || response.status === 429,
+          ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
         },
       )
     }

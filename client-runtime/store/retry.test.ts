@@ -2,7 +2,7 @@
 // app asks for many retries (the pauses stop doubling at a minute), and what its final error says.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type OndeviceError, StoreError } from '../../core/errors.ts'
-import { checkRetryOptions, maximumRetryPauseMs, withRetries } from './retry.ts'
+import { checkRetryOptions, maximumRetryPauseMs, retryAfterSeconds, withRetries } from './retry.ts'
 
 afterEach(() => {
   vi.useRealTimers()
@@ -43,5 +43,17 @@ describe('withRetries', () => {
     const { starts } = await triesOf(3, 120_000)
     const pauses = starts.slice(1).map((start, index) => start - (starts[index] as number))
     expect(pauses).toEqual([120_000, 120_000, 120_000])
+  })
+})
+
+describe('retryAfterSeconds', () => {
+  it('reads delta-seconds and HTTP dates, never below 0, and nothing else', () => {
+    const now = Date.parse('2026-12-07T08:00:00Z')
+    expect(retryAfterSeconds('120', now)).toBe(120)
+    expect(retryAfterSeconds('-5', now)).toBe(0)
+    expect(retryAfterSeconds('Mon, 07 Dec 2026 08:01:30 GMT', now)).toBe(90)
+    expect(retryAfterSeconds('Mon, 07 Dec 2026 07:00:00 GMT', now)).toBe(0)
+    for (const value of [null, '', '  ', 'soon', 'Infinity', 'NaN'])
+      expect(retryAfterSeconds(value, now)).toBeUndefined()
   })
 })

@@ -44,6 +44,18 @@ export function checkRetryOptions(retries: number | undefined, delayMs: number |
   return { retries: retries ?? defaultRetryOptions.retries, delayMs: delayMs ?? defaultRetryOptions.delayMs }
 }
 
+/**
+ * The seconds a Retry-After header asks for (delta-seconds or an HTTP date; never below 0),
+ * undefined when there is none or it cannot be read.
+ */
+export function retryAfterSeconds(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return Math.max(0, seconds)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+}
+
 export function isRetryableDownload(error: unknown): boolean {
   return error instanceof OndeviceError && error.code === 'download_failed' && error.isRetryable
 }
@@ -87,10 +99,25 @@ export async function withRetries<T>(
         throw new StoreError(
           'download_failed',
           `${(error as Error).message} (gave up after ${attempt + 1} tries over the last ${Math.round(pausedMs / 1000)} s or more; what arrived is kept where the store can resume)`,
-          { isRetryable: true, cause: error },
+          {
+            isRetryable: true,
+            cause: error,
+            ...((error as OndeviceError).retryAfterSeconds === undefined
+              ? {}
+              : { retryAfterSeconds: (error as OndeviceError).retryAfterSeconds }),
+          },
         )
       }
-      await pause(retryPauseMs(options, attempt), signal)
+      // A server's Retry-After (429, 503) is honoured: the pause is at least that long, and a server
+      // that asks for longer than a pause may last is not asked again now (the error carries
+      // retryAfterSeconds for the app's own later try).
+      let pauseMs = retryPauseMs(options, attempt)
+      const asked = (error as OndeviceError).retryAfterSeconds
+      if (asked !== undefined) {
+        if (asked * 1000 > Math.max(options.delayMs, maximumRetryPauseMs)) throw error
+        pauseMs = Math.max(pauseMs, asked * 1000)
+      }
+      await pause(pauseMs, signal)
     }
   }
 }
