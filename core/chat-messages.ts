@@ -41,7 +41,10 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
       `${param} is empty: pass at least one message, e.g. { role: 'user', content: 'Hi' }.`,
     )
   }
-  messages.forEach((message: unknown, index) => {
+  // Every index, holes included: forEach skips a sparse array's holes, which then crashed the
+  // prompt's rendering (a TypeError, not the caller's InvalidArgumentError).
+  for (let index = 0; index < messages.length; index++) {
+    const message: unknown = messages[index]
     const at = `${param}.${index}`
     if (typeof message !== 'object' || message === null) {
       throw new InvalidArgumentError(at, `${at} must be an object like { role: 'user', content: '...' }.`)
@@ -57,7 +60,7 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
       throw new InvalidArgumentError(`${at}.content`, contentProblem(at, content))
     }
     validateOptionalFields(message as Record<string, unknown>, role, at)
-  })
+  }
   return messages as readonly ChatMessage[]
 }
 
@@ -96,7 +99,8 @@ function validateOptionalFields(message: Record<string, unknown>, role: string, 
       `${at}.toolCalls must be an array of { id, type: 'function', function: { name, arguments } }.`,
     )
   }
-  toolCalls.forEach((call: unknown, index) => {
+  for (let index = 0; index < toolCalls.length; index++) {
+    const call: unknown = toolCalls[index]
     const where = `${at}.toolCalls.${index}`
     const fn =
       typeof call === 'object' && call !== null ? (call as Record<string, unknown>)['function'] : undefined
@@ -118,5 +122,5 @@ function validateOptionalFields(message: Record<string, unknown>, role: string, 
     if (id !== undefined && typeof id !== 'string') {
       throw new InvalidArgumentError(`${where}.id`, `${where}.id must be a string when given.`)
     }
-  })
+  }
 }

@@ -53,6 +53,9 @@ describe('StopStringMatcher', () => {
       expect.objectContaining({ param: 'stop.1', message: expect.stringMatching(/257 characters long/) }),
     )
     expect(validateStopStrings(['x'.repeat(maximumStopStringLength)])).toHaveLength(1)
+    // A sparse array's hole is no stop string (the matcher crashed on it).
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+    expect(() => validateStopStrings(['a', , 'b'])).toThrow(/stop\.1 must be a non-empty string/)
   })
 
   it('agrees with the naive definition (earliest stop, longest held prefix) on random pieces', () => {

@@ -33,7 +33,9 @@ export function validateStopStrings(stop: unknown, param = 'stop'): readonly str
       `${param} has ${stop.length} strings; send at most ${maximumStopStrings}.`,
     )
   }
-  stop.forEach((value: unknown, index) => {
+  // Every index, holes included (forEach would skip a sparse array's hole, and the matcher crash on it).
+  for (let index = 0; index < stop.length; index++) {
+    const value: unknown = stop[index]
     if (typeof value !== 'string' || value.length === 0) {
       throw new InvalidArgumentError(`${param}.${index}`, `${param}.${index} must be a non-empty string.`)
     }
@@ -43,7 +45,7 @@ export function validateStopStrings(stop: unknown, param = 'stop'): readonly str
         `${param}.${index} is ${value.length} characters long; stop strings may have at most ${maximumStopStringLength}.`,
       )
     }
-  })
+  }
   return stop as readonly string[]
 }
 

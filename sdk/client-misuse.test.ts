@@ -5,11 +5,12 @@
 import { EventEmitter } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessage } from '../core/chat-template.ts'
-import { ContextLengthError } from '../core/errors.ts'
+import { ContextLengthError, InvalidArgumentError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
 import { createClient } from './client.ts'
+import type { ChatRequest } from './options.ts'
 
 const question = (): ChatMessage[] => [{ role: 'user', content: 'Tell me about the sea.' }]
 
@@ -332,5 +333,36 @@ describe('a long-lived signal', () => {
     for (let call = 0; call < 5; call++) await ai.prepare({ signal })
     expect(EventEmitter.getEventListeners(signal, 'abort')).toHaveLength(0)
     await ai.dispose()
+  })
+})
+
+describe('sparse arrays (a hole where an item should be)', () => {
+  it("a hole in messages, a message's toolCalls or stop is an InvalidArgumentError at its index (messages crashed with a TypeError)", async () => {
+    const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const user = { role: 'user' as const, content: 'Hi' }
+    const call = { id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: '{}' } }
+    const cases: [unknown, string][] = [
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      [{ messages: [, user] }, 'messages.0'],
+      [
+        // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+        { messages: [user, { role: 'assistant', content: '', toolCalls: [, call] }, user] },
+        'messages.1.toolCalls.0.function.name',
+      ],
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      [{ messages: [user], stop: [, 'x'] }, 'stop.0'],
+    ]
+    try {
+      for (const [request, param] of cases) {
+        const error = await client.chat(request as ChatRequest).then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        )
+        expect(error, param).toBeInstanceOf(InvalidArgumentError)
+        expect(error, param).toMatchObject({ param })
+      }
+    } finally {
+      await client.dispose()
+    }
   })
 })
