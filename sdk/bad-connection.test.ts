@@ -131,6 +131,40 @@ describe('a device that slows mid-answer, and an edge that cannot take over', ()
     expect(endedAfterAbort).toBeLessThan(2_000)
   })
 
+  it('once the edge takes a slowed answer over, the device stops (it generated, unseen, until the edge had streamed it all)', async () => {
+    // An edge that takes ~2 s to stream 90 tokens, against a device at 80 ms a token meanwhile.
+    const slowEdge = await startTestEdge({ session: { delayMs: 20 } })
+    let deviceSteps = 0
+    let stepsAtHandoff = -1
+    const deviceHost = createTestDeviceHost({
+      slowAfterCalls: 6,
+      slowDelayMs: 80,
+      session: {
+        favor: () => {
+          deviceSteps++
+          return undefined
+        },
+      },
+    })
+    const client = createClient({ edge: { url: slowEdge.url }, thresholds: slowThresholds }, { deviceHost })
+    try {
+      const parts: StreamPart[] = []
+      for await (const part of client.stream({ messages, ...sampling, maxTokens: 100 })) {
+        parts.push(part)
+        if (part.type === 'handoff') stepsAtHandoff = deviceSteps
+      }
+      const finish = parts.at(-1)
+      if (finish?.type !== 'finish') throw new Error('no finish')
+      expect(finish.usage.route).toBe('device+edge')
+      expect(stepsAtHandoff).toBeGreaterThan(0)
+      // At most a step already under way when the edge answered (it ran ~25 more before).
+      expect(deviceSteps - stepsAtHandoff).toBeLessThanOrEqual(1)
+    } finally {
+      await client.dispose()
+      await slowEdge.close()
+    }
+  })
+
   it('a reachable edge still takes a slowed answer over, the handoff part just before its text', async () => {
     const client = createClient(
       { edge: { url: edge.url }, thresholds: slowThresholds },

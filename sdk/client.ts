@@ -574,7 +574,10 @@ class Client implements OndeviceClient {
     return {
       windowTokens: this.#thresholds.slowDecodeWindowTokens,
       minTokensPerSecond: this.#thresholds.minDeviceTokensPerSecond,
-      async *takeOver(failure: DeviceFailure): AsyncGenerator<StreamPart, string | undefined> {
+      async *takeOver(
+        failure: DeviceFailure,
+        onTakenOver: () => void,
+      ): AsyncGenerator<StreamPart, string | undefined> {
         const tried: OndeviceError[] = [...attempts, failure.error]
         const run = edge.run(
           request,
@@ -595,6 +598,7 @@ class Client implements OndeviceClient {
               // an abort finish), so there is no handoff; the device ends the answer as aborted.
               if (request.signal?.aborted) return 'the answer was aborted before the edge answered'
               announced = true
+              onTakenOver()
               const handoff: HandoffPart = {
                 type: 'handoff',
                 reason: failure.reason,

@@ -43,8 +43,12 @@ export interface StallWatch {
    * edge took it (its finish or error was yielded), else why it could not (nothing was yielded:
    * the edge failed before its first part). The device keeps generating meanwhile, so a slow
    * answer whose edge is unreachable still ends, on the device, with every token it showed.
+   * `onTakenOver` is called once the edge answered, before the handoff part: the device stops then.
    */
-  readonly takeOver: (failure: DeviceFailure) => AsyncGenerator<StreamPart, string | undefined>
+  readonly takeOver: (
+    failure: DeviceFailure,
+    onTakenOver: () => void,
+  ) => AsyncGenerator<StreamPart, string | undefined>
 }
 
 /**
@@ -199,6 +203,13 @@ export async function* runDevice(
                 new OndeviceError('backend_failed', `The device was too slow: ${why}.`),
                 why,
               ) as DeviceFailure,
+              // The edge answered: the device's answer is over. It stops now, not once the edge's
+              // whole answer has streamed (a slow device kept generating, unseen, all that time:
+              // its battery, and its session held from the next request).
+              () => {
+                handedOff = true
+                stop.abort()
+              },
             )
             if (declined === undefined) {
               handedOff = true
