@@ -8,6 +8,8 @@
 //      Worker project": wrangler dev answers a chat completion; `ondevice edge` from the installed
 //      package (its temporary wrangler.toml) leaves no temporary folder after Ctrl-C;
 //   6. a page bundled with esbuild by docs/sdk.md's recipe answers on the device in Chromium;
+//   7. a page bundled with webpack 5 by docs/sdk.md's config (production and development) answers
+//      on the device in Chromium: chat, JSON to a schema, a tool call (the compiler's chunk);
 //   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry and on the
 //      README's and docs' TypeScript blocks, moduleResolution bundler, nodenext and node16
 //      (ondevice/worker: in project 4, with `wrangler types`).
@@ -28,6 +30,7 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
 import {
@@ -37,6 +40,7 @@ import {
   startServerProcess,
 } from '../../tools/wrangler-dev.ts'
 import { launchChromium } from '../browser/chromium.ts'
+import { compilerMarkers, pageBudgetBytes } from '../browser/up-front-javascript.ts'
 import { type EdgeProcess, watchEdgeProcess } from '../support/edge-process.ts'
 import {
   type ConsumerProject,
@@ -49,7 +53,7 @@ import {
   userEnvironment,
 } from './consumer-project.ts'
 import { docSnippets } from './doc-snippets.ts'
-import { esbuildRecipeFromDocs } from './esbuild-recipe-doc.ts'
+import { esbuildRecipeFromDocs, webpackConfigFromDocs } from './esbuild-recipe-doc.ts'
 import { parseToml, workerProjectFromDocs } from './worker-project-doc.ts'
 
 const files = fileURLToPath(new URL('files/', import.meta.url))
@@ -315,6 +319,112 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       await server.close()
     }
     report.push(`esbuild page: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  }, 300_000)
+
+  it("7. a page bundled with webpack 5 by docs/sdk.md's config answers on the device in Chromium (chat, JSON, a tool call), production and development", async () => {
+    const started = Date.now()
+    const project = await createConsumerProject('webpack-page', [`webpack@${versionOf('webpack')}`])
+    try {
+      const folder = project.folder
+      const installed = Date.now()
+      project.write('webpack.config.js', webpackConfigFromDocs())
+      project.write('src/main.js', readFileSync(join(files, 'webpack-page.js'), 'utf8'))
+      copyFileSync(join(files, 'webpack-build.mjs'), join(folder, 'webpack-build.mjs'))
+      project.write(
+        'public/index.html',
+        '<!doctype html><meta charset="utf-8"><script src="/app/main.js"></script>\n',
+      )
+      project.write(
+        'public/dev.html',
+        '<!doctype html><meta charset="utf-8"><script src="/dev/main.js"></script>\n',
+      )
+      await run(
+        machineNode(),
+        ['node_modules/ondevice/cli/bin.js', 'export-default', 'public/models/default'],
+        {
+          cwd: folder,
+        },
+      )
+      mkdirSync(join(folder, 'public/ort'))
+      for (const file of ['mjs', 'wasm'].map((suffix) => `ort-wasm-simd-threaded.${suffix}`))
+        copyFileSync(
+          join(folder, 'node_modules/onnxruntime-web/dist', file),
+          join(folder, 'public/ort', file),
+        )
+      const build = async (mode: string, outdir: string) => {
+        const { stdout, ms } = await run(machineNode(), ['webpack-build.mjs', mode, outdir], { cwd: folder })
+        return {
+          assets: JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { name: string; size: number }[],
+          ms,
+        }
+      }
+      const production = await build('production', 'public/app')
+      const development = await build('development', 'public/dev')
+      // The engine's four .wasm builds, and none of onnxruntime-web's (the config's condition: the
+      // page loads them from runtimeUrl, 41 MiB the build would otherwise emit).
+      const wasm = production.assets.filter(({ name }) => name.endsWith('.wasm'))
+      expect(wasm, JSON.stringify(production.assets)).toHaveLength(4)
+      for (const { name, size } of wasm) expect(size, name).toBeLessThan(256 * 1024)
+      // Up front the page loads main.js alone (webpack splits only what import() reaches): within the
+      // page's budget and without the structured-output compiler, which is a chunk of its own.
+      const javascript = production.assets.filter(({ name }) => name.endsWith('.js')).map(({ name }) => name)
+      const texts = new Map(
+        javascript.map((name) => [name, readFileSync(join(folder, 'public/app', name), 'utf8')]),
+      )
+      const holdingCompiler = javascript.filter((name) =>
+        compilerMarkers.some((marker) => texts.get(name)?.includes(marker)),
+      )
+      expect(holdingCompiler.length).toBeGreaterThan(0)
+      expect(holdingCompiler).not.toContain('main.js')
+      const mainGzip = gzipSync(texts.get('main.js') ?? '', { level: 9 }).length
+      expect(mainGzip).toBeLessThanOrEqual(pageBudgetBytes)
+      for (const [name, text] of texts) {
+        expect(text, name).not.toMatch(/(?:import|require)\(\s*["']onnxruntime-node["']/)
+        expect(text, name).not.toMatch(/from\s*["']onnxruntime-node["']/)
+      }
+      const server = await startStaticServer({ mounts: [{ prefix: '/', directory: join(folder, 'public') }] })
+      const browser = await launchChromium({ webgpu: false })
+      try {
+        for (const [path, backend] of [
+          ['/', 'wasm'],
+          ['/', 'ort-wasm'],
+          ['/dev.html', 'wasm'],
+        ] as const) {
+          const context = await browser.newContext()
+          const page = await context.newPage()
+          const errors: string[] = []
+          page.on('pageerror', (error) => errors.push(error.message))
+          await page.goto(`${server.url}${path}?backend=${backend}`)
+          await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
+          const result = (await page.evaluate(() => (window as unknown as { result: unknown }).result)) as {
+            json?: { value?: { a?: unknown } }
+            tool?: { arguments?: { city?: unknown } }
+          }
+          expect(result, `${path} ${backend}: ${errors.join('\n')}`).toMatchObject({
+            route: 'device',
+            backend,
+            completionTokens: 4,
+            json: { route: 'device', value: { a: expect.any(Number) } },
+            tool: { route: 'device', name: 'get_weather' },
+          })
+          expect(Number.isInteger(result.json?.value?.a)).toBe(true)
+          expect(['Paris', 'Oslo']).toContain(result.tool?.arguments?.city)
+          await context.close()
+        }
+        // Every file the pages asked for was there: the worker, the chunks, the engine's .wasm.
+        expect(
+          server.requests.filter((request) => request.status >= 400 && request.path !== '/favicon.ico'),
+        ).toEqual([])
+      } finally {
+        await browser.close()
+        await server.close()
+      }
+      report.push(
+        `webpack page: install ${((installed - started) / 1000).toFixed(1)} s, production build ${(production.ms / 1000).toFixed(1)} s (main.js ${(mainGzip / 1024).toFixed(1)} KiB gzip -9), development ${(development.ms / 1000).toFixed(1)} s, all ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      )
+    } finally {
+      project.remove()
+    }
   }, 300_000)
 
   describe('4. a wrangler project whose Worker is ondevice/worker (docs/worker.md, "Your own Worker project")', () => {
