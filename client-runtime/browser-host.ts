@@ -25,9 +25,11 @@ export const browserHost: RuntimeHost = {
   // page is cross-origin isolated (the bits stay the same for any thread count).
   loadEngine: async (options: LoadModelOptions) => {
     const plan = planBrowserEngineThreads(options.numThreads, browserThreadEnvironment())
+    // The load's signal aborts the engine's fetch too (which has its own idle timeout, as the store's downloads).
+    const fetchOptions = options.signal ? { signal: options.signal } : {}
     const [module, threads] = await Promise.all([
-      loadEngineModuleForBrowser(),
-      browserEngineThreads(plan.count),
+      loadEngineModuleForBrowser(undefined, fetchOptions),
+      browserEngineThreads(plan.count, undefined, fetchOptions),
     ])
     return {
       module,

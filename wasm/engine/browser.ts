@@ -5,55 +5,137 @@
 // the relaxed-SIMD builds engine-relaxed.wasm / engine-threads-relaxed.wasm run instead, with
 // the same bits; Safari and Firefox get the plain ones. Threads: ./threads-browser.ts.
 // Each build that compiled is kept in the Cache API (./engine-cache.ts), so a load with no network
-// (offline, once cached) compiles the kept copy instead of failing.
-import { BackendError } from '../../core/errors.ts'
+// (offline, once cached) compiles the kept copy instead of failing. The fetch is watched as the
+// store's downloads are: no byte for `idleTimeoutMs` (a stalled network on a reloaded page) ends
+// it with a retryable error naming the file, or with the kept copy where there is one, and the
+// load's signal aborts it.
+import { AbortedError, BackendError, InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
 import { htmlPageReason, isWebAssembly } from '../../core/html-page.ts'
 import { forgetEngineCopy, keepEngineCopy, keptEngineCopy } from './engine-cache.ts'
 import { chooseEngineSimd, type EngineSimd } from './simd.ts'
 
-const compiled = new Map<string, Promise<WebAssembly.Module>>()
+/** Default `idleTimeoutMs`: the stores' default for a download (client-runtime/store/idle-timeout.ts). */
+export const defaultEngineIdleTimeoutMs = 30_000
+
+export interface EngineFetchOptions {
+  /** Aborts this caller's wait (and the fetch itself when no other load waits on it). */
+  readonly signal?: AbortSignal
+  /**
+   * A fetch that receives no byte (headers or body) for this long stalls: the kept copy compiles
+   * instead, else a retryable BackendError names the file. Default 30,000.
+   */
+  readonly idleTimeoutMs?: number
+}
+
+/** One fetch and compile per URL, shared by every load of the page or worker that waits on it. */
+interface Compiling {
+  readonly module: Promise<WebAssembly.Module>
+  /** Aborts the fetch: when the last load waiting on it was aborted. */
+  readonly controller: AbortController
+  waiting: number
+  settled: boolean
+}
+
+const compiled = new Map<string, Compiling>()
 
 /** `build` names the file whatever the bundler called it (the Cache API entry it is kept under). */
-function compileOnce(url: URL, build: string): Promise<WebAssembly.Module> {
-  let module = compiled.get(url.href)
-  if (!module) {
-    module = fetchCompileAndKeep(url, build)
-    compiled.set(url.href, module)
-    module.catch(() => compiled.delete(url.href))
+function compileOnce(url: URL, build: string, options: EngineFetchOptions): Promise<WebAssembly.Module> {
+  const { signal } = options
+  let idleTimeoutMs: number
+  try {
+    idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+  } catch (error) {
+    return Promise.reject(error)
   }
-  return module
+  if (signal?.aborted) return Promise.reject(abortedLoad(url))
+  let entry = compiled.get(url.href)
+  if (!entry) {
+    const controller = new AbortController()
+    const module = fetchCompileAndKeep(url, build, controller.signal, idleTimeoutMs)
+    const created: Compiling = { module, controller, waiting: 0, settled: false }
+    entry = created
+    compiled.set(url.href, created)
+    module.then(
+      () => {
+        created.settled = true
+      },
+      () => {
+        created.settled = true
+        if (compiled.get(url.href) === created) compiled.delete(url.href)
+      },
+    )
+  }
+  const current = entry
+  current.waiting++
+  if (!signal) return current.module
+  return new Promise<WebAssembly.Module>((resolve, reject) => {
+    const onAbort = () => {
+      current.waiting--
+      // Nobody else waits: stop the download (a later load starts afresh).
+      if (current.waiting === 0 && !current.settled) current.controller.abort()
+      reject(abortedLoad(url))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    current.module.then(
+      (module) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(module)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
 }
 
 /**
  * The engine's module for this page or worker: engine-relaxed.wasm where the browser has relaxed
  * SIMD, else engine.wasm; `simd` picks one (tests and benchmarks compare them).
  */
-export function loadEngineModuleForBrowser(simd?: EngineSimd): Promise<WebAssembly.Module> {
+export function loadEngineModuleForBrowser(
+  simd?: EngineSimd,
+  options: EngineFetchOptions = {},
+): Promise<WebAssembly.Module> {
   // Each URL stays a literal `new URL('./x.wasm', import.meta.url)`: bundlers look for it.
   return chooseEngineSimd(simd) === 'relaxed'
-    ? compileOnce(new URL('./engine-relaxed.wasm', import.meta.url), 'engine-relaxed.wasm')
-    : compileOnce(new URL('./engine.wasm', import.meta.url), 'engine.wasm')
+    ? compileOnce(new URL('./engine-relaxed.wasm', import.meta.url), 'engine-relaxed.wasm', options)
+    : compileOnce(new URL('./engine.wasm', import.meta.url), 'engine.wasm', options)
 }
 
 /** The shared-memory build of what loadEngineModuleForBrowser picks (engine-threads[-relaxed].wasm). */
-export function loadThreadsEngineModuleForBrowser(simd?: EngineSimd): Promise<WebAssembly.Module> {
+export function loadThreadsEngineModuleForBrowser(
+  simd?: EngineSimd,
+  options: EngineFetchOptions = {},
+): Promise<WebAssembly.Module> {
   return chooseEngineSimd(simd) === 'relaxed'
-    ? compileOnce(new URL('./engine-threads-relaxed.wasm', import.meta.url), 'engine-threads-relaxed.wasm')
-    : compileOnce(new URL('./engine-threads.wasm', import.meta.url), 'engine-threads.wasm')
+    ? compileOnce(
+        new URL('./engine-threads-relaxed.wasm', import.meta.url),
+        'engine-threads-relaxed.wasm',
+        options,
+      )
+    : compileOnce(new URL('./engine-threads.wasm', import.meta.url), 'engine-threads.wasm', options)
 }
 
 /**
  * Network first (a page always gets the engine its server has now), then the copy kept from the
- * last load that compiled the same URL: offline, a server that lost the file, or a captive
- * portal's HTML page. Only bytes that compiled are kept, so a bad answer never poisons the cache.
+ * last load that compiled the same URL: offline, a stalled network, a server that lost the file,
+ * or a captive portal's HTML page. Only bytes that compiled are kept, so a bad answer never
+ * poisons the cache. An aborted load ends as such, the kept copy untouched.
  */
-async function fetchCompileAndKeep(url: URL, build: string): Promise<WebAssembly.Module> {
+async function fetchCompileAndKeep(
+  url: URL,
+  build: string,
+  signal: AbortSignal,
+  idleTimeoutMs: number,
+): Promise<WebAssembly.Module> {
   let bytes: Uint8Array<ArrayBuffer>
   let module: WebAssembly.Module
   try {
-    bytes = await fetchEngine(url)
+    bytes = await fetchEngine(url, signal, idleTimeoutMs)
     module = await WebAssembly.compile(bytes)
   } catch (error) {
+    if (signal.aborted) throw abortedLoad(url)
     const kept = await keptEngineCopy(build, url.href)
     if (kept === undefined) throw error
     try {
@@ -68,28 +150,136 @@ async function fetchCompileAndKeep(url: URL, build: string): Promise<WebAssembly
   return module
 }
 
-async function fetchEngine(url: URL): Promise<Uint8Array<ArrayBuffer>> {
-  const response = await fetch(url).catch((cause: unknown) => {
-    throw new BackendError(
-      'backend_unavailable',
-      `Could not fetch ondevice's WebAssembly engine (${url.href}), and no copy of it is kept in this browser (the Cache API keeps the one a load compiled): load the model once online.`,
-      {
+const noKeptCopy =
+  'and no copy of it is kept in this browser (the Cache API keeps the one a load compiled): load the model once online'
+
+/** The engine's bytes, read under an idle timer: every chunk (and the headers) counts as progress. */
+async function fetchEngine(
+  url: URL,
+  signal: AbortSignal,
+  idleTimeoutMs: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const idle = startIdleTimer(idleTimeoutMs)
+  const both = AbortSignal.any([signal, idle.signal])
+  let received = 0
+  const failed = (error: unknown, network: () => OndeviceError): OndeviceError => {
+    if (signal.aborted) return abortedLoad(url)
+    if (idle.expired)
+      return new BackendError(
+        'backend_unavailable',
+        `Fetching ondevice's WebAssembly engine (${url.href}) stalled: no bytes for ${idleTimeoutMs} ms${received > 0 ? ` after ${received} bytes` : ''} (the server kept the connection open), ${noKeptCopy}. Try again.`,
+        { isRetryable: true, cause: error },
+      )
+    return error instanceof OndeviceError ? error : network()
+  }
+  try {
+    const response = await fetch(url, { signal: both }).catch((cause: unknown) => {
+      throw failed(
         cause,
-        isRetryable: true,
-      },
+        () =>
+          new BackendError(
+            'backend_unavailable',
+            `Could not fetch ondevice's WebAssembly engine (${url.href}), ${noKeptCopy}.`,
+            { cause, isRetryable: true },
+          ),
+      )
+    })
+    idle.touch()
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined)
+      throw new BackendError(
+        'backend_unavailable',
+        `Fetching ondevice's WebAssembly engine (${url.href}) failed with HTTP ${response.status}: serve the bundle's assets with the page.`,
+        { isRetryable: response.status >= 500 },
+      )
+    }
+    const chunks: Uint8Array[] = []
+    try {
+      if (response.body) {
+        const reader = response.body.getReader()
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          idle.touch()
+          received += value.byteLength
+          chunks.push(value)
+        }
+      }
+    } catch (cause) {
+      throw failed(
+        cause,
+        () =>
+          new BackendError(
+            'backend_unavailable',
+            `Reading ondevice's WebAssembly engine (${url.href}) broke off after ${received} bytes, ${noKeptCopy}. Try again.`,
+            { cause, isRetryable: true },
+          ),
+      )
+    }
+    const bytes = new Uint8Array(received)
+    let offset = 0
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset)
+      offset += chunk.byteLength
+    }
+    if (!isWebAssembly(bytes))
+      throw new BackendError(
+        'backend_unavailable',
+        `ondevice's WebAssembly engine: ${htmlPageReason(url.href)}.`,
+      )
+    return bytes
+  } finally {
+    idle.stop()
+  }
+}
+
+function abortedLoad(url: URL): AbortedError {
+  return new AbortedError(
+    `Loading ondevice's WebAssembly engine (${url.href}) was aborted by its AbortSignal.`,
+  )
+}
+
+function checkIdleTimeout(value: number | undefined): number {
+  if (value === undefined) return defaultEngineIdleTimeoutMs
+  if (typeof value !== 'number' || !(value > 0) || value > 2_147_483_647)
+    throw new InvalidArgumentError(
+      'idleTimeoutMs',
+      `idleTimeoutMs must be a positive number of milliseconds (at most 2147483647), got ${String(value)}.`,
     )
-  })
-  if (!response.ok)
-    throw new BackendError(
-      'backend_unavailable',
-      `Fetching ondevice's WebAssembly engine (${url.href}) failed with HTTP ${response.status}: serve the bundle's assets with the page.`,
-      { isRetryable: response.status >= 500 },
-    )
-  const bytes = new Uint8Array(await response.arrayBuffer())
-  if (!isWebAssembly(bytes))
-    throw new BackendError(
-      'backend_unavailable',
-      `ondevice's WebAssembly engine: ${htmlPageReason(url.href)}.`,
-    )
-  return bytes
+  return value
+}
+
+/**
+ * The idle timer (as the store's, client-runtime/store/idle-timeout.ts, which this folder may not
+ * import): touch() only notes the time, and one timer re-arms itself, so a chunk costs no timer.
+ */
+function startIdleTimer(timeoutMs: number) {
+  const controller = new AbortController()
+  let expired = false
+  let stopped = false
+  let last = Date.now()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = (delay: number) => {
+    timer = setTimeout(() => {
+      if (stopped) return
+      const quiet = Date.now() - last
+      if (quiet < timeoutMs) return arm(timeoutMs - quiet)
+      expired = true
+      controller.abort(new Error(`no bytes received for ${timeoutMs} ms`))
+    }, delay)
+  }
+  arm(timeoutMs)
+  return {
+    signal: controller.signal,
+    get expired() {
+      return expired
+    },
+    touch() {
+      last = Date.now()
+    },
+    stop() {
+      stopped = true
+      clearTimeout(timer)
+    },
+  }
 }

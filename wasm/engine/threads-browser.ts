@@ -4,7 +4,7 @@
 // (./thread-pool.ts). Shared memory needs a cross-origin isolated page (COOP: same-origin and
 // COEP: require-corp; `crossOriginIsolated`); elsewhere the engine runs on one thread and says why.
 import { BackendError, InvalidArgumentError } from '../../core/errors.ts'
-import { loadThreadsEngineModuleForBrowser } from './browser.ts'
+import { type EngineFetchOptions, loadThreadsEngineModuleForBrowser } from './browser.ts'
 import type { Kernels } from './kernels.ts'
 import type { EngineThreads } from './session.ts'
 import type { EngineSimd } from './simd.ts'
@@ -107,6 +107,7 @@ export function planBrowserEngineThreads(
 export async function browserEngineThreads(
   count: number,
   simd?: EngineSimd,
+  fetchOptions: EngineFetchOptions = {},
 ): Promise<EngineThreads | undefined> {
   if (!Number.isInteger(count) || count < 1 || count > 64)
     throw new InvalidArgumentError(
@@ -114,7 +115,7 @@ export async function browserEngineThreads(
       `numThreads must be an integer from 1 to 64, got ${String(count)}.`,
     )
   if (count === 1) return undefined
-  const module = await loadThreadsEngineModuleForBrowser(simd)
+  const module = await loadThreadsEngineModuleForBrowser(simd, fetchOptions)
   return { count, module, start: (kernels) => startBrowserThreads(kernels, module, count) }
 }
 

@@ -1,0 +1,46 @@
+// The engine fetch page: loads ondevice's engine module the way the browser host does (the
+// relaxed-SIMD build here, Chromium), with an idle timeout and an AbortSignal, and says what came
+// of it: the module's exports, or the error's class, code, retryability and message.
+import { OndeviceError } from '../../../core/errors.ts'
+import { loadEngineModuleForBrowser } from '../../../wasm/engine/browser.ts'
+
+export interface EngineFetchRequest {
+  readonly idleTimeoutMs?: number
+  /** Aborts the load's signal this long after it starts. */
+  readonly abortAfterMs?: number
+}
+
+export interface EngineFetchResult {
+  /** The compiled module's export names (the engine's kernels) when it loaded. */
+  readonly exports?: readonly string[]
+  readonly error?: { name: string; code: string; isRetryable: boolean; message: string }
+  readonly milliseconds: number
+}
+
+async function loadEngine(request: EngineFetchRequest): Promise<EngineFetchResult> {
+  const started = performance.now()
+  const controller = new AbortController()
+  if (request.abortAfterMs !== undefined) setTimeout(() => controller.abort(), request.abortAfterMs)
+  try {
+    const module = await loadEngineModuleForBrowser(undefined, {
+      signal: controller.signal,
+      ...(request.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: request.idleTimeoutMs }),
+    })
+    const exports = WebAssembly.Module.exports(module).map((entry) => entry.name)
+    return { exports, milliseconds: performance.now() - started }
+  } catch (error) {
+    const known = error instanceof OndeviceError
+    return {
+      error: {
+        name: error instanceof Error ? error.name : 'unknown',
+        code: known ? error.code : 'not an OndeviceError',
+        isRetryable: known ? error.isRetryable : false,
+        message: error instanceof Error ? error.message : String(error),
+      },
+      milliseconds: performance.now() - started,
+    }
+  }
+}
+
+;(window as unknown as { loadEngine: typeof loadEngine }).loadEngine = loadEngine
+document.body.dataset.ready = 'true'
