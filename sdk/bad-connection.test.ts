@@ -131,6 +131,31 @@ describe('a device that slows mid-answer, and an edge that cannot take over', ()
     expect(endedAfterAbort).toBeLessThan(2_000)
   })
 
+  it('the device finishes while a silent edge is asked: the answer ends then, not after the connect timeout', async () => {
+    // The slowdown is seen at the 9th token; the device needs three more (80 ms each).
+    const short = { ...sampling, maxTokens: 12 }
+    const reference = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const alone = await reference.chat({ messages, ...short })
+    await reference.dispose()
+    const client = createClient(
+      { edge: { url: silentUrl, connectTimeoutMs: 5_000 }, thresholds: slowThresholds },
+      { deviceHost: slowDevice() },
+    )
+    const started = performance.now()
+    const parts = await collect(client.stream({ messages, ...short }))
+    const elapsed = performance.now() - started
+    await client.dispose()
+    const finish = parts.at(-1)
+    if (finish?.type !== 'finish') throw new Error(`ended with ${JSON.stringify(finish)}`)
+    expect(parts.some((part) => part.type === 'handoff')).toBe(false)
+    expect(finish.usage.route).toBe('device')
+    expect(finish.usage.routeReason).toMatch(/the device finished the answer before the edge answered/)
+    expect(finish.tokenIds).toEqual(alone.tokenIds)
+    expect(shown(parts)).toBe(alone.text)
+    // It waited 5 s for the silent edge before.
+    expect(elapsed).toBeLessThan(3_500)
+  })
+
   it('once the edge takes a slowed answer over, the device stops (it generated, unseen, until the edge had streamed it all)', async () => {
     // An edge that takes ~2 s to stream 90 tokens, against a device at 80 ms a token meanwhile.
     const slowEdge = await startTestEdge({ session: { delayMs: 20 } })

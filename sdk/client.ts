@@ -577,10 +577,20 @@ class Client implements OndeviceClient {
       async *takeOver(
         failure: DeviceFailure,
         onTakenOver: () => void,
+        deviceFinished: AbortSignal,
       ): AsyncGenerator<StreamPart, string | undefined> {
         const tried: OndeviceError[] = [...attempts, failure.error]
+        // The device finishing first calls the edge's try off (its request too).
+        const callOff = new AbortController()
+        const onDeviceFinished = () => callOff.abort()
+        if (deviceFinished.aborted) callOff.abort()
+        else deviceFinished.addEventListener('abort', onDeviceFinished, { once: true })
+        const edgeRequest: CheckedChatRequest = {
+          ...request,
+          signal: request.signal ? AbortSignal.any([request.signal, callOff.signal]) : callOff.signal,
+        }
         const run = edge.run(
-          request,
+          edgeRequest,
           `${decision.reason}; handed off to the edge after ${failure.tokenIds.length} tokens: ${failure.reason}`,
           startedAt,
           tried,
@@ -593,10 +603,12 @@ class Client implements OndeviceClient {
             if (next.done) return undefined
             const part = next.value
             if (!announced) {
-              if (part.type === 'error') return tried.at(-1)?.message ?? part.error.message
               // Aborted before the edge answered: the edge took nothing over (its part would be
               // an abort finish), so there is no handoff; the device ends the answer as aborted.
               if (request.signal?.aborted) return 'the answer was aborted before the edge answered'
+              if (callOff.signal.aborted) return 'the device finished the answer before the edge answered'
+              if (part.type === 'error') return tried.at(-1)?.message ?? part.error.message
+              deviceFinished.removeEventListener('abort', onDeviceFinished)
               announced = true
               onTakenOver()
               const handoff: HandoffPart = {
@@ -610,6 +622,7 @@ class Client implements OndeviceClient {
             yield part
           }
         } finally {
+          deviceFinished.removeEventListener('abort', onDeviceFinished)
           await run.return('done')
         }
       },

@@ -44,10 +44,13 @@ export interface StallWatch {
    * the edge failed before its first part). The device keeps generating meanwhile, so a slow
    * answer whose edge is unreachable still ends, on the device, with every token it showed.
    * `onTakenOver` is called once the edge answered, before the handoff part: the device stops then.
+   * `deviceFinished` aborts when the device, generating meanwhile, finished the answer: then the
+   * answer is the device's (the reader does not wait out a silent edge's connect timeout for it).
    */
   readonly takeOver: (
     failure: DeviceFailure,
     onTakenOver: () => void,
+    deviceFinished: AbortSignal,
   ) => AsyncGenerator<StreamPart, string | undefined>
 }
 
@@ -168,9 +171,18 @@ export async function* runDevice(
     // slow socket it awaits) used to count too, so a slow reader on a fast device was handed off
     // to the edge as a slow device.
     let askedAt = performance.now()
+    // While the edge is asked to take a slowed answer over, the device goes on (runAhead): once
+    // its finish has come, the answer is whole on the device and the edge's try is called off.
+    const deviceFinished = new AbortController()
+    const noticingFinish = async function* () {
+      for await (const part of parts) {
+        if (part.type === 'finish') deviceFinished.abort()
+        yield part
+      }
+    }
     // Stop reading the moment the caller aborts or the device stalls, whatever the device
     // does with its own abort (a worker busy in a long step answers it late).
-    for await (const part of runAhead(parts, stop.signal)) {
+    for await (const part of runAhead(noticingFinish(), stop.signal)) {
       const receivedAt = performance.now()
       deviceTime += receivedAt - askedAt
       if (part.type === 'prompt') {
@@ -210,6 +222,7 @@ export async function* runDevice(
                 handedOff = true
                 stop.abort()
               },
+              deviceFinished.signal,
             )
             if (declined === undefined) {
               handedOff = true
