@@ -506,6 +506,29 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       }
       expect(response.status, `${JSON.stringify(body)}\n${edge.output()}`).toBe(200)
       expect(body.usage?.completion_tokens).toBe(4)
+      // A JSON answer to a schema: the structured-output compiler, which ondevice imports on demand
+      // (a chunk of its own in a page), is in the bundle wrangler made and runs in workerd.
+      const structured = await fetch(`${edge.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: modelId,
+          messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }],
+          max_tokens: 24,
+          seed: 1,
+          response_format: {
+            type: 'json_schema',
+            json_schema: {
+              name: 'answer',
+              schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] },
+            },
+          },
+        }),
+      })
+      const structuredBody = (await structured.json()) as { choices?: { message: { content: string } }[] }
+      expect(structured.status, `${JSON.stringify(structuredBody)}\n${edge.output()}`).toBe(200)
+      const document = JSON.parse(structuredBody.choices?.[0]?.message.content ?? '') as { a: unknown }
+      expect(Number.isInteger(document.a)).toBe(true)
       report.push(`wrangler project: ${((Date.now() - started) / 1000).toFixed(1)} s with wrangler's install`)
     }, 600_000)
 
