@@ -477,6 +477,23 @@ describe('offline once stored', () => {
     })
   }
 
+  it('a captive portal answers for a file not stored yet: a retryable download_failed, not a missing model; fine once it lets through', async () => {
+    const store = await storeOnce({ downloadRetries: 1 })
+    // The weights never made it (an interrupted first download): only config.json is stored.
+    const stored = (await storedFiles()).find((file) => file.endsWith(join('onnx', 'model.onnx')))
+    await rm(stored as string)
+    portal = status(200, { 'content-type': 'text/html' }, '<!doctype html><title>Log in</title>')
+    const pkg = await store.open(prefix)
+    const error = await caught(pkg.ensure(Object.keys(files)))
+    expect(error).toMatchObject({ code: 'download_failed', isRetryable: true })
+    expect(error.message).toMatch(/captive portal/)
+    // Signed in: the same package loads.
+    portal = undefined
+    const again = await store.open(prefix)
+    await again.ensure(Object.keys(files))
+    expect(new Uint8Array(await again.readBytes(weightPath))).toEqual(weights)
+  })
+
   it('manifest.json stalls: the stored copy answers without waiting out the idle timeout', async () => {
     // A 5 s idle timeout against a 150 ms refresh: waiting the former out would show.
     const store = await storeOnce({ idleTimeoutMs: 5_000 })

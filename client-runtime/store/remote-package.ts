@@ -116,7 +116,7 @@ async function syncManifest(
   prefix: string,
   area: FileArea,
   options: RemotePackageOptions,
-): Promise<{ manifest: StoreManifest | undefined; offline: boolean }> {
+): Promise<{ manifest: StoreManifest | undefined; offline: boolean; stale?: boolean }> {
   const { idleTimeoutMs, signal } = options
   const manifestUrl = new URL('manifest.json', prefix)
   const stored = await readStoredManifest(area, prefix)
@@ -140,7 +140,7 @@ async function syncManifest(
     if (abort) throw abort
     // A reachable server that was only slow is not "offline": stored .partial files may resume.
     offline = !(stored && (timer.expired || refreshDeadline?.aborted))
-    if (stored) return { manifest: stored, offline }
+    if (stored) return { manifest: stored, offline, stale: true }
   }
   if (response && stored) {
     let fresh: { manifest: StoreManifest; text: string } | undefined
@@ -162,7 +162,7 @@ async function syncManifest(
     const gone =
       (response.status === 404 || response.status === 410) &&
       crossOriginRedirect(manifestUrl, response) === undefined
-    if (!gone) return { manifest: stored, offline: false }
+    if (!gone) return { manifest: stored, offline: false, stale: true }
   } else if (response?.ok) {
     let fresh: { manifest: StoreManifest; text: string }
     try {
@@ -254,7 +254,9 @@ export async function openRemotePackage(
 ): Promise<StoredPackage> {
   const { idleTimeoutMs } = options
   const readBody = options.readBody ?? readWithReader
-  const { manifest, offline } = await syncManifest(prefix, area, options)
+  // stale: the stored manifest.json stands in for one the network did not give (offline, a
+  // stall, a captive portal or a proxy answering in the server's place).
+  const { manifest, offline, stale = false } = await syncManifest(prefix, area, options)
   const warnings: string[] = []
   if (!manifest) {
     warnings.push(`${prefix} has no manifest.json: its files are used without an integrity check.`)
@@ -483,6 +485,15 @@ export async function openRemotePackage(
     if (response.ok && isHtmlPage(response.headers.get('content-type')) && !path.endsWith('.html')) {
       // Never store a fallback page as a package file (nothing is written; the partial stays).
       await response.body?.cancel()
+      if (stale) {
+        // The server's manifest.json did not come either: the network answers in its place (a
+        // captive portal's login page, a proxy). Not a missing file: retryable once it lets through.
+        throw new StoreError(
+          'download_failed',
+          `${path} of ${prefix} could not be downloaded: an HTML page came back for ${url.href}, and the package's manifest.json could not be refreshed either (the stored copy is used), so the network is answering in the server's place (a captive portal's login page, a proxy). Sign in to the network or try again later; what is stored is kept.`,
+          { isRetryable: true },
+        )
+      }
       throw new ModelError(
         'model_not_found',
         `${path} of ${prefix} could not be downloaded: ${htmlPageReason(url.href)}. Check that the model URL is the package folder (where config.json is served).`,
