@@ -173,4 +173,21 @@ describe("OpenAI's message shapes in chat() and stream()", () => {
     expect(edge.chatBodies.length - before).toBe(cases.length)
     for (const client of clients) await client.dispose()
   })
+
+  it("a role the SDK does not take is refused with the roles it does, 'developer' included, in the wire's words", async () => {
+    const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const messages = [{ role: 'Developer', content: 'Be brief.' }] as unknown as ChatRequestMessage[]
+    const error = (await client.chat({ messages }).catch((thrown: unknown) => thrown)) as OndeviceError
+    await client.dispose()
+    expect(error).toMatchObject({ name: 'InvalidArgumentError', param: 'messages.0.role' })
+    const wire = await fetch(`${edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: edge.modelId, messages }),
+    })
+    const body = (await wire.json()) as { error: { param: string; message: string } }
+    expect(body.error.param).toBe('messages.0.role')
+    expect(error.message).toBe(body.error.message)
+    expect(error.message).toMatch(/'developer'/)
+  })
 })

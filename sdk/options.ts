@@ -546,11 +546,16 @@ function toCoreMessages(messages: unknown): unknown {
     if (typeof message !== 'object' || message === null) return message
     const { role, content } = message as Record<string, unknown>
     const developer = role === 'developer'
-    if (typeof content === 'string' && !developer) return message
     const valid =
       typeof role === 'string' && ['system', 'developer', 'user', 'assistant', 'tool'].includes(role)
-    // A bad role is validateChatMessages' to name (its message lists the roles).
-    if (!valid) return message
+    // Named here with the roles the SDK takes, 'developer' included, in the wire's words
+    // (validateChatMessages' list is core's, without it).
+    if (!valid)
+      throw new InvalidArgumentError(
+        `messages.${index}.role`,
+        `messages.${index}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
+      )
+    if (typeof content === 'string' && !developer) return message
     validateMessageContent(content, `messages.${index}.content`, role)
     return {
       ...(message as Record<string, unknown>),
