@@ -385,17 +385,22 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       const server = await startStaticServer({ mounts: [{ prefix: '/', directory: join(folder, 'public') }] })
       const browser = await launchChromium({ webgpu: false })
       try {
-        for (const [path, backend] of [
-          ['/', 'wasm'],
-          ['/', 'ort-wasm'],
-          ['/dev.html', 'wasm'],
+        // The engine's helper thread: the production chunk that holds the thread worker's entry.
+        const helper = javascript.find((name) => texts.get(name)?.includes('__stack_pointer'))
+        expect(helper).toBeDefined()
+        for (const [path, backend, query] of [
+          ['/', 'wasm', '&threads=2'],
+          ['/', 'ort-wasm', ''],
+          ['/dev.html', 'wasm', ''],
         ] as const) {
           const context = await browser.newContext()
           const page = await context.newPage()
           const errors: string[] = []
           page.on('pageerror', (error) => errors.push(error.message))
-          await page.goto(`${server.url}${path}?backend=${backend}`)
+          server.clearRequests()
+          await page.goto(`${server.url}${path}?backend=${backend}${query}`)
           await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
+          if (query !== '') expect(server.requests.map((request) => request.path)).toContain(`/app/${helper}`)
           const result = (await page.evaluate(() => (window as unknown as { result: unknown }).result)) as {
             json?: { value?: { a?: unknown } }
             tool?: { arguments?: { city?: unknown } }
@@ -409,12 +414,12 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
           })
           expect(Number.isInteger(result.json?.value?.a)).toBe(true)
           expect(['Paris', 'Oslo']).toContain(result.tool?.arguments?.city)
+          // Every file the page asked for was there: the worker, the chunks, the engine's .wasm.
+          expect(
+            server.requests.filter((request) => request.status >= 400 && request.path !== '/favicon.ico'),
+          ).toEqual([])
           await context.close()
         }
-        // Every file the pages asked for was there: the worker, the chunks, the engine's .wasm.
-        expect(
-          server.requests.filter((request) => request.status >= 400 && request.path !== '/favicon.ico'),
-        ).toEqual([])
       } finally {
         await browser.close()
         await server.close()

@@ -3,9 +3,18 @@
 // compiler, a chunk webpack loads on demand), its result left on window for the test to read.
 import { createClient } from 'ondevice'
 
-// ?backend=ort-wasm runs onnxruntime-web's WASM from /ort/.
-const backend = new URLSearchParams(location.search).get('backend') ?? undefined
-const ai = createClient({ model: '/models/default/', runtimeUrl: '/ort/', policy: 'device-only', backend })
+// ?backend=ort-wasm runs onnxruntime-web's WASM from /ort/; ?threads=2 splits the engine's steps
+// across a helper thread (a module Web Worker webpack emits as a chunk of its own).
+const query = new URLSearchParams(location.search)
+const backend = query.get('backend') ?? undefined
+const threads = query.get('threads') ? { numThreads: Number(query.get('threads')) } : {}
+const ai = createClient({
+  model: '/models/default/',
+  runtimeUrl: '/ort/',
+  policy: 'device-only',
+  backend,
+  ...threads,
+})
 const messages = [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }]
 try {
   const answer = await ai.chat({ messages, maxTokens: 4 })
