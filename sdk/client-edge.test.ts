@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
-import { BackendError, OndeviceError } from '../core/errors.ts'
+import { BackendError, OndeviceError, StoreError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
@@ -483,6 +483,20 @@ describe('device problems before the answer', () => {
     expect(status.reason).toMatch(/could not load the model \(out of memory.*retried in \d+ s/)
     expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
     expect(host.loads).toBe(1)
+  })
+
+  it("a load the package's server refused with Retry-After is tried again when it asked, not a minute later", async () => {
+    const refused = new StoreError(
+      'download_failed',
+      'Downloading onnx/model.onnx gave HTTP 429 (Retry-After: 600 s). Try again later.',
+      { isRetryable: true, retryAfterSeconds: 600 },
+    )
+    const host = createTestDeviceHost({ loadError: refused })
+    const client = createClient({ edge: { url: edge.url }, thresholds: relaxed }, { deviceHost: host })
+    expect((await client.chat({ messages, maxTokens: 3 })).route).toBe('edge')
+    const status = await client.status()
+    expect(status.reason).toMatch(/retried in (59\d|600) s/)
+    await client.dispose()
   })
 
   it('a background download that fails: a download-error event, and the edge keeps answering', async () => {

@@ -9,6 +9,14 @@ type Backend = NonNullable<DeviceLoadOptions['backend']>
 
 const backgroundRetryDelayMs = 60_000
 
+/**
+ * How long after a failed load the device is tried again: a minute, or longer when the package's
+ * server said when to come back (a 429/503's Retry-After, on the store's error), at most an hour.
+ */
+function retryDelayMsAfter(error: OndeviceError): number {
+  return Math.max(backgroundRetryDelayMs, Math.min(error.retryAfterSeconds ?? 0, 3_600) * 1_000)
+}
+
 export interface DeviceSlotHooks {
   /** Every download progress event, whoever started the load. */
   onProgress(progress: DownloadProgress): void
@@ -78,7 +86,7 @@ export class DeviceSlot {
    */
   get recentFailure(): { readonly error: OndeviceError; readonly retryInMs: number } | undefined {
     if (!this.#failure || this.#loaded) return undefined
-    const retryInMs = this.#failure.at + backgroundRetryDelayMs - Date.now()
+    const retryInMs = this.#failure.at + retryDelayMsAfter(this.#failure.error) - Date.now()
     return retryInMs > 0 ? { error: this.#failure.error, retryInMs } : undefined
   }
 
@@ -164,8 +172,9 @@ export class DeviceSlot {
   startBackgroundDownload(): void {
     if (this.#loading || Date.now() < this.#backgroundRetryAt || this.recentFailure) return
     this.load().catch((error: unknown) => {
-      this.#backgroundRetryAt = Date.now() + backgroundRetryDelayMs
-      this.#hooks.onBackgroundError(toOndeviceError(error, 'download_failed'))
+      const failure = toOndeviceError(error, 'download_failed')
+      this.#backgroundRetryAt = Date.now() + retryDelayMsAfter(failure)
+      this.#hooks.onBackgroundError(failure)
     })
   }
 
