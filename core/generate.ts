@@ -17,7 +17,7 @@ import { createTimeSlice } from './event-loop.ts'
 import type { ModelSession } from './model-session.ts'
 import { ReasoningSplitter, reasoningCloseTag, reasoningStartOf } from './reasoning.ts'
 import { Sampler, type SamplingOptions } from './sampling/index.ts'
-import { StopStringMatcher, validateStopStrings } from './stop-strings.ts'
+import { refuseStopWithDocument, StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
 import type {
   ConstraintFieldNames,
@@ -211,6 +211,7 @@ export async function* generate(
     )
   }
   const stops = validateStopStrings(request.stop)
+  refuseStopWithDocument(stops, request.constraint?.responseFormat?.type, 'responseFormat')
   const stopTokenIds = new Set<number>(tokenizer.eosTokenIds)
   for (const id of checkTokenIds(request.stopTokenIds ?? [], 'stopTokenIds', vocabularySize, true))
     stopTokenIds.add(id)

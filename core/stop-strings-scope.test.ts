@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { qwen3Tokenizer, qwen3TokenizerFiles } from '../test/support/qwen3-tokenizer.ts'
 import { createTestSession } from '../test/support/test-session.ts'
-import { BackendError } from './errors.ts'
+import { BackendError, InvalidArgumentError } from './errors.ts'
 import { type GenerateRequest, generate } from './generate.ts'
 import type { FinishPart, GenerationPart } from './stream-parts.ts'
 import type { ToolDefinition } from './structured/constraint.ts'
@@ -172,16 +172,16 @@ describe('stop strings and response_format', () => {
     },
   }
 
-  it('the document is never cut: a stop string applies to content, and the document is a structure', async () => {
+  it('a stop list next to a JSON document is refused: it could only cut the document, so it would do nothing', async () => {
     for (const stop of [['}'], ['"'], [','], ['Paris']]) {
       const result = await collect(jsonTokenizer, scripted(prompt.length, document), { ...request, stop })
-      expect(result.error, JSON.stringify(stop)).toBeUndefined()
-      expect(result.finish, JSON.stringify(stop)).toMatchObject({
-        finishReason: 'stop',
-        text: '{"city":"Paris","days":2}',
-      })
-      expect(result.finish!.partial, JSON.stringify(stop)).toBeUndefined()
+      expect(result.error, JSON.stringify(stop)).toBeInstanceOf(InvalidArgumentError)
+      expect(result.error, JSON.stringify(stop)).toMatchObject({ param: 'stop' })
+      expect(String((result.error as Error).message)).toMatch(/one JSON document.*Leave stop out/)
     }
+    // Without a stop list the same request answers the whole document.
+    const whole = await collect(jsonTokenizer, scripted(prompt.length, document), request)
+    expect(whole.finish).toMatchObject({ finishReason: 'stop', text: '{"city":"Paris","days":2}' })
   })
 })
 

@@ -49,6 +49,26 @@ export function validateStopStrings(stop: unknown, param = 'stop'): readonly str
   return stop as readonly string[]
 }
 
+/**
+ * Refuses stop strings next to a JSON answer format. Stop strings apply to content, and under
+ * `json_object` / `json_schema` the whole answer is one document that ends when it closes: a stop
+ * string could only cut it into invalid JSON, so it is never matched there, and a request that
+ * sends both is told rather than having its stop list silently do nothing. `formatParam` names the
+ * format field as the caller spells it (`responseFormat`, `response_format`).
+ */
+export function refuseStopWithDocument(
+  stop: readonly string[],
+  formatType: unknown,
+  formatParam: string,
+  param = 'stop',
+): void {
+  if (stop.length === 0 || (formatType !== 'json_object' && formatType !== 'json_schema')) return
+  throw new InvalidArgumentError(
+    param,
+    `${param} cannot apply with ${formatParam} ${JSON.stringify(formatType)}: stop strings cut content, and this answer is one JSON document that ends when it closes (a stop string could only cut it into invalid JSON). Leave ${param} out of this request.`,
+  )
+}
+
 /** One stop string with its KMP failure table: `failure[i]` is the longest proper border of stop[0..i]. */
 interface CompiledStop {
   readonly text: string

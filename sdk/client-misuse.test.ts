@@ -68,7 +68,6 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
   it('a schema or stop list changed after the call is not the one enforced', async () => {
     const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     const request = () => ({
-      stop: ['"a"'],
       schema: { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a'] } as Record<
         string,
         unknown
@@ -79,7 +78,6 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
       messages: question(),
       maxTokens: 40,
       seed: 2,
-      stop: asked.stop,
       responseFormat: { type: 'json_schema', schema: asked.schema },
     })
     const changed = request()
@@ -87,10 +85,8 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
       messages: question(),
       maxTokens: 40,
       seed: 2,
-      stop: changed.stop,
       responseFormat: { type: 'json_schema', schema: changed.schema },
     })
-    changed.stop[0] = '}'
     changed.schema['properties'] = { b: { type: 'integer' } }
     changed.schema['required'] = ['b']
     const result = await pending
@@ -107,6 +103,46 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
     const pendingPlain = ai.chat({ ...plain, stop })
     stop[0] = '\u0000'
     expect((await pendingPlain).text).toBe(stopAt.text)
+    await ai.dispose()
+  })
+})
+
+describe('stop strings as OpenAI takes them', () => {
+  it('one string is a list of one, on the device and to the edge', async () => {
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const plain = { messages: question(), maxTokens: 40, seed: 2, temperature: 0 }
+    const whole = await device.chat(plain)
+    const letter = [...whole.text.slice(4)].find((character) => character.trim() !== '')!
+    const asList = await device.chat({ ...plain, stop: [letter] })
+    expect(asList.text.length).toBeLessThan(whole.text.length)
+    expect((await device.chat({ ...plain, stop: letter })).text).toBe(asList.text)
+    await device.dispose()
+    const remote = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    const sentBefore = edge.chatBodies.length
+    await remote.chat({ ...plain, stop: letter })
+    expect((edge.chatBodies[sentBefore] as { stop: unknown }).stop).toEqual([letter])
+    await remote.dispose()
+  })
+
+  it('a stop list with a JSON responseFormat is refused at stop; a client default stop applies to text answers only', async () => {
+    const ai = createClient(
+      { policy: 'device-only', defaults: { stop: '}' } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    const schema = { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a'] }
+    for (const responseFormat of [
+      { type: 'json_object' as const },
+      { type: 'json_schema' as const, schema },
+    ]) {
+      await expect(ai.chat({ messages: question(), stop: ['}'], responseFormat })).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        param: 'stop',
+      })
+      // The client's default '}' would cut the document: it is left for text answers.
+      const answer = await ai.chat({ messages: question(), maxTokens: 40, seed: 2, responseFormat })
+      expect(answer.text.endsWith('}')).toBe(true)
+      expect(() => JSON.parse(answer.text) as unknown).not.toThrow()
+    }
     await ai.dispose()
   })
 })

@@ -12,7 +12,7 @@ import {
   type SamplingOptions,
   samplingOptionNames,
 } from '../core/sampling/index.ts'
-import { validateStopStrings } from '../core/stop-strings.ts'
+import { refuseStopWithDocument, validateStopStrings } from '../core/stop-strings.ts'
 import type { ModelToolCallSyntax } from '../core/structured/call-syntax.ts'
 import type {
   ConstraintOptions,
@@ -78,8 +78,12 @@ export interface ClientOptions {
 export interface SamplingRequest extends SamplingOptions {
   /** Most tokens to generate. */
   readonly maxTokens?: number
-  /** Stop strings (never part of the returned text). */
-  readonly stop?: readonly string[]
+  /**
+   * Stop strings (never part of the returned text): one string or up to four, as OpenAI takes them.
+   * They cut content only, so a request with a JSON `responseFormat` may not send them, and a
+   * client's `defaults.stop` applies to the requests whose answer is text.
+   */
+  readonly stop?: string | readonly string[]
 }
 
 /**
@@ -124,8 +128,10 @@ export interface ChatRequest extends SamplingRequest {
  * A request validateChatRequest checked: its messages as core's, the one form the device and the
  * edge render (text parts joined, 'developer' as 'system', an assistant's null content as '').
  */
-export interface CheckedChatRequest extends Omit<ChatRequest, 'messages'> {
+export interface CheckedChatRequest extends Omit<ChatRequest, 'messages' | 'stop'> {
   readonly messages: readonly ChatMessage[]
+  /** Always a list once checked (one string becomes a list of one). */
+  readonly stop?: readonly string[]
 }
 
 /** The constraint fields of a request, as core's generate() takes them (undefined: none). */
@@ -213,7 +219,7 @@ export function validateSampling(request: SamplingRequest, prefix = ''): void {
   )
   checkNumber(`${prefix}maxTokens`, maxTokens, (n) => Number.isInteger(n) && n >= 1, 'a whole number ≥ 1')
   // Core's rule (at most 4 non-empty strings of at most 256 characters), which the edge applies too.
-  validateStopStrings(stop, `${prefix}stop`)
+  validateStopStrings(stopList(stop), `${prefix}stop`)
 }
 
 /**
@@ -530,8 +536,22 @@ export function validateChatRequest(
   for (const field of ['responseFormat', 'tools', 'toolChoice', 'stop', 'logitBias'] as const) {
     if (given[field] !== undefined) snapshot[field] = jsonCopy(given[field], field)
   }
+  const format = (given['responseFormat'] as { readonly type?: unknown } | undefined)?.type
+  const stop = stopList(snapshot['stop'] as SamplingRequest['stop'])
+  refuseStopWithDocument(stop ?? [], format, 'responseFormat.type')
+  const merged: Record<string, unknown> = { ...defaults, ...snapshot }
+  delete merged['stop']
+  // A client's default stop list is for text answers; a JSON document has no content to cut.
+  const isDocument = format === 'json_object' || format === 'json_schema'
+  const chosen = stop ?? (isDocument ? undefined : stopList(defaults.stop))
+  if (chosen !== undefined) merged['stop'] = chosen
   // The schemas and tools compile in checkConstraint (the compiler loads on demand).
-  return { ...defaults, ...(snapshot as Partial<CheckedChatRequest>) } as CheckedChatRequest
+  return merged as unknown as CheckedChatRequest
+}
+
+/** One stop string or a list, as a list (OpenAI takes both). */
+function stopList(stop: SamplingRequest['stop']): readonly string[] | undefined {
+  return typeof stop === 'string' ? [stop] : stop
 }
 
 /**

@@ -272,6 +272,22 @@ describe('validateChatCompletionRequest', () => {
     expect(() => validateChatCompletionRequest({ ...minimal, top_p: 0 })).toThrow(InvalidArgumentError)
   })
 
+  it('stop with a JSON response_format is a 400 naming stop (it could only cut the document); with text it is taken', () => {
+    for (const stop of ['}', ['\n', '}']]) {
+      for (const format of [
+        { type: 'json_object' },
+        { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object' } } },
+      ]) {
+        const refused = rejection({ ...minimal, stop, response_format: format })
+        expect(refused.param).toBe('stop')
+        expect(refused.message).toMatch(/one JSON document.*Leave stop out/)
+      }
+      expect(() =>
+        validateChatCompletionRequest({ ...minimal, stop, response_format: { type: 'text' } }),
+      ).not.toThrow()
+    }
+  })
+
   it('accepts response_format json_object / json_schema and tools; a keyword the grammar cannot enforce is a 400 naming it', () => {
     const schema = {
       type: 'object',

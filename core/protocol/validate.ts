@@ -2,7 +2,7 @@
 // InvalidArgumentError (or `unsupported`) whose `param` is the dotted path of the first bad field
 // and whose message says how to fix it. The worker runs it on every request.
 import { OndeviceError } from '../errors.ts'
-import { validateStopStrings } from '../stop-strings.ts'
+import { refuseStopWithDocument, validateStopStrings } from '../stop-strings.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
 import { validateMessageContent } from './content.ts'
 import { validateFormat } from './format.ts'
@@ -263,6 +263,14 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   }
   validateTools(request['tools'])
   validateResponseFormat(request['response_format'])
+  if (stop !== undefined && stop !== null) {
+    const format = request['response_format'] as JsonObject | null | undefined
+    refuseStopWithDocument(
+      typeof stop === 'string' ? [stop] : (stop as string[]),
+      format?.['type'],
+      'response_format.type',
+    )
+  }
   const kwargs = request['chat_template_kwargs']
   if (kwargs !== undefined && (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs))) {
     fail('chat_template_kwargs', 'chat_template_kwargs must be an object, e.g. { "enable_thinking": false }.')

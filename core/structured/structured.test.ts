@@ -865,7 +865,7 @@ describe('tool calls (Qwen3 syntax)', () => {
 })
 
 describe('generate() with a constraint on the deterministic test session', () => {
-  it('the token limit that cuts the document says partial; a finished one does not; a stop string never cuts it', async () => {
+  it('the token limit that cuts the document says partial; a finished one does not; a stop list is refused', async () => {
     const schema = {
       type: 'object',
       properties: { a: { type: 'string', maxLength: 4 } },
@@ -884,10 +884,12 @@ describe('generate() with a constraint on the deterministic test session', () =>
     expect(whole.finishReason).toBe('stop')
     expect(whole.partial).toBeUndefined()
     expect(Object.keys(JSON.parse(whole.text) as object)).toEqual(['a'])
-    // Stop strings match content, and the document is not content: they never cut it.
-    const spared = await run({ stop: ['"a"', '}'] })
-    expect(spared).toMatchObject({ finishReason: 'stop', text: whole.text })
-    expect(spared.partial).toBeUndefined()
+    // Stop strings match content, and the document is not content: a stop list could only do
+    // nothing here, so it is refused rather than silently ignored.
+    await expect(run({ stop: ['"a"', '}'] })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'stop',
+    })
     const cut = await run({ maxTokens: 2 })
     expect(cut).toMatchObject({ finishReason: 'length', partial: true })
   })
