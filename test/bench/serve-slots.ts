@@ -1,8 +1,8 @@
 // `ondevice serve` (onnxruntime-node) with MAX_CONCURRENT 1 and 4, serving a package under 4
 // concurrent streaming requests: the server process's peak resident memory (VmHWM) and each
 // request's decode speed. With `--before path/to/other/checkout/cli/bin.js` it runs that CLI too,
-// alternating with this checkout's in every round, so both share the machine's load: the figures
-// to compare are the two sides' in the same run.
+// beside this checkout's, the two taking turns round by round, so both share the machine's load:
+// the figures to compare are the two sides' in the same run.
 //
 //   npm run bench:serve-slots -- [--before BIN] [--rounds 2] [--package qwen3_5-0.8b]
 //     [--dtype q4] [--tokens 32] [--slots 1,4]
@@ -39,6 +39,17 @@ const prompts = [
 function peakRss(pid: number): number {
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return Number(match?.[1] ?? Number.NaN) * 1024
+}
+
+/**
+ * CPU time the server process has used (user + system, all threads), in ms: less sensitive than
+ * wall time to what else runs on a shared machine (ONNX Runtime's threads spin a little while
+ * waiting for work, so it is not free of it).
+ */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 interface Answer {
@@ -92,38 +103,51 @@ const median = (values: readonly number[]): number => {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 
-const results: Record<string, { peak: number[]; decode: number[]; total: number[]; ttft: number[] }> = {}
-for (let round = 0; round < rounds; round++) {
-  for (const slots of (values.slots as string).split(',').map(Number)) {
-    const order = round % 2 === 0 ? sides : [...sides].reverse()
-    for (const side of order) {
-      const server = await startServeProcess({
-        bin: side.bin,
-        args: [
-          '--model',
-          pkg.folder,
-          '--backend',
-          'native',
-          '--dtype',
-          values.dtype as string,
-          '--port',
-          '0',
-        ],
-        env: {
-          MAX_CONCURRENT: String(slots),
-          MAX_QUEUE: '16',
-          QUEUE_TIMEOUT_MS: '600000',
-          ORT_DISABLE_TELEMETRY: '1',
-        },
-        timeoutMs: 300_000,
-        label: `${side.label} serve`,
+// Both sides' servers run at once and take turns: each round sends the 4 concurrent requests to
+// one side, then to the other (which goes first alternates), so the two meet the same load on a
+// shared machine within seconds of each other. Peak RSS is each server process's own.
+const results: Record<
+  string,
+  { peak: number[]; decode: number[]; total: number[]; ttft: number[]; cpuPerToken: number[] }
+> = {}
+for (const slots of (values.slots as string).split(',').map(Number)) {
+  const servers = []
+  try {
+    for (const side of sides)
+      servers.push({
+        side,
+        server: await startServeProcess({
+          bin: side.bin,
+          args: [
+            '--model',
+            pkg.folder,
+            '--backend',
+            'native',
+            '--dtype',
+            values.dtype as string,
+            '--port',
+            '0',
+          ],
+          env: {
+            MAX_CONCURRENT: String(slots),
+            MAX_QUEUE: '16',
+            QUEUE_TIMEOUT_MS: '600000',
+            ORT_DISABLE_TELEMETRY: '1',
+          },
+          timeoutMs: 300_000,
+          label: `${side.label} serve`,
+        }),
       })
-      try {
-        await ask(server.url, server.model, 'Hi')
+    for (const { server } of servers) await ask(server.url, server.model, 'Hi')
+    for (let round = 0; round < rounds; round++) {
+      for (const { side, server } of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const cpuBefore = cpuMs(server.child.pid as number)
         const answers = await Promise.all(prompts.map((prompt) => ask(server.url, server.model, prompt)))
+        const cpu = cpuMs(server.child.pid as number) - cpuBefore
         const key = `${side.label} MAX_CONCURRENT=${slots}`
-        results[key] ??= { peak: [], decode: [], total: [], ttft: [] }
+        results[key] ??= { peak: [], decode: [], total: [], ttft: [], cpuPerToken: [] }
         const entry = results[key]
+        entry.cpuPerToken.push(cpu / answers.reduce((total, answer) => total + answer.tokens, 0))
         entry.peak.push(peakRss(server.child.pid as number))
         entry.decode.push(median(answers.map((answer) => answer.decodePerSecond)))
         entry.total.push(median(answers.map((answer) => answer.totalMs)))
@@ -132,7 +156,8 @@ for (let round = 0; round < rounds; round++) {
           JSON.stringify({
             round,
             key,
-            peakMiB: Math.round(entry.peak.at(-1)! / 2 ** 20),
+            peakMiB: Math.round((entry.peak.at(-1) as number) / 2 ** 20),
+            cpuMsPerToken: Math.round(entry.cpuPerToken.at(-1) as number),
             answers: answers.map((answer) => ({
               tokens: answer.tokens,
               decodePerSecond: Number(answer.decodePerSecond.toFixed(2)),
@@ -141,14 +166,14 @@ for (let round = 0; round < rounds; round++) {
             })),
           }),
         )
-      } finally {
-        await server.stop()
       }
     }
+  } finally {
+    for (const { server } of servers) await server.stop()
   }
 }
 console.log('\nmedians over rounds (each round: the median of the 4 concurrent requests)')
 for (const [key, entry] of Object.entries(results))
   console.log(
-    `${key.padEnd(26)} peak RSS ${String(Math.round(median(entry.peak) / 2 ** 20)).padStart(6)} MiB  decode ${median(entry.decode).toFixed(2)} tok/s per request  TTFT ${Math.round(median(entry.ttft))} ms  answer ${Math.round(median(entry.total))} ms`,
+    `${key.padEnd(26)} peak RSS ${String(Math.round(median(entry.peak) / 2 ** 20)).padStart(6)} MiB  decode ${median(entry.decode).toFixed(2)} tok/s per request  TTFT ${Math.round(median(entry.ttft))} ms  answer ${Math.round(median(entry.total))} ms  CPU ${Math.round(median(entry.cpuPerToken))} ms per token (prompts included)`,
   )
