@@ -35,6 +35,11 @@ export interface EnvSettings {
   readonly requireManifest: boolean
   /** BEHIND_CLOUDFLARE=true: trust `cf-connecting-ip` for per-address rate limits (Node entry). */
   readonly behindCloudflare: boolean
+  /**
+   * SHUTDOWN_TIMEOUT_MS: how long `ondevice serve` lets running requests finish after SIGTERM
+   * (Node entry). Under Docker's 10 s stop timeout by default, so the process exits on its own.
+   */
+  readonly shutdownTimeoutMs: number | undefined
 }
 
 function text(env: EnvValues, name: string): string | undefined {
@@ -122,5 +127,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     modelThreads: integer(env, 'MODEL_THREADS', 1, 64),
     requireManifest: requireManifest !== 'false',
     behindCloudflare: behindCloudflare === 'true',
+    // At most 10 minutes: a longer grace outlives every orchestrator's stop timeout.
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0, 600_000),
   }
 }

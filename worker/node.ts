@@ -2,6 +2,7 @@
 // for packages larger than a Worker isolate's 128 MB. The model comes from a folder or URL prefix
 // through the runtime's loadModel (model store: download, resume, sha256 against manifest.json),
 // on onnxruntime-node ('native', the default) or onnxruntime-web ('wasm').
+import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Backend } from '../client-runtime/dtype.ts'
@@ -10,9 +11,10 @@ import type { LoadModelOptions } from '../client-runtime/load-model.ts'
 import { processMemoryBytes } from '../client-runtime/node-capabilities.ts'
 import { defaultNodeBackend } from '../client-runtime/node-host.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { OndeviceApp } from './app.ts'
+import { toHttpError } from './http-errors.ts'
 import { createModelHost, type ModelFormat, type ModelHost } from './model-host.ts'
 
 export { createApp, type OndeviceApp } from './app.ts'
@@ -241,7 +243,12 @@ export interface ServeOptions {
 export interface RunningServer {
   readonly url: string
   readonly port: number
-  close(): Promise<void>
+  /**
+   * Stops listening. With `graceMs`, requests already running (streams included) get up to that
+   * long to finish while any new request on an open connection is refused with 503 +
+   * Retry-After; what still runs then is cut. Without it, every connection is cut at once.
+   */
+  close(options?: { readonly graceMs?: number }): Promise<void>
 }
 
 /** Serves the app over HTTP until `close()`. */
@@ -251,21 +258,62 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('port', `port must be an integer from 0 to 65535, got ${String(port)}.`)
   }
+  let draining = false
+  let running = 0
+  // A request on a kept-alive connection after the drain began: refused, never started, so a
+  // load balancer retries it on another instance.
+  const fetch = (request: Request, env?: unknown): Response | Promise<Response> =>
+    draining ? shuttingDownResponse() : app.fetch(request, env)
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: host }, (info: AddressInfo) => {
+    const server = serve({ fetch, port, hostname: host }, (info: AddressInfo) => {
+      const http = server as unknown as HttpServer
       const shownHost = host.includes(':') ? `[${host}]` : host
       resolve({
         url: `http://${shownHost}:${info.port}`,
         port: info.port,
-        close: () =>
+        close: (options) =>
           new Promise<void>((done) => {
-            server.close(() => done())
-            // Open keep-alive and streaming connections would hold close() forever.
-            ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
+            draining = true
+            const graceMs = options?.graceMs ?? 0
+            const cut = () => http.closeAllConnections()
+            const timer = graceMs > 0 && running > 0 ? setTimeout(cut, graceMs) : undefined
+            server.close(() => {
+              if (timer !== undefined) clearTimeout(timer)
+              done()
+            })
+            // Kept-alive connections with nothing running would hold close() forever.
+            http.closeIdleConnections()
+            if (timer === undefined) cut()
           }),
       })
     })
+    server.on(
+      'request',
+      (_request: unknown, response: { once(event: 'close', listener: () => void): void }) => {
+        running += 1
+        response.once('close', () => {
+          running -= 1
+          // Its connection is idle now: let it go so close() can finish before the grace ends.
+          if (draining) setImmediate(() => (server as unknown as HttpServer).closeIdleConnections())
+        })
+      },
+    )
     server.once('error', (error: unknown) => reject(listenError(error, host, port)))
+  })
+}
+
+function shuttingDownResponse(): Response {
+  const refusal = toHttpError(
+    new OndeviceError(
+      'edge_unavailable',
+      'This server is shutting down: retry in a few seconds (another instance, or this one once restarted).',
+      { isRetryable: true, retryAfterSeconds: 5 },
+    ),
+    'shutdown',
+  )
+  return new Response(JSON.stringify(refusal.body), {
+    status: refusal.status,
+    headers: { ...refusal.headers, 'content-type': 'application/json', connection: 'close' },
   })
 }
 

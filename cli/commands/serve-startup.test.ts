@@ -57,10 +57,10 @@ interface Serve {
   readonly exited: Promise<number | null>
 }
 
-function serve(cacheName: string): Serve {
+function serve(cacheName: string, env: Record<string, string> = {}): Serve {
   let output = ''
   const child = spawn(process.execPath, [ondeviceBin, 'serve', '--model', filesUrl, '--port', '0'], {
-    env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, cacheName) },
+    env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, cacheName), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const listeners = new Set<() => void>()
@@ -152,6 +152,61 @@ describe('ondevice serve while its model loads', () => {
       const ready = await fetch(`${url}/healthz`)
       expect(ready.status).toBe(200)
       expect(await ready.json()).toMatchObject({ status: 'ok', state: 'ready', loaded: true })
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+
+  it('SIGTERM while the model loads ends the process at once with exit code 0 (PID 1 in a container gets no default handler)', async () => {
+    weights = 'hold'
+    const server = serve('cache-term-loading')
+    try {
+      await server.waitFor(/Bound to http/)
+      await expect.poll(() => held.length, { timeout: 60_000 }).toBeGreaterThan(0)
+      server.child.kill('SIGTERM')
+      expect(await server.exited).toBe(0)
+      expect(server.output()).toMatch(/Stopped while the model was loading/)
+    } finally {
+      weights = 'serve'
+      for (const send of held.splice(0)) send()
+      await stop(server)
+    }
+  }, 120_000)
+
+  it('SIGTERM with a stream open: the stream finishes with [DONE], new connections are refused, exit code 0', async () => {
+    weights = 'serve'
+    const server = serve('cache-term-stream')
+    try {
+      const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
+        string,
+        string,
+      ]
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'pkg',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 48,
+          stream: true,
+        }),
+      })
+      expect(response.status).toBe(200)
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      const decoder = new TextDecoder()
+      let text = decoder.decode((await reader.read()).value)
+      server.child.kill('SIGTERM')
+      await server.waitFor(/Stopping: running requests have up to 8000 ms/)
+      // Old code cut every connection here: the stream ended without [DONE].
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        text += decoder.decode(value, { stream: true })
+      }
+      expect(text).toContain('data: [DONE]')
+      expect(text).toMatch(/"finish_reason":"length"/)
+      await expect(fetch(`${url}/healthz`)).rejects.toThrow()
+      expect(await server.exited).toBe(0)
     } finally {
       await stop(server)
     }

@@ -10,7 +10,7 @@ import { createApp } from '../../worker/app.ts'
 import { createKeyChecker } from '../../worker/auth.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
 import { describeFormat, formatsFrom, type HostedModel, type ModelHost } from '../../worker/model-host.ts'
-import { createNodeModelHost, serveApp } from '../../worker/node.ts'
+import { createNodeModelHost, type RunningServer, serveApp } from '../../worker/node.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
 
 const help = `Usage: ondevice serve [--model DIR|URL] [--port P] [--host ADDRESS] [options]
@@ -50,7 +50,8 @@ Environment (a flag wins over its variable): MODEL_BACKEND and MODEL_DTYPE (the 
 MODEL_CONTEXT_LENGTH, MODEL_THREADS, MODEL_ID, MODEL_ALIASES, MEMORY_BUDGET_MB, API_KEYS
 (comma-separated bearer keys; none = open, local use only), ALLOWED_ORIGINS,
 RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS, MAX_TOKENS,
-MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS.`
+MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS,
+SHUTDOWN_TIMEOUT_MS (how long running answers may finish after SIGTERM; default 8000).`
 
 function integerFlag(
   value: string | undefined,
@@ -164,8 +165,39 @@ export async function run(argv: string[]): Promise<number> {
     sessions: settings.limits.maxConcurrent ?? 1,
     ...(memoryBudgetMib === undefined ? {} : { memoryBudgetBytes: memoryBudgetMib * 2 ** 20 }),
   })
+  // SIGTERM/SIGINT are handled from here on: in a container this process is PID 1, which the
+  // kernel sends no signal it has no handler for, so without one `docker stop` during the load
+  // would wait its whole timeout and then SIGKILL. Before the server answers chats, nothing is
+  // in flight: the load is abandoned and the process ends with exit code 0.
+  let server: RunningServer | undefined
+  let stopRequested: (() => void) | undefined
+  const stopping = new Promise<void>((resolve) => {
+    stopRequested = resolve
+  })
+  const onSignal = () => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    stopRequested?.()
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let loading = true
+  const abandonLoadOnStop = async <T>(load: Promise<T>): Promise<T> => {
+    void stopping.then(async () => {
+      if (!loading) return
+      process.stderr.write('Stopped while the model was loading: exiting.\n')
+      await server?.close()
+      process.exit(0)
+    })
+    try {
+      return await load
+    } finally {
+      loading = false
+    }
+  }
   const preload = values['no-preload'] !== true
-  if (preload && values['bind-after-load'] === true) reportLoaded(modelHost, await modelHost.load())
+  if (preload && values['bind-after-load'] === true)
+    reportLoaded(modelHost, await abandonLoadOnStop(modelHost.load()))
   if (settings.apiKeys.length === 0) {
     process.stderr.write('No API_KEYS set: the API is open to anyone who can reach this address.\n')
   }
@@ -180,7 +212,7 @@ export async function run(argv: string[]): Promise<number> {
       ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) }
       : {}),
   })
-  const server = await serveApp({ app, port, host: values.host ?? '127.0.0.1' })
+  server = await serveApp({ app, port, host: values.host ?? '127.0.0.1' })
   if (preload && values['bind-after-load'] !== true) {
     // Bound first: health checks and clients get an answer (503 "loading", Retry-After) during
     // the load instead of "connection refused". Ctrl-C meanwhile ends the process as before.
@@ -188,7 +220,7 @@ export async function run(argv: string[]): Promise<number> {
       `Bound to ${server.url}: loading the model; until it is loaded, GET /healthz answers 503 "loading" and chats 503 with Retry-After.\n`,
     )
     try {
-      reportLoaded(modelHost, await modelHost.preload())
+      reportLoaded(modelHost, await abandonLoadOnStop(modelHost.preload()))
     } catch (error) {
       // A server that can never answer must not look alive: stop, and say why (exit code 1).
       await server.close()
@@ -197,18 +229,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   // One line on stdout that scripts (and tests) can wait for: from here on it answers chats.
   process.stdout.write(`Listening on ${server.url} (model ${modelHost.modelId})\n`)
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      // Then the model's sessions and weights (native memory the process would otherwise hold).
-      void server
-        .close()
-        .then(() => modelHost.dispose())
-        .then(resolve, resolve)
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  await stopping
+  // Running answers finish (up to SHUTDOWN_TIMEOUT_MS) while new requests get 503 + Retry-After;
+  // then the model's sessions and weights (native memory the process would otherwise hold).
+  const graceMs = settings.shutdownTimeoutMs ?? 8000
+  process.stderr.write(
+    `Stopping: running requests have up to ${graceMs} ms to finish (SHUTDOWN_TIMEOUT_MS).\n`,
+  )
+  await server.close({ graceMs })
+  await modelHost.dispose().catch(() => undefined)
   return 0
 }
