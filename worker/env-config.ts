@@ -6,6 +6,13 @@ import { InvalidArgumentError } from '../core/errors.ts'
 import { parseApiKeys } from './auth.ts'
 import type { Limits } from './options.ts'
 
+/**
+ * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at once
+ * (Node, workerd and browsers alike), so QUEUE_TIMEOUT_MS=99999999999 refused every queued
+ * request at once instead of letting it wait.
+ */
+export const maxTimerMs = 2_147_483_647
+
 export type EnvValues = Readonly<Record<string, unknown>>
 
 export interface EnvSettings {
@@ -106,9 +113,9 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     maxTokens: integer(env, 'MAX_TOKENS', 1),
     maxConcurrent: integer(env, 'MAX_CONCURRENT', 1),
     maxQueue: integer(env, 'MAX_QUEUE', 0),
-    queueTimeoutMs: integer(env, 'QUEUE_TIMEOUT_MS', 1),
-    stallTimeoutMs: integer(env, 'STALL_TIMEOUT_MS', 1),
-    readerStallTimeoutMs: integer(env, 'READER_STALL_TIMEOUT_MS', 1),
+    queueTimeoutMs: integer(env, 'QUEUE_TIMEOUT_MS', 1, maxTimerMs),
+    stallTimeoutMs: integer(env, 'STALL_TIMEOUT_MS', 1, maxTimerMs),
+    readerStallTimeoutMs: integer(env, 'READER_STALL_TIMEOUT_MS', 1, maxTimerMs),
   }
   return {
     apiKeys: parseApiKeys(text(env, 'API_KEYS')),

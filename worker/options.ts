@@ -107,6 +107,16 @@ const positiveInteger = (name: keyof Limits, value: unknown, allowZero = false):
   }
 }
 
+/** A delay a timer takes: over 2^31 - 1 ms a timer fires at once, so the wait would be none. */
+const timerDelay = (name: keyof Limits, value: unknown): void => {
+  positiveInteger(name, value)
+  if ((value as number) > 2_147_483_647)
+    throw new InvalidArgumentError(
+      `limits.${name}`,
+      `limits.${name} must be an integer from 1 to 2147483647 (a timer's longest delay, about 24.8 days), got ${String(value)}.`,
+    )
+}
+
 /** Fills in defaults and checks every limit, naming the bad field. */
 export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   const resolved: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
@@ -118,9 +128,9 @@ export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   positiveInteger('maxTokens', resolved.maxTokens)
   positiveInteger('maxConcurrent', resolved.maxConcurrent)
   positiveInteger('maxQueue', resolved.maxQueue, true)
-  positiveInteger('queueTimeoutMs', resolved.queueTimeoutMs)
-  positiveInteger('stallTimeoutMs', resolved.stallTimeoutMs)
-  positiveInteger('readerStallTimeoutMs', resolved.readerStallTimeoutMs)
+  timerDelay('queueTimeoutMs', resolved.queueTimeoutMs)
+  timerDelay('stallTimeoutMs', resolved.stallTimeoutMs)
+  timerDelay('readerStallTimeoutMs', resolved.readerStallTimeoutMs)
   return resolved
 }
 

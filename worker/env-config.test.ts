@@ -1,0 +1,43 @@
+// Settings from the environment as an operator gets them wrong: every bad value is refused with
+// the variable's name and its range, never accepted to misbehave later.
+import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError } from '../core/errors.ts'
+import { maxTimerMs, settingsFromEnv } from './env-config.ts'
+import { resolveLimits } from './options.ts'
+
+function refusal(env: Record<string, string>): InvalidArgumentError {
+  try {
+    settingsFromEnv(env)
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidArgumentError)
+    return error as InvalidArgumentError
+  }
+  throw new Error(`${JSON.stringify(env)} was accepted`)
+}
+
+describe('settingsFromEnv', () => {
+  it('refuses a timeout longer than a timer takes (it would fire at once: QUEUE_TIMEOUT_MS=99999999999 refused every queued request)', () => {
+    for (const name of ['QUEUE_TIMEOUT_MS', 'STALL_TIMEOUT_MS', 'READER_STALL_TIMEOUT_MS']) {
+      const error = refusal({ [name]: '99999999999' })
+      expect(error.param).toBe(name)
+      expect(error.message).toBe(`${name} must be an integer from 1 to 2147483647, got '99999999999'.`)
+      expect(settingsFromEnv({ [name]: String(maxTimerMs) }).limits).toBeDefined()
+    }
+    expect(() => resolveLimits({ queueTimeoutMs: maxTimerMs + 1 })).toThrow(
+      /limits\.queueTimeoutMs must be an integer from 1 to 2147483647/,
+    )
+    expect(resolveLimits({ queueTimeoutMs: maxTimerMs }).queueTimeoutMs).toBe(maxTimerMs)
+  })
+
+  it('names the variable for negative, non-numeric and out-of-range values; empty means the default', () => {
+    expect(refusal({ MAX_CONCURRENT: '-1' }).message).toBe(
+      "MAX_CONCURRENT must be an integer >= 1, got '-1'.",
+    )
+    expect(refusal({ MAX_QUEUE: 'abc' }).message).toBe("MAX_QUEUE must be an integer >= 0, got 'abc'.")
+    expect(refusal({ SHUTDOWN_TIMEOUT_MS: '-5' }).message).toBe(
+      "SHUTDOWN_TIMEOUT_MS must be an integer from 0 to 600000, got '-5'.",
+    )
+    expect(settingsFromEnv({ SHUTDOWN_TIMEOUT_MS: '0' }).shutdownTimeoutMs).toBe(0)
+    expect(settingsFromEnv({ MAX_CONCURRENT: '' }).limits.maxConcurrent).toBeUndefined()
+  })
+})
