@@ -360,35 +360,38 @@ async function toolLoop(ai: Client, reference: Reference): Promise<void> {
 }
 
 // Both template families (Qwen3's JSON calls, Qwen3.5's XML ones) on both engines, in two runs.
-describe.each([setups[0], setups[2]] as Setup[])('thinking and tools over turns ($arch, $backend)', (setup) => {
-  let ai: ReturnType<typeof deviceClient>
-  let fresh: ReturnType<typeof deviceClient>
-  beforeAll(async () => {
-    ai = deviceClient(setup)
-    fresh = deviceClient(setup)
-  })
-  afterAll(async () => {
-    await ai?.dispose()
-    await fresh?.dispose()
-  })
-  const reference = async (request: ChatRequest) => {
-    await fresh.chat({ messages: [{ role: 'user', content: `unrelated ${Math.random()}` }], maxTokens: 1 })
-    const result = await fresh.chat(request)
-    expect(result.usage.cachedTokens).toBe(0)
-    return result
-  }
+describe.each([setups[0], setups[2]] as Setup[])(
+  'thinking and tools over turns ($arch, $backend)',
+  (setup) => {
+    let ai: ReturnType<typeof deviceClient>
+    let fresh: ReturnType<typeof deviceClient>
+    beforeAll(async () => {
+      ai = deviceClient(setup)
+      fresh = deviceClient(setup)
+    })
+    afterAll(async () => {
+      await ai?.dispose()
+      await fresh?.dispose()
+    })
+    const reference = async (request: ChatRequest) => {
+      await fresh.chat({ messages: [{ role: 'user', content: `unrelated ${Math.random()}` }], maxTokens: 1 })
+      const result = await fresh.chat(request)
+      expect(result.usage.cachedTokens).toBe(0)
+      return result
+    }
 
-  it(
-    'thinking switched on and off mid-conversation, earlier reasoning sent back: each equals a fresh run',
-    () => thinkingTurns(ai, reference),
-    240_000,
-  )
-  it(
-    'a tool-call loop of several rounds (several calls, a tool error as text): each equals a fresh run',
-    () => toolLoop(ai, reference),
-    240_000,
-  )
-})
+    it(
+      'thinking switched on and off mid-conversation, earlier reasoning sent back: each equals a fresh run',
+      () => thinkingTurns(ai, reference),
+      240_000,
+    )
+    it(
+      'a tool-call loop of several rounds (several calls, a tool error as text): each equals a fresh run',
+      () => toolLoop(ai, reference),
+      240_000,
+    )
+  },
+)
 
 describe('the same chat against a real local edge (qwen3, the engine on both sides)', () => {
   const setup: Setup = { arch: 'qwen3', backend: 'wasm' }
