@@ -118,6 +118,24 @@ describe('selecting a format', () => {
     expect(answered.fallback).toContain('the package holds no fp16 weights')
   })
 
+  it('a package file the server may not read (a mounted folder copied 0600 by root): the reason ends its sentence and says how to fix it', async () => {
+    // Node's fs error as readFile throws it for such a file; tests run as root, which reads
+    // every file, so the error is made here rather than by chmod.
+    const denied = Object.assign(new Error("EACCES: permission denied, open '/model/tokenizer.json'"), {
+      code: 'EACCES',
+      path: '/model/tokenizer.json',
+    })
+    const host = createModelHost({
+      modelId: 'm',
+      load: () => Promise.reject(denied),
+    })
+    const error = await host.preload().catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ code: 'edge_unavailable' })
+    expect((error as Error).message).toMatch(
+      /on this server: EACCES: permission denied, open '\/model\/tokenizer\.json'\. Make every file of the package readable by this server \(user id \d+\), e\.g\. `chmod -R a\+rX` on the package folder\. The operator must fix/,
+    )
+  })
+
   it('a format its admission refuses (a memory budget) is not loaded: refused, or the default with the reason', async () => {
     // Room for two formats: the default and one more, whichever is named first.
     const asked: { format: ModelFormat; held: readonly ModelFormat[] }[] = []

@@ -209,6 +209,24 @@ export function formatsFrom(dtypes: readonly string[], backends: readonly string
 }
 
 /** Wraps a loader so that each format loads at most once at a time and its result is kept. */
+/** A platform error's message (Node's fs: "EACCES: permission denied, open '...'") ends bare. */
+function sentence(text: string): string {
+  const trimmed = text.trim()
+  return /[.!?)]$/.test(trimmed) ? trimmed : `${trimmed}.`
+}
+
+/**
+ * A package file this process may not read is the most common mistake with a mounted folder (the
+ * container runs as user `node`, uid 1000, and a copy made by root is often 0600): say so.
+ */
+function permissionHint(cause: unknown): string {
+  const code = (cause as { code?: unknown } | null)?.code
+  if (code !== 'EACCES' && code !== 'EPERM') return ''
+  const uid = (globalThis as { process?: { getuid?: () => number } }).process?.getuid?.()
+  const who = uid === undefined ? 'this server' : `this server (user id ${uid})`
+  return ` Make every file of the package readable by ${who}, e.g. \`chmod -R a+rX\` on the package folder.`
+}
+
 export function createModelHost(
   options: ModelHostOptions,
 ): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats' | 'dispose'>> {
@@ -262,11 +280,11 @@ export function createModelHost(
         },
         (cause: unknown) => {
           entry.failedAt = now()
-          const reason = cause instanceof Error ? cause.message : String(cause)
+          const reason = sentence(cause instanceof Error ? cause.message : String(cause))
           const which = entries.length > 1 ? ` in ${describeFormat(entry.format)}` : ''
           const error = new OndeviceError(
             'edge_unavailable',
-            `The model could not be loaded${which} on this server: ${reason} The operator must fix the model package; retry later.`,
+            `The model could not be loaded${which} on this server: ${reason}${permissionHint(cause)} The operator must fix the model package; retry later.`,
             { isRetryable: true, retryAfterSeconds: Math.ceil(retryAfterMs / 1000), cause },
           )
           entry.status = { state: 'failed', error }
