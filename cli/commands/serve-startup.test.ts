@@ -227,7 +227,7 @@ describe('ondevice serve while its model loads', () => {
     }
   }, 120_000)
 
-  it('bad settings (API_KEYS, MEMORY_BUDGET_MB, --no-preload with --bind-after-load) are named and refused before anything loads', async () => {
+  it('bad settings (API_KEYS, MEMORY_BUDGET_MB, --no-preload with --bind-after-load) are named and refused before anything loads; MODEL_URL, which serve does not read, is named', async () => {
     const run = (env: Record<string, string>) =>
       new Promise<{ code: number | null; output: string }>((resolve) => {
         let output = ''
@@ -255,6 +255,21 @@ describe('ondevice serve while its model loads', () => {
     })
     expect(both.code).toBe(2)
     expect(both.stderr).toMatch(/--bind-after-load waits for the load at start, which --no-preload skips/)
+    // MODEL_URL is the Worker's: given to serve (a container run with -e MODEL_URL), it says so.
+    const url = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [ondeviceBin, 'serve', '--port', '0', '--model', join(workDir, 'not-mounted')],
+        { env: { ...process.env, MODEL_URL: 'https://models.example.com/pkg/' } },
+        (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      )
+    })
+    expect(url.code).toBe(1)
+    expect(url.stderr).toMatch(
+      /MODEL_URL is set, but ondevice serve does not read it .*Pass the package's URL as --model/,
+    )
+    expect(url.stderr).toMatch(/No model package at .*not-mounted/)
     const budget = await run({ MEMORY_BUDGET_MB: 'lots' })
     expect(budget.code).toBe(2)
     expect(budget.output).toContain("MEMORY_BUDGET_MB must be an integer from 0 to 16777216, got 'lots'.")

@@ -141,6 +141,16 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   let model = values.model
+  // MODEL_URL / MODEL_SOURCE are the Worker's settings; an operator passing them to the
+  // container (`docker run -e MODEL_URL=...`) would otherwise see only "No model package at
+  // /model", with nothing saying that the variable was not read.
+  for (const name of ['MODEL_URL', 'MODEL_SOURCE'] as const) {
+    const value = process.env[name]
+    if (value !== undefined && value !== '' && value !== model)
+      process.stderr.write(
+        `${name} is set, but ondevice serve does not read it (a Worker setting): it loads --model (${model ?? 'the default package'}). Pass the package's URL as --model (in the image: docker run IMAGE node cli/bin.js serve --host 0.0.0.0 --port 8787 --model URL), or mount the package at /model.\n`,
+      )
+  }
   if (model === undefined) {
     // Imported only here: building the default package needs the builder and its tokenizer
     // files, which a production image (npm ci --omit=dev) serving its own package does not ship.
