@@ -14,7 +14,7 @@ import { type ChatRuntime, formatHeaderNames, handleChatCompletion } from './cha
 import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import { type HostedModel, startupRetryAfterSeconds } from './model-host.ts'
-import { type AppOptions, resolveLimits } from './options.ts'
+import { type AppOptions, checkAllowedOrigins, resolveLimits } from './options.ts'
 import { defaultLog, modelForLog } from './request-log.ts'
 import { createSessionPool, type SessionPool } from './session-pool.ts'
 
@@ -157,6 +157,7 @@ export function createApp(options: AppOptions): OndeviceApp {
   })
 
   const allowedOrigins = options.allowedOrigins ?? []
+  checkAllowedOrigins(allowedOrigins, 'allowedOrigins')
   if (allowedOrigins.length > 0) {
     const any = allowedOrigins.includes('*')
     app.use(

@@ -40,4 +40,17 @@ describe('settingsFromEnv', () => {
     expect(settingsFromEnv({ SHUTDOWN_TIMEOUT_MS: '0' }).shutdownTimeoutMs).toBe(0)
     expect(settingsFromEnv({ MAX_CONCURRENT: '' }).limits.maxConcurrent).toBeUndefined()
   })
+
+  it('refuses an ALLOWED_ORIGINS entry that is not an origin (it would never match, CORS shut without a word)', () => {
+    expect(refusal({ ALLOWED_ORIGINS: 'https://app.example, example.com' }).message).toBe(
+      "ALLOWED_ORIGINS entry 'example.com' is not an origin as browsers send it (scheme://host[:port], no path), so it would never match. Write 'https://example.com'.",
+    )
+    expect(refusal({ ALLOWED_ORIGINS: 'https://app.example/' }).message).toContain(
+      "Write 'https://app.example'.",
+    )
+    expect(refusal({ ALLOWED_ORIGINS: 'ftp://x.example' }).param).toBe('ALLOWED_ORIGINS')
+    expect(
+      settingsFromEnv({ ALLOWED_ORIGINS: 'https://app.example, http://localhost:5173 *' }).allowedOrigins,
+    ).toEqual(['https://app.example', 'http://localhost:5173', '*'])
+  })
 })

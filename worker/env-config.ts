@@ -4,7 +4,7 @@
 import { normalizeDtype } from '../client-runtime/dtype.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { parseApiKeys } from './auth.ts'
-import type { Limits } from './options.ts'
+import { checkAllowedOrigins, type Limits } from './options.ts'
 
 /**
  * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at once
@@ -90,6 +90,11 @@ function distinct(name: string, values: readonly string[]): readonly string[] {
   return values
 }
 
+function origins(values: string[]): string[] {
+  checkAllowedOrigins(values, 'ALLOWED_ORIGINS')
+  return values
+}
+
 export function settingsFromEnv(env: EnvValues): EnvSettings {
   const requireManifest = text(env, 'MODEL_REQUIRE_MANIFEST')
   if (requireManifest !== undefined && requireManifest !== 'true' && requireManifest !== 'false') {
@@ -119,7 +124,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
   }
   return {
     apiKeys: parseApiKeys(text(env, 'API_KEYS')),
-    allowedOrigins: list(env, 'ALLOWED_ORIGINS'),
+    allowedOrigins: origins(list(env, 'ALLOWED_ORIGINS')),
     limits,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 0) || undefined,
     rateLimitPeriodSeconds: integer(env, 'RATE_LIMIT_PERIOD_SECONDS', 1) ?? 60,

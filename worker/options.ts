@@ -117,6 +117,30 @@ const timerDelay = (name: keyof Limits, value: unknown): void => {
     )
 }
 
+/**
+ * Each allowed origin exactly as a browser sends `Origin` (scheme, host, port; no path, no
+ * trailing slash), or `*`. Anything else never matches, so CORS would stay shut without a word:
+ * `example.com` for `https://example.com` is the usual slip.
+ */
+export function checkAllowedOrigins(origins: readonly string[], name: string): void {
+  for (const entry of origins) {
+    if (entry === '*') continue
+    let origin: string | undefined
+    try {
+      const url = new URL(entry)
+      origin = url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined
+    } catch {
+      origin = undefined
+    }
+    if (origin === entry) continue
+    const suggestion = origin ?? (/^[\w.-]+(:\d+)?$/.test(entry) ? `https://${entry}` : undefined)
+    throw new InvalidArgumentError(
+      name,
+      `${name} entry '${entry.slice(0, 100)}' is not an origin as browsers send it (scheme://host[:port], no path), so it would never match.${suggestion === undefined ? ' Write e.g. https://app.example.com, or * for any.' : ` Write '${suggestion}'.`}`,
+    )
+  }
+}
+
 /** Fills in defaults and checks every limit, naming the bad field. */
 export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   const resolved: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
