@@ -51,6 +51,8 @@ const contextLength = 600
 
 /** Called before each prompt chunk the device's session is fed (tests: abort during prefill). */
 let beforePrefillChunk: ((tokenIds: readonly number[]) => void) | undefined
+/** Awaited before each decode step (tests: hold an answer while another request waits its turn). */
+let beforeDecodeStep: (() => Promise<void>) | undefined
 
 function deviceClient({ arch, backend }: Setup, cacheDir = join(workDir, `cache-${arch}-${backend}`)) {
   return createClient(
@@ -65,8 +67,9 @@ function deviceClient({ arch, backend }: Setup, cacheDir = join(workDir, `cache-
         store: createNodeStore({ cacheDir }),
         contextLength,
         wrapSession: (session) =>
-          watchAppends(session, (tokenIds, options) => {
+          watchAppends(session, async (tokenIds, options) => {
             if (!isDecodeStep(tokenIds, options)) beforePrefillChunk?.(tokenIds)
+            else await beforeDecodeStep?.()
           }),
       }),
     },
@@ -250,6 +253,49 @@ describe.each(setups)('a chat on the device ($arch, $backend)', (setup) => {
       const finish = parts.at(-1)
       if (finish?.type !== 'finish') throw new Error(JSON.stringify(finish))
       expect(finish.tokenIds).toEqual((await reference(requests[i] as ChatRequest)).tokenIds)
+    }
+  }, 240_000)
+
+  it('a stream aborted while it waits its turn ends at once and counts its prompt (it counted 0)', async () => {
+    // The UI fired a second question while the first answer ran, then the user stopped it.
+    await ai.prepare() // loaded and probed: the probe's decode is not held below
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    let held!: () => void
+    const holding = new Promise<void>((resolve) => {
+      held = resolve
+    })
+    beforeDecodeStep = () => {
+      held()
+      return gate
+    }
+    const running = collect(
+      ai.stream({ messages: [{ role: 'user', content: 'A long one.' }], maxTokens: 20 }),
+    )
+    const request: ChatRequest = {
+      messages: [{ role: 'user', content: 'Stopped while queued.' }],
+      maxTokens: 4,
+    }
+    const controller = new AbortController()
+    const queued = collect(ai.stream({ ...request, signal: controller.signal }))
+    try {
+      // The first answer is held in its decode: the second request waits its turn on the device.
+      await holding
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      controller.abort()
+      const finish = (await queued).at(-1)
+      expect(finish).toMatchObject({ type: 'finish', finishReason: 'abort', tokenIds: [] })
+      if (finish?.type !== 'finish') throw new Error('no finish')
+      expect(finish.usage.completionTokens).toBe(0)
+      beforeDecodeStep = undefined
+      open()
+      expect((await running).at(-1)).toMatchObject({ type: 'finish' })
+      expect(finish.usage.promptTokens).toBe((await ai.chat(request)).usage.promptTokens)
+    } finally {
+      beforeDecodeStep = undefined
+      open()
     }
   }, 240_000)
 

@@ -74,9 +74,11 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
         { param: 'maxTokens' },
       )
     }
+    // The prompt's size is known before the request waits its turn: a request aborted while it
+    // waits (a chat app's second question, stopped) counts its prompt as any aborted one does.
+    yield { type: 'prompt', promptTokens: prompt.tokenIds.length }
     const release = await acquire()
     try {
-      yield { type: 'prompt', promptTokens: prompt.tokenIds.length }
       yield* generate(session, tokenizer, {
         promptTokenIds: prompt.tokenIds,
         promptBoundaries: prompt.turnBoundaries,
