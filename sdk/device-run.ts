@@ -155,6 +155,9 @@ export async function* runDevice(
     promptTokens,
     modelId: model.modelId,
   })
+  /** The finish of an answer the user stopped: every token shown, counted on the device. */
+  const aborted = () =>
+    abortFinish(text, tokenIds, promptTokens, 'device', finishReason, startedAt, reasoning, reasoningTokens)
   const constraint = constraintOf(request)
   try {
     const parts = model.generate({
@@ -251,32 +254,14 @@ export async function* runDevice(
       askedAt = performance.now()
     }
     if (request.signal?.aborted) {
-      yield abortFinish(
-        text,
-        tokenIds,
-        promptTokens,
-        'device',
-        finishReason,
-        startedAt,
-        reasoning,
-        reasoningTokens,
-      )
+      yield aborted()
       return { kind: 'finished' }
     }
     throw new OndeviceError('backend_failed', 'The device generation ended without a finish part.')
   } catch (error) {
     if (handedOff) throw error
     if (request.signal?.aborted) {
-      yield abortFinish(
-        text,
-        tokenIds,
-        promptTokens,
-        'device',
-        finishReason,
-        startedAt,
-        reasoning,
-        reasoningTokens,
-      )
+      yield aborted()
       return { kind: 'finished' }
     }
     const deviceError = toOndeviceError(error, 'backend_failed')
