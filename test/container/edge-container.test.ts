@@ -451,6 +451,38 @@ describe('the edge in a container behind the Worker', () => {
     expect(await container.restartCount()).toBe(restartsBefore + 1)
   }, 180_000)
 
+  it('docker stop with a stream open: the answer ends with [DONE] and the container exits 0 (it was cut, and SIGTERM during the load was ignored by PID 1)', async () => {
+    const container = await runEdgeContainer({
+      image,
+      modelDir: packageDir,
+      env: { API_KEYS: secret, MODEL_ID: modelId },
+    })
+    try {
+      const response = await post(container.url, body('Go on.', { stream: true, max_tokens: 96 }), {
+        authorization: `Bearer ${secret}`,
+      })
+      expect(response.status).toBe(200)
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      const decoder = new TextDecoder()
+      let text = decoder.decode((await reader.read()).value)
+      const rest = (async () => {
+        for (;;) {
+          const next = await reader.read()
+          if (next.done) return
+          text += decoder.decode(next.value, { stream: true })
+        }
+      })()
+      await execute('docker', ['stop', container.id], { timeout: 60_000 })
+      await rest
+      expect(text).toContain('data: [DONE]')
+      const state = await execute('docker', ['inspect', '-f', '{{.State.ExitCode}}', container.id])
+      expect(state.stdout.trim()).toBe('0')
+      expect(await container.logs()).toMatch(/Stopping: running requests have up to 8000 ms/)
+    } finally {
+      await container.stop()
+    }
+  }, 180_000)
+
   it('under 16 streaming clients for 30 s loses and mixes nothing, refuses with Retry-After when full, and ends idle', async () => {
     // Two instances x (2 slots + 2 queued) hold 8 requests: the other clients are refused and retry.
     const prompts = ['Alpha.', 'Bravo.', 'Charlie.', 'Delta.', 'Echo.', 'Foxtrot.', 'Golf.', 'Hotel.']
