@@ -27,6 +27,13 @@ interface AbortSignal {
   throwIfAborted(): void
 }
 
+interface AbortController {
+  readonly signal: AbortSignal
+  abort(reason?: unknown): void
+}
+declare var AbortController: { new (): AbortController }
+declare var AbortSignal: { any(signals: AbortSignal[]): AbortSignal }
+
 interface Performance {
   now(): number
 }

@@ -1,38 +1,17 @@
-// An idle timer for downloads: a server that sends headers and part of a body, then stops without
-// closing the connection, would otherwise keep a download (and every load waiting on it) pending
-// for as long as the socket lives. Every chunk counts as activity; when no chunk came for the
-// timeout it aborts the fetch through the signal handed to it, which errors the response body.
-import { InvalidArgumentError, OndeviceError, StoreError } from '../../core/errors.ts'
+// The stores' download timing: their default idle timeout, the error a stalled download becomes,
+// and a body read bounded in size and in idle time. The idle timer itself is core's (core/idle-timer.ts,
+// shared with the engine's module fetch).
+import { OndeviceError, StoreError } from '../../core/errors.ts'
+import { checkTimeout, type IdleTimer } from '../../core/idle-timer.ts'
+
+export { checkTimeout, type IdleTimer, startIdleTimer } from '../../core/idle-timer.ts'
 
 /** Default for the stores' `idleTimeoutMs`: long enough for a slow mobile link, short enough to retry. */
 export const defaultIdleTimeoutMs = 30_000
 
-export interface IdleTimer {
-  /** Pass to fetch: aborts when the caller's signal does, or when no byte came for the timeout. */
-  readonly signal: AbortSignal
-  /** True once the timer ran out (tells an idle stall from the caller's abort or a cut connection). */
-  readonly expired: boolean
-  /** Call on every chunk that arrives. */
-  touch(): void
-  /** Stops the timer (call when the download ends, whatever the outcome). */
-  stop(): void
-}
-
 /** Throws InvalidArgumentError unless `value` is a usable idle timeout (a positive number of ms). */
 export function checkIdleTimeout(value: number | undefined): number {
   return checkTimeout('idleTimeoutMs', value, defaultIdleTimeoutMs)
-}
-
-/** Throws InvalidArgumentError naming `param` unless `value` is a positive number of ms (or unset). */
-export function checkTimeout(param: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !(value > 0) || value > 2_147_483_647) {
-    throw new InvalidArgumentError(
-      param,
-      `${param} must be a positive number of milliseconds (at most 2147483647), got ${String(value)}. Default: ${fallback}.`,
-    )
-  }
-  return value
 }
 
 /** The retryable error for a download whose timer ran out after `written` bytes (both stores). */
@@ -62,42 +41,6 @@ export function bodyReadError(
     `Reading ${url.href} broke off after ${received} bytes: ${error instanceof Error ? error.message : String(error)}. Try again.`,
     { isRetryable: true, cause: error },
   )
-}
-
-export function startIdleTimer(timeoutMs: number, callerSignal: AbortSignal | undefined): IdleTimer {
-  const idle = new AbortController()
-  let expired = false
-  let stopped = false
-  let timer: ReturnType<typeof setTimeout> | undefined
-  /** When the last chunk came. touch() only notes it: a timer per chunk (clearTimeout + setTimeout
-   * for every piece of a body) cost a streamed load at the edge seconds of CPU in workerd. */
-  let last = Date.now()
-  const arm = (delay: number) => {
-    timer = setTimeout(() => {
-      if (stopped) return
-      const quiet = Date.now() - last
-      if (quiet < timeoutMs) {
-        arm(timeoutMs - quiet)
-        return
-      }
-      expired = true
-      idle.abort(new Error(`no bytes received for ${timeoutMs} ms`))
-    }, delay)
-  }
-  arm(timeoutMs)
-  return {
-    signal: callerSignal ? AbortSignal.any([callerSignal, idle.signal]) : idle.signal,
-    get expired() {
-      return expired
-    },
-    touch() {
-      last = Date.now()
-    },
-    stop() {
-      stopped = true
-      clearTimeout(timer)
-    },
-  }
 }
 
 export interface BoundedReadOptions {

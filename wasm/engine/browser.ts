@@ -9,8 +9,9 @@
 // store's downloads are: no byte for `idleTimeoutMs` (a stalled network on a reloaded page) ends
 // it with a retryable error naming the file, or with the kept copy where there is one, and the
 // load's signal aborts it.
-import { AbortedError, BackendError, InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
+import { AbortedError, BackendError, OndeviceError } from '../../core/errors.ts'
 import { htmlPageReason, isWebAssembly } from '../../core/html-page.ts'
+import { checkTimeout, startIdleTimer } from '../../core/idle-timer.ts'
 import { forgetEngineCopy, keepEngineCopy, keptEngineCopy } from './engine-cache.ts'
 import { chooseEngineSimd, type EngineSimd } from './simd.ts'
 
@@ -43,7 +44,7 @@ function compileOnce(url: URL, build: string, options: EngineFetchOptions): Prom
   const { signal } = options
   let idleTimeoutMs: number
   try {
-    idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs)
+    idleTimeoutMs = checkTimeout('idleTimeoutMs', options.idleTimeoutMs, defaultEngineIdleTimeoutMs)
   } catch (error) {
     return Promise.reject(error)
   }
@@ -237,49 +238,4 @@ function abortedLoad(url: URL): AbortedError {
   return new AbortedError(
     `Loading ondevice's WebAssembly engine (${url.href}) was aborted by its AbortSignal.`,
   )
-}
-
-function checkIdleTimeout(value: number | undefined): number {
-  if (value === undefined) return defaultEngineIdleTimeoutMs
-  if (typeof value !== 'number' || !(value > 0) || value > 2_147_483_647)
-    throw new InvalidArgumentError(
-      'idleTimeoutMs',
-      `idleTimeoutMs must be a positive number of milliseconds (at most 2147483647), got ${String(value)}.`,
-    )
-  return value
-}
-
-/**
- * The idle timer (as the store's, client-runtime/store/idle-timeout.ts, which this folder may not
- * import): touch() only notes the time, and one timer re-arms itself, so a chunk costs no timer.
- */
-function startIdleTimer(timeoutMs: number) {
-  const controller = new AbortController()
-  let expired = false
-  let stopped = false
-  let last = Date.now()
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const arm = (delay: number) => {
-    timer = setTimeout(() => {
-      if (stopped) return
-      const quiet = Date.now() - last
-      if (quiet < timeoutMs) return arm(timeoutMs - quiet)
-      expired = true
-      controller.abort(new Error(`no bytes received for ${timeoutMs} ms`))
-    }, delay)
-  }
-  arm(timeoutMs)
-  return {
-    signal: controller.signal,
-    get expired() {
-      return expired
-    },
-    touch() {
-      last = Date.now()
-    },
-    stop() {
-      stopped = true
-      clearTimeout(timer)
-    },
-  }
 }
