@@ -2,7 +2,7 @@
 // Llama-style packages with and without num_logits_to_keep, against the builder's plain
 // TypeScript reference, on onnxruntime-node and onnxruntime-web (WASM).
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ortNode from 'onnxruntime-node'
@@ -107,6 +107,22 @@ describe.each(hosts)('ORT session, Qwen3.5 layout, %s', (backend, loadOrt) => {
     })
     expect(session.tokens).toEqual([])
     await session.dispose()
+    // A cap above the model's context is refused, not quietly lowered to it.
+    const config = JSON.parse(await readFile(join(folder, 'pkg', 'config.json'), 'utf8')) as {
+      max_position_embeddings: number
+    }
+    const maximum = config.max_position_embeddings
+    await expect(
+      createOrtSession(await loadOrt(), storedPackageReader(pkg), {
+        backend,
+        dtype: 'fp32',
+        contextLength: maximum + 1,
+      }),
+    ).rejects.toMatchObject({
+      code: 'invalid_argument',
+      param: 'contextLength',
+      message: expect.stringContaining(`at most ${maximum}`),
+    })
   })
 })
 

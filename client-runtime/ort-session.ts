@@ -5,6 +5,7 @@
 // run here: one `model*.onnx` (Llama, Qwen3) and `embed_tokens` + `decoder_model_merged`
 // (Qwen3.5, with conv and recurrent state next to the KV cache on its full-attention layers).
 import type * as Ort from 'onnxruntime-web'
+import { sessionContextLength } from '../core/context-length.ts'
 import {
   AbortedError,
   BackendError,
@@ -139,13 +140,7 @@ export async function openOrtModel(
     throw error
   }
   const config = readRuntimeConfig(configJson, 'the package')
-  if (
-    options.contextLength !== undefined &&
-    (!Number.isInteger(options.contextLength) || options.contextLength < 1)
-  ) {
-    throw new InvalidArgumentError('contextLength', 'contextLength must be a positive integer.')
-  }
-  const contextLength = Math.min(config.contextLength, options.contextLength ?? Number.POSITIVE_INFINITY)
+  const contextLength = sessionContextLength(options.contextLength, config.contextLength)
   const layout = options.layout ?? onnxLayout(config.modelType, dtype)
   const modelId =
     options.modelId ??

@@ -29,9 +29,26 @@ describe('settingsFromEnv', () => {
     expect(resolveLimits({ queueTimeoutMs: maxTimerMs }).queueTimeoutMs).toBe(maxTimerMs)
   })
 
+  it('refuses a slot count or body limit no process can hold (MAX_CONCURRENT=100000 built 100,000 sessions before serving)', () => {
+    expect(refusal({ MAX_CONCURRENT: '100000' }).message).toBe(
+      "MAX_CONCURRENT must be an integer from 1 to 256, got '100000'.",
+    )
+    expect(refusal({ MAX_BODY_BYTES: '99999999999999999999' }).param).toBe('MAX_BODY_BYTES')
+    expect(settingsFromEnv({ MAX_CONCURRENT: '256', MAX_BODY_BYTES: String(2 ** 30) }).limits).toMatchObject({
+      maxConcurrent: 256,
+      maxBodyBytes: 2 ** 30,
+    })
+    expect(() => resolveLimits({ maxConcurrent: 257 })).toThrow(
+      /limits\.maxConcurrent must be an integer from 1 to 256/,
+    )
+    expect(() => resolveLimits({ maxBodyBytes: 2 ** 30 + 1 })).toThrow(
+      /limits\.maxBodyBytes must be an integer from 1 to 1073741824/,
+    )
+  })
+
   it('names the variable for negative, non-numeric and out-of-range values; empty means the default', () => {
     expect(refusal({ MAX_CONCURRENT: '-1' }).message).toBe(
-      "MAX_CONCURRENT must be an integer >= 1, got '-1'.",
+      "MAX_CONCURRENT must be an integer from 1 to 256, got '-1'.",
     )
     expect(refusal({ MAX_QUEUE: 'abc' }).message).toBe("MAX_QUEUE must be an integer >= 0, got 'abc'.")
     expect(refusal({ SHUTDOWN_TIMEOUT_MS: '-5' }).message).toBe(

@@ -4,7 +4,7 @@
 import { normalizeDtype } from '../client-runtime/dtype.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { parseApiKeys } from './auth.ts'
-import { checkAllowedOrigins, type Limits } from './options.ts'
+import { checkAllowedOrigins, type Limits, maximumBodyBytes, maximumConcurrent } from './options.ts'
 
 /**
  * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at once
@@ -111,12 +111,12 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     )
   }
   const limits: Partial<Limits> = {
-    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1),
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1, maximumBodyBytes),
     maxMessages: integer(env, 'MAX_MESSAGES', 1),
     maxPromptTokens: integer(env, 'MAX_PROMPT_TOKENS', 1),
     maxPromptCharacters: integer(env, 'MAX_PROMPT_CHARACTERS', 1),
     maxTokens: integer(env, 'MAX_TOKENS', 1),
-    maxConcurrent: integer(env, 'MAX_CONCURRENT', 1),
+    maxConcurrent: integer(env, 'MAX_CONCURRENT', 1, maximumConcurrent),
     maxQueue: integer(env, 'MAX_QUEUE', 0),
     queueTimeoutMs: integer(env, 'QUEUE_TIMEOUT_MS', 1, maxTimerMs),
     stallTimeoutMs: integer(env, 'STALL_TIMEOUT_MS', 1, maxTimerMs),

@@ -98,6 +98,15 @@ export interface AppOptions {
   >
 }
 
+/** The largest request body a server may be set to take (1 GiB). */
+export const maximumBodyBytes = 2 ** 30
+/**
+ * The most concurrent generations a server may be set to run: each slot holds a session with its
+ * own cache, made at start, and generations on one process share its cores, so thousands would
+ * only exhaust memory (MAX_CONCURRENT=100000 built 100,000 sessions before serving).
+ */
+export const maximumConcurrent = 256
+
 const positiveInteger = (name: keyof Limits, value: unknown, allowZero = false): void => {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
     throw new InvalidArgumentError(
@@ -105,6 +114,16 @@ const positiveInteger = (name: keyof Limits, value: unknown, allowZero = false):
       `limits.${name} must be an integer ${allowZero ? '>= 0' : '>= 1'}, got ${String(value)}.`,
     )
   }
+}
+
+/** `value` within [1, maximum]: `why` says where the ceiling comes from. */
+const atMost = (name: keyof Limits, value: unknown, maximum: number, why: string): void => {
+  positiveInteger(name, value)
+  if ((value as number) > maximum)
+    throw new InvalidArgumentError(
+      `limits.${name}`,
+      `limits.${name} must be an integer from 1 to ${maximum} (${why}), got ${String(value)}.`,
+    )
 }
 
 /** A delay a timer takes: over 2^31 - 1 ms a timer fires at once, so the wait would be none. */
@@ -144,13 +163,18 @@ export function checkAllowedOrigins(origins: readonly string[], name: string): v
 /** Fills in defaults and checks every limit, naming the bad field. */
 export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
   const resolved: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
-  positiveInteger('maxBodyBytes', resolved.maxBodyBytes)
+  atMost('maxBodyBytes', resolved.maxBodyBytes, maximumBodyBytes, 'a body is read whole into memory')
   positiveInteger('maxMessages', resolved.maxMessages)
   if (resolved.maxPromptTokens !== undefined) positiveInteger('maxPromptTokens', resolved.maxPromptTokens)
   if (resolved.maxPromptCharacters !== undefined)
     positiveInteger('maxPromptCharacters', resolved.maxPromptCharacters)
   positiveInteger('maxTokens', resolved.maxTokens)
-  positiveInteger('maxConcurrent', resolved.maxConcurrent)
+  atMost(
+    'maxConcurrent',
+    resolved.maxConcurrent,
+    maximumConcurrent,
+    'each slot holds a session and its cache',
+  )
   positiveInteger('maxQueue', resolved.maxQueue, true)
   timerDelay('queueTimeoutMs', resolved.queueTimeoutMs)
   timerDelay('stallTimeoutMs', resolved.stallTimeoutMs)

@@ -1,7 +1,7 @@
 // The WebAssembly engine against the builder's TypeScript reference (fp32, exact to 1e-4) and
 // against onnxruntime-node on the same quantized files (q8, q4), on seeded Llama and Qwen3
 // packages; plus the errors a broken package must give before any compute.
-import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
@@ -241,6 +241,23 @@ describe('bad packages fail before any compute, with what is wrong', () => {
       code: 'context_length_exceeded',
     })
     expect(session.tokens).toEqual([])
+    // A cap above the model's context is refused, not quietly lowered to it.
+    const { max_position_embeddings: maximum } = JSON.parse(
+      readFileSync(join(dir, 'config.json'), 'utf8'),
+    ) as {
+      max_position_embeddings: number
+    }
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(dir),
+        dtype: 'q8',
+        contextLength: maximum + 1,
+      }),
+    ).rejects.toMatchObject({
+      param: 'contextLength',
+      message: expect.stringContaining(`at most ${maximum}`),
+    })
   })
 })
 

@@ -1,6 +1,8 @@
 // core's ModelSession over the engine: validates every append (ids in the vocabulary, the
 // context not exceeded, not disposed), keeps the token list, and hands the math to the
 // architecture's EngineModel. `generate()` in core runs on it unchanged.
+
+import { sessionContextLength } from '../../core/context-length.ts'
 import {
   AbortedError,
   BackendError,
@@ -139,10 +141,7 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     if (options.warmUp !== false)
       warmUpKernels(kernels, warmUpShape(config, options.dtype), kernels.relaxed ? dotFormsToWarm(dot) : [])
     if (threads) await threads.start(kernels)
-    const contextLength = Math.min(
-      config.maxPositionEmbeddings,
-      options.contextLength ?? Number.POSITIVE_INFINITY,
-    )
+    const contextLength = sessionContextLength(options.contextLength, config.maxPositionEmbeddings)
     try {
       model = await loader(
         new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
