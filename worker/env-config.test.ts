@@ -2,6 +2,8 @@
 // the variable's name and its range, never accepted to misbehave later.
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../core/errors.ts'
+import { createTestHost } from '../test/worker/test-host.ts'
+import { createApp } from './app.ts'
 import { maxTimerMs, settingsFromEnv } from './env-config.ts'
 import { resolveLimits } from './options.ts'
 
@@ -58,6 +60,22 @@ describe('settingsFromEnv', () => {
     expect(settingsFromEnv({ MAX_CONCURRENT: '' }).limits.maxConcurrent).toBeUndefined()
   })
 
+  it('a value of spaces is unset, as an empty one is (SHUTDOWN_TIMEOUT_MS=" " read as 0 and cut every stream at stop; MAX_QUEUE=" " as no queue)', () => {
+    const blank = settingsFromEnv({
+      SHUTDOWN_TIMEOUT_MS: ' ',
+      MAX_QUEUE: '  ',
+      MAX_CONCURRENT: '\t',
+      MODEL_ID: ' ',
+      RATE_LIMIT_PERIOD_SECONDS: ' ',
+    })
+    expect(blank.shutdownTimeoutMs).toBeUndefined()
+    expect(blank.limits.maxQueue).toBeUndefined()
+    expect(blank.limits.maxConcurrent).toBeUndefined()
+    expect(blank.modelId).toBeUndefined()
+    expect(blank.rateLimitPeriodSeconds).toBe(60)
+    expect(settingsFromEnv({ SHUTDOWN_TIMEOUT_MS: ' 250 ' }).shutdownTimeoutMs).toBe(250)
+  })
+
   it('refuses an ALLOWED_ORIGINS entry that is not an origin (it would never match, CORS shut without a word)', () => {
     expect(refusal({ ALLOWED_ORIGINS: 'https://app.example, example.com' }).message).toBe(
       "ALLOWED_ORIGINS entry 'example.com' is not an origin as browsers send it (scheme://host[:port], no path), so it would never match. Write 'https://example.com'.",
@@ -69,5 +87,29 @@ describe('settingsFromEnv', () => {
     expect(
       settingsFromEnv({ ALLOWED_ORIGINS: 'https://app.example, http://localhost:5173 *' }).allowedOrigins,
     ).toEqual(['https://app.example', 'http://localhost:5173', '*'])
+  })
+
+  it("createApp's allowedOrigins of the wrong type is an InvalidArgumentError naming it (a number crashed with a TypeError; one string was read letter by letter)", () => {
+    const refused = (allowedOrigins: unknown): InvalidArgumentError => {
+      try {
+        createApp({
+          modelHost: createTestHost(),
+          allowedOrigins: allowedOrigins as string[],
+          log: () => undefined,
+        })
+      } catch (error) {
+        expect(error).toBeInstanceOf(InvalidArgumentError)
+        return error as InvalidArgumentError
+      }
+      throw new Error(`${String(allowedOrigins)} was accepted`)
+    }
+    expect(refused([123]).message).toBe(
+      "allowedOrigins entry 0 must be a string (an origin such as 'https://app.example.com', or '*'), got number.",
+    )
+    expect(refused(['*', null]).param).toBe('allowedOrigins')
+    expect(refused('https://app.example').message).toContain(
+      "got the string 'https://app.example': wrap it in [ ]",
+    )
+    expect(refused({ length: 1 }).param).toBe('allowedOrigins')
   })
 })

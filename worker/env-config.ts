@@ -51,14 +51,17 @@ export interface EnvSettings {
 
 function text(env: EnvValues, name: string): string | undefined {
   const value = env[name]
-  if (value === undefined || value === null || value === '') return undefined
+  if (value === undefined || value === null) return undefined
   if (typeof value === 'number' || typeof value === 'boolean') return String(value)
   if (typeof value !== 'string')
     throw new InvalidArgumentError(
       name,
       `${name} must be a string (a wrangler var or an environment variable).`,
     )
-  return value.trim()
+  // Blank is unset, spaces included: `SHUTDOWN_TIMEOUT_MS= ` in an env file read as Number('') = 0
+  // (streams cut at once on stop), MAX_QUEUE=' ' as no queue at all, MODEL_ID=' ' as the id ''.
+  const trimmed = value.trim()
+  return trimmed === '' ? undefined : trimmed
 }
 
 function integer(env: EnvValues, name: string, minimum: number, maximum?: number): number | undefined {

@@ -142,7 +142,19 @@ const timerDelay = (name: keyof Limits, value: unknown): void => {
  * `example.com` for `https://example.com` is the usual slip.
  */
 export function checkAllowedOrigins(origins: readonly string[], name: string): void {
-  for (const entry of origins) {
+  // createApp's callers are JavaScript too: one origin as a string was read letter by letter, and
+  // an entry that is not a string crashed with a TypeError (entry.slice).
+  if (!Array.isArray(origins))
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be an array of origins (e.g. ['https://app.example.com']), got ${typeof origins === 'string' ? `the string '${(origins as string).slice(0, 100)}': wrap it in [ ]` : String(origins)}.`,
+    )
+  for (const [index, entry] of origins.entries()) {
+    if (typeof entry !== 'string')
+      throw new InvalidArgumentError(
+        name,
+        `${name} entry ${index} must be a string (an origin such as 'https://app.example.com', or '*'), got ${entry === null ? 'null' : typeof entry}.`,
+      )
     if (entry === '*') continue
     let origin: string | undefined
     try {
