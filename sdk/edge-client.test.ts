@@ -81,6 +81,10 @@ describe('edge client', () => {
     expect(parseRetryAfter('soon')).toBeUndefined()
     const now = Date.parse('2026-01-01T00:00:00Z')
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10)
+    // Not whatever Date.parse takes: 'soon 2030' was read as a date four years on (an hour, clamped).
+    expect(parseRetryAfter('soon 2030', now)).toBeUndefined()
+    expect(parseRetryAfter('Thursday, 01-Jan-26 00:00:10 GMT', now)).toBe(10)
+    expect(parseRetryAfter('Thu Jan  1 00:00:10 2026', now)).toBe(10)
   })
 
   it('validates its options, naming the field', () => {

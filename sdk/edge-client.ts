@@ -24,6 +24,7 @@ import {
   type UsageReading,
   validateFormat,
 } from '../core/protocol/index.ts'
+import { parseRetryAfter } from '../core/retry-after.ts'
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import type { ConstraintOptions } from '../core/structured/constraint.ts'
@@ -103,8 +104,8 @@ export interface EdgeResponseInfo {
   readonly promptTokens?: number
 }
 
-/** The longest Retry-After this client passes on (an hour): a server's word is not a ten-year ban. */
-export const maximumRetryAfterSeconds = 3600
+// One reading of Retry-After for the edge's answers and the store's downloads (core/retry-after.ts).
+export { maximumRetryAfterSeconds, parseRetryAfter } from '../core/retry-after.ts'
 
 /** Default `idleTimeoutMs`. */
 export const defaultEdgeIdleTimeoutMs = 60_000
@@ -114,16 +115,6 @@ export const defaultEdgeIdleTimeoutMs = 60_000
  * model's): an endless stream is an error, not an answer.
  */
 export const maximumStreamTokens = 1 << 18
-
-/** Seconds from a Retry-After header (delta-seconds or an HTTP date), clamped to [0, maximumRetryAfterSeconds]. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (value === null || value.trim() === '') return undefined
-  const clamp = (seconds: number) => Math.min(maximumRetryAfterSeconds, Math.max(0, seconds))
-  const seconds = Number(value)
-  if (Number.isFinite(seconds)) return clamp(seconds)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : clamp(Math.ceil((date - now) / 1000))
-}
 
 export class EdgeClient {
   readonly url: string

@@ -2,6 +2,7 @@
 // app asks for many retries (the pauses stop doubling at a minute), and what its final error says.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type OndeviceError, StoreError } from '../../core/errors.ts'
+import { parseRetryAfter } from '../../sdk/edge-client.ts'
 import { checkRetryOptions, maximumRetryPauseMs, retryAfterSeconds, withRetries } from './retry.ts'
 
 afterEach(() => {
@@ -55,5 +56,23 @@ describe('retryAfterSeconds', () => {
     expect(retryAfterSeconds('Mon, 07 Dec 2026 07:00:00 GMT', now)).toBe(0)
     for (const value of [null, '', '  ', 'soon', 'Infinity', 'NaN'])
       expect(retryAfterSeconds(value, now)).toBeUndefined()
+  })
+
+  it("reads only the header's forms and at most an hour, as the edge client does (a garbled value was a years-long wait: Date.parse takes 'soon 2030')", () => {
+    const now = Date.parse('1994-11-06T08:49:00Z')
+    // The three HTTP-date forms RFC 9110 names (asctime has no zone: GMT).
+    for (const value of [
+      'Sun, 06 Nov 1994 08:49:37 GMT',
+      'Sunday, 06-Nov-94 08:49:37 GMT',
+      'Sun Nov  6 08:49:37 1994',
+    ])
+      expect(retryAfterSeconds(value, now)).toBe(37)
+    for (const value of ['soon 2030', 'retry in 5', '1e3', '0x10', '12 seconds'])
+      expect(retryAfterSeconds(value, now)).toBeUndefined()
+    // A server's word is not a ten-year ban: the error's retryAfterSeconds is the edge's, an hour at most.
+    expect(retryAfterSeconds('315360000', now)).toBe(3600)
+    expect(retryAfterSeconds('Sun, 06 Nov 2094 08:49:37 GMT', now)).toBe(3600)
+    for (const value of ['soon 2030', '315360000', 'Sun, 06 Nov 2094 08:49:37 GMT', '-5', ' 7 '])
+      expect(retryAfterSeconds(value, now)).toBe(parseRetryAfter(value, now))
   })
 })

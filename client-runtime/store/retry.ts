@@ -4,6 +4,7 @@
 // gone through. Only retryable download_failed errors are tried again (a cut, a stall, a network
 // error, 5xx/429); a wrong file, a missing one, a full disk or the caller's abort fail at once.
 import { AbortedError, InvalidArgumentError, OndeviceError, StoreError } from '../../core/errors.ts'
+import { parseRetryAfter } from '../../core/retry-after.ts'
 
 export interface RetryOptions {
   /** Further tries after the first. */
@@ -45,15 +46,11 @@ export function checkRetryOptions(retries: number | undefined, delayMs: number |
 }
 
 /**
- * The seconds a Retry-After header asks for (delta-seconds or an HTTP date; never below 0),
- * undefined when there is none or it cannot be read.
+ * The seconds a Retry-After header asks for (delta-seconds or an HTTP date; within 0 and an hour,
+ * as the edge client reads it), undefined when there is none or it cannot be read.
  */
 export function retryAfterSeconds(value: string | null, now = Date.now()): number | undefined {
-  if (value === null || value.trim() === '') return undefined
-  const seconds = Number(value)
-  if (Number.isFinite(seconds)) return Math.max(0, seconds)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+  return parseRetryAfter(value, now)
 }
 
 export function isRetryableDownload(error: unknown): boolean {
