@@ -143,6 +143,15 @@ describe("the engine's .wasm fetch on a bad network, in Chromium", () => {
     await page.close()
   }, 30_000)
 
+  it('a load started just after the only other one was aborted gets the engine, not that abort (it shared the aborted download)', async () => {
+    wasmMode = 'normal'
+    const page = await reload()
+    const result = await loadEngine(page, { abortedLoadFirst: true, idleTimeoutMs: 5_000 })
+    await page.close()
+    expect(result.error).toBeUndefined()
+    expect(result.exports).toContain('gemm_q4_relaxed')
+  }, 30_000)
+
   it('once a load compiled it, a reload whose .wasm stalls, or that is offline, compiles the kept copy', async () => {
     wasmMode = 'normal'
     const online = await reload()

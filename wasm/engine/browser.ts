@@ -72,8 +72,13 @@ function compileOnce(url: URL, build: string, options: EngineFetchOptions): Prom
   return new Promise<WebAssembly.Module>((resolve, reject) => {
     const onAbort = () => {
       current.waiting--
-      // Nobody else waits: stop the download (a later load starts afresh).
-      if (current.waiting === 0 && !current.settled) current.controller.abort()
+      // Nobody else waits: stop the download, and forget it now, so that a load started right
+      // after (React StrictMode mounts, unmounts and mounts again at once) starts afresh instead
+      // of sharing the aborted one until its rejection lands.
+      if (current.waiting === 0 && !current.settled) {
+        if (compiled.get(url.href) === current) compiled.delete(url.href)
+        current.controller.abort()
+      }
       reject(abortedLoad(url))
     }
     signal.addEventListener('abort', onAbort, { once: true })

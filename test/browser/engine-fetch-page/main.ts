@@ -8,6 +8,11 @@ export interface EngineFetchRequest {
   readonly idleTimeoutMs?: number
   /** Aborts the load's signal this long after it starts. */
   readonly abortAfterMs?: number
+  /**
+   * A load aborted as soon as it starts, and the next one started at once (React's StrictMode
+   * mounts, unmounts and mounts again in one go): the result is the second load's.
+   */
+  readonly abortedLoadFirst?: boolean
 }
 
 export interface EngineFetchResult {
@@ -22,6 +27,11 @@ async function loadEngine(request: EngineFetchRequest): Promise<EngineFetchResul
   const controller = new AbortController()
   if (request.abortAfterMs !== undefined) setTimeout(() => controller.abort(), request.abortAfterMs)
   try {
+    if (request.abortedLoadFirst === true) {
+      const first = new AbortController()
+      void loadEngineModuleForBrowser(undefined, { signal: first.signal }).catch(() => undefined)
+      first.abort()
+    }
     const module = await loadEngineModuleForBrowser(undefined, {
       signal: controller.signal,
       ...(request.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: request.idleTimeoutMs }),
