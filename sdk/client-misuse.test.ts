@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessage } from '../core/chat-template.ts'
 import { ContextLengthError, InvalidArgumentError } from '../core/errors.ts'
+import { validateChatCompletionRequest } from '../core/protocol/validate.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
@@ -108,6 +109,29 @@ describe('the request is taken as it was when chat()/stream() was called', () =>
 })
 
 describe('stop strings as OpenAI takes them', () => {
+  it("a stop that is neither a string nor a list is refused in the edge's words (the SDK said 'an array of strings', though it takes one string)", async () => {
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    for (const stop of [5, { 0: 'x' }, true]) {
+      let wire: unknown
+      try {
+        validateChatCompletionRequest({ model: 'm', messages: question(), stop })
+      } catch (error) {
+        wire = error
+      }
+      const refusal = { name: 'InvalidArgumentError', param: 'stop', message: (wire as Error).message }
+      await expect(ai.chat({ messages: question(), stop } as unknown as ChatRequest)).rejects.toMatchObject(
+        refusal,
+      )
+      expect(() =>
+        createClient(
+          { defaults: { stop } as unknown as ChatRequest },
+          { deviceHost: createTestDeviceHost() },
+        ),
+      ).toThrow(/^defaults\.stop must be a string or an array of strings\.$/)
+    }
+    await ai.dispose()
+  })
+
   it('one string is a list of one, on the device and to the edge', async () => {
     const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     const plain = { messages: question(), maxTokens: 40, seed: 2, temperature: 0 }

@@ -218,6 +218,9 @@ export function validateSampling(request: SamplingRequest, prefix = ''): void {
     `in [0, ${maxTemperature}] (0 = greedy), the range the edge accepts too`,
   )
   checkNumber(`${prefix}maxTokens`, maxTokens, (n) => Number.isInteger(n) && n >= 1, 'a whole number ≥ 1')
+  // One string or a list, in the edge's words (core's check says 'an array', the SDK takes both).
+  if (stop !== undefined && typeof stop !== 'string' && !Array.isArray(stop))
+    throw new InvalidArgumentError(`${prefix}stop`, `${prefix}stop must be a string or an array of strings.`)
   // Core's rule (at most 4 non-empty strings of at most 256 characters), which the edge applies too.
   validateStopStrings(stopList(stop), `${prefix}stop`)
 }
