@@ -12,3 +12,20 @@ export interface RequestState {
 }
 
 export type AppEnv = { Variables: { request: RequestState; keyId: string } }
+
+/**
+ * What a host may pass the app as its bindings (Hono's `env`) besides its own. `shutdownSignal`
+ * (serveApp's): aborted when the server's shutdown grace ends, so an answer still running ends
+ * with a retryable `edge_unavailable` error (an error event in a stream, a 503 before the
+ * headers) instead of a cut connection. Its own signal: a client that goes away is a different
+ * thing (the request's signal), logged as 499 with nothing written.
+ */
+export interface AppBindings {
+  readonly shutdownSignal?: AbortSignal
+}
+
+/** The host's shutdown signal, where it passed one. */
+export function shutdownSignalOf(env: unknown): AbortSignal | undefined {
+  const signal = (env as AppBindings | null | undefined)?.shutdownSignal
+  return signal instanceof AbortSignal ? signal : undefined
+}

@@ -28,7 +28,7 @@ import {
 import type { FinishPart, GenerationPart } from '../core/stream-parts.ts'
 import { modelToolCallSyntaxOf } from '../core/structured/call-syntax.ts'
 import { ConstraintState, validateConstraintForModel } from '../core/structured/constraint.ts'
-import type { AppEnv } from './app-env.ts'
+import { type AppEnv, shutdownSignalOf } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import { type HostedModel, type ModelHost, selectModel } from './model-host.ts'
@@ -290,6 +290,20 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   const onClientGone = () => abort.abort(clientSignal.reason)
   if (clientSignal.aborted) onClientGone()
   else clientSignal.addEventListener('abort', onClientGone, { once: true })
+  // The server's shutdown grace ended (serveApp): stop as for a client abort, but tell the client
+  // why, retryably (the stream's error event, or a 503), instead of ending without a word.
+  const shutdownSignal = shutdownSignalOf(c.env)
+  let shuttingDown = false
+  const onShutdown = () => {
+    shuttingDown = true
+    if (!abort.signal.aborted) abort.abort(shutdownSignal?.reason)
+  }
+  if (shutdownSignal?.aborted) onShutdown()
+  else shutdownSignal?.addEventListener('abort', onShutdown, { once: true })
+  const detach = () => {
+    clientSignal.removeEventListener('abort', onClientGone)
+    shutdownSignal?.removeEventListener('abort', onShutdown)
+  }
 
   const queuedAt = Date.now()
   let finished = false
@@ -313,8 +327,8 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       }
     })
   } catch (error) {
-    clientSignal.removeEventListener('abort', onClientGone)
-    throw error
+    detach()
+    throw shuttingDown ? serverShuttingDown() : error
   }
   state.fields.queuedMs = Date.now() - queuedAt
 
@@ -325,8 +339,8 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     ;({ promptTokenIds, promptBoundaries, maxTokens } = await inTurn(() => plan(c, runtime, admission)))
   } catch (error) {
     lease.release()
-    clientSignal.removeEventListener('abort', onClientGone)
-    throw error
+    detach()
+    throw shuttingDown ? serverShuttingDown() : error
   }
   const answerHeaders = {
     ...formatHeadersFor(model, formatFallback),
@@ -344,8 +358,8 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     })
   } catch (error) {
     lease.release()
-    clientSignal.removeEventListener('abort', onClientGone)
-    throw toOndeviceError(error, 'backend_unavailable', true)
+    detach()
+    throw shuttingDown ? serverShuttingDown() : toOndeviceError(error, 'backend_unavailable', true)
   }
   const taken = session
 
@@ -356,7 +370,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   const finish = () => {
     if (finished) return
     finished = true
-    clientSignal.removeEventListener('abort', onClientGone)
+    detach()
     void pool
       .give(taken, healthy)
       .finally(() => lease.release())
@@ -393,12 +407,15 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       for await (const part of parts) if (part.type === 'finish') last = part
       if (!last) throw new OndeviceError('internal', 'The generation ended without a result.')
       if (last.finishReason === 'abort')
-        throw new AbortedError('The client disconnected; generation stopped.')
+        throw shuttingDown
+          ? serverShuttingDown()
+          : new AbortedError('The client disconnected; generation stopped.')
       recordFinish(state.fields, last)
       return c.json(toChatCompletionResponse(header, last), 200, answerHeaders)
     } catch (error) {
-      healthy = isCleanStop(error)
-      throw error
+      // Stopped for the shutdown: the loop ended between steps, the session is sound.
+      healthy = shuttingDown || isCleanStop(error)
+      throw shuttingDown ? serverShuttingDown() : error
     } finally {
       finish()
     }
@@ -428,7 +445,32 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   }
   // Armed while a chunk waits for the reader (see Limits.readerStallTimeoutMs).
   let readerTimer: ReturnType<typeof setTimeout> | undefined
+  // Where the shutdown writes its error event while no pull is running (a slow reader, or the
+  // stream not read yet).
+  let controllerOf: ReadableStreamDefaultController<Uint8Array> | undefined
+  const endForShutdown = () => {
+    clearTimeout(readerTimer)
+    if (closed) return
+    closed = true
+    // As any failure after the status line: an OpenAI error event, then the end of the stream.
+    const mapped = toHttpError(serverShuttingDown(), state.requestId)
+    state.fields.errorCode = mapped.code
+    try {
+      controllerOf?.enqueue(event(mapped.body))
+      controllerOf?.close()
+    } catch {
+      // The stream is already gone; the log line still records the failure.
+    }
+    // The generation stops at its next step; the session goes back once it has (see abandon).
+    void Promise.resolve(iterator.return?.(undefined))
+      .catch(() => undefined)
+      .then(() => settle(mapped.status))
+  }
   const abandon = () => {
+    if (shuttingDown) {
+      endForShutdown()
+      return
+    }
     clearTimeout(readerTimer)
     if (closed) return
     closed = true
@@ -440,13 +482,10 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       .catch(() => undefined)
       .then(() => settle(499))
   }
-  // The client went away (request signal on Node and on workerd with enable_request_signal, or
-  // the response stream cancelled): stop generating now and free the slot.
-  // It may have gone already (during the model load or the queue wait), before this listener.
-  if (abort.signal.aborted) abandon()
-  else abort.signal.addEventListener('abort', abandon, { once: true })
-
   const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controllerOf = controller
+    },
     async pull(controller) {
       clearTimeout(readerTimer)
       if (closed) return
@@ -501,6 +540,11 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       abandon()
     },
   })
+  // The client went away (request signal on Node and on workerd with enable_request_signal, or
+  // the response stream cancelled), or the server's shutdown grace ended: stop generating now and
+  // free the slot. Either may have happened already (during the model load or the queue wait).
+  if (abort.signal.aborted) abandon()
+  else abort.signal.addEventListener('abort', abandon, { once: true })
   return new Response(stream, {
     headers: {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -540,6 +584,15 @@ function formatHeadersFor(model: HostedModel, fallback: string | undefined): Rec
       ? {}
       : { [formatHeaderNames.fallback]: fallback.replace(/[^\x20-\x7e]/g, '?').slice(0, 1000) }),
   }
+}
+
+/** What an answer cut by the server's shutdown tells its client: retry, elsewhere or soon. */
+function serverShuttingDown(): OndeviceError {
+  return new OndeviceError(
+    'edge_unavailable',
+    'This server is shutting down and stopped this answer at the end of its shutdown grace period. Retry in a few seconds (another instance, or this one once restarted); the SDK continues from the tokens it has.',
+    { isRetryable: true, retryAfterSeconds: 5 },
+  )
 }
 
 function isCleanStop(error: unknown): boolean {

@@ -246,9 +246,26 @@ export interface RunningServer {
   /**
    * Stops listening. With `graceMs`, requests already running (streams included) get up to that
    * long to finish while any new request on an open connection is refused with 503 +
-   * Retry-After; what still runs then is cut. Without it, every connection is cut at once.
+   * Retry-After. What still runs then is told the server is shutting down (the app's
+   * `shutdownSignal`): a stream ends with a retryable `edge_unavailable` error event, a request
+   * not answered yet gets a 503; after `shutdownFlushMs` more, every connection left is cut.
    */
   close(options?: { readonly graceMs?: number }): Promise<void>
+}
+
+/**
+ * After the grace ends: how long the answers still running get to write their error event (or
+ * 503) and end before their connections are cut. Writing them takes a turn of the event loop;
+ * the bound is for a client that does not read.
+ */
+export const shutdownFlushMs = 1000
+
+function shuttingDownError(): OndeviceError {
+  return new OndeviceError(
+    'edge_unavailable',
+    'This server is shutting down: retry in a few seconds (another instance, or this one once restarted).',
+    { isRetryable: true, retryAfterSeconds: 5 },
+  )
 }
 
 /** Serves the app over HTTP until `close()`. */
@@ -260,10 +277,33 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
   }
   let draining = false
   let running = 0
-  // A request on a kept-alive connection after the drain began: refused, never started, so a
-  // load balancer retries it on another instance.
-  const fetch = (request: Request, env?: unknown): Response | Promise<Response> =>
-    draining ? shuttingDownResponse() : app.fetch(request, env)
+  // Aborted when the grace ends: the app ends what still runs with a retryable error (its
+  // `shutdownSignal` binding, worker/app-env.ts).
+  const shutdown = new AbortController()
+  const shutdownReached = new Promise<void>((resolve) =>
+    shutdown.signal.addEventListener('abort', () => resolve(), { once: true }),
+  )
+  const fetch = (request: Request, env?: unknown): Response | Promise<Response> => {
+    // A request on a kept-alive connection after the drain began: refused, never started, so a
+    // load balancer retries it on another instance.
+    if (draining) return shuttingDownResponse()
+    const bindings = {
+      ...(typeof env === 'object' && env !== null ? env : {}),
+      shutdownSignal: shutdown.signal,
+    }
+    const answer = app.fetch(request, bindings)
+    if (answer instanceof Response) return answer
+    // One not answered when the grace ends (its headers not sent: the model still loading, a
+    // slot or a long prefill awaited) gets the 503 now; the app's own answer, when it comes, is
+    // dropped (cancelling a stream's body frees its slot).
+    return Promise.race([
+      answer,
+      shutdownReached.then(() => {
+        void answer.then((late) => late.body?.cancel()).catch(() => undefined)
+        return shuttingDownResponse()
+      }),
+    ])
+  }
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, port, hostname: host }, (info: AddressInfo) => {
       const http = server as unknown as HttpServer
@@ -276,7 +316,14 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
             draining = true
             const graceMs = options?.graceMs ?? 0
             const cut = () => http.closeAllConnections()
-            const timer = graceMs > 0 && running > 0 ? setTimeout(cut, graceMs) : undefined
+            let timer: ReturnType<typeof setTimeout> | undefined
+            if (running > 0) {
+              // What still runs at the bound ends with its error, then whatever is left is cut.
+              timer = setTimeout(() => {
+                shutdown.abort(shuttingDownError())
+                timer = setTimeout(cut, shutdownFlushMs)
+              }, graceMs)
+            }
             server.close(() => {
               if (timer !== undefined) clearTimeout(timer)
               done()
@@ -303,14 +350,7 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
 }
 
 function shuttingDownResponse(): Response {
-  const refusal = toHttpError(
-    new OndeviceError(
-      'edge_unavailable',
-      'This server is shutting down: retry in a few seconds (another instance, or this one once restarted).',
-      { isRetryable: true, retryAfterSeconds: 5 },
-    ),
-    'shutdown',
-  )
+  const refusal = toHttpError(shuttingDownError(), 'shutdown')
   return new Response(JSON.stringify(refusal.body), {
     status: refusal.status,
     headers: { ...refusal.headers, 'content-type': 'application/json', connection: 'close' },

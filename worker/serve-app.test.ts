@@ -1,12 +1,14 @@
 // serveApp on an address it cannot listen on: the project's InvalidArgumentError naming the
 // option to change (the CLI prints its message), never Node's raw error and stack. And its
-// close() with a grace period: what runs finishes, a request arriving meanwhile gets 503.
+// close() with a grace period: what runs finishes, a request arriving meanwhile gets 503; what
+// still runs at the bound ends with a retryable error (an SSE error event, or a 503).
 import { createServer } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../core/errors.ts'
-import type { OndeviceApp } from './app.ts'
+import { createTestHost } from '../test/worker/test-host.ts'
+import { createApp, type OndeviceApp } from './app.ts'
 import { serveApp } from './node.ts'
 
 const app = new Hono() as unknown as OndeviceApp
@@ -109,5 +111,103 @@ describe('serveApp close with a grace period (SIGTERM in ondevice serve)', () =>
     await client.firstChunk
     await server.close({ graceMs: 200 })
     expect(await client.closed).not.toContain('last')
+  })
+})
+
+describe('serveApp close: the chat app still answering when the grace ends', () => {
+  // The app over the test session, each model step 40 ms: a 400-token answer takes ~16 s, far
+  // beyond the grace, so it is always still running when the grace ends.
+  function slowChatServer(limits?: { maxConcurrent: number; maxQueue: number }) {
+    const modelHost = createTestHost({ session: { delayMs: 40 } })
+    const logged: Record<string, unknown>[] = []
+    const app = createApp({
+      modelHost,
+      ...(limits ? { limits } : {}),
+      log: (line) => logged.push(line as unknown as Record<string, unknown>),
+    })
+    return { app, modelHost, logged }
+  }
+  const chat = (url: string, stream: boolean) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'test-model',
+        messages: [{ role: 'user', content: 'Tell me a long story.' }],
+        max_tokens: 400,
+        stream,
+      }),
+    })
+  /** Polls until `condition` holds (no fixed sleep: the machine may be loaded). */
+  async function until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+
+  it('a stream gets an edge_unavailable error event and then its end; a queued request a 503', async () => {
+    const { app, logged } = slowChatServer({ maxConcurrent: 1, maxQueue: 4 })
+    const server = await serveApp({ app, port: 0 })
+    const response = await chat(server.url, true)
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let received = ''
+    // Two tokens in: the answer is running (not merely started).
+    while ((received.match(/"token_ids"/g)?.length ?? 0) < 2) {
+      const next = await reader.read()
+      if (next.done) throw new Error(`the stream ended early: ${received}`)
+      received += decoder.decode(next.value, { stream: true })
+    }
+    // A JSON request waiting for the only slot: its headers are not sent when the grace ends.
+    const queued = chat(server.url, false)
+    for (;;) {
+      const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
+        generations: { queued: number }
+      }
+      if (health.generations.queued >= 1) break
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    const closing = server.close({ graceMs: 300 })
+    for (;;) {
+      const next = await reader.read()
+      if (next.done) break
+      received += decoder.decode(next.value, { stream: true })
+    }
+    await closing
+    const events = received
+      .split('\n\n')
+      .map((event) => event.trim())
+      .filter((event) => event !== '')
+    const last = events.at(-1) ?? ''
+    expect(last, received).toMatch(/^data: \{"error"/)
+    const error = JSON.parse(last.slice('data: '.length)) as { error: { code: string; type: string } }
+    expect(error.error.code).toBe('edge_unavailable')
+    expect(error.error.type).toBe('server_error')
+    expect(received).not.toContain('[DONE]')
+    expect(received).not.toContain('"finish_reason":"abort"')
+    const refused = await queued
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).toBe('5')
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('edge_unavailable')
+    // The stream's log line says why it ended, and its session went back (the loop stopped).
+    await until(() => logged.some((line) => line['stream'] === true))
+    expect(logged.find((line) => line['stream'] === true)).toMatchObject({
+      status: 503,
+      errorCode: 'edge_unavailable',
+    })
+  })
+
+  it('a JSON answer still generating gets 503 edge_unavailable with Retry-After', async () => {
+    const { app, modelHost } = slowChatServer()
+    const server = await serveApp({ app, port: 0 })
+    const answer = chat(server.url, false)
+    // Generating: its session has run the prompt and at least one more step.
+    await until(() => (modelHost.sessions[0]?.appendCalls.length ?? 0) >= 2)
+    await server.close({ graceMs: 200 })
+    const response = await answer
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).toBe('5')
+    const body = (await response.json()) as { error: { code: string; message: string } }
+    expect(body.error.code).toBe('edge_unavailable')
+    expect(body.error.message).toMatch(/shutting down/)
   })
 })
