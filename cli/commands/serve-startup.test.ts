@@ -212,6 +212,57 @@ describe('ondevice serve while its model loads', () => {
     }
   }, 120_000)
 
+  it('SIGTERM with a stream still running at SHUTDOWN_TIMEOUT_MS: an edge_unavailable error event, then the end; exit code 0', async () => {
+    weights = 'serve'
+    const server = serve('cache-term-stream', { SHUTDOWN_TIMEOUT_MS: '300' })
+    try {
+      const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
+        string,
+        string,
+      ]
+      // 2,000 tokens: seconds of generation even on a fast machine (~11 s on a loaded 2-core one),
+      // so it is still running when the 300 ms grace ends.
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'pkg',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 2000,
+          stream: true,
+        }),
+      })
+      expect(response.status).toBe(200)
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      const decoder = new TextDecoder()
+      let text = ''
+      // A token in: the answer is generating.
+      while (!text.includes('"token_ids"')) {
+        const { done, value } = await reader.read()
+        if (done) throw new Error(`the stream ended early: ${text}`)
+        text += decoder.decode(value, { stream: true })
+      }
+      server.child.kill('SIGTERM')
+      // Old code cut the connection here: the stream ended without a word.
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        text += decoder.decode(value, { stream: true })
+      }
+      const events = text.split('\n\n').filter((event) => event.trim() !== '')
+      const last = events.at(-1)?.trim() ?? ''
+      expect(last, text.slice(-2000)).toMatch(/^data: \{"error"/)
+      expect(JSON.parse(last.slice('data: '.length))).toMatchObject({
+        error: { code: 'edge_unavailable', type: 'server_error' },
+      })
+      expect(text).not.toContain('data: [DONE]')
+      expect(await server.exited).toBe(0)
+      expect(server.output()).toMatch(/Stopping: running requests have up to 300 ms/)
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+
   it('a model that fails to load: the command ends with exit code 1 and the reason', async () => {
     weights = 'missing'
     const server = serve('cache-missing')

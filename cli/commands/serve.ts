@@ -51,7 +51,8 @@ MODEL_CONTEXT_LENGTH, MODEL_THREADS, MODEL_ID, MODEL_ALIASES, MEMORY_BUDGET_MB, 
 (comma-separated bearer keys; none = open, local use only), ALLOWED_ORIGINS,
 RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS, MAX_TOKENS,
 MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS,
-SHUTDOWN_TIMEOUT_MS (how long running answers may finish after SIGTERM; default 8000).`
+SHUTDOWN_TIMEOUT_MS (how long running answers may finish after SIGTERM; default 8000; one
+still running then ends with a retryable edge_unavailable error).`
 
 function integerFlag(
   value: string | undefined,
@@ -241,10 +242,12 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(`Listening on ${server.url} (model ${modelHost.modelId})\n`)
   await stopping
   // Running answers finish (up to SHUTDOWN_TIMEOUT_MS) while new requests get 503 + Retry-After;
-  // then the model's sessions and weights (native memory the process would otherwise hold).
+  // one still running then ends with a retryable error its client can act on (serveApp's
+  // shutdownSignal); then the model's sessions and weights (native memory the process would
+  // otherwise hold).
   const graceMs = settings.shutdownTimeoutMs ?? 8000
   process.stderr.write(
-    `Stopping: running requests have up to ${graceMs} ms to finish (SHUTDOWN_TIMEOUT_MS).\n`,
+    `Stopping: running requests have up to ${graceMs} ms to finish (SHUTDOWN_TIMEOUT_MS); any still running then ends with a retryable error (edge_unavailable: a stream's error event, or a 503).\n`,
   )
   await server.close({ graceMs })
   await modelHost.dispose().catch(() => undefined)
