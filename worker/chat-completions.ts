@@ -590,7 +590,7 @@ function formatHeadersFor(model: HostedModel, fallback: string | undefined): Rec
 function serverShuttingDown(): OndeviceError {
   return new OndeviceError(
     'edge_unavailable',
-    'This server is shutting down and stopped this answer at the end of its shutdown grace period. Retry in a few seconds (another instance, or this one once restarted); the SDK continues from the tokens it has.',
+    'This server is shutting down and stopped this answer at the end of its shutdown grace period. Retry in a few seconds (another instance, or this one once restarted).',
     { isRetryable: true, retryAfterSeconds: 5 },
   )
 }
