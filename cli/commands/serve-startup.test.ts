@@ -57,9 +57,9 @@ interface Serve {
   readonly exited: Promise<number | null>
 }
 
-function serve(cacheName: string, env: Record<string, string> = {}): Serve {
+function serve(cacheName: string, env: Record<string, string> = {}, args: readonly string[] = []): Serve {
   let output = ''
-  const child = spawn(process.execPath, [ondeviceBin, 'serve', '--model', filesUrl, '--port', '0'], {
+  const child = spawn(process.execPath, [ondeviceBin, 'serve', '--model', filesUrl, '--port', '0', ...args], {
     env: { ...process.env, ONDEVICE_CACHE_DIR: join(workDir, cacheName), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -166,6 +166,35 @@ describe('ondevice serve while its model loads', () => {
       server.child.kill('SIGTERM')
       expect(await server.exited).toBe(0)
       expect(server.output()).toMatch(/Stopped while the model was loading/)
+    } finally {
+      weights = 'serve'
+      for (const send of held.splice(0)) send()
+      await stop(server)
+    }
+  }, 120_000)
+
+  it('SIGTERM while a request loads the model (--no-preload) exits 0 after the grace, not once the download ends (it waited on the load: docker stop ended in SIGKILL)', async () => {
+    weights = 'hold'
+    const server = serve('cache-term-lazy', { SHUTDOWN_TIMEOUT_MS: '300' }, ['--no-preload'])
+    try {
+      const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
+        string,
+        string,
+      ]
+      const answer = fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'pkg', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 }),
+      }).catch((error: unknown) => error)
+      await expect.poll(() => held.length, { timeout: 60_000 }).toBeGreaterThan(0)
+      server.child.kill('SIGTERM')
+      const code = await Promise.race([
+        server.exited,
+        new Promise((resolve) => setTimeout(resolve, 15_000, 'still running')),
+      ])
+      expect(code).toBe(0)
+      expect(server.output()).toMatch(/Stopped while the model was loading/)
+      await answer
     } finally {
       weights = 'serve'
       for (const send of held.splice(0)) send()

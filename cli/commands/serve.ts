@@ -250,6 +250,20 @@ export async function run(argv: string[]): Promise<number> {
     `Stopping: running requests have up to ${graceMs} ms to finish (SHUTDOWN_TIMEOUT_MS); any still running then ends with a retryable error (edge_unavailable: a stream's error event, or a 503).\n`,
   )
   await server.close({ graceMs })
-  await modelHost.dispose().catch(() => undefined)
+  // dispose() waits for a load still running (--no-preload, or a further format a request asked
+  // for) and the download keeps the process alive after it: without a bound, the stop waited out
+  // the whole download and `docker stop` ended in SIGKILL. Such a load is given up, as during
+  // the start-up load; a loaded model's release takes far less than this.
+  const released = await Promise.race([
+    modelHost.dispose().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => setTimeout(resolve, 1_000, false).unref()),
+  ])
+  if (!released) {
+    process.stderr.write('Stopped while the model was loading: exiting.\n')
+    process.exit(0)
+  }
   return 0
 }
