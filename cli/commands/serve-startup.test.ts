@@ -193,7 +193,7 @@ describe('ondevice serve while its model loads', () => {
         new Promise((resolve) => setTimeout(resolve, 15_000, 'still running')),
       ])
       expect(code).toBe(0)
-      expect(server.output()).toMatch(/Stopped while the model was loading/)
+      expect(server.output()).toMatch(/Stopped while a model was still loading/)
       await answer
     } finally {
       weights = 'serve'

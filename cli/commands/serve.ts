@@ -253,16 +253,17 @@ export async function run(argv: string[]): Promise<number> {
   // dispose() waits for a load still running (--no-preload, or a further format a request asked
   // for) and the download keeps the process alive after it: without a bound, the stop waited out
   // the whole download and `docker stop` ended in SIGKILL. Such a load is given up, as during
-  // the start-up load; a loaded model's release takes far less than this.
+  // the start-up load; a loaded model's release takes far less than this (and the default grace
+  // plus the error events' flush plus this stays under docker stop's 10 s).
   const released = await Promise.race([
     modelHost.dispose().then(
       () => true,
       () => true,
     ),
-    new Promise<false>((resolve) => setTimeout(resolve, 1_000, false).unref()),
+    new Promise<false>((resolve) => setTimeout(resolve, 500, false).unref()),
   ])
   if (!released) {
-    process.stderr.write('Stopped while the model was loading: exiting.\n')
+    process.stderr.write('Stopped while a model was still loading: exiting.\n')
     process.exit(0)
   }
   return 0
