@@ -89,6 +89,31 @@ describe('settingsFromEnv', () => {
     ).toEqual(['https://app.example', 'http://localhost:5173', '*'])
   })
 
+  it('takes the origins of browser extensions and app shells as browsers send them (refused: URL spells their origin null), and a CORS request from one gets its answer', async () => {
+    const appOrigins = [
+      'chrome-extension://abcdefghijklmnopabcdefghijklmnop',
+      'moz-extension://6f4b1a2c-0d3e-4f5a-8b9c-1d2e3f4a5b6c',
+      'capacitor://localhost',
+      'tauri://localhost',
+    ]
+    expect(settingsFromEnv({ ALLOWED_ORIGINS: appOrigins.join(',') }).allowedOrigins).toEqual(appOrigins)
+    expect(refusal({ ALLOWED_ORIGINS: 'capacitor://localhost/' }).message).toContain(
+      "Write 'capacitor://localhost'.",
+    )
+    for (const notAPage of ['ftp://x.example', 'file:///index.html', 'wss://x.example', 'mailto:a@b.example'])
+      expect(refusal({ ALLOWED_ORIGINS: notAPage }).param).toBe('ALLOWED_ORIGINS')
+    const app = createApp({ modelHost: createTestHost(), allowedOrigins: appOrigins, log: () => undefined })
+    const preflight = await app.request('/v1/chat/completions', {
+      method: 'OPTIONS',
+      headers: {
+        origin: appOrigins[0] as string,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    })
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(appOrigins[0])
+  })
+
   it("createApp's allowedOrigins of the wrong type is an InvalidArgumentError naming it (a number crashed with a TypeError; one string was read letter by letter)", () => {
     const refused = (allowedOrigins: unknown): InvalidArgumentError => {
       try {

@@ -141,6 +141,20 @@ const timerDelay = (name: keyof Limits, value: unknown): void => {
  * trailing slash), or `*`. Anything else never matches, so CORS would stay shut without a word:
  * `example.com` for `https://example.com` is the usual slip.
  */
+/** Schemes whose pages never call an edge (URL's special schemes other than http and https). */
+const notPageSchemes = new Set(['ftp:', 'file:', 'ws:', 'wss:'])
+
+/**
+ * The origin a browser sends for a page at `url`: http(s) as URL computes it; an app or extension
+ * scheme (chrome-extension://ID, moz-extension://UUID, capacitor://localhost, tauri://localhost)
+ * as scheme://host, which URL's `origin` spells 'null' though browsers send it whole.
+ */
+function originOf(url: URL): string | undefined {
+  if (url.protocol === 'http:' || url.protocol === 'https:') return url.origin
+  if (notPageSchemes.has(url.protocol) || url.host === '') return undefined
+  return `${url.protocol}//${url.host}`
+}
+
 export function checkAllowedOrigins(origins: readonly string[], name: string): void {
   // createApp's callers are JavaScript too: one origin as a string was read letter by letter, and
   // an entry that is not a string crashed with a TypeError (entry.slice).
@@ -158,8 +172,7 @@ export function checkAllowedOrigins(origins: readonly string[], name: string): v
     if (entry === '*') continue
     let origin: string | undefined
     try {
-      const url = new URL(entry)
-      origin = url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined
+      origin = originOf(new URL(entry))
     } catch {
       origin = undefined
     }

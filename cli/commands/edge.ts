@@ -31,6 +31,7 @@ import {
   isolateMemoryBytes,
   type RuntimeManifest,
 } from '../../worker/container/choose-runtime.ts'
+import { checkAllowedOrigins } from '../../worker/options.ts'
 
 const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
        npm run edge -- --model DIR
@@ -158,20 +159,8 @@ export async function run(argv: string[]): Promise<number> {
     .split(',')
     .map((origin) => origin.trim())
     .filter((origin) => origin !== '')
-  for (const origin of allowedOrigins) {
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(origin)
-    } catch {
-      parsed = undefined
-    }
-    if (origin !== '*' && (parsed === undefined || parsed.origin !== origin)) {
-      throw new InvalidArgumentError(
-        'allowed-origins',
-        `--allowed-origins takes exact origins like http://localhost:5173 (scheme, host, port; no path), got '${origin}'.`,
-      )
-    }
-  }
+  // The server's own rule (ALLOWED_ORIGINS), extension and app schemes included.
+  checkAllowedOrigins(allowedOrigins, '--allowed-origins')
 
   let folder: string
   let modelId = values['model-id']
