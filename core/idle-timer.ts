@@ -34,12 +34,14 @@ export function startIdleTimer(timeoutMs: number, callerSignal?: AbortSignal): I
   let stopped = false
   let timer: ReturnType<typeof setTimeout> | undefined
   /** When the last chunk came. touch() only notes it: a timer per chunk (clearTimeout + setTimeout
-   * for every piece of a body) cost a streamed load at the edge seconds of CPU in workerd. */
-  let last = Date.now()
+   * for every piece of a body) cost a streamed load at the edge seconds of CPU in workerd.
+   * performance.now, not the wall clock: a clock set back re-armed the timer for as long as the
+   * change (past a timer's limit: every millisecond, never expiring), one set forward expired it. */
+  let last = performance.now()
   const arm = (delay: number) => {
     timer = setTimeout(() => {
       if (stopped) return
-      const quiet = Date.now() - last
+      const quiet = performance.now() - last
       if (quiet < timeoutMs) {
         arm(timeoutMs - quiet)
         return
@@ -55,7 +57,7 @@ export function startIdleTimer(timeoutMs: number, callerSignal?: AbortSignal): I
       return expired
     },
     touch() {
-      last = Date.now()
+      last = performance.now()
     },
     stop() {
       stopped = true
