@@ -45,7 +45,10 @@ export class DeviceSlot {
   #disposed = false
   /** The router's backend (follow()), where the app forced none. */
   #planned: Backend | undefined
-  /** The last load's failure (cleared by a load that succeeds). */
+  /**
+   * The last load's failure (cleared by a load that succeeds). Its time, like #backgroundRetryAt,
+   * is performance.now: a wall clock set back a day kept the device off for a day.
+   */
   #failure: { readonly error: OndeviceError; readonly at: number } | undefined
 
   constructor(
@@ -86,7 +89,7 @@ export class DeviceSlot {
    */
   get recentFailure(): { readonly error: OndeviceError; readonly retryInMs: number } | undefined {
     if (!this.#failure || this.#loaded) return undefined
-    const retryInMs = this.#failure.at + retryDelayMsAfter(this.#failure.error) - Date.now()
+    const retryInMs = this.#failure.at + retryDelayMsAfter(this.#failure.error) - performance.now()
     return retryInMs > 0 ? { error: this.#failure.error, retryInMs } : undefined
   }
 
@@ -142,7 +145,7 @@ export class DeviceSlot {
           if (this.#loading === load) this.#loading = undefined
           this.#downloading = undefined
           const error = toOndeviceError(cause, 'backend_unavailable')
-          if (error.code !== 'aborted' && !this.#disposed) this.#failure = { error, at: Date.now() }
+          if (error.code !== 'aborted' && !this.#disposed) this.#failure = { error, at: performance.now() }
         },
       )
     }
@@ -170,10 +173,10 @@ export class DeviceSlot {
 
   /** Starts loading in the background, unless a load runs or a failed one is still recent. */
   startBackgroundDownload(): void {
-    if (this.#loading || Date.now() < this.#backgroundRetryAt || this.recentFailure) return
+    if (this.#loading || performance.now() < this.#backgroundRetryAt || this.recentFailure) return
     this.load().catch((error: unknown) => {
       const failure = toOndeviceError(error, 'download_failed')
-      this.#backgroundRetryAt = Date.now() + retryDelayMsAfter(failure)
+      this.#backgroundRetryAt = performance.now() + retryDelayMsAfter(failure)
       this.#hooks.onBackgroundError(failure)
     })
   }

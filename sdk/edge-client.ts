@@ -309,7 +309,7 @@ export class EdgeClient {
       return await this.modelList
     } catch (error) {
       this.modelList = undefined
-      this.listFailedUntil = Date.now() + listRetryDelayMs
+      this.listFailedUntil = performance.now() + listRetryDelayMs
       throw error
     }
   }
@@ -337,7 +337,7 @@ export class EdgeClient {
   async model(signal?: AbortSignal, knownModelId?: string): Promise<string> {
     if (this.options.model) return this.options.model
     if (this.learnedModelId !== undefined) return this.learnedModelId
-    if (knownModelId !== undefined && Date.now() < this.listFailedUntil) return knownModelId
+    if (knownModelId !== undefined && performance.now() < this.listFailedUntil) return knownModelId
     this.modelId ??= (async () => {
       let listed: unknown
       try {
