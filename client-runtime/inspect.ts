@@ -192,14 +192,14 @@ export async function inspectPackage(options: {
   const storedContext = manifest?.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096)
   const runs =
     options.backend === 'wasm' && !engineCovers(config.modelType, dtype) ? 'ort-wasm' : options.backend
-  const sessionMemoryBytes =
-    runs === 'wasm'
-      ? undefined
-      : estimateSessionMemory(runs, {
-          config,
-          dtype,
-          contextLength: Math.min(storedContext, options.contextLength ?? storedContext),
-        })
+  // Every runtime's sessions share the weights (the engine's, one instance's memory), so a
+  // further session adds its cache and states (the engine's figure also counts a prompt chunk's
+  // activations, which its sessions share: an estimate on the safe side).
+  const sessionMemoryBytes = estimateSessionMemory(runs, {
+    config,
+    dtype,
+    contextLength: Math.min(storedContext, options.contextLength ?? storedContext),
+  })
   const name = (pkg.manifest as { name?: unknown } | undefined)?.name
   return {
     name: `${typeof name === 'string' ? name : pkg.source.replace(/\/+$/, '').split('/').at(-1)} ${dtype}`,

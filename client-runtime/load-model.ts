@@ -10,7 +10,12 @@ import type { Tokenizer } from '../core/tokenizer.ts'
 import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
 import type { WeightFileReader } from '../wasm/engine/onnx-weights.ts'
 import { packageWeightReader } from '../wasm/engine/package-files.ts'
-import { createEngineSession, type EngineThreads, engineCoversModelType } from '../wasm/engine/session.ts'
+import {
+  createEngineSession,
+  type EngineThreads,
+  engineCoversModelType,
+  furtherEngineSessions,
+} from '../wasm/engine/session.ts'
 import {
   availableDtypes,
   type Backend,
@@ -48,6 +53,12 @@ export interface LoadModelOptions {
    * count. 'native': onnxruntime-node's intra-op threads (default: its own, one per core).
    */
   readonly numThreads?: number
+  /**
+   * Sessions the model is sized for, 1 to 256 (default 1): ondevice's engine ('wasm') keeps one
+   * KV cache per session in wasm32's 4 GiB, so a long context's caches are sized for this many
+   * (a server passes its MAX_CONCURRENT). More can still be made while they fit. Others ignore it.
+   */
+  readonly sessions?: number
   /** WebGPU: keep the cache in GPU buffers between steps (default true); false copies it through the CPU each step. */
   readonly keepCacheOnGpu?: boolean
 }
@@ -67,7 +78,7 @@ export interface LoadedModel {
   readonly backendSetup: Readonly<Record<string, unknown>> | undefined
   /**
    * Whether `createSession` shares the loaded weights (ONNX Runtime: one InferenceSession for
-   * every session) or loads them again (ondevice's engine: one instance per session).
+   * every session; ondevice's engine: one instance, a cache per session) or loads them again.
    */
   readonly sharesWeights: boolean
   /**
@@ -152,6 +163,14 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       'numThreads',
       `numThreads must be an integer from 1 to 64, got ${String(options.numThreads)}; omit it for the backend's default.`,
     )
+  if (
+    options.sessions !== undefined &&
+    (!Number.isInteger(options.sessions) || options.sessions < 1 || options.sessions > 256)
+  )
+    throw new InvalidArgumentError(
+      'sessions',
+      `sessions must be an integer from 1 to 256, got ${String(options.sessions)}; omit it for 1.`,
+    )
   const requestedDtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   const chosen = options.backend === undefined ? await host.defaultBackend() : { backend: options.backend }
   const backend = chosen.backend
@@ -220,9 +239,12 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
             modelId,
             ...(options.contextLength !== undefined ? { contextLength: options.contextLength } : {}),
             ...(engine.threads ? { threads: engine.threads } : {}),
+            ...(options.sessions !== undefined ? { sessions: options.sessions } : {}),
           })
         const session = await open()
         const sessions = sessionsDisposedTogether(session)
+        // Further sessions inside the same instance (one copy of the weights).
+        const further = furtherEngineSessions(session, open)
         return {
           session,
           tokenizer,
@@ -234,10 +256,10 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
           warnings,
           // The engine's build and, for a q4 model on the relaxed one, its measured dot forms.
           backendSetup: { engine: 'ondevice-wasm', ...engine.setup, ...session.build },
-          // The engine's weights live in its instance's linear memory, beside one cache: a
-          // further session is a further instance (see docs/wasm-engine.md).
-          sharesWeights: false,
-          createSession: async () => sessions.add(await open()),
+          // The engine's weights live once in its instance's linear memory; each session has its
+          // own cache there (see docs/wasm-engine.md).
+          sharesWeights: true,
+          createSession: async () => sessions.add(await further()),
           dispose: () => sessions.dispose(),
         }
       } catch (error) {

@@ -1,5 +1,6 @@
 // Several sessions over one loaded model (LoadedModel.createSession): ONNX Runtime's sessions
-// share one InferenceSession per graph, each keeping its cache in its own tensors. Two
+// share one InferenceSession per graph, each keeping its cache in its own tensors; the engine's
+// share one instance (the weights once in its memory), each with its own cache there. Two
 // generations interleaved on the shared weights (their runs in flight together on
 // onnxruntime-node) give exactly the logits and tokens each gives alone and that a separately
 // loaded model gives; the weights load once and are released once every holder is gone.
@@ -11,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { writeFixture } from '../builder/fixtures/fixture.ts'
 import { generateText } from '../core/generate.ts'
 import type { ModelSession } from '../core/model-session.ts'
+import type { EngineSession } from '../wasm/engine/session.ts'
 import type { Backend } from './dtype.ts'
 import { loadModel } from './index.ts'
 import type { LoadedModel } from './load-model.ts'
@@ -97,6 +99,9 @@ describe.each([
   ['qwen3_5', 'native', 'q4'],
   ['qwen3', 'native', 'q4'],
   ['qwen3_5', 'ort-wasm', 'q8'],
+  // ondevice's engine: one instance (its memory holds the weights once), a cache per session.
+  ['qwen3_5', 'wasm', 'q4'],
+  ['qwen3', 'wasm', 'q4'],
 ] as const)('sessions sharing one loaded %s model on %s (%s)', (arch, backend: Backend, dtype) => {
   it('interleaved generations give exactly what each gives alone, and load the weights once', async () => {
     const create = vi.spyOn(ortNode.InferenceSession, 'create')
@@ -107,6 +112,12 @@ describe.each([
     const graphs = arch === 'qwen3_5' ? 2 : 1
     // onnxruntime-node's InferenceSession.create, once per graph whatever the sessions (ort-wasm: none).
     expect(create).toHaveBeenCalledTimes(backend === 'native' ? graphs : 0)
+    if (backend === 'wasm') {
+      // The engine's sessions run on the first one's instance: the same kernels and memory.
+      const kernels = (session: ModelSession) => (session as EngineSession).model.kernels
+      expect(kernels(second)).toBe(kernels(loaded.session))
+      expect(kernels(third)).toBe(kernels(loaded.session))
+    }
     try {
       const alone = await logitsTrace([loaded.session, second], 12, false)
       await Promise.all([loaded.session.reset(), second.reset()])

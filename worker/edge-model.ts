@@ -12,7 +12,7 @@ import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
 import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
 import { packageWeightReader } from '../wasm/engine/package-files.ts'
-import { createEngineSession, engineCoversModelType } from '../wasm/engine/session.ts'
+import { createEngineSession, engineCoversModelType, furtherEngineSessions } from '../wasm/engine/session.ts'
 import type { HostedModel } from './model-host.ts'
 
 export interface EdgeModelOptions {
@@ -64,7 +64,9 @@ export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedMo
         ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
       })
     try {
-      return hosted(options, tokenizer, await open(), open)
+      // Further sessions inside the first one's instance: the weights once, a cache each.
+      const first = await open()
+      return hosted(options, tokenizer, first, furtherEngineSessions(first, open))
     } catch (error) {
       if (!(error instanceof EngineUnsupportedError)) throw error
       console.warn(
@@ -97,7 +99,7 @@ export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedMo
 
 /**
  * The first session is kept as the spare for the first request; later ones are opened on demand
- * (over the same weights on ONNX Runtime; another engine instance on the engine). Every session
+ * (over the same weights: ONNX Runtime's InferenceSession, or the engine's instance). Every session
  * handed out is disposed with the model.
  */
 function hosted(

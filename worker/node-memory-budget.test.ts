@@ -60,40 +60,6 @@ describe('a Node model host with a memory budget', () => {
     expect(host.formats?.().map(({ status }) => status.state)).toEqual(['ready', 'ready', 'idle'])
   }, 60_000)
 
-  it("counts every session of a format on the engine: each concurrent generation's instance holds its own copy of the weights", async () => {
-    const store = createNodeStore()
-    const estimate = async (dtype: string) =>
-      (await inspectPackage({ model: packageDir, dtype, backend: 'wasm', store }))
-        .estimatedMemoryBytes as number
-    const both = (await estimate('q4')) + (await estimate('q8'))
-    const formats = [
-      { dtype: 'q4', backend: 'wasm' },
-      { dtype: 'q8', backend: 'wasm' },
-    ] as const
-    // Room for one session of each format, not for two: with two slots the second format is refused.
-    const twoSlots = createNodeModelHost({
-      model: packageDir,
-      formats,
-      sessions: 2,
-      memoryBudgetBytes: both + 2 ** 20,
-    })
-    await twoSlots.load()
-    await expect(selectModel(twoSlots, { dtype: 'q8', backend: 'wasm' })).rejects.toMatchObject({
-      code: 'unsupported',
-      message: expect.stringMatching(
-        /it needs ~\d+ MiB \(2 sessions of ~\d+ MiB, each with its own copy of the weights, for 2 MAX_CONCURRENT slots\)/,
-      ),
-    })
-    const oneSlot = createNodeModelHost({
-      model: packageDir,
-      formats,
-      sessions: 1,
-      memoryBudgetBytes: both + 2 ** 20,
-    })
-    await oneSlot.load()
-    expect((await selectModel(oneSlot, { dtype: 'q8', backend: 'wasm' })).model.info.dtype).toBe('q8')
-  }, 60_000)
-
   it("warns at load when the default format's sessions alone exceed the budget", async () => {
     const store = createNodeStore()
     const one = (await inspectPackage({ model: packageDir, dtype: 'q4', backend: 'wasm', store }))
@@ -108,62 +74,68 @@ describe('a Node model host with a memory budget', () => {
         dtype: 'q4',
         backend: 'wasm',
         sessions: 3,
-        memoryBudgetBytes: 2 * one,
+        // The weights once and a cache per slot would fit twice this; three copies of the
+        // weights (an instance per slot, as before the engine shared them) would not fit either.
+        memoryBudgetBytes: one,
       })
       await host.load()
     } finally {
       warn.mockRestore()
     }
     expect(logged.join('\n')).toMatch(
-      /3 sessions \(MAX_CONCURRENT\) need ~\d+ MiB \(3 sessions of ~\d+ MiB, each with its own copy of the weights\).*lower MAX_CONCURRENT/,
+      /3 sessions \(MAX_CONCURRENT\) need ~\d+ MiB \(~\d+ MiB for the weights and the first session, ~\d+ MiB for each further one's cache\).*lower MAX_CONCURRENT/,
     )
   }, 60_000)
 
-  it("counts a native format's weights once and each further slot's cache and activations", async () => {
-    const store = createNodeStore()
-    const figures = async (dtype: string) => {
-      const info = await inspectPackage({ model: packageDir, dtype, backend: 'native', store })
-      return { bytes: info.estimatedMemoryBytes as number, session: info.sessionMemoryBytes as number }
-    }
-    const q4 = await figures('q4')
-    const q8 = await figures('q8')
-    // A further session is its cache and one prompt's activations: far less than the weights.
-    expect(q4.session).toBeGreaterThan(0)
-    expect(q4.session).toBeLessThan(q4.bytes / 2)
-    const needed = q4.bytes + 2 * q4.session + q8.bytes + 2 * q8.session
-    // Three copies of each would not fit this budget; one copy and three caches of each do.
-    expect(3 * (q4.bytes + q8.bytes)).toBeGreaterThan(needed + 2 ** 20)
-    const formats = [
-      { dtype: 'q4', backend: 'native' },
-      { dtype: 'q8', backend: 'native' },
-    ] as const
-    const fits = createNodeModelHost({
-      model: packageDir,
-      formats,
-      sessions: 3,
-      memoryBudgetBytes: needed + 2 ** 20,
-    })
-    const short = createNodeModelHost({
-      model: packageDir,
-      formats,
-      sessions: 3,
-      memoryBudgetBytes: needed - 2 ** 20,
-    })
-    try {
-      await fits.load()
-      expect((await selectModel(fits, { dtype: 'q8', backend: 'native' })).model.info.dtype).toBe('q8')
-      await short.load()
-      await expect(selectModel(short, { dtype: 'q8', backend: 'native' })).rejects.toMatchObject({
-        code: 'unsupported',
-        message: expect.stringMatching(
-          /it needs ~\d+ MiB \(~\d+ MiB for the weights and the first session, ~\d+ MiB for each further one's cache, for 3 MAX_CONCURRENT slots\)/,
-        ),
+  it.each(['native', 'wasm'] as const)(
+    "counts a %s format's weights once and each further slot's cache and activations (the engine's sessions share one instance)",
+    async (backend) => {
+      const store = createNodeStore()
+      const figures = async (dtype: string) => {
+        const info = await inspectPackage({ model: packageDir, dtype, backend, store })
+        return { bytes: info.estimatedMemoryBytes as number, session: info.sessionMemoryBytes as number }
+      }
+      const q4 = await figures('q4')
+      const q8 = await figures('q8')
+      // A further session is its cache and one prompt's activations: far less than the weights.
+      expect(q4.session).toBeGreaterThan(0)
+      expect(q4.session).toBeLessThan(q4.bytes / 2)
+      const needed = q4.bytes + 2 * q4.session + q8.bytes + 2 * q8.session
+      // Three copies of each would not fit this budget; one copy and three caches of each do.
+      expect(3 * (q4.bytes + q8.bytes)).toBeGreaterThan(needed + 2 ** 20)
+      const formats = [
+        { dtype: 'q4', backend },
+        { dtype: 'q8', backend },
+      ]
+      const fits = createNodeModelHost({
+        model: packageDir,
+        formats,
+        sessions: 3,
+        memoryBudgetBytes: needed + 2 ** 20,
       })
-    } finally {
-      await fits.dispose()
-      await short.dispose()
-    }
-  }, 60_000)
+      const short = createNodeModelHost({
+        model: packageDir,
+        formats,
+        sessions: 3,
+        memoryBudgetBytes: needed - 2 ** 20,
+      })
+      try {
+        await fits.load()
+        expect((await selectModel(fits, { dtype: 'q8', backend })).model.info.dtype).toBe('q8')
+        await short.load()
+        await expect(selectModel(short, { dtype: 'q8', backend })).rejects.toMatchObject({
+          code: 'unsupported',
+          message: expect.stringMatching(
+            /it needs ~\d+ MiB \(~\d+ MiB for the weights and the first session, ~\d+ MiB for each further one's cache, for 3 MAX_CONCURRENT slots\)/,
+          ),
+        })
+      } finally {
+        await fits.dispose()
+        await short.dispose()
+      }
+    },
+    60_000,
+  )
 
   it('refuses a budget that is not a number of bytes', () => {
     expect(() => createNodeModelHost({ model: packageDir, memoryBudgetBytes: -1 })).toThrow(

@@ -86,6 +86,8 @@ export function createNodeModelHost(
     model: options.model,
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
     ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
+    // The engine sizes its caches for every slot's session at load (they share its 4 GiB).
+    ...(options.sessions === undefined ? {} : { sessions: options.sessions }),
   }
   const budget = options.memoryBudgetBytes ?? processMemoryBytes()
   if (!Number.isFinite(budget) || budget < 0) {
@@ -153,9 +155,9 @@ export function createNodeModelHost(
 /**
  * What a format needs, from its package: `bytes`, the package's estimate for one session (the
  * weights, one cache at the served context, one prompt's activations, the runtime), and
- * `sessionBytes`, what each further session adds. ONNX Runtime's sessions share the weights
- * (one InferenceSession under every slot), so a further one adds its cache and activations; the
- * engine's are instances of their own, each holding the weights, so a further one adds all.
+ * `sessionBytes`, what each further session adds. Every runtime's sessions share the weights
+ * (ONNX Runtime: one InferenceSession under every slot; the engine: one instance, a cache per
+ * session), so a further one adds its cache and activations.
  */
 interface FormatMemory {
   readonly bytes: number
@@ -175,8 +177,8 @@ function describeSessions(figures: FormatMemory, sessions: number): string {
  * Admits a format while the estimates of the formats held and of the new one fit the budget. A
  * format whose estimate cannot be read (no figures, unreadable package) is admitted: refusing a
  * load on a guess would be worse than the crash this prevents, which the operator sizes for.
- * Every format loads `sessions` sessions (one per MAX_CONCURRENT slot): its weights once where
- * its sessions share them (ONNX Runtime), once per session where they do not (the engine).
+ * Every format loads `sessions` sessions (one per MAX_CONCURRENT slot): its weights once, and a
+ * cache (and activations) per session.
  */
 function memoryAdmission(options: {
   readonly estimate: (format: ModelFormat) => Promise<FormatMemory | undefined>
@@ -224,7 +226,7 @@ function formatEstimator(options: {
       })
       const bytes = info.estimatedMemoryBytes
       if (bytes === undefined) return undefined
-      // No per-session figure: the engine, whose every session holds the weights.
+      // No per-session figure: count each session as a whole load (on the safe side).
       return { bytes, sessionBytes: Math.min(bytes, info.sessionMemoryBytes ?? bytes) }
     } catch {
       return undefined

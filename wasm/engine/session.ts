@@ -61,6 +61,12 @@ export interface EngineSessionOptions {
    * whichever runs. Ignored by the plain builds, which have one form.
    */
   readonly dot?: DotFormRequest
+  /**
+   * Sessions the instance is sized for (default 1): each holds a KV cache of the context, so with
+   * more, a long context's caches share wasm32's 4 GiB (every cache's capacity is what fits this
+   * many). Further sessions come from `session.createSession()` over the same weights.
+   */
+  readonly sessions?: number
 }
 
 /** What the engine runs, for load reports: the build and the relaxed builds' dot forms. */
@@ -109,6 +115,14 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       'warmUp',
       `warmUp must be true or false (or left out for true), got ${JSON.stringify(options.warmUp)}.`,
     )
+  if (
+    options.sessions !== undefined &&
+    (!Number.isInteger(options.sessions) || options.sessions < 1 || options.sessions > 256)
+  )
+    throw new InvalidArgumentError(
+      'sessions',
+      `sessions must be an integer from 1 to 256 (or left out for 1), got ${JSON.stringify(options.sessions)}.`,
+    )
   // Validated before anything loads (a bad value, or ONDEVICE_ENGINE_DOT's, is the caller's error).
   const dot = dotFormRequest(options.dot)
   if (typeof options.dtype !== 'string')
@@ -144,7 +158,15 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     const contextLength = sessionContextLength(options.contextLength, config.maxPositionEmbeddings)
     try {
       model = await loader(
-        new LoadContext({ kernels, config, dtype: options.dtype, graph, files, contextLength }),
+        new LoadContext({
+          kernels,
+          config,
+          dtype: options.dtype,
+          graph,
+          files,
+          contextLength,
+          ...(options.sessions === undefined ? {} : { sessions: options.sessions }),
+        }),
       )
       // After the weights: by then the optimizing compiles the warm-up started have landed, so
       // the probe times the code every later call runs (dot-form.ts). Only 4-bit models run them.
@@ -159,18 +181,54 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
   }
   const modelId =
     options.modelId ?? (typeof config.raw._name_or_path === 'string' ? config.raw._name_or_path : 'model')
-  return new EngineSession(model, modelId)
+  return new EngineSession(model, modelId, { sessions: 0, broken: undefined })
+}
+
+/**
+ * Further sessions after `first`: inside the instance of a session still open (one copy of the
+ * weights); a new instance from `open` when every session was disposed, or when the instance has
+ * no room left for another cache (a model loaded for fewer sessions than are asked of it).
+ */
+export function furtherEngineSessions(
+  first: EngineSession,
+  open: () => Promise<EngineSession>,
+): () => Promise<EngineSession> {
+  const live = new Set<EngineSession>([first])
+  return async () => {
+    for (const session of live) if (session.disposed) live.delete(session)
+    const from = live.values().next().value
+    let created: EngineSession
+    try {
+      created = from ? await from.createSession() : await open()
+    } catch (error) {
+      if (!(from && error instanceof ModelError && error.code === 'backend_unavailable')) throw error
+      created = await open()
+    }
+    live.add(created)
+    return created
+  }
+}
+
+/**
+ * What the sessions of one instance share: how many are open (the helper threads stop with the
+ * last) and whether the helper threads failed, which breaks every session of the instance (the
+ * memory may be half-written, the weights and working buffers included).
+ */
+interface EngineInstance {
+  sessions: number
+  broken: OndeviceError | undefined
 }
 
 export class EngineSession implements ModelSession {
   readonly info: ModelSessionInfo
   #model: EngineModel | undefined
   #tokens: number[] = []
-  /** Set when the helper threads failed: every later call throws it (the memory may be half-written). */
-  #broken: OndeviceError | undefined
+  readonly #instance: EngineInstance
 
-  constructor(model: EngineModel, modelId: string) {
+  constructor(model: EngineModel, modelId: string, instance: EngineInstance) {
     this.#model = model
+    this.#instance = instance
+    instance.sessions++
     this.info = {
       modelId,
       vocabularySize: model.vocabularySize,
@@ -188,6 +246,11 @@ export class EngineSession implements ModelSession {
       : { simd: 'plain' }
   }
 
+  /** Whether dispose() was called (its cache went back to the instance). */
+  get disposed(): boolean {
+    return this.#model === undefined
+  }
+
   get tokens(): readonly number[] {
     return this.#tokens
   }
@@ -197,10 +260,20 @@ export class EngineSession implements ModelSession {
     return this.#live()
   }
 
+  /**
+   * A further session over this one's instance: the weights are shared, the cache is its own
+   * (room for it was made at load by `sessions`; past that, it must still fit the 4 GiB).
+   * Its passes and this one's run one at a time, as every append is synchronous.
+   */
+  async createSession(): Promise<EngineSession> {
+    const model = this.#live()
+    return new EngineSession(model.createSession(), this.info.modelId, this.#instance)
+  }
+
   #live(): EngineModel {
-    if (this.#broken) throw this.#broken
     if (!this.#model)
       throw new ModelError('backend_unavailable', 'This session was disposed; load the model again.')
+    if (this.#instance.broken) throw this.#instance.broken
     return this.#model
   }
 
@@ -231,7 +304,7 @@ export class EngineSession implements ModelSession {
       if (failure) {
         // A helper died or stalled mid-pass: the cache and the outputs of that pass are not to be
         // trusted, so no rewind; the live helpers are stopped now, not when the caller disposes.
-        this.#broken = failure
+        this.#instance.broken = failure
         await model.kernels.pool?.close()
         throw failure
       }
@@ -281,11 +354,13 @@ export class EngineSession implements ModelSession {
   }
 
   async dispose(): Promise<void> {
-    // Dropping the model drops its instance and memory; the GC frees them. Helper threads stop.
-    const pool = this.#model?.kernels.pool
+    const model = this.#model
     this.#model = undefined
-    this.#broken = undefined
-    await pool?.close()
     this.#tokens = []
+    if (!model) return
+    // This session's cache goes back to the instance for a later session; no other is touched.
+    model.release()
+    // The last session drops the instance and its memory (the GC frees them); helper threads stop.
+    if (--this.#instance.sessions === 0) await model.kernels.pool?.close()
   }
 }

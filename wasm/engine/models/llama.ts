@@ -19,6 +19,7 @@ import {
   type Linear,
   type LoadContext,
   runShared,
+  SessionSlots,
 } from './load-context.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
@@ -107,7 +108,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const maxK = Math.max(hidden, qWidth, intermediate)
   const activationBytes = chunk * Math.ceil(maxK / 32) * (64 + 8)
   const kvBytesPerPosition = config.numHiddenLayers * 2 * kvWidth * 4
-  context.checkFits(scratchFloats * 4 + activationBytes + 256 * kvBytesPerPosition)
+  context.checkFits(scratchFloats * 4 + activationBytes + 256 * kvBytesPerPosition * context.sessions)
 
   // A graph from another exporter names things differently: not ours to run (the caller falls back).
   const required = ['model.norm.weight', '/model/rotary_emb/inv_freq']
@@ -161,18 +162,29 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const ids = kernels.alloc(chunk * 4, 16)
   const scoresStride = attentionScoresStride(context.contextLength)
   const scores = alloc(heads * scoresStride)
-  // Everything above is fixed; the cache comes last so it can grow.
-  const capacity = kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition)
-  const cache = new KvCache(kernels, config.numHiddenLayers, kvHeads, headDim, capacity)
-  cache.reserve(Math.min(capacity, 256))
+  // Everything above is shared by the instance's sessions; each session's cache comes after it.
+  const capacity = kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition * context.sessions)
+  const slots = new SessionSlots(kernels, 0, () => ({
+    cache: new KvCache(kernels, config.numHiddenLayers, kvHeads, headDim, capacity),
+  }))
   const scale = 1 / Math.sqrt(headDim)
   const eps = config.rmsNormEps
   const K = kernels.k
 
-  let length = 0
+  interface State {
+    length: number
+    readonly cache: KvCache
+  }
 
-  const forward = (tokens: readonly number[], from: number, count: number, wantLogits: boolean): void => {
-    const position0 = length
+  const forward = (
+    state: State,
+    tokens: readonly number[],
+    from: number,
+    count: number,
+    wantLogits: boolean,
+  ): void => {
+    const { cache } = state
+    const position0 = state.length
     cache.reserve(position0 + count)
     kernels.i32(ids, count).set(tokens.slice(from, from + count))
     embedding.lookup(ids, count, x)
@@ -211,7 +223,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       layer.o.run(attentionOut, outputs, t)
       feedForward(layer, x + first * hidden * 4, t, { normed: h, gate, up }, outputs, eps)
     })
-    length += count
+    state.length += count
     if (wantLogits) {
       const last = x + (count - 1) * hidden * 4
       K.rms_norm(last, finalNorm, h, 1, hidden, eps, 0)
@@ -219,30 +231,42 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
     }
   }
 
-  return {
-    config,
-    dtype: context.dtype,
-    vocabularySize: vocabulary,
-    contextLength: capacity,
-    kernels,
-    get length() {
-      return length
-    },
-    append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
-      for (let from = 0; from < tokenIds.length; from += chunk) {
-        if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-        const count = Math.min(chunk, tokenIds.length - from)
-        forward(tokenIds, from, count, from + count === tokenIds.length)
-      }
-      return kernels.f32(logits, vocabulary).slice()
-    },
-    rewind(to: number): boolean {
-      // Attention caches are position-indexed: dropping the tail is just a shorter length.
-      length = to
-      return true
-    },
-    reset(): void {
-      length = 0
-    },
+  const session = (): EngineModel => {
+    const slot = slots.take()
+    const state: State = { length: 0, cache: slot.cache }
+    let released = false
+    return {
+      config,
+      dtype: context.dtype,
+      vocabularySize: vocabulary,
+      contextLength: capacity,
+      kernels,
+      get length() {
+        return state.length
+      },
+      append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
+        for (let from = 0; from < tokenIds.length; from += chunk) {
+          if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+          const count = Math.min(chunk, tokenIds.length - from)
+          forward(state, tokenIds, from, count, from + count === tokenIds.length)
+        }
+        return kernels.f32(logits, vocabulary).slice()
+      },
+      rewind(to: number): boolean {
+        // Attention caches are position-indexed: dropping the tail is just a shorter length.
+        state.length = to
+        return true
+      },
+      reset(): void {
+        state.length = 0
+      },
+      createSession: session,
+      release(): void {
+        if (released) return
+        released = true
+        slots.give(slot)
+      },
+    }
   }
+  return session()
 }

@@ -274,10 +274,17 @@ export class Embedding {
 
 /**
  * How many positions a KV cache of `bytesPerPosition` can hold in what wasm32's 4 GiB leaves after
- * everything allocated so far (16 MiB kept back), at least 1 and at most `contextLength`.
+ * everything allocated so far, `otherBytes` more (the sessions' recurrent states) and 16 MiB kept
+ * back, at least 1 and at most `contextLength`. For several sessions, bytesPerPosition is every
+ * session's together, so each gets the same capacity.
  */
-export function kvCacheCapacity(kernels: Kernels, contextLength: number, bytesPerPosition: number): number {
-  const free = 4 * 1024 ** 3 - kernels.used - 16 * 1024 ** 2
+export function kvCacheCapacity(
+  kernels: Kernels,
+  contextLength: number,
+  bytesPerPosition: number,
+  otherBytes = 0,
+): number {
+  const free = 4 * 1024 ** 3 - kernels.used - otherBytes - 16 * 1024 ** 2
   return Math.max(1, Math.min(contextLength, Math.floor(free / bytesPerPosition)))
 }
 
@@ -326,6 +333,11 @@ export class KvCache {
 
   get bytesPerPosition(): number {
     return this.positionStride * 4
+  }
+
+  /** Positions it has room for now (it grows up to capacityLimit). */
+  get capacity(): number {
+    return this.#capacity
   }
 
   /** Makes room for `positions` positions (grows in steps of 256; nothing may be allocated after it). */
@@ -386,6 +398,53 @@ export class KvCache {
   }
 }
 
+/**
+ * Each session's own blocks (its KV cache, for Qwen3.5 its recurrent state) in an instance whose
+ * weights and working buffers every session shares. The arena never frees, so a disposed
+ * session's slot is kept for the next one. Only the newest slot's cache grows at the top of the
+ * arena (in steps, so a short conversation touches little memory); before another slot is made it
+ * takes its whole capacity, which the load sized so that `sessions` caches fit.
+ */
+export class SessionSlots<Slot extends { readonly cache: KvCache | undefined }> {
+  readonly #kernels: Kernels
+  readonly #fixedBytes: number
+  readonly #make: () => Slot
+  readonly #free: Slot[] = []
+  #newest: Slot | undefined
+
+  /** `fixedBytes`: what a slot allocates besides its cache (Qwen3.5's recurrent states). */
+  constructor(kernels: Kernels, fixedBytes: number, make: () => Slot) {
+    this.#kernels = kernels
+    this.#fixedBytes = fixedBytes
+    this.#make = make
+  }
+
+  take(): Slot {
+    const free = this.#free.pop()
+    if (free) return free
+    const cache = this.#newest?.cache
+    // Checked before anything is allocated: a session refused leaves the others as they were.
+    const needed =
+      (cache ? (cache.capacityLimit - cache.capacity) * cache.bytesPerPosition : 0) +
+      this.#fixedBytes +
+      (cache ? Math.min(cache.capacityLimit, 256) * cache.bytesPerPosition : 0)
+    if (this.#kernels.used + needed > 4 * 1024 ** 3 - 16 * 1024 ** 2)
+      throw new ModelError(
+        'backend_unavailable',
+        `There is no room in the engine's 4 GiB of WebAssembly memory for another session's cache of ${cache?.capacityLimit ?? 0} tokens: load the model for more sessions at once (the \`sessions\` option, a server's MAX_CONCURRENT) or with a shorter contextLength.`,
+      )
+    cache?.reserve(cache.capacityLimit)
+    const slot = this.#make()
+    this.#newest = slot
+    return slot
+  }
+
+  /** Hands a released session's slot to the next session (whoever takes it resets it first). */
+  give(slot: Slot): void {
+    this.#free.push(slot)
+  }
+}
+
 /** What KvCache.attend takes for one layer and one pass. */
 export interface AttentionStep {
   /** The pass's new keys and values ([count, kvHeads, headDim]). */
@@ -416,6 +475,8 @@ export interface LoadContextOptions {
   readonly graph: OnnxWeights
   readonly files: Readonly<Record<string, OnnxWeights>>
   readonly contextLength: number
+  /** Sessions the instance is sized for: each holds a cache of the context (default 1). */
+  readonly sessions?: number
 }
 
 /** What an architecture's loader gets: the kernels, the graph(s), and the loading helpers. */
@@ -426,6 +487,8 @@ export class LoadContext {
   readonly graph: OnnxWeights
   readonly files: Readonly<Record<string, OnnxWeights>>
   readonly contextLength: number
+  /** Sessions the instance is sized for (each cache's capacity is what fits that many). */
+  readonly sessions: number
   /** Shared activation scratch; its pointers are set by allocateScratch(). */
   readonly scratch: ActivationScratch = { codes: 0, scales: 0, sums: 0, starts: 0, rows: 0, k: 0 }
   readonly #loaded = new Map<string, Pointer>()
@@ -437,6 +500,7 @@ export class LoadContext {
     this.graph = options.graph
     this.files = options.files
     this.contextLength = options.contextLength
+    this.sessions = options.sessions ?? 1
   }
 
   /**

@@ -32,6 +32,7 @@ import {
   type Linear,
   type LoadContext,
   runShared,
+  SessionSlots,
 } from './load-context.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
@@ -97,10 +98,11 @@ interface DeltaLayer extends Mlp {
   readonly negExpALog: Pointer
   readonly dtBias: Pointer
   readonly norm: Pointer
-  /** [kernel − 1, channels], oldest first. */
-  readonly convState: Pointer
-  /** [value heads, dk, dv]. */
-  readonly recurrentState: Pointer
+  /**
+   * Which delta layer this is: its block in a session's states (statesOf) holds the conv state
+   * [kernel − 1, channels], oldest first, then the recurrent state [value heads, dk, dv].
+   */
+  readonly deltaIndex: number
 }
 
 interface AttentionLayer extends Mlp {
@@ -230,7 +232,9 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const activationBytes = chunk * Math.ceil(maxK / 32) * (64 + 8)
   const kvBytesPerPosition = attentionLayers * 2 * kvWidth * 4
   context.checkFits(
-    scratchFloats * 4 + activationBytes + deltaLayers * stateFloats * 4 + 256 * kvBytesPerPosition,
+    scratchFloats * 4 +
+      activationBytes +
+      (deltaLayers * stateFloats * 4 + 256 * kvBytesPerPosition) * context.sessions,
   )
 
   // A graph from another exporter names things differently: not ours to run (the caller falls back).
@@ -257,6 +261,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const embedding = await loadEmbedding(context, embedGraph, graph, vocabulary, hidden)
   const layers: (DeltaLayer | AttentionLayer)[] = []
   let cacheLayer = 0
+  let deltaIndex = 0
   for (const [i, type] of layerTypes.entries()) {
     const p = `model.layers.${i}`
     const inputNorm = await vector(`${p}.input_layernorm.weight.scale`, hidden)
@@ -275,8 +280,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         negExpALog: await vector(`${l}.neg_exp_A_log`, valueHeads),
         dtBias: await vector(`${l}.dt_bias`, valueHeads),
         norm: await vector(`${l}.norm.scale`, dv),
-        convState: 0,
-        recurrentState: 0,
+        deltaIndex: deltaIndex++,
       }
     } else {
       const a = `${p}.self_attn`
@@ -312,14 +316,6 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
 
   context.allocateScratch(chunk, maxK)
   const alloc = (floats: number) => kernels.alloc(Math.max(1, floats) * 4, 16)
-  // Recurrent state: one block for every delta layer, so a checkpoint is one copy.
-  const statesBase = alloc(deltaLayers * stateFloats)
-  let deltaIndex = 0
-  for (const [i, layer] of layers.entries()) {
-    if (layer.kind !== 'linear') continue
-    const base = statesBase + deltaIndex++ * stateFloats * 4
-    layers[i] = { ...layer, convState: base, recurrentState: base + (kernel - 1) * channels * 4 }
-  }
   const x = alloc(chunk * hidden)
   const h = alloc(chunk * hidden)
   const t = alloc(chunk * hidden)
@@ -344,209 +340,237 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   // One scores row per query head, so threads splitting the heads never share one.
   const scoresStride = attentionScoresStride(context.contextLength)
   const scores = alloc(heads * scoresStride)
-  // Everything above is fixed; the KV cache comes last so it can grow.
+  // Everything above is shared by the instance's sessions. Each session has its own recurrent
+  // states (one block for every delta layer, so a checkpoint is one copy) and KV cache after it.
+  const statesLength = deltaLayers * stateFloats
   const capacity =
     attentionLayers === 0
       ? context.contextLength
-      : kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition)
-  const cache = new KvCache(kernels, Math.max(1, attentionLayers), kvHeads, headDim, capacity)
+      : kvCacheCapacity(
+          kernels,
+          context.contextLength,
+          kvBytesPerPosition * context.sessions,
+          statesLength * 4 * context.sessions,
+        )
+  const slots = new SessionSlots(kernels, statesLength * 4, () => ({
+    statesBase: alloc(statesLength),
+    cache:
+      attentionLayers === 0 ? undefined : new KvCache(kernels, attentionLayers, kvHeads, headDim, capacity),
+  }))
   const scale = 1 / Math.sqrt(headDim)
   const K = kernels.k
 
-  let length = 0
-  let checkpoints: Checkpoint[] = []
-  // A copy of the recurrent states is ~20 MiB on the 0.8B shape and every prompt takes one: a
-  // buffer a dropped checkpoint (or an append's abort copy) leaves is kept for the next one, so a
-  // prompt's time to first token pays a copy, not a fresh allocation, its page faults and its GC.
-  let spare: Float32Array | undefined
+  const session = (): EngineModel => {
+    const slot = slots.take()
+    const statesBase = slot.statesBase
+    const cache = slot.cache
+    let released = false
+    let length = 0
+    let checkpoints: Checkpoint[] = []
+    // A copy of the recurrent states is ~20 MiB on the 0.8B shape and every prompt takes one: a
+    // buffer a dropped checkpoint (or an append's abort copy) leaves is kept for the next one, so a
+    // prompt's time to first token pays a copy, not a fresh allocation, its page faults and its GC.
+    let spare: Float32Array | undefined
 
-  const statesLength = deltaLayers * stateFloats
-  const saveStates = (): Float32Array => {
-    const target = spare ?? new Float32Array(statesLength)
-    spare = undefined
-    target.set(kernels.f32(statesBase, statesLength))
-    return target
-  }
-  const release = (states: Float32Array): void => {
-    spare ??= states
-  }
-  const dropCheckpoints = (keep: (checkpoint: Checkpoint) => boolean): void => {
-    for (const checkpoint of checkpoints) if (!keep(checkpoint)) release(checkpoint.states)
-    checkpoints = checkpoints.filter(keep)
-  }
-  const loadStates = (states: Float32Array): void => kernels.f32(statesBase, states.length).set(states)
-  const clearStates = (): void => {
-    kernels.f32(statesBase, deltaLayers * stateFloats).fill(0)
-  }
-  // The arena hands back space that loading used as a slab: the states must start at zero.
-  clearStates()
+    const saveStates = (): Float32Array => {
+      const target = spare ?? new Float32Array(statesLength)
+      spare = undefined
+      target.set(kernels.f32(statesBase, statesLength))
+      return target
+    }
+    const release = (states: Float32Array): void => {
+      spare ??= states
+    }
+    const dropCheckpoints = (keep: (checkpoint: Checkpoint) => boolean): void => {
+      for (const checkpoint of checkpoints) if (!keep(checkpoint)) release(checkpoint.states)
+      checkpoints = checkpoints.filter(keep)
+    }
+    const loadStates = (states: Float32Array): void => kernels.f32(statesBase, states.length).set(states)
+    const clearStates = (): void => {
+      kernels.f32(statesBase, deltaLayers * stateFloats).fill(0)
+    }
+    // The arena hands back space that loading used as a slab, and a slot may come from a disposed
+    // session: the states must start at zero.
+    clearStates()
 
-  const forward = (tokens: readonly number[], from: number, count: number, wantLogits: boolean): void => {
-    const position0 = length
-    if (attentionLayers > 0) cache.reserve(position0 + count)
-    kernels.i32(ids, count).set(tokens.slice(from, from + count))
-    embedding.lookup(ids, count, x)
-    for (const [index, layer] of layers.entries()) {
-      // The last layer feeds only the logits: past its cache or state update it runs for the last
-      // position alone, and not at all in a pass that returns none (llama.cpp does the same).
-      // Every row is computed on its own, so the kept row's bits are unchanged.
-      const outputs = index < layers.length - 1 ? count : wantLogits ? 1 : 0
-      const first = count - outputs
-      K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
-      if (layer.kind === 'linear') {
-        runShared([layer.qkv, layer.z, layer.b, layer.a], h, count, [mixed, z, b, a])
-        // Channels split across threads (four at a time).
-        kernels.parallel(
-          'qwen35_causal_conv_silu',
-          [mixed, layer.convState, layer.convWeight, convolved, count, channels, kernel],
-          channels,
-          4,
-        )
-        // Value heads split across threads (eps, argument 19, is a float).
-        kernels.parallel(
-          'qwen35_gated_delta',
-          [
-            convolved,
+    const forward = (tokens: readonly number[], from: number, count: number, wantLogits: boolean): void => {
+      const position0 = length
+      cache?.reserve(position0 + count)
+      kernels.i32(ids, count).set(tokens.slice(from, from + count))
+      embedding.lookup(ids, count, x)
+      for (const [index, layer] of layers.entries()) {
+        // The last layer feeds only the logits: past its cache or state update it runs for the last
+        // position alone, and not at all in a pass that returns none (llama.cpp does the same).
+        // Every row is computed on its own, so the kept row's bits are unchanged.
+        const outputs = index < layers.length - 1 ? count : wantLogits ? 1 : 0
+        const first = count - outputs
+        K.rms_norm(x, layer.inputNorm, h, count, hidden, eps, 0)
+        if (layer.kind === 'linear') {
+          const convState = statesBase + layer.deltaIndex * stateFloats * 4
+          const recurrentState = convState + (kernel - 1) * channels * 4
+          runShared([layer.qkv, layer.z, layer.b, layer.a], h, count, [mixed, z, b, a])
+          // Channels split across threads (four at a time).
+          kernels.parallel(
+            'qwen35_causal_conv_silu',
+            [mixed, convState, layer.convWeight, convolved, count, channels, kernel],
             channels,
-            z,
-            valueDim,
-            a,
-            b,
+            4,
+          )
+          // Value heads split across threads (eps, argument 19, is a float).
+          kernels.parallel(
+            'qwen35_gated_delta',
+            [
+              convolved,
+              channels,
+              z,
+              valueDim,
+              a,
+              b,
+              valueHeads,
+              layer.negExpALog,
+              layer.dtBias,
+              layer.norm,
+              recurrentState,
+              core,
+              valueDim,
+              deltaScratch,
+              count,
+              keyHeads,
+              valueHeads,
+              dk,
+              dv,
+              eps,
+            ],
             valueHeads,
-            layer.negExpALog,
-            layer.dtBias,
-            layer.norm,
-            layer.recurrentState,
-            core,
-            valueDim,
-            deltaScratch,
-            count,
-            keyHeads,
-            valueHeads,
-            dk,
-            dv,
-            eps,
-          ],
-          valueHeads,
-          1,
-          1 << 19,
-        )
-        if (outputs === 0) continue
-        layer.out.run(core + first * valueDim * 4, outputs, t)
-      } else {
-        if (outputs === count) runShared([layer.q, layer.k, layer.v], h, count, [projected, keys, values])
-        else {
-          runShared([layer.k, layer.v], h, count, [keys, values])
-          if (outputs > 0) layer.q.run(h + first * hidden * 4, outputs, projected)
-        }
-        K.qwen35_split_query_gate(projected, query, gateValues, outputs, heads, headDim)
-        K.rms_norm(query, layer.qNorm, query, outputs * heads, headDim, eps, 0)
-        K.rms_norm(keys, layer.kNorm, keys, count * kvHeads, headDim, eps, 0)
-        K.rope(query, outputs, heads, headDim, rotaryDim, position0 + first, inverseFrequencies)
-        K.rope(keys, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
-        const l = layer.cacheLayer
-        cache.attend(l, {
-          keys,
-          values,
-          query,
-          out: attentionOut,
-          scores,
-          scoresStride,
-          count,
-          queries: outputs,
-          heads,
-          position0,
-          scale,
-        })
-        if (outputs === 0) continue
-        K.qwen35_sigmoid_gate(attentionOut, gateValues, outputs * qWidth)
-        layer.o.run(attentionOut, outputs, t)
-      }
-      feedForward(layer, x + first * hidden * 4, t, { normed: h, gate: mlpGate, up: mlpUp }, outputs, eps)
-    }
-    length += count
-    if (wantLogits) {
-      K.rms_norm(x + (count - 1) * hidden * 4, finalNorm, h, 1, hidden, eps, 0)
-      head.run(h, 1, logits)
-    }
-  }
-
-  const remember = (): void => {
-    dropCheckpoints((c) => c.length !== length)
-    const all = [...checkpoints, { length, states: saveStates() }]
-    for (const dropped of all.slice(0, -maxCheckpoints)) release(dropped.states)
-    checkpoints = all.slice(-maxCheckpoints)
-  }
-
-  /**
-   * What an aborted append restores: the state it started from. At length 0 that is zeros, and
-   * where a checkpoint holds this length it is that checkpoint (read, not copied: nothing drops
-   * checkpoints until the append ends); otherwise a copy.
-   */
-  const startOf = (): {
-    readonly length: number
-    readonly states: Float32Array | undefined
-    readonly copied: boolean
-  } => {
-    if (length === 0) return { length, states: undefined, copied: false }
-    const checkpoint = checkpoints.find((c) => c.length === length)
-    if (checkpoint) return { length, states: checkpoint.states, copied: false }
-    return { length, states: saveStates(), copied: true }
-  }
-
-  return {
-    config,
-    dtype: context.dtype,
-    vocabularySize: vocabulary,
-    contextLength: capacity,
-    kernels,
-    get length() {
-      return length
-    },
-    append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
-      // A long append can be aborted between passes: keep the state it started from so the cache
-      // goes back to it (a recurrent state cannot be cut back otherwise).
-      const start = tokenIds.length > chunk && options.signal ? startOf() : undefined
-      try {
-        for (let from = 0; from < tokenIds.length; from += chunk) {
-          if (options.signal?.aborted) {
-            if (start) {
-              if (start.states) loadStates(start.states)
-              else clearStates()
-              length = start.length
-            }
-            throw options.signal.reason ?? new Error('aborted')
+            1,
+            1 << 19,
+          )
+          if (outputs === 0) continue
+          layer.out.run(core + first * valueDim * 4, outputs, t)
+        } else {
+          if (outputs === count) runShared([layer.q, layer.k, layer.v], h, count, [projected, keys, values])
+          else {
+            runShared([layer.k, layer.v], h, count, [keys, values])
+            if (outputs > 0) layer.q.run(h + first * hidden * 4, outputs, projected)
           }
-          const count = Math.min(chunk, tokenIds.length - from)
-          forward(tokenIds, from, count, from + count === tokenIds.length)
+          K.qwen35_split_query_gate(projected, query, gateValues, outputs, heads, headDim)
+          K.rms_norm(query, layer.qNorm, query, outputs * heads, headDim, eps, 0)
+          K.rms_norm(keys, layer.kNorm, keys, count * kvHeads, headDim, eps, 0)
+          K.rope(query, outputs, heads, headDim, rotaryDim, position0 + first, inverseFrequencies)
+          K.rope(keys, count, kvHeads, headDim, rotaryDim, position0, inverseFrequencies)
+          const l = layer.cacheLayer
+          cache?.attend(l, {
+            keys,
+            values,
+            query,
+            out: attentionOut,
+            scores,
+            scoresStride,
+            count,
+            queries: outputs,
+            heads,
+            position0,
+            scale,
+          })
+          if (outputs === 0) continue
+          K.qwen35_sigmoid_gate(attentionOut, gateValues, outputs * qWidth)
+          layer.o.run(attentionOut, outputs, t)
         }
-      } finally {
-        if (start?.copied && start.states) release(start.states)
+        feedForward(layer, x + first * hidden * 4, t, { normed: h, gate: mlpGate, up: mlpUp }, outputs, eps)
       }
-      if (options.checkpoint) remember()
-      return kernels.f32(logits, vocabulary).slice()
-    },
-    rewind(to: number): boolean {
-      if (to === length) return true
-      if (to === 0) {
+      length += count
+      if (wantLogits) {
+        K.rms_norm(x + (count - 1) * hidden * 4, finalNorm, h, 1, hidden, eps, 0)
+        head.run(h, 1, logits)
+      }
+    }
+
+    const remember = (): void => {
+      dropCheckpoints((c) => c.length !== length)
+      const all = [...checkpoints, { length, states: saveStates() }]
+      for (const dropped of all.slice(0, -maxCheckpoints)) release(dropped.states)
+      checkpoints = all.slice(-maxCheckpoints)
+    }
+
+    /**
+     * What an aborted append restores: the state it started from. At length 0 that is zeros, and
+     * where a checkpoint holds this length it is that checkpoint (read, not copied: nothing drops
+     * checkpoints until the append ends); otherwise a copy.
+     */
+    const startOf = (): {
+      readonly length: number
+      readonly states: Float32Array | undefined
+      readonly copied: boolean
+    } => {
+      if (length === 0) return { length, states: undefined, copied: false }
+      const checkpoint = checkpoints.find((c) => c.length === length)
+      if (checkpoint) return { length, states: checkpoint.states, copied: false }
+      return { length, states: saveStates(), copied: true }
+    }
+
+    return {
+      config,
+      dtype: context.dtype,
+      vocabularySize: vocabulary,
+      contextLength: capacity,
+      kernels,
+      get length() {
+        return length
+      },
+      append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
+        // A long append can be aborted between passes: keep the state it started from so the cache
+        // goes back to it (a recurrent state cannot be cut back otherwise).
+        const start = tokenIds.length > chunk && options.signal ? startOf() : undefined
+        try {
+          for (let from = 0; from < tokenIds.length; from += chunk) {
+            if (options.signal?.aborted) {
+              if (start) {
+                if (start.states) loadStates(start.states)
+                else clearStates()
+                length = start.length
+              }
+              throw options.signal.reason ?? new Error('aborted')
+            }
+            const count = Math.min(chunk, tokenIds.length - from)
+            forward(tokenIds, from, count, from + count === tokenIds.length)
+          }
+        } finally {
+          if (start?.copied && start.states) release(start.states)
+        }
+        if (options.checkpoint) remember()
+        return kernels.f32(logits, vocabulary).slice()
+      },
+      rewind(to: number): boolean {
+        if (to === length) return true
+        if (to === 0) {
+          clearStates()
+          length = 0
+          dropCheckpoints(() => false)
+          return true
+        }
+        const checkpoint = checkpoints.find((c) => c.length === to)
+        if (!checkpoint || to > length) return false
+        loadStates(checkpoint.states)
+        length = to
+        dropCheckpoints((c) => c.length <= to)
+        return true
+      },
+      reset(): void {
         clearStates()
         length = 0
         dropCheckpoints(() => false)
-        return true
-      }
-      const checkpoint = checkpoints.find((c) => c.length === to)
-      if (!checkpoint || to > length) return false
-      loadStates(checkpoint.states)
-      length = to
-      dropCheckpoints((c) => c.length <= to)
-      return true
-    },
-    reset(): void {
-      clearStates()
-      length = 0
-      dropCheckpoints(() => false)
-    },
+      },
+      createSession: session,
+      release(): void {
+        if (released) return
+        released = true
+        dropCheckpoints(() => false)
+        spare = undefined
+        slots.give(slot)
+      },
+    }
   }
+  return session()
 }
 
 /** The conv1d weight [channels, 1, kernel] as the kernel wants it: [kernel, channels]. */

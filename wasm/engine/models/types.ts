@@ -31,6 +31,14 @@ export interface EngineModel {
   /** Cuts the cache back to `length` tokens; false when the state cannot go back there. */
   rewind(length: number): boolean
   reset(): void
+  /**
+   * A further session over the same instance: the weights and working buffers are shared, the
+   * length, cache (and recurrent state) are its own. Passes run one at a time (append is
+   * synchronous), which is what makes sharing the working buffers safe.
+   */
+  createSession(): EngineModel
+  /** Gives this session's cache back to the instance for a later session; the session is not used again. */
+  release(): void
 }
 
 /** Builds a model from a package's ONNX graph(s); registered per model_type in ./index.ts. */
