@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import * as ortNode from 'onnxruntime-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { EngineSession } from '../wasm/engine/session.ts'
 import { createApp } from './app.ts'
 import { createNodeModelHost } from './node.ts'
 
@@ -18,11 +19,14 @@ const sessionPrototype = (ortNode.InferenceSession as unknown as { prototype: or
 
 let directory: string
 let packageDir: string
+let qwen3Dir: string
 
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), 'ondevice-shared-slots-'))
   packageDir = join(directory, 'tiny')
   await writeFixture({ arch: 'qwen3_5', outDir: packageDir, dtype: ['q4'] })
+  qwen3Dir = join(directory, 'qwen3')
+  await writeFixture({ arch: 'qwen3', outDir: qwen3Dir, dtype: ['q4'] })
 }, 60_000)
 
 afterAll(async () => {
@@ -41,8 +45,8 @@ const conversations: Message[][] = [
   [{ role: 'user', content: 'List three prime numbers and explain each one at length.' }],
 ]
 
-function server(slots: number) {
-  const modelHost = createNodeModelHost({ model: packageDir, backend: 'native', sessions: slots })
+function server(slots: number, backend: 'native' | 'wasm' = 'native', model = packageDir) {
+  const modelHost = createNodeModelHost({ model, modelId: 'tiny', backend, sessions: slots })
   const app = createApp({ modelHost, limits: { maxConcurrent: slots }, log: () => undefined })
   /** A streamed answer: its text and the token ids of the last chunk. */
   const ask = async (messages: Message[], sampling: { temperature: number; seed?: number }) => {
@@ -135,5 +139,48 @@ describe('generation slots over one loaded model (native)', () => {
       await single.modelHost.dispose()
     }
     expect(release).toHaveBeenCalledTimes(4)
+  }, 120_000)
+})
+
+// Qwen3 here: its attention cache rewinds to any turn boundary (the engine's Qwen3.5 state only to
+// its last two checkpoints, which a next turn's boundaries do not meet; so it prefills again).
+describe('generation slots over one engine instance (wasm)', () => {
+  it('answer concurrent requests exactly as alone, from one instance, and resume each conversation from its own cache', async () => {
+    const shared = server(3, 'wasm', qwen3Dir)
+    const single = server(1, 'wasm', qwen3Dir)
+    const appended = vi.spyOn(EngineSession.prototype, 'append')
+    const appendedTokens = () => appended.mock.calls.reduce((total, [ids]) => total + ids.length, 0)
+    try {
+      await shared.modelHost.preload()
+      const alone = []
+      for (const messages of conversations) alone.push(await single.ask(messages, { temperature: 0 }))
+      appended.mockClear()
+      const together = await Promise.all(
+        conversations.map((messages) => shared.ask(messages, { temperature: 0 })),
+      )
+      expect(together).toEqual(alone)
+      // Three slots' sessions, one instance: every append ran on the same kernels.
+      const kernels = new Set(
+        appended.mock.contexts.map((session) => (session as EngineSession).model.kernels),
+      )
+      expect(kernels.size).toBe(1)
+
+      const nextTurns = conversations.map((messages, index) => [
+        ...messages,
+        { role: 'assistant' as const, content: together[index]?.text ?? '' },
+        { role: 'user' as const, content: 'Go on, and say it again in other words.' },
+      ])
+      appended.mockClear()
+      const expected = []
+      for (const messages of nextTurns) expected.push(await single.ask(messages, { temperature: 0 }))
+      const cold = appendedTokens()
+      appended.mockClear()
+      const resumed = await Promise.all(nextTurns.map((messages) => shared.ask(messages, { temperature: 0 })))
+      expect(resumed).toEqual(expected)
+      expect(appendedTokens()).toBeLessThan(cold - 3 * 8)
+    } finally {
+      await shared.modelHost.dispose()
+      await single.modelHost.dispose()
+    }
   }, 120_000)
 })
