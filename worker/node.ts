@@ -126,7 +126,7 @@ export function createNodeModelHost(
             `${sessions} sessions (MAX_CONCURRENT) need ~${mebibytes(needed)} (${describeSessions(figures, sessions)}), over this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`,
           )
         for (const warning of warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
-        // Every slot's session now: the engine builds its instance, and building one on demand
+        // Every slot's session now: building one on demand
         // would hold the event loop in request time (see `sessions`).
         const spares: ModelSession[] = [loaded.session]
         for (let index = 1; index < sessions; index++) spares.push(await loaded.createSession())
