@@ -111,7 +111,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     poolFor(model) {
       let pool = pools.get(model)
       if (!pool) {
-        pool = createSessionPool(model)
+        pool = createSessionPool(model, limits.maxConcurrent)
         pools.set(model, pool)
       }
       return pool

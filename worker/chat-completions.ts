@@ -317,7 +317,7 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
       finished = true
       state.fields.errorCode = 'stalled'
       runtime.writeLog(c, 499)
-      void session?.dispose().catch(() => undefined)
+      if (session) void runtime.poolFor(model).drop(session)
       try {
         // Stops it if it is merely slow (Node). On Workers the signal belongs to the dead
         // request, and touching it from another request throws.

@@ -28,7 +28,11 @@ export interface SessionPool {
     },
   ): Promise<ModelSession>
   /** Returns a session; one that failed mid-run is reset so a half-written cache is never reused. */
-  give(session: ModelSession, healthy: boolean): Promise<void>
+  give(
+    session: ModelSession,
+    healthy: boolean,
+  ): Promise<void> /** Disposes a session taken that will not come back (its generation stalled), counting it out. */
+  drop(session: ModelSession): Promise<void>
 }
 
 /**
@@ -49,11 +53,29 @@ function reusableTokens(
   return reusable
 }
 
-export function createSessionPool(model: HostedModel): SessionPool {
+/**
+ * `maxSessions`: the most sessions the pool keeps alive (the generation slots). Below it, a
+ * request that no idle session saves anything gets a new session rather than one that holds
+ * another conversation's cache (over shared weights a session is only its cache), so concurrent
+ * conversations each keep theirs for their next turn; at it, the least recently used idle session
+ * is reset for it.
+ */
+export function createSessionPool(model: HostedModel, maxSessions = 1): SessionPool {
   const idle: ModelSession[] = []
+  let alive = 0
+  const create = async (): Promise<ModelSession> => {
+    const session = await model.createSession()
+    alive++
+    return session
+  }
+  const drop = async (session: ModelSession): Promise<void> => {
+    alive--
+    await session.dispose().catch(() => undefined)
+  }
   return {
     async take(promptTokenIds, options = {}) {
-      if (idle.length === 0) return model.createSession()
+      if (idle.length === 0) return create()
+      // Ties (nothing reusable included) go to the earliest: idle is least recently used first.
       let best = 0
       let bestLength = -1
       for (const [index, session] of idle.entries()) {
@@ -63,8 +85,9 @@ export function createSessionPool(model: HostedModel): SessionPool {
           bestLength = length
         }
       }
+      if (bestLength < 0 && alive < maxSessions) return create()
       const [session] = idle.splice(best, 1)
-      if (!session) return model.createSession()
+      if (!session) return create()
       if (bestLength < 0 || (options.fresh === true && session.tokens.length > 0)) await session.reset()
       return session
     },
@@ -74,11 +97,12 @@ export function createSessionPool(model: HostedModel): SessionPool {
           await session.reset()
         } catch {
           // A session that cannot even reset is dropped; the next request makes a fresh one.
-          await session.dispose().catch(() => undefined)
+          await drop(session)
           return
         }
       }
       idle.push(session)
     },
+    drop,
   }
 }

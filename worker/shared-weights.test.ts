@@ -142,11 +142,43 @@ describe('generation slots over one loaded model (native)', () => {
   }, 120_000)
 })
 
+describe('the session pool keeps each conversation under the slot count', () => {
+  it("first turns one at a time, next turns together: each resumes from its own cache (a new session was taken over another conversation's before)", async () => {
+    const shared = server(3)
+    try {
+      const firstTurns = []
+      for (const messages of conversations) firstTurns.push(await shared.ask(messages, { temperature: 0 }))
+      const nextTurns = conversations.map((messages, index) => [
+        ...messages,
+        { role: 'assistant' as const, content: firstTurns[index]?.text ?? '' },
+        { role: 'user' as const, content: 'Go on.' },
+      ])
+      const appended = countAppendedTokens()
+      await Promise.all(nextTurns.map((messages) => shared.ask(messages, { temperature: 0 })))
+      const resumed = appended.count()
+      appended.stop()
+      // Cold, the same next turns on a fresh server of three slots.
+      const fresh = server(3)
+      const cold = countAppendedTokens()
+      await Promise.all(nextTurns.map((messages) => fresh.ask(messages, { temperature: 0 })))
+      const coldCount = cold.count()
+      cold.stop()
+      await fresh.modelHost.dispose()
+      expect(resumed).toBeLessThan(coldCount - 3 * 8)
+    } finally {
+      await shared.modelHost.dispose()
+    }
+  }, 120_000)
+})
+
+// Qwen3 here: its attention cache rewinds to any turn boundary (the engine's Qwen3.5 state only to
+// its last two checkpoints, which a next turn's boundaries do not meet; so it prefills again).
 describe('generation slots over one engine instance (wasm)', () => {
-  it('answer concurrent requests exactly as alone, from one instance', async () => {
+  it('answer concurrent requests exactly as alone, from one instance, and resume each conversation from its own cache', async () => {
     const shared = server(3, 'wasm', qwen3Dir)
     const single = server(1, 'wasm', qwen3Dir)
     const appended = vi.spyOn(EngineSession.prototype, 'append')
+    const appendedTokens = () => appended.mock.calls.reduce((total, [ids]) => total + ids.length, 0)
     try {
       await shared.modelHost.preload()
       const alone = []
@@ -161,6 +193,20 @@ describe('generation slots over one engine instance (wasm)', () => {
         appended.mock.contexts.map((session) => (session as EngineSession).model.kernels),
       )
       expect(kernels.size).toBe(1)
+
+      const nextTurns = conversations.map((messages, index) => [
+        ...messages,
+        { role: 'assistant' as const, content: together[index]?.text ?? '' },
+        { role: 'user' as const, content: 'Go on, and say it again in other words.' },
+      ])
+      appended.mockClear()
+      const expected = []
+      for (const messages of nextTurns) expected.push(await single.ask(messages, { temperature: 0 }))
+      const cold = appendedTokens()
+      appended.mockClear()
+      const resumed = await Promise.all(nextTurns.map((messages) => shared.ask(messages, { temperature: 0 })))
+      expect(resumed).toEqual(expected)
+      expect(appendedTokens()).toBeLessThan(cold - 3 * 8)
     } finally {
       await shared.modelHost.dispose()
       await single.modelHost.dispose()
