@@ -146,7 +146,7 @@ describe('the session pool keeps each conversation under the slot count', () => 
   it("first turns one at a time, next turns together: each resumes from its own cache (a new session was taken over another conversation's before)", async () => {
     const shared = server(3)
     try {
-      const firstTurns = []
+      const firstTurns: { text: string; tokenIds: number[] }[] = []
       for (const messages of conversations) firstTurns.push(await shared.ask(messages, { temperature: 0 }))
       const nextTurns = conversations.map((messages, index) => [
         ...messages,
