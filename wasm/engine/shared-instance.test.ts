@@ -193,6 +193,7 @@ describe('room for the caches in wasm32’s 4 GiB', () => {
     tie_word_embeddings: true,
   })
   let dir: string
+  let engineModule: WebAssembly.Module
   beforeAll(async () => {
     dir = join(folder, 'long-context')
     await writeModelPackage({
@@ -201,18 +202,15 @@ describe('room for the caches in wasm32’s 4 GiB', () => {
       tokenizer: { tokenizerJson: {}, tokenizerConfigJson: {} },
       dtypes: ['q4'],
     })
+    engineModule = await loadEngineModule()
   }, 60_000)
   const open = (sessions?: number) =>
     createEngineSession({
-      module: loadEngineModuleSync,
+      module: engineModule,
       files: folderWeightReader(dir),
       dtype: 'q4',
       ...(sessions === undefined ? {} : { sessions }),
     })
-  let loadEngineModuleSync: WebAssembly.Module
-  beforeAll(async () => {
-    loadEngineModuleSync = await loadEngineModule()
-  })
 
   it('sized for one session, a second is refused with a clear error and the first goes on as before', async () => {
     const first = await open()
