@@ -100,17 +100,26 @@ async function stop(server: Serve): Promise<void> {
   await server.exited
 }
 
-const chat = (url: string, stream = false) =>
+const chat = (url: string, stream = false, maxTokens = 3) =>
   fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       model: 'pkg',
       messages: [{ role: 'user', content: 'Hi' }],
-      max_tokens: 3,
+      max_tokens: maxTokens,
       stream,
     }),
   })
+
+/** The URL once the server listens (after its start-up load). */
+async function listening(server: Serve): Promise<string> {
+  const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
+    string,
+    string,
+  ]
+  return url
+}
 
 describe('ondevice serve while its model loads', () => {
   it('listens at once: /healthz 503 "loading" and chats 503 + Retry-After until the model is loaded, then answers', async () => {
@@ -177,15 +186,8 @@ describe('ondevice serve while its model loads', () => {
     weights = 'hold'
     const server = serve('cache-term-lazy', { SHUTDOWN_TIMEOUT_MS: '300' }, ['--no-preload'])
     try {
-      const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
-        string,
-        string,
-      ]
-      const answer = fetch(`${url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'pkg', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 }),
-      }).catch((error: unknown) => error)
+      const url = await listening(server)
+      const answer = chat(url, false, 4).catch((error: unknown) => error)
       await expect.poll(() => held.length, { timeout: 60_000 }).toBeGreaterThan(0)
       server.child.kill('SIGTERM')
       const code = await Promise.race([
@@ -206,20 +208,8 @@ describe('ondevice serve while its model loads', () => {
     weights = 'serve'
     const server = serve('cache-term-stream')
     try {
-      const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
-        string,
-        string,
-      ]
-      const response = await fetch(`${url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'pkg',
-          messages: [{ role: 'user', content: 'Hi' }],
-          max_tokens: 48,
-          stream: true,
-        }),
-      })
+      const url = await listening(server)
+      const response = await chat(url, true, 48)
       expect(response.status).toBe(200)
       const reader = (response.body as ReadableStream<Uint8Array>).getReader()
       const decoder = new TextDecoder()
@@ -245,22 +235,10 @@ describe('ondevice serve while its model loads', () => {
     weights = 'serve'
     const server = serve('cache-term-stream', { SHUTDOWN_TIMEOUT_MS: '300' })
     try {
-      const [, url] = (await server.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)) as unknown as [
-        string,
-        string,
-      ]
+      const url = await listening(server)
       // 2,000 tokens: seconds of generation even on a fast machine (~11 s on a loaded 2-core one),
       // so it is still running when the 300 ms grace ends.
-      const response = await fetch(`${url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'pkg',
-          messages: [{ role: 'user', content: 'Hi' }],
-          max_tokens: 2000,
-          stream: true,
-        }),
-      })
+      const response = await chat(url, true, 2000)
       expect(response.status).toBe(200)
       const reader = (response.body as ReadableStream<Uint8Array>).getReader()
       const decoder = new TextDecoder()
