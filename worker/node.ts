@@ -251,6 +251,8 @@ export interface RunningServer {
    * Retry-After. What still runs then is told the server is shutting down (the app's
    * `shutdownSignal`): a stream ends with a retryable `edge_unavailable` error event, a request
    * not answered yet gets a 503; after `shutdownFlushMs` more, every connection left is cut.
+   * `graceMs` is a number of milliseconds from 0 (the default: cut at once) to 600,000, as
+   * `SHUTDOWN_TIMEOUT_MS`; anything else rejects with an InvalidArgumentError and stops nothing.
    */
   close(options?: { readonly graceMs?: number }): Promise<void>
 }
@@ -313,10 +315,17 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
       resolve({
         url: `http://${shownHost}:${info.port}`,
         port: info.port,
-        close: (options) =>
-          new Promise<void>((done) => {
+        close: (options) => {
+          // Checked before anything stops: setTimeout reads a negative, NaN, Infinity, too large
+          // or non-number grace as ~1 ms, which would cut every running answer at once.
+          let graceMs: number
+          try {
+            graceMs = closeGraceMs(options)
+          } catch (error) {
+            return Promise.reject(error)
+          }
+          return new Promise<void>((done) => {
             draining = true
-            const graceMs = options?.graceMs ?? 0
             const cut = () => http.closeAllConnections()
             let timer: ReturnType<typeof setTimeout> | undefined
             if (running > 0) {
@@ -333,7 +342,8 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
             // Kept-alive connections with nothing running would hold close() forever.
             http.closeIdleConnections()
             if (timer === undefined) cut()
-          }),
+          })
+        },
       })
     })
     server.on(
@@ -349,6 +359,29 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
     )
     server.once('error', (error: unknown) => reject(listenError(error, host, port)))
   })
+}
+
+/** The longest grace `close()` takes: `SHUTDOWN_TIMEOUT_MS`'s bound (worker/env-config.ts). */
+const maxGraceMs = 600_000
+
+function closeGraceMs(options: unknown): number {
+  if (options === undefined) return 0
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(
+      'options',
+      `close() takes an options object, close({ graceMs }) (or nothing: no grace), got ${String(options)}.`,
+    )
+  }
+  const graceMs = (options as { graceMs?: unknown }).graceMs
+  if (graceMs === undefined) return 0
+  if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0 || graceMs > maxGraceMs) {
+    const shown = typeof graceMs === 'string' ? `'${graceMs}'` : String(graceMs)
+    throw new InvalidArgumentError(
+      'graceMs',
+      `graceMs must be a number of milliseconds from 0 to ${maxGraceMs} (how long running requests may finish; 0: cut them at once), got ${shown}${typeof graceMs === 'number' ? '' : ` (a ${typeof graceMs})`}.`,
+    )
+  }
+  return graceMs
 }
 
 function shuttingDownResponse(): Response {

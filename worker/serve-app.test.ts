@@ -114,6 +114,58 @@ describe('serveApp close with a grace period (SIGTERM in ondevice serve)', () =>
   })
 })
 
+describe('serveApp close with a grace it cannot use', () => {
+  // setTimeout reads each of these as ~1 ms (a string as its number or as 1 ms): a typo in the
+  // caller's grace would cut every running answer at once instead of letting it finish.
+  const hono = new Hono()
+  hono.get('/fast', (c) => c.text('fast'))
+  const fast = hono as unknown as OndeviceApp
+
+  it.each([
+    ['negative', -1],
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['a string', '5000'],
+    ['over 10 minutes', 600_001],
+  ])('%s: InvalidArgumentError(graceMs), and the server goes on serving', async (_name, graceMs) => {
+    const server = await serveApp({ app: fast, port: 0 })
+    try {
+      const error = await server.close({ graceMs: graceMs as number }).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      )
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as InvalidArgumentError).param).toBe('graceMs')
+      expect((error as Error).message).toMatch(/graceMs must be a number of milliseconds from 0 to 600000/)
+      expect((error as Error).message).toContain(
+        typeof graceMs === 'string' ? `'${graceMs}'` : String(graceMs),
+      )
+      // Nothing began to stop: the server still answers.
+      const answer = await fetch(`${server.url}/fast`)
+      expect(answer.status).toBe(200)
+      expect(await answer.text()).toBe('fast')
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('options that are not an object (close(5000)): InvalidArgumentError naming { graceMs }', async () => {
+    const server = await serveApp({ app: fast, port: 0 })
+    try {
+      const close = server.close as unknown as (options: unknown) => Promise<void>
+      const error = await close(5000).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      )
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as Error).message).toMatch(/close\(\{ graceMs \}\)/)
+      expect((await fetch(`${server.url}/fast`)).status).toBe(200)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
 describe('serveApp close: the chat app still answering when the grace ends', () => {
   // The app over the test session, each model step 40 ms: a 400-token answer takes ~16 s, far
   // beyond the grace, so it is always still running when the grace ends.
