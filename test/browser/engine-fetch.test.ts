@@ -5,7 +5,13 @@
 // reloaded page compiles the kept copy (Cache API) when the .wasm stalls or the browser is offline.
 // Each "reload" is a new page of one browser context (the compiled module is per page; the kept
 // copy per origin). The page is built with Vite, as an app's is.
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+//
+// Deploys: an app that serves the engine under a fixed name (no content hash) ships each version's
+// .wasm under the same URL. A kept copy, or a served file, of an earlier deploy's build must never
+// run with the next deploy's scripts (they may call kernels it lacks, or pass arguments it reads
+// otherwise): only the build the scripts name runs.
+import { createHash } from 'node:crypto'
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -23,6 +29,8 @@ const wasmRequests: string[] = []
 /** .wasm requests left unanswered whose connection the browser closed (an aborted download). */
 let closedByBrowser = 0
 let folder: string
+/** The folder the server answers from: `folder`, or one deploy of the fixed-name build. */
+let root: string
 let server: Server
 let url: string
 let chromium: LaunchedChromium
@@ -49,11 +57,12 @@ beforeAll(async () => {
     }),
   ])
   chromium = launched
+  root = folder
   server = createServer((request, response) => {
     const asked = new URL(request.url ?? '/', 'http://x').pathname
     const path = asked === '/' ? '/index.html' : asked
     void (async () => {
-      const body = await readFile(join(folder, normalize(path))).catch(() => undefined)
+      const body = await readFile(join(root, normalize(path))).catch(() => undefined)
       if (!body) return void response.writeHead(404).end('not found')
       // Always to the network (no HTTP cache), so each load meets the server's mode.
       const headers = {
@@ -88,8 +97,8 @@ afterAll(async () => {
 })
 
 /** A reload: a new page of the context (a fresh module map; the Cache API is the context's). */
-async function reload(): Promise<Page> {
-  const page = await context.newPage()
+async function reload(into: BrowserContext = context): Promise<Page> {
+  const page = await into.newPage()
   await page.goto(url)
   await page.waitForSelector('body[data-ready="true"]')
   return page
@@ -182,6 +191,185 @@ describe("the engine's .wasm fetch on a bad network, in Chromium", () => {
     } finally {
       await context.setOffline(false)
       await offline.close()
+    }
+  }, 60_000)
+})
+
+/** Unsigned LEB128, as WebAssembly writes sizes. */
+function leb128(value: number): number[] {
+  const out: number[] = []
+  let rest = value
+  do {
+    const byte = rest & 0x7f
+    rest >>>= 7
+    out.push(rest === 0 ? byte : byte | 0x80)
+  } while (rest !== 0)
+  return out
+}
+
+/** `bytes` with a custom section `name` holding `text` appended: another build, same code. */
+function withCustomSection(bytes: Uint8Array, name: string, text: string): Uint8Array {
+  const encodedName = new TextEncoder().encode(name)
+  const content = [...leb128(encodedName.length), ...encodedName, ...new TextEncoder().encode(text)]
+  return new Uint8Array([...bytes, 0, ...leb128(content.length), ...content])
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+describe('deploys of an app that serves the engine under a fixed name, in Chromium', () => {
+  /** The next deploy: this version's scripts and .wasm. */
+  let next: string
+  /** The deploy before: scripts whose engine-relaxed.wasm is another build (marked 'earlier'). */
+  let earlier: string
+  /** The next deploy's scripts with the earlier deploy's engine-relaxed.wasm (a stale CDN or HTTP cache). */
+  let mixed: string
+  let deployContext: BrowserContext
+
+  beforeAll(async () => {
+    next = await mkdtemp(join(tmpdir(), 'ondevice-engine-deploy-'))
+    await build({
+      configFile: false,
+      root: fileURLToPath(new URL('./engine-fetch-page/', import.meta.url)),
+      base: './',
+      logLevel: 'error',
+      publicDir: false,
+      resolve: { conditions: ['ondevice-source', ...defaultClientConditions] },
+      build: {
+        outDir: next,
+        emptyOutDir: true,
+        target: 'es2022',
+        reportCompressedSize: false,
+        rolldownOptions: { output: { assetFileNames: 'assets/[name][extname]' } },
+      },
+    })
+    const wasmPath = join('assets', 'engine-relaxed.wasm')
+    const current = new Uint8Array(await readFile(join(next, wasmPath)))
+    const other = withCustomSection(current, 'ondevice-test-deploy', 'earlier')
+    earlier = `${next}-earlier`
+    mixed = `${next}-mixed`
+    await cp(next, earlier, { recursive: true })
+    await cp(next, mixed, { recursive: true })
+    await writeFile(join(earlier, wasmPath), other)
+    await writeFile(join(mixed, wasmPath), other)
+    // The earlier deploy's scripts name its own build's sha256 (where scripts name one at all).
+    for (const file of await readdir(join(earlier, 'assets'))) {
+      if (!file.endsWith('.js')) continue
+      const script = await readFile(join(earlier, 'assets', file), 'utf8')
+      await writeFile(join(earlier, 'assets', file), script.replaceAll(sha256(current), sha256(other)))
+    }
+    deployContext = await chromium.newContext()
+  }, 120_000)
+
+  afterAll(async () => {
+    root = folder
+    await deployContext?.close()
+    for (const deploy of [next, earlier, mixed])
+      if (deploy) await rm(deploy, { recursive: true, force: true })
+  })
+
+  /** A reload of the page `deploy` serves; the load offline when asked (the page itself came online). */
+  async function loadFrom(
+    deploy: string,
+    options: { offline?: boolean; into?: BrowserContext } = {},
+  ): Promise<EngineFetchResult> {
+    wasmMode = 'normal'
+    root = deploy
+    const into = options.into ?? deployContext
+    const page = await reload(into)
+    if (options.offline) await into.setOffline(true)
+    try {
+      return await loadEngine(page, { idleTimeoutMs: 2_000 })
+    } finally {
+      if (options.offline) await into.setOffline(false)
+      await page.close()
+    }
+  }
+
+  const keptKeys = async (): Promise<string[]> => {
+    const page = await deployContext.newPage()
+    await page.goto(url)
+    const keys = await page.evaluate(async () =>
+      (await (await caches.open('ondevice-engine')).keys()).map((request) => request.url),
+    )
+    await page.close()
+    return keys
+  }
+
+  it("offline, the next deploy's scripts do not run the earlier deploy's kept .wasm: a retryable error says why; online, its own build is kept and the earlier one dropped", async () => {
+    const first = await loadFrom(earlier)
+    expect(first.error).toBeUndefined()
+    expect(first.deploy).toBe('earlier')
+
+    const offline = await loadFrom(next, { offline: true })
+    expect(offline.deploy, "the earlier deploy's engine ran with the next deploy's scripts").toBeUndefined()
+    expect(offline.error).toMatchObject({
+      name: 'BackendError',
+      code: 'backend_unavailable',
+      isRetryable: true,
+    })
+    expect(offline.error?.message).toMatch(
+      /Could not fetch ondevice's WebAssembly engine \(.*\/assets\/engine-relaxed\.wasm\)/,
+    )
+    expect(offline.error?.message).toMatch(
+      /The copy of engine-relaxed\.wasm this browser kept was of another build \(an earlier deploy's\), which this page's scripts cannot run; it was dropped: load the page once online/,
+    )
+
+    // The earlier deploy keeps its copy again (and a copy as versions before the sha256 keys kept
+    // it lies beside it); the next deploy online fetches its own, keeps it and drops both.
+    expect((await loadFrom(earlier)).deploy).toBe('earlier')
+    const seed = await deployContext.newPage()
+    await seed.goto(url)
+    await seed.evaluate(async (source) => {
+      const cache = await caches.open('ondevice-engine')
+      const [kept] = await cache.keys()
+      const bytes = await (await cache.match(kept as Request))?.arrayBuffer()
+      await cache.put(
+        'https://ondevice.invalid/engine/engine-relaxed.wasm',
+        new Response(bytes, { headers: { 'content-type': 'application/wasm', 'x-ondevice-source': source } }),
+      )
+    }, `${url}assets/engine-relaxed.wasm`)
+    await seed.close()
+    expect(await keptKeys()).toHaveLength(2)
+    const online = await loadFrom(next)
+    expect(online.error).toBeUndefined()
+    expect(online.deploy).toBeUndefined()
+    expect(online.exports).toContain('gemm_q4_relaxed')
+    const keys = await keptKeys()
+    expect(keys).toHaveLength(1)
+    expect(keys[0]).toMatch(/\/engine-relaxed\.wasm$/)
+
+    const again = await loadFrom(next, { offline: true })
+    expect(again.error).toBeUndefined()
+    expect(again.deploy).toBeUndefined()
+    expect(again.exports).toEqual(online.exports)
+  }, 60_000)
+
+  it("a served .wasm of another build than the page's scripts (a stale CDN or HTTP cache) is refused: the kept copy of the right build runs, else a retryable error names both", async () => {
+    // The context above keeps the next deploy's build.
+    const requestsBefore = wasmRequests.length
+    const withCopy = await loadFrom(mixed)
+    expect(withCopy.error).toBeUndefined()
+    expect(withCopy.deploy, "the served earlier build ran with the next deploy's scripts").toBeUndefined()
+    // Asked twice: the second time past the HTTP cache.
+    expect(wasmRequests.length - requestsBefore).toBe(2)
+
+    const fresh = await chromium.newContext()
+    try {
+      const result = await loadFrom(mixed, { into: fresh })
+      expect(result.deploy, "the served earlier build ran with the next deploy's scripts").toBeUndefined()
+      expect(result.error).toMatchObject({
+        name: 'BackendError',
+        code: 'backend_unavailable',
+        isRetryable: true,
+      })
+      expect(result.error?.message).toMatch(
+        /engine \(.*\/assets\/engine-relaxed\.wasm\) is another build than this page's scripts were built with: its sha256 is [0-9a-f]{64}, they run engine-relaxed\.wasm with sha256 [0-9a-f]{64}/,
+      )
+      expect(result.error?.message).toMatch(
+        /Deploy the scripts and the engine\*\.wasm files of one build together/,
+      )
+    } finally {
+      await fresh.close()
     }
   }, 60_000)
 })

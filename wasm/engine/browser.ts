@@ -8,11 +8,14 @@
 // (offline, once cached) compiles the kept copy instead of failing. The fetch is watched as the
 // store's downloads are: no byte for `idleTimeoutMs` (a stalled network on a reloaded page) ends
 // it with a retryable error naming the file, or with the kept copy where there is one, and the
-// load's signal aborts it.
+// load's signal aborts it. Bytes, fetched or kept, run only when their sha256 is the one these
+// scripts were built with (./engine-sha256.ts): under a fixed file name an earlier deploy's .wasm
+// (kept, or from the HTTP cache or a service worker) would otherwise run with newer scripts.
 import { AbortedError, BackendError, OndeviceError } from '../../core/errors.ts'
 import { htmlPageReason, isWebAssembly } from '../../core/html-page.ts'
 import { checkTimeout, startIdleTimer } from '../../core/idle-timer.ts'
-import { forgetEngineCopy, keepEngineCopy, keptEngineCopy } from './engine-cache.ts'
+import { forgetEngineCopy, keepEngineCopy, keptEngineCopy, sha256Hex } from './engine-cache.ts'
+import { type EngineBuild, engineSha256 } from './engine-sha256.ts'
 import { chooseEngineSimd, type EngineSimd } from './simd.ts'
 
 /** Default `idleTimeoutMs`: the stores' default for a download (client-runtime/store/idle-timeout.ts). */
@@ -40,7 +43,7 @@ interface Compiling {
 const compiled = new Map<string, Compiling>()
 
 /** `build` names the file whatever the bundler called it (the Cache API entry it is kept under). */
-function compileOnce(url: URL, build: string, options: EngineFetchOptions): Promise<WebAssembly.Module> {
+function compileOnce(url: URL, build: EngineBuild, options: EngineFetchOptions): Promise<WebAssembly.Module> {
   const { signal } = options
   let idleTimeoutMs: number
   try {
@@ -125,35 +128,68 @@ export function loadThreadsEngineModuleForBrowser(
 
 /**
  * Network first (a page always gets the engine its server has now), then the copy kept from the
- * last load that compiled the same URL: offline, a stalled network, a server that lost the file,
- * or a captive portal's HTML page. Only bytes that compiled are kept, so a bad answer never
- * poisons the cache. An aborted load ends as such, the kept copy untouched.
+ * last load that compiled the same build: offline, a stalled network, a server that lost the file,
+ * or a captive portal's HTML page. Either runs only with the sha256 these scripts name for the
+ * build: fetched bytes of another build (an earlier deploy's file from the HTTP cache, a CDN or a
+ * service worker) are fetched once more past the HTTP cache, then refused; a kept copy of another
+ * build is dropped. Only bytes that compiled are kept, so a bad answer never poisons the cache. An
+ * aborted load ends as such, the kept copy untouched.
  */
 async function fetchCompileAndKeep(
   url: URL,
-  build: string,
+  build: EngineBuild,
   signal: AbortSignal,
   idleTimeoutMs: number,
 ): Promise<WebAssembly.Module> {
   let bytes: Uint8Array<ArrayBuffer>
   let module: WebAssembly.Module
   try {
-    bytes = await fetchEngine(url, signal, idleTimeoutMs)
+    bytes = await fetchEngine(url, signal, idleTimeoutMs, 'default')
+    let actual = await sha256Hex(bytes)
+    if (actual !== undefined && actual !== engineSha256[build]) {
+      // The same URL served another deploy's file: ask the server itself, not the HTTP cache.
+      bytes = await fetchEngine(url, signal, idleTimeoutMs, 'no-cache')
+      actual = await sha256Hex(bytes)
+      if (actual !== undefined && actual !== engineSha256[build]) throw otherBuild(url, build, actual)
+    }
     module = await WebAssembly.compile(bytes)
   } catch (error) {
     if (signal.aborted) throw abortedLoad(url)
-    const kept = await keptEngineCopy(build, url.href)
-    if (kept === undefined) throw error
+    const kept = await keptEngineCopy(build)
+    if (kept.bytes === undefined) throw kept.droppedOtherBuild ? withDroppedCopy(error, build) : error
     try {
-      return await WebAssembly.compile(kept)
+      return await WebAssembly.compile(kept.bytes)
     } catch {
       // Bytes that compiled when kept (a storage fault at most): drop them; the network's error says more.
       await forgetEngineCopy(build)
       throw error
     }
   }
-  await keepEngineCopy(build, url.href, bytes)
+  await keepEngineCopy(build, bytes)
   return module
+}
+
+/** The error when the network served `build` with another sha256 than these scripts name. */
+function otherBuild(url: URL, build: EngineBuild, actual: string): BackendError {
+  return new BackendError(
+    'backend_unavailable',
+    `ondevice's WebAssembly engine (${url.href}) is another build than this page's scripts were built with: its sha256 is ${actual}, they run ${build} with sha256 ${engineSha256[build]}. The server (or a CDN or service worker in between) serves another deploy's .wasm under this name, ${noKeptCopy}. Deploy the scripts and the engine*.wasm files of one build together (a content hash in the .wasm's file name keeps deploys apart); during a deploy, try again.`,
+    { isRetryable: true },
+  )
+}
+
+/** `error` with a word on the kept copy that was there but of another build (now dropped). */
+function withDroppedCopy(error: unknown, build: EngineBuild): unknown {
+  if (!(error instanceof OndeviceError)) return error
+  return new BackendError(
+    error.code,
+    `${error.message} The copy of ${build} this browser kept was of another build (an earlier deploy's), which this page's scripts cannot run; it was dropped: load the page once online to keep this version's.`,
+    {
+      isRetryable: error.isRetryable,
+      cause: error,
+      ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
+    },
+  )
 }
 
 const noKeptCopy =
@@ -164,6 +200,7 @@ async function fetchEngine(
   url: URL,
   signal: AbortSignal,
   idleTimeoutMs: number,
+  cache: RequestCache,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const idle = startIdleTimer(idleTimeoutMs)
   const both = AbortSignal.any([signal, idle.signal])
@@ -179,7 +216,7 @@ async function fetchEngine(
     return error instanceof OndeviceError ? error : network()
   }
   try {
-    const response = await fetch(url, { signal: both }).catch((cause: unknown) => {
+    const response = await fetch(url, { signal: both, cache }).catch((cause: unknown) => {
       throw failed(
         cause,
         () =>

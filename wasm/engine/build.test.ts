@@ -2,7 +2,15 @@
 // this fails and says how to install them: a skipped check would let a stale binary ship.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { buildEngine, clangVersion, engineVariants, installHint, toolchain } from './build.ts'
+import {
+  buildEngine,
+  clangVersion,
+  engineSha256Module,
+  engineSha256Path,
+  engineVariants,
+  installHint,
+  toolchain,
+} from './build.ts'
 
 describe('wasm/engine/engine.wasm', () => {
   it.each(engineVariants)(
@@ -23,6 +31,18 @@ describe('wasm/engine/engine.wasm', () => {
     },
     60_000,
   )
+
+  // A browser compiles a kept or served .wasm only when its sha256 is the one engine-sha256.ts
+  // names (browser.ts): a .wasm committed without it would fail every load in a page.
+  it('engine-sha256.ts names the sha256 of each committed .wasm (npm run build:engine writes both)', () => {
+    const committed = new Map(
+      engineVariants.map(({ file, path }) => [file, new Uint8Array(readFileSync(path))]),
+    )
+    expect(
+      readFileSync(engineSha256Path, 'utf8'),
+      'wasm/engine/engine-sha256.ts does not match the committed .wasm files: run `npm run build:engine` and commit both.',
+    ).toBe(engineSha256Module(committed))
+  })
 
   it('is small and imports only its memory', async () => {
     for (const { path } of engineVariants) {

@@ -5,6 +5,10 @@
 // debug names, so the same compiler gives the same bytes; the committed .wasm files are checked
 // against a fresh build by build.test.ts.
 //
+// Beside them it writes engine-sha256.ts, the sha256 of each module: the browser's scripts check
+// a kept (Cache API) or served copy of a .wasm against it, so an earlier deploy's engine is never
+// run with this version's scripts (browser.ts, engine-cache.ts).
+//
 // Four modules: engine.wasm (SIMD128, every host), engine-threads.wasm (the same over shared
 // memory), and their relaxed-SIMD builds engine-relaxed.wasm / engine-threads-relaxed.wasm, which
 // add the 4-bit kernels on the relaxed dot products (src/gemm-q4-relaxed.c) for hosts
@@ -15,6 +19,7 @@
 //   npm run build:engine              rebuild every module
 //   npm run build:engine -- --check   exit 1 if a committed file differs from a fresh build
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,6 +31,9 @@ export const engineThreadsWasmPath = join(engineFolder, 'engine-threads.wasm')
 /** The relaxed-SIMD builds of the two (src/gemm-q4-relaxed.c). */
 export const engineRelaxedWasmPath = join(engineFolder, 'engine-relaxed.wasm')
 export const engineThreadsRelaxedWasmPath = join(engineFolder, 'engine-threads-relaxed.wasm')
+
+/** The module naming each build's sha256, written with the .wasm files. */
+export const engineSha256Path = join(engineFolder, 'engine-sha256.ts')
 
 /** One module the build writes. */
 export interface EngineVariant {
@@ -168,9 +176,41 @@ export function buildEngine(threads = false, relaxed = false): Uint8Array {
   }
 }
 
+/** The hex sha256 of a module's bytes. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/**
+ * engine-sha256.ts for these module bytes (by file name, in engineVariants' order), formatted as
+ * the linter formats it.
+ */
+export function engineSha256Module(bytesByFile: ReadonlyMap<string, Uint8Array>): string {
+  const lines = engineVariants.map(({ file }) => {
+    const bytes = bytesByFile.get(file)
+    if (bytes === undefined) throw new Error(`engineSha256Module: no bytes for ${file}`)
+    return `  '${file}': '${sha256Hex(bytes)}',`
+  })
+  return [
+    '// Written by wasm/engine/build.ts (`npm run build:engine`) with the .wasm files beside it; do not edit.',
+    "// The sha256 of each engine build this version's scripts run: a copy of a .wasm, kept in the",
+    "// browser's Cache API or served by the network, is compiled only when it has this hash",
+    "// (browser.ts, engine-cache.ts), so a page never runs another deploy's engine with its scripts.",
+    'export const engineSha256 = {',
+    ...lines,
+    '} as const',
+    '',
+    '/** An engine build, by its file name. */',
+    'export type EngineBuild = keyof typeof engineSha256',
+    '',
+  ].join('\n')
+}
+
 function main(argv: readonly string[]): void {
-  for (const { path, threads, relaxed } of engineVariants) {
+  const built = new Map<string, Uint8Array>()
+  for (const { file, path, threads, relaxed } of engineVariants) {
     const bytes = buildEngine(threads, relaxed)
+    built.set(file, bytes)
     if (argv.includes('--check')) {
       const committed = new Uint8Array(readFileSync(path))
       const same = committed.length === bytes.length && committed.every((byte, i) => byte === bytes[i])
@@ -184,6 +224,19 @@ function main(argv: readonly string[]): void {
     writeFileSync(path, bytes)
     console.log(`wrote ${path} (${bytes.length} bytes, ${clangVersion()})`)
   }
+  const hashes = engineSha256Module(built)
+  if (argv.includes('--check')) {
+    if (readFileSync(engineSha256Path, 'utf8') !== hashes) {
+      console.error(
+        `${engineSha256Path} differs from a fresh build: run \`npm run build:engine\` and commit it.`,
+      )
+      process.exit(1)
+    }
+    console.log(`${engineSha256Path} matches a fresh build`)
+    return
+  }
+  writeFileSync(engineSha256Path, hashes)
+  console.log(`wrote ${engineSha256Path}`)
 }
 
 if (import.meta.main) main(process.argv.slice(2))

@@ -1,6 +1,6 @@
 // The engine fetch page: loads ondevice's engine module the way the browser host does (the
 // relaxed-SIMD build here, Chromium), with an idle timeout and an AbortSignal, and says what came
-// of it: the module's exports, or the error's class, code, retryability and message.
+// of it: the module's exports (and which deploy's .wasm it was), or the error's class, code, retryability and message.
 import { OndeviceError } from '../../../core/errors.ts'
 import { loadEngineModuleForBrowser } from '../../../wasm/engine/browser.ts'
 
@@ -18,6 +18,11 @@ export interface EngineFetchRequest {
 export interface EngineFetchResult {
   /** The compiled module's export names (the engine's kernels) when it loaded. */
   readonly exports?: readonly string[]
+  /**
+   * The text of the module's `ondevice-test-deploy` custom section: the browser test marks the
+   * .wasm of an earlier deploy with it, to tell which deploy's bytes compiled.
+   */
+  readonly deploy?: string
   readonly error?: { name: string; code: string; isRetryable: boolean; message: string }
   readonly milliseconds: number
 }
@@ -37,7 +42,12 @@ async function loadEngine(request: EngineFetchRequest): Promise<EngineFetchResul
       ...(request.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: request.idleTimeoutMs }),
     })
     const exports = WebAssembly.Module.exports(module).map((entry) => entry.name)
-    return { exports, milliseconds: performance.now() - started }
+    const [marker] = WebAssembly.Module.customSections(module, 'ondevice-test-deploy')
+    return {
+      exports,
+      ...(marker ? { deploy: new TextDecoder().decode(marker) } : {}),
+      milliseconds: performance.now() - started,
+    }
   } catch (error) {
     const known = error instanceof OndeviceError
     return {
