@@ -125,7 +125,8 @@ export function createNodeModelHost(
           warnings.push(
             `${sessions} sessions (MAX_CONCURRENT) need ~${mebibytes(needed)} (${describeSessions(figures, sessions)}), over this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`,
           )
-        for (const warning of warnings) console.warn(JSON.stringify({ level: 'warn', message: warning }))
+        for (const warning of warnings)
+          console.warn(JSON.stringify({ level: 'warn', message: warning, time: new Date().toISOString() }))
         // Every slot's session now: building one on demand
         // would hold the event loop in request time (see `sessions`).
         const spares: ModelSession[] = [loaded.session]

@@ -396,3 +396,93 @@ describe('ondevice serve while its model loads', () => {
     expect(bad.stderr).toContain("MODEL_THREADS must be an integer from 1 to 64, got '0'.")
   }, 120_000)
 })
+
+describe('ondevice serve LOG_FORMAT=json', () => {
+  // The request log is one JSON object a line; with LOG_FORMAT=json the start-up, shutdown and
+  // failure lines are too, so a log collector reading both streams gets no plain-text line.
+  const parsed = (output: string) =>
+    output
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => {
+        let value: unknown
+        expect(() => (value = JSON.parse(line)), `not one JSON object: ${line}`).not.toThrow()
+        expect(value, line).toMatchObject({
+          level: expect.any(String),
+          message: expect.any(String),
+          time: expect.any(String),
+        })
+        return value as { level: string; message: string; time: string; event?: string } & Record<
+          string,
+          unknown
+        >
+      })
+
+  it('every line on stdout and stderr is one JSON object: bound, loaded, listening, the request, stopping', async () => {
+    weights = 'serve'
+    const server = serve('cache-json', { LOG_FORMAT: 'json', SHUTDOWN_TIMEOUT_MS: '1000' }, [
+      '--model-id',
+      'pkg',
+    ])
+    try {
+      const url = await listening(server)
+      const answer = await chat(url)
+      expect(answer.status, await answer.clone().text()).toBe(200)
+      await answer.text()
+      server.child.kill('SIGTERM')
+      expect(await server.exited).toBe(0)
+      const lines = parsed(server.output())
+      expect(lines.map((line) => line.event ?? line.message)).toEqual([
+        'open-api',
+        'bound',
+        'loaded',
+        'listening',
+        'request',
+        'stopping',
+      ])
+      // The same human sentence as the text format, and its parts as fields.
+      const listen = lines.find((line) => line.event === 'listening')
+      expect(listen).toMatchObject({ level: 'info', url, model: 'pkg' })
+      expect(listen?.message).toBe(`Listening on ${url} (model pkg)`)
+      expect(lines.find((line) => line.event === 'loaded')).toMatchObject({
+        model: 'pkg',
+        dtype: expect.any(String),
+        backend: expect.any(String),
+        contextLength: expect.any(Number),
+      })
+      expect(lines.find((line) => line.event === 'stopping')).toMatchObject({ graceMs: 1000 })
+      expect(lines.find((line) => line.event === 'open-api')?.level).toBe('warn')
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+
+  it('a model that fails to load: exit code 1, the reason as a JSON error line', async () => {
+    weights = 'missing'
+    const server = serve('cache-json-missing', { LOG_FORMAT: 'json' })
+    try {
+      expect(await server.exited).toBe(1)
+      const lines = parsed(server.output())
+      const last = lines.at(-1)
+      expect(last).toMatchObject({ level: 'error', event: 'failed', code: 'edge_unavailable' })
+      expect(last?.message).toMatch(/The model could not be loaded on this server: .*onnx\//)
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+
+  it('LOG_FORMAT other than text or json is named and refused (exit code 2)', async () => {
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [ondeviceBin, 'serve', '--port', '0'],
+        // Without the check the server would start and run: the timeout ends it.
+        { env: { ...process.env, LOG_FORMAT: 'JSONL' }, timeout: 30_000 },
+        (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      )
+    })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain("LOG_FORMAT must be text (the default) or json, got 'JSONL'.")
+  }, 60_000)
+})

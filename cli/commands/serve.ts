@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util'
 import type { Backend } from '../../client-runtime/dtype.ts'
 import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
-import { InvalidArgumentError } from '../../core/errors.ts'
+import { InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { createKeyChecker } from '../../worker/auth.ts'
 import { settingsFromEnv } from '../../worker/env-config.ts'
@@ -37,20 +37,23 @@ Options:
                     format that would go past it is not loaded: its requests are refused, or
                     answered in a loaded format when they allow a fallback
   --no-preload      Load the model on the first request instead of at start
+  --log-format F    text (the default: plain sentences) or json (each start-up, shutdown and
+                    failure line one JSON object, as the request log; LOG_FORMAT)
   --bind-after-load Open the port only once the model is loaded, for a platform whose readiness
                     check is an open port (Cloudflare Containers). By default the port opens at
                     once: GET /healthz answers 503 "loading" and chats 503 with Retry-After until
                     the model is loaded
   --help, -h        Show this help
 
-The line "Listening on URL (model ID)" on stdout says it answers chats. A model that fails to
-load ends the command with exit code 1 and the reason.
+The line "Listening on URL (model ID)" on stdout says it answers chats (with --log-format json,
+the JSON line whose message it is, event "listening"). A model that fails to load ends the
+command with exit code 1 and the reason. Requests are logged on stdout, one JSON object a line.
 
 Environment (a flag wins over its variable): MODEL_BACKEND and MODEL_DTYPE (the same lists),
 MODEL_CONTEXT_LENGTH, MODEL_THREADS, MODEL_ID, MODEL_ALIASES, MEMORY_BUDGET_MB, API_KEYS
 (comma-separated bearer keys; none = open, local use only), ALLOWED_ORIGINS,
 RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS, MAX_TOKENS,
-MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS,
+MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS, LOG_FORMAT (as --log-format),
 SHUTDOWN_TIMEOUT_MS (how long running answers may finish after SIGTERM; default 8000; one
 still running then ends with a retryable edge_unavailable error).`
 
@@ -73,14 +76,63 @@ function integerFlag(
   return number
 }
 
-function reportLoaded(modelHost: ModelHost, loaded: HostedModel): void {
-  process.stderr.write(
-    `Loaded ${loaded.info.modelId} (${loaded.info.dtype} on ${loaded.info.backend}, context ${loaded.info.contextLength}).\n`,
-  )
+type LogFormat = 'text' | 'json'
+
+function logFormatFrom(value: string | undefined, label: string): LogFormat {
+  const format = value?.trim() || 'text'
+  if (format !== 'text' && format !== 'json')
+    throw new InvalidArgumentError(
+      'log-format',
+      `${label} must be text (the default) or json, got '${format.slice(0, 40)}'.`,
+    )
+  return format
+}
+
+/**
+ * Writes one start-up, shutdown or failure line. Text: the sentence. JSON: one object a line as
+ * the request log writes them (`level`, `message`, `time`; worker/request-log.ts), the same
+ * sentence as `message` (so a search for "Listening on" finds it either way), a short `event`
+ * name and the sentence's values as fields. Each line stays on the stream it has in text.
+ */
+type ServeLog = (
+  stream: 'stdout' | 'stderr',
+  level: 'info' | 'warn' | 'error',
+  event: string,
+  message: string,
+  fields?: Readonly<Record<string, unknown>>,
+) => void
+
+function createServeLog(format: LogFormat): ServeLog {
+  return (stream, level, event, message, fields = {}) => {
+    const line =
+      format === 'json'
+        ? JSON.stringify({ level, message, time: new Date().toISOString(), event, ...fields })
+        : message
+    process[stream].write(`${line}\n`)
+  }
+}
+
+function reportLoaded(log: ServeLog, modelHost: ModelHost, loaded: HostedModel): void {
+  const { modelId, dtype, backend, contextLength } = loaded.info
+  log('stderr', 'info', 'loaded', `Loaded ${modelId} (${dtype} on ${backend}, context ${contextLength}).`, {
+    model: modelId,
+    dtype,
+    backend,
+    contextLength,
+  })
   const others = (modelHost.formats?.() ?? []).slice(1)
   if (others.length > 0)
-    process.stderr.write(
-      `Also serves ${others.map(({ format }) => describeFormat(format)).join(', ')}, each loaded on the first request that names it.\n`,
+    log(
+      'stderr',
+      'info',
+      'also-serves',
+      `Also serves ${others.map(({ format }) => describeFormat(format)).join(', ')}, each loaded on the first request that names it.`,
+      {
+        formats: others.map(({ format }) => ({
+          dtype: format.dtype ?? null,
+          backend: format.backend ?? null,
+        })),
+      },
     )
 }
 
@@ -99,6 +151,7 @@ export async function run(argv: string[]): Promise<number> {
       'memory-budget': { type: 'string' },
       'no-preload': { type: 'boolean' },
       'bind-after-load': { type: 'boolean' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -107,6 +160,49 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${help}\n`)
     return 0
   }
+  // Read first, so that every line after it (a bad setting's refusal included) has its format.
+  const format = logFormatFrom(
+    values['log-format'] ?? process.env['LOG_FORMAT'],
+    values['log-format'] === undefined ? 'LOG_FORMAT' : '--log-format',
+  )
+  const log = createServeLog(format)
+  try {
+    return await serve(values, log)
+  } catch (error) {
+    if (format === 'text') throw error
+    // What cli/main.ts prints for the text format, as one JSON line, with the same exit codes.
+    const known = error instanceof OndeviceError
+    const message = error instanceof Error ? error.message : String(error)
+    log(
+      'stderr',
+      'error',
+      'failed',
+      known ? `ondevice serve: ${message}` : `ondevice serve failed: ${message}`,
+      {
+        ...(known ? { code: error.code } : {}),
+        ...(!known && error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
+      },
+    )
+    return known && error.code === 'invalid_argument' ? 2 : 1
+  }
+}
+
+async function serve(
+  values: {
+    readonly model?: string | undefined
+    readonly 'model-id'?: string | undefined
+    readonly port?: string | undefined
+    readonly host?: string | undefined
+    readonly backend?: string | undefined
+    readonly dtype?: string | undefined
+    readonly context?: string | undefined
+    readonly threads?: string | undefined
+    readonly 'memory-budget'?: string | undefined
+    readonly 'no-preload'?: boolean | undefined
+    readonly 'bind-after-load'?: boolean | undefined
+  },
+  log: ServeLog,
+): Promise<number> {
   if (values['no-preload'] === true && values['bind-after-load'] === true)
     throw new InvalidArgumentError(
       '--bind-after-load',
@@ -148,15 +244,19 @@ export async function run(argv: string[]): Promise<number> {
   for (const name of ['MODEL_URL', 'MODEL_SOURCE'] as const) {
     const value = process.env[name]
     if (value !== undefined && value !== '' && value !== model)
-      process.stderr.write(
-        `${name} is set, but ondevice serve does not read it (a Worker setting): it loads --model (${model ?? 'the default package'}). Pass the package's URL as --model (in the image: docker run IMAGE node cli/bin.js serve --host 0.0.0.0 --port 8787 --model URL), or mount the package at /model.\n`,
+      log(
+        'stderr',
+        'warn',
+        'setting-not-read',
+        `${name} is set, but ondevice serve does not read it (a Worker setting): it loads --model (${model ?? 'the default package'}). Pass the package's URL as --model (in the image: docker run IMAGE node cli/bin.js serve --host 0.0.0.0 --port 8787 --model URL), or mount the package at /model.`,
+        { setting: name },
       )
   }
   if (model === undefined) {
     // Imported only here: building the default package needs the builder and its tokenizer
     // files, which a production image (npm ci --omit=dev) serving its own package does not ship.
     const defaults = await import('../../builder/default-package.ts')
-    process.stderr.write(`No --model: serving ${defaults.defaultPackageDescription}.\n`)
+    log('stderr', 'info', 'default-model', `No --model: serving ${defaults.defaultPackageDescription}.`)
     model = await defaults.ensureDefaultPackage({ cacheDir: await usableCacheDir() })
   }
   const modelHost = createNodeModelHost({
@@ -196,7 +296,7 @@ export async function run(argv: string[]): Promise<number> {
   const abandonLoadOnStop = async <T>(load: Promise<T>): Promise<T> => {
     void stopping.then(async () => {
       if (!loading) return
-      process.stderr.write('Stopped while the model was loading: exiting.\n')
+      log('stderr', 'info', 'stopped-while-loading', 'Stopped while the model was loading: exiting.')
       await server?.close()
       process.exit(0)
     })
@@ -208,9 +308,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   const preload = values['no-preload'] !== true
   if (preload && values['bind-after-load'] === true)
-    reportLoaded(modelHost, await abandonLoadOnStop(modelHost.load()))
+    reportLoaded(log, modelHost, await abandonLoadOnStop(modelHost.load()))
   if (settings.apiKeys.length === 0) {
-    process.stderr.write('No API_KEYS set: the API is open to anyone who can reach this address.\n')
+    log(
+      'stderr',
+      'warn',
+      'open-api',
+      'No API_KEYS set: the API is open to anyone who can reach this address.',
+    )
   }
   const app = createApp({
     modelHost,
@@ -227,11 +332,15 @@ export async function run(argv: string[]): Promise<number> {
   if (preload && values['bind-after-load'] !== true) {
     // Bound first: health checks and clients get an answer (503 "loading", Retry-After) during
     // the load instead of "connection refused". Ctrl-C meanwhile ends the process as before.
-    process.stderr.write(
-      `Bound to ${server.url}: loading the model; until it is loaded, GET /healthz answers 503 "loading" and chats 503 with Retry-After.\n`,
+    log(
+      'stderr',
+      'info',
+      'bound',
+      `Bound to ${server.url}: loading the model; until it is loaded, GET /healthz answers 503 "loading" and chats 503 with Retry-After.`,
+      { url: server.url },
     )
     try {
-      reportLoaded(modelHost, await abandonLoadOnStop(modelHost.preload()))
+      reportLoaded(log, modelHost, await abandonLoadOnStop(modelHost.preload()))
     } catch (error) {
       // A server that can never answer must not look alive: stop, and say why (exit code 1).
       await server.close()
@@ -239,15 +348,22 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   // One line on stdout that scripts (and tests) can wait for: from here on it answers chats.
-  process.stdout.write(`Listening on ${server.url} (model ${modelHost.modelId})\n`)
+  log('stdout', 'info', 'listening', `Listening on ${server.url} (model ${modelHost.modelId})`, {
+    url: server.url,
+    model: modelHost.modelId,
+  })
   await stopping
   // Running answers finish (up to SHUTDOWN_TIMEOUT_MS) while new requests get 503 + Retry-After;
   // one still running then ends with a retryable error its client can act on (serveApp's
   // shutdownSignal); then the model's sessions and weights (native memory the process would
   // otherwise hold).
   const graceMs = settings.shutdownTimeoutMs ?? 8000
-  process.stderr.write(
-    `Stopping: running requests have up to ${graceMs} ms to finish (SHUTDOWN_TIMEOUT_MS); any still running then ends with a retryable error (edge_unavailable: a stream's error event, or a 503).\n`,
+  log(
+    'stderr',
+    'info',
+    'stopping',
+    `Stopping: running requests have up to ${graceMs} ms to finish (SHUTDOWN_TIMEOUT_MS); any still running then ends with a retryable error (edge_unavailable: a stream's error event, or a 503).`,
+    { graceMs },
   )
   await server.close({ graceMs })
   // dispose() waits for a load still running (--no-preload, or a further format a request asked
@@ -263,7 +379,7 @@ export async function run(argv: string[]): Promise<number> {
     new Promise<false>((resolve) => setTimeout(resolve, 500, false).unref()),
   ])
   if (!released) {
-    process.stderr.write('Stopped while a model was still loading: exiting.\n')
+    log('stderr', 'info', 'stopped-while-loading', 'Stopped while a model was still loading: exiting.')
     process.exit(0)
   }
   return 0
