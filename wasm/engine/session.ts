@@ -11,6 +11,7 @@ import {
   ModelError,
   type OndeviceError,
 } from '../../core/errors.ts'
+import { yieldToEventLoop } from '../../core/event-loop.ts'
 import {
   type ModelConfig,
   type ModelDtype,
@@ -224,6 +225,12 @@ export class EngineSession implements ModelSession {
   #model: EngineModel | undefined
   #tokens: number[] = []
   readonly #instance: EngineInstance
+  /**
+   * The call running on this session and those waiting for it: a long append gives the event loop
+   * its turn between passes, so a second append, a rewind or a reset that comes meanwhile waits
+   * instead of changing the cache under it.
+   */
+  #queue: Promise<unknown> = Promise.resolve()
 
   constructor(model: EngineModel, modelId: string, instance: EngineInstance) {
     this.#model = model
@@ -277,7 +284,17 @@ export class EngineSession implements ModelSession {
     return this.#model
   }
 
-  async append(tokenIds: readonly number[], options: RunOptions = {}): Promise<Float32Array> {
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(work, work)
+    this.#queue = next.catch(() => undefined)
+    return next
+  }
+
+  append(tokenIds: readonly number[], options: RunOptions = {}): Promise<Float32Array> {
+    return this.#serial(() => this.#append(tokenIds, options))
+  }
+
+  async #append(tokenIds: readonly number[], options: RunOptions): Promise<Float32Array> {
     const model = this.#live()
     if (!Array.isArray(tokenIds) || tokenIds.length === 0)
       throw new InvalidArgumentError('tokenIds', 'append() needs at least one token id.')
@@ -295,9 +312,15 @@ export class EngineSession implements ModelSession {
     if (options.signal?.aborted) throw new AbortedError()
     let logits: Float32Array
     try {
-      logits = model.append(tokenIds, {
+      logits = await model.append(tokenIds, {
         checkpoint: options.checkpoint ?? tokenIds.length > 1,
         ...(options.signal ? { signal: options.signal } : {}),
+        // A prompt is many passes of the calling thread: between them a server answers its other
+        // requests and health checks, and a caller's abort lands (it stops the append there).
+        between: async () => {
+          await yieldToEventLoop()
+          this.#live()
+        },
       })
     } catch (error) {
       const failure = model.kernels.pool?.failure
@@ -335,7 +358,11 @@ export class EngineSession implements ModelSession {
     }
   }
 
-  async rewind(length: number): Promise<boolean> {
+  rewind(length: number): Promise<boolean> {
+    return this.#serial(async () => this.#rewind(length))
+  }
+
+  #rewind(length: number): boolean {
     const model = this.#live()
     if (!Number.isInteger(length) || length < 0 || length > this.#tokens.length)
       throw new InvalidArgumentError(
@@ -348,16 +375,21 @@ export class EngineSession implements ModelSession {
     return true
   }
 
-  async reset(): Promise<void> {
-    this.#live().reset()
-    this.#tokens = []
+  reset(): Promise<void> {
+    return this.#serial(async () => {
+      this.#live().reset()
+      this.#tokens = []
+    })
   }
 
   async dispose(): Promise<void> {
     const model = this.#model
     this.#model = undefined
-    this.#tokens = []
     if (!model) return
+    // An append running now stops at its next pass (it finds the session disposed); its cache is
+    // given away only once it has.
+    await this.#queue
+    this.#tokens = []
     // This session's cache goes back to the instance for a later session; no other is touched.
     model.release()
     // The last session drops the instance and its memory (the GC frees them); helper threads stop.

@@ -244,8 +244,9 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       get length() {
         return state.length
       },
-      append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
+      async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
         for (let from = 0; from < tokenIds.length; from += chunk) {
+          if (from > 0) await options.between?.()
           if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
           const count = Math.min(chunk, tokenIds.length - from)
           forward(state, tokenIds, from, count, from + count === tokenIds.length)

@@ -517,12 +517,13 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       get length() {
         return length
       },
-      append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array {
+      async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
         // A long append can be aborted between passes: keep the state it started from so the cache
         // goes back to it (a recurrent state cannot be cut back otherwise).
         const start = tokenIds.length > chunk && options.signal ? startOf() : undefined
         try {
           for (let from = 0; from < tokenIds.length; from += chunk) {
+            if (from > 0) await options.between?.()
             if (options.signal?.aborted) {
               if (start) {
                 if (start.states) loadStates(start.states)

@@ -9,8 +9,14 @@ import type { LoadContext } from './load-context.ts'
 export interface EngineAppendOptions {
   /** Keep the state after this append so rewind() can return to it (recurrent models only). */
   readonly checkpoint: boolean
-  /** Checked between prefill chunks. */
+  /** Checked between passes. */
   readonly signal?: AbortSignal
+  /**
+   * Awaited between the passes of a long append (never before the first): the session gives the
+   * host's event loop its turn there, so a server answers others and an abort can land, and
+   * throws when the session was disposed meanwhile.
+   */
+  readonly between?: () => Promise<void>
 }
 
 export interface EngineModel {
@@ -25,15 +31,17 @@ export interface EngineModel {
   readonly kernels: Kernels
   /**
    * Runs tokenIds (already validated: in the vocabulary, and fitting the context) at positions
-   * length.. and returns the logits after the last one as a fresh Float32Array.
+   * length.. and returns the logits after the last one as a fresh Float32Array. Each pass is
+   * synchronous; between passes (options.between) other sessions of the instance may run theirs,
+   * which is safe because a pass leaves nothing in the shared working buffers that the next needs.
    */
-  append(tokenIds: readonly number[], options: EngineAppendOptions): Float32Array
+  append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array>
   /** Cuts the cache back to `length` tokens; false when the state cannot go back there. */
   rewind(length: number): boolean
   reset(): void
   /**
    * A further session over the same instance: the weights and working buffers are shared, the
-   * length, cache (and recurrent state) are its own. Passes run one at a time (append is
+   * length, cache (and recurrent state) are its own. Passes run one at a time (each pass is
    * synchronous), which is what makes sharing the working buffers safe.
    */
   createSession(): EngineModel

@@ -1,0 +1,124 @@
+// A long append (a prompt of many passes) on the engine, which computes on the calling thread:
+// between its passes the host's event loop gets its turn (a server's other requests and health
+// checks, timers, the abort that stops it), an abort that lands there stops it with the cache as
+// it was, and calls on one session while it runs wait for it instead of stepping on it.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import { AbortedError, ModelError } from '../../core/errors.ts'
+import { folderWeightReader, loadEngineModule } from './node.ts'
+import { createEngineSession, type EngineSession } from './session.ts'
+
+const ids = Array.from({ length: 400 }, (_, i) => (i * 37 + 11) % 250)
+
+let folder: string
+const packages: Record<string, string> = {}
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-long-append-'))
+  for (const arch of ['qwen3', 'qwen3_5'] as const) {
+    packages[arch] = join(folder, arch)
+    await writeFixture({ arch, outDir: packages[arch], dtype: 'q4', seed: 3 })
+  }
+}, 120_000)
+
+afterAll(async () => {
+  if (folder) await rm(folder, { recursive: true, force: true })
+})
+
+async function load(arch: string, sessions?: number): Promise<EngineSession> {
+  return createEngineSession({
+    module: await loadEngineModule(),
+    files: folderWeightReader(packages[arch]!),
+    dtype: 'q4',
+    warmUp: false,
+    ...(sessions === undefined ? {} : { sessions }),
+  })
+}
+
+const bytes = (row: Float32Array): Buffer => Buffer.from(row.buffer, row.byteOffset, row.byteLength)
+
+/** Resolves on the host's next macrotask (what a request, a timer or an abort needs to run). */
+const nextMacrotask = (): Promise<'macrotask'> =>
+  new Promise((resolve) => setImmediate(() => resolve('macrotask')))
+
+describe.each(['qwen3', 'qwen3_5'])('%s: a long append', (arch) => {
+  it('lets a macrotask run between its passes (the host is not held for the whole prompt)', async () => {
+    const session = await load(arch)
+    try {
+      const order: string[] = []
+      const appended = session.append(ids.slice(0, 300)).then(() => order.push('append'))
+      await nextMacrotask().then(() => order.push('macrotask'))
+      await appended
+      expect(order).toEqual(['macrotask', 'append'])
+    } finally {
+      await session.dispose()
+    }
+  })
+
+  it('stops at an abort that lands between passes and keeps the cache as it was', async () => {
+    const reference = await load(arch)
+    const expected = bytes(await reference.append(ids.slice(0, 70)))
+    const next = bytes(await reference.append(ids.slice(70, 75)))
+    await reference.dispose()
+
+    const session = await load(arch)
+    try {
+      expect(bytes(await session.append(ids.slice(0, 70)))).toEqual(expected)
+      const controller = new AbortController()
+      const appended = session.append(ids.slice(70, 400), { signal: controller.signal })
+      // The abort comes from another task, as a client's disconnect or a caller's stop does.
+      setImmediate(() => controller.abort())
+      await expect(appended).rejects.toBeInstanceOf(AbortedError)
+      expect(session.tokens).toEqual(ids.slice(0, 70))
+      expect(bytes(await session.append(ids.slice(70, 75)))).toEqual(next)
+    } finally {
+      await session.dispose()
+    }
+  })
+
+  it('holds later calls on the same session until it ends (two appends racing run one after the other)', async () => {
+    const reference = await load(arch)
+    const first = bytes(await reference.append(ids.slice(0, 300)))
+    const second = bytes(await reference.append(ids.slice(300, 310)))
+    await reference.dispose()
+
+    const session = await load(arch)
+    try {
+      const [a, b] = await Promise.all([
+        session.append(ids.slice(0, 300)),
+        session.append(ids.slice(300, 310)),
+      ])
+      expect(bytes(a)).toEqual(first)
+      expect(bytes(b)).toEqual(second)
+      expect(session.tokens).toEqual(ids.slice(0, 310))
+    } finally {
+      await session.dispose()
+    }
+  })
+
+  it('ends when its session is disposed meanwhile, and the cache it held serves the next session cleanly', async () => {
+    const reference = await load(arch)
+    const expected = bytes(await reference.append(ids.slice(0, 130)))
+    await reference.dispose()
+
+    const session = await load(arch, 2)
+    const sibling = await session.createSession()
+    try {
+      const appended = session.append(ids.slice(0, 300))
+      appended.catch(() => undefined)
+      const disposed = nextMacrotask().then(() => session.dispose())
+      await expect(appended).rejects.toBeInstanceOf(ModelError)
+      await disposed
+      await expect(session.append([1])).rejects.toThrow(/disposed/)
+      // The slot the disposed session held goes to the next one, which starts from nothing.
+      const next = await sibling.createSession()
+      expect(bytes(await next.append(ids.slice(0, 130)))).toEqual(expected)
+      await next.dispose()
+    } finally {
+      await sibling.dispose()
+    }
+  })
+})
