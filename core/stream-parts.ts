@@ -29,7 +29,14 @@ export interface ToolCallProgress {
 export type Route = 'device' | 'edge' | 'device+edge'
 
 export interface Usage {
+  /** The prompt's tokens (0 where `promptTokensCounted` is false). */
   readonly promptTokens: number
+  /**
+   * false when the prompt was never tokenized, so `promptTokens` (0) is not its size: an answer
+   * stopped before it was counted (aborted while the device's model loaded, or on the edge before
+   * the edge said its count). Absent when `promptTokens` is the count.
+   */
+  readonly promptTokensCounted?: boolean
   readonly completionTokens: number
   /**
    * Of `completionTokens`, those the model generated inside its think block, both tags included

@@ -33,11 +33,13 @@ export function isAbort(error: unknown, signal: AbortSignal | undefined): boolea
 /**
  * The finish of an answer the caller aborted: exactly the text, reasoning and tokens shown so far;
  * `reasoningTokens` are those of the reasoning deltas shown (what usage.reasoningTokens counts).
+ * `promptTokens` undefined: stopped before the prompt was counted (the model still loading), which
+ * usage says (`promptTokensCounted: false`) rather than passing 0 off as the prompt's size.
  */
 export function abortFinish(
   text: string,
   tokenIds: readonly number[],
-  promptTokens: number,
+  promptTokens: number | undefined,
   route: Route,
   reason: string,
   startedAt: number,
@@ -52,7 +54,8 @@ export function abortFinish(
     tokenIds,
     nextStep: tokenIds.length,
     usage: {
-      promptTokens,
+      promptTokens: promptTokens ?? 0,
+      ...(promptTokens === undefined ? { promptTokensCounted: false } : {}),
       completionTokens: tokenIds.length,
       reasoningTokens: Math.min(reasoningTokens, tokenIds.length),
       timeToFirstTokenMs: performance.now() - startedAt,

@@ -380,6 +380,51 @@ describe('abort and edge errors', () => {
     }
   }, 30_000)
 
+  it('a stream stopped before its prompt was counted (the model still loading, on the device or on the edge) says so: promptTokens 0, promptTokensCounted false', async () => {
+    // The edge loads its model on the first request; the device downloads first (not cached).
+    const loadingEdge = await startTestEdge({ loadDelayMs: 2000 })
+    try {
+      const routes = {
+        device: createClient(
+          { policy: 'device-only', thresholds: relaxed },
+          { deviceHost: createTestDeviceHost({ cached: false, downloadStepMs: 500 }) },
+        ),
+        edge: createClient({ policy: 'edge-only', edge: { url: loadingEdge.url } }),
+      }
+      for (const [route, client] of Object.entries(routes)) {
+        const controller = new AbortController()
+        const stopping = setTimeout(() => controller.abort(), 300)
+        const parts = await collect(client.stream({ messages, maxTokens: 8, signal: controller.signal }))
+        clearTimeout(stopping)
+        await client.dispose()
+        const finish = parts.at(-1)
+        if (finish?.type !== 'finish') throw new Error(`${route}: no finish`)
+        expect(finish, route).toMatchObject({ finishReason: 'abort', tokenIds: [], text: '' })
+        expect(finish.usage, route).toMatchObject({
+          route,
+          promptTokens: 0,
+          promptTokensCounted: false,
+          completionTokens: 0,
+        })
+      }
+      // One stopped once the prompt was counted carries no such flag.
+      const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+      const controller = new AbortController()
+      const parts: StreamPart[] = []
+      for await (const part of device.stream({ messages, maxTokens: 40, signal: controller.signal })) {
+        parts.push(part)
+        if (part.type === 'text-delta') controller.abort()
+      }
+      await device.dispose()
+      const finish = parts.at(-1)
+      if (finish?.type !== 'finish') throw new Error('no finish')
+      expect(finish.usage.promptTokens).toBeGreaterThan(10)
+      expect(finish.usage.promptTokensCounted).toBeUndefined()
+    } finally {
+      await loadingEdge.close()
+    }
+  }, 30_000)
+
   it('a wrong API key: unauthorized, not retryable; the right key works', async () => {
     const keyed = await startTestEdge({ apiKeys: ['secret-key-0123456789'] })
     try {

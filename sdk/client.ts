@@ -426,7 +426,8 @@ class Client implements OndeviceClient {
       } catch (error) {
         if (isAbort(error, request.signal)) {
           yield { type: 'route', route: decision.route, reason: decision.reason }
-          yield abortFinish('', [], 0, decision.route, decision.reason, startedAt)
+          // Stopped while the model loads: its tokenizer is not there to count the prompt.
+          yield abortFinish('', [], undefined, decision.route, decision.reason, startedAt)
           return
         }
         const loadError = toOndeviceError(error, 'backend_unavailable')
@@ -516,7 +517,7 @@ class Client implements OndeviceClient {
       fallbackModel = await this.#device.load(undefined, request.signal)
     } catch (error) {
       if (isAbort(error, request.signal)) {
-        yield abortFinish('', [], 0, 'device', reason, startedAt)
+        yield abortFinish('', [], undefined, 'device', reason, startedAt)
         return
       }
       attempts.push(toOndeviceError(error, 'backend_unavailable'))

@@ -139,7 +139,8 @@ export async function* runDevice(
   let handedOff = false
   /** The finish's routeReason (says so when the edge could not take a slowed answer over). */
   let finishReason = reason
-  let promptTokens = 0
+  /** Undefined until the device's prompt part says the count. */
+  let promptTokens: number | undefined
   const failed = (error: OndeviceError, why: string): DeviceOutcome => ({
     kind: 'failed',
     error,
@@ -152,7 +153,7 @@ export async function* runDevice(
     firstTokenAt,
     backend: model.backend,
     dtype: model.dtype,
-    promptTokens,
+    promptTokens: promptTokens ?? 0,
     modelId: model.modelId,
   })
   /** The finish of an answer the user stopped: every token shown, counted on the device. */

@@ -215,7 +215,7 @@ export class EdgeSide {
         yield abortFinish(
           (fromDevice?.text ?? '') + text,
           [...(fromDevice?.tokenIds ?? []), ...edgeTokenIds],
-          fromDevice?.promptTokens ?? edgePromptTokens ?? 0,
+          fromDevice?.promptTokens ?? edgePromptTokens,
           route,
           reason,
           startedAt,

@@ -26,12 +26,15 @@ export interface TestEdgeOptions {
   readonly tokenizer?: Tokenizer
   readonly apiKeys?: readonly string[]
   readonly limits?: AppOptions['limits']
+  /** How long the model takes to load (on the first request). */
+  readonly loadDelayMs?: number
 }
 
 export async function startTestEdge(options: TestEdgeOptions = {}): Promise<TestEdge> {
   const modelHost = createTestHost({
     ...(options.session ? { session: options.session } : {}),
     ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}),
+    ...(options.loadDelayMs === undefined ? {} : { loadDelayMs: options.loadDelayMs }),
   })
   const app = createApp({
     modelHost,
