@@ -222,6 +222,55 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     })
   })
 
+  it('a config.json with fewer layers than the graph (the engine ran only those, silently)', async () => {
+    const name = 'qwen3 (tied, head_dim 32 ≠ hidden / heads)'
+    const config = parseModelConfig({ ...configs[name]!.raw, num_hidden_layers: 1 })
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(packages.get(name)!.dir),
+        dtype: 'fp32',
+        config,
+      }),
+    ).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(/has 2 layers.*num_hidden_layers 1/),
+    })
+    const qwen35 = join(folder, 'qwen3_5-layers')
+    await writeQwen35Fixture({ outDir: qwen35, size: 'tiny', dtypes: ['q4'] })
+    const raw = JSON.parse(readFileSync(join(qwen35, 'config.json'), 'utf8')) as {
+      num_hidden_layers: number
+      layer_types: string[]
+    }
+    const layers = raw.num_hidden_layers
+    raw.num_hidden_layers = layers - 1
+    raw.layer_types = raw.layer_types.slice(0, layers - 1)
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(qwen35),
+        dtype: 'q4',
+        config: parseModelConfig(raw),
+      }),
+    ).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(new RegExp(`has ${layers} layers.*num_hidden_layers ${layers - 1}`)),
+    })
+  })
+
+  it('a llama config.json over a graph with QK-norm weights (a Qwen3 graph) is not run without them', async () => {
+    const name = 'qwen3 (tied, head_dim 32 ≠ hidden / heads)'
+    const config = parseModelConfig({ ...configs[name]!.raw, model_type: 'llama' })
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(packages.get(name)!.dir),
+        dtype: 'fp32',
+        config,
+      }),
+    ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringMatching(/q_norm/) })
+  })
+
   it('an architecture or dtype the engine does not run is "unsupported" (callers fall back)', async () => {
     const { dir } = packages.get('llama (untied)')!
     await expect(open(dir, 'q4f16')).rejects.toMatchObject({ code: 'unsupported' })

@@ -117,6 +117,12 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
     required.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`)
     if (qkNorm) required.push(`${p}.self_attn.q_norm.weight`, `${p}.self_attn.k_norm.weight`)
   }
+  // A Qwen3 graph under a llama config.json: running it without its QK-norms would answer
+  // otherwise than ONNX Runtime on the same files (onnxruntime-web runs the graph as it is).
+  if (!qkNorm && graph.has('model.layers.0.self_attn.q_norm.weight'))
+    throw new EngineUnsupportedError(
+      `${graph.path} has QK-norm weights (model.layers.0.self_attn.q_norm.weight), which a ${config.modelType} decoder does not have: config.json's model_type does not match the graph.`,
+    )
   const missing = required.find((name) => !graph.has(name))
   if (missing !== undefined)
     throw new EngineUnsupportedError(

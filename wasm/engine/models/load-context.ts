@@ -501,6 +501,18 @@ export class LoadContext {
     this.files = options.files
     this.contextLength = options.contextLength
     this.sessions = options.sessions ?? 1
+    // The loaders read the layers config.json names: a graph with more would run as a shorter
+    // model without a word (the others' weights never read), one with fewer fail on a name.
+    let layers = 0
+    for (const initializer of this.graph.initializers()) {
+      const index = /^model\.layers\.(\d+)\./.exec(initializer.name)?.[1]
+      if (index !== undefined) layers = Math.max(layers, Number(index) + 1)
+    }
+    if (layers > 0 && layers !== this.config.numHiddenLayers)
+      throw new ModelError(
+        'model_invalid',
+        `${this.graph.path} has ${layers} layers but config.json says num_hidden_layers ${this.config.numHiddenLayers}: the package's config.json and ONNX files come from different models. Rebuild the package (ondevice convert) or put back its own config.json.`,
+      )
   }
 
   /**
