@@ -166,7 +166,20 @@ export function browserFileArea(
 ): FileArea {
   const { files } = storage
   const at = (path: string) => `${key}/${path}`
+  // In a page and in a Web Worker alike; absent in an insecure context (plain http on a LAN host).
+  const locks = (globalThis.navigator as { locks?: LockManager } | undefined)?.locks
   return {
+    ...(locks
+      ? {
+          exclusive: <T>(path: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> =>
+            // (TypeScript's DOM types say Promise<Promise<T>>; the lock's promise settles as work's.)
+            locks.request(
+              `ondevice-store:${storage.name}/${at(path)}`,
+              signal ? { signal } : {},
+              work,
+            ) as Promise<unknown> as Promise<T>,
+        }
+      : {}),
     id: `${storage.name}/${key}`,
     location: "in the browser's storage",
     supportsResume: files.supportsResume,

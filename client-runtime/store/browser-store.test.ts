@@ -2,8 +2,8 @@
 // 127.0.0.1: download with progress and sha256 check, ranged reads of a stored file (what the
 // engine loads weights through), isCached / delete, a corrupted file rejected
 // and not kept, a missing file and a missing package as clear errors. (Interrupted-download
-// resume is covered on Node in node-store.test.ts.) manifest.json redirected to another origin is
-// refused.
+// resume is covered on Node in node-store.test.ts.) Two tabs loading one package at once both get
+// it. manifest.json redirected to another origin is refused.
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -43,6 +43,7 @@ const stallRangeHeaders: (string | undefined)[] = []
 let resumeResult: StoreCheck
 let redirectResult: StoreCheck
 let stallResult: StoreCheck
+let tabResults: StoreCheck[]
 
 /**
  * Serves the built page and a package whose first weights download breaks off after 80 KB (the
@@ -61,7 +62,22 @@ async function startFlakyServer(pageDir: string, packageDir: string, otherOrigin
       response.write(weights.subarray(0, 50_000))
       return
     }
-    if (path.startsWith('/stall/')) path = `/flaky/${path.slice('/stall/'.length)}`
+    if (path === '/slow/onnx/model.onnx') {
+      // The whole file in ten pieces over about a second, so two tabs' downloads overlap.
+      response.writeHead(200, {
+        'content-length': weights.length,
+        'content-type': 'application/octet-stream',
+      })
+      const piece = Math.ceil(weights.length / 10)
+      for (let start = 0; start < weights.length; start += piece) {
+        response.write(weights.subarray(start, start + piece))
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      response.end()
+      return
+    }
+    if (path.startsWith('/stall/') || path.startsWith('/slow/'))
+      path = `/flaky/${path.slice(path.indexOf('/', 1) + 1)}`
     if (path === '/cross/manifest.json') {
       // To the static server: another origin (another port) that allows CORS.
       response.writeHead(302, { location: `${otherOrigin}/pkg/manifest.json` }).end()
@@ -137,6 +153,18 @@ beforeAll(async () => {
   )
   stallResult = await flakyPage.evaluate(() =>
     (globalThis as unknown as { runStallCheck: () => Promise<StoreCheck> }).runStallCheck(),
+  )
+  // Two tabs of one origin (one context, so one OPFS) loading the same package for the first time.
+  const tabsContext = await chromium.newContext()
+  const tabs = await Promise.all([tabsContext.newPage(), tabsContext.newPage()])
+  for (const tab of tabs) {
+    await tab.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
+    await tab.waitForFunction(() => 'runTabCheck' in globalThis)
+  }
+  tabResults = await Promise.all(
+    tabs.map((tab) =>
+      tab.evaluate(() => (globalThis as unknown as { runTabCheck: () => Promise<StoreCheck> }).runTabCheck()),
+    ),
   )
 }, 120_000)
 
@@ -214,6 +242,18 @@ describe('browser store idle timeout (OPFS)', () => {
     expect(stallRangeHeaders).toEqual([undefined, `bytes=${stallResult.partialBytes}-`])
     const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
     expect(stallResult).toMatchObject({ length: weights.length, checksum })
+  })
+})
+
+describe('browser store in two tabs (OPFS)', () => {
+  it('loads one package in two tabs at once: both get the verified file', () => {
+    // Each tab's store shares its downloads only within the tab; both wrote the same .partial
+    // files, and one tab's load failed ("A FileSystemHandle cannot be moved while it is locked").
+    const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
+    expect(tabResults).toEqual([
+      { loaded: { length: weights.length, checksum } },
+      { loaded: { length: weights.length, checksum } },
+    ])
   })
 })
 

@@ -49,6 +49,13 @@ export interface FileArea {
   clear(): Promise<void>
   /** The storage ran out (quota, full disk). */
   isStorageFull(error: unknown): boolean
+  /**
+   * Runs `work` while no other tab or worker of this origin runs work on the same file of this
+   * package (the browser's Web Locks, held across contexts): each tab has its own store, and two
+   * first loads at once wrote the same `.partial` files. Absent where one process owns the area.
+   * `signal` gives up the wait (a DOMException named AbortError).
+   */
+  exclusive?<T>(path: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T>
   /** Bytes the package may still add (the store's quota), when bounded; checked while writing. */
   bytesLeft(): Promise<number>
   estimate(): Promise<StorageEstimate>

@@ -91,6 +91,27 @@ function oneWriterAtATime<T>(key: string, write: () => Promise<T>): Promise<T> {
   return result
 }
 
+/**
+ * Runs `work` on `path` while no other tab or worker of the origin does (where the area can tell:
+ * `FileArea.exclusive`); one that waits for another tab's download then finds the file stored.
+ */
+async function exclusively<T>(
+  area: FileArea,
+  path: string,
+  work: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  if (!area.exclusive) return work()
+  try {
+    return await area.exclusive(path, work, signal)
+  } catch (error) {
+    // Given up while another tab held the file: the load's abort, as everywhere else.
+    if (signal?.aborted && (error as { name?: string }).name === 'AbortError')
+      throw new AbortedError(undefined, { cause: signal.reason })
+    throw error
+  }
+}
+
 /** The stored manifest.json, if there is one that still parses (a damaged copy counts as none). */
 async function readStoredManifest(area: FileArea, prefix: string): Promise<StoreManifest | undefined> {
   const text = await area.readText('manifest.json')
@@ -154,7 +175,7 @@ async function syncManifest(
     }
     if (fresh) {
       await oneWriterAtATime(`${area.id}\u0000manifest.json`, () =>
-        area.writeText('manifest.json', fresh.text),
+        exclusively(area, 'manifest.json', () => area.writeText('manifest.json', fresh.text)),
       )
       await options.onReached?.()
       return { manifest: fresh.manifest, offline: false }
@@ -176,7 +197,9 @@ async function syncManifest(
     } finally {
       timer.stop()
     }
-    await oneWriterAtATime(`${area.id}\u0000manifest.json`, () => area.writeText('manifest.json', fresh.text))
+    await oneWriterAtATime(`${area.id}\u0000manifest.json`, () =>
+      exclusively(area, 'manifest.json', () => area.writeText('manifest.json', fresh.text)),
+    )
     await options.onReached?.()
     return { manifest: fresh.manifest, offline }
   }
@@ -357,7 +380,13 @@ export async function openRemotePackage(
         try {
           await shared<FileProgress>(
             `${area.id}/${path}`,
-            (workSignal, workReport) => fetchFile(path, entries[index], workReport, workSignal),
+            (workSignal, workReport) =>
+              exclusively(
+                area,
+                path,
+                () => fetchFile(path, entries[index], workReport, workSignal),
+                workSignal,
+              ),
             { signal, onProgress: report },
           )
           const size = (await area.size(path)) ?? 0

@@ -132,6 +132,22 @@ async function crossOriginRedirect(): Promise<StoreCheck> {
   return { refused, stored: await store.isCached(source, ['manifest.json']) }
 }
 
+/**
+ * One tab's first load of /slow/ (weights trickled over about a second), run in two tabs at once:
+ * each tab has its own store, and both write the same OPFS files.
+ */
+async function tab(): Promise<StoreCheck> {
+  const store = createBrowserStore({ backend: 'opfs', name: 'test-tabs', onWarning: () => undefined })
+  const loaded = await outcome(async () => {
+    const pkg = await store.open(new URL('/slow/', location.href).href)
+    await pkg.ensure(['config.json', 'onnx/model.onnx'])
+    const bytes = await pkg.readBytes('onnx/model.onnx')
+    return { length: bytes.length, checksum: bytes.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0) }
+  })
+  return { loaded }
+}
+
+;(globalThis as { runTabCheck?: () => Promise<StoreCheck> }).runTabCheck = tab
 ;(globalThis as { runResumeCheck?: () => Promise<StoreCheck> }).runResumeCheck = resume
 ;(globalThis as { runStallCheck?: () => Promise<StoreCheck> }).runStallCheck = stall
 ;(globalThis as { runRedirectCheck?: () => Promise<StoreCheck> }).runRedirectCheck = crossOriginRedirect
