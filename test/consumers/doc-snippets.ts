@@ -62,6 +62,9 @@ const checked: readonly SnippetSource[] = [
 const notChecked: Readonly<Record<string, string>> = {
   // A Worker's only file: type-checked in the wrangler project with `wrangler types`.
   "docs/worker.md:export { default } from 'ondevice/worker'": 'the wrangler project',
+  // vite-plugin-pwa is the app's choice, not a dependency the consumer projects install.
+  'docs/sdk.md:// vite.config.ts: offline with vite-plugin-pwa (npm install -D vite-plugin-pwa)':
+    'needs vite-plugin-pwa',
 }
 
 export interface DocSnippet {
