@@ -92,6 +92,8 @@ export async function inspectPackage(options: {
   shaderF16?: boolean
   /** The context a load will cap the cache at (the memory figures are for it). */
   contextLength?: number
+  /** false: a manifest.json not stored yet is asked for once (OpenOptions.retryManifest). */
+  retryManifest?: boolean
 }): Promise<
   PackageInfo & {
     readonly dtype: string
@@ -109,7 +111,10 @@ export async function inspectPackage(options: {
 > {
   if (typeof options?.model !== 'string' || options.model === '')
     throw new InvalidArgumentError('model', 'model must be a package folder or URL prefix.')
-  const pkg = await options.store.open(options.model)
+  const pkg = await options.store.open(
+    options.model,
+    options.retryManifest === false ? { retryManifest: false } : {},
+  )
   const config = parseModelConfig(await pkg.readText('config.json'))
   let dtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   dtype ??= await chooseDtype({

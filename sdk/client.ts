@@ -243,12 +243,14 @@ class Client implements OndeviceClient {
     return { configured: this.#edge !== undefined, reachable: this.#edge?.reachable ?? true }
   }
 
-  async #plan(): Promise<Plan> {
+  /** `loading`: prepare()'s plan, which goes on to load the package (DeviceState.loading). */
+  async #plan(loading = false): Promise<Plan> {
     const recentLoadFailure = this.#device.recentFailure
     const plan = await this.#planner.plan(this.#edgeAvailability(), {
       probeRate: this.#device.probeRate,
       loaded: this.#device.loaded !== undefined,
       ...(recentLoadFailure ? { recentLoadFailure } : {}),
+      ...(loading ? { loading } : {}),
     })
     // The device loads the backend the router judged it on (not the host's own first pick).
     if (plan.decision.backend !== undefined) this.#device.follow(plan.decision.backend)
@@ -294,7 +296,7 @@ class Client implements OndeviceClient {
       throw new InvalidArgumentError('onProgress', 'onProgress must be a function.')
     }
     if (this.#options.policy !== 'edge-only') {
-      const plan = await this.#plan()
+      const plan = await this.#plan(true)
       const deviceUsable =
         plan.decision.route === 'device' ||
         plan.decision.backgroundDownload ||

@@ -36,6 +36,11 @@ export interface DeviceState {
   readonly loaded: boolean
   /** The last load failed a moment ago, and is tried again (in the background) after retryInMs. */
   readonly recentLoadFailure?: { readonly error: OndeviceError; readonly retryInMs: number }
+  /**
+   * The caller means to load the package (prepare()): a manifest.json not stored yet is retried
+   * with the store's policy even while the edge could answer.
+   */
+  readonly loading?: boolean
 }
 
 export class Planner {
@@ -85,8 +90,18 @@ export class Planner {
     let packageInfo: PackageInfo
     try {
       // Once cached, a package stays cached: no need to ask the store (for a URL, the network) again.
+      // While the edge could answer, a package never stored is asked for once: the store's retries
+      // (seconds of pauses, a stall's idle timeout each) would hold up an answer the edge gives
+      // now, and the load that follows (a background download, prepare()) retries on its own.
+      const edgeCanAnswer =
+        policy !== 'device-only' && edge.configured && edge.reachable && capabilities.online
+      const once = edgeCanAnswer && device.loading !== true
       packageInfo =
-        this.#cachedPackage ?? (await host.inspect(this.#options.model, this.#options.deviceOptions))
+        this.#cachedPackage ??
+        (await host.inspect(this.#options.model, {
+          ...this.#options.deviceOptions,
+          ...(once ? { retryManifest: false } : {}),
+        }))
       if (packageInfo.cached) this.#cachedPackage = packageInfo
     } catch (error) {
       const deviceError = toOndeviceError(error, 'model_invalid')

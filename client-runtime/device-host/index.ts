@@ -5,6 +5,7 @@ export { createRuntimeDeviceHost, type RuntimeDeviceHostOptions } from './runtim
 export type {
   DeviceGenerateRequest,
   DeviceHost,
+  DeviceInspectOptions,
   DeviceLoadOptions,
   DeviceModel,
   DevicePart,

@@ -88,6 +88,7 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
         store: await getStore(),
         shaderF16: capabilities.webgpu.features?.includes('shader-f16') ?? false,
         ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
+        ...(inspectOptions.retryManifest === false ? { retryManifest: false } : {}),
       })
     },
 

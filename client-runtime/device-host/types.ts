@@ -79,15 +79,22 @@ export interface DeviceModel {
   dispose(): Promise<void>
 }
 
+/** What inspect() is asked with: the load's backend and dtype, and how long it may wait. */
+export interface DeviceInspectOptions extends Pick<DeviceLoadOptions, 'backend' | 'dtype'> {
+  /**
+   * false: a URL package's manifest.json, when none is stored yet, is asked for once, not with
+   * the store's retries: the router asks so while the edge could answer, rather than hold the
+   * request through the pauses (the load itself retries). Default true.
+   */
+  readonly retryManifest?: boolean
+}
+
 /** Where device models come from, and what the device can do. */
 export interface DeviceHost {
   /** WebGPU, memory, cores, storage, network state: no model needed (probeTokensPerSecond unset). */
   capabilities(): Promise<DeviceCapabilities>
   /** What running `model` here takes and whether it is cached, without downloading anything. */
-  inspect(
-    model: string | undefined,
-    options: Pick<DeviceLoadOptions, 'backend' | 'dtype'>,
-  ): Promise<PackageInfo>
+  inspect(model: string | undefined, options: DeviceInspectOptions): Promise<PackageInfo>
   /** Downloads (with progress), verifies and loads the package. */
   load(model: string | undefined, options: DeviceLoadOptions): Promise<DeviceModel>
 }

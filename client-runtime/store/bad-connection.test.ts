@@ -420,6 +420,87 @@ describe('downloads on a bad connection', () => {
   })
 })
 
+describe("a first load's manifest.json on a bad connection (nothing stored yet)", () => {
+  /** The connection closes before any answer (a dropped connection, a reset). */
+  const drop: Misbehaviour = (request) => {
+    request.socket.destroy()
+  }
+  const manifestGets = () => log.filter((entry) => entry.path === 'manifest.json')
+
+  it('dropped before an answer, or cut mid-body: the load tries again and stores the package', async () => {
+    script('manifest.json', drop, cutAfter(20))
+    await ensureAll()
+    expect(manifestGets()).toHaveLength(3)
+    await expectStoredForGood()
+  })
+
+  it('stalls (no answer at all, or headers then silence): the idle timeout ends each try, the next goes through', async () => {
+    script('manifest.json', stallAfter(-1), stallAfter(10))
+    await ensureAll()
+    expect(manifestGets()).toHaveLength(3)
+  })
+
+  it('HTTP 500 then 503: retried with a growing pause, as the files are', async () => {
+    script('manifest.json', status(500), status(503))
+    const started = performance.now()
+    await ensureAll({ downloadRetryDelayMs: 60 })
+    // 60 ms, then 120 ms.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(170)
+    expect(manifestGets()).toHaveLength(3)
+  })
+
+  it('HTTP 429 with Retry-After: the retry waits as long as the server asks; one that asks for longer than a pause may last fails at once, saying when', async () => {
+    script('manifest.json', status(429, { 'retry-after': '1' }))
+    const started = performance.now()
+    await ensureAll({ downloadRetryDelayMs: 20 })
+    expect(manifestGets()).toHaveLength(2)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950)
+
+    await rm(cacheDir, { recursive: true, force: true })
+    log.length = 0
+    script('manifest.json', status(429, { 'retry-after': '3600' }))
+    const error = await caught(storeWith({ downloadRetryDelayMs: 20 }).open(prefix))
+    expect(error).toMatchObject({ code: 'download_failed', isRetryable: true, retryAfterSeconds: 3600 })
+    expect(error.message).toMatch(/Could not reach http:.*\/pkg\/ \(HTTP 429, Retry-After: 3600 s\)/)
+    expect(manifestGets()).toHaveLength(1)
+  })
+
+  it('gives up after its retries with a retryable error that says so; the next load stores the package', async () => {
+    script('manifest.json', status(500), drop, status(502), status(503))
+    const error = await caught(storeWith().open(prefix))
+    expect(error).toMatchObject({ code: 'download_failed', isRetryable: true })
+    expect(error.message).toMatch(
+      /Could not reach http:.*\/pkg\/ \(HTTP 503\) and nothing of it is stored\. Check the URL and the network; the next try fetches its manifest\.json again\. \(gave up after 4 tries over the last 0 s or more; nothing of the package was stored\)/,
+    )
+    expect(manifestGets()).toHaveLength(4)
+    expect(await storedFiles()).toEqual([])
+    await ensureAll()
+  })
+
+  it('downloadRetries: 0 tries once; the caller aborting during a pause ends the load at once', async () => {
+    script('manifest.json', status(500))
+    expect(await caught(storeWith({ downloadRetries: 0 }).open(prefix))).toMatchObject({
+      code: 'download_failed',
+      isRetryable: true,
+    })
+    expect(manifestGets()).toHaveLength(1)
+
+    script('manifest.json', status(500))
+    const controller = new AbortController()
+    const started = performance.now()
+    const pending = storeWith({ downloadRetryDelayMs: 60_000 }).open(prefix, { signal: controller.signal })
+    setTimeout(() => controller.abort(), 100)
+    expect((await caught(pending)).code).toBe('aborted')
+    expect(performance.now() - started).toBeLessThan(2_000)
+  })
+
+  it('a 404 is not retried: no package there', async () => {
+    const error = await caught(storeWith().open(prefix.replace('/pkg/', '/nothing/')))
+    expect(error.code).toBe('model_not_found')
+    expect(log.filter((entry) => entry.path.endsWith('manifest.json'))).toHaveLength(1)
+  })
+})
+
 describe('offline once stored', () => {
   async function storeOnce(options: NodeStoreOptions = {}) {
     const store = storeWith(options)

@@ -16,7 +16,7 @@ import { checkIdleTimeout, checkTimeout } from './idle-timeout.ts'
 import { assertPackagePath, manifestEntry, parseManifest, toHex } from './manifest.ts'
 import { defaultManifestRefreshTimeoutMs, openRemotePackage } from './remote-package.ts'
 import { checkRetryOptions } from './retry.ts'
-import type { EnsureOptions, ModelStore, StorageEstimate } from './types.ts'
+import type { ModelStore, OpenOptions, StorageEstimate } from './types.ts'
 
 export interface BrowserStoreOptions {
   /** 'opfs' (default where available) or 'cache' (Cache API). */
@@ -124,7 +124,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       const key = await packageKey(normalise(source))
       await removePackage(await getStorage(), key)
     },
-    open: async (source, openOptions: EnsureOptions = {}) => {
+    open: async (source, openOptions: OpenOptions = {}) => {
       const prefix = normalise(source)
       const key = await packageKey(prefix)
       const area = browserFileArea(await getStorage(), key, estimate)
@@ -132,6 +132,7 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
         idleTimeoutMs,
         manifestRefreshTimeoutMs,
         retry,
+        retryManifest: openOptions.retryManifest,
         signal: openOptions.signal,
         warn,
       })

@@ -102,7 +102,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
     }
   }
 
-  const openUrl = (prefix: string, signal: AbortSignal | undefined) => {
+  const openUrl = (prefix: string, signal: AbortSignal | undefined, retryManifest: boolean | undefined) => {
     const directory = packageDirFor(prefix)
     const area = createNodeFileArea({
       directory,
@@ -118,6 +118,7 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       idleTimeoutMs,
       manifestRefreshTimeoutMs,
       retry,
+      retryManifest,
       signal,
       warn,
       readBody: readEagerly,
@@ -145,7 +146,11 @@ export function createNodeStore(options: NodeStoreOptions = {}): ModelStore {
       if (isUrlSource(source)) {
         // Checked before any download: an unusable folder fails now, naming ONDEVICE_CACHE_DIR.
         await prepareCacheFolder(cacheDir)
-        return openUrl(source.endsWith('/') ? source : `${source}/`, openOptions.signal)
+        return openUrl(
+          source.endsWith('/') ? source : `${source}/`,
+          openOptions.signal,
+          openOptions.retryManifest,
+        )
       }
       return openFolderPackage(
         resolve(source.startsWith('file:') ? fileURLToPath(source) : source),

@@ -38,9 +38,12 @@ export interface RemotePackageOptions {
   /**
    * How a file download that fails with a retryable download_failed (cut, stall, network error,
    * 5xx) is tried again within the same load, resuming from what arrived. Default:
-   * `defaultRetryOptions`. manifest.json is not retried: the router waits on it.
+   * `defaultRetryOptions`. manifest.json is tried again the same way when none is stored (a first
+   * load); a stored copy stands in for it otherwise.
    */
   readonly retry?: RetryOptions | undefined
+  /** false: manifest.json, when none is stored, is asked for once (OpenOptions.retryManifest). */
+  readonly retryManifest?: boolean | undefined
   /** Called once the server answered for the package (Node records where the folder came from). */
   readonly onReached?: () => Promise<void>
 }
@@ -123,6 +126,8 @@ async function readStoredManifest(area: FileArea, prefix: string): Promise<Store
   }
 }
 
+type SyncedManifest = { manifest: StoreManifest | undefined; offline: boolean; stale?: boolean }
+
 /**
  * The manifest as the package's server gives it now, else as stored, else none. With a stored
  * copy, anything but a fresh, valid manifest from the package's own origin within
@@ -131,60 +136,103 @@ async function readStoredManifest(area: FileArea, prefix: string): Promise<Store
  * another origin, 401/403/407/429), a manifest cut short. The stored copy vouched for the stored
  * files when they were committed, so they stay consistent with it; a refresh that cannot be had
  * must never block or fail a load the device can answer from what it keeps. Only a 404/410 (the
- * package is gone from its server) is taken as the server's word.
+ * package is gone from its server) is taken as the server's word. With no stored copy (a first
+ * load) nothing can stand in for the server's: a cut, a stall, a network error, a 5xx or 429 is
+ * tried again as the files are (`retry`, Retry-After, the load's signal), not the load's end.
  */
 async function syncManifest(
   prefix: string,
   area: FileArea,
   options: RemotePackageOptions,
-): Promise<{ manifest: StoreManifest | undefined; offline: boolean; stale?: boolean }> {
+): Promise<SyncedManifest> {
   const { idleTimeoutMs, signal } = options
   const manifestUrl = new URL('manifest.json', prefix)
   const stored = await readStoredManifest(area, prefix)
-  // A server that stalls on manifest.json counts as unreachable (the stored copy, if any, is used).
+  if (!stored) {
+    // A browser that knows it is offline would only wait out the pauses: one try says so at once.
+    const offlineNow = (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false
+    const retry = options.retry ?? defaultRetryOptions
+    return withRetries(
+      () => fetchFirstManifest(prefix, manifestUrl, area, options, offlineNow),
+      offlineNow || options.retryManifest === false ? { ...retry, retries: 0 } : retry,
+      signal,
+      'nothing of the package was stored',
+    )
+  }
+  // A server that stalls on manifest.json counts as unreachable (the stored copy is used).
   const timer = startIdleTimer(idleTimeoutMs, signal)
   const refreshTimeoutMs = Math.min(
     idleTimeoutMs,
     options.manifestRefreshTimeoutMs ?? defaultManifestRefreshTimeoutMs,
   )
-  const refreshDeadline = stored ? AbortSignal.timeout(refreshTimeoutMs) : undefined
-  const fetchSignal = refreshDeadline ? AbortSignal.any([timer.signal, refreshDeadline]) : timer.signal
+  const refreshDeadline = AbortSignal.timeout(refreshTimeoutMs)
   const aborted = (error: unknown): AbortedError | undefined =>
     signal?.aborted ? new AbortedError(undefined, { cause: error }) : undefined
-  let offline = false
-  let response: Response | undefined
+  let response: Response
   try {
-    response = await fetch(manifestUrl, { signal: fetchSignal })
+    response = await fetch(manifestUrl, { signal: AbortSignal.any([timer.signal, refreshDeadline]) })
   } catch (error) {
     timer.stop()
     const abort = aborted(error)
     if (abort) throw abort
     // A reachable server that was only slow is not "offline": stored .partial files may resume.
-    offline = !(stored && (timer.expired || refreshDeadline?.aborted))
-    if (stored) return { manifest: stored, offline, stale: true }
+    return { manifest: stored, offline: !(timer.expired || refreshDeadline.aborted), stale: true }
   }
-  if (response && stored) {
-    let fresh: { manifest: StoreManifest; text: string } | undefined
-    try {
-      fresh = await readFreshManifest(response, manifestUrl, prefix, timer, idleTimeoutMs)
-    } catch (error) {
-      const abort = aborted(error)
-      if (abort) throw abort
-    } finally {
-      timer.stop()
-    }
-    if (fresh) {
-      await oneWriterAtATime(`${area.id}\u0000manifest.json`, () =>
-        exclusively(area, 'manifest.json', () => area.writeText('manifest.json', fresh.text)),
-      )
-      await options.onReached?.()
-      return { manifest: fresh.manifest, offline: false }
-    }
-    const gone =
-      (response.status === 404 || response.status === 410) &&
-      crossOriginRedirect(manifestUrl, response) === undefined
-    if (!gone) return { manifest: stored, offline: false, stale: true }
-  } else if (response?.ok) {
+  let fresh: { manifest: StoreManifest; text: string } | undefined
+  try {
+    fresh = await readFreshManifest(response, manifestUrl, prefix, timer, idleTimeoutMs)
+  } catch (error) {
+    const abort = aborted(error)
+    if (abort) throw abort
+  } finally {
+    timer.stop()
+  }
+  if (fresh) {
+    const { text } = fresh
+    await oneWriterAtATime(`${area.id}\u0000manifest.json`, () =>
+      exclusively(area, 'manifest.json', () => area.writeText('manifest.json', text)),
+    )
+    await options.onReached?.()
+    return { manifest: fresh.manifest, offline: false }
+  }
+  const gone =
+    (response.status === 404 || response.status === 410) &&
+    crossOriginRedirect(manifestUrl, response) === undefined
+  if (!gone) return { manifest: stored, offline: false, stale: true }
+  return noManifest(prefix, response, signal, idleTimeoutMs, options)
+}
+
+/**
+ * One try at manifest.json with nothing stored to stand in for it. A network error, a stall, a
+ * 5xx or 429 and a body cut short are retryable download_failed errors (the caller tries again),
+ * unless config.json is stored (a package without a manifest, used offline as stored).
+ */
+async function fetchFirstManifest(
+  prefix: string,
+  manifestUrl: URL,
+  area: FileArea,
+  options: RemotePackageOptions,
+  offlineNow: boolean,
+): Promise<SyncedManifest> {
+  const { idleTimeoutMs, signal } = options
+  const timer = startIdleTimer(idleTimeoutMs, signal)
+  const unreachable = async (why: string, offline: boolean, retryAfter?: number): Promise<SyncedManifest> => {
+    if ((await area.size('config.json')) !== undefined) return { manifest: undefined, offline }
+    throw new StoreError(
+      'download_failed',
+      `Could not reach ${prefix} (${why}) and nothing of it is stored. Check the URL and the network${offlineNow ? ' (the browser reports no network connection)' : ''}; the next try fetches its manifest.json again.`,
+      { isRetryable: true, ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }) },
+    )
+  }
+  let response: Response
+  try {
+    response = await fetch(manifestUrl, { signal: timer.signal })
+  } catch (error) {
+    timer.stop()
+    if (signal?.aborted) throw new AbortedError(undefined, { cause: error })
+    return unreachable(timer.expired ? `no answer in ${idleTimeoutMs} ms` : 'network error', true)
+  }
+  if (response.ok) {
     let fresh: { manifest: StoreManifest; text: string }
     try {
       // Throws for a redirect to another origin: manifest.json vouches for every other file.
@@ -193,7 +241,7 @@ async function syncManifest(
         text: string
       }
     } catch (error) {
-      throw aborted(error) ?? error
+      throw signal?.aborted ? new AbortedError(undefined, { cause: error }) : error
     } finally {
       timer.stop()
     }
@@ -201,20 +249,34 @@ async function syncManifest(
       exclusively(area, 'manifest.json', () => area.writeText('manifest.json', fresh.text)),
     )
     await options.onReached?.()
-    return { manifest: fresh.manifest, offline }
+    return { manifest: fresh.manifest, offline: false }
   }
   timer.stop()
-  if (response) await refuseCrossOriginManifest(manifestUrl, response)
-  if (!response || response.status >= 500) {
-    if ((await area.size('config.json')) === undefined) {
-      throw new StoreError(
-        'download_failed',
-        `Could not reach ${prefix} (${response ? `HTTP ${response.status}` : timer.expired ? `no answer in ${idleTimeoutMs} ms` : 'network error'}) and nothing of it is stored. Check the URL and the network.`,
-        { isRetryable: true },
-      )
-    }
-    return { manifest: undefined, offline }
+  await refuseCrossOriginManifest(manifestUrl, response)
+  if (response.status >= 500 || response.status === 429) {
+    await response.body?.cancel().catch(() => undefined)
+    // A server that is rate limiting or overloaded may say when to come back (the retry waits that long).
+    const retryAfter = retryAfterSeconds(response.headers.get('retry-after'))
+    return unreachable(
+      `HTTP ${response.status}${retryAfter === undefined ? '' : `, Retry-After: ${retryAfter} s`}`,
+      false,
+      retryAfter,
+    )
   }
+  return noManifest(prefix, response, signal, idleTimeoutMs, options)
+}
+
+/**
+ * manifest.json answered 4xx (not 429): a package without one (its files used without an
+ * integrity check) when config.json is there, else no package at this prefix.
+ */
+async function noManifest(
+  prefix: string,
+  response: Response,
+  signal: AbortSignal | undefined,
+  idleTimeoutMs: number,
+  options: RemotePackageOptions,
+): Promise<SyncedManifest> {
   await response.body?.cancel().catch(() => undefined)
   const config = await fetch(new URL('config.json', prefix), {
     method: 'HEAD',
@@ -227,7 +289,7 @@ async function syncManifest(
     )
   }
   await options.onReached?.()
-  return { manifest: undefined, offline }
+  return { manifest: undefined, offline: false }
 }
 
 /**

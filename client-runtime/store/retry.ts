@@ -82,6 +82,8 @@ export async function withRetries<T>(
   work: (attempt: number) => Promise<T>,
   options: RetryOptions,
   signal: AbortSignal | undefined,
+  /** What the give-up message adds about what the tries left behind. */
+  leftBehind = 'what arrived is kept where the store can resume',
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
@@ -95,7 +97,7 @@ export async function withRetries<T>(
         for (let before = 0; before < attempt; before++) pausedMs += retryPauseMs(options, before)
         throw new StoreError(
           'download_failed',
-          `${(error as Error).message} (gave up after ${attempt + 1} tries over the last ${Math.round(pausedMs / 1000)} s or more; what arrived is kept where the store can resume)`,
+          `${(error as Error).message} (gave up after ${attempt + 1} tries over the last ${Math.round(pausedMs / 1000)} s or more; ${leftBehind})`,
           {
             isRetryable: true,
             cause: error,

@@ -42,6 +42,15 @@ export interface EnsureOptions {
   readonly signal?: AbortSignal
 }
 
+export interface OpenOptions extends EnsureOptions {
+  /**
+   * false: a URL package's manifest.json, when none is stored yet, is asked for once instead of
+   * with the store's retries (the SDK's router, while the edge can answer, rather than keep a
+   * request waiting). Default true.
+   */
+  readonly retryManifest?: boolean
+}
+
 export interface StorageEstimate {
   /** Bytes the store may still write (disk free space, or browser quota minus usage). */
   readonly availableBytes: number | undefined
@@ -87,7 +96,7 @@ export interface StoredPackage {
 
 export interface ModelStore {
   /** Opens a package: reads (downloads) manifest.json if there is one, checks the source exists. */
-  open(source: string, options?: EnsureOptions): Promise<StoredPackage>
+  open(source: string, options?: OpenOptions): Promise<StoredPackage>
   /** True when every listed file (default: the manifest's files) is stored and complete. */
   isCached(source: string, paths?: readonly string[]): Promise<boolean>
   /** Removes everything stored for a URL source (a local folder is never touched). */

@@ -37,7 +37,7 @@ export type WorkerRequest =
       readonly type: 'inspect'
       readonly id: number
       readonly model: string | undefined
-      readonly options: WorkerLoadOptions
+      readonly options: WorkerLoadOptions & { readonly retryManifest?: boolean }
     }
   | {
       readonly type: 'load'

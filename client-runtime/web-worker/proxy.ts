@@ -266,7 +266,15 @@ export function createWorkerDeviceHost(
   return {
     // The page sees network changes first: its own navigator's state, read at each call.
     capabilities: async () => withCurrentNetwork(await call({ type: 'capabilities' })),
-    inspect: (model, options) => call({ type: 'inspect', model, options: loadOptionsOf(options) }),
+    inspect: (model, options) =>
+      call({
+        type: 'inspect',
+        model,
+        options: {
+          ...loadOptionsOf(options),
+          ...(options.retryManifest === false ? { retryManifest: false } : {}),
+        },
+      }),
     load: async (model, options) =>
       modelOf(
         await call(
