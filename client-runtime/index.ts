@@ -4,6 +4,7 @@ import { defaultHost } from './default-host.ts'
 import type { LoadedModel, LoadModelOptions } from './load-model.ts'
 import { loadModelWith } from './load-model.ts'
 
+export { type DecodeSpeed, measureDecodeSpeed } from './decode-speed.ts'
 export { defaultHost } from './default-host.ts'
 export {
   createDeviceModel,
@@ -50,9 +51,7 @@ export { type PackageReader, storedPackageReader } from './package-reader.ts'
 export { loadPackageTokenizer, tokenizerFileNames } from './package-tokenizer.ts'
 export { detectPlatform, type Platform } from './platform.ts'
 export {
-  type DecodeSpeed,
   type DeviceCapabilities,
-  measureDecodeSpeed,
   type ProbeOptions,
   probeCapabilities,
   type WebGpuReport,

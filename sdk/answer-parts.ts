@@ -1,7 +1,7 @@
 // What every route's run builds the same way: the sampling fields both sides draw with, the
 // finish of an aborted answer, and the one error that lists every attempt.
 import { deserializeError, OndeviceError } from '../core/errors.ts'
-import { type SamplingOptions, samplingOptionNames } from '../core/sampling/index.ts'
+import { type SamplingOptions, samplingOptionNames } from '../core/sampling/options.ts'
 import type { FinishPart, Route } from '../core/stream-parts.ts'
 import type { SamplingRequest } from './options.ts'
 

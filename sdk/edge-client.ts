@@ -13,17 +13,16 @@ import {
   toOndeviceError,
 } from '../core/errors.ts'
 import type { Continuation } from '../core/generate.ts'
-import {
-  type ChatCompletionRequest,
-  firstModelId,
-  formatHeaderNames,
-  fromErrorBody,
-  listedMaxTokens,
-  readChunk,
-  toChatCompletionRequest,
-  type UsageReading,
-  validateFormat,
-} from '../core/protocol/index.ts'
+// core/protocol/'s files, not its index: the index also holds the server's request validation,
+// which imports the structured-output compiler, and a static import on a page's path puts it up
+// front with esbuild --splitting (docs/architecture.md, "A page loads up front only what chatting needs").
+import { readChunk } from '../core/protocol/chunk.ts'
+import { fromErrorBody } from '../core/protocol/errors.ts'
+import { formatHeaderNames, validateFormat } from '../core/protocol/format.ts'
+import { firstModelId, listedMaxTokens } from '../core/protocol/models.ts'
+import { toChatCompletionRequest } from '../core/protocol/request.ts'
+import type { ChatCompletionRequest } from '../core/protocol/types.ts'
+import type { UsageReading } from '../core/protocol/usage.ts'
 import { parseRetryAfter } from '../core/retry-after.ts'
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'

@@ -13,7 +13,7 @@ import {
   OndeviceError,
   TemplateError,
 } from '../core/errors.ts'
-import { samplingFields } from '../core/protocol/index.ts'
+import { samplingFields } from '../core/protocol/sampling.ts'
 
 /** [wire path pattern, the SDK's path]; the first that matches wins. */
 const renames: readonly (readonly [RegExp, string])[] = [

@@ -3,18 +3,17 @@
 // its decisions; EdgeClient talks to the edge worker directly.
 
 // The device host interface (the runtime's one engine interface) and its implementations: the
-// runtime in this thread, and the proxy to one a Web Worker serves (serveDeviceHost).
-export {
-  createDeviceModel,
-  createRuntimeDeviceHost,
-  type DeviceGenerateRequest,
-  type DeviceHost,
-  type DeviceLoadOptions,
-  type DeviceModel,
-  type DeviceModelParts,
-  type DevicePart,
-  type PromptPart,
-  type RuntimeDeviceHostOptions,
+// runtime in this thread (createRuntimeDeviceHost, below), and the proxy to one a Web Worker
+// serves (serveDeviceHost).
+export type {
+  DeviceGenerateRequest,
+  DeviceHost,
+  DeviceLoadOptions,
+  DeviceModel,
+  DeviceModelParts,
+  DevicePart,
+  PromptPart,
+  RuntimeDeviceHostOptions,
 } from '../client-runtime/device-host/index.ts'
 export type { DownloadProgress } from '../client-runtime/store/types.ts'
 export {
@@ -36,7 +35,9 @@ export {
   OndeviceError,
   StoreError,
 } from '../core/errors.ts'
-export { fromErrorBody as edgeErrorFrom } from '../core/protocol/index.ts'
+// From its own file, not core/protocol/'s index: that index also holds the request validation,
+// which imports the structured-output compiler (see runtime-on-demand.ts for why that matters).
+export { fromErrorBody as edgeErrorFrom } from '../core/protocol/errors.ts'
 export type { SamplingOptions } from '../core/sampling/index.ts'
 export type {
   ErrorPart,
@@ -86,4 +87,7 @@ export {
   type RouteThresholds,
   routePolicies,
 } from './route.ts'
+// The runtime in this thread (Node, an app's own Web Worker), loaded on first use: a page that
+// imports `ondevice` for createClient never loads it up front, whatever its bundler.
+export { createDeviceModel, createRuntimeDeviceHost } from './runtime-on-demand.ts'
 export { parseServerSentEvents, type ServerSentEvent } from './sse.ts'

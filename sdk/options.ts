@@ -11,7 +11,7 @@ import {
   resolveSamplingOptions,
   type SamplingOptions,
   samplingOptionNames,
-} from '../core/sampling/index.ts'
+} from '../core/sampling/options.ts'
 import { refuseStopWithDocument, validateStopStrings } from '../core/stop-strings.ts'
 import type { ModelToolCallSyntax } from '../core/structured/call-syntax.ts'
 import type {

@@ -8,10 +8,10 @@ import { ContextLengthError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import { constraintTemplateTools } from '../../core/protocol/response-format.ts'
-import { modelToolCallSyntaxOf } from '../../core/structured/call-syntax.ts'
 import { loadStructuredOutput } from '../../core/structured/load.ts'
 import type { Tokenizer } from '../../core/tokenizer.ts'
-import { measureDecodeSpeed } from '../probe.ts'
+import { measureDecodeSpeed } from '../decode-speed.ts'
+import { deviceModelInfo } from './model-info.ts'
 import type { DeviceGenerateRequest, DeviceModel, DevicePart } from './types.ts'
 
 export interface DeviceModelParts {
@@ -27,7 +27,7 @@ export interface DeviceModelParts {
 
 export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   const { session, tokenizer } = parts
-  const toolCallSyntax = modelToolCallSyntaxOf(tokenizer)
+  const info = deviceModelInfo(parts)
   let turn: Promise<void> = Promise.resolve()
 
   /** Waits for the session, then holds it until `release` is called. */
@@ -47,7 +47,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     // (the compiler loads with the first constrained request, load.ts).
     if (request.constraint !== undefined) {
       const { validateConstraintForModel } = await loadStructuredOutput()
-      validateConstraintForModel(request.constraint, toolCallSyntax)
+      validateConstraintForModel(request.constraint, info.toolCallSyntax)
     }
     // The prompt exactly as the edge builds it, so a handoff continues the same answer.
     const tools = constraintTemplateTools(request.constraint)
@@ -94,11 +94,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   }
 
   return {
-    modelId: session.info.modelId,
-    backend: session.info.backend,
-    dtype: session.info.dtype,
-    warnings: parts.warnings ?? [],
-    toolCallSyntax,
+    ...info,
     generate: run,
     async probe(signal?: AbortSignal): Promise<number> {
       const release = await acquire()

@@ -2,6 +2,7 @@
 // One file a job: types, validate, request (and its parts: messages, sampling, tools,
 // response_format), chunk, response, usage, finish reason, errors, models.
 export { type ChunkReading, type ChunkWriter, createChunkWriter, readChunk } from './chunk.ts'
+export { validateConstraint } from './constraint-check.ts'
 export { type MessageContent, messageContentText, validateMessageContent } from './content.ts'
 export { errorStatus, fromErrorBody, toErrorBody } from './errors.ts'
 export { fromFinishReason, toFinishReason } from './finish-reason.ts'
@@ -36,7 +37,6 @@ export {
   toConstraintOptions,
   toWireConstraint,
   toWireTools,
-  validateConstraint,
   validateResponseFormat,
   wireConstraintFieldNames,
 } from './response-format.ts'

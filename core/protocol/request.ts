@@ -9,11 +9,11 @@ import type { SamplingOptions } from '../sampling/index.ts'
 import type { ConstraintOptions } from '../structured/constraint.ts'
 import type { ApplyChatTemplateOptions } from '../tokenizer.ts'
 import { fromWireMessages, toWireMessages } from './messages.ts'
+import { thinkingOfEffort } from './reasoning-effort.ts'
 import { toConstraintOptions, toWireConstraint, wireConstraintFieldNames } from './response-format.ts'
 import { fromWireSampling, toWireSampling } from './sampling.ts'
 import { templateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
-import { thinkingOfEffort } from './validate.ts'
 
 /** What the SDK asks the edge for, in core's terms. */
 export interface ChatRequestInput {

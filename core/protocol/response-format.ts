@@ -1,20 +1,19 @@
 // response_format and tools on the wire, to what core's generate() enforces (a ConstraintOptions):
 // `{ type: "json_object" }`, `{ type: "json_schema", json_schema: { name, schema, strict } }`,
-// `tools` / `tool_choice` / `parallel_tool_calls`. Validation compiles the schemas, so a keyword the
-// grammar cannot enforce is a 400 naming it (`response_format.json_schema.schema.properties.x.not`)
-// before anything runs; never silently ignored.
+// `tools` / `tool_choice` / `parallel_tool_calls`. Validation (constraint-check.ts) compiles the
+// schemas, so a keyword the grammar cannot enforce is a 400 naming it
+// (`response_format.json_schema.schema.properties.x.not`) before anything runs; never silently ignored.
 
 import type { ChatTool } from '../chat-template.ts'
-import { InvalidArgumentError } from '../errors.ts'
-import type { ModelToolCallSyntax } from '../structured/call-syntax.ts'
-import {
-  type ConstraintFieldNames,
-  type ConstraintOptions,
-  compileConstraint,
-  type ResponseFormat,
-  type ToolChoice,
-  type ToolDefinition,
-  validateConstraintForModel,
+// Types only: the compiler is constraint-check.ts's, so the SDK's edge client, which writes these
+// fields, does not bring it to a page (docs/architecture.md, "A page loads up front only what
+// chatting needs").
+import type {
+  ConstraintFieldNames,
+  ConstraintOptions,
+  ResponseFormat,
+  ToolChoice,
+  ToolDefinition,
 } from '../structured/constraint.ts'
 import { fail, type JsonObject } from './checks.ts'
 import type { ChatCompletionRequest, ChatCompletionTool } from './types.ts'
@@ -164,62 +163,4 @@ export function toConstraintOptions(request: ChatCompletionRequest): ConstraintO
   const parallel = request.parallel_tool_calls
   if (parallel !== undefined && parallel !== null) options.parallelToolCalls = parallel
   return Object.keys(options).length === 0 ? undefined : options
-}
-
-/**
- * Compiles the request's constraint once to check it (the grammar is cached and reused when the
- * request runs), reporting errors at their wire paths. `syntax`: the call syntax of the model that
- * answers (modelToolCallSyntaxOf), once the server knows it; without it, what every model takes.
- */
-export function validateConstraint(request: ChatCompletionRequest, syntax?: ModelToolCallSyntax): void {
-  const choice = request['tool_choice'] as unknown
-  if (typeof choice === 'string' && choice !== 'none' && choice !== 'auto' && choice !== 'required') {
-    fail(
-      'tool_choice',
-      `tool_choice ${JSON.stringify(choice.slice(0, 64))} is not one of "none", "auto", "required"; to force one tool send { "type": "function", "function": { "name": "..." } }.`,
-    )
-  }
-  if (choice !== undefined && choice !== null && typeof choice !== 'string') {
-    const named = choice as JsonObject
-    const fn = named['function'] as JsonObject | undefined
-    if (
-      named['type'] !== 'function' ||
-      typeof fn !== 'object' ||
-      fn === null ||
-      typeof fn['name'] !== 'string'
-    ) {
-      fail(
-        'tool_choice',
-        'tool_choice must be "none", "auto", "required" or { "type": "function", "function": { "name": "..." } }.',
-      )
-    }
-  }
-  const parallel = request['parallel_tool_calls'] as unknown
-  if (parallel !== undefined && parallel !== null && typeof parallel !== 'boolean')
-    fail('parallel_tool_calls', 'parallel_tool_calls must be true or false.')
-  const options = toConstraintOptions(request)
-  if (options === undefined) return
-  try {
-    if (syntax === undefined) compileConstraint(options, wireConstraintFieldNames)
-    else validateConstraintForModel(options, syntax, wireConstraintFieldNames)
-  } catch (error) {
-    if (!(error instanceof InvalidArgumentError) || error.param === undefined) throw error
-    throw new InvalidArgumentError(toWirePath(error.param), toWireMessage(error.message))
-  }
-}
-
-/** The paths a message of core's quotes, in the wire's terms (as `param` is). */
-function toWireMessage(message: string): string {
-  return message
-    .replaceAll('response_format.schema', 'response_format.json_schema.schema')
-    .replace(/\btools\.(\d+)\.(?!function\.)/g, 'tools.$1.function.')
-}
-
-/** Core's field paths to the wire's: the schema sits under json_schema, a tool's fields under function. */
-function toWirePath(param: string): string {
-  return param
-    .replace(/^response_format\.schema/, 'response_format.json_schema.schema')
-    .replace(/^response_format\.strict/, 'response_format.json_schema.strict')
-    .replace(/^tools\.(\d+)\./, 'tools.$1.function.')
-    .replace(/^tool_choice\.name$/, 'tool_choice.function.name')
 }

@@ -2,7 +2,7 @@
 // vLLM's for the extensions) and the wire's rule for it. The validator, the request encoder (SDK)
 // and the decoder (worker) all walk this table, and the request type derives its fields from it:
 // a new sampling option does not compile until it has a line here.
-import { maxTemperature, type SamplingOptions } from '../sampling/index.ts'
+import { maxTemperature, type SamplingOptions } from '../sampling/options.ts'
 import { fail, type JsonObject, type NumberCheck, range, wholeAtLeast } from './checks.ts'
 
 interface NumberField {

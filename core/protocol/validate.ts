@@ -4,9 +4,11 @@
 import { OndeviceError } from '../errors.ts'
 import { refuseStopWithDocument, validateStopStrings } from '../stop-strings.ts'
 import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
+import { validateConstraint } from './constraint-check.ts'
 import { validateMessageContent } from './content.ts'
 import { validateFormat } from './format.ts'
-import { validateConstraint, validateResponseFormat } from './response-format.ts'
+import { thinkingOfEffort } from './reasoning-effort.ts'
+import { validateResponseFormat } from './response-format.ts'
 import { numericSamplingFields, samplingFields, validateLogitBias } from './sampling.ts'
 import { validateTools } from './tools.ts'
 import type { ChatCompletionRequest } from './types.ts'
@@ -157,18 +159,6 @@ function validateContinuation(value: unknown): void {
       `${param}.step must be a whole number ≥ 0 (the sampler step to resume at, usually token_ids.length).`,
     )
   }
-}
-
-/**
- * OpenAI's `reasoning_effort`, mapped onto the one switch a thinking model's template has
- * (enable_thinking): the model cannot think a little or a lot, only think or not, so 'none' and
- * 'minimal' turn thinking off and the other levels on. A request that also sets
- * chat_template_kwargs.enable_thinking the other way is a contradiction, refused naming both.
- */
-export function thinkingOfEffort(effort: unknown): boolean | undefined {
-  if (effort === 'none' || effort === 'minimal') return false
-  if (effort === 'low' || effort === 'medium' || effort === 'high' || effort === 'xhigh') return true
-  return undefined
 }
 
 function validateReasoningEffort(effort: unknown, kwargs: JsonObject | undefined): void {

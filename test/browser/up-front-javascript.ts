@@ -89,3 +89,69 @@ export async function sizes(dist: string, files: readonly string[]): Promise<Chu
 }
 
 export const kib = (bytes: number): string => `${(bytes / 2 ** 10).toFixed(1)} KiB`
+
+/** The part of esbuild's metafile (`metafile: true`, `--metafile=`) that says what loads what. */
+export interface EsbuildMetafile {
+  readonly outputs: Readonly<
+    Record<
+      string,
+      {
+        readonly entryPoint?: string
+        readonly imports: readonly {
+          readonly path: string
+          readonly kind: string
+          readonly external?: boolean
+        }[]
+        readonly inputs: Readonly<Record<string, { readonly bytesInOutput: number }>>
+      }
+    >
+  >
+}
+
+export interface EsbuildUpFront extends UpFront {
+  /** The modules (esbuild's input paths) whose code those chunks hold. */
+  readonly modules: readonly string[]
+}
+
+/**
+ * What a page built by esbuild with `--splitting` loads before its first answer: the output of
+ * `entryPoint` (as the build named it) and every chunk it imports statically, transitively, never
+ * those it imports with import(). esbuild makes the entry import every chunk holding code of a
+ * module it reaches through a static import, whether or not the page uses anything of it (a
+ * re-export it never calls included), so this is the figure that shows such an import. Paths are
+ * the metafile's, relative to esbuild's working directory `cwd`.
+ */
+export async function esbuildUpFront(
+  cwd: string,
+  metafile: EsbuildMetafile,
+  entryPoint: string,
+): Promise<EsbuildUpFront> {
+  const entries = Object.keys(metafile.outputs).filter(
+    (path) => metafile.outputs[path]?.entryPoint === entryPoint && path.endsWith('.js'),
+  )
+  if (entries.length !== 1)
+    throw new Error(`expected one output for ${entryPoint} in the metafile, found ${entries.join(', ')}`)
+  const seen = new Set<string>()
+  const pending = [entries[0] as string]
+  while (pending.length > 0) {
+    const next = pending.pop() as string
+    if (seen.has(next)) continue
+    seen.add(next)
+    for (const { path, kind, external } of metafile.outputs[next]?.imports ?? [])
+      if (kind === 'import-statement' && !external) pending.push(path)
+  }
+  const onDemand = new Set<string>()
+  const modules = new Set<string>()
+  for (const each of seen) {
+    const output = metafile.outputs[each]
+    for (const { path, kind, external } of output?.imports ?? [])
+      if (kind === 'dynamic-import' && !external && !seen.has(path)) onDemand.add(path)
+    for (const [input, { bytesInOutput }] of Object.entries(output?.inputs ?? {}))
+      if (bytesInOutput > 0) modules.add(input)
+  }
+  return {
+    ...(await sizes(cwd, [...seen])),
+    onDemand: [...onDemand].sort(),
+    modules: [...modules].sort(),
+  }
+}
