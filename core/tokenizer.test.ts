@@ -54,6 +54,24 @@ describe('Tokenizer (real Qwen3 tokenizer.json)', () => {
     expect(plain.bosTokenId).toBeUndefined()
   })
 
+  it('a tokenizer without a chat template refuses messages, naming the ways out an SDK user has', () => {
+    const { tokenizerJson } = qwen3TokenizerFiles()
+    const untemplated = Tokenizer.fromFiles({ tokenizerJson })
+    const refusal = (() => {
+      try {
+        untemplated.applyChatTemplate([{ role: 'user', content: 'Hi' }])
+      } catch (error) {
+        return error
+      }
+    })() as InvalidArgumentError
+    expect(refusal).toBeInstanceOf(InvalidArgumentError)
+    expect(refusal.param).toBe('messages')
+    // createClient's chat() has no plain-text prompt: the message said "use a plain text prompt".
+    expect(refusal.message).toMatch(/needs a package with a template/)
+    expect(refusal.message).toMatch(/tokenizer\.encode\(\) and generate\(\)/)
+    expect(refusal.message).toMatch(/ondevice generate --raw/)
+  })
+
   it('reads every file from its bytes, as README shows: the chat template comes from tokenizer_config.json', () => {
     const { tokenizerJson, tokenizerConfigJson } = qwen3TokenizerFiles()
     const bytes = (text: unknown) => new TextEncoder().encode(text as string)

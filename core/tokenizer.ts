@@ -370,7 +370,8 @@ export class Tokenizer {
     if (this.chatTemplate === undefined) {
       throw new InvalidArgumentError(
         'messages',
-        'This tokenizer has no chat template (no chat_template in tokenizer_config.json or chat_template.jinja): use a plain text prompt, or add a template to the package.',
+        // Reached through createClient's chat() too, which has no plain-text prompt: name each way out.
+        "This model's tokenizer has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja), so chat messages cannot be made into its prompt (a llama2.c checkpoint such as stories260K has none). Chat (createClient's chat() and stream(), the edge, `ondevice chat`) needs a package with a template: convert a Hugging Face chat model, or add the template to the package. To continue plain text with this model, encode it yourself (ondevice/core: tokenizer.encode() and generate()) or run `ondevice generate --raw`.",
       )
     }
     return renderChatTemplate(this.chatTemplate, {
