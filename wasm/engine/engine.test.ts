@@ -1,7 +1,7 @@
 // The WebAssembly engine against the builder's TypeScript reference (fp32, exact to 1e-4) and
 // against onnxruntime-node on the same quantized files (q8, q4), on seeded Llama and Qwen3
 // packages; plus the errors a broken package must give before any compute.
-import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
@@ -219,6 +219,30 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     ).rejects.toMatchObject({
       code: 'model_invalid',
       message: expect.stringMatching(/expected float32\[64, 96\]/),
+    })
+  })
+
+  it("an external data offset that is negative (Node read from the file's current position at -1, and threw a bare RangeError below)", async () => {
+    const broken = join(folder, 'negative-offset')
+    await writeModelPackage({
+      outDir: broken,
+      weights: packages.get('llama (untied)')!.weights,
+      tokenizer: { tokenizerJson: {}, tokenizerConfigJson: {} },
+      dtypes: ['q8'],
+    })
+    // An `offset` entry of external_data ("\n\x06offset\x12" + length + digits): its first digit
+    // becomes '-', so the message keeps its length.
+    const graphPath = join(broken, 'onnx', 'model_quantized.onnx')
+    const graph = readFileSync(graphPath)
+    const key = Buffer.from('\n\x06offset\x12', 'latin1')
+    let at = graph.indexOf(key)
+    while (at >= 0 && graph[at + key.length]! < 2) at = graph.indexOf(key, at + 1)
+    expect(at).toBeGreaterThan(0)
+    graph[at + key.length + 1] = '-'.charCodeAt(0)
+    writeFileSync(graphPath, graph)
+    await expect(open(broken, 'q8')).rejects.toMatchObject({
+      code: 'model_invalid',
+      message: expect.stringMatching(/invalid external data location/),
     })
   })
 

@@ -357,7 +357,13 @@ function readTensor(bytes: Uint8Array, f: Field, path: string, folder: string): 
     const offset = Number(external.offset ?? 0)
     const length = external.length === undefined ? byteLength : Number(external.length)
     const file = external.location ?? ''
-    if (file === '' || file.includes('..') || file.startsWith('/') || !Number.isSafeInteger(offset))
+    if (
+      file === '' ||
+      file.includes('..') ||
+      file.startsWith('/') ||
+      !Number.isSafeInteger(offset) ||
+      offset < 0
+    )
       throw new ModelError(
         'model_invalid',
         `${path}: initializer "${name}" has an invalid external data location.`,
