@@ -302,6 +302,45 @@ describe('generate', () => {
       expect(spared.finish!.toolCalls).toHaveLength(1)
     })
 
+    it('a limit reached right after a call that only the end may follow cut nothing: tool-calls, not length', async () => {
+      const call = tokenizer.encode(
+        '<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>',
+        { addSpecialTokens: false },
+      )
+      const answer = [...call, eos, ...call]
+      const run = (constraint: GenerateRequest['constraint'], maxTokens: number) =>
+        collect(
+          createTestSession({ vocabularySize, favor: (tokens) => answer[tokens.length - prompt.length] }),
+          { ...request, maxTokens, constraint },
+        )
+      const single = [
+        { tools, toolChoice: { name: 'get_weather' } },
+        { tools, toolChoice: 'required', parallelToolCalls: false },
+        { tools, toolChoice: 'auto', parallelToolCalls: false },
+      ] as const
+      for (const constraint of single) {
+        // The limit at `</tool_call>`: only EOS could come next, so the answer is the call. It
+        // said 'length' (a truncated answer, to every OpenAI client) for a complete call.
+        const atClose = await run(constraint, call.length)
+        expect(atClose.finish, JSON.stringify(constraint)).toMatchObject({ finishReason: 'tool-calls' })
+        expect(atClose.finish!.partial).toBeUndefined()
+        expect(atClose.finish!.tokenIds).toEqual(call)
+        expect(atClose.finish!.toolCalls).toEqual([
+          { id: expect.stringMatching(/^call_/), name: 'get_weather', arguments: '{"city":"Paris"}' },
+        ])
+        // One token earlier the call is cut: length, partial, no call.
+        const cut = await run(constraint, call.length - 1)
+        expect(cut.finish).toMatchObject({ finishReason: 'length', partial: true })
+        expect(cut.finish!.toolCalls).toBeUndefined()
+      }
+      // Where another call may follow, the model was cut before it said whether one does: length,
+      // with the complete call (not partial).
+      const parallel = await run({ tools, toolChoice: 'required' }, call.length)
+      expect(parallel.finish).toMatchObject({ finishReason: 'length' })
+      expect(parallel.finish!.partial).toBeUndefined()
+      expect(parallel.finish!.toolCalls).toHaveLength(1)
+    })
+
     it('call ids differ between prompts whose answers are the same tokens (one conversation, two turns)', async () => {
       const call = tokenizer.encode(
         '<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>',

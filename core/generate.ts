@@ -287,7 +287,17 @@ export async function* generate(
     backend: session.info.backend,
     dtype: session.info.dtype,
   })
-  const finish = (finishReason: FinishReason): FinishPart => {
+  const finish = (reason: FinishReason): FinishPart => {
+    // The state has seen every token but the last (it catches up before each draw).
+    const answer = [...continuationIds, ...newTokens]
+    // A token limit reached right where a constrained answer was complete and only its end could
+    // follow (a forced call's `</tool_call>`, a document's last `}`) cut nothing: the answer
+    // finished, as it would have with the one more draw (EOS) the limit left out.
+    const finishReason =
+      reason === 'length' &&
+      constraintState?.isFinishedAfter(answer.slice(constraintState.tokenCount)) === true
+        ? 'stop'
+        : reason
     const part: FinishPart = {
       type: 'finish',
       finishReason,
@@ -299,8 +309,6 @@ export async function* generate(
       usage: usage(),
     }
     if (constraintState === undefined || structured === undefined) return part
-    // The state has seen every token but the last (it catches up before each draw).
-    const answer = [...continuationIds, ...newTokens]
     const complete = constraintState.isCompleteAfter(answer.slice(constraintState.tokenCount))
     // Cut before the document or call was complete: the token limit, an abort, or a stop string.
     const partial = !complete

@@ -130,6 +130,22 @@ describe('ondevice serve', () => {
     expect(deltas.map((delta) => delta.arguments).join('')).toBe(
       call?.type === 'function' ? call.function.arguments : '',
     )
+    // max_tokens ending right at the call's `</tool_call>` (every token but the end token): with
+    // parallel_tool_calls false nothing but the end may follow, so the call is whole and the
+    // answer finished ('tool_calls', streamed or not). It said 'length', a truncated call.
+    const atClose = {
+      ...base,
+      tools,
+      tool_choice: 'required' as const,
+      parallel_tool_calls: false,
+      max_tokens: (called.usage?.completion_tokens ?? 0) - 1,
+    }
+    const whole = await client.chat.completions.create(atClose)
+    expect(whole.choices[0]?.finish_reason).toBe('tool_calls')
+    expect(whole.choices[0]?.message.tool_calls).toEqual(called.choices[0]?.message.tool_calls)
+    const final = await client.chat.completions.stream(atClose).finalChatCompletion()
+    expect(final.choices[0]?.finish_reason).toBe('tool_calls')
+    expect(final.choices[0]?.message.tool_calls).toEqual(called.choices[0]?.message.tool_calls)
     // The tool's result fed back: the template renders the call and the result; auto may answer in text or call again.
     const followUp = await client.chat.completions.create({
       ...base,

@@ -581,6 +581,32 @@ export class ConstraintState {
     return probe.isComplete
   }
 
+  /**
+   * Whether the answer after `more` tokens is complete and nothing but its end (EOS) may follow:
+   * a call's `</tool_call>` where no further call is allowed (a named tool, parallelToolCalls
+   * false), a JSON document's closing `}`. A token limit reached there took nothing from the
+   * answer: one more draw could only have been EOS. Not after a call that another may follow, nor
+   * after a document that may still grow (`12` of an integer may become `123`).
+   */
+  isFinishedAfter(more: readonly number[]): boolean {
+    const probe = new ConstraintState(this.constraint, this.#tokenizer, [])
+    probe.#replayFrom(this)
+    for (const id of more) {
+      if (this.vocabulary.eosTokenIds.includes(id)) return probe.isComplete
+      if (!probe.accept(id)) return false
+    }
+    return probe.#onlyEndFollows()
+  }
+
+  #onlyEndFollows(): boolean {
+    if (this.#mode === afterCallMode) return !this.constraint.parallelToolCalls
+    if (this.#mode !== textMode || this.#text === undefined || !this.#text.isComplete) return false
+    const bits = this.#bits
+    this.#text.fillMask(bits)
+    for (const id of this.vocabulary.eosTokenIds) clearBit(bits, id)
+    return bits.every((word) => word === 0)
+  }
+
   #replayFrom(other: ConstraintState): void {
     this.#mode = other.#mode
     this.#tokens = other.#tokens

@@ -892,5 +892,32 @@ describe('generate() with a constraint on the deterministic test session', () =>
     })
     const cut = await run({ maxTokens: 2 })
     expect(cut).toMatchObject({ finishReason: 'length', partial: true })
+    // The limit right at the closing `}` (the tokens before EOS) cut nothing: only EOS could follow.
+    const atEnd = await run({ maxTokens: whole.tokenIds.length - 1 })
+    expect(atEnd.text).toBe(whole.text)
+    expect(atEnd.finishReason).toBe('stop')
+    expect(atEnd.partial).toBeUndefined()
+  })
+
+  it('a limit at a complete document that could still grow is a cut: length, not partial', async () => {
+    // An integer: `-5` is a complete document, but `-57` could follow.
+    const digits = tokenizer.encode('-57', { addSpecialTokens: false })
+    const promptTokenIds = tokenizer.encode('Hi', { addSpecialTokens: false })
+    const answer = await generateText(
+      createTestSession({
+        vocabularySize: tokenizer.vocabularySize,
+        favor: (tokens) => digits[tokens.length - promptTokenIds.length],
+      }),
+      tokenizer,
+      {
+        promptTokenIds,
+        sampling: { temperature: 0 },
+        constraint: { responseFormat: { type: 'json_schema', schema: { type: 'integer' } } },
+        maxTokens: digits.length,
+      },
+    )
+    expect(answer.text).toBe('-57')
+    expect(answer.finishReason).toBe('length')
+    expect(answer.partial).toBeUndefined()
   })
 })
