@@ -180,6 +180,43 @@ describe('reasoning_content on the wire', () => {
     expect(reasoningTokens).toBe(thinkingReasoningTokens)
   })
 
+  it("OpenAI's stream helper (chat.completions.stream): its deltas carry the reasoning; its snapshot keeps the last one", async () => {
+    const { fetch } = setup()
+    const client = new OpenAI({ baseURL: 'http://edge.test/v1', apiKey: 'none', fetch, maxRetries: 0 })
+    const stream = client.chat.completions.stream({
+      model,
+      messages,
+      max_tokens: 60,
+      temperature: 0,
+      stream_options: { include_usage: true },
+    })
+    let reasoning = ''
+    let last: string | undefined
+    let snapshotReasoning: unknown
+    stream.on('chunk', (chunk, snapshot) => {
+      const delta = chunk.choices[0]?.delta as { reasoning_content?: string } | undefined
+      if (delta?.reasoning_content !== undefined) last = delta.reasoning_content
+      reasoning += delta?.reasoning_content ?? ''
+      const message = snapshot.choices[0]?.message as { reasoning_content?: unknown } | undefined
+      snapshotReasoning = message?.reasoning_content
+    })
+    const final = await stream.finalChatCompletion()
+    // The deltas, read from the helper's chunks, are the whole reasoning; what the helper joins
+    // itself (content, finish reason, usage) is right.
+    expect(reasoning).toBe(thinkingReasoning)
+    expect(final.choices[0]?.message.content).toBe(thinkingText)
+    expect(final.choices[0]?.finish_reason).toBe('stop')
+    expect(final.usage?.completion_tokens_details?.reasoning_tokens).toBe(thinkingReasoningTokens)
+    // The helper joins only the delta fields OpenAI defines and assigns any other, so its snapshot
+    // and finalChatCompletion() hold the last reasoning_content delta, here the `</think>` token's
+    // '' (from vLLM, which sends no chunk for a lone </think>, it is the last fragment).
+    // docs/worker.md says to join the deltas; this says when the helper starts joining them.
+    expect(last).toBe('')
+    expect(snapshotReasoning).toBe(last)
+    const message = final.choices[0]?.message as { reasoning_content?: unknown } | undefined
+    expect(message?.reasoning_content).toBe(last)
+  })
+
   it("the AI SDK's OpenAI-compatible provider turns it into reasoning parts", async () => {
     const { fetch } = setup()
     const provider = createOpenAICompatible({ name: 'ondevice', baseURL: 'http://edge.test/v1', fetch })
