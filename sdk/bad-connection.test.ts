@@ -4,13 +4,13 @@
 // no token that was shown lost, and a slow device whose edge cannot take over still answering.
 
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { serve } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BackendError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
-import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
+import { serveApp as serveTestApp, startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from '../worker/app.ts'
 import { createClient } from './client.ts'
@@ -272,4 +272,90 @@ describe('the device fails mid-answer and the edge is flaky', () => {
     expect((error as OndeviceError).message).toMatch(/no WebAssembly here/)
     expect((error as OndeviceError).message).toMatch(/Could not reach the edge/)
   })
+})
+
+describe('an edge that fails, then recovers', () => {
+  // One failure used to keep the edge out of routing for a flat 30 s: an edge behind a load
+  // balancer whose one instance was restarting (or still loading) lost every request it could
+  // have answered meanwhile. Now: its Retry-After when it sends one, else a short backoff doubled
+  // per failure in a row; then the edge is tried again.
+  const chatCount = (edgeUnderTest: TestEdge) =>
+    edgeUnderTest.requests.filter((request) => request === 'POST /v1/chat/completions').length
+
+  it('its Retry-After (an edge still loading its model: 503 + Retry-After 5) is honoured, then the edge answers again, not 30 s later', async () => {
+    const modelHost = createTestHost({ loadDelayMs: 3000 })
+    void modelHost.preload?.()
+    const app = createApp({ modelHost, log: () => {} })
+    const loading = await serveTestApp(app.fetch, modelHost.modelId)
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url: loading.url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    try {
+      const first = await client.chat({ messages, ...sampling })
+      const failedAt = Date.now()
+      expect(first.route).toBe('device')
+      expect(first.routeReason).toMatch(
+        /the edge failed \(The edge answered HTTP 503: The model is still loading/,
+      )
+      expect(chatCount(loading)).toBe(1)
+      // Within its Retry-After: not asked.
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(chatCount(loading)).toBe(1)
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, failedAt + 5_100 - Date.now())))
+      const again = await client.chat({ messages, ...sampling })
+      expect(again.route).toBe('edge')
+      expect(chatCount(loading)).toBe(2)
+    } finally {
+      await client.dispose()
+      await loading.close()
+    }
+  }, 30_000)
+
+  it('without a Retry-After (connections cut): tried again after 2 s, then 4 s while it keeps failing, and used once it is back', async () => {
+    let attempts = 0
+    const cutting = createNetServer((socket) => {
+      attempts++
+      socket.destroy()
+    })
+    await new Promise<void>((done) => cutting.listen(0, '127.0.0.1', done))
+    const port = (cutting.address() as AddressInfo).port
+    const client = createClient(
+      {
+        policy: 'prefer-edge',
+        edge: { url: `http://127.0.0.1:${port}` },
+        thresholds: { minDeviceTokensPerSecond: 1 },
+      },
+      { deviceHost: createTestDeviceHost() },
+    )
+    let back: TestEdge | undefined
+    const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+    try {
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      const tried = attempts
+      expect(tried).toBeGreaterThan(0)
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(attempts).toBe(tried)
+      await wait(2_200)
+      // Half-open: one more try, which fails; the next wait is 4 s.
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      const triedAgainAt = Date.now()
+      expect(attempts).toBeGreaterThan(tried)
+      const retried = attempts
+      await wait(2_200)
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(attempts).toBe(retried)
+      // The edge comes back on the same address.
+      await new Promise<void>((done) => cutting.close(() => done()))
+      const modelHost = createTestHost()
+      back = await serveTestApp(createApp({ modelHost, log: () => {} }).fetch, modelHost.modelId, port)
+      await wait(Math.max(0, triedAgainAt + 4_100 - Date.now()))
+      const answer = await client.chat({ messages, ...sampling })
+      expect(answer.route).toBe('edge')
+    } finally {
+      await client.dispose()
+      if (cutting.listening) await new Promise<void>((done) => cutting.close(() => done()))
+      await back?.close()
+    }
+  }, 30_000)
 })

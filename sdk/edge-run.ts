@@ -10,7 +10,25 @@ import type { DeviceFailure } from './device-run.ts'
 import { EdgeClient, type EdgeOptions } from './edge-client.ts'
 import { type CheckedChatRequest, constraintOf } from './options.ts'
 
+/** How long an edge that did not say its MAX_TOKENS is not asked again. */
 const edgeRetryDelayMs = 30_000
+/**
+ * After the edge could not answer (edge_unavailable) without saying when to come back: the wait
+ * before the router sends it requests again, doubled per failure in a row up to the cap. Short at
+ * first: behind a load balancer the next request most likely reaches another instance (one
+ * restarting, or still loading its model, is not the whole edge).
+ */
+const edgeBackoffFirstMs = 2_000
+const edgeBackoffMaxMs = 30_000
+
+/**
+ * How long to leave the edge out after its `failures`-th edge_unavailable in a row: the edge's own
+ * Retry-After when it sent one (already bounded to an hour by parseRetryAfter), else the backoff.
+ */
+export function edgeBackoffMs(failures: number, retryAfterSeconds: number | undefined): number {
+  if (retryAfterSeconds !== undefined) return retryAfterSeconds * 1000
+  return Math.min(edgeBackoffMaxMs, edgeBackoffFirstMs * 2 ** Math.max(0, Math.min(failures - 1, 10)))
+}
 /**
  * How long an answer waits for the edge's limits before it starts (the first time; they are
  * kept): an edge slower than this is asked again later, and the answer starts unchecked.
@@ -40,7 +58,10 @@ function deviceFormat(device: DeviceFailure): {
 
 export class EdgeSide {
   readonly #client: EdgeClient
+  /** Until when the router leaves the edge out (after an edge_unavailable; 0: not left out). */
   #unreachableUntil = 0
+  /** edge_unavailable failures since the edge last answered: how long the next wait is. */
+  #failuresInARow = 0
   /** Until when an edge that did not say its MAX_TOKENS is not asked again. */
   #maxTokensUnknownUntil = 0
 
@@ -79,7 +100,11 @@ export class EdgeSide {
     return this.#client.knownMaxTokens
   }
 
-  /** False for a while after the edge could not be reached. */
+  /**
+   * False for a while after the edge could not answer (edge_unavailable): its Retry-After, else
+   * 2 s doubled per failure in a row up to 30 s. Then true again: the next request tries it (and a
+   * failure there leaves it out for the next, longer wait; an answer resets the count).
+   */
   get reachable(): boolean {
     return Date.now() >= this.#unreachableUntil
   }
@@ -163,6 +188,7 @@ export class EdgeSide {
           continue
         }
         this.#unreachableUntil = 0
+        this.#failuresInARow = 0
         const now = performance.now()
         if (!fromDevice) {
           yield { ...part, usage: { ...part.usage, route, routeReason: reason } }
@@ -225,7 +251,10 @@ export class EdgeSide {
         return 'done'
       }
       const edgeError = toOndeviceError(error, 'edge_failed', true)
-      if (edgeError.code === 'edge_unavailable') this.#unreachableUntil = Date.now() + edgeRetryDelayMs
+      if (edgeError.code === 'edge_unavailable') {
+        this.#failuresInARow++
+        this.#unreachableUntil = Date.now() + edgeBackoffMs(this.#failuresInARow, edgeError.retryAfterSeconds)
+      }
       attempts.push(edgeError)
       if (mayFallBack && text === '' && !fromDevice) return 'fall-back'
       yield { type: 'error', error: serializeError(chainError(attempts)) }

@@ -49,6 +49,8 @@ export async function startTestEdge(options: TestEdgeOptions = {}): Promise<Test
 export async function serveApp(
   handler: (request: Request) => Response | Promise<Response>,
   modelId: string,
+  /** Default: any free port. */
+  port = 0,
 ): Promise<TestEdge> {
   const chatBodies: Record<string, unknown>[] = []
   const requests: string[] = []
@@ -63,14 +65,14 @@ export async function serveApp(
           return handler(request)
         },
         hostname: '127.0.0.1',
-        port: 0,
+        port,
       },
       () => resolve(started),
     )
   })
-  const { port } = server.address() as AddressInfo
+  const { port: listening } = server.address() as AddressInfo
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listening}`,
     modelId,
     chatBodies,
     requests,
