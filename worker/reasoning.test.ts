@@ -213,8 +213,17 @@ describe('reasoning_content on the wire', () => {
     // docs/worker.md says to join the deltas; this says when the helper starts joining them.
     expect(last).toBe('')
     expect(snapshotReasoning).toBe(last)
-    const message = final.choices[0]?.message as { reasoning_content?: unknown } | undefined
+    const message = final.choices[0]?.message as
+      | { reasoning_content?: unknown; token_ids?: unknown }
+      | undefined
     expect(message?.reasoning_content).toBe(last)
+    // Our per-chunk token_ids likewise: the message holds the last chunk's (EOS); the finish
+    // chunk's ondevice.token_ids, which the helper keeps, hold every token.
+    const eos = 151645 // <|im_end|>
+    expect(message?.token_ids).toEqual([eos])
+    const ondevice = (final as unknown as { ondevice?: { token_ids: number[] } }).ondevice
+    expect(ondevice?.token_ids.length).toBe(final.usage?.completion_tokens)
+    expect(ondevice?.token_ids.at(-1)).toBe(eos)
   })
 
   it("the AI SDK's OpenAI-compatible provider turns it into reasoning parts", async () => {
