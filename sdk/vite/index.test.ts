@@ -3,7 +3,7 @@
 // the cross-origin isolation headers; and its options validated. The production build and the
 // page in Chromium: test/browser/browser-app.test.ts.
 import { fileURLToPath } from 'node:url'
-import { createServer, type ViteDevServer } from 'vite'
+import { createServer, type ResolvedConfig, resolveConfig, type ViteDevServer } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { ondevice, runtimeFiles } from './index.ts'
@@ -55,6 +55,35 @@ describe('ondevice/vite', () => {
     expect(page.headers.get('cross-origin-opener-policy')).toBe('same-origin')
     expect(page.headers.get('cross-origin-embedder-policy')).toBe('require-corp')
     await page.body?.cancel()
+  })
+
+  it('under a base such as /notes-app/: the files go where the deployed build serves them', async () => {
+    // The default '/ort/' outside the base: vite preview served /ort/ while the build wrote the
+    // files to <outDir>/ort/, deployed at /notes-app/ort/, so the deployed page got a 404.
+    const outside = resolveConfig(
+      { configFile: false, logLevel: 'error', base: '/notes-app/', plugins: [ondevice()] },
+      'build',
+    )
+    await expect(outside).rejects.toThrow(InvalidArgumentError)
+    await expect(outside).rejects.toThrow(
+      /outside the app's base '\/notes-app\/'.*runtimeUrl: 'ort\/'.*BASE_URL/,
+    )
+    // Under the base, relative or absolute: one folder 'ort/' of the build (it was 'notes-app/ort/'
+    // for the absolute path, deployed at /notes-app/notes-app/ort/).
+    for (const runtimeUrl of ['ort/', '/notes-app/ort/']) {
+      const plugin = ondevice({ runtimeUrl, flavors: ['wasm'] })
+      const config = await resolveConfig(
+        { configFile: false, logLevel: 'error', base: '/notes-app/', plugins: [plugin] },
+        'build',
+      )
+      const resolved = config.plugins.find((each) => each.name === 'ondevice') as unknown as {
+        configResolved(config: ResolvedConfig): void
+        generateBundle(this: { emitFile(file: { fileName: string }): void }): Promise<void>
+      }
+      const emitted: string[] = []
+      await resolved.generateBundle.call({ emitFile: (file) => emitted.push(file.fileName) })
+      expect(emitted).toEqual(['ort/ort-wasm-simd-threaded.mjs', 'ort/ort-wasm-simd-threaded.wasm'])
+    }
   })
 
   it('refuses options that cannot work, naming them', () => {

@@ -27,7 +27,10 @@ export type RuntimeFlavor = 'webgpu' | 'wasm'
 export interface OndevicePluginOptions {
   /**
    * The URL path the runtime files are served under; the same as createClient's `runtimeUrl`
-   * (default '/ort/'). Relative to the app's `base` when it does not start with '/'.
+   * (default '/ort/'). Relative to the app's `base` when it does not start with '/': an app
+   * with a base such as '/app/' gives 'ort/' here and `${import.meta.env.BASE_URL}ort/` to
+   * createClient (an absolute path outside that base is refused: production serves the build
+   * under the base).
    */
   readonly runtimeUrl?: string
   /**
@@ -109,14 +112,22 @@ export function ondevice(options: OndevicePluginOptions = {}): Plugin {
   const settings = checkOptions(options)
   const distDirectory = ortDistDirectory()
   let config: ResolvedConfig | undefined
-  // The URL path the files answer at: runtimeUrl under the app's base unless it is absolute.
-  const servedPath = (): string => {
-    if (settings.runtimeUrl.startsWith('/')) return settings.runtimeUrl
+  const appBase = (): string => {
     const base = config?.base ?? '/'
-    return `${base.endsWith('/') ? base : `${base}/`}${settings.runtimeUrl}`
+    return base.endsWith('/') ? base : `${base}/`
   }
-  // The output folder path (relative to outDir) the files are written to.
-  const outputFolder = (): string => settings.runtimeUrl.replace(/^\/+/, '')
+  // The URL path the files answer at: runtimeUrl under the app's base unless it is absolute.
+  const servedPath = (): string =>
+    settings.runtimeUrl.startsWith('/') ? settings.runtimeUrl : `${appBase()}${settings.runtimeUrl}`
+  // The output folder path (relative to outDir) the files are written to. The build's output is
+  // served under the base, so an absolute runtimeUrl under it ('/app/ort/') is the folder 'ort/'.
+  const outputFolder = (): string => {
+    const base = appBase()
+    if (!settings.runtimeUrl.startsWith('/')) return settings.runtimeUrl
+    if (base.startsWith('/') && settings.runtimeUrl.startsWith(base))
+      return settings.runtimeUrl.slice(base.length)
+    return settings.runtimeUrl.replace(/^\/+/, '')
+  }
 
   const serveRuntimeFiles = (middlewares: {
     use(handler: (request: RequestLike, response: ResponseLike, next: () => void) => void): void
@@ -174,6 +185,21 @@ export function ondevice(options: OndevicePluginOptions = {}): Plugin {
     },
     configResolved(resolved) {
       config = resolved
+      // An absolute runtimeUrl outside a base such as '/app/': vite and vite preview served the
+      // files there, but the build's output is served under the base, so a page that worked in
+      // preview failed once deployed (HTTP 404 for /ort/...wasm where WebGPU or ort-wasm ran).
+      const base = appBase()
+      if (
+        base !== '/' &&
+        base.startsWith('/') &&
+        settings.runtimeUrl.startsWith('/') &&
+        !settings.runtimeUrl.startsWith(base)
+      ) {
+        throw new InvalidArgumentError(
+          'runtimeUrl',
+          `ondevice/vite: runtimeUrl '${settings.runtimeUrl}'${options.runtimeUrl === undefined ? ' (the default)' : ''} is outside the app's base '${base}': the build is served under the base, so the runtime files would be at ${base}${outputFolder()} once deployed while vite and vite preview serve them at ${settings.runtimeUrl}. Give the plugin a path under the base, ondevice({ runtimeUrl: 'ort/' }) (a relative path is under the base), and createClient the same URL: createClient({ runtimeUrl: \`\${import.meta.env.BASE_URL}ort/\` }).`,
+        )
+      }
     },
     configureServer(server) {
       serveRuntimeFiles(server.middlewares)

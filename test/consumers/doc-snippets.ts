@@ -53,6 +53,12 @@ const checked: readonly SnippetSource[] = [
   { page: 'docs/sdk.md', firstLine: '// vite.config.ts' },
   {
     page: 'docs/sdk.md',
+    firstLine: "// vite.config.ts: defineConfig({ base: '/notes/'",
+    // A Vite app's import.meta.env (its tsconfig lists vite/client).
+    preamble: '/// <reference types="vite/client" />\n',
+  },
+  {
+    page: 'docs/sdk.md',
     firstLine: "import { generateText, streamText } from 'ai'",
     preamble: 'declare const model: string\ndeclare const url: string\n',
   },
