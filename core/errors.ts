@@ -36,6 +36,18 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && knownCodes.has(value)
 }
 
+/**
+ * The part of an answer produced before it failed or was aborted (set by the SDK's `chat()`): the
+ * text and token ids its stream showed before the error, and the reasoning apart (a thinking
+ * model's). What `stream()` gives as parts before its error part, for the caller who awaited one
+ * result.
+ */
+export interface PartialAnswer {
+  readonly text: string
+  readonly reasoning?: string
+  readonly tokenIds: readonly number[]
+}
+
 export interface SerializedError {
   readonly name: string
   readonly code: ErrorCode
@@ -47,6 +59,8 @@ export interface SerializedError {
   readonly retryAfterSeconds?: number
   /** Earlier failures that led here (a fallback chain lists every attempt). */
   readonly attempts?: readonly SerializedError[]
+  /** The answer produced before the failure (chat()). */
+  readonly partialAnswer?: PartialAnswer
 }
 
 export interface OndeviceErrorOptions {
@@ -54,6 +68,7 @@ export interface OndeviceErrorOptions {
   readonly param?: string
   readonly retryAfterSeconds?: number
   readonly attempts?: readonly OndeviceError[]
+  readonly partialAnswer?: PartialAnswer
   readonly cause?: unknown
 }
 
@@ -64,6 +79,12 @@ export class OndeviceError extends Error {
   readonly param: string | undefined
   readonly retryAfterSeconds: number | undefined
   readonly attempts: readonly OndeviceError[]
+  /**
+   * The answer's start, when `chat()` rejects after part of it was produced (a device failing
+   * mid-answer with no edge to take over, the edge failing mid-stream, an abort): its text, token
+   * ids and reasoning so far. Undefined when nothing was produced, and on errors from elsewhere.
+   */
+  readonly partialAnswer: PartialAnswer | undefined
 
   constructor(code: ErrorCode, message: string, options: OndeviceErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -72,6 +93,7 @@ export class OndeviceError extends Error {
     this.param = options.param
     this.retryAfterSeconds = options.retryAfterSeconds
     this.attempts = options.attempts ?? []
+    this.partialAnswer = options.partialAnswer
   }
 
   toJSON(): SerializedError {
@@ -83,6 +105,7 @@ export class OndeviceError extends Error {
       ...(this.param === undefined ? {} : { param: this.param }),
       ...(this.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: this.retryAfterSeconds }),
       ...(this.attempts.length === 0 ? {} : { attempts: this.attempts.map((a) => a.toJSON()) }),
+      ...(this.partialAnswer === undefined ? {} : { partialAnswer: this.partialAnswer }),
     }
   }
 }
@@ -165,6 +188,7 @@ function options(s: SerializedError): OndeviceErrorOptions {
     ...(s.param === undefined ? {} : { param: s.param }),
     ...(s.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: s.retryAfterSeconds }),
     attempts: (s.attempts ?? []).map(deserializeError),
+    ...(s.partialAnswer === undefined ? {} : { partialAnswer: s.partialAnswer }),
   }
 }
 

@@ -9,6 +9,7 @@ import {
   deserializeError,
   InvalidArgumentError,
   OndeviceError,
+  type PartialAnswer,
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
@@ -343,15 +344,30 @@ class Client implements OndeviceClient {
   async chat(request: ChatRequest): Promise<ChatResult> {
     let route: RoutePart | undefined
     let handoff: HandoffPart | undefined
+    // What stream() would have shown: an error after part of the answer carries it
+    // (error.partialAnswer), which a chat app keeps instead of losing it with the error.
+    let text = ''
+    let reasoning = ''
+    const tokenIds: number[] = []
     for await (const part of this.stream(request)) {
       if (part.type === 'route') route = part
       else if (part.type === 'handoff') handoff = part
-      else if (part.type === 'error') throw deserializeError(part.error)
-      else if (part.type === 'finish') {
-        if (part.finishReason === 'abort')
+      else if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
+        if (part.type === 'text-delta') text += part.text
+        else reasoning += part.text
+        for (const id of part.tokenIds) tokenIds.push(id)
+      } else if (part.type === 'error') {
+        const partialAnswer = partialAnswerOf(text, reasoning, tokenIds)
+        throw deserializeError(partialAnswer ? { ...part.error, partialAnswer } : part.error)
+      } else if (part.type === 'finish') {
+        if (part.finishReason === 'abort') {
+          // The aborted finish counts exactly what was shown (a token that showed no text too).
+          const partialAnswer = partialAnswerOf(part.text, part.reasoning ?? '', part.tokenIds)
+          const options = partialAnswer ? { partialAnswer } : {}
           throw request.signal?.aborted !== true && this.#disposed
-            ? new AbortedError('The client was disposed during this answer.')
-            : new AbortedError()
+            ? new AbortedError('The client was disposed during this answer.', options)
+            : new AbortedError(undefined, options)
+        }
         return {
           text: part.text,
           ...(part.reasoning === undefined ? {} : { reasoning: part.reasoning }),
@@ -688,4 +704,14 @@ async function* forTheReader(parts: AsyncGenerator<StreamPart>): AsyncGenerator<
     }
     yield part
   }
+}
+
+/** The answer's start for an error, or undefined when nothing of it was produced. */
+function partialAnswerOf(
+  text: string,
+  reasoning: string,
+  tokenIds: readonly number[],
+): PartialAnswer | undefined {
+  if (text === '' && reasoning === '' && tokenIds.length === 0) return undefined
+  return { text, ...(reasoning === '' ? {} : { reasoning }), tokenIds: [...tokenIds] }
 }
