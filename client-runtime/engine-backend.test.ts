@@ -1,7 +1,7 @@
 // loadModel's 'wasm' backend: ondevice's WebAssembly engine where it covers the package,
 // onnxruntime-web ('ort-wasm') where it does not (with a note in the load result), and 'ort-wasm'
 // on request; usage reports the backend that ran.
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -120,4 +120,58 @@ describe("backend 'wasm'", () => {
       await loaded.dispose()
     }
   })
+
+  it('refuses a package too large for 32-bit WebAssembly memory with the sizes, instead of handing it to onnxruntime-web', async () => {
+    // onnxruntime-web has the same 4 GiB (and a 2 GiB file limit): falling back to it ended in its
+    // own message ('File size (5137244160) is greater than 2 GiB' for a 1B fp32 package), and the
+    // engine's reason and fix were lost. The weights here are one initializer of 4.5 GiB in a sparse
+    // file: the check reads sizes from the graph, never the bytes.
+    const large = join(folder, 'too-large')
+    cpSync(packageDir, large, { recursive: true })
+    rmSync(join(large, 'manifest.json'))
+    mkdirSync(join(large, 'onnx'), { recursive: true })
+    const elements = 1_207_959_552 // 4.5 GiB of float32
+    writeFileSync(join(large, 'onnx', 'model.onnx'), oneExternalInitializer('model.onnx_data', elements))
+    writeFileSync(join(large, 'onnx', 'model.onnx_data'), '')
+    truncateSync(join(large, 'onnx', 'model.onnx_data'), elements * 4)
+    await expect(
+      loadModel({ model: large, backend: 'wasm', dtype: 'fp32', store: store() }),
+    ).rejects.toMatchObject({
+      code: 'unsupported',
+      message: expect.stringMatching(
+        /needs 4\.\d+ GiB of WebAssembly memory.*more than wasm32's 4 GiB: use a smaller dtype/,
+      ),
+    })
+  })
 })
+
+/** A ModelProto whose graph holds one float32 initializer kept in an external file. */
+function oneExternalInitializer(file: string, elements: number): Uint8Array {
+  const varint = (value: number): number[] => {
+    const out: number[] = []
+    for (let rest = value; ; rest = Math.floor(rest / 128)) {
+      if (rest < 128) return [...out, rest]
+      out.push((rest % 128) | 128)
+    }
+  }
+  const bytes = (field: number, payload: readonly number[]) => [
+    field * 8 + 2,
+    ...varint(payload.length),
+    ...payload,
+  ]
+  const text = (field: number, value: string) => bytes(field, [...Buffer.from(value)])
+  const entry = (key: string, value: string) => bytes(13, [...text(1, key), ...text(2, value)])
+  const tensor = [
+    8,
+    ...varint(elements),
+    2 * 8,
+    1, // float32
+    ...text(8, 'model.embed_tokens.weight'),
+    ...entry('location', file),
+    ...entry('offset', '0'),
+    ...entry('length', String(elements * 4)),
+    14 * 8,
+    1, // external
+  ]
+  return Uint8Array.from(bytes(7, bytes(5, tensor)))
+}

@@ -523,9 +523,13 @@ export class LoadContext {
     let weights = 0
     for (const file of new Set([this.graph, ...Object.values(this.files)])) weights += file.totalBytes
     const total = weights + extraBytes + this.kernels.used
-    if (total > 4 * 1024 ** 3 - 64 * 1024 ** 2)
-      throw new EngineUnsupportedError(
-        `this package needs ${(total / 1024 ** 3).toFixed(2)} GiB of WebAssembly memory (weights ${(weights / 1024 ** 3).toFixed(2)} GiB + cache and scratch for ${this.contextLength} tokens), more than wasm32's 4 GiB: use a smaller dtype (q4) or a shorter contextLength.`,
+    // Not an EngineUnsupportedError: onnxruntime-web, the fallback, has the same 4 GiB (and files
+    // of at most 2 GiB), so it would only fail in its own words, without the sizes or the fix.
+    const limit = 4 * 1024 ** 3 - 64 * 1024 ** 2
+    if (total > limit)
+      throw new ModelError(
+        'unsupported',
+        `This package needs ${(total / 1024 ** 3).toFixed(2)} GiB of WebAssembly memory (weights ${(weights / 1024 ** 3).toFixed(2)} GiB + cache and scratch for ${this.contextLength} tokens), more than wasm32's 4 GiB: use a smaller dtype (q4)${weights + this.kernels.used > limit ? '' : ' or a shorter contextLength'}.`,
       )
   }
 
