@@ -22,6 +22,7 @@ export {
   ModelError,
   OndeviceError,
   type OndeviceErrorOptions,
+  type PartialAnswer,
   type SerializedError,
   StoreError,
   serializeError,

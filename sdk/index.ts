@@ -33,6 +33,7 @@ export {
   InvalidArgumentError,
   ModelError,
   OndeviceError,
+  type PartialAnswer,
   StoreError,
 } from '../core/errors.ts'
 // From its own file, not core/protocol/'s index: that index also holds the request validation,
