@@ -143,8 +143,12 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
  * Where prefill starts: the longest prefix of `input` the session holds or can rewind to, at a
  * point where a cold run would also cut the input (a turn boundary, the prompt's end, or any point
  * among the continuation tokens, which go in one at a time), so that a resumed run feeds the same
- * chunks as a cold one. Without boundaries any shared prefix counts. A session with recurrent
- * state rewinds only to its checkpoints, so the candidates are tried longest first.
+ * chunks as a cold one. Without boundaries any shared prefix counts, and so it does on a session
+ * whose logits do not depend on the chunks (`info.splitInvariant`, the engine), at the longest
+ * length it can rewind to: there a chat's next turn starts after the previous answer's tokens (as
+ * far as the template renders that answer as it was generated), not at the answer's turn boundary.
+ * A session with recurrent state rewinds only to its checkpoints (or stays where it is), so the
+ * candidates are tried longest first.
  */
 async function resumePoint(
   session: ModelSession,
@@ -154,6 +158,10 @@ async function resumePoint(
 ): Promise<number> {
   const shared = Math.min(commonPrefixLength(session.tokens, input), input.length - 1)
   const candidates = new Set<number>()
+  if (session.info.splitInvariant === true) {
+    const longest = session.rewindableLength?.(shared) ?? shared
+    if (longest > 0) candidates.add(longest)
+  }
   if (boundaries.length === 0 || shared >= promptLength) candidates.add(shared)
   if (promptLength <= shared) candidates.add(promptLength)
   for (let index = boundaries.length - 1; index >= 0; index--) {

@@ -13,6 +13,13 @@ export interface ModelSessionInfo {
   readonly backend: string
   /** Weight format that was loaded: 'fp32' | 'fp16' | 'q4' | 'q4f16' | 'q8' | ... */
   readonly dtype: string
+  /**
+   * True where the logits do not depend on how the tokens were cut into appends (the WebAssembly
+   * engine: every output has one reduction order whatever the split). The generation loop then
+   * resumes a prompt anywhere in what the cache shares with it (a next turn after the previous
+   * answer's tokens), not only where a cold run would cut the prompt. Absent: false.
+   */
+  readonly splitInvariant?: boolean
 }
 
 export interface RunOptions {
@@ -40,6 +47,11 @@ export interface ModelSession {
    * (a recurrent state with no checkpoint at that length); the caller then resets and re-feeds.
    */
   rewind(length: number): Promise<boolean>
+  /**
+   * The longest length up to `limit` that rewind() can return to (the current length when `limit`
+   * reaches it, 0 at worst). Optional: without it, a split-invariant session is asked for `limit`.
+   */
+  rewindableLength?(limit: number): number
   /** Empties the cache. */
   reset(): Promise<void>
   /** Frees the backend resources. The session is unusable afterwards. */

@@ -12,7 +12,9 @@
 // diverge from the first one after a few tokens. generate() resumes only at a turn boundary,
 // where a cold run cuts the prompt too, so a resumed turn feeds the same chunks as a cold run and
 // the same request gets the same answer. A prompt without boundaries reuses only a cache it
-// extends.
+// extends. (The engine's sessions give the same logits however the prompt is chunked: generate()
+// resumes them further, up to what the cache shares, so a session holding a conversation's
+// previous answer counts here as saving at least up to that answer's turn boundary.)
 import type { ModelSession } from '../core/model-session.ts'
 import type { HostedModel } from './model-host.ts'
 

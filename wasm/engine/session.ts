@@ -242,6 +242,10 @@ export class EngineSession implements ModelSession {
       contextLength: model.contextLength,
       backend: 'wasm',
       dtype: model.dtype,
+      // One reduction order per output whatever the split (docs/wasm-engine.md, Kernels and
+      // determinism): a next turn may resume at the end of the previous answer, not only at a turn
+      // boundary, and still give a cold run's bits.
+      splitInvariant: true,
     }
   }
 
@@ -373,6 +377,15 @@ export class EngineSession implements ModelSession {
     if (!model.rewind(length)) return false
     this.#tokens.length = length
     return true
+  }
+
+  /**
+   * The longest length up to `limit` that rewind() returns to. A read of the model's checkpoints
+   * now, outside the queue: after an operation still queued, rewind() may say false (the caller
+   * then resumes further back), never rewind somewhere else.
+   */
+  rewindableLength(limit: number): number {
+    return this.#live().rewindableLength(Math.min(limit, this.#tokens.length))
   }
 
   reset(): Promise<void> {

@@ -264,6 +264,9 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         state.length = to
         return true
       },
+      rewindableLength(limit: number): number {
+        return Math.min(limit, state.length)
+      },
       reset(): void {
         state.length = 0
       },

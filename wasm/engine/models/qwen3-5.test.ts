@@ -470,6 +470,25 @@ describe('Qwen3.5 tiny fixture on the engine', () => {
     60_000,
   )
 
+  it("keeps the answer's state every 16 decode steps past the latest checkpoint, and rewinds there to a cold run's bits", async () => {
+    const whole = await open('q4')
+    const expected = await whole.append(tokens.slice(0, 90))
+    const session = await open('q4')
+    await session.append(tokens.slice(0, 40)) // a prompt: a checkpoint at 40
+    for (let i = 40; i < 75; i++) await session.append([tokens[i]!]) // an answer: copies at 56 and 72, the latest kept
+    expect(session.rewindableLength(100)).toBe(75)
+    expect(session.rewindableLength(74)).toBe(72)
+    expect(session.rewindableLength(71)).toBe(40)
+    expect(session.rewindableLength(39)).toBe(0)
+    expect(await session.rewind(56)).toBe(false)
+    expect(await session.rewind(72)).toBe(true)
+    expect(sameBits(await session.append(tokens.slice(72, 90)), expected)).toBe(true)
+    // The next prompt's checkpoints (72 + 18 = 90) take the answer's copy's place.
+    expect(session.rewindableLength(89)).toBe(40)
+    expect(await session.rewind(40)).toBe(true)
+    expect(sameBits(await session.append(tokens.slice(40, 90)), expected)).toBe(true)
+  }, 60_000)
+
   it('an append aborted between passes goes back to the state it started from (at 0, at a checkpoint, elsewhere)', async () => {
     // A signal that reads as aborted from its third look on: the session's check before the
     // append and the first pass's pass, the second pass's does not.

@@ -17,8 +17,14 @@
 //
 // Rewind: attention caches are position-indexed, but the conv and recurrent states only exist for
 // the current length. An append with `checkpoint` copies them (as the ONNX Runtime session does,
-// keeping the last `maxCheckpoints`), and rewind() can return to those lengths, to 0, or to the
-// current length; anything else returns false and the caller re-feeds.
+// keeping the last `maxCheckpoints`), and so does every `decodeCheckpointInterval`-th decode step
+// past the latest copy (one such copy, replaced in place); rewind() can return to those lengths,
+// to 0, or to the current length; anything else returns false and the caller re-feeds. The decode
+// copy is for a chat's next turn: its prompt renders the previous answer again, and where that
+// rendering's tokens part from the generated ones (a last token cut by max_tokens merges with the
+// one before it; a re-serialized tool call) the turn resumes at most one interval before, not at
+// the answer's turn boundary. The logits do not depend on where a prompt is resumed (above), so
+// any of these lengths gives a cold run's bits.
 import { ModelError } from '../../../core/errors.ts'
 import type { Pointer } from '../kernels.ts'
 import type { Initializer, OnnxWeights } from '../onnx-weights.ts'
@@ -40,6 +46,13 @@ import type { EngineAppendOptions, EngineModel } from './types.ts'
 const chunk = 64
 /** Recurrent-state checkpoints kept for rewind (the ONNX Runtime session's default too). */
 const maxCheckpoints = 2
+/**
+ * Decode steps past the latest checkpoint after which the state is copied again (the one decode
+ * checkpoint). On the 0.8B shape a copy (~19 MiB) takes a few ms against ~37 ms per decode step
+ * on one thread: under 1 % of decode; a next turn that parts from the answer re-feeds at most
+ * this many tokens more than it must.
+ */
+const decodeCheckpointInterval = 16
 
 /** The ops of the builder's Qwen3.5 decoder graph; anything else is a graph this file does not know. */
 const knownOps = new Set([
@@ -367,6 +380,8 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     let released = false
     let length = 0
     let checkpoints: Checkpoint[] = []
+    // The answer's latest state copy (decodeCheckpointInterval); its buffer is rewritten in place.
+    let decodeCheckpoint: Checkpoint | undefined
     // A copy of the recurrent states is ~20 MiB on the 0.8B shape and every prompt takes one: a
     // buffer a dropped checkpoint (or an append's abort copy) leaves is kept for the next one, so a
     // prompt's time to first token pays a copy, not a fresh allocation, its page faults and its GC.
@@ -384,7 +399,13 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     const dropCheckpoints = (keep: (checkpoint: Checkpoint) => boolean): void => {
       for (const checkpoint of checkpoints) if (!keep(checkpoint)) release(checkpoint.states)
       checkpoints = checkpoints.filter(keep)
+      if (decodeCheckpoint && !keep(decodeCheckpoint)) {
+        release(decodeCheckpoint.states)
+        decodeCheckpoint = undefined
+      }
     }
+    const allCheckpoints = (): Checkpoint[] =>
+      decodeCheckpoint ? [...checkpoints, decodeCheckpoint] : checkpoints
     const loadStates = (states: Float32Array): void => kernels.f32(statesBase, states.length).set(states)
     const clearStates = (): void => {
       kernels.f32(statesBase, deltaLayers * stateFloats).fill(0)
@@ -486,10 +507,19 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     }
 
     const remember = (): void => {
-      dropCheckpoints((c) => c.length !== length)
+      // A prompt's checkpoints are later than the answer's copy: that one's buffer serves them.
+      dropCheckpoints((c) => c.length !== length && c !== decodeCheckpoint)
       const all = [...checkpoints, { length, states: saveStates() }]
       for (const dropped of all.slice(0, -maxCheckpoints)) release(dropped.states)
       checkpoints = all.slice(-maxCheckpoints)
+    }
+    const rememberDecodeStep = (): void => {
+      let latest = 0
+      for (const c of allCheckpoints()) latest = Math.max(latest, c.length)
+      if (length - latest < decodeCheckpointInterval) return
+      const states = decodeCheckpoint?.states
+      if (states) states.set(kernels.f32(statesBase, statesLength))
+      decodeCheckpoint = { length, states: states ?? saveStates() }
     }
 
     /**
@@ -503,7 +533,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       readonly copied: boolean
     } => {
       if (length === 0) return { length, states: undefined, copied: false }
-      const checkpoint = checkpoints.find((c) => c.length === length)
+      const checkpoint = allCheckpoints().find((c) => c.length === length)
       if (checkpoint) return { length, states: checkpoint.states, copied: false }
       return { length, states: saveStates(), copied: true }
     }
@@ -539,6 +569,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           if (start?.copied && start.states) release(start.states)
         }
         if (options.checkpoint) remember()
+        else rememberDecodeStep()
         return kernels.f32(logits, vocabulary).slice()
       },
       rewind(to: number): boolean {
@@ -549,12 +580,18 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           dropCheckpoints(() => false)
           return true
         }
-        const checkpoint = checkpoints.find((c) => c.length === to)
+        const checkpoint = allCheckpoints().find((c) => c.length === to)
         if (!checkpoint || to > length) return false
         loadStates(checkpoint.states)
         length = to
         dropCheckpoints((c) => c.length <= to)
         return true
+      },
+      rewindableLength(limit: number): number {
+        if (limit >= length) return length
+        let best = 0
+        for (const c of allCheckpoints()) if (c.length <= limit && c.length > best) best = c.length
+        return best
       },
       reset(): void {
         clearStates()

@@ -38,6 +38,8 @@ export interface EngineModel {
   append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array>
   /** Cuts the cache back to `length` tokens; false when the state cannot go back there. */
   rewind(length: number): boolean
+  /** The longest length up to `limit` that rewind() returns to (the current one when `limit` reaches it). */
+  rewindableLength(limit: number): number
   reset(): void
   /**
    * A further session over the same instance: the weights and working buffers are shared, the
