@@ -22,6 +22,52 @@ interface KeyedFiles {
   readonly supportsResume: boolean
 }
 
+/** The part of a FileSystemSyncAccessHandle (dedicated workers only) the store uses. */
+interface SyncAccess {
+  getSize(): number
+  truncate(size: number): void
+  write(buffer: Uint8Array, options: { at: number }): number
+  flush(): void
+  close(): void
+}
+
+/** Flushed this often, so a tab closed mid-download keeps nearly everything that arrived. */
+const flushEveryBytes = 4 * 2 ** 20
+
+/** A `.partial` file written in place through a sync access handle. */
+function inPlaceWriter(
+  access: SyncAccess,
+  resume: boolean,
+): { offset: number; write(chunk: Uint8Array): Promise<void>; close(): Promise<void> } {
+  if (!resume) access.truncate(0)
+  const offset = resume ? access.getSize() : 0
+  let at = offset
+  let unflushed = 0
+  return {
+    offset,
+    write: async (chunk) => {
+      for (let done = 0; done < chunk.byteLength; ) {
+        const wrote = access.write(chunk.subarray(done), { at: at + done })
+        if (wrote <= 0) throw new Error(`the browser wrote no byte of the file at ${at + done}`)
+        done += wrote
+      }
+      at += chunk.byteLength
+      unflushed += chunk.byteLength
+      if (unflushed >= flushEveryBytes) {
+        access.flush()
+        unflushed = 0
+      }
+    },
+    close: async () => {
+      try {
+        access.flush()
+      } finally {
+        access.close()
+      }
+    },
+  }
+}
+
 async function opfsFiles(name: string): Promise<KeyedFiles> {
   const root = await (
     navigator.storage as StorageManager & { getDirectory(): Promise<FileSystemDirectoryHandle> }
@@ -61,6 +107,15 @@ async function opfsFiles(name: string): Promise<KeyedFiles> {
         file: string
       }
       const handle = await where.folder.getFileHandle(where.file, { create: true })
+      // In a dedicated worker (where the SDK's model worker runs the store) the bytes go straight
+      // into the file, so what arrived survives the tab being closed or reloaded mid-download and
+      // the next load resumes with Range. A writable stream writes to a swap file that only
+      // close() applies: a reload lost everything of the file being downloaded (a page has no
+      // sync access handles, and keeps that).
+      const syncAccess = (
+        handle as FileSystemFileHandle & { createSyncAccessHandle?: () => Promise<SyncAccess> }
+      ).createSyncAccessHandle
+      if (typeof syncAccess === 'function') return inPlaceWriter(await syncAccess.call(handle), resume)
       const offset = resume ? (await handle.getFile()).size : 0
       const writable = await handle.createWritable({ keepExistingData: resume })
       if (resume) await writable.seek(offset)

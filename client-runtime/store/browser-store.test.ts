@@ -3,7 +3,8 @@
 // engine loads weights through), isCached / delete, a corrupted file rejected
 // and not kept, a missing file and a missing package as clear errors. (Interrupted-download
 // resume is covered on Node in node-store.test.ts.) Two tabs loading one package at once both get
-// it. manifest.json redirected to another origin is refused.
+// it; a tab closed while its Web Worker downloads leaves what arrived for the next load's Range
+// resume. manifest.json redirected to another origin is refused.
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -40,10 +41,13 @@ let results: Record<string, StoreCheck>
 let flakyServer: Server | undefined
 const rangeHeaders: (string | undefined)[] = []
 const stallRangeHeaders: (string | undefined)[] = []
+const trickleRangeHeaders: (string | undefined)[] = []
 let resumeResult: StoreCheck
 let redirectResult: StoreCheck
 let stallResult: StoreCheck
 let tabResults: StoreCheck[]
+let closedTab: StoreCheck
+let reopenedTab: StoreCheck
 
 /**
  * Serves the built page and a package whose first weights download breaks off after 80 KB (the
@@ -62,6 +66,22 @@ async function startFlakyServer(pageDir: string, packageDir: string, otherOrigin
       response.write(weights.subarray(0, 50_000))
       return
     }
+    if (path === '/trickle/onnx/model.onnx') {
+      // From the asked offset in 10 KB pieces, 50 ms apart, until the tab goes away.
+      trickleRangeHeaders.push(request.headers.range)
+      const start = Number(/^bytes=(\d+)-$/.exec(request.headers.range ?? '')?.[1] ?? 0)
+      response.writeHead(start > 0 ? 206 : 200, {
+        'content-length': weights.length - start,
+        'content-type': 'application/octet-stream',
+        ...(start > 0 ? { 'content-range': `bytes ${start}-${weights.length - 1}/${weights.length}` } : {}),
+      })
+      for (let at = start; at < weights.length && !response.destroyed; at += 10_000) {
+        response.write(weights.subarray(at, at + 10_000))
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      response.end()
+      return
+    }
     if (path === '/slow/onnx/model.onnx') {
       // The whole file in ten pieces over about a second, so two tabs' downloads overlap.
       response.writeHead(200, {
@@ -76,7 +96,7 @@ async function startFlakyServer(pageDir: string, packageDir: string, otherOrigin
       response.end()
       return
     }
-    if (path.startsWith('/stall/') || path.startsWith('/slow/'))
+    if (path.startsWith('/stall/') || path.startsWith('/slow/') || path.startsWith('/trickle/'))
       path = `/flaky/${path.slice(path.indexOf('/', 1) + 1)}`
     if (path === '/cross/manifest.json') {
       // To the static server: another origin (another port) that allows CORS.
@@ -161,6 +181,22 @@ beforeAll(async () => {
     await tab.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
     await tab.waitForFunction(() => 'runTabCheck' in globalThis)
   }
+  // A tab closed while its model worker downloads, then the app opened again.
+  const closing = await tabsContext.newPage()
+  await closing.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
+  await closing.waitForFunction(() => 'runWorkerDownload' in globalThis)
+  closedTab = await closing.evaluate(() =>
+    (
+      globalThis as unknown as { runWorkerDownload: (until: number) => Promise<StoreCheck> }
+    ).runWorkerDownload(60_000),
+  )
+  await closing.close()
+  const reopened = await tabsContext.newPage()
+  await reopened.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
+  await reopened.waitForFunction(() => 'runWorkerDownload' in globalThis)
+  reopenedTab = await reopened.evaluate(() =>
+    (globalThis as unknown as { runWorkerDownload: () => Promise<StoreCheck> }).runWorkerDownload(),
+  )
   tabResults = await Promise.all(
     tabs.map((tab) =>
       tab.evaluate(() => (globalThis as unknown as { runTabCheck: () => Promise<StoreCheck> }).runTabCheck()),
@@ -254,6 +290,19 @@ describe('browser store in two tabs (OPFS)', () => {
       { loaded: { length: weights.length, checksum } },
       { loaded: { length: weights.length, checksum } },
     ])
+  })
+})
+
+describe('browser store: a tab closed mid-download (OPFS, in a Web Worker)', () => {
+  it('resumes where the closed tab left off', () => {
+    // A writable stream's bytes live in a swap file until close(): the tab closed at 60 KB of
+    // 200 KB and the next load asked for the whole file again (no Range).
+    expect(Number(closedTab.progress)).toBeGreaterThanOrEqual(60_000)
+    expect(trickleRangeHeaders).toHaveLength(2)
+    expect(trickleRangeHeaders[0]).toBeUndefined()
+    expect(Number(/^bytes=(\d+)-$/.exec(trickleRangeHeaders[1] ?? '')?.[1])).toBeGreaterThanOrEqual(60_000)
+    const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
+    expect(reopenedTab).toEqual({ done: { length: weights.length, checksum } })
   })
 })
 
