@@ -11,6 +11,7 @@ import type { LoadModelOptions } from '../client-runtime/load-model.ts'
 import { processMemoryBytes } from '../client-runtime/node-capabilities.ts'
 import { defaultNodeBackend } from '../client-runtime/node-host.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
+import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { OndeviceApp } from './app.ts'
@@ -81,9 +82,13 @@ export function createNodeModelHost(
     )
   }
   const modelId = options.modelId ?? modelIdFromSource(options.model)
+  // The store's warnings (a package without manifest.json) are the load's warnings too, which are
+  // logged below as JSON lines: its default console.warn wrote each again as a plain-text line.
+  const store = createNodeStore({ onWarning: () => undefined })
   // Unset backend: native when onnxruntime-node is installed, else WASM with a logged note.
   const baseOptions: LoadModelOptions = {
     model: options.model,
+    store,
     ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
     ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
     // The engine sizes its caches for every slot's session at load (they share its 4 GiB).
@@ -97,7 +102,7 @@ export function createNodeModelHost(
     )
   }
   const sessions = options.sessions ?? 1
-  const estimate = formatEstimator(options)
+  const estimate = formatEstimator(options, store)
   return createModelHost({
     modelId,
     ...(options.formats === undefined ? {} : { formats: options.formats }),
@@ -206,13 +211,15 @@ function memoryAdmission(options: {
 const mebibytes = (bytes: number): string => `${Math.round(bytes / 2 ** 20)} MiB`
 
 /** A format's memory figures from its package (undefined where they cannot be read). */
-function formatEstimator(options: {
-  readonly model: string
-  readonly backend?: Backend | undefined
-  readonly dtype?: string | undefined
-  readonly contextLength?: number | undefined
-}): (format: ModelFormat) => Promise<FormatMemory | undefined> {
-  const store = createNodeStore()
+function formatEstimator(
+  options: {
+    readonly model: string
+    readonly backend?: Backend | undefined
+    readonly dtype?: string | undefined
+    readonly contextLength?: number | undefined
+  },
+  store: ModelStore,
+): (format: ModelFormat) => Promise<FormatMemory | undefined> {
   return async (format) => {
     const backend =
       (format.backend as Backend | undefined) ?? options.backend ?? (await defaultNodeBackend()).backend

@@ -4,7 +4,7 @@
 // ends the command with exit code 1 and the reason. The package comes from a local HTTP server
 // that holds the weight files until the test lets them go, so the load lasts as long as needed.
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -452,6 +452,26 @@ describe('ondevice serve LOG_FORMAT=json', () => {
       })
       expect(lines.find((line) => line.event === 'stopping')).toMatchObject({ graceMs: 1000 })
       expect(lines.find((line) => line.event === 'open-api')?.level).toBe('warn')
+    } finally {
+      await stop(server)
+    }
+  }, 120_000)
+
+  it("a package's load warning (no manifest.json) is one JSON line, not also a plain 'ondevice:' line", async () => {
+    // The store's own warning went to console.warn as text beside the load's JSON warning line:
+    // the same sentence twice, once unparseable.
+    const folder = join(workDir, 'no-manifest')
+    await cp(packageDir, folder, { recursive: true })
+    await rm(join(folder, 'manifest.json'))
+    const server = serve('cache-json-no-manifest', { LOG_FORMAT: 'json' }, ['--model', folder])
+    try {
+      await listening(server)
+      server.child.kill('SIGTERM')
+      expect(await server.exited).toBe(0)
+      const lines = parsed(server.output())
+      const warnings = lines.filter((line) => line.message.includes('has no manifest.json'))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]?.level).toBe('warn')
     } finally {
       await stop(server)
     }
