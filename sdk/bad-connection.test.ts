@@ -358,4 +358,40 @@ describe('an edge that fails, then recovers', () => {
       await back?.close()
     }
   }, 30_000)
+
+  it('answers in flight that the same outage cuts count as one failure: the edge is tried again after 2 s, not 16 s', async () => {
+    // Four requests sent while the edge was up all fail with its one outage. Each one counted as
+    // a failure in a row, so the wait doubled three more times (16 s) before anything was tried
+    // again: one restart behind a load balancer cost a busy app the edge for 16 s.
+    let attempts = 0
+    const cutting = createNetServer((socket) => {
+      attempts++
+      socket.destroy()
+    })
+    await new Promise<void>((done) => cutting.listen(0, '127.0.0.1', done))
+    const port = (cutting.address() as AddressInfo).port
+    const client = createClient(
+      {
+        policy: 'prefer-edge',
+        edge: { url: `http://127.0.0.1:${port}` },
+        thresholds: { minDeviceTokensPerSecond: 1 },
+      },
+      { deviceHost: createTestDeviceHost() },
+    )
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, () => client.chat({ messages, ...sampling })),
+      )
+      const failedBy = Date.now()
+      expect(answers.map((answer) => answer.route)).toEqual(['device', 'device', 'device', 'device'])
+      const tried = attempts
+      expect(tried).toBeGreaterThan(0)
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, failedBy + 2_200 - Date.now())))
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(attempts).toBeGreaterThan(tried)
+    } finally {
+      await client.dispose()
+      await new Promise<void>((done) => cutting.close(() => done()))
+    }
+  }, 30_000)
 })

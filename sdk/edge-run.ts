@@ -252,8 +252,15 @@ export class EdgeSide {
       }
       const edgeError = toOndeviceError(error, 'edge_failed', true)
       if (edgeError.code === 'edge_unavailable') {
-        this.#failuresInARow++
-        this.#unreachableUntil = Date.now() + edgeBackoffMs(this.#failuresInARow, edgeError.retryAfterSeconds)
+        // Requests sent while the edge was up that fail inside a wait already begun are the same
+        // outage, not further failures in a row: five answers cut by one restart would otherwise
+        // double the wait four more times. They may lengthen it (a later Retry-After) only.
+        const now = Date.now()
+        if (now >= this.#unreachableUntil) this.#failuresInARow++
+        this.#unreachableUntil = Math.max(
+          this.#unreachableUntil,
+          now + edgeBackoffMs(this.#failuresInARow, edgeError.retryAfterSeconds),
+        )
       }
       attempts.push(edgeError)
       if (mayFallBack && text === '' && !fromDevice) return 'fall-back'
