@@ -530,6 +530,10 @@ class OrtSessionImpl implements OrtModelSession {
       if (this.#disposed) return
       this.#disposed = true
       this.#disposeState(this.#state)
+      // The model keeps a disposed session listed until it is disposed itself: drop the cache's
+      // tensors (CPU ones are freed by the garbage collector only when nothing holds them).
+      this.#state = new Map()
+      this.#tokens = []
       this.#checkpoints = []
       await this.#model.release()
     })

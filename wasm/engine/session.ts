@@ -290,7 +290,12 @@ export class EngineSession implements ModelSession {
 
   #serial<T>(work: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(work, work)
-    this.#queue = next.catch(() => undefined)
+    // Settled without the result: a session kept after its last call (a disposed one a model still
+    // lists) must not hold its last logits (~600 KiB at a 152k vocabulary).
+    this.#queue = next.then(
+      () => undefined,
+      () => undefined,
+    )
     return next
   }
 
