@@ -51,6 +51,7 @@ const checked: readonly SnippetSource[] = [
     preamble: `import { createClient } from 'ondevice'\nconst ai = createClient()\n${userMessages}`,
   },
   { page: 'docs/sdk.md', firstLine: '// vite.config.ts' },
+  { page: 'docs/sdk.md', firstLine: "import { createBrowserStore } from 'ondevice/runtime'" },
   {
     page: 'docs/sdk.md',
     firstLine: "// vite.config.ts: defineConfig({ base: '/notes/'",
