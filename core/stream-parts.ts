@@ -34,7 +34,8 @@ export interface Usage {
   /**
    * false when the prompt was never tokenized, so `promptTokens` (0) is not its size: an answer
    * stopped before it was counted (aborted while the device's model loaded, or on the edge before
-   * the edge said its count). Absent when `promptTokens` is the count.
+   * the edge said its count), or an OpenAI-compatible edge that sent no usage. Absent when
+   * `promptTokens` is the count.
    */
   readonly promptTokensCounted?: boolean
   readonly completionTokens: number

@@ -3,6 +3,8 @@
 // behind the DeviceHost interface. Same logits on both sides, so any lost, repeated or
 // re-drawn token during a handoff shows up as a different answer.
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
@@ -424,6 +426,43 @@ describe('abort and edge errors', () => {
       await loadingEdge.close()
     }
   }, 30_000)
+
+  it('an OpenAI-compatible edge that sends no usage: promptTokensCounted false, not a prompt of 0 tokens', async () => {
+    // Servers that ignore stream_options.include_usage stream the answer without any counts: the
+    // finish said promptTokens 0 as if that were the prompt's size, where today's
+    // promptTokensCounted: false says the prompt was never counted.
+    const server = createServer((request, response) => {
+      if (request.method === 'GET' && request.url === '/v1/models') {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.end(JSON.stringify({ object: 'list', data: [{ id: 'other-model', object: 'model' }] }))
+        return
+      }
+      request.resume()
+      request.on('end', () => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' })
+        const chunk = (delta: object, finish: string | null) =>
+          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'other-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+        response.end(
+          `${chunk({ role: 'assistant', content: 'Hello' }, null)}${chunk({ content: ' there' }, null)}${chunk({}, 'stop')}data: [DONE]\n\n`,
+        )
+      })
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    const client = createClient({
+      policy: 'edge-only',
+      edge: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` },
+    })
+    try {
+      const parts = await collect(client.stream({ messages, maxTokens: 8 }))
+      const finish = parts.at(-1)
+      if (finish?.type !== 'finish') throw new Error(`no finish: ${JSON.stringify(parts.at(-1))}`)
+      expect(finish).toMatchObject({ finishReason: 'stop', text: 'Hello there' })
+      expect(finish.usage).toMatchObject({ route: 'edge', promptTokens: 0, promptTokensCounted: false })
+    } finally {
+      await client.dispose()
+      await new Promise<void>((done) => server.close(() => done()))
+    }
+  })
 
   it('a wrong API key: unauthorized, not retryable; the right key works', async () => {
     const keyed = await startTestEdge({ apiKeys: ['secret-key-0123456789'] })

@@ -591,6 +591,11 @@ export class EdgeClient {
     // What the edge did not report is measured here (other servers send only the counts).
     const finalUsage: Usage = {
       promptTokens: usage?.promptTokens ?? promptTokens ?? 0,
+      // A server that sent no count (one that ignores stream_options.include_usage): 0 is not
+      // the prompt's size, and usage says so as it does for an answer stopped before the count.
+      ...(usage?.promptTokens === undefined && promptTokens === undefined
+        ? { promptTokensCounted: false }
+        : {}),
       completionTokens: completion,
       reasoningTokens: Math.min(usage?.reasoningTokens ?? reasoningTokens, completion),
       ...(usage?.cachedTokens === undefined ? {} : { cachedTokens: usage.cachedTokens }),
