@@ -2,9 +2,10 @@
 // core's deterministic test session with the real Qwen3 tokenizer, the device the same session
 // behind the DeviceHost interface. Same logits on both sides, so any lost, repeated or
 // re-drawn token during a handoff shows up as a different answer.
-import { tmpdir } from 'node:os'
+
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
