@@ -172,13 +172,18 @@ describe("ondevice's engine on threads in Chromium", () => {
         expect(plain.sha256, `${fixture.name}, plain engine.wasm, 2 threads`).toBe(
           nodeDigest.get(fixture.name),
         )
-        expect(plain.backendSetup).toMatchObject({ threads: 2 })
+        // The load result says which build ran (session.build through backendSetup).
+        expect(plain.backendSetup).toMatchObject({ threads: 2, simd: 'plain' })
         for (const [where, threads, result] of runs) {
           const label = `${fixture.name}, ${where}, ${threads} thread(s)`
           expect(result.crossOriginIsolated, label).toBe(true)
           expect(result.relaxedSimd, label).toBe(true)
           expect(result.backend, label).toBe('wasm')
-          expect(result.backendSetup, label).toMatchObject({ engine: 'ondevice-wasm', threads })
+          expect(result.backendSetup, label).toMatchObject({
+            engine: 'ondevice-wasm',
+            threads,
+            simd: 'relaxed',
+          })
           expect(result.warnings, label).toEqual([])
           expect(result.rows, label).toBe(1 + fixture.steps.length)
           expect(result.sha256, `${label}: ${JSON.stringify(result.firstLogits)}`).toBe(
