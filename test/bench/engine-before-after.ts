@@ -8,6 +8,10 @@
 //                                                   link node_modules into it)
 //   npx node --conditions=ondevice-source test/bench/engine-before-after.ts --before /tmp/engine-before \
 //     [--package qwen3_5-0.8b | --folder DIR] [--dtype q8] [--steps 24] [--prompt 8] [--threads N]
+//     [--prefills N]
+// --prefills N runs the prompt N times on each side, alternating (the first's logits are checked),
+// and prints the medians of wall and this thread's CPU time (process.threadCpuUsage: the load of
+// other processes counts less there). ONDEVICE_ENGINE_SIMD=plain makes both sides run engine.wasm.
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -32,6 +36,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '24' },
     prompt: { type: 'string', default: '8' },
     threads: { type: 'string', default: '1' },
+    prefills: { type: 'string', default: '1' },
     'keep-packages': { type: 'boolean', default: false },
   },
 })
@@ -53,6 +58,7 @@ const positive = (text: string, name: string): number => {
 const steps = positive(values.steps, 'steps')
 const promptLength = positive(values.prompt, 'prompt')
 const threads = positive(values.threads, 'threads')
+const prefills = positive(values.prefills, 'prefills')
 if (!values.folder && !(packageIds as readonly string[]).includes(values.package)) {
   console.error(`--package ${values.package}: packages are ${packageIds.join(', ')}.`)
   process.exit(2)
@@ -70,11 +76,23 @@ const folder =
 
 interface Side {
   readonly name: 'before' | 'after'
-  readonly session: { append(tokens: readonly number[]): Promise<Float32Array>; dispose(): Promise<void> }
+  readonly session: {
+    append(tokens: readonly number[]): Promise<Float32Array>
+    reset(): Promise<void>
+    dispose(): Promise<void>
+  }
   readonly loadMs: number
   readonly digest: ReturnType<typeof createHash>
   readonly stepMs: number[]
-  prefillMs: number
+  readonly stepCpuMs: number[]
+  readonly prefillMs: number[]
+  readonly prefillCpuMs: number[]
+}
+
+/** Milliseconds of CPU time of this thread. */
+function cpu(): number {
+  const usage = process.threadCpuUsage()
+  return (usage.user + usage.system) / 1000
 }
 
 async function open(name: Side['name'], root: string): Promise<Side> {
@@ -94,7 +112,9 @@ async function open(name: Side['name'], root: string): Promise<Side> {
     loadMs: performance.now() - started,
     digest: createHash('sha256'),
     stepMs: [],
-    prefillMs: 0,
+    stepCpuMs: [],
+    prefillMs: [],
+    prefillCpuMs: [],
   }
 }
 
@@ -103,16 +123,23 @@ const sides = [await open('before', before), await open('after', repositoryRoot)
 const prompt = Array.from({ length: promptLength }, (_, i) => (i * 7919 + 11) % 150_000)
 const record = (side: Side, logits: Float32Array) =>
   side.digest.update(new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength))
-for (const side of sides) {
-  const started = performance.now()
-  record(side, await side.session.append(prompt))
-  side.prefillMs = performance.now() - started
-}
+for (let round = 0; round < prefills; round++)
+  for (const side of round % 2 ? [...sides].reverse() : sides) {
+    await side.session.reset()
+    const started = performance.now()
+    const startedCpu = cpu()
+    const logits = await side.session.append(prompt)
+    side.prefillCpuMs.push(cpu() - startedCpu)
+    side.prefillMs.push(performance.now() - started)
+    if (round === 0) record(side, logits)
+  }
 let next = 17
 for (let step = 0; step < steps; step++) {
   for (const side of step % 2 ? [...sides].reverse() : sides) {
     const started = performance.now()
+    const startedCpu = cpu()
     const logits = await side.session.append([next])
+    side.stepCpuMs.push(cpu() - startedCpu)
     side.stepMs.push(performance.now() - started)
     record(side, logits)
   }
@@ -127,10 +154,10 @@ console.log(
 console.log(`logit bytes (prompt and every step): ${same ? 'identical' : 'DIFFERENT'}`)
 for (const side of sides)
   console.log(
-    `${side.name}: decode ${rate(side).toFixed(2)} tok/s (median step ${median(side.stepMs).toFixed(1)} ms), prefill ${side.prefillMs.toFixed(0)} ms, load ${(side.loadMs / 1000).toFixed(1)} s`,
+    `${side.name}: decode ${rate(side).toFixed(2)} tok/s (median step ${median(side.stepMs).toFixed(1)} ms, CPU ${median(side.stepCpuMs).toFixed(1)} ms), prefill ${median(side.prefillMs).toFixed(0)} ms (CPU ${median(side.prefillCpuMs).toFixed(0)} ms; ${side.prefillCpuMs.map((ms) => ms.toFixed(0)).join(', ')}), load ${(side.loadMs / 1000).toFixed(1)} s`,
   )
 console.log(
-  `after / before: decode ${(rate(second) / rate(first)).toFixed(2)}x, prefill ${(first.prefillMs / second.prefillMs).toFixed(2)}x faster`,
+  `after / before: decode ${(rate(second) / rate(first)).toFixed(2)}x (CPU ${(median(first.stepCpuMs) / median(second.stepCpuMs)).toFixed(2)}x), prefill ${(median(first.prefillMs) / median(second.prefillMs)).toFixed(2)}x faster (CPU ${(median(first.prefillCpuMs) / median(second.prefillCpuMs)).toFixed(2)}x)`,
 )
 console.log(`load average at the end: ${loadavg()[0]!.toFixed(1)}`)
 for (const side of sides) await side.session.dispose()

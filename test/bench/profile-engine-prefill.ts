@@ -4,8 +4,9 @@
 // to each kernel call, keyed by kernel and, for the matrix products, by their shape. What is left
 // (the TypeScript between calls) is reported as "outside the kernels". A diagnostic script, not
 // part of `npm run bench`:
-//   npx node test/bench/profile-engine-prefill.ts [--package qwen3_5-0.8b] [--dtype q4] [--prompt 512]
-//     [--rounds 2] [--cache FOLDER]
+//   npx node test/bench/profile-engine-prefill.ts [--package qwen3_5-0.8b | --folder DIR] [--dtype q4]
+//     [--prompt 512] [--rounds 2] [--cache FOLDER]
+// (ONDEVICE_ENGINE_SIMD=plain profiles the plain SIMD128 build, engine.wasm.)
 import { folderWeightReader, loadEngineModule } from '../../wasm/engine/node.ts'
 import { createEngineSession } from '../../wasm/engine/session.ts'
 import { watchKernelCalls } from '../support/engine-kernel-calls.ts'
@@ -63,7 +64,10 @@ watchKernelCalls((name, args, call) => {
   return result
 })
 
-const pkg = await ensurePackage(packageId, cacheFolder, console.log, true)
+const folder = argument('folder')
+const pkg = folder
+  ? { folder, label: folder, bosTokenId: undefined }
+  : await ensurePackage(packageId, cacheFolder, console.log, true)
 const session = await createEngineSession({
   module: await loadEngineModule(),
   files: folderWeightReader(pkg.folder),

@@ -3,10 +3,10 @@
 // browser's Cache API or served by the network, is compiled only when it has this hash
 // (browser.ts, engine-cache.ts), so a page never runs another deploy's engine with its scripts.
 export const engineSha256 = {
-  'engine.wasm': 'f9b5b0ca2d69b73cb80b7573e491d5c73dbf6a2615812f7eb04ab6779191259a',
-  'engine-threads.wasm': 'd7ab80350f17988a7bcfd1c6506185cb47e2cbbf1e8ad088af0fb6b53d83d604',
-  'engine-relaxed.wasm': '98878dcc80450fcf4369a8546de85cea28e53e9e37906d04bc31e93279b79b5c',
-  'engine-threads-relaxed.wasm': '1c47ce29489a665aca7af4979b72cdc3c49fafe59a742621cc6f8dd0eb0a07af',
+  'engine.wasm': 'daafb1f80d26b27599505f4564f2c5ac0e960caa05f593d496ba306eab1e7c4a',
+  'engine-threads.wasm': 'c765b7709be9136f840c366a76efa32016b15369190ce32433abb7749749fbcc',
+  'engine-relaxed.wasm': 'd67e2b87b13ff1dc59f257ae5f4a56104556a6844408e49c7999b0cd9ba0a400',
+  'engine-threads-relaxed.wasm': '9e2bd1205117a5fe4cff4fa5d8f8c9ad6e71882b55c9410b1fe3fe836963300d',
 } as const
 
 /** An engine build, by its file name. */

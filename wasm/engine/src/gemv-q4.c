@@ -171,15 +171,18 @@ static inline void group_dot2(const uint8_t *w, const int32_t *a, const int32_t 
 }
 
 /**
- * The block's dots (lane j = row j) with the zero point taken off: (dot256 - 256 · zero · sum) / 256.
- * The four zero-point bytes are widened to 256 · z_j in the low int16 of each 32-bit lane (the
- * high one 0), so one dot_i16x8_s with the broadcast code sum gives 256 z_j S (widening, not a
- * byte shuffle: V8 rebuilds a shuffle's constant on every use).
+ * The block's dots (lane j = row j) with the zero point taken off: dot256 / 256 - zero · sum. dot256
+ * is exactly 256 times an integer, so the shift is exact and this is gemv's dot(code, a) - zero ·
+ * sum(a). The four zero-point bytes are widened to z_j in the low int16 of each 32-bit lane (the
+ * high one 0), so one dot_i16x8_s with the broadcast code sum gives z_j S. The barrier keeps clang
+ * from merging the two widenings into a byte shuffle, whose constant V8 rebuilt on every block
+ * (four instructions).
  */
 static inline v128_t finish_dot(v128_t dot256, const uint8_t *zero4, const int32_t *sum) {
-  v128_t z16 = wasm_i16x8_shl(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(zero4)), 8);
+  v128_t z16 = wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(zero4));
+  __asm__("" : "+r"(z16));
   v128_t zero_term = wasm_i32x4_dot_i16x8(wasm_u32x4_extend_low_u16x8(z16), wasm_v128_load32_splat(sum));
-  return wasm_i32x4_shr(wasm_i32x4_sub(dot256, zero_term), 8);
+  return wasm_i32x4_sub(wasm_i32x4_shr(dot256, 8), zero_term);
 }
 
 /** acc + float(dot) × (scale_w × scale_a), lane-wise: the one float step of the reduction order. */
