@@ -5,8 +5,8 @@
 // pairs form's dot to smull/smull2/addp; on x64 both are pmaddubsw-based. The test checks that V8
 // really emits sdot there, then compares the digests of a tiny Qwen3.5 q4 fixture's logits (a
 // 40-token prefill and four decode steps) with both dot forms forced and on 1 and 2 threads,
-// against x64's, and the dot-add form once more on a CPU model without the extension
-// (`-cpu cortex-a72`: V8's smull/smull2/addp/saddlp/add fallback). The arm64 side runs with
+// against x64's, the dot-add form once more on a CPU model without the extension
+// (`-cpu cortex-a72`: V8's smull/smull2/addp/saddlp/add fallback), and the plain SIMD128 build. The arm64 side runs with
 // --no-liftoff so every kernel is V8's optimized code (the one that emits sdot). Timings under
 // emulation mean nothing, so none are taken.
 //
@@ -98,6 +98,7 @@ function arm64(args: readonly string[], cpu: 'max' | 'cortex-a72' = 'max') {
 
 interface Digest {
   readonly arch: string
+  readonly simd: string
   readonly threads: number
   readonly prefill: string
   readonly decode: string
@@ -152,11 +153,15 @@ describe('the engine on arm64 (qemu-user) gives x64 bytes', () => {
     const args = [digestScript, fixture, '--dot', forms.join(','), '--threads', threads.join(',')]
     // And the dot-add form on an arm64 CPU without the extension (V8's five-instruction fallback).
     const fallbackArgs = [digestScript, fixture, '--dot', 'dot-add', '--threads', '1']
-    const [x64, arm, fallback] = await Promise.all([
+    // And the plain SIMD128 build (engine.wasm, what hosts without relaxed SIMD run) on arm64.
+    const plainArgs = [digestScript, fixture, '--simd', 'plain', '--threads', '1']
+    const [x64, arm, fallback, plain] = await Promise.all([
       run(process.execPath, args, { cwd: repository }).then(({ stdout }) => digests(stdout)),
       arm64(args).then(({ stdout }) => digests(stdout)),
       arm64(fallbackArgs, 'cortex-a72').then(({ stdout }) => digests(stdout)),
+      arm64(plainArgs).then(({ stdout }) => digests(stdout)),
     ])
+    expect(plain.map((row) => [row.arch, row.simd])).toEqual([['arm64', 'plain']])
     expect(fallback.map((row) => [row.arch, row.prefill, row.threads])).toEqual([['arm64', 'dot-add', 1]])
     expect(x64.map((row) => row.arch)).toEqual(Array(4).fill('x64'))
     expect(arm.map((row) => row.arch)).toEqual(Array(4).fill('arm64'))
@@ -166,6 +171,7 @@ describe('the engine on arm64 (qemu-user) gives x64 bytes', () => {
       expect(rows.map((row) => [row.prefill, row.decode, row.threads])).toEqual(expected)
     const digest = x64[0]!.digest
     expect(digest).toMatch(/^[0-9a-f]{64}$/)
-    for (const row of [...x64, ...arm, ...fallback]) expect(row.digest, JSON.stringify(row)).toBe(digest)
-  }, 120_000)
+    for (const row of [...x64, ...arm, ...fallback, ...plain])
+      expect(row.digest, JSON.stringify(row)).toBe(digest)
+  }, 240_000)
 })
