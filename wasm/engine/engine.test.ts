@@ -282,6 +282,19 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     })
   })
 
+  it("a config.json whose rms_norm_eps is not the graph's (the engine answered otherwise than ONNX Runtime on the same files)", async () => {
+    const name = 'qwen3 (tied, head_dim 32 ≠ hidden / heads)'
+    const config = parseModelConfig({ ...configs[name]!.raw, rms_norm_eps: 0.5 })
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(packages.get(name)!.dir),
+        dtype: 'fp32',
+        config,
+      }),
+    ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringMatching(/rms_norm_eps 0\.5/) })
+  })
+
   it('a llama config.json over a graph with QK-norm weights (a Qwen3 graph) is not run without them', async () => {
     const name = 'qwen3 (tied, head_dim 32 ≠ hidden / heads)'
     const config = parseModelConfig({ ...configs[name]!.raw, model_type: 'llama' })

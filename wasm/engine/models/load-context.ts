@@ -513,6 +513,18 @@ export class LoadContext {
         'model_invalid',
         `${this.graph.path} has ${layers} layers but config.json says num_hidden_layers ${this.config.numHiddenLayers}: the package's config.json and ONNX files come from different models. Rebuild the package (ondevice convert) or put back its own config.json.`,
       )
+    // The kernels take config.json's epsilon; ONNX Runtime takes each norm node's (1e-5 where it
+    // has none). Where they differ the two would answer differently on the same files (a handoff
+    // would not continue the same answer), so such a package runs on onnxruntime-web.
+    const eps = Math.fround(this.config.rmsNormEps)
+    for (const node of this.graph.nodes) {
+      if (node.opType !== 'SimplifiedLayerNormalization') continue
+      const epsilon = node.attributes.epsilon ?? Math.fround(1e-5)
+      if (epsilon !== eps)
+        throw new EngineUnsupportedError(
+          `${this.graph.path}'s norm ${node.name} uses epsilon ${epsilon} but config.json says rms_norm_eps ${this.config.rmsNormEps}`,
+        )
+    }
   }
 
   /**
