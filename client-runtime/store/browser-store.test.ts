@@ -47,6 +47,7 @@ let redirectResult: StoreCheck
 let stallResult: StoreCheck
 let tabResults: StoreCheck[]
 let closedTab: StoreCheck
+let insecureResult: StoreCheck
 let reopenedTab: StoreCheck
 
 /**
@@ -160,6 +161,22 @@ beforeAll(async () => {
   results = await page.evaluate(() =>
     (globalThis as unknown as { runStoreChecks: () => Promise<Record<string, StoreCheck>> }).runStoreChecks(),
   )
+
+  // The same page by a name that is not localhost over plain HTTP: not a secure context.
+  const insecureChromium = await launchChromium({
+    webgpu: false,
+    extraArgs: ['--host-resolver-rules=MAP insecure.test 127.0.0.1'],
+  })
+  try {
+    const insecurePage = await (await insecureChromium.newContext()).newPage()
+    await insecurePage.goto(`${server.url.replace('127.0.0.1', 'insecure.test')}/index.html`)
+    await insecurePage.waitForFunction(() => 'runInsecureCheck' in globalThis)
+    insecureResult = await insecurePage.evaluate(() =>
+      (globalThis as unknown as { runInsecureCheck: () => Promise<StoreCheck> }).runInsecureCheck(),
+    )
+  } finally {
+    await insecureChromium.close()
+  }
 
   flakyServer = await startFlakyServer(join(folder, 'page'), join(folder, 'pkg'), server.url)
   const flakyPage = await (await chromium.newContext()).newPage()
@@ -278,6 +295,19 @@ describe('browser store idle timeout (OPFS)', () => {
     expect(stallRangeHeaders).toEqual([undefined, `bytes=${stallResult.partialBytes}-`])
     const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
     expect(stallResult).toMatchObject({ length: weights.length, checksum })
+  })
+})
+
+describe('browser store on a page that is not a secure context', () => {
+  it('refuses with what to do, not a TypeError from crypto.subtle', () => {
+    // It failed with "Cannot read properties of undefined (reading 'digest')".
+    expect(insecureResult.isSecureContext).toBe(false)
+    expect(insecureResult.opened).toMatchObject({
+      error: { name: 'BackendError', code: 'backend_unavailable' },
+    })
+    const { message } = (insecureResult.opened as { error: { message: string } }).error
+    expect(message).toMatch(/http:\/\/insecure\.test:\d+: it is not a secure context/)
+    expect(message).toMatch(/over HTTPS .* or open it on localhost/)
   })
 })
 

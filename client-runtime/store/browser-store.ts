@@ -3,7 +3,7 @@
 // synced into them by the remote-package sync the Node store runs too (remote-package.ts): a file
 // becomes visible only after its sha256 matches manifest.json, and a quota failure removes the
 // package's entry entirely, so nothing half-stored is ever used.
-import { InvalidArgumentError } from '../../core/errors.ts'
+import { BackendError, InvalidArgumentError } from '../../core/errors.ts'
 import {
   type BrowserFiles,
   browserFileArea,
@@ -49,6 +49,22 @@ export interface BrowserStoreOptions {
   readonly downloadRetryDelayMs?: number
 }
 
+/**
+ * The store needs what browsers give secure contexts only (OPFS or the Cache API, and
+ * crypto.subtle for the SHA-256 checks). A page opened by a LAN address over plain HTTP (a phone
+ * on `vite --host`) is not one: the load failed with "Cannot read properties of undefined
+ * (reading 'digest')".
+ */
+function insecureContextRefusal(): BackendError | undefined {
+  const scope = globalThis as { isSecureContext?: boolean; location?: { origin?: string } }
+  if (scope.isSecureContext !== false) return undefined
+  const origin = scope.location?.origin ?? 'this page'
+  return new BackendError(
+    'backend_unavailable',
+    `The model cannot be stored or verified on ${origin}: it is not a secure context (neither HTTPS nor localhost), so the browser withholds the storage (OPFS, the Cache API) and the SHA-256 (crypto.subtle) ondevice's store needs. Serve the page over HTTPS (a dev server reached by a LAN address too, e.g. Vite's server.https), or open it on localhost.`,
+  )
+}
+
 async function packageKey(prefix: string): Promise<string> {
   const digest = toHex(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(prefix))).slice(0, 16)
   const slug = new URL(prefix).pathname
@@ -81,6 +97,8 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
   const getStorage = () => (storage ??= openBrowserFiles(kind, name))
 
   const normalise = (source: string): string => {
+    const refusal = insecureContextRefusal()
+    if (refusal) throw refusal
     if (typeof source !== 'string' || source.trim() === '')
       throw new InvalidArgumentError('model', 'model must be a URL prefix (where config.json lives).')
     const base = typeof location === 'undefined' ? undefined : location.href

@@ -163,6 +163,16 @@ function workerDownload(until?: number): Promise<StoreCheck> {
   })
 }
 
+/** The store on a page that is not a secure context (plain HTTP on a name other than localhost). */
+async function insecure(): Promise<StoreCheck> {
+  const store = createBrowserStore({ onWarning: () => undefined })
+  return {
+    isSecureContext,
+    opened: await outcome(() => store.open(new URL('/pkg/', location.href).href)),
+  }
+}
+
+;(globalThis as { runInsecureCheck?: () => Promise<StoreCheck> }).runInsecureCheck = insecure
 ;(globalThis as { runTabCheck?: () => Promise<StoreCheck> }).runTabCheck = tab
 ;(globalThis as { runWorkerDownload?: (until?: number) => Promise<StoreCheck> }).runWorkerDownload =
   workerDownload
