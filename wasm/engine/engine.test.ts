@@ -295,6 +295,27 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringMatching(/rms_norm_eps 0\.5/) })
   })
 
+  it("a Qwen3.5 config.json whose rope_theta is not the graph's: the engine rotates by the graph's frequencies, as ONNX Runtime does", async () => {
+    const dir = join(folder, 'qwen3_5-theta')
+    await writeQwen35Fixture({ outDir: dir, size: 'tiny', dtypes: ['q4'] })
+    const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
+      rope_parameters: { rope_theta: number }
+    }
+    const logits = async (config?: ModelConfig): Promise<Buffer> => {
+      const session = await createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(dir),
+        dtype: 'q4',
+        ...(config ? { config } : {}),
+      })
+      const row = await session.append(tokens.slice(0, 12))
+      await session.dispose()
+      return Buffer.from(row.buffer, row.byteOffset, row.byteLength)
+    }
+    const edited = parseModelConfig({ ...raw, rope_parameters: { ...raw.rope_parameters, rope_theta: 10 } })
+    expect((await logits(edited)).equals(await logits())).toBe(true)
+  })
+
   it('a llama config.json over a graph with QK-norm weights (a Qwen3 graph) is not run without them', async () => {
     const name = 'qwen3 (tied, head_dim 32 ≠ hidden / heads)'
     const config = parseModelConfig({ ...configs[name]!.raw, model_type: 'llama' })

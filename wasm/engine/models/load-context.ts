@@ -545,6 +545,25 @@ export class LoadContext {
       )
   }
 
+  /**
+   * The graph's rotary inverse frequencies where it keeps them as an unnamed constant: the float32
+   * vector of `count` values its Cos is computed from (a few nodes up: positions × frequencies,
+   * summed over the M-RoPE rows). ONNX Runtime rotates by these, whatever config.json says.
+   */
+  rotaryFrequencies(graph: OnnxWeights, count: number): Initializer | undefined {
+    const cos = graph.nodes.find((node) => node.opType === 'Cos')
+    let values = cos ? [...cos.inputs] : []
+    for (let depth = 0; depth < 4 && values.length > 0; depth++) {
+      for (const value of values) {
+        if (!graph.has(value)) continue
+        const found = graph.get(value)
+        if (found.type === 'float32' && found.dims.length === 1 && found.elements === count) return found
+      }
+      values = values.flatMap((value) => graph.producer(value)?.inputs ?? [])
+    }
+    return undefined
+  }
+
   /** Copies an initializer as stored into the arena (once per name; later calls return the same pointer). */
   async loadRaw(graph: OnnxWeights, initializer: Initializer): Promise<Pointer> {
     const key = `${graph.path}\u0000${initializer.name}`

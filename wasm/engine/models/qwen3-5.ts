@@ -319,13 +319,18 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   }
   const finalNorm = await vector('model.norm.weight.scale', hidden)
 
-  // Rotary inverse frequencies as the graph computes them (float32 of 1 / theta^(2j / rotary));
+  // Rotary inverse frequencies: the graph's own, as ONNX Runtime uses them (a config.json whose
+  // rope_theta was changed must not rotate otherwise), else float32 of 1 / theta^(2j / rotary);
   // for text all three M-RoPE rows carry the same position, so this is plain partial RoPE.
   const half = rotaryDim / 2
-  const inverseFrequencies = kernels.alloc(Math.max(1, half) * 4, 16)
-  kernels
-    .f32(inverseFrequencies, half)
-    .set(Array.from({ length: half }, (_, j) => Math.fround(1 / config.ropeTheta ** ((2 * j) / rotaryDim))))
+  const stored = context.rotaryFrequencies(graph, half)
+  const inverseFrequencies = stored
+    ? await context.loadVector(graph, stored.name, half)
+    : kernels.alloc(Math.max(1, half) * 4, 16)
+  if (!stored)
+    kernels
+      .f32(inverseFrequencies, half)
+      .set(Array.from({ length: half }, (_, j) => Math.fround(1 / config.ropeTheta ** ((2 * j) / rotaryDim))))
 
   context.allocateScratch(chunk, maxK)
   const alloc = (floats: number) => kernels.alloc(Math.max(1, floats) * 4, 16)
