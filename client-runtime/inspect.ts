@@ -94,6 +94,8 @@ export async function inspectPackage(options: {
   contextLength?: number
   /** false: a manifest.json not stored yet is asked for once (OpenOptions.retryManifest). */
   retryManifest?: boolean
+  /** Stops the store's open (manifest.json's fetch and its retry pauses). */
+  signal?: AbortSignal
 }): Promise<
   PackageInfo & {
     readonly dtype: string
@@ -111,10 +113,10 @@ export async function inspectPackage(options: {
 > {
   if (typeof options?.model !== 'string' || options.model === '')
     throw new InvalidArgumentError('model', 'model must be a package folder or URL prefix.')
-  const pkg = await options.store.open(
-    options.model,
-    options.retryManifest === false ? { retryManifest: false } : {},
-  )
+  const pkg = await options.store.open(options.model, {
+    ...(options.retryManifest === false ? { retryManifest: false } : {}),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  })
   const config = parseModelConfig(await pkg.readText('config.json'))
   let dtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   dtype ??= await chooseDtype({

@@ -244,14 +244,18 @@ class Client implements OndeviceClient {
     return { configured: this.#edge !== undefined, reachable: this.#edge?.reachable ?? true }
   }
 
-  /** `loading`: prepare()'s plan, which goes on to load the package (DeviceState.loading). */
-  async #plan(loading = false): Promise<Plan> {
+  /**
+   * `loading`: prepare()'s plan, which goes on to load the package (DeviceState.loading).
+   * `signal`: the request's or prepare()'s, which stops the look at the package (AbortedError).
+   */
+  async #plan(loading = false, signal?: AbortSignal): Promise<Plan> {
     const recentLoadFailure = this.#device.recentFailure
     const plan = await this.#planner.plan(this.#edgeAvailability(), {
       probeRate: this.#device.probeRate,
       loaded: this.#device.loaded !== undefined,
       ...(recentLoadFailure ? { recentLoadFailure } : {}),
       ...(loading ? { loading } : {}),
+      ...(signal === undefined ? {} : { signal }),
     })
     // The device loads the backend the router judged it on (not the host's own first pick).
     if (plan.decision.backend !== undefined) this.#device.follow(plan.decision.backend)
@@ -297,7 +301,11 @@ class Client implements OndeviceClient {
       throw new InvalidArgumentError('onProgress', 'onProgress must be a function.')
     }
     if (this.#options.policy !== 'edge-only') {
-      const plan = await this.#plan(true)
+      // dispose() stops it too, as it stops the answers.
+      const signal = options.signal
+        ? AbortSignal.any([options.signal, this.#lifetime.signal])
+        : this.#lifetime.signal
+      const plan = await this.#plan(true, signal)
       const deviceUsable =
         plan.decision.route === 'device' ||
         plan.decision.backgroundDownload ||
@@ -405,8 +413,16 @@ class Client implements OndeviceClient {
     }
     let plan: Plan
     try {
-      plan = await this.#plan()
+      plan = await this.#plan(false, request.signal)
     } catch (error) {
+      if (isAbort(error, request.signal)) {
+        // Stopped while the device's package was looked at (a first load's manifest.json retried
+        // through pauses of seconds): nothing ran, nothing was counted.
+        const reason = "stopped while the device's package was looked at, before a route was chosen"
+        yield { type: 'route', route: 'device', reason }
+        yield abortFinish('', [], undefined, 'device', reason, startedAt)
+        return
+      }
       attempts.push(toOndeviceError(error))
       yield fail()
       return
@@ -438,7 +454,7 @@ class Client implements OndeviceClient {
       try {
         model = await this.#device.load(undefined, request.signal)
         if (!probedBefore && decision.fallback === 'edge') {
-          const again = await this.#plan()
+          const again = await this.#plan(false, request.signal)
           if (again.decision.route === 'edge') decision = { ...again.decision, route: 'edge' }
         }
       } catch (error) {

@@ -119,4 +119,52 @@ describe("a URL package's first load when manifest.json fails", () => {
       await client.dispose()
     }
   }, 30_000)
+
+  it("an abort (the request's, prepare()'s, or dispose()) ends a wait through the manifest's retries at once", async () => {
+    // The retries pause for seconds to minutes (Retry-After, downloadRetryDelayMs): the router's
+    // look at the package (before any load) took no signal, so a device-only request or prepare()
+    // aborted meanwhile went on waiting out every pause.
+    manifestDown = true
+    try {
+      const timed = async (
+        run: (client: Awaited<ReturnType<typeof firstLoadClient>>, signal: AbortSignal) => Promise<unknown>,
+        dispose = false,
+      ) => {
+        const client = await firstLoadClient({ edge: false, downloadRetryDelayMs: 60_000 })
+        const controller = new AbortController()
+        const started = performance.now()
+        setTimeout(() => (dispose ? void client.dispose() : controller.abort()), 300)
+        const outcome = await run(client, controller.signal).then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        )
+        const ms = performance.now() - started
+        await client.dispose()
+        return { outcome, ms }
+      }
+      const streamed = await timed(async (client, signal) => {
+        const parts = []
+        for await (const part of client.stream({
+          messages: [{ role: 'user', content: 'Hello' }],
+          maxTokens: 4,
+          signal,
+        }))
+          parts.push(part)
+        return parts.at(-1)
+      })
+      expect(streamed.ms).toBeLessThan(5_000)
+      expect(streamed.outcome).toMatchObject({ value: { type: 'finish', finishReason: 'abort' } })
+      const prepared = await timed((client, signal) => client.prepare({ signal }))
+      expect(prepared.ms).toBeLessThan(5_000)
+      expect(prepared.outcome).toMatchObject({ error: { name: 'AbortedError' } })
+      const disposed = await timed(
+        (client) => client.chat({ messages: [{ role: 'user', content: 'Hello' }], maxTokens: 4 }),
+        true,
+      )
+      expect(disposed.ms).toBeLessThan(5_000)
+      expect(disposed.outcome).toMatchObject({ error: { name: 'AbortedError' } })
+    } finally {
+      manifestDown = false
+    }
+  }, 120_000)
 })

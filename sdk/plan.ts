@@ -2,7 +2,7 @@
 // do (capabilities and the probe), the package's state, the policy and the edge's availability.
 // The router (route.ts) is the pure decision; this gathers its inputs from the device host and
 // covers the cases the router cannot see (no device host at all, a package that cannot be read).
-import { type OndeviceError, toOndeviceError } from '../core/errors.ts'
+import { AbortedError, type OndeviceError, toOndeviceError } from '../core/errors.ts'
 import type { DeviceHost, DeviceLoadOptions } from './device.ts'
 import {
   type DeviceCapabilities,
@@ -41,6 +41,11 @@ export interface DeviceState {
    * with the store's policy even while the edge could answer.
    */
   readonly loading?: boolean
+  /**
+   * The request's (or prepare()'s) signal: the look at the package stops with it, a wait through
+   * manifest.json's retry pauses included (an AbortedError, not a fall-back to the edge).
+   */
+  readonly signal?: AbortSignal
 }
 
 export class Planner {
@@ -101,9 +106,12 @@ export class Planner {
         (await host.inspect(this.#options.model, {
           ...this.#options.deviceOptions,
           ...(once ? { retryManifest: false } : {}),
+          ...(device.signal === undefined ? {} : { signal: device.signal }),
         }))
       if (packageInfo.cached) this.#cachedPackage = packageInfo
     } catch (error) {
+      // Stopped by the caller: not a package the device cannot use.
+      if (device.signal?.aborted) throw new AbortedError(undefined, { cause: error })
       const deviceError = toOndeviceError(error, 'model_invalid')
       if (policy === 'device-only' || !edge.configured || !capabilities.online || !edge.reachable)
         throw deviceError

@@ -89,6 +89,7 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
         shaderF16: capabilities.webgpu.features?.includes('shader-f16') ?? false,
         ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
         ...(inspectOptions.retryManifest === false ? { retryManifest: false } : {}),
+        ...(inspectOptions.signal === undefined ? {} : { signal: inspectOptions.signal }),
       })
     },
 

@@ -87,6 +87,11 @@ export interface DeviceInspectOptions extends Pick<DeviceLoadOptions, 'backend' 
    * request through the pauses (the load itself retries). Default true.
    */
   readonly retryManifest?: boolean
+  /**
+   * Stops the look at the package, a wait through manifest.json's retries included (their
+   * pauses last seconds to a minute): the router passes the request's signal.
+   */
+  readonly signal?: AbortSignal
 }
 
 /** Where device models come from, and what the device can do. */

@@ -267,14 +267,19 @@ export function createWorkerDeviceHost(
     // The page sees network changes first: its own navigator's state, read at each call.
     capabilities: async () => withCurrentNetwork(await call({ type: 'capabilities' })),
     inspect: (model, options) =>
-      call({
-        type: 'inspect',
-        model,
-        options: {
-          ...loadOptionsOf(options),
-          ...(options.retryManifest === false ? { retryManifest: false } : {}),
+      call(
+        {
+          type: 'inspect',
+          model,
+          options: {
+            ...loadOptionsOf(options),
+            ...(options.retryManifest === false ? { retryManifest: false } : {}),
+          },
         },
-      }),
+        {},
+        // Crosses as the abort message, as a load's does.
+        options.signal,
+      ),
     load: async (model, options) =>
       modelOf(
         await call(

@@ -46,7 +46,7 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
       case 'capabilities':
         return host.capabilities()
       case 'inspect':
-        return host.inspect(request.model, request.options)
+        return host.inspect(request.model, { ...request.options, signal })
       case 'load': {
         const model = await host.load(request.model, {
           ...request.options,

@@ -3,6 +3,8 @@
 // same parts as the same model in this thread, abort, the probe, errors that keep their class and
 // code, and the load's warnings (what the app's `ready` event and status() report).
 import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MessageChannel, Worker } from 'node:worker_threads'
@@ -59,6 +61,36 @@ afterAll(async () => {
 })
 
 describe('DeviceHost served by a worker + its proxy', () => {
+  it("inspect's signal crosses the thread: an abort ends a wait through manifest.json's retry pauses at once", async () => {
+    // A first load's manifest.json is retried through pauses of seconds (1, 2, 4 s by default);
+    // the router's look at the package could not be stopped, in this thread or across it.
+    let requests = 0
+    const controller = new AbortController()
+    let abortedAt = 0
+    const server = createServer((_request, response) => {
+      requests++
+      response.writeHead(503).end('overloaded')
+      // Within the first pause (1 s) after the first try.
+      if (requests === 1)
+        setTimeout(() => {
+          abortedAt = performance.now()
+          controller.abort()
+        }, 200)
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg/`
+      await expect(
+        host.inspect(url, { backend: 'native', dtype: 'fp32', signal: controller.signal }),
+      ).rejects.toMatchObject({ name: 'AbortedError' })
+      expect(requests).toBe(1)
+      expect(performance.now() - abortedAt).toBeLessThan(500)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((done) => server.close(done))
+    }
+  }, 30_000)
+
   it('errors keep their class, code and param across the thread', async () => {
     const missing = host.load(join(folder, 'missing'), { backend: 'native' })
     await expect(missing).rejects.toBeInstanceOf(ModelError)
