@@ -365,8 +365,23 @@ export class Tokenizer {
     return this.#tokenByteTable
   }
 
-  /** The model's chat template rendered for `messages` (throws when the model has none). */
+  /**
+   * The model's chat template rendered for `messages` (throws when the model has none): the text
+   * encodeChat's prompt decodes to. Caller strings reach the template as data here too (see
+   * encodeChat), so a template that reads them (Qwen3's, which takes a user turn that starts with
+   * `<tool_response>` and ends with `</tool_response>` for a tool result) reads a user's typed
+   * tags as the text they are, as the ids carry them.
+   */
   applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): string {
+    const hidden = this.#renderHidden(messages, options)
+    if (hidden === undefined) return this.#render(messages, options)
+    return hidden.rendered.replace(
+      hidden.placeholder,
+      (_, index: string) => hidden.literals[Number(index)] ?? '',
+    )
+  }
+
+  #render(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions): string {
     if (this.chatTemplate === undefined) {
       throw new InvalidArgumentError(
         'messages',
@@ -398,19 +413,44 @@ export class Tokenizer {
    * turn's own text keeps the tokens the model writes as text (`<think>`, `<tool_call>`: added but
    * not special), since templates split `<think>` blocks out of it and a conversation's earlier
    * answers must encode to the ids the model produced; special tokens are data there too.
-   * Input without any added-token text renders and encodes exactly as before.
+   * Input without any added-token text renders and encodes exactly as before. The ids decode to
+   * applyChatTemplate's text.
    */
   encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
+    const hidden = this.#renderHidden(messages, options)
+    if (hidden === undefined) return this.encode(this.#render(messages, options), { addSpecialTokens: false })
+    const { rendered, placeholder, literals } = hidden
+    const ids: number[] = []
+    const pieces = rendered.split(placeholder)
+    for (const [index, piece] of pieces.entries()) {
+      // Appended one by one: spreading a long array into push() overflows the call stack.
+      const encoded =
+        index % 2 === 0
+          ? piece.length > 0
+            ? this.encode(piece, { addSpecialTokens: false })
+            : []
+          : this.#encodeLiteral(literals[Number(piece)] ?? '')
+      for (const id of encoded) ids.push(id)
+    }
+    return ids
+  }
+
+  /**
+   * The template rendered with every added token's text in caller strings swapped for a numbered
+   * placeholder (`placeholder` matches one and captures its number, the index into `literals`);
+   * undefined when no caller string holds such text, and the plain render is the prompt.
+   */
+  #renderHidden(
+    messages: readonly ChatMessage[],
+    options: ApplyChatTemplateOptions,
+  ): { rendered: string; placeholder: RegExp; literals: string[] } | undefined {
     const every = this.#addedTokenTexts.every
-    if (every.length === 0)
-      return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
+    if (every.length === 0) return undefined
     const everyPattern = this.#addedTokenTexts.everyPattern
     const specialPattern = this.#addedTokenTexts.specialPattern
     const found: string[] = []
     collectStrings([messages, options.tools, options.extraVariables], found)
-    if (!found.some((text) => text.search(everyPattern) !== -1)) {
-      return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false })
-    }
+    if (!found.some((text) => text.search(everyPattern) !== -1)) return undefined
     const marker = unusedPrivateUseCharacter([this.chatTemplate ?? '', ...found])
     const literals: string[] = []
     const hideWith =
@@ -448,20 +488,11 @@ export class Tokenizer {
             >,
           }),
     }
-    const rendered = this.applyChatTemplate(hidden, hiddenOptions)
-    const ids: number[] = []
-    const pieces = rendered.split(new RegExp(`${marker}(\\d+)${marker}`))
-    for (const [index, piece] of pieces.entries()) {
-      // Appended one by one: spreading a long array into push() overflows the call stack.
-      const encoded =
-        index % 2 === 0
-          ? piece.length > 0
-            ? this.encode(piece, { addSpecialTokens: false })
-            : []
-          : this.#encodeLiteral(literals[Number(piece)] ?? '')
-      for (const id of encoded) ids.push(id)
+    return {
+      rendered: this.#render(hidden, hiddenOptions),
+      placeholder: new RegExp(`${marker}(\\d+)${marker}`, 'g'),
+      literals,
     }
-    return ids
   }
 
   #addedTokenTextsCache: AddedTokenTexts | undefined
