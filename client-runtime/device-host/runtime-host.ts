@@ -43,6 +43,14 @@ export interface RuntimeDeviceHostOptions {
 
 type Probed = DeviceCapabilities & { readonly webgpu: WebGpuReport }
 
+/**
+ * A device host answers chats, and a package without a chat template (a llama2.c conversion such
+ * as stories260K) can only continue plain text: its load succeeded silently and every request
+ * then failed. The edge refuses such a load outright; the device says so at load.
+ */
+const untemplatedWarning =
+  "This package has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja): every chat request is refused (InvalidArgumentError 'messages'). Use a package with a template (a converted Hugging Face chat model, or ondevice fixture for a test); plain text goes through ondevice/core's generate() on tokenizer.encode()."
+
 export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}): DeviceHost {
   let runtimeHost: Promise<RuntimeHost> | undefined
   const getHost = (): Promise<RuntimeHost> =>
@@ -115,7 +123,10 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
         tokenizer: loaded.tokenizer,
         dispose: () => loaded.dispose(),
         // A page's app never sees loaded.* otherwise: the model answers through the DeviceModel.
-        warnings: loaded.warnings,
+        warnings:
+          loaded.tokenizer.chatTemplate === undefined
+            ? [...loaded.warnings, untemplatedWarning]
+            : loaded.warnings,
         ...(options.probeTokens === undefined ? {} : { probeTokens: options.probeTokens }),
       })
     },
