@@ -1,6 +1,6 @@
 // What every route's run builds the same way: the sampling fields both sides draw with, the
 // finish of an aborted answer, and the one error that lists every attempt.
-import { deserializeError, OndeviceError } from '../core/errors.ts'
+import { deserializeError, OndeviceError, type PartialAnswer } from '../core/errors.ts'
 import { type SamplingOptions, samplingOptionNames } from '../core/sampling/options.ts'
 import type { FinishPart, Route } from '../core/stream-parts.ts'
 import type { SamplingRequest } from './options.ts'
@@ -65,4 +65,17 @@ export function abortFinish(
       routeReason: reason,
     },
   }
+}
+
+/**
+ * The answer's start for an error (chat()'s and the AI SDK provider's error.partialAnswer), or
+ * undefined when nothing of it was produced.
+ */
+export function partialAnswerOf(
+  text: string,
+  reasoning: string,
+  tokenIds: readonly number[],
+): PartialAnswer | undefined {
+  if (text === '' && reasoning === '' && tokenIds.length === 0) return undefined
+  return { text, ...(reasoning === '' ? {} : { reasoning }), tokenIds: [...tokenIds] }
 }

@@ -9,7 +9,6 @@ import {
   deserializeError,
   InvalidArgumentError,
   OndeviceError,
-  type PartialAnswer,
   serializeError,
   toOndeviceError,
 } from '../core/errors.ts'
@@ -22,7 +21,7 @@ import type {
   ToolCall,
   Usage,
 } from '../core/stream-parts.ts'
-import { abortFinish, chainError, isAbort } from './answer-parts.ts'
+import { abortFinish, chainError, isAbort, partialAnswerOf } from './answer-parts.ts'
 import { type DeviceHost, type DeviceModel, type DownloadProgress, defaultDeviceHost } from './device.ts'
 import { type DeviceFailure, runDevice, type StallWatch } from './device-run.ts'
 import { DeviceSlot } from './device-slot.ts'
@@ -720,14 +719,4 @@ async function* forTheReader(parts: AsyncGenerator<StreamPart>): AsyncGenerator<
     }
     yield part
   }
-}
-
-/** The answer's start for an error, or undefined when nothing of it was produced. */
-function partialAnswerOf(
-  text: string,
-  reasoning: string,
-  tokenIds: readonly number[],
-): PartialAnswer | undefined {
-  if (text === '' && reasoning === '' && tokenIds.length === 0) return undefined
-  return { text, ...(reasoning === '' ? {} : { reasoning }), tokenIds: [...tokenIds] }
 }

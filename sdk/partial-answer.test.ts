@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateText } from 'ai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureDefaultPackage } from '../builder/default-package.ts'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
@@ -13,6 +14,7 @@ import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import { AbortedError, BackendError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
+import { createOndevice } from './ai-sdk/index.ts'
 import { createClient } from './client.ts'
 
 let workDir: string
@@ -99,6 +101,46 @@ describe('chat() rejecting mid-answer carries the answer so far', () => {
         text: before.text,
         tokenIds: before.tokenIds,
       })
+    } finally {
+      onDecodeStep = undefined
+      await client.dispose()
+    }
+  }, 120_000)
+
+  it("the AI SDK provider's generateText rejects with the same partialAnswer as chat()", async () => {
+    // ondevice/ai-sdk's doGenerate read the same stream as chat() but threw its error part bare:
+    // generateText lost the text that chat() keeps on the error.
+    const client = deviceClient()
+    try {
+      await client.prepare()
+      const arm = () => {
+        let step = 0
+        onDecodeStep = () => {
+          if (++step === 12) throw new BackendError('backend_failed', 'The device lost its GPU (test).')
+        }
+      }
+      arm()
+      const fromChat = await client.chat(request).then(
+        () => undefined,
+        (caught: unknown) => caught as OndeviceError,
+      )
+      expect(fromChat?.partialAnswer?.text).toBeTruthy()
+      onDecodeStep = undefined
+      await client.prepare()
+      arm()
+      const ondevice = createOndevice({ client })
+      const fromGenerateText = await generateText({
+        model: ondevice(),
+        messages: request.messages,
+        temperature: request.temperature,
+        maxOutputTokens: request.maxTokens,
+        maxRetries: 0,
+      }).then(
+        () => undefined,
+        (caught: unknown) => caught as OndeviceError,
+      )
+      expect(fromGenerateText).toBeInstanceOf(BackendError)
+      expect(fromGenerateText?.partialAnswer).toEqual(fromChat?.partialAnswer)
     } finally {
       onDecodeStep = undefined
       await client.dispose()
