@@ -46,6 +46,7 @@ let resumeResult: StoreCheck
 let redirectResult: StoreCheck
 let stallResult: StoreCheck
 let tabResults: StoreCheck[]
+let workerTabResults: StoreCheck[]
 let closedTab: StoreCheck
 let insecureResult: StoreCheck
 let reopenedTab: StoreCheck
@@ -219,6 +220,24 @@ beforeAll(async () => {
       tab.evaluate(() => (globalThis as unknown as { runTabCheck: () => Promise<StoreCheck> }).runTabCheck()),
     ),
   )
+  // The same, each tab's store in its model worker (sync access handles on the .partial files).
+  const workerContext = await chromium.newContext()
+  const workerTabs = await Promise.all([workerContext.newPage(), workerContext.newPage()])
+  for (const tab of workerTabs) {
+    await tab.goto(`http://127.0.0.1:${(flakyServer.address() as AddressInfo).port}/index.html`)
+    await tab.waitForFunction(() => 'runWorkerDownload' in globalThis)
+  }
+  workerTabResults = await Promise.all(
+    workerTabs.map((tab) =>
+      tab.evaluate(() =>
+        (
+          globalThis as unknown as {
+            runWorkerDownload: (until: undefined, path: string) => Promise<StoreCheck>
+          }
+        ).runWorkerDownload(undefined, '/slow/'),
+      ),
+    ),
+  )
 }, 120_000)
 
 afterAll(async () => {
@@ -319,6 +338,16 @@ describe('browser store in two tabs (OPFS)', () => {
     expect(tabResults).toEqual([
       { loaded: { length: weights.length, checksum } },
       { loaded: { length: weights.length, checksum } },
+    ])
+  })
+})
+
+describe('browser store in two tabs, each in its model worker (OPFS, sync access handles)', () => {
+  it('loads one package in two tabs at once: both get the verified file', () => {
+    const checksum = weights.reduce((sum, value) => (sum * 31 + value) % 1_000_003, 0)
+    expect(workerTabResults).toEqual([
+      { done: { length: weights.length, checksum } },
+      { done: { length: weights.length, checksum } },
     ])
   })
 })

@@ -151,7 +151,7 @@ async function tab(): Promise<StoreCheck> {
  * /trickle/'s weights downloaded by the store in a Web Worker (as the SDK runs it): answers once
  * `until` bytes of the file have arrived (the test then closes the tab), else with the result.
  */
-function workerDownload(until?: number): Promise<StoreCheck> {
+function workerDownload(until?: number, path = '/trickle/'): Promise<StoreCheck> {
   const worker = new Worker(new URL('./store-worker.ts', import.meta.url), { type: 'module' })
   return new Promise((resolve) => {
     worker.onmessage = (event: MessageEvent<{ progress?: number } & StoreCheck>) => {
@@ -159,7 +159,7 @@ function workerDownload(until?: number): Promise<StoreCheck> {
       if (progress === undefined) resolve(event.data)
       else if (until !== undefined && progress >= until) resolve({ progress })
     }
-    worker.postMessage({ source: new URL('/trickle/', location.href).href })
+    worker.postMessage({ source: new URL(path, location.href).href })
   })
 }
 
@@ -174,8 +174,9 @@ async function insecure(): Promise<StoreCheck> {
 
 ;(globalThis as { runInsecureCheck?: () => Promise<StoreCheck> }).runInsecureCheck = insecure
 ;(globalThis as { runTabCheck?: () => Promise<StoreCheck> }).runTabCheck = tab
-;(globalThis as { runWorkerDownload?: (until?: number) => Promise<StoreCheck> }).runWorkerDownload =
-  workerDownload
+;(
+  globalThis as { runWorkerDownload?: (until?: number, path?: string) => Promise<StoreCheck> }
+).runWorkerDownload = workerDownload
 ;(globalThis as { runResumeCheck?: () => Promise<StoreCheck> }).runResumeCheck = resume
 ;(globalThis as { runStallCheck?: () => Promise<StoreCheck> }).runStallCheck = stall
 ;(globalThis as { runRedirectCheck?: () => Promise<StoreCheck> }).runRedirectCheck = crossOriginRedirect
