@@ -61,6 +61,11 @@ export interface GenerateRequest {
   readonly maxTokens?: number
   readonly stop?: readonly string[]
   readonly signal?: AbortSignal
+  /**
+   * Called while the model works on one step without a part to show (a long prompt's prefill on
+   * the engine), so a caller that watches for stalled generations sees this one is alive.
+   */
+  readonly onProgress?: () => void
   readonly continuation?: Continuation
   /**
    * Positions inside the prompt where a chat turn starts (`encodeChatTurns(...).turnBoundaries`).
@@ -516,10 +521,11 @@ export async function* generate(
 
   const run = async (tokenIds: readonly number[], checkpoint: boolean): Promise<Float32Array | undefined> => {
     try {
-      const logits = await session.append(
-        tokenIds,
-        signal === undefined ? { checkpoint } : { signal, checkpoint },
-      )
+      const logits = await session.append(tokenIds, {
+        checkpoint,
+        ...(signal === undefined ? {} : { signal }),
+        ...(request.onProgress === undefined ? {} : { onProgress: request.onProgress }),
+      })
       if (!(logits instanceof Float32Array) || logits.length !== vocabularySize) {
         throw new BackendError(
           'backend_failed',

@@ -25,6 +25,11 @@ export interface ModelSessionInfo {
 export interface RunOptions {
   readonly signal?: AbortSignal
   /**
+   * Called while a long append is under way (the engine: between its passes), so a caller that
+   * takes a silent generation for a dead one (a server's slot lease) sees that it is alive.
+   */
+  readonly onProgress?: () => void
+  /**
    * Keep the state after this append so that rewind() can come back to it later. Only sessions
    * that cannot rewind everywhere (recurrent state) need it. Default: true for an append of more
    * than one token (a prompt or a turn), false for one (a decode step).

@@ -391,6 +391,9 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     generate(taken, model.tokenizer, {
       ...toGenerateRequest(request, { promptTokenIds, promptBoundaries, maxTokens }),
       signal: abort.signal,
+      // A long prefill shows no part for a while: its passes keep the lease alive (a waiting
+      // request would otherwise reclaim it as stalled and stop it).
+      onProgress: () => lease.touch(),
     }),
   )
   const header: CompletionHeader = {

@@ -58,6 +58,19 @@ describe.each(['qwen3', 'qwen3_5'])('%s: a long append', (arch) => {
     }
   })
 
+  it("reports its progress between passes (a server keeps a long prefill's slot alive with it)", async () => {
+    const session = await load(arch)
+    try {
+      let calls = 0
+      await session.append(ids.slice(0, 300), { onProgress: () => calls++ })
+      expect(calls).toBe(4) // five passes of up to 64 tokens
+      await session.append([1], { onProgress: () => calls++ })
+      expect(calls).toBe(4) // a decode step is one pass
+    } finally {
+      await session.dispose()
+    }
+  })
+
   it('stops at an abort that lands between passes and keeps the cache as it was', async () => {
     const reference = await load(arch)
     const expected = bytes(await reference.append(ids.slice(0, 70)))

@@ -327,6 +327,7 @@ export class EngineSession implements ModelSession {
         // A prompt is many passes of the calling thread: between them a server answers its other
         // requests and health checks, and a caller's abort lands (it stops the append there).
         between: async () => {
+          options.onProgress?.()
           await yieldToEventLoop()
           this.#live()
         },
