@@ -344,6 +344,37 @@ describe('deploys of an app that serves the engine under a fixed name, in Chromi
     expect(again.exports).toEqual(online.exports)
   }, 60_000)
 
+  it("storage nearly full (the model's files fill the origin's quota): the next deploy's copy is kept in place of the earlier deploy's, not refused beside it", async () => {
+    // Keeping the next build's copy put it first and dropped the earlier deploy's after: with the
+    // quota nearly used up (as a stored model leaves it), the put failed, the earlier copy stayed
+    // (unusable by these scripts) and the next deploy had no copy, so the app failed offline.
+    const full = await chromium.newContext()
+    try {
+      expect((await loadFrom(earlier, { into: full })).deploy).toBe('earlier')
+      const page = await full.newPage()
+      await page.goto(url)
+      const { usage } = await page.evaluate(() => navigator.storage.estimate())
+      // Room for less than one more copy of the engine (88 KB), more than nothing.
+      const cdp = await full.newCDPSession(page)
+      await cdp.send('Storage.overrideQuotaForOrigin', {
+        origin: new URL(url).origin,
+        quotaSize: (usage ?? 0) + 40_000,
+      })
+      const online = await loadFrom(next, { into: full })
+      expect(online.error).toBeUndefined()
+      const keys = await page.evaluate(async () =>
+        (await (await caches.open('ondevice-engine')).keys()).map((request) => request.url),
+      )
+      expect(keys).toHaveLength(1)
+      const offline = await loadFrom(next, { into: full, offline: true })
+      expect(offline.error).toBeUndefined()
+      expect(offline.deploy).toBeUndefined()
+      await page.close()
+    } finally {
+      await full.close()
+    }
+  }, 60_000)
+
   it("a served .wasm of another build than the page's scripts (a stale CDN or HTTP cache) is refused: the kept copy of the right build runs, else a retryable error names both", async () => {
     // The context above keeps the next deploy's build.
     const requestsBefore = wasmRequests.length

@@ -73,15 +73,18 @@ export async function keptEngineCopy(build: EngineBuild): Promise<KeptEngineCopy
 
 /**
  * Keeps bytes of `build`: call it only with bytes that compiled. Bytes whose sha256 is not the one
- * this version names are not kept; entries of other deploys are dropped.
+ * this version names are not kept; entries of other deploys are dropped (before the put).
  */
 export async function keepEngineCopy(build: EngineBuild, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
   try {
     if ((await sha256Hex(bytes)) !== engineSha256[build]) return
     const cache = await openCache()
     if (!cache) return
-    await cache.put(keyOf(build), new Response(bytes, { headers: { 'content-type': 'application/wasm' } }))
+    // Earlier deploys' copies go first: with the origin's quota nearly used up (a stored model
+    // leaves it so), putting this one beside them failed, and the copy left was one these
+    // scripts cannot run.
     await dropOtherDeploys(cache)
+    await cache.put(keyOf(build), new Response(bytes, { headers: { 'content-type': 'application/wasm' } }))
   } catch {
     // A failed put costs the offline copy only; the load itself has its module.
   }
