@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http'
 import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { serve } from '@hono/node-server'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { BackendError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
@@ -356,6 +356,38 @@ describe('an edge that fails, then recovers', () => {
       await client.dispose()
       if (cutting.listening) await new Promise<void>((done) => cutting.close(() => done()))
       await back?.close()
+    }
+  }, 30_000)
+
+  it('the wait is the same however the wall clock moves (set back a day: the edge stayed out for a day)', async () => {
+    // A real clock change cannot be made in a test (NTP, a user, a phone syncing its time): Date.now
+    // is what moves here, as in device-slot.test.ts.
+    let attempts = 0
+    const cutting = createNetServer((socket) => {
+      attempts++
+      socket.destroy()
+    })
+    await new Promise<void>((done) => cutting.listen(0, '127.0.0.1', done))
+    const client = createClient(
+      {
+        policy: 'prefer-edge',
+        edge: { url: `http://127.0.0.1:${(cutting.address() as AddressInfo).port}` },
+        thresholds: { minDeviceTokensPerSecond: 1 },
+      },
+      { deviceHost: createTestDeviceHost() },
+    )
+    try {
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      const tried = attempts
+      const realNow = Date.now.bind(Date)
+      vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 86_400_000)
+      await new Promise((resolve) => setTimeout(resolve, 2_200))
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(attempts).toBeGreaterThan(tried)
+    } finally {
+      vi.restoreAllMocks()
+      await client.dispose()
+      await new Promise<void>((done) => cutting.close(() => done()))
     }
   }, 30_000)
 

@@ -58,7 +58,10 @@ function deviceFormat(device: DeviceFailure): {
 
 export class EdgeSide {
   readonly #client: EdgeClient
-  /** Until when the router leaves the edge out (after an edge_unavailable; 0: not left out). */
+  /**
+   * Until when (performance.now) the router leaves the edge out (after an edge_unavailable; 0: not
+   * left out). Not the wall clock: one set back a day left the edge out for a day.
+   */
   #unreachableUntil = 0
   /** edge_unavailable failures since the edge last answered: how long the next wait is. */
   #failuresInARow = 0
@@ -77,7 +80,7 @@ export class EdgeSide {
    */
   async maxTokens(signal?: AbortSignal): Promise<number | undefined> {
     const known = this.#client.knownMaxTokens
-    if (known !== undefined || Date.now() < this.#maxTokensUnknownUntil) return known
+    if (known !== undefined || performance.now() < this.#maxTokensUnknownUntil) return known
     const bounded = AbortSignal.any([
       AbortSignal.timeout(limitsLookupMs),
       ...(signal === undefined ? [] : [signal]),
@@ -88,7 +91,7 @@ export class EdgeSide {
     } catch {
       // Unknown: the answer starts unchecked, as with an older edge.
     }
-    if (maxTokens === undefined) this.#maxTokensUnknownUntil = Date.now() + edgeRetryDelayMs
+    if (maxTokens === undefined) this.#maxTokensUnknownUntil = performance.now() + edgeRetryDelayMs
     return maxTokens
   }
 
@@ -106,7 +109,7 @@ export class EdgeSide {
    * failure there leaves it out for the next, longer wait; an answer resets the count).
    */
   get reachable(): boolean {
-    return Date.now() >= this.#unreachableUntil
+    return performance.now() >= this.#unreachableUntil
   }
 
   /**
@@ -255,7 +258,7 @@ export class EdgeSide {
         // Requests sent while the edge was up that fail inside a wait already begun are the same
         // outage, not further failures in a row: five answers cut by one restart would otherwise
         // double the wait four more times. They may lengthen it (a later Retry-After) only.
-        const now = Date.now()
+        const now = performance.now()
         if (now >= this.#unreachableUntil) this.#failuresInARow++
         this.#unreachableUntil = Math.max(
           this.#unreachableUntil,
