@@ -8,6 +8,7 @@
 // wraps above 2 GiB and the C side reads back as unsigned). Views over memory are made fresh
 // after any allocation because growing memory detaches the old ArrayBuffer.
 
+import { BackendError } from '../../core/errors.ts'
 import type { DotForms } from './dot-form.ts'
 import type { ParallelJob, ParallelKernel, ThreadPool } from './thread-pool.ts'
 
@@ -361,10 +362,28 @@ export class Kernels {
       )
     const have = this.memory.buffer.byteLength
     // Grow in steps of at least 64 MiB (pages nobody touches cost no RSS), not once per tensor.
-    if (end > have)
-      this.memory.grow(
-        Math.ceil(Math.min(maxMemoryBytes - have, Math.max(end - have, 64 * 1024 * 1024)) / PAGE),
-      )
+    if (end > have) {
+      const pages = Math.ceil(Math.min(maxMemoryBytes - have, Math.max(end - have, 64 * 1024 * 1024)) / PAGE)
+      const needed = Math.ceil((end - have) / PAGE)
+      try {
+        try {
+          this.memory.grow(pages)
+        } catch (error) {
+          // A host short of memory may still give what this allocation needs without the step.
+          if (needed >= pages) throw error
+          this.memory.grow(needed)
+        }
+      } catch (error) {
+        // The host's own words ('WebAssembly.Memory.grow(): Unable to grow instance memory') say
+        // neither how much nor what to do; a phone or a crowded browser refuses here.
+        const mib = (bytes: number) => Math.ceil(bytes / 1024 ** 2)
+        throw new BackendError(
+          'backend_unavailable',
+          `This device would not give the WebAssembly engine more memory: it holds ${mib(have)} MiB and needs ${mib(needed * PAGE)} MiB more (${mib(end)} MiB in all). Free memory (close other tabs or apps), or load a smaller dtype (q4) or a shorter contextLength.`,
+          { cause: error },
+        )
+      }
+    }
     this.#top = end
     return start
   }
