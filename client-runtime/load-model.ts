@@ -272,6 +272,13 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   }
   const ortBackend: Backend = engineWanted ? 'ort-wasm' : backend
   const { ort, setup } = await host.loadOrt(ortBackend, options)
+  // onnxruntime-web takes its threads when it is set up: fewer than asked (a page that is not
+  // cross-origin isolated) is said as the engine says it, not left to a setup record.
+  const ortThreads = setup?.['threads']
+  if (options.numThreads !== undefined && typeof ortThreads === 'number' && ortThreads < options.numThreads)
+    warnings.push(
+      `numThreads ${options.numThreads} asked for, onnxruntime-web runs on ${ortThreads === 1 ? 'one thread' : `${ortThreads} threads`}: ${String(setup?.['threadsReason'] ?? 'as it was set up')}.`,
+    )
   const model = await openOrtModel(ort, storedPackageReader(pkg), {
     backend: ortBackend,
     dtype,

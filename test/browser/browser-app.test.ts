@@ -16,8 +16,9 @@
 // 5. The same app under Vite's dev server (`vite`, where a developer starts): the device loads the
 //    engine from the installed package and answers (a JSON answer too), and Vite prints no warning
 //    about it.
-// 6. A page that is not cross-origin isolated asking numThreads 4 runs one thread, and the app is
-//    told so (the `ready` event's warnings, status().loadWarnings).
+// 6. A page that is not cross-origin isolated asking numThreads 4 runs one thread (the engine, and
+//    onnxruntime-web's WASM), and the app is told so (the `ready` event's warnings,
+//    status().loadWarnings).
 // 7. The page's up-front JavaScript is within its budget without the structured-output compiler
 //    (test/browser/page-bundle-size.test.ts says why), which the first request with a schema
 //    loads; while that chunk cannot load, the request fails with a retryable error naming it.
@@ -555,6 +556,19 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       const ready = (await app(page).events()).filter((event) => event.name === 'ready')
       expect(ready).toHaveLength(1)
       expect(ready[0]?.warnings).toEqual(prepared.loadWarnings)
+      // onnxruntime-web's WASM on the same page: one thread too, and said so (it said nothing).
+      const ortPage = await context.newPage()
+      await ortPage.goto(
+        `${appOrigin}/?isolated=0&threads=4&backend=ort-wasm&edge=${encodeURIComponent(edgeUrl)}&minTokensPerSecond=0.01`,
+      )
+      await ortPage.waitForFunction(() => 'app' in window)
+      const ortPrepared = await app(ortPage).call('prepare')
+      expect(ortPrepared, JSON.stringify(ortPrepared)).toMatchObject({ route: 'device', loaded: true })
+      expect(ortPrepared.loadWarnings).toEqual([
+        expect.stringMatching(
+          /^numThreads 4 asked for, onnxruntime-web runs on one thread: page is not cross-origin isolated.*Cross-Origin-Embedder-Policy/,
+        ),
+      ])
     } finally {
       await context.close()
     }

@@ -15,6 +15,8 @@ const ai = createClient({
   // Two WebAssembly threads: the engine's helper Web Worker comes out of the app's build, and the
   // server's COOP/COEP headers make the page cross-origin isolated (shared memory).
   numThreads: Number(params.get('threads') ?? 2),
+  // onnxruntime-web's WASM instead of ondevice's engine, when the test asks for it.
+  ...(params.get('backend') === 'ort-wasm' ? { backend: 'ort-wasm' as const } : {}),
   // The embedded default model is tiny but a loaded 2-core machine still decodes it slowly.
   thresholds: { minDeviceTokensPerSecond: Number(params.get('minTokensPerSecond') ?? 8) },
 })
