@@ -169,7 +169,7 @@ export class Tokenizer {
    * normalizing, their lstrip / rstrip, the pre-tokenizer per section, the post-processor), with
    * the model giving ids directly: nothing but the order of the steps is ours.
    */
-  #encodeIds(text: string, addSpecialTokens: boolean, pieces?: string[]): number[] {
+  #encodeIds(text: string, addSpecialTokens: boolean, pieces?: string[], literals?: Literals): number[] {
     const library = this.#tokenizer as unknown as LibraryInternals
     const added = library.added_tokens_map
     const ids: number[] = []
@@ -181,6 +181,15 @@ export class Tokenizer {
       if (whole !== undefined) {
         ids.push(whole.id)
         pieces?.push(section)
+        continue
+      }
+      if (literals !== undefined && section.search(literals.placeholder) !== -1) {
+        // The stretch with a caller's control text in it, put back, spelled as plain text.
+        const plain = section.replace(
+          literals.placeholder,
+          (_, index: string) => literals.texts[Number(index)] ?? '',
+        )
+        this.#encodePlain(plain, sectionIndex, ids)
         continue
       }
       let processed = section
@@ -409,7 +418,9 @@ export class Tokenizer {
    * `<tool_call>`, `<think>` typed by a user) must not become the real token id, or a user could
    * forge turns, tool calls or tool results (prompt injection). Such occurrences are swapped for
    * private-use placeholders before the template runs and encoded back as plain text, while the
-   * markers the template itself writes still become their tokens. One exception: an assistant
+   * markers the template itself writes still become their tokens: the stretch between two of
+   * those markers that holds one goes through the normalizer, pre-tokenizer and model as one
+   * text, as the tokenizer spells it when the control text is no token. One exception: an assistant
    * turn's own text keeps the tokens the model writes as text (`<think>`, `<tool_call>`: added but
    * not special), since templates split `<think>` blocks out of it and a conversation's earlier
    * answers must encode to the ids the model produced; special tokens are data there too.
@@ -419,20 +430,10 @@ export class Tokenizer {
   encodeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): number[] {
     const hidden = this.#renderHidden(messages, options)
     if (hidden === undefined) return this.encode(this.#render(messages, options), { addSpecialTokens: false })
-    const { rendered, placeholder, literals } = hidden
-    const ids: number[] = []
-    const pieces = rendered.split(placeholder)
-    for (const [index, piece] of pieces.entries()) {
-      // Appended one by one: spreading a long array into push() overflows the call stack.
-      const encoded =
-        index % 2 === 0
-          ? piece.length > 0
-            ? this.encode(piece, { addSpecialTokens: false })
-            : []
-          : this.#encodeLiteral(literals[Number(piece)] ?? '')
-      for (const id of encoded) ids.push(id)
-    }
-    return ids
+    return this.#encodeIds(hidden.rendered, false, undefined, {
+      placeholder: hidden.placeholder,
+      texts: hidden.literals,
+    })
   }
 
   /**
@@ -520,22 +521,37 @@ export class Tokenizer {
     return this.#addedTokenTextsCache
   }
 
-  /** Text to ids through the normalizer, pre-tokenizer and model only: never an added/special token. */
-  #encodeLiteral(text: string): number[] {
+  /**
+   * A section's text to ids as #encodeIds encodes a section (the normalizer, the pre-tokenizer,
+   * the model), with no added token matched in it: the text an added token's text in a caller's
+   * string is part of.
+   */
+  #encodePlain(text: string, sectionIndex: number, ids: number[]): void {
     const library = this.#tokenizer as unknown as LibraryInternals
-    const normalized = library.normalizer ? library.normalizer(text) : text
-    const words = library.pre_tokenizer
-      ? library.pre_tokenizer(normalized, { section_index: 1 })
-      : [normalized]
-    const ids: number[] = []
+    let processed = text
+    if (library.remove_space === true) processed = processed.trim().split(/\s+/).join(' ')
+    if (library.do_lowercase_and_remove_accent) processed = processed.toLowerCase().replace(/\p{M}/gu, '')
+    if (library.normalizer !== null) processed = library.normalizer(processed)
+    if (processed.length === 0) return
+    const words =
+      library.pre_tokenizer !== null
+        ? library.pre_tokenizer(processed, { section_index: sectionIndex })
+        : [processed]
+    const start = ids.length
     this.#model.encodeWords(words, ids)
-    for (const id of ids)
-      if (id === undefined)
+    for (let index = start; index < ids.length; index++)
+      if (ids[index] === undefined)
         throw new TokenizerError(
           `The text ${JSON.stringify(text)} cannot be encoded as plain text by this tokenizer.`,
         )
-    return ids
   }
+}
+
+/** Caller strings' added-token texts and the placeholders that stand for them in a render. */
+interface Literals {
+  /** Matches one placeholder (global) and captures its index into `texts`. */
+  readonly placeholder: RegExp
+  readonly texts: readonly string[]
 }
 
 /** The parts of @huggingface/tokenizers' Tokenizer (0.2) that its encode and decode use. */
