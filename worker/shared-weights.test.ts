@@ -171,8 +171,8 @@ describe('the session pool keeps each conversation under the slot count', () => 
   }, 120_000)
 })
 
-// Qwen3 here: its attention cache rewinds to any turn boundary (the engine's Qwen3.5 state only to
-// its last two checkpoints, which a next turn's boundaries do not meet; so it prefills again).
+// Qwen3 here: its attention cache rewinds anywhere (the engine's Qwen3.5 resumes a next turn too,
+// at the cache's end or a checkpoint: wasm/engine/next-turn.test.ts).
 describe('generation slots over one engine instance (wasm)', () => {
   it('answer concurrent requests exactly as alone, from one instance, and resume each conversation from its own cache', async () => {
     const shared = server(3, 'wasm', qwen3Dir)
