@@ -1,7 +1,11 @@
 // The SSE parser on hand-cut bodies: every line-break form split at every byte, comments, joined
 // data lines, and its bounds (line and event length, idle time without events).
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
+
+afterEach(() => {
+  vi.restoreAllMocks()
+})
 
 function body(pieces: readonly string[], endOpen = false): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder()
@@ -61,6 +65,46 @@ describe('parseServerSentEvents', () => {
     const error = await events(stream, { idleTimeoutMs: 200 }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(ServerSentEventError)
     expect((error as ServerSentEventError).reason).toBe('idle')
+  })
+
+  it('the idle time is the same however the wall clock moves (set forward: a live stream failed; back: a stalled one waited a day)', async () => {
+    // A real clock change cannot be made in a test (NTP, a phone syncing its time): Date.now is
+    // what moves here (after each event the reader gets), as in device-slot.test.ts.
+    const realNow = Date.now.bind(Date)
+    let shift = 0
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + shift)
+    const read = async (stream: ReadableStream<Uint8Array>, move: number) => {
+      const found: string[] = []
+      for await (const event of parseServerSentEvents(stream, { idleTimeoutMs: 200 })) {
+        found.push(event.data)
+        shift += move
+      }
+      return found
+    }
+    // Events every 20 ms, the clock set an hour forward after each: all ten arrive.
+    let sent = 0
+    const live = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        if (sent++ === 10) controller.close()
+        else controller.enqueue(new TextEncoder().encode(`data: ${sent}\n\n`))
+      },
+    })
+    expect(await read(live, 3_600_000)).toHaveLength(10)
+    // One event, then nothing, the clock set a day back: the idle error after 200 ms, not a day.
+    const stalled = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('data: 1\n\n'))
+      },
+      pull: () => new Promise(() => undefined),
+    })
+    const started = performance.now()
+    const error = await Promise.race([
+      read(stalled, -86_400_000).catch((caught: unknown) => caught),
+      new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting')),
+    ])
+    expect((error as ServerSentEventError).reason).toBe('idle')
+    expect(performance.now() - started).toBeLessThan(2_000)
   })
 
   it('a body of 1 MB of short lines in one chunk is read in one pass', async () => {

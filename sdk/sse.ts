@@ -57,10 +57,12 @@ export async function* parseServerSentEvents(
   let data: string[] = []
   let dataLength = 0
   let event = ''
-  let lastEventAt = Date.now()
+  // performance.now, not the wall clock: one set forward ended a live stream as idle, one set back
+  // kept a stalled one waiting as long as the change (as core/idle-timer.ts).
+  let lastEventAt = performance.now()
   const read = (): Promise<ReadableStreamReadResult<Uint8Array>> => {
     if (idleTimeoutMs === undefined) return reader.read()
-    const left = Math.max(0, lastEventAt + idleTimeoutMs - Date.now())
+    const left = Math.max(0, lastEventAt + idleTimeoutMs - performance.now())
     let timer: ReturnType<typeof setTimeout> | undefined
     const idle = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -118,7 +120,7 @@ export async function* parseServerSentEvents(
         }
         if (line === '') {
           if (data.length > 0) {
-            lastEventAt = Date.now()
+            lastEventAt = performance.now()
             yield { event: event || 'message', data: data.join('\n') }
           }
           data = []
