@@ -105,6 +105,13 @@ describe('loadModel', () => {
       await expect(
         loadModel({ model: packageDir, backend: 'native', numThreads, store: store() }),
       ).rejects.toMatchObject({ code: 'invalid_argument', param: 'numThreads' })
+    // A string is named as one: 'got 2' for '2' read as a value in range.
+    await expect(
+      loadModel({ model: packageDir, numThreads: '2' as unknown as number, store: store() }),
+    ).rejects.toMatchObject({ message: expect.stringContaining('got "2"') })
+    await expect(
+      loadModel({ model: packageDir, sessions: '2' as unknown as number, store: store() }),
+    ).rejects.toMatchObject({ param: 'sessions', message: expect.stringContaining('got "2"') })
   })
 
   it('refuses a package whose ONNX inputs do not match its config.json', async () => {

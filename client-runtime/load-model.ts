@@ -137,6 +137,11 @@ export interface RuntimeHost {
   engineFiles?(pkg: StoredPackage): WeightFileReader
 }
 
+/** A bad option's value as the caller wrote it: a string quoted (so '2' does not read as 2). */
+function shown(value: unknown): string {
+  return typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value))
+}
+
 export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions): Promise<LoadedModel> {
   if (typeof options !== 'object' || options === null)
     throw new InvalidArgumentError(
@@ -161,7 +166,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   )
     throw new InvalidArgumentError(
       'numThreads',
-      `numThreads must be an integer from 1 to 64, got ${String(options.numThreads)}; omit it for the backend's default.`,
+      `numThreads must be an integer from 1 to 64, got ${shown(options.numThreads)}; omit it for the backend's default.`,
     )
   if (
     options.sessions !== undefined &&
@@ -169,7 +174,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   )
     throw new InvalidArgumentError(
       'sessions',
-      `sessions must be an integer from 1 to 256, got ${String(options.sessions)}; omit it for 1.`,
+      `sessions must be an integer from 1 to 256, got ${shown(options.sessions)}; omit it for 1.`,
     )
   const requestedDtype = options.dtype === undefined ? undefined : normalizeDtype(options.dtype)
   const chosen = options.backend === undefined ? await host.defaultBackend() : { backend: options.backend }
