@@ -258,8 +258,14 @@ export const memoryCalibration: Readonly<Record<Exclude<MemoryBackend, 'webgpu'>
  */
 export const tokenizerResidentFactor = 1
 
-/** Copies of the recurrent state alive at once: the current one and the two checkpoints kept for rewind. */
-const stateCopies = 3
+/**
+ * Copies of the recurrent state alive at once: the current one and the two checkpoints kept for
+ * rewind; the engine (`wasm`) also keeps one more buffer, its copy of the states during decode (or
+ * the spare a dropped checkpoint leaves), which a next turn resumes from.
+ */
+function stateCopies(backend: MemoryBackend): number {
+  return backend === 'wasm' ? 4 : 3
+}
 
 /**
  * Stored bytes of one vocabulary × hidden matrix in the builder's layout for `dtype` (fp32, fp16;
@@ -361,7 +367,7 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
     // GPU buffers: the weights once, the cache (past and present, kept on the GPU between steps)
     // and one append's activations.
     const weights = inputs.weightFileBytes
-    const gpuCache = 2 * (cache.perToken * contextLength + cache.state * stateCopies)
+    const gpuCache = 2 * (cache.perToken * contextLength + cache.state * stateCopies(backend))
     const activations = activationBytes(config, prompt, true, allLogits)
     const scratch = activations.layers + activations.logits
     const gpuBytes = Math.ceil(weights + gpuCache + scratch)
@@ -402,7 +408,7 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
     (sharedTable ? table * optionalFactor(calibration.sharedTableExtraFactor) : 0) +
     lookup * (calibration.lookupFactor?.[inputs.dtype] ?? weightFactor)
   const perTokenBytes = cache.perToken * calibration.cacheFactor
-  const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies
+  const cacheTotal = perTokenBytes * contextLength + cache.state * stateCopies(backend)
   // A runtime that dequantizes the head on every call: the initializers plus the widened head,
   // beyond what the load's copies already count, and the multi-row path's fixed cost.
   const dequantizedFactor = optionalFactor(calibration.headDequantizedFactor)
@@ -450,8 +456,8 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
  * context (the copies a step keeps included) and one prompt append's activations, which run at
  * the same time as another session's. The part of `estimateMemory` that is per session: a
  * server whose concurrent slots share one copy of the weights (ONNX Runtime) needs the package's
- * estimate once plus this per further slot. Not for the engine, where a session is an instance
- * with its weights (its further sessions cost the whole estimate each).
+ * estimate once plus this per further slot. The engine's sessions share one instance's weights
+ * the same way.
  */
 export function estimateSessionMemory(
   backend: MemoryBackend,
@@ -475,7 +481,7 @@ export function estimateSessionMemory(
   if (backend === 'webgpu') {
     const activations = activationBytes(config, prompt, true, allLogits)
     return Math.ceil(
-      2 * (cache.perToken * contextLength + cache.state * stateCopies) +
+      2 * (cache.perToken * contextLength + cache.state * stateCopies(backend)) +
         activations.layers +
         activations.logits,
     )
@@ -495,7 +501,7 @@ export function estimateSessionMemory(
     factorOf(calibration.scratchFactor)
   return Math.ceil(
     cache.perToken * calibration.cacheFactor * contextLength +
-      cache.state * stateCopies +
+      cache.state * stateCopies(backend) +
       factorOf(calibration.scratchFactor) * activations.layers +
       logitsFactor * activations.logits,
   )
