@@ -25,6 +25,8 @@ import type { EngineFetchRequest, EngineFetchResult } from './engine-fetch-page/
 
 /** What the server does with a .wasm request. */
 let wasmMode: 'normal' | 'stall' | 'stall-body' = 'normal'
+/** A Content-Security-Policy sent with the page, when set. */
+let pagePolicy: string | undefined
 const wasmRequests: string[] = []
 /** .wasm requests left unanswered whose connection the browser closed (an aborted download). */
 let closedByBrowser = 0
@@ -68,6 +70,7 @@ beforeAll(async () => {
       const headers = {
         'content-type': types[extname(path)] ?? 'application/octet-stream',
         'cache-control': 'no-store',
+        ...(pagePolicy && extname(path) === '.html' ? { 'content-security-policy': pagePolicy } : {}),
       }
       if (extname(path) === '.wasm') {
         wasmRequests.push(`${wasmMode} ${path}`)
@@ -137,6 +140,26 @@ describe("the engine's .wasm fetch on a bad network, in Chromium", () => {
       expect(result.milliseconds).toBeGreaterThanOrEqual(700)
       expect(result.milliseconds).toBeLessThan(5_000)
     }
+  }, 30_000)
+
+  it("a page whose Content-Security-Policy forbids compiling WebAssembly is told to add 'wasm-unsafe-eval'", async () => {
+    wasmMode = 'normal'
+    pagePolicy = "default-src 'self'"
+    try {
+      const page = await reload()
+      const result = await loadEngine(page, { idleTimeoutMs: 5_000 })
+      await page.close()
+      // It was an OndeviceError 'internal' carrying only the browser's CompileError.
+      expect(result.error).toMatchObject({ name: 'BackendError', code: 'backend_unavailable' })
+      expect(result.error?.message).toMatch(
+        /Content-Security-Policy .* add 'wasm-unsafe-eval' to its script-src/,
+      )
+    } finally {
+      pagePolicy = undefined
+    }
+    const allowed = await reload()
+    expect((await loadEngine(allowed, { idleTimeoutMs: 5_000 })).error).toBeUndefined()
+    await allowed.close()
   }, 30_000)
 
   it("the load's signal ends the wait at once and stops the download", async () => {

@@ -155,6 +155,9 @@ async function fetchCompileAndKeep(
     module = await WebAssembly.compile(bytes)
   } catch (error) {
     if (signal.aborted) throw abortedLoad(url)
+    // A kept copy compiles no better under the same policy.
+    const refused = cspRefusal(error)
+    if (refused) throw refused
     const kept = await keptEngineCopy(build)
     if (kept.bytes === undefined) throw kept.droppedOtherBuild ? withDroppedCopy(error, build) : error
     try {
@@ -167,6 +170,21 @@ async function fetchCompileAndKeep(
   }
   await keepEngineCopy(build, bytes)
   return module
+}
+
+/**
+ * A page whose Content-Security-Policy lacks 'wasm-unsafe-eval' may compile no WebAssembly: the
+ * browser's CompileError names the directive but not what to add (it reached the app as an
+ * OndeviceError 'internal' with only the browser's words).
+ */
+function cspRefusal(error: unknown): BackendError | undefined {
+  const message = (error as { message?: unknown } | undefined)?.message
+  if (typeof message !== 'string' || !/content security policy/i.test(message)) return undefined
+  return new BackendError(
+    'backend_unavailable',
+    `The page's Content-Security-Policy does not allow compiling WebAssembly, which ondevice's engine needs: add 'wasm-unsafe-eval' to its script-src ('unsafe-eval' is not needed). The browser said: ${message}`,
+    { cause: error },
+  )
 }
 
 /** The error when the network served `build` with another sha256 than these scripts name. */
