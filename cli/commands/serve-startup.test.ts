@@ -491,6 +491,24 @@ describe('ondevice serve LOG_FORMAT=json', () => {
     }
   }, 120_000)
 
+  it('an unknown flag under LOG_FORMAT=json is refused as one JSON line too (exit code 2)', async () => {
+    // The flags' own refusal was the one plain-text line left ("Unknown option ... Run ... --help").
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [ondeviceBin, 'serve', '--port', '0', '--bogus'],
+        { env: { ...process.env, LOG_FORMAT: 'json' }, timeout: 30_000 },
+        (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      )
+    })
+    expect(result.code).toBe(2)
+    const [line, ...rest] = parsed(result.stderr)
+    expect(rest).toEqual([])
+    expect(line).toMatchObject({ level: 'error', event: 'failed', code: 'invalid_argument' })
+    expect(line?.message).toMatch(/Unknown option '--bogus'.*ondevice serve --help/)
+  }, 60_000)
+
   it('LOG_FORMAT other than text or json is named and refused (exit code 2)', async () => {
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       execFile(

@@ -136,8 +136,8 @@ function reportLoaded(log: ServeLog, modelHost: ModelHost, loaded: HostedModel):
     )
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+function parseServeArgs(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       model: { type: 'string' },
@@ -156,6 +156,39 @@ export async function run(argv: string[]): Promise<number> {
     },
     strict: true,
   })
+}
+
+/** The log format asked for when the flags themselves could not be parsed: --log-format, else LOG_FORMAT. */
+function logFormatBeforeParsing(argv: readonly string[]): string | undefined {
+  let format: string | undefined
+  argv.forEach((arg, index) => {
+    if (arg === '--log-format') format = argv[index + 1]
+    else if (arg.startsWith('--log-format=')) format = arg.slice('--log-format='.length)
+  })
+  return (format ?? process.env['LOG_FORMAT'])?.trim()
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseServeArgs>
+  try {
+    parsed = parseServeArgs(argv)
+  } catch (error) {
+    // An unknown or malformed flag: with LOG_FORMAT=json (or --log-format json) its refusal is a
+    // JSON line too (it was the only plain-text line left), with the same exit code 2.
+    const format = logFormatBeforeParsing(argv)
+    const isParseError =
+      error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')
+    if (format !== 'json' || !isParseError) throw error
+    createServeLog('json')(
+      'stderr',
+      'error',
+      'failed',
+      `ondevice serve: ${error.message} Run 'ondevice serve --help' for its options.`,
+      { code: 'invalid_argument' },
+    )
+    return 2
+  }
+  const { values } = parsed
   if (values.help) {
     process.stdout.write(`${help}\n`)
     return 0
