@@ -1,6 +1,7 @@
 // Group 7's Chromium rows: the same Qwen3.5-0.8B-shape rows as Node's, in headless Chromium
 // (Debian's) on a cross-origin isolated page: ondevice's engine q4 at 1 and 2 threads (helper Web
-// Workers over shared memory) against onnxruntime-web's WASM q8 at 1 and 2 threads. The page
+// Workers over shared memory), and its plain SIMD128 build (engine.wasm: what Safari / iOS WebKit and
+// Firefox without relaxed SIMD run) at 1 thread, against onnxruntime-web's WASM q8 at 1 and 2 threads. The page
 // (browser/engine-bench/) is built with Vite, as an app would build it, so the engine's two .wasm
 // files and its helper chunk are the ones an app ships. Each contender gets a fresh browser
 // context per visit (load, warm-up, `rounds` measurements); visits alternate the order; medians
@@ -17,11 +18,20 @@ interface Contender {
   readonly runtime: EngineBenchRequest['runtime']
   readonly dtype: string
   readonly threads: number
+  /** The engine's build, forced (default: the browser's own choice, relaxed SIMD in Chromium). */
+  readonly simd?: 'plain'
 }
 
 export const chromiumContenders: readonly Contender[] = [
   { label: 'ondevice engine q4, 1 thread', runtime: 'engine', dtype: 'q4', threads: 1 },
   { label: 'ondevice engine q4, 2 threads', runtime: 'engine', dtype: 'q4', threads: 2 },
+  {
+    label: 'ondevice engine q4, plain SIMD128 build, 1 thread',
+    runtime: 'engine',
+    dtype: 'q4',
+    threads: 1,
+    simd: 'plain',
+  },
   { label: 'onnxruntime-web q8, 1 thread', runtime: 'ort-web', dtype: 'q8', threads: 1 },
   { label: 'onnxruntime-web q8, 2 threads', runtime: 'ort-web', dtype: 'q8', threads: 2 },
 ]
@@ -91,6 +101,7 @@ export async function wasmEngineChromiumRows(
           longPrompt: options.longPrompt,
           decodeTokens: options.decodeTokens,
           rounds,
+          ...(contender.simd ? { simd: contender.simd } : {}),
         }
         const browserContext = await chromium.newContext()
         try {
@@ -105,6 +116,8 @@ export async function wasmEngineChromiumRows(
             request,
           )
           if (!result.crossOriginIsolated) throw new Error('the page is not cross-origin isolated')
+          if (contender.runtime === 'engine' && result.setup['simd'] !== (contender.simd ?? 'relaxed'))
+            throw new Error(`the engine ran its ${String(result.setup['simd'])} build`)
           outcome.results.push(result)
           context.log(
             `  ${pkg.id} Chromium visit ${visit + 1}/${visits} ${contender.label}: decode ${formatNumber(median(result.decodeTokensPerSecond))} tok/s, TTFT ${options.longPrompt.length} tokens ${formatNumber(median(result.ttftLongMs))} ms`,

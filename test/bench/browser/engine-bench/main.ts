@@ -11,7 +11,8 @@ import { loadOrtWebForBrowser } from '../../../../wasm/browser.ts'
 import { loadEngineModuleForBrowser } from '../../../../wasm/engine/browser.ts'
 import { Kernels } from '../../../../wasm/engine/kernels.ts'
 import { wholeFileWeightReader } from '../../../../wasm/engine/package-files.ts'
-import { createEngineSession } from '../../../../wasm/engine/session.ts'
+import { createEngineSession, type EngineSession } from '../../../../wasm/engine/session.ts'
+import type { EngineSimd } from '../../../../wasm/engine/simd.ts'
 import { browserEngineThreads } from '../../../../wasm/engine/threads-browser.ts'
 import { warmUpKernels } from '../../../../wasm/engine/warm-up.ts'
 
@@ -27,6 +28,8 @@ export interface EngineBenchRequest {
   readonly rounds: number
   /** Run the engine's warm-up when the session is created (default true; the first-prompt script compares). */
   readonly warmUp?: boolean
+  /** The engine's build (default: relaxed SIMD where the browser validates it, as an app gets). */
+  readonly simd?: EngineSimd
 }
 
 export interface EngineBenchResult {
@@ -82,15 +85,15 @@ async function openSession(
   let session: ModelSession
   let setup: Record<string, unknown>
   if (request.runtime === 'engine') {
-    const threads = await browserEngineThreads(request.threads)
+    const threads = await browserEngineThreads(request.threads, request.simd)
     session = await createEngineSession({
-      module: await loadEngineModuleForBrowser(),
+      module: await loadEngineModuleForBrowser(request.simd),
       files: wholeFileWeightReader(reader),
       dtype: request.dtype,
       ...(threads ? { threads } : {}),
       ...(request.warmUp === false ? { warmUp: false } : {}),
     })
-    setup = { engine: 'ondevice-wasm', threads: request.threads }
+    setup = { engine: 'ondevice-wasm', threads: request.threads, simd: (session as EngineSession).build.simd }
   } else {
     const configured = await loadOrtWebForBrowser({
       wasmBaseUrl: '/ort/',
