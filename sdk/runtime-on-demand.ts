@@ -10,14 +10,15 @@ import type { DeviceModelParts } from '../client-runtime/device-host/device-mode
 import { deviceModelInfo } from '../client-runtime/device-host/model-info.ts'
 import type { RuntimeDeviceHostOptions } from '../client-runtime/device-host/runtime-host.ts'
 import type { DeviceHost, DeviceModel } from '../client-runtime/device-host/types.ts'
+import { onDemand } from './on-demand.ts'
 
 /** The DeviceHost over the runtime in this thread (client-runtime/device-host/runtime-host.ts). */
 export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}): DeviceHost {
-  let host: Promise<DeviceHost> | undefined
-  const runtime = (): Promise<DeviceHost> =>
-    (host ??= import('../client-runtime/device-host/runtime-host.ts').then((module) =>
+  const runtime = onDemand(() =>
+    import('../client-runtime/device-host/runtime-host.ts').then((module) =>
       module.createRuntimeDeviceHost(options),
-    ))
+    ),
+  )
   return {
     capabilities: async () => (await runtime()).capabilities(),
     inspect: async (model, inspectOptions) => (await runtime()).inspect(model, inspectOptions),
@@ -28,11 +29,9 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
 /** A DeviceModel over a session and its tokenizer (client-runtime/device-host/device-model.ts). */
 export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   // One model, made on first use: it holds the queue that makes generations on the session take turns.
-  let model: Promise<DeviceModel> | undefined
-  const runtime = (): Promise<DeviceModel> =>
-    (model ??= import('../client-runtime/device-host/device-model.ts').then((module) =>
-      module.createDeviceModel(parts),
-    ))
+  const runtime = onDemand(() =>
+    import('../client-runtime/device-host/device-model.ts').then((module) => module.createDeviceModel(parts)),
+  )
   return {
     ...deviceModelInfo(parts),
     async *generate(request) {
