@@ -9,11 +9,13 @@
 // script (test/support/engine-logits-digest.ts) is bundled with Vite beside copies of the four
 // .wasm files, since Node 20 does not run TypeScript.
 //
-// Needs a Node without relaxed SIMD (20.x): $ONDEVICE_NODE20, else /usr/bin/node (Debian's
-// NodeSource package here).
+// Needs a Node without relaxed SIMD (20.x): $ONDEVICE_NODE20, else /usr/bin/node where that is Node
+// 20, else the npm registry's node-linux-<arch>@20.20.2 (the binaries nodejs.org ships), fetched
+// once with `npm pack` into node_modules/.cache/ondevice-node20/ (as cross-arch.test.ts fetches its
+// arm64 Node).
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -39,17 +41,68 @@ let fixture: string
 let bundle: string
 let oldNode: string
 
-/** A Node whose V8 has no relaxed SIMD by default, or an error saying how to provide one. */
-async function findOldNode(): Promise<string> {
-  const candidate = process.env['ONDEVICE_NODE20'] || '/usr/bin/node'
-  const howToFix =
-    'This test needs a Node 20 binary (its V8 has no relaxed SIMD): set ONDEVICE_NODE20 to one, or install Node 20 as /usr/bin/node.'
-  if (!existsSync(candidate)) throw new Error(`${candidate} does not exist. ${howToFix}`)
-  const { stdout } = await run(candidate, ['--version'])
+/** Node 20 from the npm registry: node-linux-<arch> publishes nodejs.org's binaries. */
+const registryNode20 = '20.20.2'
+
+/** The major version of a Node binary, or undefined when it does not run. */
+async function nodeMajor(binary: string): Promise<number | undefined> {
+  if (!existsSync(binary)) return undefined
+  const { stdout } = await run(binary, ['--version']).catch(() => ({ stdout: '' }))
   const major = Number(/^v(\d+)\./.exec(stdout.trim())?.[1])
-  if (!(major >= 20 && major < 22))
-    throw new Error(`${candidate} is Node ${stdout.trim()}, which has relaxed SIMD. ${howToFix}`)
-  return candidate
+  return Number.isFinite(major) ? major : undefined
+}
+
+/**
+ * node-linux-<arch>@20.20.2 kept in node_modules/.cache: fetched into a temporary folder and moved
+ * into place whole, so an interrupted fetch leaves nothing half-written.
+ */
+async function ensureRegistryNode20(): Promise<string> {
+  const cache = join(repository, 'node_modules', '.cache', 'ondevice-node20')
+  const binary = join(cache, registryNode20, 'node')
+  if (existsSync(binary)) return binary
+  await mkdir(cache, { recursive: true })
+  const work = await mkdtemp(join(cache, 'fetch-'))
+  const name = `node-linux-${process.arch}`
+  try {
+    try {
+      await run('npm', ['pack', `${name}@${registryNode20}`, '--silent', '--pack-destination', work], {
+        cwd: work,
+        maxBuffer: 1 << 20,
+      })
+    } catch (error) {
+      throw new Error(
+        `could not fetch ${name}@${registryNode20} from the npm registry with \`npm pack\` (this test needs a Node 20, whose V8 has no relaxed SIMD; or set ONDEVICE_NODE20 to one): ${(error as Error).message}`,
+        { cause: error },
+      )
+    }
+    await run('tar', ['-xzf', `${name}-${registryNode20}.tgz`, 'package/bin/node'], { cwd: work })
+    await mkdir(join(work, registryNode20))
+    await rename(join(work, 'package', 'bin', 'node'), join(work, registryNode20, 'node'))
+    await rename(join(work, registryNode20), join(cache, registryNode20)).catch(async (error: unknown) => {
+      // Another run put it there first: theirs is as good.
+      if (!existsSync(binary)) throw error
+    })
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+  return binary
+}
+
+/** A Node whose V8 has no relaxed SIMD by default (20.x). */
+async function findOldNode(): Promise<string> {
+  const requested = process.env['ONDEVICE_NODE20']
+  if (requested) {
+    const major = await nodeMajor(requested)
+    if (major !== 20 && major !== 21)
+      throw new Error(
+        `ONDEVICE_NODE20 (${requested}) must be a Node 20 binary, found ${String(major ?? 'none')}.`,
+      )
+    return requested
+  }
+  const system = '/usr/bin/node'
+  const major = await nodeMajor(system)
+  if (major === 20 || major === 21) return system
+  return ensureRegistryNode20()
 }
 
 function digests(stdout: string): Digest[] {
