@@ -457,3 +457,37 @@ describe('a body the app refuses unread', () => {
     expect(seen.pulled).toBeLessThanOrEqual(1)
   })
 })
+
+describe('an internal error', () => {
+  it('is a 500 with the request id only, and one server log line in the request log shape (time included)', async () => {
+    const host = createTestHost()
+    const broken = {
+      ...host,
+      modelId: host.modelId,
+      load: () => host.load(),
+      status: (): never => {
+        throw new TypeError('a defect in the host')
+      },
+    }
+    const { app } = setup({ modelHost: broken })
+    const lines: string[] = []
+    const original = console.error
+    console.error = (line: unknown) => void lines.push(String(line))
+    let response: Response
+    try {
+      response = await app.request('/healthz')
+    } finally {
+      console.error = original
+    }
+    expect(response.status).toBe(500)
+    const body = (await response.json()) as { error: { code: string; message: string } }
+    expect(body.error.code).toBe('internal')
+    expect(body.error.message).not.toContain('a defect in the host')
+    expect(lines).toHaveLength(1)
+    const line = JSON.parse(lines[0] ?? '') as Record<string, unknown>
+    expect(line).toMatchObject({ level: 'error', message: 'unhandled error', error: 'a defect in the host' })
+    expect(typeof line.time).toBe('string')
+    expect(Number.isNaN(Date.parse(String(line.time)))).toBe(false)
+    expect(line.requestId).toBe(response.headers.get('x-request-id'))
+  })
+})

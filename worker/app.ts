@@ -314,6 +314,7 @@ export function errorResponse(c: Context<AppEnv>, error: unknown): Response {
       JSON.stringify({
         level: 'error',
         message: 'unhandled error',
+        time: new Date().toISOString(),
         requestId,
         error: error instanceof Error ? error.message : String(error),
         // Where it was thrown: an internal error is a defect, and the message alone rarely says where.
