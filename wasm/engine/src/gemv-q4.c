@@ -174,9 +174,9 @@ static inline void group_dot2(const uint8_t *w, const int32_t *a, const int32_t 
  * The block's dots (lane j = row j) with the zero point taken off: dot256 / 256 - zero · sum. dot256
  * is exactly 256 times an integer, so the shift is exact and this is gemv's dot(code, a) - zero ·
  * sum(a). The four zero-point bytes are widened to z_j in the low int16 of each 32-bit lane (the
- * high one 0), so one dot_i16x8_s with the broadcast code sum gives z_j S. The barrier keeps clang
- * from merging the two widenings into a byte shuffle, whose constant V8 rebuilt on every block
- * (four instructions).
+ * high one 0), so one dot_i16x8_s with the broadcast code sum gives z_j S. The barrier keeps the
+ * first widening a widening: without it (and with a shift after it) clang wrote it as an
+ * i8x16.shuffle, whose mask V8 rebuilt on every block (four instructions and a pshufb).
  */
 static inline v128_t finish_dot(v128_t dot256, const uint8_t *zero4, const int32_t *sum) {
   v128_t z16 = wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(zero4));
