@@ -391,6 +391,40 @@ describe('an edge that fails, then recovers', () => {
     }
   }, 30_000)
 
+  it('a device failing mid-answer while the edge is left out (within its Retry-After) is still handed off: nothing else could answer', async () => {
+    // A chat app's answer failed on the device while the edge was still loading (503, Retry-After
+    // 5): that answer ends in an error that keeps its text. The user's next answer fails on the
+    // device too, a second later, with the edge up again but left out for its Retry-After: it
+    // ended in an error (backend_failed) without the edge being asked, though the router's rule
+    // is that an edge left out is still tried when nothing else could answer.
+    const modelHost = createTestHost({ loadDelayMs: 1_000 })
+    void modelHost.preload?.()
+    const loading = await serveTestApp(createApp({ modelHost, log: () => {} }).fetch, modelHost.modelId)
+    const client = createClient(
+      { edge: { url: loading.url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+      { deviceHost: createTestDeviceHost({ failAtToken: 4 }) },
+    )
+    try {
+      const first = await client.chat({ messages, ...sampling }).catch((error: unknown) => error)
+      expect(first).toBeInstanceOf(OndeviceError)
+      expect(first).toMatchObject({ code: 'edge_unavailable', isRetryable: true })
+      expect((first as Error).message).toMatch(/still loading/)
+      const partial = (first as OndeviceError).partialAnswer
+      expect(partial?.tokenIds.length).toBeGreaterThanOrEqual(3)
+      expect(partial?.tokenIds).toEqual(expected.tokenIds.slice(0, partial?.tokenIds.length))
+      expect(expected.text.startsWith(partial?.text ?? '-')).toBe(true)
+      // The edge has loaded; its Retry-After (5 s) is not over.
+      await new Promise((resolve) => setTimeout(resolve, 1_500))
+      const second = await client.chat({ messages, ...sampling })
+      expect(second.route).toBe('device+edge')
+      expect(second.tokenIds).toEqual(expected.tokenIds)
+      expect(second.text).toBe(expected.text)
+    } finally {
+      await client.dispose()
+      await loading.close()
+    }
+  }, 30_000)
+
   it('answers in flight that the same outage cuts count as one failure: the edge is tried again after 2 s, not 16 s', async () => {
     // Four requests sent while the edge was up all fail with its one outage. Each one counted as
     // a failure in a row, so the wait doubled three more times (16 s) before anything was tried

@@ -502,12 +502,25 @@ class Client implements OndeviceClient {
       const callersFault =
         outcome.error.code === 'invalid_argument' || outcome.error.code === 'context_length_exceeded'
       if (!callersFault) await this.#device.drop()
-      if (decision.fallback !== 'edge' || !this.#edge || callersFault) {
+      // An edge left out for a while (its Retry-After, or the backoff after it failed) is still
+      // asked once the device has failed: nothing else can answer now, its wait may be over by
+      // the time the device fails, and one 503 from an instance still loading would otherwise
+      // cost every answer that fails on the device meanwhile. Online, with an edge and not
+      // device-only, that wait is the one reason the route has no edge fallback.
+      const leftOut =
+        decision.fallback !== 'edge' &&
+        this.#edge !== undefined &&
+        this.#options.policy !== 'device-only' &&
+        plan.capabilities?.online !== false
+      if ((decision.fallback !== 'edge' && !leftOut) || !this.#edge || callersFault) {
         yield fail()
         return
       }
+      const askedAnyway = leftOut
+        ? ' (the edge, left out since it last failed, was asked anyway: nothing else could answer)'
+        : ''
       if (outcome.tokenIds.length === 0) {
-        const reason = `the device failed before the first token (${outcome.reason}): answering from the edge`
+        const reason = `the device failed before the first token (${outcome.reason}): answering from the edge${askedAnyway}`
         const part: RoutePart = { type: 'route', route: 'edge', reason }
         this.#events.emit('route', part)
         yield part
@@ -523,7 +536,7 @@ class Client implements OndeviceClient {
       yield handoff
       yield* this.#edge.run(
         request,
-        `${decision.reason}; handed off to the edge after ${outcome.tokenIds.length} tokens: ${outcome.reason}`,
+        `${decision.reason}; handed off to the edge after ${outcome.tokenIds.length} tokens: ${outcome.reason}${askedAnyway}`,
         startedAt,
         attempts,
         outcome,
