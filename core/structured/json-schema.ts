@@ -995,8 +995,9 @@ class SchemaCompiler {
       }
       properties = properties.filter((property) => allowedNames.has(property.name))
       if (additional !== undefined || unlisted !== undefined) {
+        const kept = new Set(properties.map((property) => property.name))
         for (const name of allowedNames) {
-          if (properties.some((property) => property.name === name)) continue
+          if (kept.has(name)) continue
           // Optional ones only where unlisted names may appear at all; required ones always.
           const node = required.has(name) ? unlisted : additional
           if (node === undefined) continue
@@ -1010,8 +1011,12 @@ class SchemaCompiler {
       }
       additional = undefined
     }
+    // A set, not a search of the list per name: a schema may list tens of thousands of names, and
+    // searching made this quadratic (80,000 required names, a 700 KB body, held a thread 56 s).
+    const listed = new Set(properties.map((property) => property.name))
     for (const [index, name] of (requiredList as string[]).entries()) {
-      if (properties.some((property) => property.name === name)) continue
+      if (listed.has(name)) continue
+      listed.add(name)
       if (allowedNames !== undefined && !allowedNames.has(name)) {
         return this.never(
           `${path}.required.${index}`,
@@ -1143,17 +1148,54 @@ class SchemaCompiler {
    * types, or objects told apart by a required property whose const/enum values differ.
    */
   #checkDisjoint(list: readonly unknown[], path: string): void {
-    const summaries = list.map((option) => this.#summary(option))
-    for (let a = 0; a < summaries.length; a++) {
-      for (let b = a + 1; b < summaries.length; b++) {
-        if (!disjoint(summaries[a]!, summaries[b]!)) {
-          this.refuse(
-            `${path}.oneOf`,
-            `oneOf alternatives ${a} and ${b} can match the same value, and "exactly one" cannot be enforced token by token: use anyOf, or tell them apart (different types, or a required property with a different const).`,
-          )
+    const overlap = (a: number, b: number): never =>
+      this.refuse(
+        `${path}.oneOf`,
+        `oneOf alternatives ${Math.min(a, b)} and ${Math.max(a, b)} can match the same value, and "exactly one" cannot be enforced token by token: use anyOf, or tell them apart (different types, or a required property with a different const).`,
+      )
+    const summaries = list.map((option) => keyedSummary(this.#summary(option)))
+    // Alternatives compared two by two cost the square of their number, and values compared one by
+    // one the square of theirs: a 340 KB oneOf of two enums took 16 s of one thread, a 1 MB one
+    // minutes. The common shapes are decided in one pass over the values instead (consts and
+    // enums; objects tagged by one property, beside alternatives of other types); the rest two by
+    // two, within a bound.
+    let steps = 0
+    const twoByTwo = (indices: readonly number[]): void => {
+      // All consts and enums: no value in two of them.
+      if (indices.every((index) => summaries[index]!.valueKeys !== undefined)) {
+        const pair = firstShared(indices, (index) => summaries[index]!.valueKeys!)
+        if (pair !== undefined) overlap(...pair)
+        return
+      }
+      for (const [position, a] of indices.entries()) {
+        for (const b of indices.slice(position + 1)) {
+          steps += 1
+          if (!disjoint(summaries[a]!, summaries[b]!, (lookups) => (steps += lookups))) overlap(a, b)
+          if (steps > maxDisjointSteps) {
+            this.refuse(
+              `${path}.oneOf`,
+              `oneOf has too many alternatives (${summaries.length}) to check that no value matches two of them: use anyOf, which needs no such check, or one const/enum tag property that tells every alternative apart.`,
+            )
+          }
         }
       }
     }
+    const objects: number[] = []
+    const others: number[] = []
+    for (const [index, summary] of summaries.entries()) (onlyObjects(summary) ? objects : others).push(index)
+    // The objects are told apart from the others by type, and among themselves by one tag property
+    // (a discriminated union) whose values none of them share.
+    const othersApart = others.every((index) => summaries[index]!.types?.has('object') === false)
+    const firstObject = summaries[objects[0] ?? -1]
+    if (othersApart && firstObject !== undefined) {
+      for (const name of firstObject.tagKeys.keys()) {
+        if (!objects.every((index) => summaries[index]!.tagKeys.has(name))) continue
+        if (firstShared(objects, (index) => summaries[index]!.tagKeys.get(name)!) !== undefined) continue
+        twoByTwo(others)
+        return
+      }
+    }
+    twoByTwo(summaries.map((_, index) => index))
   }
 
   /** The schema a $ref leads to (through chains of $refs), or the schema itself; undefined if unresolvable. */
@@ -1296,30 +1338,72 @@ interface OptionSummary {
   readonly tags: ReadonlyMap<string, readonly unknown[]>
 }
 
-function disjoint(a: OptionSummary, b: OptionSummary): boolean {
-  if (a.values !== undefined && b.values !== undefined)
-    return !a.values.some((x) => b.values!.some((y) => deepEqual(x, y)))
-  const typesOf = (summary: OptionSummary): Set<TypeName> | undefined => {
-    if (summary.values !== undefined) {
-      const set = new Set<TypeName>()
-      for (const value of summary.values) {
-        const type = jsonTypeOf(value)
-        if (type !== undefined) set.add(type)
-        if (type === 'integer') set.add('number')
-      }
-      return set
+/** An alternative's summary with its values as canonical JSON (equal values, equal keys). */
+interface KeyedSummary {
+  /** Its types, from its values when it lists them. */
+  readonly types: Set<TypeName> | undefined
+  readonly valueKeys: ReadonlySet<string> | undefined
+  readonly tagKeys: ReadonlyMap<string, ReadonlySet<string>>
+}
+
+/** Pairs and value lookups a oneOf's check two by two may take (a few hundred milliseconds). */
+const maxDisjointSteps = 2_000_000
+
+function keyedSummary(summary: OptionSummary): KeyedSummary {
+  let types = summary.types
+  if (summary.values !== undefined) {
+    types = new Set<TypeName>()
+    for (const value of summary.values) {
+      const type = jsonTypeOf(value)
+      if (type !== undefined) types.add(type)
+      if (type === 'integer') types.add('number')
     }
-    return summary.types
   }
-  const typesA = typesOf(a)
-  const typesB = typesOf(b)
-  if (typesA !== undefined && typesB !== undefined) {
-    const shared = [...typesA].filter((type) => typesB.has(type))
+  const keys = (values: readonly unknown[]): ReadonlySet<string> => new Set(values.map(canonicalJson))
+  return {
+    types,
+    valueKeys: summary.values === undefined ? undefined : keys(summary.values),
+    tagKeys: new Map([...summary.tags].map(([name, values]) => [name, keys(values)])),
+  }
+}
+
+/** The first two of `indices` whose keys share one, or undefined when none do. */
+function firstShared(
+  indices: readonly number[],
+  keysOf: (index: number) => ReadonlySet<string>,
+): [number, number] | undefined {
+  const owner = new Map<string, number>()
+  for (const index of indices) {
+    for (const key of keysOf(index)) {
+      const first = owner.get(key)
+      if (first !== undefined && first !== index) return [first, index]
+      owner.set(key, index)
+    }
+  }
+  return undefined
+}
+
+function onlyObjects(summary: KeyedSummary): boolean {
+  return summary.valueKeys === undefined && summary.types?.size === 1 && summary.types.has('object')
+}
+
+/** Whether two sets share a member; `count` is told how many lookups that took. */
+function meet(a: ReadonlySet<string>, b: ReadonlySet<string>, count: (lookups: number) => void): boolean {
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a]
+  count(small.size)
+  for (const key of small) if (large.has(key)) return true
+  return false
+}
+
+function disjoint(a: KeyedSummary, b: KeyedSummary, count: (lookups: number) => void): boolean {
+  if (a.valueKeys !== undefined && b.valueKeys !== undefined) return !meet(a.valueKeys, b.valueKeys, count)
+  if (a.types !== undefined && b.types !== undefined) {
+    const shared = [...a.types].filter((type) => b.types!.has(type))
     if (shared.length === 0) return true
     if (shared.every((type) => type === 'object')) {
-      for (const [name, valuesA] of a.tags) {
-        const valuesB = b.tags.get(name)
-        if (valuesB !== undefined && !valuesA.some((x) => valuesB.some((y) => deepEqual(x, y)))) return true
+      for (const [name, keysA] of a.tagKeys) {
+        const keysB = b.tagKeys.get(name)
+        if (keysB !== undefined && !meet(keysA, keysB, count)) return true
       }
     }
   }

@@ -703,13 +703,24 @@ export interface CompileBudget {
   patternStates: number
   /** States of intersections not built before (string-language.ts). */
   intersectionStates: number
+  /**
+   * Steps of building those intersections: a state of an intersection of many automata costs a
+   * step per automaton and per run of characters, so a state count alone let 400 two-letter
+   * patterns under one allOf (a 13 KB body) hold a thread 20 s within the state bounds.
+   */
+  intersectionWork: number
 }
 
 export const constraintPatternStates = 25_000
 export const constraintIntersectionStates = 100_000
+export const constraintIntersectionWork = 3_000_000
 
 export function compileBudget(): CompileBudget {
-  return { patternStates: constraintPatternStates, intersectionStates: constraintIntersectionStates }
+  return {
+    patternStates: constraintPatternStates,
+    intersectionStates: constraintIntersectionStates,
+    intersectionWork: constraintIntersectionWork,
+  }
 }
 
 // Compiled patterns by source: the same pattern in many places (or requests) is one automaton,

@@ -18,6 +18,7 @@ import {
   type CompileBudget,
   compileBudget,
   constraintIntersectionStates,
+  constraintIntersectionWork,
 } from './regex.ts'
 
 /** One automaton a string must satisfy, with where it came from (for errors). */
@@ -90,6 +91,12 @@ export function stringLanguage(
 }
 
 function describe(constraints: readonly StringConstraint[]): string {
+  // An allOf may hold hundreds of patterns: name a few, count the rest.
+  if (constraints.length > 4)
+    return `${constraints
+      .slice(0, 3)
+      .map((each) => each.label)
+      .join(' and ')} and ${constraints.length - 3} other patterns and formats`
   return constraints.map((each) => each.label).join(' and ')
 }
 
@@ -122,16 +129,20 @@ function intersection(
       constraints.map((each) => each.automaton),
       minLength,
       limit,
-      () => {
+      budget.intersectionWork,
+      (what) => {
         throw new InvalidArgumentError(
           param,
-          limit < maxIntersectionStates
-            ? `Checking that the schema's strings can always be completed takes automata of more than ${constraintIntersectionStates} states in all (patterns and formats with minLength, checked together; the limit was reached at ${describe(constraints)}): simplify the patterns, lower minLength, or use fewer such strings.`
-            : `Checking that ${describe(constraints)}${minLength > 0 ? ` with minLength ${minLength}` : ''} can always be completed takes an automaton of more than ${maxIntersectionStates} states, too large: simplify the pattern${minLength > 0 ? ' or lower minLength' : ''}.`,
+          what === 'work'
+            ? `Checking that the schema's strings can always be completed takes too much work (patterns and formats checked together, over ${constraintIntersectionWork.toLocaleString('en')} steps in all; the limit was reached at ${describe(constraints)}): use fewer patterns on one string, simplify them, or lower minLength.`
+            : limit < maxIntersectionStates
+              ? `Checking that the schema's strings can always be completed takes automata of more than ${constraintIntersectionStates} states in all (patterns and formats with minLength, checked together; the limit was reached at ${describe(constraints)}): simplify the patterns, lower minLength, or use fewer such strings.`
+              : `Checking that ${describe(constraints)}${minLength > 0 ? ` with minLength ${minLength}` : ''} can always be completed takes an automaton of more than ${maxIntersectionStates} states, too large: simplify the pattern${minLength > 0 ? ' or lower minLength' : ''}.`,
         )
       },
     )
     budget.intersectionStates -= automaton.size
+    budget.intersectionWork -= automaton.work
     intersections.set(source, automaton)
     cachedStates += automaton.size
     while (cachedStates > maxCachedStates && intersections.size > 1) {
@@ -158,12 +169,15 @@ class IntersectionAutomaton implements Automaton {
   readonly start: IntersectionState
   /** How many states were built (before pruning). */
   readonly size: number
+  /** The steps building it took: per state, its parts' boundaries and a step per part per run. */
+  readonly work: number
   constructor(
     source: string,
     parts: readonly CodePointAutomaton[],
     minLength: number,
     maxStates: number,
-    tooLarge: () => never,
+    maxWork: number,
+    tooLarge: (what: 'states' | 'work') => never,
   ) {
     this.source = source
     interface Draft {
@@ -179,7 +193,7 @@ class IntersectionAutomaton implements Automaton {
       const key = `${states.map((state) => state.key).join('&')}#${count}`
       let at = index.get(key)
       if (at === undefined) {
-        if (drafts.length >= maxStates) tooLarge()
+        if (drafts.length >= maxStates) tooLarge('states')
         at = drafts.length
         drafts.push({
           key,
@@ -201,6 +215,7 @@ class IntersectionAutomaton implements Automaton {
     }
     const starts = parts.map((part) => part.start)
     draftOf(starts, counted(starts, 0))
+    let work = 0
     for (let at = 0; at < drafts.length; at++) {
       const draft = drafts[at]!
       // Between two consecutive boundaries every part moves alike: one representative each.
@@ -208,6 +223,8 @@ class IntersectionAutomaton implements Automaton {
       for (const state of draft.parts)
         for (const point of state.automaton.boundaries(state)) points.add(point)
       const sorted = [...points].sort((a, b) => a - b)
+      work += points.size + sorted.length * draft.parts.length
+      if (work > maxWork) tooLarge('work')
       for (let position = 0; position + 1 < sorted.length; position++) {
         const low = sorted[position]!
         const high = sorted[position + 1]! - 1
@@ -255,6 +272,7 @@ class IntersectionAutomaton implements Automaton {
     })
     this.start = states[0]!
     this.size = states.length
+    this.work = work
   }
 
   next(from: AutomatonState, codePoint: number): AutomatonState | undefined {
