@@ -62,8 +62,9 @@ export interface GenerateRequest {
   readonly stop?: readonly string[]
   readonly signal?: AbortSignal
   /**
-   * Called while the model works on one step without a part to show (a long prompt's prefill on
-   * the engine), so a caller that watches for stalled generations sees this one is alive.
+   * Called while the model works without a part to show (a long prompt's prefill on the engine:
+   * between its passes, after each prompt chunk and each continuation token), so a caller that
+   * watches for stalled generations sees this one is alive.
    */
   readonly onProgress?: () => void
   readonly continuation?: Continuation
@@ -576,6 +577,9 @@ export async function* generate(
     logits = await run(input.slice(chunkStart, cut), true)
     if (logits === undefined) break
     chunkStart = cut
+    // Progress between appends too, not only between the passes inside one: a conversation cut
+    // at many turn boundaries is many short appends, each shorter than a pass.
+    request.onProgress?.()
     // A backend that computes on this thread (WASM in a Worker isolate) would otherwise hold it
     // for the whole prompt.
     await slice.maybeYield()
@@ -586,6 +590,9 @@ export async function* generate(
       break
     }
     logits = await run([input[index] as number], false)
+    // A handoff's continuation is one append per token (a decode step each, no pass inside):
+    // a long one is a prefill of seconds that would show no progress at all otherwise.
+    request.onProgress?.()
     await slice.maybeYield()
   }
   prefillSeconds = (performance.now() - prefillStarted) / 1000

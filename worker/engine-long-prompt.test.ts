@@ -110,3 +110,59 @@ it('a prefill longer than the stall timeout is not taken for a stalled generatio
     await modelHost.dispose()
   }
 }, 120_000)
+
+it.each([
+  ['a conversation of many short turns (each its own prefill chunk, shorter than a pass)', 'turns'],
+  ["a handoff's continuation (its tokens fed one at a time, as the device fed them)", 'continuation'],
+] as const)(
+  '%s longer than the stall timeout is not taken for a stalled generation by a request waiting for its slot',
+  async (_name, shape) => {
+    // The progress that keeps a long prefill's lease alive came only from between the engine's
+    // passes inside one append. A prompt cut at many turn boundaries is many short appends, and a
+    // handoff's continuation is one append per token: neither has a pass boundary inside, so such a
+    // prefill touched the lease never, and a waiting request stopped it as stalled (499).
+    const modelHost = createNodeModelHost({ model: smallDir, modelId: 'small', backend: 'wasm' })
+    const app = createApp({
+      modelHost,
+      limits: { maxConcurrent: 1, maxQueue: 1, stallTimeoutMs: 1000 },
+      log: () => undefined,
+    })
+    try {
+      const ask = async (body: Record<string, unknown>): Promise<Response> =>
+        app.request('/v1/chat/completions', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'small', max_tokens: 2, ...body }),
+        })
+      expect((await ask({ messages: [{ role: 'user', content: 'Hello' }] })).status).toBe(200)
+      const longBody =
+        shape === 'turns'
+          ? {
+              messages: Array.from({ length: 80 }, (_, i) => ({
+                role: i % 2 === 0 ? 'user' : 'assistant',
+                content: Array.from({ length: 14 }, (_, j) => `word${(i * 14 + j) % 97}`).join(' '),
+              })).concat([{ role: 'user', content: 'And?' }]),
+            }
+          : {
+              messages: [{ role: 'user', content: 'Go on.' }],
+              max_tokens: 2,
+              ondevice_continuation: {
+                token_ids: Array.from({ length: 1100 }, (_, i) => 300 + (i % 500)),
+                step: 1100,
+              },
+            }
+      const long = ask(longBody)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const waiting = ask({ messages: [{ role: 'user', content: 'Hi' }] })
+      const [first, second] = await Promise.all([long, waiting])
+      const body = (await first.json()) as { usage: { time_to_first_token_ms: number } }
+      expect(first.status, JSON.stringify(body)).toBe(200)
+      // The case this checks: a prefill that outlasted the stall timeout.
+      expect(body.usage.time_to_first_token_ms).toBeGreaterThan(1000)
+      expect(second.status).toBe(200)
+    } finally {
+      await modelHost.dispose()
+    }
+  },
+  120_000,
+)
