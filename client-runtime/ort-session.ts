@@ -231,6 +231,15 @@ async function openGraph(
     return await ort.InferenceSession.create(bytes, sessionOptions)
   } catch (error) {
     if (error instanceof ModelError || (error as { code?: string }).code === 'model_not_found') throw error
+    // A page whose Content-Security-Policy lacks 'wasm-unsafe-eval': ORT's "no available backend
+    // found" wraps the browser's CompileError, which names the directive but not the fix.
+    const message = String((error as { message?: unknown } | undefined)?.message ?? error)
+    if (/content security policy/i.test(message))
+      throw new BackendError(
+        'backend_unavailable',
+        `The page's Content-Security-Policy does not allow compiling WebAssembly, which ONNX Runtime (${options.backend}) needs: add 'wasm-unsafe-eval' to its script-src ('unsafe-eval' is not needed). ONNX Runtime said: ${message}`,
+        { cause: error },
+      )
     const wrapped = toOndeviceError(error)
     if (wrapped.code !== 'internal') throw wrapped
     throw new BackendError(

@@ -100,6 +100,11 @@ let edgeUrl: string
 let chromium: LaunchedChromium
 /** While true the server answers ORT's .wasm with index.html, as a misconfigured dev server does. */
 let runtimeBroken = true
+/**
+ * A Content-Security-Policy the server sends with every file while set (a Web Worker takes its
+ * policy from its own script's response, not from the page).
+ */
+let contentSecurityPolicy: string | undefined
 
 const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -123,7 +128,10 @@ function staticServer(): Server {
   return createServer(async (request, response) => {
     const url = new URL(request.url ?? '/', 'http://x')
     const path = decodeURIComponent(url.pathname)
-    const headers = url.searchParams.get('isolated') === '0' ? {} : isolationHeaders
+    const headers = {
+      ...(url.searchParams.get('isolated') === '0' ? {} : isolationHeaders),
+      ...(contentSecurityPolicy ? { 'content-security-policy': contentSecurityPolicy } : {}),
+    }
     let file: string
     // Broken: every WebAssembly binary the device would load (the engine's, ORT's) is the SPA fallback.
     const runtimeBinary =
@@ -570,6 +578,40 @@ describe('a Vite app built from the recipe, in Chromium', () => {
         ),
       ])
     } finally {
+      await context.close()
+    }
+  }, 120_000)
+
+  it("a page whose Content-Security-Policy forbids compiling WebAssembly: the device's load error says to add 'wasm-unsafe-eval'", async () => {
+    const context = await chromium.newContext()
+    // Forbids compiling WebAssembly (no 'wasm-unsafe-eval'), and nothing else the page needs.
+    contentSecurityPolicy = "script-src 'self'"
+    try {
+      // The engine, then onnxruntime-web's WASM: each error named the directive, neither the fix.
+      for (const backend of ['', '&backend=ort-wasm']) {
+        const page = await context.newPage()
+        await page.goto(`${appOrigin}/?edge=${encodeURIComponent(edgeUrl)}${backend}`)
+        await page.waitForFunction(() => 'app' in window)
+        // prepare() rejects with it, or (the edge answering meanwhile) the load-error event has it.
+        const rejected = await app(page)
+          .call('prepare')
+          .then(
+            () => '',
+            (error: unknown) => String(error),
+          )
+        const loadErrors = async () =>
+          (await app(page).events())
+            .filter((event) => event.name === 'load-error')
+            .map((event) => event.message)
+        await expect
+          .poll(async () => [rejected, ...(await loadErrors())].join('\n'), { timeout: 60_000 })
+          .toMatch(
+            /Content-Security-Policy does not allow compiling WebAssembly.*add 'wasm-unsafe-eval' to its script-src/,
+          )
+        await page.close()
+      }
+    } finally {
+      contentSecurityPolicy = undefined
       await context.close()
     }
   }, 120_000)
