@@ -79,14 +79,14 @@ describe.each(['qwen3', 'qwen3_5'])('%s: a long append', (arch) => {
 
     const session = await load(arch)
     try {
-      expect(bytes(await session.append(ids.slice(0, 70)))).toEqual(expected)
+      expect(bytes(await session.append(ids.slice(0, 70))).equals(expected)).toBe(true)
       const controller = new AbortController()
       const appended = session.append(ids.slice(70, 400), { signal: controller.signal })
       // The abort comes from another task, as a client's disconnect or a caller's stop does.
       setImmediate(() => controller.abort())
       await expect(appended).rejects.toBeInstanceOf(AbortedError)
       expect(session.tokens).toEqual(ids.slice(0, 70))
-      expect(bytes(await session.append(ids.slice(70, 75)))).toEqual(next)
+      expect(bytes(await session.append(ids.slice(70, 75))).equals(next)).toBe(true)
     } finally {
       await session.dispose()
     }
@@ -104,9 +104,25 @@ describe.each(['qwen3', 'qwen3_5'])('%s: a long append', (arch) => {
         session.append(ids.slice(0, 300)),
         session.append(ids.slice(300, 310)),
       ])
-      expect(bytes(a)).toEqual(first)
-      expect(bytes(b)).toEqual(second)
+      expect(bytes(a).equals(first)).toBe(true)
+      expect(bytes(b).equals(second)).toBe(true)
       expect(session.tokens).toEqual(ids.slice(0, 310))
+    } finally {
+      await session.dispose()
+    }
+  })
+
+  it('runs the ids it was called with, whatever the caller does to its array afterwards', async () => {
+    const reference = await load(arch)
+    const expected = bytes(await reference.append(ids.slice(0, 300)))
+    await reference.dispose()
+    const session = await load(arch)
+    try {
+      const reused = ids.slice(0, 300)
+      const appended = session.append(reused)
+      reused.fill(0)
+      expect(bytes(await appended).equals(expected)).toBe(true)
+      expect(session.tokens).toEqual(ids.slice(0, 300))
     } finally {
       await session.dispose()
     }
@@ -128,7 +144,7 @@ describe.each(['qwen3', 'qwen3_5'])('%s: a long append', (arch) => {
       await expect(session.append([1])).rejects.toThrow(/disposed/)
       // The slot the disposed session held goes to the next one, which starts from nothing.
       const next = await sibling.createSession()
-      expect(bytes(await next.append(ids.slice(0, 130)))).toEqual(expected)
+      expect(bytes(await next.append(ids.slice(0, 130))).equals(expected)).toBe(true)
       await next.dispose()
     } finally {
       await sibling.dispose()

@@ -300,7 +300,10 @@ export class EngineSession implements ModelSession {
   }
 
   append(tokenIds: readonly number[], options: RunOptions = {}): Promise<Float32Array> {
-    return this.#serial(() => this.#append(tokenIds, options))
+    // Read now: the call may wait for another and runs over several turns of the event loop, while
+    // the caller may reuse its array (what it passed is what runs and what tokens lists).
+    const ids = Array.isArray(tokenIds) ? [...tokenIds] : tokenIds
+    return this.#serial(() => this.#append(ids, options))
   }
 
   async #append(tokenIds: readonly number[], options: RunOptions): Promise<Float32Array> {
