@@ -126,17 +126,72 @@ const schema = {
   additionalProperties: false,
 } as const
 
-const kinds = {
-  text: {} as Partial<ChatRequest>,
-  json: { responseFormat: { type: 'json_schema', schema } } as Partial<ChatRequest>,
+const tools = [
+  {
+    name: 'get_weather',
+    description: 'The weather in a city.',
+    parameters: {
+      type: 'object',
+      properties: { city: { enum: ['Oslo', 'Lima', 'Perth'] }, days: { type: 'integer' } },
+      required: ['city', 'days'],
+      additionalProperties: false,
+    },
+  },
+]
+
+type Kind = 'text' | 'json' | 'tool'
+const kinds: Record<Kind, Partial<ChatRequest>> = {
+  text: {},
+  json: { responseFormat: { type: 'json_schema', schema } },
+  // A forced call: k past its opening markup fails inside the call's arguments.
+  tool: { tools, toolChoice: 'required', maxTokens: 64 },
+}
+const steps: Record<Kind, readonly number[]> = {
+  text: [1, 3, 7],
+  json: [1, 3, 7],
+  tool: [9, 14, 20],
+}
+
+/** The assistant's turn as a chat app sends it back: its text, reasoning or calls. */
+function asHistory(answer: {
+  readonly text: string
+  readonly reasoning?: string | undefined
+  readonly toolCalls?: readonly { id: string; name: string; arguments: string }[] | undefined
+}): ChatMessage[] {
+  if (answer.toolCalls !== undefined && answer.toolCalls.length > 0)
+    return [
+      {
+        role: 'assistant',
+        content: null,
+        toolCalls: answer.toolCalls.map((call) => ({
+          id: call.id,
+          type: 'function' as const,
+          function: { name: call.name, arguments: call.arguments },
+        })),
+      },
+      ...answer.toolCalls.map((call) => ({
+        role: 'tool' as const,
+        toolCallId: call.id,
+        content: '{"sunny":true}',
+      })),
+    ] as ChatMessage[]
+  return [
+    {
+      role: 'assistant',
+      content: answer.text,
+      ...(answer.reasoning === undefined ? {} : { reasoningContent: answer.reasoning }),
+    },
+    { role: 'user', content: 'And another one?' },
+  ]
 }
 
 describe.each([
   ['qwen3', 'text'],
   ['qwen3_5', 'text'],
   ['qwen3_5', 'json'],
-] as const)('a next turn on the device after a handoff (%s, %s)', (arch, kind) => {
-  it.each([1, 3, 7])(
+  ['qwen3_5', 'tool'],
+] as const)('a next turn on the device after a handoff (%s, %s)', (arch, kind: Kind) => {
+  it.each(steps[kind])(
     'k = %i: the handoff joins to the device answer; the next turn equals a cold run',
     async (k) => {
       const sampling = { temperature: 1, seed: 11 + k, maxTokens: 14, ...kinds[kind] }
@@ -149,6 +204,10 @@ describe.each([
       try {
         const uninterrupted = await cold.client.chat({ messages: firstTurn, ...sampling })
         expect(uninterrupted.route).toBe('device')
+        if (kind === 'tool') {
+          expect(uninterrupted.toolCalls).toHaveLength(1)
+          expect(uninterrupted.tokenIds.length).toBeGreaterThan(Math.max(...steps.tool) + 2)
+        }
         // Loaded and probed first (the probe's decode steps are not the answer's).
         await client.chat({ messages: [{ role: 'user', content: 'warm up' }], maxTokens: 1 })
         control.steps = 0
@@ -162,12 +221,13 @@ describe.each([
         expect(first.usage.route).toBe('device+edge')
         expect(first.tokenIds).toEqual(uninterrupted.tokenIds)
         expect(first.text).toBe(uninterrupted.text)
+        expect(first.reasoning).toBe(uninterrupted.reasoning)
+        expect(first.usage.reasoningTokens).toBe(uninterrupted.usage.reasoningTokens)
+        expect(first.toolCalls?.map((call) => [call.name, call.arguments])).toEqual(
+          uninterrupted.toolCalls?.map((call) => [call.name, call.arguments]),
+        )
 
-        const secondTurn: ChatMessage[] = [
-          ...firstTurn,
-          { role: 'assistant', content: first.text },
-          { role: 'user', content: 'And another one?' },
-        ]
+        const secondTurn: ChatMessage[] = [...firstTurn, ...asHistory(first)]
         const next = { messages: secondTurn, ...sampling, seed: 99 }
         // The reference: a client whose cache shares no turn with this conversation.
         const reference = deviceClient(arch, `reference-${kind}-${k}`)
@@ -187,11 +247,7 @@ describe.each([
         expect(control.fedSinceReset).toBe(got.usage.promptTokens + got.tokenIds.length - 1)
 
         // The turn after that resumes from the reloaded model's cache, still a cold run's tokens.
-        const thirdTurn: ChatMessage[] = [
-          ...secondTurn,
-          { role: 'assistant', content: got.text },
-          { role: 'user', content: 'Thanks.' },
-        ]
+        const thirdTurn: ChatMessage[] = [...secondTurn, ...asHistory(got)]
         const third = { messages: thirdTurn, ...sampling, seed: 5 }
         const reference3 = deviceClient(arch, `reference3-${kind}-${k}`)
         const want3 = await reference3.client.chat(third).finally(() => reference3.client.dispose())
