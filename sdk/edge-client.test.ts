@@ -4,6 +4,7 @@
 // client-edge.test.ts.)
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../core/errors.ts'
+import { createClient } from './client.ts'
 import { EdgeClient, parseRetryAfter } from './edge-client.ts'
 import { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
 
@@ -157,5 +158,44 @@ describe('edge client', () => {
       stop: ['\n\n'],
       ondevice_continuation: { token_ids: [1, 2], step: 2 },
     })
+  })
+})
+
+describe("an edge's prefill progress", () => {
+  it('counts for the idle timeout only while it rises and stays within the tokens sent', async () => {
+    // A server that answers a 3-token prompt with nothing but ': ondevice-prefill N' comments,
+    // N rising for ever: three count (each stands for a token fed at least), then it is idle.
+    const encoder = new TextEncoder()
+    let sent = 0
+    const edgeFetch = async (input: RequestInfo | URL): Promise<Response> => {
+      const url = String(input instanceof Request ? input.url : input)
+      if (!url.endsWith('/v1/chat/completions')) return new Response('{}', { status: 404 })
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          controller.enqueue(encoder.encode(`: ondevice-prefill ${++sent}\n\n`))
+        },
+      })
+      return new Response(body, {
+        headers: { 'content-type': 'text/event-stream', 'x-ondevice-prompt-tokens': '3' },
+      })
+    }
+    const client = createClient({
+      policy: 'edge-only',
+      edge: { url: 'http://edge.test', model: 'm', idleTimeoutMs: 300, fetch: edgeFetch },
+    })
+    try {
+      const started = performance.now()
+      const error = await client
+        .chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 2 })
+        .catch((caught: unknown) => caught)
+      expect(error).toMatchObject({ code: 'edge_failed', isRetryable: true })
+      expect((error as Error).message).toMatch(/no event for 300 ms/)
+      // Three reports counted (about 300 ms), then 300 ms idle: not a stream kept up for ever.
+      expect(sent).toBeGreaterThanOrEqual(5)
+      expect(performance.now() - started).toBeLessThan(5_000)
+    } finally {
+      await client.dispose()
+    }
   })
 })

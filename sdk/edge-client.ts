@@ -467,9 +467,23 @@ export class EdgeClient {
     // count when the edge's usage does not say it.
     let reasoningTokens = 0
     try {
+      // An ondevice edge's prefill progress (': ondevice-prefill N') counts as an event while N
+      // rises and stays within the tokens it was sent (each report stands for one fed at least),
+      // so a long prompt's prefill is not a stalled edge, and no server keeps a stream alive on
+      // comments alone for longer than its input takes.
+      const inputTokens =
+        promptTokens === undefined ? undefined : promptTokens + (request.continuation?.tokenIds.length ?? 0)
+      let prefillReports = 0
       const events = parseServerSentEvents(response.body, {
         ...(request.signal === undefined ? {} : { signal: request.signal }),
         idleTimeoutMs: this.options.idleTimeoutMs ?? defaultEdgeIdleTimeoutMs,
+        isProgress: (comment) => {
+          const match = /^ondevice-prefill (\d{1,15})$/.exec(comment)
+          const reports = match === null ? 0 : Number(match[1])
+          if (inputTokens === undefined || reports <= prefillReports || reports > inputTokens) return false
+          prefillReports = reports
+          return true
+        },
       })
       for await (const event of events) {
         if (event.data === '[DONE]') {

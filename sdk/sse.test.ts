@@ -67,6 +67,46 @@ describe('parseServerSentEvents', () => {
     expect((error as ServerSentEventError).reason).toBe('idle')
   })
 
+  it('comments the caller takes for progress count as events for the idle time, and only while it does', async () => {
+    // An ondevice edge's long prefill sends ': ondevice-prefill N' about once a second; the edge
+    // client counts a rising N up to the tokens it sent (sdk/edge-client.ts).
+    const encoder = new TextEncoder()
+    let index = 0
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        index++
+        controller.enqueue(
+          encoder.encode(index === 12 ? 'data: token\n\n' : `: ondevice-prefill ${index}\n\n`),
+        )
+        if (index === 12) controller.close()
+      },
+    })
+    const seen: string[] = []
+    const found = await events(stream, {
+      idleTimeoutMs: 200,
+      isProgress: (comment: string) => {
+        seen.push(comment)
+        return true
+      },
+    })
+    // 600 ms of comments, then the event: the idle timeout of 200 ms never ended it.
+    expect(found).toEqual([{ event: 'message', data: 'token' }])
+    expect(seen[0]).toBe('ondevice-prefill 1')
+    // The same comments refused (past the caller's bound): idle after 200 ms.
+    index = 0
+    const refused = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        controller.enqueue(encoder.encode(`: ondevice-prefill ${++index}\n\n`))
+      },
+    })
+    const error = await events(refused, { idleTimeoutMs: 200, isProgress: () => false }).catch(
+      (caught: unknown) => caught,
+    )
+    expect((error as ServerSentEventError).reason).toBe('idle')
+  })
+
   it('the idle time is the same however the wall clock moves (set forward: a live stream failed; back: a stalled one waited a day)', async () => {
     // A real clock change cannot be made in a test (NTP, a phone syncing its time): Date.now is
     // what moves here (after each event the reader gets), as in device-slot.test.ts.

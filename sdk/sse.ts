@@ -22,6 +22,12 @@ export interface ServerSentEventOptions {
    * `: keepalive` lines is as stuck as a silent one. Default: no limit.
    */
   readonly idleTimeoutMs?: number
+  /**
+   * Whether a comment (its text after ':' and spaces) is the server's progress, which counts as
+   * an event for the idle timeout: an ondevice edge's ': ondevice-prefill N' during a long
+   * prefill. The caller bounds it (a rising N, at most the tokens it sent).
+   */
+  readonly isProgress?: (comment: string) => boolean
 }
 
 /** Default bound on one line or event: far above the largest chunk an edge sends (every token id of a long answer). */
@@ -46,6 +52,7 @@ export async function* parseServerSentEvents(
     signal,
     maxEventLength = defaultMaxEventLength,
     idleTimeoutMs,
+    isProgress,
   } = options instanceof AbortSignal ? { signal: options } : options
   const reader = body.getReader()
   const decoder = new TextDecoder()
@@ -128,7 +135,11 @@ export async function* parseServerSentEvents(
           event = ''
           continue
         }
-        if (line.charCodeAt(0) === 58) continue // ':' starts a comment (a keep-alive)
+        if (line.charCodeAt(0) === 58) {
+          // ':' starts a comment: a keep-alive, or the edge's progress when the caller says so.
+          if (isProgress?.(line.slice(1).trimStart())) lastEventAt = performance.now()
+          continue
+        }
         const colon = line.indexOf(':')
         const field = colon === -1 ? line : line.slice(0, colon)
         let fieldValue = colon === -1 ? '' : line.slice(colon + 1)

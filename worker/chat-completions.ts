@@ -386,14 +386,19 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
     throw biasError
   }
 
+  /** Set once the answer streams: reports a long prefill's progress to the client (below). */
+  let reportPrefill: (() => void) | undefined
   const parts = touching(
     lease,
     generate(taken, model.tokenizer, {
       ...toGenerateRequest(request, { promptTokenIds, promptBoundaries, maxTokens }),
       signal: abort.signal,
       // A long prefill shows no part for a while: its passes keep the lease alive (a waiting
-      // request would otherwise reclaim it as stalled and stop it).
-      onProgress: () => lease.touch(),
+      // request would otherwise reclaim it as stalled and stop it), and a stream tells its client.
+      onProgress: () => {
+        lease.touch()
+        reportPrefill?.()
+      },
     }),
   )
   const header: CompletionHeader = {
@@ -439,6 +444,25 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
 
   const iterator: AsyncIterator<GenerationPart> = parts[Symbol.asyncIterator]()
   let started = false
+  // A prefill of a long conversation (or of a handoff's continuation) on the engine shows no
+  // event for as long as it runs, and a client's idle timeout would take the edge for stalled:
+  // about once a second it gets a comment ': ondevice-prefill N', N the reports so far. Each
+  // report stands for at least one input token fed, so N never passes the prompt and the
+  // continuation: a client can count it as progress without a server keeping a stream alive on
+  // comments alone. OpenAI's clients skip comments.
+  let prefillReports = 0
+  let lastPrefillReportAt = performance.now()
+  reportPrefill = () => {
+    prefillReports++
+    const now = performance.now()
+    if (closed || !started || now - lastPrefillReportAt < prefillReportIntervalMs) return
+    lastPrefillReportAt = now
+    try {
+      controllerOf?.enqueue(encoder.encode(`: ondevice-prefill ${prefillReports}\n\n`))
+    } catch {
+      // The stream is already gone; the generation stops at its next step.
+    }
+  }
   // Set once the stream has ended or was abandoned: nothing is enqueued after it, and the slot
   // and log line are settled exactly once.
   let closed = false
@@ -617,6 +641,10 @@ function recordFinish(fields: RequestLogFields, part: FinishPart): void {
  * leak the slot and session; `waitUntil` lets the loop see the abort and clean up. Node has no
  * execution context and cancels nothing.
  */
+
+/** How often a long prefill's progress goes to a streaming client (see reportPrefill). */
+const prefillReportIntervalMs = 1000
+
 function keepAliveUntil(c: Context<AppEnv>, settled: Promise<void>): void {
   let context: { waitUntil(promise: Promise<unknown>): void } | undefined
   try {

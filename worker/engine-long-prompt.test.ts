@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { createClient } from '../sdk/client.ts'
+import { serveApp } from '../test/sdk/test-edge.ts'
 import { createApp } from './app.ts'
 import { createNodeModelHost } from './node.ts'
 
@@ -166,3 +168,25 @@ it.each([
   },
   120_000,
 )
+
+it("the SDK reading the edge's stream: a prefill longer than its idle timeout is progress, not a stalled edge", async () => {
+  // A long conversation on an engine edge (or a handoff late in a long answer) shows no event
+  // from the stream's first chunk until its first token. The client's idle timeout (60 s by
+  // default, 2.5 s here) ended it as a stalled edge ('no event for ... ms') while the edge was
+  // working: the answer, or the handoff's continuation, was lost on exactly the longest prompts.
+  const modelHost = createNodeModelHost({ model: smallDir, modelId: 'small', backend: 'wasm' })
+  const edge = await serveApp(createApp({ modelHost, log: () => undefined }).fetch, 'small')
+  const client = createClient({ policy: 'edge-only', edge: { url: edge.url, idleTimeoutMs: 2500 } })
+  try {
+    await client.chat({ messages: [{ role: 'user', content: 'Hello' }], maxTokens: 1 })
+    const content = Array.from({ length: 1300 }, (_, i) => `word${i % 97}`).join(' ')
+    const answer = await client.chat({ messages: [{ role: 'user', content }], maxTokens: 2 })
+    expect(answer.route).toBe('edge')
+    // The case this checks: a prefill that outlasted the idle timeout.
+    expect(answer.usage.timeToFirstTokenMs).toBeGreaterThan(2500)
+  } finally {
+    await client.dispose()
+    await edge.close()
+    await modelHost.dispose()
+  }
+}, 120_000)
