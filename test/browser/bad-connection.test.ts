@@ -20,6 +20,9 @@ import type { BrowserContext, Page } from 'playwright-core'
 import { build, defaultClientConditions } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import { serveApp } from '../../test/sdk/test-edge.ts'
+import { createApp } from '../../worker/app.ts'
+import { createNodeModelHost } from '../../worker/node.ts'
 import type { ScenarioRequest, ScenarioResult } from './bad-connection-page/main.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
 
@@ -259,6 +262,44 @@ describe('device-only keeps text on the device, in Chromium', () => {
     expect(edgeRequests(since).some((entry) => entry.body.includes(secret))).toBe(true)
     expect(browserLog.slice(since.browser).some((entry) => entry.body.includes(secret))).toBe(true)
   }, 120_000)
+})
+
+describe('a handoff from the engine in Chromium to the engine on a real edge', () => {
+  it('the device failing at decode step k = 1, 3, 7: the joined answer is the uninterrupted one', async () => {
+    // The page's device (ondevice's engine in Chromium, q8, temperature 0.8 with a seed) fails
+    // mid-answer; the edge app on Node (the engine, the same package) continues from the tokens
+    // shown: the same logit bits on both hosts make the joined text the device's own answer.
+    const modelHost = createNodeModelHost({
+      model: packageDir,
+      modelId: 'fixture',
+      backend: 'wasm',
+      dtype: 'q8',
+    })
+    const realEdge = await serveApp(
+      createApp({ modelHost, log: () => undefined, allowedOrigins: ['*'] }).fetch,
+      'fixture',
+    )
+    try {
+      const prompt = 'Tell me about rivers and their bridges.'
+      const whole = await run({ client: { policy: 'device-only' }, prompt, maxTokens: 16 })
+      expect(whole.error).toBeUndefined()
+      expect(whole.route).toBe('device')
+      const client = {
+        edge: { url: realEdge.url, connectTimeoutMs: 10_000 },
+        thresholds: { minDeviceTokensPerSecond: 0.01 },
+      }
+      for (const k of [1, 3, 7]) {
+        const handed = await run({ client, prompt, maxTokens: 16, failAtToken: k })
+        expect(handed.error, `k=${k}`).toBeUndefined()
+        expect(handed.route, `k=${k}`).toBe('device+edge')
+        expect(handed.parts.filter((part) => part.type === 'handoff')).toHaveLength(1)
+        expect(handed.text, `k=${k}`).toBe(whole.text)
+      }
+    } finally {
+      await realEdge.close()
+      await modelHost.dispose()
+    }
+  }, 180_000)
 })
 
 describe('offline once stored, in Chromium', () => {
