@@ -2,7 +2,11 @@
 // as it streams past instead of being held whole (WebCrypto's digest() takes one buffer). workerd
 // has a native streaming digest (`crypto.DigestStream`), Node has node:crypto (reached through
 // `process.getBuiltinModule`, so no bundle for workerd imports it); any other host gets FIPS 180-4
-// in plain JavaScript.
+// in plain JavaScript (core/sha256.ts).
+
+import { JavaScriptSha256 } from '../core/sha256.ts'
+
+export { JavaScriptSha256 }
 
 export interface Sha256Stream {
   /** A promise only where the host's digest is asynchronous (workerd's DigestStream). */
@@ -74,108 +78,5 @@ export function createSha256Stream(): Sha256Stream {
   return {
     update: (bytes) => hash.update(bytes),
     digest: async () => toHex(hash.digest()),
-  }
-}
-
-const K = new Uint32Array([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-  0xc67178f2,
-])
-
-/** FIPS 180-4 SHA-256, fed in pieces. */
-export class JavaScriptSha256 {
-  readonly #state = new Uint32Array([
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ])
-  readonly #words = new Uint32Array(64)
-  /** A partial 64-byte block carried to the next update. */
-  readonly #pending = new Uint8Array(64)
-  #pendingLength = 0
-  #length = 0
-
-  update(bytes: Uint8Array): void {
-    this.#length += bytes.length
-    let offset = 0
-    if (this.#pendingLength > 0) {
-      const take = Math.min(64 - this.#pendingLength, bytes.length)
-      this.#pending.set(bytes.subarray(0, take), this.#pendingLength)
-      this.#pendingLength += take
-      offset = take
-      if (this.#pendingLength < 64) return
-      this.#block(this.#pending, 0)
-      this.#pendingLength = 0
-    }
-    for (; offset + 64 <= bytes.length; offset += 64) this.#block(bytes, offset)
-    this.#pending.set(bytes.subarray(offset), 0)
-    this.#pendingLength = bytes.length - offset
-  }
-
-  digest(): Uint8Array {
-    const bits = this.#length * 8
-    const tail = new Uint8Array(this.#pendingLength + 9 <= 64 ? 64 : 128)
-    tail.set(this.#pending.subarray(0, this.#pendingLength))
-    tail[this.#pendingLength] = 0x80
-    const view = new DataView(tail.buffer)
-    view.setUint32(tail.length - 8, Math.floor(bits / 2 ** 32))
-    view.setUint32(tail.length - 4, bits >>> 0)
-    for (let offset = 0; offset < tail.length; offset += 64) this.#block(tail, offset)
-    const out = new Uint8Array(32)
-    const outView = new DataView(out.buffer)
-    for (let i = 0; i < 8; i++) outView.setUint32(i * 4, this.#state[i]!)
-    return out
-  }
-
-  #block(bytes: Uint8Array, offset: number): void {
-    const w = this.#words
-    for (let i = 0; i < 16; i++) {
-      const at = offset + i * 4
-      w[i] = (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!
-    }
-    for (let i = 16; i < 64; i++) {
-      const a = w[i - 15]!
-      const b = w[i - 2]!
-      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3)
-      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10)
-      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) | 0
-    }
-    const s = this.#state
-    let a = s[0]!
-    let b = s[1]!
-    let c = s[2]!
-    let d = s[3]!
-    let e = s[4]!
-    let f = s[5]!
-    let g = s[6]!
-    let h = s[7]!
-    for (let i = 0; i < 64; i++) {
-      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))
-      const ch = (e & f) ^ (~e & g)
-      const t1 = (h + S1 + ch + K[i]! + w[i]!) | 0
-      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))
-      const maj = (a & b) ^ (a & c) ^ (b & c)
-      const t2 = (S0 + maj) | 0
-      h = g
-      g = f
-      f = e
-      e = (d + t1) | 0
-      d = c
-      c = b
-      b = a
-      a = (t1 + t2) | 0
-    }
-    s[0] = (s[0]! + a) | 0
-    s[1] = (s[1]! + b) | 0
-    s[2] = (s[2]! + c) | 0
-    s[3] = (s[3]! + d) | 0
-    s[4] = (s[4]! + e) | 0
-    s[5] = (s[5]! + f) | 0
-    s[6] = (s[6]! + g) | 0
-    s[7] = (s[7]! + h) | 0
   }
 }

@@ -2,7 +2,8 @@
 // System (streamed to disk, resumable with HTTP Range, read back lazily) or in the Cache API
 // (whole responses, no resume). A file is written under a `.partial` name and becomes visible
 // only when committed, after its sha256 matched manifest.json.
-import type { FileArea } from './file-area.ts'
+import { JavaScriptSha256 } from '../../core/sha256.ts'
+import type { FileArea, PartialWriter } from './file-area.ts'
 import { toHex } from './manifest.ts'
 import type { StorageEstimate } from './types.ts'
 
@@ -209,8 +210,35 @@ export function removePackage(storage: BrowserFiles, key: string): Promise<void>
   return storage.files.removePrefix(`${key}/`)
 }
 
-async function sha256Blob(blob: Blob): Promise<string> {
-  return toHex(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))
+/** The most of a file the store holds in memory at once while hashing it. */
+export const hashSliceBytes = 4 * 2 ** 20
+
+/**
+ * The sha256 of a Blob read one slice at a time. WebCrypto's digest() takes one buffer, so
+ * `digest(await blob.arrayBuffer())` held the whole file in memory at once: 500 MB+ of the model
+ * worker for a 500 MB weights file, at the end of a long download, which can end the tab on a phone.
+ */
+export async function sha256Blob(blob: Blob, sliceBytes = hashSliceBytes): Promise<string> {
+  const hash = new JavaScriptSha256()
+  await hashInto(hash, blob, 0, blob.size, sliceBytes)
+  return toHex(hash.digest())
+}
+
+async function hashInto(
+  hash: JavaScriptSha256,
+  blob: Blob,
+  from: number,
+  to: number,
+  sliceBytes: number,
+): Promise<void> {
+  for (let at = from; at < to; at += sliceBytes)
+    hash.update(new Uint8Array(await blob.slice(at, Math.min(at + sliceBytes, to)).arrayBuffer()))
+}
+
+/** A `.partial` file's hash so far, fed by its writer; `bytes` is how many bytes it has seen. */
+interface RunningHash {
+  readonly hash: JavaScriptSha256
+  bytes: number
 }
 
 /** The FileArea of the package stored under `key`. */
@@ -223,6 +251,55 @@ export function browserFileArea(
   const at = (path: string) => `${key}/${path}`
   // In a page and in a Web Worker alike; absent in an insecure context (plain http on a LAN host).
   const locks = (globalThis.navigator as { locks?: LockManager } | undefined)?.locks
+  // Each .partial is hashed as it is written, so verifying it after the download reads nothing
+  // again (a pure-JavaScript SHA-256 is several times slower than WebCrypto's one-shot digest,
+  // which needs the whole file in memory; spread over the download, its cost mostly hides behind
+  // the network). A resumed file (a retry, or the next page load) first hashes the bytes already
+  // on disk, slice by slice, so the digest still covers every byte of the file. hashPartial falls
+  // back to reading the file in slices when the running hash does not cover it exactly.
+  const running = new Map<string, RunningHash>()
+  const openPartial = async (path: string, resume: boolean): Promise<PartialWriter> => {
+    let state = running.get(path)
+    running.delete(path)
+    if (!resume || !files.supportsResume) state = { hash: new JavaScriptSha256(), bytes: 0 }
+    else {
+      // Before the writer opens: a sync access handle locks the file against reads.
+      const prefix = (await files.partialBlob(at(path))) ?? new Blob([])
+      if (state?.bytes !== prefix.size) {
+        state = { hash: new JavaScriptSha256(), bytes: prefix.size }
+        await hashInto(state.hash, prefix, 0, prefix.size, hashSliceBytes)
+      }
+    }
+    const writer = await files.openPartial(at(path), resume)
+    const hashed = state
+    // A file that changed between the hashing and the opening (it should not: the store's lock is
+    // held) leaves the running hash unused and hashPartial reads the file.
+    if (hashed.bytes === writer.offset) running.set(path, hashed)
+    return {
+      offset: writer.offset,
+      write: async (chunk) => {
+        try {
+          await writer.write(chunk)
+        } catch (error) {
+          // Some of the chunk may be on disk: the running hash no longer matches the file.
+          running.delete(path)
+          throw error
+        }
+        if (running.get(path) === hashed) {
+          hashed.hash.update(chunk)
+          hashed.bytes += chunk.byteLength
+        }
+      },
+      close: () => writer.close(),
+    }
+  }
+  const hashPartial = async (path: string): Promise<string> => {
+    const blob = (await files.partialBlob(at(path))) ?? new Blob([])
+    const state = running.get(path)
+    running.delete(path)
+    if (state !== undefined && state.bytes === blob.size) return toHex(state.hash.digest())
+    return sha256Blob(blob)
+  }
   return {
     ...(locks
       ? {
@@ -237,6 +314,9 @@ export function browserFileArea(
       : {}),
     id: `${storage.name}/${key}`,
     location: "in the browser's storage",
+    // The browser sets the origin's quota from the device's free space; nobody can raise it.
+    whenFull:
+      "Free space on the device, or in the browser's site settings (the stored data of sites no longer used); the app can delete other stored models (createBrowserStore().delete(url)) or pick a smaller dtype",
     supportsResume: files.supportsResume,
     size: (path) => files.size(at(path)),
     readText: async (path) => (await files.read(at(path)))?.text(),
@@ -260,14 +340,18 @@ export function browserFileArea(
     matches: async (path, entry) => (await files.size(at(path))) === entry.bytes,
     partialSize: async (path) =>
       files.supportsResume ? ((await files.partialBlob(at(path)))?.size ?? 0) : 0,
-    openPartial: (path, resume) => files.openPartial(at(path), resume),
-    hashPartial: async (path) => sha256Blob((await files.partialBlob(at(path))) ?? new Blob([])),
+    openPartial,
+    hashPartial,
     commit: (path) => files.commit(at(path)),
     remove: async (path) => {
+      running.delete(path)
       await files.remove(at(path))
       await files.remove(`${at(path)}.partial`)
     },
-    clear: () => files.removePrefix(`${key}/`),
+    clear: () => {
+      running.clear()
+      return files.removePrefix(`${key}/`)
+    },
     isStorageFull: (error) => (error as { name?: string }).name === 'QuotaExceededError',
     bytesLeft: async () => Number.POSITIVE_INFINITY,
     estimate,

@@ -16,6 +16,11 @@ export interface FileArea {
   readonly id: string
   /** Where the files go, for messages ("in /home/me/.cache/ondevice", "in the browser's storage"). */
   readonly location: string
+  /**
+   * What the user can do when the storage runs out, ending the store's storage_quota_exceeded
+   * messages: a browser user cannot raise the origin's quota, a Node app can.
+   */
+  readonly whenFull: string
   /** A `.partial` file outlives a failed download, so the next one resumes with HTTP Range. */
   readonly supportsResume: boolean
   /** Size of a stored (committed) file; undefined when there is none. */

@@ -31,6 +31,8 @@ export function createNodeFileArea(options: NodeFileAreaOptions): FileArea {
   return {
     id: directory,
     location: `in ${options.cacheDir}`,
+    whenFull:
+      "Free disk space or delete other stored models (the store's delete(url)), raise cacheQuotaBytes, or pick a smaller dtype",
     supportsResume: true,
     size: (path) => sizeOf(local(path)),
     readText: (path) => readFile(local(path), 'utf8').catch(() => undefined),

@@ -354,7 +354,7 @@ export async function openRemotePackage(
     await area.clear()
     return new StoreError(
       'storage_quota_exceeded',
-      `Storage ran out while storing ${path} of ${prefix} ${area.location}. Nothing was kept; free space (delete other models) or raise the quota, then retry.`,
+      `Storage ran out while storing ${path} of ${prefix} ${area.location}. Nothing was kept. ${area.whenFull}, then retry.`,
       { cause },
     )
   }
@@ -407,7 +407,7 @@ export async function openRemotePackage(
       if (room !== undefined && missing > room) {
         throw new StoreError(
           'storage_quota_exceeded',
-          `Not enough storage for ${prefix}: ${formatBytes(missing)} to download, ${formatBytes(room)} available ${area.location}. Free space, raise the quota, or pick a smaller dtype.`,
+          `Not enough storage for ${prefix}: ${formatBytes(missing)} to download, ${formatBytes(room)} available ${area.location}. ${area.whenFull}.`,
         )
       }
     }
