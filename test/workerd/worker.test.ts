@@ -166,10 +166,11 @@ describe('edge worker in workerd', () => {
     expect(edge.choices[0]?.message.content).toBe(node.choices[0]?.message.content)
     expect(edge.system_fingerprint).toBe('ondevice-0.1.0:fixture:q8:wasm')
     expect(edge.usage).toMatchObject({ completion_tokens: 24, backend: 'wasm', dtype: 'q8' })
-    // The warm-up request asked the same: this one resumed its cache at the cut before the answer
-    // (the prompt's messages, not re-fed), and still gives the cold Node run's tokens.
-    const history = qwen3Tokenizer().encodeChat(messages, { addGenerationPrompt: false }).length
-    expect(edge.usage.prompt_tokens_details).toEqual({ cached_tokens: history })
+    // The warm-up request asked the same: the engine's logits do not depend on how a prompt is
+    // cut, so this one resumed its cache at the longest length it shares (the whole prompt but its
+    // last token, which is fed for the logits), and still gives the cold Node run's tokens.
+    const resumed = qwen3Tokenizer().encodeChat(messages, { addGenerationPrompt: true }).length - 1
+    expect(edge.usage.prompt_tokens_details).toEqual({ cached_tokens: resumed })
     expect(node.usage.prompt_tokens_details).toEqual({ cached_tokens: 0 })
 
     const streamed = await post(fromR2.url, {
@@ -191,7 +192,7 @@ describe('edge worker in workerd', () => {
       edge.ondevice?.token_ids,
     )
     expect(chunks.at(-1)?.usage?.completion_tokens).toBe(24)
-    expect(chunks.at(-1)?.usage?.prompt_tokens_details).toEqual({ cached_tokens: history })
+    expect(chunks.at(-1)?.usage?.prompt_tokens_details).toEqual({ cached_tokens: resumed })
 
     const health = (await (await fetch(`${fromR2.url}/healthz`)).json()) as Record<string, unknown>
     expect(health).toMatchObject({
