@@ -34,15 +34,24 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 # dockerd: started once, listening on its Unix socket only; containers' published ports bind
-# 127.0.0.1 by default (--ip), so nothing a test starts is reachable from outside.
+# 127.0.0.1 by default (--ip), so nothing a test starts is reachable from outside. --bip names the
+# default bridge's gateway: a first start on a machine without docker0 otherwise leaves the bridge
+# network's IPAM config with a subnet and no Gateway, and workerd (wrangler dev's containers) binds
+# its egress listener to that gateway, failing every container start with `getaddrinfo(): DNS lookup
+# failed. host = ;`.
 if ! docker info >/dev/null 2>&1; then
   echo "setup-system: starting dockerd"
-  as_root sh -c 'nohup dockerd --ip=127.0.0.1 >/var/log/ondevice-dockerd.log 2>&1 &'
+  as_root sh -c 'nohup dockerd --ip=127.0.0.1 --bip=172.17.0.1/16 >/var/log/ondevice-dockerd.log 2>&1 &'
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
   done
   # Not fatal here: only the container tests need it, and they fail saying how to fix it.
   docker info >/dev/null 2>&1 || echo "setup-system: warning: dockerd did not start; see /var/log/ondevice-dockerd.log" >&2
+fi
+# A dockerd started elsewhere (or before this flag) may still lack the gateway: say so, with the fix.
+gateway=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)
+if docker info >/dev/null 2>&1 && [ -z "$gateway" ]; then
+  echo "setup-system: warning: Docker's bridge network has no gateway in its IPAM config; wrangler dev's containers cannot start. Restart dockerd with --bip=172.17.0.1/16 (or \"bip\" in /etc/docker/daemon.json)." >&2
 fi
 echo "setup-system: done"

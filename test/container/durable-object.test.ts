@@ -122,6 +122,20 @@ function keyFor(index: number, prefix: string): string {
 
 beforeAll(async () => {
   await requireDocker()
+  // workerd binds its container egress listener to the default bridge's gateway; a dockerd first
+  // started without --bip may record none, and then every container start fails with a bare
+  // `getaddrinfo(): DNS lookup failed. host = ;`. Say what to do instead.
+  const gateway = await docker([
+    'network',
+    'inspect',
+    'bridge',
+    '--format',
+    '{{range .IPAM.Config}}{{.Gateway}}{{end}}',
+  ])
+  if (gateway === '')
+    throw new Error(
+      'Docker\'s bridge network has no gateway in its IPAM config, so wrangler dev cannot start containers: restart dockerd with --bip=172.17.0.1/16 (scripts/setup-system.sh starts it so), or set "bip" in /etc/docker/daemon.json.',
+    )
   directory = await mkdtemp(join(tmpdir(), 'ondevice-durable-object-'))
   packageDir = join(directory, 'image', 'package')
   const cli = join(repositoryRoot, 'cli/bin.js')
