@@ -2,7 +2,7 @@
 // finish of an aborted answer, and the one error that lists every attempt.
 import { deserializeError, OndeviceError, type PartialAnswer } from '../core/errors.ts'
 import { type SamplingOptions, samplingOptionNames } from '../core/sampling/options.ts'
-import type { FinishPart, Route } from '../core/stream-parts.ts'
+import type { ErrorPart, FinishPart, ReasoningDeltaPart, Route, TextDeltaPart } from '../core/stream-parts.ts'
 import type { SamplingRequest } from './options.ts'
 
 /** The request's sampling fields, as the device and the edge both take them. */
@@ -78,4 +78,27 @@ export function partialAnswerOf(
 ): PartialAnswer | undefined {
   if (text === '' && reasoning === '' && tokenIds.length === 0) return undefined
   return { text, ...(reasoning === '' ? {} : { reasoning }), tokenIds: [...tokenIds] }
+}
+
+/**
+ * The answer as far as a stream has shown it, for the error that ends it after part of it
+ * (chat()'s and the AI SDK provider's error.partialAnswer), which a chat app keeps instead of
+ * losing it with the error.
+ */
+export class AnswerSoFar {
+  #text = ''
+  #reasoning = ''
+  readonly #tokenIds: number[] = []
+
+  add(part: TextDeltaPart | ReasoningDeltaPart): void {
+    if (part.type === 'text-delta') this.#text += part.text
+    else this.#reasoning += part.text
+    for (const id of part.tokenIds) this.#tokenIds.push(id)
+  }
+
+  /** The stream's error part as the error to throw, carrying the answer so far (if any). */
+  errorOf(part: ErrorPart): OndeviceError {
+    const partialAnswer = partialAnswerOf(this.#text, this.#reasoning, this.#tokenIds)
+    return deserializeError(partialAnswer ? { ...part.error, partialAnswer } : part.error)
+  }
 }

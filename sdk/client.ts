@@ -6,7 +6,6 @@
 // edge-run.ts (the edge part: the handoff join and its usage).
 import {
   AbortedError,
-  deserializeError,
   InvalidArgumentError,
   OndeviceError,
   serializeError,
@@ -21,7 +20,7 @@ import type {
   ToolCall,
   Usage,
 } from '../core/stream-parts.ts'
-import { abortFinish, chainError, isAbort, partialAnswerOf } from './answer-parts.ts'
+import { AnswerSoFar, abortFinish, chainError, isAbort, partialAnswerOf } from './answer-parts.ts'
 import { type DeviceHost, type DeviceModel, type DownloadProgress, defaultDeviceHost } from './device.ts'
 import { type DeviceFailure, runDevice, type StallWatch } from './device-run.ts'
 import { DeviceSlot } from './device-slot.ts'
@@ -351,22 +350,13 @@ class Client implements OndeviceClient {
   async chat(request: ChatRequest): Promise<ChatResult> {
     let route: RoutePart | undefined
     let handoff: HandoffPart | undefined
-    // What stream() would have shown: an error after part of the answer carries it
-    // (error.partialAnswer), which a chat app keeps instead of losing it with the error.
-    let text = ''
-    let reasoning = ''
-    const tokenIds: number[] = []
+    const soFar = new AnswerSoFar()
     for await (const part of this.stream(request)) {
       if (part.type === 'route') route = part
       else if (part.type === 'handoff') handoff = part
-      else if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
-        if (part.type === 'text-delta') text += part.text
-        else reasoning += part.text
-        for (const id of part.tokenIds) tokenIds.push(id)
-      } else if (part.type === 'error') {
-        const partialAnswer = partialAnswerOf(text, reasoning, tokenIds)
-        throw deserializeError(partialAnswer ? { ...part.error, partialAnswer } : part.error)
-      } else if (part.type === 'finish') {
+      else if (part.type === 'text-delta' || part.type === 'reasoning-delta') soFar.add(part)
+      else if (part.type === 'error') throw soFar.errorOf(part)
+      else if (part.type === 'finish') {
         if (part.finishReason === 'abort') {
           // The aborted finish counts exactly what was shown (a token that showed no text too).
           const partialAnswer = partialAnswerOf(part.text, part.reasoning ?? '', part.tokenIds)

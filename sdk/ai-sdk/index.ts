@@ -28,7 +28,7 @@ import type { ChatMessage, ChatToolCall } from '../../core/chat-template.ts'
 import { deserializeError, InvalidArgumentError } from '../../core/errors.ts'
 import type { FinishPart, FinishReason, HandoffPart, RoutePart } from '../../core/stream-parts.ts'
 import type { ResponseFormat, ToolChoice, ToolDefinition } from '../../core/structured/constraint.ts'
-import { partialAnswerOf } from '../answer-parts.ts'
+import { AnswerSoFar } from '../answer-parts.ts'
 import { type ClientInternals, createClient, type OndeviceClient } from '../client.ts'
 import { type ChatRequest, type ClientOptions, checkConstraint } from '../options.ts'
 
@@ -320,20 +320,13 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let handoff: HandoffPart | undefined
     let finish: FinishPart | undefined
     // What chat() keeps on its error (error.partialAnswer): the answer as far as it came.
-    let text = ''
-    let reasoning = ''
-    const tokenIds: number[] = []
+    const soFar = new AnswerSoFar()
     for await (const part of this.#client.stream(request)) {
       if (part.type === 'route') route = part
       else if (part.type === 'handoff') handoff = part
-      else if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
-        if (part.type === 'text-delta') text += part.text
-        else reasoning += part.text
-        for (const id of part.tokenIds) tokenIds.push(id)
-      } else if (part.type === 'error') {
-        const partialAnswer = partialAnswerOf(text, reasoning, tokenIds)
-        throw deserializeError(partialAnswer ? { ...part.error, partialAnswer } : part.error)
-      } else if (part.type === 'finish') finish = part
+      else if (part.type === 'text-delta' || part.type === 'reasoning-delta') soFar.add(part)
+      else if (part.type === 'error') throw soFar.errorOf(part)
+      else if (part.type === 'finish') finish = part
     }
     if (options.abortSignal?.aborted)
       throw options.abortSignal.reason ?? new DOMException('Aborted', 'AbortError')
