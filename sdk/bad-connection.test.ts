@@ -425,6 +425,125 @@ describe('an edge that fails, then recovers', () => {
     }
   }, 30_000)
 
+  /** An edge (or a proxy in front of one) answering every chat with 503 and this Retry-After. */
+  async function refusing(
+    retryAfter: string,
+  ): Promise<{ url: string; chats: () => number; close: () => Promise<void> }> {
+    let chats = 0
+    const server = createServer((request, response) => {
+      if (request.url === '/v1/chat/completions') chats++
+      request.resume()
+      if (request.url === '/v1/models') {
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ object: 'list', data: [{ id: 'm', object: 'model' }] }))
+        return
+      }
+      response.writeHead(503, { 'content-type': 'application/json', 'retry-after': retryAfter }).end(
+        JSON.stringify({
+          error: { message: 'unavailable', type: 'server_error', code: 'edge_unavailable', param: null },
+        }),
+      )
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      chats: () => chats,
+      close: () => {
+        server.closeAllConnections()
+        return new Promise<void>((done) => server.close(() => done()))
+      },
+    }
+  }
+
+  it('a busy edge (429 overloaded with Retry-After) is left out for its Retry-After like a 503, then answers again', async () => {
+    // A 429 used to leave the edge in: every next request went to the busy edge, was refused
+    // again and fell back, its Retry-After unread.
+    const busy = await startTestEdge({
+      session: { delayMs: 40 },
+      // Queue full at once; its 429 says Retry-After 2 (half of QUEUE_TIMEOUT_MS).
+      limits: { maxConcurrent: 1, maxQueue: 0, queueTimeoutMs: 4_000 },
+    })
+    const holder = new AbortController()
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url: busy.url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    try {
+      // Another client's long answer holds the edge's one slot.
+      const response = await fetch(`${busy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: busy.modelId, messages, max_tokens: 500, stream: true }),
+        signal: holder.signal,
+      })
+      const reader = response.body?.getReader()
+      await reader?.read()
+      const first = await client.chat({ messages, ...sampling })
+      const refusedAt = Date.now()
+      expect(first.route).toBe('device')
+      expect(first.routeReason).toMatch(/the edge failed \(The edge answered HTTP 429: The server is busy/)
+      expect(chatCount(busy)).toBe(2)
+      // Within its Retry-After: not asked.
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(chatCount(busy)).toBe(2)
+      holder.abort()
+      await reader?.cancel().catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, refusedAt + 2_100 - Date.now())))
+      expect((await client.chat({ messages, ...sampling })).route).toBe('edge')
+    } finally {
+      holder.abort()
+      await client.dispose()
+      await busy.close()
+    }
+  }, 30_000)
+
+  it("'Retry-After: 0' from an edge that keeps failing does not cut the backoff: the next request does not ask it at once", async () => {
+    const edge0 = await refusing('0')
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url: edge0.url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    try {
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(edge0.chats()).toBe(1)
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(edge0.chats()).toBe(1)
+      await new Promise((resolve) => setTimeout(resolve, 2_200))
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(edge0.chats()).toBe(2)
+    } finally {
+      await client.dispose()
+      await edge0.close()
+    }
+  }, 30_000)
+
+  it("'Retry-After: 3600' (a misconfigured proxy) leaves the edge out for 5 minutes, not an hour", async () => {
+    const hour = await refusing('3600')
+    const client = createClient(
+      { policy: 'prefer-edge', edge: { url: hour.url }, thresholds: { minDeviceTokensPerSecond: 1 } },
+      { deviceHost: createTestDeviceHost() },
+    )
+    try {
+      const first = await client.chat({ messages, ...sampling }).catch((error: unknown) => error)
+      expect(first).toMatchObject({ route: 'device' })
+      expect(hour.chats()).toBe(1)
+      // The router's clock (performance.now, not the wall clock) moves on 4 minutes: still out.
+      const realNow = performance.now.bind(performance)
+      const spy = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + 240_000)
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(hour.chats()).toBe(1)
+      // 5 minutes and a second: asked again (and refused again).
+      spy.mockImplementation(() => realNow() + 301_000)
+      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      expect(hour.chats()).toBe(2)
+    } finally {
+      vi.restoreAllMocks()
+      await client.dispose()
+      await hour.close()
+    }
+  }, 30_000)
+
   it('answers in flight that the same outage cuts count as one failure: the edge is tried again after 2 s, not 16 s', async () => {
     // Four requests sent while the edge was up all fail with its one outage. Each one counted as
     // a failure in a row, so the wait doubled three more times (16 s) before anything was tried

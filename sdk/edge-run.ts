@@ -2,7 +2,7 @@
 // handoff: the edge continues the device's tokens at their step, and one finish joins both
 // sides' tokens, text and usage). It also remembers an edge that could not be reached, so the
 // router sends nothing there for a while.
-import { OndeviceError, serializeError, toOndeviceError } from '../core/errors.ts'
+import { type ErrorCode, OndeviceError, serializeError, toOndeviceError } from '../core/errors.ts'
 import type { Route, StreamPart, Usage } from '../core/stream-parts.ts'
 import { isBackend, knownDtypes } from '../core/weight-format.ts'
 import { abortFinish, chainError, isAbort, samplingOf } from './answer-parts.ts'
@@ -13,21 +13,38 @@ import { type CheckedChatRequest, constraintOf } from './options.ts'
 /** How long an edge that did not say its MAX_TOKENS is not asked again. */
 const edgeRetryDelayMs = 30_000
 /**
- * After the edge could not answer (edge_unavailable) without saying when to come back: the wait
- * before the router sends it requests again, doubled per failure in a row up to the cap. Short at
- * first: behind a load balancer the next request most likely reaches another instance (one
- * restarting, or still loading its model, is not the whole edge).
+ * After the edge could not answer (edge_unavailable, or a 429: busy or over its rate limit): the
+ * wait before the router sends it requests again, doubled per failure in a row up to the cap.
+ * Short at first: behind a load balancer the next request most likely reaches another instance
+ * (one restarting, or still loading its model, is not the whole edge).
  */
 const edgeBackoffFirstMs = 2_000
 const edgeBackoffMaxMs = 30_000
+/**
+ * The longest the router leaves the edge out on its Retry-After: a misconfigured edge or proxy
+ * (Retry-After: 3600 on every 503) left it out of a page for an hour. After this the next request
+ * tries it again, and a failure there starts another wait; an edge-only client, or one whose
+ * device cannot answer, asks the edge meanwhile anyway. The error keeps the edge's own value
+ * (retryAfterSeconds, at most an hour) for an app that retries on its own.
+ */
+export const edgeRetryAfterMaxMs = 300_000
+
+/** The codes that leave the edge out for a while: it could not take a request now. */
+const edgeBusyOrDown: ReadonlySet<ErrorCode> = new Set(['edge_unavailable', 'overloaded', 'rate_limited'])
 
 /**
- * How long to leave the edge out after its `failures`-th edge_unavailable in a row: the edge's own
- * Retry-After when it sent one (already bounded to an hour by parseRetryAfter), else the backoff.
+ * How long to leave the edge out after its `failures`-th refusal in a row (edge_unavailable, or a
+ * 429): the backoff (2 s doubled per failure, at most 30 s), or the edge's Retry-After when it
+ * asks for longer, up to 5 minutes. A shorter Retry-After (`0`: come back now) does not cut the
+ * backoff: an edge that keeps failing is not asked again at once by every request.
  */
 export function edgeBackoffMs(failures: number, retryAfterSeconds: number | undefined): number {
-  if (retryAfterSeconds !== undefined) return retryAfterSeconds * 1000
-  return Math.min(edgeBackoffMaxMs, edgeBackoffFirstMs * 2 ** Math.max(0, Math.min(failures - 1, 10)))
+  const backoff = Math.min(
+    edgeBackoffMaxMs,
+    edgeBackoffFirstMs * 2 ** Math.max(0, Math.min(failures - 1, 10)),
+  )
+  if (retryAfterSeconds === undefined) return backoff
+  return Math.min(edgeRetryAfterMaxMs, Math.max(backoff, retryAfterSeconds * 1000))
 }
 /**
  * How long an answer waits for the edge's limits before it starts (the first time; they are
@@ -59,11 +76,11 @@ function deviceFormat(device: DeviceFailure): {
 export class EdgeSide {
   readonly #client: EdgeClient
   /**
-   * Until when (performance.now) the router leaves the edge out (after an edge_unavailable; 0: not
-   * left out). Not the wall clock: one set back a day left the edge out for a day.
+   * Until when (performance.now) the router leaves the edge out (after an edge_unavailable or a
+   * 429; 0: not left out). Not the wall clock: one set back a day left the edge out for a day.
    */
   #unreachableUntil = 0
-  /** edge_unavailable failures since the edge last answered: how long the next wait is. */
+  /** Refusals (edge_unavailable, 429) since the edge last answered: how long the next wait is. */
   #failuresInARow = 0
   /** Until when an edge that did not say its MAX_TOKENS is not asked again. */
   #maxTokensUnknownUntil = 0
@@ -104,9 +121,10 @@ export class EdgeSide {
   }
 
   /**
-   * False for a while after the edge could not answer (edge_unavailable): its Retry-After, else
-   * 2 s doubled per failure in a row up to 30 s. Then true again: the next request tries it (and a
-   * failure there leaves it out for the next, longer wait; an answer resets the count).
+   * False for a while after the edge could not answer (edge_unavailable, or a 429: busy or over
+   * its rate limit): 2 s doubled per failure in a row up to 30 s, or its Retry-After when longer
+   * (at most 5 minutes: edgeBackoffMs). Then true again: the next request tries it (and a failure
+   * there leaves it out for the next, longer wait; an answer resets the count).
    */
   get reachable(): boolean {
     return performance.now() >= this.#unreachableUntil
@@ -254,7 +272,7 @@ export class EdgeSide {
         return 'done'
       }
       const edgeError = toOndeviceError(error, 'edge_failed', true)
-      if (edgeError.code === 'edge_unavailable') {
+      if (edgeBusyOrDown.has(edgeError.code)) {
         // Requests sent while the edge was up that fail inside a wait already begun are the same
         // outage, not further failures in a row: five answers cut by one restart would otherwise
         // double the wait four more times. They may lengthen it (a later Retry-After) only.
