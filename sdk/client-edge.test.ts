@@ -513,6 +513,46 @@ describe('abort and edge errors', () => {
     }
   })
 
+  it("a request queued behind a busy edge gets the edge's 429 within the SDK's connect timeout, not 'could not reach the edge' (both at their defaults)", async () => {
+    // The SDK gives up on an edge that has not sent its response headers within connectTimeoutMs
+    // (15 s); a queued request gets none until it holds a slot. With QUEUE_TIMEOUT_MS at 30 s the
+    // SDK gave up first: a busy edge read as a dead one ("Could not reach the edge ... no answer
+    // within 15000 ms", edge_unavailable), the edge's own answer (429 overloaded, Retry-After)
+    // never seen. Defaults only here: the edge app's limits and the client's edge options.
+    const busy = await startTestEdge({ session: { delayMs: 100 } })
+    const holder = new AbortController()
+    try {
+      // Another client's long answer holds the edge's one slot (MAX_CONCURRENT 1), read as it comes.
+      const response = await fetch(`${busy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: busy.modelId, messages, max_tokens: 1000, stream: true }),
+        signal: holder.signal,
+      })
+      const reader = response.body?.getReader()
+      await reader?.read()
+      const reading = (async () => {
+        while (!(await reader?.read())?.done) {
+          // keep reading
+        }
+      })().catch(() => undefined)
+      const client = createClient({ policy: 'edge-only', edge: { url: busy.url } })
+      const startedAt = Date.now()
+      const error = await client.chat({ messages, maxTokens: 2 }).catch((caught: unknown) => caught)
+      const waitedMs = Date.now() - startedAt
+      await client.dispose()
+      holder.abort()
+      await reading
+      expect(error).toBeInstanceOf(OndeviceError)
+      expect(error).toMatchObject({ code: 'overloaded', isRetryable: true, retryAfterSeconds: 5 })
+      expect((error as Error).message).toMatch(/HTTP 429: Waited 10000 ms for a generation slot/)
+      expect(waitedMs).toBeLessThan(15_000)
+    } finally {
+      holder.abort()
+      await busy.close()
+    }
+  }, 40_000)
+
   it('an edge request error keeps the field the edge named', async () => {
     const client = new EdgeClient({ url: edge.url })
     let caught: unknown

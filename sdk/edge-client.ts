@@ -46,7 +46,12 @@ export interface EdgeOptions {
   readonly model?: string
   /** Extra headers on every request. */
   readonly headers?: Readonly<Record<string, string>>
-  /** Give up on an edge that has not answered (sent its response headers) within this time. Default 15 s. */
+  /**
+   * Give up on an edge that has not answered (sent its response headers) within this time, as
+   * unreachable. Default 15 s. An ondevice edge sends its headers once a request holds a
+   * generation slot: keep this above its QUEUE_TIMEOUT_MS (default 10 s), after which it answers
+   * a request still queued with 429 `overloaded` and a Retry-After.
+   */
   readonly connectTimeoutMs?: number
   /**
    * Once the edge has answered, give up when its stream brings no event for this long. Default
@@ -105,6 +110,9 @@ export interface EdgeResponseInfo {
 
 // One reading of Retry-After for the edge's answers and the store's downloads (core/retry-after.ts).
 export { maximumRetryAfterSeconds, parseRetryAfter } from '../core/retry-after.ts'
+
+/** Default `connectTimeoutMs` (above the edge's default QUEUE_TIMEOUT_MS, 10 s). */
+export const defaultEdgeConnectTimeoutMs = 15_000
 
 /** Default `idleTimeoutMs`. */
 export const defaultEdgeIdleTimeoutMs = 60_000
@@ -231,7 +239,7 @@ export class EdgeClient {
     const controller = new AbortController()
     const onAbort = () => controller.abort()
     signal?.addEventListener('abort', onAbort, { once: true })
-    const timeoutMs = this.options.connectTimeoutMs ?? 15_000
+    const timeoutMs = this.options.connectTimeoutMs ?? defaultEdgeConnectTimeoutMs
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true

@@ -28,7 +28,12 @@ export interface Limits {
   readonly maxConcurrent: number
   /** Requests that may wait for a slot; beyond it they get 429 at once. Default 16. */
   readonly maxQueue: number
-  /** How long a request waits for a slot before 429. Default 30 s. */
+  /**
+   * How long a request waits for a slot before 429. Default 10 s: a queued request has no
+   * response headers yet, and the ondevice SDK gives up on an edge that sends none within its
+   * `connectTimeoutMs` (15 s) as unreachable; the queue's 429 (with Retry-After) must come first.
+   * It was 30 s, and a busy edge read as a dead one.
+   */
   readonly queueTimeoutMs: number
   /**
    * A generation that makes no progress this long is presumed dead and its slot reclaimed (Workers
@@ -55,7 +60,7 @@ export const defaultLimits: Limits = {
   maxTokens: 2048,
   maxConcurrent: 1,
   maxQueue: 16,
-  queueTimeoutMs: 30_000,
+  queueTimeoutMs: 10_000,
   stallTimeoutMs: 60_000,
   readerStallTimeoutMs: 15_000,
 }
