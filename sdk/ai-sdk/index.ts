@@ -196,7 +196,10 @@ function finishReasonOf(reason: FinishReason): LanguageModelV3FinishReason {
 /**
  * The AI SDK's usage. outputTokens.reasoning is the SDK's usage.reasoningTokens, the same number
  * chat() and the wire's completion_tokens_details.reasoning_tokens give (the think block, its tags
- * included, device and edge joined across a handoff); the rest of the output is text.
+ * included, device and edge joined across a handoff); the rest of the output is text. A prompt
+ * never counted (`promptTokensCounted: false`: stopped before it was, or an edge that sends no
+ * usage) is unknown, undefined as the AI SDK's usage has it: its promptTokens 0 was reported as a
+ * prompt of 0 tokens.
  */
 function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
   const usage = finish?.usage
@@ -205,12 +208,13 @@ function usageOf(finish: FinishPart | undefined): LanguageModelV3Usage {
     total === undefined || usage?.reasoningTokens === undefined
       ? undefined
       : Math.min(usage.reasoningTokens, total)
+  const input = usage?.promptTokensCounted === false ? undefined : usage?.promptTokens
+  const cached = input === undefined ? undefined : usage?.cachedTokens
   return {
     inputTokens: {
-      total: usage?.promptTokens,
-      noCache:
-        usage?.cachedTokens === undefined ? usage?.promptTokens : usage.promptTokens - usage.cachedTokens,
-      cacheRead: usage?.cachedTokens,
+      total: input,
+      noCache: input === undefined || cached === undefined ? input : input - cached,
+      cacheRead: cached,
       cacheWrite: undefined,
     },
     outputTokens: {
