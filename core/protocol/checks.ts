@@ -29,3 +29,27 @@ export const wholeAtLeast = (minimum: number, note = ''): NumberCheck => {
   return (value) =>
     !Number.isInteger(value) || value < minimum ? `use a whole number ≥ ${minimum}${note}.` : undefined
 }
+
+/**
+ * Refuses a key `object` does not define, naming it (`${at}.${key}`). A misspelt or misplaced key
+ * would otherwise be dropped with what it carried, and the request answered without it: a tool's
+ * `parameters` one level too high (no schema enforced), a `schema` beside `type: "json_object"`
+ * (any object), an Ollama-style `images` list. `hints` says, for a key clients are known to send,
+ * where it belongs; else `expected` lists the keys the object takes.
+ */
+export function refuseUnknownKeys(
+  object: JsonObject,
+  known: ReadonlySet<string>,
+  at: string,
+  expected: string,
+  hints: Readonly<Record<string, string>> = {},
+): void {
+  for (const key of Object.keys(object)) {
+    if (known.has(key)) continue
+    // The client chose the key: a bounded prefix names it.
+    const shown = key.slice(0, 64)
+    // Own keys only: a key named `constructor` must not find Object.prototype's.
+    const hint = Object.hasOwn(hints, key) ? hints[key] : undefined
+    fail(`${at}.${shown}`, `Unknown field ${at}.${shown}: ${hint ?? expected}`)
+  }
+}

@@ -15,7 +15,7 @@ import type {
   ToolChoice,
   ToolDefinition,
 } from '../structured/constraint.ts'
-import { fail, type JsonObject } from './checks.ts'
+import { fail, type JsonObject, refuseUnknownKeys } from './checks.ts'
 import type { ChatCompletionRequest, ChatCompletionTool } from './types.ts'
 
 /**
@@ -29,6 +29,11 @@ export const wireConstraintFieldNames: ConstraintFieldNames = {
   toolChoice: 'tool_choice',
 }
 
+const typeOnly: ReadonlySet<string> = new Set(['type'])
+const jsonSchemaFormatKeys: ReadonlySet<string> = new Set(['type', 'json_schema'])
+/** OpenAI's json_schema fields (`description` is for the model; `strict` changes nothing here). */
+const jsonSchemaKeys: ReadonlySet<string> = new Set(['name', 'description', 'schema', 'strict'])
+
 /** Checks the request's `response_format` shape (absent or null is fine). */
 export function validateResponseFormat(responseFormat: unknown): void {
   if (responseFormat === undefined || responseFormat === null) return
@@ -37,7 +42,22 @@ export function validateResponseFormat(responseFormat: unknown): void {
   }
   const format = responseFormat as JsonObject
   const type = format['type']
-  if (type === 'text' || type === 'json_object') return
+  if (type === 'text' || type === 'json_object') {
+    // A schema here (where vLLM and Fireworks take one for json_object) was dropped, and the
+    // answer was any JSON object, or text.
+    const schemaHere = `response_format.type ${JSON.stringify(type)} takes no schema: to have the answer follow one, send { "type": "json_schema", "json_schema": { "name": "...", "schema": { ... } } }.`
+    refuseUnknownKeys(
+      format,
+      typeOnly,
+      'response_format',
+      `response_format ${JSON.stringify(type)} is { "type": ${JSON.stringify(type)} } alone.`,
+      {
+        schema: schemaHere,
+        json_schema: schemaHere,
+      },
+    )
+    return
+  }
   if (type !== 'json_schema') {
     fail(
       'response_format.type',
@@ -51,7 +71,32 @@ export function validateResponseFormat(responseFormat: unknown): void {
       'response_format.json_schema must be { "name": "...", "schema": { ... }, "strict": true }.',
     )
   }
-  const { name, schema, strict } = jsonSchema as JsonObject
+  const inside = (key: string) =>
+    `${key} goes in response_format.json_schema.${key}: { "type": "json_schema", "json_schema": { "name": "...", "schema": { ... } } }.`
+  refuseUnknownKeys(
+    format,
+    jsonSchemaFormatKeys,
+    'response_format',
+    'response_format is { "type": "json_schema", "json_schema": { "name", "schema", "strict" } }.',
+    {
+      schema: inside('schema'),
+      name: inside('name'),
+      strict: inside('strict'),
+      description: inside('description'),
+    },
+  )
+  refuseUnknownKeys(
+    jsonSchema as JsonObject,
+    jsonSchemaKeys,
+    'response_format.json_schema',
+    'json_schema has name, description, schema and strict.',
+  )
+  const { name, schema, strict, description } = jsonSchema as JsonObject
+  if (description !== undefined && description !== null && typeof description !== 'string')
+    fail(
+      'response_format.json_schema.description',
+      'response_format.json_schema.description must be a string.',
+    )
   if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(name))) {
     fail(
       'response_format.json_schema.name',

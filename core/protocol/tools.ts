@@ -2,11 +2,25 @@
 // The model sees the tools through its own template; response-format.ts turns them into the
 // constraint generate() enforces (calls valid against each tool's parameters).
 import type { ChatTool } from '../chat-template.ts'
-import { fail, type JsonObject } from './checks.ts'
+import { fail, type JsonObject, refuseUnknownKeys } from './checks.ts'
 import type { ChatCompletionRequest } from './types.ts'
 
 /** OpenAI's rule for function names: what a template prints as a name is never markup. */
 const toolName = /^[A-Za-z0-9_-]{1,64}$/
+
+const toolKeys: ReadonlySet<string> = new Set(['type', 'function'])
+/** OpenAI's function fields (`strict` changes nothing here: every schema is enforced). */
+const functionKeys: ReadonlySet<string> = new Set(['name', 'description', 'parameters', 'strict'])
+/** Names other APIs give a function's argument schema (Anthropic's, MCP's) and common slips. */
+const parameterAliases = [
+  'input_schema',
+  'inputSchema',
+  'schema',
+  'params',
+  'paramaters',
+  'arguments',
+  'args',
+]
 
 /** Checks the request's `tools` (absent or null is fine). */
 export function validateTools(tools: unknown): void {
@@ -23,6 +37,32 @@ export function validateTools(tools: unknown): void {
       ) {
         fail(`tools.${index}`, `tools.${index} must be { type: "function", function: { name, parameters } }.`)
       }
+      // A misplaced or misspelt key took the tool's schema with it: the calls were not checked.
+      const misplaced = `belongs in tools.${index}.function: { type: "function", function: { name, description, parameters } }.`
+      refuseUnknownKeys(
+        tool as JsonObject,
+        toolKeys,
+        `tools.${index}`,
+        'a tool is { type: "function", function: { name, description, parameters } }.',
+        Object.fromEntries(
+          ['name', 'description', 'parameters', 'strict'].map((key) => [key, `${key} ${misplaced}`]),
+        ),
+      )
+      refuseUnknownKeys(
+        function_ as JsonObject,
+        functionKeys,
+        `tools.${index}.function`,
+        'a function has name, description, parameters and strict.',
+        Object.fromEntries(
+          parameterAliases.map((key) => [
+            key,
+            `the JSON Schema of the function's arguments goes in tools.${index}.function.parameters (a function has name, description, parameters and strict).`,
+          ]),
+        ),
+      )
+      const strict = (function_ as JsonObject)['strict']
+      if (strict !== undefined && strict !== null && typeof strict !== 'boolean')
+        fail(`tools.${index}.function.strict`, `tools.${index}.function.strict must be true or false.`)
       const name = (function_ as JsonObject)['name']
       if (typeof name !== 'string' || !toolName.test(name))
         fail(

@@ -3,7 +3,7 @@
 // and whose message says how to fix it. The worker runs it on every request.
 import { OndeviceError } from '../errors.ts'
 import { refuseStopWithDocument, validateStopStrings } from '../stop-strings.ts'
-import { fail, type JsonObject, optionalNumber, wholeAtLeast } from './checks.ts'
+import { fail, type JsonObject, optionalNumber, refuseUnknownKeys, wholeAtLeast } from './checks.ts'
 import { validateConstraint } from './constraint-check.ts'
 import { validateMessageContent } from './content.ts'
 import { validateFormat } from './format.ts'
@@ -64,6 +64,34 @@ const suggestions: Readonly<Record<string, string>> = {
   prompt: 'messages',
 }
 
+/**
+ * OpenAI's message fields. `refusal` and `annotations` come back with an app that sends a
+ * response's message as it came; they, and `audio` and `function_call` when null, change nothing.
+ */
+const messageKeys: ReadonlySet<string> = new Set([
+  'role',
+  'content',
+  'name',
+  'tool_calls',
+  'tool_call_id',
+  'reasoning_content',
+  'refusal',
+  'annotations',
+  'audio',
+  'function_call',
+])
+
+/** Where a message key other APIs (Ollama's, the SDK's camelCase) use goes here, or why it cannot. */
+const messageKeyHints: Readonly<Record<string, string>> = {
+  images: 'images are not supported by this model (a text-only model); send the text alone.',
+  toolCalls: 'did you mean "tool_calls"?',
+  toolCallId: 'did you mean "tool_call_id"?',
+  reasoningContent: 'did you mean "reasoning_content"?',
+  reasoning: 'an assistant turn\'s reasoning goes in "reasoning_content".',
+  thinking: 'an assistant turn\'s reasoning goes in "reasoning_content".',
+  text: 'the message\'s text goes in "content".',
+}
+
 function validateMessages(value: unknown): void {
   if (!Array.isArray(value)) fail('messages', 'messages must be an array of { role, content } objects.')
   if (value.length === 0)
@@ -87,6 +115,26 @@ function validateMessages(value: unknown): void {
       )
     }
     validateMessageContent(content, `${at}.content`, role)
+    refuseUnknownKeys(
+      message as JsonObject,
+      messageKeys,
+      at,
+      'a message has role and content, and where its role takes them name, tool_calls and reasoning_content (assistant), tool_call_id (tool).',
+      messageKeyHints,
+    )
+    const { function_call: functionCall, audio, refusal } = message as JsonObject
+    if (functionCall !== undefined && functionCall !== null)
+      fail(
+        `${at}.function_call`,
+        `${at}.function_call is the deprecated form of a tool call: send tool_calls: [{ id, type: "function", function: { name, arguments } }], and the result as a role "tool" message with its tool_call_id.`,
+      )
+    if (audio !== undefined && audio !== null)
+      fail(
+        `${at}.audio`,
+        `${at}.audio: audio is not supported by this model (a text-only model); leave it out.`,
+      )
+    if (refusal !== undefined && refusal !== null && typeof refusal !== 'string')
+      fail(`${at}.refusal`, `${at}.refusal must be a string.`)
     if (name !== undefined && typeof name !== 'string') fail(`${at}.name`, `${at}.name must be a string.`)
     const reasoning = (message as JsonObject)['reasoning_content']
     if (reasoning !== undefined && reasoning !== null && typeof reasoning !== 'string')
@@ -137,11 +185,17 @@ function validateMessages(value: unknown): void {
   })
 }
 
+const continuationKeys: ReadonlySet<string> = new Set(['token_ids', 'step'])
+
+/** OpenAI's stream options; `include_obfuscation` (padding against side channels) has nothing to pad here. */
+const streamOptionKeys: ReadonlySet<string> = new Set(['include_usage', 'include_obfuscation'])
+
 function validateContinuation(value: unknown): void {
   const param = 'ondevice_continuation'
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     fail(param, `${param} must be { token_ids: number[], step: number }.`)
   }
+  refuseUnknownKeys(value as JsonObject, continuationKeys, param, `${param} is { token_ids, step }.`)
   const { token_ids: tokenIds, step } = value as JsonObject
   if (!Array.isArray(tokenIds))
     fail(`${param}.token_ids`, `${param}.token_ids must be an array of token ids.`)
@@ -220,9 +274,17 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
   if (streamOptions !== undefined && streamOptions !== null) {
     if (typeof streamOptions !== 'object' || Array.isArray(streamOptions))
       fail('stream_options', 'stream_options must be an object like { include_usage: true }.')
-    const includeUsage = (streamOptions as JsonObject)['include_usage']
-    if (includeUsage !== undefined && typeof includeUsage !== 'boolean') {
-      fail('stream_options.include_usage', 'stream_options.include_usage must be true or false.')
+    refuseUnknownKeys(
+      streamOptions as JsonObject,
+      streamOptionKeys,
+      'stream_options',
+      'stream_options takes include_usage (true: the last chunk carries usage).',
+      { includeUsage: 'did you mean "include_usage"?' },
+    )
+    for (const key of streamOptionKeys) {
+      const flag = (streamOptions as JsonObject)[key]
+      if (flag !== undefined && flag !== null && typeof flag !== 'boolean')
+        fail(`stream_options.${key}`, `stream_options.${key} must be true or false.`)
     }
   }
   optionalNumber(request, 'max_tokens', wholeAtLeast(1))
