@@ -2,10 +2,15 @@
 // `run(argv): Promise<number>` (the exit code). Commands load lazily, so `ondevice --help` is fast
 // and a command that needs heavy modules (ONNX Runtime, wrangler) costs nothing to the others.
 import { existsSync, readFileSync } from 'node:fs'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { OndeviceError } from '../core/errors.ts'
 
 export interface CommandModule {
   run(argv: string[]): Promise<number>
+  /** What `ondevice <command> --help` prints: every flag in `options` is in it (cli/help.test.ts). */
+  readonly help: string
+  /** The flags the command's parser (node:util parseArgs) accepts. */
+  readonly options: ParseArgsOptionsConfig
 }
 
 interface CommandEntry {

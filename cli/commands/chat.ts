@@ -17,19 +17,24 @@ import {
   writeReasoning,
 } from './generate.ts'
 
-const help = `Usage: ondevice chat [--model DIR|URL] [options]
+export const help = `Usage: ondevice chat [--model DIR|URL] [options]
 
 An interactive chat with a model on this machine. Type a message and press Enter.
 /reset starts over, /exit (or Ctrl-D) quits, Ctrl-C stops an answer.
 
 Options: the same as 'ondevice generate' (--model, --system, --thinking, --backend, --dtype, --threads,
---max-tokens, --temperature, --top-k, --top-p, --min-p, --seed, --stop), plus
-  --stats    Print tokens and speed after each answer (on stderr)`
+--max-tokens, --temperature, --top-k, --top-p, --min-p, --seed, --stop; not --raw: chat always uses
+the model's chat template; --max-tokens is per answer, default 512), plus
+  --stats      Print tokens and speed after each answer (on stderr)
+  --help, -h   Show this help`
+
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = { ...modelOptions, stats: { type: 'boolean' } } as const
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...modelOptions, stats: { type: 'boolean' } },
+    options,
     strict: true,
   })
   if (values.help) {

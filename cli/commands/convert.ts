@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../../core/errors.ts'
 import { type PackageManifest, parseModelConfig } from '../../core/model-package.ts'
 import { prepareOutputFolder } from '../output-folder.ts'
 
-const help = `Usage:
+export const help = `Usage:
   ondevice convert --from llama2c --checkpoint FILE --tokenizer FILE --out DIR [--dtype D] [--force]
   ondevice convert --from safetensors --in DIR --out DIR [--dtype D] [--force]
 
@@ -31,20 +31,23 @@ Options:
 
 Progress goes to stderr.`
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  from: { type: 'string' },
+  checkpoint: { type: 'string' },
+  tokenizer: { type: 'string' },
+  in: { type: 'string' },
+  out: { type: 'string' },
+  dtype: { type: 'string', multiple: true },
+  force: { type: 'boolean' },
+  attention: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      from: { type: 'string' },
-      checkpoint: { type: 'string' },
-      tokenizer: { type: 'string' },
-      in: { type: 'string' },
-      out: { type: 'string' },
-      dtype: { type: 'string', multiple: true },
-      force: { type: 'boolean' },
-      attention: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options,
     strict: true,
   })
   if (values.help) {

@@ -33,7 +33,7 @@ import {
 } from '../../worker/container/choose-runtime.ts'
 import { checkAllowedOrigins } from '../../worker/options.ts'
 
-const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
+export const help = `Usage: ondevice edge [--model DIR] [--port P] [--allowed-origins ORIGINS] [options]
        npm run edge -- --model DIR
 
 Runs the edge worker locally under wrangler dev (workerd, offline) on 127.0.0.1, serving the
@@ -104,21 +104,24 @@ async function readModelType(folder: string): Promise<string | undefined> {
   return text === undefined ? undefined : parseModelConfig(text).modelType
 }
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  model: { type: 'string' },
+  'model-id': { type: 'string' },
+  port: { type: 'string' },
+  'allowed-origins': { type: 'string' },
+  dtype: { type: 'string' },
+  runtime: { type: 'string' },
+  instances: { type: 'string' },
+  backend: { type: 'string' },
+  base: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      model: { type: 'string' },
-      'model-id': { type: 'string' },
-      port: { type: 'string' },
-      'allowed-origins': { type: 'string' },
-      dtype: { type: 'string' },
-      runtime: { type: 'string' },
-      instances: { type: 'string' },
-      backend: { type: 'string' },
-      base: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options,
     strict: true,
   })
   if (values.help) {

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util'
 import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 
-const help = `Usage: ondevice export-default DIR
+export const help = `Usage: ondevice export-default DIR
 
 Writes the embedded default model package into DIR (created; replaced if it holds an earlier
 export), for a web page to fetch: serve DIR as static files and pass its URL as createClient's
@@ -19,7 +19,10 @@ tokenizer (q4 for ondevice's WebAssembly engine and WebGPU, q8 for onnxruntime-w
 meaningful. For a real model, copy that package's folder the same way.
 
 Example (a Vite app): npx ondevice export-default public/models/default
-                      createClient({ model: '/models/default/' })`
+                      createClient({ model: '/models/default/' })
+
+Options:
+  --help, -h  Show this help`
 
 async function folderState(folder: string): Promise<'absent' | 'empty' | 'package' | 'other' | 'file'> {
   const info = await stat(folder).catch(() => undefined)
@@ -32,10 +35,13 @@ async function folderState(folder: string): Promise<'absent' | 'empty' | 'packag
   return 'other'
 }
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = { help: { type: 'boolean', short: 'h' } } as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { help: { type: 'boolean', short: 'h' } },
+    options,
     allowPositionals: true,
     strict: true,
   })

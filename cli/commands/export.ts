@@ -7,7 +7,7 @@ import { formatSize, progressBar } from '../../builder/cli-options.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { prepareOutputFolder } from '../output-folder.ts'
 
-const help = `Usage: ondevice export --format gguf --in DIR --out FILE.gguf [--dtype D] [--force]
+export const help = `Usage: ondevice export --format gguf --in DIR --out FILE.gguf [--dtype D] [--force]
 
 Writes a package's weights and tokenizer as a GGUF v3 file for llama.cpp (and wllama, its
 WebAssembly build). Reads the package's fp32 (or fp16) ONNX file: write the package with
@@ -27,17 +27,20 @@ Options:
 
 Progress goes to stderr.`
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  format: { type: 'string' },
+  in: { type: 'string' },
+  out: { type: 'string' },
+  dtype: { type: 'string' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      format: { type: 'string' },
-      in: { type: 'string' },
-      out: { type: 'string' },
-      dtype: { type: 'string' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options,
     strict: true,
   })
   if (values.help) {

@@ -7,7 +7,7 @@ import { type FixtureArchitecture, fixtureSizes, writeFixture } from '../../buil
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { prepareOutputFolder } from '../output-folder.ts'
 
-const help = `Usage: ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [options]
+export const help = `Usage: ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [options]
 
 Writes a model package with seeded random weights (same seed, same bytes) and the real Qwen3
 tokenizer. The text it generates is not meaningful; the shapes, I/O and speed are real.
@@ -26,19 +26,22 @@ Options:
   --force         Replace DIR if it exists
   --help, -h      Show this help`
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  arch: { type: 'string' },
+  out: { type: 'string' },
+  seed: { type: 'string' },
+  dtype: { type: 'string', multiple: true },
+  size: { type: 'string' },
+  force: { type: 'boolean' },
+  attention: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      arch: { type: 'string' },
-      out: { type: 'string' },
-      seed: { type: 'string' },
-      dtype: { type: 'string', multiple: true },
-      size: { type: 'string' },
-      force: { type: 'boolean' },
-      attention: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options,
     strict: true,
   })
   if (values.help) {

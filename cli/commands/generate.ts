@@ -19,7 +19,7 @@ import { maxTemperature, type SamplingOptions } from '../../core/sampling/index.
 import type { FinishPart } from '../../core/stream-parts.ts'
 import { type ConstraintOptions, compileConstraint } from '../../core/structured/constraint.ts'
 
-const help = `Usage: ondevice generate [--model DIR|URL] --prompt TEXT [options]
+export const help = `Usage: ondevice generate [--model DIR|URL] --prompt TEXT [options]
 
 Runs a model on this machine and streams its answer to stdout.
 
@@ -293,15 +293,18 @@ function readSchemaConstraint(file: string): ConstraintOptions {
   return constraint
 }
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  ...modelOptions,
+  prompt: { type: 'string' },
+  json: { type: 'boolean' },
+  'json-schema': { type: 'string' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      ...modelOptions,
-      prompt: { type: 'string' },
-      json: { type: 'boolean' },
-      'json-schema': { type: 'string' },
-    },
+    options,
     strict: true,
   })
   if (values.help) {

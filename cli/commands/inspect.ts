@@ -9,7 +9,7 @@ import { readModelSummary } from '../../builder/onnx/model-reader.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { dtypeOfOnnxFile, parseModelConfig, parsePackageManifest } from '../../core/model-package.ts'
 
-const help = `Usage: ondevice inspect DIR [--json]
+export const help = `Usage: ondevice inspect DIR [--json]
 
 Shows a model package: architecture, dimensions, weight formats and files with sizes, and every
 ONNX graph's opsets, inputs and outputs.
@@ -75,10 +75,13 @@ function formatValue(v: {
   return `${v.name}: ${v.type}[${(v.dims ?? ['?']).join(', ')}]`
 }
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options,
     allowPositionals: true,
     strict: true,
   })

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import { type Backend, loadModel } from '../../client-runtime/index.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 
-const help = `Usage: ondevice logits --model DIR --ids 1,2,3 [options]
+export const help = `Usage: ondevice logits --model DIR --ids 1,2,3 [options]
 
 Feeds the token ids in one call and prints the last position's logits: the top entries, or all
 of them with --json.
@@ -21,18 +21,21 @@ Options:
   --json        Print { ids, dtype, backend, vocabularySize, logits } with every logit
   --help, -h    Show this help`
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  model: { type: 'string' },
+  ids: { type: 'string' },
+  dtype: { type: 'string' },
+  backend: { type: 'string' },
+  top: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      model: { type: 'string' },
-      ids: { type: 'string' },
-      dtype: { type: 'string' },
-      backend: { type: 'string' },
-      top: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options,
     strict: true,
   })
   if (values.help) {

@@ -13,7 +13,7 @@ import { describeFormat, formatsFrom, type HostedModel, type ModelHost } from '.
 import { createNodeModelHost, type RunningServer, serveApp } from '../../worker/node.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
 
-const help = `Usage: ondevice serve [--model DIR|URL] [--port P] [--host ADDRESS] [options]
+export const help = `Usage: ondevice serve [--model DIR|URL] [--port P] [--host ADDRESS] [options]
 
 Serves a model behind an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models,
 GET /healthz): the same app as the Cloudflare Worker, on Node.
@@ -136,24 +136,27 @@ function reportLoaded(log: ServeLog, modelHost: ModelHost, loaded: HostedModel):
     )
 }
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  model: { type: 'string' },
+  'model-id': { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  backend: { type: 'string' },
+  dtype: { type: 'string' },
+  context: { type: 'string' },
+  threads: { type: 'string' },
+  'memory-budget': { type: 'string' },
+  'no-preload': { type: 'boolean' },
+  'bind-after-load': { type: 'boolean' },
+  'log-format': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 function parseServeArgs(argv: string[]) {
   return parseArgs({
     args: argv,
-    options: {
-      model: { type: 'string' },
-      'model-id': { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      backend: { type: 'string' },
-      dtype: { type: 'string' },
-      context: { type: 'string' },
-      threads: { type: 'string' },
-      'memory-budget': { type: 'string' },
-      'no-preload': { type: 'boolean' },
-      'bind-after-load': { type: 'boolean' },
-      'log-format': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options,
     strict: true,
   })
 }

@@ -8,7 +8,7 @@ import { loadPackageTokenizer } from '../../client-runtime/package-tokenizer.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import type { Tokenizer } from '../../core/tokenizer.ts'
 
-const help = `Usage: ondevice tokenize --tokenizer DIR (--text TEXT | --file PATH) [--json] [--no-special]
+export const help = `Usage: ondevice tokenize --tokenizer DIR (--text TEXT | --file PATH) [--json] [--no-special]
 
 Prints the token ids of TEXT and, per token, its vocabulary piece and the text it decodes to.
 
@@ -36,18 +36,22 @@ export async function loadTokenizerFromDirectory(directory: string): Promise<Tok
   })
 }
 
+/** The flags this command's parser accepts: every one is in `help` (cli/help.test.ts). */
+export const options = {
+  tokenizer: { type: 'string' },
+  text: { type: 'string' },
+  file: { type: 'string' },
+  json: { type: 'boolean' },
+  // Its own name, as serve's --no-preload: parseArgs' allowNegative also took --no-json, --no-help
+  // and --special, which no help listed.
+  'no-special': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      tokenizer: { type: 'string' },
-      text: { type: 'string' },
-      file: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      special: { type: 'boolean', default: true },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    allowNegative: true,
+    options,
     strict: true,
   })
   if (values.help) {
@@ -65,7 +69,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const text = values.text ?? readFileSync(values.file === '-' ? 0 : values.file!, 'utf8')
   const tokenizer = await loadTokenizerFromDirectory(values.tokenizer)
-  const { ids, pieces } = tokenizer.tokenize(text, { addSpecialTokens: values.special })
+  const { ids, pieces } = tokenizer.tokenize(text, { addSpecialTokens: values['no-special'] !== true })
   const texts = ids.map((id) => tokenizer.decode([id]))
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ count: ids.length, ids, pieces, texts })}\n`)
