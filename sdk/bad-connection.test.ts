@@ -484,8 +484,11 @@ describe('an edge that fails, then recovers', () => {
       expect(first.route).toBe('device')
       expect(first.routeReason).toMatch(/the edge failed \(The edge answered HTTP 429: The server is busy/)
       expect(chatCount(busy)).toBe(2)
-      // Within its Retry-After: not asked.
-      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      // Within its Retry-After: not asked, and the reason says it is busy (it said unreachable).
+      const second = await client.chat({ messages, ...sampling })
+      expect(second.route).toBe('device')
+      expect(second.routeReason).toContain('the edge is busy (it answered 429 overloaded)')
+      expect(second.routeReason).not.toContain('unreachable')
       expect(chatCount(busy)).toBe(2)
       holder.abort()
       await reader?.cancel().catch(() => undefined)

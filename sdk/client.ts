@@ -84,7 +84,8 @@ export interface ClientStatus {
    * backend fallback. Empty when there was nothing to say.
    */
   readonly loadWarnings?: readonly string[]
-  readonly edge: { readonly configured: boolean; readonly reachable: boolean }
+  /** `leftOut`: why, while the edge is not reachable (unreachable, or busy: it answered 429). */
+  readonly edge: { readonly configured: boolean; readonly reachable: boolean; readonly leftOut?: string }
   readonly capabilities?: DeviceCapabilities
   readonly packageInfo?: PackageInfo
 }
@@ -238,8 +239,17 @@ class Client implements OndeviceClient {
     if (this.#disposed) throw disposedError()
   }
 
-  #edgeAvailability(): { readonly configured: boolean; readonly reachable: boolean } {
-    return { configured: this.#edge !== undefined, reachable: this.#edge?.reachable ?? true }
+  #edgeAvailability(): {
+    readonly configured: boolean
+    readonly reachable: boolean
+    readonly leftOut?: string
+  } {
+    const reachable = this.#edge?.reachable ?? true
+    return {
+      configured: this.#edge !== undefined,
+      reachable,
+      ...(reachable || this.#edge === undefined ? {} : { leftOut: this.#edge.leftOut }),
+    }
   }
 
   /**

@@ -82,6 +82,8 @@ export class EdgeSide {
   #unreachableUntil = 0
   /** Refusals (edge_unavailable, 429) since the edge last answered: how long the next wait is. */
   #failuresInARow = 0
+  /** The last refusal's code: what the route's reason says while the edge is left out. */
+  #refusedWith: ErrorCode = 'edge_unavailable'
   /** Until when an edge that did not say its MAX_TOKENS is not asked again. */
   #maxTokensUnknownUntil = 0
 
@@ -128,6 +130,14 @@ export class EdgeSide {
    */
   get reachable(): boolean {
     return performance.now() >= this.#unreachableUntil
+  }
+
+  /** Why the edge is left out while `reachable` is false, for the route's reason. */
+  get leftOut(): string {
+    if (this.#refusedWith === 'overloaded') return 'the edge is busy (it answered 429 overloaded)'
+    if (this.#refusedWith === 'rate_limited')
+      return 'the edge is rate-limiting this client (it answered 429 rate_limited)'
+    return 'the edge is unreachable'
   }
 
   /**
@@ -278,6 +288,7 @@ export class EdgeSide {
         // double the wait four more times. They may lengthen it (a later Retry-After) only.
         const now = performance.now()
         if (now >= this.#unreachableUntil) this.#failuresInARow++
+        this.#refusedWith = edgeError.code
         this.#unreachableUntil = Math.max(
           this.#unreachableUntil,
           now + edgeBackoffMs(this.#failuresInARow, edgeError.retryAfterSeconds),

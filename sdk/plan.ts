@@ -60,7 +60,7 @@ export class Planner {
 
   /** Decides without side effects: capabilities, package state, policy. */
   async plan(
-    edge: { readonly configured: boolean; readonly reachable: boolean },
+    edge: { readonly configured: boolean; readonly reachable: boolean; readonly leftOut?: string },
     device: DeviceState,
   ): Promise<Plan> {
     const { policy, thresholds } = this.#options

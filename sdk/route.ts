@@ -61,6 +61,11 @@ export interface EdgeAvailability {
   readonly configured: boolean
   /** False once a request to it failed to connect (unknown = assume reachable). */
   readonly reachable?: boolean
+  /**
+   * Why it is left out while `reachable` is false, as the route's reason says it (default: 'the
+   * edge is unreachable'; a busy edge that answered 429 is not unreachable).
+   */
+  readonly leftOut?: string
 }
 
 export interface RouteDecision {
@@ -273,7 +278,7 @@ export function decideRoute(
     : !capabilities.online
       ? 'offline'
       : edge.reachable === false
-        ? 'the edge is unreachable'
+        ? (edge.leftOut ?? 'the edge is unreachable')
         : 'the edge is available'
 
   // Why the device can't, as one clause (the missing backend first, then memory, then speed);
