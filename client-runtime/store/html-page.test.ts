@@ -1,6 +1,8 @@
 // A wrong package URL on a server that answers every path with its index.html (200, text/html),
-// as a single-page app's host or dev server does: every reader says an HTML page came back,
-// instead of "manifest.json is not valid JSON: rebuild the package", and stores nothing.
+// as a single-page app's host or dev server does (Vite's dev server and `vite preview` among them):
+// every reader says an HTML page came back, instead of "manifest.json is not valid JSON: rebuild
+// the package", stores nothing, and gives the code a 404 gives (model_not_found), so an app that
+// branches on the code tells a wrong URL apart from a broken package whatever the server.
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -18,6 +20,12 @@ let cacheDir: string
 beforeAll(async () => {
   cacheDir = await mkdtemp(join(tmpdir(), 'ondevice-html-'))
   server = createServer((request, response) => {
+    if (request.url?.startsWith('/static-host/')) {
+      // A static host without a fallback page: a missing file is a 404.
+      response.writeHead(404, { 'content-type': 'text/plain' })
+      response.end('Not found')
+      return
+    }
     // The manifest is served as HTML without a content-type too: the body alone gives it away.
     const typed = !request.url?.endsWith('manifest.json')
     response.writeHead(200, typed ? { 'content-type': 'text/html; charset=utf-8' } : {})
@@ -37,10 +45,20 @@ describe('an HTML page where a package file should be', () => {
   it('the Node store: manifest.json names the HTML page and the likely cause', async () => {
     const store = createNodeStore({ cacheDir })
     const failure = store.open(`${base}/models/wrong/`)
-    await expect(failure).rejects.toMatchObject({ code: 'model_invalid' })
+    // It was model_invalid (a broken package) while the same wrong URL on a static host was
+    // model_not_found: an app's "check the model URL" branch missed every single-page app's server.
+    await expect(failure).rejects.toMatchObject({ name: 'ModelError', code: 'model_not_found' })
     await expect(failure).rejects.toThrow(
       /an HTML page came back .*manifest\.json: a wrong URL, or a server's fallback page/,
     )
+  })
+
+  it('the same wrong URL on a static host (HTTP 404) gives the same class and code', async () => {
+    const store = createNodeStore({ cacheDir })
+    await expect(store.open(`${base}/static-host/models/wrong/`)).rejects.toMatchObject({
+      name: 'ModelError',
+      code: 'model_not_found',
+    })
   })
 
   it('the edge URL source: a file that comes back as a page is refused, naming MODEL_URL', async () => {

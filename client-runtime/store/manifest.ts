@@ -28,13 +28,13 @@ export function assertPackagePath(path: string, where = 'package path'): void {
 /** Largest manifest.json read (a manifest lists files: a few hundred bytes each). */
 export const maximumManifestBytes = 4 * 1024 * 1024
 
+/** What an HTML page where manifest.json should be means: the sentence every reader says it in. */
+export function htmlManifestMessage(source: string): string {
+  return `manifest.json of ${source} is not a package manifest: ${htmlPageReason(`${source.replace(/\/?$/, '/')}manifest.json`)}. Check that the model URL is the folder that holds config.json and manifest.json.`
+}
+
 export function parseManifest(text: string, source: string): StoreManifest {
-  if (isHtmlPage(undefined, text)) {
-    throw new ModelError(
-      'model_invalid',
-      `manifest.json of ${source} is not a package manifest: ${htmlPageReason(`${source.replace(/\/?$/, '/')}manifest.json`)}. Check that the model URL is the folder that holds config.json and manifest.json.`,
-    )
-  }
+  if (isHtmlPage(undefined, text)) throw new ModelError('model_invalid', htmlManifestMessage(source))
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -10,7 +10,13 @@ import { htmlPageReason, isHtmlPage } from '../../core/html-page.ts'
 import type { FileArea } from './file-area.ts'
 import { formatBytes } from './format-bytes.ts'
 import { type IdleTimer, readBodyWithin, stalledError, startIdleTimer } from './idle-timeout.ts'
-import { assertPackagePath, manifestEntry, maximumManifestBytes, parseManifest } from './manifest.ts'
+import {
+  assertPackagePath,
+  htmlManifestMessage,
+  manifestEntry,
+  maximumManifestBytes,
+  parseManifest,
+} from './manifest.ts'
 import { crossOriginRedirect, refuseCrossOriginManifest } from './redirect-origin.ts'
 import { defaultRetryOptions, type RetryOptions, retryAfterSeconds, withRetries } from './retry.ts'
 import { shared } from './shared-work.ts'
@@ -322,6 +328,10 @@ async function readFreshManifest(
       ),
   })
   const text = new TextDecoder().decode(bytes)
+  // A server's fallback page where manifest.json should be (a single-page app's index.html, as
+  // Vite's servers answer any path they lack) means no package at this URL: the code a 404 gives
+  // (noManifest), not model_invalid, which says the package itself is broken.
+  if (isHtmlPage(undefined, text)) throw new ModelError('model_not_found', htmlManifestMessage(prefix))
   return { manifest: parseManifest(text, prefix), text }
 }
 
