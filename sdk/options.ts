@@ -557,6 +557,13 @@ function stopList(stop: SamplingRequest['stop']): readonly string[] | undefined 
   return typeof stop === 'string' ? [stop] : stop
 }
 
+/** OpenAI's snake_case message fields and the SDK's names for them. */
+const wireMessageFields = [
+  ['tool_calls', 'toolCalls'],
+  ['tool_call_id', 'toolCallId'],
+  ['reasoning_content', 'reasoningContent'],
+] as const
+
 /**
  * OpenAI's message shapes as core's, by the edge's rule (core/protocol's content check and join):
  * text parts joined, 'developer' as 'system', an assistant's null content as ''. A part the model
@@ -578,6 +585,15 @@ function toCoreMessages(messages: unknown): unknown {
         `messages.${index}.role`,
         `messages.${index}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
       )
+    // A history kept in OpenAI's wire shape: the template reads the SDK's names only, so an
+    // assistant's tool_calls would be left out of the prompt without a word.
+    for (const [wireName, sdkName] of wireMessageFields) {
+      if ((message as Record<string, unknown>)[wireName] !== undefined)
+        throw new InvalidArgumentError(
+          `messages.${index}.${wireName}`,
+          `messages.${index}.${wireName} is OpenAI's wire name: chat() and stream() take the message field as ${sdkName} (camelCase, as maxTokens); rename it, or it is not part of the prompt.`,
+        )
+    }
     if (typeof content === 'string' && !developer) return message
     validateMessageContent(content, `messages.${index}.content`, role)
     return {
