@@ -179,14 +179,26 @@ describe("OpenAI's message shapes in chat() and stream()", () => {
     // to chat(): the assistant's tool_calls were left out of the prompt without a word (the model
     // saw an empty assistant turn), and a tool result failed only for a missing toolCallId.
     const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
-    const call = { id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } }
+    const call = {
+      id: 'call_1',
+      type: 'function',
+      function: { name: 'weather', arguments: '{"city":"Paris"}' },
+    }
     const cases: [Record<string, unknown>, string, string][] = [
       [{ role: 'assistant', content: null, tool_calls: [call] }, 'tool_calls', 'toolCalls'],
       [{ role: 'tool', tool_call_id: 'call_1', content: 'sunny' }, 'tool_call_id', 'toolCallId'],
-      [{ role: 'assistant', content: 'Hi', reasoning_content: 'Greet.' }, 'reasoning_content', 'reasoningContent'],
+      [
+        { role: 'assistant', content: 'Hi', reasoning_content: 'Greet.' },
+        'reasoning_content',
+        'reasoningContent',
+      ],
     ]
     for (const [message, wireName, sdkName] of cases) {
-      const messages = [{ role: 'user', content: 'Weather in Paris?' }, message, { role: 'user', content: 'And?' }]
+      const messages = [
+        { role: 'user', content: 'Weather in Paris?' },
+        message,
+        { role: 'user', content: 'And?' },
+      ]
       const request = { messages: messages as unknown as ChatRequestMessage[], maxTokens: 2 }
       const error = (await client.chat(request).catch((thrown: unknown) => thrown)) as OndeviceError
       expect(error, wireName).toMatchObject({ name: 'InvalidArgumentError', param: `messages.1.${wireName}` })
