@@ -465,6 +465,41 @@ describe('edge worker in workerd', () => {
     ).toEqual([400, 'context_length_exceeded'])
   })
 
+  // A generation yields between tokens so the isolate serves others meanwhile. It yielded through
+  // a MessageChannel message, which workerd delivers without taking any I/O in between: a
+  // non-streamed answer held the isolate to its last token (a stream was spared, its reader's
+  // pulls wait on the network), so /healthz, other requests and the client's abort waited for it
+  // (seconds: 2.1 s for 300 tokens of this fixture, 15 s for 2,000). Counted, not timed: under
+  // load a probe is slow either way, but while the answer runs it is answered only if it yields.
+  it('a non-streamed answer does not hold the isolate: /healthz is answered while it generates', async () => {
+    const answer = post(fromR2.url, {
+      model: 'fixture',
+      messages,
+      max_tokens: 600,
+      temperature: 0,
+      // No end token: the answer runs its 600 tokens.
+      logit_bias: { '151643': -100, '151645': -100 },
+    }).then(async (response) => {
+      expect(response.status, await response.clone().text()).toBe(200)
+      return (await response.json()) as ChatCompletionResponse
+    })
+    let finished = false
+    void answer.then(
+      () => (finished = true),
+      () => (finished = true),
+    )
+    let answeredMeanwhile = 0
+    while (!finished) {
+      const health = await fetch(`${fromR2.url}/healthz`)
+      expect(health.status).toBe(200)
+      await health.body?.cancel()
+      if (!finished) answeredMeanwhile++
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect((await answer).usage.completion_tokens).toBe(600)
+    expect(answeredMeanwhile).toBeGreaterThanOrEqual(3)
+  })
+
   // On Workers a client that hangs up mid-stream gets its request cancelled by the runtime: none
   // of its code runs again, so the slot comes back through the stall timeout (5 s here), and
   // the next request that needs it reclaims it and logs the dead one as 499.
