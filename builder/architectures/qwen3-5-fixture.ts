@@ -3,7 +3,7 @@
 // `0.8b` (Qwen3.5-0.8B's exact shape, random weights, q4 by default) for benchmarks.
 
 import type { PackageManifest } from '../../core/model-package.ts'
-import { qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
+import { type Qwen3TokenizerFiles, qwen3TokenizerFiles } from '../fixtures/qwen3-tokenizer.ts'
 import type { Qwen35Config } from './qwen3-5-config.ts'
 import { type Qwen35PackageDtype, writeQwen35Package } from './qwen3-5-package.ts'
 import { qwen35Small08bConfig, randomQwen35Weights, tinyQwen35Config } from './qwen3-5-weights.ts'
@@ -18,6 +18,8 @@ export interface WriteQwen35FixtureOptions {
   readonly dtypes?: readonly Qwen35PackageDtype[]
   /** Default 'tiny'. */
   readonly size?: Qwen35FixtureSize
+  /** The tokenizer files (default the Qwen3 tokenizer with its own chat template). */
+  readonly tokenizer?: Qwen3TokenizerFiles
 }
 
 /** Qwen3's tokenizer: 151,669 ids; the model vocabulary is padded to 151,936 as Qwen3 does. */
@@ -45,7 +47,7 @@ export async function writeQwen35Fixture(options: WriteQwen35FixtureOptions): Pr
     config,
     weights: randomQwen35Weights(config, seed),
     dtypes: options.dtypes ?? (size === 'tiny' ? ['fp32', 'q4'] : ['q4']),
-    tokenizer: qwen3TokenizerFiles(),
+    tokenizer: options.tokenizer ?? qwen3TokenizerFiles(),
     name: `qwen3_5-${size}-seed${seed}`,
     generationConfig: { do_sample: false },
   })

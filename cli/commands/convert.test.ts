@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { randomDecoderWeights } from '../../builder/architectures/random-weights.ts'
 import { fixtureConfig } from '../../builder/fixtures/fixture.ts'
 import { ReferenceModel } from '../../builder/reference/reference-model.ts'
+import { Tokenizer } from '../../core/tokenizer.ts'
 
 // The builder commands through the real command line (a child process per command).
 const main = fileURLToPath(new URL('../main.ts', import.meta.url))
@@ -54,6 +55,36 @@ describe('ondevice fixture / inspect / logits / convert', () => {
     for (let i = 0; i < expected.length; i++)
       worst = Math.max(worst, Math.abs(result.logits[i]! - expected[i]!))
     expect(worst).toBeLessThanOrEqual(1e-4)
+  })
+
+  it('fixture --chat-template: think-open opens <think> in the generation prompt, a file is carried as it is, a bad value exits 2', () => {
+    const chatTemplateOf = (dir: string) =>
+      (JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template: string })
+        .chat_template
+    const open = join(root, 'think-open')
+    expect(
+      ondevice(['fixture', '--arch', 'llama', '--out', open, '--chat-template', 'think-open']).code,
+    ).toBe(0)
+    const tokenizer = Tokenizer.fromFiles({
+      tokenizerJson: readFileSync(join(open, 'tokenizer.json'), 'utf8'),
+      tokenizerConfigJson: readFileSync(join(open, 'tokenizer_config.json'), 'utf8'),
+    })
+    const messages = [{ role: 'user' as const, content: 'Hi' }]
+    expect(tokenizer.decode(tokenizer.encodeChat(messages))).toMatch(/<\|im_start\|>assistant\n<think>\n$/)
+    expect(tokenizer.decode(tokenizer.encodeChat(messages, { enableThinking: false }))).toMatch(
+      /<\|im_start\|>assistant\n<think>\n\n<\/think>\n\n$/,
+    )
+    const file = join(root, 'plain.jinja')
+    const text = "{% for m in messages %}{{ m.role + ': ' + m.content + '\\n' }}{% endfor %}"
+    writeFileSync(file, text)
+    const carried = join(root, 'from-file')
+    expect(ondevice(['fixture', '--arch', 'llama', '--out', carried, '--chat-template', file]).code).toBe(0)
+    expect(chatTemplateOf(carried)).toBe(text)
+    const bad = ondevice(['fixture', '--arch', 'llama', '--out', join(root, 'y'), '--chat-template', 'qwen9'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(
+      /--chat-template takes qwen3 or think-open, or a readable, non-empty template file/,
+    )
   })
 
   it('reports bad arguments with exit code 2', () => {

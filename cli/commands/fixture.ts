@@ -1,9 +1,16 @@
 // `ondevice fixture --arch llama|qwen3|qwen3_5 --out DIR [--seed N] [--dtype ...] [--size ...]`:
 // writes a seeded random-weight package with the real Qwen3 tokenizer (tests, demos, benchmarks).
+import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatSize, parseDtypes, progressBar } from '../../builder/cli-options.ts'
-import { type FixtureArchitecture, fixtureSizes, writeFixture } from '../../builder/fixtures/fixture.ts'
+import {
+  type FixtureArchitecture,
+  type FixtureChatTemplate,
+  fixtureChatTemplates,
+  fixtureSizes,
+  writeFixture,
+} from '../../builder/fixtures/fixture.ts'
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { prepareOutputFolder } from '../output-folder.ts'
 
@@ -23,6 +30,11 @@ Options:
                   (default tiny)
   --attention A   plain (default: standard ops, any backend) or gqa (com.microsoft
                   GroupQueryAttention: one fused node per layer; no left padding)
+  --chat-template T
+                  qwen3 (default: Qwen3's template; the model opens <think> itself, which a
+                  random-weight model never does), think-open (the generation prompt opens
+                  <think> as Qwen3.5's does, so every answer starts with reasoning; thinking off
+                  writes the empty block) or a .jinja file to carry as the template
   --force         Replace DIR if it exists
   --help, -h      Show this help`
 
@@ -35,6 +47,7 @@ export const options = {
   size: { type: 'string' },
   force: { type: 'boolean' },
   attention: { type: 'string' },
+  'chat-template': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -64,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
       '--attention',
       `--attention must be plain or gqa (got ${JSON.stringify(attention)}).`,
     )
+  const chatTemplate = await chatTemplateOption(values['chat-template'])
   const dtypes = parseDtypes(values.dtype, ['fp32'])
   await prepareOutputFolder(dirname(values.out), '--out', true)
   const manifest = await writeFixture({
@@ -74,6 +88,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.size === undefined ? {} : { size: values.size }),
     overwrite: values.force ?? false,
     ...(attention ? { attention } : {}),
+    ...(chatTemplate === undefined ? {} : { chatTemplate }),
     onProgress: progressBar('fixture'),
   })
   const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0)
@@ -81,4 +96,17 @@ export async function run(argv: string[]): Promise<number> {
     `${values.out}: ${manifest.modelType} fixture, dtypes ${manifest.dtypes.join(', ')}, ${manifest.files.length} files, ${formatSize(total)}\n`,
   )
   return 0
+}
+
+/** --chat-template: a name the builder knows, or a file whose text is the template. */
+async function chatTemplateOption(value: string | undefined): Promise<FixtureChatTemplate | undefined> {
+  if (value === undefined) return undefined
+  if ((fixtureChatTemplates as readonly string[]).includes(value)) return value as FixtureChatTemplate
+  const text = await readFile(value, 'utf8').catch(() => undefined)
+  if (text === undefined || text.trim() === '')
+    throw new InvalidArgumentError(
+      '--chat-template',
+      `--chat-template takes ${fixtureChatTemplates.join(' or ')}, or a readable, non-empty template file (got ${JSON.stringify(value)}).`,
+    )
+  return { text }
 }

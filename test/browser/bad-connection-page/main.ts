@@ -6,7 +6,7 @@ import { createRuntimeDeviceHost } from '../../../client-runtime/device-host/run
 import { createBrowserStore } from '../../../client-runtime/store/browser-store.ts'
 import type { ModelSession } from '../../../core/model-session.ts'
 import { createClient } from '../../../sdk/client.ts'
-import type { ClientOptions } from '../../../sdk/options.ts'
+import type { ChatRequest, ClientOptions } from '../../../sdk/options.ts'
 import { isDecodeStep, watchAppends } from '../../support/watch-appends.ts'
 
 export interface ScenarioRequest {
@@ -21,11 +21,20 @@ export interface ScenarioRequest {
   readonly alsoTooLong?: boolean
   /** Calls prepare() first (download, verify, load) and reports its progress. */
   readonly prepare?: boolean
+  /** More of the request: sampling other than the page's defaults (temperature 0.8, seed 3), a thinking switch. */
+  readonly options?: Pick<ChatRequest, 'temperature' | 'seed' | 'logitBias' | 'enableThinking'>
 }
 
 export interface ScenarioResult {
   readonly parts: readonly { readonly type: string; readonly route?: string; readonly reason?: string }[]
   readonly text: string
+  /** The reasoning-delta parts' text, joined. */
+  readonly reasoning: string
+  /** The finish's token ids and counts (absent without a finish). */
+  readonly tokenIds: readonly number[] | undefined
+  readonly usage:
+    | { readonly promptTokens: number; readonly completionTokens: number; readonly reasoningTokens?: number }
+    | undefined
   readonly route: string | undefined
   readonly routeReason: string | undefined
   readonly error:
@@ -91,6 +100,9 @@ async function runScenario(request: ScenarioRequest): Promise<ScenarioResult> {
   const progress: ScenarioResult['progress'][number][] = []
   const parts: ScenarioResult['parts'][number][] = []
   let text = ''
+  let reasoning = ''
+  let tokenIds: ScenarioResult['tokenIds']
+  let usage: ScenarioResult['usage']
   let route: string | undefined
   let routeReason: string | undefined
   let error: ScenarioResult['error']
@@ -108,6 +120,7 @@ async function runScenario(request: ScenarioRequest): Promise<ScenarioResult> {
     for await (const part of client.stream({
       messages: [{ role: 'user', content: request.prompt }],
       maxTokens: request.maxTokens,
+      ...request.options,
     })) {
       parts.push({
         type: part.type,
@@ -115,9 +128,16 @@ async function runScenario(request: ScenarioRequest): Promise<ScenarioResult> {
         ...(part.type === 'handoff' ? { reason: part.reason } : {}),
       })
       if (part.type === 'text-delta') text += part.text
+      if (part.type === 'reasoning-delta') reasoning += part.text
       if (part.type === 'finish') {
         route = part.usage.route
         routeReason = part.usage.routeReason
+        tokenIds = part.tokenIds
+        usage = {
+          promptTokens: part.usage.promptTokens,
+          completionTokens: part.usage.completionTokens,
+          reasoningTokens: part.usage.reasoningTokens,
+        }
       }
       if (part.type === 'error')
         error = { code: part.error.code, isRetryable: part.error.isRetryable, message: part.error.message }
@@ -142,6 +162,9 @@ async function runScenario(request: ScenarioRequest): Promise<ScenarioResult> {
   return {
     parts,
     text,
+    reasoning,
+    tokenIds,
+    usage,
     route,
     routeReason,
     error,

@@ -1,0 +1,193 @@
+// A handoff across the whole path an app meets: the page (the SDK with ondevice's WebAssembly
+// engine in real Chromium, the package in OPFS) fails mid-answer at decode step k and the edge
+// worker in real workerd (`wrangler dev`, offline, the shipped worker bundle serving the same
+// package from static assets, ondevice's engine) continues from the tokens shown. The joined
+// answer must be the uninterrupted device answer, token for token, with the same usage counts, at
+// temperature 1 with a seed: the same logit bits in Chromium's engine and workerd's. A long prompt
+// makes both prefill in several passes before the edge replays the k tokens shown.
+// (test/browser/bad-connection.test.ts does the same against the edge app on Node.)
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { extname, join, normalize } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Page } from 'playwright-core'
+import { build, defaultClientConditions } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
+import { prepareAssetsPackage } from '../../worker/prepare-assets.ts'
+import { qwen3Tokenizer } from '../support/qwen3-tokenizer.ts'
+import { writeWorkerConfig } from '../workerd/worker-config.ts'
+import type { ScenarioRequest, ScenarioResult } from './bad-connection-page/main.ts'
+import { type LaunchedChromium, launchChromium } from './chromium.ts'
+
+let folder: string
+let pageDir: string
+let packageDir: string
+let site: Server
+let siteUrl: string
+let worker: LocalServer
+let chromium: LaunchedChromium
+let page: Page
+
+const types: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+}
+
+async function handleSite(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const url = new URL(request.url ?? '/', 'http://x')
+  const path = url.pathname.startsWith('/pkg/')
+    ? join(packageDir, normalize(url.pathname.slice('/pkg/'.length)))
+    : join(pageDir, normalize(url.pathname === '/' ? 'index.html' : url.pathname))
+  const body = await readFile(path).catch(() => undefined)
+  if (!body) {
+    response.writeHead(404).end('not found')
+    return
+  }
+  response.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' }).end(body)
+}
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ondevice-workerd-handoff-'))
+  pageDir = join(folder, 'page')
+  packageDir = join(folder, 'package')
+  // The generation prompt opens `<think>` (Qwen3.5's template does): answers with thinking on are
+  // reasoning first; the plain runs switch it off.
+  await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'q8', seed: 5, chatTemplate: 'think-open' })
+  site = createServer((request, response) => {
+    handleSite(request, response).catch(() => {
+      if (!response.headersSent) response.writeHead(500)
+      response.end()
+    })
+  })
+  await new Promise<void>((done) => site.listen(0, '127.0.0.1', done))
+  siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`
+  // The worker (bundled, then started: each workerd pays for compiling the engine) and the page
+  // build overlap.
+  const startWorker = async () => {
+    await prepareAssetsPackage(packageDir, join(folder, 'assets', 'fixture'))
+    const configPath = await writeWorkerConfig({
+      directory: folder,
+      assetsDirectory: join(folder, 'assets'),
+      vars: {
+        MODEL_SOURCE: 'assets',
+        MODEL_PREFIX: 'fixture/',
+        MODEL_ID: 'fixture',
+        ALLOWED_ORIGINS: siteUrl,
+        MAX_CONCURRENT: '1',
+      },
+    })
+    await mkdir(join(folder, 'state'))
+    return startWranglerDev({ configPath, stateDir: join(folder, 'state'), timeoutMs: 120_000 })
+  }
+  const buildPage = () =>
+    build({
+      configFile: false,
+      root: fileURLToPath(new URL('./bad-connection-page/', import.meta.url)),
+      base: './',
+      logLevel: 'error',
+      publicDir: false,
+      optimizeDeps: { exclude: ['onnxruntime-web'] },
+      resolve: { conditions: ['ondevice-source', ...defaultClientConditions] },
+      build: { outDir: pageDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
+    })
+  const [started, built] = await Promise.allSettled([startWorker(), buildPage()])
+  if (started.status === 'fulfilled') worker = started.value
+  if (started.status === 'rejected') throw started.reason
+  if (built.status === 'rejected') throw built.reason
+  chromium = await launchChromium({ webgpu: false })
+  page = await (await chromium.newContext()).newPage()
+  await page.goto(`${siteUrl}/index.html`)
+  await page.waitForFunction(() => 'runScenario' in globalThis)
+}, 240_000)
+
+afterAll(async () => {
+  await chromium?.close()
+  await worker?.stop()
+  site?.closeAllConnections()
+  await new Promise((done) => site?.close(done))
+  if (folder) await rm(folder, { recursive: true, force: true })
+})
+
+function run(request: ScenarioRequest): Promise<ScenarioResult> {
+  return page.evaluate(
+    (scenario) =>
+      (globalThis as unknown as { runScenario(r: ScenarioRequest): Promise<ScenarioResult> }).runScenario(
+        scenario,
+      ),
+    request,
+  )
+}
+
+const thinkingOff = { temperature: 1, seed: 21, enableThinking: false }
+/** The engine's prefill pass, in tokens (docs/worker.md). */
+const enginePass = 64
+
+async function expectHandoffsJoin(
+  prompt: string,
+  maxTokens: number,
+  ks: readonly number[],
+  options: ScenarioRequest['options'] = thinkingOff,
+): Promise<ScenarioResult> {
+  const whole = await run({ client: { policy: 'device-only' }, prompt, maxTokens, options })
+  expect(whole.error).toBeUndefined()
+  expect(whole.route).toBe('device')
+  expect(whole.tokenIds).toHaveLength(maxTokens)
+  const client = {
+    edge: { url: worker.url, connectTimeoutMs: 10_000 },
+    thresholds: { minDeviceTokensPerSecond: 0.01 },
+  }
+  for (const k of ks) {
+    const handed = await run({ client, prompt, maxTokens, options, failAtToken: k })
+    expect(handed.error, `k=${k}: ${worker.output().slice(-2000)}`).toBeUndefined()
+    console.log(
+      k,
+      JSON.stringify(handed.parts.filter((p) => !p.type.endsWith('delta'))),
+      handed.route,
+      JSON.stringify(handed.usage),
+    )
+    // k = 0: the device fails in its prefill, before any token; the edge answers all of it.
+    expect(handed.route, `k=${k}`).toBe(k === 0 ? 'edge' : 'device+edge')
+    expect(
+      handed.parts.filter((part) => part.type === 'handoff'),
+      `k=${k}`,
+    ).toHaveLength(k === 0 ? 0 : 1)
+    expect(handed.tokenIds, `k=${k}`).toEqual(whole.tokenIds)
+    expect(handed.text, `k=${k}`).toBe(whole.text)
+    expect(handed.reasoning, `k=${k}`).toBe(whole.reasoning)
+    expect(handed.usage, `k=${k}`).toEqual(whole.usage)
+  }
+  return whole
+}
+
+describe('a handoff from the engine in Chromium to the engine in workerd', () => {
+  it('a short prompt, the device failing at k = 1, 4, 11: the joined answer is the uninterrupted one', async () => {
+    await expectHandoffsJoin('Tell me about rivers and their bridges.', 14, [1, 4, 11])
+  }, 120_000)
+
+  it("a long prompt (several of the engine's 64-token prefill passes on each side), k = 0, 1, 2, 9: the joined answer is the uninterrupted one", async () => {
+    const prompt = `Here is a list of rivers and bridges: ${Array.from({ length: 14 }, (_, i) => `river ${i} has ${i * 3 + 1} bridges`).join(', ')}. Which has the most?`
+    // The edge prefills the prompt in the engine's passes, then the k continuation tokens one by one.
+    expect(qwen3Tokenizer().encodeChat([{ role: 'user', content: prompt }]).length).toBeGreaterThan(
+      2 * enginePass,
+    )
+    await expectHandoffsJoin(prompt, 14, [0, 1, 2, 9])
+  }, 120_000)
+
+  it('a thinking answer, k inside the reasoning, at `</think>` and just after it: reasoning and reply joined exactly', async () => {
+    // A random-weight model closes its reasoning only when pushed: `</think>` (one token) biased,
+    // alike on both sides; seed 3 closes it at token 6 (checked below), so k = 5, 6, 7 fall before
+    // its draw, on it and after it.
+    const options = { temperature: 1, seed: 3, logitBias: { 151668: 8 } }
+    const whole = await expectHandoffsJoin('What is six times seven?', 12, [2, 5, 6, 7], options)
+    expect(whole.tokenIds?.indexOf(151668)).toBe(6)
+    expect(whole.reasoning.length).toBeGreaterThan(0)
+    expect(whole.text.length).toBeGreaterThan(0)
+    expect(whole.usage?.reasoningTokens).toBe(7)
+  }, 120_000)
+})
