@@ -352,7 +352,7 @@ class Client implements OndeviceClient {
             'This stream was read already: each stream() is one answer, read once. Call stream() again for another.',
           )
         read = true
-        return forTheReader(this.#run(resolved))
+        return forTheReader(this.#run(resolved), isDocumentRequest(resolved))
       },
     }
   }
@@ -707,6 +707,27 @@ async function unlessAborted(check: Promise<void>, signal: AbortSignal | undefin
   }
 }
 
+/** A request whose answer is one JSON document (a JSON responseFormat, no tools). */
+function isDocumentRequest(request: CheckedChatRequest): boolean {
+  const format = request.responseFormat?.type
+  return (format === 'json_object' || format === 'json_schema') && (request.tools?.length ?? 0) === 0
+}
+
+/**
+ * Whether an answer's text stops short of its JSON document. The mask lets a document end only
+ * where it is valid, and a value closed by its last character cannot grow, so a text that parses
+ * and ends with one is complete; a number at the end may still grow (12 of an integer, 123).
+ */
+function isCutDocument(text: string): boolean {
+  if (!/[}\]"el]$/.test(text)) return true
+  try {
+    JSON.parse(text)
+    return false
+  } catch {
+    return true
+  }
+}
+
 /**
  * What the reader of stream() gets from the route's parts: text and reasoning deltas only when they have text
  * (generate() yields one per token, and a token may show none: held-back bytes, EOS, a tool
@@ -714,9 +735,17 @@ async function unlessAborted(check: Promise<void>, signal: AbortSignal | undefin
  * has text, and the finish lists them all. The answer's tool calls come as 'tool-call' parts
  * just before the finish that lists them too.
  */
-async function* forTheReader(parts: AsyncGenerator<StreamPart>): AsyncGenerator<StreamPart> {
+async function* forTheReader(
+  parts: AsyncGenerator<StreamPart>,
+  document: boolean,
+): AsyncGenerator<StreamPart> {
   let unshownIds: number[] = []
-  for await (const part of parts) {
+  for await (const shown of parts) {
+    let part = shown
+    // An aborted finish is built from what was shown, on every route; for a JSON document it says
+    // whether the abort cut it, as a token limit's finish does (FinishPart.partial).
+    if (part.type === 'finish' && part.finishReason === 'abort' && document && isCutDocument(part.text))
+      part = { ...part, partial: true }
     if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
       if (part.text === '') {
         for (const id of part.tokenIds) unshownIds.push(id)

@@ -341,6 +341,53 @@ describe('structured output through the SDK', () => {
     }
   }, 60_000)
 
+  it('an abort that cuts the document: the finish says partial on the device and the edge, as a maxTokens cut does', async () => {
+    // An app streaming JSON with a stop button parses the finish's text unless it is partial (the
+    // FinishPart contract: the token limit, an abort or a stop string). An aborted finish had no
+    // partial, so such an app parsed '{"name":"...' and threw.
+    const reference = await (async () => {
+      const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+      const result = await device.chat(request)
+      await device.dispose()
+      return result
+    })()
+    const routes = [
+      () =>
+        createClient(
+          { policy: 'device-only' },
+          { deviceHost: createTestDeviceHost({ session: { delayMs: 2 } }) },
+        ),
+      () => createClient({ policy: 'edge-only', edge: { url: edge.url } }),
+    ]
+    for (const [index, makeClient] of routes.entries()) {
+      // Cut after a few deltas, inside the document.
+      const client = makeClient()
+      const controller = new AbortController()
+      let deltas = 0
+      let finish: StreamPart | undefined
+      for await (const part of client.stream({ ...request, signal: controller.signal })) {
+        if (part.type === 'text-delta' && ++deltas === 3) controller.abort()
+        if (part.type === 'finish') finish = part
+      }
+      expect(finish, `route ${index}`).toMatchObject({ finishReason: 'abort', partial: true })
+      expect(() => JSON.parse((finish as { text: string }).text)).toThrow()
+      // Stopped once the whole document was shown: nothing was cut, so nothing is partial.
+      const whole = new AbortController()
+      let text = ''
+      let last: StreamPart | undefined
+      for await (const part of client.stream({ ...request, signal: whole.signal })) {
+        if (part.type === 'text-delta') {
+          text += part.text
+          if (text === reference.text) whole.abort()
+        }
+        if (part.type === 'finish') last = part
+      }
+      expect(last, `route ${index}`).toMatchObject({ finishReason: 'abort', text: reference.text })
+      expect((last as { partial?: boolean }).partial, `route ${index}`).toBeUndefined()
+      await client.dispose()
+    }
+  }, 60_000)
+
   it('a keyword the grammar cannot enforce is an InvalidArgumentError naming it, before anything runs', async () => {
     const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     await expect(
