@@ -28,6 +28,16 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       `The request's Content-Type is ${contentType === null ? 'missing' : JSON.stringify(contentType.slice(0, 100))}: send the JSON body with Content-Type: application/json.`,
     )
   }
+  // The body is read as sent: a compressed one was refused as "not valid UTF-8", which the client
+  // had not got wrong. Decompressing would need its own bound on what the bytes expand to; a
+  // request body here is at most MAX_BODY_BYTES of JSON, so it is refused by name instead.
+  const encoding = request.headers.get('content-encoding')?.trim().toLowerCase()
+  if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+    throw new InvalidArgumentError(
+      'content-encoding',
+      `The request's Content-Encoding is ${JSON.stringify(encoding.slice(0, 100))}: this server reads the body as sent. Leave the header out and send the JSON body uncompressed (at most ${maxBytes} bytes).`,
+    )
+  }
   const declared = request.headers.get('content-length')
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes)
   if (request.body === null) {
