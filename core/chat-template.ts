@@ -101,13 +101,45 @@ function toTemplateMessage(
 ): Record<string, unknown> {
   const out: Record<string, unknown> = { role: message.role, content: message.content }
   if (message.reasoningContent !== undefined) out['reasoning_content'] = message.reasoningContent
-  if (message.toolCalls !== undefined)
-    out['tool_calls'] = argumentsAsMapping
+  if (message.toolCalls !== undefined) {
+    const calls = argumentsAsMapping
       ? message.toolCalls.map((call, callIndex) => withParsedArguments(call, index, callIndex))
       : message.toolCalls
+    calls.forEach((call, callIndex) => checkArgumentsDepth(call.function.arguments, index, callIndex))
+    out['tool_calls'] = calls
+  }
   if (message.toolCallId !== undefined) out['tool_call_id'] = message.toolCallId
   if (message.name !== undefined) out['name'] = message.name
   return out
+}
+
+/** How deep a call's arguments (an object the template prints) may nest arrays and objects. */
+const maxArgumentsDepth = 64
+
+/**
+ * The template prints arguments given as an object (`tojson`, or one `<parameter=...>` each)
+ * recursively: one nested 5,000 deep overflowed the stack while rendering, reported as a failed
+ * template that named no field. Text is printed as it is, at any depth.
+ */
+function checkArgumentsDepth(value: unknown, messageIndex: number, callIndex: number): void {
+  if (typeof value !== 'object' || value === null) return
+  // Breadth first, one level at a time: no recursion on the client's nesting here either.
+  let level: unknown[] = [value]
+  for (let depth = 1; level.length > 0; depth++) {
+    if (depth > maxArgumentsDepth) {
+      const param = `messages.${messageIndex}.toolCalls.${callIndex}.function.arguments`
+      throw new InvalidArgumentError(
+        param,
+        `${param} nests deeper than ${maxArgumentsDepth} levels of arrays and objects: the chat template prints the call's arguments, so send them as the call gave them (JSON text), or flatter.`,
+      )
+    }
+    const next: unknown[] = []
+    for (const item of level)
+      if (typeof item === 'object' && item !== null)
+        for (const child of Object.values(item))
+          if (typeof child === 'object' && child !== null) next.push(child)
+    level = next
+  }
 }
 
 /** A call whose arguments are JSON text, with them parsed (they must be a JSON object). */

@@ -291,8 +291,15 @@ export function complement(ranges: CodePointRanges): CodePointRanges {
   return out
 }
 
+/**
+ * How deep groups may nest. The parser (and what walks its tree) recurses once per group, so
+ * 30,000 "(" overflowed the stack: a 500 on the edge, a RangeError from chat() on the device.
+ */
+const maxGroupDepth = 64
+
 class RegexParser {
   #position = 0
+  #depth = 0
   readonly source: string
   readonly param: string
   constructor(source: string, param: string) {
@@ -422,7 +429,10 @@ class RegexParser {
         else if (/^\?<[A-Za-z_$][\w$]*>/.test(rest)) this.#position += rest.indexOf('>') + 1
         else this.fail('a lookaround or group modifier "(?"')
       }
+      if (this.#depth === maxGroupDepth) this.fail(`groups nested more than ${maxGroupDepth} deep`)
+      this.#depth++
       const inner = this.parseAlternation()
+      this.#depth--
       if (this.peek() !== ')') this.fail('an unclosed group')
       this.#position++
       return inner
