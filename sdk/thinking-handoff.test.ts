@@ -422,3 +422,48 @@ describe.each(['qwen3_5-think-open', 'qwen3-think-open'] as const)("the next tur
     }
   }, 60_000)
 })
+
+describe('stop strings in a thinking answer across a handoff (qwen3_5-think-open)', () => {
+  it('one over a token boundary of the reply cuts there, one in the reasoning cuts nothing, the handoff before the cut and on it', async () => {
+    const pkg = 'qwen3_5-think-open'
+    const free = await answerWithCloseTag(pkg, {}, closeToken, { [closeThink]: 8 })
+    const tokenizer = tokenizers.get(pkg) as Tokenizer
+    const ids = free.finish.tokenIds
+    // The end of one token's text and the start of the next one's, two tokens into the reply:
+    // the device holds back the first half (it may start a stop string); the edge must see it.
+    const at = free.closeAt + 3
+    const before = tokenizer.decode(ids.slice(free.closeAt + 1, at))
+    const upTo = tokenizer.decode(ids.slice(free.closeAt + 1, at + 1))
+    const inReply = `${before.slice(-2)}${upTo.slice(before.length, before.length + 2)}`
+    // Reasoning is not content: a stop string found there cuts nothing (docs/sdk.md).
+    const inReasoning = (free.finish.reasoning as string).slice(1, 4)
+    expect(inReply.length).toBeGreaterThanOrEqual(3)
+    expect(inReasoning).toHaveLength(3)
+    const request = { ...free.request, stop: [inReasoning, inReply] }
+    const { client: plain } = deviceClient(pkg)
+    const parts = await collect(plain.stream(request))
+    await plain.dispose()
+    const whole = finishOf(parts)
+    expect(whole.finishReason).toBe('stop')
+    expect(whole.reasoning).toBe(free.finish.reasoning)
+    expect(whole.text).toBe(free.finish.text.slice(0, free.finish.text.indexOf(inReply)))
+    expect(whole.tokenIds).toEqual(ids.slice(0, at + 1))
+    for (const k of [at - 2, at - 1, at]) {
+      const { client, arm } = deviceClient(pkg)
+      try {
+        await arm(k)
+        const handed = await collect(client.stream(request))
+        const finish = finishOf(handed)
+        expect(finish.usage.route, `k=${k}`).toBe('device+edge')
+        expect(finish.tokenIds, `k=${k}`).toEqual(whole.tokenIds)
+        expect(finish.text, `k=${k}`).toBe(whole.text)
+        expect(finish.reasoning, `k=${k}`).toBe(whole.reasoning)
+        expect(finish.finishReason, `k=${k}`).toBe('stop')
+        expect(countsOf(finish.usage), `k=${k}`).toEqual(countsOf(whole.usage))
+        expect(deltasOf(handed), `k=${k}`).toEqual(deltasOf(parts))
+      } finally {
+        await client.dispose()
+      }
+    }
+  }, 60_000)
+})

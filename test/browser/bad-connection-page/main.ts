@@ -21,6 +21,8 @@ export interface ScenarioRequest {
   readonly alsoTooLong?: boolean
   /** Calls prepare() first (download, verify, load) and reports its progress. */
   readonly prepare?: boolean
+  /** The package's URL path on the page's origin (default /pkg/). */
+  readonly model?: string
   /** More of the request: sampling other than the page's defaults (temperature 0.8, seed 3), a thinking switch. */
   readonly options?: Pick<ChatRequest, 'temperature' | 'seed' | 'logitBias' | 'enableThinking'>
 }
@@ -89,7 +91,7 @@ async function runScenario(request: ScenarioRequest): Promise<ScenarioResult> {
   })
   const client = createClient(
     {
-      model: new URL('/pkg/', location.href).href,
+      model: new URL(request.model ?? '/pkg/', location.href).href,
       backend: 'wasm',
       dtype: 'q8',
       defaults: { temperature: 0.8, seed: 3 },
