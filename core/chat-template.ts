@@ -105,7 +105,8 @@ function toTemplateMessage(
     const calls = argumentsAsMapping
       ? message.toolCalls.map((call, callIndex) => withParsedArguments(call, index, callIndex))
       : message.toolCalls
-    calls.forEach((call, callIndex) => checkArgumentsDepth(call.function.arguments, index, callIndex))
+    for (const [callIndex, call] of calls.entries())
+      checkArgumentsDepth(call.function.arguments, index, callIndex)
     out['tool_calls'] = calls
   }
   if (message.toolCallId !== undefined) out['tool_call_id'] = message.toolCallId
