@@ -17,6 +17,7 @@ export const errorCodes = [
   'backend_failed',
   'aborted',
   'edge_unavailable',
+  'edge_starting',
   'edge_failed',
   'unauthorized',
   'rate_limited',

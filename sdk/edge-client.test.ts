@@ -2,10 +2,12 @@
 // at every possible byte boundary, Retry-After, option validation, the body it sends. (Error
 // bodies and chunks are core/protocol's, tested there; the client against a real edge is in
 // client-edge.test.ts.)
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { InvalidArgumentError, type OndeviceError } from '../core/errors.ts'
 import { createClient } from './client.ts'
-import { EdgeClient, parseRetryAfter } from './edge-client.ts'
+import { EdgeClient, parseRetryAfter, preferredWaitSeconds } from './edge-client.ts'
 import { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
 
 function streamOf(chunks: readonly string[]): ReadableStream<Uint8Array> {
@@ -158,6 +160,54 @@ describe('edge client', () => {
       stop: ['\n\n'],
       ondevice_continuation: { token_ids: [1, 2], step: 2 },
     })
+  })
+})
+
+describe('a starting edge', () => {
+  it('a chat tells the edge how long it waits (Prefer: wait, under connectTimeoutMs) and reads its 503 edge_starting as such', async () => {
+    expect(preferredWaitSeconds(15_000)).toBe(12)
+    expect(preferredWaitSeconds(3_000)).toBe(2)
+    expect(preferredWaitSeconds(1_000)).toBe(0)
+    const seen: (string | undefined)[] = []
+    // An edge whose container is starting, as the Worker answers then.
+    const server = createServer((request, response) => {
+      seen.push(request.headers['prefer'] as string | undefined)
+      request.resume()
+      response.writeHead(503, { 'content-type': 'application/json', 'retry-after': '7' })
+      response.end(
+        JSON.stringify({
+          error: {
+            message: 'The edge is starting: ...',
+            type: 'server_error',
+            param: null,
+            code: 'edge_starting',
+          },
+        }),
+      )
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      for (const [options, expected] of [
+        [{}, 'wait=12'],
+        [{ connectTimeoutMs: 3000 }, 'wait=2'],
+      ] as const) {
+        const client = new EdgeClient({ url, model: 'm', ...options })
+        const error = (await (async () => {
+          for await (const _ of client.stream({ messages: [{ role: 'user', content: 'hi' }] })) {
+            // nothing comes
+          }
+        })().then(
+          () => undefined,
+          (caught: unknown) => caught,
+        )) as OndeviceError | undefined
+        expect(seen.at(-1)).toBe(expected)
+        expect(error).toMatchObject({ code: 'edge_starting', isRetryable: true, retryAfterSeconds: 7 })
+        expect(error?.message).toMatch(/HTTP 503: The edge is starting/)
+      }
+    } finally {
+      server.close()
+    }
   })
 })
 

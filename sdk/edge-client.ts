@@ -50,7 +50,9 @@ export interface EdgeOptions {
    * Give up on an edge that has not answered (sent its response headers) within this time, as
    * unreachable. Default 15 s. An ondevice edge sends its headers once a request holds a
    * generation slot: keep this above its QUEUE_TIMEOUT_MS (default 10 s), after which it answers
-   * a request still queued with 429 `overloaded` and a Retry-After.
+   * a request still queued with 429 `overloaded` and a Retry-After. A chat request tells the edge
+   * how long it waits (`Prefer: wait=N`, N = 80% of this in whole seconds): an ondevice edge whose
+   * model container is still starting answers 503 `edge_starting` with a Retry-After by then.
    */
   readonly connectTimeoutMs?: number
   /**
@@ -114,6 +116,14 @@ export { maximumRetryAfterSeconds, parseRetryAfter } from '../core/retry-after.t
 /** Default `connectTimeoutMs` (above the edge's default QUEUE_TIMEOUT_MS, 10 s). */
 export const defaultEdgeConnectTimeoutMs = 15_000
 
+/**
+ * The `Prefer: wait=N` a chat request sends (RFC 7240): the seconds the edge may hold it before it
+ * must answer, a fifth of connectTimeoutMs under it so its answer arrives before the SDK gives up.
+ */
+export function preferredWaitSeconds(connectTimeoutMs: number): number {
+  return Math.floor((connectTimeoutMs * 0.8) / 1000)
+}
+
 /** Default `idleTimeoutMs`. */
 export const defaultEdgeIdleTimeoutMs = 60_000
 
@@ -137,6 +147,12 @@ export class EdgeClient {
   private modelList: Promise<unknown> | undefined
   /** The model list once it arrived (what knownMaxTokens reads without asking). */
   private listed: unknown
+  /**
+   * Whether chat requests carry `Prefer: wait`. A page's request with it needs the server's CORS
+   * preflight to allow the header (ondevice edges allow what a page asks for); a server with a
+   * fixed list refuses it, and then it is dropped for good once a request without it got through.
+   */
+  private sendPrefer = true
 
   constructor(options: EdgeOptions) {
     if (typeof options?.url !== 'string' || options.url.trim() === '') {
@@ -270,7 +286,9 @@ export class EdgeClient {
       }
       throw new EdgeError(
         'edge_unavailable',
-        `Could not reach the edge at ${this.url} (${why}). Check edge.url and that the worker is running.`,
+        timedOut
+          ? `The edge at ${this.url} sent no answer within ${timeoutMs} ms (edge.connectTimeoutMs): it is down or unreachable, or slower than that to take the request. Check edge.url and that the worker is running; an edge that needs longer (a server that loads its model on the first request without saying so) needs a larger connectTimeoutMs.`
+          : `Could not reach the edge at ${this.url} (${why}). Check edge.url and that the worker is running.`,
         {
           isRetryable: true,
           cause: error,
@@ -408,12 +426,40 @@ export class EdgeClient {
     body: ChatCompletionRequest,
     request: EdgeChatRequest,
   ): Promise<{ response: Response; done: () => void; formatFallback?: string }> {
-    const post = (sent: ChatCompletionRequest) =>
+    const send = (sent: ChatCompletionRequest, prefer: boolean) =>
       this.request(
         '/v1/chat/completions',
-        { method: 'POST', headers: this.headers(true), body: JSON.stringify(sent) },
+        {
+          method: 'POST',
+          headers: {
+            ...(prefer
+              ? {
+                  prefer: `wait=${preferredWaitSeconds(this.options.connectTimeoutMs ?? defaultEdgeConnectTimeoutMs)}`,
+                }
+              : {}),
+            ...this.headers(true),
+          },
+          body: JSON.stringify(sent),
+        },
         request.signal,
       )
+    const post = async (sent: ChatCompletionRequest) => {
+      if (!this.sendPrefer) return send(sent, false)
+      try {
+        return await send(sent, true)
+      } catch (error) {
+        // In a page, a fetch that failed outright (not the timeout) may be a CORS preflight that
+        // refused the Prefer header: asked once without it.
+        const cause = (error as { cause?: unknown }).cause
+        if (pageOrigin() === undefined || !(error instanceof EdgeError) || !(cause instanceof TypeError))
+          throw error
+        const answered = await send(sent, false).catch(() => {
+          throw error
+        })
+        this.sendPrefer = false
+        return answered
+      }
+    }
     const answered = (sent: { response: Response; done: () => void }, note?: string) => {
       // The edge took this id (a listed one, or a handoff's knownModelId while the list failed):
       // later requests send it without reading the list.

@@ -30,7 +30,12 @@ const edgeBackoffMaxMs = 30_000
 export const edgeRetryAfterMaxMs = 300_000
 
 /** The codes that leave the edge out for a while: it could not take a request now. */
-const edgeBusyOrDown: ReadonlySet<ErrorCode> = new Set(['edge_unavailable', 'overloaded', 'rate_limited'])
+const edgeBusyOrDown: ReadonlySet<ErrorCode> = new Set([
+  'edge_unavailable',
+  'edge_starting',
+  'overloaded',
+  'rate_limited',
+])
 
 /**
  * How long to leave the edge out after its `failures`-th refusal in a row (edge_unavailable, or a
@@ -137,6 +142,8 @@ export class EdgeSide {
     if (this.#refusedWith === 'overloaded') return 'the edge is busy (it answered 429 overloaded)'
     if (this.#refusedWith === 'rate_limited')
       return 'the edge is rate-limiting this client (it answered 429 rate_limited)'
+    if (this.#refusedWith === 'edge_starting')
+      return 'the edge is starting (its model is loading: it answered 503 edge_starting)'
     return 'the edge is unreachable'
   }
 

@@ -41,6 +41,8 @@ const wireErrors: Readonly<Record<ErrorCode, WireError>> = {
   storage_quota_exceeded: { status: 503, type: 'server_error' },
   backend_unavailable: { status: 503, type: 'server_error' },
   edge_unavailable: { status: 503, type: 'server_error' },
+  // The edge is up and its model is loading (a cold container): 503 + Retry-After, retryable.
+  edge_starting: { status: 503, type: 'server_error' },
   backend_failed: { status: 500, type: 'server_error' },
   edge_failed: { status: 500, type: 'server_error' },
   // The client went away: nobody reads this answer, but the log line records it as 499.
@@ -63,6 +65,7 @@ const retryableCodes: ReadonlySet<ErrorCode> = new Set([
   'rate_limited',
   'overloaded',
   'edge_unavailable',
+  'edge_starting',
   'backend_unavailable',
   'backend_failed',
   'edge_failed',

@@ -10,7 +10,7 @@ import { createModelHost } from '../model-host.ts'
 import { resolveLimits } from '../options.ts'
 import { affinityKey, instanceIndex } from './affinity.ts'
 import { chooseRuntime, estimateIsolateMemory, streamedLoadBytes } from './choose-runtime.ts'
-import { createContainerForwarder } from './forward.ts'
+import { createContainerForwarder, preferredWaitMs } from './forward.ts'
 import { urlGateway } from './gateway.ts'
 import { createRuntimeRouter } from './runtime-router.ts'
 import { containerSettingsFromEnv } from './settings.ts'
@@ -388,5 +388,46 @@ describe('cold start', () => {
       body: JSON.stringify({ model: 'm', messages: [], max_tokens: 1_000_000 }),
     })
     expect(tooMany.status).toBe(400)
+  })
+
+  it('a request that says how long it waits (Prefer: wait) gets 503 edge_starting with Retry-After by then, not at the start bound', async () => {
+    const port = await closedPort()
+    const forward = createContainerForwarder({
+      gateway: urlGateway([`http://127.0.0.1:${port}`]),
+      secret: undefined,
+      instances: 1,
+      startTimeoutMs: 5000,
+      limits: resolveLimits({}),
+      modelIds: new Set(['m']),
+    })
+    const modelHost = createModelHost({
+      modelId: 'm',
+      load: () => Promise.reject(new Error('the isolate must not load the package')),
+    })
+    const app = createApp({ modelHost, log: () => {}, forwardChatCompletion: forward })
+    const started = Date.now()
+    const response = await app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async, wait=1' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+    })
+    expect(Date.now() - started).toBeLessThan(4000)
+    expect(response.status).toBe(503)
+    expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    const body = (await response.json()) as { error: { code: string; message: string } }
+    expect(body.error.code).toBe('edge_starting')
+    expect(body.error.message).toMatch(/The edge is starting/)
+  })
+
+  it('reads the wait preference as RFC 7240 writes it', () => {
+    const wait = (value: string) => preferredWaitMs(new Headers({ prefer: value }))
+    expect(preferredWaitMs(new Headers())).toBeUndefined()
+    expect(wait('wait=12')).toBe(12_000)
+    expect(wait('return=minimal, wait=0')).toBe(0)
+    expect(wait('WAIT = "3"')).toBe(3000)
+    expect(wait('wait=5; foo=bar')).toBe(5000)
+    expect(wait('respond-async')).toBeUndefined()
+    expect(wait('wait=-1')).toBeUndefined()
+    expect(wait('wait=1.5')).toBeUndefined()
   })
 })

@@ -4,6 +4,17 @@
 // container's answer back as it comes. The container sees only the Worker's secret. Failures the
 // client can retry are said so: 503 + Retry-After before the answer starts, an OpenAI error
 // event with a retryable code once it has started.
+//
+// A cold start sends no response header until the container's model is loaded (seconds to a
+// minute). How long a request waits for it is the client's to say: `Prefer: wait=N` (RFC 7240),
+// which the SDK sends a little under its connectTimeoutMs, bounds the wait to N seconds, and a
+// request still waiting then gets 503 `edge_starting` with Retry-After (the start goes on). A
+// client that says nothing (an OpenAI client, curl) is held until the model is up, at most
+// CONTAINER_START_TIMEOUT_MS: what such a client expects of a cold serverless start, and a 503
+// would be an error for every client that does not retry. Early headers with SSE comments were
+// the other way considered and left: a prompt too long or a full queue, which only the container
+// can decide, would become mid-stream errors instead of a 400 or 429, the SDK could not fall back
+// to the device before the answer "started", and JSON requests would still wait.
 import type { Context } from 'hono'
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
 import type { AppEnv } from '../app-env.ts'
@@ -31,6 +42,29 @@ export const instanceHeader = 'x-ondevice-instance'
 
 /** Seconds a client should wait before retrying while a container starts. */
 const coldStartRetryAfterSeconds = 5
+
+/**
+ * The least a request waits for its instance, whatever its `Prefer: wait`: time for the check of a
+ * warm instance (one call to its Durable Object), so `wait=0` is refused only by a cold one.
+ */
+const minimumWaitMs = 500
+
+/** A wait longer than this was a start (a warm instance's check takes milliseconds). */
+const coldStartSeenMs = 1000
+
+/**
+ * The `wait` preference of a `Prefer` header (RFC 7240: `Prefer: wait=10`, possibly among other
+ * preferences and in several headers) in milliseconds, or undefined when there is none.
+ */
+export function preferredWaitMs(headers: Headers): number | undefined {
+  const prefer = headers.get('prefer')
+  if (prefer === null) return undefined
+  for (const preference of prefer.split(',')) {
+    const match = /^\s*wait\s*=\s*"?(\d{1,9})"?\s*(?:;.*)?$/i.exec(preference)
+    if (match?.[1] !== undefined) return Number(match[1]) * 1000
+  }
+  return undefined
+}
 
 function checkCaps(body: unknown, options: ContainerForwarderOptions): void {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -136,8 +170,81 @@ function guardEventStream(
   })
 }
 
+/** Resolves `false` after `milliseconds` (a timer the caller clears). */
+function timeout(milliseconds: number): { readonly done: Promise<false>; clear(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const done = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), milliseconds)
+  })
+  return { done, clear: () => clearTimeout(timer) }
+}
+
+/** Keeps a start going after the response was sent (Workers end a request's tasks with it). */
+function keepGoing(c: Context<AppEnv>, task: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(task)
+  } catch {
+    // Node: no execution context, and nothing is cancelled.
+  }
+}
+
 export function createContainerForwarder(options: ContainerForwarderOptions): ChatForwarder {
   const { gateway } = options
+  /**
+   * Per instance, when this isolate first saw it starting (a request that waited for it and
+   * did not get it): how old a start is when the next request asks.
+   */
+  const startingSince = new Map<number, number>()
+  /** The last start this isolate saw through, in ms: the estimate of the next one. */
+  let lastStartMs: number | undefined
+
+  /** The Retry-After of a request that stopped waiting `elapsedMs` into a start. */
+  const retryAfterSeconds = (elapsedMs: number): number => {
+    const left = options.startTimeoutMs - elapsedMs
+    const expected = lastStartMs === undefined ? coldStartRetryAfterSeconds * 1000 : lastStartMs - elapsedMs
+    return Math.max(1, Math.ceil(Math.min(expected, left) / 1000))
+  }
+
+  /**
+   * Waits for instance `index` at most `waitMs`: true once it is up, false while it still starts
+   * (the start goes on, bounded by CONTAINER_START_TIMEOUT_MS). Throws when the start failed.
+   */
+  const waitForInstance = async (
+    c: Context<AppEnv>,
+    index: number,
+    waitMs: number,
+    signal: AbortSignal,
+  ): Promise<boolean> => {
+    const askedAt = Date.now()
+    const ready = gateway.ready(index, options.startTimeoutMs, signal).then(
+      () => {
+        const waited = Date.now() - askedAt
+        const since = startingSince.get(index)
+        startingSince.delete(index)
+        if (since !== undefined || waited > coldStartSeenMs) lastStartMs = Date.now() - (since ?? askedAt)
+        return true as const
+      },
+      (error: unknown) => {
+        startingSince.delete(index)
+        throw error
+      },
+    )
+    // Raced with a timer, not left to the gateway's own bound: the Durable Object counts its
+    // bound in polls, which a loaded host stretches past the wall-clock time documented.
+    keepGoing(
+      c,
+      ready.catch(() => undefined),
+    )
+    const timer = timeout(waitMs)
+    try {
+      const up = await Promise.race([ready, timer.done])
+      if (!up && !startingSince.has(index)) startingSince.set(index, askedAt)
+      return up
+    } finally {
+      timer.clear()
+    }
+  }
+
   return async (c) => {
     const state = c.get('request')
     const body = await readJsonBody(c.req.raw, options.limits.maxBodyBytes)
@@ -148,9 +255,27 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     fields.stream = stream === true
     const index = instanceIndex(affinityKey(c.req.raw.headers, body), options.instances)
     const signal = c.req.raw.signal
+    const preferred = preferredWaitMs(c.req.raw.headers)
+    const waitMs =
+      preferred === undefined
+        ? options.startTimeoutMs
+        : Math.min(options.startTimeoutMs, Math.max(minimumWaitMs, preferred))
     try {
-      await gateway.ready(index, options.startTimeoutMs, signal)
+      const up = await waitForInstance(c, index, waitMs, signal)
+      if (!up && waitMs >= options.startTimeoutMs) {
+        throw new Error(`not up within CONTAINER_START_TIMEOUT_MS (${options.startTimeoutMs} ms)`)
+      }
+      if (!up) {
+        const elapsedMs = Date.now() - (startingSince.get(index) ?? Date.now())
+        const retryAfter = retryAfterSeconds(elapsedMs)
+        throw new OndeviceError(
+          'edge_starting',
+          `The edge is starting: its model container (${gateway.name(index)}) is loading the model (${Math.round(elapsedMs / 1000)} s so far; a start takes at most ${Math.round(options.startTimeoutMs / 1000)} s) and answers once it is up. Retry in ${retryAfter} s (this request asked to wait at most ${Math.round((preferred ?? waitMs) / 1000)} s: Prefer: wait).`,
+          { isRetryable: true, retryAfterSeconds: retryAfter },
+        )
+      }
     } catch (error) {
+      if (error instanceof OndeviceError && error.code === 'edge_starting') throw error
       if (signal.aborted)
         throw new AbortedError('The client closed the connection while the model container started.')
       throw unavailable(

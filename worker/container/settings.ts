@@ -20,7 +20,10 @@ export interface ContainerSettings {
   readonly secret: string | undefined
   /** Instances new conversations spread over (at most the [[containers]] max_instances). */
   readonly instances: number
-  /** How long a request waits for a starting container before 503 + Retry-After. */
+  /**
+   * How long a request waits for a starting container before 503 + Retry-After; a request with
+   * `Prefer: wait=N` (the SDK sends one) waits at most N s, then gets 503 edge_starting.
+   */
   readonly startTimeoutMs: number
   /**
    * Containers started by hand on this machine (`ondevice edge --runtime container`, tests), one
