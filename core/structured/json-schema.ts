@@ -400,6 +400,16 @@ class SchemaCompiler {
     const known = new Set<string>([...annotations, ...combinators])
     for (const type of typeNames) for (const keyword of keywordsByType[type]) known.add(keyword)
     for (const key of Object.keys(schema)) {
+      if (key === 'contentEncoding') {
+        // An annotation (draft-07, 2020-12: validators do not check it). zod 4's z.base64() writes
+        // the pattern that says what the encoding allows beside it: then a label, as a format
+        // JSON Schema does not define is; alone, what it asks for would go unenforced.
+        if (typeof schema['pattern'] === 'string') continue
+        this.refuse(
+          `${path}.contentEncoding`,
+          `contentEncoding ${JSON.stringify(schema[key])} is an annotation validators do not check, so structured output cannot enforce it alone: add a pattern that says what the encoded string allows (then contentEncoding is taken as a label), e.g. for base64 "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$".`,
+        )
+      }
       if (!known.has(key)) {
         this.refuse(
           `${path}.${key}`,

@@ -15,6 +15,8 @@ import { InvalidArgumentError } from '../errors.ts'
 import { compileJsonSchema, Grammar, GrammarMatcher, vocabularyOf } from './index.ts'
 
 const tokenizer = qwen3Tokenizer()
+/** The pattern zod 4.6's toJSONSchema writes for z.base64(). */
+const z4Base64Pattern = '^$|^(?:[0-9a-zA-Z+/]{4})*(?:(?:[0-9a-zA-Z+/]{2}==)|(?:[0-9a-zA-Z+/]{3}=))?$'
 const vocabulary = vocabularyOf(tokenizer)
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
   addFormatsModule) as unknown as (instance: Ajv | Ajv2020) => void
@@ -132,6 +134,24 @@ describe('formats: each generated string passes ajv-formats (full mode)', () => 
     }
     const alone = refusal({ type: 'string', format: 'phone' })
     expect(alone.param).toBe('schema.format')
+    expect(alone.message).toMatch(/add a pattern/)
+  })
+
+  it("contentEncoding is a label next to a pattern (zod 4's z.base64(), z.base64url()), refused alone", () => {
+    // An annotation in draft-07 and 2020-12 (ajv does not check it); zod writes the pattern that
+    // says what base64 allows beside it. It was refused, so z.base64() could not be asked for.
+    const base64 = z4Base64Pattern
+    const zod4 = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: { data: { type: 'string', format: 'base64', contentEncoding: 'base64', pattern: base64 } },
+      required: ['data'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(zod4, 3) as { data: string }[])
+      expect(value.data).toMatch(new RegExp(base64))
+    const alone = refusal({ type: 'string', contentEncoding: 'base64' })
+    expect(alone.param).toBe('schema.contentEncoding')
     expect(alone.message).toMatch(/add a pattern/)
   })
 })
