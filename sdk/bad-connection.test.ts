@@ -299,8 +299,11 @@ describe('an edge that fails, then recovers', () => {
         /the edge failed \(The edge answered HTTP 503: The model is still loading/,
       )
       expect(chatCount(loading)).toBe(1)
-      // Within its Retry-After: not asked.
-      expect((await client.chat({ messages, ...sampling })).route).toBe('device')
+      // Within its Retry-After: not asked, and the reason says it is starting, not unreachable.
+      const second = await client.chat({ messages, ...sampling })
+      expect(second.route).toBe('device')
+      expect(second.routeReason).toMatch(/the edge is starting/)
+      expect((await client.status()).edge.leftOut).toMatch(/the edge is starting/)
       expect(chatCount(loading)).toBe(1)
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, failedAt + 5_100 - Date.now())))
       const again = await client.chat({ messages, ...sampling })
@@ -407,7 +410,7 @@ describe('an edge that fails, then recovers', () => {
     try {
       const first = await client.chat({ messages, ...sampling }).catch((error: unknown) => error)
       expect(first).toBeInstanceOf(OndeviceError)
-      expect(first).toMatchObject({ code: 'edge_unavailable', isRetryable: true })
+      expect(first).toMatchObject({ code: 'edge_starting', isRetryable: true })
       expect((first as Error).message).toMatch(/still loading/)
       const partial = (first as OndeviceError).partialAnswer
       expect(partial?.tokenIds.length).toBeGreaterThanOrEqual(3)

@@ -294,7 +294,7 @@ describe('the start-up load (preload) against a load a request starts', () => {
     expect(host.status()).toEqual({ state: 'loading', startup: true })
     for (const attempt of [host.load(), host.select({ dtype: 'q4' })]) {
       await expect(attempt).rejects.toMatchObject({
-        code: 'edge_unavailable',
+        code: 'edge_starting',
         isRetryable: true,
         retryAfterSeconds: 5,
         message: expect.stringMatching(/still loading/),

@@ -77,7 +77,7 @@ export interface ModelHost {
   load(): Promise<HostedModel>
   /**
    * Loads the default format as the server starts, having bound its port first: until it is
-   * loaded, `load` and `select` refuse with a retryable `edge_unavailable` (503 + Retry-After) and
+   * loaded, `load` and `select` refuse with a retryable `edge_starting` (503 + Retry-After) and
    * `status` says `startup`, so clients and health checks get an answer, never a held request.
    */
   preload?(): Promise<HostedModel>
@@ -328,7 +328,7 @@ export function createModelHost(
     if (startupSince === undefined) return undefined
     const seconds = Math.round((now() - startupSince) / 1000)
     return new OndeviceError(
-      'edge_unavailable',
+      'edge_starting',
       `The model is still loading on this server (started ${seconds} s ago): it answers once loaded. Retry in ${startupRetryAfterSeconds} s; GET /healthz says "ready" when it can answer.`,
       { isRetryable: true, retryAfterSeconds: startupRetryAfterSeconds },
     )

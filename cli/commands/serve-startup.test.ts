@@ -143,7 +143,7 @@ describe('ondevice serve while its model loads', () => {
         expect(refused.status).toBe(503)
         expect(refused.headers.get('retry-after')).toBe('5')
         const body = (await refused.json()) as { error: { code: string; type: string; message: string } }
-        expect(body.error).toMatchObject({ code: 'edge_unavailable', type: 'server_error' })
+        expect(body.error).toMatchObject({ code: 'edge_starting', type: 'server_error' })
         expect(body.error.message).toMatch(/still loading on this server .* Retry in 5 s/)
       }
       // What needs no model answers meanwhile.
