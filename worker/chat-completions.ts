@@ -73,25 +73,22 @@ function checkMessageCount(body: unknown, maxMessages: number): void {
 }
 
 /**
- * Characters of text a request hands the chat template: every string in the messages (but their
- * roles) and in the tools (with their keys: a schema's property names are printed too).
+ * Characters of text `value` hands the chat template: every string (but a message's role), and
+ * with `countKeys` the keys too (a tool schema's property names are printed).
  */
-function promptCharacters(request: ChatCompletionRequest): number {
+function templateCharacters(value: unknown, countKeys: boolean): number {
   let total = 0
   // Iterative: a client chooses the nesting depth.
-  const stack: [unknown, boolean][] = [
-    [request.messages, false],
-    [request.tools, true],
-  ]
+  const stack: unknown[] = [value]
   while (stack.length > 0) {
-    const [value, countKeys] = stack.pop() as [unknown, boolean]
-    if (typeof value === 'string') total += value.length
-    else if (Array.isArray(value)) for (const item of value) stack.push([item, countKeys])
-    else if (typeof value === 'object' && value !== null)
-      for (const [key, item] of Object.entries(value)) {
+    const item = stack.pop()
+    if (typeof item === 'string') total += item.length
+    else if (Array.isArray(item)) for (const child of item) stack.push(child)
+    else if (typeof item === 'object' && item !== null)
+      for (const [key, child] of Object.entries(item)) {
         if (countKeys) total += key.length
         else if (key === 'role') continue
-        stack.push([item, countKeys])
+        stack.push(child)
       }
   }
   return total
@@ -137,13 +134,22 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   checkConstraintForModel(request, model)
   const contextLength = model.info.contextLength
   const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)
-  const characters = promptCharacters(request)
+  const messageCharacters = templateCharacters(request.messages, false)
+  const toolCharacters = templateCharacters(request.tools, true)
   const maxCharacters = limits.maxPromptCharacters ?? maxPromptTokens * charactersPerPromptToken
-  if (characters > maxCharacters) {
-    throw new ContextLengthError(
-      `The messages hold ${characters} characters; this server accepts at most ${maxCharacters} (about ${charactersPerPromptToken} per token of its ${maxPromptTokens}-token prompt limit). Shorten the conversation.`,
-      { param: 'messages' },
-    )
+  if (messageCharacters + toolCharacters > maxCharacters) {
+    const limit = `this server accepts at most ${maxCharacters} (about ${charactersPerPromptToken} per token of its ${maxPromptTokens}-token prompt limit)`
+    // The tools are printed into the prompt too: when they hold most of it, shortening the
+    // conversation would not help.
+    throw toolCharacters > messageCharacters
+      ? new ContextLengthError(
+          `The prompt's text is over the cap: the tools hold ${toolCharacters} and the messages ${messageCharacters} characters; ${limit}. Send fewer or shorter tools (descriptions, schemas).`,
+          { param: 'tools' },
+        )
+      : new ContextLengthError(
+          `The messages hold ${messageCharacters} characters${toolCharacters > 0 ? ` (and the tools ${toolCharacters})` : ''}; ${limit}. Shorten the conversation.`,
+          { param: 'messages' },
+        )
   }
   const continuation = request.ondevice_continuation
   const continuationTokenIds = continuation?.token_ids ?? []
