@@ -305,6 +305,71 @@ describe('a handoff from the engine in Chromium to the engine on a real edge', (
   }, 180_000)
 })
 
+describe('an edge whose CORS preflight allows a fixed list of headers, in Chromium', () => {
+  it("without Prefer in it (the SDK's chat asks Prefer: wait): the chat is asked again without the header and answered", async () => {
+    // An OpenAI-compatible server of another make, its preflight allowing two headers: Chromium
+    // refuses a request that carries any other, which reads in the page as a network failure.
+    const asked: { method: string; url: string; prefer: string | undefined }[] = []
+    const strict = createServer((request, response) => {
+      void readBody(request).then(() => {
+        asked.push({
+          method: request.method ?? 'GET',
+          url: request.url ?? '/',
+          prefer: request.headers['prefer'] as string | undefined,
+        })
+        const cors = { 'access-control-allow-origin': '*' }
+        if (request.method === 'OPTIONS') {
+          response
+            .writeHead(204, {
+              ...cors,
+              'access-control-allow-headers': 'content-type, authorization',
+              'access-control-allow-methods': 'GET, POST, OPTIONS',
+            })
+            .end()
+          return
+        }
+        const chunk = (delta: Record<string, unknown>, finish: string | null) =>
+          `data: ${JSON.stringify({
+            id: 'c',
+            object: 'chat.completion.chunk',
+            created: 0,
+            model: 'strict-model',
+            choices: [{ index: 0, delta, finish_reason: finish }],
+          })}\n\n`
+        response
+          .writeHead(200, { ...cors, 'content-type': 'text/event-stream' })
+          .end(
+            chunk({ role: 'assistant', content: 'Hello' }, null) +
+              chunk({ content: ' there' }, null) +
+              chunk({}, 'stop') +
+              'data: [DONE]\n\n',
+          )
+      })
+    })
+    await new Promise<void>((done) => strict.listen(0, '127.0.0.1', done))
+    const strictUrl = `http://127.0.0.1:${(strict.address() as AddressInfo).port}`
+    otherEdges.push(strictUrl)
+    try {
+      const answered = await run({
+        client: { policy: 'edge-only', edge: { url: strictUrl, model: 'strict-model' } },
+        prompt: 'Hi',
+        maxTokens: 4,
+      })
+      expect(answered.error).toBeUndefined()
+      expect(answered.route).toBe('edge')
+      expect(answered.text).toBe('Hello there')
+      // The preflight that named prefer was refused; the chat that reached the server had none.
+      const chats = asked.filter((entry) => entry.url === '/v1/chat/completions')
+      expect(chats.filter((entry) => entry.method === 'POST')).toEqual([
+        { method: 'POST', url: '/v1/chat/completions', prefer: undefined },
+      ])
+    } finally {
+      strict.closeAllConnections()
+      await new Promise((done) => strict.close(done))
+    }
+  }, 60_000)
+})
+
 describe('offline once stored, in Chromium', () => {
   for (const packageMode of ['refuse', 'stall', 'portal', 'stall-all'] as const) {
     it(`the package's server ${packageMode === 'refuse' ? 'refuses connections' : packageMode === 'stall' ? 'never answers' : packageMode === 'portal' ? 'serves a captive portal page' : "never answers, nor does the page's origin (the engine's .wasm)"}: a new client answers on the device at once`, async () => {
