@@ -352,7 +352,7 @@ class Client implements OndeviceClient {
             'This stream was read already: each stream() is one answer, read once. Call stream() again for another.',
           )
         read = true
-        return forTheReader(this.#run(resolved), isDocumentRequest(resolved))
+        return forTheReader(this.#run(resolved), whatAnAbortCuts(resolved))
       },
     }
   }
@@ -707,10 +707,16 @@ async function unlessAborted(check: Promise<void>, signal: AbortSignal | undefin
   }
 }
 
-/** A request whose answer is one JSON document (a JSON responseFormat, no tools). */
-function isDocumentRequest(request: CheckedChatRequest): boolean {
+/**
+ * What an abort may cut short: the one JSON document (a JSON responseFormat, no tools), a forced
+ * call (toolChoice 'required' or a named tool: the answer is its calls), or nothing to cut (text).
+ */
+function whatAnAbortCuts(request: CheckedChatRequest): 'document' | 'call' | undefined {
   const format = request.responseFormat?.type
-  return (format === 'json_object' || format === 'json_schema') && (request.tools?.length ?? 0) === 0
+  const tools = request.tools?.length ?? 0
+  if (tools === 0) return format === 'json_object' || format === 'json_schema' ? 'document' : undefined
+  const choice = request.toolChoice
+  return choice === 'required' || (typeof choice === 'object' && choice !== null) ? 'call' : undefined
 }
 
 /**
@@ -737,14 +743,19 @@ function isCutDocument(text: string): boolean {
  */
 async function* forTheReader(
   parts: AsyncGenerator<StreamPart>,
-  document: boolean,
+  abortCuts: 'document' | 'call' | undefined,
 ): AsyncGenerator<StreamPart> {
   let unshownIds: number[] = []
   for await (const shown of parts) {
     let part = shown
-    // An aborted finish is built from what was shown, on every route; for a JSON document it says
-    // whether the abort cut it, as a token limit's finish does (FinishPart.partial).
-    if (part.type === 'finish' && part.finishReason === 'abort' && document && isCutDocument(part.text))
+    // An aborted finish is built from what was shown, on every route: it says whether the abort
+    // cut the answer's JSON document, as a token limit's finish does (FinishPart.partial). It
+    // lists no calls (a call's markup shows nothing), so a forced call was always cut.
+    if (
+      part.type === 'finish' &&
+      part.finishReason === 'abort' &&
+      (abortCuts === 'call' || (abortCuts === 'document' && isCutDocument(part.text)))
+    )
       part = { ...part, partial: true }
     if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
       if (part.text === '') {

@@ -388,6 +388,56 @@ describe('structured output through the SDK', () => {
     }
   }, 60_000)
 
+  it('an abort of a forced tool call: the finish says partial (it lists no call) on the device and the edge', async () => {
+    // With toolChoice 'required' or a named tool the answer is its calls, and an aborted finish
+    // lists none (what was shown: a call's markup shows nothing), so the call it stopped was cut.
+    const routes = [
+      () =>
+        createClient(
+          { policy: 'device-only' },
+          { deviceHost: createTestDeviceHost({ session: { delayMs: 2 } }) },
+        ),
+      () => createClient({ policy: 'edge-only', edge: { url: edge.url } }),
+    ]
+    for (const [index, makeClient] of routes.entries()) {
+      const client = makeClient()
+      for (const toolChoice of ['required', { name: 'get_weather' }] as const) {
+        const controller = new AbortController()
+        const parts: StreamPart[] = []
+        const forced = { messages, tools, toolChoice, seed: 3, maxTokens: 60, signal: controller.signal }
+        for await (const part of client.stream(forced)) {
+          parts.push(part)
+          if (part.type === 'route') setTimeout(() => controller.abort(), 5)
+        }
+        const finish = parts.at(-1)
+        expect(finish, `route ${index}`).toMatchObject({
+          type: 'finish',
+          finishReason: 'abort',
+          partial: true,
+        })
+        expect(parts.some((part) => part.type === 'tool-call')).toBe(false)
+      }
+      // A free answer ('auto' that wrote text) has no call to cut: no partial.
+      const controller = new AbortController()
+      let finish: StreamPart | undefined
+      let deltas = 0
+      for await (const part of client.stream({
+        messages,
+        tools,
+        toolChoice: 'none',
+        seed: 3,
+        maxTokens: 60,
+        signal: controller.signal,
+      })) {
+        if (part.type === 'text-delta' && ++deltas === 2) controller.abort()
+        if (part.type === 'finish') finish = part
+      }
+      expect(finish, `route ${index}`).toMatchObject({ finishReason: 'abort' })
+      expect((finish as { partial?: boolean }).partial).toBeUndefined()
+      await client.dispose()
+    }
+  }, 60_000)
+
   it('a keyword the grammar cannot enforce is an InvalidArgumentError naming it, before anything runs', async () => {
     const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     await expect(
