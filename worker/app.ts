@@ -7,7 +7,7 @@ import { Hono } from 'hono'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
 import { type ErrorCode, OndeviceError } from '../core/errors.ts'
-import { toModelEntry, toModelList } from '../core/protocol/index.ts'
+import { clip, toModelEntry, toModelList } from '../core/protocol/index.ts'
 import type { AppEnv, RequestState } from './app-env.ts'
 import { createKeyChecker } from './auth.ts'
 import { type ChatRuntime, formatHeaderNames, handleChatCompletion } from './chat-completions.ts'
@@ -267,7 +267,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     if (!modelIds.has(id)) {
       throw new OndeviceError(
         'model_not_found',
-        `The model '${id}' does not exist here. GET /v1/models lists the served models.`,
+        `The model '${clip(id)}' does not exist here. GET /v1/models lists the served models.`,
         {
           param: 'model',
         },

@@ -15,6 +15,7 @@ import type { ModelSession } from '../core/model-session.ts'
 import {
   type ChatCompletionRequest,
   type CompletionHeader,
+  clip,
   createChunkWriter,
   encodeChatPrompt,
   formatHeaderNames,
@@ -124,7 +125,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   if (!runtime.modelIds.has(request.model)) {
     throw new OndeviceError(
       'model_not_found',
-      `The model '${request.model}' is not served here. GET /v1/models lists the served models (${[...runtime.modelIds].join(', ')}).`,
+      `The model '${clip(request.model)}' is not served here. GET /v1/models lists the served models (${[...runtime.modelIds].join(', ')}).`,
       { param: 'model' },
     )
   }

@@ -53,3 +53,20 @@ export function refuseUnknownKeys(
     fail(`${at}.${shown}`, `Unknown field ${at}.${shown}: ${hint ?? expected}`)
   }
 }
+
+/** How many characters of a client's own value a refusal quotes: enough to recognise it. */
+const quotedLength = 64
+
+/**
+ * The start of a client's string for an error message, `…` where it was cut. Refusals quote what
+ * they refuse; quoted whole, a 100,000-character model id came back whole in the 404.
+ */
+export function clip(text: string, maxLength = quotedLength): string {
+  return text.length > maxLength ? `${text.slice(0, maxLength)}…` : text
+}
+
+/** A client's value as JSON for an error message (`"role"`, `5`, `null`), a string's start only. */
+export function quote(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(clip(value))
+  return clip(JSON.stringify(value) ?? String(value))
+}

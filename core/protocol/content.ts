@@ -3,6 +3,7 @@
 // (a request to the edge) and the SDK's (a request to chat() / stream()), and one way to join the
 // parts, so the device and the edge render the same prompt from the same messages.
 import { InvalidArgumentError } from '../errors.ts'
+import { quote } from './checks.ts'
 import type { ChatCompletionContentPart } from './types.ts'
 
 /** What a message's `content` may be. */
@@ -49,8 +50,8 @@ export function validateMessageContent(value: unknown, param: string, role: unkn
       fail(
         `${at}.type`,
         what === undefined
-          ? `${at}.type is ${JSON.stringify(type)}: this is a text-only model; send only { type: 'text', text } parts (or a string).`
-          : `${at}.type is ${JSON.stringify(type)}: ${what} not supported by this model (a text-only model); send only { type: 'text', text } parts (or a string).`,
+          ? `${at}.type is ${quote(type)}: this is a text-only model; send only { type: 'text', text } parts (or a string).`
+          : `${at}.type is ${quote(type)}: ${what} not supported by this model (a text-only model); send only { type: 'text', text } parts (or a string).`,
       )
     }
     if (typeof text !== 'string') fail(`${at}.text`, `${at}.text must be a string.`)

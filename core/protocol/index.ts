@@ -1,6 +1,8 @@
 // The OpenAI wire format, in one place: the worker writes with it and the SDK reads with it.
 // One file a job: types, validate, request (and its parts: messages, sampling, tools,
 // response_format), chunk, response, usage, finish reason, errors, models.
+
+export { clip } from './checks.ts'
 export { type ChunkReading, type ChunkWriter, createChunkWriter, readChunk } from './chunk.ts'
 export { validateConstraint } from './constraint-check.ts'
 export { type MessageContent, messageContentText, validateMessageContent } from './content.ts'

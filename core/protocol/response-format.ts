@@ -15,7 +15,7 @@ import type {
   ToolChoice,
   ToolDefinition,
 } from '../structured/constraint.ts'
-import { fail, type JsonObject, refuseUnknownKeys } from './checks.ts'
+import { fail, type JsonObject, quote, refuseUnknownKeys } from './checks.ts'
 import type { ChatCompletionRequest, ChatCompletionTool } from './types.ts'
 
 /**
@@ -61,7 +61,7 @@ export function validateResponseFormat(responseFormat: unknown): void {
   if (type !== 'json_schema') {
     fail(
       'response_format.type',
-      `response_format.type ${JSON.stringify(type)} is not supported; use "text", "json_object" or "json_schema".`,
+      `response_format.type ${quote(type)} is not supported; use "text", "json_object" or "json_schema".`,
     )
   }
   const jsonSchema = format['json_schema']

@@ -3,7 +3,15 @@
 // and whose message says how to fix it. The worker runs it on every request.
 import { OndeviceError } from '../errors.ts'
 import { refuseStopWithDocument, validateStopStrings } from '../stop-strings.ts'
-import { fail, type JsonObject, optionalNumber, refuseUnknownKeys, wholeAtLeast } from './checks.ts'
+import {
+  clip,
+  fail,
+  type JsonObject,
+  optionalNumber,
+  quote,
+  refuseUnknownKeys,
+  wholeAtLeast,
+} from './checks.ts'
 import { validateConstraint } from './constraint-check.ts'
 import { validateMessageContent } from './content.ts'
 import { validateFormat } from './format.ts'
@@ -111,7 +119,7 @@ function validateMessages(value: unknown): void {
     ) {
       fail(
         `${at}.role`,
-        `${at}.role is ${JSON.stringify(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
+        `${at}.role is ${quote(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
       )
     }
     validateMessageContent(content, `${at}.content`, role)
@@ -148,7 +156,7 @@ function validateMessages(value: unknown): void {
         if (type !== undefined && type !== 'function')
           fail(
             `${at}.tool_calls.${callIndex}.type`,
-            `${at}.tool_calls.${callIndex}.type is ${JSON.stringify(type)}; this server has function tools only: "function".`,
+            `${at}.tool_calls.${callIndex}.type is ${quote(type)}; this server has function tools only: "function".`,
           )
         if (id !== undefined && typeof id !== 'string')
           fail(
@@ -249,10 +257,10 @@ export function validateChatCompletionRequest(body: unknown): ChatCompletionRequ
     // Own properties only: `__proto__` or `constructor` must not find Object.prototype's.
     const hint = Object.hasOwn(suggestions, key) ? suggestions[key] : undefined
     fail(
-      key,
+      clip(key),
       hint
         ? `Unknown field "${key}": did you mean "${hint}"?`
-        : `Unknown field "${key}": remove it (see the OpenAI chat-completions reference for the fields).`,
+        : `Unknown field ${quote(key)}: remove it (see the OpenAI chat-completions reference for the fields).`,
     )
   }
   // An optional field sent as null means "not given" (OpenAI's clients send `tools: null` and the

@@ -17,6 +17,7 @@
 // to the device before the answer "started", and JSON requests would still wait.
 import type { Context } from 'hono'
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
+import { clip } from '../../core/protocol/index.ts'
 import type { AppEnv } from '../app-env.ts'
 import { formatHeaderNames } from '../chat-completions.ts'
 import { toHttpError } from '../http-errors.ts'
@@ -88,7 +89,7 @@ function checkCaps(body: unknown, options: ContainerForwarderOptions): void {
   if (typeof model === 'string' && !options.modelIds.has(model)) {
     throw new OndeviceError(
       'model_not_found',
-      `The model '${model}' is not served here. GET /v1/models lists the served models (${[...options.modelIds].join(', ')}).`,
+      `The model '${clip(model)}' is not served here. GET /v1/models lists the served models (${[...options.modelIds].join(', ')}).`,
       { param: 'model' },
     )
   }
