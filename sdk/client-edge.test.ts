@@ -383,6 +383,67 @@ describe('abort and edge errors', () => {
     }
   }, 30_000)
 
+  it('an abort while the edge has sent more than was read: no delta after it, on the edge and after a handoff', async () => {
+    // The edge's whole answer arrives in one write, so the client holds the deltas it has not
+    // yielded yet when the caller aborts at the first one: they were yielded all the same (up to
+    // a network chunk's worth of text after the abort, seen against the real edge app).
+    const words = ['Hello', ' there', ' and', ' then', ' more']
+    const server = createServer((request, response) => {
+      if (request.method === 'GET' && request.url === '/v1/models') {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.end(JSON.stringify({ object: 'list', data: [{ id: 'test-model', object: 'model' }] }))
+        return
+      }
+      request.resume()
+      request.on('end', () => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' })
+        const chunk = (delta: object, finish: string | null) =>
+          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'test-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+        response.end(
+          `${words.map((word, index) => chunk({ content: word, token_ids: [100 + index] }, null)).join('')}${chunk({}, 'stop')}data: [DONE]\n\n`,
+        )
+      })
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const routes = {
+      edge: createClient({ policy: 'edge-only', edge: { url } }),
+      'device+edge': createClient(
+        { policy: 'prefer-device', edge: { url }, thresholds: relaxed },
+        { deviceHost: createTestDeviceHost({ failAtToken: 2 }) },
+      ),
+    }
+    try {
+      for (const [route, client] of Object.entries(routes)) {
+        const controller = new AbortController()
+        const parts: StreamPart[] = []
+        let shownBefore = 0
+        for await (const part of client.stream({ messages, maxTokens: 20, signal: controller.signal })) {
+          parts.push(part)
+          // The edge's first delta (after a handoff, the device's two come first).
+          if (part.type === 'text-delta' && part.text === words[0]) {
+            shownBefore = parts.length
+            controller.abort()
+          }
+        }
+        await client.dispose()
+        expect(shownBefore, route).toBeGreaterThan(0)
+        expect(
+          parts.slice(shownBefore).map((part) => part.type),
+          route,
+        ).toEqual(['finish'])
+        const finish = parts.at(-1)
+        if (finish?.type !== 'finish') throw new Error(`${route}: no finish`)
+        expect(finish.finishReason, route).toBe('abort')
+        expect(finish.text.endsWith(words[0] as string), route).toBe(true)
+        expect(finish.tokenIds.at(-1), route).toBe(100)
+      }
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((done) => server.close(() => done()))
+    }
+  })
+
   it('a stream stopped before its prompt was counted (the model still loading, on the device or on the edge) says so: promptTokens 0, promptTokensCounted false', async () => {
     // The edge loads its model on the first request; the device downloads first (not cached).
     const loadingEdge = await startTestEdge({ loadDelayMs: 2000 })

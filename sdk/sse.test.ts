@@ -43,6 +43,21 @@ describe('parseServerSentEvents', () => {
     expect(await events(body([...text]))).toEqual(expected)
   })
 
+  it('yields no event after its signal aborts, not even the rest of a chunk already read', async () => {
+    const controller = new AbortController()
+    const found: string[] = []
+    for await (const event of parseServerSentEvents(
+      body(['data: 1\n\ndata: 2\n\ndata: 3\n\n', 'data: 4\n\n']),
+      {
+        signal: controller.signal,
+      },
+    )) {
+      found.push(event.data)
+      controller.abort()
+    }
+    expect(found).toEqual(['1'])
+  })
+
   it('refuses a line or an event longer than maxEventLength', async () => {
     const long = events(body(['data: ', 'x'.repeat(50), 'y'.repeat(60)]), { maxEventLength: 100 })
     await expect(long).rejects.toThrow(ServerSentEventError)

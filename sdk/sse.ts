@@ -14,6 +14,7 @@ export interface ServerSentEvent {
 }
 
 export interface ServerSentEventOptions {
+  /** Once it aborts, no further event is yielded, even one already read; the body is cancelled. */
   readonly signal?: AbortSignal
   /** Longest line, and longest event (its data lines joined), in characters. Default 4 MiB. */
   readonly maxEventLength?: number
@@ -127,6 +128,9 @@ export async function* parseServerSentEvents(
         }
         if (line === '') {
           if (data.length > 0) {
+            // One read can bring many events: a caller that aborted while it handled the last
+            // one gets none of the rest (its answer ends where it stopped reading).
+            if (signal?.aborted) return
             lastEventAt = performance.now()
             yield { event: event || 'message', data: data.join('\n') }
           }
