@@ -339,6 +339,25 @@ describe('errors', () => {
     reader.releaseLock()
   })
 
+  it('a request that says how long it waits (Prefer: wait) while the model loads gets 503 edge_starting by then; the load goes on, and one that says nothing waits for it', async () => {
+    const { post } = setup({ host: createTestHost({ loadDelayMs: 2500 }) })
+    const messages = [{ role: 'user', content: 'hi' }]
+    const started = Date.now()
+    const refused = await post({ model: 'test-model', messages, max_tokens: 2 }, { prefer: 'wait=0' })
+    expect(Date.now() - started).toBeLessThan(2000)
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).toBe('5')
+    const body = (await refused.json()) as { error: { code: string; message: string } }
+    expect(body.error.code).toBe('edge_starting')
+    expect(body.error.message).toMatch(/The edge is starting: the model is still loading/)
+    // No Prefer: held until the load the first request started is done, then answered.
+    const held = await post({ model: 'test-model', messages, max_tokens: 2 })
+    expect(held.status).toBe(200)
+    // Loaded: a Prefer: wait=0 request is answered too.
+    const warm = await post({ model: 'test-model', messages, max_tokens: 2 }, { prefer: 'wait=0' })
+    expect(warm.status).toBe(200)
+  })
+
   it('503 with Retry-After when the model cannot load; 404 for an unknown route', async () => {
     const { post, app } = setup({ host: createTestHost({ failLoad: 'manifest.json says 7 bytes' }) })
     const failed = await bad(post, { model: 'test-model', messages })

@@ -32,8 +32,9 @@ import { ConstraintState, validateConstraintForModel } from '../core/structured/
 import { type AppEnv, shutdownSignalOf } from './app-env.ts'
 import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
-import { type HostedModel, type ModelHost, selectModel } from './model-host.ts'
+import { type HostedModel, type ModelHost, type ModelSelection, selectModel } from './model-host.ts'
 import { charactersPerPromptToken, type Limits } from './options.ts'
+import { minimumWaitMs, preferredWaitMs, withinWait } from './prefer-wait.ts'
 import { readJsonBody } from './read-body.ts'
 import type { RequestLogFields } from './request-log.ts'
 import type { SessionPool } from './session-pool.ts'
@@ -109,6 +110,29 @@ interface Admission {
   readonly param: 'max_tokens' | 'max_completion_tokens'
 }
 
+/** Seconds a client told the model is still loading should wait before it asks again. */
+const loadingRetryAfterSeconds = 5
+
+/**
+ * The model for this request, waited for at most as long as the request says it waits
+ * (`Prefer: wait=N`, prefer-wait.ts): a Worker's first request loads the model (seconds), as does
+ * the first one naming another format. A request without the header waits for the load.
+ */
+async function modelWithinPreferredWait(
+  c: Context<AppEnv>,
+  selection: Promise<ModelSelection>,
+): Promise<ModelSelection> {
+  const preferred = preferredWaitMs(c.req.raw.headers)
+  if (preferred === undefined) return selection
+  const selected = await withinWait(c, selection, Math.max(minimumWaitMs, preferred))
+  if (selected !== undefined) return selected
+  throw new OndeviceError(
+    'edge_starting',
+    `The edge is starting: the model is still loading on this server and answers once it is loaded. Retry in ${loadingRetryAfterSeconds} s (this request asked to wait at most ${Math.round(preferred / 1000)} s: Prefer: wait).`,
+    { isRetryable: true, retryAfterSeconds: loadingRetryAfterSeconds },
+  )
+}
+
 /**
  * Everything that can be refused without tokenizing: the body, the fields, the model, the size of
  * the text in characters, the continuation. Tokenizing costs CPU on the request's thread (seconds
@@ -131,7 +155,10 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   }
   // The weight format and backend the request names (a handoff names the device's), loaded on
   // first use; refused (400 unsupported) when this server cannot run it, unless it allows a fallback.
-  const { model, fallback: formatFallback } = await selectModel(runtime.modelHost, request.ondevice_format)
+  const { model, fallback: formatFallback } = await modelWithinPreferredWait(
+    c,
+    selectModel(runtime.modelHost, request.ondevice_format),
+  )
   checkConstraintForModel(request, model)
   const contextLength = model.info.contextLength
   const maxPromptTokens = Math.min(limits.maxPromptTokens ?? contextLength, contextLength - 1)

@@ -22,6 +22,7 @@ import type { AppEnv } from '../app-env.ts'
 import { formatHeaderNames } from '../chat-completions.ts'
 import { toHttpError } from '../http-errors.ts'
 import type { Limits } from '../options.ts'
+import { minimumWaitMs, preferredWaitMs, withinWait } from '../prefer-wait.ts'
 import { readJsonBody } from '../read-body.ts'
 import { affinityKey, instanceIndex } from './affinity.ts'
 import type { ContainerGateway } from './gateway.ts'
@@ -44,28 +45,8 @@ export const instanceHeader = 'x-ondevice-instance'
 /** Seconds a client should wait before retrying while a container starts. */
 const coldStartRetryAfterSeconds = 5
 
-/**
- * The least a request waits for its instance, whatever its `Prefer: wait`: time for the check of a
- * warm instance (one call to its Durable Object), so `wait=0` is refused only by a cold one.
- */
-const minimumWaitMs = 500
-
 /** A wait longer than this was a start (a warm instance's check takes milliseconds). */
 const coldStartSeenMs = 1000
-
-/**
- * The `wait` preference of a `Prefer` header (RFC 7240: `Prefer: wait=10`, possibly among other
- * preferences and in several headers) in milliseconds, or undefined when there is none.
- */
-export function preferredWaitMs(headers: Headers): number | undefined {
-  const prefer = headers.get('prefer')
-  if (prefer === null) return undefined
-  for (const preference of prefer.split(',')) {
-    const match = /^\s*wait\s*=\s*"?(\d{1,9})"?\s*(?:;.*)?$/i.exec(preference)
-    if (match?.[1] !== undefined) return Number(match[1]) * 1000
-  }
-  return undefined
-}
 
 function checkCaps(body: unknown, options: ContainerForwarderOptions): void {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -171,24 +152,6 @@ function guardEventStream(
   })
 }
 
-/** Resolves `false` after `milliseconds` (a timer the caller clears). */
-function timeout(milliseconds: number): { readonly done: Promise<false>; clear(): void } {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const done = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), milliseconds)
-  })
-  return { done, clear: () => clearTimeout(timer) }
-}
-
-/** Keeps a start going after the response was sent (Workers end a request's tasks with it). */
-function keepGoing(c: Context<AppEnv>, task: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(task)
-  } catch {
-    // Node: no execution context, and nothing is cancelled.
-  }
-}
-
 export function createContainerForwarder(options: ContainerForwarderOptions): ChatForwarder {
   const { gateway } = options
   /**
@@ -232,18 +195,9 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     )
     // Raced with a timer, not left to the gateway's own bound: the Durable Object counts its
     // bound in polls, which a loaded host stretches past the wall-clock time documented.
-    keepGoing(
-      c,
-      ready.catch(() => undefined),
-    )
-    const timer = timeout(waitMs)
-    try {
-      const up = await Promise.race([ready, timer.done])
-      if (!up && !startingSince.has(index)) startingSince.set(index, askedAt)
-      return up
-    } finally {
-      timer.clear()
-    }
+    const up = (await withinWait(c, ready, waitMs)) === true
+    if (!up && !startingSince.has(index)) startingSince.set(index, askedAt)
+    return up
   }
 
   return async (c) => {
