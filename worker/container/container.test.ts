@@ -4,6 +4,7 @@
 // before). test/container/ runs the whole path against real containers.
 import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
+import { serveApp } from '../../test/sdk/test-edge.ts'
 import { createTestHost } from '../../test/worker/test-host.ts'
 import { createApp } from '../app.ts'
 import { createModelHost } from '../model-host.ts'
@@ -418,6 +419,49 @@ describe('cold start', () => {
     const body = (await response.json()) as { error: { code: string; message: string } }
     expect(body.error.code).toBe('edge_starting')
     expect(body.error.message).toMatch(/The edge is starting/)
+  })
+
+  it("passes what is left of the request's Prefer: wait to the container, whose own load then answers 503 edge_starting in time", async () => {
+    // The container's side: the app over real HTTP, its model loading for 4 s on the first chat
+    // (as a format loaded on first use does); its /healthz answers at once.
+    const containerHost = createTestHost({ loadDelayMs: 4000 })
+    const container = await serveApp(
+      createApp({ modelHost: containerHost, log: () => {} }).fetch,
+      'test-model',
+    )
+    try {
+      const forward = createContainerForwarder({
+        gateway: urlGateway([container.url]),
+        secret: undefined,
+        instances: 1,
+        startTimeoutMs: 10_000,
+        limits: resolveLimits({}),
+        modelIds: new Set(['test-model']),
+      })
+      const modelHost = createModelHost({
+        modelId: 'test-model',
+        load: () => Promise.reject(new Error('the isolate must not load the package')),
+      })
+      const app = createApp({ modelHost, log: () => {}, forwardChatCompletion: forward })
+      const started = Date.now()
+      const response = await app.request('/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', prefer: 'wait=1' },
+        body: JSON.stringify({
+          model: 'test-model',
+          messages: [{ role: 'user', content: 'hi' }],
+          max_tokens: 2,
+        }),
+      })
+      expect(Date.now() - started).toBeLessThan(3500)
+      expect(response.status).toBe(503)
+      expect(response.headers.get('retry-after')).toBe('5')
+      const body = (await response.json()) as { error: { code: string; message: string } }
+      expect(body.error.code).toBe('edge_starting')
+      expect(body.error.message).toMatch(/the model is still loading/)
+    } finally {
+      await container.close()
+    }
   })
 
   it('reads the wait preference as RFC 7240 writes it', () => {

@@ -210,6 +210,7 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     fields.stream = stream === true
     const index = instanceIndex(affinityKey(c.req.raw.headers, body), options.instances)
     const signal = c.req.raw.signal
+    const arrivedAt = Date.now()
     const preferred = preferredWaitMs(c.req.raw.headers)
     const waitMs =
       preferred === undefined
@@ -244,6 +245,9 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
       'x-request-id': state.requestId,
     })
     if (options.secret !== undefined) headers.set('authorization', `Bearer ${options.secret}`)
+    // What is left of the client's wait, for the container's own (a format loaded on first use).
+    if (preferred !== undefined)
+      headers.set('prefer', `wait=${Math.max(0, Math.floor((preferred - (Date.now() - arrivedAt)) / 1000))}`)
     let upstream: Response
     try {
       upstream = await gateway.fetch(
