@@ -84,7 +84,7 @@ export interface ClientStatus {
    * backend fallback. Empty when there was nothing to say.
    */
   readonly loadWarnings?: readonly string[]
-  /** `leftOut`: why, while the edge is not reachable (unreachable, or busy: it answered 429). */
+  /** `leftOut`: why, while the edge is not reachable (unreachable; busy: it answered 429; starting: 503 edge_starting). */
   readonly edge: { readonly configured: boolean; readonly reachable: boolean; readonly leftOut?: string }
   readonly capabilities?: DeviceCapabilities
   readonly packageInfo?: PackageInfo
