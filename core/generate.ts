@@ -378,10 +378,17 @@ export async function* generate(
     else callReader.push(shown)
   }
   // A thinking model's `<think>` block is reasoning, not text (core/reasoning.ts): it splits the
-  // visible text (tool calls taken out first). A structured answer starts with its document, so it
-  // has none; a tokenizer without the tag cannot write one.
+  // visible text (tool calls taken out first). A structured answer starts with its document, or a
+  // forced call with the call, so it has none, even after a prompt that opened `<think>` (its
+  // tokens are not reasoning: they counted as such); a tokenizer without the tag cannot write one.
+  // Tools under 'auto' or 'none' leave the answer free: a thinking model reasons first, its
+  // reasoning apart (under 'none' it went to the text).
+  const constraint = constraintState?.constraint
+  const startsStructured =
+    constraint !== undefined &&
+    (constraint.responseGrammar !== undefined || constraint.toolMode === 'required')
   const splitter = new ReasoningSplitter(
-    constraintState !== undefined && constraintState.constraint.toolMode === 'none'
+    startsStructured
       ? 'off'
       : typeof tokenizer.tokenToId === 'function' && tokenizer.tokenToId(reasoningCloseTag) === undefined
         ? 'off'

@@ -511,3 +511,93 @@ describe("an abort at the reply's first delta (qwen3_5-think-open)", () => {
     }
   }, 60_000)
 })
+
+describe('tools under a template that opens <think> (qwen3_5-think-open), across a handoff', () => {
+  const pkg = 'qwen3_5-think-open'
+  const tools = [
+    {
+      name: 'get_weather',
+      parameters: {
+        type: 'object',
+        properties: { city: { enum: ['Oslo', 'Lima'] }, days: { type: 'integer' } },
+        required: ['city', 'days'],
+        additionalProperties: false,
+      },
+    },
+  ]
+
+  it.each([
+    ['required', 'required' as const],
+    ['named', { name: 'get_weather' }],
+  ])(
+    'a forced call (%s) starts the answer: no reasoning, none counted, on the device, the edge and after a handoff inside the call',
+    async (_, toolChoice) => {
+      // The call is the answer from its first token (the grammar opens it at once), so the open
+      // think block holds nothing: its tokens counted as reasoning (19 of 37) on the old code.
+      const request: ChatRequest = {
+        messages: firstTurn,
+        temperature: 1,
+        seed: 3,
+        maxTokens: 40,
+        tools,
+        toolChoice,
+      }
+      const { client: device } = deviceClient(pkg)
+      const parts = await collect(device.stream(request))
+      await device.dispose()
+      const whole = finishOf(parts)
+      expect(whole.toolCalls).toHaveLength(1)
+      expect(whole.reasoning).toBeUndefined()
+      expect(whole.usage.reasoningTokens).toBe(0)
+      const edgeOnly = createClient({ policy: 'edge-only', edge: { url: (edges.get(pkg) as TestEdge).url } })
+      const onEdge = await edgeOnly.chat(request).finally(() => edgeOnly.dispose())
+      expect(onEdge.tokenIds).toEqual(whole.tokenIds)
+      expect(onEdge.usage.reasoningTokens).toBe(0)
+      for (const k of [3, 12]) {
+        const { client, arm } = deviceClient(pkg)
+        try {
+          await arm(k)
+          const finish = finishOf(await collect(client.stream(request)))
+          expect(finish.usage.route, `k=${k}`).toBe('device+edge')
+          expect(finish.tokenIds, `k=${k}`).toEqual(whole.tokenIds)
+          expect(
+            finish.toolCalls?.map((call) => [call.name, call.arguments]),
+            `k=${k}`,
+          ).toEqual(whole.toolCalls?.map((call) => [call.name, call.arguments]))
+          expect(finish.reasoning, `k=${k}`).toBeUndefined()
+          expect(countsOf(finish.usage), `k=${k}`).toEqual(countsOf(whole.usage))
+        } finally {
+          await client.dispose()
+        }
+      }
+    },
+    60_000,
+  )
+
+  it("toolChoice 'none': the answer is free, so its reasoning is apart from the text as without tools, and across a handoff", async () => {
+    // The old code took any constraint with toolChoice 'none' for a structured answer and showed
+    // the reasoning (here the whole think block up to `</think>`) as text.
+    const whole = await answerWithCloseTag(pkg, { tools, toolChoice: 'none' }, closeToken, {
+      [closeThink]: 8,
+    })
+    expect(whole.finish.reasoning?.length).toBeGreaterThan(0)
+    expect(whole.finish.usage.reasoningTokens).toBe(whole.closeAt + 1)
+    expect(whole.finish.text).not.toContain(whole.finish.reasoning as string)
+    for (const k of [whole.closeAt - 2, whole.closeAt, whole.closeAt + 1]) {
+      const { client, arm } = deviceClient(pkg)
+      try {
+        await arm(k)
+        const parts = await collect(client.stream(whole.request))
+        const finish = finishOf(parts)
+        expect(finish.usage.route, `k=${k}`).toBe('device+edge')
+        expect(finish.tokenIds, `k=${k}`).toEqual(whole.finish.tokenIds)
+        expect(finish.reasoning, `k=${k}`).toBe(whole.finish.reasoning)
+        expect(finish.text, `k=${k}`).toBe(whole.finish.text)
+        expect(countsOf(finish.usage), `k=${k}`).toEqual(countsOf(whole.finish.usage))
+        expect(deltasOf(parts), `k=${k}`).toEqual(deltasOf(whole.parts))
+      } finally {
+        await client.dispose()
+      }
+    }
+  }, 60_000)
+})
