@@ -47,8 +47,8 @@ export { OndeviceContainer } from './container/container-class.ts'
 export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
 export type { AppOptions, Limits } from './options.ts'
 
-/** The bindings and vars this Worker reads (all optional; wrangler.toml documents each). */
-export interface WorkerEnv {
+/** The bindings and vars this Worker reads by name (all optional; wrangler.toml documents each). */
+export interface WorkerBindings {
   /** R2 bucket holding the package under MODEL_PREFIX. */
   readonly MODEL_BUCKET?: R2BucketLike
   /** Static assets (the `[assets]` binding) holding the package under MODEL_PREFIX. */
@@ -61,8 +61,16 @@ export interface WorkerEnv {
   readonly MODEL_URL?: string
   /** The Container Durable Object binding ([[containers]] + durable_objects in wrangler.toml). */
   readonly ONDEVICE_CONTAINER?: ContainerNamespace
-  readonly [name: string]: unknown
 }
+
+/**
+ * The env the entry takes: any object, its bindings above checked by type. No index signature,
+ * since `wrangler types` writes `Env` as an interface, which has none, so an entry of the user's
+ * own passing its `Env` on (`satisfies ExportedHandler<Env>`) was refused ("Index signature for
+ * type 'string' is missing in type 'Env'"); `& object` so that an `Env` naming none of the
+ * bindings (only the other vars) is no "weak type" mismatch. The other vars are read by name.
+ */
+export type WorkerEnv = WorkerBindings & object
 
 type Source = {
   readonly kind: 'r2' | 'assets' | 'url'

@@ -530,6 +530,9 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         env: { ...userEnvironment(), ...offlineWranglerEnv },
       }
       await run(process.execPath, [wranglerCli(withoutNative.folder), 'types'], wranglerTypes)
+      // The page's wrapped entry (a route of its own, `satisfies ExportedHandler<Env>`) beside it,
+      // checked by the same tsc run: Env, an interface, once failed WorkerEnv's index signature.
+      writeFileSync(join(withoutNative.folder, 'src/wrapped-index.ts'), project.wrappedIndexTs)
       await run(machineNode(), ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], wranglerTypes)
       const modelId = parseToml(project.wranglerToml).tables['vars']?.['MODEL_ID']
       expect(modelId).toEqual(expect.any(String))

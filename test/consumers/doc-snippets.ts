@@ -69,6 +69,8 @@ const checked: readonly SnippetSource[] = [
 const notChecked: Readonly<Record<string, string>> = {
   // A Worker's only file: type-checked in the wrangler project with `wrangler types`.
   "docs/worker.md:export { default } from 'ondevice/worker'": 'the wrangler project',
+  "docs/worker.md:// src/index.ts with a route of your own; every other request goes to ondevice's app.":
+    'the wrangler project',
   // vite-plugin-pwa is the app's choice, not a dependency the consumer projects install.
   'docs/sdk.md:// vite.config.ts: offline with vite-plugin-pwa (npm install -D vite-plugin-pwa)':
     'needs vite-plugin-pwa',

@@ -16,6 +16,8 @@ export interface WorkerProjectDoc {
   readonly r2Toml: string
   /** The first `json` block: the whole tsconfig.json (with `wrangler types`' declarations). */
   readonly tsconfigJson: string
+  /** The second `ts` block: a src/index.ts that wraps the handler with a route of its own. */
+  readonly wrappedIndexTs: string
 }
 
 export function workerProjectFromDocs(): WorkerProjectDoc {
@@ -31,15 +33,16 @@ export function workerProjectFromDocs(): WorkerProjectDoc {
   const ts = blocks.filter((block) => block.language === 'ts')
   const toml = blocks.filter((block) => block.language === 'toml')
   const json = blocks.filter((block) => block.language === 'json')
-  if (ts.length < 1 || toml.length < 2 || json.length < 1)
+  if (ts.length < 2 || toml.length < 2 || json.length < 1)
     throw new Error(
-      `docs/worker.md "${heading}" should show src/index.ts (a ts block), wrangler.toml plus its R2 variant (two toml blocks) and tsconfig.json (a json block); found ${ts.length} ts, ${toml.length} toml and ${json.length} json.`,
+      `docs/worker.md "${heading}" should show src/index.ts and its wrapped variant (two ts blocks), wrangler.toml plus its R2 variant (two toml blocks) and tsconfig.json (a json block); found ${ts.length} ts, ${toml.length} toml and ${json.length} json.`,
     )
   return {
     indexTs: (ts[0] as { body: string }).body,
     wranglerToml: (toml[0] as { body: string }).body,
     r2Toml: (toml[1] as { body: string }).body,
     tsconfigJson: (json[0] as { body: string }).body,
+    wrappedIndexTs: (ts[1] as { body: string }).body,
   }
 }
 
