@@ -20,6 +20,7 @@ interface SnippetSource {
 const userMessages = "const messages = [{ role: 'user' as const, content: 'Hi' }]\n"
 
 const checked: readonly SnippetSource[] = [
+  { page: 'docs/worker.md', firstLine: "import { serve } from '@hono/node-server'" },
   {
     page: 'README.md',
     firstLine: "import { createClient } from 'ondevice'",
