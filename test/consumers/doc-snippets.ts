@@ -70,6 +70,9 @@ const checked: readonly SnippetSource[] = [
 const notChecked: Readonly<Record<string, string>> = {
   // A Worker's only file: type-checked in the wrangler project with `wrangler types`.
   "docs/worker.md:export { default } from 'ondevice/worker'": 'the wrangler project',
+  // Needs the container's wrangler.toml (a Dockerfile from a checkout): checked by hand, see the page.
+  "docs/worker.md:export { ContainerProxy, default, OndeviceContainer } from 'ondevice/worker'":
+    'a project with a container',
   "docs/worker.md:// src/index.ts with a route of your own; every other request goes to ondevice's app.":
     'the wrangler project',
   // vite-plugin-pwa is the app's choice, not a dependency the consumer projects install.
