@@ -3,9 +3,10 @@
 // worker in real workerd (`wrangler dev`, offline, the shipped worker bundle serving the same
 // package from static assets, ondevice's engine) continues from the tokens shown. The joined
 // answer must be the uninterrupted device answer, token for token, with the same usage counts, at
-// temperature 1 with a seed: the same logit bits in Chromium's engine and workerd's. For a Qwen3
-// and a Qwen3.5 package (q8, the 'think-open' template: the generation prompt opens `<think>`):
-// a short prompt, a long one that both sides prefill in several passes, and a thinking answer.
+// temperature 1 with a seed: the same logit bits in Chromium's engine (on two threads: the page is
+// cross-origin isolated) and workerd's (one). For a Qwen3 and a Qwen3.5 package (q8, the
+// 'think-open' template: the generation prompt opens `<think>`): a short prompt, a long one that
+// both sides prefill in several passes, and a thinking answer.
 // (test/browser/bad-connection.test.ts does the same against the edge app on Node.)
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -53,7 +54,15 @@ async function handleSite(request: IncomingMessage, response: ServerResponse): P
     response.writeHead(404).end('not found')
     return
   }
-  response.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' }).end(body)
+  // Cross-origin isolated, as a page built with ondevice/vite is: the engine runs on threads here
+  // (Chromium's), on one in workerd.
+  response
+    .writeHead(200, {
+      'content-type': types[extname(path)] ?? 'application/octet-stream',
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
+    })
+    .end(body)
 }
 
 beforeAll(async () => {
@@ -119,6 +128,8 @@ beforeAll(async () => {
   page = await (await chromium.newContext()).newPage()
   await page.goto(`${siteUrl}/index.html`)
   await page.waitForFunction(() => 'runScenario' in globalThis)
+  // Isolated, so the two threads asked for are two (else one, with a warning).
+  expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true)
 }, 240_000)
 
 afterAll(async () => {
@@ -152,6 +163,9 @@ const thinking: Record<Arch, { seed: number; closeAt: number }> = {
 
 describe.each(arches)('a handoff from the engine in Chromium to the engine in workerd (%s q8)', (arch) => {
   const model = `/pkg/${arch}/`
+  // Two engine threads in the page (it is cross-origin isolated), one in workerd: the bits are
+  // the same for any count, so the joined answer must be too.
+  const threads = 2
 
   async function expectHandoffsJoin(
     prompt: string,
@@ -159,7 +173,7 @@ describe.each(arches)('a handoff from the engine in Chromium to the engine in wo
     ks: readonly number[],
     options: ScenarioRequest['options'] = thinkingOff,
   ): Promise<ScenarioResult> {
-    const whole = await run({ model, client: { policy: 'device-only' }, prompt, maxTokens, options })
+    const whole = await run({ model, threads, client: { policy: 'device-only' }, prompt, maxTokens, options })
     expect(whole.error).toBeUndefined()
     expect(whole.route).toBe('device')
     expect(whole.tokenIds).toHaveLength(maxTokens)
@@ -169,7 +183,7 @@ describe.each(arches)('a handoff from the engine in Chromium to the engine in wo
       thresholds: { minDeviceTokensPerSecond: 0.01 },
     }
     for (const k of ks) {
-      const handed = await run({ model, client, prompt, maxTokens, options, failAtToken: k })
+      const handed = await run({ model, threads, client, prompt, maxTokens, options, failAtToken: k })
       expect(handed.error, `k=${k}: ${worker.output().slice(-2000)}`).toBeUndefined()
       // k = 0: the device fails in its prefill, before any token; the edge answers all of it.
       expect(handed.route, `k=${k}`).toBe(k === 0 ? 'edge' : 'device+edge')

@@ -21,6 +21,8 @@ export interface ScenarioRequest {
   readonly alsoTooLong?: boolean
   /** Calls prepare() first (download, verify, load) and reports its progress. */
   readonly prepare?: boolean
+  /** The engine's threads on the device (default the runtime's: one here, 2 cores but one). */
+  readonly threads?: number
   /** The package's URL path on the page's origin (default /pkg/). */
   readonly model?: string
   /** More of the request: sampling other than the page's defaults (temperature 0.8, seed 3), a thinking switch. */
@@ -87,6 +89,7 @@ async function runScenario(request: ScenarioRequest): Promise<ScenarioResult> {
       onWarning: () => undefined,
     }),
     contextLength: 256,
+    ...(request.threads === undefined ? {} : { numThreads: request.threads }),
     ...(wrapSession ? { wrapSession } : {}),
   })
   const client = createClient(
