@@ -60,25 +60,57 @@ export interface TimeSlice {
   maybeYield(): Promise<void> | undefined
 }
 
-/** A time slice for a long loop: call `maybeYield()` each iteration and await what it returns. */
+/**
+ * The most calls a slice lets pass on a clock that has not moved since its last yield: bounds the
+ * stretch a fast loop runs between yields while the slice learns how many calls fill it.
+ */
+const maxStillCalls = 65_536
+
+/**
+ * A time slice for a long loop: call `maybeYield()` each iteration and await what it returns.
+ * Give each loop its own: on a clock that stands still (below) the slice learns how long that
+ * loop's iterations are, so one of microseconds (a continuation's text) and one of model steps
+ * sharing a slice would run the slow one many steps between yields.
+ */
 export function createTimeSlice(sliceMilliseconds = 10): TimeSlice {
   let sliceStart = performance.now()
-  let lastReading = sliceStart
+  // Calls since the last yield that read the clock exactly where that yield left it.
+  let stillCalls = 0
+  // How many such calls pass before the slice yields anyway.
+  let stillBudget = 1
+  const pause = (still: boolean): Promise<void> => {
+    const yieldedAt = sliceStart
+    const calls = stillCalls
+    return yieldToEventLoop().then(() => {
+      sliceStart = performance.now()
+      stillCalls = 0
+      if (!still) return
+      // What the time from the last yield to this one (the calls' work and this yield, which
+      // moved the clock) says about the number of calls that fill a slice: double it at most per
+      // yield (one slow call early does not stop the loop from yielding again soon).
+      const span = Math.max(sliceStart - yieldedAt, 0.001)
+      const fill = Math.floor((calls * sliceMilliseconds) / span)
+      stillBudget = Math.max(1, Math.min(maxStillCalls, stillBudget * 2, fill))
+    })
+  }
   return {
     maybeYield() {
       const now = performance.now()
-      // A host that stops its clocks while code runs (a Workers isolate: they advance only at
-      // I/O) reads the same time at every call however long the loop has run, so no slice would
-      // ever end and a generation would hold the isolate to its last token. A reading equal to
-      // the last one yields at once: each call follows an iteration's work (a model step, a
-      // token), so elsewhere a repeat only means an iteration shorter than the clock's resolution.
-      const frozen = now === lastReading
-      lastReading = now
-      if (!frozen && now - sliceStart < sliceMilliseconds) return undefined
-      return yieldToEventLoop().then(() => {
-        sliceStart = performance.now()
-        lastReading = sliceStart
-      })
+      if (now - sliceStart >= sliceMilliseconds) return pause(false)
+      if (now !== sliceStart) return undefined
+      // The clock reads where the last yield left it. A host that stops its clocks while code
+      // runs (a deployed Worker: they advance only at I/O) reads that at every call however long
+      // the loop has run, so no slice would ever end and a generation would hold the isolate to
+      // its last token; one whose clock is coarse (whole milliseconds: wrangler dev's workerd,
+      // Firefox, Safari) reads it for every call shorter than a tick. Yielding at each such call
+      // (a millisecond's setTimeout(0) in workerd) made a continuation replayed at microseconds a
+      // token pay a millisecond a token; so the slice yields after `stillBudget` of them, which
+      // it fits to what the clock said at each yield: a call of a model step (10 ms and more)
+      // still yields each time, one of microseconds about once a slice. On a coarse clock the
+      // ticks take over once the budget outlasts one.
+      stillCalls++
+      if (stillCalls < stillBudget) return undefined
+      return pause(true)
     },
   }
 }

@@ -505,15 +505,16 @@ export async function* generate(
   // Replay the continuation through the same text and stop machinery, without emitting it: the
   // device already showed exactly the text these tokens released. A continuation is as long as the
   // client makes it, so the loop gives the event loop its turn (other requests, /healthz) and
-  // checks the signal every few milliseconds.
-  const slice = createTimeSlice()
+  // checks the signal every few milliseconds. Its own slice: a token here is microseconds of text,
+  // the loops below a model step each (see createTimeSlice).
+  const replaySlice = createTimeSlice()
   for (const [index, id] of continuationIds.entries()) {
     if (stopTokenIds.has(id) || matcher.stopped) {
       yield finish('stop')
       return
     }
     advance(id, prompt.length + index + 1)
-    const pause = slice.maybeYield()
+    const pause = replaySlice.maybeYield()
     if (pause) {
       await pause
       if (signal?.aborted) {
@@ -575,6 +576,8 @@ export async function* generate(
   let logits: Float32Array | undefined
   let chunkStart = reuse
   let aborted = false
+  // The model's loops (prompt chunks, continuation steps, the answer's tokens): a step each.
+  const slice = createTimeSlice()
   for (const cut of cuts) {
     if (cut <= chunkStart) continue
     if (signal?.aborted) {
