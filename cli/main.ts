@@ -60,6 +60,10 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
     summary: 'Write the embedded default package into a folder a page can serve',
     load: () => import('./commands/export-default.ts'),
   },
+  'prepare-assets': {
+    summary: "Copy a package into a folder for a Worker's static assets (large files chunked)",
+    load: () => import('./commands/prepare-assets.ts'),
+  },
   serve: {
     summary: 'Serve a model behind an OpenAI-compatible API on Node (the edge worker app)',
     load: () => import('./commands/serve.ts'),
