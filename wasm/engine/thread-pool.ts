@@ -151,7 +151,13 @@ export function helperLoop(
   const spinWait = new SpinWait()
   let seen = 0
   for (;;) {
-    if (!spinWait.spin(words, GENERATION, seen)) Atomics.wait(words, GENERATION, seen)
+    // Until the generation moves: a wake-up alone is no new pass. The caller notifies right
+    // after it publishes a pass, and a helper that saw the pass while spinning may already have
+    // finished it and gone back to sleep when that notify lands (the caller's thread was
+    // descheduled in between): taken as a pass, it ran the last pass's shares again and counted
+    // itself done twice, so the caller waited for a count of -1 until its stall bound. Firefox
+    // hit this within a few hundred tokens on 2 threads; docs/wasm-engine.md, Threads.
+    while (!spinWait.spin(words, GENERATION, seen)) Atomics.wait(words, GENERATION, seen)
     seen = Atomics.load(words, GENERATION)
     if (Atomics.load(words, JOBS) === -1) return
     let failed = false
