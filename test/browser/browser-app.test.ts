@@ -36,9 +36,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { machineNpm, packOnce, run, userEnvironment } from '../consumers/consumer-project.ts'
 import { type LaunchedChromium, launchChromium } from './chromium.ts'
 import {
-  chunkKeyNamed,
   compilerMarkers,
   kib,
+  modelWorkerUpFront,
   pageBudgetBytes,
   readViteManifest,
   upFront,
@@ -678,9 +678,9 @@ describe('a Vite app built from the recipe, in Chromium', () => {
 
       // A new page (a new model worker) whose worker cannot load its own copy of the chunk: the
       // device fails before its first token, saying why, and the edge answers the request.
-      const workerChunk = (
-        await upFront(dist, manifest, chunkKeyNamed(manifest, 'device-worker'))
-      ).onDemand.find((file) => /^assets\/structured-output-[\w-]+\.js$/.test(file))
+      const workerChunk = (await modelWorkerUpFront(dist, manifest)).onDemand.find((file) =>
+        /^assets\/structured-output-[\w-]+\.js$/.test(file),
+      )
       expect(workerChunk).toBeDefined()
       expect(workerChunk).not.toBe(chunk)
       await context.route(`${appOrigin}/${workerChunk}`, (route) => route.abort('failed'))

@@ -24,11 +24,11 @@ import { build, defaultClientConditions } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ondevice } from '../../sdk/vite/index.ts'
 import {
-  chunkKeyNamed,
   compilerMarkers,
   type EsbuildMetafile,
   esbuildUpFront,
   kib,
+  modelWorkerUpFront,
   pageBudgetBytes,
   readViteManifest,
   sizes,
@@ -94,8 +94,7 @@ async function holdsCompiler(files: readonly string[]): Promise<string[]> {
 describe('the JavaScript a page that only chats loads up front (Vite, ondevice/vite)', () => {
   it('is within its budget, and holds neither the structured-output compiler nor the runtime', async () => {
     const page = await upFront(dist, manifest, 'index.html')
-    const workerKey = chunkKeyNamed(manifest, 'device-worker')
-    const worker = await upFront(dist, manifest, workerKey)
+    const worker = await modelWorkerUpFront(dist, manifest)
     const compilerChunk = (file: string) => /\/structured-output-[\w-]+\.js$/.test(file)
     const pageChunk = page.onDemand.filter(compilerChunk)
     const workerChunk = worker.onDemand.filter(compilerChunk)

@@ -57,6 +57,18 @@ export function chunkKeyNamed(manifest: ViteManifest, name: string): string {
   return keys[0] as string
 }
 
+/**
+ * What the model worker loads before it serves the page: its entry (sdk/device-worker.ts, which
+ * only imports the worker's body) and the body it imports at once (sdk/device-worker-host.ts),
+ * with every chunk they import statically; `onDemand` is what the body imports with import().
+ */
+export async function modelWorkerUpFront(dist: string, manifest: ViteManifest): Promise<UpFront> {
+  const entry = manifest[chunkKeyNamed(manifest, 'device-worker')] as ManifestChunk
+  const body = await upFront(dist, manifest, chunkKeyNamed(manifest, 'device-worker-host'))
+  const files = [...new Set([entry.file, ...body.files])]
+  return { ...(await sizes(dist, files)), onDemand: body.onDemand }
+}
+
 /** The chunk at `key` and every chunk it imports statically, transitively. */
 export async function upFront(dist: string, manifest: ViteManifest, key: string): Promise<UpFront> {
   const seen = new Set<string>()
