@@ -2,6 +2,7 @@
 // System (streamed to disk, resumable with HTTP Range, read back lazily) or in the Cache API
 // (whole responses, no resume). A file is written under a `.partial` name and becomes visible
 // only when committed, after its sha256 matched manifest.json.
+import { StoreError } from '../../core/errors.ts'
 import { JavaScriptSha256 } from '../../core/sha256.ts'
 import type { FileArea, PartialWriter } from './file-area.ts'
 import { toHex } from './manifest.ts'
@@ -151,7 +152,7 @@ async function opfsFiles(name: string): Promise<KeyedFiles> {
 }
 
 async function cacheFiles(name: string): Promise<KeyedFiles> {
-  const cache = await caches.open(name)
+  let cache = await caches.open(name)
   const url = (key: string) => `https://ondevice.invalid/${key}`
   const pending = new Map<string, Uint8Array[]>()
   return {
@@ -174,7 +175,22 @@ async function cacheFiles(name: string): Promise<KeyedFiles> {
     commit: async (key) => {
       const chunks = pending.get(key) ?? []
       pending.delete(key)
-      await cache.put(url(key), new Response(new Blob(chunks as BlobPart[])))
+      const body = new Blob(chunks as BlobPart[])
+      await cache.put(url(key), new Response(body))
+      if (await cache.match(url(key))) return
+      // WebKit, in a session that keeps no data (measured: WebKitGTK 2.50 driven by WebDriver),
+      // hands a page a cache an earlier page opened with nothing in it and put() that keeps
+      // nothing. Such a cache holds nothing to lose: opened afresh, it keeps what is put.
+      if ((await cache.keys()).length === 0) {
+        await caches.delete(name)
+        cache = await caches.open(name)
+        await cache.put(url(key), new Response(body))
+        if (await cache.match(url(key))) return
+      }
+      throw new StoreError(
+        'unsupported',
+        `The browser did not keep ${key.slice(key.indexOf('/') + 1)} in its Cache API: it was gone as soon as it was stored, so the model cannot be kept on this device in this window (a private window, or the browser's settings for this site, may keep no data). Open the page in a normal window, or give createClient an edge to answer there.`,
+      )
     },
     remove: async (key) => {
       pending.delete(key)

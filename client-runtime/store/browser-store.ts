@@ -3,7 +3,7 @@
 // synced into them by the remote-package sync the Node store runs too (remote-package.ts): a file
 // becomes visible only after its sha256 matches manifest.json, and a quota failure removes the
 // package's entry entirely, so nothing half-stored is ever used.
-import { BackendError, InvalidArgumentError } from '../../core/errors.ts'
+import { BackendError, InvalidArgumentError, StoreError } from '../../core/errors.ts'
 import {
   type BrowserFiles,
   browserFileArea,
@@ -94,7 +94,33 @@ export function createBrowserStore(options: BrowserStoreOptions = {}): ModelStor
       "This browser has no Origin Private File System; use backend 'cache'.",
     )
   let storage: Promise<BrowserFiles> | undefined
-  const getStorage = () => (storage ??= openBrowserFiles(kind, name))
+  const getStorage = () => (storage ??= openStorage())
+
+  /**
+   * WebKit offers navigator.storage.getDirectory and then refuses it ("UnknownError: The
+   * operation failed for an unknown transient reason") in a session that keeps no data (a private
+   * window; measured in WebKitGTK 2.50 with OPFS on): the Cache API still works there. Without a
+   * `backend` asked for, the store falls back to it and says so; with 'opfs' asked for, it fails
+   * saying what to change.
+   */
+  async function openStorage(): Promise<BrowserFiles> {
+    try {
+      return await openBrowserFiles(kind, name)
+    } catch (error) {
+      if (kind !== 'opfs') throw error
+      const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      if (options.backend === 'opfs')
+        throw new StoreError(
+          'unsupported',
+          `The browser refused its Origin Private File System (${why}), as WebKit does in a private window. Use backend 'cache' (the Cache API), or leave backend unset to fall back to it.`,
+          { cause: error },
+        )
+      warn(
+        `the browser refused its Origin Private File System (${why}), as WebKit does in a private window; the model is kept in the Cache API instead (no resumed downloads).`,
+      )
+      return openBrowserFiles('cache', name)
+    }
+  }
 
   const normalise = (source: string): string => {
     const refusal = insecureContextRefusal()
