@@ -30,6 +30,16 @@ describe('planBrowserEngineThreads', () => {
     expect(planBrowserEngineThreads(2, { ...isolated, workers: false }).warning).toMatch(/Web Workers/)
   })
 
+  it('an isolated page in a browser without SharedArrayBuffer: one thread, and the reason does not blame the headers', () => {
+    // WebKitGTK 2.50 (test/browser/other-browsers.test.ts): crossOriginIsolated is true, the
+    // SharedArrayBuffer global is absent. It used to say the page was not cross-origin isolated.
+    const plan = planBrowserEngineThreads(2, { ...isolated, sharedArrayBuffer: false })
+    expect(plan.count).toBe(1)
+    expect(plan.reason).toMatch(/no SharedArrayBuffer although the page is cross-origin isolated/)
+    expect(plan.reason).not.toMatch(/Cross-Origin-Opener-Policy/)
+    expect(plan.warning).toMatch(/numThreads 2 asked for.*no SharedArrayBuffer/)
+  })
+
   it.each([0, 65, 1.5, Number.NaN])('numThreads %s: InvalidArgumentError naming numThreads', (value) => {
     let caught: unknown
     try {

@@ -18,8 +18,14 @@ const helperStartTimeoutMs = 30_000
 
 /** What the page offers for threads. */
 export interface BrowserThreadEnvironment {
-  /** `crossOriginIsolated` and SharedArrayBuffer present. */
+  /** `crossOriginIsolated`: the page was served with COOP/COEP. */
   readonly isolated: boolean
+  /**
+   * SharedArrayBuffer exists here. An isolated page normally has it; WebKitGTK 2.50 (Debian 12's)
+   * is isolated and has none, so the reason for one thread must not blame the page's headers.
+   * Absent: taken as present.
+   */
+  readonly sharedArrayBuffer?: boolean
   /** `Worker` exists here (pages and dedicated workers; not every worklet or service worker). */
   readonly workers: boolean
   /** navigator.hardwareConcurrency. */
@@ -51,7 +57,8 @@ export function browserThreadEnvironment(): BrowserThreadEnvironment {
     Worker?: unknown
   }
   return {
-    isolated: globals.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function',
+    isolated: globals.crossOriginIsolated === true,
+    sharedArrayBuffer: typeof SharedArrayBuffer === 'function',
     workers: typeof globals.Worker === 'function',
     cores: globals.navigator?.hardwareConcurrency ?? 1,
   }
@@ -82,9 +89,11 @@ export function planBrowserEngineThreads(
     }
   const missing = !environment.isolated
     ? `the page is not cross-origin isolated, so there is no shared memory: ${isolationHint}`
-    : !environment.workers
-      ? 'this context cannot start Web Workers'
-      : undefined
+    : environment.sharedArrayBuffer === false
+      ? 'this browser has no SharedArrayBuffer although the page is cross-origin isolated (WebKitGTK builds without it), so there is no shared memory; nothing on the page can change that'
+      : !environment.workers
+        ? 'this context cannot start Web Workers'
+        : undefined
   if (missing === undefined)
     return {
       count: wanted,
