@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the system parts `npm test` needs that npm cannot provide, on Debian or
-# Ubuntu: Chromium (browser end-to-end tests, driven by playwright-core), strace (the network
+# Ubuntu: Chromium (browser end-to-end tests, driven by playwright-core), Firefox ESR and WebKitGTK's
+# WebDriver with Xvfb (test/browser/other-browsers.test.ts: firefox-esr, webkit2gtk-driver, xvfb;
+# WebKitGTK has no headless mode, so it draws on Xvfb), strace (the network
 # privacy test), clang-16 + lld-16 (the engine's compiler: the check that wasm/engine/*.wasm rebuild
 # from their sources), qemu-user with the arm64 C/C++ runtime (libc6-arm64-cross,
 # libstdc++6-arm64-cross: wasm/engine/cross-arch.test.ts runs an arm64 Node under emulation),
@@ -16,6 +18,10 @@ as_root() {
 
 packages=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium-browser ] || packages+=(chromium)
+# Firefox and WebKit: the engine's plain SIMD build and the SDK in the other two browser engines.
+command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || packages+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null 2>&1 || packages+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null 2>&1 || packages+=(xvfb)
 command -v strace >/dev/null 2>&1 || packages+=(strace)
 command -v clang-16 >/dev/null 2>&1 || packages+=(clang-16)
 command -v wasm-ld-16 >/dev/null 2>&1 || packages+=(lld-16)

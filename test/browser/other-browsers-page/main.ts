@@ -1,0 +1,149 @@
+// The page test/browser/other-browsers.test.ts drives in Firefox and WebKit: what the browser
+// offers the engine (SIMD, relaxed SIMD, shared memory, OPFS), an engine run's logit digest on the
+// page or in a module Web Worker (the same code as the Chromium threads test), and a chat through
+// the SDK as an app writes it (createClient: the model worker, the package in the browser's store).
+import { createClient, type StreamPart } from '../../../sdk/index.ts'
+import type { EngineCaseRequest, EngineCaseResult } from '../engine-threads-page/engine-case.ts'
+import { runEngineCase } from '../engine-threads-page/engine-case.ts'
+
+/** The smallest module using a v128 (a function returning v128.const 0): validates where wasm SIMD exists. */
+const simdProbe = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11,
+])
+
+export interface BrowserFacts {
+  readonly userAgent: string
+  readonly simd: boolean
+  readonly crossOriginIsolated: boolean
+  readonly sharedArrayBuffer: boolean
+  readonly opfs: boolean
+  readonly cores: number
+}
+
+function facts(): BrowserFacts {
+  return {
+    userAgent: navigator.userAgent,
+    simd: WebAssembly.validate(simdProbe),
+    crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
+    sharedArrayBuffer: typeof SharedArrayBuffer === 'function',
+    opfs: typeof (navigator.storage as { getDirectory?: unknown } | undefined)?.getDirectory === 'function',
+    cores: navigator.hardwareConcurrency,
+  }
+}
+
+/** Where a worker run got to: what the page says when the run gives no result in time. */
+const workerRunTimeoutMs = 50_000
+
+function runEngineCaseInWorker(request: EngineCaseRequest): Promise<EngineCaseResult> {
+  const worker = new Worker(new URL('./engine-worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'engine-case',
+  })
+  let started = false
+  return new Promise<EngineCaseResult>((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            started
+              ? `the engine run in the worker gave no result in ${workerRunTimeoutMs / 1000} s`
+              : `the worker's script did not start in ${workerRunTimeoutMs / 1000} s`,
+          ),
+        ),
+      workerRunTimeoutMs,
+    )
+    worker.onmessage = (
+      event: MessageEvent<{ started?: true; result?: EngineCaseResult; error?: string }>,
+    ) => {
+      if (event.data.started) {
+        started = true
+        return
+      }
+      clearTimeout(timer)
+      if (event.data.result) resolve(event.data.result)
+      else reject(new Error(event.data.error ?? 'the worker failed'))
+    }
+    worker.onerror = (event) => {
+      clearTimeout(timer)
+      reject(new Error(event.message || 'the worker failed to load'))
+    }
+    worker.postMessage(request)
+  }).finally(() => worker.terminate())
+}
+
+export interface ChatRequest {
+  /** The package's URL prefix. */
+  readonly model: string
+  readonly dtype: string
+  readonly numThreads?: number
+  readonly prompt: string
+  readonly maxTokens: number
+}
+
+export interface ChatResult {
+  readonly route: string
+  readonly text: string
+  /** Text deltas that arrived (streaming: more than one). */
+  readonly deltas: number
+  readonly tokenIds: readonly number[]
+  readonly backend: string | undefined
+  /** null (not undefined: results travel as JSON) where there was none. */
+  readonly error: { readonly code: string; readonly message: string } | null
+  readonly ready: { readonly backend: string; readonly warnings: readonly string[] } | null
+  readonly loadError: string | null
+  readonly downloadError: string | null
+}
+
+/** createClient as an app writes it (device only: no edge), one greedy chat streamed. */
+async function chat(request: ChatRequest): Promise<ChatResult> {
+  const client = createClient({
+    model: request.model,
+    backend: 'wasm',
+    dtype: request.dtype,
+    policy: 'device-only',
+    ...(request.numThreads === undefined ? {} : { numThreads: request.numThreads }),
+    // A shared 2-core machine decodes slowly; speed is not what this page checks.
+    thresholds: { minDeviceTokensPerSecond: 0.01 },
+  })
+  let ready: ChatResult['ready'] = null
+  let loadError: string | null = null
+  let downloadError: string | null = null
+  client.on('ready', (event) => (ready = { backend: event.backend, warnings: event.warnings }))
+  client.on('load-error', ({ error }) => (loadError = `${error.code}: ${error.message}`))
+  client.on('download-error', ({ error }) => (downloadError = `${error.code}: ${error.message}`))
+  let route = ''
+  let text = ''
+  let deltas = 0
+  let tokenIds: readonly number[] = []
+  let backend: string | undefined
+  let error: ChatResult['error'] = null
+  try {
+    const parts: AsyncIterable<StreamPart> = client.stream({
+      messages: [{ role: 'user', content: request.prompt }],
+      maxTokens: request.maxTokens,
+      temperature: 0,
+    })
+    for await (const part of parts) {
+      if (part.type === 'route') route = part.route
+      else if (part.type === 'text-delta') {
+        text += part.text
+        deltas++
+      } else if (part.type === 'finish')
+        ({
+          tokenIds,
+          usage: { backend },
+        } = part)
+      else if (part.type === 'error') error = { code: part.error.code, message: part.error.message }
+    }
+  } catch (thrown) {
+    const failure = thrown as { code?: string; message?: string }
+    error = { code: failure.code ?? 'thrown', message: failure.message ?? String(thrown) }
+  } finally {
+    await client.dispose()
+  }
+  return { route, text, deltas, tokenIds, backend, error, ready, loadError, downloadError }
+}
+
+Object.assign(window, { otherBrowsers: { facts, runEngineCase, runEngineCaseInWorker, chat } })
+document.body.dataset['ready'] = 'true'
