@@ -5,8 +5,11 @@
 
 import { createServer, type Server } from 'node:http'
 import { type AddressInfo, createServer as createNetServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { serve } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import { BackendError, OndeviceError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
@@ -497,6 +500,48 @@ describe('an edge that fails, then recovers', () => {
       await reader?.cancel().catch(() => undefined)
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, refusedAt + 2_100 - Date.now())))
       expect((await client.chat({ messages, ...sampling })).route).toBe('edge')
+    } finally {
+      holder.abort()
+      await client.dispose()
+      await busy.close()
+    }
+  }, 30_000)
+
+  it('an edge left out after a 429 is still asked when the device cannot use the package: nothing else could answer', async () => {
+    // The router tries an edge it left out when nothing else could answer, but a package the
+    // device could not open skipped that: the device's error was thrown without asking the edge.
+    // Since a 429 (and a starting edge's 503) leaves the edge out too, one busy moment made every
+    // request of a page whose device cannot open the package fail with model_not_found for the
+    // edge's Retry-After (up to 5 minutes for a rate limit), the edge free again or not.
+    const busy = await startTestEdge({
+      session: { delayMs: 40 },
+      // Queue full at once; its 429 says Retry-After 2 (half of QUEUE_TIMEOUT_MS).
+      limits: { maxConcurrent: 1, maxQueue: 0, queueTimeoutMs: 4_000 },
+    })
+    const holder = new AbortController()
+    const client = createClient(
+      { model: join(tmpdir(), 'ondevice-no-such-package'), edge: { url: busy.url } },
+      { deviceHost: createRuntimeDeviceHost() },
+    )
+    try {
+      const response = await fetch(`${busy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: busy.modelId, messages, max_tokens: 500, stream: true }),
+        signal: holder.signal,
+      })
+      const reader = response.body?.getReader()
+      await reader?.read()
+      // The edge is the only route and it is busy: its own 429 comes back.
+      await expect(client.chat({ messages, ...sampling })).rejects.toMatchObject({ code: 'overloaded' })
+      expect(chatCount(busy)).toBe(2)
+      holder.abort()
+      await reader?.cancel().catch(() => undefined)
+      // Within the Retry-After, the edge is free again and still the only route: it is asked.
+      const result = await client.chat({ messages, ...sampling })
+      expect(result.route).toBe('edge')
+      expect(result.routeReason).toMatch(/the device can't use the package/)
+      expect(chatCount(busy)).toBe(3)
     } finally {
       holder.abort()
       await client.dispose()

@@ -113,12 +113,17 @@ export class Planner {
       // Stopped by the caller: not a package the device cannot use.
       if (device.signal?.aborted) throw new AbortedError(undefined, { cause: error })
       const deviceError = toOndeviceError(error, 'model_invalid')
-      if (policy === 'device-only' || !edge.configured || !capabilities.online || !edge.reachable)
-        throw deviceError
+      if (policy === 'device-only' || !edge.configured || !capabilities.online) throw deviceError
+      // An edge left out (unreachable, busy: a 429, starting) is still asked: nothing else could
+      // answer, as below. Thrown here, the device's error answered every request for the edge's
+      // whole wait (up to 5 minutes), the edge free again or not.
+      const leftOut = edge.reachable
+        ? ''
+        : ` (although ${edge.leftOut ?? 'the edge is unreachable'}: nothing else could answer)`
       return {
         decision: {
           route: 'edge',
-          reason: `the device can't use the package (${deviceError.message}): answering from the edge`,
+          reason: `the device can't use the package (${deviceError.message}): answering from the edge${leftOut}`,
         },
         capabilities,
         deviceError,
