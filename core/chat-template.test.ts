@@ -114,6 +114,23 @@ describe('chat template of the Qwen3-Coder XML tool-call dialect (Qwen3.5)', () 
     { role: 'tool', toolCallId: 'call_2', content: '{"celsius":25}' },
   ]
 
+  it('arguments nested deeper than 64 levels are refused with advice this template can take', () => {
+    // The refusal told the client to send the arguments as JSON text; this template parses that
+    // text and prints what it holds, so the same text was refused again: only flatter arguments do.
+    const deep = `${'{"a":'.repeat(70)}1${'}'.repeat(70)}`
+    let caught: unknown
+    try {
+      renderChatTemplate(template, { messages: conversation(deep), tools })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError)
+    expect((caught as InvalidArgumentError).param).toBe('messages.1.toolCalls.0.function.arguments')
+    expect((caught as InvalidArgumentError).message).toMatch(/nests deeper than 64 levels/)
+    expect((caught as InvalidArgumentError).message).not.toMatch(/as the call gave them \(JSON text\)/)
+    expect((caught as InvalidArgumentError).message).toMatch(/flatter/)
+  })
+
   it('is detected from the template text; Qwen3-style templates are not', () => {
     expect(readsArgumentsAsMapping(template)).toBe(true)
     expect(readsArgumentsAsMapping(qwen3Tokenizer().chatTemplate as string)).toBe(false)

@@ -106,7 +106,7 @@ function toTemplateMessage(
       ? message.toolCalls.map((call, callIndex) => withParsedArguments(call, index, callIndex))
       : message.toolCalls
     for (const [callIndex, call] of calls.entries())
-      checkArgumentsDepth(call.function.arguments, index, callIndex)
+      checkArgumentsDepth(call.function.arguments, index, callIndex, argumentsAsMapping)
     out['tool_calls'] = calls
   }
   if (message.toolCallId !== undefined) out['tool_call_id'] = message.toolCallId
@@ -122,7 +122,12 @@ const maxArgumentsDepth = 64
  * recursively: one nested 5,000 deep overflowed the stack while rendering, reported as a failed
  * template that named no field. Text is printed as it is, at any depth.
  */
-function checkArgumentsDepth(value: unknown, messageIndex: number, callIndex: number): void {
+function checkArgumentsDepth(
+  value: unknown,
+  messageIndex: number,
+  callIndex: number,
+  argumentsAsMapping: boolean,
+): void {
   if (typeof value !== 'object' || value === null) return
   // Breadth first, one level at a time: no recursion on the client's nesting here either.
   let level: unknown[] = [value]
@@ -131,7 +136,10 @@ function checkArgumentsDepth(value: unknown, messageIndex: number, callIndex: nu
       const param = `messages.${messageIndex}.toolCalls.${callIndex}.function.arguments`
       throw new InvalidArgumentError(
         param,
-        `${param} nests deeper than ${maxArgumentsDepth} levels of arrays and objects: the chat template prints the call's arguments, so send them as the call gave them (JSON text), or flatter.`,
+        // A template that reads the arguments as a mapping parses JSON text too: only flatter helps.
+        argumentsAsMapping
+          ? `${param} nests deeper than ${maxArgumentsDepth} levels of arrays and objects: this model's chat template writes each argument out (JSON text is parsed first), so send flatter arguments.`
+          : `${param} nests deeper than ${maxArgumentsDepth} levels of arrays and objects: the chat template prints the call's arguments, so send them as the call gave them (JSON text), or flatter.`,
       )
     }
     const next: unknown[] = []
