@@ -493,7 +493,9 @@ export async function* generate(
     // A token of the think block that shows no reply text (the tags included: `<think>` and
     // `</think>` show nothing) rides on a reasoning delta; usage.reasoningTokens counts exactly the
     // tokens reasoning deltas carry. A token that shows reply text too goes with the text.
-    const onlyReasoning = shownText === '' && toolCall === undefined
+    // A call's tokens are the call, never reasoning, even where it opened inside an open think
+    // block (its markup shows nothing and would otherwise count as the reasoning it interrupts).
+    const onlyReasoning = shownText === '' && toolCall === undefined && !inCall
     if (shownReasoning === '' && !(onlyReasoning && shown.touched)) return [textPart]
     if (onlyReasoning) {
       reasoningTokens += tokenIds.length

@@ -20,7 +20,7 @@ import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { ChatMessage } from '../core/chat-template.ts'
 import { BackendError, type OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
-import type { StreamPart } from '../core/stream-parts.ts'
+import type { FinishPart, StreamPart } from '../core/stream-parts.ts'
 import { Tokenizer } from '../core/tokenizer.ts'
 import { serveApp, type TestEdge } from '../test/sdk/test-edge.ts'
 import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
@@ -573,6 +573,54 @@ describe('tools under a template that opens <think> (qwen3_5-think-open), across
     },
     60_000,
   )
+
+  it("toolChoice 'auto', a call opened inside the open think block: its tokens are the call, not reasoning; on the edge and across a handoff alike", async () => {
+    // `<tool_call>` biased: the first seed whose answer opens a whole call after a few reasoning
+    // tokens. On the old code the call's markup counted as reasoning (28 of a call's tokens).
+    const toolCallOpen = 151657
+    let found: { request: ChatRequest; whole: FinishPart; callAt: number } | undefined
+    const { client: device } = deviceClient(pkg)
+    for (let seed = 1; seed <= 40 && !found; seed++) {
+      const request: ChatRequest = {
+        messages: firstTurn,
+        temperature: 1,
+        seed,
+        maxTokens: 40,
+        tools,
+        toolChoice: 'auto',
+        logitBias: { [toolCallOpen]: 8 },
+      }
+      const whole = finishOf(await collect(device.stream(request)))
+      const callAt = whole.tokenIds.indexOf(toolCallOpen)
+      if (callAt >= 2 && callAt <= 8 && whole.toolCalls?.length === 1) found = { request, whole, callAt }
+    }
+    await device.dispose()
+    if (!found) throw new Error('no seed in 1..40 opens a whole call at tokens 2..8')
+    const { request, whole, callAt } = found
+    expect(whole.reasoning?.length).toBeGreaterThan(0)
+    expect(whole.usage.reasoningTokens).toBe(callAt)
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: (edges.get(pkg) as TestEdge).url } })
+    const onEdge = await edgeOnly.chat(request).finally(() => edgeOnly.dispose())
+    expect(onEdge.tokenIds).toEqual(whole.tokenIds)
+    expect(onEdge.usage.reasoningTokens).toBe(callAt)
+    for (const k of [callAt - 1, callAt + 3]) {
+      const { client, arm } = deviceClient(pkg)
+      try {
+        await arm(k)
+        const finish = finishOf(await collect(client.stream(request)))
+        expect(finish.usage.route, `k=${k}`).toBe('device+edge')
+        expect(finish.tokenIds, `k=${k}`).toEqual(whole.tokenIds)
+        expect(finish.reasoning, `k=${k}`).toBe(whole.reasoning)
+        expect(
+          finish.toolCalls?.map((call) => [call.name, call.arguments]),
+          `k=${k}`,
+        ).toEqual(whole.toolCalls?.map((call) => [call.name, call.arguments]))
+        expect(countsOf(finish.usage), `k=${k}`).toEqual(countsOf(whole.usage))
+      } finally {
+        await client.dispose()
+      }
+    }
+  }, 60_000)
 
   it("toolChoice 'none': the answer is free, so its reasoning is apart from the text as without tools, and across a handoff", async () => {
     // The old code took any constraint with toolChoice 'none' for a structured answer and showed
