@@ -454,4 +454,41 @@ describe('structured output through the SDK', () => {
     })
     await client.dispose()
   })
+
+  it("a tool's schema under another API's name (MCP's inputSchema, Anthropic's input_schema) is refused naming parameters, on the device and the edge", async () => {
+    // It was dropped without a word: the model saw a tool without parameters and its calls were
+    // checked against no schema (any object), while the edge refuses the same slip on the wire
+    // (tools.0.function.input_schema). An MCP server's tool list is { name, description, inputSchema }.
+    const schema = tools[0]!.parameters
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    for (const client of [device, edgeOnly]) {
+      for (const key of ['inputSchema', 'input_schema', 'schema', 'paramaters']) {
+        const tool = { name: 'get_weather', description: 'Weather for a city.', [key]: schema }
+        const error = await client
+          .chat({ messages, tools: [tool as never], toolChoice: 'required', maxTokens: 30 })
+          .catch((thrown: unknown) => thrown)
+        expect(error, key).toBeInstanceOf(InvalidArgumentError)
+        expect(error, key).toMatchObject({ param: `tools.0.${key}` })
+        expect((error as Error).message).toContain('tools.0.parameters')
+      }
+      // OpenAI's wire shape says which fields the SDK takes, not only that a name is missing.
+      const wire = { type: 'function', function: { name: 'get_weather', parameters: schema } }
+      const error = await client.chat({ messages, tools: [wire as never] }).catch((thrown: unknown) => thrown)
+      expect(error).toMatchObject({ param: 'tools.0.function' })
+      expect((error as Error).message).toContain('{ name, description?, parameters? }')
+    }
+    // An app's own keys beside a tool (its implementation) are still left alone.
+    const withExecute = { ...tools[0]!, execute: () => 'sunny' }
+    const result = await device.chat({
+      messages,
+      tools: [withExecute],
+      toolChoice: 'required',
+      maxTokens: 40,
+      seed: 1,
+    })
+    expect(result.toolCalls?.[0]?.name).toBe('get_weather')
+    await device.dispose()
+    await edgeOnly.dispose()
+  })
 })

@@ -76,6 +76,32 @@ export interface OutputConstraint {
   readonly xmlToolShapes?: ReadonlyMap<string, XmlToolShape>
 }
 
+/**
+ * Keys other APIs give a tool's argument schema (MCP's and the AI SDK's `inputSchema`,
+ * Anthropic's `input_schema`) and common slips: not read, so the schema was dropped without a word
+ * (the model saw a tool without parameters, its calls were checked against none). The edge
+ * refuses the same on the wire (core/protocol/tools.ts).
+ */
+const schemaKeys = ['inputSchema', 'input_schema', 'schema', 'params', 'paramaters', 'arguments', 'args']
+
+/**
+ * Refuses a schema under one of `schemaKeys`, and OpenAI's wire shape ({ type, function }), naming
+ * the key. Other keys (an app's own beside its tools, such as their implementation) are left alone.
+ */
+function refuseMisplacedSchema(tool: object, at: string): void {
+  for (const key of schemaKeys)
+    if (Object.hasOwn(tool, key))
+      throw new InvalidArgumentError(
+        `${at}.${key}`,
+        `${at}.${key}: a tool's argument schema goes in ${at}.parameters (a tool is { name, description?, parameters? }); rename it, or the model sees no parameters and its calls are checked against none.`,
+      )
+  if (Object.hasOwn(tool, 'function') && !Object.hasOwn(tool, 'name'))
+    throw new InvalidArgumentError(
+      `${at}.function`,
+      `${at} is OpenAI's wire shape { type: 'function', function: { ... } }: here a tool is the function's own fields, { name, description?, parameters? }.`,
+    )
+}
+
 const toolNamePattern = /^[A-Za-z0-9_-]{1,64}$/
 const encoder = new TextEncoder()
 const newline = encoder.encode('\n')
@@ -231,6 +257,7 @@ function compileUncached(
     const at = `${names.tools}.${index}`
     if (typeof tool !== 'object' || tool === null)
       throw new InvalidArgumentError(at, `${at} must be a tool like { name, description?, parameters? }.`)
+    refuseMisplacedSchema(tool, at)
     if (typeof tool.name !== 'string' || !toolNamePattern.test(tool.name)) {
       throw new InvalidArgumentError(
         `${at}.name`,
