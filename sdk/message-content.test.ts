@@ -207,6 +207,32 @@ describe("OpenAI's message shapes in chat() and stream()", () => {
     await client.dispose()
   })
 
+  it('a snake_case message field that is null carries nothing: answered as without it, as on the wire', async () => {
+    // An OpenAI-compatible server's response message sent back as it came holds tool_calls: null
+    // and reasoning_content: null. They were refused as wire names to rename, and the camelCase
+    // field takes no null: no way through but deleting a field that carried nothing.
+    const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const plain = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: 'Sunny.' },
+      { role: 'user', content: 'And?' },
+    ]
+    const expected = await client.chat({ messages: plain as ChatRequestMessage[], maxTokens: 4, seed: 3 })
+    const sentBack = plain.map((message) =>
+      message.role === 'assistant'
+        ? { ...message, tool_calls: null, reasoning_content: null, tool_call_id: null }
+        : message,
+    )
+    const result = await client.chat({
+      messages: sentBack as unknown as ChatRequestMessage[],
+      maxTokens: 4,
+      seed: 3,
+    })
+    expect(result.text).toBe(expected.text)
+    expect(result.usage.promptTokens).toBe(expected.usage.promptTokens)
+    await client.dispose()
+  })
+
   it("a role the SDK does not take is refused with the roles it does, 'developer' included, in the wire's words", async () => {
     const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     const messages = [{ role: 'Developer', content: 'Be brief.' }] as unknown as ChatRequestMessage[]

@@ -587,8 +587,12 @@ function toCoreMessages(messages: unknown): unknown {
       )
     // A history kept in OpenAI's wire shape: the template reads the SDK's names only, so an
     // assistant's tool_calls would be left out of the prompt without a word.
+    // A null carries nothing, as on the wire: OpenAI-compatible servers' response messages hold
+    // `tool_calls: null` and `reasoning_content: null`, and the camelCase field takes no null to
+    // rename it to.
     for (const [wireName, sdkName] of wireMessageFields) {
-      if ((message as Record<string, unknown>)[wireName] !== undefined)
+      const value = (message as Record<string, unknown>)[wireName]
+      if (value !== undefined && value !== null)
         throw new InvalidArgumentError(
           `messages.${index}.${wireName}`,
           `messages.${index}.${wireName} is OpenAI's wire name: chat() and stream() take the message field as ${sdkName} (camelCase, as maxTokens); rename it, or it is not part of the prompt.`,
