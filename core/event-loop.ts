@@ -84,7 +84,9 @@ export function createTimeSlice(sliceMilliseconds = 10): TimeSlice {
     return yieldToEventLoop().then(() => {
       sliceStart = performance.now()
       stillCalls = 0
-      if (!still) return
+      // No reading moved across the yield: nothing learnt, so the budget stays (never grows on a
+      // clock that tells nothing, which would leave a slow loop unyielding).
+      if (!still || sliceStart === yieldedAt) return
       // What the time from the last yield to this one (the calls' work and this yield, which
       // moved the clock) says about the number of calls that fill a slice: double it at most per
       // yield (one slow call early does not stop the loop from yielding again soon).
