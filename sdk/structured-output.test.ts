@@ -478,8 +478,9 @@ describe('structured output through the SDK', () => {
       expect(error).toMatchObject({ param: 'tools.0.function' })
       expect((error as Error).message).toContain('{ name, description?, parameters? }')
     }
-    // An app's own keys beside a tool (its implementation) are still left alone.
-    const withExecute = { ...tools[0]!, execute: () => 'sunny' }
+    // An app's own keys beside a tool (its implementation, a schema it parses the arguments with,
+    // beside parameters) are still left alone.
+    const withExecute = { ...tools[0]!, execute: () => 'sunny', schema: { parse: 'its own' } }
     const result = await device.chat({
       messages,
       tools: [withExecute],

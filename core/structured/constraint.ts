@@ -85,16 +85,20 @@ export interface OutputConstraint {
 const schemaKeys = ['inputSchema', 'input_schema', 'schema', 'params', 'paramaters', 'arguments', 'args']
 
 /**
- * Refuses a schema under one of `schemaKeys`, and OpenAI's wire shape ({ type, function }), naming
- * the key. Other keys (an app's own beside its tools, such as their implementation) are left alone.
+ * Refuses a schema under one of `schemaKeys` on a tool without `parameters`, and OpenAI's wire
+ * shape ({ type, function }), naming the key. Other keys (an app's own beside its tools, such as
+ * their implementation) are left alone.
  */
 function refuseMisplacedSchema(tool: object, at: string): void {
-  for (const key of schemaKeys)
-    if (Object.hasOwn(tool, key))
-      throw new InvalidArgumentError(
-        `${at}.${key}`,
-        `${at}.${key}: a tool's argument schema goes in ${at}.parameters (a tool is { name, description?, parameters? }); rename it, or the model sees no parameters and its calls are checked against none.`,
-      )
+  // Beside `parameters` such a key is the app's own (a zod schema kept to parse the arguments):
+  // the calls are checked against `parameters` then, nothing was dropped.
+  if (!Object.hasOwn(tool, 'parameters'))
+    for (const key of schemaKeys)
+      if (Object.hasOwn(tool, key))
+        throw new InvalidArgumentError(
+          `${at}.${key}`,
+          `${at}.${key}: a tool's argument schema goes in ${at}.parameters (a tool is { name, description?, parameters? }); rename it, or the model sees no parameters and its calls are checked against none.`,
+        )
   if (Object.hasOwn(tool, 'function') && !Object.hasOwn(tool, 'name'))
     throw new InvalidArgumentError(
       `${at}.function`,
