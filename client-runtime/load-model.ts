@@ -247,6 +247,9 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
             ...(options.sessions !== undefined ? { sessions: options.sessions } : {}),
           })
         const session = await open()
+        // Helper threads that never started: the engine went on on one thread and says so.
+        const oneThread = session.build.threadsReason
+        if (oneThread !== undefined) warnings.push(`The WebAssembly engine runs on one thread: ${oneThread}.`)
         const sessions = sessionsDisposedTogether(session)
         // Further sessions inside the same instance (one copy of the weights).
         const further = furtherEngineSessions(session, open)

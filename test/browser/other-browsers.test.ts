@@ -340,6 +340,30 @@ for (const { label, launch, expect: expected } of browsers) {
       }
     }, 240_000)
 
+    it.runIf(expected.sharedMemory)(
+      "helper threads that never start: the 2-thread load goes on on one thread within the start bound, says so, and gives Node's bytes (in a worker and on the page)",
+      async () => {
+        await open()
+        const fixture = fixtures[0] as Fixture
+        // The worker first: where Firefox's nested helpers sometimes never started (before this
+        // bound was armed ahead of their creation, such a load waited forever).
+        for (const where of ['worker', 'page'] as const) {
+          const label = `${browser.version}, ${where}`
+          const result = await engineCase(where, { ...engineRequest(fixture, 2), helpersNeverStartMs: 2_000 })
+          expect(result.backend, label).toBe('wasm')
+          expect(result.backendSetup, label).toMatchObject({ simd: expected.simd, threads: 1 })
+          expect(String(result.backendSetup?.['threadsReason']), label).toMatch(
+            /helper thread\(s\) did not start within 2 s/,
+          )
+          expect(result.warnings.join('\n'), label).toMatch(
+            /runs on one thread: its 1 helper thread\(s\) did not start/,
+          )
+          expect(result.sha256, label).toBe(nodeDigest.get(fixture.name))
+        }
+      },
+      120_000,
+    )
+
     it("chat() streams Node's answer through the SDK's model worker; the next page load answers from the store (offline where the browser keeps it)", async () => {
       const fixture = fixtures[0] as Fixture
       const request: ChatRequest = {

@@ -67,7 +67,15 @@ export async function nodeEngineThreads(
   const module = await compileFile(
     nodeEngineSimd(simd) === 'relaxed' ? 'engine-threads-relaxed.wasm' : 'engine-threads.wasm',
   )
-  return { count, module, start: (kernels) => startNodeThreads(kernels, module, count) }
+  return {
+    count,
+    module,
+    // worker_threads start or fail the load; there is no giving up on them for one thread here.
+    start: async (kernels) => {
+      await startNodeThreads(kernels, module, count)
+      return undefined
+    },
+  }
 }
 
 /** A WeightFileReader over a package folder on disk (each file opened once until close()). */

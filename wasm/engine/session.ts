@@ -76,6 +76,10 @@ export interface EngineBuild {
   readonly simd: 'relaxed' | 'plain'
   /** The relaxed builds' 4-bit product forms and how they were chosen (absent: plain). */
   readonly dot?: DotForms
+  /** 1 when the host asked for more threads but its helpers never started (absent: as asked). */
+  readonly threads?: 1
+  /** Why, when `threads` is 1 (the load's warning says it too). */
+  readonly threadsReason?: string
 }
 
 /** How a host runs the engine on several threads over shared memory. */
@@ -84,8 +88,12 @@ export interface EngineThreads {
   readonly count: number
   /** engine-threads.wasm (the same kernels over shared memory). */
   readonly module: WebAssembly.Module
-  /** Starts count - 1 helpers over the kernels' memory and attaches them (kernels.pool). */
-  start(kernels: Kernels): Promise<void>
+  /**
+   * Starts count - 1 helpers over the kernels' memory and attaches them (kernels.pool). A host
+   * whose helpers may fail to start in time (browsers) gives up on them and resolves with the
+   * reason the engine runs on one thread instead (no pool attached).
+   */
+  start(kernels: Kernels): Promise<string | undefined>
 }
 
 const engineDtypes: readonly string[] = ['fp32', 'fp16', 'q8', 'q4']
@@ -143,6 +151,8 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       `the WebAssembly engine has no kernels for ${options.dtype} (it runs ${engineDtypes.join(', ')}).`,
     )
   let model: EngineModel
+  // Set when the host gave up on its helper threads and the engine runs on this one alone.
+  let oneThreadReason: string | undefined
   try {
     const names = onnxFileNames(config.modelType, options.dtype as ModelDtype)
     const graph = await OnnxWeights.open(options.files, names.model)
@@ -155,7 +165,7 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
     // Before the weights load: the optimizing compiles it starts run in the background meanwhile.
     if (options.warmUp !== false)
       warmUpKernels(kernels, warmUpShape(config, options.dtype), kernels.relaxed ? dotFormsToWarm(dot) : [])
-    if (threads) await threads.start(kernels)
+    if (threads) oneThreadReason = await threads.start(kernels)
     const contextLength = sessionContextLength(options.contextLength, config.maxPositionEmbeddings)
     try {
       model = await loader(
@@ -182,7 +192,11 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
   }
   const modelId =
     options.modelId ?? (typeof config.raw._name_or_path === 'string' ? config.raw._name_or_path : 'model')
-  return new EngineSession(model, modelId, { sessions: 0, broken: undefined })
+  return new EngineSession(model, modelId, {
+    sessions: 0,
+    broken: undefined,
+    ...(oneThreadReason === undefined ? {} : { oneThreadReason }),
+  })
 }
 
 /**
@@ -218,6 +232,8 @@ export function furtherEngineSessions(
 interface EngineInstance {
   sessions: number
   broken: OndeviceError | undefined
+  /** Why the instance runs on one thread although the host asked for more (its helpers never started). */
+  readonly oneThreadReason?: string
 }
 
 export class EngineSession implements ModelSession {
@@ -252,9 +268,11 @@ export class EngineSession implements ModelSession {
   /** The build this session runs and, in the relaxed builds with 4-bit weights, the dot forms. */
   get build(): EngineBuild {
     const kernels = this.#live().kernels
+    const reason = this.#instance.oneThreadReason
+    const threads = reason === undefined ? {} : { threads: 1 as const, threadsReason: reason }
     return kernels.relaxed
-      ? { simd: 'relaxed', ...(kernels.dot ? { dot: kernels.dot } : {}) }
-      : { simd: 'plain' }
+      ? { simd: 'relaxed', ...(kernels.dot ? { dot: kernels.dot } : {}), ...threads }
+      : { simd: 'plain', ...threads }
   }
 
   /** Whether dispose() was called (its cache went back to the instance). */

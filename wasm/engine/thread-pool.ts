@@ -179,6 +179,18 @@ export function helperLoop(
   }
 }
 
+/**
+ * Tells helpers that never became a pool to leave: one that starts late (its 'ready' came after
+ * the host gave up on it) then sees the stop word on its first look at the control block and
+ * returns without running a share, before the host's terminate() lands.
+ */
+export function stopHelpersAt(memory: WebAssembly.Memory, control: number): void {
+  const words = new Int32Array(memory.buffer, control, controlWords)
+  Atomics.store(words, JOBS, -1)
+  Atomics.add(words, GENERATION, 1)
+  Atomics.notify(words, GENERATION)
+}
+
 /** The host's handle on one helper thread (Node: a worker_threads Worker; browsers: a Worker). */
 export interface HelperThread {
   terminate(): unknown

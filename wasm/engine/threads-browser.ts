@@ -8,12 +8,15 @@ import { type EngineFetchOptions, loadThreadsEngineModuleForBrowser } from './br
 import type { Kernels } from './kernels.ts'
 import type { EngineThreads } from './session.ts'
 import type { EngineSimd } from './simd.ts'
-import { controlWords, ThreadPool } from './thread-pool.ts'
+import { controlWords, stopHelpersAt, ThreadPool } from './thread-pool.ts'
 import type { BrowserHelperStart } from './thread-worker-browser.ts'
 
 /** Each helper's shadow stack (the split kernels use little or none of it). */
 const helperStackBytes = 64 * 1024
-/** How long a helper may take to start (fetch its script, instantiate) before the load fails. */
+/**
+ * How long the helpers may take to start (created, fetch their script, instantiate) before the
+ * engine gives up on them and runs on one thread.
+ */
 const helperStartTimeoutMs = 30_000
 
 /** What the page offers for threads. */
@@ -145,39 +148,61 @@ function startHelper(message: BrowserHelperStart): { worker: Worker; started: Pr
           `ondevice's engine thread ${message.index} did not start (${detail}). Serve the bundle's assets with the page (the helper is a script of its own beside the engine's .wasm), or pass numThreads: 1.`,
         ),
       )
-    const timer = setTimeout(
-      () => fail(`no answer in ${helperStartTimeoutMs / 1000} s`),
-      helperStartTimeoutMs,
-    )
     worker.onmessage = (event: MessageEvent) => {
-      clearTimeout(timer)
       const data = event.data as 'ready' | { error?: string }
       if (data === 'ready') resolve()
       else fail(`it could not instantiate the engine: ${data.error ?? 'unknown error'}`)
     }
     worker.onerror = (event: ErrorEvent) => {
-      clearTimeout(timer)
       event.preventDefault()
       fail(event.message || 'its script failed to load')
     }
-    worker.onmessageerror = () => {
-      clearTimeout(timer)
-      fail('the shared memory could not be sent to it')
-    }
+    worker.onmessageerror = () => fail('the shared memory could not be sent to it')
   })
   worker.postMessage(message)
   return { worker, started }
 }
 
-/** Starts threads - 1 helpers for `kernels` (created over shared memory) and attaches the pool. */
+/** How startBrowserThreads may be tuned (the tests shorten the start bound). */
+export interface BrowserThreadsStartOptions {
+  /** How long the helpers may take to start in all before the engine runs on one thread (default 30 s). */
+  readonly startTimeoutMs?: number
+}
+
+/**
+ * Starts threads - 1 helpers for `kernels` (created over shared memory) and attaches the pool.
+ * Helpers that have not all said 'ready' within the start bound are stopped and the engine runs
+ * on this thread alone: resolves with the reason then (undefined when the pool runs). The bound is
+ * armed before the first helper is created, so nothing in the start can wait without it: Firefox
+ * 153 ESR, loading on 2 threads inside a Web Worker, sometimes never got there (docs/wasm-engine.md,
+ * Threads).
+ */
 export async function startBrowserThreads(
   kernels: Kernels,
   module: WebAssembly.Module,
   threads: number,
-): Promise<void> {
-  if (threads <= 1) return
+  options: BrowserThreadsStartOptions = {},
+): Promise<string | undefined> {
+  if (threads <= 1) return undefined
+  const timeoutMs = options.startTimeoutMs ?? helperStartTimeoutMs
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timedOut = new Promise<'timed out'>((resolve) => {
+    timer = setTimeout(() => resolve('timed out'), timeoutMs)
+  })
   const control = kernels.alloc(controlWords * 4, 64)
   const workers: Worker[] = []
+  const stopAll = () => {
+    // Before terminate(), which lands when the browser gets to it: a helper that instantiates
+    // meanwhile finds the stop word and leaves its loop without touching the memory.
+    stopHelpersAt(kernels.memory, control)
+    for (const worker of workers) {
+      worker.onmessage = null
+      worker.onerror = null
+      worker.onmessageerror = null
+      worker.terminate()
+    }
+  }
+  let outcome: 'started' | 'timed out'
   try {
     const starting: Promise<void>[] = []
     for (let index = 1; index < threads; index++) {
@@ -186,10 +211,16 @@ export async function startBrowserThreads(
       workers.push(worker)
       starting.push(started)
     }
-    await Promise.all(starting)
+    outcome = await Promise.race([Promise.all(starting).then(() => 'started' as const), timedOut])
   } catch (error) {
-    for (const worker of workers) worker.terminate()
+    stopAll()
     throw error
+  } finally {
+    clearTimeout(timer)
+  }
+  if (outcome === 'timed out') {
+    stopAll()
+    return `its ${threads - 1} helper thread(s) did not start within ${timeoutMs / 1000} s (stopped), so it runs without them; loading again may get them`
   }
   const pool = new ThreadPool(
     kernels.k as unknown as Record<string, unknown>,
@@ -215,4 +246,5 @@ export async function startBrowserThreads(
     worker.onmessageerror = () => pool.helperFailed(thread, 'could not read a message')
   })
   kernels.pool = pool
+  return undefined
 }

@@ -8,7 +8,7 @@ import type { OndeviceError } from '../../../core/errors.ts'
 import { loadEngineModuleForBrowser } from '../../../wasm/engine/browser.ts'
 import type { EngineSession } from '../../../wasm/engine/session.ts'
 import { type EngineSimd, hostHasRelaxedSimd } from '../../../wasm/engine/simd.ts'
-import { browserEngineThreads } from '../../../wasm/engine/threads-browser.ts'
+import { browserEngineThreads, startBrowserThreads } from '../../../wasm/engine/threads-browser.ts'
 
 export interface EngineCaseRequest {
   /** Absolute URL prefix of the package (where config.json is served). */
@@ -22,6 +22,11 @@ export interface EngineCaseRequest {
   readonly steps: readonly number[]
   /** Forces the engine's build (default: relaxed SIMD where the browser validates it). */
   readonly simd?: EngineSimd
+  /**
+   * The helper threads are started with a module whose start function waits forever, so none
+   * ever says 'ready' (as Firefox's nested helpers sometimes never did), under this start bound.
+   */
+  readonly helpersNeverStartMs?: number
 }
 
 export interface EngineCaseResult {
@@ -49,14 +54,61 @@ function hostWithSimd(simd: EngineSimd): RuntimeHost {
   }
 }
 
+/**
+ * A shared-memory module importing env.memory whose start function waits on address 0 forever
+ * (memory.atomic.wait32 with no timeout, in a loop): a helper instantiating it never says 'ready'.
+ */
+const neverReadyModule = () =>
+  new WebAssembly.Module(
+    new Uint8Array([
+      ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+      ...[0x01, 0x04, 0x01, 0x60, 0x00, 0x00], // type: () -> ()
+      // import env.memory: shared, 1 page to 65536
+      ...[0x02, 0x12, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79],
+      ...[0x02, 0x03, 0x01, 0x80, 0x80, 0x04],
+      ...[0x03, 0x02, 0x01, 0x00], // one function
+      ...[0x08, 0x01, 0x00], // start: function 0
+      // loop { drop(memory.atomic.wait32(0, i32.atomic.load(0), -1)) }
+      ...[0x0a, 0x18, 0x01, 0x16, 0x00, 0x03, 0x40, 0x41, 0x00, 0x41, 0x00, 0xfe, 0x10, 0x02, 0x00],
+      ...[0x42, 0x7f, 0xfe, 0x01, 0x02, 0x00, 0x1a, 0x0c, 0x00, 0x0b, 0x0b],
+    ]),
+  )
+
+/** `host` whose helper threads never start (request.helpersNeverStartMs). */
+function hostWithHelpersNeverStarting(host: RuntimeHost, startTimeoutMs: number): RuntimeHost {
+  return {
+    ...host,
+    loadEngine: async (options) => {
+      const loaded = await host.loadEngine!(options)
+      if (!loaded.threads) return loaded
+      const { count, module } = loaded.threads
+      const never = neverReadyModule()
+      return {
+        ...loaded,
+        threads: {
+          count,
+          module,
+          start: (kernels) => startBrowserThreads(kernels, never, count, { startTimeoutMs }),
+        },
+      }
+    },
+  }
+}
+
 export async function runEngineCase(request: EngineCaseRequest): Promise<EngineCaseResult> {
   const started = performance.now()
-  const model = await loadModelWith(request.simd ? hostWithSimd(request.simd) : browserHost, {
-    model: request.packageUrl,
-    backend: 'wasm',
-    dtype: request.dtype,
-    ...(request.threads === undefined ? {} : { numThreads: request.threads }),
-  })
+  const host = request.simd ? hostWithSimd(request.simd) : browserHost
+  const model = await loadModelWith(
+    request.helpersNeverStartMs === undefined
+      ? host
+      : hostWithHelpersNeverStarting(host, request.helpersNeverStartMs),
+    {
+      model: request.packageUrl,
+      backend: 'wasm',
+      dtype: request.dtype,
+      ...(request.threads === undefined ? {} : { numThreads: request.threads }),
+    },
+  )
   try {
     const rows = [await model.session.append([...request.prompt])]
     for (const token of request.steps) rows.push(await model.session.append([token]))
