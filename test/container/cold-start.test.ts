@@ -13,7 +13,7 @@
 // takes longer (Qwen3.5-0.8B's size in q4, COLD_START_SIZE=0.8b: 10.6 s and 14.6 s here, against
 // the SDK's default connectTimeoutMs of 15 s). The SDK's connect timeout is shorter than the start.
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -23,9 +23,16 @@ import { createRuntimeDeviceHost } from '../../client-runtime/device-host/index.
 import { createNodeStore } from '../../client-runtime/store/node-store.ts'
 import type { OndeviceError } from '../../core/errors.ts'
 import { createClient } from '../../sdk/client.ts'
-import { buildEdgeImage, localBaseImage, requireDocker } from '../../tools/docker/edge-container.ts'
+import { buildEdgeImage } from '../../tools/docker/edge-container.ts'
 import { type LocalServer, repositoryRoot, startWranglerDev } from '../../tools/wrangler-dev.ts'
-import { affinityKey, instanceIndex } from '../../worker/container/affinity.ts'
+import {
+  buildSidecarImage,
+  docker,
+  keyFor,
+  requireContainerDocker,
+  wranglerDevImages,
+  writeContainerWorkerConfig,
+} from './container-worker.ts'
 
 const execute = promisify(execFile)
 const edgeImage = `ondevice-edge:test-cold-${process.pid}`
@@ -47,27 +54,9 @@ let worker: LocalServer | undefined
 let imagesBefore: Set<string>
 const figures: Record<string, number | string> = {}
 
-async function docker(args: readonly string[]): Promise<string> {
-  const { stdout } = await execute('docker', [...args], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 })
-  return stdout.trim()
-}
-
 async function workerContainers(): Promise<string[]> {
   const names = await docker(['ps', '-a', '--filter', `name=${workerName}`, '--format', '{{.Names}}'])
   return names === '' ? [] : names.split('\n')
-}
-
-async function wranglerDevImages(): Promise<Set<string>> {
-  const list = await docker(['images', 'cloudflare-dev/*', '--format', '{{.Repository}}:{{.Tag}}'])
-  return new Set(list === '' ? [] : list.split('\n'))
-}
-
-/** An affinity key that maps to instance `index` of 2, as the Worker computes it. */
-function keyFor(index: number, prefix: string): string {
-  for (let n = 0; ; n++) {
-    const key = `${prefix}-${n}`
-    if (instanceIndex(affinityKey(new Headers({ 'x-ondevice-affinity': key }), {}), 2) === index) return key
-  }
 }
 
 async function instanceStates(): Promise<string[]> {
@@ -79,7 +68,7 @@ async function instanceStates(): Promise<string[]> {
 const seconds = (milliseconds: number): number => Math.round(milliseconds / 100) / 10
 
 beforeAll(async () => {
-  await requireDocker()
+  await requireContainerDocker()
   directory = await mkdtemp(join(tmpdir(), 'ondevice-cold-start-'))
   packageDir = join(directory, 'image', 'package')
   const cli = join(repositoryRoot, 'cli/bin.js')
@@ -98,39 +87,19 @@ beforeAll(async () => {
     join(directory, 'image', 'Dockerfile'),
     `FROM ${edgeImage}\nCOPY package /model\nCOPY slow-start.cjs /slow-start.cjs\nENV NODE_OPTIONS="--require /slow-start.cjs"\n`,
   )
-  await mkdir(join(directory, 'sidecar'))
-  await writeFile(
-    join(directory, 'sidecar', 'sidecar-stand-in.ts'),
-    await readFile(join(repositoryRoot, 'test/container/sidecar-stand-in.ts')),
-  )
-  await writeFile(
-    join(directory, 'sidecar', 'Dockerfile'),
-    `FROM ${localBaseImage}\nCOPY sidecar-stand-in.ts /sidecar-stand-in.ts\nENTRYPOINT ["node", "/sidecar-stand-in.ts"]\n`,
-  )
-  await docker(['build', '--quiet', '--tag', sidecarImage, join(directory, 'sidecar')])
+  await buildSidecarImage(directory, sidecarImage)
   imagesBefore = await wranglerDevImages()
-  const config = {
-    name: workerName,
-    main: join(repositoryRoot, 'worker/index.ts'),
-    compatibility_date: '2025-09-01',
-    compatibility_flags: ['enable_request_signal', 'enable_ctx_exports'],
-    rules: [{ type: 'CompiledWasm', globs: ['**/*.wasm'], fallthrough: true }],
-    containers: [{ class_name: 'OndeviceContainer', image: './image/Dockerfile', max_instances: 2 }],
-    durable_objects: { bindings: [{ name: 'ONDEVICE_CONTAINER', class_name: 'OndeviceContainer' }] },
-    migrations: [{ tag: 'v1', new_sqlite_classes: ['OndeviceContainer'] }],
+  const configPath = await writeContainerWorkerConfig({
+    directory,
+    workerName,
+    sidecarImage,
+    secret,
+    clientKey,
     vars: {
-      EDGE_RUNTIME: 'container',
-      CONTAINER_INSTANCES: '2',
       // The default start bound (60 s) is what a client that says nothing waits at most.
       MODEL_ID: modelId,
     },
-  }
-  const configPath = join(directory, 'wrangler.json')
-  await writeFile(configPath, JSON.stringify(config, null, 2))
-  await writeFile(join(directory, '.dev.vars'), `CONTAINER_SECRET=${secret}\nAPI_KEYS=${clientKey}\n`)
-  process.env['WRANGLER_DOCKER_BIN'] = join(repositoryRoot, 'tools/docker/legacy-build.sh')
-  process.env['ONDEVICE_SKIP_LOCAL_PULL'] = '1'
-  process.env['MINIFLARE_CONTAINER_EGRESS_IMAGE'] = sidecarImage
+  })
   worker = await startWranglerDev({
     configPath,
     stateDir: join(directory, 'state'),

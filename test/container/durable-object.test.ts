@@ -10,14 +10,14 @@
 // registry push, instance types and placement. The package is built into a test image (FROM the
 // edge image), the image's default /model.
 import { execFile } from 'node:child_process'
-import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadPackageTokenizer } from '../../client-runtime/package-tokenizer.ts'
 import type { ChatMessage } from '../../core/chat-template.ts'
-import { buildEdgeImage, localBaseImage, requireDocker } from '../../tools/docker/edge-container.ts'
+import { buildEdgeImage } from '../../tools/docker/edge-container.ts'
 import {
   freePort,
   type LocalServer,
@@ -25,7 +25,14 @@ import {
   startServerProcess,
   startWranglerDev,
 } from '../../tools/wrangler-dev.ts'
-import { affinityKey, instanceIndex } from '../../worker/container/affinity.ts'
+import {
+  buildSidecarImage,
+  docker,
+  keyFor,
+  requireContainerDocker,
+  wranglerDevImages,
+  writeContainerWorkerConfig,
+} from './container-worker.ts'
 
 const execute = promisify(execFile)
 // Tags of this run's own (runs sharing one Docker daemon build from their own trees); removed
@@ -59,11 +66,6 @@ interface Health {
   readonly instances?: { name: string; state: string }[]
 }
 
-async function docker(args: readonly string[]): Promise<string> {
-  const { stdout } = await execute('docker', [...args], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 })
-  return stdout.trim()
-}
-
 /** Containers workerd started for this Worker (app and sidecar), running or not (or only `status`). */
 async function workerContainers(status?: 'running'): Promise<string[]> {
   const names = await docker([
@@ -75,11 +77,6 @@ async function workerContainers(status?: 'running'): Promise<string[]> {
     '{{.Names}}',
   ])
   return names === '' ? [] : names.split('\n')
-}
-
-async function wranglerDevImages(): Promise<Set<string>> {
-  const list = await docker(['images', 'cloudflare-dev/*', '--format', '{{.Repository}}:{{.Tag}}'])
-  return new Set(list === '' ? [] : list.split('\n'))
 }
 
 function chat(content: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -112,30 +109,8 @@ async function health(): Promise<Health> {
   return body
 }
 
-/** An affinity key that maps to instance `index` of 2, as the Worker computes it. */
-function keyFor(index: number, prefix: string): string {
-  for (let n = 0; ; n++) {
-    const key = `${prefix}-${n}`
-    if (instanceIndex(affinityKey(new Headers({ 'x-ondevice-affinity': key }), {}), 2) === index) return key
-  }
-}
-
 beforeAll(async () => {
-  await requireDocker()
-  // workerd binds its container egress listener to the default bridge's gateway; a dockerd first
-  // started without --bip may record none, and then every container start fails with a bare
-  // `getaddrinfo(): DNS lookup failed. host = ;`. Say what to do instead.
-  const gateway = await docker([
-    'network',
-    'inspect',
-    'bridge',
-    '--format',
-    '{{range .IPAM.Config}}{{.Gateway}}{{end}}',
-  ])
-  if (gateway === '')
-    throw new Error(
-      'Docker\'s bridge network has no gateway in its IPAM config, so wrangler dev cannot start containers: restart dockerd with --bip=172.17.0.1/16 (scripts/setup-system.sh starts it so), or set "bip" in /etc/docker/daemon.json.',
-    )
+  await requireContainerDocker()
   directory = await mkdtemp(join(tmpdir(), 'ondevice-durable-object-'))
   packageDir = join(directory, 'image', 'package')
   const cli = join(repositoryRoot, 'cli/bin.js')
@@ -149,43 +124,21 @@ beforeAll(async () => {
   // The edge image (cached layers), the test image with the package as its /model, the sidecar.
   await buildEdgeImage({ tag: edgeImage })
   await writeFile(join(directory, 'image', 'Dockerfile'), `FROM ${edgeImage}\nCOPY package /model\n`)
-  await mkdir(join(directory, 'sidecar'))
-  await writeFile(
-    join(directory, 'sidecar', 'sidecar-stand-in.ts'),
-    await readFile(join(repositoryRoot, 'test/container/sidecar-stand-in.ts')),
-  )
-  await writeFile(
-    join(directory, 'sidecar', 'Dockerfile'),
-    `FROM ${localBaseImage}\nCOPY sidecar-stand-in.ts /sidecar-stand-in.ts\nENTRYPOINT ["node", "/sidecar-stand-in.ts"]\n`,
-  )
-  await docker(['build', '--quiet', '--tag', sidecarImage, join(directory, 'sidecar')])
+  await buildSidecarImage(directory, sidecarImage)
   imagesBefore = await wranglerDevImages()
-  // The repository's container settings (wrangler.toml), for a Worker of two instances.
-  const config = {
-    name: workerName,
-    main: join(repositoryRoot, 'worker/index.ts'),
-    compatibility_date: '2025-09-01',
-    compatibility_flags: ['enable_request_signal', 'enable_ctx_exports'],
-    rules: [{ type: 'CompiledWasm', globs: ['**/*.wasm'], fallthrough: true }],
-    containers: [{ class_name: 'OndeviceContainer', image: './image/Dockerfile', max_instances: 2 }],
-    durable_objects: { bindings: [{ name: 'ONDEVICE_CONTAINER', class_name: 'OndeviceContainer' }] },
-    migrations: [{ tag: 'v1', new_sqlite_classes: ['OndeviceContainer'] }],
+  const configPath = await writeContainerWorkerConfig({
+    directory,
+    workerName,
+    sidecarImage,
+    secret,
+    clientKey,
     vars: {
-      EDGE_RUNTIME: 'container',
-      CONTAINER_INSTANCES: '2',
       CONTAINER_START_TIMEOUT_MS: '90000',
       CONTAINER_SLEEP_AFTER: `${sleepAfterSeconds}s`,
       CONTAINER_MAX_CONCURRENT: '2',
       MODEL_ID: modelId,
     },
-  }
-  const configPath = join(directory, 'wrangler.json')
-  await writeFile(configPath, JSON.stringify(config, null, 2))
-  await writeFile(join(directory, '.dev.vars'), `CONTAINER_SECRET=${secret}\nAPI_KEYS=${clientKey}\n`)
-  // wrangler builds through this wrapper, and finds the sidecar image here instead of pulling it.
-  process.env['WRANGLER_DOCKER_BIN'] = join(repositoryRoot, 'tools/docker/legacy-build.sh')
-  process.env['ONDEVICE_SKIP_LOCAL_PULL'] = '1'
-  process.env['MINIFLARE_CONTAINER_EGRESS_IMAGE'] = sidecarImage
+  })
   const port = await freePort()
   ;[worker, direct] = await Promise.all([
     startWranglerDev({
