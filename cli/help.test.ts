@@ -34,6 +34,17 @@ describe('ondevice <command> --help', () => {
     })
   }
 
+  it('serve: its help names every variable the server reads (but the Worker-only ones)', async () => {
+    const source = readFileSync(new URL('../worker/env-config.ts', import.meta.url), 'utf8')
+    const read = [...source.matchAll(/\(env, '([A-Z][A-Z0-9_]+)'/g)].map((match) => match[1])
+    // The Worker's alone: its rate-limiting binding's period, and packages from a URL or R2.
+    const workerOnly = new Set(['RATE_LIMIT_PERIOD_SECONDS', 'MODEL_REQUIRE_MANIFEST'])
+    expect(read.length).toBeGreaterThan(15)
+    const { help } = await commands.serve!.load()
+    for (const name of read)
+      if (!workerOnly.has(name!)) expect(help, name).toMatch(new RegExp(`\\b${name}\\b`))
+  })
+
   it('tokenize takes --no-special, and no negation its help does not list', async () => {
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
     const args = ['tokenize', '--tokenizer', qwen3TokenizerDirectory(), '--text', 'Hi', '--json']

@@ -53,9 +53,11 @@ Environment (a flag wins over its variable): MODEL_BACKEND and MODEL_DTYPE (the 
 MODEL_CONTEXT_LENGTH, MODEL_THREADS, MODEL_ID, MODEL_ALIASES, MEMORY_BUDGET_MB, API_KEYS
 (comma-separated bearer keys; none = open, local use only), ALLOWED_ORIGINS,
 RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS, MAX_TOKENS,
-MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS, LOG_FORMAT (as --log-format),
-SHUTDOWN_TIMEOUT_MS (how long running answers may finish after SIGTERM; default 8000; one
-still running then ends with a retryable edge_unavailable error).`
+MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS, READER_STALL_TIMEOUT_MS,
+MAX_PROMPT_CHARACTERS, BEHIND_CLOUDFLARE (true: per-address rate limits by cf-connecting-ip),
+LOG_FORMAT (as --log-format), SHUTDOWN_TIMEOUT_MS (how long running answers may finish after
+SIGTERM; default 8000; one still running then ends with a retryable edge_unavailable error).
+docs/worker.md describes each.`
 
 function integerFlag(
   value: string | undefined,
