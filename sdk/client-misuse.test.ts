@@ -426,3 +426,28 @@ describe('sparse arrays (a hole where an item should be)', () => {
     }
   })
 })
+
+describe('misspelt or misplaced option names', () => {
+  it('an unknown edge option is refused at edge.<name> like an unknown createClient option (edge.apikey was dropped, and the edge answered 401 later)', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ url: 'http://127.0.0.1:1', apikey: 'sk-1' }, 'edge.apikey'],
+      [{ url: 'http://127.0.0.1:1', timeoutMs: 5000 }, 'edge.timeoutMs'],
+      [{ url: 'http://127.0.0.1:1', baseURL: 'http://127.0.0.1:2' }, 'edge.baseURL'],
+    ]
+    for (const [edgeOptions, param] of cases) {
+      let thrown: unknown
+      try {
+        createClient({ edge: edgeOptions as never, policy: 'edge-only' })
+      } catch (error) {
+        thrown = error
+      }
+      expect(thrown, param).toBeInstanceOf(InvalidArgumentError)
+      expect(thrown, param).toMatchObject({ param, isRetryable: false })
+      expect((thrown as Error).message, param).toContain('apiKey')
+    }
+  })
+
+  it('an array is no options object (createClient([]) made a client with every default)', () => {
+    expect(() => createClient([] as never)).toThrow(InvalidArgumentError)
+  })
+})

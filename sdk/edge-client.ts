@@ -66,6 +66,17 @@ export interface EdgeOptions {
   readonly fetch?: typeof fetch
 }
 
+/** Every field of EdgeOptions: any other name is a mistake, refused rather than ignored. */
+const edgeOptionNames: readonly (keyof EdgeOptions)[] = [
+  'url',
+  'apiKey',
+  'model',
+  'headers',
+  'connectTimeoutMs',
+  'idleTimeoutMs',
+  'fetch',
+]
+
 export interface EdgeChatRequest {
   readonly messages: readonly ChatMessage[]
   readonly sampling?: SamplingOptions
@@ -155,6 +166,18 @@ export class EdgeClient {
   private sendPrefer = true
 
   constructor(options: EdgeOptions) {
+    // A misspelt name (apikey, timeoutMs, baseURL) was dropped without a word: the edge then
+    // answered 401, or the default timeout applied. createClient and chat() refuse theirs too.
+    if (typeof options === 'object' && options !== null) {
+      for (const key of Object.keys(options)) {
+        if (!edgeOptionNames.includes(key as keyof EdgeOptions)) {
+          throw new InvalidArgumentError(
+            `edge.${key.slice(0, 64)}`,
+            `Unknown edge option ${JSON.stringify(key.slice(0, 64))}: edge takes ${edgeOptionNames.join(', ')}.`,
+          )
+        }
+      }
+    }
     if (typeof options?.url !== 'string' || options.url.trim() === '') {
       throw new InvalidArgumentError(
         'edge.url',

@@ -234,7 +234,8 @@ export function validateClientOptions(
   environment: ClientEnvironment = detectClientEnvironment(),
 ): ClientOptions & { readonly policy: RoutePolicy } {
   if (options === undefined) options = {}
-  if (typeof options !== 'object' || options === null) {
+  // An array has no option names to check: it made a client with every default, silently.
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidArgumentError(
       'options',
       'createClient takes an options object, e.g. { model, edge: { url } }.',
