@@ -380,3 +380,50 @@ describe('usage the prompt was not counted in', () => {
     }
   })
 })
+
+describe('settings the provider would not use', () => {
+  const prompt = [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Hi' }] }]
+
+  it("per-call headers come back as an 'unsupported' warning (they were dropped without one); the ai package's own user-agent does not", async () => {
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    try {
+      const plain = await generateText({ model: ondevice(), prompt: 'Hi', maxOutputTokens: 2 })
+      expect(plain.warnings).toEqual([])
+      const withHeaders = await ondevice().doGenerate({
+        prompt,
+        maxOutputTokens: 2,
+        headers: { 'x-trace-id': '1', 'user-agent': 'ai/6' },
+      })
+      expect(withHeaders.warnings).toEqual([
+        expect.objectContaining({ type: 'unsupported', feature: 'headers' }),
+      ])
+      expect(JSON.stringify(withHeaders.warnings)).toContain('x-trace-id')
+      expect(JSON.stringify(withHeaders.warnings)).toContain('edge.headers')
+    } finally {
+      await ondevice.client.dispose()
+    }
+  })
+
+  it("ondevice('another-model') is refused: the provider runs createOndevice's model (it answered with that one, labelled as asked)", async () => {
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    try {
+      expect(() => ondevice('gpt-4o-mini')).toThrow(InvalidArgumentError)
+      expect(() => ondevice.languageModel('/models/other/')).toThrow(/createOndevice\(\{ model \}\)/)
+      expect(ondevice().modelId).toBe('ondevice-default')
+      expect(ondevice('ondevice-default').modelId).toBe('ondevice-default')
+    } finally {
+      await ondevice.client.dispose()
+    }
+  })
+
+  it('createOndevice({ client, ...options }) is refused: the options were ignored for the given client', async () => {
+    const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    try {
+      expect(() => createOndevice({ client, policy: 'edge-only' } as never)).toThrow(InvalidArgumentError)
+      expect(() => createOndevice({ client, policy: 'edge-only' } as never)).toThrow(/policy/)
+      expect(createOndevice({ client }).client).toBe(client)
+    } finally {
+      await client.dispose()
+    }
+  })
+})

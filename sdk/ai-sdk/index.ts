@@ -260,6 +260,15 @@ class OndeviceLanguageModel implements LanguageModelV3 {
 
   #request(options: LanguageModelV3CallOptions): { request: ChatRequest; warnings: SharedV3Warning[] } {
     const { messages, warnings } = convertPrompt(options.prompt)
+    // Neither the device nor the client's requests carry per-call headers; the ai package adds
+    // its own user-agent to every call, which is no setting of the app's.
+    const headers = Object.keys(options.headers ?? {}).filter((name) => name.toLowerCase() !== 'user-agent')
+    if (headers.length > 0)
+      warnings.push({
+        type: 'unsupported',
+        feature: 'headers',
+        details: `Per-call headers (${headers.join(', ')}) are not sent: the device takes none, and the edge's come from createOndevice({ edge: { headers } }) (edge.headers).`,
+      })
     const tools: ToolDefinition[] = []
     for (const tool of options.tools ?? []) {
       if (tool.type !== 'function') {
@@ -475,10 +484,27 @@ export function createOndevice(
   internals: ClientInternals = {},
 ): OndeviceProvider {
   const { client: given, ...options } = settings
+  // The given client was made with its own options: these would be ignored without a word.
+  const ignored =
+    given === undefined
+      ? []
+      : Object.keys(options).filter((key) => (options as Record<string, unknown>)[key] !== undefined)
+  if (ignored.length > 0)
+    throw new InvalidArgumentError(
+      ignored[0] as string,
+      `createOndevice({ client }) uses that client as it was created, so ${ignored.join(', ')} would be ignored: pass them to createClient(), or pass options without client.`,
+    )
   const client = given ?? createClient(options, internals)
   const modelName = settings.model ?? 'ondevice-default'
-  const languageModel = (modelId?: string): LanguageModelV3 =>
-    new OndeviceLanguageModel(modelId ?? modelName, client)
+  // The provider runs one package, the client's: another id was a label on that model's answers.
+  const languageModel = (modelId?: string): LanguageModelV3 => {
+    if (modelId !== undefined && modelId !== modelName)
+      throw new InvalidArgumentError(
+        'modelId',
+        `ondevice(${JSON.stringify(modelId.slice(0, 200))}) cannot choose a model: this provider runs the package given to createOndevice({ model }) (${JSON.stringify(modelName)}). Call ondevice() with no id, or create a provider per model.`,
+      )
+    return new OndeviceLanguageModel(modelName, client)
+  }
   const provider = ((modelId?: string) => languageModel(modelId)) as OndeviceProvider
   Object.assign(provider, { languageModel })
   Object.defineProperty(provider, 'client', { value: client, enumerable: true })
