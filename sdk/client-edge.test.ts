@@ -576,10 +576,12 @@ describe('abort and edge errors', () => {
 
   it("a request queued behind a busy edge gets the edge's 429 within the SDK's connect timeout, not 'could not reach the edge' (both at their defaults)", async () => {
     // The SDK gives up on an edge that has not sent its response headers within connectTimeoutMs
-    // (15 s); a queued request gets none until it holds a slot. With QUEUE_TIMEOUT_MS at 30 s the
-    // SDK gave up first: a busy edge read as a dead one ("Could not reach the edge ... no answer
-    // within 15000 ms", edge_unavailable), the edge's own answer (429 overloaded, Retry-After)
-    // never seen. Defaults only here: the edge app's limits and the client's edge options.
+    // (15 s); a queued request gets none until it holds a slot. With QUEUE_TIMEOUT_MS at 30 s and
+    // a queue that did not read Prefer: wait, the SDK gave up first: a busy edge read as a dead one
+    // ("Could not reach the edge ... no answer within 15000 ms", edge_unavailable), the edge's own
+    // answer (429 overloaded, Retry-After) never seen. Now the queue waits at most what is left of
+    // the SDK's Prefer: wait (12 s). Defaults only here: the edge app's limits (QUEUE_TIMEOUT_MS
+    // 30 s) and the client's edge options.
     const busy = await startTestEdge({ session: { delayMs: 100 } })
     const holder = new AbortController()
     try {
@@ -605,11 +607,89 @@ describe('abort and edge errors', () => {
       holder.abort()
       await reading
       expect(error).toBeInstanceOf(OndeviceError)
-      expect(error).toMatchObject({ code: 'overloaded', isRetryable: true, retryAfterSeconds: 5 })
-      expect((error as Error).message).toMatch(/HTTP 429: Waited 10000 ms for a generation slot/)
+      expect(error).toMatchObject({ code: 'overloaded', isRetryable: true })
+      // Half of the queue's wait for this request (what was left of its 12 s).
+      expect((error as OndeviceError).retryAfterSeconds).toBeGreaterThanOrEqual(5)
+      expect((error as OndeviceError).retryAfterSeconds).toBeLessThanOrEqual(6)
+      expect((error as Error).message).toMatch(
+        /HTTP 429: Waited \d+ ms for a generation slot without getting one \(what was left of this request's Prefer: wait; the queue allows 30000 ms, QUEUE_TIMEOUT_MS\)/,
+      )
       expect(waitedMs).toBeLessThan(15_000)
     } finally {
       holder.abort()
+      await busy.close()
+    }
+  }, 40_000)
+
+  it("a queued request's wait is what is left of its Prefer: wait after the model's load, not the whole of it again", async () => {
+    // The model loads 1.5 s on the first chat; both requests wait for it, then one holds the slot
+    // and the other (Prefer: wait=2, sent 0.1 s later) queues: it waits there what is left of its
+    // 2 s (at most 0.6 s; 0.5 s at least), where counting the queue's wait afresh would wait 2 s
+    // more, answering at 3.5 s, past its client's wait. (The message's count, not the wall clock:
+    // the edge shares this process, whose event loop the tokenizer's build blocks.)
+    const busy = await startTestEdge({ loadDelayMs: 1500, session: { delayMs: 100 } })
+    const holder = new AbortController()
+    try {
+      const chat = (headers: Record<string, string>, signal?: AbortSignal) =>
+        fetch(`${busy.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ model: busy.modelId, messages, max_tokens: 200 }),
+          ...(signal ? { signal } : {}),
+        })
+      const holding = chat({}, holder.signal).catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const response = await chat({ prefer: 'wait=2' })
+      holder.abort()
+      await holding
+      expect(response.status).toBe(429)
+      expect(response.headers.get('retry-after')).toBe('1')
+      const body = (await response.json()) as { error: { code: string; message: string } }
+      expect(body.error.code).toBe('overloaded')
+      const queued =
+        /^Waited (\d+) ms for a generation slot without getting one \(what was left of this request's Prefer: wait/.exec(
+          body.error.message,
+        )
+      expect(queued, body.error.message).not.toBeNull()
+      expect(Number(queued?.[1])).toBeLessThan(1000)
+    } finally {
+      holder.abort()
+      await busy.close()
+    }
+  }, 20_000)
+
+  it('a client that sends no Prefer: wait (an OpenAI client, curl) waits in the queue past 10 s and is answered once the slot frees (QUEUE_TIMEOUT_MS at its default)', async () => {
+    // For a few hours QUEUE_TIMEOUT_MS defaulted to 10 s for everyone, so the SDK got its 429 in
+    // time; clients that say nothing, which used to wait up to 30 s, got 429 after 10 s. The slot is
+    // held about 12 s here by another client's slow answer (120 tokens, 100 ms each).
+    const busy = await startTestEdge({ session: { delayMs: 100 } })
+    try {
+      const chat = (maxTokens: number) =>
+        fetch(`${busy.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: busy.modelId, messages, max_tokens: maxTokens }),
+        })
+      const holding = chat(120).then(async (response) => ({
+        status: response.status,
+        finishedAt: Date.now(),
+        body: (await response.json()) as { usage: { completion_tokens: number } },
+      }))
+      // The holder's request first, so it takes the slot and this one queues.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const startedAt = Date.now()
+      const response = await chat(2)
+      const waitedMs = Date.now() - startedAt
+      const held = await holding
+      expect(held.status).toBe(200)
+      expect(held.body.usage.completion_tokens).toBe(120)
+      expect(response.status).toBe(200)
+      const body = (await response.json()) as { choices: { message: { content: string } }[] }
+      expect(body.choices[0]?.message.content.length).toBeGreaterThan(0)
+      // Answered after the holder's answer, past the old 10 s.
+      expect(Date.now()).toBeGreaterThanOrEqual(held.finishedAt)
+      expect(waitedMs).toBeGreaterThan(10_000)
+    } finally {
       await busy.close()
     }
   }, 40_000)

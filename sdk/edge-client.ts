@@ -48,11 +48,11 @@ export interface EdgeOptions {
   readonly headers?: Readonly<Record<string, string>>
   /**
    * Give up on an edge that has not answered (sent its response headers) within this time, as
-   * unreachable. Default 15 s. An ondevice edge sends its headers once a request holds a
-   * generation slot: keep this above its QUEUE_TIMEOUT_MS (default 10 s), after which it answers
-   * a request still queued with 429 `overloaded` and a Retry-After. A chat request tells the edge
-   * how long it waits (`Prefer: wait=N`, N = 80% of this in whole seconds): an ondevice edge whose
-   * model container is still starting answers 503 `edge_starting` with a Retry-After by then.
+   * unreachable. Default 15 s. A chat request tells the edge how long it waits (`Prefer: wait=N`,
+   * N = 80% of this in whole seconds), and an ondevice edge answers by then: a request still queued
+   * for a generation slot (no headers are sent before one) with 429 `overloaded` and a Retry-After,
+   * whatever its QUEUE_TIMEOUT_MS (30 s by default, for clients that say nothing); one whose model
+   * or container is still starting with 503 `edge_starting` and a Retry-After.
    */
   readonly connectTimeoutMs?: number
   /**
@@ -124,7 +124,10 @@ export interface EdgeResponseInfo {
 // One reading of Retry-After for the edge's answers and the store's downloads (core/retry-after.ts).
 export { maximumRetryAfterSeconds, parseRetryAfter } from '../core/retry-after.ts'
 
-/** Default `connectTimeoutMs` (above the edge's default QUEUE_TIMEOUT_MS, 10 s). */
+/**
+ * Default `connectTimeoutMs`. Its `Prefer: wait` (12 s) bounds an ondevice edge's queue and loads,
+ * leaving 3 s for the prompt's tokenizing and the rest before the headers.
+ */
 export const defaultEdgeConnectTimeoutMs = 15_000
 
 /**

@@ -34,7 +34,7 @@ import type { GenerationSlots, SlotLease } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import { type HostedModel, type ModelHost, type ModelSelection, selectModel } from './model-host.ts'
 import { charactersPerPromptToken, type Limits } from './options.ts'
-import { minimumWaitMs, preferredWaitMs, withinWait } from './prefer-wait.ts'
+import { preferredWaitMs, remainingWaitMs, withinWait } from './prefer-wait.ts'
 import { readJsonBody } from './read-body.ts'
 import type { RequestLogFields } from './request-log.ts'
 import type { SessionPool } from './session-pool.ts'
@@ -123,8 +123,9 @@ async function modelWithinPreferredWait(
   selection: Promise<ModelSelection>,
 ): Promise<ModelSelection> {
   const preferred = preferredWaitMs(c.req.raw.headers)
-  if (preferred === undefined) return selection
-  const selected = await withinWait(c, selection, Math.max(minimumWaitMs, preferred))
+  const waitMs = remainingWaitMs(c)
+  if (preferred === undefined || waitMs === undefined) return selection
+  const selected = await withinWait(c, selection, waitMs)
   if (selected !== undefined) return selected
   throw new OndeviceError(
     'edge_starting',
@@ -344,22 +345,31 @@ export async function handleChatCompletion(c: Context<AppEnv>, runtime: ChatRunt
   let session: ModelSession | undefined
   let lease: SlotLease
   try {
-    lease = await runtime.slots.acquire(abort.signal, () => {
-      // This generation stalled (on Workers: its request was cancelled and none of its code runs
-      // again). Its session may hold a half-run step, so it is dropped, not pooled.
-      if (finished) return
-      finished = true
-      state.fields.errorCode = 'stalled'
-      runtime.writeLog(c, 499)
-      if (session) void runtime.poolFor(model).drop(session)
-      try {
-        // Stops it if it is merely slow (Node). On Workers the signal belongs to the dead
-        // request, and touching it from another request throws.
-        abort.abort()
-      } catch {
-        // nothing more to stop
-      }
-    })
+    // A client that said how long it waits (Prefer: wait, the SDK's a little under its connect
+    // timeout) gets the queue's 429 within what is left of it: it sees no headers while queued,
+    // and past its wait it has given up on the edge as unreachable. One that said nothing waits
+    // up to QUEUE_TIMEOUT_MS.
+    const slotWaitMs = remainingWaitMs(c)
+    lease = await runtime.slots.acquire(
+      abort.signal,
+      () => {
+        // This generation stalled (on Workers: its request was cancelled and none of its code runs
+        // again). Its session may hold a half-run step, so it is dropped, not pooled.
+        if (finished) return
+        finished = true
+        state.fields.errorCode = 'stalled'
+        runtime.writeLog(c, 499)
+        if (session) void runtime.poolFor(model).drop(session)
+        try {
+          // Stops it if it is merely slow (Node). On Workers the signal belongs to the dead
+          // request, and touching it from another request throws.
+          abort.abort()
+        } catch {
+          // nothing more to stop
+        }
+      },
+      slotWaitMs,
+    )
   } catch (error) {
     detach()
     throw shuttingDown ? serverShuttingDown() : error

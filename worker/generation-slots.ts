@@ -13,7 +13,10 @@ import { AbortedError, OndeviceError } from '../core/errors.ts'
 export interface GenerationSlotsOptions {
   readonly maxConcurrent: number
   readonly maxQueue: number
-  /** How long a request may wait in the queue before it is refused (429). */
+  /**
+   * How long a request may wait in the queue before it is refused (429), unless it asks for less
+   * (`acquire`'s `waitMs`: what is left of its `Prefer: wait`).
+   */
   readonly queueTimeoutMs: number
   /** A lease untouched this long is considered dead and reclaimed. Default 60 s. */
   readonly stallTimeoutMs?: number
@@ -32,9 +35,12 @@ export interface SlotLease {
 export interface GenerationSlots {
   /**
    * Resolves with a lease once a slot is free; throws `overloaded` (queue full or waited too
-   * long) or `aborted`. `onReclaim` runs if the lease is ever reclaimed as stalled.
+   * long) or `aborted`. `onReclaim` runs if the lease is ever reclaimed as stalled. `waitMs`
+   * shortens the queue's wait for this request below `queueTimeoutMs` (what is left of the wait
+   * its client said it allows: past it, the client has given up on the answer and would never
+   * see the 429).
    */
-  acquire(signal?: AbortSignal, onReclaim?: () => void): Promise<SlotLease>
+  acquire(signal?: AbortSignal, onReclaim?: () => void, waitMs?: number): Promise<SlotLease>
   readonly active: number
   readonly queued: number
 }
@@ -102,10 +108,11 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
     for (const lease of [...leases]) if (lease.lastActivity < limit) lease.reclaim()
   }
 
-  const overloaded = (message: string) =>
+  // Retry-After: half of what this request would wait in the queue.
+  const overloaded = (message: string, boundMs: number) =>
     new OndeviceError('overloaded', message, {
       isRetryable: true,
-      retryAfterSeconds: Math.max(1, Math.ceil(queueTimeoutMs / 1000 / 2)),
+      retryAfterSeconds: Math.max(1, Math.ceil(boundMs / 1000 / 2)),
     })
 
   const withOwner = (lease: Lease, onReclaim: (() => void) | undefined): SlotLease => {
@@ -120,7 +127,9 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
     get queued() {
       return waiters.length
     },
-    acquire(signal, onReclaim) {
+    acquire(signal, onReclaim, waitMs) {
+      const boundMs = waitMs === undefined ? queueTimeoutMs : Math.max(0, Math.min(queueTimeoutMs, waitMs))
+      const shortened = boundMs < queueTimeoutMs
       if (signal?.aborted)
         return Promise.reject(new AbortedError('The client disconnected before generation started.'))
       if (leases.size >= maxConcurrent) reclaimStalled()
@@ -129,6 +138,7 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
         return Promise.reject(
           overloaded(
             `The server is busy (${leases.size} generations running, ${waiters.length} queued). Retry after the Retry-After delay.`,
+            boundMs,
           ),
         )
       }
@@ -178,9 +188,14 @@ export function createGenerationSlots(options: GenerationSlotsOptions): Generati
           if (granted || settled) return
           leave()
           reject(
-            overloaded(`Waited ${queueTimeoutMs} ms for a generation slot without getting one. Retry later.`),
+            overloaded(
+              shortened
+                ? `Waited ${boundMs} ms for a generation slot without getting one (what was left of this request's Prefer: wait; the queue allows ${queueTimeoutMs} ms, QUEUE_TIMEOUT_MS). Retry later.`
+                : `Waited ${queueTimeoutMs} ms for a generation slot without getting one. Retry later.`,
+              boundMs,
+            ),
           )
-        }, queueTimeoutMs)
+        }, boundMs)
         // Waiters run in live requests, so they are the ones that notice a dead lease.
         const poll = setInterval(reclaimStalled, Math.min(1000, stallTimeoutMs))
         signal?.addEventListener('abort', onAbort, { once: true })

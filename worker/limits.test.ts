@@ -118,6 +118,34 @@ describe('generation slots', () => {
     expect(slots.active).toBe(0)
   })
 
+  it("gives up on a waiter at the earlier of queueTimeoutMs and the request's own wait", async () => {
+    const slots = createGenerationSlots({ maxConcurrent: 1, maxQueue: 4, queueTimeoutMs: 30_000 })
+    const lease = await slots.acquire()
+    const startedAt = Date.now()
+    const shortened = (await slots
+      .acquire(undefined, undefined, 100)
+      .catch((error: unknown) => error)) as OndeviceError
+    expect(Date.now() - startedAt).toBeLessThan(5000)
+    expect(shortened.code).toBe('overloaded')
+    expect(shortened.retryAfterSeconds).toBe(1)
+    expect(shortened.message).toMatch(
+      /Waited 100 ms for a generation slot without getting one \(what was left of this request's Prefer: wait; the queue allows 30000 ms, QUEUE_TIMEOUT_MS\)/,
+    )
+    // A longer wait than the queue's is cut to the queue's.
+    const capped = createGenerationSlots({ maxConcurrent: 1, maxQueue: 4, queueTimeoutMs: 50 })
+    const held = await capped.acquire()
+    const timedOut = (await capped
+      .acquire(undefined, undefined, 60_000)
+      .catch((error: unknown) => error)) as OndeviceError
+    expect(timedOut.message).toMatch(
+      /^Waited 50 ms for a generation slot without getting one\. Retry later\.$/,
+    )
+    held.release()
+    lease.release()
+    expect(slots.queued).toBe(0)
+    expect(capped.queued).toBe(0)
+  })
+
   it('reclaims a lease that stopped making progress and tells its owner', async () => {
     let now = 0
     const slots = createGenerationSlots({

@@ -29,10 +29,11 @@ export interface Limits {
   /** Requests that may wait for a slot; beyond it they get 429 at once. Default 16. */
   readonly maxQueue: number
   /**
-   * How long a request waits for a slot before 429. Default 10 s: a queued request has no
-   * response headers yet, and the ondevice SDK gives up on an edge that sends none within its
-   * `connectTimeoutMs` (15 s) as unreachable; the queue's 429 (with Retry-After) must come first.
-   * It was 30 s, and a busy edge read as a dead one.
+   * How long a request waits for a slot before 429. Default 30 s. A queued request has no response
+   * headers yet, so one that says how long it waits for them (`Prefer: wait=N`, as the ondevice SDK
+   * does a little under its `connectTimeoutMs`) waits at most what is left of N, and gets its 429
+   * (with Retry-After) before it gives up on the edge as unreachable; a client that says nothing
+   * (OpenAI's, curl) waits the whole QUEUE_TIMEOUT_MS.
    */
   readonly queueTimeoutMs: number
   /**
@@ -60,7 +61,7 @@ export const defaultLimits: Limits = {
   maxTokens: 2048,
   maxConcurrent: 1,
   maxQueue: 16,
-  queueTimeoutMs: 10_000,
+  queueTimeoutMs: 30_000,
   stallTimeoutMs: 60_000,
   readerStallTimeoutMs: 15_000,
 }

@@ -2,8 +2,10 @@
 // the SDK sends a little under its connectTimeoutMs. A request whose model is not up yet (a cold
 // container, a model the Worker's isolate is still loading) waits at most that long, then gets
 // 503 `edge_starting` with a Retry-After while the start goes on, instead of a silence its client
-// would read as an unreachable edge. A request without the header waits as before (up to the
-// server's own bounds): what an OpenAI client, which sends none, expects of a cold start.
+// would read as an unreachable edge. A queued request (all generation slots busy) waits at most
+// what is left of it too, then gets the queue's 429 `overloaded` with a Retry-After. A request
+// without the header waits as before (up to the server's own bounds, QUEUE_TIMEOUT_MS for the
+// queue): what an OpenAI client, which sends none, expects of a cold start or a busy server.
 import type { Context } from 'hono'
 import type { AppEnv } from './app-env.ts'
 
@@ -25,6 +27,19 @@ export function preferredWaitMs(headers: Headers): number | undefined {
     if (match?.[1] !== undefined) return Number(match[1]) * 1000
   }
   return undefined
+}
+
+/**
+ * What is left of the request's `Prefer: wait` now, counted from its arrival (`startedAt`: the
+ * body's read, a container's start and a model's load have used their share), at least
+ * `minimumWaitMs`; undefined when the request says nothing. Each wait the request meets (the
+ * container's start, the model's load, the generation-slot queue) is bounded by what the earlier
+ * ones left, so together they stay within what the client said it waits for headers.
+ */
+export function remainingWaitMs(c: Context<AppEnv>, now = Date.now()): number | undefined {
+  const preferred = preferredWaitMs(c.req.raw.headers)
+  if (preferred === undefined) return undefined
+  return Math.max(minimumWaitMs, preferred - (now - c.get('request').startedAt))
 }
 
 /** Keeps a start going after the response was sent (Workers end a request's tasks with it). */

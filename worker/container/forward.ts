@@ -22,7 +22,7 @@ import type { AppEnv } from '../app-env.ts'
 import { formatHeaderNames } from '../chat-completions.ts'
 import { toHttpError } from '../http-errors.ts'
 import type { Limits } from '../options.ts'
-import { minimumWaitMs, preferredWaitMs, withinWait } from '../prefer-wait.ts'
+import { preferredWaitMs, remainingWaitMs, withinWait } from '../prefer-wait.ts'
 import { readJsonBody } from '../read-body.ts'
 import { affinityKey, instanceIndex } from './affinity.ts'
 import type { ContainerGateway } from './gateway.ts'
@@ -210,12 +210,10 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     fields.stream = stream === true
     const index = instanceIndex(affinityKey(c.req.raw.headers, body), options.instances)
     const signal = c.req.raw.signal
-    const arrivedAt = Date.now()
     const preferred = preferredWaitMs(c.req.raw.headers)
+    const preferredLeft = remainingWaitMs(c)
     const waitMs =
-      preferred === undefined
-        ? options.startTimeoutMs
-        : Math.min(options.startTimeoutMs, Math.max(minimumWaitMs, preferred))
+      preferredLeft === undefined ? options.startTimeoutMs : Math.min(options.startTimeoutMs, preferredLeft)
     try {
       const up = await waitForInstance(c, index, waitMs, signal)
       if (!up && waitMs >= options.startTimeoutMs) {
@@ -245,9 +243,13 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
       'x-request-id': state.requestId,
     })
     if (options.secret !== undefined) headers.set('authorization', `Bearer ${options.secret}`)
-    // What is left of the client's wait, for the container's own (a format loaded on first use).
-    if (preferred !== undefined)
-      headers.set('prefer', `wait=${Math.max(0, Math.floor((preferred - (Date.now() - arrivedAt)) / 1000))}`)
+    // What is left of the client's wait, for the container's own: a format it loads on first use,
+    // its generation-slot queue (whole seconds, rounded down: the container counts from its own
+    // arrival).
+    if (preferred !== undefined) {
+      const left = (preferred - (Date.now() - state.startedAt)) / 1000
+      headers.set('prefer', `wait=${Math.max(0, Math.floor(left))}`)
+    }
     let upstream: Response
     try {
       upstream = await gateway.fetch(
