@@ -451,3 +451,50 @@ describe('misspelt or misplaced option names', () => {
     expect(() => createClient([] as never)).toThrow(InvalidArgumentError)
   })
 })
+
+describe('prepare({ onProgress }) while a download runs', () => {
+  it("a second prepare()'s onProgress hears the download too (only the first caller's was called)", async () => {
+    const client = createClient(
+      { policy: 'device-only' },
+      { deviceHost: createTestDeviceHost({ cached: false, downloadBytes: 1000, downloadStepMs: 20 }) },
+    )
+    const first: number[] = []
+    const second: number[] = []
+    try {
+      await Promise.all([
+        client.prepare({ onProgress: (progress) => first.push(progress.loadedBytes) }),
+        client.prepare({ onProgress: (progress) => second.push(progress.loadedBytes) }),
+      ])
+      expect(first).toEqual([250, 500, 750, 1000])
+      expect(second).toEqual([250, 500, 750, 1000])
+    } finally {
+      await client.dispose()
+    }
+  })
+
+  it('an onProgress that throws is reported, and the download goes on for the other callers (it failed the shared load, the other prepare() included)', async () => {
+    const client = createClient(
+      { policy: 'device-only' },
+      { deviceHost: createTestDeviceHost({ cached: false, downloadBytes: 1000, downloadStepMs: 20 }) },
+    )
+    const reported: unknown[] = []
+    const consoleError = console.error
+    console.error = (...args: unknown[]) => reported.push(args)
+    try {
+      const [throwing, quiet] = await Promise.all([
+        client.prepare({
+          onProgress: () => {
+            throw new Error('bug in the progress bar')
+          },
+        }),
+        client.prepare(),
+      ])
+      expect(throwing.loaded).toBe(true)
+      expect(quiet.loaded).toBe(true)
+      expect(JSON.stringify(reported.map(String))).toContain('onProgress')
+    } finally {
+      console.error = consoleError
+      await client.dispose()
+    }
+  })
+})

@@ -98,6 +98,9 @@ export class DeviceSlot {
     return this.#downloading !== undefined && this.#loaded === undefined
   }
 
+  /** The onProgress of each load() call still waiting for the model. */
+  readonly #progressListeners = new Set<(progress: DownloadProgress) => void>()
+
   /** Loads (downloading first if needed) and probes the device model once; concurrent callers share it. */
   load(onProgress?: (progress: DownloadProgress) => void, signal?: AbortSignal): Promise<DeviceModel> {
     if (this.#disposed) {
@@ -114,7 +117,15 @@ export class DeviceSlot {
             : {}),
           onProgress: (progress) => {
             this.#hooks.onProgress(progress)
-            onProgress?.(progress)
+            for (const listener of [...this.#progressListeners]) {
+              try {
+                listener(progress)
+              } catch (error) {
+                // The app's callback: a bug in a progress bar must not fail the download that
+                // every waiting caller (and the background route) shares.
+                console.error('ondevice: a prepare() onProgress callback threw', error)
+              }
+            }
           },
           signal: this.#lifetime.signal,
         })
@@ -150,6 +161,19 @@ export class DeviceSlot {
       )
     }
     const model = this.#loading
+    if (onProgress === undefined) return this.#wait(model, signal)
+    // Every caller that waits hears the shared download (a second prepare() heard nothing).
+    const listener = (progress: DownloadProgress): void => onProgress(progress)
+    this.#progressListeners.add(listener)
+    const wait = this.#wait(model, signal)
+    wait.then(
+      () => this.#progressListeners.delete(listener),
+      () => this.#progressListeners.delete(listener),
+    )
+    return wait
+  }
+
+  #wait(model: Promise<DeviceModel>, signal: AbortSignal | undefined): Promise<DeviceModel> {
     if (!signal) return model
     if (signal.aborted) return Promise.reject(new AbortedError())
     // The listener leaves with the wait: an app that passes one long-lived signal to many calls
