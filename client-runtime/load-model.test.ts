@@ -112,6 +112,16 @@ describe('loadModel', () => {
     await expect(
       loadModel({ model: packageDir, sessions: '2' as unknown as number, store: store() }),
     ).rejects.toMatchObject({ param: 'sessions', message: expect.stringContaining('got "2"') })
+    // A misspelt name was dropped without a word (numthreads left the default thread count,
+    // contextLenght the model's whole context), where createClient refuses its own.
+    for (const name of ['numthreads', 'contextLenght', 'cacheDir'])
+      await expect(
+        loadModel({ model: packageDir, backend: 'native', store: store(), [name]: 2 } as never),
+      ).rejects.toMatchObject({
+        code: 'invalid_argument',
+        param: name,
+        message: expect.stringContaining('numThreads'),
+      })
   })
 
   it('refuses a package whose ONNX inputs do not match its config.json', async () => {

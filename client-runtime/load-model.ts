@@ -142,12 +142,34 @@ function shown(value: unknown): string {
   return typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value))
 }
 
+/** Every field of LoadModelOptions: any other name is a mistake, refused rather than ignored. */
+const loadModelOptionNames: readonly (keyof LoadModelOptions)[] = [
+  'model',
+  'backend',
+  'dtype',
+  'store',
+  'onProgress',
+  'signal',
+  'contextLength',
+  'wasmBaseUrl',
+  'numThreads',
+  'sessions',
+  'keepCacheOnGpu',
+]
+
 export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions): Promise<LoadedModel> {
   if (typeof options !== 'object' || options === null)
     throw new InvalidArgumentError(
       'options',
       "loadModel() needs an options object like { model: './my-model' }.",
     )
+  // A misspelt name (numthreads, contextLenght) was dropped without a word, the default taken.
+  for (const key of Object.keys(options))
+    if (!loadModelOptionNames.includes(key as keyof LoadModelOptions))
+      throw new InvalidArgumentError(
+        key.slice(0, 64),
+        `Unknown loadModel() option ${JSON.stringify(key.slice(0, 64))}: it takes ${loadModelOptionNames.join(', ')}.`,
+      )
   if (typeof options.model !== 'string' || options.model.trim() === '') {
     throw new InvalidArgumentError(
       'model',
