@@ -303,17 +303,17 @@ for (const { label, launch, expect: expected } of browsers) {
       expect(result.sha256).toBe(nodeDigest.get((fixtures[0] as Fixture).name))
     }, 120_000)
 
-    it("the engine's logit bytes equal Node's: on the page on 2 threads where there is shared memory, in a worker on one", async () => {
+    it("the engine's logit bytes equal Node's: on the page and in a worker on 2 threads where there is shared memory", async () => {
       // A page load of its own: what the last page stored must not matter (WebKit's is gone).
       await open()
       // Firefox's helper threads once failed 1 load in 5 (wasm/engine/helper-wake.test.ts): a few rounds.
       const rounds = expected.sharedMemory ? 3 : 1
       for (const fixture of fixtures) {
-        // In a worker, one thread: a 2-thread load in a Firefox Web Worker still hangs now and then
-        // on a loaded machine (docs/wasm-engine.md, Threads: open).
+        // The worker too on 2 threads: Firefox's helper `new Worker` inside a worker sometimes never
+        // returned before the helpers were created early (docs/wasm-engine.md, Threads).
         for (const [where, asked] of [
           ['page', 2],
-          ['worker', 1],
+          ['worker', 2],
         ] as const) {
           const threads = expected.sharedMemory ? asked : 1
           for (let round = 0; round < rounds; round++) {
@@ -327,7 +327,7 @@ for (const { label, launch, expect: expected } of browsers) {
             expect(result.sha256, `${label}: ${JSON.stringify(result.firstLogits)}`).toBe(
               nodeDigest.get(fixture.name),
             )
-            if (expected.sharedMemory || asked === 1) expect(result.warnings, label).toEqual([])
+            if (expected.sharedMemory) expect(result.warnings, label).toEqual([])
             else {
               // Isolated, without SharedArrayBuffer: the reason must not blame the page's headers.
               expect(String(result.backendSetup?.['threadsReason']), label).toMatch(

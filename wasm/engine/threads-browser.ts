@@ -128,18 +128,58 @@ export async function browserEngineThreads(
     )
   if (count === 1) return undefined
   const module = await loadThreadsEngineModuleForBrowser(simd, fetchOptions)
-  return { count, module, start: (kernels) => startBrowserThreads(kernels, module, count) }
+  // The helpers are created now, before the engine's shared memory and warm-up, and sent their
+  // start later: in Firefox 153 ESR inside a Web Worker, a helper's `new Worker` made at start
+  // time sometimes never returned (4 of 80 loads, the browser on one core), made here none of 80
+  // did (docs/wasm-engine.md, Threads). Used by the first start; a later one (a new instance after
+  // every session was disposed) creates its own.
+  let early: Worker[] | undefined = Array.from({ length: count - 1 }, (_, position) =>
+    newEarlyHelperWorker(position + 1),
+  )
+  return {
+    count,
+    module,
+    start: (kernels) => {
+      const workers = early
+      early = undefined
+      return startBrowserThreads(kernels, module, count, workers ? { workers } : {})
+    },
+  }
 }
 
-function startHelper(message: BrowserHelperStart): { worker: Worker; started: Promise<void> } {
+/**
+ * What went wrong with a helper created early before its start was under way (its script not
+ * served fails it long before the weights are in): startHelper fails with it at once.
+ */
+const earlyFailures = new WeakMap<Worker, string>()
+
+/** A helper created early, not yet sent anything, whose failure meanwhile is kept. */
+function newEarlyHelperWorker(index: number): Worker {
+  const worker = newHelperWorker(index)
+  worker.onerror = (event: ErrorEvent) => {
+    event.preventDefault()
+    earlyFailures.set(worker, event.message || 'its script failed to load')
+  }
+  return worker
+}
+
+/** Helper thread `index` (1-based), not yet sent anything. */
+function newHelperWorker(index: number): Worker {
   // Bundlers (Vite, webpack, esbuild) emit the helper as its own chunk only for this exact
   // pattern, `new Worker(new URL('./x.ts', import.meta.url), ...)` in one expression (a URL made
   // beforehand becomes a plain asset: the TypeScript source); the published package rewrites it
   // to the .js beside this file.
-  const worker = new Worker(new URL('./thread-worker-browser.ts', import.meta.url), {
+  return new Worker(new URL('./thread-worker-browser.ts', import.meta.url), {
     type: 'module',
-    name: `ondevice-engine-thread-${message.index}`,
+    name: `ondevice-engine-thread-${index}`,
   })
+}
+
+function startHelper(
+  message: BrowserHelperStart,
+  created: Worker | undefined,
+): { worker: Worker; started: Promise<void> } {
+  const worker = created ?? newHelperWorker(message.index)
   const started = new Promise<void>((resolve, reject) => {
     const fail = (detail: string) =>
       reject(
@@ -158,6 +198,8 @@ function startHelper(message: BrowserHelperStart): { worker: Worker; started: Pr
       fail(event.message || 'its script failed to load')
     }
     worker.onmessageerror = () => fail('the shared memory could not be sent to it')
+    const early = earlyFailures.get(worker)
+    if (early !== undefined) fail(early)
   })
   worker.postMessage(message)
   return { worker, started }
@@ -167,6 +209,8 @@ function startHelper(message: BrowserHelperStart): { worker: Worker; started: Pr
 export interface BrowserThreadsStartOptions {
   /** How long the helpers may take to start in all before the engine runs on one thread (default 30 s). */
   readonly startTimeoutMs?: number
+  /** Helpers already created and sent nothing yet (browserEngineThreads's), used in order. */
+  readonly workers?: readonly Worker[]
 }
 
 /**
@@ -195,7 +239,7 @@ export async function startBrowserThreads(
     // Before terminate(), which lands when the browser gets to it: a helper that instantiates
     // meanwhile finds the stop word and leaves its loop without touching the memory.
     stopHelpersAt(kernels.memory, control)
-    for (const worker of workers) {
+    for (const worker of new Set([...workers, ...(options.workers ?? [])])) {
       worker.onmessage = null
       worker.onerror = null
       worker.onmessageerror = null
@@ -207,7 +251,10 @@ export async function startBrowserThreads(
     const starting: Promise<void>[] = []
     for (let index = 1; index < threads; index++) {
       const stackTop = kernels.alloc(helperStackBytes, 16) + helperStackBytes
-      const { worker, started } = startHelper({ module, memory: kernels.memory, control, index, stackTop })
+      const { worker, started } = startHelper(
+        { module, memory: kernels.memory, control, index, stackTop },
+        options.workers?.[index - 1],
+      )
       workers.push(worker)
       starting.push(started)
     }
