@@ -527,6 +527,24 @@ describe('generate', () => {
     }
   })
 
+  it('refuses a field it does not know; a sampling option at the top level names sampling (temperature there was ignored: the answer sampled at 1)', async () => {
+    const session = createTestSession({ vocabularySize })
+    for (const [extra, param, says] of [
+      [{ temperature: 0 }, 'temperature', 'sampling: { temperature'],
+      [{ seed: 7 }, 'seed', 'sampling: { seed'],
+      [{ maxtokens: 5 }, 'maxtokens', 'maxTokens'],
+    ] as const) {
+      const { error } = await collect(session, {
+        promptTokenIds: prompt,
+        maxTokens: 2,
+        ...extra,
+      } as GenerateRequest)
+      expect(error, param).toBeInstanceOf(InvalidArgumentError)
+      expect((error as InvalidArgumentError).param, param).toBe(param)
+      expect((error as Error).message, param).toContain(says)
+    }
+  })
+
   it('stops with finish reason abort when the signal fires, between or during steps', async () => {
     const controller = new AbortController()
     const parts: GenerationPart[] = []

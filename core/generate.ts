@@ -17,6 +17,7 @@ import { createTimeSlice } from './event-loop.ts'
 import type { ModelSession } from './model-session.ts'
 import { ReasoningSplitter, reasoningCloseTag, reasoningStartOf } from './reasoning.ts'
 import { Sampler, type SamplingOptions } from './sampling/index.ts'
+import { samplingOptionNames } from './sampling/options.ts'
 import { refuseStopWithDocument, StopStringMatcher, validateStopStrings } from './stop-strings.ts'
 import type { FinishPart, FinishReason, GenerationPart, TextDeltaPart, Usage } from './stream-parts.ts'
 import type {
@@ -183,6 +184,41 @@ async function resumePoint(
 }
 
 /** Generates from `request.promptTokenIds` on `session`, yielding text deltas and one finish part. */
+/** Every field of GenerateRequest: any other name is a mistake, refused rather than ignored. */
+const generateRequestFields: readonly (keyof GenerateRequest)[] = [
+  'promptTokenIds',
+  'sampling',
+  'maxTokens',
+  'stop',
+  'signal',
+  'onProgress',
+  'continuation',
+  'promptBoundaries',
+  'stopTokenIds',
+  'constraint',
+  'constraintFieldNames',
+]
+
+/**
+ * A misspelt field was ignored, and a sampling option at the top level (`temperature`, as the
+ * SDK's chat() takes it) too: the answer sampled with the defaults, without a word.
+ */
+function refuseUnknownFields(request: object): void {
+  for (const key of Object.keys(request)) {
+    if (generateRequestFields.includes(key as keyof GenerateRequest)) continue
+    const name = key.slice(0, 64)
+    if ((samplingOptionNames as readonly string[]).includes(key))
+      throw new InvalidArgumentError(
+        name,
+        `${name} is a sampling option: pass it as sampling: { ${name} } (generate() has no top-level ${name}).`,
+      )
+    throw new InvalidArgumentError(
+      name,
+      `Unknown generate() field ${JSON.stringify(name)}: it takes ${generateRequestFields.join(', ')}.`,
+    )
+  }
+}
+
 export async function* generate(
   session: ModelSession,
   tokenizer: GenerationTokenizer,
@@ -191,6 +227,7 @@ export async function* generate(
   if (typeof request !== 'object' || request === null) {
     throw new InvalidArgumentError('request', 'generate() needs a request like { promptTokenIds: [...] }.')
   }
+  refuseUnknownFields(request)
   const started = performance.now()
   const { contextLength, vocabularySize } = session.info
   const prompt = checkTokenIds(request.promptTokenIds, 'promptTokenIds', vocabularySize, false)
