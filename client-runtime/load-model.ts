@@ -3,7 +3,7 @@
 // makes only those files available through the store (download, resume, verify), then builds the
 // ORT session and the tokenizer. Host specifics (which store, how to get ORT) come in a RuntimeHost
 // so this file runs in browsers, workers and Node alike.
-import { InvalidArgumentError, ModelError } from '../core/errors.ts'
+import { InvalidArgumentError, ModelError, refuseUnknownNames } from '../core/errors.ts'
 import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
@@ -164,12 +164,7 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
       "loadModel() needs an options object like { model: './my-model' }.",
     )
   // A misspelt name (numthreads, contextLenght) was dropped without a word, the default taken.
-  for (const key of Object.keys(options))
-    if (!loadModelOptionNames.includes(key as keyof LoadModelOptions))
-      throw new InvalidArgumentError(
-        key.slice(0, 64),
-        `Unknown loadModel() option ${JSON.stringify(key.slice(0, 64))}: it takes ${loadModelOptionNames.join(', ')}.`,
-      )
+  refuseUnknownNames(options, loadModelOptionNames, 'loadModel() option')
   if (typeof options.model !== 'string' || options.model.trim() === '') {
     throw new InvalidArgumentError(
       'model',

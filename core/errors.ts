@@ -119,6 +119,28 @@ export class InvalidArgumentError extends OndeviceError {
   }
 }
 
+/**
+ * Refuses a name `object` has that `known` lacks: a misspelt option (numthreads, apikey) would
+ * otherwise be dropped without a word and its default taken. The message says what `what` takes;
+ * `param` is the error's param (`edge.` + name for a nested object). A caller's name is quoted by
+ * its first 64 characters.
+ */
+export function refuseUnknownNames(
+  object: object,
+  known: readonly string[],
+  what: string,
+  param: (name: string) => string = (name) => name,
+): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue
+    const name = key.slice(0, 64)
+    throw new InvalidArgumentError(
+      param(name),
+      `Unknown ${what} ${JSON.stringify(name)}: it takes ${known.join(', ')}.`,
+    )
+  }
+}
+
 /** The model package (or one of its files) is missing, malformed or fails its checks. */
 export class ModelError extends OndeviceError {
   override readonly name: string = 'ModelError'

@@ -12,6 +12,7 @@ import {
   ContextLengthError,
   InvalidArgumentError,
   OndeviceError,
+  refuseUnknownNames,
 } from './errors.ts'
 import { createTimeSlice } from './event-loop.ts'
 import type { ModelSession } from './model-session.ts'
@@ -205,18 +206,16 @@ const generateRequestFields: readonly (keyof GenerateRequest)[] = [
  */
 function refuseUnknownFields(request: object): void {
   for (const key of Object.keys(request)) {
-    if (generateRequestFields.includes(key as keyof GenerateRequest)) continue
-    const name = key.slice(0, 64)
-    if ((samplingOptionNames as readonly string[]).includes(key))
-      throw new InvalidArgumentError(
-        name,
-        `${name} is a sampling option: pass it as sampling: { ${name} } (generate() has no top-level ${name}).`,
-      )
-    throw new InvalidArgumentError(
-      name,
-      `Unknown generate() field ${JSON.stringify(name)}: it takes ${generateRequestFields.join(', ')}.`,
+    if (
+      (samplingOptionNames as readonly string[]).includes(key) &&
+      !generateRequestFields.includes(key as keyof GenerateRequest)
     )
+      throw new InvalidArgumentError(
+        key,
+        `${key} is a sampling option: pass it as sampling: { ${key} } (generate() has no top-level ${key}).`,
+      )
   }
+  refuseUnknownNames(request, generateRequestFields, 'generate() field')
 }
 
 export async function* generate(

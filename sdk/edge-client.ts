@@ -10,6 +10,7 @@ import {
   EdgeError,
   InvalidArgumentError,
   OndeviceError,
+  refuseUnknownNames,
   toOndeviceError,
 } from '../core/errors.ts'
 import type { Continuation } from '../core/generate.ts'
@@ -171,16 +172,8 @@ export class EdgeClient {
   constructor(options: EdgeOptions) {
     // A misspelt name (apikey, timeoutMs, baseURL) was dropped without a word: the edge then
     // answered 401, or the default timeout applied. createClient and chat() refuse theirs too.
-    if (typeof options === 'object' && options !== null) {
-      for (const key of Object.keys(options)) {
-        if (!edgeOptionNames.includes(key as keyof EdgeOptions)) {
-          throw new InvalidArgumentError(
-            `edge.${key.slice(0, 64)}`,
-            `Unknown edge option ${JSON.stringify(key.slice(0, 64))}: edge takes ${edgeOptionNames.join(', ')}.`,
-          )
-        }
-      }
-    }
+    if (typeof options === 'object' && options !== null)
+      refuseUnknownNames(options, edgeOptionNames, 'edge option', (name) => `edge.${name}`)
     if (typeof options?.url !== 'string' || options.url.trim() === '') {
       throw new InvalidArgumentError(
         'edge.url',

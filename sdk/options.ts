@@ -4,7 +4,7 @@
 
 import { detectPlatform } from '../client-runtime/platform.ts'
 import { type ChatMessage, validateChatMessages } from '../core/chat-messages.ts'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { InvalidArgumentError, refuseUnknownNames } from '../core/errors.ts'
 import { type MessageContent, messageContentText, validateMessageContent } from '../core/protocol/content.ts'
 import {
   maxTemperature,
@@ -255,14 +255,7 @@ export function validateClientOptions(
     'cacheQuotaBytes',
     'defaults',
   ])
-  for (const key of Object.keys(given)) {
-    if (!known.has(key)) {
-      throw new InvalidArgumentError(
-        key,
-        `Unknown option ${JSON.stringify(key)}: createClient takes ${[...known].join(', ')}.`,
-      )
-    }
-  }
+  refuseUnknownNames(given, [...known], 'createClient option')
   const host = environment.host
   const {
     model,
