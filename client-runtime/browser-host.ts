@@ -27,10 +27,18 @@ export const browserHost: RuntimeHost = {
     const plan = planBrowserEngineThreads(options.numThreads, browserThreadEnvironment())
     // The load's signal aborts the engine's fetch too (which has its own idle timeout, as the store's downloads).
     const fetchOptions = options.signal ? { signal: options.signal } : {}
-    const [module, threads] = await Promise.all([
+    const [loaded, started] = await Promise.allSettled([
       loadEngineModuleForBrowser(undefined, fetchOptions),
       browserEngineThreads(plan.count, undefined, fetchOptions),
     ])
+    if (loaded.status === 'rejected') {
+      // The helpers already made for the threaded build would otherwise wait for ever.
+      if (started.status === 'fulfilled') started.value?.release?.()
+      throw loaded.reason
+    }
+    if (started.status === 'rejected') throw started.reason
+    const module = loaded.value
+    const threads = started.value
     return {
       module,
       ...(threads ? { threads } : {}),

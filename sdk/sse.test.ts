@@ -83,7 +83,7 @@ describe('parseServerSentEvents', () => {
   })
 
   it('comments the caller takes for progress count as events for the idle time, and only while it does', async () => {
-    // An ondevice edge's long prefill sends ': ondevice-prefill N' about once a second; the edge
+    // An ondevice edge's long prefill sends ': ondevice-prefill N' about every 250 ms; the edge
     // client counts a rising N up to the tokens it sent (sdk/edge-client.ts).
     const encoder = new TextEncoder()
     let index = 0

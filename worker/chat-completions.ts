@@ -680,15 +680,17 @@ function recordFinish(fields: RequestLogFields, part: FinishPart): void {
 }
 
 /**
+ * How often a long prefill's progress goes to a streaming client (see reportPrefill): well inside
+ * any idle timeout a client may set (the SDK's is 60 s by default), a few bytes each time.
+ */
+const prefillReportIntervalMs = 250
+
+/**
  * Keeps the generation alive until it has released its slot and session. On Workers, a client
  * disconnect cancels every task of its request, which would drop a model step mid-flight and
  * leak the slot and session; `waitUntil` lets the loop see the abort and clean up. Node has no
  * execution context and cancels nothing.
  */
-
-/** How often a long prefill's progress goes to a streaming client (see reportPrefill). */
-const prefillReportIntervalMs = 1000
-
 function keepAliveUntil(c: Context<AppEnv>, settled: Promise<void>): void {
   let context: { waitUntil(promise: Promise<unknown>): void } | undefined
   try {

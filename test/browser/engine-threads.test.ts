@@ -251,6 +251,49 @@ describe("ondevice's engine on threads in Chromium", () => {
     }
   }, 60_000)
 
+  it("the engine's own module not served: the load fails and stops the helpers already made for the threaded build", async () => {
+    const context = await chromium.newContext()
+    try {
+      // Counts the engine's helper Web Workers the page creates and terminates.
+      await context.addInitScript(() => {
+        const counts = { created: 0, terminated: 0 }
+        Object.assign(window, { helperCounts: counts })
+        const Original = window.Worker
+        window.Worker = class extends Original {
+          constructor(url: string | URL, options?: WorkerOptions) {
+            super(url, options)
+            if (!options?.name?.startsWith('ondevice-engine-thread')) return
+            counts.created++
+            const terminate = this.terminate.bind(this)
+            this.terminate = () => {
+              counts.terminated++
+              terminate()
+            }
+          }
+        }
+      })
+      // engine-relaxed.wasm fails; engine-threads-relaxed.wasm (the helpers' build) loads.
+      await context.route(/\/engine-relaxed-[\w-]+\.wasm$/, (route) =>
+        route.fulfill({ status: 404, body: '' }),
+      )
+      const page = await context.newPage()
+      await openPage(page, `${server.url}/`)
+      const failure = await inPage(page, 'page', request(fixtures[0] as Fixture, 2)).then(
+        () => 'loaded',
+        (error: Error) => error.message,
+      )
+      expect(failure).toMatch(
+        /BackendError: Fetching ondevice's WebAssembly engine .*engine-relaxed-.*HTTP 404/,
+      )
+      // The threaded build's fetch may end after the failed one: its helpers are stopped then.
+      await expect
+        .poll(() => page.evaluate(() => (window as unknown as { helperCounts: object }).helperCounts))
+        .toEqual({ created: 1, terminated: 1 })
+    } finally {
+      await context.close()
+    }
+  }, 60_000)
+
   it('a page that is not cross-origin isolated runs one thread, says why, and gives the same bytes', async () => {
     const context = await chromium.newContext()
     try {

@@ -203,6 +203,38 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     expect(dir).not.toBe(broken)
   })
 
+  it('a graph that is not ONNX, on helper threads the host made ahead of their start: the load fails and releases them unstarted', async () => {
+    const broken = join(folder, 'not-onnx')
+    await writeModelPackage({
+      outDir: broken,
+      weights: packages.get('llama (untied)')!.weights,
+      tokenizer: { tokenizerJson: {}, tokenizerConfigJson: {} },
+      dtypes: ['q8'],
+    })
+    writeFileSync(join(broken, 'onnx', 'model_quantized.onnx'), '<!doctype html><p>app</p>')
+    // A browser's helpers are Web Workers created at load, before the weights are read; a load
+    // that failed before starting them left them waiting for a start that never came.
+    const calls: string[] = []
+    const threads = {
+      count: 2,
+      module: await loadEngineModule(),
+      start: async () => {
+        calls.push('start')
+        return undefined
+      },
+      release: () => calls.push('release'),
+    }
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(broken),
+        dtype: 'q8',
+        threads,
+      }),
+    ).rejects.toMatchObject({ code: 'model_invalid' })
+    expect(calls).toEqual(['release'])
+  })
+
   it('a config.json that does not match the weights', async () => {
     const { dir } = packages.get('qwen3 (tied, head_dim 32 ≠ hidden / heads)')!
     const config = parseModelConfig({

@@ -94,6 +94,11 @@ export interface EngineThreads {
    * reason the engine runs on one thread instead (no pool attached).
    */
   start(kernels: Kernels): Promise<string | undefined>
+  /**
+   * Stops what the host made ahead of the first start when no start will take it (a load that
+   * failed before its helpers started). A no-op once started.
+   */
+  release?(): void
 }
 
 const engineDtypes: readonly string[] = ['fp32', 'fp16', 'q8', 'q4']
@@ -187,6 +192,10 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       await kernels.pool?.close()
       throw error
     }
+  } catch (error) {
+    // A load that failed before its helpers started (a bad graph) leaves none of them waiting.
+    options.threads?.release?.()
+    throw error
   } finally {
     await options.files.close?.()
   }

@@ -127,7 +127,18 @@ export async function browserEngineThreads(
       `numThreads must be an integer from 1 to 64, got ${String(count)}.`,
     )
   if (count === 1) return undefined
-  const module = await loadThreadsEngineModuleForBrowser(simd, fetchOptions)
+  return browserHelperThreads(count, await loadThreadsEngineModuleForBrowser(simd, fetchOptions))
+}
+
+/**
+ * `count` threads whose helpers run `module` (engine-threads.wasm, or a stand-in in the tests),
+ * created now and started by the first `start`.
+ */
+export function browserHelperThreads(
+  count: number,
+  module: WebAssembly.Module,
+  startOptions: Omit<BrowserThreadsStartOptions, 'workers'> = {},
+): EngineThreads {
   // The helpers are created now, before the engine's shared memory and warm-up, and sent their
   // start later: in Firefox 153 ESR inside a Web Worker, a helper's `new Worker` made at start
   // time sometimes never returned (4 of 80 loads, the browser on one core), made here none of 80
@@ -142,7 +153,11 @@ export async function browserEngineThreads(
     start: (kernels) => {
       const workers = early
       early = undefined
-      return startBrowserThreads(kernels, module, count, workers ? { workers } : {})
+      return startBrowserThreads(kernels, module, count, { ...startOptions, ...(workers ? { workers } : {}) })
+    },
+    release: () => {
+      for (const worker of early ?? []) worker.terminate()
+      early = undefined
     },
   }
 }

@@ -5,10 +5,13 @@
 import { browserHost } from '../../../client-runtime/browser-host.ts'
 import { loadModelWith, type RuntimeHost } from '../../../client-runtime/load-model.ts'
 import type { OndeviceError } from '../../../core/errors.ts'
-import { loadEngineModuleForBrowser } from '../../../wasm/engine/browser.ts'
+import {
+  loadEngineModuleForBrowser,
+  loadThreadsEngineModuleForBrowser,
+} from '../../../wasm/engine/browser.ts'
 import type { EngineSession } from '../../../wasm/engine/session.ts'
 import { type EngineSimd, hostHasRelaxedSimd } from '../../../wasm/engine/simd.ts'
-import { browserEngineThreads, startBrowserThreads } from '../../../wasm/engine/threads-browser.ts'
+import { browserEngineThreads, browserHelperThreads } from '../../../wasm/engine/threads-browser.ts'
 
 export interface EngineCaseRequest {
   /** Absolute URL prefix of the package (where config.json is served). */
@@ -79,18 +82,14 @@ function hostWithHelpersNeverStarting(host: RuntimeHost, startTimeoutMs: number)
   return {
     ...host,
     loadEngine: async (options) => {
-      const loaded = await host.loadEngine!(options)
-      if (!loaded.threads) return loaded
-      const { count, module } = loaded.threads
-      const never = neverReadyModule()
-      return {
-        ...loaded,
-        threads: {
-          count,
-          module,
-          start: (kernels) => startBrowserThreads(kernels, never, count, { startTimeoutMs }),
-        },
-      }
+      // The host on one thread makes no helper; ours are made where the host makes its own, ahead
+      // of the start, and only once: Firefox's worker sometimes blocked for good inside a second
+      // `new Worker` made right after the first was terminated (or in one made at start time),
+      // where no start bound can end it. The engine itself runs the threaded build.
+      const loaded = await host.loadEngine!({ ...options, numThreads: 1 })
+      const count = options.numThreads ?? 2
+      const never = browserHelperThreads(count, neverReadyModule(), { startTimeoutMs })
+      return { ...loaded, threads: { ...never, module: await loadThreadsEngineModuleForBrowser() } }
     },
   }
 }
