@@ -59,9 +59,52 @@ export function validateChatMessages(messages: unknown, param = 'messages'): rea
     if (typeof content !== 'string') {
       throw new InvalidArgumentError(`${at}.content`, contentProblem(at, content))
     }
+    refuseUnknownMessageKeys(message as Record<string, unknown>, at)
     validateOptionalFields(message as Record<string, unknown>, role, at)
   }
   return messages as readonly ChatMessage[]
+}
+
+const messageKeys: ReadonlySet<string> = new Set([
+  'role',
+  'content',
+  'name',
+  'toolCalls',
+  'toolCallId',
+  'reasoningContent',
+])
+
+/**
+ * Where a key other APIs use (OpenAI's wire names, Ollama's images) goes, or why it cannot: the
+ * edge's words for the same keys (core/protocol/validate.ts), in the camelCase names taken here.
+ */
+const messageKeyHints: Readonly<Record<string, string>> = {
+  images: 'images are not supported by this model (a text-only model); send the text alone.',
+  tool_calls: 'did you mean "toolCalls"?',
+  tool_call_id: 'did you mean "toolCallId"?',
+  reasoning_content: 'did you mean "reasoningContent"?',
+  reasoning: 'an assistant turn\'s reasoning goes in "reasoningContent".',
+  thinking: 'an assistant turn\'s reasoning goes in "reasoningContent".',
+  text: 'the message\'s text goes in "content".',
+}
+
+/**
+ * A key a message does not take is refused at its path (`messages.1.images`): dropped, what it
+ * carried (an image, a misspelt content) was silently no part of the prompt, while the edge
+ * refuses the same message with a 400 naming it.
+ */
+function refuseUnknownMessageKeys(message: Record<string, unknown>, at: string): void {
+  for (const key of Object.keys(message)) {
+    // An undefined value carries nothing (JSON leaves it out on the way to the edge too).
+    if (messageKeys.has(key) || message[key] === undefined) continue
+    const shown = key.slice(0, 64)
+    // Own keys only: a key named `constructor` must not find Object.prototype's.
+    const hint = Object.hasOwn(messageKeyHints, key) ? messageKeyHints[key] : undefined
+    throw new InvalidArgumentError(
+      `${at}.${shown}`,
+      `Unknown field ${at}.${shown}: ${hint ?? 'a message has role and content, and where its role takes them name, toolCalls and reasoningContent (assistant), toolCallId (tool).'}`,
+    )
+  }
 }
 
 /** Why a message's content is refused, with the fix for the shapes OpenAI's API takes. */

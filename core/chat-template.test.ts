@@ -77,6 +77,21 @@ describe('chat template (Qwen3 template from tokenizer_config.json)', () => {
     expect(() => tokenizer.encodeChat(toolCallOnly)).toThrow(
       /messages\.1\.content must be a string \(got null\): use ''/,
     )
+    // A key the template never reads is refused at its path: dropped, the image or the misspelt
+    // content it carried was silently no part of the prompt.
+    for (const [key, words] of [
+      ['images', /images are not supported/],
+      ['tool_calls', /did you mean "toolCalls"/],
+      ['contnet', /a message has role and content/],
+    ] as const) {
+      const extra = [{ role: 'user', content: 'Hi', [key]: ['x'] }] as unknown as ChatMessage[]
+      expect(() => tokenizer.encodeChat(extra), key).toThrow(
+        expect.objectContaining({ param: `messages.0.${key}`, message: expect.stringMatching(words) }),
+      )
+    }
+    expect(tokenizer.encodeChat([{ role: 'user', content: 'Hi', images: undefined } as ChatMessage])).toEqual(
+      tokenizer.encodeChat([{ role: 'user', content: 'Hi' }]),
+    )
     expect(() => renderChatTemplate('{% for %}', { messages })).toThrow(TemplateError)
     expect(() => renderChatTemplate("{{ raise_exception('only user turns') }}", { messages })).toThrow(
       /only user turns/,

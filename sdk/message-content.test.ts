@@ -233,6 +233,110 @@ describe("OpenAI's message shapes in chat() and stream()", () => {
     await client.dispose()
   })
 
+  it('a message key the SDK does not take is refused at its path, as the edge refuses it, on every route and before any work', async () => {
+    // chat() dropped them (an Ollama-style images list, a misspelt content, audio) and answered
+    // without them, while the edge refused the same request with a 400 naming the key.
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [
+        { role: 'user', content: 'What is this?', images: ['aGk='] },
+        'images',
+        /images are not supported by this model/,
+      ],
+      [{ role: 'user', content: 'Hi', contnet: 'Hi' }, 'contnet', /role and content.*toolCalls.*toolCallId/],
+      [{ role: 'assistant', content: 'Hi', audio: { id: 'audio_1' } }, 'audio', /audio is not supported/],
+      [
+        { role: 'assistant', content: '', function_call: { name: 'f', arguments: '{}' } },
+        'function_call',
+        /deprecated form of a tool call: send toolCalls/,
+      ],
+      [{ role: 'assistant', content: 'Hi', reasoning: 'Greet.' }, 'reasoning', /goes in "reasoningContent"/],
+      [{ role: 'assistant', content: 'Hi', refusal: 5 }, 'refusal', /must be a string/],
+    ]
+    const device = createTestDeviceHost()
+    const clients = [
+      createClient({ policy: 'device-only' }, { deviceHost: device }),
+      createClient({ policy: 'edge-only', edge: { url: edge.url } }),
+      createClient({ edge: { url: edge.url } }, { deviceHost: device }),
+    ]
+    const before = edge.chatBodies.length
+    for (const [message, key, words] of cases) {
+      const messages = [message, { role: 'user', content: 'And?' }] as unknown as ChatRequestMessage[]
+      const param = `messages.0.${key}`
+      const errors: unknown[] = []
+      for (const client of clients) {
+        errors.push(await client.chat({ messages, maxTokens: 2 }).catch((error: unknown) => error))
+        try {
+          client.stream({ messages, maxTokens: 2 })
+          errors.push(undefined)
+        } catch (error) {
+          errors.push(error)
+        }
+      }
+      for (const error of errors) {
+        expect(error, key).toMatchObject({ name: 'InvalidArgumentError', code: 'invalid_argument', param })
+        expect((error as OndeviceError).message, key).toMatch(words)
+      }
+      // The wire refuses the same key at the same path; where its words name no field, the same words.
+      const wire = await fetch(`${edge.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: edge.modelId, messages }),
+      })
+      expect(wire.status, key).toBe(400)
+      const body = (await wire.json()) as { error: { param: string; message: string } }
+      expect(body.error.param, key).toBe(param)
+      if (key === 'images' || key === 'audio' || key === 'refusal')
+        expect(body.error.message, key).toBe((errors[0] as OndeviceError).message)
+    }
+    // Nothing ran: no model was loaded, and only the wire requests above reached the edge.
+    expect(edge.chatBodies.length - before).toBe(cases.length)
+    const [deviceOnly] = clients
+    expect((await deviceOnly?.status())?.loaded).toBe(false)
+    for (const client of clients) await client.dispose()
+  })
+
+  it("what OpenAI's response message carries, sent back as it came, is taken on every route and on the wire", async () => {
+    // refusal, annotations, and audio / function_call / tool_calls as null: an app that appends
+    // the response's message to its history sends them back; they carry nothing for the prompt.
+    const plain = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: 'Sunny.' },
+      { role: 'user', content: 'And?' },
+    ]
+    const sentBack = plain.map((message) =>
+      message.role === 'assistant'
+        ? { ...message, refusal: null, annotations: [], audio: null, function_call: null, tool_calls: null }
+        : message,
+    )
+    const request = { maxTokens: 4, seed: 3 }
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    for (const client of [device, edgeOnly]) {
+      const expected = await client.chat({ messages: plain as ChatRequestMessage[], ...request })
+      const result = await client.chat({ messages: sentBack as unknown as ChatRequestMessage[], ...request })
+      expect(result.tokenIds).toEqual(expected.tokenIds)
+      expect(result.usage.promptTokens).toBe(expected.usage.promptTokens)
+    }
+    // A refusal's text is no part of the prompt, on the edge either (it renders role and content).
+    const withRefusal = plain.map((message) =>
+      message.role === 'assistant' ? { ...message, refusal: 'I cannot help with that.' } : message,
+    )
+    const expected = await device.chat({ messages: plain as ChatRequestMessage[], ...request })
+    const refused = await device.chat({
+      messages: withRefusal as unknown as ChatRequestMessage[],
+      ...request,
+    })
+    expect(refused.tokenIds).toEqual(expected.tokenIds)
+    await device.dispose()
+    await edgeOnly.dispose()
+    const wire = await fetch(`${edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: edge.modelId, messages: sentBack, max_tokens: 2 }),
+    })
+    expect(wire.status).toBe(200)
+  })
+
   it("a role the SDK does not take is refused with the roles it does, 'developer' included, in the wire's words", async () => {
     const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     const messages = [{ role: 'Developer', content: 'Be brief.' }] as unknown as ChatRequestMessage[]

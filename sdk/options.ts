@@ -561,8 +561,9 @@ const wireMessageFields = [
 /**
  * OpenAI's message shapes as core's, by the edge's rule (core/protocol's content check and join):
  * text parts joined, 'developer' as 'system', an assistant's null content as ''. A part the model
- * cannot read is refused at its path (`messages.0.content.1.type`) with the edge's words. Anything
- * else is left for validateChatMessages to name.
+ * cannot read is refused at its path (`messages.0.content.1.type`) with the edge's words; what
+ * OpenAI's response message adds (`refusal`, `annotations`, null `audio`) is taken and removed.
+ * Anything else is left for validateChatMessages to name.
  */
 function toCoreMessages(messages: unknown): unknown {
   if (!Array.isArray(messages)) return messages
@@ -584,22 +585,50 @@ function toCoreMessages(messages: unknown): unknown {
     // A null carries nothing, as on the wire: OpenAI-compatible servers' response messages hold
     // `tool_calls: null` and `reasoning_content: null`, and the camelCase field takes no null to
     // rename it to.
+    const fields = { ...(message as Record<string, unknown>) }
     for (const [wireName, sdkName] of wireMessageFields) {
-      const value = (message as Record<string, unknown>)[wireName]
+      const value = fields[wireName]
       if (value !== undefined && value !== null)
         throw new InvalidArgumentError(
           `messages.${index}.${wireName}`,
           `messages.${index}.${wireName} is OpenAI's wire name: chat() and stream() take the message field as ${sdkName} (camelCase, as maxTokens); rename it, or it is not part of the prompt.`,
         )
+      delete fields[wireName]
     }
-    if (typeof content === 'string' && !developer) return message
     validateMessageContent(content, `messages.${index}.content`, role)
+    takeResponseFields(fields, `messages.${index}`)
+    // Any other key is refused by validateChatMessages at its path (`messages.1.images`), with
+    // the edge's words: dropped here, it answered on the device while the edge refused it.
     return {
-      ...(message as Record<string, unknown>),
+      ...fields,
       role: developer ? 'system' : role,
       content: messageContentText(content as MessageContent),
     }
   })
+}
+
+/**
+ * The fields OpenAI's response message carries besides the SDK's, taken as the edge takes them
+ * (core/protocol/validate.ts) and removed, since no template reads them: `refusal` (a string or
+ * null) and `annotations`, and `audio` and `function_call` when null. An app that appends a
+ * response's message to its history sends them back as they came.
+ */
+function takeResponseFields(fields: Record<string, unknown>, at: string): void {
+  const { refusal, audio, function_call: functionCall } = fields
+  if (functionCall !== undefined && functionCall !== null)
+    throw new InvalidArgumentError(
+      `${at}.function_call`,
+      `${at}.function_call is the deprecated form of a tool call: send toolCalls: [{ id, type: "function", function: { name, arguments } }], and the result as a role "tool" message with its toolCallId.`,
+    )
+  // The edge's words: they name no field the SDK spells otherwise.
+  if (audio !== undefined && audio !== null)
+    throw new InvalidArgumentError(
+      `${at}.audio`,
+      `${at}.audio: audio is not supported by this model (a text-only model); leave it out.`,
+    )
+  if (refusal !== undefined && refusal !== null && typeof refusal !== 'string')
+    throw new InvalidArgumentError(`${at}.refusal`, `${at}.refusal must be a string.`)
+  for (const key of ['refusal', 'annotations', 'audio', 'function_call']) delete fields[key]
 }
 
 /**
