@@ -121,24 +121,84 @@ export class InvalidArgumentError extends OndeviceError {
 
 /**
  * Refuses a name `object` has that `known` lacks: a misspelt option (numthreads, apikey) would
- * otherwise be dropped without a word and its default taken. The message says what `what` takes;
- * `param` is the error's param (`edge.` + name for a nested object). A caller's name is quoted by
- * its first 64 characters.
+ * otherwise be dropped without a word and its default taken. The message names the likely fix
+ * (`max_tokens`: "maxTokens", `temprature`: "temperature"; `aliases` for names other APIs use,
+ * `max_completion_tokens`: "maxTokens") and says what `what` takes; `param` is the error's param
+ * (`edge.` + name for a nested object). A caller's name is quoted by its first 64 characters.
  */
 export function refuseUnknownNames(
   object: object,
   known: readonly string[],
   what: string,
   param: (name: string) => string = (name) => name,
+  aliases: Readonly<Record<string, string>> = {},
 ): void {
   for (const key of Object.keys(object)) {
     if (known.includes(key)) continue
     const name = key.slice(0, 64)
+    const fix = likelyName(key, known, aliases)
+    const snake = fix !== undefined && key.includes('_') && !fix.includes('_')
+    const didYouMean =
+      fix === undefined ? '' : ` did you mean "${fix}"?${snake ? ' The names here are camelCase.' : ''}`
     throw new InvalidArgumentError(
       param(name),
-      `Unknown ${what} ${JSON.stringify(name)}: it takes ${known.join(', ')}.`,
+      `Unknown ${what} ${JSON.stringify(name)}:${didYouMean} It takes ${known.join(', ')}.`,
     )
   }
+}
+
+/**
+ * The known name a caller most likely meant: an alias, the camelCase of a snake_case name, the
+ * same name in other letter case, else the one closest by edit distance (at most 2, one only).
+ */
+function likelyName(
+  key: string,
+  known: readonly string[],
+  aliases: Readonly<Record<string, string>>,
+): string | undefined {
+  // Own keys only: a name like `constructor` must not find Object.prototype's.
+  if (Object.hasOwn(aliases, key)) return aliases[key]
+  if (key.length > 64) return undefined
+  const camel = key.toLowerCase().replace(/_+([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())
+  const plain = (name: string): string => name.toLowerCase().replaceAll('_', '')
+  const same = known.find((name) => name === camel || plain(name) === plain(key))
+  if (same !== undefined) return same
+  let best: string | undefined
+  let bestDistance = 3
+  let tied = false
+  for (const name of known) {
+    const distance = editDistance(plain(key), plain(name))
+    if (distance < bestDistance) {
+      best = name
+      bestDistance = distance
+      tied = false
+    } else if (distance === bestDistance) tied = true
+  }
+  // Short names are a letter or two from many others: no guess there.
+  return best !== undefined && !tied && key.length >= 4 ? best : undefined
+}
+
+/** Levenshtein distance with adjacent transpositions (`modle` is one step from `model`). */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  )
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = rows[i] as number[]
+      const above = rows[i - 1] as number[]
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let value = Math.min(
+        (above[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (above[j - 1] as number) + cost,
+      )
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        value = Math.min(value, ((rows[i - 2] as number[])[j - 2] as number) + 1)
+      row[j] = value
+    }
+  }
+  return (rows[a.length] as number[])[b.length] as number
 }
 
 /** The model package (or one of its files) is missing, malformed or fails its checks. */

@@ -447,6 +447,52 @@ describe('misspelt or misplaced option names', () => {
     }
   })
 
+  it('a chat field in snake_case or misspelt is refused naming the camelCase field to use (the refusal listed every name, the fix among twenty)', async () => {
+    const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ max_tokens: 5 }, 'max_tokens', 'maxTokens'],
+      [{ max_completion_tokens: 5 }, 'max_completion_tokens', 'maxTokens'],
+      [{ tool_choice: 'auto' }, 'tool_choice', 'toolChoice'],
+      [{ response_format: { type: 'json_object' } }, 'response_format', 'responseFormat'],
+      [{ top_p: 0.9 }, 'top_p', 'topP'],
+      [{ logit_bias: {} }, 'logit_bias', 'logitBias'],
+      [{ temprature: 0.5 }, 'temprature', 'temperature'],
+      [{ maxOutputTokens: 5 }, 'maxOutputTokens', 'maxTokens'],
+    ]
+    for (const [fields, param, fix] of cases) {
+      const request = { messages: question(), ...fields } as unknown as ChatRequest
+      for (const refusal of [
+        client.chat(request).catch((error: unknown) => error),
+        (async () => {
+          try {
+            client.stream(request)
+          } catch (error) {
+            return error
+          }
+        })(),
+      ]) {
+        const error = await refusal
+        expect(error, param).toBeInstanceOf(InvalidArgumentError)
+        expect(error, param).toMatchObject({ param })
+        expect((error as Error).message, param).toContain(`did you mean "${fix}"?`)
+      }
+    }
+    await client.dispose()
+    // The client's defaults and options alike.
+    expect(() => createClient({ defaults: { max_tokens: 5 } as never })).toThrow(
+      expect.objectContaining({
+        param: 'defaults.max_tokens',
+        message: expect.stringContaining('"maxTokens"?'),
+      }),
+    )
+    expect(() => createClient({ num_threads: 2 } as never)).toThrow(
+      expect.objectContaining({ param: 'num_threads', message: expect.stringContaining('"numThreads"?') }),
+    )
+    expect(() => createClient({ edge: { url: 'http://127.0.0.1:1', api_key: 'k' } } as never)).toThrow(
+      expect.objectContaining({ param: 'edge.api_key', message: expect.stringContaining('"apiKey"?') }),
+    )
+  })
+
   it('an array is no options object (createClient([]) made a client with every default)', () => {
     expect(() => createClient([] as never)).toThrow(InvalidArgumentError)
   })

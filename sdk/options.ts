@@ -465,19 +465,28 @@ function checkRuntimeUrl(runtimeUrl: unknown, { host, pageUrl }: ClientEnvironme
   return url.href.endsWith('/') ? url.href : `${url.href}/`
 }
 
+/** Names other APIs give a request's fields (OpenAI's wire, the AI SDK's), and the SDK's for them. */
+const requestAliases: Readonly<Record<string, string>> = {
+  max_completion_tokens: 'maxTokens',
+  maxCompletionTokens: 'maxTokens',
+  maxOutputTokens: 'maxTokens',
+  max_new_tokens: 'maxTokens',
+  stop_sequences: 'stop',
+  stopSequences: 'stop',
+}
+
 function rejectUnknown(
   request: Record<string, unknown>,
   prefix: string,
   extra: readonly string[] = [],
 ): void {
-  for (const key of Object.keys(request)) {
-    if (!sampleKeys.has(key) && !extra.includes(key)) {
-      throw new InvalidArgumentError(
-        `${prefix}${key}`,
-        `Unknown field ${JSON.stringify(`${prefix}${key}`)}: use ${[...sampleKeys, ...extra].join(', ')}.`,
-      )
-    }
-  }
+  refuseUnknownNames(
+    request,
+    [...sampleKeys, ...extra],
+    prefix === '' ? 'chat() / stream() field' : `${prefix.slice(0, -1)} field`,
+    (name) => `${prefix}${name}`,
+    requestAliases,
+  )
 }
 
 /** Checks one chat request (messages, sampling, signal) and returns it merged over the defaults. */
