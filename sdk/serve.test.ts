@@ -76,7 +76,12 @@ describe('createClient against ondevice serve', () => {
     }
     const answers: (readonly number[])[] = []
     for (const policy of ['device-only', 'edge-only'] as const) {
-      const ai = createClient({ edge: { url, apiKey }, policy, thresholds })
+      // Thresholds judge the device: edge-only, which never runs it, refuses them.
+      const ai = createClient({
+        edge: { url, apiKey },
+        policy,
+        ...(policy === 'edge-only' ? {} : { thresholds }),
+      })
       const result = await ai.chat(cut)
       expect(result, policy).toMatchObject({ text: '', partial: true, finishReason: 'length' })
       expect(result.toolCalls).toBeUndefined()

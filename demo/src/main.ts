@@ -138,12 +138,23 @@ async function configure(): Promise<void> {
     disableWebgpu: settings.disableWebgpu,
     handoffRequested: () => running?.handedOff === true,
   })
+  // The device's settings go with every policy but edge-only, which never runs the device (and
+  // refuses them rather than leave them unused).
+  const device =
+    settings.policy === 'edge-only'
+      ? {}
+      : {
+          model: new URL(settings.model, location.href).href,
+          ...(settings.dtype === '' ? {} : { dtype: settings.dtype }),
+          ...(settings.backend === '' ? {} : { backend: settings.backend }),
+          ...(settings.minTokensPerSecond === undefined
+            ? {}
+            : { thresholds: { minDeviceTokensPerSecond: settings.minTokensPerSecond } }),
+        }
   const created = createClient(
     {
-      model: new URL(settings.model, location.href).href,
+      ...device,
       policy: settings.policy,
-      ...(settings.dtype === '' ? {} : { dtype: settings.dtype }),
-      ...(settings.backend === '' ? {} : { backend: settings.backend }),
       ...(settings.edge === ''
         ? {}
         : {
@@ -152,9 +163,6 @@ async function configure(): Promise<void> {
               ...(settings.edgeTimeoutMs === undefined ? {} : { connectTimeoutMs: settings.edgeTimeoutMs }),
             },
           }),
-      ...(settings.minTokensPerSecond === undefined
-        ? {}
-        : { thresholds: { minDeviceTokensPerSecond: settings.minTokensPerSecond } }),
     },
     { deviceHost },
   )
