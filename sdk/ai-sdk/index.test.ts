@@ -404,6 +404,51 @@ describe('settings the provider would not use', () => {
     }
   })
 
+  it('providerOptions.ondevice: minP and repetitionPenalty reach the answer; a bad value is named at its path, a misspelt or misplaced name with the fix', async () => {
+    const deviceHost = createTestDeviceHost()
+    const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost })
+    const client = createClient({ policy: 'device-only' }, { deviceHost })
+    try {
+      const settings = { minP: 0.2, repetitionPenalty: 1.3 }
+      const request = { prompt, maxOutputTokens: 12, seed: 4, temperature: 1 }
+      const viaProvider = await ondevice().doGenerate({ ...request, providerOptions: { ondevice: settings } })
+      const messages = [{ role: 'user' as const, content: 'Hi' }]
+      const direct = await client.chat({ messages, maxTokens: 12, seed: 4, temperature: 1, ...settings })
+      const without = await client.chat({ messages, maxTokens: 12, seed: 4, temperature: 1 })
+      expect(direct.tokenIds).not.toEqual(without.tokenIds)
+      expect(viaProvider.content).toEqual([{ type: 'text', text: direct.text }])
+      const refusal = async (ondeviceOptions: Record<string, unknown>): Promise<unknown> => {
+        try {
+          await ondevice().doGenerate({ ...request, providerOptions: { ondevice: ondeviceOptions as never } })
+        } catch (error) {
+          return error
+        }
+      }
+      // The sampler named a bad value `minP` alone: the app wrote providerOptions.ondevice.minP.
+      for (const [options, param, words] of [
+        [{ minP: 2 }, 'providerOptions.ondevice.minP', /providerOptions\.ondevice\.minP/],
+        [{ repetitionPenalty: 0 }, 'providerOptions.ondevice.repetitionPenalty', /repetitionPenalty/],
+        [{ min_p: 0.1 }, 'providerOptions.ondevice.min_p', /did you mean "minP"\?/],
+        [
+          { enable_thinking: false },
+          'providerOptions.ondevice.enable_thinking',
+          /did you mean "enableThinking"\?/,
+        ],
+        // The AI SDK's own settings: in providerOptions they would be a second place to set them.
+        [{ topK: 5 }, 'providerOptions.ondevice.topK', /the AI SDK's own setting: pass topK to generateText/],
+        [{ maxTokens: 5 }, 'providerOptions.ondevice.maxTokens', /maxOutputTokens/],
+      ] as const) {
+        const error = await refusal(options)
+        expect(error, param).toBeInstanceOf(InvalidArgumentError)
+        expect(error, param).toMatchObject({ param })
+        expect((error as Error).message, param).toMatch(words)
+      }
+    } finally {
+      await ondevice.client.dispose()
+      await client.dispose()
+    }
+  })
+
   it("ondevice('another-model') is refused: the provider runs createOndevice's model (it answered with that one, labelled as asked)", async () => {
     const ondevice = createOndevice({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     try {

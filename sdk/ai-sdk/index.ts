@@ -25,12 +25,12 @@ import type {
   SharedV3Warning,
 } from '@ai-sdk/provider'
 import type { ChatMessage, ChatToolCall } from '../../core/chat-template.ts'
-import { deserializeError, InvalidArgumentError } from '../../core/errors.ts'
+import { deserializeError, InvalidArgumentError, refuseUnknownNames } from '../../core/errors.ts'
 import type { FinishPart, FinishReason, HandoffPart, RoutePart } from '../../core/stream-parts.ts'
 import type { ResponseFormat, ToolChoice, ToolDefinition } from '../../core/structured/constraint.ts'
 import { AnswerSoFar } from '../answer-parts.ts'
 import { type ClientInternals, createClient, type OndeviceClient } from '../client.ts'
-import { type ChatRequest, type ClientOptions, checkConstraint } from '../options.ts'
+import { type ChatRequest, type ClientOptions, checkConstraint, validateSampling } from '../options.ts'
 
 export interface OndeviceProviderSettings extends ClientOptions {
   /** Use this client instead of creating one from the options. */
@@ -47,24 +47,50 @@ export interface OndeviceCallOptions {
   readonly enableThinking?: boolean
 }
 
-const callOptionNames: ReadonlySet<string> = new Set([
+const callOptionNames: readonly (keyof OndeviceCallOptions)[] = [
   'minP',
   'repetitionPenalty',
   'parallelToolCalls',
   'enableThinking',
-])
+]
 
-/** providerOptions.ondevice, checked: a name this provider does not know is a mistake to say, not to drop. */
+/** The AI SDK's own call settings, by the names the SDK's requests give them. */
+const aiSdkSettings: Readonly<Record<string, string>> = {
+  temperature: 'temperature',
+  topK: 'topK',
+  topP: 'topP',
+  seed: 'seed',
+  presencePenalty: 'presencePenalty',
+  frequencyPenalty: 'frequencyPenalty',
+  maxTokens: 'maxOutputTokens',
+  maxOutputTokens: 'maxOutputTokens',
+  stop: 'stopSequences',
+  stopSequences: 'stopSequences',
+  responseFormat: "generateObject's schema (or output)",
+  tools: 'tools',
+  toolChoice: 'toolChoice',
+}
+
+/**
+ * providerOptions.ondevice, checked: a name this provider does not know is a mistake to say, not
+ * to drop, and a value is named at the path the app wrote (`providerOptions.ondevice.minP`).
+ */
 function callOptionsOf(options: LanguageModelV3CallOptions): OndeviceCallOptions {
   const given = options.providerOptions?.['ondevice'] ?? {}
   for (const key of Object.keys(given)) {
-    if (!callOptionNames.has(key)) {
+    // A setting the AI SDK has itself: set there, it is the one the provider reads.
+    if (Object.hasOwn(aiSdkSettings, key))
       throw new InvalidArgumentError(
-        `providerOptions.ondevice.${key.slice(0, 64)}`,
-        `providerOptions.ondevice.${key.slice(0, 64)} is not an ondevice setting; it takes ${[...callOptionNames].join(', ')}.`,
+        `providerOptions.ondevice.${key}`,
+        `providerOptions.ondevice.${key} is the AI SDK's own setting: pass ${aiSdkSettings[key]} to generateText / streamText (the call's settings) instead. providerOptions.ondevice takes ${callOptionNames.join(', ')}.`,
       )
-    }
   }
+  refuseUnknownNames(
+    given,
+    callOptionNames,
+    'providerOptions.ondevice setting',
+    (name) => `providerOptions.ondevice.${name}`,
+  )
   for (const name of ['parallelToolCalls', 'enableThinking'] as const) {
     if (given[name] !== undefined && typeof given[name] !== 'boolean') {
       throw new InvalidArgumentError(
@@ -73,6 +99,16 @@ function callOptionsOf(options: LanguageModelV3CallOptions): OndeviceCallOptions
       )
     }
   }
+  // The sampler's own checks, at this path (they named `minP`, which the app never wrote).
+  validateSampling(
+    {
+      ...(given['minP'] === undefined ? {} : { minP: given['minP'] as number }),
+      ...(given['repetitionPenalty'] === undefined
+        ? {}
+        : { repetitionPenalty: given['repetitionPenalty'] as number }),
+    },
+    'providerOptions.ondevice.',
+  )
   return given as OndeviceCallOptions
 }
 
