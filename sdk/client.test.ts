@@ -92,44 +92,6 @@ describe('createClient: options', () => {
     )
   })
 
-  // policy 'edge-only' never starts the device: these options were accepted and went unused, so
-  // numThreads: 4 (say) read as if it set something, on the edge or anywhere.
-  const edgeOnly = { policy: 'edge-only', edge: { url: 'https://ai.example' } }
-  const deviceOnlyOptions: [string, Record<string, unknown>, string, ClientEnvironment][] = [
-    ['numThreads', { numThreads: 4 }, 'numThreads', { host: 'node' }],
-    ['dtype', { dtype: 'q8' }, 'dtype', { host: 'node' }],
-    ['backend', { backend: 'wasm' }, 'backend', { host: 'node' }],
-    ['model', { model: '/models/qwen/' }, 'model', page],
-    ['cacheDir', { cacheDir: '/tmp/models' }, 'cacheDir', { host: 'node' }],
-    ['cacheQuotaBytes', { cacheQuotaBytes: 2 ** 30 }, 'cacheQuotaBytes', { host: 'node' }],
-    ['runtimeUrl', { runtimeUrl: '/ort/' }, 'runtimeUrl', page],
-    [
-      'a threshold',
-      { thresholds: { minDeviceTokensPerSecond: 4 } },
-      'thresholds.minDeviceTokensPerSecond',
-      { host: 'node' },
-    ],
-  ]
-  it.each(deviceOnlyOptions)(
-    "policy 'edge-only' with %s, which only the device uses: refused naming it and what to do",
-    (_name, options, param, environment) => {
-      let caught: unknown
-      try {
-        validateClientOptions({ ...edgeOnly, ...options }, environment)
-      } catch (error) {
-        caught = error
-      }
-      expect(caught).toBeInstanceOf(InvalidArgumentError)
-      expect((caught as InvalidArgumentError).param).toBe(param)
-      expect((caught as Error).message).toMatch(/policy 'edge-only' never runs the device/)
-      expect((caught as Error).message).toMatch(/'prefer-edge'/)
-      // The same options under a policy that may run the device are taken (a page's needs a model).
-      const model = environment.host === 'browser' ? { model: '/m/' } : {}
-      const preferEdge = { ...edgeOnly, ...model, ...options, policy: 'prefer-edge' }
-      expect(() => validateClientOptions(preferEdge, environment)).not.toThrow()
-    },
-  )
-
   it('numThreads goes with every device load (the runtime starts the WASM threads)', async () => {
     const inner = createTestDeviceHost({ cached: true })
     const seen: DeviceLoadOptions[] = []

@@ -291,7 +291,6 @@ export function validateClientOptions(
       "policy 'edge-only' needs edge: { url } (the edge worker's base URL).",
     )
   }
-  if (policy === 'edge-only') refuseDeviceOptions(given)
   if (backend !== undefined && !backends.includes(backend as DeviceBackendChoice)) {
     throw new InvalidArgumentError(
       'backend',
@@ -387,42 +386,6 @@ export function validateClientOptions(
     ...(given as ClientOptions),
     policy: policy as RoutePolicy,
     ...(resolvedRuntimeUrl === undefined ? {} : { runtimeUrl: resolvedRuntimeUrl }),
-  }
-}
-
-/** What each option only the device uses sets, for the refusal under policy 'edge-only'. */
-const deviceOptions: Readonly<Record<string, string>> = {
-  model: 'the package the device runs (the edge answers with its own: edge.model picks one of its ids)',
-  backend: "the device's backend",
-  dtype: "the device's weight format",
-  numThreads: "the device's threads",
-  runtimeUrl: "where the page's device loads ONNX Runtime Web from",
-  cacheDir: "the folder that keeps the device's packages",
-  cacheQuotaBytes: "the most bytes the device's packages may take",
-}
-
-/**
- * policy 'edge-only' never starts the device, so an option only the device uses would do nothing:
- * refused, as runtimeUrl is in Node, rather than taken and left unused (numThreads: 4 read as if
- * it set something). The same options object works under 'prefer-edge', which keeps the device
- * for when the edge cannot answer.
- */
-function refuseDeviceOptions(given: Record<string, unknown>): void {
-  const remedy = (name: string): string =>
-    `and policy 'edge-only' never runs the device: remove ${name}, or use policy 'prefer-edge' (the edge answers, the device when the edge cannot), where it applies.`
-  for (const [name, what] of Object.entries(deviceOptions)) {
-    if (given[name] !== undefined)
-      throw new InvalidArgumentError(name, `${name} sets ${what}, ${remedy(name)}`)
-  }
-  const thresholds = given['thresholds']
-  if (typeof thresholds !== 'object' || thresholds === null) return
-  for (const [key, value] of Object.entries(thresholds)) {
-    // Every threshold judges the device: its speed, download and memory.
-    if (value !== undefined && Object.hasOwn(defaultThresholds, key))
-      throw new InvalidArgumentError(
-        `thresholds.${key}`,
-        `thresholds.${key} judges the device, ${remedy(`thresholds.${key}`)}`,
-      )
   }
 }
 

@@ -76,12 +76,7 @@ describe('createClient against ondevice serve', () => {
     }
     const answers: (readonly number[])[] = []
     for (const policy of ['device-only', 'edge-only'] as const) {
-      // Thresholds judge the device: edge-only, which never runs it, refuses them.
-      const ai = createClient({
-        edge: { url, apiKey },
-        policy,
-        ...(policy === 'edge-only' ? {} : { thresholds }),
-      })
+      const ai = createClient({ edge: { url, apiKey }, policy, thresholds })
       const result = await ai.chat(cut)
       expect(result, policy).toMatchObject({ text: '', partial: true, finishReason: 'length' })
       expect(result.toolCalls).toBeUndefined()

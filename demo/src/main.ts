@@ -138,23 +138,12 @@ async function configure(): Promise<void> {
     disableWebgpu: settings.disableWebgpu,
     handoffRequested: () => running?.handedOff === true,
   })
-  // The device's settings go with every policy but edge-only, which never runs the device (and
-  // refuses them rather than leave them unused).
-  const device =
-    settings.policy === 'edge-only'
-      ? {}
-      : {
-          model: new URL(settings.model, location.href).href,
-          ...(settings.dtype === '' ? {} : { dtype: settings.dtype }),
-          ...(settings.backend === '' ? {} : { backend: settings.backend }),
-          ...(settings.minTokensPerSecond === undefined
-            ? {}
-            : { thresholds: { minDeviceTokensPerSecond: settings.minTokensPerSecond } }),
-        }
   const created = createClient(
     {
-      ...device,
+      model: new URL(settings.model, location.href).href,
       policy: settings.policy,
+      ...(settings.dtype === '' ? {} : { dtype: settings.dtype }),
+      ...(settings.backend === '' ? {} : { backend: settings.backend }),
       ...(settings.edge === ''
         ? {}
         : {
@@ -163,6 +152,9 @@ async function configure(): Promise<void> {
               ...(settings.edgeTimeoutMs === undefined ? {} : { connectTimeoutMs: settings.edgeTimeoutMs }),
             },
           }),
+      ...(settings.minTokensPerSecond === undefined
+        ? {}
+        : { thresholds: { minDeviceTokensPerSecond: settings.minTokensPerSecond } }),
     },
     { deviceHost },
   )
