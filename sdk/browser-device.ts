@@ -44,7 +44,7 @@ export async function createBrowserDeviceHost(options: BrowserDeviceHostOptions 
       reject(
         new BackendError(
           'backend_unavailable',
-          `ondevice's model worker did not start (${thrown ? thrown : "its script, a chunk of the app's build (device-worker-*.js), did not load"}): offline, the app's own build must come from its service worker or the HTTP cache (docs/sdk.md, "Offline"); online, serve the build's worker chunks with the page.`,
+          `ondevice's model worker did not start (${thrown ? thrown : "its script, a chunk of the app's build (device-worker-*.js), did not load"}): offline, the app's own build must come from its service worker or the HTTP cache (docs/sdk.md, "Offline"); online, serve the build's worker chunks with the page. A bundler that leaves the worker's URL as it is (esbuild, Rollup) emits no such chunk: bundle node_modules/ondevice/dist/sdk/device-worker.js as an entry of its own into the folder of the page's script (docs/sdk.md, "A web page").`,
           { isRetryable: true },
         ),
       )

@@ -99,6 +99,23 @@ afterAll(() => {
   withoutNative?.remove()
 })
 
+/**
+ * Node's answer on ondevice's engine to the pages' first request (the embedded default in the
+ * project's `model/`, greedy): a page must give the same text.
+ */
+async function nodeEngineAnswer(folder: string): Promise<string> {
+  const { stdout } = await run(
+    machineNode(),
+    [
+      '--input-type=module',
+      '-e',
+      "import { createClient } from 'ondevice'; const ai = createClient({ model: 'model', policy: 'device-only', backend: 'wasm' }); const answer = await ai.chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }], maxTokens: 4, temperature: 0 }); console.log(JSON.stringify(answer.text))",
+    ],
+    { cwd: folder },
+  )
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as string
+}
+
 async function runNodeApp(project: ConsumerProject) {
   const { stdout, stderr, ms } = await run(machineNode(), ['node-app.mjs'], { cwd: project.folder })
   const line = stdout.trim().split('\n').at(-1) ?? ''
@@ -307,6 +324,30 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       join(folder, 'public/split.html'),
       '<!doctype html><meta charset="utf-8"><script type="module" src="/split/main.js"></script>\n',
     )
+    // The recipe with a step left out (checked in Chromium below): the page's script alone, as
+    // esbuild builds it without the recipe; the recipe's scripts without the engine's .wasm; and
+    // without the helper thread's entry.
+    await run(
+      'npx',
+      ['esbuild', 'src/main.js', '--bundle', '--format=esm', '--platform=browser', '--outdir=public/naive'],
+      { cwd: folder },
+    )
+    for (const [name, files] of [
+      ['no-wasm', ['main.js', 'device-worker.js', 'thread-worker-browser.js']],
+      [
+        'no-helper',
+        readdirSync(join(folder, 'public/app')).filter((file) => !file.startsWith('thread-worker')),
+      ],
+    ] as const) {
+      mkdirSync(join(folder, 'public', name))
+      for (const file of files)
+        copyFileSync(join(folder, 'public/app', file), join(folder, 'public', name, file))
+    }
+    for (const name of ['naive', 'no-wasm', 'no-helper'])
+      writeFileSync(
+        join(folder, `public/${name}.html`),
+        `<!doctype html><meta charset="utf-8"><script type="module" src="/${name}/main.js"></script>\n`,
+      )
     const split = await esbuildUpFront(
       folder,
       JSON.parse(readFileSync(join(folder, 'split-meta.json'), 'utf8')) as EsbuildMetafile,
@@ -335,6 +376,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       expect(text, script).not.toMatch(/(?:import|require)\(\s*["']onnxruntime-node["']/)
       expect(text, script).not.toMatch(/from\s*["']onnxruntime-node["']/)
     }
+    const nodeText = await nodeEngineAnswer(folder)
     const server = await startStaticServer({ mounts: [{ prefix: '/', directory: join(folder, 'public') }] })
     const browser = await launchChromium({ webgpu: false })
     try {
@@ -356,6 +398,8 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
           route: 'device',
           backend,
           completionTokens: 4,
+          // The engine's answer is Node's, token for token (onnxruntime-web's runs another dtype).
+          text: backend === 'wasm' ? nodeText : expect.any(String),
           json: { route: 'device', start: '{' },
         })
         await context.close()
@@ -364,6 +408,37 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       expect(
         server.requests.filter((request) => request.status >= 400 && request.path !== '/favicon.ico'),
       ).toEqual([])
+      // What a user gets who skips a step of the recipe: esbuild leaves the SDK's
+      // `new Worker(new URL(...))` and `new URL('./engine.wasm', ...)` as they are, so the page asks
+      // for files beside its script that the build never wrote. Each error names the file and the
+      // fix; the model worker's spoke only of being offline and a service worker.
+      for (const [path, expected] of [
+        // The first thing a user runs: the page's script alone.
+        [
+          '/naive.html?backend=wasm',
+          /model worker did not start.*A bundler that leaves the worker's URL as it is \(esbuild, Rollup\).*node_modules\/ondevice\/dist\/sdk\/device-worker\.js.*docs\/sdk\.md, "A web page"/,
+        ],
+        // The engine's .wasm not copied.
+        [
+          '/no-wasm.html?backend=wasm',
+          /engine \(http:[^)]*\/no-wasm\/engine[^)]*\.wasm\) failed with HTTP 404.*esbuild and Rollup.*node_modules\/ondevice\/dist\/wasm\/engine\/\*\.wasm/,
+        ],
+        // The helper thread's entry left out, on a page that asks for a helper.
+        [
+          '/no-helper.html?backend=wasm&threads=2',
+          /engine thread 1 did not start.*esbuild and Rollup.*node_modules\/ondevice\/dist\/wasm\/engine\/thread-worker-browser\.js.*numThreads: 1/,
+        ],
+      ] as const) {
+        const context = await browser.newContext()
+        const page = await context.newPage()
+        await page.goto(`${server.url}${path}`)
+        await page.waitForFunction(() => 'result' in window, undefined, { timeout: 120_000 })
+        const result = (await page.evaluate(() => (window as unknown as { result: unknown }).result)) as {
+          error?: string
+        }
+        expect(result.error, path).toMatch(expected)
+        await context.close()
+      }
     } finally {
       await browser.close()
       await server.close()
@@ -441,6 +516,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         expect(text, name).not.toMatch(/(?:import|require)\(\s*["']onnxruntime-node["']/)
         expect(text, name).not.toMatch(/from\s*["']onnxruntime-node["']/)
       }
+      const nodeText = await nodeEngineAnswer(withoutNative.folder)
       const server = await startStaticServer({ mounts: [{ prefix: '/', directory: join(folder, 'public') }] })
       const browser = await launchChromium({ webgpu: false })
       try {
@@ -468,6 +544,8 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
             route: 'device',
             backend,
             completionTokens: 4,
+            // The engine's answer is Node's, with a helper thread too (onnxruntime-web: another dtype).
+            text: backend === 'wasm' ? nodeText : expect.any(String),
             json: { route: 'device', value: { a: expect.any(Number) } },
             tool: { route: 'device', name: 'get_weather' },
           })

@@ -250,7 +250,7 @@ async function fetchEngine(
       await response.body?.cancel().catch(() => undefined)
       throw new BackendError(
         'backend_unavailable',
-        `Fetching ondevice's WebAssembly engine (${url.href}) failed with HTTP ${response.status}: serve the bundle's assets with the page.`,
+        `Fetching ondevice's WebAssembly engine (${url.href}) failed with HTTP ${response.status}: serve the bundle's assets with the page (esbuild and Rollup copy none: copy node_modules/ondevice/dist/wasm/engine/*.wasm beside the page's script, docs/sdk.md "A web page").`,
         { isRetryable: response.status >= 500 },
       )
     }

@@ -200,7 +200,7 @@ function startHelper(
       reject(
         new BackendError(
           'backend_unavailable',
-          `ondevice's engine thread ${message.index} did not start (${detail}). Serve the bundle's assets with the page (the helper is a script of its own beside the engine's .wasm), or pass numThreads: 1.`,
+          `ondevice's engine thread ${message.index} did not start (${detail}). Serve the bundle's assets with the page (the helper is a script of its own beside the engine's .wasm; esbuild and Rollup emit it only as an entry of its own: bundle node_modules/ondevice/dist/wasm/engine/thread-worker-browser.js beside the page's script, docs/sdk.md "A web page"), or pass numThreads: 1.`,
         ),
       )
     worker.onmessage = (event: MessageEvent) => {
