@@ -7,13 +7,14 @@
 //   4. a wrangler project whose Worker is `ondevice/worker`, written from docs/worker.md's "Your own
 //      Worker project": wrangler dev answers a chat completion; `ondevice edge` from the installed
 //      package (its temporary wrangler.toml) leaves no temporary folder after Ctrl-C;
-//   6. a page bundled with esbuild by docs/sdk.md's recipe answers on the device in Chromium; the
-//      same with --splitting, whose up-front JavaScript keeps the page budget Vite's and webpack's do;
+//   6. a page bundled with esbuild by docs/sdk.md's recipe answers on the device in Chromium, with
+//      Node's text; the same with --splitting, whose up-front JavaScript keeps the page budget Vite's
+//      and webpack's do; a build with a step of the recipe left out fails naming the missing file;
 //   7. a page bundled with webpack 5 by docs/sdk.md's config (production and development) answers
 //      on the device in Chromium: chat, JSON to a schema, a tool call (the compiler's chunk);
 //   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry and on the
 //      README's and docs' TypeScript blocks, moduleResolution bundler, nodenext and node16
-//      (ondevice/worker: in project 4, with `wrangler types`).
+//      (ondevice/worker: in project 4, with `wrangler types`); no `any` in any entry's exports;
 // The browser app built with Vite from the tarball is test/browser/browser-app.test.ts.
 import { type ChildProcess, spawn } from 'node:child_process'
 import {
@@ -254,8 +255,15 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         types.write(name, JSON.stringify(config))
         await run(machineNode(), ['node_modules/typescript/bin/tsc', '-p', name], { cwd: types.folder })
       }
+      // No `any` at the boundary (tsc lets one pass without a word): every export of every entry,
+      // through ondevice's own declarations. The planted one shows that the walk ran.
+      copyFileSync(join(files, 'any-at-boundary.mjs'), join(types.folder, 'any-at-boundary.mjs'))
+      const { stdout } = await run(machineNode(), ['any-at-boundary.mjs'], { cwd: types.folder })
+      expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '')).toEqual([
+        'probe:planted(options).depth.value',
+      ])
       report.push(
-        `types (strict, no skipLibCheck, bundler + nodenext + node16 strictest, ${snippets.length} doc blocks): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
+        `types (strict, no skipLibCheck, bundler + nodenext + node16 strictest, ${snippets.length} doc blocks, no any at the boundary): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
       )
     } finally {
       types.remove()
