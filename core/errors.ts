@@ -24,6 +24,7 @@ export const errorCodes = [
   'overloaded',
   'not_found',
   'payload_too_large',
+  'request_timeout',
   'unsupported',
   'internal',
 ] as const

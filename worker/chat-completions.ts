@@ -35,7 +35,7 @@ import { toHttpError } from './http-errors.ts'
 import { type HostedModel, type ModelHost, type ModelSelection, selectModel } from './model-host.ts'
 import { charactersPerPromptToken, type Limits } from './options.ts'
 import { preferredWaitMs, remainingWaitMs, withinWait } from './prefer-wait.ts'
-import { readJsonBody } from './read-body.ts'
+import { type BodyBudget, readJsonBody } from './read-body.ts'
 import type { RequestLogFields } from './request-log.ts'
 import type { SessionPool } from './session-pool.ts'
 
@@ -43,6 +43,8 @@ export interface ChatRuntime {
   readonly modelHost: ModelHost
   readonly modelIds: ReadonlySet<string>
   readonly limits: Limits
+  /** The bytes of request bodies being read at once (`limits.maxBodyBytesInFlight`). */
+  readonly bodyBudget: BodyBudget
   readonly slots: GenerationSlots
   readonly version: string
   poolFor(model: HostedModel): SessionPool
@@ -141,7 +143,10 @@ async function modelWithinPreferredWait(
  */
 async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admission> {
   const { limits } = runtime
-  const body = await readJsonBody(c.req.raw, limits.maxBodyBytes)
+  const body = await readJsonBody(c.req.raw, limits.maxBodyBytes, {
+    timeoutMs: limits.bodyTimeoutMs,
+    budget: runtime.bodyBudget,
+  })
   checkMessageCount(body, limits.maxMessages)
   const request = validateChatCompletionRequest(body)
   const fields = c.get('request').fields

@@ -31,6 +31,27 @@ describe('settingsFromEnv', () => {
     expect(resolveLimits({ queueTimeoutMs: maxTimerMs }).queueTimeoutMs).toBe(maxTimerMs)
   })
 
+  it('reads the bounds on reading requests: HEADERS_TIMEOUT_MS, BODY_TIMEOUT_MS, MAX_BODY_BYTES_IN_FLIGHT', () => {
+    const settings = settingsFromEnv({
+      HEADERS_TIMEOUT_MS: '5000',
+      BODY_TIMEOUT_MS: '7000',
+      MAX_BODY_BYTES_IN_FLIGHT: '2097152',
+    })
+    expect(settings.headersTimeoutMs).toBe(5000)
+    expect(settings.limits).toMatchObject({ bodyTimeoutMs: 7000, maxBodyBytesInFlight: 2_097_152 })
+    for (const name of ['HEADERS_TIMEOUT_MS', 'BODY_TIMEOUT_MS', 'MAX_BODY_BYTES_IN_FLIGHT'])
+      expect(refusal({ [name]: '0' }).param).toBe(name)
+    expect(refusal({ BODY_TIMEOUT_MS: '99999999999' }).message).toBe(
+      "BODY_TIMEOUT_MS must be an integer from 1 to 2147483647, got '99999999999'.",
+    )
+    // Unset: 30 s, and 64 MiB of bodies (or one of the largest, when that is more).
+    expect(resolveLimits({})).toMatchObject({ bodyTimeoutMs: 30_000, maxBodyBytesInFlight: 64 * 2 ** 20 })
+    expect(resolveLimits({ maxBodyBytes: 2 ** 30 }).maxBodyBytesInFlight).toBe(2 ** 30)
+    expect(() => resolveLimits({ maxBodyBytes: 2 ** 20, maxBodyBytesInFlight: 2 ** 19 })).toThrow(
+      /limits\.maxBodyBytesInFlight \(MAX_BODY_BYTES_IN_FLIGHT\) must be at least limits\.maxBodyBytes/,
+    )
+  })
+
   it('refuses a slot count or body limit no process can hold (MAX_CONCURRENT=100000 built 100,000 sessions before serving)', () => {
     expect(refusal({ MAX_CONCURRENT: '100000' }).message).toBe(
       "MAX_CONCURRENT must be an integer from 1 to 256, got '100000'.",

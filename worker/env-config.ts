@@ -47,6 +47,11 @@ export interface EnvSettings {
    * (Node entry). Under Docker's 10 s stop timeout by default, so the process exits on its own.
    */
   readonly shutdownTimeoutMs: number | undefined
+  /**
+   * HEADERS_TIMEOUT_MS: how long `ondevice serve` waits for a request's headers to arrive in full
+   * (Node entry); the connection then gets 408 and is closed.
+   */
+  readonly headersTimeoutMs: number | undefined
 }
 
 function text(env: EnvValues, name: string): string | undefined {
@@ -115,6 +120,8 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
   }
   const limits: Partial<Limits> = {
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1, maximumBodyBytes),
+    bodyTimeoutMs: integer(env, 'BODY_TIMEOUT_MS', 1, maxTimerMs),
+    maxBodyBytesInFlight: integer(env, 'MAX_BODY_BYTES_IN_FLIGHT', 1),
     maxMessages: integer(env, 'MAX_MESSAGES', 1),
     maxPromptTokens: integer(env, 'MAX_PROMPT_TOKENS', 1),
     maxPromptCharacters: integer(env, 'MAX_PROMPT_CHARACTERS', 1),
@@ -144,5 +151,6 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     behindCloudflare: behindCloudflare === 'true',
     // At most 10 minutes: a longer grace outlives every orchestrator's stop timeout.
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0, 600_000),
+    headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', 1, maxTimerMs),
   }
 }

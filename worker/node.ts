@@ -2,7 +2,7 @@
 // for packages larger than a Worker isolate's 128 MB. The model comes from a folder or URL prefix
 // through the runtime's loadModel (model store: download, resume, sha256 against manifest.json),
 // on onnxruntime-node ('native', the default) or onnxruntime-web ('wasm').
-import type { Server as HttpServer } from 'node:http'
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Backend } from '../client-runtime/dtype.ts'
@@ -15,6 +15,7 @@ import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { OndeviceApp } from './app.ts'
+import { maxTimerMs } from './env-config.ts'
 import { toHttpError } from './http-errors.ts'
 import { createModelHost, type ModelFormat, type ModelHost } from './model-host.ts'
 
@@ -248,7 +249,26 @@ export interface ServeOptions {
   readonly port: number
   /** Default 127.0.0.1 (use 0.0.0.0 in a container). */
   readonly host?: string
+  /**
+   * How long a request's headers may take to arrive in full (Node's `headersTimeout`,
+   * `HEADERS_TIMEOUT_MS` in `ondevice serve`); past it the connection gets 408 and is closed.
+   * Default 20,000 ms (Node's own is 60 s, checked every 30 s).
+   */
+  readonly headersTimeoutMs?: number
+  /**
+   * How long a whole request, headers and body, may take to arrive (Node's `requestTimeout`); past
+   * it the connection gets 408 and is closed. A backstop behind the app's body timeout
+   * (`limits.bodyTimeoutMs`, which answers first with the API's own 408) for what the app does not
+   * read: a GET's body, a body refused unread. Default 60,000 ms (Node's own is 300 s); at least
+   * `headersTimeoutMs`.
+   */
+  readonly requestTimeoutMs?: number
 }
+
+/** serveApp's `headersTimeoutMs` when none is given. */
+export const defaultHeadersTimeoutMs = 20_000
+/** serveApp's `requestTimeoutMs` when none is given: the headers' and the app's default body time, and 10 s. */
+export const defaultRequestTimeoutMs = 60_000
 
 export interface RunningServer {
   readonly url: string
@@ -287,6 +307,13 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('port', `port must be an integer from 0 to 65535, got ${String(port)}.`)
   }
+  const headersTimeout = timeoutOption(options.headersTimeoutMs, 'headersTimeoutMs', defaultHeadersTimeoutMs)
+  const requestTimeout = timeoutOption(options.requestTimeoutMs, 'requestTimeoutMs', defaultRequestTimeoutMs)
+  if (requestTimeout < headersTimeout)
+    throw new InvalidArgumentError(
+      'requestTimeoutMs',
+      `requestTimeoutMs (${requestTimeout}) must be at least headersTimeoutMs (${headersTimeout}): the whole request includes its headers.`,
+    )
   let draining = false
   let running = 0
   // Aborted when the grace ends: the app ends what still runs with a retryable error (its
@@ -303,7 +330,7 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
       ...(typeof env === 'object' && env !== null ? env : {}),
       shutdownSignal: shutdown.signal,
     }
-    const answer = app.fetch(request, bindings)
+    const answer = closeIfBodyUnread(app.fetch(request, bindings), env)
     if (answer instanceof Response) return answer
     // One not answered when the grace ends (its headers not sent: the model still loading, a
     // slot or a long prefill awaited) gets the 503 now; the app's own answer, when it comes, is
@@ -317,42 +344,67 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
     ])
   }
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname: host }, (info: AddressInfo) => {
-      const http = server as unknown as HttpServer
-      const shownHost = host.includes(':') ? `[${host}]` : host
-      resolve({
-        url: `http://${shownHost}:${info.port}`,
-        port: info.port,
-        close: (options) => {
-          // Checked before anything stops: setTimeout reads a negative, NaN, Infinity, too large
-          // or non-number grace as ~1 ms, which would cut every running answer at once.
-          let graceMs: number
-          try {
-            graceMs = closeGraceMs(options)
-          } catch (error) {
-            return Promise.reject(error)
-          }
-          return new Promise<void>((done) => {
-            draining = true
-            const cut = () => http.closeAllConnections()
-            let timer: ReturnType<typeof setTimeout> | undefined
-            if (running > 0) {
-              // What still runs at the bound ends with its error, then whatever is left is cut.
-              timer = setTimeout(() => {
-                shutdown.abort(shuttingDownError())
-                timer = setTimeout(cut, shutdownFlushMs)
-              }, graceMs)
-            }
-            server.close(() => {
-              if (timer !== undefined) clearTimeout(timer)
-              done()
-            })
-            // Kept-alive connections with nothing running would hold close() forever.
-            http.closeIdleConnections()
-            if (timer === undefined) cut()
-          })
+    const server = serve(
+      {
+        fetch,
+        port,
+        hostname: host,
+        serverOptions: {
+          headersTimeout: headersTimeout,
+          requestTimeout: requestTimeout,
+          // Node checks both timeouts on this interval (30 s by default, which let a connection
+          // whose headers never came stay 90 s): a tenth of a second to a second past the bound.
+          connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
         },
+      },
+      (info: AddressInfo) => {
+        const http = server as unknown as HttpServer
+        const shownHost = host.includes(':') ? `[${host}]` : host
+        resolve({
+          url: `http://${shownHost}:${info.port}`,
+          port: info.port,
+          close: (options) => {
+            // Checked before anything stops: setTimeout reads a negative, NaN, Infinity, too large
+            // or non-number grace as ~1 ms, which would cut every running answer at once.
+            let graceMs: number
+            try {
+              graceMs = closeGraceMs(options)
+            } catch (error) {
+              return Promise.reject(error)
+            }
+            return new Promise<void>((done) => {
+              draining = true
+              const cut = () => http.closeAllConnections()
+              let timer: ReturnType<typeof setTimeout> | undefined
+              if (running > 0) {
+                // What still runs at the bound ends with its error, then whatever is left is cut.
+                timer = setTimeout(() => {
+                  shutdown.abort(shuttingDownError())
+                  timer = setTimeout(cut, shutdownFlushMs)
+                }, graceMs)
+              }
+              server.close(() => {
+                if (timer !== undefined) clearTimeout(timer)
+                done()
+              })
+              // Kept-alive connections with nothing running would hold close() forever.
+              http.closeIdleConnections()
+              if (timer === undefined) cut()
+            })
+          },
+        })
+      },
+    )
+    // Expect: 100-continue: Node answers 100 Continue at once by default, so a client uploaded a
+    // body the server then refused unread (a 413 by its declared length: a 5 MiB one ended in a
+    // reset before the client read the 413). The 100 now goes out when the app starts reading the
+    // body (the request stream resumes); a request refused before that is answered without it and
+    // its connection closed (closeIfBodyUnread), the body never sent.
+    server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+      request.once('resume', () => {
+        if (!response.headersSent && !response.writableEnded) response.writeContinue()
       })
+      server.emit('request', request, response)
     })
     server.on(
       'request',
@@ -367,6 +419,50 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
     )
     server.once('error', (error: unknown) => reject(listenError(error, host, port)))
   })
+}
+
+/** A timeout option: a whole number of milliseconds a timer can take, or the default. */
+function timeoutOption(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > maxTimerMs)
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be a whole number of milliseconds from 1 to ${maxTimerMs}, got ${String(value)}.`,
+    )
+  return value
+}
+
+/**
+ * A response sent before its request's body arrived in full (a 408 for a stalled body, a 413 or
+ * 429 refused mid-body) closes the connection: what is left of the body cannot be told from the
+ * next request, and the client must not wait to reuse a connection the server then drops.
+ */
+function closeIfBodyUnread(answer: Response | Promise<Response>, env: unknown): Response | Promise<Response> {
+  const incoming = (env as { incoming?: IncomingMessage } | undefined)?.incoming
+  if (incoming === undefined) return answer
+  const length = incoming.headers['content-length']
+  const hasBody =
+    incoming.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  if (!hasBody) return answer
+  const mark = (response: Response): Response => {
+    if (incoming.complete) return response
+    try {
+      response.headers.set('connection', 'close')
+      return response
+    } catch {
+      // Immutable headers (a fetched response passed on): copy them.
+      const headers = new Headers(response.headers)
+      headers.set('connection', 'close')
+      return new Response(response.body, {
+        status: response.status,
+        statusText: response.statusText,
+        headers,
+      })
+    }
+  }
+  // Checked once the parser is done with what arrived with the headers: Node runs the request
+  // handler from inside it, before it marks even a complete body complete.
+  return Promise.resolve(answer).then(mark)
 }
 
 /** The longest grace `close()` takes: `SHUTDOWN_TIMEOUT_MS`'s bound (worker/env-config.ts). */

@@ -10,6 +10,21 @@ import type { RequestLogLine } from './request-log.ts'
 export interface Limits {
   /** Largest request body, in bytes (413 above it). Default 1 MiB. */
   readonly maxBodyBytes: number
+  /**
+   * How long a request body may take to arrive in full, counted from when the server starts
+   * reading it; past it the request gets 408 `request_timeout` and its connection is closed. A
+   * client that sends its headers and then trickles or withholds its body cannot hold a socket
+   * and its buffered bytes longer than this. Default 30 s.
+   */
+  readonly bodyTimeoutMs: number
+  /**
+   * Bytes of request bodies the server holds at once while they arrive, across all requests: a
+   * body that would take the total past it gets 429 `overloaded` (Retry-After 1) instead of being
+   * read, so many clients each sending a body just under `maxBodyBytes` cannot exhaust memory.
+   * Bytes count as they arrive (a declared Content-Length that no longer fits is refused before
+   * reading). Default: 64 MiB, or `maxBodyBytes` when that is larger; at least `maxBodyBytes`.
+   */
+  readonly maxBodyBytesInFlight: number | undefined
   /** Most messages in one request (400 above it). Default 256. */
   readonly maxMessages: number
   /** Most prompt tokens (after the chat template, plus continuation tokens); 400 context_length_exceeded above it. Default: the model's context. */
@@ -55,6 +70,8 @@ export const charactersPerPromptToken = 6
 
 export const defaultLimits: Limits = {
   maxBodyBytes: 1024 * 1024,
+  bodyTimeoutMs: 30_000,
+  maxBodyBytesInFlight: undefined,
   maxMessages: 256,
   maxPromptTokens: undefined,
   maxPromptCharacters: undefined,
@@ -103,6 +120,9 @@ export interface AppOptions {
     { readonly body: Record<string, unknown>; readonly status: 200 | 503 } | undefined
   >
 }
+
+/** `maxBodyBytesInFlight` when none is set (or `maxBodyBytes`, when that is larger). */
+export const defaultBodyBytesInFlight = 64 * 1024 * 1024
 
 /** The largest request body a server may be set to take (1 GiB). */
 export const maximumBodyBytes = 2 ** 30
@@ -192,9 +212,24 @@ export function checkAllowedOrigins(origins: readonly string[], name: string): v
 }
 
 /** Fills in defaults and checks every limit, naming the bad field. */
-export function resolveLimits(limits: Partial<Limits> | undefined): Limits {
-  const resolved: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
-  atMost('maxBodyBytes', resolved.maxBodyBytes, maximumBodyBytes, 'a body is read whole into memory')
+/** Limits with every default filled in. */
+export type ResolvedLimits = Limits & { readonly maxBodyBytesInFlight: number }
+
+export function resolveLimits(limits: Partial<Limits> | undefined): ResolvedLimits {
+  const merged: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
+  atMost('maxBodyBytes', merged.maxBodyBytes, maximumBodyBytes, 'a body is read whole into memory')
+  const resolved = {
+    ...merged,
+    maxBodyBytesInFlight:
+      merged.maxBodyBytesInFlight ?? Math.max(defaultBodyBytesInFlight, merged.maxBodyBytes),
+  }
+  positiveInteger('maxBodyBytesInFlight', resolved.maxBodyBytesInFlight)
+  if (resolved.maxBodyBytesInFlight < resolved.maxBodyBytes)
+    throw new InvalidArgumentError(
+      'limits.maxBodyBytesInFlight',
+      `limits.maxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT) must be at least limits.maxBodyBytes (MAX_BODY_BYTES, ${resolved.maxBodyBytes}): a body of the largest size allowed could never be read. Got ${resolved.maxBodyBytesInFlight}.`,
+    )
+  timerDelay('bodyTimeoutMs', resolved.bodyTimeoutMs)
   positiveInteger('maxMessages', resolved.maxMessages)
   if (resolved.maxPromptTokens !== undefined) positiveInteger('maxPromptTokens', resolved.maxPromptTokens)
   if (resolved.maxPromptCharacters !== undefined)

@@ -1,7 +1,61 @@
 // Reads a JSON request body without ever holding more than the cap in memory: the declared
 // Content-Length is checked first, and a chunked body is counted as it streams in, so a client
-// cannot make the isolate buffer a huge body before it is refused.
+// cannot make the isolate buffer a huge body before it is refused. Two bounds hold across
+// requests: a body must arrive within a time limit (a client that sends its headers, then
+// trickles or withholds its body, holds its socket and buffered bytes no longer), and the bytes of
+// all bodies being read at once stay within a budget (many clients each sending a body just
+// under the cap cannot exhaust memory).
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+
+/** The bytes of request bodies held at once, across requests (`limits.maxBodyBytesInFlight`). */
+export interface BodyBudget {
+  /** Takes `bytes` from the budget: false, taking nothing, when they do not fit. */
+  reserve(bytes: number): boolean
+  release(bytes: number): void
+  /** Bytes taken now. */
+  readonly held: number
+  readonly limit: number
+}
+
+export function createBodyBudget(limit: number): BodyBudget {
+  let held = 0
+  return {
+    reserve(bytes) {
+      if (held + bytes > limit) return false
+      held += bytes
+      return true
+    },
+    release(bytes) {
+      held = Math.max(0, held - bytes)
+    },
+    get held() {
+      return held
+    },
+    limit,
+  }
+}
+
+export interface ReadBodyOptions {
+  /** The body must have arrived in full this long after reading starts (`limits.bodyTimeoutMs`). */
+  readonly timeoutMs: number
+  readonly budget: BodyBudget
+}
+
+function bodyTimedOut(timeoutMs: number, received: number): OndeviceError {
+  return new OndeviceError(
+    'request_timeout',
+    `The request body did not arrive in full within ${timeoutMs} ms (${received} bytes came): the connection stalled or is too slow. Retry; send the whole body at once.`,
+    { isRetryable: true },
+  )
+}
+
+function bodiesInFlight(budget: BodyBudget): OndeviceError {
+  return new OndeviceError(
+    'overloaded',
+    `This server is reading as many request bodies as it holds at once (${budget.limit} bytes together, MAX_BODY_BYTES_IN_FLIGHT). Retry in a second.`,
+    { isRetryable: true, retryAfterSeconds: 1 },
+  )
+}
 
 function tooLarge(maxBytes: number): OndeviceError {
   return new OndeviceError(
@@ -16,7 +70,11 @@ function isJsonContentType(value: string | null): boolean {
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))
 }
 
-export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+export async function readJsonBody(
+  request: Request,
+  maxBytes: number,
+  options: ReadBodyOptions,
+): Promise<unknown> {
   // A POST with text/plain (a fetch() without headers), a form type or none is a "simple"
   // cross-origin request: browsers send it without a preflight, so a page on any origin, not only
   // those in ALLOWED_ORIGINS, could start generations on an edge open to browsers (no API_KEYS)
@@ -43,35 +101,17 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   if (request.body === null) {
     throw new InvalidArgumentError('body', 'The request has no body: send a JSON chat completion request.')
   }
-  const reader = request.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    let next: ReadableStreamReadResult<Uint8Array>
-    try {
-      next = await reader.read()
-    } catch (error) {
-      // The client hung up mid-body (Node's request stream errors with "aborted"): a client
-      // event, not a server failure, so it is logged as such and not as a 500.
-      throw new AbortedError('The client closed the connection before the request body arrived in full.', {
-        cause: error,
-      })
-    }
-    const { done, value } = next
-    if (done) break
-    total += value.byteLength
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined)
-      throw tooLarge(maxBytes)
-    }
-    chunks.push(value)
+  // Its bytes count against the budget until they are parsed (the text and the parse are the
+  // peak), then go back: what a request holds afterwards is bounded by the queue.
+  const held = { bytes: 0 }
+  try {
+    return parseJson(await readWithin(request.body, maxBytes, declared, options, held))
+  } finally {
+    options.budget.release(held.bytes)
   }
-  const bytes = new Uint8Array(total)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.byteLength
-  }
+}
+
+function parseJson(bytes: Uint8Array): unknown {
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
@@ -87,4 +127,76 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       `The request body is not valid JSON (${detail}). Send a JSON object.`,
     )
   }
+}
+
+/**
+ * The body's bytes, within the cap, the time limit and the budget. Bytes count against the budget
+ * as they arrive, so a client that declares 1 MiB and sends nothing holds nothing of it (64 such
+ * sockets would otherwise lock every body out until their time ran out); a declared length that
+ * does not fit in what is left is refused before anything is read. `held` says how much was
+ * taken, for the caller to give back.
+ */
+async function readWithin(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  declaredHeader: string | null,
+  options: ReadBodyOptions,
+  held: { bytes: number },
+): Promise<Uint8Array> {
+  const { budget, timeoutMs } = options
+  const declared = declaredHeader === null ? 0 : Number(declaredHeader)
+  if (Number.isSafeInteger(declared) && declared > 0 && budget.held + declared > budget.limit)
+    throw bodiesInFlight(budget)
+  const reader = body.getReader()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs)
+  })
+  const chunks: Uint8Array[] = []
+  let total = 0
+  // What is left unread stays so: on Node the refusal then still reaches the client, and the
+  // connection is closed after it (serveApp); cancelling is for a body that is too large.
+  const giveUp = async (error: OndeviceError, cancel: boolean): Promise<never> => {
+    if (cancel) await reader.cancel().catch(() => undefined)
+    else
+      try {
+        reader.releaseLock()
+      } catch {
+        // A runtime that keeps the lock while a read is pending: the body is dropped with the request.
+      }
+    throw error
+  }
+  try {
+    for (;;) {
+      let next: ReadableStreamReadResult<Uint8Array> | 'timeout'
+      try {
+        next = await Promise.race([reader.read(), timedOut])
+      } catch (error) {
+        // The client hung up mid-body (Node's request stream errors with "aborted"): a client
+        // event, not a server failure, so it is logged as such and not as a 500.
+        throw new AbortedError('The client closed the connection before the request body arrived in full.', {
+          cause: error,
+        })
+      }
+      if (next === 'timeout') return await giveUp(bodyTimedOut(timeoutMs, total), false)
+      const { done, value } = next
+      if (done) break
+      total += value.byteLength
+      if (total > maxBytes) return await giveUp(tooLarge(maxBytes), true)
+      if (total > held.bytes) {
+        if (!budget.reserve(total - held.bytes)) return await giveUp(bodiesInFlight(budget), false)
+        held.bytes = total
+      }
+      chunks.push(value)
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+  const bytes = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return bytes
 }

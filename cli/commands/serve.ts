@@ -8,9 +8,15 @@ import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { createKeyChecker } from '../../worker/auth.ts'
-import { settingsFromEnv } from '../../worker/env-config.ts'
+import { maxTimerMs, settingsFromEnv } from '../../worker/env-config.ts'
 import { describeFormat, formatsFrom, type HostedModel, type ModelHost } from '../../worker/model-host.ts'
-import { createNodeModelHost, type RunningServer, serveApp } from '../../worker/node.ts'
+import {
+  createNodeModelHost,
+  defaultHeadersTimeoutMs,
+  type RunningServer,
+  serveApp,
+} from '../../worker/node.ts'
+import { defaultLimits } from '../../worker/options.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
 
 export const help = `Usage: ondevice serve [--model DIR|URL] [--port P] [--host ADDRESS] [options]
@@ -56,7 +62,11 @@ RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_MESSAGES, MAX_PROMPT_TOKENS, MAX_TOKE
 MAX_CONCURRENT, MAX_QUEUE, QUEUE_TIMEOUT_MS, STALL_TIMEOUT_MS, READER_STALL_TIMEOUT_MS,
 MAX_PROMPT_CHARACTERS, BEHIND_CLOUDFLARE (true: per-address rate limits by cf-connecting-ip),
 LOG_FORMAT (as --log-format), SHUTDOWN_TIMEOUT_MS (how long running answers may finish after
-SIGTERM; default 8000; one still running then ends with a retryable edge_unavailable error).
+SIGTERM; default 8000; one still running then ends with a retryable edge_unavailable error),
+HEADERS_TIMEOUT_MS (a request's headers must arrive within it, else 408 and the connection is
+closed; default 20000), BODY_TIMEOUT_MS (its body within this once reading starts, else 408;
+default 30000), MAX_BODY_BYTES_IN_FLIGHT (bytes of request bodies read at once, all clients
+together; past it 429 overloaded; default 64 MiB or MAX_BODY_BYTES if larger).
 docs/worker.md describes each.`
 
 function integerFlag(
@@ -366,7 +376,17 @@ async function serve(
       ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) }
       : {}),
   })
-  server = await serveApp({ app, port, host: values.host ?? '127.0.0.1' })
+  // Node's own bound on a whole request sits past the app's body timeout, so a body the app reads
+  // gets the API's 408 first; it still bounds what the app never reads (a GET's body).
+  const headersTimeoutMs = settings.headersTimeoutMs ?? defaultHeadersTimeoutMs
+  const bodyTimeoutMs = settings.limits.bodyTimeoutMs ?? defaultLimits.bodyTimeoutMs
+  server = await serveApp({
+    app,
+    port,
+    host: values.host ?? '127.0.0.1',
+    headersTimeoutMs,
+    requestTimeoutMs: Math.min(maxTimerMs, headersTimeoutMs + bodyTimeoutMs + 10_000),
+  })
   if (preload && values['bind-after-load'] !== true) {
     // Bound first: health checks and clients get an answer (503 "loading", Retry-After) during
     // the load instead of "connection refused". Ctrl-C meanwhile ends the process as before.

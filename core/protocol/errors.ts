@@ -31,6 +31,9 @@ const wireErrors: Readonly<Record<ErrorCode, WireError>> = {
   not_found: { status: 404, type: invalidRequest },
   model_not_found: { status: 404, type: invalidRequest },
   payload_too_large: { status: 413, type: invalidRequest },
+  // The request's body did not arrive in full in time (a stalled or very slow upload): 408, as
+  // HTTP servers answer it; retryable, since a slow link may be faster on the next try.
+  request_timeout: { status: 408, type: invalidRequest },
   // 400, as OpenAI answers it (its clients raise BadRequestError; 422 was UnprocessableEntityError).
   context_length_exceeded: { status: 400, type: invalidRequest },
   rate_limited: { status: 429, type: 'rate_limit_error' },
@@ -64,6 +67,7 @@ export function toErrorBody(code: ErrorCode, message: string, param: string | nu
 const retryableCodes: ReadonlySet<ErrorCode> = new Set([
   'rate_limited',
   'overloaded',
+  'request_timeout',
   'edge_unavailable',
   'edge_starting',
   'backend_unavailable',
@@ -79,6 +83,7 @@ function codeForStatus(status: number): ErrorCode {
   if (status === 400) return 'invalid_argument'
   if (status === 401 || status === 403) return 'unauthorized'
   if (status === 404) return 'not_found'
+  if (status === 408) return 'request_timeout'
   if (status === 413) return 'payload_too_large'
   // Edges from before context_length_exceeded was a 400 (the body's code comes first anyway).
   if (status === 422) return 'context_length_exceeded'

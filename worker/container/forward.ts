@@ -21,9 +21,9 @@ import { clip } from '../../core/protocol/index.ts'
 import type { AppEnv } from '../app-env.ts'
 import { formatHeaderNames } from '../chat-completions.ts'
 import { toHttpError } from '../http-errors.ts'
-import type { Limits } from '../options.ts'
+import type { ResolvedLimits } from '../options.ts'
 import { preferredWaitMs, remainingWaitMs, withinWait } from '../prefer-wait.ts'
-import { readJsonBody } from '../read-body.ts'
+import { createBodyBudget, readJsonBody } from '../read-body.ts'
 import { affinityKey, instanceIndex } from './affinity.ts'
 import type { ContainerGateway } from './gateway.ts'
 
@@ -33,7 +33,7 @@ export interface ContainerForwarderOptions {
   readonly secret: string | undefined
   readonly instances: number
   readonly startTimeoutMs: number
-  readonly limits: Limits
+  readonly limits: ResolvedLimits
   readonly modelIds: ReadonlySet<string>
 }
 
@@ -200,9 +200,13 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     return up
   }
 
+  const bodyBudget = createBodyBudget(options.limits.maxBodyBytesInFlight)
   return async (c) => {
     const state = c.get('request')
-    const body = await readJsonBody(c.req.raw, options.limits.maxBodyBytes)
+    const body = await readJsonBody(c.req.raw, options.limits.maxBodyBytes, {
+      timeoutMs: options.limits.bodyTimeoutMs,
+      budget: bodyBudget,
+    })
     checkCaps(body, options)
     const fields = state.fields
     const { model, stream } = body as { model?: unknown; stream?: unknown }

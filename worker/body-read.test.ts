@@ -1,0 +1,367 @@
+// How the Node server reads request bodies, over real sockets (node:net, byte by byte where it
+// matters) against serveApp. An adversarial pass found: a client that sent its headers and then
+// half its body, or trickled it a byte at a time, or a chunked body without its last chunk, held
+// its socket and the bytes it had sent until Node's requestTimeout (300 s, checked every 30 s:
+// 312 s measured), with no answer; a request whose headers never ended, 60 s + up to 30 s (72.7 s
+// measured); and the bodies being read had no bound together (400 clients each holding a body just
+// under the 1 MiB cap: RSS from 207 to 749 MiB), and with Expect: 100-continue, Node told every
+// client to send its body before the app looked at it. Now a body has `bodyTimeoutMs` to arrive
+// (408 request_timeout, the connection closed), headers `headersTimeoutMs`, the bytes of the
+// bodies being read stay within `maxBodyBytesInFlight` (429 overloaded past it), and 100 Continue
+// goes out only when the body is read. The timeouts here
+// are short and configured; no test asserts how long anything took beyond what the server is
+// set to do many times over.
+import { connect, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createTestHost } from '../test/worker/test-host.ts'
+import { createApp } from './app.ts'
+import { type RunningServer, serveApp } from './node.ts'
+import type { Limits } from './options.ts'
+import type { RequestLogLine } from './request-log.ts'
+
+const running: RunningServer[] = []
+const sockets: Socket[] = []
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy()
+  for (const server of running.splice(0)) await server.close()
+})
+
+async function start(
+  limits: Partial<Limits>,
+  serverOptions: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {},
+): Promise<{ server: RunningServer; logs: RequestLogLine[] }> {
+  const logs: RequestLogLine[] = []
+  const app = createApp({ modelHost: createTestHost(), limits, log: (line) => logs.push(line) })
+  const server = await serveApp({ app, port: 0, ...serverOptions })
+  running.push(server)
+  return { server, logs }
+}
+
+const chatBody = (content = 'hi'): string =>
+  JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content }], max_tokens: 2 })
+
+interface Raw {
+  readonly socket: Socket
+  /** Everything the server sent so far. */
+  text(): string
+  /** Resolves once the server has closed (or reset) the connection. */
+  readonly closed: Promise<void>
+  write(data: string): void
+}
+
+/** A raw connection to the server; `head` is written at once. */
+function raw(server: RunningServer, head: string): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(server.port, '127.0.0.1')
+    sockets.push(socket)
+    let received = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (data: string) => {
+      received += data
+    })
+    // A write after the server closed, or its reset: the answer read so far is what counts.
+    socket.on('error', () => undefined)
+    const closed = new Promise<void>((done) => socket.once('close', () => done()))
+    socket.once('connect', () => {
+      socket.write(head)
+      resolve({
+        socket,
+        text: () => received,
+        closed,
+        write: (data) => {
+          if (!socket.destroyed) socket.write(data)
+        },
+      })
+    })
+    socket.once('error', reject)
+  })
+}
+
+/** The status line, headers and body of the first answer in `text`. */
+function parseAnswer(text: string): { status: number; headers: Map<string, string>; body: string } {
+  const end = text.indexOf('\r\n\r\n')
+  const [statusLine = '', ...lines] = text.slice(0, end).split('\r\n')
+  const headers = new Map(
+    lines.map((line) => {
+      const colon = line.indexOf(':')
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const
+    }),
+  )
+  return { status: Number(statusLine.split(' ')[1]), headers, body: text.slice(end + 4) }
+}
+
+/** Waits for the server to close the connection, failing after `limitMs` (far past the bound). */
+async function closedWithin(connection: Raw, limitMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), limitMs)
+  })
+  const outcome = await Promise.race([connection.closed, late])
+  clearTimeout(timer)
+  expect(outcome, `still open after ${limitMs} ms; received: ${connection.text().slice(0, 300)}`).not.toBe(
+    'late',
+  )
+}
+
+const postHead = (headers: string): string =>
+  `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${headers}\r\n`
+
+async function healthz(server: RunningServer): Promise<{ active: number; queued: number }> {
+  const body = (await (await fetch(`${server.url}/healthz`)).json()) as {
+    generations: { active: number; queued: number }
+  }
+  return body.generations
+}
+
+async function chat(server: RunningServer, content = 'hi'): Promise<Response> {
+  return fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: chatBody(content),
+  })
+}
+
+describe('a body that does not arrive in time (limits.bodyTimeoutMs)', () => {
+  // The old server left each of these connections open, unanswered, for Node's 300 s.
+  const stalls: [string, (connection: Raw, body: string) => Promise<void> | void][] = [
+    [
+      'a Content-Length larger than what is sent (half the body, then nothing)',
+      (connection, body) =>
+        connection.write(postHead(`Content-Length: ${body.length}\r\n`) + body.slice(0, 20)),
+    ],
+    [
+      'a body trickled a byte every 50 ms (it would take seconds in full)',
+      async (connection, body) => {
+        connection.write(postHead(`Content-Length: ${body.length}\r\n`))
+        for (const byte of body) {
+          if (connection.socket.destroyed || connection.text() !== '') return
+          connection.write(byte)
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      },
+    ],
+    [
+      'a chunked body whose last chunk never comes',
+      (connection, body) =>
+        connection.write(
+          `${postHead('Transfer-Encoding: chunked\r\n')}${body.length.toString(16)}\r\n${body}\r\n`,
+        ),
+    ],
+  ]
+  for (const [name, send] of stalls) {
+    it(`${name}: 408 request_timeout, the connection closed, no slot held`, async () => {
+      const { server, logs } = await start({ bodyTimeoutMs: 300 }, { requestTimeoutMs: 120_000 })
+      const connection = await raw(server, '')
+      const body = chatBody()
+      const sending = send(connection, body)
+      await closedWithin(connection, 20_000)
+      await sending
+      const answer = parseAnswer(connection.text())
+      expect(answer.status).toBe(408)
+      expect(answer.headers.get('connection')).toBe('close')
+      expect(JSON.parse(answer.body)).toMatchObject({
+        error: { code: 'request_timeout', type: 'invalid_request_error' },
+      })
+      expect(JSON.parse(answer.body).error.message).toMatch(/did not arrive in full within 300 ms/)
+      expect(logs.map((line) => line.status)).toEqual([408])
+      expect(await healthz(server)).toMatchObject({ active: 0, queued: 0 })
+      // A real client is answered meanwhile and after.
+      expect((await chat(server)).status).toBe(200)
+    })
+  }
+
+  it('a whole body sent in pieces within the time is answered (the bound is on the whole body, not a piece)', async () => {
+    const { server } = await start({ bodyTimeoutMs: 60_000 })
+    const body = chatBody()
+    const connection = await raw(server, postHead(`Content-Length: ${body.length}\r\n`))
+    for (let index = 0; index < body.length; index += 10) {
+      connection.write(body.slice(index, index + 10))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await expect.poll(() => parseAnswer(connection.text()).status, { timeout: 20_000 }).toBe(200)
+  })
+})
+
+describe('headers that never finish (serveApp headersTimeoutMs)', () => {
+  for (const [name, head] of [
+    ['a request line and one header, then nothing', 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'],
+    ['a request line only', 'GET /healthz HTTP/1.1\r\n'],
+  ] as const) {
+    it(`${name}: 408 and the connection closed`, async () => {
+      const { server } = await start({}, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
+      const connection = await raw(server, head)
+      // Node's defaults held such a connection 60 s, checked every 30 s (72.7 s measured).
+      await closedWithin(connection, 20_000)
+      expect(connection.text()).toMatch(/^HTTP\/1\.1 408 /)
+    })
+  }
+
+  it('a header line every 100 ms (each one in time, the whole never): 408', async () => {
+    const { server } = await start({}, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
+    const connection = await raw(server, 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n')
+    const timer = setInterval(() => connection.write('X-Slow: 1\r\n'), 100)
+    try {
+      await closedWithin(connection, 20_000)
+    } finally {
+      clearInterval(timer)
+    }
+    expect(connection.text()).toMatch(/^HTTP\/1\.1 408 /)
+  })
+
+  it('refuses timeouts it cannot use, naming the option', async () => {
+    const app = createApp({ modelHost: createTestHost(), log: () => undefined })
+    expect(() => serveApp({ app, port: 0, headersTimeoutMs: 0 })).toThrow(/headersTimeoutMs must be/)
+    expect(() => serveApp({ app, port: 0, headersTimeoutMs: 5000, requestTimeoutMs: 1000 })).toThrow(
+      /requestTimeoutMs \(1000\) must be at least headersTimeoutMs \(5000\)/,
+    )
+  })
+})
+
+describe('the bytes of bodies read at once (limits.maxBodyBytesInFlight)', () => {
+  const maxBodyBytes = 64 * 1024
+  const padded = (bytes: number): string => {
+    const body = chatBody('')
+    return chatBody('x'.repeat(bytes - body.length))
+  }
+
+  it('clients holding bodies just under the cap fill it: the next large body gets 429 overloaded, a small one still fits; freed when they go', async () => {
+    const { server, logs } = await start(
+      { maxBodyBytes, maxBodyBytesInFlight: 4 * maxBodyBytes + 4096, bodyTimeoutMs: 120_000 },
+      { requestTimeoutMs: 180_000 },
+    )
+    const large = padded(maxBodyBytes - 1)
+    const holders: Raw[] = []
+    for (let index = 0; index < 4; index++) {
+      // All but the last byte, then held: each counts its declared length.
+      holders.push(await raw(server, postHead(`Content-Length: ${large.length}\r\n`) + large.slice(0, -1)))
+    }
+    // The holders' reads have started once their bodies are counted: a fifth large body then
+    // does not fit.
+    await expect
+      .poll(
+        async () => {
+          const response = await fetch(`${server.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: large,
+          })
+          await response.body?.cancel()
+          return response.status
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(429)
+    const refused = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: large,
+    })
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('retry-after')).toBe('1')
+    const { error } = (await refused.json()) as { error: { code: string; message: string } }
+    expect(error.code).toBe('overloaded')
+    expect(error.message).toMatch(/MAX_BODY_BYTES_IN_FLIGHT/)
+    // A small body fits in what is left.
+    expect((await chat(server)).status).toBe(200)
+    // A chunked large body is counted as it arrives, and refused when it no longer fits.
+    const chunked = await raw(
+      server,
+      `${postHead('Transfer-Encoding: chunked\r\n')}${large.length.toString(16)}\r\n${large}\r\n0\r\n\r\n`,
+    )
+    await closedWithin(chunked, 20_000)
+    expect(parseAnswer(chunked.text()).status).toBe(429)
+    // The holders go: their bytes are given back, and large bodies are read again (then refused
+    // for their text, over the character cap: read and parsed, which is what counts here).
+    for (const holder of holders) holder.socket.destroy()
+    const readCode = async (): Promise<string> => {
+      const response = await chat(server, 'x'.repeat(maxBodyBytes - 200))
+      return ((await response.json()) as { error: { code: string } }).error.code
+    }
+    await expect.poll(readCode, { timeout: 20_000 }).toBe('context_length_exceeded')
+    for (let index = 0; index < 4; index++) expect(await readCode()).toBe('context_length_exceeded')
+    expect(logs.filter((line) => line.status === 429).length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('clients that declare large bodies and send nothing hold none of it: a large body is still read', async () => {
+    const { server } = await start(
+      { maxBodyBytes, maxBodyBytesInFlight: 4 * maxBodyBytes, bodyTimeoutMs: 120_000 },
+      { requestTimeoutMs: 180_000 },
+    )
+    for (let index = 0; index < 16; index++)
+      await raw(server, postHead(`Content-Length: ${maxBodyBytes}\r\n`))
+    await expect(healthz(server)).resolves.toBeDefined()
+    const response = await chat(server, 'x'.repeat(maxBodyBytes - 200))
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+      'context_length_exceeded',
+    )
+  })
+
+  it('refuses a budget below the largest body (MAX_BODY_BYTES_IN_FLIGHT < MAX_BODY_BYTES)', () => {
+    expect(() =>
+      createApp({
+        modelHost: createTestHost(),
+        limits: { maxBodyBytes: 2048, maxBodyBytesInFlight: 1024 },
+      }),
+    ).toThrow(/maxBodyBytesInFlight \(MAX_BODY_BYTES_IN_FLIGHT\) must be at least limits\.maxBodyBytes/)
+  })
+})
+
+describe('Content-Length and Expect', () => {
+  it('a Content-Length smaller than what is sent: the bytes past it are no request, so the connection gets 400 and is closed, nothing held', async () => {
+    const { server } = await start({})
+    const body = chatBody()
+    const connection = await raw(
+      server,
+      `${postHead(`Content-Length: ${body.length}\r\n`)}${body}garbage\r\n\r\n`,
+    )
+    await closedWithin(connection, 20_000)
+    // Node's parser meets the garbage in the same read and drops the connection with its own 400
+    // (the declared request's answer, if it started, goes with it).
+    expect(connection.text()).toMatch(/HTTP\/1\.1 400 Bad Request\r\nConnection: close/)
+    await expect.poll(() => healthz(server), { timeout: 20_000 }).toMatchObject({ active: 0, queued: 0 })
+    expect((await chat(server)).status).toBe(200)
+  })
+
+  it('Expect: 100-continue: 100 Continue once the body is read, then the answer', async () => {
+    const { server } = await start({})
+    const body = chatBody()
+    const connection = await raw(
+      server,
+      postHead(`Content-Length: ${body.length}\r\nExpect: 100-continue\r\n`),
+    )
+    await expect
+      .poll(() => connection.text(), { timeout: 20_000 })
+      .toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/)
+    connection.write(body)
+    await expect.poll(() => connection.text(), { timeout: 20_000 }).toMatch(/HTTP\/1\.1 200 OK/)
+  })
+
+  it('Expect: 100-continue with a body refused by its declared length: the 413 without a 100 (the body is never sent), the connection closed', async () => {
+    const { server } = await start({ maxBodyBytes: 1024 })
+    for (const declared of [2048, 5 * 1024 * 1024]) {
+      const connection = await raw(
+        server,
+        postHead(`Content-Length: ${declared}\r\nExpect: 100-continue\r\n`),
+      )
+      // Node answered 100 Continue at once: the client uploaded what was then refused, and past
+      // the drain's bound (4 x the cap) the connection was cut before it read the 413.
+      await closedWithin(connection, 20_000)
+      const answer = parseAnswer(connection.text())
+      expect(connection.text()).not.toMatch(/100 Continue/)
+      expect(answer.status).toBe(413)
+      expect(answer.headers.get('connection')).toBe('close')
+    }
+  })
+
+  it('Expect: 100-continue with a wrong Content-Type: the 400 without a 100', async () => {
+    const { server } = await start({})
+    const connection = await raw(
+      server,
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n',
+    )
+    await closedWithin(connection, 20_000)
+    expect(connection.text()).toMatch(/^HTTP\/1\.1 400 /)
+    expect(connection.text()).not.toMatch(/100 Continue/)
+  })
+})
