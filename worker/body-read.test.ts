@@ -1,16 +1,16 @@
 // How the Node server reads request bodies, over real sockets (node:net, byte by byte where it
-// matters) against serveApp. An adversarial pass found: a client that sent its headers and then
-// half its body, or trickled it a byte at a time, or a chunked body without its last chunk, held
-// its socket and the bytes it had sent until Node's requestTimeout (300 s, checked every 30 s:
-// 312 s measured), with no answer; a request whose headers never ended, 60 s + up to 30 s (72.7 s
-// measured); and the bodies being read had no bound together (400 clients each holding a body just
-// under the 1 MiB cap: RSS from 207 to 749 MiB), and with Expect: 100-continue, Node told every
-// client to send its body before the app looked at it. Now a body has `bodyTimeoutMs` to arrive
-// (408 request_timeout, the connection closed), headers `headersTimeoutMs`, the bytes of the
-// bodies being read stay within `maxBodyBytesInFlight` (429 overloaded past it), and 100 Continue
-// goes out only when the body is read. The timeouts here
-// are short and configured; no test asserts how long anything took beyond what the server is
-// set to do many times over.
+// matters) against serveApp. An adversarial pass on `ondevice serve` found: a client that sent
+// its headers and then half its body, or a chunked body without its last chunk, held its socket
+// and the bytes it had sent until Node's requestTimeout (300 s, checked every 30 s: 312.8 s
+// measured), with no answer, and a trickled body was read for as long as it took; headers that
+// never ended, 60 s + up to 30 s (72.7 s measured); the bodies being read had no bound together
+// (400 clients each holding a body 1 byte short of the 1 MiB cap: RSS from 208 to ~670 MiB); and
+// with Expect: 100-continue, Node told every client to send its body before the app looked at the
+// request. Now a body has `bodyTimeoutMs` to arrive (408 request_timeout, the connection closed),
+// headers `headersTimeoutMs`, the bytes of the bodies being read stay within
+// `maxBodyBytesInFlight` (429 overloaded past it), and 100 Continue goes out only when the body
+// is read. The timeouts here are short and configured; no test asserts that anything took less
+// than many times what the server is set to.
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createTestHost } from '../test/worker/test-host.ts'
