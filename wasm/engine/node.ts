@@ -3,7 +3,7 @@
 // SIMD, so it runs engine-relaxed.wasm (./simd.ts); ONDEVICE_ENGINE_SIMD=plain forces the plain
 // SIMD128 modules (tests and benchmarks compare the two), =relaxed insists on the relaxed ones.
 import { type FileHandle, open, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { compileEngine } from './kernels.ts'
@@ -17,7 +17,9 @@ const compiled = new Map<string, Promise<WebAssembly.Module>>()
 function compileFile(file: string): Promise<WebAssembly.Module> {
   let module = compiled.get(file)
   if (!module) {
-    module = readFile(fileURLToPath(new URL(`./${file}`, import.meta.url))).then((bytes) =>
+    // A path, not `new URL(\`./${file}\`, import.meta.url)`: a server bundle of an app that
+    // imports ondevice (webpack's target 'node') emitted every file of this folder for that.
+    module = readFile(join(dirname(fileURLToPath(import.meta.url)), file)).then((bytes) =>
       compileEngine(new Uint8Array(bytes)),
     )
     compiled.set(file, module)
