@@ -550,6 +550,9 @@ export class EdgeClient {
       const events = parseServerSentEvents(response.body, {
         ...(request.signal === undefined ? {} : { signal: request.signal }),
         idleTimeoutMs: this.options.idleTimeoutMs ?? defaultEdgeIdleTimeoutMs,
+        // The body ends right after [DONE]: the loop stops there and the parser reads that end
+        // (bounded) rather than cancelling it, which closed the connection (sse.ts, isFinal).
+        isFinal: (event) => event.data === '[DONE]',
         isProgress: (comment) => {
           const match = /^ondevice-prefill (\d{1,15})$/.exec(comment)
           const reports = match === null ? 0 : Number(match[1])

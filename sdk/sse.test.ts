@@ -1,5 +1,6 @@
 // The SSE parser on hand-cut bodies: every line-break form split at every byte, comments, joined
-// data lines, and its bounds (line and event length, idle time without events).
+// data lines, and its bounds (line and event length, idle time without events); what follows the
+// final event when the consumer stops there (the body read to its end, within bounds).
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
 
@@ -167,5 +168,125 @@ describe('parseServerSentEvents', () => {
     const big = line.repeat(Math.floor((1024 * 1024) / line.length))
     const found = await events(body([big]))
     expect(found).toHaveLength(Math.floor((1024 * 1024) / line.length))
+  })
+})
+
+describe('parseServerSentEvents after the final event (isFinal)', () => {
+  /**
+   * A body that sends `events`, then `tail` one piece per pull (each after `delayMs`), then ends
+   * unless `endOpen`; it records whether the reader cancelled it and whether it ended.
+   */
+  function recorded(
+    events: string,
+    tail: readonly string[],
+    options: { delayMs?: number; endOpen?: boolean } = {},
+  ) {
+    const encoder = new TextEncoder()
+    const seen = { cancelled: false, ended: false, tailSent: 0 }
+    let started = false
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!started) {
+          started = true
+          controller.enqueue(encoder.encode(events))
+          return
+        }
+        if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs))
+        if (seen.tailSent < tail.length) controller.enqueue(encoder.encode(tail[seen.tailSent++]))
+        else if (options.endOpen) await new Promise(() => undefined)
+        else {
+          seen.ended = true
+          controller.close()
+        }
+      },
+      cancel() {
+        seen.cancelled = true
+      },
+    })
+    return { stream, seen }
+  }
+  const isFinal = (event: { data: string }) => event.data === '[DONE]'
+
+  async function readUntilDone(stream: ReadableStream<Uint8Array>, options: object = {}): Promise<string[]> {
+    const found: string[] = []
+    for await (const event of parseServerSentEvents(stream, { isFinal, ...options })) {
+      found.push(event.data)
+      if (event.data === '[DONE]') break
+    }
+    return found
+  }
+
+  /** `promise`'s value, or 'held' if it takes 10 s (far past the bounds these tests set). */
+  const within = <T>(promise: Promise<T>) =>
+    Promise.race([promise, new Promise<'held'>((resolve) => setTimeout(resolve, 10_000, 'held'))])
+
+  it('a consumer that stops at the final event: the rest of the body is read to its end, not cancelled', async () => {
+    // The body's end a few reads after [DONE] (as over a network): it used to be cancelled.
+    const { stream, seen } = recorded('data: a\n\ndata: [DONE]\n\n', ['', ': bye\n\n'], { delayMs: 20 })
+    expect(await readUntilDone(stream)).toEqual(['a', '[DONE]'])
+    expect(seen).toEqual({ cancelled: false, ended: true, tailSent: 2 })
+  })
+
+  it('without isFinal, or stopping at another event, the body is cancelled at once', async () => {
+    // Its end would come later than any test waits (the body stays open).
+    const plain = recorded('data: a\n\ndata: [DONE]\n\n', [''], { endOpen: true })
+    const found: string[] = []
+    for await (const event of parseServerSentEvents(plain.stream)) {
+      found.push(event.data)
+      if (event.data === '[DONE]') break
+    }
+    expect(found).toEqual(['a', '[DONE]'])
+    expect(plain.seen).toMatchObject({ cancelled: true, ended: false })
+    const early = recorded('data: a\n\ndata: [DONE]\n\n', [''], { endOpen: true })
+    for await (const event of parseServerSentEvents(early.stream, { isFinal })) if (event.data === 'a') break
+    expect(early.seen).toMatchObject({ cancelled: true, ended: false })
+  })
+
+  it('a body held open past drainMs after the final event is cancelled then', async () => {
+    const { stream, seen } = recorded('data: [DONE]\n\n', [], { endOpen: true })
+    expect(await within(readUntilDone(stream, { drainMs: 100 }))).toEqual(['[DONE]'])
+    expect(seen).toMatchObject({ cancelled: true, ended: false })
+  })
+
+  it('more than drainBytes after the final event: cancelled, the rest never asked for', async () => {
+    const tail = Array.from({ length: 100 }, () => `: ${'x'.repeat(1000)}\n\n`)
+    const { stream, seen } = recorded('data: [DONE]\n\n', tail, { endOpen: true })
+    expect(await within(readUntilDone(stream, { drainBytes: 4096, drainMs: 60_000 }))).toEqual(['[DONE]'])
+    expect(seen.cancelled).toBe(true)
+    // 4096 bytes are 5 pieces of 1004; the stream may have pulled one more ahead of the reader.
+    expect(seen.tailSent).toBeLessThanOrEqual(6)
+  })
+
+  it("the signal's abort while the end is awaited cancels the body at once", async () => {
+    const { stream, seen } = recorded('data: [DONE]\n\n', [], { endOpen: true })
+    const controller = new AbortController()
+    const found: string[] = []
+    const read = async () => {
+      for await (const event of parseServerSentEvents(stream, {
+        isFinal,
+        drainMs: 60_000,
+        signal: controller.signal,
+      })) {
+        found.push(event.data)
+        setTimeout(() => controller.abort(), 50)
+        break
+      }
+      return 'returned'
+    }
+    expect(await within(read())).toBe('returned')
+    expect(found).toEqual(['[DONE]'])
+    expect(seen.cancelled).toBe(true)
+  })
+
+  it('a body that breaks after the final event: the consumer never sees the error', async () => {
+    let started = false
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (started) controller.error(new TypeError('network error'))
+        else controller.enqueue(new TextEncoder().encode('data: [DONE]\n\n'))
+        started = true
+      },
+    })
+    expect(await readUntilDone(stream)).toEqual(['[DONE]'])
   })
 })

@@ -29,10 +29,33 @@ export interface ServerSentEventOptions {
    * prefill. The caller bounds it (a rising N, at most the tokens it sent).
    */
   readonly isProgress?: (comment: string) => boolean
+  /**
+   * The event after which the server ends the body (an OpenAI stream's `data: [DONE]`). A consumer
+   * that stops right after it does not cancel the body: the rest is read to its end (it normally
+   * arrives with that event), so the request completes and its HTTP/1.1 connection is kept for the
+   * next one, where a cancelled body closes it (a new TCP and TLS handshake per answer, the request
+   * "canceled" in a browser's network log, a client that went away for the server). Bounded: at
+   * most `drainBytes` more, for at most `drainMs`; past either, or on the signal's abort, the body
+   * is cancelled as before.
+   */
+  readonly isFinal?: (event: ServerSentEvent) => boolean
+  /** After the final event, the most bytes read before the body is cancelled. Default 16 KiB. */
+  readonly drainBytes?: number
+  /** After the final event, the longest wait for the body's end before it is cancelled. Default 500 ms. */
+  readonly drainMs?: number
 }
 
 /** Default bound on one line or event: far above the largest chunk an edge sends (every token id of a long answer). */
 export const defaultMaxEventLength = 4 * 1024 * 1024
+
+/** Default `drainBytes`: a body that goes on past the final event by more is not ending. */
+export const defaultDrainBytes = 16 * 1024
+/**
+ * Default `drainMs`: the end of the body is written with the final event and arrives with it or
+ * a packet after; a lost packet's resend is within it. A server that holds the body open past
+ * it costs the answer this long once, then is cancelled.
+ */
+export const defaultDrainMs = 500
 
 /** Why parsing stopped: the stream broke one of the bounds above. */
 export class ServerSentEventError extends Error {
@@ -54,6 +77,9 @@ export async function* parseServerSentEvents(
     maxEventLength = defaultMaxEventLength,
     idleTimeoutMs,
     isProgress,
+    isFinal,
+    drainBytes = defaultDrainBytes,
+    drainMs = defaultDrainMs,
   } = options instanceof AbortSignal ? { signal: options } : options
   const reader = body.getReader()
   const decoder = new TextDecoder()
@@ -68,6 +94,8 @@ export async function* parseServerSentEvents(
   // performance.now, not the wall clock: one set forward ended a live stream as idle, one set back
   // kept a stalled one waiting as long as the change (as core/idle-timer.ts).
   let lastEventAt = performance.now()
+  // The consumer holds the final event (isFinal): if it stops here, the body's end is read, not cancelled.
+  let atFinal = false
   const read = (): Promise<ReadableStreamReadResult<Uint8Array>> => {
     if (idleTimeoutMs === undefined) return reader.read()
     const left = Math.max(0, lastEventAt + idleTimeoutMs - performance.now())
@@ -132,7 +160,10 @@ export async function* parseServerSentEvents(
             // one gets none of the rest (its answer ends where it stopped reading).
             if (signal?.aborted) return
             lastEventAt = performance.now()
-            yield { event: event || 'message', data: data.join('\n') }
+            const parsed = { event: event || 'message', data: data.join('\n') }
+            atFinal = isFinal?.(parsed) === true
+            yield parsed
+            atFinal = false
           }
           data = []
           dataLength = 0
@@ -158,8 +189,43 @@ export async function* parseServerSentEvents(
       }
     }
   } finally {
-    // Stop the download when the consumer stops reading (abort, handoff done, error).
+    // After the final event, the body's end (see isFinal); then stop the download, if it has not
+    // ended, when the consumer stops reading (abort, handoff done, error) or the drain's bound passed.
+    if (atFinal && !signal?.aborted) await readToEnd(reader, drainBytes, drainMs, signal)
     await reader.cancel().catch(() => {})
     reader.releaseLock()
+  }
+}
+
+/**
+ * Reads and drops what is left of a body, until it ends, more than `maxBytes` came, `timeoutMs`
+ * passed, `signal` aborted or the read failed: whichever is first. Never throws.
+ */
+async function readToEnd(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  maxBytes: number,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let onAbort: (() => void) | undefined
+  const stop = new Promise<'stop'>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs, 'stop')
+    onAbort = () => resolve('stop')
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  let received = 0
+  try {
+    for (;;) {
+      const result = await Promise.race([reader.read(), stop])
+      if (result === 'stop' || result.done) return
+      received += result.value.byteLength
+      if (received > maxBytes) return
+    }
+  } catch {
+    // A body that broke after the final event: the answer is whole all the same.
+  } finally {
+    clearTimeout(timer)
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
   }
 }
