@@ -32,7 +32,7 @@ export const browserHost: RuntimeHost = {
       browserEngineThreads(plan.count, undefined, fetchOptions),
     ])
     if (loaded.status === 'rejected') {
-      // The helpers already made for the threaded build would otherwise wait for ever.
+      // The helpers already made for the threaded build go back (kept for this context's next load).
       if (started.status === 'fulfilled') started.value?.release?.()
       throw loaded.reason
     }

@@ -235,6 +235,30 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     expect(calls).toEqual(['release'])
   })
 
+  it('a dtype the engine has no kernels for, on helper threads the host made ahead: refused, and the helpers given back', async () => {
+    // Refused before the weights were opened; the loader then runs onnxruntime-web instead, and
+    // the browser's helpers made for the engine were left waiting for a start that never came.
+    const calls: string[] = []
+    const threads = {
+      count: 2,
+      module: await loadEngineModule(),
+      start: async () => {
+        calls.push('start')
+        return undefined
+      },
+      release: () => calls.push('release'),
+    }
+    await expect(
+      createEngineSession({
+        module: await loadEngineModule(),
+        files: folderWeightReader(packages.get('llama (untied)')!.dir),
+        dtype: 'q4f16',
+        threads,
+      }),
+    ).rejects.toThrow(/no kernels for q4f16/)
+    expect(calls).toEqual(['release'])
+  })
+
   it('a config.json that does not match the weights', async () => {
     const { dir } = packages.get('qwen3 (tied, head_dim 32 ≠ hidden / heads)')!
     const config = parseModelConfig({

@@ -95,8 +95,9 @@ export interface EngineThreads {
    */
   start(kernels: Kernels): Promise<string | undefined>
   /**
-   * Stops what the host made ahead of the first start when no start will take it (a load that
-   * failed before its helpers started). A no-op once started.
+   * Gives back what the host made ahead of the first start when no start will take it (a load
+   * that failed before its helpers started): a browser keeps those helpers for its next load, a
+   * host may stop them. A no-op once started.
    */
   release?(): void
 }
@@ -114,6 +115,18 @@ export function engineCovers(modelType: string, dtype: string): boolean {
 }
 
 export async function createEngineSession(options: EngineSessionOptions): Promise<EngineSession> {
+  try {
+    return await openEngineSession(options)
+  } catch (error) {
+    // A load that failed before its helpers started (an option refused, a model or dtype the
+    // engine does not cover, a bad graph) leaves none of them waiting: the host takes them back.
+    // A no-op once they started (a failure after that closed the pool).
+    options?.threads?.release?.()
+    throw error
+  }
+}
+
+async function openEngineSession(options: EngineSessionOptions): Promise<EngineSession> {
   if (!(options?.module instanceof WebAssembly.Module))
     throw new InvalidArgumentError(
       'module',
@@ -192,10 +205,6 @@ export async function createEngineSession(options: EngineSessionOptions): Promis
       await kernels.pool?.close()
       throw error
     }
-  } catch (error) {
-    // A load that failed before its helpers started (a bad graph) leaves none of them waiting.
-    options.threads?.release?.()
-    throw error
   } finally {
     await options.files.close?.()
   }

@@ -200,7 +200,10 @@ export interface HelperThread {
 export interface ThreadPoolHost {
   /** The helpers' handles: thread i + 1 at index i. */
   readonly helpers: readonly HelperThread[]
-  /** Stops every helper (after the pool told them to leave their loop). */
+  /**
+   * Stops every helper, after the pool told them to leave their loop (a browser keeps those that
+   * left it for its next load, unless the pool failed: ./threads-browser.ts).
+   */
   stop(): Promise<void>
 }
 

@@ -18,6 +18,11 @@ const helperStackBytes = 64 * 1024
  * engine gives up on them and runs on one thread.
  */
 const helperStartTimeoutMs = 30_000
+/**
+ * How long an unloaded model's helpers may take to say they left their loop (they wake from
+ * Atomics.wait at once) before they are terminated instead of kept.
+ */
+const helperLeaveTimeoutMs = 2_000
 
 /** What the page offers for threads. */
 export interface BrowserThreadEnvironment {
@@ -131,8 +136,38 @@ export async function browserEngineThreads(
 }
 
 /**
+ * Helpers sent nothing yet, kept for the next load in this page or worker instead of terminated:
+ * those made ahead of a start that never came (a load that failed before it: a graph that is not
+ * ONNX, the engine's own module not served), and those of an unloaded model that left their loop
+ * cleanly. In Firefox 153 ESR inside a Web Worker, a `new Worker(...)` made shortly after
+ * terminating helpers sometimes never returned, blocking the worker for good (docs/wasm-engine.md,
+ * Threads); the next load takes these and makes none. At most one load's worth is kept (the
+ * helpers the giving load had); they wait idle, holding no memory of the engine's, and go with
+ * the page or worker.
+ */
+const spareHelpers: Worker[] = []
+
+/** Keeps `worker` (sent nothing, or whose loop has ended) for the next load, or stops it. */
+function keepOrStop(worker: Worker, keep: number): void {
+  worker.onmessage = null
+  worker.onmessageerror = null
+  // One whose script failed would fail the next load too.
+  if (earlyFailures.has(worker) || spareHelpers.length >= keep) {
+    worker.onerror = null
+    worker.terminate()
+    return
+  }
+  // A failure while it waits is kept, and fails the load that takes it (startHelper).
+  worker.onerror = (event: ErrorEvent) => {
+    event.preventDefault()
+    earlyFailures.set(worker, event.message || 'it failed while it waited for a start')
+  }
+  spareHelpers.push(worker)
+}
+
+/**
  * `count` threads whose helpers run `module` (engine-threads.wasm, or a stand-in in the tests),
- * created now and started by the first `start`.
+ * created now (or taken from those an earlier load released) and started by the first `start`.
  */
 export function browserHelperThreads(
   count: number,
@@ -143,9 +178,10 @@ export function browserHelperThreads(
   // start later: in Firefox 153 ESR inside a Web Worker, a helper's `new Worker` made at start
   // time sometimes never returned (4 of 80 loads, the browser on one core), made here none of 80
   // did (docs/wasm-engine.md, Threads). Used by the first start; a later one (a new instance after
-  // every session was disposed) creates its own.
-  let early: Worker[] | undefined = Array.from({ length: count - 1 }, (_, position) =>
-    newEarlyHelperWorker(position + 1),
+  // every session was disposed) takes spares or creates its own.
+  let early: Worker[] | undefined = Array.from(
+    { length: count - 1 },
+    (_, position) => spareHelpers.shift() ?? newEarlyHelperWorker(position + 1),
   )
   return {
     count,
@@ -156,7 +192,7 @@ export function browserHelperThreads(
       return startBrowserThreads(kernels, module, count, { ...startOptions, ...(workers ? { workers } : {}) })
     },
     release: () => {
-      for (const worker of early ?? []) worker.terminate()
+      for (const worker of early ?? []) keepOrStop(worker, count - 1)
       early = undefined
     },
   }
@@ -187,6 +223,18 @@ function newHelperWorker(index: number): Worker {
   return new Worker(new URL('./thread-worker-browser.ts', import.meta.url), {
     type: 'module',
     name: `ondevice-engine-thread-${index}`,
+  })
+}
+
+/** Whether `worker` says it left its loop (the pool's stop word) within the bound. */
+function helperLeft(worker: Worker): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), helperLeaveTimeoutMs)
+    worker.onmessage = (event: MessageEvent) => {
+      if (event.data !== 'left') return
+      clearTimeout(timer)
+      resolve(true)
+    }
   })
 }
 
@@ -266,9 +314,10 @@ export async function startBrowserThreads(
     const starting: Promise<void>[] = []
     for (let index = 1; index < threads; index++) {
       const stackTop = kernels.alloc(helperStackBytes, 16) + helperStackBytes
+      // Made ahead (browserHelperThreads), else kept from an earlier load here, else made now.
       const { worker, started } = startHelper(
         { module, memory: kernels.memory, control, index, stackTop },
-        options.workers?.[index - 1],
+        options.workers?.[index - 1] ?? spareHelpers.shift(),
       )
       workers.push(worker)
       starting.push(started)
@@ -292,7 +341,19 @@ export async function startBrowserThreads(
     {
       helpers: workers,
       async stop() {
-        for (const worker of workers) worker.terminate()
+        // A pool that failed (a helper died, trapped or stalled) may have one still inside a
+        // share: all of them go. Otherwise each was told to leave its loop and is kept once it
+        // says so (keepOrStop), so that the next load here creates no Worker.
+        const failed = pool.failure !== undefined
+        await Promise.all(
+          workers.map(async (worker) => {
+            if (!failed && (await helperLeft(worker))) keepOrStop(worker, threads - 1)
+            else {
+              worker.onerror = null
+              worker.terminate()
+            }
+          }),
+        )
       },
     },
   )

@@ -30,6 +30,8 @@ export interface EngineCaseRequest {
    * ever says 'ready' (as Firefox's nested helpers sometimes never did), under this start bound.
    */
   readonly helpersNeverStartMs?: number
+  /** The load is meant to fail (a broken package): runEngineCases goes on to the next request. */
+  readonly failureExpected?: boolean
 }
 
 export interface EngineCaseResult {
@@ -94,8 +96,41 @@ function hostWithHelpersNeverStarting(host: RuntimeHost, startTimeoutMs: number)
   }
 }
 
-export async function runEngineCase(request: EngineCaseRequest): Promise<EngineCaseResult> {
+/**
+ * Runs each request in order in this context, each a load, its prompt and steps, then its
+ * dispose (as an app that switches models, or loads again, does in the SDK's model worker).
+ * `mark` hears where each load is, so a run that never ends says where it stopped.
+ */
+export async function runEngineCases(
+  requests: readonly EngineCaseRequest[],
+  mark: (phase: string) => void = () => undefined,
+): Promise<EngineCaseOutcome[]> {
+  const outcomes: EngineCaseOutcome[] = []
+  for (const [index, request] of requests.entries()) {
+    const run = runEngineCase(request, (phase) => mark(`load ${index + 1}: ${phase}`))
+    outcomes.push(
+      request.failureExpected
+        ? await run.then(
+            (result) => result,
+            (error: unknown) => ({
+              failed: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+            }),
+          )
+        : await run,
+    )
+  }
+  return outcomes
+}
+
+/** A run's result, or what failed a load meant to fail. */
+export type EngineCaseOutcome = EngineCaseResult | { readonly failed: string }
+
+export async function runEngineCase(
+  request: EngineCaseRequest,
+  mark: (phase: string) => void = () => undefined,
+): Promise<EngineCaseResult> {
   const started = performance.now()
+  mark('loading')
   const host = request.simd ? hostWithSimd(request.simd) : browserHost
   const model = await loadModelWith(
     request.helpersNeverStartMs === undefined
@@ -108,9 +143,11 @@ export async function runEngineCase(request: EngineCaseRequest): Promise<EngineC
       ...(request.threads === undefined ? {} : { numThreads: request.threads }),
     },
   )
+  mark('loaded')
   try {
     const rows = [await model.session.append([...request.prompt])]
     for (const token of request.steps) rows.push(await model.session.append([token]))
+    mark('ran')
     const bytes = new Uint8Array(rows.reduce((sum, row) => sum + row.byteLength, 0))
     let offset = 0
     for (const row of rows) {
@@ -131,6 +168,7 @@ export async function runEngineCase(request: EngineCaseRequest): Promise<EngineC
     }
   } finally {
     await model.dispose()
+    mark('disposed')
   }
 }
 

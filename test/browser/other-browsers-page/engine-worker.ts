@@ -1,15 +1,34 @@
-// A module Web Worker that runs one engine case for the page (as engine-threads-page/worker.ts
-// does), saying first that its script runs: a run that never answers then tells whether the
-// worker did not start or the run inside it did not end.
-import { runEngineCase } from '../engine-threads-page/engine-case.ts'
+// A module Web Worker that runs engine cases for the page (as engine-threads-page/worker.ts
+// does), one after the other, as the SDK's model worker loads one model after another. It says
+// first that its script runs, then where each load is: a run that never answers then tells
+// whether the worker did not start or where the run inside it stopped. It counts the engine's
+// helper Workers created and terminated here (a load may take those an earlier one left).
+import { type EngineCaseRequest, runEngineCases } from '../engine-threads-page/engine-case.ts'
 
 const scope = globalThis as unknown as {
-  onmessage: ((event: { readonly data: Parameters<typeof runEngineCase>[0] }) => void) | null
+  onmessage: ((event: { readonly data: readonly EngineCaseRequest[] }) => void) | null
   postMessage(message: unknown): void
+  Worker: typeof Worker
 }
+
+const helperWorkers = { created: 0, terminated: 0 }
+const Original = scope.Worker
+scope.Worker = class extends Original {
+  constructor(url: string | URL, options?: WorkerOptions) {
+    super(url, options)
+    if (!options?.name?.startsWith('ondevice-engine-thread')) return
+    helperWorkers.created++
+    const terminate = this.terminate.bind(this)
+    this.terminate = () => {
+      helperWorkers.terminated++
+      terminate()
+    }
+  }
+}
+
 scope.onmessage = (event) => {
-  runEngineCase(event.data).then(
-    (result) => scope.postMessage({ result }),
+  runEngineCases(event.data, (mark) => scope.postMessage({ mark })).then(
+    (outcomes) => scope.postMessage({ run: { outcomes, helperWorkers } }),
     (error: unknown) =>
       scope.postMessage({
         error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),

@@ -3,7 +3,11 @@
 // page or in a module Web Worker (the same code as the Chromium threads test), and a chat through
 // the SDK as an app writes it (createClient: the model worker, the package in the browser's store).
 import { createClient, type StreamPart } from '../../../sdk/index.ts'
-import type { EngineCaseRequest, EngineCaseResult } from '../engine-threads-page/engine-case.ts'
+import type {
+  EngineCaseOutcome,
+  EngineCaseRequest,
+  EngineCaseResult,
+} from '../engine-threads-page/engine-case.ts'
 import { runEngineCase } from '../engine-threads-page/engine-case.ts'
 
 /** The smallest module using a v128 (a function returning v128.const 0): validates where wasm SIMD exists. */
@@ -32,44 +36,71 @@ function facts(): BrowserFacts {
   }
 }
 
-/** Where a worker run got to: what the page says when the run gives no result in time. */
+/**
+ * How long a worker run may go without a word (its script starting, a load's next phase) before
+ * the page gives up on it and says where it was.
+ */
 const workerRunTimeoutMs = 50_000
 
-function runEngineCaseInWorker(request: EngineCaseRequest): Promise<EngineCaseResult> {
+/** One engine case in a fresh module Web Worker. */
+async function runEngineCaseInWorker(request: EngineCaseRequest): Promise<EngineCaseResult> {
+  return (await runEngineCasesInWorker([request])).outcomes[0] as EngineCaseResult
+}
+
+/** What a worker's engine cases gave, and the engine's helper Workers created and terminated there. */
+export interface WorkerRun {
+  readonly outcomes: readonly EngineCaseOutcome[]
+  readonly helperWorkers: { readonly created: number; readonly terminated: number }
+}
+
+/** Engine cases one after the other in one fresh module Web Worker (load, run, dispose each). */
+function runEngineCasesInWorker(requests: readonly EngineCaseRequest[]): Promise<WorkerRun> {
   const worker = new Worker(new URL('./engine-worker.ts', import.meta.url), {
     type: 'module',
     name: 'engine-case',
   })
-  let started = false
-  return new Promise<EngineCaseResult>((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new Error(
-            started
-              ? `the engine run in the worker gave no result in ${workerRunTimeoutMs / 1000} s`
-              : `the worker's script did not start in ${workerRunTimeoutMs / 1000} s`,
+  // The last few words: a load's phase, then any finer mark after it.
+  const marks: string[] = []
+  let last = ''
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return new Promise<WorkerRun>((resolve, reject) => {
+    const watch = () => {
+      clearTimeout(timer)
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              last
+                ? `the engine run in the worker gave no word in ${workerRunTimeoutMs / 1000} s after "${last}"`
+                : `the worker's script did not start in ${workerRunTimeoutMs / 1000} s`,
+            ),
           ),
-        ),
-      workerRunTimeoutMs,
-    )
+        workerRunTimeoutMs,
+      )
+    }
+    watch()
     worker.onmessage = (
-      event: MessageEvent<{ started?: true; result?: EngineCaseResult; error?: string }>,
+      event: MessageEvent<{ started?: true; mark?: string; run?: WorkerRun; error?: string }>,
     ) => {
-      if (event.data.started) {
-        started = true
+      if (event.data.started || event.data.mark !== undefined) {
+        marks.push(event.data.mark ?? 'the script started')
+        last = marks.slice(-3).join('", "')
+        watch()
         return
       }
       clearTimeout(timer)
-      if (event.data.result) resolve(event.data.result)
-      else reject(new Error(event.data.error ?? 'the worker failed'))
+      if (event.data.run) resolve(event.data.run)
+      else reject(new Error(`${event.data.error ?? 'the worker failed'} (after "${last}")`))
     }
     worker.onerror = (event) => {
       clearTimeout(timer)
       reject(new Error(event.message || 'the worker failed to load'))
     }
-    worker.postMessage(request)
-  }).finally(() => worker.terminate())
+    worker.postMessage(requests)
+  }).finally(() => {
+    clearTimeout(timer)
+    worker.terminate()
+  })
 }
 
 export interface ChatRequest {
@@ -145,5 +176,7 @@ async function chat(request: ChatRequest): Promise<ChatResult> {
   return { route, text, deltas, tokenIds, backend, error, ready, loadError, downloadError }
 }
 
-Object.assign(window, { otherBrowsers: { facts, runEngineCase, runEngineCaseInWorker, chat } })
+Object.assign(window, {
+  otherBrowsers: { facts, runEngineCase, runEngineCaseInWorker, runEngineCasesInWorker, chat },
+})
 document.body.dataset['ready'] = 'true'
