@@ -307,20 +307,40 @@ for (const { label, launch, expect: expected } of browsers) {
     const open = (query = '') => openPage(browser.page, query)
 
     /** One engine run; one that takes over a minute fails naming itself (a run takes seconds). */
-    const engineCase = (where: 'page' | 'worker', request: EngineCaseRequest) => {
-      let timer: NodeJS.Timeout | undefined
-      return Promise.race([
-        browser.page.evaluate<EngineCaseResult>(
-          `(request) => window.otherBrowsers.${where === 'page' ? 'runEngineCase' : 'runEngineCaseInWorker'}(request)`,
-          request,
-        ),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`the run in the ${where} gave no result in 60 s`)),
-            60_000,
-          )
-        }),
-      ]).finally(() => clearTimeout(timer))
+    const engineCase = (where: 'page' | 'worker', request: EngineCaseRequest) =>
+      againIfHelperBlocked(() => {
+        let timer: NodeJS.Timeout | undefined
+        return Promise.race([
+          browser.page.evaluate<EngineCaseResult>(
+            `(request) => window.otherBrowsers.${where === 'page' ? 'runEngineCase' : 'runEngineCaseInWorker'}(request)`,
+            request,
+          ),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`the run in the ${where} gave no result in 60 s`)),
+              60_000,
+            )
+          }),
+        ]).finally(() => clearTimeout(timer))
+      })
+
+    /**
+     * Runs a worker case again, once, in a fresh worker when the last one blocked inside a
+     * helper's `new Worker(...)`: Firefox 153 ESR's worker sometimes never returns from it, at a
+     * rate of about one load in a hundred here under load, whatever the engine does before it
+     * (docs/wasm-engine.md, Threads). What the cases check holds for the run that completes; a
+     * block anywhere else, or twice, fails the case.
+     */
+    const againIfHelperBlocked = async <Result>(run: () => Promise<Result>): Promise<Result> => {
+      try {
+        return await run()
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error)
+        // The block's mark is the last one the worker posted.
+        if (!/gave no word in \d+ s after ".*making an engine helper Worker"(?!, ")/.test(message)) throw error
+        console.warn(`${browser.version}: ${message}; Firefox's known block, run again in a fresh worker`)
+        return run()
+      }
     }
 
     it('the browser offers what was measured, and the engine picks the build that fits it', async () => {
@@ -406,12 +426,14 @@ for (const { label, launch, expect: expected } of browsers) {
         const good =
           fixtures.at(-1) === fixtures[0] ? [fixtures[0], fixtures[0]] : [fixtures[0], fixtures.at(-1)]
         const loads = [brokenFixture, good[0], good[0], good[1]] as Fixture[]
-        const run = await browser.page.evaluate<WorkerRun>(
-          '(requests) => window.otherBrowsers.runEngineCasesInWorker(requests)',
-          loads.map((fixture) =>
-            fixture === brokenFixture
-              ? { ...engineRequest(fixture, 2), failureExpected: true }
-              : engineRequest(fixture, 2),
+        const run = await againIfHelperBlocked(() =>
+          browser.page.evaluate<WorkerRun>(
+            '(requests) => window.otherBrowsers.runEngineCasesInWorker(requests)',
+            loads.map((fixture) =>
+              fixture === brokenFixture
+                ? { ...engineRequest(fixture, 2), failureExpected: true }
+                : engineRequest(fixture, 2),
+            ),
           ),
         )
         const [failed, ...answered] = run.outcomes as [{ failed?: string }, ...EngineCaseResult[]]

@@ -15,8 +15,12 @@ const helperWorkers = { created: 0, terminated: 0 }
 const Original = scope.Worker
 scope.Worker = class extends Original {
   constructor(url: string | URL, options?: WorkerOptions) {
+    const helper = options?.name?.startsWith('ondevice-engine-thread') === true
+    // The mark just before a helper's `new Worker(...)`: where Firefox's worker may block for good.
+    if (helper) scope.postMessage({ mark: 'making an engine helper Worker' })
     super(url, options)
-    if (!options?.name?.startsWith('ondevice-engine-thread')) return
+    if (!helper) return
+    scope.postMessage({ mark: 'made an engine helper Worker' })
     helperWorkers.created++
     const terminate = this.terminate.bind(this)
     this.terminate = () => {
