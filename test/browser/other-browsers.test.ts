@@ -337,7 +337,8 @@ for (const { label, launch, expect: expected } of browsers) {
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error)
         // The block's mark is the last one the worker posted.
-        if (!/gave no word in \d+ s after ".*making an engine helper Worker"(?!, ")/.test(message)) throw error
+        if (!/gave no word in \d+ s after ".*making an engine helper Worker"(?!, ")/.test(message))
+          throw error
         console.warn(`${browser.version}: ${message}; Firefox's known block, run again in a fresh worker`)
         return run()
       }
