@@ -71,6 +71,8 @@ export type WorkerResponse =
   /** Sent once, when the server starts: the worker's script loaded and runs (see createBrowserDeviceHost). */
   | { readonly type: 'started' }
   | { readonly type: 'progress'; readonly id: number; readonly progress: DownloadProgress }
+  /** Every second of a load: the worker's thread runs (see WorkerDeviceHostOptions.loadSilenceMs). */
+  | { readonly type: 'alive'; readonly id: number }
   | { readonly type: 'part'; readonly id: number; readonly part: DevicePart }
   | { readonly type: 'result'; readonly id: number; readonly value: WorkerResults[keyof WorkerResults] }
   | { readonly type: 'error'; readonly id: number; readonly error: SerializedError }

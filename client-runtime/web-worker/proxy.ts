@@ -2,7 +2,7 @@
 // same interface the runtime implements in this thread, so the SDK drives both alike. Requests
 // are promises, generation is an async iterable of the model's parts, and errors come back as
 // the same OndeviceError classes with the same codes they had in the worker.
-import { AbortedError, deserializeError } from '../../core/errors.ts'
+import { AbortedError, BackendError, deserializeError } from '../../core/errors.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
 import type {
   DeviceGenerateRequest,
@@ -33,6 +33,8 @@ interface Pending {
   reject(error: unknown): void
   onProgress?: (progress: DownloadProgress) => void
   onPart?: (part: DevicePart) => void
+  /** Any word from the worker about this call (a load's watch on its thread). */
+  onWord?: () => void
 }
 
 /** A DeviceHost in another thread; `close()` stops listening (pending calls fail with AbortedError). */
@@ -46,7 +48,19 @@ export interface WorkerDeviceHostOptions {
    * every load (a worker resolves relative URLs against its own script, not the page).
    */
   readonly wasmBaseUrl?: string
+  /**
+   * How long a load may go without a word from the worker (it says it runs every second, and
+   * reports download progress) before the proxy takes its thread for blocked: the load fails with
+   * a BackendError, and so does every later call, since nothing can unblock it. Firefox 153 ESR
+   * sometimes blocks a worker for good inside the `new Worker(...)` of the engine's helper threads
+   * (docs/wasm-engine.md, Threads), and a load used to wait for ever. Default 90 s: above the
+   * longest stretch a load runs without yielding (onnxruntime-web building a large model's
+   * session on a slow phone).
+   */
+  readonly loadSilenceMs?: number
 }
+
+const defaultLoadSilenceMs = 90_000
 
 /** Only what can cross a thread: an app may pass options objects that carry more. */
 function loadOptionsOf(options: DeviceLoadOptions): WorkerLoadOptions {
@@ -64,6 +78,9 @@ export function createWorkerDeviceHost(
 ): WorkerDeviceHost {
   let nextId = 1
   const pending = new Map<number, Pending>()
+  const loadSilenceMs = hostOptions.loadSilenceMs ?? defaultLoadSilenceMs
+  /** Set once a load found the worker's thread blocked: every call fails with it from then on. */
+  let blocked: BackendError | undefined
 
   const listener = (event: { readonly data: unknown }): void => {
     const message = event.data as WorkerResponse
@@ -72,8 +89,10 @@ export function createWorkerDeviceHost(
         ? pending.get(message.id)
         : undefined
     if (!entry) return
+    entry.onWord?.()
     switch (message.type) {
       case 'started':
+      case 'alive':
         break
       case 'progress':
         entry.onProgress?.(message.progress)
@@ -103,6 +122,10 @@ export function createWorkerDeviceHost(
   ): Promise<WorkerResults[K]> {
     const id = nextId++
     return new Promise<WorkerResults[K]>((resolve, reject) => {
+      if (blocked) {
+        reject(blocked)
+        return
+      }
       if (signal?.aborted) {
         reject(new AbortedError())
         return
@@ -263,6 +286,17 @@ export function createWorkerDeviceHost(
     },
   })
 
+  /** A load heard nothing for loadSilenceMs: the worker's thread is blocked, and stays so. */
+  const workerBlocked = () => {
+    blocked = new BackendError(
+      'backend_failed',
+      `ondevice's model worker said nothing for ${loadSilenceMs / 1000} s while it loaded the model: its thread is blocked (Firefox sometimes blocks a worker for good when it starts the engine's helper threads). Load the page again, or pass numThreads: 1 to load on one thread.`,
+      { isRetryable: false },
+    )
+    for (const entry of pending.values()) entry.reject(blocked)
+    pending.clear()
+  }
+
   return {
     // The page sees network changes first: its own navigator's state, read at each call.
     capabilities: async () => withCurrentNetwork(await call({ type: 'capabilities' })),
@@ -280,14 +314,25 @@ export function createWorkerDeviceHost(
         // Crosses as the abort message, as a load's does.
         options.signal,
       ),
-    load: async (model, options) =>
-      modelOf(
-        await call(
-          { type: 'load', model, options: loadOptionsOf({ ...hostOptions, ...options }) },
-          options.onProgress ? { onProgress: options.onProgress } : {},
-          options.signal,
-        ),
-      ),
+    load: async (model, options) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const watch = () => {
+        clearTimeout(timer)
+        timer = setTimeout(workerBlocked, loadSilenceMs)
+      }
+      watch()
+      try {
+        return modelOf(
+          await call(
+            { type: 'load', model, options: loadOptionsOf({ ...hostOptions, ...options }) },
+            { ...(options.onProgress ? { onProgress: options.onProgress } : {}), onWord: watch },
+            options.signal,
+          ),
+        )
+      } finally {
+        clearTimeout(timer)
+      }
+    },
     close: () => {
       endpoint.removeEventListener('message', listener)
       for (const entry of pending.values())

@@ -22,6 +22,9 @@ function nextMacrotask(): Promise<void> {
   })
 }
 
+/** How often a load says its thread runs (the 'alive' message). */
+const aliveIntervalMs = 1000
+
 export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): DeviceHostServer {
   const models = new Map<number, DeviceModel>()
   let nextHandle = 1
@@ -48,11 +51,15 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
       case 'inspect':
         return host.inspect(request.model, { ...request.options, signal })
       case 'load': {
-        const model = await host.load(request.model, {
-          ...request.options,
-          signal,
-          onProgress: (progress) => send({ type: 'progress', id: request.id, progress }),
-        })
+        // The page's proxy takes a load it hears nothing of for long for a blocked thread.
+        const alive = setInterval(() => send({ type: 'alive', id: request.id }), aliveIntervalMs)
+        const model = await host
+          .load(request.model, {
+            ...request.options,
+            signal,
+            onProgress: (progress) => send({ type: 'progress', id: request.id, progress }),
+          })
+          .finally(() => clearInterval(alive))
         const handle = nextHandle++
         models.set(handle, model)
         return {
