@@ -9,31 +9,79 @@ import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/error
 
 /** The bytes of request bodies held at once, across requests (`limits.maxBodyBytesInFlight`). */
 export interface BodyBudget {
-  /** Takes `bytes` from the budget: false, taking nothing, when they do not fit. */
-  reserve(bytes: number): boolean
-  release(bytes: number): void
-  /** Bytes taken now. */
+  /**
+   * One body's share, empty at first. It is given back by its `release()` or, whatever became of
+   * the code reading that body, once `expiresAt` (`performance.now()` time) has passed: in
+   * workerd a client that resets its connection mid-body can end its request with the read still
+   * pending and its timer gone, so neither the body timeout nor a `finally` ever runs, and bytes
+   * given back only there were held for good (100 such uploads refused every body over 10 KB
+   * with 429 for as long as the isolate lived).
+   */
+  open(expiresAt: number): BodyShare
+  /** Bytes taken now (shares past their time not counted). */
   readonly held: number
   readonly limit: number
 }
 
+export interface BodyShare {
+  /** Takes `bytes` more from the budget: false, taking nothing, when they do not fit. */
+  take(bytes: number): boolean
+  /** Gives back all this share took (again: nothing). */
+  release(): void
+}
+
+interface Share {
+  bytes: number
+  readonly expiresAt: number
+}
+
 export function createBodyBudget(limit: number): BodyBudget {
+  const shares = new Set<Share>()
   let held = 0
+  // The earliest time a share runs out: until then no sweep is needed.
+  let nextExpiry = Number.POSITIVE_INFINITY
+  const drop = (share: Share) => {
+    if (shares.delete(share)) held -= share.bytes
+  }
+  const sweep = () => {
+    const now = performance.now()
+    if (now < nextExpiry) return
+    nextExpiry = Number.POSITIVE_INFINITY
+    for (const share of shares) {
+      if (share.expiresAt <= now) drop(share)
+      else nextExpiry = Math.min(nextExpiry, share.expiresAt)
+    }
+  }
   return {
-    reserve(bytes) {
-      if (held + bytes > limit) return false
-      held += bytes
-      return true
-    },
-    release(bytes) {
-      held = Math.max(0, held - bytes)
+    open(expiresAt) {
+      const share: Share = { bytes: 0, expiresAt }
+      shares.add(share)
+      nextExpiry = Math.min(nextExpiry, expiresAt)
+      return {
+        take(bytes) {
+          if (held + bytes > limit) sweep()
+          // A share past its time reads no further (its body's timeout has passed).
+          if (!shares.has(share) || held + bytes > limit) return false
+          share.bytes += bytes
+          held += bytes
+          return true
+        },
+        release: () => drop(share),
+      }
     },
     get held() {
+      sweep()
       return held
     },
     limit,
   }
 }
+
+/**
+ * How long a body's share outlives its body timeout: the parse that follows the read holds the
+ * bytes too. Past it the share is given back even if its reading never ended (see BodyBudget).
+ */
+const shareGraceMs = 1000
 
 export interface ReadBodyOptions {
   /** The body must have arrived in full this long after reading starts (`limits.bodyTimeoutMs`). */
@@ -103,11 +151,11 @@ export async function readJsonBody(
   }
   // Its bytes count against the budget until they are parsed (the text and the parse are the
   // peak), then go back: what a request holds afterwards is bounded by the queue.
-  const held = { bytes: 0 }
+  const share = options.budget.open(performance.now() + options.timeoutMs + shareGraceMs)
   try {
-    return parseJson(await readWithin(request.body, maxBytes, declared, options, held))
+    return parseJson(await readWithin(request.body, maxBytes, declared, options, share))
   } finally {
-    options.budget.release(held.bytes)
+    share.release()
   }
 }
 
@@ -133,15 +181,15 @@ function parseJson(bytes: Uint8Array): unknown {
  * The body's bytes, within the cap, the time limit and the budget. Bytes count against the budget
  * as they arrive, so a client that declares 1 MiB and sends nothing holds nothing of it (64 such
  * sockets would otherwise lock every body out until their time ran out); a declared length that
- * does not fit in what is left is refused before anything is read. `held` says how much was
- * taken, for the caller to give back.
+ * does not fit in what is left is refused before anything is read. They are taken into `share`,
+ * which the caller gives back.
  */
 async function readWithin(
   body: ReadableStream<Uint8Array>,
   maxBytes: number,
   declaredHeader: string | null,
   options: ReadBodyOptions,
-  held: { bytes: number },
+  share: BodyShare,
 ): Promise<Uint8Array> {
   const { budget, timeoutMs } = options
   const declared = declaredHeader === null ? 0 : Number(declaredHeader)
@@ -183,10 +231,7 @@ async function readWithin(
       if (done) break
       total += value.byteLength
       if (total > maxBytes) return await giveUp(tooLarge(maxBytes), true)
-      if (total > held.bytes) {
-        if (!budget.reserve(total - held.bytes)) return await giveUp(bodiesInFlight(budget), false)
-        held.bytes = total
-      }
+      if (!share.take(value.byteLength)) return await giveUp(bodiesInFlight(budget), false)
       chunks.push(value)
     }
   } finally {
