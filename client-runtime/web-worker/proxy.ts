@@ -61,6 +61,8 @@ export interface WorkerDeviceHostOptions {
 }
 
 const defaultLoadSilenceMs = 90_000
+/** How long past loadSilenceMs a word from the worker may still arrive (see load). */
+const lastWordGraceMs = 3000
 
 /** Only what can cross a thread: an app may pass options objects that carry more. */
 function loadOptionsOf(options: DeviceLoadOptions): WorkerLoadOptions {
@@ -316,9 +318,14 @@ export function createWorkerDeviceHost(
       ),
     load: async (model, options) => {
       let timer: ReturnType<typeof setTimeout> | undefined
+      // The bound runs out in two steps: a page frozen in the background or a laptop asleep
+      // mid-load may run its overdue timer before the worker's queued words, which get a few
+      // seconds more to arrive.
       const watch = () => {
         clearTimeout(timer)
-        timer = setTimeout(workerBlocked, loadSilenceMs)
+        timer = setTimeout(() => {
+          timer = setTimeout(workerBlocked, lastWordGraceMs)
+        }, loadSilenceMs)
       }
       watch()
       try {
