@@ -217,6 +217,11 @@ describe('headers that never finish (serveApp headersTimeoutMs)', () => {
       /requestTimeoutMs \(1000\) must be at least headersTimeoutMs \(5000\)/,
     )
   })
+
+  it('a longer headersTimeoutMs alone is taken: the request bound left unset follows it (it was refused for its default)', async () => {
+    const { server } = await start({}, { headersTimeoutMs: 90_000 })
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200)
+  })
 })
 
 describe('the bytes of bodies read at once (limits.maxBodyBytesInFlight)', () => {

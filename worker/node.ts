@@ -259,8 +259,8 @@ export interface ServeOptions {
    * How long a whole request, headers and body, may take to arrive (Node's `requestTimeout`); past
    * it the connection gets 408 and is closed. A backstop behind the app's body timeout
    * (`limits.bodyTimeoutMs`, which answers first with the API's own 408) for what the app does not
-   * read: a GET's body, a body refused unread. Default 60,000 ms (Node's own is 300 s); at least
-   * `headersTimeoutMs`.
+   * read: a GET's body, a body refused unread. Default 60,000 ms, or `headersTimeoutMs` + 40,000
+   * when that is longer (Node's own is 300 s); at least `headersTimeoutMs`.
    */
   readonly requestTimeoutMs?: number
 }
@@ -308,7 +308,13 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
     throw new InvalidArgumentError('port', `port must be an integer from 0 to 65535, got ${String(port)}.`)
   }
   const headersTimeout = timeoutOption(options.headersTimeoutMs, 'headersTimeoutMs', defaultHeadersTimeoutMs)
-  const requestTimeout = timeoutOption(options.requestTimeoutMs, 'requestTimeoutMs', defaultRequestTimeoutMs)
+  // Unset, it follows the headers' bound: headersTimeoutMs 90,000 alone was refused for the
+  // default's 60,000 being shorter.
+  const requestTimeout = timeoutOption(
+    options.requestTimeoutMs,
+    'requestTimeoutMs',
+    Math.max(defaultRequestTimeoutMs, headersTimeout + defaultRequestTimeoutMs - defaultHeadersTimeoutMs),
+  )
   if (requestTimeout < headersTimeout)
     throw new InvalidArgumentError(
       'requestTimeoutMs',
