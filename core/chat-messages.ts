@@ -151,7 +151,7 @@ function validateOptionalFields(message: Record<string, unknown>, role: string, 
     if (typeof name !== 'string' || name === '') {
       throw new InvalidArgumentError(
         `${where}.function.name`,
-        `${where} must be { id, type: 'function', function: { name, arguments } } with the tool's name (as result.toolCalls gives it: { id, name, arguments }).`,
+        `${where} must be { id, type: 'function', function: { name, arguments } } with the tool's name: a call from result.toolCalls ({ id, name, arguments }) goes back as { id, type: 'function', function: { name: call.name, arguments: call.arguments } }.`,
       )
     }
     const args = (fn as Record<string, unknown>)['arguments']

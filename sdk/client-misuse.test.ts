@@ -427,6 +427,34 @@ describe('sparse arrays (a hole where an item should be)', () => {
   })
 })
 
+describe('a call fed back as chat() returned it', () => {
+  it('result.toolCalls put straight into an assistant message is refused with the shape it must take', async () => {
+    const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const fromResult = { id: 'call_1', name: 'get_weather', arguments: '{"city":"Oslo"}' }
+    try {
+      const error = await client
+        .chat({
+          messages: [
+            { role: 'user', content: 'Weather?' },
+            { role: 'assistant', content: '', toolCalls: [fromResult] } as never,
+            { role: 'tool', toolCallId: 'call_1', content: '{"c":3}' },
+          ],
+        })
+        .catch((thrown: unknown) => thrown)
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      // The hint read as if result.toolCalls' own shape were the one asked for.
+      expect(error).toMatchObject({
+        param: 'messages.1.toolCalls.0.function.name',
+        message: expect.stringContaining(
+          "goes back as { id, type: 'function', function: { name: call.name, arguments: call.arguments } }",
+        ),
+      })
+    } finally {
+      await client.dispose()
+    }
+  })
+})
+
 describe('misspelt or misplaced option names', () => {
   it('an unknown edge option is refused at edge.<name> like an unknown createClient option (edge.apikey was dropped, and the edge answered 401 later)', () => {
     const cases: [Record<string, unknown>, string][] = [
