@@ -184,6 +184,21 @@ describe.each(Object.keys(configs))('%s on the engine', (name) => {
   )
 })
 
+/** Helper threads a host made ahead of their start, recording whether they were started or released. */
+async function recordedThreads() {
+  const calls: string[] = []
+  const threads = {
+    count: 2,
+    module: await loadEngineModule(),
+    start: async () => {
+      calls.push('start')
+      return undefined
+    },
+    release: () => calls.push('release'),
+  }
+  return { calls, threads }
+}
+
 describe('bad packages fail before any compute, with what is wrong', () => {
   it('a truncated .onnx_data', async () => {
     const { dir } = packages.get('llama (untied)')!
@@ -214,16 +229,7 @@ describe('bad packages fail before any compute, with what is wrong', () => {
     writeFileSync(join(broken, 'onnx', 'model_quantized.onnx'), '<!doctype html><p>app</p>')
     // A browser's helpers are Web Workers created at load, before the weights are read; a load
     // that failed before starting them left them waiting for a start that never came.
-    const calls: string[] = []
-    const threads = {
-      count: 2,
-      module: await loadEngineModule(),
-      start: async () => {
-        calls.push('start')
-        return undefined
-      },
-      release: () => calls.push('release'),
-    }
+    const { calls, threads } = await recordedThreads()
     await expect(
       createEngineSession({
         module: await loadEngineModule(),
@@ -238,16 +244,7 @@ describe('bad packages fail before any compute, with what is wrong', () => {
   it('a dtype the engine has no kernels for, on helper threads the host made ahead: refused, and the helpers given back', async () => {
     // Refused before the weights were opened; the loader then runs onnxruntime-web instead, and
     // the browser's helpers made for the engine were left waiting for a start that never came.
-    const calls: string[] = []
-    const threads = {
-      count: 2,
-      module: await loadEngineModule(),
-      start: async () => {
-        calls.push('start')
-        return undefined
-      },
-      release: () => calls.push('release'),
-    }
+    const { calls, threads } = await recordedThreads()
     await expect(
       createEngineSession({
         module: await loadEngineModule(),
