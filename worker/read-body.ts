@@ -5,6 +5,7 @@
 // trickles or withholds its body, holds its socket and buffered bytes no longer), and the bytes of
 // all bodies being read at once stay within a budget (many clients each sending a body just
 // under the cap cannot exhaust memory).
+import { concatBytes } from '../core/concat-bytes.ts'
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 
 /** The bytes of request bodies held at once, across requests (`limits.maxBodyBytesInFlight`). */
@@ -237,11 +238,5 @@ async function readWithin(
   } finally {
     clearTimeout(timer)
   }
-  const bytes = new Uint8Array(total)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return bytes
+  return concatBytes(chunks, total)
 }

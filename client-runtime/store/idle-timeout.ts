@@ -1,6 +1,7 @@
 // The stores' download timing: their default idle timeout, the error a stalled download becomes,
 // and a body read bounded in size and in idle time. The idle timer itself is core's (core/idle-timer.ts,
 // shared with the engine's module fetch).
+import { concatBytes } from '../../core/concat-bytes.ts'
 import { OndeviceError, StoreError } from '../../core/errors.ts'
 import { checkTimeout, type IdleTimer } from '../../core/idle-timer.ts'
 
@@ -90,11 +91,5 @@ export async function readBodyWithin(
   } catch (error) {
     throw bodyReadError(error, url, idle, idleTimeoutMs, received)
   }
-  const bytes = new Uint8Array(received)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return bytes
+  return concatBytes(chunks, received)
 }

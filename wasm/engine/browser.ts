@@ -11,6 +11,7 @@
 // load's signal aborts it. Bytes, fetched or kept, run only when their sha256 is the one these
 // scripts were built with (./engine-sha256.ts): under a fixed file name an earlier deploy's .wasm
 // (kept, or from the HTTP cache or a service worker) would otherwise run with newer scripts.
+import { concatBytes } from '../../core/concat-bytes.ts'
 import { AbortedError, BackendError, OndeviceError } from '../../core/errors.ts'
 import { htmlPageReason, isWebAssembly } from '../../core/html-page.ts'
 import { checkTimeout, startIdleTimer } from '../../core/idle-timer.ts'
@@ -277,12 +278,7 @@ async function fetchEngine(
           ),
       )
     }
-    const bytes = new Uint8Array(received)
-    let offset = 0
-    for (const chunk of chunks) {
-      bytes.set(chunk, offset)
-      offset += chunk.byteLength
-    }
+    const bytes = concatBytes(chunks, received)
     if (!isWebAssembly(bytes))
       throw new BackendError(
         'backend_unavailable',
