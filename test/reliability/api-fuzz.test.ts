@@ -21,7 +21,7 @@ import {
 } from './api-fuzz.ts'
 import { createFastHost } from './fast-host.ts'
 import { fuzzSeed, reportFigures, scale } from './summary.ts'
-import { type HealthWatchdog, healthzBoundEnforced, startHealthWatchdog } from './watchdog.ts'
+import { type HealthWatchdog, healthzBoundEnforced, servedHere, startHealthWatchdog } from './watchdog.ts'
 
 const apiKey = 'fuzz-key-0123456789abcdef'
 const modelId = 'test-model'
@@ -101,7 +101,7 @@ beforeAll(async () => {
   })
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   // The app runs in this process: a thread asks /healthz every 100 ms while the fuzzing runs.
-  watchdog = startHealthWatchdog(base)
+  watchdog = startHealthWatchdog(base, servedHere())
 })
 
 afterAll(async () => {
@@ -120,6 +120,7 @@ afterAll(async () => {
     healthzProbes: healthz?.probes ?? 0,
     healthzWorstMs: healthz?.worstMs ?? 0,
     healthzWorstExcessMs: healthz?.worstExcessMs ?? 0,
+    healthzWorstWallExcessMs: healthz?.worstWallExcessMs ?? 0,
     healthzBound: healthzBoundEnforced().enforced
       ? 'enforced'
       : `reported only (load ${healthzBoundEnforced().load})`,

@@ -15,7 +15,7 @@ import { createApp } from '../../worker/app.ts'
 import type { RequestLogLine } from '../../worker/request-log.ts'
 import { createFastHost } from './fast-host.ts'
 import { fuzzSeed, reportFigures, scale } from './summary.ts'
-import { type HealthWatchdog, healthzBoundEnforced, startHealthWatchdog } from './watchdog.ts'
+import { type HealthWatchdog, healthzBoundEnforced, servedHere, startHealthWatchdog } from './watchdog.ts'
 
 const modelId = 'test-model'
 const logs: RequestLogLine[] = []
@@ -69,7 +69,7 @@ beforeAll(async () => {
     const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
   })
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  watchdog = startHealthWatchdog(base)
+  watchdog = startHealthWatchdog(base, servedHere())
 })
 
 afterAll(async () => {
@@ -204,6 +204,7 @@ describe('hostile input on Node, /healthz watched', () => {
       healthzProbes: report.probes,
       healthzWorstMs: report.worstMs,
       healthzWorstExcessMs: report.worstExcessMs,
+      healthzWorstWallExcessMs: report.worstWallExcessMs,
       healthzBound: bound.enforced ? 'enforced' : `reported only (load ${bound.load})`,
     })
     expect(report.failures).toBe(0)

@@ -94,7 +94,7 @@ describe('load on ondevice serve', () => {
         references.set(seed, await referenceAnswer({ url, headers, model: 'fixture', maxTokens }, seed))
       const rssBefore = await residentMiB(child!.pid!)
       // While the load runs, /healthz must keep answering within a second (nothing holds the loop).
-      const watchdog = startHealthWatchdog(url)
+      const watchdog = startHealthWatchdog(url, { pid: child!.pid! })
       const report = await runLoad({
         url,
         headers,
@@ -141,6 +141,7 @@ describe('load on ondevice serve', () => {
         healthzProbes: healthz.probes,
         healthzWorstMs: healthz.worstMs,
         healthzWorstExcessMs: healthz.worstExcessMs,
+        healthzWorstWallExcessMs: healthz.worstWallExcessMs,
         healthzBound: bound.enforced ? 'enforced' : `reported only (load ${bound.load})`,
       })
       expect(report.serverErrors).toEqual([])
