@@ -14,7 +14,7 @@ import { type ChatRuntime, formatHeaderNames, handleChatCompletion } from './cha
 import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import { type HostedModel, startupRetryAfterSeconds } from './model-host.ts'
-import { type AppOptions, checkAllowedOrigins, resolveLimits } from './options.ts'
+import { type AppOptions, checkAllowedOrigins, type ResolvedLimits, resolveLimits } from './options.ts'
 import { createBodyBudget } from './read-body.ts'
 import { defaultLog, modelForLog } from './request-log.ts'
 import { createSessionPool, type SessionPool } from './session-pool.ts'
@@ -22,6 +22,14 @@ import { createSessionPool, type SessionPool } from './session-pool.ts'
 export const serverVersion = '0.1.0'
 
 export type OndeviceApp = Hono<AppEnv>
+
+/** Each app's resolved limits, for the server that serves it (serveApp sets Node's bounds by them). */
+const appLimits = new WeakMap<OndeviceApp, ResolvedLimits>()
+
+/** The limits `app` was made with (createApp), or undefined for an app made otherwise. */
+export function limitsOfApp(app: OndeviceApp): ResolvedLimits | undefined {
+  return appLimits.get(app)
+}
 
 function randomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(12))
@@ -138,6 +146,7 @@ export function createApp(options: AppOptions): OndeviceApp {
   }
 
   const app = new Hono<AppEnv>()
+  appLimits.set(app, limits)
 
   app.use('*', async (c, next) => {
     const state: RequestState = { requestId: randomId(), startedAt: Date.now(), fields: {}, deferred: false }

@@ -184,13 +184,138 @@ describe('a body that does not arrive in time (limits.bodyTimeoutMs)', () => {
   })
 })
 
+/** Writes `body` in pieces of `pieceBytes`, `gapMs` apart, until it is sent or the server answered. */
+async function sendSteadily(connection: Raw, body: string, pieceBytes: number, gapMs: number): Promise<void> {
+  for (let index = 0; index < body.length; index += pieceBytes) {
+    if (connection.socket.destroyed || connection.text() !== '') return
+    connection.write(body.slice(index, index + pieceBytes))
+    await new Promise((resolve) => setTimeout(resolve, gapMs))
+  }
+}
+
+/** A chat whose body is `bytes` long (ASCII), padded in `user`, a field the server takes and ignores. */
+const chatOfSize = (bytes: number): string => {
+  const body = JSON.stringify({
+    model: 'test-model',
+    messages: [{ role: 'user', content: 'hi' }],
+    max_tokens: 2,
+    user: '',
+  })
+  return body.replace('"user":""', `"user":"${'u'.repeat(bytes - body.length)}"`)
+}
+
+// The whole body had to arrive within BODY_TIMEOUT_MS (30 s): a 1 MiB body needed ~35 KB/s, and a
+// phone at 80 kbit/s sending a 300 KB conversation got a retryable 408, and again on every retry.
+// A body is now bounded by its gaps (BODY_STALL_TIMEOUT_MS, 30 s) and, overall, by a longer
+// BODY_TIMEOUT_MS (300 s) that still cuts a trickle.
+describe('a slow body, a stalled one, a trickled one (limits.bodyStallTimeoutMs, limits.bodyTimeoutMs)', () => {
+  it('at the defaults, 300 KB sent at ~9 KB/s (about 33 s) is read and answered: it got 408 at 30 s before', async () => {
+    const { server, logs } = await start({})
+    const body = chatOfSize(300 * 1024)
+    const connection = await raw(server, postHead(`Content-Length: ${body.length}\r\n`))
+    // 10 KiB every 1.1 s: each gap far under the 30 s stall bound, the whole past the old 30 s.
+    await sendSteadily(connection, body, 10 * 1024, 1100)
+    await expect.poll(() => parseAnswer(connection.text()).status, { timeout: 30_000 }).toBe(200)
+    expect(logs.map((line) => line.status)).toEqual([200])
+  }, 120_000)
+
+  it('scaled down: 30 KB in pieces 300 ms apart (about 9 s) is read in full past a 2 s stall bound', async () => {
+    const { server } = await start({ bodyStallTimeoutMs: 2000, bodyTimeoutMs: 120_000 })
+    const body = chatOfSize(30 * 1024)
+    const connection = await raw(server, postHead(`Content-Length: ${body.length}\r\n`))
+    await sendSteadily(connection, body, 1024, 300)
+    await expect.poll(() => parseAnswer(connection.text()).status, { timeout: 30_000 }).toBe(200)
+  }, 120_000)
+
+  it('a body that stops (half sent, then nothing): 408 once the stall bound passes, not the whole-body one', async () => {
+    const { server, logs } = await start({ bodyStallTimeoutMs: 2000, bodyTimeoutMs: 120_000 })
+    const body = chatOfSize(30 * 1024)
+    const connection = await raw(server, postHead(`Content-Length: ${body.length}\r\n`))
+    await sendSteadily(connection, body.slice(0, 10 * 1024), 1024, 300)
+    // Half the whole-body bound: only the stall bound can have ended it.
+    await closedWithin(connection, 60_000)
+    const answer = parseAnswer(connection.text())
+    expect(answer.status).toBe(408)
+    expect(answer.headers.get('connection')).toBe('close')
+    const { error } = JSON.parse(answer.body) as { error: { code: string; message: string } }
+    expect(error.code).toBe('request_timeout')
+    expect(error.message).toMatch(/stalled: no bytes came for 2000 ms \(10240 bytes came before/)
+    expect(logs.map((line) => line.status)).toEqual([408])
+    expect((await chat(server)).status).toBe(200)
+  }, 120_000)
+
+  it('a trickle (a byte every 300 ms, each in time for the 2 s stall bound): 408 at the whole-body bound', async () => {
+    const { server } = await start({ bodyStallTimeoutMs: 2000, bodyTimeoutMs: 5000 })
+    const body = chatOfSize(1024)
+    const connection = await raw(server, postHead(`Content-Length: ${body.length}\r\n`))
+    // 1,024 bytes would take 5 minutes.
+    const sending = sendSteadily(connection, body, 1, 300)
+    await closedWithin(connection, 60_000)
+    await sending
+    const answer = parseAnswer(connection.text())
+    expect(answer.status).toBe(408)
+    expect(JSON.parse(answer.body).error.message).toMatch(/did not arrive in full within 5000 ms/)
+  }, 120_000)
+
+  it('bodies that stall give their budget back at the stall bound: a large body is read again long before the whole-body bound', async () => {
+    const maxBodyBytes = 64 * 1024
+    const { server } = await start({
+      maxBodyBytes,
+      maxBodyBytesInFlight: 2 * maxBodyBytes + 4096,
+      bodyStallTimeoutMs: 2000,
+      bodyTimeoutMs: 120_000,
+    })
+    const large = chatOfSize(maxBodyBytes - 1)
+    const post = async (): Promise<number> => {
+      const response = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: large,
+      })
+      await response.body?.cancel()
+      return response.status
+    }
+    const holders: Raw[] = []
+    for (let index = 0; index < 2; index++)
+      holders.push(await raw(server, postHead(`Content-Length: ${large.length}\r\n`) + large.slice(0, -1)))
+    // Both hold their bytes once their reads have started: a third large body does not fit,
+    // until they stall out.
+    await expect.poll(post, { timeout: 20_000 }).toBe(429)
+    for (const holder of holders) {
+      await closedWithin(holder, 60_000)
+      expect(parseAnswer(holder.text()).status).toBe(408)
+    }
+    expect(await post()).toBe(200)
+  }, 120_000)
+
+  it("a share's expiry follows its body's deadline as bytes arrive (expireAt), later and earlier", async () => {
+    const budget = createBodyBudget(1000)
+    const start = performance.now()
+    const moving = budget.open(start + 300)
+    const fixed = budget.open(start + 300)
+    expect(moving.take(600)).toBe(true)
+    expect(fixed.take(400)).toBe(true)
+    // Bytes came: its deadline moved on. The other's did not.
+    moving.expireAt(start + 60_000)
+    while (performance.now() <= start + 300) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(budget.held).toBe(600)
+    expect(moving.take(400)).toBe(true)
+    // Moved earlier (its overall bound comes before its stall bound): it runs out then.
+    const earlier = performance.now() + 200
+    moving.expireAt(earlier)
+    expect(budget.held).toBe(1000)
+    while (performance.now() <= earlier) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(budget.held).toBe(0)
+  })
+})
+
 describe('headers that never finish (serveApp headersTimeoutMs)', () => {
   for (const [name, head] of [
     ['a request line and one header, then nothing', 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'],
     ['a request line only', 'GET /healthz HTTP/1.1\r\n'],
   ] as const) {
     it(`${name}: 408 and the connection closed`, async () => {
-      const { server } = await start({}, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
+      const { server } = await start({ bodyTimeoutMs: 300 }, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
       const connection = await raw(server, head)
       // Node's defaults held such a connection 60 s, checked every 30 s (72.7 s measured).
       await closedWithin(connection, 20_000)
@@ -199,7 +324,7 @@ describe('headers that never finish (serveApp headersTimeoutMs)', () => {
   }
 
   it('a header line every 100 ms (each one in time, the whole never): 408', async () => {
-    const { server } = await start({}, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
+    const { server } = await start({ bodyTimeoutMs: 300 }, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
     const connection = await raw(server, 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n')
     const timer = setInterval(() => connection.write('X-Slow: 1\r\n'), 100)
     try {
@@ -216,6 +341,32 @@ describe('headers that never finish (serveApp headersTimeoutMs)', () => {
     expect(() => serveApp({ app, port: 0, headersTimeoutMs: 5000, requestTimeoutMs: 1000 })).toThrow(
       /requestTimeoutMs \(1000\) must be at least headersTimeoutMs \(5000\)/,
     )
+    // Shorter than the headers' and the app's body bound together, Node would cut a body the app
+    // still reads with a bare 408 (the old serveApp took it without a word).
+    expect(() => serveApp({ app, port: 0, requestTimeoutMs: 60_000 })).toThrow(
+      /requestTimeoutMs \(60000\) is shorter than headersTimeoutMs \(20000\) \+ the app's limits\.bodyTimeoutMs \(BODY_TIMEOUT_MS, 300000\).*Leave requestTimeoutMs unset \(it then follows them: 330000\), set it to at least 320000/,
+    )
+  })
+
+  it("the request bound left unset follows the app's body bound: raising that one is enough (Node cut at a fixed 60 s before)", async () => {
+    const app = createApp({
+      modelHost: createTestHost(),
+      limits: { bodyStallTimeoutMs: 600_000 },
+      log: () => undefined,
+    })
+    const server = await serveApp({ app, port: 0 })
+    running.push(server)
+    // The stall bound alone raised the whole-body bound to 600 s; Node's sits past both.
+    expect(server.headersTimeoutMs).toBe(20_000)
+    expect(server.requestTimeoutMs).toBe(20_000 + 600_000 + 10_000)
+    const other = await serveApp({
+      app: createApp({ modelHost: createTestHost(), limits: { bodyTimeoutMs: 4000 }, log: () => undefined }),
+      port: 0,
+      headersTimeoutMs: 1000,
+    })
+    running.push(other)
+    expect(other.requestTimeoutMs).toBe(1000 + 4000 + 10_000)
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200)
   })
 
   it('a longer headersTimeoutMs alone is taken: the request bound left unset follows it (it was refused for its default)', async () => {

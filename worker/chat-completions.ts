@@ -145,6 +145,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
   const { limits } = runtime
   const body = await readJsonBody(c.req.raw, limits.maxBodyBytes, {
     timeoutMs: limits.bodyTimeoutMs,
+    stallTimeoutMs: limits.bodyStallTimeoutMs,
     budget: runtime.bodyBudget,
   })
   checkMessageCount(body, limits.maxMessages)

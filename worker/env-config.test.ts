@@ -44,11 +44,65 @@ describe('settingsFromEnv', () => {
     expect(refusal({ BODY_TIMEOUT_MS: '99999999999' }).message).toBe(
       "BODY_TIMEOUT_MS must be an integer from 1 to 2147483647, got '99999999999'.",
     )
-    // Unset: 30 s, and 64 MiB of bodies (or one of the largest, when that is more).
-    expect(resolveLimits({})).toMatchObject({ bodyTimeoutMs: 30_000, maxBodyBytesInFlight: 64 * 2 ** 20 })
+    // Unset: 30 s without a byte, 300 s for the whole body, and 64 MiB of bodies (or one of the
+    // largest, when that is more; a Worker isolate's default is 8 MiB, test/workerd/body-read.test.ts).
+    expect(resolveLimits({})).toMatchObject({
+      bodyStallTimeoutMs: 30_000,
+      bodyTimeoutMs: 300_000,
+      maxBodyBytesInFlight: 64 * 2 ** 20,
+    })
     expect(resolveLimits({ maxBodyBytes: 2 ** 30 }).maxBodyBytesInFlight).toBe(2 ** 30)
     expect(() => resolveLimits({ maxBodyBytes: 2 ** 20, maxBodyBytesInFlight: 2 ** 19 })).toThrow(
       /limits\.maxBodyBytesInFlight \(MAX_BODY_BYTES_IN_FLIGHT\) must be at least limits\.maxBodyBytes/,
+    )
+  })
+
+  it('BODY_STALL_TIMEOUT_MS and BODY_TIMEOUT_MS: one set alone moves the other out of its way; both set, a stall bound past the whole is refused', () => {
+    expect(settingsFromEnv({ BODY_STALL_TIMEOUT_MS: '5000' }).limits.bodyStallTimeoutMs).toBe(5000)
+    for (const name of ['BODY_STALL_TIMEOUT_MS', 'BODY_TIMEOUT_MS']) {
+      expect(refusal({ [name]: '0' }).param).toBe(name)
+      expect(refusal({ [name]: '99999999999' }).message).toBe(
+        `${name} must be an integer from 1 to 2147483647, got '99999999999'.`,
+      )
+    }
+    const limits = (env: Record<string, string>) => resolveLimits(settingsFromEnv(env).limits)
+    // A deployment that set BODY_TIMEOUT_MS before the stall bound existed keeps its meaning: the
+    // whole body within it (so no gap longer either).
+    expect(limits({ BODY_TIMEOUT_MS: '10000' })).toMatchObject({
+      bodyTimeoutMs: 10_000,
+      bodyStallTimeoutMs: 10_000,
+    })
+    expect(limits({ BODY_TIMEOUT_MS: '600000' })).toMatchObject({
+      bodyTimeoutMs: 600_000,
+      bodyStallTimeoutMs: 30_000,
+    })
+    // A stall bound raised alone takes the whole-body bound with it.
+    expect(limits({ BODY_STALL_TIMEOUT_MS: '600000' })).toMatchObject({
+      bodyTimeoutMs: 600_000,
+      bodyStallTimeoutMs: 600_000,
+    })
+    expect(limits({ BODY_STALL_TIMEOUT_MS: '5000', BODY_TIMEOUT_MS: '5000' })).toMatchObject({
+      bodyTimeoutMs: 5000,
+      bodyStallTimeoutMs: 5000,
+    })
+    expect(() => limits({ BODY_STALL_TIMEOUT_MS: '60000', BODY_TIMEOUT_MS: '10000' })).toThrow(
+      /limits\.bodyStallTimeoutMs \(BODY_STALL_TIMEOUT_MS, 60000\) must be at most limits\.bodyTimeoutMs \(BODY_TIMEOUT_MS, 10000\)/,
+    )
+  })
+
+  it('refuses a name for a body setting that is not one, saying which is meant (it would do nothing without a word)', () => {
+    expect(refusal({ BODY_IDLE_TIMEOUT_MS: '60000' }).message).toBe(
+      'BODY_IDLE_TIMEOUT_MS is not a setting of this server: did you mean BODY_STALL_TIMEOUT_MS? Rename it (docs/worker.md lists the settings).',
+    )
+    expect(refusal({ MAX_BODY_IN_FLIGHT: '1' }).param).toBe('MAX_BODY_IN_FLIGHT')
+    expect(refusal({ HEADER_TIMEOUT_MS: '1' }).message).toMatch(/did you mean HEADERS_TIMEOUT_MS\?/)
+    // createApp's limits: a misspelt name was dropped and its default taken.
+    expect(() => resolveLimits({ bodyIdleTimeoutMs: 60_000 } as never)).toThrow(
+      /Unknown limit "bodyIdleTimeoutMs": did you mean "bodyStallTimeoutMs"\?/,
+    )
+    expect(() => resolveLimits({ bodyTimeoutMS: 60_000 } as never)).toThrow(/did you mean "bodyTimeoutMs"\?/)
+    expect(() => resolveLimits({ max_body_bytes: 1 } as never)).toThrow(
+      /did you mean "maxBodyBytes"\? The names here are camelCase/,
     )
   })
 

@@ -103,7 +103,26 @@ function origins(values: string[]): string[] {
   return values
 }
 
+/**
+ * Names a deployment may well write for a setting that has another: set, they would do nothing
+ * without a word (the environment holds many other variables, so unknown names in general are
+ * not refused).
+ */
+const misnamed: Readonly<Record<string, string>> = {
+  BODY_IDLE_TIMEOUT_MS: 'BODY_STALL_TIMEOUT_MS',
+  BODY_READ_TIMEOUT_MS: 'BODY_STALL_TIMEOUT_MS',
+  MAX_BODY_IN_FLIGHT: 'MAX_BODY_BYTES_IN_FLIGHT',
+  MAX_BODY_BYTES_INFLIGHT: 'MAX_BODY_BYTES_IN_FLIGHT',
+  HEADER_TIMEOUT_MS: 'HEADERS_TIMEOUT_MS',
+}
+
 export function settingsFromEnv(env: EnvValues): EnvSettings {
+  for (const [name, meant] of Object.entries(misnamed))
+    if (text(env, name) !== undefined)
+      throw new InvalidArgumentError(
+        name,
+        `${name} is not a setting of this server: did you mean ${meant}? Rename it (docs/worker.md lists the settings).`,
+      )
   const requireManifest = text(env, 'MODEL_REQUIRE_MANIFEST')
   if (requireManifest !== undefined && requireManifest !== 'true' && requireManifest !== 'false') {
     throw new InvalidArgumentError(
@@ -121,6 +140,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
   const limits: Partial<Limits> = {
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1, maximumBodyBytes),
     bodyTimeoutMs: integer(env, 'BODY_TIMEOUT_MS', 1, maxTimerMs),
+    bodyStallTimeoutMs: integer(env, 'BODY_STALL_TIMEOUT_MS', 1, maxTimerMs),
     maxBodyBytesInFlight: integer(env, 'MAX_BODY_BYTES_IN_FLIGHT', 1),
     maxMessages: integer(env, 'MAX_MESSAGES', 1),
     maxPromptTokens: integer(env, 'MAX_PROMPT_TOKENS', 1),

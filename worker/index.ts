@@ -18,10 +18,10 @@ import { urlGateway } from './container/gateway.ts'
 import { createRuntimeRouter, type RuntimeRouter } from './container/runtime-router.ts'
 import { containerSettingsFromEnv } from './container/settings.ts'
 import { loadEdgeModel } from './edge-model.ts'
-import { type EnvValues, settingsFromEnv } from './env-config.ts'
+import { type EnvSettings, type EnvValues, settingsFromEnv } from './env-config.ts'
 import { toHttpError } from './http-errors.ts'
 import { createModelHost, formatsFrom } from './model-host.ts'
-import { resolveLimits } from './options.ts'
+import { defaultIsolateBodyBytesInFlight, defaultLimits, resolveLimits } from './options.ts'
 import {
   assetsPackageReader,
   type FetcherLike,
@@ -124,7 +124,7 @@ function idFromLocation(location: string): string | undefined {
 
 /** Builds the app from a Worker env; exported so tests and custom entries can reuse it. */
 export function createWorkerApp(env: WorkerEnv): OndeviceApp {
-  const settings = settingsFromEnv(env as EnvValues)
+  const settings = isolateSettings(settingsFromEnv(env as EnvValues))
   const containers = containerSettingsFromEnv(env as EnvValues)
   // A container-only Worker needs no package of its own: the container loads it.
   const source: Source =
@@ -212,6 +212,22 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
       ? {}
       : routed(containerRouter(env, settings, containers, source, modelId))),
   })
+}
+
+/**
+ * The settings as an isolate takes them: unset, MAX_BODY_BYTES_IN_FLIGHT is 8 MiB here, not
+ * Node's 64 MiB (defaultIsolateBodyBytesInFlight says why), or MAX_BODY_BYTES when that is larger.
+ */
+function isolateSettings(settings: EnvSettings): EnvSettings {
+  if (settings.limits.maxBodyBytesInFlight !== undefined) return settings
+  const maxBodyBytes = settings.limits.maxBodyBytes ?? defaultLimits.maxBodyBytes
+  return {
+    ...settings,
+    limits: {
+      ...settings.limits,
+      maxBodyBytesInFlight: Math.max(defaultIsolateBodyBytesInFlight, maxBodyBytes),
+    },
+  }
 }
 
 function routed(router: RuntimeRouter) {

@@ -14,10 +14,11 @@ import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
-import type { OndeviceApp } from './app.ts'
+import { limitsOfApp, type OndeviceApp } from './app.ts'
 import { maxTimerMs } from './env-config.ts'
 import { toHttpError } from './http-errors.ts'
 import { createModelHost, type ModelFormat, type ModelHost } from './model-host.ts'
+import { defaultLimits } from './options.ts'
 
 export { createApp, type OndeviceApp } from './app.ts'
 export { createModelHost, type HostedModel, type ModelHost } from './model-host.ts'
@@ -257,22 +258,32 @@ export interface ServeOptions {
   readonly headersTimeoutMs?: number
   /**
    * How long a whole request, headers and body, may take to arrive (Node's `requestTimeout`); past
-   * it the connection gets 408 and is closed. A backstop behind the app's body timeout
-   * (`limits.bodyTimeoutMs`, which answers first with the API's own 408) for what the app does not
-   * read: a GET's body, a body refused unread. Default 60,000 ms, or `headersTimeoutMs` + 40,000
-   * when that is longer (Node's own is 300 s); at least `headersTimeoutMs`.
+   * it the connection gets a bare 408 and is closed. A backstop behind the app's own bounds on a
+   * body (`limits.bodyTimeoutMs` and `limits.bodyStallTimeoutMs`, which answer first with the
+   * API's 408) for what the app does not read: a GET's body, a body refused unread. Default: the
+   * headers' bound + the app's `limits.bodyTimeoutMs` + 10 s (330 s at the defaults), so raising
+   * the app's body bound is enough; an app not made by createApp counts the default body bound.
+   * Set, it must be at least `headersTimeoutMs` + the app's `limits.bodyTimeoutMs`: shorter, Node
+   * would cut a slow body the app still reads.
    */
   readonly requestTimeoutMs?: number
 }
 
 /** serveApp's `headersTimeoutMs` when none is given. */
 export const defaultHeadersTimeoutMs = 20_000
-/** serveApp's `requestTimeoutMs` when none is given: the headers' and the app's default body time, and 10 s. */
-export const defaultRequestTimeoutMs = 60_000
+/**
+ * What serveApp's `requestTimeoutMs` adds, left unset, to the headers' and the body's bounds: the
+ * app's body clock starts once it reads the body (after the key, CORS and rate-limit checks).
+ */
+export const requestTimeoutSlackMs = 10_000
 
 export interface RunningServer {
   readonly url: string
   readonly port: number
+  /** Node's bound on a request's headers (`headersTimeoutMs`, or its default). */
+  readonly headersTimeoutMs: number
+  /** Node's bound on a whole request (`requestTimeoutMs`, or what it follows when unset). */
+  readonly requestTimeoutMs: number
   /**
    * Stops listening. With `graceMs`, requests already running (streams included) get up to that
    * long to finish while any new request on an open connection is refused with 503 +
@@ -308,17 +319,23 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
     throw new InvalidArgumentError('port', `port must be an integer from 0 to 65535, got ${String(port)}.`)
   }
   const headersTimeout = timeoutOption(options.headersTimeoutMs, 'headersTimeoutMs', defaultHeadersTimeoutMs)
-  // Unset, it follows the headers' bound: headersTimeoutMs 90,000 alone was refused for the
-  // default's 60,000 being shorter.
+  // Unset, the request bound follows the headers' and the app's body bounds: fixed at 60 s, a body
+  // the app allowed longer (BODY_TIMEOUT_MS raised) was cut by Node with a bare 408 first.
+  const bodyTimeout = limitsOfApp(app)?.bodyTimeoutMs ?? defaultLimits.bodyTimeoutMs
   const requestTimeout = timeoutOption(
     options.requestTimeoutMs,
     'requestTimeoutMs',
-    Math.max(defaultRequestTimeoutMs, headersTimeout + defaultRequestTimeoutMs - defaultHeadersTimeoutMs),
+    Math.min(maxTimerMs, headersTimeout + bodyTimeout + requestTimeoutSlackMs),
   )
   if (requestTimeout < headersTimeout)
     throw new InvalidArgumentError(
       'requestTimeoutMs',
       `requestTimeoutMs (${requestTimeout}) must be at least headersTimeoutMs (${headersTimeout}): the whole request includes its headers.`,
+    )
+  if (options.requestTimeoutMs !== undefined && requestTimeout < headersTimeout + bodyTimeout)
+    throw new InvalidArgumentError(
+      'requestTimeoutMs',
+      `requestTimeoutMs (${requestTimeout}) is shorter than headersTimeoutMs (${headersTimeout}) + the app's limits.bodyTimeoutMs (BODY_TIMEOUT_MS, ${bodyTimeout}): Node would cut a slow body the app still reads with a bare 408. Leave requestTimeoutMs unset (it then follows them: ${Math.min(maxTimerMs, headersTimeout + bodyTimeout + requestTimeoutSlackMs)}), set it to at least ${headersTimeout + bodyTimeout}, or lower limits.bodyTimeoutMs.`,
     )
   let draining = false
   let running = 0
@@ -369,6 +386,8 @@ export function serveApp(options: ServeOptions): Promise<RunningServer> {
         resolve({
           url: `http://${shownHost}:${info.port}`,
           port: info.port,
+          headersTimeoutMs: headersTimeout,
+          requestTimeoutMs: requestTimeout,
           close: (options) => {
             // Checked before anything stops: setTimeout reads a negative, NaN, Infinity, too large
             // or non-number grace as ~1 ms, which would cut every running answer at once.

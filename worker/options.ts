@@ -1,7 +1,7 @@
 // What `createApp` takes, its defaults, and their validation. Every limit has a default that is
 // safe for a public endpoint; a deployment raises them deliberately.
 import type { Context } from 'hono'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { InvalidArgumentError, refuseUnknownNames } from '../core/errors.ts'
 import type { AppEnv } from './app-env.ts'
 import type { ModelHost } from './model-host.ts'
 import type { RateLimiter } from './rate-limit.ts'
@@ -12,17 +12,31 @@ export interface Limits {
   readonly maxBodyBytes: number
   /**
    * How long a request body may take to arrive in full, counted from when the server starts
-   * reading it; past it the request gets 408 `request_timeout` and its connection is closed. A
-   * client that sends its headers and then trickles or withholds its body cannot hold a socket
-   * and its buffered bytes longer than this. Default 30 s.
+   * reading it (`BODY_TIMEOUT_MS`); past it the request gets 408 `request_timeout` and its
+   * connection is closed. The overall cap: a client that trickles its body a byte at a time, each
+   * within `bodyStallTimeoutMs`, holds a socket and its bytes no longer than this. Default 300 s
+   * (a body of the 1 MiB cap then needs 3.5 KB/s on average; it was 30 s, which a phone at
+   * 80 kbit/s sending a 300 KB conversation could not meet, and its retries never could either),
+   * or `bodyStallTimeoutMs` when that is set longer.
    */
   readonly bodyTimeoutMs: number
+  /**
+   * How long a request body may send nothing (`BODY_STALL_TIMEOUT_MS`): its first bytes after
+   * the server starts reading, and each next bytes after the last; past it the request gets 408
+   * `request_timeout` and its connection is closed. A slow but steady upload is read to its end
+   * (within `bodyTimeoutMs`); a stalled one is let go after this. Default 30 s (every body the old
+   * 30 s whole-body bound let through sends no gap that long), or `bodyTimeoutMs` when that is
+   * set shorter; at most `bodyTimeoutMs`.
+   */
+  readonly bodyStallTimeoutMs: number
   /**
    * Bytes of request bodies the server holds at once while they arrive, across all requests: a
    * body that would take the total past it gets 429 `overloaded` (Retry-After 1) instead of being
    * read, so many clients each sending a body just under `maxBodyBytes` cannot exhaust memory.
    * Bytes count as they arrive (a declared Content-Length that no longer fits is refused before
-   * reading). Default: 64 MiB, or `maxBodyBytes` when that is larger; at least `maxBodyBytes`.
+   * reading). Default: 64 MiB on Node; 8 MiB in a Worker (worker/index.ts: an isolate has 128 MB
+   * for everything, the model it answers with included); or `maxBodyBytes` when that is larger.
+   * At least `maxBodyBytes`.
    */
   readonly maxBodyBytesInFlight: number | undefined
   /** Most messages in one request (400 above it). Default 256. */
@@ -70,7 +84,8 @@ export const charactersPerPromptToken = 6
 
 export const defaultLimits: Limits = {
   maxBodyBytes: 1024 * 1024,
-  bodyTimeoutMs: 30_000,
+  bodyTimeoutMs: 300_000,
+  bodyStallTimeoutMs: 30_000,
   maxBodyBytesInFlight: undefined,
   maxMessages: 256,
   maxPromptTokens: undefined,
@@ -123,6 +138,16 @@ export interface AppOptions {
 
 /** `maxBodyBytesInFlight` when none is set (or `maxBodyBytes`, when that is larger). */
 export const defaultBodyBytesInFlight = 64 * 1024 * 1024
+
+/**
+ * `maxBodyBytesInFlight` when none is set in a Worker isolate (worker/index.ts), which has 128 MB
+ * for everything: its code and heap, and in an isolate that answers chats itself the model, the
+ * tokenizer and their load, which EDGE_RUNTIME "auto" lets fill it (the isolate budget). 64 MiB of
+ * bodies there could take what the model was counted to have. 8 MiB is eight bodies of the 1 MiB
+ * cap arriving at once per isolate (one generation runs there, 16 wait): past it a body gets 429
+ * with Retry-After 1, and Cloudflare spreads clients over isolates.
+ */
+export const defaultIsolateBodyBytesInFlight = 8 * 1024 * 1024
 
 /** The largest request body a server may be set to take (1 GiB). */
 export const maximumBodyBytes = 2 ** 30
@@ -211,12 +236,15 @@ export function checkAllowedOrigins(origins: readonly string[], name: string): v
   }
 }
 
-/** Fills in defaults and checks every limit, naming the bad field. */
 /** Limits with every default filled in. */
 export type ResolvedLimits = Limits & { readonly maxBodyBytesInFlight: number }
 
+/** Fills in defaults and checks every limit, naming the bad field. */
 export function resolveLimits(limits: Partial<Limits> | undefined): ResolvedLimits {
-  const merged: Limits = { ...defaultLimits, ...stripUndefined(limits ?? {}) }
+  if (typeof limits === 'object' && limits !== null)
+    refuseUnknownNames(limits, limitNames, 'limit', (name) => `limits.${name}`, limitAliases)
+  const given = stripUndefined(limits ?? {})
+  const merged: Limits = { ...defaultLimits, ...given }
   atMost('maxBodyBytes', merged.maxBodyBytes, maximumBodyBytes, 'a body is read whole into memory')
   const resolved = {
     ...merged,
@@ -229,7 +257,46 @@ export function resolveLimits(limits: Partial<Limits> | undefined): ResolvedLimi
       'limits.maxBodyBytesInFlight',
       `limits.maxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT) must be at least limits.maxBodyBytes (MAX_BODY_BYTES, ${resolved.maxBodyBytes}): a body of the largest size allowed could never be read. Got ${resolved.maxBodyBytesInFlight}.`,
     )
-  timerDelay('bodyTimeoutMs', resolved.bodyTimeoutMs)
+  const complete = { ...resolved, ...bodyTimes(given.bodyTimeoutMs, given.bodyStallTimeoutMs) }
+  checkOtherLimits(complete)
+  return complete
+}
+
+/**
+ * The body's two bounds. One set alone moves the other's default out of its way, so raising
+ * one setting is enough: BODY_TIMEOUT_MS=10000 alone (a deployment from before the stall bound)
+ * keeps its meaning exactly, the whole body within 10 s (so no stall past 10 s either);
+ * BODY_STALL_TIMEOUT_MS=600000 alone gets a whole-body bound of 600 s. Both set, a stall bound longer than the whole body's is refused:
+ * it could never be reached.
+ */
+function bodyTimes(
+  total: number | undefined,
+  stall: number | undefined,
+): Pick<Limits, 'bodyTimeoutMs' | 'bodyStallTimeoutMs'> {
+  if (total !== undefined) timerDelay('bodyTimeoutMs', total)
+  if (stall !== undefined) timerDelay('bodyStallTimeoutMs', stall)
+  if (total !== undefined && stall !== undefined && stall > total)
+    throw new InvalidArgumentError(
+      'limits.bodyStallTimeoutMs',
+      `limits.bodyStallTimeoutMs (BODY_STALL_TIMEOUT_MS, ${stall}) must be at most limits.bodyTimeoutMs (BODY_TIMEOUT_MS, ${total}): the stall bound is the longest a body may send nothing, the other its whole time. Lower the stall bound, raise the whole-body bound, or leave one unset (it then follows the other).`,
+    )
+  const bodyTimeoutMs = total ?? Math.max(defaultLimits.bodyTimeoutMs, stall ?? 0)
+  return {
+    bodyTimeoutMs,
+    bodyStallTimeoutMs: stall ?? Math.min(defaultLimits.bodyStallTimeoutMs, bodyTimeoutMs),
+  }
+}
+
+/** What `limits` takes: a misspelt name would otherwise be dropped without a word. */
+const limitNames = Object.keys(defaultLimits)
+/** Names another server (or a guess) would give a limit. */
+const limitAliases: Readonly<Record<string, string>> = {
+  bodyIdleTimeoutMs: 'bodyStallTimeoutMs',
+  bodyReadTimeoutMs: 'bodyStallTimeoutMs',
+  requestBodyTimeoutMs: 'bodyTimeoutMs',
+}
+
+function checkOtherLimits(resolved: ResolvedLimits): void {
   positiveInteger('maxMessages', resolved.maxMessages)
   if (resolved.maxPromptTokens !== undefined) positiveInteger('maxPromptTokens', resolved.maxPromptTokens)
   if (resolved.maxPromptCharacters !== undefined)
@@ -245,7 +312,6 @@ export function resolveLimits(limits: Partial<Limits> | undefined): ResolvedLimi
   timerDelay('queueTimeoutMs', resolved.queueTimeoutMs)
   timerDelay('stallTimeoutMs', resolved.stallTimeoutMs)
   timerDelay('readerStallTimeoutMs', resolved.readerStallTimeoutMs)
-  return resolved
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -1,10 +1,11 @@
 // Reads a JSON request body without ever holding more than the cap in memory: the declared
 // Content-Length is checked first, and a chunked body is counted as it streams in, so a client
-// cannot make the isolate buffer a huge body before it is refused. Two bounds hold across
-// requests: a body must arrive within a time limit (a client that sends its headers, then
-// trickles or withholds its body, holds its socket and buffered bytes no longer), and the bytes of
-// all bodies being read at once stay within a budget (many clients each sending a body just
-// under the cap cannot exhaust memory).
+// cannot make the isolate buffer a huge body before it is refused. Bounds on time and memory
+// hold across requests: a body may send nothing for at most a stall bound and must arrive in full
+// within an overall one (a client that sends its headers, then withholds its body, is let go
+// after the first; one that trickles it, after the second; a slow but steady one is read), and
+// the bytes of all bodies being read at once stay within a budget (many clients each sending a
+// body just under the cap cannot exhaust memory).
 import { concatBytes } from '../core/concat-bytes.ts'
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 
@@ -12,7 +13,8 @@ import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/error
 export interface BodyBudget {
   /**
    * One body's share, empty at first. It is given back by its `release()` or, whatever became of
-   * the code reading that body, once `expiresAt` (`performance.now()` time) has passed: in
+   * the code reading that body, once its expiry (`performance.now()` time: `expiresAt`, then
+   * what its reading last set with `expireAt`) has passed: in
    * workerd a client that resets its connection mid-body can end its request with the read still
    * pending and its timer gone, so neither the body timeout nor a `finally` ever runs, and bytes
    * given back only there were held for good (100 such uploads refused every body over 10 KB
@@ -27,19 +29,25 @@ export interface BodyBudget {
 export interface BodyShare {
   /** Takes `bytes` more from the budget: false, taking nothing, when they do not fit. */
   take(bytes: number): boolean
+  /**
+   * Moves its expiry: its body's deadline moves as bytes arrive (the stall bound counts from the
+   * last ones), and the share lasts as long as its body may, not as long as the longest body.
+   */
+  expireAt(expiresAt: number): void
   /** Gives back all this share took (again: nothing). */
   release(): void
 }
 
 interface Share {
   bytes: number
-  readonly expiresAt: number
+  expiresAt: number
 }
 
 export function createBodyBudget(limit: number): BodyBudget {
   const shares = new Set<Share>()
   let held = 0
-  // The earliest time a share runs out: until then no sweep is needed.
+  // No share runs out before this (at most the earliest expiry: one moved later leaves it early,
+  // and the sweep then finds the true one): until then no sweep is needed.
   let nextExpiry = Number.POSITIVE_INFINITY
   const drop = (share: Share) => {
     if (shares.delete(share)) held -= share.bytes
@@ -67,6 +75,10 @@ export function createBodyBudget(limit: number): BodyBudget {
           held += bytes
           return true
         },
+        expireAt(expiresAt) {
+          share.expiresAt = expiresAt
+          nextExpiry = Math.min(nextExpiry, expiresAt)
+        },
         release: () => drop(share),
       }
     },
@@ -79,7 +91,7 @@ export function createBodyBudget(limit: number): BodyBudget {
 }
 
 /**
- * How long a body's share outlives its body timeout: the parse that follows the read holds the
+ * How long a body's share outlives its body's deadline: the parse that follows the read holds the
  * bytes too. Past it the share is given back even if its reading never ended (see BodyBudget).
  */
 const shareGraceMs = 1000
@@ -87,13 +99,26 @@ const shareGraceMs = 1000
 export interface ReadBodyOptions {
   /** The body must have arrived in full this long after reading starts (`limits.bodyTimeoutMs`). */
   readonly timeoutMs: number
+  /**
+   * The longest the body may send nothing, from the start of reading and then from its last bytes
+   * (`limits.bodyStallTimeoutMs`); at most `timeoutMs`.
+   */
+  readonly stallTimeoutMs: number
   readonly budget: BodyBudget
 }
 
 function bodyTimedOut(timeoutMs: number, received: number): OndeviceError {
   return new OndeviceError(
     'request_timeout',
-    `The request body did not arrive in full within ${timeoutMs} ms (${received} bytes came): the connection stalled or is too slow. Retry; send the whole body at once.`,
+    `The request body did not arrive in full within ${timeoutMs} ms (${received} bytes came, BODY_TIMEOUT_MS): the connection stalled or is too slow for a body this size. Retry; send a shorter body, or ask the server's operator to raise BODY_TIMEOUT_MS.`,
+    { isRetryable: true },
+  )
+}
+
+function bodyStalled(stallTimeoutMs: number, received: number): OndeviceError {
+  return new OndeviceError(
+    'request_timeout',
+    `The request body stalled: no bytes came for ${stallTimeoutMs} ms (${received} bytes came before, BODY_STALL_TIMEOUT_MS). Retry; the connection may have dropped.`,
     { isRetryable: true },
   )
 }
@@ -152,7 +177,10 @@ export async function readJsonBody(
   }
   // Its bytes count against the budget until they are parsed (the text and the parse are the
   // peak), then go back: what a request holds afterwards is bounded by the queue.
-  const share = options.budget.open(performance.now() + options.timeoutMs + shareGraceMs)
+  // Until the first bytes come, the body's deadline is the stall bound's.
+  const share = options.budget.open(
+    performance.now() + Math.min(options.stallTimeoutMs, options.timeoutMs) + shareGraceMs,
+  )
   try {
     return parseJson(await readWithin(request.body, maxBytes, declared, options, share))
   } finally {
@@ -179,11 +207,11 @@ function parseJson(bytes: Uint8Array): unknown {
 }
 
 /**
- * The body's bytes, within the cap, the time limit and the budget. Bytes count against the budget
+ * The body's bytes, within the cap, the time bounds and the budget. Bytes count against the budget
  * as they arrive, so a client that declares 1 MiB and sends nothing holds nothing of it (64 such
  * sockets would otherwise lock every body out until their time ran out); a declared length that
  * does not fit in what is left is refused before anything is read. They are taken into `share`,
- * which the caller gives back.
+ * which the caller gives back; its expiry follows the body's deadline, which each arrival moves.
  */
 async function readWithin(
   body: ReadableStream<Uint8Array>,
@@ -193,13 +221,26 @@ async function readWithin(
   share: BodyShare,
 ): Promise<Uint8Array> {
   const { budget, timeoutMs } = options
+  const stallMs = Math.min(options.stallTimeoutMs, timeoutMs)
   const declared = declaredHeader === null ? 0 : Number(declaredHeader)
   if (Number.isSafeInteger(declared) && declared > 0 && budget.held + declared > budget.limit)
     throw bodiesInFlight(budget)
   const reader = body.getReader()
+  const startedAt = performance.now()
+  const overallDeadline = startedAt + timeoutMs
+  let lastBytesAt = startedAt
+  /** When the body runs out of time as things stand: the stall bound or the overall one. */
+  const deadline = (): number => Math.min(overallDeadline, lastBytesAt + stallMs)
+  // One timer for the whole read, not one per chunk: when it fires early (bytes came since it was
+  // set) it is set again for what is left.
   let timer: ReturnType<typeof setTimeout> | undefined
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs)
+  const timedOut = new Promise<'stalled' | 'overall'>((resolve) => {
+    const check = () => {
+      const left = deadline() - performance.now()
+      if (left > 0) timer = setTimeout(check, Math.max(1, Math.ceil(left)))
+      else resolve(overallDeadline <= lastBytesAt + stallMs ? 'overall' : 'stalled')
+    }
+    timer = setTimeout(check, stallMs)
   })
   const chunks: Uint8Array[] = []
   let total = 0
@@ -217,7 +258,7 @@ async function readWithin(
   }
   try {
     for (;;) {
-      let next: ReadableStreamReadResult<Uint8Array> | 'timeout'
+      let next: ReadableStreamReadResult<Uint8Array> | 'stalled' | 'overall'
       try {
         next = await Promise.race([reader.read(), timedOut])
       } catch (error) {
@@ -227,13 +268,18 @@ async function readWithin(
           cause: error,
         })
       }
-      if (next === 'timeout') return await giveUp(bodyTimedOut(timeoutMs, total), false)
+      if (next === 'overall') return await giveUp(bodyTimedOut(timeoutMs, total), false)
+      if (next === 'stalled') return await giveUp(bodyStalled(stallMs, total), false)
       const { done, value } = next
       if (done) break
       total += value.byteLength
       if (total > maxBytes) return await giveUp(tooLarge(maxBytes), true)
       if (!share.take(value.byteLength)) return await giveUp(bodiesInFlight(budget), false)
       chunks.push(value)
+      if (value.byteLength > 0) {
+        lastBytesAt = performance.now()
+        share.expireAt(deadline() + shareGraceMs)
+      }
     }
   } finally {
     clearTimeout(timer)

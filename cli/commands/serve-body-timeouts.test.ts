@@ -1,9 +1,10 @@
 // `ondevice serve`'s bounds on reading requests, set by its environment (HEADERS_TIMEOUT_MS,
-// BODY_TIMEOUT_MS), over raw sockets against the real command on a fixture package: clients that
+// BODY_STALL_TIMEOUT_MS, BODY_TIMEOUT_MS), over raw sockets against the real command on a fixture package: clients that
 // stall their headers or their bodies are answered 408 and let go while a real client is
 // answered. Before, the command set none of Node's timeouts: a stalled body held its socket
-// 300 s, stalled headers 60 s (each checked every 30 s). worker/body-read.test.ts has the cases
-// one by one and the in-flight budget (MAX_BODY_BYTES_IN_FLIGHT).
+// 300 s, stalled headers 60 s (each checked every 30 s); then a body had BODY_TIMEOUT_MS in all,
+// however steadily it came. worker/body-read.test.ts has the cases one by one and the in-flight
+// budget (MAX_BODY_BYTES_IN_FLIGHT).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -24,7 +25,9 @@ beforeAll(async () => {
     args: ['--model', packageDir, '--port', '0'],
     env: {
       HEADERS_TIMEOUT_MS: '300',
-      BODY_TIMEOUT_MS: '300',
+      // 2 s without a byte, 8 s in all: against gaps of 300 ms, far from scheduling noise.
+      BODY_STALL_TIMEOUT_MS: '2000',
+      BODY_TIMEOUT_MS: '8000',
     },
     timeoutMs: 110_000,
   })
@@ -84,6 +87,7 @@ describe('ondevice serve reading requests', () => {
       expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/)
       expect(text.toLowerCase()).toContain('connection: close')
       expect(text).toContain('"code":"request_timeout"')
+      expect(text).toMatch(/stalled: no bytes came for 2000 ms/)
     }
     const health = (await (await fetch(`${server.url}/healthz`)).json()) as {
       generations: { active: number; queued: number }
@@ -92,4 +96,16 @@ describe('ondevice serve reading requests', () => {
     // The request log has the 408s as such.
     expect(server.output()).toMatch(/"status":408/)
   })
+
+  it('a body sent steadily, 300 ms between pieces for ~4 s (twice the stall bound), is answered', async () => {
+    const steady = exchange(post(`Content-Length: ${chatBody.length}\r\n`))
+    const pieces = Math.ceil(chatBody.length / 14)
+    for (let index = 0; index < 14; index++) {
+      steady.socket.write(chatBody.slice(index * pieces, (index + 1) * pieces))
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+    steady.socket.end()
+    const text = await within(steady.closed, 30_000)
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+  }, 60_000)
 })

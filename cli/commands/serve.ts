@@ -8,15 +8,9 @@ import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError, OndeviceError } from '../../core/errors.ts'
 import { createApp } from '../../worker/app.ts'
 import { createKeyChecker } from '../../worker/auth.ts'
-import { maxTimerMs, settingsFromEnv } from '../../worker/env-config.ts'
+import { settingsFromEnv } from '../../worker/env-config.ts'
 import { describeFormat, formatsFrom, type HostedModel, type ModelHost } from '../../worker/model-host.ts'
-import {
-  createNodeModelHost,
-  defaultHeadersTimeoutMs,
-  type RunningServer,
-  serveApp,
-} from '../../worker/node.ts'
-import { defaultLimits } from '../../worker/options.ts'
+import { createNodeModelHost, type RunningServer, serveApp } from '../../worker/node.ts'
 import { createMemoryRateLimiter } from '../../worker/rate-limit.ts'
 
 export const help = `Usage: ondevice serve [--model DIR|URL] [--port P] [--host ADDRESS] [options]
@@ -64,9 +58,11 @@ MAX_PROMPT_CHARACTERS, BEHIND_CLOUDFLARE (true: per-address rate limits by cf-co
 LOG_FORMAT (as --log-format), SHUTDOWN_TIMEOUT_MS (how long running answers may finish after
 SIGTERM; default 8000; one still running then ends with a retryable edge_unavailable error),
 HEADERS_TIMEOUT_MS (a request's headers must arrive within it, else 408 and the connection is
-closed; default 20000), BODY_TIMEOUT_MS (its body within this once reading starts, else 408;
-default 30000), MAX_BODY_BYTES_IN_FLIGHT (bytes of request bodies read at once, all clients
-together; past it 429 overloaded; default 64 MiB or MAX_BODY_BYTES if larger).
+closed; default 20000), BODY_STALL_TIMEOUT_MS (the longest its body may send nothing once
+reading starts, else 408; default 30000), BODY_TIMEOUT_MS (its whole body within this, else 408;
+default 300000; set alone, either moves the other's default out of its way),
+MAX_BODY_BYTES_IN_FLIGHT (bytes of request bodies read at once, all clients together; past it
+429 overloaded; default 64 MiB or MAX_BODY_BYTES if larger).
 docs/worker.md describes each.`
 
 function integerFlag(
@@ -376,16 +372,13 @@ async function serve(
       ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) }
       : {}),
   })
-  // Node's own bound on a whole request sits past the app's body timeout, so a body the app reads
-  // gets the API's 408 first; it still bounds what the app never reads (a GET's body).
-  const headersTimeoutMs = settings.headersTimeoutMs ?? defaultHeadersTimeoutMs
-  const bodyTimeoutMs = settings.limits.bodyTimeoutMs ?? defaultLimits.bodyTimeoutMs
+  // Node's own bound on a whole request follows the app's body bounds (serveApp reads them), so a
+  // body the app reads gets the API's 408 first; it still bounds what the app never reads.
   server = await serveApp({
     app,
     port,
     host: values.host ?? '127.0.0.1',
-    headersTimeoutMs,
-    requestTimeoutMs: Math.min(maxTimerMs, headersTimeoutMs + bodyTimeoutMs + 10_000),
+    ...(settings.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: settings.headersTimeoutMs }),
   })
   if (preload && values['bind-after-load'] !== true) {
     // Bound first: health checks and clients get an answer (503 "loading", Retry-After) during

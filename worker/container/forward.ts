@@ -205,6 +205,7 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     const state = c.get('request')
     const body = await readJsonBody(c.req.raw, options.limits.maxBodyBytes, {
       timeoutMs: options.limits.bodyTimeoutMs,
+      stallTimeoutMs: options.limits.bodyStallTimeoutMs,
       budget: bodyBudget,
     })
     checkCaps(body, options)
