@@ -53,7 +53,10 @@ export interface EdgeOptions {
    * N = 80% of this in whole seconds), and an ondevice edge answers by then: a request still queued
    * for a generation slot (no headers are sent before one) with 429 `overloaded` and a Retry-After,
    * whatever its QUEUE_TIMEOUT_MS (30 s by default, for clients that say nothing); one whose model
-   * or container is still starting with 503 `edge_starting` and a Retry-After.
+   * or container is still starting with 503 `edge_starting` and a Retry-After. A fetch cannot say
+   * how much of a request body is sent, so a request with a body is given one more second for
+   * each 4 KiB of it (a link of 32 kbit/s: a 200 KB conversation over a bad phone connection is
+   * still sending after 15 s, and the edge would read it).
    */
   readonly connectTimeoutMs?: number
   /**
@@ -138,6 +141,12 @@ export const defaultEdgeConnectTimeoutMs = 15_000
 export function preferredWaitSeconds(connectTimeoutMs: number): number {
   return Math.floor((connectTimeoutMs * 0.8) / 1000)
 }
+
+/**
+ * The slowest upload `connectTimeoutMs` makes room for: a request's body adds a second per this
+ * many bytes to its wait for the headers (no platform's fetch reports upload progress).
+ */
+export const uploadAllowanceBytesPerSecond = 4096
 
 /** Default `idleTimeoutMs`. */
 export const defaultEdgeIdleTimeoutMs = 60_000
@@ -274,7 +283,10 @@ export class EdgeClient {
     const controller = new AbortController()
     const onAbort = () => controller.abort()
     signal?.addEventListener('abort', onAbort, { once: true })
-    const timeoutMs = this.options.connectTimeoutMs ?? defaultEdgeConnectTimeoutMs
+    const bodyBytes = init.body instanceof Uint8Array ? init.body.byteLength : 0
+    const timeoutMs =
+      (this.options.connectTimeoutMs ?? defaultEdgeConnectTimeoutMs) +
+      Math.ceil((bodyBytes / uploadAllowanceBytesPerSecond) * 1000)
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
@@ -306,7 +318,7 @@ export class EdgeClient {
       throw new EdgeError(
         'edge_unavailable',
         timedOut
-          ? `The edge at ${this.url} sent no answer within ${timeoutMs} ms (edge.connectTimeoutMs): it is down or unreachable, or slower than that to take the request. Check edge.url and that the worker is running; an edge that needs longer (a server that loads its model on the first request without saying so) needs a larger connectTimeoutMs.`
+          ? `The edge at ${this.url} sent no answer within ${timeoutMs} ms (edge.connectTimeoutMs${bodyBytes > 0 ? `, and a second per 4 KiB of the ${bodyBytes}-byte request for sending it` : ''}): it is down or unreachable, or slower than that to take the request. Check edge.url and that the worker is running; an edge that needs longer (a server that loads its model on the first request without saying so) needs a larger connectTimeoutMs.`
           : `Could not reach the edge at ${this.url} (${why}). Check edge.url and that the worker is running.`,
         {
           isRetryable: true,
@@ -458,7 +470,8 @@ export class EdgeClient {
               : {}),
             ...this.headers(true),
           },
-          body: JSON.stringify(sent),
+          // Bytes, not a string: their count sets the time the upload is given.
+          body: new TextEncoder().encode(JSON.stringify(sent)),
         },
         request.signal,
       )
