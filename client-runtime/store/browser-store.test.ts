@@ -304,11 +304,11 @@ describe('browser store idle timeout (OPFS)', () => {
     expect(stallResult.first).toMatchObject({
       error: {
         code: 'download_failed',
-        message: expect.stringMatching(/stalled: no bytes for 300 ms after \d+ bytes/),
+        message: expect.stringMatching(/stalled: no bytes for 2000 ms after \d+ bytes/),
       },
     })
-    expect(stallResult.firstMs).toBeGreaterThanOrEqual(280)
-    expect(stallResult.firstMs).toBeLessThan(5_000)
+    expect(stallResult.firstMs).toBeGreaterThanOrEqual(1_980)
+    expect(stallResult.firstMs).toBeLessThan(10_000)
     expect(stallResult.partialBytes).toBeGreaterThan(0)
     // The retry asks for the rest only, from what the stalled try kept.
     expect(stallRangeHeaders).toEqual([undefined, `bytes=${stallResult.partialBytes}-`])
