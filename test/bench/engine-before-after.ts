@@ -8,16 +8,19 @@
 //                                                   link node_modules into it)
 //   npx node --conditions=ondevice-source test/bench/engine-before-after.ts --before /tmp/engine-before \
 //     [--package qwen3_5-0.8b | --folder DIR] [--dtype q8] [--steps 24] [--prompt 8] [--threads N]
-//     [--prefills N]
+//     [--prefills N] [--in-worker]
 // --prefills N runs the prompt N times on each side, alternating (the first's logits are checked),
 // and prints the medians of wall and this thread's CPU time (process.threadCpuUsage: the load of
 // other processes counts less there). ONDEVICE_ENGINE_SIMD=plain makes both sides run engine.wasm.
+// --in-worker runs it all in a worker_thread, where the engine's prefill passes take 128 tokens
+// (wasm/engine/models/pass-size.ts) as in a browser's Web Worker.
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { isMainThread, Worker } from 'node:worker_threads'
 import {
   defaultCacheFolder,
   ensurePackage,
@@ -38,8 +41,24 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1' },
     prefills: { type: 'string', default: '1' },
     'keep-packages': { type: 'boolean', default: false },
+    'in-worker': { type: 'boolean', default: false },
   },
 })
+if (values['in-worker'] && isMainThread) {
+  const worker = new Worker(new URL(import.meta.url), {
+    argv: process.argv.slice(2),
+    execArgv: process.execArgv,
+  })
+  worker.on('error', (error) => {
+    console.error(error)
+    process.exitCode = 1
+  })
+  worker.on('exit', (code) => {
+    process.exitCode ||= code
+  })
+  await new Promise((resolve) => worker.once('exit', resolve))
+  process.exit()
+}
 const before = values.before && resolve(values.before)
 if (!before || !existsSync(join(before, 'wasm/engine/session.ts'))) {
   console.error(

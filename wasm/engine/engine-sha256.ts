@@ -5,8 +5,8 @@
 export const engineSha256 = {
   'engine.wasm': 'daafb1f80d26b27599505f4564f2c5ac0e960caa05f593d496ba306eab1e7c4a',
   'engine-threads.wasm': 'c765b7709be9136f840c366a76efa32016b15369190ce32433abb7749749fbcc',
-  'engine-relaxed.wasm': 'd67e2b87b13ff1dc59f257ae5f4a56104556a6844408e49c7999b0cd9ba0a400',
-  'engine-threads-relaxed.wasm': '9e2bd1205117a5fe4cff4fa5d8f8c9ad6e71882b55c9410b1fe3fe836963300d',
+  'engine-relaxed.wasm': 'd19bf215ecb27cf2bd20247cf4a86e5db467fe0c2d5373ff3d864702aecbce8e',
+  'engine-threads-relaxed.wasm': 'ea9ba7e7aba0b66f56735fabed561c2015122ca63625deca275213f0dbb473de',
 } as const
 
 /** An engine build, by its file name. */

@@ -30,9 +30,11 @@ interface Case {
   readonly extreme?: boolean
 }
 
-// n: 8-row tiles, a 4-row tile, 1-3 single rows; k: one partial block, several chunks of 32 blocks.
+// n: 8-row tiles, a 4-row tile, 1-3 single rows; k: one partial block, several chunks of 32 blocks
+// (the plain panel's), more than one chunk of 128 (the relaxed panel's: k = 4500 is 141 blocks).
 const cases: readonly Case[] = [
   { n: 27, k: 2245, tokens: 13 },
+  { n: 19, k: 4500, tokens: 9 },
   { n: 12, k: 96, tokens: 5 },
   { n: 3, k: 40, tokens: 7 },
   { n: 70, k: 1056, tokens: 64 },

@@ -21,10 +21,16 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
+import { MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
-/** Tokens per prefill pass: big enough to reuse each weight row across tokens, small enough for cache. */
-const chunk = 64
+/**
+ * The most tokens per prefill pass (each weight panel is reused across them; pass-size.ts says how
+ * many a pass takes): the scratch is sized for it.
+ */
+const chunk = MAX_PASS_TOKENS
+/** Whether passes may all take `chunk` tokens (pass-size.ts). */
+const inWorker = runsInWorker()
 
 interface LayerWeights {
   readonly inputNorm: Pointer
@@ -251,11 +257,14 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         return state.length
       },
       async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
-        for (let from = 0; from < tokenIds.length; from += chunk) {
+        const plan = new PassPlan(inWorker)
+        for (let from = 0; from < tokenIds.length; ) {
           if (from > 0) await options.between?.()
           if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-          const count = Math.min(chunk, tokenIds.length - from)
+          const count = plan.next(tokenIds.length - from)
           forward(state, tokenIds, from, count, from + count === tokenIds.length)
+          plan.done(count)
+          from += count
         }
         return kernels.f32(logits, vocabulary).slice()
       },

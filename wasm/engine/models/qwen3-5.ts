@@ -40,10 +40,16 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
+import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
-/** Tokens per prefill pass: each weight row is reused across them, the scratch stays small. */
-const chunk = 64
+/**
+ * The most tokens per prefill pass (each weight panel is reused across them; pass-size.ts says how
+ * many a pass takes): the scratch is sized for it.
+ */
+const chunk = MAX_PASS_TOKENS
+/** Whether passes may all take `chunk` tokens (pass-size.ts). */
+const inWorker = runsInWorker()
 /** Recurrent-state checkpoints kept for rewind (the ONNX Runtime session's default too). */
 const maxCheckpoints = 2
 /**
@@ -554,10 +560,12 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       },
       async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
         // A long append can be aborted between passes: keep the state it started from so the cache
-        // goes back to it (a recurrent state cannot be cut back otherwise).
-        const start = tokenIds.length > chunk && options.signal ? startOf() : undefined
+        // goes back to it (a recurrent state cannot be cut back otherwise). More than one pass from
+        // 65 tokens on: a thread with other work starts with a pass of 64 (pass-size.ts).
+        const start = tokenIds.length > BASE_PASS_TOKENS && options.signal ? startOf() : undefined
         try {
-          for (let from = 0; from < tokenIds.length; from += chunk) {
+          const plan = new PassPlan(inWorker)
+          for (let from = 0; from < tokenIds.length; ) {
             if (from > 0) await options.between?.()
             if (options.signal?.aborted) {
               if (start) {
@@ -567,8 +575,10 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
               }
               throw options.signal.reason ?? new Error('aborted')
             }
-            const count = Math.min(chunk, tokenIds.length - from)
+            const count = plan.next(tokenIds.length - from)
             forward(tokenIds, from, count, from + count === tokenIds.length)
+            plan.done(count)
+            from += count
           }
         } finally {
           if (start?.copied && start.states) release(start.states)

@@ -72,8 +72,13 @@ static inline v128_t dot_add(v128_t a, v128_t w, v128_t acc) {
 
 /** Bytes per group of four rows and block of 32, in the grouped layout (gemv-q4.c). */
 #define GROUP_BLOCK_BYTES 64
-/** Blocks per panel chunk: 8 rows x 64 blocks x 32 bytes = 16 KiB of codes. */
-#define RELAXED_PANEL_BLOCKS 64
+/**
+ * Blocks per panel chunk: 8 rows x 128 blocks x 32 bytes = 32 KiB of codes (plus 4 KiB of weight scales),
+ * on the stack (a helper thread's stack is 64 KiB). 128 makes k = 3584 (Qwen3.5-0.8B's MLP down
+ * projection, 112 blocks) one chunk, so its running sums are not stored to y and reloaded between
+ * chunks; measured with the per-step pointers in run_tile (docs/wasm-engine.md, Prefill).
+ */
+#define RELAXED_PANEL_BLOCKS 128
 
 /** The four zero-point bytes as int32 lanes (the low int16 of each, for i32x4.dot_i16x8_s). */
 static inline v128_t load_zero4(const uint8_t *zero4) {
@@ -251,10 +256,18 @@ static inline __attribute__((always_inline)) void run_tile(int form, int tokens,
     }
 #pragma clang loop unroll(disable)
     for (int u = 0; u < 8; u++) {
-      v128_t w0 = wasm_v128_load(w + 16 * u);
-      v128_t w1 = groups == 2 ? wasm_v128_load(w + 128 + 16 * u) : w0;
+      // One opaque pointer per step into the panel and one into the codes, so every load of the
+      // step is a constant offset from it: otherwise clang adds each broadcast's offset with an
+      // i32.add (it cannot prove the sum does not wrap) and V8 emits a lea before every load, about
+      // one instruction in six of the step (V8's x64 code, counted).
+      const uint8_t *wu = w + 16 * u;
+      const int8_t *au = ab + 4 * u;
+      PANEL_OPAQUE(wu);
+      PANEL_OPAQUE(au);
+      v128_t w0 = wasm_v128_load(wu);
+      v128_t w1 = groups == 2 ? wasm_v128_load(wu + 128) : w0;
       for (int t = 0; t < tokens; t++) {
-        v128_t x = wasm_v128_load32_splat(ab + BLOCK * t + 4 * u);
+        v128_t x = wasm_v128_load32_splat(au + BLOCK * t);
         if (form == DOT_ADD) {
           s[t * groups] = dot_add(x, w0, s[t * groups]);
           if (groups == 2) s[t * groups + 1] = dot_add(x, w1, s[t * groups + 1]);
