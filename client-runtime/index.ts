@@ -84,6 +84,8 @@ export {
   type DeviceHostServer,
   type LoadedModelInfo,
   type MessageEndpoint,
+  markNestedWorkers,
+  type NestedWorkerScope,
   serveDeviceHost,
   type WorkerDeviceHost,
   type WorkerLoadOptions,

@@ -1,31 +1,45 @@
 // The device side in a browser page: the runtime's DeviceHost runs in a dedicated Web Worker
 // (OPFS / Cache API store, onnxruntime-web with WebGPU or WASM; device-worker.ts), and the page
 // drives it through a proxy that is itself a DeviceHost, so generation never blocks the page.
-import type { DeviceHost } from '../client-runtime/device-host/types.ts'
-import { createWorkerDeviceHost, type MessageEndpoint } from '../client-runtime/web-worker/index.ts'
+// A worker whose thread blocks for good during a load (Firefox 153 ESR, inside the `new Worker`
+// of the engine's helper threads) is stopped and started again, and the load goes on there on one
+// thread (web-worker/proxy.ts, `restart`).
+import {
+  createWorkerDeviceHost,
+  type MessageEndpoint,
+  type WorkerDeviceHost,
+} from '../client-runtime/web-worker/index.ts'
 import { BackendError } from '../core/errors.ts'
 
 export interface BrowserDeviceHostOptions {
   /** Where the app serves onnxruntime-web's runtime files (createClient's `runtimeUrl`); default '/ort/'. */
   readonly runtimeUrl?: string
+  /**
+   * Starts the model worker: an app's own worker that serves the runtime (its script calls
+   * markNestedWorkers and serveDeviceHost, as sdk/device-worker-host.ts does, with the runtime
+   * options it needs). Called again for a fresh worker when one blocked during a load. Default:
+   * the SDK's own model worker.
+   */
+  readonly worker?: () => Worker
 }
 
-/**
- * Starts the model's worker; resolves once its script runs, rejects with a BackendError when it
- * cannot start (its script did not load: offline without the app's build at hand, a 404 or an
- * HTML page for it). The worker's own 'started' message is the only sign it runs: without it a
- * worker that never started would leave every call waiting.
- */
-export async function createBrowserDeviceHost(options: BrowserDeviceHostOptions = {}): Promise<DeviceHost> {
+/** The SDK's model worker. */
+function sdkModelWorker(): Worker {
   // Bundlers (Vite, webpack, esbuild) recognise this pattern and emit the worker as its own chunk.
-  const worker = new Worker(new URL('./device-worker.ts', import.meta.url), {
+  return new Worker(new URL('./device-worker.ts', import.meta.url), {
     type: 'module',
     name: 'ondevice-model',
   })
-  // The worker resolves relative URLs against its own script: hand it an absolute one.
-  const runtimeUrl = new URL(options.runtimeUrl ?? '/ort/', globalThis.location.href).href
-  const host = createWorkerDeviceHost(worker as unknown as MessageEndpoint, { wasmBaseUrl: runtimeUrl })
-  await new Promise<void>((resolve, reject) => {
+}
+
+/**
+ * Resolves with `worker` once its script runs; rejects with a BackendError when it cannot start
+ * (its script did not load: offline without the app's build at hand, a 404 or an HTML page for
+ * it). The worker's own 'started' message is the only sign it runs: without it a worker that never
+ * started would leave every call waiting.
+ */
+function started(worker: Worker): Promise<Worker> {
+  return new Promise<Worker>((resolve, reject) => {
     const stop = () => {
       worker.removeEventListener('message', onMessage)
       worker.removeEventListener('error', onError)
@@ -33,11 +47,10 @@ export async function createBrowserDeviceHost(options: BrowserDeviceHostOptions 
     const onMessage = (event: MessageEvent) => {
       if ((event.data as { type?: unknown } | null)?.type !== 'started') return
       stop()
-      resolve()
+      resolve(worker)
     }
     const onError = (event: Event) => {
       stop()
-      host.close()
       worker.terminate()
       // A script that did not load gives a bare Event; one that threw while starting, its message.
       const thrown = (event as ErrorEvent).message
@@ -52,5 +65,41 @@ export async function createBrowserDeviceHost(options: BrowserDeviceHostOptions 
     worker.addEventListener('message', onMessage)
     worker.addEventListener('error', onError)
   })
-  return host
+}
+
+/**
+ * Starts the model's worker; resolves once its script runs, rejects with a BackendError when it
+ * cannot start. The host's `close()` stops listening and terminates the worker.
+ */
+export async function createBrowserDeviceHost(
+  options: BrowserDeviceHostOptions = {},
+): Promise<WorkerDeviceHost> {
+  const makeWorker = options.worker ?? sdkModelWorker
+  // The current worker: close() terminates this one, a restart replaces it at once.
+  let worker = makeWorker()
+  // The worker resolves relative URLs against its own script: hand it an absolute one.
+  const runtimeUrl = new URL(options.runtimeUrl ?? '/ort/', globalThis.location.href).href
+  const host = createWorkerDeviceHost(worker as unknown as MessageEndpoint, {
+    wasmBaseUrl: runtimeUrl,
+    restart: async () => {
+      // A thread blocked inside a `new Worker` still stops on terminate(); the blocked worker's
+      // models go with it.
+      worker.terminate()
+      worker = makeWorker()
+      return (await started(worker)) as unknown as MessageEndpoint
+    },
+  })
+  try {
+    await started(worker)
+  } catch (error) {
+    host.close()
+    throw error
+  }
+  return {
+    ...host,
+    close: () => {
+      host.close()
+      worker.terminate()
+    },
+  }
 }

@@ -19,6 +19,8 @@ export type { DownloadProgress } from '../client-runtime/store/types.ts'
 export {
   createWorkerDeviceHost,
   type MessageEndpoint,
+  markNestedWorkers,
+  type NestedWorkerScope,
   serveDeviceHost,
   type WorkerDeviceHost,
   type WorkerDeviceHostOptions,

@@ -73,6 +73,12 @@ export type WorkerResponse =
   | { readonly type: 'progress'; readonly id: number; readonly progress: DownloadProgress }
   /** Every second of a load: the worker's thread runs (see WorkerDeviceHostOptions.loadSilenceMs). */
   | { readonly type: 'alive'; readonly id: number }
+  /**
+   * Just before ('making') and after ('made') each `new Worker(...)` the worker makes (the engine's
+   * helper threads), from markNestedWorkers: a thread silent after 'making' is blocked inside it
+   * (see WorkerDeviceHostOptions.nestedWorkerSilenceMs). Not tied to a request.
+   */
+  | { readonly type: 'nested-worker'; readonly phase: 'making' | 'made' }
   | { readonly type: 'part'; readonly id: number; readonly part: DevicePart }
   | { readonly type: 'result'; readonly id: number; readonly value: WorkerResults[keyof WorkerResults] }
   | { readonly type: 'error'; readonly id: number; readonly error: SerializedError }

@@ -37,7 +37,10 @@ interface Pending {
   onWord?: () => void
 }
 
-/** A DeviceHost in another thread; `close()` stops listening (pending calls fail with AbortedError). */
+/**
+ * A DeviceHost in another thread; `close()` stops listening (pending calls fail with AbortedError).
+ * Given `restart`, a load whose worker blocked for good goes on in a fresh worker on one thread.
+ */
 export interface WorkerDeviceHost extends DeviceHost {
   close(): void
 }
@@ -58,9 +61,27 @@ export interface WorkerDeviceHostOptions {
    * session on a slow phone).
    */
   readonly loadSilenceMs?: number
+  /**
+   * How long a load may go without a word from the worker once it said it is making a Worker of
+   * its own ('nested-worker' 'making', markNestedWorkers) and before it said it made it. A
+   * `new Worker(...)` returns at once (it only queues the script's fetch), so a silence there is
+   * Firefox's block, not work: the load gets the same treatment as past loadSilenceMs, sooner.
+   * Default 10 s.
+   */
+  readonly nestedWorkerSilenceMs?: number
+  /**
+   * Stops the blocked worker and starts a fresh one serving the same host, resolving with its
+   * endpoint once it runs (createBrowserDeviceHost passes one). Given, a load whose worker blocked
+   * is not failed: the worker is replaced and the load runs again there with `numThreads: 1` (no
+   * nested Worker, so nothing to block in), and its model's warnings say so. Models loaded in the
+   * old worker are gone with it (their calls fail with a BackendError saying to load them again).
+   * A restart that fails, or a second block in the same load, fails the load as without it.
+   */
+  readonly restart?: () => Promise<MessageEndpoint>
 }
 
 const defaultLoadSilenceMs = 90_000
+const defaultNestedWorkerSilenceMs = 10_000
 /** How long past loadSilenceMs a word from the worker may still arrive (see load). */
 const lastWordGraceMs = 3000
 
@@ -74,22 +95,53 @@ function loadOptionsOf(options: DeviceLoadOptions): WorkerLoadOptions {
   }
 }
 
+/** What the proxy says when a load's worker went silent, and where it was. */
+interface Block {
+  readonly silenceMs: number
+  /** The worker's last word was that it was making a Worker (markNestedWorkers). */
+  readonly inNestedWorker: boolean
+}
+
+/** What happened, for the load's error or, after a restart, its warning. */
+const describeBlock = (block: Block) =>
+  `ondevice's model worker said nothing for ${block.silenceMs / 1000} s ${
+    block.inNestedWorker
+      ? "after it began making a Worker of its own (the engine's helper threads): its thread blocked inside that `new Worker(...)`, which Firefox does now and then"
+      : "while it loaded the model: its thread blocked (Firefox sometimes blocks a worker for good when it starts the engine's helper threads)"
+  }`
+
 export function createWorkerDeviceHost(
-  endpoint: MessageEndpoint,
+  firstEndpoint: MessageEndpoint,
   hostOptions: WorkerDeviceHostOptions = {},
 ): WorkerDeviceHost {
+  let endpoint = firstEndpoint
   let nextId = 1
   const pending = new Map<number, Pending>()
   const loadSilenceMs = hostOptions.loadSilenceMs ?? defaultLoadSilenceMs
-  /** Set once a load found the worker's thread blocked: every call fails with it from then on. */
-  let blocked: BackendError | undefined
+  const nestedWorkerSilenceMs = hostOptions.nestedWorkerSilenceMs ?? defaultNestedWorkerSilenceMs
+  /** Set once a load found the worker's thread blocked and it cannot be replaced: every call fails with it. */
+  let blocked: unknown
+  /** The worker's latest word about a Worker of its own was 'making' (markNestedWorkers). */
+  let makingWorker = false
+  /** The running loads' watches: a word about a nested Worker changes their bound. */
+  const watches = new Set<() => void>()
+  /** Which worker a model was loaded in: one started again has none of the earlier one's models. */
+  let workerGeneration = 0
+  /** Set while a blocked worker is being replaced: calls wait for the new one. */
+  let replacing: Promise<void> | undefined
+  /** Each block's failure: where, and the replacement of its worker (when `restart` was given). */
+  const blocks = new WeakMap<object, { readonly block: Block; readonly replaced?: Promise<void> }>()
+  let closed = false
 
   const listener = (event: { readonly data: unknown }): void => {
     const message = event.data as WorkerResponse
-    const entry =
-      typeof message === 'object' && message !== null && message.type !== 'started'
-        ? pending.get(message.id)
-        : undefined
+    if (typeof message !== 'object' || message === null) return
+    if (message.type === 'nested-worker') {
+      makingWorker = message.phase === 'making'
+      for (const watch of watches) watch()
+      return
+    }
+    const entry = message.type !== 'started' ? pending.get(message.id) : undefined
     if (!entry) return
     entry.onWord?.()
     switch (message.type) {
@@ -122,6 +174,11 @@ export function createWorkerDeviceHost(
     hooks: Omit<Pending, 'resolve' | 'reject'> = {},
     signal?: AbortSignal,
   ): Promise<WorkerResults[K]> {
+    // A call made while the blocked worker is replaced goes to the new one (or fails as it did).
+    if (replacing) {
+      const next = () => call(body, hooks, signal)
+      return replacing.then(next, next)
+    }
     const id = nextId++
     return new Promise<WorkerResults[K]>((resolve, reject) => {
       if (blocked) {
@@ -275,28 +332,123 @@ export function createWorkerDeviceHost(
     }
   }
 
-  const modelOf = (info: LoadedModelInfo): DeviceModel => ({
-    modelId: info.modelId,
-    backend: info.backend,
-    dtype: info.dtype,
-    warnings: info.warnings,
-    ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
-    generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
-    probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
-    dispose: async () => {
-      await call({ type: 'dispose', handle: info.handle })
-    },
-  })
+  const modelOf = (info: LoadedModelInfo, warnings: readonly string[] = info.warnings): DeviceModel => {
+    const generation = workerGeneration
+    /** The worker that loaded this model was replaced (it blocked): its handle names nothing now. */
+    const gone = () =>
+      generation === workerGeneration
+        ? undefined
+        : new BackendError(
+            'backend_unavailable',
+            "This model was loaded in ondevice's model worker before it blocked and was started again: load it again.",
+          )
+    return {
+      modelId: info.modelId,
+      backend: info.backend,
+      dtype: info.dtype,
+      warnings,
+      ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
+      generate: (request) => ({
+        [Symbol.asyncIterator]: () => {
+          const failure = gone()
+          if (failure === undefined) return generateIterator(info.handle, request)
+          return { next: () => Promise.reject(failure) }
+        },
+      }),
+      probe: (signal) => {
+        const failure = gone()
+        return failure ? Promise.reject(failure) : call({ type: 'probe', handle: info.handle }, {}, signal)
+      },
+      dispose: async () => {
+        // Nothing to free in a worker that was stopped.
+        if (gone() === undefined) await call({ type: 'dispose', handle: info.handle })
+      },
+    }
+  }
 
-  /** A load heard nothing for loadSilenceMs: the worker's thread is blocked, and stays so. */
-  const workerBlocked = () => {
-    blocked = new BackendError(
+  /** Stops listening to the blocked worker and asks for a fresh one (hostOptions.restart). */
+  const replaceWorker = (restart: () => Promise<MessageEndpoint>): Promise<void> => {
+    endpoint.removeEventListener('message', listener)
+    makingWorker = false
+    const replaced = restart().then(
+      (next) => {
+        if (closed) return
+        endpoint = next
+        workerGeneration++
+        next.addEventListener('message', listener)
+      },
+      (error: unknown) => {
+        blocked = error
+        throw error
+      },
+    )
+    replacing = replaced.then(
+      () => undefined,
+      () => undefined,
+    )
+    replaced
+      .finally(() => {
+        replacing = undefined
+      })
+      .catch(() => {})
+    return replaced
+  }
+
+  /**
+   * A load heard nothing for the bound: the worker's thread is blocked, and stays so. Every call
+   * waiting in it fails; the worker is replaced when it can be (the loads then run again in the
+   * new one), else every later call fails too.
+   */
+  const workerBlocked = (block: Block) => {
+    const failure = new BackendError(
       'backend_failed',
-      `ondevice's model worker said nothing for ${loadSilenceMs / 1000} s while it loaded the model: its thread is blocked (Firefox sometimes blocks a worker for good when it starts the engine's helper threads). Load the page again, or pass numThreads: 1 to load on one thread.`,
+      `${describeBlock(block)}. Load the page again, or pass numThreads: 1 to load on one thread.`,
       { isRetryable: false },
     )
-    for (const entry of pending.values()) entry.reject(blocked)
+    const entries = [...pending.values()]
     pending.clear()
+    if (hostOptions.restart && !closed) {
+      const replaced = replaceWorker(hostOptions.restart)
+      replaced.catch(() => {})
+      blocks.set(failure, { block, replaced })
+    } else {
+      blocked = failure
+      blocks.set(failure, { block })
+    }
+    for (const entry of entries) entry.reject(failure)
+  }
+
+  /** One load in the current worker, failed (workerBlocked) when the worker stays silent too long. */
+  const watchedLoad = async (
+    model: string | undefined,
+    options: DeviceLoadOptions,
+    workerOptions: WorkerLoadOptions,
+  ): Promise<LoadedModelInfo> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // The bound runs out in two steps: a page frozen in the background or a laptop asleep
+    // mid-load may run its overdue timer before the worker's queued words, which get a few
+    // seconds more to arrive.
+    const watch = () => {
+      clearTimeout(timer)
+      const block: Block = makingWorker
+        ? { silenceMs: nestedWorkerSilenceMs, inNestedWorker: true }
+        : { silenceMs: loadSilenceMs, inNestedWorker: false }
+      timer = setTimeout(() => {
+        timer = setTimeout(() => workerBlocked(block), lastWordGraceMs)
+      }, block.silenceMs)
+    }
+    watches.add(watch)
+    watch()
+    try {
+      return await call(
+        { type: 'load', model, options: workerOptions },
+        { ...(options.onProgress ? { onProgress: options.onProgress } : {}), onWord: watch },
+        options.signal,
+      )
+    } finally {
+      clearTimeout(timer)
+      watches.delete(watch)
+    }
   }
 
   return {
@@ -317,30 +469,32 @@ export function createWorkerDeviceHost(
         options.signal,
       ),
     load: async (model, options) => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      // The bound runs out in two steps: a page frozen in the background or a laptop asleep
-      // mid-load may run its overdue timer before the worker's queued words, which get a few
-      // seconds more to arrive.
-      const watch = () => {
-        clearTimeout(timer)
-        timer = setTimeout(() => {
-          timer = setTimeout(workerBlocked, lastWordGraceMs)
-        }, loadSilenceMs)
-      }
-      watch()
+      const workerOptions = loadOptionsOf({ ...hostOptions, ...options })
       try {
-        return modelOf(
-          await call(
-            { type: 'load', model, options: loadOptionsOf({ ...hostOptions, ...options }) },
-            { ...(options.onProgress ? { onProgress: options.onProgress } : {}), onWord: watch },
-            options.signal,
-          ),
+        return modelOf(await watchedLoad(model, options, workerOptions))
+      } catch (error) {
+        const first = typeof error === 'object' && error !== null ? blocks.get(error) : undefined
+        if (first?.replaced === undefined) throw error
+        // The worker blocked and is being replaced: the load runs again in the new one, on one
+        // thread (no nested Worker to block in). A restart that failed fails the load with its error.
+        await first.replaced
+        const info = await watchedLoad(model, options, { ...workerOptions, numThreads: 1 }).catch(
+          (again: unknown) => {
+            const second = typeof again === 'object' && again !== null ? blocks.get(again) : undefined
+            if (second === undefined) throw again
+            throw new BackendError(
+              'backend_failed',
+              `${describeBlock(second.block)}, in a worker started again on one thread after the first one blocked. Load the page again.`,
+              { isRetryable: false },
+            )
+          },
         )
-      } finally {
-        clearTimeout(timer)
+        const note = `${describeBlock(first.block)}. It was stopped, and the model loaded in a fresh worker on one thread (numThreads: 1): answers come slower than with the engine's helper threads, which the page loaded again usually gets back.`
+        return modelOf(info, [note, ...info.warnings])
       }
     },
     close: () => {
+      closed = true
       endpoint.removeEventListener('message', listener)
       for (const entry of pending.values())
         entry.reject(new AbortedError('The worker device host proxy was closed.'))
