@@ -59,7 +59,9 @@ export type {
 export type { ResponseFormat, ToolChoice, ToolDefinition } from '../core/structured/constraint.ts'
 // Device hosts, for apps that wrap them (ClientInternals.deviceHost): the browser default (the
 // model in a dedicated Web Worker: OPFS / Cache API store, onnxruntime-web on WebGPU or WASM).
-export { type BrowserDeviceHostOptions, createBrowserDeviceHost } from './browser-device.ts'
+// (Loaded on first use: esbuild's pages would load it up front, test/browser/page-bundle-size.test.ts.)
+export type { BrowserDeviceHostOptions } from './browser-device.ts'
+export { createBrowserDeviceHost } from './browser-device-on-demand.ts'
 export {
   type ChatResult,
   type ClientEvents,

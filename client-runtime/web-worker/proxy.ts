@@ -63,9 +63,11 @@ export interface WorkerDeviceHostOptions {
   readonly loadSilenceMs?: number
   /**
    * How long a load may go without a word from the worker once it said it is making a Worker of
-   * its own ('nested-worker' 'making', markNestedWorkers) and before it said it made it. A
-   * `new Worker(...)` returns at once (it only queues the script's fetch), so a silence there is
+   * its own ('nested-worker' 'making', markNestedWorkers) and before it said it made it. Nothing
+   * but the constructor runs in between, and one that returns takes milliseconds (Firefox 153 ESR
+   * on one core at a load average of 15-20: at most 29 ms in 300 loads), so a silence there is
    * Firefox's block, not work: the load gets the same treatment as past loadSilenceMs, sooner.
+   * A load's long synchronous steps (repacking weights) run outside, under loadSilenceMs.
    * Default 10 s.
    */
   readonly nestedWorkerSilenceMs?: number
@@ -125,12 +127,10 @@ export function createWorkerDeviceHost(
   let makingWorker = false
   /** The running loads' watches: a word about a nested Worker changes their bound. */
   const watches = new Set<() => void>()
-  /** Which worker a model was loaded in: one started again has none of the earlier one's models. */
-  let workerGeneration = 0
   /** Set while a blocked worker is being replaced: calls wait for the new one. */
   let replacing: Promise<void> | undefined
   /** Each block's failure: where, and the replacement of its worker (when `restart` was given). */
-  const blocks = new WeakMap<object, { readonly block: Block; readonly replaced?: Promise<void> }>()
+  const blocks = new WeakMap<object, { block: Block; replaced?: Promise<void> }>()
   let closed = false
 
   const listener = (event: { readonly data: unknown }): void => {
@@ -332,39 +332,20 @@ export function createWorkerDeviceHost(
     }
   }
 
-  const modelOf = (info: LoadedModelInfo, warnings: readonly string[] = info.warnings): DeviceModel => {
-    const generation = workerGeneration
-    /** The worker that loaded this model was replaced (it blocked): its handle names nothing now. */
-    const gone = () =>
-      generation === workerGeneration
-        ? undefined
-        : new BackendError(
-            'backend_unavailable',
-            "This model was loaded in ondevice's model worker before it blocked and was started again: load it again.",
-          )
-    return {
-      modelId: info.modelId,
-      backend: info.backend,
-      dtype: info.dtype,
-      warnings,
-      ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
-      generate: (request) => ({
-        [Symbol.asyncIterator]: () => {
-          const failure = gone()
-          if (failure === undefined) return generateIterator(info.handle, request)
-          return { next: () => Promise.reject(failure) }
-        },
-      }),
-      probe: (signal) => {
-        const failure = gone()
-        return failure ? Promise.reject(failure) : call({ type: 'probe', handle: info.handle }, {}, signal)
-      },
-      dispose: async () => {
-        // Nothing to free in a worker that was stopped.
-        if (gone() === undefined) await call({ type: 'dispose', handle: info.handle })
-      },
-    }
-  }
+  // A model of a worker that blocked and was replaced names nothing in the new one (serve.ts's
+  // handles differ between workers): its calls fail there with backend_unavailable, load it again.
+  const modelOf = (info: LoadedModelInfo, warnings = info.warnings): DeviceModel => ({
+    modelId: info.modelId,
+    backend: info.backend,
+    dtype: info.dtype,
+    warnings,
+    ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
+    generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
+    probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
+    dispose: async () => {
+      await call({ type: 'dispose', handle: info.handle })
+    },
+  })
 
   /** Stops listening to the blocked worker and asks for a fresh one (hostOptions.restart). */
   const replaceWorker = (restart: () => Promise<MessageEndpoint>): Promise<void> => {
@@ -372,25 +353,18 @@ export function createWorkerDeviceHost(
     makingWorker = false
     const replaced = restart().then(
       (next) => {
+        replacing = undefined
         if (closed) return
         endpoint = next
-        workerGeneration++
         next.addEventListener('message', listener)
       },
       (error: unknown) => {
+        replacing = undefined
         blocked = error
         throw error
       },
     )
-    replacing = replaced.then(
-      () => undefined,
-      () => undefined,
-    )
-    replaced
-      .finally(() => {
-        replacing = undefined
-      })
-      .catch(() => {})
+    replacing = replaced.catch(() => {})
     return replaced
   }
 
@@ -407,11 +381,9 @@ export function createWorkerDeviceHost(
     )
     const entries = [...pending.values()]
     pending.clear()
-    if (hostOptions.restart && !closed) {
-      const replaced = replaceWorker(hostOptions.restart)
-      replaced.catch(() => {})
-      blocks.set(failure, { block, replaced })
-    } else {
+    if (hostOptions.restart && !closed)
+      blocks.set(failure, { block, replaced: replaceWorker(hostOptions.restart) })
+    else {
       blocked = failure
       blocks.set(failure, { block })
     }
@@ -473,20 +445,21 @@ export function createWorkerDeviceHost(
       try {
         return modelOf(await watchedLoad(model, options, workerOptions))
       } catch (error) {
-        const first = typeof error === 'object' && error !== null ? blocks.get(error) : undefined
-        if (first?.replaced === undefined) throw error
+        const first = blocks.get(error as object)
+        if (!first?.replaced) throw error
         // The worker blocked and is being replaced: the load runs again in the new one, on one
         // thread (no nested Worker to block in). A restart that failed fails the load with its error.
         await first.replaced
         const info = await watchedLoad(model, options, { ...workerOptions, numThreads: 1 }).catch(
           (again: unknown) => {
-            const second = typeof again === 'object' && again !== null ? blocks.get(again) : undefined
-            if (second === undefined) throw again
-            throw new BackendError(
-              'backend_failed',
-              `${describeBlock(second.block)}, in a worker started again on one thread after the first one blocked. Load the page again.`,
-              { isRetryable: false },
-            )
+            const second = blocks.get(again as object)
+            throw second
+              ? new BackendError(
+                  'backend_failed',
+                  `${describeBlock(second.block)}, in a worker started again on one thread after the first one blocked. Load the page again.`,
+                  { isRetryable: false },
+                )
+              : again
           },
         )
         const note = `${describeBlock(first.block)}. It was stopped, and the model loaded in a fresh worker on one thread (numThreads: 1): answers come slower than with the engine's helper threads, which the page loaded again usually gets back.`

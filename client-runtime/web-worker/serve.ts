@@ -27,7 +27,9 @@ const aliveIntervalMs = 1000
 
 export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): DeviceHostServer {
   const models = new Map<number, DeviceModel>()
-  let nextHandle = 1
+  // Handles differ between workers: after the page replaced a blocked worker with a fresh one
+  // (proxy.ts, restart), a model of the old one names nothing here ("load it again").
+  let nextHandle = Math.floor(Math.random() * 2 ** 40) + 1
   const controllers = new Map<number, AbortController>()
 
   const send = (message: WorkerResponse) => endpoint.postMessage(message)
@@ -36,7 +38,7 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
     if (!model)
       throw new BackendError(
         'backend_unavailable',
-        'This model is not loaded in the worker (it was disposed, or the worker restarted): load it again.',
+        'This model is not loaded in the worker (it was disposed, or the worker was started again): load it again.',
       )
     return model
   }

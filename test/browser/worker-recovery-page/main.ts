@@ -128,6 +128,8 @@ export interface LoadsRequest {
   readonly prompt: string
   readonly maxTokens: number
   readonly count: number
+  /** Each helper's `new Worker` right after one made and terminated (provoking-model-worker.ts). */
+  readonly provoke?: boolean
 }
 
 export interface LoadOutcome {
@@ -156,10 +158,17 @@ async function loads(request: LoadsRequest): Promise<LoadOutcome[]> {
     const host = await createBrowserDeviceHost({
       worker: () => {
         modelWorkers++
-        const worker = new Worker(new URL('../../../sdk/device-worker.ts', import.meta.url), {
-          type: 'module',
-          name: 'ondevice-model',
-        })
+        // Only the first worker of a load provokes; a restarted one loads on one thread anyway.
+        const worker =
+          request.provoke === true && modelWorkers === 1
+            ? new Worker(new URL('./provoking-model-worker.ts', import.meta.url), {
+                type: 'module',
+                name: 'ondevice-model',
+              })
+            : new Worker(new URL('../../../sdk/device-worker.ts', import.meta.url), {
+                type: 'module',
+                name: 'ondevice-model',
+              })
         worker.addEventListener('message', (event: MessageEvent<{ type?: string; phase?: string }>) => {
           if (event.data?.type !== 'nested-worker') return
           if (event.data.phase === 'making') making = performance.now()
