@@ -82,8 +82,8 @@ export async function createBrowserDeviceHost(
   const host = createWorkerDeviceHost(worker as unknown as MessageEndpoint, {
     wasmBaseUrl: runtimeUrl,
     restart: async () => {
-      // A thread blocked inside a `new Worker` still stops on terminate(); the blocked worker's
-      // models go with it.
+      // The blocked worker's models go with it. The page's own `new Worker` does not block: with
+      // Firefox's block holding the old one, the fresh one loads (docs/wasm-engine.md, Threads).
       worker.terminate()
       worker = makeWorker()
       return (await started(worker)) as unknown as MessageEndpoint

@@ -65,7 +65,7 @@ export interface WorkerDeviceHostOptions {
    * How long a load may go without a word from the worker once it said it is making a Worker of
    * its own ('nested-worker' 'making', markNestedWorkers) and before it said it made it. Nothing
    * but the constructor runs in between, and one that returns takes milliseconds (Firefox 153 ESR
-   * on one core at a load average of 15-20: at most 29 ms in 300 loads), so a silence there is
+   * at load averages of 8-20: at most 459 ms in 1,060 loads), so a silence there is
    * Firefox's block, not work: the load gets the same treatment as past loadSilenceMs, sooner.
    * A load's long synchronous steps (repacking weights) run outside, under loadSilenceMs.
    * Default 10 s.
