@@ -346,12 +346,11 @@ function normalize(member: Member): Member {
       delete schema[bound]
     } else if (schema[flag] === false) delete schema[flag]
   }
-  if (schema['nullable'] === true) {
-    if (schema['type'] !== undefined) {
-      const type = schema['type']
-      schema['type'] = [...(Array.isArray(type) ? type : [type]), 'null']
-    }
-    if (Array.isArray(schema['enum'])) schema['enum'] = [...schema['enum'], null]
+  // OpenAPI's nullable widens the type only (an enum beside it must list null itself, as ajv and
+  // OpenAPI 3.0.3 read it): adding null to the enum wrote a null every validator refused.
+  if (schema['nullable'] === true && schema['type'] !== undefined) {
+    const type = schema['type']
+    schema['type'] = [...(Array.isArray(type) ? type : [type]), 'null']
   }
   delete schema['nullable']
   if (schema['additionalProperties'] === undefined && schema['unevaluatedProperties'] !== undefined)

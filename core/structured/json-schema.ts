@@ -458,10 +458,61 @@ class SchemaCompiler {
       this.refuse(`${path}.nullable`, 'nullable must be true or false.')
 
     let node = this.#compileCore(schema, path)
-    if (nullable === true) {
+    if (nullable === true && this.#nullableAdmitsNull(schema)) {
       node = { kind: 'union', id: this.id(), options: [node, this.#literal([null])] }
     }
     return node
+  }
+
+  /**
+   * Whether `nullable: true` lets null through here. OpenAPI 3.0.3 and ajv read it as widening
+   * `type` only: an enum or const beside it must still list null, and so must what an allOf,
+   * anyOf, oneOf or $ref beside a `type` says (`{ type: 'string', enum: ['a', 'b'], nullable: true }`
+   * is 'a' or 'b'; null was written, and every validator refused it). Without a `type` (what
+   * OpenAPI 3.0 generators write for a nullable reference: `allOf: [{ $ref }], nullable: true`),
+   * ajv takes no such schema and its writers mean "or null": only an enum or const is checked.
+   */
+  #nullableAdmitsNull(schema: Record<string, unknown>): boolean {
+    if (schema['type'] === undefined) return this.#literalsAdmitNull(schema)
+    return this.#nullPasses(schema, new Set())
+  }
+
+  #literalsAdmitNull(schema: Record<string, unknown>): boolean {
+    if (Array.isArray(schema['enum']) && !schema['enum'].includes(null)) return false
+    return !('const' in schema) || schema['const'] === null
+  }
+
+  /** Whether null validates against `schema` (type-specific keywords do not apply to null). */
+  #nullPasses(schema: unknown, seen: Set<unknown>): boolean {
+    if (schema === true) return true
+    if (!isPlainObject(schema)) return false
+    if (seen.has(schema)) return false
+    seen.add(schema)
+    try {
+      const type = schema['type']
+      if (type !== undefined) {
+        const types: unknown[] = Array.isArray(type) ? type : [type]
+        if (!types.includes('null') && schema['nullable'] !== true) return false
+      }
+      if (!this.#literalsAdmitNull(schema)) return false
+      const allOf = schema['allOf']
+      if (Array.isArray(allOf) && !allOf.every((member) => this.#nullPasses(member, seen))) return false
+      const anyOf = schema['anyOf']
+      if (Array.isArray(anyOf) && !anyOf.some((member) => this.#nullPasses(member, seen))) return false
+      const oneOf = schema['oneOf']
+      if (Array.isArray(oneOf) && oneOf.filter((member) => this.#nullPasses(member, seen)).length !== 1)
+        return false
+      const reference = schema['$ref']
+      if (typeof reference === 'string') {
+        const local = this.#localReference(reference)
+        if (local === undefined) return false
+        const target = this.#resolvePointer(local).schema
+        if (!this.#nullPasses(target, seen)) return false
+      }
+      return true
+    } finally {
+      seen.delete(schema)
+    }
   }
 
   #compileCore(schema: Record<string, unknown>, path: string): SchemaNode {

@@ -665,6 +665,42 @@ describe('schemas without a value are refused before anything runs; values witho
     expect(acceptsText(typed, '{"n":2,"n":3}')).toBe(false)
     expect(acceptsText(typed, '{"m":2}')).toBe(false)
   })
+
+  it('nullable: true widens the type only: an enum or const beside it (or a combinator beside a type) must still admit null, as ajv and OpenAPI 3.0.3 read it', () => {
+    // OpenAPI 3.0 documents and zod's openapi-3.0 target write nullable enums this way; null was
+    // written for all of them, and ajv refused every such document.
+    const withType: [unknown, boolean][] = [
+      [{ type: 'string', enum: ['open', 'closed'], nullable: true }, false],
+      [{ type: 'integer', const: 3, nullable: true }, false],
+      [{ type: ['string', 'null'], enum: ['a'], nullable: true }, false],
+      [{ type: 'string', allOf: [{ type: 'string' }], nullable: true }, false],
+      [{ allOf: [{ type: 'string', enum: ['a', 'b'], nullable: true }, { description: 'Status' }] }, false],
+      [{ type: 'string', enum: ['a', null], nullable: true }, true],
+      [{ type: 'string', maxLength: 3, nullable: true }, true],
+      [{ type: 'object', properties: { a: { type: 'string' } }, required: ['a'], nullable: true }, true],
+      [{ type: 'string', anyOf: [{ maxLength: 2 }, { type: 'null' }], nullable: true }, true],
+    ]
+    for (const [schema, admitsNull] of withType) {
+      expect(acceptsText(schema, 'null'), JSON.stringify(schema)).toBe(admitsNull)
+      expect(ajv.validate(schema as object, null), JSON.stringify(schema)).toBe(admitsNull)
+    }
+    const nullableEnum = {
+      type: 'object',
+      properties: {
+        status: { type: 'string', enum: ['open', 'closed'], nullable: true },
+        count: { type: 'integer', const: 3, nullable: true },
+      },
+      required: ['status', 'count'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(nullableEnum, ajv, 6)) expect(value).not.toHaveProperty('status', null)
+    // Without a type (ajv takes no such schema), OpenAPI 3.0 generators mean "or null" by it, as for
+    // a nullable reference; an enum or const still has to list null.
+    const reference = { allOf: [{ $ref: '#/$defs/x' }], nullable: true, $defs: { x: { type: 'string' } } }
+    expect(acceptsText(reference, 'null')).toBe(true)
+    expect(acceptsText({ enum: ['a'], nullable: true }, 'null')).toBe(false)
+    expect(acceptsText({ enum: ['a', null], nullable: true }, 'null')).toBe(true)
+  })
 })
 
 describe('what zod becomes through the AI SDK (draft-07): records and tuples', () => {
