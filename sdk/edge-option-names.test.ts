@@ -299,6 +299,49 @@ describe('one mistake, one error: caught by the device or by the edge', () => {
     expect(edge?.message).toContain('The schema in responseFormat is too ambiguous')
   })
 
+  it("a responseFormat name the wire's json_schema.name does not take (the AI SDK's schemaName 'Recipe Card'): responseFormat.name on both routes", async () => {
+    // The device answered it and the edge refused it with a 400: the same request succeeded or
+    // failed by route. Core refuses it for both now, so it never reaches the edge.
+    const edge = await startTestEdge({})
+    edges.push(edge)
+    const device = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    try {
+      for (const name of ['Recipe Card', 'x'.repeat(65), 7]) {
+        const request = {
+          messages: [{ role: 'user' as const, content: 'Hi' }],
+          responseFormat: { type: 'json_schema', schema: { type: 'object' }, name } as never,
+          maxTokens: 4,
+        }
+        const [onDevice, onEdge] = await Promise.all(
+          [device, edgeOnly].map((client) =>
+            client.chat(request).then(
+              () => undefined,
+              (error: unknown) => shape(error),
+            ),
+          ),
+        )
+        expect(onDevice, String(name)).toEqual({
+          class: 'InvalidArgumentError',
+          name: 'InvalidArgumentError',
+          code: 'invalid_argument',
+          param: 'responseFormat.name',
+          isRetryable: false,
+        })
+        expect(onEdge, String(name)).toEqual(onDevice)
+      }
+      const valid = {
+        messages: [{ role: 'user' as const, content: 'Hi' }],
+        responseFormat: { type: 'json_schema' as const, schema: { type: 'object' }, name: 'recipe_card-2' },
+        maxTokens: 4,
+      }
+      for (const client of [device, edgeOnly]) expect((await client.chat(valid)).finishReason).toBeDefined()
+    } finally {
+      await device.dispose()
+      await edgeOnly.dispose()
+    }
+  })
+
   it('a logitBias token outside the vocabulary: logitBias.N', async () => {
     const [device, edge] = await bothRoutes(undefined, {
       messages: [{ role: 'user', content: 'Hi' }],

@@ -62,7 +62,7 @@ function toWireMessage(message: string): string {
 function toWirePath(param: string): string {
   return param
     .replace(/^response_format\.schema/, 'response_format.json_schema.schema')
-    .replace(/^response_format\.strict/, 'response_format.json_schema.strict')
+    .replace(/^response_format\.(strict|name|description)$/, 'response_format.json_schema.$1')
     .replace(/^tools\.(\d+)\./, 'tools.$1.function.')
     .replace(/^tool_choice\.name$/, 'tool_choice.function.name')
 }

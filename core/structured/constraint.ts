@@ -225,6 +225,28 @@ function compileUncached(
       if (format.strict !== undefined && typeof format.strict !== 'boolean') {
         throw new InvalidArgumentError(`${names.responseFormat}.strict`, 'strict must be true or false.')
       }
+      // The edge receives name as OpenAI's response_format.json_schema.name, which takes these
+      // characters only: the device answered "Recipe Card" (the AI SDK's schemaName) and the edge
+      // refused it, so one request gave an answer or a 400 by route. Checked alike on both.
+      if (
+        format.name !== undefined &&
+        (typeof format.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(format.name))
+      ) {
+        throw new InvalidArgumentError(
+          `${names.responseFormat}.name`,
+          `${names.responseFormat}.name must be 1-64 letters, digits, "_" or "-" (as OpenAI's json_schema.name); got ${JSON.stringify(format.name)}.`,
+        )
+      }
+      if (
+        format.description !== undefined &&
+        format.description !== null &&
+        typeof format.description !== 'string'
+      ) {
+        throw new InvalidArgumentError(
+          `${names.responseFormat}.description`,
+          `${names.responseFormat}.description must be a string.`,
+        )
+      }
       responseGrammar = new Grammar(
         compileJsonSchema(format.schema, `${names.responseFormat}.schema`, budget).root,
         empty,
