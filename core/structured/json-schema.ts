@@ -363,7 +363,14 @@ class SchemaCompiler {
       if (!isPlainObject(schema) && !Array.isArray(schema)) {
         this.refuse(path, `$ref "${reference}" does not point at a schema.`)
       }
-      schema = (schema as Record<string, unknown>)[segment]
+      // Only the schema's own members: "#/$defs/toString" found Object's method and "#/__proto__"
+      // Object.prototype, compiled as the empty schema (any value) for a $ref to nothing, and
+      // "#/anyOf/length" an array's length.
+      const container = schema as Record<string, unknown>
+      const own = Array.isArray(container)
+        ? /^(?:0|[1-9]\d*)$/.test(segment) && Number(segment) < container.length
+        : Object.hasOwn(container, segment)
+      schema = own ? container[segment] : undefined
       path = `${path}.${segment}`
       if (schema === undefined)
         this.refuse(path, `$ref "${reference}" points at nothing: define it under $defs.`)

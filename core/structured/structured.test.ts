@@ -366,6 +366,30 @@ describe('schemas structured output cannot enforce are refused, naming the keywo
     })
   }
 
+  it('a $ref through Object\'s or an array\'s own members points at nothing ("#/__proto__" compiled as any value)', () => {
+    const cases: [unknown, string][] = [
+      [{ $ref: '#/__proto__' }, 'schema.__proto__'],
+      [
+        { type: 'object', properties: { a: { $ref: '#/$defs/__proto__' } }, $defs: {} },
+        'schema.$defs.__proto__',
+      ],
+      [{ $ref: '#/$defs/toString', $defs: {} }, 'schema.$defs.toString'],
+      [{ anyOf: [{ type: 'null' }, { $ref: '#/anyOf/length' }] }, 'schema.anyOf.length'],
+      [{ anyOf: [{ type: 'null' }, { $ref: '#/anyOf/01' }] }, 'schema.anyOf.01'],
+    ]
+    for (const [schema, param] of cases) {
+      const error = refusal(schema)
+      expect(error.param, JSON.stringify(schema)).toBe(param)
+      expect(error.message).toContain('points at nothing')
+    }
+    // Members named like them are found: a property called "constructor", a def called "toString".
+    const named = JSON.parse(
+      '{"$defs":{"toString":{"type":"integer","minimum":0,"maximum":3}},"type":"object","properties":{"__proto__":{"$ref":"#/$defs/toString"}},"required":["__proto__"],"additionalProperties":false}',
+    )
+    expect(acceptsText(named, '{"__proto__":2}')).toBe(true)
+    expect(acceptsText({ $ref: '#/anyOf/1', anyOf: [{ type: 'null' }, { const: 1 }] }, '1')).toBe(true)
+  })
+
   it('allOf of one schema is that schema (a $ref wrapped to carry a description), walks validate (ajv)', () => {
     const schema = {
       $defs: {
