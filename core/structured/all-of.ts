@@ -141,7 +141,12 @@ export function flattenAllOf(
     if (!isPlainObject(schema))
       context.refuse(param, 'An allOf member must be a schema (an object or a boolean).')
     if (noValue in schema) return schema as unknown as NoValue
-    const composed = schema['$ref'] !== undefined || schema['allOf'] !== undefined
+    // The intersection's own anyOf/oneOf too: unevaluatedProperties beside it sees the names of
+    // the alternative written (mergeMembers distributes them under it).
+    const composed =
+      schema['$ref'] !== undefined ||
+      schema['allOf'] !== undefined ||
+      (outer.has(schema) && (schema['anyOf'] !== undefined || schema['oneOf'] !== undefined))
     if (composed && schema['unevaluatedProperties'] !== undefined) {
       // It sees the names every part evaluates: only the intersection's own is read that way.
       if (!outer.has(schema) || unevaluated !== undefined) {

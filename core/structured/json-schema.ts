@@ -559,6 +559,11 @@ class SchemaCompiler {
         if (combinator === 'allOf') return this.#compileAllOf([{ schema, param: path }], path)
         if (present('discriminator'))
           this.#checkDiscriminator(schema['discriminator'], list, combinator, path)
+        // unevaluatedProperties sees the names of the alternative written, so it stays with the
+        // whole schema (all-of.ts distributes the alternatives under it). Split off with the
+        // properties beside it, it read as additionalProperties and refused every name only an
+        // alternative lists, naming a member path the schema does not have.
+        if (present('unevaluatedProperties')) return this.#compileAllOf([{ schema, param: path }], path)
         return this.#compileAllOf(
           [
             { schema: withoutKeyword(schema, others), param: path },

@@ -314,6 +314,46 @@ describe('unevaluatedProperties', () => {
       2,
     )
   })
+
+  it('beside an anyOf/oneOf (no allOf or $ref): the names of the alternative written are evaluated', () => {
+    // Refused before, naming schema.anyOf.0.allOf.1.additionalProperties (a path the schema does not
+    // have): unevaluatedProperties was split off with the properties beside the anyOf and read as
+    // additionalProperties: false, forbidding "b" and "c", which ajv accepts.
+    const digit = { type: 'integer', minimum: 0, maximum: 9 }
+    const schema = {
+      type: 'object',
+      properties: { a: digit },
+      anyOf: [
+        { properties: { b: digit }, required: ['b'] },
+        { properties: { c: digit }, required: ['c'] },
+      ],
+      unevaluatedProperties: false,
+    }
+    const keys = new Set(walksValidate(schema, 8).flatMap((value) => Object.keys(value as object)))
+    expect(keys.has('b') || keys.has('c')).toBe(true)
+    expect(keys.has('d')).toBe(false)
+    const tagged = {
+      type: 'object',
+      properties: { a: digit },
+      oneOf: [
+        { properties: { k: { const: 1 } }, required: ['k'] },
+        { properties: { k: { const: 2 }, z: digit }, required: ['k', 'z'] },
+      ],
+      unevaluatedProperties: false,
+    }
+    walksValidate(tagged, 6)
+    // The alternative's names only: z belongs to k: 2.
+    const grammar = new Grammar(compileJsonSchema(tagged).root)
+    const accepts = (text: string): boolean => {
+      const matcher = new GrammarMatcher(grammar, vocabulary)
+      for (const byte of new TextEncoder().encode(text))
+        if (!matcher.accept(vocabulary.idOfByte(byte))) return false
+      return matcher.isComplete
+    }
+    expect(accepts('{"k":2,"z":3}')).toBe(true)
+    expect(accepts('{"k":1,"z":3}')).toBe(false)
+    expect(accepts('{"k":1,"q":3}')).toBe(false)
+  })
 })
 
 describe('allOf and keywords beside $ref/anyOf/oneOf: merged into the one schema they mean', () => {
