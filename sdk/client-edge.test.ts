@@ -623,7 +623,7 @@ describe('abort and edge errors', () => {
 
   it("a queued request's wait is what is left of its Prefer: wait after the model's load, not the whole of it again", async () => {
     // The model loads 1.5 s on the first chat; both requests wait for it, then one holds the slot
-    // and the other (Prefer: wait=2, sent 0.1 s later) queues: it waits there what is left of its
+    // and the other (Prefer: wait=2, sent just after) queues: it waits there what is left of its
     // 2 s (at most 0.6 s; 0.5 s at least), where counting the queue's wait afresh would wait 2 s
     // more, answering at 3.5 s, past its client's wait. (The message's count, not the wall clock:
     // the edge shares this process, whose event loop the tokenizer's build blocks.)
@@ -638,7 +638,9 @@ describe('abort and edge errors', () => {
           ...(signal ? { signal } : {}),
         })
       const holding = chat({}, holder.signal).catch(() => undefined)
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      // Sent once the edge has the holder's request (so the holder is first in line for the slot),
+      // not after a fixed 100 ms that a loaded machine's first connection can outlast.
+      await expect.poll(() => busy.requests.length, { timeout: 10_000, interval: 5 }).toBe(1)
       const response = await chat({ prefer: 'wait=2' })
       holder.abort()
       await holding
@@ -675,8 +677,9 @@ describe('abort and edge errors', () => {
         finishedAt: Date.now(),
         body: (await response.json()) as { usage: { completion_tokens: number } },
       }))
-      // The holder's request first, so it takes the slot and this one queues.
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      // The holder's request first, so it takes the slot and this one queues: sent once the edge
+      // has it, not after a fixed 300 ms.
+      await expect.poll(() => busy.requests.length, { timeout: 10_000, interval: 5 }).toBe(1)
       const startedAt = Date.now()
       const response = await chat(2)
       const waitedMs = Date.now() - startedAt
