@@ -120,11 +120,25 @@ export interface ReferenceNode {
 export const maxIntegerDigits = 15
 export const maxFractionDigits = 15
 
-const annotations = new Set([
+/**
+ * Keywords that say nothing about which values are valid. Besides JSON Schema's, OpenAPI's
+ * (`example`, the singular that OpenAPI 3.0 documents and FastAPI apps write, `externalDocs`,
+ * `xml`) and its specification extensions (any `x-...` key: `x-order`, `x-go-type`), which
+ * validators ignore; each was refused as a keyword that "cannot be enforced", though there is
+ * nothing to enforce.
+ */
+const annotations: ReadonlySet<string> = new (class extends Set<string> {
+  override has(key: string): boolean {
+    return super.has(key) || key.startsWith('x-')
+  }
+})([
   'title',
   'description',
   'default',
   'examples',
+  'example',
+  'externalDocs',
+  'xml',
   '$comment',
   '$schema',
   '$id',
@@ -417,7 +431,7 @@ class SchemaCompiler {
           `contentEncoding ${JSON.stringify(schema[key])} is an annotation validators do not check, so structured output cannot enforce it alone: add a pattern that says what the encoded string allows (then contentEncoding is taken as a label), e.g. for base64 "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$".`,
         )
       }
-      if (!known.has(key)) {
+      if (!known.has(key) && !annotations.has(key)) {
         this.refuse(
           `${path}.${key}`,
           `The schema keyword "${key}" is not supported by structured output, so it cannot be enforced. Remove it, or express it with the supported keywords (type, properties, required, additionalProperties, unevaluatedProperties, items, prefixItems, minItems, maxItems, minProperties, maxProperties, multipleOf, enum, const, anyOf, oneOf, allOf, $ref/$defs/$anchor, minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, nullable, discriminator; draft-07 tuples: items as an array with additionalItems; propertyNames that allows every string or lists the names). See docs/sdk.md, Structured output.`,
@@ -441,7 +455,11 @@ class SchemaCompiler {
       if (schema[key] !== undefined && typeof schema[key] !== 'string')
         this.refuse(`${path}.${key}`, `${key} must be a string.`)
     }
-    for (const key of ['default', 'examples'] as const) {
+    const valued = Object.keys(schema).filter(
+      (key) =>
+        ['default', 'examples', 'example', 'externalDocs', 'xml'].includes(key) || key.startsWith('x-'),
+    )
+    for (const key of valued) {
       if (schema[key] !== undefined && jsonValueProblem(schema[key], 0) !== undefined) {
         this.refuse(
           `${path}.${key}`,

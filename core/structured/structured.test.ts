@@ -690,6 +690,38 @@ describe('schemas without a value are refused before anything runs; values witho
     expect(acceptsText(typed, '{"m":2}')).toBe(false)
   })
 
+  it("OpenAPI's annotations (example, externalDocs, xml) and x- extensions are accepted and change nothing", () => {
+    // FastAPI apps and OpenAPI 3.0 documents write these; each was refused as a keyword that
+    // cannot be enforced, though validators ignore them.
+    const schema = {
+      type: 'object',
+      'x-order': ['b', 'a'],
+      example: { a: 'xyz', b: 1 },
+      properties: {
+        a: { type: 'string', maxLength: 3, example: 'abc', 'x-go-type': 'string' },
+        b: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 5,
+          xml: { name: 'B' },
+          externalDocs: { url: 'https://example.com' },
+        },
+      },
+      required: ['a', 'b'],
+      additionalProperties: false,
+    }
+    for (const value of walksValidate(schema, ajv, 4))
+      expect(Object.keys(value as object)).toEqual(['a', 'b'])
+    expect(acceptsText(schema, '{"a":"abcd","b":1}')).toBe(false)
+    expect(acceptsText({ type: 'integer', maximum: 3, example: 9 }, '9')).toBe(false)
+    // Bounded like default and examples (the chat template prints a tool's parameters).
+    let deep: unknown = 1
+    for (let level = 0; level < 100; level++) deep = [deep]
+    expect(refusal({ type: 'string', 'x-deep': deep }).param).toBe('schema.x-deep')
+    // Keywords that only look alike are still refused.
+    expect(refusal({ type: 'string', examples2: [] }).param).toBe('schema.examples2')
+  })
+
   it('nullable: true widens the type only: an enum or const beside it (or a combinator beside a type) must still admit null, as ajv and OpenAPI 3.0.3 read it', () => {
     // OpenAPI 3.0 documents and zod's openapi-3.0 target write nullable enums this way; null was
     // written for all of them, and ajv refused every such document.
