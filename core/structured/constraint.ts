@@ -234,7 +234,7 @@ function compileUncached(
       ) {
         throw new InvalidArgumentError(
           `${names.responseFormat}.name`,
-          `${names.responseFormat}.name must be 1-64 letters, digits, "_" or "-" (as OpenAI's json_schema.name); got ${JSON.stringify(format.name)}.`,
+          `${names.responseFormat}.name must be 1-64 letters, digits, "_" or "-" (as OpenAI's json_schema.name; the AI SDK's schemaName becomes it); got ${JSON.stringify(format.name)}.`,
         )
       }
       if (

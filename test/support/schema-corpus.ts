@@ -760,6 +760,86 @@ export const schemaCorpus: readonly CorpusEntry[] = [
     schema: { enum: Array.from({ length: 2000 }, (_, index) => `value-${index.toString(36)}`) },
   },
 
+  // --- from an adversarial trial (7 December): enforced since, or enforced differently ---
+  {
+    name: 'OpenAPI nullable enum and const (null not listed: never written)',
+    schema: {
+      type: 'object',
+      properties: {
+        status: { type: 'string', enum: ['open', 'closed'], nullable: true },
+        count: { type: 'integer', const: 3, nullable: true },
+        note: { type: 'string', enum: ['a', null], nullable: true },
+      },
+      required: ['status', 'count', 'note'],
+      additionalProperties: false,
+    },
+  },
+  {
+    name: 'unevaluatedProperties beside anyOf (the alternative written evaluates its names)',
+    schema: {
+      type: 'object',
+      properties: { a: { type: 'integer', minimum: 0, maximum: 9 } },
+      anyOf: [
+        { properties: { b: { type: 'boolean' } }, required: ['b'] },
+        { properties: { c: { type: 'null' } }, required: ['c'] },
+      ],
+      unevaluatedProperties: false,
+    },
+  },
+  {
+    name: 'OpenAPI annotations and x- extensions (FastAPI)',
+    schema: {
+      type: 'object',
+      'x-order': ['q', 'n'],
+      example: { q: 'ab', n: 1 },
+      properties: {
+        q: { type: 'string', maxLength: 4, example: 'abcd', 'x-go-type': 'string' },
+        n: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 5,
+          xml: { name: 'N' },
+          externalDocs: { url: 'https://example.com' },
+        },
+      },
+      required: ['q', 'n'],
+      additionalProperties: false,
+    },
+  },
+  {
+    name: 'property names needing escapes',
+    schema: {
+      type: 'object',
+      properties: {
+        'a"b': { type: 'integer', minimum: 0, maximum: 9 },
+        'c\\d': { type: 'boolean' },
+        'line\nbreak': { type: 'null' },
+        '\u2028ls': { type: 'string', maxLength: 2 },
+        '': { const: '' },
+      },
+      required: ['a"b', 'c\\d', 'line\nbreak', '\u2028ls', ''],
+      additionalProperties: false,
+    },
+  },
+  {
+    name: '$ref with percent-encoded and ~-escaped names',
+    schema: {
+      $defs: {
+        'a b': { type: 'integer', minimum: 0, maximum: 3 },
+        'c/d': { type: 'boolean' },
+        'e~f': { type: 'null' },
+      },
+      type: 'array',
+      prefixItems: [{ $ref: '#/$defs/a%20b' }, { $ref: '#/$defs/c~1d' }, { $ref: '#/$defs/e~0f' }],
+      items: false,
+      minItems: 3,
+    },
+  },
+  {
+    name: 'enum of non-string values',
+    schema: { enum: [0, -1, 2.5, 1e-7, 1e21, true, false, null, 'x', [1, 'y'], { k: [null] }] },
+  },
+
   // --- refused: each names its keyword ---
   {
     name: 'zod 4 toJSONSchema: record with bounded keys',
@@ -816,4 +896,30 @@ export const schemaCorpus: readonly CorpusEntry[] = [
   },
   { name: '$dynamicRef', schema: { $dynamicRef: '#meta' }, refused: 'schema.$dynamicRef' },
   { name: 'unknown keyword (typo)', schema: { type: 'string', maxlength: 3 }, refused: 'schema.maxlength' },
+  // From an adversarial trial (7 December): a $ref through Object.prototype compiled as any value.
+  { name: '$ref to Object.prototype', schema: { $ref: '#/__proto__' }, refused: 'schema.__proto__' },
+  {
+    name: 'pydantic Decimal (a lookahead in its string alternative)',
+    schema: { anyOf: [{ type: 'number' }, { type: 'string', pattern: '^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$' }] },
+    refused: 'schema.anyOf.1.pattern',
+  },
+  {
+    name: 'contentMediaType alone (pydantic Json)',
+    schema: { type: 'string', contentMediaType: 'application/json' },
+    refused: 'schema.contentMediaType',
+  },
+  {
+    name: 'draft-07 dependencies',
+    schema: {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      dependencies: { a: ['b'] },
+    },
+    refused: 'schema.dependencies',
+  },
+  {
+    name: 'unevaluatedItems',
+    schema: { type: 'array', prefixItems: [{ type: 'string' }], unevaluatedItems: false },
+    refused: 'schema.unevaluatedItems',
+  },
 ]
