@@ -306,6 +306,40 @@ describe('an answer longer than the context leaves', () => {
     }
   })
 
+  it('a prompt the tools fill is refused alike on the device and the edge: ContextLengthError at tools (the device named messages)', async () => {
+    const small = await startTestEdge({ session: { contextLength } })
+    // One short question beside a tool whose schema alone overflows the context.
+    const properties = Object.fromEntries(
+      Array.from({ length: 40 }, (_, index) => [`field_${index}`, { type: 'integer' }]),
+    )
+    const request = {
+      messages: [{ role: 'user' as const, content: 'Hi' }],
+      tools: [{ name: 'record', parameters: { type: 'object', properties } }],
+      seed: 1,
+    }
+    const clients = [
+      createClient(
+        { policy: 'device-only' },
+        { deviceHost: createTestDeviceHost({ session: { contextLength } }) },
+      ),
+      createClient({ edge: { url: small.url }, policy: 'edge-only' }),
+    ]
+    try {
+      for (const ai of clients) {
+        const error = await ai.chat(request).then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        )
+        expect(error).toBeInstanceOf(ContextLengthError)
+        expect(error).toMatchObject({ code: 'context_length_exceeded', param: 'tools', isRetryable: false })
+        expect((error as Error).message).toMatch(/fewer or shorter tools/)
+      }
+    } finally {
+      for (const ai of clients) await ai.dispose()
+      await small.close()
+    }
+  })
+
   it("without maxTokens, the device and the edge stop at the context's end with the same counts", async () => {
     const small = await startTestEdge({ session: { contextLength } })
     try {

@@ -58,3 +58,33 @@ describe('over the character cap', () => {
     expect(error.message).toMatch(/Shorten the conversation/)
   })
 })
+
+describe('over the token limit (within the character cap)', () => {
+  it('because of the tools: names tools, as the character cap does (it named messages)', async () => {
+    const app = createApp({
+      modelHost: createTestHost(),
+      log: () => undefined,
+      limits: { maxPromptTokens: 60, maxPromptCharacters: 100_000 },
+    })
+    const small = await serveApp({ app, port: 0 })
+    try {
+      const post = async (body: Record<string, unknown>) => {
+        const response = await fetch(`${small.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'test-model', max_tokens: 2, ...body }),
+        })
+        const text = await response.text()
+        expect(response.status, text.slice(0, 300)).toBe(400)
+        return (JSON.parse(text) as { error: { param: string; message: string; code: string } }).error
+      }
+      const byTools = await post({ messages: [{ role: 'user', content: 'hi' }], tools: tools.slice(0, 10) })
+      expect(byTools).toMatchObject({ code: 'context_length_exceeded', param: 'tools' })
+      expect(byTools.message).toMatch(/of them the tools; this server accepts at most 60/)
+      const byMessages = await post({ messages: [{ role: 'user', content: 'word '.repeat(200) }] })
+      expect(byMessages).toMatchObject({ code: 'context_length_exceeded', param: 'messages' })
+    } finally {
+      await small.close()
+    }
+  })
+})

@@ -290,6 +290,19 @@ function plan(c: Context<AppEnv>, runtime: ChatRuntime, admission: Admission): P
   fields.promptTokens = promptTokenIds.length
   fields.continuationTokens = continuationTokenIds.length
   if (usedTokens > maxPromptTokens) {
+    // The tools are printed into the prompt: when they hold most of it, they are named (as the
+    // character cap above and the device name them), not the messages.
+    const toolTokens =
+      request.tools === undefined || request.tools.length === 0
+        ? 0
+        : promptTokenIds.length -
+          encodeChatPrompt(model.tokenizer, { ...request, tools: undefined }).tokenIds.length
+    if (toolTokens > usedTokens - toolTokens) {
+      throw new ContextLengthError(
+        `The prompt is ${usedTokens} tokens, ${toolTokens} of them the tools; this server accepts at most ${maxPromptTokens}. Send fewer or shorter tools (descriptions, schemas).`,
+        { param: 'tools' },
+      )
+    }
     throw new ContextLengthError(
       `The prompt is ${usedTokens} tokens${continuationTokenIds.length > 0 ? ` (with ${continuationTokenIds.length} continuation tokens)` : ''}; this server accepts at most ${maxPromptTokens}. Shorten the conversation.`,
       { param: 'messages' },

@@ -63,6 +63,23 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     // A prompt that leaves no room for an answer names the messages, as the edge's refusal does
     // (core's generate() would refuse it too, but without a param).
     if (room <= 0) {
+      // When the tools hold most of the prompt, shortening the conversation would not help: they
+      // are named, as the edge names them (it said "Shorten the conversation" at messages for a
+      // one-word question beside a tool of 1,000 parameters). Counted only on this failure path.
+      const toolTokens =
+        tools === undefined
+          ? 0
+          : prompt.tokenIds.length -
+            encodeChatTurns(tokenizer, request.messages, {
+              addGenerationPrompt: true,
+              ...(request.enableThinking === undefined ? {} : { enableThinking: request.enableThinking }),
+            }).tokenIds.length
+      if (toolTokens > prompt.tokenIds.length - toolTokens) {
+        throw new ContextLengthError(
+          `The prompt has ${prompt.tokenIds.length} tokens, ${toolTokens} of them the tools, but the model's context holds ${session.info.contextLength}, with room needed for the answer. Send fewer or shorter tools (descriptions, schemas).`,
+          { param: 'tools' },
+        )
+      }
       throw new ContextLengthError(
         `The prompt has ${prompt.tokenIds.length} tokens but the model's context holds ${session.info.contextLength}, with room needed for the answer. Shorten the conversation.`,
         { param: 'messages' },
