@@ -161,3 +161,79 @@ it('a worker busy long after its nested new Worker returned is not taken for blo
   expect(model.warnings).toEqual(['numThreads 2'])
   expect(restarts).toHaveLength(0)
 }, 30_000)
+
+/** Settles with what `promise` settled with, or 'still waiting' after `ms`. */
+const within = (promise: Promise<unknown>, ms: number): Promise<unknown> =>
+  Promise.race([
+    promise.then(
+      (value) => ({ resolved: value }),
+      (error: unknown) => error,
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('still waiting'), ms)),
+  ])
+
+it('close() while a blocked worker is being replaced fails the load with AbortedError at once, whether the restart never ends or ends after it', async () => {
+  // createBrowserDeviceHost's close() terminates the worker its restart is starting: that
+  // worker never says 'started', so its restart never settles. The load waited on it for ever,
+  // and a restart that did end after close() sent the load to the old, stopped worker, where it
+  // waited out the load bound (here out of reach) before failing as blocked.
+  for (const restartEnds of [false, true]) {
+    const { port1, port2 } = new MessageChannel()
+    let restartAsked!: () => void
+    const asked = new Promise<void>((resolve) => {
+      restartAsked = resolve
+    })
+    let endRestart!: (endpoint: MessageEndpoint) => void
+    const proxy = await start({
+      nestedWorkerSilenceMs: 500,
+      loadSilenceMs: 600_000,
+      restart: () => {
+        restartAsked()
+        return new Promise<MessageEndpoint>((resolve) => {
+          endRestart = resolve
+        })
+      },
+    })
+    const load = proxy.load('blocks in new Worker', { numThreads: 2 })
+    load.catch(() => undefined)
+    await asked
+    proxy.close()
+    if (restartEnds) endRestart(port1 as unknown as MessageEndpoint)
+    expect(await within(load, 10_000)).toMatchObject({ name: 'AbortedError' })
+    // Later calls fail the same way rather than wait on a worker nobody listens to.
+    expect(await within(proxy.capabilities(), 10_000)).toMatchObject({ name: 'AbortedError' })
+    port1.close()
+    port2.close()
+  }
+}, 60_000)
+
+it('calls made after close() fail with AbortedError instead of waiting for an answer nobody reads', async () => {
+  const proxy = await start({})
+  proxy.close()
+  expect(await within(proxy.load('fine', {}), 10_000)).toMatchObject({ name: 'AbortedError' })
+  expect(await within(proxy.capabilities(), 10_000)).toMatchObject({ name: 'AbortedError' })
+})
+
+it('with a restart: two loads blocked in the same worker both load again in one fresh worker', async () => {
+  const proxy = await start({ nestedWorkerSilenceMs: 1000, loadSilenceMs: 600_000, restartable: true })
+  const [a, b] = await Promise.all([
+    proxy.load('blocks in new Worker', { numThreads: 2 }),
+    proxy.load('fine', { numThreads: 2 }),
+  ])
+  expect(restarts).toHaveLength(1)
+  expect(a.warnings?.at(-1)).toBe('numThreads 1')
+  expect(b.warnings?.at(-1)).toBe('numThreads 1')
+  expect(await a.probe()).toBe(42)
+  expect(await b.probe()).toBe(42)
+}, 30_000)
+
+it('with a restart: a load aborted while its worker is blocked fails with AbortedError once the block is seen, and the worker is still replaced', async () => {
+  const proxy = await start({ nestedWorkerSilenceMs: 1000, loadSilenceMs: 600_000, restartable: true })
+  const controller = new AbortController()
+  const load = proxy.load('blocks in new Worker', { numThreads: 2, signal: controller.signal })
+  load.catch(() => undefined)
+  setTimeout(() => controller.abort(), 200)
+  await expect(load).rejects.toMatchObject({ name: 'AbortedError' })
+  expect(restarts).toHaveLength(1)
+  expect((await proxy.load('fine', {})).modelId).toBe('fine')
+}, 30_000)

@@ -38,7 +38,8 @@ interface Pending {
 }
 
 /**
- * A DeviceHost in another thread; `close()` stops listening (pending calls fail with AbortedError).
+ * A DeviceHost in another thread; `close()` stops listening (pending calls, a load waiting for a
+ * fresh worker and every later call fail with AbortedError).
  * Given `restart`, a load whose worker blocked for good goes on in a fresh worker on one thread.
  */
 export interface WorkerDeviceHost extends DeviceHost {
@@ -132,6 +133,15 @@ export function createWorkerDeviceHost(
   /** Each block's failure: where, and the replacement of its worker (when `restart` was given). */
   const blocks = new WeakMap<object, { block: Block; replaced?: Promise<void> }>()
   let closed = false
+  const closedError = () => new AbortedError('The worker device host proxy was closed.')
+  // Rejects at close(): a replacement still starting then is given up on. createBrowserDeviceHost's
+  // close() terminates the worker its restart starts, which then never says it runs, so a load
+  // waiting for it waited for ever.
+  let rejectAtClose!: (error: unknown) => void
+  const atClose = new Promise<never>((_, reject) => {
+    rejectAtClose = reject
+  })
+  atClose.catch(() => undefined)
 
   const listener = (event: { readonly data: unknown }): void => {
     const message = event.data as WorkerResponse
@@ -181,6 +191,11 @@ export function createWorkerDeviceHost(
     }
     const id = nextId++
     return new Promise<WorkerResults[K]>((resolve, reject) => {
+      // Nobody listens to the worker any more: an answer would never be read.
+      if (closed) {
+        reject(closedError())
+        return
+      }
       if (blocked) {
         reject(blocked)
         return
@@ -239,6 +254,9 @@ export function createWorkerDeviceHost(
       aborted = true
       settled = true
       failure = new AbortedError()
+    } else if (closed) {
+      settled = true
+      failure = closedError()
     } else {
       signal?.addEventListener('abort', abort, { once: true })
       new Promise<unknown>((resolve, reject) => {
@@ -351,7 +369,7 @@ export function createWorkerDeviceHost(
   const replaceWorker = (restart: () => Promise<MessageEndpoint>): Promise<void> => {
     endpoint.removeEventListener('message', listener)
     makingWorker = false
-    const replaced = restart().then(
+    const replaced = Promise.race([restart(), atClose]).then(
       (next) => {
         replacing = undefined
         if (closed) return
@@ -469,9 +487,9 @@ export function createWorkerDeviceHost(
     close: () => {
       closed = true
       endpoint.removeEventListener('message', listener)
-      for (const entry of pending.values())
-        entry.reject(new AbortedError('The worker device host proxy was closed.'))
+      for (const entry of pending.values()) entry.reject(closedError())
       pending.clear()
+      rejectAtClose(closedError())
     },
   }
 }
