@@ -25,10 +25,25 @@ export type OndeviceApp = Hono<AppEnv>
 
 /** Each app's resolved limits, for the server that serves it (serveApp sets Node's bounds by them). */
 const appLimits = new WeakMap<OndeviceApp, ResolvedLimits>()
+/** The same, by each of the app's route handlers: they are what a Hono app that mounts it holds. */
+const handlerLimits = new WeakMap<object, ResolvedLimits>()
 
-/** The limits `app` was made with (createApp), or undefined for an app made otherwise. */
+/**
+ * The limits `app` was made with (createApp); for an app of its own that mounts such apps
+ * (`app.route('/ai', createApp(...))`), those of the mounted app with the longest body bound,
+ * which Node's request bound must outlast; undefined when it mounts none.
+ */
 export function limitsOfApp(app: OndeviceApp): ResolvedLimits | undefined {
-  return appLimits.get(app)
+  const own = appLimits.get(app)
+  if (own) return own
+  let longest: ResolvedLimits | undefined
+  for (const route of app.routes) {
+    // Hono's route() wraps a handler of an app with its own onError, keeping the original here.
+    const handler = route.handler as { __COMPOSED_HANDLER?: object }
+    const limits = handlerLimits.get(handler) ?? handlerLimits.get(handler.__COMPOSED_HANDLER ?? handler)
+    if (limits && (!longest || limits.bodyTimeoutMs > longest.bodyTimeoutMs)) longest = limits
+  }
+  return longest
 }
 
 function randomId(): string {
@@ -311,6 +326,7 @@ export function createApp(options: AppOptions): OndeviceApp {
 
   app.onError((error, c) => errorResponse(c, error))
 
+  for (const route of app.routes) handlerLimits.set(route.handler, limits)
   return app
 }
 

@@ -12,6 +12,7 @@
 // is read. The timeouts here are short and configured; no test asserts that anything took less
 // than many times what the server is set to.
 import { connect, type Socket } from 'node:net'
+import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
@@ -367,6 +368,47 @@ describe('headers that never finish (serveApp headersTimeoutMs)', () => {
     running.push(other)
     expect(other.requestTimeoutMs).toBe(1000 + 4000 + 10_000)
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200)
+  })
+
+  it("a Hono app of the operator's own that mounts createApp's is served by the mounted app's body bounds (they were taken for the defaults)", async () => {
+    // A longer body bound: Node's request bound left unset cut a body the app still read at
+    // 330 s (the defaults'), with a bare 408.
+    const longer = new Hono()
+    longer.get('/', (c) => c.text('my app'))
+    longer.route(
+      '/ai',
+      createApp({
+        modelHost: createTestHost(),
+        limits: { bodyStallTimeoutMs: 600_000 },
+        log: () => undefined,
+      }),
+    )
+    const server = await serveApp({ app: longer as never, port: 0 })
+    running.push(server)
+    expect(server.requestTimeoutMs).toBe(20_000 + 600_000 + 10_000)
+    expect((await fetch(`${server.url}/ai/healthz`)).status).toBe(200)
+    // A shorter one: a request bound of 60 s was refused for the defaults' 300 s body bound.
+    const shorter = new Hono()
+    shorter.route(
+      '/ai',
+      createApp({ modelHost: createTestHost(), limits: { bodyTimeoutMs: 5000 }, log: () => undefined }),
+    )
+    const other = await serveApp({ app: shorter as never, port: 0, requestTimeoutMs: 60_000 })
+    running.push(other)
+    expect(other.requestTimeoutMs).toBe(60_000)
+    // Two mounted apps: Node's bound sits past the longer body bound of the two.
+    const both = new Hono()
+    both.route(
+      '/a',
+      createApp({ modelHost: createTestHost(), limits: { bodyTimeoutMs: 5000 }, log: () => undefined }),
+    )
+    both.route(
+      '/b',
+      createApp({ modelHost: createTestHost(), limits: { bodyTimeoutMs: 400_000 }, log: () => undefined }),
+    )
+    expect(() => serveApp({ app: both as never, port: 0, requestTimeoutMs: 60_000 })).toThrow(
+      /BODY_TIMEOUT_MS, 400000/,
+    )
   })
 
   it('a longer headersTimeoutMs alone is taken: the request bound left unset follows it (it was refused for its default)', async () => {

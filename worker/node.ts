@@ -262,7 +262,8 @@ export interface ServeOptions {
    * body (`limits.bodyTimeoutMs` and `limits.bodyStallTimeoutMs`, which answer first with the
    * API's 408) for what the app does not read: a GET's body, a body refused unread. Default: the
    * headers' bound + the app's `limits.bodyTimeoutMs` + 10 s (330 s at the defaults), so raising
-   * the app's body bound is enough; an app not made by createApp counts the default body bound.
+   * the app's body bound is enough; a Hono app of the operator's own counts the apps it mounts (the
+   * longest body bound), or the default body bound when it mounts none.
    * Set, it must be at least `headersTimeoutMs` + the app's `limits.bodyTimeoutMs`: shorter, Node
    * would cut a slow body the app still reads.
    */
