@@ -21,7 +21,7 @@ interface PlatformGlobals {
 export function detectPlatform(): Platform {
   const globals = globalThis as PlatformGlobals
   if (typeof globals.process?.versions?.node === 'string') return 'node'
-  // workerd sets this user agent (and has no WorkerGlobalScope); test it before the worker check.
+  // workerd sets this user agent (and defines WorkerGlobalScope too): test it before the worker check.
   if (globals.navigator?.userAgent === 'Cloudflare-Workers') return 'edge'
   if (globals.document !== undefined) return 'browser'
   if (globals.WorkerGlobalScope !== undefined) return 'worker'

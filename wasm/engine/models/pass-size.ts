@@ -26,9 +26,12 @@ export const PASS_BUDGET_MS = 500
 export function runsInWorker(): boolean {
   const scope = globalThis as {
     WorkerGlobalScope?: unknown
+    navigator?: { userAgent?: unknown }
     process?: { getBuiltinModule?: (id: string) => unknown }
   }
-  // workerd has no WorkerGlobalScope (its isolate serves other requests: not a worker here).
+  // A Workers isolate serves other requests between passes: not a worker here, though workerd
+  // defines WorkerGlobalScope (and ServiceWorkerGlobalScope) as a browser's worker does.
+  if (scope.navigator?.userAgent === 'Cloudflare-Workers') return false
   if (scope.WorkerGlobalScope !== undefined) return true
   try {
     const threads = scope.process?.getBuiltinModule?.('node:worker_threads') as
