@@ -4,6 +4,9 @@
 //   1. a Node script: chat on the embedded default, stream, the core tokenizer (native backend);
 //   2. the same without onnxruntime-node (an optional peer): WASM, and the answer says why; the
 //      same SDK from a CommonJS file (require of ESM);
+//   3b. the Vercel AI SDK (`ai` from npm: generateText, streamText, generateObject, a tool) through
+//      ondevice/ai-sdk, and the `openai` client (chat, stream, a tool call, json_schema, a wrong
+//      key) against `ondevice serve` started from the installed package's bin;
 //   4. a wrangler project whose Worker is `ondevice/worker`, written from docs/worker.md's "Your own
 //      Worker project": wrangler dev answers a chat completion; `ondevice edge` from the installed
 //      package (its temporary wrangler.toml) leaves no temporary folder after Ctrl-C;
@@ -29,7 +32,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -65,9 +67,14 @@ import { esbuildRecipeFromDocs, webpackConfigFromDocs } from './esbuild-recipe-d
 import { parseToml, workerProjectFromDocs } from './worker-project-doc.ts'
 
 const files = fileURLToPath(new URL('files/', import.meta.url))
-const repositoryVersions = createRequire(import.meta.url)
+// The repository's installed versions (read as files: some packages, openai's, do not export
+// their package.json).
 const versionOf = (name: string): string =>
-  (repositoryVersions(`${name}/package.json`) as { version: string }).version
+  (
+    JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
+      version: string
+    }
+  ).version
 // "Hello, my dog is cute." in Qwen3's tokenizer.
 const helloIds = [9707, 11, 847, 5562, 374, 18838, 13]
 
@@ -189,6 +196,82 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     )
     expect(failure).toContain('--runtime container` in a clone of the repository')
   }, 120_000)
+
+  it('3b. the Vercel AI SDK (`ai` from npm) through ondevice/ai-sdk, and the `openai` client against `ondevice serve` from the installed package', async () => {
+    await run(
+      machineNpm(),
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--no-save',
+        `ai@${versionOf('ai')}`,
+        `zod@${versionOf('zod')}`,
+        `openai@${versionOf('openai')}`,
+      ],
+      { cwd: withoutNative.folder },
+    )
+    const folder = withoutNative.folder
+    copyFileSync(join(files, 'ai-sdk-app.mjs'), join(folder, 'ai-sdk-app.mjs'))
+    copyFileSync(join(files, 'openai-app.mjs'), join(folder, 'openai-app.mjs'))
+    const aiSdk = JSON.parse(
+      (await run(machineNode(), ['ai-sdk-app.mjs'], { cwd: folder })).stdout.trim().split('\n').at(-1) ?? '',
+    ) as Record<string, unknown>
+    expect(aiSdk).toMatchObject({
+      finishReason: 'length',
+      outputTokens: 6,
+      route: 'device',
+      streamedRoute: 'device',
+      object: true,
+      toolFinish: 'tool-calls',
+      toolInputs: ['string'],
+    })
+    // Greedy: the stream is the same answer as generateText's.
+    expect(aiSdk.streamedText).toBe(aiSdk.text)
+
+    // `ondevice serve` as `npx ondevice serve` runs it (the package's bin), on a free port.
+    const key = 'consumer-key-0123456789abcdef'
+    const server = spawn(
+      machineNode(),
+      ['node_modules/ondevice/cli/bin.js', 'serve', '--model', 'model', '--port', '0', '--host', '127.0.0.1'],
+      { cwd: folder, env: userEnvironment({ API_KEYS: key }), stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let output = ''
+    server.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8')
+    })
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        server.stdout?.on('data', (chunk: Buffer) => {
+          output += chunk.toString('utf8')
+          const listening = /Listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+          if (listening?.[1]) resolve(listening[1])
+        })
+        server.once('exit', (code) => reject(new Error(`ondevice serve exited (${code}):\n${output}`)))
+      })
+      const { stdout } = await run(machineNode(), ['openai-app.mjs', url], {
+        cwd: folder,
+        env: userEnvironment({ API_KEY: key }),
+      })
+      const openai = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>
+      expect(openai).toMatchObject({
+        model: 'model',
+        finishReason: 'length',
+        toolFinish: 'tool_calls',
+        toolCall: { name: 'get_weather', city: 'string' },
+        json: true,
+        badKey: { status: 401 },
+      })
+      expect(openai.streamedText).toBe(openai.text)
+    } finally {
+      if (server.exitCode === null && server.signalCode === null) {
+        const exited = new Promise((resolve) => server.once('exit', resolve))
+        server.kill('SIGTERM')
+        await exited
+      }
+    }
+  }, 300_000)
 
   it("5. tsc --noEmit (strict, no skipLibCheck) type-checks every public entry and the docs' code, bundler, nodenext and node16 resolution", async () => {
     const started = Date.now()
