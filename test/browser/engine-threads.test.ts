@@ -314,6 +314,10 @@ describe("ondevice's engine on threads in Chromium", () => {
         delete headers['cross-origin-embedder-policy']
         await route.fulfill({ response, headers })
       })
+      // Cores enough for the default to want 2 threads, whatever this machine has.
+      await page.addInitScript(() =>
+        Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => 8 }),
+      )
       await openPage(page, `${server.url}/`)
       const fixture = fixtures[0] as Fixture
       const asked = await inPage(page, 'page', request(fixture, 2))
@@ -322,10 +326,17 @@ describe("ondevice's engine on threads in Chromium", () => {
       expect(String(asked.backendSetup?.['threadsReason'])).toMatch(/not cross-origin isolated/)
       expect(asked.warnings.join('\n')).toMatch(/numThreads 2 asked for.*Cross-Origin-Embedder-Policy/)
       expect(asked.sha256).toBe(nodeDigest.get(fixture.name))
-      // The default asks for nothing, so there is nothing to warn about.
+      // The default's 2 threads lost to the missing headers: said too (nothing said it before, so
+      // an app served without COOP/COEP ran on one thread without a word).
       const byDefault = await inPage(page, 'page', request(fixture, undefined))
       expect(byDefault.backendSetup).toMatchObject({ threads: 1 })
-      expect(byDefault.warnings).toEqual([])
+      expect(byDefault.warnings.join('\n')).toMatch(
+        /runs on one thread where it would run 2 on this device \(8 cores\): the page is not cross-origin isolated.*Cross-Origin-Embedder-Policy: require-corp.*numThreads: 1/,
+      )
+      expect(byDefault.sha256).toBe(nodeDigest.get(fixture.name))
+      // One thread asked for: nothing to warn about.
+      const one = await inPage(page, 'page', request(fixture, 1))
+      expect(one.warnings).toEqual([])
     } finally {
       await context.close()
     }

@@ -19,14 +19,26 @@ describe('planBrowserEngineThreads', () => {
     expect(plan.warning).toBeUndefined()
   })
 
-  it('without cross-origin isolation: one thread, why, and a warning only when threads were asked for', () => {
+  it('without cross-origin isolation: one thread, why, and a warning when threads were lost (asked for, or the default)', () => {
     const asked = planBrowserEngineThreads(4, { ...isolated, isolated: false })
     expect(asked.count).toBe(1)
     expect(asked.reason).toMatch(/not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin/)
     expect(asked.warning).toMatch(/numThreads 4 asked for/)
+    // The default's threads lost to missing headers: the app forgot COOP/COEP, and nothing said so.
     const byDefault = planBrowserEngineThreads(undefined, { ...isolated, isolated: false })
     expect(byDefault.count).toBe(1)
-    expect(byDefault.warning).toBeUndefined()
+    expect(byDefault.warning).toBe(
+      'The WebAssembly engine runs on one thread where it would run 2 on this device (8 cores): the page is not cross-origin isolated, so there is no shared memory: serve the page with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (the ondevice/vite plugin does on its dev and preview servers; docs/sdk.md). Pass numThreads: 1 to run one thread without this warning.',
+    )
+    // Nothing lost: the default is one thread on 2 cores, or one was asked for.
+    expect(
+      planBrowserEngineThreads(undefined, { ...isolated, isolated: false, cores: 2 }).warning,
+    ).toBeUndefined()
+    expect(planBrowserEngineThreads(1, { ...isolated, isolated: false }).warning).toBeUndefined()
+    // A browser without shared memory although isolated (WebKitGTK): not the app's to fix, no warning.
+    expect(
+      planBrowserEngineThreads(undefined, { ...isolated, sharedArrayBuffer: false }).warning,
+    ).toBeUndefined()
     expect(planBrowserEngineThreads(2, { ...isolated, workers: false }).warning).toMatch(/Web Workers/)
   })
 

@@ -43,7 +43,10 @@ export interface BrowserThreadEnvironment {
 export interface BrowserThreadPlan {
   readonly count: number
   readonly reason: string
-  /** Set when the caller asked for threads this page cannot give (a warning for the load result). */
+  /**
+   * For the load result: the caller asked for threads this page cannot give, or the default
+   * threads are lost to a page that is not cross-origin isolated.
+   */
   readonly warning?: string
 }
 
@@ -108,12 +111,21 @@ export function planBrowserEngineThreads(
       reason: `${asked}: ${wanted} threads (${environment.cores} cores, cross-origin isolated)`,
     }
   const reason = `one thread: ${missing}`
-  return requested === undefined
+  if (requested !== undefined)
+    return {
+      count: 1,
+      reason,
+      warning: `numThreads ${requested} asked for, the WebAssembly engine runs on one thread: ${missing}.`,
+    }
+  // Threads by default lost to missing headers: the app's own setup, which only it can fix, and
+  // otherwise nothing would tell it (an app that forgot COOP/COEP in production ran at half speed
+  // without a word). A browser without shared memory or workers is not the app's to fix: no warning.
+  return environment.isolated
     ? { count: 1, reason }
     : {
         count: 1,
         reason,
-        warning: `numThreads ${requested} asked for, the WebAssembly engine runs on one thread: ${missing}.`,
+        warning: `The WebAssembly engine runs on one thread where it would run ${wanted} on this device (${environment.cores} cores): ${missing}. Pass numThreads: 1 to run one thread without this warning.`,
       }
 }
 
