@@ -6,6 +6,12 @@ import type { RequestLogFields } from './request-log.ts'
 export interface RequestState {
   readonly requestId: string
   readonly startedAt: number
+  /**
+   * Where the request's `Prefer: wait` counts from (prefer-wait.ts): its arrival, then the end of
+   * its body's read. The SDK gives an upload its own time past its connect timeout (a second per
+   * 4 KiB), so a slow body does not spend the wait it asked for.
+   */
+  waitFrom: number
   readonly fields: RequestLogFields
   /** Set by a streaming handler: it writes the log line itself when the stream ends. */
   deferred: boolean

@@ -164,7 +164,14 @@ export function createApp(options: AppOptions): OndeviceApp {
   appLimits.set(app, limits)
 
   app.use('*', async (c, next) => {
-    const state: RequestState = { requestId: randomId(), startedAt: Date.now(), fields: {}, deferred: false }
+    const startedAt = Date.now()
+    const state: RequestState = {
+      requestId: randomId(),
+      startedAt,
+      waitFrom: startedAt,
+      fields: {},
+      deferred: false,
+    }
     c.set('request', state)
     await next()
     // A request refused before its body was read (404, 401, 429, 413 by Content-Length) leaves

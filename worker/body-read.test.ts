@@ -228,6 +228,48 @@ describe('a slow body, a stalled one, a trickled one (limits.bodyStallTimeoutMs,
     await expect.poll(() => parseAnswer(connection.text()).status, { timeout: 30_000 }).toBe(200)
   }, 120_000)
 
+  it("a slow upload does not spend the request's Prefer: wait: queued behind a busy slot, it waits its wait from when its body is in", async () => {
+    // The SDK gives a body a second per 4 KiB past connectTimeoutMs for its upload, and sends
+    // Prefer: wait=N of the connect timeout alone: the edge counted N from the request's first
+    // byte, so a body that took longer than N to arrive found its wait spent, and a request
+    // queued behind a busy slot got 429 at once, to upload its body again on the retry.
+    const logs: RequestLogLine[] = []
+    const app = createApp({
+      modelHost: createTestHost({ session: { delayMs: 100 } }),
+      limits: { maxConcurrent: 1 },
+      log: (line) => logs.push(line),
+    })
+    const server = await serveApp({ app, port: 0 })
+    running.push(server)
+    // The one slot, held by a stream until the test lets it go.
+    const holder = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'test-model',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 1000,
+        stream: true,
+      }),
+    })
+    const reader = (holder.body as ReadableStream<Uint8Array>).getReader()
+    const draining = (async () => {
+      while (!(await reader.read().catch(() => ({ done: true }))).done);
+    })()
+    expect((await healthz(server)).active).toBe(1)
+    // Prefer: wait=4, and a body that takes longer than that to arrive (12 pieces, 500 ms apart).
+    const body = chatOfSize(12 * 1024)
+    const connection = await raw(server, postHead(`Content-Length: ${body.length}\r\nPrefer: wait=4\r\n`))
+    await sendSteadily(connection, body, 1024, 500)
+    // The slot frees 1.5 s after the body is in: past the 500 ms least wait a spent one still
+    // gets, well within the 4 s the client said it waits.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    await reader.cancel()
+    await draining
+    await expect.poll(() => connection.text(), { timeout: 30_000 }).toMatch(/^HTTP\/1\.1 \d{3} /)
+    expect(parseAnswer(connection.text()).status, connection.text().slice(0, 400)).toBe(200)
+  }, 60_000)
+
   it('a body that stops (half sent, then nothing): 408 once the stall bound passes, not the whole-body one', async () => {
     const { server, logs } = await start({ bodyStallTimeoutMs: 2000, bodyTimeoutMs: 120_000 })
     const body = chatOfSize(30 * 1024)

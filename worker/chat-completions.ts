@@ -148,6 +148,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
     stallTimeoutMs: limits.bodyStallTimeoutMs,
     budget: runtime.bodyBudget,
   })
+  c.get('request').waitFrom = Date.now()
   checkMessageCount(body, limits.maxMessages)
   const request = validateChatCompletionRequest(body)
   const fields = c.get('request').fields

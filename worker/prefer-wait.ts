@@ -30,8 +30,9 @@ export function preferredWaitMs(headers: Headers): number | undefined {
 }
 
 /**
- * What is left of the request's `Prefer: wait` now, counted from its arrival (`startedAt`: the
- * body's read, a container's start and a model's load have used their share), at least
+ * What is left of the request's `Prefer: wait` now, counted from when its body was in (`waitFrom`:
+ * a container's start and a model's load have used their share; the upload has not, the SDK gives
+ * it its own time), at least
  * `minimumWaitMs`; undefined when the request says nothing. Each wait the request meets (the
  * container's start, the model's load, the generation-slot queue) is bounded by what the earlier
  * ones left, so together they stay within what the client said it waits for headers.
@@ -39,7 +40,7 @@ export function preferredWaitMs(headers: Headers): number | undefined {
 export function remainingWaitMs(c: Context<AppEnv>, now = Date.now()): number | undefined {
   const preferred = preferredWaitMs(c.req.raw.headers)
   if (preferred === undefined) return undefined
-  return Math.max(minimumWaitMs, preferred - (now - c.get('request').startedAt))
+  return Math.max(minimumWaitMs, preferred - (now - c.get('request').waitFrom))
 }
 
 /** Keeps a start going after the response was sent (Workers end a request's tasks with it). */

@@ -208,6 +208,7 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
       stallTimeoutMs: options.limits.bodyStallTimeoutMs,
       budget: bodyBudget,
     })
+    state.waitFrom = Date.now()
     checkCaps(body, options)
     const fields = state.fields
     const { model, stream } = body as { model?: unknown; stream?: unknown }
@@ -252,7 +253,7 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     // its generation-slot queue (whole seconds, rounded down: the container counts from its own
     // arrival).
     if (preferred !== undefined) {
-      const left = (preferred - (Date.now() - state.startedAt)) / 1000
+      const left = (preferred - (Date.now() - state.waitFrom)) / 1000
       headers.set('prefer', `wait=${Math.max(0, Math.floor(left))}`)
     }
     let upstream: Response
