@@ -225,6 +225,21 @@ export function validateSampling(request: SamplingRequest, prefix = ''): void {
   validateStopStrings(stopList(stop), `${prefix}stop`)
 }
 
+/** The names createClient takes (ClientOptions' fields). */
+export const clientOptionNames: readonly string[] = [
+  'model',
+  'edge',
+  'policy',
+  'thresholds',
+  'backend',
+  'dtype',
+  'runtimeUrl',
+  'numThreads',
+  'cacheDir',
+  'cacheQuotaBytes',
+  'defaults',
+]
+
 /**
  * Checks createClient options and returns them with defaults filled in (`runtimeUrl` resolved to
  * an absolute URL: the model's Web Worker resolves relative URLs against its own script, not the page).
@@ -242,20 +257,7 @@ export function validateClientOptions(
     )
   }
   const given = options as Record<string, unknown>
-  const known = new Set([
-    'model',
-    'edge',
-    'policy',
-    'thresholds',
-    'backend',
-    'dtype',
-    'runtimeUrl',
-    'numThreads',
-    'cacheDir',
-    'cacheQuotaBytes',
-    'defaults',
-  ])
-  refuseUnknownNames(given, [...known], 'createClient option')
+  refuseUnknownNames(given, clientOptionNames, 'createClient option')
   const host = environment.host
   const {
     model,

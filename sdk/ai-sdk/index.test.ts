@@ -471,4 +471,20 @@ describe('settings the provider would not use', () => {
       await client.dispose()
     }
   })
+
+  it("a misspelt createOndevice option is refused as createOndevice's, with the fix, and client among the names it takes", () => {
+    let caught: unknown
+    try {
+      createOndevice({ modle: 'model' } as never)
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError)
+    expect((caught as InvalidArgumentError).param).toBe('modle')
+    // It said "Unknown createClient option", a call the app never wrote, and left out client.
+    expect((caught as Error).message).toBe(
+      'Unknown createOndevice option "modle": did you mean "model"? It takes model, edge, policy, thresholds, backend, dtype, runtimeUrl, numThreads, cacheDir, cacheQuotaBytes, defaults, client.',
+    )
+    expect(() => createOndevice({ clinet: {} } as never)).toThrow(/did you mean "client"\?/)
+  })
 })

@@ -30,7 +30,13 @@ import type { FinishPart, FinishReason, HandoffPart, RoutePart } from '../../cor
 import type { ResponseFormat, ToolChoice, ToolDefinition } from '../../core/structured/constraint.ts'
 import { AnswerSoFar } from '../answer-parts.ts'
 import { type ClientInternals, createClient, type OndeviceClient } from '../client.ts'
-import { type ChatRequest, type ClientOptions, checkConstraint, validateSampling } from '../options.ts'
+import {
+  type ChatRequest,
+  type ClientOptions,
+  checkConstraint,
+  clientOptionNames,
+  validateSampling,
+} from '../options.ts'
 
 export interface OndeviceProviderSettings extends ClientOptions {
   /** Use this client instead of creating one from the options. */
@@ -519,6 +525,10 @@ export function createOndevice(
   settings: OndeviceProviderSettings = {},
   internals: ClientInternals = {},
 ): OndeviceProvider {
+  // Named as createOndevice's own, with `client` among them (createClient's refusal named
+  // createClient, a call the app never wrote, and left `client` out).
+  if (typeof settings === 'object' && settings !== null && !Array.isArray(settings))
+    refuseUnknownNames(settings, [...clientOptionNames, 'client'], 'createOndevice option')
   const { client: given, ...options } = settings
   // The given client was made with its own options: these would be ignored without a word.
   const ignored =
