@@ -74,6 +74,16 @@ function started(worker: Worker): Promise<Worker> {
 export async function createBrowserDeviceHost(
   options: BrowserDeviceHostOptions = {},
 ): Promise<WorkerDeviceHost> {
+  // Called where there is no page (a server render, Node): say so, not "Worker is not defined".
+  const globals = globalThis as { Worker?: unknown; location?: unknown }
+  if (
+    globals.location === undefined ||
+    (options.worker === undefined && typeof globals.Worker !== 'function')
+  )
+    throw new BackendError(
+      'backend_unavailable',
+      `createBrowserDeviceHost starts the model's Web Worker from a browser page, and this is not one (${globals.location === undefined ? 'no location' : 'no Worker'}). In Node, createClient runs the model in this process without it; in a server render (Next.js, Nuxt, SvelteKit, ...), call it in the browser only, e.g. in a useEffect or onMount.`,
+    )
   const makeWorker = options.worker ?? sdkModelWorker
   // The current worker: close() terminates this one, a restart replaces it at once.
   let worker = makeWorker()
