@@ -86,6 +86,24 @@ describe('ondevice/vite', () => {
     }
   })
 
+  it("pre-bundles ondevice/runtime at start-up, which an app's own model worker imports", async () => {
+    // Vite's dependency scan does not follow `new Worker(new URL('./model-worker.ts', ...))`: the
+    // dev server found ondevice/runtime when the worker first ran, pre-bundled it and reloaded the
+    // page in the middle of the model's first load ("optimized dependencies changed. reloading").
+    const config = await resolveConfig(
+      { configFile: false, logLevel: 'error', plugins: [ondevice()] },
+      'serve',
+    )
+    expect(config.optimizeDeps.include).toContain('ondevice/runtime')
+    expect(config.optimizeDeps.exclude).toContain('onnxruntime-web')
+    // An app's own lists are kept.
+    const own = await resolveConfig(
+      { configFile: false, logLevel: 'error', plugins: [ondevice()], optimizeDeps: { include: ['zod'] } },
+      'serve',
+    )
+    expect(own.optimizeDeps.include).toEqual(expect.arrayContaining(['zod', 'ondevice/runtime']))
+  })
+
   it('refuses options that cannot work, naming them', () => {
     const refused = (options: unknown, param: string) => {
       let caught: unknown

@@ -174,7 +174,14 @@ export function ondevice(options: OndevicePluginOptions = {}): Plugin {
         resolve: { conditions },
         worker: { format: 'es' as const },
         // onnxruntime-web finds its runtime files at run time: pre-bundling it breaks that.
-        optimizeDeps: { exclude: ['onnxruntime-web', ...(user.optimizeDeps?.exclude ?? [])] },
+        // ondevice/runtime is what an app's own model worker imports (createBrowserDeviceHost's
+        // `worker`, docs/sdk.md), and Vite's scan does not follow `new Worker(new URL(...))`: it
+        // found the import only when the worker ran, pre-bundled it then and reloaded the page in
+        // the middle of the first load. Listed here, it is pre-bundled at start-up.
+        optimizeDeps: {
+          include: ['ondevice/runtime'],
+          exclude: ['onnxruntime-web', ...(user.optimizeDeps?.exclude ?? [])],
+        },
         ...(settings.isolationHeaders
           ? {
               server: { headers: { ...crossOriginIsolationHeaders } },
