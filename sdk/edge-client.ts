@@ -56,7 +56,8 @@ export interface EdgeOptions {
    * or container is still starting with 503 `edge_starting` and a Retry-After. A fetch cannot say
    * how much of a request body is sent, so a request with a body is given one more second for
    * each 4 KiB of it (a link of 32 kbit/s: a 200 KB conversation over a bad phone connection is
-   * still sending after 15 s, and the edge would read it).
+   * still sending after 15 s, and the edge would read it), at most 60 s more: a hung edge, and a
+   * handoff to one, is given up on within 75 s at the defaults however large the request.
    */
   readonly connectTimeoutMs?: number
   /**
@@ -147,6 +148,14 @@ export function preferredWaitSeconds(connectTimeoutMs: number): number {
  * many bytes to its wait for the headers (no platform's fetch reports upload progress).
  */
 export const uploadAllowanceBytesPerSecond = 4096
+/** The most time a body adds: 240 KiB at that rate, more than a small model's context holds. */
+export const maximumUploadAllowanceMs = 60_000
+
+/** How long a request whose body has `bodyBytes` waits for the edge's response headers. */
+export function headersTimeoutMs(connectTimeoutMs: number, bodyBytes: number): number {
+  const uploadMs = Math.ceil((bodyBytes / uploadAllowanceBytesPerSecond) * 1000)
+  return connectTimeoutMs + Math.min(maximumUploadAllowanceMs, uploadMs)
+}
 
 /** Default `idleTimeoutMs`. */
 export const defaultEdgeIdleTimeoutMs = 60_000
@@ -284,9 +293,10 @@ export class EdgeClient {
     const onAbort = () => controller.abort()
     signal?.addEventListener('abort', onAbort, { once: true })
     const bodyBytes = init.body instanceof Uint8Array ? init.body.byteLength : 0
-    const timeoutMs =
-      (this.options.connectTimeoutMs ?? defaultEdgeConnectTimeoutMs) +
-      Math.ceil((bodyBytes / uploadAllowanceBytesPerSecond) * 1000)
+    const timeoutMs = headersTimeoutMs(
+      this.options.connectTimeoutMs ?? defaultEdgeConnectTimeoutMs,
+      bodyBytes,
+    )
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
@@ -318,7 +328,7 @@ export class EdgeClient {
       throw new EdgeError(
         'edge_unavailable',
         timedOut
-          ? `The edge at ${this.url} sent no answer within ${timeoutMs} ms (edge.connectTimeoutMs${bodyBytes > 0 ? `, and a second per 4 KiB of the ${bodyBytes}-byte request for sending it` : ''}): it is down or unreachable, or slower than that to take the request. Check edge.url and that the worker is running; an edge that needs longer (a server that loads its model on the first request without saying so) needs a larger connectTimeoutMs.`
+          ? `The edge at ${this.url} sent no answer within ${timeoutMs} ms (edge.connectTimeoutMs${bodyBytes > 0 ? `, and a second per 4 KiB of the ${bodyBytes}-byte request, at most 60 s, for sending it` : ''}): it is down or unreachable, or slower than that to take the request. Check edge.url and that the worker is running; an edge that needs longer (a server that loads its model on the first request without saying so) needs a larger connectTimeoutMs.`
           : `Could not reach the edge at ${this.url} (${why}). Check edge.url and that the worker is running.`,
         {
           isRetryable: true,

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EdgeError } from '../core/errors.ts'
 import { startTestEdge, type TestEdge } from '../test/sdk/test-edge.ts'
 import { createClient } from './client.ts'
+import { headersTimeoutMs } from './edge-client.ts'
 
 const bytesPerTick = 800
 const tickMs = 50 // 16 KB/s
@@ -110,4 +111,11 @@ describe('a request body over a slow link', () => {
       stalled.close()
     }
   }, 30_000)
+
+  it('is at most a minute more, however large the body: a hung edge is still given up on', () => {
+    expect(headersTimeoutMs(15_000, 0)).toBe(15_000)
+    expect(headersTimeoutMs(15_000, 40 * 1024)).toBe(25_000)
+    expect(headersTimeoutMs(15_000, 240 * 1024)).toBe(75_000)
+    expect(headersTimeoutMs(15_000, 1024 * 1024)).toBe(75_000)
+  })
 })
