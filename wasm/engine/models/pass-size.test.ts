@@ -1,9 +1,17 @@
-// How many tokens each prefill pass takes: all 128 in a worker, on a thread with other work 64 until
-// a pass's measured time says a 128-token pass holds the thread at most PASS_BUDGET_MS.
+// How many tokens each prefill pass takes: in a worker 128 while a pass's measured time says a
+// 128-token pass holds the thread at most WORKER_PASS_BUDGET_MS, on a thread with other work 64
+// until it says a 128-token pass holds it at most PASS_BUDGET_MS.
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
-import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PASS_BUDGET_MS, PassPlan, runsInWorker } from './pass-size.ts'
+import {
+  BASE_PASS_TOKENS,
+  MAX_PASS_TOKENS,
+  PASS_BUDGET_MS,
+  PassPlan,
+  runsInWorker,
+  WORKER_PASS_BUDGET_MS,
+} from './pass-size.ts'
 
 /** The passes a plan cuts `total` tokens into, each taking `msPerToken` of the plan's clock. */
 function passes(
@@ -24,9 +32,17 @@ function passes(
 }
 
 describe('PassPlan', () => {
-  it('takes 128 tokens a pass in a worker, however long a pass takes', () => {
+  it('takes 128 tokens a pass in a worker while a pass fits the worker budget', () => {
     const clock = { ms: 0 }
-    expect(passes(new PassPlan(true, () => clock.ms), 300, clock, () => 1_000)).toEqual([128, 128, 44])
+    const fits = WORKER_PASS_BUDGET_MS / MAX_PASS_TOKENS
+    expect(passes(new PassPlan(true, () => clock.ms), 300, clock, () => fits)).toEqual([128, 128, 44])
+  })
+
+  it('in a worker, goes down to 64 where a 128-token pass would keep a stop waiting too long', () => {
+    // A slow phone: 128 tokens take twice the budget; the stop waits half as long from the second pass.
+    const clock = { ms: 0 }
+    const slow = (2 * WORKER_PASS_BUDGET_MS) / MAX_PASS_TOKENS
+    expect(passes(new PassPlan(true, () => clock.ms), 300, clock, () => slow)).toEqual([128, 64, 64, 44])
   })
 
   it('on a thread with other work, starts at 64 and grows to 128 where a pass is fast enough', () => {

@@ -5,7 +5,9 @@
 // But the engine computes on the calling thread and gives its event loop a turn only between
 // passes, so the pass also bounds how long that thread is held:
 // - in a worker (a browser's Web Worker, such as the SDK's device worker; a Node worker_thread)
-//   nothing but the engine's own calls waits on that loop: every pass takes 128 tokens;
+//   nothing but the engine's own calls waits on that loop, but one of them is the user's stop: a
+//   pass takes 128 tokens unless the pass before it says a 128-token pass holds the thread longer
+//   than WORKER_PASS_BUDGET_MS (a slow phone), then 64;
 // - on a thread with other work (a page's main thread, a server's, a Worker isolate serving other
 //   requests) a pass takes 64 tokens, and 128 only where the pass before it says a 128-token pass
 //   holds the thread at most PASS_BUDGET_MS (small models, fast machines).
@@ -21,6 +23,12 @@ export const BASE_PASS_TOKENS = 64
  * server's health check already saw between 64-token passes of a small model (~0.2-0.5 s).
  */
 export const PASS_BUDGET_MS = 500
+/**
+ * The same in a worker, where the one thing that waits for a pass is a stop (an abort reaches the
+ * engine between passes): 128-token passes of the Qwen3.5-0.8B shape take ~1.2 s on one thread
+ * here, a phone several times longer, and a stop should not wait for seconds.
+ */
+export const WORKER_PASS_BUDGET_MS = 2_000
 
 /** Whether this code runs in a worker: a browser's Web Worker or a Node worker_thread. */
 export function runsInWorker(): boolean {
@@ -63,10 +71,10 @@ export class PassPlan {
     return Math.min(left, this.#tokens)
   }
 
-  /** After a pass of `count` tokens: on a thread with other work, its time sets the next pass's size. */
+  /** After a pass of `count` tokens: its time sets the next pass's size. */
   done(count: number): void {
-    if (this.#inWorker) return
     const perToken = (this.#now() - this.#started) / count
-    this.#tokens = perToken * MAX_PASS_TOKENS <= PASS_BUDGET_MS ? MAX_PASS_TOKENS : BASE_PASS_TOKENS
+    const budget = this.#inWorker ? WORKER_PASS_BUDGET_MS : PASS_BUDGET_MS
+    this.#tokens = perToken * MAX_PASS_TOKENS <= budget ? MAX_PASS_TOKENS : BASE_PASS_TOKENS
   }
 }
