@@ -15,7 +15,8 @@
 // 4. A page on an origin the edge does not allow is told so (not "could not reach the edge").
 // 5. The same app under Vite's dev server (`vite`, where a developer starts): the device loads the
 //    engine from the installed package and answers (a JSON answer too), and Vite prints no warning
-//    about it.
+//    about it; an app's own model worker (createBrowserDeviceHost({ worker })) answers without
+//    Vite reloading the page.
 // 6. A page that is not cross-origin isolated asking numThreads 4 runs one thread (the engine, and
 //    onnxruntime-web's WASM), and the app is told so (the `ready` event's warnings,
 //    status().loadWarnings).
@@ -86,6 +87,7 @@ interface AppHandle {
   readonly events: { name: string; message: string; warnings?: readonly string[] }[]
   status(): Promise<AppStatus>
   prepare(): Promise<AppStatus>
+  ownWorker(): Promise<{ route: string; text: string }>
 }
 
 let work: string
@@ -471,6 +473,11 @@ describe('a Vite app built from the recipe, in Chromium', () => {
     logger.warn = (message) => void warnings.push(message)
     logger.warnOnce = (message) => void warnings.push(message)
     logger.error = (message) => void warnings.push(message)
+    // Vite says at info level that it pre-bundled a dependency it found late and reloads the page.
+    const reloads: string[] = []
+    logger.info = (message) => {
+      if (/reload/i.test(message)) reloads.push(message)
+    }
     const server = await createViteServer({
       root: app,
       configFile: join(app, 'vite.config.ts'),
@@ -537,6 +544,13 @@ describe('a Vite app built from the recipe, in Chromium', () => {
       const json = await within('structured()', call(page, 'structured'))
       expect(json, JSON.stringify(json)).toMatchObject({ route: 'device' })
       expect(json.text).toMatch(/^\{/)
+      // The app's own model worker, which imports ondevice/runtime: Vite's scan does not look into
+      // workers, so it found that import only when the worker ran and reloaded the page in the
+      // middle of its load (the plugin now pre-bundles ondevice/runtime at start-up).
+      const own = await within('ownWorker()', call(page, 'ownWorker'))
+      expect(own, JSON.stringify(own)).toMatchObject({ route: 'device' })
+      expect(own.text.length).toBeGreaterThan(0)
+      expect(reloads).toEqual([])
       expect(consoleErrors).toEqual([])
       expect(warnings).toEqual([])
     } finally {

@@ -139,5 +139,7 @@ Object.assign(window, {
     structured: () => structuredWith(summarySchema),
     // A format the grammar cannot enforce: refused before anything runs.
     structuredRefused: () => structuredWith({ type: 'string', format: 'regex' }),
+    // The app's own model worker (docs/sdk.md, createBrowserDeviceHost's `worker`).
+    ownWorker: async () => (await import('./own-worker.ts')).ownWorkerAnswer(),
   },
 })
