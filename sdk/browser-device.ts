@@ -9,7 +9,7 @@ import {
   type MessageEndpoint,
   type WorkerDeviceHost,
 } from '../client-runtime/web-worker/index.ts'
-import { BackendError } from '../core/errors.ts'
+import { BackendError, InvalidArgumentError, refuseUnknownNames } from '../core/errors.ts'
 
 export interface BrowserDeviceHostOptions {
   /** Where the app serves onnxruntime-web's runtime files (createClient's `runtimeUrl`); default '/ort/'. */
@@ -74,6 +74,13 @@ function started(worker: Worker): Promise<Worker> {
 export async function createBrowserDeviceHost(
   options: BrowserDeviceHostOptions = {},
 ): Promise<WorkerDeviceHost> {
+  // A misspelt name (wroker, runtimeURL) would be dropped without a word and the default taken.
+  refuseUnknownNames(options, ['runtimeUrl', 'worker'], 'createBrowserDeviceHost option')
+  if (options.worker !== undefined && typeof options.worker !== 'function')
+    throw new InvalidArgumentError(
+      'worker',
+      "createBrowserDeviceHost's worker is a function that starts the model worker, called again for a fresh one: { worker: () => new Worker(new URL('./model-worker.ts', import.meta.url), { type: 'module' }) }, not a Worker.",
+    )
   // Called where there is no page (a server render, Node): say so, not "Worker is not defined".
   const globals = globalThis as { Worker?: unknown; location?: unknown }
   if (
