@@ -30,6 +30,35 @@ export interface MergeContext {
   refuse(param: string, message: string): never
   /** Keywords that only annotate (title, description, $defs, ...): left out of the merge. */
   readonly annotations: ReadonlySet<string>
+  /** The JSON types a keyword applies to ("minLength": string), none for one that applies to all. */
+  owners(key: string, value: unknown): readonly string[]
+  /** Refuses a count or bound keyword's value that compile() would refuse (named at param.key). */
+  checkValue(schema: Record<string, unknown>, key: string, param: string): void
+}
+
+/**
+ * Where a schema that a distributed anyOf/oneOf copied into each alternative was written (its
+ * real path): its errors name that, not the `allOf` the distribution made up.
+ */
+const origins = new WeakMap<object, string>()
+function remember(schema: unknown, param: string): void {
+  if (isPlainObject(schema) && !origins.has(schema)) origins.set(schema, param)
+}
+/** The path a schema the merge copied elsewhere was written at, when known. */
+export function originOf(schema: object): string | undefined {
+  return origins.get(schema)
+}
+
+/**
+ * The member that wrote each keyword of a merged schema (the first that has it), so that an error
+ * compile() finds in a keyword names where the user wrote it, not the place the merge put it.
+ */
+export function keywordOrigins(intersection: Intersection): Map<string, string> {
+  const found = new Map<string, string>()
+  for (const member of intersection.members)
+    for (const key of Object.keys(member.schema))
+      if (!found.has(key)) found.set(key, `${member.param}.${key}`)
+  return found
 }
 
 /** A member of the intersection, with where it came from (errors point there). */
@@ -177,7 +206,7 @@ export function flattenAllOf(
       const rest = without(schema, 'allOf')
       const next = nested.map((item, index) => ({
         schema: item as unknown,
-        param: `${param}.allOf.${index}`,
+        param: (isPlainObject(item) ? origins.get(item) : undefined) ?? `${param}.allOf.${index}`,
       }))
       if (Object.keys(rest).some((key) => !context.annotations.has(key))) next.push({ schema: rest, param })
       pending.push(...next.reverse())
@@ -225,9 +254,15 @@ export function mergeMembers(
         `allOf of several anyOf/oneOf lists makes ${count} combinations, more than ${maxAlternatives}: write the alternatives out.`,
       )
     }
-    const rest = [...members.filter((member) => member !== choice).map((member) => member.schema)]
+    const restMembers = members.filter((member) => member !== choice)
     const remainder = without(choice.schema, key)
-    if (Object.keys(remainder).some((name) => !context.annotations.has(name))) rest.push(remainder)
+    if (Object.keys(remainder).some((name) => !context.annotations.has(name)))
+      restMembers.push({ schema: remainder, param: choice.param })
+    for (const member of restMembers) remember(member.schema, member.param)
+    alternatives.forEach((alternative, index) => {
+      remember(alternative, `${choice.param}.${key}.${index}`)
+    })
+    const rest = restMembers.map((member) => member.schema)
     // Each alternative with the rest; unevaluatedProperties then sees that alternative's names
     // (a document of one alternative is valid; one matching several would see more).
     const extra = unevaluated === undefined ? {} : { unevaluatedProperties: unevaluated.schema }
@@ -236,6 +271,22 @@ export function mergeMembers(
 
   const result: Schema = {}
   const normalized = members.map((member) => normalize(member))
+  // A keyword of a type its own schema's `type` excludes is a mistake compile() refuses; refused
+  // here, where the member's real path is known (the merge below drops such keywords otherwise).
+  for (const member of normalized) {
+    const type = member.schema['type']
+    if (type === undefined) continue
+    const own = (Array.isArray(type) ? type : [type]).map(String)
+    for (const [key, value] of Object.entries(member.schema)) {
+      const owners = context.owners(key, value)
+      if (owners.length > 0 && !admits(new Set(own), owners)) {
+        context.refuse(
+          `${member.param}.${key}`,
+          `"${key}" applies to ${owners.join('/')} values, but this schema's type is ${own.join(' | ')}.`,
+        )
+      }
+    }
+  }
 
   // type: the types every member allows (integer is a number).
   let types: Set<string> | undefined
@@ -335,6 +386,103 @@ export function mergeMembers(
     }
     for (const key of group) if (owners[0]?.schema[key] !== undefined) result[key] = owners[0].schema[key]
   }
+  return dropVacuous(result, normalized, path, context)
+}
+
+/** Whether a value of one of `types` is one a keyword of `owners` applies to (integers are numbers). */
+function admits(types: ReadonlySet<string>, owners: readonly string[]): boolean {
+  return owners.some(
+    (owner) =>
+      types.has(owner) ||
+      (owner === 'integer' && types.has('number')) ||
+      (owner === 'number' && types.has('integer')),
+  )
+}
+
+function jsonType(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number'
+  return typeof value
+}
+
+/** Keywords beside an enum/const that are checked against its values here (the rest are refused). */
+const valueChecks: Record<string, (value: unknown, bound: number) => boolean> = {
+  minLength: (value, bound) => [...(value as string)].length >= bound,
+  maxLength: (value, bound) => [...(value as string)].length <= bound,
+  minimum: (value, bound) => (value as number) >= bound,
+  maximum: (value, bound) => (value as number) <= bound,
+  exclusiveMinimum: (value, bound) => (value as number) > bound,
+  exclusiveMaximum: (value, bound) => (value as number) < bound,
+  minItems: (value, bound) => (value as unknown[]).length >= bound,
+  maxItems: (value, bound) => (value as unknown[]).length <= bound,
+  minProperties: (value, bound) => Object.keys(value as object).length >= bound,
+  maxProperties: (value, bound) => Object.keys(value as object).length <= bound,
+}
+
+/**
+ * A keyword applies only to values of its type (properties to objects, minLength to strings):
+ * where the merge allows no value of that type (a string alternative of an anyOf beside
+ * `properties`), the keyword has no effect, so it is dropped instead of refused. Beside an
+ * enum/const, the values of its type must satisfy it: bounds filter the values, and what cannot
+ * be checked here is refused at the keyword's own path.
+ */
+function dropVacuous(
+  result: Schema,
+  members: readonly Member[],
+  path: string,
+  context: MergeContext,
+): Schema | NoValue {
+  const type = result['type']
+  const values = Array.isArray(result['enum']) ? (result['enum'] as unknown[]) : undefined
+  let types: Set<string> | undefined
+  if (type !== undefined) types = new Set((Array.isArray(type) ? type : [type]).map(String))
+  if (values !== undefined) {
+    const own = new Set(values.map(jsonType))
+    types = types === undefined ? own : new Set([...own].filter((name) => admits(types!, [name])))
+  }
+  if (types === undefined) return result
+  const origin = (key: string): Member | undefined =>
+    members.find((member) => member.schema[key] !== undefined)
+  for (const key of Object.keys(result)) {
+    const owners = context.owners(key, result[key])
+    if (owners.length === 0) continue
+    const member = origin(key)
+    if (member !== undefined) context.checkValue(member.schema, key, member.param)
+    if (!admits(types, owners)) {
+      delete result[key]
+      continue
+    }
+    if (values === undefined) continue
+    const check = valueChecks[key]
+    if (check === undefined) {
+      context.refuse(
+        `${member?.param ?? path}.${key}`,
+        `"${key}" beside an enum/const (written in another schema of this anyOf/oneOf/allOf) is not supported: list only the values that satisfy it.`,
+      )
+    }
+    const bound = result[key] as number
+    result['enum'] = (result['enum'] as unknown[]).filter(
+      (value) => !admits(new Set(owners), [jsonType(value)]) || check(value, bound),
+    )
+    delete result[key]
+  }
+  const extra = result[extraStringChecks] as StringCheck[] | undefined
+  if (extra !== undefined && !types.has('string')) delete result[extraStringChecks]
+  else if (extra !== undefined && values !== undefined && extra[0] !== undefined)
+    context.refuse(
+      extra[0].param,
+      `"${extra[0].keyword}" beside an enum/const (written in another schema of this anyOf/oneOf/allOf) is not supported: list only the values that satisfy it.`,
+    )
+  if (values !== undefined && (result['enum'] as unknown[]).length === 0) {
+    const source = origin('enum') ?? origin('const')
+    return never(
+      source === undefined
+        ? path
+        : `${source.param}.${source.schema['enum'] !== undefined ? 'enum' : 'const'}`,
+      'No enum/const value satisfies the keywords beside it (in another schema of this anyOf/oneOf/allOf).',
+    )
+  }
   return result
 }
 
@@ -399,6 +547,12 @@ function mergeArrays(members: readonly Member[], result: Schema): void {
       }
     })
   if (shapes.length === 0) return
+  for (const shape of shapes) {
+    const { param, schema } = shape.member
+    const prefixKey = Array.isArray(schema['items']) ? 'items' : 'prefixItems'
+    for (const [index, item] of shape.prefix.entries()) remember(item, `${param}.${prefixKey}.${index}`)
+    remember(shape.rest, `${param}.${shape.restKey}`)
+  }
   const length = Math.max(...shapes.map((shape) => shape.prefix.length))
   const at = (index: number): unknown =>
     all(
@@ -435,6 +589,12 @@ function mergeObjects(members: readonly Member[], result: Schema): void {
     const properties = member.schema['properties']
     if (isPlainObject(properties))
       for (const name of Object.keys(properties)) if (!names.includes(name)) names.push(name)
+  }
+  for (const member of listing) {
+    const own = member.schema['properties']
+    if (isPlainObject(own))
+      for (const [name, value] of Object.entries(own)) remember(value, `${member.param}.properties.${name}`)
+    remember(member.schema['additionalProperties'], `${member.param}.additionalProperties`)
   }
   // A name each member constrains by its own property schema, or else by its additionalProperties.
   const properties: Record<string, unknown> = {}

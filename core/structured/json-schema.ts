@@ -17,9 +17,11 @@ import { InvalidArgumentError } from '../errors.ts'
 import {
   extraStringChecks,
   flattenAllOf,
+  keywordOrigins,
   type MergeContext,
   mergeMembers,
   noValue,
+  originOf,
   type StringCheck,
   without as withoutKeyword,
 } from './all-of.ts'
@@ -174,6 +176,24 @@ const keywordsByType: Record<TypeName, readonly string[]> = {
   integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
   string: ['minLength', 'maxLength', 'pattern', 'format'],
 }
+
+/** The types a keyword applies to; OpenAPI's number formats (int32, double, ...) belong to numbers. */
+function keywordOwners(key: string, value: unknown): TypeName[] {
+  const owners = typeNames.filter((name) => keywordsByType[name].includes(key))
+  if (key === 'format' && numberFormats[String(value)] !== undefined) owners.push('number', 'integer')
+  return owners
+}
+/** Keywords whose list entries are schemas (their errors carry the schema's own path). */
+const schemaLists = new Set(['prefixItems', 'items', 'allOf', 'anyOf', 'oneOf'])
+const countKeywords = new Set([
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+])
+const boundKeywords = new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'])
 
 const combinators = new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'])
 
@@ -401,6 +421,8 @@ class SchemaCompiler {
         `A schema must be an object (or true); got ${schema === null ? 'null' : Array.isArray(schema) ? 'an array' : typeof schema}.`,
       )
     }
+    // A schema an allOf/anyOf merge copied to another place: its errors name where it was written.
+    path = originOf(schema) ?? path
     // A place an allOf merge found no value for (all-of.ts), with the member that forbids it.
     const reason = (schema as { [noValue]?: { param: string; message: string } })[noValue]
     if (reason !== undefined) return this.never(reason.param, reason.message)
@@ -609,6 +631,11 @@ class SchemaCompiler {
   #compileAllOf(list: readonly { schema: unknown; param: string }[], path: string): SchemaNode {
     const context: MergeContext = {
       annotations,
+      owners: keywordOwners,
+      checkValue: (schema, key, param) => {
+        if (countKeywords.has(key)) this.#count(schema, key, param, 0)
+        else if (boundKeywords.has(key)) this.#bound(schema, key, param)
+      },
       refuse: (param, message) => this.refuse(param, message),
       dereference: (reference) => {
         const local = this.#localReference(reference)
@@ -637,7 +664,27 @@ class SchemaCompiler {
     if (known !== undefined) return known
     const node: ReferenceNode = { kind: 'reference', id: this.id(), target: undefined, path: `${path}.allOf` }
     this.#merges.set(key, node)
-    node.target = this.compile(mergeMembers(intersection, path, context), path)
+    const merged = mergeMembers(intersection, path, context)
+    try {
+      node.target = this.compile(merged, path)
+    } catch (error) {
+      // An error in a keyword of the merge names the keyword where its member wrote it (the merge
+      // sits at the alternative's path, where a keyword written beside the anyOf is not).
+      if (!(error instanceof InvalidArgumentError) || error.param === undefined) throw error
+      for (const [key, param] of keywordOrigins(intersection)) {
+        const at = `${path}.${key}`
+        // The keyword itself, or an entry of its list (type.1, required.0); a schema inside one
+        // (properties.a.pattern) is compiled at its own path already (originOf).
+        const suffix = error.param.startsWith(at) ? error.param.slice(at.length) : undefined
+        if (suffix === '' || (suffix !== undefined && /^\.\d+$/.test(suffix) && !schemaLists.has(key))) {
+          if (error.param === param || error.param.startsWith(`${param}.`)) throw error
+          throw new InvalidArgumentError(`${param}${error.param.slice(at.length)}`, error.message, {
+            cause: error,
+          })
+        }
+      }
+      throw error
+    }
     return node
   }
 
@@ -709,10 +756,7 @@ class SchemaCompiler {
     // Keywords of a type the schema doesn't allow would be ignored by a validator: refuse them,
     // since they are almost always a mistake (e.g. minLength on an integer).
     for (const key of Object.keys(schema)) {
-      const owners = typeNames.filter((name) => keywordsByType[name].includes(key))
-      // OpenAPI's number formats (int32, double, ...) belong to numbers.
-      if (key === 'format' && numberFormats[String(schema[key])] !== undefined)
-        owners.push('number', 'integer')
+      const owners = keywordOwners(key, schema[key])
       if (
         owners.length > 0 &&
         !owners.some((owner) => types.includes(owner) || (owner === 'integer' && types.includes('number')))
@@ -747,6 +791,14 @@ class SchemaCompiler {
   #count(schema: Record<string, unknown>, key: string, path: string, fallback: number): number {
     const value = schema[key]
     if (value === undefined) return fallback
+    // A whole number past 2^53 - 1 (or one so large that JSON.parse made it Infinity) is not a
+    // fraction: say it is too large, not "must be a whole number ... got null".
+    if (typeof value === 'number' && value > Number.MAX_SAFE_INTEGER) {
+      this.refuse(
+        `${path}.${key}`,
+        `${key} is too large: at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1) is supported; got ${numberText(value)}. Use a smaller ${key}, or leave it out.`,
+      )
+    }
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
       this.refuse(`${path}.${key}`, `${key} must be a whole number ≥ 0; got ${JSON.stringify(value)}.`)
     }
@@ -826,7 +878,9 @@ class SchemaCompiler {
       }
       return value ? this.#bound(schema, bound, path) : undefined
     }
-    if (typeof value !== 'number' || !Number.isFinite(value)) {
+    if (typeof value === 'number' && !Number.isFinite(value))
+      this.refuse(`${path}.${key}`, outOfRange(key, value))
+    if (typeof value !== 'number') {
       this.refuse(
         `${path}.${key}`,
         `${key} must be a finite number (draft 2020-12 form); got ${JSON.stringify(value)}.`,
@@ -872,7 +926,9 @@ class SchemaCompiler {
     const multipleOf = schema['multipleOf']
     let step: number | undefined
     if (multipleOf !== undefined) {
-      if (typeof multipleOf !== 'number' || !Number.isFinite(multipleOf) || multipleOf <= 0)
+      if (typeof multipleOf === 'number' && !Number.isFinite(multipleOf))
+        this.refuse(`${path}.multipleOf`, outOfRange('multipleOf', multipleOf))
+      if (typeof multipleOf !== 'number' || multipleOf <= 0)
         this.refuse(
           `${path}.multipleOf`,
           `multipleOf must be a number above 0; got ${JSON.stringify(multipleOf)}.`,
@@ -1590,6 +1646,18 @@ function listedNames(schema: unknown): string[] | undefined {
 }
 
 /** Bytes as a string of one char each (the form the matcher keeps key names in). */
+/** A number as the schema's author wrote it, near enough: JSON.stringify writes Infinity as null. */
+function numberText(value: number): string {
+  return Number.isFinite(value)
+    ? String(value)
+    : `a number beyond the double range (such as ${value < 0 ? '-' : ''}1e400), which JSON reads as ${value}`
+}
+
+/** A bound JSON.parse made ±Infinity (1e400): out of range, where "got null" (its JSON) misled. */
+function outOfRange(key: string, value: number): string {
+  return `${key} is out of range: got ${numberText(value)}. Use a finite number (at most about 1.8e308), or leave ${key} out.`
+}
+
 function latin1(bytes: Uint8Array): string {
   let text = ''
   for (const byte of bytes) text += String.fromCharCode(byte)

@@ -759,6 +759,111 @@ describe('schemas without a value are refused before anything runs; values witho
   })
 })
 
+describe('keywords beside an anyOf/oneOf apply only to values of their type (JSON Schema)', () => {
+  // From a schema trial (7 December): the keywords beside the anyOf were merged into each
+  // alternative, and `properties` in the string alternative was refused as a mistake, naming
+  // "schema.anyOf.0.properties", which the schema does not have.
+  const refusal = (schema: unknown): InvalidArgumentError | undefined => {
+    try {
+      compileJsonSchema(schema)
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) return error
+      throw error
+    }
+    return undefined
+  }
+
+  it('an alternative of another type ignores them; the alternative of their type keeps them', () => {
+    const schema = { properties: { a: { type: 'string' } }, anyOf: [{ type: 'string' }, { type: 'object' }] }
+    expect(refusal(schema)).toBeUndefined()
+    expect(acceptsText(schema, '"x"')).toBe(true)
+    expect(acceptsText(schema, '{"a":"b"}')).toBe(true)
+    expect(acceptsText(schema, '{"a":1}')).toBe(false)
+    const typeList = {
+      properties: { a: { type: 'boolean' } },
+      minLength: 2,
+      anyOf: [{ type: ['string', 'null'] }, { type: 'object' }],
+    }
+    expect(acceptsText(typeList, 'null')).toBe(true)
+    expect(acceptsText(typeList, '"x"')).toBe(false)
+    expect(acceptsText(typeList, '"xy"')).toBe(true)
+    expect(acceptsText(typeList, '{"a":true}')).toBe(true)
+    expect(acceptsText(typeList, '{"a":"x"}')).toBe(false)
+    const reference = {
+      $defs: { s: { type: 'string', maxLength: 2 } },
+      required: ['n'],
+      anyOf: [{ $ref: '#/$defs/s' }, { type: 'object' }],
+    }
+    expect(acceptsText(reference, '"ab"')).toBe(true)
+    expect(acceptsText(reference, '{}')).toBe(false)
+    expect(acceptsText(reference, '{"n":1}')).toBe(true)
+    const nested = {
+      minimum: 3,
+      items: { type: 'null' },
+      anyOf: [{ oneOf: [{ type: 'integer' }, { type: 'string' }] }, { type: 'array' }],
+    }
+    expect(acceptsText(nested, '2')).toBe(false)
+    expect(acceptsText(nested, '3')).toBe(true)
+    expect(acceptsText(nested, '"2"')).toBe(true)
+    expect(acceptsText(nested, '[null]')).toBe(true)
+    expect(acceptsText(nested, '[1]')).toBe(false)
+    for (const each of [schema, typeList, reference, nested]) walksValidate(each, ajv, 12)
+  })
+
+  it('beside an enum/const, only the values that satisfy them are written; what cannot be checked is refused at its path', () => {
+    const schema = { minLength: 3, anyOf: [{ enum: ['ab', 'abcd'] }] }
+    expect(acceptsText(schema, '"abcd"')).toBe(true)
+    expect(acceptsText(schema, '"ab"')).toBe(false)
+    // Values of other types ignore them: 1 stays, a string keyword says nothing about a number.
+    const mixed = { maxLength: 1, minimum: 2, anyOf: [{ enum: ['a', 'ab', 1, 2, null] }, { const: 'é' }] }
+    expect(['"a"', '"ab"', '1', '2', 'null', '"é"'].map((text) => acceptsText(mixed, text))).toEqual([
+      true,
+      false,
+      false,
+      true,
+      true,
+      true,
+    ])
+    for (const each of [schema, mixed]) walksValidate(each, ajv, 12)
+    expect(refusal({ minLength: 5, anyOf: [{ enum: ['ab'] }] })?.param).toBe('schema.anyOf.0.enum')
+    expect(refusal({ pattern: '^a', anyOf: [{ enum: ['ab', 'b'] }] })?.param).toBe('schema.pattern')
+    // A pattern beside only numbers says nothing about them.
+    expect(acceptsText({ pattern: '^a', anyOf: [{ enum: [1, 2] }] }, '2')).toBe(true)
+  })
+
+  it('errors in a keyword written beside the anyOf name where it was written', () => {
+    const lookahead = {
+      anyOf: [{ type: 'string' }, { type: 'object' }],
+      properties: { a: { pattern: '(?=x)' } },
+    }
+    expect(refusal(lookahead)?.param).toBe('schema.properties.a.pattern')
+    const format = { format: 'regex', anyOf: [{ type: 'string' }, { type: 'object' }] }
+    expect(refusal(format)?.param).toBe('schema.format')
+    const items = { items: { format: 'regex' }, anyOf: [{ type: 'string' }, { type: 'array' }] }
+    expect(refusal(items)?.param).toBe('schema.items.format')
+    // A property of a schema beside an allOf is named there, not in the member that lists others.
+    const besideAllOf = { allOf: [{ properties: { a: {} } }], properties: { b: { pattern: '(?=x)' } } }
+    expect(refusal(besideAllOf)?.param).toBe('schema.properties.b.pattern')
+    // Its own schema's type still makes a keyword of another type a mistake.
+    expect(refusal({ type: 'string', properties: {}, anyOf: [{ maxLength: 3 }] })?.param).toBe(
+      'schema.properties',
+    )
+    expect(refusal({ minLength: -1, anyOf: [{ type: 'object' }] })?.param).toBe('schema.minLength')
+  })
+
+  it('a bound too large to be exact says so', () => {
+    const infinite = refusal(JSON.parse('{"type":"number","minimum":1e400}'))
+    expect(infinite?.param).toBe('schema.minimum')
+    expect(infinite?.message).toMatch(/out of range/)
+    expect(infinite?.message).not.toMatch(/got null/)
+    const large = refusal({ type: 'string', minLength: 2 ** 53 + 1 })
+    expect(large?.param).toBe('schema.minLength')
+    expect(large?.message).toMatch(/too large/)
+    expect(large?.message).not.toMatch(/whole number/)
+    expect(refusal(JSON.parse('{"type":"integer","multipleOf":1e400}'))?.message).toMatch(/out of range/)
+  })
+})
+
 describe('what zod becomes through the AI SDK (draft-07): records and tuples', () => {
   // The JSON Schema the ai package's zodSchema() gives for z.record(z.string(), z.number()),
   // z.object({ t: z.tuple([z.string().max(2), z.number()]) }) and z.tuple([z.string()]).rest(z.number()).

@@ -58,6 +58,7 @@ const onDevice =
     'enum and const of objects and arrays',
     'nullable types as type arrays',
     'large: enum of 2,000 strings',
+    'properties beside anyOf of string and object',
   ])
 const onServer =
   everyEnforced ??
@@ -74,6 +75,7 @@ const onServer =
     'discriminator (pydantic)',
     'unicode property names',
     'large: 200 $defs in a chain of refs',
+    'minLength beside anyOf of enums (the values of its type must satisfy it)',
   ])
 /** Per test: the longer trial answers hundreds of requests. */
 const timeout = everyEnforced === undefined ? 120_000 : 3_600_000

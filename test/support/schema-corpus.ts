@@ -840,7 +840,82 @@ export const schemaCorpus: readonly CorpusEntry[] = [
     schema: { enum: [0, -1, 2.5, 1e-7, 1e21, true, false, null, 'x', [1, 'y'], { k: [null] }] },
   },
 
+  // --- from a schema trial (7 December): keywords beside an anyOf/oneOf apply only to values of
+  // their type, so an alternative of another type ignores them (they were refused in it) ---
+  {
+    name: 'properties beside anyOf of string and object',
+    schema: {
+      properties: { a: { type: 'string', maxLength: 3 } },
+      required: ['a'],
+      anyOf: [{ type: 'string', maxLength: 5 }, { type: 'object' }],
+    },
+  },
+  {
+    name: 'properties beside anyOf of a type list and object',
+    schema: {
+      properties: { a: { type: 'boolean' } },
+      additionalProperties: false,
+      anyOf: [{ type: ['string', 'null'], maxLength: 4 }, { type: 'object' }],
+    },
+  },
+  {
+    name: 'minLength beside anyOf of enums (the values of its type must satisfy it)',
+    schema: {
+      minLength: 3,
+      minimum: 2,
+      anyOf: [{ enum: ['ab', 'abcd', 1, 3] }, { const: 'x' }, { type: 'integer', maximum: 5 }],
+    },
+  },
+  {
+    name: 'keywords of several types beside anyOf with a $ref alternative',
+    schema: {
+      $defs: { short: { type: 'string', maxLength: 4 } },
+      properties: { n: { type: 'integer', minimum: 0, maximum: 9 } },
+      required: ['n'],
+      minItems: 1,
+      maxItems: 2,
+      items: { type: 'boolean' },
+      anyOf: [{ $ref: '#/$defs/short' }, { type: 'object', additionalProperties: false }, { type: 'array' }],
+    },
+  },
+  {
+    name: 'keywords beside nested anyOf/oneOf',
+    schema: {
+      properties: { a: { type: 'null' } },
+      minLength: 2,
+      maximum: 7,
+      anyOf: [
+        {
+          oneOf: [
+            { type: 'string', maxLength: 3 },
+            { type: 'integer', minimum: 0 },
+          ],
+        },
+        { type: 'object', required: ['a'] },
+      ],
+    },
+  },
   // --- refused: each names its keyword ---
+  {
+    name: 'pattern beside an anyOf of enums (cannot be checked against the values here)',
+    schema: { pattern: '^a', anyOf: [{ enum: ['ab', 'b'] }, { type: 'integer' }] },
+    refused: 'schema.pattern',
+  },
+  {
+    name: 'properties beside anyOf in a schema whose own type is string',
+    schema: { type: 'string', properties: { a: { type: 'string' } }, anyOf: [{ maxLength: 3 }] },
+    refused: 'schema.properties',
+  },
+  {
+    name: 'minimum 1e400 (Infinity in JSON)',
+    schema: JSON.parse('{"type":"number","minimum":1e400}'),
+    refused: 'schema.minimum',
+  },
+  {
+    name: 'minLength above 2^53 - 1',
+    schema: { type: 'string', minLength: 2 ** 53 + 1 },
+    refused: 'schema.minLength',
+  },
   {
     name: 'zod 4 toJSONSchema: record with bounded keys',
     schema: zod4(z.record(z.string().max(6), z.number())),
