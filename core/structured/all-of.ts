@@ -289,16 +289,24 @@ export function mergeMembers(
   }
 
   // type: the types every member allows (integer is a number).
+  // A conflict names the member that emptied it, at its real path (`${path}.allOf` is made up
+  // where an anyOf/oneOf alternative meets the keywords beside it).
   let types: Set<string> | undefined
+  let emptied: string | undefined
   for (const member of normalized) {
     const type = member.schema['type']
     if (type === undefined) continue
     const own = new Set((Array.isArray(type) ? type : [type]).map(String))
     if (own.has('number')) own.add('integer')
     types = types === undefined ? own : new Set([...types].filter((name) => own.has(name)))
+    if (types.size === 0 && emptied === undefined) emptied = `${member.param}.type`
   }
   if (types !== undefined) {
-    if (types.size === 0) return never(`${path}.allOf`, 'The allOf members have no type in common.')
+    if (types.size === 0)
+      return never(
+        emptied ?? `${path}.allOf`,
+        'This type has none in common with the schemas it is combined with (allOf members, or the keywords beside an anyOf/oneOf/$ref and its alternative).',
+      )
     const list = [...types]
     result['type'] = list.includes('number') ? list.filter((name) => name !== 'integer') : list
   }
@@ -315,10 +323,15 @@ export function mergeMembers(
     if (own === undefined) continue
     values =
       values === undefined ? [...own] : values.filter((value) => own.some((other) => deepEqual(value, other)))
+    if (values.length === 0 && emptied === undefined)
+      emptied = `${member.param}.${member.schema['const'] !== undefined ? 'const' : 'enum'}`
   }
   if (values !== undefined) {
     if (values.length === 0)
-      return never(`${path}.allOf`, 'No enum/const value is allowed by every allOf member.')
+      return never(
+        emptied ?? `${path}.allOf`,
+        'No value of this enum/const is allowed by the schemas it is combined with (allOf members, or the keywords beside an anyOf/oneOf/$ref and its alternative).',
+      )
     result['enum'] = values
   }
 

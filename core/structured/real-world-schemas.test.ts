@@ -456,7 +456,7 @@ describe('allOf and keywords beside $ref/anyOf/oneOf: merged into the one schema
     expect(conflict.message).toMatch(/"b"/)
     for (const value of walksValidate({ allOf: [closed, { properties: { b: { type: 'integer' } } }] }, 4))
       expect(Object.keys(value as object).every((key) => key === 'a')).toBe(true)
-    expect(refusal({ allOf: [{ enum: ['a', 'b'] }, { enum: ['c'] }] }).param).toBe('schema.allOf')
+    expect(refusal({ allOf: [{ enum: ['a', 'b'] }, { enum: ['c'] }] }).param).toBe('schema.allOf.1.enum')
   })
 })
 

@@ -844,6 +844,8 @@ describe('keywords beside an anyOf/oneOf apply only to values of their type (JSO
     // A property of a schema beside an allOf is named there, not in the member that lists others.
     const besideAllOf = { allOf: [{ properties: { a: {} } }], properties: { b: { pattern: '(?=x)' } } }
     expect(refusal(besideAllOf)?.param).toBe('schema.properties.b.pattern')
+    // A type beside the anyOf that no alternative shares: named there (was "schema.anyOf.0.allOf").
+    expect(refusal({ type: 'object', anyOf: [{ type: 'string' }] })?.param).toBe('schema.type')
     // Its own schema's type still makes a keyword of another type a mistake.
     expect(refusal({ type: 'string', properties: {}, anyOf: [{ maxLength: 3 }] })?.param).toBe(
       'schema.properties',
