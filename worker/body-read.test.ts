@@ -11,9 +11,10 @@
 // `maxBodyBytesInFlight` (429 overloaded past it), and 100 Continue goes out only when the body
 // is read. The timeouts here are short and configured; no test asserts that anything took less
 // than many times what the server is set to.
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
+import { openRawConnection, type RawConnection } from '../test/worker/raw-connection.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 import { type RunningServer, serveApp } from './node.ts'
@@ -43,41 +44,11 @@ async function start(
 const chatBody = (content = 'hi'): string =>
   JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content }], max_tokens: 2 })
 
-interface Raw {
-  readonly socket: Socket
-  /** Everything the server sent so far. */
-  text(): string
-  /** Resolves once the server has closed (or reset) the connection. */
-  readonly closed: Promise<void>
-  write(data: string): void
-}
+type Raw = RawConnection
 
 /** A raw connection to the server; `head` is written at once. */
 function raw(server: RunningServer, head: string): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(server.port, '127.0.0.1')
-    sockets.push(socket)
-    let received = ''
-    socket.setEncoding('utf8')
-    socket.on('data', (data: string) => {
-      received += data
-    })
-    // A write after the server closed, or its reset: the answer read so far is what counts.
-    socket.on('error', () => undefined)
-    const closed = new Promise<void>((done) => socket.once('close', () => done()))
-    socket.once('connect', () => {
-      socket.write(head)
-      resolve({
-        socket,
-        text: () => received,
-        closed,
-        write: (data) => {
-          if (!socket.destroyed) socket.write(data)
-        },
-      })
-    })
-    socket.once('error', reject)
-  })
+  return openRawConnection(server.port, head, sockets)
 }
 
 /** The status line, headers and body of the first answer in `text`. */

@@ -10,11 +10,12 @@
 // gaps of 300 ms, so scheduling noise on a loaded machine does not decide an outcome; which bound
 // ended a body is read from its answer, never from a clock.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
+import { openRawConnection, type RawConnection } from '../worker/raw-connection.ts'
 import { writeWorkerConfig } from './worker-config.ts'
 
 let folder: string
@@ -45,38 +46,10 @@ afterAll(async () => {
   if (folder) await rm(folder, { recursive: true, force: true })
 })
 
-interface Raw {
-  readonly socket: Socket
-  text(): string
-  readonly closed: Promise<void>
-  write(data: string): void
-}
+type Raw = RawConnection
 
 function raw(head: string): Promise<Raw> {
-  const { port } = new URL(worker.url)
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1')
-    sockets.push(socket)
-    let received = ''
-    socket.setEncoding('utf8')
-    socket.on('data', (data: string) => {
-      received += data
-    })
-    socket.on('error', () => undefined)
-    const closed = new Promise<void>((done) => socket.once('close', () => done()))
-    socket.once('connect', () => {
-      socket.write(head)
-      resolve({
-        socket,
-        text: () => received,
-        closed,
-        write: (data) => {
-          if (!socket.destroyed) socket.write(data)
-        },
-      })
-    })
-    socket.once('error', reject)
-  })
+  return openRawConnection(Number(new URL(worker.url).port), head, sockets)
 }
 
 const postHead = (length: number): string =>
