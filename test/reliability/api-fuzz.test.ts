@@ -222,7 +222,8 @@ describe('API fuzzing on Node', () => {
   it('/healthz answered within 1 s while all of the above ran (event-loop watchdog)', async () => {
     healthz = await (watchdog as HealthWatchdog).stop()
     expect(healthz.failures).toBe(0)
-    expect(healthz.probes).toBeGreaterThan(10)
+    // The watchdog ran through the cases (not a count of time: a faster machine probes less).
+    expect(healthz.probes).toBeGreaterThanOrEqual(3)
     if (healthzBoundEnforced().enforced)
       expect(healthz.worstExcessMs, JSON.stringify(healthz.slow)).toBeLessThan(1000)
   })
