@@ -25,6 +25,8 @@ async function answer(client: EdgeClient, index: number, signal?: AbortSignal): 
   for await (const part of client.stream({
     messages: [{ role: 'user', content: `Question ${index}` }],
     maxTokens: 8,
+    // Greedy: the checks expect answers cut at maxTokens, which a sampled one may end before.
+    sampling: { temperature: 0 },
     ...(signal === undefined ? {} : { signal }),
   }))
     parts.push(part)
