@@ -91,9 +91,10 @@ const messageKeyHints: Readonly<Record<string, string>> = {
 /**
  * A key a message does not take is refused at its path (`messages.1.images`): dropped, what it
  * carried (an image, a misspelt content) was silently no part of the prompt, while the edge
- * refuses the same message with a 400 naming it.
+ * refuses the same message with a 400 naming it. The SDK calls it before it checks `content`, so
+ * a misspelt content (`contnet`) is named rather than reported as content missing.
  */
-function refuseUnknownMessageKeys(message: Record<string, unknown>, at: string): void {
+export function refuseUnknownMessageKeys(message: Record<string, unknown>, at: string): void {
   for (const key of Object.keys(message)) {
     // An undefined value carries nothing (JSON leaves it out on the way to the edge too).
     if (messageKeys.has(key) || message[key] === undefined) continue

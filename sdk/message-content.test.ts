@@ -243,6 +243,9 @@ describe("OpenAI's message shapes in chat() and stream()", () => {
         /images are not supported by this model/,
       ],
       [{ role: 'user', content: 'Hi', contnet: 'Hi' }, 'contnet', /role and content.*toolCalls.*toolCallId/],
+      // Without content beside it, the misspelling is still what is named (it was "messages.0.content
+      // is missing", on the device and on the wire).
+      [{ role: 'user', contnet: 'Hi' }, 'contnet', /role and content.*toolCalls.*toolCallId/],
       [{ role: 'assistant', content: 'Hi', audio: { id: 'audio_1' } }, 'audio', /audio is not supported/],
       [
         { role: 'assistant', content: '', function_call: { name: 'f', arguments: '{}' } },

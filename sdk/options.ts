@@ -3,7 +3,7 @@
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
 
 import { detectPlatform } from '../client-runtime/platform.ts'
-import { type ChatMessage, validateChatMessages } from '../core/chat-messages.ts'
+import { type ChatMessage, refuseUnknownMessageKeys, validateChatMessages } from '../core/chat-messages.ts'
 import { InvalidArgumentError, refuseUnknownNames } from '../core/errors.ts'
 import { type MessageContent, messageContentText, validateMessageContent } from '../core/protocol/content.ts'
 import {
@@ -606,10 +606,12 @@ function toCoreMessages(messages: unknown): unknown {
         )
       delete fields[wireName]
     }
-    validateMessageContent(content, `messages.${index}.content`, role)
     takeResponseFields(fields, `messages.${index}`)
-    // Any other key is refused by validateChatMessages at its path (`messages.1.images`), with
-    // the edge's words: dropped here, it answered on the device while the edge refused it.
+    // Any other key is refused at its path (`messages.1.images`), with the edge's words: dropped,
+    // it answered on the device while the edge refused it. Before the content check, so a
+    // misspelt content (`contnet`) is named, not reported as content missing.
+    refuseUnknownMessageKeys(fields, `messages.${index}`)
+    validateMessageContent(content, `messages.${index}.content`, role)
     return {
       ...fields,
       role: developer ? 'system' : role,

@@ -122,7 +122,7 @@ function validateMessages(value: unknown): void {
         `${at}.role is ${quote(role)}; use 'system', 'developer', 'user', 'assistant' or 'tool'.`,
       )
     }
-    validateMessageContent(content, `${at}.content`, role)
+    // Unknown keys first: a misspelt content (`contnet`) is named, not reported as content missing.
     refuseUnknownKeys(
       message as JsonObject,
       messageKeys,
@@ -130,6 +130,7 @@ function validateMessages(value: unknown): void {
       'a message has role and content, and where its role takes them name, tool_calls and reasoning_content (assistant), tool_call_id (tool).',
       messageKeyHints,
     )
+    validateMessageContent(content, `${at}.content`, role)
     const { function_call: functionCall, audio, refusal } = message as JsonObject
     if (functionCall !== undefined && functionCall !== null)
       fail(
