@@ -31,6 +31,15 @@ describe('ondevice CLI', () => {
     expect(result.stderr).toMatch(/unknown command 'frobnicate'/)
   })
 
+  it('refuses a command line without a command with exit code 2, the usage on stderr', () => {
+    // It exited 1 (docs/cli.md: 1 is a command that failed, 2 a bad command line) with the
+    // usage on stdout.
+    const result = ondevice([])
+    expect(result.code).toBe(2)
+    expect(result.stdout).toBe('')
+    expect(result.stderr).toMatch(/no command given[\s\S]*Usage: ondevice <command>/)
+  })
+
   it('tokenizes text with a package folder, as a table and as JSON', () => {
     const directory = qwen3TokenizerDirectory()
     const text = 'Hello, my dog is cute. 你好世界 1234'

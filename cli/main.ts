@@ -99,9 +99,15 @@ export function usage(): string {
 /** Runs the command line `argv` (without node and the script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv
-  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+  // No command is a bad command line (exit 2, as docs/cli.md says): the usage goes to stderr, as
+  // for an unknown command, so a script that captures stdout does not take it for output.
+  if (first === undefined) {
+    process.stderr.write(`ondevice: no command given.\n\n${usage()}\n`)
+    return 2
+  }
+  if (first === '--help' || first === '-h' || first === 'help') {
     process.stdout.write(`${usage()}\n`)
-    return first === undefined ? 1 : 0
+    return 0
   }
   if (first === '--version' || first === '-v') {
     process.stdout.write(`${version()}\n`)
