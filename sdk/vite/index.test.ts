@@ -119,6 +119,11 @@ describe('ondevice/vite', () => {
     refused({ flavors: ['webgl'] }, 'flavors')
     refused({ flavors: [] }, 'flavors')
     refused({ isolationHeaders: 'yes' }, 'isolationHeaders')
+    // A misspelt name was dropped without a word, its default taken: runtimeURL served the files
+    // at /ort/ while the page asked createClient for another folder.
+    refused({ runtimeURL: 'static/ort/' }, 'runtimeURL')
+    refused({ flavours: ['wasm'] }, 'flavours')
+    expect(() => ondevice({ runtime_url: 'ort/' } as never)).toThrow(/did you mean "runtimeUrl"\?/)
     expect(ondevice({ runtimeUrl: 'static/ort', flavors: ['wasm'] }).name).toBe('ondevice')
   })
 })

@@ -20,7 +20,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Plugin, ResolvedConfig } from 'vite'
-import { InvalidArgumentError } from '../../core/errors.ts'
+import { InvalidArgumentError, refuseUnknownNames } from '../../core/errors.ts'
 
 export type RuntimeFlavor = 'webgpu' | 'wasm'
 
@@ -76,6 +76,13 @@ function checkOptions(options: OndevicePluginOptions): {
       "ondevice() takes an options object, e.g. { runtimeUrl: '/ort/' }.",
     )
   }
+  // A misspelt name (runtimeURL, flavours) would be dropped and its default taken, as every other
+  // entry's options refuse.
+  refuseUnknownNames(
+    options,
+    ['runtimeUrl', 'flavors', 'isolationHeaders'],
+    'ondevice() (Vite plugin) option',
+  )
   const runtimeUrl = options.runtimeUrl ?? '/ort/'
   if (
     typeof runtimeUrl !== 'string' ||
