@@ -375,7 +375,10 @@ export class EdgeClient {
       return await this.modelList
     } catch (error) {
       this.modelList = undefined
-      this.listFailedUntil = performance.now() + listRetryDelayMs
+      // The caller's own abort says nothing about the list: taken for a failure, it sent every
+      // handoff of the next 30 s to the device's package name, which an edge serving the model
+      // under another id refuses (404). A time bound of the caller's is a slow list, though.
+      if (!abortedByCaller(signal)) this.listFailedUntil = performance.now() + listRetryDelayMs
       throw error
     }
   }
@@ -753,6 +756,17 @@ function modelListFailed(url: string, error: unknown): OndeviceError {
 
 /** How long a failed model list is not asked again by a request that knows a model id. */
 const listRetryDelayMs = 30_000
+
+/** Whether `signal` ended by an abort of the caller's (a stop button), not by a time bound (TimeoutError). */
+function abortedByCaller(signal: AbortSignal | undefined): boolean {
+  if (signal?.aborted !== true) return false
+  const reason: unknown = signal.reason
+  return !(
+    typeof reason === 'object' &&
+    reason !== null &&
+    (reason as { name?: unknown }).name === 'TimeoutError'
+  )
+}
 /** Most bytes of a JSON answer (/v1/models, /healthz) read; more is an error. */
 const jsonBodyBytes = 1024 * 1024
 

@@ -115,7 +115,9 @@ export class EdgeSide {
     } catch {
       // Unknown: the answer starts unchecked, as with an older edge.
     }
-    if (maxTokens === undefined) this.#maxTokensUnknownUntil = performance.now() + edgeRetryDelayMs
+    // An answer aborted while it asked learned nothing about the edge: asked again next time.
+    if (maxTokens === undefined && signal?.aborted !== true)
+      this.#maxTokensUnknownUntil = performance.now() + edgeRetryDelayMs
     return maxTokens
   }
 

@@ -1,0 +1,146 @@
+// The handoff seam against real parts: a seeded Qwen3 fp32 package on the device's engine, failing
+// at decode step k, and the edge app over HTTP on 127.0.0.1 continuing on the same engine. Each
+// case is a defect found by trying the seam with a generation feature; the answer is compared
+// with the uninterrupted device answer token for token.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFixture } from '../builder/fixtures/fixture.ts'
+import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
+import type { OrtModule } from '../client-runtime/ort-session.ts'
+import { storedPackageReader } from '../client-runtime/package-reader.ts'
+import { createNodeStore } from '../client-runtime/store/node-store.ts'
+import { BackendError } from '../core/errors.ts'
+import type { ModelSession } from '../core/model-session.ts'
+import type { StreamPart } from '../core/stream-parts.ts'
+import { serveApp, type TestEdge } from '../test/sdk/test-edge.ts'
+import { isDecodeStep, watchAppends } from '../test/support/watch-appends.ts'
+import { loadEngineModule } from '../wasm/engine/node.ts'
+import { loadOrtWebForNode } from '../wasm/node.ts'
+import { createApp } from '../worker/app.ts'
+import { loadEdgeModel } from '../worker/edge-model.ts'
+import { createModelHost } from '../worker/model-host.ts'
+import { createClient } from './client.ts'
+
+let workDir: string
+let packageDir: string
+/** The edge serves the package under an id of its own ('qwen3'), not the package's name. */
+let edge: TestEdge
+
+async function startEdge(dir: string, id: string): Promise<TestEdge> {
+  const { ort } = await loadOrtWebForNode()
+  const store = createNodeStore({ cacheDir: join(workDir, `edge-cache-${id}-${Math.random()}`) })
+  const modelHost = createModelHost({
+    modelId: id,
+    load: async () =>
+      loadEdgeModel({
+        ort: ort as unknown as OrtModule,
+        reader: storedPackageReader(await store.open(dir)),
+        modelId: id,
+        backend: 'wasm',
+        engine: await loadEngineModule(),
+        dtype: 'fp32',
+      }),
+  })
+  return serveApp(createApp({ modelHost, log: () => {} }).fetch, id)
+}
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'ondevice-handoff-seams-'))
+  packageDir = join(workDir, 'qwen3')
+  await writeFixture({ arch: 'qwen3', outDir: packageDir, dtype: 'fp32' })
+  edge = await startEdge(packageDir, 'qwen3')
+}, 120_000)
+
+afterAll(async () => {
+  await edge?.close()
+  if (workDir) await rm(workDir, { recursive: true, force: true })
+})
+
+/** A client whose device session fails its k-th decode step once armed (`arm(k)` after prepare()). */
+function deviceClient(name: string, edgeUrl: string | undefined) {
+  let failAt: number | undefined
+  let steps = 0
+  const client = createClient(
+    {
+      model: packageDir,
+      backend: 'wasm',
+      dtype: 'fp32',
+      ...(edgeUrl === undefined ? { policy: 'device-only' as const } : { edge: { url: edgeUrl } }),
+      thresholds: { minDeviceTokensPerSecond: 0.1 },
+    },
+    {
+      deviceHost: createRuntimeDeviceHost({
+        store: createNodeStore({ cacheDir: join(workDir, `cache-${name}`) }),
+        wrapSession: (session: ModelSession) =>
+          watchAppends(session, (tokenIds, options) => {
+            if (failAt === undefined || !isDecodeStep(tokenIds, options)) return
+            if (++steps < failAt) return
+            failAt = undefined
+            throw new BackendError('backend_failed', `Failed on purpose at decode step ${steps}.`, {
+              isRetryable: true,
+            })
+          }),
+      }),
+    },
+  )
+  /** Loads (and probes) the model first, so that only the answer's decode steps count. */
+  const arm = async (k: number) => {
+    failAt = undefined
+    await client.prepare()
+    steps = 0
+    failAt = k
+  }
+  return { client, arm }
+}
+
+async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const out: StreamPart[] = []
+  for await (const part of parts) out.push(part)
+  return out
+}
+
+const messages = [{ role: 'user' as const, content: 'Tell a story.' }]
+const request = { messages, temperature: 1, seed: 21, maxTokens: 16 }
+
+async function deviceOnlyAnswer(req: Parameters<ReturnType<typeof createClient>['chat']>[0]) {
+  const { client } = deviceClient('device-only', undefined)
+  try {
+    return await client.chat(req)
+  } finally {
+    await client.dispose()
+  }
+}
+
+describe('an abort during a handoff', () => {
+  it('does not leave the next handoff asking the edge for a model it does not serve', async () => {
+    // Aborted while the handoff read the edge's model list (the handoff part is out, the edge's
+    // request not yet): the client took the aborted list for a failed one and, for 30 s, asked
+    // the edge for the device's package name instead of the id the edge lists, so the next
+    // handoff failed with 404 model_not_found though the edge was up.
+    const whole = await deviceOnlyAnswer(request)
+    const { client, arm } = deviceClient('abort-at-handoff', edge.url)
+    try {
+      await arm(5)
+      const controller = new AbortController()
+      const parts: StreamPart[] = []
+      for await (const part of client.stream({ ...request, signal: controller.signal })) {
+        parts.push(part)
+        if (part.type === 'handoff') controller.abort()
+      }
+      const aborted = parts.at(-1)
+      if (aborted?.type !== 'finish') throw new Error(`no finish: ${JSON.stringify(aborted)}`)
+      expect(aborted.finishReason).toBe('abort')
+      expect(aborted.tokenIds).toEqual(whole.tokenIds.slice(0, 5))
+
+      await arm(5)
+      const next = await client.chat(request)
+      expect(next.usage.route).toBe('device+edge')
+      expect(next.tokenIds).toEqual(whole.tokenIds)
+      expect(next.text).toBe(whole.text)
+    } finally {
+      await client.dispose()
+    }
+  }, 120_000)
+})
