@@ -6,7 +6,7 @@ import type { Context } from 'hono'
 import { Hono } from 'hono'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
-import { type ErrorCode, OndeviceError } from '../core/errors.ts'
+import { type ErrorCode, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
 import { clip, toModelEntry, toModelList } from '../core/protocol/index.ts'
 import type { AppEnv, RequestState } from './app-env.ts'
 import { createKeyChecker } from './auth.ts'
@@ -14,7 +14,13 @@ import { type ChatRuntime, formatHeaderNames, handleChatCompletion } from './cha
 import { createGenerationSlots } from './generation-slots.ts'
 import { toHttpError } from './http-errors.ts'
 import { type HostedModel, startupRetryAfterSeconds } from './model-host.ts'
-import { type AppOptions, checkAllowedOrigins, type ResolvedLimits, resolveLimits } from './options.ts'
+import {
+  type AppOptions,
+  appOptionNames,
+  checkAllowedOrigins,
+  type ResolvedLimits,
+  resolveLimits,
+} from './options.ts'
 import { createBodyBudget } from './read-body.ts'
 import { defaultLog, modelForLog } from './request-log.ts'
 import { createSessionPool, type SessionPool } from './session-pool.ts'
@@ -113,6 +119,9 @@ export function createApp(options: AppOptions): OndeviceApp {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('createApp(options): pass an options object with at least `modelHost`.')
   }
+  // A misspelt name (apikeys, allowedOrigin) is refused with the likely fix rather than dropped:
+  // dropped, `apikeys` left the API open and `allowedOrigin` refused every page.
+  refuseUnknownNames(options, appOptionNames, 'createApp option')
   const { modelHost } = options
   if (typeof modelHost?.load !== 'function' || typeof modelHost.status !== 'function') {
     throw new TypeError(

@@ -15,9 +15,10 @@ const apiKey = 'test-key-0123456789abcdef'
 const messages = [{ role: 'user', content: 'hi' }]
 
 function setup(options: Partial<AppOptions> & { host?: ReturnType<typeof createTestHost> } = {}) {
-  const host = options.host ?? createTestHost()
+  const { host: given, ...appOptions } = options
+  const host = given ?? createTestHost()
   const logs: RequestLogLine[] = []
-  const app = createApp({ modelHost: host, apiKeys: [apiKey], log: (line) => logs.push(line), ...options })
+  const app = createApp({ modelHost: host, apiKeys: [apiKey], log: (line) => logs.push(line), ...appOptions })
   const post = (body: unknown) =>
     app.request('/v1/chat/completions', {
       method: 'POST',

@@ -2,8 +2,10 @@
 // (the test's name says how).
 import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError } from '../core/errors.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
+import { createNodeModelHost, serveApp } from './node.ts'
 
 const apiKey = 'test-key-0123456789abcdef'
 const appOrigin = 'https://app.example'
@@ -170,5 +172,42 @@ describe('a conversation longer than the context', () => {
     expect(caught).toBeInstanceOf(OpenAI.BadRequestError)
     expect(caught).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' })
     expect((caught as Error).message).toMatch(/this server accepts at most 4095\. Shorten the conversation/)
+  })
+
+  it('a misspelt option of createApp, createNodeModelHost or serveApp is refused with the likely fix (apikeys left the API open)', async () => {
+    // Each name was dropped without a word and its default taken: no keys (the API open to
+    // anyone), no CORS for the page, the folder's name as the model id, all addresses.
+    const refusal = (make: () => unknown) => {
+      try {
+        make()
+      } catch (error) {
+        return error
+      }
+      return undefined
+    }
+    const modelHost = createTestHost()
+    const apikeys = refusal(() => createApp({ modelHost, apikeys: [apiKey] } as never))
+    expect(apikeys).toBeInstanceOf(InvalidArgumentError)
+    expect(apikeys).toMatchObject({
+      param: 'apikeys',
+      message: expect.stringMatching(/did you mean "apiKeys"\?/),
+    })
+    expect(refusal(() => createApp({ modelHost, allowedOrigin: [appOrigin] } as never))).toMatchObject({
+      param: 'allowedOrigin',
+      message: expect.stringMatching(/did you mean "allowedOrigins"\?/),
+    })
+    expect(
+      refusal(() => createNodeModelHost({ model: './my-package', modelID: 'm' } as never)),
+    ).toMatchObject({
+      param: 'modelID',
+      message: expect.stringMatching(/did you mean "modelId"\?/),
+    })
+    expect(refusal(() => serveApp({ app: setup(), port: 0, hostname: '0.0.0.0' } as never))).toMatchObject({
+      param: 'hostname',
+      message: expect.stringMatching(/serveApp option "hostname"/),
+    })
+    // The names the docs use are taken.
+    const server = await serveApp({ app: setup(), port: 0, host: '127.0.0.1' })
+    await server.close()
   })
 })

@@ -12,7 +12,7 @@ import { processMemoryBytes } from '../client-runtime/node-capabilities.ts'
 import { defaultNodeBackend } from '../client-runtime/node-host.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { ModelStore } from '../client-runtime/store/types.ts'
-import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
+import { InvalidArgumentError, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { limitsOfApp, type OndeviceApp } from './app.ts'
 import { maxTimerMs } from './env-config.ts'
@@ -64,6 +64,29 @@ export function modelIdFromSource(source: string): string {
   return segments.at(-1) ?? 'model'
 }
 
+/** The names createNodeModelHost takes (a Record, so a field added without its name fails the type check). */
+const nodeModelHostOptionNames: readonly string[] = Object.keys({
+  model: true,
+  modelId: true,
+  backend: true,
+  dtype: true,
+  formats: true,
+  contextLength: true,
+  numThreads: true,
+  onProgress: true,
+  sessions: true,
+  memoryBudgetBytes: true,
+} satisfies Record<keyof NodeModelHostOptions, true>)
+
+/** The names serveApp takes. */
+const serveOptionNames: readonly string[] = Object.keys({
+  app: true,
+  port: true,
+  host: true,
+  headersTimeoutMs: true,
+  requestTimeoutMs: true,
+} satisfies Record<keyof ServeOptions, true>)
+
 /**
  * A model host that loads the package once: on first use, or at start with `preload()` (the
  * server listening meanwhile refuses chats with 503 + Retry-After), or `load()` before serving.
@@ -71,6 +94,9 @@ export function modelIdFromSource(source: string): string {
 export function createNodeModelHost(
   options: NodeModelHostOptions,
 ): ModelHost & Required<Pick<ModelHost, 'preload' | 'select' | 'formats' | 'dispose'>> {
+  // A misspelt name (modelID, contextLenght) is refused with the likely fix rather than dropped.
+  if (typeof options === 'object' && options !== null)
+    refuseUnknownNames(options, nodeModelHostOptionNames, 'createNodeModelHost option')
   if (typeof options?.model !== 'string' || options.model.trim() === '') {
     throw new InvalidArgumentError(
       'model',
@@ -314,6 +340,9 @@ function shuttingDownError(): OndeviceError {
 
 /** Serves the app over HTTP until `close()`. */
 export function serveApp(options: ServeOptions): Promise<RunningServer> {
+  // A misspelt name (hostname, requestTimeout) is refused rather than its default taken.
+  if (typeof options === 'object' && options !== null)
+    refuseUnknownNames(options, serveOptionNames, 'serveApp option')
   const { app, port } = options
   const host = options.host ?? '127.0.0.1'
   if (!Number.isInteger(port) || port < 0 || port > 65535) {

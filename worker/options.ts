@@ -136,6 +136,26 @@ export interface AppOptions {
   >
 }
 
+/**
+ * The names createApp takes, one per AppOptions field (a Record, so a field added there without
+ * its name here fails the type check): a misspelt `apikeys` was dropped without a word, leaving
+ * the API open to anyone.
+ */
+const appOptionFields: Record<keyof AppOptions, true> = {
+  modelHost: true,
+  apiKeys: true,
+  allowedOrigins: true,
+  rateLimiter: true,
+  behindCloudflare: true,
+  limits: true,
+  version: true,
+  log: true,
+  modelAliases: true,
+  forwardChatCompletion: true,
+  forwardedHealth: true,
+}
+export const appOptionNames: readonly string[] = Object.keys(appOptionFields)
+
 /** `maxBodyBytesInFlight` when none is set (or `maxBodyBytes`, when that is larger). */
 export const defaultBodyBytesInFlight = 64 * 1024 * 1024
 
