@@ -74,7 +74,12 @@ describe('ondevice edge with API_KEYS', () => {
   }, async () => {
     const packageDirectory = join(folder, 'tiny')
     // The embedded default: small enough for the Worker isolate.
-    expect(ondevice(['export-default', packageDirectory]).code).toBe(0)
+    const exported = ondevice(['export-default', packageDirectory])
+    expect(exported.code).toBe(0)
+    // It read "...: its text is not meaningful to DIR (20 entries)."
+    expect(exported.stdout).toMatch(
+      /^Wrote .*tiny \(\d+ entries\): the embedded default model .*: its text is not meaningful\.\n/,
+    )
     const key = `edge-test-key-${process.pid}-0123456789`
     // Its own temporary directory (os.tmpdir() follows TMPDIR), to see what it leaves behind.
     const temporary = join(folder, 'tmp')

@@ -76,7 +76,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const files = await readdir(target, { recursive: true })
   process.stdout.write(
-    `Wrote ${defaultPackageDescription} to ${target} (${files.length} entries).\nServe that folder with your app's static files and pass its URL prefix as createClient({ model }).\n`,
+    `Wrote ${target} (${files.length} entries): ${defaultPackageDescription}.\nServe that folder with your app's static files and pass its URL prefix as createClient({ model }).\n`,
   )
   return 0
 }
