@@ -22,16 +22,17 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { extname, join, normalize, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build, defaultClientConditions } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import { convertLlama2c } from '../../builder/importers/convert-llama2c.ts'
 import { folderWeightReader, loadEngineModule } from '../../wasm/engine/node.ts'
 import { createEngineSession } from '../../wasm/engine/session.ts'
+import type { ClientChatRequest, ClientChatResult } from './client-chat-page.ts'
 import type { EngineCaseRequest, EngineCaseResult } from './engine-threads-page/engine-case.ts'
 import { nodeReferenceAnswers, type ReferenceAnswer } from './node-reference.ts'
 import { type DrivenBrowser, type DrivenPage, launchFirefox, launchWebKit } from './other-browsers.ts'
-import type { BrowserFacts, ChatRequest, ChatResult, WorkerRun } from './other-browsers-page/main.ts'
+import type { BrowserFacts, WorkerRun } from './other-browsers-page/main.ts'
+import { buildTestPage, openTestPage } from './test-page.ts'
 
 interface Fixture {
   readonly name: string
@@ -176,17 +177,7 @@ beforeAll(async () => {
   pageDir = join(folder, 'page')
   const qwen3 = join(folder, 'qwen3-q4')
   await Promise.all([
-    build({
-      configFile: false,
-      root: fileURLToPath(new URL('./other-browsers-page/', import.meta.url)),
-      base: './',
-      logLevel: 'error',
-      publicDir: false,
-      optimizeDeps: { exclude: ['onnxruntime-web'] },
-      resolve: { conditions: ['ondevice-source', ...defaultClientConditions] },
-      worker: { format: 'es' },
-      build: { outDir: pageDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
-    }),
+    buildTestPage(new URL('./other-browsers-page/', import.meta.url), pageDir),
     writeFixture({ arch: 'qwen3', outDir: qwen3, dtype: 'q4', seed: 3 }),
     storiesPresent
       ? convertLlama2c({
@@ -285,11 +276,8 @@ it("no chunk of the page's build imports the model worker's entry (WebKit would 
 })
 
 /** Loads the page (`query`: e.g. '?isolated=0') and waits until its script has set itself up. */
-async function openPage(page: DrivenPage, query = ''): Promise<void> {
-  await page.goto(`${siteUrl}/${query}`)
-  await page.evaluate(
-    `async () => { for (let i = 0; i < 300 && document.body.dataset.ready !== 'true'; i++) await new Promise((r) => setTimeout(r, 100)); if (document.body.dataset.ready !== 'true') throw new Error('the page did not start') }`,
-  )
+function openPage(page: DrivenPage, query = ''): Promise<void> {
+  return openTestPage(page, `${siteUrl}/${query}`)
 }
 
 for (const { label, launch, expect: expected } of browsers) {
@@ -455,14 +443,14 @@ for (const { label, launch, expect: expected } of browsers) {
 
     it("chat() streams Node's answer through the SDK's model worker; the next page load answers from the store (offline where the browser keeps it)", async () => {
       const fixture = fixtures[0] as Fixture
-      const request: ChatRequest = {
+      const request: ClientChatRequest = {
         model: `${siteUrl}${fixture.path}`,
         dtype: fixture.dtype,
         prompt: chatPrompt,
         maxTokens: chatTokens,
       }
       const chat = () =>
-        browser.page.evaluate<ChatResult>('(request) => window.otherBrowsers.chat(request)', request)
+        browser.page.evaluate<ClientChatResult>('(request) => window.otherBrowsers.chat(request)', request)
       const answered = { route: 'device', backend: 'wasm', error: null, loadError: null, downloadError: null }
       await open()
       packageMode = 'normal'
@@ -516,7 +504,7 @@ for (const { label, launch, expect: expected } of browsers) {
           const facts = await safariLike.page.evaluate<BrowserFacts>('() => window.otherBrowsers.facts()')
           expect(facts.opfs).toBe(true)
           const fixture = fixtures[0] as Fixture
-          const answer = await safariLike.page.evaluate<ChatResult>(
+          const answer = await safariLike.page.evaluate<ClientChatResult>(
             '(request) => window.otherBrowsers.chat(request)',
             {
               model: `${siteUrl}${fixture.path}`,

@@ -24,7 +24,7 @@ export interface DrivenPage {
 }
 
 export interface DrivenBrowser {
-  /** 'firefox' or 'webkit'. */
+  /** 'firefox', 'webkit' or 'chromium' (test-page.ts). */
   readonly name: string
   /** e.g. 'Firefox 153.8.0esr', 'WebKitGTK 2.50.6'. */
   readonly version: string

@@ -10,15 +10,12 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { Page } from 'playwright-core'
-import { build, defaultClientConditions } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
 import { type StaticServer, startStaticServer } from '../../demo/static-server.ts'
-import { launchChromium } from './chromium.ts'
 import { nodeReferenceAnswers, type ReferenceAnswer } from './node-reference.ts'
 import { type DrivenBrowser, launchFirefox } from './other-browsers.ts'
+import { buildTestPage, launchDrivenChromium, openTestPage } from './test-page.ts'
 import type {
   LoadOutcome,
   LoadsRequest,
@@ -37,17 +34,7 @@ beforeAll(async () => {
   const outDir = join(folder, 'page')
   const qwen3 = join(folder, 'qwen3-q4')
   await Promise.all([
-    build({
-      configFile: false,
-      root: fileURLToPath(new URL('./worker-recovery-page/', import.meta.url)),
-      base: './',
-      logLevel: 'error',
-      publicDir: false,
-      optimizeDeps: { exclude: ['onnxruntime-web'] },
-      resolve: { conditions: ['ondevice-source', ...defaultClientConditions] },
-      worker: { format: 'es' },
-      build: { outDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
-    }),
+    buildTestPage(new URL('./worker-recovery-page/', import.meta.url), outDir),
     writeFixture({ arch: 'qwen3', outDir: qwen3, dtype: 'q4', seed: 3 }),
   ])
   ;[nodeChat] = (await nodeReferenceAnswers(qwen3, 'q4', [
@@ -75,12 +62,14 @@ interface Driven {
   close(): Promise<void>
 }
 
-async function driveFirefox(): Promise<Driven> {
-  const browser: DrivenBrowser = await launchFirefox()
-  await browser.page.goto(`${server.url}/`)
-  await browser.page.evaluate(
-    `async () => { for (let i = 0; i < 300 && document.body.dataset.ready !== 'true'; i++) await new Promise((r) => setTimeout(r, 100)); if (document.body.dataset.ready !== 'true') throw new Error('the page did not start') }`,
-  )
+async function drive(launch: () => Promise<DrivenBrowser>): Promise<Driven> {
+  const browser = await launch()
+  try {
+    await openTestPage(browser.page, `${server.url}/`)
+  } catch (error) {
+    await browser.close()
+    throw error
+  }
   return {
     version: browser.version,
     chat: (request) =>
@@ -88,38 +77,6 @@ async function driveFirefox(): Promise<Driven> {
     loads: (request) =>
       browser.page.evaluate<LoadOutcome[]>('(request) => window.workerRecovery.loads(request)', request),
     close: () => browser.close(),
-  }
-}
-
-async function driveChromium(): Promise<Driven> {
-  const chromium = await launchChromium({ webgpu: false })
-  const context = await chromium.newContext()
-  const page: Page = await context.newPage()
-  await page.goto(`${server.url}/`)
-  await page.waitForSelector('body[data-ready="true"]')
-  return {
-    version: `Chromium ${chromium.browser.version()}`,
-    chat: (request) =>
-      page.evaluate(
-        (body) =>
-          (
-            window as unknown as {
-              workerRecovery: { chat(request: RecoveryChatRequest): Promise<RecoveryChatResult> }
-            }
-          ).workerRecovery.chat(body),
-        request,
-      ),
-    loads: (request) =>
-      page.evaluate(
-        (body) =>
-          (
-            window as unknown as {
-              workerRecovery: { loads(request: LoadsRequest): Promise<LoadOutcome[]> }
-            }
-          ).workerRecovery.loads(body),
-        request,
-      ),
-    close: () => chromium.close(),
   }
 }
 
@@ -136,15 +93,15 @@ const chatRequest = (blockHelpers: boolean): RecoveryChatRequest => ({
 const recoveredNote =
   /^ondevice's model worker said nothing for 10 s after it began making a Worker of its own \(the engine's helper threads\): its thread blocked inside that `new Worker\(\.\.\.\)`.*It was stopped, and the model loaded in a fresh worker on one thread \(numThreads: 1\)/
 
-for (const [label, drive] of [
-  ['Firefox', driveFirefox],
-  ['Chromium', driveChromium],
+for (const [label, launch] of [
+  ['Firefox', launchFirefox],
+  ['Chromium', launchDrivenChromium],
 ] as const) {
   describe(`the SDK's model worker in ${label}`, () => {
     let browser: Driven
 
     beforeAll(async () => {
-      browser = await drive()
+      browser = await drive(launch)
     }, 90_000)
 
     afterAll(async () => {
@@ -200,7 +157,7 @@ const measuredLoads = Number(process.env['ONDEVICE_RECOVERY_LOADS'] ?? 0)
 const provoke = process.env['ONDEVICE_RECOVERY_PROVOKE'] === '1'
 if (measuredLoads > 0)
   it(`Firefox, ${measuredLoads} loads in fresh model workers${provoke ? ' (provoked)' : ''}: each answers with Node's tokens, blocked ones in a fresh worker on one thread`, async () => {
-    const browser = await driveFirefox()
+    const browser = await drive(launchFirefox)
     try {
       const outcomes: LoadOutcome[] = []
       // Batches of 20, each well inside one page evaluation.

@@ -86,6 +86,46 @@ export function run(
   })
 }
 
+/** `npm install` in a consumer project with the machine's npm, as a user runs it (`args`: packages and flags). */
+function npmInstall(
+  folder: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<RunResult> {
+  return run(machineNpm(), ['install', '--no-audit', '--no-fund', '--prefer-offline', ...args], {
+    cwd: folder,
+    env: userEnvironment(env),
+  })
+}
+
+/**
+ * The version of `name` the repository has installed, read from its package.json as a file (some
+ * packages, openai's, do not export their package.json).
+ */
+export function repositoryVersion(name: string): string {
+  return (
+    JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
+      version: string
+    }
+  ).version
+}
+
+/**
+ * Adds packages to a consumer project at the versions the repository has (`names`), with the
+ * machine's npm: left out of its package.json (`--no-save`), or `save: 'dev'` as devDependencies,
+ * as a project a user keeps does (a wrangler project's).
+ */
+export function addPackages(
+  folder: string,
+  names: readonly string[],
+  options: { readonly save?: 'dev' } = {},
+): Promise<RunResult> {
+  return npmInstall(folder, [
+    options.save === 'dev' ? '--save-dev' : '--no-save',
+    ...names.map((name) => `${name}@${repositoryVersion(name)}`),
+  ])
+}
+
 let packed: Promise<string> | undefined
 
 /**
@@ -160,15 +200,8 @@ export async function createConsumerProject(
     join(folder, 'package.json'),
     `${JSON.stringify({ name: `consumer-${name}`, private: true, type: 'module' }, null, 2)}\n`,
   )
-  const { ms } = await run(
-    machineNpm(),
-    ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, ...extra],
-    {
-      cwd: folder,
-      // onnxruntime-node's install script (when it is added) would download extra binaries: skip it, as docs say.
-      env: userEnvironment({ ONNXRUNTIME_NODE_INSTALL: 'skip' }),
-    },
-  )
+  // onnxruntime-node's install script (when it is added) would download extra binaries: skip it, as docs say.
+  const { ms } = await npmInstall(folder, [tarball, ...extra], { ONNXRUNTIME_NODE_INSTALL: 'skip' })
   return {
     folder,
     installMs: ms,

@@ -53,12 +53,13 @@ import {
 } from '../browser/up-front-javascript.ts'
 import { type EdgeProcess, watchEdgeProcess } from '../support/edge-process.ts'
 import {
+  addPackages,
   type ConsumerProject,
   createConsumerProject,
   machineNode,
-  machineNpm,
   mib,
   repositoryRoot,
+  repositoryVersion,
   run,
   userEnvironment,
 } from './consumer-project.ts'
@@ -67,14 +68,6 @@ import { esbuildRecipeFromDocs, webpackConfigFromDocs } from './esbuild-recipe-d
 import { parseToml, workerProjectFromDocs } from './worker-project-doc.ts'
 
 const files = fileURLToPath(new URL('files/', import.meta.url))
-// The repository's installed versions (read as files: some packages, openai's, do not export
-// their package.json).
-const versionOf = (name: string): string =>
-  (
-    JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
-      version: string
-    }
-  ).version
 // "Hello, my dog is cute." in Qwen3's tokenizer.
 const helloIds = [9707, 11, 847, 5562, 374, 18838, 13]
 
@@ -89,7 +82,7 @@ beforeAll(async () => {
     `tarball only: node_modules ${mib(withoutNative.nodeModulesBytes)}, installed in ${(withoutNative.installMs / 1000).toFixed(1)} s`,
   )
   withNative = await createConsumerProject('node-native', [
-    `onnxruntime-node@${versionOf('onnxruntime-node')}`,
+    `onnxruntime-node@${repositoryVersion('onnxruntime-node')}`,
   ])
   report.push(
     `tarball + onnxruntime-node: node_modules ${mib(withNative.nodeModulesBytes)}, installed in ${(withNative.installMs / 1000).toFixed(1)} s`,
@@ -198,20 +191,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
   }, 120_000)
 
   it('3b. the Vercel AI SDK (`ai` from npm) through ondevice/ai-sdk, and the `openai` client against `ondevice serve` from the installed package', async () => {
-    await run(
-      machineNpm(),
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--no-save',
-        `ai@${versionOf('ai')}`,
-        `zod@${versionOf('zod')}`,
-        `openai@${versionOf('openai')}`,
-      ],
-      { cwd: withoutNative.folder },
-    )
+    await addPackages(withoutNative.folder, ['ai', 'zod', 'openai'])
     const folder = withoutNative.folder
     copyFileSync(join(files, 'ai-sdk-app.mjs'), join(folder, 'ai-sdk-app.mjs'))
     copyFileSync(join(files, 'openai-app.mjs'), join(folder, 'openai-app.mjs'))
@@ -277,21 +257,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     const started = Date.now()
     // The type checker and the types a user of every entry has, added to the Node project.
     const types = withNative
-    await run(
-      machineNpm(),
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--no-save',
-        `typescript@${versionOf('typescript')}`,
-        `@types/node@${versionOf('@types/node')}`,
-        `vite@${versionOf('vite')}`,
-        `ai@${versionOf('ai')}`,
-      ],
-      { cwd: types.folder },
-    )
+    await addPackages(types.folder, ['typescript', '@types/node', 'vite', 'ai'])
     try {
       copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
       // The README's and docs' code as a user copies it (test/consumers/doc-snippets.ts).
@@ -378,18 +344,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
   it('6. a page bundled with esbuild as docs/sdk.md says answers on the device in Chromium, with no onnxruntime-node in its bundle', async () => {
     const started = Date.now()
     const folder = withoutNative.folder
-    await run(
-      machineNpm(),
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--no-save',
-        `esbuild@${versionOf('esbuild')}`,
-      ],
-      { cwd: folder },
-    )
+    await addPackages(folder, ['esbuild'])
     mkdirSync(join(folder, 'src'), { recursive: true })
     copyFileSync(join(files, 'esbuild-page.js'), join(folder, 'src/main.js'))
     mkdirSync(join(folder, 'public/app'), { recursive: true })
@@ -543,18 +498,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
   it("7. a page bundled with webpack 5 by docs/sdk.md's config answers on the device in Chromium (chat, JSON, a tool call), production and development", async () => {
     const started = Date.now()
     // In the tarball-only project, in a folder of its own (webpack added as test 6 adds esbuild).
-    await run(
-      machineNpm(),
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--no-save',
-        `webpack@${versionOf('webpack')}`,
-      ],
-      { cwd: withoutNative.folder },
-    )
+    await addPackages(withoutNative.folder, ['webpack'])
     const installed = Date.now()
     const folder = join(withoutNative.folder, 'webpack-app')
     const write = (path: string, text: string) => {
@@ -682,21 +626,8 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     })
 
     it('builds and answers a chat completion under wrangler dev', async () => {
-      const wranglerVersion = versionOf('wrangler')
       const started = Date.now()
-      await run(
-        'npm',
-        [
-          'install',
-          '--no-audit',
-          '--no-fund',
-          '--prefer-offline',
-          '--save-dev',
-          `wrangler@${wranglerVersion}`,
-          `typescript@${versionOf('typescript')}`,
-        ],
-        { cwd: withoutNative.folder, env: userEnvironment() },
-      )
+      await addPackages(withoutNative.folder, ['wrangler', 'typescript'], { save: 'dev' })
       // The project exactly as the page shows it (MODEL_URL, an example there, comes with --var).
       const project = workerProjectFromDocs()
       mkdirSync(join(withoutNative.folder, 'src'), { recursive: true })

@@ -2,7 +2,7 @@
 // offers the engine (SIMD, relaxed SIMD, shared memory, OPFS), an engine run's logit digest on the
 // page or in a module Web Worker (the same code as the Chromium threads test), and a chat through
 // the SDK as an app writes it (createClient: the model worker, the package in the browser's store).
-import { createClient, type StreamPart } from '../../../sdk/index.ts'
+import { type ClientChatRequest, type ClientChatResult, chatThroughClient } from '../client-chat-page.ts'
 import type {
   EngineCaseOutcome,
   EngineCaseRequest,
@@ -103,78 +103,8 @@ function runEngineCasesInWorker(requests: readonly EngineCaseRequest[]): Promise
   })
 }
 
-export interface ChatRequest {
-  /** The package's URL prefix. */
-  readonly model: string
-  readonly dtype: string
-  readonly numThreads?: number
-  readonly prompt: string
-  readonly maxTokens: number
-}
-
-export interface ChatResult {
-  readonly route: string
-  readonly text: string
-  /** Text deltas that arrived (streaming: more than one). */
-  readonly deltas: number
-  readonly tokenIds: readonly number[]
-  readonly backend: string | undefined
-  /** null (not undefined: results travel as JSON) where there was none. */
-  readonly error: { readonly code: string; readonly message: string } | null
-  readonly ready: { readonly backend: string; readonly warnings: readonly string[] } | null
-  readonly loadError: string | null
-  readonly downloadError: string | null
-}
-
-/** createClient as an app writes it (device only: no edge), one greedy chat streamed. */
-async function chat(request: ChatRequest): Promise<ChatResult> {
-  const client = createClient({
-    model: request.model,
-    backend: 'wasm',
-    dtype: request.dtype,
-    policy: 'device-only',
-    ...(request.numThreads === undefined ? {} : { numThreads: request.numThreads }),
-    // A shared 2-core machine decodes slowly; speed is not what this page checks.
-    thresholds: { minDeviceTokensPerSecond: 0.01 },
-  })
-  let ready: ChatResult['ready'] = null
-  let loadError: string | null = null
-  let downloadError: string | null = null
-  client.on('ready', (event) => (ready = { backend: event.backend, warnings: event.warnings }))
-  client.on('load-error', ({ error }) => (loadError = `${error.code}: ${error.message}`))
-  client.on('download-error', ({ error }) => (downloadError = `${error.code}: ${error.message}`))
-  let route = ''
-  let text = ''
-  let deltas = 0
-  let tokenIds: readonly number[] = []
-  let backend: string | undefined
-  let error: ChatResult['error'] = null
-  try {
-    const parts: AsyncIterable<StreamPart> = client.stream({
-      messages: [{ role: 'user', content: request.prompt }],
-      maxTokens: request.maxTokens,
-      temperature: 0,
-    })
-    for await (const part of parts) {
-      if (part.type === 'route') route = part.route
-      else if (part.type === 'text-delta') {
-        text += part.text
-        deltas++
-      } else if (part.type === 'finish')
-        ({
-          tokenIds,
-          usage: { backend },
-        } = part)
-      else if (part.type === 'error') error = { code: part.error.code, message: part.error.message }
-    }
-  } catch (thrown) {
-    const failure = thrown as { code?: string; message?: string }
-    error = { code: failure.code ?? 'thrown', message: failure.message ?? String(thrown) }
-  } finally {
-    await client.dispose()
-  }
-  return { route, text, deltas, tokenIds, backend, error, ready, loadError, downloadError }
-}
+/** The page's chat: createClient as an app writes it, the SDK's own model worker (client-chat-page.ts). */
+const chat = (request: ClientChatRequest): Promise<ClientChatResult> => chatThroughClient(request)
 
 Object.assign(window, {
   otherBrowsers: { facts, runEngineCase, runEngineCaseInWorker, runEngineCasesInWorker, chat },

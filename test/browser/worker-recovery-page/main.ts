@@ -3,122 +3,62 @@
 // createBrowserDeviceHost), with the SDK's own model worker or one whose engine helper `new Worker`
 // blocks for good (blocking-model-worker.ts); and many loads in fresh model workers, to count how
 // often the real block happens and what the SDK does then.
-import {
-  createBrowserDeviceHost,
-  createClient,
-  type StreamPart,
-  type WorkerDeviceHost,
-} from '../../../sdk/index.ts'
+import { createBrowserDeviceHost, type WorkerDeviceHost } from '../../../sdk/index.ts'
+import { type ClientChatRequest, type ClientChatResult, chatThroughClient } from '../client-chat-page.ts'
 
-export interface RecoveryChatRequest {
-  /** The package's URL prefix. */
-  readonly model: string
-  readonly dtype: string
-  readonly numThreads?: number
-  readonly prompt: string
-  readonly maxTokens: number
+export interface RecoveryChatRequest extends ClientChatRequest {
   /** The model worker blocks inside each engine helper's `new Worker(...)`. */
   readonly blockHelpers: boolean
 }
 
-export interface RecoveryChatResult {
-  readonly route: string
-  readonly text: string
-  readonly tokenIds: readonly number[]
-  readonly backend: string | undefined
-  /** null (not undefined: results travel as JSON) where there was none. */
-  readonly error: { readonly name: string; readonly code: string; readonly message: string } | null
-  readonly ready: { readonly backend: string; readonly warnings: readonly string[] } | null
-  readonly loadError: string | null
+export interface RecoveryChatResult extends ClientChatResult {
   /** Model workers the host started (a restart makes a second). */
   readonly modelWorkers: number
   /** From createClient until the answer's finish. */
   readonly milliseconds: number
 }
 
-function modelWorkerFactory(blockHelpers: boolean, counter: { started: number }): () => Worker {
-  return () => {
-    counter.started++
-    return blockHelpers
-      ? new Worker(new URL('./blocking-model-worker.ts', import.meta.url), {
-          type: 'module',
-          name: 'ondevice-model',
-        })
-      : new Worker(new URL('../../../sdk/device-worker.ts', import.meta.url), {
-          type: 'module',
-          name: 'ondevice-model',
-        })
-  }
+/**
+ * A model worker: the SDK's own, or its body in a worker whose engine helpers' `new Worker` blocks
+ * for good (blocking-model-worker.ts) or comes right after one made and terminated
+ * (provoking-model-worker.ts). Each `new Worker(new URL(...))` written out, for Vite to bundle it.
+ */
+function modelWorker(kind: 'sdk' | 'blocking' | 'provoking'): Worker {
+  // Literal options: Vite reads them from the source.
+  if (kind === 'blocking')
+    return new Worker(new URL('./blocking-model-worker.ts', import.meta.url), {
+      type: 'module',
+      name: 'ondevice-model',
+    })
+  if (kind === 'provoking')
+    return new Worker(new URL('./provoking-model-worker.ts', import.meta.url), {
+      type: 'module',
+      name: 'ondevice-model',
+    })
+  return new Worker(new URL('../../../sdk/device-worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'ondevice-model',
+  })
 }
 
-/** createClient as an app writes it (device only: no edge), one greedy chat streamed. */
+/** The page's chat (client-chat-page.ts) with a device host of its own, the model workers counted. */
 async function chat(request: RecoveryChatRequest): Promise<RecoveryChatResult> {
   const began = performance.now()
   const counter = { started: 0 }
   const host: WorkerDeviceHost = await createBrowserDeviceHost({
-    worker: modelWorkerFactory(request.blockHelpers, counter),
-  })
-  const client = createClient(
-    {
-      model: request.model,
-      backend: 'wasm',
-      dtype: request.dtype,
-      policy: 'device-only',
-      ...(request.numThreads === undefined ? {} : { numThreads: request.numThreads }),
-      // A shared 2-core machine decodes slowly; speed is not what this page checks.
-      thresholds: { minDeviceTokensPerSecond: 0.01 },
+    worker: () => {
+      counter.started++
+      return modelWorker(request.blockHelpers ? 'blocking' : 'sdk')
     },
-    { deviceHost: host },
-  )
-  let ready: RecoveryChatResult['ready'] = null
-  let loadError: string | null = null
-  client.on('ready', (event) => (ready = { backend: event.backend, warnings: event.warnings }))
-  client.on('load-error', ({ error }) => (loadError = `${error.name} ${error.code}: ${error.message}`))
-  let route = ''
-  let text = ''
-  let tokenIds: readonly number[] = []
-  let backend: string | undefined
-  let error: RecoveryChatResult['error'] = null
+  })
+  let result: ClientChatResult
   try {
-    const parts: AsyncIterable<StreamPart> = client.stream({
-      messages: [{ role: 'user', content: request.prompt }],
-      maxTokens: request.maxTokens,
-      temperature: 0,
-    })
-    for await (const part of parts) {
-      if (part.type === 'route') route = part.route
-      else if (part.type === 'text-delta') text += part.text
-      else if (part.type === 'finish')
-        ({
-          tokenIds,
-          usage: { backend },
-        } = part)
-      else if (part.type === 'error')
-        error = { name: part.error.name, code: part.error.code, message: part.error.message }
-    }
-  } catch (thrown) {
-    const failure = thrown as { name?: string; code?: string; message?: string }
-    error = {
-      name: failure.name ?? 'thrown',
-      code: failure.code ?? 'thrown',
-      message: failure.message ?? String(thrown),
-    }
+    result = await chatThroughClient(request, { deviceHost: host })
   } finally {
-    await client.dispose()
     host.close()
   }
   const milliseconds = Math.round(performance.now() - began)
-  return {
-    route,
-    text,
-    tokenIds,
-    backend,
-    error,
-    ready,
-    loadError,
-    modelWorkers: counter.started,
-    milliseconds,
-  }
+  return { ...result, modelWorkers: counter.started, milliseconds }
 }
 
 export interface LoadsRequest {
@@ -159,16 +99,7 @@ async function loads(request: LoadsRequest): Promise<LoadOutcome[]> {
       worker: () => {
         modelWorkers++
         // Only the first worker of a load provokes; a restarted one loads on one thread anyway.
-        const worker =
-          request.provoke === true && modelWorkers === 1
-            ? new Worker(new URL('./provoking-model-worker.ts', import.meta.url), {
-                type: 'module',
-                name: 'ondevice-model',
-              })
-            : new Worker(new URL('../../../sdk/device-worker.ts', import.meta.url), {
-                type: 'module',
-                name: 'ondevice-model',
-              })
+        const worker = modelWorker(request.provoke === true && modelWorkers === 1 ? 'provoking' : 'sdk')
         worker.addEventListener('message', (event: MessageEvent<{ type?: string; phase?: string }>) => {
           if (event.data?.type !== 'nested-worker') return
           if (event.data.phase === 'making') making = performance.now()
