@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChatMessage } from '../core/chat-template.ts'
-import { ContextLengthError, InvalidArgumentError } from '../core/errors.ts'
+import { ContextLengthError, deserializeError, InvalidArgumentError } from '../core/errors.ts'
 import { validateChatCompletionRequest } from '../core/protocol/validate.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
@@ -237,9 +237,44 @@ describe('dispose() mid-answer', () => {
     const parts: StreamPart[] = []
     for await (const part of stream) parts.push(part)
     expect(parts).toHaveLength(1)
-    expect(parts[0]).toMatchObject({ type: 'error', error: { code: 'invalid_argument' } })
+    expect(parts[0]).toMatchObject({
+      type: 'error',
+      error: { name: 'InvalidArgumentError', code: 'invalid_argument', param: 'client' },
+    })
     expect(JSON.stringify(parts[0])).toMatch(/disposed: create a new one/)
     expect(host.loads).toBe(1)
+  })
+
+  it('every call after dispose() is an InvalidArgumentError (param client), also from a stream made before it (it was a plain OndeviceError with that code)', async () => {
+    const ai = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
+    await ai.prepare()
+    const madeBefore = ai.stream({ messages: question(), maxTokens: 4 })
+    await ai.dispose()
+    const refusals: [string, () => unknown][] = [
+      ['chat()', () => ai.chat({ messages: question() })],
+      ['stream()', () => ai.stream({ messages: question() })],
+      ['status()', () => ai.status()],
+      ['prepare()', () => ai.prepare()],
+      ['on()', () => ai.on('ready', () => undefined)],
+      [
+        'a stream made before dispose(): its error part, rebuilt as chat() rebuilds it',
+        async () => {
+          for await (const part of madeBefore) if (part.type === 'error') throw deserializeError(part.error)
+        },
+      ],
+    ]
+    for (const [call, run] of refusals) {
+      const error = await (async () => run())().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      )
+      expect(error, call).toBeInstanceOf(InvalidArgumentError)
+      expect(error, call).toMatchObject({
+        code: 'invalid_argument',
+        param: 'client',
+        message: 'This client was disposed: create a new one with createClient().',
+      })
+    }
   })
 })
 

@@ -161,11 +161,12 @@ const downloadCodes: ReadonlySet<string> = new Set([
   'model_not_found',
 ])
 
-function disposedError(): OndeviceError {
-  return new OndeviceError(
-    'invalid_argument',
-    'This client was disposed: create a new one with createClient().',
-  )
+// A call on a disposed client is the caller's mistake: the class that goes with invalid_argument,
+// so `instanceof InvalidArgumentError` catches it as it catches every other misuse (it was a plain
+// OndeviceError with that code). `param` names the object at fault, as a stream read twice names
+// 'stream'.
+function disposedError(): InvalidArgumentError {
+  return new InvalidArgumentError('client', 'This client was disposed: create a new one with createClient().')
 }
 
 function randomSeed(): number {

@@ -4,7 +4,7 @@
 // cache, so generations on it take turns (a queue), never interleave.
 
 import { encodeChatTurns } from '../../core/chat-turns.ts'
-import { ContextLengthError } from '../../core/errors.ts'
+import { BackendError, ContextLengthError } from '../../core/errors.ts'
 import { generate } from '../../core/generate.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import { constraintTemplateTools } from '../../core/protocol/response-format.ts'
@@ -29,6 +29,13 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   const { session, tokenizer } = parts
   const info = deviceModelInfo(parts)
   let turn: Promise<void> = Promise.resolve()
+  let disposed = false
+  // A call after dispose() fails as the same call on a model served by a Web Worker does
+  // (web-worker/serve.ts: BackendError, backend_unavailable), whatever backend ran it: it failed
+  // here with the session's own error (onnxruntime's backend_failed, the engine's ModelError).
+  const refuseDisposed = (): void => {
+    if (disposed) throw new BackendError('backend_unavailable', 'This model was disposed: load it again.')
+  }
 
   /** Waits for the session, then holds it until `release` is called. */
   const acquire = async (): Promise<() => void> => {
@@ -42,6 +49,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   }
 
   async function* run(request: DeviceGenerateRequest): AsyncGenerator<DevicePart> {
+    refuseDisposed()
     // What this model cannot call (no call syntax, or tools its XML dialect cannot write) is
     // refused before the prompt is built and before the request waits its turn for the session
     // (the compiler loads with the first constrained request, load.ts).
@@ -114,6 +122,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     ...info,
     generate: run,
     async probe(signal?: AbortSignal): Promise<number> {
+      refuseDisposed()
       const release = await acquire()
       try {
         const speed = await measureDecodeSpeed(
@@ -126,6 +135,8 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
       }
     },
     async dispose(): Promise<void> {
+      if (disposed) return
+      disposed = true
       const release = await acquire()
       try {
         await (parts.dispose ? parts.dispose() : session.dispose())

@@ -135,6 +135,13 @@ describe('DeviceHost served by a worker + its proxy', () => {
     try {
       const here: DeviceModel = createDeviceModel({ session: local.session, tokenizer: local.tokenizer })
       expected = await collect(here.generate(request))
+      // After dispose() a call fails in this thread as it does across the thread (below): the
+      // same class and code (here it was onnxruntime's BackendError backend_failed).
+      await here.dispose()
+      const hereGone = collect(here.generate(request))
+      await expect(hereGone).rejects.toBeInstanceOf(BackendError)
+      await expect(hereGone).rejects.toMatchObject({ code: 'backend_unavailable' })
+      await expect(here.probe()).rejects.toMatchObject({ name: 'BackendError', code: 'backend_unavailable' })
       const prompt = encodeChatTurns(local.tokenizer, conversation, { addGenerationPrompt: true })
       expect(prompt.turnBoundaries.length).toBeGreaterThan(0)
       promptTokens = prompt.tokenIds.length
@@ -175,6 +182,7 @@ describe('DeviceHost served by a worker + its proxy', () => {
     const gone = collect(model.generate(request))
     await expect(gone).rejects.toBeInstanceOf(BackendError)
     await expect(gone).rejects.toMatchObject({ code: 'backend_unavailable' })
+    await expect(model.probe()).rejects.toMatchObject({ name: 'BackendError', code: 'backend_unavailable' })
   })
 
   it("the load's warnings cross the thread with the model (a package without manifest.json)", async () => {
