@@ -425,9 +425,10 @@ export function estimateMemory(backend: MemoryBackend, inputs: MemoryInputs): Me
             weights,
         )
       : 0
-  // The engine feeds a prompt in passes of 64 rows (128 in a worker or where a pass is fast:
-  // wasm/engine/models/pass-size.ts; the other 64 rows of its scratch are then touched too, ~13 MiB
-  // on the Qwen3.5-0.8B shape, ~2 % of its peak) and attends one row of scores per head.
+  // The engine feeds a prompt in passes of up to 128 rows (wasm/engine/models/pass-size.ts) and
+  // attends one row of scores per head. The estimate counts 64 rows, as its calibration was
+  // measured with: a prompt past 64 tokens touches the other 64 rows of the scratch too, ~13 MiB on
+  // the Qwen3.5-0.8B shape, ~2 % of its peak.
   const activations =
     backend === 'wasm'
       ? activationBytes(config, Math.min(prompt, 64), false, false)

@@ -173,7 +173,7 @@ console.log(
 console.log(`logit bytes (prompt and every step): ${same ? 'identical' : 'DIFFERENT'}`)
 for (const side of sides)
   console.log(
-    `${side.name}: decode ${rate(side).toFixed(2)} tok/s (median step ${median(side.stepMs).toFixed(1)} ms, CPU ${median(side.stepCpuMs).toFixed(1)} ms), prefill ${median(side.prefillMs).toFixed(0)} ms (CPU ${median(side.prefillCpuMs).toFixed(0)} ms; ${side.prefillCpuMs.map((ms) => ms.toFixed(0)).join(', ')}), load ${(side.loadMs / 1000).toFixed(1)} s`,
+    `${side.name}: decode ${rate(side).toFixed(2)} tok/s (median step ${median(side.stepMs).toFixed(1)} ms, CPU ${median(side.stepCpuMs).toFixed(1)} ms), prefill ${median(side.prefillMs).toFixed(0)} ms (${side.prefillMs.map((ms) => ms.toFixed(0)).join(', ')}; CPU ${median(side.prefillCpuMs).toFixed(0)} ms: ${side.prefillCpuMs.map((ms) => ms.toFixed(0)).join(', ')}), load ${(side.loadMs / 1000).toFixed(1)} s`,
   )
 console.log(
   `after / before: decode ${(rate(second) / rate(first)).toFixed(2)}x (CPU ${(median(first.stepCpuMs) / median(second.stepCpuMs)).toFixed(2)}x), prefill ${(median(first.prefillMs) / median(second.prefillMs)).toFixed(2)}x faster (CPU ${(median(first.prefillCpuMs) / median(second.prefillCpuMs)).toFixed(2)}x)`,

@@ -1,7 +1,8 @@
 // The engine's prefill pass in a Workers isolate (real workerd, `wrangler dev`, offline): an
-// isolate serves other requests between passes (health checks, other bodies, a client's abort),
-// so its passes take 64 tokens, and 128 only where the pass before shows one fits the budget
-// (wasm/engine/models/pass-size.ts). workerd defines WorkerGlobalScope (and
+// isolate serves other requests at the engine's turns (health checks, other bodies, a client's
+// abort), and a deployed isolate's clock stands still while code runs, so no turn inside a pass is
+// due there: its first pass takes 64 tokens, and 128 only where the pass before shows one fits the
+// budget (wasm/engine/models/pass-size.ts). workerd defines WorkerGlobalScope (and
 // ServiceWorkerGlobalScope), which runsInWorker took for a worker with nothing else to do: every
 // pass in an isolate took 128 tokens, holding it twice as long whatever the model's speed.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'

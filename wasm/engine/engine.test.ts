@@ -464,7 +464,7 @@ describe('threads and module builds', () => {
         ...(count > 1 ? { threads: await nodeEngineThreads(count, 'relaxed') } : {}),
       })
       try {
-        // 70 tokens: a 64-token prefill pass and a 6-token one (a partial quad), then decode steps.
+        // 70 tokens: one prefill pass whose last quad is partial (2 tokens), then decode steps.
         const rows = [await session.append(tokens.slice(0, 70))]
         for (let i = 70; i < 74; i++) rows.push(await session.append([tokens[i]!]))
         return [Buffer.concat(rows.map((row) => Buffer.from(row.buffer))), session.build]

@@ -21,7 +21,7 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
-import { MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
+import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
 /**
@@ -110,11 +110,16 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const kvWidth = kvHeads * headDim
   const qkNorm = config.modelType === 'qwen3'
 
-  const scratchFloats = chunk * (3 * hidden + 2 * qWidth + 2 * kvWidth + 2 * intermediate) + vocabulary
+  const scratchFloats = chunk * (2 * hidden + 2 * qWidth + 2 * kvWidth + 2 * intermediate) + vocabulary
   const maxK = Math.max(hidden, qWidth, intermediate)
   const activationBytes = chunk * Math.ceil(maxK / 32) * (64 + 8)
   const kvBytesPerPosition = config.numHiddenLayers * 2 * kvWidth * 4
-  context.checkFits(scratchFloats * 4 + activationBytes + 256 * kvBytesPerPosition * context.sessions)
+  // Each session's residual stream for a pass: what a pass carries from one layer to the next, so
+  // other sessions may run their passes while it gives the event loop a turn between two layers.
+  const residualBytes = chunk * hidden * 4
+  context.checkFits(
+    scratchFloats * 4 + activationBytes + (residualBytes + 256 * kvBytesPerPosition) * context.sessions,
+  )
 
   // A graph from another exporter names things differently: not ours to run (the caller falls back).
   const required = ['model.norm.weight', '/model/rotary_emb/inv_freq']
@@ -161,7 +166,6 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
 
   context.allocateScratch(chunk, maxK)
   const alloc = (floats: number) => kernels.alloc(floats * 4, 16)
-  const x = alloc(chunk * hidden)
   const h = alloc(chunk * hidden)
   const t = alloc(chunk * hidden)
   const q = alloc(chunk * qWidth)
@@ -174,9 +178,16 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   const ids = kernels.alloc(chunk * 4, 16)
   const scoresStride = attentionScoresStride(context.contextLength)
   const scores = alloc(heads * scoresStride)
-  // Everything above is shared by the instance's sessions; each session's cache comes after it.
-  const capacity = kvCacheCapacity(kernels, context.contextLength, kvBytesPerPosition * context.sessions)
-  const slots = new SessionSlots(kernels, 0, () => ({
+  // Everything above is shared by the instance's sessions (a pass uses it within a layer); each
+  // session's residual stream and cache come after it.
+  const capacity = kvCacheCapacity(
+    kernels,
+    context.contextLength,
+    kvBytesPerPosition * context.sessions,
+    residualBytes * context.sessions,
+  )
+  const slots = new SessionSlots(kernels, residualBytes, () => ({
+    residual: alloc(chunk * hidden),
     cache: new KvCache(kernels, config.numHiddenLayers, kvHeads, headDim, capacity),
   }))
   const scale = 1 / Math.sqrt(headDim)
@@ -186,21 +197,26 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   interface State {
     length: number
     readonly cache: KvCache
+    /** The session's residual stream: all a pass carries from one layer to the next. */
+    readonly residual: Pointer
   }
 
-  const forward = (
+  // A generator: it pauses before every layer but the first, where the append may give the event
+  // loop a turn (pass-size.ts); nothing but the session's residual stream is carried across.
+  function* forward(
     state: State,
     tokens: readonly number[],
     from: number,
     count: number,
     wantLogits: boolean,
-  ): void => {
-    const { cache } = state
+  ): Generator<undefined, void> {
+    const { cache, residual: x } = state
     const position0 = state.length
     cache.reserve(position0 + count)
     kernels.i32(ids, count).set(tokens.slice(from, from + count))
     embedding.lookup(ids, count, x)
-    layers.forEach((layer, l) => {
+    for (const [l, layer] of layers.entries()) {
+      if (l > 0) yield
       // The last layer feeds only the logits: past storing its keys and values it runs for the
       // last position alone, and not at all in a pass that returns none (llama.cpp does the same).
       // Every row is computed on its own, so the kept row's bits are unchanged.
@@ -231,10 +247,10 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         position0,
         scale,
       })
-      if (outputs === 0) return
+      if (outputs === 0) continue
       layer.o.run(attentionOut, outputs, t)
       feedForward(layer, x + first * hidden * 4, t, { normed: h, gate, up }, outputs, eps)
-    })
+    }
     state.length += count
     if (wantLogits) {
       const last = x + (count - 1) * hidden * 4
@@ -245,7 +261,7 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
 
   const session = (): EngineModel => {
     const slot = slots.take()
-    const state: State = { length: 0, cache: slot.cache }
+    const state: State = { length: 0, cache: slot.cache, residual: slot.residual }
     let released = false
     return {
       config,
@@ -257,12 +273,27 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         return state.length
       },
       async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
-        const plan = new PassPlan(inWorker)
-        for (let from = 0; from < tokenIds.length; ) {
-          if (from > 0) await options.between?.()
+        // A long append gives the event loop turns (between passes, and between layers inside a
+        // pass: pass-size.ts); a short one (a decode step, a prompt's short chunk) runs as one pass.
+        const long = tokenIds.length > BASE_PASS_TOKENS
+        const plan = new PassPlan(inWorker, options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs })
+        const turn = async (): Promise<void> => {
+          await options.between?.()
+          // The length moves only once a pass's last layer has run: an abort inside a pass leaves
+          // the cache at the passes before it (the keys it stored past that are overwritten later).
           if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+        }
+        if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+        for (let from = 0; from < tokenIds.length; ) {
+          if (from > 0) await turn()
           const count = plan.next(tokenIds.length - from)
-          forward(state, tokenIds, from, count, from + count === tokenIds.length)
+          const pass = forward(state, tokenIds, from, count, from + count === tokenIds.length)
+          while (!pass.next().done)
+            if (long && plan.turnDue()) {
+              const before = plan.now()
+              await turn()
+              plan.turned(before)
+            }
           plan.done(count)
           from += count
         }

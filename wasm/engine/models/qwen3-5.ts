@@ -240,7 +240,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const maxK = Math.max(hidden, intermediate, valueDim, qWidth)
   const scratchFloats =
     chunk *
-      (3 * hidden +
+      (2 * hidden +
         2 * channels +
         3 * valueDim +
         2 * valueHeads +
@@ -250,10 +250,13 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     vocabulary
   const activationBytes = chunk * Math.ceil(maxK / 32) * (64 + 8)
   const kvBytesPerPosition = attentionLayers * 2 * kvWidth * 4
+  // Each session's residual stream for a pass: what a pass carries from one layer to the next, so
+  // other sessions may run their passes while it gives the event loop a turn between two layers.
+  const residualBytes = chunk * hidden * 4
   context.checkFits(
     scratchFloats * 4 +
       activationBytes +
-      (deltaLayers * stateFloats * 4 + 256 * kvBytesPerPosition) * context.sessions,
+      (deltaLayers * stateFloats * 4 + residualBytes + 256 * kvBytesPerPosition) * context.sessions,
   )
 
   // A graph from another exporter names things differently: not ours to run (the caller falls back).
@@ -340,7 +343,6 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
 
   context.allocateScratch(chunk, maxK)
   const alloc = (floats: number) => kernels.alloc(Math.max(1, floats) * 4, 16)
-  const x = alloc(chunk * hidden)
   const h = alloc(chunk * hidden)
   const t = alloc(chunk * hidden)
   const mixed = alloc(chunk * channels)
@@ -364,8 +366,9 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   // One scores row per query head, so threads splitting the heads never share one.
   const scoresStride = attentionScoresStride(context.contextLength)
   const scores = alloc(heads * scoresStride)
-  // Everything above is shared by the instance's sessions. Each session has its own recurrent
-  // states (one block for every delta layer, so a checkpoint is one copy) and KV cache after it.
+  // Everything above is shared by the instance's sessions: a pass uses it within a layer. Each
+  // session has its own residual stream, recurrent states (one block for every delta layer, so a
+  // checkpoint is one copy) and KV cache after it.
   const statesLength = deltaLayers * stateFloats
   const capacity =
     attentionLayers === 0
@@ -374,9 +377,10 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
           kernels,
           context.contextLength,
           kvBytesPerPosition * context.sessions,
-          statesLength * 4 * context.sessions,
+          (statesLength * 4 + residualBytes) * context.sessions,
         )
-  const slots = new SessionSlots(kernels, statesLength * 4, () => ({
+  const slots = new SessionSlots(kernels, statesLength * 4 + residualBytes, () => ({
+    residual: alloc(chunk * hidden),
     statesBase: alloc(statesLength),
     cache:
       attentionLayers === 0 ? undefined : new KvCache(kernels, attentionLayers, kvHeads, headDim, capacity),
@@ -387,6 +391,7 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
   const session = (): EngineModel => {
     const slot = slots.take()
     const statesBase = slot.statesBase
+    const x = slot.residual
     const cache = slot.cache
     let released = false
     let length = 0
@@ -425,12 +430,20 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
     // session: the states must start at zero.
     clearStates()
 
-    const forward = (tokens: readonly number[], from: number, count: number, wantLogits: boolean): void => {
+    // A generator: it pauses before every layer but the first, where the append may give the event
+    // loop a turn (pass-size.ts); nothing but this session's residual stream `x` is carried across.
+    function* forward(
+      tokens: readonly number[],
+      from: number,
+      count: number,
+      wantLogits: boolean,
+    ): Generator<undefined, void> {
       const position0 = length
       cache?.reserve(position0 + count)
       kernels.i32(ids, count).set(tokens.slice(from, from + count))
       embedding.lookup(ids, count, x)
       for (const [index, layer] of layers.entries()) {
+        if (index > 0) yield
         // The last layer feeds only the logits: past its cache or state update it runs for the last
         // position alone, and not at all in a pass that returns none (llama.cpp does the same).
         // Every row is computed on its own, so the kept row's bits are unchanged.
@@ -559,24 +572,38 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         return length
       },
       async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
-        // A long append can be aborted between passes: keep the state it started from so the cache
-        // goes back to it (a recurrent state cannot be cut back otherwise). More than one pass from
-        // 65 tokens on: a thread with other work starts with a pass of 64 (pass-size.ts).
-        const start = tokenIds.length > BASE_PASS_TOKENS && options.signal ? startOf() : undefined
-        try {
-          const plan = new PassPlan(inWorker)
-          for (let from = 0; from < tokenIds.length; ) {
-            if (from > 0) await options.between?.()
-            if (options.signal?.aborted) {
-              if (start) {
-                if (start.states) loadStates(start.states)
-                else clearStates()
-                length = start.length
-              }
-              throw options.signal.reason ?? new Error('aborted')
+        // A long append gives the event loop turns (between passes, and between layers inside a
+        // pass: pass-size.ts) and can be aborted at each: keep the state it started from so the
+        // cache goes back to it (a recurrent state cannot be cut back otherwise). A short one (a
+        // decode step, a prompt's short chunk) runs as one pass without turns.
+        const long = tokenIds.length > BASE_PASS_TOKENS
+        const start = long && options.signal ? startOf() : undefined
+        const plan = new PassPlan(inWorker, options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs })
+        const turn = async (): Promise<void> => {
+          await options.between?.()
+          if (options.signal?.aborted) {
+            if (start) {
+              if (start.states) loadStates(start.states)
+              else clearStates()
+              length = start.length
             }
+            throw options.signal.reason ?? new Error('aborted')
+          }
+        }
+        try {
+          if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+          for (let from = 0; from < tokenIds.length; ) {
+            if (from > 0) await turn()
             const count = plan.next(tokenIds.length - from)
-            forward(tokenIds, from, count, from + count === tokenIds.length)
+            const pass = forward(tokenIds, from, count, from + count === tokenIds.length)
+            // Each step runs one layer; length moves only once the pass's last layer has run, so
+            // an abort at a turn inside the pass restores the start state and the length alike.
+            while (!pass.next().done)
+              if (long && plan.turnDue()) {
+                const before = plan.now()
+                await turn()
+                plan.turned(before)
+              }
             plan.done(count)
             from += count
           }

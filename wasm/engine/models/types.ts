@@ -9,14 +9,21 @@ import type { LoadContext } from './load-context.ts'
 export interface EngineAppendOptions {
   /** Keep the state after this append so rewind() can return to it (recurrent models only). */
   readonly checkpoint: boolean
-  /** Checked between passes. */
+  /** Checked at each turn (below). */
   readonly signal?: AbortSignal
   /**
-   * Awaited between the passes of a long append (never before the first): the session gives the
-   * host's event loop its turn there, so a server answers others and an abort can land, and
-   * throws when the session was disposed meanwhile.
+   * Awaited at each turn of a long append (more than BASE_PASS_TOKENS tokens, never before its
+   * first pass): between its passes, and inside a pass between two layers once `sliceMs` have
+   * passed since the last turn (./pass-size.ts). The session gives the host's event loop its turn
+   * there, so a server answers others and an abort can land, and throws when the session was
+   * disposed meanwhile.
    */
   readonly between?: () => Promise<void>
+  /**
+   * The stretch of a pass after which a turn is due between two layers (default TURN_SLICE_MS);
+   * 0 takes one at every layer boundary (tests).
+   */
+  readonly sliceMs?: number
 }
 
 export interface EngineModel {
@@ -31,9 +38,10 @@ export interface EngineModel {
   readonly kernels: Kernels
   /**
    * Runs tokenIds (already validated: in the vocabulary, and fitting the context) at positions
-   * length.. and returns the logits after the last one as a fresh Float32Array. Each pass is
-   * synchronous; between passes (options.between) other sessions of the instance may run theirs,
-   * which is safe because a pass leaves nothing in the shared working buffers that the next needs.
+   * length.. and returns the logits after the last one as a fresh Float32Array. At each turn
+   * (options.between) other sessions of the instance may run their passes, which is safe because
+   * between two layers a pass keeps nothing in the shared working buffers, only in the session's
+   * own residual stream.
    */
   append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array>
   /** Cuts the cache back to `length` tokens; false when the state cannot go back there. */
@@ -43,8 +51,9 @@ export interface EngineModel {
   reset(): void
   /**
    * A further session over the same instance: the weights and working buffers are shared, the
-   * length, cache (and recurrent state) are its own. Passes run one at a time (each pass is
-   * synchronous), which is what makes sharing the working buffers safe.
+   * length, residual stream, cache (and recurrent state) are its own. Layers run one at a time
+   * (each is synchronous) and use the working buffers only within the layer, which is what makes
+   * sharing them safe.
    */
   createSession(): EngineModel
   /** Gives this session's cache back to the instance for a later session; the session is not used again. */
