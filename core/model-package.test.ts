@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { ModelError } from './errors.ts'
-import { dtypeOfOnnxFile, onnxFileNames, parseModelConfig, parsePackageManifest } from './model-package.ts'
+import {
+  dtypeOfOnnxFile,
+  onnxFileNames,
+  packageFingerprint,
+  parseModelConfig,
+  parsePackageManifest,
+} from './model-package.ts'
 
 const qwen3 = {
   model_type: 'qwen3',
@@ -142,5 +148,37 @@ describe('package file names', () => {
       parsePackageManifest({ ...good, files: [{ path: '../x', bytes: 1, sha256: 'a'.repeat(64) }] }),
     ).toThrow(/"files.0.path" must be a relative path/)
     expect(() => parsePackageManifest({ ...good, dtypes: ['int3'] })).toThrow(/"dtypes"/)
+  })
+})
+
+describe('packageFingerprint', () => {
+  const sha = (digit: string) => digit.repeat(64)
+  const files = [
+    { path: 'config.json', sha256: sha('1') },
+    { path: 'tokenizer.json', sha256: sha('2') },
+    { path: 'onnx/model_quantized.onnx', sha256: sha('3') },
+    { path: 'onnx/model_quantized.onnx_data', sha256: sha('4') },
+    { path: 'onnx/model_q4.onnx', sha256: sha('5') },
+  ]
+  it('changes with a file that decides the tokens in that dtype, not with others', () => {
+    const q8 = packageFingerprint(files, 'q8')
+    expect(q8).toMatch(/^[0-9a-f]{32}$/)
+    // Another dtype's graph, a README and the order of the list do not count.
+    expect(
+      packageFingerprint([...files.slice(0, 4), { path: 'README.md', sha256: sha('6') }].reverse(), 'q8'),
+    ).toBe(q8)
+    expect(packageFingerprint(files, 'q4')).not.toBe(q8)
+    for (const index of [0, 1, 3]) {
+      const changed = files.map((file, at) => (at === index ? { ...file, sha256: sha('9') } : file))
+      expect(packageFingerprint(changed, 'q8')).not.toBe(q8)
+    }
+    // A shard of external data belongs to its graph.
+    expect(
+      packageFingerprint([...files, { path: 'onnx/model_quantized.onnx_data_1', sha256: sha('7') }], 'q8'),
+    ).not.toBe(q8)
+  })
+  it('is undefined without a manifest or without that dtype', () => {
+    expect(packageFingerprint(undefined, 'q8')).toBeUndefined()
+    expect(packageFingerprint(files, 'fp16')).toBeUndefined()
   })
 })

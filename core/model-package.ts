@@ -4,6 +4,7 @@
 
 import { InvalidArgumentError, ModelError } from './errors.ts'
 import { type BackendMemoryEstimate, type MemoryBackend, memoryBackends } from './memory-estimate.ts'
+import { JavaScriptSha256 } from './sha256.ts'
 import { onnxSuffixByDtype } from './weight-format.ts'
 
 /** Architectures the runtime and builder know. Qwen3.5's config nests the text part as qwen3_5_text. */
@@ -147,6 +148,49 @@ export function dtypeOfOnnxFile(path: string): ModelDtype | undefined {
   if (!match) return undefined
   const suffix = match[1] ?? ''
   return modelDtypes.find((dtype) => onnxSuffixByDtype[dtype] === suffix)
+}
+
+/**
+ * The package files besides the weights that decide an answer's tokens: the tokenizer, its chat
+ * template and special tokens, the model's config and EOS ids (the files every host builds the
+ * tokenizer from, client-runtime/package-tokenizer.ts).
+ */
+const tokenDecidingFiles: ReadonlySet<string> = new Set([
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'config.json',
+  'generation_config.json',
+  'chat_template.jinja',
+])
+
+/**
+ * What identifies the model that answers in `dtype`: 32 hex digits of a SHA-256 over the manifest's
+ * sha256 of every file that decides its tokens (the tokenizer's files, the config, that dtype's
+ * ONNX graphs and their external data), in path order. Two sides with the same fingerprint run
+ * the same bytes; a handoff between different ones would continue the answer with another
+ * model's tokens. Other dtypes' files and anything else in the package do not count, so a
+ * package with more dtypes or a README still matches. Undefined without a manifest entry for
+ * those files (a package from elsewhere): nothing to compare.
+ */
+export function packageFingerprint(
+  files: readonly Pick<PackageFileEntry, 'path' | 'sha256'>[] | undefined,
+  dtype: string,
+): string | undefined {
+  if (files === undefined) return undefined
+  const counted = files
+    .filter((file) => {
+      // A graph's external data: `x.onnx_data`, `x.onnx_data_1`, ... belong to `x.onnx`.
+      const graph = file.path.replace(/\.onnx_data(?:_\d+)?$/, '.onnx')
+      return tokenDecidingFiles.has(file.path) || dtypeOfOnnxFile(graph) === dtype
+    })
+    .map((file) => `${file.path} ${file.sha256}\n`)
+    .sort()
+  if (!counted.some((line) => line.startsWith('onnx/'))) return undefined
+  const hash = new JavaScriptSha256()
+  hash.update(new TextEncoder().encode(counted.join('')))
+  let hex = ''
+  for (const byte of hash.digest().subarray(0, 16)) hex += byte.toString(16).padStart(2, '0')
+  return hex
 }
 
 /** Qwen3.5 linear-attention (Gated DeltaNet) dimensions; absent for other architectures. */

@@ -30,6 +30,8 @@ export type DeviceOutcome =
       readonly promptTokens: number
       /** The device model's id (its package's): the id a handoff asks the edge for when it cannot read the model list. */
       readonly modelId: string
+      /** The device model's packageFingerprint: the edge must run the same weights to continue. */
+      readonly packageFingerprint?: string
     }
 
 export type DeviceFailure = Extract<DeviceOutcome, { kind: 'failed' }>
@@ -155,6 +157,7 @@ export async function* runDevice(
     dtype: model.dtype,
     promptTokens: promptTokens ?? 0,
     modelId: model.modelId,
+    ...(model.packageFingerprint === undefined ? {} : { packageFingerprint: model.packageFingerprint }),
   })
   /** The finish of an answer the user stopped: every token shown, counted on the device. */
   const aborted = () =>

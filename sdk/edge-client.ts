@@ -106,6 +106,12 @@ export interface EdgeChatRequest {
    * be read (a failed or stalled GET /v1/models), instead of failing before the chat is sent.
    */
   readonly knownModelId?: string
+  /**
+   * With a continuation: the device's packageFingerprint. An edge that says another one for the
+   * same dtype (`x-ondevice-package`) runs other weights, and its answer is refused before any
+   * of its tokens is read: it would continue the answer with another model's tokens.
+   */
+  readonly packageFingerprint?: string
 }
 
 /** What the edge returned besides the text, for usage and fingerprints. */
@@ -543,6 +549,12 @@ export class EdgeClient {
       done()
       throw new EdgeError('edge_failed', 'The edge answered with an empty body.', { isRetryable: true })
     }
+    const mismatch = otherWeights(this.url, request, response.headers)
+    if (mismatch !== undefined) {
+      done()
+      await response.body.cancel().catch(() => undefined)
+      throw mismatch
+    }
     const promptHeader = response.headers.get(formatHeaderNames.promptTokens)
     // Whole decimal digits only: anything else (another server's header, garbage) is not a count.
     const promptTokens =
@@ -756,6 +768,29 @@ function modelListFailed(url: string, error: unknown): OndeviceError {
 
 /** How long a failed model list is not asked again by a request that knows a model id. */
 const listRetryDelayMs = 30_000
+
+/**
+ * The error for a continuation the edge would run on other weights than the device's (another
+ * package, or another build of it, under the same or another model id): a fingerprint for the
+ * same dtype that differs. Undefined when they match or cannot be compared (an edge older than
+ * the header, a package without a manifest, an answer in another dtype: the format fallback,
+ * which the answer's reason already says is not exact).
+ */
+function otherWeights(url: string, request: EdgeChatRequest, headers: Headers): EdgeError | undefined {
+  const device = request.packageFingerprint
+  const edge = headers.get(formatHeaderNames.package)
+  if (request.continuation === undefined || device === undefined || edge === null || edge === '')
+    return undefined
+  const edgeDtype = headers.get(formatHeaderNames.dtype)
+  if (edgeDtype !== null && request.format?.dtype !== undefined && edgeDtype !== request.format.dtype)
+    return undefined
+  if (edge === device) return undefined
+  return new EdgeError(
+    'unsupported',
+    `The edge at ${url} runs other weights than the device (package fingerprint ${edge.slice(0, 64)}, the device's ${device}): it cannot continue this answer token for token, so its answer was not used. Serve the package the device loads on the edge (the same manifest.json), or load the edge's package on the device.`,
+    { isRetryable: false },
+  )
+}
 
 /** Whether `signal` ended by an abort of the caller's (a stop button), not by a time bound (TimeoutError). */
 function abortedByCaller(signal: AbortSignal | undefined): boolean {

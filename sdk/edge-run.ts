@@ -206,6 +206,9 @@ export class EdgeSide {
                 ...deviceFormat(fromDevice),
                 // The same model, so its id is the one to ask for when the model list fails.
                 knownModelId: fromDevice.modelId,
+                ...(fromDevice.packageFingerprint === undefined
+                  ? {}
+                  : { packageFingerprint: fromDevice.packageFingerprint }),
               }
             : {}),
           ...(request.signal ? { signal: request.signal } : {}),

@@ -11,7 +11,7 @@ import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
-import { BackendError } from '../core/errors.ts'
+import { BackendError, EdgeError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
 import { serveApp, type TestEdge } from '../test/sdk/test-edge.ts'
@@ -33,15 +33,18 @@ async function startEdge(dir: string, id: string): Promise<TestEdge> {
   const store = createNodeStore({ cacheDir: join(workDir, `edge-cache-${id}-${Math.random()}`) })
   const modelHost = createModelHost({
     modelId: id,
-    load: async () =>
-      loadEdgeModel({
+    load: async () => {
+      const stored = await store.open(dir)
+      return loadEdgeModel({
         ort: ort as unknown as OrtModule,
-        reader: storedPackageReader(await store.open(dir)),
+        reader: storedPackageReader(stored),
         modelId: id,
         backend: 'wasm',
         engine: await loadEngineModule(),
         dtype: 'fp32',
-      }),
+        manifestFiles: stored.manifest?.files,
+      })
+    },
   })
   return serveApp(createApp({ modelHost, log: () => {} }).fetch, id)
 }
@@ -139,6 +142,55 @@ describe('an abort during a handoff', () => {
       expect(next.usage.route).toBe('device+edge')
       expect(next.tokenIds).toEqual(whole.tokenIds)
       expect(next.text).toBe(whole.text)
+    } finally {
+      await client.dispose()
+    }
+  }, 120_000)
+})
+
+describe('an edge that runs other weights', () => {
+  it('is not asked to continue the answer: the handoff fails with what to do, the device part kept', async () => {
+    // Another build of the package (the same architecture, tokenizer and template, other weights:
+    // seed 2) served under the same id. The handoff went through and the answer went on with the
+    // other model's tokens, as one answer with nothing said.
+    const otherDir = join(workDir, 'qwen3-seed2')
+    await writeFixture({ arch: 'qwen3', outDir: otherDir, dtype: 'fp32', seed: 2 })
+    const other = await startEdge(otherDir, 'qwen3')
+    const whole = await deviceOnlyAnswer(request)
+    const { client, arm } = deviceClient('other-weights', other.url)
+    try {
+      await arm(5)
+      const error = await client.chat(request).then(
+        (answer) => answer,
+        (caught: unknown) => caught,
+      )
+      expect(error).toBeInstanceOf(EdgeError)
+      expect(error).toMatchObject({ code: 'unsupported', isRetryable: false })
+      expect((error as EdgeError).message).toMatch(/runs other weights than the device/)
+      expect((error as EdgeError).partialAnswer?.tokenIds).toEqual(whole.tokenIds.slice(0, 5))
+      // The edge answers requests of its own (no continuation) as before.
+      const own = createClient({ policy: 'edge-only', edge: { url: other.url } })
+      try {
+        expect((await own.chat(request)).usage.route).toBe('edge')
+      } finally {
+        await own.dispose()
+      }
+    } finally {
+      await client.dispose()
+      await other.close()
+    }
+  }, 120_000)
+
+  it('an edge with the same package continues the answer (its fingerprint matches)', async () => {
+    const whole = await deviceOnlyAnswer(request)
+    const { client, arm } = deviceClient('same-weights', edge.url)
+    try {
+      for (const k of [1, 8, 15]) {
+        await arm(k)
+        const answer = await client.chat(request)
+        expect(answer.usage.route).toBe('device+edge')
+        expect(answer.tokenIds).toEqual(whole.tokenIds)
+      }
     } finally {
       await client.dispose()
     }

@@ -670,6 +670,9 @@ function formatHeadersFor(model: HostedModel, fallback: string | undefined): Rec
   return {
     [formatHeaderNames.dtype]: model.info.dtype,
     [formatHeaderNames.backend]: model.info.backend,
+    ...(model.info.packageFingerprint === undefined
+      ? {}
+      : { [formatHeaderNames.package]: model.info.packageFingerprint }),
     // A header value is one line of visible ASCII.
     ...(fallback === undefined
       ? {}

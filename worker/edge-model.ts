@@ -7,7 +7,7 @@ import { type Backend, chooseDtype } from '../client-runtime/dtype.ts'
 import { type OrtModule, openOrtModel } from '../client-runtime/ort-session.ts'
 import type { PackageReader } from '../client-runtime/package-reader.ts'
 import { loadPackageTokenizer } from '../client-runtime/package-tokenizer.ts'
-import { parseModelConfig } from '../core/model-package.ts'
+import { type PackageFileEntry, packageFingerprint, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
 import { EngineUnsupportedError } from '../wasm/engine/models/load-context.ts'
@@ -31,6 +31,12 @@ export interface EdgeModelOptions {
    * (onnxruntime-web, reported as 'ort-wasm', where not). Without it, 'wasm' is onnxruntime-web.
    */
   readonly engine?: WebAssembly.Module | undefined
+  /**
+   * manifest.json's files (their sha256), for the fingerprint of the weights served
+   * (HostedModelInfo.packageFingerprint). Without them the edge says none, and a device cannot
+   * tell whether a handoff here continues its answer with the same model.
+   */
+  readonly manifestFiles?: readonly PackageFileEntry[] | undefined
 }
 
 export async function loadEdgeModel(options: EdgeModelOptions): Promise<HostedModel> {
@@ -110,12 +116,14 @@ function hosted(
 ): HostedModel {
   let spare: ModelSession | undefined = first
   const sessions = new Set<ModelSession>([first])
+  const fingerprint = packageFingerprint(options.manifestFiles, first.info.dtype)
   return {
     info: {
       modelId: options.modelId,
       backend: first.info.backend,
       dtype: first.info.dtype,
       contextLength: first.info.contextLength,
+      ...(fingerprint === undefined ? {} : { packageFingerprint: fingerprint }),
     },
     tokenizer,
     async createSession() {

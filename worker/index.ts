@@ -179,6 +179,7 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
         ...(format.backend === 'ort-wasm' ? {} : { engine: engineModuleForWorkerd() }),
         dtype: format.dtype,
         availableDtypes: verified.manifest?.dtypes,
+        manifestFiles: verified.manifest?.files,
         contextLength: settings.contextLength,
       })
     },

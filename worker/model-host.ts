@@ -13,6 +13,11 @@ export interface HostedModelInfo {
   readonly backend: string
   readonly dtype: string
   readonly contextLength: number
+  /**
+   * core's packageFingerprint of the weights it runs (`x-ondevice-package`): a device hands an
+   * answer over only to an edge that runs the same bytes. Unset: a package without a manifest.
+   */
+  readonly packageFingerprint?: string
 }
 
 /** What a loaded model gives the app. */

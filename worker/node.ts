@@ -13,6 +13,7 @@ import { defaultNodeBackend } from '../client-runtime/node-host.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
+import { packageFingerprint } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { limitsOfApp, type OndeviceApp } from './app.ts'
 import { maxTimerMs } from './env-config.ts'
@@ -164,12 +165,14 @@ export function createNodeModelHost(
         // would hold the event loop in request time (see `sessions`).
         const spares: ModelSession[] = [loaded.session]
         for (let index = 1; index < sessions; index++) spares.push(await loaded.createSession())
+        const fingerprint = packageFingerprint(loaded.manifest?.files, loaded.dtype)
         return {
           info: {
             modelId,
             backend: loaded.backend,
             dtype: loaded.dtype,
             contextLength: loaded.session.info.contextLength,
+            ...(fingerprint === undefined ? {} : { packageFingerprint: fingerprint }),
           },
           tokenizer: loaded.tokenizer,
           async createSession() {

@@ -23,6 +23,8 @@ export interface DeviceModelParts {
   readonly probeTokens?: number
   /** The load's warnings (LoadedModel.warnings), for DeviceModel.warnings. */
   readonly warnings?: readonly string[]
+  /** DeviceModel.packageFingerprint: of the manifest's files for the dtype loaded. */
+  readonly packageFingerprint?: string
 }
 
 export function createDeviceModel(parts: DeviceModelParts): DeviceModel {

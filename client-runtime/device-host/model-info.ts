@@ -8,7 +8,8 @@ import type { DeviceModel } from './types.ts'
 
 export type DeviceModelInfo = Required<
   Pick<DeviceModel, 'modelId' | 'backend' | 'dtype' | 'warnings' | 'toolCallSyntax'>
->
+> &
+  Pick<DeviceModel, 'packageFingerprint'>
 
 export function deviceModelInfo(parts: DeviceModelParts): DeviceModelInfo {
   const { info } = parts.session
@@ -18,5 +19,6 @@ export function deviceModelInfo(parts: DeviceModelParts): DeviceModelInfo {
     dtype: info.dtype,
     warnings: parts.warnings ?? [],
     toolCallSyntax: modelToolCallSyntaxOf(parts.tokenizer),
+    ...(parts.packageFingerprint === undefined ? {} : { packageFingerprint: parts.packageFingerprint }),
   }
 }

@@ -3,6 +3,7 @@
 // process; a browser runs it inside the dedicated Web Worker that serves the page (web-worker/);
 // an app's own worker may run it directly.
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { packageFingerprint } from '../../core/model-package.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import { defaultHost } from '../default-host.ts'
 import type { Backend } from '../dtype.ts'
@@ -128,7 +129,16 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
             ? [...loaded.warnings, untemplatedWarning]
             : loaded.warnings,
         ...(options.probeTokens === undefined ? {} : { probeTokens: options.probeTokens }),
+        ...fingerprintOf(loaded.manifest?.files, loaded.dtype),
       })
     },
   }
+}
+
+function fingerprintOf(
+  files: Parameters<typeof packageFingerprint>[0],
+  dtype: string,
+): { packageFingerprint?: string } {
+  const fingerprint = packageFingerprint(files, dtype)
+  return fingerprint === undefined ? {} : { packageFingerprint: fingerprint }
 }

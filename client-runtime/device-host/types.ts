@@ -69,6 +69,11 @@ export interface DeviceModel {
    */
   readonly toolCallSyntax?: ModelToolCallSyntax
   /**
+   * The package's fingerprint for the weights it runs (core's packageFingerprint): a handoff
+   * continues only on an edge that runs the same bytes. Unset: a package without a manifest.
+   */
+  readonly packageFingerprint?: string
+  /**
    * Answers a chat with the shared generation loop: the prompt is encoded with its turn
    * boundaries (a later turn resumes from the cache), then text deltas (with their token ids)
    * and a finish. Stopping the iteration, or the signal, stops the model within a token.

@@ -29,6 +29,8 @@ export interface LoadedModelInfo {
   readonly warnings: readonly string[]
   /** DeviceModel.toolCallSyntax: how the model writes tool calls. */
   readonly toolCallSyntax?: ModelToolCallSyntax
+  /** DeviceModel.packageFingerprint: which weights it runs. */
+  readonly packageFingerprint?: string
 }
 
 export type WorkerRequest =

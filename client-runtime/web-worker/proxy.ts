@@ -358,6 +358,7 @@ export function createWorkerDeviceHost(
     dtype: info.dtype,
     warnings,
     ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
+    ...(info.packageFingerprint === undefined ? {} : { packageFingerprint: info.packageFingerprint }),
     generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
     probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
     dispose: async () => {

@@ -71,6 +71,7 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
           dtype: model.dtype,
           warnings: [...(model.warnings ?? [])],
           ...(model.toolCallSyntax === undefined ? {} : { toolCallSyntax: model.toolCallSyntax }),
+          ...(model.packageFingerprint === undefined ? {} : { packageFingerprint: model.packageFingerprint }),
         }
       }
       case 'generate': {

@@ -8,6 +8,11 @@ import { fail, type JsonObject } from './checks.ts'
 export const formatHeaderNames = {
   dtype: 'x-ondevice-dtype',
   backend: 'x-ondevice-backend',
+  /**
+   * core's packageFingerprint of the weights that answer: a handoff is continued only where it
+   * equals the device's (other weights would continue the answer with other tokens).
+   */
+  package: 'x-ondevice-package',
   /** Why the request's ondevice_format was not honoured (it allowed a fallback). */
   fallback: 'x-ondevice-format-fallback',
   /**
