@@ -87,6 +87,28 @@ describe('a Node model host with a memory budget', () => {
     )
   }, 60_000)
 
+  it("warns at load when the default format's one session exceeds the budget (it said nothing)", async () => {
+    const logged: string[] = []
+    const warn = vi
+      .spyOn(console, 'warn')
+      .mockImplementation((line: unknown) => void logged.push(String(line)))
+    try {
+      const host = createNodeModelHost({
+        model: packageDir,
+        dtype: 'q4',
+        backend: 'wasm',
+        sessions: 1,
+        memoryBudgetBytes: 2 ** 20,
+      })
+      await host.load()
+    } finally {
+      warn.mockRestore()
+    }
+    expect(logged.join('\n')).toMatch(
+      /The model \(q4 on wasm\) needs ~\d+ MiB, over this server's memory budget of 1 MiB \(MEMORY_BUDGET_MB\)/,
+    )
+  }, 60_000)
+
   it.each(['native', 'wasm'] as const)(
     "counts a %s format's weights once and each further slot's cache and activations (the engine's sessions share one instance)",
     async (backend) => {

@@ -149,15 +149,16 @@ export function createNodeModelHost(
       })
       try {
         const warnings = [...loaded.warnings]
-        // The default format is always loaded, so its slots are not refused: the operator is told.
+        // The default format is always loaded, so its slots are not refused: the operator is told,
+        // one session included (only several were: a default over the budget loaded unsaid).
         const figures =
-          budget > 0 && sessions > 1
-            ? await estimate({ dtype: loaded.dtype, backend: loaded.backend })
-            : undefined
+          budget > 0 ? await estimate({ dtype: loaded.dtype, backend: loaded.backend }) : undefined
         const needed = figures === undefined ? undefined : withSessions(figures, sessions)
         if (figures !== undefined && needed !== undefined && needed > budget)
           warnings.push(
-            `${sessions} sessions (MAX_CONCURRENT) need ~${mebibytes(needed)} (${describeSessions(figures, sessions)}), over this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`,
+            sessions > 1
+              ? `${sessions} sessions (MAX_CONCURRENT) need ~${mebibytes(needed)} (${describeSessions(figures, sessions)}), over this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): lower MAX_CONCURRENT or give the process more memory.`
+              : `The model (${loaded.dtype} on ${loaded.backend}) needs ~${mebibytes(needed)}, over this server's memory budget of ${mebibytes(budget)} (MEMORY_BUDGET_MB): give the process more memory, or serve a smaller format (--dtype) or context (--context).`,
           )
         for (const warning of warnings)
           console.warn(JSON.stringify({ level: 'warn', message: warning, time: new Date().toISOString() }))
