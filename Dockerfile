@@ -10,7 +10,7 @@
 # MODEL_BACKEND: native (onnxruntime-node, the default), wasm (ondevice's WebAssembly engine, which
 # continues handoffs from devices on it bit-exactly) or a list, the default first ("native,wasm").
 #
-# BASE: any image with Node >= 22.12 and npm at /usr/local/bin and a `node` user (uid 1000), as
+# BASE: any image with Node >= 22.18 and npm at /usr/local/bin and a `node` user (uid 1000), as
 # the official Node images have. Machines without a registry build one from Debian packages with
 # `bash tools/docker/base-image.sh` and pass `--build-arg BASE=ondevice-node-base:local`.
 ARG BASE=node:24-bookworm-slim
@@ -66,7 +66,7 @@ EXPOSE 8787
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
   CMD node -e "fetch('http://127.0.0.1:8787/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 
-# Node >= 22.12 runs the TypeScript sources directly (type stripping): no build step.
+# Node >= 22.18 runs the TypeScript sources directly (type stripping, on by default): no build step.
 # The whole command is CMD, with no ENTRYPOINT: the Container class (worker/container/) replaces
 # it with its own `entrypoint` (to point --model at R2 or a URL), and workerd hands that array to
 # Docker as the command, which an ENTRYPOINT would have prefixed (`serve ... node cli/bin.js serve`).

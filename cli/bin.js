@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // The `ondevice` command. In the published package it runs the built JavaScript (dist/cli/main.js,
 // Node >= 20.19); in a checkout of the repository, where the TypeScript sources sit next to it,
-// it runs those (type stripping: Node >= 22.12, which `npx` / `npm run` provide through the
-// Node 24 devDependency).
+// it runs those (type stripping on by default, import.meta.main and module.registerHooks: Node >=
+// 22.18, which `npx` / `npm run` provide through the Node 24 devDependency; 22.12 to 22.17 failed
+// on the .ts import or on registerHooks).
 import { existsSync } from 'node:fs'
 
 const [major, minor] = process.versions.node.split('.').map(Number)
 const fromSources = existsSync(new URL('./main.ts', import.meta.url))
-const [needMajor, needMinor] = fromSources ? [22, 12] : [20, 19]
+const [needMajor, needMinor] = fromSources ? [22, 18] : [20, 19]
 if (major < needMajor || (major === needMajor && minor < needMinor)) {
   console.error(
-    `ondevice needs Node >= ${needMajor}.${needMinor} (this is ${process.version}).` +
+    `ondevice needs Node >= ${needMajor}.${needMinor} (this is v${process.versions.node}).` +
       (fromSources
         ? ' In the repository, run it through npx / npm run, which use the Node 24 devDependency.'
         : ' Install a newer Node.'),

@@ -7,7 +7,7 @@ import { qwen3TokenizerDirectory } from '../test/support/qwen3-tokenizer.ts'
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url))
 const main = fileURLToPath(new URL('./main.ts', import.meta.url))
 
-// The real command line, in a child process with this Node (>= 22.12, from the devDependency).
+// The real command line, in a child process with this Node (>= 22.18, from the devDependency).
 function ondevice(args: string[], script = bin) {
   const result = spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', timeout: 30_000 })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
@@ -23,6 +23,25 @@ describe('ondevice CLI', () => {
     expect(help.code).toBe(0)
     expect(help.stdout).toMatch(/Usage: ondevice <command>/)
     expect(help.stdout).toMatch(/tokenize\s+Print the token ids/)
+  })
+
+  it('in the repository, refuses a Node before 22.18 (no type stripping by default) saying so', () => {
+    // It let 22.12 to 22.17 through, which then failed importing main.ts (or on registerHooks).
+    const asNode = (version: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          '--import',
+          `data:text/javascript,Object.defineProperty(process.versions,"node",{value:"${version}"})`,
+          bin,
+          '--version',
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      )
+    const old = asNode('22.17.0')
+    expect(old.status).toBe(1)
+    expect(old.stderr).toMatch(/ondevice needs Node >= 22\.18 \(this is v22\.17\.0\)/)
+    expect(asNode('22.18.0').status).toBe(0)
   })
 
   it('refuses an unknown command with exit code 2', () => {
