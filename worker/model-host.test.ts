@@ -5,6 +5,7 @@
 // models (each format's session reports its own dtype and backend); the real ORT hosts are
 // covered in cli/commands/serve-formats.test.ts.
 import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError } from '../core/errors.ts'
 import type { ChatCompletionResponse } from '../core/protocol/index.ts'
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { createTestSession } from '../test/support/test-session.ts'
@@ -133,6 +134,26 @@ describe('selecting a format', () => {
     expect(error).toMatchObject({ code: 'edge_unavailable' })
     expect((error as Error).message).toMatch(
       /on this server: EACCES: permission denied, open '\/model\/tokenizer\.json'\. Make every file of the package readable by this server \(user id \d+\), e\.g\. `chmod -R a\+rX` on the package folder\. The operator must fix/,
+    )
+  })
+
+  it("a setting the package cannot meet (a context above the model's) blames the settings, not the package", async () => {
+    // It said "The operator must fix the model package" for `serve --context 4096` on a
+    // 2048-token model.
+    const host = createModelHost({
+      modelId: 'm',
+      load: () =>
+        Promise.reject(
+          new InvalidArgumentError(
+            'contextLength',
+            "contextLength 4096 is above the model's context of 2048 tokens.",
+          ),
+        ),
+    })
+    const error = await host.preload().catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ code: 'edge_unavailable' })
+    expect((error as Error).message).toMatch(
+      /above the model's context of 2048 tokens\. The operator must fix the server's settings \(contextLength\); retry later\.$/,
     )
   })
 

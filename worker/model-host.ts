@@ -2,7 +2,7 @@
 // starts the load; requests that arrive while it runs wait on the same promise, so a burst of
 // cold requests costs one load. A failed load is remembered for a short while (503 with
 // Retry-After) and then tried again, so a transient failure (R2 hiccup) heals by itself.
-import { OndeviceError } from '../core/errors.ts'
+import { InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { prepareConstrainedOutput } from '../core/structured/index.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
@@ -289,7 +289,7 @@ export function createModelHost(
           const which = entries.length > 1 ? ` in ${describeFormat(entry.format)}` : ''
           const error = new OndeviceError(
             'edge_unavailable',
-            `The model could not be loaded${which} on this server: ${reason}${permissionHint(cause)} The operator must fix the model package; retry later.`,
+            `The model could not be loaded${which} on this server: ${reason}${permissionHint(cause)} ${operatorFix(cause)}`,
             { isRetryable: true, retryAfterSeconds: Math.ceil(retryAfterMs / 1000), cause },
           )
           entry.status = { state: 'failed', error }
@@ -418,3 +418,23 @@ export function createModelHost(
     },
   }
 }
+
+/**
+ * Who fixes a failed load: a setting the server was given that the package cannot meet (a
+ * --context / MODEL_CONTEXT_LENGTH above the model's context) is the server's settings, not the
+ * package, which the message used to blame for it too.
+ */
+function operatorFix(cause: unknown): string {
+  return cause instanceof InvalidArgumentError && cause.param !== undefined && serverSettings.has(cause.param)
+    ? `The operator must fix the server's settings (${cause.param}); retry later.`
+    : 'The operator must fix the model package; retry later.'
+}
+
+/** The load options a server's settings give (MODEL_CONTEXT_LENGTH, MODEL_BACKEND, ...). */
+const serverSettings: ReadonlySet<string> = new Set([
+  'contextLength',
+  'backend',
+  'dtype',
+  'numThreads',
+  'sessions',
+])
