@@ -745,6 +745,8 @@ export class EdgeClient {
       // next_step says the same, or is not this answer's: 1e308, negative); without ids (another
       // server, which sends no next_step either), from the count.
       nextStep: generated.length > 0 ? expectedStep : startStep + completion,
+      // The seed it drew with: the one sent (the SDK always sends one), as a device finish says it.
+      ...(request.sampling?.seed === undefined ? {} : { seed: request.sampling.seed }),
       usage: finalUsage,
       ...(calls.length > 0 ? { toolCalls: calls } : {}),
       ...(partial ? { partial } : {}),

@@ -270,6 +270,7 @@ export class EdgeSide {
             ? {}
             : { reasoning: fromDevice.reasoning + (part.reasoning ?? '') }),
           nextStep: part.nextStep,
+          ...(part.seed === undefined ? {} : { seed: part.seed }),
           usage,
           ...(part.toolCalls === undefined ? {} : { toolCalls: part.toolCalls }),
           ...(part.partial === undefined ? {} : { partial: part.partial }),

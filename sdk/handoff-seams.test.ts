@@ -196,3 +196,33 @@ describe('an edge that runs other weights', () => {
     }
   }, 120_000)
 })
+
+describe('the seed of a handed-off answer', () => {
+  it('is on its finish, as on a device answer: without a seed of the caller, it reproduces the answer', async () => {
+    // The client picks a seed when the request has none and sends it with the handoff; the
+    // device's finish says it (FinishPart.seed), but the edge's and the joined finish did not, so
+    // an app could not reproduce or continue a sampled answer the edge finished.
+    const unseeded = { messages, temperature: 1, maxTokens: 16 }
+    const { client, arm } = deviceClient('unseeded', edge.url)
+    const edgeOnly = createClient({ policy: 'edge-only', edge: { url: edge.url } })
+    try {
+      await arm(6)
+      const joined = (await collect(client.stream(unseeded))).at(-1)
+      if (joined?.type !== 'finish') throw new Error(`no finish: ${JSON.stringify(joined)}`)
+      expect(joined.usage.route).toBe('device+edge')
+      expect(joined.seed).toEqual(expect.any(Number))
+      const again = await deviceOnlyAnswer({ ...unseeded, seed: joined.seed as number })
+      expect(again.tokenIds).toEqual(joined.tokenIds)
+
+      const fromEdge = (await collect(edgeOnly.stream(unseeded))).at(-1)
+      if (fromEdge?.type !== 'finish') throw new Error(`no finish: ${JSON.stringify(fromEdge)}`)
+      expect(fromEdge.seed).toEqual(expect.any(Number))
+      expect((await deviceOnlyAnswer({ ...unseeded, seed: fromEdge.seed as number })).tokenIds).toEqual(
+        fromEdge.tokenIds,
+      )
+    } finally {
+      await client.dispose()
+      await edgeOnly.dispose()
+    }
+  }, 120_000)
+})
