@@ -1,7 +1,7 @@
 // The browser (page or Web Worker) host: packages in OPFS / the Cache API, ORT from the app's own
 // origin, WebGPU when an adapter exists, else WASM (ondevice's engine where it covers the package).
 import { BackendError } from '../core/errors.ts'
-import { loadOrtWebForBrowser } from '../wasm/browser.ts'
+import { loadOrtWebForBrowser, ortWebDefaultThreadsWarning } from '../wasm/browser.ts'
 import { loadEngineModuleForBrowser } from '../wasm/engine/browser.ts'
 import {
   browserEngineThreads,
@@ -57,6 +57,9 @@ export const browserHost: RuntimeHost = {
       flavor: backend === 'webgpu' ? 'webgpu' : 'wasm',
       ...(options.numThreads === undefined ? {} : { numThreads: options.numThreads }),
     })
-    return { ort, setup: { ...setup } }
+    // onnxruntime-web's WASM threads lost to the page's headers, said as the engine says it (WebGPU
+    // runs its graph on the GPU: no warning there).
+    const warning = backend === 'webgpu' ? undefined : ortWebDefaultThreadsWarning(options.numThreads)
+    return { ort, setup: { ...setup }, ...(warning === undefined ? {} : { warning }) }
   },
 }

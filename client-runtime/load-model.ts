@@ -118,7 +118,12 @@ export interface RuntimeHost {
   loadOrt(
     backend: Backend,
     options: LoadModelOptions,
-  ): Promise<{ ort: OrtModule; setup?: Readonly<Record<string, unknown>> }>
+  ): Promise<{
+    ort: OrtModule
+    setup?: Readonly<Record<string, unknown>>
+    /** What the load result should say of the setup (threads lost to a page that is not cross-origin isolated). */
+    warning?: string
+  }>
   /** Whether the WebGPU adapter runs f16 shaders (picks q4f16 over q4). */
   shaderF16?(): Promise<boolean>
   /**
@@ -296,7 +301,8 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
     }
   }
   const ortBackend: Backend = engineWanted ? 'ort-wasm' : backend
-  const { ort, setup } = await host.loadOrt(ortBackend, options)
+  const { ort, setup, warning: ortWarning } = await host.loadOrt(ortBackend, options)
+  if (ortWarning !== undefined) warnings.push(ortWarning)
   // onnxruntime-web takes its threads when it is set up: fewer than asked (a page that is not
   // cross-origin isolated) is said as the engine says it, not left to a setup record.
   const ortThreads = setup?.['threads']

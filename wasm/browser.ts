@@ -5,6 +5,7 @@
 // setup says so.
 import { BackendError, InvalidArgumentError } from '../core/errors.ts'
 import { htmlPageReason, isHtmlPage, isWebAssembly } from '../core/html-page.ts'
+import { isolationHint } from './engine/threads-browser.ts'
 import type { ConfiguredOrt, OrtWebModule } from './types.ts'
 
 export type BrowserOrtFlavor = 'webgpu' | 'wasm'
@@ -53,6 +54,28 @@ export function loadOrtWebForBrowser(options: BrowserWasmOptions): Promise<Confi
   return pending
 }
 
+/** onnxruntime-web's threads by default on a cross-origin isolated page: up to 4 (cores minus one). */
+function defaultOrtWebThreads(cores: number): number {
+  return Math.max(1, Math.min(4, cores - 1))
+}
+
+/**
+ * For a load's warnings, as the engine says it (threads-browser.ts): the threads onnxruntime-web
+ * would run by default (`numThreads` unset) are lost to a page that is not cross-origin isolated.
+ * An app that forgot COOP/COEP ran on one thread without a word, where the engine warned.
+ * Undefined where nothing is lost (an isolated page, one core or two, numThreads given: a load
+ * that asked for more than it got says so itself).
+ */
+export function ortWebDefaultThreadsWarning(numThreads: number | undefined): string | undefined {
+  if (numThreads !== undefined) return undefined
+  const globals = globalThis as BrowserGlobals
+  if (globals.crossOriginIsolated === true) return undefined
+  const cores = globals.navigator?.hardwareConcurrency ?? 1
+  const wanted = defaultOrtWebThreads(cores)
+  if (wanted <= 1) return undefined
+  return `onnxruntime-web runs on one thread where it would run ${wanted} on this device (${cores} cores): the page is not cross-origin isolated, so there is no shared memory: ${isolationHint}. Pass numThreads: 1 to run one thread without this warning.`
+}
+
 function resolveSameOriginBase(wasmBaseUrl: string): string {
   if (typeof wasmBaseUrl !== 'string' || wasmBaseUrl === '') {
     throw new InvalidArgumentError(
@@ -82,7 +105,7 @@ async function configure(
   const globals = globalThis as BrowserGlobals
   const isolated = globals.crossOriginIsolated === true
   const cores = globals.navigator?.hardwareConcurrency ?? 1
-  const threads = isolated ? (options.numThreads ?? Math.max(1, Math.min(4, cores - 1))) : 1
+  const threads = isolated ? (options.numThreads ?? defaultOrtWebThreads(cores)) : 1
   const threadsReason = isolated
     ? options.numThreads === undefined
       ? `cross-origin isolated page, ${cores} cores`

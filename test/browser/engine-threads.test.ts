@@ -108,6 +108,11 @@ beforeAll(async () => {
       { prefix: '/', directory: outDir },
       { prefix: '/qwen3-q4/', directory: qwen3 },
       { prefix: '/qwen3_5-q4/', directory: qwen35 },
+      // onnxruntime-web's files where the browser host looks for them by default.
+      {
+        prefix: '/ort/',
+        directory: fileURLToPath(new URL('../../node_modules/onnxruntime-web/dist/', import.meta.url)),
+      },
     ],
   })
 }, 180_000)
@@ -302,7 +307,7 @@ describe("ondevice's engine on threads in Chromium", () => {
     }
   }, 60_000)
 
-  it('a page that is not cross-origin isolated runs one thread, says why, and gives the same bytes', async () => {
+  it("a page that is not cross-origin isolated runs one thread, says why, and gives the same bytes; onnxruntime-web's WASM there says so too", async () => {
     const context = await chromium.newContext()
     try {
       const page = await context.newPage()
@@ -337,6 +342,19 @@ describe("ondevice's engine on threads in Chromium", () => {
       // One thread asked for: nothing to warn about.
       const one = await inPage(page, 'page', request(fixture, 1))
       expect(one.warnings).toEqual([])
+      // onnxruntime-web's WASM (backend 'ort-wasm') by default on the same page: one thread too,
+      // said as the engine says it (it said nothing; only a numThreads it could not give was said).
+      const ortByDefault = await inPage(page, 'page', { ...request(fixture, undefined), backend: 'ort-wasm' })
+      expect(ortByDefault.backend).toBe('ort-wasm')
+      expect(ortByDefault.backendSetup).toMatchObject({ threads: 1 })
+      expect(ortByDefault.warnings).toEqual([
+        expect.stringMatching(
+          /^onnxruntime-web runs on one thread where it would run 4 on this device \(8 cores\): the page is not cross-origin isolated.*Cross-Origin-Embedder-Policy: require-corp.*Pass numThreads: 1 to run one thread without this warning\.$/,
+        ),
+      ])
+      const ortOne = await inPage(page, 'page', { ...request(fixture, 1), backend: 'ort-wasm' })
+      expect(ortOne.backendSetup).toMatchObject({ threads: 1 })
+      expect(ortOne.warnings).toEqual([])
     } finally {
       await context.close()
     }

@@ -75,7 +75,8 @@ export function browserThreadEnvironment(): BrowserThreadEnvironment {
   }
 }
 
-const isolationHint =
+/** What a page without cross-origin isolation does to get threads (onnxruntime-web's warning says it too). */
+export const isolationHint =
   'serve the page with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (the ondevice/vite plugin does on its dev and preview servers; docs/sdk.md)'
 
 /** How many threads the engine runs here, and why. Throws on a numThreads that is not 1..64. */

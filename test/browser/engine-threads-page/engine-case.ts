@@ -32,6 +32,8 @@ export interface EngineCaseRequest {
   readonly helpersNeverStartMs?: number
   /** The load is meant to fail (a broken package): runEngineCases goes on to the next request. */
   readonly failureExpected?: boolean
+  /** 'ort-wasm': onnxruntime-web's WASM instead of the engine (its files under /ort/). Default 'wasm'. */
+  readonly backend?: 'wasm' | 'ort-wasm'
 }
 
 export interface EngineCaseResult {
@@ -138,7 +140,7 @@ export async function runEngineCase(
       : hostWithHelpersNeverStarting(host, request.helpersNeverStartMs),
     {
       model: request.packageUrl,
-      backend: 'wasm',
+      backend: request.backend ?? 'wasm',
       dtype: request.dtype,
       ...(request.threads === undefined ? {} : { numThreads: request.threads }),
     },
