@@ -19,8 +19,19 @@ import { type Backend, backends, layoutFiles, normalizeDtype, type OnnxLayout, o
 import { type RuntimeModelConfig, readRuntimeConfig } from './model-config.ts'
 import type { PackageReader } from './package-reader.ts'
 
-/** The parts of onnxruntime-web / onnxruntime-node this file uses (both modules satisfy it). */
+/**
+ * onnxruntime-web's or onnxruntime-node's module (`import * as ort from 'onnxruntime-web'`): both
+ * satisfy it. Declared without onnxruntime's own types, which the declarations ondevice publishes
+ * would otherwise import: theirs name a DOM-only type (HTMLImageElement, in Tensor.fromImage), so
+ * a model worker typed with the WebWorker lib alone failed to compile on them through ondevice.
+ */
 export interface OrtModule {
+  readonly InferenceSession: { create(...args: never[]): Promise<unknown> }
+  readonly Tensor: abstract new (...args: never[]) => unknown
+}
+
+/** The parts of onnxruntime this file uses, with onnxruntime's types (what an OrtModule is). */
+interface OrtApi {
   readonly InferenceSession: typeof Ort.InferenceSession
   readonly Tensor: typeof Ort.Tensor
 }
@@ -35,8 +46,11 @@ export interface OrtSessionOptions {
   readonly contextLength?: number
   /** Overrides the ONNX file names derived from model_type and dtype. */
   readonly layout?: OnnxLayout
-  /** Extra ORT session options (merged over ours). */
-  readonly sessionOptions?: Ort.InferenceSession.SessionOptions
+  /**
+   * Extra ORT session options (onnxruntime's `InferenceSession.SessionOptions`, merged over ours;
+   * declared as `object` for the reason OrtModule is).
+   */
+  readonly sessionOptions?: object
   /** WebGPU: keep outputs (the cache) in GPU buffers between steps. Default true; false copies to the CPU each step. */
   readonly keepCacheOnGpu?: boolean
   /** Recurrent-state checkpoints kept for rewind (Qwen3.5). Default 2. */
@@ -118,10 +132,11 @@ export async function createOrtSession(
 
 /** Loads a package's weights once, for any number of sessions (see OrtModel). */
 export async function openOrtModel(
-  ort: OrtModule,
+  module: OrtModule,
   reader: PackageReader,
   options: OrtSessionOptions,
 ): Promise<OrtModel> {
+  const ort = module as unknown as OrtApi
   if (!options || !backends.includes(options.backend)) {
     throw new InvalidArgumentError(
       'backend',
@@ -180,7 +195,7 @@ export async function openOrtModel(
 }
 
 async function openGraph(
-  ort: OrtModule,
+  ort: OrtApi,
   reader: PackageReader,
   path: string,
   options: OrtSessionOptions,
@@ -194,7 +209,7 @@ async function openGraph(
     // preferred execution providers" on every load, at console.error level, in the page and the
     // worker). A failed load still throws with ORT's message.
     logSeverityLevel: 3,
-    ...options.sessionOptions,
+    ...(options.sessionOptions as Ort.InferenceSession.SessionOptions | undefined),
   }
   try {
     const local = options.backend === 'native' ? reader.localPath?.(path) : undefined
@@ -222,7 +237,8 @@ async function openGraph(
     if (
       options.backend === 'webgpu' &&
       (options.keepCacheOnGpu ?? true) &&
-      options.sessionOptions?.preferredOutputLocation === undefined
+      (options.sessionOptions as Ort.InferenceSession.SessionOptions | undefined)?.preferredOutputLocation ===
+        undefined
     ) {
       // Keep every output (the present.* caches above all) on the GPU so the next step feeds
       // them back without a round trip through the CPU; only the last logits row is read back.
@@ -417,14 +433,14 @@ interface SessionParts {
  */
 class SharedOrtModel implements OrtModel {
   readonly parts: SessionParts
-  readonly #ort: OrtModule
+  readonly #ort: OrtApi
   readonly #concurrent: boolean
   #holds = 1
   #ownHold = true
   #released: Promise<void> | undefined
   #runs: Promise<unknown> = Promise.resolve()
 
-  constructor(ort: OrtModule, parts: SessionParts) {
+  constructor(ort: OrtApi, parts: SessionParts) {
     this.#ort = ort
     this.parts = parts
     this.#concurrent = parts.backend === 'native'
@@ -485,7 +501,7 @@ class OrtSessionImpl implements OrtModelSession {
   readonly config: RuntimeModelConfig
   readonly layout: OnnxLayout
   readonly inputNames: readonly string[]
-  readonly #ort: OrtModule
+  readonly #ort: OrtApi
   readonly #model: SharedOrtModel
   readonly #parts: SessionParts
   readonly #hasRecurrent: boolean
@@ -495,7 +511,7 @@ class OrtSessionImpl implements OrtModelSession {
   #queue: Promise<unknown> = Promise.resolve()
   #disposed = false
 
-  constructor(ort: OrtModule, model: SharedOrtModel) {
+  constructor(ort: OrtApi, model: SharedOrtModel) {
     this.#ort = ort
     this.#model = model
     const parts = model.parts

@@ -17,9 +17,11 @@ export interface NestedWorkerScope {
  * Replaces `scope.Worker` (the model worker's global scope) with a subclass that posts
  * `{ type: 'nested-worker', phase }` to `endpoint` around each construction. Call it once, before
  * serveDeviceHost, in a worker that serves the page's proxy (the SDK's model worker does). A scope
- * without Worker is left as it is.
+ * without Worker is left as it is. (`object &`: a worker's `self` declared as
+ * DedicatedWorkerGlobalScope, whose interface lists no Worker, was refused as having nothing in
+ * common with NestedWorkerScope, all of whose fields are optional.)
  */
-export function markNestedWorkers(scope: NestedWorkerScope, endpoint: MessageEndpoint): void {
+export function markNestedWorkers(scope: object & NestedWorkerScope, endpoint: MessageEndpoint): void {
   const Base = scope.Worker
   if (typeof Base !== 'function') return
   const say = (phase: 'making' | 'made') =>

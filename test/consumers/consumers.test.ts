@@ -18,7 +18,8 @@
 //      chunk); the same modules bundled for target 'node' (a framework's server render) build;
 //   5. `tsc --noEmit` (strict, no skipLibCheck) on a file using every public entry and on the
 //      README's and docs' TypeScript blocks, moduleResolution bundler, nodenext and node16
-//      (ondevice/worker: in project 4, with `wrangler types`); no `any` in any entry's exports;
+//      (ondevice/worker: in project 4, with `wrangler types`); an app's own model worker with the
+//      WebWorker lib alone (no DOM); no `any` in any entry's exports;
 // The browser app built with Vite from the tarball is test/browser/browser-app.test.ts.
 import { type ChildProcess, spawn } from 'node:child_process'
 import {
@@ -253,13 +254,29 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     }
   }, 300_000)
 
-  it("5. tsc --noEmit (strict, no skipLibCheck) type-checks every public entry and the docs' code, bundler, nodenext and node16 resolution", async () => {
+  it("5. tsc --noEmit (strict, no skipLibCheck) type-checks every public entry and the docs' code, bundler, nodenext and node16 resolution, and an app's model worker with the WebWorker lib alone", async () => {
     const started = Date.now()
     // The type checker and the types a user of every entry has, added to the Node project.
     const types = withNative
     await addPackages(types.folder, ['typescript', '@types/node', 'vite', 'ai'])
     try {
       copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
+      // An app's own model worker (docs/sdk.md: other runtime options), the runtime from
+      // ondevice/runtime and from ondevice as the SDK re-exports it; `scope` declared as workers
+      // often declare theirs (postMessage's worker signature), beside the lib's own `self`. Written
+      // here: the repository's own type check has DOM, where a worker's types do not exist.
+      types.write(
+        'model-worker.ts',
+        [
+          "import { createRuntimeDeviceHost } from 'ondevice'",
+          "import { markNestedWorkers, serveDeviceHost } from 'ondevice/runtime'",
+          'declare const scope: DedicatedWorkerGlobalScope',
+          'markNestedWorkers(scope, scope)',
+          'markNestedWorkers(self, self)',
+          "serveDeviceHost(self, createRuntimeDeviceHost({ wasmBaseUrl: '/ort/' }))",
+          '',
+        ].join('\n'),
+      )
       // The README's and docs' code as a user copies it (test/consumers/doc-snippets.ts).
       const snippets = docSnippets()
       for (const snippet of snippets) types.write(snippet.fileName, snippet.text)
@@ -300,6 +317,19 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
           },
           files: ['every-entry.ts'],
         },
+        // An app's own model worker, typed as a worker is: the WebWorker lib, no DOM, no Node.
+        // onnxruntime's declarations (which name HTMLImageElement) reached it through ondevice's,
+        // and `self` declared as DedicatedWorkerGlobalScope was refused by markNestedWorkers.
+        'tsconfig.webworker.json': {
+          compilerOptions: {
+            ...base,
+            lib: ['ES2022', 'WebWorker'],
+            types: [],
+            module: 'ESNext',
+            moduleResolution: 'bundler',
+          },
+          files: ['model-worker.ts'],
+        },
       }
       for (const [name, config] of Object.entries(configs)) {
         types.write(name, JSON.stringify(config))
@@ -313,7 +343,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         'probe:planted(options).depth.value',
       ])
       report.push(
-        `types (strict, no skipLibCheck, bundler + nodenext + node16 strictest, ${snippets.length} doc blocks, no any at the boundary): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
+        `types (strict, no skipLibCheck, bundler + nodenext + node16 strictest + a WebWorker-lib model worker, ${snippets.length} doc blocks, no any at the boundary): ${((Date.now() - started) / 1000).toFixed(1)} s with install`,
       )
     } finally {
       types.remove()

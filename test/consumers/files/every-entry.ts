@@ -6,10 +6,12 @@ import { type ChatResult, createClient, decideRoute, type OndeviceError } from '
 import { createOndevice } from 'ondevice/ai-sdk'
 import { writeFixture } from 'ondevice/builder'
 import { encodeChatTurns, generate, type SamplingOptions, type Tokenizer } from 'ondevice/core'
-import { type LoadedModel, loadModel } from 'ondevice/runtime'
+import { type LoadedModel, loadModel, openOrtModel, type PackageReader } from 'ondevice/runtime'
 import { createTestSession } from 'ondevice/test'
 import { ondevice } from 'ondevice/vite'
 import { createApp, createNodeModelHost } from 'ondevice/worker/node'
+import * as ortNode from 'onnxruntime-node'
+import * as ortWeb from 'onnxruntime-web'
 
 export async function useEverything(tokenizer: Tokenizer): Promise<string> {
   const client = createClient({ model: '/models/default/', policy: 'prefer-device' })
@@ -29,6 +31,14 @@ export async function useEverything(tokenizer: Tokenizer): Promise<string> {
   const provider = createOndevice({ model: '/models/default/' })
   const plugin = ondevice({ runtimeUrl: '/ort/' })
   const error: OndeviceError | undefined = undefined
-  void [decideRoute, writeFixture, app, provider, plugin, error, loaded]
+  // onnxruntime's own modules and session options, as a host with bytes of its own passes them
+  // (ondevice's declarations describe the module without onnxruntime's types).
+  const sessionOptions: ortWeb.InferenceSession.SessionOptions = { executionProviders: ['wasm'] }
+  const openBoth = (reader: PackageReader) =>
+    Promise.all([
+      openOrtModel(ortWeb, reader, { backend: 'ort-wasm', dtype: 'q4', sessionOptions }),
+      openOrtModel(ortNode, reader, { backend: 'native', dtype: 'q8' }),
+    ])
+  void [decideRoute, writeFixture, app, provider, plugin, error, loaded, openBoth]
   return result.text
 }
