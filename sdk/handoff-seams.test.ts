@@ -10,6 +10,7 @@ import { writeFixture } from '../builder/fixtures/fixture.ts'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import type { OrtModule } from '../client-runtime/ort-session.ts'
 import { storedPackageReader } from '../client-runtime/package-reader.ts'
+import { loadPackageTokenizer } from '../client-runtime/package-tokenizer.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import { BackendError, EdgeError } from '../core/errors.ts'
 import type { ModelSession } from '../core/model-session.ts'
@@ -57,11 +58,15 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
+  await deviceOnly?.dispose()
   await edge?.close()
   if (workDir) await rm(workDir, { recursive: true, force: true })
 })
 
-/** A client whose device session fails its k-th decode step once armed (`arm(k)` after prepare()). */
+/**
+ * A client whose device session fails its k-th decode step once armed (`arm(k)` after prepare()),
+ * after k tokens; k = 0 fails the prompt's prefill.
+ */
 function deviceClient(name: string, edgeUrl: string | undefined) {
   let failAt: number | undefined
   let steps = 0
@@ -78,8 +83,13 @@ function deviceClient(name: string, edgeUrl: string | undefined) {
         store: createNodeStore({ cacheDir: join(workDir, `cache-${name}`) }),
         wrapSession: (session: ModelSession) =>
           watchAppends(session, (tokenIds, options) => {
-            if (failAt === undefined || !isDecodeStep(tokenIds, options)) return
-            if (++steps < failAt) return
+            if (failAt === undefined) return
+            // k = 0: the prompt's prefill fails, before the first token.
+            const failsHere =
+              failAt === 0
+                ? !isDecodeStep(tokenIds, options)
+                : isDecodeStep(tokenIds, options) && ++steps >= failAt
+            if (!failsHere) return
             failAt = undefined
             throw new BackendError('backend_failed', `Failed on purpose at decode step ${steps}.`, {
               isRetryable: true,
@@ -107,13 +117,11 @@ async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> 
 const messages = [{ role: 'user' as const, content: 'Tell a story.' }]
 const request = { messages, temperature: 1, seed: 21, maxTokens: 16 }
 
+/** The uninterrupted answer: device-only, one client (one load) for the whole file. */
+let deviceOnly: ReturnType<typeof createClient> | undefined
 async function deviceOnlyAnswer(req: Parameters<ReturnType<typeof createClient>['chat']>[0]) {
-  const { client } = deviceClient('device-only', undefined)
-  try {
-    return await client.chat(req)
-  } finally {
-    await client.dispose()
-  }
+  deviceOnly ??= deviceClient('device-only', undefined).client
+  return deviceOnly.chat(req)
 }
 
 describe('an abort during a handoff', () => {
@@ -225,4 +233,110 @@ describe('the seed of a handed-off answer', () => {
       await edgeOnly.dispose()
     }
   }, 120_000)
+})
+
+/** The bytes of `tokenIds` end inside a UTF-8 character (a lead byte whose continuation has not come). */
+function endsMidCharacter(bytes: readonly (Uint8Array | undefined)[], tokenIds: readonly number[]): boolean {
+  const all = tokenIds.flatMap((id) => [...(bytes[id] ?? [])])
+  for (let back = 1; back <= Math.min(4, all.length); back++) {
+    const byte = all[all.length - back] as number
+    if ((byte & 0xc0) === 0x80) continue // a continuation byte: look further back
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1
+    return length > back
+  }
+  return false
+}
+
+describe('generation features across the seam (regression: each passed when tried)', () => {
+  it('every sampling parameter, whose penalties count the device tokens too: the uninterrupted answer at k = 0, 1, mid, last-1', async () => {
+    const { client, arm } = deviceClient('sampling', edge.url)
+    try {
+      for (const sampling of [
+        {
+          temperature: 0.8,
+          topP: 0.9,
+          topK: 50,
+          minP: 0.02,
+          repetitionPenalty: 1.3,
+          presencePenalty: 0.7,
+          frequencyPenalty: 0.9,
+          seed: 5,
+        },
+        { temperature: 0, repetitionPenalty: 1.5, presencePenalty: 1.5, frequencyPenalty: 1.5 },
+      ]) {
+        const asked = { messages, ...sampling, maxTokens: 16 }
+        const whole = await deviceOnlyAnswer(asked)
+        expect(whole.tokenIds).toHaveLength(16)
+        for (const k of [0, 1, 8, 15]) {
+          await arm(k)
+          const answer = await client.chat(asked)
+          expect(answer.usage.route).toBe(k === 0 ? 'edge' : 'device+edge')
+          expect({ k, tokenIds: answer.tokenIds, text: answer.text }).toEqual({
+            k,
+            tokenIds: whole.tokenIds,
+            text: whole.text,
+          })
+          expect(answer.usage.completionTokens).toBe(16)
+        }
+      }
+    } finally {
+      await client.dispose()
+    }
+  }, 180_000)
+
+  it('a JSON schema answer handed off inside a multi-byte character of a string and inside a number: the same document', async () => {
+    const tokenizer = await loadPackageTokenizer(
+      storedPackageReader(await createNodeStore({ cacheDir: join(workDir, 'tokenizer') }).open(packageDir)),
+    )
+    const bytes = tokenizer.tokenBytes()
+    const schema = {
+      type: 'object',
+      properties: { name: { type: 'string' }, population: { type: 'number' } },
+      required: ['name', 'population'],
+      additionalProperties: false,
+    }
+    const { client, arm } = deviceClient('json', edge.url)
+    try {
+      let midCharacter = 0
+      let midNumber = 0
+      for (const seed of [1, 2, 3]) {
+        const asked = {
+          messages: [{ role: 'user' as const, content: 'Describe a city as JSON.' }],
+          temperature: 1,
+          seed,
+          maxTokens: 48,
+          responseFormat: { type: 'json_schema' as const, schema },
+        }
+        const whole = await deviceOnlyAnswer(asked)
+        const ks = new Set(seed === 1 ? [1, whole.tokenIds.length - 1] : [])
+        for (let k = 1; k < whole.tokenIds.length; k++) {
+          const before = tokenizer.decode(whole.tokenIds.slice(0, k))
+          if (endsMidCharacter(bytes, whole.tokenIds.slice(0, k)) && midCharacter < 1) {
+            ks.add(k)
+            midCharacter++
+          } else if (/"population":-?[0-9.]+$/.test(before) && midNumber < 1) {
+            ks.add(k)
+            midNumber++
+          }
+        }
+        for (const k of ks) {
+          await arm(k)
+          const answer = await client.chat(asked)
+          expect(answer.usage.route).toBe('device+edge')
+          expect({ seed, k, tokenIds: answer.tokenIds, text: answer.text, partial: answer.partial }).toEqual({
+            seed,
+            k,
+            tokenIds: whole.tokenIds,
+            text: whole.text,
+            partial: whole.partial,
+          })
+        }
+      }
+      // The package and seeds still give such cuts (else the cases above test less than they say).
+      expect(midCharacter).toBeGreaterThan(0)
+      expect(midNumber).toBeGreaterThan(0)
+    } finally {
+      await client.dispose()
+    }
+  }, 300_000)
 })
