@@ -522,10 +522,13 @@ export async function* generate(
     text += shownText
     reasoningText += shownReasoning
     const toolCall = inCall ? callReader?.progress : undefined
-    const textPart: TextDeltaPart =
-      toolCall === undefined
-        ? { type: 'text-delta', text: shownText, tokenIds }
-        : { type: 'text-delta', text: shownText, tokenIds, toolCall }
+    const textPart: TextDeltaPart = {
+      type: 'text-delta',
+      text: shownText,
+      tokenIds,
+      ...(toolCall === undefined ? {} : { toolCall }),
+      ...(inCall && tokenIds.length > 0 ? { inToolCall: true as const } : {}),
+    }
     // A token of the think block that shows no reply text (the tags included: `<think>` and
     // `</think>` show nothing) rides on a reasoning delta; usage.reasoningTokens counts exactly the
     // tokens reasoning deltas carry. A token that shows reply text too goes with the text.

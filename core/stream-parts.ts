@@ -92,6 +92,12 @@ export interface TextDeltaPart {
    * fragments). The finish part's `toolCalls` is what counts: a call cut before its end is no call.
    */
   readonly toolCall?: ToolCallProgress
+  /**
+   * A token of the answer's tool calls (from the first call's `<tool_call>` on), also before a
+   * call's name is written (no `toolCall` yet): an answer stopped after one was shown cut a call,
+   * whatever `toolChoice` let the model write (FinishPart.partial on an aborted finish).
+   */
+  readonly inToolCall?: true
 }
 
 /**

@@ -747,15 +747,20 @@ async function* forTheReader(
   abortCuts: 'document' | 'call' | undefined,
 ): AsyncGenerator<StreamPart> {
   let unshownIds: number[] = []
+  /** A token of a tool call came (under 'auto' too: the model opened it), before or after a handoff. */
+  let callBegun = false
   for await (const shown of parts) {
     let part = shown
+    if (part.type === 'text-delta' && (part.inToolCall === true || part.toolCall !== undefined))
+      callBegun = true
     // An aborted finish is built from what was shown, on every route: it says whether the abort
     // cut the answer's JSON document, as a token limit's finish does (FinishPart.partial). It
-    // lists no calls (a call's markup shows nothing), so a forced call was always cut.
+    // lists no calls (a call's markup shows nothing), so a forced call was always cut, and so was
+    // one the model opened under 'auto' (it finished as if the text were the whole answer).
     if (
       part.type === 'finish' &&
       part.finishReason === 'abort' &&
-      (abortCuts === 'call' || (abortCuts === 'document' && isCutDocument(part.text)))
+      (abortCuts === 'call' || callBegun || (abortCuts === 'document' && isCutDocument(part.text)))
     )
       part = { ...part, partial: true }
     if (part.type === 'text-delta' || part.type === 'reasoning-delta') {

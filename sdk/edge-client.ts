@@ -642,7 +642,13 @@ export class EdgeClient {
             if (reasoningOnly) reasoningTokens += Math.max(1, ids.length)
             yield { type: 'reasoning-delta', text: thought, tokenIds: ids }
           }
-          if (!reasoningOnly) yield { type: 'text-delta', text: chunk.text, tokenIds: chunk.tokenIds }
+          if (!reasoningOnly)
+            yield {
+              type: 'text-delta',
+              text: chunk.text,
+              tokenIds: chunk.tokenIds,
+              ...(chunk.inToolCall ? { inToolCall: true as const } : {}),
+            }
         }
         if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
         // OpenAI streams a call as deltas keyed by index: the first names it, the rest add arguments.

@@ -438,6 +438,61 @@ describe('structured output through the SDK', () => {
     }
   }, 60_000)
 
+  it("an abort inside a call that toolChoice 'auto' let the model open: partial on the device and the edge, as a maxTokens cut there is", async () => {
+    // 'auto' leaves the answer free, so an abort said partial only for a forced call: one stopped
+    // inside a call the model opened itself finished 'abort' without partial and without the
+    // call, as if the answer had been complete text. The abort comes from the model's own step
+    // (the session's hook, once the call's `<tool_call>` and five more tokens are drawn), each
+    // step slowed, so the call's first tokens reach the reader well before it.
+    const [toolCallOpen, toolCallClose] = [151657, 151658]
+    const controller = { current: new AbortController() }
+    // The prompt's tool instructions hold `<tool_call></tool_call>`: an open call is the answer's.
+    const abortInsideTheCall = (tokens: readonly number[]) => {
+      const opened = tokens.lastIndexOf(toolCallOpen)
+      if (opened > tokens.lastIndexOf(toolCallClose) && tokens.length - opened >= 6)
+        controller.current.abort()
+      return undefined
+    }
+    const slowEdge = await startTestEdge({ session: { delayMs: 20, favor: abortInsideTheCall } })
+    const routes = [
+      () =>
+        createClient(
+          { policy: 'device-only' },
+          { deviceHost: createTestDeviceHost({ session: { delayMs: 2, favor: abortInsideTheCall } }) },
+        ),
+      () => createClient({ policy: 'edge-only', edge: { url: slowEdge.url } }),
+    ]
+    try {
+      for (const [index, makeClient] of routes.entries()) {
+        const client = makeClient()
+        // The model opens a call at once (its `<tool_call>` biased), then writes it under the mask.
+        controller.current = new AbortController()
+        const opened = { messages, tools, toolChoice: 'auto' as const, logitBias: { [toolCallOpen]: 100 } }
+        const parts: StreamPart[] = []
+        for await (const part of client.stream({
+          ...opened,
+          seed: 3,
+          maxTokens: 60,
+          signal: controller.current.signal,
+        }))
+          parts.push(part)
+        expect(parts.at(-1), `route ${index}`).toMatchObject({
+          type: 'finish',
+          finishReason: 'abort',
+          text: '',
+          partial: true,
+        })
+        expect(parts.some((part) => part.type === 'tool-call')).toBe(false)
+        // The token limit there says so already.
+        const cut = await client.chat({ ...opened, seed: 3, maxTokens: 4 })
+        expect(cut, `route ${index}`).toMatchObject({ finishReason: 'length', partial: true })
+        await client.dispose()
+      }
+    } finally {
+      await slowEdge.close()
+    }
+  }, 60_000)
+
   it('a keyword the grammar cannot enforce is an InvalidArgumentError naming it, before anything runs', async () => {
     const client = createClient({ policy: 'device-only' }, { deviceHost: createTestDeviceHost() })
     await expect(

@@ -97,7 +97,13 @@ export function createChunkWriter(
           null,
         )
       if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
-      return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds] }, null) : undefined
+      // A call's tokens before its name is written say so (`in_tool_call`, our extension): a
+      // client that stops the stream there cut a call (FinishPart.partial), whatever tool_choice was.
+      if (part.tokenIds.length === 0) return undefined
+      return chunk(
+        { token_ids: [...part.tokenIds], ...(part.inToolCall === true ? { in_tool_call: true } : {}) },
+        null,
+      )
     },
     // A reasoning token that shows no text (`<think>`, `</think>`, half a character) sends its
     // ids with an empty `reasoning_content`, so a reader can tell them from the reply's: a client
@@ -143,6 +149,11 @@ export interface ChunkReading {
     readonly nextStep?: number
     readonly partial?: boolean
   }
+  /**
+   * The chunk's tokens are a tool call's (our `in_tool_call`, or OpenAI's `tool_calls` deltas):
+   * TextDeltaPart.inToolCall.
+   */
+  readonly inToolCall?: true
   /** Tool-call deltas (OpenAI's streamed shape): merge them by index. */
   readonly toolCallDeltas?: readonly {
     readonly index: number
@@ -191,6 +202,7 @@ export function readChunk(data: string): ChunkReading {
   let tokenIds: number[] = []
   let finishReason: FinishReason | undefined
   let toolCallDeltas: { index: number; id?: string; name?: string; arguments?: string }[] | undefined
+  let inToolCall = false
   if (choice) {
     const delta = (choice['delta'] ?? {}) as Record<string, unknown>
     text = typeof delta['content'] === 'string' ? delta['content'] : ''
@@ -199,6 +211,8 @@ export function readChunk(data: string): ChunkReading {
     reasoning = typeof thought === 'string' ? thought : undefined
     tokenIds = readTokenIds(delta['token_ids'] ?? choice['token_ids'])
     if (choice['finish_reason'] != null) finishReason = fromFinishReason(String(choice['finish_reason']))
+    inToolCall =
+      delta['in_tool_call'] === true || (Array.isArray(delta['tool_calls']) && delta['tool_calls'].length > 0)
     if (Array.isArray(delta['tool_calls'])) {
       toolCallDeltas = []
       for (const raw of delta['tool_calls'] as unknown[]) {
@@ -234,6 +248,7 @@ export function readChunk(data: string): ChunkReading {
     tokenIds,
     ...(finishReason === undefined ? {} : { finishReason }),
     ...(extension === undefined ? {} : { ondevice: extension }),
+    ...(inToolCall ? { inToolCall: true as const } : {}),
     ...(toolCallDeltas === undefined ? {} : { toolCallDeltas }),
     ...(usage && typeof usage === 'object' ? { usage: fromUsage(usage) } : {}),
   }
