@@ -168,3 +168,54 @@ function validateOptionalFields(message: Record<string, unknown>, role: string, 
     }
   }
 }
+
+/** A message as the tool-result check reads it, whatever its side's field names. */
+export interface ToolResultLink {
+  readonly role: unknown
+  /** An assistant message's calls' ids (undefined where a call has none); undefined: no calls. */
+  readonly callIds: readonly (string | undefined)[] | undefined
+  /** A tool message's id of the call it answers. */
+  readonly resultId: unknown
+}
+
+/**
+ * The first tool result that answers no call, as an InvalidArgumentError naming its id field
+ * (`messages.3.tool_call_id` on the wire, `messages.3.toolCallId` in the SDK). A tool message
+ * follows an assistant message with calls, with only other results between, and repeats one of
+ * their ids, as OpenAI's API requires: one that did not reached the chat template as the result
+ * of nothing, and an app whose tool loop lost or misspelt an id got an answer and no word of it.
+ * Ids are compared only where every call of that message has one (the wire lets a call go
+ * without).
+ */
+export function checkToolResults(
+  messages: readonly ToolResultLink[],
+  names: { readonly idField: string; readonly callsField: string },
+  param = 'messages',
+): void {
+  /** The assistant message whose calls the results that follow answer. */
+  let calling: number | undefined
+  for (const [index, message] of messages.entries()) {
+    if (message.role === 'assistant' && message.callIds !== undefined && message.callIds.length > 0) {
+      calling = index
+      continue
+    }
+    if (message.role !== 'tool') {
+      calling = undefined
+      continue
+    }
+    const at = `${param}.${index}.${names.idField}`
+    if (calling === undefined) {
+      throw new InvalidArgumentError(
+        at,
+        `${param}.${index} is a tool result, but no assistant message with ${names.callsField} comes before it (only other tool results may stand between a call and its results): send the assistant message that made the call, with its ${names.callsField}, before the result.`,
+      )
+    }
+    const ids = messages[calling]!.callIds!
+    if (ids.every((id) => id !== undefined) && !ids.includes(message.resultId as string)) {
+      throw new InvalidArgumentError(
+        at,
+        `${at} is ${JSON.stringify(message.resultId)}, which is not the id of a call in ${param}.${calling}.${names.callsField} (${ids.map((id) => JSON.stringify(id)).join(', ')}): a tool result repeats the id of the call it answers.`,
+      )
+    }
+  }
+}

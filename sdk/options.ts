@@ -3,7 +3,12 @@
 // `temperature`, `messages.1.role`) and saying how to fix it, before any download or request.
 
 import { detectPlatform } from '../client-runtime/platform.ts'
-import { type ChatMessage, refuseUnknownMessageKeys, validateChatMessages } from '../core/chat-messages.ts'
+import {
+  type ChatMessage,
+  checkToolResults,
+  refuseUnknownMessageKeys,
+  validateChatMessages,
+} from '../core/chat-messages.ts'
 import { InvalidArgumentError, refuseUnknownNames } from '../core/errors.ts'
 import { type MessageContent, messageContentText, validateMessageContent } from '../core/protocol/content.ts'
 import {
@@ -523,6 +528,15 @@ export function validateChatRequest(
       )
     }
   }
+  // The edge refuses a result that answers no call (OpenAI's rule), so the device does too.
+  checkToolResults(
+    messages.map((message) => ({
+      role: message.role,
+      callIds: message.toolCalls?.map((call) => call.id),
+      resultId: message.toolCallId,
+    })),
+    { idField: 'toolCallId', callsField: 'toolCalls' },
+  )
   if (given['signal'] !== undefined && !(given['signal'] instanceof AbortSignal)) {
     throw new InvalidArgumentError(
       'signal',

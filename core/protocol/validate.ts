@@ -1,6 +1,7 @@
 // The one validator for an untrusted chat-completion body: returns it typed, or throws an
 // InvalidArgumentError (or `unsupported`) whose `param` is the dotted path of the first bad field
 // and whose message says how to fix it. The worker runs it on every request.
+import { checkToolResults } from '../chat-messages.ts'
 import { OndeviceError } from '../errors.ts'
 import { refuseStopWithDocument, validateStopStrings } from '../stop-strings.ts'
 import {
@@ -192,6 +193,22 @@ function validateMessages(value: unknown): void {
       )
     }
   })
+  checkToolResults(
+    (value as JsonObject[]).map((message) => {
+      const calls = message['tool_calls']
+      return {
+        role: message['role'],
+        callIds: Array.isArray(calls)
+          ? calls.map((call) => {
+              const id = (call as JsonObject)['id']
+              return typeof id === 'string' ? id : undefined
+            })
+          : undefined,
+        resultId: message['tool_call_id'],
+      }
+    }),
+    { idField: 'tool_call_id', callsField: 'tool_calls' },
+  )
 }
 
 const continuationKeys: ReadonlySet<string> = new Set(['token_ids', 'step'])
