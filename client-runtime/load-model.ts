@@ -4,6 +4,7 @@
 // ORT session and the tokenizer. Host specifics (which store, how to get ORT) come in a RuntimeHost
 // so this file runs in browsers, workers and Node alike.
 import { InvalidArgumentError, ModelError, refuseUnknownNames } from '../core/errors.ts'
+import { huggingFaceRepository } from '../core/model-id.ts'
 import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
@@ -386,6 +387,8 @@ async function dropUnloadableGraphs(
 }
 
 function modelIdFromSource(source: string): string {
+  const repository = huggingFaceRepository(source)
+  if (repository !== undefined) return repository
   const trimmed = source.replace(/\/+$/, '')
   return trimmed.slice(trimmed.lastIndexOf('/') + 1) || 'model'
 }

@@ -8,6 +8,7 @@
 import type { ExecutionContext } from 'hono'
 import { preferredDtypes } from '../client-runtime/dtype.ts'
 import { OndeviceError } from '../core/errors.ts'
+import { huggingFaceRepository } from '../core/model-id.ts'
 import { engineModuleForWorkerd } from '../wasm/engine/workerd.ts'
 import { loadOrtWebForWorkerd } from '../wasm/workerd.ts'
 import { createApp, type OndeviceApp } from './app.ts'
@@ -118,6 +119,8 @@ function resolveSource(env: WorkerEnv): Source {
 
 /** `qwen3-0.6b` from `models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b`. */
 function idFromLocation(location: string): string | undefined {
+  const repository = huggingFaceRepository(location)
+  if (repository !== undefined) return repository
   const segments = location.split(/[/:]/).filter((segment) => segment !== '')
   return segments.at(-1)
 }

@@ -210,4 +210,13 @@ describe('a conversation longer than the context', () => {
     const server = await serveApp({ app: setup(), port: 0, host: '127.0.0.1' })
     await server.close()
   })
+
+  it("a Hugging Face .../resolve/main/ package is served as its repository's name (it was 'main')", () => {
+    // The URL the README and `ondevice generate --help` give for a real model.
+    const host = createNodeModelHost({
+      model: 'https://huggingface.co/onnx-community/Qwen3-0.6B-ONNX/resolve/main/',
+    })
+    expect(host.modelId).toBe('Qwen3-0.6B-ONNX')
+    expect(createNodeModelHost({ model: '/models/qwen3-0.6b/' }).modelId).toBe('qwen3-0.6b')
+  })
 })

@@ -13,6 +13,7 @@ import { defaultNodeBackend } from '../client-runtime/node-host.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
+import { huggingFaceRepository } from '../core/model-id.ts'
 import { packageFingerprint } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { limitsOfApp, type OndeviceApp } from './app.ts'
@@ -59,8 +60,13 @@ export interface NodeModelHostOptions {
   readonly memoryBudgetBytes?: number
 }
 
-/** `qwen3-0.6b` from `/models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b/`. */
+/**
+ * `qwen3-0.6b` from `/models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b/`; the repository's
+ * name from a Hugging Face `.../resolve/main/` URL (core/model-id.ts).
+ */
 export function modelIdFromSource(source: string): string {
+  const repository = huggingFaceRepository(source)
+  if (repository !== undefined) return repository
   const segments = source.split(/[\\/]/).filter((segment) => segment !== '' && !segment.endsWith(':'))
   return segments.at(-1) ?? 'model'
 }
