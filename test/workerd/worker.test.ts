@@ -2,7 +2,8 @@
 // (q8, the WASM weight format), loaded once from local R2 and once from static assets. Proves the
 // ORT-in-workerd recipe, the OpenAI API under the official `openai` client, that the greedy
 // answer equals the Node runtime's (same file, same WASM backend), exact continuation, the error
-// statuses and that a client disconnect frees the generation slot, and that the engine's logits
+// statuses and that a client disconnect frees the generation slot, the fingerprint of the weights
+// it runs (x-ondevice-package) as a device computes it, and that the engine's logits
 // in workerd equal Node's byte for byte (through a test-only entry that wraps the shipped one),
 // with the weights streamed into the engine from R2 and from chunked assets.
 // One file on purpose: each worker pays for loading ORT's wasm.
@@ -12,6 +13,7 @@ import { join } from 'node:path'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFixture } from '../../builder/fixtures/fixture.ts'
+import { packageFingerprint, parsePackageManifest } from '../../core/model-package.ts'
 import type { ChatCompletionResponse } from '../../core/protocol/index.ts'
 import { type LocalServer, startWranglerDev } from '../../tools/wrangler-dev.ts'
 import { folderWeightReader, loadEngineModule } from '../../wasm/engine/node.ts'
@@ -146,6 +148,20 @@ afterAll(async () => {
 })
 
 describe('edge worker in workerd', () => {
+  it('names the weights it runs (x-ondevice-package) as the device computes them from the same manifest, from R2 and from chunked assets', async () => {
+    // A device hands an answer over only where this equals its own fingerprint: a workerd edge
+    // that said none, or another one for the same package, would refuse every handoff.
+    const manifest = parsePackageManifest(await readFile(join(packageDir, 'manifest.json'), 'utf8'))
+    const expected = packageFingerprint(manifest.files, 'q8')
+    expect(expected).toMatch(/^[0-9a-f]{32}$/)
+    for (const base of [fromR2.url, fromAssets.url]) {
+      const response = await post(base, { model: 'fixture', messages, max_tokens: 1, temperature: 0 })
+      expect(response.status, await response.clone().text()).toBe(200)
+      expect(response.headers.get('x-ondevice-package')).toBe(expected)
+      await response.body?.cancel()
+    }
+  })
+
   it('MODEL_THREADS (a container setting) is said once to run one thread here, not silently ignored', () => {
     const notes = fromAssets.output().match(/MODEL_THREADS=2 applies where the model runs in Node/g) ?? []
     expect(notes).toHaveLength(1)
