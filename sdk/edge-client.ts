@@ -175,7 +175,8 @@ export const maximumStreamTokens = 1 << 18
 export class EdgeClient {
   readonly url: string
   private readonly options: EdgeOptions
-  private modelId: Promise<string> | undefined
+  /** The model id being learned, and the signal of the caller that asked (see shared()). */
+  private modelId: Shared<string> | undefined
   /**
    * The id an edge accepted or listed: once known, no chat waits on the model list again (a
    * later handoff on a flaky network sends its chat request alone).
@@ -183,7 +184,7 @@ export class EdgeClient {
   private learnedModelId: string | undefined
   /** Until when a request with a knownModelId does not ask again for a list that just failed. */
   private listFailedUntil = 0
-  private modelList: Promise<unknown> | undefined
+  private modelList: Shared<unknown> | undefined
   /** The model list once it arrived (what knownMaxTokens reads without asking). */
   private listed: unknown
   /**
@@ -366,26 +367,35 @@ export class EdgeClient {
 
   /** GET /v1/models, once while it succeeds (its ids and limits do not change under a client). */
   private async models(signal?: AbortSignal): Promise<unknown> {
-    this.modelList ??= (async () => {
-      const { response, done } = await this.request(
-        '/v1/models',
-        { method: 'GET', headers: this.headers(false) },
+    for (;;) {
+      this.modelList ??= {
         signal,
-      )
-      this.listed = await readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
-        .then(parseJson)
-        .finally(done)
-      return this.listed
-    })()
-    try {
-      return await this.modelList
-    } catch (error) {
-      this.modelList = undefined
-      // The caller's own abort says nothing about the list: taken for a failure, it sent every
-      // handoff of the next 30 s to the device's package name, which an edge serving the model
-      // under another id refuses (404). A time bound of the caller's is a slow list, though.
-      if (!abortedByCaller(signal)) this.listFailedUntil = performance.now() + listRetryDelayMs
-      throw error
+        promise: (async () => {
+          const { response, done } = await this.request(
+            '/v1/models',
+            { method: 'GET', headers: this.headers(false) },
+            signal,
+          )
+          this.listed = await readBounded(response, jsonBodyBytes, this.idleTimeoutMs(), 'refuse')
+            .then(parseJson)
+            .finally(done)
+          return this.listed
+        })(),
+      }
+      const list = this.modelList
+      try {
+        return await list.promise
+      } catch (error) {
+        if (this.modelList === list) this.modelList = undefined
+        // A stop of the caller that sent the request says nothing about the list: taken for a
+        // failure, it sent every handoff of the next 30 s to the device's package name, which an
+        // edge serving the model under another id refuses (404). A time bound of that caller's is
+        // a slow list, though.
+        if (!abortedByCaller(list.signal)) this.listFailedUntil = performance.now() + listRetryDelayMs
+        // Another caller's stop is not this one's: it asks again for itself.
+        else if (stoppedByOther(list.signal, signal)) continue
+        throw error
+      }
     }
   }
 
@@ -413,27 +423,36 @@ export class EdgeClient {
     if (this.options.model) return this.options.model
     if (this.learnedModelId !== undefined) return this.learnedModelId
     if (knownModelId !== undefined && performance.now() < this.listFailedUntil) return knownModelId
-    this.modelId ??= (async () => {
-      let listed: unknown
+    for (;;) {
+      this.modelId ??= {
+        signal,
+        promise: (async () => {
+          let listed: unknown
+          try {
+            listed = await this.models(signal)
+          } catch (error) {
+            throw signal?.aborted ? error : modelListFailed(this.url, error)
+          }
+          const id = firstModelId(listed)
+          if (id === undefined) {
+            throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
+          }
+          this.learnedModelId = id
+          return id
+        })(),
+      }
+      const pending = this.modelId
       try {
-        listed = await this.models(signal)
+        return await pending.promise
       } catch (error) {
-        throw signal?.aborted ? error : modelListFailed(this.url, error)
+        if (this.modelId === pending) this.modelId = undefined
+        // The caller's abort ends the request; another caller's does not: it asks again.
+        if (signal?.aborted) throw error
+        if (stoppedByOther(pending.signal, signal)) continue
+        // Anything else about the list does not need to end the request.
+        if (knownModelId === undefined) throw error
+        return knownModelId
       }
-      const id = firstModelId(listed)
-      if (id === undefined) {
-        throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
-      }
-      this.learnedModelId = id
-      return id
-    })()
-    try {
-      return await this.modelId
-    } catch (error) {
-      this.modelId = undefined
-      // The caller's abort ends the request; anything else about the list does not need to.
-      if (knownModelId === undefined || signal?.aborted) throw error
-      return knownModelId
     }
   }
 
@@ -798,6 +817,24 @@ function otherWeights(url: string, request: EdgeChatRequest, headers: Headers): 
     `The edge at ${url} runs other weights than the device (package fingerprint ${edge.slice(0, 64)}, the device's ${device}): it cannot continue this answer token for token, so its answer was not used. Serve the package the device loads on the edge (the same manifest.json), or load the edge's package on the device.`,
     { isRetryable: false },
   )
+}
+
+/**
+ * A request several callers wait on (the model list, the model id), and the signal of the caller
+ * that sent it: that caller's stop ends it for all of them.
+ */
+interface Shared<T> {
+  readonly signal: AbortSignal | undefined
+  readonly promise: Promise<T>
+}
+
+/**
+ * Whether a shared request failed because the caller that sent it stopped (`sentWith` aborted),
+ * not this one (`mine`): two answers of one client waiting on the same list, the first stopped,
+ * must not fail the second with the first's abort.
+ */
+function stoppedByOther(sentWith: AbortSignal | undefined, mine: AbortSignal | undefined): boolean {
+  return sentWith !== mine && sentWith?.aborted === true && mine?.aborted !== true
 }
 
 /** Whether `signal` ended by an abort of the caller's (a stop button), not by a time bound (TimeoutError). */

@@ -13,6 +13,7 @@ import { serveApp, type TestEdge } from '../test/sdk/test-edge.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from '../worker/app.ts'
 import { createClient } from './client.ts'
+import { EdgeClient } from './edge-client.ts'
 
 const messages = [{ role: 'user' as const, content: 'Tell me about the sea, briefly.' }]
 const sampling = { temperature: 0.9, topK: 40, seed: 77, maxTokens: 16 }
@@ -115,5 +116,50 @@ describe('the model id, once learned, is not asked for again', () => {
     expect((error as OndeviceError).isRetryable).toBe(true)
     expect((error as OndeviceError).message).toMatch(/\/v1\/models/)
     expect((error as OndeviceError).message).toMatch(/edge\.model/)
+  })
+})
+
+describe("another caller's abort while the list is read", () => {
+  /** Waits until the edge has seen `count` list requests since `from`. */
+  const listRequests = async (from: number, count: number) => {
+    for (let waited = 0; seenSince(from).filter((r) => r === 'GET /v1/models').length < count; waited++) {
+      if (waited > 1000) throw new Error(`the edge saw ${JSON.stringify(seenSince(from))}`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+
+  it("a second answer waiting on the same list is not failed by the first one's stop", async () => {
+    // Two answers of one client share the list the first one asked for. Stopping the first
+    // aborted that request: the second, which nobody stopped, was refused with the first's
+    // abort, and the list counted as failed, so a handoff for 30 s asked for the device's id.
+    const client = new EdgeClient({ url: edge.url })
+    list = 'stalled'
+    const from = edge.requests.length
+    const stopped = new AbortController()
+    const first = client.maxTokens(stopped.signal)
+    const second = client.maxTokens()
+    const firstModel = client.model(stopped.signal)
+    const secondModel = client.model()
+    await listRequests(from, 1)
+    list = 'ok'
+    stopped.abort()
+    await expect(first).rejects.toThrow()
+    await expect(firstModel).rejects.toThrow()
+    // The second asks the list again for itself and gets the edge's answer.
+    await second
+    await expect(secondModel).resolves.toBe('test-model')
+    // And the list is not taken for a failed one: a handoff asks for the id the edge lists.
+    const other = new EdgeClient({ url: edge.url })
+    list = 'stalled'
+    const stoppedToo = new AbortController()
+    const lookup = other.maxTokens(stoppedToo.signal)
+    const waiting = other.maxTokens()
+    const at = edge.requests.length
+    await listRequests(at, 1)
+    list = 'ok'
+    stoppedToo.abort()
+    await expect(lookup).rejects.toThrow()
+    await waiting.catch(() => undefined)
+    await expect(other.model(undefined, 'the-device-package')).resolves.toBe('test-model')
   })
 })
