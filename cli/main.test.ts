@@ -42,6 +42,12 @@ describe('ondevice CLI', () => {
     expect(old.status).toBe(1)
     expect(old.stderr).toMatch(/ondevice needs Node >= 22\.18 \(this is v22\.17\.0\)/)
     expect(asNode('22.18.0').status).toBe(0)
+    // Node 23 strips types by default from 23.6 (22.18's backport came later): 23.0 to 23.5
+    // passed the check (23 > 22) and then failed importing main.ts.
+    const odd = asNode('23.5.0')
+    expect(odd.status).toBe(1)
+    expect(odd.stderr).toMatch(/ondevice needs Node >= 23\.6 \(this is v23\.5\.0\)/)
+    expect(asNode('23.6.0').status).toBe(0)
   })
 
   it('refuses an unknown command with exit code 2', () => {
