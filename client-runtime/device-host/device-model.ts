@@ -32,6 +32,8 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
   const info = deviceModelInfo(parts)
   let turn: Promise<void> = Promise.resolve()
   let disposed = false
+  /** The dispose() under way or done: later calls wait for it. */
+  let disposing: Promise<void> | undefined
   // A call after dispose() fails as the same call on a model served by a Web Worker does
   // (web-worker/serve.ts: BackendError, backend_unavailable), whatever backend ran it: it failed
   // here with the session's own error (onnxruntime's backend_failed, the engine's ModelError).
@@ -136,15 +138,19 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
         release()
       }
     },
-    async dispose(): Promise<void> {
-      if (disposed) return
-      disposed = true
-      const release = await acquire()
-      try {
-        await (parts.dispose ? parts.dispose() : session.dispose())
-      } finally {
-        release()
-      }
+    dispose(): Promise<void> {
+      // A second call waits for the first: returning at once, it let a caller go on while the
+      // session (waiting for a running answer to end) was still loaded.
+      disposing ??= (async () => {
+        disposed = true
+        const release = await acquire()
+        try {
+          await (parts.dispose ? parts.dispose() : session.dispose())
+        } finally {
+          release()
+        }
+      })()
+      return disposing
     },
   }
 }

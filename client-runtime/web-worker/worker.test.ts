@@ -105,6 +105,38 @@ describe('DeviceHost served by a worker + its proxy', () => {
     await expect(noModel).rejects.toMatchObject({ code: 'invalid_argument', param: 'model' })
   })
 
+  it("a model's second dispose() returns once the model is disposed, not while an answer holds it", async () => {
+    // A second dispose() returned at once: while the first waited for an answer to end, a caller
+    // awaiting the second went on with the session (and its memory) still loaded.
+    const local = await loadModel({
+      model: packageDir,
+      backend: 'native',
+      dtype: 'fp32',
+      store: createNodeStore({ cacheDir: join(folder, 'second-dispose-cache') }),
+    })
+    let sessionDisposed = false
+    const here = createDeviceModel({
+      session: local.session,
+      tokenizer: local.tokenizer,
+      dispose: async () => {
+        await local.dispose()
+        sessionDisposed = true
+      },
+    })
+    const answer = here
+      .generate({ messages: conversation, maxTokens: 6, sampling: { temperature: 0, seed: 1 } })
+      [Symbol.asyncIterator]()
+    await answer.next() // the prompt part
+    await answer.next() // the first token: the answer holds the session
+    const first = here.dispose()
+    const rest = (async () => {
+      while (!(await answer.next()).done);
+    })()
+    await here.dispose()
+    expect(sessionDisposed).toBe(true)
+    await Promise.all([first, rest])
+  })
+
   it('loads with progress and answers a chat with the same parts as this thread; abort; probe; dispose', async () => {
     const capabilities = await host.capabilities()
     expect(capabilities).toMatchObject({ host: 'node', wasm: true, native: true })
