@@ -10,7 +10,7 @@
 # MODEL_BACKEND: native (onnxruntime-node, the default), wasm (ondevice's WebAssembly engine, which
 # continues handoffs from devices on it bit-exactly) or a list, the default first ("native,wasm").
 #
-# BASE: any image with Node >= 22.18 and npm at /usr/local/bin and a `node` user (uid 1000), as
+# BASE: any image with Node >= 22.18 (23.6 on Node 23) and npm at /usr/local/bin and a `node` user (uid 1000), as
 # the official Node images have. Machines without a registry build one from Debian packages with
 # `bash tools/docker/base-image.sh` and pass `--build-arg BASE=ondevice-node-base:local`.
 ARG BASE=node:24-bookworm-slim
