@@ -13,6 +13,12 @@ export interface RequestState {
    */
   waitFrom: number
   readonly fields: RequestLogFields
+  /**
+   * The client's address as the app counts clients (app.ts: the socket's, or the header the
+   * deployment trusts); undefined when it cannot tell. Each client's share of the bodies read at
+   * once is counted by it.
+   */
+  readonly client: string | undefined
   /** Set by a streaming handler: it writes the log line itself when the stream ends. */
   deferred: boolean
 }

@@ -6,7 +6,7 @@ import type { Context } from 'hono'
 import { Hono } from 'hono'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
-import { type ErrorCode, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
+import { type ErrorCode, InvalidArgumentError, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
 import { clip, toModelEntry, toModelList } from '../core/protocol/index.ts'
 import type { AppEnv, RequestState } from './app-env.ts'
 import { createKeyChecker } from './auth.ts'
@@ -102,16 +102,55 @@ async function discardBody(body: ReadableStream<Uint8Array>, maxBytes: number, m
 /** Longest request path a log line carries (the rest is cut: a client chooses its length). */
 const maximumLoggedPath = 256
 
+/** Longest client address kept (a header's value is the client's to choose). */
+const maximumClientAddress = 100
+
+/** A header name as HTTP spells one (RFC 9110 token), for `clientAddressHeader`. */
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
 /**
- * The address a rate limit counts a keyless client by. Behind Cloudflare, `cf-connecting-ip` is
- * set by Cloudflare itself; anywhere else any client can send it, so the socket's address is used
- * (@hono/node-server passes the Node request as `env.incoming`). Without either, one shared bucket.
+ * Where the app reads a client's address: `cf-connecting-ip` behind Cloudflare (Cloudflare sets
+ * it itself), the header a deployment names (its proxy sets it), or else the socket.
  */
-function clientAddress(c: Context<AppEnv>, behindCloudflare: boolean): string {
-  if (behindCloudflare) return c.req.header('cf-connecting-ip') ?? 'anonymous'
+function clientAddressSource(options: AppOptions): string | undefined {
+  const { clientAddressHeader: header, behindCloudflare } = options
+  if (header === undefined) return behindCloudflare === true ? 'cf-connecting-ip' : undefined
+  if (typeof header !== 'string' || !headerName.test(header))
+    throw new InvalidArgumentError(
+      'clientAddressHeader',
+      `clientAddressHeader (CLIENT_ADDRESS_HEADER) must be a header name such as 'x-forwarded-for', got ${typeof header === 'string' ? `'${header.slice(0, 100)}'` : String(header)}.`,
+    )
+  const name = header.toLowerCase()
+  if (behindCloudflare === true && name !== 'cf-connecting-ip')
+    throw new InvalidArgumentError(
+      'clientAddressHeader',
+      `clientAddressHeader (CLIENT_ADDRESS_HEADER, '${name}') and behindCloudflare (BEHIND_CLOUDFLARE) both say where the client's address comes from: behind Cloudflare it is cf-connecting-ip. Set one of them.`,
+    )
+  return name
+}
+
+/**
+ * The address a keyless client is rate limited by, and each client's share of the bodies read at
+ * once counted by (undefined: not known). Behind Cloudflare, `cf-connecting-ip`, which Cloudflare
+ * sets itself; with a header the deployment names (its proxy sets it), that header's last entry
+ * (`X-Forwarded-For: client, proxy`: the one the proxy next to the app added), or the socket's when
+ * the request has none; anywhere else a client can send any header, so the socket's address
+ * (@hono/node-server passes the Node request as `env.incoming`).
+ */
+function clientAddress(
+  c: Context<AppEnv>,
+  source: string | undefined,
+  behindCloudflare: boolean,
+): string | undefined {
+  if (source !== undefined) {
+    const value = c.req.header(source)?.split(',').at(-1)?.trim()
+    if (value !== undefined && value !== '') return value.slice(0, maximumClientAddress)
+    // Behind Cloudflare the socket is Cloudflare's (one address for every client).
+    if (behindCloudflare) return undefined
+  }
   const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: unknown } } } | undefined)?.incoming
   const address = incoming?.socket?.remoteAddress
-  return typeof address === 'string' && address.length > 0 ? address : 'anonymous'
+  return typeof address === 'string' && address.length > 0 ? address : undefined
 }
 
 /** Builds the app. Throws InvalidArgumentError (naming the field) on bad options. */
@@ -129,6 +168,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     )
   }
   const limits = resolveLimits(options.limits)
+  const addressSource = clientAddressSource(options)
   const keys = createKeyChecker(options.apiKeys ?? [])
   const version = options.version ?? serverVersion
   const log = options.log ?? defaultLog
@@ -139,7 +179,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     modelHost,
     modelIds,
     limits,
-    bodyBudget: createBodyBudget(limits.maxBodyBytesInFlight),
+    bodyBudget: createBodyBudget(limits.maxBodyBytesInFlight, limits.maxBodyBytesInFlightPerClient),
     slots,
     version,
     poolFor(model) {
@@ -179,6 +219,7 @@ export function createApp(options: AppOptions): OndeviceApp {
       startedAt,
       waitFrom: startedAt,
       fields: {},
+      client: clientAddress(c, addressSource, options.behindCloudflare === true),
       deferred: false,
     }
     c.set('request', state)
@@ -236,7 +277,7 @@ export function createApp(options: AppOptions): OndeviceApp {
     if (options.rateLimiter && c.req.method !== 'OPTIONS') {
       // With keys, per key. Without, per client address: the one Cloudflare vouches for when the
       // app runs behind it, else the socket's (a header any client can set is no identity).
-      const subject = keys.enabled ? keyId : clientAddress(c, options.behindCloudflare === true)
+      const subject = keys.enabled ? keyId : (c.get('request').client ?? 'anonymous')
       const outcome = await options.rateLimiter.limit(subject)
       if (!outcome.allowed) {
         throw new OndeviceError(

@@ -276,6 +276,9 @@ describe('a slow body, a stalled one, a trickled one (limits.bodyStallTimeoutMs,
     const { server } = await start({
       maxBodyBytes,
       maxBodyBytesInFlight: 2 * maxBodyBytes + 4096,
+      // Every connection here comes from 127.0.0.1, one client: its share is the whole budget
+      // (worker/body-share.test.ts is about the share).
+      maxBodyBytesInFlightPerClient: 2 * maxBodyBytes + 4096,
       bodyStallTimeoutMs: 2000,
       bodyTimeoutMs: 120_000,
     })
@@ -439,7 +442,13 @@ describe('the bytes of bodies read at once (limits.maxBodyBytesInFlight)', () =>
 
   it('clients holding bodies just under the cap fill it: the next large body gets 429 overloaded, a small one still fits; freed when they go', async () => {
     const { server, logs } = await start(
-      { maxBodyBytes, maxBodyBytesInFlight: 4 * maxBodyBytes + 4096, bodyTimeoutMs: 120_000 },
+      {
+        maxBodyBytes,
+        maxBodyBytesInFlight: 4 * maxBodyBytes + 4096,
+        // One client (127.0.0.1) here: its share is the whole budget, which is what this counts.
+        maxBodyBytesInFlightPerClient: 4 * maxBodyBytes + 4096,
+        bodyTimeoutMs: 120_000,
+      },
       { requestTimeoutMs: 180_000 },
     )
     const large = padded(maxBodyBytes - 1)
@@ -497,7 +506,12 @@ describe('the bytes of bodies read at once (limits.maxBodyBytesInFlight)', () =>
 
   it('clients that declare large bodies and send nothing hold none of it: a large body is still read', async () => {
     const { server } = await start(
-      { maxBodyBytes, maxBodyBytesInFlight: 4 * maxBodyBytes, bodyTimeoutMs: 120_000 },
+      {
+        maxBodyBytes,
+        maxBodyBytesInFlight: 4 * maxBodyBytes,
+        maxBodyBytesInFlightPerClient: 4 * maxBodyBytes,
+        bodyTimeoutMs: 120_000,
+      },
       { requestTimeoutMs: 180_000 },
     )
     for (let index = 0; index < 16; index++)

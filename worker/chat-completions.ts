@@ -43,7 +43,7 @@ export interface ChatRuntime {
   readonly modelHost: ModelHost
   readonly modelIds: ReadonlySet<string>
   readonly limits: Limits
-  /** The bytes of request bodies being read at once (`limits.maxBodyBytesInFlight`). */
+  /** The bytes of request bodies being read at once (`limits.maxBodyBytesInFlight`, and per client). */
   readonly bodyBudget: BodyBudget
   readonly slots: GenerationSlots
   readonly version: string
@@ -147,6 +147,7 @@ async function admit(c: Context<AppEnv>, runtime: ChatRuntime): Promise<Admissio
     timeoutMs: limits.bodyTimeoutMs,
     stallTimeoutMs: limits.bodyStallTimeoutMs,
     budget: runtime.bodyBudget,
+    client: c.get('request').client,
   })
   c.get('request').waitFrom = Date.now()
   checkMessageCount(body, limits.maxMessages)

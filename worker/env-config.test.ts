@@ -90,6 +90,57 @@ describe('settingsFromEnv', () => {
     )
   })
 
+  it("MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT: one client's share of the bodies read at once, a quarter of the budget unset, between one body of the cap and the whole budget", () => {
+    expect(resolveLimits({}).maxBodyBytesInFlightPerClient).toBe(16 * 2 ** 20)
+    // A Worker isolate's 8 MiB budget: 2 MiB, two bodies of the cap.
+    expect(resolveLimits({ maxBodyBytesInFlight: 8 * 2 ** 20 }).maxBodyBytesInFlightPerClient).toBe(
+      2 * 2 ** 20,
+    )
+    // Never below a body of the cap, never past the budget.
+    expect(
+      resolveLimits({ maxBodyBytes: 2 ** 20, maxBodyBytesInFlight: 2 * 2 ** 20 })
+        .maxBodyBytesInFlightPerClient,
+    ).toBe(2 ** 20)
+    expect(resolveLimits({ maxBodyBytes: 2 ** 30 }).maxBodyBytesInFlightPerClient).toBe(2 ** 30)
+    const limits = (env: Record<string, string>) => resolveLimits(settingsFromEnv(env).limits)
+    expect(limits({ MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT: '4194304' }).maxBodyBytesInFlightPerClient).toBe(
+      4 * 2 ** 20,
+    )
+    expect(refusal({ MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT: '0' }).message).toBe(
+      "MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT must be an integer >= 1, got '0'.",
+    )
+    expect(() => limits({ MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT: '1000' })).toThrow(
+      /limits\.maxBodyBytesInFlightPerClient \(MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT\) must be at least limits\.maxBodyBytes \(MAX_BODY_BYTES, 1048576\)/,
+    )
+    expect(() =>
+      limits({ MAX_BODY_BYTES_IN_FLIGHT: '4194304', MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT: '8388608' }),
+    ).toThrow(
+      /limits\.maxBodyBytesInFlightPerClient \(MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT, 8388608\) must be at most limits\.maxBodyBytesInFlight \(MAX_BODY_BYTES_IN_FLIGHT, 4194304\)/,
+    )
+    expect(refusal({ MAX_BODY_BYTES_PER_CLIENT: '1' }).message).toMatch(
+      /did you mean MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT\?/,
+    )
+    expect(() => resolveLimits({ maxBodyBytesPerClient: 1 } as never)).toThrow(
+      /maxBodyBytesInFlightPerClient/,
+    )
+  })
+
+  it('CLIENT_ADDRESS_HEADER: the header a proxy names the client in; not a header name, or with BEHIND_CLOUDFLARE, refused at start', () => {
+    expect(settingsFromEnv({ CLIENT_ADDRESS_HEADER: 'X-Forwarded-For' }).clientAddressHeader).toBe(
+      'X-Forwarded-For',
+    )
+    expect(settingsFromEnv({}).clientAddressHeader).toBeUndefined()
+    const app = (options: object) => () => createApp({ modelHost: createTestHost(), ...options })
+    expect(app({ clientAddressHeader: 'X-Forwarded-For' })).not.toThrow()
+    expect(app({ clientAddressHeader: 'x forwarded for' })).toThrow(
+      "clientAddressHeader (CLIENT_ADDRESS_HEADER) must be a header name such as 'x-forwarded-for', got 'x forwarded for'.",
+    )
+    expect(app({ clientAddressHeader: 'x-real-ip', behindCloudflare: true })).toThrow(
+      /both say where the client's address comes from: behind Cloudflare it is cf-connecting-ip\. Set one of them\./,
+    )
+    expect(app({ clientAddressHeader: 'CF-Connecting-IP', behindCloudflare: true })).not.toThrow()
+  })
+
   it('refuses a name for a body setting that is not one, saying which is meant (it would do nothing without a word)', () => {
     expect(refusal({ BODY_IDLE_TIMEOUT_MS: '60000' }).message).toBe(
       'BODY_IDLE_TIMEOUT_MS is not a setting of this server: did you mean BODY_STALL_TIMEOUT_MS? Rename it (docs/worker.md lists the settings).',

@@ -43,6 +43,11 @@ export interface EnvSettings {
   /** BEHIND_CLOUDFLARE=true: trust `cf-connecting-ip` for per-address rate limits (Node entry). */
   readonly behindCloudflare: boolean
   /**
+   * CLIENT_ADDRESS_HEADER: the header a proxy in front of `ondevice serve` names each client's
+   * address in (AppOptions.clientAddressHeader; Node entry; a Worker has cf-connecting-ip).
+   */
+  readonly clientAddressHeader: string | undefined
+  /**
    * SHUTDOWN_TIMEOUT_MS: how long `ondevice serve` lets running requests finish after SIGTERM
    * (Node entry). Under Docker's 10 s stop timeout by default, so the process exits on its own.
    */
@@ -113,6 +118,9 @@ const misnamed: Readonly<Record<string, string>> = {
   BODY_READ_TIMEOUT_MS: 'BODY_STALL_TIMEOUT_MS',
   MAX_BODY_IN_FLIGHT: 'MAX_BODY_BYTES_IN_FLIGHT',
   MAX_BODY_BYTES_INFLIGHT: 'MAX_BODY_BYTES_IN_FLIGHT',
+  MAX_BODY_BYTES_PER_CLIENT: 'MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT',
+  MAX_BODY_BYTES_IN_FLIGHT_PER_IP: 'MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT',
+  CLIENT_IP_HEADER: 'CLIENT_ADDRESS_HEADER',
   HEADER_TIMEOUT_MS: 'HEADERS_TIMEOUT_MS',
 }
 
@@ -142,6 +150,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     bodyTimeoutMs: integer(env, 'BODY_TIMEOUT_MS', 1, maxTimerMs),
     bodyStallTimeoutMs: integer(env, 'BODY_STALL_TIMEOUT_MS', 1, maxTimerMs),
     maxBodyBytesInFlight: integer(env, 'MAX_BODY_BYTES_IN_FLIGHT', 1),
+    maxBodyBytesInFlightPerClient: integer(env, 'MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT', 1),
     maxMessages: integer(env, 'MAX_MESSAGES', 1),
     maxPromptTokens: integer(env, 'MAX_PROMPT_TOKENS', 1),
     maxPromptCharacters: integer(env, 'MAX_PROMPT_CHARACTERS', 1),
@@ -169,6 +178,7 @@ export function settingsFromEnv(env: EnvValues): EnvSettings {
     modelThreads: integer(env, 'MODEL_THREADS', 1, 64),
     requireManifest: requireManifest !== 'false',
     behindCloudflare: behindCloudflare === 'true',
+    clientAddressHeader: text(env, 'CLIENT_ADDRESS_HEADER'),
     // At most 10 minutes: a longer grace outlives every orchestrator's stop timeout.
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0, 600_000),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', 1, maxTimerMs),

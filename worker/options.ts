@@ -39,6 +39,18 @@ export interface Limits {
    * At least `maxBodyBytes`.
    */
   readonly maxBodyBytesInFlight: number | undefined
+  /**
+   * Bytes of request bodies one client may have in `maxBodyBytesInFlight` at once
+   * (`MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT`): a body that would take its client past it gets 429
+   * `overloaded` (Retry-After 1), naming this limit, while other clients' bodies are still read.
+   * Without it one client could hold the whole budget with a few slow uploads (each sending a byte
+   * just often enough for `bodyStallTimeoutMs`) and lock every other client out; on Node that took
+   * ~220 KB/s. A client is its address (`clientAddressHeader` says which one); a body whose client
+   * the server cannot tell (no socket address, no header) counts against the whole budget only.
+   * Default: a quarter of `maxBodyBytesInFlight` (16 MiB on Node, 2 MiB in a Worker isolate), or
+   * `maxBodyBytes` when that is larger. From `maxBodyBytes` to `maxBodyBytesInFlight`.
+   */
+  readonly maxBodyBytesInFlightPerClient: number | undefined
   /** Most messages in one request (400 above it). Default 256. */
   readonly maxMessages: number
   /** Most prompt tokens (after the chat template, plus continuation tokens); 400 context_length_exceeded above it. Default: the model's context. */
@@ -87,6 +99,7 @@ export const defaultLimits: Limits = {
   bodyTimeoutMs: 300_000,
   bodyStallTimeoutMs: 30_000,
   maxBodyBytesInFlight: undefined,
+  maxBodyBytesInFlightPerClient: undefined,
   maxMessages: 256,
   maxPromptTokens: undefined,
   maxPromptCharacters: undefined,
@@ -115,6 +128,17 @@ export interface AppOptions {
    * sets. Default false: the socket's address (any client can send that header itself).
    */
   readonly behindCloudflare?: boolean
+  /**
+   * A request header that names the client's address, set by a proxy in front of the app that the
+   * app is only reachable through (`x-forwarded-for`, `x-real-ip`, `fly-client-ip`): the address
+   * that keyless rate limits and each client's share of the bodies read at once
+   * (`limits.maxBodyBytesInFlightPerClient`) count by. A list (`X-Forwarded-For: a, b`) counts by
+   * its last entry, the one the proxy next to the app added; a request without the header, by its
+   * socket's address. Unset: the socket's address (or `cf-connecting-ip` with `behindCloudflare`).
+   * Any client can send any header, so name one only when every request passes that proxy, which
+   * sets or appends it. Not with `behindCloudflare` (that is `cf-connecting-ip`).
+   */
+  readonly clientAddressHeader?: string
   readonly limits?: Partial<Limits>
   /** Reported by /healthz and in `system_fingerprint`. */
   readonly version?: string
@@ -147,6 +171,7 @@ const appOptionFields: Record<keyof AppOptions, true> = {
   allowedOrigins: true,
   rateLimiter: true,
   behindCloudflare: true,
+  clientAddressHeader: true,
   limits: true,
   version: true,
   log: true,
@@ -257,7 +282,13 @@ export function checkAllowedOrigins(origins: readonly string[], name: string): v
 }
 
 /** Limits with every default filled in. */
-export type ResolvedLimits = Limits & { readonly maxBodyBytesInFlight: number }
+export type ResolvedLimits = Limits & {
+  readonly maxBodyBytesInFlight: number
+  readonly maxBodyBytesInFlightPerClient: number
+}
+
+/** The default share of one client: `maxBodyBytesInFlight` divided by this. */
+export const bodyBytesInFlightClientShares = 4
 
 /** Fills in defaults and checks every limit, naming the bad field. */
 export function resolveLimits(limits: Partial<Limits> | undefined): ResolvedLimits {
@@ -277,9 +308,40 @@ export function resolveLimits(limits: Partial<Limits> | undefined): ResolvedLimi
       'limits.maxBodyBytesInFlight',
       `limits.maxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT) must be at least limits.maxBodyBytes (MAX_BODY_BYTES, ${resolved.maxBodyBytes}): a body of the largest size allowed could never be read. Got ${resolved.maxBodyBytesInFlight}.`,
     )
-  const complete = { ...resolved, ...bodyTimes(given.bodyTimeoutMs, given.bodyStallTimeoutMs) }
+  const perClient = clientShare(
+    resolved.maxBodyBytes,
+    resolved.maxBodyBytesInFlight,
+    merged.maxBodyBytesInFlightPerClient,
+  )
+  const complete = {
+    ...resolved,
+    maxBodyBytesInFlightPerClient: perClient,
+    ...bodyTimes(given.bodyTimeoutMs, given.bodyStallTimeoutMs),
+  }
   checkOtherLimits(complete)
   return complete
+}
+
+/**
+ * One client's share of the bodies read at once: given, from the largest body (a smaller share
+ * would refuse a body of the cap from everyone) to the whole budget (more could never be held);
+ * unset, a quarter of the budget, at least one body of the cap.
+ */
+function clientShare(maxBodyBytes: number, inFlight: number, given: number | undefined): number {
+  if (given === undefined)
+    return Math.min(inFlight, Math.max(maxBodyBytes, Math.floor(inFlight / bodyBytesInFlightClientShares)))
+  positiveInteger('maxBodyBytesInFlightPerClient', given)
+  if (given < maxBodyBytes)
+    throw new InvalidArgumentError(
+      'limits.maxBodyBytesInFlightPerClient',
+      `limits.maxBodyBytesInFlightPerClient (MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT) must be at least limits.maxBodyBytes (MAX_BODY_BYTES, ${maxBodyBytes}): a body of the largest size allowed could never be read. Got ${given}.`,
+    )
+  if (given > inFlight)
+    throw new InvalidArgumentError(
+      'limits.maxBodyBytesInFlightPerClient',
+      `limits.maxBodyBytesInFlightPerClient (MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT, ${given}) must be at most limits.maxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT, ${inFlight}): one client cannot hold more than all of them together. Lower it, raise MAX_BODY_BYTES_IN_FLIGHT, or leave it unset (a quarter of MAX_BODY_BYTES_IN_FLIGHT).`,
+    )
+  return given
 }
 
 /**
@@ -314,6 +376,8 @@ const limitAliases: Readonly<Record<string, string>> = {
   bodyIdleTimeoutMs: 'bodyStallTimeoutMs',
   bodyReadTimeoutMs: 'bodyStallTimeoutMs',
   requestBodyTimeoutMs: 'bodyTimeoutMs',
+  maxBodyBytesPerClient: 'maxBodyBytesInFlightPerClient',
+  maxBodyBytesInFlightPerIp: 'maxBodyBytesInFlightPerClient',
 }
 
 function checkOtherLimits(resolved: ResolvedLimits): void {

@@ -5,7 +5,8 @@
 // within an overall one (a client that sends its headers, then withholds its body, is let go
 // after the first; one that trickles it, after the second; a slow but steady one is read), and
 // the bytes of all bodies being read at once stay within a budget (many clients each sending a
-// body just under the cap cannot exhaust memory).
+// body just under the cap cannot exhaust memory), and one client's bodies stay within a share of
+// that budget (one client's slow uploads cannot hold all of it and lock every other client out).
 import { concatBytes } from '../core/concat-bytes.ts'
 import { AbortedError, InvalidArgumentError, OndeviceError } from '../core/errors.ts'
 
@@ -20,10 +21,14 @@ export interface BodyBudget {
    * given back only there were held for good (100 such uploads refused every body over 10 KB
    * with 429 for as long as the isolate lived).
    */
-  open(expiresAt: number): BodyShare
+  open(expiresAt: number, client?: string): BodyShare
   /** Bytes taken now (shares past their time not counted). */
   readonly held: number
+  /** Bytes `client`'s shares hold now (shares past their time not counted). */
+  heldBy(client: string): number
   readonly limit: number
+  /** The most the shares of one client may hold together (`limits.maxBodyBytesInFlightPerClient`). */
+  readonly clientLimit: number
 }
 
 export interface BodyShare {
@@ -41,16 +46,34 @@ export interface BodyShare {
 interface Share {
   bytes: number
   expiresAt: number
+  /** Whose body it is; undefined when the server cannot tell (no client's share then applies). */
+  readonly client: string | undefined
 }
 
-export function createBodyBudget(limit: number): BodyBudget {
+/**
+ * `clientLimit` bounds what the shares opened for one client hold together (a body whose client
+ * is unknown counts against `limit` only). At most `limit`; by default `limit` itself.
+ */
+export function createBodyBudget(limit: number, clientLimit = limit): BodyBudget {
   const shares = new Set<Share>()
   let held = 0
+  /** Bytes held per client; a client holding none has no entry (the map stays as small as the shares). */
+  const heldByClient = new Map<string, number>()
+  const heldBy = (client: string | undefined): number =>
+    client === undefined ? 0 : (heldByClient.get(client) ?? 0)
+  const addTo = (client: string | undefined, bytes: number) => {
+    if (client === undefined) return
+    const next = heldBy(client) + bytes
+    if (next === 0) heldByClient.delete(client)
+    else heldByClient.set(client, next)
+  }
   // No share runs out before this (at most the earliest expiry: one moved later leaves it early,
   // and the sweep then finds the true one): until then no sweep is needed.
   let nextExpiry = Number.POSITIVE_INFINITY
   const drop = (share: Share) => {
-    if (shares.delete(share)) held -= share.bytes
+    if (!shares.delete(share)) return
+    held -= share.bytes
+    addTo(share.client, -share.bytes)
   }
   const sweep = () => {
     const now = performance.now()
@@ -62,17 +85,20 @@ export function createBodyBudget(limit: number): BodyBudget {
     }
   }
   return {
-    open(expiresAt) {
-      const share: Share = { bytes: 0, expiresAt }
+    open(expiresAt, client) {
+      const share: Share = { bytes: 0, expiresAt, client }
       shares.add(share)
       nextExpiry = Math.min(nextExpiry, expiresAt)
       return {
         take(bytes) {
-          if (held + bytes > limit) sweep()
+          const fits = () =>
+            held + bytes <= limit && (client === undefined || heldBy(client) + bytes <= clientLimit)
+          if (!fits()) sweep()
           // A share past its time reads no further (its body's timeout has passed).
-          if (!shares.has(share) || held + bytes > limit) return false
+          if (!shares.has(share) || !fits()) return false
           share.bytes += bytes
           held += bytes
+          addTo(client, bytes)
           return true
         },
         expireAt(expiresAt) {
@@ -86,7 +112,12 @@ export function createBodyBudget(limit: number): BodyBudget {
       sweep()
       return held
     },
+    heldBy(client) {
+      sweep()
+      return heldBy(client)
+    },
     limit,
+    clientLimit,
   }
 }
 
@@ -105,6 +136,11 @@ export interface ReadBodyOptions {
    */
   readonly stallTimeoutMs: number
   readonly budget: BodyBudget
+  /**
+   * Who sent the body (its address: app.ts says which), for its client's share of the budget;
+   * undefined when the server cannot tell, and then only the whole budget bounds it.
+   */
+  readonly client: string | undefined
 }
 
 function bodyTimedOut(timeoutMs: number, received: number): OndeviceError {
@@ -129,6 +165,21 @@ function bodiesInFlight(budget: BodyBudget): OndeviceError {
     `This server is reading as many request bodies as it holds at once (${budget.limit} bytes together, MAX_BODY_BYTES_IN_FLIGHT). Retry in a second.`,
     { isRetryable: true, retryAfterSeconds: 1 },
   )
+}
+
+function clientShareFull(budget: BodyBudget): OndeviceError {
+  return new OndeviceError(
+    'overloaded',
+    `This client is already sending as many request body bytes as one client may at once (${budget.clientLimit} bytes, MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT, of ${budget.limit} for all clients, MAX_BODY_BYTES_IN_FLIGHT): its other uploads are still arriving. Retry once they have, or send fewer bodies at once.`,
+    { isRetryable: true, retryAfterSeconds: 1 },
+  )
+}
+
+/** Why `bytes` more do not fit: this client's share, when that is what is full, else the whole budget. */
+function refusal(budget: BodyBudget, client: string | undefined, bytes: number): OndeviceError {
+  if (client !== undefined && budget.heldBy(client) + bytes > budget.clientLimit)
+    return clientShareFull(budget)
+  return bodiesInFlight(budget)
 }
 
 function tooLarge(maxBytes: number): OndeviceError {
@@ -180,6 +231,7 @@ export async function readJsonBody(
   // Until the first bytes come, the body's deadline is the stall bound's.
   const share = options.budget.open(
     performance.now() + Math.min(options.stallTimeoutMs, options.timeoutMs) + shareGraceMs,
+    options.client,
   )
   try {
     return parseJson(await readWithin(request.body, maxBytes, declared, options, share))
@@ -220,11 +272,14 @@ async function readWithin(
   options: ReadBodyOptions,
   share: BodyShare,
 ): Promise<Uint8Array> {
-  const { budget, timeoutMs } = options
+  const { budget, timeoutMs, client } = options
   const stallMs = Math.min(options.stallTimeoutMs, timeoutMs)
   const declared = declaredHeader === null ? 0 : Number(declaredHeader)
-  if (Number.isSafeInteger(declared) && declared > 0 && budget.held + declared > budget.limit)
-    throw bodiesInFlight(budget)
+  if (Number.isSafeInteger(declared) && declared > 0) {
+    if (client !== undefined && budget.heldBy(client) + declared > budget.clientLimit)
+      throw clientShareFull(budget)
+    if (budget.held + declared > budget.limit) throw bodiesInFlight(budget)
+  }
   const reader = body.getReader()
   const startedAt = performance.now()
   const overallDeadline = startedAt + timeoutMs
@@ -274,7 +329,7 @@ async function readWithin(
       if (done) break
       total += value.byteLength
       if (total > maxBytes) return await giveUp(tooLarge(maxBytes), true)
-      if (!share.take(value.byteLength)) return await giveUp(bodiesInFlight(budget), false)
+      if (!share.take(value.byteLength)) return await giveUp(refusal(budget, client, value.byteLength), false)
       chunks.push(value)
       if (value.byteLength > 0) {
         lastBytesAt = performance.now()

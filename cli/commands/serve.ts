@@ -62,7 +62,11 @@ closed; default 20000), BODY_STALL_TIMEOUT_MS (the longest its body may send not
 reading starts, else 408; default 30000), BODY_TIMEOUT_MS (its whole body within this, else 408;
 default 300000; set alone, either moves the other's default out of its way),
 MAX_BODY_BYTES_IN_FLIGHT (bytes of request bodies read at once, all clients together; past it
-429 overloaded; default 64 MiB or MAX_BODY_BYTES if larger).
+429 overloaded; default 64 MiB or MAX_BODY_BYTES if larger), MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT
+(the most of those one client address may hold; past it 429 overloaded; default a quarter of
+MAX_BODY_BYTES_IN_FLIGHT, at least MAX_BODY_BYTES), CLIENT_ADDRESS_HEADER (a header your proxy sets
+to the client's address, e.g. x-forwarded-for, its last entry counted: for rate limits and the
+share per client; default the socket's address).
 docs/worker.md describes each.`
 
 function integerFlag(
@@ -368,6 +372,9 @@ async function serve(
     limits: settings.limits,
     modelAliases: settings.modelAliases,
     behindCloudflare: settings.behindCloudflare,
+    ...(settings.clientAddressHeader === undefined
+      ? {}
+      : { clientAddressHeader: settings.clientAddressHeader }),
     ...(settings.rateLimitPerMinute
       ? { rateLimiter: createMemoryRateLimiter({ limit: settings.rateLimitPerMinute, periodSeconds: 60 }) }
       : {}),

@@ -48,7 +48,9 @@ const passedVariables = [
 
 /** The container's environment: the secret as its only key, the Worker's limits, slots per instance. */
 export function containerEnvironment(env: ContainerEnv): Record<string, string> {
-  const variables: Record<string, string> = { ORT_DISABLE_TELEMETRY: '1' }
+  // BEHIND_CLOUDFLARE: only the Worker reaches the container, and it passes each client's address
+  // as cf-connecting-ip (forward.ts), which the container's share per client counts by.
+  const variables: Record<string, string> = { ORT_DISABLE_TELEMETRY: '1', BEHIND_CLOUDFLARE: 'true' }
   if (typeof env.CONTAINER_SECRET === 'string' && env.CONTAINER_SECRET !== '') {
     variables['API_KEYS'] = env.CONTAINER_SECRET
   }

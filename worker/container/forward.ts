@@ -200,13 +200,17 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
     return up
   }
 
-  const bodyBudget = createBodyBudget(options.limits.maxBodyBytesInFlight)
+  const bodyBudget = createBodyBudget(
+    options.limits.maxBodyBytesInFlight,
+    options.limits.maxBodyBytesInFlightPerClient,
+  )
   return async (c) => {
     const state = c.get('request')
     const body = await readJsonBody(c.req.raw, options.limits.maxBodyBytes, {
       timeoutMs: options.limits.bodyTimeoutMs,
       stallTimeoutMs: options.limits.bodyStallTimeoutMs,
       budget: bodyBudget,
+      client: state.client,
     })
     state.waitFrom = Date.now()
     checkCaps(body, options)
@@ -249,6 +253,10 @@ export function createContainerForwarder(options: ContainerForwarderOptions): Ch
       'x-request-id': state.requestId,
     })
     if (options.secret !== undefined) headers.set('authorization', `Bearer ${options.secret}`)
+    // The client's address, for the container's own count of each client's bodies in flight
+    // (its BEHIND_CLOUDFLARE: container-class.ts): without it every request came from this Worker,
+    // one client that a quarter of the container's budget would bound for all.
+    if (state.client !== undefined) headers.set('cf-connecting-ip', state.client)
     // What is left of the client's wait, for the container's own: a format it loads on first use,
     // its generation-slot queue (whole seconds, rounded down: the container counts from its own
     // arrival).
