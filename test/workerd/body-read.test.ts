@@ -52,8 +52,8 @@ function raw(head: string): Promise<Raw> {
   return openRawConnection(Number(new URL(worker.url).port), head, sockets)
 }
 
-const postHead = (length: number): string =>
-  `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`
+const postHead = (length: number, headers = ''): string =>
+  `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n${headers}\r\n`
 
 /** A chat naming a model this worker does not serve, `bytes` long (padded in `user`). */
 const chatOfSize = (bytes: number): string => {
@@ -90,14 +90,22 @@ async function postUntil(body: string, code: string, limitMs: number): Promise<s
   return seen
 }
 
-async function post(body: string): Promise<{ status: number; code: string }> {
+async function post(
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; code: string; message: string; retryAfter: string | null }> {
   const response = await fetch(`${worker.url}/v1/chat/completions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body,
   })
-  const { error } = (await response.json()) as { error: { code: string } }
-  return { status: response.status, code: error.code }
+  const { error } = (await response.json()) as { error: { code: string; message: string } }
+  return {
+    status: response.status,
+    code: error.code,
+    message: error.message,
+    retryAfter: response.headers.get('retry-after'),
+  }
 }
 
 describe('the edge worker reading request bodies in workerd', () => {
@@ -133,9 +141,12 @@ describe('the edge worker reading request bodies in workerd', () => {
     // depends on how wrangler's proxy interleaves them; once one is, the other eight hold ~8 MiB.
     // (Posting the next body while eight were still uploading raced them: a post read meanwhile
     // took a holder's room, seven holders and a body of the cap fit, and every later post was read.)
+    // Nine clients (Cloudflare's cf-connecting-ip, as the test sends it: `wrangler dev` gives a
+    // request without it one local address, and one client holds at most a quarter of the budget).
     const holders: Raw[] = []
     for (let index = 0; index < 9; index++) {
-      const holder = await raw(postHead(large.length) + large.slice(0, -4096))
+      const client = `CF-Connecting-IP: 192.0.2.${index + 1}\r\n`
+      const holder = await raw(postHead(large.length, client) + large.slice(0, -4096))
       holders.push(holder)
       void sendSteadily(holder, large.slice(-4096), 1, 300)
     }
@@ -152,5 +163,40 @@ describe('the edge worker reading request bodies in workerd', () => {
     // that gives the bytes back; the shares run out a second past their stall bound.
     for (const holder of holders) holder.socket.resetAndDestroy()
     expect((await postUntil(large, 'model_not_found', 30_000)).at(-1)).toBe('model_not_found')
+  }, 120_000)
+
+  // Cloudflare names each client in cf-connecting-ip; under `wrangler dev` the test sends it, as
+  // Cloudflare would. Nine uploads of the cap from one client held all 8 MiB (the case above,
+  // where no client is named), so another client's body of the cap got 429 for as long as they
+  // lasted; one client now holds at most a quarter (2 MiB, two bodies of the cap).
+  it("one client's slow uploads hold at most its share (2 MiB): past it they get 429 naming MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT, and another client's body of the cap is read", async () => {
+    const large = chatOfSize(1024 * 1024 - 16)
+    const attacker = 'CF-Connecting-IP: 203.0.113.7\r\n'
+    const holders: Raw[] = []
+    for (let index = 0; index < 9; index++) {
+      const holder = await raw(postHead(large.length, attacker) + large.slice(0, -4096))
+      holders.push(holder)
+      void sendSteadily(holder, large.slice(-4096), 1, 300)
+    }
+    const statuses = () => holders.map((holder) => holder.text().split(' ')[1] ?? 'reading')
+    await expect
+      .poll(() => statuses().filter((status) => status === '429').length, { timeout: 60_000 })
+      .toBe(7)
+    expect(statuses().filter((status) => status === 'reading')).toHaveLength(2)
+    const refused = holders.find((holder) => holder.text().startsWith('HTTP/1.1 429'))
+    expect(refused?.text()).toMatch(/MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT/)
+    // Another client's body of the cap is read (its answer: the model it names is not served).
+    expect(await post(large, { 'cf-connecting-ip': '198.51.100.4' })).toMatchObject({
+      status: 404,
+      code: 'model_not_found',
+    })
+    // The attacker's next body is refused by its share, with Retry-After.
+    expect(await post(large, { 'cf-connecting-ip': '203.0.113.7' })).toMatchObject({
+      status: 429,
+      code: 'overloaded',
+      retryAfter: '1',
+      message: expect.stringMatching(/MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT/),
+    })
+    for (const holder of holders) holder.socket.resetAndDestroy()
   }, 120_000)
 })

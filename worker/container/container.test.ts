@@ -464,6 +464,52 @@ describe('cold start', () => {
     }
   })
 
+  it("passes the client's address on as cf-connecting-ip: the container counts each client's bodies in flight by it, not all forwarded ones as the Worker's", async () => {
+    const seen: (string | null)[] = []
+    const containerApp = createApp({ modelHost: createTestHost(), behindCloudflare: true, log: () => {} })
+    const container = await serveApp((request) => {
+      if (new URL(request.url).pathname === '/v1/chat/completions')
+        seen.push(request.headers.get('cf-connecting-ip'))
+      return containerApp.fetch(request)
+    }, 'test-model')
+    try {
+      const forward = createContainerForwarder({
+        gateway: urlGateway([container.url]),
+        secret: undefined,
+        instances: 1,
+        startTimeoutMs: 10_000,
+        limits: resolveLimits({}),
+        modelIds: new Set(['test-model']),
+      })
+      const modelHost = createModelHost({
+        modelId: 'test-model',
+        load: () => Promise.reject(new Error('the isolate must not load the package')),
+      })
+      const app = createApp({
+        modelHost,
+        behindCloudflare: true,
+        log: () => {},
+        forwardChatCompletion: forward,
+      })
+      const chat = (headers: Record<string, string>) =>
+        app.request('/v1/chat/completions', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({
+            model: 'test-model',
+            messages: [{ role: 'user', content: 'hi' }],
+            max_tokens: 2,
+          }),
+        })
+      expect((await chat({ 'cf-connecting-ip': '203.0.113.9' })).status).toBe(200)
+      // Without one (no client the Worker can name), none is made up.
+      expect((await chat({})).status).toBe(200)
+      expect(seen).toEqual(['203.0.113.9', null])
+    } finally {
+      await container.close()
+    }
+  })
+
   it('reads the wait preference as RFC 7240 writes it', () => {
     const wait = (value: string) => preferredWaitMs(new Headers({ prefer: value }))
     expect(preferredWaitMs(new Headers())).toBeUndefined()
