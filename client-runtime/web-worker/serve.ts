@@ -27,6 +27,8 @@ const aliveIntervalMs = 1000
 
 export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): DeviceHostServer {
   const models = new Map<number, DeviceModel>()
+  /** The disposes under way, by handle. */
+  const disposing = new Map<number, Promise<void>>()
   // Handles differ between workers: after the page replaced a blocked worker with a fresh one
   // (proxy.ts, restart), a model of the old one names nothing here ("load it again").
   let nextHandle = Math.floor(Math.random() * 2 ** 40) + 1
@@ -87,9 +89,17 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
       case 'probe':
         return modelOf(request.handle).probe(signal)
       case 'dispose': {
+        // Forgotten at once (a call on it now is refused), but a second dispose() waits for the
+        // first, which waits for a running answer to end: it answered at once, and its caller went
+        // on with the model still loaded here.
         const model = models.get(request.handle)
         models.delete(request.handle)
-        await model?.dispose()
+        if (model) disposing.set(request.handle, model.dispose())
+        try {
+          await disposing.get(request.handle)
+        } finally {
+          disposing.delete(request.handle)
+        }
         return null
       }
       case 'abort':

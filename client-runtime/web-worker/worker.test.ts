@@ -217,6 +217,28 @@ describe('DeviceHost served by a worker + its proxy', () => {
     await expect(model.probe()).rejects.toMatchObject({ name: 'BackendError', code: 'backend_unavailable' })
   })
 
+  it("across the thread too, a model's second dispose() returns once the model is disposed", async () => {
+    // The worker forgot the model at the first dispose (which waits for a running answer to end),
+    // so a second answered at once: its caller went on with the model still loaded there.
+    const model = await host.load(packageDir, { backend: 'native', dtype: 'fp32' })
+    const answer = model
+      .generate({ messages: conversation, maxTokens: 200, sampling: { temperature: 0, seed: 1 } })
+      [Symbol.asyncIterator]()
+    await answer.next() // the prompt part
+    await answer.next() // the first token: the answer holds the session
+    let firstDone = false
+    const first = model.dispose().then(() => {
+      firstDone = true
+    })
+    const second = model.dispose()
+    const rest = (async () => {
+      while (!(await answer.next()).done);
+    })()
+    await second
+    expect(firstDone).toBe(true)
+    await Promise.all([first, rest])
+  })
+
   it("the load's warnings cross the thread with the model (a package without manifest.json)", async () => {
     const model = await host.load(packageDir, { backend: 'native', dtype: 'fp32' })
     try {
