@@ -264,4 +264,30 @@ describe('rate limits by client address', () => {
       },
     )
   })
+
+  it('behind another proxy (clientAddressHeader / CLIENT_ADDRESS_HEADER) its header names the client: the last entry, which the proxy appended', async () => {
+    await withServer(
+      {
+        clientAddressHeader: 'x-forwarded-for',
+        rateLimiter: createMemoryRateLimiter({ limit: 2, periodSeconds: 60 }),
+      },
+      async (base) => {
+        const forwarded = (value: string) =>
+          fetch(`${base}/v1/models`, { headers: { 'x-forwarded-for': value } }).then(
+            (response) => response.status,
+          )
+        const statuses = [
+          await forwarded('203.0.113.7'),
+          await forwarded('203.0.113.7'),
+          await forwarded('203.0.113.7'),
+          // What the client wrote before the proxy's entry does not make it another client.
+          await forwarded('192.0.2.1, 203.0.113.7'),
+          await forwarded('203.0.113.8'),
+          // cf-connecting-ip is not this deployment's header: the socket counts without the named one.
+          (await models(base, '203.0.113.9')).status,
+        ]
+        expect(statuses).toEqual([200, 200, 429, 429, 200, 200])
+      },
+    )
+  })
 })
