@@ -41,6 +41,12 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     if (disposed) throw new BackendError('backend_unavailable', 'This model was disposed: load it again.')
   }
 
+  /** Whether dispose() had its turn: the session is disposed. */
+  let sessionGone = false
+  const refuseGone = (): void => {
+    if (sessionGone) throw new BackendError('backend_unavailable', 'This model was disposed: load it again.')
+  }
+
   /** Waits for the session, then holds it until `release` is called. */
   const acquire = async (): Promise<() => void> => {
     let release!: () => void
@@ -108,6 +114,10 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
     yield { type: 'prompt', promptTokens: prompt.tokenIds.length }
     const release = await acquire()
     try {
+      // Its turn came after dispose()'s (its prompt part read before dispose(), the session asked
+      // for after): the disposed model's error, not the disposed session's own. An answer that
+      // asked before dispose() still runs first, as dispose() waits its turn.
+      refuseGone()
       yield* generate(session, tokenizer, {
         promptTokenIds: prompt.tokenIds,
         promptBoundaries: prompt.turnBoundaries,
@@ -129,6 +139,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
       refuseDisposed()
       const release = await acquire()
       try {
+        refuseGone()
         const speed = await measureDecodeSpeed(
           { session, tokenizer },
           { tokens: parts.probeTokens ?? 16, ...(signal ? { signal } : {}) },
@@ -147,6 +158,7 @@ export function createDeviceModel(parts: DeviceModelParts): DeviceModel {
         try {
           await (parts.dispose ? parts.dispose() : session.dispose())
         } finally {
+          sessionGone = true
           release()
         }
       })()

@@ -105,6 +105,38 @@ describe('DeviceHost served by a worker + its proxy', () => {
     await expect(noModel).rejects.toMatchObject({ code: 'invalid_argument', param: 'model' })
   })
 
+  it('an answer that asks for the session after dispose() fails as a call after dispose()', async () => {
+    // It was refused only when it started: one started before dispose() (its prompt part read)
+    // that asked for the session after it got it once dispose() was done, ran on the disposed
+    // session and failed with onnxruntime's own error (backend_failed), not the disposed model's.
+    const local = await loadModel({
+      model: packageDir,
+      backend: 'native',
+      dtype: 'fp32',
+      store: createNodeStore({ cacheDir: join(folder, 'waiting-answer-cache') }),
+    })
+    const here = createDeviceModel({ session: local.session, tokenizer: local.tokenizer })
+    const request = { messages: conversation, maxTokens: 6, sampling: { temperature: 0, seed: 1 } }
+    const first = here.generate(request)[Symbol.asyncIterator]()
+    await first.next() // the prompt part
+    await first.next() // the first token: this answer holds the session
+    // One answer asks for the session before dispose(), one after: dispose() has its turn between.
+    const queued = here.generate(request)[Symbol.asyncIterator]()
+    expect(await queued.next()).toMatchObject({ value: { type: 'prompt' } })
+    const queuedNext = queued.next()
+    const waiting = here.generate(request)[Symbol.asyncIterator]()
+    expect(await waiting.next()).toMatchObject({ value: { type: 'prompt' } })
+    const disposed = here.dispose()
+    const next = waiting.next()
+    while (!(await first.next()).done);
+    // The one that asked first still answers.
+    expect(await queuedNext).toMatchObject({ done: false })
+    while (!(await queued.next()).done);
+    await expect(next).rejects.toBeInstanceOf(BackendError)
+    await expect(next).rejects.toMatchObject({ code: 'backend_unavailable' })
+    await disposed
+  })
+
   it("a model's second dispose() returns once the model is disposed, not while an answer holds it", async () => {
     // A second dispose() returned at once: while the first waited for an answer to end, a caller
     // awaiting the second went on with the session (and its memory) still loaded.
