@@ -55,6 +55,23 @@ describe('chunks', () => {
     expect('usage' in createChunkWriter(header, false).start()).toBe(false)
   })
 
+  it("a call's tokens say so on the wire (in_tool_call), also the <tool_call> token that releases held text, and read back", () => {
+    // An abort after the <tool_call> token cut a call (FinishPart.partial): the edge client can
+    // tell only from the chunk. The opening token may release held-back text (half a character)
+    // with it, and that chunk lacked the mark.
+    const writer = createChunkWriter(header, true)
+    const opening = writer.delta({ type: 'text-delta', text: 'é', tokenIds: [151657], inToolCall: true })
+    expect(opening?.choices[0]?.delta).toEqual({ content: 'é', token_ids: [151657], in_tool_call: true })
+    expect(roundTrip(opening)).toMatchObject({ text: 'é', tokenIds: [151657], inToolCall: true })
+    const markup = writer.delta({ type: 'text-delta', text: '', tokenIds: [198], inToolCall: true })
+    expect(markup?.choices[0]?.delta).toEqual({ token_ids: [198], in_tool_call: true })
+    expect(roundTrip(markup)).toMatchObject({ inToolCall: true })
+    // Text outside a call has no mark.
+    expect(roundTrip(writer.delta({ type: 'text-delta', text: 'Hi', tokenIds: [9] }))).not.toHaveProperty(
+      'inToolCall',
+    )
+  })
+
   it('the SDK reads back what the worker wrote', () => {
     const writer = createChunkWriter(header, true)
     expect(roundTrip(writer.start())).toEqual({

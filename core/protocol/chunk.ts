@@ -96,14 +96,13 @@ export function createChunkWriter(
           },
           null,
         )
-      if (part.text.length > 0) return chunk({ content: part.text, token_ids: [...part.tokenIds] }, null)
       // A call's tokens before its name is written say so (`in_tool_call`, our extension): a
-      // client that stops the stream there cut a call (FinishPart.partial), whatever tool_choice was.
-      if (part.tokenIds.length === 0) return undefined
-      return chunk(
-        { token_ids: [...part.tokenIds], ...(part.inToolCall === true ? { in_tool_call: true } : {}) },
-        null,
-      )
+      // client that stops the stream there cut a call (FinishPart.partial), whatever tool_choice
+      // was. The `<tool_call>` token itself may release held-back text (half a character).
+      const mark = part.inToolCall === true ? { in_tool_call: true } : {}
+      if (part.text.length > 0)
+        return chunk({ content: part.text, token_ids: [...part.tokenIds], ...mark }, null)
+      return part.tokenIds.length > 0 ? chunk({ token_ids: [...part.tokenIds], ...mark }, null) : undefined
     },
     // A reasoning token that shows no text (`<think>`, `</think>`, half a character) sends its
     // ids with an empty `reasoning_content`, so a reader can tell them from the reply's: a client
