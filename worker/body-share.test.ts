@@ -15,7 +15,7 @@ import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 import { type RunningServer, serveApp } from './node.ts'
 import type { AppOptions, Limits } from './options.ts'
-import { createBodyBudget } from './read-body.ts'
+import { clientOfAddress, createBodyBudget } from './read-body.ts'
 
 const running: RunningServer[] = []
 const sockets: Socket[] = []
@@ -141,10 +141,10 @@ async function openUploads(
   server: RunningServer,
   from: string,
   count: number,
-  headers = '',
+  headers: (index: number) => string = () => '',
 ): Promise<Upload[]> {
   const uploads: Upload[] = []
-  for (let index = 0; index < count; index++) uploads.push(await slowUpload(server, from, headers))
+  for (let index = 0; index < count; index++) uploads.push(await slowUpload(server, from, headers(index)))
   return uploads
 }
 
@@ -184,7 +184,7 @@ describe("one client's share of the bodies read at once (limits.maxBodyBytesInFl
       .not.toBe(429)
   }, 120_000)
 
-  it('behind a proxy (clientAddressHeader): clients are told apart by the header it sets, its last entry, not by the socket they share', async () => {
+  it('behind a proxy (clientAddressHeader): clients are told apart by the header it sets, its last entry (an IPv6 one by its /64), not by the socket they share', async () => {
     const server = await start(
       { maxBodyBytesInFlight: 4 * maxBodyBytes },
       { clientAddressHeader: 'x-forwarded-for' },
@@ -194,7 +194,8 @@ describe("one client's share of the bodies read at once (limits.maxBodyBytesInFl
       server,
       '127.0.0.1',
       8,
-      'X-Forwarded-For: 198.51.100.1, 203.0.113.7\r\n',
+      // Each from its own address of one IPv6 /64: one client.
+      (index) => `X-Forwarded-For: 198.51.100.1, 2001:db8:1:2::${index + 1}\r\n`,
     )
     const answered = () => attacker.filter((upload) => upload.status() !== '')
     await expect.poll(() => answered().length, { timeout: 30_000 }).toBe(7)
@@ -202,12 +203,16 @@ describe("one client's share of the bodies read at once (limits.maxBodyBytesInFl
       'x-forwarded-for': '203.0.113.8',
     })
     expect(other.status, other.body).not.toBe(429)
-    // The first entry is the client's to write: changing it does not make another client.
+    // The first entry is the client's to write, and the /64 is one client's: neither makes another.
     const spoofed = await post(server, '127.0.0.1', chatOfSize(maxBodyBytes / 2), {
-      'x-forwarded-for': '192.0.2.99, 203.0.113.7',
+      'x-forwarded-for': '192.0.2.99, 2001:db8:1:2::99',
     })
     expect(spoofed.status).toBe(429)
     expect(spoofed.body).toMatch(/MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT/)
+    const nextNetwork = await post(server, '127.0.0.1', chatOfSize(maxBodyBytes / 2), {
+      'x-forwarded-for': '2001:db8:1:3::1',
+    })
+    expect(nextNetwork.status, nextNetwork.body).not.toBe(429)
   }, 120_000)
 
   it("the budget: a client's shares together stay within its share, a body of an unknown client counts against the whole only, and what a client gives back is its own again", () => {
@@ -228,5 +233,21 @@ describe("one client's share of the bodies read at once (limits.maxBodyBytesInFl
     expect(budget.heldBy('a')).toBe(100)
     expect(budget.open(performance.now() + 60_000, 'a').take(300)).toBe(true)
     expect(budget.heldBy('c')).toBe(0)
+  })
+
+  it('a client is an IPv4 address, or an IPv6 /64 (a host there can take a new address per connection)', () => {
+    expect(clientOfAddress('203.0.113.7')).toBe('203.0.113.7')
+    expect(clientOfAddress('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64')
+    expect(clientOfAddress('2001:0DB8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64')
+    expect(clientOfAddress('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(clientOfAddress('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
+    expect(clientOfAddress('::1')).toBe('0:0:0:0::/64')
+    expect(clientOfAddress('::ffff:192.0.2.1')).toBe('192.0.2.1')
+    expect(clientOfAddress('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64')
+    // Not an address (a proxy's header can hold anything): taken as written.
+    expect(clientOfAddress('unknown')).toBe('unknown')
+    expect(clientOfAddress('1::2::3')).toBe('1::2::3')
+    expect(clientOfAddress('1:2:3')).toBe('1:2:3')
+    expect(clientOfAddress('zz::1')).toBe('zz::1')
   })
 })

@@ -45,8 +45,9 @@ export interface Limits {
    * `overloaded` (Retry-After 1), naming this limit, while other clients' bodies are still read.
    * Without it one client could hold the whole budget with a few slow uploads (each sending a byte
    * just often enough for `bodyStallTimeoutMs`) and lock every other client out; on Node that took
-   * ~220 KB/s. A client is its address (`clientAddressHeader` says which one); a body whose client
-   * the server cannot tell (no socket address, no header) counts against the whole budget only.
+   * ~220 KB/s. A client is its address, an IPv6 one by its /64 (`clientAddressHeader` says which
+   * address); a body whose client the server cannot tell (no socket address, no header) counts
+   * against the whole budget only.
    * Default: a quarter of `maxBodyBytesInFlight` (16 MiB on Node, 2 MiB in a Worker isolate), or
    * `maxBodyBytes` when that is larger. From `maxBodyBytes` to `maxBodyBytesInFlight`.
    */

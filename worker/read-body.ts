@@ -182,6 +182,34 @@ function refusal(budget: BodyBudget, client: string | undefined, bytes: number):
   return bodiesInFlight(budget)
 }
 
+/**
+ * The client a body counts against: an IPv4 address as it is, an IPv6 one by its /64 (one
+ * subscriber's network: a host there can take a new address per connection, so counting each
+ * address apart gave one client as many shares as it liked), an IPv4 address mapped into IPv6
+ * (`::ffff:192.0.2.1`, as a dual-stack socket reports one) as the IPv4 address. Anything else (a
+ * proxy's header that holds no address) is taken as written.
+ */
+export function clientOfAddress(address: string): string {
+  const bare = address.split('%')[0] ?? address
+  if (!bare.includes(':')) return address
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(bare)
+  if (mapped?.[1] !== undefined) return mapped[1]
+  const halves = bare.toLowerCase().split('::')
+  if (halves.length > 2) return address
+  const groupsOf = (part: string | undefined): string[] =>
+    part === undefined || part === '' ? [] : part.split(':')
+  const head = groupsOf(halves[0])
+  const tail = groupsOf(halves[1])
+  // An IPv4 address written in the last 32 bits counts as two groups (the /64 never reaches it).
+  const width = (groups: string[]) => groups.length + (groups.at(-1)?.includes('.') === true ? 1 : 0)
+  const missing = 8 - width(head) - width(tail)
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return address
+  const groups = [...head, ...Array<string>(halves.length === 1 ? 0 : missing).fill('0'), ...tail]
+  const prefix = groups.slice(0, 4)
+  if (!prefix.every((group) => /^[0-9a-f]{1,4}$/.test(group))) return address
+  return `${prefix.map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::/64`
+}
+
 function tooLarge(maxBytes: number): OndeviceError {
   return new OndeviceError(
     'payload_too_large',
@@ -229,12 +257,16 @@ export async function readJsonBody(
   // Its bytes count against the budget until they are parsed (the text and the parse are the
   // peak), then go back: what a request holds afterwards is bounded by the queue.
   // Until the first bytes come, the body's deadline is the stall bound's.
+  const counted = {
+    ...options,
+    client: options.client === undefined ? undefined : clientOfAddress(options.client),
+  }
   const share = options.budget.open(
     performance.now() + Math.min(options.stallTimeoutMs, options.timeoutMs) + shareGraceMs,
-    options.client,
+    counted.client,
   )
   try {
-    return parseJson(await readWithin(request.body, maxBytes, declared, options, share))
+    return parseJson(await readWithin(request.body, maxBytes, declared, counted, share))
   } finally {
     share.release()
   }
