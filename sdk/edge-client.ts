@@ -423,36 +423,35 @@ export class EdgeClient {
     if (this.options.model) return this.options.model
     if (this.learnedModelId !== undefined) return this.learnedModelId
     if (knownModelId !== undefined && performance.now() < this.listFailedUntil) return knownModelId
-    for (;;) {
-      this.modelId ??= {
-        signal,
-        promise: (async () => {
-          let listed: unknown
-          try {
-            listed = await this.models(signal)
-          } catch (error) {
-            throw signal?.aborted ? error : modelListFailed(this.url, error)
-          }
-          const id = firstModelId(listed)
-          if (id === undefined) {
-            throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
-          }
-          this.learnedModelId = id
-          return id
-        })(),
-      }
-      const pending = this.modelId
-      try {
-        return await pending.promise
-      } catch (error) {
-        if (this.modelId === pending) this.modelId = undefined
-        // The caller's abort ends the request; another caller's does not: it asks again.
-        if (signal?.aborted) throw error
-        if (stoppedByOther(pending.signal, signal)) continue
-        // Anything else about the list does not need to end the request.
-        if (knownModelId === undefined) throw error
-        return knownModelId
-      }
+    this.modelId ??= {
+      signal,
+      promise: (async () => {
+        let listed: unknown
+        try {
+          listed = await this.models(signal)
+        } catch (error) {
+          throw signal?.aborted ? error : modelListFailed(this.url, error)
+        }
+        const id = firstModelId(listed)
+        if (id === undefined) {
+          throw new EdgeError('edge_failed', `GET ${this.url}/v1/models listed no model: set edge.model.`)
+        }
+        this.learnedModelId = id
+        return id
+      })(),
+    }
+    const pending = this.modelId
+    try {
+      return await pending.promise
+    } catch (error) {
+      if (this.modelId === pending) this.modelId = undefined
+      // The caller's abort ends the request; another caller's does not: it asks again (an id
+      // learned meanwhile first).
+      if (signal?.aborted) throw error
+      if (stoppedByOther(pending.signal, signal)) return this.model(signal, knownModelId)
+      // Anything else about the list does not need to end the request.
+      if (knownModelId === undefined) throw error
+      return knownModelId
     }
   }
 
