@@ -4,6 +4,7 @@ import { defaultHost } from './default-host.ts'
 import type { LoadedModel, LoadModelOptions } from './load-model.ts'
 import { loadModelWith } from './load-model.ts'
 
+export { withCurrentNetwork } from './current-network.ts'
 export { type DecodeSpeed, measureDecodeSpeed } from './decode-speed.ts'
 export { defaultHost } from './default-host.ts'
 export {
@@ -19,7 +20,6 @@ export {
   type PromptPart,
   type RuntimeDeviceHostOptions,
 } from './device-host/index.ts'
-
 export {
   availableDtypes,
   type Backend,
@@ -55,7 +55,6 @@ export {
   type ProbeOptions,
   probeCapabilities,
   type WebGpuReport,
-  withCurrentNetwork,
 } from './probe.ts'
 export type {
   DownloadProgress,

@@ -196,16 +196,3 @@ async function probeWebGpu(navigator: NavigatorLike | undefined, isNode: boolean
     return { available: false, reason: `requestAdapter failed: ${(error as Error).message}` }
   }
 }
-
-/**
- * The probe's figures with the network state read now: it changes while a page lives (the probe
- * itself runs once), and a page sees it before its worker does.
- */
-export function withCurrentNetwork<T extends DeviceCapabilities>(capabilities: T): T {
-  const navigator = (globalThis as { navigator?: NavigatorLike }).navigator
-  return {
-    ...capabilities,
-    online: navigator?.onLine ?? capabilities.online,
-    ...(navigator?.connection?.saveData === undefined ? {} : { saveData: navigator.connection.saveData }),
-  }
-}

@@ -28,14 +28,7 @@ import { parseRetryAfter } from '../core/retry-after.ts'
 import type { SamplingOptions } from '../core/sampling/index.ts'
 import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
 import type { ConstraintOptions } from '../core/structured/constraint.ts'
-import { withRequestOptionNames } from './edge-option-names.ts'
-import {
-  formatFieldFallbackNote,
-  formatFieldRefused,
-  isFormatFieldRefusal,
-  structuredOutputRefused,
-  toolChoiceNotEnforced,
-} from './edge-versions.ts'
+import { toolChoiceNotEnforced } from './edge-tool-choice.ts'
 import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
 
 export interface EdgeOptions {
@@ -358,9 +351,12 @@ export class EdgeClient {
         body = { error: { message: text.slice(0, 300) || response.statusText } }
       }
       // A field of the request by the SDK's name (edge-option-names.ts), as the device names it.
-      throw withRequestOptionNames(
-        fromErrorBody(response.status, body, parseRetryAfter(response.headers.get('retry-after'))),
+      const refusal = fromErrorBody(
+        response.status,
+        body,
+        parseRetryAfter(response.headers.get('retry-after')),
       )
+      throw (await refusalRules())?.withRequestOptionNames(refusal) ?? refusal
     }
     return { response, done: () => signal?.removeEventListener('abort', onAbort) }
   }
@@ -541,12 +537,15 @@ export class EdgeClient {
       return answered(await post(body))
     } catch (error) {
       const format = request.format
-      if (format === undefined || !isFormatFieldRefusal(error)) {
-        throw (request.constraint?.responseFormat && structuredOutputRefused(this.url, error)) || error
+      // An error thrown before the edge answered (unreachable, aborted) is none of these rules'.
+      const rules = error instanceof OndeviceError ? await refusalRules() : undefined
+      if (rules === undefined) throw error
+      if (format === undefined || !rules.isFormatFieldRefusal(error)) {
+        throw (request.constraint?.responseFormat && rules.structuredOutputRefused(this.url, error)) || error
       }
-      if (format.fallback !== true) throw formatFieldRefused(this.url, format, error)
+      if (format.fallback !== true) throw rules.formatFieldRefused(this.url, format, error)
       const { ondevice_format: _, ...withoutFormat } = body
-      return answered(await post(withoutFormat), formatFieldFallbackNote(this.url, format, error))
+      return answered(await post(withoutFormat), rules.formatFieldFallbackNote(this.url, format, error))
     }
   }
 
@@ -688,7 +687,7 @@ export class EdgeClient {
     } catch (error) {
       if (request.signal?.aborted) throw new AbortedError()
       // An error event (readChunk), with the SDK's names as the error bodies above.
-      if (error instanceof OndeviceError) throw withRequestOptionNames(error)
+      if (error instanceof OndeviceError) throw (await refusalRules())?.withRequestOptionNames(error) ?? error
       if (error instanceof ServerSentEventError) {
         throw new EdgeError(
           'edge_failed',
@@ -791,6 +790,27 @@ function modelListFailed(url: string, error: unknown): OndeviceError {
     message: `Could not read the edge's model list (GET ${url}/v1/models), which names the model to ask for: ${cause.message} Set edge.model to the edge's model id to send chat requests without the list.`,
   })
 }
+
+/**
+ * What an edge's refusal becomes: a field named as the SDK's request names it
+ * (edge-option-names.ts), an older edge's refusal of a field it does not know (edge-versions.ts).
+ * Only a refusal needs them, so they are loaded with import() the first time an edge refuses: a
+ * page bundled by esbuild with --splitting loads every file a static import reaches up front
+ * (test/browser/page-bundle-size.test.ts). Undefined when the app's chunk did not come (the
+ * edge's error is then thrown as it is); the next refusal tries again.
+ */
+function refusalRules(): Promise<RefusalRules | undefined> {
+  refusalRulesLoading ??= Promise.all([import('./edge-option-names.ts'), import('./edge-versions.ts')]).then(
+    ([names, versions]) => ({ ...names, ...versions }),
+    () => {
+      refusalRulesLoading = undefined
+      return undefined
+    },
+  )
+  return refusalRulesLoading
+}
+type RefusalRules = typeof import('./edge-option-names.ts') & typeof import('./edge-versions.ts')
+let refusalRulesLoading: Promise<RefusalRules | undefined> | undefined
 
 /** How long a failed model list is not asked again by a request that knows a model id. */
 const listRetryDelayMs = 30_000

@@ -5,17 +5,12 @@
 import { InvalidArgumentError } from '../../core/errors.ts'
 import { packageFingerprint } from '../../core/model-package.ts'
 import type { ModelSession } from '../../core/model-session.ts'
+import { withCurrentNetwork } from '../current-network.ts'
 import { defaultHost } from '../default-host.ts'
 import type { Backend } from '../dtype.ts'
 import { inspectPackage, type PackageInfo } from '../inspect.ts'
 import { loadModelWith, type RuntimeHost } from '../load-model.ts'
-import {
-  type DeviceCapabilities,
-  hardwareWebGpu,
-  probeCapabilities,
-  type WebGpuReport,
-  withCurrentNetwork,
-} from '../probe.ts'
+import { type DeviceCapabilities, hardwareWebGpu, probeCapabilities, type WebGpuReport } from '../probe.ts'
 import type { ModelStore } from '../store/types.ts'
 import { createDeviceModel } from './device-model.ts'
 import type { DeviceHost, DeviceLoadOptions, DeviceModel } from './types.ts'

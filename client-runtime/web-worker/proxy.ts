@@ -4,6 +4,7 @@
 // the same OndeviceError classes with the same codes they had in the worker.
 import { AbortedError, BackendError, deserializeError } from '../../core/errors.ts'
 import type { FinishPart } from '../../core/stream-parts.ts'
+import { withCurrentNetwork } from '../current-network.ts'
 import type {
   DeviceGenerateRequest,
   DeviceHost,
@@ -11,7 +12,6 @@ import type {
   DeviceModel,
   DevicePart,
 } from '../device-host/types.ts'
-import { withCurrentNetwork } from '../probe.ts'
 import type { DownloadProgress } from '../store/types.ts'
 import type {
   LoadedModelInfo,

@@ -165,6 +165,19 @@ describe('the same page bundled by esbuild with --splitting --format=esm --minif
       ),
     )
     expect(heavy).toEqual([])
+    // Nor what a first answer never runs, which a static import put there: the device probe
+    // (WebGPU, memory, storage: the model's worker runs it; the page's proxy only reads the
+    // network state, client-runtime/current-network.ts), and what an edge's refusal becomes
+    // (sdk/edge-option-names.ts, sdk/edge-versions.ts: loaded when an edge refuses a request).
+    // With them the page was 33.6 KiB on 7 December, over the budget.
+    expect(
+      page.modules.filter((module) =>
+        /client-runtime\/probe\.ts|sdk\/edge-(?:option-names|versions)\.ts/.test(module),
+      ),
+    ).toEqual([])
+    expect(
+      page.onDemand.filter((file) => /\/edge-(?:option-names|versions)-\w+\.js$/.test(file)),
+    ).toHaveLength(2)
     expect(holding(compilerMarkers)).toEqual([])
     expect(holding(runtimeMarkers)).toEqual([])
     expect(page.gzipBytes).toBeLessThanOrEqual(pageBudgetBytes)
