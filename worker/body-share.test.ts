@@ -9,8 +9,8 @@
 // wait is a poll for an outcome.
 import { request } from 'node:http'
 import type { Socket } from 'node:net'
-import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { openRawConnection } from '../test/worker/raw-connection.ts'
 import { createTestHost } from '../test/worker/test-host.ts'
 import { createApp } from './app.ts'
 import { type RunningServer, serveApp } from './node.ts'
@@ -59,32 +59,22 @@ interface Upload {
  * A slow upload from `from`: a body of the cap, all but its last 256 bytes at once, then a byte
  * every 500 ms (the stall bound never ends it; the last byte never comes while the test runs).
  */
-function slowUpload(server: RunningServer, from: string, headers = ''): Promise<Upload> {
+async function slowUpload(server: RunningServer, from: string, headers = ''): Promise<Upload> {
   const body = chatOfSize(maxBodyBytes)
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port: server.port, host: '127.0.0.1', localAddress: from })
-    sockets.push(socket)
-    let received = ''
-    socket.setEncoding('utf8')
-    socket.on('data', (data: string) => {
-      received += data
-    })
-    socket.on('error', () => undefined)
-    socket.once('connect', () => {
-      socket.write(
-        `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${headers}\r\n${body.slice(0, -256)}`,
-      )
-      let next = body.length - 256
-      const timer = setInterval(() => {
-        if (socket.destroyed || received !== '' || next >= body.length - 1) return
-        socket.write(body[next] ?? '')
-        next += 1
-      }, 500)
-      timers.push(timer)
-      resolve({ socket, status: () => received.split('\r\n')[0] ?? '' })
-    })
-    socket.once('error', reject)
-  })
+  const connection = await openRawConnection(
+    server.port,
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${headers}\r\n${body.slice(0, -256)}`,
+    sockets,
+    from,
+  )
+  let next = body.length - 256
+  const timer = setInterval(() => {
+    if (connection.text() !== '' || next >= body.length - 1) return
+    connection.write(body[next] ?? '')
+    next += 1
+  }, 500)
+  timers.push(timer)
+  return { socket: connection.socket, status: () => connection.text().split('\r\n')[0] ?? '' }
 }
 
 interface Answer {

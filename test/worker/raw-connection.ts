@@ -13,10 +13,18 @@ export interface RawConnection {
   write(data: string): void
 }
 
-/** Connects to 127.0.0.1:`port` and writes `head` at once; the socket is added to `sockets` for cleanup. */
-export function openRawConnection(port: number, head: string, sockets: Socket[]): Promise<RawConnection> {
+/**
+ * Connects to 127.0.0.1:`port` (from `localAddress` when given: another client, 127.0.0.2 say) and
+ * writes `head` at once; the socket is added to `sockets` for cleanup.
+ */
+export function openRawConnection(
+  port: number,
+  head: string,
+  sockets: Socket[],
+  localAddress?: string,
+): Promise<RawConnection> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1')
+    const socket = connect({ port, host: '127.0.0.1', localAddress })
     sockets.push(socket)
     let received = ''
     socket.setEncoding('utf8')
