@@ -21,7 +21,7 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
-import { MAX_PASS_TOKENS, runPasses, runsInWorker } from './pass-size.ts'
+import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
 /**
@@ -273,19 +273,30 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         return state.length
       },
       async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
-        // The length moves only once a pass's last layer has run: an abort at a turn inside a pass
-        // leaves the cache at the passes before it (the keys it stored past that are overwritten later).
+        // A long append gives the event loop turns (between passes, and between layers inside a
+        // pass: pass-size.ts); a short one (a decode step, a prompt's short chunk) runs as one pass.
+        const long = tokenIds.length > BASE_PASS_TOKENS
+        const plan = new PassPlan(inWorker, options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs })
+        const turn = async (): Promise<void> => {
+          await options.between?.()
+          // The length moves only once a pass's last layer has run: an abort inside a pass leaves
+          // the cache at the passes before it (the keys it stored past that are overwritten later).
+          if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+        }
         if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-        await runPasses(
-          tokenIds.length,
-          inWorker,
-          options.sliceMs,
-          (from, count, last) => forward(state, tokenIds, from, count, last),
-          async () => {
-            await options.between?.()
-            if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-          },
-        )
+        for (let from = 0; from < tokenIds.length; ) {
+          if (from > 0) await turn()
+          const count = plan.next(tokenIds.length - from)
+          const pass = forward(state, tokenIds, from, count, from + count === tokenIds.length)
+          while (!pass.next().done)
+            if (long && plan.turnDue()) {
+              const before = plan.now()
+              await turn()
+              plan.turned(before)
+            }
+          plan.done(count)
+          from += count
+        }
         return kernels.f32(logits, vocabulary).slice()
       },
       rewind(to: number): boolean {

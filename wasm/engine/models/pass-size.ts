@@ -136,34 +136,3 @@ export class PassPlan {
     this.#tokens = (longest / count) * MAX_PASS_TOKENS <= budget ? MAX_PASS_TOKENS : BASE_PASS_TOKENS
   }
 }
-
-/**
- * Runs an append of `tokens` tokens in passes, each a generator that computes one layer per step
- * (`pass(from, count, last)`, last: the pass whose final position gives the logits). A long append
- * (more than BASE_PASS_TOKENS) awaits `turn` between passes and, where the plan says one is due,
- * between two layers of a pass; a short one (a decode step, a prompt's short chunk) runs as one
- * pass without turns. The architectures share this, so a pass and its turns mean the same in each.
- */
-export async function runPasses(
-  tokens: number,
-  inWorker: boolean,
-  sliceMs: number | undefined,
-  pass: (from: number, count: number, last: boolean) => Generator<undefined, void>,
-  turn: () => Promise<void>,
-): Promise<void> {
-  const long = tokens > BASE_PASS_TOKENS
-  const plan = new PassPlan(inWorker, sliceMs === undefined ? {} : { sliceMs })
-  for (let from = 0; from < tokens; ) {
-    if (from > 0) await turn()
-    const count = plan.next(tokens - from)
-    const layers = pass(from, count, from + count === tokens)
-    while (!layers.next().done)
-      if (long && plan.turnDue()) {
-        const before = plan.now()
-        await turn()
-        plan.turned(before)
-      }
-    plan.done(count)
-    from += count
-  }
-}

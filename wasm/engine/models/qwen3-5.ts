@@ -40,7 +40,7 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
-import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, runPasses, runsInWorker } from './pass-size.ts'
+import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
 /**
@@ -576,28 +576,37 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         // pass: pass-size.ts) and can be aborted at each: keep the state it started from so the
         // cache goes back to it (a recurrent state cannot be cut back otherwise). A short one (a
         // decode step, a prompt's short chunk) runs as one pass without turns.
-        const start = tokenIds.length > BASE_PASS_TOKENS && options.signal ? startOf() : undefined
+        const long = tokenIds.length > BASE_PASS_TOKENS
+        const start = long && options.signal ? startOf() : undefined
+        const plan = new PassPlan(inWorker, options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs })
+        const turn = async (): Promise<void> => {
+          await options.between?.()
+          if (options.signal?.aborted) {
+            if (start) {
+              if (start.states) loadStates(start.states)
+              else clearStates()
+              length = start.length
+            }
+            throw options.signal.reason ?? new Error('aborted')
+          }
+        }
         try {
           if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-          // Length moves only once a pass's last layer has run, so an abort at a turn inside a
-          // pass restores the start state and the length alike.
-          await runPasses(
-            tokenIds.length,
-            inWorker,
-            options.sliceMs,
-            (from, count, last) => forward(tokenIds, from, count, last),
-            async () => {
-              await options.between?.()
-              if (options.signal?.aborted) {
-                if (start) {
-                  if (start.states) loadStates(start.states)
-                  else clearStates()
-                  length = start.length
-                }
-                throw options.signal.reason ?? new Error('aborted')
+          for (let from = 0; from < tokenIds.length; ) {
+            if (from > 0) await turn()
+            const count = plan.next(tokenIds.length - from)
+            const pass = forward(tokenIds, from, count, from + count === tokenIds.length)
+            // Each step runs one layer; length moves only once the pass's last layer has run, so
+            // an abort at a turn inside the pass restores the start state and the length alike.
+            while (!pass.next().done)
+              if (long && plan.turnDue()) {
+                const before = plan.now()
+                await turn()
+                plan.turned(before)
               }
-            },
-          )
+            plan.done(count)
+            from += count
+          }
         } finally {
           if (start?.copied && start.states) release(start.states)
         }
