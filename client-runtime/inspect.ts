@@ -3,6 +3,7 @@
 // from manifest.json. The SDK's router compares this with the probe (storage, memory, WebGPU).
 import { InvalidArgumentError } from '../core/errors.ts'
 import { estimateSessionMemory } from '../core/memory-estimate.ts'
+import { modelIdFromLocation } from '../core/model-id.ts'
 import {
   type ModelDtype,
   manifestMemoryEstimate,
@@ -209,7 +210,7 @@ export async function inspectPackage(options: {
   })
   const name = (pkg.manifest as { name?: unknown } | undefined)?.name
   return {
-    name: `${typeof name === 'string' ? name : pkg.source.replace(/\/+$/, '').split('/').at(-1)} ${dtype}`,
+    name: `${typeof name === 'string' ? name : (modelIdFromLocation(pkg.source) ?? 'model')} ${dtype}`,
     dtype,
     backend: options.backend,
     totalBytes,

@@ -4,7 +4,7 @@
 // ORT session and the tokenizer. Host specifics (which store, how to get ORT) come in a RuntimeHost
 // so this file runs in browsers, workers and Node alike.
 import { InvalidArgumentError, ModelError, refuseUnknownNames } from '../core/errors.ts'
-import { huggingFaceRepository } from '../core/model-id.ts'
+import { modelIdFromLocation } from '../core/model-id.ts'
 import { type ModelConfig, parseModelConfig } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import type { Tokenizer } from '../core/tokenizer.ts'
@@ -248,7 +248,8 @@ export async function loadModelWith(host: RuntimeHost, options: LoadModelOptions
   const tokenizer = await loadPackageTokenizer(storedPackageReader(pkg))
 
   const manifestName = (pkg.manifest as { name?: unknown } | undefined)?.name
-  const modelId = typeof manifestName === 'string' ? manifestName : modelIdFromSource(pkg.source)
+  const modelId =
+    typeof manifestName === 'string' ? manifestName : (modelIdFromLocation(pkg.source) ?? 'model')
   if (engineWanted && host.loadEngine) {
     if (!engineKnowsArchitecture)
       warnings.push(
@@ -384,13 +385,6 @@ async function dropUnloadableGraphs(
     `${pkg.source} has an ONNX file that is not a valid model (${detail})${pkg.manifest ? ', although it matches the sha256 in manifest.json: the package itself is broken, not the download' : ''}. ${owned ? `Its ONNX files (${files.join(', ')}) were removed from the cache, so the next load downloads them again. ` : ''}Rebuild or re-upload the package (ondevice convert / ondevice fixture).`,
     { cause: error },
   )
-}
-
-function modelIdFromSource(source: string): string {
-  const repository = huggingFaceRepository(source)
-  if (repository !== undefined) return repository
-  const trimmed = source.replace(/\/+$/, '')
-  return trimmed.slice(trimmed.lastIndexOf('/') + 1) || 'model'
 }
 
 async function filesWithExternalData(

@@ -8,7 +8,7 @@
 import type { ExecutionContext } from 'hono'
 import { preferredDtypes } from '../client-runtime/dtype.ts'
 import { OndeviceError } from '../core/errors.ts'
-import { huggingFaceRepository } from '../core/model-id.ts'
+import { modelIdFromLocation } from '../core/model-id.ts'
 import { engineModuleForWorkerd } from '../wasm/engine/workerd.ts'
 import { loadOrtWebForWorkerd } from '../wasm/workerd.ts'
 import { createApp, type OndeviceApp } from './app.ts'
@@ -117,14 +117,6 @@ function resolveSource(env: WorkerEnv): Source {
   )
 }
 
-/** `qwen3-0.6b` from `models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b`. */
-function idFromLocation(location: string): string | undefined {
-  const repository = huggingFaceRepository(location)
-  if (repository !== undefined) return repository
-  const segments = location.split(/[/:]/).filter((segment) => segment !== '')
-  return segments.at(-1)
-}
-
 /** Builds the app from a Worker env; exported so tests and custom entries can reuse it. */
 export function createWorkerApp(env: WorkerEnv): OndeviceApp {
   const settings = isolateSettings(settingsFromEnv(env as EnvValues))
@@ -136,7 +128,7 @@ export function createWorkerApp(env: WorkerEnv): OndeviceApp {
       : resolveSource(env)
   const modelId =
     settings.modelId ??
-    (source.where === 'container' ? undefined : idFromLocation(source.where)) ??
+    (source.where === 'container' ? undefined : modelIdFromLocation(source.where)) ??
     'ondevice-model'
   // MODEL_BACKEND is the edge's, shared with its containers (which run `ondevice serve`): an
   // isolate serves the WebAssembly ones listed, ondevice's engine ('wasm') and onnxruntime-web

@@ -13,7 +13,7 @@ import { defaultNodeBackend } from '../client-runtime/node-host.ts'
 import { createNodeStore } from '../client-runtime/store/node-store.ts'
 import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
-import { huggingFaceRepository } from '../core/model-id.ts'
+import { modelIdFromLocation } from '../core/model-id.ts'
 import { packageFingerprint } from '../core/model-package.ts'
 import type { ModelSession } from '../core/model-session.ts'
 import { limitsOfApp, type OndeviceApp } from './app.ts'
@@ -61,14 +61,12 @@ export interface NodeModelHostOptions {
 }
 
 /**
- * `qwen3-0.6b` from `/models/qwen3-0.6b/` or `https://host/models/qwen3-0.6b/`; the repository's
- * name from a Hugging Face `.../resolve/main/` URL (core/model-id.ts).
+ * The default model id: `qwen3-0.6b` from `/models/qwen3-0.6b/`, `file:///models/qwen3-0.6b/` or
+ * `https://host/models/qwen3-0.6b/?token=...`, the repository's name from a Hugging Face
+ * `.../resolve/<revision>/` URL; the rule the device and the Worker use (core/model-id.ts).
  */
 export function modelIdFromSource(source: string): string {
-  const repository = huggingFaceRepository(source)
-  if (repository !== undefined) return repository
-  const segments = source.split(/[\\/]/).filter((segment) => segment !== '' && !segment.endsWith(':'))
-  return segments.at(-1) ?? 'model'
+  return modelIdFromLocation(source) ?? 'model'
 }
 
 /** The names createNodeModelHost takes (a Record, so a field added without its name fails the type check). */

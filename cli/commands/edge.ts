@@ -8,11 +8,12 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chooseDtype } from '../../client-runtime/dtype.ts'
 import { usableCacheDir } from '../../client-runtime/store/node-store.ts'
 import { InvalidArgumentError, ModelError, OndeviceError } from '../../core/errors.ts'
+import { modelIdFromLocation } from '../../core/model-id.ts'
 import { parseModelConfig } from '../../core/model-package.ts'
 import { startEdgeWorker, warmEdgeWorker } from '../../demo/edge-worker.ts'
 import { startStaticServer } from '../../demo/static-server.ts'
@@ -174,7 +175,8 @@ export async function run(argv: string[]): Promise<number> {
     modelId ??= 'ondevice-default'
   } else {
     folder = resolve(values.model)
-    modelId ??= basename(folder)
+    // The device's and the Worker's default id for this folder (core/model-id.ts).
+    modelId ??= modelIdFromLocation(folder) ?? 'model'
   }
   const manifest = await readManifest(folder)
   const missing = dtypes.find((entry) => manifest.dtypes !== undefined && !manifest.dtypes.includes(entry))
