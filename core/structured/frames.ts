@@ -344,25 +344,52 @@ export class LiteralFrame extends Frame {
   }
 }
 
-/** A listed property's name (`"name"`, quotes included) after the opening quote. */
+/**
+ * The listed properties' names (`"name"`, quotes included) that may be written at a key, after
+ * the opening quote, as one frame: the candidates still matching the bytes so far. Each candidate
+ * was a stack of its own, so an object with more than `maxLiveStacks` optional properties (a wide
+ * OpenAPI object, a record keyed by a long propertyNames enum) failed at its first key as an
+ * anyOf too ambiguous to follow, though it has none. The names are JSON texts ending at their
+ * only unescaped quote, so no candidate is a prefix of another and at most one ends at a byte.
+ */
 export class KeyFrame extends Frame {
-  readonly property: number
-  readonly bytes: Uint8Array
+  /** Indices into `properties`, in schema order; never empty. */
+  readonly candidates: readonly number[]
+  readonly properties: readonly { readonly keyBytes: Uint8Array }[]
   readonly position: number
-  constructor(property: number, bytes: Uint8Array, position: number) {
+  constructor(
+    candidates: readonly number[],
+    properties: readonly { readonly keyBytes: Uint8Array }[],
+    position: number,
+  ) {
     super()
-    this.property = property
-    this.bytes = bytes
+    this.candidates = candidates
+    this.properties = properties
     this.position = position
   }
+  /** The property whose name was read (once the frame is complete: one candidate left). */
+  get property(): number {
+    return this.candidates[0]!
+  }
   step(byte: number, stack: Stack, out: Stack[]): void {
-    if (this.bytes[this.position] !== byte) return
-    const frame = new KeyFrame(this.property, this.bytes, this.position + 1)
-    if (frame.position === this.bytes.length) finish(stack, frame, out)
-    else out.push({ frame, below: stack.below })
+    const position = this.position
+    const alive: number[] = []
+    for (const index of this.candidates) {
+      const bytes = this.properties[index]!.keyBytes
+      if (bytes[position] !== byte) continue
+      if (bytes.length === position + 1) {
+        finish(stack, new KeyFrame([index], this.properties, position + 1), out)
+        return
+      }
+      alive.push(index)
+    }
+    if (alive.length > 0)
+      out.push({ frame: new KeyFrame(alive, this.properties, position + 1), below: stack.below })
   }
   protected computeKey(): string {
-    return `K${this.property}.${this.position}`
+    // The stack below fixes the names this key started with; the first one still matching and
+    // the position fix the bytes read, hence every candidate left.
+    return `K${this.candidates[0]}.${this.position}`
   }
 }
 
@@ -375,6 +402,24 @@ const objectValue = 3
 const objectInValue = 4
 const objectAfterValue = 5
 const objectComma = 6
+
+const requiredCounts = new WeakMap<ObjectNode, Int32Array>()
+
+/**
+ * How many required properties are listed from each index on (one more entry than properties):
+ * a key's check looked through the rest of the list, for every candidate of every key.
+ */
+function requiredFrom(node: ObjectNode): Int32Array {
+  let counts = requiredCounts.get(node)
+  if (counts === undefined) {
+    const properties = node.properties
+    counts = new Int32Array(properties.length + 1)
+    for (let index = properties.length - 1; index >= 0; index--)
+      counts[index] = counts[index + 1]! + (properties[index]!.required ? 1 : 0)
+    requiredCounts.set(node, counts)
+  }
+  return counts
+}
 
 export class ObjectFrame extends Frame {
   readonly node: ObjectNode
@@ -419,10 +464,7 @@ export class ObjectFrame extends Frame {
     const count = this.count + 1
     const maximum = this.node.maxProperties ?? Number.POSITIVE_INFINITY
     if (index === undefined) return count <= maximum
-    let requiredAfter = 0
-    for (let after = index + 1; after < properties.length; after++)
-      if (properties[after]!.required) requiredAfter++
-    if (count + requiredAfter > maximum) return false
+    if (count + requiredFrom(this.node)[index + 1]! > maximum) return false
     const minimum = this.node.minProperties ?? 0
     if (count >= minimum || this.node.additional !== undefined) return true
     return count + (properties.length - index - 1) >= minimum
@@ -469,11 +511,17 @@ export class ObjectFrame extends Frame {
   #startKey(stack: Stack, out: Stack[]): void {
     const waiting: Stack = { frame: this.#with(objectKey), below: stack.below }
     const properties = this.node.properties
+    const candidates: number[] = []
+    let requiredLeft = false
     for (let index = this.next; index < properties.length; index++) {
-      if (this.#keyFits(index))
-        out.push({ frame: new KeyFrame(index, properties[index]!.keyBytes, 1), below: waiting })
-      if (properties[index]!.required) return
+      if (this.#keyFits(index)) candidates.push(index)
+      if (properties[index]!.required) {
+        requiredLeft = true
+        break
+      }
     }
+    if (candidates.length > 0) out.push({ frame: new KeyFrame(candidates, properties, 1), below: waiting })
+    if (requiredLeft) return
     if (this.node.additional !== undefined && this.#keyFits(undefined)) {
       const forbidden = new Set<string>(this.extras)
       for (const name of this.node.names) forbidden.add(name)

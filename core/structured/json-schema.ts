@@ -301,6 +301,7 @@ const standardFormats = new Set([
 export const supportedFormats: readonly string[] = [...Object.keys(formatPatterns), ...unconstrainedFormats]
 
 const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
@@ -388,12 +389,22 @@ class SchemaCompiler {
   #resolvePointer(reference: string): { schema: unknown; path: string } {
     let schema: unknown = this.rootSchema
     let path = this.param
-    const segments = reference
-      .slice(2)
-      .split('/')
-      .filter((segment) => segment.length > 0)
+    // "#" is the root; "#/" + each segment after it, an empty one included: "#/$defs/" is the
+    // definition named "" (dropping empty segments resolved it to $defs itself, refused as a
+    // schema with the keyword "").
+    const segments = reference === '#' ? [] : reference.slice(2).split('/')
     for (const raw of segments) {
-      const segment = jsonPointerUnescape(decodeURIComponent(raw))
+      let decoded: string
+      try {
+        decoded = decodeURIComponent(raw)
+      } catch {
+        // A "%" that starts no escape threw URIError, a server's 500 instead of the request's 400.
+        this.refuse(
+          path,
+          `$ref "${reference}" is not a valid URI fragment: "%" must start an escape of two hex digits (write a literal "%" as %25).`,
+        )
+      }
+      const segment = jsonPointerUnescape(decoded)
       if (!isPlainObject(schema) && !Array.isArray(schema)) {
         this.refuse(path, `$ref "${reference}" does not point at a schema.`)
       }
@@ -615,12 +626,39 @@ class SchemaCompiler {
       const options = list.map((option, index) => this.compile(option, `${path}.${combinator}.${index}`))
       if (combinator === 'oneOf') this.#checkDisjoint(list, path)
       if (present('discriminator')) this.#checkDiscriminator(schema['discriminator'], list, combinator, path)
-      return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
+      return this.#union(options)
     }
 
     const types = this.#types(schema, path)
     const options = types.map((type) => this.#compileType(type, schema, path))
-    return options.length === 1 ? options[0]! : { kind: 'union', id: this.id(), options }
+    return this.#union(options)
+  }
+
+  /**
+   * The union of `options`, its literal alternatives (`const`, `enum`, booleans, null) as one
+   * literal node. Each alternative that fits the text so far is a reading of its own, so an
+   * anyOf or oneOf of more than `maxLiveStacks` consts (OpenAI's advice for an enum whose values
+   * carry descriptions) failed at the value's first byte as too ambiguous to follow, while the
+   * same values as one enum were fine.
+   */
+  #union(options: readonly SchemaNode[]): SchemaNode {
+    if (options.length === 1) return options[0]!
+    const literals = options.filter((option): option is LiteralNode => option.kind === 'literal')
+    if (literals.length < 2) return { kind: 'union', id: this.id(), options }
+    const seen = new Set<string>()
+    const values: Uint8Array[] = []
+    for (const literal of literals) {
+      for (const value of literal.values) {
+        const text = decoder.decode(value)
+        if (seen.has(text)) continue
+        seen.add(text)
+        values.push(value)
+      }
+    }
+    const merged: LiteralNode = { kind: 'literal', id: this.id(), values }
+    const rest = options.filter((option) => option.kind !== 'literal')
+    if (rest.length === 0) return merged
+    return { kind: 'union', id: this.id(), options: [merged, ...rest] }
   }
 
   /** Intersections merged so far, by their members: a recursive one compiles to a loop, not forever. */
@@ -717,7 +755,7 @@ class SchemaCompiler {
         kind: 'reference',
         id: this.id(),
         target: undefined,
-        path: reference === '#' ? '#/' : reference,
+        path: reference,
       }
       this.#references.set(reference, node)
       this.#pending.push(node)
@@ -1579,7 +1617,11 @@ function findAnchors(root: unknown): Map<string, string> {
       // Values of these are data, not schemas.
       if (key === 'enum' || key === 'const' || key === 'default' || key === 'examples') continue
       if (typeof value === 'object' && value !== null)
-        pending.push([value, `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`])
+        // As a $ref writes it: a URI fragment, so "%" escaped too (a name with one was decoded).
+        pending.push([
+          value,
+          `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1').replace(/%/g, '%25')}`,
+        ])
     }
   }
   return anchors
@@ -1789,7 +1831,7 @@ function checkDirectNesting(root: SchemaNode, param: string): void {
   const open = new Set<SchemaNode>()
   const nodes = reachableNodes(root)
   const describe = (node: SchemaNode): string =>
-    node.kind === 'reference' ? `$ref "${node.path === '#/' ? '#' : node.path}"` : 'anyOf/oneOf'
+    node.kind === 'reference' ? `$ref "${node.path}"` : 'anyOf/oneOf'
   for (const start of nodes) {
     if (depth.has(start)) continue
     // Depth-first over direct edges with an explicit stack: [node, index of the next edge].
