@@ -21,7 +21,7 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
-import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
+import { MAX_PASS_TOKENS, runPasses, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
 /**
@@ -202,14 +202,15 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
   }
 
   // A generator: it pauses before every layer but the first, where the append may give the event
-  // loop a turn (pass-size.ts); nothing but the session's residual stream is carried across.
+  // loop a turn (pass-size.ts); nothing but the session's residual stream is carried across. With
+  // wantLogits it returns them, copied out of the shared buffer in its last step (runPasses).
   function* forward(
     state: State,
     tokens: readonly number[],
     from: number,
     count: number,
     wantLogits: boolean,
-  ): Generator<undefined, void> {
+  ): Generator<undefined, Float32Array | undefined> {
     const { cache, residual: x } = state
     const position0 = state.length
     cache.reserve(position0 + count)
@@ -256,7 +257,9 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
       const last = x + (count - 1) * hidden * 4
       K.rms_norm(last, finalNorm, h, 1, hidden, eps, 0)
       head.run(h, 1, logits)
+      return kernels.f32(logits, vocabulary).slice()
     }
+    return undefined
   }
 
   const session = (): EngineModel => {
@@ -273,31 +276,19 @@ export async function loadLlama(context: LoadContext): Promise<EngineModel> {
         return state.length
       },
       async append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array> {
-        // A long append gives the event loop turns (between passes, and between layers inside a
-        // pass: pass-size.ts); a short one (a decode step, a prompt's short chunk) runs as one pass.
-        const long = tokenIds.length > BASE_PASS_TOKENS
-        const plan = new PassPlan(inWorker, options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs })
-        const turn = async (): Promise<void> => {
-          await options.between?.()
-          // The length moves only once a pass's last layer has run: an abort inside a pass leaves
-          // the cache at the passes before it (the keys it stored past that are overwritten later).
-          if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-        }
+        // The length moves only once a pass's last layer has run: an abort at a turn inside a pass
+        // leaves the cache at the passes before it (the keys it stored past that are overwritten later).
         if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-        for (let from = 0; from < tokenIds.length; ) {
-          if (from > 0) await turn()
-          const count = plan.next(tokenIds.length - from)
-          const pass = forward(state, tokenIds, from, count, from + count === tokenIds.length)
-          while (!pass.next().done)
-            if (long && plan.turnDue()) {
-              const before = plan.now()
-              await turn()
-              plan.turned(before)
-            }
-          plan.done(count)
-          from += count
-        }
-        return kernels.f32(logits, vocabulary).slice()
+        return await runPasses(
+          tokenIds.length,
+          inWorker,
+          options.sliceMs,
+          (from, count, last) => forward(state, tokenIds, from, count, last),
+          async () => {
+            await options.between?.()
+            if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
+          },
+        )
       },
       rewind(to: number): boolean {
         // Attention caches are position-indexed: dropping the tail is just a shorter length.

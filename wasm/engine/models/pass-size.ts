@@ -8,7 +8,8 @@
 // turn: what holds the thread is a stretch of layers, not a pass (a layer of
 // the 0.8B shape over 128 tokens is ~50 ms on one thread here, a pass ~1.2 s). Between layers a
 // pass keeps nothing in the instance's shared working buffers, only in its session's own residual
-// stream, so the other sessions of the instance may run theirs during that turn.
+// stream, so the other sessions of the instance may run theirs during that turn; and the last pass
+// copies its logits out of the shared buffer in its last step (runPasses), before any await.
 // - A pass takes 128 tokens, unless the longest stretch of the pass before it says a 128-token pass
 //   would hold the thread longer than the budget between two turns: 64 then. In a Workers isolate
 //   the first pass takes 64: a deployed isolate's clock stands still while code runs (it moves at
@@ -135,4 +136,49 @@ export class PassPlan {
     const budget = this.#inWorker ? WORKER_PASS_BUDGET_MS : PASS_BUDGET_MS
     this.#tokens = (longest / count) * MAX_PASS_TOKENS <= budget ? MAX_PASS_TOKENS : BASE_PASS_TOKENS
   }
+}
+
+/**
+ * Runs an append of `tokens` tokens in passes, each a generator that computes one layer per step
+ * (`pass(from, count, last)`, last: the pass whose final position gives the logits). A long append
+ * (more than BASE_PASS_TOKENS) awaits `turn` between passes and, where the plan says one is due,
+ * between two layers of a pass; a short one (a decode step, a prompt's short chunk) runs as one
+ * pass without turns. The architectures share this, so a pass and its turns mean the same in each.
+ *
+ * What the append gives is what the last pass returns, and that pass must copy its logits out of
+ * the instance's shared buffer in its own last step: the caller only gets them after an await (this
+ * function's promise), and at an await another session of the instance, appending at the same time,
+ * may run a pass that writes its own logits there (interleaved-appends.test.ts).
+ */
+export async function runPasses<T>(
+  tokens: number,
+  inWorker: boolean,
+  sliceMs: number | undefined,
+  pass: (from: number, count: number, last: boolean) => Generator<undefined, T | undefined>,
+  turn: () => Promise<void>,
+): Promise<T> {
+  const long = tokens > BASE_PASS_TOKENS
+  const plan = new PassPlan(inWorker, sliceMs === undefined ? {} : { sliceMs })
+  let result: T | undefined
+  for (let from = 0; from < tokens; ) {
+    if (from > 0) await turn()
+    const count = plan.next(tokens - from)
+    const layers = pass(from, count, from + count === tokens)
+    let step = layers.next()
+    while (!step.done) {
+      if (long && plan.turnDue()) {
+        const before = plan.now()
+        await turn()
+        plan.turned(before)
+      }
+      step = layers.next()
+    }
+    result = step.value
+    plan.done(count)
+    from += count
+  }
+  // Only a caller's mistake gets here (an append of no tokens: the session refuses those first).
+  if (result === undefined)
+    throw new Error(`An append of ${tokens} tokens ended without logits from its last pass.`)
+  return result
 }

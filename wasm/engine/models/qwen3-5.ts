@@ -40,7 +40,7 @@ import {
   runShared,
   SessionSlots,
 } from './load-context.ts'
-import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, PassPlan, runsInWorker } from './pass-size.ts'
+import { BASE_PASS_TOKENS, MAX_PASS_TOKENS, runPasses, runsInWorker } from './pass-size.ts'
 import type { EngineAppendOptions, EngineModel } from './types.ts'
 
 /**
@@ -432,12 +432,13 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
 
     // A generator: it pauses before every layer but the first, where the append may give the event
     // loop a turn (pass-size.ts); nothing but this session's residual stream `x` is carried across.
+    // With wantLogits it returns them, copied out of the shared buffer in its last step (runPasses).
     function* forward(
       tokens: readonly number[],
       from: number,
       count: number,
       wantLogits: boolean,
-    ): Generator<undefined, void> {
+    ): Generator<undefined, Float32Array | undefined> {
       const position0 = length
       cache?.reserve(position0 + count)
       kernels.i32(ids, count).set(tokens.slice(from, from + count))
@@ -527,7 +528,9 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
       if (wantLogits) {
         K.rms_norm(x + (count - 1) * hidden * 4, finalNorm, h, 1, hidden, eps, 0)
         head.run(h, 1, logits)
+        return kernels.f32(logits, vocabulary).slice()
       }
+      return undefined
     }
 
     const remember = (): void => {
@@ -576,43 +579,36 @@ export async function loadQwen35(context: LoadContext): Promise<EngineModel> {
         // pass: pass-size.ts) and can be aborted at each: keep the state it started from so the
         // cache goes back to it (a recurrent state cannot be cut back otherwise). A short one (a
         // decode step, a prompt's short chunk) runs as one pass without turns.
-        const long = tokenIds.length > BASE_PASS_TOKENS
-        const start = long && options.signal ? startOf() : undefined
-        const plan = new PassPlan(inWorker, options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs })
-        const turn = async (): Promise<void> => {
-          await options.between?.()
-          if (options.signal?.aborted) {
-            if (start) {
-              if (start.states) loadStates(start.states)
-              else clearStates()
-              length = start.length
-            }
-            throw options.signal.reason ?? new Error('aborted')
-          }
-        }
+        const start = tokenIds.length > BASE_PASS_TOKENS && options.signal ? startOf() : undefined
+        // The last pass's copy of the logits; checkpoints below touch only this session's states.
+        let copied: Float32Array
         try {
           if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted')
-          for (let from = 0; from < tokenIds.length; ) {
-            if (from > 0) await turn()
-            const count = plan.next(tokenIds.length - from)
-            const pass = forward(tokenIds, from, count, from + count === tokenIds.length)
-            // Each step runs one layer; length moves only once the pass's last layer has run, so
-            // an abort at a turn inside the pass restores the start state and the length alike.
-            while (!pass.next().done)
-              if (long && plan.turnDue()) {
-                const before = plan.now()
-                await turn()
-                plan.turned(before)
+          // Length moves only once a pass's last layer has run, so an abort at a turn inside a
+          // pass restores the start state and the length alike.
+          copied = await runPasses(
+            tokenIds.length,
+            inWorker,
+            options.sliceMs,
+            (from, count, last) => forward(tokenIds, from, count, last),
+            async () => {
+              await options.between?.()
+              if (options.signal?.aborted) {
+                if (start) {
+                  if (start.states) loadStates(start.states)
+                  else clearStates()
+                  length = start.length
+                }
+                throw options.signal.reason ?? new Error('aborted')
               }
-            plan.done(count)
-            from += count
-          }
+            },
+          )
         } finally {
           if (start?.copied && start.states) release(start.states)
         }
         if (options.checkpoint) remember()
         else rememberDecodeStep()
-        return kernels.f32(logits, vocabulary).slice()
+        return copied
       },
       rewind(to: number): boolean {
         if (to === length) return true

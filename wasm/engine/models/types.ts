@@ -41,7 +41,8 @@ export interface EngineModel {
    * length.. and returns the logits after the last one as a fresh Float32Array. At each turn
    * (options.between) other sessions of the instance may run their passes, which is safe because
    * between two layers a pass keeps nothing in the shared working buffers, only in the session's
-   * own residual stream.
+   * own residual stream, and the last pass copies the logits out of the shared buffer in the same
+   * synchronous step that computes them (not after an await, where another session may overwrite them).
    */
   append(tokenIds: readonly number[], options: EngineAppendOptions): Promise<Float32Array>
   /** Cuts the cache back to `length` tokens; false when the state cannot go back there. */
