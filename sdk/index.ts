@@ -16,15 +16,15 @@ export type {
   RuntimeDeviceHostOptions,
 } from '../client-runtime/device-host/index.ts'
 export type { DownloadProgress } from '../client-runtime/store/types.ts'
-export {
-  createWorkerDeviceHost,
-  type MessageEndpoint,
-  markNestedWorkers,
-  type NestedWorkerScope,
-  serveDeviceHost,
-  type WorkerDeviceHost,
-  type WorkerDeviceHostOptions,
+export type {
+  MessageEndpoint,
+  NestedWorkerScope,
+  WorkerDeviceHost,
+  WorkerDeviceHostOptions,
 } from '../client-runtime/web-worker/index.ts'
+// As it is: it must replace the worker's Worker before anything makes one, and its chunk is 0.2 KiB
+// (createWorkerDeviceHost and serveDeviceHost are loaded on first use: below).
+export { markNestedWorkers } from '../client-runtime/web-worker/nested-workers.ts'
 export type { ChatMessage } from '../core/chat-template.ts'
 // The errors every call may throw, and the stream part types, so apps need only this import.
 export {
@@ -96,3 +96,7 @@ export {
 // imports `ondevice` for createClient never loads it up front, whatever its bundler.
 export { createDeviceModel, createRuntimeDeviceHost } from './runtime-on-demand.ts'
 export { parseServerSentEvents, type ServerSentEvent } from './sse.ts'
+// The proxy to a model worker and the server in it, loaded on first use too: the page's own
+// on-demand chunk and the model worker use them, and a re-export made a page that only chats
+// import their chunks up front under esbuild (worker-device-on-demand.ts says why).
+export { createWorkerDeviceHost, serveDeviceHost } from './worker-device-on-demand.ts'

@@ -175,6 +175,14 @@ describe('the same page bundled by esbuild with --splitting --format=esm --minif
         /client-runtime\/probe\.ts|sdk\/edge-(?:option-names|versions)\.ts/.test(module),
       ),
     ).toEqual([])
+    // Nor the model worker's proxy and server (client-runtime/web-worker/proxy.ts, serve.ts), which
+    // `ondevice` exports for an app's own model worker: the page's on-demand chunk and the model
+    // worker use them, and esbuild makes an entry import every chunk holding a file it reaches
+    // through a static import, used or not, so `ondevice` loads them on first use
+    // (sdk/worker-device-on-demand.ts). With them the page was 31.6 KiB on 8 December.
+    expect(
+      page.modules.filter((module) => /client-runtime\/web-worker\/(?:proxy|serve)\.ts/.test(module)),
+    ).toEqual([])
     expect(
       page.onDemand.filter((file) => /\/edge-(?:option-names|versions)-\w+\.js$/.test(file)),
     ).toHaveLength(2)

@@ -262,18 +262,19 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     try {
       copyFileSync(join(files, 'every-entry.ts'), join(types.folder, 'every-entry.ts'))
       // An app's own model worker (docs/sdk.md: other runtime options), the runtime from
-      // ondevice/runtime and from ondevice as the SDK re-exports it; `scope` declared as workers
+      // ondevice/runtime and from ondevice as the SDK exports it (serveDeviceHost loaded on first use); `scope` declared as workers
       // often declare theirs (postMessage's worker signature), beside the lib's own `self`. Written
       // here: the repository's own type check has DOM, where a worker's types do not exist.
       types.write(
         'model-worker.ts',
         [
-          "import { createRuntimeDeviceHost } from 'ondevice'",
+          "import { createRuntimeDeviceHost, serveDeviceHost as serveOnFirstUse } from 'ondevice'",
           "import { markNestedWorkers, serveDeviceHost } from 'ondevice/runtime'",
           'declare const scope: DedicatedWorkerGlobalScope',
           'markNestedWorkers(scope, scope)',
           'markNestedWorkers(self, self)',
           "serveDeviceHost(self, createRuntimeDeviceHost({ wasmBaseUrl: '/ort/' }))",
+          "serveOnFirstUse(scope, createRuntimeDeviceHost({ wasmBaseUrl: '/ort/' }))",
           '',
         ].join('\n'),
       )
