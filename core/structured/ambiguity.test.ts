@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { allowedIds, seededRandom as random } from '../../test/support/grammar-masks.ts'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
 import { InvalidArgumentError } from '../errors.ts'
-import { maxLiveStacks } from './frames.ts'
+import { maxLivePatternStrings, maxLiveStacks } from './frames.ts'
 import {
   ConstraintState,
   compileConstraint,
@@ -100,6 +100,52 @@ describe('anyOf alternatives that overlap: the live readings are bounded', () =>
       const text = tokenizer.decode(tokens)
       expect(ended, text).toBe(true)
       expect(validate(JSON.parse(text)), text).toBe(true)
+    }
+  })
+
+  it(`strings under more than ${maxLivePatternStrings} distinct patterns live at once: refused at the quote (1,000 took 9-14 s per token, each pattern state a pass over the vocabulary)`, () => {
+    const alternatives = Array.from({ length: 40 }, (_, index) => ({
+      type: 'string',
+      pattern: `^[a-z]*${index}?`,
+    }))
+    for (const [schema, text, param] of [
+      [{ anyOf: alternatives }, '"', 'responseFormat'],
+      // Inside objects that overlap up to the string.
+      [
+        {
+          anyOf: alternatives.map((alternative) => ({
+            type: 'object',
+            properties: { a: alternative },
+            required: ['a'],
+          })),
+        },
+        '{"a":"',
+        'responseFormat',
+      ],
+    ] as const) {
+      const constraint = compileConstraint({ responseFormat: { type: 'json_schema', schema } })!
+      const error = feedUntilRefused(new ConstraintState(constraint, tokenizer), [
+        ...bytes(text),
+        bytes('a')[0]!,
+      ])
+      expect(error.param).toBe(param)
+      expect(error.message).toContain('40 strings under different patterns or formats are live at once')
+      expect(error.message).toContain('const tag')
+    }
+    // Every format in one anyOf stays below the bound and walks to documents ajv accepts.
+    const formats = ['date', 'date-time', 'time', 'email', 'uri', 'uuid', 'ipv4', 'ipv6', 'hostname']
+    const schema = { anyOf: formats.map((format) => ({ type: 'string', format })) }
+    const grammar = new Grammar(compileJsonSchema(schema).root)
+    for (let seed = 1; seed <= 2; seed++) {
+      const matcher = new GrammarMatcher(grammar, vocabulary)
+      const bits = new Uint32Array(matcher.words)
+      const next = random(seed)
+      for (let step = 0; step < 6; step++) {
+        matcher.fillMask(bits)
+        const ids = allowedIds(bits).filter((id) => !tokenizer.eosTokenIds.includes(id))
+        if (ids.length === 0) break
+        expect(matcher.accept(ids[Math.floor(next() * ids.length)]!)).toBe(true)
+      }
     }
   })
 })

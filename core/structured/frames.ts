@@ -108,14 +108,48 @@ export function isComplete(stack: Stack): boolean {
  */
 export const maxLiveStacks = 1024
 
-/** Thrown when a step would leave more than `maxLiveStacks` readings (GrammarMatcher names the schema). */
+/**
+ * The most strings under distinct pattern or format states the readings may hold at once. Each
+ * one's tokens come from a pass over the whole vocabulary (a scan of 10-100 ms on Qwen3's 151k
+ * tokens), made again at every token past the scans' memory budget: an anyOf of 1,000 strings
+ * with distinct patterns (a 40 KB body, within every compile bound) took 9-14 s per token,
+ * holding every other request on a server. An anyOf of every format (date, date-time, time,
+ * email, uri, uuid, ipv4, ipv6, hostname) opens nine at the quote. Counted over the readings
+ * alone, not over what is cached, so the device and the edge refuse alike.
+ */
+export const maxLivePatternStrings = 16
+
+/**
+ * Thrown when a step would leave more than `maxLiveStacks` readings, or more than
+ * `maxLivePatternStrings` pattern strings among them (`patterns`: how many); GrammarMatcher
+ * names the schema.
+ */
 export class AmbiguityLimitError extends Error {
   override readonly name = 'AmbiguityLimitError'
   readonly limit: number
-  constructor(limit: number) {
-    super(`more than ${limit} readings of the document are live at once`)
+  readonly patterns: number | undefined
+  constructor(limit: number, patterns?: number) {
+    super(
+      patterns === undefined
+        ? `more than ${limit} readings of the document are live at once`
+        : `${patterns} strings under distinct patterns are live at once (more than ${limit})`,
+    )
     this.limit = limit
+    this.patterns = patterns
   }
+}
+
+/** Throws when `stacks` hold more than `maxLivePatternStrings` distinct pattern-string states. */
+function checkPatternStrings(stacks: readonly Stack[]): void {
+  let keys: Set<string> | undefined
+  for (const stack of stacks) {
+    const frame = stack.frame
+    if (!(frame instanceof StringFrame) || frame.state === undefined) continue
+    keys ??= new Set()
+    keys.add(frame.scanKey)
+  }
+  if (keys !== undefined && keys.size > maxLivePatternStrings)
+    throw new AmbiguityLimitError(maxLivePatternStrings, keys.size)
 }
 
 /**
@@ -146,6 +180,7 @@ export function advanceAll(stacks: readonly Stack[], byte: number): Stack[] {
     out.length = write
     if (write > maxLiveStacks) throw new AmbiguityLimitError(maxLiveStacks)
   }
+  if (out.length > maxLivePatternStrings) checkPatternStrings(out)
   return out
 }
 

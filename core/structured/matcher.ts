@@ -480,6 +480,12 @@ export class GrammarMatcher {
       return step()
     } catch (error) {
       if (!(error instanceof AmbiguityLimitError)) throw error
+      if (error.patterns !== undefined)
+        throw new InvalidArgumentError(
+          this.grammar.param,
+          `The schema in ${this.grammar.param} is too ambiguous: ${error.patterns} strings under different patterns or formats are live at once (more than ${error.limit}: anyOf alternatives that overlap up to a string, each with its own pattern), and each would take a pass over the whole vocabulary at every token. Make the alternatives distinguishable before the string (different types, or a const tag property first in each object), or give them fewer distinct patterns.`,
+          { cause: error },
+        )
       throw new InvalidArgumentError(
         this.grammar.param,
         `The schema in ${this.grammar.param} is too ambiguous: its anyOf alternatives overlap so much that more than ${error.limit} readings of the document are live at once (each alternative that still fits the text is one, and nested overlapping anyOf multiply them), which would take unbounded time and memory per token. Make the alternatives distinguishable from their first bytes (different types, or a const tag property first in each object), or nest fewer overlapping anyOf.`,
