@@ -4,13 +4,14 @@
 // on onnxruntime-node ('native', the default) or onnxruntime-web ('wasm').
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { resolve } from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Backend } from '../client-runtime/dtype.ts'
 import { inspectPackage, loadModel } from '../client-runtime/index.ts'
 import type { LoadModelOptions } from '../client-runtime/load-model.ts'
 import { processMemoryBytes } from '../client-runtime/node-capabilities.ts'
 import { defaultNodeBackend } from '../client-runtime/node-host.ts'
-import { createNodeStore } from '../client-runtime/store/node-store.ts'
+import { createNodeStore, isUrlSource } from '../client-runtime/store/node-store.ts'
 import type { ModelStore } from '../client-runtime/store/types.ts'
 import { InvalidArgumentError, OndeviceError, refuseUnknownNames } from '../core/errors.ts'
 import { modelIdFromLocation } from '../core/model-id.ts'
@@ -66,7 +67,10 @@ export interface NodeModelHostOptions {
  * `.../resolve/<revision>/` URL; the rule the device and the Worker use (core/model-id.ts).
  */
 export function modelIdFromSource(source: string): string {
-  return modelIdFromLocation(source) ?? 'model'
+  // A folder is named as the device's Node store opens it, resolved: `.` is the working
+  // directory's name, and `qwen3:0.6b` a folder, not a `qwen3:` scheme (the Worker's `r2:`).
+  const folder = !isUrlSource(source) && !source.startsWith('file:')
+  return modelIdFromLocation(folder ? resolve(source) : source) ?? 'model'
 }
 
 /** The names createNodeModelHost takes (a Record, so a field added without its name fails the type check). */
