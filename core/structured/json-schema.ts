@@ -738,6 +738,10 @@ class SchemaCompiler {
       if (local === base) local = '#'
       else if (local.startsWith(`${base}#`)) local = local.slice(base.length)
     }
+    // "#/" is the root too: strictly the root's property "", but ajv reads it as "#" (its ids drop
+    // a trailing "#/"), schemas in use write it so, and this compiler took it before the empty
+    // segments counted ("#/$defs/" is the definition "").
+    if (local === '#/') return '#'
     if (local === '#' || local.startsWith('#/')) return local
     if (/^#[A-Za-z_][A-Za-z0-9_.-]*$/.test(local)) {
       this.#anchors ??= findAnchors(this.rootSchema)

@@ -139,6 +139,20 @@ describe('$ref pointers at the edges of their syntax', () => {
     expectWalksValid({ type: 'object', properties: { next: { $ref: '#' } }, additionalProperties: false })
   })
 
+  it('"#/" is still the root, as ajv reads it (b2de378 refused it: "points at nothing: define it under $defs")', () => {
+    // A linked list by its root (ajv accepts "#/" as "#"; so did this compiler before b2de378).
+    const list = (reference: string, extra: Record<string, unknown> = {}) => ({
+      ...extra,
+      type: 'object',
+      properties: { value: { type: 'integer' }, next: { anyOf: [{ $ref: reference }, { type: 'null' }] } },
+      required: ['value', 'next'],
+      additionalProperties: false,
+    })
+    expectWalksValid(list('#/'))
+    expectWalksValid(list('https://example.com/list.json#/', { $id: 'https://example.com/list.json' }))
+    feed(list('#/'), '{"value":1,"next":{"value":2,"next":null}}')
+  })
+
   it('a "%" that starts no escape is refused naming the $ref (it threw URIError: a 500, not a 400)', () => {
     const error = refusal(pointingAt('#/$defs/50%', { '50%': { type: 'integer' } }))
     expect(error.param).toBe('schema.$defs')
