@@ -5,19 +5,15 @@
 // shipped module (the sources `npm run build` compiles, and the files they import) and checks that
 // each one with a statement that runs at import is in the list, as source and as built dist/ file,
 // and that no entry of the list is stale.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { dirname, join, normalize, relative } from 'node:path'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
 import { repositoryRoot } from './consumer-project.ts'
+import { shippedSources } from './shipped-sources.ts'
 
 const manifest = JSON.parse(readFileSync(join(repositoryRoot, 'package.json'), 'utf8')) as {
   sideEffects: string[]
-}
-const buildConfig = ts.readConfigFile(join(repositoryRoot, 'tsconfig.build.json'), ts.sys.readFile)
-  .config as {
-  include: string[]
-  exclude: string[]
 }
 
 /** webpack's reading of a sideEffects glob with a '/': relative to the package, `*` within one folder. */
@@ -33,34 +29,6 @@ function globToRegExp(glob: string): RegExp {
 }
 const patterns = manifest.sideEffects.map((glob) => ({ glob, pattern: globToRegExp(glob) }))
 const listed = (path: string): boolean => patterns.some(({ pattern }) => pattern.test(path))
-
-function sourcesUnder(folder: string): string[] {
-  const found: string[] = []
-  for (const entry of readdirSync(join(repositoryRoot, folder))) {
-    const path = join(folder, entry)
-    if (statSync(join(repositoryRoot, path)).isDirectory()) found.push(...sourcesUnder(path))
-    else if (path.endsWith('.ts') && !path.endsWith('.test.ts') && !path.endsWith('.d.ts')) found.push(path)
-  }
-  return found
-}
-
-/** What `npm run build` compiles: tsconfig.build.json's include, less its exclude, plus what those import. */
-function shippedSources(): string[] {
-  const excluded = new Set(buildConfig.exclude.filter((path) => path.endsWith('.ts')))
-  const queue = buildConfig.include.flatMap((path) => (path.endsWith('.ts') ? [path] : sourcesUnder(path)))
-  const seen = new Set<string>()
-  while (queue.length > 0) {
-    const file = queue.pop() as string
-    if (seen.has(file) || excluded.has(file)) continue
-    seen.add(file)
-    const text = readFileSync(join(repositoryRoot, file), 'utf8')
-    for (const [, specifier] of text.matchAll(/(?:from|import)\s*\(?\s*['"](\.\.?\/[^'"]+\.ts)['"]/g)) {
-      const target = normalize(join(dirname(file), specifier as string))
-      if (existsSync(join(repositoryRoot, target)) && !target.endsWith('.test.ts')) queue.push(target)
-    }
-  }
-  return [...seen].sort()
-}
 
 /** The top-level statements that run code when the module is imported (declarations and imports do not). */
 function importTimeStatements(file: string): string[] {
