@@ -44,6 +44,11 @@ const allowedEdges: readonly { from: string; to: string; why: string }[] = [
   },
   {
     from: 'cli/commands/edge.ts',
+    to: 'tools/wrangler-dev.ts',
+    why: "`ondevice edge` checks the port is free and which wrangler the app has before it starts (the launcher's own file)",
+  },
+  {
+    from: 'cli/commands/edge.ts',
     to: 'tools/docker/edge-container.ts',
     why: '`ondevice edge` builds and starts the local container for packages over the isolate budget',
   },

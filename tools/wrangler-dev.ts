@@ -104,6 +104,20 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/**
+ * Why `port` cannot be listened on at 127.0.0.1 (Node's message, e.g. "listen EADDRINUSE: ..."),
+ * or undefined when it is free. wrangler dev on a port something else holds exits with "Address
+ * already in use", but only after the readiness check may have been answered by that other
+ * server (another edge, `ondevice serve`): the caller would report its answer as this worker's.
+ */
+export async function portUnavailable(port: number): Promise<string | undefined> {
+  return new Promise((resolveCheck) => {
+    const server = createServer()
+    server.once('error', (error) => resolveCheck(error.message))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveCheck(undefined)))
+  })
+}
+
 export interface LocalServer {
   /** Base URL, e.g. http://127.0.0.1:8787 */
   readonly url: string

@@ -3,6 +3,8 @@
 // edge as its fallback). The real command line in a child process.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -108,6 +110,53 @@ describe('ondevice edge with API_KEYS', () => {
     }
     // Ctrl-C stopped wrangler and removed them.
     expect(await readdir(temporary), edge.output()).toEqual([])
+  })
+})
+
+describe('ondevice edge on a port something else holds', () => {
+  it('refuses at once, naming the port (it reported the other server\'s answers, even "Ready", as its own)', {
+    timeout: 150_000,
+  }, async () => {
+    const packageDirectory = join(folder, 'tiny-busy')
+    expect(ondevice(['export-default', packageDirectory]).code).toBe(0)
+    // Another server on the port that answers everything as an edge would (an earlier
+    // `ondevice edge` or `ondevice serve`, whose /healthz and chat completions succeed).
+    const other = createServer((request, response) => {
+      request.resume()
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end(JSON.stringify({ status: 'ok', choices: [] }))
+    })
+    await new Promise<void>((listening) => other.listen(0, '127.0.0.1', listening))
+    const port = (other.address() as AddressInfo).port
+    const child = spawn(process.execPath, [main, 'edge', '--model', packageDirectory, '--port', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    const collect = (chunk: Buffer): void => {
+      output += chunk.toString('utf8')
+    }
+    child.stdout.on('data', collect)
+    child.stderr.on('data', collect)
+    try {
+      // Either way it ends: the exit, or a "Ready" line printed for the other server.
+      const code = await new Promise<number | null>((done) => {
+        child.once('exit', (exitCode) => done(exitCode))
+        child.stdout.on('data', () => {
+          if (output.includes('Ready')) done(null)
+        })
+      })
+      expect(output).not.toContain('Ready')
+      expect(code, output).toBe(2)
+      expect(output).toContain(`Cannot run the edge worker on 127.0.0.1:${port}: something else listens there`)
+      expect(output).toContain('--port (0 picks a free one)')
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGINT')
+        await exited
+      }
+      await new Promise((closed) => other.close(closed))
+    }
   })
 })
 

@@ -25,6 +25,7 @@ import {
   missingDockerfile,
   runEdgeContainer,
 } from '../../tools/docker/edge-container.ts'
+import { portUnavailable } from '../../tools/wrangler-dev.ts'
 import { engineCoversModelType } from '../../wasm/engine/session.ts'
 import {
   describeIsolateMemory,
@@ -46,7 +47,8 @@ Options:
                            a tiny random-weight model whose text is not meaningful)
   --model-id ID            The id clients send as "model" (default: ondevice-default for the
                            embedded package, else the folder's name)
-  --port P                 Port of the worker (default 8787; 0 picks a free one)
+  --port P                 Port of the worker (default 8787; 0 picks a free one; one that
+                           something else listens on is refused, exit 2)
   --allowed-origins LIST   Browser origins allowed to call it (CORS), comma-separated, e.g.
                            http://localhost:5173 (default: none: only non-browser clients)
   --dtype D[,D]            Weight format (default: the fastest the package has for the engine
@@ -132,6 +134,15 @@ export async function run(argv: string[]): Promise<number> {
   const port = values.port === undefined ? 8787 : Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgumentError('port', `--port must be an integer from 0 to 65535, got '${values.port}'.`)
+  }
+  // Before anything starts: otherwise the readiness check can reach whatever holds the port (an
+  // earlier `ondevice edge`, `ondevice serve`) and report its answers, or "Ready", as this worker's.
+  const busy = port === 0 ? undefined : await portUnavailable(port)
+  if (busy !== undefined) {
+    throw new InvalidArgumentError(
+      'port',
+      `Cannot run the edge worker on 127.0.0.1:${port}: something else listens there (${busy}), such as another \`ondevice edge\` or \`ondevice serve\`. Stop it, or pick another port with --port (0 picks a free one).`,
+    )
   }
   const runtime = values.runtime ?? 'auto'
   if (runtime !== 'auto' && runtime !== 'isolate' && runtime !== 'container') {
