@@ -36,24 +36,74 @@ const sourceBuildEnv: Readonly<Record<string, string>> =
 /** Not a terminal: no interactive prompts, no colour codes in the output tests read. */
 const nonInteractiveEnv: Readonly<Record<string, string>> = { CI: 'true', NO_COLOR: '1' }
 
+/** The wrangler the edge worker is checked with (docs/reliability.md, "Lost requests under wrangler dev"). */
+export const minimumWranglerVersion = '4.164.0'
+
+export interface InstalledWrangler {
+  /** wrangler's CLI script, from its package.json's `bin` (wrangler 4.1xx exports only `.` and
+   * `./package.json`, so `wrangler/bin/wrangler.js` cannot be resolved directly). */
+  readonly cli: string
+  readonly version: string
+}
+
 /**
- * The path of wrangler's CLI script, from its package.json's `bin` (wrangler 4.1xx exports only
- * `.` and `./package.json`, so `wrangler/bin/wrangler.js` cannot be resolved directly).
+ * The wrangler to run: the one the working directory's project installed (`npm install
+ * --save-dev wrangler` in the app, the folder `ondevice edge` runs in), else the one resolved
+ * from here (the repository's devDependency, or one beside an installed ondevice). From here
+ * alone, an ondevice installed elsewhere (npm install -g, another project's) said wrangler was
+ * not installed in a project that had it.
  */
-export function wranglerCliPath(): string {
-  let packageJsonPath: string
-  try {
-    // From the repository, or from an app that installed ondevice (node_modules/ondevice/dist/tools).
-    packageJsonPath = createRequire(import.meta.url).resolve('wrangler/package.json')
-  } catch (error) {
+export function findWrangler(from: string = process.cwd()): InstalledWrangler {
+  let packageJsonPath: string | undefined
+  for (const base of [join(from, 'package.json'), fileURLToPath(import.meta.url)]) {
+    try {
+      packageJsonPath = createRequire(base).resolve('wrangler/package.json')
+      break
+    } catch {
+      // Not installed there.
+    }
+  }
+  if (packageJsonPath === undefined) {
     throw new Error(
-      'This runs the edge worker with wrangler, which is not installed here: `npm install --save-dev wrangler` (4.164 or later).',
-      { cause: error },
+      `This runs the edge worker with wrangler, which is not installed here: \`npm install --save-dev wrangler\` (${minimumWranglerVersion.replace(/\.0$/, '')} or later).`,
     )
   }
-  const require = createRequire(packageJsonPath)
-  const manifest = require(packageJsonPath) as { bin: { wrangler: string } }
-  return join(dirname(packageJsonPath), manifest.bin.wrangler)
+  const manifest = createRequire(packageJsonPath)(packageJsonPath) as {
+    bin: { wrangler: string }
+    version: string
+  }
+  return { cli: join(dirname(packageJsonPath), manifest.bin.wrangler), version: manifest.version }
+}
+
+export function wranglerCliPath(): string {
+  return findWrangler().cli
+}
+
+/** Whether version a (x.y.z) is older than b. */
+function olderThan(a: string, b: string): boolean {
+  const parts = (version: string) => version.split(/[.-]/).slice(0, 3).map(Number)
+  const [x, y] = [parts(a), parts(b)]
+  for (let index = 0; index < 3; index++) {
+    if ((x[index] ?? 0) !== (y[index] ?? 0)) return (x[index] ?? 0) < (y[index] ?? 0)
+  }
+  return false
+}
+
+/**
+ * A warning for a wrangler older than the one the edge is checked with, or undefined. npm installs
+ * the newest wrangler the running Node supports: on Node below 22.12 (which ondevice itself
+ * supports) `npm install --save-dev wrangler` gives 4.86.0, whose `wrangler dev` loses a few
+ * requests after error answers (docs/reliability.md), and nothing said so.
+ */
+export function wranglerVersionWarning(version: string, node: string = process.version): string | undefined {
+  if (!olderThan(version, minimumWranglerVersion)) return undefined
+  const minimum = minimumWranglerVersion.replace(/\.0$/, '')
+  return (
+    `Warning: wrangler ${version} is installed here; the edge worker is checked with wrangler ${minimum} or later ` +
+    `(under wrangler ${version}'s \`wrangler dev\` a few requests after an error answer are lost: docs/reliability.md). ` +
+    `npm installs the newest wrangler the running Node supports, and wrangler ${minimum} needs Node >= 22.12 ` +
+    `(this is ${node}): on Node >= 22.12, \`npm install --save-dev wrangler@latest\`.`
+  )
 }
 
 /**

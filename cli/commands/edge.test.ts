@@ -128,9 +128,13 @@ describe('ondevice edge on a port something else holds', () => {
     })
     await new Promise<void>((listening) => other.listen(0, '127.0.0.1', listening))
     const port = (other.address() as AddressInfo).port
-    const child = spawn(process.execPath, [main, 'edge', '--model', packageDirectory, '--port', String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      process.execPath,
+      [main, 'edge', '--model', packageDirectory, '--port', String(port)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     let output = ''
     const collect = (chunk: Buffer): void => {
       output += chunk.toString('utf8')
@@ -147,7 +151,9 @@ describe('ondevice edge on a port something else holds', () => {
       })
       expect(output).not.toContain('Ready')
       expect(code, output).toBe(2)
-      expect(output).toContain(`Cannot run the edge worker on 127.0.0.1:${port}: something else listens there`)
+      expect(output).toContain(
+        `Cannot run the edge worker on 127.0.0.1:${port}: something else listens there`,
+      )
       expect(output).toContain('--port (0 picks a free one)')
     } finally {
       if (child.exitCode === null && child.signalCode === null) {
@@ -156,6 +162,59 @@ describe('ondevice edge on a port something else holds', () => {
         await exited
       }
       await new Promise((closed) => other.close(closed))
+    }
+  })
+})
+
+describe("ondevice edge runs the project's own wrangler", () => {
+  it('from the folder it runs in (an ondevice installed elsewhere said none was installed), and warns when it is older than 4.164', {
+    timeout: 150_000,
+  }, async () => {
+    const packageDirectory = join(folder, 'tiny-project')
+    expect(ondevice(['export-default', packageDirectory]).code).toBe(0)
+    // A project whose `npm install --save-dev wrangler` ran on Node 20: npm picks the newest
+    // wrangler that Node supports, 4.86.0. It stands in for that release here: its CLI says which
+    // one ran and exits, so the command stops there.
+    const project = join(folder, 'project-with-old-wrangler')
+    await mkdir(join(project, 'node_modules', 'wrangler', 'bin'), { recursive: true })
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'my-edge', private: true }))
+    await writeFile(
+      join(project, 'node_modules', 'wrangler', 'package.json'),
+      JSON.stringify({ name: 'wrangler', version: '4.86.0', bin: { wrangler: './bin/wrangler.js' } }),
+    )
+    await writeFile(
+      join(project, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+      "console.error('the project wrangler 4.86.0 ran'); process.exit(1)\n",
+    )
+    const child = spawn(process.execPath, [main, 'edge', '--model', packageDirectory, '--port', '0'], {
+      cwd: project,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    const collect = (chunk: Buffer): void => {
+      output += chunk.toString('utf8')
+    }
+    child.stdout.on('data', collect)
+    child.stderr.on('data', collect)
+    try {
+      const code = await new Promise<number | null>((done) => {
+        child.once('exit', (exitCode) => done(exitCode))
+        child.stdout.on('data', () => {
+          if (output.includes('Ready')) done(null)
+        })
+      })
+      expect(output).toContain('the project wrangler 4.86.0 ran')
+      expect(code, output).toBe(1)
+      expect(output).toContain(
+        'Warning: wrangler 4.86.0 is installed here; the edge worker is checked with wrangler 4.164 or later',
+      )
+      expect(output).toContain('`npm install --save-dev wrangler@latest`')
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGINT')
+        await exited
+      }
     }
   })
 })

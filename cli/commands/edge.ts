@@ -25,7 +25,7 @@ import {
   missingDockerfile,
   runEdgeContainer,
 } from '../../tools/docker/edge-container.ts'
-import { portUnavailable } from '../../tools/wrangler-dev.ts'
+import { findWrangler, portUnavailable, wranglerVersionWarning } from '../../tools/wrangler-dev.ts'
 import { engineCoversModelType } from '../../wasm/engine/session.ts'
 import {
   describeIsolateMemory,
@@ -256,6 +256,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => void stop(0))
   try {
     process.stderr.write('Starting the edge worker (wrangler dev, offline)…\n')
+    warnOfOldWrangler()
     // Keys reach wrangler in a file (--env-file): not in the process list, not printed.
     const envFile = join(secretsDirectory, 'secrets.env')
     await writeFile(envFile, apiKeys ? `API_KEYS=${apiKeys}\n` : '', { mode: 0o600 })
@@ -291,6 +292,12 @@ export async function run(argv: string[]): Promise<number> {
   return new Promise<number>(() => {
     // Runs until Ctrl-C.
   })
+}
+
+/** Says so on stderr when the app's wrangler is older than the edge is checked with (it still runs). Throws when there is none. */
+function warnOfOldWrangler(): void {
+  const warning = wranglerVersionWarning(findWrangler().version)
+  if (warning !== undefined) process.stderr.write(`${warning}\n`)
 }
 
 interface ContainerEdgeOptions {
@@ -382,6 +389,7 @@ async function runContainerEdge(options: ContainerEdgeOptions): Promise<number> 
     // it reads nothing from it: every chat goes to the containers.
     packageServer = await startStaticServer({ mounts: [{ prefix: '/model/', directory: options.folder }] })
     process.stderr.write('Starting the edge worker (wrangler dev, offline) in front of them…\n')
+    warnOfOldWrangler()
     edge = await startEdgeWorker({
       modelUrl: `${packageServer.url}/model/`,
       allowedOrigins: options.allowedOrigins,
