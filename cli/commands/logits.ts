@@ -14,9 +14,9 @@ Options:
   --model DIR   A model package folder (or URL prefix)
   --ids LIST    Comma-separated token ids
   --dtype D     Weight format (default: the runtime's choice for the backend)
-  --backend B   native (onnxruntime-node, default), wasm (ondevice's WebAssembly
-                engine; onnxruntime-web where it does not cover the model) or ort-wasm
-                (onnxruntime-web's WASM)
+  --backend B   native (onnxruntime-node; the default when installed, else wasm), wasm
+                (ondevice's WebAssembly engine; onnxruntime-web where it does not cover the
+                model) or ort-wasm (onnxruntime-web's WASM)
   --top N       How many top entries to print (default 10)
   --json        Print { ids, dtype, backend, vocabularySize, logits } with every logit
   --help, -h    Show this help`
