@@ -28,7 +28,10 @@ export type DeviceOutcome =
       readonly backend: string
       readonly dtype: string
       readonly promptTokens: number
-      /** The device model's id (its package's): the id a handoff asks the edge for when it cannot read the model list. */
+      /**
+       * The id a handoff asks the edge for when it cannot read the model list: the device model's
+       * sourceModelId (where its package was loaded from, as an edge names it by default), else its modelId.
+       */
       readonly modelId: string
       /** The device model's packageFingerprint: the edge must run the same weights to continue. */
       readonly packageFingerprint?: string
@@ -156,7 +159,7 @@ export async function* runDevice(
     backend: model.backend,
     dtype: model.dtype,
     promptTokens: promptTokens ?? 0,
-    modelId: model.modelId,
+    modelId: model.sourceModelId ?? model.modelId,
     ...(model.packageFingerprint === undefined ? {} : { packageFingerprint: model.packageFingerprint }),
   })
   /** The finish of an answer the user stopped: every token shown, counted on the device. */

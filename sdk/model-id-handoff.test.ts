@@ -98,7 +98,7 @@ async function withoutModelList(
   return edge
 }
 
-async function handOff(deviceModel: string, edge: TestEdge): Promise<void> {
+async function handOff(deviceModel: string, edge: TestEdge, edgeId = id): Promise<void> {
   const client = createDeviceClient(deviceModel, edge.url, 3)
   try {
     const parts: StreamPart[] = []
@@ -107,7 +107,7 @@ async function handOff(deviceModel: string, edge: TestEdge): Promise<void> {
     if (finish?.type !== 'finish') throw new Error(`ended with ${JSON.stringify(parts.at(-1))}`)
     expect(parts.find((part) => part.type === 'handoff')).toMatchObject({ completedTokens: 3 })
     expect(finish.usage.route).toBe('device+edge')
-    expect(edge.chatBodies.at(-1)).toMatchObject({ model: id })
+    expect(edge.chatBodies.at(-1)).toMatchObject({ model: edgeId })
     expect(finish.tokenIds).toEqual(reference.tokenIds)
   } finally {
     await client.dispose()
@@ -131,6 +131,41 @@ describe('device and edge give a package the same id, however each names where i
     const app = createApp({ modelHost: host, log: () => undefined })
     closers.push(async () => host.dispose())
     await handOff(packageDir, await withoutModelList((incoming) => app.fetch(incoming)))
+  }, 120_000)
+
+  it("a package whose manifest has a name: the device's model is called by it, the edge (which does not read it) by the folder's; a handoff asks for the folder's", async () => {
+    // The same weights (seed 3) in another folder, its manifest's name kept (the fixture's
+    // `qwen3-…-seed3`, as `ondevice convert` and the fixtures write one). The handoff asked the
+    // edge for that name: model_not_found mid-answer.
+    const named = join(workDir, 'site', 'models', 'named qwen')
+    await writeFixture({ arch: 'qwen3', outDir: named, dtype: 'q8', seed: 3 })
+    const manifestName = (
+      JSON.parse(await readFile(join(named, 'manifest.json'), 'utf8')) as { name?: unknown }
+    ).name
+    expect(typeof manifestName === 'string' && manifestName !== 'named qwen').toBe(true)
+    const host = createNodeModelHost({ model: named, dtype: 'q8', backend: 'wasm' })
+    expect(host.modelId).toBe('named qwen')
+    const app = createApp({ modelHost: host, log: () => undefined })
+    closers.push(async () => host.dispose())
+    // The device's model keeps the manifest's name as its id.
+    const loaded = await createRuntimeDeviceHost({
+      store: createNodeStore({ cacheDir: join(workDir, 'device-cache') }),
+    }).load(named, { backend: 'wasm' })
+    try {
+      expect(loaded.modelId).toBe(manifestName)
+    } finally {
+      await loaded.dispose()
+    }
+    await handOff(named, await withoutModelList((incoming) => app.fetch(incoming)), 'named qwen')
+    // By URL, once downloaded (a device with the package still to download starts on the edge).
+    const url = `${site.url}/models/named%20qwen/?v=1`
+    const download = createDeviceClient(url, undefined, undefined)
+    try {
+      expect((await download.chat(request)).tokenIds).toEqual(reference.tokenIds)
+    } finally {
+      await download.dispose()
+    }
+    await handOff(url, await withoutModelList((incoming) => app.fetch(incoming)), 'named qwen')
   }, 120_000)
 
   it('the Worker in workerd with MODEL_URL the URL the device loads', async () => {

@@ -25,6 +25,8 @@ export interface DeviceModelParts {
   readonly warnings?: readonly string[]
   /** DeviceModel.packageFingerprint: of the manifest's files for the dtype loaded. */
   readonly packageFingerprint?: string
+  /** DeviceModel.sourceModelId: the id of where the package was loaded from, where not modelId. */
+  readonly sourceModelId?: string
 }
 
 export function createDeviceModel(parts: DeviceModelParts): DeviceModel {

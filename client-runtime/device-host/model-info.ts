@@ -9,7 +9,7 @@ import type { DeviceModel } from './types.ts'
 export type DeviceModelInfo = Required<
   Pick<DeviceModel, 'modelId' | 'backend' | 'dtype' | 'warnings' | 'toolCallSyntax'>
 > &
-  Pick<DeviceModel, 'packageFingerprint'>
+  Pick<DeviceModel, 'packageFingerprint' | 'sourceModelId'>
 
 export function deviceModelInfo(parts: DeviceModelParts): DeviceModelInfo {
   const { info } = parts.session
@@ -20,5 +20,6 @@ export function deviceModelInfo(parts: DeviceModelParts): DeviceModelInfo {
     warnings: parts.warnings ?? [],
     toolCallSyntax: modelToolCallSyntaxOf(parts.tokenizer),
     ...(parts.packageFingerprint === undefined ? {} : { packageFingerprint: parts.packageFingerprint }),
+    ...(parts.sourceModelId === undefined ? {} : { sourceModelId: parts.sourceModelId }),
   }
 }

@@ -3,6 +3,7 @@
 // process; a browser runs it inside the dedicated Web Worker that serves the page (web-worker/);
 // an app's own worker may run it directly.
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { modelIdFromLocation } from '../../core/model-id.ts'
 import { packageFingerprint } from '../../core/model-package.ts'
 import type { ModelSession } from '../../core/model-session.ts'
 import { withCurrentNetwork } from '../current-network.ts'
@@ -125,9 +126,16 @@ export function createRuntimeDeviceHost(options: RuntimeDeviceHostOptions = {}):
             : loaded.warnings,
         ...(options.probeTokens === undefined ? {} : { probeTokens: options.probeTokens }),
         ...fingerprintOf(loaded.manifest?.files, loaded.dtype),
+        ...sourceModelIdOf(loaded.source, session.info.modelId),
       })
     },
   }
+}
+
+/** DeviceModel.sourceModelId, where it is not modelId (a manifest with a name of its own). */
+function sourceModelIdOf(source: string, modelId: string): { sourceModelId?: string } {
+  const id = modelIdFromLocation(source)
+  return id === undefined || id === modelId ? {} : { sourceModelId: id }
 }
 
 function fingerprintOf(

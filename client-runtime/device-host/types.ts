@@ -74,6 +74,14 @@ export interface DeviceModel {
    */
   readonly packageFingerprint?: string
   /**
+   * The id core/model-id.ts gives where the package was loaded from (its folder's or URL's last
+   * segment, a Hugging Face URL's repository), set where it is not modelId: a manifest with a name
+   * of its own. An edge serving the package names it so by default (it does not read the
+   * manifest's name), so a handoff asks the edge for this id when it cannot read the edge's model
+   * list. Unset: modelId.
+   */
+  readonly sourceModelId?: string
+  /**
    * Answers a chat with the shared generation loop: the prompt is encoded with its turn
    * boundaries (a later turn resumes from the cache), then text deltas (with their token ids)
    * and a finish. Stopping the iteration, or the signal, stops the model within a token.

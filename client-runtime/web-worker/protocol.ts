@@ -31,6 +31,8 @@ export interface LoadedModelInfo {
   readonly toolCallSyntax?: ModelToolCallSyntax
   /** DeviceModel.packageFingerprint: which weights it runs. */
   readonly packageFingerprint?: string
+  /** DeviceModel.sourceModelId: the id of where the package was loaded from, where not modelId. */
+  readonly sourceModelId?: string
 }
 
 export type WorkerRequest =

@@ -359,6 +359,7 @@ export function createWorkerDeviceHost(
     warnings,
     ...(info.toolCallSyntax === undefined ? {} : { toolCallSyntax: info.toolCallSyntax }),
     ...(info.packageFingerprint === undefined ? {} : { packageFingerprint: info.packageFingerprint }),
+    ...(info.sourceModelId === undefined ? {} : { sourceModelId: info.sourceModelId }),
     generate: (request) => ({ [Symbol.asyncIterator]: () => generateIterator(info.handle, request) }),
     probe: (signal) => call({ type: 'probe', handle: info.handle }, {}, signal),
     dispose: async () => {

@@ -74,6 +74,7 @@ export function serveDeviceHost(endpoint: MessageEndpoint, host: DeviceHost): De
           warnings: [...(model.warnings ?? [])],
           ...(model.toolCallSyntax === undefined ? {} : { toolCallSyntax: model.toolCallSyntax }),
           ...(model.packageFingerprint === undefined ? {} : { packageFingerprint: model.packageFingerprint }),
+          ...(model.sourceModelId === undefined ? {} : { sourceModelId: model.sourceModelId }),
         }
       }
       case 'generate': {

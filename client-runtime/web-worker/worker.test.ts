@@ -183,6 +183,9 @@ describe('DeviceHost served by a worker + its proxy', () => {
       onProgress: (event) => progress.push(event),
     })
     expect(model).toMatchObject({ backend: 'native', dtype: 'fp32' })
+    // The manifest's name is the id; where it was loaded from (what a handoff asks an edge for) crosses too.
+    expect(model.modelId).toMatch(/^qwen3-.*seed/)
+    expect(model.sourceModelId).toBe('qwen3-tiny')
     expect(progress.length).toBeGreaterThan(0)
     expect(progress.at(-1)?.loadedBytes).toBe(progress.at(-1)?.totalBytes)
 
