@@ -22,7 +22,7 @@ Options:
   --model DIR|URL   A model package folder or URL prefix. Without it, the embedded default
                     (a tiny random-weight package: its text is not meaningful).
   --model-id ID     The id clients send as "model" (default: the folder's or URL's last
-                    segment, a Hugging Face URL's repository: the id the device gives it)
+                    segment, a Hugging Face URL's repository: what a device's handoff asks for)
   --port P          Port (default 8787; 0 picks a free one)
   --host ADDRESS    Address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
   --backend B[,B]   native (onnxruntime-node; the default when installed), wasm (ondevice's WebAssembly
