@@ -42,6 +42,9 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** Writes of verified.json started in this process, for temporary names no other write has. */
+let temporaryWrites = 0
+
 export function createVerifiedMemo(cacheDir: string): VerifiedMemo {
   const memoPath = join(cacheDir, 'verified.json')
   let memo: Promise<Map<string, VerifiedEntry>> | undefined
@@ -57,7 +60,10 @@ export function createVerifiedMemo(cacheDir: string): VerifiedMemo {
   const save = async (map: Map<string, VerifiedEntry>): Promise<void> => {
     memoWrite = memoWrite.then(async () => {
       await prepareCacheFolder(cacheDir)
-      const temporary = `${memoPath}.${process.pid}.tmp`
+      // A name of this write's own: every client's memo over this folder writes here, and with
+      // the process id alone two at once shared one file, so one rename found it gone (ENOENT)
+      // and that client's load failed.
+      const temporary = `${memoPath}.${process.pid}.${++temporaryWrites}.tmp`
       await writeFile(temporary, JSON.stringify(Object.fromEntries(map)))
       await rename(temporary, memoPath)
     })
