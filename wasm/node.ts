@@ -1,11 +1,13 @@
 // onnxruntime-web (WASM) for Node: the binary is read from this package's own node_modules,
 // never fetched. ORT's environment is global per process, so the first call configures it and
 // later calls get the same module and setup back.
+import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import ort from 'onnxruntime-web'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { BackendError, InvalidArgumentError } from '../core/errors.ts'
 import type { ConfiguredOrt } from './types.ts'
 
 export interface NodeWasmOptions {
@@ -36,11 +38,49 @@ export function loadOrtWebForNode(options: NodeWasmOptions = {}): Promise<Config
   })
 }
 
+/**
+ * onnxruntime-web's WASM binary and the JavaScript that loads it (ORT imports that file itself
+ * at the first session), found as Node's resolution would find the package from this module: the
+ * nearest node_modules/onnxruntime-web above it, the files its package.json exports. Not
+ * `import.meta.resolve`, and ORT not left to find its own file: a server bundle of an app
+ * (Next.js's route handlers, with `next build --webpack` and with Turbopack; webpack's target
+ * 'node') replaced the first with an object that has no resolve ("{}.resolve is not a function",
+ * Turbopack's "r.resolve is not a function"; webpack warned at build time), and moved ORT's code away from its file ("Cannot find module
+ * '.next/server/chunks/ort-wasm-simd-threaded.mjs'"). `import.meta.url` alone is what bundlers
+ * keep (they set it to this file's own path), and fs paths are what they leave alone.
+ */
+function ortWasmFiles(): { readonly wasm: string; readonly mjs: string } {
+  const here = dirname(fileURLToPath(import.meta.url))
+  for (let folder = here; ; folder = dirname(folder)) {
+    const packageFolder = join(folder, 'node_modules', 'onnxruntime-web')
+    const manifestPath = join(packageFolder, 'package.json')
+    if (existsSync(manifestPath)) {
+      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports?: Record<string, unknown> }
+      const exported = (file: string): string => {
+        const target = manifest.exports?.[`./${file}`]
+        return join(packageFolder, typeof target === 'string' ? target : join('dist', file))
+      }
+      const files = {
+        wasm: exported('ort-wasm-simd-threaded.wasm'),
+        mjs: exported('ort-wasm-simd-threaded.mjs'),
+      }
+      if (existsSync(files.wasm) && existsSync(files.mjs)) return files
+    }
+    if (dirname(folder) === folder) break
+  }
+  throw new BackendError(
+    'backend_unavailable',
+    `onnxruntime-web's ort-wasm-simd-threaded.wasm was not found in a node_modules folder above ${here}: onnxruntime-web is a dependency of ondevice; reinstall it (npm install), or keep node_modules beside a bundled server.`,
+  )
+}
+
 async function configure(requested: number | undefined): Promise<ConfiguredOrt> {
-  const wasmPath = fileURLToPath(import.meta.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'))
-  // Handing ORT the bytes (rather than letting it locate the file from its own URL) keeps this
-  // working when the code is bundled or run from another folder.
+  const files = ortWasmFiles()
+  const wasmPath = files.wasm
+  // Handing ORT the bytes and the loader's URL (rather than letting it locate them from its own
+  // URL) keeps this working when the code is bundled or run from another folder.
   ort.env.wasm.wasmBinary = await readFile(wasmPath)
+  ort.env.wasm.wasmPaths = { mjs: pathToFileURL(files.mjs).href }
   const threads = requested ?? Math.max(1, Math.min(4, availableParallelism() - 1))
   ort.env.wasm.numThreads = threads
   ort.env.wasm.proxy = false

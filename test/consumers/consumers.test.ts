@@ -552,12 +552,15 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
           join(withoutNative.folder, 'node_modules/onnxruntime-web/dist', file),
           join(folder, 'public/ort', file),
         )
-      const build = async (mode: string, outdir: string, target: 'web' | 'node' = 'web') => {
-        const { stdout, ms } = await run(machineNode(), ['webpack-build.mjs', mode, outdir, target], {
-          cwd: folder,
-        })
+      const build = async (mode: string, outdir: string, target: 'web' | 'node' = 'web', entry?: string) => {
+        const { stdout, stderr, ms } = await run(
+          machineNode(),
+          ['webpack-build.mjs', mode, outdir, target, ...(entry ? [entry] : [])],
+          { cwd: folder },
+        )
         return {
           assets: JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { name: string; size: number }[],
+          warnings: stderr,
           ms,
         }
       }
@@ -572,6 +575,19 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       expect(
         forNode.assets.map(({ name }) => name).filter((name) => !/\.(?:js|mjs|wasm)$/.test(name)),
       ).toEqual([])
+      // A route handler's module bundled the same way and run: createClient() on the server with
+      // ondevice's engine and with onnxruntime-web. 'ort-wasm' failed there ("{}.resolve is not a
+      // function": webpack replaces `import.meta.resolve`, which located ORT's .wasm, and warned).
+      write('src/server.js', readFileSync(join(files, 'webpack-server.js'), 'utf8'))
+      const route = await build('production', 'server-route', 'node', './src/server.js')
+      expect(route.warnings).not.toContain('import.meta')
+      // webpack writes CommonJS for Node; the project is "type": "module" (as Next.js's .next/ has).
+      write('server-route/package.json', '{ "type": "commonjs" }\n')
+      const { stdout: routeAnswers } = await run(machineNode(), ['server-route/main.js'], { cwd: folder })
+      expect(JSON.parse(routeAnswers.trim().split('\n').at(-1) ?? '')).toEqual({
+        wasm: { route: 'device', backend: 'wasm', completionTokens: 4 },
+        'ort-wasm': { route: 'device', backend: 'ort-wasm', completionTokens: 4 },
+      })
       // The engine's four .wasm builds, and none of onnxruntime-web's (the config's condition: the
       // page loads them from runtimeUrl, 41 MiB the build would otherwise emit).
       const wasm = production.assets.filter(({ name }) => name.endsWith('.wasm'))
@@ -640,7 +656,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
         await server.close()
       }
       report.push(
-        `webpack page: install ${((installed - started) / 1000).toFixed(1)} s, production build ${(production.ms / 1000).toFixed(1)} s (main.js ${(mainGzip / 1024).toFixed(1)} KiB gzip -9), development ${(development.ms / 1000).toFixed(1)} s, for Node ${(forNode.ms / 1000).toFixed(1)} s, all ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `webpack page: install ${((installed - started) / 1000).toFixed(1)} s, production build ${(production.ms / 1000).toFixed(1)} s (main.js ${(mainGzip / 1024).toFixed(1)} KiB gzip -9), development ${(development.ms / 1000).toFixed(1)} s, for Node ${(forNode.ms / 1000).toFixed(1)} s (a route ${(route.ms / 1000).toFixed(1)} s), all ${((Date.now() - started) / 1000).toFixed(1)} s`,
       )
     } finally {
       rmSync(folder, { recursive: true, force: true })
