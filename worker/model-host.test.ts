@@ -5,7 +5,7 @@
 // models (each format's session reports its own dtype and backend); the real ORT hosts are
 // covered in cli/commands/serve-formats.test.ts.
 import { describe, expect, it } from 'vitest'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { BackendError, InvalidArgumentError } from '../core/errors.ts'
 import type { ChatCompletionResponse } from '../core/protocol/index.ts'
 import { qwen3Tokenizer } from '../test/support/qwen3-tokenizer.ts'
 import { createTestSession } from '../test/support/test-session.ts'
@@ -155,6 +155,26 @@ describe('selecting a format', () => {
     expect((error as Error).message).toMatch(
       /above the model's context of 2048 tokens\. The operator must fix the server's settings \(contextLength\); retry later\.$/,
     )
+  })
+
+  it('a backend the server cannot run (onnxruntime-node not installed) blames the backend, not the package', async () => {
+    // `ondevice serve --backend native` without onnxruntime-node said "The operator must fix the
+    // model package". The error is the one client-runtime/node-host.ts throws there.
+    const host = createModelHost({
+      modelId: 'm',
+      load: () =>
+        Promise.reject(
+          new BackendError(
+            'backend_unavailable',
+            "backend 'native' needs onnxruntime-node, which is not installed: `npm install onnxruntime-node`, or use backend 'wasm'.",
+          ),
+        ),
+    })
+    const error = await host.preload().catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ code: 'edge_unavailable' })
+    expect((error as Error).message).toMatch(/which is not installed: `npm install onnxruntime-node`/)
+    expect((error as Error).message).not.toContain('model package')
+    expect((error as Error).message).toMatch(/The operator must fix the server's backend .*; retry later\.$/)
   })
 
   it('a format its admission refuses (a memory budget) is not loaded: refused, or the default with the reason', async () => {

@@ -425,9 +425,13 @@ export function createModelHost(
  * package, which the message used to blame for it too.
  */
 function operatorFix(cause: unknown): string {
-  return cause instanceof InvalidArgumentError && cause.param !== undefined && serverSettings.has(cause.param)
-    ? `The operator must fix the server's settings (${cause.param}); retry later.`
-    : 'The operator must fix the model package; retry later.'
+  if (cause instanceof InvalidArgumentError && cause.param !== undefined && serverSettings.has(cause.param))
+    return `The operator must fix the server's settings (${cause.param}); retry later.`
+  // A backend this server cannot run (`ondevice serve --backend native` without onnxruntime-node):
+  // its setup, not the package.
+  if (cause instanceof OndeviceError && cause.code === 'backend_unavailable')
+    return "The operator must fix the server's backend (install what it needs, or pick another with --backend / MODEL_BACKEND); retry later."
+  return 'The operator must fix the model package; retry later.'
 }
 
 /** The load options a server's settings give (MODEL_CONTEXT_LENGTH, MODEL_BACKEND, ...). */
