@@ -18,6 +18,33 @@ afterAll(async () => {
 })
 
 describe('verified.json shared by two memos in one process', () => {
+  it('from two copies of this module (a worker thread, each bundle of a bundled server): no failed write', async () => {
+    // Separate module instances, as a worker_threads thread or a second bundle has: the temporary
+    // names counted per copy (verified.json.<pid>.1.tmp in both), and 24 of the 48 writes failed
+    // with ENOENT.
+    const copy = async (name: string) =>
+      (await import(
+        /* @vite-ignore */ `./verified-memo.ts?copy=${name}`
+      )) as typeof import('./verified-memo.ts')
+    const copies = [await copy('a'), await copy('b')]
+    expect(copies[0]?.createVerifiedMemo).not.toBe(copies[1]?.createVerifiedMemo)
+    const cacheDir = join(folder, 'cache-copies')
+    const files = await Promise.all(
+      Array.from({ length: 24 }, async (_, index) => {
+        const path = join(folder, `copies-${index}.bin`)
+        await writeFile(path, `bytes of file ${index}`)
+        return { path, sha256: await sha256File(path) }
+      }),
+    )
+    const memos = copies.map((copy) => copy.createVerifiedMemo(cacheDir))
+    const outcomes = await Promise.allSettled(
+      files.flatMap(({ path, sha256 }) => memos.map((memo) => memo.remember(path, sha256))),
+    )
+    expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toEqual([])
+    // Whole JSON, and what it records is trusted by a memo made afterwards.
+    JSON.parse(await readFile(join(cacheDir, 'verified.json'), 'utf8'))
+  })
+
   it('records files from both at once without a failed write, and the file stays whole JSON', async () => {
     const cacheDir = join(folder, 'cache')
     const files = await Promise.all(

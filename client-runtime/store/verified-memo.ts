@@ -1,7 +1,7 @@
 // Node's memo of verified files: a file checked against its sha256 is remembered by path, size
 // and mtime (verified.json in the cache folder), so it is not hashed again on every run. Writes are
 // serialised and atomic (write then rename), so a crash never leaves half a memo.
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { open, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { prepareCacheFolder } from './cache-folder.ts'
@@ -42,9 +42,6 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex')
 }
 
-/** Writes of verified.json started in this process, for temporary names no other write has. */
-let temporaryWrites = 0
-
 export function createVerifiedMemo(cacheDir: string): VerifiedMemo {
   const memoPath = join(cacheDir, 'verified.json')
   let memo: Promise<Map<string, VerifiedEntry>> | undefined
@@ -62,8 +59,9 @@ export function createVerifiedMemo(cacheDir: string): VerifiedMemo {
       await prepareCacheFolder(cacheDir)
       // A name of this write's own: every client's memo over this folder writes here, and with
       // the process id alone two at once shared one file, so one rename found it gone (ENOENT)
-      // and that client's load failed.
-      const temporary = `${memoPath}.${process.pid}.${++temporaryWrites}.tmp`
+      // and that client's load failed. Random, not a count: each copy of this module (a worker
+      // thread's, each bundle's in a bundled server) counted from 0 in the same process.
+      const temporary = `${memoPath}.${process.pid}.${randomUUID()}.tmp`
       await writeFile(temporary, JSON.stringify(Object.fromEntries(map)))
       await rename(temporary, memoPath)
     })
