@@ -6,14 +6,10 @@
 // manifest.json; the router compares the one of the backend it is about to choose with the
 // device's memory. Platform-free: it reads only the config and byte counts.
 import { InvalidArgumentError } from './errors.ts'
+import { type MemoryBackend, memoryBackends } from './memory-backends.ts'
 import { graphLayoutFor, type ModelConfig } from './model-package.ts'
 
-/**
- * The runtimes that hold a model: 'wasm' ondevice's WebAssembly engine, 'ort-wasm'
- * onnxruntime-web's WASM, 'webgpu' onnxruntime-web on WebGPU, 'native' onnxruntime-node.
- */
-export const memoryBackends = ['wasm', 'ort-wasm', 'webgpu', 'native'] as const
-export type MemoryBackend = (typeof memoryBackends)[number]
+export { type MemoryBackend, memoryBackends }
 
 /** One backend's figure for one dtype, as manifest.json stores it. */
 export interface BackendMemoryEstimate {

@@ -3,7 +3,8 @@
 // models load as they are), and a validated reading of the Hugging Face `config.json`.
 
 import { InvalidArgumentError, ModelError } from './errors.ts'
-import { type BackendMemoryEstimate, type MemoryBackend, memoryBackends } from './memory-estimate.ts'
+import { type MemoryBackend, memoryBackends } from './memory-backends.ts'
+import type { BackendMemoryEstimate } from './memory-estimate.ts'
 import { JavaScriptSha256 } from './sha256.ts'
 import { onnxSuffixByDtype } from './weight-format.ts'
 
