@@ -385,6 +385,34 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
     )
     cpSync(join(folder, 'model'), join(folder, 'public/models/default'), { recursive: true })
     await run('bash', ['-euc', esbuildRecipeFromDocs()], { cwd: folder })
+    // The app's server bundled for Node with esbuild (as a deploy bundles one): the bundle's
+    // import.meta.url is its own file, away from ondevice's, and every 'wasm' load failed with
+    // "ENOENT ... open '<the bundle's folder>/engine.wasm'". Both backends find the installed files.
+    copyFileSync(join(files, 'server-route.js'), join(folder, 'src/server.js'))
+    await run(
+      'npx',
+      [
+        'esbuild',
+        'src/server.js',
+        '--bundle',
+        '--platform=node',
+        '--format=esm',
+        '--outfile=server-bundle/server.mjs',
+        '--external:onnxruntime-node',
+      ],
+      { cwd: folder },
+    )
+    // A cache folder of its own: the embedded default is written there, from the tokenizer files
+    // the package ships (the bundle found none beside itself: "reinstall ondevice").
+    const { stdout: serverAnswers } = await run(machineNode(), ['server-bundle/server.mjs'], {
+      cwd: folder,
+      env: userEnvironment({ ONDEVICE_CACHE_DIR: join(folder, 'server-bundle-cache') }),
+    })
+    expect(JSON.parse(serverAnswers.trim().split('\n').at(-1) ?? '')).toEqual({
+      wasm: { route: 'device', backend: 'wasm', completionTokens: 4 },
+      'ort-wasm': { route: 'device', backend: 'ort-wasm', completionTokens: 4 },
+      embedded: { route: 'device', backend: 'wasm', completionTokens: 4 },
+    })
     // The same entries with --splitting and --minify (docs/sdk.md's note after the recipe), into
     // public/split/: up front, the page loads no more than Vite's and webpack's do (the budget of
     // test/browser/page-bundle-size.test.ts), the runtime and the compiler in chunks loaded on
@@ -578,7 +606,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       // A route handler's module bundled the same way and run: createClient() on the server with
       // ondevice's engine and with onnxruntime-web. 'ort-wasm' failed there ("{}.resolve is not a
       // function": webpack replaces `import.meta.resolve`, which located ORT's .wasm, and warned).
-      write('src/server.js', readFileSync(join(files, 'webpack-server.js'), 'utf8'))
+      write('src/server.js', readFileSync(join(files, 'server-route.js'), 'utf8'))
       const route = await build('production', 'server-route', 'node', './src/server.js')
       expect(route.warnings).not.toContain('import.meta')
       // webpack writes CommonJS for Node; the project is "type": "module" (as Next.js's .next/ has).
@@ -587,6 +615,7 @@ describe('the packed package in fresh projects (machine Node, tarball only)', ()
       expect(JSON.parse(routeAnswers.trim().split('\n').at(-1) ?? '')).toEqual({
         wasm: { route: 'device', backend: 'wasm', completionTokens: 4 },
         'ort-wasm': { route: 'device', backend: 'ort-wasm', completionTokens: 4 },
+        embedded: { route: 'device', backend: 'wasm', completionTokens: 4 },
       })
       // The engine's four .wasm builds, and none of onnxruntime-web's (the config's condition: the
       // page loads them from runtimeUrl, 41 MiB the build would otherwise emit).

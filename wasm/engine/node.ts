@@ -2,10 +2,11 @@
 // files read with positioned reads straight into the engine's memory. Node 22+ validates relaxed
 // SIMD, so it runs engine-relaxed.wasm (./simd.ts); ONDEVICE_ENGINE_SIMD=plain forces the plain
 // SIMD128 modules (tests and benchmarks compare the two), =relaxed insists on the relaxed ones.
+import { existsSync } from 'node:fs'
 import { type FileHandle, open, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { InvalidArgumentError, ModelError } from '../../core/errors.ts'
+import { BackendError, InvalidArgumentError, ModelError } from '../../core/errors.ts'
 import { compileEngine } from './kernels.ts'
 import type { WeightFileReader } from './onnx-weights.ts'
 import type { EngineThreads } from './session.ts'
@@ -19,13 +20,34 @@ function compileFile(file: string): Promise<WebAssembly.Module> {
   if (!module) {
     // A path, not `new URL(\`./${file}\`, import.meta.url)`: a server bundle of an app that
     // imports ondevice (webpack's target 'node') emitted every file of this folder for that.
-    module = readFile(join(dirname(fileURLToPath(import.meta.url)), file)).then((bytes) =>
-      compileEngine(new Uint8Array(bytes)),
-    )
+    module = Promise.resolve()
+      .then(() => readFile(join(engineFolder(file), file)))
+      .then((bytes) => compileEngine(new Uint8Array(bytes)))
     compiled.set(file, module)
     module.catch(() => compiled.delete(file))
   }
   return module
+}
+
+/**
+ * The folder holding the engine's `file`: this module's own in the published package (dist/) and
+ * the repository. A server bundle that sets `import.meta.url` to the bundle's own file (esbuild
+ * --platform=node, Rollup for Node) moved this code away from it: every 'wasm' load failed with
+ * "ENOENT ... open '<the bundle's folder>/engine.wasm'". Then the installed package's copy, in
+ * the nearest node_modules/ondevice above the bundle, is the one.
+ */
+function engineFolder(file: string): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  if (existsSync(join(here, file))) return here
+  for (let folder = here; ; folder = dirname(folder)) {
+    const installed = join(folder, 'node_modules', 'ondevice', 'dist', 'wasm', 'engine')
+    if (existsSync(join(installed, file))) return installed
+    if (dirname(folder) === folder) break
+  }
+  throw new BackendError(
+    'backend_unavailable',
+    `ondevice's WebAssembly engine (${file}) is neither beside this module (${here}) nor in a node_modules/ondevice above it: a bundle of this server moved ondevice's code away from its files. Keep ondevice installed in node_modules beside the bundle, or copy node_modules/ondevice/dist/wasm/engine/*.wasm into ${here}.`,
+  )
 }
 
 /**
