@@ -77,7 +77,8 @@ export interface TextDeltaPart {
   /**
    * Complete UTF-8 characters only; never a half character, never a stop string, never tool-call
    * markup. core's generate() yields one delta per token, so its text may be '' (held back, EOS,
-   * a call's tokens); the SDK's stream() yields only deltas with text.
+   * a call's tokens); the SDK's stream() yields only deltas with text, or with a `toolCall`
+   * that grew.
    */
   readonly text: string
   /**
@@ -87,9 +88,10 @@ export interface TextDeltaPart {
    */
   readonly tokenIds: readonly number[]
   /**
-   * From generate(), inside a tool call (whose markup is never text): the call so far, once its
-   * name is written, so a server can stream it as OpenAI does (id and name, then argument
-   * fragments). The finish part's `toolCalls` is what counts: a call cut before its end is no call.
+   * Inside a tool call (whose markup is never text): the call so far, once its name is written,
+   * so a server or the AI SDK provider can stream it as OpenAI does (id and name, then argument
+   * fragments). From generate() on each of the call's tokens; from the SDK's stream() (device,
+   * edge, handoff alike) each time the call grew, with text ''. The finish part's `toolCalls` is what counts: a call cut before its end is no call.
    */
   readonly toolCall?: ToolCallProgress
   /**

@@ -18,6 +18,7 @@ import type {
   RoutePart,
   StreamPart,
   ToolCall,
+  ToolCallProgress,
   Usage,
 } from '../core/stream-parts.ts'
 import { AnswerSoFar, abortFinish, chainError, isAbort, partialAnswerOf } from './answer-parts.ts'
@@ -738,8 +739,9 @@ function isCutDocument(text: string): boolean {
 /**
  * What the reader of stream() gets from the route's parts: text and reasoning deltas only when they have text
  * (generate() yields one per token, and a token may show none: held-back bytes, EOS, a tool
- * call's markup, which core never shows); the ids of such tokens ride with the next delta that
- * has text, and the finish lists them all. The answer's tool calls come as 'tool-call' parts
+ * call's markup, which core never shows), or, inside a tool call, when the call grew (its name
+ * came, or arguments did: `toolCall`, text ''); the ids of other tokens ride with the next delta
+ * yielded, and the finish lists them all. The answer's tool calls come as 'tool-call' parts
  * just before the finish that lists them too.
  */
 async function* forTheReader(
@@ -749,6 +751,8 @@ async function* forTheReader(
   let unshownIds: number[] = []
   /** A token of a tool call came (under 'auto' too: the model opened it), before or after a handoff. */
   let callBegun = false
+  /** The call progress last yielded: one token may add nothing to the call (its arguments held back). */
+  let shownCall: ToolCallProgress | undefined
   for await (const shown of parts) {
     let part = shown
     if (part.type === 'text-delta' && (part.inToolCall === true || part.toolCall !== undefined))
@@ -764,7 +768,15 @@ async function* forTheReader(
     )
       part = { ...part, partial: true }
     if (part.type === 'text-delta' || part.type === 'reasoning-delta') {
-      if (part.text === '') {
+      const call = part.type === 'text-delta' ? part.toolCall : undefined
+      // The same call as far as it was yielded already (a handoff's edge restates it whole).
+      const callGrew =
+        call !== undefined &&
+        (shownCall === undefined ||
+          call.index !== shownCall.index ||
+          call.arguments.length > shownCall.arguments.length)
+      if (callGrew) shownCall = call
+      if (part.text === '' && !callGrew) {
         for (const id of part.tokenIds) unshownIds.push(id)
         continue
       }

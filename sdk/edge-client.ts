@@ -26,7 +26,7 @@ import type { ChatCompletionRequest } from '../core/protocol/types.ts'
 import type { UsageReading } from '../core/protocol/usage.ts'
 import { parseRetryAfter } from '../core/retry-after.ts'
 import type { SamplingOptions } from '../core/sampling/index.ts'
-import type { FinishReason, GenerationPart, Usage } from '../core/stream-parts.ts'
+import type { FinishReason, GenerationPart, ToolCallProgress, Usage } from '../core/stream-parts.ts'
 import type { ConstraintOptions } from '../core/structured/constraint.ts'
 import { toolChoiceNotEnforced } from './edge-tool-choice.ts'
 import { parseServerSentEvents, ServerSentEventError } from './sse.ts'
@@ -635,6 +635,22 @@ export class EdgeClient {
             ...(promptTokens === undefined ? {} : { promptTokens }),
           })
         }
+        // OpenAI streams a call as deltas keyed by index: the first names it, the rest add arguments.
+        // Merged before the chunk's deltas are yielded, so each carries its call as far as written.
+        const touched: number[] = []
+        for (const delta of chunk.toolCallDeltas ?? []) {
+          const call = toolCalls[delta.index] ?? { id: '', name: '', arguments: '' }
+          toolCalls[delta.index] = call
+          if (delta.id !== undefined) call.id = delta.id
+          if (delta.name !== undefined) call.name += delta.name
+          if (delta.arguments !== undefined) call.arguments += delta.arguments
+          if (!touched.includes(delta.index)) touched.push(delta.index)
+        }
+        // The calls this chunk wrote to, once named (TextDeltaPart.toolCall), as the device streams them.
+        const progress = touched.flatMap((index): ToolCallProgress[] => {
+          const call = toolCalls[index]
+          return call === undefined || call.name === '' ? [] : [{ index, ...call }]
+        })
         if (chunk.text !== '' || thought !== '' || chunk.tokenIds.length > 0) {
           firstTokenAt ??= performance.now()
           text += chunk.text
@@ -659,23 +675,21 @@ export class EdgeClient {
             if (reasoningOnly) reasoningTokens += Math.max(1, ids.length)
             yield { type: 'reasoning-delta', text: thought, tokenIds: ids }
           }
-          if (!reasoningOnly)
+          if (!reasoningOnly) {
+            const first = progress.shift()
             yield {
               type: 'text-delta',
               text: chunk.text,
               tokenIds: chunk.tokenIds,
               ...(chunk.inToolCall ? { inToolCall: true as const } : {}),
+              ...(first === undefined ? {} : { toolCall: first }),
             }
+          }
         }
+        // Calls a chunk without tokens wrote to (another server's, or several at once: the calls
+        // our edge's finish sends what is left of), one delta each, with no text and no tokens.
+        for (const toolCall of progress) yield { type: 'text-delta', text: '', tokenIds: [], toolCall }
         if (chunk.finishReason !== undefined) finishReason = chunk.finishReason
-        // OpenAI streams a call as deltas keyed by index: the first names it, the rest add arguments.
-        for (const delta of chunk.toolCallDeltas ?? []) {
-          const call = toolCalls[delta.index] ?? { id: '', name: '', arguments: '' }
-          toolCalls[delta.index] = call
-          if (delta.id !== undefined) call.id = delta.id
-          if (delta.name !== undefined) call.name += delta.name
-          if (delta.arguments !== undefined) call.arguments += delta.arguments
-        }
         // Our extension on the final chunk: every token the edge generated and the next sampler step.
         if (chunk.ondevice !== undefined) {
           fromOndeviceEdge = true

@@ -287,6 +287,15 @@ function metadataOf(
   return { ondevice }
 }
 
+/** A tool call whose input streams: the id and name it started with (its tool-call's too), the input sent so far. */
+interface StreamedCall {
+  readonly id: string
+  readonly name: string
+  sent: string
+  /** Its tool-input-end was sent. */
+  ended: boolean
+}
+
 class OndeviceLanguageModel implements LanguageModelV3 {
   readonly specificationVersion = 'v3' as const
   readonly provider = 'ondevice'
@@ -418,6 +427,10 @@ class OndeviceLanguageModel implements LanguageModelV3 {
     let textStarted = false
     let reasoningStarted = false
     let started = false
+    // The calls whose input streamed, in order, and by their place in the answer (the progress's index).
+    const callsByIndex = new Map<number, StreamedCall>()
+    const calls: StreamedCall[] = []
+    let completeCalls = 0
     // The client's generator stays suspended at its last yield until it is returned: closing
     // this stream at `finish` without returning it would leave the request's device slot and
     // cleanup pending, and every later call (and dispose()) would wait for it forever.
@@ -433,6 +446,47 @@ class OndeviceLanguageModel implements LanguageModelV3 {
           started = true
           controller.enqueue({ type: 'stream-start', warnings })
           controller.enqueue({ type: 'response-metadata', modelId, timestamp: new Date() })
+        }
+        // A call's parts follow the answer's text and reasoning, which have ended then.
+        const endTextAndReasoning = (): void => {
+          if (reasoningStarted) {
+            reasoningStarted = false
+            controller.enqueue({ type: 'reasoning-end', id: reasoningId })
+          }
+          if (textStarted) {
+            textStarted = false
+            controller.enqueue({ type: 'text-end', id: textId })
+          }
+        }
+        const startCall = (id: string, name: string): StreamedCall => {
+          endTextAndReasoning()
+          // Another server's call may come without an id; the AI SDK needs one per call.
+          const call: StreamedCall = {
+            id: id === '' ? `call_${calls.length}` : id,
+            name,
+            sent: '',
+            ended: false,
+          }
+          calls.push(call)
+          controller.enqueue({ type: 'tool-input-start', id: call.id, toolName: name })
+          return call
+        }
+        /** What of `input` the call has not sent yet, as one delta; `input` extends what it sent. */
+        const sendRest = (call: { id: string; sent: string }, input: string): void => {
+          if (input.length <= call.sent.length || !input.startsWith(call.sent)) return
+          controller.enqueue({ type: 'tool-input-delta', id: call.id, delta: input.slice(call.sent.length) })
+          call.sent = input
+        }
+        /**
+         * The inputs still streaming at the answer's end were cut (the token limit): their input
+         * ends, as every started input does, with no tool-call (its arguments are not a call).
+         */
+        const endCutCalls = (): void => {
+          for (const call of calls) {
+            if (call.ended) continue
+            call.ended = true
+            controller.enqueue({ type: 'tool-input-end', id: call.id })
+          }
         }
         try {
           while (true) {
@@ -455,34 +509,52 @@ class OndeviceLanguageModel implements LanguageModelV3 {
               controller.enqueue({ type: 'reasoning-delta', id: reasoningId, delta: part.text })
               return
             } else if (part.type === 'text-delta') {
-              if (part.text === '') continue
-              // The reasoning comes before the answer's text: it has ended.
-              if (reasoningStarted) {
-                reasoningStarted = false
-                controller.enqueue({ type: 'reasoning-end', id: reasoningId })
+              const progress = part.toolCall
+              if (part.text === '' && progress === undefined) continue
+              if (part.text !== '') {
+                // The reasoning comes before the answer's text: it has ended.
+                if (reasoningStarted) {
+                  reasoningStarted = false
+                  controller.enqueue({ type: 'reasoning-end', id: reasoningId })
+                }
+                if (!textStarted) {
+                  textStarted = true
+                  controller.enqueue({ type: 'text-start', id: textId })
+                }
+                controller.enqueue({ type: 'text-delta', id: textId, delta: part.text })
               }
-              if (!textStarted) {
-                textStarted = true
-                controller.enqueue({ type: 'text-start', id: textId })
+              if (progress !== undefined) {
+                // A call streams as it is written, as OpenAI's do: started once its name is
+                // known, then what each token added to its arguments. The progress is the whole
+                // call so far (a handoff's edge restates what the device sent), so only what
+                // goes beyond the sent deltas is new.
+                let call = callsByIndex.get(progress.index)
+                if (call === undefined) {
+                  call = startCall(progress.id, progress.name)
+                  callsByIndex.set(progress.index, call)
+                }
+                if (!call.ended) sendRest(call, progress.arguments)
               }
-              controller.enqueue({ type: 'text-delta', id: textId, delta: part.text })
               return
             } else if (part.type === 'tool-call') {
+              // A complete call (the finish lists it): its input ends, then the call itself, with
+              // the id its input streamed under. Its arguments extend what streamed (a call's
+              // progress is a prefix of them), so the deltas add up to the input exactly.
               const { id, name, arguments: input } = part.toolCall
-              if (reasoningStarted) {
-                reasoningStarted = false
-                controller.enqueue({ type: 'reasoning-end', id: reasoningId })
-              }
-              if (textStarted) {
-                textStarted = false
-                controller.enqueue({ type: 'text-end', id: textId })
-              }
-              controller.enqueue({ type: 'tool-input-start', id, toolName: name })
-              controller.enqueue({ type: 'tool-input-delta', id, delta: input })
-              controller.enqueue({ type: 'tool-input-end', id })
-              controller.enqueue({ type: 'tool-call', toolCallId: id, toolName: name, input })
+              // The finish lists the complete calls in the answer's order, so the n-th is the
+              // n-th streamed unless one was cut before it (another server's); the id decides.
+              const atIndex = callsByIndex.get(completeCalls++)
+              const call =
+                calls.find((streamed) => streamed.id === id && !streamed.ended) ??
+                (atIndex?.ended === false && atIndex.name === name ? atIndex : undefined) ??
+                startCall(id, name)
+              sendRest(call, input)
+              call.ended = true
+              controller.enqueue({ type: 'tool-input-end', id: call.id })
+              controller.enqueue({ type: 'tool-call', toolCallId: call.id, toolName: call.name, input })
               return
             } else if (part.type === 'error') {
+              endCutCalls()
               controller.enqueue({ type: 'error', error: deserializeError(part.error) })
               controller.close()
               await release()
@@ -494,8 +566,8 @@ class OndeviceLanguageModel implements LanguageModelV3 {
                 await release()
                 return
               }
-              if (reasoningStarted) controller.enqueue({ type: 'reasoning-end', id: reasoningId })
-              if (textStarted) controller.enqueue({ type: 'text-end', id: textId })
+              endTextAndReasoning()
+              endCutCalls()
               controller.enqueue({
                 type: 'finish',
                 finishReason: finishReasonOf(part.finishReason),
