@@ -744,13 +744,22 @@ class SchemaCompiler {
     if (local === '#/') return '#'
     if (local === '#' || local.startsWith('#/')) return local
     if (/^#[A-Za-z_][A-Za-z0-9_.-]*$/.test(local)) {
-      this.#anchors ??= findAnchors(this.rootSchema)
-      return this.#anchors.get(local.slice(1))
+      this.#anchors ??= findAnchors(this.rootSchema, this.param)
+      const anchor = this.#anchors.get(local.slice(1))
+      // Two schemas with one name: whichever the search met first was taken (ajv refuses it,
+      // "resolves to more than one schema"; JSON Schema calls it an error).
+      if (anchor?.twice !== undefined) {
+        this.refuse(
+          anchor.twice,
+          `$anchor "${local.slice(1)}" names two schemas (also ${anchor.param}), so "${reference}" cannot tell which is meant: give each its own name.`,
+        )
+      }
+      return anchor?.pointer
     }
     return undefined
   }
 
-  #anchors: Map<string, string> | undefined
+  #anchors: Map<string, Anchor> | undefined
 
   #referenceTo(reference: string, path: string): SchemaNode {
     let node = this.#references.get(reference)
@@ -1603,20 +1612,33 @@ function disjoint(a: KeyedSummary, b: KeyedSummary, count: (lookups: number) => 
  * Every `$anchor` in a schema, as the JSON pointer ("#/$defs/address") of the schema holding it.
  * Iterative (schemas may nest deep); the first of two equal anchors wins.
  */
-function findAnchors(root: unknown): Map<string, string> {
-  const anchors = new Map<string, string>()
-  const pending: [unknown, string][] = [[root, '#']]
+interface Anchor {
+  /** Where the schema is, as a $ref's JSON pointer ("#/$defs/a"). */
+  readonly pointer: string
+  /** Its `$anchor` keyword's param (`schema.$defs.a.$anchor`). */
+  readonly param: string
+  /** Another `$anchor` with the same name, when there is one (its param). */
+  twice?: string
+}
+
+function findAnchors(root: unknown, param: string): Map<string, Anchor> {
+  const anchors = new Map<string, Anchor>()
+  const pending: [unknown, string, string][] = [[root, '#', param]]
   let visited = 0
   while (pending.length > 0 && visited++ < 100_000) {
-    const [schema, pointer] = pending.pop() as [unknown, string]
+    const [schema, pointer, path] = pending.pop() as [unknown, string, string]
     if (Array.isArray(schema)) {
-      for (const [index, item] of schema.entries()) pending.push([item, `${pointer}/${index}`])
+      for (const [index, item] of schema.entries())
+        pending.push([item, `${pointer}/${index}`, `${path}.${index}`])
       continue
     }
     if (!isPlainObject(schema)) continue
     const anchor = schema['$anchor']
-    if (typeof anchor === 'string' && !anchors.has(anchor))
-      anchors.set(anchor, pointer === '#' ? '#' : pointer)
+    if (typeof anchor === 'string') {
+      const known = anchors.get(anchor)
+      if (known === undefined) anchors.set(anchor, { pointer, param: `${path}.$anchor` })
+      else known.twice ??= `${path}.$anchor`
+    }
     for (const [key, value] of Object.entries(schema)) {
       // Values of these are data, not schemas.
       if (key === 'enum' || key === 'const' || key === 'default' || key === 'examples') continue
@@ -1625,6 +1647,7 @@ function findAnchors(root: unknown): Map<string, string> {
         pending.push([
           value,
           `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1').replace(/%/g, '%25')}`,
+          `${path}.${key}`,
         ])
     }
   }

@@ -448,6 +448,10 @@ class RegexParser {
     if (character === '*' || character === '+' || character === '?' || character === '{') {
       this.fail(`a quantifier "${character}" with nothing to repeat`)
     }
+    // Syntax errors under the u flag, as a lone "{" is (validators run patterns with it: ajv
+    // refuses the schema); read as literals, the grammar enforced what no such validator checks.
+    if (character === '}' || character === ']')
+      this.fail(`a lone "${character}" (escape it as \\${character})`)
     if (character === '\\') return { kind: 'set', ranges: this.parseEscape(false) }
     const text = this.take()
     const codePoint = text.codePointAt(0)!
@@ -499,6 +503,14 @@ class RegexParser {
         this.#position += match[0].length
         const value = Number.parseInt(braced === null ? match[0] : match[1]!, 16)
         if (value > maxCodePoint) this.fail('a \\u escape above U+10FFFF')
+        // Under the u flag a high and a low surrogate escaped one after the other are one code
+        // point (/^\uD83D\uDE00$/u matches "😀"); read apart, the pattern matched nothing.
+        const low = /^\\u(d[c-f][0-9a-f]{2})/i.exec(this.source.slice(this.#position))
+        if (braced === null && value >= 0xd800 && value <= 0xdbff && low !== null) {
+          this.#position += low[0].length
+          const combined = 0x10000 + ((value - 0xd800) << 10) + (Number.parseInt(low[1]!, 16) - 0xdc00)
+          return [[combined, combined]]
+        }
         return [[value, value]]
       }
       case 'b':

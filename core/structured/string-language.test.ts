@@ -6,7 +6,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
-import { Grammar, GrammarMatcher, vocabularyOf } from './index.ts'
+import { compileJsonSchema, Grammar, GrammarMatcher, vocabularyOf } from './index.ts'
 import { stringNode } from './json-schema.ts'
 import { compilePattern } from './regex.ts'
 import { type StringConstraint, stringLanguage } from './string-language.ts'
@@ -146,5 +146,32 @@ describe('string languages: pattern ∩ pattern ∩ length bounds', () => {
     expect(new Set(explore(grammar, 4, (text) => /^a|b$/u.test(text)))).toEqual(
       new Set(['aa', 'ab', 'aé', 'bb', 'éb']),
     )
+  })
+})
+
+describe('patterns read as RegExp reads them with the u flag (as validators run them)', () => {
+  it('a lone "}" or "]" is refused, as RegExp refuses it and "{" already was (they were literals: ajv cannot compile such a schema)', () => {
+    for (const source of ['^a}$', '^a]$', 'x{1}}']) {
+      expect(() => new RegExp(source, 'u'), source).toThrow(SyntaxError)
+      expect(() => compilePattern(source, 'schema.pattern'), source).toThrow(
+        /a lone "[}\]]" \(escape it as \\[}\]]\)/,
+      )
+    }
+    // Escaped, or inside a class, they are characters.
+    for (const source of ['^a\\}\\]$', '^[}\\]]$']) {
+      expect(() => new RegExp(source, 'u'), source).not.toThrow()
+      expect(() => compilePattern(source, 'schema.pattern'), source).not.toThrow()
+    }
+  })
+
+  it('a surrogate pair written as two \\u escapes is one code point (it was read as two lone surrogates: the pattern matched nothing and was refused)', () => {
+    for (const source of ['^\\uD83D\\uDE00$', '^[\\uD83D\\uDE00-\\uD83D\\uDE02]$']) {
+      const grammar = new Grammar(compileJsonSchema({ type: 'string', pattern: source }).root)
+      const matcher = new GrammarMatcher(grammar, vocabulary)
+      for (const byte of new TextEncoder().encode('"😀"'))
+        expect(matcher.accept(vocabulary.idOfByte(byte))).toBe(true)
+      expect(matcher.isComplete).toBe(true)
+      expect(new RegExp(source, 'u').test('😀')).toBe(true)
+    }
   })
 })

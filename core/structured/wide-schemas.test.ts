@@ -168,4 +168,28 @@ describe('$ref pointers at the edges of their syntax', () => {
     ))
       expect(JSON.parse(text)).toEqual({ x: null })
   })
+
+  it('a $anchor name given to two schemas is refused naming both (whichever the search met first was used; ajv refuses it too)', () => {
+    const error = refusal({
+      $defs: { a: { $anchor: 'x', type: 'integer' }, b: { $anchor: 'x', type: 'string' } },
+      $ref: '#x',
+    })
+    expect([error.param, error.message]).toEqual([
+      'schema.$defs.a.$anchor',
+      expect.stringContaining('$anchor "x" names two schemas (also schema.$defs.b.$anchor)'),
+    ])
+    // Unreferenced, a repeated name is left alone (ajv refuses it even so); a name used once
+    // resolves as before.
+    expectWalksValid(
+      {
+        $defs: {
+          a: { $anchor: 'x', type: 'integer' },
+          b: { $anchor: 'x', type: 'string' },
+          c: { $anchor: 'y', type: 'null' },
+        },
+        $ref: '#y',
+      },
+      (value) => value === null,
+    )
+  })
 })
