@@ -46,8 +46,21 @@ function engineFolder(file: string): string {
   }
   throw new BackendError(
     'backend_unavailable',
-    `ondevice's WebAssembly engine (${file}) is neither beside this module (${here}) nor in a node_modules/ondevice above it: a bundle of this server moved ondevice's code away from its files. Keep ondevice installed in node_modules beside the bundle, or copy node_modules/ondevice/dist/wasm/engine/*.wasm into ${here}.`,
+    `ondevice's WebAssembly engine (${file}) is neither beside this module (${here}) nor in a node_modules/ondevice above it: a bundle of this server moved ondevice's code away from its files. Keep ondevice installed in node_modules beside the bundle${file.endsWith('.wasm') ? `, or copy node_modules/ondevice/dist/wasm/engine/*.wasm into ${here}` : ' (or pass numThreads: 1)'}.`,
   )
+}
+
+/**
+ * The helpers' script, found as the engine's .wasm is (engineFolder): thread-worker.ts in the
+ * repository, thread-worker.js in the published package. A path, not `new URL(..., import.meta.url)`:
+ * esbuild --platform=node left that URL pointing at '<the bundle's folder>/thread-worker.js'
+ * ("Cannot find module"), and webpack's target 'node' rewrote `new Worker(new URL(...))` into a
+ * worker chunk of its own started through its `__webpack_require__.wc` constructor, which failed
+ * with "Cannot read properties of undefined (reading 'wc')". webpack leaves a path alone.
+ */
+function threadWorkerScript(): string {
+  const file = import.meta.url.endsWith('.ts') ? 'thread-worker.ts' : 'thread-worker.js'
+  return join(engineFolder(file), file)
 }
 
 /**
@@ -96,7 +109,7 @@ export async function nodeEngineThreads(
     module,
     // worker_threads start or fail the load; there is no giving up on them for one thread here.
     start: async (kernels) => {
-      await startNodeThreads(kernels, module, count)
+      await startNodeThreads(kernels, module, count, threadWorkerScript())
       return undefined
     },
   }

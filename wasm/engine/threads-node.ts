@@ -7,11 +7,15 @@ import { controlWords, ThreadPool } from './thread-pool.ts'
 /** Each helper's shadow stack (the split kernels use little or none of it). */
 const helperStackBytes = 64 * 1024
 
-/** Starts threads - 1 helpers for `kernels` (created over shared memory) and attaches the pool. */
+/**
+ * Starts threads - 1 helpers for `kernels` (created over shared memory) and attaches the pool.
+ * `script` is the path of thread-worker.js (node.ts finds it beside the engine's .wasm).
+ */
 export async function startNodeThreads(
   kernels: Kernels,
   module: WebAssembly.Module,
   threads: number,
+  script: string,
 ): Promise<void> {
   if (threads <= 1) return
   const control = kernels.alloc(controlWords * 4, 64)
@@ -19,7 +23,7 @@ export async function startNodeThreads(
   try {
     for (let index = 1; index < threads; index++) {
       const stackTop = kernels.alloc(helperStackBytes, 16) + helperStackBytes
-      const worker = new Worker(new URL('./thread-worker.ts', import.meta.url), {
+      const worker = new Worker(script, {
         workerData: { module, memory: kernels.memory, control, index, stackTop },
       })
       workers.push(worker)

@@ -2,11 +2,12 @@
 // `next build --webpack`: webpack's target 'node') or as a server is bundled for a deploy
 // (esbuild --platform=node): createClient() on the server with each backend Node has without
 // onnxruntime-node, the embedded default package from the app's folder, and without `model` (the
-// embedded default ondevice writes into its cache folder). Prints the answers as JSON.
+// embedded default ondevice writes into its cache folder), and 'wasm' with two threads (the
+// engine's helper threads start from a script of the installed package). Prints the answers as JSON.
 import { createClient } from 'ondevice'
 
-async function answer(backend, model = 'public/models/default') {
-  const ai = createClient({ ...(model ? { model } : {}), backend, policy: 'device-only' })
+async function answer(backend, model = 'public/models/default', numThreads = 1) {
+  const ai = createClient({ ...(model ? { model } : {}), backend, numThreads, policy: 'device-only' })
   try {
     const result = await ai.chat({
       messages: [{ role: 'user', content: 'Hi' }],
@@ -17,6 +18,7 @@ async function answer(backend, model = 'public/models/default') {
       route: result.route,
       backend: result.usage.backend,
       completionTokens: result.usage.completionTokens,
+      text: result.text,
     }
   } catch (error) {
     return { error: String(error) }
@@ -25,6 +27,8 @@ async function answer(backend, model = 'public/models/default') {
   }
 }
 
-Promise.all([answer('wasm'), answer('ort-wasm'), answer('wasm', null)]).then(([wasm, ortWasm, embedded]) => {
-  console.log(JSON.stringify({ wasm, 'ort-wasm': ortWasm, embedded }))
-})
+Promise.all([answer('wasm'), answer('ort-wasm'), answer('wasm', null), answer('wasm', undefined, 2)]).then(
+  ([wasm, ortWasm, embedded, wasmThreads]) => {
+    console.log(JSON.stringify({ wasm, 'ort-wasm': ortWasm, embedded, 'wasm numThreads 2': wasmThreads }))
+  },
+)
