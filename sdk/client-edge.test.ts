@@ -3,14 +3,13 @@
 // behind the DeviceHost interface. Same logits on both sides, so any lost, repeated or
 // re-drawn token during a handoff shows up as a different answer.
 
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRuntimeDeviceHost } from '../client-runtime/device-host/index.ts'
 import { BackendError, OndeviceError, StoreError } from '../core/errors.ts'
 import type { StreamPart } from '../core/stream-parts.ts'
+import { startOpenAICompatibleEdge } from '../test/sdk/openai-compatible-edge.ts'
 import { createTestDeviceHost } from '../test/sdk/test-device-host.ts'
 import { startTestEdge, type TestEdge, unusedUrl } from '../test/sdk/test-edge.ts'
 import { createClient } from './client.ts'
@@ -388,24 +387,12 @@ describe('abort and edge errors', () => {
     // yielded yet when the caller aborts at the first one: they were yielded all the same (up to
     // a network chunk's worth of text after the abort, seen against the real edge app).
     const words = ['Hello', ' there', ' and', ' then', ' more']
-    const server = createServer((request, response) => {
-      if (request.method === 'GET' && request.url === '/v1/models') {
-        response.writeHead(200, { 'content-type': 'application/json' })
-        response.end(JSON.stringify({ object: 'list', data: [{ id: 'test-model', object: 'model' }] }))
-        return
-      }
-      request.resume()
-      request.on('end', () => {
-        response.writeHead(200, { 'content-type': 'text/event-stream' })
-        const chunk = (delta: object, finish: string | null) =>
-          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'test-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-        response.end(
-          `${words.map((word, index) => chunk({ content: word, token_ids: [100 + index] }, null)).join('')}${chunk({}, 'stop')}data: [DONE]\n\n`,
-        )
-      })
-    })
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const edge = await startOpenAICompatibleEdge(
+      'test-model',
+      (chunk) =>
+        `${words.map((word, index) => chunk({ content: word, token_ids: [100 + index] }, null)).join('')}${chunk({}, 'stop')}`,
+    )
+    const url = edge.url
     const routes = {
       edge: createClient({ policy: 'edge-only', edge: { url } }),
       'device+edge': createClient(
@@ -439,8 +426,7 @@ describe('abort and edge errors', () => {
         expect(finish.tokenIds.at(-1), route).toBe(100)
       }
     } finally {
-      server.closeAllConnections()
-      await new Promise<void>((done) => server.close(() => done()))
+      await edge.close()
     }
   })
 
@@ -493,27 +479,12 @@ describe('abort and edge errors', () => {
     // Servers that ignore stream_options.include_usage stream the answer without any counts: the
     // finish said promptTokens 0 as if that were the prompt's size, where today's
     // promptTokensCounted: false says the prompt was never counted.
-    const server = createServer((request, response) => {
-      if (request.method === 'GET' && request.url === '/v1/models') {
-        response.writeHead(200, { 'content-type': 'application/json' })
-        response.end(JSON.stringify({ object: 'list', data: [{ id: 'other-model', object: 'model' }] }))
-        return
-      }
-      request.resume()
-      request.on('end', () => {
-        response.writeHead(200, { 'content-type': 'text/event-stream' })
-        const chunk = (delta: object, finish: string | null) =>
-          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'other-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-        response.end(
-          `${chunk({ role: 'assistant', content: 'Hello' }, null)}${chunk({ content: ' there' }, null)}${chunk({}, 'stop')}data: [DONE]\n\n`,
-        )
-      })
-    })
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-    const client = createClient({
-      policy: 'edge-only',
-      edge: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` },
-    })
+    const edge = await startOpenAICompatibleEdge(
+      'other-model',
+      (chunk) =>
+        `${chunk({ role: 'assistant', content: 'Hello' }, null)}${chunk({ content: ' there' }, null)}${chunk({}, 'stop')}`,
+    )
+    const client = createClient({ policy: 'edge-only', edge: { url: edge.url } })
     try {
       const parts = await collect(client.stream({ messages, maxTokens: 8 }))
       const finish = parts.at(-1)
@@ -522,7 +493,7 @@ describe('abort and edge errors', () => {
       expect(finish.usage).toMatchObject({ route: 'edge', promptTokens: 0, promptTokensCounted: false })
     } finally {
       await client.dispose()
-      await new Promise<void>((done) => server.close(() => done()))
+      await edge.close()
     }
   })
 

@@ -1,11 +1,10 @@
 // The provider driven by the real `ai` package (generateText, streamText), on the device path
 // (core's test session behind the DeviceHost interface, real Qwen3 tokenizer).
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { generateObject, generateText, jsonSchema, stepCountIs, streamObject, streamText, tool } from 'ai'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { InvalidArgumentError } from '../../core/errors.ts'
+import { startOpenAICompatibleEdge } from '../../test/sdk/openai-compatible-edge.ts'
 import { createTestDeviceHost } from '../../test/sdk/test-device-host.ts'
 import { startTestEdge } from '../../test/sdk/test-edge.ts'
 import { createClient } from '../client.ts'
@@ -336,29 +335,12 @@ describe('usage the prompt was not counted in', () => {
   // no counts: the SDK says promptTokensCounted: false (promptTokens 0 is not the prompt's size),
   // and the provider passed the 0 on as inputTokens, where the AI SDK's usage has undefined for
   // a count not known (and totals only what is).
-  async function uncountedEdge(): Promise<{ url: string; close: () => Promise<void> }> {
-    const server = createServer((request, response) => {
-      if (request.method === 'GET' && request.url === '/v1/models') {
-        response.writeHead(200, { 'content-type': 'application/json' })
-        response.end(JSON.stringify({ object: 'list', data: [{ id: 'other-model', object: 'model' }] }))
-        return
-      }
-      request.resume()
-      request.on('end', () => {
-        response.writeHead(200, { 'content-type': 'text/event-stream' })
-        const chunk = (delta: object, finish: string | null) =>
-          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'other-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-        response.end(
-          `${chunk({ role: 'assistant', content: 'Hello' }, null)}${chunk({ content: ' there' }, null)}${chunk({}, 'stop')}data: [DONE]\n\n`,
-        )
-      })
-    })
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () => new Promise<void>((done) => server.close(() => done())),
-    }
-  }
+  const uncountedEdge = () =>
+    startOpenAICompatibleEdge(
+      'other-model',
+      (chunk) =>
+        `${chunk({ role: 'assistant', content: 'Hello' }, null)}${chunk({ content: ' there' }, null)}${chunk({}, 'stop')}`,
+    )
 
   it('generateText and streamText report inputTokens as unknown (undefined), not 0; the output as counted', async () => {
     const edge = await uncountedEdge()

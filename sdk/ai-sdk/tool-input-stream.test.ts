@@ -4,12 +4,11 @@
 // device (core's test session, real Qwen3 tokenizer), on the real edge app over HTTP, and across
 // a handoff in the middle of a call's arguments. The provider used to send the whole input as one
 // delta at the very end.
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { LanguageModelV3, LanguageModelV3StreamPart } from '@ai-sdk/provider'
 import { generateText, jsonSchema, streamText, tool, wrapLanguageModel } from 'ai'
 import { describe, expect, it } from 'vitest'
 import type { StreamPart } from '../../core/stream-parts.ts'
+import { startOpenAICompatibleEdge } from '../../test/sdk/openai-compatible-edge.ts'
 import { createTestDeviceHost } from '../../test/sdk/test-device-host.ts'
 import { startTestEdge } from '../../test/sdk/test-edge.ts'
 import { qwen3Tokenizer } from '../../test/support/qwen3-tokenizer.ts'
@@ -373,34 +372,19 @@ describe('a tool call streams its input as the model writes it', () => {
   it('another OpenAI-compatible edge (no token ids): its tool_calls fragments stream as they come', async () => {
     // OpenAI's shape: the first delta has the id and name, the rest argument fragments.
     const fragments = ['{"city"', ':"Os', 'lo","days"', ':4}']
-    const server = createServer((request, response) => {
-      if (request.method === 'GET' && request.url === '/v1/models') {
-        response.writeHead(200, { 'content-type': 'application/json' })
-        response.end(JSON.stringify({ object: 'list', data: [{ id: 'other-model', object: 'model' }] }))
-        return
-      }
-      request.resume()
-      request.on('end', () => {
-        response.writeHead(200, { 'content-type': 'text/event-stream' })
-        const chunk = (delta: object, finish: string | null) =>
-          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'other-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-        const toolCall = (fields: object) => ({ tool_calls: [{ index: 0, ...fields }] })
-        response.end(
-          chunk({ role: 'assistant', content: null }, null) +
-            chunk(
-              toolCall({ id: 'call_abc', type: 'function', function: { name: 'weather', arguments: '' } }),
-              null,
-            ) +
-            fragments.map((part) => chunk(toolCall({ function: { arguments: part } }), null)).join('') +
-            `${chunk({}, 'tool_calls')}data: [DONE]\n\n`,
-        )
-      })
-    })
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-    const ondevice = createOndevice({
-      policy: 'edge-only',
-      edge: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` },
-    })
+    const toolCall = (fields: object) => ({ tool_calls: [{ index: 0, ...fields }] })
+    const edge = await startOpenAICompatibleEdge(
+      'other-model',
+      (chunk) =>
+        chunk({ role: 'assistant', content: null }, null) +
+        chunk(
+          toolCall({ id: 'call_abc', type: 'function', function: { name: 'weather', arguments: '' } }),
+          null,
+        ) +
+        fragments.map((part) => chunk(toolCall({ function: { arguments: part } }), null)).join('') +
+        chunk({}, 'tool_calls'),
+    )
+    const ondevice = createOndevice({ policy: 'edge-only', edge: { url: edge.url } })
     try {
       const { model, parts } = recorded(ondevice())
       const result = streamText({ model, prompt: 'Weather in Oslo?', tools, toolChoice: 'required' })
@@ -412,7 +396,7 @@ describe('a tool call streams its input as the model writes it', () => {
       expect((await result.toolCalls).map((toolCall) => toolCall.input)).toEqual([{ city: 'Oslo', days: 4 }])
     } finally {
       await ondevice.client.dispose()
-      await new Promise<void>((done) => server.close(() => done()))
+      await edge.close()
     }
   })
 })
