@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import ort from 'onnxruntime-web'
 import { BackendError, InvalidArgumentError } from '../core/errors.ts'
+import { nodeModulesAbove } from './node-modules.ts'
 import type { ConfiguredOrt } from './types.ts'
 
 export interface NodeWasmOptions {
@@ -51,8 +52,7 @@ export function loadOrtWebForNode(options: NodeWasmOptions = {}): Promise<Config
  */
 function ortWasmFiles(): { readonly wasm: string; readonly mjs: string } {
   const here = dirname(fileURLToPath(import.meta.url))
-  for (let folder = here; ; folder = dirname(folder)) {
-    const packageFolder = join(folder, 'node_modules', 'onnxruntime-web')
+  for (const packageFolder of nodeModulesAbove(here, 'onnxruntime-web')) {
     const manifestPath = join(packageFolder, 'package.json')
     if (existsSync(manifestPath)) {
       const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports?: Record<string, unknown> }
@@ -66,7 +66,6 @@ function ortWasmFiles(): { readonly wasm: string; readonly mjs: string } {
       }
       if (existsSync(files.wasm) && existsSync(files.mjs)) return files
     }
-    if (dirname(folder) === folder) break
   }
   throw new BackendError(
     'backend_unavailable',

@@ -7,6 +7,7 @@ import { type FileHandle, open, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BackendError, InvalidArgumentError, ModelError } from '../../core/errors.ts'
+import { nodeModulesAbove } from '../node-modules.ts'
 import { compileEngine } from './kernels.ts'
 import type { WeightFileReader } from './onnx-weights.ts'
 import type { EngineThreads } from './session.ts'
@@ -39,11 +40,8 @@ function compileFile(file: string): Promise<WebAssembly.Module> {
 function engineFolder(file: string): string {
   const here = dirname(fileURLToPath(import.meta.url))
   if (existsSync(join(here, file))) return here
-  for (let folder = here; ; folder = dirname(folder)) {
-    const installed = join(folder, 'node_modules', 'ondevice', 'dist', 'wasm', 'engine')
+  for (const installed of nodeModulesAbove(here, 'ondevice/dist/wasm/engine'))
     if (existsSync(join(installed, file))) return installed
-    if (dirname(folder) === folder) break
-  }
   throw new BackendError(
     'backend_unavailable',
     `ondevice's WebAssembly engine (${file}) is neither beside this module (${here}) nor in a node_modules/ondevice above it: a bundle of this server moved ondevice's code away from its files. Keep ondevice installed in node_modules beside the bundle${file.endsWith('.wasm') ? `, or copy node_modules/ondevice/dist/wasm/engine/*.wasm into ${here}` : ' (or pass numThreads: 1)'}.`,
